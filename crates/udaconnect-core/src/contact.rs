@@ -1,0 +1,280 @@
+//! The connection query: which locations of other people lie near the asked person's.
+//!
+//! The contract's semantics, with window `W` and distance `d`: every location `L'` of another
+//! person with time in `W` such that some location `L` of the asked person, also in `W`, lies
+//! within `d` metres of `L'` (and, with `max_time_gap`, within that many seconds). Each `L'` once,
+//! ordered by `(creation_time, id)`.
+//!
+//! [`connections`] answers it with a 3-D grid over the asked person's points;
+//! [`connections_oracle`] answers it by comparing every pair, and exists so property tests can
+//! hold the fast path to the definition.
+
+use std::collections::HashMap;
+
+use crate::geo::{chord_for_arc_m, to_cartesian, within, DISTANCE_SLACK_M};
+use crate::time::{Micros, Window};
+
+/// A location reduced to what the contact engine reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub id: i64,
+    pub person_id: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub t: Micros,
+}
+
+/// One connection query, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectionQuery {
+    pub person_id: i64,
+    pub window: Window,
+    pub distance_m: f64,
+    /// `None`: no time condition, the original semantics.
+    pub max_time_gap_us: Option<i64>,
+}
+
+impl ConnectionQuery {
+    fn near_in_time(&self, a: Micros, b: Micros) -> bool {
+        self.max_time_gap_us
+            .is_none_or(|gap| a.abs_diff(b) <= gap.unsigned_abs())
+    }
+}
+
+/// Orders answer rows as the contract fixes: by time, then id.
+pub fn sort_answer(points: &mut [Point]) {
+    points.sort_unstable_by_key(|p| (p.t, p.id));
+}
+
+/// The definition, pair by pair: `O(own x others)`. For tests and benchmarks only.
+pub fn connections_oracle(all: &[Point], q: &ConnectionQuery) -> Vec<Point> {
+    let own: Vec<&Point> = all
+        .iter()
+        .filter(|p| p.person_id == q.person_id && q.window.contains(p.t))
+        .collect();
+    let mut out: Vec<Point> = all
+        .iter()
+        .filter(|o| o.person_id != q.person_id && q.window.contains(o.t))
+        .filter(|o| {
+            own.iter().any(|l| {
+                q.near_in_time(l.t, o.t) && within(l.lat, l.lon, o.lat, o.lon, q.distance_m)
+            })
+        })
+        .copied()
+        .collect();
+    sort_answer(&mut out);
+    out.dedup_by_key(|p| p.id);
+    out
+}
+
+/// A uniform grid over points in Earth-centred coordinates, cell edge at least the largest
+/// chord a query asks about, so every neighbour of a point is in one of the 27 cells around it.
+pub struct Grid<'a> {
+    cell_m: f64,
+    cells: HashMap<[i64; 3], Vec<&'a Point>>,
+}
+
+/// The cell edge for a distance: the chord of the distance plus slack, plus a centimetre so
+/// that rounding in the Cartesian conversion can never move a true neighbour two cells away.
+pub fn cell_edge_m(distance_m: f64) -> f64 {
+    chord_for_arc_m(distance_m + DISTANCE_SLACK_M) + 0.01
+}
+
+pub fn cell_of(xyz: [f64; 3], cell_m: f64) -> [i64; 3] {
+    xyz.map(|c| (c / cell_m).floor() as i64)
+}
+
+impl<'a> Grid<'a> {
+    /// Buckets `points`; each cell's points are kept in time order so a time condition can
+    /// skip to the right slice.
+    pub fn build(points: impl IntoIterator<Item = &'a Point>, distance_m: f64) -> Self {
+        let cell_m = cell_edge_m(distance_m);
+        let mut cells: HashMap<[i64; 3], Vec<&'a Point>> = HashMap::new();
+        for p in points {
+            cells
+                .entry(cell_of(to_cartesian(p.lat, p.lon), cell_m))
+                .or_default()
+                .push(p);
+        }
+        for v in cells.values_mut() {
+            v.sort_unstable_by_key(|p| p.t);
+        }
+        Grid { cell_m, cells }
+    }
+
+    /// Whether some point of the grid lies within `distance_m` of `probe` and, when `max_gap`
+    /// is set, within that many microseconds of it.
+    pub fn any_near(&self, probe: &Point, distance_m: f64, max_gap: Option<i64>) -> bool {
+        let [cx, cy, cz] = cell_of(to_cartesian(probe.lat, probe.lon), self.cell_m);
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                for dz in -1..=1 {
+                    let Some(bucket) = self.cells.get(&[cx + dx, cy + dy, cz + dz]) else {
+                        continue;
+                    };
+                    let slice: &[&Point] = match max_gap {
+                        None => bucket,
+                        Some(gap) => {
+                            let from =
+                                bucket.partition_point(|p| p.t < probe.t.saturating_sub(gap));
+                            let to = bucket.partition_point(|p| p.t <= probe.t.saturating_add(gap));
+                            &bucket[from..to.max(from)]
+                        }
+                    };
+                    if slice
+                        .iter()
+                        .any(|p| within(p.lat, p.lon, probe.lat, probe.lon, distance_m))
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Answers a connection query from the asked person's points (`own`) and candidate points of
+/// everyone (`candidates`; the asked person's and those outside the window are skipped, so a
+/// caller may pass a superset).
+pub fn connections<'a>(
+    own: impl IntoIterator<Item = &'a Point>,
+    candidates: impl IntoIterator<Item = &'a Point>,
+    q: &ConnectionQuery,
+) -> Vec<Point> {
+    let own: Vec<&Point> = own
+        .into_iter()
+        .filter(|p| p.person_id == q.person_id && q.window.contains(p.t))
+        .collect();
+    if own.is_empty() {
+        return Vec::new();
+    }
+    let grid = Grid::build(own, q.distance_m);
+    let mut out: Vec<Point> = candidates
+        .into_iter()
+        .filter(|o| o.person_id != q.person_id && q.window.contains(o.t))
+        .filter(|o| grid.any_near(o, q.distance_m, q.max_time_gap_us))
+        .copied()
+        .collect();
+    sort_answer(&mut out);
+    out.dedup_by_key(|p| p.id);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::EARTH_RADIUS_M;
+    use proptest::prelude::*;
+
+    const S: i64 = 1_000_000;
+
+    fn metres_to_deg(m: f64) -> f64 {
+        (m / EARTH_RADIUS_M).to_degrees()
+    }
+
+    fn q(person_id: i64, distance_m: f64, gap_s: Option<i64>) -> ConnectionQuery {
+        ConnectionQuery {
+            person_id,
+            window: Window {
+                start: 0,
+                end: 1000 * S,
+            },
+            distance_m,
+            max_time_gap_us: gap_s.map(|g| g * S),
+        }
+    }
+
+    fn pt(id: i64, person_id: i64, lat: f64, lon: f64, t_s: i64) -> Point {
+        Point {
+            id,
+            person_id,
+            lat,
+            lon,
+            t: t_s * S,
+        }
+    }
+
+    #[test]
+    fn threshold_window_edges_and_gap() {
+        let d = metres_to_deg(5.0);
+        let pts = [
+            pt(1, 1, 10.0, 10.0, 100),
+            pt(2, 2, 10.0 + d, 10.0, 100),        // exactly 5 m: counts
+            pt(3, 2, 10.0 + d * 1.01, 10.0, 100), // just beyond
+            pt(4, 3, 10.0, 10.0, 0),              // at window start: in
+            pt(5, 3, 10.0, 10.0, 1000),           // at window end: out (half-open)
+            pt(6, 4, 10.0, 10.0, 161),            // 61 s later
+            pt(7, 4, 10.0, 10.0, 160),            // 60 s later: within gap
+        ];
+        let ids = |v: Vec<Point>| v.iter().map(|p| p.id).collect::<Vec<_>>();
+        assert_eq!(ids(connections(&pts, &pts, &q(1, 5.0, None))), [4, 2, 7, 6]);
+        assert_eq!(ids(connections(&pts, &pts, &q(1, 5.0, Some(60)))), [2, 7]);
+        assert_eq!(ids(connections_oracle(&pts, &q(1, 5.0, Some(60)))), [2, 7]);
+    }
+
+    #[test]
+    fn antimeridian_and_pole() {
+        let d = metres_to_deg(3.0);
+        let pts = [
+            pt(1, 1, 0.0, 180.0 - d / 2.0, 1),
+            pt(2, 2, 0.0, -180.0 + d / 2.0, 1),
+            pt(3, 1, 90.0, 0.0, 1),
+            pt(4, 2, 90.0 - d, 123.0, 1),
+            pt(5, 2, 90.0 - d, -57.0, 1),
+        ];
+        let got: Vec<i64> = connections(&pts, &pts, &q(1, 5.0, None))
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(got, [2, 4, 5]);
+    }
+
+    /// Points clustered around a few centres, some at the antimeridian and the poles, with
+    /// times on a coarse grid so equal times and exact gaps occur.
+    fn arb_points() -> impl Strategy<Value = Vec<Point>> {
+        let centres = prop_oneof![
+            Just((37.55, -122.29)),
+            Just((0.0, 179.99999)),
+            Just((0.0, -179.99999)),
+            Just((89.99999, 0.0)),
+            Just((-89.99999, 45.0)),
+            Just((35.05, -106.57)),
+        ];
+        let point = (centres, -30.0..30.0f64, -30.0..30.0f64, 1..6i64, 0..40i64);
+        prop::collection::vec(point, 0..120).prop_map(|raw| {
+            raw.into_iter()
+                .enumerate()
+                .map(|(i, ((clat, clon), dn, de, person, t10))| {
+                    let lat = (clat + metres_to_deg(dn)).clamp(-90.0, 90.0);
+                    let mut lon = clon + metres_to_deg(de) / clat.to_radians().cos().max(1e-3);
+                    if lon > 180.0 {
+                        lon -= 360.0;
+                    } else if lon < -180.0 {
+                        lon += 360.0;
+                    }
+                    pt(i as i64 + 1, person, lat, lon, t10 * 30)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn grid_equals_oracle(
+            pts in arb_points(),
+            person in 1..6i64,
+            distance in prop_oneof![Just(5.0), 0.5..50.0f64],
+            gap in prop_oneof![Just(None), (0..300i64).prop_map(Some)],
+            start in 0..600i64,
+            len in 0..1200i64,
+        ) {
+            let mut query = q(person, distance, gap);
+            query.window = Window { start: start * S, end: (start + len) * S };
+            let fast = connections(&pts, &pts, &query);
+            let slow = connections_oracle(&pts, &query);
+            prop_assert_eq!(fast, slow);
+        }
+    }
+}

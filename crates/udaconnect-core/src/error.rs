@@ -1,0 +1,94 @@
+//! The domain error: every failure a port or a use case can report, each mapped to one
+//! [`ErrorCode`] that transports turn into an HTTP status or a gRPC code.
+
+use serde::Serialize;
+
+/// One invalid field of a request: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldViolation {
+    /// The field's name as the client sent it (`latitude`, `end_date`, `[3].person_id`).
+    pub field: String,
+    /// What is wrong, lowercase, without trailing punctuation.
+    pub message: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Stable classification of an [`Error`], independent of any transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request is syntactically unreadable (malformed JSON, wrong types, bad query string).
+    BadRequest,
+    /// The request is readable but a value breaks a rule (range, unknown reference).
+    InvalidInput,
+    NotFound,
+    /// A dependency (log, store) cannot take the request now; retrying later is safe.
+    Unavailable,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("malformed request: {}", describe(.0))]
+    BadRequest(Vec<FieldViolation>),
+    #[error("invalid input: {}", describe(.0))]
+    Invalid(Vec<FieldViolation>),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0} unavailable")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::Invalid(_) => ErrorCode::InvalidInput,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
+            Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The field violations behind a `BadRequest` or `Invalid` error, empty otherwise.
+    pub fn violations(&self) -> &[FieldViolation] {
+        match self {
+            Error::BadRequest(v) | Error::Invalid(v) => v,
+            _ => &[],
+        }
+    }
+
+    pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::BadRequest(vec![FieldViolation::new(field, message)])
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid(vec![FieldViolation::new(field, message)])
+    }
+
+    pub fn not_found(what: &'static str, id: impl ToString) -> Self {
+        Error::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

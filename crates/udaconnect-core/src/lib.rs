@@ -1,0 +1,26 @@
+//! The UdaConnect domain: what a person, a location ping and a connection are, how input is
+//! validated, how distance is measured, and how contacts are found. Nothing here does I/O: the
+//! storage, log and transport adapters depend on this crate, never the reverse.
+//!
+//! # Layout
+//! - [`model`]: persons, locations and the ids that name them.
+//! - [`time`]: timestamps on the wire (RFC 3339 in, UTC `Z` out) and query windows.
+//! - [`validate`]: turning untrusted JSON and query strings into validated domain values, with
+//!   every violation named by its field.
+//! - [`geo`]: great-circle distance on the contract's sphere.
+//! - [`contact`]: the connection query (who was near whom) and its brute-force oracle.
+//! - [`record`]: the format of location records on the log, including the original producers'
+//!   keyless JSON.
+//! - [`ports`]: the traits that storage and log adapters implement.
+//! - [`error`]: the one error type, each variant mapped to a stable code.
+
+pub mod contact;
+pub mod error;
+pub mod geo;
+pub mod model;
+pub mod ports;
+pub mod record;
+pub mod time;
+pub mod validate;
+
+pub use error::{Error, ErrorCode, FieldViolation, Result};

@@ -1,0 +1,91 @@
+//! Persons and locations as the API and the stores see them.
+//!
+//! Ids are `i64` on the inside and JSON integers below 2^53 on the outside, so a browser reads
+//! them exactly: [`MAX_ID`] bounds every id the product hands out or accepts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::time::format_utc;
+
+/// The largest id a JavaScript number holds exactly (2^53 - 1).
+pub const MAX_ID: i64 = (1 << 53) - 1;
+
+pub type PersonId = i64;
+pub type LocationId = i64;
+
+/// An attendee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Person {
+    #[schema(example = 5)]
+    pub id: PersonId,
+    #[schema(example = "Taco")]
+    pub first_name: String,
+    #[schema(example = "Fargo")]
+    pub last_name: String,
+    #[schema(example = "Alpha Omega Upholstery")]
+    pub company_name: String,
+}
+
+/// A person before the store has given it an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPerson {
+    pub first_name: String,
+    pub last_name: String,
+    pub company_name: String,
+}
+
+/// One location ping of one person, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Location {
+    #[schema(example = 29)]
+    pub id: LocationId,
+    #[schema(example = 1)]
+    pub person_id: PersonId,
+    #[schema(example = 37.553441)]
+    pub latitude: f64,
+    #[schema(example = -122.290524)]
+    pub longitude: f64,
+    /// Always UTC, RFC 3339 with `Z`; fractional seconds only when present.
+    #[serde(with = "utc_rfc3339")]
+    #[schema(value_type = String, format = DateTime, example = "2020-08-18T10:37:06Z")]
+    pub creation_time: DateTime<Utc>,
+}
+
+/// A validated ping before the ingest node has given it an id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLocation {
+    pub person_id: PersonId,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// `None`: the time of ingest.
+    pub creation_time: Option<DateTime<Utc>>,
+}
+
+/// One answer row of the connection query: another person and one of their locations.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Connection {
+    pub person: Person,
+    pub location: Location,
+}
+
+mod utc_rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_utc(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let raw = String::deserialize(d)?;
+        crate::time::parse_timestamp(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Location {
+    /// The wire form of [`Location::creation_time`].
+    pub fn creation_time_string(&self) -> String {
+        format_utc(self.creation_time)
+    }
+}

@@ -1,0 +1,113 @@
+//! The ports: what the roles need from storage and the log, as traits over domain types.
+//!
+//! Each trait has an embedded adapter (one process, files in the data dir) and a distributed one
+//! (PostgreSQL, Kafka); roles hold `Arc<dyn Trait>` and never know which. Every method that can
+//! block on I/O is async.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
+use crate::record::{LogRecord, Position};
+use crate::time::Window;
+use crate::Result;
+
+/// Persons, owned by person-api.
+#[async_trait]
+pub trait PersonStore: Send + Sync + 'static {
+    /// Stores a new person under a fresh id, above every id ever stored or imported.
+    async fn create(&self, person: NewPerson) -> Result<Person>;
+    /// Stores persons under the ids they bring (imports, seed data); existing ids are updated.
+    async fn import(&self, persons: Vec<Person>) -> Result<()>;
+    async fn get(&self, id: PersonId) -> Result<Option<Person>>;
+    /// The persons among `ids` that exist, in id order.
+    async fn get_many(&self, ids: &[PersonId]) -> Result<Vec<Person>>;
+    /// Up to `limit` persons with ids above `after`, in id order.
+    async fn list(&self, after: Option<PersonId>, limit: usize) -> Result<Vec<Person>>;
+    /// Succeeds when the store answers queries.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Stored locations, written by location-consumer and read by location-api and connection-api.
+#[async_trait]
+pub trait LocationStore: Send + Sync + 'static {
+    /// Stores locations keyed by id; an id already stored is left as it is, so a redelivered
+    /// or replayed record has no second effect. Durable when this returns.
+    async fn upsert(&self, locations: &[Location]) -> Result<()>;
+    async fn get(&self, id: LocationId) -> Result<Option<Location>>;
+    /// Locations with time in `window`, of one person or of everyone, in (time, id) order.
+    async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>>;
+    /// Removes every location (before a replay rebuilds them).
+    async fn clear(&self) -> Result<()>;
+    async fn count(&self) -> Result<u64>;
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Hands out blocks of ids so ingest nodes assign unique ids without a round trip per ping
+/// (hi/lo). State lives outside the stores a replay rebuilds, so a rebuild never reissues ids.
+#[async_trait]
+pub trait IdLeaser: Send + Sync + 'static {
+    /// Leases `size` consecutive ids and returns the first. Never returns the same id twice,
+    /// across restarts too.
+    async fn lease(&self, size: u64) -> Result<i64>;
+    /// Makes sure no future lease includes ids up to `id` (after an import with explicit ids).
+    async fn reserve_through(&self, id: i64) -> Result<()>;
+}
+
+/// Where a new consumer group starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The oldest record kept.
+    Earliest,
+    /// Records appended from now on.
+    Latest,
+}
+
+/// A record read from a log, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumed {
+    pub position: Position,
+    pub record: LogRecord,
+}
+
+/// An append-only, durable log of topics.
+#[async_trait]
+pub trait Log: Send + Sync + 'static {
+    /// Appends records to `topic`. Returns only once every record is durable (fsynced, or
+    /// acknowledged by all in-sync replicas); an error means none may be assumed durable.
+    async fn append(&self, topic: &str, records: Vec<LogRecord>) -> Result<()>;
+    /// Joins consumer group `group` on `topic`, resuming at its committed position, or at
+    /// `start` if the group has none.
+    async fn consumer(
+        &self,
+        topic: &str,
+        group: &str,
+        start: StartFrom,
+    ) -> Result<Box<dyn LogConsumer>>;
+    /// Succeeds when appends can be made.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// One member of a consumer group.
+#[async_trait]
+pub trait LogConsumer: Send {
+    /// Up to `max` records after those already returned, waiting at most `wait` for the first.
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Consumed>>;
+    /// Commits every record returned so far: after a restart the group resumes after them.
+    /// Call only once their effects are durable.
+    async fn commit(&mut self) -> Result<()>;
+    /// Records appended but not yet returned by [`LogConsumer::poll`], when known.
+    fn lag(&self) -> Option<u64>;
+}
+
+pub type DynPersonStore = Arc<dyn PersonStore>;
+pub type DynLocationStore = Arc<dyn LocationStore>;
+pub type DynIdLeaser = Arc<dyn IdLeaser>;
+pub type DynLog = Arc<dyn Log>;
+
+/// Lets a role wait for a dependency without knowing its kind.
+pub fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_millis((50u64 << attempt.min(6)).min(3_000))
+}

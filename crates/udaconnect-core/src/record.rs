@@ -1,0 +1,181 @@
+//! Location records on the log, in the formats the `location` topic carries.
+//!
+//! UdaConnect writes JSON `{"id","person_id","latitude","longitude","creation_time"}` with the
+//! person id as key (one person's pings stay ordered) and the correlation id in a header. The
+//! original producers wrote `{"person_id","latitude","longitude"}` with no key and no time: such
+//! a record takes the record's timestamp as its time and an id derived from its position on the
+//! log, so replaying the log yields the same id every time.
+
+use chrono::Utc;
+
+use crate::model::{Location, NewLocation, MAX_ID};
+use crate::time::from_micros;
+use crate::validate;
+
+/// Header carrying the correlation id of the request that produced a record.
+pub const CORRELATION_HEADER: &str = "correlation_id";
+/// Header carrying why a record was sent to the dead-letter topic.
+pub const DLQ_REASON_HEADER: &str = "dlq_reason";
+/// The topic of location pings, as the original named it.
+pub const LOCATION_TOPIC: &str = "location";
+/// Where records that cannot be stored go, with their original bytes.
+pub const LOCATION_DLQ_TOPIC: &str = "location.dlq";
+
+/// Ids from this value up are derived from log positions; ids leased to ingest nodes stay below.
+pub const DERIVED_ID_BASE: i64 = 1 << 52;
+const OFFSET_BITS: u32 = 40;
+const PARTITION_BITS: u32 = 12;
+
+/// One record on a log: what every log adapter stores and returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Milliseconds since the Unix epoch; the producer's clock.
+    pub timestamp_ms: i64,
+}
+
+impl LogRecord {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+/// Where a record sits on its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The id of a keyless original record at `pos`: unique per position, below 2^53.
+pub fn derived_id(pos: Position) -> i64 {
+    let partition = (pos.partition as i64) & ((1 << PARTITION_BITS) - 1);
+    let offset = pos.offset & ((1 << OFFSET_BITS) - 1);
+    DERIVED_ID_BASE | (partition << OFFSET_BITS) | offset
+}
+
+/// The record UdaConnect writes for an accepted location.
+pub fn encode(location: &Location, correlation_id: Option<&str>) -> LogRecord {
+    let value = serde_json::to_vec(location).unwrap_or_default();
+    LogRecord {
+        key: Some(location.person_id.to_string().into_bytes()),
+        value,
+        headers: correlation_id
+            .map(|c| vec![(CORRELATION_HEADER.to_string(), c.as_bytes().to_vec())])
+            .unwrap_or_default(),
+        timestamp_ms: Utc::now().timestamp_millis(),
+    }
+}
+
+/// Reads a location record of either format. `Err` carries the reason the record goes to the
+/// dead-letter topic. Whether the person exists is checked by the consumer.
+pub fn decode(record: &LogRecord, pos: Position) -> Result<Location, String> {
+    let body: serde_json::Value =
+        serde_json::from_slice(&record.value).map_err(|e| format!("not JSON: {e}"))?;
+    let NewLocation {
+        person_id,
+        latitude,
+        longitude,
+        creation_time,
+    } = validate::new_location(&body).map_err(|e| e.to_string())?;
+    let id = match body.get("id") {
+        None | Some(serde_json::Value::Null) => derived_id(pos),
+        Some(v) => match v.as_i64() {
+            Some(id) if (1..=MAX_ID).contains(&id) => id,
+            _ => return Err(format!("id: {v} is not an id (1 to 2^53-1)")),
+        },
+    };
+    let creation_time = match creation_time {
+        Some(t) => t,
+        None if record.timestamp_ms >= 0 => from_micros(record.timestamp_ms.saturating_mul(1000)),
+        None => return Err("creation_time: absent, and the record has no timestamp".into()),
+    };
+    Ok(Location {
+        id,
+        person_id,
+        latitude,
+        longitude,
+        creation_time,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_timestamp;
+
+    #[test]
+    fn round_trip_own_format() {
+        let loc = Location {
+            id: 42,
+            person_id: 5,
+            latitude: 37.55363,
+            longitude: -122.290883,
+            creation_time: parse_timestamp("2020-07-07T10:37:06.5Z").unwrap(),
+        };
+        let rec = encode(&loc, Some("abc"));
+        assert_eq!(rec.key.as_deref(), Some(&b"5"[..]));
+        assert_eq!(rec.header_str(CORRELATION_HEADER), Some("abc"));
+        let pos = Position {
+            partition: 0,
+            offset: 7,
+        };
+        assert_eq!(decode(&rec, pos).unwrap(), loc);
+    }
+
+    #[test]
+    fn original_keyless_records_get_stable_ids() {
+        let rec = LogRecord {
+            value: br#"{"person_id": 5, "latitude": 37.5, "longitude": -122.2}"#.to_vec(),
+            timestamp_ms: 1_594_117_026_000,
+            ..Default::default()
+        };
+        let pos = Position {
+            partition: 3,
+            offset: 99,
+        };
+        let a = decode(&rec, pos).unwrap();
+        assert_eq!(a, decode(&rec, pos).unwrap());
+        assert!(a.id >= DERIVED_ID_BASE && a.id <= MAX_ID);
+        assert_ne!(
+            a.id,
+            decode(
+                &rec,
+                Position {
+                    partition: 3,
+                    offset: 100
+                }
+            )
+            .unwrap()
+            .id
+        );
+        assert_eq!(a.creation_time_string(), "2020-07-07T10:17:06Z");
+    }
+
+    #[test]
+    fn poison_records_have_reasons() {
+        let pos = Position {
+            partition: 0,
+            offset: 0,
+        };
+        let garbage = LogRecord {
+            value: vec![0xff, 0x00],
+            ..Default::default()
+        };
+        assert!(decode(&garbage, pos).unwrap_err().starts_with("not JSON"));
+        let bad = LogRecord {
+            value: br#"{"person_id": 5, "latitude": 137.5, "longitude": 0}"#.to_vec(),
+            ..Default::default()
+        };
+        assert!(decode(&bad, pos).unwrap_err().contains("latitude"));
+    }
+}

@@ -1,0 +1,514 @@
+//! Untrusted input to validated domain values.
+//!
+//! Bodies are read as [`serde_json::Value`] first and checked field by field, so every violation
+//! names its field and all of them are reported at once (a serde type error would name a line and
+//! column, and stop at the first). Two classes, as the transports report them:
+//! [`Error::BadRequest`] for what cannot be read (not JSON, wrong JSON types, unparsable query
+//! values) and [`Error::Invalid`] for readable values that break a rule (range, emptiness).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::error::{Error, FieldViolation, Result};
+use crate::model::{NewLocation, NewPerson, PersonId, MAX_ID};
+use crate::time::{parse_timestamp, Bound, Window};
+
+/// Longest accepted name or company, in characters.
+pub const MAX_TEXT_CHARS: usize = 256;
+/// Largest distance a connection query may ask for, in metres.
+pub const MAX_DISTANCE_M: f64 = 1000.0;
+/// Distance used when a query names none, in metres.
+pub const DEFAULT_DISTANCE_M: f64 = 5.0;
+/// Largest `max_time_gap`, in seconds: a year, beyond which the condition means nothing.
+pub const MAX_TIME_GAP_S: f64 = 366.0 * 86_400.0;
+
+/// Violations found so far, split into the two classes.
+#[derive(Default)]
+struct Findings {
+    unreadable: Vec<FieldViolation>,
+    invalid: Vec<FieldViolation>,
+}
+
+impl Findings {
+    fn unreadable(&mut self, field: &str, message: impl Into<String>) {
+        self.unreadable.push(FieldViolation::new(field, message));
+    }
+    fn invalid(&mut self, field: &str, message: impl Into<String>) {
+        self.invalid.push(FieldViolation::new(field, message));
+    }
+    /// Unreadable input wins: a client must fix types before range rules make sense.
+    fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T> {
+        if !self.unreadable.is_empty() {
+            let mut all = self.unreadable;
+            all.extend(self.invalid);
+            Err(Error::BadRequest(all))
+        } else if !self.invalid.is_empty() {
+            Err(Error::Invalid(self.invalid))
+        } else {
+            Ok(value())
+        }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn as_object<'a>(body: &'a Value, what: &str) -> Result<&'a serde_json::Map<String, Value>> {
+    body.as_object().ok_or_else(|| {
+        Error::bad_request(
+            "body",
+            format!("must be a JSON object ({what}), not {}", json_type(body)),
+        )
+    })
+}
+
+fn text_field(obj: &serde_json::Map<String, Value>, field: &str, f: &mut Findings) -> String {
+    match obj.get(field) {
+        None | Some(Value::Null) => {
+            f.invalid(field, "is required");
+            String::new()
+        }
+        Some(Value::String(s)) => {
+            if s.trim().is_empty() {
+                f.invalid(field, "must not be empty");
+            } else if s.chars().count() > MAX_TEXT_CHARS {
+                f.invalid(
+                    field,
+                    format!("must be at most {MAX_TEXT_CHARS} characters"),
+                );
+            }
+            s.clone()
+        }
+        Some(other) => {
+            f.unreadable(field, format!("must be a string, not {}", json_type(other)));
+            String::new()
+        }
+    }
+}
+
+/// Validates the body of `POST /api/persons`.
+pub fn new_person(body: &Value) -> Result<NewPerson> {
+    let obj = as_object(body, "a person")?;
+    let mut f = Findings::default();
+    let first_name = text_field(obj, "first_name", &mut f);
+    let last_name = text_field(obj, "last_name", &mut f);
+    let company_name = text_field(obj, "company_name", &mut f);
+    f.finish(|| NewPerson {
+        first_name,
+        last_name,
+        company_name,
+    })
+}
+
+/// Reads a number sent as a JSON number or a numeric string (the original clients sent
+/// coordinates as strings).
+fn number_field(
+    obj: &serde_json::Map<String, Value>,
+    field: &str,
+    f: &mut Findings,
+) -> Option<f64> {
+    let n = match obj.get(field) {
+        None | Some(Value::Null) => {
+            f.invalid(field, "is required");
+            return None;
+        }
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                f.unreadable(field, format!("'{s}' is not a number"));
+                return None;
+            }
+        },
+        Some(other) => {
+            f.unreadable(field, format!("must be a number, not {}", json_type(other)));
+            return None;
+        }
+    };
+    match n {
+        Some(n) if n.is_finite() => Some(n),
+        _ => {
+            f.invalid(field, "must be a finite number");
+            None
+        }
+    }
+}
+
+fn check_range(value: Option<f64>, field: &str, limit: f64, f: &mut Findings) -> f64 {
+    match value {
+        Some(v) if (-limit..=limit).contains(&v) => v,
+        Some(v) => {
+            f.invalid(field, format!("{v} is outside [-{limit}, {limit}]"));
+            0.0
+        }
+        None => 0.0,
+    }
+}
+
+/// Reads an id sent as a JSON integer or a string of digits.
+fn id_field(obj: &serde_json::Map<String, Value>, field: &str, f: &mut Findings) -> i64 {
+    let id = match obj.get(field) {
+        None | Some(Value::Null) => {
+            f.invalid(field, "is required");
+            return 0;
+        }
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(id) => id,
+            None => {
+                f.unreadable(field, format!("{n} is not an integer id"));
+                return 0;
+            }
+        },
+        Some(Value::String(s)) => match s.trim().parse::<i64>() {
+            Ok(id) => id,
+            Err(_) => {
+                f.unreadable(field, format!("'{s}' is not an integer id"));
+                return 0;
+            }
+        },
+        Some(other) => {
+            f.unreadable(
+                field,
+                format!("must be an integer, not {}", json_type(other)),
+            );
+            return 0;
+        }
+    };
+    if !(1..=MAX_ID).contains(&id) {
+        f.invalid(field, format!("{id} is not an id (1 to 2^53-1)"));
+    }
+    id
+}
+
+/// Validates one ping: the body of `POST /api/locations`, one item of a batch, or a record
+/// taken off the log. Whether the person exists is the caller's check: it needs I/O.
+pub fn new_location(body: &Value) -> Result<NewLocation> {
+    let obj = as_object(body, "a location")?;
+    let mut f = Findings::default();
+    let person_id = id_field(obj, "person_id", &mut f);
+    let lat = number_field(obj, "latitude", &mut f);
+    let latitude = check_range(lat, "latitude", 90.0, &mut f);
+    let lon = number_field(obj, "longitude", &mut f);
+    let longitude = check_range(lon, "longitude", 180.0, &mut f);
+    let creation_time = match obj.get("creation_time") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match parse_timestamp(s) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                f.unreadable("creation_time", e);
+                None
+            }
+        },
+        Some(other) => {
+            f.unreadable(
+                "creation_time",
+                format!("must be an RFC 3339 string, not {}", json_type(other)),
+            );
+            None
+        }
+    };
+    f.finish(|| NewLocation {
+        person_id,
+        latitude,
+        longitude,
+        creation_time,
+    })
+}
+
+/// Parses an id taken from a URL path segment.
+pub fn path_id(raw: &str, field: &str) -> Result<i64> {
+    raw.parse::<i64>()
+        .map_err(|_| Error::bad_request(field, format!("'{raw}' is not an integer id")))
+}
+
+/// A validated connection query, minus the person (a path parameter).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectionParams {
+    pub window: Window,
+    pub distance_m: f64,
+    /// In microseconds; `None` means no time condition (the original semantics).
+    pub max_time_gap_us: Option<i64>,
+}
+
+fn parse_bound(
+    params: &HashMap<String, String>,
+    field: &str,
+    required: bool,
+    f: &mut Findings,
+) -> Option<Bound> {
+    match params
+        .get(field)
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        None => {
+            if required {
+                f.unreadable(field, "is required (YYYY-MM-DD)");
+            }
+            None
+        }
+        Some(raw) => match Bound::parse(raw) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                f.unreadable(field, e);
+                None
+            }
+        },
+    }
+}
+
+fn parse_number_param(
+    params: &HashMap<String, String>,
+    field: &str,
+    f: &mut Findings,
+) -> Option<f64> {
+    let raw = params.get(field)?.trim();
+    match raw.parse::<f64>() {
+        Ok(v) if v.is_finite() => Some(v),
+        _ => {
+            f.unreadable(field, format!("'{raw}' is not a finite number"));
+            None
+        }
+    }
+}
+
+/// The window of a query from its `start_date`/`end_date` (or `start`/`end`) parameters; both
+/// dates are inclusive.
+pub fn window_params(
+    params: &HashMap<String, String>,
+    start_field: &str,
+    end_field: &str,
+    required: bool,
+    f_out: &mut Vec<FieldViolation>,
+) -> Option<Window> {
+    let mut f = Findings::default();
+    let start = parse_bound(params, start_field, required, &mut f);
+    let end = parse_bound(params, end_field, required, &mut f);
+    let window = match (start, end) {
+        (Some(s), Some(e)) => {
+            // A date end covers its whole day, so it is before the start when its next
+            // midnight is not after the start.
+            let before_start = match e {
+                Bound::Date(_) => e.as_end() <= s.as_start(),
+                Bound::Instant(_) => e.as_end() < s.as_start(),
+            };
+            let (s, e) = (s.as_start(), e.as_end());
+            if before_start {
+                f.unreadable(end_field, format!("must not be before {start_field}"));
+                None
+            } else {
+                Some(Window::new(s, e))
+            }
+        }
+        (None, None) if !required => Some(Window::all()),
+        (Some(s), None) if !required => Some(Window {
+            start: crate::time::to_micros(s.as_start()),
+            end: i64::MAX,
+        }),
+        (None, Some(e)) if !required => Some(Window {
+            start: i64::MIN,
+            end: crate::time::to_micros(e.as_end()),
+        }),
+        _ => None,
+    };
+    f_out.extend(f.unreadable);
+    f_out.extend(f.invalid);
+    window
+}
+
+/// Validates the query string of `GET /api/persons/{id}/connection`.
+pub fn connection_params(params: &HashMap<String, String>) -> Result<ConnectionParams> {
+    let mut violations = Vec::new();
+    let window = window_params(params, "start_date", "end_date", true, &mut violations);
+    let mut f = Findings::default();
+    let distance_m = match parse_number_param(params, "distance", &mut f) {
+        None => DEFAULT_DISTANCE_M,
+        Some(d) if d > 0.0 && d <= MAX_DISTANCE_M => d,
+        Some(d) => {
+            f.unreadable(
+                "distance",
+                format!("{d} is outside (0, {MAX_DISTANCE_M}] metres"),
+            );
+            DEFAULT_DISTANCE_M
+        }
+    };
+    let max_time_gap_us = match parse_number_param(params, "max_time_gap", &mut f) {
+        None => None,
+        Some(g) if (0.0..=MAX_TIME_GAP_S).contains(&g) => Some((g * 1e6).round() as i64),
+        Some(g) => {
+            f.unreadable(
+                "max_time_gap",
+                format!("{g} is outside [0, {MAX_TIME_GAP_S}] seconds"),
+            );
+            None
+        }
+    };
+    violations.extend(f.unreadable);
+    match window {
+        Some(window) if violations.is_empty() => Ok(ConnectionParams {
+            window,
+            distance_m,
+            max_time_gap_us,
+        }),
+        _ => Err(Error::BadRequest(violations)),
+    }
+}
+
+/// Validates paging parameters: `limit` (1 to `max`, default `default`) and `cursor` (the last
+/// id of the previous page).
+pub fn paging_params(
+    params: &HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<(Option<PersonId>, usize)> {
+    let mut violations = Vec::new();
+    let limit = match params.get("limit").map(|s| s.trim()) {
+        None | Some("") => default,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                violations.push(FieldViolation::new(
+                    "limit",
+                    format!("'{raw}' is not an integer from 1 to {max}"),
+                ));
+                default
+            }
+        },
+    };
+    let cursor = match params.get("cursor").map(|s| s.trim()) {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(id) if id >= 0 => Some(id),
+            _ => {
+                violations.push(FieldViolation::new(
+                    "cursor",
+                    format!("'{raw}' is not a cursor from a previous page"),
+                ));
+                None
+            }
+        },
+    };
+    if violations.is_empty() {
+        Ok((cursor, limit))
+    } else {
+        Err(Error::BadRequest(violations))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(e: &Error) -> Vec<&str> {
+        e.violations().iter().map(|v| v.field.as_str()).collect()
+    }
+
+    #[test]
+    fn location_accepts_strings_and_numbers() {
+        let l = new_location(&json!({"person_id": 5, "latitude": "37.5", "longitude": -122.2}))
+            .unwrap();
+        assert_eq!(
+            (l.latitude, l.longitude, l.creation_time),
+            (37.5, -122.2, None)
+        );
+        let l = new_location(&json!({"person_id": "5", "latitude": 1, "longitude": 2,
+            "creation_time": "2020-08-18T10:37:06"}))
+        .unwrap();
+        assert_eq!(l.person_id, 5);
+        assert!(l.creation_time.is_some());
+    }
+
+    #[test]
+    fn location_names_every_bad_field() {
+        let e = new_location(&json!({"latitude": 91, "longitude": -180.5})).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)));
+        assert_eq!(fields(&e), ["person_id", "latitude", "longitude"]);
+        let e = new_location(
+            &json!({"person_id": 1.5, "latitude": true, "longitude": "x",
+            "creation_time": "soon"}),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::BadRequest(_)));
+        assert_eq!(
+            fields(&e),
+            ["person_id", "latitude", "longitude", "creation_time"]
+        );
+        let e = new_location(&json!([1, 2])).unwrap_err();
+        assert_eq!(fields(&e), ["body"]);
+        let e = new_location(&json!({"person_id": -3, "latitude": 0, "longitude": 0})).unwrap_err();
+        assert_eq!(fields(&e), ["person_id"]);
+    }
+
+    #[test]
+    fn person_requires_non_empty_strings() {
+        let e = new_person(&json!({"first_name": " ", "last_name": 3})).unwrap_err();
+        assert_eq!(fields(&e), ["last_name", "first_name", "company_name"]);
+        assert!(
+            new_person(&json!({"first_name": "A", "last_name": "B", "company_name": "C"})).is_ok()
+        );
+    }
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn connection_params_rules() {
+        let p = connection_params(&q(&[
+            ("start_date", "2020-01-01"),
+            ("end_date", "2020-01-01"),
+        ]))
+        .unwrap();
+        assert_eq!(p.distance_m, 5.0);
+        assert_eq!(p.window.end - p.window.start, 86_400_000_000);
+        for (field, bad) in [
+            ("distance", "0"),
+            ("distance", "-1"),
+            ("distance", "1000.5"),
+            ("distance", "abc"),
+            ("distance", "NaN"),
+            ("max_time_gap", "-1"),
+            ("max_time_gap", "1e300"),
+        ] {
+            let e = connection_params(&q(&[
+                ("start_date", "2020-01-01"),
+                ("end_date", "2020-01-02"),
+                (field, bad),
+            ]))
+            .unwrap_err();
+            assert_eq!(fields(&e), [field], "{field}={bad}");
+        }
+        let e = connection_params(&q(&[
+            ("start_date", "2020-01-02"),
+            ("end_date", "2020-01-01"),
+        ]))
+        .unwrap_err();
+        assert_eq!(fields(&e), ["end_date"]);
+        let e = connection_params(&q(&[("end_date", "2020-31-01")])).unwrap_err();
+        assert_eq!(fields(&e), ["start_date", "end_date"]);
+    }
+
+    #[test]
+    fn paging_rules() {
+        assert_eq!(paging_params(&q(&[]), 100, 1000).unwrap(), (None, 100));
+        assert_eq!(
+            paging_params(&q(&[("limit", "2"), ("cursor", "8")]), 100, 1000).unwrap(),
+            (Some(8), 2)
+        );
+        let e = paging_params(&q(&[("limit", "0"), ("cursor", "x")]), 100, 1000).unwrap_err();
+        assert_eq!(fields(&e), ["limit", "cursor"]);
+    }
+}

@@ -1,0 +1,174 @@
+use super::*;
+
+fn rec(i: u64) -> LogRecord {
+    LogRecord {
+        key: Some(format!("{}", i % 7).into_bytes()),
+        value: format!("{{\"n\":{i}}}").into_bytes(),
+        headers: vec![("correlation_id".into(), format!("c{i}").into_bytes())],
+        timestamp_ms: i as i64,
+    }
+}
+
+fn small_segments() -> EmbeddedLogOptions {
+    EmbeddedLogOptions {
+        segment_bytes: 4096,
+        ..Default::default()
+    }
+}
+
+async fn drain(c: &mut Box<dyn LogConsumer>) -> Vec<Consumed> {
+    let mut all = Vec::new();
+    loop {
+        let batch = c.poll(100, Duration::from_millis(20)).await.unwrap();
+        if batch.is_empty() {
+            return all;
+        }
+        all.extend(batch);
+    }
+}
+
+fn values(v: &[Consumed]) -> Vec<u64> {
+    v.iter().map(|c| c.record.timestamp_ms as u64).collect()
+}
+
+#[tokio::test]
+async fn append_consume_commit_resume_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+        for chunk in 0..30 {
+            log.append("t", (chunk * 10..chunk * 10 + 10).map(rec).collect())
+                .await
+                .unwrap();
+        }
+        let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+        let first = c.poll(120, Duration::ZERO).await.unwrap();
+        assert_eq!(values(&first), (0..120).collect::<Vec<_>>());
+        assert_eq!(first[5].record, rec(5));
+        c.commit().await.unwrap();
+        // Not committed: redelivered after the reopen.
+        assert_eq!(c.poll(10, Duration::ZERO).await.unwrap().len(), 10);
+    }
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    assert!(
+        fs::read_dir(dir.path().join("t")).unwrap().count() > 3,
+        "several segments"
+    );
+    assert_eq!(log.end_offset("t").unwrap(), 300);
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(c.lag(), Some(180));
+    assert_eq!(values(&drain(&mut c).await), (120..300).collect::<Vec<_>>());
+    let mut latest = log.consumer("t", "other", StartFrom::Latest).await.unwrap();
+    log.append("t", vec![rec(300)]).await.unwrap();
+    assert_eq!(values(&drain(&mut latest).await), [300]);
+}
+
+#[tokio::test]
+async fn concurrent_appends_are_each_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(EmbeddedLog::open(dir.path(), small_segments()).unwrap());
+    let tasks: Vec<_> = (0..64u64)
+        .map(|t| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    log.append("t", vec![rec(t * 1000 + i)]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    let mut got = values(&drain(&mut c).await);
+    got.sort_unstable();
+    let mut want: Vec<u64> = (0..64)
+        .flat_map(|t| (0..20).map(move |i| t * 1000 + i))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn consumer_waits_for_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(EmbeddedLog::open(dir.path(), Default::default()).unwrap());
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    let writer = log.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer.append("t", vec![rec(1)]).await.unwrap();
+    });
+    let got = c.poll(10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(values(&got), [1]);
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+#[tokio::test]
+async fn torn_tail_is_cut_and_the_prefix_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
+        log.append("t", (0..10).map(rec).collect()).await.unwrap();
+    }
+    // A crash in the middle of the next write: half a frame at the end.
+    let seg = last_segment(&dir.path().join("t"));
+    let mut half = Vec::new();
+    frame::encode(&mut half, 10, &rec(10));
+    half.truncate(half.len() / 2);
+    OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&half)
+        .unwrap();
+
+    let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
+    assert_eq!(log.end_offset("t").unwrap(), 10);
+    let r = &log.recoveries()[0];
+    assert_eq!((r.records, r.truncated_bytes), (10, half.len() as u64));
+    log.append("t", vec![rec(10)]).await.unwrap();
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(values(&drain(&mut c).await), (0..11).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn corrupt_last_record_is_dropped_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
+        log.append("t", (0..5).map(rec).collect()).await.unwrap();
+    }
+    let seg = last_segment(&dir.path().join("t"));
+    let mut bytes = fs::read(&seg).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    // Garbage after it too, as a disk might leave.
+    bytes.extend_from_slice(&[0xab; 37]);
+    fs::write(&seg, &bytes).unwrap();
+
+    let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
+    assert_eq!(log.end_offset("t").unwrap(), 4);
+    assert_eq!(log.recoveries()[0].reason, Some("checksum mismatch"));
+    log.append("t", vec![rec(99)]).await.unwrap();
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(values(&drain(&mut c).await), [0, 1, 2, 3, 99]);
+}
+
+#[tokio::test]
+async fn a_second_process_cannot_open_the_same_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
+    let second = EmbeddedLog::open(dir.path(), Default::default());
+    assert!(matches!(second, Err(Error::Unavailable(_))));
+}

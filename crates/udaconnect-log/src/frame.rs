@@ -1,0 +1,169 @@
+//! The on-disk frame of one record.
+//!
+//! ```text
+//! u32 body length | u32 CRC-32 of the body | body
+//! body: u64 offset | i64 timestamp ms | u32 key length (u32::MAX: no key) | key
+//!       | u16 header count | (u16 name length | name | u32 value length | value)*
+//!       | u32 value length | value
+//! ```
+//! All integers little-endian. The offset inside the body lets recovery tell a stale frame
+//! from the one it expects; the CRC catches torn and corrupted writes.
+
+use udaconnect_core::record::LogRecord;
+
+/// Length and CRC.
+pub const HEADER_LEN: usize = 8;
+/// Frames larger than this are taken as corruption: no record the product writes comes close.
+pub const MAX_BODY_LEN: usize = 16 << 20;
+
+/// Appends the frame of `record` at `offset` to `out`.
+pub fn encode(out: &mut Vec<u8>, offset: u64, record: &LogRecord) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; HEADER_LEN]);
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&record.timestamp_ms.to_le_bytes());
+    match &record.key {
+        Some(k) => {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(k);
+        }
+        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+    }
+    out.extend_from_slice(&(record.headers.len() as u16).to_le_bytes());
+    for (name, value) in &record.headers {
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out.extend_from_slice(&(record.value.len() as u32).to_le_bytes());
+    out.extend_from_slice(&record.value);
+    let body_len = (out.len() - start - HEADER_LEN) as u32;
+    let crc = crc32fast::hash(&out[start + HEADER_LEN..]);
+    out[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// What reading a frame at the start of a buffer found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// A whole, intact frame of `len` bytes.
+    Record {
+        offset: u64,
+        record: LogRecord,
+        len: usize,
+    },
+    /// The buffer ends inside the frame: read more, or, at the end of a file, a torn tail.
+    Incomplete,
+    /// The bytes are not a valid frame.
+    Corrupt(&'static str),
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.buf.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+}
+
+/// Reads the frame at the start of `buf`.
+pub fn decode(buf: &[u8]) -> Decoded {
+    if buf.len() < HEADER_LEN {
+        return Decoded::Incomplete;
+    }
+    let body_len = u32::from_le_bytes(buf[0..4].try_into().unwrap_or_default()) as usize;
+    let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap_or_default());
+    // The smallest body: offset, timestamp, key length, header count, value length.
+    if !(8 + 8 + 4 + 2 + 4..=MAX_BODY_LEN).contains(&body_len) {
+        return Decoded::Corrupt("impossible frame length");
+    }
+    let Some(body) = buf.get(HEADER_LEN..HEADER_LEN + body_len) else {
+        return Decoded::Incomplete;
+    };
+    if crc32fast::hash(body) != crc {
+        return Decoded::Corrupt("checksum mismatch");
+    }
+    match parse_body(body) {
+        Some((offset, record)) => Decoded::Record {
+            offset,
+            record,
+            len: HEADER_LEN + body_len,
+        },
+        None => Decoded::Corrupt("malformed body"),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Option<(u64, LogRecord)> {
+    let mut c = Cursor { buf: body, pos: 0 };
+    let offset = c.u64()?;
+    let timestamp_ms = c.u64()? as i64;
+    let key = match c.u32()? {
+        u32::MAX => None,
+        n => Some(c.take(n as usize)?.to_vec()),
+    };
+    let header_count = c.u16()?;
+    let mut headers = Vec::with_capacity(header_count as usize);
+    for _ in 0..header_count {
+        let n = c.u16()? as usize;
+        let name = String::from_utf8(c.take(n)?.to_vec()).ok()?;
+        let n = c.u32()? as usize;
+        headers.push((name, c.take(n)?.to_vec()));
+    }
+    let n = c.u32()? as usize;
+    let value = c.take(n)?.to_vec();
+    (c.pos == body.len()).then_some((
+        offset,
+        LogRecord {
+            key,
+            value,
+            headers,
+            timestamp_ms,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn round_trip_and_every_truncation_is_incomplete(
+            offset in any::<u64>(),
+            ts in any::<i64>(),
+            key in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
+            headers in proptest::collection::vec(("[a-z_]{0,12}", proptest::collection::vec(any::<u8>(), 0..20)), 0..3),
+            value in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let record = LogRecord { key, value, headers, timestamp_ms: ts };
+            let mut buf = Vec::new();
+            encode(&mut buf, offset, &record);
+            let len = buf.len();
+            prop_assert_eq!(decode(&buf), Decoded::Record { offset, record, len });
+            for cut in 0..len {
+                prop_assert_eq!(decode(&buf[..cut]), Decoded::Incomplete);
+            }
+            let mut flipped = buf.clone();
+            flipped[len - 1] ^= 0x40;
+            prop_assert!(matches!(decode(&flipped), Decoded::Corrupt(_)));
+        }
+    }
+}

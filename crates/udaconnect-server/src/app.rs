@@ -1,0 +1,208 @@
+//! Building and running UdaConnect in one process: `udaconnect serve`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::connection_api::{self, ConnectionApi};
+use crate::directory::{DynPersonDirectory, LocalPersons};
+use crate::embedded::EmbeddedStack;
+use crate::http;
+use crate::location_api::{self, IdAllocator, Ingest, LocationApi};
+use crate::location_consumer::LocationConsumer;
+use crate::metrics::Metrics;
+use crate::ops::{self, Check, Ops};
+use crate::person_api::{self, PersonApi};
+use crate::roles::Role;
+use crate::seed;
+
+/// Largest request body accepted.
+const BODY_LIMIT: usize = 16 << 20;
+
+/// What `serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// Where HTTP is served; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Load the original demo data on first start.
+    pub demo: bool,
+}
+
+/// A running UdaConnect.
+pub struct Application {
+    local_addr: SocketAddr,
+    /// Flipped once to stop: the HTTP server stops accepting and drains, the consumer finishes
+    /// and commits its batch.
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    consumer: JoinHandle<()>,
+}
+
+fn check<F, Fut>(f: F) -> Check
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = udaconnect_core::Result<()>> + Send + 'static,
+{
+    Box::new(move || Box::pin(f()))
+}
+
+impl Application {
+    /// Opens the data directory, starts every role, and binds the listener.
+    pub async fn build(settings: ServeSettings) -> anyhow::Result<Application> {
+        let stack = EmbeddedStack::open(&settings.data_dir)?;
+        for r in stack.embedded_log.recoveries() {
+            if r.truncated_bytes > 0 {
+                tracing::warn!(topic = %r.topic, truncated_bytes = r.truncated_bytes, "log recovered after a crash");
+            }
+        }
+        let metrics = Arc::new(Metrics::new());
+        let persons: DynPersonDirectory = Arc::new(LocalPersons::new(stack.persons.clone()));
+        if settings.demo {
+            seed::load_once(&stack.data_dir, &stack.persons, &stack.log, &stack.ids)
+                .await
+                .context("failed to load the demo data")?;
+        }
+        let (shutdown, shutdown_rx) = watch::channel(false);
+
+        tracing::info!(roles = ?Role::ALL.map(|r| r.name()), "starting roles");
+        let person_api = Arc::new(PersonApi {
+            store: stack.persons.clone(),
+            metrics: metrics.clone(),
+        });
+        let consumer = LocationConsumer {
+            log: stack.log.clone(),
+            store: stack.locations.clone(),
+            persons: persons.clone(),
+            metrics: metrics.clone(),
+            on_stored: None,
+        };
+        let consumer = tokio::spawn(consumer.run(shutdown_rx.clone()));
+        let location_api = Arc::new(LocationApi {
+            ingest: Ingest {
+                persons: persons.clone(),
+                ids: IdAllocator::new(stack.ids.clone()),
+                log: stack.log.clone(),
+                metrics: metrics.clone(),
+            },
+            store: stack.locations.clone(),
+        });
+        let connection_api = Arc::new(ConnectionApi {
+            locations: stack.locations.clone(),
+            persons: persons.clone(),
+            metrics: metrics.clone(),
+        });
+        let checks = vec![
+            ("person_store", {
+                let s = stack.persons.clone();
+                check(move || {
+                    let s = s.clone();
+                    async move { s.ping().await }
+                })
+            }),
+            ("location_store", {
+                let s = stack.locations.clone();
+                check(move || {
+                    let s = s.clone();
+                    async move { s.ping().await }
+                })
+            }),
+            ("log", {
+                let l = stack.log.clone();
+                check(move || {
+                    let l = l.clone();
+                    async move { l.ping().await }
+                })
+            }),
+        ];
+        let ops = Arc::new(Ops {
+            metrics: metrics.clone(),
+            checks,
+            roles: Role::ALL.iter().map(|r| r.name()).collect(),
+        });
+
+        let router = Router::new()
+            .merge(person_api::routes(person_api))
+            .merge(location_api::routes(location_api))
+            .merge(connection_api::routes(connection_api))
+            .merge(ops::routes(ops))
+            .route("/", axum::routing::get(ops::docs))
+            .fallback(http::not_found)
+            .layer(axum::middleware::from_fn(http::problems_for_bare_errors))
+            .layer(CatchPanicLayer::custom(http::panic_response))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .layer(axum::middleware::from_fn({
+                let metrics = metrics.clone();
+                move |req, next| http::observe(metrics.clone(), req, next)
+            }));
+
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", settings.listen))?;
+        let local_addr = listener.local_addr()?;
+        let mut stop = shutdown_rx.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!(address = %local_addr, data_dir = %settings.data_dir.display(), "udaconnect is serving");
+        Ok(Application {
+            local_addr,
+            shutdown,
+            server,
+            consumer,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until SIGINT or SIGTERM, then stops gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("stopping: draining requests, committing the consumer");
+        self.stop().await
+    }
+
+    /// Stops accepting, drains in-flight requests, lets the consumer commit, and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.server.await.context("server task failed")??;
+        self.consumer.await.context("consumer task failed")?;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,191 @@
+//! What every HTTP role shares: correlation ids, request logging and metrics, problem answers
+//! for unknown routes and unreadable input, and the extractors that turn requests into values
+//! the domain validates.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+use udaconnect_core::Error;
+
+use crate::metrics::Metrics;
+use crate::problem::{ApiError, Problem};
+
+pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
+/// The original services' header name, still sent by their clients.
+pub const LEGACY_CORRELATION_HEADER: HeaderName = HeaderName::from_static("correlationid");
+
+/// What the code answering a request knows about it without being handed it.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub correlation_id: String,
+    pub path: String,
+}
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+impl RequestContext {
+    /// The context of the request being answered on this task, if any.
+    pub fn current() -> Option<RequestContext> {
+        CONTEXT.try_with(|c| c.clone()).ok()
+    }
+}
+
+/// The correlation id of the request being answered, for log records and headers.
+pub fn correlation_id() -> Option<String> {
+    RequestContext::current().map(|c| c.correlation_id)
+}
+
+/// Accepts a client's id when it is short, printable ASCII; anything else is replaced, so logs
+/// and headers never carry what a client should not be able to inject.
+fn usable_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?.trim();
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
+}
+
+/// Takes or makes the correlation id, runs the request inside a span carrying it, echoes it,
+/// logs one line per request and records its metrics.
+pub async fn observe(metrics: Arc<Metrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let headers = request.headers();
+    let correlation_id = headers
+        .get(&CORRELATION_HEADER)
+        .or_else(|| headers.get(&LEGACY_CORRELATION_HEADER))
+        .and_then(usable_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let span = tracing::info_span!("request", correlation_id = %correlation_id, %method, %path);
+    let ctx = RequestContext {
+        correlation_id: correlation_id.clone(),
+        path: path.clone(),
+    };
+    let mut response = CONTEXT
+        .scope(ctx, next.run(request).instrument(span.clone()))
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&correlation_id) {
+        response.headers_mut().insert(CORRELATION_HEADER, v);
+    }
+    let status = response.status();
+    let elapsed = started.elapsed();
+    let labels = vec![
+        ("method", method.to_string()),
+        ("route", route.clone()),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics.http_requests.get_or_create(&labels).inc();
+    metrics
+        .http_duration
+        .get_or_create(&vec![("route", route)])
+        .observe(elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            latency_us = elapsed.as_micros() as u64,
+            "request answered"
+        )
+    });
+    response
+}
+
+/// Turns axum's bare rejections (wrong method, oversized body) into problem answers, so every
+/// error a client sees has the same shape.
+pub async fn problems_for_bare_errors(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!("{path} does not take this method"),
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_string(),
+        StatusCode::NOT_FOUND => format!("no resource at {path}"),
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut p = Problem::new(status, "about:blank", detail).into_response();
+    if let Some(allow) = allow {
+        p.headers_mut().insert(header::ALLOW, allow);
+    }
+    p
+}
+
+/// Answer for paths no role serves.
+pub async fn not_found(request: Request) -> Response {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "urn:udaconnect:problem:not-found",
+        format!("no resource at {}", request.uri().path()),
+    )
+    .into_response()
+}
+
+/// Answer when a handler panics: a problem, never a dropped connection. The panic itself is
+/// logged by the hook installed at start.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "about:blank",
+        "the server failed to answer; the error is logged",
+    )
+    .into_response()
+}
+
+/// Query-string parameters as text, for the domain to validate.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|q| Params(q.0))
+            .map_err(|e| ApiError(Error::bad_request("query", e.body_text())))
+    }
+}
+
+/// A JSON body as an untyped value. Any content type is accepted, as the original's clients
+/// did not always send one; the domain checks each field.
+pub struct JsonBody(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError(Error::bad_request("body", e.body_text().to_lowercase())))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError(Error::bad_request(
+            "body",
+            "is empty; a JSON object is required",
+        )));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError(Error::bad_request("body", format!("malformed JSON: {e}"))))
+}

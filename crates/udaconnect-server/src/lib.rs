@@ -1,0 +1,31 @@
+//! The UdaConnect roles and their wiring.
+//!
+//! # Layout
+//! - [`roles`]: the table of roles and their dependencies.
+//! - [`app`]: [`Application`](app::Application), which builds every role in one process
+//!   (`udaconnect serve`), binds, and stops gracefully.
+//! - [`embedded`]: the embedded stores and log under one data directory.
+//! - [`person_api`], [`location_api`], [`location_consumer`], [`connection_api`]: one module
+//!   per role, each with its routes and the service behind them.
+//! - [`directory`]: how roles ask person-api about persons, wherever it runs.
+//! - [`http`], [`problem`], [`ops`], [`openapi`], [`metrics`]: what every HTTP role shares:
+//!   correlation ids, RFC 9457 errors, health/readiness/metrics, the OpenAPI description.
+//! - [`seed`], [`replay`]: the demo data, and rebuilding the location store from the log.
+
+pub mod app;
+pub mod connection_api;
+pub mod directory;
+pub mod embedded;
+pub mod http;
+pub mod location_api;
+pub mod location_consumer;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod person_api;
+pub mod problem;
+pub mod replay;
+pub mod roles;
+pub mod seed;
+
+pub use app::{Application, ServeSettings};

@@ -1,0 +1,197 @@
+//! location-api: accepts pings, gives each an id, and acknowledges only once the log has it
+//! durably. Reads single stored locations back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::sync::Mutex;
+use udaconnect_core::model::{Location, NewLocation};
+use udaconnect_core::ports::{DynIdLeaser, DynLocationStore, DynLog};
+use udaconnect_core::record::{self, LOCATION_TOPIC};
+use udaconnect_core::{validate, Error, Result};
+
+use crate::directory::DynPersonDirectory;
+use crate::http::{correlation_id, JsonBody};
+use crate::metrics::Metrics;
+use crate::problem::{ApiResult, Problem};
+
+/// Ids leased per round trip to the leaser: one durable write per this many pings.
+const ID_BLOCK: u64 = 4096;
+
+/// Hands out ids from leased blocks (hi/lo).
+pub struct IdAllocator {
+    leaser: DynIdLeaser,
+    /// The unused rest of the current block: `next..end`.
+    block: Mutex<(i64, i64)>,
+}
+
+impl IdAllocator {
+    pub fn new(leaser: DynIdLeaser) -> Self {
+        IdAllocator {
+            leaser,
+            block: Mutex::new((0, 0)),
+        }
+    }
+
+    /// `n` consecutive unused ids; returns the first.
+    pub async fn allocate(&self, n: u64) -> Result<i64> {
+        let mut block = self.block.lock().await;
+        if ((block.1 - block.0) as u64) < n {
+            // The rest of the old block is abandoned: gaps are harmless, reuse is not.
+            let size = ID_BLOCK.max(n);
+            let first = self.leaser.lease(size).await?;
+            *block = (first, first + size as i64);
+        }
+        let first = block.0;
+        block.0 += n as i64;
+        Ok(first)
+    }
+}
+
+/// The ingest path shared by every transport (HTTP now; gRPC and bulk calls use it too).
+pub struct Ingest {
+    pub persons: DynPersonDirectory,
+    pub ids: IdAllocator,
+    pub log: DynLog,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Ingest {
+    /// Validates references, assigns ids and appends to the log; returns once durable.
+    pub async fn accept(&self, pings: Vec<NewLocation>) -> Result<Vec<Location>> {
+        let person_ids: Vec<i64> = pings.iter().map(|p| p.person_id).collect();
+        let missing = self.persons.missing(&person_ids).await?;
+        if !missing.is_empty() {
+            let field = |i: usize| {
+                if pings.len() == 1 {
+                    "person_id".to_string()
+                } else {
+                    format!("[{i}].person_id")
+                }
+            };
+            return Err(Error::Invalid(
+                pings
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| missing.contains(&p.person_id))
+                    .map(|(i, p)| {
+                        udaconnect_core::FieldViolation::new(
+                            field(i),
+                            format!("no person with id {}", p.person_id),
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        let first = self.ids.allocate(pings.len() as u64).await?;
+        let now = udaconnect_core::time::now();
+        let correlation = correlation_id();
+        let locations: Vec<Location> = pings
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| Location {
+                id: first + i as i64,
+                person_id: p.person_id,
+                latitude: p.latitude,
+                longitude: p.longitude,
+                creation_time: p.creation_time.unwrap_or(now),
+            })
+            .collect();
+        let records = locations
+            .iter()
+            .map(|l| record::encode(l, correlation.as_deref()))
+            .collect();
+        let started = Instant::now();
+        self.log.append(LOCATION_TOPIC, records).await?;
+        self.metrics
+            .log_append_duration
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .locations_accepted
+            .inc_by(locations.len() as u64);
+        Ok(locations)
+    }
+}
+
+pub struct LocationApi {
+    pub ingest: Ingest,
+    pub store: DynLocationStore,
+}
+
+pub fn routes(api: Arc<LocationApi>) -> Router {
+    Router::new()
+        .route("/api/locations", post(create_location))
+        .route("/api/locations/{id}", get(get_location))
+        .with_state(api)
+}
+
+/// Body of `POST /api/locations`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct NewLocationBody {
+    #[schema(example = 5)]
+    person_id: i64,
+    /// Degrees in [-90, 90]; a number or a numeric string.
+    #[schema(example = 37.55363)]
+    latitude: f64,
+    /// Degrees in [-180, 180]; a number or a numeric string.
+    #[schema(example = -122.290883)]
+    longitude: f64,
+    /// RFC 3339; without an offset it is UTC; absent means the time of ingest.
+    #[schema(example = "2020-07-07T10:37:06Z")]
+    creation_time: Option<String>,
+}
+
+/// Ingest one location ping.
+///
+/// Answers 202 once the ping is durable in the log, with the id it was given. The ping is
+/// readable at `GET /api/locations/{id}` once the location consumer has stored it, normally
+/// within milliseconds.
+#[utoipa::path(post, path = "/api/locations", tag = "locations",
+    request_body = NewLocationBody,
+    responses(
+        (status = 202, description = "Durable in the log", body = Location),
+        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Out of range, or no such person", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_location(
+    State(api): State<Arc<LocationApi>>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Location>)> {
+    let ping = validate::new_location(&body)?;
+    let mut stored = api.ingest.accept(vec![ping]).await?;
+    let location = stored
+        .pop()
+        .ok_or_else(|| Error::Internal("empty ingest answer".into()))?;
+    tracing::debug!(
+        location_id = location.id,
+        person_id = location.person_id,
+        "location accepted"
+    );
+    Ok((StatusCode::ACCEPTED, Json(location)))
+}
+
+/// Get one stored location.
+#[utoipa::path(get, path = "/api/locations/{id}", tag = "locations",
+    params(("id" = i64, Path, description = "Location id")),
+    responses(
+        (status = 200, description = "The location", body = Location),
+        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown, or not stored yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_location(
+    State(api): State<Arc<LocationApi>>,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<Location>> {
+    let id = validate::path_id(&raw, "id")?;
+    api.store
+        .get(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Error::not_found("location", id).into())
+}

@@ -1,0 +1,187 @@
+//! location-consumer: reads the `location` log, stores each location, sends records it cannot
+//! store to `location.dlq` with the reason, and commits its position only after both are
+//! durable. Writes are upserts keyed by the location id, so a batch delivered twice (after a
+//! crash between store and commit) has no second effect.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use udaconnect_core::model::Location;
+use udaconnect_core::ports::{
+    retry_delay, Consumed, DynLocationStore, DynLog, LogConsumer, StartFrom,
+};
+use udaconnect_core::record::{
+    self, LogRecord, DLQ_REASON_HEADER, LOCATION_DLQ_TOPIC, LOCATION_TOPIC,
+};
+use udaconnect_core::Result;
+
+use crate::directory::DynPersonDirectory;
+use crate::metrics::Metrics;
+
+pub const CONSUMER_GROUP: &str = "location-consumer";
+/// Records taken per poll: large batches amortise the store's fsync.
+const BATCH: usize = 8192;
+
+/// What one batch of records comes to.
+pub struct Sorted {
+    pub locations: Vec<Location>,
+    /// Records that cannot be stored, with the reason header added.
+    pub rejected: Vec<LogRecord>,
+}
+
+/// Decodes a batch and checks its persons exist.
+pub async fn sort_batch(batch: &[Consumed], persons: &DynPersonDirectory) -> Result<Sorted> {
+    let mut decoded = Vec::with_capacity(batch.len());
+    let mut rejected = Vec::new();
+    for c in batch {
+        match record::decode(&c.record, c.position) {
+            Ok(l) => decoded.push((l, c)),
+            Err(reason) => rejected.push(dead_letter(c, &reason)),
+        }
+    }
+    let ids: Vec<i64> = decoded.iter().map(|(l, _)| l.person_id).collect();
+    let missing = persons.missing(&ids).await?;
+    let mut locations = Vec::with_capacity(decoded.len());
+    for (l, c) in decoded {
+        if missing.contains(&l.person_id) {
+            rejected.push(dead_letter(
+                c,
+                &format!("person_id: no person with id {}", l.person_id),
+            ));
+        } else {
+            locations.push(l);
+        }
+    }
+    Ok(Sorted {
+        locations,
+        rejected,
+    })
+}
+
+fn dead_letter(c: &Consumed, reason: &str) -> LogRecord {
+    let mut r = c.record.clone();
+    r.headers
+        .push((DLQ_REASON_HEADER.to_string(), reason.as_bytes().to_vec()));
+    r.headers.push((
+        "dlq_source_offset".to_string(),
+        c.position.offset.to_string().into_bytes(),
+    ));
+    tracing::warn!(
+        offset = c.position.offset,
+        reason,
+        "record sent to the dead-letter topic"
+    );
+    r
+}
+
+/// Called with every stored batch, after it is durable (the contact index follows the store).
+pub type OnStored = Arc<dyn Fn(&[Location]) + Send + Sync>;
+
+pub struct LocationConsumer {
+    pub log: DynLog,
+    pub store: DynLocationStore,
+    pub persons: DynPersonDirectory,
+    pub metrics: Arc<Metrics>,
+    pub on_stored: Option<OnStored>,
+}
+
+impl LocationConsumer {
+    /// Consumes until `shutdown` turns true, then commits what it stored and returns.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut consumer = loop {
+            match self
+                .log
+                .consumer(LOCATION_TOPIC, CONSUMER_GROUP, StartFrom::Earliest)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "location consumer cannot join its group; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        };
+        tracing::info!(group = CONSUMER_GROUP, "location consumer started");
+        while !*shutdown.borrow() {
+            let batch = tokio::select! {
+                b = consumer.poll(BATCH, Duration::from_millis(500)) => b,
+                _ = shutdown.changed() => break,
+            };
+            match batch {
+                Ok(batch) if batch.is_empty() => {}
+                Ok(batch) => self.handle(&mut consumer, batch, &shutdown).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "location consumer poll failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            if let Some(lag) = consumer.lag() {
+                self.metrics.consumer_lag.set(lag);
+            }
+        }
+        tracing::info!("location consumer stopped");
+    }
+
+    /// Stores a batch, retrying until it is durable, then commits. A batch is never skipped:
+    /// without its commit, a restart redelivers it.
+    async fn handle(
+        &self,
+        consumer: &mut Box<dyn LogConsumer>,
+        batch: Vec<Consumed>,
+        shutdown: &watch::Receiver<bool>,
+    ) {
+        let started = Instant::now();
+        let mut attempt = 0;
+        let stored = loop {
+            match self.store_batch(&batch).await {
+                Ok(n) => break n,
+                Err(e) if *shutdown.borrow() => {
+                    tracing::warn!(error = %e, "stopping with a batch unstored; it is redelivered at start");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "storing a batch failed; retrying");
+                    tokio::time::sleep(retry_delay(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        };
+        let mut attempt = 0;
+        while let Err(e) = consumer.commit().await {
+            if *shutdown.borrow() {
+                return;
+            }
+            tracing::warn!(error = %e, attempt, "committing the consumer position failed; retrying");
+            tokio::time::sleep(retry_delay(attempt)).await;
+            attempt += 1;
+        }
+        let (ok, dlq) = stored;
+        self.metrics
+            .consumer_records
+            .get_or_create(&vec![("outcome", "stored".to_string())])
+            .inc_by(ok as u64);
+        self.metrics
+            .consumer_records
+            .get_or_create(&vec![("outcome", "dlq".to_string())])
+            .inc_by(dlq as u64);
+        self.metrics
+            .consumer_batch_duration
+            .observe(started.elapsed().as_secs_f64());
+        tracing::debug!(stored = ok, dead_lettered = dlq, "batch committed");
+    }
+
+    async fn store_batch(&self, batch: &[Consumed]) -> Result<(usize, usize)> {
+        let sorted = sort_batch(batch, &self.persons).await?;
+        self.store.upsert(&sorted.locations).await?;
+        if let Some(f) = &self.on_stored {
+            f(&sorted.locations);
+        }
+        let dlq = sorted.rejected.len();
+        self.log.append(LOCATION_DLQ_TOPIC, sorted.rejected).await?;
+        Ok((sorted.locations.len(), dlq))
+    }
+}

@@ -1,0 +1,118 @@
+//! What every service answers for operators: /health, /ready, /metrics, /openapi.json and the
+//! API docs page.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use udaconnect_core::Result;
+
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+
+/// A named check of a dependency: succeeds when it answers.
+pub type Check = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
+        + Send
+        + Sync,
+>;
+
+pub struct Ops {
+    pub metrics: Arc<Metrics>,
+    pub checks: Vec<(&'static str, Check)>,
+    pub roles: Vec<&'static str>,
+}
+
+pub fn routes(ops: Arc<Ops>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs))
+        .with_state(ops)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    status: &'static str,
+    roles: Vec<&'static str>,
+    /// Each dependency and `ok` or what failed.
+    checks: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Alive")))]
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the store and the log this process uses answer.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A dependency does not answer", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn ready(State(ops): State<Arc<Ops>>) -> Response {
+    let mut checks = std::collections::BTreeMap::new();
+    let mut failed = Vec::new();
+    for (name, check) in &ops.checks {
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(2), check()).await;
+        let text = match outcome {
+            Ok(Ok(())) => "ok".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        if text != "ok" {
+            failed.push(format!("{name}: {text}"));
+        }
+        checks.insert(*name, text);
+    }
+    if failed.is_empty() {
+        Json(Readiness {
+            status: "ready",
+            roles: ops.roles.clone(),
+            checks,
+        })
+        .into_response()
+    } else {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "urn:udaconnect:problem:unavailable",
+            format!("not ready: {}", failed.join("; ")),
+        )
+        .into_response()
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        ops.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::spec_json(),
+    )
+        .into_response()
+}
+
+pub async fn docs() -> Html<&'static str> {
+    Html(include_str!("../assets/docs.html"))
+}

@@ -1,0 +1,123 @@
+use std::path::Path;
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, Row};
+use udaconnect_core::model::{Location, LocationId, PersonId};
+use udaconnect_core::ports::LocationStore;
+use udaconnect_core::time::{from_micros, to_micros, Window};
+use udaconnect_core::Result;
+
+use super::Db;
+
+const SCHEMA: &str = include_str!("../../migrations/sqlite/locations.sql");
+const COLUMNS: &str = "id, person_id, latitude, longitude, creation_time";
+
+/// Locations in their own SQLite file.
+#[derive(Clone)]
+pub struct SqliteLocationStore {
+    db: Db,
+}
+
+impl SqliteLocationStore {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(SqliteLocationStore {
+            db: Db::open(path, SCHEMA)?,
+        })
+    }
+}
+
+fn location(row: &Row<'_>) -> rusqlite::Result<Location> {
+    Ok(Location {
+        id: row.get(0)?,
+        person_id: row.get(1)?,
+        latitude: row.get(2)?,
+        longitude: row.get(3)?,
+        creation_time: from_micros(row.get(4)?),
+    })
+}
+
+#[async_trait]
+impl LocationStore for SqliteLocationStore {
+    async fn upsert(&self, locations: &[Location]) -> Result<()> {
+        if locations.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(i64, i64, f64, f64, i64)> = locations
+            .iter()
+            .map(|l| {
+                (
+                    l.id,
+                    l.person_id,
+                    l.latitude,
+                    l.longitude,
+                    to_micros(l.creation_time),
+                )
+            })
+            .collect();
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                {
+                    let mut stmt = tx.prepare_cached(&format!(
+                        "INSERT INTO location ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (id) DO NOTHING"
+                    ))?;
+                    for r in &rows {
+                        stmt.execute(params![r.0, r.1, r.2, r.3, r.4])?;
+                    }
+                }
+                tx.commit()
+            })
+            .await
+    }
+
+    async fn get(&self, id: LocationId) -> Result<Option<Location>> {
+        self.db
+            .read(move |c| {
+                c.prepare_cached(&format!("SELECT {COLUMNS} FROM location WHERE id = ?1"))?
+                    .query_row([id], location)
+                    .optional()
+            })
+            .await
+    }
+
+    async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>> {
+        self.db
+            .read(move |c| match person {
+                Some(p) => c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM location
+                         WHERE person_id = ?1 AND creation_time >= ?2 AND creation_time < ?3
+                         ORDER BY creation_time, id"
+                    ))?
+                    .query_map(params![p, window.start, window.end], location)?
+                    .collect(),
+                None => c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM location
+                         WHERE creation_time >= ?1 AND creation_time < ?2
+                         ORDER BY creation_time, id"
+                    ))?
+                    .query_map(params![window.start, window.end], location)?
+                    .collect(),
+            })
+            .await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.db
+            .write(|c| c.execute("DELETE FROM location", []).map(|_| ()))
+            .await
+    }
+
+    async fn count(&self) -> Result<u64> {
+        self.db
+            .read(|c| c.query_row("SELECT count(*) FROM location", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|n| n as u64)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.db.ping().await
+    }
+}

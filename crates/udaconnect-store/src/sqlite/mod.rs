@@ -1,0 +1,130 @@
+//! Embedded stores on SQLite.
+//!
+//! Each store is one database file in WAL mode: one writer connection, a small pool of reader
+//! connections that read concurrently with it. `synchronous = FULL` because the consumer commits
+//! its log offset right after a write returns: the write must survive a power cut, not only a
+//! process crash. Calls run on tokio's blocking pool; SQLite has no async interface.
+
+mod locations;
+mod persons;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use udaconnect_core::{Error, Result};
+
+pub use locations::SqliteLocationStore;
+pub use persons::SqlitePersonStore;
+
+/// Readers kept open for reuse; more may be opened under load and are then dropped.
+const POOLED_READERS: usize = 8;
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// A SQLite database with a writer and pooled readers.
+#[derive(Clone)]
+pub(crate) struct Db(Arc<Inner>);
+
+pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            Error::Unavailable(format!("sqlite store ({e})"))
+        }
+        other => Error::Internal(format!("sqlite store: {other}")),
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+impl Db {
+    /// Opens (creating) the database at `path` and applies `schema`, which must be idempotent.
+    pub(crate) fn open(path: impl AsRef<Path>, schema: &str) -> Result<Db> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Internal(format!("sqlite store: create directory: {e}")))?;
+        }
+        let writer = Connection::open(&path).map_err(sql_err)?;
+        configure(&writer).map_err(sql_err)?;
+        writer.execute_batch(schema).map_err(sql_err)?;
+        Ok(Db(Arc::new(Inner {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })))
+    }
+
+    fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on the writer connection.
+    pub(crate) async fn write<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| Error::Internal("sqlite store: writer poisoned".into()))?;
+            f(&mut conn).map_err(sql_err)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("sqlite store: {e}")))?
+    }
+
+    /// Runs `f` on a reader connection.
+    pub(crate) async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => Self::open_reader(&inner.path).map_err(sql_err)?,
+            };
+            let out = f(&conn).map_err(sql_err);
+            if let Ok(mut pool) = inner.readers.lock() {
+                if pool.len() < POOLED_READERS {
+                    pool.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("sqlite store: {e}")))?
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}

@@ -1,0 +1,122 @@
+use std::path::Path;
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, Row};
+use udaconnect_core::model::{NewPerson, Person, PersonId};
+use udaconnect_core::ports::PersonStore;
+use udaconnect_core::Result;
+
+use super::Db;
+
+const SCHEMA: &str = include_str!("../../migrations/sqlite/persons.sql");
+const COLUMNS: &str = "id, first_name, last_name, company_name";
+
+/// Persons in their own SQLite file.
+#[derive(Clone)]
+pub struct SqlitePersonStore {
+    db: Db,
+}
+
+impl SqlitePersonStore {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(SqlitePersonStore {
+            db: Db::open(path, SCHEMA)?,
+        })
+    }
+}
+
+fn person(row: &Row<'_>) -> rusqlite::Result<Person> {
+    Ok(Person {
+        id: row.get(0)?,
+        first_name: row.get(1)?,
+        last_name: row.get(2)?,
+        company_name: row.get(3)?,
+    })
+}
+
+#[async_trait]
+impl PersonStore for SqlitePersonStore {
+    async fn create(&self, p: NewPerson) -> Result<Person> {
+        self.db
+            .write(move |c| {
+                let id = c.query_row(
+                    "INSERT INTO person (first_name, last_name, company_name) VALUES (?1, ?2, ?3)
+                     RETURNING id",
+                    params![p.first_name, p.last_name, p.company_name],
+                    |r| r.get(0),
+                )?;
+                Ok(Person {
+                    id,
+                    first_name: p.first_name,
+                    last_name: p.last_name,
+                    company_name: p.company_name,
+                })
+            })
+            .await
+    }
+
+    async fn import(&self, persons: Vec<Person>) -> Result<()> {
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                {
+                    let mut stmt = tx.prepare_cached(
+                        "INSERT INTO person (id, first_name, last_name, company_name)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (id) DO UPDATE SET first_name = excluded.first_name,
+                           last_name = excluded.last_name, company_name = excluded.company_name",
+                    )?;
+                    for p in &persons {
+                        stmt.execute(params![p.id, p.first_name, p.last_name, p.company_name])?;
+                    }
+                }
+                tx.commit()
+            })
+            .await
+    }
+
+    async fn get(&self, id: PersonId) -> Result<Option<Person>> {
+        self.db
+            .read(move |c| {
+                c.prepare_cached(&format!("SELECT {COLUMNS} FROM person WHERE id = ?1"))?
+                    .query_row([id], person)
+                    .optional()
+            })
+            .await
+    }
+
+    async fn get_many(&self, ids: &[PersonId]) -> Result<Vec<Person>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        self.db
+            .read(move |c| {
+                let mut stmt =
+                    c.prepare_cached(&format!("SELECT {COLUMNS} FROM person WHERE id = ?1"))?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(p) = stmt.query_row([id], person).optional()? {
+                        out.push(p);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn list(&self, after: Option<PersonId>, limit: usize) -> Result<Vec<Person>> {
+        self.db
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM person WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))?
+                .query_map(params![after.unwrap_or(i64::MIN), limit as i64], person)?
+                .collect()
+            })
+            .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.db.ping().await
+    }
+}
