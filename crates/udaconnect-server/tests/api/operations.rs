@@ -1,0 +1,97 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn health_ready_metrics_openapi_docs() {
+    let app = spawn_app(false).await;
+    let h = app.get("/health").await;
+    assert_eq!(h.status(), StatusCode::OK);
+    let r: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(r["status"], "ready");
+    assert_eq!(r["checks"]["log"], "ok");
+    let m = app.get("/metrics").await;
+    assert!(m.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = m.text().await.unwrap();
+    assert!(text.contains("udaconnect_http_requests_total{"), "{text}");
+    assert!(text.contains("udaconnect_consumer_lag_records"));
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/persons",
+        "/api/persons/{id}",
+        "/api/locations",
+        "/api/locations/{id}",
+        "/api/persons/{id}/connection",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} documented");
+    }
+    for schema in ["Person", "Location", "Connection", "Problem"] {
+        assert!(
+            spec["components"]["schemas"][schema].is_object(),
+            "{schema} documented"
+        );
+    }
+    let docs = app.get("/docs").await;
+    assert!(docs.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(docs.text().await.unwrap().contains("/openapi.json"));
+}
+
+#[tokio::test]
+async fn correlation_ids_are_taken_echoed_or_made() {
+    let app = spawn_app(false).await;
+    let r = app
+        .client
+        .get(app.url("/health"))
+        .header("X-Correlation-ID", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-correlation-id"], "abc-123");
+    let r = app
+        .client
+        .get(app.url("/health"))
+        .header("correlationId", "legacy-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-correlation-id"], "legacy-7");
+    let r = app.get("/health").await;
+    let made = r.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(made.len(), 36);
+    // Problem bodies carry it too.
+    let r = app
+        .client
+        .get(app.url("/api/persons/x"))
+        .header("X-Correlation-ID", "trace-9")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(r, 400, &["id"]).await;
+    assert_eq!(body["correlation_id"], "trace-9");
+    assert_eq!(body["instance"], "/api/persons/x");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = spawn_app(false).await;
+    assert_problem(app.get("/api/nothing").await, 404, &[]).await;
+    let r = app
+        .client
+        .delete(app.url("/api/persons"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("allow").is_some());
+    assert_problem(r, 405, &[]).await;
+}

@@ -1,0 +1,385 @@
+//! The `udaconnect` binary as a user runs it: crash safety under kill -9, recovery of a torn
+//! log tail, replay, restart, and the command line itself.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
+
+/// A `udaconnect serve` child process with JSON logs in a file.
+struct Server {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn start(data_dir: &Path, demo: bool) -> Server {
+        let log_path = data_dir.with_extension(format!("log-{}", now_nanos()));
+        let log = fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+        if demo {
+            cmd.arg("--demo");
+        }
+        let child = cmd.spawn().expect("udaconnect starts");
+        let address = wait_for_address(&log_path).await;
+        let server = Server {
+            child,
+            base: format!("http://{address}"),
+            client: reqwest::Client::new(),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.client.get(format!("{}/ready", self.base)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "server never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn location(&self, id: i64, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.get(&format!("/api/locations/{id}")).await;
+            if r.status() == 200 {
+                return r.json().await.unwrap();
+            }
+            assert!(Instant::now() < deadline, "location {id} not stored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "graceful stop exits 0, got {exit}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+async fn wait_for_address(log_path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = fs::read_to_string(log_path).unwrap_or_default();
+        for line in text.lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                if v["message"] == "udaconnect is serving" {
+                    return v["address"].as_str().unwrap().to_string();
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no address logged:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn segments(data_dir: &Path) -> Vec<PathBuf> {
+    let mut segs: Vec<PathBuf> = fs::read_dir(data_dir.join("log/location"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+/// A ping unique to (client, n), so a stored copy can be traced to its request.
+fn ping_body(client: usize, n: usize) -> Value {
+    let persons = [1, 5, 6, 8, 9];
+    json!({
+        "person_id": persons[client % persons.len()],
+        "latitude": 40.0 + client as f64 * 0.001,
+        "longitude": -70.0 - n as f64 * 0.000_01,
+        "creation_time": format!("2024-06-01T{:02}:{:02}:{:02}Z", n / 3600 % 24, n / 60 % 60, n % 60),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_load_loses_no_acknowledged_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, true).await;
+
+    let acked: Arc<Mutex<Vec<(i64, Value)>>> = Arc::default();
+    let mut clients = Vec::new();
+    for c in 0..48 {
+        let acked = acked.clone();
+        let client = server.client.clone();
+        let url = format!("{}/api/locations", server.base);
+        clients.push(tokio::spawn(async move {
+            for n in 0.. {
+                let body = ping_body(c, n);
+                match client.post(&url).json(&body).send().await {
+                    Ok(r) if r.status() == 202 => {
+                        let v: Value = r.json().await.unwrap();
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push((v["id"].as_i64().unwrap(), body));
+                    }
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    // The server died under this request: it was never acknowledged.
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    server.kill_9();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 200,
+        "only {} pings acknowledged before the kill",
+        acked.len()
+    );
+    eprintln!("{} pings acknowledged before kill -9", acked.len());
+
+    // A write torn by the crash: garbage after the last complete record.
+    let last = segments(&data).pop().unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap()
+        .write_all(&[0x5a; 37])
+        .unwrap();
+
+    let server = Server::start(&data, true).await;
+    for (id, body) in &acked {
+        let got = server.location(*id, Duration::from_secs(30)).await;
+        for field in ["person_id", "latitude", "longitude", "creation_time"] {
+            assert_eq!(got[field], body[field], "location {id} {field}");
+        }
+    }
+    // New ids after the restart never reuse an acknowledged one.
+    let r = server
+        .client
+        .post(format!("{}/api/locations", server.base))
+        .json(&ping_body(0, 999_999))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let fresh: Value = r.json().await.unwrap();
+    let acked_ids: HashSet<i64> = acked.iter().map(|(id, _)| *id).collect();
+    assert_eq!(acked_ids.len(), acked.len(), "ids are unique");
+    assert!(!acked_ids.contains(&fresh["id"].as_i64().unwrap()));
+    server
+        .location(fresh["id"].as_i64().unwrap(), Duration::from_secs(10))
+        .await;
+    server.terminate();
+
+    // Exactly once: no ping stored twice, under any id.
+    let db = rusqlite::Connection::open_with_flags(
+        data.join("locations.sqlite3"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = db
+        .prepare("SELECT id, person_id, latitude, longitude, creation_time FROM location")
+        .unwrap();
+    let mut copies: HashMap<(i64, u64, u64, i64), Vec<i64>> = HashMap::new();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, f64>(2)?,
+                r.get::<_, f64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .unwrap();
+    let mut stored_ids = HashSet::new();
+    for row in rows {
+        let (id, p, lat, lon, t) = row.unwrap();
+        stored_ids.insert(id);
+        copies
+            .entry((p, lat.to_bits(), lon.to_bits(), t))
+            .or_default()
+            .push(id);
+    }
+    assert!(acked_ids.is_subset(&stored_ids));
+    // The seed data has exact repeats of its own; the pings of this test are each unique.
+    for ((_, lat, _, _), ids) in &copies {
+        if f64::from_bits(*lat) >= 40.0 && f64::from_bits(*lat) < 41.0 {
+            assert_eq!(ids.len(), 1, "ping stored more than once: {ids:?}");
+        }
+    }
+}
+
+async fn answers(server: &Server) -> Vec<Value> {
+    let mut out = Vec::new();
+    for p in [1, 5, 6, 8, 9] {
+        for q in [
+            "start_date=2020-01-01&end_date=2024-12-31&distance=5",
+            "start_date=2024-06-01&end_date=2024-06-01&distance=50&max_time_gap=120",
+        ] {
+            let r = server
+                .get(&format!("/api/persons/{p}/connection?{q}"))
+                .await;
+            assert_eq!(r.status(), 200);
+            out.push(r.json::<Value>().await.unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_rebuilds_the_store_to_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, true).await;
+    let mut last = 0;
+    for n in 0..300 {
+        let mut body = ping_body(n % 7, n);
+        body["latitude"] = json!(40.0 + (n % 3) as f64 * 0.00001);
+        let r = server
+            .client
+            .post(format!("{}/api/locations", server.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        last = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    }
+    server.location(last, Duration::from_secs(10)).await;
+    let before = answers(&server).await;
+    assert!(
+        before.iter().any(|a| a.as_array().unwrap().len() > 10),
+        "answers are not trivial"
+    );
+    server.terminate();
+
+    for f in [
+        "locations.sqlite3",
+        "locations.sqlite3-wal",
+        "locations.sqlite3-shm",
+    ] {
+        let _ = fs::remove_file(data.join(f));
+    }
+    let out = Command::new(BIN)
+        .arg("replay")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "replay failed: {stderr}");
+    assert!(
+        stderr.contains("replayed 339 records: 339 locations stored, 0 rejected"),
+        "{stderr}"
+    );
+
+    // Restarted without --demo: everything is back, and the demo data is not loaded twice.
+    let server = Server::start(&data, true).await;
+    assert_eq!(answers(&server).await, before);
+    let persons: Value = server.get("/api/persons").await.json().await.unwrap();
+    assert_eq!(persons.as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn replay_refuses_a_data_dir_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = Server::start(&data, false).await;
+    let out = Command::new(BIN)
+        .arg("replay")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("held by another process"));
+}
+
+#[test]
+fn help_documents_every_flag_and_its_environment_variable() {
+    let top = Command::new(BIN).arg("--help").output().unwrap();
+    let top = String::from_utf8(top.stdout).unwrap();
+    for s in ["serve", "replay", "--log-format", "UDACONNECT_LOG_FORMAT"] {
+        assert!(top.contains(s), "--help lacks {s}:\n{top}");
+    }
+    let serve = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let serve = String::from_utf8(serve.stdout).unwrap();
+    for s in [
+        "--listen",
+        "UDACONNECT_LISTEN",
+        "127.0.0.1:30000",
+        "--data-dir",
+        "UDACONNECT_DATA_DIR",
+        "--demo",
+        "UDACONNECT_DEMO",
+    ] {
+        assert!(serve.contains(s), "serve --help lacks {s}:\n{serve}");
+    }
+    let bad = Command::new(BIN)
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--listen"));
+}
