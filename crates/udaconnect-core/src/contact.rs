@@ -161,6 +161,128 @@ pub fn connections<'a>(
     out
 }
 
+/// A contacts query: whom a person spent time with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContactQuery {
+    pub person_id: i64,
+    pub window: Window,
+    pub distance_m: f64,
+    /// Two pings count as together when at most this far apart in time; encounters separated
+    /// by more than this are distinct.
+    pub max_time_gap_us: i64,
+    /// Persons with less time together in total are left out.
+    pub min_duration_us: i64,
+}
+
+/// One co-presence episode with one other person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encounter {
+    pub start: Micros,
+    pub end: Micros,
+    /// The centre of the other person's pings in this encounter (spherical mean).
+    pub latitude: f64,
+    pub longitude: f64,
+    /// The other person's pings that take part.
+    pub pings: u32,
+}
+
+impl Encounter {
+    pub fn duration_us(&self) -> i64 {
+        self.end - self.start
+    }
+}
+
+/// All the time one other person spent with the asked person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub person_id: i64,
+    pub first: Micros,
+    pub last: Micros,
+    /// The sum of the encounters' durations.
+    pub total_us: i64,
+    pub encounters: Vec<Encounter>,
+}
+
+/// Turns the answer of a connection query into contacts, as the contacts semantics define:
+///
+/// - the pings counted are those the connection query with the same window, distance and
+///   `max_time_gap` returns: every ping `L'` of another person within `distance` and
+///   `max_time_gap` of some ping of the asked person;
+/// - one person's pings, in time order, form one encounter while each follows the previous
+///   one by at most `max_time_gap`; an encounter lasts from its first ping to its last, and its
+///   place is the centre of its pings;
+/// - time together is the sum of the encounters' durations; persons with less than
+///   `min_duration` are left out; the rest are ordered by time together (longest first), then
+///   person id.
+///
+/// Times are those of the other person's pings: what the asked person's phone saw of them.
+pub fn summarise(mut matched: Vec<Point>, q: &ContactQuery) -> Vec<Contact> {
+    matched.sort_unstable_by_key(|p| (p.person_id, p.t, p.id));
+    let mut out = Vec::new();
+    for mine in matched.chunk_by(|a, b| a.person_id == b.person_id) {
+        let encounters: Vec<Encounter> = mine
+            .chunk_by(|a, b| b.t - a.t <= q.max_time_gap_us)
+            .map(|pings| {
+                let (latitude, longitude) = spherical_mean(pings);
+                Encounter {
+                    start: pings[0].t,
+                    end: pings[pings.len() - 1].t,
+                    latitude,
+                    longitude,
+                    pings: pings.len() as u32,
+                }
+            })
+            .collect();
+        let total_us: i64 = encounters.iter().map(Encounter::duration_us).sum();
+        if total_us >= q.min_duration_us {
+            out.push(Contact {
+                person_id: mine[0].person_id,
+                first: encounters[0].start,
+                last: encounters[encounters.len() - 1].end,
+                total_us,
+                encounters,
+            });
+        }
+    }
+    out.sort_by_key(|c| (std::cmp::Reverse(c.total_us), c.person_id));
+    out
+}
+
+/// The centre of points on the sphere: the mean of their unit vectors, so a group straddling
+/// the antimeridian is centred on it, not on the other side of the Earth.
+pub fn spherical_mean(points: &[Point]) -> (f64, f64) {
+    let mut sum = [0.0f64; 3];
+    for p in points {
+        let v = to_cartesian(p.lat, p.lon);
+        for i in 0..3 {
+            sum[i] += v[i];
+        }
+    }
+    let [x, y, z] = sum;
+    let lat = z.atan2((x * x + y * y).sqrt()).to_degrees();
+    let lon = y.atan2(x).to_degrees();
+    (lat, lon)
+}
+
+/// The contacts definition pair by pair, for tests and benchmarks.
+pub fn contacts_oracle(all: &[Point], q: &ContactQuery) -> Vec<Contact> {
+    let gap = q.max_time_gap_us.unsigned_abs();
+    let matched: Vec<Point> = all
+        .iter()
+        .filter(|o| o.person_id != q.person_id && q.window.contains(o.t))
+        .filter(|o| {
+            all.iter().any(|l| {
+                l.person_id == q.person_id
+                    && q.window.contains(l.t)
+                    && l.t.abs_diff(o.t) <= gap
+                    && within(l.lat, l.lon, o.lat, o.lon, q.distance_m)
+            })
+        })
+        .copied()
+        .collect();
+    summarise(matched, q)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +379,79 @@ mod tests {
                 })
                 .collect()
         })
+    }
+
+    fn cq(person_id: i64, gap_s: i64, min_s: i64) -> ContactQuery {
+        ContactQuery {
+            person_id,
+            window: Window {
+                start: 0,
+                end: 100_000 * S,
+            },
+            distance_m: 5.0,
+            max_time_gap_us: gap_s * S,
+            min_duration_us: min_s * S,
+        }
+    }
+
+    #[test]
+    fn encounters_split_on_gaps_and_sum() {
+        // Person 2 stands next to person 1 from 0 to 100 s (pings every 10 s), leaves, and
+        // comes back from 500 to 530 s. Person 3 passes by once.
+        let mut pts = Vec::new();
+        let mut id = 0;
+        let mut push = |person, lat: f64, t| {
+            id += 1;
+            pts.push(pt(id, person, lat, 20.0, t));
+        };
+        for t in (0..=600).step_by(10) {
+            push(1, 10.0, t);
+        }
+        for t in (0..=100).step_by(10) {
+            push(2, 10.00001, t);
+        }
+        for t in (500..=530).step_by(10) {
+            push(2, 10.00002, t);
+        }
+        push(3, 10.0, 300);
+        let got = contacts_oracle(&pts, &cq(1, 60, 0));
+        assert_eq!(got.len(), 2);
+        let two = &got[0];
+        assert_eq!(two.person_id, 2);
+        assert_eq!(two.encounters.len(), 2);
+        assert_eq!(
+            (two.encounters[0].start, two.encounters[0].end),
+            (0, 100 * S)
+        );
+        assert_eq!(
+            (two.encounters[1].start, two.encounters[1].end),
+            (500 * S, 530 * S)
+        );
+        assert_eq!(two.total_us, 130 * S);
+        assert_eq!((two.first, two.last), (0, 530 * S));
+        assert_eq!(two.encounters[0].pings, 11);
+        assert!((two.encounters[0].latitude - 10.00001).abs() < 1e-9);
+        // A single ping at the same instant: together for no time at all.
+        assert_eq!((got[1].person_id, got[1].total_us), (3, 0));
+        // Minimum duration drops the passer-by and keeps 130 s.
+        let got = contacts_oracle(&pts, &cq(1, 60, 120));
+        assert_eq!(got.iter().map(|c| c.person_id).collect::<Vec<_>>(), [2]);
+        let got = contacts_oracle(&pts, &cq(1, 60, 131));
+        assert!(got.is_empty());
+        // With a gap wider than the absence, one encounter spanning both.
+        let got = contacts_oracle(&pts, &cq(1, 400, 0));
+        assert_eq!(got[0].encounters.len(), 1);
+        assert_eq!(got[0].total_us, 530 * S);
+        assert_eq!(got[0].encounters[0].pings, 15);
+    }
+
+    #[test]
+    fn spherical_mean_across_the_antimeridian() {
+        let (lat, lon) = spherical_mean(&[pt(1, 1, 0.0, 179.9, 0), pt(2, 1, 0.0, -179.9, 0)]);
+        assert!(
+            lat.abs() < 1e-9 && (lon.abs() - 180.0).abs() < 1e-9,
+            "{lat} {lon}"
+        );
     }
 
     proptest! {

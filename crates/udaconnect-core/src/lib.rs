@@ -8,7 +8,9 @@
 //! - [`validate`]: turning untrusted JSON and query strings into validated domain values, with
 //!   every violation named by its field.
 //! - [`geo`]: great-circle distance on the contract's sphere.
-//! - [`contact`]: the connection query (who was near whom) and its brute-force oracle.
+//! - [`contact`]: the connection and contacts queries (who was near whom, for how long) and
+//!   their brute-force oracles.
+//! - [`index`]: the in-memory spatio-temporal index that answers them at conference scale.
 //! - [`record`]: the format of location records on the log, including the original producers'
 //!   keyless JSON.
 //! - [`ports`]: the traits that storage and log adapters implement.
@@ -17,6 +19,7 @@
 pub mod contact;
 pub mod error;
 pub mod geo;
+pub mod index;
 pub mod model;
 pub mod ports;
 pub mod record;

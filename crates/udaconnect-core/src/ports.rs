@@ -39,6 +39,8 @@ pub trait LocationStore: Send + Sync + 'static {
     async fn get(&self, id: LocationId) -> Result<Option<Location>>;
     /// Locations with time in `window`, of one person or of everyone, in (time, id) order.
     async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>>;
+    /// Up to `limit` locations with ids above `after`, in id order: for building indexes.
+    async fn scan(&self, after: LocationId, limit: usize) -> Result<Vec<Location>>;
     /// Removes every location (before a replay rebuilds them).
     async fn clear(&self) -> Result<()>;
     async fn count(&self) -> Result<u64>;

@@ -363,6 +363,87 @@ pub fn connection_params(params: &HashMap<String, String>) -> Result<ConnectionP
     }
 }
 
+/// Defaults of the contacts query.
+pub const DEFAULT_CONTACT_GAP_S: f64 = 60.0;
+pub const DEFAULT_MIN_DURATION_S: f64 = 120.0;
+/// Largest gap a contacts query may use: co-presence an hour apart is not co-presence.
+pub const MAX_CONTACT_GAP_S: f64 = 3600.0;
+
+/// A validated contacts query, minus the person.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContactParams {
+    pub window: Window,
+    pub distance_m: f64,
+    pub max_time_gap_us: i64,
+    pub min_duration_us: i64,
+}
+
+fn bounded_seconds(
+    params: &HashMap<String, String>,
+    field: &str,
+    default: f64,
+    max: f64,
+    f: &mut Findings,
+) -> i64 {
+    let s = match parse_number_param(params, field, f) {
+        None => default,
+        Some(v) if (0.0..=max).contains(&v) => v,
+        Some(v) => {
+            f.unreadable(field, format!("{v} is outside [0, {max}] seconds"));
+            default
+        }
+    };
+    (s * 1e6).round() as i64
+}
+
+fn distance_param(params: &HashMap<String, String>, f: &mut Findings) -> f64 {
+    match parse_number_param(params, "distance", f) {
+        None => DEFAULT_DISTANCE_M,
+        Some(d) if d > 0.0 && d <= MAX_DISTANCE_M => d,
+        Some(d) => {
+            f.unreadable(
+                "distance",
+                format!("{d} is outside (0, {MAX_DISTANCE_M}] metres"),
+            );
+            DEFAULT_DISTANCE_M
+        }
+    }
+}
+
+/// Validates the query string of `GET /api/persons/{id}/contacts`: `start`/`end` (dates or
+/// RFC 3339; both optional, absent means unbounded), `distance`, `max_time_gap`,
+/// `min_duration`.
+pub fn contact_params(params: &HashMap<String, String>) -> Result<ContactParams> {
+    let mut violations = Vec::new();
+    let window = window_params(params, "start", "end", false, &mut violations);
+    let mut f = Findings::default();
+    let distance_m = distance_param(params, &mut f);
+    let max_time_gap_us = bounded_seconds(
+        params,
+        "max_time_gap",
+        DEFAULT_CONTACT_GAP_S,
+        MAX_CONTACT_GAP_S,
+        &mut f,
+    );
+    let min_duration_us = bounded_seconds(
+        params,
+        "min_duration",
+        DEFAULT_MIN_DURATION_S,
+        MAX_TIME_GAP_S,
+        &mut f,
+    );
+    violations.extend(f.unreadable);
+    match window {
+        Some(window) if violations.is_empty() => Ok(ContactParams {
+            window,
+            distance_m,
+            max_time_gap_us,
+            min_duration_us,
+        }),
+        _ => Err(Error::BadRequest(violations)),
+    }
+}
+
 /// Validates paging parameters: `limit` (1 to `max`, default `default`) and `cursor` (the last
 /// id of the previous page).
 pub fn paging_params(
@@ -499,6 +580,34 @@ mod tests {
         assert_eq!(fields(&e), ["end_date"]);
         let e = connection_params(&q(&[("end_date", "2020-31-01")])).unwrap_err();
         assert_eq!(fields(&e), ["start_date", "end_date"]);
+    }
+
+    #[test]
+    fn contact_params_rules() {
+        let p = contact_params(&q(&[])).unwrap();
+        assert_eq!(p.window, Window::all());
+        assert_eq!(
+            (p.distance_m, p.max_time_gap_us, p.min_duration_us),
+            (5.0, 60_000_000, 120_000_000)
+        );
+        let p = contact_params(&q(&[
+            ("start", "2020-07-07"),
+            ("end", "2020-07-07T12:00:00Z"),
+        ]))
+        .unwrap();
+        assert_eq!(p.window.end - p.window.start, 12 * 3_600_000_000);
+        let p = contact_params(&q(&[("end", "2020-07-07")])).unwrap();
+        assert_eq!(p.window.start, i64::MIN);
+        for (field, bad) in [
+            ("max_time_gap", "3601"),
+            ("max_time_gap", "-1"),
+            ("min_duration", "x"),
+            ("distance", "0"),
+            ("start", "2020-99-01"),
+        ] {
+            let e = contact_params(&q(&[(field, bad)])).unwrap_err();
+            assert_eq!(fields(&e), [field], "{field}={bad}");
+        }
     }
 
     #[test]

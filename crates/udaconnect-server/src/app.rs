@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::connection_api::{self, ConnectionApi};
+use crate::contact_engine::MemoryEngine;
 use crate::directory::{DynPersonDirectory, LocalPersons};
 use crate::embedded::EmbeddedStack;
 use crate::http;
@@ -79,12 +80,20 @@ impl Application {
             store: stack.persons.clone(),
             metrics: metrics.clone(),
         });
+        let started = std::time::Instant::now();
+        let engine = MemoryEngine::build(&stack.locations, |_| {}).await?;
+        let indexed = engine.index.read().map(|i| i.len()).unwrap_or(0);
+        tracing::info!(
+            locations = indexed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "contact index built"
+        );
         let consumer = LocationConsumer {
             log: stack.log.clone(),
             store: stack.locations.clone(),
             persons: persons.clone(),
             metrics: metrics.clone(),
-            on_stored: None,
+            on_stored: Some(engine.feeder()),
         };
         let consumer = tokio::spawn(consumer.run(shutdown_rx.clone()));
         let location_api = Arc::new(LocationApi {
@@ -97,7 +106,7 @@ impl Application {
             store: stack.locations.clone(),
         });
         let connection_api = Arc::new(ConnectionApi {
-            locations: stack.locations.clone(),
+            engine: Arc::new(engine),
             persons: persons.clone(),
             metrics: metrics.clone(),
         });

@@ -4,22 +4,26 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use udaconnect_core::contact::{self, ConnectionQuery, Point};
-use udaconnect_core::model::{Connection, Location, PersonId};
-use udaconnect_core::ports::DynLocationStore;
-use udaconnect_core::time::to_micros;
+use serde::Serialize;
+use udaconnect_core::contact::{ConnectionQuery, Contact, ContactQuery, Encounter};
+use udaconnect_core::model::{Person, PersonId};
+use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::{validate, Error, Result};
 
+use crate::contact_engine::{ConnectionBody, DynContactEngine, Rows};
 use crate::directory::DynPersonDirectory;
 use crate::http::Params;
 use crate::metrics::Metrics;
 use crate::problem::{ApiResult, Problem};
 
 pub struct ConnectionApi {
-    pub locations: DynLocationStore,
+    pub engine: DynContactEngine,
     pub persons: DynPersonDirectory,
     pub metrics: Arc<Metrics>,
 }
@@ -27,55 +31,60 @@ pub struct ConnectionApi {
 pub fn routes(api: Arc<ConnectionApi>) -> Router {
     Router::new()
         .route("/api/persons/{id}/connection", get(find_connections))
+        .route("/api/persons/{id}/contacts", get(find_contacts))
+        .route("/api/persons/{id}/summary", get(summary))
         .with_state(api)
 }
 
-fn point(l: &Location) -> Point {
-    Point {
-        id: l.id,
-        person_id: l.person_id,
-        lat: l.latitude,
-        lon: l.longitude,
-        t: to_micros(l.creation_time),
+/// Persons of every row, read a slice at a time.
+fn row_persons(rows: &dyn Rows) -> Vec<PersonId> {
+    let mut ids = Vec::new();
+    let mut buf = Vec::with_capacity(4096);
+    for from in (0..rows.len()).step_by(4096) {
+        buf.clear();
+        rows.read(from, (from + 4096).min(rows.len()), &mut buf);
+        ids.extend(buf.iter().map(|p| p.person_id));
+        ids.sort_unstable();
+        ids.dedup();
     }
+    ids
 }
 
 impl ConnectionApi {
-    /// The connection query, as the contract defines it.
-    pub async fn connections(&self, q: ConnectionQuery) -> Result<Vec<Connection>> {
-        if !self.persons.missing(&[q.person_id]).await?.is_empty() {
-            return Err(Error::not_found("person", q.person_id));
+    async fn ensure_person(&self, id: PersonId) -> Result<()> {
+        if self.persons.missing(&[id]).await?.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::not_found("person", id))
         }
-        let own = self
-            .locations
-            .in_window(q.window, Some(q.person_id))
-            .await?;
-        if own.is_empty() {
-            return Ok(Vec::new());
-        }
-        let everyone = self.locations.in_window(q.window, None).await?;
-        let own_points: Vec<Point> = own.iter().map(point).collect();
-        let all_points: Vec<Point> = everyone.iter().map(point).collect();
-        let found = contact::connections(&own_points, &all_points, &q);
-        let by_id: HashMap<i64, &Location> = everyone.iter().map(|l| (l.id, l)).collect();
-        let mut person_ids: Vec<PersonId> = found.iter().map(|p| p.person_id).collect();
-        person_ids.sort_unstable();
-        person_ids.dedup();
-        let persons: HashMap<PersonId, _> = self
+    }
+
+    async fn persons_by_id(&self, ids: &[PersonId]) -> Result<HashMap<PersonId, Person>> {
+        Ok(self
             .persons
-            .get_many(&person_ids)
+            .get_many(ids)
             .await?
             .into_iter()
             .map(|p| (p.id, p))
-            .collect();
-        Ok(found
-            .iter()
-            .filter_map(|p| {
-                Some(Connection {
-                    person: persons.get(&p.person_id)?.clone(),
-                    location: (*by_id.get(&p.id)?).clone(),
-                })
-            })
+            .collect())
+    }
+
+    /// The connection query, as the contract defines it, as a streamed JSON body.
+    pub async fn connections(&self, q: ConnectionQuery) -> Result<ConnectionBody> {
+        self.ensure_person(q.person_id).await?;
+        let rows = self.engine.connections(q).await?;
+        let persons = self.persons_by_id(&row_persons(rows.as_ref())).await?;
+        Ok(ConnectionBody::new(rows, persons))
+    }
+
+    pub async fn contacts(&self, q: ContactQuery) -> Result<Vec<ContactRow>> {
+        self.ensure_person(q.person_id).await?;
+        let contacts = self.engine.contacts(q).await?;
+        let ids: Vec<PersonId> = contacts.iter().map(|c| c.person_id).collect();
+        let persons = self.persons_by_id(&ids).await?;
+        Ok(contacts
+            .into_iter()
+            .filter_map(|c| Some(ContactRow::new(persons.get(&c.person_id)?.clone(), c)))
             .collect())
     }
 }
@@ -88,7 +97,7 @@ impl ConnectionApi {
 /// that some location `L` of this person, also in `W`, lies within `distance` metres of `L'`
 /// (great-circle on a sphere of radius 6,371,008.8 m; a point at exactly `distance` counts).
 /// With `max_time_gap`, `L` and `L'` must also be at most that many seconds apart. Each `L'` once,
-/// ordered by (creation_time, id).
+/// ordered by (creation_time, id). Large answers are streamed.
 #[utoipa::path(get, path = "/api/persons/{id}/connection", tag = "connections",
     params(
         ("id" = i64, Path, description = "Person id"),
@@ -98,7 +107,7 @@ impl ConnectionApi {
         ("max_time_gap" = Option<f64>, Query, description = "Seconds between the two pings, at most (default: no condition)"),
     ),
     responses(
-        (status = 200, description = "Connections, by time then location id", body = [Connection]),
+        (status = 200, description = "Connections, by time then location id", body = [udaconnect_core::model::Connection]),
         (status = 400, description = "A parameter is missing or invalid", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -106,11 +115,11 @@ pub async fn find_connections(
     State(api): State<Arc<ConnectionApi>>,
     Path(raw): Path<String>,
     Params(params): Params,
-) -> ApiResult<Json<Vec<Connection>>> {
+) -> ApiResult<Response> {
     let person_id = validate::path_id(&raw, "id")?;
     let p = validate::connection_params(&params)?;
     let started = Instant::now();
-    let found = api
+    let body = api
         .connections(ConnectionQuery {
             person_id,
             window: p.window,
@@ -121,6 +130,158 @@ pub async fn find_connections(
     api.metrics
         .connection_query_duration
         .observe(started.elapsed().as_secs_f64());
-    tracing::debug!(person_id, connections = found.len(), "connections found");
-    Ok(Json(found))
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::new(body),
+    )
+        .into_response())
+}
+
+/// One co-presence episode.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EncounterRow {
+    #[schema(example = "2020-07-07T10:37:06Z")]
+    pub start: String,
+    #[schema(example = "2020-07-07T10:47:06Z")]
+    pub end: String,
+    #[schema(example = 600.0)]
+    pub duration_seconds: f64,
+    /// Centre of the other person's pings in this encounter.
+    pub latitude: f64,
+    pub longitude: f64,
+    /// The other person's pings in this encounter.
+    pub pings: u32,
+}
+
+/// Everything one other person and the asked person shared.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ContactRow {
+    pub person: Person,
+    #[schema(example = "2020-07-07T10:37:06Z")]
+    pub first_met: String,
+    #[schema(example = "2020-07-08T15:02:00Z")]
+    pub last_met: String,
+    /// Time together: the sum of the encounters' durations.
+    #[schema(example = 1260.0)]
+    pub duration_seconds: f64,
+    pub encounter_count: usize,
+    pub encounters: Vec<EncounterRow>,
+}
+
+fn seconds(us: i64) -> f64 {
+    us as f64 / 1e6
+}
+
+impl ContactRow {
+    fn new(person: Person, c: Contact) -> Self {
+        ContactRow {
+            person,
+            first_met: format_utc(from_micros(c.first)),
+            last_met: format_utc(from_micros(c.last)),
+            duration_seconds: seconds(c.total_us),
+            encounter_count: c.encounters.len(),
+            encounters: c.encounters.iter().map(EncounterRow::new).collect(),
+        }
+    }
+}
+
+impl EncounterRow {
+    fn new(e: &Encounter) -> Self {
+        EncounterRow {
+            start: format_utc(from_micros(e.start)),
+            end: format_utc(from_micros(e.end)),
+            duration_seconds: seconds(e.duration_us()),
+            latitude: e.latitude,
+            longitude: e.longitude,
+            pings: e.pings,
+        }
+    }
+}
+
+/// Whom a person met, and for how long: one row per other person.
+///
+/// Semantics, with window `[start, end)` (`start`/`end` are dates or RFC 3339 timestamps; a
+/// date as `end` includes that whole day; either may be left out for an open window):
+/// 1. The pings counted are those `GET /api/persons/{id}/connection` returns for the same window,
+///    `distance` and `max_time_gap`: every ping of another person within `distance` metres and
+///    `max_time_gap` seconds of one of this person's pings.
+/// 2. One person's pings, in time order, form one encounter while each follows the previous by at
+///    most `max_time_gap`; an encounter lasts from its first to its last ping (a single ping lasts
+///    0 s), and its place is the centre of its pings.
+/// 3. Time together is the sum of the encounters' durations. Persons with less than
+///    `min_duration` seconds together are left out; the rest are ordered by time together, longest
+///    first, then by person id.
+#[utoipa::path(get, path = "/api/persons/{id}/contacts", tag = "connections",
+    params(
+        ("id" = i64, Path, description = "Person id"),
+        ("start" = Option<String>, Query, description = "Window start: a date (its first instant) or RFC 3339; default: unbounded"),
+        ("end" = Option<String>, Query, description = "Window end: a date (included whole) or RFC 3339 (exclusive); default: unbounded"),
+        ("distance" = Option<f64>, Query, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        ("max_time_gap" = Option<f64>, Query, description = "Seconds, 0 to 3600 (default 60)"),
+        ("min_duration" = Option<f64>, Query, description = "Seconds of time together at least (default 120)"),
+    ),
+    responses(
+        (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
+        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn find_contacts(
+    State(api): State<Arc<ConnectionApi>>,
+    Path(raw): Path<String>,
+    Params(params): Params,
+) -> ApiResult<Json<Vec<ContactRow>>> {
+    let person_id = validate::path_id(&raw, "id")?;
+    let p = validate::contact_params(&params)?;
+    let started = Instant::now();
+    let rows = api
+        .contacts(ContactQuery {
+            person_id,
+            window: p.window,
+            distance_m: p.distance_m,
+            max_time_gap_us: p.max_time_gap_us,
+            min_duration_us: p.min_duration_us,
+        })
+        .await?;
+    api.metrics
+        .connection_query_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(Json(rows))
+}
+
+/// What is known of a person's pings.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PersonSummary {
+    pub person: Person,
+    /// Stored pings.
+    pub pings: u64,
+    /// Time of the first and last stored ping; null without pings.
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+}
+
+/// A person and the time span of their stored pings (the default window of the web page).
+#[utoipa::path(get, path = "/api/persons/{id}/summary", tag = "connections",
+    params(("id" = i64, Path, description = "Person id")),
+    responses(
+        (status = 200, description = "Summary", body = PersonSummary),
+        (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn summary(
+    State(api): State<Arc<ConnectionApi>>,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<PersonSummary>> {
+    let id = validate::path_id(&raw, "id")?;
+    let person = api
+        .persons
+        .get_many(&[id])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found("person", id))?;
+    let span = api.engine.span(id, Window::all()).await?;
+    Ok(Json(PersonSummary {
+        person,
+        pings: span.map_or(0, |s| s.pings),
+        first_seen: span.map(|s| format_utc(from_micros(s.first))),
+        last_seen: span.map(|s| format_utc(from_micros(s.last))),
+    }))
 }

@@ -7,6 +7,8 @@
 //! - [`embedded`]: the embedded stores and log under one data directory.
 //! - [`person_api`], [`location_api`], [`location_consumer`], [`connection_api`]: one module
 //!   per role, each with its routes and the service behind them.
+//! - [`contact_engine`]: the in-memory index connection-api answers from, kept current by the
+//!   consumer, and the streamed JSON of large answers.
 //! - [`directory`]: how roles ask person-api about persons, wherever it runs.
 //! - [`http`], [`problem`], [`ops`], [`openapi`], [`metrics`]: what every HTTP role shares:
 //!   correlation ids, RFC 9457 errors, health/readiness/metrics, the OpenAPI description.
@@ -14,6 +16,7 @@
 
 pub mod app;
 pub mod connection_api;
+pub mod contact_engine;
 pub mod directory;
 pub mod embedded;
 pub mod http;

@@ -20,6 +20,8 @@ use crate::{connection_api, location_api, ops, person_api};
         location_api::create_location,
         location_api::get_location,
         connection_api::find_connections,
+        connection_api::find_contacts,
+        connection_api::summary,
         ops::health,
         ops::ready,
         ops::metrics,
@@ -33,6 +35,9 @@ use crate::{connection_api, location_api, ops, person_api};
         person_api::NewPersonBody,
         location_api::NewLocationBody,
         ops::Readiness,
+        connection_api::ContactRow,
+        connection_api::EncounterRow,
+        connection_api::PersonSummary,
     )),
     tags(
         (name = "persons", description = "Attendees"),

@@ -104,6 +104,18 @@ impl LocationStore for SqliteLocationStore {
             .await
     }
 
+    async fn scan(&self, after: LocationId, limit: usize) -> Result<Vec<Location>> {
+        self.db
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM location WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))?
+                .query_map(params![after, limit as i64], location)?
+                .collect()
+            })
+            .await
+    }
+
     async fn clear(&self) -> Result<()> {
         self.db
             .write(|c| c.execute("DELETE FROM location", []).map(|_| ()))

@@ -1,0 +1,386 @@
+//! Where connection-api gets its answers: the in-memory index of the embedded mode, kept
+//! current by the location consumer, or a scan of the store.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use udaconnect_core::contact::{self, ConnectionQuery, Contact, ContactQuery, Point};
+use udaconnect_core::index::ContactIndex;
+use udaconnect_core::model::{Location, Person, PersonId};
+use udaconnect_core::ports::DynLocationStore;
+use udaconnect_core::time::{format_utc, from_micros, to_micros, Window};
+use udaconnect_core::{Error, Result};
+
+use crate::location_consumer::OnStored;
+
+pub type SharedIndex = Arc<RwLock<ContactIndex>>;
+
+/// The rows of a connection answer, read a slice at a time so a large answer is never copied
+/// whole before it is sent.
+pub trait Rows: Send + Sync + 'static {
+    fn len(&self) -> usize;
+    /// Appends rows `from..to` to `out`.
+    fn read(&self, from: usize, to: usize, out: &mut Vec<Point>);
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Rows for Vec<Point> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn read(&self, from: usize, to: usize, out: &mut Vec<Point>) {
+        out.extend_from_slice(&self[from..to]);
+    }
+}
+
+/// Rows as slots of the shared index: the index only grows, so slots stay valid.
+struct IndexRows {
+    index: SharedIndex,
+    slots: Vec<u32>,
+}
+
+impl Rows for IndexRows {
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+    fn read(&self, from: usize, to: usize, out: &mut Vec<Point>) {
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        out.extend(self.slots[from..to].iter().map(|&s| index.point(s)));
+    }
+}
+
+/// What a person's stored pings span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub first: i64,
+    pub last: i64,
+    pub pings: u64,
+}
+
+#[async_trait]
+pub trait ContactEngine: Send + Sync + 'static {
+    /// The connection query's matching locations, by time then id.
+    async fn connections(&self, q: ConnectionQuery) -> Result<Box<dyn Rows>>;
+    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>>;
+    /// The time span of a person's pings in `window`, if any.
+    async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>>;
+}
+
+pub type DynContactEngine = Arc<dyn ContactEngine>;
+
+/// The embedded engine: an in-memory index built from the store at start and fed by the
+/// consumer after each durable batch.
+pub struct MemoryEngine {
+    pub index: SharedIndex,
+}
+
+/// Rows read from the store per page while building the index.
+const BUILD_PAGE: usize = 200_000;
+
+impl MemoryEngine {
+    /// Builds the index from every stored location. `progress(done)` after each page.
+    pub async fn build(store: &DynLocationStore, mut progress: impl FnMut(u64)) -> Result<Self> {
+        let total = store.count().await?;
+        let mut index = ContactIndex::with_capacity(total as usize);
+        let mut after = 0;
+        loop {
+            let page = store.scan(after, BUILD_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for l in &page {
+                index.insert(&point(l));
+            }
+            progress(index.len() as u64);
+        }
+        index.shrink_to_fit();
+        Ok(MemoryEngine {
+            index: Arc::new(RwLock::new(index)),
+        })
+    }
+
+    /// The hook the consumer calls with every stored batch.
+    pub fn feeder(&self) -> OnStored {
+        let index = self.index.clone();
+        Arc::new(move |batch: &[Location]| {
+            let mut index = index.write().unwrap_or_else(|e| e.into_inner());
+            for l in batch {
+                index.insert(&point(l));
+            }
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, ContactIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub fn point(l: &Location) -> Point {
+    Point {
+        id: l.id,
+        person_id: l.person_id,
+        lat: l.latitude,
+        lon: l.longitude,
+        t: to_micros(l.creation_time),
+    }
+}
+
+pub fn location(p: &Point) -> Location {
+    Location {
+        id: p.id,
+        person_id: p.person_id,
+        latitude: p.lat,
+        longitude: p.lon,
+        creation_time: from_micros(p.t),
+    }
+}
+
+#[async_trait]
+impl ContactEngine for MemoryEngine {
+    async fn connections(&self, q: ConnectionQuery) -> Result<Box<dyn Rows>> {
+        // Queries are CPU work of milliseconds: run them where they do not hold up the
+        // reactor's other connections.
+        let index = self.index.clone();
+        let slots = tokio::task::spawn_blocking(move || {
+            index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .connections(&q)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Box::new(IndexRows {
+            index: self.index.clone(),
+            slots,
+        }))
+    }
+
+    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>> {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || {
+            index.read().unwrap_or_else(|e| e.into_inner()).contacts(&q)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {
+        let index = self.read();
+        let track = index.track(person_id, window);
+        Ok(match (track.first(), track.last()) {
+            (Some(&a), Some(&b)) => Some(Span {
+                first: index.point(a).t,
+                last: index.point(b).t,
+                pings: track.len() as u64,
+            }),
+            _ => None,
+        })
+    }
+}
+
+/// The engine without an index: reads the window from the store on every query. The
+/// benchmark's baseline, and the shape of the original service.
+pub struct ScanEngine {
+    pub store: DynLocationStore,
+}
+
+impl ScanEngine {
+    async fn points(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Point>> {
+        Ok(self
+            .store
+            .in_window(window, person)
+            .await?
+            .iter()
+            .map(point)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ContactEngine for ScanEngine {
+    async fn connections(&self, q: ConnectionQuery) -> Result<Box<dyn Rows>> {
+        let own = self.points(q.window, Some(q.person_id)).await?;
+        if own.is_empty() {
+            return Ok(Box::new(Vec::<Point>::new()));
+        }
+        let all = self.points(q.window, None).await?;
+        Ok(Box::new(contact::connections(&own, &all, &q)))
+    }
+
+    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>> {
+        let all = self.points(q.window, None).await?;
+        let own: Vec<Point> = all
+            .iter()
+            .filter(|p| p.person_id == q.person_id)
+            .copied()
+            .collect();
+        let cq = ConnectionQuery {
+            person_id: q.person_id,
+            window: q.window,
+            distance_m: q.distance_m,
+            max_time_gap_us: Some(q.max_time_gap_us),
+        };
+        Ok(contact::summarise(
+            contact::connections(&own, &all, &cq),
+            &q,
+        ))
+    }
+
+    async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {
+        let own = self.points(window, Some(person_id)).await?;
+        Ok(match (own.first(), own.last()) {
+            (Some(a), Some(b)) => Some(Span {
+                first: a.t,
+                last: b.t,
+                pings: own.len() as u64,
+            }),
+            _ => None,
+        })
+    }
+}
+
+/// Rows per chunk of a streamed answer: about 100 KiB of JSON.
+const CHUNK_ROWS: usize = 512;
+
+/// A connection answer as a JSON array written chunk by chunk as the client reads.
+pub struct ConnectionBody {
+    rows: Box<dyn Rows>,
+    persons: HashMap<PersonId, Person>,
+    next: usize,
+    done: bool,
+    buf: Vec<Point>,
+}
+
+impl ConnectionBody {
+    pub fn new(rows: Box<dyn Rows>, persons: HashMap<PersonId, Person>) -> Self {
+        ConnectionBody {
+            rows,
+            persons,
+            next: 0,
+            done: false,
+            buf: Vec::with_capacity(CHUNK_ROWS),
+        }
+    }
+
+    fn chunk(&mut self) -> Bytes {
+        let total = self.rows.len();
+        let to = (self.next + CHUNK_ROWS).min(total);
+        self.buf.clear();
+        self.rows.read(self.next, to, &mut self.buf);
+        let mut out = Vec::with_capacity(self.buf.len() * 220 + 2);
+        if self.next == 0 {
+            out.push(b'[');
+        }
+        for (i, p) in self.buf.iter().enumerate() {
+            // A row whose person is unknown cannot happen (locations are stored only for
+            // known persons); skipping keeps the array valid if it ever does.
+            let Some(person) = self.persons.get(&p.person_id) else {
+                continue;
+            };
+            if self.next + i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"person\":");
+            let _ = serde_json::to_writer(&mut out, person);
+            out.extend_from_slice(b",\"location\":");
+            write_location(&mut out, p);
+            out.push(b'}');
+        }
+        self.next = to;
+        if self.next >= total {
+            out.push(b']');
+            self.done = true;
+        }
+        Bytes::from(out)
+    }
+}
+
+/// A location as JSON, written directly: the shape of [`Location`]'s serialisation.
+fn write_location(out: &mut Vec<u8>, p: &Point) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "{{\"id\":{},\"person_id\":{},\"latitude\":{},\"longitude\":{},\"creation_time\":\"{}\"}}",
+        p.id,
+        p.person_id,
+        serde_json::Number::from_f64(p.lat).map_or("null".into(), |n| n.to_string()),
+        serde_json::Number::from_f64(p.lon).map_or("null".into(), |n| n.to_string()),
+        format_utc(from_micros(p.t)),
+    );
+}
+
+impl Body for ConnectionBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(Ok(Frame::data(self.chunk()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_json_equals_serde_json() {
+        let persons: HashMap<PersonId, Person> = (1..=3)
+            .map(|id| {
+                (
+                    id,
+                    Person {
+                        id,
+                        first_name: format!("F{id}"),
+                        last_name: "L\"q".into(),
+                        company_name: "C".into(),
+                    },
+                )
+            })
+            .collect();
+        let points: Vec<Point> = (0..1300)
+            .map(|i| Point {
+                id: i + 1,
+                person_id: i % 3 + 1,
+                lat: 37.5 + i as f64 * 1e-7,
+                lon: -122.25,
+                t: 1_594_117_026_123_456 + i,
+            })
+            .collect();
+        let want: Vec<udaconnect_core::model::Connection> = points
+            .iter()
+            .map(|p| udaconnect_core::model::Connection {
+                person: persons[&p.person_id].clone(),
+                location: location(p),
+            })
+            .collect();
+        let mut body = ConnectionBody::new(Box::new(points), persons);
+        let mut out = Vec::new();
+        while !body.done {
+            out.extend_from_slice(&body.chunk());
+        }
+        let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(got, serde_json::to_value(&want).unwrap());
+        let mut empty = ConnectionBody::new(Box::new(Vec::<Point>::new()), HashMap::new());
+        assert_eq!(&empty.chunk()[..], b"[]");
+    }
+}
