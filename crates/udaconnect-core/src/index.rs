@@ -408,23 +408,18 @@ mod tests {
         prop::collection::vec(point, 0..200).prop_map(|raw| {
             raw.into_iter()
                 .enumerate()
-                .map(
-                    |(i, ((clat, clon), spread, dn, de, person, t10)): (
-                        usize,
-                        ((f64, f64), f64, f64, f64, i64, i64),
-                    )| {
-                        let lat = (clat + deg(dn * spread)).clamp(-90.0, 90.0);
-                        let mut lon = clon + deg(de * spread) / clat.to_radians().cos().max(1e-3);
-                        lon = ((lon + 540.0) % 360.0) - 180.0;
-                        Point {
-                            id: i as i64 + 1,
-                            person_id: person,
-                            lat,
-                            lon,
-                            t: t10 * 20 * S,
-                        }
-                    },
-                )
+                .map(|(i, ((clat, clon), spread, dn, de, person, t10))| {
+                    let lat = (clat + deg(dn * spread)).clamp(-90.0, 90.0);
+                    let mut lon = clon + deg(de * spread) / clat.to_radians().cos().max(1e-3);
+                    lon = ((lon + 540.0) % 360.0) - 180.0;
+                    Point {
+                        id: i as i64 + 1,
+                        person_id: person,
+                        lat,
+                        lon,
+                        t: t10 * 20 * S,
+                    }
+                })
                 .collect()
         })
     }
