@@ -61,16 +61,17 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Validates references, assigns ids and appends to the log; returns once durable.
-    pub async fn accept(&self, pings: Vec<NewLocation>) -> Result<Vec<Location>> {
+    /// Validates references, assigns ids and appends to the log; returns once durable. With
+    /// `indexed`, violations name items by index (`[3].person_id`), as batches do.
+    pub async fn accept(&self, pings: Vec<NewLocation>, indexed: bool) -> Result<Vec<Location>> {
         let person_ids: Vec<i64> = pings.iter().map(|p| p.person_id).collect();
         let missing = self.persons.missing(&person_ids).await?;
         if !missing.is_empty() {
             let field = |i: usize| {
-                if pings.len() == 1 {
-                    "person_id".to_string()
-                } else {
+                if indexed {
                     format!("[{i}].person_id")
+                } else {
+                    "person_id".to_string()
                 }
             };
             return Err(Error::Invalid(
@@ -125,6 +126,7 @@ pub struct LocationApi {
 pub fn routes(api: Arc<LocationApi>) -> Router {
     Router::new()
         .route("/api/locations", post(create_location))
+        .route("/api/locations/batch", post(create_locations))
         .route("/api/locations/{id}", get(get_location))
         .with_state(api)
 }
@@ -164,7 +166,7 @@ pub async fn create_location(
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Location>)> {
     let ping = validate::new_location(&body)?;
-    let mut stored = api.ingest.accept(vec![ping]).await?;
+    let mut stored = api.ingest.accept(vec![ping], false).await?;
     let location = stored
         .pop()
         .ok_or_else(|| Error::Internal("empty ingest answer".into()))?;
@@ -174,6 +176,87 @@ pub async fn create_location(
         "location accepted"
     );
     Ok((StatusCode::ACCEPTED, Json(location)))
+}
+
+/// Answer to a batch: the ids given, in the order of the items.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    #[schema(example = 3)]
+    pub accepted: usize,
+    #[schema(example = json!([101, 102, 103]))]
+    pub ids: Vec<i64>,
+}
+
+/// Reads a batch body: a JSON array, or NDJSON (one object per line) when the content type
+/// says `application/x-ndjson`.
+fn batch_items(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<std::result::Result<serde_json::Value, String>>> {
+    let ndjson = content_type.is_some_and(|c| {
+        c.starts_with("application/x-ndjson") || c.starts_with("application/jsonl")
+    });
+    if ndjson {
+        return Ok(body
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| serde_json::from_slice(line).map_err(|e| e.to_string()))
+            .collect());
+    }
+    match crate::http::parse_json(body).map_err(|e| e.0)? {
+        serde_json::Value::Array(items) => Ok(items.into_iter().map(Ok).collect()),
+        _ => Err(Error::bad_request(
+            "body",
+            "must be a JSON array of locations (or NDJSON with content type application/x-ndjson)",
+        )),
+    }
+}
+
+/// Ingest a batch of pings, all or nothing.
+///
+/// The body is a JSON array of locations, or NDJSON (`Content-Type: application/x-ndjson`, one
+/// location per line). Every item is validated first: if any is bad, the answer lists every bad
+/// item by its index (`[3].latitude`) and nothing of the batch is stored. Otherwise the whole
+/// batch is appended to the log in one durable write and the ids are returned in item order.
+#[utoipa::path(post, path = "/api/locations/batch", tag = "locations",
+    request_body(content = [NewLocationBody], description = "JSON array, or NDJSON with Content-Type application/x-ndjson"),
+    responses(
+        (status = 202, description = "Durable in the log", body = BatchAccepted),
+        (status = 400, description = "An item is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An item is out of range or names no person", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_locations(
+    State(api): State<Arc<LocationApi>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<BatchAccepted>)> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let mut check = validate::location_batch(batch_items(content_type, &body)?);
+    // Unknown persons are reported with the other violations, so one answer lists them all.
+    let ids: Vec<i64> = check.valid.iter().map(|(_, l)| l.person_id).collect();
+    let missing = api.ingest.persons.missing(&ids).await?;
+    if !missing.is_empty() {
+        let unknown: Vec<(usize, i64)> = check
+            .valid
+            .iter()
+            .filter(|(_, l)| missing.contains(&l.person_id))
+            .map(|(i, l)| (*i, l.person_id))
+            .collect();
+        for (i, id) in unknown {
+            check.invalid_item(i, "person_id", format!("no person with id {id}"));
+        }
+    }
+    let stored = api.ingest.accept(check.finish()?, true).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(BatchAccepted {
+            accepted: stored.len(),
+            ids: stored.iter().map(|l| l.id).collect(),
+        }),
+    ))
 }
 
 /// Get one stored location.

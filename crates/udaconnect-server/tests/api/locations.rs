@@ -171,3 +171,109 @@ async fn invalid_pings_are_rejected_and_nothing_is_stored() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn batches_are_all_or_nothing() {
+    let app = spawn_app(true).await;
+    let good = json!([
+        {"person_id": 1, "latitude": 1.5, "longitude": 2.5, "creation_time": "2024-01-01T00:00:00Z"},
+        {"person_id": 5, "latitude": "3", "longitude": "4", "creation_time": "2024-01-01T00:00:01Z"},
+        {"person_id": 6, "latitude": 5, "longitude": 6},
+    ]);
+    let r = app.post_json("/api/locations/batch", &good).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["accepted"], 3);
+    let ids: Vec<i64> = answer["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(
+        ids.windows(2).all(|w| w[1] > w[0]),
+        "ids in item order: {ids:?}"
+    );
+    for (id, item) in ids.iter().zip(good.as_array().unwrap()) {
+        let stored = app.stored_location(*id).await;
+        assert_eq!(stored["person_id"], item["person_id"]);
+    }
+
+    // One bad item rejects the batch and is named by index; the others are not stored.
+    let bad = json!([
+        {"person_id": 1, "latitude": 10, "longitude": 10, "creation_time": "2024-02-01T00:00:00Z"},
+        {"person_id": 1, "latitude": 95, "longitude": 10},
+        {"person_id": 424242, "latitude": 1, "longitude": 1},
+        {"person_id": 1, "latitude": 1, "longitude": 200},
+    ]);
+    assert_problem(
+        app.post_json("/api/locations/batch", &bad).await,
+        422,
+        &["[1].latitude", "[2].person_id", "[3].longitude"],
+    )
+    .await;
+    let unknown = json!([
+        {"person_id": 1, "latitude": 10, "longitude": 10},
+        {"person_id": 424242, "latitude": 1, "longitude": 1},
+    ]);
+    assert_problem(
+        app.post_json("/api/locations/batch", &unknown).await,
+        422,
+        &["[1].person_id"],
+    )
+    .await;
+    let types = json!([{"person_id": "x", "latitude": 1, "longitude": 1}, 5]);
+    assert_problem(
+        app.post_json("/api/locations/batch", &types).await,
+        400,
+        &["[0].person_id", "[1]"],
+    )
+    .await;
+    assert_problem(
+        app.post_json("/api/locations/batch", &json!({"person_id": 1}))
+            .await,
+        400,
+        &["body"],
+    )
+    .await;
+    assert_problem(
+        app.post_json("/api/locations/batch", &json!([])).await,
+        422,
+        &["body"],
+    )
+    .await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("udaconnect_locations_accepted_total 3\n"),
+        "only the good batch: {metrics}"
+    );
+}
+
+#[tokio::test]
+async fn ndjson_batches() {
+    let app = spawn_app(true).await;
+    let body = "{\"person_id\": 8, \"latitude\": 1, \"longitude\": 1}\n\n{\"person_id\": 9, \"latitude\": 2, \"longitude\": 2}\n";
+    let r = app
+        .client
+        .post(app.url("/api/locations/batch"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    let second = answer["ids"][1].as_i64().unwrap();
+    assert_eq!(app.stored_location(second).await["person_id"], 9);
+    let broken = "{\"person_id\": 8, \"latitude\": 1, \"longitude\": 1}\n{\"person_id\": 9,\n";
+    let r = app
+        .client
+        .post(app.url("/api/locations/batch"))
+        .header("content-type", "application/x-ndjson")
+        .body(broken)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 400, &["[1]"]).await;
+}
