@@ -251,6 +251,24 @@ impl ContactIndex {
         &track[self.time_range(track, window.start, window.end)]
     }
 
+    /// The latest ping (by time) of every person.
+    pub fn latest(&self) -> Vec<u32> {
+        self.tracks
+            .iter()
+            .filter_map(|t| t.last().copied())
+            .collect()
+    }
+
+    /// Every ping with time at or after `since`, newest tracks read from their end.
+    pub fn since(&self, since: Micros) -> Vec<u32> {
+        let mut out = Vec::new();
+        for t in &self.tracks {
+            let from = t.partition_point(|&s| self.times[s as usize] < since);
+            out.extend_from_slice(&t[from..]);
+        }
+        out
+    }
+
     /// The level to search for a distance, and how many cells around a ping to look at.
     fn level_for(&self, distance_m: f64) -> (&Level, i32) {
         let reach = chord_for_arc_m(distance_m + DISTANCE_SLACK_M) + 0.01;

@@ -18,6 +18,7 @@ use crate::contact_engine::MemoryEngine;
 use crate::directory::{DynPersonDirectory, LocalPersons};
 use crate::embedded::EmbeddedStack;
 use crate::http;
+use crate::live::{self, Live};
 use crate::location_api::{self, IdAllocator, Ingest, LocationApi};
 use crate::location_consumer::LocationConsumer;
 use crate::metrics::Metrics;
@@ -25,6 +26,7 @@ use crate::ops::{self, Check, Ops};
 use crate::person_api::{self, PersonApi};
 use crate::roles::Role;
 use crate::seed;
+use crate::web::{self, Web};
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 16 << 20;
@@ -37,6 +39,8 @@ pub struct ServeSettings {
     pub data_dir: PathBuf,
     /// Load the original demo data on first start.
     pub demo: bool,
+    /// Serve the web page from this directory instead of the copy built in.
+    pub web_dir: Option<PathBuf>,
 }
 
 /// A running UdaConnect.
@@ -88,12 +92,18 @@ impl Application {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "contact index built"
         );
+        let live = Arc::new(Live::new(engine.index.clone(), metrics.clone()));
+        let feed_index = engine.feeder();
+        let feed_live = live.clone();
         let consumer = LocationConsumer {
             log: stack.log.clone(),
             store: stack.locations.clone(),
             persons: persons.clone(),
             metrics: metrics.clone(),
-            on_stored: Some(engine.feeder()),
+            on_stored: Some(Arc::new(move |batch| {
+                feed_index(batch);
+                feed_live.publish(batch);
+            })),
         };
         let consumer = tokio::spawn(consumer.run(shutdown_rx.clone()));
         let location_api = Arc::new(LocationApi {
@@ -144,7 +154,10 @@ impl Application {
             .merge(location_api::routes(location_api))
             .merge(connection_api::routes(connection_api))
             .merge(ops::routes(ops))
-            .route("/", axum::routing::get(ops::docs))
+            .merge(live::routes(live))
+            .merge(web::routes(Arc::new(Web {
+                dir: settings.web_dir.clone(),
+            })))
             .fallback(http::not_found)
             .layer(axum::middleware::from_fn(http::problems_for_bare_errors))
             .layer(CatchPanicLayer::custom(http::panic_response))

@@ -12,6 +12,8 @@
 //! - [`directory`]: how roles ask person-api about persons, wherever it runs.
 //! - [`http`], [`problem`], [`ops`], [`openapi`], [`metrics`]: what every HTTP role shares:
 //!   correlation ids, RFC 9457 errors, health/readiness/metrics, the OpenAPI description.
+//! - [`live`]: the venue live (server-sent events, positions, heat) and the venue plan.
+//! - [`web`]: the web page and its assets.
 //! - [`seed`], [`replay`]: the demo data, and rebuilding the location store from the log.
 
 pub mod app;
@@ -20,6 +22,7 @@ pub mod contact_engine;
 pub mod directory;
 pub mod embedded;
 pub mod http;
+pub mod live;
 pub mod location_api;
 pub mod location_consumer;
 pub mod metrics;
@@ -30,5 +33,6 @@ pub mod problem;
 pub mod replay;
 pub mod roles;
 pub mod seed;
+pub mod web;
 
 pub use app::{Application, ServeSettings};

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{connection_api, location_api, ops, person_api};
+use crate::{connection_api, live, location_api, ops, person_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,10 @@ use crate::{connection_api, location_api, ops, person_api};
         connection_api::find_connections,
         connection_api::find_contacts,
         connection_api::summary,
+        live::stream,
+        live::positions,
+        live::heat,
+        live::venue,
         ops::health,
         ops::ready,
         ops::metrics,
@@ -40,11 +44,19 @@ use crate::{connection_api, location_api, ops, person_api};
         connection_api::ContactRow,
         connection_api::EncounterRow,
         connection_api::PersonSummary,
+        live::Rate,
+        live::Heat,
+        live::HeatCell,
+        udaconnect_core::venue::Venue,
+        udaconnect_core::venue::Area,
+        udaconnect_core::venue::AreaKind,
+        udaconnect_core::venue::LatLon,
     )),
     tags(
         (name = "persons", description = "Attendees"),
         (name = "locations", description = "Location pings"),
         (name = "connections", description = "Who was near whom"),
+        (name = "live", description = "The venue live: positions as they arrive"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

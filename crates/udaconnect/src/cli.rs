@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Load the original UdaConnect demo data (5 persons, 39 locations) on first start.
     #[arg(long, env = "UDACONNECT_DEMO")]
     pub demo: bool,
+    /// Serve the web page from this directory instead of the copy built into the binary
+    /// (for working on the page without rebuilding).
+    #[arg(long, env = "UDACONNECT_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +94,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: args.data.data_dir,
         demo: args.demo,
+        web_dir: args.web_dir,
     })
     .await?;
     app.run_until_stopped().await
