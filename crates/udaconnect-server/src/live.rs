@@ -189,7 +189,7 @@ pub async fn heat(State(live): State<Arc<Live>>, Params(params): Params) -> ApiR
             count,
         })
         .collect();
-    cells.sort_by(|a, b| b.count.cmp(&a.count));
+    cells.sort_by_key(|c| std::cmp::Reverse(c.count));
     Ok(Json(Heat {
         since: format_utc(since),
         cell_degrees: HEAT_CELL_DEG,
