@@ -13,6 +13,7 @@
 //! - [`index`]: the in-memory spatio-temporal index that answers them at conference scale.
 //! - [`record`]: the format of location records on the log, including the original producers'
 //!   keyless JSON.
+//! - [`simulate`]: a deterministic, realistic conference to feed the product and its benchmarks.
 //! - [`venue`]: venue plans in local metres.
 //! - [`ports`]: the traits that storage and log adapters implement.
 //! - [`error`]: the one error type, each variant mapped to a stable code.
@@ -24,6 +25,7 @@ pub mod index;
 pub mod model;
 pub mod ports;
 pub mod record;
+pub mod simulate;
 pub mod time;
 pub mod validate;
 pub mod venue;
