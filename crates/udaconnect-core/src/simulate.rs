@@ -108,23 +108,84 @@ impl Rng {
 }
 
 const TOPICS: [&str; 12] = [
-    "Rust", "Databases", "Streaming", "Security", "Machine learning", "Cloud", "Mobile",
-    "Observability", "Web", "Embedded", "Testing", "Design",
+    "Rust",
+    "Databases",
+    "Streaming",
+    "Security",
+    "Machine learning",
+    "Cloud",
+    "Mobile",
+    "Observability",
+    "Web",
+    "Embedded",
+    "Testing",
+    "Design",
 ];
 const FIRST: [&str; 24] = [
-    "Ada", "Alan", "Barbara", "Brian", "Claude", "Donald", "Edsger", "Frances", "Grace", "Guido",
-    "Hedy", "Ivan", "John", "Ken", "Leslie", "Margaret", "Niklaus", "Radia", "Rasmus", "Shafi",
-    "Sophie", "Tim", "Whitfield", "Yukihiro",
+    "Ada",
+    "Alan",
+    "Barbara",
+    "Brian",
+    "Claude",
+    "Donald",
+    "Edsger",
+    "Frances",
+    "Grace",
+    "Guido",
+    "Hedy",
+    "Ivan",
+    "John",
+    "Ken",
+    "Leslie",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+    "Rasmus",
+    "Shafi",
+    "Sophie",
+    "Tim",
+    "Whitfield",
+    "Yukihiro",
 ];
 const LAST: [&str; 24] = [
-    "Lovelace", "Turing", "Liskov", "Kernighan", "Shannon", "Knuth", "Dijkstra", "Allen",
-    "Hopper", "Rossum", "Lamarr", "Sutherland", "Backus", "Thompson", "Lamport", "Hamilton",
-    "Wirth", "Perlman", "Lerdorf", "Goldwasser", "Wilson", "Berners-Lee", "Diffie", "Matsumoto",
+    "Lovelace",
+    "Turing",
+    "Liskov",
+    "Kernighan",
+    "Shannon",
+    "Knuth",
+    "Dijkstra",
+    "Allen",
+    "Hopper",
+    "Rossum",
+    "Lamarr",
+    "Sutherland",
+    "Backus",
+    "Thompson",
+    "Lamport",
+    "Hamilton",
+    "Wirth",
+    "Perlman",
+    "Lerdorf",
+    "Goldwasser",
+    "Wilson",
+    "Berners-Lee",
+    "Diffie",
+    "Matsumoto",
 ];
 const COMPANIES: [&str; 12] = [
-    "Analytical Engines", "Bletchley Labs", "Compiler Works", "Distributed Systems Inc",
-    "Entropy Ltd", "Functional Foods", "Graph Partners", "Hash & Co", "Index Analytics",
-    "Jitter Networks", "Kernel Craft", "Lambda Logistics",
+    "Analytical Engines",
+    "Bletchley Labs",
+    "Compiler Works",
+    "Distributed Systems Inc",
+    "Entropy Ltd",
+    "Functional Foods",
+    "Graph Partners",
+    "Hash & Co",
+    "Index Analytics",
+    "Jitter Networks",
+    "Kernel Craft",
+    "Lambda Logistics",
 ];
 
 /// One talk in one room.
@@ -269,7 +330,10 @@ impl Conference {
     }
 
     fn attendee_rng(&self, i: u32) -> Rng {
-        Rng::new(self.config.seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        Rng::new(
+            self.config.seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+                ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        )
     }
 
     /// Every ping of the conference, in time order.
@@ -295,7 +359,10 @@ impl Conference {
     fn area_point(&self, area: usize, rng: &mut Rng, margin: f64) -> (f64, f64) {
         let a = &self.venue.areas[area];
         let m = margin.min(a.width / 2.0).min(a.depth / 2.0);
-        (rng.range(a.x + m, a.x + a.width - m), rng.range(a.y + m, a.y + a.depth - m))
+        (
+            rng.range(a.x + m, a.x + a.width - m),
+            rng.range(a.y + m, a.y + a.depth - m),
+        )
     }
 }
 
@@ -311,9 +378,21 @@ pub struct SimPing {
 /// What an attendee is doing: standing at a spot until a time, or walking to one.
 #[derive(Debug, Clone, Copy)]
 enum Doing {
-    Stay { x: f64, y: f64, until: Micros },
-    Walk { from: (f64, f64), to: (f64, f64), start: Micros, arrive: Micros, then_until: Micros },
-    Away { until: Micros },
+    Stay {
+        x: f64,
+        y: f64,
+        until: Micros,
+    },
+    Walk {
+        from: (f64, f64),
+        to: (f64, f64),
+        start: Micros,
+        arrive: Micros,
+        then_until: Micros,
+    },
+    Away {
+        until: Micros,
+    },
 }
 
 /// One attendee's behaviour, advanced lazily ping by ping.
@@ -340,7 +419,11 @@ impl Attendee {
         for _ in 0..3 {
             rng.next_u64();
         }
-        let interests = [rng.below(TOPICS.len()), rng.below(TOPICS.len()), rng.below(TOPICS.len())];
+        let interests = [
+            rng.below(TOPICS.len()),
+            rng.below(TOPICS.len()),
+            rng.below(TOPICS.len()),
+        ];
         let mut a = Attendee {
             index,
             rng,
@@ -368,11 +451,17 @@ impl Attendee {
                 continue;
             }
             let midnight = c.config.start + day * DAY;
-            let arrive = midnight + (8.5 * HOUR as f64) as i64 + (self.rng.range(0.0, 90.0) * MINUTE as f64) as i64;
+            let arrive = midnight
+                + (8.5 * HOUR as f64) as i64
+                + (self.rng.range(0.0, 90.0) * MINUTE as f64) as i64;
             self.leave = midnight + 16 * HOUR + (self.rng.range(0.0, 120.0) * MINUTE as f64) as i64;
             self.day = day;
             self.pos = c.area_point(c.entrance, &mut self.rng, 1.0);
-            self.doing = Doing::Stay { x: self.pos.0, y: self.pos.1, until: arrive + MINUTE };
+            self.doing = Doing::Stay {
+                x: self.pos.0,
+                y: self.pos.1,
+                until: arrive + MINUTE,
+            };
             self.next_t = arrive;
             return;
         }
@@ -389,17 +478,36 @@ impl Attendee {
             let exit = c.area_point(c.entrance, &mut self.rng, 1.0);
             self.walk_to(exit, t, t + 2 * MINUTE);
             self.doing = match self.doing {
-                Doing::Walk { from, to, start, arrive, .. } => Doing::Walk { from, to, start, arrive, then_until: arrive },
+                Doing::Walk {
+                    from,
+                    to,
+                    start,
+                    arrive,
+                    ..
+                } => Doing::Walk {
+                    from,
+                    to,
+                    start,
+                    arrive,
+                    then_until: arrive,
+                },
                 other => other,
             };
             return;
         }
         let day_t = t - midnight;
         // In a talk slot: go to a talk on one of one's topics, most of the time.
-        let slot = SLOTS_H.iter().map(|h| (h * HOUR as f64) as i64).find(|s| day_t >= *s - 5 * MINUTE && day_t < *s + TALK - 10 * MINUTE);
+        let slot = SLOTS_H
+            .iter()
+            .map(|h| (h * HOUR as f64) as i64)
+            .find(|s| day_t >= *s - 5 * MINUTE && day_t < *s + TALK - 10 * MINUTE);
         if let Some(slot_start) = slot {
             let start = midnight + slot_start;
-            let talks: Vec<&Session> = c.sessions.iter().filter(|s| s.start == start && self.interests.contains(&s.topic)).collect();
+            let talks: Vec<&Session> = c
+                .sessions
+                .iter()
+                .filter(|s| s.start == start && self.interests.contains(&s.topic))
+                .collect();
             if !talks.is_empty() && self.rng.unit() < 0.75 {
                 let talk = talks[self.rng.below(talks.len())];
                 let seat = c.area_point(c.rooms[talk.room], &mut self.rng, 1.5);
@@ -415,14 +523,21 @@ impl Attendee {
         });
         if (lunch && self.rng.unit() < 0.8) || (between_talks && self.rng.unit() < 0.4) {
             let spot = c.area_point(c.catering, &mut self.rng, 1.0);
-            let stay = if lunch { self.rng.range(15.0, 40.0) } else { self.rng.range(4.0, 12.0) };
+            let stay = if lunch {
+                self.rng.range(15.0, 40.0)
+            } else {
+                self.rng.range(4.0, 12.0)
+            };
             self.walk_to(spot, t, t + (stay * MINUTE as f64) as i64);
             return;
         }
         // Otherwise the expo: a booth in front of its counter, for a few minutes.
         if !c.booths.is_empty() {
             let booth = &c.venue.areas[c.booths[self.rng.below(c.booths.len())]];
-            let spot = (booth.x + self.rng.range(0.5, booth.width - 0.5), booth.y - self.rng.range(0.5, 2.0));
+            let spot = (
+                booth.x + self.rng.range(0.5, booth.width - 0.5),
+                booth.y - self.rng.range(0.5, 2.0),
+            );
             let dwell = 2.0 + self.rng.exp(5.0);
             self.walk_to(spot, t, t + (dwell * MINUTE as f64) as i64);
         }
@@ -431,7 +546,13 @@ impl Attendee {
     fn walk_to(&mut self, to: (f64, f64), t: Micros, then_until: Micros) {
         let d = ((to.0 - self.pos.0).powi(2) + (to.1 - self.pos.1).powi(2)).sqrt();
         let arrive = t + ((d / WALK_SPEED_MPS) * US as f64) as Micros;
-        self.doing = Doing::Walk { from: self.pos, to, start: t, arrive, then_until: then_until.max(arrive + MINUTE) };
+        self.doing = Doing::Walk {
+            from: self.pos,
+            to,
+            start: t,
+            arrive,
+            then_until: then_until.max(arrive + MINUTE),
+        };
     }
 
     /// Where the attendee is at `t`, advancing the plan as needed; `None` when away.
@@ -447,7 +568,13 @@ impl Attendee {
                     }
                     self.choose(c, t)
                 }
-                Doing::Walk { from, to, start, arrive, .. } if t < arrive => {
+                Doing::Walk {
+                    from,
+                    to,
+                    start,
+                    arrive,
+                    ..
+                } if t < arrive => {
                     let f = (t - start) as f64 / (arrive - start).max(1) as f64;
                     return Some((from.0 + (to.0 - from.0) * f, from.1 + (to.1 - from.1) * f));
                 }
@@ -456,7 +583,11 @@ impl Attendee {
                     if t >= self.leave && then_until <= t {
                         return None;
                     }
-                    self.doing = Doing::Stay { x: to.0, y: to.1, until: then_until };
+                    self.doing = Doing::Stay {
+                        x: to.0,
+                        y: to.1,
+                        until: then_until,
+                    };
                 }
             }
         }
@@ -521,7 +652,12 @@ mod tests {
     use super::*;
 
     fn small() -> SimConfig {
-        SimConfig { attendees: 60, days: 2, ping_interval_s: 60.0, ..Default::default() }
+        SimConfig {
+            attendees: 60,
+            days: 2,
+            ping_interval_s: 60.0,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -531,7 +667,9 @@ mod tests {
         let b: Vec<SimPing> = Conference::plan(&small()).pings().collect();
         assert_eq!(a, b);
         assert_eq!(c.persons(), Conference::plan(&small()).persons());
-        let other: Vec<SimPing> = Conference::plan(&SimConfig { seed: 2, ..small() }).pings().collect();
+        let other: Vec<SimPing> = Conference::plan(&SimConfig { seed: 2, ..small() })
+            .pings()
+            .collect();
         assert_ne!(a, other);
     }
 
@@ -542,11 +680,18 @@ mod tests {
         let pings: Vec<SimPing> = c.pings().collect();
         // Roughly one ping a minute for 7.5 hours a day, per attendee and day.
         let expected = 60.0 * 2.0 * 7.5 * 60.0;
-        assert!((pings.len() as f64) > expected * 0.6 && (pings.len() as f64) < expected * 1.4, "{}", pings.len());
+        assert!(
+            (pings.len() as f64) > expected * 0.6 && (pings.len() as f64) < expected * 1.4,
+            "{}",
+            pings.len()
+        );
         assert!(pings.windows(2).all(|w| w[0].t <= w[1].t));
         for p in &pings {
             let (x, y) = c.venue.to_local(p.latitude, p.longitude);
-            assert!(x > -15.0 && y > -15.0 && x < c.venue.width_m + 15.0 && y < c.venue.depth_m + 15.0, "{x} {y}");
+            assert!(
+                x > -15.0 && y > -15.0 && x < c.venue.width_m + 15.0 && y < c.venue.depth_m + 15.0,
+                "{x} {y}"
+            );
             let hour = ((p.t - cfg.start).rem_euclid(DAY)) as f64 / HOUR as f64;
             assert!((8.4..18.5).contains(&hour), "{hour}");
         }
@@ -556,7 +701,10 @@ mod tests {
 
     #[test]
     fn venue_grows_with_the_crowd() {
-        let big = SimConfig { attendees: 10_000, ..Default::default() };
+        let big = SimConfig {
+            attendees: 10_000,
+            ..Default::default()
+        };
         assert!((big.venue_side_m() - 300.0 * 10f64.sqrt()).abs() < 1e-9);
         let c = Conference::plan(&big);
         assert!(c.booths.len() > 1000 && c.rooms.len() > 10);

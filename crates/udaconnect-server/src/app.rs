@@ -15,6 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::connection_api::{self, ConnectionApi};
 use crate::contact_engine::MemoryEngine;
+use crate::demo::LiveConference;
 use crate::directory::{DynPersonDirectory, LocalPersons};
 use crate::embedded::EmbeddedStack;
 use crate::http;
@@ -39,6 +40,8 @@ pub struct ServeSettings {
     pub data_dir: PathBuf,
     /// Load the original demo data on first start.
     pub demo: bool,
+    /// With `demo`: attendees of the live simulated conference (0: none).
+    pub demo_attendees: u32,
     /// Serve the web page from this directory instead of the copy built in.
     pub web_dir: Option<PathBuf>,
 }
@@ -51,6 +54,7 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     consumer: JoinHandle<()>,
+    demo: Option<JoinHandle<()>>,
 }
 
 fn check<F, Fut>(f: F) -> Check
@@ -151,10 +155,10 @@ impl Application {
 
         let router = Router::new()
             .merge(person_api::routes(person_api))
-            .merge(location_api::routes(location_api))
+            .merge(location_api::routes(location_api.clone()))
             .merge(connection_api::routes(connection_api))
             .merge(ops::routes(ops))
-            .merge(live::routes(live))
+            .merge(live::routes(live.clone()))
             .merge(web::routes(Arc::new(Web {
                 dir: settings.web_dir.clone(),
             })))
@@ -166,6 +170,19 @@ impl Application {
                 let metrics = metrics.clone();
                 move |req, next| http::observe(metrics.clone(), req, next)
             }));
+
+        let demo = if settings.demo && settings.demo_attendees > 0 {
+            let conference =
+                LiveConference::prepare(&stack.data_dir, &stack.persons, settings.demo_attendees)
+                    .await
+                    .context("failed to prepare the demo conference")?;
+            live.set_venue(conference.venue());
+            Some(tokio::spawn(
+                conference.run(location_api.clone(), shutdown_rx.clone()),
+            ))
+        } else {
+            None
+        };
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -185,6 +202,7 @@ impl Application {
             shutdown,
             server,
             consumer,
+            demo,
         })
     }
 
@@ -202,6 +220,9 @@ impl Application {
     /// Stops accepting, drains in-flight requests, lets the consumer commit, and returns.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        if let Some(demo) = self.demo {
+            let _ = demo.await;
+        }
         self.server.await.context("server task failed")??;
         self.consumer.await.context("consumer task failed")?;
         Ok(())

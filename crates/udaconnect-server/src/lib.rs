@@ -14,11 +14,13 @@
 //!   correlation ids, RFC 9457 errors, health/readiness/metrics, the OpenAPI description.
 //! - [`live`]: the venue live (server-sent events, positions, heat) and the venue plan.
 //! - [`web`]: the web page and its assets.
+//! - [`demo`]: the demo's live simulated conference.
 //! - [`seed`], [`replay`]: the demo data, and rebuilding the location store from the log.
 
 pub mod app;
 pub mod connection_api;
 pub mod contact_engine;
+pub mod demo;
 pub mod directory;
 pub mod embedded;
 pub mod http;

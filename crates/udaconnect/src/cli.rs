@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Load the original UdaConnect demo data (5 persons, 39 locations) on first start.
     #[arg(long, env = "UDACONNECT_DEMO")]
     pub demo: bool,
+    /// With --demo: attendees of a live simulated conference next to the demo data, pinging
+    /// every 5 s in real time (0: none).
+    #[arg(long, env = "UDACONNECT_DEMO_ATTENDEES", default_value_t = 150)]
+    pub demo_attendees: u32,
     /// Serve the web page from this directory instead of the copy built into the binary
     /// (for working on the page without rebuilding).
     #[arg(long, env = "UDACONNECT_WEB_DIR")]
@@ -94,6 +98,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: args.data.data_dir,
         demo: args.demo,
+        demo_attendees: args.demo_attendees,
         web_dir: args.web_dir,
     })
     .await?;

@@ -29,6 +29,9 @@ impl Server {
             "--log-format",
             "json",
             "serve",
+            // The original demo data only, no live simulated conference: answers stay fixed.
+            "--demo-attendees",
+            "0",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",

@@ -20,6 +20,7 @@ pub async fn spawn_app(demo: bool) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.path().to_path_buf(),
         demo,
+        demo_attendees: 0,
         web_dir: None,
     })
     .await

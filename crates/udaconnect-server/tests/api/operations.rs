@@ -95,3 +95,69 @@ async fn unknown_routes_and_methods_are_problems() {
     assert!(r.headers().get("allow").is_some());
     assert_problem(r, 405, &[]).await;
 }
+
+#[tokio::test]
+async fn demo_conference_moves_live() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = udaconnect_server::Application::build(udaconnect_server::ServeSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_path_buf(),
+        demo: true,
+        demo_attendees: 40,
+        web_dir: None,
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let client = reqwest::Client::new();
+    let venue: Value = client
+        .get(format!("{base}/api/venue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(venue["areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["kind"] == "booth"));
+    // Seed persons and 40 attendees.
+    let persons: Value = client
+        .get(format!("{base}/api/persons"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(persons.as_array().unwrap().len(), 45);
+    // Attendees ping every 5 s: within a few seconds their positions are stored and shown.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let positions: Value = client
+            .get(format!("{base}/api/live/positions"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let live = positions
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["person_id"].as_i64().unwrap() > 9)
+            .count();
+        if live >= 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {live} attendees seen live"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.stop().await.unwrap();
+}
