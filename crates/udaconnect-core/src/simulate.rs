@@ -516,7 +516,7 @@ impl Attendee {
             }
         }
         // Lunch or a coffee break: queue at catering, then stand at a table.
-        let lunch = (day_t >= 12 * HOUR) && (day_t < 13 * HOUR);
+        let lunch = (12 * HOUR..13 * HOUR).contains(&day_t);
         let between_talks = SLOTS_H.iter().any(|h| {
             let end = (h * HOUR as f64) as i64 + TALK;
             day_t >= end && day_t < end + 15 * MINUTE
