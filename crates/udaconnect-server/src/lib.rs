@@ -15,6 +15,7 @@
 //! - [`live`]: the venue live (server-sent events, positions, heat) and the venue plan.
 //! - [`web`]: the web page and its assets.
 //! - [`demo`]: the demo's live simulated conference.
+//! - [`import`]: persons and locations from CSV files, through the ingest pipeline.
 //! - [`seed`], [`replay`]: the demo data, and rebuilding the location store from the log.
 
 pub mod app;
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod directory;
 pub mod embedded;
 pub mod http;
+pub mod import;
 pub mod live;
 pub mod location_api;
 pub mod location_consumer;

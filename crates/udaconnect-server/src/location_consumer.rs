@@ -126,6 +126,28 @@ impl LocationConsumer {
         tracing::info!("location consumer stopped");
     }
 
+    /// Consumes until the group has caught up with the end of the log, then returns the
+    /// number of records handled: for `import`, which runs without a server.
+    pub async fn catch_up(&self) -> Result<u64> {
+        let (_keep, never) = watch::channel(false);
+        let mut consumer = self
+            .log
+            .consumer(LOCATION_TOPIC, CONSUMER_GROUP, StartFrom::Earliest)
+            .await?;
+        let mut handled = 0u64;
+        loop {
+            let batch = consumer.poll(BATCH, Duration::from_millis(100)).await?;
+            if batch.is_empty() {
+                if consumer.lag().unwrap_or(0) == 0 {
+                    return Ok(handled);
+                }
+                continue;
+            }
+            handled += batch.len() as u64;
+            self.handle(&mut consumer, batch, &never).await;
+        }
+    }
+
     /// Stores a batch, retrying until it is durable, then commits. A batch is never skipped:
     /// without its commit, a restart redelivers it.
     async fn handle(

@@ -51,6 +51,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Rebuild the location store from the log (run while `serve` is stopped).
     Replay(ReplayArgs),
+    /// Generate a realistic conference (seeded): write it to files or stream it to a server.
+    Simulate(crate::simulate::SimulateArgs),
+    /// Import persons and locations CSV into a data directory (run while `serve` is stopped).
+    Import(crate::import::ImportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +94,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Replay(args) => replay(args).await,
+        Command::Simulate(args) => crate::simulate::run(args).await,
+        Command::Import(args) => crate::import::run(args).await,
     }
 }
 

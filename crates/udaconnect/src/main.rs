@@ -1,6 +1,8 @@
 //! `udaconnect`: parses the command line, sets up logging, and starts what was asked for.
 
 mod cli;
+mod import;
+mod simulate;
 mod telemetry;
 
 use clap::Parser;

@@ -386,3 +386,196 @@ fn help_documents_every_flag_and_its_environment_variable() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--listen"));
 }
+
+fn run_ok(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{args:?} failed: {stderr}");
+    stderr
+}
+
+#[test]
+fn simulate_is_deterministic_for_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str, seed: &str| {
+        let path = dir.path().join(name);
+        run_ok(&[
+            "simulate",
+            "--attendees",
+            "30",
+            "--days",
+            "2",
+            "--ping-interval",
+            "120",
+            "--seed",
+            seed,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        (
+            fs::read(path.join("persons.csv")).unwrap(),
+            fs::read(path.join("locations.csv")).unwrap(),
+        )
+    };
+    let a = out("a", "7");
+    let b = out("b", "7");
+    let c = out("c", "8");
+    assert_eq!(a, b);
+    assert_ne!(a.1, c.1);
+    let text = String::from_utf8(a.1).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "id,person_id,latitude,longitude,creation_time");
+    // 30 attendees, 2 days of about 7.5 hours, a ping every 2 minutes.
+    assert!(
+        lines.len() > 10_000 && lines.len() < 17_000,
+        "{} pings",
+        lines.len()
+    );
+    assert!(
+        lines[1..]
+            .windows(2)
+            .all(|w| w[0].rsplit(',').next() <= w[1].rsplit(',').next()),
+        "time order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_reports_bad_rows_resumes_and_repairs_axes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/seed");
+    let locations = dir.path().join("locations.csv");
+    fs::write(
+        &locations,
+        "id,person_id,latitude,longitude,creation_time\n\
+         ,1,37.5,-122.2,2024-01-01T10:00:00Z\n\
+         ,1,95,0,2024-01-01T10:00:00Z\n\
+         ,999,1,1,2024-01-01T10:00:00Z\n\
+         ,5,north,1,2024-01-01T10:00:00Z\n\
+         ,5,37.5,-122.2,not-a-time\n\
+         ,5,37.50001,-122.2,2024-01-01T10:00:30\n",
+    )
+    .unwrap();
+    let rejects = dir.path().join("rejects.csv");
+    let stderr = run_ok(&[
+        "import",
+        "--data-dir",
+        data_s,
+        "--persons",
+        &format!("{seed}/persons.csv"),
+        "--locations",
+        locations.to_str().unwrap(),
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains("locations: 6 rows, 2 imported, 4 rejected"),
+        "{stderr}"
+    );
+    for expected in [
+        "line 3: invalid input: latitude",
+        "line 4: person_id: no person with id 999",
+        "line 5: malformed request: latitude",
+        "line 6: malformed request: creation_time",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    assert_eq!(fs::read_to_string(&rejects).unwrap().lines().count(), 5);
+    // Run again: nothing is imported twice.
+    let again = run_ok(&[
+        "import",
+        "--data-dir",
+        data_s,
+        "--locations",
+        locations.to_str().unwrap(),
+    ]);
+    assert!(
+        again.contains("resumed after line 7") && again.contains("locations: 0 rows"),
+        "{again}"
+    );
+    // The original database's raw axes: rows near Albuquerque stored (lat, lon) as (x, y).
+    let raw = run_ok(&[
+        "import",
+        "--data-dir",
+        data_s,
+        "--locations",
+        "../../../shared/seed-data/locations_raw_axes.csv",
+    ]);
+    assert!(
+        raw.contains("39 imported, 0 rejected, 22 with swapped axes repaired"),
+        "{raw}"
+    );
+
+    // The imported seed answers as the demo does, and the two imported pings met.
+    let server = Server::start(&data, false).await;
+    let r: Value = server
+        .get("/api/persons/1/connection?start_date=2020-01-01&end_date=2020-12-31")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["location"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [34, 57, 65, 66, 67, 30, 31, 68]);
+    let r: Value = server
+        .get("/api/persons/1/contacts?start=2024-01-01&end=2024-01-01&min_duration=0")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r[0]["person"]["id"], 5);
+    assert_eq!(r[0]["encounters"][0]["start"], "2024-01-01T10:00:30Z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_streams_to_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, false).await;
+    let stderr = run_ok(&[
+        "simulate",
+        "--attendees",
+        "20",
+        "--days",
+        "1",
+        "--ping-interval",
+        "300",
+        "--target",
+        &server.base,
+        "--batch",
+        "100",
+        "--rate",
+        "20000",
+    ]);
+    let sent: u64 = stderr
+        .split("sent ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sent > 1000, "{stderr}");
+    let persons: Value = server.get("/api/persons").await.json().await.unwrap();
+    assert_eq!(persons.as_array().unwrap().len(), 20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = server.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(&format!(
+            "udaconnect_consumer_records_total{{outcome=\"stored\"}} {sent}\n"
+        )) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all {sent} pings stored:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
