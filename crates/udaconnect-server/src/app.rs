@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::connection_api::{self, ConnectionApi};
-use crate::contact_engine::MemoryEngine;
+use crate::contact_engine::{MemoryEngine, SharedIndex};
 use crate::demo::LiveConference;
 use crate::directory::{DynPersonDirectory, LocalPersons};
 use crate::embedded::EmbeddedStack;
@@ -55,6 +55,8 @@ pub struct Application {
     server: JoinHandle<std::io::Result<()>>,
     consumer: JoinHandle<()>,
     demo: Option<JoinHandle<()>>,
+    /// The contact index connection-api answers from (benchmarks time it directly).
+    index: SharedIndex,
 }
 
 fn check<F, Fut>(f: F) -> Check
@@ -96,6 +98,7 @@ impl Application {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "contact index built"
         );
+        let index = engine.index.clone();
         let live = Arc::new(Live::new(engine.index.clone(), metrics.clone()));
         let feed_index = engine.feeder();
         let feed_live = live.clone();
@@ -203,11 +206,16 @@ impl Application {
             server,
             consumer,
             demo,
+            index,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    pub fn contact_index(&self) -> SharedIndex {
+        self.index.clone()
     }
 
     /// Serves until SIGINT or SIGTERM, then stops gracefully.

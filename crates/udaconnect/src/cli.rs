@@ -55,6 +55,11 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
     /// Import persons and locations CSV into a data directory (run while `serve` is stopped).
     Import(crate::import::ImportArgs),
+    /// Measure ingest, queries, memory and start-up on a simulated conference.
+    Bench(crate::bench::BenchArgs),
+    /// The benchmark's load generator (run by `bench` as a separate process).
+    #[command(hide = true)]
+    BenchLoad(crate::bench::LoadArgs),
 }
 
 #[derive(Args, Debug)]
@@ -96,6 +101,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay(args).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Import(args) => crate::import::run(args).await,
+        Command::Bench(args) => crate::bench::run(args).await,
+        Command::BenchLoad(args) => crate::bench::load_run(args).await,
     }
 }
 

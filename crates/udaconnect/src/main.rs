@@ -1,5 +1,6 @@
 //! `udaconnect`: parses the command line, sets up logging, and starts what was asked for.
 
+mod bench;
 mod cli;
 mod import;
 mod simulate;

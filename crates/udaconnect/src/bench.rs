@@ -1,0 +1,668 @@
+//! `udaconnect bench`: builds a conference with the simulator, runs it through a real server,
+//! and measures ingest, queries, memory and start-up, each next to a baseline measured in the
+//! same run. The figures in docs/benchmarks.md come from here.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use tokio::sync::Semaphore;
+use udaconnect_core::contact::{self, ConnectionQuery, ContactQuery, Point};
+use udaconnect_core::ports::Log;
+use udaconnect_core::record::LogRecord;
+use udaconnect_core::simulate::{Conference, Rng, SimConfig};
+use udaconnect_core::time::{format_utc, from_micros, Window};
+use udaconnect_log::EmbeddedLog;
+use udaconnect_server::{Application, ServeSettings};
+
+use crate::simulate::progress_bar;
+
+const DAY_US: i64 = 86_400_000_000;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Locations in the simulated conference.
+    #[arg(long, env = "UDACONNECT_BENCH_LOCATIONS", default_value_t = 1_000_000)]
+    pub locations: u64,
+    /// Attendees (default: one per thousand locations; the venue grows with them).
+    #[arg(long, env = "UDACONNECT_BENCH_ATTENDEES")]
+    pub attendees: Option<u32>,
+    #[arg(long, env = "UDACONNECT_BENCH_DAYS", default_value_t = 3)]
+    pub days: u32,
+    /// Random attendees asked per query kind.
+    #[arg(long, env = "UDACONNECT_BENCH_QUERIES", default_value_t = 200)]
+    pub queries: usize,
+    /// Queries answered by the brute-force baseline (it is slow).
+    #[arg(long, env = "UDACONNECT_BENCH_BASELINE_QUERIES", default_value_t = 20)]
+    pub baseline_queries: usize,
+    /// Seconds of single-ping load.
+    #[arg(long, env = "UDACONNECT_BENCH_LOAD_SECONDS", default_value_t = 10)]
+    pub load_seconds: u64,
+    /// Scratch directory for the server's data (default: a new one under the system temp dir,
+    /// removed afterwards).
+    #[arg(long, env = "UDACONNECT_BENCH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Also write the report (Markdown) to this file.
+    #[arg(long, env = "UDACONNECT_BENCH_OUT")]
+    pub out: Option<PathBuf>,
+    #[arg(long, env = "UDACONNECT_BENCH_SEED", default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Load generator run as a separate process, so its CPU is not the server's.
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// URL to send requests to.
+    #[arg(long)]
+    pub url: String,
+    /// POST pings (for persons 1..=N), or GET when 0.
+    #[arg(long, default_value_t = 0)]
+    pub persons: u32,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+struct Latencies(Vec<f64>);
+
+impl Latencies {
+    fn summary(mut self) -> (f64, f64) {
+        self.0.sort_by(f64::total_cmp);
+        (percentile(&self.0, 0.5), percentile(&self.0, 0.99))
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let attendees = args
+        .attendees
+        .unwrap_or(((args.locations / 1000).max(10)) as u32);
+    let mut config = SimConfig {
+        seed: args.seed,
+        attendees,
+        days: args.days,
+        ..Default::default()
+    };
+    config.ping_interval_s = config.interval_for_total(args.locations);
+    let conference = Conference::plan(&config);
+    let scratch = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("udaconnect-bench-{}", std::process::id())),
+    };
+    if scratch.exists() {
+        bail!(
+            "{} exists: give an empty or new --data-dir",
+            scratch.display()
+        );
+    }
+    let mut report = String::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("model name"))
+            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+    });
+    writeln!(
+        report,
+        "## {} locations: {} attendees, {} days, venue {:.0} m x {:.0} m, a ping every {:.0} s\n\n\
+         Machine: {} cores, {}. Command: `udaconnect bench --locations {} --queries {}`.\n",
+        args.locations,
+        attendees,
+        args.days,
+        config.venue_side_m(),
+        config.venue_side_m(),
+        config.ping_interval_s,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu.unwrap_or_default(),
+        args.locations,
+        args.queries
+    )?;
+    let result = run_stages(&args, &conference, &scratch, &mut report).await;
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    result?;
+    println!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report)
+            .with_context(|| format!("failed to write {}", out.display()))?;
+    }
+    Ok(())
+}
+
+async fn run_stages(
+    args: &BenchArgs,
+    conference: &Conference,
+    scratch: &Path,
+    report: &mut String,
+) -> anyhow::Result<()> {
+    let app = Application::build(ServeSettings {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: scratch.join("data"),
+        demo: false,
+        demo_attendees: 0,
+        web_dir: None,
+    })
+    .await?;
+    let base = format!("http://{}", app.local_addr());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+
+    // Persons: the fresh store numbers them 1..=attendees in order.
+    eprintln!("creating {} persons", conference.config.attendees);
+    for p in conference.persons() {
+        let r = client
+            .post(format!("{base}/api/persons"))
+            .json(&serde_json::json!({"first_name": p.first_name, "last_name": p.last_name, "company_name": p.company_name}))
+            .send()
+            .await?;
+        if r.status() != 201 {
+            bail!("creating a person failed: {}", r.status());
+        }
+    }
+
+    // Bulk ingest over HTTP: NDJSON batches, 4 in flight; each 202 means durable in the log.
+    let total_estimate = args.locations;
+    let bar = progress_bar(total_estimate, "ingest");
+    let permits = Arc::new(Semaphore::new(4));
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut pings = conference.pings().peekable();
+    let url = Arc::new(format!("{base}/api/locations/batch"));
+    while pings.peek().is_some() {
+        let mut body = String::with_capacity(10_000 * 110);
+        let mut n = 0u64;
+        for p in pings.by_ref().take(10_000) {
+            let _ = writeln!(
+                body,
+                "{{\"person_id\":{},\"latitude\":{},\"longitude\":{},\"creation_time\":\"{}\"}}",
+                p.person_id,
+                p.latitude,
+                p.longitude,
+                format_utc(from_micros(p.t))
+            );
+            n += 1;
+        }
+        sent += n;
+        let permit = permits.clone().acquire_owned().await?;
+        let (client, url, bar) = (client.clone(), url.clone(), bar.clone());
+        tasks.spawn(async move {
+            let r = client
+                .post(url.as_str())
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await;
+            drop(permit);
+            bar.inc(n);
+            match r {
+                Ok(r) if r.status() == 202 => Ok(()),
+                Ok(r) => Err(anyhow::anyhow!("batch refused: {}", r.status())),
+                Err(e) => Err(e.into()),
+            }
+        });
+        while let Some(done) = tasks.try_join_next() {
+            done??;
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let ingest_s = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let index = app.contact_index();
+    loop {
+        let stored = index.read().map(|i| i.len() as u64).unwrap_or(0);
+        if stored >= sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stored_s = started.elapsed().as_secs_f64();
+    let single_appends = sequential_append_rate(&scratch.join("baseline-log")).await?;
+    writeln!(
+        report,
+        "### Ingest\n\n| what | figure | baseline (same run) | ratio |\n| --- | --- | --- | --- |"
+    )?;
+    writeln!(
+        report,
+        "| bulk ingest over HTTP, NDJSON batches of 10,000, 4 in flight, durable (202) | {:.0} pings/s | {:.0} appends/s, one fsync each (no group commit) | {:.1}x |",
+        sent as f64 / ingest_s,
+        single_appends,
+        sent as f64 / ingest_s / single_appends
+    )?;
+    writeln!(
+        report,
+        "| ingested, stored in SQLite and indexed (consumer finished) | {:.0} pings/s | | |",
+        sent as f64 / stored_s
+    )?;
+
+    // Single pings: 64 connections from a separate process; the floor is GET /health.
+    let exe = std::env::current_exe()?;
+    let post = load(
+        &exe,
+        &format!("{base}/api/locations"),
+        conference.config.attendees,
+        args.load_seconds,
+    )?;
+    let health = load(&exe, &format!("{base}/health"), 0, args.load_seconds)?;
+    writeln!(
+        report,
+        "| single-ping POST /api/locations, 64 connections, separate load process | {post:.0} requests/s | GET /health, same load: {health:.0} requests/s | {:.2}x |\n",
+        post / health
+    )?;
+
+    // Queries.
+    let all: Vec<Point> = {
+        let index = index
+            .read()
+            .map_err(|_| anyhow::anyhow!("index poisoned"))?;
+        (0..index.len() as u32).map(|s| index.point(s)).collect()
+    };
+    let mut rng = Rng::new(args.seed ^ 0xbe_4c);
+    let people: Vec<i64> = (0..args.queries)
+        .map(|_| 1 + rng.below(conference.config.attendees as usize) as i64)
+        .collect();
+    let start = conference.config.start;
+    writeln!(
+        report,
+        "### Queries ({} random attendees each; baseline: a linear scan of every stored location, on the first {})\n\n\
+         | query | window | server p50 | server p99 | HTTP p50 | HTTP p99 | baseline p50 | speed-up (p50) |\n| --- | --- | --- | --- | --- | --- | --- | --- |",
+        args.queries, args.baseline_queries
+    )?;
+    for (label, days) in [
+        ("1 day", 1),
+        ("3 days", 3.min(conference.config.days as i64)),
+    ] {
+        let window = Window {
+            start,
+            end: start + days * DAY_US,
+        };
+        let date = |d: i64| format_utc(from_micros(start + d * DAY_US))[..10].to_string();
+        let (start_date, end_date) = (date(0), date(days - 1));
+        // Connection with a time condition.
+        let q = |p: i64| ConnectionQuery {
+            person_id: p,
+            window,
+            distance_m: 5.0,
+            max_time_gap_us: Some(60_000_000),
+        };
+        let server = time_each(&people, |p| {
+            let i = index.read().expect("index");
+            i.connections(&q(p)).len()
+        });
+        let http = http_each(&client, &people, |p| {
+            format!("{base}/api/persons/{p}/connection?start_date={start_date}&end_date={end_date}&distance=5&max_time_gap=60")
+        })
+        .await?;
+        let baseline = baseline_each(
+            &people[..args.baseline_queries.min(people.len())],
+            &all,
+            q,
+            &index,
+        )?;
+        row(
+            report,
+            "connection, distance 5 m, max_time_gap 60 s",
+            label,
+            server,
+            http,
+            baseline,
+        )?;
+        // Contacts.
+        let cq = |p: i64| ContactQuery {
+            person_id: p,
+            window,
+            distance_m: 5.0,
+            max_time_gap_us: 60_000_000,
+            min_duration_us: 120_000_000,
+        };
+        let server = time_each(&people, |p| {
+            index.read().expect("index").contacts(&cq(p)).len()
+        });
+        let http = http_each(&client, &people, |p| {
+            format!("{base}/api/persons/{p}/contacts?start={start_date}&end={end_date}&distance=5&max_time_gap=60&min_duration=120")
+        })
+        .await?;
+        let baseline = time_each(&people[..args.baseline_queries.min(people.len())], |p| {
+            let own: Vec<Point> = all.iter().filter(|x| x.person_id == p).copied().collect();
+            let c = cq(p);
+            let cq2 = ConnectionQuery {
+                person_id: p,
+                window,
+                distance_m: 5.0,
+                max_time_gap_us: Some(c.max_time_gap_us),
+            };
+            contact::summarise(contact::connections(&own, &all, &cq2), &c).len()
+        });
+        row(
+            report,
+            "contacts summary, 5 m, gap 60 s, min 120 s",
+            label,
+            server,
+            http,
+            baseline,
+        )?;
+    }
+
+    // The original semantics: no time condition, one day: raw answer throughput.
+    let window = Window {
+        start,
+        end: start + DAY_US,
+    };
+    let q = |p: i64| ConnectionQuery {
+        person_id: p,
+        window,
+        distance_m: 5.0,
+        max_time_gap_us: None,
+    };
+    let mut rows = 0usize;
+    let mut secs = 0.0;
+    let mut sizes = Vec::new();
+    for &p in &people {
+        let t = Instant::now();
+        let n = index.read().expect("index").connections(&q(p)).len();
+        secs += t.elapsed().as_secs_f64();
+        rows += n;
+        sizes.push(n as f64);
+    }
+    let (size_p50, _) = Latencies(sizes.clone()).summary();
+    let max_size = sizes.iter().cloned().fold(0.0, f64::max);
+    let mut base_rows = 0usize;
+    let mut base_secs = 0.0;
+    for &p in people.iter().take(args.baseline_queries) {
+        let own: Vec<Point> = all.iter().filter(|x| x.person_id == p).copied().collect();
+        let t = Instant::now();
+        base_rows += contact::connections(&own, &all, &q(p)).len();
+        base_secs += t.elapsed().as_secs_f64();
+    }
+    writeln!(
+        report,
+        "\n### The original semantics (no time condition), 1-day window\n\n\
+         | figure | index | baseline (linear scan) | ratio |\n| --- | --- | --- | --- |\n\
+         | answer locations per second of server time | {:.2} M/s | {:.2} M/s | {:.1}x |\n\
+         | answer size, median / largest | {:.0} / {:.0} locations | | |\n",
+        rows as f64 / secs / 1e6,
+        base_rows as f64 / base_secs / 1e6,
+        (rows as f64 / secs) / (base_rows as f64 / base_secs),
+        size_p50,
+        max_size
+    )?;
+
+    // Memory and start-up: the real binary on the data just built.
+    let index_bytes = index.read().map(|i| i.heap_bytes()).unwrap_or(0);
+    drop(all);
+    app.stop().await?;
+    let (ready_s, rss) = start_to_ready(&exe, &scratch.join("data"))?;
+    writeln!(
+        report,
+        "### Memory and start-up\n\n| figure | value |\n| --- | --- |\n\
+         | resident memory of `udaconnect serve` after start, per stored location | {:.1} bytes ({:.0} MiB in all) |\n\
+         | of which the contact index, per location | {:.1} bytes |\n\
+         | start to ready (`/ready` answers 200) with {} locations stored | {:.2} s |\n",
+        rss as f64 / sent as f64,
+        rss as f64 / (1 << 20) as f64,
+        index_bytes as f64 / sent as f64,
+        sent,
+        ready_s
+    )?;
+    Ok(())
+}
+
+fn row(
+    report: &mut String,
+    what: &str,
+    window: &str,
+    server: Latencies,
+    http: Latencies,
+    baseline: Latencies,
+) -> anyhow::Result<()> {
+    let (s50, s99) = server.summary();
+    let (h50, h99) = http.summary();
+    let (b50, _) = baseline.summary();
+    writeln!(
+        report,
+        "| {what} | {window} | {s50:.2} ms | {s99:.2} ms | {h50:.2} ms | {h99:.2} ms | {b50:.1} ms | {:.0}x |",
+        b50 / s50
+    )?;
+    Ok(())
+}
+
+fn time_each(people: &[i64], mut f: impl FnMut(i64) -> usize) -> Latencies {
+    let mut out = Vec::with_capacity(people.len());
+    for &p in people {
+        let t = Instant::now();
+        std::hint::black_box(f(p));
+        out.push(ms(t.elapsed()));
+    }
+    Latencies(out)
+}
+
+/// The linear scan, checked against the index's answer as it goes.
+fn baseline_each(
+    people: &[i64],
+    all: &[Point],
+    q: impl Fn(i64) -> ConnectionQuery,
+    index: &udaconnect_server::contact_engine::SharedIndex,
+) -> anyhow::Result<Latencies> {
+    let mut out = Vec::new();
+    for &p in people {
+        let own: Vec<Point> = all.iter().filter(|x| x.person_id == p).copied().collect();
+        let t = Instant::now();
+        let scanned = contact::connections(&own, all, &q(p));
+        out.push(ms(t.elapsed()));
+        let i = index
+            .read()
+            .map_err(|_| anyhow::anyhow!("index poisoned"))?;
+        let indexed: Vec<Point> = i.connections(&q(p)).iter().map(|&s| i.point(s)).collect();
+        if indexed != scanned {
+            bail!("index and scan disagree for person {p}");
+        }
+    }
+    Ok(Latencies(out))
+}
+
+async fn http_each(
+    client: &reqwest::Client,
+    people: &[i64],
+    url: impl Fn(i64) -> String,
+) -> anyhow::Result<Latencies> {
+    let mut out = Vec::with_capacity(people.len());
+    for &p in people {
+        let u = url(p);
+        let t = Instant::now();
+        let r = client.get(&u).send().await?;
+        if r.status() != 200 {
+            bail!("{u}: {}", r.status());
+        }
+        std::hint::black_box(r.bytes().await?);
+        out.push(ms(t.elapsed()));
+    }
+    Ok(Latencies(out))
+}
+
+/// Appends one record at a time, each waiting for its own fsync: the rate without group
+/// commit.
+async fn sequential_append_rate(dir: &Path) -> anyhow::Result<f64> {
+    let log = EmbeddedLog::open(dir, Default::default())?;
+    let record = LogRecord {
+        value: vec![b'x'; 110],
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(2) {
+        log.append("t", vec![record.clone()]).await?;
+        n += 1;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn load(exe: &Path, url: &str, persons: u32, seconds: u64) -> anyhow::Result<f64> {
+    let out = Command::new(exe)
+        .args([
+            "bench-load",
+            "--url",
+            url,
+            "--persons",
+            &persons.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+        ])
+        .stderr(Stdio::inherit())
+        .output()?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("load process output")?;
+    if v["errors"].as_u64().unwrap_or(0) > 0 {
+        bail!("load against {url} had {} errors", v["errors"]);
+    }
+    Ok(v["requests"].as_f64().unwrap_or(0.0) / v["seconds"].as_f64().unwrap_or(1.0))
+}
+
+fn start_to_ready(exe: &Path, data: &Path) -> anyhow::Result<(f64, u64)> {
+    let log_path = data.with_extension("serve.log");
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path)?)
+        .spawn()?;
+    let result = (|| -> anyhow::Result<(f64, u64)> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let address = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(a) = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["message"] == "udaconnect is serving")
+            {
+                break a["address"].as_str().unwrap_or_default().to_string();
+            }
+            if Instant::now() > deadline {
+                bail!("serve did not start:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        loop {
+            if http_get_status(&address, "/ready") == Some(200) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("serve never ready");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let ready = started.elapsed().as_secs_f64();
+        Ok((ready, rss_bytes(child.id())))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+/// A minimal HTTP/1.1 GET, to poll readiness without an async runtime in this thread.
+fn http_get_status(address: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(address).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = [0u8; 32];
+    let n = s.read(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..n])
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The load process: `connections` clients in a loop for `seconds`; prints JSON counts.
+pub async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..args.connections {
+        let (client, url, persons) = (client.clone(), args.url.clone(), args.persons);
+        tasks.spawn(async move {
+            let mut rng = Rng::new(c as u64 + 1);
+            let (mut ok, mut errors) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                let r = if persons == 0 {
+                    client.get(&url).send().await
+                } else {
+                    let body = format!(
+                        "{{\"person_id\":{},\"latitude\":{},\"longitude\":{}}}",
+                        1 + rng.below(persons as usize),
+                        37.55 + rng.unit() * 0.001,
+                        -122.29 + rng.unit() * 0.001
+                    );
+                    client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                };
+                match r {
+                    Ok(r) if r.status().is_success() => ok += 1,
+                    _ => errors += 1,
+                }
+            }
+            (ok, errors)
+        });
+    }
+    let (mut ok, mut errors) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        let (o, e) = r?;
+        ok += o;
+        errors += e;
+    }
+    println!(
+        "{}",
+        serde_json::json!({"requests": ok, "errors": errors, "seconds": started.elapsed().as_secs_f64()})
+    );
+    Ok(())
+}
