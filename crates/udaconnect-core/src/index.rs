@@ -4,10 +4,14 @@
 //! arrival order; a location's position in the columns is its *slot*. Three structures point at
 //! slots, each list ordered by (time, id):
 //! - per person, their track, so a person's pings in a window are one binary search away;
-//! - per grid cell, at three resolutions (8 m, 64 m, 512 m edges in Earth-centred
-//!   coordinates), the pings in that cell, so the neighbours of a ping within a time range are
-//!   a few binary searches away. A query uses the finest level whose cells are at least as wide
-//!   as its distance, so it looks at the 27 cells around each ping and nothing beyond.
+//! - per grid cell (8 m edges in Earth-centred coordinates), the pings in that cell, so the
+//!   neighbours of a ping within a time range are a few binary searches away. A query looks at
+//!   the 27 cells around each ping (125 up to 16 m). Coarser grids (64 m, 512 m) for larger
+//!   distances are built the first time a query needs one, so the memory they take is spent
+//!   only where such queries are asked.
+//!
+//! Before the exact distance, candidates are cut by latitude alone: two points `d` apart on the
+//! sphere are never more than `d` apart in latitude, and that test costs a subtraction.
 //!
 //! Every answer equals the brute-force oracle of [`crate::contact`]: the index only chooses
 //! which pairs to compare, and the comparison is the same [`within`] predicate.
@@ -15,12 +19,14 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::contact::{summarise, ConnectionQuery, Contact, ContactQuery, Grid, Point};
+use crate::contact::{summarise, ConnectionQuery, Contact, ContactQuery, Point};
 use crate::geo::{chord_for_arc_m, to_cartesian, within, DISTANCE_SLACK_M};
 use crate::time::{Micros, Window};
 
-/// Cell edges of the grid levels, in metres of chord.
-const LEVEL_EDGES_M: [f64; 3] = [8.0, 64.0, 512.0];
+/// Cell edge of the grid always kept, in metres of chord.
+const FINE_EDGE_M: f64 = 8.0;
+/// Cell edges of the grids built on demand for larger distances.
+const COARSE_EDGES_M: [f64; 2] = [64.0, 512.0];
 
 /// A fast hash for small integer keys (cells, slots): the keys are not attacker-chosen
 /// strings, and the default SipHash costs more than the lookups it serves.
@@ -79,7 +85,8 @@ pub struct ContactIndex {
     person_ids: Vec<i64>,
     person_numbers: HashMap<i64, u32, FxBuild>,
     tracks: Vec<Vec<u32>>,
-    levels: [Level; 3],
+    fine: Level,
+    coarse: [std::sync::OnceLock<Level>; 2],
 }
 
 /// Grows a column by an eighth rather than doubling: at tens of millions of rows, doubling
@@ -90,12 +97,17 @@ fn reserve_gently<T>(v: &mut Vec<T>) {
     }
 }
 
+/// Degrees of latitude within which every point closer than `distance_m` lies: the
+/// great-circle distance is never less than the latitude difference times the radius.
+fn latitude_band(distance_m: f64) -> f64 {
+    ((distance_m + DISTANCE_SLACK_M) / crate::geo::EARTH_RADIUS_M).to_degrees() * (1.0 + 1e-9)
+        + 1e-12
+}
+
 impl ContactIndex {
     pub fn new() -> Self {
         let mut index = ContactIndex::default();
-        for (level, edge) in index.levels.iter_mut().zip(LEVEL_EDGES_M) {
-            level.edge = edge;
-        }
+        index.fine.edge = FINE_EDGE_M;
         index
     }
 
@@ -187,11 +199,31 @@ impl ContactIndex {
         let keys = |s: u32| (times[s as usize], ids[s as usize]);
         Self::insert_sorted(&mut self.tracks[number as usize], slot, key, keys);
         let xyz = to_cartesian(p.lat, p.lon);
-        for level in &mut self.levels {
+        let fine = self
+            .fine
+            .cells
+            .entry(cell_at(xyz, self.fine.edge))
+            .or_default();
+        Self::insert_sorted(fine, slot, key, keys);
+        for level in self.coarse.iter_mut().filter_map(|l| l.get_mut()) {
             let list = level.cells.entry(cell_at(xyz, level.edge)).or_default();
             Self::insert_sorted(list, slot, key, keys);
         }
         true
+    }
+
+    /// A grid of every location at a cell edge, lists in (time, id) order.
+    fn build_level(&self, edge: f64) -> Level {
+        let mut cells: HashMap<Cell, Vec<u32>, FxBuild> = HashMap::default();
+        for s in 0..self.ids.len() {
+            let xyz = to_cartesian(self.lats[s], self.lons[s]);
+            cells.entry(cell_at(xyz, edge)).or_default().push(s as u32);
+        }
+        for list in cells.values_mut() {
+            list.sort_unstable_by_key(|&s| self.key(s));
+            list.shrink_to_fit();
+        }
+        Level { edge, cells }
     }
 
     /// Releases spare capacity after a bulk load.
@@ -204,10 +236,8 @@ impl ContactIndex {
         for t in &mut self.tracks {
             t.shrink_to_fit();
         }
-        for level in &mut self.levels {
-            for list in level.cells.values_mut() {
-                list.shrink_to_fit();
-            }
+        for list in self.fine.cells.values_mut() {
+            list.shrink_to_fit();
         }
     }
 
@@ -219,9 +249,8 @@ impl ContactIndex {
             + self.lons.capacity() * 8
             + self.times.capacity() * 8;
         let tracks: usize = self.tracks.iter().map(|t| t.capacity() * 4 + 24).sum();
-        let cells: usize = self
-            .levels
-            .iter()
+        let cells: usize = std::iter::once(&self.fine)
+            .chain(self.coarse.iter().filter_map(|l| l.get()))
             .map(|l| {
                 l.cells.capacity() * (12 + 24 + 8)
                     + l.cells.values().map(|v| v.capacity() * 4).sum::<usize>()
@@ -269,16 +298,18 @@ impl ContactIndex {
         out
     }
 
-    /// The level to search for a distance, and how many cells around a ping to look at.
+    /// The grid to search for a distance, and how many cells around a ping to look at.
     fn level_for(&self, distance_m: f64) -> (&Level, i32) {
         let reach = chord_for_arc_m(distance_m + DISTANCE_SLACK_M) + 0.01;
-        for level in &self.levels {
-            if level.edge >= reach {
-                return (level, 1);
-            }
+        if reach <= 2.0 * self.fine.edge {
+            return (&self.fine, (reach / self.fine.edge).ceil() as i32);
         }
-        let coarsest = &self.levels[self.levels.len() - 1];
-        (coarsest, (reach / coarsest.edge).ceil() as i32)
+        let i = COARSE_EDGES_M
+            .iter()
+            .position(|e| *e >= reach)
+            .unwrap_or(COARSE_EDGES_M.len() - 1);
+        let level = self.coarse[i].get_or_init(|| self.build_level(COARSE_EDGES_M[i]));
+        (level, (reach / level.edge).ceil() as i32)
     }
 
     /// Every cell within `k` cells of `c`.
@@ -354,26 +385,55 @@ impl ContactIndex {
         level: &Level,
         k: i32,
     ) -> Vec<u32> {
-        let own_points: Vec<Point> = own.iter().map(|&s| self.point(s)).collect();
-        let grid = Grid::build(&own_points, q.distance_m);
+        let band = latitude_band(q.distance_m);
+        let gap = q.max_time_gap_us.map(i64::unsigned_abs);
+        let mut own_by_cell: HashMap<Cell, Vec<u32>, FxBuild> = HashMap::default();
+        for &o in own {
+            let xyz = to_cartesian(self.lats[o as usize], self.lons[o as usize]);
+            own_by_cell
+                .entry(cell_at(xyz, level.edge))
+                .or_default()
+                .push(o);
+        }
         let mut candidates: HashSet<Cell, FxBuild> = HashSet::default();
-        let mut homes: HashSet<Cell, FxBuild> = HashSet::default();
-        for p in &own_points {
-            let home = cell_at(to_cartesian(p.lat, p.lon), level.edge);
-            if homes.insert(home) {
-                candidates.extend(Self::around(home, k));
-            }
+        for home in own_by_cell.keys() {
+            candidates.extend(Self::around(*home, k));
         }
         let mut out = Vec::new();
+        let mut near: Vec<u32> = Vec::new();
         for c in candidates {
             let Some(list) = level.cells.get(&c) else {
                 continue;
             };
-            for &s in &list[self.time_range(list, q.window.start, q.window.end)] {
-                if Some(self.persons[s as usize]) == me {
+            let entries = &list[self.time_range(list, q.window.start, q.window.end)];
+            if entries.is_empty() {
+                continue;
+            }
+            // The asked person's pings that can be near this cell, by latitude, so each entry
+            // compares only with those in its latitude band.
+            near.clear();
+            for n in Self::around(c, k) {
+                if let Some(v) = own_by_cell.get(&n) {
+                    near.extend_from_slice(v);
+                }
+            }
+            near.sort_unstable_by(|a, b| self.lats[*a as usize].total_cmp(&self.lats[*b as usize]));
+            for &s in entries {
+                let su = s as usize;
+                if Some(self.persons[su]) == me {
                     continue;
                 }
-                if grid.any_near(&self.point(s), q.distance_m, q.max_time_gap_us) {
+                let (lat, lon, t) = (self.lats[su], self.lons[su], self.times[su]);
+                let from = near.partition_point(|&o| self.lats[o as usize] < lat - band);
+                let hit = near[from..]
+                    .iter()
+                    .take_while(|&&o| self.lats[o as usize] <= lat + band)
+                    .any(|&o| {
+                        let ou = o as usize;
+                        gap.is_none_or(|g| self.times[ou].abs_diff(t) <= g)
+                            && within(self.lats[ou], self.lons[ou], lat, lon, q.distance_m)
+                    });
+                if hit {
                     out.push(s);
                 }
             }
@@ -470,6 +530,25 @@ mod tests {
             prop_assert_eq!(got, connections_oracle(&pts, &q));
             let cq = ContactQuery { person_id: person, window, distance_m: distance, max_time_gap_us: gap.unwrap_or(60) * S, min_duration_us: min_s * S };
             prop_assert_eq!(index.contacts(&cq), contacts_oracle(&pts, &cq));
+        }
+
+        #[test]
+        fn grids_built_on_demand_follow_later_inserts(
+            pts in arb_points(),
+            person in 1..7i64,
+            distance in prop_oneof![30.0..60.0f64, 100.0..1000.0f64],
+        ) {
+            let half = pts.len() / 2;
+            let mut index = build(&pts[..half]);
+            let q = ConnectionQuery { person_id: person, window: Window::all(), distance_m: distance, max_time_gap_us: None };
+            // Builds the coarse grid from the first half ...
+            let _ = index.connections(&q);
+            // ... which must then take in the second half as it arrives.
+            for p in &pts[half..] {
+                index.insert(p);
+            }
+            let got: Vec<Point> = index.connections(&q).iter().map(|&s| index.point(s)).collect();
+            prop_assert_eq!(got, connections_oracle(&pts, &q));
         }
 
         #[test]

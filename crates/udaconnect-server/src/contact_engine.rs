@@ -85,18 +85,29 @@ pub struct MemoryEngine {
 const BUILD_PAGE: usize = 200_000;
 
 impl MemoryEngine {
-    /// Builds the index from every stored location. `progress(done)` after each page.
+    /// Builds the index from every stored location. `progress(done)` after each page. The
+    /// next page is read from the store while the current one is indexed.
     pub async fn build(store: &DynLocationStore, mut progress: impl FnMut(u64)) -> Result<Self> {
         let total = store.count().await?;
         let mut index = ContactIndex::with_capacity(total as usize);
-        let mut after = 0;
+        let fetch = |after: i64| {
+            let store = store.clone();
+            tokio::spawn(async move { store.scan(after, BUILD_PAGE).await })
+        };
+        let mut next = fetch(0);
         loop {
-            let page = store.scan(after, BUILD_PAGE).await?;
+            let page = next.await.map_err(|e| Error::Internal(e.to_string()))??;
             let Some(last) = page.last() else { break };
-            after = last.id;
-            for l in &page {
-                index.insert(&point(l));
-            }
+            next = fetch(last.id);
+            // Moving the index into the blocking task moves a few pointers, not its contents.
+            index = tokio::task::spawn_blocking(move || {
+                for l in &page {
+                    index.insert(&point(l));
+                }
+                index
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
             progress(index.len() as u64);
         }
         index.shrink_to_fit();
