@@ -1,8 +1,9 @@
 //! The in-memory spatio-temporal index the embedded mode answers contact queries from.
 //!
-//! Locations are kept column-wise (id, person, latitude, longitude, time: 36 bytes each) in
-//! arrival order; a location's position in the columns is its *slot*. Three structures point at
-//! slots, each list ordered by (time, id):
+//! Locations are kept as rows (time, latitude, longitude, id, person: 40 bytes each, one cache
+//! line or less, so a candidate costs one memory access) in arrival order; a location's
+//! position in the rows is its *slot*. Two structures point at slots, each list ordered by
+//! (time, id):
 //! - per person, their track, so a person's pings in a window are one binary search away;
 //! - per grid cell (8 m edges in Earth-centred coordinates), the pings in that cell, so the
 //!   neighbours of a ping within a time range are a few binary searches away. A query looks at
@@ -10,17 +11,21 @@
 //!   distances are built the first time a query needs one, so the memory they take is spent
 //!   only where such queries are asked.
 //!
-//! Before the exact distance, candidates are cut by latitude alone: two points `d` apart on the
-//! sphere are never more than `d` apart in latitude, and that test costs a subtraction.
+//! A query walks the asked person's track in *runs*: consecutive pings in the same cell (a
+//! person standing at a booth or sitting in a talk). Each run costs one look-up per
+//! neighbouring cell, however many pings it has. Before the exact distance, candidates are cut
+//! by latitude alone: two points `d` apart on the sphere are never more than `d` apart in
+//! latitude, and that test costs a subtraction.
 //!
 //! Every answer equals the brute-force oracle of [`crate::contact`]: the index only chooses
 //! which pairs to compare, and the comparison is the same [`within`] predicate.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 use crate::contact::{summarise, ConnectionQuery, Contact, ContactQuery, Point};
-use crate::geo::{chord_for_arc_m, to_cartesian, within, DISTANCE_SLACK_M};
+use crate::geo::{chord_for_arc_m, to_cartesian, within, DISTANCE_SLACK_M, EARTH_RADIUS_M};
 use crate::time::{Micros, Window};
 
 /// Cell edge of the grid always kept, in metres of chord.
@@ -28,7 +33,7 @@ const FINE_EDGE_M: f64 = 8.0;
 /// Cell edges of the grids built on demand for larger distances.
 const COARSE_EDGES_M: [f64; 2] = [64.0, 512.0];
 
-/// A fast hash for small integer keys (cells, slots): the keys are not attacker-chosen
+/// A fast hash for small integer keys (cells, ids): the keys are not attacker-chosen
 /// strings, and the default SipHash costs more than the lookups it serves.
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher(u64);
@@ -67,29 +72,40 @@ fn cell_at(xyz: [f64; 3], edge: f64) -> Cell {
     xyz.map(|c| (c / edge).floor() as i32)
 }
 
+fn cell_of(lat: f64, lon: f64, edge: f64) -> Cell {
+    cell_at(to_cartesian(lat, lon), edge)
+}
+
 #[derive(Default)]
 struct Level {
     edge: f64,
     cells: HashMap<Cell, Vec<u32>, FxBuild>,
 }
 
+/// One location as the index keeps it.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    t: Micros,
+    lat: f64,
+    lon: f64,
+    id: i64,
+    /// Dense person number (see [`ContactIndex::person_ids`]).
+    person: u32,
+}
+
 /// The index. Not synchronised: the owner wraps it in a lock.
 #[derive(Default)]
 pub struct ContactIndex {
-    ids: Vec<i64>,
-    persons: Vec<u32>,
-    lats: Vec<f64>,
-    lons: Vec<f64>,
-    times: Vec<Micros>,
+    rows: Vec<Row>,
     /// Dense person number -> person id, and back.
     person_ids: Vec<i64>,
     person_numbers: HashMap<i64, u32, FxBuild>,
     tracks: Vec<Vec<u32>>,
     fine: Level,
-    coarse: [std::sync::OnceLock<Level>; 2],
+    coarse: [OnceLock<Level>; 2],
 }
 
-/// Grows a column by an eighth rather than doubling: at tens of millions of rows, doubling
+/// Grows the rows by an eighth rather than doubling: at tens of millions of rows, doubling
 /// would leave up to half the memory unused.
 fn reserve_gently<T>(v: &mut Vec<T>) {
     if v.len() == v.capacity() {
@@ -100,8 +116,7 @@ fn reserve_gently<T>(v: &mut Vec<T>) {
 /// Degrees of latitude within which every point closer than `distance_m` lies: the
 /// great-circle distance is never less than the latitude difference times the radius.
 fn latitude_band(distance_m: f64) -> f64 {
-    ((distance_m + DISTANCE_SLACK_M) / crate::geo::EARTH_RADIUS_M).to_degrees() * (1.0 + 1e-9)
-        + 1e-12
+    ((distance_m + DISTANCE_SLACK_M) / EARTH_RADIUS_M).to_degrees() * (1.0 + 1e-9) + 1e-12
 }
 
 impl ContactIndex {
@@ -114,49 +129,42 @@ impl ContactIndex {
     /// An empty index with room for `n` locations.
     pub fn with_capacity(n: usize) -> Self {
         let mut index = Self::new();
-        index.ids.reserve_exact(n);
-        index.persons.reserve_exact(n);
-        index.lats.reserve_exact(n);
-        index.lons.reserve_exact(n);
-        index.times.reserve_exact(n);
+        index.rows.reserve_exact(n);
         index
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.rows.is_empty()
     }
 
     /// The location in `slot`.
     pub fn point(&self, slot: u32) -> Point {
-        let s = slot as usize;
+        let r = &self.rows[slot as usize];
         Point {
-            id: self.ids[s],
-            person_id: self.person_ids[self.persons[s] as usize],
-            lat: self.lats[s],
-            lon: self.lons[s],
-            t: self.times[s],
+            id: r.id,
+            person_id: self.person_ids[r.person as usize],
+            lat: r.lat,
+            lon: r.lon,
+            t: r.t,
         }
     }
 
     fn key(&self, slot: u32) -> (Micros, i64) {
-        (self.times[slot as usize], self.ids[slot as usize])
+        let r = &self.rows[slot as usize];
+        (r.t, r.id)
     }
 
     /// Inserts `slot` into a (time, id)-ordered list. Pings mostly arrive in time order, so
     /// this is usually a push.
-    fn insert_sorted(
-        list: &mut Vec<u32>,
-        slot: u32,
-        key: (Micros, i64),
-        keys: impl Fn(u32) -> (Micros, i64),
-    ) {
+    fn insert_sorted(list: &mut Vec<u32>, slot: u32, key: (Micros, i64), rows: &[Row]) {
+        let k = |s: u32| (rows[s as usize].t, rows[s as usize].id);
         match list.last() {
-            Some(&last) if keys(last) > key => {
-                let at = list.partition_point(|&s| keys(s) < key);
+            Some(&last) if k(last) > key => {
+                let at = list.partition_point(|&s| k(s) < key);
                 list.insert(at, slot);
             }
             _ => list.push(slot),
@@ -184,30 +192,27 @@ impl ContactIndex {
                 return false;
             }
         }
-        let slot = self.ids.len() as u32;
-        reserve_gently(&mut self.ids);
-        reserve_gently(&mut self.persons);
-        reserve_gently(&mut self.lats);
-        reserve_gently(&mut self.lons);
-        reserve_gently(&mut self.times);
-        self.ids.push(p.id);
-        self.persons.push(number);
-        self.lats.push(p.lat);
-        self.lons.push(p.lon);
-        self.times.push(p.t);
-        let (ids, times) = (&self.ids, &self.times);
-        let keys = |s: u32| (times[s as usize], ids[s as usize]);
-        Self::insert_sorted(&mut self.tracks[number as usize], slot, key, keys);
+        let slot = self.rows.len() as u32;
+        reserve_gently(&mut self.rows);
+        self.rows.push(Row {
+            t: p.t,
+            lat: p.lat,
+            lon: p.lon,
+            id: p.id,
+            person: number,
+        });
+        let rows = &self.rows;
+        Self::insert_sorted(&mut self.tracks[number as usize], slot, key, rows);
         let xyz = to_cartesian(p.lat, p.lon);
         let fine = self
             .fine
             .cells
             .entry(cell_at(xyz, self.fine.edge))
             .or_default();
-        Self::insert_sorted(fine, slot, key, keys);
+        Self::insert_sorted(fine, slot, key, rows);
         for level in self.coarse.iter_mut().filter_map(|l| l.get_mut()) {
             let list = level.cells.entry(cell_at(xyz, level.edge)).or_default();
-            Self::insert_sorted(list, slot, key, keys);
+            Self::insert_sorted(list, slot, key, rows);
         }
         true
     }
@@ -215,9 +220,11 @@ impl ContactIndex {
     /// A grid of every location at a cell edge, lists in (time, id) order.
     fn build_level(&self, edge: f64) -> Level {
         let mut cells: HashMap<Cell, Vec<u32>, FxBuild> = HashMap::default();
-        for s in 0..self.ids.len() {
-            let xyz = to_cartesian(self.lats[s], self.lons[s]);
-            cells.entry(cell_at(xyz, edge)).or_default().push(s as u32);
+        for (s, r) in self.rows.iter().enumerate() {
+            cells
+                .entry(cell_of(r.lat, r.lon, edge))
+                .or_default()
+                .push(s as u32);
         }
         for list in cells.values_mut() {
             list.sort_unstable_by_key(|&s| self.key(s));
@@ -228,11 +235,7 @@ impl ContactIndex {
 
     /// Releases spare capacity after a bulk load.
     pub fn shrink_to_fit(&mut self) {
-        self.ids.shrink_to_fit();
-        self.persons.shrink_to_fit();
-        self.lats.shrink_to_fit();
-        self.lons.shrink_to_fit();
-        self.times.shrink_to_fit();
+        self.rows.shrink_to_fit();
         for t in &mut self.tracks {
             t.shrink_to_fit();
         }
@@ -243,11 +246,7 @@ impl ContactIndex {
 
     /// Bytes held by the index, for the metrics and the memory benchmark.
     pub fn heap_bytes(&self) -> usize {
-        let cols = self.ids.capacity() * 8
-            + self.persons.capacity() * 4
-            + self.lats.capacity() * 8
-            + self.lons.capacity() * 8
-            + self.times.capacity() * 8;
+        let rows = self.rows.capacity() * std::mem::size_of::<Row>();
         let tracks: usize = self.tracks.iter().map(|t| t.capacity() * 4 + 24).sum();
         let cells: usize = std::iter::once(&self.fine)
             .chain(self.coarse.iter().filter_map(|l| l.get()))
@@ -256,7 +255,7 @@ impl ContactIndex {
                     + l.cells.values().map(|v| v.capacity() * 4).sum::<usize>()
             })
             .sum();
-        cols + tracks + cells + self.person_ids.capacity() * 8 + self.person_numbers.capacity() * 16
+        rows + tracks + cells + self.person_ids.capacity() * 8 + self.person_numbers.capacity() * 16
     }
 
     /// Number of distinct persons seen.
@@ -264,11 +263,11 @@ impl ContactIndex {
         self.person_ids.len()
     }
 
-    /// Slot range of a (time, id)-ordered list that falls in `[from, to)`.
+    /// Index range of a (time, id)-ordered list that falls in `[from, to)`.
     fn time_range(&self, list: &[u32], from: Micros, to: Micros) -> std::ops::Range<usize> {
-        let lo = list.partition_point(|&s| self.times[s as usize] < from);
-        let hi = list.partition_point(|&s| self.times[s as usize] < to);
-        lo..hi.max(lo)
+        let lo = list.partition_point(|&s| self.rows[s as usize].t < from);
+        let hi = lo + list[lo..].partition_point(|&s| self.rows[s as usize].t < to);
+        lo..hi
     }
 
     /// The asked person's pings in a window, in (time, id) order.
@@ -288,11 +287,11 @@ impl ContactIndex {
             .collect()
     }
 
-    /// Every ping with time at or after `since`, newest tracks read from their end.
+    /// Every ping with time at or after `since`.
     pub fn since(&self, since: Micros) -> Vec<u32> {
         let mut out = Vec::new();
         for t in &self.tracks {
-            let from = t.partition_point(|&s| self.times[s as usize] < since);
+            let from = t.partition_point(|&s| self.rows[s as usize].t < since);
             out.extend_from_slice(&t[from..]);
         }
         out
@@ -330,10 +329,9 @@ impl ContactIndex {
         let (level, k) = self.level_for(q.distance_m);
         let span = q.window.end.saturating_sub(q.window.start);
         let mut out = match q.max_time_gap_us {
-            // Narrow in time: look around each own ping, within its time range only.
-            Some(gap) if gap.saturating_mul(8) < span => self.probe_each(own, me, q, level, k, gap),
-            // Wide or no time condition: visit each candidate cell once, and test its pings
-            // against a grid of the asked person's pings.
+            // Narrow in time: look around each run of own pings, within its time span only.
+            Some(gap) if gap.saturating_mul(8) < span => self.probe_runs(own, me, q, level, k, gap),
+            // Wide or no time condition: visit each candidate cell once.
             _ => self.sweep_cells(own, me, q, level, k),
         };
         out.sort_unstable_by_key(|&s| self.key(s));
@@ -341,7 +339,32 @@ impl ContactIndex {
         out
     }
 
-    fn probe_each(
+    /// Whether row `s` is within reach of one of `near` (own rows, in time order), by time
+    /// (when `gap` is set) and distance.
+    fn near_any(
+        &self,
+        r: &Row,
+        near: &[u32],
+        gap: Option<u64>,
+        band: f64,
+        distance_m: f64,
+    ) -> bool {
+        let from = match gap {
+            Some(g) => {
+                near.partition_point(|&o| self.rows[o as usize].t < r.t.saturating_sub(g as i64))
+            }
+            None => 0,
+        };
+        near[from..]
+            .iter()
+            .map(|&o| &self.rows[o as usize])
+            .take_while(|o| gap.is_none_or(|g| o.t <= r.t.saturating_add(g as i64)))
+            .any(|o| {
+                (o.lat - r.lat).abs() <= band && within(o.lat, o.lon, r.lat, r.lon, distance_m)
+            })
+    }
+
+    fn probe_runs(
         &self,
         own: &[u32],
         me: Option<u32>,
@@ -350,29 +373,44 @@ impl ContactIndex {
         k: i32,
         gap: i64,
     ) -> Vec<u32> {
+        let band = latitude_band(q.distance_m);
+        let g = gap.unsigned_abs();
         let mut out = Vec::new();
-        for &o in own {
-            let (olat, olon, ot) = (
-                self.lats[o as usize],
-                self.lons[o as usize],
-                self.times[o as usize],
-            );
-            let from = ot.saturating_sub(gap).max(q.window.start);
-            let to = ot.saturating_add(gap).saturating_add(1).min(q.window.end);
-            let home = cell_at(to_cartesian(olat, olon), level.edge);
-            for c in Self::around(home, k) {
+        let cells: Vec<Cell> = own
+            .iter()
+            .map(|&o| {
+                let r = &self.rows[o as usize];
+                cell_of(r.lat, r.lon, level.edge)
+            })
+            .collect();
+        let mut i = 0;
+        while i < own.len() {
+            let mut j = i + 1;
+            while j < own.len() && cells[j] == cells[i] {
+                j += 1;
+            }
+            let run = &own[i..j];
+            let from = self.rows[run[0] as usize]
+                .t
+                .saturating_sub(gap)
+                .max(q.window.start);
+            let to = self.rows[run[run.len() - 1] as usize]
+                .t
+                .saturating_add(gap)
+                .saturating_add(1)
+                .min(q.window.end);
+            for c in Self::around(cells[i], k) {
                 let Some(list) = level.cells.get(&c) else {
                     continue;
                 };
                 for &s in &list[self.time_range(list, from, to)] {
-                    let su = s as usize;
-                    if Some(self.persons[su]) != me
-                        && within(olat, olon, self.lats[su], self.lons[su], q.distance_m)
-                    {
+                    let r = &self.rows[s as usize];
+                    if Some(r.person) != me && self.near_any(r, run, Some(g), band, q.distance_m) {
                         out.push(s);
                     }
                 }
             }
+            i = j;
         }
         out
     }
@@ -389,9 +427,9 @@ impl ContactIndex {
         let gap = q.max_time_gap_us.map(i64::unsigned_abs);
         let mut own_by_cell: HashMap<Cell, Vec<u32>, FxBuild> = HashMap::default();
         for &o in own {
-            let xyz = to_cartesian(self.lats[o as usize], self.lons[o as usize]);
+            let r = &self.rows[o as usize];
             own_by_cell
-                .entry(cell_at(xyz, level.edge))
+                .entry(cell_of(r.lat, r.lon, level.edge))
                 .or_default()
                 .push(o);
         }
@@ -417,21 +455,24 @@ impl ContactIndex {
                     near.extend_from_slice(v);
                 }
             }
-            near.sort_unstable_by(|a, b| self.lats[*a as usize].total_cmp(&self.lats[*b as usize]));
+            near.sort_unstable_by(|a, b| {
+                self.rows[*a as usize]
+                    .lat
+                    .total_cmp(&self.rows[*b as usize].lat)
+            });
             for &s in entries {
-                let su = s as usize;
-                if Some(self.persons[su]) == me {
+                let r = &self.rows[s as usize];
+                if Some(r.person) == me {
                     continue;
                 }
-                let (lat, lon, t) = (self.lats[su], self.lons[su], self.times[su]);
-                let from = near.partition_point(|&o| self.lats[o as usize] < lat - band);
+                let from = near.partition_point(|&o| self.rows[o as usize].lat < r.lat - band);
                 let hit = near[from..]
                     .iter()
-                    .take_while(|&&o| self.lats[o as usize] <= lat + band)
-                    .any(|&o| {
-                        let ou = o as usize;
-                        gap.is_none_or(|g| self.times[ou].abs_diff(t) <= g)
-                            && within(self.lats[ou], self.lons[ou], lat, lon, q.distance_m)
+                    .map(|&o| &self.rows[o as usize])
+                    .take_while(|o| o.lat <= r.lat + band)
+                    .any(|o| {
+                        gap.is_none_or(|g| o.t.abs_diff(r.t) <= g)
+                            && within(o.lat, o.lon, r.lat, r.lon, q.distance_m)
                     });
                 if hit {
                     out.push(s);
