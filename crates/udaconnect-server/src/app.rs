@@ -44,6 +44,8 @@ pub struct ServeSettings {
     pub demo_attendees: u32,
     /// Serve the web page from this directory instead of the copy built in.
     pub web_dir: Option<PathBuf>,
+    /// Origins, besides pages on this machine, whose pages may call the API.
+    pub cors_origins: Vec<String>,
 }
 
 /// A running UdaConnect.
@@ -169,6 +171,7 @@ impl Application {
             .layer(axum::middleware::from_fn(http::problems_for_bare_errors))
             .layer(CatchPanicLayer::custom(http::panic_response))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .layer(http::cors(&settings.cors_origins))
             .layer(axum::middleware::from_fn({
                 let metrics = metrics.clone();
                 move |req, next| http::observe(metrics.clone(), req, next)

@@ -189,3 +189,74 @@ pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError(Error::bad_request("body", format!("malformed JSON: {e}"))))
 }
+
+/// Cross-origin access for browser pages served elsewhere (the original page on port 30000
+/// called the APIs on 30002 and 30003): the configured origins and any page on this machine
+/// (`localhost`, `127.0.0.1`, `[::1]`, any port) may call the API.
+pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allowed: Vec<String> = origins
+        .iter()
+        .map(|o| o.trim_end_matches('/').to_string())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            let Ok(origin) = origin.to_str() else {
+                return false;
+            };
+            allowed.iter().any(|a| a == origin) || is_loopback_origin(origin)
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            CORRELATION_HEADER,
+            LEGACY_CORRELATION_HEADER,
+        ])
+        .expose_headers([
+            CORRELATION_HEADER,
+            header::LOCATION,
+            header::LINK,
+            HeaderName::from_static("x-next-cursor"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = match rest.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => rest,
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_origins() {
+        for ok in [
+            "http://localhost:30000",
+            "http://127.0.0.1",
+            "https://[::1]:8443",
+            "http://localhost",
+        ] {
+            assert!(super::is_loopback_origin(ok), "{ok}");
+        }
+        for bad in [
+            "http://localhost.evil.example",
+            "http://127.0.0.1.nip.io:80",
+            "file://",
+            "null",
+            "http://10.0.0.1:30000",
+        ] {
+            assert!(!super::is_loopback_origin(bad), "{bad}");
+        }
+    }
+}

@@ -168,6 +168,7 @@ async fn run_stages(
         demo: false,
         demo_attendees: 0,
         web_dir: None,
+        cors_origins: Vec::new(),
     })
     .await?;
     let base = format!("http://{}", app.local_addr());

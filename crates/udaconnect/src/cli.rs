@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// (for working on the page without rebuilding).
     #[arg(long, env = "UDACONNECT_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+    /// Origins (e.g. `https://connect.example.org`) whose pages may call the API from a
+    /// browser, comma-separated; pages on this machine (localhost, any port) always may.
+    #[arg(long, env = "UDACONNECT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +117,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         demo: args.demo,
         demo_attendees: args.demo_attendees,
         web_dir: args.web_dir,
+        cors_origins: args.cors_origins,
     })
     .await?;
     app.run_until_stopped().await

@@ -22,6 +22,7 @@ pub async fn spawn_app(demo: bool) -> TestApp {
         demo,
         demo_attendees: 0,
         web_dir: None,
+        cors_origins: Vec::new(),
     })
     .await
     .expect("server starts");

@@ -105,6 +105,7 @@ async fn demo_conference_moves_live() {
         demo: true,
         demo_attendees: 40,
         web_dir: None,
+        cors_origins: Vec::new(),
     })
     .await
     .unwrap();
@@ -160,4 +161,53 @@ async fn demo_conference_moves_live() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn cors_lets_local_pages_call_the_api() {
+    let app = spawn_app(true).await;
+    // The original page on port 30000 calling the API on another port.
+    let r = app
+        .client
+        .get(app.url("/api/persons"))
+        .header("Origin", "http://localhost:30000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:30000"
+    );
+    assert!(r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("x-correlation-id"));
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/locations"))
+        .header("Origin", "http://127.0.0.1:30000")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:30000"
+    );
+    assert!(preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    // Other sites get no permission.
+    let r = app
+        .client
+        .get(app.url("/api/persons"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
 }
