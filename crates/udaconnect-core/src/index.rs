@@ -5,9 +5,9 @@
 //! position in the rows is its *slot*. Two structures point at slots, each list ordered by
 //! (time, id):
 //! - per person, their track, so a person's pings in a window are one binary search away;
-//! - per grid cell (8 m edges in Earth-centred coordinates), the pings in that cell, so the
-//!   neighbours of a ping within a time range are a few binary searches away. A query looks at
-//!   the 27 cells around each ping (125 up to 16 m). Coarser grids (64 m, 512 m) for larger
+//! - per grid cell (5.5 m edges in Earth-centred coordinates: just over the default distance),
+//!   the pings in that cell, so the neighbours of a ping within a time range are a few binary
+//!   searches away. A query looks at the 27 cells around each ping (more, up to 16 m). Coarser grids (64 m, 512 m) for larger
 //!   distances are built the first time a query needs one, so the memory they take is spent
 //!   only where such queries are asked.
 //!
@@ -29,7 +29,11 @@ use crate::geo::{chord_for_arc_m, to_cartesian, within, DISTANCE_SLACK_M, EARTH_
 use crate::time::{Micros, Window};
 
 /// Cell edge of the grid always kept, in metres of chord.
-const FINE_EDGE_M: f64 = 8.0;
+const FINE_EDGE_M: f64 = 5.5;
+/// Own pings from which a query is split over cores.
+const PARALLEL_FROM: usize = 256;
+static CORES: OnceLock<usize> = OnceLock::new();
+
 /// Cell edges of the grids built on demand for larger distances.
 const COARSE_EDGES_M: [f64; 2] = [64.0, 512.0];
 
@@ -76,10 +80,64 @@ fn cell_of(lat: f64, lon: f64, edge: f64) -> Cell {
     cell_at(to_cartesian(lat, lon), edge)
 }
 
+/// The pings of one cell in (time, id) order, with each one's time in whole seconds beside
+/// it: binary searches by time then read a compact array instead of jumping through the rows
+/// (a cache miss per step), and the exact bound is settled within one second's entries.
+#[derive(Default)]
+struct CellList {
+    slots: Vec<u32>,
+    seconds: Vec<u32>,
+}
+
+/// Seconds since the Unix epoch as `u32` (until 2106; later times share the last value,
+/// which costs speed, never correctness).
+fn seconds(t: Micros) -> u32 {
+    (t.div_euclid(1_000_000)).clamp(0, u32::MAX as i64) as u32
+}
+
+impl CellList {
+    fn insert(&mut self, slot: u32, key: (Micros, i64), rows: &[Row]) {
+        let k = |s: u32| (rows[s as usize].t, rows[s as usize].id);
+        let at = match self.slots.last() {
+            Some(&last) if k(last) > key => self.slots.partition_point(|&s| k(s) < key),
+            _ => self.slots.len(),
+        };
+        self.slots.insert(at, slot);
+        self.seconds.insert(at, seconds(key.0));
+    }
+
+    /// Index of the first entry with time at or after `t`.
+    fn first_at(&self, t: Micros, rows: &[Row]) -> usize {
+        let s = seconds(t);
+        let mut i = self.seconds.partition_point(|&x| x < s);
+        // Only entries of the same second need their exact time read.
+        while i < self.slots.len() && self.seconds[i] == s && rows[self.slots[i] as usize].t < t {
+            i += 1;
+        }
+        i
+    }
+
+    /// The slots with time in `[from, to)`.
+    fn range(&self, from: Micros, to: Micros, rows: &[Row]) -> &[u32] {
+        let lo = self.first_at(from, rows);
+        let hi = self.first_at(to, rows).max(lo);
+        &self.slots[lo..hi]
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+        self.seconds.shrink_to_fit();
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        self.slots.capacity() * 4 + self.seconds.capacity() * 4
+    }
+}
+
 #[derive(Default)]
 struct Level {
     edge: f64,
-    cells: HashMap<Cell, Vec<u32>, FxBuild>,
+    cells: HashMap<Cell, CellList, FxBuild>,
 }
 
 /// One location as the index keeps it.
@@ -209,27 +267,35 @@ impl ContactIndex {
             .cells
             .entry(cell_at(xyz, self.fine.edge))
             .or_default();
-        Self::insert_sorted(fine, slot, key, rows);
+        fine.insert(slot, key, rows);
         for level in self.coarse.iter_mut().filter_map(|l| l.get_mut()) {
             let list = level.cells.entry(cell_at(xyz, level.edge)).or_default();
-            Self::insert_sorted(list, slot, key, rows);
+            list.insert(slot, key, rows);
         }
         true
     }
 
     /// A grid of every location at a cell edge, lists in (time, id) order.
     fn build_level(&self, edge: f64) -> Level {
-        let mut cells: HashMap<Cell, Vec<u32>, FxBuild> = HashMap::default();
+        let mut lists: HashMap<Cell, Vec<u32>, FxBuild> = HashMap::default();
         for (s, r) in self.rows.iter().enumerate() {
-            cells
+            lists
                 .entry(cell_of(r.lat, r.lon, edge))
                 .or_default()
                 .push(s as u32);
         }
-        for list in cells.values_mut() {
-            list.sort_unstable_by_key(|&s| self.key(s));
-            list.shrink_to_fit();
-        }
+        let cells = lists
+            .into_iter()
+            .map(|(cell, mut slots)| {
+                slots.sort_unstable_by_key(|&s| self.key(s));
+                slots.shrink_to_fit();
+                let seconds = slots
+                    .iter()
+                    .map(|&s| seconds(self.rows[s as usize].t))
+                    .collect();
+                (cell, CellList { slots, seconds })
+            })
+            .collect();
         Level { edge, cells }
     }
 
@@ -251,8 +317,11 @@ impl ContactIndex {
         let cells: usize = std::iter::once(&self.fine)
             .chain(self.coarse.iter().filter_map(|l| l.get()))
             .map(|l| {
-                l.cells.capacity() * (12 + 24 + 8)
-                    + l.cells.values().map(|v| v.capacity() * 4).sum::<usize>()
+                l.cells.capacity() * (12 + 48 + 8)
+                    + l.cells
+                        .values()
+                        .map(CellList::capacity_bytes)
+                        .sum::<usize>()
             })
             .sum();
         rows + tracks + cells + self.person_ids.capacity() * 8 + self.person_numbers.capacity() * 16
@@ -300,7 +369,7 @@ impl ContactIndex {
     /// The grid to search for a distance, and how many cells around a ping to look at.
     fn level_for(&self, distance_m: f64) -> (&Level, i32) {
         let reach = chord_for_arc_m(distance_m + DISTANCE_SLACK_M) + 0.01;
-        if reach <= 2.0 * self.fine.edge {
+        if reach <= 3.0 * self.fine.edge {
             return (&self.fine, (reach / self.fine.edge).ceil() as i32);
         }
         let i = COARSE_EDGES_M
@@ -330,7 +399,9 @@ impl ContactIndex {
         let span = q.window.end.saturating_sub(q.window.start);
         let mut out = match q.max_time_gap_us {
             // Narrow in time: look around each run of own pings, within its time span only.
-            Some(gap) if gap.saturating_mul(8) < span => self.probe_runs(own, me, q, level, k, gap),
+            Some(gap) if gap.saturating_mul(8) < span => {
+                self.probe_parallel(own, me, q, level, k, gap)
+            }
             // Wide or no time condition: visit each candidate cell once.
             _ => self.sweep_cells(own, me, q, level, k),
         };
@@ -362,6 +433,40 @@ impl ContactIndex {
             .any(|o| {
                 (o.lat - r.lat).abs() <= band && within(o.lat, o.lon, r.lat, r.lon, distance_m)
             })
+    }
+
+    /// [`Self::probe_runs`] over parts of the track on several cores: a long track (days of
+    /// pings) is answered in a fraction of the time one core takes. Short tracks stay on one
+    /// core, where starting threads would cost more than it saves.
+    fn probe_parallel(
+        &self,
+        own: &[u32],
+        me: Option<u32>,
+        q: &ConnectionQuery,
+        level: &Level,
+        k: i32,
+        gap: i64,
+    ) -> Vec<u32> {
+        let cores = *CORES.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8)
+        });
+        if cores < 2 || own.len() < PARALLEL_FROM {
+            return self.probe_runs(own, me, q, level, k, gap);
+        }
+        let part = own.len().div_ceil(cores);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = own
+                .chunks(part)
+                .map(|chunk| scope.spawn(move || self.probe_runs(chunk, me, q, level, k, gap)))
+                .collect();
+            let mut out = Vec::new();
+            for w in workers {
+                out.extend(w.join().unwrap_or_default());
+            }
+            out
+        })
     }
 
     fn probe_runs(
@@ -403,7 +508,7 @@ impl ContactIndex {
                 let Some(list) = level.cells.get(&c) else {
                     continue;
                 };
-                for &s in &list[self.time_range(list, from, to)] {
+                for &s in list.range(from, to, &self.rows) {
                     let r = &self.rows[s as usize];
                     if Some(r.person) != me && self.near_any(r, run, Some(g), band, q.distance_m) {
                         out.push(s);
@@ -437,46 +542,53 @@ impl ContactIndex {
         for home in own_by_cell.keys() {
             candidates.extend(Self::around(*home, k));
         }
-        let mut out = Vec::new();
-        let mut near: Vec<u32> = Vec::new();
+        // For each candidate cell, the asked person's pings that can be near it, copied out
+        // and ordered by latitude (`groups[bounds[g]..bounds[g + 1]]`), and the cell's entries
+        // tagged with their group. The entries are then read in slot order: slots follow
+        // arrival, so the rows are read front to back instead of jumping between cells.
+        let mut groups: Vec<(f64, f64, Micros)> = Vec::new();
+        let mut bounds: Vec<usize> = vec![0];
+        let mut tagged: Vec<(u32, u32)> = Vec::new();
         for c in candidates {
             let Some(list) = level.cells.get(&c) else {
                 continue;
             };
-            let entries = &list[self.time_range(list, q.window.start, q.window.end)];
+            let entries = list.range(q.window.start, q.window.end, &self.rows);
             if entries.is_empty() {
                 continue;
             }
-            // The asked person's pings that can be near this cell, by latitude, so each entry
-            // compares only with those in its latitude band.
-            near.clear();
+            let group = (bounds.len() - 1) as u32;
+            let from = groups.len();
             for n in Self::around(c, k) {
                 if let Some(v) = own_by_cell.get(&n) {
-                    near.extend_from_slice(v);
+                    groups.extend(v.iter().map(|&o| {
+                        let r = &self.rows[o as usize];
+                        (r.lat, r.lon, r.t)
+                    }));
                 }
             }
-            near.sort_unstable_by(|a, b| {
-                self.rows[*a as usize]
-                    .lat
-                    .total_cmp(&self.rows[*b as usize].lat)
-            });
-            for &s in entries {
-                let r = &self.rows[s as usize];
-                if Some(r.person) == me {
-                    continue;
-                }
-                let from = near.partition_point(|&o| self.rows[o as usize].lat < r.lat - band);
-                let hit = near[from..]
-                    .iter()
-                    .map(|&o| &self.rows[o as usize])
-                    .take_while(|o| o.lat <= r.lat + band)
-                    .any(|o| {
-                        gap.is_none_or(|g| o.t.abs_diff(r.t) <= g)
-                            && within(o.lat, o.lon, r.lat, r.lon, q.distance_m)
-                    });
-                if hit {
-                    out.push(s);
-                }
+            groups[from..].sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            bounds.push(groups.len());
+            tagged.extend(entries.iter().map(|&s| (s, group)));
+        }
+        tagged.sort_unstable();
+        let mut out = Vec::new();
+        for (s, g) in tagged {
+            let r = &self.rows[s as usize];
+            if Some(r.person) == me {
+                continue;
+            }
+            let near = &groups[bounds[g as usize]..bounds[g as usize + 1]];
+            let from = near.partition_point(|o| o.0 < r.lat - band);
+            let hit = near[from..]
+                .iter()
+                .take_while(|o| o.0 <= r.lat + band)
+                .any(|o| {
+                    gap.is_none_or(|g| o.2.abs_diff(r.t) <= g)
+                        && within(o.0, o.1, r.lat, r.lon, q.distance_m)
+                });
+            if hit {
+                out.push(s);
             }
         }
         out

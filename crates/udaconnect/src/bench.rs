@@ -51,6 +51,10 @@ pub struct BenchArgs {
     pub out: Option<PathBuf>,
     #[arg(long, env = "UDACONNECT_BENCH_SEED", default_value_t = 1)]
     pub seed: u64,
+    /// Only the contact index, in this process, on the simulated pings: no server, no storage
+    /// (for working on the index).
+    #[arg(long)]
+    pub index_only: bool,
 }
 
 /// Load generator run as a separate process, so its CPU is not the server's.
@@ -143,7 +147,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.locations,
         args.queries
     )?;
-    let result = run_stages(&args, &conference, &scratch, &mut report).await;
+    let result = if args.index_only {
+        index_only(&args, &conference, &mut report)
+    } else {
+        run_stages(&args, &conference, &scratch, &mut report).await
+    };
     if args.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&scratch);
     }
@@ -435,6 +443,68 @@ async fn run_stages(
         sent,
         ready_s
     )?;
+    Ok(())
+}
+
+fn index_only(
+    args: &BenchArgs,
+    conference: &Conference,
+    report: &mut String,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut index = udaconnect_core::index::ContactIndex::new();
+    let mut n = 0i64;
+    for p in conference.pings() {
+        n += 1;
+        index.insert(&Point {
+            id: n,
+            person_id: p.person_id,
+            lat: p.latitude,
+            lon: p.longitude,
+            t: p.t,
+        });
+    }
+    index.shrink_to_fit();
+    writeln!(
+        report,
+        "index of {n} pings built in {:.2} s, {:.1} bytes per ping\n",
+        started.elapsed().as_secs_f64(),
+        index.heap_bytes() as f64 / n as f64
+    )?;
+    let mut rng = Rng::new(args.seed ^ 0xbe_4c);
+    let people: Vec<i64> = (0..args.queries)
+        .map(|_| 1 + rng.below(conference.config.attendees as usize) as i64)
+        .collect();
+    let start = conference.config.start;
+    writeln!(
+        report,
+        "| query | window | p50 | p99 |\n| --- | --- | --- | --- |"
+    )?;
+    for (label, days, gap) in [
+        ("gap 60 s", 1, Some(60_000_000)),
+        ("gap 60 s", 3, Some(60_000_000)),
+        ("no gap", 1, None),
+    ] {
+        let window = Window {
+            start,
+            end: start + days * DAY_US,
+        };
+        let lat = time_each(&people, |p| {
+            index
+                .connections(&ConnectionQuery {
+                    person_id: p,
+                    window,
+                    distance_m: 5.0,
+                    max_time_gap_us: gap,
+                })
+                .len()
+        });
+        let (p50, p99) = lat.summary();
+        writeln!(
+            report,
+            "| connection, {label} | {days} d | {p50:.2} ms | {p99:.2} ms |"
+        )?;
+    }
     Ok(())
 }
 
