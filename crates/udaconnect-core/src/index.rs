@@ -721,6 +721,39 @@ mod tests {
         }
     }
 
+    /// Long tracks take the multi-core path: it must answer as the oracle does.
+    #[test]
+    fn long_tracks_split_over_cores_equal_the_oracle() {
+        let mut rng = crate::simulate::Rng::new(42);
+        let pts: Vec<Point> = (0..6000)
+            .map(|i| Point {
+                id: i + 1,
+                person_id: 1 + (i % 5),
+                lat: 37.55 + deg(rng.range(0.0, 40.0)),
+                lon: -122.29 + deg(rng.range(0.0, 40.0)),
+                t: (i / 5) * 7 * S,
+            })
+            .collect();
+        let index = build(&pts);
+        assert!(index.track(1, Window::all()).len() > 2 * PARALLEL_FROM);
+        for gap in [5, 30, 120] {
+            let q = ConnectionQuery {
+                person_id: 1,
+                window: Window::all(),
+                distance_m: 3.0,
+                max_time_gap_us: Some(gap * S),
+            };
+            let got: Vec<Point> = index
+                .connections(&q)
+                .iter()
+                .map(|&s| index.point(s))
+                .collect();
+            let want = connections_oracle(&pts, &q);
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "gap {gap}");
+        }
+    }
+
     #[test]
     fn track_is_a_window_of_one_person() {
         let pts: Vec<Point> = (0..10)
