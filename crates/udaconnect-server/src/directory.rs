@@ -1,7 +1,7 @@
 //! How roles ask person-api about persons: through [`PersonDirectory`], in-process when
 //! person-api runs in the same process, over the network otherwise. Callers never know which.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -19,11 +19,13 @@ pub trait PersonDirectory: Send + Sync + 'static {
 
 pub type DynPersonDirectory = Arc<dyn PersonDirectory>;
 
-/// person-api in the same process. Remembers ids it has seen exist: persons are never removed,
-/// and ingest asks about the same few thousand attendees all day.
+/// person-api in the same process. Remembers the persons it has read: persons are never
+/// removed or changed while serving, and ingest and queries ask about the same few thousand
+/// attendees all day.
 pub struct LocalPersons {
     store: DynPersonStore,
     known: RwLock<HashSet<PersonId>>,
+    read: RwLock<HashMap<PersonId, Person>>,
 }
 
 impl LocalPersons {
@@ -31,6 +33,7 @@ impl LocalPersons {
         LocalPersons {
             store,
             known: RwLock::new(HashSet::new()),
+            read: RwLock::new(HashMap::new()),
         }
     }
 }
@@ -60,6 +63,27 @@ impl PersonDirectory for LocalPersons {
     }
 
     async fn get_many(&self, ids: &[PersonId]) -> Result<Vec<Person>> {
-        self.store.get_many(ids).await
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        {
+            let read = self.read.read().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                match read.get(id) {
+                    Some(p) => found.push(p.clone()),
+                    None => missing.push(*id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let fetched = self.store.get_many(&missing).await?;
+            let mut read = self.read.write().unwrap_or_else(|e| e.into_inner());
+            for p in fetched {
+                read.insert(p.id, p.clone());
+                found.push(p);
+            }
+        }
+        found.sort_unstable_by_key(|p| p.id);
+        found.dedup_by_key(|p| p.id);
+        Ok(found)
     }
 }

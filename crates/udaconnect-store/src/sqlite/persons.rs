@@ -89,17 +89,22 @@ impl PersonStore for SqlitePersonStore {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
+        // One statement for any number of ids: the ids travel as one JSON array.
+        let list = format!(
+            "[{}]",
+            ids.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         self.db
             .read(move |c| {
-                let mut stmt =
-                    c.prepare_cached(&format!("SELECT {COLUMNS} FROM person WHERE id = ?1"))?;
-                let mut out = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(p) = stmt.query_row([id], person).optional()? {
-                        out.push(p);
-                    }
-                }
-                Ok(out)
+                c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM person WHERE id IN (SELECT value FROM json_each(?1))
+                     ORDER BY id"
+                ))?
+                .query_map([list], person)?
+                .collect()
             })
             .await
     }
