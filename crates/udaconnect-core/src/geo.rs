@@ -13,12 +13,24 @@ pub const DISTANCE_SLACK_M: f64 = 1e-6;
 
 /// Haversine distance in metres between two (latitude, longitude) points in degrees.
 pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let (phi1, phi2) = (lat1.to_radians(), lat2.to_radians());
-    let dphi = phi2 - phi1;
+    haversine_cos_m(
+        lat1,
+        lon1,
+        lat1.to_radians().cos(),
+        lat2,
+        lon2,
+        lat2.to_radians().cos(),
+    )
+}
+
+/// [`haversine_m`] with the cosines of both latitudes given: a point compared with many others
+/// computes its cosine once. Same arithmetic in the same order, so the same result to the bit.
+pub fn haversine_cos_m(lat1: f64, lon1: f64, cos1: f64, lat2: f64, lon2: f64, cos2: f64) -> f64 {
+    let dphi = lat2.to_radians() - lat1.to_radians();
     let dlambda = (lon2 - lon1).to_radians();
     let s_phi = (dphi / 2.0).sin();
     let s_lambda = (dlambda / 2.0).sin();
-    let h = s_phi * s_phi + phi1.cos() * phi2.cos() * s_lambda * s_lambda;
+    let h = s_phi * s_phi + cos1 * cos2 * s_lambda * s_lambda;
     // Rounding can push h a hair above 1 for antipodal points; asin would then return NaN.
     2.0 * EARTH_RADIUS_M * h.clamp(0.0, 1.0).sqrt().asin()
 }
@@ -27,6 +39,11 @@ pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 /// [`DISTANCE_SLACK_M`]). The one predicate every mode and the oracle use.
 pub fn within(lat1: f64, lon1: f64, lat2: f64, lon2: f64, distance_m: f64) -> bool {
     haversine_m(lat1, lon1, lat2, lon2) <= distance_m + DISTANCE_SLACK_M
+}
+
+/// [`within`] with both latitudes' cosines given (see [`haversine_cos_m`]).
+pub fn within_cos(a: (f64, f64, f64), b: (f64, f64, f64), distance_m: f64) -> bool {
+    haversine_cos_m(a.0, a.1, a.2, b.0, b.1, b.2) <= distance_m + DISTANCE_SLACK_M
 }
 
 /// A point on the sphere as Cartesian coordinates in metres (Earth-centred). Straight-line
@@ -66,6 +83,25 @@ mod tests {
         // Antipodes: half the circumference, never NaN.
         let half = haversine_m(0.0, 0.0, 0.0, 180.0);
         assert!((half - EARTH_RADIUS_M * std::f64::consts::PI).abs() < 1e-3);
+    }
+
+    #[test]
+    fn cosines_given_change_nothing() {
+        for (a, b) in [
+            ((37.5, -122.2), (37.50003, -122.20001)),
+            ((89.9, 10.0), (89.8999, -170.0)),
+            ((0.0, 179.9999), (0.0, -179.9999)),
+        ] {
+            let with = haversine_cos_m(
+                a.0,
+                a.1,
+                a.0.to_radians().cos(),
+                b.0,
+                b.1,
+                b.0.to_radians().cos(),
+            );
+            assert_eq!(with.to_bits(), haversine_m(a.0, a.1, b.0, b.1).to_bits());
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use crate::contact::{summarise, ConnectionQuery, Contact, ContactQuery, Point};
-use crate::geo::{chord_for_arc_m, to_cartesian, within, DISTANCE_SLACK_M, EARTH_RADIUS_M};
+use crate::geo::{chord_for_arc_m, to_cartesian, within_cos, DISTANCE_SLACK_M, EARTH_RADIUS_M};
 use crate::time::{Micros, Window};
 
 /// Cell edge of the grid always kept, in metres of chord.
@@ -33,6 +33,14 @@ const FINE_EDGE_M: f64 = 5.5;
 /// Own pings from which a query is split over cores.
 const PARALLEL_FROM: usize = 256;
 static CORES: OnceLock<usize> = OnceLock::new();
+
+fn cores() -> usize {
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    })
+}
 
 /// Cell edges of the grids built on demand for larger distances.
 const COARSE_EDGES_M: [f64; 2] = [64.0, 512.0];
@@ -244,10 +252,14 @@ impl ContactIndex {
         };
         let key = (p.t, p.id);
         {
+            // Pings mostly arrive in time order: a key above the track's last cannot be a
+            // duplicate, and only the rest need a search.
             let track = &self.tracks[number as usize];
-            let at = track.partition_point(|&s| self.key(s) < key);
-            if track.get(at).is_some_and(|&s| self.key(s) == key) {
-                return false;
+            if track.last().is_some_and(|&last| self.key(last) >= key) {
+                let at = track.partition_point(|&s| self.key(s) < key);
+                if track.get(at).is_some_and(|&s| self.key(s) == key) {
+                    return false;
+                }
             }
         }
         let slot = self.rows.len() as u32;
@@ -412,26 +424,21 @@ impl ContactIndex {
 
     /// Whether row `s` is within reach of one of `near` (own rows, in time order), by time
     /// (when `gap` is set) and distance.
-    fn near_any(
-        &self,
-        r: &Row,
-        near: &[u32],
-        gap: Option<u64>,
-        band: f64,
-        distance_m: f64,
-    ) -> bool {
-        let from = match gap {
-            Some(g) => {
-                near.partition_point(|&o| self.rows[o as usize].t < r.t.saturating_sub(g as i64))
-            }
-            None => 0,
-        };
+    /// Whether row `r` is within reach of one of `near` (the asked person's pings of a run, in
+    /// time order, with their latitudes' cosines), by time and distance.
+    fn near_any(&self, r: &Row, near: &[(u32, f64)], gap: u64, band: f64, distance_m: f64) -> bool {
+        let from = near
+            .partition_point(|&(o, _)| self.rows[o as usize].t < r.t.saturating_sub(gap as i64));
+        let mut cos_r = None;
         near[from..]
             .iter()
-            .map(|&o| &self.rows[o as usize])
-            .take_while(|o| gap.is_none_or(|g| o.t <= r.t.saturating_add(g as i64)))
-            .any(|o| {
-                (o.lat - r.lat).abs() <= band && within(o.lat, o.lon, r.lat, r.lon, distance_m)
+            .map(|&(o, c)| (&self.rows[o as usize], c))
+            .take_while(|(o, _)| o.t <= r.t.saturating_add(gap as i64))
+            .any(|(o, c)| {
+                (o.lat - r.lat).abs() <= band && {
+                    let cr = *cos_r.get_or_insert_with(|| r.lat.to_radians().cos());
+                    within_cos((o.lat, o.lon, c), (r.lat, r.lon, cr), distance_m)
+                }
             })
     }
 
@@ -488,6 +495,10 @@ impl ContactIndex {
                 cell_of(r.lat, r.lon, level.edge)
             })
             .collect();
+        let own: Vec<(u32, f64)> = own
+            .iter()
+            .map(|&o| (o, self.rows[o as usize].lat.to_radians().cos()))
+            .collect();
         let mut i = 0;
         while i < own.len() {
             let mut j = i + 1;
@@ -495,11 +506,11 @@ impl ContactIndex {
                 j += 1;
             }
             let run = &own[i..j];
-            let from = self.rows[run[0] as usize]
+            let from = self.rows[run[0].0 as usize]
                 .t
                 .saturating_sub(gap)
                 .max(q.window.start);
-            let to = self.rows[run[run.len() - 1] as usize]
+            let to = self.rows[run[run.len() - 1].0 as usize]
                 .t
                 .saturating_add(gap)
                 .saturating_add(1)
@@ -510,7 +521,7 @@ impl ContactIndex {
                 };
                 for &s in list.range(from, to, &self.rows) {
                     let r = &self.rows[s as usize];
-                    if Some(r.person) != me && self.near_any(r, run, Some(g), band, q.distance_m) {
+                    if Some(r.person) != me && self.near_any(r, run, g, band, q.distance_m) {
                         out.push(s);
                     }
                 }
@@ -546,7 +557,7 @@ impl ContactIndex {
         // and ordered by latitude (`groups[bounds[g]..bounds[g + 1]]`), and the cell's entries
         // tagged with their group. The entries are then read in slot order: slots follow
         // arrival, so the rows are read front to back instead of jumping between cells.
-        let mut groups: Vec<(f64, f64, Micros)> = Vec::new();
+        let mut groups: Vec<(f64, f64, Micros, f64)> = Vec::new();
         let mut bounds: Vec<usize> = vec![0];
         let mut tagged: Vec<(u32, u32)> = Vec::new();
         for c in candidates {
@@ -563,7 +574,7 @@ impl ContactIndex {
                 if let Some(v) = own_by_cell.get(&n) {
                     groups.extend(v.iter().map(|&o| {
                         let r = &self.rows[o as usize];
-                        (r.lat, r.lon, r.t)
+                        (r.lat, r.lon, r.t, r.lat.to_radians().cos())
                     }));
                 }
             }
@@ -572,26 +583,46 @@ impl ContactIndex {
             tagged.extend(entries.iter().map(|&s| (s, group)));
         }
         tagged.sort_unstable();
-        let mut out = Vec::new();
-        for (s, g) in tagged {
-            let r = &self.rows[s as usize];
-            if Some(r.person) == me {
-                continue;
+        let check = |part: &[(u32, u32)]| {
+            let mut out = Vec::new();
+            for &(s, g) in part {
+                let r = &self.rows[s as usize];
+                if Some(r.person) == me {
+                    continue;
+                }
+                let near = &groups[bounds[g as usize]..bounds[g as usize + 1]];
+                let from = near.partition_point(|o| o.0 < r.lat - band);
+                let mut cos_r = None;
+                let hit = near[from..]
+                    .iter()
+                    .take_while(|o| o.0 <= r.lat + band)
+                    .any(|o| {
+                        gap.is_none_or(|g| o.2.abs_diff(r.t) <= g) && {
+                            let cr = *cos_r.get_or_insert_with(|| r.lat.to_radians().cos());
+                            within_cos((o.0, o.1, o.3), (r.lat, r.lon, cr), q.distance_m)
+                        }
+                    });
+                if hit {
+                    out.push(s);
+                }
             }
-            let near = &groups[bounds[g as usize]..bounds[g as usize + 1]];
-            let from = near.partition_point(|o| o.0 < r.lat - band);
-            let hit = near[from..]
-                .iter()
-                .take_while(|o| o.0 <= r.lat + band)
-                .any(|o| {
-                    gap.is_none_or(|g| o.2.abs_diff(r.t) <= g)
-                        && within(o.0, o.1, r.lat, r.lon, q.distance_m)
-                });
-            if hit {
-                out.push(s);
-            }
+            out
+        };
+        let cores = cores();
+        if cores < 2 || tagged.len() < PARALLEL_FROM * 64 {
+            return check(&tagged);
         }
-        out
+        let part = tagged.len().div_ceil(cores);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = tagged
+                .chunks(part)
+                .map(|c| scope.spawn(move || check(c)))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        })
     }
 
     /// The contacts query: the connection answer with the same gap, summarised per person.
