@@ -13,7 +13,7 @@ use udaconnect_core::contact::{self, ConnectionQuery, Contact, ContactQuery, Poi
 use udaconnect_core::index::ContactIndex;
 use udaconnect_core::model::{Location, Person, PersonId};
 use udaconnect_core::ports::DynLocationStore;
-use udaconnect_core::time::{format_utc, from_micros, to_micros, Window};
+use udaconnect_core::time::{from_micros, to_micros, Window};
 use udaconnect_core::{Error, Result};
 
 use crate::location_consumer::OnStored;
@@ -262,7 +262,8 @@ const CHUNK_ROWS: usize = 512;
 /// A connection answer as a JSON array written chunk by chunk as the client reads.
 pub struct ConnectionBody {
     rows: Box<dyn Rows>,
-    persons: HashMap<PersonId, Person>,
+    /// Each person's JSON, written once however many rows name them.
+    persons: HashMap<PersonId, Vec<u8>>,
     next: usize,
     done: bool,
     buf: Vec<Point>,
@@ -270,6 +271,10 @@ pub struct ConnectionBody {
 
 impl ConnectionBody {
     pub fn new(rows: Box<dyn Rows>, persons: HashMap<PersonId, Person>) -> Self {
+        let persons = persons
+            .into_iter()
+            .map(|(id, p)| (id, serde_json::to_vec(&p).unwrap_or_default()))
+            .collect();
         ConnectionBody {
             rows,
             persons,
@@ -298,7 +303,7 @@ impl ConnectionBody {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"person\":");
-            let _ = serde_json::to_writer(&mut out, person);
+            out.extend_from_slice(person);
             out.extend_from_slice(b",\"location\":");
             write_location(&mut out, p);
             out.push(b'}');
@@ -312,18 +317,52 @@ impl ConnectionBody {
     }
 }
 
-/// A location as JSON, written directly: the shape of [`Location`]'s serialisation.
+/// A location as JSON, written directly: the shape of [`Location`]'s serialisation, without
+/// the allocations of going through it (large answers are millions of these a second).
 fn write_location(out: &mut Vec<u8>, p: &Point) {
     use std::io::Write;
     let _ = write!(
         out,
-        "{{\"id\":{},\"person_id\":{},\"latitude\":{},\"longitude\":{},\"creation_time\":\"{}\"}}",
-        p.id,
-        p.person_id,
-        serde_json::Number::from_f64(p.lat).map_or("null".into(), |n| n.to_string()),
-        serde_json::Number::from_f64(p.lon).map_or("null".into(), |n| n.to_string()),
-        format_utc(from_micros(p.t)),
+        "{{\"id\":{},\"person_id\":{},\"latitude\":",
+        p.id, p.person_id
     );
+    let _ = serde_json::to_writer(&mut *out, &p.lat);
+    out.extend_from_slice(b",\"longitude\":");
+    let _ = serde_json::to_writer(&mut *out, &p.lon);
+    out.extend_from_slice(b",\"creation_time\":\"");
+    write_utc(out, p.t);
+    out.extend_from_slice(b"\"}");
+}
+
+/// `format_utc` without allocating: `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z`.
+fn write_utc(out: &mut Vec<u8>, t: i64) {
+    use std::io::Write;
+    let (days, rem) = (t.div_euclid(86_400_000_000), t.rem_euclid(86_400_000_000));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let secs = rem / 1_000_000;
+    let micros = rem % 1_000_000;
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+    if micros % 1000 == 0 && micros != 0 {
+        let _ = write!(out, ".{:03}", micros / 1000);
+    } else if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
+    }
+    out.push(b'Z');
 }
 
 impl Body for ConnectionBody {
@@ -352,6 +391,32 @@ impl Body for ConnectionBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use udaconnect_core::time::format_utc;
+
+    #[test]
+    fn written_times_equal_format_utc() {
+        let mut rng = udaconnect_core::simulate::Rng::new(3);
+        let mut cases = vec![
+            0,
+            1,
+            999,
+            1000,
+            123_456,
+            951_782_400_000_000,
+            4_107_542_399_999_999,
+        ];
+        cases.extend((0..2000).map(|_| (rng.unit() * 8e15) as i64));
+        cases.extend((0..200).map(|_| (rng.unit() * 8e12) as i64 * 1000));
+        for t in cases {
+            let mut out = Vec::new();
+            write_utc(&mut out, t);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format_utc(from_micros(t)),
+                "{t}"
+            );
+        }
+    }
 
     #[test]
     fn streamed_json_equals_serde_json() {
