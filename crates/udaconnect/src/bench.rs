@@ -135,7 +135,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     writeln!(
         report,
         "## {} locations: {} attendees, {} days, venue {:.0} m x {:.0} m, a ping every {:.0} s\n\n\
-         Machine: {} cores, {}. Command: `udaconnect bench --locations {} --queries {}`.\n",
+         Machine: {} cores, {}. Command: `udaconnect bench --locations {} --queries {} --baseline-queries {}`.\n",
         args.locations,
         attendees,
         args.days,
@@ -145,7 +145,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu.unwrap_or_default(),
         args.locations,
-        args.queries
+        args.queries,
+        args.baseline_queries
     )?;
     let result = if args.index_only {
         index_only(&args, &conference, &mut report)
