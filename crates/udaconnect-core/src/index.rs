@@ -34,11 +34,27 @@ const FINE_EDGE_M: f64 = 5.5;
 const PARALLEL_FROM: usize = 256;
 static CORES: OnceLock<usize> = OnceLock::new();
 
-fn cores() -> usize {
-    *CORES.get_or_init(|| {
+/// Runs `work` over equal parts of `items`, one per core, and concatenates the results.
+fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync) -> Vec<u32> {
+    let cores = *CORES.get_or_init(|| {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8)
+    });
+    if cores < 2 {
+        return work(items);
+    }
+    let part = items.len().div_ceil(cores).max(1);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(part)
+            .map(|c| scope.spawn(move || work(c)))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
     })
 }
 
@@ -454,26 +470,10 @@ impl ContactIndex {
         k: i32,
         gap: i64,
     ) -> Vec<u32> {
-        let cores = *CORES.get_or_init(|| {
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(8)
-        });
-        if cores < 2 || own.len() < PARALLEL_FROM {
+        if own.len() < PARALLEL_FROM {
             return self.probe_runs(own, me, q, level, k, gap);
         }
-        let part = own.len().div_ceil(cores);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = own
-                .chunks(part)
-                .map(|chunk| scope.spawn(move || self.probe_runs(chunk, me, q, level, k, gap)))
-                .collect();
-            let mut out = Vec::new();
-            for w in workers {
-                out.extend(w.join().unwrap_or_default());
-            }
-            out
-        })
+        split_over_cores(own, |part| self.probe_runs(part, me, q, level, k, gap))
     }
 
     fn probe_runs(
@@ -608,21 +608,10 @@ impl ContactIndex {
             }
             out
         };
-        let cores = cores();
-        if cores < 2 || tagged.len() < PARALLEL_FROM * 64 {
+        if tagged.len() < PARALLEL_FROM * 64 {
             return check(&tagged);
         }
-        let part = tagged.len().div_ceil(cores);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = tagged
-                .chunks(part)
-                .map(|c| scope.spawn(move || check(c)))
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
-        })
+        split_over_cores(&tagged, check)
     }
 
     /// The contacts query: the connection answer with the same gap, summarised per person.
