@@ -265,6 +265,8 @@ pub struct ConnectionBody {
     /// Each person's JSON, written once however many rows name them.
     persons: HashMap<PersonId, Vec<u8>>,
     next: usize,
+    /// Whether a row has been written, so the next one is preceded by a comma.
+    wrote_row: bool,
     done: bool,
     buf: Vec<Point>,
 }
@@ -279,6 +281,7 @@ impl ConnectionBody {
             rows,
             persons,
             next: 0,
+            wrote_row: false,
             done: false,
             buf: Vec::with_capacity(CHUNK_ROWS),
         }
@@ -293,15 +296,16 @@ impl ConnectionBody {
         if self.next == 0 {
             out.push(b'[');
         }
-        for (i, p) in self.buf.iter().enumerate() {
+        for p in &self.buf {
             // A row whose person is unknown cannot happen (locations are stored only for
             // known persons); skipping keeps the array valid if it ever does.
             let Some(person) = self.persons.get(&p.person_id) else {
                 continue;
             };
-            if self.next + i > 0 {
+            if self.wrote_row {
                 out.push(b',');
             }
+            self.wrote_row = true;
             out.extend_from_slice(b"{\"person\":");
             out.extend_from_slice(person);
             out.extend_from_slice(b",\"location\":");
