@@ -297,10 +297,7 @@ async fn run_stages(
             .map_err(|_| anyhow::anyhow!("index poisoned"))?;
         (0..index.len() as u32).map(|s| index.point(s)).collect()
     };
-    let mut rng = Rng::new(args.seed ^ 0xbe_4c);
-    let people: Vec<i64> = (0..args.queries)
-        .map(|_| 1 + rng.below(conference.config.attendees as usize) as i64)
-        .collect();
+    let people = asked_attendees(args, conference);
     let start = conference.config.start;
     writeln!(
         report,
@@ -472,10 +469,7 @@ fn index_only(
         started.elapsed().as_secs_f64(),
         index.heap_bytes() as f64 / n as f64
     )?;
-    let mut rng = Rng::new(args.seed ^ 0xbe_4c);
-    let people: Vec<i64> = (0..args.queries)
-        .map(|_| 1 + rng.below(conference.config.attendees as usize) as i64)
-        .collect();
+    let people = asked_attendees(args, conference);
     let start = conference.config.start;
     writeln!(
         report,
@@ -507,6 +501,14 @@ fn index_only(
         )?;
     }
     Ok(())
+}
+
+/// The attendees the queries ask about: the same for a seed, whatever is measured.
+fn asked_attendees(args: &BenchArgs, conference: &Conference) -> Vec<i64> {
+    let mut rng = Rng::new(args.seed ^ 0xbe_4c);
+    (0..args.queries)
+        .map(|_| 1 + rng.below(conference.config.attendees as usize) as i64)
+        .collect()
 }
 
 fn row(
