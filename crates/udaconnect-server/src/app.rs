@@ -93,7 +93,11 @@ impl Application {
             metrics: metrics.clone(),
         });
         let started = std::time::Instant::now();
-        let engine = MemoryEngine::build(&stack.locations, |_| {}).await?;
+        let expected = stack
+            .embedded_log
+            .end_offset(udaconnect_core::record::LOCATION_TOPIC)
+            .ok();
+        let engine = MemoryEngine::build(&stack.locations, expected, |_| {}).await?;
         let indexed = engine.index.read().map(|i| i.len()).unwrap_or(0);
         tracing::info!(
             locations = indexed,

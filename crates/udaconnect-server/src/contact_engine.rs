@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use axum::body::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use udaconnect_core::contact::{self, ConnectionQuery, Contact, ContactQuery, Point};
-use udaconnect_core::index::ContactIndex;
+use udaconnect_core::index::{BulkBuilder, ContactIndex};
 use udaconnect_core::model::{Location, Person, PersonId};
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::time::{from_micros, to_micros, Window};
@@ -86,31 +86,38 @@ const BUILD_PAGE: usize = 200_000;
 
 impl MemoryEngine {
     /// Builds the index from every stored location. `progress(done)` after each page. The
-    /// next page is read from the store while the current one is indexed.
-    pub async fn build(store: &DynLocationStore, mut progress: impl FnMut(u64)) -> Result<Self> {
-        let total = store.count().await?;
-        let mut index = ContactIndex::with_capacity(total as usize);
+    /// next page is read from the store while the current one is indexed. `expected`, when
+    /// known (the log's length bounds the store's), sizes the index without counting the store,
+    /// which costs a full scan of an index at tens of millions of rows.
+    pub async fn build(
+        store: &DynLocationStore,
+        expected: Option<u64>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Self> {
+        let total = match expected {
+            Some(n) => n,
+            None => store.count().await?,
+        };
         let fetch = |after: i64| {
             let store = store.clone();
             tokio::spawn(async move { store.scan(after, BUILD_PAGE).await })
         };
+        // Rows are gathered page by page (the next page read while this one is converted),
+        // then laid out in one pass.
+        let mut builder = BulkBuilder::with_capacity(total as usize);
         let mut next = fetch(0);
         loop {
             let page = next.await.map_err(|e| Error::Internal(e.to_string()))??;
             let Some(last) = page.last() else { break };
             next = fetch(last.id);
-            // Moving the index into the blocking task moves a few pointers, not its contents.
-            index = tokio::task::spawn_blocking(move || {
-                for l in &page {
-                    index.insert(&point(l));
-                }
-                index
-            })
+            for l in &page {
+                builder.push(&point(l));
+            }
+            progress(builder.len() as u64);
+        }
+        let index = tokio::task::spawn_blocking(move || builder.finish())
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
-            progress(index.len() as u64);
-        }
-        index.shrink_to_fit();
         Ok(MemoryEngine {
             index: Arc::new(RwLock::new(index)),
         })
