@@ -412,17 +412,7 @@ pub fn connection_params(params: &HashMap<String, String>) -> Result<ConnectionP
     let mut violations = Vec::new();
     let window = window_params(params, "start_date", "end_date", true, &mut violations);
     let mut f = Findings::default();
-    let distance_m = match parse_number_param(params, "distance", &mut f) {
-        None => DEFAULT_DISTANCE_M,
-        Some(d) if d > 0.0 && d <= MAX_DISTANCE_M => d,
-        Some(d) => {
-            f.unreadable(
-                "distance",
-                format!("{d} is outside (0, {MAX_DISTANCE_M}] metres"),
-            );
-            DEFAULT_DISTANCE_M
-        }
-    };
+    let distance_m = distance_param(params, &mut f);
     let max_time_gap_us = match parse_number_param(params, "max_time_gap", &mut f) {
         None => None,
         Some(g) if (0.0..=MAX_TIME_GAP_S).contains(&g) => Some((g * 1e6).round() as i64),
