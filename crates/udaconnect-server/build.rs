@@ -1,5 +1,7 @@
 //! Embeds the web page's files (`web/` at the repository root, without its tests and
-//! node_modules) into the binary, so `udaconnect` serves the page with nothing beside it.
+//! node_modules) into the binary, so `udaconnect` serves the page with nothing beside it, and
+//! compiles the gRPC services in `proto/` with a Rust protobuf compiler (no `protoc` needed to
+//! build), keeping their descriptors for the reflection service.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,7 +28,33 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+const PROTOS: &[&str] = &[
+    "location_service.proto",
+    "udaconnect/location/v1/location.proto",
+];
+
+fn compile_protos() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    println!("cargo:rerun-if-changed={}", root.display());
+    for p in PROTOS {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
+    let fds = protox::compile(PROTOS, [&root]).expect("proto files compile");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    fs::write(
+        out.join("udaconnect_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )
+    .expect("write the descriptor set");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)
+        .expect("generate the gRPC code");
+}
+
 fn main() {
+    compile_protos();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();

@@ -41,10 +41,43 @@ pub trait LocationStore: Send + Sync + 'static {
     async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>>;
     /// Up to `limit` locations with ids above `after`, in id order: for building indexes.
     async fn scan(&self, after: LocationId, limit: usize) -> Result<Vec<Location>>;
+    /// What a connection or contacts query needs, in one read: the asked person's locations in
+    /// the window, and every other person's location in the window that may lie within
+    /// `distance_m` (and `max_gap_us`, when set) of one of them. The candidates may be a
+    /// superset: the contact engine applies the exact predicate, so every store gives the same
+    /// answers to the bit. This default reads the whole window; stores with a spatial index
+    /// narrow it down.
+    async fn near(&self, q: NearQuery) -> Result<Near> {
+        let own = self.in_window(q.window, Some(q.person_id)).await?;
+        if own.is_empty() {
+            return Ok(Near::default());
+        }
+        let mut candidates = self.in_window(q.window, None).await?;
+        candidates.retain(|l| l.person_id != q.person_id);
+        Ok(Near { own, candidates })
+    }
     /// Removes every location (before a replay rebuilds them).
     async fn clear(&self) -> Result<()>;
     async fn count(&self) -> Result<u64>;
     async fn ping(&self) -> Result<()>;
+}
+
+/// The read behind one connection or contacts query (see [`LocationStore::near`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NearQuery {
+    pub person_id: PersonId,
+    pub window: Window,
+    pub distance_m: f64,
+    /// `None`: no time condition.
+    pub max_gap_us: Option<i64>,
+}
+
+/// The asked person's locations and the other persons' candidate locations, each in
+/// `(creation_time, id)` order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Near {
+    pub own: Vec<Location>,
+    pub candidates: Vec<Location>,
 }
 
 /// Hands out blocks of ids so ingest nodes assign unique ids without a round trip per ping

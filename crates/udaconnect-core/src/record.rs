@@ -133,6 +133,35 @@ mod tests {
     }
 
     #[test]
+    fn coordinates_survive_the_log_to_the_bit() {
+        // Widened 32-bit floats (the original gRPC contract) and long decimals are where a
+        // parser that is not correctly rounded loses the last bit.
+        let mut rng = crate::simulate::Rng::new(7);
+        let mut values = vec![
+            f64::from(-122.290_883_f32),
+            f64::from(37.553_63_f32),
+            1e-300,
+        ];
+        values.extend((0..10_000).map(|_| rng.range(-180.0, 180.0)));
+        for (i, v) in values.into_iter().enumerate() {
+            let loc = Location {
+                id: i as i64 + 1,
+                person_id: 1,
+                latitude: v / 2.0,
+                longitude: v,
+                creation_time: parse_timestamp("2020-07-07T10:37:06Z").unwrap(),
+            };
+            let pos = Position {
+                partition: 0,
+                offset: 0,
+            };
+            let back = decode(&encode(&loc, None), pos).unwrap();
+            assert_eq!(back.longitude.to_bits(), v.to_bits(), "{v}");
+            assert_eq!(back.latitude.to_bits(), (v / 2.0).to_bits(), "{v}");
+        }
+    }
+
+    #[test]
     fn original_keyless_records_get_stable_ids() {
         let rec = LogRecord {
             value: br#"{"person_id": 5, "latitude": 37.5, "longitude": -122.2}"#.to_vec(),

@@ -4,8 +4,12 @@
 //! - [`embedded`]: a durable, segmented, append-only log in a directory, with group commit
 //!   (one fsync per batch of concurrent appends) and crash recovery of a torn tail.
 //! - [`frame`]: how one record is laid out on disk, and how a damaged one is recognised.
+//! - [`kafka`]: the log on an Apache Kafka cluster (or any broker speaking its protocol):
+//!   idempotent producer with `acks=all`, consumer groups with commits by hand.
 
 pub mod embedded;
 pub mod frame;
+pub mod kafka;
 
 pub use embedded::{EmbeddedLog, EmbeddedLogOptions};
+pub use kafka::{KafkaLog, KafkaOptions};

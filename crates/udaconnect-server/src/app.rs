@@ -18,6 +18,7 @@ use crate::contact_engine::{MemoryEngine, SharedIndex};
 use crate::demo::LiveConference;
 use crate::directory::{DynPersonDirectory, LocalPersons};
 use crate::embedded::EmbeddedStack;
+use crate::grpc::{self, GrpcIngest};
 use crate::http;
 use crate::live::{self, Live};
 use crate::location_api::{self, IdAllocator, Ingest, LocationApi};
@@ -46,6 +47,19 @@ pub struct ServeSettings {
     pub web_dir: Option<PathBuf>,
     /// Origins, besides pages on this machine, whose pages may call the API.
     pub cors_origins: Vec<String>,
+    /// Where location-api's gRPC services listen.
+    pub grpc: GrpcListen,
+}
+
+/// Where `serve` offers gRPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcListen {
+    Off,
+    /// The usual port: taken if free, else gRPC is off with a warning (a second `serve` on
+    /// one machine still starts).
+    Default(SocketAddr),
+    /// Asked for: failing to bind it fails the start.
+    At(SocketAddr),
 }
 
 /// A running UdaConnect.
@@ -57,6 +71,7 @@ pub struct Application {
     server: JoinHandle<std::io::Result<()>>,
     consumer: JoinHandle<()>,
     demo: Option<JoinHandle<()>>,
+    grpc: Option<(SocketAddr, JoinHandle<anyhow::Result<()>>)>,
     /// The contact index connection-api answers from (benchmarks time it directly).
     index: SharedIndex,
 }
@@ -120,12 +135,12 @@ impl Application {
         };
         let consumer = tokio::spawn(consumer.run(shutdown_rx.clone()));
         let location_api = Arc::new(LocationApi {
-            ingest: Ingest {
+            ingest: Arc::new(Ingest {
                 persons: persons.clone(),
                 ids: IdAllocator::new(stack.ids.clone()),
                 log: stack.log.clone(),
                 metrics: metrics.clone(),
-            },
+            }),
             store: stack.locations.clone(),
         });
         let connection_api = Arc::new(ConnectionApi {
@@ -194,6 +209,40 @@ impl Application {
             None
         };
 
+        let grpc = match settings.grpc {
+            GrpcListen::Off => None,
+            GrpcListen::Default(addr) => match TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(address = %addr, error = %e, "gRPC port taken; gRPC is off (--grpc-listen picks another)");
+                    None
+                }
+            },
+            GrpcListen::At(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("failed to listen for gRPC on {addr}"))?,
+            ),
+        };
+        let grpc = match grpc {
+            None => None,
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                // The embedded log is local: gRPC health follows the process.
+                let (_ready, ready_rx) = watch::channel(true);
+                let service = GrpcIngest {
+                    ingest: location_api.ingest.clone(),
+                    metrics: metrics.clone(),
+                };
+                let task = tokio::spawn(grpc::serve(
+                    listener,
+                    service,
+                    ready_rx,
+                    shutdown_rx.clone(),
+                ));
+                Some((addr, task))
+            }
+        };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("failed to listen on {}", settings.listen))?;
@@ -218,12 +267,18 @@ impl Application {
             server,
             consumer,
             demo,
+            grpc,
             index,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where gRPC is served, when it is.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().map(|(a, _)| *a)
     }
 
     pub fn contact_index(&self) -> SharedIndex {
@@ -244,12 +299,15 @@ impl Application {
             let _ = demo.await;
         }
         self.server.await.context("server task failed")??;
+        if let Some((_, grpc)) = self.grpc {
+            grpc.await.context("gRPC task failed")??;
+        }
         self.consumer.await.context("consumer task failed")?;
         Ok(())
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

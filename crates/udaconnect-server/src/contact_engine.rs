@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use udaconnect_core::contact::{self, ConnectionQuery, Contact, ContactQuery, Point};
 use udaconnect_core::index::{BulkBuilder, ContactIndex};
 use udaconnect_core::model::{Location, Person, PersonId};
-use udaconnect_core::ports::DynLocationStore;
+use udaconnect_core::ports::{DynLocationStore, NearQuery};
 use udaconnect_core::time::{from_micros, to_micros, Window};
 use udaconnect_core::{Error, Result};
 
@@ -260,6 +260,72 @@ impl ContactEngine for ScanEngine {
             }),
             _ => None,
         })
+    }
+}
+
+/// The engine of a connection-api running apart from the consumer: each query is one read of
+/// the store's [`near`](udaconnect_core::ports::LocationStore::near) (one set-based statement
+/// on PostGIS), then the exact predicate in the domain code, so its answers equal the
+/// in-memory engine's to the bit.
+pub struct StoreEngine {
+    pub store: DynLocationStore,
+}
+
+impl StoreEngine {
+    async fn near(
+        &self,
+        person_id: PersonId,
+        window: Window,
+        distance_m: f64,
+        max_gap_us: Option<i64>,
+    ) -> Result<(Vec<Point>, Vec<Point>)> {
+        let near = self
+            .store
+            .near(NearQuery {
+                person_id,
+                window,
+                distance_m,
+                max_gap_us,
+            })
+            .await?;
+        Ok((
+            near.own.iter().map(point).collect(),
+            near.candidates.iter().map(point).collect(),
+        ))
+    }
+}
+
+#[async_trait]
+impl ContactEngine for StoreEngine {
+    async fn connections(&self, q: ConnectionQuery) -> Result<Box<dyn Rows>> {
+        let (own, candidates) = self
+            .near(q.person_id, q.window, q.distance_m, q.max_time_gap_us)
+            .await?;
+        Ok(Box::new(contact::connections(&own, &candidates, &q)))
+    }
+
+    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>> {
+        let (own, candidates) = self
+            .near(q.person_id, q.window, q.distance_m, Some(q.max_time_gap_us))
+            .await?;
+        let cq = ConnectionQuery {
+            person_id: q.person_id,
+            window: q.window,
+            distance_m: q.distance_m,
+            max_time_gap_us: Some(q.max_time_gap_us),
+        };
+        Ok(contact::summarise(
+            contact::connections(&own, &candidates, &cq),
+            &q,
+        ))
+    }
+
+    async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {
+        ScanEngine {
+            store: self.store.clone(),
+        }
+        .span(person_id, window)
+        .await
     }
 }
 

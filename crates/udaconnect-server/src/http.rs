@@ -40,6 +40,11 @@ impl RequestContext {
     }
 }
 
+/// Runs `f` as the code answering a request with `ctx` (for transports other than HTTP).
+pub async fn within_request<F: std::future::Future>(ctx: RequestContext, f: F) -> F::Output {
+    CONTEXT.scope(ctx, f).await
+}
+
 /// The correlation id of the request being answered, for log records and headers.
 pub fn correlation_id() -> Option<String> {
     RequestContext::current().map(|c| c.correlation_id)

@@ -19,11 +19,14 @@
 //! - [`seed`], [`replay`]: the demo data, and rebuilding the location store from the log.
 
 pub mod app;
+pub mod backends;
 pub mod connection_api;
 pub mod contact_engine;
 pub mod demo;
 pub mod directory;
 pub mod embedded;
+pub mod gateway;
+pub mod grpc;
 pub mod http;
 pub mod import;
 pub mod live;
@@ -35,8 +38,9 @@ pub mod ops;
 pub mod person_api;
 pub mod problem;
 pub mod replay;
+pub mod role_app;
 pub mod roles;
 pub mod seed;
 pub mod web;
 
-pub use app::{Application, ServeSettings};
+pub use app::{Application, GrpcListen, ServeSettings};

@@ -118,8 +118,29 @@ impl Ingest {
     }
 }
 
+impl Ingest {
+    /// Accepts a validated batch all or nothing: unknown persons are reported with the other
+    /// violations, so one answer lists them all.
+    pub async fn accept_batch(&self, mut check: validate::BatchCheck) -> Result<Vec<Location>> {
+        let ids: Vec<i64> = check.valid.iter().map(|(_, l)| l.person_id).collect();
+        let missing = self.persons.missing(&ids).await?;
+        if !missing.is_empty() {
+            let unknown: Vec<(usize, i64)> = check
+                .valid
+                .iter()
+                .filter(|(_, l)| missing.contains(&l.person_id))
+                .map(|(i, l)| (*i, l.person_id))
+                .collect();
+            for (i, id) in unknown {
+                check.invalid_item(i, "person_id", format!("no person with id {id}"));
+            }
+        }
+        self.accept(check.finish()?, true).await
+    }
+}
+
 pub struct LocationApi {
-    pub ingest: Ingest,
+    pub ingest: Arc<Ingest>,
     pub store: DynLocationStore,
 }
 
@@ -234,22 +255,8 @@ pub async fn create_locations(
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let mut check = validate::location_batch(batch_items(content_type, &body)?);
-    // Unknown persons are reported with the other violations, so one answer lists them all.
-    let ids: Vec<i64> = check.valid.iter().map(|(_, l)| l.person_id).collect();
-    let missing = api.ingest.persons.missing(&ids).await?;
-    if !missing.is_empty() {
-        let unknown: Vec<(usize, i64)> = check
-            .valid
-            .iter()
-            .filter(|(_, l)| missing.contains(&l.person_id))
-            .map(|(i, l)| (*i, l.person_id))
-            .collect();
-        for (i, id) in unknown {
-            check.invalid_item(i, "person_id", format!("no person with id {id}"));
-        }
-    }
-    let stored = api.ingest.accept(check.finish()?, true).await?;
+    let check = validate::location_batch(batch_items(content_type, &body)?);
+    let stored = api.ingest.accept_batch(check).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(BatchAccepted {

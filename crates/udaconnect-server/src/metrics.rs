@@ -27,6 +27,7 @@ pub struct Metrics {
     pub consumer_batch_duration: Histogram,
     pub connection_query_duration: Histogram,
     pub persons_created: Counter,
+    pub grpc_requests: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -48,6 +49,7 @@ impl Metrics {
             consumer_batch_duration: latency_histogram(),
             connection_query_duration: latency_histogram(),
             persons_created: Counter::default(),
+            grpc_requests: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -94,6 +96,11 @@ impl Metrics {
             "persons_created",
             "Persons created",
             m.persons_created.clone(),
+        );
+        registry.register(
+            "grpc_requests",
+            "gRPC calls and stream messages answered, by method and status code",
+            m.grpc_requests.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -6,7 +6,7 @@
 //! as the live consumer does. Records the live consumer dead-lettered are skipped again, without
 //! writing them to the dead-letter topic a second time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use udaconnect_core::ports::{DynLocationStore, DynLog, StartFrom};
 use udaconnect_core::record::LOCATION_TOPIC;
@@ -14,6 +14,9 @@ use udaconnect_core::Result;
 
 use crate::directory::DynPersonDirectory;
 use crate::location_consumer::sort_batch;
+
+/// Silence after which a replay whose log cannot tell its lag takes the log as read.
+const IDLE_END: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReplayReport {
@@ -35,11 +38,19 @@ pub async fn replay(
         .consumer(LOCATION_TOPIC, &group, StartFrom::Earliest)
         .await?;
     let mut report = ReplayReport::default();
+    let mut idle_since = Instant::now();
     loop {
         let batch = consumer.poll(16_384, Duration::from_millis(200)).await?;
-        if batch.is_empty() && consumer.lag().unwrap_or(0) == 0 {
-            break;
+        if batch.is_empty() {
+            match consumer.lag() {
+                Some(0) => break,
+                // A Kafka consumer knows its lag only once it holds partitions and has read:
+                // an empty topic never tells, so a long silence ends the replay too.
+                None if idle_since.elapsed() > IDLE_END => break,
+                _ => continue,
+            }
         }
+        idle_since = Instant::now();
         let sorted = sort_batch(&batch, persons).await?;
         store.upsert(&sorted.locations).await?;
         report.records += batch.len() as u64;

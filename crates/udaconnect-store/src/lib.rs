@@ -5,9 +5,15 @@
 //!   no role reaches into another's tables.
 //! - [`ids`]: the embedded id leaser, a small file beside the stores that a replay never
 //!   touches.
+//! - [`postgres`]: the distributed stores and id leaser, on one PostgreSQL/PostGIS database
+//!   shared by every role process; its schema comes from `migrations/postgres`.
 
 pub mod ids;
+pub mod postgres;
 pub mod sqlite;
 
 pub use ids::FileIdLeaser;
+pub use postgres::{
+    Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresOptions, PostgresPersonStore,
+};
 pub use sqlite::{SqliteLocationStore, SqlitePersonStore};

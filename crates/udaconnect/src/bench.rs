@@ -178,6 +178,7 @@ async fn run_stages(
         demo_attendees: 0,
         web_dir: None,
         cors_origins: Vec::new(),
+        grpc: udaconnect_server::GrpcListen::Off,
     })
     .await?;
     let base = format!("http://{}", app.local_addr());

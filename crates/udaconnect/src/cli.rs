@@ -8,9 +8,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use udaconnect_server::backends::{open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl};
 use udaconnect_server::directory::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::embedded::EmbeddedStack;
-use udaconnect_server::{Application, ServeSettings};
+use udaconnect_server::gateway::Upstreams;
+use udaconnect_server::role_app::{RoleApp, RoleSettings};
+use udaconnect_server::roles::Role;
+use udaconnect_server::{Application, GrpcListen, ServeSettings};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,7 +39,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "UDACONNECT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Log filter, in `tracing` directive syntax (e.g. `info`, `udaconnect_server=debug`).
-    #[arg(long, global = true, env = "UDACONNECT_LOG", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "UDACONNECT_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: String,
 }
 
@@ -49,6 +58,19 @@ pub enum LogFormat {
 pub enum Command {
     /// Run every role in one process on embedded storage, with no external service.
     Serve(ServeArgs),
+    /// person-api alone: persons (distributed mode; default listen 127.0.0.1:30002).
+    PersonApi(RoleArgs),
+    /// location-api alone: accepts pings over HTTP and gRPC and appends them to the log
+    /// (default listen 127.0.0.1:30004, gRPC 127.0.0.1:5005).
+    LocationApi(LocationApiArgs),
+    /// location-consumer alone: stores the log's pings; serves only /health, /ready and
+    /// /metrics (default listen 127.0.0.1:30005).
+    LocationConsumer(RoleArgs),
+    /// connection-api alone: who met whom, from the store (default listen 127.0.0.1:30003).
+    ConnectionApi(RoleArgs),
+    /// web alone: the web page, and the one entry point that routes /api to the other roles
+    /// (default listen 127.0.0.1:30000).
+    Web(WebArgs),
     /// Rebuild the location store from the log (run while `serve` is stopped).
     Replay(ReplayArgs),
     /// Generate a realistic conference (seeded): write it to files or stream it to a server.
@@ -57,6 +79,8 @@ pub enum Command {
     Import(crate::import::ImportArgs),
     /// Measure ingest, queries, memory and start-up on a simulated conference.
     Bench(crate::bench::BenchArgs),
+    /// Measure the distributed mode (Kafka -> PostGIS consumer, end-to-end ingest latency, PostGIS queries)
+    BenchDistributed(crate::bench_distributed::BenchDistributedArgs),
     /// The benchmark's load generator (run by `bench` as a separate process).
     #[command(hide = true)]
     BenchLoad(crate::bench::LoadArgs),
@@ -91,21 +115,117 @@ pub struct ServeArgs {
     /// browser, comma-separated; pages on this machine (localhost, any port) always may.
     #[arg(long, env = "UDACONNECT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Address of the gRPC services (the original LocationService, the v1 ingest, health and
+    /// reflection), or `off`. Default: 127.0.0.1:5005 when that port is free.
+    #[arg(long, env = "UDACONNECT_GRPC_LISTEN")]
+    pub grpc_listen: Option<String>,
+}
+
+/// Where a role listens and finds its store and log.
+#[derive(Args, Debug)]
+pub struct RoleArgs {
+    /// Address the role's HTTP API, /health, /ready and /metrics listen on.
+    #[arg(long, env = "UDACONNECT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The store: `postgres://user:password@host:port/db`, or an embedded data directory.
+    /// Without it, the original DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT and DB_NAME
+    /// variables are used when DB_HOST is set, else ./udaconnect-data.
+    #[arg(long, env = "UDACONNECT_STORE")]
+    pub store: Option<String>,
+    /// The log: `kafka://host:port[,host:port]`, or an embedded data directory (one process
+    /// at a time). Default ./udaconnect-data.
+    #[arg(long, env = "UDACONNECT_LOG")]
+    pub log: Option<String>,
+    /// Origins whose pages may call the API from a browser, comma-separated (pages on this
+    /// machine always may).
+    #[arg(long, env = "UDACONNECT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LocationApiArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// Address of the gRPC services (the original LocationService, the v1 ingest, health and
+    /// reflection).
+    #[arg(long, env = "UDACONNECT_GRPC_LISTEN", default_value = "127.0.0.1:5005")]
+    pub grpc_listen: SocketAddr,
+}
+
+#[derive(Args, Debug)]
+pub struct WebArgs {
+    /// --store and --log are accepted for uniformity; web uses neither.
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// Base URL of person-api.
+    #[arg(
+        long,
+        env = "UDACONNECT_PERSON_API",
+        default_value = "http://127.0.0.1:30002"
+    )]
+    pub person_api: String,
+    /// Base URL of location-api (its HTTP port).
+    #[arg(
+        long,
+        env = "UDACONNECT_LOCATION_API",
+        default_value = "http://127.0.0.1:30004"
+    )]
+    pub location_api: String,
+    /// Base URL of connection-api.
+    #[arg(
+        long,
+        env = "UDACONNECT_CONNECTION_API",
+        default_value = "http://127.0.0.1:30003"
+    )]
+    pub connection_api: String,
+    /// Serve the web page from this directory instead of the copy built into the binary.
+    #[arg(long, env = "UDACONNECT_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
     #[command(flatten)]
     pub data: DataDirArg,
+    /// Rebuild this store instead of the data directory's: `postgres://...` (with --log).
+    #[arg(long, env = "UDACONNECT_STORE", requires = "log")]
+    pub store: Option<String>,
+    /// Read this log instead of the data directory's: `kafka://host:port[,host:port]`.
+    #[arg(long, env = "UDACONNECT_LOG", requires = "store")]
+    pub log: Option<String>,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::PersonApi(args) => run_role(Role::PersonApi, args, None, None, None).await,
+        Command::LocationApi(args) => {
+            run_role(
+                Role::LocationApi,
+                args.role,
+                Some(args.grpc_listen),
+                None,
+                None,
+            )
+            .await
+        }
+        Command::LocationConsumer(args) => {
+            run_role(Role::LocationConsumer, args, None, None, None).await
+        }
+        Command::ConnectionApi(args) => run_role(Role::ConnectionApi, args, None, None, None).await,
+        Command::Web(args) => {
+            let upstreams = Upstreams {
+                person_api: args.person_api,
+                location_api: args.location_api,
+                connection_api: args.connection_api,
+            };
+            run_role(Role::Web, args.role, None, Some(upstreams), args.web_dir).await
+        }
         Command::Replay(args) => replay(args).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Import(args) => crate::import::run(args).await,
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::BenchDistributed(args) => crate::bench_distributed::run(args).await,
         Command::BenchLoad(args) => crate::bench::load_run(args).await,
     }
 }
@@ -118,12 +238,78 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         demo_attendees: args.demo_attendees,
         web_dir: args.web_dir,
         cors_origins: args.cors_origins,
+        grpc: grpc_listen(args.grpc_listen.as_deref())?,
     })
     .await?;
     app.run_until_stopped().await
 }
 
+/// Where a role listens when `--listen` is not given.
+fn default_listen(role: Role) -> SocketAddr {
+    let port = match role {
+        Role::Web => 30000,
+        Role::PersonApi => 30002,
+        Role::ConnectionApi => 30003,
+        Role::LocationApi => 30004,
+        Role::LocationConsumer => 30005,
+    };
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+const DEFAULT_DATA_DIR: &str = "./udaconnect-data";
+
+fn store_url(flag: Option<String>) -> anyhow::Result<StoreUrl> {
+    match flag {
+        Some(s) => s
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--store: {e}")),
+        None => Ok(store_url_from_db_env(|k| std::env::var(k).ok())
+            .unwrap_or_else(|| StoreUrl::Embedded(DEFAULT_DATA_DIR.into()))),
+    }
+}
+
+fn log_url(flag: Option<String>) -> anyhow::Result<LogUrl> {
+    flag.unwrap_or_else(|| DEFAULT_DATA_DIR.to_string())
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--log: {e}"))
+}
+
+async fn run_role(
+    role: Role,
+    args: RoleArgs,
+    grpc_listen: Option<SocketAddr>,
+    upstreams: Option<Upstreams>,
+    web_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let app = RoleApp::build(RoleSettings {
+        role,
+        listen: args.listen.unwrap_or_else(|| default_listen(role)),
+        grpc_listen,
+        store: store_url(args.store)?,
+        log: log_url(args.log)?,
+        upstreams,
+        web_dir,
+        cors_origins: args.cors_origins,
+    })
+    .await?;
+    app.run_until_stopped().await
+}
+
+fn grpc_listen(flag: Option<&str>) -> anyhow::Result<GrpcListen> {
+    Ok(match flag.map(str::trim) {
+        None => GrpcListen::Default(SocketAddr::from(([127, 0, 0, 1], 5005))),
+        Some("off" | "none" | "") => GrpcListen::Off,
+        Some(a) => GrpcListen::At(
+            a.parse()
+                .with_context(|| format!("--grpc-listen: '{a}' is not an address (or off)"))?,
+        ),
+    })
+}
+
 async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    if let (Some(store), Some(log)) = (args.store.clone(), args.log.clone()) {
+        return replay_to(store_url(Some(store))?, log_url(Some(log))?).await;
+    }
     let stack = EmbeddedStack::open(&args.data.data_dir).context(
         "failed to open the data directory (is `udaconnect serve` still running on it?)",
     )?;
@@ -144,6 +330,43 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         .context("replay failed")?;
     bar.finish_and_clear();
     let stored = stack.locations.count().await?;
+    tracing::info!(
+        records = report.records,
+        stored = report.stored,
+        rejected = report.rejected,
+        locations_in_store = stored,
+        "replay finished"
+    );
+    eprintln!(
+        "replayed {} records: {} locations stored, {} rejected",
+        report.records, report.stored, report.rejected
+    );
+    Ok(())
+}
+
+/// Replay onto a store and log given by URL (distributed mode): a new consumer group reads the
+/// log from its first record and rebuilds the store.
+async fn replay_to(store: StoreUrl, log: LogUrl) -> anyhow::Result<()> {
+    let (_keep, mut never) = tokio::sync::watch::channel(false);
+    let stores = open_stores(&store, &mut never)
+        .await?
+        .context("the store did not open")?;
+    let log = open_log(&log)?;
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("replay {pos} records  {per_sec}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let persons: DynPersonDirectory = Arc::new(LocalPersons::new(stores.persons.clone()));
+    let report =
+        udaconnect_server::replay::replay(&log, &stores.locations, &persons, |done, left| {
+            bar.set_position(done);
+            bar.set_message(format!("{left} to go"));
+        })
+        .await
+        .context("replay failed")?;
+    bar.finish_and_clear();
+    let stored = stores.locations.count().await?;
     tracing::info!(
         records = report.records,
         stored = report.stored,

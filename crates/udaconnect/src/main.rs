@@ -1,6 +1,7 @@
 //! `udaconnect`: parses the command line, sets up logging, and starts what was asked for.
 
 mod bench;
+mod bench_distributed;
 mod cli;
 mod import;
 mod simulate;

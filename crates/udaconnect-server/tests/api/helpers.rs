@@ -7,6 +7,8 @@ use udaconnect_server::{Application, ServeSettings};
 /// A running server on a fresh data directory, and a client for it.
 pub struct TestApp {
     pub address: String,
+    /// `http://host:port` of the gRPC services.
+    pub grpc: String,
     pub client: Client,
     /// Kept so the server runs, and its data directory exists, for the test's length.
     _app: Application,
@@ -23,11 +25,13 @@ pub async fn spawn_app(demo: bool) -> TestApp {
         demo_attendees: 0,
         web_dir: None,
         cors_origins: Vec::new(),
+        grpc: udaconnect_server::GrpcListen::At("127.0.0.1:0".parse().unwrap()),
     })
     .await
     .expect("server starts");
     TestApp {
         address: format!("http://{}", app.local_addr()),
+        grpc: format!("http://{}", app.grpc_addr().expect("gRPC is on")),
         client: Client::new(),
         _app: app,
         _data_dir: data_dir,

@@ -106,6 +106,7 @@ async fn demo_conference_moves_live() {
         demo_attendees: 40,
         web_dir: None,
         cors_origins: Vec::new(),
+        grpc: udaconnect_server::GrpcListen::Off,
     })
     .await
     .unwrap();

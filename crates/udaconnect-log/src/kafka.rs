@@ -1,0 +1,928 @@
+//! The Kafka log: the [`Log`] port over any broker that speaks the Apache Kafka protocol, through
+//! librdkafka (built from source by `rdkafka-sys`).
+//!
+//! Durability: the producer is idempotent with `acks=all`, and [`KafkaLog::append`] answers only
+//! once every record of the call has a delivery report, so an acknowledged record is on every
+//! in-sync replica and a retried send is never written twice. A broker that is down fails the
+//! append after [`KafkaOptions::delivery_timeout`]; librdkafka reconnects on its own, and the
+//! producer is replaced after a fatal error (possible with idempotence) or a timed-out delivery
+//! (a broker that lost the producer's id rejects it for ever), so appends recover when the broker
+//! does, without a restart.
+//!
+//! Topics are created with [`KafkaOptions::topic_partitions`] partitions, in the background from
+//! [`KafkaLog::connect`] on for [`KafkaOptions::create_topics`] and on first use for any other.
+//! Roles may start before the broker: an append or a new consumer fails with `Unavailable` until
+//! it answers.
+//!
+//! Consumers commit by hand. Each one remembers, per partition, the offset after the last record
+//! [`LogConsumer::poll`] handed out, and [`LogConsumer::commit`] commits exactly those, so a commit
+//! never covers a record the caller has not seen. When a rebalance takes partitions away, their
+//! remembered offsets are dropped: the new owner starts from the last commit and redelivers what
+//! was not committed, which the stores absorb because their writes are idempotent.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
+use udaconnect_core::ports::{retry_delay, Consumed, Log, LogConsumer, StartFrom};
+use udaconnect_core::record::{LogRecord, Position, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
+use udaconnect_core::{Error, Result};
+
+/// How the Kafka clients behave. `Default` suits a production cluster; every field can be set
+/// from configuration.
+#[derive(Clone)]
+pub struct KafkaOptions {
+    /// Names this process in the broker's logs and quotas.
+    pub client_id: String,
+    /// How long an append may wait for its acknowledgements (librdkafka's `message.timeout.ms`).
+    /// Also bounds topic creation on first use, so an append to a broker that is down fails
+    /// within about this long instead of hanging.
+    pub delivery_timeout: Duration,
+    /// How long the producer waits for more records before sending a batch: a little latency
+    /// buys far fewer requests under load.
+    pub linger: Duration,
+    /// Partitions of topics this log creates; the number of consumers that can share a topic.
+    pub topic_partitions: i32,
+    /// Replicas of topics this log creates; -1 leaves it to the broker's default.
+    pub replication_factor: i32,
+    /// How long the group waits for a silent consumer before giving its partitions to others.
+    pub session_timeout: Duration,
+    /// Topics created in the background from [`KafkaLog::connect`] on, retried until a broker
+    /// answers, so producers outside UdaConnect find them too (brokers that do not create
+    /// topics on first produce). Other topics are created on first use.
+    pub create_topics: Vec<String>,
+    /// Further librdkafka properties for every client (TLS, SASL, tuning), applied after ours.
+    /// Values may be secrets: `Debug` shows the keys only.
+    pub client_config: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.client_config.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("KafkaOptions")
+            .field("client_id", &self.client_id)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("linger", &self.linger)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("session_timeout", &self.session_timeout)
+            .field("create_topics", &self.create_topics)
+            .field("client_config_keys", &keys)
+            .finish()
+    }
+}
+
+impl Default for KafkaOptions {
+    fn default() -> Self {
+        KafkaOptions {
+            client_id: "udaconnect".into(),
+            delivery_timeout: Duration::from_secs(5),
+            linger: Duration::from_millis(5),
+            topic_partitions: 3,
+            replication_factor: -1,
+            session_timeout: Duration::from_secs(10),
+            create_topics: vec![LOCATION_TOPIC.into(), LOCATION_DLQ_TOPIC.into()],
+            client_config: Vec::new(),
+        }
+    }
+}
+
+/// Upper bound on a liveness check, so `/ready` answers quickly when no broker does.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often librdkafka reports statistics, from which consumers compute their lag.
+const STATS_INTERVAL_MS: &str = "1000";
+
+fn unavailable(what: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("kafka log ({what})"))
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+/// Routes librdkafka's logs and client errors to `tracing`.
+#[derive(Clone, Default)]
+struct TracingContext;
+
+impl ClientContext for TracingContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_event(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, reason, "kafka client error");
+    }
+}
+
+fn log_event(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(facility, "{message}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(facility, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(facility, "{message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(facility, "{message}"),
+    }
+}
+
+type ProducerClient = FutureProducer<TracingContext>;
+
+/// A [`Log`] on a Kafka cluster.
+pub struct KafkaLog {
+    brokers: String,
+    options: KafkaOptions,
+    /// Replaced when it cannot send any more (see `renew_producer`); appends in progress keep
+    /// the one they started with.
+    producer: RwLock<Arc<ProducerClient>>,
+    /// Shared with the background task that creates [`KafkaOptions::create_topics`].
+    topics: Arc<Topics>,
+}
+
+/// Creates topics, and remembers which exist so that only the first use of a topic pays for a
+/// creation request.
+struct Topics {
+    admin: AdminClient<TracingContext>,
+    known: Mutex<HashSet<String>>,
+    partitions: i32,
+    replication_factor: i32,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog")
+            .field("brokers", &self.brokers)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaLog {
+    /// Builds the clients for the cluster at `brokers` (`host:port[,host:port]`). Connections are
+    /// made in the background: this succeeds whether or not a broker answers yet.
+    pub fn connect(brokers: &str, options: KafkaOptions) -> Result<KafkaLog> {
+        let brokers = brokers.trim();
+        if brokers.is_empty() {
+            return Err(Error::Internal("kafka log: no broker address given".into()));
+        }
+        let producer = Arc::new(create_producer(brokers, &options)?);
+        let admin = base_config(brokers, &options)
+            .create_with_context(TracingContext)
+            .map_err(|e| Error::Internal(format!("kafka log: create admin client: {e}")))?;
+        let topics = Arc::new(Topics {
+            admin,
+            known: Mutex::new(HashSet::new()),
+            partitions: options.topic_partitions.max(1),
+            replication_factor: options.replication_factor,
+            timeout: options.delivery_timeout,
+        });
+        // Without a runtime (a synchronous caller), first use creates them all the same.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            if !options.create_topics.is_empty() {
+                let names = options.create_topics.clone();
+                runtime.spawn(create_in_background(Arc::downgrade(&topics), names));
+            }
+        }
+        Ok(KafkaLog {
+            brokers: brokers.to_string(),
+            options,
+            producer: RwLock::new(producer),
+            topics,
+        })
+    }
+
+    /// The addresses this log was given.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// Creates the topics that do not exist yet (done on first use anyway; call it at startup
+    /// to have them before any traffic).
+    pub async fn create_topics(&self, names: &[&str]) -> Result<()> {
+        for name in names {
+            self.topics.ensure(name).await?;
+        }
+        Ok(())
+    }
+
+    fn producer(&self) -> Arc<ProducerClient> {
+        self.producer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces `failed` with a new producer when librdkafka has given up on it: an idempotent
+    /// producer that hits a fatal error sends nothing ever again.
+    fn renew_producer_if_fatal(&self, failed: &Arc<ProducerClient>) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        self.renew_producer(failed, &code.to_string(), &reason);
+    }
+
+    /// Replaces `failed` after its records timed out: a broker that came back without the
+    /// producer's state (an in-memory broker, expired producer ids) answers
+    /// UNKNOWN_PRODUCER_ID to it for ever, while a new producer gets a new id. Every record of
+    /// the old one has failed already, so nothing acknowledged is at stake.
+    fn renew_producer_after_timeout(&self, failed: &Arc<ProducerClient>) {
+        self.renew_producer(failed, "MessageTimedOut", "records timed out");
+    }
+
+    fn renew_producer(&self, failed: &Arc<ProducerClient>, code: &str, reason: &str) {
+        let mut slot = self
+            .producer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&slot, failed) {
+            return; // another append renewed it already
+        }
+        match create_producer(&self.brokers, &self.options) {
+            Ok(fresh) => {
+                tracing::warn!(error = %code, reason, "kafka producer replaced");
+                let old = std::mem::replace(&mut *slot, Arc::new(fresh));
+                drop(slot);
+                // Dropping a producer purges and joins its thread: keep it off the async workers.
+                drop_off_runtime(old);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "kafka producer cannot be replaced")
+            }
+        }
+    }
+}
+
+/// Creates `names` as soon as a broker answers; gives up when the log is dropped.
+async fn create_in_background(topics: Weak<Topics>, names: Vec<String>) {
+    for attempt in 0u32.. {
+        let Some(topics) = topics.upgrade() else {
+            return;
+        };
+        let mut missing = 0;
+        for name in &names {
+            if let Err(e) = topics.ensure(name).await {
+                tracing::debug!(topic = %name, error = %e, "kafka topic not created yet; retrying");
+                missing += 1;
+            }
+        }
+        if missing == 0 {
+            return;
+        }
+        drop(topics);
+        tokio::time::sleep(retry_delay(attempt)).await;
+    }
+}
+
+impl Topics {
+    fn is_known(&self, name: &str) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
+    }
+
+    fn set_known(&self, name: &str, known: bool) {
+        let mut topics = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        if known {
+            topics.insert(name.to_string());
+        } else {
+            topics.remove(name);
+        }
+    }
+
+    /// Makes sure `name` exists. Fails with `Unavailable` when no broker answers within the
+    /// delivery timeout; a refusal by the broker (a policy, missing rights) is logged and left to
+    /// the produce or fetch requests to report, since the topic may well exist.
+    async fn ensure(&self, name: &str) -> Result<()> {
+        if self.is_known(name) {
+            return Ok(());
+        }
+        if name.is_empty() {
+            return Err(Error::Internal("kafka log: empty topic name".into()));
+        }
+        let topic = NewTopic::new(
+            name,
+            self.partitions,
+            TopicReplication::Fixed(self.replication_factor),
+        );
+        let opts = AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout));
+        // librdkafka bounds the request itself; the outer timeout only guards against a lost
+        // answer.
+        let created = tokio::time::timeout(
+            self.timeout + Duration::from_secs(1),
+            self.admin.create_topics([&topic], &opts),
+        )
+        .await
+        .map_err(|_| unavailable(format!("creating topic {name}: no answer")))?
+        .map_err(|e| unavailable(format!("creating topic {name}: {e}")))?;
+        for result in created {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) if is_transient(code) => {
+                    return Err(unavailable(format!("creating topic {name}: {code}")));
+                }
+                Err((_, code)) => {
+                    tracing::warn!(topic = name, error = %code, "kafka topic not created; using it as it is");
+                }
+            }
+        }
+        self.set_known(name, true);
+        Ok(())
+    }
+}
+
+/// True for errors that mean "no broker answered (yet)", as opposed to a refusal.
+fn is_transient(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::NotController
+            | RDKafkaErrorCode::BrokerNotAvailable
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::CoordinatorLoadInProgress
+    )
+}
+
+fn drop_off_runtime<T: Send + 'static>(value: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn_blocking(move || drop(value));
+        }
+        Err(_) => drop(value),
+    }
+}
+
+fn base_config(brokers: &str, options: &KafkaOptions) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("client.id", &options.client_id)
+        // Reconnect soon after a broker comes back (librdkafka's default backs off to 10 s).
+        .set("reconnect.backoff.max.ms", "1000")
+        // librdkafka's debug contexts (`debug=...`) log at debug level: let them through.
+        .set_log_level(
+            if options.client_config.iter().any(|(key, _)| key == "debug") {
+                RDKafkaLogLevel::Debug
+            } else {
+                RDKafkaLogLevel::Warning
+            },
+        );
+    for (key, value) in &options.client_config {
+        config.set(key, value);
+    }
+    config
+}
+
+fn create_producer(brokers: &str, options: &KafkaOptions) -> Result<ProducerClient> {
+    let mut config = base_config(brokers, options);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", millis(options.linger))
+        .set("message.timeout.ms", millis(options.delivery_timeout))
+        .set(
+            "request.timeout.ms",
+            millis(options.delivery_timeout.min(Duration::from_secs(30))),
+        )
+        // The Java client's partitioner: one key lands on the same partition whichever client
+        // wrote it, so one person's pings stay in order across producers.
+        .set("partitioner", "murmur2_random");
+    // Again, so that the caller's settings win over the producer's defaults above.
+    for (key, value) in &options.client_config {
+        config.set(key, value);
+    }
+    config
+        .create_with_context(TracingContext)
+        .map_err(|e| Error::Internal(format!("kafka log: create producer: {e}")))
+}
+
+fn kafka_headers(headers: &[(String, Vec<u8>)]) -> Option<OwnedHeaders> {
+    if headers.is_empty() {
+        return None;
+    }
+    let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+    for (key, value) in headers {
+        owned = owned.insert(Header {
+            key: key.as_str(),
+            value: Some(value.as_slice()),
+        });
+    }
+    Some(owned)
+}
+
+#[async_trait]
+impl Log for KafkaLog {
+    async fn append(&self, topic: &str, records: Vec<LogRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.topics.ensure(topic).await?;
+        let producer = self.producer();
+        let mut deliveries = Vec::with_capacity(records.len());
+        // Enqueue everything first so the records travel in as few batches as linger allows.
+        for r in &records {
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(r.value.as_slice());
+            if let Some(key) = &r.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(headers) = kafka_headers(&r.headers) {
+                record = record.headers(headers);
+            }
+            if r.timestamp_ms >= 0 {
+                record = record.timestamp(r.timestamp_ms);
+            }
+            let mut full_since: Option<Instant> = None;
+            loop {
+                match producer.send_result(record) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    // The local queue drains as the broker acknowledges or as records time out,
+                    // so waiting is bounded; only a queue stuck longer than a delivery fails.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        let since = *full_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > self.options.delivery_timeout {
+                            return Err(unavailable("local send queue stays full"));
+                        }
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err((e, _)) => {
+                        self.renew_producer_if_fatal(&producer);
+                        return Err(unavailable(format!("send to {topic}: {e}")));
+                    }
+                }
+            }
+        }
+        let mut failure = None;
+        for delivery in deliveries {
+            let reason = match delivery.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err((e, _))) => e,
+                Err(_) => KafkaError::Canceled,
+            };
+            failure.get_or_insert(reason);
+        }
+        let Some(e) = failure else {
+            return Ok(());
+        };
+        if matches!(
+            e.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::UnknownTopicOrPartition
+                    | RDKafkaErrorCode::UnknownTopic
+                    | RDKafkaErrorCode::MessageTimedOut
+            )
+        ) {
+            // Deleted behind our back, or lost with a broker that came back empty (librdkafka
+            // then retries the unknown topic until the delivery times out): create it again on
+            // the next append.
+            self.topics.set_known(topic, false);
+        }
+        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
+            self.renew_producer_after_timeout(&producer);
+        }
+        self.renew_producer_if_fatal(&producer);
+        Err(unavailable(format!("append to {topic}: {e}")))
+    }
+
+    async fn consumer(
+        &self,
+        topic: &str,
+        group: &str,
+        start: StartFrom,
+    ) -> Result<Box<dyn LogConsumer>> {
+        self.topics.ensure(topic).await?;
+        let mut config = base_config(&self.brokers, &self.options);
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.offset.reset",
+                match start {
+                    StartFrom::Earliest => "earliest",
+                    StartFrom::Latest => "latest",
+                },
+            )
+            .set("session.timeout.ms", millis(self.options.session_timeout))
+            .set("statistics.interval.ms", STATS_INTERVAL_MS);
+        // Again, so that the caller's settings win over the consumer's defaults above.
+        for (key, value) in &self.options.client_config {
+            config.set(key, value);
+        }
+        let context = GroupContext {
+            topic: topic.to_string(),
+            positions: Mutex::new(Positions::default()),
+            lag: AtomicI64::new(-1),
+        };
+        let consumer: BaseConsumer<GroupContext> = config
+            .create_with_context(context)
+            .map_err(|e| Error::Internal(format!("kafka log: create consumer: {e}")))?;
+        consumer
+            .subscribe(&[topic])
+            .map_err(|e| unavailable(format!("subscribe to {topic}: {e}")))?;
+        Ok(Box::new(KafkaConsumer {
+            topic: topic.to_string(),
+            consumer: Some(Arc::new(consumer)),
+            in_flight: None,
+            buffered: VecDeque::new(),
+            broken: false,
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let producer = self.producer();
+        let timeout = self.options.delivery_timeout.min(PING_TIMEOUT);
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|_| ())
+                .map_err(|e| unavailable(format!("no broker answered: {e}")))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("kafka log ping: {e}")))?
+    }
+}
+
+/// What a consumer's next commit covers, and which reads a revocation made stale.
+#[derive(Debug, Default)]
+struct Positions {
+    /// Per partition, the offset after the last record handed to the caller and not yet
+    /// committed.
+    returned: HashMap<i32, i64>,
+    /// Bumped whenever the partition is taken from this member: a record read before the
+    /// bump is still handed out but no longer counts for commits.
+    epochs: HashMap<i32, u64>,
+    /// Bumped when the whole assignment is dropped.
+    all_epoch: u64,
+}
+
+impl Positions {
+    fn epoch(&self, partition: i32) -> u64 {
+        self.all_epoch + self.epochs.get(&partition).copied().unwrap_or(0)
+    }
+
+    fn revoke(&mut self, partition: i32) {
+        self.returned.remove(&partition);
+        *self.epochs.entry(partition).or_insert(0) += 1;
+    }
+
+    fn revoke_all(&mut self) {
+        self.returned.clear();
+        self.all_epoch += 1;
+    }
+
+    /// Records `records` as returned to the caller, except those read before their partition
+    /// was revoked: the new owner reads them again from the last commit.
+    fn hand_out(&mut self, records: impl Iterator<Item = Fetched>) -> Vec<Consumed> {
+        records
+            .map(|(epoch, record)| {
+                let Position { partition, offset } = record.position;
+                if self.epoch(partition) == epoch {
+                    self.returned.insert(partition, offset.saturating_add(1));
+                }
+                record
+            })
+            .collect()
+    }
+}
+
+/// The consumer's side of the group protocol: forgets positions of revoked partitions, and
+/// keeps the lag from librdkafka's statistics.
+struct GroupContext {
+    topic: String,
+    positions: Mutex<Positions>,
+    /// Records behind the high watermarks of the assigned partitions; -1 when unknown.
+    lag: AtomicI64,
+}
+
+impl GroupContext {
+    fn positions(&self) -> std::sync::MutexGuard<'_, Positions> {
+        self.positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_event(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, reason, topic = %self.topic, "kafka consumer error");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = 0i64;
+        let mut known = false;
+        if let Some(topic) = statistics.topics.get(&self.topic) {
+            for p in topic.partitions.values() {
+                // Partition -1 is librdkafka's bookkeeping; "none" means not assigned to us.
+                if p.partition < 0 || p.fetch_state == "none" || p.hi_offset < 0 {
+                    continue;
+                }
+                let next = if p.app_offset >= 0 {
+                    p.app_offset
+                } else if p.committed_offset >= 0 {
+                    p.committed_offset
+                } else {
+                    continue;
+                };
+                lag += (p.hi_offset - next).max(0);
+                known = true;
+            }
+        }
+        self.lag
+            .store(if known { lag } else { -1 }, Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    // Runs on the thread inside `BaseConsumer::poll`, so never concurrently with a commit.
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut positions = self.positions();
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                for p in partitions.elements() {
+                    if p.topic() == self.topic {
+                        positions.revoke(p.partition());
+                    }
+                }
+            }
+            Rebalance::Assign(_) => {}
+            // librdkafka drops the whole assignment after a rebalance error.
+            Rebalance::Error(_) => positions.revoke_all(),
+        }
+        tracing::debug!(topic = %self.topic, ?rebalance, "kafka consumer group rebalance");
+    }
+}
+
+type GroupConsumer = BaseConsumer<GroupContext>;
+
+/// A record read from librdkafka, with the epoch of its partition when it was read.
+type Fetched = (u64, Consumed);
+
+/// One member of a consumer group on one topic.
+struct KafkaConsumer {
+    topic: String,
+    /// Taken by `drop`, to close the consumer off the async workers.
+    consumer: Option<Arc<GroupConsumer>>,
+    /// A read whose caller went away (its future was dropped). Its records go to `buffered`
+    /// when it ends, so none is skipped and none is committed unseen.
+    in_flight: Option<JoinHandle<Result<Vec<Fetched>>>>,
+    /// Records read and not yet handed out.
+    buffered: VecDeque<Fetched>,
+    /// Set when a read died midway: this member stops, and the group hands its partitions to
+    /// a fresh one that resumes from the last commit.
+    broken: bool,
+}
+
+impl KafkaConsumer {
+    fn consumer(&self) -> Result<Arc<GroupConsumer>> {
+        match &self.consumer {
+            Some(c) if !self.broken => Ok(c.clone()),
+            _ => Err(Error::Internal(format!(
+                "kafka consumer on {} is broken: create a new one",
+                self.topic
+            ))),
+        }
+    }
+
+    /// Waits for the read in flight, if any, and buffers its records.
+    async fn settle(&mut self) -> Result<()> {
+        let Some(handle) = self.in_flight.as_mut() else {
+            return Ok(());
+        };
+        let joined = handle.await;
+        self.in_flight = None;
+        match joined {
+            Ok(read) => {
+                self.buffered.extend(read?);
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(Error::Internal(format!("kafka consumer read failed: {e}")))
+            }
+        }
+    }
+}
+
+/// Reads up to `max` records: waits up to `wait` for the first, then takes what is buffered.
+fn read_batch(consumer: &GroupConsumer, max: usize, wait: Duration) -> Result<Vec<Fetched>> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    loop {
+        let timeout = if out.is_empty() {
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(timeout) {
+            Some(Ok(message)) => {
+                let consumed = consumed(&message);
+                // Rebalance callbacks run inside `poll`, before it returns a message: the
+                // epoch now is the one this record was read in.
+                let epoch = consumer
+                    .context()
+                    .positions()
+                    .epoch(consumed.position.partition);
+                out.push((epoch, consumed));
+                if out.len() >= max {
+                    break;
+                }
+            }
+            // Records already read go out first; the error comes back on the next poll.
+            Some(Err(KafkaError::MessageConsumptionFatal(code))) if out.is_empty() => {
+                return Err(unavailable(format!("consumer failed: {code}")));
+            }
+            Some(Err(KafkaError::MessageConsumptionFatal(_))) => break,
+            // librdkafka retries on its own (a broker down, a topic not yet visible): report
+            // and go on reading.
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, topic = %consumer.context().topic, "kafka consumer error");
+                if !out.is_empty() {
+                    break;
+                }
+            }
+            None if !out.is_empty() => break,
+            None => {}
+        }
+        if out.is_empty() && Instant::now() >= deadline {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn consumed(message: &BorrowedMessage<'_>) -> Consumed {
+    let mut headers = Vec::new();
+    if let Some(h) = message.headers() {
+        for i in 0..h.count() {
+            // rdkafka panics on a header name that is not UTF-8; such a header cannot be
+            // represented in a `LogRecord` anyway, so it is left out rather than stopping the
+            // consumer on one bad record.
+            match catch_unwind(AssertUnwindSafe(|| {
+                h.try_get(i)
+                    .map(|hd| (hd.key.to_string(), hd.value.unwrap_or_default().to_vec()))
+            })) {
+                Ok(Some(header)) => headers.push(header),
+                Ok(None) => {}
+                Err(_) => tracing::warn!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "kafka record header with a name that is not UTF-8 left out"
+                ),
+            }
+        }
+    }
+    Consumed {
+        position: Position {
+            partition: message.partition(),
+            offset: message.offset(),
+        },
+        record: LogRecord {
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers,
+            timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
+        },
+    }
+}
+
+#[async_trait]
+impl LogConsumer for KafkaConsumer {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Consumed>> {
+        let consumer = self.consumer()?;
+        let max = max.max(1);
+        if self.buffered.is_empty() {
+            if self.in_flight.is_none() {
+                let reader = consumer.clone();
+                self.in_flight = Some(tokio::task::spawn_blocking(move || {
+                    read_batch(&reader, max, wait)
+                }));
+            }
+            self.settle().await?;
+        }
+        // Nothing below can be cancelled: what leaves the buffer reaches the caller.
+        let take = self.buffered.len().min(max);
+        let mut positions = consumer.context().positions();
+        Ok(positions.hand_out(self.buffered.drain(..take)))
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        // A read still running could rebalance under the commit; let it end first.
+        self.settle().await?;
+        let consumer = self.consumer()?;
+        let returned = consumer.context().positions().returned.clone();
+        if returned.is_empty() {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::with_capacity(returned.len());
+        for (partition, next) in &returned {
+            offsets
+                .add_partition_offset(&self.topic, *partition, Offset::Offset(*next))
+                .map_err(|e| Error::Internal(format!("kafka consumer: {e}")))?;
+        }
+        let committing = consumer.clone();
+        tokio::task::spawn_blocking(move || committing.commit(&offsets, CommitMode::Sync))
+            .await
+            .map_err(|e| Error::Internal(format!("kafka consumer: {e}")))?
+            .map_err(|e| unavailable(format!("commit on {}: {e}", self.topic)))?;
+        // No read ran meanwhile, so nothing newer was returned: forget what is committed.
+        let mut positions = consumer.context().positions();
+        for (partition, next) in returned {
+            if positions.returned.get(&partition) == Some(&next) {
+                positions.returned.remove(&partition);
+            }
+        }
+        Ok(())
+    }
+
+    fn lag(&self) -> Option<u64> {
+        let lag = self
+            .consumer
+            .as_ref()?
+            .context()
+            .lag
+            .load(Ordering::Relaxed);
+        u64::try_from(lag).ok()
+    }
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        // Closing leaves the group, which waits on the broker: never on an async worker. A read
+        // still running holds its own reference and closes the consumer when it ends.
+        if let Some(consumer) = self.consumer.take() {
+            drop_off_runtime(consumer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetched(positions: &Positions, partition: i32, offset: i64) -> Fetched {
+        let record = Consumed {
+            position: Position { partition, offset },
+            record: LogRecord::default(),
+        };
+        (positions.epoch(partition), record)
+    }
+
+    #[test]
+    fn commits_cover_what_was_handed_out_in_partitions_still_owned() {
+        let mut p = Positions::default();
+        let batch = vec![fetched(&p, 0, 10), fetched(&p, 1, 4), fetched(&p, 0, 11)];
+        assert_eq!(p.hand_out(batch.into_iter()).len(), 3);
+        assert_eq!(p.returned, HashMap::from([(0, 12), (1, 5)]));
+
+        // Read, then revoked before being handed out: handed out, but not committed.
+        let stale = vec![fetched(&p, 1, 5), fetched(&p, 0, 12)];
+        p.revoke(1);
+        assert_eq!(p.hand_out(stale.into_iter()).len(), 2);
+        assert_eq!(p.returned, HashMap::from([(0, 13)]));
+
+        // Assigned again: records read from now on count again.
+        let fresh = vec![fetched(&p, 1, 5)];
+        p.hand_out(fresh.into_iter());
+        assert_eq!(p.returned, HashMap::from([(0, 13), (1, 6)]));
+    }
+
+    #[test]
+    fn a_lost_assignment_forgets_every_partition() {
+        let mut p = Positions::default();
+        let before = vec![fetched(&p, 2, 7)];
+        p.hand_out(vec![fetched(&p, 0, 1)].into_iter());
+        p.revoke_all();
+        p.hand_out(before.into_iter());
+        assert!(p.returned.is_empty());
+    }
+}

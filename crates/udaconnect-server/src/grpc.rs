@@ -1,0 +1,347 @@
+//! location-api over gRPC: the original `/LocationService/Create` wire contract, and the
+//! versioned `udaconnect.location.v1.LocationIngest` with a streaming bulk call. Both go
+//! through the same [`Ingest`] as HTTP: same validation, same ids, same durability.
+//! Reflection and the standard health service run beside them.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use serde_json::{Map, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tonic::{Request, Response, Status, Streaming};
+use udaconnect_core::model::Location;
+use udaconnect_core::time::{from_micros, to_micros};
+use udaconnect_core::{validate, Error, ErrorCode};
+
+use crate::http::{within_request, RequestContext};
+use crate::location_api::Ingest;
+use crate::metrics::Metrics;
+
+/// Code generated from `proto/`.
+pub mod proto {
+    /// The original service, which has no package.
+    pub mod original {
+        tonic::include_proto!("_");
+    }
+    pub mod v1 {
+        tonic::include_proto!("udaconnect.location.v1");
+    }
+    /// Every file's descriptor, for the reflection service.
+    pub const DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/udaconnect_descriptor.bin"));
+}
+
+use proto::original::location_service_server::{LocationService, LocationServiceServer};
+use proto::original::LocationMessage;
+use proto::v1::location_ingest_server::{LocationIngest, LocationIngestServer};
+use proto::v1::{BatchResult, FieldViolation, Ping, PingBatch};
+
+/// Batches of one stream validated and made durable ahead of the client reading their results.
+const STREAM_BUFFER: usize = 8;
+
+/// The gRPC face of location-api.
+#[derive(Clone)]
+pub struct GrpcIngest {
+    pub ingest: Arc<Ingest>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A domain error as a gRPC status; the message names every bad field.
+pub fn status(e: &Error) -> Status {
+    let message = e.to_string();
+    match e.code() {
+        ErrorCode::BadRequest | ErrorCode::InvalidInput => Status::invalid_argument(message),
+        ErrorCode::NotFound => Status::not_found(message),
+        ErrorCode::Unavailable => Status::unavailable(message),
+        ErrorCode::Internal => Status::internal(message),
+    }
+}
+
+fn context<T>(request: &Request<T>, method: &str) -> RequestContext {
+    let correlation_id = ["x-correlation-id", "correlationid"]
+        .iter()
+        .find_map(|k| request.metadata().get(*k))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    RequestContext {
+        correlation_id,
+        path: method.to_string(),
+    }
+}
+
+fn number(v: f64) -> Value {
+    serde_json::Number::from_f64(v)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// A ping as the JSON the shared validation reads; a non-finite coordinate is reported as such
+/// rather than as missing.
+fn ping_json(person_id: i64, latitude: f64, longitude: f64) -> Result<Value, Error> {
+    for (field, v) in [("latitude", latitude), ("longitude", longitude)] {
+        if !v.is_finite() {
+            return Err(Error::invalid(field, "must be a finite number"));
+        }
+    }
+    let mut m = Map::new();
+    m.insert("person_id".into(), Value::from(person_id));
+    m.insert("latitude".into(), number(latitude));
+    m.insert("longitude".into(), number(longitude));
+    Ok(Value::Object(m))
+}
+
+fn timestamp(t: &prost_types::Timestamp) -> Result<DateTime<Utc>, String> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(format!("nanos {} is outside [0, 999999999]", t.nanos));
+    }
+    let exact = DateTime::from_timestamp(t.seconds, t.nanos as u32)
+        .ok_or_else(|| format!("{} s is outside the supported range", t.seconds))?;
+    // Times are kept to the microsecond everywhere.
+    Ok(from_micros(to_micros(exact)))
+}
+
+fn to_timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn to_proto(l: &Location) -> proto::v1::Location {
+    proto::v1::Location {
+        id: l.id,
+        person_id: l.person_id,
+        latitude: l.latitude,
+        longitude: l.longitude,
+        creation_time: Some(to_timestamp(l.creation_time)),
+    }
+}
+
+/// Validates one v1 ping with the rules every transport shares.
+fn check_ping(p: &Ping) -> Result<udaconnect_core::model::NewLocation, Error> {
+    let mut ping = validate::new_location(&ping_json(p.person_id, p.latitude, p.longitude)?)?;
+    if let Some(t) = &p.creation_time {
+        ping.creation_time = Some(timestamp(t).map_err(|m| Error::invalid("creation_time", m))?);
+    }
+    Ok(ping)
+}
+
+impl GrpcIngest {
+    fn count(&self, method: &str, code: tonic::Code) {
+        self.metrics
+            .grpc_requests
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("code", format!("{code:?}")),
+            ])
+            .inc();
+    }
+
+    fn answer<T>(&self, method: &str, r: Result<T, Error>) -> Result<T, Status> {
+        let r = r.map_err(|e| status(&e));
+        self.count(
+            method,
+            r.as_ref().err().map_or(tonic::Code::Ok, Status::code),
+        );
+        if let Err(s) = &r {
+            tracing::info!(method, code = ?s.code(), message = s.message(), "gRPC call rejected");
+        }
+        r
+    }
+
+    /// One batch of a stream: its result, or the status that ends the stream.
+    async fn ingest_batch(&self, batch: PingBatch) -> Result<BatchResult, Status> {
+        let items: Vec<Result<Value, String>> = batch
+            .pings
+            .iter()
+            .map(|p| ping_json(p.person_id, p.latitude, p.longitude).map_err(|e| e.to_string()))
+            .collect();
+        let mut check = validate::location_batch(items);
+        // Times are not part of the JSON the shared rules read: checked here, item by item.
+        let mut times = Vec::with_capacity(batch.pings.len());
+        for (i, p) in batch.pings.iter().enumerate() {
+            match p.creation_time.as_ref().map(timestamp).transpose() {
+                Ok(t) => times.push(t),
+                Err(m) => {
+                    check.invalid_item(i, "creation_time", m);
+                    times.push(None);
+                }
+            }
+        }
+        for (i, ping) in check.valid.iter_mut() {
+            ping.creation_time = times[*i];
+        }
+        match self.ingest.accept_batch(check).await {
+            Ok(stored) => {
+                self.count(
+                    "/udaconnect.location.v1.LocationIngest/Ingest",
+                    tonic::Code::Ok,
+                );
+                Ok(BatchResult {
+                    sequence: batch.sequence,
+                    ids: stored.iter().map(|l| l.id).collect(),
+                    violations: Vec::new(),
+                })
+            }
+            Err(e @ (Error::BadRequest(_) | Error::Invalid(_))) => {
+                self.count(
+                    "/udaconnect.location.v1.LocationIngest/Ingest",
+                    tonic::Code::InvalidArgument,
+                );
+                Ok(BatchResult {
+                    sequence: batch.sequence,
+                    ids: Vec::new(),
+                    violations: e
+                        .violations()
+                        .iter()
+                        .map(|v| FieldViolation {
+                            field: v.field.clone(),
+                            message: v.message.clone(),
+                        })
+                        .collect(),
+                })
+            }
+            Err(e) => {
+                let s = status(&e);
+                self.count("/udaconnect.location.v1.LocationIngest/Ingest", s.code());
+                Err(s)
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl LocationService for GrpcIngest {
+    async fn create(
+        &self,
+        request: Request<LocationMessage>,
+    ) -> Result<Response<LocationMessage>, Status> {
+        const METHOD: &str = "/LocationService/Create";
+        let ctx = context(&request, METHOD);
+        let m = request.into_inner();
+        let r = within_request(ctx, async {
+            let ping = validate::new_location(&ping_json(
+                m.person_id.into(),
+                m.latitude.into(),
+                m.longitude.into(),
+            )?)?;
+            self.ingest.accept(vec![ping], false).await
+        })
+        .await;
+        // The original answers with the message it took; so does this, once it is durable.
+        self.answer(METHOD, r).map(|_| Response::new(m))
+    }
+}
+
+type ResultStream = Pin<Box<dyn Stream<Item = Result<BatchResult, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl LocationIngest for GrpcIngest {
+    async fn create(
+        &self,
+        request: Request<Ping>,
+    ) -> Result<Response<proto::v1::Location>, Status> {
+        const METHOD: &str = "/udaconnect.location.v1.LocationIngest/Create";
+        let ctx = context(&request, METHOD);
+        let p = request.into_inner();
+        let r = within_request(ctx, async {
+            let ping = check_ping(&p)?;
+            self.ingest.accept(vec![ping], false).await
+        })
+        .await;
+        self.answer(METHOD, r)
+            .map(|stored| Response::new(stored.first().map(to_proto).unwrap_or_default()))
+    }
+
+    type IngestStream = ResultStream;
+
+    async fn ingest(
+        &self,
+        request: Request<Streaming<PingBatch>>,
+    ) -> Result<Response<Self::IngestStream>, Status> {
+        let ctx = context(&request, "/udaconnect.location.v1.LocationIngest/Ingest");
+        let mut inbound = request.into_inner();
+        let (tx, mut rx) = mpsc::channel::<Result<BatchResult, Status>>(STREAM_BUFFER);
+        let this = self.clone();
+        tokio::spawn(within_request(ctx, async move {
+            loop {
+                let batch = match inbound.message().await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => break,
+                    Err(s) => {
+                        tracing::debug!(code = ?s.code(), "ingest stream ended by the client");
+                        break;
+                    }
+                };
+                let result = this.ingest_batch(batch).await;
+                let end = result.is_err();
+                if tx.send(result).await.is_err() || end {
+                    break;
+                }
+            }
+        }));
+        let out = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// Serves the gRPC services on `listener` until `shutdown` turns true. `ready` tells the health
+/// service whether ingest can take pings (the log answers).
+pub async fn serve(
+    listener: TcpListener,
+    service: GrpcIngest,
+    mut ready: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+        .build_v1()?;
+    let local: SocketAddr = listener.local_addr()?;
+    let names = [
+        "",
+        "LocationService",
+        "udaconnect.location.v1.LocationIngest",
+    ];
+    let reporter = {
+        let health = health.clone();
+        async move {
+            loop {
+                let serving = *ready.borrow_and_update();
+                for name in names {
+                    let status = if serving {
+                        tonic_health::ServingStatus::Serving
+                    } else {
+                        tonic_health::ServingStatus::NotServing
+                    };
+                    health.set_service_status(name, status).await;
+                }
+                if ready.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::spawn(reporter);
+    tracing::info!(address = %local, "gRPC is serving");
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(LocationServiceServer::new(service.clone()))
+        .add_service(LocationIngestServer::new(service))
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await?;
+    Ok(())
+}

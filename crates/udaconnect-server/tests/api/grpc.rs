@@ -1,0 +1,235 @@
+//! The gRPC services against a real server: the original `/LocationService/Create` wire
+//! contract, the v1 service with its bulk stream, health and reflection.
+
+use serde_json::Value;
+use udaconnect_server::grpc::proto;
+
+use crate::helpers::spawn_app;
+
+use proto::original::location_service_client::LocationServiceClient;
+use proto::original::LocationMessage;
+use proto::v1::location_ingest_client::LocationIngestClient;
+use proto::v1::{Ping, PingBatch};
+
+#[tokio::test]
+async fn original_create_keeps_its_wire_contract() {
+    let app = spawn_app(true).await;
+    let mut client = LocationServiceClient::connect(app.grpc.clone())
+        .await
+        .unwrap();
+    let sent = LocationMessage {
+        person_id: 5,
+        latitude: 37.553_63,
+        longitude: -122.290_883,
+    };
+    let mut request = tonic::Request::new(sent);
+    request
+        .metadata_mut()
+        .insert("x-correlation-id", "grpc-test-1".parse().unwrap());
+    let echoed = client.create(request).await.unwrap().into_inner();
+    assert_eq!(
+        echoed, sent,
+        "the original answers with the message it took"
+    );
+
+    // Stored with the float widened exactly, as the original's Python did. The original answer
+    // carries no id: the next HTTP ping takes the next id of the same block.
+    let r = app
+        .post_json(
+            "/api/locations",
+            &serde_json::json!({"person_id": 5, "latitude": 1, "longitude": 1}),
+        )
+        .await;
+    let next: Value = r.json().await.unwrap();
+    let l = app.stored_location(next["id"].as_i64().unwrap() - 1).await;
+    assert_eq!(l["person_id"], 5);
+    assert_eq!(l["latitude"].as_f64(), Some(f64::from(37.553_63_f32)));
+    assert_eq!(l["longitude"].as_f64(), Some(f64::from(-122.290_883_f32)));
+
+    for (bad, field) in [
+        (
+            LocationMessage {
+                person_id: 5,
+                latitude: 91.0,
+                longitude: 0.0,
+            },
+            "latitude",
+        ),
+        (
+            LocationMessage {
+                person_id: 5,
+                latitude: 0.0,
+                longitude: f32::NAN,
+            },
+            "longitude",
+        ),
+        (
+            LocationMessage {
+                person_id: 0,
+                latitude: 0.0,
+                longitude: 0.0,
+            },
+            "person_id",
+        ),
+        (
+            LocationMessage {
+                person_id: 4242,
+                latitude: 0.0,
+                longitude: 0.0,
+            },
+            "no person with id 4242",
+        ),
+    ] {
+        let status = client.create(bad).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}");
+        assert!(status.message().contains(field), "{}", status.message());
+    }
+}
+
+#[tokio::test]
+async fn v1_create_carries_doubles_and_time() {
+    let app = spawn_app(true).await;
+    let mut client = LocationIngestClient::connect(app.grpc.clone())
+        .await
+        .unwrap();
+    let stored = client
+        .create(Ping {
+            person_id: 6,
+            latitude: 35.058_513_6,
+            longitude: -106.571_956_6,
+            creation_time: Some(prost_types::Timestamp {
+                seconds: 1_594_117_026,
+                nanos: 123_456_789,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.person_id, 6);
+    assert_eq!(stored.latitude, 35.058_513_6);
+    // Kept to the microsecond, as everywhere.
+    assert_eq!(stored.creation_time.unwrap().nanos, 123_456_000);
+    let l = app.stored_location(stored.id).await;
+    assert_eq!(l["latitude"], 35.058_513_6);
+    assert_eq!(l["longitude"], -106.571_956_6);
+    assert_eq!(l["creation_time"], "2020-07-07T10:17:06.123456Z");
+
+    let status = client
+        .create(Ping {
+            person_id: 6,
+            latitude: 1.0,
+            longitude: 1.0,
+            creation_time: Some(prost_types::Timestamp {
+                seconds: 0,
+                nanos: -5,
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("creation_time"));
+}
+
+#[tokio::test]
+async fn v1_bulk_stream_answers_each_batch_in_order() {
+    let app = spawn_app(true).await;
+    let mut client = LocationIngestClient::connect(app.grpc.clone())
+        .await
+        .unwrap();
+    let ping = |person_id: i64, latitude: f64| Ping {
+        person_id,
+        latitude,
+        longitude: 10.0,
+        creation_time: None,
+    };
+    let batches: Vec<PingBatch> = (0..20)
+        .map(|i| PingBatch {
+            sequence: 100 + i,
+            pings: if i == 7 {
+                vec![ping(1, 10.0), ping(77, 10.0), ping(5, 100.0)]
+            } else {
+                (0..50).map(|k| ping(1, k as f64 / 100.0)).collect()
+            },
+        })
+        .collect();
+    let mut results = client
+        .ingest(futures_util::stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answers = Vec::new();
+    while let Some(r) = results.message().await.unwrap() {
+        answers.push(r);
+    }
+    assert_eq!(answers.len(), 20);
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a.sequence, 100 + i as u64);
+        if i == 7 {
+            assert!(a.ids.is_empty(), "a rejected batch stores nothing");
+            let fields: Vec<&str> = a.violations.iter().map(|v| v.field.as_str()).collect();
+            assert_eq!(fields, ["[1].person_id", "[2].latitude"]);
+        } else {
+            assert_eq!(a.ids.len(), 50);
+            assert!(a.violations.is_empty());
+        }
+    }
+    let all: Vec<i64> = answers.iter().flat_map(|a| a.ids.clone()).collect();
+    let mut distinct = all.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 19 * 50);
+    app.stored_location(*all.last().unwrap()).await;
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served() {
+    let app = spawn_app(false).await;
+    let channel = tonic::transport::Channel::from_shared(app.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for service in [
+        "",
+        "LocationService",
+        "udaconnect.location.v1.LocationIngest",
+    ] {
+        let r = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
+    }
+
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut reflection = ServerReflectionClient::new(channel);
+    let mut answers = reflection
+        .server_reflection_info(futures_util::stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("no service list");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"LocationService".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"udaconnect.location.v1.LocationIngest".to_string()),
+        "{names:?}"
+    );
+}

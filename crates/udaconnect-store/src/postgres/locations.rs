@@ -1,0 +1,317 @@
+use async_trait::async_trait;
+use chrono::NaiveDateTime;
+use tokio_postgres::Row;
+use udaconnect_core::model::{Location, LocationId, PersonId};
+use udaconnect_core::ports::{LocationStore, Near, NearQuery};
+use udaconnect_core::time::{to_micros, Window};
+use udaconnect_core::Result;
+
+use super::{from_timestamp, pg_error, to_timestamp, window_bound, DbError, Postgres};
+
+/// The columns every read returns, in the order [`location_at`] reads them.
+const COLUMNS: &str =
+    "id, person_id, ST_Y(coordinate) AS latitude, ST_X(coordinate) AS longitude, creation_time";
+
+/// Rows per INSERT: bounds the size of one message; a larger batch is several statements in
+/// one transaction.
+const UPSERT_CHUNK: usize = 20_000;
+
+/// Locations in table `location`, coordinates as PostGIS points.
+#[derive(Debug, Clone)]
+pub struct PostgresLocationStore {
+    pg: Postgres,
+}
+
+impl PostgresLocationStore {
+    pub fn new(pg: &Postgres) -> Self {
+        PostgresLocationStore { pg: pg.clone() }
+    }
+}
+
+fn location_at(row: &Row, first: usize) -> Result<Location, tokio_postgres::Error> {
+    Ok(Location {
+        id: row.try_get(first)?,
+        person_id: row.try_get(first + 1)?,
+        latitude: row.try_get(first + 2)?,
+        longitude: row.try_get(first + 3)?,
+        creation_time: from_timestamp(row.try_get::<_, NaiveDateTime>(first + 4)?),
+    })
+}
+
+fn locations(rows: &[Row]) -> Result<Vec<Location>> {
+    rows.iter()
+        .map(|r| location_at(r, 0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| pg_error(&e))
+}
+
+/// Slack on the distance handed to PostGIS, so its candidates are a superset of what the
+/// contact engine's haversine keeps: PostGIS measures on a sphere of radius 6,371,008.77 m (ours
+/// is 6,371,008.8 m) with other floating-point steps; 0.1% and half a metre dwarf both.
+fn search_radius_m(distance_m: f64) -> f64 {
+    // NaN matches nothing; the radius only has to be a valid one.
+    let d = if distance_m.is_nan() {
+        0.0
+    } else {
+        distance_m.clamp(0.0, MAX_SEARCH_M)
+    };
+    d * 1.001 + 0.5
+}
+
+/// Beyond this the search covers the whole sphere anyway (half its circumference is about
+/// 20,015 km); capping it keeps PostGIS's arithmetic finite.
+const MAX_SEARCH_M: f64 = 21_000_000.0;
+
+/// Time gaps from this one up are treated as no time condition (a superset, as `near`
+/// allows). Below it, the gap in microseconds converts to an interval exactly (under 2^53) and
+/// `creation_time ± gap` stays in PostgreSQL's range for every time since 1970.
+const MAX_GAP_US: u64 = 200 * 365 * 24 * 3600 * 1_000_000;
+
+/// The asked person's locations in the window and, in the same statement, the other persons'
+/// locations in the window within the search radius (and the gap) of one of them.
+///
+/// `own` is materialised once; each own location probes the GiST index on
+/// `(coordinate::geography, creation_time)`, which searches the radius, the window and the gap
+/// together, and the matches are grouped by id so each candidate comes once. The measurements
+/// behind the index are in `migrations/postgres/0004_location_indexes.sql`.
+fn near_sql(with_gap: bool) -> String {
+    let gap = if with_gap {
+        "AND l.creation_time BETWEEN o.creation_time - $5::bigint * interval '1 microsecond'
+                               AND o.creation_time + $5::bigint * interval '1 microsecond'"
+    } else {
+        ""
+    };
+    format!(
+        "WITH own AS MATERIALIZED (
+             SELECT id, person_id, coordinate, creation_time
+             FROM location
+             WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
+         ),
+         candidate AS (
+             SELECT l.id, l.person_id, l.coordinate, l.creation_time
+             FROM own o
+             JOIN location l
+               ON ST_DWithin(l.coordinate::geography, o.coordinate::geography, $4, false)
+             WHERE l.person_id <> $1
+               AND l.creation_time >= $2 AND l.creation_time < $3
+               {gap}
+             GROUP BY l.id
+         )
+         SELECT true AS is_own, {COLUMNS} FROM own
+         UNION ALL
+         SELECT false AS is_own, {COLUMNS} FROM candidate
+         ORDER BY is_own DESC, creation_time, id"
+    )
+}
+
+impl PostgresLocationStore {
+    async fn try_upsert(&self, rows: &UpsertRows) -> Result<(), DbError> {
+        let mut client = self.pg.client().await?;
+        let tx = client.transaction().await?;
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO location (id, person_id, coordinate, creation_time)
+                 SELECT id, person_id, ST_SetSRID(ST_MakePoint(longitude, latitude), 4326), t
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::float8[], $4::float8[],
+                             $5::timestamp[]) AS r (id, person_id, latitude, longitude, t)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .await?;
+        let n = rows.ids.len();
+        for start in (0..n).step_by(UPSERT_CHUNK) {
+            let end = (start + UPSERT_CHUNK).min(n);
+            tx.execute(
+                &statement,
+                &[
+                    &&rows.ids[start..end],
+                    &&rows.person_ids[start..end],
+                    &&rows.latitudes[start..end],
+                    &&rows.longitudes[start..end],
+                    &&rows.times[start..end],
+                ],
+            )
+            .await?;
+        }
+        // Durable on return: the commit waits for the WAL flush (synchronous_commit on).
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_near(&self, q: &NearQuery) -> Result<Near, DbError> {
+        let (start, end) = (window_bound(q.window.start), window_bound(q.window.end));
+        let radius = search_radius_m(q.distance_m);
+        // Both sides lie in the window, so a gap at least as long as the window cannot
+        // exclude anything.
+        let span = q.window.end.abs_diff(q.window.start);
+        let gap = q
+            .max_gap_us
+            .map(i64::unsigned_abs)
+            .filter(|&g| g < span && g < MAX_GAP_US)
+            .map(|g| g as i64);
+        let client = self.pg.client().await?;
+        let rows = match gap {
+            Some(gap) => {
+                let statement = client.prepare_cached(&near_sql(true)).await?;
+                client
+                    .query(&statement, &[&q.person_id, &start, &end, &radius, &gap])
+                    .await?
+            }
+            None => {
+                let statement = client.prepare_cached(&near_sql(false)).await?;
+                client
+                    .query(&statement, &[&q.person_id, &start, &end, &radius])
+                    .await?
+            }
+        };
+        let mut near = Near::default();
+        for row in &rows {
+            let is_own: bool = row.try_get(0)?;
+            let l = location_at(row, 1)?;
+            if is_own {
+                near.own.push(l);
+            } else {
+                near.candidates.push(l);
+            }
+        }
+        Ok(near)
+    }
+}
+
+/// A batch as the columns `UNNEST` reads.
+struct UpsertRows {
+    ids: Vec<i64>,
+    person_ids: Vec<i64>,
+    latitudes: Vec<f64>,
+    longitudes: Vec<f64>,
+    times: Vec<NaiveDateTime>,
+}
+
+impl UpsertRows {
+    fn new(locations: &[Location]) -> Result<Self, DbError> {
+        let mut rows = UpsertRows {
+            ids: Vec::with_capacity(locations.len()),
+            person_ids: Vec::with_capacity(locations.len()),
+            latitudes: Vec::with_capacity(locations.len()),
+            longitudes: Vec::with_capacity(locations.len()),
+            times: Vec::with_capacity(locations.len()),
+        };
+        for l in locations {
+            rows.ids.push(l.id);
+            rows.person_ids.push(l.person_id);
+            rows.latitudes.push(l.latitude);
+            rows.longitudes.push(l.longitude);
+            rows.times.push(to_timestamp(to_micros(l.creation_time))?);
+        }
+        Ok(rows)
+    }
+}
+
+#[async_trait]
+impl LocationStore for PostgresLocationStore {
+    async fn upsert(&self, locations: &[Location]) -> Result<()> {
+        if locations.is_empty() {
+            return Ok(());
+        }
+        let rows = UpsertRows::new(locations).map_err(DbError::into_error)?;
+        // Idempotent: rows already stored are left as they are.
+        self.pg.retrying(|| self.try_upsert(&rows)).await
+    }
+
+    async fn get(&self, id: LocationId) -> Result<Option<Location>> {
+        let rows = self
+            .pg
+            .query(
+                &format!("SELECT {COLUMNS} FROM location WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
+        Ok(locations(&rows)?.pop())
+    }
+
+    async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>> {
+        let (start, end) = (window_bound(window.start), window_bound(window.end));
+        let rows = match person {
+            Some(p) => {
+                self.pg
+                    .query(
+                        &format!(
+                            "SELECT {COLUMNS} FROM location
+                             WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
+                             ORDER BY creation_time, id"
+                        ),
+                        &[&p, &start, &end],
+                    )
+                    .await?
+            }
+            None => {
+                self.pg
+                    .query(
+                        &format!(
+                            "SELECT {COLUMNS} FROM location
+                             WHERE creation_time >= $1 AND creation_time < $2
+                             ORDER BY creation_time, id"
+                        ),
+                        &[&start, &end],
+                    )
+                    .await?
+            }
+        };
+        locations(&rows)
+    }
+
+    async fn scan(&self, after: LocationId, limit: usize) -> Result<Vec<Location>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .pg
+            .query(
+                &format!("SELECT {COLUMNS} FROM location WHERE id > $1 ORDER BY id LIMIT $2"),
+                &[&after, &limit],
+            )
+            .await?;
+        locations(&rows)
+    }
+
+    async fn near(&self, q: NearQuery) -> Result<Near> {
+        self.pg.retrying(|| self.try_near(&q)).await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.pg.query("TRUNCATE location", &[]).await.map(|_| ())
+    }
+
+    async fn count(&self) -> Result<u64> {
+        let rows = self.pg.query("SELECT count(*) FROM location", &[]).await?;
+        let n: i64 = rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(|e| pg_error(&e))?
+            .unwrap_or(0);
+        Ok(n.max(0) as u64)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.pg.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_radius_covers_the_distance_and_stays_finite() {
+        for d in [0.001, 1.0, 5.0, 1000.0] {
+            assert!(search_radius_m(d) > d + 0.4);
+        }
+        assert!(search_radius_m(f64::NAN) > 0.0);
+        assert!(search_radius_m(-3.0) > 0.0);
+        assert!(search_radius_m(f64::INFINITY).is_finite());
+    }
+
+    #[test]
+    fn the_gap_clause_is_only_in_the_gap_statement() {
+        assert!(near_sql(true).contains("$5"));
+        assert!(!near_sql(false).contains("$5"));
+    }
+}

@@ -1,0 +1,398 @@
+//! Real parts for the distributed tests: a Kafka-protocol broker (`tansu`) per test on its own
+//! port, a fresh PostgreSQL/PostGIS database per test, and each role as its own `udaconnect`
+//! process. `scripts/setup` installs the broker and PostGIS.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A free port on loopback (bound, then released for the process that will use it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unique() -> String {
+    format!(
+        "{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000_000
+    )
+}
+
+pub fn tansu() -> PathBuf {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin")))
+        .map(|d| d.join("tansu"));
+    for c in candidates {
+        if c.is_file() {
+            return c;
+        }
+    }
+    panic!("the Kafka-protocol broker `tansu` is not installed: run scripts/setup");
+}
+
+pub fn artifacts() -> PathBuf {
+    let dir = repo_root().join("target/test-artifacts/distributed");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn wait_tcp(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A broker speaking the Kafka protocol on its own loopback port, in memory.
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Broker {
+    pub async fn start() -> Broker {
+        let port = free_port();
+        let mut b = Broker {
+            child: None,
+            port,
+            log: artifacts().join(format!("tansu-{port}.log")),
+        };
+        b.spawn().await;
+        b
+    }
+
+    async fn spawn(&mut self) {
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let log = fs::File::create(&self.log).unwrap();
+        let child = Command::new(tansu())
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .env(
+                "RUST_LOG",
+                std::env::var("UDACONNECT_TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+        wait_tcp(self.port, Duration::from_secs(20)).await;
+    }
+
+    pub fn url(&self) -> String {
+        format!("kafka://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL producers in these tests use. tansu 0.6 serves a fetch only from the start of
+    /// a stored batch: a consumer resuming at an offset inside a multi-record batch would skip
+    /// the rest of it (Apache Kafka does not). One record per batch keeps that from hiding, or
+    /// faking, a loss in our code.
+    pub fn producer_url(&self) -> String {
+        format!("{}?batch.num.messages=1", self.url())
+    }
+
+    /// The URL a consumer uses: static group membership, so a consumer restarted after
+    /// SIGKILL takes its predecessor's partitions at once instead of after a session timeout.
+    pub fn consumer_url(&self, instance: &str) -> String {
+        format!("{}?group.instance.id={instance}", self.url())
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (SIGKILL): its clients see it vanish.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn admin_url() -> String {
+    std::env::var("UDACONNECT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database, dropped at the end.
+pub struct Db {
+    pub name: String,
+    pub url: String,
+}
+
+impl Db {
+    pub async fn create() -> Db {
+        let admin = admin_url();
+        let name = format!("udc_e2e_{}", unique());
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL answers on UDACONNECT_TEST_POSTGRES (run scripts/setup)");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        Db {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    /// Stored location ids, ascending.
+    pub async fn location_ids(&self) -> Vec<i64> {
+        self.client()
+            .await
+            .query("SELECT id FROM location ORDER BY id", &[])
+            .await
+            .map(|rows| rows.iter().map(|r| r.get::<_, i64>(0)).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(admin_url())
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// One role as its own process, with JSON logs in a file.
+pub struct RoleProc {
+    child: Option<Child>,
+    pub role: String,
+    pub port: u16,
+    pub args: Vec<String>,
+    pub log: PathBuf,
+    restarts: u32,
+}
+
+impl RoleProc {
+    /// Starts `udaconnect <role> --listen 127.0.0.1:<port> <args>`.
+    pub fn spawn(role: &str, args: &[String]) -> RoleProc {
+        let port = free_port();
+        let mut p = RoleProc {
+            child: None,
+            role: role.to_string(),
+            port,
+            args: args.to_vec(),
+            log: PathBuf::new(),
+            restarts: 0,
+        };
+        p.start();
+        p
+    }
+
+    fn start(&mut self) {
+        self.log = artifacts().join(format!("{}-{}-{}.log", self.role, self.port, self.restarts));
+        self.restarts += 1;
+        let log = fs::File::create(&self.log).unwrap();
+        let child = Command::new(BIN)
+            .args(["--log-format", "json", "--log-level"])
+            .arg(std::env::var("UDACONNECT_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
+            .arg(&self.role)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.args)
+            .env_remove("UDACONNECT_STORE")
+            .env_remove("UDACONNECT_LOG")
+            .env_remove("DB_HOST")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("udaconnect starts");
+        self.child = Some(child);
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(r) = client.get(format!("{}/ready", self.base())).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never ready; log:\n{}",
+                self.role,
+                fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn kill_9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill_9();
+        self.start();
+    }
+
+    /// The log lines, parsed.
+    pub fn log_lines(&self) -> Vec<Value> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for RoleProc {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// Every role of a distributed deployment, each its own process, on one broker and database.
+pub struct Stack {
+    pub person_api: RoleProc,
+    pub location_api: RoleProc,
+    pub grpc_port: u16,
+    pub consumer: RoleProc,
+    pub connection_api: RoleProc,
+    pub web: RoleProc,
+}
+
+impl Stack {
+    pub async fn start(db: &Db, broker: &Broker) -> Stack {
+        let store = vec!["--store".to_string(), db.url.clone()];
+        let producer = vec![
+            "--store".to_string(),
+            db.url.clone(),
+            "--log".to_string(),
+            broker.producer_url(),
+        ];
+        let consumer_args = vec![
+            "--store".to_string(),
+            db.url.clone(),
+            "--log".to_string(),
+            broker.consumer_url("location-consumer-0"),
+        ];
+        let person_api = RoleProc::spawn("person-api", &store);
+        // person-api runs the migrations first; the others would wait on its advisory lock.
+        person_api.wait_ready(Duration::from_secs(60)).await;
+        let grpc_port = free_port();
+        let mut la_args = producer;
+        la_args.extend([
+            "--grpc-listen".to_string(),
+            format!("127.0.0.1:{grpc_port}"),
+        ]);
+        let location_api = RoleProc::spawn("location-api", &la_args);
+        let consumer = RoleProc::spawn("location-consumer", &consumer_args);
+        let connection_api = RoleProc::spawn("connection-api", &store);
+        let web = RoleProc::spawn(
+            "web",
+            &[
+                "--person-api".to_string(),
+                person_api.base(),
+                "--location-api".to_string(),
+                location_api.base(),
+                "--connection-api".to_string(),
+                connection_api.base(),
+            ],
+        );
+        for p in [&location_api, &consumer, &connection_api, &web] {
+            p.wait_ready(Duration::from_secs(60)).await;
+        }
+        Stack {
+            person_api,
+            location_api,
+            grpc_port,
+            consumer,
+            connection_api,
+            web,
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
