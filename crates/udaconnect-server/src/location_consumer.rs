@@ -64,14 +64,13 @@ fn dead_letter(c: &Consumed, reason: &str) -> LogRecord {
     r.headers
         .push((DLQ_REASON_HEADER.to_string(), reason.as_bytes().to_vec()));
     r.headers.push((
+        "dlq_source_partition".to_string(),
+        c.position.partition.to_string().into_bytes(),
+    ));
+    r.headers.push((
         "dlq_source_offset".to_string(),
         c.position.offset.to_string().into_bytes(),
     ));
-    tracing::warn!(
-        offset = c.position.offset,
-        reason,
-        "record sent to the dead-letter topic"
-    );
     r
 }
 
@@ -198,6 +197,14 @@ impl LocationConsumer {
 
     async fn store_batch(&self, batch: &[Consumed]) -> Result<(usize, usize)> {
         let sorted = sort_batch(batch, &self.persons).await?;
+        for r in &sorted.rejected {
+            tracing::warn!(
+                partition = r.header_str("dlq_source_partition").unwrap_or(""),
+                offset = r.header_str("dlq_source_offset").unwrap_or(""),
+                reason = r.header_str(DLQ_REASON_HEADER).unwrap_or(""),
+                "record sent to the dead-letter topic"
+            );
+        }
         self.store.upsert(&sorted.locations).await?;
         if let Some(f) = &self.on_stored {
             f(&sorted.locations);

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,16 +20,20 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
+use udaconnect_core::index::ContactIndex;
+use udaconnect_core::ports::{retry_delay, DynLog, StartFrom};
+use udaconnect_core::record::LOCATION_TOPIC;
 
 use crate::backends::{open_log, open_stores, LogUrl, StoreUrl, Stores};
 use crate::connection_api::{self, ConnectionApi};
-use crate::contact_engine::StoreEngine;
+use crate::contact_engine::{point, SharedIndex, StoreEngine};
 use crate::directory::{DynPersonDirectory, LocalPersons};
 use crate::gateway::{self, Gateway, Upstreams};
 use crate::grpc::{self, GrpcIngest};
 use crate::http;
+use crate::live::{self, Live};
 use crate::location_api::{self, IdAllocator, Ingest, LocationApi};
-use crate::location_consumer::LocationConsumer;
+use crate::location_consumer::{sort_batch, LocationConsumer};
 use crate::metrics::Metrics;
 use crate::ops::{self, Check, Ops};
 use crate::person_api::{self, PersonApi};
@@ -307,9 +311,26 @@ async fn start_role(
                         persons: persons.clone(),
                         metrics: metrics.clone(),
                     });
-                    Router::new()
+                    let mut router = Router::new()
                         .merge(connection_api::routes(api))
-                        .merge(ops(store_checks(&stores)))
+                        .merge(ops(store_checks(&stores)));
+                    // With a Kafka log, the venue live (positions, heat, the event stream the
+                    // web page shows) follows the topic; an embedded log belongs to the one
+                    // process that writes it.
+                    if matches!(settings.log, LogUrl::Kafka { .. }) {
+                        let log = open_log(&settings.log)?;
+                        let index: SharedIndex = Arc::new(RwLock::new(ContactIndex::new()));
+                        let live = Arc::new(Live::new(index.clone(), metrics.clone()));
+                        background.push(tokio::spawn(follow_log(
+                            log,
+                            persons.clone(),
+                            index,
+                            live.clone(),
+                            shutdown.clone(),
+                        )));
+                        router = router.merge(live::routes(live));
+                    }
+                    router
                 }
                 Role::LocationApi | Role::LocationConsumer => {
                     let log = open_log(&settings.log)?;
@@ -377,6 +398,61 @@ async fn start_role(
         }
     }
     Ok(())
+}
+
+/// Feeds the live view from the `location` topic with a consumer group of its own that starts
+/// at the end and never commits: it only watches.
+async fn follow_log(
+    log: DynLog,
+    persons: DynPersonDirectory,
+    index: SharedIndex,
+    live: Arc<Live>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let group = format!("connection-api-live-{}", uuid::Uuid::new_v4());
+    let mut attempt = 0;
+    let mut consumer = loop {
+        match log
+            .consumer(LOCATION_TOPIC, &group, StartFrom::Latest)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %e, "live view cannot follow the log yet; retrying");
+                attempt += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(retry_delay(attempt)) => {}
+                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                }
+            }
+        }
+    };
+    loop {
+        let batch = tokio::select! {
+            b = consumer.poll(4096, Duration::from_millis(500)) => b,
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        };
+        let batch = match batch {
+            Ok(b) if b.is_empty() => continue,
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(error = %e, "live view poll failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        // What the consumer would store: decodable pings of known persons.
+        let Ok(sorted) = sort_batch(&batch, &persons).await else {
+            continue;
+        };
+        {
+            let mut index = index.write().unwrap_or_else(|e| e.into_inner());
+            for l in &sorted.locations {
+                index.insert(&point(l));
+            }
+        }
+        live.publish(&sorted.locations);
+    }
 }
 
 /// Tells the gRPC health service whether the log takes appends, checked every two seconds.

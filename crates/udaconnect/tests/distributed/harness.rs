@@ -355,7 +355,16 @@ impl Stack {
         ]);
         let location_api = RoleProc::spawn("location-api", &la_args);
         let consumer = RoleProc::spawn("location-consumer", &consumer_args);
-        let connection_api = RoleProc::spawn("connection-api", &store);
+        // With the log, connection-api also serves the venue live from the topic.
+        let connection_api = RoleProc::spawn(
+            "connection-api",
+            &[
+                "--store".to_string(),
+                db.url.clone(),
+                "--log".to_string(),
+                broker.url(),
+            ],
+        );
         let web = RoleProc::spawn(
             "web",
             &[

@@ -319,6 +319,35 @@ async fn roles_as_processes_serve_the_contract() {
     assert!(ids.contains(&answers[0].ids[1]), "{conn}");
     assert!(ids.contains(&answers[2].ids[0]), "{conn}");
 
+    // The venue live through the gateway: connection-api follows the topic.
+    let r = post_ping(
+        &web,
+        &json!({"person_id": b, "latitude": 12.5, "longitude": 34.25}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let live_id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the live view to show the ping",
+        || async {
+            let positions: Value = http()
+                .get(format!("{web}/api/live/positions"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            positions
+                .as_array()?
+                .iter()
+                .any(|p| p["id"] == live_id)
+                .then_some(())
+        },
+    )
+    .await;
+
     // Every role reports ready and exposes metrics.
     for p in [
         &stack.person_api,
