@@ -53,6 +53,10 @@ pub struct SimulateArgs {
     /// Pings per second to send at most (0: as fast as the server takes them).
     #[arg(long, env = "UDACONNECT_SIM_RATE", default_value_t = 0.0)]
     pub rate: f64,
+    /// With --target: send the pings over gRPC to this location-api (`http://host:5005`),
+    /// on the v1 bulk stream, instead of HTTP (persons still go to --target).
+    #[arg(long, env = "UDACONNECT_SIM_GRPC", requires = "target")]
+    pub grpc: Option<String>,
     /// Pings per bulk request.
     #[arg(long, env = "UDACONNECT_SIM_BATCH", default_value_t = 5000)]
     pub batch: usize,
@@ -246,6 +250,9 @@ async fn stream(conference: &Conference, target: &str, args: &SimulateArgs) -> a
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if let Some(grpc) = &args.grpc {
+        return stream_grpc(conference, &ids, grpc, args).await;
+    }
     let ids = Arc::new(ids);
     let url = Arc::new(format!("{base}/api/locations/batch"));
     let permits = Arc::new(Semaphore::new(args.connections.max(1)));
@@ -286,6 +293,109 @@ async fn stream(conference: &Conference, target: &str, args: &SimulateArgs) -> a
     eprintln!(
         "sent {sent} pings in {secs:.1} s: {:.0} pings/s",
         sent as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+/// The pings over gRPC: one bidirectional `LocationIngest/Ingest` stream, each batch answered
+/// once durable; a rejected batch stops the run with its violations.
+async fn stream_grpc(
+    conference: &Conference,
+    ids: &[i64],
+    endpoint: &str,
+    args: &SimulateArgs,
+) -> anyhow::Result<()> {
+    use udaconnect_server::grpc::proto::v1::location_ingest_client::LocationIngestClient;
+    use udaconnect_server::grpc::proto::v1::{Ping, PingBatch};
+
+    let mut client = LocationIngestClient::connect(endpoint.to_string())
+        .await
+        .with_context(|| format!("failed to reach gRPC at {endpoint}"))?
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    // Batches in flight: the server answers each once durable, in order.
+    let (tx, rx) = tokio::sync::mpsc::channel::<PingBatch>(args.connections.max(1));
+    let outbound =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let mut results = client
+        .ingest(outbound)
+        .await
+        .context("the gRPC ingest stream was refused")?
+        .into_inner();
+    let bar = progress_bar(estimate(&conference.config), "stream (gRPC)");
+    let started = Instant::now();
+    let batch_size = args.batch.max(1);
+    let pings: Vec<SimPing> = conference.pings().collect();
+    let total = pings.len() as u64;
+    let producer = {
+        let rate = args.rate;
+        let ids = ids.to_vec();
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            for (seq, chunk) in pings.chunks(batch_size).enumerate() {
+                if rate > 0.0 {
+                    let due = Duration::from_secs_f64(sent as f64 / rate);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                let batch = PingBatch {
+                    sequence: seq as u64,
+                    pings: chunk
+                        .iter()
+                        .map(|p| Ping {
+                            person_id: ids[(p.person_id - 1) as usize],
+                            latitude: p.latitude,
+                            longitude: p.longitude,
+                            creation_time: Some(prost_types::Timestamp {
+                                seconds: p.t.div_euclid(1_000_000),
+                                nanos: (p.t.rem_euclid(1_000_000) * 1000) as i32,
+                            }),
+                        })
+                        .collect(),
+                };
+                sent += chunk.len() as u64;
+                if tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut acked = 0u64;
+    while acked < total {
+        let Some(result) = results
+            .message()
+            .await
+            .context("the gRPC ingest stream failed")?
+        else {
+            break;
+        };
+        if !result.violations.is_empty() {
+            let first: Vec<String> = result
+                .violations
+                .iter()
+                .take(5)
+                .map(|v| format!("{}: {}", v.field, v.message))
+                .collect();
+            bail!(
+                "server refused batch {} ({} problems): {}",
+                result.sequence,
+                result.violations.len(),
+                first.join("; ")
+            );
+        }
+        acked += result.ids.len() as u64;
+        bar.inc(result.ids.len() as u64);
+    }
+    producer.abort();
+    bar.finish_and_clear();
+    if acked < total {
+        bail!("the server ended the stream after {acked} of {total} pings");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "sent {acked} pings over gRPC in {secs:.1} s: {:.0} pings/s",
+        acked as f64 / secs.max(1e-9)
     );
     Ok(())
 }

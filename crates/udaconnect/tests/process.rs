@@ -22,6 +22,10 @@ struct Server {
 
 impl Server {
     async fn start(data_dir: &Path, demo: bool) -> Server {
+        Server::start_with(data_dir, demo, &[]).await
+    }
+
+    async fn start_with(data_dir: &Path, demo: bool, extra: &[&str]) -> Server {
         let log_path = data_dir.with_extension(format!("log-{}", now_nanos()));
         let log = fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(BIN);
@@ -43,6 +47,7 @@ impl Server {
         if demo {
             cmd.arg("--demo");
         }
+        cmd.args(extra);
         let child = cmd.spawn().expect("udaconnect starts");
         let address = wait_for_address(&log_path).await;
         let server = Server {
@@ -564,6 +569,56 @@ async fn simulate_streams_to_a_running_server() {
     assert!(sent > 1000, "{stderr}");
     let persons: Value = server.get("/api/persons").await.json().await.unwrap();
     assert_eq!(persons.as_array().unwrap().len(), 20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = server.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(&format!(
+            "udaconnect_consumer_records_total{{outcome=\"stored\"}} {sent}\n"
+        )) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all {sent} pings stored:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn simulate_streams_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let grpc = format!("127.0.0.1:{port}");
+    let server =
+        Server::start_with(&dir.path().join("data"), false, &["--grpc-listen", &grpc]).await;
+    let stderr = run_ok(&[
+        "simulate",
+        "--attendees",
+        "10",
+        "--days",
+        "1",
+        "--ping-interval",
+        "600",
+        "--target",
+        &server.base,
+        "--grpc",
+        &format!("http://{grpc}"),
+        "--batch",
+        "50",
+    ]);
+    let sent: u64 = stderr
+        .split("sent ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(sent > 100, "{stderr}");
+    assert!(stderr.contains("over gRPC"), "{stderr}");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let metrics = server.get("/metrics").await.text().await.unwrap();
