@@ -115,6 +115,9 @@ impl<'a> Grid<'a> {
                     let slice: &[&Point] = match max_gap {
                         None => bucket,
                         Some(gap) => {
+                            // A gap is a distance in time: its sign means nothing, as in the
+                            // oracle.
+                            let gap = gap.saturating_abs();
                             let from =
                                 bucket.partition_point(|p| p.t < probe.t.saturating_sub(gap));
                             let to = bucket.partition_point(|p| p.t <= probe.t.saturating_add(gap));
