@@ -20,6 +20,8 @@ use crate::directory::DynPersonDirectory;
 use crate::metrics::Metrics;
 
 pub const CONSUMER_GROUP: &str = "location-consumer";
+/// Silence after which `catch_up` on a log that cannot tell its lag takes the log as read.
+const CATCH_UP_IDLE_END: Duration = Duration::from_secs(15);
 /// Records taken per poll: large batches amortise the store's fsync.
 const BATCH: usize = 8192;
 
@@ -134,14 +136,19 @@ impl LocationConsumer {
             .consumer(LOCATION_TOPIC, CONSUMER_GROUP, StartFrom::Earliest)
             .await?;
         let mut handled = 0u64;
+        let mut idle_since = Instant::now();
         loop {
             let batch = consumer.poll(BATCH, Duration::from_millis(100)).await?;
             if batch.is_empty() {
-                if consumer.lag().unwrap_or(0) == 0 {
-                    return Ok(handled);
+                match consumer.lag() {
+                    Some(0) => return Ok(handled),
+                    // A Kafka consumer learns its lag only once it holds partitions and has
+                    // read: before that, only a long silence means the log is read.
+                    None if idle_since.elapsed() > CATCH_UP_IDLE_END => return Ok(handled),
+                    _ => continue,
                 }
-                continue;
             }
+            idle_since = Instant::now();
             handled += batch.len() as u64;
             self.handle(&mut consumer, batch, &never).await;
         }

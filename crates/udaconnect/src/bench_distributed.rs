@@ -51,6 +51,8 @@ const PRODUCE_IN_FLIGHT: usize = 4;
 const LATENCY_PERSONS: u32 = 100;
 /// How often the latency watchers look for newly stored pings.
 const WATCH_EVERY: Duration = Duration::from_millis(2);
+/// The consumer's fetch wait in the latency stage's second distributed run.
+const SHORT_FETCH_WAIT_MS: u32 = 5;
 
 #[derive(Args, Debug)]
 pub struct BenchDistributedArgs {
@@ -138,6 +140,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// A ratio to a baseline, with the digits that matter.
+fn ratio(x: f64) -> String {
+    if x >= 10.0 {
+        format!("{x:.0}x")
+    } else {
+        format!("{x:.2}x")
+    }
+}
+
 pub async fn run(args: BenchDistributedArgs) -> anyhow::Result<()> {
     let attendees = args
         .attendees
@@ -159,7 +170,7 @@ pub async fn run(args: BenchDistributedArgs) -> anyhow::Result<()> {
     let mut report = String::new();
     let result = run_stages(&args, &conference, &broker, &db, &mut report).await;
     if args.keep {
-        eprintln!("kept the benchmark's database: {}", db.url);
+        eprintln!("kept the benchmark's database: {}", redacted(&db.url));
     } else if let Err(e) = db.drop_database().await {
         eprintln!("warning: could not drop database {}: {e:#}", db.name);
     }
@@ -181,6 +192,10 @@ async fn run_stages(
     report: &mut String,
 ) -> anyhow::Result<()> {
     let config = &conference.config;
+    // Connecting runs the migrations: the schema, PostGIS included.
+    let pg = Postgres::connect(&db.url)
+        .await
+        .context("failed to open the benchmark's database")?;
     let admin = db.client().await?;
     let setting = |rows: Vec<tokio_postgres::Row>| {
         rows.first()
@@ -228,10 +243,7 @@ async fn run_stages(
         args.baseline_queries
     )?;
 
-    // The database, with the conference's persons.
-    let pg = Postgres::connect(&db.url)
-        .await
-        .context("failed to open the benchmark's database")?;
+    // The conference's persons.
     let person_store = Arc::new(PostgresPersonStore::new(&pg));
     person_store.import(conference.persons()).await?;
     let store: DynLocationStore = Arc::new(PostgresLocationStore::new(&pg));
@@ -281,15 +293,15 @@ async fn run_stages(
     )?;
     writeln!(
         report,
-        "| produce to `location`: `KafkaLog::append` of {PRODUCE_CHUNK} records, {PRODUCE_IN_FLIGHT} in flight, acks=all (idempotent producer) | {produce_rate:.0} records/s | one record per append, each awaited (acks=all, linger 0): {single_rate:.0} records/s | {:.1}x |",
-        produce_rate / single_rate
+        "| produce to `location`: `KafkaLog::append` of {PRODUCE_CHUNK} records, {PRODUCE_IN_FLIGHT} in flight, acks=all (idempotent producer) | {produce_rate:.0} records/s | one record per append, each awaited (acks=all, linger 0): {single_rate:.0} records/s | {} |",
+        ratio(produce_rate / single_rate)
     )?;
     let consume_rate = n as f64 / consume_s;
     writeln!(
         report,
-        "| location-consumer from the topic into PostGIS (batches of up to 8192: decode, person check, one multi-row upsert, commit; then offset commit) | {consume_rate:.0} pings/s ({n} in {consume_s:.1} s) | one INSERT per message, each its own transaction, first {} pings, same table shape: {insert_rate:.0} pings/s | {:.1}x |\n",
+        "| location-consumer from the topic into PostGIS (batches of up to 8192: decode, person check, one multi-row upsert, commit; then offset commit) | {consume_rate:.0} pings/s ({n} in {consume_s:.1} s) | one INSERT per message, each its own transaction, first {} pings, same table shape: {insert_rate:.0} pings/s | {} |\n",
         args.insert_baseline.min(n),
-        consume_rate / insert_rate
+        ratio(consume_rate / insert_rate)
     )?;
 
     // The planner's statistics and the visibility map, as autovacuum leaves them after a bulk
@@ -308,15 +320,22 @@ async fn run_stages(
         persons,
         origin: (config.origin.latitude, config.origin.longitude),
     };
-    let distributed = latency_distributed(db, broker, &load).await?;
+    let distributed = latency_distributed(db, broker, &load, Vec::new()).await?;
+    // tansu answers a fetch only when its wait is over, where Kafka answers as soon as records
+    // arrive: a short wait shows the pipeline without the broker's hold.
+    let short_wait = vec![(
+        "fetch.wait.max.ms".to_string(),
+        SHORT_FETCH_WAIT_MS.to_string(),
+    )];
+    let distributed_short = latency_distributed(db, broker, &load, short_wait).await?;
     let embedded = latency_embedded(&load).await?;
     writeln!(
         report,
         "### End-to-end ingest latency: single pings, {} per second for {} s ({} clients, after 1 s of warm-up)\n\n\
          *202* is the answer to `POST /api/locations` (durable in the log); *stored* is from sending the request until a \
-         query sees the ping (polled every {} ms).\n\n\
-         | mode | pings | 202 p50 | 202 p99 | 202 max | stored p50 | stored p99 | stored max |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- |",
+         query sees the ping (polled every {} ms). Ratios: p99 against the baseline's p99.\n\n\
+         | mode | pings | 202 p50 | 202 p99 | 202 max | stored p50 | stored p99 | stored max | ratio 202 / stored |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         load.rate,
         load.seconds,
         load.clients,
@@ -324,22 +343,20 @@ async fn run_stages(
     )?;
     distributed.row(
         report,
-        "distributed: location-api -> Kafka -> location-consumer -> PostGIS (`SELECT` on `location`)",
+        "distributed: location-api -> Kafka -> location-consumer -> PostGIS (`SELECT` on `location`), default client settings",
+        &embedded,
+    )?;
+    distributed_short.row(
+        report,
+        &format!("distributed, the same with the consumer's `fetch.wait.max.ms={SHORT_FETCH_WAIT_MS}` (`--log kafka://...?fetch.wait.max.ms={SHORT_FETCH_WAIT_MS}`)"),
+        &embedded,
     )?;
     embedded.row(
         report,
         "baseline: embedded `udaconnect serve` -> log -> consumer -> SQLite and the contact index (index read)",
+        &embedded,
     )?;
-    let (_, d202, _) = Latencies(distributed.accepted.clone()).p50_p99_max();
-    let (_, e202, _) = Latencies(embedded.accepted.clone()).p50_p99_max();
-    let (_, dstored, _) = Latencies(distributed.stored.clone()).p50_p99_max();
-    let (_, estored, _) = Latencies(embedded.stored.clone()).p50_p99_max();
-    writeln!(
-        report,
-        "| ratio, distributed / embedded (p99) | | | {:.1}x | | | {:.1}x | |\n",
-        d202 / e202,
-        dstored / estored
-    )?;
+    writeln!(report)?;
 
     // 3. Queries.
     queries(args, conference, &store, &admin, n, vacuum_s, report).await?;
@@ -547,13 +564,17 @@ struct LoadResult {
 }
 
 impl LoadResult {
-    fn row(&self, report: &mut String, what: &str) -> anyhow::Result<()> {
+    fn row(&self, report: &mut String, what: &str, baseline: &LoadResult) -> anyhow::Result<()> {
         let (a50, a99, amax) = Latencies(self.accepted.clone()).p50_p99_max();
         let (s50, s99, smax) = Latencies(self.stored.clone()).p50_p99_max();
+        let (_, b_a99, _) = Latencies(baseline.accepted.clone()).p50_p99_max();
+        let (_, b_s99, _) = Latencies(baseline.stored.clone()).p50_p99_max();
         writeln!(
             report,
-            "| {what} | {} | {a50:.1} ms | {a99:.1} ms | {amax:.1} ms | {s50:.1} ms | {s99:.1} ms | {smax:.1} ms |",
-            self.accepted.len()
+            "| {what} | {} | {a50:.1} ms | {a99:.1} ms | {amax:.1} ms | {s50:.1} ms | {s99:.1} ms | {smax:.1} ms | {} / {} |",
+            self.accepted.len(),
+            ratio(a99 / b_a99),
+            ratio(s99 / b_s99)
         )?;
         Ok(())
     }
@@ -669,8 +690,17 @@ fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
 
 /// Posts single pings to `base` at a steady rate from several clients while `watch` looks for
 /// them in the store.
-async fn run_load(base: &str, load: &LoadShape, mut watch: Watch) -> anyhow::Result<LoadResult> {
-    let tracker = Arc::new(Mutex::new(Tracker::default()));
+/// `last_id` is the largest id stored before.
+async fn run_load(
+    base: &str,
+    load: &LoadShape,
+    mut watch: Watch,
+    last_id: i64,
+) -> anyhow::Result<LoadResult> {
+    let tracker = Arc::new(Mutex::new(Tracker {
+        max_answered: last_id,
+        ..Tracker::default()
+    }));
     let sending = Arc::new(AtomicBool::new(true));
     let watcher = {
         let (tracker, sending) = (tracker.clone(), sending.clone());
@@ -778,6 +808,40 @@ async fn run_load(base: &str, load: &LoadShape, mut watch: Watch) -> anyhow::Res
     Ok(result)
 }
 
+/// Posts a few pings and waits until each is stored, so the consumer has joined its group and
+/// fetches before anything is timed.
+async fn warm_up(client: &reqwest::Client, base: &str, load: &LoadShape) -> anyhow::Result<()> {
+    let mut ids = Vec::new();
+    for person in 1..=load.persons.min(10) {
+        let r = client
+            .post(format!("{base}/api/locations"))
+            .json(&serde_json::json!({"person_id": person, "latitude": load.origin.0, "longitude": load.origin.1}))
+            .send()
+            .await?;
+        if r.status() != 202 {
+            bail!("a warm-up ping was refused: {}", r.status());
+        }
+        let v: serde_json::Value = r.json().await?;
+        ids.push(v["id"].as_i64().context("a 202 without an id")?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in ids {
+        while client
+            .get(format!("{base}/api/locations/{id}"))
+            .send()
+            .await?
+            .status()
+            != 200
+        {
+            if Instant::now() > deadline {
+                bail!("a warm-up ping was not stored within a minute");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    Ok(())
+}
+
 async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -793,32 +857,43 @@ async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> 
     }
 }
 
-/// location-api and location-consumer in this process, on the benchmark's database and broker.
+/// location-api and location-consumer in this process, on the benchmark's database and broker;
+/// `consumer_config` holds Kafka client properties for the consumer only.
 async fn latency_distributed(
     db: &BenchDb,
     broker: &BrokerHandle,
     load: &LoadShape,
+    consumer_config: Vec<(String, String)>,
 ) -> anyhow::Result<LoadResult> {
-    let role = |role| RoleSettings {
+    let role = |role, config| RoleSettings {
         role,
         listen: "127.0.0.1:0".parse().expect("a socket address"),
         grpc_listen: None,
         store: StoreUrl::Postgres(db.url.clone()),
         log: LogUrl::Kafka {
             brokers: broker.brokers(),
-            config: Vec::new(),
+            config,
         },
         upstreams: None,
         web_dir: None,
         cors_origins: Vec::new(),
     };
-    let api = RoleApp::build(role(Role::LocationApi)).await?;
-    let consumer = RoleApp::build(role(Role::LocationConsumer)).await?;
+    let api = RoleApp::build(role(Role::LocationApi, Vec::new())).await?;
+    let consumer = RoleApp::build(role(Role::LocationConsumer, consumer_config)).await?;
     let http = reqwest::Client::new();
     let base = format!("http://{}", api.local_addr());
     wait_ready(&http, &base).await?;
     wait_ready(&http, &format!("http://{}", consumer.local_addr())).await?;
-    let result = run_load(&base, load, Watch::Postgres(db.client().await?)).await;
+    let result = async {
+        warm_up(&http, &base, load).await?;
+        let watcher = db.client().await?;
+        let last_id: i64 = watcher
+            .query_one("SELECT COALESCE(max(id), 0) FROM location", &[])
+            .await?
+            .get(0);
+        run_load(&base, load, Watch::Postgres(watcher), last_id).await
+    }
+    .await;
     api.stop().await?;
     consumer.stop().await?;
     result
@@ -857,7 +932,13 @@ async fn latency_embedded(load: &LoadShape) -> anyhow::Result<LoadResult> {
                 bail!("creating a person failed: {}", r.status());
             }
         }
-        let result = run_load(&base, load, Watch::Index(app.contact_index(), 0)).await;
+        warm_up(&http, &base, load).await?;
+        let index = app.contact_index();
+        let seen = index
+            .read()
+            .map_err(|_| anyhow::anyhow!("index poisoned"))?
+            .len();
+        let result = run_load(&base, load, Watch::Index(index, seen), 0).await;
         app.stop().await?;
         result
     }
@@ -1029,14 +1110,14 @@ async fn queries(
         report,
         "\n### The original semantics (no time condition), 1-day window, {} attendees\n\n\
          | figure | StoreEngine (PostGIS) | baseline: ScanEngine | ratio |\n| --- | --- | --- | --- |\n\
-         | answer locations per second | {:.2} M/s | {:.2} M/s | {:.1}x |\n\
-         | latency p50 / p99 | {f50:.1} / {f99:.1} ms | {s50:.1} / {s99:.1} ms | {:.1}x (p50) |\n\
+         | answer locations per second | {:.0} k/s | {:.0} k/s | {} |\n\
+         | latency p50 / p99 | {f50:.1} / {f99:.1} ms | {s50:.1} / {s99:.1} ms | {} (p50) |\n\
          | answer size, median / largest | {size_p50:.0} / {largest:.0} locations | | |\n",
         checked.len(),
-        rate / 1e6,
-        base_rate / 1e6,
-        rate / base_rate,
-        s50 / f50
+        rate / 1e3,
+        base_rate / 1e3,
+        ratio(rate / base_rate),
+        ratio(s50 / f50)
     )?;
 
     // The plan of the statement behind one connection query.
@@ -1045,7 +1126,7 @@ async fn queries(
         writeln!(
             report,
             "### Plan of the `near` statement (person {p}, 1 day, gap 60 s)\n\n\
-             `EXPLAIN (ANALYZE, BUFFERS)`, top lines:\n\n```text\n{}\n```\n",
+             `EXPLAIN (ANALYZE, BUFFERS)` with the values of one query:\n\n```text\n{}\n```\n",
             plan.join("\n")
         )?;
     }
@@ -1063,8 +1144,8 @@ fn query_row(
     let (s50, _) = Latencies(slow).p50_p99();
     writeln!(
         report,
-        "| {what} | {window} | {f50:.1} ms | {f99:.1} ms | {s50:.1} ms | {:.0}x |",
-        s50 / f50
+        "| {what} | {window} | {f50:.1} ms | {f99:.1} ms | {s50:.1} ms | {} |",
+        ratio(s50 / f50)
     )?;
     Ok(())
 }
@@ -1092,9 +1173,6 @@ const NEAR_WITH_GAP: &str = "WITH own AS MATERIALIZED (
      SELECT false AS is_own, id, person_id, ST_Y(coordinate) AS latitude, ST_X(coordinate) AS longitude, creation_time FROM candidate
      ORDER BY is_own DESC, creation_time, id";
 
-/// Lines of the plan worth reading: the first ones, where the time goes.
-const PLAN_LINES: usize = 24;
-
 async fn explain_near(
     client: &tokio_postgres::Client,
     person: i64,
@@ -1111,19 +1189,7 @@ async fn explain_near(
             &[&person, &t(start), &t(end), &radius, &gap],
         )
         .await?;
-    let lines: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
-    let mut out: Vec<String> = lines.iter().take(PLAN_LINES).cloned().collect();
-    if lines.len() > PLAN_LINES {
-        out.push("...".into());
-        // The totals at the end.
-        out.extend(
-            lines
-                .iter()
-                .filter(|l| l.starts_with("Planning Time") || l.starts_with("Execution Time"))
-                .cloned(),
-        );
-    }
-    Ok(out)
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
 /// The benchmark's own database on the given server.
@@ -1236,6 +1302,7 @@ impl BrokerHandle {
 struct Broker {
     child: Child,
     port: u16,
+    log_path: PathBuf,
 }
 
 impl Broker {
@@ -1264,7 +1331,11 @@ impl Broker {
             .stderr(log)
             .spawn()
             .with_context(|| format!("failed to start {}", bin.display()))?;
-        let broker = Broker { child, port };
+        let broker = Broker {
+            child,
+            port,
+            log_path: log_path.clone(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -1286,6 +1357,7 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log_path);
     }
 }
 
