@@ -227,6 +227,7 @@ pub struct RoleProc {
     pub role: String,
     pub port: u16,
     pub args: Vec<String>,
+    env: Vec<(String, String)>,
     pub log: PathBuf,
     restarts: u32,
 }
@@ -234,12 +235,21 @@ pub struct RoleProc {
 impl RoleProc {
     /// Starts `udaconnect <role> --listen 127.0.0.1:<port> <args>`.
     pub fn spawn(role: &str, args: &[String]) -> RoleProc {
+        RoleProc::spawn_with_env(role, args, &[])
+    }
+
+    /// As [`RoleProc::spawn`], with these environment variables set.
+    pub fn spawn_with_env(role: &str, args: &[String], env: &[(&str, &str)]) -> RoleProc {
         let port = free_port();
         let mut p = RoleProc {
             child: None,
             role: role.to_string(),
             port,
             args: args.to_vec(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             log: PathBuf::new(),
             restarts: 0,
         };
@@ -260,6 +270,7 @@ impl RoleProc {
             .env_remove("UDACONNECT_STORE")
             .env_remove("UDACONNECT_LOG")
             .env_remove("DB_HOST")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

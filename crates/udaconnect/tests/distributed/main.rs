@@ -866,3 +866,42 @@ async fn differential_embedded_and_distributed_answer_alike() {
         "the data makes too few connections to compare: {compared}"
     );
 }
+
+/// The original deployment's configuration: no --store, the database named by DB_* variables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_read_the_original_db_variables() {
+    let db = Db::create().await;
+    let admin = harness::admin_url();
+    let host_port = admin
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .to_string();
+    let (host, port) = host_port.split_once(':').unwrap_or((&host_port, "5432"));
+    let user = admin
+        .strip_prefix("postgres://")
+        .and_then(|rest| rest.split(['@', ':']).next())
+        .unwrap_or("postgres")
+        .to_string();
+    let person_api = RoleProc::spawn_with_env(
+        "person-api",
+        &[],
+        &[
+            ("DB_HOST", host),
+            ("DB_PORT", port),
+            ("DB_USERNAME", &user),
+            ("DB_PASSWORD", ""),
+            ("DB_NAME", &db.name),
+        ],
+    );
+    person_api.wait_ready(Duration::from_secs(60)).await;
+    let id = create_person(&person_api.base(), "Env").await;
+    let rows = db
+        .client()
+        .await
+        .query("SELECT first_name FROM person WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "Env");
+}
