@@ -26,7 +26,7 @@ use udaconnect_core::record::LOCATION_TOPIC;
 
 use crate::backends::{open_log, open_stores, LogUrl, StoreUrl, Stores};
 use crate::connection_api::{self, ConnectionApi};
-use crate::contact_engine::{point, SharedIndex, StoreEngine};
+use crate::contact_engine::{point, MemoryEngine, SharedIndex, StoreEngine};
 use crate::directory::{DynPersonDirectory, LocalPersons};
 use crate::gateway::{self, Gateway, Upstreams};
 use crate::grpc::{self, GrpcIngest};
@@ -57,6 +57,20 @@ pub struct RoleSettings {
     pub upstreams: Option<Upstreams>,
     pub web_dir: Option<PathBuf>,
     pub cors_origins: Vec<String>,
+    /// connection-api: what answers queries.
+    pub engine: EngineKind,
+}
+
+/// What answers connection-api's queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    /// One set-based statement on the store per query (PostGIS), then the exact predicate.
+    #[default]
+    Store,
+    /// The in-memory index of the embedded mode, built from the whole `location` topic at start
+    /// (a group of its own, from the first record, never committing) and following it: answers
+    /// in milliseconds; needs a Kafka log that keeps every record, and memory for the index.
+    Memory,
 }
 
 /// A running role.
@@ -304,30 +318,72 @@ async fn start_role(
                     })))
                     .merge(ops(store_checks(&stores).into_iter().take(1).collect())),
                 Role::ConnectionApi => {
+                    let kafka = matches!(settings.log, LogUrl::Kafka { .. });
+                    if settings.engine == EngineKind::Memory && !kafka {
+                        anyhow::bail!("--engine memory needs a Kafka log (--log kafka://...)");
+                    }
+                    // With a Kafka log, the venue live (positions, heat, the event stream the
+                    // web page shows) follows the topic; an embedded log belongs to the one
+                    // process that writes it.
+                    let follower = if kafka {
+                        let log = open_log(&settings.log)?;
+                        let index: SharedIndex = Arc::new(RwLock::new(ContactIndex::new()));
+                        let live = Arc::new(Live::new(index.clone(), metrics.clone()));
+                        let (caught_up_tx, caught_up) = watch::channel(false);
+                        let start = match settings.engine {
+                            EngineKind::Memory => StartFrom::Earliest,
+                            EngineKind::Store => StartFrom::Latest,
+                        };
+                        background.push(tokio::spawn(follow_log(
+                            log,
+                            start,
+                            persons.clone(),
+                            index.clone(),
+                            live.clone(),
+                            caught_up_tx,
+                            shutdown.clone(),
+                        )));
+                        Some((index, live, caught_up))
+                    } else {
+                        None
+                    };
+                    let mut checks = store_checks(&stores);
+                    let engine: crate::contact_engine::DynContactEngine =
+                        match (&follower, settings.engine) {
+                            (Some((index, _, caught_up)), EngineKind::Memory) => {
+                                let caught_up = caught_up.clone();
+                                checks.push((
+                                    "contact_index",
+                                    check(move || {
+                                        let ready = *caught_up.borrow();
+                                        async move {
+                                            if ready {
+                                                Ok(())
+                                            } else {
+                                                Err(udaconnect_core::Error::Unavailable(
+                                                    "contact index (reading the log)".into(),
+                                                ))
+                                            }
+                                        }
+                                    }),
+                                ));
+                                Arc::new(MemoryEngine {
+                                    index: index.clone(),
+                                })
+                            }
+                            _ => Arc::new(StoreEngine {
+                                store: stores.locations.clone(),
+                            }),
+                        };
                     let api = Arc::new(ConnectionApi {
-                        engine: Arc::new(StoreEngine {
-                            store: stores.locations.clone(),
-                        }),
+                        engine,
                         persons: persons.clone(),
                         metrics: metrics.clone(),
                     });
                     let mut router = Router::new()
                         .merge(connection_api::routes(api))
-                        .merge(ops(store_checks(&stores)));
-                    // With a Kafka log, the venue live (positions, heat, the event stream the
-                    // web page shows) follows the topic; an embedded log belongs to the one
-                    // process that writes it.
-                    if matches!(settings.log, LogUrl::Kafka { .. }) {
-                        let log = open_log(&settings.log)?;
-                        let index: SharedIndex = Arc::new(RwLock::new(ContactIndex::new()));
-                        let live = Arc::new(Live::new(index.clone(), metrics.clone()));
-                        background.push(tokio::spawn(follow_log(
-                            log,
-                            persons.clone(),
-                            index,
-                            live.clone(),
-                            shutdown.clone(),
-                        )));
+                        .merge(ops(checks));
+                    if let Some((_, live, _)) = follower {
                         router = router.merge(live::routes(live));
                     }
                     router
@@ -400,25 +456,25 @@ async fn start_role(
     Ok(())
 }
 
-/// Feeds the live view from the `location` topic with a consumer group of its own that starts
-/// at the end and never commits: it only watches.
+/// Feeds the contact index and the live view from the `location` topic with a consumer group
+/// of its own that never commits: it only watches. `caught_up` turns true once the group has
+/// read to the end of the log.
 async fn follow_log(
     log: DynLog,
+    start: StartFrom,
     persons: DynPersonDirectory,
     index: SharedIndex,
     live: Arc<Live>,
+    caught_up: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let group = format!("connection-api-live-{}", uuid::Uuid::new_v4());
+    let group = format!("connection-api-{}", uuid::Uuid::new_v4());
     let mut attempt = 0;
     let mut consumer = loop {
-        match log
-            .consumer(LOCATION_TOPIC, &group, StartFrom::Latest)
-            .await
-        {
+        match log.consumer(LOCATION_TOPIC, &group, start).await {
             Ok(c) => break c,
             Err(e) => {
-                tracing::warn!(error = %e, "live view cannot follow the log yet; retrying");
+                tracing::warn!(error = %e, "connection-api cannot follow the log yet; retrying");
                 attempt += 1;
                 tokio::select! {
                     _ = tokio::time::sleep(retry_delay(attempt)) => {}
@@ -427,21 +483,41 @@ async fn follow_log(
             }
         }
     };
+    let started = std::time::Instant::now();
+    let mut idle_since = std::time::Instant::now();
     loop {
         let batch = tokio::select! {
-            b = consumer.poll(4096, Duration::from_millis(500)) => b,
+            b = consumer.poll(8192, Duration::from_millis(200)) => b,
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         };
         let batch = match batch {
-            Ok(b) if b.is_empty() => continue,
+            Ok(b) if b.is_empty() => {
+                // Read to the end: the lag says so, or (a topic never written) a long silence.
+                let end = match consumer.lag() {
+                    Some(0) => true,
+                    None => idle_since.elapsed() > Duration::from_secs(15),
+                    Some(_) => false,
+                };
+                if end && !*caught_up.borrow() {
+                    let indexed = index.read().map(|i| i.len()).unwrap_or(0);
+                    tracing::info!(
+                        locations = indexed,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "contact index has read the log"
+                    );
+                    caught_up.send_replace(true);
+                }
+                continue;
+            }
             Ok(b) => b,
             Err(e) => {
-                tracing::debug!(error = %e, "live view poll failed; retrying");
+                tracing::debug!(error = %e, "following the log failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
         };
-        // What the consumer would store: decodable pings of known persons.
+        idle_since = std::time::Instant::now();
+        // What the consumer stores: decodable pings of known persons.
         let Ok(sorted) = sort_batch(&batch, &persons).await else {
             continue;
         };

@@ -877,6 +877,7 @@ async fn latency_distributed(
         upstreams: None,
         web_dir: None,
         cors_origins: Vec::new(),
+        engine: Default::default(),
     };
     let api = RoleApp::build(role(Role::LocationApi, Vec::new())).await?;
     let consumer = RoleApp::build(role(Role::LocationConsumer, consumer_config)).await?;

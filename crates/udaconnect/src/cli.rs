@@ -12,7 +12,7 @@ use udaconnect_server::backends::{open_log, open_stores, store_url_from_db_env, 
 use udaconnect_server::directory::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::embedded::EmbeddedStack;
 use udaconnect_server::gateway::Upstreams;
-use udaconnect_server::role_app::{RoleApp, RoleSettings};
+use udaconnect_server::role_app::{EngineKind, RoleApp, RoleSettings};
 use udaconnect_server::roles::Role;
 use udaconnect_server::{Application, GrpcListen, ServeSettings};
 
@@ -66,8 +66,9 @@ pub enum Command {
     /// location-consumer alone: stores the log's pings; serves only /health, /ready and
     /// /metrics (default listen 127.0.0.1:30005).
     LocationConsumer(RoleArgs),
-    /// connection-api alone: who met whom, from the store (default listen 127.0.0.1:30003).
-    ConnectionApi(RoleArgs),
+    /// connection-api alone: who met whom, from the store or an in-memory index following the
+    /// log (default listen 127.0.0.1:30003).
+    ConnectionApi(ConnectionApiArgs),
     /// web alone: the web page, and the one entry point that routes /api to the other roles
     /// (default listen 127.0.0.1:30000).
     Web(WebArgs),
@@ -153,6 +154,24 @@ pub struct LocationApiArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ConnectionApiArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// What answers queries: `store`, one set-based statement on the store per query
+    /// (PostGIS); or `memory`, the embedded mode's in-memory index, built from the whole Kafka
+    /// topic at start and following it (milliseconds per query; needs --log kafka://... with a
+    /// topic that keeps every record, and memory for about 55 bytes per location).
+    #[arg(long, env = "UDACONNECT_ENGINE", value_enum, default_value_t = EngineArg::Store)]
+    pub engine: EngineArg,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineArg {
+    Store,
+    Memory,
+}
+
+#[derive(Args, Debug)]
 pub struct WebArgs {
     /// --store and --log are accepted for uniformity; web uses neither.
     #[command(flatten)]
@@ -198,7 +217,9 @@ pub struct ReplayArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::PersonApi(args) => run_role(Role::PersonApi, args, None, None, None).await,
+        Command::PersonApi(args) => {
+            run_role(Role::PersonApi, args, None, None, None, EngineKind::Store).await
+        }
         Command::LocationApi(args) => {
             run_role(
                 Role::LocationApi,
@@ -206,20 +227,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(args.grpc_listen),
                 None,
                 None,
+                EngineKind::Store,
             )
             .await
         }
         Command::LocationConsumer(args) => {
-            run_role(Role::LocationConsumer, args, None, None, None).await
+            run_role(
+                Role::LocationConsumer,
+                args,
+                None,
+                None,
+                None,
+                EngineKind::Store,
+            )
+            .await
         }
-        Command::ConnectionApi(args) => run_role(Role::ConnectionApi, args, None, None, None).await,
+        Command::ConnectionApi(args) => {
+            let engine = match args.engine {
+                EngineArg::Store => EngineKind::Store,
+                EngineArg::Memory => EngineKind::Memory,
+            };
+            run_role(Role::ConnectionApi, args.role, None, None, None, engine).await
+        }
         Command::Web(args) => {
             let upstreams = Upstreams {
                 person_api: args.person_api,
                 location_api: args.location_api,
                 connection_api: args.connection_api,
             };
-            run_role(Role::Web, args.role, None, Some(upstreams), args.web_dir).await
+            run_role(
+                Role::Web,
+                args.role,
+                None,
+                Some(upstreams),
+                args.web_dir,
+                EngineKind::Store,
+            )
+            .await
         }
         Command::Replay(args) => replay(args).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
@@ -280,6 +324,7 @@ async fn run_role(
     grpc_listen: Option<SocketAddr>,
     upstreams: Option<Upstreams>,
     web_dir: Option<PathBuf>,
+    engine: EngineKind,
 ) -> anyhow::Result<()> {
     let app = RoleApp::build(RoleSettings {
         role,
@@ -290,6 +335,7 @@ async fn run_role(
         upstreams,
         web_dir,
         cors_origins: args.cors_origins,
+        engine,
     })
     .await?;
     app.run_until_stopped().await

@@ -837,6 +837,21 @@ async fn differential_embedded_and_distributed_answer_alike() {
             }
         }
     };
+    // connection-api on the in-memory index built from the topic answers alike too.
+    let memory = RoleProc::spawn(
+        "connection-api",
+        &[
+            "--store".into(),
+            db.url.clone(),
+            "--log".into(),
+            broker.url(),
+            "--engine".into(),
+            "memory".into(),
+        ],
+    );
+    memory.wait_ready(Duration::from_secs(60)).await;
+    let mem = memory.base();
+
     let mut compared = 0;
     for &p in &persons {
         for q in [
@@ -846,7 +861,7 @@ async fn differential_embedded_and_distributed_answer_alike() {
             "contacts?start=2024-06-01&end=2024-06-02&distance=8&max_time_gap=120&min_duration=60",
         ] {
             let mut got = Vec::new();
-            for (base, map) in [(&dist, &dist_ids), (&emb, &emb_ids)] {
+            for (base, map) in [(&dist, &dist_ids), (&emb, &emb_ids), (&mem, &dist_ids)] {
                 let r = http()
                     .get(format!("{base}/api/persons/{p}/{q}"))
                     .send()
@@ -858,6 +873,7 @@ async fn differential_embedded_and_distributed_answer_alike() {
                 got.push(v);
             }
             assert_eq!(got[0], got[1], "person {p}: {q}");
+            assert_eq!(got[0], got[2], "in-memory engine, person {p}: {q}");
             compared += got[0].as_array().map_or(0, |a| a.len());
         }
     }
