@@ -72,7 +72,7 @@ pub struct LoadArgs {
     pub seconds: u64,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -89,7 +89,7 @@ impl Latencies {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
@@ -506,8 +506,14 @@ fn index_only(
 
 /// The attendees the queries ask about: the same for a seed, whatever is measured.
 fn asked_attendees(args: &BenchArgs, conference: &Conference) -> Vec<i64> {
-    let mut rng = Rng::new(args.seed ^ 0xbe_4c);
-    (0..args.queries)
+    attendees_to_ask(args.seed, args.queries, conference)
+}
+
+/// The attendees a benchmark asks about: the same for a seed in every benchmark, so figures of
+/// the embedded and the distributed mode concern the same people.
+pub(crate) fn attendees_to_ask(seed: u64, queries: usize, conference: &Conference) -> Vec<i64> {
+    let mut rng = Rng::new(seed ^ 0xbe_4c);
+    (0..queries)
         .map(|_| 1 + rng.below(conference.config.attendees as usize) as i64)
         .collect()
 }

@@ -38,6 +38,9 @@ use udaconnect_server::location_consumer::{LocationConsumer, OnStored};
 use udaconnect_server::metrics::Metrics;
 use udaconnect_server::role_app::{RoleApp, RoleSettings};
 use udaconnect_server::roles::Role;
+use udaconnect_store::postgres::near_sql;
+
+use crate::bench::{attendees_to_ask, ms, percentile};
 use udaconnect_server::{Application, GrpcListen, ServeSettings};
 use udaconnect_store::{Postgres, PostgresLocationStore, PostgresPersonStore};
 
@@ -106,14 +109,6 @@ pub struct BenchDistributedArgs {
     pub keep: bool,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
 /// Milliseconds, summarised.
 struct Latencies(Vec<f64>);
 
@@ -134,10 +129,6 @@ impl Latencies {
             s.last().copied().unwrap_or(f64::NAN),
         )
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// A ratio to a baseline, with the digits that matter.
@@ -950,10 +941,7 @@ async fn latency_embedded(load: &LoadShape) -> anyhow::Result<LoadResult> {
 
 /// The attendees the queries ask about: the same choice as `udaconnect bench` for a seed.
 fn asked_attendees(args: &BenchDistributedArgs, conference: &Conference) -> Vec<i64> {
-    let mut rng = Rng::new(args.seed ^ 0xbe_4c);
-    (0..args.queries)
-        .map(|_| 1 + rng.below(conference.config.attendees as usize) as i64)
-        .collect()
+    attendees_to_ask(args.seed, args.queries, conference)
 }
 
 fn all_rows(rows: &dyn Rows) -> Vec<Point> {
@@ -1151,29 +1139,6 @@ fn query_row(
     Ok(())
 }
 
-/// The statement `PostgresLocationStore::near` runs with a time gap (crates/udaconnect-store,
-/// postgres/locations.rs), copied to be explained: keep the two alike.
-const NEAR_WITH_GAP: &str = "WITH own AS MATERIALIZED (
-         SELECT id, person_id, coordinate, creation_time
-         FROM location
-         WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
-     ),
-     candidate AS (
-         SELECT l.id, l.person_id, l.coordinate, l.creation_time
-         FROM own o
-         JOIN location l
-           ON ST_DWithin(l.coordinate::geography, o.coordinate::geography, $4, false)
-         WHERE l.person_id <> $1
-           AND l.creation_time >= $2 AND l.creation_time < $3
-           AND l.creation_time BETWEEN o.creation_time - $5::bigint * interval '1 microsecond'
-                                   AND o.creation_time + $5::bigint * interval '1 microsecond'
-         GROUP BY l.id
-     )
-     SELECT true AS is_own, id, person_id, ST_Y(coordinate) AS latitude, ST_X(coordinate) AS longitude, creation_time FROM own
-     UNION ALL
-     SELECT false AS is_own, id, person_id, ST_Y(coordinate) AS latitude, ST_X(coordinate) AS longitude, creation_time FROM candidate
-     ORDER BY is_own DESC, creation_time, id";
-
 async fn explain_near(
     client: &tokio_postgres::Client,
     person: i64,
@@ -1186,7 +1151,7 @@ async fn explain_near(
     let gap = 60_000_000i64;
     let rows = client
         .query(
-            &format!("EXPLAIN (ANALYZE, BUFFERS) {NEAR_WITH_GAP}"),
+            &format!("EXPLAIN (ANALYZE, BUFFERS) {}", near_sql(true)),
             &[&person, &t(start), &t(end), &radius, &gap],
         )
         .await?;

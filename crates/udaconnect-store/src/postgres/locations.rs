@@ -74,7 +74,10 @@ const MAX_GAP_US: u64 = 200 * 365 * 24 * 3600 * 1_000_000;
 /// `(coordinate::geography, creation_time)`, which searches the radius, the window and the gap
 /// together, and the matches are grouped by id so each candidate comes once. The measurements
 /// behind the index are in `migrations/postgres/0004_location_indexes.sql`.
-fn near_sql(with_gap: bool) -> String {
+/// The statement behind [`LocationStore::near`](udaconnect_core::ports::LocationStore::near),
+/// with or without the time-gap clause (`$5`, microseconds): public so benchmarks can explain
+/// the very statement the store runs.
+pub fn near_sql(with_gap: bool) -> String {
     let gap = if with_gap {
         "AND l.creation_time BETWEEN o.creation_time - $5::bigint * interval '1 microsecond'
                                AND o.creation_time + $5::bigint * interval '1 microsecond'"

@@ -15,6 +15,8 @@ mod locations;
 pub mod migrate;
 mod persons;
 
+pub use locations::near_sql;
+
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
