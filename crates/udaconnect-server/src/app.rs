@@ -1,17 +1,14 @@
 //! Building and running UdaConnect in one process: `udaconnect serve`.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::connection_api::{self, ConnectionApi};
 use crate::contact_engine::{MemoryEngine, SharedIndex};
@@ -24,14 +21,11 @@ use crate::live::{self, Live};
 use crate::location_api::{self, IdAllocator, Ingest, LocationApi};
 use crate::location_consumer::LocationConsumer;
 use crate::metrics::Metrics;
-use crate::ops::{self, Check, Ops};
+use crate::ops::{self, Ops};
 use crate::person_api::{self, PersonApi};
 use crate::roles::Role;
 use crate::seed;
 use crate::web::{self, Web};
-
-/// Largest request body accepted.
-const BODY_LIMIT: usize = 16 << 20;
 
 /// What `serve` needs to know.
 #[derive(Debug, Clone)]
@@ -74,14 +68,6 @@ pub struct Application {
     grpc: Option<(SocketAddr, JoinHandle<anyhow::Result<()>>)>,
     /// The contact index connection-api answers from (benchmarks time it directly).
     index: SharedIndex,
-}
-
-fn check<F, Fut>(f: F) -> Check
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = udaconnect_core::Result<()>> + Send + 'static,
-{
-    Box::new(move || Box::pin(f()))
 }
 
 impl Application {
@@ -149,27 +135,9 @@ impl Application {
             metrics: metrics.clone(),
         });
         let checks = vec![
-            ("person_store", {
-                let s = stack.persons.clone();
-                check(move || {
-                    let s = s.clone();
-                    async move { s.ping().await }
-                })
-            }),
-            ("location_store", {
-                let s = stack.locations.clone();
-                check(move || {
-                    let s = s.clone();
-                    async move { s.ping().await }
-                })
-            }),
-            ("log", {
-                let l = stack.log.clone();
-                check(move || {
-                    let l = l.clone();
-                    async move { l.ping().await }
-                })
-            }),
+            ops::person_store_check(&stack.persons),
+            ops::location_store_check(&stack.locations),
+            ops::log_check(&stack.log),
         ];
         let ops = Arc::new(Ops {
             metrics: metrics.clone(),
@@ -177,7 +145,7 @@ impl Application {
             roles: Role::ALL.iter().map(|r| r.name()).collect(),
         });
 
-        let router = Router::new()
+        let routes = Router::new()
             .merge(person_api::routes(person_api))
             .merge(location_api::routes(location_api.clone()))
             .merge(connection_api::routes(connection_api))
@@ -185,16 +153,8 @@ impl Application {
             .merge(live::routes(live.clone()))
             .merge(web::routes(Arc::new(Web {
                 dir: settings.web_dir.clone(),
-            })))
-            .fallback(http::not_found)
-            .layer(axum::middleware::from_fn(http::problems_for_bare_errors))
-            .layer(CatchPanicLayer::custom(http::panic_response))
-            .layer(DefaultBodyLimit::max(BODY_LIMIT))
-            .layer(http::cors(&settings.cors_origins))
-            .layer(axum::middleware::from_fn({
-                let metrics = metrics.clone();
-                move |req, next| http::observe(metrics.clone(), req, next)
-            }));
+            })));
+        let router = http::with_common_layers(routes, &metrics, &settings.cors_origins);
 
         let demo = if settings.demo && settings.demo_attendees > 0 {
             let conference =

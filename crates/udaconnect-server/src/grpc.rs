@@ -18,7 +18,7 @@ use udaconnect_core::model::Location;
 use udaconnect_core::time::{from_micros, to_micros};
 use udaconnect_core::{validate, Error, ErrorCode};
 
-use crate::http::{within_request, RequestContext};
+use crate::http::{usable_correlation_id, within_request, RequestContext};
 use crate::location_api::Ingest;
 use crate::metrics::Metrics;
 
@@ -67,9 +67,7 @@ fn context<T>(request: &Request<T>, method: &str) -> RequestContext {
         .iter()
         .find_map(|k| request.metadata().get(*k))
         .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
+        .and_then(usable_correlation_id)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     RequestContext {
         correlation_id,

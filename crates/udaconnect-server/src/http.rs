@@ -53,9 +53,39 @@ pub fn correlation_id() -> Option<String> {
 /// Accepts a client's id when it is short, printable ASCII; anything else is replaced, so logs
 /// and headers never carry what a client should not be able to inject.
 fn usable_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?.trim();
+    usable_correlation_id(v.to_str().ok()?)
+}
+
+/// [`usable_id`] for ids that arrive by other transports (gRPC metadata).
+pub fn usable_correlation_id(raw: &str) -> Option<String> {
+    let s = raw.trim();
     (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
         .then(|| s.to_string())
+}
+
+/// Largest request body accepted.
+const BODY_LIMIT: usize = 16 << 20;
+
+/// The layers every HTTP router sits in, whatever roles it serves: unknown paths and bare
+/// rejections as problems, panics caught, a body limit, CORS, correlation ids, request metrics
+/// and logs.
+pub fn with_common_layers(
+    router: axum::Router,
+    metrics: &Arc<Metrics>,
+    cors_origins: &[String],
+) -> axum::Router {
+    let metrics = metrics.clone();
+    router
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(problems_for_bare_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(cors(cors_origins))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            observe(metrics.clone(), req, next)
+        }))
 }
 
 /// Takes or makes the correlation id, runs the request inside a span carrying it, echoes it,

@@ -9,6 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use udaconnect_core::ports::{DynLocationStore, DynLog, DynPersonStore};
 use udaconnect_core::Result;
 
 use crate::metrics::Metrics;
@@ -20,6 +21,51 @@ pub type Check = Box<
         + Send
         + Sync,
 >;
+
+/// A check from a closure returning a future.
+pub fn check<F, Fut>(f: F) -> Check
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    Box::new(move || Box::pin(f()))
+}
+
+/// The person store answers.
+pub fn person_store_check(store: &DynPersonStore) -> (&'static str, Check) {
+    let store = store.clone();
+    (
+        "person_store",
+        check(move || {
+            let s = store.clone();
+            async move { s.ping().await }
+        }),
+    )
+}
+
+/// The location store answers.
+pub fn location_store_check(store: &DynLocationStore) -> (&'static str, Check) {
+    let store = store.clone();
+    (
+        "location_store",
+        check(move || {
+            let s = store.clone();
+            async move { s.ping().await }
+        }),
+    )
+}
+
+/// The log takes appends.
+pub fn log_check(log: &DynLog) -> (&'static str, Check) {
+    let log = log.clone();
+    (
+        "log",
+        check(move || {
+            let l = log.clone();
+            async move { l.ping().await }
+        }),
+    )
+}
 
 pub struct Ops {
     pub metrics: Arc<Metrics>,

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -19,7 +19,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
-use tower_http::catch_panic::CatchPanicLayer;
 use udaconnect_core::index::ContactIndex;
 use udaconnect_core::ports::{retry_delay, DynLog, StartFrom};
 use udaconnect_core::record::LOCATION_TOPIC;
@@ -40,8 +39,6 @@ use crate::person_api::{self, PersonApi};
 use crate::problem::Problem;
 use crate::roles::Role;
 use crate::web::{self, Web};
-
-const BODY_LIMIT: usize = 16 << 20;
 
 /// What one role process needs to know.
 #[derive(Debug, Clone)]
@@ -81,45 +78,12 @@ pub struct RoleApp {
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
-fn check<F, Fut>(f: F) -> Check
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = udaconnect_core::Result<()>> + Send + 'static,
-{
-    Box::new(move || Box::pin(f()))
-}
-
 /// Checks of the person store, then the location store.
 fn store_checks(stores: &Stores) -> Vec<(&'static str, Check)> {
-    let persons = stores.persons.clone();
-    let locations = stores.locations.clone();
     vec![
-        (
-            "person_store",
-            check(move || {
-                let s = persons.clone();
-                async move { s.ping().await }
-            }),
-        ),
-        (
-            "location_store",
-            check(move || {
-                let s = locations.clone();
-                async move { s.ping().await }
-            }),
-        ),
+        ops::person_store_check(&stores.persons),
+        ops::location_store_check(&stores.locations),
     ]
-}
-
-fn log_check(log: &udaconnect_core::ports::DynLog) -> (&'static str, Check) {
-    let log = log.clone();
-    (
-        "log",
-        check(move || {
-            let l = log.clone();
-            async move { l.ping().await }
-        }),
-    )
 }
 
 /// Answers while the role waits for its dependencies.
@@ -239,21 +203,6 @@ impl RoleApp {
     }
 }
 
-/// The router every role's routes sit in: errors as problems, panics caught, correlation ids,
-/// request metrics and logs.
-fn finish(router: Router, metrics: &Arc<Metrics>, cors_origins: &[String]) -> Router {
-    let metrics = metrics.clone();
-    router
-        .fallback(http::not_found)
-        .layer(axum::middleware::from_fn(http::problems_for_bare_errors))
-        .layer(CatchPanicLayer::custom(http::panic_response))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(http::cors(cors_origins))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            http::observe(metrics.clone(), req, next)
-        }))
-}
-
 /// Opens the role's dependencies, then installs its routes and starts its background work;
 /// returns when the role has stopped.
 async fn start_role(
@@ -290,7 +239,7 @@ async fn start_role(
                     };
                     (
                         name,
-                        check(move || {
+                        ops::check(move || {
                             let gw = gw.clone();
                             async move { gw.check(r).await }
                         }),
@@ -354,7 +303,7 @@ async fn start_role(
                                 let caught_up = caught_up.clone();
                                 checks.push((
                                     "contact_index",
-                                    check(move || {
+                                    ops::check(move || {
                                         let ready = *caught_up.borrow();
                                         async move {
                                             if ready {
@@ -392,7 +341,7 @@ async fn start_role(
                     let log = open_log(&settings.log)?;
                     tracing::info!(role = %role, log = %settings.log, "log open");
                     let mut checks = store_checks(&stores);
-                    checks.push(log_check(&log));
+                    checks.push(ops::log_check(&log));
                     if role == Role::LocationConsumer {
                         let consumer = LocationConsumer {
                             log: log.clone(),
@@ -443,7 +392,11 @@ async fn start_role(
             }
         }
     };
-    let _ = inner.set(finish(router, &metrics, &settings.cors_origins));
+    let _ = inner.set(http::with_common_layers(
+        router,
+        &metrics,
+        &settings.cors_origins,
+    ));
     tracing::info!(role = %role, "role is serving");
     let _ = shutdown.wait_for(|s| *s).await;
     for t in background {
