@@ -142,7 +142,36 @@ pub type DynLocationStore = Arc<dyn LocationStore>;
 pub type DynIdLeaser = Arc<dyn IdLeaser>;
 pub type DynLog = Arc<dyn Log>;
 
+/// How long a consumer that cannot tell its lag must hear nothing before [`read_to_end`] takes
+/// its log as read.
+pub const QUIET_END: Duration = Duration::from_secs(15);
+
+/// Whether a consumer whose poll just returned nothing has read its log to the end: its lag
+/// says so; or, while it cannot tell (a Kafka consumer learns its lag only once it holds
+/// partitions and has read, and an empty topic never tells), nothing has arrived for
+/// [`QUIET_END`].
+pub fn read_to_end(lag: Option<u64>, silent_for: Duration) -> bool {
+    match lag {
+        Some(0) => true,
+        Some(_) => false,
+        None => silent_for > QUIET_END,
+    }
+}
+
 /// Lets a role wait for a dependency without knowing its kind.
 pub fn retry_delay(attempt: u32) -> Duration {
     Duration::from_millis((50u64 << attempt.min(6)).min(3_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_is_read_when_its_lag_says_so_or_after_a_silence() {
+        assert!(read_to_end(Some(0), Duration::ZERO));
+        assert!(!read_to_end(Some(3), QUIET_END * 2));
+        assert!(!read_to_end(None, QUIET_END / 2));
+        assert!(read_to_end(None, QUIET_END + Duration::from_millis(1)));
+    }
 }

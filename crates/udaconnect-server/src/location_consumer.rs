@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use udaconnect_core::model::Location;
 use udaconnect_core::ports::{
-    retry_delay, Consumed, DynLocationStore, DynLog, LogConsumer, StartFrom,
+    read_to_end, retry_delay, Consumed, DynLocationStore, DynLog, LogConsumer, StartFrom,
 };
 use udaconnect_core::record::{
     self, LogRecord, DLQ_REASON_HEADER, LOCATION_DLQ_TOPIC, LOCATION_TOPIC,
@@ -20,8 +20,6 @@ use crate::directory::DynPersonDirectory;
 use crate::metrics::Metrics;
 
 pub const CONSUMER_GROUP: &str = "location-consumer";
-/// Silence after which `catch_up` on a log that cannot tell its lag takes the log as read.
-const CATCH_UP_IDLE_END: Duration = Duration::from_secs(15);
 /// Records taken per poll: large batches amortise the store's fsync.
 const BATCH: usize = 8192;
 
@@ -140,13 +138,10 @@ impl LocationConsumer {
         loop {
             let batch = consumer.poll(BATCH, Duration::from_millis(100)).await?;
             if batch.is_empty() {
-                match consumer.lag() {
-                    Some(0) => return Ok(handled),
-                    // A Kafka consumer learns its lag only once it holds partitions and has
-                    // read: before that, only a long silence means the log is read.
-                    None if idle_since.elapsed() > CATCH_UP_IDLE_END => return Ok(handled),
-                    _ => continue,
+                if read_to_end(consumer.lag(), idle_since.elapsed()) {
+                    return Ok(handled);
                 }
+                continue;
             }
             idle_since = Instant::now();
             handled += batch.len() as u64;

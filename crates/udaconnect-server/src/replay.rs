@@ -8,15 +8,12 @@
 
 use std::time::{Duration, Instant};
 
-use udaconnect_core::ports::{DynLocationStore, DynLog, StartFrom};
+use udaconnect_core::ports::{read_to_end, DynLocationStore, DynLog, StartFrom};
 use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_core::Result;
 
 use crate::directory::DynPersonDirectory;
 use crate::location_consumer::sort_batch;
-
-/// Silence after which a replay whose log cannot tell its lag takes the log as read.
-const IDLE_END: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReplayReport {
@@ -42,13 +39,10 @@ pub async fn replay(
     loop {
         let batch = consumer.poll(16_384, Duration::from_millis(200)).await?;
         if batch.is_empty() {
-            match consumer.lag() {
-                Some(0) => break,
-                // A Kafka consumer knows its lag only once it holds partitions and has read:
-                // an empty topic never tells, so a long silence ends the replay too.
-                None if idle_since.elapsed() > IDLE_END => break,
-                _ => continue,
+            if read_to_end(consumer.lag(), idle_since.elapsed()) {
+                break;
             }
+            continue;
         }
         idle_since = Instant::now();
         let sorted = sort_batch(&batch, persons).await?;

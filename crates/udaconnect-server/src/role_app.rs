@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use udaconnect_core::index::ContactIndex;
-use udaconnect_core::ports::{retry_delay, DynLog, StartFrom};
+use udaconnect_core::ports::{read_to_end, retry_delay, DynLog, StartFrom};
 use udaconnect_core::record::LOCATION_TOPIC;
 
 use crate::backends::{open_log, open_stores, LogUrl, StoreUrl, Stores};
@@ -445,13 +445,7 @@ async fn follow_log(
         };
         let batch = match batch {
             Ok(b) if b.is_empty() => {
-                // Read to the end: the lag says so, or (a topic never written) a long silence.
-                let end = match consumer.lag() {
-                    Some(0) => true,
-                    None => idle_since.elapsed() > Duration::from_secs(15),
-                    Some(_) => false,
-                };
-                if end && !*caught_up.borrow() {
+                if read_to_end(consumer.lag(), idle_since.elapsed()) && !*caught_up.borrow() {
                     let indexed = index.read().map(|i| i.len()).unwrap_or(0);
                     tracing::info!(
                         locations = indexed,

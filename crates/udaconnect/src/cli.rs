@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use udaconnect_core::ports::{DynLocationStore, DynLog, DynPersonStore};
 use udaconnect_server::backends::{open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl};
 use udaconnect_server::directory::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::embedded::EmbeddedStack;
@@ -354,7 +355,13 @@ fn grpc_listen(flag: Option<&str>) -> anyhow::Result<GrpcListen> {
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if let (Some(store), Some(log)) = (args.store.clone(), args.log.clone()) {
-        return replay_to(store_url(Some(store))?, log_url(Some(log))?).await;
+        // Distributed mode: a new consumer group reads the log from its first record.
+        let (_keep, mut never) = tokio::sync::watch::channel(false);
+        let stores = open_stores(&store_url(Some(store))?, &mut never)
+            .await?
+            .context("the store did not open")?;
+        let log = open_log(&log_url(Some(log))?)?;
+        return replay_onto(&log, &stores.locations, &stores.persons, None).await;
     }
     let stack = EmbeddedStack::open(&args.data.data_dir).context(
         "failed to open the data directory (is `udaconnect serve` still running on it?)",
@@ -362,57 +369,35 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let total = stack
         .embedded_log
         .end_offset(udaconnect_core::record::LOCATION_TOPIC)?;
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("replay {bar:40} {pos}/{len} records  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let persons: DynPersonDirectory = Arc::new(LocalPersons::new(stack.persons.clone()));
-    let report =
-        udaconnect_server::replay::replay(&stack.log, &stack.locations, &persons, |done, _| {
-            bar.set_position(done)
-        })
-        .await
-        .context("replay failed")?;
-    bar.finish_and_clear();
-    let stored = stack.locations.count().await?;
-    tracing::info!(
-        records = report.records,
-        stored = report.stored,
-        rejected = report.rejected,
-        locations_in_store = stored,
-        "replay finished"
-    );
-    eprintln!(
-        "replayed {} records: {} locations stored, {} rejected",
-        report.records, report.stored, report.rejected
-    );
-    Ok(())
+    replay_onto(&stack.log, &stack.locations, &stack.persons, Some(total)).await
 }
 
-/// Replay onto a store and log given by URL (distributed mode): a new consumer group reads the
-/// log from its first record and rebuilds the store.
-async fn replay_to(store: StoreUrl, log: LogUrl) -> anyhow::Result<()> {
-    let (_keep, mut never) = tokio::sync::watch::channel(false);
-    let stores = open_stores(&store, &mut never)
-        .await?
-        .context("the store did not open")?;
-    let log = open_log(&log)?;
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+/// Rebuilds `locations` from `log` with progress; `total`, when the log knows its length,
+/// gives the bar an end.
+async fn replay_onto(
+    log: &DynLog,
+    locations: &DynLocationStore,
+    persons: &DynPersonStore,
+    total: Option<u64>,
+) -> anyhow::Result<()> {
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let template = if total.is_some() {
+        "replay {bar:40} {pos}/{len} records  {per_sec}  eta {eta}"
+    } else {
+        "replay {pos} records  {per_sec}  {msg}"
+    };
     bar.set_style(
-        ProgressStyle::with_template("replay {pos} records  {per_sec}  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let persons: DynPersonDirectory = Arc::new(LocalPersons::new(stores.persons.clone()));
-    let report =
-        udaconnect_server::replay::replay(&log, &stores.locations, &persons, |done, left| {
-            bar.set_position(done);
-            bar.set_message(format!("{left} to go"));
-        })
-        .await
-        .context("replay failed")?;
+    let persons: DynPersonDirectory = Arc::new(LocalPersons::new(persons.clone()));
+    let report = udaconnect_server::replay::replay(log, locations, &persons, |done, left| {
+        bar.set_position(done);
+        bar.set_message(format!("{left} to go"));
+    })
+    .await
+    .context("replay failed")?;
     bar.finish_and_clear();
-    let stored = stores.locations.count().await?;
+    let stored = locations.count().await?;
     tracing::info!(
         records = report.records,
         stored = report.stored,
