@@ -92,6 +92,24 @@ impl Server {
         }
     }
 
+    /// Waits until the consumer has stored exactly `sent` pings, by its metrics.
+    async fn wait_stored(&self, sent: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let metrics = self.get("/metrics").await.text().await.unwrap();
+            if metrics.contains(&format!(
+                "udaconnect_consumer_records_total{{outcome=\"stored\"}} {sent}\n"
+            )) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not all {sent} pings stored:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn kill_9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -569,20 +587,7 @@ async fn simulate_streams_to_a_running_server() {
     assert!(sent > 1000, "{stderr}");
     let persons: Value = server.get("/api/persons").await.json().await.unwrap();
     assert_eq!(persons.as_array().unwrap().len(), 20);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let metrics = server.get("/metrics").await.text().await.unwrap();
-        if metrics.contains(&format!(
-            "udaconnect_consumer_records_total{{outcome=\"stored\"}} {sent}\n"
-        )) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not all {sent} pings stored:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.wait_stored(sent).await;
 }
 
 #[tokio::test]
@@ -619,18 +624,5 @@ async fn simulate_streams_over_grpc() {
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(sent > 100, "{stderr}");
     assert!(stderr.contains("over gRPC"), "{stderr}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let metrics = server.get("/metrics").await.text().await.unwrap();
-        if metrics.contains(&format!(
-            "udaconnect_consumer_records_total{{outcome=\"stored\"}} {sent}\n"
-        )) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not all {sent} pings stored:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.wait_stored(sent).await;
 }
