@@ -46,6 +46,63 @@ pub fn within_cos(a: (f64, f64, f64), b: (f64, f64, f64), distance_m: f64) -> bo
     haversine_cos_m(a.0, a.1, a.2, b.0, b.1, b.2) <= distance_m + DISTANCE_SLACK_M
 }
 
+/// Whether two points are within `distance_m`, settled without trigonometry when the answer is
+/// clear: `Some` exactly when [`within_cos`] would say the same, `None` near the threshold (or for
+/// points far apart in angle), where the caller must ask [`within_cos`]. `a` is (latitude,
+/// longitude, cosine of latitude); only `b`'s position is needed.
+///
+/// Why it is exact: with `dphi`, `dlambda` under 1e-3 radians, `sin x` is `x` to a relative 1e-7
+/// and so is `asin`, so `R^2 (dphi^2 + cos1 cos2 dlambda^2)` is the squared haversine distance to
+/// a relative 1e-6; `cos2` is bounded from `cos1` by `|cos2 - cos1| <= |dphi| (1 + |dphi|)`. A
+/// margin of 1e-4 either side, and 0.1 um, leave room for all of that and for rounding.
+#[inline]
+pub fn within_quick(a: (f64, f64, f64), b_lat: f64, b_lon: f64, distance_m: f64) -> Option<bool> {
+    const SMALL: f64 = 1e-3;
+    const MARGIN: f64 = 1e-4;
+    let dphi = b_lat.to_radians() - a.0.to_radians();
+    let mut dlambda = (b_lon - a.1).to_radians();
+    // sin^2(dlambda / 2) has period 2 pi: across the antimeridian, take the short way round.
+    if dlambda > std::f64::consts::PI {
+        dlambda -= std::f64::consts::TAU;
+    } else if dlambda < -std::f64::consts::PI {
+        dlambda += std::f64::consts::TAU;
+    }
+    if dphi.abs() > SMALL || dlambda.abs() > SMALL {
+        return None;
+    }
+    let spread = dphi.abs() * (1.0 + dphi.abs());
+    let (cos_low, cos_high) = (a.2 * (a.2 - spread).max(0.0), a.2 * (a.2 + spread));
+    let r2 = EARTH_RADIUS_M * EARTH_RADIUS_M;
+    let low = r2 * (dphi * dphi + cos_low * dlambda * dlambda) * (1.0 - MARGIN);
+    // Rounding in the differences above is a few nanometres whatever the distance.
+    const ROUNDING_M: f64 = 1e-7;
+    let beyond = distance_m + DISTANCE_SLACK_M + ROUNDING_M;
+    if low > beyond * beyond {
+        return Some(false);
+    }
+    let high = r2 * (dphi * dphi + cos_high * dlambda * dlambda) * (1.0 + MARGIN);
+    let inside = distance_m - ROUNDING_M;
+    if inside > 0.0 && high < inside * inside {
+        return Some(true);
+    }
+    None
+}
+
+/// [`within_cos`] through [`within_quick`]: the second cosine and the trigonometry only near
+/// the threshold.
+#[inline]
+pub fn within_fast(a: (f64, f64, f64), b_lat: f64, b_lon: f64, distance_m: f64) -> bool {
+    within_quick(a, b_lat, b_lon, distance_m)
+        .unwrap_or_else(|| within_near_threshold(a, b_lat, b_lon, distance_m))
+}
+
+// Out of line and cold: inlined, the compiler computes the cosine ahead for every pair.
+#[cold]
+#[inline(never)]
+fn within_near_threshold(a: (f64, f64, f64), b_lat: f64, b_lon: f64, distance_m: f64) -> bool {
+    within_cos(a, (b_lat, b_lon, b_lat.to_radians().cos()), distance_m)
+}
+
 /// A point on the sphere as Cartesian coordinates in metres (Earth-centred). Straight-line
 /// (chord) distance between two such points grows monotonically with great-circle distance,
 /// so a uniform 3-D grid finds all neighbours with no seam at the antimeridian and no
@@ -115,6 +172,51 @@ mod tests {
             20.0,
             5.0
         ));
+    }
+
+    /// The quick test never disagrees with the exact one: random pairs around the threshold, at
+    /// every latitude, across the antimeridian and at the poles.
+    #[test]
+    fn quick_test_agrees_with_the_exact_one() {
+        let mut rng = crate::simulate::Rng::new(11);
+        let mut settled = 0;
+        for i in 0..400_000 {
+            let lat = match i % 5 {
+                0 => 89.99 + rng.unit() * 0.01,
+                1 => -90.0 + rng.unit() * 0.01,
+                _ => rng.range(-90.0, 90.0),
+            };
+            let lon = if i % 11 == 0 {
+                179.9999
+            } else {
+                rng.range(-180.0, 180.0)
+            };
+            let distance = [5.0, 0.5, 30.0, 1000.0, 1e-3, 1e-6, 2e-7][i % 7];
+            // Offsets up to twice the distance, many of them right at it.
+            let scale = if i % 3 == 0 {
+                1.0 + rng.range(-1e-6, 1e-6)
+            } else {
+                rng.range(0.0, 2.0)
+            };
+            let bearing = rng.range(0.0, std::f64::consts::TAU);
+            let arc = distance * scale / EARTH_RADIUS_M;
+            let blat = (lat + (arc * bearing.cos()).to_degrees()).clamp(-90.0, 90.0);
+            let coslat = lat.to_radians().cos().max(1e-9);
+            let mut blon = lon + (arc * bearing.sin() / coslat).to_degrees();
+            if blon > 180.0 {
+                blon -= 360.0;
+            }
+            let a = (lat, lon, lat.to_radians().cos());
+            let exact = within(lat, lon, blat, blon, distance);
+            if let Some(quick) = within_quick(a, blat, blon, distance) {
+                settled += 1;
+                assert_eq!(quick, exact, "{lat} {lon} {blat} {blon} {distance}");
+            }
+            assert_eq!(within_fast(a, blat, blon, distance), exact);
+        }
+        // Pairs away from the threshold (two in three here) are mostly settled without
+        // trigonometry.
+        assert!(settled > 140_000, "{settled}");
     }
 
     #[test]

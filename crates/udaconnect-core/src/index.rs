@@ -20,12 +20,12 @@
 //! Every answer equals the brute-force oracle of [`crate::contact`]: the index only chooses
 //! which pairs to compare, and the comparison is the same [`within`] predicate.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::contact::{summarise, ConnectionQuery, Contact, ContactQuery, Point};
-use crate::geo::{chord_for_arc_m, to_cartesian, within_cos, DISTANCE_SLACK_M, EARTH_RADIUS_M};
+use crate::geo::{chord_for_arc_m, to_cartesian, within_fast, DISTANCE_SLACK_M, EARTH_RADIUS_M};
 use crate::time::{Micros, Window};
 
 /// Cell edge of the grid always kept, in metres of chord.
@@ -56,6 +56,93 @@ fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync
             .flat_map(|w| w.join().unwrap_or_default())
             .collect()
     })
+}
+
+/// Slots per block in [`by_slot_block`]: 4,096 rows are 160 KiB, within a core's L2 cache.
+const SLOT_BLOCK_BITS: u32 = 12;
+
+/// Tagged slots in slot order, sorted by block of neighbouring slots first (one counting-sort
+/// pass), then within each block: the same order as a full sort, at a fraction of its cost.
+fn by_slot_block(tagged: Vec<(u32, u32)>, rows: usize) -> Vec<(u32, u32)> {
+    let blocks = (rows >> SLOT_BLOCK_BITS) + 1;
+    let mut starts = vec![0usize; blocks + 1];
+    for &(s, _) in &tagged {
+        starts[(s >> SLOT_BLOCK_BITS) as usize + 1] += 1;
+    }
+    for b in 0..blocks {
+        starts[b + 1] += starts[b];
+    }
+    let mut out = vec![(0, 0); tagged.len()];
+    for t in tagged {
+        let b = &mut starts[(t.0 >> SLOT_BLOCK_BITS) as usize];
+        out[*b] = t;
+        *b += 1;
+    }
+    // Then each block in order, a small sort in cache: the answer comes out in slot order,
+    // which spares the final sort most of its work.
+    let mut from = 0;
+    for &end in &starts[..blocks] {
+        out[from..end].sort_unstable();
+        from = end;
+    }
+    out
+}
+
+/// Sorts (time, id, slot) keys: first into buckets of equal time span (one counting-sort
+/// pass), then each bucket on its own, in cache. Answers of compacted rows come cell by cell,
+/// in no time order, and a plain sort of a hundred thousand keys costs more than the query.
+fn sort_by_time(keys: &mut Vec<(Micros, i64, u32)>) {
+    const PER_BUCKET: usize = 32;
+    if keys.len() < 4 * PER_BUCKET {
+        keys.sort_unstable();
+        return;
+    }
+    let (lo, hi) = keys.iter().fold((Micros::MAX, Micros::MIN), |(lo, hi), k| {
+        (lo.min(k.0), hi.max(k.0))
+    });
+    let buckets = keys.len() / PER_BUCKET;
+    // i128: a window may span the whole range of i64 microseconds.
+    let span = (hi as i128 - lo as i128) + 1;
+    let bucket = |t: Micros| ((t as i128 - lo as i128) * buckets as i128 / span) as usize;
+    let mut ends = vec![0usize; buckets + 1];
+    for k in keys.iter() {
+        ends[bucket(k.0) + 1] += 1;
+    }
+    for b in 0..buckets {
+        ends[b + 1] += ends[b];
+    }
+    let mut out = vec![(0, 0, 0); keys.len()];
+    for k in keys.iter() {
+        let at = &mut ends[bucket(k.0)];
+        out[*at] = *k;
+        *at += 1;
+    }
+    let mut from = 0;
+    for &end in &ends[..buckets] {
+        out[from..end].sort_unstable();
+        from = end;
+    }
+    *keys = out;
+}
+
+/// Inserts points into a shared index, then lays it out again when a compaction is due. The
+/// new layout is computed under the read lock, so queries go on meanwhile; only the swap takes
+/// the write lock. Writers wait for the layout (one writer, the consumer, is the rule).
+pub fn feed(index: &RwLock<ContactIndex>, points: impl IntoIterator<Item = Point>) {
+    let due = {
+        let mut index = index.write().unwrap_or_else(|e| e.into_inner());
+        for p in points {
+            index.insert(&p);
+        }
+        index.compaction_due()
+    };
+    if due {
+        let layout = index.read().unwrap_or_else(|e| e.into_inner()).layout();
+        index
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply(layout);
+    }
 }
 
 /// Cell edges of the grids built on demand for larger distances.
@@ -154,8 +241,26 @@ impl CellList {
     /// The slots with time in `[from, to)`.
     fn range(&self, from: Micros, to: Micros, rows: &[Row]) -> &[u32] {
         let lo = self.first_at(from, rows);
-        let hi = self.first_at(to, rows).max(lo);
+        let hi = self.first_at_after(lo, to, rows);
         &self.slots[lo..hi]
+    }
+
+    /// [`Self::first_at`] for an answer known to be at or after `lo`: ranges asked are short,
+    /// so the search gallops forward from `lo` and stays within a few cache lines.
+    fn first_at_after(&self, lo: usize, t: Micros, rows: &[Row]) -> usize {
+        let s = seconds(t);
+        let rest = &self.seconds[lo..];
+        // Doubling steps until an entry at or after `s`, then a binary search in the last step.
+        let mut hi = 1;
+        while hi <= rest.len() && rest[hi - 1] < s {
+            hi *= 2;
+        }
+        let (low, upper) = (hi / 2, hi.min(rest.len()));
+        let mut i = lo + low + rest[low..upper].partition_point(|&x| x < s);
+        while i < self.slots.len() && self.seconds[i] == s && rows[self.slots[i] as usize].t < t {
+            i += 1;
+        }
+        i
     }
 
     fn shrink_to_fit(&mut self) {
@@ -185,6 +290,27 @@ struct Row {
     person: u32,
 }
 
+/// One of the asked person's pings, copied out of the rows for comparing with candidates.
+#[derive(Debug, Clone, Copy)]
+struct Own {
+    lat: f64,
+    lon: f64,
+    t: Micros,
+    /// Cosine of the latitude.
+    cos: f64,
+}
+
+impl Own {
+    fn of(r: &Row) -> Self {
+        Own {
+            lat: r.lat,
+            lon: r.lon,
+            t: r.t,
+            cos: r.lat.to_radians().cos(),
+        }
+    }
+}
+
 /// The index. Not synchronised: the owner wraps it in a lock.
 #[derive(Default)]
 pub struct ContactIndex {
@@ -197,7 +323,48 @@ pub struct ContactIndex {
     track_ends: Vec<(Micros, i64)>,
     fine: Level,
     coarse: [OnceLock<Level>; 2],
+    /// Rows `..compacted` are laid out cell by cell (see [`ContactIndex::compact`]); later ones
+    /// in arrival order.
+    compacted: usize,
+    /// Layout generation: [`ContactIndex::compact`] renumbers slots and starts a new one.
+    generation: u64,
+    /// Held by every [`SlotPin`] of the current generation.
+    pins: Arc<()>,
+    /// How slots moved in each compaction some [`SlotPin`] still needs, oldest first.
+    moves: VecDeque<Move>,
 }
+
+/// The renumbering of one compaction: slot `s` of generation `from` is `to_next[s]` in the
+/// next one.
+struct Move {
+    from: u64,
+    pins: Arc<()>,
+    to_next: Vec<u32>,
+}
+
+/// Keeps slots of one layout generation readable after later compactions (an answer being
+/// streamed holds one: see [`ContactIndex::point_pinned`]).
+#[derive(Clone)]
+pub struct SlotPin {
+    generation: u64,
+    _held: Arc<()>,
+}
+
+/// A new layout computed apart from the index (see [`ContactIndex::compact`]).
+struct Layout {
+    generation: u64,
+    len: usize,
+    rows: Vec<Row>,
+    tracks: Vec<Vec<u32>>,
+    fine: HashMap<Cell, CellList, FxBuild>,
+    coarse: [Option<HashMap<Cell, CellList, FxBuild>>; 2],
+    to_next: Vec<u32>,
+}
+
+/// Rows that arrived since the last compaction before the next one is due: at least this
+/// many, and at least a quarter of the compacted ones, so the work stays in proportion to
+/// the arrivals (each row is moved a handful of times in all).
+const COMPACT_AFTER: usize = 1 << 18;
 
 /// Grows the rows by an eighth rather than doubling: at tens of millions of rows, doubling
 /// would leave up to half the memory unused.
@@ -257,16 +424,12 @@ impl BulkBuilder {
         self.index.rows.is_empty()
     }
 
-    /// Lays out tracks and cells and returns the index.
+    /// Lays out rows cell by cell (as [`ContactIndex::compact`] does), tracks and cells, and
+    /// returns the index. Working arrays are a few large allocations, freed whole, so that the
+    /// memory they took goes back to the system.
     pub fn finish(self) -> ContactIndex {
         let mut index = self.index;
-        let persons: Vec<u32> = index.rows.iter().map(|r| r.person).collect();
-        index.tracks = index.group_sorted(&persons, index.person_ids.len());
-        index.track_ends = index
-            .tracks
-            .iter()
-            .map(|t| t.last().map_or((Micros::MIN, i64::MIN), |&s| index.key(s)))
-            .collect();
+        let n = index.rows.len();
         let mut cell_numbers: HashMap<Cell, u32, FxBuild> = HashMap::default();
         let mut cells_in_order = Vec::new();
         let numbers: Vec<u32> = index
@@ -280,19 +443,75 @@ impl BulkBuilder {
                 })
             })
             .collect();
-        let lists = index.group_sorted(&numbers, cells_in_order.len());
-        index.fine.cells = cells_in_order
+        drop(cell_numbers);
+        // Cells in key order (neighbours near each other), then each cell's rows by counting
+        // sort into one array, each cell's part in (time, id) order.
+        let mut rank: Vec<u32> = (0..cells_in_order.len() as u32).collect();
+        rank.sort_unstable_by_key(|&c| cells_in_order[c as usize]);
+        let mut position = vec![0u32; cells_in_order.len()];
+        for (r, &c) in rank.iter().enumerate() {
+            position[c as usize] = r as u32;
+        }
+        let mut starts = vec![0usize; cells_in_order.len() + 1];
+        for &c in &numbers {
+            starts[position[c as usize] as usize + 1] += 1;
+        }
+        for i in 0..cells_in_order.len() {
+            starts[i + 1] += starts[i];
+        }
+        let mut order = vec![0u32; n];
+        let mut next = starts.clone();
+        for (slot, &c) in numbers.iter().enumerate() {
+            let at = &mut next[position[c as usize] as usize];
+            order[*at] = slot as u32;
+            *at += 1;
+        }
+        drop((numbers, next, position));
+        let rows = &index.rows;
+        for w in starts.windows(2) {
+            let part = &mut order[w[0]..w[1]];
+            let key = |&s: &u32| (rows[s as usize].t, rows[s as usize].id);
+            if !part.is_sorted_by_key(key) {
+                part.sort_unstable_by_key(key);
+            }
+        }
+        let mut to_next = vec![0u32; n];
+        for (new, &old) in order.iter().enumerate() {
+            to_next[old as usize] = new as u32;
+        }
+        let new_rows: Vec<Row> = order.iter().map(|&s| rows[s as usize]).collect();
+        drop(order);
+        // Tracks: grouped by person in arrival order, then renumbered (the order by key stays).
+        let persons: Vec<u32> = index.rows.iter().map(|r| r.person).collect();
+        let tracks: Vec<Vec<u32>> = index
+            .group_sorted(&persons, index.person_ids.len())
             .into_iter()
-            .zip(lists)
-            .map(|(cell, slots)| {
-                let seconds = slots
-                    .iter()
-                    .map(|&s| seconds(index.rows[s as usize].t))
-                    .collect();
-                (cell, CellList { slots, seconds })
-            })
+            .map(|t| t.into_iter().map(|s| to_next[s as usize]).collect())
             .collect();
-        index.rows.shrink_to_fit();
+        drop((persons, to_next));
+        index.rows = new_rows;
+        index.tracks = tracks;
+        index.track_ends = index
+            .tracks
+            .iter()
+            .map(|t| t.last().map_or((Micros::MIN, i64::MIN), |&s| index.key(s)))
+            .collect();
+        index.fine.cells = HashMap::with_capacity_and_hasher(rank.len(), FxBuild::default());
+        for (r, &c) in rank.iter().enumerate() {
+            let (a, b) = (starts[r] as u32, starts[r + 1] as u32);
+            let seconds = index.rows[a as usize..b as usize]
+                .iter()
+                .map(|row| seconds(row.t))
+                .collect();
+            index.fine.cells.insert(
+                cells_in_order[c as usize],
+                CellList {
+                    slots: (a..b).collect(),
+                    seconds,
+                },
+            );
+        }
+        index.compacted = n;
         index
     }
 }
@@ -397,6 +616,140 @@ impl ContactIndex {
         true
     }
 
+    /// Whether enough rows arrived in arrival order since the last compaction to lay them out
+    /// again (see [`COMPACT_AFTER`]).
+    pub fn compaction_due(&self) -> bool {
+        let arrived = self.rows.len() - self.compacted;
+        arrived >= COMPACT_AFTER && arrived * 4 >= self.compacted
+    }
+
+    /// Lays the rows out cell by cell, each cell's in (time, id) order, so that the candidates
+    /// of a query are read front to back from memory instead of one cache miss each (at tens
+    /// of millions of rows, arrival order spreads a cell's rows over hundreds of megabytes).
+    /// Renumbers slots: answers that hold slots keep a [`SlotPin`].
+    pub fn compact(&mut self) {
+        let layout = self.layout();
+        self.apply(layout);
+    }
+
+    /// The new layout, computed from a shared borrow so that readers go on meanwhile.
+    fn layout(&self) -> Layout {
+        let len = self.rows.len();
+        let mut cells: Vec<(&Cell, &CellList)> = self.fine.cells.iter().collect();
+        // Neighbouring cells (same x, then y) end up near each other.
+        cells.sort_unstable_by_key(|(c, _)| **c);
+        let mut to_next = vec![0u32; len];
+        let mut rows = Vec::with_capacity(len);
+        let mut fine = HashMap::with_capacity_and_hasher(cells.len(), FxBuild::default());
+        for (cell, list) in cells {
+            let start = rows.len() as u32;
+            for &s in &list.slots {
+                to_next[s as usize] = rows.len() as u32;
+                rows.push(self.rows[s as usize]);
+            }
+            let slots = (start..rows.len() as u32).collect();
+            fine.insert(
+                *cell,
+                CellList {
+                    slots,
+                    seconds: list.seconds.clone(),
+                },
+            );
+        }
+        let remap =
+            |list: &[u32]| -> Vec<u32> { list.iter().map(|&s| to_next[s as usize]).collect() };
+        let tracks = self.tracks.iter().map(|t| remap(t)).collect();
+        let coarse = [0, 1].map(|i| {
+            self.coarse[i].get().map(|level| {
+                level
+                    .cells
+                    .iter()
+                    .map(|(c, l)| {
+                        (
+                            *c,
+                            CellList {
+                                slots: remap(&l.slots),
+                                seconds: l.seconds.clone(),
+                            },
+                        )
+                    })
+                    .collect()
+            })
+        });
+        Layout {
+            generation: self.generation,
+            len,
+            rows,
+            tracks,
+            fine,
+            coarse,
+            to_next,
+        }
+    }
+
+    /// Puts a layout in place. Rows added since it was computed are added to it again, in the
+    /// same order, so their slots stay as they were.
+    fn apply(&mut self, layout: Layout) {
+        if layout.generation != self.generation {
+            // Another writer compacted first: this layout's slots are stale.
+            return;
+        }
+        let later: Vec<Point> = (layout.len..self.rows.len())
+            .map(|s| self.point(s as u32))
+            .collect();
+        self.rows = layout.rows;
+        self.tracks = layout.tracks;
+        self.track_ends = self
+            .tracks
+            .iter()
+            .map(|t| t.last().map_or((Micros::MIN, i64::MIN), |&s| self.key(s)))
+            .collect();
+        self.fine.cells = layout.fine;
+        for (level, cells) in self.coarse.iter_mut().zip(layout.coarse) {
+            if let (Some(level), Some(cells)) = (level.get_mut(), cells) {
+                level.cells = cells;
+            }
+        }
+        self.compacted = layout.len;
+        let mut to_next = layout.to_next;
+        to_next.extend(layout.len as u32..(layout.len + later.len()) as u32);
+        self.moves.push_back(Move {
+            from: self.generation,
+            pins: std::mem::take(&mut self.pins),
+            to_next,
+        });
+        self.generation += 1;
+        // A renumbering no answer holds a pin from, or from before, is no longer needed.
+        while self
+            .moves
+            .front()
+            .is_some_and(|m| Arc::strong_count(&m.pins) == 1)
+        {
+            self.moves.pop_front();
+        }
+        for p in &later {
+            self.insert(p);
+        }
+    }
+
+    /// A pin on the current layout: slots taken from this index now stay readable through
+    /// [`Self::point_pinned`] whatever compactions come later.
+    pub fn pin(&self) -> SlotPin {
+        SlotPin {
+            generation: self.generation,
+            _held: self.pins.clone(),
+        }
+    }
+
+    /// The location in `slot` of the layout `pin` was taken on.
+    pub fn point_pinned(&self, pin: &SlotPin, slot: u32) -> Point {
+        let mut slot = slot;
+        for m in self.moves.iter().filter(|m| m.from >= pin.generation) {
+            slot = m.to_next[slot as usize];
+        }
+        self.point(slot)
+    }
+
     /// A grid of every location at a cell edge, lists in (time, id) order.
     fn build_level(&self, edge: f64) -> Level {
         let mut lists: HashMap<Cell, Vec<u32>, FxBuild> = HashMap::default();
@@ -474,7 +827,12 @@ impl ContactIndex {
                         .sum::<usize>()
             })
             .sum();
-        rows + tracks + cells + self.person_ids.capacity() * 8 + self.person_numbers.capacity() * 16
+        let moves: usize = self.moves.iter().map(|m| m.to_next.capacity() * 4).sum();
+        rows + tracks
+            + cells
+            + moves
+            + self.person_ids.capacity() * 8
+            + self.person_numbers.capacity() * 16
     }
 
     /// Number of distinct persons seen.
@@ -547,7 +905,7 @@ impl ContactIndex {
         let me = self.person_numbers.get(&q.person_id).copied();
         let (level, k) = self.level_for(q.distance_m);
         let span = q.window.end.saturating_sub(q.window.start);
-        let mut out = match q.max_time_gap_us {
+        let out = match q.max_time_gap_us {
             // Narrow in time: look around each run of own pings, within its time span only.
             Some(gap) if gap.saturating_mul(8) < span => {
                 self.probe_parallel(own, me, q, level, k, gap)
@@ -555,28 +913,40 @@ impl ContactIndex {
             // Wide or no time condition: visit each candidate cell once.
             _ => self.sweep_cells(own, me, q, level, k),
         };
-        out.sort_unstable_by_key(|&s| self.key(s));
-        out.dedup();
-        out
+        self.in_key_order(out)
     }
 
-    /// Whether row `s` is within reach of one of `near` (own rows, in time order), by time
-    /// (when `gap` is set) and distance.
+    /// Slots, each once, in (time, id) order. Slots are sorted first, without reading rows, so
+    /// the rows are then read front to back; slots mostly follow time, so the keyed sort that
+    /// follows finds its input nearly in order.
+    fn in_key_order(&self, mut slots: Vec<u32>) -> Vec<u32> {
+        slots.sort_unstable();
+        slots.dedup();
+        let mut keyed: Vec<(Micros, i64, u32)> = slots
+            .iter()
+            .map(|&s| {
+                let r = &self.rows[s as usize];
+                (r.t, r.id, s)
+            })
+            .collect();
+        if !keyed.is_sorted() {
+            sort_by_time(&mut keyed);
+        }
+        slots.clear();
+        slots.extend(keyed.iter().map(|k| k.2));
+        slots
+    }
+
     /// Whether row `r` is within reach of one of `near` (the asked person's pings of a run, in
-    /// time order, with their latitudes' cosines), by time and distance.
-    fn near_any(&self, r: &Row, near: &[(u32, f64)], gap: u64, band: f64, distance_m: f64) -> bool {
-        let from = near
-            .partition_point(|&(o, _)| self.rows[o as usize].t < r.t.saturating_sub(gap as i64));
-        let mut cos_r = None;
+    /// time order), by time and distance.
+    fn near_any(r: &Row, near: &[Own], gap: u64, band: f64, distance_m: f64) -> bool {
+        let from = near.partition_point(|o| o.t < r.t.saturating_sub(gap as i64));
         near[from..]
             .iter()
-            .map(|&(o, c)| (&self.rows[o as usize], c))
-            .take_while(|(o, _)| o.t <= r.t.saturating_add(gap as i64))
-            .any(|(o, c)| {
-                (o.lat - r.lat).abs() <= band && {
-                    let cr = *cos_r.get_or_insert_with(|| r.lat.to_radians().cos());
-                    within_cos((o.lat, o.lon, c), (r.lat, r.lon, cr), distance_m)
-                }
+            .take_while(|o| o.t <= r.t.saturating_add(gap as i64))
+            .any(|o| {
+                (o.lat - r.lat).abs() <= band
+                    && within_fast((o.lat, o.lon, o.cos), r.lat, r.lon, distance_m)
             })
     }
 
@@ -610,17 +980,18 @@ impl ContactIndex {
         let band = latitude_band(q.distance_m);
         let g = gap.unsigned_abs();
         let mut out = Vec::new();
+        // The asked person's pings copied out once: each is compared with many candidates.
+        let own: Vec<Own> = own
+            .iter()
+            .map(|&o| Own::of(&self.rows[o as usize]))
+            .collect();
         let cells: Vec<Cell> = own
             .iter()
-            .map(|&o| {
-                let r = &self.rows[o as usize];
-                cell_of(r.lat, r.lon, level.edge)
-            })
+            .map(|o| cell_of(o.lat, o.lon, level.edge))
             .collect();
-        let own: Vec<(u32, f64)> = own
-            .iter()
-            .map(|&o| (o, self.rows[o as usize].lat.to_radians().cos()))
-            .collect();
+        // Each neighbouring cell met so far, looked up once in the grid, and where its last
+        // range began.
+        let mut cursors: HashMap<Cell, (Option<&CellList>, usize), FxBuild> = HashMap::default();
         let mut i = 0;
         while i < own.len() {
             let mut j = i + 1;
@@ -628,22 +999,26 @@ impl ContactIndex {
                 j += 1;
             }
             let run = &own[i..j];
-            let from = self.rows[run[0].0 as usize]
-                .t
-                .saturating_sub(gap)
-                .max(q.window.start);
-            let to = self.rows[run[run.len() - 1].0 as usize]
+            let from = run[0].t.saturating_sub(gap).max(q.window.start);
+            let to = run[run.len() - 1]
                 .t
                 .saturating_add(gap)
                 .saturating_add(1)
                 .min(q.window.end);
             for c in Self::around(cells[i], k) {
-                let Some(list) = level.cells.get(&c) else {
+                let (Some(list), cursor) =
+                    cursors.entry(c).or_insert_with(|| (level.cells.get(&c), 0))
+                else {
                     continue;
                 };
-                for &s in list.range(from, to, &self.rows) {
+                // Runs come in time order, so where a cell's range starts only moves forward:
+                // the search starts where the last one in this cell ended.
+                let lo = list.first_at_after(*cursor, from, &self.rows);
+                *cursor = lo;
+                let hi = list.first_at_after(lo, to, &self.rows);
+                for &s in &list.slots[lo..hi] {
                     let r = &self.rows[s as usize];
-                    if Some(r.person) != me && self.near_any(r, run, g, band, q.distance_m) {
+                    if Some(r.person) != me && Self::near_any(r, run, g, band, q.distance_m) {
                         out.push(s);
                     }
                 }
@@ -663,13 +1038,15 @@ impl ContactIndex {
     ) -> Vec<u32> {
         let band = latitude_band(q.distance_m);
         let gap = q.max_time_gap_us.map(i64::unsigned_abs);
-        let mut own_by_cell: HashMap<Cell, Vec<u32>, FxBuild> = HashMap::default();
+        // The asked person's pings by cell: each is copied into the groups of up to 27 cells,
+        // its cosine computed once.
+        let mut own_by_cell: HashMap<Cell, Vec<Own>, FxBuild> = HashMap::default();
         for &o in own {
             let r = &self.rows[o as usize];
             own_by_cell
                 .entry(cell_of(r.lat, r.lon, level.edge))
                 .or_default()
-                .push(o);
+                .push(Own::of(r));
         }
         let mut candidates: HashSet<Cell, FxBuild> = HashSet::default();
         for home in own_by_cell.keys() {
@@ -677,9 +1054,10 @@ impl ContactIndex {
         }
         // For each candidate cell, the asked person's pings that can be near it, copied out
         // and ordered by latitude (`groups[bounds[g]..bounds[g + 1]]`), and the cell's entries
-        // tagged with their group. The entries are then read in slot order: slots follow
-        // arrival, so the rows are read front to back instead of jumping between cells.
-        let mut groups: Vec<(f64, f64, Micros, f64)> = Vec::new();
+        // tagged with their group. The entries are then read in blocks of neighbouring slots:
+        // slots follow arrival, so the rows are read front to back instead of jumping between
+        // cells.
+        let mut groups: Vec<Own> = Vec::new();
         let mut bounds: Vec<usize> = vec![0];
         let mut tagged: Vec<(u32, u32)> = Vec::new();
         for c in candidates {
@@ -694,17 +1072,14 @@ impl ContactIndex {
             let from = groups.len();
             for n in Self::around(c, k) {
                 if let Some(v) = own_by_cell.get(&n) {
-                    groups.extend(v.iter().map(|&o| {
-                        let r = &self.rows[o as usize];
-                        (r.lat, r.lon, r.t, r.lat.to_radians().cos())
-                    }));
+                    groups.extend_from_slice(v);
                 }
             }
-            groups[from..].sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            groups[from..].sort_unstable_by(|a, b| a.lat.total_cmp(&b.lat));
             bounds.push(groups.len());
             tagged.extend(entries.iter().map(|&s| (s, group)));
         }
-        tagged.sort_unstable();
+        let tagged = by_slot_block(tagged, self.rows.len());
         let check = |part: &[(u32, u32)]| {
             let mut out = Vec::new();
             for &(s, g) in part {
@@ -713,16 +1088,13 @@ impl ContactIndex {
                     continue;
                 }
                 let near = &groups[bounds[g as usize]..bounds[g as usize + 1]];
-                let from = near.partition_point(|o| o.0 < r.lat - band);
-                let mut cos_r = None;
+                let from = near.partition_point(|o| o.lat < r.lat - band);
                 let hit = near[from..]
                     .iter()
-                    .take_while(|o| o.0 <= r.lat + band)
+                    .take_while(|o| o.lat <= r.lat + band)
                     .any(|o| {
-                        gap.is_none_or(|g| o.2.abs_diff(r.t) <= g) && {
-                            let cr = *cos_r.get_or_insert_with(|| r.lat.to_radians().cos());
-                            within_cos((o.0, o.1, o.3), (r.lat, r.lon, cr), q.distance_m)
-                        }
+                        gap.is_none_or(|g| o.t.abs_diff(r.t) <= g)
+                            && within_fast((o.lat, o.lon, o.cos), r.lat, r.lon, q.distance_m)
                     });
                 if hit {
                     out.push(s);
@@ -861,6 +1233,98 @@ mod tests {
             let b: Vec<Point> = twice.connections(&q).iter().map(|&s| twice.point(s)).collect();
             prop_assert_eq!(a, b);
         }
+    }
+
+    proptest! {
+        #[test]
+        fn compacting_changes_no_answer_and_pinned_slots_keep_their_points(
+            pts in arb_points(),
+            splits in prop::collection::vec(0..200usize, 1..4),
+            person in 1..7i64,
+            distance in prop_oneof![Just(5.0), 0.5..60.0f64],
+            gap in prop_oneof![Just(None), (0..400i64).prop_map(Some)],
+        ) {
+            let mut index = ContactIndex::new();
+            let mut pinned = Vec::new();
+            let mut cuts: Vec<usize> = splits.iter().map(|&c| c.min(pts.len())).collect();
+            cuts.sort_unstable();
+            let mut done = 0;
+            for cut in cuts.into_iter().chain([pts.len()]) {
+                for p in &pts[done..cut.max(done)] {
+                    index.insert(p);
+                }
+                done = done.max(cut);
+                // An answer being streamed holds its slots across the compaction.
+                let pin = index.pin();
+                let slots: Vec<u32> = (0..index.len() as u32).collect();
+                let points: Vec<Point> = slots.iter().map(|&s| index.point(s)).collect();
+                pinned.push((pin, slots, points));
+                index.compact();
+            }
+            for (pin, slots, points) in &pinned {
+                let now: Vec<Point> = slots.iter().map(|&s| index.point_pinned(pin, s)).collect();
+                prop_assert_eq!(&now, points);
+            }
+            let q = ConnectionQuery { person_id: person, window: Window::all(), distance_m: distance, max_time_gap_us: gap.map(|g| g * S) };
+            let got: Vec<Point> = index.connections(&q).iter().map(|&s| index.point(s)).collect();
+            prop_assert_eq!(got, connections_oracle(&pts, &q));
+            // Duplicates are still refused after the slots moved.
+            for p in &pts {
+                prop_assert!(!index.insert(p));
+            }
+        }
+    }
+
+    /// The shared index lays itself out again as rows arrive, while answers hold their slots.
+    #[test]
+    fn feeding_compacts_when_due_and_answers_stay_exact() {
+        let mut rng = crate::simulate::Rng::new(7);
+        let pts: Vec<Point> = (0..(COMPACT_AFTER as i64 * 3))
+            .map(|i| Point {
+                id: i + 1,
+                person_id: 1 + (i % 40),
+                lat: 37.55 + deg(rng.range(0.0, 60.0)),
+                lon: -122.29 + deg(rng.range(0.0, 60.0)),
+                t: i * S / 4,
+            })
+            .collect();
+        let shared = RwLock::new(ContactIndex::new());
+        let mut pins = Vec::new();
+        for chunk in pts.chunks(10_000) {
+            feed(&shared, chunk.iter().copied());
+            let index = shared.read().unwrap();
+            for slot in [0, index.len() as u32 / 2, index.len() as u32 - 1] {
+                pins.push((index.pin(), slot, index.point(slot)));
+            }
+        }
+        let index = shared.read().unwrap();
+        assert!(
+            index.generation >= 2,
+            "compacted {} times",
+            index.generation
+        );
+        assert!(!index.compaction_due());
+        for (pin, slot, point) in &pins {
+            assert_eq!(index.point_pinned(pin, *slot), *point);
+        }
+        drop(pins);
+        let q = ConnectionQuery {
+            person_id: 3,
+            window: Window {
+                start: 1000 * S,
+                end: 9000 * S,
+            },
+            distance_m: 5.0,
+            max_time_gap_us: Some(30 * S),
+        };
+        let got: Vec<Point> = index
+            .connections(&q)
+            .iter()
+            .map(|&s| index.point(s))
+            .collect();
+        let want = connections_oracle(&pts, &q);
+        assert!(!want.is_empty());
+        assert_eq!(got, want);
     }
 
     /// Long tracks take the multi-core path: it must answer as the oracle does.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use axum::body::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use udaconnect_core::contact::{self, ConnectionQuery, Contact, ContactQuery, Point};
-use udaconnect_core::index::{BulkBuilder, ContactIndex};
+use udaconnect_core::index::{self, BulkBuilder, ContactIndex, SlotPin};
 use udaconnect_core::model::{Location, Person, PersonId};
 use udaconnect_core::ports::{DynLocationStore, NearQuery};
 use udaconnect_core::time::{from_micros, to_micros, Window};
@@ -40,9 +40,11 @@ impl Rows for Vec<Point> {
     }
 }
 
-/// Rows as slots of the shared index: the index only grows, so slots stay valid.
+/// Rows as slots of the shared index, readable whatever compactions happen while the answer
+/// is streamed (the pin).
 struct IndexRows {
     index: SharedIndex,
+    pin: SlotPin,
     slots: Vec<u32>,
 }
 
@@ -52,7 +54,11 @@ impl Rows for IndexRows {
     }
     fn read(&self, from: usize, to: usize, out: &mut Vec<Point>) {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-        out.extend(self.slots[from..to].iter().map(|&s| index.point(s)));
+        out.extend(
+            self.slots[from..to]
+                .iter()
+                .map(|&s| index.point_pinned(&self.pin, s)),
+        );
     }
 }
 
@@ -126,12 +132,7 @@ impl MemoryEngine {
     /// The hook the consumer calls with every stored batch.
     pub fn feeder(&self) -> OnStored {
         let index = self.index.clone();
-        Arc::new(move |batch: &[Location]| {
-            let mut index = index.write().unwrap_or_else(|e| e.into_inner());
-            for l in batch {
-                index.insert(&point(l));
-            }
-        })
+        Arc::new(move |batch: &[Location]| index::feed(&index, batch.iter().map(point)))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, ContactIndex> {
@@ -165,16 +166,15 @@ impl ContactEngine for MemoryEngine {
         // Queries are CPU work of milliseconds: run them where they do not hold up the
         // reactor's other connections.
         let index = self.index.clone();
-        let slots = tokio::task::spawn_blocking(move || {
-            index
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .connections(&q)
+        let (pin, slots) = tokio::task::spawn_blocking(move || {
+            let index = index.read().unwrap_or_else(|e| e.into_inner());
+            (index.pin(), index.connections(&q))
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Box::new(IndexRows {
             index: self.index.clone(),
+            pin,
             slots,
         }))
     }
@@ -342,6 +342,7 @@ pub struct ConnectionBody {
     wrote_row: bool,
     done: bool,
     buf: Vec<Point>,
+    day: DayCache,
 }
 
 impl ConnectionBody {
@@ -357,6 +358,7 @@ impl ConnectionBody {
             wrote_row: false,
             done: false,
             buf: Vec::with_capacity(CHUNK_ROWS),
+            day: DayCache::default(),
         }
     }
 
@@ -382,7 +384,7 @@ impl ConnectionBody {
             out.extend_from_slice(b"{\"person\":");
             out.extend_from_slice(person);
             out.extend_from_slice(b",\"location\":");
-            write_location(&mut out, p);
+            write_location(&mut out, p, &mut self.day);
             out.push(b'}');
         }
         self.next = to;
@@ -395,26 +397,82 @@ impl ConnectionBody {
 }
 
 /// A location as JSON, written directly: the shape of [`Location`]'s serialisation, without
-/// the allocations of going through it (large answers are millions of these a second).
-fn write_location(out: &mut Vec<u8>, p: &Point) {
-    use std::io::Write;
-    let _ = write!(
-        out,
-        "{{\"id\":{},\"person_id\":{},\"latitude\":",
-        p.id, p.person_id
-    );
-    let _ = serde_json::to_writer(&mut *out, &p.lat);
+/// the formatting machinery of going through it (large answers are millions of these a second).
+fn write_location(out: &mut Vec<u8>, p: &Point, day: &mut DayCache) {
+    let mut int = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"id\":");
+    out.extend_from_slice(int.format(p.id).as_bytes());
+    out.extend_from_slice(b",\"person_id\":");
+    out.extend_from_slice(int.format(p.person_id).as_bytes());
+    out.extend_from_slice(b",\"latitude\":");
+    write_f64(out, p.lat);
     out.extend_from_slice(b",\"longitude\":");
-    let _ = serde_json::to_writer(&mut *out, &p.lon);
+    write_f64(out, p.lon);
     out.extend_from_slice(b",\"creation_time\":\"");
-    write_utc(out, p.t);
+    day.write_utc(out, p.t);
     out.extend_from_slice(b"\"}");
 }
 
-/// `format_utc` without allocating: `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z`.
-fn write_utc(out: &mut Vec<u8>, t: i64) {
+/// An f64 as serde_json writes it: the shortest representation that reads back the same
+/// (ryu), `null` when not finite.
+fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// The text of the last day written (`YYYY-MM-DDT`): answers come in time order, so the date is
+/// worked out once per day rather than once per row.
+#[derive(Default)]
+struct DayCache {
+    day: Option<i64>,
+    text: Vec<u8>,
+}
+
+impl DayCache {
+    /// `format_utc` without allocating: `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z`.
+    fn write_utc(&mut self, out: &mut Vec<u8>, t: i64) {
+        let (days, rem) = (t.div_euclid(86_400_000_000), t.rem_euclid(86_400_000_000));
+        if self.day != Some(days) {
+            self.day = Some(days);
+            self.text.clear();
+            write_date(&mut self.text, days);
+        }
+        out.extend_from_slice(&self.text);
+        let secs = rem / 1_000_000;
+        let micros = (rem % 1_000_000) as u32;
+        push_digits(out, (secs / 3600) as u32, 2);
+        out.push(b':');
+        push_digits(out, (secs / 60 % 60) as u32, 2);
+        out.push(b':');
+        push_digits(out, (secs % 60) as u32, 2);
+        if micros.is_multiple_of(1000) && micros != 0 {
+            out.push(b'.');
+            push_digits(out, micros / 1000, 3);
+        } else if micros != 0 {
+            out.push(b'.');
+            push_digits(out, micros, 6);
+        }
+        out.push(b'Z');
+    }
+}
+
+/// `n` in exactly `width` decimal digits, zero-padded (`n` fits).
+fn push_digits(out: &mut Vec<u8>, n: u32, width: u32) {
+    let mut n = n;
+    let at = out.len();
+    out.resize(at + width as usize, b'0');
+    for d in out[at..].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// `YYYY-MM-DDT` of a day counted from 1970-01-01.
+fn write_date(out: &mut Vec<u8>, days: i64) {
     use std::io::Write;
-    let (days, rem) = (t.div_euclid(86_400_000_000), t.rem_euclid(86_400_000_000));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -425,21 +483,7 @@ fn write_utc(out: &mut Vec<u8>, t: i64) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let secs = rem / 1_000_000;
-    let micros = rem % 1_000_000;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    if micros % 1000 == 0 && micros != 0 {
-        let _ = write!(out, ".{:03}", micros / 1000);
-    } else if micros != 0 {
-        let _ = write!(out, ".{micros:06}");
-    }
-    out.push(b'Z');
+    let _ = write!(out, "{year:04}-{month:02}-{day:02}T");
 }
 
 impl Body for ConnectionBody {
@@ -486,7 +530,15 @@ mod tests {
         cases.extend((0..200).map(|_| (rng.unit() * 8e12) as i64 * 1000));
         for t in cases {
             let mut out = Vec::new();
-            write_utc(&mut out, t);
+            DayCache::default().write_utc(&mut out, t);
+            // And through a cache that holds another day, or the same one.
+            let mut cache = DayCache::default();
+            let mut other = Vec::new();
+            cache.write_utc(&mut other, t - 86_400_000_000 * 3);
+            other.clear();
+            cache.write_utc(&mut other, t);
+            cache.write_utc(&mut other, t);
+            assert_eq!(other, [out.clone(), out.clone()].concat());
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 format_utc(from_micros(t)),

@@ -468,12 +468,7 @@ async fn follow_log(
         let Ok(sorted) = sort_batch(&batch, &persons).await else {
             continue;
         };
-        {
-            let mut index = index.write().unwrap_or_else(|e| e.into_inner());
-            for l in &sorted.locations {
-                index.insert(&point(l));
-            }
-        }
+        udaconnect_core::index::feed(&index, sorted.locations.iter().map(point));
         live.publish(&sorted.locations);
     }
 }

@@ -451,18 +451,27 @@ fn index_only(
     report: &mut String,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut index = udaconnect_core::index::ContactIndex::new();
+    // Fed in batches, as the consumer does, compactions included.
+    let shared = std::sync::RwLock::new(udaconnect_core::index::ContactIndex::new());
     let mut n = 0i64;
+    let mut batch = Vec::with_capacity(10_000);
     for p in conference.pings() {
         n += 1;
-        index.insert(&Point {
+        batch.push(Point {
             id: n,
             person_id: p.person_id,
             lat: p.latitude,
             lon: p.longitude,
             t: p.t,
         });
+        if batch.len() == 10_000 {
+            udaconnect_core::index::feed(&shared, batch.drain(..));
+        }
     }
+    udaconnect_core::index::feed(&shared, batch.drain(..));
+    let mut index = shared
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("index poisoned"))?;
     index.shrink_to_fit();
     writeln!(
         report,
