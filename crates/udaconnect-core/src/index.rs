@@ -101,9 +101,8 @@ fn sort_by_time(keys: &mut Vec<(Micros, i64, u32)>) {
         (lo.min(k.0), hi.max(k.0))
     });
     let buckets = keys.len() / PER_BUCKET;
-    // i128: a window may span the whole range of i64 microseconds.
-    let span = (hi as i128 - lo as i128) + 1;
-    let bucket = |t: Micros| ((t as i128 - lo as i128) * buckets as i128 / span) as usize;
+    let width = hi.abs_diff(lo) / buckets as u64 + 1;
+    let bucket = |t: Micros| (t.abs_diff(lo) / width) as usize;
     let mut ends = vec![0usize; buckets + 1];
     for k in keys.iter() {
         ends[bucket(k.0) + 1] += 1;
@@ -979,51 +978,72 @@ impl ContactIndex {
     ) -> Vec<u32> {
         let band = latitude_band(q.distance_m);
         let g = gap.unsigned_abs();
-        let mut out = Vec::new();
         // The asked person's pings copied out once: each is compared with many candidates.
         let own: Vec<Own> = own
             .iter()
             .map(|&o| Own::of(&self.rows[o as usize]))
             .collect();
-        let cells: Vec<Cell> = own
-            .iter()
-            .map(|o| cell_of(o.lat, o.lon, level.edge))
-            .collect();
-        // Each neighbouring cell met so far, looked up once in the grid, and where its last
-        // range began.
-        let mut cursors: HashMap<Cell, (Option<&CellList>, usize), FxBuild> = HashMap::default();
+        // Runs of own pings in one cell (a person standing at a booth or sitting in a talk),
+        // and for each cell around a run, the runs it is near, in time order.
+        let mut near: HashMap<Cell, Vec<(u32, u32)>, FxBuild> = HashMap::default();
         let mut i = 0;
         while i < own.len() {
+            let cell = cell_of(own[i].lat, own[i].lon, level.edge);
             let mut j = i + 1;
-            while j < own.len() && cells[j] == cells[i] {
+            while j < own.len() && cell_of(own[j].lat, own[j].lon, level.edge) == cell {
                 j += 1;
             }
-            let run = &own[i..j];
-            let from = run[0].t.saturating_sub(gap).max(q.window.start);
-            let to = run[run.len() - 1]
-                .t
-                .saturating_add(gap)
-                .saturating_add(1)
-                .min(q.window.end);
-            for c in Self::around(cells[i], k) {
-                let (Some(list), cursor) =
-                    cursors.entry(c).or_insert_with(|| (level.cells.get(&c), 0))
-                else {
-                    continue;
-                };
-                // Runs come in time order, so where a cell's range starts only moves forward:
-                // the search starts where the last one in this cell ended.
-                let lo = list.first_at_after(*cursor, from, &self.rows);
-                *cursor = lo;
+            for c in Self::around(cell, k) {
+                near.entry(c).or_default().push((i as u32, j as u32));
+            }
+            i = j;
+        }
+        // Each cell once: its runs are joined into clusters while one starts within two gaps of
+        // the last's end, and each cluster costs one range of the cell. Ranges of two clusters
+        // do not overlap, so no candidate is looked at twice.
+        let mut out = Vec::new();
+        let mut cluster: Vec<Own> = Vec::new();
+        for (c, runs) in &near {
+            let Some(list) = level.cells.get(c) else {
+                continue;
+            };
+            let mut cursor = 0;
+            let mut r = 0;
+            while r < runs.len() {
+                cluster.clear();
+                loop {
+                    let (a, b) = runs[r];
+                    cluster.extend_from_slice(&own[a as usize..b as usize]);
+                    r += 1;
+                    let joins = runs.get(r).is_some_and(|&(a, _)| {
+                        own[a as usize]
+                            .t
+                            .saturating_sub(cluster[cluster.len() - 1].t)
+                            <= gap.saturating_mul(2)
+                    });
+                    if !joins {
+                        break;
+                    }
+                }
+                let from = cluster[0].t.saturating_sub(gap).max(q.window.start);
+                let to = cluster[cluster.len() - 1]
+                    .t
+                    .saturating_add(gap)
+                    .saturating_add(1)
+                    .min(q.window.end);
+                // Clusters come in time order: each range starts after the last one's start.
+                let lo = list.first_at_after(cursor, from, &self.rows);
+                cursor = lo;
                 let hi = list.first_at_after(lo, to, &self.rows);
                 for &s in &list.slots[lo..hi] {
-                    let r = &self.rows[s as usize];
-                    if Some(r.person) != me && Self::near_any(r, run, g, band, q.distance_m) {
+                    let row = &self.rows[s as usize];
+                    if Some(row.person) != me
+                        && Self::near_any(row, &cluster, g, band, q.distance_m)
+                    {
                         out.push(s);
                     }
                 }
             }
-            i = j;
         }
         out
     }

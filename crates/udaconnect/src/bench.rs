@@ -80,12 +80,20 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-struct Latencies(Vec<f64>);
+/// Times of a run of queries (ms), and the size of each answer (rows, or bytes over HTTP).
+#[derive(Default)]
+struct Latencies(Vec<f64>, Vec<f64>);
 
 impl Latencies {
     fn summary(mut self) -> (f64, f64) {
         self.0.sort_by(f64::total_cmp);
         (percentile(&self.0, 0.5), percentile(&self.0, 0.99))
+    }
+
+    fn median_size(&self) -> f64 {
+        let mut sizes = self.1.clone();
+        sizes.sort_by(f64::total_cmp);
+        percentile(&sizes, 0.5)
     }
 }
 
@@ -303,7 +311,7 @@ async fn run_stages(
     writeln!(
         report,
         "### Queries ({} random attendees each; baseline: a linear scan of every stored location, on the first {})\n\n\
-         | query | window | server p50 | server p99 | HTTP p50 | HTTP p99 | baseline p50 | speed-up (p50) |\n| --- | --- | --- | --- | --- | --- | --- | --- |",
+         | query | window | server p50 | server p99 | HTTP p50 | HTTP p99 | answer, median (rows / JSON) | baseline p50 | speed-up (p50) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         args.queries, args.baseline_queries
     )?;
     for (label, days) in [
@@ -402,7 +410,7 @@ async fn run_stages(
         rows += n;
         sizes.push(n as f64);
     }
-    let (size_p50, _) = Latencies(sizes.clone()).summary();
+    let (size_p50, _) = Latencies(sizes.clone(), Vec::new()).summary();
     let max_size = sizes.iter().cloned().fold(0.0, f64::max);
     let mut base_rows = 0usize;
     let mut base_secs = 0.0;
@@ -535,25 +543,28 @@ fn row(
     http: Latencies,
     baseline: Latencies,
 ) -> anyhow::Result<()> {
+    let (rows, bytes) = (server.median_size(), http.median_size());
     let (s50, s99) = server.summary();
     let (h50, h99) = http.summary();
     let (b50, _) = baseline.summary();
     writeln!(
         report,
-        "| {what} | {window} | {s50:.2} ms | {s99:.2} ms | {h50:.2} ms | {h99:.2} ms | {b50:.1} ms | {:.0}x |",
+        "| {what} | {window} | {s50:.2} ms | {s99:.2} ms | {h50:.2} ms | {h99:.2} ms | {rows:.0} / {:.0} KiB | {b50:.1} ms | {:.0}x |",
+        bytes / 1024.0,
         b50 / s50
     )?;
     Ok(())
 }
 
 fn time_each(people: &[i64], mut f: impl FnMut(i64) -> usize) -> Latencies {
-    let mut out = Vec::with_capacity(people.len());
+    let mut out = Latencies::default();
     for &p in people {
         let t = Instant::now();
-        std::hint::black_box(f(p));
-        out.push(ms(t.elapsed()));
+        let n = std::hint::black_box(f(p));
+        out.0.push(ms(t.elapsed()));
+        out.1.push(n as f64);
     }
-    Latencies(out)
+    out
 }
 
 /// The linear scan, checked against the index's answer as it goes.
@@ -563,12 +574,13 @@ fn baseline_each(
     q: impl Fn(i64) -> ConnectionQuery,
     index: &udaconnect_server::contact_engine::SharedIndex,
 ) -> anyhow::Result<Latencies> {
-    let mut out = Vec::new();
+    let mut out = Latencies::default();
     for &p in people {
         let own: Vec<Point> = all.iter().filter(|x| x.person_id == p).copied().collect();
         let t = Instant::now();
         let scanned = contact::connections(&own, all, &q(p));
-        out.push(ms(t.elapsed()));
+        out.0.push(ms(t.elapsed()));
+        out.1.push(scanned.len() as f64);
         let i = index
             .read()
             .map_err(|_| anyhow::anyhow!("index poisoned"))?;
@@ -577,7 +589,7 @@ fn baseline_each(
             bail!("index and scan disagree for person {p}");
         }
     }
-    Ok(Latencies(out))
+    Ok(out)
 }
 
 async fn http_each(
@@ -585,7 +597,7 @@ async fn http_each(
     people: &[i64],
     url: impl Fn(i64) -> String,
 ) -> anyhow::Result<Latencies> {
-    let mut out = Vec::with_capacity(people.len());
+    let mut out = Latencies::default();
     for &p in people {
         let u = url(p);
         let t = Instant::now();
@@ -593,10 +605,11 @@ async fn http_each(
         if r.status() != 200 {
             bail!("{u}: {}", r.status());
         }
-        std::hint::black_box(r.bytes().await?);
-        out.push(ms(t.elapsed()));
+        let body = std::hint::black_box(r.bytes().await?);
+        out.0.push(ms(t.elapsed()));
+        out.1.push(body.len() as f64);
     }
-    Ok(Latencies(out))
+    Ok(out)
 }
 
 /// Appends one record at a time, each waiting for its own fsync: the rate without group

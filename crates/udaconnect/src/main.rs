@@ -9,11 +9,6 @@ mod telemetry;
 
 use clap::Parser;
 
-// A request allocates and frees dozens of small buffers across threads (HTTP, JSON, log
-// records); glibc's malloc spent an eighth of the server's CPU on them under load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     telemetry::init(&cli.global);
