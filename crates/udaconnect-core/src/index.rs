@@ -384,12 +384,25 @@ fn latitude_band(distance_m: f64) -> f64 {
 /// of lists in turn (a cache miss each).
 pub struct BulkBuilder {
     index: ContactIndex,
+    /// Each row's fine cell, numbered in order of first appearance: worked out as rows come,
+    /// while the store reads the next page.
+    cell_numbers: HashMap<Cell, u32, FxBuild>,
+    cells_in_order: Vec<Cell>,
+    numbers: Vec<u32>,
+    /// The last key pushed per person, and whether each person's rows came in key order.
+    last_keys: Vec<(Micros, i64)>,
+    in_order: Vec<bool>,
 }
 
 impl BulkBuilder {
     pub fn with_capacity(capacity: usize) -> Self {
         BulkBuilder {
             index: ContactIndex::with_capacity(capacity),
+            cell_numbers: HashMap::default(),
+            cells_in_order: Vec::new(),
+            numbers: Vec::with_capacity(capacity),
+            last_keys: Vec::new(),
+            in_order: Vec::new(),
         }
     }
 
@@ -402,9 +415,17 @@ impl BulkBuilder {
                 let n = index.person_ids.len() as u32;
                 index.person_ids.push(p.person_id);
                 index.person_numbers.insert(p.person_id, n);
+                self.last_keys.push((Micros::MIN, i64::MIN));
+                self.in_order.push(true);
                 n
             }
         };
+        let key = (p.t, p.id);
+        let last = &mut self.last_keys[number as usize];
+        if key < *last {
+            self.in_order[number as usize] = false;
+        }
+        *last = key;
         reserve_gently(&mut index.rows);
         index.rows.push(Row {
             t: p.t,
@@ -413,6 +434,14 @@ impl BulkBuilder {
             id: p.id,
             person: number,
         });
+        let cell = cell_of(p.lat, p.lon, index.fine.edge);
+        let cells_in_order = &mut self.cells_in_order;
+        let n = *self.cell_numbers.entry(cell).or_insert_with(|| {
+            cells_in_order.push(cell);
+            (cells_in_order.len() - 1) as u32
+        });
+        reserve_gently(&mut self.numbers);
+        self.numbers.push(n);
     }
 
     pub fn len(&self) -> usize {
@@ -424,27 +453,22 @@ impl BulkBuilder {
     }
 
     /// Lays out rows cell by cell (as [`ContactIndex::compact`] does), tracks and cells, and
-    /// returns the index. Working arrays are a few large allocations, freed whole, so that the
-    /// memory they took goes back to the system.
+    /// returns the index. Rows are read at random once (to gather them by cell); every other
+    /// pass is front to back. Working arrays are a few large allocations, freed whole, so that
+    /// the memory they took goes back to the system.
     pub fn finish(self) -> ContactIndex {
-        let mut index = self.index;
-        let n = index.rows.len();
-        let mut cell_numbers: HashMap<Cell, u32, FxBuild> = HashMap::default();
-        let mut cells_in_order = Vec::new();
-        let numbers: Vec<u32> = index
-            .rows
-            .iter()
-            .map(|r| {
-                let cell = cell_of(r.lat, r.lon, index.fine.edge);
-                *cell_numbers.entry(cell).or_insert_with(|| {
-                    cells_in_order.push(cell);
-                    (cells_in_order.len() - 1) as u32
-                })
-            })
-            .collect();
+        let BulkBuilder {
+            mut index,
+            cell_numbers,
+            cells_in_order,
+            numbers,
+            in_order,
+            ..
+        } = self;
         drop(cell_numbers);
+        let n = index.rows.len();
         // Cells in key order (neighbours near each other), then each cell's rows by counting
-        // sort into one array, each cell's part in (time, id) order.
+        // sort into one array.
         let mut rank: Vec<u32> = (0..cells_in_order.len() as u32).collect();
         rank.sort_unstable_by_key(|&c| cells_in_order[c as usize]);
         let mut position = vec![0u32; cells_in_order.len()];
@@ -466,29 +490,46 @@ impl BulkBuilder {
             *at += 1;
         }
         drop((numbers, next, position));
-        let rows = &index.rows;
+        let mut rows: Vec<Row> = order.iter().map(|&s| index.rows[s as usize]).collect();
+        // Each cell's part in (time, id) order: checked on the gathered rows, front to back,
+        // and sorted (rows and their old slots together) only where it is not.
         for w in starts.windows(2) {
-            let part = &mut order[w[0]..w[1]];
-            let key = |&s: &u32| (rows[s as usize].t, rows[s as usize].id);
-            if !part.is_sorted_by_key(key) {
-                part.sort_unstable_by_key(key);
+            let part = &rows[w[0]..w[1]];
+            if !part.is_sorted_by_key(|r| (r.t, r.id)) {
+                let mut pairs: Vec<(Row, u32)> = part
+                    .iter()
+                    .copied()
+                    .zip(order[w[0]..w[1]].iter().copied())
+                    .collect();
+                pairs.sort_unstable_by_key(|(r, _)| (r.t, r.id));
+                for (i, (r, s)) in pairs.into_iter().enumerate() {
+                    rows[w[0] + i] = r;
+                    order[w[0] + i] = s;
+                }
             }
         }
         let mut to_next = vec![0u32; n];
         for (new, &old) in order.iter().enumerate() {
             to_next[old as usize] = new as u32;
         }
-        let new_rows: Vec<Row> = order.iter().map(|&s| rows[s as usize]).collect();
         drop(order);
-        // Tracks: grouped by person in arrival order, then renumbered (the order by key stays).
-        let persons: Vec<u32> = index.rows.iter().map(|r| r.person).collect();
-        let tracks: Vec<Vec<u32>> = index
-            .group_sorted(&persons, index.person_ids.len())
-            .into_iter()
-            .map(|t| t.into_iter().map(|s| to_next[s as usize]).collect())
-            .collect();
-        drop((persons, to_next));
-        index.rows = new_rows;
+        // Tracks in one pass over the old slots (arrival order); only a person whose rows did
+        // not come in key order has their track sorted.
+        let mut counts = vec![0usize; index.person_ids.len()];
+        for r in &index.rows {
+            counts[r.person as usize] += 1;
+        }
+        let mut tracks: Vec<Vec<u32>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
+        for (old, r) in index.rows.iter().enumerate() {
+            tracks[r.person as usize].push(to_next[old]);
+        }
+        drop(to_next);
+        for (track, sorted) in tracks.iter_mut().zip(&in_order) {
+            if !sorted {
+                track.sort_unstable_by_key(|&s| (rows[s as usize].t, rows[s as usize].id));
+            }
+        }
+        index.rows = rows;
         index.tracks = tracks;
         index.track_ends = index
             .tracks
@@ -781,24 +822,6 @@ impl ContactIndex {
             builder.push(&p);
         }
         builder.finish()
-    }
-
-    /// Slots grouped by `group_of[slot]` (counting sort), each group in (time, id) order.
-    fn group_sorted(&self, group_of: &[u32], groups: usize) -> Vec<Vec<u32>> {
-        let mut counts = vec![0usize; groups];
-        for &g in group_of {
-            counts[g as usize] += 1;
-        }
-        let mut out: Vec<Vec<u32>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
-        for (slot, &g) in group_of.iter().enumerate() {
-            out[g as usize].push(slot as u32);
-        }
-        for list in &mut out {
-            if !list.is_sorted_by_key(|&s| self.key(s)) {
-                list.sort_unstable_by_key(|&s| self.key(s));
-            }
-        }
-        out
     }
 
     /// Releases spare capacity after a bulk load.

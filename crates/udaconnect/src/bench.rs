@@ -481,10 +481,26 @@ fn index_only(
         .into_inner()
         .map_err(|_| anyhow::anyhow!("index poisoned"))?;
     index.shrink_to_fit();
+    let built_s = started.elapsed().as_secs_f64();
+    // The bulk layout a restart does, on the same pings.
+    let all: Vec<Point> = (0..index.len() as u32).map(|s| index.point(s)).collect();
+    let bulk_started = Instant::now();
+    let mut builder = udaconnect_core::index::BulkBuilder::with_capacity(all.len());
+    for p in &all {
+        builder.push(p);
+    }
+    let pushed = bulk_started.elapsed().as_secs_f64();
+    drop(std::hint::black_box(builder.finish()));
+    writeln!(
+        report,
+        "bulk layout (a restart's): {pushed:.2} s pushing, {:.2} s in all\n",
+        bulk_started.elapsed().as_secs_f64()
+    )?;
+    drop(all);
     writeln!(
         report,
         "index of {n} pings built in {:.2} s, {:.1} bytes per ping\n",
-        started.elapsed().as_secs_f64(),
+        built_s,
         index.heap_bytes() as f64 / n as f64
     )?;
     let people = asked_attendees(args, conference);
