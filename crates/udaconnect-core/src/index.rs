@@ -1,24 +1,30 @@
 //! The in-memory spatio-temporal index the embedded mode answers contact queries from.
 //!
 //! Locations are kept as rows (time, latitude, longitude, id, person: 40 bytes each, one cache
-//! line or less, so a candidate costs one memory access) in arrival order; a location's
-//! position in the rows is its *slot*. Two structures point at slots, each list ordered by
-//! (time, id):
+//! line or less); a location's position in the rows is its *slot*. Two structures point at
+//! slots, each list ordered by (time, id):
 //! - per person, their track, so a person's pings in a window are one binary search away;
 //! - per grid cell (5.5 m edges in Earth-centred coordinates: just over the default distance),
-//!   the pings in that cell, so the neighbours of a ping within a time range are a few binary
-//!   searches away. A query looks at the 27 cells around each ping (more, up to 16 m). Coarser grids (64 m, 512 m) for larger
-//!   distances are built the first time a query needs one, so the memory they take is spent
-//!   only where such queries are asked.
+//!   the pings in that cell, so the neighbours of a ping within a time range are a search
+//!   away. A query looks at the 27 cells around each ping (more, up to 16 m). Coarser grids
+//!   (64 m, 512 m) for larger distances are built the first time a query needs one, so the
+//!   memory they take is spent only where such queries are asked.
+//!
+//! Rows are laid out cell by cell (a bulk load does so; later rows are appended in arrival
+//! order and laid out again by [`ContactIndex::compact`] once they are a quarter of the rest), so
+//! a cell's candidates are read front to back rather than one cache miss each: at tens of
+//! millions of rows, arrival order spreads one cell's rows over hundreds of megabytes.
 //!
 //! A query walks the asked person's track in *runs*: consecutive pings in the same cell (a
-//! person standing at a booth or sitting in a talk). Each run costs one look-up per
-//! neighbouring cell, however many pings it has. Before the exact distance, candidates are cut
-//! by latitude alone: two points `d` apart on the sphere are never more than `d` apart in
-//! latitude, and that test costs a subtraction.
+//! person standing at a booth or sitting in a talk). Each neighbouring cell is then visited
+//! once, with one time range per cluster of runs near it. Before the exact distance,
+//! candidates are cut by latitude alone (two points `d` apart on the sphere are never more
+//! than `d` apart in latitude), then by [`crate::geo::within_quick`], which settles all but
+//! the pairs at the threshold without trigonometry.
 //!
 //! Every answer equals the brute-force oracle of [`crate::contact`]: the index only chooses
-//! which pairs to compare, and the comparison is the same [`within`] predicate.
+//! which pairs to compare, and the comparison decides as the same [`crate::geo::within`]
+//! predicate does.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -191,13 +197,19 @@ fn cell_of(lat: f64, lon: f64, edge: f64) -> Cell {
 }
 
 /// The pings of one cell in (time, id) order, with each one's time in whole seconds beside
-/// it: binary searches by time then read a compact array instead of jumping through the rows
-/// (a cache miss per step), and the exact bound is settled within one second's entries.
+/// it: searches by time read a compact array instead of jumping through the rows, and the
+/// exact bound is settled within one second's entries. Every [`SPARSE`]th second is kept again
+/// in a small array that stays in cache, so a search costs a cache miss or two, not one per
+/// step (at tens of millions of rows, a step is a miss).
 #[derive(Default)]
 struct CellList {
     slots: Vec<u32>,
     seconds: Vec<u32>,
+    /// `seconds[b * SPARSE]` for every block `b`.
+    sparse: Vec<u32>,
 }
+
+const SPARSE: usize = 32;
 
 /// Seconds since the Unix epoch as `u32` (until 2106; later times share the last value,
 /// which costs speed, never correctness).
@@ -206,6 +218,15 @@ fn seconds(t: Micros) -> u32 {
 }
 
 impl CellList {
+    fn new(slots: Vec<u32>, seconds: Vec<u32>) -> Self {
+        let sparse = seconds.iter().step_by(SPARSE).copied().collect();
+        CellList {
+            slots,
+            seconds,
+            sparse,
+        }
+    }
+
     fn insert(&mut self, slot: u32, key: (Micros, i64), rows: &[Row]) {
         let k = |s: u32| (rows[s as usize].t, rows[s as usize].id);
         let second = seconds(key.0);
@@ -217,6 +238,9 @@ impl CellList {
             _ => true,
         };
         if in_order {
+            if self.seconds.len().is_multiple_of(SPARSE) {
+                self.sparse.push(second);
+            }
             self.slots.push(slot);
             self.seconds.push(second);
             return;
@@ -224,17 +248,39 @@ impl CellList {
         let at = self.slots.partition_point(|&s| k(s) < key);
         self.slots.insert(at, slot);
         self.seconds.insert(at, second);
+        // Blocks from the one holding `at` on have shifted.
+        let kept = at.div_ceil(SPARSE);
+        self.sparse.truncate(kept);
+        self.sparse.extend(
+            self.seconds
+                .iter()
+                .skip(kept * SPARSE)
+                .step_by(SPARSE)
+                .copied(),
+        );
     }
 
-    /// Index of the first entry with time at or after `t`.
-    fn first_at(&self, t: Micros, rows: &[Row]) -> usize {
+    /// Index of the first entry whose second is at or after `s`.
+    fn first_second_at(&self, s: u32) -> usize {
+        let block = self.sparse.partition_point(|&x| x < s);
+        let from = block.saturating_sub(1) * SPARSE;
+        let to = (block * SPARSE).min(self.seconds.len());
+        from + self.seconds[from..to].partition_point(|&x| x < s)
+    }
+
+    /// From index `i`, past entries of second `seconds(t)` that are before `t`: only entries of
+    /// the same second need their exact time read.
+    fn settle(&self, mut i: usize, t: Micros, rows: &[Row]) -> usize {
         let s = seconds(t);
-        let mut i = self.seconds.partition_point(|&x| x < s);
-        // Only entries of the same second need their exact time read.
         while i < self.slots.len() && self.seconds[i] == s && rows[self.slots[i] as usize].t < t {
             i += 1;
         }
         i
+    }
+
+    /// Index of the first entry with time at or after `t`.
+    fn first_at(&self, t: Micros, rows: &[Row]) -> usize {
+        self.settle(self.first_second_at(seconds(t)), t, rows)
     }
 
     /// The slots with time in `[from, to)`.
@@ -244,31 +290,27 @@ impl CellList {
         &self.slots[lo..hi]
     }
 
-    /// [`Self::first_at`] for an answer known to be at or after `lo`: ranges asked are short,
-    /// so the search gallops forward from `lo` and stays within a few cache lines.
+    /// [`Self::first_at`] for an answer known to be at or after `lo`. Ranges asked are often
+    /// short: the entries just after `lo` (in cache lines just read) are tried first.
     fn first_at_after(&self, lo: usize, t: Micros, rows: &[Row]) -> usize {
         let s = seconds(t);
-        let rest = &self.seconds[lo..];
-        // Doubling steps until an entry at or after `s`, then a binary search in the last step.
-        let mut hi = 1;
-        while hi <= rest.len() && rest[hi - 1] < s {
-            hi *= 2;
-        }
-        let (low, upper) = (hi / 2, hi.min(rest.len()));
-        let mut i = lo + low + rest[low..upper].partition_point(|&x| x < s);
-        while i < self.slots.len() && self.seconds[i] == s && rows[self.slots[i] as usize].t < t {
-            i += 1;
-        }
-        i
+        let near = (lo + 16).min(self.seconds.len());
+        let i = if near == lo || self.seconds[near - 1] >= s {
+            lo + self.seconds[lo..near].partition_point(|&x| x < s)
+        } else {
+            self.first_second_at(s).max(near)
+        };
+        self.settle(i, t, rows)
     }
 
     fn shrink_to_fit(&mut self) {
         self.slots.shrink_to_fit();
         self.seconds.shrink_to_fit();
+        self.sparse.shrink_to_fit();
     }
 
     fn capacity_bytes(&self) -> usize {
-        self.slots.capacity() * 4 + self.seconds.capacity() * 4
+        (self.slots.capacity() + self.seconds.capacity() + self.sparse.capacity()) * 4
     }
 }
 
@@ -545,10 +587,7 @@ impl BulkBuilder {
                 .collect();
             index.fine.cells.insert(
                 cells_in_order[c as usize],
-                CellList {
-                    slots: (a..b).collect(),
-                    seconds,
-                },
+                CellList::new((a..b).collect(), seconds),
             );
         }
         index.compacted = n;
@@ -693,6 +732,7 @@ impl ContactIndex {
                 CellList {
                     slots,
                     seconds: list.seconds.clone(),
+                    sparse: list.sparse.clone(),
                 },
             );
         }
@@ -710,6 +750,7 @@ impl ContactIndex {
                             CellList {
                                 slots: remap(&l.slots),
                                 seconds: l.seconds.clone(),
+                                sparse: l.sparse.clone(),
                             },
                         )
                     })
@@ -808,7 +849,7 @@ impl ContactIndex {
                     .iter()
                     .map(|&s| seconds(self.rows[s as usize].t))
                     .collect();
-                (cell, CellList { slots, seconds })
+                (cell, CellList::new(slots, seconds))
             })
             .collect();
         Level { edge, cells }
@@ -920,9 +961,15 @@ impl ContactIndex {
     /// Slots of other persons' pings near the asked person's, by time then id: the
     /// connection query.
     pub fn connections(&self, q: &ConnectionQuery) -> Vec<u32> {
+        self.connections_with_persons(q).0
+    }
+
+    /// [`Self::connections`], and the ids of the persons its rows belong to, in id order: taken
+    /// while the rows are read for their keys, so a caller need not read them a second time.
+    pub fn connections_with_persons(&self, q: &ConnectionQuery) -> (Vec<u32>, Vec<i64>) {
         let own = self.track(q.person_id, q.window);
         if own.is_empty() {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let me = self.person_numbers.get(&q.person_id).copied();
         let (level, k) = self.level_for(q.distance_m);
@@ -941,13 +988,16 @@ impl ContactIndex {
     /// Slots, each once, in (time, id) order. Slots are sorted first, without reading rows, so
     /// the rows are then read front to back; slots mostly follow time, so the keyed sort that
     /// follows finds its input nearly in order.
-    fn in_key_order(&self, mut slots: Vec<u32>) -> Vec<u32> {
+    /// Also returns the ids of the rows' persons, in id order.
+    fn in_key_order(&self, mut slots: Vec<u32>) -> (Vec<u32>, Vec<i64>) {
         slots.sort_unstable();
         slots.dedup();
+        let mut seen = vec![false; self.person_ids.len()];
         let mut keyed: Vec<(Micros, i64, u32)> = slots
             .iter()
             .map(|&s| {
                 let r = &self.rows[s as usize];
+                seen[r.person as usize] = true;
                 (r.t, r.id, s)
             })
             .collect();
@@ -956,7 +1006,14 @@ impl ContactIndex {
         }
         slots.clear();
         slots.extend(keyed.iter().map(|k| k.2));
-        slots
+        let mut persons: Vec<i64> = seen
+            .iter()
+            .zip(&self.person_ids)
+            .filter(|(seen, _)| **seen)
+            .map(|(_, &id)| id)
+            .collect();
+        persons.sort_unstable();
+        (slots, persons)
     }
 
     /// Whether row `r` is within reach of one of `near` (the asked person's pings of a run, in
@@ -1236,7 +1293,12 @@ mod tests {
             let index = build(&pts);
             let window = Window { start: start * S, end: (start + len) * S };
             let q = ConnectionQuery { person_id: person, window, distance_m: distance, max_time_gap_us: gap.map(|g| g * S) };
-            let got: Vec<Point> = index.connections(&q).iter().map(|&s| index.point(s)).collect();
+            let (slots, persons) = index.connections_with_persons(&q);
+            let got: Vec<Point> = slots.iter().map(|&s| index.point(s)).collect();
+            let mut want_persons: Vec<i64> = got.iter().map(|p| p.person_id).collect();
+            want_persons.sort_unstable();
+            want_persons.dedup();
+            prop_assert_eq!(persons, want_persons);
             prop_assert_eq!(got, connections_oracle(&pts, &q));
             let cq = ContactQuery { person_id: person, window, distance_m: distance, max_time_gap_us: gap.unwrap_or(60) * S, min_duration_us: min_s * S };
             prop_assert_eq!(index.contacts(&cq), contacts_oracle(&pts, &cq));
@@ -1368,6 +1430,34 @@ mod tests {
         let want = connections_oracle(&pts, &q);
         assert!(!want.is_empty());
         assert_eq!(got, want);
+    }
+
+    proptest! {
+        /// The searches of a cell list, through its sparse copy, after inserts in any order.
+        #[test]
+        fn cell_list_searches_equal_a_scan(
+            times in prop::collection::vec(0..400i64, 0..300),
+            probes in prop::collection::vec((0..420i64, 0..300usize), 1..40),
+        ) {
+            let rows: Vec<Row> = times
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| Row { t: t * S / 3, lat: 0.0, lon: 0.0, id: i as i64, person: 0 })
+                .collect();
+            let mut list = CellList::default();
+            for (slot, r) in rows.iter().enumerate() {
+                list.insert(slot as u32, (r.t, r.id), &rows);
+            }
+            let rebuilt = CellList::new(list.slots.clone(), list.seconds.clone());
+            prop_assert_eq!(&list.sparse, &rebuilt.sparse);
+            for (t, lo) in probes {
+                let t = t * S / 3;
+                let want = list.slots.iter().position(|&s| rows[s as usize].t >= t).unwrap_or(list.slots.len());
+                prop_assert_eq!(list.first_at(t, &rows), want);
+                let lo = lo.min(want);
+                prop_assert_eq!(list.first_at_after(lo, t, &rows), want);
+            }
+        }
     }
 
     /// Long tracks take the multi-core path: it must answer as the oracle does.

@@ -16,7 +16,7 @@ use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::{validate, Error, Result};
 
-use crate::contact_engine::{ConnectionBody, DynContactEngine, Rows};
+use crate::contact_engine::{ConnectionBody, DynContactEngine};
 use crate::directory::DynPersonDirectory;
 use crate::http::Params;
 use crate::metrics::Metrics;
@@ -34,20 +34,6 @@ pub fn routes(api: Arc<ConnectionApi>) -> Router {
         .route("/api/persons/{id}/contacts", get(find_contacts))
         .route("/api/persons/{id}/summary", get(summary))
         .with_state(api)
-}
-
-/// Persons of every row, read a slice at a time.
-fn row_persons(rows: &dyn Rows) -> Vec<PersonId> {
-    let mut ids = Vec::new();
-    let mut buf = Vec::with_capacity(4096);
-    for from in (0..rows.len()).step_by(4096) {
-        buf.clear();
-        rows.read(from, (from + 4096).min(rows.len()), &mut buf);
-        ids.extend(buf.iter().map(|p| p.person_id));
-        ids.sort_unstable();
-        ids.dedup();
-    }
-    ids
 }
 
 impl ConnectionApi {
@@ -73,7 +59,7 @@ impl ConnectionApi {
     pub async fn connections(&self, q: ConnectionQuery) -> Result<ConnectionBody> {
         self.ensure_person(q.person_id).await?;
         let rows = self.engine.connections(q).await?;
-        let persons = self.persons_by_id(&row_persons(rows.as_ref())).await?;
+        let persons = self.persons_by_id(&rows.person_ids()).await?;
         Ok(ConnectionBody::new(rows, persons))
     }
 

@@ -26,6 +26,19 @@ pub trait Rows: Send + Sync + 'static {
     fn len(&self) -> usize;
     /// Appends rows `from..to` to `out`.
     fn read(&self, from: usize, to: usize, out: &mut Vec<Point>);
+    /// The persons the rows belong to, each once, in id order.
+    fn person_ids(&self) -> Vec<PersonId> {
+        let mut ids = Vec::new();
+        let mut buf = Vec::with_capacity(4096);
+        for from in (0..self.len()).step_by(4096) {
+            buf.clear();
+            self.read(from, (from + 4096).min(self.len()), &mut buf);
+            ids.extend(buf.iter().map(|p| p.person_id));
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        ids
+    }
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -46,6 +59,7 @@ struct IndexRows {
     index: SharedIndex,
     pin: SlotPin,
     slots: Vec<u32>,
+    persons: Vec<PersonId>,
 }
 
 impl Rows for IndexRows {
@@ -59,6 +73,9 @@ impl Rows for IndexRows {
                 .iter()
                 .map(|&s| index.point_pinned(&self.pin, s)),
         );
+    }
+    fn person_ids(&self) -> Vec<PersonId> {
+        self.persons.clone()
     }
 }
 
@@ -166,9 +183,9 @@ impl ContactEngine for MemoryEngine {
         // Queries are CPU work of milliseconds: run them where they do not hold up the
         // reactor's other connections.
         let index = self.index.clone();
-        let (pin, slots) = tokio::task::spawn_blocking(move || {
+        let (pin, (slots, persons)) = tokio::task::spawn_blocking(move || {
             let index = index.read().unwrap_or_else(|e| e.into_inner());
-            (index.pin(), index.connections(&q))
+            (index.pin(), index.connections_with_persons(&q))
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
@@ -176,6 +193,7 @@ impl ContactEngine for MemoryEngine {
             index: self.index.clone(),
             pin,
             slots,
+            persons,
         }))
     }
 
