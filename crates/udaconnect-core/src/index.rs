@@ -331,6 +331,51 @@ struct Row {
     person: u32,
 }
 
+/// The straight-line (chord) distance in the 3-D grid within which every point closer than
+/// `distance_m` on the sphere lies, with a centimetre to spare for rounding.
+fn reach_m(distance_m: f64) -> f64 {
+    chord_for_arc_m(distance_m + DISTANCE_SLACK_M) + 0.01
+}
+
+/// The least distance from some points of one cell to each face of that cell, per axis: low
+/// faces, then high ones.
+struct Faces {
+    low: [f64; 3],
+    high: [f64; 3],
+}
+
+impl Faces {
+    fn new() -> Self {
+        Faces {
+            low: [f64::MAX; 3],
+            high: [f64::MAX; 3],
+        }
+    }
+
+    fn take(&mut self, xyz: [f64; 3], cell: Cell, edge: f64) {
+        for a in 0..3 {
+            let base = cell[a] as f64 * edge;
+            self.low[a] = self.low[a].min((xyz[a] - base).max(0.0));
+            self.high[a] = self.high[a].min((base + edge - xyz[a]).max(0.0));
+        }
+    }
+
+    /// A lower bound of the distance from the points taken to cell `n`'s box (`n` near `cell`).
+    fn reach(&self, cell: Cell, n: Cell, edge: f64) -> f64 {
+        let mut sum = 0.0;
+        for a in 0..3 {
+            let d = n[a] - cell[a];
+            let gap = match d.cmp(&0) {
+                std::cmp::Ordering::Less => self.low[a] + (-d - 1) as f64 * edge,
+                std::cmp::Ordering::Equal => 0.0,
+                std::cmp::Ordering::Greater => self.high[a] + (d - 1) as f64 * edge,
+            };
+            sum += gap * gap;
+        }
+        sum.sqrt()
+    }
+}
+
 /// One of the asked person's pings, copied out of the rows for comparing with candidates.
 #[derive(Debug, Clone, Copy)]
 struct Own {
@@ -939,7 +984,7 @@ impl ContactIndex {
 
     /// The grid to search for a distance, and how many cells around a ping to look at.
     fn level_for(&self, distance_m: f64) -> (&Level, i32) {
-        let reach = chord_for_arc_m(distance_m + DISTANCE_SLACK_M) + 0.01;
+        let reach = reach_m(distance_m);
         if reach <= 3.0 * self.fine.edge {
             return (&self.fine, (reach / self.fine.edge).ceil() as i32);
         }
@@ -1065,15 +1110,22 @@ impl ContactIndex {
             .collect();
         // Runs of own pings in one cell (a person standing at a booth or sitting in a talk),
         // and for each cell around a run, the runs it is near, in time order.
+        // Only the cells around a run that some ping of it can reach: of the 27, those whose
+        // box is within reach of the run's pings (by the run's least distance to each face).
         let mut near: HashMap<Cell, Vec<(u32, u32)>, FxBuild> = HashMap::default();
+        let xyz: Vec<[f64; 3]> = own.iter().map(|o| to_cartesian(o.lat, o.lon)).collect();
+        let (edge, reach) = (level.edge, reach_m(q.distance_m));
         let mut i = 0;
         while i < own.len() {
-            let cell = cell_of(own[i].lat, own[i].lon, level.edge);
+            let cell = cell_at(xyz[i], edge);
+            let mut faces = Faces::new();
+            faces.take(xyz[i], cell, edge);
             let mut j = i + 1;
-            while j < own.len() && cell_of(own[j].lat, own[j].lon, level.edge) == cell {
+            while j < own.len() && cell_at(xyz[j], edge) == cell {
+                faces.take(xyz[j], cell, edge);
                 j += 1;
             }
-            for c in Self::around(cell, k) {
+            for c in Self::around(cell, k).filter(|n| faces.reach(cell, *n, edge) <= reach) {
                 near.entry(c).or_default().push((i as u32, j as u32));
             }
             i = j;
