@@ -6,7 +6,8 @@
 //! - per person, their track, so a person's pings in a window are one binary search away;
 //! - per grid cell (5.5 m edges in Earth-centred coordinates: just over the default distance),
 //!   the pings in that cell, so the neighbours of a ping within a time range are a search
-//!   away. A query looks at the 27 cells around each ping (more, up to 16 m). Coarser grids
+//!   away. A query looks at those of the 27 cells around each ping that it can reach (more
+//!   cells for distances up to 16 m). Coarser grids
 //!   (64 m, 512 m) for larger distances are built the first time a query needs one, so the
 //!   memory they take is spent only where such queries are asked.
 //!
@@ -67,36 +68,57 @@ fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync
 /// Slots per block in [`by_slot_block`]: 4,096 rows are 160 KiB, within a core's L2 cache.
 const SLOT_BLOCK_BITS: u32 = 12;
 
-/// Tagged slots in slot order, sorted by block of neighbouring slots first (one counting-sort
-/// pass), then within each block: the same order as a full sort, at a fraction of its cost.
-fn by_slot_block(tagged: Vec<(u32, u32)>, rows: usize) -> Vec<(u32, u32)> {
-    let blocks = (rows >> SLOT_BLOCK_BITS) + 1;
-    let mut starts = vec![0usize; blocks + 1];
-    for &(s, _) in &tagged {
-        starts[(s >> SLOT_BLOCK_BITS) as usize + 1] += 1;
+/// Items grouped by `bucket_of` (a stable counting sort): the grouped items, and where each
+/// bucket starts (bucket `b` is `starts[b]..starts[b + 1]`). Two passes, front to back.
+fn group_by_bucket<T: Copy + Default>(
+    items: impl Iterator<Item = T> + Clone,
+    buckets: usize,
+    bucket_of: impl Fn(&T) -> usize,
+) -> (Vec<T>, Vec<usize>) {
+    let mut starts = vec![0usize; buckets + 1];
+    let mut n = 0;
+    for item in items.clone() {
+        starts[bucket_of(&item) + 1] += 1;
+        n += 1;
     }
-    for b in 0..blocks {
+    for b in 0..buckets {
         starts[b + 1] += starts[b];
     }
-    let mut out = vec![(0, 0); tagged.len()];
-    for t in tagged {
-        let b = &mut starts[(t.0 >> SLOT_BLOCK_BITS) as usize];
-        out[*b] = t;
-        *b += 1;
+    let mut next = starts.clone();
+    let mut out = vec![T::default(); n];
+    for item in items {
+        let at = &mut next[bucket_of(&item)];
+        out[*at] = item;
+        *at += 1;
     }
-    // Then each block in order, a small sort in cache: the answer comes out in slot order,
-    // which spares the final sort most of its work.
-    let mut from = 0;
-    for &end in &starts[..blocks] {
-        out[from..end].sort_unstable();
-        from = end;
-    }
-    out
+    (out, starts)
 }
 
-/// Sorts (time, id, slot) keys: first into buckets of equal time span (one counting-sort
-/// pass), then each bucket on its own, in cache. Answers of compacted rows come cell by cell,
-/// in no time order, and a plain sort of a hundred thousand keys costs more than the query.
+/// Sorts items that `bucket_of` orders coarsely (a bucket's items all come before the next
+/// bucket's): grouped by bucket in one counting sort, then each bucket sorted on its own, in
+/// cache. The same order as a full sort, at a fraction of its cost.
+fn sort_in_buckets<T: Copy + Default + Ord>(
+    items: &mut Vec<T>,
+    buckets: usize,
+    bucket_of: impl Fn(&T) -> usize,
+) {
+    let (mut out, starts) = group_by_bucket(items.iter().copied(), buckets, bucket_of);
+    for w in starts.windows(2) {
+        out[w[0]..w[1]].sort_unstable();
+    }
+    *items = out;
+}
+
+/// Tagged slots in slot order, by block of neighbouring slots first.
+fn by_slot_block(mut tagged: Vec<(u32, u32)>, rows: usize) -> Vec<(u32, u32)> {
+    let blocks = (rows >> SLOT_BLOCK_BITS) + 1;
+    sort_in_buckets(&mut tagged, blocks, |t| (t.0 >> SLOT_BLOCK_BITS) as usize);
+    tagged
+}
+
+/// Sorts (time, id, slot) keys, by buckets of equal time span first. Answers of compacted rows
+/// come cell by cell, in no time order, and a plain sort of a hundred thousand keys costs more
+/// than the query.
 fn sort_by_time(keys: &mut Vec<(Micros, i64, u32)>) {
     const PER_BUCKET: usize = 32;
     if keys.len() < 4 * PER_BUCKET {
@@ -108,26 +130,7 @@ fn sort_by_time(keys: &mut Vec<(Micros, i64, u32)>) {
     });
     let buckets = keys.len() / PER_BUCKET;
     let width = hi.abs_diff(lo) / buckets as u64 + 1;
-    let bucket = |t: Micros| (t.abs_diff(lo) / width) as usize;
-    let mut ends = vec![0usize; buckets + 1];
-    for k in keys.iter() {
-        ends[bucket(k.0) + 1] += 1;
-    }
-    for b in 0..buckets {
-        ends[b + 1] += ends[b];
-    }
-    let mut out = vec![(0, 0, 0); keys.len()];
-    for k in keys.iter() {
-        let at = &mut ends[bucket(k.0)];
-        out[*at] = *k;
-        *at += 1;
-    }
-    let mut from = 0;
-    for &end in &ends[..buckets] {
-        out[from..end].sort_unstable();
-        from = end;
-    }
-    *keys = out;
+    sort_in_buckets(keys, buckets, |k| (k.0.abs_diff(lo) / width) as usize);
 }
 
 /// Inserts points into a shared index, then lays it out again when a compaction is due. The
@@ -224,6 +227,15 @@ impl CellList {
             slots,
             seconds,
             sparse,
+        }
+    }
+
+    /// The same list with its slots renumbered (same times, same order).
+    fn with_slots(&self, slots: Vec<u32>) -> Self {
+        CellList {
+            slots,
+            seconds: self.seconds.clone(),
+            sparse: self.sparse.clone(),
         }
     }
 
@@ -562,21 +574,10 @@ impl BulkBuilder {
         for (r, &c) in rank.iter().enumerate() {
             position[c as usize] = r as u32;
         }
-        let mut starts = vec![0usize; cells_in_order.len() + 1];
-        for &c in &numbers {
-            starts[position[c as usize] as usize + 1] += 1;
-        }
-        for i in 0..cells_in_order.len() {
-            starts[i + 1] += starts[i];
-        }
-        let mut order = vec![0u32; n];
-        let mut next = starts.clone();
-        for (slot, &c) in numbers.iter().enumerate() {
-            let at = &mut next[position[c as usize] as usize];
-            order[*at] = slot as u32;
-            *at += 1;
-        }
-        drop((numbers, next, position));
+        let (mut order, starts) = group_by_bucket(0..n as u32, cells_in_order.len(), |&s| {
+            position[numbers[s as usize] as usize] as usize
+        });
+        drop((numbers, position));
         let mut rows: Vec<Row> = order.iter().map(|&s| index.rows[s as usize]).collect();
         // Each cell's part in (time, id) order: checked on the gathered rows, front to back,
         // and sorted (rows and their old slots together) only where it is not.
@@ -618,11 +619,7 @@ impl BulkBuilder {
         }
         index.rows = rows;
         index.tracks = tracks;
-        index.track_ends = index
-            .tracks
-            .iter()
-            .map(|t| t.last().map_or((Micros::MIN, i64::MIN), |&s| index.key(s)))
-            .collect();
+        index.track_ends = index.track_end_keys();
         index.fine.cells = HashMap::with_capacity_and_hasher(rank.len(), FxBuild::default());
         for (r, &c) in rank.iter().enumerate() {
             let (a, b) = (starts[r] as u32, starts[r + 1] as u32);
@@ -740,6 +737,14 @@ impl ContactIndex {
         true
     }
 
+    /// The key of each track's last ping (see `track_ends`).
+    fn track_end_keys(&self) -> Vec<(Micros, i64)> {
+        self.tracks
+            .iter()
+            .map(|t| t.last().map_or((Micros::MIN, i64::MIN), |&s| self.key(s)))
+            .collect()
+    }
+
     /// Whether enough rows arrived in arrival order since the last compaction to lay them out
     /// again (see [`COMPACT_AFTER`]).
     pub fn compaction_due(&self) -> bool {
@@ -772,14 +777,7 @@ impl ContactIndex {
                 rows.push(self.rows[s as usize]);
             }
             let slots = (start..rows.len() as u32).collect();
-            fine.insert(
-                *cell,
-                CellList {
-                    slots,
-                    seconds: list.seconds.clone(),
-                    sparse: list.sparse.clone(),
-                },
-            );
+            fine.insert(*cell, list.with_slots(slots));
         }
         let remap =
             |list: &[u32]| -> Vec<u32> { list.iter().map(|&s| to_next[s as usize]).collect() };
@@ -789,16 +787,7 @@ impl ContactIndex {
                 level
                     .cells
                     .iter()
-                    .map(|(c, l)| {
-                        (
-                            *c,
-                            CellList {
-                                slots: remap(&l.slots),
-                                seconds: l.seconds.clone(),
-                                sparse: l.sparse.clone(),
-                            },
-                        )
-                    })
+                    .map(|(c, l)| (*c, l.with_slots(remap(&l.slots))))
                     .collect()
             })
         });
@@ -825,11 +814,7 @@ impl ContactIndex {
             .collect();
         self.rows = layout.rows;
         self.tracks = layout.tracks;
-        self.track_ends = self
-            .tracks
-            .iter()
-            .map(|t| t.last().map_or((Micros::MIN, i64::MIN), |&s| self.key(s)))
-            .collect();
+        self.track_ends = self.track_end_keys();
         self.fine.cells = layout.fine;
         for (level, cells) in self.coarse.iter_mut().zip(layout.coarse) {
             if let (Some(level), Some(cells)) = (level.get_mut(), cells) {
@@ -1030,10 +1015,8 @@ impl ContactIndex {
         self.in_key_order(out)
     }
 
-    /// Slots, each once, in (time, id) order. Slots are sorted first, without reading rows, so
-    /// the rows are then read front to back; slots mostly follow time, so the keyed sort that
-    /// follows finds its input nearly in order.
-    /// Also returns the ids of the rows' persons, in id order.
+    /// Slots, each once, in (time, id) order, and the ids of the rows' persons, in id order.
+    /// Slots are sorted first, without reading rows, so the rows are then read front to back.
     fn in_key_order(&self, mut slots: Vec<u32>) -> (Vec<u32>, Vec<i64>) {
         slots.sort_unstable();
         slots.dedup();
@@ -1206,9 +1189,9 @@ impl ContactIndex {
         }
         // For each candidate cell, the asked person's pings that can be near it, copied out
         // and ordered by latitude (`groups[bounds[g]..bounds[g + 1]]`), and the cell's entries
-        // tagged with their group. The entries are then read in blocks of neighbouring slots:
-        // slots follow arrival, so the rows are read front to back instead of jumping between
-        // cells.
+        // tagged with their group. The entries are then read in slot order, which reads the rows
+        // front to back instead of jumping between cells (and the tail of rows appended since
+        // the last compaction follows arrival, not cells).
         let mut groups: Vec<Own> = Vec::new();
         let mut bounds: Vec<usize> = vec![0];
         let mut tagged: Vec<(u32, u32)> = Vec::new();
@@ -1321,6 +1304,15 @@ mod tests {
         })
     }
 
+    /// The index's answer as points.
+    fn answer(index: &ContactIndex, q: &ConnectionQuery) -> Vec<Point> {
+        index
+            .connections(q)
+            .iter()
+            .map(|&s| index.point(s))
+            .collect()
+    }
+
     fn build(points: &[Point]) -> ContactIndex {
         let mut index = ContactIndex::new();
         for p in points {
@@ -1371,7 +1363,7 @@ mod tests {
             for p in &pts[half..] {
                 index.insert(p);
             }
-            let got: Vec<Point> = index.connections(&q).iter().map(|&s| index.point(s)).collect();
+            let got: Vec<Point> = answer(&index, &q);
             prop_assert_eq!(got, connections_oracle(&pts, &q));
         }
 
@@ -1386,8 +1378,8 @@ mod tests {
             }
             prop_assert_eq!(once.len(), twice.len());
             let q = ConnectionQuery { person_id: person, window: Window::all(), distance_m: 50.0, max_time_gap_us: Some(60 * S) };
-            let a: Vec<Point> = once.connections(&q).iter().map(|&s| once.point(s)).collect();
-            let b: Vec<Point> = twice.connections(&q).iter().map(|&s| twice.point(s)).collect();
+            let a: Vec<Point> = answer(&once, &q);
+            let b: Vec<Point> = answer(&twice, &q);
             prop_assert_eq!(a, b);
         }
     }
@@ -1423,7 +1415,7 @@ mod tests {
                 prop_assert_eq!(&now, points);
             }
             let q = ConnectionQuery { person_id: person, window: Window::all(), distance_m: distance, max_time_gap_us: gap.map(|g| g * S) };
-            let got: Vec<Point> = index.connections(&q).iter().map(|&s| index.point(s)).collect();
+            let got: Vec<Point> = answer(&index, &q);
             prop_assert_eq!(got, connections_oracle(&pts, &q));
             // Duplicates are still refused after the slots moved.
             for p in &pts {
@@ -1474,11 +1466,7 @@ mod tests {
             distance_m: 5.0,
             max_time_gap_us: Some(30 * S),
         };
-        let got: Vec<Point> = index
-            .connections(&q)
-            .iter()
-            .map(|&s| index.point(s))
-            .collect();
+        let got: Vec<Point> = answer(&index, &q);
         let want = connections_oracle(&pts, &q);
         assert!(!want.is_empty());
         assert_eq!(got, want);
@@ -1534,11 +1522,7 @@ mod tests {
                 distance_m: 3.0,
                 max_time_gap_us: Some(gap * S),
             };
-            let got: Vec<Point> = index
-                .connections(&q)
-                .iter()
-                .map(|&s| index.point(s))
-                .collect();
+            let got: Vec<Point> = answer(&index, &q);
             let want = connections_oracle(&pts, &q);
             assert!(!want.is_empty());
             assert_eq!(got, want, "gap {gap}");
@@ -1555,7 +1539,7 @@ mod tests {
             prop_assert_eq!(bulk.len(), one.len());
             for g in [None, Some(gap * S)] {
                 let q = ConnectionQuery { person_id: person, window: Window::all(), distance_m: distance, max_time_gap_us: g };
-                let a: Vec<Point> = bulk.connections(&q).iter().map(|&s| bulk.point(s)).collect();
+                let a: Vec<Point> = answer(&bulk, &q);
                 prop_assert_eq!(a, connections_oracle(&pts, &q));
             }
             let mut grown = bulk;
