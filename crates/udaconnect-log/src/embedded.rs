@@ -6,9 +6,16 @@
 //! answered and the records shown to consumers. So an acknowledged record is on disk, and a
 //! consumer never sees a record that a crash could take back.
 //!
-//! Recovery: opening a topic re-reads its last segment frame by frame and cuts the file at the
-//! first frame that is torn, fails its checksum or carries the wrong offset. Everything before
-//! that point was written by completed syncs and is kept; what follows was never acknowledged.
+//! Preallocation: the active segment is extended with zeros ahead of its records, so the
+//! `fdatasync` of a small group commit writes data only; a sync that also grows the file has to
+//! commit the file system's journal, which costs about as much again. Large batches grow the
+//! file directly (their sync is amortised anyway), and a segment is cut to its records when it
+//! is closed.
+//!
+//! Recovery: opening a topic re-reads its last segment frame by frame and stops at the first
+//! frame that is torn, fails its checksum or carries the wrong offset. Everything before that
+//! point was written by completed syncs and is kept; what follows was never acknowledged and
+//! is overwritten with zeros. A tail of zeros alone is preallocated space, not damage.
 //!
 //! Consumer groups keep their committed position in `groups/<group>.offset`, replaced atomically
 //! (write, fsync, rename, fsync the directory).
@@ -16,6 +23,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
@@ -30,6 +38,12 @@ use udaconnect_core::{Error, Result};
 use crate::frame::{self, Decoded, HEADER_LEN};
 
 const SEGMENT_SUFFIX: &str = ".seg";
+
+/// Zeros written ahead of the records of the active segment at a time.
+const PREALLOCATE_BYTES: u64 = 4 << 20;
+/// A group commit at least this large grows the file itself instead of using preallocated
+/// space: writing the zeros first would double its bytes for little gain.
+const GROW_DIRECTLY_BYTES: usize = 256 << 10;
 
 /// Tuning of an [`EmbeddedLog`].
 #[derive(Debug, Clone)]
@@ -54,7 +68,7 @@ impl Default for EmbeddedLogOptions {
 pub struct Recovery {
     pub topic: String,
     pub records: u64,
-    /// Bytes cut from the tail of the last segment because they were torn or corrupt.
+    /// Bytes after the last intact record that were torn or corrupt, and are now zeros.
     pub truncated_bytes: u64,
     pub reason: Option<&'static str>,
 }
@@ -153,7 +167,7 @@ impl EmbeddedLog {
                 topic = name,
                 truncated_bytes = recovery.truncated_bytes,
                 reason = recovery.reason.unwrap_or(""),
-                "log tail was torn or corrupt: cut back to the last intact record"
+                "log tail was torn or corrupt: cleared back to the last intact record"
             );
         }
         if let Ok(mut r) = self.recoveries.lock() {
@@ -165,13 +179,25 @@ impl EmbeddedLog {
     }
 }
 
+/// What [`scan_segment`] found.
+struct Scanned {
+    records: u64,
+    /// Bytes of intact records from the start.
+    valid_len: u64,
+    /// Bytes from `valid_len` to the last non-zero byte: a torn or corrupt tail. Zeros after
+    /// it are preallocated space.
+    damaged_len: u64,
+    file_len: u64,
+    reason: Option<&'static str>,
+}
+
 /// Reads the frames of one segment, stopping at the first bad one.
-/// Returns (records read, valid bytes, why it stopped early).
-fn scan_segment(path: &Path, base: u64) -> std::io::Result<(u64, u64, Option<&'static str>)> {
+fn scan_segment(path: &Path, base: u64) -> std::io::Result<Scanned> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     let mut pos = 0usize;
     let mut expected = base;
+    let mut reason = None;
     while pos < data.len() {
         match frame::decode(&data[pos..]) {
             Decoded::Record { offset, len, .. } if offset == expected => {
@@ -179,13 +205,30 @@ fn scan_segment(path: &Path, base: u64) -> std::io::Result<(u64, u64, Option<&'s
                 expected += 1;
             }
             Decoded::Record { .. } => {
-                return Ok((expected - base, pos as u64, Some("offset out of sequence")))
+                reason = Some("offset out of sequence");
+                break;
             }
-            Decoded::Incomplete => return Ok((expected - base, pos as u64, Some("torn record"))),
-            Decoded::Corrupt(why) => return Ok((expected - base, pos as u64, Some(why))),
+            Decoded::Incomplete => {
+                reason = Some("torn record");
+                break;
+            }
+            Decoded::Corrupt(why) => {
+                reason = Some(why);
+                break;
+            }
         }
     }
-    Ok((expected - base, pos as u64, None))
+    let damaged_len = data[pos..]
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |last| last + 1);
+    Ok(Scanned {
+        records: expected - base,
+        valid_len: pos as u64,
+        damaged_len: damaged_len as u64,
+        file_len: data.len() as u64,
+        reason: if damaged_len > 0 { reason } else { None },
+    })
 }
 
 impl Topic {
@@ -207,22 +250,23 @@ impl Topic {
         }
         let base = *bases.last().unwrap_or(&0);
         let path = segment_path(&dir, base);
-        let (records, valid_len, reason) =
-            scan_segment(&path, base).map_err(|e| io_err("read segment", e))?;
+        let scanned = scan_segment(&path, base).map_err(|e| io_err("read segment", e))?;
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(&path)
             .map_err(|e| io_err("open segment", e))?;
-        let actual_len = file
-            .metadata()
-            .map_err(|e| io_err("stat segment", e))?
-            .len();
-        let truncated_bytes = actual_len - valid_len;
-        if truncated_bytes > 0 {
-            file.set_len(valid_len)
-                .map_err(|e| io_err("truncate torn tail", e))?;
-            file.sync_all().map_err(|e| io_err("sync segment", e))?;
+        if scanned.damaged_len > 0 {
+            // Zeros over the damage, so the file reads as records then preallocated space.
+            file.write_all_at(&vec![0u8; scanned.damaged_len as usize], scanned.valid_len)
+                .and_then(|_| file.sync_all())
+                .map_err(|e| io_err("clear torn tail", e))?;
         }
+        let (records, valid_len, truncated_bytes, reason) = (
+            scanned.records,
+            scanned.valid_len,
+            scanned.damaged_len,
+            scanned.reason,
+        );
         let end = base + records;
         let (durable_tx, durable_rx) = watch::channel(end);
         let segments = Arc::new(RwLock::new(bases));
@@ -231,6 +275,7 @@ impl Topic {
             dir: dir.clone(),
             file,
             size: valid_len,
+            allocated: scanned.file_len,
             next: end,
             durable: durable_tx,
             segments: segments.clone(),
@@ -245,7 +290,7 @@ impl Topic {
             topic: name.to_string(),
             records: end,
             truncated_bytes,
-            reason: if truncated_bytes > 0 { reason } else { None },
+            reason,
         };
         Ok((
             Topic {
@@ -279,6 +324,8 @@ struct Writer {
     file: File,
     /// Bytes of the active segment known to be intact and durable.
     size: u64,
+    /// Length of the active segment's file: records, then zeros.
+    allocated: u64,
     next: u64,
     durable: watch::Sender<u64>,
     segments: Arc<RwLock<Vec<u64>>>,
@@ -316,10 +363,7 @@ impl Writer {
                     next += 1;
                 }
             }
-            let written = self
-                .file
-                .write_all(&buf)
-                .and_then(|_| self.file.sync_data());
+            let written = self.write(&buf);
             match written {
                 Ok(()) => {
                     self.size += buf.len() as u64;
@@ -330,9 +374,8 @@ impl Writer {
                     }
                 }
                 Err(e) => {
-                    // Cut a partial write off so the next batch does not follow garbage; the
-                    // appenders hear of the failure and nothing of this batch counts as durable.
-                    let _ = self.file.set_len(self.size);
+                    // The next batch overwrites whatever part of this one reached the file;
+                    // the appenders hear of the failure and nothing of it counts as durable.
                     tracing::error!(error = %e, "log append failed");
                     for req in batch {
                         let _ = req.reply.send(Err(Error::Unavailable(format!(
@@ -349,12 +392,36 @@ impl Writer {
         }
     }
 
+    /// Writes `buf` after the durable records and syncs it, extending the preallocated space
+    /// first when it is short.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let end = self.size + buf.len() as u64;
+        if end > self.allocated && buf.len() < GROW_DIRECTLY_BYTES {
+            let target = (end + PREALLOCATE_BYTES).min(self.segment_bytes.max(end));
+            let zeros = vec![0u8; (target - self.allocated) as usize];
+            self.file.write_all_at(&zeros, self.allocated)?;
+            self.allocated = target;
+        }
+        self.file.write_all_at(buf, self.size)?;
+        self.allocated = self.allocated.max(end);
+        self.file.sync_data()
+    }
+
     fn roll(&mut self) -> std::io::Result<()> {
+        // A closed segment ends at its last record: readers take its end of file as the
+        // start of the next segment.
+        self.file.set_len(self.size)?;
+        self.file.sync_all()?;
         let path = segment_path(&self.dir, self.next);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
         sync_dir(&self.dir)?;
         self.file = file;
         self.size = 0;
+        self.allocated = 0;
         if let Ok(mut s) = self.segments.write() {
             s.push(self.next);
         }
@@ -507,7 +574,13 @@ fn read_range(
     to: u64,
 ) -> std::io::Result<(Vec<Consumed>, Option<SegmentReader>)> {
     let mut reader = match reader {
-        Some(r) if r.next_offset == from => r,
+        Some(mut r) if r.next_offset == from => {
+            // What the last read buffered beyond the durable end may have been preallocated
+            // zeros since overwritten: seeking drops the buffer.
+            let at = r.file.stream_position()?;
+            r.file.seek(SeekFrom::Start(at))?;
+            r
+        }
         _ => SegmentReader::open_at(dir, segments, from)?,
     };
     let mut out = Vec::with_capacity((to - from) as usize);

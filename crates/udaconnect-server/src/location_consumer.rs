@@ -25,8 +25,13 @@ const BATCH: usize = 8192;
 
 /// A poll that returns fewer records than this waits [`LINGER`] for more before storing them:
 /// a few milliseconds more before a ping is stored, for far fewer commits under load.
-const LINGER_BELOW: usize = 256;
-const LINGER: Duration = Duration::from_millis(4);
+const LINGER_BELOW: usize = 2048;
+const LINGER: Duration = Duration::from_millis(20);
+
+/// The consumer position is committed at most this often while records keep coming, and as
+/// soon as the log goes quiet. Each commit costs two fsyncs; the writes it covers are durable
+/// before it, and replaying them after a crash is harmless because writes are idempotent.
+const COMMIT_EVERY: Duration = Duration::from_millis(500);
 
 /// What one batch of records comes to.
 pub struct Sorted {
@@ -110,13 +115,20 @@ impl LocationConsumer {
             }
         };
         tracing::info!(group = CONSUMER_GROUP, "location consumer started");
+        let mut committed_at = Instant::now();
+        let mut uncommitted = false;
         while !*shutdown.borrow() {
             let batch = tokio::select! {
                 b = consumer.poll(BATCH, Duration::from_millis(500)) => b,
                 _ = shutdown.changed() => break,
             };
             match batch {
-                Ok(batch) if batch.is_empty() => {}
+                Ok(batch) if batch.is_empty() => {
+                    if uncommitted && self.commit(&mut consumer, &shutdown).await {
+                        uncommitted = false;
+                        committed_at = Instant::now();
+                    }
+                }
                 Ok(mut batch) => {
                     if batch.len() < LINGER_BELOW {
                         // A stream of single pings comes a few records per poll, and every
@@ -126,7 +138,19 @@ impl LocationConsumer {
                             batch.extend(more);
                         }
                     }
-                    self.handle(&mut consumer, batch, &shutdown).await
+                    if !self.handle(batch, &shutdown).await {
+                        // Not stored, so the position must not be committed past it: what
+                        // was stored since the last commit is replayed at start, harmlessly.
+                        tracing::info!("location consumer stopped");
+                        return;
+                    }
+                    uncommitted = true;
+                    if committed_at.elapsed() >= COMMIT_EVERY
+                        && self.commit(&mut consumer, &shutdown).await
+                    {
+                        uncommitted = false;
+                        committed_at = Instant::now();
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "location consumer poll failed; retrying");
@@ -136,6 +160,10 @@ impl LocationConsumer {
             if let Some(lag) = consumer.lag() {
                 self.metrics.consumer_lag.set(lag);
             }
+        }
+        // Everything polled so far is stored; one attempt, as the process is stopping.
+        if uncommitted {
+            self.commit(&mut consumer, &shutdown).await;
         }
         tracing::info!("location consumer stopped");
     }
@@ -160,26 +188,23 @@ impl LocationConsumer {
             }
             idle_since = Instant::now();
             handled += batch.len() as u64;
-            self.handle(&mut consumer, batch, &never).await;
+            self.handle(batch, &never).await;
+            self.commit(&mut consumer, &never).await;
         }
     }
 
-    /// Stores a batch, retrying until it is durable, then commits. A batch is never skipped:
-    /// without its commit, a restart redelivers it.
-    async fn handle(
-        &self,
-        consumer: &mut Box<dyn LogConsumer>,
-        batch: Vec<Consumed>,
-        shutdown: &watch::Receiver<bool>,
-    ) {
+    /// Stores a batch, retrying until it is durable. A batch is never skipped: until a commit
+    /// covers it, a restart redelivers it. False when the shutdown came first and the batch is
+    /// not stored.
+    async fn handle(&self, batch: Vec<Consumed>, shutdown: &watch::Receiver<bool>) -> bool {
         let started = Instant::now();
         let mut attempt = 0;
-        let stored = loop {
+        let (ok, dlq) = loop {
             match self.store_batch(&batch).await {
                 Ok(n) => break n,
                 Err(e) if *shutdown.borrow() => {
                     tracing::warn!(error = %e, "stopping with a batch unstored; it is redelivered at start");
-                    return;
+                    return false;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "storing a batch failed; retrying");
@@ -188,16 +213,6 @@ impl LocationConsumer {
                 }
             }
         };
-        let mut attempt = 0;
-        while let Err(e) = consumer.commit().await {
-            if *shutdown.borrow() {
-                return;
-            }
-            tracing::warn!(error = %e, attempt, "committing the consumer position failed; retrying");
-            tokio::time::sleep(retry_delay(attempt)).await;
-            attempt += 1;
-        }
-        let (ok, dlq) = stored;
         self.metrics
             .consumer_records
             .get_or_create(&vec![("outcome", "stored".to_string())])
@@ -209,7 +224,27 @@ impl LocationConsumer {
         self.metrics
             .consumer_batch_duration
             .observe(started.elapsed().as_secs_f64());
-        tracing::debug!(stored = ok, dead_lettered = dlq, "batch committed");
+        tracing::debug!(stored = ok, dead_lettered = dlq, "batch stored");
+        true
+    }
+
+    /// Commits the position after everything polled so far, retrying; false when the
+    /// shutdown came first.
+    async fn commit(
+        &self,
+        consumer: &mut Box<dyn LogConsumer>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> bool {
+        let mut attempt = 0;
+        while let Err(e) = consumer.commit().await {
+            if *shutdown.borrow() {
+                return false;
+            }
+            tracing::warn!(error = %e, attempt, "committing the consumer position failed; retrying");
+            tokio::time::sleep(retry_delay(attempt)).await;
+            attempt += 1;
+        }
+        true
     }
 
     async fn store_batch(&self, batch: &[Consumed]) -> Result<(usize, usize)> {

@@ -114,6 +114,69 @@ fn last_segment(dir: &Path) -> PathBuf {
     segs.pop().unwrap()
 }
 
+/// Bytes that the frames of records `0..n` take, as written from offset 0.
+fn frames_len(n: u64) -> u64 {
+    let mut buf = Vec::new();
+    for i in 0..n {
+        frame::encode(&mut buf, i, &rec(i));
+    }
+    buf.len() as u64
+}
+
+#[tokio::test]
+async fn small_appends_use_preallocated_space_and_a_closed_segment_ends_at_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    log.append("t", vec![rec(0)]).await.unwrap();
+    let seg = last_segment(&dir.path().join("t"));
+    // Zeros follow the record, so the next small sync does not grow the file.
+    assert!(fs::metadata(&seg).unwrap().len() > frames_len(1));
+    for i in 1..200 {
+        log.append("t", vec![rec(i)]).await.unwrap();
+    }
+    let t = dir.path().join("t");
+    let mut segs: Vec<PathBuf> = fs::read_dir(&t)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() > 1, "the small segments roll");
+    // Every closed segment holds whole frames and nothing after them.
+    for closed in &segs[..segs.len() - 1] {
+        let bytes = fs::read(closed).unwrap();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            match frame::decode(&bytes[pos..]) {
+                frame::Decoded::Record { len, .. } => pos += len,
+                other => panic!("{} at {pos}: {other:?}", closed.display()),
+            }
+        }
+    }
+    drop(log);
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(log.end_offset("t").unwrap(), 200);
+    assert_eq!(
+        log.recoveries()[0].truncated_bytes,
+        0,
+        "zeros are not damage"
+    );
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(values(&drain(&mut c).await), (0..200).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_consumer_that_read_up_to_the_zeros_sees_the_records_written_over_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    for i in 0..20 {
+        log.append("t", vec![rec(i)]).await.unwrap();
+        let got = c.poll(10, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(values(&got), [i]);
+    }
+}
+
 #[tokio::test]
 async fn torn_tail_is_cut_and_the_prefix_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,22 +184,25 @@ async fn torn_tail_is_cut_and_the_prefix_kept() {
         let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
         log.append("t", (0..10).map(rec).collect()).await.unwrap();
     }
-    // A crash in the middle of the next write: half a frame at the end.
+    // A crash in the middle of the next write: half a frame after the last record.
     let seg = last_segment(&dir.path().join("t"));
     let mut half = Vec::new();
     frame::encode(&mut half, 10, &rec(10));
     half.truncate(half.len() / 2);
     OpenOptions::new()
-        .append(true)
+        .write(true)
         .open(&seg)
         .unwrap()
-        .write_all(&half)
+        .write_all_at(&half, frames_len(10))
         .unwrap();
 
     let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
     assert_eq!(log.end_offset("t").unwrap(), 10);
     let r = &log.recoveries()[0];
-    assert_eq!((r.records, r.truncated_bytes), (10, half.len() as u64));
+    assert_eq!(r.records, 10);
+    // Up to the last non-zero byte of the half frame.
+    assert!((1..=half.len() as u64).contains(&r.truncated_bytes));
+    assert_eq!(r.reason, Some("checksum mismatch"));
     log.append("t", vec![rec(10)]).await.unwrap();
     let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
     assert_eq!(values(&drain(&mut c).await), (0..11).collect::<Vec<_>>());
@@ -151,9 +217,10 @@ async fn corrupt_last_record_is_dropped_and_appends_continue() {
     }
     let seg = last_segment(&dir.path().join("t"));
     let mut bytes = fs::read(&seg).unwrap();
-    let n = bytes.len();
-    bytes[n - 3] ^= 0xff;
+    let end = frames_len(5) as usize;
+    bytes[end - 3] ^= 0xff;
     // Garbage after it too, as a disk might leave.
+    bytes.truncate(end);
     bytes.extend_from_slice(&[0xab; 37]);
     fs::write(&seg, &bytes).unwrap();
 
@@ -163,6 +230,12 @@ async fn corrupt_last_record_is_dropped_and_appends_continue() {
     log.append("t", vec![rec(99)]).await.unwrap();
     let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
     assert_eq!(values(&drain(&mut c).await), [0, 1, 2, 3, 99]);
+    drop(c);
+    drop(log);
+    // What was cleared stays cleared: the next open finds no damage.
+    let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
+    assert_eq!(log.end_offset("t").unwrap(), 5);
+    assert_eq!(log.recoveries()[0].truncated_bytes, 0);
 }
 
 #[tokio::test]

@@ -8,4 +8,9 @@ CREATE TABLE IF NOT EXISTS location (
     creation_time INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS location_time ON location (creation_time);
-CREATE INDEX IF NOT EXISTS location_person_time ON location (person_id, creation_time);
+-- No (person_id, creation_time) index: rows arrive in time order, so every index on time
+-- grows at its end, but one led by the person takes each row into another page, and each such
+-- page is written whole to the WAL at every commit (4 KiB per 40-byte row at 10,000 persons).
+-- In this mode the contact index answers per-person questions; the store reads them through
+-- the time index.
+DROP INDEX IF EXISTS location_person_time;
