@@ -220,6 +220,43 @@ fn seconds(t: Micros) -> u32 {
     (t.div_euclid(1_000_000)).clamp(0, u32::MAX as i64) as u32
 }
 
+/// Searches at a time in [`lockstep_partition_points`].
+const LOCKSTEP: usize = 16;
+
+/// `slice.partition_point(|&x| x < key)` of each `(slice, key)`, into `out`, in order. The
+/// searches of a group take their steps in turn, without branching on the data, so the
+/// processor has the loads of all of them in flight at once.
+fn lockstep_partition_points(asks: &[(&[u32], u32)], out: &mut Vec<usize>) {
+    out.clear();
+    for group in asks.chunks(LOCKSTEP) {
+        let mut base = [0usize; LOCKSTEP];
+        let mut size = [0usize; LOCKSTEP];
+        for (i, (slice, _)) in group.iter().enumerate() {
+            size[i] = slice.len();
+        }
+        loop {
+            let mut more = false;
+            for (i, (slice, key)) in group.iter().enumerate() {
+                if size[i] > 1 {
+                    let half = size[i] / 2;
+                    base[i] += half * usize::from(slice[base[i] + half] < *key);
+                    size[i] -= half;
+                    more |= size[i] > 1;
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        for (i, (slice, key)) in group.iter().enumerate() {
+            out.push(match slice.get(base[i]) {
+                Some(x) => base[i] + usize::from(x < key),
+                None => 0,
+            });
+        }
+    }
+}
+
 impl CellList {
     fn new(slots: Vec<u32>, seconds: Vec<u32>) -> Self {
         let sparse = seconds.iter().step_by(SPARSE).copied().collect();
@@ -270,6 +307,29 @@ impl CellList {
                 .step_by(SPARSE)
                 .copied(),
         );
+    }
+
+    /// [`Self::first_second_at`] of many lists at once, in `out`. The searches go in lockstep,
+    /// a step of each in turn, so their cache misses overlap instead of queueing: a wide query
+    /// looks into thousands of cells it has not touched before, and each first look-up in a
+    /// cell is a chain of misses.
+    fn first_seconds_at(asks: &[(&CellList, u32)], out: &mut Vec<usize>) {
+        let mut blocks = Vec::with_capacity(asks.len());
+        let sparse: Vec<(&[u32], u32)> = asks.iter().map(|(l, s)| (&l.sparse[..], *s)).collect();
+        lockstep_partition_points(&sparse, &mut blocks);
+        let within: Vec<(&[u32], u32)> = asks
+            .iter()
+            .zip(&blocks)
+            .map(|((l, s), &block)| {
+                let from = block.saturating_sub(1) * SPARSE;
+                let to = (block * SPARSE).min(l.seconds.len());
+                (&l.seconds[from..to], *s)
+            })
+            .collect();
+        lockstep_partition_points(&within, out);
+        for (o, &block) in out.iter_mut().zip(&blocks) {
+            *o += block.saturating_sub(1) * SPARSE;
+        }
     }
 
     /// Index of the first entry whose second is at or after `s`.
@@ -1116,13 +1176,30 @@ impl ContactIndex {
         // Each cell once: its runs are joined into clusters while one starts within two gaps of
         // the last's end, and each cluster costs one range of the cell. Ranges of two clusters
         // do not overlap, so no candidate is looked at twice.
+        // The cells' lists, and where each one's first cluster starts, looked up for all cells
+        // together (see `first_seconds_at`).
+        let visits: Vec<(&CellList, &[(u32, u32)], Micros)> = near
+            .iter()
+            .filter_map(|(c, runs)| {
+                let from = own[runs[0].0 as usize]
+                    .t
+                    .saturating_sub(gap)
+                    .max(q.window.start);
+                Some((level.cells.get(c)?, runs.as_slice(), from))
+            })
+            .collect();
+        let mut firsts = Vec::with_capacity(visits.len());
+        let asks: Vec<(&CellList, u32)> = visits
+            .iter()
+            .map(|&(list, _, from)| (list, seconds(from)))
+            .collect();
+        CellList::first_seconds_at(&asks, &mut firsts);
         let mut out = Vec::new();
         let mut cluster: Vec<Own> = Vec::new();
-        for (c, runs) in &near {
-            let Some(list) = level.cells.get(c) else {
-                continue;
-            };
-            let mut cursor = 0;
+        for (&(list, runs, first_from), &first_second) in visits.iter().zip(&firsts) {
+            // The first cluster starts at `first_from`, found above; the cursor is a lower bound
+            // for every later cluster's start.
+            let mut cursor = list.settle(first_second, first_from, &self.rows);
             let mut r = 0;
             while r < runs.len() {
                 cluster.clear();
@@ -1490,13 +1567,42 @@ mod tests {
             }
             let rebuilt = CellList::new(list.slots.clone(), list.seconds.clone());
             prop_assert_eq!(&list.sparse, &rebuilt.sparse);
+            let empty = CellList::default();
+            let mut asks = Vec::new();
             for (t, lo) in probes {
                 let t = t * S / 3;
                 let want = list.slots.iter().position(|&s| rows[s as usize].t >= t).unwrap_or(list.slots.len());
                 prop_assert_eq!(list.first_at(t, &rows), want);
                 let lo = lo.min(want);
                 prop_assert_eq!(list.first_at_after(lo, t, &rows), want);
+                asks.push((&list, seconds(t)));
+                asks.push((&empty, seconds(t)));
             }
+            // In lockstep, more searches than one group holds, lists of every length mixed.
+            let mut got = Vec::new();
+            CellList::first_seconds_at(&asks, &mut got);
+            let want: Vec<usize> = asks.iter().map(|(l, s)| l.first_second_at(*s)).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        /// Lockstep searches against `partition_point`, on slices with repeated values.
+        #[test]
+        fn lockstep_searches_equal_partition_point(
+            slices in prop::collection::vec(prop::collection::vec(0..50u32, 0..70), 0..40),
+            keys in prop::collection::vec(0..52u32, 40),
+        ) {
+            let sorted: Vec<Vec<u32>> = slices
+                .into_iter()
+                .map(|mut v| {
+                    v.sort_unstable();
+                    v
+                })
+                .collect();
+            let asks: Vec<(&[u32], u32)> = sorted.iter().zip(&keys).map(|(v, &k)| (&v[..], k)).collect();
+            let mut got = Vec::new();
+            lockstep_partition_points(&asks, &mut got);
+            let want: Vec<usize> = asks.iter().map(|(v, k)| v.partition_point(|x| x < k)).collect();
+            prop_assert_eq!(got, want);
         }
     }
 

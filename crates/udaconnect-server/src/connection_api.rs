@@ -59,7 +59,7 @@ impl ConnectionApi {
     pub async fn connections(&self, q: ConnectionQuery) -> Result<ConnectionBody> {
         self.ensure_person(q.person_id).await?;
         let rows = self.engine.connections(q).await?;
-        let persons = self.persons_by_id(&rows.person_ids()).await?;
+        let persons = self.persons.json_many(&rows.person_ids()).await?;
         Ok(ConnectionBody::new(rows, persons))
     }
 

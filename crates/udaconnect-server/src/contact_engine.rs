@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use udaconnect_core::contact::{self, ConnectionQuery, Contact, ContactQuery, Point};
 use udaconnect_core::index::{self, BulkBuilder, ContactIndex, SlotPin};
-use udaconnect_core::model::{Location, Person, PersonId};
+use udaconnect_core::model::{Location, PersonId};
 use udaconnect_core::ports::{DynLocationStore, NearQuery};
 use udaconnect_core::time::{from_micros, to_micros, Window};
 use udaconnect_core::{Error, Result};
@@ -353,8 +353,10 @@ const CHUNK_ROWS: usize = 512;
 /// A connection answer as a JSON array written chunk by chunk as the client reads.
 pub struct ConnectionBody {
     rows: Box<dyn Rows>,
-    /// Each person's JSON, written once however many rows name them.
-    persons: HashMap<PersonId, Vec<u8>>,
+    /// Each person's row opening, `{"person":<person>,"location":`, written once however many
+    /// rows name them: the range of `openings` it takes.
+    persons: HashMap<PersonId, (u32, u32), index::FxBuild>,
+    openings: Vec<u8>,
     next: usize,
     /// Whether a row has been written, so the next one is preceded by a comma.
     wrote_row: bool,
@@ -364,14 +366,23 @@ pub struct ConnectionBody {
 }
 
 impl ConnectionBody {
-    pub fn new(rows: Box<dyn Rows>, persons: HashMap<PersonId, Person>) -> Self {
+    /// `persons`: each person's JSON.
+    pub fn new(rows: Box<dyn Rows>, persons: Vec<(PersonId, Bytes)>) -> Self {
+        let mut openings = Vec::with_capacity(persons.iter().map(|(_, j)| j.len() + 24).sum());
         let persons = persons
             .into_iter()
-            .map(|(id, p)| (id, serde_json::to_vec(&p).unwrap_or_default()))
+            .map(|(id, json)| {
+                let from = openings.len() as u32;
+                openings.extend_from_slice(b"{\"person\":");
+                openings.extend_from_slice(&json);
+                openings.extend_from_slice(b",\"location\":");
+                (id, (from, openings.len() as u32))
+            })
             .collect();
         ConnectionBody {
             rows,
             persons,
+            openings,
             next: 0,
             wrote_row: false,
             done: false,
@@ -392,16 +403,14 @@ impl ConnectionBody {
         for p in &self.buf {
             // A row whose person is unknown cannot happen (locations are stored only for
             // known persons); skipping keeps the array valid if it ever does.
-            let Some(person) = self.persons.get(&p.person_id) else {
+            let Some(&(from, to)) = self.persons.get(&p.person_id) else {
                 continue;
             };
             if self.wrote_row {
                 out.push(b',');
             }
             self.wrote_row = true;
-            out.extend_from_slice(b"{\"person\":");
-            out.extend_from_slice(person);
-            out.extend_from_slice(b",\"location\":");
+            out.extend_from_slice(&self.openings[from as usize..to as usize]);
             write_location(&mut out, p, &mut self.day);
             out.push(b'}');
         }
@@ -530,6 +539,7 @@ impl Body for ConnectionBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use udaconnect_core::model::Person;
     use udaconnect_core::time::format_utc;
 
     #[test]
@@ -596,14 +606,18 @@ mod tests {
                 location: location(p),
             })
             .collect();
-        let mut body = ConnectionBody::new(Box::new(points), persons);
+        let jsons = persons
+            .values()
+            .map(|p| (p.id, crate::directory::person_json(p)))
+            .collect();
+        let mut body = ConnectionBody::new(Box::new(points), jsons);
         let mut out = Vec::new();
         while !body.done {
             out.extend_from_slice(&body.chunk());
         }
         let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(got, serde_json::to_value(&want).unwrap());
-        let mut empty = ConnectionBody::new(Box::new(Vec::<Point>::new()), HashMap::new());
+        let mut empty = ConnectionBody::new(Box::new(Vec::<Point>::new()), Vec::new());
         assert_eq!(&empty.chunk()[..], b"[]");
     }
 }

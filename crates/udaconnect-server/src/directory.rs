@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::Result;
@@ -15,6 +16,25 @@ pub trait PersonDirectory: Send + Sync + 'static {
     async fn missing(&self, ids: &[PersonId]) -> Result<Vec<PersonId>>;
     /// The persons among `ids` that exist, in id order.
     async fn get_many(&self, ids: &[PersonId]) -> Result<Vec<Person>>;
+    /// [`Self::get_many`], each person as the JSON that answers carry.
+    async fn json_many(&self, ids: &[PersonId]) -> Result<Vec<(PersonId, Bytes)>> {
+        Ok(self
+            .get_many(ids)
+            .await?
+            .iter()
+            .map(|p| (p.id, person_json(p)))
+            .collect())
+    }
+}
+
+pub fn person_json(p: &Person) -> Bytes {
+    Bytes::from(serde_json::to_vec(p).unwrap_or_default())
+}
+
+/// A person read, and its JSON, made once: a large connection answer names a thousand persons.
+struct Cached {
+    person: Person,
+    json: Bytes,
 }
 
 pub type DynPersonDirectory = Arc<dyn PersonDirectory>;
@@ -25,7 +45,7 @@ pub type DynPersonDirectory = Arc<dyn PersonDirectory>;
 pub struct LocalPersons {
     store: DynPersonStore,
     known: RwLock<HashSet<PersonId>>,
-    read: RwLock<HashMap<PersonId, Person>>,
+    read: RwLock<HashMap<PersonId, Cached>>,
 }
 
 impl LocalPersons {
@@ -63,27 +83,38 @@ impl PersonDirectory for LocalPersons {
     }
 
     async fn get_many(&self, ids: &[PersonId]) -> Result<Vec<Person>> {
-        let mut found = Vec::with_capacity(ids.len());
+        self.cached(ids, |c| c.person.clone()).await
+    }
+
+    async fn json_many(&self, ids: &[PersonId]) -> Result<Vec<(PersonId, Bytes)>> {
+        self.cached(ids, |c| (c.person.id, c.json.clone())).await
+    }
+}
+
+impl LocalPersons {
+    /// `take` of each person among `ids` that exists, in id order; the ones not read before
+    /// are read from the store and kept.
+    async fn cached<T>(&self, ids: &[PersonId], take: impl Fn(&Cached) -> T) -> Result<Vec<T>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
         let mut missing = Vec::new();
         {
             let read = self.read.read().unwrap_or_else(|e| e.into_inner());
-            for id in ids {
-                match read.get(id) {
-                    Some(p) => found.push(p.clone()),
-                    None => missing.push(*id),
-                }
-            }
+            missing.extend(ids.iter().filter(|id| !read.contains_key(id)));
         }
         if !missing.is_empty() {
             let fetched = self.store.get_many(&missing).await?;
             let mut read = self.read.write().unwrap_or_else(|e| e.into_inner());
             for p in fetched {
-                read.insert(p.id, p.clone());
-                found.push(p);
+                let json = person_json(&p);
+                read.insert(p.id, Cached { person: p, json });
             }
         }
-        found.sort_unstable_by_key(|p| p.id);
-        found.dedup_by_key(|p| p.id);
-        Ok(found)
+        let read = self.read.read().unwrap_or_else(|e| e.into_inner());
+        Ok(ids
+            .iter()
+            .filter_map(|id| read.get(id).map(&take))
+            .collect())
     }
 }
