@@ -386,6 +386,14 @@ impl CellList {
     }
 }
 
+/// A cell that a connection query looks into: its list, the runs of own pings near it, and
+/// where the first of them wants the cell's entries from.
+struct Visit<'a> {
+    list: &'a CellList,
+    runs: &'a [(u32, u32)],
+    first_from: Micros,
+}
+
 #[derive(Default)]
 struct Level {
     edge: f64,
@@ -1178,28 +1186,33 @@ impl ContactIndex {
         // do not overlap, so no candidate is looked at twice.
         // The cells' lists, and where each one's first cluster starts, looked up for all cells
         // together (see `first_seconds_at`).
-        let visits: Vec<(&CellList, &[(u32, u32)], Micros)> = near
+        let visits: Vec<Visit<'_>> = near
             .iter()
             .filter_map(|(c, runs)| {
                 let from = own[runs[0].0 as usize]
                     .t
                     .saturating_sub(gap)
                     .max(q.window.start);
-                Some((level.cells.get(c)?, runs.as_slice(), from))
+                Some(Visit {
+                    list: level.cells.get(c)?,
+                    runs,
+                    first_from: from,
+                })
             })
             .collect();
         let mut firsts = Vec::with_capacity(visits.len());
         let asks: Vec<(&CellList, u32)> = visits
             .iter()
-            .map(|&(list, _, from)| (list, seconds(from)))
+            .map(|v| (v.list, seconds(v.first_from)))
             .collect();
         CellList::first_seconds_at(&asks, &mut firsts);
         let mut out = Vec::new();
         let mut cluster: Vec<Own> = Vec::new();
-        for (&(list, runs, first_from), &first_second) in visits.iter().zip(&firsts) {
+        for (v, &first_second) in visits.iter().zip(&firsts) {
+            let (list, runs) = (v.list, v.runs);
             // The first cluster starts at `first_from`, found above; the cursor is a lower bound
             // for every later cluster's start.
-            let mut cursor = list.settle(first_second, first_from, &self.rows);
+            let mut cursor = list.settle(first_second, v.first_from, &self.rows);
             let mut r = 0;
             while r < runs.len() {
                 cluster.clear();
