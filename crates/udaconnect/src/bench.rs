@@ -70,6 +70,10 @@ pub struct LoadArgs {
     pub connections: usize,
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Instead: GET each URL of this file (one per line) in turn, on one kept-alive connection,
+    /// and print each one's time to the whole answer and its size.
+    #[arg(long)]
+    pub urls_file: Option<PathBuf>,
 }
 
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -311,6 +315,7 @@ async fn run_stages(
     writeln!(
         report,
         "### Queries ({} random attendees each; baseline: a linear scan of every stored location, on the first {})\n\n\
+         Server: the index's search in this process. HTTP: the whole answer received by a client in a separate process, one request at a time on a kept-alive connection (opened by one untimed request).\n\n\
          | query | window | server p50 | server p99 | HTTP p50 | HTTP p99 | answer, median (rows / JSON) | baseline p50 | speed-up (p50) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         args.queries, args.baseline_queries
     )?;
@@ -335,7 +340,7 @@ async fn run_stages(
             let i = index.read().expect("index");
             i.connections(&q(p)).len()
         });
-        let http = http_each(&client, &people, |p| {
+        let http = http_each(scratch, &people, |p| {
             format!("{base}/api/persons/{p}/connection?start_date={start_date}&end_date={end_date}&distance=5&max_time_gap=60")
         })
         .await?;
@@ -364,7 +369,7 @@ async fn run_stages(
         let server = time_each(&people, |p| {
             index.read().expect("index").contacts(&cq(p)).len()
         });
-        let http = http_each(&client, &people, |p| {
+        let http = http_each(scratch, &people, |p| {
             format!("{base}/api/persons/{p}/contacts?start={start_date}&end={end_date}&distance=5&max_time_gap=60&min_duration=120")
         })
         .await?;
@@ -608,24 +613,59 @@ fn baseline_each(
     Ok(out)
 }
 
+/// Each URL's answer time over HTTP, asked one after another by a separate client process
+/// (as a real client is): in this process, the client's tasks would share the server's
+/// runtime threads and queue behind its work.
 async fn http_each(
-    client: &reqwest::Client,
+    scratch: &Path,
     people: &[i64],
     url: impl Fn(i64) -> String,
 ) -> anyhow::Result<Latencies> {
-    let mut out = Latencies::default();
-    for &p in people {
-        let u = url(p);
+    if people.is_empty() {
+        return Ok(Latencies::default());
+    }
+    let urls = scratch.join("bench-urls.txt");
+    let list: Vec<String> = people.iter().map(|&p| url(p)).collect();
+    std::fs::write(&urls, list.join("\n"))?;
+    let out = Command::new(std::env::current_exe()?)
+        .args(["bench-load", "--url", &list[0], "--urls-file"])
+        .arg(&urls)
+        .stderr(Stdio::inherit())
+        .output()?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("query client output")?;
+    let numbers = |key: &str| -> Vec<f64> {
+        v[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default()
+    };
+    if let Some(e) = v["error"].as_str() {
+        bail!("{e}");
+    }
+    Ok(Latencies(numbers("ms"), numbers("bytes")))
+}
+
+/// The query client's side of [`http_each`].
+async fn get_each(urls_file: &Path) -> anyhow::Result<serde_json::Value> {
+    let client = reqwest::Client::builder().build()?;
+    let urls = std::fs::read_to_string(urls_file)?;
+    let (mut times, mut sizes) = (Vec::new(), Vec::new());
+    // One request untimed first: it opens the connection and warms the client.
+    if let Some(first) = urls.lines().next() {
+        client.get(first).send().await?.bytes().await?;
+    }
+    for u in urls.lines().filter(|l| !l.is_empty()) {
         let t = Instant::now();
-        let r = client.get(&u).send().await?;
+        let r = client.get(u).send().await?;
         if r.status() != 200 {
-            bail!("{u}: {}", r.status());
+            return Ok(serde_json::json!({"error": format!("{u}: {}", r.status())}));
         }
         let body = std::hint::black_box(r.bytes().await?);
-        out.0.push(ms(t.elapsed()));
-        out.1.push(body.len() as f64);
+        times.push(ms(t.elapsed()));
+        sizes.push(body.len());
     }
-    Ok(out)
+    Ok(serde_json::json!({"ms": times, "bytes": sizes}))
 }
 
 /// Appends one record at a time, each waiting for its own fsync: the rate without group
@@ -737,6 +777,10 @@ fn http_get_status(address: &str, path: &str) -> Option<u16> {
 
 /// The load process: `connections` clients in a loop for `seconds`; prints JSON counts.
 pub async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
+    if let Some(urls) = &args.urls_file {
+        println!("{}", get_each(urls).await?);
+        return Ok(());
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()?;
