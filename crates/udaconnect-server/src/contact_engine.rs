@@ -357,6 +357,8 @@ pub struct ConnectionBody {
     /// rows name them: the range of `openings` it takes.
     persons: HashMap<PersonId, (u32, u32), index::FxBuild>,
     openings: Vec<u8>,
+    /// Bytes a row can take: a chunk's buffer is made this large so it never grows (a copy).
+    row_bytes: usize,
     next: usize,
     /// Whether a row has been written, so the next one is preceded by a comma.
     wrote_row: bool,
@@ -369,7 +371,7 @@ impl ConnectionBody {
     /// `persons`: each person's JSON.
     pub fn new(rows: Box<dyn Rows>, persons: Vec<(PersonId, Bytes)>) -> Self {
         let mut openings = Vec::with_capacity(persons.iter().map(|(_, j)| j.len() + 24).sum());
-        let persons = persons
+        let persons: HashMap<PersonId, (u32, u32), index::FxBuild> = persons
             .into_iter()
             .map(|(id, json)| {
                 let from = openings.len() as u32;
@@ -379,10 +381,14 @@ impl ConnectionBody {
                 (id, (from, openings.len() as u32))
             })
             .collect();
+        let longest = persons.iter().map(|(_, (a, b))| b - a).max().unwrap_or(0);
         ConnectionBody {
             rows,
             persons,
             openings,
+            // The longest location: two 19-digit ids, two 24-character numbers, the time, the
+            // keys, the closing braces and the comma.
+            row_bytes: longest as usize + 200,
             next: 0,
             wrote_row: false,
             done: false,
@@ -396,7 +402,7 @@ impl ConnectionBody {
         let to = (self.next + CHUNK_ROWS).min(total);
         self.buf.clear();
         self.rows.read(self.next, to, &mut self.buf);
-        let mut out = Vec::with_capacity(self.buf.len() * 220 + 2);
+        let mut out = Vec::with_capacity(self.buf.len() * self.row_bytes + 2);
         if self.next == 0 {
             out.push(b'[');
         }
