@@ -266,3 +266,94 @@ impl LocationConsumer {
         Ok((sorted.locations.len(), dlq))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use udaconnect_core::model::NewPerson;
+    use udaconnect_core::ports::PersonStore;
+    use udaconnect_log::EmbeddedLog;
+    use udaconnect_store::{SqliteLocationStore, SqlitePersonStore};
+
+    use crate::directory::LocalPersons;
+
+    fn ping(id: i64, person_id: i64) -> LogRecord {
+        record::encode(
+            &Location {
+                id,
+                person_id,
+                latitude: 37.55,
+                longitude: -122.29,
+                creation_time: udaconnect_core::time::now(),
+            },
+            None,
+        )
+    }
+
+    /// How far behind a newcomer to the consumer's group starts: what is not committed.
+    async fn uncommitted(log: &DynLog) -> u64 {
+        let c = log
+            .consumer(LOCATION_TOPIC, CONSUMER_GROUP, StartFrom::Earliest)
+            .await
+            .unwrap();
+        c.lag().unwrap()
+    }
+
+    async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done().await {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_position_is_committed_once_the_log_goes_quiet_and_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let log: DynLog =
+            Arc::new(EmbeddedLog::open(dir.path().join("log"), Default::default()).unwrap());
+        let persons =
+            Arc::new(SqlitePersonStore::open(dir.path().join("persons.sqlite3")).unwrap());
+        let person = persons
+            .create(NewPerson {
+                first_name: "A".into(),
+                last_name: "B".into(),
+                company_name: "C".into(),
+            })
+            .await
+            .unwrap();
+        let store: DynLocationStore =
+            Arc::new(SqliteLocationStore::open(dir.path().join("locations.sqlite3")).unwrap());
+        let consumer = LocationConsumer {
+            log: log.clone(),
+            store: store.clone(),
+            persons: Arc::new(LocalPersons::new(persons)),
+            metrics: Arc::new(Metrics::new()),
+            on_stored: None,
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let running = tokio::spawn(consumer.run(shutdown));
+
+        log.append(
+            LOCATION_TOPIC,
+            (1..=300).map(|i| ping(i, person.id)).collect(),
+        )
+        .await
+        .unwrap();
+        wait_until("stored", async || store.count().await.unwrap() == 300).await;
+        // Stored, then committed while no more records come.
+        wait_until("committed", async || uncommitted(&log).await == 0).await;
+
+        // Records stored just before a stop are committed by the stop.
+        log.append(
+            LOCATION_TOPIC,
+            (301..=310).map(|i| ping(i, person.id)).collect(),
+        )
+        .await
+        .unwrap();
+        wait_until("stored", async || store.count().await.unwrap() == 310).await;
+        stop.send(true).unwrap();
+        running.await.unwrap();
+        assert_eq!(uncommitted(&log).await, 0);
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -220,13 +220,16 @@ async fn kill_9_under_load_loses_no_acknowledged_ping() {
     );
     eprintln!("{} pings acknowledged before kill -9", acked.len());
 
-    // A write torn by the crash: garbage after the last complete record.
+    // A write torn by the crash: garbage right after the last complete record, over the zeros
+    // the log keeps ahead of its records.
     let last = segments(&data).pop().unwrap();
+    let bytes = std::fs::read(&last).unwrap();
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
     OpenOptions::new()
-        .append(true)
+        .write(true)
         .open(&last)
         .unwrap()
-        .write_all(&[0x5a; 37])
+        .write_all_at(&[0x5a; 37], end as u64)
         .unwrap();
 
     let server = Server::start(&data, true).await;
