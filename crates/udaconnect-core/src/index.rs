@@ -320,24 +320,24 @@ impl CellList {
         let within: Vec<(&[u32], u32)> = asks
             .iter()
             .zip(&blocks)
-            .map(|((l, s), &block)| {
-                let from = block.saturating_sub(1) * SPARSE;
-                let to = (block * SPARSE).min(l.seconds.len());
-                (&l.seconds[from..to], *s)
-            })
+            .map(|((l, s), &block)| (&l.seconds[l.entries_before(block)], *s))
             .collect();
         lockstep_partition_points(&within, out);
-        for (o, &block) in out.iter_mut().zip(&blocks) {
-            *o += block.saturating_sub(1) * SPARSE;
+        for ((l, _), (o, &block)) in asks.iter().zip(out.iter_mut().zip(&blocks)) {
+            *o += l.entries_before(block).start;
         }
     }
 
     /// Index of the first entry whose second is at or after `s`.
     fn first_second_at(&self, s: u32) -> usize {
-        let block = self.sparse.partition_point(|&x| x < s);
-        let from = block.saturating_sub(1) * SPARSE;
-        let to = (block * SPARSE).min(self.seconds.len());
-        from + self.seconds[from..to].partition_point(|&x| x < s)
+        let range = self.entries_before(self.sparse.partition_point(|&x| x < s));
+        range.start + self.seconds[range.clone()].partition_point(|&x| x < s)
+    }
+
+    /// The entries holding the answer when `sparse[block]` is the first sparse second at or
+    /// after the one sought: those from the previous sparse second up to this one.
+    fn entries_before(&self, block: usize) -> std::ops::Range<usize> {
+        block.saturating_sub(1) * SPARSE..(block * SPARSE).min(self.seconds.len())
     }
 
     /// From index `i`, past entries of second `seconds(t)` that are before `t`: only entries of

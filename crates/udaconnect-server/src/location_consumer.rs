@@ -122,13 +122,9 @@ impl LocationConsumer {
                 b = consumer.poll(BATCH, Duration::from_millis(500)) => b,
                 _ = shutdown.changed() => break,
             };
-            match batch {
-                Ok(batch) if batch.is_empty() => {
-                    if uncommitted && self.commit(&mut consumer, &shutdown).await {
-                        uncommitted = false;
-                        committed_at = Instant::now();
-                    }
-                }
+            // Whether to commit now: once a while under load, at once when the log is quiet.
+            let due = match batch {
+                Ok(batch) if batch.is_empty() => uncommitted,
                 Ok(mut batch) => {
                     if batch.len() < LINGER_BELOW {
                         // A stream of single pings comes a few records per poll, and every
@@ -145,17 +141,17 @@ impl LocationConsumer {
                         return;
                     }
                     uncommitted = true;
-                    if committed_at.elapsed() >= COMMIT_EVERY
-                        && self.commit(&mut consumer, &shutdown).await
-                    {
-                        uncommitted = false;
-                        committed_at = Instant::now();
-                    }
+                    committed_at.elapsed() >= COMMIT_EVERY
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "location consumer poll failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
+                    false
                 }
+            };
+            if due && self.commit(&mut consumer, &shutdown).await {
+                uncommitted = false;
+                committed_at = Instant::now();
             }
             if let Some(lag) = consumer.lag() {
                 self.metrics.consumer_lag.set(lag);

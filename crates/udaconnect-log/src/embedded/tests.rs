@@ -104,14 +104,19 @@ async fn consumer_waits_for_new_records() {
     assert_eq!(values(&got), [1]);
 }
 
-fn last_segment(dir: &Path) -> PathBuf {
+/// A topic's segment files, oldest first.
+fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut segs: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "seg"))
         .collect();
     segs.sort();
-    segs.pop().unwrap()
+    segs
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    segments(dir).pop().unwrap()
 }
 
 /// Bytes that the frames of records `0..n` take, as written from offset 0.
@@ -134,13 +139,7 @@ async fn small_appends_use_preallocated_space_and_a_closed_segment_ends_at_its_r
     for i in 1..200 {
         log.append("t", vec![rec(i)]).await.unwrap();
     }
-    let t = dir.path().join("t");
-    let mut segs: Vec<PathBuf> = fs::read_dir(&t)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segs.sort();
+    let segs = segments(&dir.path().join("t"));
     assert!(segs.len() > 1, "the small segments roll");
     // Every closed segment holds whole frames and nothing after them.
     for closed in &segs[..segs.len() - 1] {
