@@ -394,6 +394,48 @@ struct Visit<'a> {
     first_from: Micros,
 }
 
+/// Candidates gathered before they are checked: [`Gathered::check`] once this many are held.
+const CHECK_BATCH: usize = 256;
+
+/// A batch of a connection query's candidates, with the clusters of own pings they are to be
+/// near. Gathering first and checking after keeps the rows' reads apart from the checks'
+/// branches: the reads do not depend on one another, so their cache misses overlap, where
+/// checking each row as it was read left the next read waiting behind the last check.
+#[derive(Default)]
+struct Gathered {
+    /// Clusters of own pings, one after the other.
+    pings: Vec<Own>,
+    /// Each candidate's slot, row, and where its cluster starts and ends in `pings`.
+    candidates: Vec<(u32, Row, u32, u32)>,
+}
+
+impl Gathered {
+    /// Takes `slots` as candidates near the cluster `pings[first..]`, or drops the cluster
+    /// when there are none.
+    fn gather(&mut self, first: usize, slots: &[u32], rows: &[Row]) {
+        if slots.is_empty() {
+            self.pings.truncate(first);
+            return;
+        }
+        let (a, b) = (first as u32, self.pings.len() as u32);
+        self.candidates
+            .extend(slots.iter().map(|&s| (s, rows[s as usize], a, b)));
+    }
+
+    /// Appends to `out` the candidates of another person near one of their cluster's pings,
+    /// and empties the batch.
+    fn check(&mut self, out: &mut Vec<u32>, me: Option<u32>, gap: u64, band: f64, distance_m: f64) {
+        for (s, row, a, b) in &self.candidates {
+            let near = &self.pings[*a as usize..*b as usize];
+            if Some(row.person) != me && ContactIndex::near_any(row, near, gap, band, distance_m) {
+                out.push(*s);
+            }
+        }
+        self.candidates.clear();
+        self.pings.clear();
+    }
+}
+
 #[derive(Default)]
 struct Level {
     edge: f64,
@@ -1163,7 +1205,14 @@ impl ContactIndex {
         // and for each cell around a run, the runs it is near, in time order.
         // Only the cells around a run that some ping of it can reach: of the 27, those whose
         // box is within reach of the run's pings (by the run's least distance to each face).
-        let mut near: HashMap<Cell, Vec<(u32, u32)>, FxBuild> = HashMap::default();
+        // Each cell around a run is numbered when first seen (or marked as holding no pings),
+        // and (cell number, run) pairs are grouped by cell once all are known: one allocation
+        // for all, where a list per cell cost an allocation and its growth per cell (a tenth
+        // of a 3-day query's time). The map is sized for a few new cells per run.
+        let mut number: HashMap<Cell, u32, FxBuild> =
+            HashMap::with_capacity_and_hasher(own.len() * 2, FxBuild::default());
+        let mut lists: Vec<&CellList> = Vec::new();
+        let mut near: Vec<(u32, (u32, u32))> = Vec::new();
         let xyz: Vec<[f64; 3]> = own.iter().map(|o| to_cartesian(o.lat, o.lon)).collect();
         let (edge, reach) = (level.edge, reach_m(q.distance_m));
         let mut i = 0;
@@ -1177,27 +1226,42 @@ impl ContactIndex {
                 j += 1;
             }
             for c in Self::around(cell, k).filter(|n| faces.reach(cell, *n, edge) <= reach) {
-                near.entry(c).or_default().push((i as u32, j as u32));
+                let n = *number
+                    .entry(c)
+                    .or_insert_with(|| match level.cells.get(&c) {
+                        Some(list) => {
+                            lists.push(list);
+                            lists.len() as u32 - 1
+                        }
+                        None => u32::MAX,
+                    });
+                if n != u32::MAX {
+                    near.push((n, (i as u32, j as u32)));
+                }
             }
             i = j;
         }
+        // Grouping keeps each cell's runs in track order.
+        let (near, starts) = group_by_bucket(near.into_iter(), lists.len(), |&(n, _)| n as usize);
+        let runs: Vec<(u32, u32)> = near.iter().map(|&(_, run)| run).collect();
         // Each cell once: its runs are joined into clusters while one starts within two gaps of
         // the last's end, and each cluster costs one range of the cell. Ranges of two clusters
         // do not overlap, so no candidate is looked at twice.
         // The cells' lists, and where each one's first cluster starts, looked up for all cells
         // together (see `first_seconds_at`).
-        let visits: Vec<Visit<'_>> = near
+        let visits: Vec<Visit<'_>> = lists
             .iter()
-            .filter_map(|(c, runs)| {
-                let from = own[runs[0].0 as usize]
-                    .t
-                    .saturating_sub(gap)
-                    .max(q.window.start);
-                Some(Visit {
-                    list: level.cells.get(c)?,
+            .zip(starts.windows(2))
+            .map(|(&list, w)| {
+                let runs = &runs[w[0]..w[1]];
+                Visit {
+                    list,
                     runs,
-                    first_from: from,
-                })
+                    first_from: own[runs[0].0 as usize]
+                        .t
+                        .saturating_sub(gap)
+                        .max(q.window.start),
+                }
             })
             .collect();
         let mut firsts = Vec::with_capacity(visits.len());
@@ -1207,7 +1271,7 @@ impl ContactIndex {
             .collect();
         CellList::first_seconds_at(&asks, &mut firsts);
         let mut out = Vec::new();
-        let mut cluster: Vec<Own> = Vec::new();
+        let mut batch = Gathered::default();
         for (v, &first_second) in visits.iter().zip(&firsts) {
             let (list, runs) = (v.list, v.runs);
             // The first cluster starts at `first_from`, found above; the cursor is a lower bound
@@ -1215,21 +1279,20 @@ impl ContactIndex {
             let mut cursor = list.settle(first_second, v.first_from, &self.rows);
             let mut r = 0;
             while r < runs.len() {
-                cluster.clear();
+                let first = batch.pings.len();
                 loop {
                     let (a, b) = runs[r];
-                    cluster.extend_from_slice(&own[a as usize..b as usize]);
+                    batch.pings.extend_from_slice(&own[a as usize..b as usize]);
                     r += 1;
+                    let last = batch.pings[batch.pings.len() - 1].t;
                     let joins = runs.get(r).is_some_and(|&(a, _)| {
-                        own[a as usize]
-                            .t
-                            .saturating_sub(cluster[cluster.len() - 1].t)
-                            <= gap.saturating_mul(2)
+                        own[a as usize].t.saturating_sub(last) <= gap.saturating_mul(2)
                     });
                     if !joins {
                         break;
                     }
                 }
+                let cluster = &batch.pings[first..];
                 let from = cluster[0].t.saturating_sub(gap).max(q.window.start);
                 let to = cluster[cluster.len() - 1]
                     .t
@@ -1240,16 +1303,13 @@ impl ContactIndex {
                 let lo = list.first_at_after(cursor, from, &self.rows);
                 cursor = lo;
                 let hi = list.first_at_after(lo, to, &self.rows);
-                for &s in &list.slots[lo..hi] {
-                    let row = &self.rows[s as usize];
-                    if Some(row.person) != me
-                        && Self::near_any(row, &cluster, g, band, q.distance_m)
-                    {
-                        out.push(s);
-                    }
+                batch.gather(first, &list.slots[lo..hi], &self.rows);
+                if batch.candidates.len() >= CHECK_BATCH {
+                    batch.check(&mut out, me, g, band, q.distance_m);
                 }
             }
         }
+        batch.check(&mut out, me, g, band, q.distance_m);
         out
     }
 

@@ -777,8 +777,18 @@ fn http_get_status(address: &str, path: &str) -> Option<u16> {
 
 /// The load process: `connections` clients in a loop for `seconds`; prints JSON counts.
 pub async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
-    if let Some(urls) = &args.urls_file {
-        println!("{}", get_each(urls).await?);
+    if let Some(urls) = args.urls_file {
+        // One request at a time on one connection: one thread does it all. On the
+        // multi-threaded runtime, the connection's task and the request's could sit on two
+        // threads, and every chunk of an answer waited for a thread to wake.
+        let answers = tokio::task::spawn_blocking(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(get_each(&urls))
+        })
+        .await??;
+        println!("{answers}");
         return Ok(());
     }
     let client = reqwest::Client::builder()
