@@ -58,9 +58,10 @@ fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync
             .chunks(part)
             .map(|c| scope.spawn(move || work(c)))
             .collect();
+        // A part that panicked fails the whole query: an answer without it would look complete.
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
 }
