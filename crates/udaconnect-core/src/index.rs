@@ -1680,6 +1680,38 @@ mod tests {
         }
     }
 
+    /// A crowd in a few cells: each cluster of the asked person's runs has more candidates than
+    /// one batch holds, and the person leaves and comes back, so batches are checked both
+    /// between clusters and at the end.
+    #[test]
+    fn crowded_cells_checked_in_batches_equal_the_oracle() {
+        let mut rng = crate::simulate::Rng::new(5);
+        let mut pts = Vec::new();
+        for i in 0..360i64 {
+            for person in 1..=30i64 {
+                // Person 1 is away (a kilometre off) five minutes in every fifteen.
+                let away = person == 1 && (i * 10 / 60) % 15 >= 10;
+                pts.push(Point {
+                    id: pts.len() as i64 + 1,
+                    person_id: person,
+                    lat: 37.55 + deg(rng.range(0.0, 6.0)) + if away { 0.01 } else { 0.0 },
+                    lon: -122.29 + deg(rng.range(0.0, 6.0)),
+                    t: i * 10 * S + person * 1000,
+                });
+            }
+        }
+        let index = build(&pts);
+        let q = ConnectionQuery {
+            person_id: 1,
+            window: Window::all(),
+            distance_m: 4.0,
+            max_time_gap_us: Some(20 * S),
+        };
+        let want = connections_oracle(&pts, &q);
+        assert!(want.len() > 4 * CHECK_BATCH, "{} rows", want.len());
+        assert_eq!(answer(&index, &q), want);
+    }
+
     /// Long tracks take the multi-core path: it must answer as the oracle does.
     #[test]
     fn long_tracks_split_over_cores_equal_the_oracle() {
