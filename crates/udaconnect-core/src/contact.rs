@@ -223,8 +223,15 @@ pub fn summarise(mut matched: Vec<Point>, q: &ContactQuery) -> Vec<Contact> {
     matched.sort_unstable_by_key(|p| (p.person_id, p.t, p.id));
     let mut out = Vec::new();
     for mine in matched.chunk_by(|a, b| a.person_id == b.person_id) {
-        let encounters: Vec<Encounter> = mine
-            .chunk_by(|a, b| b.t - a.t <= q.max_time_gap_us)
+        let episodes = || mine.chunk_by(|a, b| b.t - a.t <= q.max_time_gap_us);
+        // The time together decides first: centres (trigonometry) only for persons kept.
+        let total_us: i64 = episodes()
+            .map(|pings| pings[pings.len() - 1].t - pings[0].t)
+            .sum();
+        if total_us < q.min_duration_us {
+            continue;
+        }
+        let encounters: Vec<Encounter> = episodes()
             .map(|pings| {
                 let (latitude, longitude) = spherical_mean(pings);
                 Encounter {
@@ -236,16 +243,13 @@ pub fn summarise(mut matched: Vec<Point>, q: &ContactQuery) -> Vec<Contact> {
                 }
             })
             .collect();
-        let total_us: i64 = encounters.iter().map(Encounter::duration_us).sum();
-        if total_us >= q.min_duration_us {
-            out.push(Contact {
-                person_id: mine[0].person_id,
-                first: encounters[0].start,
-                last: encounters[encounters.len() - 1].end,
-                total_us,
-                encounters,
-            });
-        }
+        out.push(Contact {
+            person_id: mine[0].person_id,
+            first: encounters[0].start,
+            last: encounters[encounters.len() - 1].end,
+            total_us,
+            encounters,
+        });
     }
     out.sort_by_key(|c| (std::cmp::Reverse(c.total_us), c.person_id));
     out

@@ -1108,22 +1108,26 @@ impl ContactIndex {
     /// [`Self::connections`], and the ids of the persons its rows belong to, in id order: taken
     /// while the rows are read for their keys, so a caller need not read them a second time.
     pub fn connections_with_persons(&self, q: &ConnectionQuery) -> (Vec<u32>, Vec<i64>) {
+        self.in_key_order(self.matching_slots(q))
+    }
+
+    /// The slots of the connection answer, in no order, some perhaps more than once.
+    fn matching_slots(&self, q: &ConnectionQuery) -> Vec<u32> {
         let own = self.track(q.person_id, q.window);
         if own.is_empty() {
-            return (Vec::new(), Vec::new());
+            return Vec::new();
         }
         let me = self.person_numbers.get(&q.person_id).copied();
         let (level, k) = self.level_for(q.distance_m);
         let span = q.window.end.saturating_sub(q.window.start);
-        let out = match q.max_time_gap_us {
+        match q.max_time_gap_us {
             // Narrow in time: look around each run of own pings, within its time span only.
             Some(gap) if gap.saturating_mul(8) < span => {
                 self.probe_parallel(own, me, q, level, k, gap)
             }
             // Wide or no time condition: visit each candidate cell once.
             _ => self.sweep_cells(own, me, q, level, k),
-        };
-        self.in_key_order(out)
+        }
     }
 
     /// Slots, each once, in (time, id) order, and the ids of the rows' persons, in id order.
@@ -1396,12 +1400,16 @@ impl ContactIndex {
 
     /// The contacts query: the connection answer with the same gap, summarised per person.
     pub fn contacts(&self, q: &ContactQuery) -> Vec<Contact> {
-        let slots = self.connections(&ConnectionQuery {
+        let mut slots = self.matching_slots(&ConnectionQuery {
             person_id: q.person_id,
             window: q.window,
             distance_m: q.distance_m,
             max_time_gap_us: Some(q.max_time_gap_us),
         });
+        // Summarising orders the points by person itself: the rows are read once, in slot
+        // order (front to back), without the time order a connection answer needs.
+        slots.sort_unstable();
+        slots.dedup();
         summarise(slots.iter().map(|&s| self.point(s)).collect(), q)
     }
 }
