@@ -446,9 +446,67 @@ fn write_location(out: &mut Vec<u8>, p: &Point, day: &mut DayCache) {
     out.extend_from_slice(b"\"}");
 }
 
+/// A contacts answer as JSON, written directly: the shape of [`crate::connection_api::ContactRow`]'s
+/// serialisation. A 3-day answer in a crowded venue is hundreds of persons and thousands of
+/// encounters, and formatting each time through `chrono` and a `String` took longer than the
+/// search. `persons`: each person's JSON, by id; a contact whose person is unknown is left out.
+pub fn write_contacts(contacts: &[Contact], persons: &HashMap<PersonId, Bytes>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        contacts
+            .iter()
+            .map(|c| 200 + 170 * c.encounters.len())
+            .sum(),
+    );
+    let mut day = DayCache::default();
+    let mut int = itoa::Buffer::new();
+    out.push(b'[');
+    let mut first = true;
+    for c in contacts {
+        let Some(person) = persons.get(&c.person_id) else {
+            continue;
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(b"{\"person\":");
+        out.extend_from_slice(person);
+        out.extend_from_slice(b",\"first_met\":\"");
+        day.write_utc(&mut out, c.first);
+        out.extend_from_slice(b"\",\"last_met\":\"");
+        day.write_utc(&mut out, c.last);
+        out.extend_from_slice(b"\",\"duration_seconds\":");
+        write_f64(&mut out, c.total_us as f64 / 1e6);
+        out.extend_from_slice(b",\"encounter_count\":");
+        out.extend_from_slice(int.format(c.encounters.len()).as_bytes());
+        out.extend_from_slice(b",\"encounters\":[");
+        for (i, e) in c.encounters.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"start\":\"");
+            day.write_utc(&mut out, e.start);
+            out.extend_from_slice(b"\",\"end\":\"");
+            day.write_utc(&mut out, e.end);
+            out.extend_from_slice(b"\",\"duration_seconds\":");
+            write_f64(&mut out, e.duration_us() as f64 / 1e6);
+            out.extend_from_slice(b",\"latitude\":");
+            write_f64(&mut out, e.latitude);
+            out.extend_from_slice(b",\"longitude\":");
+            write_f64(&mut out, e.longitude);
+            out.extend_from_slice(b",\"pings\":");
+            out.extend_from_slice(int.format(e.pings).as_bytes());
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.push(b']');
+    out
+}
+
 /// An f64 as serde_json writes it: the shortest representation that reads back the same
 /// (ryu), `null` when not finite.
-fn write_f64(out: &mut Vec<u8>, v: f64) {
+pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
         out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
     } else {
@@ -459,14 +517,14 @@ fn write_f64(out: &mut Vec<u8>, v: f64) {
 /// The text of the last day written (`YYYY-MM-DDT`): answers come in time order, so the date is
 /// worked out once per day rather than once per row.
 #[derive(Default)]
-struct DayCache {
+pub(crate) struct DayCache {
     day: Option<i64>,
     text: Vec<u8>,
 }
 
 impl DayCache {
     /// `format_utc` without allocating: `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z`.
-    fn write_utc(&mut self, out: &mut Vec<u8>, t: i64) {
+    pub(crate) fn write_utc(&mut self, out: &mut Vec<u8>, t: i64) {
         let (days, rem) = (t.div_euclid(86_400_000_000), t.rem_euclid(86_400_000_000));
         if self.day != Some(days) {
             self.day = Some(days);
