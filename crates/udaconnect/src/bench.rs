@@ -347,8 +347,11 @@ async fn run_stages(
         let baseline = baseline_each(
             &people[..args.baseline_queries.min(people.len())],
             &all,
-            q,
-            &index,
+            |own, p| contact::connections(own, &all, &q(p)),
+            |p| {
+                let i = index.read().expect("index");
+                i.connections(&q(p)).iter().map(|&s| i.point(s)).collect()
+            },
         )?;
         row(
             report,
@@ -377,27 +380,25 @@ async fn run_stages(
                 format!("{base}/api/persons/{p}/contacts?start={start_date}&end={end_date}&distance=5&max_time_gap={gap_s}&min_duration=120")
             })
             .await?;
-            let asked = &people[..args.baseline_queries.min(people.len())];
-            let mut scanned = Vec::new();
-            let baseline = time_each(asked, |p| {
-                let own: Vec<Point> = all.iter().filter(|x| x.person_id == p).copied().collect();
-                let c = cq(p);
-                let cq2 = ConnectionQuery {
-                    person_id: p,
-                    window,
-                    distance_m: 5.0,
-                    max_time_gap_us: Some(c.max_time_gap_us),
-                };
-                let contacts = contact::summarise(contact::connections(&own, &all, &cq2), &c);
-                let n = contacts.len();
-                scanned.push(contacts);
-                n
-            });
-            for (p, want) in asked.iter().zip(&scanned) {
-                if index.read().expect("index").contacts(&cq(*p)) != *want {
-                    bail!("contacts of person {p} differ between the index and the scan");
-                }
-            }
+            let baseline = baseline_each(
+                &people[..args.baseline_queries.min(people.len())],
+                &all,
+                |own, p| {
+                    let c = cq(p);
+                    let matched = contact::connections(
+                        own,
+                        &all,
+                        &ConnectionQuery {
+                            person_id: p,
+                            window,
+                            distance_m: c.distance_m,
+                            max_time_gap_us: Some(c.max_time_gap_us),
+                        },
+                    );
+                    contact::summarise(matched, &c)
+                },
+                |p| index.read().expect("index").contacts(&cq(p)),
+            )?;
             row(
                 report,
                 &format!("contacts summary, 5 m, gap {gap_s} s, min 120 s"),
@@ -604,24 +605,20 @@ fn time_each(people: &[i64], mut f: impl FnMut(i64) -> usize) -> Latencies {
 }
 
 /// The linear scan, checked against the index's answer as it goes.
-fn baseline_each(
+fn baseline_each<T: PartialEq>(
     people: &[i64],
     all: &[Point],
-    q: impl Fn(i64) -> ConnectionQuery,
-    index: &udaconnect_server::contact_engine::SharedIndex,
+    scan: impl Fn(&[Point], i64) -> Vec<T>,
+    indexed: impl Fn(i64) -> Vec<T>,
 ) -> anyhow::Result<Latencies> {
     let mut out = Latencies::default();
     for &p in people {
         let own: Vec<Point> = all.iter().filter(|x| x.person_id == p).copied().collect();
         let t = Instant::now();
-        let scanned = contact::connections(&own, all, &q(p));
+        let scanned = scan(&own, p);
         out.0.push(ms(t.elapsed()));
         out.1.push(scanned.len() as f64);
-        let i = index
-            .read()
-            .map_err(|_| anyhow::anyhow!("index poisoned"))?;
-        let indexed: Vec<Point> = i.connections(&q(p)).iter().map(|&s| i.point(s)).collect();
-        if indexed != scanned {
+        if indexed(p) != scanned {
             bail!("index and scan disagree for person {p}");
         }
     }
