@@ -101,19 +101,20 @@ impl LocalPersons {
         ids.dedup();
         // Once persons have been read, every one asked for usually is: one pass, one look-up
         // each (a 3-day answer at 10,000 attendees names thousands).
-        {
-            let read = self.read.read().unwrap_or_else(|e| e.into_inner());
-            let known: Option<Vec<T>> = ids.iter().map(|id| read.get(id).map(&take)).collect();
-            if let Some(known) = known {
-                return Ok(known);
-            }
-        }
         let missing: Vec<PersonId> = {
             let read = self.read.read().unwrap_or_else(|e| e.into_inner());
-            ids.iter()
-                .copied()
-                .filter(|id| !read.contains_key(id))
-                .collect()
+            let mut known = Vec::with_capacity(ids.len());
+            let mut missing = Vec::new();
+            for id in &ids {
+                match read.get(id) {
+                    Some(c) => known.push(take(c)),
+                    None => missing.push(*id),
+                }
+            }
+            if missing.is_empty() {
+                return Ok(known);
+            }
+            missing
         };
         {
             let fetched = self.store.get_many(&missing).await?;
