@@ -19,6 +19,7 @@ use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_log::EmbeddedLog;
 use udaconnect_server::{Application, ServeSettings};
 
+use crate::http1;
 use crate::simulate::progress_bar;
 
 const DAY_US: i64 = 86_400_000_000;
@@ -658,24 +659,30 @@ async fn http_each(
     Ok(Latencies(numbers("ms"), numbers("bytes")))
 }
 
-/// The query client's side of [`http_each`].
+/// The query client's side of [`http_each`]: every URL on one connection to the first URL's
+/// host.
 async fn get_each(urls_file: &Path) -> anyhow::Result<serde_json::Value> {
-    let client = reqwest::Client::builder().build()?;
     let urls = std::fs::read_to_string(urls_file)?;
+    let paths = urls
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(http1::split_url)
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let Some((host, first)) = paths.first() else {
+        return Ok(serde_json::json!({"ms": [], "bytes": []}));
+    };
+    let mut connection = http1::Connection::open(host).await?;
+    // One request untimed first: it warms the connection and the server's caches for it.
+    connection.get(first).await?;
     let (mut times, mut sizes) = (Vec::new(), Vec::new());
-    // One request untimed first: it opens the connection and warms the client.
-    if let Some(first) = urls.lines().next() {
-        client.get(first).send().await?.bytes().await?;
-    }
-    for u in urls.lines().filter(|l| !l.is_empty()) {
+    for (_, path) in &paths {
         let t = Instant::now();
-        let r = client.get(u).send().await?;
-        if r.status() != 200 {
-            return Ok(serde_json::json!({"error": format!("{u}: {}", r.status())}));
-        }
-        let body = std::hint::black_box(r.bytes().await?);
+        let answer = connection.get(path).await?;
         times.push(ms(t.elapsed()));
-        sizes.push(body.len());
+        if answer.status != 200 {
+            return Ok(serde_json::json!({"error": format!("{path}: {}", answer.status)}));
+        }
+        sizes.push(answer.body_bytes);
     }
     Ok(serde_json::json!({"ms": times, "bytes": sizes}))
 }
@@ -803,37 +810,50 @@ pub async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
         println!("{answers}");
         return Ok(());
     }
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .build()?;
+    let (host, path) = http1::split_url(&args.url)?;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..args.connections {
-        let (client, url, persons) = (client.clone(), args.url.clone(), args.persons);
+        let (host, path, persons) = (host.clone(), path.clone(), args.persons);
         tasks.spawn(async move {
             let mut rng = Rng::new(c as u64 + 1);
             let (mut ok, mut errors) = (0u64, 0u64);
+            let mut body = String::new();
+            let mut connection = None;
             while Instant::now() < deadline {
-                let r = if persons == 0 {
-                    client.get(&url).send().await
+                let c = match connection.as_mut() {
+                    Some(c) => c,
+                    None => match http1::Connection::open(&host).await {
+                        Ok(c) => connection.insert(c),
+                        Err(_) => {
+                            errors += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    },
+                };
+                let answer = if persons == 0 {
+                    c.get(&path).await
                 } else {
-                    let body = format!(
+                    body.clear();
+                    let _ = write!(
+                        body,
                         "{{\"person_id\":{},\"latitude\":{},\"longitude\":{}}}",
                         1 + rng.below(persons as usize),
                         37.55 + rng.unit() * 0.001,
                         -122.29 + rng.unit() * 0.001
                     );
-                    client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await
+                    c.post_json(&path, body.as_bytes()).await
                 };
-                match r {
-                    Ok(r) if r.status().is_success() => ok += 1,
-                    _ => errors += 1,
+                match answer {
+                    Ok(a) if (200..300).contains(&a.status) => ok += 1,
+                    Ok(_) => errors += 1,
+                    // The connection is in an unknown state: a new one for the next request.
+                    Err(_) => {
+                        errors += 1;
+                        connection = None;
+                    }
                 }
             }
             (ok, errors)

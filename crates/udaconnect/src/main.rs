@@ -3,6 +3,7 @@
 mod bench;
 mod bench_distributed;
 mod cli;
+mod http1;
 mod import;
 mod simulate;
 mod telemetry;

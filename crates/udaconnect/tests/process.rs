@@ -629,3 +629,97 @@ async fn simulate_streams_over_grpc() {
     assert!(stderr.contains("over gRPC"), "{stderr}");
     server.wait_stored(sent).await;
 }
+
+/// The stored count the consumer reports in its metrics.
+async fn stored(server: &Server) -> u64 {
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("udaconnect_consumer_records_total{outcome=\"stored\"} "))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// The benchmark's own HTTP clients against a real server: the query client reads whole
+/// answers (streamed in chunks, or of a fixed length), and the load client counts as
+/// acknowledged exactly the pings that get stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_clients_read_whole_answers_and_count_only_acknowledged_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), true).await;
+    // The demo's 39 pings go through the log like any others.
+    server.wait_stored(39).await;
+    let paths = [
+        "/api/persons/1/connection?start_date=2020-01-01&end_date=2020-12-31&distance=5",
+        "/api/persons",
+        "/health",
+        "/api/persons/6/contacts?start=2020-01-01&end=2020-12-31&min_duration=0",
+    ];
+    let urls: Vec<String> = paths
+        .iter()
+        .map(|p| format!("{}{p}", server.base))
+        .collect();
+    let file = dir.path().join("urls.txt");
+    fs::write(&file, urls.join("\n")).unwrap();
+    let out = Command::new(BIN)
+        .args(["bench-load", "--url", &urls[0], "--urls-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut expected = Vec::new();
+    for p in paths {
+        let r = server.get(p).await;
+        assert_eq!(r.status(), 200, "{p}");
+        expected.push(json!(r.bytes().await.unwrap().len()));
+    }
+    assert!(expected[0].as_u64().unwrap() > 1000, "{expected:?}");
+    assert_eq!(answers["bytes"], Value::Array(expected), "{answers}");
+    assert_eq!(answers["ms"].as_array().unwrap().len(), paths.len());
+
+    // A query that fails is reported, not counted.
+    fs::write(&file, format!("{}/api/persons/999999", server.base)).unwrap();
+    let out = Command::new(BIN)
+        .args(["bench-load", "--url", &urls[0], "--urls-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let failed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        failed["error"].as_str().unwrap().contains("404"),
+        "{failed}"
+    );
+
+    let before = stored(&server).await;
+    let out = Command::new(BIN)
+        .args([
+            "bench-load",
+            "--url",
+            &format!("{}/api/locations", server.base),
+            "--persons",
+            "1",
+            "--connections",
+            "8",
+            "--seconds",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let load: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(load["errors"], 0, "{load}");
+    let sent = load["requests"].as_u64().unwrap();
+    assert!(sent > 100, "{load}");
+    server.wait_stored(before + sent).await;
+    // And nothing more arrives: every stored ping was counted.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stored(&server).await, before + sent);
+}
