@@ -542,7 +542,9 @@ impl SegmentReader {
         let mut head = [0u8; HEADER_LEN];
         self.file.read_exact(&mut head)?;
         let body_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as i64;
-        self.file.seek(SeekFrom::Current(body_len))?;
+        // Within the buffer: `seek` would drop it, and skipping to a position far into a
+        // segment (a consumer's first poll) read the buffer's 256 KiB again for every record.
+        self.file.seek_relative(body_len)?;
         self.next_offset += 1;
         Ok(())
     }

@@ -244,3 +244,29 @@ async fn a_second_process_cannot_open_the_same_log() {
     let second = EmbeddedLog::open(dir.path(), Default::default());
     assert!(matches!(second, Err(Error::Unavailable(_))));
 }
+
+#[tokio::test]
+async fn a_consumer_resumes_deep_in_one_segment_at_the_committed_record() {
+    let dir = tempfile::tempdir().unwrap();
+    // Records of varied sizes, over 1 MiB in one segment: skipping to the position crosses
+    // the reader's buffer several times, and each skip lands inside it at a different place.
+    let sized = |i: u64| LogRecord {
+        value: vec![b'a' + (i % 26) as u8; 40 + (i as usize * 37) % 400],
+        ..rec(i)
+    };
+    let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
+    log.append("t", (0..6000).map(sized).collect())
+        .await
+        .unwrap();
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(c.poll(4321, Duration::ZERO).await.unwrap().len(), 4321);
+    c.commit().await.unwrap();
+    drop(c);
+    assert_eq!(segments(&dir.path().join("t")).len(), 1);
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    let rest = drain(&mut c).await;
+    assert_eq!(values(&rest), (4321..6000).collect::<Vec<_>>());
+    for r in &rest {
+        assert_eq!(r.record, sized(r.position.offset as u64));
+    }
+}
