@@ -14,7 +14,7 @@ use udaconnect_core::ports::{
 use udaconnect_core::record::{
     self, LogRecord, DLQ_REASON_HEADER, LOCATION_DLQ_TOPIC, LOCATION_TOPIC,
 };
-use udaconnect_core::Result;
+use udaconnect_core::{Error, Result};
 
 use crate::directory::DynPersonDirectory;
 use crate::metrics::Metrics;
@@ -254,12 +254,18 @@ impl LocationConsumer {
             );
         }
         self.store.upsert(&sorted.locations).await?;
-        if let Some(f) = &self.on_stored {
-            f(&sorted.locations);
+        let (stored, dlq) = (sorted.locations.len(), sorted.rejected.len());
+        if let Some(f) = self.on_stored.clone() {
+            // Off the runtime's threads, which serve requests: the hook may wait for a lock
+            // that a query holds, and the index now and then lays itself out again (a second
+            // or more at millions of rows).
+            let locations = sorted.locations;
+            tokio::task::spawn_blocking(move || f(&locations))
+                .await
+                .map_err(|e| Error::Internal(format!("the stored-batch hook failed: {e}")))?;
         }
-        let dlq = sorted.rejected.len();
         self.log.append(LOCATION_DLQ_TOPIC, sorted.rejected).await?;
-        Ok((sorted.locations.len(), dlq))
+        Ok((stored, dlq))
     }
 }
 
