@@ -263,7 +263,7 @@ async fn run_stages(
     let ingest_s = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let index = app.contact_index();
-    settled(&index, sent).await;
+    settled(&index, sent).await?;
     let stored_s = started.elapsed().as_secs_f64();
     let single_appends = sequential_append_rate(&scratch.join("baseline-log")).await?;
     writeln!(
@@ -294,7 +294,7 @@ async fn run_stages(
     let (health, _) = load(&exe, &format!("{base}/health"), 0, args.load_seconds)?;
     // The queries wait for the consumer to store the single pings: its catching up is not
     // theirs to pay.
-    settled(&index, sent + posted).await;
+    settled(&index, sent + posted).await?;
     writeln!(
         report,
         "| single-ping POST /api/locations, 64 connections, separate load process | {post:.0} requests/s | GET /health, same load: {health:.0} requests/s | {:.2}x |\n",
@@ -673,8 +673,9 @@ async fn get_each(urls_file: &Path) -> anyhow::Result<serde_json::Value> {
     };
     let mut connection = http1::Connection::open(host).await?;
     // Untimed requests first, for WARM_UP: a new client process runs slow for its first tenth
-    // of a second or so (the first 22 of 200 3-day answers took 5.6 ms against 3.3-4.2 ms for
-    // the rest, also on a second connection opened after the warm-up; not so after it).
+    // of a second or so (the first 22 of 200 3-day answers took 5.5-6.6 ms on average against
+    // 3.6-4.5 ms for the rest; after a warm-up, on the same connection or a new one, they did
+    // not).
     let warming = Instant::now();
     for (_, path) in paths.iter().cycle() {
         connection.get(path).await?;
@@ -713,15 +714,22 @@ async fn sequential_append_rate(dir: &Path) -> anyhow::Result<f64> {
 }
 
 /// Waits until the index holds `rows` rows and has laid out any it was due to (see
-/// `index::feed`).
-async fn settled(index: &std::sync::RwLock<udaconnect_core::index::ContactIndex>, rows: u64) {
+/// `index::feed`); an error if the consumer has not got there within two minutes.
+async fn settled(
+    index: &std::sync::RwLock<udaconnect_core::index::ContactIndex>,
+    rows: u64,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let done = index
+        let (held, due) = index
             .read()
-            .map(|i| i.len() as u64 >= rows && !i.compaction_due())
-            .unwrap_or(true);
-        if done {
-            return;
+            .map(|i| (i.len() as u64, i.compaction_due()))
+            .map_err(|_| anyhow::anyhow!("index poisoned"))?;
+        if held >= rows && !due {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the index holds {held} of {rows} pings sent, two minutes on");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -723,3 +723,55 @@ async fn bench_clients_read_whole_answers_and_count_only_acknowledged_pings() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(stored(&server).await, before + sent);
 }
+
+/// The benchmark command end to end on a small conference: every figure is reported, and the
+/// run fails if an index answer differs from the linear scan's (the benchmark checks each).
+#[test]
+fn bench_reports_every_figure_on_a_small_conference() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.md");
+    let scratch = dir.path().join("scratch");
+    run_ok(&[
+        "--log-level",
+        "warn",
+        "bench",
+        "--locations",
+        "6000",
+        "--queries",
+        "10",
+        "--baseline-queries",
+        "3",
+        "--load-seconds",
+        "1",
+        "--data-dir",
+        scratch.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let report = fs::read_to_string(&out).unwrap();
+    for row in [
+        "| bulk ingest over HTTP",
+        "| ingested, stored in SQLite and indexed",
+        "| single-ping POST /api/locations",
+        "| connection, distance 5 m, max_time_gap 60 s | 1 day |",
+        "| connection, distance 5 m, max_time_gap 60 s | 3 days |",
+        "| contacts summary, 5 m, gap 120 s, min 120 s | 3 days |",
+        "| answer locations per second of server time |",
+        "| resident memory of `udaconnect serve` after start",
+        "| start to ready (`/ready` answers 200)",
+    ] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row:?} in:\n{report}"));
+        assert!(!line.contains("NaN"), "{line}");
+    }
+    // The query client timed every query over HTTP.
+    assert_eq!(
+        fs::read_to_string(scratch.join("bench-urls.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        10
+    );
+}
