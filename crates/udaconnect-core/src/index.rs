@@ -398,6 +398,13 @@ struct Visit<'a> {
 /// Candidates gathered before they are checked: [`Gathered::check`] once this many are held.
 const CHECK_BATCH: usize = 256;
 
+/// Home cells whose neighbours' numbers a track's probe keeps (see `probe_runs`).
+const RECENT_HOMES: usize = 4;
+/// A neighbour not looked up yet for its home cell.
+const UNSEEN: u32 = u32::MAX - 1;
+/// A cell that holds no pings.
+const NO_PINGS: u32 = u32::MAX;
+
 /// A batch of a connection query's candidates, with the clusters of own pings they are to be
 /// near. Gathering first and checking after keeps the rows' reads apart from the checks'
 /// branches: the reads do not depend on one another, so their cache misses overlap, where
@@ -1220,6 +1227,13 @@ impl ContactIndex {
         let mut near: Vec<(u32, (u32, u32))> = Vec::new();
         let xyz: Vec<[f64; 3]> = own.iter().map(|o| to_cartesian(o.lat, o.lon)).collect();
         let (edge, reach) = (level.edge, reach_m(q.distance_m));
+        // The numbers of the cells around the last few home cells, by position around the
+        // home: a person stays among a few cells (a booth, a seat, GPS noise across a cell's
+        // edge), so run after run asks for the same neighbours, and an array look-up replaces
+        // the map's hashing and probing.
+        let around_len = (2 * k as usize + 1).pow(3);
+        let mut recent: Vec<(Cell, Vec<u32>)> = Vec::with_capacity(RECENT_HOMES);
+        let mut replace_next = 0;
         let mut i = 0;
         while i < own.len() {
             let cell = cell_at(xyz[i], edge);
@@ -1230,18 +1244,38 @@ impl ContactIndex {
                 faces.take(xyz[j], cell, edge);
                 j += 1;
             }
-            for c in Self::around(cell, k).filter(|n| faces.reach(cell, *n, edge) <= reach) {
-                let n = *number
-                    .entry(c)
-                    .or_insert_with(|| match level.cells.get(&c) {
-                        Some(list) => {
-                            lists.push(list);
-                            lists.len() as u32 - 1
-                        }
-                        None => u32::MAX,
-                    });
-                if n != u32::MAX {
-                    near.push((n, (i as u32, j as u32)));
+            let home = match recent.iter().position(|(h, _)| *h == cell) {
+                Some(h) => h,
+                None if recent.len() < RECENT_HOMES => {
+                    recent.push((cell, vec![UNSEEN; around_len]));
+                    recent.len() - 1
+                }
+                None => {
+                    let h = replace_next;
+                    replace_next = (replace_next + 1) % RECENT_HOMES;
+                    recent[h].0 = cell;
+                    recent[h].1.fill(UNSEEN);
+                    h
+                }
+            };
+            let numbers = &mut recent[home].1;
+            for (at, c) in Self::around(cell, k).enumerate() {
+                if faces.reach(cell, c, edge) > reach {
+                    continue;
+                }
+                if numbers[at] == UNSEEN {
+                    numbers[at] = *number
+                        .entry(c)
+                        .or_insert_with(|| match level.cells.get(&c) {
+                            Some(list) => {
+                                lists.push(list);
+                                lists.len() as u32 - 1
+                            }
+                            None => NO_PINGS,
+                        });
+                }
+                if numbers[at] != NO_PINGS {
+                    near.push((numbers[at], (i as u32, j as u32)));
                 }
             }
             i = j;
