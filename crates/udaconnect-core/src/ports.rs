@@ -41,6 +41,9 @@ pub trait LocationStore: Send + Sync + 'static {
     async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>>;
     /// Up to `limit` locations with ids above `after`, in id order: for building indexes.
     async fn scan(&self, after: LocationId, limit: usize) -> Result<Vec<Location>>;
+    /// Says that [`Self::scan`] is about to read every location, so a store may start fetching
+    /// them ahead. Only a hint; by default nothing.
+    fn will_scan_all(&self) {}
     /// What a connection or contacts query needs, in one read: the asked person's locations in
     /// the window, and every other person's location in the window that may lie within
     /// `distance_m` (and `max_gap_us`, when set) of one of them. The candidates may be a

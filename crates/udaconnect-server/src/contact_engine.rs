@@ -128,6 +128,7 @@ impl MemoryEngine {
         // Rows are gathered page by page (the next page read while this one is converted),
         // then laid out in one pass.
         let mut builder = BulkBuilder::with_capacity(total as usize);
+        store.will_scan_all();
         let mut next = fetch(0);
         loop {
             let page = next.await.map_err(|e| Error::Internal(e.to_string()))??;

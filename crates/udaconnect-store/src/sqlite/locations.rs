@@ -20,17 +20,16 @@ pub struct SqliteLocationStore {
 
 impl SqliteLocationStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let db = Db::open(path, SCHEMA)?;
-        read_ahead(path);
-        Ok(SqliteLocationStore { db })
+        Ok(SqliteLocationStore {
+            db: Db::open(path, SCHEMA)?,
+        })
     }
 }
 
-/// Asks the kernel to read the whole file into its cache, in the background. Opening the store
-/// is followed by reading every row (the contact index is built from them); read page by page
-/// from a cold disk, the table's B-tree pages arrive one small read at a time, where the file
-/// read in large sequential requests takes a fraction of that. Only a hint: errors are ignored.
+/// Asks the kernel to read the whole file into its cache, in the background. Read page by page
+/// from a cold disk, a full scan's B-tree pages arrive one small read at a time (the table's
+/// pages lie between its indexes'), where the file read in large sequential requests takes a
+/// fraction of that. Only a hint: errors are ignored.
 #[cfg(target_os = "linux")]
 fn read_ahead(path: &Path) {
     let Ok(file) = std::fs::File::open(path) else {
@@ -121,6 +120,10 @@ impl LocationStore for SqliteLocationStore {
                     .collect(),
             })
             .await
+    }
+
+    fn will_scan_all(&self) {
+        read_ahead(self.db.path());
     }
 
     async fn scan(&self, after: LocationId, limit: usize) -> Result<Vec<Location>> {

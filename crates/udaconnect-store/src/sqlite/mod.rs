@@ -62,6 +62,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 impl Db {
     /// Opens (creating) the database at `path` and applies `schema`, which must be idempotent.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0.path
+    }
+
     pub(crate) fn open(path: impl AsRef<Path>, schema: &str) -> Result<Db> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent() {
