@@ -56,21 +56,13 @@ impl Connection {
     }
 
     pub async fn get(&mut self, path: &str) -> Result<Answer> {
-        self.request.clear();
-        self.request.extend_from_slice(b"GET ");
-        self.request.extend_from_slice(path.as_bytes());
-        self.request.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        self.request.extend_from_slice(self.host.as_bytes());
+        self.start_request("GET", path);
         self.request.extend_from_slice(b"\r\n\r\n");
         self.exchange().await
     }
 
     pub async fn post_json(&mut self, path: &str, body: &[u8]) -> Result<Answer> {
-        self.request.clear();
-        self.request.extend_from_slice(b"POST ");
-        self.request.extend_from_slice(path.as_bytes());
-        self.request.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        self.request.extend_from_slice(self.host.as_bytes());
+        self.start_request("POST", path);
         self.request
             .extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
         self.request
@@ -78,6 +70,14 @@ impl Connection {
         self.request.extend_from_slice(b"\r\n\r\n");
         self.request.extend_from_slice(body);
         self.exchange().await
+    }
+
+    /// The request line and the `Host` header, without their line's end.
+    fn start_request(&mut self, method: &str, path: &str) {
+        self.request.clear();
+        for part in [method, " ", path, " HTTP/1.1\r\nHost: ", &self.host] {
+            self.request.extend_from_slice(part.as_bytes());
+        }
     }
 
     async fn exchange(&mut self) -> Result<Answer> {

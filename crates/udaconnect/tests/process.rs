@@ -92,20 +92,24 @@ impl Server {
         }
     }
 
+    /// The pings the consumer reports stored in its metrics.
+    async fn stored(&self) -> u64 {
+        let metrics = self.get("/metrics").await.text().await.unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("udaconnect_consumer_records_total{outcome=\"stored\"} "))
+            .map_or(0, |n| n.parse().unwrap())
+    }
+
     /// Waits until the consumer has stored exactly `sent` pings, by its metrics.
     async fn wait_stored(&self, sent: u64) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let metrics = self.get("/metrics").await.text().await.unwrap();
-            if metrics.contains(&format!(
-                "udaconnect_consumer_records_total{{outcome=\"stored\"}} {sent}\n"
-            )) {
+            let stored = self.stored().await;
+            if stored == sent {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "not all {sent} pings stored:\n{metrics}"
-            );
+            assert!(Instant::now() < deadline, "{stored} of {sent} pings stored");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -414,10 +418,19 @@ fn help_documents_every_flag_and_its_environment_variable() {
 }
 
 fn run_ok(args: &[&str]) -> String {
+    run_ok_with_output(args).1
+}
+
+/// [`run_ok`], and what the command printed to stdout, read as JSON.
+fn run_json(args: &[&str]) -> Value {
+    serde_json::from_slice(&run_ok_with_output(args).0).unwrap()
+}
+
+fn run_ok_with_output(args: &[&str]) -> (Vec<u8>, String) {
     let out = Command::new(BIN).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{args:?} failed: {stderr}");
-    stderr
+    (out.stdout, stderr)
 }
 
 #[test]
@@ -630,15 +643,6 @@ async fn simulate_streams_over_grpc() {
     server.wait_stored(sent).await;
 }
 
-/// The stored count the consumer reports in its metrics.
-async fn stored(server: &Server) -> u64 {
-    let metrics = server.get("/metrics").await.text().await.unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("udaconnect_consumer_records_total{outcome=\"stored\"} "))
-        .map_or(0, |n| n.parse().unwrap())
-}
-
 /// The benchmark's own HTTP clients against a real server: the query client reads whole
 /// answers (streamed in chunks, or of a fixed length), and the load client counts as
 /// acknowledged exactly the pings that get stored.
@@ -659,18 +663,10 @@ async fn bench_clients_read_whole_answers_and_count_only_acknowledged_pings() {
         .map(|p| format!("{}{p}", server.base))
         .collect();
     let file = dir.path().join("urls.txt");
+    let file_arg = file.to_str().unwrap();
+    let ask_each = ["bench-load", "--url", &urls[0], "--urls-file", file_arg];
     fs::write(&file, urls.join("\n")).unwrap();
-    let out = Command::new(BIN)
-        .args(["bench-load", "--url", &urls[0], "--urls-file"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answers: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answers = run_json(&ask_each);
     let mut expected = Vec::new();
     for p in paths {
         let r = server.get(p).await;
@@ -683,45 +679,31 @@ async fn bench_clients_read_whole_answers_and_count_only_acknowledged_pings() {
 
     // A query that fails is reported, not counted.
     fs::write(&file, format!("{}/api/persons/999999", server.base)).unwrap();
-    let out = Command::new(BIN)
-        .args(["bench-load", "--url", &urls[0], "--urls-file"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let failed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed = run_json(&ask_each);
     assert!(
         failed["error"].as_str().unwrap().contains("404"),
         "{failed}"
     );
 
-    let before = stored(&server).await;
-    let out = Command::new(BIN)
-        .args([
-            "bench-load",
-            "--url",
-            &format!("{}/api/locations", server.base),
-            "--persons",
-            "1",
-            "--connections",
-            "8",
-            "--seconds",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let load: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let before = server.stored().await;
+    let load = run_json(&[
+        "bench-load",
+        "--url",
+        &format!("{}/api/locations", server.base),
+        "--persons",
+        "1",
+        "--connections",
+        "8",
+        "--seconds",
+        "1",
+    ]);
     assert_eq!(load["errors"], 0, "{load}");
     let sent = load["requests"].as_u64().unwrap();
     assert!(sent > 100, "{load}");
     server.wait_stored(before + sent).await;
     // And nothing more arrives: every stored ping was counted.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(stored(&server).await, before + sent);
+    assert_eq!(server.stored().await, before + sent);
 }
 
 /// The benchmark command end to end on a small conference: every figure is reported, and the
