@@ -41,13 +41,17 @@ const FINE_EDGE_M: f64 = 5.5;
 const PARALLEL_FROM: usize = 256;
 static CORES: OnceLock<usize> = OnceLock::new();
 
-/// Runs `work` over equal parts of `items`, one per core, and concatenates the results.
-fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync) -> Vec<u32> {
-    let cores = *CORES.get_or_init(|| {
+fn cores() -> usize {
+    *CORES.get_or_init(|| {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8)
-    });
+    })
+}
+
+/// Runs `work` over equal parts of `items`, one per core, and concatenates the results.
+fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync) -> Vec<u32> {
+    let cores = cores();
     if cores < 2 {
         return work(items);
     }
@@ -461,6 +465,17 @@ struct Row {
     person: u32,
 }
 
+impl Row {
+    /// A placeholder, for arrays filled afterwards.
+    const EMPTY: Row = Row {
+        t: 0,
+        lat: 0.0,
+        lon: 0.0,
+        id: 0,
+        person: 0,
+    };
+}
+
 /// The straight-line (chord) distance in the 3-D grid within which every point closer than
 /// `distance_m` on the sphere lies, with a centimetre to spare for rounding.
 fn reach_m(distance_m: f64) -> f64 {
@@ -599,6 +614,113 @@ fn latitude_band(distance_m: f64) -> f64 {
 /// Loads an index in bulk: rows are appended as they come, then tracks and cells are laid out
 /// by counting sort, each list written front to back instead of appending to tens of thousands
 /// of lists in turn (a cache miss each).
+/// Locations with their cells worked out, for [`BulkBuilder::push_page`]: the trigonometry of
+/// a page done on whichever thread read it, while the builder takes the page before.
+pub struct PreparedPage {
+    points: Vec<Point>,
+    cells: Vec<Cell>,
+    edge: f64,
+}
+
+impl PreparedPage {
+    pub fn new(points: Vec<Point>) -> Self {
+        let edge = FINE_EDGE_M;
+        let cells = points.iter().map(|p| cell_of(p.lat, p.lon, edge)).collect();
+        PreparedPage {
+            points,
+            cells,
+            edge,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+}
+
+/// Where to cut `0..cells` (whose rows start at `starts`, strictly increasing, with the end
+/// last) into at most `parts` runs of whole cells with about equal numbers of rows: the cell
+/// numbers of the cuts, first 0 and last the number of cells.
+fn cuts_at_cells(starts: &[usize], parts: usize) -> Vec<usize> {
+    let cells = starts.len() - 1;
+    let n = starts[cells];
+    let mut cuts = vec![0];
+    for k in 1..parts.max(1) {
+        let cut = starts.partition_point(|&s| s < n * k / parts).min(cells);
+        if cut > *cuts.last().unwrap_or(&0) {
+            cuts.push(cut);
+        }
+    }
+    if *cuts.last().unwrap_or(&0) < cells || cells == 0 {
+        cuts.push(cells);
+    }
+    cuts
+}
+
+/// Fills `rows` with `old_rows[order[i]]`, then puts each cell's part (its bounds in
+/// `cell_starts`, relative to the first) in (time, id) order, with `order` kept beside. Parts
+/// are checked front to back and sorted only where they are out of order.
+fn gather_cells(old_rows: &[Row], rows: &mut [Row], order: &mut [u32], cell_starts: &[usize]) {
+    for (row, &s) in rows.iter_mut().zip(order.iter()) {
+        *row = old_rows[s as usize];
+    }
+    let base = cell_starts[0];
+    for w in cell_starts.windows(2) {
+        let (from, to) = (w[0] - base, w[1] - base);
+        let part = &rows[from..to];
+        if !part.is_sorted_by_key(|r| (r.t, r.id)) {
+            let mut pairs: Vec<(Row, u32)> = part
+                .iter()
+                .copied()
+                .zip(order[from..to].iter().copied())
+                .collect();
+            pairs.sort_unstable_by_key(|(r, _)| (r.t, r.id));
+            for (i, (r, s)) in pairs.into_iter().enumerate() {
+                rows[from + i] = r;
+                order[from + i] = s;
+            }
+        }
+    }
+}
+
+/// Puts in (time, id) order each track not known to be in it, the persons shared between
+/// cores. Keys are read once into a sorted copy: a track that came in a few interleaved runs
+/// (batches acknowledged out of order) is merged from its runs by the stable sort.
+fn sort_tracks(tracks: &mut [Vec<u32>], in_order: &[bool], rows: &[Row]) {
+    let sort = |tracks: &mut [Vec<u32>], in_order: &[bool]| {
+        let mut keyed: Vec<(Micros, i64, u32)> = Vec::new();
+        for (track, &sorted) in tracks.iter_mut().zip(in_order) {
+            if sorted {
+                continue;
+            }
+            keyed.clear();
+            keyed.extend(track.iter().map(|&s| {
+                let r = &rows[s as usize];
+                (r.t, r.id, s)
+            }));
+            keyed.sort_by_key(|&(t, id, _)| (t, id));
+            for (slot, &(_, _, s)) in track.iter_mut().zip(&keyed) {
+                *slot = s;
+            }
+        }
+    };
+    let part = tracks.len().div_ceil(cores()).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = tracks
+            .chunks_mut(part)
+            .zip(in_order.chunks(part))
+            .map(|(t, o)| scope.spawn(move || sort(t, o)))
+            .collect();
+        for w in workers {
+            w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
+    });
+}
+
 pub struct BulkBuilder {
     index: ContactIndex,
     /// Each row's fine cell, numbered in order of first appearance: worked out as rows come,
@@ -609,6 +731,10 @@ pub struct BulkBuilder {
     /// The last key pushed per person, and whether each person's rows came in key order.
     last_keys: Vec<(Micros, i64)>,
     in_order: Vec<bool>,
+    /// The array [`Self::finish`] lays rows out in, allocated and written once on its own
+    /// thread while rows are pushed: at tens of millions of rows, the kernel's first touch of
+    /// its pages takes as long as the layout itself.
+    layout: Option<std::thread::JoinHandle<Vec<Row>>>,
 }
 
 impl BulkBuilder {
@@ -620,11 +746,28 @@ impl BulkBuilder {
             numbers: Vec::with_capacity(capacity),
             last_keys: Vec::new(),
             in_order: Vec::new(),
+            layout: std::thread::Builder::new()
+                .name("index-layout".into())
+                .spawn(move || vec![Row::EMPTY; capacity])
+                .ok(),
         }
     }
 
     /// Adds a location; each must come at most once.
     pub fn push(&mut self, p: &Point) {
+        let cell = cell_of(p.lat, p.lon, self.index.fine.edge);
+        self.push_in_cell(p, cell);
+    }
+
+    /// Adds a page of locations, in its order; each must come at most once.
+    pub fn push_page(&mut self, page: &PreparedPage) {
+        debug_assert_eq!(page.edge, self.index.fine.edge);
+        for (p, &cell) in page.points.iter().zip(&page.cells) {
+            self.push_in_cell(p, cell);
+        }
+    }
+
+    fn push_in_cell(&mut self, p: &Point, cell: Cell) {
         let index = &mut self.index;
         let number = match index.person_numbers.get(&p.person_id) {
             Some(&n) => n,
@@ -651,7 +794,6 @@ impl BulkBuilder {
             id: p.id,
             person: number,
         });
-        let cell = cell_of(p.lat, p.lon, index.fine.edge);
         let cells_in_order = &mut self.cells_in_order;
         let n = *self.cell_numbers.entry(cell).or_insert_with(|| {
             cells_in_order.push(cell);
@@ -680,6 +822,7 @@ impl BulkBuilder {
             cells_in_order,
             numbers,
             in_order,
+            layout,
             ..
         } = self;
         drop(cell_numbers);
@@ -696,24 +839,30 @@ impl BulkBuilder {
             position[numbers[s as usize] as usize] as usize
         });
         drop((numbers, position));
-        let mut rows: Vec<Row> = order.iter().map(|&s| index.rows[s as usize]).collect();
-        // Each cell's part in (time, id) order: checked on the gathered rows, front to back,
-        // and sorted (rows and their old slots together) only where it is not.
-        for w in starts.windows(2) {
-            let part = &rows[w[0]..w[1]];
-            if !part.is_sorted_by_key(|r| (r.t, r.id)) {
-                let mut pairs: Vec<(Row, u32)> = part
-                    .iter()
-                    .copied()
-                    .zip(order[w[0]..w[1]].iter().copied())
-                    .collect();
-                pairs.sort_unstable_by_key(|(r, _)| (r.t, r.id));
-                for (i, (r, s)) in pairs.into_iter().enumerate() {
-                    rows[w[0] + i] = r;
-                    order[w[0] + i] = s;
-                }
+        // The rows gathered cell by cell: reads at random, the start's slowest pass, so it is
+        // shared between cores, each taking whole cells.
+        let mut rows = layout.and_then(|l| l.join().ok()).unwrap_or_default();
+        rows.resize(n, Row::EMPTY);
+        let old_rows = &index.rows;
+        let cuts = cuts_at_cells(&starts, cores());
+        std::thread::scope(|scope| {
+            let (mut rows_left, mut order_left) = (&mut rows[..], &mut order[..]);
+            let mut workers = Vec::new();
+            for w in cuts.windows(2) {
+                let (from, to) = (starts[w[0]], starts[w[1]]);
+                let (part_rows, rest) = std::mem::take(&mut rows_left).split_at_mut(to - from);
+                rows_left = rest;
+                let (part_order, rest) = std::mem::take(&mut order_left).split_at_mut(to - from);
+                order_left = rest;
+                let cell_starts = &starts[w[0]..=w[1]];
+                workers.push(
+                    scope.spawn(move || gather_cells(old_rows, part_rows, part_order, cell_starts)),
+                );
             }
-        }
+            for w in workers {
+                w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            }
+        });
         let mut to_next = vec![0u32; n];
         for (new, &old) in order.iter().enumerate() {
             to_next[old as usize] = new as u32;
@@ -730,11 +879,7 @@ impl BulkBuilder {
             tracks[r.person as usize].push(to_next[old]);
         }
         drop(to_next);
-        for (track, sorted) in tracks.iter_mut().zip(&in_order) {
-            if !sorted {
-                track.sort_unstable_by_key(|&s| (rows[s as usize].t, rows[s as usize].id));
-            }
-        }
+        sort_tracks(&mut tracks, &in_order, &rows);
         index.rows = rows;
         index.tracks = tracks;
         index.track_ends = index.track_end_keys();
@@ -1801,6 +1946,39 @@ mod tests {
                 prop_assert!(!grown.insert(p), "already in");
             }
         }
+
+        #[test]
+        fn bulk_load_by_prepared_pages_equals_the_oracle(pts in arb_points(), cuts in proptest::collection::vec(0..200usize, 0..4), person in 1..7i64, distance in 0.5..50.0f64, gap in 0..400i64) {
+            let mut builder = BulkBuilder::with_capacity(pts.len());
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(pts.len())).collect();
+            cuts.push(pts.len());
+            cuts.sort_unstable();
+            let mut from = 0;
+            for to in cuts {
+                let page = PreparedPage::new(pts[from..to].to_vec());
+                prop_assert_eq!(page.len(), to - from);
+                builder.push_page(&page);
+                from = to;
+            }
+            let paged = builder.finish();
+            prop_assert_eq!(paged.len(), pts.len());
+            for g in [None, Some(gap * S)] {
+                let q = ConnectionQuery { person_id: person, window: Window::all(), distance_m: distance, max_time_gap_us: g };
+                let a: Vec<Point> = answer(&paged, &q);
+                prop_assert_eq!(a, connections_oracle(&pts, &q));
+            }
+        }
+    }
+
+    #[test]
+    fn cuts_at_cells_split_rows_evenly_at_cell_bounds() {
+        assert_eq!(cuts_at_cells(&[0], 2), vec![0, 0]);
+        assert_eq!(cuts_at_cells(&[0, 10], 2), vec![0, 1]);
+        assert_eq!(cuts_at_cells(&[0, 4, 6, 10], 2), vec![0, 2, 3]);
+        assert_eq!(cuts_at_cells(&[0, 4, 6, 10], 1), vec![0, 3]);
+        assert_eq!(cuts_at_cells(&[0, 1, 2, 3, 4], 4), vec![0, 1, 2, 3, 4]);
+        assert_eq!(cuts_at_cells(&[0, 1, 2], 8), vec![0, 1, 2]);
+        assert_eq!(cuts_at_cells(&[0, 9, 10], 3), vec![0, 1, 2]);
     }
 
     #[test]

@@ -39,8 +39,16 @@ pub trait LocationStore: Send + Sync + 'static {
     async fn get(&self, id: LocationId) -> Result<Option<Location>>;
     /// Locations with time in `window`, of one person or of everyone, in (time, id) order.
     async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>>;
-    /// Up to `limit` locations with ids above `after`, in id order: for building indexes.
-    async fn scan(&self, after: LocationId, limit: usize) -> Result<Vec<Location>>;
+    /// Up to `limit` locations with ids above `after` and at most `until`, in id order: for
+    /// building indexes, from several ranges at once.
+    async fn scan(
+        &self,
+        after: LocationId,
+        until: LocationId,
+        limit: usize,
+    ) -> Result<Vec<Location>>;
+    /// The lowest and highest stored ids, if any location is stored.
+    async fn id_range(&self) -> Result<Option<(LocationId, LocationId)>>;
     /// Says that [`Self::scan`] is about to read every location, so a store may start fetching
     /// them ahead. Only a hint; by default nothing.
     fn will_scan_all(&self) {}

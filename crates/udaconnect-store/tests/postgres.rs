@@ -443,7 +443,7 @@ async fn an_original_database_is_repaired_in_place() {
         -122.25,
         to_micros(parse_timestamp("2020-07-07T10:00:00Z").unwrap()),
     ));
-    let stored = store.scan(i64::MIN, usize::MAX).await.unwrap();
+    let stored = store.scan(i64::MIN, i64::MAX, usize::MAX).await.unwrap();
     assert_eq!(by_id(&stored), by_id(&expected));
     assert!(stored.iter().all(|l| l.latitude.abs() <= 90.0));
     // At least one seed row really was swapped, or this test proves nothing.
@@ -697,12 +697,31 @@ async fn upserts_are_idempotent_and_reads_match_sqlite() {
             );
         }
     }
-    for (after, limit) in [(i64::MIN, usize::MAX), (29, 5), (60, 100), (1000, 1)] {
+    for (after, until, limit) in [
+        (i64::MIN, i64::MAX, usize::MAX),
+        (29, i64::MAX, 5),
+        (60, i64::MAX, 100),
+        (1000, i64::MAX, 1),
+        (29, 40, 100),
+        (29, 30, 100),
+        (30, 30, 100),
+        (40, 29, 100),
+    ] {
+        let from_sqlite = sqlite.scan(after, until, limit).await.unwrap();
+        assert!(from_sqlite.iter().all(|l| l.id > after && l.id <= until));
         assert_eq!(
-            sqlite.scan(after, limit).await.unwrap(),
-            postgres.scan(after, limit).await.unwrap()
+            from_sqlite,
+            postgres.scan(after, until, limit).await.unwrap(),
+            "scan({after}, {until}, {limit})"
         );
     }
+    let range = sqlite.id_range().await.unwrap();
+    assert_eq!(range, postgres.id_range().await.unwrap());
+    let all = sqlite.scan(i64::MIN, i64::MAX, usize::MAX).await.unwrap();
+    assert_eq!(
+        range,
+        Some((all.first().unwrap().id, all.last().unwrap().id))
+    );
     // Large batches go in several statements, still all at once.
     let many: Vec<Location> = (0..45_000)
         .map(|i| {
@@ -723,6 +742,9 @@ async fn upserts_are_idempotent_and_reads_match_sqlite() {
 
     postgres.clear().await.unwrap();
     assert_eq!(postgres.count().await.unwrap(), 0);
+    assert_eq!(postgres.id_range().await.unwrap(), None);
+    sqlite.clear().await.unwrap();
+    assert_eq!(sqlite.id_range().await.unwrap(), None);
     postgres.ping().await.unwrap();
 }
 
@@ -755,7 +777,7 @@ async fn coordinates_and_times_round_trip_bit_for_bit() {
         ));
     }
     store.upsert(&ls).await.unwrap();
-    let back = store.scan(0, usize::MAX).await.unwrap();
+    let back = store.scan(0, i64::MAX, usize::MAX).await.unwrap();
     assert_eq!(by_id(&back), by_id(&ls));
     for l in &ls {
         let one = store.get(l.id).await.unwrap().unwrap();

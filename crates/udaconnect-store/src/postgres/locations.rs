@@ -262,16 +262,39 @@ impl LocationStore for PostgresLocationStore {
         locations(&rows)
     }
 
-    async fn scan(&self, after: LocationId, limit: usize) -> Result<Vec<Location>> {
+    async fn scan(
+        &self,
+        after: LocationId,
+        until: LocationId,
+        limit: usize,
+    ) -> Result<Vec<Location>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .pg
             .query(
-                &format!("SELECT {COLUMNS} FROM location WHERE id > $1 ORDER BY id LIMIT $2"),
-                &[&after, &limit],
+                &format!(
+                    "SELECT {COLUMNS} FROM location WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
+                ),
+                &[&after, &until, &limit],
             )
             .await?;
         locations(&rows)
+    }
+
+    async fn id_range(&self) -> Result<Option<(LocationId, LocationId)>> {
+        let rows = self
+            .pg
+            .query(
+                "SELECT (SELECT min(id) FROM location), (SELECT max(id) FROM location)",
+                &[],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let low: Option<i64> = row.try_get(0).map_err(|e| pg_error(&e))?;
+        let high: Option<i64> = row.try_get(1).map_err(|e| pg_error(&e))?;
+        Ok(low.zip(high))
     }
 
     async fn near(&self, q: NearQuery) -> Result<Near> {

@@ -126,14 +126,34 @@ impl LocationStore for SqliteLocationStore {
         read_ahead(self.db.path());
     }
 
-    async fn scan(&self, after: LocationId, limit: usize) -> Result<Vec<Location>> {
+    async fn scan(
+        &self,
+        after: LocationId,
+        until: LocationId,
+        limit: usize,
+    ) -> Result<Vec<Location>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .read(move |c| {
                 c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM location WHERE id > ?1 ORDER BY id LIMIT ?2"
+                    "SELECT {COLUMNS} FROM location WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
                 ))?
-                .query_map(params![after, limit as i64], location)?
+                .query_map(params![after, until, limit], location)?
                 .collect()
+            })
+            .await
+    }
+
+    async fn id_range(&self) -> Result<Option<(LocationId, LocationId)>> {
+        // Two subqueries: SQLite reads min or max off the B-tree's edge only when it is the
+        // query's one aggregate; together they would scan the table.
+        self.db
+            .read(|c| {
+                c.query_row(
+                    "SELECT (SELECT min(id) FROM location), (SELECT max(id) FROM location)",
+                    [],
+                    |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+                )
             })
             .await
     }
