@@ -617,20 +617,17 @@ fn latitude_band(distance_m: f64) -> f64 {
 /// Locations with their cells worked out, for [`BulkBuilder::push_page`]: the trigonometry of
 /// a page done on whichever thread read it, while the builder takes the page before.
 pub struct PreparedPage {
-    points: Vec<Point>,
-    cells: Vec<Cell>,
+    /// Points and cells in one array: a page's single large allocation is mapped and unmapped
+    /// whole by the allocator, so pages freed on another thread leave nothing behind.
+    points: Vec<(Point, Cell)>,
     edge: f64,
 }
 
 impl PreparedPage {
-    pub fn new(points: Vec<Point>) -> Self {
+    pub fn new(points: impl ExactSizeIterator<Item = Point>) -> Self {
         let edge = FINE_EDGE_M;
-        let cells = points.iter().map(|p| cell_of(p.lat, p.lon, edge)).collect();
-        PreparedPage {
-            points,
-            cells,
-            edge,
-        }
+        let points = points.map(|p| (p, cell_of(p.lat, p.lon, edge))).collect();
+        PreparedPage { points, edge }
     }
 
     pub fn len(&self) -> usize {
@@ -762,8 +759,8 @@ impl BulkBuilder {
     /// Adds a page of locations, in its order; each must come at most once.
     pub fn push_page(&mut self, page: &PreparedPage) {
         debug_assert_eq!(page.edge, self.index.fine.edge);
-        for (p, &cell) in page.points.iter().zip(&page.cells) {
-            self.push_in_cell(p, cell);
+        for (p, cell) in &page.points {
+            self.push_in_cell(p, *cell);
         }
     }
 
@@ -1955,7 +1952,7 @@ mod tests {
             cuts.sort_unstable();
             let mut from = 0;
             for to in cuts {
-                let page = PreparedPage::new(pts[from..to].to_vec());
+                let page = PreparedPage::new(pts[from..to].iter().copied());
                 prop_assert_eq!(page.len(), to - from);
                 builder.push_page(&page);
                 from = to;

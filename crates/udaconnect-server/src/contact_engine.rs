@@ -104,16 +104,20 @@ pub struct MemoryEngine {
     pub index: SharedIndex,
 }
 
-/// Rows read from the store per page while building the index.
-const BUILD_PAGE: usize = 200_000;
+/// Rows read from the store per page while building the index: pages of tens of MiB, which
+/// the allocator maps and unmaps whole (above its largest threshold for that, 32 MiB), so
+/// pages made on one thread and freed on another leave no memory behind.
+const BUILD_PAGE: usize = 1 << 20;
 /// Id ranges read from the store at once while building the index: reading rows is most of a
 /// start's work, and the builder takes pages faster than one reader hands them over.
 const BUILD_READERS: i64 = 2;
+/// Prepared pages waiting for the builder, at most.
+const PAGES_IN_FLIGHT: usize = 2;
 
 impl MemoryEngine {
     /// Builds the index from every stored location. `progress(done)` after each page. The
     /// store is read in [`BUILD_READERS`] id ranges at once, each reading its next page while
-    /// its current one is prepared; the builder takes the pages in id order. `expected`, when
+    /// its current one is prepared; the builder takes pages as they come. `expected`, when
     /// known (the log's length bounds the store's), sizes the index without counting the
     /// store, which costs a full scan of an index at tens of millions of rows.
     pub async fn build(
@@ -138,20 +142,17 @@ impl MemoryEngine {
         let mut builder = BulkBuilder::with_capacity(total as usize);
         if let Some((low, high)) = store.id_range().await? {
             store.will_scan_all();
-            let mut streams = Vec::new();
+            // One bounded channel for every range: the builder takes pages as they come, so
+            // memory holds a few pages, not a range waiting its turn. A person's rows then
+            // come in runs out of time order; the layout merges them (see `BulkBuilder`).
+            let (pages, mut arrived) = tokio::sync::mpsc::channel(PAGES_IN_FLIGHT);
             for (after, until) in id_ranges(low, high, readers) {
-                let (pages, rx) = tokio::sync::mpsc::unbounded_channel();
-                tokio::spawn(read_pages(store.clone(), after, until, page, pages));
-                streams.push(rx);
+                tokio::spawn(read_pages(store.clone(), after, until, page, pages.clone()));
             }
-            // Later ranges' pages wait in their channels while the builder takes the first
-            // range's: rows must reach it in id order, so that each person's come in time
-            // order and their tracks need no sort.
-            for mut pages in streams {
-                while let Some(page) = pages.recv().await {
-                    builder.push_page(&page?);
-                    progress(builder.len() as u64);
-                }
+            drop(pages);
+            while let Some(page) = arrived.recv().await {
+                builder.push_page(&page?);
+                progress(builder.len() as u64);
             }
         }
         let index = tokio::task::spawn_blocking(move || builder.finish())
@@ -204,7 +205,7 @@ async fn read_pages(
     after: i64,
     until: i64,
     page_size: usize,
-    pages: tokio::sync::mpsc::UnboundedSender<Result<PreparedPage>>,
+    pages: tokio::sync::mpsc::Sender<Result<PreparedPage>>,
 ) {
     let fetch = |after: i64| {
         let store = store.clone();
@@ -215,18 +216,18 @@ async fn read_pages(
         let page = match next.await {
             Ok(Ok(page)) => page,
             Ok(Err(e)) => {
-                let _ = pages.send(Err(e));
+                let _ = pages.send(Err(e)).await;
                 return;
             }
             Err(e) => {
-                let _ = pages.send(Err(Error::Internal(e.to_string())));
+                let _ = pages.send(Err(Error::Internal(e.to_string()))).await;
                 return;
             }
         };
         let Some(last) = page.last() else { return };
         next = fetch(last.id);
-        let prepared = PreparedPage::new(page.iter().map(point).collect());
-        if pages.send(Ok(prepared)).is_err() {
+        let prepared = PreparedPage::new(page.iter().map(point));
+        if pages.send(Ok(prepared)).await.is_err() {
             return;
         }
     }

@@ -139,7 +139,15 @@ impl LocationStore for SqliteLocationStore {
                     "SELECT {COLUMNS} FROM location WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
                 ))?
                 .query_map(params![after, until, limit], location)?
-                .collect()
+                .try_fold(
+                    // Sized up front: a large page grown by doubling leaves its smaller
+                    // copies free in the reading thread's heap.
+                    Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(1 << 20)),
+                    |mut page, l| {
+                        page.push(l?);
+                        Ok(page)
+                    },
+                )
             })
             .await
     }
