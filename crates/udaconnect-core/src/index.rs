@@ -49,6 +49,14 @@ fn cores() -> usize {
     })
 }
 
+/// The result of a scoped worker. A worker's panic goes on in the caller: an index or an
+/// answer without that worker's part would look complete.
+fn joined<T>(worker: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    worker
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 /// Runs `work` over equal parts of `items`, one per core, and concatenates the results.
 fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync) -> Vec<u32> {
     let cores = cores();
@@ -62,11 +70,7 @@ fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync
             .chunks(part)
             .map(|c| scope.spawn(move || work(c)))
             .collect();
-        // A part that panicked fails the whole query: an answer without it would look complete.
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        workers.into_iter().flat_map(joined).collect()
     })
 }
 
@@ -611,23 +615,20 @@ fn latitude_band(distance_m: f64) -> f64 {
     ((distance_m + DISTANCE_SLACK_M) / EARTH_RADIUS_M).to_degrees() * (1.0 + 1e-9) + 1e-12
 }
 
-/// Loads an index in bulk: rows are appended as they come, then tracks and cells are laid out
-/// by counting sort, each list written front to back instead of appending to tens of thousands
-/// of lists in turn (a cache miss each).
 /// Locations with their cells worked out, for [`BulkBuilder::push_page`]: the trigonometry of
 /// a page done on whichever thread read it, while the builder takes the page before.
 pub struct PreparedPage {
     /// Points and cells in one array: a page's single large allocation is mapped and unmapped
     /// whole by the allocator, so pages freed on another thread leave nothing behind.
     points: Vec<(Point, Cell)>,
-    edge: f64,
 }
 
 impl PreparedPage {
     pub fn new(points: impl ExactSizeIterator<Item = Point>) -> Self {
-        let edge = FINE_EDGE_M;
-        let points = points.map(|p| (p, cell_of(p.lat, p.lon, edge))).collect();
-        PreparedPage { points, edge }
+        let points = points
+            .map(|p| (p, cell_of(p.lat, p.lon, FINE_EDGE_M)))
+            .collect();
+        PreparedPage { points }
     }
 
     pub fn len(&self) -> usize {
@@ -712,12 +713,13 @@ fn sort_tracks(tracks: &mut [Vec<u32>], in_order: &[bool], rows: &[Row]) {
             .zip(in_order.chunks(part))
             .map(|(t, o)| scope.spawn(move || sort(t, o)))
             .collect();
-        for w in workers {
-            w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        }
+        workers.into_iter().for_each(joined);
     });
 }
 
+/// Loads an index in bulk: rows are appended as they come, then tracks and cells are laid out
+/// by counting sort, each list written front to back instead of appending to tens of thousands
+/// of lists in turn (a cache miss each).
 pub struct BulkBuilder {
     index: ContactIndex,
     /// Each row's fine cell, numbered in order of first appearance: worked out as rows come,
@@ -758,7 +760,8 @@ impl BulkBuilder {
 
     /// Adds a page of locations, in its order; each must come at most once.
     pub fn push_page(&mut self, page: &PreparedPage) {
-        debug_assert_eq!(page.edge, self.index.fine.edge);
+        // Pages are prepared on the fine grid, the one a builder's index starts with.
+        debug_assert_eq!(self.index.fine.edge, FINE_EDGE_M);
         for (p, cell) in &page.points {
             self.push_in_cell(p, *cell);
         }
@@ -856,9 +859,7 @@ impl BulkBuilder {
                     scope.spawn(move || gather_cells(old_rows, part_rows, part_order, cell_starts)),
                 );
             }
-            for w in workers {
-                w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            }
+            workers.into_iter().for_each(joined);
         });
         let mut to_next = vec![0u32; n];
         for (new, &old) in order.iter().enumerate() {

@@ -282,13 +282,7 @@ impl LocationStore for PostgresLocationStore {
     }
 
     async fn id_range(&self) -> Result<Option<(LocationId, LocationId)>> {
-        let rows = self
-            .pg
-            .query(
-                "SELECT (SELECT min(id) FROM location), (SELECT max(id) FROM location)",
-                &[],
-            )
-            .await?;
+        let rows = self.pg.query(crate::LOCATION_ID_RANGE, &[]).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };

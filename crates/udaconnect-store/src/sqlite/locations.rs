@@ -132,6 +132,9 @@ impl LocationStore for SqliteLocationStore {
         until: LocationId,
         limit: usize,
     ) -> Result<Vec<Location>> {
+        // Sized up front: a large page grown by doubling leaves its smaller copies free in the
+        // reading thread's heap.
+        let capacity = limit.min(1 << 20);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .read(move |c| {
@@ -139,29 +142,20 @@ impl LocationStore for SqliteLocationStore {
                     "SELECT {COLUMNS} FROM location WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
                 ))?
                 .query_map(params![after, until, limit], location)?
-                .try_fold(
-                    // Sized up front: a large page grown by doubling leaves its smaller
-                    // copies free in the reading thread's heap.
-                    Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(1 << 20)),
-                    |mut page, l| {
-                        page.push(l?);
-                        Ok(page)
-                    },
-                )
+                .try_fold(Vec::with_capacity(capacity), |mut page, l| {
+                    page.push(l?);
+                    Ok(page)
+                })
             })
             .await
     }
 
     async fn id_range(&self) -> Result<Option<(LocationId, LocationId)>> {
-        // Two subqueries: SQLite reads min or max off the B-tree's edge only when it is the
-        // query's one aggregate; together they would scan the table.
         self.db
             .read(|c| {
-                c.query_row(
-                    "SELECT (SELECT min(id) FROM location), (SELECT max(id) FROM location)",
-                    [],
-                    |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
-                )
+                c.query_row(crate::LOCATION_ID_RANGE, [], |r| {
+                    Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+                })
             })
             .await
     }
