@@ -13,13 +13,13 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use ids::FileIdLeaser;
+pub use postgres::{
+    Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresOptions, PostgresPersonStore,
+};
+pub use sqlite::{SqliteLocationStore, SqlitePersonStore};
 
 /// The lowest and highest location ids, in both stores' SQL. Two subqueries: a database reads
 /// `min` or `max` off the primary key's edge when it is the query's one aggregate; the two in
 /// one query would scan the table (SQLite does).
 pub(crate) const LOCATION_ID_RANGE: &str =
     "SELECT (SELECT min(id) FROM location), (SELECT max(id) FROM location)";
-pub use postgres::{
-    Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresOptions, PostgresPersonStore,
-};
-pub use sqlite::{SqliteLocationStore, SqlitePersonStore};
