@@ -224,6 +224,41 @@ pub fn new_location(body: &Value) -> Result<NewLocation> {
     })
 }
 
+/// A ping as most clients send it: numbers as numbers, the time as a string or absent.
+#[derive(serde::Deserialize)]
+struct PlainPing<'a> {
+    person_id: i64,
+    latitude: f64,
+    longitude: f64,
+    #[serde(default, borrow)]
+    creation_time: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The ping in a JSON text when it is in the plain shape and valid, read straight into its
+/// fields: the single-ping endpoint's hot path, with no tree of values and keys allocated
+/// per request. `None` for anything else (ids or coordinates sent as strings, any
+/// violation, not JSON): [`new_location`] on the parsed body then gives the answer, and for
+/// every body this accepts it gives the same ping.
+pub fn plain_new_location(body: &[u8]) -> Option<NewLocation> {
+    let ping: PlainPing<'_> = serde_json::from_slice(body).ok()?;
+    let valid = (1..=MAX_ID).contains(&ping.person_id)
+        && (-90.0..=90.0).contains(&ping.latitude)
+        && (-180.0..=180.0).contains(&ping.longitude);
+    if !valid {
+        return None;
+    }
+    let creation_time = match ping.creation_time {
+        None => None,
+        Some(raw) => Some(parse_timestamp(&raw).ok()?),
+    };
+    Some(NewLocation {
+        person_id: ping.person_id,
+        latitude: ping.latitude,
+        longitude: ping.longitude,
+        creation_time,
+    })
+}
+
 /// Most pings one batch may carry.
 pub const MAX_BATCH: usize = 100_000;
 
@@ -560,6 +595,7 @@ pub fn paging_params(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn fields(e: &Error) -> Vec<&str> {
@@ -721,5 +757,92 @@ mod tests {
         );
         let e = paging_params(&q(&[("limit", "0"), ("cursor", "x")]), 100, 1000).unwrap_err();
         assert_eq!(fields(&e), ["limit", "cursor"]);
+    }
+
+    #[test]
+    fn plain_ping_is_read_directly() {
+        let body = br#"{"person_id": 5, "latitude": 37.55, "longitude": -122.29,
+            "creation_time": "2020-08-18T10:37:06Z", "extra": [1, {"a": null}]}"#;
+        let fast = plain_new_location(body).expect("plain shape");
+        let general = new_location(&serde_json::from_slice(body).unwrap()).unwrap();
+        assert_eq!(fast, general);
+        // Shapes the general way accepts but the plain one leaves to it.
+        for body in [
+            &br#"{"person_id": "5", "latitude": 1, "longitude": 2}"#[..],
+            br#"{"person_id": 5, "latitude": "1.5", "longitude": 2}"#,
+            br#"{"person_id": 5, "latitude": 1, "longitude": 2, "person_id": 6}"#,
+        ] {
+            assert_eq!(plain_new_location(body), None);
+            assert!(new_location(&serde_json::from_slice(body).unwrap()).is_ok());
+        }
+    }
+
+    /// JSON text for a field: mostly `good`, often `near` (just outside the valid range), else
+    /// one of the kinds clients get wrong (absent, null, other types, strings, too large, bad
+    /// times).
+    fn field_json(
+        good: impl Strategy<Value = String> + 'static,
+        near: impl Strategy<Value = String> + 'static,
+    ) -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            24 => good.prop_map(Some),
+            6 => near.prop_map(Some),
+            1 => Just(None),
+            1 => Just(Some("null".to_string())),
+            1 => Just(Some("true".to_string())),
+            1 => Just(Some("[]".to_string())),
+            1 => (-200i64..200).prop_map(|n| Some(n.to_string())),
+            1 => (-400f64..400.0).prop_map(|x| Some(format!("{x}"))),
+            1 => (-400f64..400.0).prop_map(|x| Some(format!("\"{x}\""))),
+            1 => Just(Some("9007199254740992".to_string())),
+            1 => Just(Some("1e400".to_string())),
+            1 => Just(Some("\"2020-08-18 10:37\"".to_string())),
+            1 => Just(Some("\"1969-12-31T23:59:59Z\"".to_string())),
+            1 => Just(Some("\"yesterday\"".to_string())),
+        ]
+    }
+
+    fn coordinate(limit: f64) -> impl Strategy<Value = String> {
+        prop_oneof![Just(limit), Just(-limit), -limit..=limit].prop_map(|x| format!("{x}"))
+    }
+
+    fn beyond(limit: f64) -> impl Strategy<Value = String> {
+        (limit * 1.000_001..limit * 1.1, any::<bool>())
+            .prop_map(|(x, negative)| format!("{}", if negative { -x } else { x }))
+    }
+
+    fn timestamp_json(secs: i64) -> String {
+        let t = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+        format!("\"{}\"", t.to_rfc3339())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever the plain reading accepts, the general one accepts as the same ping.
+        #[test]
+        fn plain_reading_agrees_with_the_general_one(
+            person in field_json(
+                prop_oneof![Just(1), Just(MAX_ID), 1i64..100_000].prop_map(|n| n.to_string()),
+                prop_oneof![Just(0), Just(-1), Just(MAX_ID + 1)].prop_map(|n| n.to_string()),
+            ),
+            lat in field_json(coordinate(90.0), beyond(90.0)),
+            lon in field_json(coordinate(180.0), beyond(180.0)),
+            time in field_json(
+                (0i64..4_000_000_000).prop_map(timestamp_json),
+                prop_oneof![Just(timestamp_json(-1)), Just(timestamp_json(253_402_300_800))],
+            ),
+        ) {
+            let fields: Vec<String> = [("person_id", person), ("latitude", lat),
+                ("longitude", lon), ("creation_time", time)]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| format!("\"{k}\": {v}")))
+                .collect();
+            let body = format!("{{{}}}", fields.join(", "));
+            if let Some(fast) = plain_new_location(body.as_bytes()) {
+                let value: Value = serde_json::from_str(&body).unwrap();
+                prop_assert_eq!(Some(fast), new_location(&value).ok());
+            }
+        }
     }
 }

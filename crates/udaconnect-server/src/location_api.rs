@@ -15,7 +15,7 @@ use udaconnect_core::record::{self, LOCATION_TOPIC};
 use udaconnect_core::{validate, Error, Result};
 
 use crate::directory::DynPersonDirectory;
-use crate::http::{correlation_id, JsonBody};
+use crate::http::{correlation_id, parse_json, BodyBytes};
 use crate::metrics::Metrics;
 use crate::problem::{ApiResult, Problem};
 
@@ -184,9 +184,13 @@ pub struct NewLocationBody {
     ))]
 pub async fn create_location(
     State(api): State<Arc<LocationApi>>,
-    JsonBody(body): JsonBody,
+    BodyBytes(body): BodyBytes,
 ) -> ApiResult<(StatusCode, Json<Location>)> {
-    let ping = validate::new_location(&body)?;
+    // Most pings are plain and valid; the general reading names what is wrong with the rest.
+    let ping = match validate::plain_new_location(&body) {
+        Some(ping) => ping,
+        None => validate::new_location(&parse_json(&body)?)?,
+    };
     let mut stored = api.ingest.accept(vec![ping], false).await?;
     let location = stored
         .pop()
