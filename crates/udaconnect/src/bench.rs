@@ -553,6 +553,28 @@ fn index_only(
             "| connection, {label} | {days} d | {p50:.2} ms | {p99:.2} ms |"
         )?;
     }
+    for (days, gap_s) in [(1, 60), (1, 120), (3, 60), (3, 120)] {
+        let window = Window {
+            start,
+            end: start + days * DAY_US,
+        };
+        let lat = time_each(&people, |p| {
+            index
+                .contacts(&ContactQuery {
+                    person_id: p,
+                    window,
+                    distance_m: 5.0,
+                    max_time_gap_us: gap_s * 1_000_000,
+                    min_duration_us: 120_000_000,
+                })
+                .len()
+        });
+        let (p50, p99) = lat.summary();
+        writeln!(
+            report,
+            "| contacts, gap {gap_s} s, min 120 s | {days} d | {p50:.2} ms | {p99:.2} ms |"
+        )?;
+    }
     Ok(())
 }
 
