@@ -221,8 +221,17 @@ pub struct Contact {
 /// Times are those of the other person's pings: what the asked person's phone saw of them.
 pub fn summarise(mut matched: Vec<Point>, q: &ContactQuery) -> Vec<Contact> {
     matched.sort_unstable_by_key(|p| (p.person_id, p.t, p.id));
+    summarise_by_person(matched.chunk_by(|a, b| a.person_id == b.person_id), q)
+}
+
+/// [`summarise`] of points already grouped: each item one person's matched points, each
+/// once, in (time, id) order; every person in one item.
+pub fn summarise_by_person<'a>(
+    persons: impl Iterator<Item = &'a [Point]>,
+    q: &ContactQuery,
+) -> Vec<Contact> {
     let mut out = Vec::new();
-    for mine in matched.chunk_by(|a, b| a.person_id == b.person_id) {
+    for mine in persons {
         let episodes = || mine.chunk_by(|a, b| b.t - a.t <= q.max_time_gap_us);
         // The time together decides first: centres (trigonometry) only for persons kept.
         let total_us: i64 = episodes()
