@@ -5,6 +5,8 @@
 //! column, and stop at the first). Two classes, as the transports report them:
 //! [`Error::BadRequest`] for what cannot be read (not JSON, wrong JSON types, unparsable query
 //! values) and [`Error::Invalid`] for readable values that break a rule (range, emptiness).
+//! One shortcut: the single-ping endpoint first tries [`plain_new_location`], which takes
+//! only pings the general reading accepts, as the same ping, without building the tree.
 
 use std::collections::HashMap;
 
