@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use tokio::sync::Semaphore;
 use udaconnect_core::contact::{self, ConnectionQuery, ContactQuery, Point};
+use udaconnect_core::index::ContactIndex;
 use udaconnect_core::ports::Log;
 use udaconnect_core::record::LogRecord;
 use udaconnect_core::simulate::{Conference, Rng, SimConfig};
@@ -479,7 +480,7 @@ fn index_only(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     // Fed in batches, as the consumer does, compactions included.
-    let shared = std::sync::RwLock::new(udaconnect_core::index::ContactIndex::new());
+    let shared = std::sync::RwLock::new(ContactIndex::new());
     let mut n = 0i64;
     let mut batch = Vec::with_capacity(10_000);
     for p in conference.pings() {
@@ -536,6 +537,15 @@ fn index_only(
         "| query | window | fed: p50 | fed: p99 | laid out at start: p50 | laid out at start: p99 |\n\
          | --- | --- | --- | --- | --- | --- |"
     )?;
+    // One table row: `ask` timed on both indexes.
+    let mut row = |query: String, days: i64, ask: &dyn Fn(&ContactIndex, i64) -> usize| {
+        let (fed50, fed99) = time_each(&people, |p| ask(&index, p)).summary();
+        let (bulk50, bulk99) = time_each(&people, |p| ask(&laid_out, p)).summary();
+        writeln!(
+            report,
+            "| {query} | {days} d | {fed50:.2} ms | {fed99:.2} ms | {bulk50:.2} ms | {bulk99:.2} ms |"
+        )
+    };
     for (label, days, gap) in [
         ("gap 60 s", 1, Some(60_000_000)),
         ("gap 60 s", 3, Some(60_000_000)),
@@ -547,12 +557,9 @@ fn index_only(
             distance_m: 5.0,
             max_time_gap_us: gap,
         };
-        let (fed50, fed99) = time_each(&people, |p| index.connections(&q(p)).len()).summary();
-        let (bulk50, bulk99) = time_each(&people, |p| laid_out.connections(&q(p)).len()).summary();
-        writeln!(
-            report,
-            "| connection, {label} | {days} d | {fed50:.2} ms | {fed99:.2} ms | {bulk50:.2} ms | {bulk99:.2} ms |"
-        )?;
+        row(format!("connection, {label}"), days, &|i, p| {
+            i.connections(&q(p)).len()
+        })?;
     }
     for (days, gap_s) in [(1, 60), (1, 120), (3, 60), (3, 120)] {
         let q = |p: i64| ContactQuery {
@@ -562,11 +569,10 @@ fn index_only(
             max_time_gap_us: gap_s * 1_000_000,
             min_duration_us: 120_000_000,
         };
-        let (fed50, fed99) = time_each(&people, |p| index.contacts(&q(p)).len()).summary();
-        let (bulk50, bulk99) = time_each(&people, |p| laid_out.contacts(&q(p)).len()).summary();
-        writeln!(
-            report,
-            "| contacts, gap {gap_s} s, min 120 s | {days} d | {fed50:.2} ms | {fed99:.2} ms | {bulk50:.2} ms | {bulk99:.2} ms |"
+        row(
+            format!("contacts, gap {gap_s} s, min 120 s"),
+            days,
+            &|i, p| i.contacts(&q(p)).len(),
         )?;
     }
     Ok(())
@@ -731,10 +737,7 @@ async fn sequential_append_rate(dir: &Path) -> anyhow::Result<f64> {
 
 /// Waits until the index holds `rows` rows and has laid out any it was due to (see
 /// `index::feed`); an error if the consumer has not got there within two minutes.
-async fn settled(
-    index: &std::sync::RwLock<udaconnect_core::index::ContactIndex>,
-    rows: u64,
-) -> anyhow::Result<()> {
+async fn settled(index: &std::sync::RwLock<ContactIndex>, rows: u64) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (held, due) = index
