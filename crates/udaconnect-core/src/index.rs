@@ -1602,23 +1602,12 @@ impl ContactIndex {
         );
         drop(by_person);
         let mut points: Vec<Point> = grouped.iter().map(|&(_, s)| self.point(s)).collect();
-        let mut bounds = Vec::new();
-        let mut kept = 0;
-        for w in starts.windows(2).filter(|w| w[0] < w[1]) {
-            let mine = &mut points[w[0]..w[1]];
-            mine.sort_unstable_by_key(|p| (p.t, p.id));
-            let from = kept;
-            for i in w[0]..w[1] {
-                // The halves of a track split over cores may both find a row near the split.
-                let last = &points[kept.max(1) - 1];
-                if kept == from || (last.t, last.id) != (points[i].t, points[i].id) {
-                    points[kept] = points[i];
-                    kept += 1;
-                }
-            }
-            bounds.push(from..kept);
+        for w in starts.windows(2) {
+            points[w[0]..w[1]].sort_unstable_by_key(|p| (p.t, p.id));
         }
-        summarise_by_person(bounds.into_iter().map(|r| &points[r]), q)
+        // The halves of a track split over cores may both find a row near the split.
+        points.dedup_by_key(|p| (p.person_id, p.t, p.id));
+        summarise_by_person(points.chunk_by(|a, b| a.person_id == b.person_id), q)
     }
 }
 
