@@ -291,8 +291,9 @@ async fn run_stages(
         &format!("{base}/api/locations"),
         conference.config.attendees,
         args.load_seconds,
-    )?;
-    let (health, _) = load(&exe, &format!("{base}/health"), 0, args.load_seconds)?;
+    )
+    .await?;
+    let (health, _) = load(&exe, &format!("{base}/health"), 0, args.load_seconds).await?;
     // The queries wait for the consumer to store the single pings: its catching up is not
     // theirs to pay.
     settled(&index, sent + posted).await?;
@@ -659,11 +660,12 @@ async fn http_each(
     let urls = scratch.join("bench-urls.txt");
     let list: Vec<String> = people.iter().map(|&p| url(p)).collect();
     std::fs::write(&urls, list.join("\n"))?;
-    let out = Command::new(std::env::current_exe()?)
+    let mut client = Command::new(std::env::current_exe()?);
+    client
         .args(["bench-load", "--url", &list[0], "--urls-file"])
         .arg(&urls)
-        .stderr(Stdio::inherit())
-        .output()?;
+        .stderr(Stdio::inherit());
+    let out = output_of(client).await?;
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("query client output")?;
     let numbers = |key: &str| -> Vec<f64> {
@@ -755,19 +757,19 @@ async fn settled(index: &std::sync::RwLock<ContactIndex>, rows: u64) -> anyhow::
 }
 
 /// Runs the load process; the rate of acknowledged requests, and their number.
-fn load(exe: &Path, url: &str, persons: u32, seconds: u64) -> anyhow::Result<(f64, u64)> {
-    let out = Command::new(exe)
-        .args([
-            "bench-load",
-            "--url",
-            url,
-            "--persons",
-            &persons.to_string(),
-            "--seconds",
-            &seconds.to_string(),
-        ])
-        .stderr(Stdio::inherit())
-        .output()?;
+async fn load(exe: &Path, url: &str, persons: u32, seconds: u64) -> anyhow::Result<(f64, u64)> {
+    let mut load = Command::new(exe);
+    load.args([
+        "bench-load",
+        "--url",
+        url,
+        "--persons",
+        &persons.to_string(),
+        "--seconds",
+        &seconds.to_string(),
+    ])
+    .stderr(Stdio::inherit());
+    let out = output_of(load).await?;
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("load process output")?;
     if v["errors"].as_u64().unwrap_or(0) > 0 {
@@ -778,6 +780,13 @@ fn load(exe: &Path, url: &str, persons: u32, seconds: u64) -> anyhow::Result<(f6
         requests as f64 / v["seconds"].as_f64().unwrap_or(1.0),
         requests,
     ))
+}
+
+/// Runs a child process to its end on a blocking thread. The server under test runs on this
+/// process's runtime: waiting for the child on a worker would take that worker from the
+/// server while the child measures it.
+async fn output_of(mut command: Command) -> anyhow::Result<std::process::Output> {
+    Ok(tokio::task::spawn_blocking(move || command.output()).await??)
 }
 
 fn start_to_ready(exe: &Path, data: &Path) -> anyhow::Result<(f64, u64)> {
