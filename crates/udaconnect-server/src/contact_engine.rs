@@ -581,10 +581,10 @@ pub fn write_contacts(contacts: &[Contact], persons: &HashMap<PersonId, Bytes>) 
 }
 
 /// An f64 as serde_json writes it: the shortest representation that reads back the same
-/// (ryu), `null` when not finite.
+/// (zmij, as serde_json uses), `null` when not finite.
 pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+        out.extend_from_slice(zmij::Buffer::new().format_finite(v).as_bytes());
     } else {
         out.extend_from_slice(b"null");
     }
@@ -692,6 +692,43 @@ mod tests {
     use super::*;
     use udaconnect_core::model::Person;
     use udaconnect_core::time::format_utc;
+
+    /// Numbers in written answers are byte for byte those serde_json writes elsewhere in the
+    /// API: coordinates, durations, and the awkward cases (exponents, zero's sign, integers).
+    #[test]
+    fn written_numbers_are_serde_jsons() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            5.0,
+            0.1,
+            1e-7,
+            1e21,
+            1.5e300,
+            5e-324,
+            123456789012345680.0,
+            37.55381234567891,
+            -122.29,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        // Coordinates, and bit patterns from anywhere in the range.
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(-90.0 + (x >> 11) as f64 / (1u64 << 53) as f64 * 180.0);
+            values.push(f64::from_bits(x));
+        }
+        for v in values {
+            let mut out = Vec::new();
+            write_f64(&mut out, v);
+            let want = serde_json::to_vec(&v).unwrap();
+            assert_eq!(out, want, "{v:e}");
+        }
+    }
 
     #[test]
     fn id_ranges_cover_every_id_once() {
