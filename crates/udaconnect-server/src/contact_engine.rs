@@ -608,23 +608,36 @@ impl DayCache {
             write_date(&mut self.text, days);
         }
         out.extend_from_slice(&self.text);
-        let secs = rem / 1_000_000;
-        let micros = (rem % 1_000_000) as u32;
-        push_digits(out, (secs / 3600) as u32, 2);
-        out.push(b':');
-        push_digits(out, (secs / 60 % 60) as u32, 2);
-        out.push(b':');
-        push_digits(out, (secs % 60) as u32, 2);
-        if micros.is_multiple_of(1000) && micros != 0 {
-            out.push(b'.');
-            push_digits(out, micros / 1000, 3);
-        } else if micros != 0 {
-            out.push(b'.');
-            push_digits(out, micros, 6);
+        // Two digits at a time from a table, each part written in one piece: a large answer
+        // writes a time per row.
+        let secs = (rem / 1_000_000) as usize;
+        let micros = (rem % 1_000_000) as usize;
+        let [h, m, s] = [secs / 3600, secs / 60 % 60, secs % 60].map(|n| DIGIT_PAIRS[n]);
+        out.extend_from_slice(&[h[0], h[1], b':', m[0], m[1], b':', s[0], s[1]]);
+        if micros == 0 {
+            out.push(b'Z');
+        } else if micros.is_multiple_of(1000) {
+            let ms = micros / 1000;
+            let [a, b] = DIGIT_PAIRS[ms / 10];
+            out.extend_from_slice(&[b'.', a, b, b'0' + (ms % 10) as u8, b'Z']);
+        } else {
+            let [a, b, c] =
+                [micros / 10_000, micros / 100 % 100, micros % 100].map(|n| DIGIT_PAIRS[n]);
+            out.extend_from_slice(&[b'.', a[0], a[1], b[0], b[1], c[0], c[1], b'Z']);
         }
-        out.push(b'Z');
     }
 }
+
+/// `"00"` to `"99"`.
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0u8; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        pairs[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    pairs
+};
 
 /// `n` in exactly `width` decimal digits, zero-padded (`n` fits).
 fn push_digits(out: &mut Vec<u8>, n: u32, width: u32) {
