@@ -417,42 +417,42 @@ const UNSEEN: u32 = u32::MAX - 1;
 /// A cell that holds no pings.
 const NO_PINGS: u32 = u32::MAX;
 
-/// A batch of a connection query's candidates, with the clusters of own pings they are to be
-/// near. Gathering first and checking after keeps the rows' reads apart from the checks'
-/// branches: the reads do not depend on one another, so their cache misses overlap, where
-/// checking each row as it was read left the next read waiting behind the last check.
+/// A batch of a connection query's candidates, each with the stretch of the asked person's
+/// track it is to be near. Gathering first and checking after keeps the rows' reads apart from
+/// the checks' branches: the reads do not depend on one another, so their cache misses
+/// overlap, where checking each row as it was read left the next read waiting behind the last
+/// check.
 #[derive(Default)]
 struct Gathered {
-    /// Clusters of own pings, one after the other.
-    pings: Vec<Own>,
-    /// Each candidate's slot, row, and where its cluster starts and ends in `pings`.
+    /// Each candidate's slot, row, and its stretch of the track, `own[a..b]`.
     candidates: Vec<(u32, Row, u32, u32)>,
 }
 
 impl Gathered {
-    /// Takes `slots` as candidates near the cluster `pings[first..]`, or drops the cluster
-    /// when there are none.
-    fn gather(&mut self, first: usize, slots: &[u32], rows: &[Row]) {
-        if slots.is_empty() {
-            self.pings.truncate(first);
-            return;
-        }
-        let (a, b) = (first as u32, self.pings.len() as u32);
+    /// Takes `slots` as candidates near the stretch `own[a..b]`.
+    fn gather(&mut self, (a, b): (u32, u32), slots: &[u32], rows: &[Row]) {
         self.candidates
             .extend(slots.iter().map(|&s| (s, rows[s as usize], a, b)));
     }
 
-    /// Appends to `out` the candidates of another person near one of their cluster's pings,
+    /// Appends to `out` the candidates of another person near one of their stretch's pings,
     /// and empties the batch.
-    fn check(&mut self, out: &mut Vec<u32>, me: Option<u32>, gap: u64, band: f64, distance_m: f64) {
+    fn check(
+        &mut self,
+        own: &[Own],
+        out: &mut Vec<u32>,
+        me: Option<u32>,
+        gap: u64,
+        band: f64,
+        distance_m: f64,
+    ) {
         for (s, row, a, b) in &self.candidates {
-            let near = &self.pings[*a as usize..*b as usize];
+            let near = &own[*a as usize..*b as usize];
             if Some(row.person) != me && ContactIndex::near_any(row, near, gap, band, distance_m) {
                 out.push(*s);
             }
         }
         self.candidates.clear();
-        self.pings.clear();
     }
 }
 
@@ -1465,22 +1465,27 @@ impl ContactIndex {
             let mut cursor = list.settle(first_second, v.first_from, &self.rows);
             let mut r = 0;
             while r < runs.len() {
-                let first = batch.pings.len();
-                loop {
-                    let (a, b) = runs[r];
-                    batch.pings.extend_from_slice(&own[a as usize..b as usize]);
-                    r += 1;
-                    let last = batch.pings[batch.pings.len() - 1].t;
-                    let joins = runs.get(r).is_some_and(|&(a, _)| {
-                        own[a as usize].t.saturating_sub(last) <= gap.saturating_mul(2)
-                    });
-                    if !joins {
+                // A cluster is the stretch of the track from its first run's start to its last
+                // run's end: the pings between (in other cells, less than two gaps of time) are
+                // the asked person's too, so a candidate near one of them is a match all the
+                // same, and `near_any` looks only at those within the gap in time. The stretch
+                // is named by its bounds, where copying each cluster's pings cost a copy per
+                // cell and cluster.
+                let (start, mut end) = runs[r];
+                r += 1;
+                while let Some(&(a, b)) = runs.get(r) {
+                    let last = own[end as usize - 1].t;
+                    if own[a as usize].t.saturating_sub(last) > gap.saturating_mul(2) {
                         break;
                     }
+                    end = b;
+                    r += 1;
                 }
-                let cluster = &batch.pings[first..];
-                let from = cluster[0].t.saturating_sub(gap).max(q.window.start);
-                let to = cluster[cluster.len() - 1]
+                let from = own[start as usize]
+                    .t
+                    .saturating_sub(gap)
+                    .max(q.window.start);
+                let to = own[end as usize - 1]
                     .t
                     .saturating_add(gap)
                     .saturating_add(1)
@@ -1489,13 +1494,13 @@ impl ContactIndex {
                 let lo = list.first_at_after(cursor, from, &self.rows);
                 cursor = lo;
                 let hi = list.first_at_after(lo, to, &self.rows);
-                batch.gather(first, &list.slots[lo..hi], &self.rows);
+                batch.gather((start, end), &list.slots[lo..hi], &self.rows);
                 if batch.candidates.len() >= CHECK_BATCH {
-                    batch.check(&mut out, me, g, band, q.distance_m);
+                    batch.check(&own, &mut out, me, g, band, q.distance_m);
                 }
             }
         }
-        batch.check(&mut out, me, g, band, q.distance_m);
+        batch.check(&own, &mut out, me, g, band, q.distance_m);
         out
     }
 
