@@ -1686,8 +1686,6 @@ mod tests {
         index
     }
 
-    /// A track long enough to be split over cores: both halves look into the same cell around
-    /// the split, so the other person's pings there are found twice, and must count once.
     #[test]
     fn a_cell_hashes_as_its_three_coordinates() {
         use std::hash::Hash;
@@ -1704,6 +1702,8 @@ mod tests {
         }
     }
 
+    /// A track long enough to be split over cores: both halves look into the same cell around
+    /// the split, so the other person's pings there are found twice, and must count once.
     #[test]
     fn a_track_split_over_cores_counts_each_ping_once() {
         let pings = 2 * PARALLEL_FROM as i64 + 100;
