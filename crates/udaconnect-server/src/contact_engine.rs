@@ -639,17 +639,6 @@ const DIGIT_PAIRS: [[u8; 2]; 100] = {
     pairs
 };
 
-/// `n` in exactly `width` decimal digits, zero-padded (`n` fits).
-fn push_digits(out: &mut Vec<u8>, n: u32, width: u32) {
-    let mut n = n;
-    let at = out.len();
-    out.resize(at + width as usize, b'0');
-    for d in out[at..].iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-}
-
 /// `YYYY-MM-DDT` of a day counted from 1970-01-01.
 fn write_date(out: &mut Vec<u8>, days: i64) {
     use std::io::Write;
@@ -663,15 +652,14 @@ fn write_date(out: &mut Vec<u8>, days: i64) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    // Digits pushed directly: a contacts answer changes day thousands of times (each person's
-    // encounters run over the days again), and `write!` cost more than the rest of a time.
+    // Digits from the pair table: a contacts answer changes day thousands of times (each
+    // person's encounters run over the days again), and `write!` cost more than the rest of a
+    // time.
     if (0..=9999).contains(&year) {
-        push_digits(out, year as u32, 4);
-        out.push(b'-');
-        push_digits(out, month as u32, 2);
-        out.push(b'-');
-        push_digits(out, day as u32, 2);
-        out.push(b'T');
+        let [c, y, m, d] = [year / 100, year % 100, month, day].map(|n| DIGIT_PAIRS[n as usize]);
+        out.extend_from_slice(&[
+            c[0], c[1], y[0], y[1], b'-', m[0], m[1], b'-', d[0], d[1], b'T',
+        ]);
     } else {
         let _ = write!(out, "{year:04}-{month:02}-{day:02}T");
     }
