@@ -758,18 +758,19 @@ async fn settled(index: &std::sync::RwLock<ContactIndex>, rows: u64) -> anyhow::
 
 /// Runs the load process; the rate of acknowledged requests, and their number.
 async fn load(exe: &Path, url: &str, persons: u32, seconds: u64) -> anyhow::Result<(f64, u64)> {
-    let mut load = Command::new(exe);
-    load.args([
-        "bench-load",
-        "--url",
-        url,
-        "--persons",
-        &persons.to_string(),
-        "--seconds",
-        &seconds.to_string(),
-    ])
-    .stderr(Stdio::inherit());
-    let out = output_of(load).await?;
+    let mut process = Command::new(exe);
+    process
+        .args([
+            "bench-load",
+            "--url",
+            url,
+            "--persons",
+            &persons.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+        ])
+        .stderr(Stdio::inherit());
+    let out = output_of(process).await?;
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("load process output")?;
     if v["errors"].as_u64().unwrap_or(0) > 0 {
