@@ -86,7 +86,10 @@ pub struct EmbeddedLog {
 
 struct AppendRequest {
     records: Vec<LogRecord>,
-    reply: oneshot::Sender<Result<u64>>,
+    /// The first offset, and the records handed back, so that they are freed on the
+    /// appender's thread: freed on the writer's, each record takes the lock of the allocator
+    /// arena it came from, which the appender's thread is using for its next request.
+    reply: oneshot::Sender<(Result<u64>, Vec<LogRecord>)>,
 }
 
 struct Topic {
@@ -370,7 +373,7 @@ impl Writer {
                     self.next = next;
                     self.durable.send_replace(next);
                     for (req, first) in batch.into_iter().zip(firsts) {
-                        let _ = req.reply.send(Ok(first));
+                        let _ = req.reply.send((Ok(first), req.records));
                     }
                 }
                 Err(e) => {
@@ -378,9 +381,9 @@ impl Writer {
                     // the appenders hear of the failure and nothing of it counts as durable.
                     tracing::error!(error = %e, "log append failed");
                     for req in batch {
-                        let _ = req.reply.send(Err(Error::Unavailable(format!(
-                            "embedded log (write failed: {e})"
-                        ))));
+                        let failed =
+                            Error::Unavailable(format!("embedded log (write failed: {e})"));
+                        let _ = req.reply.send((Err(failed), req.records));
                     }
                 }
             }
@@ -443,10 +446,11 @@ impl Log for EmbeddedLog {
             .map_err(|_| Error::Internal("embedded log: poisoned".into()))?
             .send(AppendRequest { records, reply })
             .map_err(|_| Error::Unavailable("embedded log (writer stopped)".into()))?;
-        answer
+        let (appended, records) = answer
             .await
-            .map_err(|_| Error::Unavailable("embedded log (writer stopped)".into()))?
-            .map(|_| ())
+            .map_err(|_| Error::Unavailable("embedded log (writer stopped)".into()))?;
+        drop(records);
+        appended.map(|_| ())
     }
 
     async fn consumer(

@@ -18,7 +18,7 @@ use udaconnect_core::model::Location;
 use udaconnect_core::time::{from_micros, to_micros};
 use udaconnect_core::{validate, Error, ErrorCode};
 
-use crate::http::{usable_correlation_id, within_request, RequestContext};
+use crate::http::{new_correlation_id, usable_correlation_id, within_request, RequestContext};
 use crate::location_api::Ingest;
 use crate::metrics::Metrics;
 
@@ -68,7 +68,7 @@ fn context<T>(request: &Request<T>, method: &str) -> RequestContext {
         .find_map(|k| request.metadata().get(*k))
         .and_then(|v| v.to_str().ok())
         .and_then(usable_correlation_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(new_correlation_id);
     RequestContext {
         correlation_id,
         path: method.to_string(),

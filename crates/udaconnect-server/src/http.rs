@@ -45,9 +45,31 @@ pub async fn within_request<F: std::future::Future>(ctx: RequestContext, f: F) -
     CONTEXT.scope(ctx, f).await
 }
 
+/// A fresh correlation id: a version-4 UUID whose random bits hash a per-thread counter under
+/// per-thread random SipHash keys (drawn from the OS once per thread), where `Uuid::new_v4`
+/// asks the OS for randomness, a system call, on every request.
+pub fn new_correlation_id() -> String {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, RandomState};
+    thread_local! {
+        static IDS: (RandomState, Cell<u64>) = (RandomState::new(), Cell::new(0));
+    }
+    let halves = IDS.with(|(keys, count)| {
+        let n = count.get();
+        count.set(n.wrapping_add(1));
+        [keys.hash_one((n, 0u8)), keys.hash_one((n, 1u8))]
+    });
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&halves[0].to_le_bytes());
+    bytes[8..].copy_from_slice(&halves[1].to_le_bytes());
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
 /// The correlation id of the request being answered, for log records and headers.
 pub fn correlation_id() -> Option<String> {
-    RequestContext::current().map(|c| c.correlation_id)
+    CONTEXT.try_with(|c| c.correlation_id.clone()).ok()
 }
 
 /// Accepts a client's id when it is short, printable ASCII; anything else is replaced, so logs
@@ -97,7 +119,7 @@ pub async fn observe(metrics: Arc<Metrics>, request: Request, next: Next) -> Res
         .get(&CORRELATION_HEADER)
         .or_else(|| headers.get(&LEGACY_CORRELATION_HEADER))
         .and_then(usable_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(new_correlation_id);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let route = request
@@ -287,6 +309,51 @@ fn is_loopback_origin(origin: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// Made correlation ids are version-4 UUIDs, none repeated, within a thread or across
+    /// threads, and their random bits vary (not a counter shown through).
+    #[test]
+    fn made_correlation_ids_are_distinct_v4_uuids() {
+        let per_thread = 50_000;
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(move || {
+                        (0..per_thread)
+                            .map(|_| super::new_correlation_id())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let mut seen = std::collections::HashSet::new();
+        let mut ones = [0u32; 128];
+        for id in &ids {
+            let uuid = uuid::Uuid::parse_str(id).expect(id);
+            assert_eq!(uuid.get_version_num(), 4, "{id}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(id, &uuid.hyphenated().to_string());
+            assert!(seen.insert(uuid), "{id} made twice");
+            let bits = uuid.as_u128();
+            for (b, n) in ones.iter_mut().enumerate() {
+                *n += (bits >> b & 1) as u32;
+            }
+        }
+        // Every bit but the six fixed ones is set in about half the ids.
+        let fixed = ones
+            .iter()
+            .filter(|&&n| n == 0 || n as usize == ids.len())
+            .count();
+        assert_eq!(fixed, 6);
+        let n = ids.len() as f64;
+        for &count in ones.iter().filter(|&&c| c != 0 && c as usize != ids.len()) {
+            assert!((count as f64 / n - 0.5).abs() < 0.01, "{count} of {n}");
+        }
+    }
+
     #[test]
     fn loopback_origins() {
         for ok in [
