@@ -57,7 +57,9 @@ fn joined<T>(worker: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
-/// Runs `work` over equal parts of `items`, one per core, and concatenates the results.
+/// Runs `work` over equal parts of `items`, one per core, and concatenates the results. The
+/// first part is worked on by the calling thread, which would otherwise only wait: starting a
+/// thread costs tens of microseconds on a virtual machine, a few per cent of a query.
 fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync) -> Vec<u32> {
     let cores = cores();
     if cores < 2 {
@@ -66,11 +68,14 @@ fn split_over_cores<T: Sync>(items: &[T], work: impl Fn(&[T]) -> Vec<u32> + Sync
     let part = items.len().div_ceil(cores).max(1);
     let work = &work;
     std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(part)
-            .map(|c| scope.spawn(move || work(c)))
-            .collect();
-        workers.into_iter().flat_map(joined).collect()
+        let mut parts = items.chunks(part);
+        let first = parts.next().unwrap_or_default();
+        let workers: Vec<_> = parts.map(|c| scope.spawn(move || work(c))).collect();
+        let mut out = work(first);
+        for worker in workers {
+            out.extend(joined(worker));
+        }
+        out
     })
 }
 
