@@ -449,6 +449,7 @@ impl Log for EmbeddedLog {
         let (appended, records) = answer
             .await
             .map_err(|_| Error::Unavailable("embedded log (writer stopped)".into()))?;
+        // Freed here, on the appender's thread (see `AppendRequest::reply`).
         drop(records);
         appended.map(|_| ())
     }
