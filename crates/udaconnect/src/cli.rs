@@ -88,6 +88,16 @@ pub enum Command {
     BenchLoad(crate::bench::LoadArgs),
 }
 
+impl Command {
+    /// Whether this command keeps a contact index in memory (see [`crate::huge_pages`]).
+    pub fn holds_contact_index(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::ConnectionApi(_) | Command::Bench(_)
+        )
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct DataDirArg {
     /// Directory holding the embedded stores and log; created if missing.

@@ -4,6 +4,7 @@ mod bench;
 mod bench_distributed;
 mod cli;
 mod http1;
+mod huge_pages;
 mod import;
 mod simulate;
 mod telemetry;
@@ -12,6 +13,9 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    if cli.command.holds_contact_index() {
+        huge_pages::ask();
+    }
     telemetry::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

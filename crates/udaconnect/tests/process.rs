@@ -26,6 +26,16 @@ impl Server {
     }
 
     async fn start_with(data_dir: &Path, demo: bool, extra: &[&str]) -> Server {
+        Server::start_in_env(data_dir, demo, extra, None).await
+    }
+
+    /// With `GLIBC_TUNABLES` set to `tunables`, or unset when `None`.
+    async fn start_in_env(
+        data_dir: &Path,
+        demo: bool,
+        extra: &[&str],
+        tunables: Option<&str>,
+    ) -> Server {
         let log_path = data_dir.with_extension(format!("log-{}", now_nanos()));
         let log = fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(BIN);
@@ -48,6 +58,10 @@ impl Server {
             cmd.arg("--demo");
         }
         cmd.args(extra);
+        match tunables {
+            Some(t) => cmd.env("GLIBC_TUNABLES", t),
+            None => cmd.env_remove("GLIBC_TUNABLES"),
+        };
         let child = cmd.spawn().expect("udaconnect starts");
         let address = wait_for_address(&log_path).await;
         let server = Server {
@@ -384,6 +398,40 @@ async fn replay_refuses_a_data_dir_in_use() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("held by another process"));
+}
+
+/// Whether a running process has memory it asked the kernel to back with huge pages
+/// (`madvise(MADV_HUGEPAGE)`: the `hg` flag of a mapping in `/proc/PID/smaps`).
+fn asked_for_huge_pages(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/smaps"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("VmFlags:"))
+        .any(|flags| flags.split_whitespace().any(|f| f == "hg"))
+}
+
+#[tokio::test]
+async fn serve_asks_for_huge_pages_where_the_kernel_waits_to_be_asked_and_keeps_a_choice() {
+    let mode =
+        fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let asks = mode.contains("[madvise]");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (tunables, expected) in [
+        (None, asks),
+        (Some("glibc.malloc.arena_max=2"), asks),
+        (Some("glibc.malloc.hugetlb=0"), false),
+    ] {
+        let server = Server::start_in_env(&data, false, &[], tunables).await;
+        assert_eq!(
+            asked_for_huge_pages(server.child.id()),
+            expected,
+            "GLIBC_TUNABLES {tunables:?}, kernel mode {mode}"
+        );
+        // Started again in place: the pid the caller knows is the server's.
+        assert_eq!(server.get("/api/persons").await.status(), 200);
+        server.terminate();
+    }
 }
 
 #[test]
