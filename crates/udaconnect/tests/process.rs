@@ -788,6 +788,7 @@ fn bench_reports_every_figure_on_a_small_conference() {
         "| contacts summary, 5 m, gap 120 s, min 120 s | 3 days |",
         "| answer locations per second of server time |",
         "| resident memory of `udaconnect serve` after start",
+        "| the same less `udaconnect serve` with nothing stored",
         "| start to ready (`/ready` answers 200)",
     ] {
         let line = report
@@ -796,6 +797,15 @@ fn bench_reports_every_figure_on_a_small_conference() {
             .unwrap_or_else(|| panic!("no {row:?} in:\n{report}"));
         assert!(!line.contains("NaN"), "{line}");
     }
+    // Memory is divided by what the store holds: the bulk ingest's pings and the POST test's.
+    let stored: i64 = rusqlite::Connection::open(scratch.join("data/locations.sqlite3"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM location", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        report.contains(&format!("with {stored} locations stored |")),
+        "{stored} stored:\n{report}"
+    );
     // The query client timed every query over HTTP.
     assert_eq!(
         fs::read_to_string(scratch.join("bench-urls.txt"))

@@ -137,8 +137,8 @@ impl LocationStore for SqliteLocationStore {
         let capacity = limit.min(1 << 20);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
-            .read(move |c| {
-                c.prepare_cached(&format!(
+            .read_through(move |c| {
+                c.prepare(&format!(
                     "SELECT {COLUMNS} FROM location WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
                 ))?
                 .query_map(params![after, until, limit], location)?
