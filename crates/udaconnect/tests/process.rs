@@ -400,14 +400,19 @@ async fn replay_refuses_a_data_dir_in_use() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("held by another process"));
 }
 
-/// Whether a running process has memory it asked the kernel to back with huge pages
-/// (`madvise(MADV_HUGEPAGE)`: the `hg` flag of a mapping in `/proc/PID/smaps`).
+/// Whether a running process asked the kernel to back its heap with huge pages
+/// (`madvise(MADV_HUGEPAGE)`: the `hg` flag of its `[heap]` mapping in `/proc/PID/smaps`).
+/// Where malloc asks at all, it asks for every extension of the main heap, rounded up to a
+/// huge page; larger allocations elsewhere are advised only when malloc maps them on their own.
 fn asked_for_huge_pages(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/smaps"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("VmFlags:"))
-        .any(|flags| flags.split_whitespace().any(|f| f == "hg"))
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let heap = smaps
+        .split_inclusive('\n')
+        .skip_while(|l| !l.trim_end().ends_with("[heap]"))
+        .find_map(|l| l.strip_prefix("VmFlags:"));
+    heap.unwrap_or_else(|| panic!("no [heap] mapping:\n{smaps}"))
+        .split_whitespace()
+        .any(|f| f == "hg")
 }
 
 #[tokio::test]
