@@ -5,7 +5,7 @@
 //! Most distributions' kernels back memory with huge pages only where the program asks
 //! (`madvise` mode), and glibc's malloc asks only when told by its `glibc.malloc.hugetlb`
 //! tunable, which it reads once, at start. So a process that holds the index starts itself
-//! again, once, with the tunable added, unless the environment already says something about it
+//! again with the tunable added, unless the environment already says something about it
 //! (`GLIBC_TUNABLES=glibc.malloc.hugetlb=0` keeps 4 KiB pages).
 //!
 //! glibc 2.35 and 2.36 (Debian 12) read the kernel's mode into a buffer they do not end with a
@@ -22,12 +22,19 @@ const ATTEMPT_VAR: &str = "UDACONNECT_HUGE_PAGES_ATTEMPT";
 /// time where glibc has the bug above, so six all fail about once in 64 starts.
 const MAX_ATTEMPTS: u32 = 6;
 
-/// The value `GLIBC_TUNABLES` gives the tunable, if it names it.
+/// The value `GLIBC_TUNABLES` gives the tunable, if it names it (empty when named bare).
 fn tunable_value(tunables: &str) -> Option<&str> {
     tunables.split(':').find_map(|t| {
-        let (name, value) = t.split_once('=')?;
+        let (name, value) = t.split_once('=').unwrap_or((t, ""));
         (name == TUNABLE).then_some(value)
     })
+}
+
+/// The address range of a mapping's header line in `/proc/self/smaps`; `None` for the other
+/// lines (`Size:`, `VmFlags:`, ...).
+fn mapping_range(line: &str) -> Option<std::ops::Range<usize>> {
+    let (start, end) = line.split_once(' ')?.0.split_once('-')?;
+    Some(usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?)
 }
 
 /// Whether the mapping holding `address`, in `/proc/self/smaps` text, has the kernel's `hg`
@@ -35,21 +42,10 @@ fn tunable_value(tunables: &str) -> Option<&str> {
 fn mapping_asks_for_huge_pages(smaps: &str, address: usize) -> bool {
     let mut inside = false;
     for line in smaps.lines() {
-        if let Some((range, _)) = line.split_once(' ') {
-            if let Some((start, end)) = range.split_once('-') {
-                if let (Ok(start), Ok(end)) = (
-                    usize::from_str_radix(start, 16),
-                    usize::from_str_radix(end, 16),
-                ) {
-                    inside = (start..end).contains(&address);
-                    continue;
-                }
-            }
-        }
-        if inside {
-            if let Some(flags) = line.strip_prefix("VmFlags:") {
-                return flags.split_whitespace().any(|f| f == "hg");
-            }
+        match (mapping_range(line), line.strip_prefix("VmFlags:")) {
+            (Some(range), _) => inside = range.contains(&address),
+            (None, Some(flags)) if inside => return flags.split_whitespace().any(|f| f == "hg"),
+            _ => {}
         }
     }
     false
@@ -59,7 +55,7 @@ fn mapping_asks_for_huge_pages(smaps: &str, address: usize) -> bool {
 pub fn tunables_with_huge_pages(current: Option<&str>) -> Option<String> {
     match current.filter(|c| !c.is_empty()) {
         None => Some(format!("{TUNABLE}=1")),
-        Some(c) if c.split(':').any(|t| t.split('=').next() == Some(TUNABLE)) => None,
+        Some(c) if tunable_value(c).is_some() => None,
         Some(c) => Some(format!("{c}:{TUNABLE}=1")),
     }
 }
@@ -84,6 +80,9 @@ pub fn ask() {
         .unwrap_or(0);
     // Still one thread: nothing reads the environment meanwhile.
     std::env::remove_var(ATTEMPT_VAR);
+    if !kernel_waits_to_be_asked() {
+        return;
+    }
     let current = std::env::var("GLIBC_TUNABLES").ok();
     let tunables = match tunables_with_huge_pages(current.as_deref()) {
         Some(added) => added,
@@ -99,9 +98,6 @@ pub fn ask() {
             current
         }
     };
-    if !kernel_waits_to_be_asked() {
-        return;
-    }
     let Ok(program) = std::env::current_exe() else {
         return;
     };
@@ -164,6 +160,8 @@ mod tests {
         );
         assert_eq!(tunable_value("glibc.malloc.hugetlb=0"), Some("0"));
         assert_eq!(tunable_value("glibc.malloc.hugetlbx=1"), None);
+        assert_eq!(tunable_value("glibc.malloc.hugetlb"), Some(""));
+        assert_eq!(tunables_with_huge_pages(Some("glibc.malloc.hugetlb")), None);
         // A tunable whose name only starts like it is another tunable.
         assert_eq!(
             tunables_with_huge_pages(Some("glibc.malloc.hugetlbx=1")).as_deref(),
