@@ -18,9 +18,10 @@
 const TUNABLE: &str = "glibc.malloc.hugetlb";
 /// Starts so far, carried across `exec` and removed at once so children do not inherit it.
 const ATTEMPT_VAR: &str = "UDACONNECT_HUGE_PAGES_ATTEMPT";
-/// Starts with the tunable before going on without huge pages: each succeeds about half the
-/// time where glibc has the bug above, so six all fail about once in 64 starts.
-const MAX_ATTEMPTS: u32 = 6;
+/// Starts with the tunable before going on without huge pages. Where glibc has the bug above,
+/// each succeeds about half the time, and not quite independently: with six, 2 of 60 starts
+/// of the debug build ran out. A start again costs milliseconds; the index takes seconds.
+const MAX_ATTEMPTS: u32 = 16;
 
 /// The value `GLIBC_TUNABLES` gives the tunable, if it names it (empty when named bare).
 fn tunable_value(tunables: &str) -> Option<&str> {
