@@ -13,6 +13,9 @@ use udaconnect_core::record::LogRecord;
 
 /// Length and CRC.
 pub const HEADER_LEN: usize = 8;
+/// The smallest body: offset, timestamp, key length, header count, value length. Zeros never
+/// make a frame: their length field says 0.
+pub const MIN_BODY_LEN: usize = 8 + 8 + 4 + 2 + 4;
 /// Frames larger than this are taken as corruption: no record the product writes comes close.
 pub const MAX_BODY_LEN: usize = 16 << 20;
 
@@ -90,8 +93,7 @@ pub fn decode(buf: &[u8]) -> Decoded {
     }
     let body_len = u32::from_le_bytes(buf[0..4].try_into().unwrap_or_default()) as usize;
     let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap_or_default());
-    // The smallest body: offset, timestamp, key length, header count, value length.
-    if !(8 + 8 + 4 + 2 + 4..=MAX_BODY_LEN).contains(&body_len) {
+    if !(MIN_BODY_LEN..=MAX_BODY_LEN).contains(&body_len) {
         return Decoded::Corrupt("impossible frame length");
     }
     let Some(body) = buf.get(HEADER_LEN..HEADER_LEN + body_len) else {
@@ -108,6 +110,28 @@ pub fn decode(buf: &[u8]) -> Decoded {
         },
         None => Decoded::Corrupt("malformed body"),
     }
+}
+
+/// The length and offset a frame at the start of `buf` claims, read without checking its
+/// checksum: enough to step over a frame, or to rule a position out before checking it.
+pub fn peek(buf: &[u8]) -> Option<(usize, u64)> {
+    let body_len = u32::from_le_bytes(buf.get(0..4)?.try_into().ok()?) as usize;
+    if !(MIN_BODY_LEN..=MAX_BODY_LEN).contains(&body_len) {
+        return None;
+    }
+    let offset = u64::from_le_bytes(buf.get(HEADER_LEN..HEADER_LEN + 8)?.try_into().ok()?);
+    Some((HEADER_LEN + body_len, offset))
+}
+
+/// The position of the first intact frame at or after `from` whose offset lies in `offsets`:
+/// where the records after a damaged one resume. Length and offset are checked before the
+/// checksum, so a search through megabytes of records or zeros costs little.
+pub fn find_intact(buf: &[u8], from: usize, offsets: std::ops::Range<u64>) -> Option<usize> {
+    (from..buf.len()).find(|&at| {
+        let rest = &buf[at..];
+        matches!(peek(rest), Some((len, offset)) if len <= rest.len() && offsets.contains(&offset))
+            && matches!(decode(rest), Decoded::Record { .. })
+    })
 }
 
 fn parse_body(body: &[u8]) -> Option<(u64, LogRecord)> {
@@ -165,5 +189,50 @@ mod tests {
             flipped[len - 1] ^= 0x40;
             prop_assert!(matches!(decode(&flipped), Decoded::Corrupt(_)));
         }
+
+        #[test]
+        fn the_search_finds_the_frame_after_any_damage(
+            damaged in 0usize..3,
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+            zeros in 0usize..300,
+        ) {
+            let mut buf = Vec::new();
+            let mut starts = Vec::new();
+            for i in 0..4u64 {
+                starts.push(buf.len());
+                encode(&mut buf, 10 + i, &record(i));
+            }
+            let frame = starts[damaged]..starts[damaged + 1];
+            buf[frame.start + at.index(frame.len())] ^= flip;
+            buf.extend(std::iter::repeat_n(0u8, zeros));
+            let intact = matches!(decode(&buf[frame.start..]), Decoded::Record { .. });
+            prop_assert!(!intact);
+            // Resumes at the next frame, never inside the damaged one or in the zeros.
+            prop_assert_eq!(find_intact(&buf, frame.start + 1, 10..20), Some(frame.end));
+            prop_assert_eq!(find_intact(&buf, starts[3] + 1, 0..u64::MAX), None);
+        }
+    }
+
+    fn record(i: u64) -> LogRecord {
+        LogRecord {
+            key: Some(vec![b'k'; i as usize]),
+            value: format!("{{\"n\":{i}}}").into_bytes(),
+            headers: vec![("correlation_id".into(), vec![b'c'; 3])],
+            timestamp_ms: i as i64,
+        }
+    }
+
+    #[test]
+    fn zeros_are_never_a_frame() {
+        let zeros = [0u8; 4096];
+        assert_eq!(decode(&zeros), Decoded::Corrupt("impossible frame length"));
+        assert_eq!(peek(&zeros), None);
+        assert_eq!(find_intact(&zeros, 0, 0..u64::MAX), None);
+        // An empty record is mostly zeros; with its length cleared it is not found either.
+        let mut buf = Vec::new();
+        encode(&mut buf, 0, &LogRecord::default());
+        buf[0..4].fill(0);
+        assert_eq!(find_intact(&buf, 0, 0..u64::MAX), None);
     }
 }
