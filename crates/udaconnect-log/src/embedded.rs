@@ -12,32 +12,43 @@
 //! file directly (their sync is amortised anyway), and a segment is cut to its records when it
 //! is closed.
 //!
-//! Recovery: opening a topic re-reads its last segment frame by frame and stops at the first
-//! frame that is torn, fails its checksum or carries the wrong offset. Everything before that
-//! point was written by completed syncs and is kept; what follows was never acknowledged and
-//! is overwritten with zeros. A tail of zeros alone is preallocated space, not damage.
+//! Recovery: opening the log opens every topic in it. The active (last) segment is read frame
+//! by frame; a torn tail, a damaged last write with no intact record after it, was never
+//! acknowledged and is overwritten with zeros. A tail of zeros alone is preallocated space, not
+//! damage. Damage with an intact record after it, or in a sealed segment, is damage to
+//! acknowledged records: opening fails with [`CorruptSegment`] and the file is left untouched
+//! for `log check` and `log repair` ([`check`]). Sealed segments are checked at their ends only
+//! (see [`check`]); a consumer that meets damage inside one stops there with that error.
 //!
 //! Consumer groups keep their committed position in `groups/<group>.offset`, replaced atomically
 //! (write, fsync, rename, fsync the directory).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
-use udaconnect_core::ports::{Consumed, Log, LogConsumer, StartFrom};
-use udaconnect_core::record::{LogRecord, Position};
+use udaconnect_core::ports::{Log, LogConsumer, StartFrom};
+use udaconnect_core::record::LogRecord;
 use udaconnect_core::{Error, Result};
 
-use crate::frame::{self, Decoded, HEADER_LEN};
+use crate::frame;
+
+pub mod check;
+mod consumer;
+
+use consumer::EmbeddedConsumer;
+
+pub use check::{CorruptSegment, Damage};
 
 const SEGMENT_SUFFIX: &str = ".seg";
+/// Where `log repair` keeps a copy of each segment it changes: `<root>/backup/<topic>/`. Not a
+/// topic name.
+const BACKUP_DIR: &str = "backup";
 
 /// Zeros written ahead of the records of the active segment at a time.
 const PREALLOCATE_BYTES: u64 = 4 << 20;
@@ -67,10 +78,30 @@ impl Default for EmbeddedLogOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     pub topic: String,
+    /// The offset after the last record.
     pub records: u64,
-    /// Bytes after the last intact record that were torn or corrupt, and are now zeros.
+    /// Bytes of a torn tail after the last intact record, now zeros.
     pub truncated_bytes: u64,
     pub reason: Option<&'static str>,
+}
+
+/// Why an [`EmbeddedLog`] did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Acknowledged records are damaged: the operator decides (`log check`, `log repair`).
+    #[error(transparent)]
+    Corrupt(#[from] CorruptSegment),
+    #[error(transparent)]
+    Log(#[from] Error),
+}
+
+impl From<OpenError> for Error {
+    fn from(e: OpenError) -> Error {
+        match e {
+            OpenError::Corrupt(c) => Error::Internal(c.to_string()),
+            OpenError::Log(e) => e,
+        }
+    }
 }
 
 /// A durable log of topics in a directory. One process at a time may open a directory.
@@ -114,30 +145,85 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Takes the lock of the log in `root`, held while the file stays open.
+fn lock(root: &Path) -> Result<File> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join("LOCK"))
+        .map_err(|e| io_err("open lock file", e))?;
+    lock.try_lock().map_err(|_| {
+        Error::Unavailable(format!(
+            "embedded log {} (held by another process)",
+            root.display()
+        ))
+    })?;
+    Ok(lock)
+}
+
+/// The topics of the log in `root`: the directories holding segments.
+fn topic_names(root: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(root)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if entry.file_type()?.is_dir()
+            && valid_topic(&name)
+            && !segment_bases(&entry.path())?.is_empty()
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn valid_topic(name: &str) -> bool {
+    !(name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') || name == BACKUP_DIR)
+}
+
+/// The base offsets of the segments in a topic's directory, ascending.
+fn segment_bases(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        if let Some(base) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
 impl EmbeddedLog {
-    /// Opens (creating if needed) the log in `root`.
-    pub fn open(root: impl AsRef<Path>, options: EmbeddedLogOptions) -> Result<Self> {
+    /// Opens (creating if needed) the log in `root`, and every topic in it: a topic whose
+    /// acknowledged records are damaged fails the open with [`OpenError::Corrupt`].
+    pub fn open(
+        root: impl AsRef<Path>,
+        options: EmbeddedLogOptions,
+    ) -> std::result::Result<Self, OpenError> {
         let root = root.as_ref().to_path_buf();
         fs::create_dir_all(&root).map_err(|e| io_err("create directory", e))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(root.join("LOCK"))
-            .map_err(|e| io_err("open lock file", e))?;
-        lock.try_lock().map_err(|_| {
-            Error::Unavailable(format!(
-                "embedded log {} (held by another process)",
-                root.display()
-            ))
-        })?;
-        Ok(EmbeddedLog {
+        let lock = lock(&root)?;
+        let log = EmbeddedLog {
             root,
             options,
             topics: Mutex::new(HashMap::new()),
             recoveries: Mutex::new(Vec::new()),
             _lock: lock,
-        })
+        };
+        // Now rather than at first use: damage must stop the start, not the first append.
+        for name in topic_names(&log.root).map_err(|e| io_err("list topics", e))? {
+            log.open_topic(&name)?;
+        }
+        Ok(log)
     }
 
     /// What recovery found in each topic opened so far.
@@ -154,8 +240,12 @@ impl EmbeddedLog {
     }
 
     fn topic(&self, name: &str) -> Result<Arc<Topic>> {
-        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(Error::Internal(format!("invalid topic name '{name}'")));
+        Ok(self.open_topic(name)?)
+    }
+
+    fn open_topic(&self, name: &str) -> std::result::Result<Arc<Topic>, OpenError> {
+        if !valid_topic(name) {
+            return Err(Error::Internal(format!("invalid topic name '{name}'")).into());
         }
         let mut topics = self
             .topics
@@ -182,95 +272,48 @@ impl EmbeddedLog {
     }
 }
 
-/// What [`scan_segment`] found.
-struct Scanned {
-    records: u64,
-    /// Bytes of intact records from the start.
-    valid_len: u64,
-    /// Bytes from `valid_len` to the last non-zero byte: a torn or corrupt tail. Zeros after
-    /// it are preallocated space.
-    damaged_len: u64,
-    file_len: u64,
-    reason: Option<&'static str>,
-}
-
-/// Reads the frames of one segment, stopping at the first bad one.
-fn scan_segment(path: &Path, base: u64) -> std::io::Result<Scanned> {
-    let mut data = Vec::new();
-    File::open(path)?.read_to_end(&mut data)?;
-    let mut pos = 0usize;
-    let mut expected = base;
-    let mut reason = None;
-    while pos < data.len() {
-        match frame::decode(&data[pos..]) {
-            Decoded::Record { offset, len, .. } if offset == expected => {
-                pos += len;
-                expected += 1;
-            }
-            Decoded::Record { .. } => {
-                reason = Some("offset out of sequence");
-                break;
-            }
-            Decoded::Incomplete => {
-                reason = Some("torn record");
-                break;
-            }
-            Decoded::Corrupt(why) => {
-                reason = Some(why);
-                break;
-            }
-        }
-    }
-    let damaged_len = data[pos..]
-        .iter()
-        .rposition(|b| *b != 0)
-        .map_or(0, |last| last + 1);
-    Ok(Scanned {
-        records: expected - base,
-        valid_len: pos as u64,
-        damaged_len: damaged_len as u64,
-        file_len: data.len() as u64,
-        reason: if damaged_len > 0 { reason } else { None },
-    })
-}
-
 impl Topic {
-    fn open(dir: PathBuf, name: &str, options: &EmbeddedLogOptions) -> Result<(Topic, Recovery)> {
+    fn open(
+        dir: PathBuf,
+        name: &str,
+        options: &EmbeddedLogOptions,
+    ) -> std::result::Result<(Topic, Recovery), OpenError> {
         fs::create_dir_all(dir.join("groups")).map_err(|e| io_err("create topic directory", e))?;
-        let mut bases: Vec<u64> = fs::read_dir(&dir)
-            .map_err(|e| io_err("list segments", e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let n = e.file_name().into_string().ok()?;
-                n.strip_suffix(SEGMENT_SUFFIX)?.parse::<u64>().ok()
-            })
-            .collect();
-        bases.sort_unstable();
+        let mut bases = segment_bases(&dir).map_err(|e| io_err("list segments", e))?;
         if bases.is_empty() {
             File::create(segment_path(&dir, 0)).map_err(|e| io_err("create segment", e))?;
             sync_dir(&dir).map_err(|e| io_err("sync directory", e))?;
             bases.push(0);
         }
+        for pair in bases.windows(2) {
+            let path = segment_path(&dir, pair[0]);
+            if let Some(damage) = check::verify_sealed(&path, pair[0], pair[1])
+                .map_err(|e| io_err("read segment", e))?
+            {
+                return Err(damage.into());
+            }
+        }
         let base = *bases.last().unwrap_or(&0);
         let path = segment_path(&dir, base);
-        let scanned = scan_segment(&path, base).map_err(|e| io_err("read segment", e))?;
+        let scanned =
+            check::scan_segment(&path, base, None).map_err(|e| io_err("read segment", e))?;
+        if let Some(damage) = scanned.corruption() {
+            return Err(damage.into());
+        }
         let file = OpenOptions::new()
             .write(true)
             .open(&path)
             .map_err(|e| io_err("open segment", e))?;
-        if scanned.damaged_len > 0 {
-            // Zeros over the damage, so the file reads as records then preallocated space.
-            file.write_all_at(&vec![0u8; scanned.damaged_len as usize], scanned.valid_len)
+        let torn = scanned.torn_tail();
+        if let Some((at, len, _)) = torn {
+            // Zeros over the torn write, so the file reads as records then preallocated space.
+            file.write_all_at(&vec![0u8; len as usize], at)
                 .and_then(|_| file.sync_all())
                 .map_err(|e| io_err("clear torn tail", e))?;
         }
-        let (records, valid_len, truncated_bytes, reason) = (
-            scanned.records,
-            scanned.valid_len,
-            scanned.damaged_len,
-            scanned.reason,
-        );
-        let end = base + records;
+        let valid_len = scanned.records_end;
+        // The last record's offset, not the count: a repair may have left gaps.
+        let end = scanned.last_offset.map_or(base, |o| o + 1);
         let (durable_tx, durable_rx) = watch::channel(end);
         let segments = Arc::new(RwLock::new(bases));
         let (tx, rx) = mpsc::channel();
@@ -292,8 +335,8 @@ impl Topic {
         let recovery = Recovery {
             topic: name.to_string(),
             records: end,
-            truncated_bytes,
-            reason,
+            truncated_bytes: torn.map_or(0, |(_, len, _)| len),
+            reason: torn.map(|(_, _, reason)| reason),
         };
         Ok((
             Topic {
@@ -380,6 +423,7 @@ impl Writer {
                     // The next batch overwrites whatever part of this one reached the file;
                     // the appenders hear of the failure and nothing of it counts as durable.
                     tracing::error!(error = %e, "log append failed");
+                    self.clear_failed(buf.len());
                     for req in batch {
                         let failed =
                             Error::Unavailable(format!("embedded log (write failed: {e})"));
@@ -408,6 +452,23 @@ impl Writer {
         self.file.write_all_at(buf, self.size)?;
         self.allocated = self.allocated.max(end);
         self.file.sync_data()
+    }
+
+    /// Zeros over what a failed write of `len` bytes left after the durable records. A shorter
+    /// batch written there next would leave this one's later frames intact behind it, and the
+    /// next open would take them for acknowledged records after a damaged one and refuse.
+    /// Overwriting allocated space needs no new blocks, so this works on a full disk too; the
+    /// next successful sync makes it durable.
+    fn clear_failed(&mut self, len: usize) {
+        let file_len = self.file.metadata().map_or(self.allocated, |m| m.len());
+        let reached = (self.size + len as u64).min(file_len);
+        if reached > self.size {
+            let zeros = vec![0u8; (reached - self.size) as usize];
+            if let Err(e) = self.file.write_all_at(&zeros, self.size) {
+                tracing::error!(error = %e, "clearing a failed log write failed");
+            }
+        }
+        self.allocated = self.allocated.max(file_len);
     }
 
     fn roll(&mut self) -> std::io::Result<()> {
@@ -481,13 +542,7 @@ impl Log for EmbeddedLog {
             (None, StartFrom::Earliest) => earliest,
             (None, StartFrom::Latest) => end,
         };
-        Ok(Box::new(EmbeddedConsumer {
-            durable_end: topic.durable_end.clone(),
-            topic,
-            offset_path,
-            next,
-            reader: None,
-        }))
+        Ok(Box::new(EmbeddedConsumer::new(topic, offset_path, next)))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -498,173 +553,7 @@ impl Log for EmbeddedLog {
     }
 }
 
-/// A consumer of one topic of the embedded log.
-struct EmbeddedConsumer {
-    topic: Arc<Topic>,
-    durable_end: watch::Receiver<u64>,
-    offset_path: PathBuf,
-    /// The offset of the next record `poll` returns.
-    next: u64,
-    /// Kept between polls so sequential reads do not reopen and rescan a segment.
-    reader: Option<SegmentReader>,
-}
-
-/// A buffered reader positioned at a record boundary of one segment.
-struct SegmentReader {
-    file: BufReader<File>,
-    next_offset: u64,
-}
-
-impl SegmentReader {
-    /// Opens the segment holding `offset` and skips to it.
-    fn open_at(dir: &Path, segments: &[u64], offset: u64) -> std::io::Result<SegmentReader> {
-        let idx = segments.partition_point(|b| *b <= offset).saturating_sub(1);
-        let base = segments.get(idx).copied().unwrap_or(0);
-        let mut reader = SegmentReader {
-            file: BufReader::with_capacity(256 << 10, File::open(segment_path(dir, base))?),
-            next_offset: base,
-        };
-        while reader.next_offset < offset {
-            reader.skip()?;
-        }
-        Ok(reader)
-    }
-
-    fn read_frame(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut head = [0u8; HEADER_LEN];
-        self.file.read_exact(&mut head)?;
-        let body_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if body_len > frame::MAX_BODY_LEN {
-            return Err(std::io::Error::other("impossible frame length"));
-        }
-        let mut buf = vec![0u8; HEADER_LEN + body_len];
-        buf[..HEADER_LEN].copy_from_slice(&head);
-        self.file.read_exact(&mut buf[HEADER_LEN..])?;
-        Ok(buf)
-    }
-
-    fn skip(&mut self) -> std::io::Result<()> {
-        let mut head = [0u8; HEADER_LEN];
-        self.file.read_exact(&mut head)?;
-        let body_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as i64;
-        // Within the buffer: `seek` would drop it, and skipping to a position far into a
-        // segment (a consumer's first poll) read the buffer's 256 KiB again for every record.
-        self.file.seek_relative(body_len)?;
-        self.next_offset += 1;
-        Ok(())
-    }
-
-    fn next(&mut self) -> std::io::Result<Option<(u64, LogRecord)>> {
-        let buf = match self.read_frame() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        match frame::decode(&buf) {
-            Decoded::Record { offset, record, .. } if offset == self.next_offset => {
-                self.next_offset += 1;
-                Ok(Some((offset, record)))
-            }
-            _ => Err(std::io::Error::other(format!(
-                "corrupt record at offset {}",
-                self.next_offset
-            ))),
-        }
-    }
-}
-
-fn read_range(
-    dir: &Path,
-    segments: &[u64],
-    reader: Option<SegmentReader>,
-    from: u64,
-    to: u64,
-) -> std::io::Result<(Vec<Consumed>, Option<SegmentReader>)> {
-    let mut reader = match reader {
-        Some(mut r) if r.next_offset == from => {
-            // What the last read buffered beyond the durable end may have been preallocated
-            // zeros since overwritten: seeking drops the buffer.
-            let at = r.file.stream_position()?;
-            r.file.seek(SeekFrom::Start(at))?;
-            r
-        }
-        _ => SegmentReader::open_at(dir, segments, from)?,
-    };
-    let mut out = Vec::with_capacity((to - from) as usize);
-    while reader.next_offset < to {
-        match reader.next()? {
-            Some((offset, record)) => out.push(Consumed {
-                position: Position {
-                    partition: 0,
-                    offset: offset as i64,
-                },
-                record,
-            }),
-            // The end of a closed segment: the next one starts at this offset.
-            None if segments.contains(&reader.next_offset) => {
-                reader = SegmentReader::open_at(dir, segments, reader.next_offset)?;
-            }
-            None => {
-                return Err(std::io::Error::other(format!(
-                    "segment ends before durable offset {}",
-                    reader.next_offset
-                )))
-            }
-        }
-    }
-    Ok((out, Some(reader)))
-}
-
-#[async_trait]
-impl LogConsumer for EmbeddedConsumer {
-    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Consumed>> {
-        let next = self.next;
-        if *self.durable_end.borrow() <= next {
-            let _ = tokio::time::timeout(wait, self.durable_end.wait_for(|end| *end > next)).await;
-        }
-        let end = *self.durable_end.borrow();
-        if end <= next {
-            return Ok(Vec::new());
-        }
-        let to = end.min(next + max.max(1) as u64);
-        let dir = self.topic.dir.clone();
-        let segments = self
-            .topic
-            .segments
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        let reader = self.reader.take();
-        let (records, reader) =
-            tokio::task::spawn_blocking(move || read_range(&dir, &segments, reader, next, to))
-                .await
-                .map_err(|e| Error::Internal(format!("embedded log reader: {e}")))?
-                .map_err(|e| io_err("read", e))?;
-        self.reader = reader;
-        self.next = to;
-        Ok(records)
-    }
-
-    async fn commit(&mut self) -> Result<()> {
-        let path = self.offset_path.clone();
-        let next = self.next;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let tmp = path.with_extension("offset.tmp");
-            let mut f = File::create(&tmp)?;
-            f.write_all(next.to_string().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            sync_dir(path.parent().unwrap_or(Path::new(".")))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("embedded log commit: {e}")))?
-        .map_err(|e| io_err("commit offset", e))
-    }
-
-    fn lag(&self) -> Option<u64> {
-        Some(self.durable_end.borrow().saturating_sub(self.next))
-    }
-}
-
+#[cfg(test)]
+mod recovery_tests;
 #[cfg(test)]
 mod tests;

@@ -1,3 +1,7 @@
+use std::time::Duration;
+
+use udaconnect_core::ports::Consumed;
+
 use super::*;
 
 fn rec(i: u64) -> LogRecord {
@@ -242,7 +246,7 @@ async fn a_second_process_cannot_open_the_same_log() {
     let dir = tempfile::tempdir().unwrap();
     let _first = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
     let second = EmbeddedLog::open(dir.path(), Default::default());
-    assert!(matches!(second, Err(Error::Unavailable(_))));
+    assert!(matches!(second, Err(OpenError::Log(Error::Unavailable(_)))));
 }
 
 #[tokio::test]
