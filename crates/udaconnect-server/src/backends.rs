@@ -277,7 +277,7 @@ pub fn open_log(url: &LogUrl) -> anyhow::Result<DynLog> {
     match url {
         LogUrl::Embedded(dir) => {
             let log = EmbeddedLog::open(dir.join("log"), EmbeddedLogOptions::default())
-                .context("failed to open the embedded log (is another process using it?)")?;
+                .context("failed to open the embedded log")?;
             Ok(Arc::new(log))
         }
         LogUrl::Kafka { brokers, config } => {
