@@ -75,6 +75,8 @@ pub enum Command {
     Web(WebArgs),
     /// Rebuild the location store from the log (run while `serve` is stopped).
     Replay(ReplayArgs),
+    /// Find damage in the embedded log, or repair it keeping a backup (repair with `serve` stopped).
+    Log(crate::log_admin::LogArgs),
     /// Generate a realistic conference (seeded): write it to files or stream it to a server.
     Simulate(crate::simulate::SimulateArgs),
     /// Import persons and locations CSV into a data directory (run while `serve` is stopped).
@@ -277,6 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Replay(args) => replay(args).await,
+        Command::Log(args) => crate::log_admin::run(args).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Import(args) => crate::import::run(args).await,
         Command::Bench(args) => crate::bench::run(args).await,

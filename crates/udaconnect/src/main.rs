@@ -6,6 +6,7 @@ mod cli;
 mod http1;
 mod huge_pages;
 mod import;
+mod log_admin;
 mod simulate;
 mod telemetry;
 
