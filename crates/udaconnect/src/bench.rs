@@ -21,7 +21,7 @@ use udaconnect_log::EmbeddedLog;
 use udaconnect_server::{Application, ServeSettings};
 
 use crate::http1;
-use crate::simulate::progress_bar;
+use udaconnect::progress::bar as progress_bar;
 
 const DAY_US: i64 = 86_400_000_000;
 

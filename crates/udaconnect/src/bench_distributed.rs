@@ -44,7 +44,7 @@ use crate::bench::{attendees_to_ask, ms, percentile};
 use udaconnect_server::{Application, GrpcListen, ServeSettings};
 use udaconnect_store::{Postgres, PostgresLocationStore, PostgresPersonStore};
 
-use crate::simulate::progress_bar;
+use udaconnect::progress::bar as progress_bar;
 
 const DAY_US: i64 = 86_400_000_000;
 /// Records per append while producing the conference, and appends in flight.

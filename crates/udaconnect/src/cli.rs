@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use udaconnect::telemetry::GlobalArgs;
 use udaconnect_core::ports::{DynLocationStore, DynLog, DynPersonStore};
 use udaconnect_server::backends::{open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl};
 use udaconnect_server::directory::{DynPersonDirectory, LocalPersons};
@@ -32,27 +33,6 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Args, Debug)]
-pub struct GlobalArgs {
-    /// Log line format.
-    #[arg(long, global = true, env = "UDACONNECT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Log filter, in `tracing` directive syntax (e.g. `info`, `udaconnect_server=debug`).
-    #[arg(
-        long,
-        global = true,
-        env = "UDACONNECT_LOG_LEVEL",
-        default_value = "info"
-    )]
-    pub log_level: String,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,7 +71,7 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether this command keeps a contact index in memory (see [`crate::huge_pages`]).
+    /// Whether this command keeps a contact index in memory (see [`udaconnect::huge_pages`]).
     pub fn holds_contact_index(&self) -> bool {
         matches!(
             self,

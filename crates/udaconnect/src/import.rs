@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use udaconnect::progress;
 use udaconnect_server::directory::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::embedded::EmbeddedStack;
 use udaconnect_server::import::{import_persons, LocationImport, Rejected};
@@ -13,7 +14,6 @@ use udaconnect_server::location_consumer::LocationConsumer;
 use udaconnect_server::metrics::Metrics;
 
 use crate::cli::DataDirArg;
-use crate::simulate::progress_bar;
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
@@ -87,7 +87,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         let size = std::fs::metadata(path)
             .with_context(|| format!("failed to read {}", path.display()))?
             .len();
-        let bar = progress_bar(size, "import");
+        let bar = progress::bar(size, "import");
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "import {bar:40} {binary_bytes}/{binary_total_bytes}  {msg}  eta {eta}",

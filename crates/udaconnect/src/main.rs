@@ -4,13 +4,12 @@ mod bench;
 mod bench_distributed;
 mod cli;
 mod http1;
-mod huge_pages;
 mod import;
 mod log_admin;
 mod simulate;
-mod telemetry;
 
 use clap::Parser;
+use udaconnect::{huge_pages, telemetry};
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
@@ -18,22 +17,5 @@ fn main() -> std::process::ExitCode {
         huge_pages::ask();
     }
     telemetry::init(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: failed to start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(cli::run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "udaconnect failed");
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    udaconnect::runtime::run("udaconnect", cli::run(cli))
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Semaphore;
+use udaconnect::progress;
 use udaconnect_core::simulate::{Conference, SimConfig, SimPing};
 use udaconnect_core::time::{format_utc, from_micros, Bound};
 use udaconnect_core::venue::LatLon;
@@ -111,16 +111,6 @@ fn estimate(config: &SimConfig) -> u64 {
         as u64
 }
 
-pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let template =
-        format!("{what} {{bar:40}} {{human_pos}}/~{{human_len}}  {{per_sec}}  eta {{eta}}");
-    bar.set_style(
-        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
-}
-
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let config = config(&args)?;
     let conference = Conference::plan(&config);
@@ -152,7 +142,7 @@ fn write_files(
     if format == Format::Csv {
         writeln!(out, "id,person_id,latitude,longitude,creation_time")?;
     }
-    let bar = progress_bar(estimate(&conference.config), "simulate");
+    let bar = progress::bar(estimate(&conference.config), "simulate");
     let mut n = 0u64;
     for p in conference.pings() {
         let time = format_utc(from_micros(p.t));
@@ -230,7 +220,7 @@ async fn stream(conference: &Conference, target: &str, args: &SimulateArgs) -> a
     let client = reqwest::Client::new();
     // Persons first: the server gives them ids, pings then name those.
     let mut ids = Vec::with_capacity(conference.config.attendees as usize);
-    let bar = progress_bar(conference.config.attendees as u64, "persons");
+    let bar = progress::bar(conference.config.attendees as u64, "persons");
     for p in conference.persons() {
         let r = client
             .post(format!("{base}/api/persons"))
@@ -256,7 +246,7 @@ async fn stream(conference: &Conference, target: &str, args: &SimulateArgs) -> a
     let ids = Arc::new(ids);
     let url = Arc::new(format!("{base}/api/locations/batch"));
     let permits = Arc::new(Semaphore::new(args.connections.max(1)));
-    let bar = progress_bar(estimate(&conference.config), "stream");
+    let bar = progress::bar(estimate(&conference.config), "stream");
     let started = Instant::now();
     let mut sent = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
@@ -322,7 +312,7 @@ async fn stream_grpc(
         .await
         .context("the gRPC ingest stream was refused")?
         .into_inner();
-    let bar = progress_bar(estimate(&conference.config), "stream (gRPC)");
+    let bar = progress::bar(estimate(&conference.config), "stream (gRPC)");
     let started = Instant::now();
     let batch_size = args.batch.max(1);
     let pings: Vec<SimPing> = conference.pings().collect();
