@@ -1,0 +1,242 @@
+//! The benchmark program as a user runs it: its own HTTP clients against a real server, and a
+//! whole run on a small conference.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use udaconnect_server::{Application, GrpcListen, ServeSettings};
+
+const BENCH: &str = env!("CARGO_BIN_EXE_udaconnect-bench");
+
+/// The product binary, built where the benchmark and the thin entries look for it: beside
+/// `udaconnect-bench`. Cargo builds only a package's own binaries for its tests, so this asks
+/// it for the product's too (at once when it is up to date).
+fn product_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let profile_dir = Path::new(BENCH).parent().unwrap();
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "udaconnect",
+                    "--bin",
+                    "udaconnect",
+                ])
+                .arg("--target-dir")
+                .arg(profile_dir.parent().unwrap());
+            match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") => {}
+                Some("release") => {
+                    cargo.arg("--release");
+                }
+                Some(profile) => {
+                    cargo.args(["--profile", profile]);
+                }
+                None => panic!("{BENCH} is not in a profile's directory"),
+            }
+            assert!(cargo.status().unwrap().success(), "{cargo:?} failed");
+            profile_dir.join("udaconnect")
+        })
+        .clone()
+}
+
+fn run_ok(args: &[&str]) -> Vec<u8> {
+    let out = Command::new(BENCH).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?} failed: {stderr}");
+    out.stdout
+}
+
+/// [`run_ok`], and what the command printed to stdout, read as JSON.
+fn run_json(args: &[&str]) -> Value {
+    serde_json::from_slice(&run_ok(args)).unwrap()
+}
+
+/// `udaconnect serve` in this process with the original demo data and no live conference.
+struct Demo {
+    app: Application,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Demo {
+    async fn start(data_dir: PathBuf) -> Demo {
+        let app = Application::build(ServeSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir,
+            demo: true,
+            demo_attendees: 0,
+            web_dir: None,
+            cors_origins: Vec::new(),
+            grpc: GrpcListen::Off,
+        })
+        .await
+        .unwrap();
+        let base = format!("http://{}", app.local_addr());
+        Demo {
+            app,
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.base);
+        self.client.get(url).send().await.unwrap()
+    }
+
+    /// Pings stored, as the consumer counts them in `/metrics`.
+    async fn stored(&self) -> u64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        let counter = "udaconnect_consumer_records_total{outcome=\"stored\"} ";
+        let line = text.lines().find_map(|l| l.strip_prefix(counter));
+        line.map_or(0, |n| n.parse().unwrap())
+    }
+
+    /// Waits until exactly `expected` pings are stored.
+    async fn wait_stored(&self, expected: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut stored = self.stored().await;
+        while stored != expected {
+            assert!(Instant::now() < deadline, "{stored} of {expected} stored");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stored = self.stored().await;
+        }
+    }
+}
+
+/// The benchmark's own HTTP clients against a real server: the query client reads whole
+/// answers (streamed in chunks, or of a fixed length), and the load client counts as
+/// acknowledged exactly the pings that get stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_clients_read_whole_answers_and_count_only_acknowledged_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Demo::start(dir.path().join("data")).await;
+    // The demo's 39 pings go through the log like any others.
+    server.wait_stored(39).await;
+    let paths = [
+        "/api/persons/1/connection?start_date=2020-01-01&end_date=2020-12-31&distance=5",
+        "/api/persons",
+        "/health",
+        "/api/persons/6/contacts?start=2020-01-01&end=2020-12-31&min_duration=0",
+    ];
+    let urls: Vec<String> = paths
+        .iter()
+        .map(|p| format!("{}{p}", server.base))
+        .collect();
+    let file = dir.path().join("urls.txt");
+    let file_arg = file.to_str().unwrap();
+    let ask_each = ["bench-load", "--url", &urls[0], "--urls-file", file_arg];
+    fs::write(&file, urls.join("\n")).unwrap();
+    let answers = run_json(&ask_each);
+    let mut expected = Vec::new();
+    for p in paths {
+        let r = server.get(p).await;
+        assert_eq!(r.status(), 200, "{p}");
+        expected.push(json!(r.bytes().await.unwrap().len()));
+    }
+    assert!(expected[0].as_u64().unwrap() > 1000, "{expected:?}");
+    assert_eq!(answers["bytes"], Value::Array(expected), "{answers}");
+    assert_eq!(answers["ms"].as_array().unwrap().len(), paths.len());
+
+    // A query that fails is reported, not counted.
+    fs::write(&file, format!("{}/api/persons/999999", server.base)).unwrap();
+    let failed = run_json(&ask_each);
+    assert!(
+        failed["error"].as_str().unwrap().contains("404"),
+        "{failed}"
+    );
+
+    let before = server.stored().await;
+    let load = run_json(&[
+        "bench-load",
+        "--url",
+        &format!("{}/api/locations", server.base),
+        "--persons",
+        "1",
+        "--connections",
+        "8",
+        "--seconds",
+        "1",
+    ]);
+    assert_eq!(load["errors"], 0, "{load}");
+    let sent = load["requests"].as_u64().unwrap();
+    assert!(sent > 100, "{load}");
+    server.wait_stored(before + sent).await;
+    // And nothing more arrives: every stored ping was counted.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.stored().await, before + sent);
+    server.app.stop().await.unwrap();
+}
+
+/// The benchmark command end to end on a small conference: every figure is reported, and the
+/// run fails if an index answer differs from the linear scan's (the benchmark checks each).
+#[test]
+fn bench_reports_every_figure_on_a_small_conference() {
+    // The memory and start-up figures are the product binary's.
+    product_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.md");
+    let scratch = dir.path().join("scratch");
+    run_ok(&[
+        "--log-level",
+        "warn",
+        "bench",
+        "--locations",
+        "6000",
+        "--queries",
+        "10",
+        "--baseline-queries",
+        "3",
+        "--load-seconds",
+        "1",
+        "--data-dir",
+        scratch.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let report = fs::read_to_string(&out).unwrap();
+    for row in [
+        "| bulk ingest over HTTP",
+        "| ingested, stored in SQLite and indexed",
+        "| single-ping POST /api/locations",
+        "| connection, distance 5 m, max_time_gap 60 s | 1 day |",
+        "| connection, distance 5 m, max_time_gap 60 s | 3 days |",
+        "| contacts summary, 5 m, gap 120 s, min 120 s | 3 days |",
+        "| answer locations per second of server time |",
+        "| resident memory of `udaconnect serve` after start",
+        "| the same less `udaconnect serve` with nothing stored",
+        "| start to ready (`/ready` answers 200)",
+    ] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row:?} in:\n{report}"));
+        assert!(!line.contains("NaN"), "{line}");
+    }
+    // Memory is divided by what the store holds: the bulk ingest's pings and the POST test's.
+    let stored: i64 = rusqlite::Connection::open(scratch.join("data/locations.sqlite3"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM location", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        report.contains(&format!("with {stored} locations stored |")),
+        "{stored} stored:\n{report}"
+    );
+    // The query client timed every query over HTTP.
+    assert_eq!(
+        fs::read_to_string(scratch.join("bench-urls.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        10
+    );
+}
