@@ -1,5 +1,6 @@
-//! The benchmark program as a user runs it: its own HTTP clients against a real server, and a
-//! whole run on a small conference.
+//! The benchmark program as a user runs it: its own HTTP clients against a real server, a whole
+//! run on a small conference, and the product's thin entries (`udaconnect bench`,
+//! `udaconnect bench-distributed`) that run it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -239,4 +240,75 @@ fn bench_reports_every_figure_on_a_small_conference() {
             .count(),
         10
     );
+}
+
+/// `udaconnect bench` and `udaconnect bench-distributed` are this program: the same help
+/// (every flag with its environment variable), the same errors, the same exit codes.
+#[test]
+fn the_product_runs_the_benchmarks_through_its_thin_entries() {
+    let product = product_binary();
+    for (command, documented) in [
+        (
+            "bench",
+            [
+                "--locations",
+                "UDACONNECT_BENCH_LOCATIONS",
+                "--load-seconds",
+                "UDACONNECT_BENCH_LOAD_SECONDS",
+                "--index-only",
+                "UDACONNECT_BENCH_INDEX_ONLY",
+            ],
+        ),
+        (
+            "bench-distributed",
+            [
+                "--brokers",
+                "UDACONNECT_BENCH_BROKERS",
+                "--latency-rate",
+                "UDACONNECT_BENCH_LATENCY_RATE",
+                "--keep",
+                "UDACONNECT_BENCH_KEEP",
+            ],
+        ),
+    ] {
+        let through = Command::new(&product)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let direct = Command::new(BENCH)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(through.status.success(), "{through:?}");
+        let help = String::from_utf8(through.stdout).unwrap();
+        assert_eq!(help, String::from_utf8(direct.stdout).unwrap());
+        for s in documented {
+            assert!(help.contains(s), "{command} --help lacks {s}:\n{help}");
+        }
+    }
+    // The global flags pass on too, and a usage error keeps its message and exit code.
+    let args = ["--log-format", "json", "bench", "--no-such-flag"];
+    let through = Command::new(&product).args(args).output().unwrap();
+    let direct = Command::new(BENCH).args(args).output().unwrap();
+    assert_eq!(through.status.code(), Some(2), "{through:?}");
+    assert_eq!(through.stderr, direct.stderr);
+    // A run that fails fails alike (without the log line, which has the time in it).
+    let args = [
+        "--log-level",
+        "off",
+        "bench",
+        "--locations",
+        "100",
+        "--data-dir",
+        "/",
+    ];
+    let through = Command::new(&product).args(args).output().unwrap();
+    let direct = Command::new(BENCH).args(args).output().unwrap();
+    assert_eq!(through.status.code(), Some(1), "{through:?}");
+    let stderr = String::from_utf8_lossy(&through.stderr);
+    assert!(
+        stderr.contains("/ exists: give an empty or new --data-dir"),
+        "{stderr}"
+    );
+    assert_eq!(through.stderr, direct.stderr);
 }

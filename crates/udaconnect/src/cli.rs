@@ -61,22 +61,18 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
     /// Import persons and locations CSV into a data directory (run while `serve` is stopped).
     Import(crate::import::ImportArgs),
-    /// Measure ingest, queries, memory and start-up on a simulated conference.
-    Bench(crate::bench::BenchArgs),
-    /// Measure the distributed mode (Kafka -> PostGIS consumer, end-to-end ingest latency, PostGIS queries)
-    BenchDistributed(crate::bench_distributed::BenchDistributedArgs),
-    /// The benchmark's load generator (run by `bench` as a separate process).
-    #[command(hide = true)]
-    BenchLoad(crate::bench::LoadArgs),
+    /// Measure ingest, queries, memory and start-up on a simulated conference (runs
+    /// udaconnect-bench).
+    Bench(crate::bench_entry::Forward),
+    /// Measure the distributed mode (Kafka -> PostGIS consumer, end-to-end ingest latency,
+    /// PostGIS queries; runs udaconnect-bench).
+    BenchDistributed(crate::bench_entry::Forward),
 }
 
 impl Command {
     /// Whether this command keeps a contact index in memory (see [`udaconnect::huge_pages`]).
     pub fn holds_contact_index(&self) -> bool {
-        matches!(
-            self,
-            Command::Serve(_) | Command::ConnectionApi(_) | Command::Bench(_)
-        )
+        matches!(self, Command::Serve(_) | Command::ConnectionApi(_))
     }
 }
 
@@ -262,9 +258,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(args) => crate::log_admin::run(args).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Import(args) => crate::import::run(args).await,
-        Command::Bench(args) => crate::bench::run(args).await,
-        Command::BenchDistributed(args) => crate::bench_distributed::run(args).await,
-        Command::BenchLoad(args) => crate::bench::load_run(args).await,
+        Command::Bench(args) => crate::bench_entry::run("bench", &cli.global, args),
+        Command::BenchDistributed(args) => {
+            crate::bench_entry::run("bench-distributed", &cli.global, args)
+        }
     }
 }
 

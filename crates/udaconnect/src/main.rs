@@ -1,9 +1,7 @@
 //! `udaconnect`: parses the command line, sets up logging, and starts what was asked for.
 
-mod bench;
-mod bench_distributed;
+mod bench_entry;
 mod cli;
-mod http1;
 mod import;
 mod log_admin;
 mod simulate;
