@@ -1,0 +1,201 @@
+//! Kafka-protocol brokers for tests.
+//!
+//! Most tests share one broker ([`shared_broker`]): `scripts/kafka start` runs `tansu` on
+//! 127.0.0.1:9092, and every test uses topics and groups of its own ([`crate::unique`]), so
+//! tests run in parallel on it. A test that stops or restarts its broker starts a private one
+//! ([`Broker`]) on a port of its own.
+
+use std::fs::{self, OpenOptions};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::local::{artifacts, free_port};
+
+/// How long a starting broker may take to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The broker tests share: `UDACONNECT_TEST_KAFKA`, or the one `scripts/kafka start` runs.
+pub fn shared_broker() -> String {
+    std::env::var("UDACONNECT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// librdkafka's own debug contexts for every client a test makes, when
+/// `UDACONNECT_TEST_KAFKA_DEBUG` names them (`broker,cgrp,eos`), as client properties.
+pub fn client_debug() -> Vec<(String, String)> {
+    std::env::var("UDACONNECT_TEST_KAFKA_DEBUG")
+        .map(|contexts| vec![("debug".to_string(), contexts)])
+        .unwrap_or_default()
+}
+
+/// The `tansu` binary: `UDACONNECT_TANSU`, else the one `scripts/kafka install` put in
+/// cargo's bin directory, else the first on `PATH`.
+pub fn tansu() -> PathBuf {
+    if let Some(path) = std::env::var_os("UDACONNECT_TANSU") {
+        return path.into();
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    cargo_home
+        .map(|home| home.join("bin"))
+        .into_iter()
+        .chain(path_dirs)
+        .map(|dir| dir.join("tansu"))
+        .find(|candidate| candidate.is_file())
+        .expect("the Kafka-protocol broker `tansu` is not installed: run scripts/kafka install")
+}
+
+/// A private broker speaking the Kafka protocol on its own loopback port, keeping everything
+/// in memory (a restart starts empty). Killed when dropped; its output goes to
+/// `target/test-artifacts/brokers/tansu-<port>.log`.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Broker {
+    /// A broker on a free port. The port was free when picked, but another process may take it
+    /// before the broker binds it: then the broker exits, and another port is tried.
+    pub async fn start() -> Broker {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let mut broker = Broker::new(free_port());
+            match broker.spawn().await {
+                Ok(()) => return broker,
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("tansu did not start: {failures:#?}");
+    }
+
+    /// A broker on `port`: for a client pointed there before any broker listened.
+    pub async fn start_at(port: u16) -> Broker {
+        let mut broker = Broker::new(port);
+        if let Err(e) = broker.spawn().await {
+            panic!("tansu did not start: {e}");
+        }
+        broker
+    }
+
+    fn new(port: u16) -> Broker {
+        let log = artifacts("brokers").join(format!("tansu-{port}.log"));
+        // An earlier run's broker on the same port: its output is not this one's.
+        let _ = fs::remove_file(&log);
+        Broker {
+            child: None,
+            port,
+            log,
+        }
+    }
+
+    /// Starts the process and waits until it listens; an error carries its output.
+    async fn spawn(&mut self) -> Result<(), String> {
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        // Appended to, so a restarted broker's output follows its predecessor's.
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| format!("open {:?}: {e}", self.log))?;
+        let stderr = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(tansu())
+            .args(["broker", "--cluster-id", "udaconnect-test"])
+            .args(["--listener-url", &listener])
+            .args(["--advertised-listener-url", &listener])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env(
+                "RUST_LOG",
+                std::env::var("UDACONNECT_TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| format!("run {:?}: {e}", tansu()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            // Exited: it could not bind (and whatever answers on the port is not this broker).
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(format!(
+                    "tansu on port {} exited ({status}):\n{}",
+                    self.port,
+                    fs::read_to_string(&self.log).unwrap_or_default()
+                ));
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(format!(
+                    "tansu does not listen on {} after {START_TIMEOUT:?}:\n{}",
+                    self.port,
+                    fs::read_to_string(&self.log).unwrap_or_default()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The bootstrap address, as librdkafka takes it.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The log URL a UdaConnect process takes (`--log`).
+    pub fn url(&self) -> String {
+        format!("kafka://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL producers in tests use. tansu 0.6 serves a fetch only from the start of a stored
+    /// batch: a consumer resuming at an offset inside a multi-record batch would skip the rest
+    /// of it (Apache Kafka does not). One record per batch keeps that from hiding, or faking, a
+    /// loss in UdaConnect's code.
+    pub fn producer_url(&self) -> String {
+        format!("{}?batch.num.messages=1", self.url())
+    }
+
+    /// The URL a consumer uses: static group membership, so a consumer restarted after SIGKILL
+    /// takes its predecessor's partitions at once instead of after a session timeout.
+    pub fn consumer_url(&self, instance: &str) -> String {
+        format!("{}?group.instance.id={instance}", self.url())
+    }
+
+    /// Kills the broker (SIGKILL): its clients see it vanish.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the broker and starts a new, empty one on the same port.
+    pub async fn restart(&mut self) {
+        self.kill();
+        if let Err(e) = self.spawn().await {
+            panic!("tansu did not start again: {e}");
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
