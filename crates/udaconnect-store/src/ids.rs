@@ -91,21 +91,3 @@ impl IdLeaser for FileIdLeaser {
             .map(|_| ())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn leases_never_repeat_across_restarts() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = FileIdLeaser::new(dir.path(), "location").unwrap();
-        assert_eq!(a.lease(100).await.unwrap(), 1);
-        assert_eq!(a.lease(100).await.unwrap(), 101);
-        a.reserve_through(5000).await.unwrap();
-        a.reserve_through(10).await.unwrap();
-        drop(a);
-        let b = FileIdLeaser::new(dir.path(), "location").unwrap();
-        assert_eq!(b.lease(10).await.unwrap(), 5001);
-    }
-}

@@ -1,4 +1,5 @@
-//! What UdaConnect's tests share: real parts to test against. Used only as a dev-dependency.
+//! What UdaConnect's tests share: real parts to test against, and one test body per behaviour
+//! of a port, run against every engine. Used only as a dev-dependency.
 //!
 //! # Layout
 //! - [`local`]: the machine the tests run on: the repository, free loopback ports, names no
@@ -8,12 +9,43 @@
 //!   started, killed and restarted by a test.
 //! - [`postgres`]: a fresh PostgreSQL/PostGIS database per test, dropped with its guard.
 //! - [`seed`]: the demo data in `data/seed`, as domain types.
+//! - [`store_suite`]: the conformance suite of the store ports ([`PersonStore`],
+//!   [`LocationStore`], [`IdLeaser`]); [`store_suite!`] runs it against one engine.
+//!
+//! A suite is generic over an engine trait ([`store_suite::StoreEngine`]) that opens fresh
+//! instances; the engine's crate implements it in its tests and adds one line, which generates
+//! one `#[tokio::test]` per body in a module named after the engine (`store_suite::sqlite::upserts_are_idempotent`). Engine-specific behaviour
+//! (migrations, an original database repaired in place) is tested beside the engine.
+//!
+//! [`PersonStore`]: udaconnect_core::ports::PersonStore
+//! [`LocationStore`]: udaconnect_core::ports::LocationStore
+//! [`IdLeaser`]: udaconnect_core::ports::IdLeaser
 
 pub mod kafka;
 pub mod local;
 pub mod postgres;
 pub mod seed;
+pub mod store_suite;
 pub mod wait;
 
 pub use local::{free_port, repo_root, unique};
 pub use wait::eventually;
+
+/// Module `$engine` with one `#[tokio::test]` per body: each calls
+/// `$crate::$suite::$body::<$engine_type>()`. The suites' macros list their bodies through it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! conformance_tests {
+    ($suite:ident, $engine:ident, $engine_type:ty, [$($body:ident),* $(,)?]) => {
+        mod $engine {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $body() {
+                    $crate::$suite::$body::<$engine_type>().await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,233 @@
+use std::collections::BTreeMap;
+
+use udaconnect_core::model::Location;
+use udaconnect_core::simulate::Rng;
+use udaconnect_core::time::{parse_timestamp, to_micros, Window};
+
+use super::{by_id, loc, open_with_persons, StoreEngine, Stores};
+use crate::seed;
+
+const SEED_PERSONS: [i64; 5] = [1, 5, 6, 8, 9];
+
+/// Stores holding the seed's locations and one more of person 1 (id 1000), and those
+/// locations by id: the model reads are held to.
+async fn seeded<E: StoreEngine>() -> (Stores<E>, BTreeMap<i64, Location>) {
+    let stores = open_with_persons::<E>(SEED_PERSONS).await;
+    let mut stored = seed::locations();
+    stored.push(loc(1000, 1, 10.0, 20.0, 5));
+    stores.locations().upsert(&stored).await.unwrap();
+    (stores, stored.into_iter().map(|l| (l.id, l)).collect())
+}
+
+/// An id already stored is left as it is: a redelivered record, changed or not, or the same
+/// id twice in one batch (the first is kept), has no second effect.
+pub async fn upserts_are_idempotent<E: StoreEngine>() {
+    let stores = open_with_persons::<E>(SEED_PERSONS).await;
+    let store = stores.locations();
+    let seed = seed::locations();
+    let mut moved = seed.clone();
+    for l in &mut moved {
+        l.latitude += 1.0;
+    }
+    store.upsert(&seed).await.unwrap();
+    store.upsert(&seed).await.unwrap();
+    store.upsert(&moved[..10]).await.unwrap();
+    store
+        .upsert(&[loc(1000, 1, 10.0, 20.0, 5), loc(1000, 1, 11.0, 21.0, 6)])
+        .await
+        .unwrap();
+    store.upsert(&[]).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), seed.len() as u64 + 1);
+
+    let mut want = seed.clone();
+    want.push(loc(1000, 1, 10.0, 20.0, 5));
+    for l in &want {
+        assert_eq!(store.get(l.id).await.unwrap().as_ref(), Some(l), "{}", l.id);
+    }
+    assert_eq!(store.get(1000).await.unwrap().unwrap().latitude, 10.0);
+    for missing in [-1, 1001] {
+        assert_eq!(store.get(missing).await.unwrap(), None);
+    }
+    let all = store.scan(i64::MIN, i64::MAX, usize::MAX).await.unwrap();
+    assert_eq!(by_id(&all), by_id(&want));
+}
+
+/// One person's or everyone's locations in a half-open window, in (time, id) order: a
+/// location at the window's start is in, one at its end is out.
+pub async fn in_window_orders_by_time_then_id_within_the_window<E: StoreEngine>() {
+    let (stores, model) = seeded::<E>().await;
+    let store = stores.locations();
+    let time = |id: i64| to_micros(model[&id].creation_time);
+    let july = Window::new(
+        parse_timestamp("2020-07-01T00:00:00Z").unwrap(),
+        parse_timestamp("2020-08-01T00:00:00Z").unwrap(),
+    );
+    // From 2020-07-07T10:37:06Z (location 34) to 2020-08-18T10:37:06Z (location 29).
+    let edge = Window {
+        start: time(34),
+        end: time(29),
+    };
+    let reversed = Window {
+        start: edge.end,
+        end: edge.start,
+    };
+    let windows = [
+        Window::all(),
+        july,
+        edge,
+        reversed,
+        Window { start: 10, end: 5 },
+    ];
+    for window in windows {
+        for person in [None, Some(1), Some(6), Some(77)] {
+            let mut want: Vec<Location> = model
+                .values()
+                .filter(|l| {
+                    window.contains(to_micros(l.creation_time))
+                        && person.is_none_or(|p| l.person_id == p)
+                })
+                .cloned()
+                .collect();
+            want.sort_by_key(|l| (l.creation_time, l.id));
+            assert_eq!(
+                store.in_window(window, person).await.unwrap(),
+                want,
+                "in_window({window:?}, {person:?})"
+            );
+        }
+    }
+    // The model agrees with the edges, so the comparisons above did test them.
+    let in_edge: Vec<i64> = store
+        .in_window(edge, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    assert!(
+        in_edge.contains(&34) && !in_edge.contains(&29),
+        "{in_edge:?}"
+    );
+    assert!(store.in_window(reversed, None).await.unwrap().is_empty());
+}
+
+/// `scan` reads ids in `(after, until]` in id order, up to a limit; `id_range` gives the
+/// lowest and highest.
+pub async fn scan_and_id_range_follow_the_ids<E: StoreEngine>() {
+    let (stores, model) = seeded::<E>().await;
+    let store = stores.locations();
+    for (after, until, limit) in [
+        (i64::MIN, i64::MAX, usize::MAX),
+        (29, i64::MAX, 5),
+        (60, i64::MAX, 100),
+        (1000, i64::MAX, 1),
+        (29, 40, 100),
+        (29, 30, 100),
+        (30, 30, 100),
+        (40, 29, 100),
+        (0, i64::MAX, 0),
+    ] {
+        let want: Vec<Location> = model
+            .range(after.saturating_add(1)..)
+            .take_while(|(id, _)| **id <= until)
+            .take(limit)
+            .map(|(_, l)| l.clone())
+            .collect();
+        assert_eq!(
+            store.scan(after, until, limit).await.unwrap(),
+            want,
+            "scan({after}, {until}, {limit})"
+        );
+    }
+    let lowest = *model.keys().next().unwrap();
+    let highest = *model.keys().next_back().unwrap();
+    assert_eq!((lowest, highest), (29, 1000));
+    assert_eq!(store.id_range().await.unwrap(), Some((lowest, highest)));
+}
+
+/// A batch larger than one statement takes is stored whole.
+pub async fn large_batches_are_stored_at_once<E: StoreEngine>() {
+    let stores = open_with_persons::<E>(SEED_PERSONS).await;
+    let store = stores.locations();
+    let many: Vec<Location> = (0..45_000)
+        .map(|i| loc(10_000 + i, SEED_PERSONS[(i % 5) as usize], 37.5, -122.2, i))
+        .collect();
+    store.upsert(&many).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 45_000);
+    let back = store.scan(i64::MIN, i64::MAX, usize::MAX).await.unwrap();
+    assert_eq!(by_id(&back), by_id(&many));
+}
+
+/// `clear` leaves nothing (before a replay rebuilds the store), and the store takes
+/// locations again.
+pub async fn clear_removes_every_location<E: StoreEngine>() {
+    let (stores, _) = seeded::<E>().await;
+    let store = stores.locations();
+    store.clear().await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 0);
+    assert_eq!(store.id_range().await.unwrap(), None);
+    assert_eq!(store.get(29).await.unwrap(), None);
+    assert!(store
+        .in_window(Window::all(), None)
+        .await
+        .unwrap()
+        .is_empty());
+    store.upsert(&[loc(29, 1, 1.0, 2.0, 3)]).await.unwrap();
+    assert_eq!(store.get(29).await.unwrap(), Some(loc(29, 1, 1.0, 2.0, 3)));
+    assert_eq!(store.count().await.unwrap(), 1);
+}
+
+/// What goes in comes out to the bit: extreme coordinates, subnormals, times from the epoch to
+/// the end of year 9999 in microseconds. Zero's sign is the one exception: SQLite writes an
+/// integral value of a REAL column as an integer, so `-0.0` reads back as `0.0` (the same
+/// number, and the same distances); PostgreSQL keeps it (its own test says so).
+pub async fn coordinates_and_times_round_trip_bit_for_bit<E: StoreEngine>() {
+    let stores = open_with_persons::<E>([1]).await;
+    let store = stores.locations();
+    let mut rng = Rng::new(7);
+    let mut ls = vec![
+        loc(1, 1, 90.0, 180.0, 0),
+        loc(2, 1, -90.0, -180.0, 253_402_300_799_999_999), // 9999-12-31T23:59:59.999999Z
+        loc(3, 1, 0.0, 0.0, 1),
+        loc(4, 1, 5e-324, -5e-324, 1_594_118_226_123_456),
+        loc(
+            5,
+            1,
+            37.553_441_000_000_01,
+            -122.290_524,
+            1_594_118_226_000_001,
+        ),
+        loc(6, 1, 1.0 / 3.0, std::f64::consts::PI, 42),
+    ];
+    for id in 7..500 {
+        ls.push(loc(
+            id,
+            1,
+            rng.range(-90.0, 90.0),
+            rng.range(-180.0, 180.0),
+            (rng.next_u64() % 253_402_300_800_000_000) as i64,
+        ));
+    }
+    store.upsert(&ls).await.unwrap();
+    let back = store.scan(0, i64::MAX, usize::MAX).await.unwrap();
+    assert_eq!(by_id(&back), by_id(&ls));
+    for l in &ls {
+        let one = store.get(l.id).await.unwrap().unwrap();
+        assert_eq!(one.latitude.to_bits(), l.latitude.to_bits());
+        assert_eq!(one.longitude.to_bits(), l.longitude.to_bits());
+        assert_eq!(one.creation_time, l.creation_time);
+    }
+    let window = store.in_window(Window::all(), Some(1)).await.unwrap();
+    assert_eq!(by_id(&window), by_id(&ls));
+
+    store.upsert(&[loc(500, 1, -0.0, -0.0, 1)]).await.unwrap();
+    let zero = store.get(500).await.unwrap().unwrap();
+    assert_eq!((zero.latitude, zero.longitude), (0.0, 0.0));
+}
+
+/// Both stores answer a liveness check.
+pub async fn ping_answers<E: StoreEngine>() {
+    let stores = E::open().await;
+    stores.persons().ping().await.unwrap();
+    stores.locations().ping().await.unwrap();
+}

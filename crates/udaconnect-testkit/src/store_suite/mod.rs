@@ -1,0 +1,178 @@
+//! The conformance suite of the store ports: every store engine (SQLite, PostgreSQL, the next
+//! one) passes the same test bodies, so both modes answer alike to the bit.
+//!
+//! An engine implements [`StoreEngine`] in its crate's tests and adds one line:
+//!
+//! ```ignore
+//! udaconnect_testkit::store_suite!(sqlite, SqliteStores);
+//! ```
+//!
+//! which generates module `sqlite` with one `#[tokio::test]` per body. The calling crate needs
+//! `tokio` (with `macros` and `rt-multi-thread`) among its dependencies.
+//!
+//! Each body holds the engine to a model worked out in the test (what the stored rows must
+//! be, the contact oracle's answer), not to another engine. Behaviour only one engine has
+//! (PostgreSQL's migrations, ids above an original database's rows) is tested beside it.
+
+mod ids;
+mod locations;
+mod near;
+mod persons;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use udaconnect_core::contact::{connections, ConnectionQuery, Point};
+use udaconnect_core::model::{Location, Person};
+use udaconnect_core::ports::{DynIdLeaser, DynLocationStore, DynPersonStore, Near};
+use udaconnect_core::time::{from_micros, to_micros};
+
+pub use ids::{
+    id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
+};
+pub use locations::{
+    clear_removes_every_location, coordinates_and_times_round_trip_bit_for_bit,
+    in_window_orders_by_time_then_id_within_the_window, large_batches_are_stored_at_once,
+    ping_answers, scan_and_id_range_follow_the_ids, upserts_are_idempotent,
+};
+pub use near::{near_gives_the_answers_of_the_whole_window, near_on_the_seed_data};
+pub use persons::{
+    creates_racing_an_import_never_collide, persons_are_imported_created_and_listed,
+};
+
+/// One store engine: how the suite opens fresh stores of it, and what keeps them (a
+/// directory, a database) until they are dropped.
+#[async_trait]
+pub trait StoreEngine: Send + Sync + Sized + 'static {
+    /// Whether several processes lease ids from the same state at once (location-api
+    /// replicas on one database). When not, the one process's leaser is shared by concurrent
+    /// tasks instead.
+    const LEASERS_SHARED_BY_PROCESSES: bool;
+
+    /// Fresh, empty stores of every port.
+    async fn open() -> Stores<Self>;
+    /// The id leaser named `name` as a starting process opens it: a new handle on the state
+    /// the earlier handles left.
+    async fn leaser(&self, name: &str) -> DynIdLeaser;
+}
+
+/// The stores an engine opened, closed (their files or database removed) when dropped.
+pub struct Stores<E> {
+    pub persons: DynPersonStore,
+    /// Locations; persons they name are imported first (a database may check references).
+    pub locations: DynLocationStore,
+    /// Last, so the stores close before it goes.
+    pub engine: E,
+}
+
+impl<E: StoreEngine> Stores<E> {
+    pub fn persons(&self) -> DynPersonStore {
+        self.persons.clone()
+    }
+
+    pub fn locations(&self) -> DynLocationStore {
+        self.locations.clone()
+    }
+
+    pub async fn leaser(&self, name: &str) -> DynIdLeaser {
+        self.engine.leaser(name).await
+    }
+}
+
+/// Generates module `$engine` with one `#[tokio::test]` per body of the store suite, each on
+/// fresh stores of `$stores` (a [`StoreEngine`]).
+#[macro_export]
+macro_rules! store_suite {
+    ($engine:ident, $stores:ty) => {
+        $crate::conformance_tests!(
+            store_suite,
+            $engine,
+            $stores,
+            [
+                persons_are_imported_created_and_listed,
+                creates_racing_an_import_never_collide,
+                upserts_are_idempotent,
+                in_window_orders_by_time_then_id_within_the_window,
+                scan_and_id_range_follow_the_ids,
+                large_batches_are_stored_at_once,
+                clear_removes_every_location,
+                coordinates_and_times_round_trip_bit_for_bit,
+                near_gives_the_answers_of_the_whole_window,
+                near_on_the_seed_data,
+                id_leases_never_repeat,
+                id_leases_are_unique_across_concurrent_leasers_and_restarts,
+                ping_answers,
+            ]
+        );
+    };
+}
+
+/// A location at `t` microseconds since the epoch.
+pub fn loc(id: i64, person_id: i64, latitude: f64, longitude: f64, t: i64) -> Location {
+    Location {
+        id,
+        person_id,
+        latitude,
+        longitude,
+        creation_time: from_micros(t),
+    }
+}
+
+/// Persons with these ids and names made of them.
+pub fn persons(ids: impl IntoIterator<Item = i64>) -> Vec<Person> {
+    ids.into_iter()
+        .map(|id| Person {
+            id,
+            first_name: format!("First{id}"),
+            last_name: format!("Last{id}"),
+            company_name: format!("Company{id}"),
+        })
+        .collect()
+}
+
+/// Every location by id, bit for bit comparable (`-0.0` is not `0.0` here).
+pub fn by_id(ls: &[Location]) -> BTreeMap<i64, (i64, u64, u64, i64)> {
+    ls.iter()
+        .map(|l| {
+            (
+                l.id,
+                (
+                    l.person_id,
+                    l.latitude.to_bits(),
+                    l.longitude.to_bits(),
+                    to_micros(l.creation_time),
+                ),
+            )
+        })
+        .collect()
+}
+
+pub fn point(l: &Location) -> Point {
+    Point {
+        id: l.id,
+        person_id: l.person_id,
+        lat: l.latitude,
+        lon: l.longitude,
+        t: to_micros(l.creation_time),
+    }
+}
+
+pub fn points(ls: &[Location]) -> Vec<Point> {
+    ls.iter().map(point).collect()
+}
+
+/// What the contact engine answers from a store's `near`.
+pub fn answer(near: &Near, q: &ConnectionQuery) -> Vec<Point> {
+    connections(&points(&near.own), &points(&near.candidates), q)
+}
+
+/// The stores of `E`, with persons `ids` imported so that locations may name them.
+async fn open_with_persons<E: StoreEngine>(ids: impl IntoIterator<Item = i64>) -> Stores<E> {
+    let stores = E::open().await;
+    stores
+        .persons()
+        .import(persons(ids))
+        .await
+        .expect("import persons");
+    stores
+}
