@@ -11,18 +11,23 @@
 //! - [`seed`]: the demo data in `data/seed`, as domain types.
 //! - [`store_suite`]: the conformance suite of the store ports ([`PersonStore`],
 //!   [`LocationStore`], [`IdLeaser`]); [`store_suite!`] runs it against one engine.
+//! - [`log_suite`]: the conformance suite of the [`Log`] port; [`log_suite!`] runs it against
+//!   one engine.
 //!
-//! A suite is generic over an engine trait ([`store_suite::StoreEngine`]) that opens fresh
-//! instances; the engine's crate implements it in its tests and adds one line, which generates
-//! one `#[tokio::test]` per body in a module named after the engine (`store_suite::sqlite::upserts_are_idempotent`). Engine-specific behaviour
-//! (migrations, an original database repaired in place) is tested beside the engine.
+//! A suite is generic over an engine trait ([`store_suite::StoreEngine`],
+//! [`log_suite::LogEngine`]) that opens fresh instances; the engine's crate implements it in its
+//! tests and adds one line, which generates one `#[tokio::test]` per body in a module named
+//! after the engine (`store_suite::sqlite::upserts_are_idempotent`). Engine-specific behaviour
+//! (migrations, torn tails, a broker that restarts) is tested beside the engine.
 //!
 //! [`PersonStore`]: udaconnect_core::ports::PersonStore
 //! [`LocationStore`]: udaconnect_core::ports::LocationStore
 //! [`IdLeaser`]: udaconnect_core::ports::IdLeaser
+//! [`Log`]: udaconnect_core::ports::Log
 
 pub mod kafka;
 pub mod local;
+pub mod log_suite;
 pub mod postgres;
 pub mod seed;
 pub mod store_suite;

@@ -67,47 +67,6 @@ async fn append_consume_commit_resume_across_segments() {
     assert_eq!(values(&drain(&mut latest).await), [300]);
 }
 
-#[tokio::test]
-async fn concurrent_appends_are_each_stored_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(EmbeddedLog::open(dir.path(), small_segments()).unwrap());
-    let tasks: Vec<_> = (0..64u64)
-        .map(|t| {
-            let log = log.clone();
-            tokio::spawn(async move {
-                for i in 0..20 {
-                    log.append("t", vec![rec(t * 1000 + i)]).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
-    let mut got = values(&drain(&mut c).await);
-    got.sort_unstable();
-    let mut want: Vec<u64> = (0..64)
-        .flat_map(|t| (0..20).map(move |i| t * 1000 + i))
-        .collect();
-    want.sort_unstable();
-    assert_eq!(got, want);
-}
-
-#[tokio::test]
-async fn consumer_waits_for_new_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(EmbeddedLog::open(dir.path(), Default::default()).unwrap());
-    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
-    let writer = log.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        writer.append("t", vec![rec(1)]).await.unwrap();
-    });
-    let got = c.poll(10, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(values(&got), [1]);
-}
-
 /// A topic's segment files, oldest first.
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut segs: Vec<PathBuf> = fs::read_dir(dir)

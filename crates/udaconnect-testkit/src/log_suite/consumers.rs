@@ -1,0 +1,159 @@
+use std::time::{Duration, Instant};
+
+use udaconnect_core::ports::StartFrom;
+
+use super::{
+    append_one_by_one, collect, drain, member, reader, record, records, sorted_values, value,
+    LogEngine, PATIENCE,
+};
+use crate::unique;
+
+/// A group resumes after its commit: a new member gets exactly what came after it.
+pub async fn a_new_consumer_of_the_group_resumes_after_the_commit<E: LogEngine>() {
+    let engine = E::open().await;
+    let log = engine.log();
+    let topic = unique("resume");
+    let group = unique("group");
+    log.append(&topic, records("first", 10, 1_000))
+        .await
+        .expect("append");
+
+    let mut a = member(&*log, &topic, &group, StartFrom::Earliest).await;
+    let got = collect(a.as_mut(), 10, PATIENCE).await;
+    assert_eq!(got.len(), 10);
+    a.commit().await.expect("commit");
+    drop(a);
+
+    log.append(&topic, records("second", 5, 2_000))
+        .await
+        .expect("append");
+    let mut b = member(&*log, &topic, &group, StartFrom::Earliest).await;
+    let mut got = collect(b.as_mut(), 5, PATIENCE).await;
+    got.extend(drain(b.as_mut(), Duration::from_secs(2)).await);
+    assert_eq!(
+        sorted_values(&got),
+        (0..5).map(|i| format!("second-{i}")).collect::<Vec<_>>(),
+        "exactly the records after the commit"
+    );
+}
+
+/// What a member read but did not commit (its writes had not finished) goes to the next
+/// member of the group; what it committed does not.
+pub async fn records_not_committed_are_delivered_again<E: LogEngine>() {
+    let engine = E::open().await;
+    let log = engine.log();
+    let topic = unique("redeliver");
+    let group = unique("group");
+    append_one_by_one(&log, &topic, records("r", 12, 1_000)).await;
+
+    let mut a = member(&*log, &topic, &group, StartFrom::Earliest).await;
+    let committed = collect(a.as_mut(), 1, PATIENCE).await;
+    assert_eq!(committed.len(), 1);
+    a.commit().await.expect("commit");
+    let rest = collect(a.as_mut(), 11, PATIENCE).await;
+    assert_eq!(rest.len(), 11);
+    drop(a);
+
+    let mut b = member(&*log, &topic, &group, StartFrom::Earliest).await;
+    let mut again = collect(b.as_mut(), 11, PATIENCE).await;
+    again.extend(drain(b.as_mut(), Duration::from_secs(2)).await);
+    assert_eq!(
+        sorted_values(&again),
+        sorted_values(&rest),
+        "everything after the commit, and nothing before it"
+    );
+}
+
+/// A new group starting at the latest record reads only what is appended after it joined.
+pub async fn a_group_starting_at_latest_skips_what_was_there<E: LogEngine>() {
+    let engine = E::open().await;
+    let log = engine.log();
+    let topic = unique("latest");
+    log.append(&topic, records("old", 6, 1_000))
+        .await
+        .expect("append");
+
+    let mut consumer = member(&*log, &topic, &unique("group"), StartFrom::Latest).await;
+    // When the group's start is fixed depends on the join: keep appending until records come.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    let mut i = 0;
+    while got.is_empty() && Instant::now() < deadline {
+        log.append(
+            &topic,
+            vec![record(Some("k"), &format!("new-{i}"), 5_000 + i)],
+        )
+        .await
+        .expect("append");
+        i += 1;
+        got = consumer
+            .poll(100, Duration::from_millis(500))
+            .await
+            .expect("poll");
+    }
+    assert!(!got.is_empty(), "new records arrive");
+    for c in &got {
+        assert!(
+            value(c).starts_with("new-"),
+            "{} was there before",
+            value(c)
+        );
+    }
+}
+
+/// Once a consumer has returned every record, its lag says nothing is left.
+pub async fn lag_counts_records_not_yet_returned<E: LogEngine>() {
+    let engine = E::open().await;
+    let log = engine.log();
+    let topic = unique("lag");
+    let mut consumer = reader(&*log, &topic).await;
+    log.append(&topic, records("l", 20, 1_000))
+        .await
+        .expect("append");
+    let got = collect(consumer.as_mut(), 20, PATIENCE).await;
+    assert_eq!(got.len(), 20);
+    // A distributed log may know its lag only from statistics refreshed every second, and
+    // refreshed while polling: once known, nothing is left.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lag = consumer.lag();
+    while lag != Some(0) && Instant::now() < deadline {
+        let more = consumer
+            .poll(1, Duration::from_millis(300))
+            .await
+            .expect("poll");
+        assert!(more.is_empty(), "read twice: {more:?}");
+        lag = consumer.lag();
+    }
+    assert_eq!(lag, Some(0));
+}
+
+/// A poll with nothing to read waits for its time, and returns as soon as a record comes.
+pub async fn a_consumer_waits_for_new_records<E: LogEngine>() {
+    let engine = E::open().await;
+    let log = engine.log();
+    let topic = unique("wait");
+    let mut consumer = reader(&*log, &topic).await;
+    let started = Instant::now();
+    let nothing = consumer
+        .poll(10, Duration::from_millis(300))
+        .await
+        .expect("poll");
+    assert!(nothing.is_empty(), "{nothing:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    let writer = log.clone();
+    let writer_topic = topic.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer
+            .append(&writer_topic, vec![record(Some("k"), "late", 1)])
+            .await
+            .expect("append");
+    });
+    let got = consumer.poll(10, PATIENCE).await.expect("poll");
+    assert_eq!(
+        got.iter().map(value).collect::<Vec<_>>(),
+        ["late"],
+        "one poll waits for the record"
+    );
+}
