@@ -3,196 +3,42 @@
 //! process. `scripts/setup` installs the broker and PostGIS.
 
 use std::fs;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use udaconnect_testkit::postgres::TestDb;
+
+pub use udaconnect_testkit::kafka::Broker;
+pub use udaconnect_testkit::postgres::admin_url;
+pub use udaconnect_testkit::{free_port, repo_root};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A free port on loopback (bound, then released for the process that will use it).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn unique() -> String {
-    format!(
-        "{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000_000
-    )
-}
-
-pub fn tansu() -> PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin")))
-        .map(|d| d.join("tansu"));
-    for c in candidates {
-        if c.is_file() {
-            return c;
-        }
-    }
-    panic!("the Kafka-protocol broker `tansu` is not installed: run scripts/setup");
-}
-
 pub fn artifacts() -> PathBuf {
-    let dir = repo_root().join("target/test-artifacts/distributed");
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    udaconnect_testkit::local::artifacts("distributed")
 }
 
-async fn wait_tcp(port: u16, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A broker speaking the Kafka protocol on its own loopback port, in memory.
-pub struct Broker {
-    child: Option<Child>,
-    pub port: u16,
-    log: PathBuf,
-}
-
-impl Broker {
-    pub async fn start() -> Broker {
-        let port = free_port();
-        let mut b = Broker {
-            child: None,
-            port,
-            log: artifacts().join(format!("tansu-{port}.log")),
-        };
-        b.spawn().await;
-        b
-    }
-
-    async fn spawn(&mut self) {
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let log = fs::File::create(&self.log).unwrap();
-        let child = Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .env(
-                "RUST_LOG",
-                std::env::var("UDACONNECT_TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("tansu starts");
-        self.child = Some(child);
-        wait_tcp(self.port, Duration::from_secs(20)).await;
-    }
-
-    pub fn url(&self) -> String {
-        format!("kafka://127.0.0.1:{}", self.port)
-    }
-
-    /// The URL producers in these tests use. tansu 0.6 serves a fetch only from the start of
-    /// a stored batch: a consumer resuming at an offset inside a multi-record batch would skip
-    /// the rest of it (Apache Kafka does not). One record per batch keeps that from hiding, or
-    /// faking, a loss in our code.
-    pub fn producer_url(&self) -> String {
-        format!("{}?batch.num.messages=1", self.url())
-    }
-
-    /// The URL a consumer uses: static group membership, so a consumer restarted after
-    /// SIGKILL takes its predecessor's partitions at once instead of after a session timeout.
-    pub fn consumer_url(&self, instance: &str) -> String {
-        format!("{}?group.instance.id={instance}", self.url())
-    }
-
-    pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the broker (SIGKILL): its clients see it vanish.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts it again on the same port.
-    pub async fn restart(&mut self) {
-        self.kill();
-        self.spawn().await;
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-pub fn admin_url() -> String {
-    std::env::var("UDACONNECT_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh database, dropped at the end.
+/// A fresh database ([`TestDb`]), dropped at the end.
 pub struct Db {
     pub name: String,
     pub url: String,
+    _db: TestDb,
 }
 
 impl Db {
     pub async fn create() -> Db {
-        let admin = admin_url();
-        let name = format!("udc_e2e_{}", unique());
-        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL answers on UDACONNECT_TEST_POSTGRES (run scripts/setup)");
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
+        let db = TestDb::new().await;
         Db {
-            url: format!("{base}/{name}"),
-            name,
+            name: db.name.clone(),
+            url: db.url.clone(),
+            _db: db,
         }
     }
 
     pub async fn client(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
+        udaconnect_testkit::postgres::connect(&self.url).await
     }
 
     /// Stored location ids, ascending.
@@ -203,21 +49,6 @@ impl Db {
             .await
             .map(|rows| rows.iter().map(|r| r.get::<_, i64>(0)).collect())
             .unwrap_or_default()
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(admin_url())
-            .args([
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 
