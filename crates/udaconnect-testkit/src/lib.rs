@@ -9,9 +9,9 @@
 //!   started, killed and restarted by a test.
 //! - [`postgres`]: a fresh PostgreSQL/PostGIS database per test, dropped with its guard.
 //! - [`seed`]: the demo data in `data/seed`, as domain types.
-//! - [`store_suite`]: the conformance suite of the store ports ([`PersonStore`],
+//! - [`store_suite`](mod@store_suite): the conformance suite of the store ports ([`PersonStore`],
 //!   [`LocationStore`], [`IdLeaser`]); [`store_suite!`] runs it against one engine.
-//! - [`log_suite`]: the conformance suite of the [`Log`] port; [`log_suite!`] runs it against
+//! - [`log_suite`](mod@log_suite): the conformance suite of the [`Log`] port; [`log_suite!`] runs it against
 //!   one engine.
 //!
 //! A suite is generic over an engine trait ([`store_suite::StoreEngine`],

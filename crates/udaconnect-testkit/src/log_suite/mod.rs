@@ -1,4 +1,4 @@
-//! The conformance suite of the [`Log`](udaconnect_core::ports::Log) port: the embedded log,
+//! The conformance suite of the [`udaconnect_core::ports::Log`] port: the embedded log,
 //! Kafka and the next engine pass the same test bodies.
 //!
 //! An engine implements [`LogEngine`] in its crate's tests and adds one line:
