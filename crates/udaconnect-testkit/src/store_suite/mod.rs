@@ -37,7 +37,7 @@ pub use locations::{
 };
 pub use near::{near_gives_the_answers_of_the_whole_window, near_on_the_seed_data};
 pub use persons::{
-    creates_racing_an_import_never_collide, persons_are_imported_created_and_listed,
+    creates_racing_an_import_never_collide, new_person, persons_are_imported_created_and_listed,
 };
 
 /// One store engine: how the suite opens fresh stores of it, and what keeps them (a

@@ -6,7 +6,8 @@ use udaconnect_core::model::{NewPerson, Person};
 use super::{persons, StoreEngine};
 use crate::seed;
 
-fn new_person(first_name: &str) -> NewPerson {
+/// A new person of that first name (last name `Person`, company `Co`).
+pub fn new_person(first_name: &str) -> NewPerson {
     NewPerson {
         first_name: first_name.into(),
         last_name: "Person".into(),
