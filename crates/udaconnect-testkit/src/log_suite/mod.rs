@@ -7,8 +7,9 @@
 //! udaconnect_testkit::log_suite!(embedded, Embedded);
 //! ```
 //!
-//! which generates module `embedded` with one `#[tokio::test]` per body. The calling crate
-//! needs `tokio` (with `macros` and `rt-multi-thread`) among its dependencies.
+//! which generates module `embedded` with one `#[tokio::test]` per body listed in the macro.
+//! The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) among its
+//! dependencies.
 //!
 //! Bodies allow for a distributed log: a consumer group forms in its own time, so reads wait
 //! up to [`PATIENCE`] for what must come; each body uses topics and groups of its own

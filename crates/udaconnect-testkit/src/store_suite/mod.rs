@@ -1,14 +1,14 @@
 //! The conformance suite of the store ports: every store engine (SQLite, PostgreSQL, the next
-//! one) passes the same test bodies, so both modes answer alike to the bit.
+//! one) passes the same test bodies, so both modes answer alike.
 //!
 //! An engine implements [`StoreEngine`] in its crate's tests and adds one line:
 //!
 //! ```ignore
-//! udaconnect_testkit::store_suite!(sqlite, SqliteStores);
+//! udaconnect_testkit::store_suite!(sqlite, Sqlite);
 //! ```
 //!
-//! which generates module `sqlite` with one `#[tokio::test]` per body. The calling crate needs
-//! `tokio` (with `macros` and `rt-multi-thread`) among its dependencies.
+//! which generates module `sqlite` with one `#[tokio::test]` per body listed in the macro. The
+//! calling crate needs `tokio` (with `macros` and `rt-multi-thread`) among its dependencies.
 //!
 //! Each body holds the engine to a model worked out in the test (what the stored rows must
 //! be, the contact oracle's answer), not to another engine. Behaviour only one engine has
