@@ -28,8 +28,11 @@
 //! predicate does.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock, RwLock};
+
+// The maps' hasher: keys are small integers (cells, ids), not attacker-chosen strings, and
+// the default SipHash costs more than the look-ups it serves.
+use rustc_hash::FxBuildHasher;
 
 use crate::contact::{summarise_by_person, ConnectionQuery, Contact, ContactQuery, Point};
 use crate::geo::{chord_for_arc_m, to_cartesian, within_fast, DISTANCE_SLACK_M, EARTH_RADIUS_M};
@@ -173,43 +176,6 @@ pub fn feed(index: &RwLock<ContactIndex>, points: impl IntoIterator<Item = Point
 
 /// Cell edges of the grids built on demand for larger distances.
 const COARSE_EDGES_M: [f64; 2] = [64.0, 512.0];
-
-/// A fast hash for small integer keys (cells, ids): the keys are not attacker-chosen
-/// strings, and the default SipHash costs more than the lookups it serves.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    /// Four bytes a round: a cell's three `i32`, hashed as their 12 bytes in one call, take
-    /// three rounds, as three `write_i32` would, where a round per byte took twelve.
-    fn write(&mut self, bytes: &[u8]) {
-        for word in bytes.chunks(4) {
-            let mut w = [0u8; 4];
-            w[..word.len()].copy_from_slice(word);
-            self.write_u64(u32::from_le_bytes(w) as u64);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(n as u64);
-    }
-    fn write_i32(&mut self, n: i32) {
-        self.write_u64(n as u32 as u64);
-    }
-    fn write_i64(&mut self, n: i64) {
-        self.write_u64(n as u64);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub type FxBuild = BuildHasherDefault<FxHasher>;
 
 type Cell = [i32; 3];
 
@@ -468,7 +434,7 @@ impl Gathered {
 #[derive(Default)]
 struct Level {
     edge: f64,
-    cells: HashMap<Cell, CellList, FxBuild>,
+    cells: HashMap<Cell, CellList, FxBuildHasher>,
 }
 
 /// One location as the index keeps it.
@@ -565,7 +531,7 @@ pub struct ContactIndex {
     rows: Vec<Row>,
     /// Dense person number -> person id, and back.
     person_ids: Vec<i64>,
-    person_numbers: HashMap<i64, u32, FxBuild>,
+    person_numbers: HashMap<i64, u32, FxBuildHasher>,
     tracks: Vec<Vec<u32>>,
     /// The key of each track's last ping, so an in-order insert reads no row.
     track_ends: Vec<(Micros, i64)>,
@@ -604,8 +570,8 @@ struct Layout {
     len: usize,
     rows: Vec<Row>,
     tracks: Vec<Vec<u32>>,
-    fine: HashMap<Cell, CellList, FxBuild>,
-    coarse: [Option<HashMap<Cell, CellList, FxBuild>>; 2],
+    fine: HashMap<Cell, CellList, FxBuildHasher>,
+    coarse: [Option<HashMap<Cell, CellList, FxBuildHasher>>; 2],
     to_next: Vec<u32>,
 }
 
@@ -737,7 +703,7 @@ pub struct BulkBuilder {
     index: ContactIndex,
     /// Each row's fine cell, numbered in order of first appearance: worked out as rows come,
     /// while the store reads the next page.
-    cell_numbers: HashMap<Cell, u32, FxBuild>,
+    cell_numbers: HashMap<Cell, u32, FxBuildHasher>,
     cells_in_order: Vec<Cell>,
     numbers: Vec<u32>,
     /// The last key pushed per person, and whether each person's rows came in key order.
@@ -894,7 +860,7 @@ impl BulkBuilder {
         index.rows = rows;
         index.tracks = tracks;
         index.track_ends = index.track_end_keys();
-        index.fine.cells = HashMap::with_capacity_and_hasher(rank.len(), FxBuild::default());
+        index.fine.cells = HashMap::with_capacity_and_hasher(rank.len(), FxBuildHasher);
         for (r, &c) in rank.iter().enumerate() {
             let (a, b) = (starts[r] as u32, starts[r + 1] as u32);
             let seconds = index.rows[a as usize..b as usize]
@@ -1043,7 +1009,7 @@ impl ContactIndex {
         cells.sort_unstable_by_key(|(c, _)| **c);
         let mut to_next = vec![0u32; len];
         let mut rows = Vec::with_capacity(len);
-        let mut fine = HashMap::with_capacity_and_hasher(cells.len(), FxBuild::default());
+        let mut fine = HashMap::with_capacity_and_hasher(cells.len(), FxBuildHasher);
         for (cell, list) in cells {
             let start = rows.len() as u32;
             for &s in &list.slots {
@@ -1137,7 +1103,7 @@ impl ContactIndex {
 
     /// A grid of every location at a cell edge, lists in (time, id) order.
     fn build_level(&self, edge: f64) -> Level {
-        let mut lists: HashMap<Cell, Vec<u32>, FxBuild> = HashMap::default();
+        let mut lists: HashMap<Cell, Vec<u32>, FxBuildHasher> = HashMap::default();
         for (s, r) in self.rows.iter().enumerate() {
             lists
                 .entry(cell_of(r.lat, r.lon, edge))
@@ -1377,8 +1343,8 @@ impl ContactIndex {
         // and (cell number, run) pairs are grouped by cell once all are known: one allocation
         // for all, where a list per cell cost an allocation and its growth per cell (a tenth
         // of a 3-day query's time). The map is sized for a few new cells per run.
-        let mut number: HashMap<Cell, u32, FxBuild> =
-            HashMap::with_capacity_and_hasher(own.len() * 2, FxBuild::default());
+        let mut number: HashMap<Cell, u32, FxBuildHasher> =
+            HashMap::with_capacity_and_hasher(own.len() * 2, FxBuildHasher);
         let mut lists: Vec<&CellList> = Vec::new();
         let mut near: Vec<(u32, (u32, u32))> = Vec::new();
         let xyz: Vec<[f64; 3]> = own.iter().map(|o| to_cartesian(o.lat, o.lon)).collect();
@@ -1525,7 +1491,7 @@ impl ContactIndex {
         let gap = q.max_time_gap_us.map(i64::unsigned_abs);
         // The asked person's pings by cell: each is copied into the groups of up to 27 cells,
         // its cosine computed once.
-        let mut own_by_cell: HashMap<Cell, Vec<Own>, FxBuild> = HashMap::default();
+        let mut own_by_cell: HashMap<Cell, Vec<Own>, FxBuildHasher> = HashMap::default();
         for &o in own {
             let r = &self.rows[o as usize];
             own_by_cell
@@ -1693,22 +1659,6 @@ mod tests {
             index.insert(p);
         }
         index
-    }
-
-    #[test]
-    fn a_cell_hashes_as_its_three_coordinates() {
-        use std::hash::Hash;
-        for cell in [[0, 0, 0], [-3, 7, i32::MAX], [i32::MIN, -1, 65_536]] {
-            let mut whole = FxHasher::default();
-            cell.hash(&mut whole);
-            // An array hashes as a slice: its length, then its elements.
-            let mut parts = FxHasher::default();
-            parts.write_usize(3);
-            for c in cell {
-                parts.write_i32(c);
-            }
-            assert_eq!(whole.finish(), parts.finish(), "{cell:?}");
-        }
     }
 
     /// A track long enough to be split over cores: both halves look into the same cell around
