@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use axum::body::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use rustc_hash::FxBuildHasher;
 use udaconnect_core::contact::{self, ConnectionQuery, Contact, ContactQuery, Point};
 use udaconnect_core::index::{self, BulkBuilder, ContactIndex, PreparedPage, SlotPin};
 use udaconnect_core::model::{Location, PersonId};
@@ -431,7 +432,7 @@ pub struct ConnectionBody {
     rows: Box<dyn Rows>,
     /// Each person's row opening, `{"person":<person>,"location":`, written once however many
     /// rows name them: the range of `openings` it takes.
-    persons: HashMap<PersonId, (u32, u32), index::FxBuild>,
+    persons: HashMap<PersonId, (u32, u32), FxBuildHasher>,
     openings: Vec<u8>,
     /// Bytes a row can take: a chunk's buffer is made this large so it never grows (a copy).
     row_bytes: usize,
@@ -447,7 +448,7 @@ impl ConnectionBody {
     /// `persons`: each person's JSON.
     pub fn new(rows: Box<dyn Rows>, persons: Vec<(PersonId, Bytes)>) -> Self {
         let mut openings = Vec::with_capacity(persons.iter().map(|(_, j)| j.len() + 24).sum());
-        let persons: HashMap<PersonId, (u32, u32), index::FxBuild> = persons
+        let persons: HashMap<PersonId, (u32, u32), FxBuildHasher> = persons
             .into_iter()
             .map(|(id, json)| {
                 let from = openings.len() as u32;

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use udaconnect_core::index::FxBuild;
+use rustc_hash::FxBuildHasher;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::Result;
@@ -46,7 +46,7 @@ pub type DynPersonDirectory = Arc<dyn PersonDirectory>;
 pub struct LocalPersons {
     store: DynPersonStore,
     known: RwLock<HashSet<PersonId>>,
-    read: RwLock<HashMap<PersonId, Cached, FxBuild>>,
+    read: RwLock<HashMap<PersonId, Cached, FxBuildHasher>>,
 }
 
 impl LocalPersons {
