@@ -1,0 +1,93 @@
+use std::sync::RwLock;
+
+use super::*;
+use crate::contact::connections_oracle;
+use crate::index::layout::COMPACT_AFTER;
+
+proptest! {
+    #[test]
+    fn compacting_changes_no_answer_and_pinned_slots_keep_their_points(
+        pts in arb_points(),
+        splits in prop::collection::vec(0..200usize, 1..4),
+        person in 1..7i64,
+        distance in prop_oneof![Just(5.0), 0.5..60.0f64],
+        gap in prop_oneof![Just(None), (0..400i64).prop_map(Some)],
+    ) {
+        let mut index = ContactIndex::new();
+        let mut pinned = Vec::new();
+        let mut cuts: Vec<usize> = splits.iter().map(|&c| c.min(pts.len())).collect();
+        cuts.sort_unstable();
+        let mut done = 0;
+        for cut in cuts.into_iter().chain([pts.len()]) {
+            for p in &pts[done..cut.max(done)] {
+                index.insert(p);
+            }
+            done = done.max(cut);
+            // An answer being streamed holds its slots across the compaction.
+            let pin = index.pin();
+            let slots: Vec<u32> = (0..index.len() as u32).collect();
+            let points: Vec<Point> = slots.iter().map(|&s| index.point(s)).collect();
+            pinned.push((pin, slots, points));
+            index.compact();
+        }
+        for (pin, slots, points) in &pinned {
+            let now: Vec<Point> = slots.iter().map(|&s| index.point_pinned(pin, s)).collect();
+            prop_assert_eq!(&now, points);
+        }
+        let q = ConnectionQuery { person_id: person, window: Window::all(), distance_m: distance, max_time_gap_us: gap.map(|g| g * S) };
+        let got: Vec<Point> = answer(&index, &q);
+        prop_assert_eq!(got, connections_oracle(&pts, &q));
+        // Duplicates are still refused after the slots moved.
+        for p in &pts {
+            prop_assert!(!index.insert(p));
+        }
+    }
+}
+
+/// The shared index lays itself out again as rows arrive, while answers hold their slots.
+#[test]
+fn feeding_compacts_when_due_and_answers_stay_exact() {
+    let mut rng = crate::simulate::Rng::new(7);
+    let pts: Vec<Point> = (0..(COMPACT_AFTER as i64 * 3))
+        .map(|i| Point {
+            id: i + 1,
+            person_id: 1 + (i % 40),
+            lat: 37.55 + deg(rng.range(0.0, 60.0)),
+            lon: -122.29 + deg(rng.range(0.0, 60.0)),
+            t: i * S / 4,
+        })
+        .collect();
+    let shared = RwLock::new(ContactIndex::new());
+    let mut pins = Vec::new();
+    for chunk in pts.chunks(10_000) {
+        feed(&shared, chunk.iter().copied());
+        let index = shared.read().unwrap();
+        for slot in [0, index.len() as u32 / 2, index.len() as u32 - 1] {
+            pins.push((index.pin(), slot, index.point(slot)));
+        }
+    }
+    let index = shared.read().unwrap();
+    assert!(
+        index.generation >= 2,
+        "compacted {} times",
+        index.generation
+    );
+    assert!(!index.compaction_due());
+    for (pin, slot, point) in &pins {
+        assert_eq!(index.point_pinned(pin, *slot), *point);
+    }
+    drop(pins);
+    let q = ConnectionQuery {
+        person_id: 3,
+        window: Window {
+            start: 1000 * S,
+            end: 9000 * S,
+        },
+        distance_m: 5.0,
+        max_time_gap_us: Some(30 * S),
+    };
+    let got: Vec<Point> = answer(&index, &q);
+    let want = connections_oracle(&pts, &q);
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
