@@ -16,8 +16,10 @@
 //! - [`simulate`]: a deterministic, realistic conference to feed the product and its benchmarks.
 //! - [`venue`]: venue plans in local metres.
 //! - [`ports`]: the traits that storage and log adapters implement.
+//! - [`clock`]: the wall clock as a port, and the one adapter that reads the machine's.
 //! - [`error`]: the one error type, each variant mapped to a stable code.
 
+pub mod clock;
 pub mod contact;
 pub mod error;
 pub mod geo;

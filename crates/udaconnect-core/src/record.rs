@@ -6,7 +6,7 @@
 //! a record takes the record's timestamp as its time and an id derived from its position on the
 //! log, so replaying the log yields the same id every time.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::model::{Location, NewLocation, MAX_ID};
 use crate::time::from_micros;
@@ -63,8 +63,13 @@ pub fn derived_id(pos: Position) -> i64 {
     DERIVED_ID_BASE | (partition << OFFSET_BITS) | offset
 }
 
-/// The record UdaConnect writes for an accepted location.
-pub fn encode(location: &Location, correlation_id: Option<&str>) -> LogRecord {
+/// The record UdaConnect writes for an accepted location, `written` now (the record's
+/// timestamp: the producer's clock, handed in).
+pub fn encode(
+    location: &Location,
+    correlation_id: Option<&str>,
+    written: DateTime<Utc>,
+) -> LogRecord {
     let value = serde_json::to_vec(location).unwrap_or_default();
     LogRecord {
         key: Some(location.person_id.to_string().into_bytes()),
@@ -72,7 +77,7 @@ pub fn encode(location: &Location, correlation_id: Option<&str>) -> LogRecord {
         headers: correlation_id
             .map(|c| vec![(CORRELATION_HEADER.to_string(), c.as_bytes().to_vec())])
             .unwrap_or_default(),
-        timestamp_ms: Utc::now().timestamp_millis(),
+        timestamp_ms: written.timestamp_millis(),
     }
 }
 
@@ -111,6 +116,7 @@ pub fn decode(record: &LogRecord, pos: Position) -> Result<Location, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, ManualClock};
     use crate::time::parse_timestamp;
 
     #[test]
@@ -122,8 +128,10 @@ mod tests {
             longitude: -122.290883,
             creation_time: parse_timestamp("2020-07-07T10:37:06.5Z").unwrap(),
         };
-        let rec = encode(&loc, Some("abc"));
+        let clock = ManualClock::new(parse_timestamp("2020-07-07T10:40:00.0125Z").unwrap());
+        let rec = encode(&loc, Some("abc"), clock.now());
         assert_eq!(rec.key.as_deref(), Some(&b"5"[..]));
+        assert_eq!(rec.timestamp_ms, 1_594_118_400_012);
         assert_eq!(rec.header_str(CORRELATION_HEADER), Some("abc"));
         let pos = Position {
             partition: 0,
@@ -155,7 +163,7 @@ mod tests {
                 partition: 0,
                 offset: 0,
             };
-            let back = decode(&encode(&loc, None), pos).unwrap();
+            let back = decode(&encode(&loc, None, loc.creation_time), pos).unwrap();
             assert_eq!(back.longitude.to_bits(), v.to_bits(), "{v}");
             assert_eq!(back.latitude.to_bits(), (v / 2.0).to_bits(), "{v}");
         }

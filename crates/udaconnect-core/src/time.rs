@@ -20,11 +20,6 @@ pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(Duration::microseconds(1)).unwrap_or(t)
 }
 
-/// Now, at store precision.
-pub fn now() -> DateTime<Utc> {
-    truncate_to_micros(Utc::now())
-}
-
 pub fn from_micros(us: Micros) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }

@@ -1,12 +1,13 @@
 //! Loading in bulk: rows appended as a store's pages come, then tracks and cells laid out by
-//! counting sort, the slowest passes shared between cores.
+//! counting sort, the slowest passes shared between the workers' threads.
 
 use std::collections::HashMap;
+use std::sync::mpsc::Receiver;
 
 use rustc_hash::FxBuildHasher;
 
 use super::grid::{cell_of, seconds, Cell, CellList, FINE_EDGE_M};
-use super::parallel::{cores, joined};
+use super::parallel::{DynWorkers, Workers};
 use super::{reserve_gently, ContactIndex, Row};
 use crate::contact::Point;
 use crate::time::Micros;
@@ -123,9 +124,9 @@ fn gather_cells(old_rows: &[Row], rows: &mut [Row], order: &mut [u32], cell_star
 }
 
 /// Puts in (time, id) order each track not known to be in it, the persons shared between
-/// cores. Keys are read once into a sorted copy: a track that came in a few interleaved runs
+/// the workers' threads. Keys are read once into a sorted copy: a track that came in a few interleaved runs
 /// (batches acknowledged out of order) is merged from its runs by the stable sort.
-fn sort_tracks(tracks: &mut [Vec<u32>], in_order: &[bool], rows: &[Row]) {
+fn sort_tracks(workers: &dyn Workers, tracks: &mut [Vec<u32>], in_order: &[bool], rows: &[Row]) {
     let sort = |tracks: &mut [Vec<u32>], in_order: &[bool]| {
         let mut keyed: Vec<(Micros, i64, u32)> = Vec::new();
         for (track, &sorted) in tracks.iter_mut().zip(in_order) {
@@ -143,15 +144,15 @@ fn sort_tracks(tracks: &mut [Vec<u32>], in_order: &[bool], rows: &[Row]) {
             }
         }
     };
-    let part = tracks.len().div_ceil(cores()).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = tracks
+    let part = tracks.len().div_ceil(workers.threads()).max(1);
+    let sort = &sort;
+    workers.run_all(
+        tracks
             .chunks_mut(part)
             .zip(in_order.chunks(part))
-            .map(|(t, o)| scope.spawn(move || sort(t, o)))
-            .collect();
-        workers.into_iter().for_each(joined);
-    });
+            .map(|(t, o)| Box::new(move || sort(t, o)) as Box<dyn FnOnce() + Send + '_>)
+            .collect(),
+    );
 }
 
 /// Loads an index in bulk: rows are appended as they come, then tracks and cells are laid out
@@ -167,25 +168,30 @@ pub struct BulkBuilder {
     /// The last key pushed per person, and whether each person's rows came in key order.
     last_keys: Vec<(Micros, i64)>,
     in_order: Vec<bool>,
-    /// The array [`Self::finish`] lays rows out in, allocated and written once on its own
-    /// thread while rows are pushed: at tens of millions of rows, the kernel's first touch of
-    /// its pages takes as long as the layout itself.
-    layout: Option<std::thread::JoinHandle<Vec<Row>>>,
+    /// The array [`Self::finish`] lays rows out in, allocated and written once on a thread of
+    /// its own while rows are pushed: at tens of millions of rows, the kernel's first touch of
+    /// its pages takes as long as the layout itself. Nothing comes when no thread could be had.
+    layout: Receiver<Vec<Row>>,
 }
 
 impl BulkBuilder {
-    pub fn with_capacity(capacity: usize) -> Self {
+    /// A builder for about `capacity` locations, whose index splits its work over `workers`.
+    pub fn with_capacity(capacity: usize, workers: DynWorkers) -> Self {
+        let (laid, layout) = std::sync::mpsc::sync_channel(1);
+        workers.spawn(
+            "index-layout",
+            Box::new(move || {
+                let _ = laid.send(vec![Row::EMPTY; capacity]);
+            }),
+        );
         BulkBuilder {
-            index: ContactIndex::with_capacity(capacity),
+            index: ContactIndex::with_capacity(capacity, workers),
             cell_numbers: HashMap::default(),
             cells_in_order: Vec::new(),
             numbers: Vec::with_capacity(capacity),
             last_keys: Vec::new(),
             in_order: Vec::new(),
-            layout: std::thread::Builder::new()
-                .name("index-layout".into())
-                .spawn(move || vec![Row::EMPTY; capacity])
-                .ok(),
+            layout,
         }
     }
 
@@ -277,14 +283,15 @@ impl BulkBuilder {
         });
         drop((numbers, position));
         // The rows gathered cell by cell: reads at random, the start's slowest pass, so it is
-        // shared between cores, each taking whole cells.
-        let mut rows = layout.and_then(|l| l.join().ok()).unwrap_or_default();
+        // shared between the workers' threads, each taking whole cells.
+        let mut rows = layout.recv().unwrap_or_default();
         rows.resize(n, Row::EMPTY);
         let old_rows = &index.rows;
-        let cuts = cuts_at_cells(&starts, cores());
-        std::thread::scope(|scope| {
+        let workers = index.workers.clone();
+        let cuts = cuts_at_cells(&starts, workers.threads());
+        {
             let (mut rows_left, mut order_left) = (&mut rows[..], &mut order[..]);
-            let mut workers = Vec::new();
+            let mut parts: Vec<Box<dyn FnOnce() + Send + '_>> = Vec::new();
             for w in cuts.windows(2) {
                 let (from, to) = (starts[w[0]], starts[w[1]]);
                 let (part_rows, rest) = std::mem::take(&mut rows_left).split_at_mut(to - from);
@@ -292,12 +299,12 @@ impl BulkBuilder {
                 let (part_order, rest) = std::mem::take(&mut order_left).split_at_mut(to - from);
                 order_left = rest;
                 let cell_starts = &starts[w[0]..=w[1]];
-                workers.push(
-                    scope.spawn(move || gather_cells(old_rows, part_rows, part_order, cell_starts)),
-                );
+                parts.push(Box::new(move || {
+                    gather_cells(old_rows, part_rows, part_order, cell_starts)
+                }));
             }
-            workers.into_iter().for_each(joined);
-        });
+            workers.run_all(parts);
+        }
         let mut to_next = vec![0u32; n];
         for (new, &old) in order.iter().enumerate() {
             to_next[old as usize] = new as u32;
@@ -314,7 +321,7 @@ impl BulkBuilder {
             tracks[r.person as usize].push(to_next[old]);
         }
         drop(to_next);
-        sort_tracks(&mut tracks, &in_order, &rows);
+        sort_tracks(&*workers, &mut tracks, &in_order, &rows);
         index.rows = rows;
         index.tracks = tracks;
         index.track_ends = index.track_end_keys();
@@ -338,8 +345,12 @@ impl BulkBuilder {
 impl ContactIndex {
     /// Builds an index from many locations at once, each at most once (a store's content).
     /// Equal to inserting the points one by one, and several times faster.
-    pub fn bulk(points: impl IntoIterator<Item = Point>, capacity: usize) -> Self {
-        let mut builder = BulkBuilder::with_capacity(capacity);
+    pub fn bulk(
+        points: impl IntoIterator<Item = Point>,
+        capacity: usize,
+        workers: DynWorkers,
+    ) -> Self {
+        let mut builder = BulkBuilder::with_capacity(capacity, workers);
         for p in points {
             builder.push(&p);
         }

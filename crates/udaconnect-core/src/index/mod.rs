@@ -35,7 +35,8 @@
 //! - `layout.rs`: appending rows, laying them out again cell by cell, and the pins
 //!   ([`SlotPin`]) that keep slots readable across layouts.
 //! - `probe.rs`: the connection and contacts queries over the cells.
-//! - `parallel.rs`: splitting a long query over the cores.
+//! - `parallel.rs`: the threads work is split over ([`Workers`], handed in by the index's
+//!   owner) and splitting a long query into pieces.
 //! - `tests/`: the index against the brute-force oracle, its parts against plain scans.
 
 mod build;
@@ -55,6 +56,7 @@ use rustc_hash::FxBuildHasher;
 
 pub use build::{BulkBuilder, PreparedPage};
 pub use layout::{feed, SlotPin};
+pub use parallel::{DynWorkers, Threads, Workers};
 
 use crate::contact::Point;
 use crate::time::{Micros, Window};
@@ -84,7 +86,6 @@ impl Row {
 }
 
 /// The index. Not synchronised: the owner wraps it in a lock.
-#[derive(Default)]
 pub struct ContactIndex {
     rows: Vec<Row>,
     /// Dense person number -> person id, and back.
@@ -104,6 +105,8 @@ pub struct ContactIndex {
     pins: Arc<()>,
     /// How slots moved in each compaction some [`SlotPin`] still needs, oldest first.
     moves: VecDeque<Move>,
+    /// The threads long queries are split over, handed in by the owner.
+    workers: DynWorkers,
 }
 
 /// Grows the rows by an eighth rather than doubling: at tens of millions of rows, doubling
@@ -115,15 +118,30 @@ fn reserve_gently<T>(v: &mut Vec<T>) {
 }
 
 impl ContactIndex {
-    pub fn new() -> Self {
-        let mut index = ContactIndex::default();
-        index.fine.edge = FINE_EDGE_M;
-        index
+    /// An empty index that splits long queries over `workers`.
+    pub fn new(workers: DynWorkers) -> Self {
+        ContactIndex {
+            rows: Vec::new(),
+            person_ids: Vec::new(),
+            person_numbers: HashMap::default(),
+            tracks: Vec::new(),
+            track_ends: Vec::new(),
+            fine: Level {
+                edge: FINE_EDGE_M,
+                cells: HashMap::default(),
+            },
+            coarse: Default::default(),
+            compacted: 0,
+            generation: 0,
+            pins: Arc::default(),
+            moves: VecDeque::new(),
+            workers,
+        }
     }
 
     /// An empty index with room for `n` locations.
-    pub fn with_capacity(n: usize) -> Self {
-        let mut index = Self::new();
+    pub fn with_capacity(n: usize, workers: DynWorkers) -> Self {
+        let mut index = Self::new(workers);
         index.rows.reserve_exact(n);
         index
     }

@@ -7,7 +7,7 @@ use rustc_hash::FxBuildHasher;
 
 use super::build::{group_by_bucket, sort_in_buckets};
 use super::grid::{cell_at, cell_of, reach_m, seconds, Cell, CellList, Faces, Level};
-use super::parallel::{split_over_cores, PARALLEL_FROM};
+use super::parallel::{split_over, PARALLEL_FROM};
 use super::{ContactIndex, Row};
 use crate::contact::{summarise_by_person, ConnectionQuery, Contact, ContactQuery, Point};
 use crate::geo::{to_cartesian, within_fast, DISTANCE_SLACK_M, EARTH_RADIUS_M};
@@ -439,7 +439,7 @@ impl ContactIndex {
         if tagged.len() < PARALLEL_FROM * 64 {
             return check(&tagged);
         }
-        split_over_cores(&tagged, check)
+        split_over(&*self.workers, &tagged, check)
     }
 
     /// The contacts query: the connection answer with the same gap, summarised per person.

@@ -7,7 +7,7 @@ proptest! {
     fn bulk_load_equals_inserting_one_by_one(pts in arb_points(), person in 1..7i64, distance in 0.5..50.0f64, gap in 0..400i64) {
         let mut shuffled = pts.clone();
         shuffled.reverse();
-        let bulk = ContactIndex::bulk(shuffled, 0);
+        let bulk = ContactIndex::bulk(shuffled, 0, workers());
         let one = build(&pts);
         prop_assert_eq!(bulk.len(), one.len());
         for g in [None, Some(gap * S)] {
@@ -23,7 +23,7 @@ proptest! {
 
     #[test]
     fn bulk_load_by_prepared_pages_equals_the_oracle(pts in arb_points(), cuts in proptest::collection::vec(0..200usize, 0..4), person in 1..7i64, distance in 0.5..50.0f64, gap in 0..400i64) {
-        let mut builder = BulkBuilder::with_capacity(pts.len());
+        let mut builder = BulkBuilder::with_capacity(pts.len(), workers());
         let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(pts.len())).collect();
         cuts.push(pts.len());
         cuts.sort_unstable();

@@ -13,7 +13,7 @@ proptest! {
         distance in prop_oneof![Just(5.0), 0.5..60.0f64],
         gap in prop_oneof![Just(None), (0..400i64).prop_map(Some)],
     ) {
-        let mut index = ContactIndex::new();
+        let mut index = ContactIndex::new(workers());
         let mut pinned = Vec::new();
         let mut cuts: Vec<usize> = splits.iter().map(|&c| c.min(pts.len())).collect();
         cuts.sort_unstable();
@@ -57,7 +57,7 @@ fn feeding_compacts_when_due_and_answers_stay_exact() {
             t: i * S / 4,
         })
         .collect();
-    let shared = RwLock::new(ContactIndex::new());
+    let shared = RwLock::new(ContactIndex::new(workers()));
     let mut pins = Vec::new();
     for chunk in pts.chunks(10_000) {
         feed(&shared, chunk.iter().copied());

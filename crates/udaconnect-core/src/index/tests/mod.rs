@@ -62,8 +62,14 @@ fn answer(index: &ContactIndex, q: &ConnectionQuery) -> Vec<Point> {
         .collect()
 }
 
+/// Threads for the index under test: more than one whatever the machine, so every test takes
+/// the split paths too.
+fn workers() -> DynWorkers {
+    Arc::new(Threads::new(4))
+}
+
 fn build(points: &[Point]) -> ContactIndex {
-    let mut index = ContactIndex::new();
+    let mut index = ContactIndex::new(workers());
     for p in points {
         index.insert(p);
     }
