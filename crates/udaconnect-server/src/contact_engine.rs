@@ -18,6 +18,7 @@ use udaconnect_core::time::{from_micros, to_micros, Window};
 use udaconnect_core::{Error, Result};
 
 use crate::location_consumer::OnStored;
+use crate::workers::RayonWorkers;
 
 pub type SharedIndex = Arc<RwLock<ContactIndex>>;
 
@@ -140,7 +141,7 @@ impl MemoryEngine {
             Some(n) => n,
             None => store.count().await?,
         };
-        let mut builder = BulkBuilder::with_capacity(total as usize);
+        let mut builder = BulkBuilder::with_capacity(total as usize, Arc::new(RayonWorkers::new()));
         if let Some((low, high)) = store.id_range().await? {
             store.will_scan_all();
             // One bounded channel for every range: the builder takes pages as they come, so

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::{NewLocation, NewPerson};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::simulate::{Conference, SimConfig};
-use udaconnect_core::time::{from_micros, now, to_micros};
+use udaconnect_core::time::{from_micros, to_micros};
 use udaconnect_core::venue::{LatLon, Venue};
 use udaconnect_core::{Error, Result};
 
@@ -69,7 +70,7 @@ impl LiveConference {
             }
         };
         // The simulated day began ten hours ago, so now is mid-morning at the venue.
-        let midnight = to_micros(now()) - 10 * 3_600_000_000;
+        let midnight = to_micros(SystemClock.now()) - 10 * 3_600_000_000;
         let config = Self::config(cast.seed, cast.person_ids.len() as u32, midnight);
         Ok(LiveConference {
             conference: Conference::plan(&config),
@@ -101,7 +102,7 @@ impl LiveConference {
     /// Sends each ping when its time comes, until `shutdown`.
     pub async fn run(self, api: Arc<LocationApi>, mut shutdown: watch::Receiver<bool>) {
         let mut pings = self.conference.pings();
-        let start = to_micros(now());
+        let start = to_micros(SystemClock.now());
         let mut pending = Vec::new();
         tracing::info!(attendees = self.person_ids.len(), "demo conference running");
         while !*shutdown.borrow() {
@@ -109,7 +110,7 @@ impl LiveConference {
             if p.t < start {
                 continue;
             }
-            let wait = p.t - to_micros(now());
+            let wait = p.t - to_micros(SystemClock.now());
             if wait > 0 {
                 if !pending.is_empty() {
                     if let Err(e) = api.ingest.accept(std::mem::take(&mut pending), true).await {

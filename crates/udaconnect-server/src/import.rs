@@ -15,6 +15,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::{Location, NewLocation, Person, MAX_ID};
 use udaconnect_core::ports::{DynIdLeaser, DynLog, DynPersonStore};
 use udaconnect_core::record::{self, DERIVED_ID_BASE, LOCATION_TOPIC};
@@ -289,7 +290,7 @@ impl LocationImport<'_> {
         } else {
             0
         };
-        let now = udaconnect_core::time::now();
+        let now = SystemClock.now();
         let records = known
             .iter()
             .map(|(_, id, l)| {
@@ -306,6 +307,7 @@ impl LocationImport<'_> {
                         creation_time: l.creation_time.unwrap_or(now),
                     },
                     None,
+                    now,
                 )
             })
             .collect();

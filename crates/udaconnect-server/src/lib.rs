@@ -8,7 +8,8 @@
 //! - [`person_api`], [`location_api`], [`location_consumer`], [`connection_api`]: one module
 //!   per role, each with its routes and the service behind them.
 //! - [`contact_engine`]: the in-memory index connection-api answers from, kept current by the
-//!   consumer, and the streamed JSON of large answers.
+//!   consumer, and the streamed JSON of large answers; [`workers`]: the threads (rayon's
+//!   pool) the index splits its work over.
 //! - [`directory`]: how roles ask person-api about persons, wherever it runs.
 //! - [`http`], [`problem`], [`ops`], [`openapi`], [`metrics`]: what every HTTP role shares:
 //!   correlation ids, RFC 9457 errors, health/readiness/metrics, the OpenAPI description.
@@ -42,5 +43,6 @@ pub mod role_app;
 pub mod roles;
 pub mod seed;
 pub mod web;
+pub mod workers;
 
 pub use app::{Application, GrpcListen, ServeSettings};

@@ -16,8 +16,9 @@ use axum::{Json, Router};
 use futures_util::Stream;
 use serde::Serialize;
 use tokio::sync::broadcast;
+use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::Location;
-use udaconnect_core::time::{format_utc, now, to_micros};
+use udaconnect_core::time::{format_utc, to_micros};
 use udaconnect_core::venue::Venue;
 use udaconnect_core::Error;
 
@@ -110,7 +111,7 @@ pub async fn stream(
                     },
                     _ = tick.tick() => {
                         let total = live.metrics.locations_accepted.get();
-                        let rate = Rate { time: format_utc(now()), pings_per_second: total.saturating_sub(last), total };
+                        let rate = Rate { time: format_utc(SystemClock.now()), pings_per_second: total.saturating_sub(last), total };
                         let event = Event::default().event("rate").json_data(&rate).ok()?;
                         return Some((Ok(event), (rx, tick, total, live)));
                     }
@@ -170,7 +171,7 @@ pub async fn heat(State(live): State<Arc<Live>>, Params(params): Params) -> ApiR
             .into())
         }
     };
-    let since = now() - chrono::Duration::milliseconds((minutes * 60_000.0) as i64);
+    let since = SystemClock.now() - chrono::Duration::milliseconds((minutes * 60_000.0) as i64);
     let index = live.index.read().unwrap_or_else(|e| e.into_inner());
     let mut cells: HashMap<(i64, i64), u32> = HashMap::new();
     for s in index.since(to_micros(since)) {

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::Mutex;
+use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::{Location, NewLocation};
 use udaconnect_core::ports::{DynIdLeaser, DynLocationStore, DynLog};
 use udaconnect_core::record::{self, LOCATION_TOPIC};
@@ -89,7 +90,7 @@ impl Ingest {
             ));
         }
         let first = self.ids.allocate(pings.len() as u64).await?;
-        let now = udaconnect_core::time::now();
+        let now = SystemClock.now();
         let correlation = correlation_id();
         let locations: Vec<Location> = pings
             .into_iter()
@@ -104,7 +105,7 @@ impl Ingest {
             .collect();
         let records = locations
             .iter()
-            .map(|l| record::encode(l, correlation.as_deref()))
+            .map(|l| record::encode(l, correlation.as_deref(), now))
             .collect();
         let started = Instant::now();
         self.log.append(LOCATION_TOPIC, records).await?;

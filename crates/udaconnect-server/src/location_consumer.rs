@@ -272,6 +272,7 @@ impl LocationConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use udaconnect_core::clock::{Clock, SystemClock};
     use udaconnect_core::model::NewPerson;
     use udaconnect_core::ports::PersonStore;
     use udaconnect_log::EmbeddedLog;
@@ -286,9 +287,10 @@ mod tests {
                 person_id,
                 latitude: 37.55,
                 longitude: -122.29,
-                creation_time: udaconnect_core::time::now(),
+                creation_time: SystemClock.now(),
             },
             None,
+            SystemClock.now(),
         )
     }
 

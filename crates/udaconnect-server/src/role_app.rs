@@ -39,6 +39,7 @@ use crate::person_api::{self, PersonApi};
 use crate::problem::Problem;
 use crate::roles::Role;
 use crate::web::{self, Web};
+use crate::workers::RayonWorkers;
 
 /// What one role process needs to know.
 #[derive(Debug, Clone)]
@@ -276,7 +277,9 @@ async fn start_role(
                     // process that writes it.
                     let follower = if kafka {
                         let log = open_log(&settings.log)?;
-                        let index: SharedIndex = Arc::new(RwLock::new(ContactIndex::new()));
+                        let index: SharedIndex = Arc::new(RwLock::new(ContactIndex::new(
+                            Arc::new(RayonWorkers::new()),
+                        )));
                         let live = Arc::new(Live::new(index.clone(), metrics.clone()));
                         let (caught_up_tx, caught_up) = watch::channel(false);
                         let start = match settings.engine {

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use serde::Deserialize;
+use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::{Location, Person};
 use udaconnect_core::ports::{DynIdLeaser, DynLog, DynPersonStore};
 use udaconnect_core::record::{self, LOCATION_TOPIC};
@@ -67,7 +68,11 @@ pub async fn load_once(
     if let Some(max) = locations.iter().map(|l| l.id).max() {
         ids.reserve_through(max).await?;
     }
-    let records = locations.iter().map(|l| record::encode(l, None)).collect();
+    let now = SystemClock.now();
+    let records = locations
+        .iter()
+        .map(|l| record::encode(l, None, now))
+        .collect();
     log.append(LOCATION_TOPIC, records).await?;
     std::fs::write(&marker, b"the original UdaConnect demo data is loaded\n")
         .map_err(|e| Error::Internal(format!("write {}: {e}", marker.display())))?;

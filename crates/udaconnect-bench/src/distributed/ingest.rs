@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use udaconnect::progress;
+use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::Location;
 use udaconnect_core::ports::{DynLocationStore, DynLog, Log};
 use udaconnect_core::record::{self, LOCATION_TOPIC};
@@ -44,7 +45,8 @@ pub async fn produce(log: &DynLog, locations: &[Location]) -> anyhow::Result<f64
     let mut in_flight = InFlight::new(PRODUCE_IN_FLIGHT);
     let started = Instant::now();
     for chunk in locations.chunks(PRODUCE_CHUNK) {
-        let records: Vec<_> = chunk.iter().map(|l| record::encode(l, None)).collect();
+        let now = SystemClock.now();
+        let records: Vec<_> = chunk.iter().map(|l| record::encode(l, None, now)).collect();
         let (log, bar, len) = (log.clone(), bar.clone(), chunk.len() as u64);
         let append = async move {
             log.append(LOCATION_TOPIC, records).await?;
@@ -81,6 +83,7 @@ pub async fn single_append_rate(brokers: &str) -> anyhow::Result<f64> {
             creation_time: from_micros(1_717_200_000_000_000),
         },
         None,
+        SystemClock.now(),
     );
     // The first append connects the producer: not counted.
     log.append(TOPIC, vec![record.clone()]).await?;

@@ -2,11 +2,14 @@
 //! server, no storage (for working on the index).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Instant;
 
 use udaconnect_core::contact::Point;
-use udaconnect_core::index::{BulkBuilder, ContactIndex};
+use udaconnect_core::index::{BulkBuilder, ContactIndex, DynWorkers};
 use udaconnect_core::simulate::Conference;
+
+use udaconnect_server::workers::RayonWorkers;
 
 use super::queries::time_each;
 use crate::common::{connection_query, contacts_query, days_from, ConferenceArgs};
@@ -18,7 +21,8 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     // Fed in batches, as the consumer does, compactions included.
-    let shared = std::sync::RwLock::new(ContactIndex::new());
+    let workers: DynWorkers = Arc::new(RayonWorkers::new());
+    let shared = std::sync::RwLock::new(ContactIndex::new(workers.clone()));
     let mut n = 0i64;
     let mut batch = Vec::with_capacity(10_000);
     for p in conference.pings() {
@@ -43,7 +47,7 @@ pub fn run(
     // The bulk layout a restart does, on the same pings.
     let all: Vec<Point> = (0..index.len() as u32).map(|s| index.point(s)).collect();
     let bulk_started = Instant::now();
-    let mut builder = BulkBuilder::with_capacity(all.len());
+    let mut builder = BulkBuilder::with_capacity(all.len(), workers);
     for p in &all {
         builder.push(p);
     }
