@@ -13,7 +13,6 @@
 //! - [`index`]: the in-memory spatio-temporal index that answers them at conference scale.
 //! - [`record`]: the format of location records on the log, including the original producers'
 //!   keyless JSON.
-//! - [`simulate`]: a deterministic, realistic conference to feed the product and its benchmarks.
 //! - [`venue`]: venue plans in local metres.
 //! - [`ports`]: the traits that storage and log adapters implement.
 //! - [`clock`]: the wall clock as a port, and the one adapter that reads the machine's.
@@ -27,9 +26,15 @@ pub mod index;
 pub mod model;
 pub mod ports;
 pub mod record;
-pub mod simulate;
 pub mod time;
 pub mod validate;
 pub mod venue;
 
 pub use error::{Error, ErrorCode, FieldViolation, Result};
+
+/// A generator for tests that need many values rather than cases: the same in every run.
+#[cfg(test)]
+fn seeded_rng(seed: u8) -> proptest::test_runner::TestRng {
+    use proptest::test_runner::{RngAlgorithm, TestRng};
+    TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32])
+}

@@ -1,5 +1,7 @@
 use std::sync::RwLock;
 
+use proptest::prelude::RngExt;
+
 use super::*;
 use crate::contact::connections_oracle;
 use crate::index::layout::COMPACT_AFTER;
@@ -47,13 +49,13 @@ proptest! {
 /// The shared index lays itself out again as rows arrive, while answers hold their slots.
 #[test]
 fn feeding_compacts_when_due_and_answers_stay_exact() {
-    let mut rng = crate::simulate::Rng::new(7);
+    let mut rng = crate::seeded_rng(7);
     let pts: Vec<Point> = (0..(COMPACT_AFTER as i64 * 3))
         .map(|i| Point {
             id: i + 1,
             person_id: 1 + (i % 40),
-            lat: 37.55 + deg(rng.range(0.0, 60.0)),
-            lon: -122.29 + deg(rng.range(0.0, 60.0)),
+            lat: 37.55 + deg(rng.random_range(0.0..60.0)),
+            lon: -122.29 + deg(rng.random_range(0.0..60.0)),
             t: i * S / 4,
         })
         .collect();

@@ -1,3 +1,5 @@
+use proptest::prelude::RngExt;
+
 use super::*;
 use crate::contact::{connections_oracle, contacts_oracle, ContactQuery};
 use crate::index::parallel::PARALLEL_FROM;
@@ -113,7 +115,7 @@ proptest! {
 /// between clusters and at the end.
 #[test]
 fn crowded_cells_checked_in_batches_equal_the_oracle() {
-    let mut rng = crate::simulate::Rng::new(5);
+    let mut rng = crate::seeded_rng(5);
     let mut pts = Vec::new();
     for i in 0..360i64 {
         for person in 1..=30i64 {
@@ -122,8 +124,8 @@ fn crowded_cells_checked_in_batches_equal_the_oracle() {
             pts.push(Point {
                 id: pts.len() as i64 + 1,
                 person_id: person,
-                lat: 37.55 + deg(rng.range(0.0, 6.0)) + if away { 0.01 } else { 0.0 },
-                lon: -122.29 + deg(rng.range(0.0, 6.0)),
+                lat: 37.55 + deg(rng.random_range(0.0..6.0)) + if away { 0.01 } else { 0.0 },
+                lon: -122.29 + deg(rng.random_range(0.0..6.0)),
                 t: i * 10 * S + person * 1000,
             });
         }
@@ -143,13 +145,13 @@ fn crowded_cells_checked_in_batches_equal_the_oracle() {
 /// Long tracks take the multi-core path: it must answer as the oracle does.
 #[test]
 fn long_tracks_split_over_cores_equal_the_oracle() {
-    let mut rng = crate::simulate::Rng::new(42);
+    let mut rng = crate::seeded_rng(42);
     let pts: Vec<Point> = (0..6000)
         .map(|i| Point {
             id: i + 1,
             person_id: 1 + (i % 5),
-            lat: 37.55 + deg(rng.range(0.0, 40.0)),
-            lon: -122.29 + deg(rng.range(0.0, 40.0)),
+            lat: 37.55 + deg(rng.random_range(0.0..40.0)),
+            lon: -122.29 + deg(rng.random_range(0.0..40.0)),
             t: (i / 5) * 7 * S,
         })
         .collect();
