@@ -11,9 +11,9 @@ use clap::Args;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use udaconnect_core::contact::{ConnectionQuery, ContactQuery};
-use udaconnect_core::simulate::{Conference, Rng, SimConfig};
 use udaconnect_core::time::{Micros, Window};
 use udaconnect_server::{Application, GrpcListen, ServeSettings};
+use udaconnect_sim::{Conference, Rng, SimConfig};
 
 pub const DAY_US: i64 = 86_400_000_000;
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use udaconnect_core::simulate::Rng;
+use udaconnect_sim::Rng;
 
 use crate::common::ms;
 use crate::http1;

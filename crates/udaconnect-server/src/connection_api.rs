@@ -273,7 +273,7 @@ mod tests {
     /// gives (the schema the OpenAPI document publishes), persons without a record left out.
     #[test]
     fn written_contacts_equal_serialised_rows() {
-        let mut rng = udaconnect_core::simulate::Rng::new(9);
+        let mut rng = udaconnect_sim::Rng::new(9);
         let persons: Vec<Person> = (1..=40)
             .map(|id| Person {
                 id,

@@ -768,7 +768,7 @@ mod tests {
             .unwrap();
         assert_eq!(empty.read().len(), 0);
 
-        let mut rng = udaconnect_core::simulate::Rng::new(11);
+        let mut rng = udaconnect_sim::Rng::new(11);
         let mut id = 0;
         let locations: Vec<Location> = (0..600)
             .map(|_| {
@@ -817,7 +817,7 @@ mod tests {
 
     #[test]
     fn written_times_equal_format_utc() {
-        let mut rng = udaconnect_core::simulate::Rng::new(3);
+        let mut rng = udaconnect_sim::Rng::new(3);
         let mut cases = vec![
             0,
             1,

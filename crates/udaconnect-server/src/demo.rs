@@ -11,10 +11,10 @@ use tokio::sync::watch;
 use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::{NewLocation, NewPerson};
 use udaconnect_core::ports::DynPersonStore;
-use udaconnect_core::simulate::{Conference, SimConfig};
 use udaconnect_core::time::{from_micros, to_micros};
 use udaconnect_core::venue::{LatLon, Venue};
 use udaconnect_core::{Error, Result};
+use udaconnect_sim::{Conference, SimConfig};
 
 use crate::location_api::LocationApi;
 

@@ -450,7 +450,7 @@ async fn calls_recover_once_the_server_closed_their_connections() {
 #[tokio::test]
 #[ignore]
 async fn near_plan() {
-    use udaconnect_core::simulate::{Conference, SimConfig};
+    use udaconnect_sim::{Conference, SimConfig};
     let pings: u64 = std::env::var("UDACONNECT_NEAR_PLAN_PINGS")
         .ok()
         .and_then(|v| v.parse().ok())

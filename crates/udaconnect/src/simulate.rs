@@ -10,9 +10,9 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use tokio::sync::Semaphore;
 use udaconnect::progress;
-use udaconnect_core::simulate::{Conference, SimConfig, SimPing};
 use udaconnect_core::time::{format_utc, from_micros, Bound};
 use udaconnect_core::venue::LatLon;
+use udaconnect_sim::{Conference, SimConfig, SimPing};
 
 #[derive(Args, Debug)]
 pub struct SimulateArgs {

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use udaconnect::progress;
-use udaconnect_core::simulate::Rng;
 use udaconnect_server::backends::{LogUrl, StoreUrl};
 use udaconnect_server::contact_engine::SharedIndex;
 use udaconnect_server::role_app::{RoleApp, RoleSettings};
 use udaconnect_server::roles::Role;
+use udaconnect_sim::Rng;
 
 use super::broker::BrokerHandle;
 use super::postgres::BenchDb;

@@ -29,9 +29,9 @@ use udaconnect::progress;
 use udaconnect_core::model::Location;
 use udaconnect_core::ports::{DynLocationStore, DynLog, PersonStore};
 use udaconnect_core::record::{LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
-use udaconnect_core::simulate::Conference;
 use udaconnect_core::time::from_micros;
 use udaconnect_log::{KafkaLog, KafkaOptions};
+use udaconnect_sim::Conference;
 use udaconnect_store::{Postgres, PostgresLocationStore, PostgresPersonStore};
 
 use self::broker::BrokerHandle;

@@ -2,8 +2,8 @@
 //! dropped after it.
 
 use anyhow::{bail, Context};
-use udaconnect_core::simulate::Rng;
 use udaconnect_server::backends::StoreUrl;
+use udaconnect_sim::Rng;
 
 /// The server the benchmark creates its database on unless told: the one `scripts/setup`
 /// installs on this machine.

@@ -8,9 +8,9 @@ use std::time::Instant;
 use udaconnect::progress;
 use udaconnect_core::contact::Point;
 use udaconnect_core::ports::DynLocationStore;
-use udaconnect_core::simulate::Conference;
 use udaconnect_core::time::from_micros;
 use udaconnect_server::contact_engine::{ContactEngine, Rows, ScanEngine, StoreEngine};
+use udaconnect_sim::Conference;
 use udaconnect_store::postgres::near_sql;
 
 use super::ratio;

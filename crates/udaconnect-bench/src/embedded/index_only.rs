@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use udaconnect_core::contact::Point;
 use udaconnect_core::index::{BulkBuilder, ContactIndex, DynWorkers};
-use udaconnect_core::simulate::Conference;
+use udaconnect_sim::Conference;
 
 use udaconnect_server::workers::RayonWorkers;
 

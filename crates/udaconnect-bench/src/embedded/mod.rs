@@ -21,9 +21,9 @@ use udaconnect::progress;
 use udaconnect_core::index::ContactIndex;
 use udaconnect_core::ports::Log;
 use udaconnect_core::record::LogRecord;
-use udaconnect_core::simulate::Conference;
 use udaconnect_core::time::{format_utc, from_micros};
 use udaconnect_log::EmbeddedLog;
+use udaconnect_sim::Conference;
 
 use crate::common::{create_persons, machine, serve_in_process, ConferenceArgs, InFlight};
 use crate::load;

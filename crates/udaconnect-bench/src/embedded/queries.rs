@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::bail;
 use udaconnect_core::contact::{self, Point};
-use udaconnect_core::simulate::Conference;
 use udaconnect_core::time::{format_utc, from_micros};
 use udaconnect_server::contact_engine::SharedIndex;
+use udaconnect_sim::Conference;
 
 use crate::common::{
     connection_query, contacts_query, days_from, ms, p50_p99, percentile, ConferenceArgs, DAY_US,

@@ -1,5 +1,5 @@
 use udaconnect_core::record::DERIVED_ID_BASE;
-use udaconnect_core::simulate::Rng;
+use udaconnect_sim::Rng;
 
 use super::StoreEngine;
 

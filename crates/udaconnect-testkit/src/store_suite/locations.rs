@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
 use udaconnect_core::model::Location;
-use udaconnect_core::simulate::Rng;
 use udaconnect_core::time::{parse_timestamp, to_micros, Window};
+use udaconnect_sim::Rng;
 
 use super::{by_id, loc, open_with_persons, StoreEngine, Stores};
 use crate::seed;

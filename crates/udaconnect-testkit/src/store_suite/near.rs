@@ -4,8 +4,8 @@ use udaconnect_core::contact::{connections_oracle, ConnectionQuery};
 use udaconnect_core::geo::EARTH_RADIUS_M;
 use udaconnect_core::model::Location;
 use udaconnect_core::ports::NearQuery;
-use udaconnect_core::simulate::Rng;
 use udaconnect_core::time::{parse_timestamp, to_micros, Window};
+use udaconnect_sim::Rng;
 
 use super::{answer, loc, open_with_persons, points, StoreEngine};
 use crate::seed;
