@@ -92,3 +92,46 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Violations found so far while reading one request, split into the two classes of
+/// [`Error`]: every violation is reported at once, each under its field.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    pub(crate) unreadable: Vec<FieldViolation>,
+    pub(crate) invalid: Vec<FieldViolation>,
+}
+
+impl Findings {
+    pub(crate) fn unreadable(&mut self, field: &str, message: impl Into<String>) {
+        self.unreadable.push(FieldViolation::new(field, message));
+    }
+
+    pub(crate) fn invalid(&mut self, field: &str, message: impl Into<String>) {
+        self.invalid.push(FieldViolation::new(field, message));
+    }
+
+    /// `value` of `field` checked by `rule`, a violation recorded as invalid.
+    pub(crate) fn check<T, U>(
+        &mut self,
+        field: &str,
+        value: T,
+        rule: impl FnOnce(T) -> std::result::Result<U, String>,
+    ) -> Option<U> {
+        rule(value).map_err(|m| self.invalid(field, m)).ok()
+    }
+
+    /// `value` when nothing was found, else every violation. Unreadable input wins: a client
+    /// must fix types before range rules make sense. (A value is missing only where a
+    /// violation was recorded.)
+    pub(crate) fn finish<T>(self, value: Option<T>) -> Result<T> {
+        match value {
+            Some(v) if self.unreadable.is_empty() && self.invalid.is_empty() => Ok(v),
+            _ if !self.unreadable.is_empty() => {
+                let mut all = self.unreadable;
+                all.extend(self.invalid);
+                Err(Error::BadRequest(all))
+            }
+            _ => Err(Error::Invalid(self.invalid)),
+        }
+    }
+}

@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`model`]: persons, locations and the ids that name them.
 //! - [`time`]: timestamps on the wire (RFC 3339 in, UTC `Z` out) and query windows.
+//! - [`domain`]: validated values (coordinates, ids, distances, time gaps, fix times) and
+//!   the ping made of them, each rule written once.
 //! - [`validate`]: turning untrusted JSON and query strings into validated domain values, with
 //!   every violation named by its field.
 //! - [`geo`]: great-circle distance on the contract's sphere.
@@ -20,6 +22,7 @@
 
 pub mod clock;
 pub mod contact;
+pub mod domain;
 pub mod error;
 pub mod geo;
 pub mod index;

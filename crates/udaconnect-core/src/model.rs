@@ -11,8 +11,13 @@ use crate::time::format_utc;
 /// The largest id a JavaScript number holds exactly (2^53 - 1).
 pub const MAX_ID: i64 = (1 << 53) - 1;
 
+/// Ids as stored and sent; [`crate::domain::PersonId`] and [`crate::domain::LocationId`] are
+/// ids known to be in range.
 pub type PersonId = i64;
 pub type LocationId = i64;
+
+/// A validated ping, built from validated parts (see [`crate::domain`]).
+pub use crate::domain::NewLocation;
 
 /// An attendee.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -50,16 +55,6 @@ pub struct Location {
     #[serde(with = "utc_rfc3339")]
     #[schema(value_type = String, format = DateTime, example = "2020-08-18T10:37:06Z")]
     pub creation_time: DateTime<Utc>,
-}
-
-/// A validated ping before the ingest node has given it an id.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewLocation {
-    pub person_id: PersonId,
-    pub latitude: f64,
-    pub longitude: f64,
-    /// `None`: the time of ingest.
-    pub creation_time: Option<DateTime<Utc>>,
 }
 
 /// One answer row of the connection query: another person and one of their locations.

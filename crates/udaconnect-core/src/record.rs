@@ -8,9 +8,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Location, NewLocation, MAX_ID};
-use crate::time::from_micros;
-use crate::validate;
+use serde_json::Value;
+
+use crate::domain::{not_an_id, FixTime, LocationId};
+use crate::model::{Location, NewLocation};
+use crate::validate::{self, PlainPing};
 
 /// Header carrying the correlation id of the request that produced a record.
 pub const CORRELATION_HEADER: &str = "correlation_id";
@@ -84,39 +86,54 @@ pub fn encode(
 /// Reads a location record of either format. `Err` carries the reason the record goes to the
 /// dead-letter topic. Whether the person exists is checked by the consumer.
 pub fn decode(record: &LogRecord, pos: Position) -> Result<Location, String> {
-    let body: serde_json::Value =
-        serde_json::from_slice(&record.value).map_err(|e| format!("not JSON: {e}"))?;
-    let NewLocation {
-        person_id,
-        latitude,
-        longitude,
-        creation_time,
-    } = validate::new_location(&body).map_err(|e| e.to_string())?;
-    let id = match body.get("id") {
-        None | Some(serde_json::Value::Null) => derived_id(pos),
-        Some(v) => match v.as_i64() {
-            Some(id) if (1..=MAX_ID).contains(&id) => id,
-            _ => return Err(format!("id: {v} is not an id (1 to 2^53-1)")),
-        },
+    // Records in the plain shape (every one UdaConnect writes) are read straight into their
+    // fields; the others through the general reading, which gives the same answer for those.
+    let plain = PlainPing::read(&record.value);
+    let (ping, id) = match plain.as_ref().and_then(|p| Some((p.check()?, p.id))) {
+        Some((ping, id)) => {
+            let id = id.map(|id| LocationId::parse(id).map_err(|m| format!("id: {m}")));
+            (ping.map_err(|e| e.to_string())?, id.transpose()?)
+        }
+        None => read_general(&record.value)?,
     };
-    let creation_time = match creation_time {
+    let creation_time = match ping.creation_time() {
         Some(t) => t,
-        None if record.timestamp_ms >= 0 => from_micros(record.timestamp_ms.saturating_mul(1000)),
+        None if record.timestamp_ms >= 0 => {
+            FixTime::from_micros(record.timestamp_ms.saturating_mul(1000))
+                .map_err(|m| format!("creation_time: absent, and the record's timestamp {m}"))?
+                .get()
+        }
         None => return Err("creation_time: absent, and the record has no timestamp".into()),
     };
     Ok(Location {
-        id,
-        person_id,
-        latitude,
-        longitude,
+        id: id.map_or_else(|| derived_id(pos), LocationId::get),
+        person_id: ping.person_id(),
+        latitude: ping.latitude(),
+        longitude: ping.longitude(),
         creation_time,
     })
+}
+
+/// A record's ping and id read as any JSON the general reading takes.
+fn read_general(value: &[u8]) -> Result<(NewLocation, Option<LocationId>), String> {
+    let body: Value = serde_json::from_slice(value).map_err(|e| format!("not JSON: {e}"))?;
+    let ping = validate::new_location(&body).map_err(|e| e.to_string())?;
+    let id = match body.get("id") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .and_then(|id| LocationId::parse(id).ok())
+                .ok_or_else(|| format!("id: {}", not_an_id(v)))?,
+        ),
+    };
+    Ok((ping, id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
+    use crate::model::MAX_ID;
     use crate::time::parse_timestamp;
     use proptest::prelude::RngExt;
 
@@ -215,5 +232,77 @@ mod tests {
             ..Default::default()
         };
         assert!(decode(&bad, pos).unwrap_err().contains("latitude"));
+    }
+
+    /// Reasons read the same whichever way a record is read: straight into its fields (the
+    /// plain shape) or through the general reading (strings for numbers, odd ids).
+    #[test]
+    fn poison_reasons_are_the_validators() {
+        let pos = Position {
+            partition: 0,
+            offset: 0,
+        };
+        let reason = |value: &str, timestamp_ms: i64| {
+            decode(
+                &LogRecord {
+                    value: value.as_bytes().to_vec(),
+                    timestamp_ms,
+                    ..Default::default()
+                },
+                pos,
+            )
+            .map(|l| l.id)
+        };
+        for (value, want) in [
+            (
+                r#"{"person_id": 0, "latitude": 137.5, "longitude": 0}"#,
+                "invalid input: person_id: 0 is not an id (1 to 2^53-1); latitude: 137.5 is \
+                 outside [-90, 90]",
+            ),
+            (
+                r#"{"person_id": "0", "latitude": "137.5", "longitude": 0}"#,
+                "invalid input: person_id: 0 is not an id (1 to 2^53-1); latitude: 137.5 is \
+                 outside [-90, 90]",
+            ),
+            (
+                r#"{"person_id": 1, "latitude": 1, "longitude": 0, "creation_time": "soon"}"#,
+                "malformed request: creation_time: 'soon' is not an RFC 3339 timestamp",
+            ),
+            (
+                r#"{"id": 0, "person_id": 1, "latitude": 1, "longitude": 0}"#,
+                "id: 0 is not an id (1 to 2^53-1)",
+            ),
+            (
+                r#"{"id": "7", "person_id": 1, "latitude": 1, "longitude": 0}"#,
+                "id: \"7\" is not an id (1 to 2^53-1)",
+            ),
+            (
+                r#"{"id": 1.5, "person_id": "1", "latitude": 1, "longitude": 0}"#,
+                "id: 1.5 is not an id (1 to 2^53-1)",
+            ),
+        ] {
+            assert_eq!(reason(value, 0), Err(want.to_string()), "{value}");
+        }
+        // The record's own time, when the ping has none, is held to the same years.
+        let timeless = r#"{"person_id": 1, "latitude": 1, "longitude": 0}"#;
+        assert_eq!(
+            reason(timeless, 253_402_300_800_000),
+            Err(
+                "creation_time: absent, and the record's timestamp +10000-01-01T00:00:00Z is \
+                 outside the years 1970 to 9999"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            reason(timeless, -1),
+            Err("creation_time: absent, and the record has no timestamp".to_string())
+        );
+        assert_eq!(
+            reason(
+                r#"{"id": 9, "person_id": "1", "latitude": "1", "longitude": 0}"#,
+                0
+            ),
+            Ok(9)
+        );
     }
 }

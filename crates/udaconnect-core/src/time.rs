@@ -29,12 +29,25 @@ pub fn format_utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// Earliest and latest instants accepted anywhere: years 1970 to 9999 keep every timestamp
-/// representable in microseconds and in every store's native type.
-fn in_supported_range(t: DateTime<Utc>) -> bool {
+/// `t` if it lies in the years accepted anywhere, 1970 to 9999 (they keep every timestamp
+/// representable in microseconds and in every store's native type), else why not, naming the
+/// time as `shown`.
+pub(crate) fn in_supported_years(
+    t: DateTime<Utc>,
+    shown: impl std::fmt::Display,
+) -> Result<DateTime<Utc>, String> {
     let min = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
     let max = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
-    (min..=max).contains(&t)
+    if (min..=max).contains(&t) {
+        Ok(t)
+    } else {
+        Err(outside_years(shown))
+    }
+}
+
+/// Why a time named `shown` is not accepted (see [`in_supported_years`]).
+pub(crate) fn outside_years(shown: impl std::fmt::Display) -> String {
+    format!("{shown} is outside the years 1970 to 9999")
 }
 
 /// Parses an RFC 3339 timestamp; without an offset it is taken as UTC. A space instead of
@@ -55,10 +68,7 @@ pub fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, String> {
             .ok_or(())
         })
         .map_err(|_| format!("'{raw}' is not an RFC 3339 timestamp"))?;
-    if !in_supported_range(parsed) {
-        return Err(format!("'{raw}' is outside the years 1970 to 9999"));
-    }
-    Ok(truncate_to_micros(parsed))
+    in_supported_years(parsed, format_args!("'{raw}'")).map(truncate_to_micros)
 }
 
 /// Parses a calendar date `YYYY-MM-DD`.
@@ -66,10 +76,7 @@ pub fn parse_date(raw: &str) -> Result<NaiveDate, String> {
     let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
         .map_err(|_| format!("'{raw}' is not a date (YYYY-MM-DD)"))?;
     let t = date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    if !in_supported_range(t) {
-        return Err(format!("'{raw}' is outside the years 1970 to 9999"));
-    }
-    Ok(date)
+    in_supported_years(t, format_args!("'{raw}'")).map(|_| date)
 }
 
 /// A bound of a query window as a client wrote it: a whole day or an instant.

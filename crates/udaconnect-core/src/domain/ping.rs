@@ -1,0 +1,112 @@
+//! A ping before it has an id, built only from valid parts.
+
+use chrono::{DateTime, Utc};
+
+use super::{FixTime, Latitude, Longitude, PersonId};
+use crate::error::{Findings, Result};
+
+/// A validated ping before the ingest node has given it an id. Its parts can only be valid
+/// ones, so whoever holds one need not check it again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewLocation {
+    person_id: PersonId,
+    latitude: Latitude,
+    longitude: Longitude,
+    /// `None`: the time of ingest.
+    creation_time: Option<FixTime>,
+}
+
+impl NewLocation {
+    pub fn new(
+        person_id: PersonId,
+        latitude: Latitude,
+        longitude: Longitude,
+        creation_time: Option<FixTime>,
+    ) -> Self {
+        NewLocation {
+            person_id,
+            latitude,
+            longitude,
+            creation_time,
+        }
+    }
+
+    /// A ping from the values a transport decoded (gRPC, CSV, the log): every violation at
+    /// once, each under the field name and with the message the JSON reading
+    /// ([`crate::validate::new_location`]) gives for the same values.
+    pub fn parse(
+        person_id: i64,
+        latitude: f64,
+        longitude: f64,
+        creation_time: Option<FixTime>,
+    ) -> Result<Self> {
+        let mut f = Findings::default();
+        let parts = ping_parts(
+            Read::Value(person_id),
+            Read::Value(latitude),
+            Read::Value(longitude),
+            &mut f,
+        );
+        f.finish(parts.map(|(p, lat, lon)| NewLocation::new(p, lat, lon, creation_time)))
+    }
+
+    pub fn person_id(&self) -> i64 {
+        self.person_id.get()
+    }
+
+    pub fn latitude(&self) -> f64 {
+        self.latitude.get()
+    }
+
+    pub fn longitude(&self) -> f64 {
+        self.longitude.get()
+    }
+
+    /// When the ping was taken; `None`: at ingest.
+    pub fn creation_time(&self) -> Option<DateTime<Utc>> {
+        self.creation_time.map(FixTime::get)
+    }
+
+    /// Gives the ping the time a transport carries beside its other fields.
+    pub fn set_creation_time(&mut self, t: Option<FixTime>) {
+        self.creation_time = t;
+    }
+}
+
+/// A field as a reader found it: its value, absent, or unreadable (already reported).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Read<T> {
+    Value(T),
+    Missing,
+    Unreadable,
+}
+
+/// The parts of a ping from its fields as read, each checked by its rule in field order, a
+/// violation recorded under its field: the one place the fields of a ping meet their rules.
+pub(crate) fn ping_parts(
+    person_id: Read<i64>,
+    latitude: Read<f64>,
+    longitude: Read<f64>,
+    f: &mut Findings,
+) -> Option<(PersonId, Latitude, Longitude)> {
+    let person_id = required(f, "person_id", person_id, PersonId::parse);
+    let latitude = required(f, "latitude", latitude, Latitude::parse);
+    let longitude = required(f, "longitude", longitude, Longitude::parse);
+    Some((person_id?, latitude?, longitude?))
+}
+
+fn required<T, U>(
+    f: &mut Findings,
+    field: &str,
+    value: Read<T>,
+    rule: impl FnOnce(T) -> std::result::Result<U, String>,
+) -> Option<U> {
+    match value {
+        Read::Value(v) => f.check(field, v, rule),
+        Read::Missing => {
+            f.invalid(field, "is required");
+            None
+        }
+        Read::Unreadable => None,
+    }
+}

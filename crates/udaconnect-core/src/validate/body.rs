@@ -1,0 +1,406 @@
+//! The bodies of a person and of a ping, read field by field.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::domain::{ping_parts, FixTime, NewLocation, Read};
+use crate::error::{Error, Findings, Result};
+use crate::model::NewPerson;
+
+/// Longest accepted name or company, in characters.
+pub const MAX_TEXT_CHARS: usize = 256;
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn as_object<'a>(body: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
+    body.as_object().ok_or_else(|| {
+        Error::bad_request(
+            "body",
+            format!("must be a JSON object ({what}), not {}", json_type(body)),
+        )
+    })
+}
+
+fn text_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> String {
+    match obj.get(field) {
+        None | Some(Value::Null) => {
+            f.invalid(field, "is required");
+            String::new()
+        }
+        Some(Value::String(s)) => {
+            if s.trim().is_empty() {
+                f.invalid(field, "must not be empty");
+            } else if s.chars().count() > MAX_TEXT_CHARS {
+                f.invalid(
+                    field,
+                    format!("must be at most {MAX_TEXT_CHARS} characters"),
+                );
+            }
+            s.clone()
+        }
+        Some(other) => {
+            f.unreadable(field, format!("must be a string, not {}", json_type(other)));
+            String::new()
+        }
+    }
+}
+
+/// Validates the body of `POST /api/persons`.
+pub fn new_person(body: &Value) -> Result<NewPerson> {
+    let obj = as_object(body, "a person")?;
+    let mut f = Findings::default();
+    let first_name = text_field(obj, "first_name", &mut f);
+    let last_name = text_field(obj, "last_name", &mut f);
+    let company_name = text_field(obj, "company_name", &mut f);
+    f.finish(Some(NewPerson {
+        first_name,
+        last_name,
+        company_name,
+    }))
+}
+
+/// Reads a number sent as a JSON number or a numeric string (the original clients sent
+/// coordinates as strings). Whether it is finite is the rule's to say.
+fn number_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Read<f64> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Read::Missing,
+        Some(Value::Number(n)) => Read::Value(n.as_f64().unwrap_or(f64::NAN)),
+        Some(Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(n) => Read::Value(n),
+            Err(_) => {
+                f.unreadable(field, format!("'{s}' is not a number"));
+                Read::Unreadable
+            }
+        },
+        Some(other) => {
+            f.unreadable(field, format!("must be a number, not {}", json_type(other)));
+            Read::Unreadable
+        }
+    }
+}
+
+/// Reads an id sent as a JSON integer or a string of digits.
+fn id_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Read<i64> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Read::Missing,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(id) => Read::Value(id),
+            None => {
+                f.unreadable(field, format!("{n} is not an integer id"));
+                Read::Unreadable
+            }
+        },
+        Some(Value::String(s)) => match s.trim().parse::<i64>() {
+            Ok(id) => Read::Value(id),
+            Err(_) => {
+                f.unreadable(field, format!("'{s}' is not an integer id"));
+                Read::Unreadable
+            }
+        },
+        Some(other) => {
+            f.unreadable(
+                field,
+                format!("must be an integer, not {}", json_type(other)),
+            );
+            Read::Unreadable
+        }
+    }
+}
+
+/// Reads a fix time sent as RFC 3339 text; absent or null means the time of ingest.
+fn time_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Option<FixTime> {
+    match obj.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => FixTime::parse(s).map_err(|e| f.unreadable(field, e)).ok(),
+        Some(other) => {
+            f.unreadable(
+                field,
+                format!("must be an RFC 3339 string, not {}", json_type(other)),
+            );
+            None
+        }
+    }
+}
+
+/// Validates one ping: the body of `POST /api/locations`, one item of a batch, or a record
+/// taken off the log. Whether the person exists is the caller's check: it needs I/O.
+pub fn new_location(body: &Value) -> Result<NewLocation> {
+    let obj = as_object(body, "a location")?;
+    let mut f = Findings::default();
+    let person_id = id_field(obj, "person_id", &mut f);
+    let latitude = number_field(obj, "latitude", &mut f);
+    let longitude = number_field(obj, "longitude", &mut f);
+    let parts = ping_parts(person_id, latitude, longitude, &mut f);
+    let creation_time = time_field(obj, "creation_time", &mut f);
+    f.finish(parts.map(|(p, lat, lon)| NewLocation::new(p, lat, lon, creation_time)))
+}
+
+/// A ping as most clients send it, and as UdaConnect writes it to the log: numbers as
+/// numbers, the time as a string or absent, an id or none.
+#[derive(serde::Deserialize)]
+pub(crate) struct PlainPing<'a> {
+    #[serde(default)]
+    pub(crate) id: Option<i64>,
+    person_id: i64,
+    latitude: f64,
+    longitude: f64,
+    #[serde(default, borrow)]
+    creation_time: Option<Cow<'a, str>>,
+}
+
+impl<'a> PlainPing<'a> {
+    /// The plain shape read from JSON text; `None` for text of any other shape.
+    pub(crate) fn read(body: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// The ping, or every violation, exactly as [`new_location`] gives them for the same
+    /// text; `None` when the time cannot be read, which [`new_location`] reports with the rest.
+    pub(crate) fn check(&self) -> Option<Result<NewLocation>> {
+        let creation_time = match &self.creation_time {
+            None => None,
+            Some(raw) => Some(FixTime::parse(raw).ok()?),
+        };
+        Some(NewLocation::parse(
+            self.person_id,
+            self.latitude,
+            self.longitude,
+            creation_time,
+        ))
+    }
+}
+
+/// The ping in a JSON text when it is in the plain shape and valid, read straight into its
+/// fields: the single-ping endpoint's hot path, with no tree of values and keys allocated
+/// per request. `None` for anything else (ids or coordinates sent as strings, any
+/// violation, not JSON): [`new_location`] on the parsed body then gives the answer, and for
+/// every body this accepts it gives the same ping.
+pub fn plain_new_location(body: &[u8]) -> Option<NewLocation> {
+    PlainPing::read(body)?.check()?.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MAX_ID;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn fields(e: &Error) -> Vec<&str> {
+        e.violations().iter().map(|v| v.field.as_str()).collect()
+    }
+
+    #[test]
+    fn location_accepts_strings_and_numbers() {
+        let l = new_location(&json!({"person_id": 5, "latitude": "37.5", "longitude": -122.2}))
+            .unwrap();
+        assert_eq!(
+            (l.latitude(), l.longitude(), l.creation_time()),
+            (37.5, -122.2, None)
+        );
+        let l = new_location(&json!({"person_id": "5", "latitude": 1, "longitude": 2,
+            "creation_time": "2020-08-18T10:37:06"}))
+        .unwrap();
+        assert_eq!(l.person_id(), 5);
+        assert!(l.creation_time().is_some());
+    }
+
+    #[test]
+    fn location_names_every_bad_field() {
+        let e = new_location(&json!({"latitude": 91, "longitude": -180.5})).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)));
+        assert_eq!(fields(&e), ["person_id", "latitude", "longitude"]);
+        let e = new_location(
+            &json!({"person_id": 1.5, "latitude": true, "longitude": "x",
+            "creation_time": "soon"}),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::BadRequest(_)));
+        assert_eq!(
+            fields(&e),
+            ["person_id", "latitude", "longitude", "creation_time"]
+        );
+        let e = new_location(&json!([1, 2])).unwrap_err();
+        assert_eq!(fields(&e), ["body"]);
+        let e = new_location(&json!({"person_id": -3, "latitude": 0, "longitude": 0})).unwrap_err();
+        assert_eq!(fields(&e), ["person_id"]);
+    }
+
+    /// The messages clients and tests read, to the byte, in the order of the fields.
+    #[test]
+    fn location_messages_stay_as_they_are() {
+        let e = new_location(&json!({"person_id": 0, "longitude": 200,
+            "creation_time": "1969-12-31T23:59:59Z"}))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed request: creation_time: '1969-12-31T23:59:59Z' is outside the years \
+             1970 to 9999; person_id: 0 is not an id (1 to 2^53-1); latitude: is required; \
+             longitude: 200 is outside [-180, 180]"
+        );
+        let e = new_location(&json!({"person_id": "x", "latitude": "NaN", "longitude": []}))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed request: person_id: 'x' is not an integer id; longitude: must be a \
+             number, not an array; latitude: must be a finite number"
+        );
+        let e = new_location(
+            &json!({"person_id": 1e20, "latitude": "inf", "longitude": null,
+            "creation_time": 5}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed request: person_id: 1e+20 is not an integer id; creation_time: must be \
+             an RFC 3339 string, not a number; latitude: must be a finite number; longitude: \
+             is required"
+        );
+    }
+
+    #[test]
+    fn person_requires_non_empty_strings() {
+        let e = new_person(&json!({"first_name": " ", "last_name": 3})).unwrap_err();
+        assert_eq!(fields(&e), ["last_name", "first_name", "company_name"]);
+        assert!(
+            new_person(&json!({"first_name": "A", "last_name": "B", "company_name": "C"})).is_ok()
+        );
+    }
+
+    #[test]
+    fn plain_ping_is_read_directly() {
+        let body = br#"{"person_id": 5, "latitude": 37.55, "longitude": -122.29,
+            "creation_time": "2020-08-18T10:37:06Z", "extra": [1, {"a": null}]}"#;
+        let fast = plain_new_location(body).expect("plain shape");
+        let general = new_location(&serde_json::from_slice(body).unwrap()).unwrap();
+        assert_eq!(fast, general);
+        // Shapes the general way accepts but the plain one leaves to it.
+        for body in [
+            &br#"{"person_id": "5", "latitude": 1, "longitude": 2}"#[..],
+            br#"{"person_id": 5, "latitude": "1.5", "longitude": 2}"#,
+            br#"{"person_id": 5, "latitude": 1, "longitude": 2, "person_id": 6}"#,
+        ] {
+            assert_eq!(plain_new_location(body), None);
+            assert!(new_location(&serde_json::from_slice(body).unwrap()).is_ok());
+        }
+    }
+
+    /// JSON text for a field: mostly `good`, often `near` (just outside the valid range), else
+    /// one of the kinds clients get wrong (absent, null, other types, strings, too large, bad
+    /// times).
+    fn field_json(
+        good: impl Strategy<Value = String> + 'static,
+        near: impl Strategy<Value = String> + 'static,
+    ) -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            24 => good.prop_map(Some),
+            6 => near.prop_map(Some),
+            1 => Just(None),
+            1 => Just(Some("null".to_string())),
+            1 => Just(Some("true".to_string())),
+            1 => Just(Some("[]".to_string())),
+            1 => (-200i64..200).prop_map(|n| Some(n.to_string())),
+            1 => (-400f64..400.0).prop_map(|x| Some(format!("{x}"))),
+            1 => (-400f64..400.0).prop_map(|x| Some(format!("\"{x}\""))),
+            1 => Just(Some("9007199254740992".to_string())),
+            1 => Just(Some("1e400".to_string())),
+            1 => Just(Some("\"2020-08-18 10:37\"".to_string())),
+            1 => Just(Some("\"1969-12-31T23:59:59Z\"".to_string())),
+            1 => Just(Some("\"yesterday\"".to_string())),
+        ]
+    }
+
+    fn coordinate(limit: f64) -> impl Strategy<Value = String> {
+        prop_oneof![Just(limit), Just(-limit), -limit..=limit].prop_map(|x| format!("{x}"))
+    }
+
+    fn beyond(limit: f64) -> impl Strategy<Value = String> {
+        (limit * 1.000_001..limit * 1.1, any::<bool>())
+            .prop_map(|(x, negative)| format!("{}", if negative { -x } else { x }))
+    }
+
+    fn timestamp_json(secs: i64) -> String {
+        let t = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+        format!("\"{}\"", t.to_rfc3339())
+    }
+
+    /// A ping's JSON text, its fields drawn by [`field_json`], an id among them at times.
+    fn ping_text() -> impl Strategy<Value = String> {
+        (
+            field_json(
+                prop_oneof![Just(1), Just(MAX_ID), 1i64..100_000].prop_map(|n| n.to_string()),
+                prop_oneof![Just(0), Just(-1), Just(MAX_ID + 1)].prop_map(|n| n.to_string()),
+            ),
+            field_json(coordinate(90.0), beyond(90.0)),
+            field_json(coordinate(180.0), beyond(180.0)),
+            field_json(
+                (0i64..4_000_000_000).prop_map(timestamp_json),
+                prop_oneof![
+                    Just(timestamp_json(-1)),
+                    Just(timestamp_json(253_402_300_800))
+                ],
+            ),
+            prop::option::of(prop_oneof![
+                Just("7".to_string()),
+                Just("\"7\"".to_string())
+            ]),
+        )
+            .prop_map(|(person, lat, lon, time, id)| {
+                let fields: Vec<String> = [
+                    ("person_id", person),
+                    ("latitude", lat),
+                    ("longitude", lon),
+                    ("creation_time", time),
+                    ("id", id),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| format!("\"{k}\": {v}")))
+                .collect();
+                format!("{{{}}}", fields.join(", "))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever the plain reading accepts, the general one accepts as the same ping.
+        #[test]
+        fn plain_reading_agrees_with_the_general_one(body in ping_text()) {
+            if let Some(fast) = plain_new_location(body.as_bytes()) {
+                let value: Value = serde_json::from_str(&body).unwrap();
+                prop_assert_eq!(Some(fast), new_location(&value).ok());
+            }
+        }
+
+        /// Where the plain reading answers at all, its answer is the general one's, violations
+        /// and their class included: the log's decoding relies on it.
+        #[test]
+        fn plain_check_gives_the_general_answer(body in ping_text()) {
+            if let Some(plain) = PlainPing::read(body.as_bytes()) {
+                if let Some(answer) = plain.check() {
+                    let value: Value = serde_json::from_str(&body).unwrap();
+                    let general = new_location(&value);
+                    prop_assert_eq!(answer.is_ok(), general.is_ok());
+                    match (answer, general) {
+                        (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                        (Err(a), Err(b)) => {
+                            prop_assert_eq!(a.code(), b.code());
+                            prop_assert_eq!(a.violations(), b.violations());
+                        }
+                        _ => unreachable!(),
+                    }
+                }
+            }
+        }
+    }
+}

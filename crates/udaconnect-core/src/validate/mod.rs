@@ -1,0 +1,32 @@
+//! Untrusted input to validated domain values.
+//!
+//! Bodies are read as [`serde_json::Value`] first and checked field by field, so every violation
+//! names its field and all of them are reported at once (a serde type error would name a line and
+//! column, and stop at the first). Two classes, as the transports report them:
+//! [`Error::BadRequest`](crate::Error::BadRequest) for what cannot be read (not JSON, wrong JSON
+//! types, unparsable query values) and [`Error::Invalid`](crate::Error::Invalid) for readable
+//! values that break a rule (range, emptiness). The rules themselves are the domain types'
+//! ([`crate::domain`]); reading here only finds the values they are given.
+//! One shortcut: the single-ping endpoint first tries [`plain_new_location`], which takes
+//! only pings the general reading accepts, as the same ping, without building the tree.
+//!
+//! # Layout
+//! - `body.rs`: the bodies of a person and of a ping, and the plain ping read straight into
+//!   its fields.
+//! - `batch.rs`: batches of pings, every bad item named by its index ([`BatchCheck`]).
+//! - `query.rs`: path ids and the query strings of the connection, contacts and paging
+//!   queries.
+
+mod batch;
+mod body;
+mod query;
+
+pub use crate::domain::{DEFAULT_DISTANCE_M, MAX_DISTANCE_M, MAX_TIME_GAP_S};
+pub use batch::{location_batch, BatchCheck, MAX_BATCH};
+pub use body::{new_location, new_person, plain_new_location, MAX_TEXT_CHARS};
+pub use query::{
+    connection_params, contact_params, paging_params, path_id, window_params, ConnectionParams,
+    ContactParams, DEFAULT_CONTACT_GAP_S, DEFAULT_MIN_DURATION_S, MAX_CONTACT_GAP_S,
+};
+
+pub(crate) use body::PlainPing;

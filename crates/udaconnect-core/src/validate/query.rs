@@ -1,0 +1,343 @@
+//! Path ids and the query strings of the connection, contacts and paging queries. Every
+//! violation here is of the unreadable class: a query string is read and checked at once.
+
+use std::collections::HashMap;
+
+use crate::domain::{Distance, TimeGap, MAX_TIME_GAP_S};
+use crate::error::{Error, FieldViolation, Findings, Result};
+use crate::model::PersonId;
+use crate::time::{Bound, Window};
+
+/// Parses an id taken from a URL path segment.
+pub fn path_id(raw: &str, field: &str) -> Result<i64> {
+    raw.parse::<i64>()
+        .map_err(|_| Error::bad_request(field, format!("'{raw}' is not an integer id")))
+}
+
+/// A validated connection query, minus the person (a path parameter).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectionParams {
+    pub window: Window,
+    pub distance_m: f64,
+    /// In microseconds; `None` means no time condition (the original semantics).
+    pub max_time_gap_us: Option<i64>,
+}
+
+fn parse_bound(
+    params: &HashMap<String, String>,
+    field: &str,
+    required: bool,
+    f: &mut Findings,
+) -> Option<Bound> {
+    match params
+        .get(field)
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        None => {
+            if required {
+                f.unreadable(field, "is required (YYYY-MM-DD)");
+            }
+            None
+        }
+        Some(raw) => match Bound::parse(raw) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                f.unreadable(field, e);
+                None
+            }
+        },
+    }
+}
+
+fn parse_number_param(
+    params: &HashMap<String, String>,
+    field: &str,
+    f: &mut Findings,
+) -> Option<f64> {
+    let raw = params.get(field)?.trim();
+    match raw.parse::<f64>() {
+        Ok(v) if v.is_finite() => Some(v),
+        _ => {
+            f.unreadable(field, format!("'{raw}' is not a finite number"));
+            None
+        }
+    }
+}
+
+/// The window of a query from its `start_date`/`end_date` (or `start`/`end`) parameters; both
+/// dates are inclusive.
+pub fn window_params(
+    params: &HashMap<String, String>,
+    start_field: &str,
+    end_field: &str,
+    required: bool,
+    f_out: &mut Vec<FieldViolation>,
+) -> Option<Window> {
+    let mut f = Findings::default();
+    let start = parse_bound(params, start_field, required, &mut f);
+    let end = parse_bound(params, end_field, required, &mut f);
+    let window = match (start, end) {
+        (Some(s), Some(e)) => {
+            // A date end covers its whole day, so it is before the start when its next
+            // midnight is not after the start.
+            let before_start = match e {
+                Bound::Date(_) => e.as_end() <= s.as_start(),
+                Bound::Instant(_) => e.as_end() < s.as_start(),
+            };
+            let (s, e) = (s.as_start(), e.as_end());
+            if before_start {
+                f.unreadable(end_field, format!("must not be before {start_field}"));
+                None
+            } else {
+                Some(Window::new(s, e))
+            }
+        }
+        (None, None) if !required => Some(Window::all()),
+        (Some(s), None) if !required => Some(Window {
+            start: crate::time::to_micros(s.as_start()),
+            end: i64::MAX,
+        }),
+        (None, Some(e)) if !required => Some(Window {
+            start: i64::MIN,
+            end: crate::time::to_micros(e.as_end()),
+        }),
+        _ => None,
+    };
+    f_out.extend(f.unreadable);
+    f_out.extend(f.invalid);
+    window
+}
+
+/// Validates the query string of `GET /api/persons/{id}/connection`.
+pub fn connection_params(params: &HashMap<String, String>) -> Result<ConnectionParams> {
+    let mut violations = Vec::new();
+    let window = window_params(params, "start_date", "end_date", true, &mut violations);
+    let mut f = Findings::default();
+    let distance_m = distance_param(params, &mut f);
+    let max_time_gap_us = parse_number_param(params, "max_time_gap", &mut f)
+        .and_then(|g| {
+            TimeGap::parse(g)
+                .map_err(|m| f.unreadable("max_time_gap", m))
+                .ok()
+        })
+        .map(TimeGap::micros);
+    violations.extend(f.unreadable);
+    match window {
+        Some(window) if violations.is_empty() => Ok(ConnectionParams {
+            window,
+            distance_m,
+            max_time_gap_us,
+        }),
+        _ => Err(Error::BadRequest(violations)),
+    }
+}
+
+/// Defaults of the contacts query.
+pub const DEFAULT_CONTACT_GAP_S: f64 = 60.0;
+pub const DEFAULT_MIN_DURATION_S: f64 = 120.0;
+/// Largest gap a contacts query may use: co-presence an hour apart is not co-presence.
+pub const MAX_CONTACT_GAP_S: f64 = 3600.0;
+
+/// A validated contacts query, minus the person.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContactParams {
+    pub window: Window,
+    pub distance_m: f64,
+    pub max_time_gap_us: i64,
+    pub min_duration_us: i64,
+}
+
+fn bounded_seconds(
+    params: &HashMap<String, String>,
+    field: &str,
+    default: f64,
+    max: f64,
+    f: &mut Findings,
+) -> i64 {
+    parse_number_param(params, field, f)
+        .and_then(|v| {
+            TimeGap::parse_at_most(v, max)
+                .map_err(|m| f.unreadable(field, m))
+                .ok()
+        })
+        .or_else(|| TimeGap::parse_at_most(default, max).ok())
+        .map_or(0, TimeGap::micros)
+}
+
+fn distance_param(params: &HashMap<String, String>, f: &mut Findings) -> f64 {
+    parse_number_param(params, "distance", f)
+        .and_then(|d| {
+            Distance::parse(d)
+                .map_err(|m| f.unreadable("distance", m))
+                .ok()
+        })
+        .unwrap_or(Distance::DEFAULT)
+        .metres()
+}
+
+/// Validates the query string of `GET /api/persons/{id}/contacts`: `start`/`end` (dates or
+/// RFC 3339; both optional, absent means unbounded), `distance`, `max_time_gap`,
+/// `min_duration`.
+pub fn contact_params(params: &HashMap<String, String>) -> Result<ContactParams> {
+    let mut violations = Vec::new();
+    let window = window_params(params, "start", "end", false, &mut violations);
+    let mut f = Findings::default();
+    let distance_m = distance_param(params, &mut f);
+    let max_time_gap_us = bounded_seconds(
+        params,
+        "max_time_gap",
+        DEFAULT_CONTACT_GAP_S,
+        MAX_CONTACT_GAP_S,
+        &mut f,
+    );
+    let min_duration_us = bounded_seconds(
+        params,
+        "min_duration",
+        DEFAULT_MIN_DURATION_S,
+        MAX_TIME_GAP_S,
+        &mut f,
+    );
+    violations.extend(f.unreadable);
+    match window {
+        Some(window) if violations.is_empty() => Ok(ContactParams {
+            window,
+            distance_m,
+            max_time_gap_us,
+            min_duration_us,
+        }),
+        _ => Err(Error::BadRequest(violations)),
+    }
+}
+
+/// Validates paging parameters: `limit` (1 to `max`, default `default`) and `cursor` (the last
+/// id of the previous page).
+pub fn paging_params(
+    params: &HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<(Option<PersonId>, usize)> {
+    let mut violations = Vec::new();
+    let limit = match params.get("limit").map(|s| s.trim()) {
+        None | Some("") => default,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                violations.push(FieldViolation::new(
+                    "limit",
+                    format!("'{raw}' is not an integer from 1 to {max}"),
+                ));
+                default
+            }
+        },
+    };
+    let cursor = match params.get("cursor").map(|s| s.trim()) {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(id) if id >= 0 => Some(id),
+            _ => {
+                violations.push(FieldViolation::new(
+                    "cursor",
+                    format!("'{raw}' is not a cursor from a previous page"),
+                ));
+                None
+            }
+        },
+    };
+    if violations.is_empty() {
+        Ok((cursor, limit))
+    } else {
+        Err(Error::BadRequest(violations))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(e: &Error) -> Vec<&str> {
+        e.violations().iter().map(|v| v.field.as_str()).collect()
+    }
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn connection_params_rules() {
+        let p = connection_params(&q(&[
+            ("start_date", "2020-01-01"),
+            ("end_date", "2020-01-01"),
+        ]))
+        .unwrap();
+        assert_eq!(p.distance_m, 5.0);
+        assert_eq!(p.window.end - p.window.start, 86_400_000_000);
+        for (field, bad) in [
+            ("distance", "0"),
+            ("distance", "-1"),
+            ("distance", "1000.5"),
+            ("distance", "abc"),
+            ("distance", "NaN"),
+            ("max_time_gap", "-1"),
+            ("max_time_gap", "1e300"),
+        ] {
+            let e = connection_params(&q(&[
+                ("start_date", "2020-01-01"),
+                ("end_date", "2020-01-02"),
+                (field, bad),
+            ]))
+            .unwrap_err();
+            assert_eq!(fields(&e), [field], "{field}={bad}");
+        }
+        let e = connection_params(&q(&[
+            ("start_date", "2020-01-02"),
+            ("end_date", "2020-01-01"),
+        ]))
+        .unwrap_err();
+        assert_eq!(fields(&e), ["end_date"]);
+        let e = connection_params(&q(&[("end_date", "2020-31-01")])).unwrap_err();
+        assert_eq!(fields(&e), ["start_date", "end_date"]);
+    }
+
+    #[test]
+    fn contact_params_rules() {
+        let p = contact_params(&q(&[])).unwrap();
+        assert_eq!(p.window, Window::all());
+        assert_eq!(
+            (p.distance_m, p.max_time_gap_us, p.min_duration_us),
+            (5.0, 60_000_000, 120_000_000)
+        );
+        let p = contact_params(&q(&[
+            ("start", "2020-07-07"),
+            ("end", "2020-07-07T12:00:00Z"),
+        ]))
+        .unwrap();
+        assert_eq!(p.window.end - p.window.start, 12 * 3_600_000_000);
+        let p = contact_params(&q(&[("end", "2020-07-07")])).unwrap();
+        assert_eq!(p.window.start, i64::MIN);
+        for (field, bad) in [
+            ("max_time_gap", "3601"),
+            ("max_time_gap", "-1"),
+            ("min_duration", "x"),
+            ("distance", "0"),
+            ("start", "2020-99-01"),
+        ] {
+            let e = contact_params(&q(&[(field, bad)])).unwrap_err();
+            assert_eq!(fields(&e), [field], "{field}={bad}");
+        }
+    }
+
+    #[test]
+    fn paging_rules() {
+        assert_eq!(paging_params(&q(&[]), 100, 1000).unwrap(), (None, 100));
+        assert_eq!(
+            paging_params(&q(&[("limit", "2"), ("cursor", "8")]), 100, 1000).unwrap(),
+            (Some(8), 2)
+        );
+        let e = paging_params(&q(&[("limit", "0"), ("cursor", "x")]), 100, 1000).unwrap_err();
+        assert_eq!(fields(&e), ["limit", "cursor"]);
+    }
+}
