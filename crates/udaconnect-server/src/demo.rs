@@ -9,9 +9,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use udaconnect_core::clock::{Clock, SystemClock};
+use udaconnect_core::domain::FixTime;
 use udaconnect_core::model::{NewLocation, NewPerson};
 use udaconnect_core::ports::DynPersonStore;
-use udaconnect_core::time::{from_micros, to_micros};
+use udaconnect_core::time::to_micros;
 use udaconnect_core::venue::{LatLon, Venue};
 use udaconnect_core::{Error, Result};
 use udaconnect_sim::{Conference, SimConfig};
@@ -122,12 +123,12 @@ impl LiveConference {
                     _ = shutdown.changed() => break,
                 }
             }
-            pending.push(NewLocation {
-                person_id: self.person_ids[p.person_id as usize],
-                latitude: p.latitude,
-                longitude: p.longitude,
-                creation_time: Some(from_micros(p.t)),
-            });
+            let person_id = self.person_ids[p.person_id as usize];
+            let time = FixTime::from_micros(p.t).ok();
+            match NewLocation::parse(person_id, p.latitude, p.longitude, time) {
+                Ok(ping) => pending.push(ping),
+                Err(e) => tracing::warn!(error = %e, "demo ping not valid"),
+            }
         }
     }
 }

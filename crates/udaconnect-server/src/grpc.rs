@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
+use udaconnect_core::domain::FixTime;
 use udaconnect_core::model::Location;
 use udaconnect_core::time::{from_micros, to_micros};
 use udaconnect_core::{validate, Error, ErrorCode};
@@ -127,7 +128,8 @@ fn to_proto(l: &Location) -> proto::v1::Location {
 fn check_ping(p: &Ping) -> Result<udaconnect_core::model::NewLocation, Error> {
     let mut ping = validate::new_location(&ping_json(p.person_id, p.latitude, p.longitude)?)?;
     if let Some(t) = &p.creation_time {
-        ping.creation_time = Some(timestamp(t).map_err(|m| Error::invalid("creation_time", m))?);
+        let t = timestamp(t).and_then(FixTime::new);
+        ping.set_creation_time(Some(t.map_err(|m| Error::invalid("creation_time", m))?));
     }
     Ok(ping)
 }
@@ -166,7 +168,8 @@ impl GrpcIngest {
         // Times are not part of the JSON the shared rules read: checked here, item by item.
         let mut times = Vec::with_capacity(batch.pings.len());
         for (i, p) in batch.pings.iter().enumerate() {
-            match p.creation_time.as_ref().map(timestamp).transpose() {
+            let time = p.creation_time.as_ref().map(timestamp);
+            match time.map(|t| t.and_then(FixTime::new)).transpose() {
                 Ok(t) => times.push(t),
                 Err(m) => {
                     check.invalid_item(i, "creation_time", m);
@@ -175,7 +178,7 @@ impl GrpcIngest {
             }
         }
         for (i, ping) in check.valid.iter_mut() {
-            ping.creation_time = times[*i];
+            ping.set_creation_time(times[*i]);
         }
         match self.ingest.accept_batch(check).await {
             Ok(stored) => {

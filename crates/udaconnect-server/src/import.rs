@@ -269,14 +269,14 @@ impl LocationImport<'_> {
         rejected: &mut Vec<Rejected>,
     ) -> Result<u64> {
         let parsed = std::mem::take(pending);
-        let person_ids: Vec<i64> = parsed.iter().map(|(_, _, l)| l.person_id).collect();
+        let person_ids: Vec<i64> = parsed.iter().map(|(_, _, l)| l.person_id()).collect();
         let missing = self.persons.missing(&person_ids).await?;
         let (known, unknown): (Vec<_>, Vec<_>) = parsed
             .into_iter()
-            .partition(|(_, _, l)| !missing.contains(&l.person_id));
+            .partition(|(_, _, l)| !missing.contains(&l.person_id()));
         rejected.extend(unknown.iter().map(|(line, _, l)| Rejected {
             line: *line,
-            reason: format!("person_id: no person with id {}", l.person_id),
+            reason: format!("person_id: no person with id {}", l.person_id()),
         }));
         if known.is_empty() {
             return Ok(0);
@@ -301,10 +301,10 @@ impl LocationImport<'_> {
                 record::encode(
                     &Location {
                         id,
-                        person_id: l.person_id,
-                        latitude: l.latitude,
-                        longitude: l.longitude,
-                        creation_time: l.creation_time.unwrap_or(now),
+                        person_id: l.person_id(),
+                        latitude: l.latitude(),
+                        longitude: l.longitude(),
+                        creation_time: l.creation_time().unwrap_or(now),
                     },
                     None,
                     now,

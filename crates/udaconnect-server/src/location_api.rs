@@ -65,7 +65,7 @@ impl Ingest {
     /// Validates references, assigns ids and appends to the log; returns once durable. With
     /// `indexed`, violations name items by index (`[3].person_id`), as batches do.
     pub async fn accept(&self, pings: Vec<NewLocation>, indexed: bool) -> Result<Vec<Location>> {
-        let person_ids: Vec<i64> = pings.iter().map(|p| p.person_id).collect();
+        let person_ids: Vec<i64> = pings.iter().map(|p| p.person_id()).collect();
         let missing = self.persons.missing(&person_ids).await?;
         if !missing.is_empty() {
             let field = |i: usize| {
@@ -79,11 +79,11 @@ impl Ingest {
                 pings
                     .iter()
                     .enumerate()
-                    .filter(|(_, p)| missing.contains(&p.person_id))
+                    .filter(|(_, p)| missing.contains(&p.person_id()))
                     .map(|(i, p)| {
                         udaconnect_core::FieldViolation::new(
                             field(i),
-                            format!("no person with id {}", p.person_id),
+                            format!("no person with id {}", p.person_id()),
                         )
                     })
                     .collect(),
@@ -97,10 +97,10 @@ impl Ingest {
             .enumerate()
             .map(|(i, p)| Location {
                 id: first + i as i64,
-                person_id: p.person_id,
-                latitude: p.latitude,
-                longitude: p.longitude,
-                creation_time: p.creation_time.unwrap_or(now),
+                person_id: p.person_id(),
+                latitude: p.latitude(),
+                longitude: p.longitude(),
+                creation_time: p.creation_time().unwrap_or(now),
             })
             .collect();
         let records = locations
@@ -123,14 +123,14 @@ impl Ingest {
     /// Accepts a validated batch all or nothing: unknown persons are reported with the other
     /// violations, so one answer lists them all.
     pub async fn accept_batch(&self, mut check: validate::BatchCheck) -> Result<Vec<Location>> {
-        let ids: Vec<i64> = check.valid.iter().map(|(_, l)| l.person_id).collect();
+        let ids: Vec<i64> = check.valid.iter().map(|(_, l)| l.person_id()).collect();
         let missing = self.persons.missing(&ids).await?;
         if !missing.is_empty() {
             let unknown: Vec<(usize, i64)> = check
                 .valid
                 .iter()
-                .filter(|(_, l)| missing.contains(&l.person_id))
-                .map(|(i, l)| (*i, l.person_id))
+                .filter(|(_, l)| missing.contains(&l.person_id()))
+                .map(|(i, l)| (*i, l.person_id()))
                 .collect();
             for (i, id) in unknown {
                 check.invalid_item(i, "person_id", format!("no person with id {id}"));

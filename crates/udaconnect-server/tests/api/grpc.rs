@@ -233,3 +233,44 @@ async fn health_and_reflection_are_served() {
         "{names:?}"
     );
 }
+
+/// A protobuf time is held to the years every other transport accepts, 1970 to 9999.
+#[tokio::test]
+async fn v1_times_outside_the_supported_years_are_refused() {
+    let app = spawn_app(true).await;
+    let mut client = LocationIngestClient::connect(app.grpc.clone())
+        .await
+        .unwrap();
+    let at = |seconds: i64| Ping {
+        person_id: 6,
+        latitude: 1.0,
+        longitude: 1.0,
+        creation_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+    };
+    for seconds in [-1, 253_402_300_800] {
+        let status = client.create(at(seconds)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{seconds}");
+        assert!(
+            status.message().contains("creation_time: ")
+                && status
+                    .message()
+                    .ends_with("is outside the years 1970 to 9999"),
+            "{}",
+            status.message()
+        );
+    }
+    let stored = client.create(at(0)).await.unwrap().into_inner();
+    assert_eq!(stored.creation_time.unwrap().seconds, 0);
+    let mut results = client
+        .ingest(futures_util::stream::iter([PingBatch {
+            sequence: 1,
+            pings: vec![at(100), at(-100)],
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = results.message().await.unwrap().unwrap();
+    assert!(answer.ids.is_empty());
+    let fields: Vec<&str> = answer.violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["[1].creation_time"]);
+}
