@@ -212,17 +212,11 @@ impl BulkBuilder {
 
     fn push_in_cell(&mut self, p: &Point, cell: Cell) {
         let index = &mut self.index;
-        let number = match index.person_numbers.get(&p.person_id) {
-            Some(&n) => n,
-            None => {
-                let n = index.person_ids.len() as u32;
-                index.person_ids.push(p.person_id);
-                index.person_numbers.insert(p.person_id, n);
-                self.last_keys.push((Micros::MIN, i64::MIN));
-                self.in_order.push(true);
-                n
-            }
-        };
+        let (number, new) = index.person_number(p.person_id);
+        if new {
+            self.last_keys.push((Micros::MIN, i64::MIN));
+            self.in_order.push(true);
+        }
         let key = (p.t, p.id);
         let last = &mut self.last_keys[number as usize];
         if key < *last {
@@ -230,13 +224,7 @@ impl BulkBuilder {
         }
         *last = key;
         reserve_gently(&mut index.rows);
-        index.rows.push(Row {
-            t: p.t,
-            lat: p.lat,
-            lon: p.lon,
-            id: p.id,
-            person: number,
-        });
+        index.rows.push(Row::of(p, number));
         let cells_in_order = &mut self.cells_in_order;
         let n = *self.cell_numbers.entry(cell).or_insert_with(|| {
             cells_in_order.push(cell);

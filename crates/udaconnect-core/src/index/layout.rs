@@ -68,17 +68,11 @@ impl ContactIndex {
     /// Adds a location. Returns false, changing nothing, when the location is already in:
     /// the consumer may deliver a batch twice.
     pub fn insert(&mut self, p: &Point) -> bool {
-        let number = match self.person_numbers.get(&p.person_id) {
-            Some(&n) => n,
-            None => {
-                let n = self.person_ids.len() as u32;
-                self.person_ids.push(p.person_id);
-                self.person_numbers.insert(p.person_id, n);
-                self.tracks.push(Vec::new());
-                self.track_ends.push((Micros::MIN, i64::MIN));
-                n
-            }
-        };
+        let (number, new) = self.person_number(p.person_id);
+        if new {
+            self.tracks.push(Vec::new());
+            self.track_ends.push((Micros::MIN, i64::MIN));
+        }
         let key = (p.t, p.id);
         {
             // Pings mostly arrive in time order: a key above the track's last cannot be a
@@ -93,13 +87,7 @@ impl ContactIndex {
         }
         let slot = self.rows.len() as u32;
         reserve_gently(&mut self.rows);
-        self.rows.push(Row {
-            t: p.t,
-            lat: p.lat,
-            lon: p.lon,
-            id: p.id,
-            person: number,
-        });
+        self.rows.push(Row::of(p, number));
         let rows = &self.rows;
         let (track, end) = (
             &mut self.tracks[number as usize],

@@ -75,6 +75,17 @@ struct Row {
 }
 
 impl Row {
+    /// `p` as a row of the person numbered `person`.
+    fn of(p: &Point, person: u32) -> Row {
+        Row {
+            t: p.t,
+            lat: p.lat,
+            lon: p.lon,
+            id: p.id,
+            person,
+        }
+    }
+
     /// A placeholder, for arrays filled afterwards.
     const EMPTY: Row = Row {
         t: 0,
@@ -163,6 +174,19 @@ impl ContactIndex {
             lat: r.lat,
             lon: r.lon,
             t: r.t,
+        }
+    }
+
+    /// The dense number of `person_id`, and whether it was given now (the person is new).
+    fn person_number(&mut self, person_id: i64) -> (u32, bool) {
+        match self.person_numbers.get(&person_id) {
+            Some(&n) => (n, false),
+            None => {
+                let n = self.person_ids.len() as u32;
+                self.person_ids.push(person_id);
+                self.person_numbers.insert(person_id, n);
+                (n, true)
+            }
         }
     }
 

@@ -4,9 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::grid::Level;
+use super::probe::Asked;
 use super::ContactIndex;
-use crate::contact::ConnectionQuery;
 
 /// The threads the index splits its work over: the pieces of a long query, the parts of a
 /// bulk layout, and an allocation made while a bulk load is still reading. The index never
@@ -146,20 +145,12 @@ impl ContactIndex {
     /// [`Self::probe_runs`] over parts of the track on several cores: a long track (days of
     /// pings) is answered in a fraction of the time one core takes. Short tracks stay on one
     /// core, where handing out pieces would cost more than it saves.
-    pub(super) fn probe_parallel(
-        &self,
-        own: &[u32],
-        me: Option<u32>,
-        q: &ConnectionQuery,
-        level: &Level,
-        k: i32,
-        gap: i64,
-    ) -> Vec<u32> {
+    pub(super) fn probe_parallel(&self, own: &[u32], asked: Asked<'_>, gap: i64) -> Vec<u32> {
         if own.len() < PARALLEL_FROM {
-            return self.probe_runs(own, me, q, level, k, gap);
+            return self.probe_runs(own, asked, gap);
         }
         split_over(&*self.workers, own, |part| {
-            self.probe_runs(part, me, q, level, k, gap)
+            self.probe_runs(part, asked, gap)
         })
     }
 }

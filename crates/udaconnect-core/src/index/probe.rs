@@ -58,6 +58,17 @@ const UNSEEN: u32 = u32::MAX - 1;
 /// A cell that holds no pings.
 const NO_PINGS: u32 = u32::MAX;
 
+/// What a connection query asks, as its searches use it.
+#[derive(Clone, Copy)]
+pub(super) struct Asked<'a> {
+    /// The asked person's number, whose own pings are no answer.
+    pub(super) me: Option<u32>,
+    pub(super) q: &'a ConnectionQuery,
+    /// The grid searched, and how many cells around a ping it looks at.
+    pub(super) level: &'a Level,
+    pub(super) k: i32,
+}
+
 /// A batch of a connection query's candidates, each with the stretch of the asked person's
 /// track it is to be near. Gathering first and checking after keeps the rows' reads apart from
 /// the checks' branches: the reads do not depend on one another, so their cache misses
@@ -145,14 +156,13 @@ impl ContactIndex {
         }
         let me = self.person_numbers.get(&q.person_id).copied();
         let (level, k) = self.level_for(q.distance_m);
+        let asked = Asked { me, q, level, k };
         let span = q.window.end.saturating_sub(q.window.start);
         match q.max_time_gap_us {
             // Narrow in time: look around each run of own pings, within its time span only.
-            Some(gap) if gap.saturating_mul(8) < span => {
-                self.probe_parallel(own, me, q, level, k, gap)
-            }
+            Some(gap) if gap.saturating_mul(8) < span => self.probe_parallel(own, asked, gap),
             // Wide or no time condition: visit each candidate cell once.
-            _ => self.sweep_cells(own, me, q, level, k),
+            _ => self.sweep_cells(own, asked),
         }
     }
 
@@ -198,15 +208,8 @@ impl ContactIndex {
             })
     }
 
-    pub(super) fn probe_runs(
-        &self,
-        own: &[u32],
-        me: Option<u32>,
-        q: &ConnectionQuery,
-        level: &Level,
-        k: i32,
-        gap: i64,
-    ) -> Vec<u32> {
+    pub(super) fn probe_runs(&self, own: &[u32], asked: Asked<'_>, gap: i64) -> Vec<u32> {
+        let Asked { me, q, level, k } = asked;
         let band = latitude_band(q.distance_m);
         let g = gap.unsigned_abs();
         // The asked person's pings copied out once: each is compared with many candidates.
@@ -358,14 +361,8 @@ impl ContactIndex {
         out
     }
 
-    fn sweep_cells(
-        &self,
-        own: &[u32],
-        me: Option<u32>,
-        q: &ConnectionQuery,
-        level: &Level,
-        k: i32,
-    ) -> Vec<u32> {
+    fn sweep_cells(&self, own: &[u32], asked: Asked<'_>) -> Vec<u32> {
+        let Asked { me, q, level, k } = asked;
         let band = latitude_band(q.distance_m);
         let gap = q.max_time_gap_us.map(i64::unsigned_abs);
         // The asked person's pings by cell: each is copied into the groups of up to 27 cells,

@@ -7,7 +7,7 @@ mod layout;
 mod oracle;
 
 use super::*;
-use crate::contact::ConnectionQuery;
+use crate::contact::{ConnectionQuery, TEST_CENTRES};
 use crate::geo::EARTH_RADIUS_M;
 use proptest::prelude::*;
 
@@ -18,13 +18,7 @@ fn deg(m: f64) -> f64 {
 }
 
 fn arb_points() -> impl Strategy<Value = Vec<Point>> {
-    let centres = prop_oneof![
-        Just((37.55, -122.29)),
-        Just((0.0, 179.99999)),
-        Just((0.0, -179.99999)),
-        Just((89.99999, 0.0)),
-        Just((-89.99999, 45.0)),
-    ];
+    let centres = prop::sample::select(&TEST_CENTRES[..]);
     let spread = prop_oneof![Just(20.0), Just(300.0), Just(3000.0)];
     let point = (
         centres,
