@@ -98,11 +98,8 @@ pub fn location_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::fields;
     use serde_json::json;
-
-    fn fields(e: &Error) -> Vec<&str> {
-        e.violations().iter().map(|v| v.field.as_str()).collect()
-    }
 
     #[test]
     fn batches_report_every_bad_item_by_index() {

@@ -1,8 +1,9 @@
 //! The bodies of a person and of a ping, read field by field.
 
 use std::borrow::Cow;
+use std::str::FromStr;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::domain::{ping_parts, FixTime, NewLocation, Read};
 use crate::error::{Error, Findings, Result};
@@ -72,46 +73,41 @@ pub fn new_person(body: &Value) -> Result<NewPerson> {
 /// Reads a number sent as a JSON number or a numeric string (the original clients sent
 /// coordinates as strings). Whether it is finite is the rule's to say.
 fn number_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Read<f64> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Read::Missing,
-        Some(Value::Number(n)) => Read::Value(n.as_f64().unwrap_or(f64::NAN)),
-        Some(Value::String(s)) => match s.trim().parse::<f64>() {
-            Ok(n) => Read::Value(n),
-            Err(_) => {
-                f.unreadable(field, format!("'{s}' is not a number"));
-                Read::Unreadable
-            }
-        },
-        Some(other) => {
-            f.unreadable(field, format!("must be a number, not {}", json_type(other)));
-            Read::Unreadable
-        }
-    }
+    numeric_field(obj, field, f, ("a number", "a number"), |n| {
+        Some(n.as_f64().unwrap_or(f64::NAN))
+    })
 }
 
 /// Reads an id sent as a JSON integer or a string of digits.
 fn id_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Read<i64> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Read::Missing,
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(id) => Read::Value(id),
-            None => {
-                f.unreadable(field, format!("{n} is not an integer id"));
-                Read::Unreadable
-            }
-        },
-        Some(Value::String(s)) => match s.trim().parse::<i64>() {
-            Ok(id) => Read::Value(id),
-            Err(_) => {
-                f.unreadable(field, format!("'{s}' is not an integer id"));
-                Read::Unreadable
-            }
-        },
-        Some(other) => {
-            f.unreadable(
-                field,
-                format!("must be an integer, not {}", json_type(other)),
-            );
+    numeric_field(
+        obj,
+        field,
+        f,
+        ("an integer id", "an integer"),
+        Number::as_i64,
+    )
+}
+
+/// Reads a field sent as a JSON number (taken by `of_number`) or as text; `names` are what
+/// messages call a value of the kind and the kind of JSON expected.
+fn numeric_field<T: FromStr>(
+    obj: &Map<String, Value>,
+    field: &str,
+    f: &mut Findings,
+    (noun, kind): (&str, &str),
+    of_number: impl FnOnce(&Number) -> Option<T>,
+) -> Read<T> {
+    let read = match obj.get(field) {
+        None | Some(Value::Null) => return Read::Missing,
+        Some(Value::Number(n)) => of_number(n).ok_or_else(|| format!("{n} is not {noun}")),
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| format!("'{s}' is not {noun}")),
+        Some(other) => Err(format!("must be {kind}, not {}", json_type(other))),
+    };
+    match read {
+        Ok(v) => Read::Value(v),
+        Err(m) => {
+            f.unreadable(field, m);
             Read::Unreadable
         }
     }
@@ -137,10 +133,13 @@ fn time_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Option
 pub fn new_location(body: &Value) -> Result<NewLocation> {
     let obj = as_object(body, "a location")?;
     let mut f = Findings::default();
-    let person_id = id_field(obj, "person_id", &mut f);
-    let latitude = number_field(obj, "latitude", &mut f);
-    let longitude = number_field(obj, "longitude", &mut f);
-    let parts = ping_parts(person_id, latitude, longitude, &mut f);
+    // Each field read (types), then each checked by its rule, in field order.
+    let parts = ping_parts(
+        id_field(obj, "person_id", &mut f),
+        number_field(obj, "latitude", &mut f),
+        number_field(obj, "longitude", &mut f),
+        &mut f,
+    );
     let creation_time = time_field(obj, "creation_time", &mut f);
     f.finish(parts.map(|(p, lat, lon)| NewLocation::new(p, lat, lon, creation_time)))
 }
@@ -193,12 +192,9 @@ pub fn plain_new_location(body: &[u8]) -> Option<NewLocation> {
 mod tests {
     use super::*;
     use crate::model::MAX_ID;
+    use crate::validate::fields;
     use proptest::prelude::*;
     use serde_json::json;
-
-    fn fields(e: &Error) -> Vec<&str> {
-        e.violations().iter().map(|v| v.field.as_str()).collect()
-    }
 
     #[test]
     fn location_accepts_strings_and_numbers() {

@@ -30,3 +30,9 @@ pub use query::{
 };
 
 pub(crate) use body::PlainPing;
+
+/// The fields an error names, in order.
+#[cfg(test)]
+fn fields(e: &crate::Error) -> Vec<&str> {
+    e.violations().iter().map(|v| v.field.as_str()).collect()
+}

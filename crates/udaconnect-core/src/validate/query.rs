@@ -122,13 +122,24 @@ pub fn connection_params(params: &HashMap<String, String>) -> Result<ConnectionP
                 .ok()
         })
         .map(TimeGap::micros);
+    read_all(window, violations, f, |window| ConnectionParams {
+        window,
+        distance_m,
+        max_time_gap_us,
+    })
+}
+
+/// The query `make` builds once its window and every parameter were read, else every
+/// violation: those of the window, then the others'.
+fn read_all<T>(
+    window: Option<Window>,
+    mut violations: Vec<FieldViolation>,
+    f: Findings,
+    make: impl FnOnce(Window) -> T,
+) -> Result<T> {
     violations.extend(f.unreadable);
     match window {
-        Some(window) if violations.is_empty() => Ok(ConnectionParams {
-            window,
-            distance_m,
-            max_time_gap_us,
-        }),
+        Some(window) if violations.is_empty() => Ok(make(window)),
         _ => Err(Error::BadRequest(violations)),
     }
 }
@@ -198,16 +209,12 @@ pub fn contact_params(params: &HashMap<String, String>) -> Result<ContactParams>
         MAX_TIME_GAP_S,
         &mut f,
     );
-    violations.extend(f.unreadable);
-    match window {
-        Some(window) if violations.is_empty() => Ok(ContactParams {
-            window,
-            distance_m,
-            max_time_gap_us,
-            min_duration_us,
-        }),
-        _ => Err(Error::BadRequest(violations)),
-    }
+    read_all(window, violations, f, |window| ContactParams {
+        window,
+        distance_m,
+        max_time_gap_us,
+        min_duration_us,
+    })
 }
 
 /// Validates paging parameters: `limit` (1 to `max`, default `default`) and `cursor` (the last
@@ -254,10 +261,7 @@ pub fn paging_params(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(e: &Error) -> Vec<&str> {
-        e.violations().iter().map(|v| v.field.as_str()).collect()
-    }
+    use crate::validate::fields;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
