@@ -123,7 +123,7 @@ impl ContactIndex {
     }
 
     /// Whether enough rows arrived in arrival order since the last compaction to lay them out
-    /// again (see [`COMPACT_AFTER`]).
+    /// again (at least `COMPACT_AFTER` rows, and a quarter of those laid out).
     pub fn compaction_due(&self) -> bool {
         let arrived = self.rows.len() - self.compacted;
         arrived >= COMPACT_AFTER && arrived * 4 >= self.compacted
