@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use crate::geo::{chord_for_arc_m, to_cartesian, within, DISTANCE_SLACK_M};
+use crate::geo::{chord_for_arc_m, to_cartesian, to_lat_lon, within, DISTANCE_SLACK_M};
 use crate::time::{Micros, Window};
 
 /// A location reduced to what the contact engine reads.
@@ -274,10 +274,7 @@ pub fn spherical_mean(points: &[Point]) -> (f64, f64) {
             sum[i] += v[i];
         }
     }
-    let [x, y, z] = sum;
-    let lat = z.atan2((x * x + y * y).sqrt()).to_degrees();
-    let lon = y.atan2(x).to_degrees();
-    (lat, lon)
+    to_lat_lon(sum)
 }
 
 /// The contacts definition pair by pair, for tests and benchmarks.

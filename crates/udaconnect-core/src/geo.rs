@@ -117,6 +117,15 @@ pub fn to_cartesian(lat: f64, lon: f64) -> [f64; 3] {
     ]
 }
 
+/// The latitude and longitude, in degrees, of the direction of an Earth-centred vector (of any
+/// length): the inverse of [`to_cartesian`], and the spherical mean of vectors summed.
+pub fn to_lat_lon(xyz: [f64; 3]) -> (f64, f64) {
+    let [x, y, z] = xyz;
+    let lat = z.atan2((x * x + y * y).sqrt()).to_degrees();
+    let lon = y.atan2(x).to_degrees();
+    (lat, lon)
+}
+
 /// The chord length, in metres, that corresponds to a great-circle distance.
 pub fn chord_for_arc_m(arc_m: f64) -> f64 {
     let half_angle = (arc_m / (2.0 * EARTH_RADIUS_M)).min(std::f64::consts::FRAC_PI_2);

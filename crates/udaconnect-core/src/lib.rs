@@ -12,6 +12,8 @@
 //! - [`geo`]: great-circle distance on the contract's sphere.
 //! - [`contact`]: the connection and contacts queries (who was near whom, for how long) and
 //!   their brute-force oracles.
+//! - [`track`]: meetings from tracks: pings interpolated into pieces, when two pieces are
+//!   within a distance, encounters and contacts from that, and their brute-force oracle.
 //! - [`index`]: the in-memory spatio-temporal index that answers them at conference scale.
 //! - [`record`]: the format of location records on the log, including the original producers'
 //!   keyless JSON.
@@ -30,6 +32,7 @@ pub mod model;
 pub mod ports;
 pub mod record;
 pub mod time;
+pub mod track;
 pub mod validate;
 pub mod venue;
 
