@@ -105,3 +105,6 @@ pub fn contacts_oracle(points: &[Point], q: &TrackQuery) -> Vec<Contact> {
         .flat_map(|a| others.iter().map(move |b| (*a, *b)));
     contacts_from_pairs(q, pairs)
 }
+
+#[cfg(test)]
+mod tests;

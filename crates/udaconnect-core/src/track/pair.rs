@@ -92,7 +92,7 @@ pub fn together(p: &Piece, q: &Piece, chord_m: f64) -> Option<Together> {
 
 /// The positions a piece holds at an instant it covers: both fixes of a zero-length piece,
 /// else the one position.
-fn held_at(p: &Piece, t: Micros) -> impl Iterator<Item = [f64; 3]> + '_ {
+pub(crate) fn held_at(p: &Piece, t: Micros) -> impl Iterator<Item = [f64; 3]> + '_ {
     let both = !p.is_moving() && p.from.id != p.to.id;
     std::iter::once(p.position_at(t)).chain(both.then_some(p.to.xyz))
 }
