@@ -57,21 +57,27 @@ struct Phone {
 
 impl Phone {
     fn pings(&self, walk: &Walk, until_s: f64, first_id: i64) -> Vec<Point> {
+        // Whole microseconds from the start, so every gap is the interval exactly.
+        let micros = |s: f64| (s * S as f64).round() as i64;
+        let (phase, every) = (micros(self.phase_s), micros(self.interval_s));
         let mut out = Vec::new();
-        let mut t = self.phase_s;
-        while t <= until_s {
-            if !self.silent.is_some_and(|(a, b)| a <= t && t < b) {
-                let (east, north) = walk.at(t);
-                let (lat, lon) = offset(CITY, east, north);
-                out.push(Point {
-                    id: first_id + out.len() as i64,
-                    person_id: self.person,
-                    lat,
-                    lon,
-                    t: (t * S as f64).round() as i64,
-                });
+        for t in (0..)
+            .map(|k| phase + k * every)
+            .take_while(|&t| t <= micros(until_s))
+        {
+            let secs = t as f64 / S as f64;
+            if self.silent.is_some_and(|(a, b)| a <= secs && secs < b) {
+                continue;
             }
-            t += self.interval_s;
+            let (east, north) = walk.at(secs);
+            let (lat, lon) = offset(CITY, east, north);
+            out.push(Point {
+                id: first_id + out.len() as i64,
+                person_id: self.person,
+                lat,
+                lon,
+                t,
+            });
         }
         out
     }
