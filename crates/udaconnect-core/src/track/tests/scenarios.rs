@@ -173,7 +173,7 @@ proptest! {
     /// encounter's ends move by at most one interval of the sparser phone.
     #[test]
     fn other_intervals_and_phases_move_ends_by_at_most_one_interval(
-        plan in prop::collection::vec((0.0..6.28f64, 0.8..1.4f64, 0.5..3.0f64, 600.0..1800.0f64), 1..4),
+        plan in prop::collection::vec((0.0..std::f64::consts::TAU, 0.8..1.4f64, 0.5..3.0f64, 600.0..1800.0f64), 1..4),
         turns in prop::collection::vec(-2.0..2.0f64, 3),
         phones in prop::collection::vec((15..=300i32, 0.0..1.0f64), 4),
     ) {
