@@ -182,7 +182,8 @@ pub struct ContactQuery {
 pub struct Encounter {
     pub start: Micros,
     pub end: Micros,
-    /// The centre of the other person's pings in this encounter (spherical mean).
+    /// Where it took place: the centre of the other person's pings in this encounter
+    /// (spherical mean); from tracks, as [`crate::track`] defines it.
     pub latitude: f64,
     pub longitude: f64,
     /// The other person's pings that take part.
