@@ -177,3 +177,22 @@ impl LocationStore for SqliteLocationStore {
         self.db.ping().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundled SQLite, as an opened store runs it, has the fixes of 3.50.2.
+    #[tokio::test]
+    async fn an_opened_store_runs_sqlite_3_50_2_or_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteLocationStore::open(dir.path().join("locations.db")).unwrap();
+        let version: String = store
+            .db
+            .read(|c| c.query_row("SELECT sqlite_version()", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
+        assert!(parts >= vec![3, 50, 2], "sqlite {version}");
+    }
+}
