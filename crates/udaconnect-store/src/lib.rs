@@ -23,3 +23,15 @@ pub use sqlite::{SqliteLocationStore, SqlitePersonStore};
 /// one query would scan the table (SQLite does).
 pub(crate) const LOCATION_ID_RANGE: &str =
     "SELECT (SELECT min(id) FROM location), (SELECT max(id) FROM location)";
+
+/// A coordinate as every store writes and reads it: `-0.0` becomes `0.0`, anything else is
+/// kept. SQLite writes an integral REAL as an integer and so drops zero's sign, PostgreSQL
+/// keeps it; the point and its distances are the same, so both answer `0.0` and the modes
+/// agree to the bit.
+pub(crate) fn stored_coordinate(degrees: f64) -> f64 {
+    if degrees == 0.0 {
+        0.0
+    } else {
+        degrees
+    }
+}

@@ -297,18 +297,48 @@ async fn location_stores(
     (pg, store)
 }
 
-/// Bit for bit, zero's sign included (SQLite stores `-0.0` as `0.0`: see the store suite).
+/// Zero's sign is dropped on the way in and on the way out, as SQLite drops it (the store suite
+/// checks every engine's answers): a `-0.0` from our own writes never reaches the table, and one
+/// that another writer (the original consumer, an earlier version) put there reads as `0.0`.
 #[tokio::test]
-async fn a_negative_zero_keeps_its_sign() {
+async fn a_negative_zero_is_stored_and_read_as_zero() {
     let db = TestDb::new().await;
     let (_pg, store) = location_stores(&db, [1]).await;
-    let zeros = [loc(1, 1, -0.0, -0.0, 1), loc(2, 1, 0.0, -0.0, 2)];
-    store.upsert(&zeros).await.unwrap();
+    store
+        .upsert(&[loc(1, 1, -0.0, -0.0, 1), loc(2, 1, 0.0, -0.0, 2)])
+        .await
+        .unwrap();
+    let c = db.client().await;
+    let sql = "SELECT ST_Y(coordinate)::text || ' ' || ST_X(coordinate)::text FROM location
+               ORDER BY id";
+    assert_eq!(column::<String>(&c, sql).await, ["0 0", "0 0"]);
+
+    c.batch_execute(
+        "INSERT INTO location (id, person_id, coordinate, creation_time)
+         VALUES (3, 1, ST_SetSRID(ST_MakePoint('-0'::float8, '-0'::float8), 4326),
+                 '2020-07-07 10:00:00')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        value::<String>(
+            &c,
+            "SELECT ST_Y(coordinate)::text FROM location WHERE id = 3"
+        )
+        .await,
+        "-0"
+    );
+    let t = to_micros(parse_timestamp("2020-07-07T10:00:00Z").unwrap());
+    let zeros = [
+        loc(1, 1, 0.0, 0.0, 1),
+        loc(2, 1, 0.0, 0.0, 2),
+        loc(3, 1, 0.0, 0.0, t),
+    ];
     let back = store.scan(0, i64::MAX, usize::MAX).await.unwrap();
     assert_eq!(by_id(&back), by_id(&zeros));
-    let one = store.get(1).await.unwrap().unwrap();
-    assert_eq!(one.latitude.to_bits(), (-0.0f64).to_bits());
-    assert_eq!(one.longitude.to_bits(), (-0.0f64).to_bits());
+    let one = store.get(3).await.unwrap().unwrap();
+    assert_eq!(one.latitude.to_bits(), 0.0f64.to_bits());
+    assert_eq!(one.longitude.to_bits(), 0.0f64.to_bits());
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use udaconnect_core::time::{to_micros, Window};
 use udaconnect_core::Result;
 
 use super::{from_timestamp, pg_error, to_timestamp, window_bound, DbError, Postgres};
+use crate::stored_coordinate;
 
 /// The columns every read returns, in the order [`location_at`] reads them.
 const COLUMNS: &str =
@@ -32,8 +33,9 @@ fn location_at(row: &Row, first: usize) -> Result<Location, tokio_postgres::Erro
     Ok(Location {
         id: row.try_get(first)?,
         person_id: row.try_get(first + 1)?,
-        latitude: row.try_get(first + 2)?,
-        longitude: row.try_get(first + 3)?,
+        // Also on reads: rows the original consumer or an earlier version wrote may hold `-0.0`.
+        latitude: stored_coordinate(row.try_get(first + 2)?),
+        longitude: stored_coordinate(row.try_get(first + 3)?),
         creation_time: from_timestamp(row.try_get::<_, NaiveDateTime>(first + 4)?),
     })
 }
@@ -201,8 +203,8 @@ impl UpsertRows {
         for l in locations {
             rows.ids.push(l.id);
             rows.person_ids.push(l.person_id);
-            rows.latitudes.push(l.latitude);
-            rows.longitudes.push(l.longitude);
+            rows.latitudes.push(stored_coordinate(l.latitude));
+            rows.longitudes.push(stored_coordinate(l.longitude));
             rows.times.push(to_timestamp(to_micros(l.creation_time))?);
         }
         Ok(rows)

@@ -8,6 +8,7 @@ use udaconnect_core::time::{from_micros, to_micros, Window};
 use udaconnect_core::Result;
 
 use super::Db;
+use crate::stored_coordinate;
 
 const SCHEMA: &str = include_str!("../../migrations/sqlite/locations.sql");
 const COLUMNS: &str = "id, person_id, latitude, longitude, creation_time";
@@ -66,8 +67,8 @@ impl LocationStore for SqliteLocationStore {
                 (
                     l.id,
                     l.person_id,
-                    l.latitude,
-                    l.longitude,
+                    stored_coordinate(l.latitude),
+                    stored_coordinate(l.longitude),
                     to_micros(l.creation_time),
                 )
             })
