@@ -10,12 +10,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udaconnect::telemetry::GlobalArgs;
 use udaconnect_core::ports::{DynLocationStore, DynLog, DynPersonStore};
-use udaconnect_server::backends::{open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl};
-use udaconnect_server::directory::{DynPersonDirectory, LocalPersons};
-use udaconnect_server::embedded::EmbeddedStack;
-use udaconnect_server::gateway::Upstreams;
-use udaconnect_server::role_app::{EngineKind, RoleApp, RoleSettings};
+use udaconnect_server::http::gateway::Upstreams;
+use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::roles::Role;
+use udaconnect_server::wiring::backends::{
+    open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl,
+};
+use udaconnect_server::wiring::embedded::EmbeddedStack;
+use udaconnect_server::wiring::role_process::{EngineKind, RoleApp, RoleSettings};
 use udaconnect_server::{Application, GrpcListen, ServeSettings};
 
 #[derive(Parser, Debug)]
@@ -380,12 +382,13 @@ async fn replay_onto(
         ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let persons: DynPersonDirectory = Arc::new(LocalPersons::new(persons.clone()));
-    let report = udaconnect_server::replay::replay(log, locations, &persons, |done, left| {
-        bar.set_position(done);
-        bar.set_message(format!("{left} to go"));
-    })
-    .await
-    .context("replay failed")?;
+    let report =
+        udaconnect_server::consume::replay::replay(log, locations, &persons, |done, left| {
+            bar.set_position(done);
+            bar.set_message(format!("{left} to go"));
+        })
+        .await
+        .context("replay failed")?;
     bar.finish_and_clear();
     let stored = locations.count().await?;
     tracing::info!(

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use udaconnect::progress;
-use udaconnect_server::directory::{DynPersonDirectory, LocalPersons};
-use udaconnect_server::embedded::EmbeddedStack;
-use udaconnect_server::import::{import_persons, LocationImport, Rejected};
-use udaconnect_server::location_consumer::LocationConsumer;
+use udaconnect_server::consume::consumer::LocationConsumer;
+use udaconnect_server::ingest::import::{import_persons, LocationImport, Rejected};
 use udaconnect_server::metrics::Metrics;
+use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
+use udaconnect_server::wiring::embedded::EmbeddedStack;
 
 use crate::cli::DataDirArg;
 

@@ -295,8 +295,8 @@ async fn stream_grpc(
     endpoint: &str,
     args: &SimulateArgs,
 ) -> anyhow::Result<()> {
-    use udaconnect_server::grpc::proto::v1::location_ingest_client::LocationIngestClient;
-    use udaconnect_server::grpc::proto::v1::{Ping, PingBatch};
+    use udaconnect_server::ingest::grpc::proto::v1::location_ingest_client::LocationIngestClient;
+    use udaconnect_server::ingest::grpc::proto::v1::{Ping, PingBatch};
 
     let mut client = LocationIngestClient::connect(endpoint.to_string())
         .await

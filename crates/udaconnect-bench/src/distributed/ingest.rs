@@ -14,9 +14,10 @@ use udaconnect_core::ports::{DynLocationStore, DynLog, Log};
 use udaconnect_core::record::{self, LOCATION_TOPIC};
 use udaconnect_core::time::from_micros;
 use udaconnect_log::{KafkaLog, KafkaOptions};
-use udaconnect_server::directory::{DynPersonDirectory, LocalPersons};
-use udaconnect_server::location_consumer::{LocationConsumer, OnStored};
+use udaconnect_server::consume::consumer::LocationConsumer;
+use udaconnect_server::feed::OnStored;
 use udaconnect_server::metrics::Metrics;
+use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_store::PostgresPersonStore;
 
 use crate::common::InFlight;

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use udaconnect::progress;
-use udaconnect_server::backends::{LogUrl, StoreUrl};
-use udaconnect_server::contact_engine::SharedIndex;
-use udaconnect_server::role_app::{RoleApp, RoleSettings};
+use udaconnect_server::query::engine::SharedIndex;
 use udaconnect_server::roles::Role;
+use udaconnect_server::wiring::backends::{LogUrl, StoreUrl};
+use udaconnect_server::wiring::role_process::{RoleApp, RoleSettings};
 use udaconnect_sim::Rng;
 
 use super::broker::BrokerHandle;

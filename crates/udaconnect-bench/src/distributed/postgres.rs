@@ -2,7 +2,7 @@
 //! dropped after it.
 
 use anyhow::{bail, Context};
-use udaconnect_server::backends::StoreUrl;
+use udaconnect_server::wiring::backends::StoreUrl;
 use udaconnect_sim::Rng;
 
 /// The server the benchmark creates its database on unless told: the one `scripts/setup`

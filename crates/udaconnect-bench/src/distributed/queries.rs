@@ -9,7 +9,8 @@ use udaconnect::progress;
 use udaconnect_core::contact::Point;
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::time::from_micros;
-use udaconnect_server::contact_engine::{ContactEngine, Rows, ScanEngine, StoreEngine};
+use udaconnect_server::query::engine::{ContactEngine, Rows};
+use udaconnect_server::query::store::{ScanEngine, StoreEngine};
 use udaconnect_sim::Conference;
 use udaconnect_store::postgres::near_sql;
 

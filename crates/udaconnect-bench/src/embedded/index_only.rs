@@ -9,7 +9,7 @@ use udaconnect_core::contact::Point;
 use udaconnect_core::index::{BulkBuilder, ContactIndex, DynWorkers};
 use udaconnect_sim::Conference;
 
-use udaconnect_server::workers::RayonWorkers;
+use udaconnect_server::query::workers::RayonWorkers;
 
 use super::queries::time_each;
 use crate::common::{connection_query, contacts_query, days_from, ConferenceArgs};

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::bail;
 use udaconnect_core::contact::{self, Point};
 use udaconnect_core::time::{format_utc, from_micros};
-use udaconnect_server::contact_engine::SharedIndex;
+use udaconnect_server::query::engine::SharedIndex;
 use udaconnect_sim::Conference;
 
 use crate::common::{

@@ -2,7 +2,7 @@
 //! contract, the v1 service with its bulk stream, health and reflection.
 
 use serde_json::Value;
-use udaconnect_server::grpc::proto;
+use udaconnect_server::ingest::grpc::proto;
 
 use crate::helpers::spawn_app;
 

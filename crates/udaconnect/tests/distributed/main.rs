@@ -14,7 +14,7 @@ use harness::{eventually, Broker, Db, RoleProc, Stack};
 use serde_json::{json, Value};
 use udaconnect_core::ports::{Log, StartFrom};
 use udaconnect_log::{KafkaLog, KafkaOptions};
-use udaconnect_server::grpc::proto;
+use udaconnect_server::ingest::grpc::proto;
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()

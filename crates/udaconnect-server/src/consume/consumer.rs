@@ -7,17 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use udaconnect_core::model::Location;
 use udaconnect_core::ports::{
     read_to_end, retry_delay, Consumed, DynLocationStore, DynLog, LogConsumer, StartFrom,
 };
-use udaconnect_core::record::{
-    self, LogRecord, DLQ_REASON_HEADER, LOCATION_DLQ_TOPIC, LOCATION_TOPIC,
-};
+use udaconnect_core::record::{DLQ_REASON_HEADER, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 use udaconnect_core::{Error, Result};
 
-use crate::directory::DynPersonDirectory;
+use crate::consume::sort_batch;
+use crate::feed::OnStored;
 use crate::metrics::Metrics;
+use crate::persons::DynPersonDirectory;
 
 pub const CONSUMER_GROUP: &str = "location-consumer";
 /// Records taken per poll: large batches amortise the store's fsync.
@@ -32,60 +31,6 @@ const LINGER: Duration = Duration::from_millis(20);
 /// soon as the log goes quiet. Each commit costs two fsyncs; the writes it covers are durable
 /// before it, and replaying them after a crash is harmless because writes are idempotent.
 const COMMIT_EVERY: Duration = Duration::from_millis(500);
-
-/// What one batch of records comes to.
-pub struct Sorted {
-    pub locations: Vec<Location>,
-    /// Records that cannot be stored, with the reason header added.
-    pub rejected: Vec<LogRecord>,
-}
-
-/// Decodes a batch and checks its persons exist.
-pub async fn sort_batch(batch: &[Consumed], persons: &DynPersonDirectory) -> Result<Sorted> {
-    let mut decoded = Vec::with_capacity(batch.len());
-    let mut rejected = Vec::new();
-    for c in batch {
-        match record::decode(&c.record, c.position) {
-            Ok(l) => decoded.push((l, c)),
-            Err(reason) => rejected.push(dead_letter(c, &reason)),
-        }
-    }
-    let ids: Vec<i64> = decoded.iter().map(|(l, _)| l.person_id).collect();
-    let missing = persons.missing(&ids).await?;
-    let mut locations = Vec::with_capacity(decoded.len());
-    for (l, c) in decoded {
-        if missing.contains(&l.person_id) {
-            rejected.push(dead_letter(
-                c,
-                &format!("person_id: no person with id {}", l.person_id),
-            ));
-        } else {
-            locations.push(l);
-        }
-    }
-    Ok(Sorted {
-        locations,
-        rejected,
-    })
-}
-
-fn dead_letter(c: &Consumed, reason: &str) -> LogRecord {
-    let mut r = c.record.clone();
-    r.headers
-        .push((DLQ_REASON_HEADER.to_string(), reason.as_bytes().to_vec()));
-    r.headers.push((
-        "dlq_source_partition".to_string(),
-        c.position.partition.to_string().into_bytes(),
-    ));
-    r.headers.push((
-        "dlq_source_offset".to_string(),
-        c.position.offset.to_string().into_bytes(),
-    ));
-    r
-}
-
-/// Called with every stored batch, after it is durable (the contact index follows the store).
-pub type OnStored = Arc<dyn Fn(&[Location]) + Send + Sync>;
 
 pub struct LocationConsumer {
     pub log: DynLog,
@@ -273,12 +218,13 @@ impl LocationConsumer {
 mod tests {
     use super::*;
     use udaconnect_core::clock::{Clock, SystemClock};
-    use udaconnect_core::model::NewPerson;
+    use udaconnect_core::model::{Location, NewPerson};
     use udaconnect_core::ports::PersonStore;
+    use udaconnect_core::record::{self, LogRecord};
     use udaconnect_log::EmbeddedLog;
     use udaconnect_store::{SqliteLocationStore, SqlitePersonStore};
 
-    use crate::directory::LocalPersons;
+    use crate::persons::LocalPersons;
 
     fn ping(id: i64, person_id: i64) -> LogRecord {
         record::encode(

@@ -23,23 +23,26 @@ use udaconnect_core::index::ContactIndex;
 use udaconnect_core::ports::{read_to_end, retry_delay, DynLog, StartFrom};
 use udaconnect_core::record::LOCATION_TOPIC;
 
-use crate::backends::{open_log, open_stores, LogUrl, StoreUrl, Stores};
-use crate::connection_api::{self, ConnectionApi};
-use crate::contact_engine::{point, MemoryEngine, SharedIndex, StoreEngine};
-use crate::directory::{DynPersonDirectory, LocalPersons};
-use crate::gateway::{self, Gateway, Upstreams};
-use crate::grpc::{self, GrpcIngest};
+use crate::consume::{consumer::LocationConsumer, sort_batch};
 use crate::http;
-use crate::live::{self, Live};
-use crate::location_api::{self, IdAllocator, Ingest, LocationApi};
-use crate::location_consumer::{sort_batch, LocationConsumer};
+use crate::http::gateway::{self, Gateway, Upstreams};
+use crate::http::ops::{self, Check, Ops};
+use crate::http::problem::Problem;
+use crate::http::web::{self, Web};
+use crate::ingest::grpc::{self, GrpcIngest};
+use crate::ingest::http::{self as location_api, LocationApi};
+use crate::ingest::{IdAllocator, Ingest};
 use crate::metrics::Metrics;
-use crate::ops::{self, Check, Ops};
-use crate::person_api::{self, PersonApi};
-use crate::problem::Problem;
+use crate::persons::http::{self as person_api, PersonApi};
+use crate::persons::{DynPersonDirectory, LocalPersons};
+use crate::query::engine::{point, DynContactEngine, SharedIndex};
+use crate::query::http::{self as connection_api, ConnectionApi};
+use crate::query::live::{self, Live};
+use crate::query::memory::MemoryEngine;
+use crate::query::store::StoreEngine;
+use crate::query::workers::RayonWorkers;
 use crate::roles::Role;
-use crate::web::{self, Web};
-use crate::workers::RayonWorkers;
+use crate::wiring::backends::{open_log, open_stores, LogUrl, StoreUrl, Stores};
 
 /// What one role process needs to know.
 #[derive(Debug, Clone)]
@@ -180,7 +183,7 @@ impl RoleApp {
 
     /// Serves until SIGINT or SIGTERM, then stops gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        crate::app::shutdown_signal().await;
+        crate::wiring::serve::shutdown_signal().await;
         tracing::info!("stopping: draining requests");
         self.stop().await
     }
@@ -300,33 +303,32 @@ async fn start_role(
                         None
                     };
                     let mut checks = store_checks(&stores);
-                    let engine: crate::contact_engine::DynContactEngine =
-                        match (&follower, settings.engine) {
-                            (Some((index, _, caught_up)), EngineKind::Memory) => {
-                                let caught_up = caught_up.clone();
-                                checks.push((
-                                    "contact_index",
-                                    ops::check(move || {
-                                        let ready = *caught_up.borrow();
-                                        async move {
-                                            if ready {
-                                                Ok(())
-                                            } else {
-                                                Err(udaconnect_core::Error::Unavailable(
-                                                    "contact index (reading the log)".into(),
-                                                ))
-                                            }
+                    let engine: DynContactEngine = match (&follower, settings.engine) {
+                        (Some((index, _, caught_up)), EngineKind::Memory) => {
+                            let caught_up = caught_up.clone();
+                            checks.push((
+                                "contact_index",
+                                ops::check(move || {
+                                    let ready = *caught_up.borrow();
+                                    async move {
+                                        if ready {
+                                            Ok(())
+                                        } else {
+                                            Err(udaconnect_core::Error::Unavailable(
+                                                "contact index (reading the log)".into(),
+                                            ))
                                         }
-                                    }),
-                                ));
-                                Arc::new(MemoryEngine {
-                                    index: index.clone(),
-                                })
-                            }
-                            _ => Arc::new(StoreEngine {
-                                store: stores.locations.clone(),
-                            }),
-                        };
+                                    }
+                                }),
+                            ));
+                            Arc::new(MemoryEngine {
+                                index: index.clone(),
+                            })
+                        }
+                        _ => Arc::new(StoreEngine {
+                            store: stores.locations.clone(),
+                        }),
+                    };
                     let api = Arc::new(ConnectionApi {
                         engine,
                         persons: persons.clone(),

@@ -16,11 +16,12 @@ use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::{validate, Error, Result};
 
-use crate::contact_engine::{write_contacts, ConnectionBody, DynContactEngine};
-use crate::directory::DynPersonDirectory;
+use crate::http::problem::{ApiResult, Problem};
 use crate::http::Params;
 use crate::metrics::Metrics;
-use crate::problem::{ApiResult, Problem};
+use crate::persons::DynPersonDirectory;
+use crate::query::answer::{write_contacts, ConnectionBody};
+use crate::query::engine::DynContactEngine;
 
 pub struct ConnectionApi {
     pub engine: DynContactEngine,
@@ -321,7 +322,7 @@ mod tests {
         assert_eq!(want.len(), 40);
         let jsons: HashMap<PersonId, Bytes> = persons
             .iter()
-            .map(|p| (p.id, crate::directory::person_json(p)))
+            .map(|p| (p.id, crate::persons::person_json(p)))
             .collect();
         let got = write_contacts(&contacts, &jsons);
         assert_eq!(

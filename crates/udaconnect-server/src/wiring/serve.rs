@@ -10,22 +10,24 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::connection_api::{self, ConnectionApi};
-use crate::contact_engine::{MemoryEngine, SharedIndex};
-use crate::demo::LiveConference;
-use crate::directory::{DynPersonDirectory, LocalPersons};
-use crate::embedded::EmbeddedStack;
-use crate::grpc::{self, GrpcIngest};
+use crate::consume::consumer::LocationConsumer;
 use crate::http;
-use crate::live::{self, Live};
-use crate::location_api::{self, IdAllocator, Ingest, LocationApi};
-use crate::location_consumer::LocationConsumer;
+use crate::http::ops::{self, Ops};
+use crate::http::web::{self, Web};
+use crate::ingest::demo::LiveConference;
+use crate::ingest::grpc::{self, GrpcIngest};
+use crate::ingest::http::{self as location_api, LocationApi};
+use crate::ingest::seed;
+use crate::ingest::{IdAllocator, Ingest};
 use crate::metrics::Metrics;
-use crate::ops::{self, Ops};
-use crate::person_api::{self, PersonApi};
+use crate::persons::http::{self as person_api, PersonApi};
+use crate::persons::{DynPersonDirectory, LocalPersons};
+use crate::query::engine::SharedIndex;
+use crate::query::http::{self as connection_api, ConnectionApi};
+use crate::query::live::{self, Live};
+use crate::query::memory::MemoryEngine;
 use crate::roles::Role;
-use crate::seed;
-use crate::web::{self, Web};
+use crate::wiring::embedded::EmbeddedStack;
 
 /// What `serve` needs to know.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use udaconnect_core::venue::{LatLon, Venue};
 use udaconnect_core::{Error, Result};
 use udaconnect_sim::{Conference, SimConfig};
 
-use crate::location_api::LocationApi;
+use crate::ingest::http::LocationApi;
 
 const MARKER: &str = "demo-conference.json";
 

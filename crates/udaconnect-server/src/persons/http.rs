@@ -11,9 +11,9 @@ use udaconnect_core::model::Person;
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error};
 
+use crate::http::problem::{ApiResult, Problem};
 use crate::http::{JsonBody, Params};
 use crate::metrics::Metrics;
-use crate::problem::{ApiResult, Problem};
 
 /// Page size when a client asks for none: large enough that the original's clients, which
 /// knew no paging, still see every person of a mid-sized event.

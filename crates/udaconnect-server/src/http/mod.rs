@@ -1,6 +1,17 @@
 //! What every HTTP role shares: correlation ids, request logging and metrics, problem answers
 //! for unknown routes and unreadable input, and the extractors that turn requests into values
 //! the domain validates.
+//!
+//! - [`problem`]: errors as RFC 9457 problem answers.
+//! - [`ops`], [`openapi`]: /health, /ready, /metrics, the OpenAPI description and docs page.
+//! - [`gateway`]: web's proxy routing `/api` to the role that owns each path.
+//! - [`web`]: the web page and its assets.
+
+pub mod gateway;
+pub mod openapi;
+pub mod ops;
+pub mod problem;
+pub mod web;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +26,8 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use udaconnect_core::Error;
 
+use crate::http::problem::{ApiError, Problem};
 use crate::metrics::Metrics;
-use crate::problem::{ApiError, Problem};
 
 pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 /// The original services' header name, still sent by their clients.

@@ -21,8 +21,8 @@ use udaconnect_core::ports::{DynIdLeaser, DynLog, DynPersonStore};
 use udaconnect_core::record::{self, DERIVED_ID_BASE, LOCATION_TOPIC};
 use udaconnect_core::{validate, Error, Result};
 
-use crate::directory::DynPersonDirectory;
-use crate::location_api::IdAllocator;
+use crate::ingest::IdAllocator;
+use crate::persons::DynPersonDirectory;
 
 /// A row that was not imported.
 #[derive(Debug, Clone, PartialEq, Eq)]

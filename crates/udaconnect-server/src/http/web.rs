@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::problem::Problem;
+use crate::http::problem::Problem;
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 

@@ -12,8 +12,8 @@ use serde::Serialize;
 use udaconnect_core::ports::{DynLocationStore, DynLog, DynPersonStore};
 use udaconnect_core::Result;
 
+use crate::http::problem::Problem;
 use crate::metrics::Metrics;
-use crate::problem::Problem;
 
 /// A named check of a dependency: succeeds when it answers.
 pub type Check = Box<
@@ -154,11 +154,11 @@ pub async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
 pub async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::spec_json(),
+        crate::http::openapi::spec_json(),
     )
         .into_response()
 }
 
 pub async fn docs() -> Html<&'static str> {
-    Html(include_str!("../assets/docs.html"))
+    Html(include_str!("../../assets/docs.html"))
 }

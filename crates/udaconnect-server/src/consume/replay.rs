@@ -12,8 +12,8 @@ use udaconnect_core::ports::{read_to_end, DynLocationStore, DynLog, StartFrom};
 use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_core::Result;
 
-use crate::directory::DynPersonDirectory;
-use crate::location_consumer::sort_batch;
+use crate::consume::sort_batch;
+use crate::persons::DynPersonDirectory;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReplayReport {

@@ -20,7 +20,7 @@ use udaconnect_core::time::{from_micros, to_micros};
 use udaconnect_core::{validate, Error, ErrorCode};
 
 use crate::http::{new_correlation_id, usable_correlation_id, within_request, RequestContext};
-use crate::location_api::Ingest;
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 
 /// Code generated from `proto/`.

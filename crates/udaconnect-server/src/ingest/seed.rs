@@ -13,8 +13,8 @@ use udaconnect_core::record::{self, LOCATION_TOPIC};
 use udaconnect_core::time::parse_timestamp;
 use udaconnect_core::{Error, Result};
 
-const PERSONS_CSV: &str = include_str!("../../../data/seed/persons.csv");
-const LOCATIONS_CSV: &str = include_str!("../../../data/seed/locations.csv");
+const PERSONS_CSV: &str = include_str!("../../../../data/seed/persons.csv");
+const LOCATIONS_CSV: &str = include_str!("../../../../data/seed/locations.csv");
 /// Marks a data directory whose demo data is loaded, so a restart does not load it again.
 const MARKER: &str = "demo-seed.loaded";
 

@@ -2,7 +2,11 @@
 
 use utoipa::OpenApi;
 
-use crate::{connection_api, live, location_api, ops, person_api};
+use crate::http::ops;
+use crate::ingest::http as location_api;
+use crate::persons::http as person_api;
+use crate::query::http as connection_api;
+use crate::query::live;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,7 +40,7 @@ use crate::{connection_api, live, location_api, ops, person_api};
         udaconnect_core::model::Location,
         udaconnect_core::model::Connection,
         udaconnect_core::FieldViolation,
-        crate::problem::Problem,
+        crate::http::problem::Problem,
         person_api::NewPersonBody,
         location_api::NewLocationBody,
         location_api::BatchAccepted,

@@ -1,5 +1,9 @@
 //! How roles ask person-api about persons: through [`PersonDirectory`], in-process when
 //! person-api runs in the same process, over the network otherwise. Callers never know which.
+//!
+//! - [`http`]: person-api's HTTP handlers.
+
+pub mod http;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};

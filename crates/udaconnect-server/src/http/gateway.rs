@@ -14,8 +14,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::http::problem::Problem;
 use crate::http::{correlation_id, CORRELATION_HEADER};
-use crate::problem::Problem;
 use crate::roles::Role;
 
 /// Base URLs of the roles the gateway routes to.

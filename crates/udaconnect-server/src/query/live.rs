@@ -22,10 +22,10 @@ use udaconnect_core::time::{format_utc, to_micros};
 use udaconnect_core::venue::Venue;
 use udaconnect_core::Error;
 
-use crate::contact_engine::{location, SharedIndex};
+use crate::http::problem::{ApiResult, Problem};
 use crate::http::Params;
 use crate::metrics::Metrics;
-use crate::problem::{ApiResult, Problem};
+use crate::query::engine::{location, SharedIndex};
 
 /// Batches kept for a slow browser before it skips ahead.
 const BACKLOG: usize = 256;

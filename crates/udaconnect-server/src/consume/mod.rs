@@ -1,0 +1,66 @@
+//! Reading the `location` log: what a batch of records comes to (pings of known persons, and
+//! records for the dead-letter topic with the reason), and the roles that read it.
+//!
+//! - [`consumer`]: location-consumer, which stores the pings and commits after they are durable.
+//! - [`replay`]: rebuilding the location store from the log.
+
+pub mod consumer;
+pub mod replay;
+
+use udaconnect_core::model::Location;
+use udaconnect_core::ports::Consumed;
+use udaconnect_core::record::{self, LogRecord, DLQ_REASON_HEADER};
+use udaconnect_core::Result;
+
+use crate::persons::DynPersonDirectory;
+
+/// What one batch of records comes to.
+pub struct Sorted {
+    pub locations: Vec<Location>,
+    /// Records that cannot be stored, with the reason header added.
+    pub rejected: Vec<LogRecord>,
+}
+
+/// Decodes a batch and checks its persons exist.
+pub async fn sort_batch(batch: &[Consumed], persons: &DynPersonDirectory) -> Result<Sorted> {
+    let mut decoded = Vec::with_capacity(batch.len());
+    let mut rejected = Vec::new();
+    for c in batch {
+        match record::decode(&c.record, c.position) {
+            Ok(l) => decoded.push((l, c)),
+            Err(reason) => rejected.push(dead_letter(c, &reason)),
+        }
+    }
+    let ids: Vec<i64> = decoded.iter().map(|(l, _)| l.person_id).collect();
+    let missing = persons.missing(&ids).await?;
+    let mut locations = Vec::with_capacity(decoded.len());
+    for (l, c) in decoded {
+        if missing.contains(&l.person_id) {
+            rejected.push(dead_letter(
+                c,
+                &format!("person_id: no person with id {}", l.person_id),
+            ));
+        } else {
+            locations.push(l);
+        }
+    }
+    Ok(Sorted {
+        locations,
+        rejected,
+    })
+}
+
+fn dead_letter(c: &Consumed, reason: &str) -> LogRecord {
+    let mut r = c.record.clone();
+    r.headers
+        .push((DLQ_REASON_HEADER.to_string(), reason.as_bytes().to_vec()));
+    r.headers.push((
+        "dlq_source_partition".to_string(),
+        c.position.partition.to_string().into_bytes(),
+    ));
+    r.headers.push((
+        "dlq_source_offset".to_string(),
+        c.position.offset.to_string().into_bytes(),
+    ));
+    r
+}

@@ -1,0 +1,148 @@
+//! The ingest use case, the same for every transport (HTTP, gRPC, CSV import, the demo): check
+//! that the persons exist, give each ping an id from a leased block, append to the log, and
+//! return once the log has it durably.
+//!
+//! - [`http`]: `POST /api/locations`, `POST /api/locations/batch`, `GET /api/locations/{id}`.
+//! - [`grpc`]: the original `/LocationService/Create` and the v1 `LocationIngest`.
+//! - [`import`]: persons and locations from CSV files.
+//! - [`seed`], [`demo`]: the original demo data, and the demo's live simulated conference.
+
+pub mod demo;
+pub mod grpc;
+pub mod http;
+pub mod import;
+pub mod seed;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Mutex;
+use udaconnect_core::clock::{Clock, SystemClock};
+use udaconnect_core::model::{Location, NewLocation};
+use udaconnect_core::ports::{DynIdLeaser, DynLog};
+use udaconnect_core::record::{self, LOCATION_TOPIC};
+use udaconnect_core::{validate, Error, Result};
+
+use crate::http::correlation_id;
+use crate::metrics::Metrics;
+use crate::persons::DynPersonDirectory;
+
+/// Ids leased per round trip to the leaser: one durable write per this many pings.
+const ID_BLOCK: u64 = 4096;
+
+/// Hands out ids from leased blocks (hi/lo).
+pub struct IdAllocator {
+    leaser: DynIdLeaser,
+    /// The unused rest of the current block: `next..end`.
+    block: Mutex<(i64, i64)>,
+}
+
+impl IdAllocator {
+    pub fn new(leaser: DynIdLeaser) -> Self {
+        IdAllocator {
+            leaser,
+            block: Mutex::new((0, 0)),
+        }
+    }
+
+    /// `n` consecutive unused ids; returns the first.
+    pub async fn allocate(&self, n: u64) -> Result<i64> {
+        let mut block = self.block.lock().await;
+        if ((block.1 - block.0) as u64) < n {
+            // The rest of the old block is abandoned: gaps are harmless, reuse is not.
+            let size = ID_BLOCK.max(n);
+            let first = self.leaser.lease(size).await?;
+            *block = (first, first + size as i64);
+        }
+        let first = block.0;
+        block.0 += n as i64;
+        Ok(first)
+    }
+}
+
+/// The ingest path shared by every transport (HTTP now; gRPC and bulk calls use it too).
+pub struct Ingest {
+    pub persons: DynPersonDirectory,
+    pub ids: IdAllocator,
+    pub log: DynLog,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Ingest {
+    /// Validates references, assigns ids and appends to the log; returns once durable. With
+    /// `indexed`, violations name items by index (`[3].person_id`), as batches do.
+    pub async fn accept(&self, pings: Vec<NewLocation>, indexed: bool) -> Result<Vec<Location>> {
+        let person_ids: Vec<i64> = pings.iter().map(|p| p.person_id()).collect();
+        let missing = self.persons.missing(&person_ids).await?;
+        if !missing.is_empty() {
+            let field = |i: usize| {
+                if indexed {
+                    format!("[{i}].person_id")
+                } else {
+                    "person_id".to_string()
+                }
+            };
+            return Err(Error::Invalid(
+                pings
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| missing.contains(&p.person_id()))
+                    .map(|(i, p)| {
+                        udaconnect_core::FieldViolation::new(
+                            field(i),
+                            format!("no person with id {}", p.person_id()),
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        let first = self.ids.allocate(pings.len() as u64).await?;
+        let now = SystemClock.now();
+        let correlation = correlation_id();
+        let locations: Vec<Location> = pings
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| Location {
+                id: first + i as i64,
+                person_id: p.person_id(),
+                latitude: p.latitude(),
+                longitude: p.longitude(),
+                creation_time: p.creation_time().unwrap_or(now),
+            })
+            .collect();
+        let records = locations
+            .iter()
+            .map(|l| record::encode(l, correlation.as_deref(), now))
+            .collect();
+        let started = Instant::now();
+        self.log.append(LOCATION_TOPIC, records).await?;
+        self.metrics
+            .log_append_duration
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .locations_accepted
+            .inc_by(locations.len() as u64);
+        Ok(locations)
+    }
+}
+
+impl Ingest {
+    /// Accepts a validated batch all or nothing: unknown persons are reported with the other
+    /// violations, so one answer lists them all.
+    pub async fn accept_batch(&self, mut check: validate::BatchCheck) -> Result<Vec<Location>> {
+        let ids: Vec<i64> = check.valid.iter().map(|(_, l)| l.person_id()).collect();
+        let missing = self.persons.missing(&ids).await?;
+        if !missing.is_empty() {
+            let unknown: Vec<(usize, i64)> = check
+                .valid
+                .iter()
+                .filter(|(_, l)| missing.contains(&l.person_id()))
+                .map(|(i, l)| (*i, l.person_id()))
+                .collect();
+            for (i, id) in unknown {
+                check.invalid_item(i, "person_id", format!("no person with id {id}"));
+            }
+        }
+        self.accept(check.finish()?, true).await
+    }
+}

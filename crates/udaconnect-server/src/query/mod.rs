@@ -1,0 +1,16 @@
+//! The query side: whom did a person meet, where and when, and the venue live.
+//!
+//! - [`engine`]: the [`ContactEngine`](engine::ContactEngine) port and the rows of an answer.
+//! - [`memory`]: the in-memory index engine; [`store`]: the engines that read the store.
+//! - [`answer`]: answers written as JSON directly (streamed connection answers, contacts).
+//! - [`http`]: connection-api's HTTP handlers (connection, contacts, summary).
+//! - [`live`]: the venue live (server-sent events, positions, heat) and the venue plan.
+//! - [`workers`]: the threads (rayon's pool) the index splits its work over.
+
+pub mod answer;
+pub mod engine;
+pub mod http;
+pub mod live;
+pub mod memory;
+pub mod store;
+pub mod workers;

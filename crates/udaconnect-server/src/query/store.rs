@@ -1,0 +1,139 @@
+//! The engines without an index, reading the store on every query: [`StoreEngine`] (one
+//! set-based statement on PostGIS per query) and [`ScanEngine`] (the whole window, the
+//! benchmark's baseline).
+
+use async_trait::async_trait;
+use udaconnect_core::contact::{self, ConnectionQuery, Contact, ContactQuery, Point};
+use udaconnect_core::model::PersonId;
+use udaconnect_core::ports::{DynLocationStore, NearQuery};
+use udaconnect_core::time::Window;
+use udaconnect_core::Result;
+
+use crate::query::engine::{point, ContactEngine, Rows, Span};
+
+/// The engine without an index: reads the window from the store on every query. The
+/// benchmark's baseline, and the shape of the original service.
+pub struct ScanEngine {
+    pub store: DynLocationStore,
+}
+
+impl ScanEngine {
+    async fn points(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Point>> {
+        Ok(self
+            .store
+            .in_window(window, person)
+            .await?
+            .iter()
+            .map(point)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ContactEngine for ScanEngine {
+    async fn connections(&self, q: ConnectionQuery) -> Result<Box<dyn Rows>> {
+        let own = self.points(q.window, Some(q.person_id)).await?;
+        if own.is_empty() {
+            return Ok(Box::new(Vec::<Point>::new()));
+        }
+        let all = self.points(q.window, None).await?;
+        Ok(Box::new(contact::connections(&own, &all, &q)))
+    }
+
+    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>> {
+        let all = self.points(q.window, None).await?;
+        let own: Vec<Point> = all
+            .iter()
+            .filter(|p| p.person_id == q.person_id)
+            .copied()
+            .collect();
+        let cq = ConnectionQuery {
+            person_id: q.person_id,
+            window: q.window,
+            distance_m: q.distance_m,
+            max_time_gap_us: Some(q.max_time_gap_us),
+        };
+        Ok(contact::summarise(
+            contact::connections(&own, &all, &cq),
+            &q,
+        ))
+    }
+
+    async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {
+        let own = self.points(window, Some(person_id)).await?;
+        Ok(match (own.first(), own.last()) {
+            (Some(a), Some(b)) => Some(Span {
+                first: a.t,
+                last: b.t,
+                pings: own.len() as u64,
+            }),
+            _ => None,
+        })
+    }
+}
+
+/// The engine of a connection-api running apart from the consumer: each query is one read of
+/// the store's [`near`](udaconnect_core::ports::LocationStore::near) (one set-based statement
+/// on PostGIS), then the exact predicate in the domain code, so its answers equal the
+/// in-memory engine's to the bit.
+pub struct StoreEngine {
+    pub store: DynLocationStore,
+}
+
+impl StoreEngine {
+    async fn near(
+        &self,
+        person_id: PersonId,
+        window: Window,
+        distance_m: f64,
+        max_gap_us: Option<i64>,
+    ) -> Result<(Vec<Point>, Vec<Point>)> {
+        let near = self
+            .store
+            .near(NearQuery {
+                person_id,
+                window,
+                distance_m,
+                max_gap_us,
+            })
+            .await?;
+        Ok((
+            near.own.iter().map(point).collect(),
+            near.candidates.iter().map(point).collect(),
+        ))
+    }
+}
+
+#[async_trait]
+impl ContactEngine for StoreEngine {
+    async fn connections(&self, q: ConnectionQuery) -> Result<Box<dyn Rows>> {
+        let (own, candidates) = self
+            .near(q.person_id, q.window, q.distance_m, q.max_time_gap_us)
+            .await?;
+        Ok(Box::new(contact::connections(&own, &candidates, &q)))
+    }
+
+    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>> {
+        let (own, candidates) = self
+            .near(q.person_id, q.window, q.distance_m, Some(q.max_time_gap_us))
+            .await?;
+        let cq = ConnectionQuery {
+            person_id: q.person_id,
+            window: q.window,
+            distance_m: q.distance_m,
+            max_time_gap_us: Some(q.max_time_gap_us),
+        };
+        Ok(contact::summarise(
+            contact::connections(&own, &candidates, &cq),
+            &q,
+        ))
+    }
+
+    async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {
+        ScanEngine {
+            store: self.store.clone(),
+        }
+        .span(person_id, window)
+        .await
+    }
+}
