@@ -1,10 +1,14 @@
 //! Reading the `location` log: what a batch of records comes to (pings of known persons, and
 //! records for the dead-letter topic with the reason), and the roles that read it.
 //!
+//! - [`poll`]: the one loop every reader of the log runs.
 //! - [`consumer`]: location-consumer, which stores the pings and commits after they are durable.
 //! - [`replay`]: rebuilding the location store from the log.
+//! - [`follow`]: following the log without storing (a connection-api apart from the consumer).
 
 pub mod consumer;
+pub mod follow;
+pub mod poll;
 pub mod replay;
 
 use udaconnect_core::model::Location;

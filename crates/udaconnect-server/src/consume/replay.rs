@@ -6,12 +6,14 @@
 //! as the live consumer does. Records the live consumer dead-lettered are skipped again, without
 //! writing them to the dead-letter topic a second time.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use udaconnect_core::ports::{read_to_end, DynLocationStore, DynLog, StartFrom};
-use udaconnect_core::record::LOCATION_TOPIC;
+use async_trait::async_trait;
+use tokio::sync::watch;
+use udaconnect_core::ports::{Consumed, DynLocationStore, DynLog, StartFrom};
 use udaconnect_core::Result;
 
+use crate::consume::poll::{self, Batches, Commit, Reader, Until};
 use crate::consume::sort_batch;
 use crate::persons::DynPersonDirectory;
 
@@ -22,35 +24,53 @@ pub struct ReplayReport {
     pub rejected: u64,
 }
 
-/// Rebuilds `store` from `log`. `progress(done, still_to_read)` is called after each batch.
+/// Rebuilds `store` from `log`. `progress(done, still_to_read)` is called after each poll.
 pub async fn replay(
     log: &DynLog,
     store: &DynLocationStore,
     persons: &DynPersonDirectory,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64) + Send,
 ) -> Result<ReplayReport> {
     store.clear().await?;
-    let group = format!("replay-{}", std::process::id());
-    let mut consumer = log
-        .consumer(LOCATION_TOPIC, &group, StartFrom::Earliest)
-        .await?;
-    let mut report = ReplayReport::default();
-    let mut idle_since = Instant::now();
-    loop {
-        let batch = consumer.poll(16_384, Duration::from_millis(200)).await?;
-        if batch.is_empty() {
-            if read_to_end(consumer.lag(), idle_since.elapsed()) {
-                break;
-            }
-            continue;
-        }
-        idle_since = Instant::now();
-        let sorted = sort_batch(&batch, persons).await?;
-        store.upsert(&sorted.locations).await?;
-        report.records += batch.len() as u64;
-        report.stored += sorted.locations.len() as u64;
-        report.rejected += sorted.rejected.len() as u64;
-        progress(report.records, consumer.lag().unwrap_or(0));
+    let reader = Reader {
+        group: format!("replay-{}", std::process::id()),
+        start: StartFrom::Earliest,
+        batch: 16_384,
+        wait: Duration::from_millis(200),
+        linger: false,
+        commit: Commit::Never,
+        until: Until::CaughtUp,
+    };
+    let mut rebuild = Rebuild {
+        store,
+        persons,
+        report: ReplayReport::default(),
+        progress,
+    };
+    let (_keep, never) = watch::channel(false);
+    poll::read(log, &reader, &mut rebuild, never).await?;
+    Ok(rebuild.report)
+}
+
+struct Rebuild<'a, P> {
+    store: &'a DynLocationStore,
+    persons: &'a DynPersonDirectory,
+    report: ReplayReport,
+    progress: P,
+}
+
+#[async_trait]
+impl<P: FnMut(u64, u64) + Send> Batches for Rebuild<'_, P> {
+    async fn handle(&mut self, batch: &[Consumed]) -> Result<()> {
+        let sorted = sort_batch(batch, self.persons).await?;
+        self.store.upsert(&sorted.locations).await?;
+        self.report.records += batch.len() as u64;
+        self.report.stored += sorted.locations.len() as u64;
+        self.report.rejected += sorted.rejected.len() as u64;
+        Ok(())
     }
-    Ok(report)
+
+    fn polled(&mut self, lag: Option<u64>) {
+        (self.progress)(self.report.records, lag.unwrap_or(0));
+    }
 }

@@ -20,10 +20,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use udaconnect_core::index::ContactIndex;
-use udaconnect_core::ports::{read_to_end, retry_delay, DynLog, StartFrom};
-use udaconnect_core::record::LOCATION_TOPIC;
+use udaconnect_core::ports::{DynLog, StartFrom};
 
-use crate::consume::{consumer::LocationConsumer, sort_batch};
+use crate::consume::consumer::LocationConsumer;
 use crate::http;
 use crate::http::gateway::{self, Gateway, Upstreams};
 use crate::http::ops::{self, Check, Ops};
@@ -414,9 +413,8 @@ async fn start_role(
     Ok(())
 }
 
-/// Feeds the contact index and the live view from the `location` topic with a consumer group
-/// of its own that never commits: it only watches. `caught_up` turns true once the group has
-/// read to the end of the log.
+/// Feeds the contact index and the live view from the `location` topic. `caught_up` turns true
+/// once it has read to the end of the log.
 async fn follow_log(
     log: DynLog,
     start: StartFrom,
@@ -424,58 +422,27 @@ async fn follow_log(
     index: SharedIndex,
     live: Arc<Live>,
     caught_up: watch::Sender<bool>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let group = format!("connection-api-{}", uuid::Uuid::new_v4());
-    let mut attempt = 0;
-    let mut consumer = loop {
-        match log.consumer(LOCATION_TOPIC, &group, start).await {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::warn!(error = %e, "connection-api cannot follow the log yet; retrying");
-                attempt += 1;
-                tokio::select! {
-                    _ = tokio::time::sleep(retry_delay(attempt)) => {}
-                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
-                }
-            }
-        }
-    };
     let started = std::time::Instant::now();
-    let mut idle_since = std::time::Instant::now();
-    loop {
-        let batch = tokio::select! {
-            b = consumer.poll(8192, Duration::from_millis(200)) => b,
-            _ = shutdown.wait_for(|s| *s) => return Ok(()),
-        };
-        let batch = match batch {
-            Ok(b) if b.is_empty() => {
-                if read_to_end(consumer.lag(), idle_since.elapsed()) && !*caught_up.borrow() {
-                    let indexed = index.read().map(|i| i.len()).unwrap_or(0);
-                    tracing::info!(
-                        locations = indexed,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "contact index has read the log"
-                    );
-                    caught_up.send_replace(true);
-                }
-                continue;
-            }
-            Ok(b) => b,
-            Err(e) => {
-                tracing::debug!(error = %e, "following the log failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        idle_since = std::time::Instant::now();
-        // What the consumer stores: decodable pings of known persons.
-        let Ok(sorted) = sort_batch(&batch, &persons).await else {
-            continue;
-        };
-        udaconnect_core::index::feed(&index, sorted.locations.iter().map(point));
-        live.publish(&sorted.locations);
-    }
+    let on_read: crate::feed::OnStored = {
+        let index = index.clone();
+        Arc::new(move |batch: &[udaconnect_core::model::Location]| {
+            udaconnect_core::index::feed(&index, batch.iter().map(point));
+            live.publish(batch);
+        })
+    };
+    let read_to_end = move || {
+        let indexed = index.read().map(|i| i.len()).unwrap_or(0);
+        tracing::info!(
+            locations = indexed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "contact index has read the log"
+        );
+        caught_up.send_replace(true);
+    };
+    crate::consume::follow::follow(log, start, persons, on_read, read_to_end, shutdown).await?;
+    Ok(())
 }
 
 /// Tells the gRPC health service whether the log takes appends, checked every two seconds.

@@ -1,0 +1,213 @@
+//! The one loop that reads the `location` log, whoever reads it: location-consumer (store,
+//! dead-letter, commit), `import`'s catch-up, replay, and connection-api following the topic.
+//! What differs between them is what a batch is for ([`Batches`]) and a few settings
+//! ([`Reader`]); joining the group, polling, lingering, retrying, committing and stopping are
+//! written once, here.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use udaconnect_core::ports::{read_to_end, retry_delay, Consumed, DynLog, LogConsumer, StartFrom};
+use udaconnect_core::record::LOCATION_TOPIC;
+use udaconnect_core::Result;
+
+/// A poll that returns fewer records than this waits [`LINGER`] for more before handling
+/// them (with [`Reader::linger`]): a few milliseconds more before a ping is stored, for far
+/// fewer store commits under load.
+const LINGER_BELOW: usize = 2048;
+const LINGER: Duration = Duration::from_millis(20);
+/// Pause after a failed poll: the log is away, and asking at once would only spin.
+const POLL_RETRY: Duration = Duration::from_millis(500);
+
+/// How a reader reads.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// Its consumer group: where a commit is kept, and which partitions it is given.
+    pub group: String,
+    pub start: StartFrom,
+    /// Records taken per poll.
+    pub batch: usize,
+    /// How long a poll waits for records.
+    pub wait: Duration,
+    /// Wait a moment for more when a poll brings few records (see [`LINGER`]).
+    pub linger: bool,
+    pub commit: Commit,
+    pub until: Until,
+}
+
+/// When the reader commits its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Never: the reader only watches (replay, a follower), and another group's position is
+    /// untouched.
+    Never,
+    /// After the batches it covers are handled: at most this often while records keep
+    /// coming, at once when the log goes quiet, and when the reader stops. Each commit costs
+    /// the log a durable write; a batch handled twice after a crash is harmless, as handling
+    /// is idempotent.
+    Every(Duration),
+}
+
+/// When the reader stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// When the process stops. Every failure is retried: a role waits for its dependencies.
+    Stopped,
+    /// Once it has read to the end of the log (a command: import, replay). A failure ends the
+    /// read with its error.
+    CaughtUp,
+}
+
+/// What a reader does with what it reads.
+#[async_trait]
+pub trait Batches: Send {
+    /// Handles one batch. An error is retried with the same batch (a batch is never skipped)
+    /// or, for a read [`Until::CaughtUp`], ends it.
+    async fn handle(&mut self, batch: &[Consumed]) -> Result<()>;
+    /// After every poll, with the records still to read when the log knows.
+    fn polled(&mut self, _lag: Option<u64>) {}
+    /// Once, the first time the reader has read to the end of the log.
+    fn caught_up(&mut self) {}
+}
+
+/// Reads the `location` topic as `reader` says, handing every batch to `batches`, until
+/// `shutdown` turns true or (with [`Until::CaughtUp`]) the end of the log.
+pub async fn read(
+    log: &DynLog,
+    reader: &Reader,
+    batches: &mut dyn Batches,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let one_shot = reader.until == Until::CaughtUp;
+    let group = reader.group.as_str();
+    let mut attempt = 0;
+    let mut consumer = loop {
+        match log.consumer(LOCATION_TOPIC, group, reader.start).await {
+            Ok(c) => break c,
+            Err(e) if one_shot => return Err(e),
+            Err(e) => {
+                tracing::warn!(group, error = %e, "cannot join the consumer group yet; retrying");
+                attempt += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(retry_delay(attempt)) => {}
+                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                }
+            }
+        }
+    };
+    tracing::info!(group, "reading the log");
+    let mut committed_at = Instant::now();
+    let mut uncommitted = false;
+    let mut idle_since = Instant::now();
+    let mut caught_up = false;
+    loop {
+        let polled = tokio::select! {
+            b = consumer.poll(reader.batch, reader.wait) => b,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        // Whether to commit now: once in a while under load, at once when the log is quiet.
+        let due = match polled {
+            Ok(batch) if batch.is_empty() => {
+                if read_to_end(consumer.lag(), idle_since.elapsed()) {
+                    if !caught_up {
+                        caught_up = true;
+                        batches.caught_up();
+                    }
+                    if one_shot {
+                        break;
+                    }
+                }
+                uncommitted
+            }
+            Ok(mut batch) => {
+                idle_since = Instant::now();
+                if reader.linger && batch.len() < LINGER_BELOW {
+                    // A stream of single pings comes a few records per poll, and every store
+                    // commit costs an fsync: wait a moment for more.
+                    tokio::time::sleep(LINGER).await;
+                    if let Ok(more) = consumer
+                        .poll(reader.batch - batch.len(), Duration::ZERO)
+                        .await
+                    {
+                        batch.extend(more);
+                    }
+                }
+                if !handle(batches, &batch, one_shot, &shutdown).await? {
+                    // Not handled, so the position must not be committed past it: what was
+                    // handled since the last commit is read again at start, harmlessly.
+                    tracing::info!(group, "stopped reading the log");
+                    return Ok(());
+                }
+                uncommitted = true;
+                matches!(reader.commit, Commit::Every(every) if committed_at.elapsed() >= every)
+            }
+            Err(e) if one_shot => return Err(e),
+            Err(e) => {
+                tracing::warn!(group, error = %e, "polling the log failed; retrying");
+                tokio::time::sleep(POLL_RETRY).await;
+                false
+            }
+        };
+        let due = due && reader.commit != Commit::Never;
+        if due && commit(&mut consumer, one_shot, &shutdown).await? {
+            uncommitted = false;
+            committed_at = Instant::now();
+        }
+        batches.polled(consumer.lag());
+    }
+    // Everything polled so far is handled; as the process is stopping, one attempt.
+    if uncommitted && reader.commit != Commit::Never {
+        commit(&mut consumer, one_shot, &shutdown).await?;
+    }
+    tracing::info!(group, "stopped reading the log");
+    Ok(())
+}
+
+/// Handles a batch, retrying until it is handled. False when the shutdown came first and it
+/// is not.
+async fn handle(
+    batches: &mut dyn Batches,
+    batch: &[Consumed],
+    one_shot: bool,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<bool> {
+    let mut attempt = 0;
+    loop {
+        match batches.handle(batch).await {
+            Ok(()) => return Ok(true),
+            Err(e) if one_shot => return Err(e),
+            Err(e) if *shutdown.borrow() => {
+                tracing::warn!(error = %e, "stopping with a batch not handled; it is read again at start");
+                return Ok(false);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "handling a batch failed; retrying");
+                tokio::time::sleep(retry_delay(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Commits the position after everything polled so far, retrying; false when the shutdown
+/// came first.
+async fn commit(
+    consumer: &mut Box<dyn LogConsumer>,
+    one_shot: bool,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<bool> {
+    let mut attempt = 0;
+    loop {
+        match consumer.commit().await {
+            Ok(()) => return Ok(true),
+            Err(e) if one_shot => return Err(e),
+            Err(_) if *shutdown.borrow() => return Ok(false),
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "committing the consumer position failed; retrying");
+                tokio::time::sleep(retry_delay(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
