@@ -18,26 +18,27 @@ const require = createRequire(import.meta.url);
 /** Starts `udaconnect serve --demo` on 127.0.0.1:0 and waits until /ready answers 200. */
 export async function startServer() {
   const dataDir = mkdtempSync(join(tmpdir(), 'udaconnect-web-'));
-  const child = spawn(BINARY, ['--log-format', 'json', 'serve', '--demo', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  const listenFile = join(dataDir, 'listen.json');
+  const child = spawn(BINARY, ['--log-format', 'json', 'serve', '--demo', '--listen', '127.0.0.1:0',
+    '--listen-file', listenFile, '--data-dir', join(dataDir, 'data')], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const log = [];
-  const address = await new Promise((resolveAddress, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${log.join('\n')}`)), 30000);
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${log.join('\n')}`)));
-    createInterface({ input: child.stderr }).on('line', (line) => {
-      log.push(line);
-      try {
-        const entry = JSON.parse(line);
-        if (entry.message === 'udaconnect is serving') {
-          clearTimeout(timer);
-          resolveAddress(entry.address);
-        }
-      } catch {
-        // not a JSON line: keep it for the failure message only
-      }
-    });
+  createInterface({ input: child.stderr }).on('line', (line) => log.push(line));
+  let exited = null;
+  child.on('exit', (code) => { exited = code; });
+  // The server writes its bound addresses to the listen file (whole, or not at all).
+  const listening = await waitFor(() => {
+    if (exited !== null) throw new Error(`server exited with ${exited}:\n${log.join('\n')}`);
+    try {
+      return JSON.parse(readFileSync(listenFile, 'utf8'));
+    } catch {
+      return null;
+    }
+  }, 30000, 'the listen file').catch((e) => {
+    throw new Error(`${e.message}; log:\n${log.join('\n')}`);
   });
+  const address = listening.http;
   const url = `http://${address}`;
   await waitFor(async () => (await fetch(`${url}/ready`).catch(() => null))?.status === 200, 30000, 'server ready');
   return {

@@ -194,6 +194,7 @@ pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> 
         web_dir: None,
         cors_origins: Vec::new(),
         grpc: GrpcListen::Off,
+        listen_file: None,
     })
     .await
 }

@@ -78,6 +78,7 @@ impl Demo {
             web_dir: None,
             cors_origins: Vec::new(),
             grpc: GrpcListen::Off,
+            listen_file: None,
         })
         .await
         .unwrap();

@@ -22,4 +22,4 @@ pub mod query;
 pub mod roles;
 pub mod wiring;
 
-pub use wiring::serve::{Application, GrpcListen, ServeSettings};
+pub use wiring::process::{Application, GrpcListen, RoleSettings, ServeSettings};

@@ -10,15 +10,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udaconnect::telemetry::GlobalArgs;
 use udaconnect_core::ports::{DynLocationStore, DynLog, DynPersonStore};
-use udaconnect_server::http::gateway::Upstreams;
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
+use udaconnect_server::roles::connection_api::EngineKind;
 use udaconnect_server::roles::Role;
 use udaconnect_server::wiring::backends::{
     open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl,
 };
+use udaconnect_server::wiring::context::Upstreams;
 use udaconnect_server::wiring::embedded::EmbeddedStack;
-use udaconnect_server::wiring::role_process::{EngineKind, RoleApp, RoleSettings};
-use udaconnect_server::{Application, GrpcListen, ServeSettings};
+use udaconnect_server::{Application, GrpcListen, RoleSettings, ServeSettings};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -111,6 +111,17 @@ pub struct ServeArgs {
     /// reflection), or `off`. Default: 127.0.0.1:5005 when that port is free.
     #[arg(long, env = "UDACONNECT_GRPC_LISTEN")]
     pub grpc_listen: Option<String>,
+    #[command(flatten)]
+    pub listen_file: ListenFileArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ListenFileArg {
+    /// Once listening, write the bound addresses to this file as one JSON object
+    /// ({"http":"127.0.0.1:PORT","grpc":"127.0.0.1:PORT"|null,"role":...,"pid":N}), atomically:
+    /// for scripts and tests that listen on port 0.
+    #[arg(long, env = "UDACONNECT_LISTEN_FILE")]
+    pub listen_file: Option<PathBuf>,
 }
 
 /// Where a role listens and finds its store and log.
@@ -132,6 +143,8 @@ pub struct RoleArgs {
     /// machine always may).
     #[arg(long, env = "UDACONNECT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    #[command(flatten)]
+    pub listen_file: ListenFileArg,
 }
 
 #[derive(Args, Debug)]
@@ -168,25 +181,13 @@ pub struct WebArgs {
     #[command(flatten)]
     pub role: RoleArgs,
     /// Base URL of person-api.
-    #[arg(
-        long,
-        env = "UDACONNECT_PERSON_API",
-        default_value = "http://127.0.0.1:30002"
-    )]
+    #[arg(long, env = "UDACONNECT_PERSON_API", default_value_t = Role::PersonApi.default_url())]
     pub person_api: String,
     /// Base URL of location-api (its HTTP port).
-    #[arg(
-        long,
-        env = "UDACONNECT_LOCATION_API",
-        default_value = "http://127.0.0.1:30004"
-    )]
+    #[arg(long, env = "UDACONNECT_LOCATION_API", default_value_t = Role::LocationApi.default_url())]
     pub location_api: String,
     /// Base URL of connection-api.
-    #[arg(
-        long,
-        env = "UDACONNECT_CONNECTION_API",
-        default_value = "http://127.0.0.1:30003"
-    )]
+    #[arg(long, env = "UDACONNECT_CONNECTION_API", default_value_t = Role::ConnectionApi.default_url())]
     pub connection_api: String,
     /// Serve the web page from this directory instead of the copy built into the binary.
     #[arg(long, env = "UDACONNECT_WEB_DIR")]
@@ -208,53 +209,31 @@ pub struct ReplayArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::PersonApi(args) => {
-            run_role(Role::PersonApi, args, None, None, None, EngineKind::Store).await
-        }
+        Command::PersonApi(args) => run_role(role_settings(Role::PersonApi, args)?).await,
         Command::LocationApi(args) => {
-            run_role(
-                Role::LocationApi,
-                args.role,
-                Some(args.grpc_listen),
-                None,
-                None,
-                EngineKind::Store,
-            )
-            .await
+            let mut settings = role_settings(Role::LocationApi, args.role)?;
+            settings.grpc_listen = Some(args.grpc_listen);
+            run_role(settings).await
         }
         Command::LocationConsumer(args) => {
-            run_role(
-                Role::LocationConsumer,
-                args,
-                None,
-                None,
-                None,
-                EngineKind::Store,
-            )
-            .await
+            run_role(role_settings(Role::LocationConsumer, args)?).await
         }
         Command::ConnectionApi(args) => {
-            let engine = match args.engine {
+            let mut settings = role_settings(Role::ConnectionApi, args.role)?;
+            settings.engine = match args.engine {
                 EngineArg::Store => EngineKind::Store,
                 EngineArg::Memory => EngineKind::Memory,
             };
-            run_role(Role::ConnectionApi, args.role, None, None, None, engine).await
+            run_role(settings).await
         }
         Command::Web(args) => {
-            let upstreams = Upstreams {
-                person_api: args.person_api,
-                location_api: args.location_api,
-                connection_api: args.connection_api,
-            };
-            run_role(
-                Role::Web,
-                args.role,
-                None,
-                Some(upstreams),
-                args.web_dir,
-                EngineKind::Store,
-            )
-            .await
+            let mut settings = role_settings(Role::Web, args.role)?;
+            settings.upstreams = Upstreams::default()
+                .with(Role::PersonApi, args.person_api)
+                .with(Role::LocationApi, args.location_api)
+                .with(Role::ConnectionApi, args.connection_api);
+            settings.web_dir = args.web_dir;
+            run_role(settings).await
         }
         Command::Replay(args) => replay(args).await,
         Command::Log(args) => crate::log_admin::run(args).await,
@@ -276,21 +255,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         web_dir: args.web_dir,
         cors_origins: args.cors_origins,
         grpc: grpc_listen(args.grpc_listen.as_deref())?,
+        listen_file: args.listen_file.listen_file,
     })
     .await?;
     app.run_until_stopped().await
-}
-
-/// Where a role listens when `--listen` is not given.
-fn default_listen(role: Role) -> SocketAddr {
-    let port = match role {
-        Role::Web => 30000,
-        Role::PersonApi => 30002,
-        Role::ConnectionApi => 30003,
-        Role::LocationApi => 30004,
-        Role::LocationConsumer => 30005,
-    };
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 const DEFAULT_DATA_DIR: &str = "./udaconnect-data";
@@ -311,27 +279,27 @@ fn log_url(flag: Option<String>) -> anyhow::Result<LogUrl> {
         .map_err(|e: String| anyhow::anyhow!("--log: {e}"))
 }
 
-async fn run_role(
-    role: Role,
-    args: RoleArgs,
-    grpc_listen: Option<SocketAddr>,
-    upstreams: Option<Upstreams>,
-    web_dir: Option<PathBuf>,
-    engine: EngineKind,
-) -> anyhow::Result<()> {
-    let app = RoleApp::build(RoleSettings {
+/// A role's settings from the flags every role takes; the rest at their defaults.
+fn role_settings(role: Role, args: RoleArgs) -> anyhow::Result<RoleSettings> {
+    Ok(RoleSettings {
         role,
-        listen: args.listen.unwrap_or_else(|| default_listen(role)),
-        grpc_listen,
+        listen: args.listen.unwrap_or_else(|| role.default_listen()),
+        grpc_listen: None,
+        listen_file: args.listen_file.listen_file,
         store: store_url(args.store)?,
         log: log_url(args.log)?,
-        upstreams,
-        web_dir,
+        upstreams: Upstreams::default(),
+        web_dir: None,
         cors_origins: args.cors_origins,
-        engine,
+        engine: EngineKind::default(),
     })
-    .await?;
-    app.run_until_stopped().await
+}
+
+async fn run_role(settings: RoleSettings) -> anyhow::Result<()> {
+    Application::build_role(settings)
+        .await?
+        .run_until_stopped()
+        .await
 }
 
 fn grpc_listen(flag: Option<&str>) -> anyhow::Result<GrpcListen> {

@@ -11,12 +11,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+#[path = "common/listen_file.rs"]
+mod listen_file;
+
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
 /// A `udaconnect serve` child process with JSON logs in a file.
 struct Server {
     child: Child,
     base: String,
+    /// `host:port` of its gRPC services, when they listen.
+    grpc: Option<String>,
     client: reqwest::Client,
 }
 
@@ -37,6 +42,7 @@ impl Server {
         tunables: Option<&str>,
     ) -> Server {
         let log_path = data_dir.with_extension(format!("log-{}", now_nanos()));
+        let listen_file = data_dir.with_extension(format!("listen-{}.json", now_nanos()));
         let log = fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.args([
@@ -48,8 +54,10 @@ impl Server {
             "0",
             "--listen",
             "127.0.0.1:0",
-            "--data-dir",
+            "--listen-file",
         ])
+        .arg(&listen_file)
+        .arg("--data-dir")
         .arg(data_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -63,10 +71,13 @@ impl Server {
             None => cmd.env_remove("GLIBC_TUNABLES"),
         };
         let child = cmd.spawn().expect("udaconnect starts");
-        let address = wait_for_address(&log_path).await;
+        let listening = listen_file::wait(&listen_file, &log_path).await;
+        assert_eq!(listening["role"], "serve");
+        assert_eq!(listening["pid"], child.id());
         let server = Server {
             child,
-            base: format!("http://{address}"),
+            base: format!("http://{}", listening["http"].as_str().unwrap()),
+            grpc: listening["grpc"].as_str().map(str::to_string),
             client: reqwest::Client::new(),
         };
         server.wait_ready().await;
@@ -156,22 +167,6 @@ fn now_nanos() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
-}
-
-async fn wait_for_address(log_path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = fs::read_to_string(log_path).unwrap_or_default();
-        for line in text.lines() {
-            if let Ok(v) = serde_json::from_str::<Value>(line) {
-                if v["message"] == "udaconnect is serving" {
-                    return v["address"].as_str().unwrap().to_string();
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "no address logged:\n{text}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn segments(data_dir: &Path) -> Vec<PathBuf> {
@@ -689,14 +684,13 @@ async fn simulate_streams_to_a_running_server() {
 #[tokio::test]
 async fn simulate_streams_over_grpc() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let grpc = format!("127.0.0.1:{port}");
-    let server =
-        Server::start_with(&dir.path().join("data"), false, &["--grpc-listen", &grpc]).await;
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        false,
+        &["--grpc-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let grpc = server.grpc.clone().expect("gRPC listens");
     let stderr = run_ok(&[
         "simulate",
         "--attendees",

@@ -12,7 +12,8 @@ use udaconnect::progress;
 use udaconnect_server::query::engine::SharedIndex;
 use udaconnect_server::roles::Role;
 use udaconnect_server::wiring::backends::{LogUrl, StoreUrl};
-use udaconnect_server::wiring::role_process::{RoleApp, RoleSettings};
+use udaconnect_server::wiring::context::Upstreams;
+use udaconnect_server::{Application, RoleSettings};
 use udaconnect_sim::Rng;
 
 use super::broker::BrokerHandle;
@@ -358,13 +359,14 @@ pub async fn distributed(
             brokers: broker.brokers(),
             config,
         },
-        upstreams: None,
+        listen_file: None,
+        upstreams: Upstreams::default(),
         web_dir: None,
         cors_origins: Vec::new(),
         engine: Default::default(),
     };
-    let api = RoleApp::build(role(Role::LocationApi, Vec::new())).await?;
-    let consumer = RoleApp::build(role(Role::LocationConsumer, consumer_config)).await?;
+    let api = Application::build_role(role(Role::LocationApi, Vec::new())).await?;
+    let consumer = Application::build_role(role(Role::LocationConsumer, consumer_config)).await?;
     let http = reqwest::Client::new();
     let base = format!("http://{}", api.local_addr());
     wait_ready(&http, &base).await?;

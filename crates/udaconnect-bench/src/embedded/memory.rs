@@ -65,6 +65,7 @@ fn rss_bytes(pid: u32) -> u64 {
 /// resident set then.
 fn start_to_ready(product: &Path, data: &Path) -> anyhow::Result<(f64, u64)> {
     let log_path = data.with_extension("serve.log");
+    let listen_file = data.with_extension("listen.json");
     let started = Instant::now();
     let mut child = Command::new(product)
         .args([
@@ -73,8 +74,10 @@ fn start_to_ready(product: &Path, data: &Path) -> anyhow::Result<(f64, u64)> {
             "serve",
             "--listen",
             "127.0.0.1:0",
-            "--data-dir",
+            "--listen-file",
         ])
+        .arg(&listen_file)
+        .arg("--data-dir")
         .arg(data)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path)?)
@@ -82,16 +85,16 @@ fn start_to_ready(product: &Path, data: &Path) -> anyhow::Result<(f64, u64)> {
         .with_context(|| format!("failed to start {}", product.display()))?;
     let result = (|| -> anyhow::Result<(f64, u64)> {
         let deadline = Instant::now() + Duration::from_secs(120);
+        // The address, from the listen file serve writes once it listens (whole or not at all).
         let address = loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(a) = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .find(|v| v["message"] == "udaconnect is serving")
-            {
-                break a["address"].as_str().unwrap_or_default().to_string();
+            let listening = std::fs::read(&listen_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            if let Some(a) = listening.as_ref().and_then(|l| l["http"].as_str()) {
+                break a.to_string();
             }
             if Instant::now() > deadline {
+                let text = std::fs::read_to_string(&log_path).unwrap_or_default();
                 bail!("serve did not start:\n{text}");
             }
             std::thread::sleep(Duration::from_millis(5));

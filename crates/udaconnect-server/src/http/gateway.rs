@@ -1,36 +1,22 @@
 //! web: the one entry point of a distributed deployment. Serves the web page and passes every
-//! `/api` request to the role that owns it, streaming bodies both ways (large connection
-//! answers and the live event stream are never buffered here).
+//! `/api` request to the role that owns it (by the role table's paths), streaming bodies both
+//! ways (large connection answers and the live event stream are never buffered here).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use crate::http::problem::Problem;
+use crate::http::upstream::Upstream;
 use crate::http::{correlation_id, CORRELATION_HEADER};
 use crate::roles::Role;
 
-/// Base URLs of the roles the gateway routes to.
-#[derive(Debug, Clone)]
-pub struct Upstreams {
-    pub person_api: String,
-    pub location_api: String,
-    pub connection_api: String,
-}
-
 pub struct Gateway {
-    client: Client<HttpConnector, Body>,
-    person_api: Uri,
-    location_api: Uri,
-    connection_api: Uri,
+    upstreams: BTreeMap<Role, Arc<Upstream>>,
 }
 
 /// Headers that describe one connection, not the message: never forwarded (RFC 9110 7.6.1).
@@ -45,91 +31,21 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-fn base(url: &str, role: Role) -> anyhow::Result<Uri> {
-    let uri: Uri = url
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{role} URL '{url}': {e}"))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        anyhow::bail!("{role} URL '{url}' must look like http://host:port");
-    }
-    Ok(uri)
-}
-
-/// Which role answers `path`.
-pub fn route(path: &str) -> Option<Role> {
-    let rest = path.strip_prefix("/api/")?;
-    let mut parts = rest.split('/');
-    match parts.next()? {
-        "persons" => {
-            // /api/persons/{id}/connection|contacts|summary belong to connection-api.
-            let _id = parts.next();
-            match parts.next() {
-                Some("connection" | "contacts" | "summary") => Some(Role::ConnectionApi),
-                _ => Some(Role::PersonApi),
-            }
-        }
-        "locations" => Some(Role::LocationApi),
-        "live" | "venue" => Some(Role::ConnectionApi),
-        _ => None,
-    }
-}
-
 impl Gateway {
-    pub fn new(upstreams: &Upstreams) -> anyhow::Result<Gateway> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
-        Ok(Gateway {
-            client,
-            person_api: base(&upstreams.person_api, Role::PersonApi)?,
-            location_api: base(&upstreams.location_api, Role::LocationApi)?,
-            connection_api: base(&upstreams.connection_api, Role::ConnectionApi)?,
-        })
-    }
-
-    fn base_of(&self, role: Role) -> &Uri {
-        match role {
-            Role::PersonApi => &self.person_api,
-            Role::LocationApi => &self.location_api,
-            _ => &self.connection_api,
+    /// Routes to each of `upstreams`.
+    pub fn new(upstreams: Vec<Arc<Upstream>>) -> Gateway {
+        Gateway {
+            upstreams: upstreams.into_iter().map(|u| (u.role, u)).collect(),
         }
     }
 
-    /// The upstream URI for `uri` at `role`.
-    fn target(&self, role: Role, uri: &Uri) -> Result<Uri, axum::http::Error> {
-        let base = self.base_of(role);
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        Uri::builder()
-            .scheme("http")
-            .authority(base.authority().map(|a| a.as_str()).unwrap_or_default())
-            .path_and_query(path)
-            .build()
-    }
-
-    /// Whether `role` is ready, by its own /ready.
-    pub async fn check(&self, role: Role) -> udaconnect_core::Result<()> {
-        let unavailable =
-            |why: String| udaconnect_core::Error::Unavailable(format!("{role}: {why}"));
-        let uri = self
-            .target(role, &Uri::from_static("/ready"))
-            .map_err(|e| unavailable(e.to_string()))?;
-        let request = Request::get(uri)
-            .body(Body::empty())
-            .map_err(|e| unavailable(e.to_string()))?;
-        match tokio::time::timeout(Duration::from_secs(2), self.client.request(request)).await {
-            Ok(Ok(r)) if r.status().is_success() => Ok(()),
-            Ok(Ok(r)) => Err(unavailable(format!("not ready ({})", r.status()))),
-            Ok(Err(e)) => Err(unavailable(e.to_string())),
-            Err(_) => Err(unavailable("timed out".into())),
-        }
-    }
-
-    async fn forward(&self, role: Role, mut request: Request) -> Response {
-        let uri = match self.target(role, request.uri()) {
+    async fn forward(&self, upstream: &Upstream, mut request: Request) -> Response {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let uri = match upstream.uri(path) {
             Ok(u) => u,
             Err(e) => {
                 return Problem::new(
@@ -150,20 +66,19 @@ impl Gateway {
         if let Some(id) = correlation_id().and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(CORRELATION_HEADER, id);
         }
-        match self.client.request(request).await {
-            Ok(response) => {
-                let (mut parts, body) = response.into_parts();
+        match upstream.send(request).await {
+            Ok(mut response) => {
                 for h in HOP_BY_HOP {
-                    parts.headers.remove(h);
+                    response.headers_mut().remove(h);
                 }
-                Response::from_parts(parts, Body::new(body))
+                response
             }
             Err(e) => {
-                tracing::warn!(upstream = %role, error = %e, "upstream unreachable");
+                tracing::warn!(upstream = %upstream.role, error = %e, "upstream unreachable");
                 let mut r = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "urn:udaconnect:problem:unavailable",
-                    format!("{role} is unavailable; retry shortly"),
+                    format!("{} is unavailable; retry shortly", upstream.role),
                 )
                 .into_response();
                 r.headers_mut().insert(
@@ -177,8 +92,9 @@ impl Gateway {
 }
 
 async fn proxy(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
-    match route(request.uri().path()) {
-        Some(role) => gw.forward(role, request).await,
+    let upstream = Role::owner_of(request.uri().path()).and_then(|r| gw.upstreams.get(&r));
+    match upstream {
+        Some(upstream) => gw.forward(upstream, request).await,
         None => crate::http::not_found(request).await,
     }
 }
@@ -189,28 +105,4 @@ pub fn routes(gw: Arc<Gateway>) -> Router {
         .route("/api", axum::routing::any(proxy))
         .route("/api/{*rest}", axum::routing::any(proxy))
         .with_state(gw)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_each_path_to_its_owner() {
-        assert_eq!(route("/api/persons"), Some(Role::PersonApi));
-        assert_eq!(route("/api/persons/5"), Some(Role::PersonApi));
-        assert_eq!(
-            route("/api/persons/5/connection"),
-            Some(Role::ConnectionApi)
-        );
-        assert_eq!(route("/api/persons/5/contacts"), Some(Role::ConnectionApi));
-        assert_eq!(route("/api/persons/5/summary"), Some(Role::ConnectionApi));
-        assert_eq!(route("/api/locations"), Some(Role::LocationApi));
-        assert_eq!(route("/api/locations/batch"), Some(Role::LocationApi));
-        assert_eq!(route("/api/locations/7"), Some(Role::LocationApi));
-        assert_eq!(route("/api/live/stream"), Some(Role::ConnectionApi));
-        assert_eq!(route("/api/venue"), Some(Role::ConnectionApi));
-        assert_eq!(route("/api/other"), None);
-        assert_eq!(route("/health"), None);
-    }
 }

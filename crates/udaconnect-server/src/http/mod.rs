@@ -5,12 +5,14 @@
 //! - [`problem`]: errors as RFC 9457 problem answers.
 //! - [`ops`], [`openapi`]: /health, /ready, /metrics, the OpenAPI description and docs page.
 //! - [`gateway`]: web's proxy routing `/api` to the role that owns each path.
+//! - [`upstream`]: another role reached over HTTP.
 //! - [`web`]: the web page and its assets.
 
 pub mod gateway;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod upstream;
 pub mod web;
 
 use std::collections::HashMap;

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::ports::{DynLocationStore, DynLog, DynPersonStore};
+use udaconnect_core::ports::{LocationStore, Log, PersonStore};
 use udaconnect_core::Result;
 
 use crate::http::problem::Problem;
@@ -31,40 +32,56 @@ where
     Box::new(move || Box::pin(f()))
 }
 
-/// The person store answers.
-pub fn person_store_check(store: &DynPersonStore) -> (&'static str, Check) {
-    let store = store.clone();
-    (
-        "person_store",
-        check(move || {
-            let s = store.clone();
-            async move { s.ping().await }
-        }),
-    )
+/// Something `/ready` can ask whether it answers: a store or the log.
+#[async_trait::async_trait]
+pub trait Pings: Send + Sync + 'static {
+    async fn answers(&self) -> Result<()>;
 }
 
-/// The location store answers.
-pub fn location_store_check(store: &DynLocationStore) -> (&'static str, Check) {
-    let store = store.clone();
-    (
-        "location_store",
-        check(move || {
-            let s = store.clone();
-            async move { s.ping().await }
-        }),
-    )
+#[async_trait::async_trait]
+impl Pings for dyn PersonStore {
+    async fn answers(&self) -> Result<()> {
+        self.ping().await
+    }
 }
 
-/// The log takes appends.
-pub fn log_check(log: &DynLog) -> (&'static str, Check) {
-    let log = log.clone();
-    (
-        "log",
-        check(move || {
-            let l = log.clone();
-            async move { l.ping().await }
-        }),
-    )
+#[async_trait::async_trait]
+impl Pings for dyn LocationStore {
+    async fn answers(&self) -> Result<()> {
+        self.ping().await
+    }
+}
+
+#[async_trait::async_trait]
+impl Pings for dyn Log {
+    async fn answers(&self) -> Result<()> {
+        self.ping().await
+    }
+}
+
+/// A check that `dependency` answers.
+pub fn ping_check<T: Pings + ?Sized>(dependency: &Arc<T>) -> Check {
+    let dependency = dependency.clone();
+    check(move || {
+        let d = dependency.clone();
+        async move { d.answers().await }
+    })
+}
+
+/// The answers of a process whose roles are still starting (waiting for a store or the log):
+/// alive, with empty metrics, and 503 for everything else.
+pub async fn starting(label: &str, request: Request) -> Response {
+    match request.uri().path() {
+        "/health" => Json(serde_json::json!({"status": "ok", "role": label, "state": "starting"}))
+            .into_response(),
+        "/metrics" => (StatusCode::OK, String::new()).into_response(),
+        _ => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "urn:udaconnect:problem:unavailable",
+            format!("{label} is starting: waiting for its store or log"),
+        )
+        .into_response(),
+    }
 }
 
 pub struct Ops {

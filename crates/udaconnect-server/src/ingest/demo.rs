@@ -17,7 +17,7 @@ use udaconnect_core::venue::{LatLon, Venue};
 use udaconnect_core::{Error, Result};
 use udaconnect_sim::{Conference, SimConfig};
 
-use crate::ingest::http::LocationApi;
+use crate::ingest::Ingest;
 
 const MARKER: &str = "demo-conference.json";
 
@@ -101,7 +101,7 @@ impl LiveConference {
     }
 
     /// Sends each ping when its time comes, until `shutdown`.
-    pub async fn run(self, api: Arc<LocationApi>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, ingest: Arc<Ingest>, mut shutdown: watch::Receiver<bool>) {
         let mut pings = self.conference.pings();
         let start = to_micros(SystemClock.now());
         let mut pending = Vec::new();
@@ -114,7 +114,7 @@ impl LiveConference {
             let wait = p.t - to_micros(SystemClock.now());
             if wait > 0 {
                 if !pending.is_empty() {
-                    if let Err(e) = api.ingest.accept(std::mem::take(&mut pending), true).await {
+                    if let Err(e) = ingest.accept(std::mem::take(&mut pending), true).await {
                         tracing::warn!(error = %e, "demo pings not accepted");
                     }
                 }

@@ -44,6 +44,8 @@ use proto::v1::{BatchResult, FieldViolation, Ping, PingBatch};
 
 /// Batches of one stream validated and made durable ahead of the client reading their results.
 const STREAM_BUFFER: usize = 8;
+/// How often, and how long at most, the health service asks the log whether it answers.
+const LOG_CHECK: Duration = Duration::from_secs(2);
 
 /// The gRPC face of location-api.
 #[derive(Clone)]
@@ -294,12 +296,11 @@ impl LocationIngest for GrpcIngest {
     }
 }
 
-/// Serves the gRPC services on `listener` until `shutdown` turns true. `ready` tells the health
-/// service whether ingest can take pings (the log answers).
+/// Serves the gRPC services on `listener` until `shutdown` turns true. The health service
+/// says whether ingest can take pings: whether the log answers, asked every two seconds.
 pub async fn serve(
     listener: TcpListener,
     service: GrpcIngest,
-    mut ready: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -307,31 +308,50 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
         .build_v1()?;
     let local: SocketAddr = listener.local_addr()?;
-    let names = [
-        "",
-        "LocationService",
-        "udaconnect.location.v1.LocationIngest",
-    ];
-    let reporter = {
+    let log = service.ingest.log.clone();
+    let report = move |serving: bool| {
         let health = health.clone();
         async move {
-            loop {
-                let serving = *ready.borrow_and_update();
-                for name in names {
-                    let status = if serving {
-                        tonic_health::ServingStatus::Serving
-                    } else {
-                        tonic_health::ServingStatus::NotServing
-                    };
-                    health.set_service_status(name, status).await;
-                }
-                if ready.changed().await.is_err() {
-                    return;
-                }
+            let status = if serving {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            for name in [
+                "",
+                "LocationService",
+                "udaconnect.location.v1.LocationIngest",
+            ] {
+                health.set_service_status(name, status).await;
             }
         }
     };
-    tokio::spawn(reporter);
+    let log_answers = move || {
+        let log = log.clone();
+        async move {
+            matches!(
+                tokio::time::timeout(LOG_CHECK, log.ping()).await,
+                Ok(Ok(()))
+            )
+        }
+    };
+    // Known before the first call is taken.
+    let mut serving = log_answers().await;
+    report(serving).await;
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(LOG_CHECK) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let now = log_answers().await;
+            if now != serving {
+                serving = now;
+                report(serving).await;
+            }
+        }
+    });
     tracing::info!(address = %local, "gRPC is serving");
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()

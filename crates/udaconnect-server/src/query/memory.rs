@@ -5,13 +5,12 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use udaconnect_core::contact::{ConnectionQuery, Contact, ContactQuery, Point};
-use udaconnect_core::index::{self, BulkBuilder, ContactIndex, PreparedPage, SlotPin};
-use udaconnect_core::model::{Location, PersonId};
+use udaconnect_core::index::{BulkBuilder, ContactIndex, PreparedPage, SlotPin};
+use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::time::Window;
 use udaconnect_core::{Error, Result};
 
-use crate::feed::OnStored;
 use crate::query::engine::{point, ContactEngine, Rows, SharedIndex, Span};
 use crate::query::workers::RayonWorkers;
 
@@ -68,53 +67,56 @@ impl MemoryEngine {
         expected: Option<u64>,
         progress: impl FnMut(u64),
     ) -> Result<Self> {
-        Self::build_in(store, expected, BUILD_PAGE, BUILD_READERS, progress).await
-    }
-
-    async fn build_in(
-        store: &DynLocationStore,
-        expected: Option<u64>,
-        page: usize,
-        readers: i64,
-        mut progress: impl FnMut(u64),
-    ) -> Result<Self> {
-        let total = match expected {
-            Some(n) => n,
-            None => store.count().await?,
-        };
-        let mut builder = BulkBuilder::with_capacity(total as usize, Arc::new(RayonWorkers::new()));
-        if let Some((low, high)) = store.id_range().await? {
-            store.will_scan_all();
-            // One bounded channel for every range: the builder takes pages as they come, so
-            // memory holds a few pages, not a range waiting its turn. A person's rows then
-            // come in runs out of time order; the layout merges them (see `BulkBuilder`).
-            let (pages, mut arrived) = tokio::sync::mpsc::channel(PAGES_IN_FLIGHT);
-            for (after, until) in id_ranges(low, high, readers) {
-                tokio::spawn(read_pages(store.clone(), after, until, page, pages.clone()));
-            }
-            drop(pages);
-            while let Some(page) = arrived.recv().await {
-                builder.push_page(&page?);
-                progress(builder.len() as u64);
-            }
-        }
-        let index = tokio::task::spawn_blocking(move || builder.finish())
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let index = Self::build_index(store, expected, progress).await?;
         Ok(MemoryEngine {
             index: Arc::new(RwLock::new(index)),
         })
     }
 
-    /// The hook the consumer calls with every stored batch.
-    pub fn feeder(&self) -> OnStored {
-        let index = self.index.clone();
-        Arc::new(move |batch: &[Location]| index::feed(&index, batch.iter().map(point)))
+    /// [`Self::build`]'s index, for a caller that shares it otherwise.
+    pub async fn build_index(
+        store: &DynLocationStore,
+        expected: Option<u64>,
+        progress: impl FnMut(u64),
+    ) -> Result<ContactIndex> {
+        build_in(store, expected, BUILD_PAGE, BUILD_READERS, progress).await
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, ContactIndex> {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+async fn build_in(
+    store: &DynLocationStore,
+    expected: Option<u64>,
+    page: usize,
+    readers: i64,
+    mut progress: impl FnMut(u64),
+) -> Result<ContactIndex> {
+    let total = match expected {
+        Some(n) => n,
+        None => store.count().await?,
+    };
+    let mut builder = BulkBuilder::with_capacity(total as usize, Arc::new(RayonWorkers::new()));
+    if let Some((low, high)) = store.id_range().await? {
+        store.will_scan_all();
+        // One bounded channel for every range: the builder takes pages as they come, so
+        // memory holds a few pages, not a range waiting its turn. A person's rows then
+        // come in runs out of time order; the layout merges them (see `BulkBuilder`).
+        let (pages, mut arrived) = tokio::sync::mpsc::channel(PAGES_IN_FLIGHT);
+        for (after, until) in id_ranges(low, high, readers) {
+            tokio::spawn(read_pages(store.clone(), after, until, page, pages.clone()));
+        }
+        drop(pages);
+        while let Some(page) = arrived.recv().await {
+            builder.push_page(&page?);
+            progress(builder.len() as u64);
+        }
+    }
+    tokio::task::spawn_blocking(move || builder.finish())
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Up to `parts` consecutive ranges `(after, until]` of equal width covering the ids
@@ -223,6 +225,7 @@ impl ContactEngine for MemoryEngine {
 mod tests {
     use super::*;
     use udaconnect_core::contact;
+    use udaconnect_core::model::Location;
     use udaconnect_core::time::from_micros;
 
     #[test]
@@ -255,10 +258,8 @@ mod tests {
         )
         .unwrap();
         let store: DynLocationStore = Arc::new(sqlite);
-        let empty = MemoryEngine::build_in(&store, None, 7, 3, |_| {})
-            .await
-            .unwrap();
-        assert_eq!(empty.read().len(), 0);
+        let empty = build_in(&store, None, 7, 3, |_| {}).await.unwrap();
+        assert_eq!(empty.len(), 0);
 
         let mut rng = udaconnect_sim::Rng::new(11);
         let mut id = 0;
@@ -278,13 +279,11 @@ mod tests {
         let points: Vec<Point> = locations.iter().map(point).collect();
         for (page, readers) in [(7, 3), (1, 2), (1000, 2), (50, 1)] {
             let mut progress = Vec::new();
-            let engine =
-                MemoryEngine::build_in(&store, Some(600), page, readers, |n| progress.push(n))
-                    .await
-                    .unwrap();
+            let index = build_in(&store, Some(600), page, readers, |n| progress.push(n))
+                .await
+                .unwrap();
             assert_eq!(progress.last(), Some(&600));
             assert!(progress.is_sorted());
-            let index = engine.read();
             assert_eq!(index.len(), 600);
             for person_id in 1..=6 {
                 for max_time_gap_us in [None, Some(300_000_000)] {

@@ -26,6 +26,7 @@ pub async fn spawn_app(demo: bool) -> TestApp {
         web_dir: None,
         cors_origins: Vec::new(),
         grpc: udaconnect_server::GrpcListen::At("127.0.0.1:0".parse().unwrap()),
+        listen_file: None,
     })
     .await
     .expect("server starts");

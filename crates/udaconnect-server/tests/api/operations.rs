@@ -107,6 +107,7 @@ async fn demo_conference_moves_live() {
         web_dir: None,
         cors_origins: Vec::new(),
         grpc: udaconnect_server::GrpcListen::Off,
+        listen_file: None,
     })
     .await
     .unwrap();

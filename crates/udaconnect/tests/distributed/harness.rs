@@ -12,7 +12,10 @@ use udaconnect_testkit::postgres::TestDb;
 
 pub use udaconnect_testkit::kafka::Broker;
 pub use udaconnect_testkit::postgres::admin_url;
-pub use udaconnect_testkit::{free_port, repo_root};
+pub use udaconnect_testkit::repo_root;
+
+#[path = "../common/listen_file.rs"]
+mod listen_file;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
@@ -52,11 +55,14 @@ impl Db {
     }
 }
 
-/// One role as its own process, with JSON logs in a file.
+/// One role as its own process, with JSON logs in a file. It listens on a port of its
+/// choosing and reports it in its listen file; a restart takes the same ports again.
 pub struct RoleProc {
     child: Option<Child>,
     pub role: String,
     pub port: u16,
+    /// Its gRPC port, when it serves gRPC.
+    pub grpc_port: Option<u16>,
     pub args: Vec<String>,
     env: Vec<(String, String)>,
     pub log: PathBuf,
@@ -64,18 +70,18 @@ pub struct RoleProc {
 }
 
 impl RoleProc {
-    /// Starts `udaconnect <role> --listen 127.0.0.1:<port> <args>`.
-    pub fn spawn(role: &str, args: &[String]) -> RoleProc {
-        RoleProc::spawn_with_env(role, args, &[])
+    /// Starts `udaconnect <role> --listen 127.0.0.1:0 <args>` and waits for its addresses.
+    pub async fn spawn(role: &str, args: &[String]) -> RoleProc {
+        RoleProc::spawn_with_env(role, args, &[]).await
     }
 
     /// As [`RoleProc::spawn`], with these environment variables set.
-    pub fn spawn_with_env(role: &str, args: &[String], env: &[(&str, &str)]) -> RoleProc {
-        let port = free_port();
+    pub async fn spawn_with_env(role: &str, args: &[String], env: &[(&str, &str)]) -> RoleProc {
         let mut p = RoleProc {
             child: None,
             role: role.to_string(),
-            port,
+            port: 0,
+            grpc_port: None,
             args: args.to_vec(),
             env: env
                 .iter()
@@ -84,22 +90,39 @@ impl RoleProc {
             log: PathBuf::new(),
             restarts: 0,
         };
-        p.start();
+        p.start().await;
         p
     }
 
-    fn start(&mut self) {
-        self.log = artifacts().join(format!("{}-{}-{}.log", self.role, self.port, self.restarts));
+    async fn start(&mut self) {
+        let name = format!(
+            "{}-{}",
+            udaconnect_testkit::unique(&self.role),
+            self.restarts
+        );
+        self.log = artifacts().join(format!("{name}.log"));
+        let listen_file = artifacts().join(format!("{name}.listen.json"));
         self.restarts += 1;
+        // A restart listens where the first start did: clients keep their addresses.
+        let mut args = self.args.clone();
+        if let (Some(port), Some(i)) = (
+            self.grpc_port,
+            args.iter().position(|a| a == "--grpc-listen"),
+        ) {
+            args[i + 1] = format!("127.0.0.1:{port}");
+        }
         let log = fs::File::create(&self.log).unwrap();
         let child = Command::new(BIN)
             .args(["--log-format", "json", "--log-level"])
             .arg(std::env::var("UDACONNECT_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
             .arg(&self.role)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(&self.args)
+            .arg("--listen-file")
+            .arg(&listen_file)
+            .args(&args)
             .env_remove("UDACONNECT_STORE")
             .env_remove("UDACONNECT_LOG")
+            .env_remove("UDACONNECT_PERSON_API")
             .env_remove("DB_HOST")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
@@ -108,6 +131,16 @@ impl RoleProc {
             .spawn()
             .expect("udaconnect starts");
         self.child = Some(child);
+        let listening = listen_file::wait(&listen_file, &self.log).await;
+        let port = |key: &str| {
+            listening[key]
+                .as_str()
+                .and_then(|a| a.rsplit_once(':'))
+                .map(|(_, p)| p.parse::<u16>().unwrap())
+        };
+        assert_eq!(listening["role"], self.role.as_str());
+        self.port = port("http").expect("an HTTP address");
+        self.grpc_port = port("grpc");
     }
 
     pub fn base(&self) -> String {
@@ -140,9 +173,9 @@ impl RoleProc {
         }
     }
 
-    pub fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         self.kill_9();
-        self.start();
+        self.start().await;
     }
 
     /// The log lines, parsed.
@@ -174,39 +207,31 @@ pub struct Stack {
 impl Stack {
     pub async fn start(db: &Db, broker: &Broker) -> Stack {
         let store = vec!["--store".to_string(), db.url.clone()];
-        let producer = vec![
-            "--store".to_string(),
-            db.url.clone(),
-            "--log".to_string(),
-            broker.producer_url(),
-        ];
-        let consumer_args = vec![
-            "--store".to_string(),
-            db.url.clone(),
-            "--log".to_string(),
-            broker.consumer_url("location-consumer-0"),
-        ];
-        let person_api = RoleProc::spawn("person-api", &store);
+        let person_api = RoleProc::spawn("person-api", &store).await;
         // person-api runs the migrations first; the others would wait on its advisory lock.
         person_api.wait_ready(Duration::from_secs(60)).await;
-        let grpc_port = free_port();
-        let mut la_args = producer;
-        la_args.extend([
-            "--grpc-listen".to_string(),
-            format!("127.0.0.1:{grpc_port}"),
-        ]);
-        let location_api = RoleProc::spawn("location-api", &la_args);
-        let consumer = RoleProc::spawn("location-consumer", &consumer_args);
-        // With the log, connection-api also serves the venue live from the topic.
-        let connection_api = RoleProc::spawn(
-            "connection-api",
-            &[
+        let with = |log: String, extra: &[&str]| -> Vec<String> {
+            let mut args = vec![
                 "--store".to_string(),
                 db.url.clone(),
                 "--log".to_string(),
-                broker.url(),
-            ],
-        );
+                log,
+            ];
+            args.extend(extra.iter().map(|a| a.to_string()));
+            args
+        };
+        let location_api = RoleProc::spawn(
+            "location-api",
+            &with(broker.producer_url(), &["--grpc-listen", "127.0.0.1:0"]),
+        )
+        .await;
+        let consumer = RoleProc::spawn(
+            "location-consumer",
+            &with(broker.consumer_url("location-consumer-0"), &[]),
+        )
+        .await;
+        // With the log, connection-api also serves the venue live from the topic.
+        let connection_api = RoleProc::spawn("connection-api", &with(broker.url(), &[])).await;
         let web = RoleProc::spawn(
             "web",
             &[
@@ -217,14 +242,15 @@ impl Stack {
                 "--connection-api".to_string(),
                 connection_api.base(),
             ],
-        );
+        )
+        .await;
         for p in [&location_api, &consumer, &connection_api, &web] {
             p.wait_ready(Duration::from_secs(60)).await;
         }
         Stack {
+            grpc_port: location_api.grpc_port.expect("location-api serves gRPC"),
             person_api,
             location_api,
-            grpc_port,
             consumer,
             connection_api,
             web,

@@ -470,12 +470,12 @@ async fn kill_9_of_consumer_and_location_api_loses_no_acknowledged_ping() {
     let sender = load(stack.location_api.base(), person, 16, stop.clone());
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stack.consumer.restart(); // SIGKILL mid-stream, then a new process.
+    stack.consumer.restart().await; // SIGKILL mid-stream, then a new process.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stack.location_api.restart(); // SIGKILL with requests in flight.
+    stack.location_api.restart().await; // SIGKILL with requests in flight.
     stack.location_api.wait_ready(Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stack.consumer.restart();
+    stack.consumer.restart().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut acked = sender.await.unwrap();
@@ -573,7 +573,8 @@ async fn database_down_consumer_retries_and_loses_nothing() {
     let cabled = RoleProc::spawn(
         "location-consumer",
         &["--store".into(), via_cable, "--log".into(), broker.url()],
-    );
+    )
+    .await;
     cabled.wait_ready(Duration::from_secs(60)).await;
 
     let base = stack.location_api.base();
@@ -685,7 +686,7 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
 
     // A new, empty database: persons copied, locations rebuilt from the log alone.
     let fresh = Db::create().await;
-    let copy = RoleProc::spawn("person-api", &["--store".into(), fresh.url.clone()]);
+    let copy = RoleProc::spawn("person-api", &["--store".into(), fresh.url.clone()]).await;
     copy.wait_ready(Duration::from_secs(60)).await;
     for p in [a, b] {
         let person: Value = http()
@@ -721,7 +722,7 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(fresh.location_ids().await, db.location_ids().await);
-    let conn = RoleProc::spawn("connection-api", &["--store".into(), fresh.url.clone()]);
+    let conn = RoleProc::spawn("connection-api", &["--store".into(), fresh.url.clone()]).await;
     conn.wait_ready(Duration::from_secs(60)).await;
     let after: Value = http()
         .get(format!("{}{query}", conn.base()))
@@ -750,7 +751,8 @@ async fn differential_embedded_and_distributed_answer_alike() {
             "--data-dir".into(),
             dir.path().display().to_string(),
         ],
-    );
+    )
+    .await;
     embedded.wait_ready(Duration::from_secs(60)).await;
     let (dist, emb) = (stack.web.base(), embedded.base());
 
@@ -848,7 +850,8 @@ async fn differential_embedded_and_distributed_answer_alike() {
             "--engine".into(),
             "memory".into(),
         ],
-    );
+    )
+    .await;
     memory.wait_ready(Duration::from_secs(60)).await;
     let mem = memory.base();
 
@@ -910,7 +913,8 @@ async fn roles_read_the_original_db_variables() {
             ("DB_PASSWORD", ""),
             ("DB_NAME", &db.name),
         ],
-    );
+    )
+    .await;
     person_api.wait_ready(Duration::from_secs(60)).await;
     let id = create_person(&person_api.base(), "Env").await;
     let rows = db

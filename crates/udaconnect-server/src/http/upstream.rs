@@ -1,0 +1,87 @@
+//! Another role, reached over HTTP: the gateway's routes and the remote person directory go
+//! through one of these, and `/ready` asks its `/ready`.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::Uri;
+use axum::response::Response;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use udaconnect_core::{Error, Result};
+
+use crate::roles::Role;
+
+/// How long a readiness question may take.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Upstream {
+    pub role: Role,
+    base: Uri,
+    client: Client<HttpConnector, Body>,
+}
+
+impl Upstream {
+    /// `role` at `url` (`http://host:port`).
+    pub fn new(role: Role, url: &str) -> anyhow::Result<Upstream> {
+        let base: Uri = url
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{role} URL '{url}': {e}"))?;
+        if base.scheme_str() != Some("http") || base.authority().is_none() {
+            anyhow::bail!("{role} URL '{url}' must look like http://host:port");
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Upstream { role, base, client })
+    }
+
+    /// The URI of `path_and_query` at this role.
+    pub fn uri(&self, path_and_query: &str) -> std::result::Result<Uri, axum::http::Error> {
+        Uri::builder()
+            .scheme("http")
+            .authority(
+                self.base
+                    .authority()
+                    .map(|a| a.as_str())
+                    .unwrap_or_default(),
+            )
+            .path_and_query(path_and_query)
+            .build()
+    }
+
+    /// Sends `request` as it is (its URI already made by [`Self::uri`]); the answer's body is
+    /// streamed, never buffered here.
+    pub async fn send(
+        &self,
+        request: Request,
+    ) -> std::result::Result<Response, hyper_util::client::legacy::Error> {
+        let (parts, body) = self.client.request(request).await?.into_parts();
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+
+    /// Unavailable, naming this role and why.
+    pub fn unavailable(&self, why: impl std::fmt::Display) -> Error {
+        Error::Unavailable(format!("{}: {why}", self.role))
+    }
+
+    /// Whether the role is ready, by its own `/ready`.
+    pub async fn ready(&self) -> Result<()> {
+        let uri = self.uri("/ready").map_err(|e| self.unavailable(e))?;
+        let request = Request::get(uri)
+            .body(Body::empty())
+            .map_err(|e| self.unavailable(e))?;
+        match tokio::time::timeout(READY_TIMEOUT, self.send(request)).await {
+            Ok(Ok(r)) if r.status().is_success() => Ok(()),
+            Ok(Ok(r)) => Err(self.unavailable(format!("not ready ({})", r.status()))),
+            Ok(Err(e)) => Err(self.unavailable(e)),
+            Err(_) => Err(self.unavailable("timed out")),
+        }
+    }
+}

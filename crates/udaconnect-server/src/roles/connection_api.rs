@@ -1,0 +1,153 @@
+//! connection-api: whom did a person meet, and the venue live. In `serve` it answers from the
+//! contact index, built from the store at start and fed by the consumer in the same process;
+//! apart, from the store (PostGIS) or from an index following the topic.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use udaconnect_core::index::ContactIndex;
+use udaconnect_core::model::Location;
+use udaconnect_core::ports::StartFrom;
+use udaconnect_core::{index, Error};
+
+use crate::consume::follow::follow;
+use crate::feed::OnStored;
+use crate::http::ops;
+use crate::query::engine::{point, DynContactEngine};
+use crate::query::http::{routes, ConnectionApi};
+use crate::query::live::{self, Live};
+use crate::query::memory::MemoryEngine;
+use crate::query::store::StoreEngine;
+use crate::query::workers::RayonWorkers;
+use crate::roles::{Readiness, Role, RunningRole};
+use crate::wiring::backends::LogUrl;
+use crate::wiring::context::{Context, Mode};
+
+/// What answers connection-api's queries when it runs apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    /// One set-based statement on the store per query (PostGIS), then the exact predicate.
+    #[default]
+    Store,
+    /// The in-memory index of the embedded mode, built from the whole `location` topic at start
+    /// (a group of its own, from the first record, never committing) and following it: answers
+    /// in milliseconds; needs a Kafka log that keeps every record, and memory for the index.
+    Memory,
+}
+
+pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
+    const ROLE: Role = Role::ConnectionApi;
+    let (Some(stores), Some(persons)) = (ctx.stores(ROLE).await?, ctx.persons(ROLE).await?) else {
+        return Ok(None);
+    };
+    let live = Arc::new(Live::new(ctx.index.clone(), ctx.metrics.clone()));
+    ctx.live = Some(live.clone());
+    // Every batch this role learns of goes to its index and to the browsers watching live.
+    let to_index_and_live: OnStored = {
+        let (index, live) = (ctx.index.clone(), live.clone());
+        Arc::new(move |batch: &[Location]| {
+            index::feed(&index, batch.iter().map(point));
+            live.publish(batch);
+        })
+    };
+    let mut role = RunningRole::new(axum::Router::new());
+    role.checks
+        .push((Readiness::LocationStore, ops::ping_check(&stores.locations)));
+    let store_engine: DynContactEngine = Arc::new(StoreEngine {
+        store: stores.locations.clone(),
+    });
+    let memory_engine: DynContactEngine = Arc::new(MemoryEngine {
+        index: ctx.index.clone(),
+    });
+    let (engine, live_view) = match ctx.mode {
+        Mode::Together => {
+            let started = Instant::now();
+            let built =
+                MemoryEngine::build_index(&stores.locations, ctx.expected_locations(), |_| {})
+                    .await?;
+            let indexed = built.len();
+            *ctx.index.write().unwrap_or_else(|e| e.into_inner()) = built;
+            tracing::info!(
+                locations = indexed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "contact index built"
+            );
+            // The consumer starts after this role, so it feeds the index every batch stored
+            // after the build read the store; a batch stored during the build may come twice,
+            // which the index takes as once.
+            ctx.receive_stored(to_index_and_live);
+            (memory_engine, true)
+        }
+        Mode::Apart => {
+            let engine = ctx.options.engine;
+            let kafka = matches!(ctx.log_url(), Some(LogUrl::Kafka { .. }));
+            if engine == EngineKind::Memory && !kafka {
+                anyhow::bail!("--engine memory needs a Kafka log (--log kafka://...)");
+            }
+            if kafka {
+                // With a Kafka log, the venue live (positions, heat, the event stream the web
+                // page shows) follows the topic; an embedded log belongs to the one process
+                // that writes it.
+                let (caught_up_tx, caught_up) = tokio::sync::watch::channel(false);
+                let start = match engine {
+                    EngineKind::Memory => StartFrom::Earliest,
+                    EngineKind::Store => StartFrom::Latest,
+                };
+                let index = ctx.index.clone();
+                let started = Instant::now();
+                let read_to_end = move || {
+                    let indexed = index.read().map(|i| i.len()).unwrap_or(0);
+                    tracing::info!(
+                        locations = indexed,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "contact index has read the log"
+                    );
+                    caught_up_tx.send_replace(true);
+                };
+                let follower = follow(
+                    ctx.log(ROLE)?,
+                    start,
+                    persons.clone(),
+                    to_index_and_live,
+                    read_to_end,
+                    ctx.stop.clone(),
+                );
+                role.tasks
+                    .push(tokio::spawn(async move { Ok(follower.await?) }));
+                if engine == EngineKind::Memory {
+                    role.checks.push((
+                        Readiness::ContactIndex,
+                        ops::check(move || {
+                            let ready = *caught_up.borrow();
+                            async move {
+                                ready.then_some(()).ok_or_else(|| {
+                                    Error::Unavailable("contact index (reading the log)".into())
+                                })
+                            }
+                        }),
+                    ));
+                }
+            }
+            match engine {
+                EngineKind::Memory => (memory_engine, kafka),
+                EngineKind::Store => (store_engine, kafka),
+            }
+        }
+    };
+    role.router = routes(Arc::new(ConnectionApi {
+        engine,
+        persons,
+        metrics: ctx.metrics.clone(),
+    }));
+    if live_view {
+        role.router = role.router.merge(live::routes(live));
+    }
+    Ok(Some(role))
+}
+
+/// An empty index for a process to share among its roles.
+pub fn new_index() -> crate::query::engine::SharedIndex {
+    Arc::new(RwLock::new(ContactIndex::new(
+        Arc::new(RayonWorkers::new()),
+    )))
+}

@@ -1,0 +1,217 @@
+//! What a role's `start` is given: the process it runs in (every role together, or this one
+//! apart), its stores and log, the person directory, and what the roles started before it in
+//! the same process offer it. The difference between `serve` and a role process is here, in
+//! which adapters the context hands out, not in the roles.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use udaconnect_core::ports::DynLog;
+use udaconnect_core::record::LOCATION_TOPIC;
+
+use crate::feed::{self, OnStored};
+use crate::http::upstream::Upstream;
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::persons::{DynPersonDirectory, LocalPersons};
+use crate::query::engine::SharedIndex;
+use crate::query::live::Live;
+use crate::roles::connection_api::EngineKind;
+use crate::roles::Role;
+use crate::wiring::backends::{open_log, open_stores, LogUrl, StoreUrl, Stores};
+use crate::wiring::embedded::EmbeddedStack;
+
+/// Where the roles of a process are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every role in this process (`serve`): roles call each other directly and share one
+    /// embedded stack.
+    Together,
+    /// One role in this process: the roles it calls are reached over the network, its store
+    /// and log by URL.
+    Apart,
+}
+
+/// Where each role answers, for the roles that call it when they run apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstreams(BTreeMap<Role, String>);
+
+impl Default for Upstreams {
+    /// Every role at its default address on this machine.
+    fn default() -> Self {
+        Upstreams(Role::ALL.iter().map(|r| (*r, r.default_url())).collect())
+    }
+}
+
+impl Upstreams {
+    /// `role` answers at `url`.
+    pub fn with(mut self, role: Role, url: impl Into<String>) -> Self {
+        self.0.insert(role, url.into());
+        self
+    }
+
+    pub fn url(&self, role: Role) -> anyhow::Result<&str> {
+        self.0
+            .get(&role)
+            .map(String::as_str)
+            .with_context(|| format!("no URL for {role}"))
+    }
+}
+
+/// How the roles of a process are set up, besides their stores and log.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// web: serve the page from this directory instead of the copy built in.
+    pub web_dir: Option<PathBuf>,
+    /// connection-api apart: what answers queries.
+    pub engine: EngineKind,
+    /// Where the roles this process calls answer, when they run apart.
+    pub upstreams: Upstreams,
+}
+
+/// The stores and log of a process.
+pub(crate) enum Backends {
+    /// `serve`: one data directory, opened before any role starts.
+    Embedded(Box<EmbeddedStack>),
+    /// A role process: opened by the first role that asks, waiting for a database that does
+    /// not answer yet.
+    Urls {
+        store: StoreUrl,
+        log: LogUrl,
+        stores: Option<Stores>,
+        opened_log: Option<DynLog>,
+    },
+}
+
+pub struct Context {
+    pub mode: Mode,
+    pub options: Options,
+    pub metrics: Arc<Metrics>,
+    /// The role being started: its stop signal. The process stops roles one at a time, in
+    /// the reverse of their start order.
+    pub stop: watch::Receiver<bool>,
+    /// The contact index of this process (empty where no role keeps one): connection-api
+    /// fills it; benchmarks time it directly.
+    pub index: SharedIndex,
+    pub(crate) backends: Backends,
+    /// person-api in this process, as a direct call.
+    pub(crate) persons: Option<DynPersonDirectory>,
+    /// Receivers of every stored batch in this process (connection-api's index and live view).
+    pub(crate) stored_receivers: Vec<OnStored>,
+    /// location-api's ingest, for the demo conference.
+    pub(crate) ingest: Option<Arc<Ingest>>,
+    /// connection-api's live view, for the demo conference's venue.
+    pub(crate) live: Option<Arc<Live>>,
+    /// Clients of the roles this process reaches over the network, made once each.
+    pub(crate) upstreams: BTreeMap<Role, Arc<Upstream>>,
+    /// The roles the role being started asked to reach: each is a readiness check of it.
+    pub(crate) called: Vec<Role>,
+}
+
+impl Context {
+    /// The stores, opened (and waited for) on first use. `None` when the role is asked to stop
+    /// first.
+    pub async fn stores(&mut self, role: Role) -> anyhow::Result<Option<Stores>> {
+        match &mut self.backends {
+            Backends::Embedded(stack) => Ok(Some(Stores {
+                persons: stack.persons.clone(),
+                locations: stack.locations.clone(),
+                ids: stack.ids.clone(),
+            })),
+            Backends::Urls {
+                stores: Some(s), ..
+            } => Ok(Some(s.clone())),
+            Backends::Urls { store, stores, .. } => {
+                let mut stop = self.stop.clone();
+                let Some(opened) = open_stores(store, &mut stop).await? else {
+                    return Ok(None);
+                };
+                tracing::info!(role = %role, store = %store, "store open");
+                *stores = Some(opened.clone());
+                Ok(Some(opened))
+            }
+        }
+    }
+
+    /// The log, opened on first use.
+    pub fn log(&mut self, role: Role) -> anyhow::Result<DynLog> {
+        match &mut self.backends {
+            Backends::Embedded(stack) => Ok(stack.log.clone()),
+            Backends::Urls {
+                opened_log: Some(l),
+                ..
+            } => Ok(l.clone()),
+            Backends::Urls {
+                log, opened_log, ..
+            } => {
+                let opened = open_log(log)?;
+                tracing::info!(role = %role, log = %log, "log open");
+                *opened_log = Some(opened.clone());
+                Ok(opened)
+            }
+        }
+    }
+
+    /// The log's URL when the role runs apart; `None` in `serve`.
+    pub fn log_url(&self) -> Option<&LogUrl> {
+        match &self.backends {
+            Backends::Embedded(_) => None,
+            Backends::Urls { log, .. } => Some(log),
+        }
+    }
+
+    /// How roles reach person-api: in `serve` the direct call person-api offers; apart, a
+    /// directory over the store.
+    pub async fn persons(&mut self, role: Role) -> anyhow::Result<Option<DynPersonDirectory>> {
+        if let Some(p) = &self.persons {
+            return Ok(Some(p.clone()));
+        }
+        match self.mode {
+            Mode::Together => anyhow::bail!("{role} starts before person-api"),
+            Mode::Apart => {
+                let Some(stores) = self.stores(role).await? else {
+                    return Ok(None);
+                };
+                let persons: DynPersonDirectory = Arc::new(LocalPersons::new(stores.persons));
+                self.persons = Some(persons.clone());
+                Ok(Some(persons))
+            }
+        }
+    }
+
+    /// A client of `role`, which runs apart; the role being started is then ready only while
+    /// `role` is.
+    pub fn upstream(&mut self, role: Role) -> anyhow::Result<Arc<Upstream>> {
+        if !self.called.contains(&role) {
+            self.called.push(role);
+        }
+        if let Some(u) = self.upstreams.get(&role) {
+            return Ok(u.clone());
+        }
+        let u = Arc::new(Upstream::new(role, self.options.upstreams.url(role)?)?);
+        self.upstreams.insert(role, u.clone());
+        Ok(u)
+    }
+
+    /// How many locations the store holds at most, when the log knows it cheaply (the
+    /// embedded log's length): sizes the contact index without counting the store.
+    pub fn expected_locations(&self) -> Option<u64> {
+        match &self.backends {
+            Backends::Embedded(stack) => stack.embedded_log.end_offset(LOCATION_TOPIC).ok(),
+            Backends::Urls { .. } => None,
+        }
+    }
+
+    /// `f` receives every batch stored in this process from now on.
+    pub fn receive_stored(&mut self, f: OnStored) {
+        self.stored_receivers.push(f);
+    }
+
+    /// Everything that receives stored batches in this process, as one.
+    pub fn stored_receivers(&self) -> Option<OnStored> {
+        feed::all(self.stored_receivers.clone())
+    }
+}

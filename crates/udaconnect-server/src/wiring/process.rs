@@ -1,0 +1,533 @@
+//! The process: `udaconnect serve` (every role, embedded storage) and a role subcommand (one
+//! role, its dependencies by URL) are the same code. [`Application`] binds its listeners
+//! first, writes the listen file, answers `/health` at once and 503 on everything else while
+//! its roles start, starts them through the role table's `start` functions in dependency
+//! order, installs their routes and readiness checks, and stops them in reverse order.
+//!
+//! `serve` returns from [`Application::build`] once every role has started (a start failure
+//! is its error); a role process returns at once and starts its role in the background, as
+//! its database or broker may come up after it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use crate::http;
+use crate::http::ops::{self, starting, Ops};
+use crate::ingest::demo::LiveConference;
+use crate::ingest::{grpc, seed};
+use crate::metrics::Metrics;
+use crate::query::engine::SharedIndex;
+use crate::roles::connection_api::{new_index, EngineKind};
+use crate::roles::{self, start_order, Readiness, Role};
+use crate::wiring::backends::{LogUrl, StoreUrl};
+use crate::wiring::context::{Backends, Context, Mode, Options, Upstreams};
+use crate::wiring::embedded::EmbeddedStack;
+use crate::wiring::listen_file::{self, Listening};
+use crate::wiring::shutdown::shutdown_signal;
+
+/// What `serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// Where HTTP is served; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Load the original demo data on first start.
+    pub demo: bool,
+    /// With `demo`: attendees of the live simulated conference (0: none).
+    pub demo_attendees: u32,
+    /// Serve the web page from this directory instead of the copy built in.
+    pub web_dir: Option<PathBuf>,
+    /// Origins, besides pages on this machine, whose pages may call the API.
+    pub cors_origins: Vec<String>,
+    /// Where location-api's gRPC services listen.
+    pub grpc: GrpcListen,
+    /// Where to write the bound addresses (see [`listen_file`]).
+    pub listen_file: Option<PathBuf>,
+}
+
+/// What one role process needs to know.
+#[derive(Debug, Clone)]
+pub struct RoleSettings {
+    pub role: Role,
+    /// HTTP: the role's API (if any), /health, /ready, /metrics. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// location-api's gRPC services.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Where to write the bound addresses (see [`listen_file`]).
+    pub listen_file: Option<PathBuf>,
+    pub store: StoreUrl,
+    pub log: LogUrl,
+    /// Where the roles this one calls answer.
+    pub upstreams: Upstreams,
+    pub web_dir: Option<PathBuf>,
+    pub cors_origins: Vec<String>,
+    /// connection-api: what answers queries.
+    pub engine: EngineKind,
+}
+
+/// Where `serve` offers gRPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcListen {
+    Off,
+    /// The usual port: taken if free, else gRPC is off with a warning (a second `serve` on
+    /// one machine still starts).
+    Default(SocketAddr),
+    /// Asked for: failing to bind it fails the start.
+    At(SocketAddr),
+}
+
+/// Where the process's roles are in their start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Startup {
+    Starting,
+    Started,
+    Failed(String),
+}
+
+/// A running UdaConnect process.
+pub struct Application {
+    local_addr: SocketAddr,
+    grpc_addr: Option<SocketAddr>,
+    /// The contact index connection-api answers from in this process (benchmarks time it
+    /// directly); empty where no role keeps one.
+    index: SharedIndex,
+    /// Flipped first to stop: the listeners stop accepting and drain, the demo ends.
+    accept: watch::Sender<bool>,
+    /// Flipped next: the roles stop, in the reverse of their start order (the consumer commits).
+    stop_roles: watch::Sender<bool>,
+    startup: watch::Receiver<Startup>,
+    http: JoinHandle<anyhow::Result<()>>,
+    roles: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The process to build, whichever command asked for it.
+struct Plan {
+    label: &'static str,
+    roles: Vec<Role>,
+    mode: Mode,
+    listen: SocketAddr,
+    grpc: GrpcListen,
+    listen_file: Option<PathBuf>,
+    cors_origins: Vec<String>,
+    options: Options,
+    backends: Backends,
+    /// `serve --demo`: the live simulated conference's attendees (0: none).
+    demo_attendees: Option<u32>,
+}
+
+impl Application {
+    /// `udaconnect serve`: opens the data directory, loads the demo data once when asked,
+    /// binds, and starts every role; returns once they serve.
+    pub async fn build(settings: ServeSettings) -> anyhow::Result<Application> {
+        let stack = EmbeddedStack::open(&settings.data_dir)?;
+        for r in stack.embedded_log.recoveries() {
+            if r.truncated_bytes > 0 {
+                tracing::warn!(topic = %r.topic, truncated_bytes = r.truncated_bytes, "log recovered after a crash");
+            }
+        }
+        if settings.demo {
+            seed::load_once(&stack.data_dir, &stack.persons, &stack.log, &stack.ids)
+                .await
+                .context("failed to load the demo data")?;
+        }
+        let plan = Plan {
+            label: "serve",
+            roles: Role::ALL.to_vec(),
+            mode: Mode::Together,
+            listen: settings.listen,
+            grpc: settings.grpc,
+            listen_file: settings.listen_file,
+            cors_origins: settings.cors_origins,
+            options: Options {
+                web_dir: settings.web_dir,
+                ..Options::default()
+            },
+            backends: Backends::Embedded(Box::new(stack)),
+            demo_attendees: settings.demo.then_some(settings.demo_attendees),
+        };
+        let mut app = Application::start(plan).await?;
+        let failed = match app.startup.wait_for(|s| *s != Startup::Starting).await {
+            Ok(s) => match &*s {
+                Startup::Failed(why) => Some(why.clone()),
+                Startup::Starting | Startup::Started => None,
+            },
+            Err(_) => Some("the roles stopped while starting".to_string()),
+        };
+        if let Some(why) = failed {
+            app.stop().await.ok();
+            anyhow::bail!(why);
+        }
+        tracing::info!(address = %app.local_addr, data_dir = %settings.data_dir.display(), "udaconnect is serving");
+        Ok(app)
+    }
+
+    /// One role in its own process: binds the listeners and returns at once; the role opens
+    /// its store and log in the background.
+    pub async fn build_role(settings: RoleSettings) -> anyhow::Result<Application> {
+        let role = settings.role;
+        let plan = Plan {
+            label: role.name(),
+            roles: vec![role],
+            mode: Mode::Apart,
+            listen: settings.listen,
+            grpc: settings.grpc_listen.map_or(GrpcListen::Off, GrpcListen::At),
+            listen_file: settings.listen_file,
+            cors_origins: settings.cors_origins,
+            options: Options {
+                web_dir: settings.web_dir,
+                engine: settings.engine,
+                upstreams: settings.upstreams,
+            },
+            backends: Backends::Urls {
+                store: settings.store,
+                log: settings.log,
+                stores: None,
+                opened_log: None,
+            },
+            demo_attendees: None,
+        };
+        let app = Application::start(plan).await?;
+        tracing::info!(
+            role = %role,
+            address = %app.local_addr,
+            grpc = app.grpc_addr.map(|a| a.to_string()).unwrap_or_default(),
+            "udaconnect role is listening"
+        );
+        Ok(app)
+    }
+
+    async fn start(plan: Plan) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(plan.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", plan.listen))?;
+        let local_addr = listener.local_addr()?;
+        let grpc_listener = if plan.roles.contains(&Role::LocationApi) {
+            bind_grpc(plan.grpc).await?
+        } else {
+            None
+        };
+        let grpc_addr = grpc_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        if let Some(path) = &plan.listen_file {
+            listen_file::write(
+                path,
+                &Listening {
+                    http: local_addr,
+                    grpc: grpc_addr,
+                    role: plan.label,
+                    pid: std::process::id(),
+                },
+            )?;
+        }
+        let (accept, accept_rx) = watch::channel(false);
+        let (stop_roles, stop_rx) = watch::channel(false);
+        let (startup_tx, startup) = watch::channel(Startup::Starting);
+        let installed: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+        let http = tokio::spawn(serve_http(
+            listener,
+            front(plan.label, installed.clone()),
+            accept_rx.clone(),
+        ));
+        let index = new_index();
+        let roles = tokio::spawn(run_roles(
+            plan,
+            index.clone(),
+            Listeners {
+                http: local_addr,
+                grpc: grpc_listener,
+            },
+            installed,
+            startup_tx,
+            accept_rx,
+            stop_rx,
+        ));
+        Ok(Application {
+            local_addr,
+            grpc_addr,
+            index,
+            accept,
+            stop_roles,
+            startup,
+            http,
+            roles,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where gRPC is served, when it is.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
+    }
+
+    pub fn contact_index(&self) -> SharedIndex {
+        self.index.clone()
+    }
+
+    /// Serves until SIGINT or SIGTERM (or a role fails to start), then stops gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let mut startup = self.startup.clone();
+        let failed = tokio::select! {
+            _ = shutdown_signal() => None,
+            s = startup.wait_for(|s| matches!(s, Startup::Failed(_))) => match s.as_deref() {
+                Ok(Startup::Failed(why)) => Some(why.clone()),
+                Ok(Startup::Starting | Startup::Started) | Err(_) => None,
+            },
+        };
+        tracing::info!("stopping: draining requests, stopping the roles");
+        let stopped = self.stop().await;
+        match failed {
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => stopped,
+        }
+    }
+
+    /// Stops accepting, drains in-flight requests, stops the roles in reverse start order
+    /// (the consumer commits), and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.accept.send(true);
+        let http = self.http.await.context("server task failed");
+        let _ = self.stop_roles.send(true);
+        let roles = self.roles.await.context("role task failed");
+        http??;
+        roles??;
+        Ok(())
+    }
+}
+
+/// Binds gRPC as `grpc` says.
+async fn bind_grpc(grpc: GrpcListen) -> anyhow::Result<Option<TcpListener>> {
+    Ok(match grpc {
+        GrpcListen::Off => None,
+        GrpcListen::Default(addr) => match TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(address = %addr, error = %e, "gRPC port taken; gRPC is off (--grpc-listen picks another)");
+                None
+            }
+        },
+        GrpcListen::At(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to listen for gRPC on {addr}"))?,
+        ),
+    })
+}
+
+/// The HTTP front: the roles' router once installed, the answers of a process still starting
+/// until then.
+fn front(label: &'static str, installed: Arc<OnceLock<Router>>) -> Router {
+    Router::new().fallback(move |request: Request| {
+        let installed = installed.clone();
+        async move {
+            match installed.get() {
+                Some(router) => router.clone().oneshot(request).await.into_response(),
+                None => starting(label, request).await,
+            }
+        }
+    })
+}
+
+async fn serve_http(
+    listener: TcpListener,
+    router: Router,
+    mut accept: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    // Without TCP_NODELAY a streamed answer's last small write waits for the client's
+    // delayed ACK: 40 ms added to an answer that took one.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = accept.wait_for(|s| *s).await;
+        })
+        .await
+        .context("HTTP server failed")
+}
+
+struct Listeners {
+    http: SocketAddr,
+    grpc: Option<TcpListener>,
+}
+
+/// A started role and how to stop it.
+struct Started {
+    role: Role,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts the plan's roles in order, installs their routes, serves until `stop`, then stops
+/// them in reverse order.
+async fn run_roles(
+    plan: Plan,
+    index: SharedIndex,
+    listeners: Listeners,
+    installed: Arc<OnceLock<Router>>,
+    startup: watch::Sender<Startup>,
+    accept: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let data_dir = match &plan.backends {
+        Backends::Embedded(stack) => Some(stack.data_dir.clone()),
+        Backends::Urls { .. } => None,
+    };
+    let mut ctx = Context {
+        mode: plan.mode,
+        options: plan.options,
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        index,
+        backends: plan.backends,
+        persons: None,
+        stored_receivers: Vec::new(),
+        ingest: None,
+        live: None,
+        upstreams: Default::default(),
+        called: Vec::new(),
+    };
+    let mut started: Vec<Started> = Vec::new();
+    // Servers that stop with the listeners: gRPC, the demo conference.
+    let mut servers: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
+    let outcome: anyhow::Result<bool> = async {
+        let mut router = Router::new();
+        let mut checks = Vec::new();
+        let mut grpc = None;
+        for role in start_order(&plan.roles) {
+            let (role_stop, role_stop_rx) = watch::channel(false);
+            ctx.stop = role_stop_rx;
+            ctx.called.clear();
+            let running = tokio::select! {
+                r = roles::start(role, &mut ctx) => r.with_context(|| format!("failed to start {role}"))?,
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            let Some(running) = running else {
+                return Ok(false);
+            };
+            debug_assert!(running
+                .checks
+                .iter()
+                .all(|(r, _)| role.spec().readiness.contains(r)));
+            checks.extend(running.checks);
+            // The roles it reaches over the network are ready, or it is not.
+            for upstream in ctx.called.clone() {
+                let u = ctx.upstream(upstream)?;
+                checks.push((
+                    Readiness::Upstream(upstream),
+                    ops::check(move || {
+                        let u = u.clone();
+                        async move { u.ready().await }
+                    }),
+                ));
+            }
+            router = router.merge(running.router);
+            grpc = grpc.or(running.grpc);
+            started.push(Started {
+                role,
+                stop: role_stop,
+                tasks: running.tasks,
+            });
+        }
+        if let (Some(listener), Some(service)) = (listeners.grpc, grpc) {
+            servers.push(tokio::spawn(grpc::serve(listener, service, accept.clone())));
+        }
+        if let (Some(attendees @ 1..), Some(dir)) = (plan.demo_attendees, &data_dir) {
+            servers.push(start_demo(&ctx, dir, attendees, accept.clone()).await?);
+        }
+        let ops = Arc::new(Ops {
+            metrics: metrics.clone(),
+            checks: dedup_checks(checks),
+            roles: started.iter().map(|s| s.role.name()).collect(),
+        });
+        let router = http::with_common_layers(
+            router.merge(ops::routes(ops)),
+            &metrics,
+            &plan.cors_origins,
+        );
+        let _ = installed.set(router);
+        Ok(true)
+    }
+    .await;
+    match &outcome {
+        Ok(true) => {
+            match plan.mode {
+                Mode::Apart => {
+                    tracing::info!(role = plan.label, address = %listeners.http, "role is serving")
+                }
+                Mode::Together => {}
+            }
+            startup.send_replace(Startup::Started);
+            let _ = stop.wait_for(|s| *s).await;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "udaconnect failed to start");
+            startup.send_replace(Startup::Failed(format!("{e:#}")));
+        }
+    }
+    for s in servers {
+        log_ending(s.await);
+    }
+    for s in started.into_iter().rev() {
+        let _ = s.stop.send(true);
+        for t in s.tasks {
+            log_ending(t.await);
+        }
+        tracing::debug!(role = %s.role, "role stopped");
+    }
+    outcome.map(|_| ())
+}
+
+/// Prepares the demo's live conference and runs it until the listeners stop.
+async fn start_demo(
+    ctx: &Context,
+    data_dir: &std::path::Path,
+    attendees: u32,
+    accept: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let (Backends::Embedded(stack), Some(ingest), Some(live)) =
+        (&ctx.backends, ctx.ingest.clone(), ctx.live.clone())
+    else {
+        anyhow::bail!("the demo conference needs every role in one process");
+    };
+    let conference = LiveConference::prepare(data_dir, &stack.persons, attendees)
+        .await
+        .context("failed to prepare the demo conference")?;
+    live.set_venue(conference.venue());
+    Ok(tokio::spawn(async move {
+        conference.run(ingest, accept).await;
+        Ok(())
+    }))
+}
+
+/// One check per name (roles in one process share their stores and log), the first kept.
+fn dedup_checks(checks: Vec<(Readiness, ops::Check)>) -> Vec<(&'static str, ops::Check)> {
+    let mut out: Vec<(&'static str, ops::Check)> = Vec::new();
+    for (r, check) in checks {
+        if !out.iter().any(|(name, _)| *name == r.name()) {
+            out.push((r.name(), check));
+        }
+    }
+    out
+}
+
+fn log_ending(ended: Result<anyhow::Result<()>, tokio::task::JoinError>) {
+    match ended {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "a role task ended with an error"),
+        Err(e) => tracing::warn!(error = %e, "a role task failed"),
+    }
+}
