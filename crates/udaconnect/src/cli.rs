@@ -48,7 +48,7 @@ pub enum Command {
     LocationApi(LocationApiArgs),
     /// location-consumer alone: stores the log's pings; serves only /health, /ready and
     /// /metrics (default listen 127.0.0.1:30005).
-    LocationConsumer(RoleArgs),
+    LocationConsumer(LocationConsumerArgs),
     /// connection-api alone: who met whom, from the store or an in-memory index following the
     /// log (default listen 127.0.0.1:30003).
     ConnectionApi(ConnectionApiArgs),
@@ -147,10 +147,28 @@ pub struct RoleArgs {
     pub listen_file: ListenFileArg,
 }
 
+/// Where person-api answers, for a role that asks it about persons.
+#[derive(Args, Debug)]
+pub struct PersonApiArg {
+    /// Base URL of person-api (persons are looked up there, not in its tables).
+    #[arg(long, env = "UDACONNECT_PERSON_API", default_value_t = Role::PersonApi.default_url())]
+    pub person_api: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LocationConsumerArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    #[command(flatten)]
+    pub person_api: PersonApiArg,
+}
+
 #[derive(Args, Debug)]
 pub struct LocationApiArgs {
     #[command(flatten)]
     pub role: RoleArgs,
+    #[command(flatten)]
+    pub person_api: PersonApiArg,
     /// Address of the gRPC services (the original LocationService, the v1 ingest, health and
     /// reflection).
     #[arg(long, env = "UDACONNECT_GRPC_LISTEN", default_value = "127.0.0.1:5005")]
@@ -161,6 +179,8 @@ pub struct LocationApiArgs {
 pub struct ConnectionApiArgs {
     #[command(flatten)]
     pub role: RoleArgs,
+    #[command(flatten)]
+    pub person_api: PersonApiArg,
     /// What answers queries: `store`, one set-based statement on the store per query
     /// (PostGIS); or `memory`, the embedded mode's in-memory index, built from the whole Kafka
     /// topic at start and following it (milliseconds per query; needs --log kafka://... with a
@@ -180,9 +200,8 @@ pub struct WebArgs {
     /// --store and --log are accepted for uniformity; web uses neither.
     #[command(flatten)]
     pub role: RoleArgs,
-    /// Base URL of person-api.
-    #[arg(long, env = "UDACONNECT_PERSON_API", default_value_t = Role::PersonApi.default_url())]
-    pub person_api: String,
+    #[command(flatten)]
+    pub person_api: PersonApiArg,
     /// Base URL of location-api (its HTTP port).
     #[arg(long, env = "UDACONNECT_LOCATION_API", default_value_t = Role::LocationApi.default_url())]
     pub location_api: String,
@@ -209,17 +228,23 @@ pub struct ReplayArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::PersonApi(args) => run_role(role_settings(Role::PersonApi, args)?).await,
+        Command::PersonApi(args) => run_role(role_settings(Role::PersonApi, args, None)?).await,
         Command::LocationApi(args) => {
-            let mut settings = role_settings(Role::LocationApi, args.role)?;
+            let mut settings = role_settings(Role::LocationApi, args.role, Some(args.person_api))?;
             settings.grpc_listen = Some(args.grpc_listen);
             run_role(settings).await
         }
         Command::LocationConsumer(args) => {
-            run_role(role_settings(Role::LocationConsumer, args)?).await
+            run_role(role_settings(
+                Role::LocationConsumer,
+                args.role,
+                Some(args.person_api),
+            )?)
+            .await
         }
         Command::ConnectionApi(args) => {
-            let mut settings = role_settings(Role::ConnectionApi, args.role)?;
+            let mut settings =
+                role_settings(Role::ConnectionApi, args.role, Some(args.person_api))?;
             settings.engine = match args.engine {
                 EngineArg::Store => EngineKind::Store,
                 EngineArg::Memory => EngineKind::Memory,
@@ -227,9 +252,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             run_role(settings).await
         }
         Command::Web(args) => {
-            let mut settings = role_settings(Role::Web, args.role)?;
-            settings.upstreams = Upstreams::default()
-                .with(Role::PersonApi, args.person_api)
+            let mut settings = role_settings(Role::Web, args.role, Some(args.person_api))?;
+            settings.upstreams = settings
+                .upstreams
                 .with(Role::LocationApi, args.location_api)
                 .with(Role::ConnectionApi, args.connection_api);
             settings.web_dir = args.web_dir;
@@ -279,8 +304,14 @@ fn log_url(flag: Option<String>) -> anyhow::Result<LogUrl> {
         .map_err(|e: String| anyhow::anyhow!("--log: {e}"))
 }
 
-/// A role's settings from the flags every role takes; the rest at their defaults.
-fn role_settings(role: Role, args: RoleArgs) -> anyhow::Result<RoleSettings> {
+/// A role's settings from the flags every role takes (and `--person-api` for the roles that
+/// ask it about persons); the rest at their defaults.
+fn role_settings(
+    role: Role,
+    args: RoleArgs,
+    person_api: Option<PersonApiArg>,
+) -> anyhow::Result<RoleSettings> {
+    let upstreams = Upstreams::default();
     Ok(RoleSettings {
         role,
         listen: args.listen.unwrap_or_else(|| role.default_listen()),
@@ -288,7 +319,10 @@ fn role_settings(role: Role, args: RoleArgs) -> anyhow::Result<RoleSettings> {
         listen_file: args.listen_file.listen_file,
         store: store_url(args.store)?,
         log: log_url(args.log)?,
-        upstreams: Upstreams::default(),
+        upstreams: match person_api {
+            Some(p) => upstreams.with(Role::PersonApi, p.person_api),
+            None => upstreams,
+        },
         web_dir: None,
         cors_origins: args.cors_origins,
         engine: EngineKind::default(),

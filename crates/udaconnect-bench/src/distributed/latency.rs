@@ -342,15 +342,17 @@ async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> 
     }
 }
 
-/// location-api and location-consumer in this process, on the benchmark's database and broker;
-/// `consumer_config` holds Kafka client properties for the consumer only.
+/// location-api and location-consumer in this process, on the benchmark's database and broker,
+/// with the person-api they ask about persons; `consumer_config` holds Kafka client properties
+/// for the consumer only.
 pub async fn distributed(
     db: &BenchDb,
     broker: &BrokerHandle,
     load: &LoadShape,
     consumer_config: Vec<(String, String)>,
 ) -> anyhow::Result<LoadResult> {
-    let role = |role, config| RoleSettings {
+    let http = reqwest::Client::new();
+    let settings = |role, config, upstreams| RoleSettings {
         role,
         listen: "127.0.0.1:0".parse().expect("a socket address"),
         grpc_listen: None,
@@ -360,14 +362,22 @@ pub async fn distributed(
             config,
         },
         listen_file: None,
-        upstreams: Upstreams::default(),
+        upstreams,
         web_dir: None,
         cors_origins: Vec::new(),
         engine: Default::default(),
     };
-    let api = Application::build_role(role(Role::LocationApi, Vec::new())).await?;
-    let consumer = Application::build_role(role(Role::LocationConsumer, consumer_config)).await?;
-    let http = reqwest::Client::new();
+    let persons =
+        Application::build_role(settings(Role::PersonApi, Vec::new(), Upstreams::default()))
+            .await?;
+    let person_api = format!("http://{}", persons.local_addr());
+    wait_ready(&http, &person_api).await?;
+    let upstreams = Upstreams::default().with(Role::PersonApi, person_api);
+    let api =
+        Application::build_role(settings(Role::LocationApi, Vec::new(), upstreams.clone())).await?;
+    let consumer =
+        Application::build_role(settings(Role::LocationConsumer, consumer_config, upstreams))
+            .await?;
     let base = format!("http://{}", api.local_addr());
     wait_ready(&http, &base).await?;
     wait_ready(&http, &format!("http://{}", consumer.local_addr())).await?;
@@ -383,6 +393,7 @@ pub async fn distributed(
     .await;
     api.stop().await?;
     consumer.stop().await?;
+    persons.stop().await?;
     result
 }
 

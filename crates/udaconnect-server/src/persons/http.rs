@@ -5,11 +5,12 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use udaconnect_core::model::Person;
+use serde_json::Value;
+use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
-use udaconnect_core::{validate, Error};
+use udaconnect_core::{validate, Error, Result};
 
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{JsonBody, Params};
@@ -19,6 +20,8 @@ use crate::metrics::Metrics;
 /// knew no paging, still see every person of a mid-sized event.
 pub const DEFAULT_PAGE: usize = 1000;
 pub const MAX_PAGE: usize = 10_000;
+/// Most ids one `POST /api/persons/lookup` takes.
+pub const MAX_LOOKUP_IDS: usize = 10_000;
 
 pub struct PersonApi {
     pub store: DynPersonStore,
@@ -29,6 +32,11 @@ pub fn routes(api: Arc<PersonApi>) -> Router {
     Router::new()
         .route("/api/persons", get(list_persons).post(create_person))
         .route("/api/persons/{id}", get(get_person))
+        .route(
+            "/api/persons/lookup",
+            // A GET is for the person with id `lookup`: the answer it always had.
+            post(lookup_persons).get(|api| get_person(api, Path("lookup".to_string()))),
+        )
         .with_state(api)
 }
 
@@ -122,4 +130,68 @@ pub async fn get_person(
         .await?
         .map(Json)
         .ok_or_else(|| Error::not_found("person", id).into())
+}
+
+/// Body of `POST /api/persons/lookup`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LookupBody {
+    /// Person ids, at most 10,000; repeats are answered once.
+    #[schema(example = json!([1, 5, 6]))]
+    ids: Vec<i64>,
+}
+
+/// Look up many persons at once.
+///
+/// Answers the persons among `ids` that exist, in id order; ids that name no person are left
+/// out. The other roles ask person-api this way (a 3-day answer names thousands of persons).
+#[utoipa::path(post, path = "/api/persons/lookup", tag = "persons",
+    request_body = LookupBody,
+    responses(
+        (status = 200, description = "The persons that exist, in id order", body = [Person]),
+        (status = 400, description = "Malformed JSON, or an id that is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No ids, or more than 10,000", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn lookup_persons(
+    State(api): State<Arc<PersonApi>>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Vec<Person>>> {
+    let ids = lookup_ids(&body)?;
+    Ok(Json(api.store.get_many(&ids).await?))
+}
+
+/// The ids of a lookup body, sorted, without repeats.
+fn lookup_ids(body: &Value) -> Result<Vec<PersonId>> {
+    let Some(obj) = body.as_object() else {
+        return Err(Error::bad_request(
+            "body",
+            r#"must be a JSON object ({"ids": [...]})"#,
+        ));
+    };
+    let items = match obj.get("ids") {
+        None | Some(Value::Null) => return Err(Error::invalid("ids", "is required")),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(Error::bad_request("ids", "must be an array of person ids")),
+    };
+    if items.len() > MAX_LOOKUP_IDS {
+        return Err(Error::invalid(
+            "ids",
+            format!("at most {MAX_LOOKUP_IDS} ids per call, not {}", items.len()),
+        ));
+    }
+    let mut ids = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item.as_i64() {
+            Some(id) => ids.push(id),
+            None => {
+                return Err(Error::bad_request(
+                    format!("ids[{i}]"),
+                    format!("{item} is not an integer id"),
+                ))
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }

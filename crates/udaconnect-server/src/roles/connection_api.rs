@@ -37,9 +37,10 @@ pub enum EngineKind {
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     const ROLE: Role = Role::ConnectionApi;
-    let (Some(stores), Some(persons)) = (ctx.stores(ROLE).await?, ctx.persons(ROLE).await?) else {
+    let Some(stores) = ctx.stores(ROLE).await? else {
         return Ok(None);
     };
+    let persons = ctx.persons(ROLE)?;
     let live = Arc::new(Live::new(ctx.index.clone(), ctx.metrics.clone()));
     ctx.live = Some(live.clone());
     // Every batch this role learns of goes to its index and to the browsers watching live.

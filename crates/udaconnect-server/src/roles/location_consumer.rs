@@ -8,9 +8,10 @@ use crate::wiring::context::Context;
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     const ROLE: Role = Role::LocationConsumer;
-    let (Some(stores), Some(persons)) = (ctx.stores(ROLE).await?, ctx.persons(ROLE).await?) else {
+    let Some(stores) = ctx.stores(ROLE).await? else {
         return Ok(None);
     };
+    let persons = ctx.persons(ROLE)?;
     let log = ctx.log(ROLE)?;
     let consumer = LocationConsumer {
         log: log.clone(),

@@ -16,7 +16,7 @@ use crate::feed::{self, OnStored};
 use crate::http::upstream::Upstream;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
-use crate::persons::{DynPersonDirectory, LocalPersons};
+use crate::persons::{DynPersonDirectory, PersonApiClient, RemotePersons};
 use crate::query::engine::SharedIndex;
 use crate::query::live::Live;
 use crate::roles::connection_api::EngineKind;
@@ -163,21 +163,19 @@ impl Context {
         }
     }
 
-    /// How roles reach person-api: in `serve` the direct call person-api offers; apart, a
-    /// directory over the store.
-    pub async fn persons(&mut self, role: Role) -> anyhow::Result<Option<DynPersonDirectory>> {
+    /// How roles reach person-api: in `serve` the direct call person-api offers; apart, over
+    /// HTTP (and the role is then ready only while person-api is).
+    pub fn persons(&mut self, role: Role) -> anyhow::Result<DynPersonDirectory> {
         if let Some(p) = &self.persons {
-            return Ok(Some(p.clone()));
+            return Ok(p.clone());
         }
         match self.mode {
             Mode::Together => anyhow::bail!("{role} starts before person-api"),
             Mode::Apart => {
-                let Some(stores) = self.stores(role).await? else {
-                    return Ok(None);
-                };
-                let persons: DynPersonDirectory = Arc::new(LocalPersons::new(stores.persons));
+                let client = PersonApiClient::new(self.upstream(Role::PersonApi)?);
+                let persons: DynPersonDirectory = Arc::new(RemotePersons::new(client));
                 self.persons = Some(persons.clone());
-                Ok(Some(persons))
+                Ok(persons)
             }
         }
     }

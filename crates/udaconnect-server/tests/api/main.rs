@@ -6,3 +6,4 @@ mod helpers;
 mod locations;
 mod operations;
 mod persons;
+mod remote_persons;

@@ -140,3 +140,92 @@ async fn invalid_paging() {
     assert_problem(app.get("/api/persons?limit=100000").await, 400, &["limit"]).await;
     assert_problem(app.get("/api/persons?cursor=abc").await, 400, &["cursor"]).await;
 }
+
+#[tokio::test]
+async fn lookup_answers_the_persons_that_exist_in_id_order() {
+    let app = spawn_app(true).await;
+    let r = app
+        .post_json(
+            "/api/persons/lookup",
+            &json!({"ids": [9, 1, 4, 9, 5, 0, -3]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let found: serde_json::Value = r.json().await.unwrap();
+    let ids: Vec<i64> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 5, 9]);
+    let one: serde_json::Value = app.get("/api/persons/5").await.json().await.unwrap();
+    assert_eq!(found[1], one);
+    let none: serde_json::Value = app
+        .post_json("/api/persons/lookup", &json!({"ids": []}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none, json!([]));
+    // As many ids as one call takes, then one more.
+    let most: Vec<i64> = (1..=10_000).collect();
+    let r = app
+        .post_json("/api/persons/lookup", &json!({ "ids": most }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let all: serde_json::Value = app.get("/api/persons").await.json().await.unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 5);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), all);
+    let too_many: Vec<i64> = (1..=10_001).collect();
+    let body = assert_problem(
+        app.post_json("/api/persons/lookup", &json!({ "ids": too_many }))
+            .await,
+        422,
+        &["ids"],
+    )
+    .await;
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("at most 10000 ids"));
+}
+
+#[tokio::test]
+async fn bad_lookups_are_problems() {
+    let app = spawn_app(true).await;
+    assert_problem(
+        app.post_raw("/api/persons/lookup", "[1, 5]").await,
+        400,
+        &["body"],
+    )
+    .await;
+    assert_problem(
+        app.post_raw("/api/persons/lookup", "{\"ids\": ").await,
+        400,
+        &["body"],
+    )
+    .await;
+    assert_problem(
+        app.post_raw("/api/persons/lookup", "{}").await,
+        422,
+        &["ids"],
+    )
+    .await;
+    assert_problem(
+        app.post_raw("/api/persons/lookup", "{\"ids\": \"1,5\"}")
+            .await,
+        400,
+        &["ids"],
+    )
+    .await;
+    assert_problem(
+        app.post_raw("/api/persons/lookup", "{\"ids\": [1, \"5\", 2.5]}")
+            .await,
+        400,
+        &["ids[1]"],
+    )
+    .await;
+    // A GET is for the person with id `lookup`, as before the lookup existed.
+    assert_problem(app.get("/api/persons/lookup").await, 400, &["id"]).await;
+}

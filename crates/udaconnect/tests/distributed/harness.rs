@@ -210,12 +210,15 @@ impl Stack {
         let person_api = RoleProc::spawn("person-api", &store).await;
         // person-api runs the migrations first; the others would wait on its advisory lock.
         person_api.wait_ready(Duration::from_secs(60)).await;
+        // Every role but person-api asks person-api about persons.
         let with = |log: String, extra: &[&str]| -> Vec<String> {
             let mut args = vec![
                 "--store".to_string(),
                 db.url.clone(),
                 "--log".to_string(),
                 log,
+                "--person-api".to_string(),
+                person_api.base(),
             ];
             args.extend(extra.iter().map(|a| a.to_string()));
             args

@@ -416,6 +416,122 @@ async fn broker_down_answers_503_and_ingest_resumes() {
     .await;
 }
 
+/// person-api away: a role that must ask it about a person answers 503 (never 500), and the
+/// consumer keeps a record whose person it cannot check (never dead-letters it) until person-api
+/// is back; persons already seen are still answered from the roles' caches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn person_api_down_answers_503_and_the_consumer_waits() {
+    let broker = Broker::start().await;
+    let db = Db::create().await;
+    let mut stack = Stack::start(&db, &broker).await;
+    let known = create_person(&stack.person_api.base(), "Kim").await;
+    let unseen = create_person(&stack.person_api.base(), "Fay").await;
+    let location_api = stack.location_api.base();
+    let r = post_ping(
+        &location_api,
+        &json!({"person_id": known, "latitude": 1.0, "longitude": 2.0}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+
+    stack.person_api.kill_9();
+    for role in [&stack.location_api, &stack.consumer, &stack.connection_api] {
+        let detail = eventually(
+            Duration::from_secs(30),
+            "a role to report person-api away",
+            || async {
+                let r = http()
+                    .get(format!("{}/ready", role.base()))
+                    .send()
+                    .await
+                    .ok()?;
+                (r.status() == 503).then_some(())?;
+                r.json::<Value>().await.ok()
+            },
+        )
+        .await;
+        assert!(
+            detail["detail"].as_str().unwrap().contains("person_api"),
+            "{} {detail}",
+            role.role
+        );
+    }
+    // A person location-api has not seen yet: it cannot check, so 503 with a problem body.
+    let r = post_ping(
+        &location_api,
+        &json!({"person_id": unseen, "latitude": 1.0, "longitude": 2.0}),
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert!(r.text().await.unwrap().contains("person-api"));
+    // A person it has seen is still accepted.
+    let r = post_ping(
+        &location_api,
+        &json!({"person_id": known, "latitude": 1.0, "longitude": 2.1}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let r = http()
+        .get(format!(
+            "{}/api/persons/{unseen}/summary",
+            stack.connection_api.base()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+
+    // An original producer's record for the unseen person: the consumer cannot check it.
+    produce_original(
+        &broker.brokers(),
+        &[&format!(
+            r#"{{"person_id": {unseen}, "latitude": 3.0, "longitude": 4.0}}"#
+        )],
+        false,
+    );
+    let of_unseen = || async {
+        db.client()
+            .await
+            .query_one(
+                "SELECT count(*) FROM location WHERE person_id = $1",
+                &[&unseen],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(of_unseen().await, 0, "stored without a person check");
+
+    // person-api back on its address: the record is stored, and nothing was dead-lettered.
+    stack.person_api.restart().await;
+    eventually(
+        Duration::from_secs(60),
+        "the held record stored",
+        || async { (of_unseen().await == 1).then_some(()) },
+    )
+    .await;
+    let dlq = KafkaLog::connect(&broker.brokers(), KafkaOptions::default()).unwrap();
+    let mut reader = dlq
+        .consumer("location.dlq", "test-dlq-reader", StartFrom::Earliest)
+        .await
+        .unwrap();
+    let mut dead = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        dead.extend(reader.poll(100, Duration::from_millis(500)).await.unwrap());
+    }
+    assert!(dead.is_empty(), "dead-lettered while person-api was away");
+    let r = post_ping(
+        &location_api,
+        &json!({"person_id": unseen, "latitude": 1.0, "longitude": 2.0}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+}
+
 /// Sends pings from `clients` tasks until `stop`; returns the ids answered 202.
 fn load(
     base: String,
@@ -572,7 +688,14 @@ async fn database_down_consumer_retries_and_loses_nothing() {
         .replacen(&format!(":{admin_port}/"), &format!(":{}/", cable.port), 1);
     let cabled = RoleProc::spawn(
         "location-consumer",
-        &["--store".into(), via_cable, "--log".into(), broker.url()],
+        &[
+            "--store".into(),
+            via_cable,
+            "--log".into(),
+            broker.url(),
+            "--person-api".into(),
+            stack.person_api.base(),
+        ],
     )
     .await;
     cabled.wait_ready(Duration::from_secs(60)).await;
@@ -722,7 +845,16 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(fresh.location_ids().await, db.location_ids().await);
-    let conn = RoleProc::spawn("connection-api", &["--store".into(), fresh.url.clone()]).await;
+    let conn = RoleProc::spawn(
+        "connection-api",
+        &[
+            "--store".into(),
+            fresh.url.clone(),
+            "--person-api".into(),
+            copy.base(),
+        ],
+    )
+    .await;
     conn.wait_ready(Duration::from_secs(60)).await;
     let after: Value = http()
         .get(format!("{}{query}", conn.base()))
@@ -849,6 +981,8 @@ async fn differential_embedded_and_distributed_answer_alike() {
             broker.url(),
             "--engine".into(),
             "memory".into(),
+            "--person-api".into(),
+            stack.person_api.base(),
         ],
     )
     .await;
