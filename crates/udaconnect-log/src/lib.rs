@@ -4,12 +4,15 @@
 //! - [`embedded`]: a durable, segmented, append-only log in a directory, with group commit
 //!   (one fsync per batch of concurrent appends) and crash recovery of a torn tail.
 //! - [`frame`]: how one record is laid out on disk, and how a damaged one is recognised.
-//! - [`kafka`]: the log on an Apache Kafka cluster (or any broker speaking its protocol):
-//!   idempotent producer with `acks=all`, consumer groups with commits by hand.
+//! - `kafka` (feature `kafka`, on by default): the log on an Apache Kafka cluster (or any
+//!   broker speaking its protocol): idempotent producer with `acks=all`, consumer groups with
+//!   commits by hand.
 
 pub mod embedded;
 pub mod frame;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 
 pub use embedded::{EmbeddedLog, EmbeddedLogOptions};
+#[cfg(feature = "kafka")]
 pub use kafka::{KafkaLog, KafkaOptions};

@@ -5,14 +5,17 @@
 //!   no role reaches into another's tables.
 //! - [`ids`]: the embedded id leaser, a small file beside the stores that a replay never
 //!   touches.
-//! - [`postgres`]: the distributed stores and id leaser, on one PostgreSQL/PostGIS database
-//!   shared by every role process; its schema comes from `migrations/postgres`.
+//! - `postgres` (feature `postgres`, on by default): the distributed stores and id leaser, on
+//!   one PostgreSQL/PostGIS database shared by every role process; its schema comes from
+//!   `migrations/postgres`.
 
 pub mod ids;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
 
 pub use ids::FileIdLeaser;
+#[cfg(feature = "postgres")]
 pub use postgres::{
     Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresOptions, PostgresPersonStore,
 };

@@ -294,6 +294,7 @@ fn store_url(flag: Option<String>) -> anyhow::Result<StoreUrl> {
             .parse()
             .map_err(|e: String| anyhow::anyhow!("--store: {e}")),
         None => Ok(store_url_from_db_env(|k| std::env::var(k).ok())
+            .map_err(|e: String| anyhow::anyhow!("{e}"))?
             .unwrap_or_else(|| StoreUrl::Embedded(DEFAULT_DATA_DIR.into()))),
     }
 }

@@ -356,11 +356,8 @@ pub async fn distributed(
         role,
         listen: "127.0.0.1:0".parse().expect("a socket address"),
         grpc_listen: None,
-        store: StoreUrl::Postgres(db.url.clone()),
-        log: LogUrl::Kafka {
-            brokers: broker.brokers(),
-            config,
-        },
+        store: db.url.parse::<StoreUrl>().expect("the database URL parses"),
+        log: LogUrl::kafka(broker.brokers(), config),
         listen_file: None,
         upstreams,
         web_dir: None,

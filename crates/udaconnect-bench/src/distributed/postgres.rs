@@ -112,7 +112,10 @@ fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
 }
 
 pub fn redacted(url: &str) -> String {
-    StoreUrl::Postgres(url.to_string()).to_string()
+    url.parse::<StoreUrl>().map_or_else(
+        |_| "(a URL that does not parse)".to_string(),
+        |u| u.to_string(),
+    )
 }
 
 #[cfg(test)]

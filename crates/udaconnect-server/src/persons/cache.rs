@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use axum::body::Bytes;
 use rustc_hash::FxBuildHasher;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;

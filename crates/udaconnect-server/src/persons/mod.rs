@@ -13,7 +13,7 @@ pub mod remote;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use axum::body::Bytes;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::Result;

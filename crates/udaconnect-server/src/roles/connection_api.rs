@@ -81,7 +81,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         }
         Mode::Apart => {
             let engine = ctx.options.engine;
-            let kafka = matches!(ctx.log_url(), Some(LogUrl::Kafka { .. }));
+            let kafka = matches!(ctx.log_url(), Some(LogUrl::Kafka(_)));
             if engine == EngineKind::Memory && !kafka {
                 anyhow::bail!("--engine memory needs a Kafka log (--log kafka://...)");
             }

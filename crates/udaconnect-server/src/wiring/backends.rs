@@ -5,64 +5,211 @@
 //! - log: `kafka://host:port[,host:port]` (Apache Kafka protocol), or the path of an embedded
 //!   data directory.
 //!
-//! A role started before its database or broker waits for it, retrying with backoff, so a
-//! whole distributed stack can start in any order.
+//! PostgreSQL and Kafka are cargo features (`postgres`, `kafka`, both on by default); a binary
+//! built without one refuses its URLs with an error naming the feature. Passwords (in a
+//! PostgreSQL URL, or any Kafka client property) are kept as secrets: Display and Debug never
+//! show them. A role started before its database or broker waits for it, retrying with
+//! backoff, so a whole distributed stack can start in any order.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
+use percent_encoding::percent_decode_str;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
-use udaconnect_core::ports::{retry_delay, DynIdLeaser, DynLocationStore, DynLog, DynPersonStore};
-use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions, KafkaLog, KafkaOptions};
-use udaconnect_store::{
-    FileIdLeaser, Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresPersonStore,
-    SqliteLocationStore, SqlitePersonStore,
-};
+use udaconnect_core::ports::{DynIdLeaser, DynLocationStore, DynLog, DynPersonStore};
+use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
+use udaconnect_store::{FileIdLeaser, SqliteLocationStore, SqlitePersonStore};
+use url::Url;
 
 /// Where the stores are.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StoreUrl {
-    Postgres(String),
+    Postgres(PostgresUrl),
     Embedded(PathBuf),
+}
+
+/// A PostgreSQL connection URL, its password kept apart.
+#[derive(Clone)]
+pub struct PostgresUrl {
+    /// The URL as given, password and all: only for the database client.
+    full: SecretString,
+    /// The URL with its password replaced by `***`, for logs.
+    shown: Url,
 }
 
 /// Where the log is.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum LogUrl {
-    /// Bootstrap brokers, `host:port[,host:port]`, and librdkafka properties given as the URL's
-    /// query (`kafka://h:9092?security.protocol=ssl&group.instance.id=consumer-0`).
-    Kafka {
-        brokers: String,
-        config: Vec<(String, String)>,
-    },
+    Kafka(KafkaUrl),
     Embedded(PathBuf),
 }
 
-impl fmt::Debug for LogUrl {
-    /// Property values may be secrets (SASL passwords): only their names are shown.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")
+/// Bootstrap brokers, `host:port[,host:port]`, and librdkafka properties given as the URL's
+/// query (`kafka://h:9092?security.protocol=ssl&group.instance.id=consumer-0`).
+#[derive(Clone)]
+pub struct KafkaUrl {
+    pub brokers: String,
+    /// Property values may be secrets (SASL passwords): only their names are ever shown.
+    pub config: Vec<(String, SecretString)>,
+}
+
+/// Which engines this binary has.
+#[derive(Debug, Clone, Copy)]
+struct Compiled {
+    postgres: bool,
+    kafka: bool,
+}
+
+const COMPILED: Compiled = Compiled {
+    postgres: cfg!(feature = "postgres"),
+    kafka: cfg!(feature = "kafka"),
+};
+
+/// The error for a URL of an engine this binary was built without.
+pub fn not_compiled_in(scheme: &str, feature: &str) -> String {
+    format!("{scheme}:// needs the `{feature}` feature, which this binary was built without")
+}
+
+impl PostgresUrl {
+    fn parse(s: &str) -> Result<PostgresUrl, String> {
+        let url = Url::parse(s).map_err(|e| format!("'{}' is not a URL: {e}", redact(s)))?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!(
+                "'{}' names no host: use postgres://user:password@host:port/db",
+                redact(s)
+            ));
+        }
+        Ok(PostgresUrl::from_url(url))
+    }
+
+    fn from_url(url: Url) -> PostgresUrl {
+        let mut shown = url.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        PostgresUrl {
+            full: url.as_str().into(),
+            shown,
+        }
+    }
+
+    /// The URL the database client connects with, password included.
+    pub fn expose(&self) -> &str {
+        self.full.expose_secret()
     }
 }
 
-impl fmt::Debug for StoreUrl {
-    /// Never prints a password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreUrl::Postgres(url) => write!(f, "Postgres({})", redact(url)),
-            StoreUrl::Embedded(p) => write!(f, "Embedded({})", p.display()),
+/// A URL with its password replaced, for an error about a URL that does not parse.
+fn redact(s: &str) -> String {
+    match s.split_once("://").and_then(|(scheme, rest)| {
+        let (userinfo, host) = rest.split_once('@')?;
+        let user = userinfo.split(':').next().unwrap_or("");
+        Some(format!("{scheme}://{user}:***@{host}"))
+    }) {
+        Some(r) => r,
+        None => s.to_string(),
+    }
+}
+
+impl KafkaUrl {
+    pub fn new(brokers: impl Into<String>, config: Vec<(String, String)>) -> KafkaUrl {
+        KafkaUrl {
+            brokers: brokers.into(),
+            config: config.into_iter().map(|(k, v)| (k, v.into())).collect(),
         }
+    }
+
+    fn parse(s: &str, rest: &str) -> Result<KafkaUrl, String> {
+        let (brokers, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let brokers = brokers.trim_end_matches('/');
+        // Each bootstrap server as the authority of a URL: a host and a port.
+        let valid = !brokers.is_empty()
+            && brokers.split(',').all(|b| {
+                Url::parse(&format!("kafka://{b}")).is_ok_and(|u| {
+                    u.host_str().is_some_and(|h| !h.is_empty())
+                        && u.port().is_some()
+                        && u.path().is_empty()
+                        && u.username().is_empty()
+                })
+            });
+        if !valid {
+            return Err(format!(
+                "'{}' is not a Kafka bootstrap list: use kafka://host:port[,host:port]",
+                s.split_once('?').map_or(s, |(b, _)| b)
+            ));
+        }
+        let mut config = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("'{pair}' in the Kafka URL is not name=value"))?;
+            // Percent-decoded as in a URL, where `+` is a plus (a password may hold one).
+            let decode = |x: &str| {
+                percent_decode_str(x)
+                    .decode_utf8()
+                    .map(|d| d.into_owned())
+                    .map_err(|_| format!("'{k}' in the Kafka URL is not UTF-8 once decoded"))
+            };
+            config.push((decode(k)?, decode(v)?.into()));
+        }
+        Ok(KafkaUrl {
+            brokers: brokers.to_string(),
+            config,
+        })
+    }
+
+    /// The client properties, values exposed: only for the Kafka client.
+    pub fn exposed_config(&self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose_secret().to_string()))
+            .collect()
+    }
+}
+
+impl LogUrl {
+    /// A Kafka log at `brokers` with these client properties.
+    pub fn kafka(brokers: impl Into<String>, config: Vec<(String, String)>) -> LogUrl {
+        LogUrl::Kafka(KafkaUrl::new(brokers, config))
+    }
+}
+
+impl fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.shown.as_str())
+    }
+}
+
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresUrl({self})")
+    }
+}
+
+impl fmt::Display for KafkaUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "kafka://{}", self.brokers)?;
+        for (i, (k, _)) in self.config.iter().enumerate() {
+            write!(f, "{}{k}=***", if i == 0 { '?' } else { '&' })?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for KafkaUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KafkaUrl({self})")
     }
 }
 
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreUrl::Postgres(url) => f.write_str(&redact(url)),
+            StoreUrl::Postgres(url) => url.fmt(f),
             StoreUrl::Embedded(p) => write!(f, "{}", p.display()),
         }
     }
@@ -71,149 +218,100 @@ impl fmt::Display for StoreUrl {
 impl fmt::Display for LogUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LogUrl::Kafka { brokers, config } if config.is_empty() => {
-                write!(f, "kafka://{brokers}")
-            }
-            LogUrl::Kafka { brokers, config } => {
-                let keys: Vec<String> = config.iter().map(|(k, _)| format!("{k}=***")).collect();
-                write!(f, "kafka://{brokers}?{}", keys.join("&"))
-            }
+            LogUrl::Kafka(url) => url.fmt(f),
             LogUrl::Embedded(p) => write!(f, "{}", p.display()),
         }
     }
 }
 
-/// A URL with its password replaced, for logs.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
+/// A URL's scheme, or `None` for a path.
+fn scheme(s: &str) -> Option<&str> {
+    s.split_once("://").map(|(scheme, _)| scheme)
+}
+
+fn parse_store_url(s: &str, compiled: Compiled) -> Result<StoreUrl, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("the store location is empty".into());
+    }
+    match scheme(s) {
+        None => Ok(StoreUrl::Embedded(PathBuf::from(s))),
+        Some(scheme @ ("postgres" | "postgresql")) if !compiled.postgres => {
+            Err(not_compiled_in(scheme, "postgres"))
         }
-        None => url.to_string(),
+        Some("postgres" | "postgresql") => PostgresUrl::parse(s).map(StoreUrl::Postgres),
+        Some(scheme) => Err(format!(
+            "unknown store scheme '{scheme}': use postgres://user:password@host:port/db or a data directory path"
+        )),
+    }
+}
+
+fn parse_log_url(s: &str, compiled: Compiled) -> Result<LogUrl, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("the log location is empty".into());
+    }
+    match s.split_once("://") {
+        None => Ok(LogUrl::Embedded(PathBuf::from(s))),
+        Some(("kafka", _)) if !compiled.kafka => Err(not_compiled_in("kafka", "kafka")),
+        Some(("kafka", rest)) => KafkaUrl::parse(s, rest).map(LogUrl::Kafka),
+        Some((scheme, _)) => Err(format!(
+            "unknown log scheme '{scheme}': use kafka://host:port[,host:port] or a data directory path"
+        )),
     }
 }
 
 impl FromStr for StoreUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err("the store location is empty".into());
-        }
-        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            return Ok(StoreUrl::Postgres(s.to_string()));
-        }
-        if let Some((scheme, _)) = s.split_once("://") {
-            return Err(format!(
-                "unknown store scheme '{scheme}': use postgres://user:password@host:port/db or a data directory path"
-            ));
-        }
-        Ok(StoreUrl::Embedded(PathBuf::from(s)))
+        parse_store_url(s, COMPILED)
     }
 }
 
 impl FromStr for LogUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err("the log location is empty".into());
-        }
-        if let Some(rest) = s.strip_prefix("kafka://") {
-            let (brokers, query) = rest.split_once('?').unwrap_or((rest, ""));
-            let brokers = brokers.trim_end_matches('/');
-            let valid = !brokers.is_empty()
-                && brokers.split(',').all(|b| {
-                    b.rsplit_once(':')
-                        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-                });
-            if !valid {
-                return Err(format!(
-                    "'{s}' is not a Kafka bootstrap list: use kafka://host:port[,host:port]"
-                ));
-            }
-            let mut config = Vec::new();
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                let (k, v) = pair
-                    .split_once('=')
-                    .ok_or_else(|| format!("'{pair}' in the Kafka URL is not name=value"))?;
-                config.push((percent_decode(k)?, percent_decode(v)?));
-            }
-            return Ok(LogUrl::Kafka {
-                brokers: brokers.to_string(),
-                config,
-            });
-        }
-        if let Some((scheme, _)) = s.split_once("://") {
-            return Err(format!(
-                "unknown log scheme '{scheme}': use kafka://host:port[,host:port] or a data directory path"
-            ));
-        }
-        Ok(LogUrl::Embedded(PathBuf::from(s)))
+        parse_log_url(s, COMPILED)
     }
 }
 
 /// The original deployment's database settings (DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT,
 /// DB_NAME) as a store URL, when DB_HOST is set.
-pub fn store_url_from_db_env(get: impl Fn(&str) -> Option<String>) -> Option<StoreUrl> {
-    let host = get("DB_HOST").filter(|h| !h.trim().is_empty())?;
+pub fn store_url_from_db_env(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<StoreUrl>, String> {
+    db_env_url(get, COMPILED)
+}
+
+fn db_env_url(
+    get: impl Fn(&str) -> Option<String>,
+    compiled: Compiled,
+) -> Result<Option<StoreUrl>, String> {
+    let Some(host) = get("DB_HOST").filter(|h| !h.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let set = |k: &str| get(k).filter(|v| !v.trim().is_empty());
     let user = get("DB_USERNAME").unwrap_or_else(|| "postgres".into());
     let password = get("DB_PASSWORD").unwrap_or_default();
-    let port = get("DB_PORT")
-        .filter(|p| !p.trim().is_empty())
-        .unwrap_or_else(|| "5432".into());
-    let name = get("DB_NAME")
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| "geoconnections".into());
-    let auth = if password.is_empty() {
-        percent_encode(&user)
-    } else {
-        format!("{}:{}", percent_encode(&user), percent_encode(&password))
-    };
-    Some(StoreUrl::Postgres(format!(
-        "postgres://{auth}@{}:{}/{}",
-        host.trim(),
-        port.trim(),
-        percent_encode(name.trim())
-    )))
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-encoding in '{s}'"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let port = set("DB_PORT").unwrap_or_else(|| "5432".into());
+    let name = set("DB_NAME").unwrap_or_else(|| "geoconnections".into());
+    let bad = |what: &str| format!("DB_HOST, DB_PORT: {what}");
+    let mut url = Url::parse(&format!("postgres://{}:{}", host.trim(), port.trim()))
+        .map_err(|e| bad(&e.to_string()))?;
+    // The url crate percent-encodes what it is given: a password with `@`, `:` or `/` survives.
+    url.set_username(&user)
+        .map_err(|()| bad("no username fits"))?;
+    if !password.is_empty() {
+        url.set_password(Some(&password))
+            .map_err(|()| bad("no password fits"))?;
     }
-    String::from_utf8(out).map_err(|_| format!("'{s}' is not UTF-8 once decoded"))
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986), so a password with `@`,
-/// `:` or `/` survives inside a URL.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    url.path_segments_mut()
+        .map_err(|()| bad("no database name fits"))?
+        .push(name.trim());
+    if !compiled.postgres {
+        return Err(not_compiled_in("postgres", "postgres"));
     }
-    out
+    Ok(Some(StoreUrl::Postgres(PostgresUrl::from_url(url))))
 }
 
 /// The opened stores.
@@ -231,44 +329,63 @@ pub async fn open_stores(
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Stores>> {
     match url {
-        StoreUrl::Embedded(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("failed to create data directory {}", dir.display()))?;
-            let persons = SqlitePersonStore::open(dir.join("persons.sqlite3"))
-                .context("failed to open the person store")?;
-            let locations = SqliteLocationStore::open(dir.join("locations.sqlite3"))
-                .context("failed to open the location store")?;
-            let ids = FileIdLeaser::new(dir.join("ids"), "location")
-                .context("failed to open the id leaser")?;
-            Ok(Some(Stores {
-                persons: Arc::new(persons),
-                locations: Arc::new(locations),
-                ids: Arc::new(ids),
-            }))
-        }
-        StoreUrl::Postgres(conn) => {
-            let mut attempt = 0;
-            let pg = loop {
-                match Postgres::connect(conn).await {
-                    Ok(pg) => break pg,
-                    Err(e) => {
-                        tracing::warn!(store = %url, error = %e, attempt, "database not ready; retrying");
-                        let delay = retry_delay(attempt).max(Duration::from_millis(500));
-                        attempt += 1;
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = shutdown.wait_for(|s| *s) => return Ok(None),
-                        }
-                    }
-                }
-            };
-            Ok(Some(Stores {
-                persons: Arc::new(PostgresPersonStore::new(&pg)),
-                locations: Arc::new(PostgresLocationStore::new(&pg)),
-                ids: Arc::new(PostgresIdLeaser::new(&pg, "location")),
-            }))
+        StoreUrl::Embedded(dir) => Ok(Some(open_embedded_stores(dir)?)),
+        #[cfg(feature = "postgres")]
+        StoreUrl::Postgres(conn) => open_postgres(conn, shutdown).await,
+        #[cfg(not(feature = "postgres"))]
+        StoreUrl::Postgres(_) => {
+            let _ = shutdown;
+            anyhow::bail!(not_compiled_in("postgres", "postgres"))
         }
     }
+}
+
+/// The embedded stores in `dir`, created when missing.
+pub fn open_embedded_stores(dir: &std::path::Path) -> anyhow::Result<Stores> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create data directory {}", dir.display()))?;
+    let persons = SqlitePersonStore::open(dir.join("persons.sqlite3"))
+        .context("failed to open the person store")?;
+    let locations = SqliteLocationStore::open(dir.join("locations.sqlite3"))
+        .context("failed to open the location store")?;
+    let ids =
+        FileIdLeaser::new(dir.join("ids"), "location").context("failed to open the id leaser")?;
+    Ok(Stores {
+        persons: Arc::new(persons),
+        locations: Arc::new(locations),
+        ids: Arc::new(ids),
+    })
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(
+    url: &PostgresUrl,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<Stores>> {
+    use udaconnect_core::ports::retry_delay;
+    use udaconnect_store::{
+        Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresPersonStore,
+    };
+    let mut attempt = 0;
+    let pg = loop {
+        match Postgres::connect(url.expose()).await {
+            Ok(pg) => break pg,
+            Err(e) => {
+                tracing::warn!(store = %url, error = %e, attempt, "database not ready; retrying");
+                let delay = retry_delay(attempt).max(std::time::Duration::from_millis(500));
+                attempt += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.wait_for(|s| *s) => return Ok(None),
+                }
+            }
+        }
+    };
+    Ok(Some(Stores {
+        persons: Arc::new(PostgresPersonStore::new(&pg)),
+        locations: Arc::new(PostgresLocationStore::new(&pg)),
+        ids: Arc::new(PostgresIdLeaser::new(&pg, "location")),
+    }))
 }
 
 /// Opens the log. Kafka clients connect lazily, so a broker that is down makes appends fail
@@ -280,15 +397,18 @@ pub fn open_log(url: &LogUrl) -> anyhow::Result<DynLog> {
                 .context("failed to open the embedded log")?;
             Ok(Arc::new(log))
         }
-        LogUrl::Kafka { brokers, config } => {
-            let options = KafkaOptions {
-                client_config: config.clone(),
-                ..KafkaOptions::default()
+        #[cfg(feature = "kafka")]
+        LogUrl::Kafka(kafka) => {
+            let options = udaconnect_log::KafkaOptions {
+                client_config: kafka.exposed_config(),
+                ..udaconnect_log::KafkaOptions::default()
             };
-            let log = KafkaLog::connect(brokers, options)
-                .with_context(|| format!("failed to set up the Kafka client for {brokers}"))?;
+            let log = udaconnect_log::KafkaLog::connect(&kafka.brokers, options)
+                .with_context(|| format!("failed to set up the Kafka client for {kafka}"))?;
             Ok(Arc::new(log))
         }
+        #[cfg(not(feature = "kafka"))]
+        LogUrl::Kafka(_) => anyhow::bail!(not_compiled_in("kafka", "kafka")),
     }
 }
 
@@ -296,56 +416,92 @@ pub fn open_log(url: &LogUrl) -> anyhow::Result<DynLog> {
 mod tests {
     use super::*;
 
+    const ALL: Compiled = Compiled {
+        postgres: true,
+        kafka: true,
+    };
+    const NONE: Compiled = Compiled {
+        postgres: false,
+        kafka: false,
+    };
+
+    fn postgres(s: &str) -> PostgresUrl {
+        match parse_store_url(s, ALL) {
+            Ok(StoreUrl::Postgres(url)) => url,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    fn kafka(s: &str) -> KafkaUrl {
+        match parse_log_url(s, ALL) {
+            Ok(LogUrl::Kafka(url)) => url,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
     #[test]
     fn store_urls() {
+        let url = postgres("postgres://u:p@h:5432/db");
+        assert_eq!(url.expose(), "postgres://u:p@h:5432/db");
+        assert_eq!(url.to_string(), "postgres://u:***@h:5432/db");
         assert_eq!(
-            "postgres://u:p@h:5432/db".parse::<StoreUrl>().unwrap(),
-            StoreUrl::Postgres("postgres://u:p@h:5432/db".into())
+            postgres("postgresql://u@h/db").expose(),
+            "postgresql://u@h/db"
         );
-        assert_eq!(
-            "./data".parse::<StoreUrl>().unwrap(),
-            StoreUrl::Embedded("./data".into())
-        );
-        assert!("mysql://x".parse::<StoreUrl>().is_err());
-        assert!(" ".parse::<StoreUrl>().is_err());
-        let shown = format!(
-            "{:?}",
-            "postgres://u:secret@h/db".parse::<StoreUrl>().unwrap()
-        );
-        assert!(!shown.contains("secret"), "{shown}");
+        assert!(matches!(
+            parse_store_url("./data", ALL),
+            Ok(StoreUrl::Embedded(p)) if p == std::path::Path::new("./data")
+        ));
+        assert!(parse_store_url("mysql://x", ALL).is_err());
+        assert!(parse_store_url(" ", ALL).is_err());
+        assert!(parse_store_url("postgres://", ALL).is_err());
+    }
+
+    /// A password reaches neither Display nor Debug, of the URL or of what holds it, nor an
+    /// error about a URL that does not parse.
+    #[test]
+    fn passwords_are_never_shown() {
+        let store = parse_store_url("postgres://u:secret@h/db", ALL).unwrap();
+        for shown in [format!("{store:?}"), store.to_string()] {
+            assert!(!shown.contains("secret"), "{shown}");
+            assert!(shown.contains("postgres://u:***@h/db"), "{shown}");
+        }
+        let log = parse_log_url("kafka://a:9092?sasl.password=p%40ss+w", ALL).unwrap();
+        for shown in [format!("{log:?}"), log.to_string()] {
+            assert!(
+                !shown.contains("p@ss") && !shown.contains("p%40ss"),
+                "{shown}"
+            );
+            assert!(shown.contains("sasl.password=***"), "{shown}");
+        }
+        let bad = parse_store_url("postgres://u:secret@h:notaport/db", ALL).unwrap_err();
+        assert!(!bad.contains("secret"), "{bad}");
     }
 
     #[test]
     fn log_urls() {
+        let url = kafka("kafka://a:9092,b:9093");
+        assert_eq!(url.brokers, "a:9092,b:9093");
+        assert!(url.config.is_empty());
+        let with_config = kafka("kafka://a:9092?sasl.password=p%40ss+w&group.instance.id=c-0");
+        assert_eq!(with_config.brokers, "a:9092");
         assert_eq!(
-            "kafka://a:9092,b:9093".parse::<LogUrl>().unwrap(),
-            LogUrl::Kafka {
-                brokers: "a:9092,b:9093".into(),
-                config: vec![]
-            }
+            with_config.exposed_config(),
+            [
+                ("sasl.password".to_string(), "p@ss+w".to_string()),
+                ("group.instance.id".to_string(), "c-0".to_string())
+            ]
         );
-        let with_config = "kafka://a:9092?sasl.password=p%40ss&group.instance.id=c-0"
-            .parse::<LogUrl>()
-            .unwrap();
-        assert_eq!(
-            with_config,
-            LogUrl::Kafka {
-                brokers: "a:9092".into(),
-                config: vec![
-                    ("sasl.password".into(), "p@ss".into()),
-                    ("group.instance.id".into(), "c-0".into())
-                ]
-            }
-        );
-        assert!(!format!("{with_config:?}").contains("p@ss"));
-        assert!("kafka://a:9092?novalue".parse::<LogUrl>().is_err());
-        assert!("kafka://".parse::<LogUrl>().is_err());
-        assert!("kafka://host".parse::<LogUrl>().is_err());
-        assert!("kafka://host:port".parse::<LogUrl>().is_err());
-        assert_eq!(
-            "/var/lib/udaconnect".parse::<LogUrl>().unwrap(),
-            LogUrl::Embedded("/var/lib/udaconnect".into())
-        );
+        assert!(parse_log_url("kafka://a:9092?novalue", ALL).is_err());
+        assert!(parse_log_url("kafka://", ALL).is_err());
+        assert!(parse_log_url("kafka://host", ALL).is_err());
+        assert!(parse_log_url("kafka://host:port", ALL).is_err());
+        assert!(parse_log_url("kafka://a:9092,", ALL).is_err());
+        assert!(parse_log_url("nats://a:4222", ALL).is_err());
+        assert!(matches!(
+            parse_log_url("/var/lib/udaconnect", ALL),
+            Ok(LogUrl::Embedded(p)) if p == std::path::Path::new("/var/lib/udaconnect")
+        ));
     }
 
     #[test]
@@ -361,12 +517,64 @@ mod tests {
             }
             .map(str::to_string)
         };
+        let Ok(Some(StoreUrl::Postgres(url))) = db_env_url(env, ALL) else {
+            panic!("DB_* make a PostgreSQL URL");
+        };
         assert_eq!(
-            store_url_from_db_env(env),
-            Some(StoreUrl::Postgres(
-                "postgres://ct_admin:p%40ss%3Aw%2Frd@postgres:5432/geoconnections".into()
-            ))
+            url.expose(),
+            "postgres://ct_admin:p%40ss%3Aw%2Frd@postgres:5432/geoconnections"
         );
-        assert_eq!(store_url_from_db_env(|_| None), None);
+        assert_eq!(
+            url.to_string(),
+            "postgres://ct_admin:***@postgres:5432/geoconnections"
+        );
+        assert!(matches!(db_env_url(|_| None, ALL), Ok(None)));
+        assert_eq!(
+            db_env_url(env, NONE).unwrap_err(),
+            not_compiled_in("postgres", "postgres")
+        );
+    }
+
+    /// A binary built without an engine says which feature its URL needs; the parsing path is
+    /// the one the real binary runs, with the engines it was built with swapped out.
+    #[test]
+    fn urls_of_engines_not_compiled_in_name_the_feature() {
+        assert_eq!(
+            not_compiled_in("kafka", "kafka"),
+            "kafka:// needs the `kafka` feature, which this binary was built without"
+        );
+        assert_eq!(
+            parse_log_url("kafka://a:9092", NONE).unwrap_err(),
+            "kafka:// needs the `kafka` feature, which this binary was built without"
+        );
+        assert_eq!(
+            parse_store_url("postgres://u@h/db", NONE).unwrap_err(),
+            "postgres:// needs the `postgres` feature, which this binary was built without"
+        );
+        assert_eq!(
+            parse_store_url("postgresql://u@h/db", NONE).unwrap_err(),
+            "postgresql:// needs the `postgres` feature, which this binary was built without"
+        );
+        // Paths need no feature.
+        assert!(parse_log_url("./data", NONE).is_ok());
+        assert!(parse_store_url("./data", NONE).is_ok());
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    #[test]
+    fn this_binary_refuses_kafka_urls() {
+        assert_eq!(
+            "kafka://a:9092".parse::<LogUrl>().unwrap_err(),
+            not_compiled_in("kafka", "kafka")
+        );
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn this_binary_refuses_postgres_urls() {
+        assert_eq!(
+            "postgres://u@h/db".parse::<StoreUrl>().unwrap_err(),
+            not_compiled_in("postgres", "postgres")
+        );
     }
 }

@@ -78,12 +78,15 @@ pub(crate) enum Backends {
     Embedded(Box<EmbeddedStack>),
     /// A role process: opened by the first role that asks, waiting for a database that does
     /// not answer yet.
-    Urls {
-        store: StoreUrl,
-        log: LogUrl,
-        stores: Option<Stores>,
-        opened_log: Option<DynLog>,
-    },
+    Urls(Box<ByUrl>),
+}
+
+/// A role process's stores and log, by URL, and once opened.
+pub(crate) struct ByUrl {
+    pub(crate) store: StoreUrl,
+    pub(crate) log: LogUrl,
+    pub(crate) stores: Option<Stores>,
+    pub(crate) opened_log: Option<DynLog>,
 }
 
 pub struct Context {
@@ -121,16 +124,16 @@ impl Context {
                 locations: stack.locations.clone(),
                 ids: stack.ids.clone(),
             })),
-            Backends::Urls {
-                stores: Some(s), ..
-            } => Ok(Some(s.clone())),
-            Backends::Urls { store, stores, .. } => {
+            Backends::Urls(by_url) => {
+                if let Some(s) = &by_url.stores {
+                    return Ok(Some(s.clone()));
+                }
                 let mut stop = self.stop.clone();
-                let Some(opened) = open_stores(store, &mut stop).await? else {
+                let Some(opened) = open_stores(&by_url.store, &mut stop).await? else {
                     return Ok(None);
                 };
-                tracing::info!(role = %role, store = %store, "store open");
-                *stores = Some(opened.clone());
+                tracing::info!(role = %role, store = %by_url.store, "store open");
+                by_url.stores = Some(opened.clone());
                 Ok(Some(opened))
             }
         }
@@ -140,16 +143,13 @@ impl Context {
     pub fn log(&mut self, role: Role) -> anyhow::Result<DynLog> {
         match &mut self.backends {
             Backends::Embedded(stack) => Ok(stack.log.clone()),
-            Backends::Urls {
-                opened_log: Some(l),
-                ..
-            } => Ok(l.clone()),
-            Backends::Urls {
-                log, opened_log, ..
-            } => {
-                let opened = open_log(log)?;
-                tracing::info!(role = %role, log = %log, "log open");
-                *opened_log = Some(opened.clone());
+            Backends::Urls(by_url) => {
+                if let Some(l) = &by_url.opened_log {
+                    return Ok(l.clone());
+                }
+                let opened = open_log(&by_url.log)?;
+                tracing::info!(role = %role, log = %by_url.log, "log open");
+                by_url.opened_log = Some(opened.clone());
                 Ok(opened)
             }
         }
@@ -159,7 +159,7 @@ impl Context {
     pub fn log_url(&self) -> Option<&LogUrl> {
         match &self.backends {
             Backends::Embedded(_) => None,
-            Backends::Urls { log, .. } => Some(log),
+            Backends::Urls(by_url) => Some(&by_url.log),
         }
     }
 
@@ -199,7 +199,7 @@ impl Context {
     pub fn expected_locations(&self) -> Option<u64> {
         match &self.backends {
             Backends::Embedded(stack) => stack.embedded_log.end_offset(LOCATION_TOPIC).ok(),
-            Backends::Urls { .. } => None,
+            Backends::Urls(_) => None,
         }
     }
 

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use udaconnect_core::ports::{DynIdLeaser, DynLocationStore, DynLog, DynPersonStore};
 use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
-use udaconnect_store::{FileIdLeaser, SqliteLocationStore, SqlitePersonStore};
+
+use crate::wiring::backends::{open_embedded_stores, Stores};
 
 pub struct EmbeddedStack {
     pub data_dir: PathBuf,
@@ -34,19 +35,18 @@ impl EmbeddedStack {
             EmbeddedLog::open(data_dir.join("log"), EmbeddedLogOptions::default())
                 .context("failed to open the log")?,
         );
-        let persons = SqlitePersonStore::open(data_dir.join("persons.sqlite3"))
-            .context("failed to open the person store")?;
-        let locations = SqliteLocationStore::open(data_dir.join("locations.sqlite3"))
-            .context("failed to open the location store")?;
-        let ids = FileIdLeaser::new(data_dir.join("ids"), "location")
-            .context("failed to open the id leaser")?;
+        let Stores {
+            persons,
+            locations,
+            ids,
+        } = open_embedded_stores(data_dir)?;
         Ok(EmbeddedStack {
             data_dir: data_dir.to_path_buf(),
-            persons: Arc::new(persons),
-            locations: Arc::new(locations),
+            persons,
+            locations,
             log: embedded_log.clone(),
             embedded_log,
-            ids: Arc::new(ids),
+            ids,
         })
     }
 }

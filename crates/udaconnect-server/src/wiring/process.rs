@@ -30,7 +30,7 @@ use crate::query::engine::SharedIndex;
 use crate::roles::connection_api::{new_index, EngineKind};
 use crate::roles::{self, start_order, Readiness, Role};
 use crate::wiring::backends::{LogUrl, StoreUrl};
-use crate::wiring::context::{Backends, Context, Mode, Options, Upstreams};
+use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options, Upstreams};
 use crate::wiring::embedded::EmbeddedStack;
 use crate::wiring::listen_file::{self, Listening};
 use crate::wiring::shutdown::shutdown_signal;
@@ -188,12 +188,12 @@ impl Application {
                 engine: settings.engine,
                 upstreams: settings.upstreams,
             },
-            backends: Backends::Urls {
+            backends: Backends::Urls(Box::new(ByUrl {
                 store: settings.store,
                 log: settings.log,
                 stores: None,
                 opened_log: None,
-            },
+            })),
             demo_attendees: None,
         };
         let app = Application::start(plan).await?;
@@ -383,7 +383,7 @@ async fn run_roles(
     let metrics = Arc::new(Metrics::new());
     let data_dir = match &plan.backends {
         Backends::Embedded(stack) => Some(stack.data_dir.clone()),
-        Backends::Urls { .. } => None,
+        Backends::Urls(_) => None,
     };
     let mut ctx = Context {
         mode: plan.mode,
