@@ -30,7 +30,7 @@ pub struct Reader {
     pub batch: usize,
     /// How long a poll waits for records.
     pub wait: Duration,
-    /// Wait a moment for more when a poll brings few records (see [`LINGER`]).
+    /// Wait a moment (20 ms) for more when a poll brings few records.
     pub linger: bool,
     pub commit: Commit,
     pub until: Until,

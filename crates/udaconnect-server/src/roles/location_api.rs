@@ -3,20 +3,17 @@
 
 use std::sync::Arc;
 
-use crate::http::ops;
 use crate::ingest::grpc::GrpcIngest;
 use crate::ingest::http::{routes, LocationApi};
 use crate::ingest::{IdAllocator, Ingest};
-use crate::roles::{Readiness, Role, RunningRole};
+use crate::roles::{location_store_and_log, Role, RunningRole};
 use crate::wiring::context::Context;
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     const ROLE: Role = Role::LocationApi;
-    let Some(stores) = ctx.stores(ROLE).await? else {
+    let Some((stores, persons, log)) = ctx.stores_persons_log(ROLE).await? else {
         return Ok(None);
     };
-    let persons = ctx.persons(ROLE)?;
-    let log = ctx.log(ROLE)?;
     let ingest = Arc::new(Ingest {
         persons,
         ids: IdAllocator::new(stores.ids.clone()),
@@ -28,10 +25,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         ingest: ingest.clone(),
         store: stores.locations.clone(),
     })));
-    role.checks = vec![
-        (Readiness::LocationStore, ops::ping_check(&stores.locations)),
-        (Readiness::Log, ops::ping_check(&log)),
-    ];
+    role.checks = location_store_and_log(&stores, &log);
     role.grpc = Some(GrpcIngest {
         ingest,
         metrics: ctx.metrics.clone(),

@@ -20,8 +20,11 @@ use std::net::SocketAddr;
 use axum::Router;
 use tokio::task::JoinHandle;
 
-use crate::http::ops::Check;
+use udaconnect_core::ports::DynLog;
+
+use crate::http::ops::{self, Check};
 use crate::ingest::grpc::GrpcIngest;
+use crate::wiring::backends::Stores;
 use crate::wiring::context::Context;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -243,6 +246,14 @@ impl RunningRole {
     }
 }
 
+/// The checks of a role that uses the location store and the log.
+fn location_store_and_log(stores: &Stores, log: &DynLog) -> Vec<(Readiness, Check)> {
+    vec![
+        (Readiness::LocationStore, ops::ping_check(&stores.locations)),
+        (Readiness::Log, ops::ping_check(log)),
+    ]
+}
+
 /// Starts `role` in the process `ctx` describes. `Ok(None)` when the process was asked to
 /// stop before the role's store opened.
 pub async fn start(role: Role, ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
@@ -290,41 +301,28 @@ mod tests {
 
     #[test]
     fn routes_each_path_to_its_owner() {
-        assert_eq!(Role::owner_of("/api/persons"), Some(Role::PersonApi));
-        assert_eq!(Role::owner_of("/api/persons/5"), Some(Role::PersonApi));
-        assert_eq!(Role::owner_of("/api/persons/lookup"), Some(Role::PersonApi));
-        assert_eq!(
-            Role::owner_of("/api/persons/5/other"),
-            Some(Role::PersonApi)
-        );
-        assert_eq!(
-            Role::owner_of("/api/persons/5/connection"),
-            Some(Role::ConnectionApi)
-        );
-        assert_eq!(
-            Role::owner_of("/api/persons/5/contacts"),
-            Some(Role::ConnectionApi)
-        );
-        assert_eq!(
-            Role::owner_of("/api/persons/5/summary"),
-            Some(Role::ConnectionApi)
-        );
-        assert_eq!(Role::owner_of("/api/locations"), Some(Role::LocationApi));
-        assert_eq!(
-            Role::owner_of("/api/locations/batch"),
-            Some(Role::LocationApi)
-        );
-        assert_eq!(Role::owner_of("/api/locations/7"), Some(Role::LocationApi));
-        assert_eq!(
-            Role::owner_of("/api/live/stream"),
-            Some(Role::ConnectionApi)
-        );
-        assert_eq!(Role::owner_of("/api/live"), Some(Role::ConnectionApi));
-        assert_eq!(Role::owner_of("/api/venue"), Some(Role::ConnectionApi));
-        assert_eq!(Role::owner_of("/api/other"), None);
-        assert_eq!(Role::owner_of("/api/"), None);
-        assert_eq!(Role::owner_of("/api"), None);
-        assert_eq!(Role::owner_of("/health"), None);
+        use Role::{ConnectionApi, LocationApi, PersonApi};
+        for (path, owner) in [
+            ("/api/persons", Some(PersonApi)),
+            ("/api/persons/5", Some(PersonApi)),
+            ("/api/persons/lookup", Some(PersonApi)),
+            ("/api/persons/5/other", Some(PersonApi)),
+            ("/api/persons/5/connection", Some(ConnectionApi)),
+            ("/api/persons/5/contacts", Some(ConnectionApi)),
+            ("/api/persons/5/summary", Some(ConnectionApi)),
+            ("/api/locations", Some(LocationApi)),
+            ("/api/locations/batch", Some(LocationApi)),
+            ("/api/locations/7", Some(LocationApi)),
+            ("/api/live/stream", Some(ConnectionApi)),
+            ("/api/live", Some(ConnectionApi)),
+            ("/api/venue", Some(ConnectionApi)),
+            ("/api/other", None),
+            ("/api/", None),
+            ("/api", None),
+            ("/health", None),
+        ] {
+            assert_eq!(Role::owner_of(path), owner, "{path}");
+        }
     }
 
     #[test]

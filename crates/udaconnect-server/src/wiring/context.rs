@@ -180,6 +180,18 @@ impl Context {
         }
     }
 
+    /// What a role on the ping's path needs: the stores, the person directory and the log.
+    /// `None` when the role is asked to stop before its store opens.
+    pub async fn stores_persons_log(
+        &mut self,
+        role: Role,
+    ) -> anyhow::Result<Option<(Stores, DynPersonDirectory, DynLog)>> {
+        let Some(stores) = self.stores(role).await? else {
+            return Ok(None);
+        };
+        Ok(Some((stores, self.persons(role)?, self.log(role)?)))
+    }
+
     /// A client of `role`, which runs apart; the role being started is then ready only while
     /// `role` is.
     pub fn upstream(&mut self, role: Role) -> anyhow::Result<Arc<Upstream>> {
