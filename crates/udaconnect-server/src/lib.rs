@@ -1,16 +1,30 @@
-//! The UdaConnect roles and their wiring.
+//! The UdaConnect roles (person-api, location-api, location-consumer, connection-api, web) and
+//! the process that runs them: all of them (`serve`), or one (a role subcommand).
 //!
 //! # Layout
-//! - [`roles`]: the table of roles and their dependencies.
-//! - [`wiring`]: the process: stores and log by URL, `serve` and role processes.
-//! - [`ingest`]: the ingest use case and its transports (HTTP, gRPC, CSV import, demo data).
-//! - [`consume`]: reading the log: location-consumer and replay.
-//! - [`feed`]: stored batches handed from the consumer to the query side in one process.
-//! - [`query`]: contact engines, answers, connection-api's handlers, the venue live.
-//! - [`persons`]: the person directory and person-api's handlers.
-//! - [`http`]: what every HTTP role shares: correlation ids, problems, layers, operations,
-//!   OpenAPI, the gateway, the web page.
-//! - [`metrics`]: every metric, defined once.
+//! The folders follow a ping.
+//! - [`roles`]: the one table of roles (name, dependencies, default port, `/api` paths,
+//!   readiness checks) and each role's `start`.
+//! - [`wiring`]: the process ([`Application`]: bind, listen file, start the roles in dependency
+//!   order, stop them in reverse), what a role's start is given (in `serve` or apart), store
+//!   and log URLs and opening them.
+//! - [`ingest`]: the ingest use case (`Ingest`, `IdAllocator`) and its transports: HTTP, gRPC,
+//!   CSV import, the demo data and conference.
+//! - [`consume`]: reading the log with one poll loop: location-consumer, replay, import's
+//!   catch-up, and connection-api following the topic.
+//! - [`feed`]: stored batches handed from the write side to the read side in one process.
+//! - [`query`]: contact engines (in-memory index, PostGIS, scan), answers written as JSON,
+//!   connection-api's handlers, the venue live.
+//! - [`persons`]: the person directory (in-process or over HTTP, one cache) and person-api's
+//!   handlers.
+//! - [`http`]: what every HTTP role shares: correlation ids, problems, layers, `/health`
+//!   `/ready` `/metrics`, OpenAPI, the gateway, the web page.
+//! - [`metrics`]: every metric, defined once (ingest, consume, query and HTTP update them).
+//!
+//! A ping: `ingest::http` reads it, `ingest::Ingest` checks its person through `persons`,
+//! gives it an id and appends it to the log; `consume::consumer` reads it in `consume::poll`'s
+//! loop and stores it, and `feed` hands the batch to `query`'s index and live view; a query
+//! comes in at `query::http` and is answered by a `query` engine.
 
 pub mod consume;
 pub mod feed;
