@@ -5,6 +5,7 @@
 //! - [`local`]: the machine the tests run on: the repository, free loopback ports, names no
 //!   other test uses (databases, topics, groups), the code's logs when asked for.
 //! - [`wait`]: [`eventually`], for what becomes true in its own time.
+//! - [`listen`]: where a `udaconnect` process listens, from its `--listen-file`.
 //! - [`kafka`]: the shared Kafka-protocol broker's address, and private brokers (`tansu`)
 //!   started, killed and restarted by a test.
 //! - [`postgres`]: a fresh PostgreSQL/PostGIS database per test, dropped with its guard.
@@ -26,6 +27,7 @@
 //! [`Log`]: udaconnect_core::ports::Log
 
 pub mod kafka;
+pub mod listen;
 pub mod local;
 pub mod log_suite;
 pub mod postgres;

@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-#[path = "common/listen_file.rs"]
-mod listen_file;
+use udaconnect_testkit::listen::wait_for_listen_file;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
@@ -71,13 +69,13 @@ impl Server {
             None => cmd.env_remove("GLIBC_TUNABLES"),
         };
         let child = cmd.spawn().expect("udaconnect starts");
-        let listening = listen_file::wait(&listen_file, &log_path).await;
-        assert_eq!(listening["role"], "serve");
-        assert_eq!(listening["pid"], child.id());
+        let listening = wait_for_listen_file(&listen_file, &log_path).await;
+        assert_eq!(listening.role, "serve");
+        assert_eq!(listening.pid, child.id());
         let server = Server {
             child,
-            base: format!("http://{}", listening["http"].as_str().unwrap()),
-            grpc: listening["grpc"].as_str().map(str::to_string),
+            base: format!("http://{}", listening.http),
+            grpc: listening.grpc.map(|a| a.to_string()),
             client: reqwest::Client::new(),
         };
         server.wait_ready().await;

@@ -8,14 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use udaconnect_testkit::listen::wait_for_listen_file;
 use udaconnect_testkit::postgres::TestDb;
 
 pub use udaconnect_testkit::kafka::Broker;
 pub use udaconnect_testkit::postgres::admin_url;
 pub use udaconnect_testkit::repo_root;
-
-#[path = "../common/listen_file.rs"]
-mod listen_file;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
@@ -131,16 +129,10 @@ impl RoleProc {
             .spawn()
             .expect("udaconnect starts");
         self.child = Some(child);
-        let listening = listen_file::wait(&listen_file, &self.log).await;
-        let port = |key: &str| {
-            listening[key]
-                .as_str()
-                .and_then(|a| a.rsplit_once(':'))
-                .map(|(_, p)| p.parse::<u16>().unwrap())
-        };
-        assert_eq!(listening["role"], self.role.as_str());
-        self.port = port("http").expect("an HTTP address");
-        self.grpc_port = port("grpc");
+        let listening = wait_for_listen_file(&listen_file, &self.log).await;
+        assert_eq!(listening.role, self.role);
+        self.port = listening.http.port();
+        self.grpc_port = listening.grpc.map(|a| a.port());
     }
 
     pub fn base(&self) -> String {
