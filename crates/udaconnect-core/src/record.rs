@@ -187,6 +187,29 @@ mod tests {
         }
     }
 
+    /// A `-0.0` written by another producer is read as `0.0`, in the plain shape and in the
+    /// general one: what the index is fed is what the stores answer.
+    #[test]
+    fn a_negative_zero_off_the_log_is_zero() {
+        let pos = Position {
+            partition: 0,
+            offset: 0,
+        };
+        for value in [
+            &br#"{"id": 9, "person_id": 5, "latitude": -0.0, "longitude": -0.0}"#[..],
+            br#"{"id": 9, "person_id": "5", "latitude": "-0", "longitude": -0.0}"#,
+        ] {
+            let rec = LogRecord {
+                value: value.to_vec(),
+                timestamp_ms: 1_594_117_026_000,
+                ..Default::default()
+            };
+            let l = decode(&rec, pos).unwrap();
+            assert_eq!(l.latitude.to_bits(), 0.0f64.to_bits());
+            assert_eq!(l.longitude.to_bits(), 0.0f64.to_bits());
+        }
+    }
+
     #[test]
     fn original_keyless_records_get_stable_ids() {
         let rec = LogRecord {

@@ -64,8 +64,9 @@ proptest! {
             if !x.is_finite() {
                 prop_assert_eq!(parsed, Err("must be a finite number".to_string()));
             } else if (-limit..=limit).contains(&x) {
-                // As it came, to the bit: -0.0 keeps its sign.
-                prop_assert_eq!(parsed.map(f64::to_bits), Ok(x.to_bits()));
+                // As it came, to the bit, but for zero's sign: -0.0 is 0.0.
+                let want = if x == 0.0 { 0.0 } else { x };
+                prop_assert_eq!(parsed.map(f64::to_bits), Ok(want.to_bits()));
             } else {
                 prop_assert_eq!(parsed, Err(format!("{x} is outside [-{limit}, {limit}]")));
             }
@@ -161,7 +162,7 @@ proptest! {
         match (direct, read) {
             (Ok(a), Ok(b)) => {
                 prop_assert_eq!(a, b);
-                prop_assert_eq!(a.latitude().to_bits(), latitude.to_bits());
+                prop_assert_eq!(a.latitude().to_bits(), (latitude + 0.0).to_bits());
                 prop_assert_eq!(a.creation_time(), time.map(FixTime::get));
             }
             (Err(a), Err(b)) => {
@@ -186,7 +187,7 @@ fn a_ping_reports_every_violation_at_once() {
          number; longitude: -180.5 is outside [-180, 180]"
     );
     let t = FixTime::parse("2020-07-07T10:17:06.5Z").unwrap();
-    let mut ping = NewLocation::parse(5, -0.0, 180.0, None).unwrap();
+    let mut ping = NewLocation::parse(5, 0.5, 180.0, None).unwrap();
     assert_eq!(ping.creation_time(), None);
     ping.set_creation_time(Some(t));
     assert_eq!(
@@ -196,7 +197,38 @@ fn a_ping_reports_every_violation_at_once() {
             ping.longitude(),
             ping.creation_time()
         ),
-        (5, (-0.0f64).to_bits(), 180.0, Some(t.get()))
+        (5, 0.5f64.to_bits(), 180.0, Some(t.get()))
+    );
+}
+
+/// `-0.0` and `0.0` are one point; every ping carries the one the stores answer, `0.0`, so
+/// the index fed from the log agrees with them to the bit.
+#[test]
+fn a_negative_zero_coordinate_becomes_zero() {
+    assert_eq!(
+        Latitude::parse(-0.0).unwrap().get().to_bits(),
+        0.0f64.to_bits()
+    );
+    assert_eq!(
+        Longitude::parse(-0.0).unwrap().get().to_bits(),
+        0.0f64.to_bits()
+    );
+    let ping = NewLocation::parse(5, -0.0, -0.0, None).unwrap();
+    assert_eq!(
+        (ping.latitude().to_bits(), ping.longitude().to_bits()),
+        (0.0f64.to_bits(), 0.0f64.to_bits())
+    );
+    let read = validate::new_location(&json!({"person_id": 5, "latitude": -0.0,
+        "longitude": "-0"}))
+    .unwrap();
+    assert_eq!(read, ping);
+    assert_eq!(read.latitude().to_bits(), 0.0f64.to_bits());
+    assert_eq!(read.longitude().to_bits(), 0.0f64.to_bits());
+    // Other values keep every bit, the smallest ones too.
+    let tiny = -f64::from_bits(1);
+    assert_eq!(
+        Latitude::parse(tiny).unwrap().get().to_bits(),
+        tiny.to_bits()
     );
 }
 

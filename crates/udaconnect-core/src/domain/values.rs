@@ -41,12 +41,16 @@ impl Longitude {
     }
 }
 
-/// A finite number within `[-limit, limit]`, as it came (a `-0.0` keeps its sign).
+/// A finite number within `[-limit, limit]`, as it came except that `-0.0` becomes `0.0`: the
+/// same point, and the stores cannot keep the sign, so every reader of a ping (the index fed
+/// from the log included) sees the value the stores answer.
 fn coordinate(v: f64, limit: f64) -> Result<f64, String> {
     if !v.is_finite() {
         Err("must be a finite number".into())
     } else if !(-limit..=limit).contains(&v) {
         Err(format!("{v} is outside [-{limit}, {limit}]"))
+    } else if v == 0.0 {
+        Ok(0.0)
     } else {
         Ok(v)
     }
