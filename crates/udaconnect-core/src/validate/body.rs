@@ -70,23 +70,21 @@ pub fn new_person(body: &Value) -> Result<NewPerson> {
     }))
 }
 
+/// What messages call a number and an id (the value, and the kind of JSON expected).
+const NUMBER: (&str, &str) = ("a number", "a number");
+const ID: (&str, &str) = ("an integer id", "an integer");
+
 /// Reads a number sent as a JSON number or a numeric string (the original clients sent
 /// coordinates as strings). Whether it is finite is the rule's to say.
 fn number_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Read<f64> {
-    numeric_field(obj, field, f, ("a number", "a number"), |n| {
+    numeric_field(obj, field, f, NUMBER, |n| {
         Some(n.as_f64().unwrap_or(f64::NAN))
     })
 }
 
 /// Reads an id sent as a JSON integer or a string of digits.
 fn id_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Read<i64> {
-    numeric_field(
-        obj,
-        field,
-        f,
-        ("an integer id", "an integer"),
-        Number::as_i64,
-    )
+    numeric_field(obj, field, f, ID, Number::as_i64)
 }
 
 /// Reads a field sent as a JSON number (taken by `of_number`) or as text; `names` are what
@@ -101,9 +99,19 @@ fn numeric_field<T: FromStr>(
     let read = match obj.get(field) {
         None | Some(Value::Null) => return Read::Missing,
         Some(Value::Number(n)) => of_number(n).ok_or_else(|| format!("{n} is not {noun}")),
-        Some(Value::String(s)) => s.trim().parse().map_err(|_| format!("'{s}' is not {noun}")),
+        Some(Value::String(s)) => from_text(s, noun),
         Some(other) => Err(format!("must be {kind}, not {}", json_type(other))),
     };
+    recorded(f, field, read)
+}
+
+/// A value of the kind `noun` names, written as text.
+fn from_text<T: FromStr>(s: &str, noun: &str) -> std::result::Result<T, String> {
+    s.trim().parse().map_err(|_| format!("'{s}' is not {noun}"))
+}
+
+/// A field's value as read, a failure to read it recorded as unreadable.
+fn recorded<T>(f: &mut Findings, field: &str, read: std::result::Result<T, String>) -> Read<T> {
     match read {
         Ok(v) => Read::Value(v),
         Err(m) => {
@@ -113,11 +121,16 @@ fn numeric_field<T: FromStr>(
     }
 }
 
+/// A fix time written as RFC 3339 text, a failure recorded as unreadable.
+fn time_text(s: &str, field: &str, f: &mut Findings) -> Option<FixTime> {
+    FixTime::parse(s).map_err(|e| f.unreadable(field, e)).ok()
+}
+
 /// Reads a fix time sent as RFC 3339 text; absent or null means the time of ingest.
 fn time_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Option<FixTime> {
     match obj.get(field) {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => FixTime::parse(s).map_err(|e| f.unreadable(field, e)).ok(),
+        Some(Value::String(s)) => time_text(s, field, f),
         Some(other) => {
             f.unreadable(
                 field,
@@ -141,6 +154,26 @@ pub fn new_location(body: &Value) -> Result<NewLocation> {
         &mut f,
     );
     let creation_time = time_field(obj, "creation_time", &mut f);
+    f.finish(parts.map(|(p, lat, lon)| NewLocation::new(p, lat, lon, creation_time)))
+}
+
+/// A ping whose fields came as text (a CSV row): each read as [`new_location`] reads the
+/// field sent as a JSON string, then checked by the same rules, so the ping or the violations
+/// are the ones that reading gives. `None` for the time: the time of ingest.
+pub fn text_location(
+    person_id: &str,
+    latitude: &str,
+    longitude: &str,
+    creation_time: Option<&str>,
+) -> Result<NewLocation> {
+    let mut f = Findings::default();
+    let parts = ping_parts(
+        recorded(&mut f, "person_id", from_text(person_id, ID.0)),
+        recorded(&mut f, "latitude", from_text(latitude, NUMBER.0)),
+        recorded(&mut f, "longitude", from_text(longitude, NUMBER.0)),
+        &mut f,
+    );
+    let creation_time = creation_time.and_then(|s| time_text(s, "creation_time", &mut f));
     f.finish(parts.map(|(p, lat, lon)| NewLocation::new(p, lat, lon, creation_time)))
 }
 
@@ -366,8 +399,74 @@ mod tests {
             })
     }
 
+    /// A field as a CSV cell: a good value, one just outside its rule, or text that is no
+    /// value of the kind.
+    fn cell(
+        good: impl Strategy<Value = String> + 'static,
+        near: impl Strategy<Value = String> + 'static,
+    ) -> impl Strategy<Value = String> {
+        prop_oneof![
+            12 => good,
+            4 => near,
+            1 => prop::sample::select(vec![
+                "", " ", "north", "NaN", "-inf", "-0", " 7 ", "1e400", "1.5", "0x10",
+                "9007199254740992", "2020-08-18T10:37:06Z",
+            ])
+            .prop_map(String::from),
+        ]
+    }
+
+    #[test]
+    fn text_messages_stay_as_they_are() {
+        let e = text_location("5", "north", "1", Some("not-a-time")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed request: latitude: 'north' is not a number; creation_time: 'not-a-time' \
+             is not an RFC 3339 timestamp"
+        );
+        let e = text_location("0", "95", " -0 ", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid input: person_id: 0 is not an id (1 to 2^53-1); latitude: 95 is outside \
+             [-90, 90]"
+        );
+        let l = text_location(" 5", "37.5", "-0", Some("2020-08-18T10:37:06")).unwrap();
+        assert_eq!((l.person_id(), l.latitude()), (5, 37.5));
+        assert_eq!(l.longitude().to_bits(), 0.0f64.to_bits());
+        assert!(l.creation_time().is_some());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// A ping read from text is the ping, or has the violations and class, that the JSON
+        /// reading gives for the same text sent as JSON strings.
+        #[test]
+        fn text_reading_agrees_with_the_json_one(
+            person in cell(
+                prop_oneof![Just(1), Just(MAX_ID), 1i64..100_000].prop_map(|n| n.to_string()),
+                prop_oneof![Just(0), Just(-1), Just(MAX_ID + 1)].prop_map(|n| n.to_string()),
+            ),
+            lat in cell(coordinate(90.0), beyond(90.0)),
+            lon in cell(coordinate(180.0), beyond(180.0)),
+            time in prop::option::of(cell(
+                (0i64..4_000_000_000).prop_map(|s| timestamp_json(s).replace('"', "")),
+                Just("1969-12-31T23:59:59Z".to_string()),
+            )),
+        ) {
+            let text = text_location(&person, &lat, &lon, time.as_deref());
+            let json = new_location(&json!({
+                "person_id": person, "latitude": lat, "longitude": lon, "creation_time": time,
+            }));
+            match (text, json) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => {
+                    prop_assert_eq!(a.code(), b.code());
+                    prop_assert_eq!(a.violations(), b.violations());
+                }
+                (a, b) => prop_assert!(false, "text {a:?}, JSON {b:?}"),
+            }
+        }
 
         /// Whatever the plain reading accepts, the general one accepts as the same ping.
         #[test]
