@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 use udaconnect_core::domain::FixTime;
-use udaconnect_core::model::Location;
+use udaconnect_core::model::{Location, NewLocation};
 use udaconnect_core::time::{from_micros, to_micros};
-use udaconnect_core::{validate, Error, ErrorCode};
+use udaconnect_core::validate::BatchCheck;
+use udaconnect_core::{Error, ErrorCode};
 
 use crate::http::{new_correlation_id, usable_correlation_id, within_request, RequestContext};
 use crate::ingest::Ingest;
@@ -78,27 +78,6 @@ fn context<T>(request: &Request<T>, method: &str) -> RequestContext {
     }
 }
 
-fn number(v: f64) -> Value {
-    serde_json::Number::from_f64(v)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
-}
-
-/// A ping as the JSON the shared validation reads; a non-finite coordinate is reported as such
-/// rather than as missing.
-fn ping_json(person_id: i64, latitude: f64, longitude: f64) -> Result<Value, Error> {
-    for (field, v) in [("latitude", latitude), ("longitude", longitude)] {
-        if !v.is_finite() {
-            return Err(Error::invalid(field, "must be a finite number"));
-        }
-    }
-    let mut m = Map::new();
-    m.insert("person_id".into(), Value::from(person_id));
-    m.insert("latitude".into(), number(latitude));
-    m.insert("longitude".into(), number(longitude));
-    Ok(Value::Object(m))
-}
-
 fn timestamp(t: &prost_types::Timestamp) -> Result<DateTime<Utc>, String> {
     if !(0..1_000_000_000).contains(&t.nanos) {
         return Err(format!("nanos {} is outside [0, 999999999]", t.nanos));
@@ -126,13 +105,20 @@ fn to_proto(l: &Location) -> proto::v1::Location {
     }
 }
 
-/// Validates one v1 ping with the rules every transport shares.
-fn check_ping(p: &Ping) -> Result<udaconnect_core::model::NewLocation, Error> {
-    let mut ping = validate::new_location(&ping_json(p.person_id, p.latitude, p.longitude)?)?;
-    if let Some(t) = &p.creation_time {
-        let t = timestamp(t).and_then(FixTime::new);
-        ping.set_creation_time(Some(t.map_err(|m| Error::invalid("creation_time", m))?));
-    }
+/// A v1 ping's time, held to the rule every transport shares; `None`: the time of ingest.
+fn fix_time(p: &Ping) -> Result<Option<FixTime>, String> {
+    p.creation_time
+        .as_ref()
+        .map(|t| timestamp(t).and_then(FixTime::new))
+        .transpose()
+}
+
+/// Validates one v1 ping with the rules every transport shares; a bad time is reported once
+/// the other fields pass.
+fn check_ping(p: &Ping) -> Result<NewLocation, Error> {
+    let time = fix_time(p).map_err(|m| Error::invalid("creation_time", m));
+    let mut ping = NewLocation::parse(p.person_id, p.latitude, p.longitude, None)?;
+    ping.set_creation_time(time?);
     Ok(ping)
 }
 
@@ -161,26 +147,16 @@ impl GrpcIngest {
 
     /// One batch of a stream: its result, or the status that ends the stream.
     async fn ingest_batch(&self, batch: PingBatch) -> Result<BatchResult, Status> {
-        let items: Vec<Result<Value, String>> = batch
-            .pings
-            .iter()
-            .map(|p| ping_json(p.person_id, p.latitude, p.longitude).map_err(|e| e.to_string()))
-            .collect();
-        let mut check = validate::location_batch(items);
-        // Times are not part of the JSON the shared rules read: checked here, item by item.
-        let mut times = Vec::with_capacity(batch.pings.len());
-        for (i, p) in batch.pings.iter().enumerate() {
-            let time = p.creation_time.as_ref().map(timestamp);
-            match time.map(|t| t.and_then(FixTime::new)).transpose() {
-                Ok(t) => times.push(t),
-                Err(m) => {
-                    check.invalid_item(i, "creation_time", m);
-                    times.push(None);
-                }
+        let times: Vec<_> = batch.pings.iter().map(fix_time).collect();
+        let mut check = BatchCheck::of(batch.pings.iter().zip(&times).map(|(p, t)| {
+            let t = t.as_ref().ok().copied().flatten();
+            NewLocation::parse(p.person_id, p.latitude, p.longitude, t)
+        }));
+        // A bad time is reported beside the item's other violations, after them.
+        for (i, t) in times.into_iter().enumerate() {
+            if let Err(m) = t {
+                check.invalid_item(i, "creation_time", m);
             }
-        }
-        for (i, ping) in check.valid.iter_mut() {
-            ping.set_creation_time(times[*i]);
         }
         match self.ingest.accept_batch(check).await {
             Ok(stored) => {
@@ -231,11 +207,12 @@ impl LocationService for GrpcIngest {
         let ctx = context(&request, METHOD);
         let m = request.into_inner();
         let r = within_request(ctx, async {
-            let ping = validate::new_location(&ping_json(
+            let ping = NewLocation::parse(
                 m.person_id.into(),
                 m.latitude.into(),
                 m.longitude.into(),
-            )?)?;
+                None,
+            )?;
             self.ingest.accept(vec![ping], false).await
         })
         .await;

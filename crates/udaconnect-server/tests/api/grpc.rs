@@ -274,3 +274,51 @@ async fn v1_times_outside_the_supported_years_are_refused() {
     let fields: Vec<&str> = answer.violations.iter().map(|v| v.field.as_str()).collect();
     assert_eq!(fields, ["[1].creation_time"]);
 }
+
+/// gRPC pings are checked by the same rules as JSON ones, with the same messages: a value that
+/// is no finite number is named under its field (in a batch, under the item's), every bad
+/// field at once; a `-0.0` is stored as `0.0`.
+#[tokio::test]
+async fn v1_pings_meet_the_shared_rules_field_by_field() {
+    let app = spawn_app(true).await;
+    let mut client = LocationIngestClient::connect(app.grpc.clone())
+        .await
+        .unwrap();
+    let ping = |person_id: i64, latitude: f64, longitude: f64| Ping {
+        person_id,
+        latitude,
+        longitude,
+        creation_time: None,
+    };
+    let status = client.create(ping(0, f64::NAN, 200.0)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        status.message(),
+        "invalid input: person_id: 0 is not an id (1 to 2^53-1); latitude: must be a finite \
+         number; longitude: 200 is outside [-180, 180]"
+    );
+    let mut results = client
+        .ingest(futures_util::stream::iter([PingBatch {
+            sequence: 1,
+            pings: vec![ping(5, 1.0, 1.0), ping(5, 1.0, f64::INFINITY)],
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = results.message().await.unwrap().unwrap();
+    assert!(answer.ids.is_empty());
+    let violations: Vec<(&str, &str)> = answer
+        .violations
+        .iter()
+        .map(|v| (v.field.as_str(), v.message.as_str()))
+        .collect();
+    assert_eq!(violations, [("[1].longitude", "must be a finite number")]);
+
+    let stored = client
+        .create(ping(5, -0.0, -0.0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.latitude.to_bits(), 0.0f64.to_bits());
+    assert_eq!(stored.longitude.to_bits(), 0.0f64.to_bits());
+}
