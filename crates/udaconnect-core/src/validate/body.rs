@@ -38,22 +38,36 @@ fn text_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> String
             f.invalid(field, "is required");
             String::new()
         }
-        Some(Value::String(s)) => {
-            if s.trim().is_empty() {
-                f.invalid(field, "must not be empty");
-            } else if s.chars().count() > MAX_TEXT_CHARS {
-                f.invalid(
-                    field,
-                    format!("must be at most {MAX_TEXT_CHARS} characters"),
-                );
-            }
-            s.clone()
-        }
+        Some(Value::String(s)) => text(s, field, f),
         Some(other) => {
             f.unreadable(field, format!("must be a string, not {}", json_type(other)));
             String::new()
         }
     }
+}
+
+/// A name or company: not blank, at most [`MAX_TEXT_CHARS`] characters.
+fn text(s: &str, field: &str, f: &mut Findings) -> String {
+    if s.trim().is_empty() {
+        f.invalid(field, "must not be empty");
+    } else if s.chars().count() > MAX_TEXT_CHARS {
+        f.invalid(
+            field,
+            format!("must be at most {MAX_TEXT_CHARS} characters"),
+        );
+    }
+    s.to_string()
+}
+
+/// A person whose fields came as text (a CSV row), checked as [`new_person`] checks them.
+pub fn text_person(first_name: &str, last_name: &str, company_name: &str) -> Result<NewPerson> {
+    let mut f = Findings::default();
+    let person = NewPerson {
+        first_name: text(first_name, "first_name", &mut f),
+        last_name: text(last_name, "last_name", &mut f),
+        company_name: text(company_name, "company_name", &mut f),
+    };
+    f.finish(Some(person))
 }
 
 /// Validates the body of `POST /api/persons`.
@@ -294,6 +308,28 @@ mod tests {
             "malformed request: person_id: 1e+20 is not an integer id; creation_time: must be \
              an RFC 3339 string, not a number; latitude: must be a finite number; longitude: \
              is required"
+        );
+    }
+
+    #[test]
+    fn a_person_from_text_meets_the_same_rules() {
+        let long = "x".repeat(MAX_TEXT_CHARS + 1);
+        let e = text_person(" ", "B", &long).unwrap_err();
+        let body = json!({"first_name": " ", "last_name": "B", "company_name": long});
+        assert_eq!(
+            e.to_string(),
+            "invalid input: first_name: must not be empty; company_name: must be at most 256 \
+             characters"
+        );
+        assert_eq!(e.violations(), new_person(&body).unwrap_err().violations());
+        let p = text_person("Taco", "Fargo", "Alpha Omega Upholstery").unwrap();
+        assert_eq!(
+            (
+                p.first_name.as_str(),
+                p.last_name.as_str(),
+                p.company_name.as_str()
+            ),
+            ("Taco", "Fargo", "Alpha Omega Upholstery")
         );
     }
 

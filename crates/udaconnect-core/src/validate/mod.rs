@@ -12,7 +12,8 @@
 //!
 //! # Layout
 //! - `body.rs`: the bodies of a person and of a ping, the plain ping read straight into its
-//!   fields, and a ping whose fields came as text ([`text_location`], a CSV row).
+//!   fields, and a person or a ping whose fields came as text ([`text_person`],
+//!   [`text_location`]: a CSV row).
 //! - `batch.rs`: batches of pings, every bad item named by its index ([`BatchCheck`]).
 //! - `query.rs`: path ids and the query strings of the connection, contacts and paging
 //!   queries.
@@ -23,7 +24,9 @@ mod query;
 
 pub use crate::domain::{DEFAULT_DISTANCE_M, MAX_DISTANCE_M, MAX_TIME_GAP_S};
 pub use batch::{location_batch, BatchCheck, MAX_BATCH};
-pub use body::{new_location, new_person, plain_new_location, text_location, MAX_TEXT_CHARS};
+pub use body::{
+    new_location, new_person, plain_new_location, text_location, text_person, MAX_TEXT_CHARS,
+};
 pub use query::{
     connection_params, contact_params, paging_params, path_id, window_params, ConnectionParams,
     ContactParams, DEFAULT_CONTACT_GAP_S, DEFAULT_MIN_DURATION_S, MAX_CONTACT_GAP_S,

@@ -14,7 +14,6 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
 use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::{Location, NewLocation, Person, MAX_ID};
 use udaconnect_core::ports::{DynIdLeaser, DynLog, DynPersonStore};
@@ -90,11 +89,10 @@ pub async fn import_persons(path: &Path, store: &DynPersonStore) -> Result<Impor
         let line = row.position().map_or(0, |p| p.line());
         report.rows += 1;
         let get = |i: usize| cols[i].and_then(|c| row.get(c)).unwrap_or("");
-        let body = json!({"first_name": get(1), "last_name": get(2), "company_name": get(3)});
         let id = validate::path_id(get(0), "id")
             .ok()
             .filter(|id| (1..=MAX_ID).contains(id));
-        match (id, validate::new_person(&body)) {
+        match (id, validate::text_person(get(1), get(2), get(3))) {
             (Some(id), Ok(p)) => persons.push(Person {
                 id,
                 first_name: p.first_name,
@@ -147,21 +145,16 @@ fn read_row(
             // latitude, so the row is swapped.
             Ok(yv) if yv.abs() > 90.0 => {
                 *repaired += 1;
-                (x.to_string(), y.to_string())
+                (x, y)
             }
-            _ => (y.to_string(), x.to_string()),
+            _ => (y, x),
         }
     } else {
-        (get(cols.lat).to_string(), get(cols.lon).to_string())
+        (get(cols.lat), get(cols.lon))
     };
-    let time = get(cols.time);
-    let body = json!({
-        "person_id": get(cols.person),
-        "latitude": lat,
-        "longitude": lon,
-        "creation_time": if time.is_empty() { Value::Null } else { Value::String(time.to_string()) },
-    });
-    let location = validate::new_location(&body).map_err(|e| e.to_string())?;
+    let time = Some(get(cols.time)).filter(|t| !t.is_empty());
+    let location =
+        validate::text_location(get(cols.person), lat, lon, time).map_err(|e| e.to_string())?;
     Ok((id, location))
 }
 
