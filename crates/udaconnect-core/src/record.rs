@@ -303,6 +303,11 @@ mod tests {
                 r#"{"id": 1.5, "person_id": "1", "latitude": 1, "longitude": 0}"#,
                 "id: 1.5 is not an id (1 to 2^53-1)",
             ),
+            // The fields' values in their order are no ping.
+            (
+                "[9, 1, 1, 0]",
+                "malformed request: body: must be a JSON object (a location), not an array",
+            ),
         ] {
             assert_eq!(reason(value, 0), Err(want.to_string()), "{value}");
         }

@@ -205,9 +205,14 @@ pub(crate) struct PlainPing<'a> {
 }
 
 impl<'a> PlainPing<'a> {
-    /// The plain shape read from JSON text; `None` for text of any other shape.
+    /// The plain shape read from JSON text; `None` for text of any other shape. A derived
+    /// reading would also take an array of the fields in order, and skip fields without
+    /// checking they are UTF-8: a ping is an object, and JSON is UTF-8 throughout.
     pub(crate) fn read(body: &'a [u8]) -> Option<Self> {
-        serde_json::from_slice(body).ok()
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
+        serde_json::from_str(std::str::from_utf8(body).ok()?).ok()
     }
 
     /// The ping, or every violation, exactly as [`new_location`] gives them for the same
@@ -358,6 +363,26 @@ mod tests {
             assert_eq!(plain_new_location(body), None);
             assert!(new_location(&serde_json::from_slice(body).unwrap()).is_ok());
         }
+    }
+
+    /// An array of a ping's values is no ping, even in the order of its fields.
+    #[test]
+    fn plain_reading_refuses_arrays() {
+        let body = b" [7, 2, 2.5, 3]";
+        assert_eq!(plain_new_location(body), None);
+        let e = new_location(&serde_json::from_slice(body).unwrap()).unwrap_err();
+        assert_eq!(fields(&e), ["body"]);
+    }
+
+    /// Bytes that are not UTF-8 are not JSON, even in a field the plain reading skips.
+    #[test]
+    fn plain_reading_refuses_what_is_not_utf8() {
+        let body = b"{\"person_id\": 1, \"latitude\": 1, \"longitude\": 0, \"note\": \"\xff\"}";
+        assert!(serde_json::from_slice::<Value>(body).is_err());
+        assert_eq!(plain_new_location(body), None);
+        let mut valid = body.to_vec();
+        valid.retain(|b| *b != 0xff);
+        assert!(plain_new_location(&valid).is_some());
     }
 
     /// JSON text for a field: mostly `good`, often `near` (just outside the valid range), else
