@@ -143,7 +143,10 @@ fn parse_body(body: &[u8]) -> Option<(u64, LogRecord)> {
         n => Some(c.take(n as usize)?.to_vec()),
     };
     let header_count = c.u16()?;
-    let mut headers = Vec::with_capacity(header_count as usize);
+    // Room for the headers the body can hold (each takes at least its two lengths), not for
+    // what a damaged count claims: 65,535 would reserve 3 MB for a 26-byte frame.
+    let room = (c.buf.len() - c.pos) / (2 + 4);
+    let mut headers = Vec::with_capacity(usize::from(header_count).min(room));
     for _ in 0..header_count {
         let n = c.u16()? as usize;
         let name = String::from_utf8(c.take(n)?.to_vec()).ok()?;
@@ -221,6 +224,34 @@ mod tests {
             headers: vec![("correlation_id".into(), vec![b'c'; 3])],
             timestamp_ms: i as i64,
         }
+    }
+
+    /// A header count the body cannot hold is a malformed body; every header the count allows
+    /// is still read when they are all there.
+    #[test]
+    fn header_counts_are_held_to_the_body() {
+        let mut claims_many = Vec::new();
+        encode(&mut claims_many, 0, &LogRecord::default());
+        claims_many[HEADER_LEN + 20..HEADER_LEN + 22].copy_from_slice(&0xff00u16.to_le_bytes());
+        let crc = crc32fast::hash(&claims_many[HEADER_LEN..]);
+        claims_many[4..8].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&claims_many), Decoded::Corrupt("malformed body"));
+
+        let record = LogRecord {
+            headers: vec![(String::new(), Vec::new()); usize::from(u16::MAX)],
+            ..LogRecord::default()
+        };
+        let mut buf = Vec::new();
+        encode(&mut buf, 1, &record);
+        let len = buf.len();
+        assert_eq!(
+            decode(&buf),
+            Decoded::Record {
+                offset: 1,
+                record,
+                len
+            }
+        );
     }
 
     #[test]
