@@ -1,0 +1,107 @@
+//! `record::decode`: what the consumer makes of any record on the log, UdaConnect's own and the
+//! original producers' keyless JSON alike.
+//!
+//! Input: 8 bytes of record timestamp (ms, little-endian), 2 of partition, 6 of offset, then
+//! the record's value (shorter inputs are padded with zeros).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use udaconnect_core::model::{Location, MAX_ID};
+use udaconnect_core::record::{self, derived_id, LogRecord, Position, CORRELATION_HEADER};
+use udaconnect_core::time::truncate_to_micros;
+use udaconnect_core::validate;
+
+const META_LEN: usize = 16;
+
+fuzz_target!(|data: &[u8]| {
+    let mut meta = [0u8; META_LEN];
+    let split = data.len().min(META_LEN);
+    meta[..split].copy_from_slice(&data[..split]);
+    let value = &data[split..];
+    let timestamp_ms = i64::from_le_bytes(meta[0..8].try_into().unwrap());
+    let partition = i32::from(i16::from_le_bytes([meta[8], meta[9]]));
+    let mut offset = [0u8; 8];
+    offset[..6].copy_from_slice(&meta[10..16]);
+    let pos = Position {
+        partition,
+        offset: i64::from_le_bytes(offset),
+    };
+
+    let bare = LogRecord {
+        key: None,
+        value: value.to_vec(),
+        headers: Vec::new(),
+        timestamp_ms,
+    };
+    let decoded = record::decode(&bare, pos);
+
+    // Key and headers are the producer's business: the same value reads the same under any.
+    let dressed = LogRecord {
+        key: Some(value.iter().take(12).copied().collect()),
+        headers: vec![
+            (
+                CORRELATION_HEADER.into(),
+                value.iter().rev().take(40).copied().collect(),
+            ),
+            (String::from_utf8_lossy(&meta).into_owned(), meta.to_vec()),
+        ],
+        ..bare.clone()
+    };
+    assert_eq!(record::decode(&dressed, pos), decoded);
+
+    let json: Option<Value> = serde_json::from_slice(value).ok();
+    match &decoded {
+        Ok(location) => {
+            check_location(location);
+            let Some(json) = &json else {
+                panic!("a location from text that is not JSON")
+            };
+            let ping = validate::new_location(json).expect("a location the validator refuses");
+            assert_eq!(ping.person_id(), location.person_id);
+            assert_eq!(ping.latitude().to_bits(), location.latitude.to_bits());
+            assert_eq!(ping.longitude().to_bits(), location.longitude.to_bits());
+            match ping.creation_time() {
+                Some(t) => assert_eq!(t, location.creation_time),
+                None => assert_eq!(location.creation_time.timestamp_millis(), timestamp_ms),
+            }
+            match json.get("id") {
+                None | Some(Value::Null) => assert_eq!(location.id, derived_id(pos)),
+                Some(id) => assert_eq!(id.as_i64(), Some(location.id)),
+            }
+            // What the consumer stores reads back the same after a trip through the log.
+            let written = chrono::DateTime::from_timestamp_millis(timestamp_ms).unwrap_or_default();
+            let again = record::encode(location, Some("c"), written);
+            let other = Position {
+                partition: partition ^ 1,
+                offset: pos.offset + 1,
+            };
+            assert_eq!(record::decode(&again, other).as_ref(), Ok(location));
+        }
+        Err(reason) => {
+            assert!(!reason.is_empty());
+            assert!(
+                reason.len() <= value.len() + udaconnect_fuzz::MESSAGE_SLACK,
+                "{reason}"
+            );
+            match &json {
+                None => assert!(reason.starts_with("not JSON: "), "{reason}"),
+                Some(json) => match validate::new_location(json) {
+                    // A bad ping is dead-lettered with the validator's own words.
+                    Err(e) => assert_eq!(reason, &e.to_string()),
+                    Ok(_) => assert!(
+                        reason.starts_with("id: ") || reason.starts_with("creation_time: absent"),
+                        "{reason}"
+                    ),
+                },
+            }
+        }
+    }
+});
+
+fn check_location(l: &Location) {
+    assert!((1..=MAX_ID).contains(&l.id) && (1..=MAX_ID).contains(&l.person_id));
+    assert!((-90.0..=90.0).contains(&l.latitude) && (-180.0..=180.0).contains(&l.longitude));
+    assert!((1970..=9999).contains(&chrono::Datelike::year(&l.creation_time)));
+    assert_eq!(truncate_to_micros(l.creation_time), l.creation_time);
+}
