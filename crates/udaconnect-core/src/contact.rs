@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 
 use crate::geo::{chord_for_arc_m, to_cartesian, to_lat_lon, within, DISTANCE_SLACK_M};
-use crate::time::{Micros, Window};
+use crate::model::Location;
+use crate::time::{from_micros, to_micros, Micros, Window};
 
 /// A location reduced to what the contact engine reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +23,30 @@ pub struct Point {
     pub lat: f64,
     pub lon: f64,
     pub t: Micros,
+}
+
+impl From<&Location> for Point {
+    fn from(l: &Location) -> Self {
+        Point {
+            id: l.id,
+            person_id: l.person_id,
+            lat: l.latitude,
+            lon: l.longitude,
+            t: to_micros(l.creation_time),
+        }
+    }
+}
+
+impl From<&Point> for Location {
+    fn from(p: &Point) -> Self {
+        Location {
+            id: p.id,
+            person_id: p.person_id,
+            latitude: p.lat,
+            longitude: p.lon,
+            creation_time: from_micros(p.t),
+        }
+    }
 }
 
 /// One connection query, validated.

@@ -284,8 +284,6 @@ mod tests {
     use udaconnect_core::model::Person;
     use udaconnect_core::time::{format_utc, from_micros};
 
-    use crate::query::engine::location;
-
     /// Numbers in written answers are byte for byte those serde_json writes elsewhere in the
     /// API: coordinates, durations, and the awkward cases (exponents, zero's sign, integers).
     #[test]
@@ -384,7 +382,7 @@ mod tests {
             .iter()
             .map(|p| udaconnect_core::model::Connection {
                 person: persons[&p.person_id].clone(),
-                location: location(p),
+                location: udaconnect_core::model::Location::from(p),
             })
             .collect();
         let jsons = persons

@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use udaconnect_core::contact::{ConnectionQuery, Contact, ContactQuery, Point};
 use udaconnect_core::index::ContactIndex;
-use udaconnect_core::model::{Location, PersonId};
-use udaconnect_core::time::{from_micros, to_micros, Window};
+use udaconnect_core::model::PersonId;
+use udaconnect_core::time::Window;
 use udaconnect_core::Result;
 
 pub type SharedIndex = Arc<RwLock<ContactIndex>>;
@@ -63,23 +63,3 @@ pub trait ContactEngine: Send + Sync + 'static {
 }
 
 pub type DynContactEngine = Arc<dyn ContactEngine>;
-
-pub fn point(l: &Location) -> Point {
-    Point {
-        id: l.id,
-        person_id: l.person_id,
-        lat: l.latitude,
-        lon: l.longitude,
-        t: to_micros(l.creation_time),
-    }
-}
-
-pub fn location(p: &Point) -> Location {
-    Location {
-        id: p.id,
-        person_id: p.person_id,
-        latitude: p.lat,
-        longitude: p.lon,
-        creation_time: from_micros(p.t),
-    }
-}

@@ -25,7 +25,7 @@ use udaconnect_core::Error;
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::Params;
 use crate::metrics::Metrics;
-use crate::query::engine::{location, SharedIndex};
+use crate::query::engine::SharedIndex;
 
 /// Batches kept for a slow browser before it skips ahead.
 const BACKLOG: usize = 256;
@@ -130,7 +130,7 @@ pub async fn positions(State(live): State<Arc<Live>>) -> Json<Vec<Location>> {
     let mut out: Vec<Location> = index
         .latest()
         .iter()
-        .map(|&s| location(&index.point(s)))
+        .map(|&s| Location::from(&index.point(s)))
         .collect();
     out.sort_by_key(|l| l.person_id);
     Json(out)

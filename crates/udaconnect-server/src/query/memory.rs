@@ -11,7 +11,7 @@ use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::time::Window;
 use udaconnect_core::{Error, Result};
 
-use crate::query::engine::{point, ContactEngine, Rows, SharedIndex, Span};
+use crate::query::engine::{ContactEngine, Rows, SharedIndex, Span};
 use crate::query::workers::RayonWorkers;
 
 /// Rows as slots of the shared index, readable whatever compactions happen while the answer
@@ -171,7 +171,7 @@ async fn read_pages(
         };
         let Some(last) = page.last() else { return };
         next = fetch(last.id);
-        let prepared = PreparedPage::new(page.iter().map(point));
+        let prepared = PreparedPage::new(page.iter().map(Point::from));
         if pages.send(Ok(prepared)).await.is_err() {
             return;
         }
@@ -276,7 +276,7 @@ mod tests {
             })
             .collect();
         store.upsert(&locations).await.unwrap();
-        let points: Vec<Point> = locations.iter().map(point).collect();
+        let points: Vec<Point> = locations.iter().map(Point::from).collect();
         for (page, readers) in [(7, 3), (1, 2), (1000, 2), (50, 1)] {
             let mut progress = Vec::new();
             let index = build_in(&store, Some(600), page, readers, |n| progress.push(n))

@@ -9,7 +9,7 @@ use udaconnect_core::ports::{DynLocationStore, NearQuery};
 use udaconnect_core::time::Window;
 use udaconnect_core::Result;
 
-use crate::query::engine::{point, ContactEngine, Rows, Span};
+use crate::query::engine::{ContactEngine, Rows, Span};
 
 /// The engine without an index: reads the window from the store on every query. The
 /// benchmark's baseline, and the shape of the original service.
@@ -24,7 +24,7 @@ impl ScanEngine {
             .in_window(window, person)
             .await?
             .iter()
-            .map(point)
+            .map(Point::from)
             .collect())
     }
 }
@@ -98,8 +98,8 @@ impl StoreEngine {
             })
             .await?;
         Ok((
-            near.own.iter().map(point).collect(),
-            near.candidates.iter().map(point).collect(),
+            near.own.iter().map(Point::from).collect(),
+            near.candidates.iter().map(Point::from).collect(),
         ))
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use udaconnect_core::contact::Point;
 use udaconnect_core::index::ContactIndex;
 use udaconnect_core::model::Location;
 use udaconnect_core::ports::StartFrom;
@@ -13,7 +14,7 @@ use udaconnect_core::{index, Error};
 use crate::consume::follow::follow;
 use crate::feed::OnStored;
 use crate::http::ops;
-use crate::query::engine::{point, DynContactEngine};
+use crate::query::engine::DynContactEngine;
 use crate::query::http::{routes, ConnectionApi};
 use crate::query::live::{self, Live};
 use crate::query::memory::MemoryEngine;
@@ -47,7 +48,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     let to_index_and_live: OnStored = {
         let (index, live) = (ctx.index.clone(), live.clone());
         Arc::new(move |batch: &[Location]| {
-            index::feed(&index, batch.iter().map(point));
+            index::feed(&index, batch.iter().map(Point::from));
             live.publish(batch);
         })
     };

@@ -148,17 +148,11 @@ pub fn by_id(ls: &[Location]) -> BTreeMap<i64, (i64, u64, u64, i64)> {
 }
 
 pub fn point(l: &Location) -> Point {
-    Point {
-        id: l.id,
-        person_id: l.person_id,
-        lat: l.latitude,
-        lon: l.longitude,
-        t: to_micros(l.creation_time),
-    }
+    Point::from(l)
 }
 
 pub fn points(ls: &[Location]) -> Vec<Point> {
-    ls.iter().map(point).collect()
+    ls.iter().map(Point::from).collect()
 }
 
 /// What the contact engine answers from a store's `near`.
