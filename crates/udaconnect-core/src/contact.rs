@@ -202,6 +202,19 @@ pub struct ContactQuery {
     pub min_duration_us: i64,
 }
 
+impl ContactQuery {
+    /// The connection query whose answer [`summarise`] turns into contacts: the same window,
+    /// distance, and the gap as the bound on a match.
+    pub fn connection_query(&self) -> ConnectionQuery {
+        ConnectionQuery {
+            person_id: self.person_id,
+            window: self.window,
+            distance_m: self.distance_m,
+            max_time_gap_us: Some(self.max_time_gap_us),
+        }
+    }
+}
+
 /// One co-presence episode with one other person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Encounter {
@@ -230,6 +243,12 @@ pub struct Contact {
     /// The sum of the encounters' durations.
     pub total_us: i64,
     pub encounters: Vec<Encounter>,
+}
+
+/// A contacts query over the asked person's points and the candidates: the connection answer
+/// with the same gap, summarised per person.
+pub fn contacts(own: &[Point], candidates: &[Point], q: &ContactQuery) -> Vec<Contact> {
+    summarise(connections(own, candidates, &q.connection_query()), q)
 }
 
 /// Turns the answer of a connection query into contacts, as the contacts semantics define:

@@ -441,12 +441,7 @@ impl ContactIndex {
 
     /// The contacts query: the connection answer with the same gap, summarised per person.
     pub fn contacts(&self, q: &ContactQuery) -> Vec<Contact> {
-        let slots = self.matching_slots(&ConnectionQuery {
-            person_id: q.person_id,
-            window: q.window,
-            distance_m: q.distance_m,
-            max_time_gap_us: Some(q.max_time_gap_us),
-        });
+        let slots = self.matching_slots(&q.connection_query());
         // Grouped by person in one counting pass, then each person's few points sorted by
         // time in cache: the order summarising needs, where sorting the slots (to drop the
         // repeated ones) and then the whole answer by person took a tenth of the query.

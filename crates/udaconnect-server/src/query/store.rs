@@ -47,16 +47,7 @@ impl ContactEngine for ScanEngine {
             .filter(|p| p.person_id == q.person_id)
             .copied()
             .collect();
-        let cq = ConnectionQuery {
-            person_id: q.person_id,
-            window: q.window,
-            distance_m: q.distance_m,
-            max_time_gap_us: Some(q.max_time_gap_us),
-        };
-        Ok(contact::summarise(
-            contact::connections(&own, &all, &cq),
-            &q,
-        ))
+        Ok(contact::contacts(&own, &all, &q))
     }
 
     async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {
@@ -117,16 +108,7 @@ impl ContactEngine for StoreEngine {
         let (own, candidates) = self
             .near(q.person_id, q.window, q.distance_m, Some(q.max_time_gap_us))
             .await?;
-        let cq = ConnectionQuery {
-            person_id: q.person_id,
-            window: q.window,
-            distance_m: q.distance_m,
-            max_time_gap_us: Some(q.max_time_gap_us),
-        };
-        Ok(contact::summarise(
-            contact::connections(&own, &candidates, &cq),
-            &q,
-        ))
+        Ok(contact::contacts(&own, &candidates, &q))
     }
 
     async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {
