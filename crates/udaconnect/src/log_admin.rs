@@ -226,26 +226,7 @@ fn segment_json(s: &SegmentScan) -> Value {
         .problems
         .iter()
         .map(|p| {
-            let mut v = match p {
-                Problem::TornTail {
-                    byte,
-                    len,
-                    record,
-                    reason,
-                } => json!({"kind": "torn_tail", "byte": byte, "len": len, "record": record,
-                    "reason": reason}),
-                Problem::Corrupt {
-                    byte,
-                    len,
-                    record,
-                    next_record,
-                    intact_after,
-                    reason,
-                } => json!({"kind": "corruption", "byte": byte, "len": len, "record": record,
-                    "next_record": next_record, "intact_after": intact_after, "reason": reason}),
-                Problem::Gap { from, to } => json!({"kind": "gap", "from": from, "to": to}),
-                Problem::Empty => json!({"kind": "empty"}),
-            };
+            let mut v = serde_json::to_value(p).unwrap_or_default();
             v["message"] = p.to_string().into();
             v
         })

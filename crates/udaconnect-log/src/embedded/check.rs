@@ -26,6 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
 use udaconnect_core::{Error, Result};
 
 use super::{
@@ -89,8 +90,10 @@ fn data_dir_of(segment: &Path) -> String {
     }
 }
 
-/// One thing wrong in a segment. Bytes are positions in the file; records are offsets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One thing wrong in a segment. Bytes are positions in the file; records are offsets. As
+/// JSON: its fields and `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
     /// Bytes after the last intact record of the active segment holding no intact record: a
     /// write cut short by a crash, never acknowledged. Opening the log clears them.
@@ -102,6 +105,7 @@ pub enum Problem {
         reason: &'static str,
     },
     /// Damaged bytes with intact records after them, or anywhere in a sealed segment.
+    #[serde(rename = "corruption")]
     Corrupt {
         byte: u64,
         len: u64,
