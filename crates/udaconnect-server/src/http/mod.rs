@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
-use udaconnect_core::Error;
+use udaconnect_core::{validate, Error};
 
 use crate::http::problem::{ApiError, Problem};
 use crate::metrics::Metrics;
@@ -231,6 +231,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
             .map(|q| Params(q.0))
             .map_err(|e| ApiError(Error::bad_request("query", e.body_text())))
+    }
+}
+
+/// The `{id}` of a route's path as an integer; anything else is refused with a problem naming
+/// `id`.
+pub struct PathId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        PathId::parse(&raw).map_err(IntoResponse::into_response)
+    }
+}
+
+impl PathId {
+    /// `raw` read as the extractor reads it, for a route that answers as if it had this id.
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        Ok(PathId(validate::path_id(raw, "id")?))
     }
 }
 

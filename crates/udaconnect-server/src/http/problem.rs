@@ -2,6 +2,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::Serialize;
 use udaconnect_core::{Error, ErrorCode, FieldViolation};
 
@@ -124,3 +125,9 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// A lookup by id answered: the item, or a 404 problem naming what has no such id.
+pub fn found<T>(what: &'static str, id: i64, item: Option<T>) -> ApiResult<Json<T>> {
+    item.map(Json)
+        .ok_or_else(|| Error::not_found(what, id).into())
+}

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,8 +10,8 @@ use udaconnect_core::model::Location;
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::http::problem::{ApiResult, Problem};
-use crate::http::{parse_json, BodyBytes};
+use crate::http::problem::{found, ApiResult, Problem};
+use crate::http::{parse_json, BodyBytes, PathId};
 use crate::ingest::Ingest;
 
 pub struct LocationApi {
@@ -155,12 +155,7 @@ pub async fn create_locations(
     ))]
 pub async fn get_location(
     State(api): State<Arc<LocationApi>>,
-    Path(raw): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<Json<Location>> {
-    let id = validate::path_id(&raw, "id")?;
-    api.store
-        .get(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Error::not_found("location", id).into())
+    found("location", id, api.store.get(id).await?)
 }

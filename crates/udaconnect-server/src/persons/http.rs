@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,8 +12,8 @@ use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::http::problem::{ApiResult, Problem};
-use crate::http::{JsonBody, Params};
+use crate::http::problem::{found, ApiResult, Problem};
+use crate::http::{JsonBody, Params, PathId};
 use crate::metrics::Metrics;
 
 /// Page size when a client asks for none: large enough that the original's clients, which
@@ -35,7 +35,8 @@ pub fn routes(api: Arc<PersonApi>) -> Router {
         .route(
             "/api/persons/lookup",
             // A GET is for the person with id `lookup`: the answer it always had.
-            post(lookup_persons).get(|api| get_person(api, Path("lookup".to_string()))),
+            post(lookup_persons)
+                .get(|api| async move { get_person(api, PathId::parse("lookup")?).await }),
         )
         .with_state(api)
 }
@@ -122,14 +123,9 @@ pub async fn list_persons(
     ))]
 pub async fn get_person(
     State(api): State<Arc<PersonApi>>,
-    Path(raw): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<Json<Person>> {
-    let id = validate::path_id(&raw, "id")?;
-    api.store
-        .get(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Error::not_found("person", id).into())
+    found("person", id, api.store.get(id).await?)
 }
 
 /// Body of `POST /api/persons/lookup`.

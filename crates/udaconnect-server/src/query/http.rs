@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,7 +17,7 @@ use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::{validate, Error, Result};
 
 use crate::http::problem::{ApiResult, Problem};
-use crate::http::Params;
+use crate::http::{Params, PathId};
 use crate::metrics::Metrics;
 use crate::persons::DynPersonDirectory;
 use crate::query::answer::{write_contacts, ConnectionBody};
@@ -89,10 +89,9 @@ impl ConnectionApi {
     ))]
 pub async fn find_connections(
     State(api): State<Arc<ConnectionApi>>,
-    Path(raw): Path<String>,
     Params(params): Params,
+    PathId(person_id): PathId,
 ) -> ApiResult<Response> {
-    let person_id = validate::path_id(&raw, "id")?;
     let p = validate::connection_params(&params)?;
     let started = Instant::now();
     let body = api
@@ -206,10 +205,9 @@ impl EncounterRow {
     ))]
 pub async fn find_contacts(
     State(api): State<Arc<ConnectionApi>>,
-    Path(raw): Path<String>,
     Params(params): Params,
+    PathId(person_id): PathId,
 ) -> ApiResult<Response> {
-    let person_id = validate::path_id(&raw, "id")?;
     let p = validate::contact_params(&params)?;
     let started = Instant::now();
     let json = api
@@ -247,9 +245,8 @@ pub struct PersonSummary {
     ))]
 pub async fn summary(
     State(api): State<Arc<ConnectionApi>>,
-    Path(raw): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<Json<PersonSummary>> {
-    let id = validate::path_id(&raw, "id")?;
     let person = api
         .persons
         .get_many(&[id])
