@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -39,70 +39,52 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("udaconnect");
-        let m = Metrics {
-            http_requests: Family::default(),
-            http_duration: Family::new_with_constructor(latency_histogram),
-            locations_accepted: Counter::default(),
-            log_append_duration: latency_histogram(),
-            consumer_records: Family::default(),
-            consumer_lag: Gauge::default(),
-            consumer_batch_duration: latency_histogram(),
-            connection_query_duration: latency_histogram(),
-            persons_created: Counter::default(),
-            grpc_requests: Family::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "http_requests",
-            "HTTP requests answered",
-            m.http_requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to answer an HTTP request",
-            m.http_duration.clone(),
-        );
-        registry.register(
-            "locations_accepted",
-            "Location pings durable in the log and acknowledged",
-            m.locations_accepted.clone(),
-        );
-        registry.register(
-            "log_append_duration_seconds",
-            "Time for an append to become durable in the log",
-            m.log_append_duration.clone(),
-        );
-        registry.register(
-            "consumer_records",
-            "Log records the location consumer handled, by outcome (stored, dlq)",
-            m.consumer_records.clone(),
-        );
-        registry.register(
-            "consumer_lag_records",
-            "Records in the location log not yet read by the consumer",
-            m.consumer_lag.clone(),
-        );
-        registry.register(
-            "consumer_batch_duration_seconds",
-            "Time to store one consumed batch and commit its offsets",
-            m.consumer_batch_duration.clone(),
-        );
-        registry.register(
-            "connection_query_duration_seconds",
-            "Server time of one connection query",
-            m.connection_query_duration.clone(),
-        );
-        registry.register(
-            "persons_created",
-            "Persons created",
-            m.persons_created.clone(),
-        );
-        registry.register(
-            "grpc_requests",
-            "gRPC calls and stream messages answered, by method and status code",
-            m.grpc_requests.clone(),
-        );
-        Metrics { registry, ..m }
+        let mut add = Registrar(&mut registry);
+        Metrics {
+            http_requests: add.metric("http_requests", "HTTP requests answered", Family::default()),
+            http_duration: add.metric(
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request",
+                Family::new_with_constructor(latency_histogram),
+            ),
+            locations_accepted: add.metric(
+                "locations_accepted",
+                "Location pings durable in the log and acknowledged",
+                Counter::default(),
+            ),
+            log_append_duration: add.metric(
+                "log_append_duration_seconds",
+                "Time for an append to become durable in the log",
+                latency_histogram(),
+            ),
+            consumer_records: add.metric(
+                "consumer_records",
+                "Log records the location consumer handled, by outcome (stored, dlq)",
+                Family::default(),
+            ),
+            consumer_lag: add.metric(
+                "consumer_lag_records",
+                "Records in the location log not yet read by the consumer",
+                Gauge::default(),
+            ),
+            consumer_batch_duration: add.metric(
+                "consumer_batch_duration_seconds",
+                "Time to store one consumed batch and commit its offsets",
+                latency_histogram(),
+            ),
+            connection_query_duration: add.metric(
+                "connection_query_duration_seconds",
+                "Server time of one connection query",
+                latency_histogram(),
+            ),
+            persons_created: add.metric("persons_created", "Persons created", Counter::default()),
+            grpc_requests: add.metric(
+                "grpc_requests",
+                "gRPC calls and stream messages answered, by method and status code",
+                Family::default(),
+            ),
+            registry,
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -110,5 +92,16 @@ impl Metrics {
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Registers each metric where it is made, so a metric's name, help and kind stand together.
+struct Registrar<'a>(&'a mut Registry);
+
+impl Registrar<'_> {
+    /// `metric`, registered under `name`; the registry keeps a handle to the same values.
+    fn metric<M: Metric + Clone>(&mut self, name: &str, help: &str, metric: M) -> M {
+        self.0.register(name, help, metric.clone());
+        metric
     }
 }
