@@ -607,12 +607,13 @@ async fn import_reports_bad_rows_resumes_and_repairs_axes() {
         "{again}"
     );
     // The original database's raw axes: rows near Albuquerque stored (lat, lon) as (x, y).
+    let raw_axes = udaconnect_testkit::repo_root().join("data/seed/locations_raw_axes.csv");
     let raw = run_ok(&[
         "import",
         "--data-dir",
         data_s,
         "--locations",
-        "../../../shared/seed-data/locations_raw_axes.csv",
+        raw_axes.to_str().unwrap(),
     ]);
     assert!(
         raw.contains("39 imported, 0 rejected, 22 with swapped axes repaired"),
