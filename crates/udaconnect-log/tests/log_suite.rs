@@ -7,8 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tempfile::TempDir;
 use udaconnect_core::ports::DynLog;
-use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions, KafkaLog, KafkaOptions};
+use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
+#[cfg(feature = "kafka")]
+use udaconnect_log::{KafkaLog, KafkaOptions};
+#[cfg(feature = "kafka")]
 use udaconnect_testkit::kafka::{client_debug, shared_broker};
+#[cfg(feature = "kafka")]
 use udaconnect_testkit::local::init_tracing;
 use udaconnect_testkit::log_suite::LogEngine;
 
@@ -40,8 +44,10 @@ impl LogEngine for Embedded {
     }
 }
 
+#[cfg(feature = "kafka")]
 struct Kafka(DynLog);
 
+#[cfg(feature = "kafka")]
 #[async_trait]
 impl LogEngine for Kafka {
     const PARTITIONS: usize = 3;
@@ -64,4 +70,5 @@ impl LogEngine for Kafka {
 }
 
 udaconnect_testkit::log_suite!(embedded, Embedded);
+#[cfg(feature = "kafka")]
 udaconnect_testkit::log_suite!(kafka, Kafka);

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tempfile::TempDir;
 use udaconnect_core::ports::DynIdLeaser;
-use udaconnect_store::{
-    FileIdLeaser, Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresPersonStore,
-    SqliteLocationStore, SqlitePersonStore,
-};
+use udaconnect_store::{FileIdLeaser, SqliteLocationStore, SqlitePersonStore};
+#[cfg(feature = "postgres")]
+use udaconnect_store::{Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresPersonStore};
+#[cfg(feature = "postgres")]
 use udaconnect_testkit::postgres::TestDb;
 use udaconnect_testkit::store_suite::{StoreEngine, Stores};
 
@@ -40,8 +40,10 @@ impl StoreEngine for Sqlite {
 }
 
 /// The distributed mode's stores: one migrated PostgreSQL database, dropped at the end.
+#[cfg(feature = "postgres")]
 struct Pg(TestDb);
 
+#[cfg(feature = "postgres")]
 #[async_trait]
 impl StoreEngine for Pg {
     // Every location-api process leases from the database.
@@ -67,4 +69,5 @@ impl StoreEngine for Pg {
 }
 
 udaconnect_testkit::store_suite!(sqlite, Sqlite);
+#[cfg(feature = "postgres")]
 udaconnect_testkit::store_suite!(postgres, Pg);
