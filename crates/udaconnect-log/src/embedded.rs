@@ -499,6 +499,11 @@ impl Log for EmbeddedLog {
         if records.is_empty() {
             return Ok(());
         }
+        if let Some(why) = records.iter().find_map(frame::unwritable) {
+            return Err(Error::Internal(format!(
+                "embedded log: cannot append {why}"
+            )));
+        }
         let topic = self.topic(topic)?;
         let (reply, answer) = oneshot::channel();
         topic

@@ -19,6 +19,40 @@ pub const MIN_BODY_LEN: usize = 8 + 8 + 4 + 2 + 4;
 /// Frames larger than this are taken as corruption: no record the product writes comes close.
 pub const MAX_BODY_LEN: usize = 16 << 20;
 
+/// Why `record` cannot be written as one frame that reads back as it was, if it cannot: the
+/// header count and header names have 16-bit lengths, and a body above [`MAX_BODY_LEN`] reads
+/// as corruption (within it, every 32-bit length fits). Appends check first, so a record too
+/// large never becomes a frame that makes the next start refuse the log.
+pub fn unwritable(record: &LogRecord) -> Option<String> {
+    if record.headers.len() > u16::MAX as usize {
+        return Some(format!(
+            "{} headers, at most {}",
+            record.headers.len(),
+            u16::MAX
+        ));
+    }
+    if let Some((name, _)) = record
+        .headers
+        .iter()
+        .find(|(name, _)| name.len() > u16::MAX as usize)
+    {
+        return Some(format!(
+            "a header name of {} bytes, at most {}",
+            name.len(),
+            u16::MAX
+        ));
+    }
+    let body = MIN_BODY_LEN
+        + record.key.as_ref().map_or(0, Vec::len)
+        + record
+            .headers
+            .iter()
+            .map(|(name, value)| 2 + name.len() + 4 + value.len())
+            .sum::<usize>()
+        + record.value.len();
+    (body > MAX_BODY_LEN).then(|| format!("a record of {body} bytes, at most {MAX_BODY_LEN}"))
+}
+
 /// Appends the frame of `record` at `offset` to `out`.
 pub fn encode(out: &mut Vec<u8>, offset: u64, record: &LogRecord) {
     let start = out.len();
@@ -170,6 +204,35 @@ fn parse_body(body: &[u8]) -> Option<(u64, LogRecord)> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A record is writable exactly while its frame reads back: up to the largest body, and
+    /// with 16-bit header counts and names.
+    #[test]
+    fn records_beyond_the_frame_limits_are_unwritable() {
+        let record = |value_len: usize, headers: Vec<(String, Vec<u8>)>| LogRecord {
+            key: None,
+            value: vec![7; value_len],
+            headers,
+            timestamp_ms: 1,
+        };
+        let largest = record(MAX_BODY_LEN - MIN_BODY_LEN, vec![]);
+        assert_eq!(unwritable(&largest), None);
+        let mut out = Vec::new();
+        encode(&mut out, 3, &largest);
+        assert!(
+            matches!(decode(&out), Decoded::Record { offset: 3, record, .. } if record == largest)
+        );
+        let too_large = record(MAX_BODY_LEN - MIN_BODY_LEN + 1, vec![]);
+        assert!(unwritable(&too_large).is_some_and(|why| why.contains("at most 16777216")));
+        let long_name = record(0, vec![("n".repeat(u16::MAX as usize + 1), vec![])]);
+        assert!(unwritable(&long_name).is_some_and(|why| why.contains("header name")));
+        let many = record(0, vec![(String::new(), vec![]); u16::MAX as usize + 1]);
+        assert!(unwritable(&many).is_some_and(|why| why.contains("headers")));
+        assert_eq!(
+            unwritable(&record(0, vec![(String::new(), vec![]); 3])),
+            None
+        );
+    }
 
     proptest! {
         #[test]

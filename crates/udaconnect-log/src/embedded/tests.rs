@@ -233,3 +233,24 @@ async fn a_consumer_resumes_deep_in_one_segment_at_the_committed_record() {
         assert_eq!(r.record, sized(r.position.offset as u64));
     }
 }
+
+#[tokio::test]
+async fn a_record_too_large_for_a_frame_is_refused_and_the_log_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+        log.append("t", vec![rec(1)]).await.unwrap();
+        let mut huge = rec(2);
+        huge.headers.push(("h".repeat(70_000), Vec::new()));
+        let refused = log.append("t", vec![rec(3), huge]).await;
+        assert!(
+            matches!(&refused, Err(Error::Internal(m)) if m.contains("header name")),
+            "{refused:?}"
+        );
+        log.append("t", vec![rec(4)]).await.unwrap();
+    }
+    // Nothing of the refused append was written: the log opens and reads the rest.
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(values(&drain(&mut c).await), vec![1, 4]);
+}
