@@ -6,6 +6,8 @@
 //!   other test uses (databases, topics, groups), the code's logs when asked for.
 //! - [`wait`]: [`eventually`], for what becomes true in its own time.
 //! - [`listen`]: where a `udaconnect` process listens, from its `--listen-file`.
+//! - [`process`]: `udaconnect serve` or one role as a process of its own, and the distributed
+//!   stack (every role its own process on one broker and database).
 //! - [`kafka`]: the shared Kafka-protocol broker's address, and private brokers (`tansu`)
 //!   started, killed and restarted by a test.
 //! - [`postgres`]: a fresh PostgreSQL/PostGIS database per test, dropped with its guard.
@@ -31,6 +33,7 @@ pub mod listen;
 pub mod local;
 pub mod log_suite;
 pub mod postgres;
+pub mod process;
 pub mod seed;
 pub mod store_suite;
 pub mod wait;

@@ -1,25 +1,25 @@
-//! Real parts for the distributed tests: a Kafka-protocol broker (`tansu`) per test on its own
-//! port, a fresh PostgreSQL/PostGIS database per test, and each role as its own `udaconnect`
-//! process. `scripts/setup` installs the broker and PostGIS.
+//! What the distributed tests share: a broker and a fresh PostgreSQL/PostGIS database per
+//! test, each role as its own `udaconnect` process (testkit's [`RoleProc`] and [`Stack`]), HTTP
+//! helpers, and the original producers' Kafka client. `scripts/setup` installs the broker and
+//! PostGIS.
 
-use std::fs;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use udaconnect_testkit::listen::wait_for_listen_file;
+use serde_json::{json, Value};
+use udaconnect_core::ports::{Log, StartFrom};
+use udaconnect_log::{KafkaLog, KafkaOptions};
 use udaconnect_testkit::postgres::TestDb;
+use udaconnect_testkit::process::{RoleProc, Stack};
 
+pub use udaconnect_testkit::eventually;
 pub use udaconnect_testkit::kafka::Broker;
 pub use udaconnect_testkit::postgres::admin_url;
 pub use udaconnect_testkit::repo_root;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
-
-pub fn artifacts() -> PathBuf {
-    udaconnect_testkit::local::artifacts("distributed")
-}
 
 /// A fresh database ([`TestDb`]), dropped at the end.
 pub struct Db {
@@ -53,218 +53,122 @@ impl Db {
     }
 }
 
-/// One role as its own process, with JSON logs in a file. It listens on a port of its
-/// choosing and reports it in its listen file; a restart takes the same ports again.
-pub struct RoleProc {
-    child: Option<Child>,
-    pub role: String,
-    pub port: u16,
-    /// Its gRPC port, when it serves gRPC.
-    pub grpc_port: Option<u16>,
-    pub args: Vec<String>,
-    env: Vec<(String, String)>,
-    pub log: PathBuf,
-    restarts: u32,
+/// `udaconnect <role> <args>` as its own process.
+pub async fn spawn(role: &str, args: &[String]) -> RoleProc {
+    RoleProc::spawn(Path::new(BIN), role, args).await
 }
 
-impl RoleProc {
-    /// Starts `udaconnect <role> --listen 127.0.0.1:0 <args>` and waits for its addresses.
-    pub async fn spawn(role: &str, args: &[String]) -> RoleProc {
-        RoleProc::spawn_with_env(role, args, &[]).await
-    }
-
-    /// As [`RoleProc::spawn`], with these environment variables set.
-    pub async fn spawn_with_env(role: &str, args: &[String], env: &[(&str, &str)]) -> RoleProc {
-        let mut p = RoleProc {
-            child: None,
-            role: role.to_string(),
-            port: 0,
-            grpc_port: None,
-            args: args.to_vec(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            log: PathBuf::new(),
-            restarts: 0,
-        };
-        p.start().await;
-        p
-    }
-
-    async fn start(&mut self) {
-        let name = format!(
-            "{}-{}",
-            udaconnect_testkit::unique(&self.role),
-            self.restarts
-        );
-        self.log = artifacts().join(format!("{name}.log"));
-        let listen_file = artifacts().join(format!("{name}.listen.json"));
-        self.restarts += 1;
-        // A restart listens where the first start did: clients keep their addresses.
-        let mut args = self.args.clone();
-        if let (Some(port), Some(i)) = (
-            self.grpc_port,
-            args.iter().position(|a| a == "--grpc-listen"),
-        ) {
-            args[i + 1] = format!("127.0.0.1:{port}");
-        }
-        let log = fs::File::create(&self.log).unwrap();
-        let child = Command::new(BIN)
-            .args(["--log-format", "json", "--log-level"])
-            .arg(std::env::var("UDACONNECT_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
-            .arg(&self.role)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--listen-file")
-            .arg(&listen_file)
-            .args(&args)
-            .env_remove("UDACONNECT_STORE")
-            .env_remove("UDACONNECT_LOG")
-            .env_remove("UDACONNECT_PERSON_API")
-            .env_remove("DB_HOST")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("udaconnect starts");
-        self.child = Some(child);
-        let listening = wait_for_listen_file(&listen_file, &self.log).await;
-        assert_eq!(listening.role, self.role);
-        self.port = listening.http.port();
-        self.grpc_port = listening.grpc.map(|a| a.port());
-    }
-
-    pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub async fn wait_ready(&self, timeout: Duration) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(r) = client.get(format!("{}/ready", self.base())).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never ready; log:\n{}",
-                self.role,
-                fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub fn kill_9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    pub async fn restart(&mut self) {
-        self.kill_9();
-        self.start().await;
-    }
-
-    /// The log lines, parsed.
-    pub fn log_lines(&self) -> Vec<Value> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
+/// As [`spawn`], with these environment variables set.
+pub async fn spawn_with_env(role: &str, args: &[String], env: &[(&str, &str)]) -> RoleProc {
+    RoleProc::spawn_with_env(Path::new(BIN), role, args, env).await
 }
 
-impl Drop for RoleProc {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
+/// Every role on `db` and `broker`, ready.
+pub async fn stack(db: &Db, broker: &Broker) -> Stack {
+    Stack::start(Path::new(BIN), &db.url, broker).await
 }
 
-/// Every role of a distributed deployment, each its own process, on one broker and database.
-pub struct Stack {
-    pub person_api: RoleProc,
-    pub location_api: RoleProc,
-    pub grpc_port: u16,
-    pub consumer: RoleProc,
-    pub connection_api: RoleProc,
-    pub web: RoleProc,
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
-impl Stack {
-    pub async fn start(db: &Db, broker: &Broker) -> Stack {
-        let store = vec!["--store".to_string(), db.url.clone()];
-        let person_api = RoleProc::spawn("person-api", &store).await;
-        // person-api runs the migrations first; the others would wait on its advisory lock.
-        person_api.wait_ready(Duration::from_secs(60)).await;
-        // Every role but person-api asks person-api about persons.
-        let with = |log: String, extra: &[&str]| -> Vec<String> {
-            let mut args = vec![
-                "--store".to_string(),
-                db.url.clone(),
-                "--log".to_string(),
-                log,
-                "--person-api".to_string(),
-                person_api.base(),
-            ];
-            args.extend(extra.iter().map(|a| a.to_string()));
-            args
-        };
-        let location_api = RoleProc::spawn(
-            "location-api",
-            &with(broker.producer_url(), &["--grpc-listen", "127.0.0.1:0"]),
-        )
-        .await;
-        let consumer = RoleProc::spawn(
-            "location-consumer",
-            &with(broker.consumer_url("location-consumer-0"), &[]),
-        )
-        .await;
-        // With the log, connection-api also serves the venue live from the topic.
-        let connection_api = RoleProc::spawn("connection-api", &with(broker.url(), &[])).await;
-        let web = RoleProc::spawn(
-            "web",
-            &[
-                "--person-api".to_string(),
-                person_api.base(),
-                "--location-api".to_string(),
-                location_api.base(),
-                "--connection-api".to_string(),
-                connection_api.base(),
-            ],
-        )
-        .await;
-        for p in [&location_api, &consumer, &connection_api, &web] {
-            p.wait_ready(Duration::from_secs(60)).await;
-        }
-        Stack {
-            grpc_port: location_api.grpc_port.expect("location-api serves gRPC"),
-            person_api,
-            location_api,
-            consumer,
-            connection_api,
-            web,
-        }
-    }
+pub async fn create_person(base: &str, first: &str) -> i64 {
+    let r = http()
+        .post(format!("{base}/api/persons"))
+        .json(&json!({"first_name": first, "last_name": "Tester", "company_name": "Acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
 }
 
-/// Polls `f` until it returns `Some`, or fails after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+pub async fn post_ping(base: &str, body: &Value) -> reqwest::Response {
+    http()
+        .post(format!("{base}/api/locations"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GET `path` at `base` as JSON; panics unless it answers.
+pub async fn get_json(base: &str, path: &str) -> Value {
+    http()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The body of `process`'s `/ready` while it answers 503.
+pub async fn not_ready(process: &RoleProc) -> Option<Value> {
+    let r = http()
+        .get(format!("{}/ready", process.base()))
+        .send()
+        .await
+        .ok()?;
+    (r.status() == 503).then_some(())?;
+    r.json().await.ok()
+}
+
+/// Location `id` when it is stored.
+pub async fn stored(base: &str, id: i64) -> Option<Value> {
+    let r = http()
+        .get(format!("{base}/api/locations/{id}"))
+        .send()
+        .await
+        .ok()?;
+    (r.status() == 200).then_some(())?;
+    r.json().await.ok()
+}
+
+/// Produces records with an external Kafka client, exactly as the original producers did.
+pub fn produce_original(brokers: &str, lines: &[&str], raw: bool) {
+    let script = repo_root().join("scripts/kafka-produce-original");
+    let mut cmd = Command::new(script);
+    cmd.args(["--brokers", brokers, "--topic", "location"]);
+    if raw {
+        cmd.arg("--raw");
     }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the original producer runs");
+    {
+        let stdin = child.stdin.as_mut().unwrap();
+        for l in lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+    }
+    assert!(
+        child.wait().unwrap().success(),
+        "the original producer failed"
+    );
+}
+
+/// The dead-letter reasons on `brokers`' DLQ topic, read from its start for `wait` or until
+/// `want` have come.
+pub async fn dead_letter_reasons(brokers: &str, want: usize, wait: Duration) -> Vec<String> {
+    let dlq = KafkaLog::connect(brokers, KafkaOptions::default()).unwrap();
+    let mut reader = dlq
+        .consumer("location.dlq", "test-dlq-reader", StartFrom::Earliest)
+        .await
+        .unwrap();
+    let mut reasons = Vec::new();
+    let deadline = Instant::now() + wait;
+    while reasons.len() < want && Instant::now() < deadline {
+        for c in reader.poll(100, Duration::from_millis(500)).await.unwrap() {
+            reasons.push(c.record.header_str("dlq_reason").unwrap_or("").to_string());
+        }
+    }
+    reasons.sort();
+    reasons
 }

@@ -4,17 +4,15 @@
 use serde_json::Value;
 use udaconnect_server::ingest::grpc::proto;
 
-use crate::helpers::spawn_app;
+use crate::suite::Api;
 
 use proto::original::location_service_client::LocationServiceClient;
 use proto::original::LocationMessage;
 use proto::v1::location_ingest_client::LocationIngestClient;
 use proto::v1::{Ping, PingBatch};
 
-#[tokio::test]
-async fn original_create_keeps_its_wire_contract() {
-    let app = spawn_app(true).await;
-    let mut client = LocationServiceClient::connect(app.grpc.clone())
+pub async fn original_create_keeps_its_wire_contract(api: Api) {
+    let mut client = LocationServiceClient::connect(api.grpc.clone())
         .await
         .unwrap();
     let sent = LocationMessage {
@@ -34,14 +32,14 @@ async fn original_create_keeps_its_wire_contract() {
 
     // Stored with the float widened exactly, as the original's Python did. The original answer
     // carries no id: the next HTTP ping takes the next id of the same block.
-    let r = app
+    let r = api
         .post_json(
             "/api/locations",
             &serde_json::json!({"person_id": 5, "latitude": 1, "longitude": 1}),
         )
         .await;
     let next: Value = r.json().await.unwrap();
-    let l = app.stored_location(next["id"].as_i64().unwrap() - 1).await;
+    let l = api.stored_location(next["id"].as_i64().unwrap() - 1).await;
     assert_eq!(l["person_id"], 5);
     assert_eq!(l["latitude"].as_f64(), Some(f64::from(37.553_63_f32)));
     assert_eq!(l["longitude"].as_f64(), Some(f64::from(-122.290_883_f32)));
@@ -86,10 +84,8 @@ async fn original_create_keeps_its_wire_contract() {
     }
 }
 
-#[tokio::test]
-async fn v1_create_carries_doubles_and_time() {
-    let app = spawn_app(true).await;
-    let mut client = LocationIngestClient::connect(app.grpc.clone())
+pub async fn v1_create_carries_doubles_and_time(api: Api) {
+    let mut client = LocationIngestClient::connect(api.grpc.clone())
         .await
         .unwrap();
     let stored = client
@@ -109,7 +105,7 @@ async fn v1_create_carries_doubles_and_time() {
     assert_eq!(stored.latitude, 35.058_513_6);
     // Kept to the microsecond, as everywhere.
     assert_eq!(stored.creation_time.unwrap().nanos, 123_456_000);
-    let l = app.stored_location(stored.id).await;
+    let l = api.stored_location(stored.id).await;
     assert_eq!(l["latitude"], 35.058_513_6);
     assert_eq!(l["longitude"], -106.571_956_6);
     assert_eq!(l["creation_time"], "2020-07-07T10:17:06.123456Z");
@@ -130,10 +126,8 @@ async fn v1_create_carries_doubles_and_time() {
     assert!(status.message().contains("creation_time"));
 }
 
-#[tokio::test]
-async fn v1_bulk_stream_answers_each_batch_in_order() {
-    let app = spawn_app(true).await;
-    let mut client = LocationIngestClient::connect(app.grpc.clone())
+pub async fn v1_bulk_stream_answers_each_batch_in_order(api: Api) {
+    let mut client = LocationIngestClient::connect(api.grpc.clone())
         .await
         .unwrap();
     let ping = |person_id: i64, latitude: f64| Ping {
@@ -178,13 +172,11 @@ async fn v1_bulk_stream_answers_each_batch_in_order() {
     distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(distinct.len(), 19 * 50);
-    app.stored_location(*all.last().unwrap()).await;
+    api.stored_location(*all.last().unwrap()).await;
 }
 
-#[tokio::test]
-async fn health_and_reflection_are_served() {
-    let app = spawn_app(false).await;
-    let channel = tonic::transport::Channel::from_shared(app.grpc.clone())
+pub async fn health_and_reflection_are_served(api: Api) {
+    let channel = tonic::transport::Channel::from_shared(api.grpc.clone())
         .unwrap()
         .connect()
         .await
@@ -235,10 +227,8 @@ async fn health_and_reflection_are_served() {
 }
 
 /// A protobuf time is held to the years every other transport accepts, 1970 to 9999.
-#[tokio::test]
-async fn v1_times_outside_the_supported_years_are_refused() {
-    let app = spawn_app(true).await;
-    let mut client = LocationIngestClient::connect(app.grpc.clone())
+pub async fn v1_times_outside_the_supported_years_are_refused(api: Api) {
+    let mut client = LocationIngestClient::connect(api.grpc.clone())
         .await
         .unwrap();
     let at = |seconds: i64| Ping {
@@ -278,10 +268,8 @@ async fn v1_times_outside_the_supported_years_are_refused() {
 /// gRPC pings are checked by the same rules as JSON ones, with the same messages: a value that
 /// is no finite number is named under its field (in a batch, under the item's), every bad
 /// field at once; a `-0.0` is stored as `0.0`.
-#[tokio::test]
-async fn v1_pings_meet_the_shared_rules_field_by_field() {
-    let app = spawn_app(true).await;
-    let mut client = LocationIngestClient::connect(app.grpc.clone())
+pub async fn v1_pings_meet_the_shared_rules_field_by_field(api: Api) {
+    let mut client = LocationIngestClient::connect(api.grpc.clone())
         .await
         .unwrap();
     let ping = |person_id: i64, latitude: f64, longitude: f64| Ping {
@@ -321,4 +309,60 @@ async fn v1_pings_meet_the_shared_rules_field_by_field() {
         .into_inner();
     assert_eq!(stored.latitude.to_bits(), 0.0f64.to_bits());
     assert_eq!(stored.longitude.to_bits(), 0.0f64.to_bits());
+}
+
+/// Pings taken over gRPC and over HTTP meet in one connection answer: the stream's pings of
+/// `b` next to `a`'s HTTP ping are `a`'s connections.
+pub async fn grpc_and_http_pings_meet_in_connections(api: Api) {
+    let a = api.create_person("Ada").await["id"].as_i64().unwrap();
+    let b = api.create_person("Bo").await["id"].as_i64().unwrap();
+    api.ping(a, 37.55363, -122.290883, "2020-07-07T10:37:06Z")
+        .await;
+    let mut client = LocationIngestClient::connect(api.grpc.clone())
+        .await
+        .unwrap();
+    let ping = |latitude: f64, secs: i64| Ping {
+        person_id: b,
+        latitude,
+        longitude: -122.290883,
+        creation_time: Some(prost_types::Timestamp {
+            seconds: 1_594_118_226 + secs,
+            nanos: 0,
+        }),
+    };
+    let batches = vec![
+        PingBatch {
+            sequence: 1,
+            pings: vec![ping(37.55363, 1)],
+        },
+        PingBatch {
+            sequence: 2,
+            pings: vec![ping(37.553631, 4)],
+        },
+    ];
+    let mut results = client
+        .ingest(futures_util::stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids = Vec::new();
+    while let Some(r) = results.message().await.unwrap() {
+        assert!(r.violations.is_empty(), "{r:?}");
+        ids.extend(r.ids);
+    }
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        api.stored_location(*id).await;
+    }
+    let r = api
+        .get(&format!(
+            "/api/persons/{a}/connection?start_date=2020-01-01&end_date=2020-12-30&distance=5"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let conn: Value = r.json().await.unwrap();
+    let found = crate::suite::ids(&conn);
+    for id in &ids {
+        assert!(found.contains(id), "{conn}");
+    }
 }

@@ -3,29 +3,29 @@ use serde_json::{json, Value};
 use udaconnect_core::contact::{connections_oracle, ConnectionQuery, Point};
 use udaconnect_core::time::{parse_timestamp, to_micros, Window};
 
-use crate::helpers::{assert_problem, ids, spawn_app, TestApp};
+use crate::suite::{assert_problem, ids, Api};
 
 const YEAR_2020: &str = "start_date=2020-01-01&end_date=2020-12-31";
 
-async fn connection(app: &TestApp, person: i64, query: &str) -> Value {
-    let r = app
+async fn connection(api: &Api, person: i64, query: &str) -> Value {
+    let r = api
         .get(&format!("/api/persons/{person}/connection?{query}"))
         .await;
     assert_eq!(r.status(), StatusCode::OK, "{query}");
     r.json().await.unwrap()
 }
 
-async fn wait_for_seed(app: &TestApp) {
-    // The last seed location stored means the whole seed batch is (one batch, one commit).
-    app.stored_location(68).await;
+async fn wait_for_seed(api: &Api) {
+    // Each one: a distributed consumer stores the topic's partitions in its own order.
+    for l in udaconnect_testkit::seed::locations() {
+        api.stored_location(l.id).await;
+    }
 }
 
 /// Expected answers worked out by hand from `data/seed/locations.csv`: for each person, the
 /// other persons' 2020 locations within 5 m of one of theirs, by time then id.
-#[tokio::test]
-async fn seed_answers_for_each_person() {
-    let app = spawn_app(true).await;
-    wait_for_seed(&app).await;
+pub async fn seed_answers_for_each_person(api: Api) {
+    wait_for_seed(&api).await;
     let expected: [(i64, &[i64]); 5] = [
         (1, &[34, 57, 65, 66, 67, 30, 31, 68]),
         (
@@ -58,7 +58,7 @@ async fn seed_answers_for_each_person() {
         ),
     ];
     for (person, want) in expected {
-        let got = connection(&app, person, &format!("{YEAR_2020}&distance=5")).await;
+        let got = connection(&api, person, &format!("{YEAR_2020}&distance=5")).await;
         assert_eq!(ids(&got), want, "person {person}");
         for c in got.as_array().unwrap() {
             assert_ne!(c["person"]["id"], person);
@@ -66,15 +66,13 @@ async fn seed_answers_for_each_person() {
         }
     }
     // Default distance is 5 m.
-    let default = connection(&app, 1, YEAR_2020).await;
+    let default = connection(&api, 1, YEAR_2020).await;
     assert_eq!(ids(&default), [34, 57, 65, 66, 67, 30, 31, 68]);
 }
 
-#[tokio::test]
-async fn answer_shape_is_the_original_one() {
-    let app = spawn_app(true).await;
-    wait_for_seed(&app).await;
-    let got = connection(&app, 1, "start_date=2020-08-15&end_date=2020-08-15").await;
+pub async fn answer_shape_is_the_original_one(api: Api) {
+    wait_for_seed(&api).await;
+    let got = connection(&api, 1, "start_date=2020-08-15&end_date=2020-08-15").await;
     assert_eq!(
         got,
         json!([{
@@ -85,20 +83,18 @@ async fn answer_shape_is_the_original_one() {
     );
 }
 
-#[tokio::test]
-async fn window_includes_both_dates_and_time_gap_filters() {
-    let app = spawn_app(true).await;
-    wait_for_seed(&app).await;
+pub async fn window_includes_both_dates_and_time_gap_filters(api: Api) {
+    wait_for_seed(&api).await;
     // A single day: the end date is included whole.
-    let day = connection(&app, 5, "start_date=2020-07-07&end_date=2020-07-07").await;
+    let day = connection(&api, 5, "start_date=2020-07-07&end_date=2020-07-07").await;
     assert_eq!(ids(&day), [34, 36, 37, 38, 39, 40, 41, 65, 67]);
     // Without a gap, 30 and 68 (2020-08-15) count because person 1 stood on that spot on
     // 2020-07-07. On 2020-08-15 person 1 was at 32, 38 m from them but 0.3 m from 31, so with
     // a 60 s gap only 31 remains of that day.
-    let gap = connection(&app, 1, &format!("{YEAR_2020}&max_time_gap=60")).await;
+    let gap = connection(&api, 1, &format!("{YEAR_2020}&max_time_gap=60")).await;
     assert_eq!(ids(&gap), [34, 57, 65, 66, 67, 31]);
     // Larger distance takes in the whole San Mateo cluster.
-    let far = connection(&app, 6, &format!("{YEAR_2020}&distance=1000")).await;
+    let far = connection(&api, 6, &format!("{YEAR_2020}&distance=1000")).await;
     assert_eq!(
         ids(&far),
         [
@@ -108,24 +104,22 @@ async fn window_includes_both_dates_and_time_gap_filters() {
     );
     // A window with none of the person's locations.
     assert_eq!(
-        connection(&app, 1, "start_date=2021-01-01&end_date=2021-12-31").await,
+        connection(&api, 1, "start_date=2021-01-01&end_date=2021-12-31").await,
         json!([])
     );
 }
 
-#[tokio::test]
-async fn max_time_gap_separates_the_same_place_at_other_times() {
-    let app = spawn_app(false).await;
-    let a = app.create_person("A").await["id"].as_i64().unwrap();
-    let b = app.create_person("B").await["id"].as_i64().unwrap();
-    app.ping(a, 48.0, 11.0, "2024-05-01T10:00:00Z").await;
-    let near_in_time = app.ping(b, 48.0, 11.00001, "2024-05-01T10:01:00Z").await;
-    let later = app.ping(b, 48.0, 11.0, "2024-05-01T10:01:01Z").await;
-    app.stored_location(later["id"].as_i64().unwrap()).await;
-    app.stored_location(near_in_time["id"].as_i64().unwrap())
+pub async fn max_time_gap_separates_the_same_place_at_other_times(api: Api) {
+    let a = api.create_person("A").await["id"].as_i64().unwrap();
+    let b = api.create_person("B").await["id"].as_i64().unwrap();
+    api.ping(a, 48.0, 11.0, "2024-05-01T10:00:00Z").await;
+    let near_in_time = api.ping(b, 48.0, 11.00001, "2024-05-01T10:01:00Z").await;
+    let later = api.ping(b, 48.0, 11.0, "2024-05-01T10:01:01Z").await;
+    api.stored_location(later["id"].as_i64().unwrap()).await;
+    api.stored_location(near_in_time["id"].as_i64().unwrap())
         .await;
     let q = "start_date=2024-05-01&end_date=2024-05-01";
-    let all = connection(&app, a, q).await;
+    let all = connection(&api, a, q).await;
     assert_eq!(
         ids(&all),
         [
@@ -133,13 +127,11 @@ async fn max_time_gap_separates_the_same_place_at_other_times() {
             later["id"].as_i64().unwrap()
         ]
     );
-    let gap = connection(&app, a, &format!("{q}&max_time_gap=60")).await;
+    let gap = connection(&api, a, &format!("{q}&max_time_gap=60")).await;
     assert_eq!(ids(&gap), [near_in_time["id"].as_i64().unwrap()]);
 }
 
-#[tokio::test]
-async fn invalid_queries() {
-    let app = spawn_app(true).await;
+pub async fn invalid_queries(api: Api) {
     let base = "/api/persons/1/connection";
     let cases: &[(&str, u16, &[&str])] = &[
         ("", 400, &["start_date", "end_date"]),
@@ -196,17 +188,17 @@ async fn invalid_queries() {
         ),
     ];
     for (q, status, fields) in cases {
-        assert_problem(app.get(&format!("{base}?{q}")).await, *status, fields).await;
+        assert_problem(api.get(&format!("{base}?{q}")).await, *status, fields).await;
     }
     assert_problem(
-        app.get("/api/persons/404/connection?start_date=2020-01-01&end_date=2020-01-02")
+        api.get("/api/persons/404/connection?start_date=2020-01-01&end_date=2020-01-02")
             .await,
         404,
         &[],
     )
     .await;
     assert_problem(
-        app.get("/api/persons/abc/connection?start_date=2020-01-01&end_date=2020-01-02")
+        api.get("/api/persons/abc/connection?start_date=2020-01-01&end_date=2020-01-02")
             .await,
         400,
         &["id"],
@@ -215,13 +207,11 @@ async fn invalid_queries() {
 }
 
 /// Random pings through the whole pipeline, answers compared with the brute-force oracle.
-#[tokio::test]
-async fn random_data_matches_the_oracle() {
-    let app = spawn_app(false).await;
+pub async fn random_data_matches_the_oracle(api: Api) {
     let mut persons = Vec::new();
     for i in 0..6 {
         persons.push(
-            app.create_person(&format!("P{i}")).await["id"]
+            api.create_person(&format!("P{i}")).await["id"]
                 .as_i64()
                 .unwrap(),
         );
@@ -235,7 +225,6 @@ async fn random_data_matches_the_oracle() {
         (seed >> 11) as f64 / (1u64 << 53) as f64
     };
     let mut points = Vec::new();
-    let mut last_id = 0;
     for _ in 0..400 {
         let person = persons[(next() * 6.0) as usize];
         let (clat, clon) = if next() < 0.5 {
@@ -254,17 +243,18 @@ async fn random_data_matches_the_oracle() {
             (next() * 60.0) as u32,
             (next() * 60.0) as u32
         );
-        let loc = app.ping(person, lat, lon, &time).await;
-        last_id = loc["id"].as_i64().unwrap();
+        let loc = api.ping(person, lat, lon, &time).await;
         points.push(Point {
-            id: last_id,
+            id: loc["id"].as_i64().unwrap(),
             person_id: person,
             lat: loc["latitude"].as_f64().unwrap(),
             lon: loc["longitude"].as_f64().unwrap(),
             t: to_micros(parse_timestamp(loc["creation_time"].as_str().unwrap()).unwrap()),
         });
     }
-    app.stored_location(last_id).await;
+    for p in &points {
+        api.stored_location(p.id).await;
+    }
     for &person in &persons {
         for (distance, gap, start, end) in [
             (5.0, None, "2024-05-01", "2024-05-03"),
@@ -275,7 +265,7 @@ async fn random_data_matches_the_oracle() {
             if let Some(g) = gap {
                 q.push_str(&format!("&max_time_gap={g}"));
             }
-            let got = connection(&app, person, &q).await;
+            let got = connection(&api, person, &q).await;
             let window = Window::new(
                 parse_timestamp(&format!("{start}T00:00:00Z")).unwrap(),
                 parse_timestamp(&format!("{end}T00:00:00Z")).unwrap() + chrono::Duration::days(1),

@@ -1,12 +1,14 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_problem, spawn_app};
+use udaconnect_server::roles::Role;
 
-#[tokio::test]
-async fn ingest_then_read_back() {
-    let app = spawn_app(true).await;
-    let r = app
+use crate::suite::{assert_problem, Api};
+
+const ACCEPTED: &str = "udaconnect_locations_accepted_total";
+
+pub async fn ingest_then_read_back(api: Api) {
+    let r = api
         .post_json(
             "/api/locations",
             &json!({"person_id": 5, "latitude": "37.55363", "longitude": "-122.290883",
@@ -23,16 +25,14 @@ async fn ingest_then_read_back() {
         json!({"id": id, "person_id": 5, "latitude": 37.55363, "longitude": -122.290883,
             "creation_time": "2020-07-07T10:37:06Z"})
     );
-    assert_eq!(app.stored_location(id).await, accepted);
+    assert_eq!(api.stored_location(id).await, accepted);
 }
 
-#[tokio::test]
-async fn naive_times_are_utc_and_missing_time_is_now() {
-    let app = spawn_app(true).await;
-    let a = app.ping(1, 10.0, 20.0, "2020-08-18T10:37:06.125").await;
+pub async fn naive_times_are_utc_and_missing_time_is_now(api: Api) {
+    let a = api.ping(1, 10.0, 20.0, "2020-08-18T10:37:06.125").await;
     assert_eq!(a["creation_time"], "2020-08-18T10:37:06.125Z");
     let before = chrono::Utc::now();
-    let r = app
+    let r = api
         .post_json(
             "/api/locations",
             &json!({"person_id": 1, "latitude": 1, "longitude": 2}),
@@ -44,13 +44,11 @@ async fn naive_times_are_utc_and_missing_time_is_now() {
     assert!(t >= before - chrono::Duration::seconds(1) && t <= chrono::Utc::now());
     assert!(b["creation_time"].as_str().unwrap().ends_with('Z'));
     // What was answered is what is stored, to the microsecond.
-    assert_eq!(app.stored_location(b["id"].as_i64().unwrap()).await, b);
+    assert_eq!(api.stored_location(b["id"].as_i64().unwrap()).await, b);
 }
 
-#[tokio::test]
-async fn seed_locations_are_readable_with_original_ids() {
-    let app = spawn_app(true).await;
-    let l = app.stored_location(29).await;
+pub async fn seed_locations_are_readable_with_original_ids(api: Api) {
+    let l = api.stored_location(29).await;
     assert_eq!(
         l,
         json!({"id": 29, "person_id": 1, "latitude": 37.553441, "longitude": -122.290524,
@@ -58,16 +56,13 @@ async fn seed_locations_are_readable_with_original_ids() {
     );
 }
 
-#[tokio::test]
-async fn unknown_and_malformed_location_ids() {
-    let app = spawn_app(true).await;
-    assert_problem(app.get("/api/locations/123456789").await, 404, &[]).await;
-    assert_problem(app.get("/api/locations/x1").await, 400, &["id"]).await;
+pub async fn unknown_and_malformed_location_ids(api: Api) {
+    assert_problem(api.get("/api/locations/123456789").await, 404, &[]).await;
+    assert_problem(api.get("/api/locations/x1").await, 400, &["id"]).await;
 }
 
-#[tokio::test]
-async fn invalid_pings_are_rejected_and_nothing_is_stored() {
-    let app = spawn_app(true).await;
+pub async fn invalid_pings_are_rejected_and_nothing_is_stored(api: Api) {
+    let accepted = api.at(Role::LocationApi).metric(ACCEPTED).await;
     let cases = [
         (
             json!({"person_id": 1, "latitude": 90.0001, "longitude": 0}),
@@ -147,40 +142,38 @@ async fn invalid_pings_are_rejected_and_nothing_is_stored() {
         (json!("a string"), 400, vec!["body"]),
     ];
     for (body, status, fields) in cases {
-        let r = app.post_json("/api/locations", &body).await;
+        let r = api.post_json("/api/locations", &body).await;
         assert_problem(r, status, &fields).await;
     }
     assert_problem(
-        app.post_raw("/api/locations", "{\"person_id\": 1,").await,
+        api.post_raw("/api/locations", "{\"person_id\": 1,").await,
         400,
         &["body"],
     )
     .await;
     assert_problem(
-        app.post_raw("/api/locations", "not json").await,
+        api.post_raw("/api/locations", "not json").await,
         400,
         &["body"],
     )
     .await;
     // A valid ping after all that gets the next id: none of the rejected ones reached the log.
-    let ok = app.ping(1, 0.0, 0.0, "2020-01-01T00:00:00Z").await;
-    app.stored_location(ok["id"].as_i64().unwrap()).await;
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("udaconnect_locations_accepted_total 1\n"),
-        "{metrics}"
+    let ok = api.ping(1, 0.0, 0.0, "2020-01-01T00:00:00Z").await;
+    api.stored_location(ok["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        api.at(Role::LocationApi).metric(ACCEPTED).await,
+        accepted + 1.0
     );
 }
 
-#[tokio::test]
-async fn batches_are_all_or_nothing() {
-    let app = spawn_app(true).await;
+pub async fn batches_are_all_or_nothing(api: Api) {
+    let accepted = api.at(Role::LocationApi).metric(ACCEPTED).await;
     let good = json!([
         {"person_id": 1, "latitude": 1.5, "longitude": 2.5, "creation_time": "2024-01-01T00:00:00Z"},
         {"person_id": 5, "latitude": "3", "longitude": "4", "creation_time": "2024-01-01T00:00:01Z"},
         {"person_id": 6, "latitude": 5, "longitude": 6},
     ]);
-    let r = app.post_json("/api/locations/batch", &good).await;
+    let r = api.post_json("/api/locations/batch", &good).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let answer: serde_json::Value = r.json().await.unwrap();
     assert_eq!(answer["accepted"], 3);
@@ -196,7 +189,7 @@ async fn batches_are_all_or_nothing() {
         "ids in item order: {ids:?}"
     );
     for (id, item) in ids.iter().zip(good.as_array().unwrap()) {
-        let stored = app.stored_location(*id).await;
+        let stored = api.stored_location(*id).await;
         assert_eq!(stored["person_id"], item["person_id"]);
     }
 
@@ -208,7 +201,7 @@ async fn batches_are_all_or_nothing() {
         {"person_id": 1, "latitude": 1, "longitude": 200},
     ]);
     assert_problem(
-        app.post_json("/api/locations/batch", &bad).await,
+        api.post_json("/api/locations/batch", &bad).await,
         422,
         &["[1].latitude", "[2].person_id", "[3].longitude"],
     )
@@ -218,62 +211,46 @@ async fn batches_are_all_or_nothing() {
         {"person_id": 424242, "latitude": 1, "longitude": 1},
     ]);
     assert_problem(
-        app.post_json("/api/locations/batch", &unknown).await,
+        api.post_json("/api/locations/batch", &unknown).await,
         422,
         &["[1].person_id"],
     )
     .await;
     let types = json!([{"person_id": "x", "latitude": 1, "longitude": 1}, 5]);
     assert_problem(
-        app.post_json("/api/locations/batch", &types).await,
+        api.post_json("/api/locations/batch", &types).await,
         400,
         &["[0].person_id", "[1]"],
     )
     .await;
     assert_problem(
-        app.post_json("/api/locations/batch", &json!({"person_id": 1}))
+        api.post_json("/api/locations/batch", &json!({"person_id": 1}))
             .await,
         400,
         &["body"],
     )
     .await;
     assert_problem(
-        app.post_json("/api/locations/batch", &json!([])).await,
+        api.post_json("/api/locations/batch", &json!([])).await,
         422,
         &["body"],
     )
     .await;
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("udaconnect_locations_accepted_total 3\n"),
-        "only the good batch: {metrics}"
+    assert_eq!(
+        api.at(Role::LocationApi).metric(ACCEPTED).await,
+        accepted + 3.0,
+        "only the good batch"
     );
 }
 
-#[tokio::test]
-async fn ndjson_batches() {
-    let app = spawn_app(true).await;
+pub async fn ndjson_batches(api: Api) {
     let body = "{\"person_id\": 8, \"latitude\": 1, \"longitude\": 1}\n\n{\"person_id\": 9, \"latitude\": 2, \"longitude\": 2}\n";
-    let r = app
-        .client
-        .post(app.url("/api/locations/batch"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = api.post_ndjson("/api/locations/batch", body).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let answer: serde_json::Value = r.json().await.unwrap();
     let second = answer["ids"][1].as_i64().unwrap();
-    assert_eq!(app.stored_location(second).await["person_id"], 9);
+    assert_eq!(api.stored_location(second).await["person_id"], 9);
     let broken = "{\"person_id\": 8, \"latitude\": 1, \"longitude\": 1}\n{\"person_id\": 9,\n";
-    let r = app
-        .client
-        .post(app.url("/api/locations/batch"))
-        .header("content-type", "application/x-ndjson")
-        .body(broken)
-        .send()
-        .await
-        .unwrap();
+    let r = api.post_ndjson("/api/locations/batch", broken).await;
     assert_problem(r, 400, &["[1]"]).await;
 }

@@ -1,12 +1,11 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::suite::{assert_problem, Api};
 
-#[tokio::test]
-async fn create_get_and_list_with_paging() {
-    let app = spawn_app(true).await;
-    let r = app
+pub async fn create_get_and_list_with_paging(api: Api) {
+    let before = api.person_ids().await;
+    let r = api
         .post_json(
             "/api/persons",
             &json!({"first_name": "Ada", "last_name": "Lovelace", "company_name": "Engines"}),
@@ -21,29 +20,31 @@ async fn create_get_and_list_with_paging() {
         .unwrap()
         .to_string();
     let created: serde_json::Value = r.json().await.unwrap();
-    // The seed ids (up to 9) are kept, and new ids never collide with them.
-    assert_eq!(created["id"], 10);
-    assert_eq!(location, "/api/persons/10");
+    // The seed ids (up to 9) are kept, and new ids never collide with them: the new id is
+    // above every id there was (the engine is shared, so other bodies' persons may be there).
+    let id = created["id"].as_i64().unwrap();
+    assert!(before.starts_with(&[1, 5, 6, 8, 9]), "{before:?}");
+    assert!(id > *before.last().unwrap(), "{id} after {before:?}");
+    assert_eq!(location, format!("/api/persons/{id}"));
     assert_eq!(
         created,
-        json!({"id": 10, "first_name": "Ada", "last_name": "Lovelace", "company_name": "Engines"})
+        json!({"id": id, "first_name": "Ada", "last_name": "Lovelace", "company_name": "Engines"})
     );
-    let got: serde_json::Value = app.get("/api/persons/10").await.json().await.unwrap();
+    let got: serde_json::Value = api
+        .get(&format!("/api/persons/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got, created);
 
-    let all: serde_json::Value = app.get("/api/persons").await.json().await.unwrap();
-    let all_ids: Vec<i64> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect();
-    assert_eq!(all_ids, [1, 5, 6, 8, 9, 10]);
+    let all_ids = api.person_ids().await;
+    assert_eq!(all_ids, [before, vec![id]].concat());
 
     let mut seen = Vec::new();
     let mut path = "/api/persons?limit=4".to_string();
     loop {
-        let r = app.get(&path).await;
+        let r = api.get(&path).await;
         assert_eq!(r.status(), StatusCode::OK);
         let next = r
             .headers()
@@ -64,43 +65,38 @@ async fn create_get_and_list_with_paging() {
     assert_eq!(seen, all_ids);
 }
 
-#[tokio::test]
-async fn seed_person_has_its_original_fields() {
-    let app = spawn_app(true).await;
-    let p: serde_json::Value = app.get("/api/persons/1").await.json().await.unwrap();
+pub async fn seed_person_has_its_original_fields(api: Api) {
+    let p: serde_json::Value = api.get("/api/persons/1").await.json().await.unwrap();
     assert_eq!(
         p,
         json!({"id": 1, "first_name": "Pam", "last_name": "Trexler", "company_name": "Hampton, Hampton and McQuill"})
     );
 }
 
-#[tokio::test]
-async fn unknown_and_malformed_ids() {
-    let app = spawn_app(true).await;
-    assert_problem(app.get("/api/persons/424242").await, 404, &[]).await;
-    assert_problem(app.get("/api/persons/0").await, 404, &[]).await;
-    assert_problem(app.get("/api/persons/abc").await, 400, &["id"]).await;
-    assert_problem(app.get("/api/persons/1.5").await, 400, &["id"]).await;
+pub async fn unknown_and_malformed_ids(api: Api) {
+    assert_problem(api.get("/api/persons/424242").await, 404, &[]).await;
+    assert_problem(api.get("/api/persons/0").await, 404, &[]).await;
+    assert_problem(api.get("/api/persons/abc").await, 400, &["id"]).await;
+    assert_problem(api.get("/api/persons/1.5").await, 400, &["id"]).await;
     assert_problem(
-        app.get("/api/persons/99999999999999999999999").await,
+        api.get("/api/persons/99999999999999999999999").await,
         400,
         &["id"],
     )
     .await;
 }
 
-#[tokio::test]
-async fn invalid_person_bodies() {
-    let app = spawn_app(false).await;
+pub async fn invalid_person_bodies(api: Api) {
+    let before = api.person_ids().await;
     assert_problem(
-        app.post_json("/api/persons", &json!({"first_name": "A"}))
+        api.post_json("/api/persons", &json!({"first_name": "A"}))
             .await,
         422,
         &["last_name", "company_name"],
     )
     .await;
     assert_problem(
-        app.post_json(
+        api.post_json(
             "/api/persons",
             &json!({"first_name": "", "last_name": "  ", "company_name": "C"}),
         )
@@ -110,7 +106,7 @@ async fn invalid_person_bodies() {
     )
     .await;
     assert_problem(
-        app.post_json(
+        api.post_json(
             "/api/persons",
             &json!({"first_name": 1, "last_name": ["x"], "company_name": "C"}),
         )
@@ -120,31 +116,26 @@ async fn invalid_person_bodies() {
     )
     .await;
     assert_problem(
-        app.post_raw("/api/persons", "{\"first_name\": ").await,
+        api.post_raw("/api/persons", "{\"first_name\": ").await,
         400,
         &["body"],
     )
     .await;
-    assert_problem(app.post_raw("/api/persons", "").await, 400, &["body"]).await;
-    assert_problem(app.post_raw("/api/persons", "[1,2]").await, 400, &["body"]).await;
+    assert_problem(api.post_raw("/api/persons", "").await, 400, &["body"]).await;
+    assert_problem(api.post_raw("/api/persons", "[1,2]").await, 400, &["body"]).await;
     // Nothing was created by any of them.
-    let all: serde_json::Value = app.get("/api/persons").await.json().await.unwrap();
-    assert_eq!(all, json!([]));
+    assert_eq!(api.person_ids().await, before);
 }
 
-#[tokio::test]
-async fn invalid_paging() {
-    let app = spawn_app(true).await;
-    assert_problem(app.get("/api/persons?limit=0").await, 400, &["limit"]).await;
-    assert_problem(app.get("/api/persons?limit=ten").await, 400, &["limit"]).await;
-    assert_problem(app.get("/api/persons?limit=100000").await, 400, &["limit"]).await;
-    assert_problem(app.get("/api/persons?cursor=abc").await, 400, &["cursor"]).await;
+pub async fn invalid_paging(api: Api) {
+    assert_problem(api.get("/api/persons?limit=0").await, 400, &["limit"]).await;
+    assert_problem(api.get("/api/persons?limit=ten").await, 400, &["limit"]).await;
+    assert_problem(api.get("/api/persons?limit=100000").await, 400, &["limit"]).await;
+    assert_problem(api.get("/api/persons?cursor=abc").await, 400, &["cursor"]).await;
 }
 
-#[tokio::test]
-async fn lookup_answers_the_persons_that_exist_in_id_order() {
-    let app = spawn_app(true).await;
-    let r = app
+pub async fn lookup_answers_the_persons_that_exist_in_id_order(api: Api) {
+    let r = api
         .post_json(
             "/api/persons/lookup",
             &json!({"ids": [9, 1, 4, 9, 5, 0, -3]}),
@@ -159,9 +150,9 @@ async fn lookup_answers_the_persons_that_exist_in_id_order() {
         .map(|p| p["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [1, 5, 9]);
-    let one: serde_json::Value = app.get("/api/persons/5").await.json().await.unwrap();
+    let one: serde_json::Value = api.get("/api/persons/5").await.json().await.unwrap();
     assert_eq!(found[1], one);
-    let none: serde_json::Value = app
+    let none: serde_json::Value = api
         .post_json("/api/persons/lookup", &json!({"ids": []}))
         .await
         .json()
@@ -170,16 +161,18 @@ async fn lookup_answers_the_persons_that_exist_in_id_order() {
     assert_eq!(none, json!([]));
     // As many ids as one call takes, then one more.
     let most: Vec<i64> = (1..=10_000).collect();
-    let r = app
+    let r = api
         .post_json("/api/persons/lookup", &json!({ "ids": most }))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let all: serde_json::Value = app.get("/api/persons").await.json().await.unwrap();
-    assert_eq!(all.as_array().unwrap().len(), 5);
+    // Every person there is (the demo's and those other bodies made, all below 10,000).
+    let all: serde_json::Value = api.get("/api/persons").await.json().await.unwrap();
+    assert!(all.as_array().unwrap().len() >= 5);
+    assert!(api.person_ids().await.iter().all(|&id| id <= 10_000));
     assert_eq!(r.json::<serde_json::Value>().await.unwrap(), all);
     let too_many: Vec<i64> = (1..=10_001).collect();
     let body = assert_problem(
-        app.post_json("/api/persons/lookup", &json!({ "ids": too_many }))
+        api.post_json("/api/persons/lookup", &json!({ "ids": too_many }))
             .await,
         422,
         &["ids"],
@@ -191,41 +184,39 @@ async fn lookup_answers_the_persons_that_exist_in_id_order() {
         .contains("at most 10000 ids"));
 }
 
-#[tokio::test]
-async fn bad_lookups_are_problems() {
-    let app = spawn_app(true).await;
+pub async fn bad_lookups_are_problems(api: Api) {
     assert_problem(
-        app.post_raw("/api/persons/lookup", "[1, 5]").await,
+        api.post_raw("/api/persons/lookup", "[1, 5]").await,
         400,
         &["body"],
     )
     .await;
     assert_problem(
-        app.post_raw("/api/persons/lookup", "{\"ids\": ").await,
+        api.post_raw("/api/persons/lookup", "{\"ids\": ").await,
         400,
         &["body"],
     )
     .await;
     assert_problem(
-        app.post_raw("/api/persons/lookup", "{}").await,
+        api.post_raw("/api/persons/lookup", "{}").await,
         422,
         &["ids"],
     )
     .await;
     assert_problem(
-        app.post_raw("/api/persons/lookup", "{\"ids\": \"1,5\"}")
+        api.post_raw("/api/persons/lookup", "{\"ids\": \"1,5\"}")
             .await,
         400,
         &["ids"],
     )
     .await;
     assert_problem(
-        app.post_raw("/api/persons/lookup", "{\"ids\": [1, \"5\", 2.5]}")
+        api.post_raw("/api/persons/lookup", "{\"ids\": [1, \"5\", 2.5]}")
             .await,
         400,
         &["ids[1]"],
     )
     .await;
     // A GET is for the person with id `lookup`, as before the lookup existed.
-    assert_problem(app.get("/api/persons/lookup").await, 400, &["id"]).await;
+    assert_problem(api.get("/api/persons/lookup").await, 400, &["id"]).await;
 }

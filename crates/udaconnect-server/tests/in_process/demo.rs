@@ -1,0 +1,57 @@
+//! `serve --demo` with live simulated attendees (in `serve` only: the attendees are part of
+//! the embedded demo), in-process.
+
+use serde_json::Value;
+
+/// The attendees ping every 5 s: the venue, the persons and their live positions show them.
+#[tokio::test]
+async fn demo_conference_moves_live() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = udaconnect_server::Application::build(udaconnect_server::ServeSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_path_buf(),
+        demo: true,
+        demo_attendees: 40,
+        web_dir: None,
+        cors_origins: Vec::new(),
+        grpc: udaconnect_server::GrpcListen::Off,
+        listen_file: None,
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let client = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let request = client.get(format!("{base}{path}")).send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let venue: Value = get("/api/venue").await;
+    assert!(venue["areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["kind"] == "booth"));
+    // Seed persons and 40 attendees.
+    let persons: Value = get("/api/persons").await;
+    assert_eq!(persons.as_array().unwrap().len(), 45);
+    // Attendees ping every 5 s: within a few seconds their positions are stored and shown.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let positions: Value = get("/api/live/positions").await;
+        let live = positions
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["person_id"].as_i64().unwrap() > 9)
+            .count();
+        if live >= 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {live} attendees seen live"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.stop().await.unwrap();
+}

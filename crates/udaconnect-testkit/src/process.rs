@@ -1,0 +1,261 @@
+//! `udaconnect` processes for tests: `serve` or one role, each its own process with JSON logs
+//! in a file, listening on port 0 and reporting where in its `--listen-file`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::listen::wait_for_listen_file;
+use crate::local::{artifacts, unique};
+
+/// One `udaconnect <role>` process. A restart takes the same ports again, so its clients keep
+/// their addresses.
+pub struct RoleProc {
+    child: Option<Child>,
+    bin: PathBuf,
+    pub role: String,
+    pub port: u16,
+    /// Its gRPC port, when it serves gRPC.
+    pub grpc_port: Option<u16>,
+    pub args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Its JSON log lines (stderr), under `target/test-artifacts/processes`.
+    pub log: PathBuf,
+    restarts: u32,
+}
+
+impl RoleProc {
+    /// Starts `bin <role> --listen 127.0.0.1:0 <args>` and waits for its addresses.
+    pub async fn spawn(bin: &Path, role: &str, args: &[String]) -> RoleProc {
+        RoleProc::spawn_with_env(bin, role, args, &[]).await
+    }
+
+    /// As [`RoleProc::spawn`], with these environment variables set.
+    pub async fn spawn_with_env(
+        bin: &Path,
+        role: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> RoleProc {
+        let mut p = RoleProc {
+            child: None,
+            bin: bin.to_path_buf(),
+            role: role.to_string(),
+            port: 0,
+            grpc_port: None,
+            args: args.to_vec(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            log: PathBuf::new(),
+            restarts: 0,
+        };
+        p.start().await;
+        p
+    }
+
+    async fn start(&mut self) {
+        let name = format!("{}-{}", unique(&self.role), self.restarts);
+        let dir = artifacts("processes");
+        self.log = dir.join(format!("{name}.log"));
+        let listen_file = dir.join(format!("{name}.listen.json"));
+        self.restarts += 1;
+        let mut args = self.args.clone();
+        if let (Some(port), Some(i)) = (
+            self.grpc_port,
+            args.iter().position(|a| a == "--grpc-listen"),
+        ) {
+            args[i + 1] = format!("127.0.0.1:{port}");
+        }
+        let log = fs::File::create(&self.log).expect("create the process's log file");
+        let child = Command::new(&self.bin)
+            .args(["--log-format", "json", "--log-level"])
+            .arg(std::env::var("UDACONNECT_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
+            .arg(&self.role)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--listen-file")
+            .arg(&listen_file)
+            .args(&args)
+            // The test's settings only, never the environment's.
+            .env_remove("UDACONNECT_STORE")
+            .env_remove("UDACONNECT_LOG")
+            .env_remove("UDACONNECT_PERSON_API")
+            .env_remove("DB_HOST")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("udaconnect starts");
+        self.child = Some(child);
+        let listening = wait_for_listen_file(&listen_file, &self.log).await;
+        assert_eq!(listening.role, self.role);
+        self.port = listening.http.port();
+        self.grpc_port = listening.grpc.map(|a| a.port());
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:<port>` of its gRPC services; panics when it serves none.
+    pub fn grpc(&self) -> String {
+        let port = self.grpc_port.expect("the process serves gRPC");
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// Waits until its `/ready` answers 200; panics with its log after `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(r) = client.get(format!("{}/ready", self.base())).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never ready; log:\n{}",
+                self.role,
+                fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill_9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill the process");
+            c.wait().expect("reap the process");
+        }
+    }
+
+    /// SIGKILL, then a new process with the same arguments on the same ports.
+    pub async fn restart(&mut self) {
+        self.kill_9();
+        self.start().await;
+    }
+
+    /// Its log lines, parsed.
+    pub fn log_lines(&self) -> Vec<Value> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for RoleProc {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// Every role of a distributed deployment, each its own process, on one Kafka-protocol broker
+/// and one PostgreSQL/PostGIS database.
+pub struct Stack {
+    pub person_api: RoleProc,
+    pub location_api: RoleProc,
+    pub grpc_port: u16,
+    pub consumer: RoleProc,
+    pub connection_api: RoleProc,
+    pub web: RoleProc,
+}
+
+impl Stack {
+    /// Starts every role on the database at `store` and the broker at `broker` (a `kafka://`
+    /// log URL), and waits until each is ready.
+    pub async fn start(bin: &Path, store: &str, broker: &crate::kafka::Broker) -> Stack {
+        Stack::start_seeded(bin, store, broker, || async {}).await
+    }
+
+    /// As [`Stack::start`], running `seed` once person-api has migrated the database and before
+    /// any other role starts (so no role has leased ids or read the topic yet).
+    pub async fn start_seeded<F, Fut>(
+        bin: &Path,
+        store: &str,
+        broker: &crate::kafka::Broker,
+        seed: F,
+    ) -> Stack
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let ready = Duration::from_secs(60);
+        let person_api =
+            RoleProc::spawn(bin, "person-api", &["--store".into(), store.into()]).await;
+        // person-api runs the migrations first; the others would wait on its advisory lock.
+        person_api.wait_ready(ready).await;
+        seed().await;
+        // Every role but person-api asks person-api about persons.
+        let with = |log: String, extra: &[&str]| -> Vec<String> {
+            let mut args = vec![
+                "--store".to_string(),
+                store.to_string(),
+                "--log".to_string(),
+                log,
+                "--person-api".to_string(),
+                person_api.base(),
+            ];
+            args.extend(extra.iter().map(|a| a.to_string()));
+            args
+        };
+        let location_api = RoleProc::spawn(
+            bin,
+            "location-api",
+            &with(broker.producer_url(), &["--grpc-listen", "127.0.0.1:0"]),
+        )
+        .await;
+        let consumer = RoleProc::spawn(
+            bin,
+            "location-consumer",
+            &with(broker.consumer_url("location-consumer-0"), &[]),
+        )
+        .await;
+        // With the log, connection-api also serves the venue live from the topic.
+        let connection_api = RoleProc::spawn(bin, "connection-api", &with(broker.url(), &[])).await;
+        let web = RoleProc::spawn(
+            bin,
+            "web",
+            &[
+                "--person-api".to_string(),
+                person_api.base(),
+                "--location-api".to_string(),
+                location_api.base(),
+                "--connection-api".to_string(),
+                connection_api.base(),
+            ],
+        )
+        .await;
+        for p in [&location_api, &consumer, &connection_api, &web] {
+            p.wait_ready(ready).await;
+        }
+        Stack {
+            grpc_port: location_api.grpc_port.expect("location-api serves gRPC"),
+            person_api,
+            location_api,
+            consumer,
+            connection_api,
+            web,
+        }
+    }
+
+    /// Every role's process.
+    pub fn roles(&self) -> [&RoleProc; 5] {
+        [
+            &self.person_api,
+            &self.location_api,
+            &self.consumer,
+            &self.connection_api,
+            &self.web,
+        ]
+    }
+}

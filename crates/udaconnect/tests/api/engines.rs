@@ -1,0 +1,132 @@
+//! The engines the suite runs against: `udaconnect serve` as a process, and the distributed
+//! stack (every role its own process on a Kafka-protocol broker and PostGIS, behind web).
+
+use std::path::Path;
+use std::time::Duration;
+
+use udaconnect_server::roles::Role;
+use udaconnect_testkit::process::RoleProc;
+
+use crate::suite::{Api, Engine};
+
+const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// `udaconnect serve --demo` on a fresh data directory: every role in one process.
+pub struct Serve {
+    process: RoleProc,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Engine for Serve {
+    async fn start() -> Serve {
+        let data_dir = tempfile::tempdir().unwrap();
+        let args: Vec<String> = [
+            "--demo",
+            "--demo-attendees",
+            "0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([data_dir.path().display().to_string()])
+        .collect();
+        let process = RoleProc::spawn(Path::new(BIN), "serve", &args).await;
+        process.wait_ready(Duration::from_secs(60)).await;
+        Serve {
+            process,
+            _data_dir: data_dir,
+        }
+    }
+
+    fn api(&self) -> Api {
+        Api {
+            base: self.process.base(),
+            grpc: self.process.grpc(),
+            client: client(),
+            roles: Role::ALL
+                .iter()
+                .map(|&r| (r, self.process.base(), self.process.log.clone()))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(all(feature = "kafka", feature = "postgres"))]
+pub use distributed::Distributed;
+
+#[cfg(all(feature = "kafka", feature = "postgres"))]
+mod distributed {
+    use super::*;
+    use udaconnect_server::ingest::seed;
+    use udaconnect_server::wiring::backends::{open_log, open_stores, LogUrl, StoreUrl};
+    use udaconnect_testkit::kafka::Broker;
+    use udaconnect_testkit::postgres::TestDb;
+    use udaconnect_testkit::process::Stack;
+
+    /// Every role its own process on a broker and a database of its own, reached through web.
+    /// The demo data is loaded as `serve --demo` loads it (persons into person-api's store,
+    /// locations through the log), before any role but person-api starts.
+    pub struct Distributed {
+        stack: Stack,
+        _broker: Broker,
+        _db: TestDb,
+        _seed_dir: tempfile::TempDir,
+    }
+
+    impl Engine for Distributed {
+        async fn start() -> Distributed {
+            let broker = Broker::start().await;
+            let db = TestDb::new().await;
+            let seed_dir = tempfile::tempdir().unwrap();
+            let stack = Stack::start_seeded(Path::new(BIN), &db.url, &broker, || async {
+                let (_keep, mut never) = tokio::sync::watch::channel(false);
+                let stores = open_stores(&db.url.parse::<StoreUrl>().unwrap(), &mut never)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let log = open_log(&broker.producer_url().parse::<LogUrl>().unwrap()).unwrap();
+                assert!(
+                    seed::load_once(seed_dir.path(), &stores.persons, &log, &stores.ids)
+                        .await
+                        .unwrap()
+                );
+            })
+            .await;
+            Distributed {
+                stack,
+                _broker: broker,
+                _db: db,
+                _seed_dir: seed_dir,
+            }
+        }
+
+        fn api(&self) -> Api {
+            let s = &self.stack;
+            let process = |role: Role| match role {
+                Role::PersonApi => &s.person_api,
+                Role::LocationApi => &s.location_api,
+                Role::LocationConsumer => &s.consumer,
+                Role::ConnectionApi => &s.connection_api,
+                Role::Web => &s.web,
+            };
+            Api {
+                base: s.web.base(),
+                grpc: s.location_api.grpc(),
+                client: client(),
+                roles: Role::ALL
+                    .iter()
+                    .map(|&r| (r, process(r).base(), process(r).log.clone()))
+                    .collect(),
+            }
+        }
+    }
+}

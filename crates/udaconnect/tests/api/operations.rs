@@ -1,0 +1,190 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use udaconnect_server::roles::Role;
+use udaconnect_testkit::eventually;
+
+use crate::suite::{assert_problem, Api};
+
+pub async fn health_ready_metrics_openapi_docs(api: Api) {
+    let h = api.get("/health").await;
+    assert_eq!(h.status(), StatusCode::OK);
+    let r: Value = api.get("/ready").await.json().await.unwrap();
+    assert_eq!(r["status"], "ready");
+    // The log is checked where pings are appended to it.
+    let r: Value = api
+        .at(Role::LocationApi)
+        .get("/ready")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "ready");
+    assert_eq!(r["checks"]["log"], "ok");
+    let m = api.get("/metrics").await;
+    assert!(m.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = m.text().await.unwrap();
+    assert!(text.contains("udaconnect_http_requests_total{"), "{text}");
+    let consumer = api.at(Role::LocationConsumer).get("/metrics").await;
+    let text = consumer.text().await.unwrap();
+    assert!(text.contains("udaconnect_consumer_lag_records"), "{text}");
+    let spec: Value = api.get("/openapi.json").await.json().await.unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/persons",
+        "/api/persons/{id}",
+        "/api/locations",
+        "/api/locations/{id}",
+        "/api/persons/{id}/connection",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} documented");
+    }
+    for schema in ["Person", "Location", "Connection", "Problem"] {
+        assert!(
+            spec["components"]["schemas"][schema].is_object(),
+            "{schema} documented"
+        );
+    }
+    let docs = api.get("/docs").await;
+    assert!(docs.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(docs.text().await.unwrap().contains("/openapi.json"));
+}
+
+pub async fn correlation_ids_are_taken_echoed_or_made(api: Api) {
+    let r = api.get_with("/health", "X-Correlation-ID", "abc-123").await;
+    assert_eq!(r.headers()["x-correlation-id"], "abc-123");
+    let r = api.get_with("/health", "correlationId", "legacy-7").await;
+    assert_eq!(r.headers()["x-correlation-id"], "legacy-7");
+    let r = api.get("/health").await;
+    let made = r.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(made.len(), 36);
+    // Problem bodies carry it too.
+    let r = api
+        .get_with("/api/persons/x", "X-Correlation-ID", "trace-9")
+        .await;
+    let body = assert_problem(r, 400, &["id"]).await;
+    assert_eq!(body["correlation_id"], "trace-9");
+    assert_eq!(body["instance"], "/api/persons/x");
+}
+
+pub async fn unknown_routes_and_methods_are_problems(api: Api) {
+    assert_problem(api.get("/api/nothing").await, 404, &[]).await;
+    let r = api
+        .client
+        .delete(api.url("/api/persons"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("allow").is_some());
+    assert_problem(r, 405, &[]).await;
+}
+
+pub async fn cors_lets_local_pages_call_the_api(api: Api) {
+    // The original page on port 30000 calling the API on another port.
+    let r = api
+        .get_with("/api/persons", "Origin", "http://localhost:30000")
+        .await;
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:30000"
+    );
+    assert!(r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("x-correlation-id"));
+    let preflight = api
+        .client
+        .request(reqwest::Method::OPTIONS, api.url("/api/locations"))
+        .header("Origin", "http://127.0.0.1:30000")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:30000"
+    );
+    assert!(preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    // Other sites get no permission.
+    let r = api
+        .get_with("/api/persons", "Origin", "https://evil.example")
+        .await;
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+/// Every role's process answers /ready and /metrics.
+pub async fn every_role_is_ready_and_has_metrics(api: Api) {
+    for role in Role::ALL {
+        let at = api.at(role);
+        let r = at.get("/ready").await;
+        assert_eq!(r.status(), StatusCode::OK, "{role}");
+        let m = at.get("/metrics").await;
+        assert_eq!(m.status(), StatusCode::OK, "{role}");
+    }
+}
+
+/// The id a ping's request carries reaches the log lines of the role that takes it.
+pub async fn correlation_ids_reach_the_ingest_log(api: Api) {
+    let r = api
+        .post_json(
+            "/api/locations",
+            &json!({"person_id": 1, "latitude": 37.55363, "longitude": -122.290883}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let correlation = r.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    eventually(
+        "the correlation id in location-api's log",
+        Duration::from_secs(10),
+        || async {
+            api.log_of(Role::LocationApi)
+                .contains(&correlation)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// The venue live: a ping shows among the live positions.
+pub async fn a_ping_shows_in_the_live_view(api: Api) {
+    let r = api
+        .post_json(
+            "/api/locations",
+            &json!({"person_id": 5, "latitude": 12.5, "longitude": 34.25}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    eventually(
+        "the live view to show the ping",
+        Duration::from_secs(20),
+        || async {
+            let positions: Value = api.get("/api/live/positions").await.json().await.ok()?;
+            positions
+                .as_array()?
+                .iter()
+                .any(|p| p["id"] == id)
+                .then_some(())
+        },
+    )
+    .await;
+}

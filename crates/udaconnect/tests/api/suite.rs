@@ -1,0 +1,289 @@
+//! The suite's machinery: [`Api`], what a body is given; the table of bodies; the runner that
+//! plays every body against one running engine; the helpers bodies share.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::Value;
+use udaconnect_server::roles::Role;
+
+/// A running engine, as clients reach it.
+pub trait Engine: Sized {
+    /// Starts the engine with the original demo data (persons 1, 5, 6, 8, 9 and locations 29
+    /// to 68) and no live simulated attendees, and waits until it is ready.
+    fn start() -> impl Future<Output = Self>;
+    fn api(&self) -> Api;
+}
+
+/// Where a body reaches the engine: the one HTTP entry point a client uses, the gRPC services,
+/// and the process serving each role (for its /ready, /metrics and log).
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    /// `http://host:port` of the gRPC services.
+    pub grpc: String,
+    pub client: Client,
+    /// Each role's process: its base URL and its log file.
+    pub roles: Vec<(Role, String, PathBuf)>,
+}
+
+type BoxedBody = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub type Body = fn(Api) -> BoxedBody;
+
+/// `(name, body)` rows, named `module::body`.
+macro_rules! bodies {
+    ($($module:ident :: $body:ident),* $(,)?) => {
+        vec![$((
+            concat!(stringify!($module), "::", stringify!($body)),
+            (|api| Box::pin(crate::$module::$body(api)) as BoxedBody) as Body,
+        )),*]
+    };
+}
+
+/// Every body, in the order they run. The engine is shared, so a body asserts only on what it
+/// made or on the demo data; the bodies that read answers over the demo data come first, before
+/// any body adds pings of 2020 near it.
+pub fn bodies() -> Vec<(&'static str, Body)> {
+    bodies![
+        connections::seed_answers_for_each_person,
+        connections::answer_shape_is_the_original_one,
+        connections::window_includes_both_dates_and_time_gap_filters,
+        persons::seed_person_has_its_original_fields,
+        locations::seed_locations_are_readable_with_original_ids,
+        persons::create_get_and_list_with_paging,
+        persons::unknown_and_malformed_ids,
+        persons::invalid_person_bodies,
+        persons::invalid_paging,
+        persons::lookup_answers_the_persons_that_exist_in_id_order,
+        persons::bad_lookups_are_problems,
+        locations::ingest_then_read_back,
+        locations::naive_times_are_utc_and_missing_time_is_now,
+        locations::unknown_and_malformed_location_ids,
+        locations::invalid_pings_are_rejected_and_nothing_is_stored,
+        locations::batches_are_all_or_nothing,
+        locations::ndjson_batches,
+        connections::max_time_gap_separates_the_same_place_at_other_times,
+        connections::invalid_queries,
+        connections::random_data_matches_the_oracle,
+        operations::health_ready_metrics_openapi_docs,
+        operations::every_role_is_ready_and_has_metrics,
+        operations::correlation_ids_are_taken_echoed_or_made,
+        operations::correlation_ids_reach_the_ingest_log,
+        operations::unknown_routes_and_methods_are_problems,
+        operations::cors_lets_local_pages_call_the_api,
+        operations::a_ping_shows_in_the_live_view,
+        grpc::original_create_keeps_its_wire_contract,
+        grpc::v1_create_carries_doubles_and_time,
+        grpc::v1_bulk_stream_answers_each_batch_in_order,
+        grpc::health_and_reflection_are_served,
+        grpc::v1_times_outside_the_supported_years_are_refused,
+        grpc::v1_pings_meet_the_shared_rules_field_by_field,
+        grpc::grpc_and_http_pings_meet_in_connections,
+    ]
+}
+
+/// Starts `E` once and plays every body against it, one after the other (metrics are compared
+/// before and after a body); then fails naming every body that failed. `UDACONNECT_API_SUITE`
+/// (comma-separated parts of names) runs only the bodies it names.
+pub async fn run<E: Engine>(engine: &str) {
+    udaconnect_testkit::local::init_tracing();
+    let only: Vec<String> = std::env::var("UDACONNECT_API_SUITE")
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default();
+    let started = Instant::now();
+    let running = E::start().await;
+    eprintln!("{engine}: started in {:?}", started.elapsed());
+    let api = running.api();
+    let mut failed = Vec::new();
+    for (name, body) in bodies() {
+        if !only.is_empty() && !only.iter().any(|o| name.contains(o.as_str())) {
+            continue;
+        }
+        let started = Instant::now();
+        // A task of its own, so a failing body's panic is caught and the next body runs.
+        match tokio::spawn(body(api.clone())).await {
+            Ok(()) => eprintln!("{engine}: {name} ok ({:?})", started.elapsed()),
+            Err(e) => {
+                let why = e.try_into_panic().map_or_else(
+                    |e| e.to_string(),
+                    |p| {
+                        p.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default()
+                    },
+                );
+                eprintln!("{engine}: {name} FAILED: {why}");
+                failed.push(name);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{engine}: failed bodies: {failed:?}");
+}
+
+impl Api {
+    /// The same engine reached at the process serving `role` (in `serve`, the one process).
+    pub fn at(&self, role: Role) -> Api {
+        let (_, base, _) = self
+            .roles
+            .iter()
+            .find(|(r, _, _)| *r == role)
+            .expect("every role has a process");
+        Api {
+            base: base.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// The text of the log of the process serving `role`.
+    pub fn log_of(&self, role: Role) -> String {
+        let (_, _, log) = self.roles.iter().find(|(r, _, _)| *r == role).unwrap();
+        std::fs::read_to_string(log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GET with one request header set.
+    pub async fn get_with(&self, path: &str, header: &str, value: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .header(header, value)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> Response {
+        self.post_as(path, "application/json", body).await
+    }
+
+    /// POST `body` as it is, with this content type.
+    pub async fn post_as(&self, path: &str, content_type: &str, body: &'static str) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_ndjson(&self, path: &str, body: &'static str) -> Response {
+        self.post_as(path, "application/x-ndjson", body).await
+    }
+
+    /// Waits until the consumer has stored location `id`, and returns it.
+    pub async fn stored_location(&self, id: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self.get(&format!("/api/locations/{id}")).await;
+            if r.status() == StatusCode::OK {
+                return r.json().await.unwrap();
+            }
+            assert!(Instant::now() < deadline, "location {id} never stored");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Posts a ping, asserts 202, and returns the answer.
+    pub async fn ping(&self, person_id: i64, lat: f64, lon: f64, time: &str) -> Value {
+        let r = self
+            .post_json(
+                "/api/locations",
+                &serde_json::json!({"person_id": person_id, "latitude": lat, "longitude": lon,
+                    "creation_time": time}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        r.json().await.unwrap()
+    }
+
+    pub async fn create_person(&self, first: &str) -> Value {
+        let r = self
+            .post_json(
+                "/api/persons",
+                &serde_json::json!({"first_name": first, "last_name": "Tester", "company_name": "Acme"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.unwrap()
+    }
+
+    /// Every person, in id order.
+    pub async fn person_ids(&self) -> Vec<i64> {
+        let all: Value = self.get("/api/persons").await.json().await.unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect()
+    }
+
+    /// An unlabelled counter or gauge of this process's `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        let prefix = format!("{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+/// Asserts an RFC 9457 answer with `status` whose violations name exactly `fields`.
+pub async fn assert_problem(r: Response, status: u16, fields: &[&str]) -> Value {
+    assert_eq!(r.status().as_u16(), status, "status");
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert!(r.headers().get("x-correlation-id").is_some());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["type"].is_string() && body["detail"].is_string());
+    let named: Vec<&str> = body["errors"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["field"].as_str().unwrap()).collect())
+        .unwrap_or_default();
+    assert_eq!(named, fields, "fields named in {body}");
+    for f in fields {
+        assert!(
+            body["detail"].as_str().unwrap().contains(f),
+            "detail names {f}: {body}"
+        );
+    }
+    body
+}
+
+/// The location ids of a connection answer.
+pub fn ids(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["location"]["id"].as_i64().unwrap())
+        .collect()
+}
