@@ -9,7 +9,21 @@ use crate::suite::Api;
 use proto::original::location_service_client::LocationServiceClient;
 use proto::original::LocationMessage;
 use proto::v1::location_ingest_client::LocationIngestClient;
-use proto::v1::{Ping, PingBatch};
+use proto::v1::{BatchResult, Ping, PingBatch};
+
+/// Streams `batches` to the v1 bulk ingest and collects every answer.
+async fn ingest_all(
+    client: &mut LocationIngestClient<tonic::transport::Channel>,
+    batches: impl IntoIterator<Item = PingBatch>,
+) -> Vec<BatchResult> {
+    let stream = futures_util::stream::iter(batches.into_iter().collect::<Vec<_>>());
+    let mut results = client.ingest(stream).await.unwrap().into_inner();
+    let mut answers = Vec::new();
+    while let Some(r) = results.message().await.unwrap() {
+        answers.push(r);
+    }
+    answers
+}
 
 pub async fn original_create_keeps_its_wire_contract(api: Api) {
     let mut client = LocationServiceClient::connect(api.grpc.clone())
@@ -146,15 +160,7 @@ pub async fn v1_bulk_stream_answers_each_batch_in_order(api: Api) {
             },
         })
         .collect();
-    let mut results = client
-        .ingest(futures_util::stream::iter(batches))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut answers = Vec::new();
-    while let Some(r) = results.message().await.unwrap() {
-        answers.push(r);
-    }
+    let answers = ingest_all(&mut client, batches).await;
     assert_eq!(answers.len(), 20);
     for (i, a) in answers.iter().enumerate() {
         assert_eq!(a.sequence, 100 + i as u64);
@@ -251,15 +257,15 @@ pub async fn v1_times_outside_the_supported_years_are_refused(api: Api) {
     }
     let stored = client.create(at(0)).await.unwrap().into_inner();
     assert_eq!(stored.creation_time.unwrap().seconds, 0);
-    let mut results = client
-        .ingest(futures_util::stream::iter([PingBatch {
+    let answers = ingest_all(
+        &mut client,
+        [PingBatch {
             sequence: 1,
             pings: vec![at(100), at(-100)],
-        }]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = results.message().await.unwrap().unwrap();
+        }],
+    )
+    .await;
+    let answer = &answers[0];
     assert!(answer.ids.is_empty());
     let fields: Vec<&str> = answer.violations.iter().map(|v| v.field.as_str()).collect();
     assert_eq!(fields, ["[1].creation_time"]);
@@ -285,15 +291,15 @@ pub async fn v1_pings_meet_the_shared_rules_field_by_field(api: Api) {
         "invalid input: person_id: 0 is not an id (1 to 2^53-1); latitude: must be a finite \
          number; longitude: 200 is outside [-180, 180]"
     );
-    let mut results = client
-        .ingest(futures_util::stream::iter([PingBatch {
+    let answers = ingest_all(
+        &mut client,
+        [PingBatch {
             sequence: 1,
             pings: vec![ping(5, 1.0, 1.0), ping(5, 1.0, f64::INFINITY)],
-        }]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = results.message().await.unwrap().unwrap();
+        }],
+    )
+    .await;
+    let answer = &answers[0];
     assert!(answer.ids.is_empty());
     let violations: Vec<(&str, &str)> = answer
         .violations
@@ -340,13 +346,8 @@ pub async fn grpc_and_http_pings_meet_in_connections(api: Api) {
             pings: vec![ping(37.553631, 4)],
         },
     ];
-    let mut results = client
-        .ingest(futures_util::stream::iter(batches))
-        .await
-        .unwrap()
-        .into_inner();
     let mut ids = Vec::new();
-    while let Some(r) = results.message().await.unwrap() {
+    for r in ingest_all(&mut client, batches).await {
         assert!(r.violations.is_empty(), "{r:?}");
         ids.extend(r.ids);
     }

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use udaconnect_server::roles::Role;
 
-use crate::suite::{assert_problem, Api};
+use crate::suite::{assert_problem, assert_raw_problems, Api};
 
 const ACCEPTED: &str = "udaconnect_locations_accepted_total";
 
@@ -32,14 +32,7 @@ pub async fn naive_times_are_utc_and_missing_time_is_now(api: Api) {
     let a = api.ping(1, 10.0, 20.0, "2020-08-18T10:37:06.125").await;
     assert_eq!(a["creation_time"], "2020-08-18T10:37:06.125Z");
     let before = chrono::Utc::now();
-    let r = api
-        .post_json(
-            "/api/locations",
-            &json!({"person_id": 1, "latitude": 1, "longitude": 2}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let b: serde_json::Value = r.json().await.unwrap();
+    let b: serde_json::Value = api.ping_now(1, 1.0, 2.0).await.json().await.unwrap();
     let t = chrono::DateTime::parse_from_rfc3339(b["creation_time"].as_str().unwrap()).unwrap();
     assert!(t >= before - chrono::Duration::seconds(1) && t <= chrono::Utc::now());
     assert!(b["creation_time"].as_str().unwrap().ends_with('Z'));
@@ -145,16 +138,13 @@ pub async fn invalid_pings_are_rejected_and_nothing_is_stored(api: Api) {
         let r = api.post_json("/api/locations", &body).await;
         assert_problem(r, status, &fields).await;
     }
-    assert_problem(
-        api.post_raw("/api/locations", "{\"person_id\": 1,").await,
-        400,
-        &["body"],
-    )
-    .await;
-    assert_problem(
-        api.post_raw("/api/locations", "not json").await,
-        400,
-        &["body"],
+    assert_raw_problems(
+        &api,
+        "/api/locations",
+        &[
+            ("{\"person_id\": 1,", 400, &["body"]),
+            ("not json", 400, &["body"]),
+        ],
     )
     .await;
     // A valid ping after all that gets the next id: none of the rejected ones reached the log.

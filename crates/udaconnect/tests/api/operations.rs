@@ -1,11 +1,11 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use udaconnect_server::roles::Role;
 use udaconnect_testkit::eventually;
 
-use crate::suite::{assert_problem, Api};
+use crate::suite::{assert_problem, header, Api};
 
 pub async fn health_ready_metrics_openapi_docs(api: Api) {
     let h = api.get("/health").await;
@@ -23,10 +23,7 @@ pub async fn health_ready_metrics_openapi_docs(api: Api) {
     assert_eq!(r["status"], "ready");
     assert_eq!(r["checks"]["log"], "ok");
     let m = api.get("/metrics").await;
-    assert!(m.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
+    assert!(header(&m, "content-type").starts_with("text/plain"));
     let text = m.text().await.unwrap();
     assert!(text.contains("udaconnect_http_requests_total{"), "{text}");
     let consumer = api.at(Role::LocationConsumer).get("/metrics").await;
@@ -50,10 +47,7 @@ pub async fn health_ready_metrics_openapi_docs(api: Api) {
         );
     }
     let docs = api.get("/docs").await;
-    assert!(docs.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+    assert!(header(&docs, "content-type").starts_with("text/html"));
     assert!(docs.text().await.unwrap().contains("/openapi.json"));
 }
 
@@ -63,10 +57,7 @@ pub async fn correlation_ids_are_taken_echoed_or_made(api: Api) {
     let r = api.get_with("/health", "correlationId", "legacy-7").await;
     assert_eq!(r.headers()["x-correlation-id"], "legacy-7");
     let r = api.get("/health").await;
-    let made = r.headers()["x-correlation-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let made = header(&r, "x-correlation-id");
     assert_eq!(made.len(), 36);
     // Problem bodies carry it too.
     let r = api
@@ -98,9 +89,7 @@ pub async fn cors_lets_local_pages_call_the_api(api: Api) {
         r.headers()["access-control-allow-origin"],
         "http://localhost:30000"
     );
-    assert!(r.headers()["access-control-expose-headers"]
-        .to_str()
-        .unwrap()
+    assert!(header(&r, "access-control-expose-headers")
         .to_lowercase()
         .contains("x-correlation-id"));
     let preflight = api
@@ -117,10 +106,7 @@ pub async fn cors_lets_local_pages_call_the_api(api: Api) {
         preflight.headers()["access-control-allow-origin"],
         "http://127.0.0.1:30000"
     );
-    assert!(preflight.headers()["access-control-allow-methods"]
-        .to_str()
-        .unwrap()
-        .contains("POST"));
+    assert!(header(&preflight, "access-control-allow-methods").contains("POST"));
     // Other sites get no permission.
     let r = api
         .get_with("/api/persons", "Origin", "https://evil.example")
@@ -141,17 +127,8 @@ pub async fn every_role_is_ready_and_has_metrics(api: Api) {
 
 /// The id a ping's request carries reaches the log lines of the role that takes it.
 pub async fn correlation_ids_reach_the_ingest_log(api: Api) {
-    let r = api
-        .post_json(
-            "/api/locations",
-            &json!({"person_id": 1, "latitude": 37.55363, "longitude": -122.290883}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let correlation = r.headers()["x-correlation-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let r = api.ping_now(1, 37.55363, -122.290883).await;
+    let correlation = header(&r, "x-correlation-id");
     eventually(
         "the correlation id in location-api's log",
         Duration::from_secs(10),
@@ -166,13 +143,7 @@ pub async fn correlation_ids_reach_the_ingest_log(api: Api) {
 
 /// The venue live: a ping shows among the live positions.
 pub async fn a_ping_shows_in_the_live_view(api: Api) {
-    let r = api
-        .post_json(
-            "/api/locations",
-            &json!({"person_id": 5, "latitude": 12.5, "longitude": 34.25}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = api.ping_now(5, 12.5, 34.25).await;
     let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     eventually(
         "the live view to show the ping",

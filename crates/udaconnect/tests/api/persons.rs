@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::suite::{assert_problem, Api};
+use crate::suite::{assert_problem, assert_raw_problems, Api};
 
 pub async fn create_get_and_list_with_paging(api: Api) {
     let before = api.person_ids().await;
@@ -115,14 +115,16 @@ pub async fn invalid_person_bodies(api: Api) {
         &["first_name", "last_name"],
     )
     .await;
-    assert_problem(
-        api.post_raw("/api/persons", "{\"first_name\": ").await,
-        400,
-        &["body"],
+    assert_raw_problems(
+        &api,
+        "/api/persons",
+        &[
+            ("{\"first_name\": ", 400, &["body"]),
+            ("", 400, &["body"]),
+            ("[1,2]", 400, &["body"]),
+        ],
     )
     .await;
-    assert_problem(api.post_raw("/api/persons", "").await, 400, &["body"]).await;
-    assert_problem(api.post_raw("/api/persons", "[1,2]").await, 400, &["body"]).await;
     // Nothing was created by any of them.
     assert_eq!(api.person_ids().await, before);
 }
@@ -185,36 +187,16 @@ pub async fn lookup_answers_the_persons_that_exist_in_id_order(api: Api) {
 }
 
 pub async fn bad_lookups_are_problems(api: Api) {
-    assert_problem(
-        api.post_raw("/api/persons/lookup", "[1, 5]").await,
-        400,
-        &["body"],
-    )
-    .await;
-    assert_problem(
-        api.post_raw("/api/persons/lookup", "{\"ids\": ").await,
-        400,
-        &["body"],
-    )
-    .await;
-    assert_problem(
-        api.post_raw("/api/persons/lookup", "{}").await,
-        422,
-        &["ids"],
-    )
-    .await;
-    assert_problem(
-        api.post_raw("/api/persons/lookup", "{\"ids\": \"1,5\"}")
-            .await,
-        400,
-        &["ids"],
-    )
-    .await;
-    assert_problem(
-        api.post_raw("/api/persons/lookup", "{\"ids\": [1, \"5\", 2.5]}")
-            .await,
-        400,
-        &["ids[1]"],
+    assert_raw_problems(
+        &api,
+        "/api/persons/lookup",
+        &[
+            ("[1, 5]", 400, &["body"]),
+            ("{\"ids\": ", 400, &["body"]),
+            ("{}", 422, &["ids"]),
+            ("{\"ids\": \"1,5\"}", 400, &["ids"]),
+            ("{\"ids\": [1, \"5\", 2.5]}", 400, &["ids[1]"]),
+        ],
     )
     .await;
     // A GET is for the person with id `lookup`, as before the lookup existed.

@@ -149,49 +149,38 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
+        sent(self.client.get(self.url(path))).await
     }
 
     /// GET with one request header set.
     pub async fn get_with(&self, path: &str, header: &str, value: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .header(header, value)
-            .send()
-            .await
-            .expect("request sent")
+        sent(self.client.get(self.url(path)).header(header, value)).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
+        sent(self.client.post(self.url(path)).json(body)).await
     }
 
     pub async fn post_raw(&self, path: &str, body: &'static str) -> Response {
         self.post_as(path, "application/json", body).await
     }
 
-    /// POST `body` as it is, with this content type.
-    pub async fn post_as(&self, path: &str, content_type: &str, body: &'static str) -> Response {
-        self.client
-            .post(self.url(path))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request sent")
-    }
-
     pub async fn post_ndjson(&self, path: &str, body: &'static str) -> Response {
         self.post_as(path, "application/x-ndjson", body).await
+    }
+
+    /// POST `body` as it is, with this content type.
+    pub async fn post_as(&self, path: &str, content_type: &str, body: &'static str) -> Response {
+        let request = self.client.post(self.url(path));
+        sent(request.header("content-type", content_type).body(body)).await
+    }
+
+    /// Posts a ping without a time (now), asserts 202, and returns the answer.
+    pub async fn ping_now(&self, person_id: i64, lat: f64, lon: f64) -> Response {
+        let body = serde_json::json!({"person_id": person_id, "latitude": lat, "longitude": lon});
+        let r = self.post_json("/api/locations", &body).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        r
     }
 
     /// Waits until the consumer has stored location `id`, and returns it.
@@ -254,6 +243,15 @@ impl Api {
     }
 }
 
+async fn sent(request: reqwest::RequestBuilder) -> Response {
+    request.send().await.expect("request sent")
+}
+
+/// A header's value as text.
+pub fn header(r: &Response, name: &str) -> String {
+    r.headers()[name].to_str().unwrap().to_string()
+}
+
 /// Asserts an RFC 9457 answer with `status` whose violations name exactly `fields`.
 pub async fn assert_problem(r: Response, status: u16, fields: &[&str]) -> Value {
     assert_eq!(r.status().as_u16(), status, "status");
@@ -277,6 +275,13 @@ pub async fn assert_problem(r: Response, status: u16, fields: &[&str]) -> Value 
         );
     }
     body
+}
+
+/// Posts each raw body to `path` and asserts its problem: `(body, status, fields)`.
+pub async fn assert_raw_problems(api: &Api, path: &str, cases: &[(&'static str, u16, &[&str])]) {
+    for (body, status, fields) in cases {
+        assert_problem(api.post_raw(path, body).await, *status, fields).await;
+    }
 }
 
 /// The location ids of a connection answer.

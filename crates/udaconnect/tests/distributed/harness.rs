@@ -63,9 +63,12 @@ pub async fn spawn_with_env(role: &str, args: &[String], env: &[(&str, &str)]) -
     RoleProc::spawn_with_env(Path::new(BIN), role, args, env).await
 }
 
-/// Every role on `db` and `broker`, ready.
-pub async fn stack(db: &Db, broker: &Broker) -> Stack {
-    Stack::start(Path::new(BIN), &db.url, broker).await
+/// A broker and a database of the test's own, and every role on them, ready.
+pub async fn started() -> (Broker, Db, Stack) {
+    let broker = Broker::start().await;
+    let db = Db::create().await;
+    let stack = Stack::start(Path::new(BIN), &db.url, &broker).await;
+    (broker, db, stack)
 }
 
 pub fn http() -> reqwest::Client {
@@ -93,6 +96,25 @@ pub async fn post_ping(base: &str, body: &Value) -> reqwest::Response {
         .send()
         .await
         .unwrap()
+}
+
+/// Posts a ping, asserts 202, and returns its id.
+pub async fn post_acked(base: &str, body: &Value) -> i64 {
+    let r = post_ping(base, body).await;
+    assert_eq!(r.status(), 202);
+    r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+/// Posts a JSON batch of pings, asserts 202, and returns the answer.
+pub async fn post_batch(base: &str, batch: &[Value]) -> Value {
+    let r = http()
+        .post(format!("{base}/api/locations/batch"))
+        .json(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    r.json().await.unwrap()
 }
 
 /// GET `path` at `base` as JSON; panics unless it answers.

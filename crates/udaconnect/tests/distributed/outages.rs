@@ -10,15 +10,13 @@ use serde_json::{json, Value};
 use udaconnect_server::ingest::grpc::proto;
 
 use crate::harness::{
-    admin_url, create_person, dead_letter_reasons, eventually, http, not_ready, post_ping,
-    produce_original, spawn, stack, stored, Broker, Db,
+    admin_url, create_person, dead_letter_reasons, eventually, http, not_ready, post_acked,
+    post_ping, produce_original, spawn, started, stored,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broker_down_answers_503_and_ingest_resumes() {
-    let mut broker = Broker::start().await;
-    let db = Db::create().await;
-    let stack = stack(&db, &broker).await;
+    let (mut broker, _db, stack) = started().await;
     let base = stack.location_api.base();
     let person = create_person(&stack.person_api.base(), "Kim").await;
     let ping = json!({"person_id": person, "latitude": 1.0, "longitude": 2.0});
@@ -70,9 +68,7 @@ async fn broker_down_answers_503_and_ingest_resumes() {
 /// is back; persons already seen are still answered from the roles' caches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn person_api_down_answers_503_and_the_consumer_waits() {
-    let broker = Broker::start().await;
-    let db = Db::create().await;
-    let mut stack = stack(&db, &broker).await;
+    let (broker, db, mut stack) = started().await;
     let known = create_person(&stack.person_api.base(), "Kim").await;
     let unseen = create_person(&stack.person_api.base(), "Fay").await;
     let location_api = stack.location_api.base();
@@ -213,9 +209,7 @@ fn load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_consumer_and_location_api_loses_no_acknowledged_ping() {
-    let broker = Broker::start().await;
-    let db = Db::create().await;
-    let mut stack = stack(&db, &broker).await;
+    let (_broker, db, mut stack) = started().await;
     let person = create_person(&stack.person_api.base(), "Lee").await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sender = load(stack.location_api.base(), person, 16, stop.clone());
@@ -304,9 +298,7 @@ impl Cable {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn database_down_consumer_retries_and_loses_nothing() {
-    let broker = Broker::start().await;
-    let db = Db::create().await;
-    let stack = stack(&db, &broker).await;
+    let (broker, db, stack) = started().await;
     let person = create_person(&stack.person_api.base(), "Max").await;
 
     // A second consumer group member would share partitions; instead, the stack's consumer is
@@ -338,13 +330,7 @@ async fn database_down_consumer_retries_and_loses_nothing() {
     let base = stack.location_api.base();
     let mut acked = Vec::new();
     for i in 0..20 {
-        let r = post_ping(
-            &base,
-            &json!({"person_id": person, "latitude": 10.0 + i as f64 / 1000.0, "longitude": 20.0}),
-        )
-        .await;
-        assert_eq!(r.status(), 202);
-        acked.push(r.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+        acked.push(post_acked(&base, &json!({"person_id": person, "latitude": 10.0 + i as f64 / 1000.0, "longitude": 20.0})).await);
     }
     eventually("first pings stored", Duration::from_secs(30), || async {
         (db.location_ids().await.len() >= 20).then_some(())
@@ -361,13 +347,7 @@ async fn database_down_consumer_retries_and_loses_nothing() {
     .await;
     // Ingest goes on: the log takes pings while the database is away.
     for i in 0..30 {
-        let r = post_ping(
-            &base,
-            &json!({"person_id": person, "latitude": 11.0 + i as f64 / 1000.0, "longitude": 20.0}),
-        )
-        .await;
-        assert_eq!(r.status(), 202);
-        acked.push(r.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+        acked.push(post_acked(&base, &json!({"person_id": person, "latitude": 11.0 + i as f64 / 1000.0, "longitude": 20.0})).await);
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(

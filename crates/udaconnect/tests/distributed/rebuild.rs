@@ -10,15 +10,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::harness::{
-    admin_url, create_person, dead_letter_reasons, eventually, get_json, http, produce_original,
-    spawn, spawn_with_env, stack, stored, Broker, Db, BIN,
+    admin_url, create_person, dead_letter_reasons, eventually, get_json, http, post_batch,
+    produce_original, spawn, spawn_with_env, started, stored, Db, BIN,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
-    let broker = Broker::start().await;
-    let db = Db::create().await;
-    let stack = stack(&db, &broker).await;
+    let (broker, db, stack) = started().await;
     let web = stack.web.base();
     let a = create_person(&web, "Ann").await;
     let b = create_person(&web, "Ben").await;
@@ -28,13 +26,7 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
         batch.push(json!({"person_id": a, "latitude": 48.0 + (i as f64) * 1e-6, "longitude": 11.0, "creation_time": t}));
         batch.push(json!({"person_id": b, "latitude": 48.0 + (i as f64) * 1e-6 + 2e-5, "longitude": 11.0, "creation_time": t}));
     }
-    let r = http()
-        .post(format!("{web}/api/locations/batch"))
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    post_batch(&web, &batch).await;
     eventually("the batch stored", Duration::from_secs(30), || async {
         (db.location_ids().await.len() == 400).then_some(())
     })
@@ -95,9 +87,7 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
 /// connection and contacts answer equal, field by field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn differential_embedded_and_distributed_answer_alike() {
-    let broker = Broker::start().await;
-    let db = Db::create().await;
-    let stack = stack(&db, &broker).await;
+    let (broker, db, stack) = started().await;
     let dir = tempfile::tempdir().unwrap();
     let embedded = spawn(
         "serve",
@@ -143,17 +133,8 @@ async fn differential_embedded_and_distributed_answer_alike() {
     }
     let mut ids = HashMap::new();
     for base in [&dist, &emb] {
-        let r = http()
-            .post(format!("{base}/api/locations/batch"))
-            .json(&batch)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-        ids.insert(
-            base.clone(),
-            r.json::<Value>().await.unwrap()["ids"].clone(),
-        );
+        let answer = post_batch(base, &batch).await;
+        ids.insert(base.clone(), answer["ids"].clone());
     }
     let all = batch.len();
     eventually(
@@ -289,9 +270,7 @@ async fn roles_read_the_original_db_variables() {
 /// their reason, and the consumer never stalls on them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn original_producers_records_are_stored_and_poison_dead_lettered() {
-    let broker = Broker::start().await;
-    let db = Db::create().await;
-    let stack = stack(&db, &broker).await;
+    let (broker, db, stack) = started().await;
     let web = stack.web.base();
     let a = create_person(&web, "Ada").await;
     let b = create_person(&web, "Bo").await;
