@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use udaconnect_server::{Application, GrpcListen, ServeSettings};
+use udaconnect_testkit::process::RoleProc;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_udaconnect-bench");
 
@@ -61,31 +61,24 @@ fn run_json(args: &[&str]) -> Value {
     serde_json::from_slice(&run_ok(args)).unwrap()
 }
 
-/// `udaconnect serve` in this process with the original demo data and no live conference.
+/// `udaconnect serve` as a process, with the original demo data and no live conference.
 struct Demo {
-    app: Application,
+    process: RoleProc,
     base: String,
     client: reqwest::Client,
 }
 
 impl Demo {
-    async fn start(data_dir: PathBuf) -> Demo {
-        let app = Application::build(ServeSettings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir,
-            demo: true,
-            demo_attendees: 0,
-            web_dir: None,
-            cors_origins: Vec::new(),
-            grpc: GrpcListen::Off,
-            listen_file: None,
-        })
-        .await
-        .unwrap();
-        let base = format!("http://{}", app.local_addr());
+    async fn start(data_dir: &Path) -> Demo {
+        let mut args: Vec<String> = ["--demo", "--demo-attendees", "0", "--grpc-listen", "off"]
+            .map(String::from)
+            .to_vec();
+        args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
+        let process = RoleProc::spawn(&product_binary(), "serve", &args).await;
+        process.wait_ready(Duration::from_secs(60)).await;
         Demo {
-            app,
-            base,
+            base: process.base(),
+            process,
             client: reqwest::Client::new(),
         }
     }
@@ -121,7 +114,7 @@ impl Demo {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_clients_read_whole_answers_and_count_only_acknowledged_pings() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Demo::start(dir.path().join("data")).await;
+    let server = Demo::start(&dir.path().join("data")).await;
     // The demo's 39 pings go through the log like any others.
     server.wait_stored(39).await;
     let paths = [
@@ -176,7 +169,7 @@ async fn bench_clients_read_whole_answers_and_count_only_acknowledged_pings() {
     // And nothing more arrives: every stored ping was counted.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(server.stored().await, before + sent);
-    server.app.stop().await.unwrap();
+    drop(server.process);
 }
 
 /// The benchmark command end to end on a small conference: every figure is reported, and the
