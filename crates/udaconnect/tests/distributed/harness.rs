@@ -53,14 +53,17 @@ impl Db {
     }
 }
 
-/// `udaconnect <role> <args>` as its own process.
-pub async fn spawn(role: &str, args: &[String]) -> RoleProc {
-    RoleProc::spawn(Path::new(BIN), role, args).await
+/// `udaconnect <role> <args>` as its own process, ready.
+pub async fn spawn_ready(role: &str, args: &[&str]) -> RoleProc {
+    spawn_ready_with_env(role, args, &[]).await
 }
 
-/// As [`spawn`], with these environment variables set.
-pub async fn spawn_with_env(role: &str, args: &[String], env: &[(&str, &str)]) -> RoleProc {
-    RoleProc::spawn_with_env(Path::new(BIN), role, args, env).await
+/// As [`spawn_ready`], with these environment variables set.
+pub async fn spawn_ready_with_env(role: &str, args: &[&str], env: &[(&str, &str)]) -> RoleProc {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let process = RoleProc::spawn_with_env(Path::new(BIN), role, &args, env).await;
+    process.wait_ready(Duration::from_secs(60)).await;
+    process
 }
 
 /// A broker and a database of the test's own, and every role on them, ready.

@@ -11,7 +11,7 @@ use udaconnect_server::ingest::grpc::proto;
 
 use crate::harness::{
     admin_url, create_person, dead_letter_reasons, eventually, http, not_ready, post_acked,
-    post_ping, produce_original, spawn, started, stored,
+    post_ping, produce_original, spawn_ready, started, stored,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -313,19 +313,18 @@ async fn database_down_consumer_retries_and_loses_nothing() {
     let via_cable = db
         .url
         .replacen(&format!(":{admin_port}/"), &format!(":{}/", cable.port), 1);
-    let cabled = spawn(
+    let cabled = spawn_ready(
         "location-consumer",
         &[
-            "--store".into(),
-            via_cable,
-            "--log".into(),
-            broker.url(),
-            "--person-api".into(),
-            stack.person_api.base(),
+            "--store",
+            &via_cable,
+            "--log",
+            &broker.url(),
+            "--person-api",
+            &stack.person_api.base(),
         ],
     )
     .await;
-    cabled.wait_ready(Duration::from_secs(60)).await;
 
     let base = stack.location_api.base();
     let mut acked = Vec::new();

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{
     admin_url, create_person, dead_letter_reasons, eventually, get_json, http, post_batch,
-    produce_original, spawn, spawn_with_env, started, stored, Db, BIN,
+    produce_original, spawn_ready, spawn_ready_with_env, started, stored, Db, BIN,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -39,8 +39,7 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
 
     // A new, empty database: persons copied, locations rebuilt from the log alone.
     let fresh = Db::create().await;
-    let copy = spawn("person-api", &["--store".into(), fresh.url.clone()]).await;
-    copy.wait_ready(Duration::from_secs(60)).await;
+    let copy = spawn_ready("person-api", &["--store", &fresh.url]).await;
     for p in [a, b] {
         let person: Value = get_json(&web, &format!("/api/persons/{p}")).await;
         fresh
@@ -68,17 +67,11 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(fresh.location_ids().await, db.location_ids().await);
-    let conn = spawn(
+    let conn = spawn_ready(
         "connection-api",
-        &[
-            "--store".into(),
-            fresh.url.clone(),
-            "--person-api".into(),
-            copy.base(),
-        ],
+        &["--store", &fresh.url, "--person-api", &copy.base()],
     )
     .await;
-    conn.wait_ready(Duration::from_secs(60)).await;
     let after: Value = get_json(&conn.base(), &query).await;
     assert_eq!(after, before);
 }
@@ -89,17 +82,16 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
 async fn differential_embedded_and_distributed_answer_alike() {
     let (broker, db, stack) = started().await;
     let dir = tempfile::tempdir().unwrap();
-    let embedded = spawn(
+    let embedded = spawn_ready(
         "serve",
         &[
-            "--demo-attendees".into(),
-            "0".into(),
-            "--data-dir".into(),
-            dir.path().display().to_string(),
+            "--demo-attendees",
+            "0",
+            "--data-dir",
+            &dir.path().display().to_string(),
         ],
     )
     .await;
-    embedded.wait_ready(Duration::from_secs(60)).await;
     let (dist, emb) = (stack.web.base(), embedded.base());
 
     // Persons in the same order get the same ids in both modes.
@@ -177,21 +169,20 @@ async fn differential_embedded_and_distributed_answer_alike() {
         }
     };
     // connection-api on the in-memory index built from the topic answers alike too.
-    let memory = spawn(
+    let memory = spawn_ready(
         "connection-api",
         &[
-            "--store".into(),
-            db.url.clone(),
-            "--log".into(),
-            broker.url(),
-            "--engine".into(),
-            "memory".into(),
-            "--person-api".into(),
-            stack.person_api.base(),
+            "--store",
+            &db.url,
+            "--log",
+            &broker.url(),
+            "--engine",
+            "memory",
+            "--person-api",
+            &stack.person_api.base(),
         ],
     )
     .await;
-    memory.wait_ready(Duration::from_secs(60)).await;
     let mem = memory.base();
 
     let mut compared = 0;
@@ -242,7 +233,7 @@ async fn roles_read_the_original_db_variables() {
         .and_then(|rest| rest.split(['@', ':']).next())
         .unwrap_or("postgres")
         .to_string();
-    let person_api = spawn_with_env(
+    let person_api = spawn_ready_with_env(
         "person-api",
         &[],
         &[
@@ -254,7 +245,6 @@ async fn roles_read_the_original_db_variables() {
         ],
     )
     .await;
-    person_api.wait_ready(Duration::from_secs(60)).await;
     let id = create_person(&person_api.base(), "Env").await;
     let rows = db
         .client()
