@@ -23,6 +23,10 @@
 //! after the engine (`store_suite::sqlite::upserts_are_idempotent`). Engine-specific behaviour
 //! (migrations, torn tails, a broker that restarts) is tested beside the engine.
 //!
+//! The HTTP and gRPC API suite runs the `udaconnect` binary, so it lives beside it
+//! (`crates/udaconnect/tests/api`), on [`process`]: the same shape, one body per behaviour and
+//! one line per engine (`serve`, and the distributed stack).
+//!
 //! [`PersonStore`]: udaconnect_core::ports::PersonStore
 //! [`LocationStore`]: udaconnect_core::ports::LocationStore
 //! [`IdLeaser`]: udaconnect_core::ports::IdLeaser
