@@ -195,6 +195,7 @@ pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> 
         cors_origins: Vec::new(),
         grpc: GrpcListen::Off,
         listen_file: None,
+        edge: Default::default(),
     })
     .await
 }

@@ -17,8 +17,9 @@
 //!   connection-api's handlers, the venue live.
 //! - [`persons`]: the person directory (in-process or over HTTP, one cache) and person-api's
 //!   handlers.
-//! - [`http`]: what every HTTP role shares: correlation ids, problems, layers, `/health`
-//!   `/ready` `/metrics`, OpenAPI, the gateway, the web page.
+//! - [`http`]: what every HTTP role shares: the connection layer (caps, timeouts, the
+//!   stop's deadline), request checks and security headers, correlation ids, problems,
+//!   layers, `/health` `/ready` `/metrics`, OpenAPI, the gateway, the web page.
 //! - [`metrics`]: every metric, defined once (ingest, consume, query and HTTP update them).
 //!
 //! A ping: `ingest::http` reads it, `ingest::Ingest` checks its person through `persons`,

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub connection_query_duration: Histogram,
     pub persons_created: Counter,
     pub grpc_requests: Family<Labels, Counter>,
+    pub connections_open: Family<Labels, Gauge>,
+    pub connections_closed: Family<Labels, Counter>,
+    pub requests_refused: Family<Labels, Counter>,
+    pub open_files_limit: Gauge,
 }
 
 impl Default for Metrics {
@@ -82,6 +86,26 @@ impl Metrics {
                 "grpc_requests",
                 "gRPC calls and stream messages answered, by method and status code",
                 Family::default(),
+            ),
+            connections_open: add.metric(
+                "connections_open",
+                "Client connections held open, by listener (http, grpc)",
+                Family::default(),
+            ),
+            connections_closed: add.metric(
+                "connections_closed",
+                "Client connections the server closed itself, by reason (idle, evicted, over_cap, silent, shutdown)",
+                Family::default(),
+            ),
+            requests_refused: add.metric(
+                "requests_refused",
+                "Requests refused before any handler ran, by reason (host, content_type, rate)",
+                Family::default(),
+            ),
+            open_files_limit: add.metric(
+                "open_files_limit",
+                "The process's file descriptor limit after start raised it",
+                Gauge::default(),
             ),
             registry,
         }

@@ -113,6 +113,8 @@ pub struct ServeArgs {
     pub grpc_listen: Option<String>,
     #[command(flatten)]
     pub listen_file: ListenFileArg,
+    #[command(flatten)]
+    pub edge: crate::edge::EdgeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -145,6 +147,8 @@ pub struct RoleArgs {
     pub cors_origins: Vec<String>,
     #[command(flatten)]
     pub listen_file: ListenFileArg,
+    #[command(flatten)]
+    pub edge: crate::edge::EdgeArgs,
 }
 
 /// Where person-api answers, for a role that asks it about persons.
@@ -281,6 +285,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cors_origins: args.cors_origins,
         grpc: grpc_listen(args.grpc_listen.as_deref())?,
         listen_file: args.listen_file.listen_file,
+        edge: args.edge.settings(),
     })
     .await?;
     app.run_until_stopped().await
@@ -327,6 +332,7 @@ fn role_settings(
         web_dir: None,
         cors_origins: args.cors_origins,
         engine: EngineKind::default(),
+        edge: args.edge.settings(),
     })
 }
 

@@ -32,6 +32,10 @@ pub struct ImportArgs {
     /// Rows per durable log append.
     #[arg(long, env = "UDACONNECT_IMPORT_BATCH", default_value_t = 10_000)]
     pub batch: usize,
+    /// Rows timed further ahead of this machine's clock are rejected, as ingest refuses
+    /// them (e.g. `1d`, `2h`).
+    #[arg(long, env = "UDACONNECT_MAX_FUTURE_SKEW", default_value = "1d", value_parser = crate::edge::duration)]
+    pub max_future_skew: std::time::Duration,
 }
 
 fn report_rejects(
@@ -101,6 +105,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             persons: &persons,
             state_dir: stack.data_dir.join("import-state"),
             batch: args.batch.max(1),
+            future_skew: chrono::TimeDelta::from_std(args.max_future_skew)
+                .unwrap_or(chrono::TimeDelta::MAX),
         };
         let report = importer
             .run(path, |bytes, accepted| {

@@ -363,6 +363,7 @@ pub async fn distributed(
         web_dir: None,
         cors_origins: Vec::new(),
         engine: Default::default(),
+        edge: Default::default(),
     };
     let persons =
         Application::build_role(settings(Role::PersonApi, Vec::new(), Upstreams::default()))

@@ -15,11 +15,13 @@
 //!   fields, and a person or a ping whose fields came as text ([`text_person`],
 //!   [`text_location`]: a CSV row).
 //! - `batch.rs`: batches of pings, every bad item named by its index ([`BatchCheck`]).
+//! - `future.rs`: fix times too far ahead of the server's clock (the clock is the caller's).
 //! - `query.rs`: path ids and the query strings of the connection, contacts and paging
 //!   queries.
 
 mod batch;
 mod body;
+mod future;
 mod query;
 
 pub use crate::domain::{DEFAULT_DISTANCE_M, MAX_DISTANCE_M, MAX_TIME_GAP_S};
@@ -27,6 +29,7 @@ pub use batch::{location_batch, BatchCheck, MAX_BATCH};
 pub use body::{
     new_location, new_person, plain_new_location, text_location, text_person, MAX_TEXT_CHARS,
 };
+pub use future::{future_violations, too_far_ahead, DEFAULT_FUTURE_SKEW};
 pub use query::{
     connection_params, contact_params, paging_params, path_id, window_params, ConnectionParams,
     ContactParams, DEFAULT_CONTACT_GAP_S, DEFAULT_MIN_DURATION_S, MAX_CONTACT_GAP_S,

@@ -2,16 +2,22 @@
 //! for unknown routes and unreadable input, and the extractors that turn requests into values
 //! the domain validates.
 //!
+//! - [`edge`], [`serve`], [`guard`]: the settings of the process's edge; the connection
+//!   layer (caps, timeouts, the stop's deadline); the request checks (Host, JSON writes'
+//!   type, ingest rate) and security headers.
 //! - [`problem`]: errors as RFC 9457 problem answers.
 //! - [`ops`], [`openapi`]: /health, /ready, /metrics, the OpenAPI description and docs page.
 //! - [`gateway`]: web's proxy routing `/api` to the role that owns each path.
 //! - [`upstream`]: another role reached over HTTP.
 //! - [`web`]: the web page and its assets.
 
+pub mod edge;
 pub mod gateway;
+pub mod guard;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod serve;
 pub mod upstream;
 pub mod web;
 
@@ -102,12 +108,13 @@ pub fn usable_correlation_id(raw: &str) -> Option<String> {
 const BODY_LIMIT: usize = 16 << 20;
 
 /// The layers every HTTP router sits in, whatever roles it serves: unknown paths and bare
-/// rejections as problems, panics caught, a body limit, CORS, correlation ids, request metrics
-/// and logs.
+/// rejections as problems, panics caught, a body limit, the request checks ([`guard`]),
+/// CORS, correlation ids, request metrics and logs, security headers.
 pub fn with_common_layers(
     router: axum::Router,
     metrics: &Arc<Metrics>,
     cors_origins: &[String],
+    guards: Arc<guard::Guards>,
 ) -> axum::Router {
     let metrics = metrics.clone();
     router
@@ -117,10 +124,14 @@ pub fn with_common_layers(
             panic_response,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            guard::check(guards.clone(), req, next)
+        }))
         .layer(cors(cors_origins))
         .layer(axum::middleware::from_fn(move |req, next| {
             observe(metrics.clone(), req, next)
         }))
+        .layer(axum::middleware::map_response(guard::security_headers))
 }
 
 /// Takes or makes the correlation id, runs the request inside a span carrying it, echoes it,
@@ -188,7 +199,9 @@ pub async fn problems_for_bare_errors(request: Request, next: Next) -> Response 
     }
     let detail = match status {
         StatusCode::METHOD_NOT_ALLOWED => format!("{path} does not take this method"),
-        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than {BODY_LIMIT} bytes")
+        }
         StatusCode::NOT_FOUND => format!("no resource at {path}"),
         _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
     };
@@ -256,16 +269,18 @@ impl PathId {
     }
 }
 
-/// A JSON body as an untyped value. Any content type is accepted, as the original's clients
-/// did not always send one; the domain checks each field.
+/// A JSON body as an untyped value; the domain checks each field. Its content type was
+/// checked before (see [`guard`]).
 pub struct JsonBody(pub serde_json::Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
         let BodyBytes(bytes) = BodyBytes::from_request(req, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        parse_json(&bytes)
+            .map(JsonBody)
+            .map_err(IntoResponse::into_response)
     }
 }
 
@@ -274,14 +289,31 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 pub struct BodyBytes(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for BodyBytes {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
         Bytes::from_request(req, state)
             .await
             .map(BodyBytes)
-            .map_err(|e| ApiError(Error::bad_request("body", e.body_text().to_lowercase())))
+            .map_err(|e| {
+                // A body over the limit is refused as such, whether it said its length or
+                // came in chunks that added up past it.
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    return too_large();
+                }
+                ApiError(Error::bad_request("body", e.body_text().to_lowercase())).into_response()
+            })
     }
+}
+
+/// 413 for a body over [`BODY_LIMIT`].
+pub fn too_large() -> Response {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "urn:udaconnect:problem:too-large",
+        format!("the request body is larger than {BODY_LIMIT} bytes"),
+    )
+    .into_response()
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {

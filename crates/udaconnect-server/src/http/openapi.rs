@@ -14,7 +14,10 @@ use crate::query::live;
         title = "UdaConnect",
         description = "Who met whom at a conference, from attendees' location pings. \
             Errors are RFC 9457 problem+json bodies naming the invalid fields. Every answer \
-            carries X-Correlation-ID (taken from the request when sent, also as correlationId).",
+            carries X-Correlation-ID (taken from the request when sent, also as correlationId). \
+            Any operation answers 421 to a Host header the server is not configured for \
+            (--allowed-hosts). Pings timed more than --max-future-skew (default 1 day) ahead \
+            of the server's clock are refused with 422.",
         license(name = "Apache-2.0"),
     ),
     paths(

@@ -3,14 +3,12 @@
 //! through the same [`Ingest`] as HTTP: same validation, same ids, same durability.
 //! Reflection and the standard health service run beside them.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 use udaconnect_core::domain::FixTime;
@@ -19,7 +17,11 @@ use udaconnect_core::time::{from_micros, to_micros};
 use udaconnect_core::validate::BatchCheck;
 use udaconnect_core::{Error, ErrorCode};
 
-use crate::http::{new_correlation_id, usable_correlation_id, within_request, RequestContext};
+use crate::http::guard::RateLimiter;
+use crate::http::serve::GrpcConn;
+use crate::http::{
+    correlation_id, new_correlation_id, usable_correlation_id, within_request, RequestContext,
+};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 
@@ -52,16 +54,32 @@ const LOG_CHECK: Duration = Duration::from_secs(2);
 pub struct GrpcIngest {
     pub ingest: Arc<Ingest>,
     pub metrics: Arc<Metrics>,
+    /// Calls per client address, shared with HTTP ingest; `None`: unlimited.
+    pub limit: Option<Arc<RateLimiter>>,
 }
 
-/// A domain error as a gRPC status; the message names every bad field.
+/// A domain error as a gRPC status; the message names every bad field. What failed inside
+/// the server (a store's or broker's error text, addresses, paths) goes to the log under the
+/// call's correlation id, never to the client.
 pub fn status(e: &Error) -> Status {
+    let code = e.code();
+    if matches!(code, ErrorCode::Internal | ErrorCode::Unavailable) {
+        let id = correlation_id().unwrap_or_default();
+        if code == ErrorCode::Internal {
+            tracing::error!(error = %e, "gRPC call failed");
+            return Status::internal(format!(
+                "the server failed to answer; the error is logged under correlation id {id}"
+            ));
+        }
+        tracing::warn!(error = %e, "dependency unavailable");
+        return Status::unavailable(format!(
+            "the server cannot take this now; retry (correlation id {id})"
+        ));
+    }
     let message = e.to_string();
-    match e.code() {
-        ErrorCode::BadRequest | ErrorCode::InvalidInput => Status::invalid_argument(message),
+    match code {
         ErrorCode::NotFound => Status::not_found(message),
-        ErrorCode::Unavailable => Status::unavailable(message),
-        ErrorCode::Internal => Status::internal(message),
+        _ => Status::invalid_argument(message),
     }
 }
 
@@ -123,6 +141,24 @@ fn check_ping(p: &Ping) -> Result<NewLocation, Error> {
 }
 
 impl GrpcIngest {
+    /// Takes a call's token for the client, or refuses it as HTTP would (429 there).
+    fn admit<T>(&self, request: &Request<T>, method: &str) -> Result<(), Status> {
+        let (Some(limit), Some(addr)) = (&self.limit, request.remote_addr()) else {
+            return Ok(());
+        };
+        limit.take(addr.ip()).map_err(|wait| {
+            self.count(method, tonic::Code::ResourceExhausted);
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut s = Status::resource_exhausted(format!(
+                "too many ingest requests from this address; retry in {secs} s"
+            ));
+            if let Ok(v) = secs.to_string().parse() {
+                s.metadata_mut().insert("retry-after", v);
+            }
+            s
+        })
+    }
+
     fn count(&self, method: &str, code: tonic::Code) {
         self.metrics
             .grpc_requests
@@ -204,20 +240,25 @@ impl LocationService for GrpcIngest {
         request: Request<LocationMessage>,
     ) -> Result<Response<LocationMessage>, Status> {
         const METHOD: &str = "/LocationService/Create";
+        self.admit(&request, METHOD)?;
         let ctx = context(&request, METHOD);
         let m = request.into_inner();
         let r = within_request(ctx, async {
-            let ping = NewLocation::parse(
-                m.person_id.into(),
-                m.latitude.into(),
-                m.longitude.into(),
-                None,
-            )?;
-            self.ingest.accept(vec![ping], false).await
+            let r = async {
+                let ping = NewLocation::parse(
+                    m.person_id.into(),
+                    m.latitude.into(),
+                    m.longitude.into(),
+                    None,
+                )?;
+                self.ingest.accept(vec![ping], false).await
+            }
+            .await;
+            self.answer(METHOD, r)
         })
         .await;
         // The original answers with the message it took; so does this, once it is durable.
-        self.answer(METHOD, r).map(|_| Response::new(m))
+        r.map(|_| Response::new(m))
     }
 }
 
@@ -230,15 +271,19 @@ impl LocationIngest for GrpcIngest {
         request: Request<Ping>,
     ) -> Result<Response<proto::v1::Location>, Status> {
         const METHOD: &str = "/udaconnect.location.v1.LocationIngest/Create";
+        self.admit(&request, METHOD)?;
         let ctx = context(&request, METHOD);
         let p = request.into_inner();
         let r = within_request(ctx, async {
-            let ping = check_ping(&p)?;
-            self.ingest.accept(vec![ping], false).await
+            let r = async {
+                let ping = check_ping(&p)?;
+                self.ingest.accept(vec![ping], false).await
+            }
+            .await;
+            self.answer(METHOD, r)
         })
         .await;
-        self.answer(METHOD, r)
-            .map(|stored| Response::new(stored.first().map(to_proto).unwrap_or_default()))
+        r.map(|stored| Response::new(stored.first().map(to_proto).unwrap_or_default()))
     }
 
     type IngestStream = ResultStream;
@@ -247,6 +292,7 @@ impl LocationIngest for GrpcIngest {
         &self,
         request: Request<Streaming<PingBatch>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
+        self.admit(&request, "/udaconnect.location.v1.LocationIngest/Ingest")?;
         let ctx = context(&request, "/udaconnect.location.v1.LocationIngest/Ingest");
         let mut inbound = request.into_inner();
         let (tx, mut rx) = mpsc::channel::<Result<BatchResult, Status>>(STREAM_BUFFER);
@@ -273,10 +319,11 @@ impl LocationIngest for GrpcIngest {
     }
 }
 
-/// Serves the gRPC services on `listener` until `shutdown` turns true. The health service
-/// says whether ingest can take pings: whether the log answers, asked every two seconds.
+/// Serves the gRPC services to the clients `incoming` hands over until `shutdown` turns true.
+/// The health service says whether ingest can take pings: whether the log answers, asked
+/// every two seconds.
 pub async fn serve(
-    listener: TcpListener,
+    incoming: impl Stream<Item = std::io::Result<GrpcConn>> + Send + 'static,
     service: GrpcIngest,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -284,7 +331,6 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
         .build_v1()?;
-    let local: SocketAddr = listener.local_addr()?;
     let log = service.ingest.log.clone();
     let report = move |serving: bool| {
         let health = health.clone();
@@ -329,8 +375,7 @@ pub async fn serve(
             }
         }
     });
-    tracing::info!(address = %local, "gRPC is serving");
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tracing::info!("gRPC is serving");
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
@@ -342,4 +387,42 @@ pub async fn serve(
         })
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What failed inside (a path, an address, a driver's words) stays in the log; the client
+    /// is told the kind of failure and the correlation id to quote.
+    #[tokio::test]
+    async fn internal_failures_keep_their_text_from_the_client() {
+        let ctx = RequestContext {
+            correlation_id: "c0ffee".into(),
+            path: "/LocationService/Create".into(),
+        };
+        let (internal, unavailable) = within_request(ctx, async {
+            (
+                status(&Error::Internal(
+                    "sqlite: disk I/O error at /var/lib/udaconnect/locations.sqlite3".into(),
+                )),
+                status(&Error::Unavailable(
+                    "kafka: broker 10.1.2.3:9092 refused the connection".into(),
+                )),
+            )
+        })
+        .await;
+        assert_eq!(internal.code(), tonic::Code::Internal);
+        assert_eq!(unavailable.code(), tonic::Code::Unavailable);
+        for s in [&internal, &unavailable] {
+            assert!(s.message().contains("c0ffee"), "{}", s.message());
+            for secret in ["sqlite", "/var/lib", "kafka", "10.1.2.3"] {
+                assert!(!s.message().contains(secret), "{}", s.message());
+            }
+        }
+        // What the client got wrong is still named.
+        let invalid = status(&Error::invalid("latitude", "91 is outside [-90, 90]"));
+        assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
+        assert!(invalid.message().contains("latitude"));
+    }
 }

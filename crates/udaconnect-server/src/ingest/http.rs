@@ -54,7 +54,10 @@ pub struct NewLocationBody {
     responses(
         (status = 202, description = "Durable in the log", body = Location),
         (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Out of range, or no such person", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Out of range, no such person, or timed more than --max-future-skew ahead", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This client address sent more ingest requests than --ingest-rate-limit allows; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_location(
@@ -123,7 +126,10 @@ fn batch_items(
     responses(
         (status = 202, description = "Durable in the log", body = BatchAccepted),
         (status = 400, description = "An item is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An item is out of range or names no person", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An item is out of range, names no person, or is timed more than --max-future-skew ahead", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This client address sent more ingest requests than --ingest-rate-limit allows; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_locations(

@@ -122,6 +122,8 @@ pub struct LocationImport<'a> {
     /// Directory of the resume checkpoints.
     pub state_dir: PathBuf,
     pub batch: usize,
+    /// Rows timed more than this ahead of the clock are rejected, as ingest refuses them.
+    pub future_skew: chrono::TimeDelta,
 }
 
 /// One location row made ready, or why not.
@@ -264,12 +266,23 @@ impl LocationImport<'_> {
         let parsed = std::mem::take(pending);
         let person_ids: Vec<i64> = parsed.iter().map(|(_, _, l)| l.person_id()).collect();
         let missing = self.persons.missing(&person_ids).await?;
+        let now = SystemClock.now();
         let (known, unknown): (Vec<_>, Vec<_>) = parsed
             .into_iter()
             .partition(|(_, _, l)| !missing.contains(&l.person_id()));
         rejected.extend(unknown.iter().map(|(line, _, l)| Rejected {
             line: *line,
             reason: format!("person_id: no person with id {}", l.person_id()),
+        }));
+        let (known, ahead): (Vec<_>, Vec<_>) = known
+            .into_iter()
+            .partition(|(_, _, l)| validate::too_far_ahead(l, now, self.future_skew).is_none());
+        rejected.extend(ahead.iter().map(|(line, _, l)| Rejected {
+            line: *line,
+            reason: format!(
+                "creation_time: {}",
+                validate::too_far_ahead(l, now, self.future_skew).unwrap_or_default()
+            ),
         }));
         if known.is_empty() {
             return Ok(0);
@@ -283,7 +296,6 @@ impl LocationImport<'_> {
         } else {
             0
         };
-        let now = SystemClock.now();
         let records = known
             .iter()
             .map(|(_, id, l)| {

@@ -16,8 +16,9 @@ pub mod seed;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::TimeDelta;
 use tokio::sync::Mutex;
-use udaconnect_core::clock::{Clock, SystemClock};
+use udaconnect_core::clock::DynClock;
 use udaconnect_core::model::{Location, NewLocation};
 use udaconnect_core::ports::{DynIdLeaser, DynLog};
 use udaconnect_core::record::{self, LOCATION_TOPIC};
@@ -66,38 +67,47 @@ pub struct Ingest {
     pub ids: IdAllocator,
     pub log: DynLog,
     pub metrics: Arc<Metrics>,
+    /// Tells the time of ingest, and how far ahead of it a fix may be.
+    pub clock: DynClock,
+    /// Pings timed more than this after the clock are refused (a wrong phone clock).
+    pub future_skew: TimeDelta,
 }
 
 impl Ingest {
     /// Validates references, assigns ids and appends to the log; returns once durable. With
     /// `indexed`, violations name items by index (`[3].person_id`), as batches do.
     pub async fn accept(&self, pings: Vec<NewLocation>, indexed: bool) -> Result<Vec<Location>> {
+        let now = self.clock.now();
+        let field = |i: usize| {
+            if indexed {
+                format!("[{i}].person_id")
+            } else {
+                "person_id".to_string()
+            }
+        };
         let person_ids: Vec<i64> = pings.iter().map(|p| p.person_id()).collect();
         let missing = self.persons.missing(&person_ids).await?;
-        if !missing.is_empty() {
-            let field = |i: usize| {
-                if indexed {
-                    format!("[{i}].person_id")
-                } else {
-                    "person_id".to_string()
-                }
-            };
-            return Err(Error::Invalid(
-                pings
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| missing.contains(&p.person_id()))
-                    .map(|(i, p)| {
-                        udaconnect_core::FieldViolation::new(
-                            field(i),
-                            format!("no person with id {}", p.person_id()),
-                        )
-                    })
-                    .collect(),
-            ));
+        let mut violations: Vec<udaconnect_core::FieldViolation> = pings
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| missing.contains(&p.person_id()))
+            .map(|(i, p)| {
+                udaconnect_core::FieldViolation::new(
+                    field(i),
+                    format!("no person with id {}", p.person_id()),
+                )
+            })
+            .collect();
+        violations.extend(validate::future_violations(
+            &pings,
+            now,
+            self.future_skew,
+            indexed,
+        ));
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations));
         }
         let first = self.ids.allocate(pings.len() as u64).await?;
-        let now = SystemClock.now();
         let correlation = correlation_id();
         let locations: Vec<Location> = pings
             .into_iter()
@@ -142,6 +152,15 @@ impl Ingest {
             for (i, id) in unknown {
                 check.invalid_item(i, "person_id", format!("no person with id {id}"));
             }
+        }
+        let now = self.clock.now();
+        let ahead: Vec<(usize, String)> = check
+            .valid
+            .iter()
+            .filter_map(|(i, l)| Some((*i, validate::too_far_ahead(l, now, self.future_skew)?)))
+            .collect();
+        for (i, message) in ahead {
+            check.invalid_item(i, "creation_time", message);
         }
         self.accept(check.finish()?, true).await
     }

@@ -60,6 +60,8 @@ pub struct NewPersonBody {
         (status = 201, description = "Created", body = Person),
         (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or empty", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_person(
     State(api): State<Arc<PersonApi>>,
@@ -147,6 +149,8 @@ pub struct LookupBody {
         (status = 200, description = "The persons that exist, in id order", body = [Person]),
         (status = 400, description = "Malformed JSON, or an id that is not an integer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No ids, or more than 10,000", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn lookup_persons(
     State(api): State<Arc<PersonApi>>,

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use udaconnect_core::clock::SystemClock;
+
 use crate::ingest::grpc::GrpcIngest;
 use crate::ingest::http::{routes, LocationApi};
 use crate::ingest::{IdAllocator, Ingest};
@@ -19,6 +21,8 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         ids: IdAllocator::new(stores.ids.clone()),
         log: log.clone(),
         metrics: ctx.metrics.clone(),
+        clock: Arc::new(SystemClock),
+        future_skew: ctx.options.edge.future_skew,
     });
     ctx.ingest = Some(ingest.clone());
     let mut role = RunningRole::new(routes(Arc::new(LocationApi {
@@ -29,6 +33,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     role.grpc = Some(GrpcIngest {
         ingest,
         metrics: ctx.metrics.clone(),
+        limit: ctx.ingest_limit.clone(),
     });
     Ok(Some(role))
 }

@@ -13,6 +13,8 @@ use udaconnect_core::ports::DynLog;
 use udaconnect_core::record::LOCATION_TOPIC;
 
 use crate::feed::{self, OnStored};
+use crate::http::edge::EdgeSettings;
+use crate::http::guard::RateLimiter;
 use crate::http::upstream::Upstream;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
@@ -70,6 +72,8 @@ pub struct Options {
     pub engine: EngineKind,
     /// Where the roles this process calls answer, when they run apart.
     pub upstreams: Upstreams,
+    /// Connections, request checks, ingest's rate and time rules.
+    pub edge: EdgeSettings,
 }
 
 /// The stores and log of a process.
@@ -108,6 +112,8 @@ pub struct Context {
     pub(crate) ingest: Option<Arc<Ingest>>,
     /// connection-api's live view, for the demo conference's venue.
     pub(crate) live: Option<Arc<Live>>,
+    /// The process's per-client ingest limit, shared by HTTP and gRPC (`None`: unlimited).
+    pub(crate) ingest_limit: Option<Arc<RateLimiter>>,
     /// Clients of the roles this process reaches over the network, made once each.
     pub(crate) upstreams: BTreeMap<Role, Arc<Upstream>>,
     /// The roles the role being started asked to reach: each is a readiness check of it.

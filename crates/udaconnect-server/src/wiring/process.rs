@@ -22,7 +22,10 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::http;
+use crate::http::edge::{self, EdgeSettings};
+use crate::http::guard::{Guards, RateLimiter};
 use crate::http::ops::{self, starting, Ops};
+use crate::http::serve::{self, serve_http, ConnectionRules};
 use crate::ingest::demo::LiveConference;
 use crate::ingest::{grpc, seed};
 use crate::metrics::Metrics;
@@ -53,6 +56,8 @@ pub struct ServeSettings {
     pub grpc: GrpcListen,
     /// Where to write the bound addresses (see [`listen_file`]).
     pub listen_file: Option<PathBuf>,
+    /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
+    pub edge: EdgeSettings,
 }
 
 /// What one role process needs to know.
@@ -73,6 +78,8 @@ pub struct RoleSettings {
     pub cors_origins: Vec<String>,
     /// connection-api: what answers queries.
     pub engine: EngineKind,
+    /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
+    pub edge: EdgeSettings,
 }
 
 /// Where `serve` offers gRPC.
@@ -150,6 +157,7 @@ impl Application {
             cors_origins: settings.cors_origins,
             options: Options {
                 web_dir: settings.web_dir,
+                edge: settings.edge,
                 ..Options::default()
             },
             backends: Backends::Embedded(Box::new(stack)),
@@ -187,6 +195,7 @@ impl Application {
                 web_dir: settings.web_dir,
                 engine: settings.engine,
                 upstreams: settings.upstreams,
+                edge: settings.edge,
             },
             backends: Backends::Urls(Box::new(ByUrl {
                 store: settings.store,
@@ -207,6 +216,7 @@ impl Application {
     }
 
     async fn start(plan: Plan) -> anyhow::Result<Application> {
+        let files = edge::raise_open_files_limit();
         let listener = TcpListener::bind(plan.listen)
             .await
             .with_context(|| format!("failed to listen on {}", plan.listen))?;
@@ -228,6 +238,18 @@ impl Application {
                 },
             )?;
         }
+        let edge = plan.options.edge.clone();
+        let caps = edge.connection_caps(files, grpc_listener.is_some());
+        tracing::debug!(open_files = ?files, http = caps.http, grpc = caps.grpc, "connection caps");
+        let metrics = Arc::new(Metrics::new());
+        if let Some(f) = files {
+            metrics.open_files_limit.set(f.min(i64::MAX as u64) as i64);
+        }
+        let guards = Arc::new(Guards {
+            hosts: edge.hosts(local_addr),
+            ingest: (edge.ingest_rate > 0).then(|| Arc::new(RateLimiter::new(edge.ingest_rate))),
+            metrics: metrics.clone(),
+        });
         let (accept, accept_rx) = watch::channel(false);
         let (stop_roles, stop_rx) = watch::channel(false);
         let (startup_tx, startup) = watch::channel(Startup::Starting);
@@ -235,6 +257,13 @@ impl Application {
         let http = tokio::spawn(serve_http(
             listener,
             front(plan.label, installed.clone()),
+            ConnectionRules {
+                cap: caps.http,
+                header_timeout: edge.header_timeout,
+                idle_timeout: edge.idle_timeout,
+                shutdown_timeout: edge.shutdown_timeout,
+            },
+            metrics.clone(),
             accept_rx.clone(),
         ));
         let index = new_index();
@@ -244,6 +273,8 @@ impl Application {
             Listeners {
                 http: local_addr,
                 grpc: grpc_listener,
+                grpc_cap: caps.grpc,
+                guards,
             },
             installed,
             startup_tx,
@@ -328,38 +359,28 @@ async fn bind_grpc(grpc: GrpcListen) -> anyhow::Result<Option<TcpListener>> {
 /// The HTTP front: the roles' router once installed, the answers of a process still starting
 /// until then.
 fn front(label: &'static str, installed: Arc<OnceLock<Router>>) -> Router {
-    Router::new().fallback(move |request: Request| {
-        let installed = installed.clone();
-        async move {
-            match installed.get() {
-                Some(router) => router.clone().oneshot(request).await.into_response(),
-                None => starting(label, request).await,
+    Router::new()
+        .fallback(move |request: Request| {
+            let installed = installed.clone();
+            async move {
+                match installed.get() {
+                    Some(router) => router.clone().oneshot(request).await.into_response(),
+                    None => starting(label, request).await,
+                }
             }
-        }
-    })
-}
-
-async fn serve_http(
-    listener: TcpListener,
-    router: Router,
-    mut accept: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    // Without TCP_NODELAY a streamed answer's last small write waits for the client's
-    // delayed ACK: 40 ms added to an answer that took one.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = accept.wait_for(|s| *s).await;
         })
-        .await
-        .context("HTTP server failed")
+        .layer(axum::middleware::map_response(
+            crate::http::guard::security_headers,
+        ))
 }
 
 struct Listeners {
     http: SocketAddr,
     grpc: Option<TcpListener>,
+    /// gRPC connections held at most.
+    grpc_cap: usize,
+    /// The request checks of the HTTP router, and the ingest limit gRPC shares.
+    guards: Arc<Guards>,
 }
 
 /// A started role and how to stop it.
@@ -380,7 +401,8 @@ async fn run_roles(
     accept: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let guards = listeners.guards.clone();
+    let metrics = guards.metrics.clone();
     let data_dir = match &plan.backends {
         Backends::Embedded(stack) => Some(stack.data_dir.clone()),
         Backends::Urls(_) => None,
@@ -396,6 +418,7 @@ async fn run_roles(
         stored_receivers: Vec::new(),
         ingest: None,
         live: None,
+        ingest_limit: guards.ingest.clone(),
         upstreams: Default::default(),
         called: Vec::new(),
     };
@@ -442,7 +465,14 @@ async fn run_roles(
             });
         }
         if let (Some(listener), Some(service)) = (listeners.grpc, grpc) {
-            servers.push(tokio::spawn(grpc::serve(listener, service, accept.clone())));
+            let incoming = serve::grpc_incoming(
+                listener,
+                listeners.grpc_cap,
+                ctx.options.edge.idle_timeout,
+                metrics.clone(),
+                accept.clone(),
+            );
+            servers.push(tokio::spawn(grpc::serve(incoming, service, accept.clone())));
         }
         if let (Some(attendees @ 1..), Some(dir)) = (plan.demo_attendees, &data_dir) {
             servers.push(start_demo(&ctx, dir, attendees, accept.clone()).await?);
@@ -456,6 +486,7 @@ async fn run_roles(
             router.merge(ops::routes(ops)),
             &metrics,
             &plan.cors_origins,
+            guards,
         );
         let _ = installed.set(router);
         Ok(true)

@@ -16,6 +16,7 @@ async fn demo_conference_moves_live() {
         cors_origins: Vec::new(),
         grpc: udaconnect_server::GrpcListen::Off,
         listen_file: None,
+        edge: Default::default(),
     })
     .await
     .unwrap();

@@ -2,5 +2,8 @@
 //! HTTP and gRPC contract itself is played against every engine by the `udaconnect` crate's
 //! `api` suite.
 
+mod app;
 mod demo;
+mod edge;
+mod edge_connections;
 mod remote_persons;

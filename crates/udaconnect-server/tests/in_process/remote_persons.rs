@@ -42,6 +42,7 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
         web_dir: None,
         cors_origins: Vec::new(),
         engine: Default::default(),
+        edge: Default::default(),
     })
     .await
     .unwrap();

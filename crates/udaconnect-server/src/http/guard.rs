@@ -1,0 +1,305 @@
+//! What every request meets before a handler: its Host must be one this server answers to
+//! (DNS rebinding), a JSON write must say it is JSON (a browser sends `text/plain` from any
+//! origin without asking first, so a body read as JSON whatever its type lets any page write
+//! here), and one client may send only so many pings a second. Every answer carries the
+//! security headers; pages get a content security policy without inline script.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::http::edge::AllowedHosts;
+use crate::http::problem::Problem;
+use crate::metrics::Metrics;
+
+/// The address of the client on the other end of the connection a request came on, set by
+/// the connection layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The request checks of one process.
+pub struct Guards {
+    pub hosts: AllowedHosts,
+    /// Ingest requests per client; `None`: unlimited.
+    pub ingest: Option<Arc<RateLimiter>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Media types a JSON write may carry.
+const JSON_TYPES: [&str; 3] = [
+    "application/json",
+    "application/x-ndjson",
+    "application/jsonl",
+];
+
+/// The policy of every HTML page: scripts, styles and fetches from this server only, no
+/// inline script or style, never framed (clickjacking), no plugins.
+const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// Longest part of a client's value repeated in an answer.
+const ECHO: usize = 64;
+
+/// Checks a request's Host, the type of a JSON write and the ingest rate, in that order.
+pub async fn check(guards: Arc<Guards>, request: Request, next: Next) -> Response {
+    let host = request.uri().authority().map(|a| a.as_str()).or_else(|| {
+        request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
+    // No Host at all is HTTP/1.0 or a tool, never a browser: nothing to rebind.
+    if let Some(host) = host {
+        if !guards.hosts.allows(host) {
+            guards.refused("host");
+            return Problem::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "urn:udaconnect:problem:misdirected",
+                format!(
+                    "this server does not answer to the host '{}' (see --allowed-hosts)",
+                    prefix(host)
+                ),
+            )
+            .into_response();
+        }
+    }
+    let path = request.uri().path();
+    let writes = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH
+    );
+    if writes && path.starts_with("/api/") && !is_json(request.headers().get(header::CONTENT_TYPE))
+    {
+        guards.refused("content_type");
+        let mut r = Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "urn:udaconnect:problem:unsupported-media-type",
+            "the body must be sent with Content-Type application/json (a batch may be \
+             application/x-ndjson)",
+        )
+        .into_response();
+        r.headers_mut().insert(
+            HeaderName::from_static("accept-post"),
+            HeaderValue::from_static("application/json, application/x-ndjson"),
+        );
+        return r;
+    }
+    if let (Some(limiter), true) = (&guards.ingest, writes && is_ingest(path)) {
+        if let Some(ClientAddr(addr)) = request.extensions().get::<ClientAddr>().copied() {
+            if let Err(wait) = limiter.take(addr.ip()) {
+                guards.refused("rate");
+                return too_many(wait);
+            }
+        }
+    }
+    next.run(request).await
+}
+
+impl Guards {
+    fn refused(&self, reason: &str) {
+        self.metrics
+            .requests_refused
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
+    }
+}
+
+/// The paths that take pings.
+fn is_ingest(path: &str) -> bool {
+    path == "/api/locations" || path.starts_with("/api/locations/")
+}
+
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    let Some(media) = content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+    else {
+        return false;
+    };
+    JSON_TYPES.contains(&media.as_str())
+        || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+fn prefix(s: &str) -> String {
+    match s.char_indices().nth(ECHO) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// 429 with the seconds to wait.
+pub fn too_many(wait: Duration) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut r = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "urn:udaconnect:problem:rate-limited",
+        format!("too many ingest requests from this address; retry in {secs} s"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Adds the headers every answer carries, and a page's policy to HTML.
+pub async fn security_headers(mut response: Response) -> Response {
+    let page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if page {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_POLICY),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    response
+}
+
+/// Token buckets per client address: `rate` a second, up to one second's worth saved.
+/// IPv6 clients are counted per /64, the block one subscriber usually holds.
+pub struct RateLimiter {
+    rate: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Clients remembered before the quiet ones are forgotten.
+const MAX_CLIENTS: usize = 100_000;
+
+impl RateLimiter {
+    pub fn new(per_second: u32) -> Self {
+        RateLimiter {
+            rate: f64::from(per_second.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request's token for `ip`, or says how long until one is there.
+    pub fn take(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.take_at(ip, Instant::now())
+    }
+
+    fn take_at(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let key = client_key(ip);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&key) {
+            // A full bucket is a client quiet for a second or more: nothing to remember.
+            let rate = self.rate;
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < rate);
+            if buckets.len() >= MAX_CLIENTS {
+                buckets.clear();
+            }
+        }
+        let b = buckets.entry(key).or_insert(Bucket {
+            tokens: self.rate,
+            at: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.rate).min(self.rate);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.rate))
+        }
+    }
+}
+
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_gets_its_rate_and_a_second_of_burst() {
+        let limiter = RateLimiter::new(10);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert!(limiter.take_at(a, t0).is_ok());
+        }
+        let wait = limiter.take_at(a, t0).unwrap_err();
+        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100));
+        // Another client is not held back by the first.
+        assert!(limiter.take_at(b, t0).is_ok());
+        // A tenth of a second later, one more.
+        let later = t0 + Duration::from_millis(100);
+        assert!(limiter.take_at(a, later).is_ok());
+        assert!(limiter.take_at(a, later).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let limiter = RateLimiter::new(1);
+        let t0 = Instant::now();
+        assert!(limiter.take_at("2001:db8::1".parse().unwrap(), t0).is_ok());
+        assert!(limiter
+            .take_at("2001:db8::ffff:1234".parse().unwrap(), t0)
+            .is_err());
+        assert!(limiter
+            .take_at("2001:db8:0:1::1".parse().unwrap(), t0)
+            .is_ok());
+        // An IPv4 client seen through an IPv6 socket is the same client.
+        assert!(limiter.take_at("192.0.2.9".parse().unwrap(), t0).is_ok());
+        assert!(limiter
+            .take_at("::ffff:192.0.2.9".parse().unwrap(), t0)
+            .is_err());
+    }
+
+    #[test]
+    fn json_writes_must_say_so() {
+        let v = |s: &'static str| Some(HeaderValue::from_static(s));
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/x-ndjson",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json(v(ok).as_ref()), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "",
+        ] {
+            assert!(!is_json(v(bad).as_ref()), "{bad}");
+        }
+        assert!(!is_json(None));
+    }
+}

@@ -1,0 +1,94 @@
+//! The flags of a server's edge (connections, request checks, ingest's rate and time rules),
+//! the same for `serve` and every role.
+
+use std::time::Duration;
+
+use clap::Args;
+use udaconnect_server::http::edge::{EdgeSettings, DEFAULT_INGEST_RATE};
+
+#[derive(Args, Debug, Clone)]
+pub struct EdgeArgs {
+    /// Most client connections held at once, HTTP and gRPC together (a quarter for gRPC).
+    /// Default: what the open-files limit leaves after a quarter kept for the stores and the
+    /// log, at most 32768. At the cap a new client replaces the connection idle longest.
+    #[arg(long, env = "UDACONNECT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Once a request's first byte has arrived, its line and headers must arrive within this
+    /// (slowloris clients are closed), e.g. `10s`.
+    #[arg(long, env = "UDACONNECT_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_timeout: Duration,
+    /// A connection waiting for a request (new, or kept alive after an answer) is closed after
+    /// this.
+    #[arg(long, env = "UDACONNECT_IDLE_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub idle_timeout: Duration,
+    /// At SIGTERM, requests still under way after this are cut off (event streams end at
+    /// once).
+    #[arg(long, env = "UDACONNECT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
+    /// Host names requests may carry besides localhost and IP addresses, comma-separated (`*`:
+    /// any). Others are refused with 421 (DNS rebinding). Default: the listen address's host
+    /// and localhost, and any IP address when listening on every interface.
+    #[arg(long, env = "UDACONNECT_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Ingest requests (HTTP posts of pings, gRPC calls) one client address may send per
+    /// second, with a burst of one second's worth; beyond it 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "UDACONNECT_INGEST_RATE_LIMIT", default_value_t = DEFAULT_INGEST_RATE)]
+    pub ingest_rate_limit: u32,
+    /// Pings whose fix time is further ahead of the server's clock than this are refused
+    /// (422), e.g. `1d`, `2h`.
+    #[arg(long, env = "UDACONNECT_MAX_FUTURE_SKEW", default_value = "1d", value_parser = duration)]
+    pub max_future_skew: Duration,
+}
+
+impl EdgeArgs {
+    pub fn settings(&self) -> EdgeSettings {
+        EdgeSettings {
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            allowed_hosts: self.allowed_hosts.clone(),
+            ingest_rate: self.ingest_rate_limit,
+            future_skew: chrono::TimeDelta::from_std(self.max_future_skew)
+                .unwrap_or(chrono::TimeDelta::MAX),
+        }
+    }
+}
+
+/// A duration as a number and a unit: `500ms`, `10s`, `5m`, `2h`, `1d` (a bare number is
+/// seconds).
+pub fn duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("'{raw}' is not a duration (like 500ms, 10s, 5m, 2h, 1d)"))?;
+    let seconds = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        other => return Err(format!("unknown unit '{other}' (ms, s, m, h, d)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("'{raw}': {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_their_units() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(duration("soon").is_err());
+        assert!(duration("3w").is_err());
+        assert!(duration("").is_err());
+    }
+}
