@@ -9,6 +9,7 @@
 //! its parts.
 
 mod connections;
+mod edge;
 mod engines;
 mod grpc;
 mod locations;
