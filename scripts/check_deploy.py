@@ -46,7 +46,8 @@ ROLES = {
     "web": 30000,
 }
 # The original's NodePorts (contract: deployment names), and the role behind each.
-NODE_PORTS = {30000: "web", 30001: "web", 30002: "person-api", 30003: "connection-api"}
+NODE_PORTS = {30000: "web", 30001: "web", 30002: "person-api", 30003: "connection-api",
+              30004: "location-api"}
 # Ports compose.yaml publishes on 127.0.0.1, and the service behind each.
 COMPOSE_PORTS = {30000: "web", 30001: "web", 30002: "person-api", 30003: "connection-api",
                  5005: "location-api"}

@@ -1,5 +1,5 @@
 //! `record::decode`: what the consumer makes of any record on the log, UdaConnect's own and the
-//! original producers' keyless JSON alike.
+//! original producers' keyless JSON alike (whose swapped axes it puts right).
 //!
 //! Input: 8 bytes of record timestamp (ms, little-endian), 2 of partition, 6 of offset, then
 //! the record's value (shorter inputs are padded with zeros).
@@ -34,7 +34,10 @@ fuzz_target!(|data: &[u8]| {
         headers: Vec::new(),
         timestamp_ms,
     };
-    let decoded = record::decode(&bare, pos);
+    let decoded = record::decode_legacy(&bare, pos);
+    // Keyless records (the original producers') have swapped axes put right; no other is.
+    let repaired = matches!(&decoded, Ok(d) if d.axes_repaired);
+    let decoded = decoded.map(|d| d.location);
 
     // Key and headers are the producer's business: the same value reads the same under any.
     let dressed = LogRecord {
@@ -48,9 +51,20 @@ fuzz_target!(|data: &[u8]| {
         ],
         ..bare.clone()
     };
-    assert_eq!(record::decode(&dressed, pos), decoded);
+    let keyed = record::decode(&dressed, pos);
+    if repaired {
+        assert!(keyed.is_err(), "a keyed record repaired: {keyed:?}");
+    } else {
+        assert_eq!(keyed, decoded);
+    }
 
-    let json: Option<Value> = serde_json::from_slice(value).ok();
+    // What was read: the value, with its axes swapped back when the rule says so.
+    let original: Option<Value> = serde_json::from_slice(value).ok();
+    let swapped = original.as_ref().and_then(swapped_back);
+    if decoded.is_ok() {
+        assert_eq!(repaired, swapped.is_some());
+    }
+    let json = swapped.or(original);
     match &decoded {
         Ok(location) => {
             check_location(location);
@@ -104,4 +118,23 @@ fn check_location(l: &Location) {
     assert!((-90.0..=90.0).contains(&l.latitude) && (-180.0..=180.0).contains(&l.longitude));
     assert!((1970..=9999).contains(&chrono::Datelike::year(&l.creation_time)));
     assert_eq!(truncate_to_micros(l.creation_time), l.creation_time);
+}
+
+/// `json` with latitude and longitude exchanged when they are numbers (or numeric text) the
+/// swapped-axes rule applies to; `None` when it does not.
+fn swapped_back(json: &Value) -> Option<Value> {
+    let obj = json.as_object()?;
+    let number = |v: &Value| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    let (lat, lon) = (obj.get("latitude")?, obj.get("longitude")?);
+    if !udaconnect_core::geo::axes_swapped(number(lat)?, number(lon)?) {
+        return None;
+    }
+    let mut obj = obj.clone();
+    obj.insert("latitude".into(), lon.clone());
+    obj.insert("longitude".into(), lat.clone());
+    Some(Value::Object(obj))
 }

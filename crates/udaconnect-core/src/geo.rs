@@ -11,6 +11,16 @@ pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 /// contract says they must, in every mode alike.
 pub const DISTANCE_SLACK_M: f64 = 1e-6;
 
+/// Whether a ping's latitude and longitude came swapped, as the original data and the original
+/// gRPC sample client have them: a latitude beyond ±90 cannot be one, and the pair swapped is
+/// a valid point. The one rule for every legacy source (the CSV import of original dumps, the
+/// original gRPC `Create`, keyless records of the original producers). A pair that fits
+/// neither order (or is not finite) is left as it came, so it is refused naming the values the
+/// client sent.
+pub fn axes_swapped(latitude: f64, longitude: f64) -> bool {
+    latitude.abs() > 90.0 && latitude.abs() <= 180.0 && longitude.abs() <= 90.0
+}
+
 /// Haversine distance in metres between two (latitude, longitude) points in degrees.
 pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     haversine_cos_m(

@@ -146,6 +146,12 @@ pub trait LogConsumer: Send {
     async fn commit(&mut self) -> Result<()>;
     /// Records appended but not yet returned by [`LogConsumer::poll`], when known.
     fn lag(&self) -> Option<u64>;
+    /// How many partitions of the topic this member holds, on a log whose group shares
+    /// partitions among members (Kafka); `None` where the member always reads everything
+    /// (the embedded log). A member holding none reads nothing, whatever its lag says.
+    fn assigned(&self) -> Option<usize> {
+        None
+    }
 }
 
 pub type DynPersonStore = Arc<dyn PersonStore>;

@@ -86,15 +86,37 @@ pub fn encode(
 /// Reads a location record of either format. `Err` carries the reason the record goes to the
 /// dead-letter topic. Whether the person exists is checked by the consumer.
 pub fn decode(record: &LogRecord, pos: Position) -> Result<Location, String> {
+    decode_legacy(record, pos).map(|d| d.location)
+}
+
+/// A record read off the log, and whether its axes were put right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub location: Location,
+    /// A keyless record (an original producer's) came with latitude and longitude swapped
+    /// and was repaired (see [`crate::geo::axes_swapped`]).
+    pub axes_repaired: bool,
+}
+
+/// [`decode`], telling whether the record's axes were repaired. Only keyless records (the
+/// original producers') are repaired, as the original accepted them; UdaConnect's own records
+/// were validated before they were written. Every reader of the log decodes here, so the
+/// consumer, a follower's index and a replay agree on every point.
+pub fn decode_legacy(record: &LogRecord, pos: Position) -> Result<Decoded, String> {
+    let legacy = record.key.is_none();
+    let mut axes_repaired = false;
     // Records in the plain shape (every one UdaConnect writes) are read straight into their
     // fields; the others through the general reading, which gives the same answer for those.
-    let plain = PlainPing::read(&record.value);
+    let mut plain = PlainPing::read(&record.value);
+    if let Some(p) = plain.as_mut().filter(|_| legacy) {
+        axes_repaired = p.repair_axes();
+    }
     let (ping, id) = match plain.as_ref().and_then(|p| Some((p.check()?, p.id))) {
         Some((ping, id)) => {
             let id = id.map(|id| LocationId::parse(id).map_err(|m| format!("id: {m}")));
             (ping.map_err(|e| e.to_string())?, id.transpose()?)
         }
-        None => read_general(&record.value)?,
+        None => read_general(&record.value, legacy.then_some(&mut axes_repaired))?,
     };
     let creation_time = match ping.creation_time() {
         Some(t) => t,
@@ -105,18 +127,46 @@ pub fn decode(record: &LogRecord, pos: Position) -> Result<Location, String> {
         }
         None => return Err("creation_time: absent, and the record has no timestamp".into()),
     };
-    Ok(Location {
-        id: id.map_or_else(|| derived_id(pos), LocationId::get),
-        person_id: ping.person_id(),
-        latitude: ping.latitude(),
-        longitude: ping.longitude(),
-        creation_time,
+    Ok(Decoded {
+        location: Location {
+            id: id.map_or_else(|| derived_id(pos), LocationId::get),
+            person_id: ping.person_id(),
+            latitude: ping.latitude(),
+            longitude: ping.longitude(),
+            creation_time,
+        },
+        axes_repaired,
     })
 }
 
-/// A record's ping and id read as any JSON the general reading takes.
-fn read_general(value: &[u8]) -> Result<(NewLocation, Option<LocationId>), String> {
-    let body: Value = serde_json::from_slice(value).map_err(|e| format!("not JSON: {e}"))?;
+/// A record's ping and id read as any JSON the general reading takes; with `repaired`, swapped
+/// axes are put right first, and it says whether they were.
+fn read_general(
+    value: &[u8],
+    repaired: Option<&mut bool>,
+) -> Result<(NewLocation, Option<LocationId>), String> {
+    let mut body: Value = serde_json::from_slice(value).map_err(|e| format!("not JSON: {e}"))?;
+    if let (Some(repaired), Some(obj)) = (repaired, body.as_object_mut()) {
+        // A coordinate may come as a number or as numeric text, as the general reading takes.
+        let number = |field: &str| match obj.get(field) {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        let swapped = match (number("latitude"), number("longitude")) {
+            (Some(lat), Some(lon)) => crate::geo::axes_swapped(lat, lon),
+            _ => false,
+        };
+        if swapped {
+            let lat = obj.remove("latitude");
+            let lon = obj.remove("longitude");
+            if let (Some(lat), Some(lon)) = (lat, lon) {
+                obj.insert("latitude".into(), lon);
+                obj.insert("longitude".into(), lat);
+                *repaired = true;
+            }
+        }
+    }
     let ping = validate::new_location(&body).map_err(|e| e.to_string())?;
     let id = match body.get("id") {
         None | Some(Value::Null) => None,
@@ -239,6 +289,49 @@ mod tests {
         assert_eq!(a.creation_time_string(), "2020-07-07T10:17:06Z");
     }
 
+    /// The original producers' keyless records with latitude and longitude swapped are put
+    /// right, whether the coordinates come as numbers or as text; UdaConnect's own (keyed)
+    /// records never are, and a pair that fits neither order is still refused.
+    #[test]
+    fn keyless_records_with_swapped_axes_are_repaired() {
+        let pos = Position {
+            partition: 0,
+            offset: 4,
+        };
+        let record = |value: &str, key: Option<&[u8]>| LogRecord {
+            key: key.map(<[u8]>::to_vec),
+            value: value.as_bytes().to_vec(),
+            timestamp_ms: 1_594_117_026_000,
+            ..Default::default()
+        };
+        for value in [
+            r#"{"person_id": 5, "latitude": -122.290883, "longitude": 37.55363}"#,
+            r#"{"person_id": "5", "latitude": "-122.290883", "longitude": "37.55363"}"#,
+        ] {
+            let d = decode_legacy(&record(value, None), pos).unwrap();
+            assert!(d.axes_repaired, "{value}");
+            assert_eq!(
+                (d.location.latitude, d.location.longitude),
+                (37.55363, -122.290883)
+            );
+        }
+        let right = r#"{"person_id": 5, "latitude": 37.55363, "longitude": -122.290883}"#;
+        assert!(
+            !decode_legacy(&record(right, None), pos)
+                .unwrap()
+                .axes_repaired
+        );
+
+        let keyed = r#"{"id": 9, "person_id": 5, "latitude": -122.290883, "longitude": 37.55363}"#;
+        assert!(decode_legacy(&record(keyed, Some(&b"5"[..])), pos)
+            .unwrap_err()
+            .contains("latitude"));
+        let neither = r#"{"person_id": 5, "latitude": 100, "longitude": 120}"#;
+        assert!(decode_legacy(&record(neither, None), pos)
+            .unwrap_err()
+            .contains("latitude"));
+    }
+
     #[test]
     fn poison_records_have_reasons() {
         let pos = Position {
@@ -251,7 +344,7 @@ mod tests {
         };
         assert!(decode(&garbage, pos).unwrap_err().starts_with("not JSON"));
         let bad = LogRecord {
-            value: br#"{"person_id": 5, "latitude": 137.5, "longitude": 0}"#.to_vec(),
+            value: br#"{"person_id": 5, "latitude": 137.5, "longitude": 100}"#.to_vec(),
             ..Default::default()
         };
         assert!(decode(&bad, pos).unwrap_err().contains("latitude"));
@@ -278,12 +371,12 @@ mod tests {
         };
         for (value, want) in [
             (
-                r#"{"person_id": 0, "latitude": 137.5, "longitude": 0}"#,
+                r#"{"person_id": 0, "latitude": 137.5, "longitude": 100}"#,
                 "invalid input: person_id: 0 is not an id (1 to 2^53-1); latitude: 137.5 is \
                  outside [-90, 90]",
             ),
             (
-                r#"{"person_id": "0", "latitude": "137.5", "longitude": 0}"#,
+                r#"{"person_id": "0", "latitude": "137.5", "longitude": 100}"#,
                 "invalid input: person_id: 0 is not an id (1 to 2^53-1); latitude: 137.5 is \
                  outside [-90, 90]",
             ),

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub consumer_records: Family<Labels, Counter>,
     pub consumer_lag: Gauge<u64, AtomicU64>,
     pub consumer_batch_duration: Histogram,
+    pub consumer_partitions: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub consumer_stalled: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub dlq_depth: Gauge<u64, AtomicU64>,
+    pub axes_repaired: Family<Labels, Counter>,
     pub connection_query_duration: Histogram,
     pub persons_created: Counter,
     pub grpc_requests: Family<Labels, Counter>,
@@ -76,6 +80,28 @@ impl Metrics {
                 "Time to store one consumed batch and commit its offsets",
                 latency_histogram(),
             ),
+            consumer_partitions: add.metric(
+                "consumer_partitions_assigned",
+                "Partitions of the location log the consumer holds (-1: not a partitioned log)",
+                Gauge::default(),
+            ),
+            consumer_stalled: add.metric(
+                "consumer_stalled",
+                "1 while the location consumer is not ready: it holds no partitions, or stores \
+                 nothing while records wait",
+                Gauge::default(),
+            ),
+            dlq_depth: add.metric(
+                "dlq_depth_records",
+                "Dead-lettered records on location.dlq whose location is not stored (yet)",
+                Gauge::default(),
+            ),
+            axes_repaired: add.metric(
+                "legacy_axes_repaired",
+                "Pings of the original clients whose swapped latitude and longitude were put \
+                 right, by source (grpc, log)",
+                Family::default(),
+            ),
             connection_query_duration: add.metric(
                 "connection_query_duration_seconds",
                 "Server time of one connection query",
@@ -108,6 +134,25 @@ impl Metrics {
                 Gauge::default(),
             ),
             registry,
+        }
+    }
+
+    /// Counts `n` pings of `source` whose axes were repaired, and says so in the log the
+    /// first time per source: an original client in use is worth knowing, once.
+    pub fn axes_repaired(&self, source: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let before = self
+            .axes_repaired
+            .get_or_create(&vec![("source", source.to_string())])
+            .inc_by(n);
+        if before == 0 {
+            tracing::warn!(
+                source,
+                "pings with latitude and longitude swapped (an original client): repaired, and \
+                 counted in udaconnect_legacy_axes_repaired"
+            );
         }
     }
 

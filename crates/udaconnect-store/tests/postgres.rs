@@ -280,6 +280,79 @@ async fn an_original_database_is_repaired_in_place() {
     assert_eq!(store.count().await.unwrap(), expected.len() as u64 + 1);
 }
 
+/// The original consumer's statements still work after the migration: no id and no time
+/// (the table's defaults give them), a point with no SRID, on an original database and a fresh
+/// one alike; the ids it takes never meet location-api's leased blocks.
+#[tokio::test]
+async fn the_original_consumers_insert_still_works() {
+    for original in [true, false] {
+        let db = TestDb::new().await;
+        let c = db.client().await;
+        if original {
+            c.batch_execute(ORIGINAL_SCHEMA).await.unwrap();
+        }
+        let pg = connect(&db).await;
+        let person = PostgresPersonStore::new(&pg)
+            .create(new_person("Ada"))
+            .await
+            .unwrap();
+        let leaser = PostgresIdLeaser::new(&pg, "location");
+        let block = leaser.lease(10).await.unwrap();
+        let before = now_utc(&c).await;
+        let inserted = c
+            .query_one(
+                &format!(
+                    "INSERT INTO location (person_id, coordinate)
+                     VALUES ({}, ST_Point(-122.290883, 37.55363)) RETURNING id",
+                    person.id
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        // The original location service's statement, with a time.
+        let with_time = c
+            .query_one(
+                &format!(
+                    "INSERT INTO location (person_id, coordinate, creation_time)
+                     VALUES ({}, ST_Point(-106.5719566, 35.0585136), '2020-07-07 10:37:06')
+                     RETURNING id",
+                    person.id
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        for id in [inserted, with_time] {
+            assert!(
+                !(block..block + 10).contains(&id),
+                "{id} is in a leased block"
+            );
+            assert!(id < DERIVED_ID_BASE);
+        }
+        assert!(leaser.lease(1).await.unwrap() > inserted.max(with_time));
+
+        let store = PostgresLocationStore::new(&pg);
+        let a = store.get(inserted).await.unwrap().expect("stored");
+        assert_eq!((a.latitude, a.longitude), (37.55363, -122.290883));
+        assert!(to_micros(a.creation_time) >= before, "{}", a.creation_time);
+        let b = store.get(with_time).await.unwrap().expect("stored");
+        assert_eq!((b.latitude, b.longitude), (35.0585136, -106.5719566));
+        assert_eq!(b.creation_time_string(), "2020-07-07T10:37:06Z");
+    }
+}
+
+/// The server's time now, in microseconds since the epoch (UTC).
+async fn now_utc(c: &tokio_postgres::Client) -> i64 {
+    value::<i64>(
+        c,
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint - 1",
+    )
+    .await
+}
+
 // ---------------------------------------------------------------------------------------------
 // Locations
 

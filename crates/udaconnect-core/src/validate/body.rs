@@ -215,6 +215,16 @@ impl<'a> PlainPing<'a> {
         serde_json::from_str(std::str::from_utf8(body).ok()?).ok()
     }
 
+    /// Puts the axes right when they came swapped (see [`crate::geo::axes_swapped`]); true
+    /// when it did.
+    pub(crate) fn repair_axes(&mut self) -> bool {
+        let swapped = crate::geo::axes_swapped(self.latitude, self.longitude);
+        if swapped {
+            std::mem::swap(&mut self.latitude, &mut self.longitude);
+        }
+        swapped
+    }
+
     /// The ping, or every violation, exactly as [`new_location`] gives them for the same
     /// text; `None` when the time cannot be read, which [`new_location`] reports with the rest.
     pub(crate) fn check(&self) -> Option<Result<NewLocation>> {

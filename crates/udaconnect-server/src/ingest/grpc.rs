@@ -245,12 +245,15 @@ impl LocationService for GrpcIngest {
         let m = request.into_inner();
         let r = within_request(ctx, async {
             let r = async {
-                let ping = NewLocation::parse(
-                    m.person_id.into(),
-                    m.latitude.into(),
-                    m.longitude.into(),
-                    None,
-                )?;
+                let (mut latitude, mut longitude) =
+                    (f64::from(m.latitude), f64::from(m.longitude));
+                // The original sample client sends the axes swapped, and the original server
+                // took them: put them right, by the rule the import of original data applies.
+                if udaconnect_core::geo::axes_swapped(latitude, longitude) {
+                    std::mem::swap(&mut latitude, &mut longitude);
+                    self.metrics.axes_repaired("grpc", 1);
+                }
+                let ping = NewLocation::parse(m.person_id.into(), latitude, longitude, None)?;
                 self.ingest.accept(vec![ping], false).await
             }
             .await;
@@ -331,6 +334,10 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
         .build_v1()?;
+    // Older clients (grpcurl before 1.8, many GUIs) ask the v1alpha service only.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+        .build_v1alpha()?;
     let log = service.ingest.log.clone();
     let report = move |serving: bool| {
         let health = health.clone();
@@ -380,6 +387,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(LocationServiceServer::new(service.clone()))
         .add_service(LocationIngestServer::new(service))
         .serve_with_incoming_shutdown(incoming, async move {

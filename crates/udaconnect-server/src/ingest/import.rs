@@ -142,10 +142,10 @@ fn read_row(
     };
     let (lat, lon) = if cols.raw_axes {
         let (x, y) = (get(cols.lat), get(cols.lon));
-        match y.parse::<f64>() {
+        match (y.parse::<f64>(), x.parse::<f64>()) {
             // The original stored some rows as (lat, lon) in (x, y): a y beyond ±90 cannot be a
             // latitude, so the row is swapped.
-            Ok(yv) if yv.abs() > 90.0 => {
+            (Ok(yv), Ok(xv)) if udaconnect_core::geo::axes_swapped(yv, xv) => {
                 *repaired += 1;
                 (x, y)
             }

@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_location"),
     migration!(4, "0004_location_indexes"),
     migration!(5, "0005_id_lease"),
+    migration!(6, "0006_location_defaults"),
 ];
 
 /// The advisory lock key that serialises migrations ("udaconne" in ASCII). Advisory locks are

@@ -4,6 +4,8 @@
 use serde_json::Value;
 use udaconnect_server::ingest::grpc::proto;
 
+use udaconnect_server::roles::Role;
+
 use crate::suite::Api;
 
 use proto::original::location_service_client::LocationServiceClient;
@@ -60,10 +62,11 @@ pub async fn original_create_keeps_its_wire_contract(api: Api) {
 
     for (bad, field) in [
         (
+            // Fits neither order: refused as sent, not swapped.
             LocationMessage {
                 person_id: 5,
                 latitude: 91.0,
-                longitude: 0.0,
+                longitude: 100.0,
             },
             "latitude",
         ),
@@ -96,6 +99,42 @@ pub async fn original_create_keeps_its_wire_contract(api: Api) {
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}");
         assert!(status.message().contains(field), "{}", status.message());
     }
+}
+
+/// The original sample client sends latitude and longitude swapped, and the original server
+/// took them: so does this one, putting them right and counting it.
+pub async fn original_create_repairs_swapped_axes(api: Api) {
+    let location_api = api.at(Role::LocationApi);
+    let repaired = || async {
+        let text = location_api.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(r#"udaconnect_legacy_axes_repaired_total{source="grpc"} "#))
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    let before = repaired().await;
+    let mut client = LocationServiceClient::connect(api.grpc.clone())
+        .await
+        .unwrap();
+    let swapped = LocationMessage {
+        person_id: 5,
+        latitude: -122.290_883,
+        longitude: 37.553_63,
+    };
+    for _ in 0..2 {
+        let echoed = client.create(swapped).await.unwrap().into_inner();
+        assert_eq!(echoed, swapped, "the answer is the message as it came");
+    }
+    let r = api
+        .post_json(
+            "/api/locations",
+            &serde_json::json!({"person_id": 5, "latitude": 1, "longitude": 1}),
+        )
+        .await;
+    let next: Value = r.json().await.unwrap();
+    let l = api.stored_location(next["id"].as_i64().unwrap() - 1).await;
+    assert_eq!(l["latitude"].as_f64(), Some(f64::from(37.553_63_f32)));
+    assert_eq!(l["longitude"].as_f64(), Some(f64::from(-122.290_883_f32)));
+    assert_eq!(repaired().await, before + 2.0);
 }
 
 pub async fn v1_create_carries_doubles_and_time(api: Api) {
@@ -211,6 +250,7 @@ pub async fn health_and_reflection_are_served(api: Api) {
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let channel_for_alpha = channel.clone();
     let mut reflection = ServerReflectionClient::new(channel);
     let mut answers = reflection
         .server_reflection_info(futures_util::stream::iter([ServerReflectionRequest {
@@ -229,6 +269,31 @@ pub async fn health_and_reflection_are_served(api: Api) {
     assert!(
         names.contains(&"udaconnect.location.v1.LocationIngest".to_string()),
         "{names:?}"
+    );
+
+    // Older clients (grpcurl before 1.8) know only the v1alpha service.
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as Alpha;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+    let mut alpha = Alpha::new(channel_for_alpha);
+    let mut answers = alpha
+        .server_reflection_info(futures_util::stream::iter([
+            tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(AlphaRequest::ListServices(String::new())),
+            },
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(AlphaResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("no service list over v1alpha");
+    };
+    let alpha_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        alpha_names.contains(&"LocationService".to_string()),
+        "{alpha_names:?}"
     );
 }
 

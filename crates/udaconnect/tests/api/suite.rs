@@ -76,6 +76,7 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
         operations::cors_lets_local_pages_call_the_api,
         operations::a_ping_shows_in_the_live_view,
         grpc::original_create_keeps_its_wire_contract,
+        grpc::original_create_repairs_swapped_axes,
         grpc::v1_create_carries_doubles_and_time,
         grpc::v1_bulk_stream_answers_each_batch_in_order,
         grpc::health_and_reflection_are_served,
