@@ -283,3 +283,95 @@ async fn appends_recover_by_themselves_when_the_broker_comes_back() {
         "the record appended after the restart is there"
     );
 }
+
+/// A member that dies without leaving its group (as a SIGKILL leaves it) is replaced at once
+/// by its successor under the same static name: the partitions come back within seconds, not
+/// after the session timeout, and records appended meanwhile are read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_member_takes_its_partitions_back_at_once() {
+    let topic = unique("static");
+    let group = unique("group");
+    let instance = unique("member");
+    let session_timeout = Duration::from_secs(45);
+    let as_member = |id: &str| {
+        KafkaLog::connect(
+            &shared_broker(),
+            KafkaOptions {
+                group_instance_id: Some(id.to_string()),
+                session_timeout,
+                ..options()
+            },
+        )
+        .expect("kafka log")
+    };
+    let log = as_member(&instance);
+    let first_records = (0..30)
+        .map(|i| record(Some(&format!("k{i}")), &format!("a-{i}"), 1_000))
+        .collect();
+    log.append(&topic, first_records).await.expect("append");
+    let mut first = member(&log, &topic, &group, StartFrom::Earliest).await;
+    assert_eq!(collect(first.as_mut(), 30, PATIENCE).await.len(), 30);
+    first.commit().await.expect("commit");
+    assert_eq!(
+        first.assigned(),
+        Some(3),
+        "the only member holds every partition"
+    );
+    // A static member leaves no word when it closes: the group still counts it as there.
+    drop(first);
+    drop(log);
+
+    let log = as_member(&instance);
+    let later = (0..10)
+        .map(|i| record(Some(&format!("k{i}")), &format!("b-{i}"), 2_000))
+        .collect();
+    log.append(&topic, later).await.expect("append");
+    let started = Instant::now();
+    let mut second = member(&log, &topic, &group, StartFrom::Earliest).await;
+    let got = collect(second.as_mut(), 10, session_timeout).await;
+    let took = started.elapsed();
+    let mut values: Vec<String> = got.iter().map(value).collect();
+    values.sort();
+    assert_eq!(values.len(), 10, "{values:?}");
+    assert!(values.iter().all(|v| v.starts_with("b-")), "{values:?}");
+    assert!(
+        took < session_timeout / 3,
+        "the successor waited {took:?} for its partitions"
+    );
+    assert_eq!(second.assigned(), Some(3));
+}
+
+/// A member of a group with more members than partitions holds none, and says so: what
+/// `/ready` of location-consumer reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_tells_how_many_partitions_it_holds() {
+    let log = KafkaLog::connect(
+        &shared_broker(),
+        KafkaOptions {
+            topic_partitions: 1,
+            ..options()
+        },
+    )
+    .expect("kafka log");
+    let topic = unique("held");
+    let group = unique("group");
+    log.append(&topic, vec![record(Some("k"), "x", 1_000)])
+        .await
+        .expect("append");
+    let mut a = member(&log, &topic, &group, StartFrom::Earliest).await;
+    let mut b = member(&log, &topic, &group, StartFrom::Earliest).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut held = (None, None);
+    while Instant::now() < deadline {
+        a.poll(10, Duration::from_millis(200)).await.expect("poll");
+        b.poll(10, Duration::from_millis(200)).await.expect("poll");
+        held = (a.assigned(), b.assigned());
+        if matches!(held, (Some(1), Some(0)) | (Some(0), Some(1))) {
+            break;
+        }
+    }
+    assert!(
+        matches!(held, (Some(1), Some(0)) | (Some(0), Some(1))),
+        "one member holds the one partition: {held:?}"
+    );
+}

@@ -59,6 +59,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Find damage in the embedded log, or repair it keeping a backup (repair with `serve` stopped).
     Log(crate::log_admin::LogArgs),
+    /// List the dead-lettered records (location.dlq), or re-drive them to location once their
+    /// cause is fixed.
+    Dlq(crate::dlq::DlqArgs),
     /// Generate a realistic conference (seeded): write it to files or stream it to a server.
     Simulate(crate::simulate::SimulateArgs),
     /// Import persons and locations CSV into a data directory (run while `serve` is stopped).
@@ -266,6 +269,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay(args) => replay(args).await,
         Command::Log(args) => crate::log_admin::run(args).await,
+        Command::Dlq(args) => crate::dlq::run(args).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Import(args) => crate::import::run(args).await,
         Command::Bench(args) => crate::bench_entry::run("bench", &cli.global, args),

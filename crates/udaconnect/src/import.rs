@@ -138,6 +138,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             persons,
             metrics: Arc::new(Metrics::new()),
             on_stored: None,
+            health: None,
         };
         let stored = consumer
             .catch_up()

@@ -2,6 +2,7 @@
 
 mod bench_entry;
 mod cli;
+mod dlq;
 mod edge;
 mod import;
 mod log_admin;

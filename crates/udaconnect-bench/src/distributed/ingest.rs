@@ -119,6 +119,7 @@ pub async fn consume(
         persons: directory,
         metrics: Arc::new(Metrics::new()),
         on_stored: Some(on_stored),
+        health: None,
     };
     let bar = progress::bar(expected, "consume");
     let ticker = {

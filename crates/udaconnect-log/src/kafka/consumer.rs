@@ -23,7 +23,11 @@ pub(super) fn subscribe(
             },
         )
         .set("session.timeout.ms", millis(options.session_timeout))
+        .set("fetch.wait.max.ms", millis(options.fetch_wait))
         .set("statistics.interval.ms", STATS_INTERVAL_MS);
+    if let Some(id) = &options.group_instance_id {
+        config.set("group.instance.id", id);
+    }
     // Again, so that the caller's settings win over the consumer's defaults above.
     for (key, value) in &options.client_config {
         config.set(key, value);
@@ -32,6 +36,7 @@ pub(super) fn subscribe(
         topic: topic.to_string(),
         positions: Mutex::new(Positions::default()),
         lag: AtomicI64::new(-1),
+        assigned: AtomicI64::new(0),
     };
     let consumer: BaseConsumer<GroupContext> = config
         .create_with_context(context)
@@ -98,6 +103,8 @@ struct GroupContext {
     positions: Mutex<Positions>,
     /// Records behind the high watermarks of the assigned partitions; -1 when unknown.
     lag: AtomicI64,
+    /// Partitions of the topic this member holds, after the last rebalance.
+    assigned: AtomicI64,
 }
 
 impl GroupContext {
@@ -159,6 +166,18 @@ impl ConsumerContext for GroupContext {
             Rebalance::Error(_) => positions.revoke_all(),
         }
         tracing::debug!(topic = %self.topic, ?rebalance, "kafka consumer group rebalance");
+    }
+
+    // Counted from the assignment itself, which holds for eager and cooperative protocols.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        let held = consumer.assignment().map_or(0, |tpl| {
+            tpl.elements()
+                .iter()
+                .filter(|p| p.topic() == self.topic)
+                .count()
+        });
+        self.assigned.store(held as i64, Ordering::Relaxed);
+        tracing::info!(topic = %self.topic, partitions = held, "kafka consumer assignment");
     }
 }
 
@@ -352,6 +371,16 @@ impl LogConsumer for KafkaConsumer {
             .lag
             .load(Ordering::Relaxed);
         u64::try_from(lag).ok()
+    }
+
+    fn assigned(&self) -> Option<usize> {
+        let held = self
+            .consumer
+            .as_ref()?
+            .context()
+            .assigned
+            .load(Ordering::Relaxed);
+        usize::try_from(held).ok()
     }
 }
 

@@ -12,6 +12,7 @@ use udaconnect_core::ports::{Consumed, DynLocationStore, DynLog, StartFrom};
 use udaconnect_core::record::{DLQ_REASON_HEADER, LOCATION_DLQ_TOPIC};
 use udaconnect_core::Result;
 
+use crate::consume::health::ConsumerHealth;
 use crate::consume::poll::{self, Batches, Commit, Reader, Until};
 use crate::consume::sort_batch;
 use crate::feed::{hand_over, OnStored};
@@ -34,6 +35,8 @@ pub struct LocationConsumer {
     pub metrics: Arc<Metrics>,
     /// Handed every batch once it is stored (in one process: the contact index, the live view).
     pub on_stored: Option<OnStored>,
+    /// Told after every poll and stored batch, for `/ready` (see [`ConsumerHealth`]).
+    pub health: Option<Arc<ConsumerHealth>>,
 }
 
 impl LocationConsumer {
@@ -99,6 +102,7 @@ impl Batches for StoreWriter {
         }
         c.store.upsert(&sorted.locations).await?;
         let (stored, dlq) = (sorted.locations.len(), sorted.rejected.len());
+        c.metrics.axes_repaired("log", sorted.axes_repaired);
         if let Some(on_stored) = &c.on_stored {
             hand_over(on_stored, sorted.locations).await?;
         }
@@ -114,13 +118,19 @@ impl Batches for StoreWriter {
         c.metrics
             .consumer_batch_duration
             .observe(started.elapsed().as_secs_f64());
+        if let Some(health) = &c.health {
+            health.progressed();
+        }
         tracing::debug!(stored, dead_lettered = dlq, "batch stored");
         Ok(())
     }
 
-    fn polled(&mut self, lag: Option<u64>) {
+    fn polled(&mut self, lag: Option<u64>, assigned: Option<usize>) {
         if let Some(lag) = lag {
             self.consumer.metrics.consumer_lag.set(lag);
+        }
+        if let Some(health) = &self.consumer.health {
+            health.polled(lag, assigned);
         }
     }
 }
@@ -191,6 +201,7 @@ mod tests {
             persons: Arc::new(LocalPersons::new(persons)),
             metrics: Arc::new(Metrics::new()),
             on_stored: None,
+            health: None,
         };
         let (stop, shutdown) = watch::channel(false);
         let running = tokio::spawn(consumer.run(shutdown));

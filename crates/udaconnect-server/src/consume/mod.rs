@@ -3,17 +3,22 @@
 //!
 //! - [`poll`]: the one loop every reader of the log runs.
 //! - [`consumer`]: location-consumer, which stores the pings and commits after they are durable.
+//! - [`dlq`]: the dead letters read back, re-driven, and counted.
+//! - [`health`]: whether location-consumer gets anywhere (partitions held, progress), for
+//!   `/ready`.
 //! - [`replay`]: rebuilding the location store from the log.
 //! - [`follow`]: following the log without storing (a connection-api apart from the consumer).
 
 pub mod consumer;
+pub mod dlq;
 pub mod follow;
+pub mod health;
 pub mod poll;
 pub mod replay;
 
 use udaconnect_core::model::Location;
 use udaconnect_core::ports::Consumed;
-use udaconnect_core::record::{self, LogRecord, DLQ_REASON_HEADER};
+use udaconnect_core::record::{self, LogRecord};
 use udaconnect_core::Result;
 
 use crate::persons::DynPersonDirectory;
@@ -21,6 +26,8 @@ use crate::persons::DynPersonDirectory;
 /// What one batch of records comes to.
 pub struct Sorted {
     pub locations: Vec<Location>,
+    /// Keyless records of the original producers whose swapped axes were put right.
+    pub axes_repaired: u64,
     /// Records that cannot be stored, with the reason header added.
     pub rejected: Vec<LogRecord>,
 }
@@ -29,9 +36,13 @@ pub struct Sorted {
 pub async fn sort_batch(batch: &[Consumed], persons: &DynPersonDirectory) -> Result<Sorted> {
     let mut decoded = Vec::with_capacity(batch.len());
     let mut rejected = Vec::new();
+    let mut axes_repaired = 0;
     for c in batch {
-        match record::decode(&c.record, c.position) {
-            Ok(l) => decoded.push((l, c)),
+        match record::decode_legacy(&c.record, c.position) {
+            Ok(d) => {
+                axes_repaired += u64::from(d.axes_repaired);
+                decoded.push((d.location, c));
+            }
             Err(reason) => rejected.push(dead_letter(c, &reason)),
         }
     }
@@ -50,21 +61,17 @@ pub async fn sort_batch(batch: &[Consumed], persons: &DynPersonDirectory) -> Res
     }
     Ok(Sorted {
         locations,
+        axes_repaired,
         rejected,
     })
 }
 
 fn dead_letter(c: &Consumed, reason: &str) -> LogRecord {
     let mut r = c.record.clone();
-    r.headers
-        .push((DLQ_REASON_HEADER.to_string(), reason.as_bytes().to_vec()));
-    r.headers.push((
-        "dlq_source_partition".to_string(),
-        c.position.partition.to_string().into_bytes(),
-    ));
-    r.headers.push((
-        "dlq_source_offset".to_string(),
-        c.position.offset.to_string().into_bytes(),
+    r.headers.extend(dlq::dead_letter_headers(
+        reason,
+        c.position,
+        chrono::Utc::now(),
     ));
     r
 }

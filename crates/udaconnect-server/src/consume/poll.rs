@@ -65,8 +65,9 @@ pub trait Batches: Send {
     /// Handles one batch. An error is retried with the same batch (a batch is never skipped)
     /// or, for a read [`Until::CaughtUp`], ends it.
     async fn handle(&mut self, batch: &[Consumed]) -> Result<()>;
-    /// After every poll, with the records still to read when the log knows.
-    fn polled(&mut self, _lag: Option<u64>) {}
+    /// After every poll, with the records still to read when the log knows, and the
+    /// partitions this reader holds on a log whose group shares them.
+    fn polled(&mut self, _lag: Option<u64>, _assigned: Option<usize>) {}
     /// Once, the first time the reader has read to the end of the log.
     fn caught_up(&mut self) {}
 }
@@ -154,7 +155,7 @@ pub async fn read(
             uncommitted = false;
             committed_at = Instant::now();
         }
-        batches.polled(consumer.lag());
+        batches.polled(consumer.lag(), consumer.assigned());
     }
     // Everything polled so far is handled; as the process is stopping, one attempt.
     if uncommitted && reader.commit != Commit::Never {

@@ -70,7 +70,7 @@ impl<P: FnMut(u64, u64) + Send> Batches for Rebuild<'_, P> {
         Ok(())
     }
 
-    fn polled(&mut self, lag: Option<u64>) {
+    fn polled(&mut self, lag: Option<u64>, _assigned: Option<usize>) {
         (self.progress)(self.report.records, lag.unwrap_or(0));
     }
 }

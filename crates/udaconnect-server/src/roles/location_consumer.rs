@@ -1,8 +1,13 @@
 //! location-consumer: stores the log's pings, dead-letters what it cannot store, and commits
 //! after both are durable; hands every stored batch to the receivers in its process.
 
+use udaconnect_core::Error;
+
 use crate::consume::consumer::LocationConsumer;
-use crate::roles::{location_store_and_log, Role, RunningRole};
+use crate::consume::dlq;
+use crate::consume::health::ConsumerHealth;
+use crate::http::ops;
+use crate::roles::{location_store_and_log, Readiness, Role, RunningRole};
 use crate::wiring::context::Context;
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
@@ -10,18 +15,37 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     let Some((stores, persons, log)) = ctx.stores_persons_log(ROLE).await? else {
         return Ok(None);
     };
+    let health = ConsumerHealth::new(ctx.metrics.clone());
     let consumer = LocationConsumer {
         log: log.clone(),
         store: stores.locations.clone(),
         persons,
         metrics: ctx.metrics.clone(),
         on_stored: ctx.stored_receivers(),
+        health: Some(health.clone()),
     };
     let stop = ctx.stop.clone();
     let mut role = RunningRole::new(axum::Router::new());
     role.checks = location_store_and_log(&stores, &log);
+    role.checks.push((
+        Readiness::Consumer,
+        ops::check(move || {
+            let health = health.clone();
+            async move { health.check().map_err(Error::Unavailable) }
+        }),
+    ));
     role.tasks.push(tokio::spawn(async move {
         consumer.run(stop).await;
+        Ok(())
+    }));
+    let depth = dlq::watch_depth(
+        log.clone(),
+        stores.locations.clone(),
+        ctx.metrics.clone(),
+        ctx.stop.clone(),
+    );
+    role.tasks.push(tokio::spawn(async move {
+        depth.await;
         Ok(())
     }));
     Ok(Some(role))

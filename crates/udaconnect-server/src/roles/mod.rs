@@ -67,6 +67,8 @@ pub enum Readiness {
     Log,
     /// The contact index has read the log to its end (an index built from the topic).
     ContactIndex,
+    /// location-consumer holds partitions of the log and stores what waits there.
+    Consumer,
     /// A role this one calls, by its own `/ready`.
     Upstream(Role),
 }
@@ -78,6 +80,7 @@ impl Readiness {
             Readiness::LocationStore => "location_store",
             Readiness::Log => "log",
             Readiness::ContactIndex => "contact_index",
+            Readiness::Consumer => "consumer",
             Readiness::Upstream(role) => role.spec().check_name,
         }
     }
@@ -121,7 +124,11 @@ impl Role {
                 feeds: &[Role::ConnectionApi],
                 default_port: 30005,
                 paths: &[],
-                readiness: &[Readiness::LocationStore, Readiness::Log],
+                readiness: &[
+                    Readiness::LocationStore,
+                    Readiness::Log,
+                    Readiness::Consumer,
+                ],
             },
             Role::ConnectionApi => &RoleSpec {
                 name: "connection-api",

@@ -391,6 +391,12 @@ async fn open_postgres(
 /// Opens the log. Kafka clients connect lazily, so a broker that is down makes appends fail
 /// (503) until it returns, not the start.
 pub fn open_log(url: &LogUrl) -> anyhow::Result<DynLog> {
+    open_log_as(url, None)
+}
+
+/// [`open_log`] for a process whose Kafka consumers join their groups as static members
+/// named `member_id` (a `group.instance.id` in the URL's query wins).
+pub fn open_log_as(url: &LogUrl, member_id: Option<String>) -> anyhow::Result<DynLog> {
     match url {
         LogUrl::Embedded(dir) => {
             let log = EmbeddedLog::open(dir.join("log"), EmbeddedLogOptions::default())
@@ -401,6 +407,7 @@ pub fn open_log(url: &LogUrl) -> anyhow::Result<DynLog> {
         LogUrl::Kafka(kafka) => {
             let options = udaconnect_log::KafkaOptions {
                 client_config: kafka.exposed_config(),
+                group_instance_id: member_id,
                 ..udaconnect_log::KafkaOptions::default()
             };
             let log = udaconnect_log::KafkaLog::connect(&kafka.brokers, options)
@@ -408,13 +415,64 @@ pub fn open_log(url: &LogUrl) -> anyhow::Result<DynLog> {
             Ok(Arc::new(log))
         }
         #[cfg(not(feature = "kafka"))]
-        LogUrl::Kafka(_) => anyhow::bail!(not_compiled_in("kafka", "kafka")),
+        LogUrl::Kafka(_) => {
+            let _ = member_id;
+            anyhow::bail!(not_compiled_in("kafka", "kafka"))
+        }
     }
+}
+
+/// The stable name a role process's Kafka consumers join their groups under, so a restarted
+/// replica takes its partitions back at once instead of after a rebalance and a session
+/// timeout: `POD_NAME` (Kubernetes), else the host name, then the role (two roles on one host
+/// differ) and the listen port (so do two replicas of one role). `None` when the process
+/// listens on port 0, which names nothing stable (tests), or no name is known.
+pub fn static_member_id(
+    role: &str,
+    port: u16,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    if port == 0 {
+        return None;
+    }
+    let host = env("POD_NAME")
+        .or_else(|| env("HOSTNAME"))
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())?;
+    Some(format!("{host}-{role}-{port}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_member_ids_name_the_pod_or_host_the_role_and_the_port() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let both = env(&[("POD_NAME", "consumer-0"), ("HOSTNAME", "node-7")]);
+        assert_eq!(
+            static_member_id("location-consumer", 8080, both).as_deref(),
+            Some("consumer-0-location-consumer-8080")
+        );
+        let host = env(&[("HOSTNAME", "node-7\n")]);
+        assert_eq!(
+            static_member_id("connection-api", 30003, host).as_deref(),
+            Some("node-7-connection-api-30003")
+        );
+        // Two roles, or two replicas of one, on one host never share a name.
+        let host = env(&[("HOSTNAME", "node-7")]);
+        let a = static_member_id("location-consumer", 30005, host);
+        let b = static_member_id("location-consumer", 30006, host);
+        assert_ne!(a, b);
+        assert_eq!(static_member_id("location-consumer", 0, host), None);
+    }
 
     const ALL: Compiled = Compiled {
         postgres: true,

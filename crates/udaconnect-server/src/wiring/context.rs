@@ -23,7 +23,7 @@ use crate::query::engine::SharedIndex;
 use crate::query::live::Live;
 use crate::roles::connection_api::EngineKind;
 use crate::roles::Role;
-use crate::wiring::backends::{open_log, open_stores, LogUrl, StoreUrl, Stores};
+use crate::wiring::backends::{open_log_as, open_stores, LogUrl, StoreUrl, Stores};
 use crate::wiring::embedded::EmbeddedStack;
 
 /// Where the roles of a process are.
@@ -91,6 +91,9 @@ pub(crate) struct ByUrl {
     pub(crate) log: LogUrl,
     pub(crate) stores: Option<Stores>,
     pub(crate) opened_log: Option<DynLog>,
+    /// The stable name of this process's Kafka consumers (see
+    /// [`static_member_id`](crate::wiring::backends::static_member_id)).
+    pub(crate) member_id: Option<String>,
 }
 
 pub struct Context {
@@ -153,7 +156,7 @@ impl Context {
                 if let Some(l) = &by_url.opened_log {
                     return Ok(l.clone());
                 }
-                let opened = open_log(&by_url.log)?;
+                let opened = open_log_as(&by_url.log, by_url.member_id.clone())?;
                 tracing::info!(role = %role, log = %by_url.log, "log open");
                 by_url.opened_log = Some(opened.clone());
                 Ok(opened)

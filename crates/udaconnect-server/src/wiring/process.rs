@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 use crate::query::engine::SharedIndex;
 use crate::roles::connection_api::{new_index, EngineKind};
 use crate::roles::{self, start_order, Readiness, Role};
-use crate::wiring::backends::{LogUrl, StoreUrl};
+use crate::wiring::backends::{static_member_id, LogUrl, StoreUrl};
 use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options, Upstreams};
 use crate::wiring::embedded::EmbeddedStack;
 use crate::wiring::listen_file::{self, Listening};
@@ -202,6 +202,9 @@ impl Application {
                 log: settings.log,
                 stores: None,
                 opened_log: None,
+                member_id: static_member_id(role.name(), settings.listen.port(), |k| {
+                    std::env::var(k).ok()
+                }),
             })),
             demo_attendees: None,
         };

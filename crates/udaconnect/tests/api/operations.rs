@@ -26,9 +26,20 @@ pub async fn health_ready_metrics_openapi_docs(api: Api) {
     assert!(header(&m, "content-type").starts_with("text/plain"));
     let text = m.text().await.unwrap();
     assert!(text.contains("udaconnect_http_requests_total{"), "{text}");
-    let consumer = api.at(Role::LocationConsumer).get("/metrics").await;
-    let text = consumer.text().await.unwrap();
+    let consumer = api.at(Role::LocationConsumer);
+    let text = consumer.get("/metrics").await.text().await.unwrap();
     assert!(text.contains("udaconnect_consumer_lag_records"), "{text}");
+    for metric in [
+        "udaconnect_consumer_stalled 0",
+        "udaconnect_consumer_partitions_assigned",
+        "udaconnect_dlq_depth_records",
+    ] {
+        assert!(text.contains(metric), "{metric}: {text}");
+    }
+    // The consumer holds its partitions (or the embedded log, which has none to share) and
+    // keeps up.
+    let r: Value = consumer.get("/ready").await.json().await.unwrap();
+    assert_eq!(r["checks"]["consumer"], "ok", "{r}");
     let spec: Value = api.get("/openapi.json").await.json().await.unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
