@@ -108,7 +108,9 @@ pub async fn original_create_repairs_swapped_axes(api: Api) {
     let repaired = || async {
         let text = location_api.get("/metrics").await.text().await.unwrap();
         text.lines()
-            .find_map(|l| l.strip_prefix(r#"udaconnect_legacy_axes_repaired_total{source="grpc"} "#))
+            .find_map(|l| {
+                l.strip_prefix(r#"udaconnect_legacy_axes_repaired_total{source="grpc"} "#)
+            })
             .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
     };
     let before = repaired().await;
