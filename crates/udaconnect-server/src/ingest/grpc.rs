@@ -245,8 +245,7 @@ impl LocationService for GrpcIngest {
         let m = request.into_inner();
         let r = within_request(ctx, async {
             let r = async {
-                let (mut latitude, mut longitude) =
-                    (f64::from(m.latitude), f64::from(m.longitude));
+                let (mut latitude, mut longitude) = (f64::from(m.latitude), f64::from(m.longitude));
                 // The original sample client sends the axes swapped, and the original server
                 // took them: put them right, by the rule the import of original data applies.
                 if udaconnect_core::geo::axes_swapped(latitude, longitude) {
