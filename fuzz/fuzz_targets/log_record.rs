@@ -52,15 +52,19 @@ fuzz_target!(|data: &[u8]| {
         ..bare.clone()
     };
     let keyed = record::decode(&dressed, pos);
-    if repaired {
-        assert!(keyed.is_err(), "a keyed record repaired: {keyed:?}");
-    } else {
-        assert_eq!(keyed, decoded);
-    }
 
     // What was read: the value, with its axes swapped back when the rule says so.
     let original: Option<Value> = serde_json::from_slice(value).ok();
     let swapped = original.as_ref().and_then(swapped_back);
+    if repaired {
+        assert!(keyed.is_err(), "a keyed record repaired: {keyed:?}");
+    } else if swapped.is_none() {
+        assert_eq!(keyed, decoded);
+    } else {
+        // The rule applied but the repaired ping is still refused (a field missing, say): the
+        // keyed reading refuses the unrepaired one too, perhaps for another reason first.
+        assert!(keyed.is_err(), "a keyed record with swapped axes stored: {keyed:?}");
+    }
     if decoded.is_ok() {
         assert_eq!(repaired, swapped.is_some());
     }
