@@ -1,4 +1,5 @@
-//! One attendee's day, ping by ping, and every attendee's pings merged in time order.
+//! One attendee's days: the plan of where their group goes, the phone that samples it, and
+//! every attendee's pings merged in time order.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,7 +18,7 @@ pub struct SimPing {
     pub t: Micros,
 }
 
-/// What an attendee is doing: standing at a spot until a time, or walking to one.
+/// What a group is doing: standing at a spot until a time, walking to one, or away.
 #[derive(Debug, Clone, Copy)]
 enum Doing {
     Stay {
@@ -31,32 +32,34 @@ enum Doing {
         start: Micros,
         arrive: Micros,
         then_until: Micros,
+        leaving: bool,
     },
     Away {
         until: Micros,
     },
+    Done,
 }
 
-/// One attendee's behaviour, advanced lazily ping by ping.
+const WALK_SPEED_MPS: f64 = 1.2;
+
+/// Where a group is over the days: its leader's choices, drawn from the leader's generator.
+///
+/// Each activity starts when the previous one ends, never when someone happens to look, so the
+/// plan is the same whatever times it is asked about: every member's phone advances a copy of
+/// it and all copies agree.
 #[derive(Debug, Clone)]
-struct Attendee {
-    index: u32,
+struct Plan {
     rng: Rng,
     interests: [usize; 3],
-    next_t: Micros,
     doing: Doing,
     pos: (f64, f64),
     day: i64,
     leave: Micros,
-    done: bool,
 }
 
-/// How close two moments of one walk must be to be worth a separate position.
-const WALK_SPEED_MPS: f64 = 1.2;
-
-impl Attendee {
-    fn new(c: &Conference, index: u32) -> Attendee {
-        let mut rng = c.attendee_rng(index);
+impl Plan {
+    fn new(c: &Conference, leader: u32) -> Plan {
+        let mut rng = c.attendee_rng(leader);
         // The persons' names drew three numbers first: stay independent of them.
         for _ in 0..3 {
             rng.next_u64();
@@ -66,26 +69,24 @@ impl Attendee {
             rng.below(TOPICS.len()),
             rng.below(TOPICS.len()),
         ];
-        let mut a = Attendee {
-            index,
+        let mut plan = Plan {
             rng,
             interests,
-            next_t: 0,
-            doing: Doing::Away { until: 0 },
+            doing: Doing::Done,
             pos: (0.0, 0.0),
             day: -1,
             leave: 0,
-            done: false,
         };
-        a.start_day(c, 0);
-        a
+        plan.start_day(c, 0);
+        plan
     }
 
-    /// Plans day `day`: arrival at the entrance and the time to leave; skips absent days.
+    /// Plans day `day` (or the next one attended): arrival at the entrance and the time to
+    /// leave.
     fn start_day(&mut self, c: &Conference, mut day: i64) {
         loop {
             if day >= c.config.days as i64 {
-                self.done = true;
+                self.doing = Doing::Done;
                 return;
             }
             if self.rng.unit() < 0.05 {
@@ -99,45 +100,24 @@ impl Attendee {
             self.leave = midnight + 16 * HOUR + (self.rng.range(0.0, 120.0) * MINUTE as f64) as i64;
             self.day = day;
             self.pos = c.area_point(c.entrance, &mut self.rng, 1.0);
-            self.doing = Doing::Stay {
-                x: self.pos.0,
-                y: self.pos.1,
-                until: arrive + MINUTE,
-            };
-            self.next_t = arrive;
+            self.doing = Doing::Away { until: arrive };
             return;
         }
     }
 
-    fn interval(&mut self, c: &Conference) -> Micros {
-        ((c.config.ping_interval_s * self.rng.range(0.8, 1.2)) * US as f64) as Micros
-    }
-
-    /// Chooses what to do from `t` on, starting at the current position.
-    fn choose(&mut self, c: &Conference, t: Micros) {
-        let midnight = c.config.start + self.day * DAY;
-        if t >= self.leave {
+    /// Chooses what to do from `now` on (when the last activity ended), starting at the
+    /// current position.
+    fn choose(&mut self, c: &Conference, now: Micros) {
+        if now >= self.leave {
             let exit = c.area_point(c.entrance, &mut self.rng, 1.0);
-            self.walk_to(exit, t, t + 2 * MINUTE);
-            self.doing = match self.doing {
-                Doing::Walk {
-                    from,
-                    to,
-                    start,
-                    arrive,
-                    ..
-                } => Doing::Walk {
-                    from,
-                    to,
-                    start,
-                    arrive,
-                    then_until: arrive,
-                },
-                other => other,
-            };
+            self.walk_to(exit, now, now);
+            if let Doing::Walk { leaving, .. } = &mut self.doing {
+                *leaving = true;
+            }
             return;
         }
-        let day_t = t - midnight;
+        let midnight = c.config.start + self.day * DAY;
+        let day_t = now - midnight;
         // In a talk slot: go to a talk on one of one's topics, most of the time.
         let slot = SLOTS_H
             .iter()
@@ -153,7 +133,7 @@ impl Attendee {
             if !talks.is_empty() && self.rng.unit() < 0.75 {
                 let talk = talks[self.rng.below(talks.len())];
                 let seat = c.area_point(c.rooms[talk.room], &mut self.rng, 1.5);
-                self.walk_to(seat, t, talk.end.min(self.leave));
+                self.walk_to(seat, now, talk.end.min(self.leave));
                 return;
             }
         }
@@ -170,46 +150,53 @@ impl Attendee {
             } else {
                 self.rng.range(4.0, 12.0)
             };
-            self.walk_to(spot, t, t + (stay * MINUTE as f64) as i64);
+            self.walk_to(spot, now, now + (stay * MINUTE as f64) as i64);
             return;
         }
-        // Otherwise the expo: a booth in front of its counter, for a few minutes.
-        if !c.booths.is_empty() {
-            let booth = &c.venue.areas[c.booths[self.rng.below(c.booths.len())]];
-            let spot = (
-                booth.x + self.rng.range(0.5, booth.width - 0.5),
-                booth.y - self.rng.range(0.5, 2.0),
-            );
-            let dwell = 2.0 + self.rng.exp(5.0);
-            self.walk_to(spot, t, t + (dwell * MINUTE as f64) as i64);
+        // Otherwise the expo: a booth in front of its counter, for a few minutes (a hall too
+        // small for booths: a few minutes where one stands).
+        if c.booths.is_empty() {
+            self.walk_to(self.pos, now, now + 5 * MINUTE);
+            return;
         }
+        let booth = &c.venue.areas[c.booths[self.rng.below(c.booths.len())]];
+        let spot = (
+            booth.x + self.rng.range(0.5, booth.width - 0.5),
+            booth.y - self.rng.range(0.5, 2.0),
+        );
+        let dwell = 2.0 + self.rng.exp(5.0);
+        self.walk_to(spot, now, now + (dwell * MINUTE as f64) as i64);
     }
 
-    fn walk_to(&mut self, to: (f64, f64), t: Micros, then_until: Micros) {
+    fn walk_to(&mut self, to: (f64, f64), now: Micros, then_until: Micros) {
         let d = ((to.0 - self.pos.0).powi(2) + (to.1 - self.pos.1).powi(2)).sqrt();
-        let arrive = t + ((d / WALK_SPEED_MPS) * US as f64) as Micros;
+        let arrive = now + ((d / WALK_SPEED_MPS) * US as f64) as Micros;
         self.doing = Doing::Walk {
             from: self.pos,
             to,
-            start: t,
+            start: now,
             arrive,
             then_until: then_until.max(arrive + MINUTE),
+            leaving: false,
         };
     }
 
-    /// Where the attendee is at `t`, advancing the plan as needed; `None` when away.
+    /// Where the group is at `t` (never earlier than the last time asked), advancing the plan
+    /// as needed; `None` when away.
     fn position(&mut self, c: &Conference, t: Micros) -> Option<(f64, f64)> {
-        for _ in 0..64 {
+        loop {
             match self.doing {
+                Doing::Done => return None,
                 Doing::Away { until } if t < until => return None,
-                Doing::Away { .. } => self.choose(c, t),
-                Doing::Stay { x, y, until } if t < until => return Some((x, y)),
-                Doing::Stay { .. } => {
-                    if t >= self.leave {
-                        return None;
+                Doing::Away { until } => {
+                    self.doing = Doing::Stay {
+                        x: self.pos.0,
+                        y: self.pos.1,
+                        until: until + MINUTE,
                     }
-                    self.choose(c, t)
                 }
+                Doing::Stay { x, y, until } if t < until => return Some((x, y)),
+                Doing::Stay { until, .. } => self.choose(c, until),
                 Doing::Walk {
                     from,
                     to,
@@ -220,40 +207,91 @@ impl Attendee {
                     let f = (t - start) as f64 / (arrive - start).max(1) as f64;
                     return Some((from.0 + (to.0 - from.0) * f, from.1 + (to.1 - from.1) * f));
                 }
-                Doing::Walk { to, then_until, .. } => {
+                Doing::Walk {
+                    to,
+                    then_until,
+                    leaving,
+                    ..
+                } => {
                     self.pos = to;
-                    if t >= self.leave && then_until <= t {
-                        return None;
+                    if leaving {
+                        self.start_day(c, self.day + 1);
+                    } else {
+                        self.doing = Doing::Stay {
+                            x: to.0,
+                            y: to.1,
+                            until: then_until,
+                        };
                     }
-                    self.doing = Doing::Stay {
-                        x: to.0,
-                        y: to.1,
-                        until: then_until,
-                    };
                 }
             }
         }
-        Some(self.pos)
+    }
+
+    /// When the group is next on site, if ever, for a time at which it is away.
+    fn back_at(&self) -> Option<Micros> {
+        match self.doing {
+            Doing::Away { until } => Some(until),
+            _ => None,
+        }
+    }
+}
+
+/// One attendee's phone: the group's plan, where in the group the attendee stands, and the
+/// phone's own clock (interval, phase and jitter).
+#[derive(Debug, Clone)]
+struct Phone {
+    index: u32,
+    rng: Rng,
+    plan: Plan,
+    offset: (f64, f64),
+    interval: Micros,
+    /// The phone's next tick: ticks fall on `phase + k * interval`.
+    tick: Micros,
+    jitter_us: f64,
+}
+
+impl Phone {
+    fn new(c: &Conference, index: u32) -> Phone {
+        let leader = c.leader_of(index);
+        let mut rng = Rng::new(c.attendee_rng(index).next_u64() ^ 0x9407_e5ee_d000_0001);
+        let interval = c.phone_interval(&mut rng);
+        let tick = c.config.start + (rng.unit() * interval as f64) as Micros;
+        // Members stand around the leader's spot, within a metre and a bit.
+        let offset = if leader == index {
+            (0.0, 0.0)
+        } else {
+            let (r, a) = (rng.range(0.5, 1.2), rng.range(0.0, std::f64::consts::TAU));
+            (r * a.cos(), r * a.sin())
+        };
+        Phone {
+            index,
+            jitter_us: (0.5 * US as f64).min(interval as f64 / 10.0),
+            rng,
+            plan: Plan::new(c, leader),
+            offset,
+            interval,
+            tick,
+        }
     }
 
     fn next_ping(&mut self, c: &Conference) -> Option<SimPing> {
         loop {
-            if self.done {
-                return None;
-            }
-            let t = self.next_t;
-            if t >= self.leave + 10 * MINUTE {
-                self.start_day(c, self.day + 1);
-                continue;
-            }
-            self.next_t = t + self.interval(c);
-            let Some((x, y)) = self.position(c, t) else {
-                if t >= self.leave {
-                    self.start_day(c, self.day + 1);
+            let tick = self.tick;
+            self.tick += self.interval;
+            let jitter = (self.rng.normal() * self.jitter_us)
+                .clamp(-(self.interval as f64) / 4.0, self.interval as f64 / 4.0);
+            let t = tick + jitter as Micros;
+            let Some((x, y)) = self.plan.position(c, t) else {
+                // Away: skip the ticks until the group is back, or stop.
+                let back = self.plan.back_at()?;
+                if back > self.tick {
+                    let skipped = (back - self.tick) / self.interval;
+                    self.tick += skipped * self.interval;
                 }
                 continue;
             };
-            self.pos = (x, y);
+            let (x, y) = (x + self.offset.0, y + self.offset.1);
             let noise = c.config.gps_noise_m;
             let (nx, ny) = (x + self.rng.normal() * noise, y + self.rng.normal() * noise);
             let (latitude, longitude) = c.venue.to_lat_lon(nx, ny);
@@ -271,26 +309,25 @@ impl Attendee {
 pub struct Pings<'a> {
     conference: &'a Conference,
     heap: BinaryHeap<Reverse<(Micros, u32)>>,
-    attendees: Vec<(Attendee, Option<SimPing>)>,
+    phones: Vec<(Phone, Option<SimPing>)>,
 }
 
 impl<'a> Pings<'a> {
     pub(crate) fn new(conference: &'a Conference) -> Self {
         let mut heap = BinaryHeap::new();
-        let mut attendees = Vec::with_capacity(conference.config.attendees as usize);
+        let mut phones = Vec::with_capacity(conference.config.attendees as usize);
         for i in 0..conference.config.attendees {
-            let mut a = Attendee::new(conference, i);
-            if let Some(p) = a.next_ping(conference) {
+            let mut phone = Phone::new(conference, i);
+            let first = phone.next_ping(conference);
+            if let Some(p) = &first {
                 heap.push(Reverse((p.t, i)));
-                attendees.push((a, Some(p)));
-            } else {
-                attendees.push((a, None));
             }
+            phones.push((phone, first));
         }
         Pings {
             conference,
             heap,
-            attendees,
+            phones,
         }
     }
 }
@@ -300,9 +337,9 @@ impl Iterator for Pings<'_> {
 
     fn next(&mut self) -> Option<SimPing> {
         let Reverse((_, i)) = self.heap.pop()?;
-        let (attendee, pending) = &mut self.attendees[i as usize];
+        let (phone, pending) = &mut self.phones[i as usize];
         let out = pending.take();
-        if let Some(next) = attendee.next_ping(self.conference) {
+        if let Some(next) = phone.next_ping(self.conference) {
             self.heap.push(Reverse((next.t, i)));
             *pending = Some(next);
         }

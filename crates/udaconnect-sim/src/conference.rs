@@ -15,8 +15,18 @@ pub struct SimConfig {
     pub days: u32,
     /// Midnight UTC of the first day, in microseconds.
     pub start: Micros,
-    /// Mean seconds between two pings of one phone.
+    /// The phones' typical seconds between two pings: their harmonic mean, so the conference
+    /// has as many pings as if every phone pinged at this interval.
     pub ping_interval_s: f64,
+    /// The range of the phones' own intervals, seconds: each phone pings at one interval
+    /// drawn from it (shaped so their harmonic mean is `ping_interval_s`), from a phase of its
+    /// own, with a clock jitter of about half a second. A `ping_interval_s` outside the range
+    /// puts every phone at it.
+    pub min_interval_s: f64,
+    pub max_interval_s: f64,
+    /// The share of attendees who go round in a group (of two to four) with colleagues,
+    /// standing within a couple of metres of each other all day.
+    pub group_share: f64,
     /// Standard deviation of the GPS error, metres.
     pub gps_noise_m: f64,
     /// The venue's south-west corner.
@@ -32,7 +42,10 @@ impl Default for SimConfig {
             attendees: 1000,
             days: 3,
             start: 1_717_200_000 * US, // 2024-06-01T00:00:00Z
-            ping_interval_s: 30.0,
+            ping_interval_s: 47.0,
+            min_interval_s: 15.0,
+            max_interval_s: 300.0,
+            group_share: 0.3,
             gps_noise_m: 2.0,
             origin: LatLon {
                 latitude: 37.5530,
@@ -157,6 +170,11 @@ pub struct Conference {
     pub(crate) booths: Vec<usize>,
     pub(crate) catering: usize,
     pub(crate) entrance: usize,
+    /// Each attendee's group leader (themselves when alone).
+    leaders: Vec<u32>,
+    /// The exponent `k` of the phones' intervals `min * (max / min)^(u^k)`, `u` uniform; `None`
+    /// when every phone pings at `ping_interval_s`.
+    interval_shape: Option<f64>,
 }
 
 impl Conference {
@@ -244,6 +262,8 @@ impl Conference {
             }
         }
         Conference {
+            leaders: groups(config, &mut rng),
+            interval_shape: interval_shape(config),
             config: config.clone(),
             venue: Venue {
                 name: format!("Simulated conference ({} attendees)", config.attendees),
@@ -282,6 +302,22 @@ impl Conference {
         )
     }
 
+    pub(crate) fn leader_of(&self, index: u32) -> u32 {
+        self.leaders[index as usize]
+    }
+
+    /// A phone's interval, drawn from its generator.
+    pub(crate) fn phone_interval(&self, rng: &mut Rng) -> Micros {
+        let c = &self.config;
+        let seconds = match self.interval_shape {
+            Some(k) => {
+                c.min_interval_s * (c.max_interval_s / c.min_interval_s).powf(rng.unit().powf(k))
+            }
+            None => c.ping_interval_s,
+        };
+        ((seconds * US as f64) as Micros).max(1)
+    }
+
     /// Every ping of the conference, in time order.
     pub fn pings(&self) -> Pings<'_> {
         Pings::new(self)
@@ -295,6 +331,64 @@ impl Conference {
             rng.range(a.y + m, a.y + a.depth - m),
         )
     }
+}
+
+/// Groups of consecutive attendees, two to four, led by the first: each attendee's leader.
+fn groups(config: &SimConfig, rng: &mut Rng) -> Vec<u32> {
+    let n = config.attendees;
+    let mut leaders = Vec::with_capacity(n as usize);
+    while (leaders.len() as u32) < n {
+        let leader = leaders.len() as u32;
+        // A group of `size` takes `size` attendees, so a share `g` of attendees in groups of
+        // three on average means a group starts at a share `g / (3 - 2g)` of the leaders.
+        let g = config.group_share.clamp(0.0, 1.0);
+        let size = if rng.unit() < g / (3.0 - 2.0 * g) {
+            2 + rng.below(3) as u32
+        } else {
+            1
+        };
+        for _ in 0..size.min(n - leader) {
+            leaders.push(leader);
+        }
+    }
+    leaders
+}
+
+/// The mean ping rate of phones at `min * (max / min)^(u^k)`: `E[1 / interval]`, integrated
+/// numerically over `u`.
+fn mean_rate(min_s: f64, max_s: f64, k: f64) -> f64 {
+    const STEPS: usize = 2000;
+    (0..STEPS)
+        .map(|i| {
+            let u = (i as f64 + 0.5) / STEPS as f64;
+            1.0 / (min_s * (max_s / min_s).powf(u.powf(k)))
+        })
+        .sum::<f64>()
+        / STEPS as f64
+}
+
+/// The shape that makes the phones' harmonic mean interval `ping_interval_s` (the rate falls
+/// as `k` falls), or `None` when it lies outside the range.
+fn interval_shape(config: &SimConfig) -> Option<f64> {
+    let (lo, hi, h) = (
+        config.min_interval_s,
+        config.max_interval_s,
+        config.ping_interval_s,
+    );
+    if !(lo > 0.0 && hi > lo && h > lo && h < hi) {
+        return None;
+    }
+    let target = 1.0 / h;
+    let (mut a, mut b) = (-12.0f64, 12.0f64);
+    for _ in 0..60 {
+        let m = (a + b) / 2.0;
+        if mean_rate(lo, hi, m.exp()) > target {
+            b = m;
+        } else {
+            a = m;
+        }
+    }
+    Some(((a + b) / 2.0).exp())
 }
 
 #[cfg(test)]

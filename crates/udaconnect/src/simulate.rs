@@ -26,7 +26,9 @@ pub struct SimulateArgs {
     /// First day (YYYY-MM-DD, UTC).
     #[arg(long, env = "UDACONNECT_SIM_START", default_value = "2024-06-01")]
     pub start: String,
-    /// Mean seconds between two pings of one phone.
+    /// The phones' typical seconds between two pings (their harmonic mean): each phone pings
+    /// at an interval of its own between 15 s and 5 min when this lies between, else every
+    /// phone at this one.
     #[arg(long, env = "UDACONNECT_SIM_PING_INTERVAL", default_value_t = 30.0)]
     pub ping_interval: f64,
     /// Aim for about this many pings in all (sets the ping interval).
@@ -99,6 +101,7 @@ pub fn config(args: &SimulateArgs) -> anyhow::Result<SimConfig> {
             longitude: lon,
         },
         first_person_id: 1,
+        ..Default::default()
     };
     if let Some(total) = args.total {
         config.ping_interval_s = config.interval_for_total(total);

@@ -93,6 +93,7 @@ impl LiveConference {
                 longitude: -122.2930,
             },
             first_person_id: 0,
+            ..Default::default()
         }
     }
 
