@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
 use crate::time::Window;
+use crate::track::{track_read_window, TrackQuery};
 use crate::Result;
 
 /// Persons, owned by person-api.
@@ -67,6 +68,33 @@ pub trait LocationStore: Send + Sync + 'static {
         candidates.retain(|l| l.person_id != q.person_id);
         Ok(Near { own, candidates })
     }
+    /// What a contacts query over tracks ([`crate::track`]) needs, in one read: the asked
+    /// person's pings in the query window widened by [`track_read_window`]; candidates, other
+    /// persons' pings that may be fixes of a piece meeting one of the asked person's pieces;
+    /// and each candidate's neighbours, the pings of the same person just before and after it
+    /// in (time, id) order, when at most `max_interpolation` away. Candidates may be a
+    /// superset and neighbours may repeat candidates:
+    /// [`crate::track::contacts_from_near`] computes the exact answer from them.
+    ///
+    /// Complete for every piece of another person whose two fixes lie at most `reach_m`
+    /// apart (see [`crate::track::reach_for_speed`]); a store may return more. This default
+    /// reads every ping in the widened window as a candidate, which is complete for every
+    /// piece; stores with a spatial index narrow it down.
+    async fn near_tracks(&self, q: &TrackQuery, reach_m: f64) -> Result<NearTracks> {
+        let _ = reach_m;
+        let read = track_read_window(q);
+        let own = self.in_window(read, Some(q.person_id)).await?;
+        if own.is_empty() {
+            return Ok(NearTracks::default());
+        }
+        let mut candidates = self.in_window(read, None).await?;
+        candidates.retain(|l| l.person_id != q.person_id);
+        Ok(NearTracks {
+            own,
+            candidates,
+            neighbours: Vec::new(),
+        })
+    }
     /// Removes every location (before a replay rebuilds them).
     async fn clear(&self) -> Result<()>;
     async fn count(&self) -> Result<u64>;
@@ -89,6 +117,14 @@ pub struct NearQuery {
 pub struct Near {
     pub own: Vec<Location>,
     pub candidates: Vec<Location>,
+}
+
+/// The read behind one contacts query over tracks (see [`LocationStore::near_tracks`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NearTracks {
+    pub own: Vec<Location>,
+    pub candidates: Vec<Location>,
+    pub neighbours: Vec<Location>,
 }
 
 /// Hands out blocks of ids so ingest nodes assign unique ids without a round trip per ping

@@ -38,10 +38,12 @@
 //! and both get the same answer to the bit.
 
 mod encounter;
+mod near;
 mod pair;
 mod piece;
 
 pub use encounter::contacts_from_pairs;
+pub use near::{contacts_from_near, reach_for_speed, track_read_window};
 pub use pair::{reach_chord_m, together, Together};
 pub use piece::{all_pieces, pieces_of, Piece, PieceKey, TrackFix};
 
