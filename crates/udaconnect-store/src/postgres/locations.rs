@@ -2,15 +2,16 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use tokio_postgres::Row;
 use udaconnect_core::model::{Location, LocationId, PersonId};
-use udaconnect_core::ports::{LocationStore, Near, NearQuery};
+use udaconnect_core::ports::{LocationStore, Near, NearQuery, NearTracks};
 use udaconnect_core::time::{to_micros, Window};
+use udaconnect_core::track::TrackQuery;
 use udaconnect_core::Result;
 
 use super::{from_timestamp, pg_error, to_timestamp, window_bound, DbError, Postgres};
 use crate::stored_coordinate;
 
 /// The columns every read returns, in the order [`location_at`] reads them.
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, person_id, ST_Y(coordinate) AS latitude, ST_X(coordinate) AS longitude, creation_time";
 
 /// Rows per INSERT: bounds the size of one message; a larger batch is several statements in
@@ -20,7 +21,7 @@ const UPSERT_CHUNK: usize = 20_000;
 /// Locations in table `location`, coordinates as PostGIS points.
 #[derive(Debug, Clone)]
 pub struct PostgresLocationStore {
-    pg: Postgres,
+    pub(super) pg: Postgres,
 }
 
 impl PostgresLocationStore {
@@ -29,7 +30,7 @@ impl PostgresLocationStore {
     }
 }
 
-fn location_at(row: &Row, first: usize) -> Result<Location, tokio_postgres::Error> {
+pub(super) fn location_at(row: &Row, first: usize) -> Result<Location, tokio_postgres::Error> {
     Ok(Location {
         id: row.try_get(first)?,
         person_id: row.try_get(first + 1)?,
@@ -50,7 +51,7 @@ fn locations(rows: &[Row]) -> Result<Vec<Location>> {
 /// Slack on the distance handed to PostGIS, so its candidates are a superset of what the
 /// contact engine's haversine keeps: PostGIS measures on a sphere of radius 6,371,008.77 m (ours
 /// is 6,371,008.8 m) with other floating-point steps; 0.1% and half a metre dwarf both.
-fn search_radius_m(distance_m: f64) -> f64 {
+pub(super) fn search_radius_m(distance_m: f64) -> f64 {
     // NaN matches nothing; the radius only has to be a valid one.
     let d = if distance_m.is_nan() {
         0.0
@@ -67,7 +68,7 @@ const MAX_SEARCH_M: f64 = 21_000_000.0;
 /// Time gaps from this one up are treated as no time condition (a superset, as `near`
 /// allows). Below it, the gap in microseconds converts to an interval exactly (under 2^53) and
 /// `creation_time ± gap` stays in PostgreSQL's range for every time since 1970.
-const MAX_GAP_US: u64 = 200 * 365 * 24 * 3600 * 1_000_000;
+pub(super) const MAX_GAP_US: u64 = 200 * 365 * 24 * 3600 * 1_000_000;
 
 /// The asked person's locations in the window and, in the same statement, the other persons'
 /// locations in the window within the search radius (and the gap) of one of them.
@@ -295,6 +296,10 @@ impl LocationStore for PostgresLocationStore {
 
     async fn near(&self, q: NearQuery) -> Result<Near> {
         self.pg.retrying(|| self.try_near(&q)).await
+    }
+
+    async fn near_tracks(&self, q: &TrackQuery, reach_m: f64) -> Result<NearTracks> {
+        self.pg.retrying(|| self.try_near_tracks(q, reach_m)).await
     }
 
     async fn clear(&self) -> Result<()> {

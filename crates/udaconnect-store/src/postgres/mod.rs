@@ -14,8 +14,10 @@ mod ids;
 mod locations;
 pub mod migrate;
 mod persons;
+mod tracks;
 
 pub use locations::near_sql;
+pub use tracks::near_tracks_sql;
 
 use std::fmt;
 use std::future::Future;

@@ -18,6 +18,7 @@ mod ids;
 mod locations;
 mod near;
 mod persons;
+mod tracks;
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,7 @@ pub use near::{near_gives_the_answers_of_the_whole_window, near_on_the_seed_data
 pub use persons::{
     creates_racing_an_import_never_collide, new_person, persons_are_imported_created_and_listed,
 };
+pub use tracks::{contacts_via_store, longest_piece_m, near_tracks_gives_the_oracles_contacts};
 
 /// One store engine: how the suite opens fresh stores of it, and what keeps them (a
 /// directory, a database) until they are dropped.
@@ -99,6 +101,7 @@ macro_rules! store_suite {
                 coordinates_and_times_round_trip_bit_for_bit,
                 near_gives_the_answers_of_the_whole_window,
                 near_on_the_seed_data,
+                near_tracks_gives_the_oracles_contacts,
                 id_leases_never_repeat,
                 id_leases_are_unique_across_concurrent_leasers_and_restarts,
                 ping_answers,

@@ -11,7 +11,7 @@ use super::{answer, loc, open_with_persons, points, StoreEngine};
 use crate::seed;
 
 /// A point `north_m` and `east_m` from (lat, lon), longitude wrapped into [-180, 180].
-fn offset(lat: f64, lon: f64, north_m: f64, east_m: f64) -> (f64, f64) {
+pub(super) fn offset(lat: f64, lon: f64, north_m: f64, east_m: f64) -> (f64, f64) {
     let m_per_degree = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
     let lat2 = lat + north_m / m_per_degree;
     let mut lon2 = lon + east_m / (m_per_degree * lat.to_radians().cos());
