@@ -132,6 +132,19 @@ async fn near_tracks_plan() {
     };
     let reach = longest_piece_m(&pings, &TrackQuery::new(1, day_one));
     println!("longest piece: {reach:.1} m");
+    // What the statement costs when the venue is larger than the reach: a 20 m reach, not
+    // complete for this conference's walking pieces, so not held to the whole window's answer.
+    for person_id in [1, 17, 333, 640, 999] {
+        let q = TrackQuery::new(person_id, day_one);
+        let t = Instant::now();
+        let near = store.near_tracks(&q, 20.0).await.unwrap();
+        println!(
+            "person {person_id}, 20 m reach: {:?}, {} candidates, {} neighbours",
+            t.elapsed(),
+            near.candidates.len(),
+            near.neighbours.len()
+        );
+    }
     let mut sorted = pings.clone();
     sorted.sort_by_key(|l| (l.creation_time, l.id));
     for person_id in [1, 17, 333, 640, 999] {
