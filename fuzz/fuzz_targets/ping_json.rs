@@ -34,6 +34,11 @@ fuzz_target!(|data: &[u8]| {
             assert!((-180.0..=180.0).contains(&ping.longitude()));
             if let Some(t) = ping.creation_time() {
                 assert!((1970..=9999).contains(&chrono::Datelike::year(&t)));
+                assert_eq!(
+                    t.timestamp_subsec_nanos() % 1000,
+                    0,
+                    "{t:?} not cut to microseconds"
+                );
             }
         }
         Err(e) => check_error(&e, data.len()),

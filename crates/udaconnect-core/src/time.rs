@@ -5,7 +5,7 @@
 //! Unix epoch: the stores keep that precision and the contact engine compares integers.
 
 use chrono::{
-    DateTime, Duration, DurationRound, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc,
+    DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc,
 };
 
 /// Microseconds since 1970-01-01T00:00:00Z.
@@ -15,9 +15,12 @@ pub fn to_micros(t: DateTime<Utc>) -> Micros {
     t.timestamp_micros()
 }
 
-/// `t` cut to whole microseconds, the precision every store keeps.
+/// `t` cut to whole microseconds, the precision every store keeps. (Rounding by a duration
+/// counts nanoseconds since 1970 in an `i64`, which ends in 2262: it would leave later times
+/// uncut.)
 pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(Duration::microseconds(1)).unwrap_or(t)
+    let nanos = t.timestamp_subsec_nanos();
+    t.with_nanosecond(nanos - nanos % 1000).unwrap_or(t)
 }
 
 pub fn from_micros(us: Micros) -> DateTime<Utc> {
@@ -149,6 +152,29 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cut to the microsecond in every supported year, after 2262 too (where nanoseconds
+    /// since 1970 no longer fit an `i64`).
+    #[test]
+    fn times_are_cut_to_the_microsecond_in_every_year() {
+        for (raw, cut) in [
+            ("1970-01-01T00:00:00.000000999Z", "1970-01-01T00:00:00Z"),
+            (
+                "2020-08-18T10:37:06.123456789Z",
+                "2020-08-18T10:37:06.123456Z",
+            ),
+            (
+                "2262-04-12T00:00:00.123456789Z",
+                "2262-04-12T00:00:00.123456Z",
+            ),
+            (
+                "9999-12-31T23:59:58.999999999Z",
+                "9999-12-31T23:59:58.999999Z",
+            ),
+        ] {
+            assert_eq!(format_utc(parse_timestamp(raw).unwrap()), cut);
+        }
+    }
 
     #[test]
     fn timestamps_with_and_without_offset() {
