@@ -619,6 +619,36 @@ async fn import_reports_bad_rows_resumes_and_repairs_axes() {
         raw.contains("39 imported, 0 rejected, 22 with swapped axes repaired"),
         "{raw}"
     );
+    // Lines ended by a lone CR (old spreadsheet exports) are lines: rows are reported, and
+    // resumed after, by their own line.
+    let cr_ended = dir.path().join("cr_ended.csv");
+    fs::write(
+        &cr_ended,
+        "person_id,latitude,longitude,creation_time\r\
+         5,37.5,-122.2,2024-01-02T10:00:00Z\r\
+         5,95,0,2024-01-02T10:00:00Z\r",
+    )
+    .unwrap();
+    let import_cr = || {
+        run_ok(&[
+            "import",
+            "--data-dir",
+            data_s,
+            "--locations",
+            cr_ended.to_str().unwrap(),
+        ])
+    };
+    let first = import_cr();
+    assert!(
+        first.contains("2 rows, 1 imported, 1 rejected")
+            && first.contains("line 3: invalid input: latitude"),
+        "{first}"
+    );
+    let again = import_cr();
+    assert!(
+        again.contains("resumed after line 3") && again.contains("locations: 0 rows"),
+        "{again}"
+    );
 
     // The imported seed answers as the demo does, and the two imported pings met.
     let server = Server::start(&data, false).await;

@@ -15,13 +15,17 @@
 //!   fields, and a person or a ping whose fields came as text ([`text_person`],
 //!   [`text_location`]: a CSV row).
 //! - `batch.rs`: batches of pings, every bad item named by its index ([`BatchCheck`]).
+//! - `csv_rows.rs`: the rows of the CSV import ([`PersonRows`], [`LocationRows`]).
+//! - `grpc.rs`: pings as the gRPC calls decode them, the original's and v1's.
 //! - `future.rs`: fix times too far ahead of the server's clock (the clock is the caller's).
 //! - `query.rs`: path ids and the query strings of the connection, contacts and paging
 //!   queries.
 
 mod batch;
 mod body;
+mod csv_rows;
 mod future;
+mod grpc;
 mod query;
 
 pub use crate::domain::{DEFAULT_DISTANCE_M, MAX_DISTANCE_M, MAX_TIME_GAP_S};
@@ -29,7 +33,9 @@ pub use batch::{location_batch, BatchCheck, MAX_BATCH};
 pub use body::{
     new_location, new_person, plain_new_location, text_location, text_person, MAX_TEXT_CHARS,
 };
+pub use csv_rows::{LocationRow, LocationRows, PersonRows, Row};
 pub use future::{future_violations, too_far_ahead, DEFAULT_FUTURE_SKEW};
+pub use grpc::{legacy_ping, timestamp_time, v1_batch, v1_ping, V1Ping};
 pub use query::{
     connection_params, contact_params, paging_params, path_id, window_params, ConnectionParams,
     ContactParams, DEFAULT_CONTACT_GAP_S, DEFAULT_MIN_DURATION_S, MAX_CONTACT_GAP_S,

@@ -11,10 +11,8 @@ use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
-use udaconnect_core::domain::FixTime;
-use udaconnect_core::model::{Location, NewLocation};
-use udaconnect_core::time::{from_micros, to_micros};
-use udaconnect_core::validate::BatchCheck;
+use udaconnect_core::model::Location;
+use udaconnect_core::validate;
 use udaconnect_core::{Error, ErrorCode};
 
 use crate::http::guard::RateLimiter;
@@ -96,16 +94,6 @@ fn context<T>(request: &Request<T>, method: &str) -> RequestContext {
     }
 }
 
-fn timestamp(t: &prost_types::Timestamp) -> Result<DateTime<Utc>, String> {
-    if !(0..1_000_000_000).contains(&t.nanos) {
-        return Err(format!("nanos {} is outside [0, 999999999]", t.nanos));
-    }
-    let exact = DateTime::from_timestamp(t.seconds, t.nanos as u32)
-        .ok_or_else(|| format!("{} s is outside the supported range", t.seconds))?;
-    // Times are kept to the microsecond everywhere.
-    Ok(from_micros(to_micros(exact)))
-}
-
 fn to_timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
@@ -123,21 +111,10 @@ fn to_proto(l: &Location) -> proto::v1::Location {
     }
 }
 
-/// A v1 ping's time, held to the rule every transport shares; `None`: the time of ingest.
-fn fix_time(p: &Ping) -> Result<Option<FixTime>, String> {
-    p.creation_time
-        .as_ref()
-        .map(|t| timestamp(t).and_then(FixTime::new))
-        .transpose()
-}
-
-/// Validates one v1 ping with the rules every transport shares; a bad time is reported once
-/// the other fields pass.
-fn check_ping(p: &Ping) -> Result<NewLocation, Error> {
-    let time = fix_time(p).map_err(|m| Error::invalid("creation_time", m));
-    let mut ping = NewLocation::parse(p.person_id, p.latitude, p.longitude, None)?;
-    ping.set_creation_time(time?);
-    Ok(ping)
+/// A v1 ping's values, as the shared rules take them.
+fn values(p: &Ping) -> validate::V1Ping {
+    let time = p.creation_time.as_ref().map(|t| (t.seconds, t.nanos));
+    (p.person_id, p.latitude, p.longitude, time)
 }
 
 impl GrpcIngest {
@@ -183,17 +160,7 @@ impl GrpcIngest {
 
     /// One batch of a stream: its result, or the status that ends the stream.
     async fn ingest_batch(&self, batch: PingBatch) -> Result<BatchResult, Status> {
-        let times: Vec<_> = batch.pings.iter().map(fix_time).collect();
-        let mut check = BatchCheck::of(batch.pings.iter().zip(&times).map(|(p, t)| {
-            let t = t.as_ref().ok().copied().flatten();
-            NewLocation::parse(p.person_id, p.latitude, p.longitude, t)
-        }));
-        // A bad time is reported beside the item's other violations, after them.
-        for (i, t) in times.into_iter().enumerate() {
-            if let Err(m) = t {
-                check.invalid_item(i, "creation_time", m);
-            }
-        }
+        let check = validate::v1_batch(batch.pings.iter().map(values));
         match self.ingest.accept_batch(check).await {
             Ok(stored) => {
                 self.count(
@@ -245,14 +212,12 @@ impl LocationService for GrpcIngest {
         let m = request.into_inner();
         let r = within_request(ctx, async {
             let r = async {
-                let (mut latitude, mut longitude) = (f64::from(m.latitude), f64::from(m.longitude));
                 // The original sample client sends the axes swapped, and the original server
-                // took them: put them right, by the rule the import of original data applies.
-                if udaconnect_core::geo::axes_swapped(latitude, longitude) {
-                    std::mem::swap(&mut latitude, &mut longitude);
+                // took them: put right, by the rule the import of original data applies.
+                let (ping, repaired) = validate::legacy_ping(m.person_id, m.latitude, m.longitude)?;
+                if repaired {
                     self.metrics.axes_repaired("grpc", 1);
                 }
-                let ping = NewLocation::parse(m.person_id.into(), latitude, longitude, None)?;
                 self.ingest.accept(vec![ping], false).await
             }
             .await;
@@ -278,7 +243,7 @@ impl LocationIngest for GrpcIngest {
         let p = request.into_inner();
         let r = within_request(ctx, async {
             let r = async {
-                let ping = check_ping(&p)?;
+                let ping = validate::v1_ping(values(&p))?;
                 self.ingest.accept(vec![ping], false).await
             }
             .await;

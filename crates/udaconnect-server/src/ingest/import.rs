@@ -15,10 +15,11 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use udaconnect_core::clock::{Clock, SystemClock};
-use udaconnect_core::model::{Location, NewLocation, Person, MAX_ID};
+use udaconnect_core::model::{Location, NewLocation};
 use udaconnect_core::ports::{DynIdLeaser, DynLog, DynPersonStore};
-use udaconnect_core::record::{self, DERIVED_ID_BASE, LOCATION_TOPIC};
-use udaconnect_core::{validate, Error, Result};
+use udaconnect_core::record::{self, LOCATION_TOPIC};
+use udaconnect_core::validate::{self, LocationRows, PersonRows};
+use udaconnect_core::{Error, Result};
 
 use crate::ingest::IdAllocator;
 use crate::persons::DynPersonDirectory;
@@ -41,71 +42,29 @@ pub struct ImportReport {
     pub resumed_after_line: u64,
 }
 
-fn csv_err(path: &Path, e: csv::Error) -> Error {
-    Error::bad_request("file", format!("{}: {e}", path.display()))
+/// A file that cannot be imported: named, with the reason.
+fn file_err(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::bad_request("file", format!("{}: {reason}", path.display()))
 }
 
-fn open_csv(path: &Path) -> Result<(csv::Reader<BufReader<File>>, Vec<String>)> {
-    let file = File::open(path)
-        .map_err(|e| Error::bad_request("file", format!("{}: {e}", path.display())))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(BufReader::new(file));
-    let headers = reader
-        .headers()
-        .map_err(|e| csv_err(path, e))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
-    Ok((reader, headers))
-}
-
-fn column(headers: &[String], name: &str) -> Option<usize> {
-    headers.iter().position(|h| h == name)
+fn open(path: &Path) -> Result<BufReader<File>> {
+    File::open(path)
+        .map(BufReader::new)
+        .map_err(|e| file_err(path, e))
 }
 
 /// Imports persons (`id,first_name,last_name,company_name`), keeping their ids.
 pub async fn import_persons(path: &Path, store: &DynPersonStore) -> Result<ImportReport> {
-    let (mut reader, headers) = open_csv(path)?;
-    let cols: Vec<Option<usize>> = ["id", "first_name", "last_name", "company_name"]
-        .iter()
-        .map(|c| column(&headers, c))
-        .collect();
-    if let Some(missing) = ["id", "first_name", "last_name", "company_name"]
-        .iter()
-        .zip(&cols)
-        .find(|(_, c)| c.is_none())
-    {
-        return Err(Error::bad_request(
-            "file",
-            format!("{}: no column {}", path.display(), missing.0),
-        ));
-    }
+    let mut rows = PersonRows::new(open(path)?).map_err(|e| file_err(path, e))?;
     let mut report = ImportReport::default();
     let mut persons = Vec::new();
-    for row in reader.records() {
-        let row = row.map_err(|e| csv_err(path, e))?;
-        let line = row.position().map_or(0, |p| p.line());
+    while let Some(row) = rows.next_row().map_err(|e| file_err(path, e))? {
         report.rows += 1;
-        let get = |i: usize| cols[i].and_then(|c| row.get(c)).unwrap_or("");
-        let id = validate::path_id(get(0), "id")
-            .ok()
-            .filter(|id| (1..=MAX_ID).contains(id));
-        match (id, validate::text_person(get(1), get(2), get(3))) {
-            (Some(id), Ok(p)) => persons.push(Person {
-                id,
-                first_name: p.first_name,
-                last_name: p.last_name,
-                company_name: p.company_name,
-            }),
-            (None, _) => report.rejected.push(Rejected {
-                line,
-                reason: format!("id: '{}' is not an id", get(0)),
-            }),
-            (_, Err(e)) => report.rejected.push(Rejected {
-                line,
-                reason: e.to_string(),
+        match row.read {
+            Ok(p) => persons.push(p),
+            Err(reason) => report.rejected.push(Rejected {
+                line: row.line,
+                reason,
             }),
         }
     }
@@ -124,49 +83,6 @@ pub struct LocationImport<'a> {
     pub batch: usize,
     /// Rows timed more than this ahead of the clock are rejected, as ingest refuses them.
     pub future_skew: chrono::TimeDelta,
-}
-
-/// One location row made ready, or why not.
-fn read_row(
-    row: &csv::StringRecord,
-    cols: &LocationColumns,
-    repaired: &mut u64,
-) -> std::result::Result<(Option<i64>, NewLocation), String> {
-    let get = |c: Option<usize>| c.and_then(|c| row.get(c)).unwrap_or("").trim();
-    let id = match get(cols.id) {
-        "" => None,
-        raw => match raw.parse::<i64>() {
-            Ok(id) if (1..DERIVED_ID_BASE).contains(&id) => Some(id),
-            _ => return Err(format!("id: '{raw}' is not an id")),
-        },
-    };
-    let (lat, lon) = if cols.raw_axes {
-        let (x, y) = (get(cols.lat), get(cols.lon));
-        match (y.parse::<f64>(), x.parse::<f64>()) {
-            // The original stored some rows as (lat, lon) in (x, y): a y beyond ±90 cannot be a
-            // latitude, so the row is swapped.
-            (Ok(yv), Ok(xv)) if udaconnect_core::geo::axes_swapped(yv, xv) => {
-                *repaired += 1;
-                (x, y)
-            }
-            _ => (y, x),
-        }
-    } else {
-        (get(cols.lat), get(cols.lon))
-    };
-    let time = Some(get(cols.time)).filter(|t| !t.is_empty());
-    let location =
-        validate::text_location(get(cols.person), lat, lon, time).map_err(|e| e.to_string())?;
-    Ok((id, location))
-}
-
-struct LocationColumns {
-    id: Option<usize>,
-    person: Option<usize>,
-    lat: Option<usize>,
-    lon: Option<usize>,
-    time: Option<usize>,
-    raw_axes: bool,
 }
 
 impl LocationImport<'_> {
@@ -193,25 +109,7 @@ impl LocationImport<'_> {
         path: &Path,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<ImportReport> {
-        let (mut reader, headers) = open_csv(path)?;
-        let raw_axes = column(&headers, "latitude").is_none() && column(&headers, "x").is_some();
-        let cols = LocationColumns {
-            id: column(&headers, "id"),
-            person: column(&headers, "person_id"),
-            lat: column(&headers, if raw_axes { "x" } else { "latitude" }),
-            lon: column(&headers, if raw_axes { "y" } else { "longitude" }),
-            time: column(&headers, "creation_time"),
-            raw_axes,
-        };
-        if cols.person.is_none() || cols.lat.is_none() || cols.lon.is_none() {
-            return Err(Error::bad_request(
-                "file",
-                format!(
-                    "{}: needs columns person_id and latitude,longitude (or x,y)",
-                    path.display()
-                ),
-            ));
-        }
+        let mut rows = LocationRows::new(open(path)?).map_err(|e| file_err(path, e))?;
         let checkpoint = self.checkpoint_path(path);
         let done_through: u64 = std::fs::read_to_string(&checkpoint)
             .ok()
@@ -224,19 +122,24 @@ impl LocationImport<'_> {
         let allocator = IdAllocator::new(self.ids.clone());
         let mut pending: Vec<(u64, Option<i64>, NewLocation)> = Vec::with_capacity(self.batch);
         let mut last_line = done_through;
-        let mut row = csv::StringRecord::new();
         loop {
-            let more = reader.read_record(&mut row).map_err(|e| csv_err(path, e))?;
-            if more {
-                let line = row.position().map_or(0, |p| p.line());
-                if line <= done_through {
+            let row = rows.next_row().map_err(|e| file_err(path, e))?;
+            let more = row.is_some();
+            if let Some(row) = row {
+                if row.line <= done_through {
                     continue;
                 }
-                last_line = line;
+                last_line = row.line;
                 report.rows += 1;
-                match read_row(&row, &cols, &mut report.repaired_axes) {
-                    Ok((id, location)) => pending.push((line, id, location)),
-                    Err(reason) => report.rejected.push(Rejected { line, reason }),
+                match row.read {
+                    Ok(r) => {
+                        report.repaired_axes += u64::from(r.axes_repaired);
+                        pending.push((row.line, r.id, r.location));
+                    }
+                    Err(reason) => report.rejected.push(Rejected {
+                        line: row.line,
+                        reason,
+                    }),
                 }
             }
             if pending.len() >= self.batch
@@ -246,7 +149,7 @@ impl LocationImport<'_> {
                     .append(&mut pending, &allocator, &mut report.rejected)
                     .await?;
                 self.save_checkpoint(&checkpoint, last_line)?;
-                progress(reader.position().byte(), report.accepted);
+                progress(rows.byte(), report.accepted);
             }
             if !more {
                 break;
