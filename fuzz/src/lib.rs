@@ -3,15 +3,66 @@
 //!
 //! # Layout
 //! - `fuzz_targets/`: one libFuzzer target per parser (`log_frame`, `log_record`, `ping_json`,
-//!   `ping_batch`, `query_params`); `scripts/fuzz` builds and runs them.
+//!   `ping_batch`, `query_params`, `csv_import`, `grpc_ping`); `scripts/fuzz` builds and runs
+//!   them.
 //! - `corpus/<target>/`: seed inputs (real pings, the original producers' shapes, frames the
 //!   encoder wrote); `dict/`: tokens that help the mutator through JSON and query strings.
-//! - This file: the NDJSON split and query string reading of the HTTP handlers, and the
-//!   bound on error messages.
+//! - This file: the NDJSON split and query string reading of the HTTP handlers, the bound on
+//!   error messages, what ingest appends for an acknowledged ping, and the gRPC messages
+//!   (generated from `proto/` by `build.rs`).
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+use udaconnect_core::model::{Location, NewLocation};
+use udaconnect_core::record::{self, Position};
+use udaconnect_core::validate::{too_far_ahead, DEFAULT_FUTURE_SKEW};
 use udaconnect_core::Error;
+
+/// The gRPC messages, as the server's calls decode them.
+pub mod proto {
+    /// The original service's (no package).
+    pub mod original {
+        include!(concat!(env!("OUT_DIR"), "/_.rs"));
+    }
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/udaconnect.location.v1.rs"));
+    }
+}
+
+/// The server's clock in the targets: pings without a time take it, and pings more than the
+/// default skew after it are refused.
+pub fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default()
+}
+
+/// What ingest appends for `ping` once it passed every transport's checks, given `id`: the
+/// location, or `None` when ingest refuses it still (timed too far ahead of [`now`]). The
+/// consumer reads the appended record back as that very location: an acknowledged ping is
+/// stored.
+pub fn acknowledge(ping: &NewLocation, id: i64) -> Option<Location> {
+    if too_far_ahead(ping, now(), DEFAULT_FUTURE_SKEW).is_some() {
+        return None;
+    }
+    let location = Location {
+        id,
+        person_id: ping.person_id(),
+        latitude: ping.latitude(),
+        longitude: ping.longitude(),
+        creation_time: ping.creation_time().unwrap_or_else(now),
+    };
+    let appended = record::encode(&location, Some("c"), now());
+    let pos = Position {
+        partition: 0,
+        offset: id,
+    };
+    assert_eq!(
+        record::decode(&appended, pos).as_ref(),
+        Ok(&location),
+        "acknowledged, then not stored as acknowledged"
+    );
+    Some(location)
+}
 
 /// Most characters a message adds beyond the input it describes: the longest rule text plus a
 /// number written out in full (`f64` `Display` of 5e-324 takes 326 characters).
