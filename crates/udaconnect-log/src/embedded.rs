@@ -239,6 +239,57 @@ impl EmbeddedLog {
         Ok(*self.topic(topic)?.durable_end.borrow())
     }
 
+    /// The offset of the first record `topic` still holds: above 0 once segments were deleted.
+    pub fn earliest_offset(&self, topic: &str) -> Result<u64> {
+        Ok(self.topic(topic)?.earliest())
+    }
+
+    /// The position group `group` committed on `topic`, if any. An offset file that does not
+    /// read as one is moved aside (see [`read_committed`]).
+    pub fn committed(&self, topic: &str, group: &str) -> Result<Option<u64>> {
+        read_committed(&self.topic(topic)?.offset_path(group))
+    }
+
+    /// Deletes the closed segments of `topic` that hold only records below `below` (a
+    /// position every reader that matters has passed): the bytes freed. The active segment is
+    /// never deleted. A reader still below the new first record moves up to it.
+    pub fn delete_segments_below(&self, topic: &str, below: u64) -> Result<u64> {
+        let topic = self.topic(topic)?;
+        let doomed: Vec<u64> = {
+            let mut segments = topic
+                .segments
+                .write()
+                .map_err(|_| Error::Internal("embedded log: poisoned".into()))?;
+            let n = segments.windows(2).take_while(|w| w[1] <= below).count();
+            segments.drain(..n).collect()
+        };
+        let mut freed = 0;
+        for base in &doomed {
+            let path = segment_path(&topic.dir, *base);
+            freed += fs::metadata(&path).map_or(0, |m| m.len());
+            fs::remove_file(&path).map_err(|e| io_err("delete segment", e))?;
+        }
+        if !doomed.is_empty() {
+            sync_dir(&topic.dir).map_err(|e| io_err("sync directory", e))?;
+        }
+        Ok(freed)
+    }
+
+    /// The file holding group `group`'s committed position on `topic`.
+    pub fn offset_file(&self, topic: &str, group: &str) -> Result<PathBuf> {
+        Ok(self.topic(topic)?.offset_path(group))
+    }
+
+    /// A reader of `topic` from `offset` (clamped to what the topic holds) that belongs to no
+    /// group: for scans at start that must leave every group's position alone.
+    pub fn reader_at(&self, topic: &str, offset: u64) -> Result<Box<dyn LogConsumer>> {
+        let topic = self.topic(topic)?;
+        let next = offset.clamp(topic.earliest(), *topic.durable_end.borrow());
+        // Never committed: the path only has to differ from every group's.
+        let nowhere = topic.dir.join("groups").join(".reader");
+        Ok(Box::new(EmbeddedConsumer::new(topic, nowhere, next)))
+    }
+
     fn topic(&self, name: &str) -> Result<Arc<Topic>> {
         Ok(self.open_topic(name)?)
     }
@@ -349,6 +400,14 @@ impl Topic {
         ))
     }
 
+    fn earliest(&self) -> u64 {
+        self.segments
+            .read()
+            .ok()
+            .and_then(|s| s.first().copied())
+            .unwrap_or(0)
+    }
+
     fn offset_path(&self, group: &str) -> PathBuf {
         let safe: String = group
             .chars()
@@ -362,6 +421,32 @@ impl Topic {
             .collect();
         self.dir.join("groups").join(format!("{safe}.offset"))
     }
+}
+
+/// A group's committed position. A file that does not hold a number (a torn copy, a bad
+/// restore) is renamed `<group>.offset.bad` with a warning and the group starts over from where
+/// a new group would: re-reading stored records is harmless (stores keep the first write of an
+/// id), reading nothing while reporting ready is not.
+fn read_committed(path: &Path) -> Result<Option<u64>> {
+    let raw = match fs::read(path) {
+        Ok(raw) => raw,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read committed offset", e)),
+    };
+    if let Some(offset) = std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+    {
+        return Ok(Some(offset));
+    }
+    let aside = path.with_extension("offset.bad");
+    fs::rename(path, &aside).map_err(|e| io_err("move a bad offset file aside", e))?;
+    tracing::warn!(
+        file = %path.display(),
+        moved_to = %aside.display(),
+        "committed offset unreadable: moved aside; the group reads again from its start"
+    );
+    Ok(None)
 }
 
 /// The one thread that writes a topic.
@@ -528,19 +613,8 @@ impl Log for EmbeddedLog {
     ) -> Result<Box<dyn LogConsumer>> {
         let topic = self.topic(topic)?;
         let offset_path = topic.offset_path(group);
-        let committed = match fs::read_to_string(&offset_path) {
-            Ok(s) => Some(s.trim().parse::<u64>().map_err(|_| {
-                Error::Internal(format!("corrupt offset file {}", offset_path.display()))
-            })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_err("read committed offset", e)),
-        };
-        let earliest = topic
-            .segments
-            .read()
-            .ok()
-            .and_then(|s| s.first().copied())
-            .unwrap_or(0);
+        let committed = read_committed(&offset_path)?;
+        let earliest = topic.earliest();
         let end = *topic.durable_end.borrow();
         let next = match (committed, start) {
             (Some(c), _) => c.clamp(earliest, end),

@@ -42,7 +42,8 @@ impl FileIdLeaser {
     }
 
     fn write(path: &Path, next: i64) -> Result<()> {
-        let io = |e: std::io::Error| Error::Internal(format!("id leaser: write: {e}"));
+        // A full or failing disk is a condition to retry later (503), not a server bug.
+        let io = |e: std::io::Error| Error::Unavailable(format!("id leaser (write failed: {e})"));
         let tmp = path.with_extension("tmp");
         let mut f = File::create(&tmp).map_err(io)?;
         f.write_all(next.to_string().as_bytes()).map_err(io)?;

@@ -27,6 +27,9 @@ pub use sqlite::{SqliteLocationStore, SqlitePersonStore};
 pub(crate) const LOCATION_ID_RANGE: &str =
     "SELECT (SELECT min(id) FROM location), (SELECT max(id) FROM location)";
 
+/// The highest leased id stored (derived ids of the original producers' records excluded).
+pub(crate) const MAX_LEASED_ID: &str = "SELECT max(id) FROM location WHERE id < $1";
+
 /// A coordinate as every store writes and reads it: `-0.0` becomes `0.0`, anything else is
 /// kept. SQLite writes an integral REAL as an integer and so drops zero's sign, PostgreSQL
 /// keeps it; the point and its distances are the same, so both answer `0.0` and the modes

@@ -254,3 +254,80 @@ async fn a_record_too_large_for_a_frame_is_refused_and_the_log_stays_readable() 
     let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
     assert_eq!(values(&drain(&mut c).await), vec![1, 4]);
 }
+
+/// An offset file that does not hold a number is moved aside; the group reads from its start
+/// (stores keep the first write of an id, so reading stored records again is harmless) instead
+/// of failing every poll.
+#[tokio::test]
+async fn a_garbage_offset_file_is_moved_aside_and_the_group_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    log.append("t", (0..50).map(rec).collect()).await.unwrap();
+    let offset = dir.path().join("t/groups/g.offset");
+    fs::write(&offset, b"12\xff garbage").unwrap();
+    assert_eq!(log.committed("t", "g").unwrap(), None);
+    assert!(!offset.exists());
+    assert_eq!(
+        fs::read(dir.path().join("t/groups/g.offset.bad")).unwrap(),
+        b"12\xff garbage"
+    );
+    fs::write(&offset, b"not a number").unwrap();
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(values(&drain(&mut c).await), (0..50).collect::<Vec<_>>());
+    c.commit().await.unwrap();
+    assert_eq!(log.committed("t", "g").unwrap(), Some(50));
+}
+
+/// A reader at an offset reads from there and moves no group.
+#[tokio::test]
+async fn a_reader_at_an_offset_belongs_to_no_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    log.append("t", (0..300).map(rec).collect()).await.unwrap();
+    let mut r = log.reader_at("t", 250).unwrap();
+    assert_eq!(values(&drain(&mut r).await), (250..300).collect::<Vec<_>>());
+    assert_eq!(log.committed("t", "g").unwrap(), None);
+    assert_eq!(log.earliest_offset("t").unwrap(), 0);
+}
+
+/// Closed segments below a position go; the active one and everything at or above the position
+/// stay, across a reopen too; a group committed below the new start reads from it.
+#[tokio::test]
+async fn segments_below_a_position_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    for chunk in 0..30 {
+        log.append("t", (chunk * 10..chunk * 10 + 10).map(rec).collect())
+            .await
+            .unwrap();
+    }
+    let bases = segment_bases(&dir.path().join("t")).unwrap();
+    assert!(bases.len() > 3, "{bases:?}");
+    let mut behind = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(behind.poll(5, Duration::ZERO).await.unwrap().len(), 5);
+    behind.commit().await.unwrap();
+    assert_eq!(log.delete_segments_below("t", bases[1] - 1).unwrap(), 0);
+    let freed = log.delete_segments_below("t", bases[2] + 1).unwrap();
+    assert!(freed > 0);
+    assert_eq!(log.earliest_offset("t").unwrap(), bases[2]);
+    assert_eq!(
+        segment_bases(&dir.path().join("t")).unwrap(),
+        bases[2..].to_vec()
+    );
+    // Never the active segment, whatever the position.
+    log.delete_segments_below("t", u64::MAX).unwrap();
+    assert_eq!(
+        segment_bases(&dir.path().join("t")).unwrap(),
+        vec![*bases.last().unwrap()]
+    );
+    drop(behind);
+    drop(log);
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    let last = *bases.last().unwrap();
+    assert_eq!(log.earliest_offset("t").unwrap(), last);
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(
+        values(&drain(&mut c).await),
+        (last..300).collect::<Vec<_>>()
+    );
+}

@@ -3,6 +3,7 @@ use chrono::NaiveDateTime;
 use tokio_postgres::Row;
 use udaconnect_core::model::{Location, LocationId, PersonId};
 use udaconnect_core::ports::{LocationStore, Near, NearQuery, NearTracks};
+use udaconnect_core::record::DERIVED_ID_BASE;
 use udaconnect_core::time::{to_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::Result;
@@ -292,6 +293,17 @@ impl LocationStore for PostgresLocationStore {
         let low: Option<i64> = row.try_get(0).map_err(|e| pg_error(&e))?;
         let high: Option<i64> = row.try_get(1).map_err(|e| pg_error(&e))?;
         Ok(low.zip(high))
+    }
+
+    async fn max_leased_id(&self) -> Result<Option<LocationId>> {
+        let rows = self
+            .pg
+            .query(crate::MAX_LEASED_ID, &[&DERIVED_ID_BASE])
+            .await?;
+        match rows.first() {
+            Some(row) => row.try_get(0).map_err(|e| pg_error(&e)),
+            None => Ok(None),
+        }
     }
 
     async fn near(&self, q: NearQuery) -> Result<Near> {

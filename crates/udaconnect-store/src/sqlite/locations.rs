@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row};
 use udaconnect_core::model::{Location, LocationId, PersonId};
 use udaconnect_core::ports::LocationStore;
+use udaconnect_core::record::DERIVED_ID_BASE;
 use udaconnect_core::time::{from_micros, to_micros, Window};
 use udaconnect_core::Result;
 
@@ -156,6 +157,16 @@ impl LocationStore for SqliteLocationStore {
             .read(|c| {
                 c.query_row(crate::LOCATION_ID_RANGE, [], |r| {
                     Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+                })
+            })
+            .await
+    }
+
+    async fn max_leased_id(&self) -> Result<Option<LocationId>> {
+        self.db
+            .read(|c| {
+                c.query_row(crate::MAX_LEASED_ID, [DERIVED_ID_BASE], |r| {
+                    r.get::<_, Option<i64>>(0)
                 })
             })
             .await

@@ -34,7 +34,8 @@ pub use ids::{
 pub use locations::{
     clear_removes_every_location, coordinates_and_times_round_trip_bit_for_bit,
     in_window_orders_by_time_then_id_within_the_window, large_batches_are_stored_at_once,
-    ping_answers, scan_and_id_range_follow_the_ids, upserts_are_idempotent,
+    max_leased_id_ignores_derived_ids, ping_answers, scan_and_id_range_follow_the_ids,
+    upserts_are_idempotent,
 };
 pub use near::{near_gives_the_answers_of_the_whole_window, near_on_the_seed_data};
 pub use persons::{
@@ -98,6 +99,7 @@ macro_rules! store_suite {
                 scan_and_id_range_follow_the_ids,
                 large_batches_are_stored_at_once,
                 clear_removes_every_location,
+                max_leased_id_ignores_derived_ids,
                 coordinates_and_times_round_trip_bit_for_bit,
                 near_gives_the_answers_of_the_whole_window,
                 near_on_the_seed_data,
