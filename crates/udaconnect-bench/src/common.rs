@@ -196,6 +196,7 @@ pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> 
         grpc: GrpcListen::Off,
         listen_file: None,
         edge: Default::default(),
+        log_retention: Default::default(),
     })
     .await
 }

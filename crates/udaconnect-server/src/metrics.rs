@@ -36,6 +36,7 @@ pub struct Metrics {
     pub connections_closed: Family<Labels, Counter>,
     pub requests_refused: Family<Labels, Counter>,
     pub open_files_limit: Gauge,
+    pub disk_free: Gauge,
 }
 
 impl Default for Metrics {
@@ -131,6 +132,11 @@ impl Metrics {
             open_files_limit: add.metric(
                 "open_files_limit",
                 "The process's file descriptor limit after start raised it",
+                Gauge::default(),
+            ),
+            disk_free: add.metric(
+                "disk_free_bytes",
+                "Bytes free to the process on the file system of its data directory",
                 Gauge::default(),
             ),
             registry,

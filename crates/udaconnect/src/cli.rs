@@ -9,15 +9,17 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udaconnect::telemetry::GlobalArgs;
-use udaconnect_core::ports::{DynLocationStore, DynLog, DynPersonStore};
+use udaconnect_core::ports::DynLog;
+use udaconnect_server::consume::replay as rebuild;
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::roles::connection_api::EngineKind;
 use udaconnect_server::roles::Role;
 use udaconnect_server::wiring::backends::{
-    open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl,
+    open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl, Stores,
 };
 use udaconnect_server::wiring::context::Upstreams;
 use udaconnect_server::wiring::embedded::EmbeddedStack;
+use udaconnect_server::wiring::retention::LogRetention;
 use udaconnect_server::{Application, GrpcListen, RoleSettings, ServeSettings};
 
 #[derive(Parser, Debug)]
@@ -118,6 +120,11 @@ pub struct ServeArgs {
     pub listen_file: ListenFileArg,
     #[command(flatten)]
     pub edge: crate::edge::EdgeArgs,
+    /// How long the log keeps pings: `keep` every one (the log alone can rebuild the store),
+    /// or `stored`: delete each 128 MiB segment once its pings are stored (the store is then
+    /// the only copy of older pings: back it up).
+    #[arg(long, env = "UDACONNECT_LOG_RETENTION", default_value = "keep")]
+    pub log_retention: LogRetention,
 }
 
 #[derive(Args, Debug)]
@@ -230,6 +237,10 @@ pub struct ReplayArgs {
     /// Read this log instead of the data directory's: `kafka://host:port[,host:port]`.
     #[arg(long, env = "UDACONNECT_LOG", requires = "store")]
     pub log: Option<String>,
+    /// Store what the log holds over the store as it is, clearing nothing: for a log whose
+    /// older segments were deleted once stored (`serve --log-retention stored`).
+    #[arg(long)]
+    pub partial: bool,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -290,6 +301,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         grpc: grpc_listen(args.grpc_listen.as_deref())?,
         listen_file: args.listen_file.listen_file,
         edge: args.edge.settings(),
+        log_retention: args.log_retention,
     })
     .await?;
     app.run_until_stopped().await
@@ -366,25 +378,43 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             .await?
             .context("the store did not open")?;
         let log = open_log(&log_url(Some(log))?)?;
-        return replay_onto(&log, &stores.locations, &stores.persons, None).await;
+        return replay_onto(&log, &stores, None, args.partial).await;
     }
     let stack = EmbeddedStack::open(&args.data.data_dir).context(
         "failed to open the data directory (is `udaconnect serve` still running on it?)",
     )?;
-    let total = stack
-        .embedded_log
-        .end_offset(udaconnect_core::record::LOCATION_TOPIC)?;
-    replay_onto(&stack.log, &stack.locations, &stack.persons, Some(total)).await
+    let topic = udaconnect_core::record::LOCATION_TOPIC;
+    let earliest = stack.embedded_log.earliest_offset(topic)?;
+    if earliest > 0 && !args.partial {
+        anyhow::bail!(
+            "the log starts at offset {earliest}: older records were deleted once stored \
+             (--log-retention stored) and only the store holds them, so clearing it to replay \
+             would lose them. `udaconnect replay --data-dir {} --partial` stores what the log \
+             holds over the store as it is",
+            args.data.data_dir.display()
+        );
+    }
+    let total = stack.embedded_log.end_offset(topic)? - earliest;
+    let stores = Stores {
+        persons: stack.persons.clone(),
+        locations: stack.locations.clone(),
+        ids: stack.ids.clone(),
+    };
+    replay_onto(&stack.log, &stores, Some(total), args.partial).await?;
+    stack.mark_location_store_incomplete(false)
 }
 
 /// Rebuilds `locations` from `log` with progress; `total`, when the log knows its length,
 /// gives the bar an end.
 async fn replay_onto(
     log: &DynLog,
-    locations: &DynLocationStore,
-    persons: &DynPersonStore,
+    stores: &Stores,
     total: Option<u64>,
+    partial: bool,
 ) -> anyhow::Result<()> {
+    let Stores {
+        persons, locations, ..
+    } = stores;
     let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
     let template = if total.is_some() {
         "replay {bar:40} {pos}/{len} records  {per_sec}  eta {eta}"
@@ -395,13 +425,16 @@ async fn replay_onto(
         ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let persons: DynPersonDirectory = Arc::new(LocalPersons::new(persons.clone()));
-    let report =
-        udaconnect_server::consume::replay::replay(log, locations, &persons, |done, left| {
-            bar.set_position(done);
-            bar.set_message(format!("{left} to go"));
-        })
-        .await
-        .context("replay failed")?;
+    let progress = |done, left| {
+        bar.set_position(done);
+        bar.set_message(format!("{left} to go"));
+    };
+    let report = if partial {
+        rebuild::replay_over(log, locations, &persons, progress).await
+    } else {
+        rebuild::replay(log, locations, &persons, progress).await
+    }
+    .context("replay failed")?;
     bar.finish_and_clear();
     let stored = locations.count().await?;
     tracing::info!(

@@ -38,6 +38,14 @@ pub struct EdgeArgs {
     /// (422), e.g. `1d`, `2h`.
     #[arg(long, env = "UDACONNECT_MAX_FUTURE_SKEW", default_value = "1d", value_parser = duration)]
     pub max_future_skew: Duration,
+    /// Free space on the data directory's file system below which a warning is logged, e.g.
+    /// `1GiB` (roles with a local data directory, and `serve`).
+    #[arg(long, env = "UDACONNECT_DISK_LOW_SPACE", default_value = "1GiB", value_parser = bytes)]
+    pub disk_low_space: u64,
+    /// Free space below which ingest answers 503 with Retry-After and `/ready` fails, until
+    /// space returns, e.g. `64MiB`.
+    #[arg(long, env = "UDACONNECT_DISK_MIN_FREE", default_value = "64MiB", value_parser = bytes)]
+    pub disk_min_free: u64,
 }
 
 impl EdgeArgs {
@@ -51,6 +59,8 @@ impl EdgeArgs {
             ingest_rate: self.ingest_rate_limit,
             future_skew: chrono::TimeDelta::from_std(self.max_future_skew)
                 .unwrap_or(chrono::TimeDelta::MAX),
+            disk_low_space: self.disk_low_space,
+            disk_min_free: self.disk_min_free,
         }
     }
 }
@@ -77,6 +87,27 @@ pub fn duration(raw: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("'{raw}': {e}"))
 }
 
+/// A size in bytes: a number with an optional unit, `B`, `KiB`, `MiB`, `GiB`, `TiB` (or `K`,
+/// `M`, `G`, `T`, the same powers of 1024).
+pub fn bytes(raw: &str) -> Result<u64, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{raw}' is not a size (like 64MiB, 1GiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        other => return Err(format!("unknown unit '{other}' (B, KiB, MiB, GiB, TiB)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{raw}' is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +121,18 @@ mod tests {
         assert!(duration("soon").is_err());
         assert!(duration("3w").is_err());
         assert!(duration("").is_err());
+    }
+
+    #[test]
+    fn sizes_read_with_their_units() {
+        assert_eq!(bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(bytes("2g"), Ok(2 << 30));
+        assert_eq!(bytes("4096"), Ok(4096));
+        assert_eq!(bytes("0"), Ok(0));
+        assert!(bytes("lots").is_err());
+        assert!(bytes("1PiB").is_err());
+        assert!(bytes("99999999999TiB").is_err());
+        assert!(bytes("").is_err());
     }
 }

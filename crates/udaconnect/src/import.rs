@@ -65,6 +65,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let stack = EmbeddedStack::open(&args.data.data_dir).context(
         "failed to open the data directory (is `udaconnect serve` running on it? stop it first)",
     )?;
+    // Imported rows get ids too: the same checks as `serve` first.
+    udaconnect_server::wiring::startup::check(&stack).await?;
     let mut rejects = match &args.rejects {
         Some(path) => {
             let mut w = csv::Writer::from_path(path)

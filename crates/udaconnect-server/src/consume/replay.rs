@@ -32,6 +32,17 @@ pub async fn replay(
     progress: impl FnMut(u64, u64) + Send,
 ) -> Result<ReplayReport> {
     store.clear().await?;
+    replay_over(log, store, persons, progress).await
+}
+
+/// Stores every record the log holds over what `store` holds already, clearing nothing: for a
+/// log whose older segments were deleted once stored, where the store is the only copy of them.
+pub async fn replay_over(
+    log: &DynLog,
+    store: &DynLocationStore,
+    persons: &DynPersonDirectory,
+    progress: impl FnMut(u64, u64) + Send,
+) -> Result<ReplayReport> {
     let reader = Reader {
         group: format!("replay-{}", std::process::id()),
         start: StartFrom::Earliest,

@@ -30,6 +30,10 @@ pub struct EdgeSettings {
     pub ingest_rate: u32,
     /// Pings timed more than this ahead of the server's clock are refused.
     pub future_skew: TimeDelta,
+    /// Free bytes on the data directory's file system below which a warning is logged.
+    pub disk_low_space: u64,
+    /// Free bytes below which ingest answers 503 and `/ready` fails.
+    pub disk_min_free: u64,
 }
 
 impl Default for EdgeSettings {
@@ -42,6 +46,8 @@ impl Default for EdgeSettings {
             allowed_hosts: Vec::new(),
             ingest_rate: DEFAULT_INGEST_RATE,
             future_skew: DEFAULT_FUTURE_SKEW,
+            disk_low_space: crate::wiring::disk::DEFAULT_LOW_SPACE,
+            disk_min_free: crate::wiring::disk::DEFAULT_MIN_FREE,
         }
     }
 }

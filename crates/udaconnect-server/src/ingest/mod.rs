@@ -27,6 +27,7 @@ use udaconnect_core::{validate, Error, Result};
 use crate::http::correlation_id;
 use crate::metrics::Metrics;
 use crate::persons::DynPersonDirectory;
+use crate::wiring::disk::DiskGuard;
 
 /// Ids leased per round trip to the leaser: one durable write per this many pings.
 const ID_BLOCK: u64 = 4096;
@@ -71,6 +72,8 @@ pub struct Ingest {
     pub clock: DynClock,
     /// Pings timed more than this after the clock are refused (a wrong phone clock).
     pub future_skew: TimeDelta,
+    /// Refuses ingest while the local disk is nearly full (`None`: nothing written locally).
+    pub disk: Option<Arc<DiskGuard>>,
 }
 
 impl Ingest {
@@ -106,6 +109,9 @@ impl Ingest {
         ));
         if !violations.is_empty() {
             return Err(Error::Invalid(violations));
+        }
+        if let Some(disk) = &self.disk {
+            disk.check()?;
         }
         let first = self.ids.allocate(pings.len() as u64).await?;
         let correlation = correlation_id();

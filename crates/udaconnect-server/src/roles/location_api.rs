@@ -9,13 +9,20 @@ use crate::ingest::grpc::GrpcIngest;
 use crate::ingest::http::{routes, LocationApi};
 use crate::ingest::{IdAllocator, Ingest};
 use crate::roles::{location_store_and_log, Role, RunningRole};
-use crate::wiring::context::Context;
+use crate::wiring::context::{Context, Mode};
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     const ROLE: Role = Role::LocationApi;
     let Some((stores, persons, log)) = ctx.stores_persons_log(ROLE).await? else {
         return Ok(None);
     };
+    if ctx.mode == Mode::Apart {
+        // A database restored from a backup may have a lease below ids it stores (`serve`
+        // checks its data directory before any role starts).
+        if let Some(max) = stores.locations.max_leased_id().await? {
+            stores.ids.reserve_through(max).await?;
+        }
+    }
     let ingest = Arc::new(Ingest {
         persons,
         ids: IdAllocator::new(stores.ids.clone()),
@@ -23,6 +30,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         metrics: ctx.metrics.clone(),
         clock: Arc::new(SystemClock),
         future_skew: ctx.options.edge.future_skew,
+        disk: ctx.disk.clone(),
     });
     ctx.ingest = Some(ingest.clone());
     let mut role = RunningRole::new(routes(Arc::new(LocationApi {

@@ -71,6 +71,8 @@ pub enum Readiness {
     Consumer,
     /// A role this one calls, by its own `/ready`.
     Upstream(Role),
+    /// The data directory's file system has room (see [`DiskGuard`](crate::wiring::disk)).
+    Disk,
 }
 
 impl Readiness {
@@ -82,6 +84,7 @@ impl Readiness {
             Readiness::ContactIndex => "contact_index",
             Readiness::Consumer => "consumer",
             Readiness::Upstream(role) => role.spec().check_name,
+            Readiness::Disk => "disk",
         }
     }
 }

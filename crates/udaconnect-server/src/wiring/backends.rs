@@ -340,13 +340,16 @@ pub async fn open_stores(
     }
 }
 
+/// The location store's file in an embedded data directory.
+pub const LOCATION_STORE_FILE: &str = "locations.sqlite3";
+
 /// The embedded stores in `dir`, created when missing.
 pub fn open_embedded_stores(dir: &std::path::Path) -> anyhow::Result<Stores> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("failed to create data directory {}", dir.display()))?;
     let persons = SqlitePersonStore::open(dir.join("persons.sqlite3"))
         .context("failed to open the person store")?;
-    let locations = SqliteLocationStore::open(dir.join("locations.sqlite3"))
+    let locations = SqliteLocationStore::open(dir.join(LOCATION_STORE_FILE))
         .context("failed to open the location store")?;
     let ids =
         FileIdLeaser::new(dir.join("ids"), "location").context("failed to open the id leaser")?;

@@ -24,7 +24,9 @@ use crate::query::live::Live;
 use crate::roles::connection_api::EngineKind;
 use crate::roles::Role;
 use crate::wiring::backends::{open_log_as, open_stores, LogUrl, StoreUrl, Stores};
+use crate::wiring::disk::DiskGuard;
 use crate::wiring::embedded::EmbeddedStack;
+use crate::wiring::retention::LogRetention;
 
 /// Where the roles of a process are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,8 @@ pub struct Options {
     pub upstreams: Upstreams,
     /// Connections, request checks, ingest's rate and time rules.
     pub edge: EdgeSettings,
+    /// `serve`: how long the embedded log keeps records already stored.
+    pub log_retention: LogRetention,
 }
 
 /// The stores and log of a process.
@@ -121,6 +125,8 @@ pub struct Context {
     pub(crate) upstreams: BTreeMap<Role, Arc<Upstream>>,
     /// The roles the role being started asked to reach: each is a readiness check of it.
     pub(crate) called: Vec<Role>,
+    /// Free space where this process writes locally (`None` when it writes nowhere local).
+    pub(crate) disk: Option<Arc<DiskGuard>>,
 }
 
 impl Context {
@@ -161,6 +167,18 @@ impl Context {
                 by_url.opened_log = Some(opened.clone());
                 Ok(opened)
             }
+        }
+    }
+
+    /// The directory this process writes its own files to, if any: `serve`'s data directory,
+    /// or a role's store or log given as a path.
+    pub(crate) fn local_dir(&self) -> Option<PathBuf> {
+        match &self.backends {
+            Backends::Embedded(stack) => Some(stack.data_dir.clone()),
+            Backends::Urls(by_url) => match (&by_url.store, &by_url.log) {
+                (StoreUrl::Embedded(dir), _) | (_, LogUrl::Embedded(dir)) => Some(dir.clone()),
+                _ => None,
+            },
         }
     }
 

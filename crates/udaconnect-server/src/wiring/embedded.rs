@@ -14,7 +14,7 @@ use anyhow::Context;
 use udaconnect_core::ports::{DynIdLeaser, DynLocationStore, DynLog, DynPersonStore};
 use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
 
-use crate::wiring::backends::{open_embedded_stores, Stores};
+use crate::wiring::backends::{open_embedded_stores, Stores, LOCATION_STORE_FILE};
 
 pub struct EmbeddedStack {
     pub data_dir: PathBuf,
@@ -23,7 +23,14 @@ pub struct EmbeddedStack {
     pub log: DynLog,
     pub embedded_log: Arc<EmbeddedLog>,
     pub ids: DynIdLeaser,
+    /// The location store's file did not exist before this open, or its rebuild never
+    /// finished: start-up rebuilds it from the log (see [`startup`](crate::wiring::startup)).
+    pub location_store_missing: bool,
 }
+
+/// Present while the location store is known to be incomplete (a rebuild under way, or
+/// refused): the next start rebuilds it instead of serving it as it is.
+const INCOMPLETE_MARKER: &str = "locations.sqlite3.incomplete";
 
 impl EmbeddedStack {
     /// Opens everything under `data_dir`, creating what is missing. Fails when another process
@@ -35,6 +42,8 @@ impl EmbeddedStack {
             EmbeddedLog::open(data_dir.join("log"), EmbeddedLogOptions::default())
                 .context("failed to open the log")?,
         );
+        let location_store_missing = !data_dir.join(LOCATION_STORE_FILE).exists()
+            || data_dir.join(INCOMPLETE_MARKER).exists();
         let Stores {
             persons,
             locations,
@@ -47,6 +56,22 @@ impl EmbeddedStack {
             log: embedded_log.clone(),
             embedded_log,
             ids,
+            location_store_missing,
         })
+    }
+
+    /// Marks the location store incomplete (or no longer), durably.
+    pub fn mark_location_store_incomplete(&self, incomplete: bool) -> anyhow::Result<()> {
+        let marker = self.data_dir.join(INCOMPLETE_MARKER);
+        let done = if incomplete {
+            std::fs::write(&marker, b"").and_then(|()| std::fs::File::open(&marker)?.sync_all())
+        } else {
+            match std::fs::remove_file(&marker) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        };
+        done.and_then(|()| std::fs::File::open(&self.data_dir)?.sync_all())
+            .with_context(|| format!("failed to update {}", marker.display()))
     }
 }

@@ -6,11 +6,17 @@
 //!   started before it in the same process).
 //! - [`backends`]: where the stores and the log are (URLs), and opening them.
 //! - [`embedded`]: the embedded stores and log under one data directory.
+//! - [`disk`]: free space on the data directory's file system, and ingest refused when short.
+//! - [`retention`]: `serve`'s log retention (`--log-retention`).
+//! - [`startup`]: the checks `serve` makes on its data directory before the roles start.
 //! - [`listen_file`], [`shutdown`]: the bound addresses for scripts; the stop signal.
 
 pub mod backends;
 pub mod context;
+pub mod disk;
 pub mod embedded;
 pub mod listen_file;
 pub mod process;
+pub mod retention;
 pub mod shutdown;
+pub mod startup;

@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use axum::extract::Request;
 use axum::response::IntoResponse;
 use axum::Router;
+use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -34,9 +35,12 @@ use crate::roles::connection_api::{new_index, EngineKind};
 use crate::roles::{self, start_order, Readiness, Role};
 use crate::wiring::backends::{static_member_id, LogUrl, StoreUrl};
 use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options, Upstreams};
+use crate::wiring::disk::DiskGuard;
 use crate::wiring::embedded::EmbeddedStack;
 use crate::wiring::listen_file::{self, Listening};
+use crate::wiring::retention::{self, LogRetention};
 use crate::wiring::shutdown::shutdown_signal;
+use crate::wiring::startup;
 
 /// What `serve` needs to know.
 #[derive(Debug, Clone)]
@@ -58,6 +62,8 @@ pub struct ServeSettings {
     pub listen_file: Option<PathBuf>,
     /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
     pub edge: EdgeSettings,
+    /// How long the log keeps records already stored.
+    pub log_retention: LogRetention,
 }
 
 /// What one role process needs to know.
@@ -142,6 +148,7 @@ impl Application {
                 tracing::warn!(topic = %r.topic, truncated_bytes = r.truncated_bytes, "log recovered after a crash");
             }
         }
+        startup::check(&stack).await?;
         if settings.demo {
             seed::load_once(&stack.data_dir, &stack.persons, &stack.log, &stack.ids)
                 .await
@@ -158,6 +165,7 @@ impl Application {
             options: Options {
                 web_dir: settings.web_dir,
                 edge: settings.edge,
+                log_retention: settings.log_retention,
                 ..Options::default()
             },
             backends: Backends::Embedded(Box::new(stack)),
@@ -196,6 +204,7 @@ impl Application {
                 engine: settings.engine,
                 upstreams: settings.upstreams,
                 edge: settings.edge,
+                log_retention: LogRetention::Keep,
             },
             backends: Backends::Urls(Box::new(ByUrl {
                 store: settings.store,
@@ -424,9 +433,20 @@ async fn run_roles(
         ingest_limit: guards.ingest.clone(),
         upstreams: Default::default(),
         called: Vec::new(),
+        disk: None,
     };
+    ctx.disk = ctx.local_dir().map(|dir| {
+        let edge = &ctx.options.edge;
+        DiskGuard::new(
+            &dir,
+            edge.disk_low_space,
+            edge.disk_min_free,
+            metrics.clone(),
+        )
+    });
     let mut started: Vec<Started> = Vec::new();
-    // Servers that stop with the listeners: gRPC, the demo conference.
+    // Servers that stop with the listeners: gRPC, the demo conference, the disk watch, the
+    // log retention.
     let mut servers: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     let outcome: anyhow::Result<bool> = async {
         let mut router = Router::new();
@@ -466,6 +486,22 @@ async fn run_roles(
                 stop: role_stop,
                 tasks: running.tasks,
             });
+        }
+        if let (LogRetention::Stored, Backends::Embedded(stack)) =
+            (ctx.options.log_retention, &ctx.backends)
+        {
+            let log = stack.embedded_log.clone();
+            servers.push(tokio::spawn(retention::run(log, accept.clone()).map(Ok)));
+        }
+        if let Some(disk) = ctx.disk.clone() {
+            servers.push(tokio::spawn(disk.clone().watch(accept.clone()).map(Ok)));
+            checks.push((
+                Readiness::Disk,
+                ops::check(move || {
+                    let disk = disk.clone();
+                    async move { disk.check() }
+                }),
+            ));
         }
         if let (Some(listener), Some(service)) = (listeners.grpc, grpc) {
             let incoming = serve::grpc_incoming(

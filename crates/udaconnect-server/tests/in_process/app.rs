@@ -37,6 +37,7 @@ pub async fn spawn_app_with(demo: bool, edge: EdgeSettings) -> TestApp {
         grpc: udaconnect_server::GrpcListen::At("127.0.0.1:0".parse().unwrap()),
         listen_file: None,
         edge,
+        log_retention: Default::default(),
     })
     .await
     .expect("server starts");

@@ -7,3 +7,4 @@
 mod harness;
 mod outages;
 mod rebuild;
+mod startup;
