@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cable::Cable;
 use crate::local::{artifacts, free_port};
 
 /// How long a starting broker may take to listen.
@@ -56,6 +57,10 @@ pub fn tansu() -> PathBuf {
 pub struct Broker {
     child: Option<Child>,
     port: u16,
+    /// The port clients are told to use: the broker's own, or its cable's.
+    advertised: u16,
+    /// Between the broker and its clients, when started with [`Broker::start_behind_cable`].
+    cable: Option<Cable>,
     log: PathBuf,
 }
 
@@ -83,6 +88,26 @@ impl Broker {
         broker
     }
 
+    /// A broker its clients reach through a [`Cable`] only (it advertises the cable's port),
+    /// so a test can take it away and bring it back with its topics, groups and committed
+    /// offsets intact, as a broker with durable storage comes back from a restart; a restart
+    /// of this in-memory broker itself would lose them.
+    pub async fn start_behind_cable() -> Broker {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let cable = Cable::new(port).await;
+            let mut broker = Broker::new(port);
+            broker.advertised = cable.port;
+            broker.cable = Some(cable);
+            match broker.spawn().await {
+                Ok(()) => return broker,
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("tansu did not start: {failures:#?}");
+    }
+
     fn new(port: u16) -> Broker {
         let log = artifacts("brokers").join(format!("tansu-{port}.log"));
         // An earlier run's broker on the same port: its output is not this one's.
@@ -90,13 +115,21 @@ impl Broker {
         Broker {
             child: None,
             port,
+            advertised: port,
+            cable: None,
             log,
         }
+    }
+
+    /// The cable between the broker and its clients, when it has one.
+    pub fn cable(&self) -> Option<&Cable> {
+        self.cable.as_ref()
     }
 
     /// Starts the process and waits until it listens; an error carries its output.
     async fn spawn(&mut self) -> Result<(), String> {
         let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         // Appended to, so a restarted broker's output follows its predecessor's.
         let log = OpenOptions::new()
             .create(true)
@@ -107,7 +140,7 @@ impl Broker {
         let child = Command::new(tansu())
             .args(["broker", "--cluster-id", "udaconnect-test"])
             .args(["--listener-url", &listener])
-            .args(["--advertised-listener-url", &listener])
+            .args(["--advertised-listener-url", &advertised])
             .args(["--storage-engine", "memory://tansu/"])
             .env(
                 "RUST_LOG",
@@ -155,12 +188,12 @@ impl Broker {
 
     /// The bootstrap address, as librdkafka takes it.
     pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.advertised)
     }
 
     /// The log URL a UdaConnect process takes (`--log`).
     pub fn url(&self) -> String {
-        format!("kafka://127.0.0.1:{}", self.port)
+        format!("kafka://127.0.0.1:{}", self.advertised)
     }
 
     /// The URL producers in tests use. tansu 0.6 serves a fetch only from the start of a stored

@@ -11,6 +11,8 @@
 //! - [`kafka`]: the shared Kafka-protocol broker's address, and private brokers (`tansu`)
 //!   started, killed and restarted by a test.
 //! - [`postgres`]: a fresh PostgreSQL/PostGIS database per test, dropped with its guard.
+//! - [`pg_cluster`]: a private PostgreSQL server, for a test that crashes and restarts it.
+//! - [`cable`]: a TCP forwarder a test cuts and mends, to take a server away from its clients.
 //! - [`seed`]: the demo data in `data/seed`, as domain types.
 //! - [`store_suite`](mod@store_suite): the conformance suite of the store ports ([`PersonStore`],
 //!   [`LocationStore`], [`IdLeaser`]); [`store_suite!`] runs it against one engine.
@@ -32,10 +34,12 @@
 //! [`IdLeaser`]: udaconnect_core::ports::IdLeaser
 //! [`Log`]: udaconnect_core::ports::Log
 
+pub mod cable;
 pub mod kafka;
 pub mod listen;
 pub mod local;
 pub mod log_suite;
+pub mod pg_cluster;
 pub mod postgres;
 pub mod process;
 pub mod seed;

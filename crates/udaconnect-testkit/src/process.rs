@@ -143,6 +143,41 @@ impl RoleProc {
         self.start().await;
     }
 
+    /// Stops it with SIGTERM and waits for it to exit; SIGKILL when it is still running after
+    /// `grace`. True when it exited by itself.
+    pub async fn terminate(&mut self, grace: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Stops it as `how` says, then starts a new process with the same arguments on the same
+    /// ports (not waiting until it is ready). False when a SIGTERM took longer than `grace`.
+    pub async fn restart_after(&mut self, how: Stop, grace: Duration) -> bool {
+        let clean = match how {
+            Stop::Kill => {
+                self.kill_9();
+                true
+            }
+            Stop::Term => self.terminate(grace).await,
+        };
+        self.start().await;
+        clean
+    }
+
     /// Its log lines, parsed.
     pub fn log_lines(&self) -> Vec<Value> {
         fs::read_to_string(&self.log)
@@ -151,6 +186,15 @@ impl RoleProc {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
+}
+
+/// How a process is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stop {
+    /// SIGKILL: no chance to finish anything.
+    Kill,
+    /// SIGTERM: the process finishes what it can and exits.
+    Term,
 }
 
 impl Drop for RoleProc {

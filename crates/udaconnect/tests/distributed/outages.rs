@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use udaconnect_server::ingest::grpc::proto;
+use udaconnect_testkit::cable::Cable;
 
 use crate::harness::{
     admin_url, create_person, dead_letter_reasons, eventually, http, not_ready, post_acked,
@@ -248,52 +249,6 @@ async fn kill_9_of_consumer_and_location_api_loses_no_acknowledged_ping() {
         .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 0, "a ping was stored twice");
     assert!(stored_ids.len() >= distinct.len());
-}
-
-/// A TCP forwarder standing between the consumer and PostgreSQL, so the test can cut the
-/// database off (and bring it back on the same address) without stopping the shared server.
-struct Cable {
-    port: u16,
-    up: Arc<std::sync::atomic::AtomicBool>,
-    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Cable {
-    async fn new(target: u16) -> Cable {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (up2, conns2) = (up.clone(), conns.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if !up2.load(std::sync::atomic::Ordering::SeqCst) {
-                    continue; // dropped: connection refused in effect
-                }
-                conns2.lock().unwrap().push(tokio::spawn(async move {
-                    if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
-                }));
-            }
-        });
-        Cable { port, up, conns }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-
-    fn mend(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
