@@ -120,6 +120,19 @@ fn load(
     })
 }
 
+/// Whether `role`'s `/ready` answers 200 within `timeout`.
+async fn ready_within(role: &RoleProc, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let answer = reqwest::get(format!("{}/ready", role.base())).await;
+        if answer.is_ok_and(|r| r.status() == 200) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
 /// The longest time no ping was acknowledged, between the first and the last.
 fn longest_outage(acked: &[Acked]) -> Duration {
     let mut times: Vec<Instant> = acked.iter().map(|a| a.at).collect();
@@ -236,8 +249,12 @@ async fn chaos_loses_and_duplicates_no_acknowledged_ping() {
     }
     stop.store(true, Ordering::Relaxed);
     let seen = sender.await.unwrap();
+    // Checked after the drain: a role that stays unready is reported with the figures.
+    let mut never_ready = Vec::new();
     for r in &roles {
-        r.wait_ready(Duration::from_secs(60)).await;
+        if !ready_within(r, Duration::from_secs(60)).await {
+            never_ready.push(format!("{} ({})", r.role, r.log.display()));
+        }
     }
 
     // Drain: wait until every acknowledged ping is stored, or the drain time is up.
@@ -305,6 +322,10 @@ async fn chaos_loses_and_duplicates_no_acknowledged_ping() {
     assert!(
         !seen.refused.contains_key(&500),
         "a 500 answer (seed {seed})"
+    );
+    assert!(
+        never_ready.is_empty(),
+        "not ready a minute after the chaos ended: {never_ready:?}"
     );
     assert!(
         slow_terms.is_empty(),
