@@ -63,9 +63,8 @@ fn load(
     tokio::spawn(async move {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let mut tasks = Vec::new();
-        for client in 0..CLIENTS {
+        for (client, &person) in persons.iter().enumerate() {
             let (bases, seen, stop) = (bases.clone(), seen.clone(), stop.clone());
-            let person = persons[client];
             tasks.push(tokio::spawn(async move {
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
