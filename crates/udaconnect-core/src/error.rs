@@ -93,6 +93,35 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Most characters of a client's bad value a message repeats: enough to recognise it, never a
+/// whole body echoed back.
+pub const SHOWN_CHARS: usize = 64;
+
+/// A client's value quoted for a message, cut to its first [`SHOWN_CHARS`] characters (a cut
+/// is marked `...` with the full length). Written only when the message is.
+pub fn quoted(raw: &str) -> Quoted<'_> {
+    Quoted(raw)
+}
+
+/// See [`quoted`].
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a>(&'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let raw = self.0;
+        match raw.char_indices().nth(SHOWN_CHARS) {
+            None => write!(f, "'{raw}'"),
+            Some((cut, _)) => write!(
+                f,
+                "'{}...' ({} characters)",
+                &raw[..cut],
+                raw.chars().count()
+            ),
+        }
+    }
+}
+
 /// Violations found so far while reading one request, split into the two classes of
 /// [`Error`]: every violation is reported at once, each under its field.
 #[derive(Debug, Default)]
@@ -133,5 +162,24 @@ impl Findings {
             }
             _ => Err(Error::Invalid(self.invalid)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_value_is_quoted_by_its_prefix() {
+        assert_eq!(quoted("abc").to_string(), "'abc'");
+        let exact = "é".repeat(SHOWN_CHARS);
+        assert_eq!(quoted(&exact).to_string(), format!("'{exact}'"));
+        let long = format!("{exact}xyz");
+        assert_eq!(
+            quoted(&long).to_string(),
+            format!("'{exact}...' ({} characters)", SHOWN_CHARS + 3)
+        );
+        let huge = "9".repeat(1 << 20);
+        assert!(quoted(&huge).to_string().len() < 100);
     }
 }

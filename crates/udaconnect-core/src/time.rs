@@ -4,6 +4,7 @@
 //! sent naive times); output is always UTC with `Z`. Internally time is microseconds since the
 //! Unix epoch: the stores keep that precision and the contact engine compares integers.
 
+use crate::error::quoted;
 use chrono::{
     DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc,
 };
@@ -70,16 +71,16 @@ pub fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, String> {
             .map(|naive| naive.and_utc())
             .ok_or(())
         })
-        .map_err(|_| format!("'{raw}' is not an RFC 3339 timestamp"))?;
-    in_supported_years(parsed, format_args!("'{raw}'")).map(truncate_to_micros)
+        .map_err(|_| format!("{} is not an RFC 3339 timestamp", quoted(raw)))?;
+    in_supported_years(parsed, quoted(raw)).map(truncate_to_micros)
 }
 
 /// Parses a calendar date `YYYY-MM-DD`.
 pub fn parse_date(raw: &str) -> Result<NaiveDate, String> {
     let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-        .map_err(|_| format!("'{raw}' is not a date (YYYY-MM-DD)"))?;
+        .map_err(|_| format!("{} is not a date (YYYY-MM-DD)", quoted(raw)))?;
     let t = date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    in_supported_years(t, format_args!("'{raw}'")).map(|_| date)
+    in_supported_years(t, quoted(raw)).map(|_| date)
 }
 
 /// A bound of a query window as a client wrote it: a whole day or an instant.
@@ -97,7 +98,10 @@ impl Bound {
             return parse_date(trimmed).map(Bound::Date);
         }
         parse_timestamp(trimmed).map(Bound::Instant).map_err(|_| {
-            format!("'{raw}' is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp")
+            format!(
+                "{} is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp",
+                quoted(raw)
+            )
         })
     }
 

@@ -9,6 +9,7 @@ use super::build::{group_by_bucket, sort_in_buckets};
 use super::grid::{cell_at, cell_of, reach_m, seconds, Cell, CellList, Faces, Level};
 use super::parallel::{split_over, PARALLEL_FROM};
 use super::{ContactIndex, Row};
+use crate::cancel::{Cancel, Cancelled, Ticker};
 use crate::contact::{summarise_by_person, ConnectionQuery, Contact, ContactQuery, Point};
 use crate::geo::{to_cartesian, within_fast, DISTANCE_SLACK_M, EARTH_RADIUS_M};
 use crate::time::Micros;
@@ -67,6 +68,8 @@ pub(super) struct Asked<'a> {
     /// The grid searched, and how many cells around a ping it looks at.
     pub(super) level: &'a Level,
     pub(super) k: i32,
+    /// Looked at every few candidates: once raised, the search stops with what it has.
+    pub(super) cancel: &'a Cancel,
 }
 
 /// A batch of a connection query's candidates, each with the stretch of the asked person's
@@ -145,25 +148,46 @@ impl ContactIndex {
     /// [`Self::connections`], and the ids of the persons its rows belong to, in id order: taken
     /// while the rows are read for their keys, so a caller need not read them a second time.
     pub fn connections_with_persons(&self, q: &ConnectionQuery) -> (Vec<u32>, Vec<i64>) {
-        self.in_key_order(self.matching_slots(q))
+        self.connections_until(q, &Cancel::new())
+            .unwrap_or_default()
+    }
+
+    /// [`Self::connections_with_persons`], stopped within a few thousand candidates of
+    /// `cancel` being raised.
+    pub fn connections_until(
+        &self,
+        q: &ConnectionQuery,
+        cancel: &Cancel,
+    ) -> Result<(Vec<u32>, Vec<i64>), Cancelled> {
+        let slots = self.matching_slots(q, cancel)?;
+        Ok(self.in_key_order(slots))
     }
 
     /// The slots of the connection answer, in no order, some perhaps more than once.
-    fn matching_slots(&self, q: &ConnectionQuery) -> Vec<u32> {
+    fn matching_slots(&self, q: &ConnectionQuery, cancel: &Cancel) -> Result<Vec<u32>, Cancelled> {
         let own = self.track(q.person_id, q.window);
         if own.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let me = self.person_numbers.get(&q.person_id).copied();
         let (level, k) = self.level_for(q.distance_m);
-        let asked = Asked { me, q, level, k };
+        let asked = Asked {
+            me,
+            q,
+            level,
+            k,
+            cancel,
+        };
         let span = q.window.end.saturating_sub(q.window.start);
-        match q.max_time_gap_us {
+        let slots = match q.max_time_gap_us {
             // Narrow in time: look around each run of own pings, within its time span only.
             Some(gap) if gap.saturating_mul(8) < span => self.probe_parallel(own, asked, gap),
             // Wide or no time condition: visit each candidate cell once.
             _ => self.sweep_cells(own, asked),
-        }
+        };
+        // A search that saw the flag stopped early: what it found is not the answer.
+        cancel.check()?;
+        Ok(slots)
     }
 
     /// Slots, each once, in (time, id) order, and the ids of the rows' persons, in id order.
@@ -209,7 +233,13 @@ impl ContactIndex {
     }
 
     pub(super) fn probe_runs(&self, own: &[u32], asked: Asked<'_>, gap: i64) -> Vec<u32> {
-        let Asked { me, q, level, k } = asked;
+        let Asked {
+            me,
+            q,
+            level,
+            k,
+            cancel,
+        } = asked;
         let band = latitude_band(q.distance_m);
         let g = gap.unsigned_abs();
         // The asked person's pings copied out once: each is compared with many candidates.
@@ -315,6 +345,7 @@ impl ContactIndex {
         CellList::first_seconds_at(&asks, &mut firsts);
         let mut out = Vec::new();
         let mut batch = Gathered::default();
+        let mut ticker = Ticker::new(cancel);
         for (v, &first_second) in visits.iter().zip(&firsts) {
             let (list, runs) = (v.list, v.runs);
             // The first cluster starts at `first_from`, found above; the cursor is a lower bound
@@ -355,6 +386,9 @@ impl ContactIndex {
                 if batch.candidates.len() >= CHECK_BATCH {
                     batch.check(&own, &mut out, me, g, band, q.distance_m);
                 }
+                if ticker.tick(1 + hi - lo).is_err() {
+                    return out;
+                }
             }
         }
         batch.check(&own, &mut out, me, g, band, q.distance_m);
@@ -362,7 +396,13 @@ impl ContactIndex {
     }
 
     fn sweep_cells(&self, own: &[u32], asked: Asked<'_>) -> Vec<u32> {
-        let Asked { me, q, level, k } = asked;
+        let Asked {
+            me,
+            q,
+            level,
+            k,
+            cancel,
+        } = asked;
         let band = latitude_band(q.distance_m);
         let gap = q.max_time_gap_us.map(i64::unsigned_abs);
         // The asked person's pings by cell: each is copied into the groups of up to 27 cells,
@@ -393,13 +433,20 @@ impl ContactIndex {
         let mut groups: Vec<Own> = Vec::new();
         let mut bounds: Vec<usize> = vec![0];
         let mut tagged: Vec<(u32, u32)> = Vec::new();
+        let mut ticker = Ticker::new(cancel);
         for around in candidates.chunk_by(|a, b| a.0 == b.0) {
+            if ticker.tick(1).is_err() {
+                return Vec::new();
+            }
             let Some(list) = level.cells.get(&around[0].0) else {
                 continue;
             };
             let entries = list.range(q.window.start, q.window.end, &self.rows);
             if entries.is_empty() {
                 continue;
+            }
+            if ticker.tick(entries.len()).is_err() {
+                return Vec::new();
             }
             let group = (bounds.len() - 1) as u32;
             let from = groups.len();
@@ -413,7 +460,11 @@ impl ContactIndex {
         let tagged = by_slot_block(tagged, self.rows.len());
         let check = |part: &[(u32, u32)]| {
             let mut out = Vec::new();
+            let mut ticker = Ticker::new(cancel);
             for &(s, g) in part {
+                if ticker.tick(1).is_err() {
+                    break;
+                }
                 let r = &self.rows[s as usize];
                 if Some(r.person) == me {
                     continue;
@@ -441,7 +492,16 @@ impl ContactIndex {
 
     /// The contacts query: the connection answer with the same gap, summarised per person.
     pub fn contacts(&self, q: &ContactQuery) -> Vec<Contact> {
-        let slots = self.matching_slots(&q.connection_query());
+        self.contacts_until(q, &Cancel::new()).unwrap_or_default()
+    }
+
+    /// [`Self::contacts`], stopped within a few thousand candidates of `cancel` being raised.
+    pub fn contacts_until(
+        &self,
+        q: &ContactQuery,
+        cancel: &Cancel,
+    ) -> Result<Vec<Contact>, Cancelled> {
+        let slots = self.matching_slots(&q.connection_query(), cancel)?;
         // Grouped by person in one counting pass, then each person's few points sorted by
         // time in cache: the order summarising needs, where sorting the slots (to drop the
         // repeated ones) and then the whole answer by person took a tenth of the query.
@@ -462,6 +522,9 @@ impl ContactIndex {
         }
         // The halves of a track split over cores may both find a row near the split.
         points.dedup_by_key(|p| (p.person_id, p.t, p.id));
-        summarise_by_person(points.chunk_by(|a, b| a.person_id == b.person_id), q)
+        Ok(summarise_by_person(
+            points.chunk_by(|a, b| a.person_id == b.person_id),
+            q,
+        ))
     }
 }

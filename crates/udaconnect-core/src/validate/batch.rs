@@ -3,18 +3,27 @@
 use serde_json::Value;
 
 use super::new_location;
-use crate::error::{Error, Findings, Result};
+use crate::error::{Error, FieldViolation, Findings, Result};
 use crate::model::NewLocation;
 
 /// Most pings one batch may carry.
 pub const MAX_BATCH: usize = 100_000;
 
-/// A batch of pings read item by item: the items that passed, and every violation found.
+/// Violations an answer lists at most; the rest are counted (a batch of 100,000 bad items
+/// would otherwise answer tens of megabytes naming each).
+pub const MAX_LISTED: usize = 100;
+
+/// A batch of pings read item by item: the items that passed, and the violations found (the
+/// first [`MAX_LISTED`] of each kind kept, the others counted).
 #[derive(Debug, Default)]
 pub struct BatchCheck {
     /// Items that passed, with their index.
     pub valid: Vec<(usize, NewLocation)>,
     findings: Findings,
+    /// Items read so far.
+    items: usize,
+    /// Violations found but not kept.
+    unlisted: usize,
 }
 
 impl BatchCheck {
@@ -24,56 +33,109 @@ impl BatchCheck {
     /// (`[3].latitude`; a violation of the whole item is named `[3]`).
     pub fn of(items: impl IntoIterator<Item = Result<NewLocation>>) -> BatchCheck {
         let mut check = BatchCheck::default();
-        let f = &mut check.findings;
-        for (i, item) in items.into_iter().enumerate() {
-            if i >= MAX_BATCH {
-                f.invalid(
-                    "body",
-                    format!("more than {MAX_BATCH} items; split the batch"),
-                );
+        for item in items {
+            if !check.push(item) {
                 break;
             }
-            match item {
-                Ok(l) => check.valid.push((i, l)),
-                Err(e) => {
-                    let unreadable = matches!(e, Error::BadRequest(_));
-                    for v in e.violations() {
-                        let field = if v.field.is_empty() || v.field == "body" {
-                            format!("[{i}]")
-                        } else {
-                            format!("[{i}].{}", v.field)
-                        };
-                        if unreadable {
-                            f.unreadable(&field, v.message.clone());
-                        } else {
-                            f.invalid(&field, v.message.clone());
-                        }
+        }
+        check
+    }
+
+    /// Takes the next item; `false` once the batch is over its size (the violation is
+    /// recorded, later items are not read).
+    pub fn push(&mut self, item: Result<NewLocation>) -> bool {
+        let i = self.items;
+        if i >= MAX_BATCH {
+            self.findings.invalid(
+                "body",
+                format!("more than {MAX_BATCH} items; split the batch"),
+            );
+            return false;
+        }
+        self.items += 1;
+        match item {
+            Ok(l) => self.valid.push((i, l)),
+            Err(e) => {
+                let unreadable = matches!(e, Error::BadRequest(_));
+                for v in e.violations() {
+                    let field = if v.field.is_empty() || v.field == "body" {
+                        format!("[{i}]")
+                    } else {
+                        format!("[{i}].{}", v.field)
+                    };
+                    // Items come in index order: the first kept are the first of the batch.
+                    let f = &mut self.findings;
+                    let kept = if unreadable {
+                        &f.unreadable
+                    } else {
+                        &f.invalid
+                    };
+                    if kept.len() >= MAX_LISTED {
+                        self.unlisted += 1;
+                    } else if unreadable {
+                        f.unreadable(&field, v.message.clone());
+                    } else {
+                        f.invalid(&field, v.message.clone());
                     }
                 }
             }
         }
-        if check.valid.is_empty() && f.unreadable.is_empty() && f.invalid.is_empty() {
-            f.invalid("body", "the batch is empty");
-        }
-        check
+        true
     }
 
     /// Adds a violation found later (an unknown person) for item `index`.
     pub fn invalid_item(&mut self, index: usize, field: &str, message: impl Into<String>) {
         self.findings
             .invalid(&format!("[{index}].{field}"), message);
+        // Found out of order: kept sorted, the first by index stay.
+        if self.findings.invalid.len() >= 2 * MAX_LISTED {
+            self.unlisted += keep_first(&mut self.findings.invalid);
+        }
     }
 
-    /// All or nothing: the items when none failed, else every violation.
+    /// All or nothing: the items when none failed, else the violations (the first
+    /// [`MAX_LISTED`] by item, then how many more there are).
     pub fn finish(self) -> Result<Vec<NewLocation>> {
         let BatchCheck {
             valid,
             mut findings,
+            items,
+            mut unlisted,
         } = self;
-        findings.invalid.sort_by_key(|v| item_index(&v.field));
-        findings.unreadable.sort_by_key(|v| item_index(&v.field));
-        findings.finish(Some(valid.into_iter().map(|(_, l)| l).collect()))
+        if items == 0 && findings.invalid.is_empty() {
+            findings.invalid("body", "the batch is empty");
+        }
+        unlisted += keep_first(&mut findings.invalid);
+        unlisted += keep_first(&mut findings.unreadable);
+        findings
+            .finish(Some(valid.into_iter().map(|(_, l)| l).collect()))
+            .map_err(|mut e| {
+                if let Error::BadRequest(listed) | Error::Invalid(listed) = &mut e {
+                    if listed.len() > MAX_LISTED {
+                        unlisted += listed.len() - MAX_LISTED;
+                        listed.truncate(MAX_LISTED);
+                    }
+                    if unlisted > 0 {
+                        listed.push(FieldViolation::new(
+                            "body",
+                            format!(
+                                "and {unlisted} more violations, not listed (the first \
+                                 {MAX_LISTED} are)"
+                            ),
+                        ));
+                    }
+                }
+                e
+            })
     }
+}
+
+/// Sorts violations by item and keeps the first [`MAX_LISTED`]; how many were dropped.
+fn keep_first(violations: &mut Vec<FieldViolation>) -> usize {
+    violations.sort_by_key(|v| item_index(&v.field));
+    let dropped = violations.len().saturating_sub(MAX_LISTED);
+    violations.truncate(MAX_LISTED);
+    dropped
 }
 
 fn item_index(field: &str) -> usize {
@@ -89,10 +151,15 @@ fn item_index(field: &str) -> usize {
 pub fn location_batch(
     items: impl IntoIterator<Item = std::result::Result<Value, String>>,
 ) -> BatchCheck {
-    BatchCheck::of(items.into_iter().map(|item| match item {
-        Ok(v) => new_location(&v),
+    BatchCheck::of(items.into_iter().map(|item| location_item(item.as_ref())))
+}
+
+/// One item of a batch read as JSON, or why it could not be read (see [`location_batch`]).
+pub fn location_item(item: std::result::Result<&Value, &String>) -> Result<NewLocation> {
+    match item {
+        Ok(v) => new_location(v),
         Err(e) => Err(Error::bad_request("", format!("malformed JSON: {e}"))),
-    }))
+    }
 }
 
 #[cfg(test)]
@@ -150,5 +217,48 @@ mod tests {
             .finish()
             .unwrap_err();
         assert_eq!(fields(&e), ["body"]);
+    }
+
+    /// A batch of 100,000 bad items lists the first 100 violations, in item order, and how
+    /// many more there are; people found unknown later are merged in by item.
+    #[test]
+    fn a_batch_of_bad_items_lists_the_first_hundred() {
+        let bad = |i: usize| {
+            NewLocation::parse(1, if i.is_multiple_of(2) { 91.0 } else { 1.0 }, 1.0, None)
+        };
+        let mut check = BatchCheck::of((0..MAX_BATCH).map(bad));
+        assert_eq!(check.valid.len(), MAX_BATCH / 2);
+        for i in (1..MAX_BATCH).step_by(2) {
+            check.invalid_item(i, "person_id", "no person with id 1");
+        }
+        let e = check.finish().unwrap_err();
+        let listed = e.violations();
+        assert_eq!(listed.len(), MAX_LISTED + 1);
+        let want: Vec<String> = (0..MAX_LISTED)
+            .map(|i| {
+                if i.is_multiple_of(2) {
+                    format!("[{i}].latitude")
+                } else {
+                    format!("[{i}].person_id")
+                }
+            })
+            .collect();
+        assert_eq!(&fields(&e)[..MAX_LISTED], &want[..]);
+        assert_eq!(
+            listed[MAX_LISTED].message,
+            format!(
+                "and {} more violations, not listed (the first 100 are)",
+                MAX_BATCH - MAX_LISTED
+            )
+        );
+        assert!(e.to_string().len() < 10_000, "{}", e.to_string().len());
+
+        // Unreadable items win, and are capped the same way.
+        let e = location_batch((0..1000).map(|_| Err("eof".to_string())))
+            .finish()
+            .unwrap_err();
+        assert!(matches!(e, Error::BadRequest(_)));
+        assert_eq!(e.violations().len(), MAX_LISTED + 1);
+        assert_eq!(e.violations()[MAX_LISTED].field, "body");
     }
 }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde_json::{Map, Number, Value};
 
 use crate::domain::{ping_parts, FixTime, NewLocation, Read};
-use crate::error::{Error, Findings, Result};
+use crate::error::{quoted, Error, Findings, Result};
 use crate::model::NewPerson;
 
 /// Longest accepted name or company, in characters.
@@ -121,7 +121,9 @@ fn numeric_field<T: FromStr>(
 
 /// A value of the kind `noun` names, written as text.
 fn from_text<T: FromStr>(s: &str, noun: &str) -> std::result::Result<T, String> {
-    s.trim().parse().map_err(|_| format!("'{s}' is not {noun}"))
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{} is not {noun}", quoted(s)))
 }
 
 /// A field's value as read, a failure to read it recorded as unreadable.

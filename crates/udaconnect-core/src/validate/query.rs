@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 
 use crate::domain::{Distance, TimeGap, MAX_TIME_GAP_S};
-use crate::error::{Error, FieldViolation, Findings, Result};
+use crate::error::{quoted, Error, FieldViolation, Findings, Result};
 use crate::model::PersonId;
 use crate::time::{Bound, Window};
 
 /// Parses an id taken from a URL path segment.
 pub fn path_id(raw: &str, field: &str) -> Result<i64> {
     raw.parse::<i64>()
-        .map_err(|_| Error::bad_request(field, format!("'{raw}' is not an integer id")))
+        .map_err(|_| Error::bad_request(field, format!("{} is not an integer id", quoted(raw))))
 }
 
 /// A validated connection query, minus the person (a path parameter).
@@ -59,7 +59,7 @@ fn parse_number_param(
     match raw.parse::<f64>() {
         Ok(v) if v.is_finite() => Some(v),
         _ => {
-            f.unreadable(field, format!("'{raw}' is not a finite number"));
+            f.unreadable(field, format!("{} is not a finite number", quoted(raw)));
             None
         }
     }
@@ -232,7 +232,7 @@ pub fn paging_params(
             _ => {
                 violations.push(FieldViolation::new(
                     "limit",
-                    format!("'{raw}' is not an integer from 1 to {max}"),
+                    format!("{} is not an integer from 1 to {max}", quoted(raw)),
                 ));
                 default
             }
@@ -245,7 +245,7 @@ pub fn paging_params(
             _ => {
                 violations.push(FieldViolation::new(
                     "cursor",
-                    format!("'{raw}' is not a cursor from a previous page"),
+                    format!("{} is not a cursor from a previous page", quoted(raw)),
                 ));
                 None
             }

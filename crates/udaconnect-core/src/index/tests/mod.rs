@@ -2,6 +2,7 @@
 //! plain scans.
 
 mod build;
+mod cancel;
 mod grid;
 mod layout;
 mod oracle;
