@@ -126,7 +126,7 @@ impl Metrics {
             ),
             requests_refused: add.metric(
                 "requests_refused",
-                "Requests refused before any handler ran, by reason (host, content_type, rate)",
+                "Requests refused, by reason: before any handler ran (host, content_type, rate), or by the query limits (query_busy, query_deadline, answer_too_large)",
                 Family::default(),
             ),
             open_files_limit: add.metric(

@@ -677,3 +677,80 @@ async fn near_plan() {
         std::mem::forget(db);
     }
 }
+
+/// Statements of this test's database that are running now, other than the asking one's.
+async fn active_statements(c: &tokio_postgres::Client, db: &TestDb) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()",
+        &[&db.name],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// A query whose caller gives up (its future dropped: a client gone, a deadline passed) is
+/// cancelled on the server at once instead of running to its end for nobody, and the pool
+/// goes on serving.
+#[tokio::test]
+async fn an_abandoned_statement_is_cancelled_on_the_server() {
+    let db = TestDb::new().await;
+    let (_pg, store) = location_stores(&db, 1..=11).await;
+    // Person 1 at a point all day; ten others on a ring 1,010 to 1,400 m away: `near` at
+    // 1,000 m compares every ping of person 1 with most of the ring and finds nothing.
+    let (lat0, lon0) = (37.55, -122.29);
+    let deg = |m: f64| (m / 6_371_008.8_f64).to_degrees();
+    let mut rng = udaconnect_sim::Rng::new(5);
+    let mut rows = Vec::new();
+    for i in 0..1000 {
+        rows.push(loc(i + 1, 1, lat0, lon0, i * 60_000_000));
+    }
+    for i in 0..100_000 {
+        let (r, a) = (1010.0 + 390.0 * rng.unit(), rng.unit() * 6.3);
+        let (lat, lon) = (lat0 + deg(r * a.cos()), lon0 + deg(r * a.sin()) / 0.79);
+        rows.push(loc(
+            10_000 + i,
+            2 + i % 10,
+            lat,
+            lon,
+            (i % 1000) * 60_000_000,
+        ));
+    }
+    for batch in rows.chunks(20_000) {
+        store.upsert(batch).await.unwrap();
+    }
+    let c = db.client().await;
+    c.batch_execute("ANALYZE location").await.unwrap();
+    let query = NearQuery {
+        person_id: 1,
+        window: Window::all(),
+        distance_m: 1000.0,
+        max_gap_us: None,
+    };
+    let running = tokio::spawn({
+        let store = store.clone();
+        async move { store.near(query).await }
+    });
+    let started = Instant::now();
+    while active_statements(&c, &db).await == 0 {
+        assert!(
+            !running.is_finished(),
+            "near answered before it was seen running"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "near never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!running.is_finished(), "near is too quick to show a cancel");
+    running.abort();
+    let abandoned = Instant::now();
+    while active_statements(&c, &db).await > 0 {
+        assert!(
+            abandoned.elapsed() < Duration::from_secs(1),
+            "the abandoned statement still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.count().await.unwrap(), 101_000);
+}

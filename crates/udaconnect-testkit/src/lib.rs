@@ -8,6 +8,7 @@
 //! - [`listen`]: where a `udaconnect` process listens, from its `--listen-file`.
 //! - [`process`]: `udaconnect serve` or one role as a process of its own, and the distributed
 //!   stack (every role its own process on one broker and database).
+//! - [`procfs`]: a running process's CPU time and resident memory, from `/proc`.
 //! - [`kafka`]: the shared Kafka-protocol broker's address, and private brokers (`tansu`)
 //!   started, killed and restarted by a test.
 //! - [`postgres`]: a fresh PostgreSQL/PostGIS database per test, dropped with its guard.
@@ -42,6 +43,7 @@ pub mod log_suite;
 pub mod pg_cluster;
 pub mod postgres;
 pub mod process;
+pub mod procfs;
 pub mod seed;
 pub mod store_suite;
 pub mod wait;

@@ -98,6 +98,11 @@ impl RoleProc {
         self.grpc_port = listening.grpc.map(|a| a.port());
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -1,10 +1,13 @@
-//! The flags of a server's edge (connections, request checks, ingest's rate and time rules),
-//! the same for `serve` and every role.
+//! The flags of a server's edge (connections, request checks, ingest's rate and time rules,
+//! the bounds on queries), the same for `serve` and every role.
 
 use std::time::Duration;
 
 use clap::Args;
 use udaconnect_server::http::edge::{EdgeSettings, DEFAULT_INGEST_RATE};
+use udaconnect_server::query::limits::{
+    default_query_concurrency, QueryLimits, DEFAULT_MAX_CONNECTION_ROWS, DEFAULT_QUERY_QUEUE,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct EdgeArgs {
@@ -46,6 +49,22 @@ pub struct EdgeArgs {
     /// space returns, e.g. `64MiB`.
     #[arg(long, env = "UDACONNECT_DISK_MIN_FREE", default_value = "64MiB", value_parser = bytes)]
     pub disk_min_free: u64,
+    /// A connection or contacts query not answered within this (waiting for a place
+    /// included) is stopped and answered 503, e.g. `15s`.
+    #[arg(long, env = "UDACONNECT_QUERY_DEADLINE", default_value = "15s", value_parser = duration)]
+    pub query_deadline: Duration,
+    /// Connection and contacts queries computed at once. Default: the number of cores.
+    #[arg(long, env = "UDACONNECT_QUERY_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..))]
+    pub query_concurrency: Option<u32>,
+    /// Queries waiting for a place at most; beyond, 503 with Retry-After at once.
+    #[arg(long, env = "UDACONNECT_QUERY_QUEUE", default_value_t = DEFAULT_QUERY_QUEUE)]
+    pub query_queue: usize,
+    /// Most locations in one connection answer; a larger one is refused (422, narrow the
+    /// window). The default answers a whole day of a 1,000-attendee venue (about 100,000).
+    #[arg(long, env = "UDACONNECT_MAX_CONNECTION_ROWS",
+        default_value_t = DEFAULT_MAX_CONNECTION_ROWS as u64,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connection_rows: u64,
 }
 
 impl EdgeArgs {
@@ -61,6 +80,15 @@ impl EdgeArgs {
                 .unwrap_or(chrono::TimeDelta::MAX),
             disk_low_space: self.disk_low_space,
             disk_min_free: self.disk_min_free,
+            query: QueryLimits {
+                deadline: self.query_deadline,
+                concurrency: self
+                    .query_concurrency
+                    .map_or_else(default_query_concurrency, |n| n as usize),
+                queue: self.query_queue,
+                max_connection_rows: usize::try_from(self.max_connection_rows)
+                    .unwrap_or(usize::MAX),
+            },
         }
     }
 }

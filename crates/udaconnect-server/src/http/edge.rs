@@ -8,6 +8,8 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use udaconnect_core::validate::DEFAULT_FUTURE_SKEW;
 
+use crate::query::limits::QueryLimits;
+
 /// The edge's settings; [`Default`] is what the command line defaults to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EdgeSettings {
@@ -34,6 +36,8 @@ pub struct EdgeSettings {
     pub disk_low_space: u64,
     /// Free bytes below which ingest answers 503 and `/ready` fails.
     pub disk_min_free: u64,
+    /// connection-api's bounds on heavy queries.
+    pub query: QueryLimits,
 }
 
 impl Default for EdgeSettings {
@@ -48,6 +52,7 @@ impl Default for EdgeSettings {
             future_skew: DEFAULT_FUTURE_SKEW,
             disk_low_space: crate::wiring::disk::DEFAULT_LOW_SPACE,
             disk_min_free: crate::wiring::disk::DEFAULT_MIN_FREE,
+            query: QueryLimits::default(),
         }
     }
 }

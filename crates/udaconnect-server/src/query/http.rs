@@ -22,11 +22,13 @@ use crate::metrics::Metrics;
 use crate::persons::DynPersonDirectory;
 use crate::query::answer::{write_contacts, ConnectionBody};
 use crate::query::engine::DynContactEngine;
+use crate::query::limits::QueryLimiter;
 
 pub struct ConnectionApi {
     pub engine: DynContactEngine,
     pub persons: DynPersonDirectory,
     pub metrics: Arc<Metrics>,
+    pub limiter: QueryLimiter,
 }
 
 pub fn routes(api: Arc<ConnectionApi>) -> Router {
@@ -50,6 +52,18 @@ impl ConnectionApi {
     pub async fn connections(&self, q: ConnectionQuery) -> Result<ConnectionBody> {
         self.ensure_person(q.person_id).await?;
         let rows = self.engine.connections(q).await?;
+        let most = self.limiter.limits().max_connection_rows;
+        if rows.len() > most {
+            self.limiter.refused("answer_too_large");
+            return Err(Error::invalid(
+                "end_date",
+                format!(
+                    "the answer holds {} locations, more than the {most} one answer may hold; \
+                     narrow the window (start_date, end_date) or the distance",
+                    rows.len()
+                ),
+            ));
+        }
         let persons = self.persons.json_many(&rows.person_ids()).await?;
         Ok(ConnectionBody::new(rows, persons))
     }
@@ -73,7 +87,9 @@ impl ConnectionApi {
 /// that some location `L` of this person, also in `W`, lies within `distance` metres of `L'`
 /// (great-circle on a sphere of radius 6,371,008.8 m; a point at exactly `distance` counts).
 /// With `max_time_gap`, `L` and `L'` must also be at most that many seconds apart. Each `L'` once,
-/// ordered by (creation_time, id). Large answers are streamed.
+/// ordered by (creation_time, id). Large answers are streamed, up to `--max-connection-rows`
+/// locations (default 250,000: a whole day of a 1,000-attendee venue is about 100,000); a
+/// larger answer is refused with 422: ask for a narrower window.
 #[utoipa::path(get, path = "/api/persons/{id}/connection", tag = "connections",
     params(
         ("id" = i64, Path, description = "Person id"),
@@ -86,6 +102,9 @@ impl ConnectionApi {
         (status = 200, description = "Connections, by time then location id", body = [udaconnect_core::model::Connection]),
         (status = 400, description = "A parameter is missing or invalid", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The answer would hold more locations than --max-connection-rows allows (default 250,000); narrow the window or the distance", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Every query place is taken and the queue is full (--query-concurrency, --query-queue), or the query was not answered within --query-deadline (default 15 s) and was stopped; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     ))]
 pub async fn find_connections(
     State(api): State<Arc<ConnectionApi>>,
@@ -94,14 +113,16 @@ pub async fn find_connections(
 ) -> ApiResult<Response> {
     let p = validate::connection_params(&params)?;
     let started = Instant::now();
-    let body = api
-        .connections(ConnectionQuery {
-            person_id,
-            window: p.window,
-            distance_m: p.distance_m,
-            max_time_gap_us: p.max_time_gap_us,
-        })
-        .await?;
+    let query = api.connections(ConnectionQuery {
+        person_id,
+        window: p.window,
+        distance_m: p.distance_m,
+        max_time_gap_us: p.max_time_gap_us,
+    });
+    let body = match api.limiter.run(query).await {
+        Ok(body) => body?,
+        Err(refused) => return Ok(refused.into_response()),
+    };
     api.metrics
         .connection_query_duration
         .observe(started.elapsed().as_secs_f64());
@@ -202,6 +223,8 @@ impl EncounterRow {
         (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
         (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Every query place is taken and the queue is full (--query-concurrency, --query-queue), or the query was not answered within --query-deadline (default 15 s) and was stopped; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     ))]
 pub async fn find_contacts(
     State(api): State<Arc<ConnectionApi>>,
@@ -210,15 +233,17 @@ pub async fn find_contacts(
 ) -> ApiResult<Response> {
     let p = validate::contact_params(&params)?;
     let started = Instant::now();
-    let json = api
-        .contacts(ContactQuery {
-            person_id,
-            window: p.window,
-            distance_m: p.distance_m,
-            max_time_gap_us: p.max_time_gap_us,
-            min_duration_us: p.min_duration_us,
-        })
-        .await?;
+    let query = api.contacts(ContactQuery {
+        person_id,
+        window: p.window,
+        distance_m: p.distance_m,
+        max_time_gap_us: p.max_time_gap_us,
+        min_duration_us: p.min_duration_us,
+    });
+    let json = match api.limiter.run(query).await {
+        Ok(json) => json?,
+        Err(refused) => return Ok(refused.into_response()),
+    };
     api.metrics
         .connection_query_duration
         .observe(started.elapsed().as_secs_f64());

@@ -4,6 +4,7 @@
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use udaconnect_core::cancel::{Cancel, Cancelled};
 use udaconnect_core::contact::{ConnectionQuery, Contact, ContactQuery, Point};
 use udaconnect_core::index::{BulkBuilder, ContactIndex, PreparedPage, SlotPin};
 use udaconnect_core::model::PersonId;
@@ -178,18 +179,32 @@ async fn read_pages(
     }
 }
 
+/// Runs `work` on a blocking thread, cancelled (its flag raised) if the caller's future is
+/// dropped first: a client gone or a deadline passed stops the work within a few thousand
+/// candidates instead of letting it run to the end for nobody.
+async fn until_dropped<T: Send + 'static>(
+    work: impl FnOnce(&Cancel) -> std::result::Result<T, Cancelled> + Send + 'static,
+) -> Result<T> {
+    let cancel = Cancel::new();
+    let guard = cancel.on_drop();
+    let answer = tokio::task::spawn_blocking(move || work(&cancel))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    guard.disarm();
+    answer.map_err(|_| Error::Unavailable("query (cancelled)".into()))
+}
+
 #[async_trait]
 impl ContactEngine for MemoryEngine {
     async fn connections(&self, q: ConnectionQuery) -> Result<Box<dyn Rows>> {
         // Queries are CPU work of milliseconds: run them where they do not hold up the
         // reactor's other connections.
         let index = self.index.clone();
-        let (pin, (slots, persons)) = tokio::task::spawn_blocking(move || {
+        let (pin, (slots, persons)) = until_dropped(move |cancel| {
             let index = index.read().unwrap_or_else(|e| e.into_inner());
-            (index.pin(), index.connections_with_persons(&q))
+            Ok((index.pin(), index.connections_until(&q, cancel)?))
         })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .await?;
         Ok(Box::new(IndexRows {
             index: self.index.clone(),
             pin,
@@ -200,11 +215,11 @@ impl ContactEngine for MemoryEngine {
 
     async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>> {
         let index = self.index.clone();
-        tokio::task::spawn_blocking(move || {
-            index.read().unwrap_or_else(|e| e.into_inner()).contacts(&q)
+        until_dropped(move |cancel| {
+            let index = index.read().unwrap_or_else(|e| e.into_inner());
+            Ok(index.contacts_until(&q, cancel)?)
         })
         .await
-        .map_err(|e| Error::Internal(e.to_string()))
     }
 
     async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {

@@ -4,12 +4,14 @@
 //! - [`memory`]: the in-memory index engine; [`store`]: the engines that read the store.
 //! - [`answer`]: answers written as JSON directly (streamed connection answers, contacts).
 //! - [`http`]: connection-api's HTTP handlers (connection, contacts, summary).
+//! - [`limits`]: how many heavy queries run and wait, their deadline, the answer size.
 //! - [`live`]: the venue live (server-sent events, positions, heat) and the venue plan.
 //! - [`workers`]: the threads (rayon's pool) the index splits its work over.
 
 pub mod answer;
 pub mod engine;
 pub mod http;
+pub mod limits;
 pub mod live;
 pub mod memory;
 pub mod store;

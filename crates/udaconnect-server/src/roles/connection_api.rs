@@ -16,6 +16,7 @@ use crate::feed::OnStored;
 use crate::http::ops;
 use crate::query::engine::DynContactEngine;
 use crate::query::http::{routes, ConnectionApi};
+use crate::query::limits::QueryLimiter;
 use crate::query::live::{self, Live};
 use crate::query::memory::MemoryEngine;
 use crate::query::store::StoreEngine;
@@ -140,6 +141,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         engine,
         persons,
         metrics: ctx.metrics.clone(),
+        limiter: QueryLimiter::new(ctx.options.edge.query.clone(), ctx.metrics.clone()),
     }));
     if live_view {
         role.router = role.router.merge(live::routes(live));

@@ -155,7 +155,7 @@ impl PostgresLocationStore {
             .map(i64::unsigned_abs)
             .filter(|&g| g < span && g < MAX_GAP_US)
             .map(|g| g as i64);
-        let client = self.pg.client().await?;
+        let client = self.pg.abandonable().await?;
         let rows = match gap {
             Some(gap) => {
                 let statement = client.prepare_cached(&near_sql(true)).await?;
@@ -170,6 +170,7 @@ impl PostgresLocationStore {
                     .await?
             }
         };
+        client.finished();
         let mut near = Near::default();
         for row in &rows {
             let is_own: bool = row.try_get(0)?;

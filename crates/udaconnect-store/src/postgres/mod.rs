@@ -132,13 +132,21 @@ impl Postgres {
         self.pool.get().await.map_err(DbError::Pool)
     }
 
+    /// A connection for a statement whose caller may give up (see [`Abandonable`]).
+    async fn abandonable(&self) -> Result<Abandonable, DbError> {
+        Ok(Abandonable(Some(self.client().await?)))
+    }
+
     /// Runs one statement (prepared once per connection) and returns its rows. Only for
-    /// statements that may run twice: it retries once on a connection found closed.
+    /// statements that may run twice: it retries once on a connection found closed. Dropped
+    /// before it finishes, the statement is cancelled on the server.
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         self.retrying(|| async move {
-            let client = self.client().await?;
+            let client = self.abandonable().await?;
             let statement = client.prepare_cached(sql).await?;
-            Ok(client.query(&statement, params).await?)
+            let rows = client.query(&statement, params).await;
+            client.finished();
+            Ok(rows?)
         })
         .await
     }
@@ -159,6 +167,42 @@ impl Postgres {
                 attempt().await.map_err(DbError::into_error)
             }
             other => other.map_err(DbError::into_error),
+        }
+    }
+}
+
+/// A pooled connection running a statement that its caller may abandon (a client gone, a
+/// query deadline passed): dropped before [`Abandonable::finished`], it asks the server to
+/// cancel the statement, which would otherwise run to its end for nobody, and leaves the pool
+/// (the cancel request could otherwise reach the next statement run on it).
+struct Abandonable(Option<Object>);
+
+impl Abandonable {
+    /// The statement has ended: the connection goes back to the pool.
+    fn finished(mut self) {
+        self.0.take();
+    }
+}
+
+impl std::ops::Deref for Abandonable {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        // Only `finished` and `drop` take the connection, and both consume the guard.
+        self.0.as_ref().expect("connection held until finished")
+    }
+}
+
+impl Drop for Abandonable {
+    fn drop(&mut self) {
+        let Some(client) = self.0.take() else { return };
+        let token = client.cancel_token();
+        drop(Object::take(client));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = token.cancel_query(NoTls).await {
+                    tracing::debug!(error = %e, "cancelling an abandoned statement failed");
+                }
+            });
         }
     }
 }
