@@ -120,7 +120,7 @@ impl PostgresLocationStore {
                 .max(0)
                 .saturating_add(q.max_interpolation_us.max(q.ping_tolerance_us).max(0)),
         );
-        let client = self.pg.client().await?;
+        let client = self.pg.abandonable().await?;
         let statement = client.prepare_cached(&near_tracks_sql()).await?;
         let rows = client
             .query(
@@ -135,6 +135,7 @@ impl PostgresLocationStore {
                 ],
             )
             .await?;
+        client.finished();
         let mut near = NearTracks::default();
         for row in &rows {
             let kind: i32 = row.try_get(0)?;
