@@ -129,7 +129,7 @@ struct EachItem<'a>(&'a mut BatchCheck);
 impl<'de> serde::de::Visitor<'de> for EachItem<'_> {
     type Value = ();
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON array of locations")
     }
 

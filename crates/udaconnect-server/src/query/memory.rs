@@ -217,7 +217,7 @@ impl ContactEngine for MemoryEngine {
         let index = self.index.clone();
         until_dropped(move |cancel| {
             let index = index.read().unwrap_or_else(|e| e.into_inner());
-            Ok(index.contacts_until(&q, cancel)?)
+            index.contacts_until(&q, cancel)
         })
         .await
     }
