@@ -46,10 +46,13 @@ fn text_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> String
     }
 }
 
-/// A name or company: not blank, at most [`MAX_TEXT_CHARS`] characters.
+/// A name or company: not blank, at most [`MAX_TEXT_CHARS`] characters, no NUL (PostgreSQL
+/// text cannot hold one).
 fn text(s: &str, field: &str, f: &mut Findings) -> String {
     if s.trim().is_empty() {
         f.invalid(field, "must not be empty");
+    } else if s.contains('\0') {
+        f.invalid(field, "must not contain NUL (\\u0000)");
     } else if s.chars().count() > MAX_TEXT_CHARS {
         f.invalid(
             field,
@@ -98,7 +101,18 @@ fn number_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Read
 
 /// Reads an id sent as a JSON integer or a string of digits.
 fn id_field(obj: &Map<String, Value>, field: &str, f: &mut Findings) -> Read<i64> {
-    numeric_field(obj, field, f, ID, Number::as_i64)
+    numeric_field(obj, field, f, ID, integer)
+}
+
+/// A JSON number that is an integer: written as one, or with a zero fraction (`5.0`, which
+/// JSON Schema counts as an integer and the original services accepted as 5).
+pub fn integer(n: &Number) -> Option<i64> {
+    // `i64::MAX as f64` is 2^63, the first float past i64: from it on, no id.
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|x| x.fract() == 0.0 && x.abs() < i64::MAX as f64)
+            .map(|x| x as i64)
+    })
 }
 
 /// Reads a field sent as a JSON number (taken by `of_number`) or as text; `names` are what
@@ -290,6 +304,31 @@ mod tests {
         assert!(l.creation_time().is_some());
     }
 
+    /// An id written with a zero fraction is that id; with any other fraction, none.
+    #[test]
+    fn ids_with_a_zero_fraction_are_integers() {
+        let l = new_location(&json!({"person_id": 5.0, "latitude": 1, "longitude": 2})).unwrap();
+        assert_eq!(l.person_id(), 5);
+        let e =
+            new_location(&json!({"person_id": 5.5, "latitude": 1, "longitude": 2})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed request: person_id: 5.5 is not an integer id"
+        );
+        let e = new_location(&json!({"person_id": 9007199254740992.0, "latitude": 1,
+            "longitude": 2}))
+        .unwrap_err();
+        assert_eq!(fields(&e), ["person_id"]);
+        assert_eq!(
+            integer(&serde_json::Number::from_f64(-0.0).unwrap()),
+            Some(0)
+        );
+        assert_eq!(
+            integer(&serde_json::Number::from_f64(9.3e18).unwrap()),
+            None
+        );
+    }
+
     #[test]
     fn location_names_every_bad_field() {
         let e = new_location(&json!({"latitude": 91, "longitude": -180.5})).unwrap_err();
@@ -362,6 +401,16 @@ mod tests {
                 p.company_name.as_str()
             ),
             ("Taco", "Fargo", "Alpha Omega Upholstery")
+        );
+    }
+
+    #[test]
+    fn names_hold_no_nul() {
+        let e = new_person(&json!({"first_name": "A\u{0}", "last_name": "B", "company_name": "C"}))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid input: first_name: must not contain NUL (\\u0000)"
         );
     }
 

@@ -31,7 +31,8 @@ mod query;
 pub use crate::domain::{DEFAULT_DISTANCE_M, MAX_DISTANCE_M, MAX_TIME_GAP_S};
 pub use batch::{location_batch, location_item, BatchCheck, MAX_BATCH, MAX_LISTED};
 pub use body::{
-    new_location, new_person, plain_new_location, text_location, text_person, MAX_TEXT_CHARS,
+    integer, new_location, new_person, plain_new_location, text_location, text_person,
+    MAX_TEXT_CHARS,
 };
 pub use csv_rows::{LocationRow, LocationRows, PersonRows, Row};
 pub use future::{future_violations, too_far_ahead, DEFAULT_FUTURE_SKEW};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::domain::{Distance, TimeGap, MAX_TIME_GAP_S};
 use crate::error::{quoted, Error, FieldViolation, Findings, Result};
-use crate::model::PersonId;
+use crate::model::{PersonId, MAX_ID};
 use crate::time::{Bound, Window};
 
 /// Parses an id taken from a URL path segment.
@@ -218,7 +218,7 @@ pub fn contact_params(params: &HashMap<String, String>) -> Result<ContactParams>
 }
 
 /// Validates paging parameters: `limit` (1 to `max`, default `default`) and `cursor` (the last
-/// id of the previous page).
+/// id of the previous page: 0 to [`MAX_ID`]).
 pub fn paging_params(
     params: &HashMap<String, String>,
     default: usize,
@@ -241,7 +241,7 @@ pub fn paging_params(
     let cursor = match params.get("cursor").map(|s| s.trim()) {
         None | Some("") => None,
         Some(raw) => match raw.parse::<i64>() {
-            Ok(id) if id >= 0 => Some(id),
+            Ok(id) if (0..=MAX_ID).contains(&id) => Some(id),
             _ => {
                 violations.push(FieldViolation::new(
                     "cursor",
@@ -343,5 +343,19 @@ mod tests {
         );
         let e = paging_params(&q(&[("limit", "0"), ("cursor", "x")]), 100, 1000).unwrap_err();
         assert_eq!(fields(&e), ["limit", "cursor"]);
+        let last = MAX_ID.to_string();
+        assert_eq!(
+            paging_params(&q(&[("cursor", &last)]), 100, 1000).unwrap(),
+            (Some(MAX_ID), 100)
+        );
+        for bad in ["-1", "9007199254740992", "1001"] {
+            let (field, raw) = if bad == "1001" {
+                ("limit", bad)
+            } else {
+                ("cursor", bad)
+            };
+            let e = paging_params(&q(&[(field, raw)]), 100, 1000).unwrap_err();
+            assert_eq!(fields(&e), [field], "{field}={raw}");
+        }
     }
 }

@@ -258,14 +258,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        PathId::parse(&raw).map_err(IntoResponse::into_response)
-    }
-}
-
-impl PathId {
-    /// `raw` read as the extractor reads it, for a route that answers as if it had this id.
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        Ok(PathId(validate::path_id(raw, "id")?))
+        validate::path_id(&raw, "id")
+            .map(PathId)
+            .map_err(|e| ApiError(e).into_response())
     }
 }
 

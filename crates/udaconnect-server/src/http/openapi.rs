@@ -1,6 +1,13 @@
 //! The OpenAPI description, generated from the handlers and types.
 
-use utoipa::OpenApi;
+use udaconnect_core::model::MAX_ID;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::{Content, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
 use crate::http::ops;
 use crate::ingest::http as location_api;
@@ -16,8 +23,10 @@ use crate::query::live;
             Errors are RFC 9457 problem+json bodies naming the invalid fields. Every answer \
             carries X-Correlation-ID (taken from the request when sent, also as correlationId). \
             Any operation answers 421 to a Host header the server is not configured for \
-            (--allowed-hosts). Pings timed more than --max-future-skew (default 1 day) ahead \
-            of the server's clock are refused with 422.",
+            (--allowed-hosts), and a method a path does not take 405 with Allow. Bodies \
+            are at most 16 MiB (413). Ids are integers from 1 to 2^53-1. Pings timed more \
+            than --max-future-skew (default 1 day) ahead of the server's clock are refused \
+            with 422.",
         license(name = "Apache-2.0"),
     ),
     paths(
@@ -67,12 +76,226 @@ use crate::query::live;
         (name = "connections", description = "Who was near whom"),
         (name = "live", description = "The venue live: positions as they arrive"),
         (name = "operations", description = "Health, readiness, metrics"),
-    )
+    ),
+    modifiers(&EveryOperation),
 )]
 pub struct ApiDoc;
 
+/// Adds what every operation may answer, whatever its route: 421 for a foreign Host, and on
+/// the API 503 (starting, or a store, the log or another role not answering) with Retry-After.
+struct EveryOperation;
+
+impl Modify for EveryOperation {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in api.paths.paths.iter_mut() {
+            let on_api = path.starts_with("/api/");
+            for op in operations(item) {
+                add_problem(
+                    op,
+                    "421",
+                    "The Host header names a host this server does not answer to (--allowed-hosts)",
+                    false,
+                );
+                if on_api {
+                    add_problem(
+                        op,
+                        "503",
+                        "Starting, or a store, the log or another role does not answer; retry \
+                         after Retry-After seconds",
+                        true,
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+/// A problem+json answer with `status`, unless the operation already describes one.
+fn add_problem(op: &mut Operation, status: &str, description: &str, retry_after: bool) {
+    if op.responses.responses.contains_key(status) {
+        return;
+    }
+    let mut response = ResponseBuilder::new().description(description).content(
+        crate::http::problem::PROBLEM_JSON,
+        Content::new(Some(Ref::from_schema_name("Problem"))),
+    );
+    if retry_after {
+        response = response.header("Retry-After", retry_after_header());
+    }
+    op.responses
+        .responses
+        .insert(status.to_string(), response.build().into());
+}
+
+/// The Retry-After header of a 429 or 503: whole seconds.
+pub fn retry_after_header() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        )
+        .description(Some("Seconds to wait before retrying"))
+        .build()
+}
+
+/// An id in a body: a JSON integer (`5.0` counts) or its digits as a string, as the original
+/// clients sent it.
+pub fn id_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1))
+                .maximum(Some(MAX_ID)),
+        )
+        // At most 15 digits: every such id is below 2^53.
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[1-9][0-9]{0,14}$")),
+        )
+        .description(Some(
+            "An id from 1 to 2^53-1, as a number or a string of digits",
+        ))
+        .examples([5])
+        .into()
+}
+
+/// Degrees of latitude, in [-90, 90], as a number or its decimal text.
+pub fn latitude_schema() -> Schema {
+    degrees(90, r"^-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?)$", 37.55363)
+}
+
+/// Degrees of longitude, in [-180, 180], as a number or its decimal text.
+pub fn longitude_schema() -> Schema {
+    degrees(
+        180,
+        r"^-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?)$",
+        -122.290883,
+    )
+}
+
+fn degrees(limit: i32, text: &str, example: f64) -> Schema {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+                .minimum(Some(-limit))
+                .maximum(Some(limit)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(text)),
+        )
+        .description(Some(format!(
+            "Degrees in [-{limit}, {limit}]: a number, or a numeric string"
+        )))
+        .examples([example])
+        .into()
+}
+
+/// A ping's time: RFC 3339 in the years 1970 to 9999 (UTC); without an offset it is UTC. The
+/// pattern keeps to whole years inside that range, so an offset cannot take it outside.
+pub fn fix_time_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .pattern(Some(FIX_TIME_YEARS))
+        .description(Some(
+            "RFC 3339, years 1970 to 9999; without an offset it is UTC; absent or null means \
+             the time of ingest; more than --max-future-skew ahead is refused (422)",
+        ))
+        .examples(["2020-07-07T10:37:06Z"])
+        .into()
+}
+
+/// Years 1971 to 9998, the ones no UTC offset can move outside 1970 to 9999.
+pub const FIX_TIME_YEARS: &str =
+    "^(197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-";
+
+/// A name or company: 1 to 256 characters, not all white space, no NUL.
+pub fn text_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(udaconnect_core::validate::MAX_TEXT_CHARS))
+        .pattern(Some(TEXT_PATTERN))
+        .description(Some(
+            "1 to 256 characters, at least one of them not white space, none of them NUL",
+        ))
+        .into()
+}
+
+/// At least one character that is neither white space (as Unicode defines it) nor NUL, and
+/// no NUL anywhere.
+const TEXT_PATTERN: &str = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$";
+
 pub fn spec_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".into())
+    let mut spec = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    link_keys_as_openapi_spells_them(&mut spec);
+    serde_json::to_string_pretty(&spec).unwrap_or_else(|_| "{}".into())
+}
+
+/// utoipa 5 writes a link's `operationId` as `operation_id` (and `requestBody` as
+/// `request_body`); OpenAPI readers find no operation under those names.
+fn link_keys_as_openapi_spells_them(spec: &mut serde_json::Value) {
+    let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+            for (wrong, right) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(wrong) {
+                    link.insert(right.to_string(), v);
+                }
+            }
+        }
+    }
+}
+
+/// The ids of a lookup: JSON integers (any that fit 64 bits; those naming no person are left
+/// out of the answer), at most 10,000 of them.
+pub fn lookup_ids_schema() -> Schema {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(i64::MIN))
+                .maximum(Some(i64::MAX)),
+        )
+        .max_items(Some(crate::persons::http::MAX_LOOKUP_IDS))
+        .into()
 }

@@ -122,7 +122,8 @@ pub async fn health() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "A dependency does not answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency does not answer", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn ready(State(ops): State<Arc<Ops>>) -> Response {
     let mut checks = std::collections::BTreeMap::new();

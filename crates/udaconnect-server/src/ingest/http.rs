@@ -12,6 +12,7 @@ use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::validate::BatchCheck;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::http::openapi::{fix_time_schema, id_schema, latitude_schema, longitude_schema};
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{parse_json, BodyBytes, PathId};
 use crate::ingest::Ingest;
@@ -33,18 +34,30 @@ pub fn routes(api: Arc<LocationApi>) -> Router {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct NewLocationBody {
-    #[schema(example = 5)]
+    #[schema(schema_with = id_schema)]
     person_id: i64,
-    /// Degrees in [-90, 90]; a number or a numeric string.
-    #[schema(example = 37.55363)]
+    #[schema(schema_with = latitude_schema)]
     latitude: f64,
-    /// Degrees in [-180, 180]; a number or a numeric string.
-    #[schema(example = -122.290883)]
+    #[schema(schema_with = longitude_schema)]
     longitude: f64,
-    /// RFC 3339; without an offset it is UTC; absent means the time of ingest.
-    #[schema(example = "2020-07-07T10:37:06Z")]
+    #[schema(schema_with = fix_time_schema)]
     creation_time: Option<String>,
 }
+
+/// Body of `POST /api/locations/batch` as JSON: 1 to 100,000 pings.
+pub struct LocationBatch;
+
+impl utoipa::PartialSchema for LocationBatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("NewLocationBody"))
+            .min_items(Some(1))
+            .max_items(Some(validate::MAX_BATCH))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for LocationBatch {}
 
 /// Ingest one location ping.
 ///
@@ -54,13 +67,16 @@ pub struct NewLocationBody {
 #[utoipa::path(post, path = "/api/locations", tag = "locations",
     request_body = NewLocationBody,
     responses(
-        (status = 202, description = "Durable in the log", body = Location),
+        (status = 202, description = "Durable in the log", body = Location,
+            links(("GetLocation" = (operation_id = "get_location", parameters(("id" = "$response.body#/id")))))),
         (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Out of range, no such person, or timed more than --max-future-skew ahead", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "This client address sent more ingest requests than --ingest-rate-limit allows; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This client address sent more ingest requests than --ingest-rate-limit allows; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn create_location(
     State(api): State<Arc<LocationApi>>,
@@ -152,15 +168,18 @@ impl<'de> serde::de::Visitor<'de> for EachItem<'_> {
 /// of the batch is stored; a bad value is repeated by its first 64 characters at most. Otherwise the whole
 /// batch is appended to the log in one durable write and the ids are returned in item order.
 #[utoipa::path(post, path = "/api/locations/batch", tag = "locations",
-    request_body(content = [NewLocationBody], description = "JSON array, or NDJSON with Content-Type application/x-ndjson"),
+    request_body(content = LocationBatch, description = "1 to 100,000 pings: a JSON array, or NDJSON with Content-Type application/x-ndjson (one ping per line)"),
     responses(
-        (status = 202, description = "Durable in the log", body = BatchAccepted),
+        (status = 202, description = "Durable in the log", body = BatchAccepted,
+            links(("GetFirstLocation" = (operation_id = "get_location", parameters(("id" = "$response.body#/ids/0")))))),
         (status = 400, description = "An item is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An item is out of range, names no person, or is timed more than --max-future-skew ahead", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "This client address sent more ingest requests than --ingest-rate-limit allows; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This client address sent more ingest requests than --ingest-rate-limit allows; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn create_locations(
     State(api): State<Arc<LocationApi>>,
@@ -190,7 +209,7 @@ pub async fn create_locations(
 
 /// Get one stored location.
 #[utoipa::path(get, path = "/api/locations/{id}", tag = "locations",
-    params(("id" = i64, Path, description = "Location id")),
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Location id")),
     responses(
         (status = 200, description = "The location", body = Location),
         (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),

@@ -12,6 +12,7 @@ use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::http::openapi::{lookup_ids_schema, text_schema};
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{JsonBody, Params, PathId};
 use crate::metrics::Metrics;
@@ -32,12 +33,7 @@ pub fn routes(api: Arc<PersonApi>) -> Router {
     Router::new()
         .route("/api/persons", get(list_persons).post(create_person))
         .route("/api/persons/{id}", get(get_person))
-        .route(
-            "/api/persons/lookup",
-            // A GET is for the person with id `lookup`: the answer it always had.
-            post(lookup_persons)
-                .get(|api| async move { get_person(api, PathId::parse("lookup")?).await }),
-        )
+        .route("/api/persons/lookup", post(lookup_persons))
         .with_state(api)
 }
 
@@ -45,11 +41,11 @@ pub fn routes(api: Arc<PersonApi>) -> Router {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct NewPersonBody {
-    #[schema(example = "Ada")]
+    #[schema(schema_with = text_schema, example = "Ada")]
     first_name: String,
-    #[schema(example = "Lovelace")]
+    #[schema(schema_with = text_schema, example = "Lovelace")]
     last_name: String,
-    #[schema(example = "Analytical Engines")]
+    #[schema(schema_with = text_schema, example = "Analytical Engines")]
     company_name: String,
 }
 
@@ -57,9 +53,18 @@ pub struct NewPersonBody {
 #[utoipa::path(post, path = "/api/persons", tag = "persons",
     request_body = NewPersonBody,
     responses(
-        (status = 201, description = "Created", body = Person),
+        (status = 201, description = "Created", body = Person,
+            headers(("Location" = String, description = "The person's URL")),
+            links(
+                ("GetPerson" = (operation_id = "get_person", parameters(("id" = "$response.body#/id")))),
+                ("PersonSummary" = (operation_id = "summary", parameters(("id" = "$response.body#/id")))),
+                ("PersonContacts" = (operation_id = "find_contacts", parameters(("id" = "$response.body#/id")))),
+                ("PersonConnections" = (operation_id = "find_connections", parameters(("id" = "$response.body#/id"), ("start_date" = "2020-01-01"), ("end_date" = "2030-12-31")))),
+                ("PingAsPerson" = (operation_id = "create_location", request_body = json!({"person_id": "$response.body#/id", "latitude": 37.55363, "longitude": -122.290883}))),
+                ("LookUpPerson" = (operation_id = "lookup_persons", request_body = json!({"ids": ["$response.body#/id"]}))),
+            )),
         (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or empty", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, blank, longer than 256 characters or holds NUL", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -85,11 +90,15 @@ pub async fn create_person(
 /// `Link: <...>; rel="next"` header and `X-Next-Cursor` with the cursor of the next page.
 #[utoipa::path(get, path = "/api/persons", tag = "persons",
     params(
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 10000 (default 1000)"),
-        ("cursor" = Option<String>, Query, description = "The cursor of the page to read, from X-Next-Cursor"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "Page size, 1 to 10000 (default 1000)"),
+        ("cursor" = Option<i64>, Query, minimum = 0, maximum = 9007199254740991_i64, description = "The cursor of the page to read, from X-Next-Cursor: the last id of the previous page"),
     ),
     responses(
-        (status = 200, description = "A page of persons", body = [Person]),
+        (status = 200, description = "A page of persons", body = [Person],
+            headers(
+                ("Link" = String, description = "`<...>; rel=\"next\"` when more may follow"),
+                ("X-Next-Cursor" = i64, description = "The cursor of the next page, when more may follow"),
+            )),
         (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_persons(
@@ -117,7 +126,7 @@ pub async fn list_persons(
 
 /// Get one person.
 #[utoipa::path(get, path = "/api/persons/{id}", tag = "persons",
-    params(("id" = i64, Path, description = "Person id")),
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Person id")),
     responses(
         (status = 200, description = "The person", body = Person),
         (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
@@ -134,8 +143,8 @@ pub async fn get_person(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct LookupBody {
-    /// Person ids, at most 10,000; repeats are answered once.
-    #[schema(example = json!([1, 5, 6]))]
+    /// Person ids (JSON integers), at most 10,000; repeats are answered once.
+    #[schema(schema_with = lookup_ids_schema, example = json!([1, 5, 6]))]
     ids: Vec<i64>,
 }
 
@@ -148,7 +157,7 @@ pub struct LookupBody {
     responses(
         (status = 200, description = "The persons that exist, in id order", body = [Person]),
         (status = 400, description = "Malformed JSON, or an id that is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No ids, or more than 10,000", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No ids field, or more than 10,000 ids", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -181,7 +190,7 @@ fn lookup_ids(body: &Value) -> Result<Vec<PersonId>> {
     }
     let mut ids = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        match item.as_i64() {
+        match item.as_number().and_then(validate::integer) {
             Some(id) => ids.push(id),
             None => {
                 return Err(Error::bad_request(

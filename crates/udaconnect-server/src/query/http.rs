@@ -92,15 +92,15 @@ impl ConnectionApi {
 /// larger answer is refused with 422: ask for a narrower window.
 #[utoipa::path(get, path = "/api/persons/{id}/connection", tag = "connections",
     params(
-        ("id" = i64, Path, description = "Person id"),
-        ("start_date" = String, Query, description = "First day, YYYY-MM-DD (inclusive)"),
-        ("end_date" = String, Query, description = "Last day, YYYY-MM-DD (inclusive); not before start_date"),
-        ("distance" = Option<f64>, Query, description = "Metres, 0 < distance <= 1000 (default 5)"),
-        ("max_time_gap" = Option<f64>, Query, description = "Seconds between the two pings, at most (default: no condition)"),
+        ("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Person id"),
+        ("start_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "First day, YYYY-MM-DD (inclusive), years 1970 to 9999; an RFC 3339 timestamp is taken as the exact start"),
+        ("end_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Last day, YYYY-MM-DD (inclusive), years 1970 to 9999; not before start_date; an RFC 3339 timestamp is taken as the exact (exclusive) end"),
+        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most: 0 to 31,622,400 (366 days); default: no condition"),
     ),
     responses(
         (status = 200, description = "Connections, by time then location id", body = [udaconnect_core::model::Connection]),
-        (status = 400, description = "A parameter is missing or invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A parameter is missing or invalid, or end_date is before start_date", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The answer would hold more locations than --max-connection-rows allows (default 250,000); narrow the window or the distance", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Every query place is taken and the queue is full (--query-concurrency, --query-queue), or the query was not answered within --query-deadline (default 15 s) and was stopped; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
@@ -212,16 +212,16 @@ impl EncounterRow {
 ///    first, then by person id.
 #[utoipa::path(get, path = "/api/persons/{id}/contacts", tag = "connections",
     params(
-        ("id" = i64, Path, description = "Person id"),
-        ("start" = Option<String>, Query, description = "Window start: a date (its first instant) or RFC 3339; default: unbounded"),
-        ("end" = Option<String>, Query, description = "Window end: a date (included whole) or RFC 3339 (exclusive); default: unbounded"),
-        ("distance" = Option<f64>, Query, description = "Metres, 0 < distance <= 1000 (default 5)"),
-        ("max_time_gap" = Option<f64>, Query, description = "Seconds, 0 to 3600 (default 60)"),
-        ("min_duration" = Option<f64>, Query, description = "Seconds of time together at least (default 120)"),
+        ("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Person id"),
+        ("start" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window start, years 1970 to 9999: a date (its first instant) or RFC 3339; default: unbounded"),
+        ("end" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window end, years 1970 to 9999, not before start: a date (included whole) or RFC 3339 (exclusive); default: unbounded"),
+        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds, 0 to 3600 (default 60)"),
+        ("min_duration" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds of time together at least, 0 to 31,622,400 (default 120)"),
     ),
     responses(
         (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A parameter is invalid, or end is before start", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Every query place is taken and the queue is full (--query-concurrency, --query-queue), or the query was not answered within --query-deadline (default 15 s) and was stopped; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
@@ -263,9 +263,10 @@ pub struct PersonSummary {
 
 /// A person and the time span of their stored pings (the default window of the web page).
 #[utoipa::path(get, path = "/api/persons/{id}/summary", tag = "connections",
-    params(("id" = i64, Path, description = "Person id")),
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Person id")),
     responses(
         (status = 200, description = "Summary", body = PersonSummary),
+        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn summary(

@@ -154,7 +154,7 @@ pub struct Heat {
 
 /// Where pings were in the last `minutes` (default 10): counts per small cell.
 #[utoipa::path(get, path = "/api/live/heat", tag = "live",
-    params(("minutes" = Option<f64>, Query, description = "How far back, 0 to 1440 (default 10)")),
+    params(("minutes" = Option<f64>, Query, minimum = 0, maximum = 1440, description = "How far back, 0 to 1440 (default 10)")),
     responses(
         (status = 200, description = "Counts per cell", body = Heat),
         (status = 400, description = "Bad minutes", body = Problem, content_type = "application/problem+json"),

@@ -3,6 +3,7 @@
 //! `api` suite.
 
 mod app;
+mod contract;
 mod demo;
 mod edge;
 mod edge_connections;

@@ -26,6 +26,15 @@ pub async fn ingest_then_read_back(api: Api) {
             "creation_time": "2020-07-07T10:37:06Z"})
     );
     assert_eq!(api.stored_location(id).await, accepted);
+    // An id written with a zero fraction is an integer (JSON Schema's rule, and the original's).
+    let r = api
+        .post_json(
+            "/api/locations",
+            &json!({"person_id": 5.0, "latitude": 1.5, "longitude": 2.5}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["person_id"], 5);
 }
 
 pub async fn naive_times_are_utc_and_missing_time_is_now(api: Api) {

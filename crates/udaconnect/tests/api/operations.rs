@@ -89,6 +89,9 @@ pub async fn unknown_routes_and_methods_are_problems(api: Api) {
         .unwrap();
     assert!(r.headers().get("allow").is_some());
     assert_problem(r, 405, &[]).await;
+    // Where the method is taken, the type is still checked.
+    let r = api.post_as("/api/persons", "text/plain", "{}").await;
+    assert_problem(r, 415, &[]).await;
 }
 
 pub async fn cors_lets_local_pages_call_the_api(api: Api) {

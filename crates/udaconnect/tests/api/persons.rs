@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::suite::{assert_problem, assert_raw_problems, Api};
+use crate::suite::{assert_problem, assert_raw_problems, header, Api};
 
 pub async fn create_get_and_list_with_paging(api: Api) {
     let before = api.person_ids().await;
@@ -125,6 +125,16 @@ pub async fn invalid_person_bodies(api: Api) {
         ],
     )
     .await;
+    assert_problem(
+        api.post_json(
+            "/api/persons",
+            &json!({"first_name": "A\u{0}", "last_name": "B", "company_name": "C"}),
+        )
+        .await,
+        422,
+        &["first_name"],
+    )
+    .await;
     // Nothing was created by any of them.
     assert_eq!(api.person_ids().await, before);
 }
@@ -134,6 +144,15 @@ pub async fn invalid_paging(api: Api) {
     assert_problem(api.get("/api/persons?limit=ten").await, 400, &["limit"]).await;
     assert_problem(api.get("/api/persons?limit=100000").await, 400, &["limit"]).await;
     assert_problem(api.get("/api/persons?cursor=abc").await, 400, &["cursor"]).await;
+    // A cursor is an id: 2^53-1 at most, as the OpenAPI says.
+    let r = api.get("/api/persons?cursor=9007199254740991").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_problem(
+        api.get("/api/persons?cursor=9007199254740992").await,
+        400,
+        &["cursor"],
+    )
+    .await;
 }
 
 pub async fn lookup_answers_the_persons_that_exist_in_id_order(api: Api) {
@@ -152,6 +171,12 @@ pub async fn lookup_answers_the_persons_that_exist_in_id_order(api: Api) {
         .map(|p| p["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [1, 5, 9]);
+    // An id written with a zero fraction is that id.
+    let r = api
+        .post_json("/api/persons/lookup", &json!({"ids": [5.0]}))
+        .await;
+    let five: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(five[0]["id"], 5, "{five}");
     let one: serde_json::Value = api.get("/api/persons/5").await.json().await.unwrap();
     assert_eq!(found[1], one);
     let none: serde_json::Value = api
@@ -199,6 +224,15 @@ pub async fn bad_lookups_are_problems(api: Api) {
         ],
     )
     .await;
-    // A GET is for the person with id `lookup`, as before the lookup existed.
-    assert_problem(api.get("/api/persons/lookup").await, 400, &["id"]).await;
+    // The lookup takes POST alone, and says so to any other method.
+    for method in [reqwest::Method::GET, reqwest::Method::OPTIONS] {
+        let r = api
+            .client
+            .request(method.clone(), api.url("/api/persons/lookup"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(header(&r, "allow"), "POST", "{method}");
+        assert_problem(r, 405, &[]).await;
+    }
 }
