@@ -7,6 +7,7 @@ use std::sync::mpsc::Receiver;
 use rustc_hash::FxBuildHasher;
 
 use super::grid::{cell_of, seconds, Cell, CellList, FINE_EDGE_M};
+use super::long::LongHops;
 use super::parallel::{DynWorkers, Workers};
 use super::{reserve_gently, ContactIndex, Row};
 use crate::contact::Point;
@@ -313,6 +314,7 @@ impl BulkBuilder {
         index.rows = rows;
         index.tracks = tracks;
         index.track_ends = index.track_end_keys();
+        index.hops = LongHops::of_tracks(&index.rows, &index.tracks);
         index.fine.cells = HashMap::with_capacity_and_hasher(rank.len(), FxBuildHasher);
         for (r, &c) in rank.iter().enumerate() {
             let (a, b) = (starts[r] as u32, starts[r + 1] as u32);

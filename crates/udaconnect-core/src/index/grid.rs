@@ -46,6 +46,22 @@ pub(super) fn seconds(t: Micros) -> u32 {
     (t.div_euclid(1_000_000)).clamp(0, u32::MAX as i64) as u32
 }
 
+/// The instants whose [`seconds`] is `s`: all times before the epoch share 0, and all after
+/// 2106 the last value.
+pub(super) fn instants_of_second(s: u32) -> (Micros, Micros) {
+    let from = if s == 0 {
+        Micros::MIN
+    } else {
+        s as Micros * 1_000_000
+    };
+    let to = if s == u32::MAX {
+        Micros::MAX
+    } else {
+        (s as Micros + 1) * 1_000_000
+    };
+    (from, to)
+}
+
 /// Searches at a time in [`lockstep_partition_points`].
 const LOCKSTEP: usize = 16;
 
@@ -290,7 +306,12 @@ impl ContactIndex {
 
     /// The grid to search for a distance, and how many cells around a ping to look at.
     pub(super) fn level_for(&self, distance_m: f64) -> (&Level, i32) {
-        let reach = reach_m(distance_m);
+        self.level_for_reach(reach_m(distance_m))
+    }
+
+    /// The grid to search for a straight-line reach in metres, and how many cells around a
+    /// ping to look at.
+    pub(super) fn level_for_reach(&self, reach: f64) -> (&Level, i32) {
         if reach <= 3.0 * self.fine.edge {
             return (&self.fine, (reach / self.fine.edge).ceil() as i32);
         }

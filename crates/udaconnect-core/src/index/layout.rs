@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use rustc_hash::FxBuildHasher;
 
 use super::grid::{cell_at, Cell, CellList};
+use super::long::fix_of;
 use super::{reserve_gently, ContactIndex, Row};
 use crate::contact::Point;
 use crate::geo::to_cartesian;
@@ -68,6 +69,12 @@ impl ContactIndex {
     /// Adds a location. Returns false, changing nothing, when the location is already in:
     /// the consumer may deliver a batch twice.
     pub fn insert(&mut self, p: &Point) -> bool {
+        self.insert_row(p, true)
+    }
+
+    /// [`Self::insert`], noting the hops it makes and splits when `hops` (not when a layout
+    /// adds again rows whose hops are already noted).
+    fn insert_row(&mut self, p: &Point, hops: bool) -> bool {
         let (number, new) = self.person_number(p.person_id);
         if new {
             self.tracks.push(Vec::new());
@@ -93,13 +100,15 @@ impl ContactIndex {
             &mut self.tracks[number as usize],
             &mut self.track_ends[number as usize],
         );
-        if key > *end {
+        let at = if key > *end {
             track.push(slot);
             *end = key;
+            track.len() - 1
         } else {
             let at = track.partition_point(|&s| (rows[s as usize].t, rows[s as usize].id) < key);
             track.insert(at, slot);
-        }
+            at
+        };
         let xyz = to_cartesian(p.lat, p.lon);
         let fine = self
             .fine
@@ -111,7 +120,29 @@ impl ContactIndex {
             let list = level.cells.entry(cell_at(xyz, level.edge)).or_default();
             list.insert(slot, key, rows);
         }
+        if hops {
+            self.note_hops(number, at);
+        }
         true
+    }
+
+    /// The hops around the ping just put at `at` in the track of `person`: it splits the hop
+    /// between its neighbours into two.
+    fn note_hops(&mut self, person: u32, at: usize) {
+        let track = &self.tracks[person as usize];
+        let fix = |i: usize| fix_of(&self.rows[track[i] as usize]);
+        let new = fix(at);
+        let before = at.checked_sub(1).map(fix);
+        let after = (at + 1 < track.len()).then(|| fix(at + 1));
+        if let (Some(b), Some(a)) = (before, after) {
+            self.hops.remove(b, a, person);
+        }
+        if let Some(b) = before {
+            self.hops.add(b, new, person);
+        }
+        if let Some(a) = after {
+            self.hops.add(new, a, person);
+        }
     }
 
     /// The key of each track's last ping (see `track_ends`).
@@ -216,7 +247,7 @@ impl ContactIndex {
             self.moves.pop_front();
         }
         for p in &later {
-            self.insert(p);
+            self.insert_row(p, false);
         }
     }
 

@@ -42,10 +42,12 @@
 mod build;
 mod grid;
 mod layout;
+mod long;
 mod parallel;
 mod probe;
 #[cfg(test)]
 mod tests;
+mod tracks;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
@@ -62,6 +64,7 @@ use crate::contact::Point;
 use crate::time::{Micros, Window};
 use grid::{CellList, Level, FINE_EDGE_M};
 use layout::Move;
+use long::LongHops;
 
 /// One location as the index keeps it.
 #[derive(Debug, Clone, Copy)]
@@ -107,6 +110,8 @@ pub struct ContactIndex {
     track_ends: Vec<(Micros, i64)>,
     fine: Level,
     coarse: [OnceLock<Level>; 2],
+    /// Consecutive pings far apart, for the contacts over tracks.
+    hops: LongHops,
     /// Rows `..compacted` are laid out cell by cell (see [`ContactIndex::compact`]); later ones
     /// in arrival order.
     compacted: usize,
@@ -142,6 +147,7 @@ impl ContactIndex {
                 cells: HashMap::default(),
             },
             coarse: Default::default(),
+            hops: LongHops::default(),
             compacted: 0,
             generation: 0,
             pins: Arc::default(),
@@ -204,6 +210,7 @@ impl ContactIndex {
         for list in self.fine.cells.values_mut() {
             list.shrink_to_fit();
         }
+        self.hops.shrink_to_fit();
     }
 
     /// Bytes held by the index, for the metrics and the memory benchmark.
@@ -223,6 +230,7 @@ impl ContactIndex {
         let moves: usize = self.moves.iter().map(|m| m.to_next.capacity() * 4).sum();
         rows + tracks
             + cells
+            + self.hops.heap_bytes()
             + moves
             + self.person_ids.capacity() * 8
             + self.person_numbers.capacity() * 16

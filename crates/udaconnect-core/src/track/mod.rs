@@ -45,7 +45,7 @@ mod piece;
 pub use encounter::contacts_from_pairs;
 pub use near::{contacts_from_near, reach_for_speed, track_read_window};
 pub use pair::{reach_chord_m, together, Together};
-pub use piece::{all_pieces, pieces_of, Piece, PieceKey, TrackFix};
+pub use piece::{all_pieces, piece_at, pieces_of, Piece, PieceKey, TrackFix};
 
 use crate::contact::{Contact, Point};
 use crate::time::Window;
@@ -94,6 +94,19 @@ impl TrackQuery {
             join_gap_us: defaults::JOIN_GAP_S * S,
         }
     }
+
+    /// The pings that decide the pieces in the window: a piece or presence reaches at most
+    /// `max(max_interpolation, ping_tolerance)` from its pings, and whether a ping stands alone
+    /// hangs on its neighbours up to `max_interpolation` further. Pieces cut from every
+    /// person's pings in this window are exactly those cut from all their pings.
+    pub fn pings_window(&self) -> Window {
+        let around =
+            self.max_interpolation_us.max(self.ping_tolerance_us) + self.max_interpolation_us;
+        Window {
+            start: self.window.start.saturating_sub(around),
+            end: self.window.end.saturating_add(around + 1),
+        }
+    }
 }
 
 /// The definition pair by pair: every piece of the asked person against every piece of
@@ -109,4 +122,4 @@ pub fn contacts_oracle(points: &[Point], q: &TrackQuery) -> Vec<Contact> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

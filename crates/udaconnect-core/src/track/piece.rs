@@ -93,29 +93,35 @@ pub fn pieces_of<'a>(
     fixes: &'a [TrackFix],
     q: &TrackQuery,
 ) -> impl Iterator<Item = Piece> + 'a {
+    let q = *q;
+    (0..fixes.len()).filter_map(move |i| piece_at(person_id, fixes, i, &q))
+}
+
+/// The piece that starts at `fixes[i]`, as [`pieces_of`] cuts it. It depends on `fixes[i - 1]`,
+/// `fixes[i]` and `fixes[i + 1]` only, so an engine may pass a short stretch of a track around
+/// `i`, as long as it holds those neighbours (or starts or ends where the track does).
+pub fn piece_at(person_id: i64, fixes: &[TrackFix], i: usize, q: &TrackQuery) -> Option<Piece> {
     let (w, limit, tolerance) = (q.window, q.max_interpolation_us, q.ping_tolerance_us);
-    let linked = move |i: usize| i + 1 < fixes.len() && fixes[i + 1].t - fixes[i].t <= limit;
-    (0..fixes.len()).filter_map(move |i| {
-        let f = fixes[i];
-        let (to, lo, hi) = if linked(i) {
-            (fixes[i + 1], f.t, fixes[i + 1].t)
-        } else if i == 0 || !linked(i - 1) {
-            (
-                f,
-                f.t.saturating_sub(tolerance),
-                f.t.saturating_add(tolerance),
-            )
-        } else {
-            return None;
-        };
-        let (start, end) = (lo.max(w.start), hi.min(w.end));
-        (start <= end && start < w.end).then_some(Piece {
-            person_id,
-            from: f,
-            to,
-            start,
-            end,
-        })
+    let linked = |i: usize| i + 1 < fixes.len() && fixes[i + 1].t - fixes[i].t <= limit;
+    let f = fixes[i];
+    let (to, lo, hi) = if linked(i) {
+        (fixes[i + 1], f.t, fixes[i + 1].t)
+    } else if i == 0 || !linked(i - 1) {
+        (
+            f,
+            f.t.saturating_sub(tolerance),
+            f.t.saturating_add(tolerance),
+        )
+    } else {
+        return None;
+    };
+    let (start, end) = (lo.max(w.start), hi.min(w.end));
+    (start <= end && start < w.end).then_some(Piece {
+        person_id,
+        from: f,
+        to,
+        start,
+        end,
     })
 }
 

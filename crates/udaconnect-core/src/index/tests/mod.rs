@@ -6,6 +6,7 @@ mod cancel;
 mod grid;
 mod layout;
 mod oracle;
+mod tracks;
 
 use super::*;
 use crate::contact::{ConnectionQuery, TEST_CENTRES};

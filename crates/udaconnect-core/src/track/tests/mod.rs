@@ -4,7 +4,7 @@
 use super::*;
 use crate::geo::EARTH_RADIUS_M;
 
-mod oracle;
+pub(crate) mod oracle;
 mod pair;
 mod scenarios;
 
@@ -14,7 +14,7 @@ const CITY: (f64, f64) = (37.55, -122.29);
 
 /// The point `east_m`, `north_m` metres from `centre` on the local tangent plane, longitude
 /// wrapped into [-180, 180].
-fn offset(centre: (f64, f64), east_m: f64, north_m: f64) -> (f64, f64) {
+pub(crate) fn offset(centre: (f64, f64), east_m: f64, north_m: f64) -> (f64, f64) {
     let lat = (centre.0 + (north_m / EARTH_RADIUS_M).to_degrees()).clamp(-90.0, 90.0);
     let cos = centre.0.to_radians().cos().max(1e-6);
     let mut lon = centre.1 + (east_m / (EARTH_RADIUS_M * cos)).to_degrees();
@@ -92,6 +92,6 @@ fn everything() -> Window {
 
 /// Answers compared to the bit: `Debug` prints the shortest text that reads back as the same
 /// number, so equal text means equal bits.
-fn bits(contacts: &[Contact]) -> String {
+pub(crate) fn bits(contacts: &[Contact]) -> String {
     format!("{contacts:?}")
 }

@@ -6,7 +6,7 @@ use crate::contact::TEST_CENTRES;
 /// Up to five persons' pings around one centre (a city, the antimeridian, a pole): gaps of zero
 /// (equal times), within the interpolation limit and beyond it (holes, isolated pings), offsets
 /// on a 2.5 m lattice (so distances fall exactly on thresholds) or anywhere; ids shuffled.
-fn arb_points() -> impl Strategy<Value = Vec<Point>> {
+pub(crate) fn arb_points() -> impl Strategy<Value = Vec<Point>> {
     let gap = prop_oneof![1 => Just(0i64), 4 => 1..300i64, 2 => 300..1200i64];
     let place = prop_oneof![
         (-4..=4i32, -4..=4i32).prop_map(|(e, n)| (e as f64 * 2.5, n as f64 * 2.5)),
@@ -38,7 +38,7 @@ fn arb_points() -> impl Strategy<Value = Vec<Point>> {
         })
 }
 
-fn arb_query() -> impl Strategy<Value = TrackQuery> {
+pub(crate) fn arb_query() -> impl Strategy<Value = TrackQuery> {
     (
         1..=5i64,
         -100..3000i64,

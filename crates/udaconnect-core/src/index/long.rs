@@ -1,0 +1,190 @@
+//! Long hops: pairs of consecutive pings of one person further apart than [`SHORT_HOP_M`].
+//!
+//! A contacts query over tracks finds the other persons' pieces near the asked person's through
+//! the grid of pings: a piece between two pings at most [`SHORT_HOP_M`] apart passes within
+//! half that of one of its pings, so looking that much further around finds it. A longer piece
+//! (someone walking between sparse pings, or a jump) may pass far from both of its pings, so
+//! each such hop is kept apart, at the cell of its midpoint in a grid at least as coarse as the
+//! hop is long: every point of the hop lies within half a cell edge of that midpoint.
+//!
+//! An entry is 8 bytes (the second of the hop's first ping and its person), so the memory stays
+//! small even when most hops are long; the query reads the person's track to find the pieces.
+
+use std::collections::HashMap;
+
+use rustc_hash::FxBuildHasher;
+
+use super::grid::{cell_at, seconds, Cell};
+use super::Row;
+use crate::geo::to_cartesian;
+use crate::time::Micros;
+use crate::track::defaults::MAX_INTERPOLATION_LIMIT_S;
+
+/// Hops up to this chord length are found through their pings in the grid.
+pub(super) const SHORT_HOP_M: f64 = 11.0;
+
+/// Cell edges of the grids long hops are kept in, each hop in the first that is at least as
+/// long; the last is longer than the Earth's diameter.
+const HOP_EDGES_M: [f64; 8] = [
+    16.0,
+    128.0,
+    1024.0,
+    8192.0,
+    65536.0,
+    524_288.0,
+    4_194_304.0,
+    33_554_432.0,
+];
+
+/// Consecutive pings further apart in time never make a piece, whatever the query.
+const HOP_SPAN_LIMIT: Micros = MAX_INTERPOLATION_LIMIT_S * 1_000_000;
+
+/// A long hop as kept: the second of its first ping and its person's number. The query turns
+/// it back into pieces by reading that person's pings of that second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Hop {
+    pub(super) second: u32,
+    pub(super) person: u32,
+}
+
+/// The long hops, by grid.
+#[derive(Default)]
+pub(super) struct LongHops {
+    levels: [HashMap<Cell, Vec<Hop>, FxBuildHasher>; HOP_EDGES_M.len()],
+}
+
+/// A ping's time and position, as the hops need them.
+pub(super) fn fix_of(row: &Row) -> (Micros, [f64; 3]) {
+    (row.t, to_cartesian(row.lat, row.lon))
+}
+
+/// Where the hop from `a` to `b` (consecutive pings, `a` first) is kept, or `None` when it is
+/// found through the grid of pings or can make no piece.
+fn place(a: (Micros, [f64; 3]), b: (Micros, [f64; 3])) -> Option<(usize, Cell)> {
+    if b.0.saturating_sub(a.0) > HOP_SPAN_LIMIT {
+        return None;
+    }
+    let length = (0..3)
+        .map(|i| (b.1[i] - a.1[i]).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    if length <= SHORT_HOP_M {
+        return None;
+    }
+    let level = HOP_EDGES_M.iter().position(|&e| e >= length)?;
+    let middle = std::array::from_fn(|i| a.1[i] + (b.1[i] - a.1[i]) * 0.5);
+    Some((level, cell_at(middle, HOP_EDGES_M[level])))
+}
+
+impl LongHops {
+    /// Notes the hop from `a` to `b` of `person`, when it is long.
+    pub(super) fn add(&mut self, a: (Micros, [f64; 3]), b: (Micros, [f64; 3]), person: u32) {
+        if let Some((level, cell)) = place(a, b) {
+            let hop = Hop {
+                second: seconds(a.0),
+                person,
+            };
+            let list = self.levels[level].entry(cell).or_default();
+            let at = list.partition_point(|h| *h < hop);
+            list.insert(at, hop);
+        }
+    }
+
+    /// Forgets the hop from `a` to `b` of `person` (a ping arrived between them). Entries are
+    /// counted, not sets: two hops with the same entry each hold one.
+    pub(super) fn remove(&mut self, a: (Micros, [f64; 3]), b: (Micros, [f64; 3]), person: u32) {
+        if let Some((level, cell)) = place(a, b) {
+            let hop = Hop {
+                second: seconds(a.0),
+                person,
+            };
+            if let Some(list) = self.levels[level].get_mut(&cell) {
+                let at = list.partition_point(|h| *h < hop);
+                if list.get(at) == Some(&hop) {
+                    list.remove(at);
+                }
+                if list.is_empty() {
+                    self.levels[level].remove(&cell);
+                }
+            }
+        }
+    }
+
+    /// Every hop of every track, after a bulk load.
+    pub(super) fn of_tracks(rows: &[Row], tracks: &[Vec<u32>]) -> Self {
+        let mut hops = LongHops::default();
+        for track in tracks {
+            let mut fixes = track.iter().map(|&s| (fix_of(&rows[s as usize]), s));
+            let Some(mut last) = fixes.next() else {
+                continue;
+            };
+            for next in fixes {
+                hops.add(last.0, next.0, rows[last.1 as usize].person);
+                last = next;
+            }
+        }
+        hops.shrink_to_fit();
+        hops
+    }
+
+    pub(super) fn shrink_to_fit(&mut self) {
+        for level in &mut self.levels {
+            level.shrink_to_fit();
+            for list in level.values_mut() {
+                list.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Appends to `out` every hop whose first ping falls in seconds `from..=to` and that may
+    /// pass within `reach` of the box `lo..=hi` (Earth-centred metres).
+    pub(super) fn near(
+        &self,
+        (lo, hi): ([f64; 3], [f64; 3]),
+        reach: f64,
+        (from, to): (u32, u32),
+        out: &mut Vec<Hop>,
+    ) {
+        for (cells, &edge) in self.levels.iter().zip(&HOP_EDGES_M) {
+            if cells.is_empty() {
+                continue;
+            }
+            let grow = reach + edge * 0.5 + 0.01;
+            let first: Cell = std::array::from_fn(|i| ((lo[i] - grow) / edge).floor() as i32);
+            let last: Cell = std::array::from_fn(|i| ((hi[i] + grow) / edge).floor() as i32);
+            let mut take = |list: &Vec<Hop>| {
+                let a = list.partition_point(|h| h.second < from);
+                out.extend(list[a..].iter().take_while(|h| h.second <= to));
+            };
+            let boxed = (0..3)
+                .map(|i| (last[i] - first[i] + 1) as usize)
+                .product::<usize>();
+            if boxed > cells.len() {
+                let inside = |c: &Cell| (0..3).all(|i| first[i] <= c[i] && c[i] <= last[i]);
+                cells
+                    .iter()
+                    .filter(|(c, _)| inside(c))
+                    .for_each(|(_, l)| take(l));
+            } else {
+                for x in first[0]..=last[0] {
+                    for y in first[1]..=last[1] {
+                        for z in first[2]..=last[2] {
+                            if let Some(list) = cells.get(&[x, y, z]) {
+                                take(list);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.levels
+            .iter()
+            .map(|l| {
+                l.capacity() * (12 + 24 + 8) + l.values().map(|v| v.capacity() * 8).sum::<usize>()
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,174 @@
+//! Contacts over tracks (see [`crate::track`]) from the index: the asked person's pieces from
+//! their track, the other persons' pieces that may come near each one from the grid of pings
+//! (short hops) and the long hops, then the core's exact computation on those pairs only.
+//!
+//! The answer is the oracle's to the bit: every pair of pieces that is together at some
+//! instant is among the candidates, and [`contacts_from_pairs`] decides from the pairs alone.
+//! - A piece of another person between pings at most [`SHORT_HOP_M`] apart passes within half
+//!   that of one of its pings, so the pings in the cells around the asked piece's box grown by
+//!   the reach and half a short hop are the ends of every such piece that can be near it.
+//! - A longer piece is a long hop, kept at the cell of its midpoint (see [`super::long`]).
+//! - An isolated presence stands at its ping; a zero-length piece is together when either of
+//!   its pings is, and both are pings of the grid.
+//!
+//! Times bound the search too: a piece is never longer than `max_interpolation`, a presence
+//! reaches `ping_tolerance` either side of its ping.
+
+use super::grid::{instants_of_second, seconds, Cell};
+use super::long::{Hop, SHORT_HOP_M};
+use super::ContactIndex;
+use crate::contact::Contact;
+use crate::time::Micros;
+use crate::track::{contacts_from_pairs, piece_at, pieces_of, reach_chord_m, Piece};
+use crate::track::{TrackFix, TrackQuery};
+
+/// Margin on every grown box, far above the rounding of the positions.
+const MARGIN_M: f64 = 0.01;
+
+impl ContactIndex {
+    /// The contacts of `q.person_id` over tracks: equal to [`crate::track::contacts_oracle`]
+    /// over every location in the index.
+    pub fn track_contacts(&self, q: &TrackQuery) -> Vec<Contact> {
+        let Some(&me) = self.person_numbers.get(&q.person_id) else {
+            return Vec::new();
+        };
+        let own = self.own_pieces(me, q);
+        let chord = reach_chord_m(q.distance_m) + MARGIN_M;
+        let around = q.max_interpolation_us.max(q.ping_tolerance_us);
+        let mut hops = Vec::new();
+        let mut starts: Vec<(u32, usize)> = Vec::new();
+        // (person, index in their track of a piece's first ping, asked piece) to pair.
+        let mut wanted: Vec<(u32, usize, u32)> = Vec::new();
+        for (n, piece) in own.iter().enumerate() {
+            let bounds = bounds(piece);
+            starts.clear();
+            self.short_candidates(
+                me,
+                bounds,
+                chord,
+                (piece.start, piece.end),
+                around,
+                &mut starts,
+            );
+            hops.clear();
+            let hop_seconds = (
+                seconds(piece.start.saturating_sub(q.max_interpolation_us)),
+                seconds(piece.end),
+            );
+            self.hops.near(bounds, chord, hop_seconds, &mut hops);
+            self.hop_candidates(me, &hops, &mut starts);
+            wanted.extend(starts.iter().map(|&(person, i)| (person, i, n as u32)));
+        }
+        // Each candidate piece is cut once, however many asked pieces it may meet.
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut pairs: Vec<(&Piece, Piece)> = Vec::new();
+        for same in wanted.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if let Some(theirs) = self.piece_of(same[0].0, same[0].1, q) {
+                pairs.extend(same.iter().map(|w| (&own[w.2 as usize], theirs)));
+            }
+        }
+        contacts_from_pairs(q, pairs.iter().map(|(a, b)| (*a, b)))
+    }
+
+    /// The asked person's pieces in the window: their pings within the reach of a piece or a
+    /// presence around it, and one more on each side so that each piece is cut as over the
+    /// whole track.
+    fn own_pieces(&self, me: u32, q: &TrackQuery) -> Vec<Piece> {
+        let track = &self.tracks[me as usize];
+        let around = q.max_interpolation_us.max(q.ping_tolerance_us);
+        let range = self.time_range(
+            track,
+            q.window.start.saturating_sub(around),
+            q.window.end.saturating_add(around),
+        );
+        let stretch = range.start.saturating_sub(1)..(range.end + 1).min(track.len());
+        let fixes: Vec<TrackFix> = track[stretch].iter().map(|&s| self.fix(s)).collect();
+        pieces_of(q.person_id, &fixes, q).collect()
+    }
+
+    fn fix(&self, slot: u32) -> TrackFix {
+        let r = &self.rows[slot as usize];
+        TrackFix::of(&crate::contact::Point {
+            id: r.id,
+            person_id: 0,
+            lat: r.lat,
+            lon: r.lon,
+            t: r.t,
+        })
+    }
+
+    /// Other persons' pings near a piece's box (grown by `chord` and half a short hop) within
+    /// `around` of its span, as the track positions of the pieces that end at them: `(person,
+    /// index in their track)` of the piece before each and the piece from it.
+    fn short_candidates(
+        &self,
+        me: u32,
+        (lo, hi): ([f64; 3], [f64; 3]),
+        chord: f64,
+        (start, end): (Micros, Micros),
+        around: Micros,
+        out: &mut Vec<(u32, usize)>,
+    ) {
+        let grow = chord + SHORT_HOP_M * 0.5;
+        let (level, _) = self.level_for_reach(grow);
+        let edge = level.edge;
+        let first: Cell = std::array::from_fn(|i| ((lo[i] - grow) / edge).floor() as i32);
+        let last: Cell = std::array::from_fn(|i| ((hi[i] + grow) / edge).floor() as i32);
+        let (from, to) = (
+            start.saturating_sub(around),
+            end.saturating_add(around).saturating_add(1),
+        );
+        for x in first[0]..=last[0] {
+            for y in first[1]..=last[1] {
+                for z in first[2]..=last[2] {
+                    let Some(list) = level.cells.get(&[x, y, z]) else {
+                        continue;
+                    };
+                    for &s in list.range(from, to, &self.rows) {
+                        let row = &self.rows[s as usize];
+                        if row.person == me {
+                            continue;
+                        }
+                        let track = &self.tracks[row.person as usize];
+                        let key = (row.t, row.id);
+                        let at = track.partition_point(|&o| self.key(o) < key);
+                        if at > 0 {
+                            out.push((row.person, at - 1));
+                        }
+                        out.push((row.person, at));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The track positions of the pieces that may run along long hops: every ping of the hop's
+    /// person in the hop's second starts one.
+    fn hop_candidates(&self, me: u32, hops: &[Hop], out: &mut Vec<(u32, usize)>) {
+        for hop in hops.iter().filter(|h| h.person != me) {
+            let track = &self.tracks[hop.person as usize];
+            let (from, to) = instants_of_second(hop.second);
+            let a = track.partition_point(|&s| self.rows[s as usize].t < from);
+            let b = a + track[a..].partition_point(|&s| self.rows[s as usize].t < to);
+            out.extend((a..b).map(|i| (hop.person, i)));
+        }
+    }
+
+    /// The piece that starts at the `i`th ping of `person`'s track, if any.
+    fn piece_of(&self, person: u32, i: usize, q: &TrackQuery) -> Option<Piece> {
+        let track = &self.tracks[person as usize];
+        let from = i.saturating_sub(1);
+        let to = (i + 2).min(track.len());
+        let fixes: Vec<TrackFix> = track[from..to].iter().map(|&s| self.fix(s)).collect();
+        piece_at(self.person_ids[person as usize], &fixes, i - from, q)
+    }
+}
+
+/// The box around a piece's whole path (the fixes it runs between).
+fn bounds(p: &Piece) -> ([f64; 3], [f64; 3]) {
+    (
+        std::array::from_fn(|i| p.from.xyz[i].min(p.to.xyz[i])),
+        std::array::from_fn(|i| p.from.xyz[i].max(p.to.xyz[i])),
+    )
+}
