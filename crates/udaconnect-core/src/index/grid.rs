@@ -46,6 +46,44 @@ pub(super) fn seconds(t: Micros) -> u32 {
     (t.div_euclid(1_000_000)).clamp(0, u32::MAX as i64) as u32
 }
 
+/// Calls `f` with every cell of `cells` from `first` to `last` (inclusive, per axis): by
+/// look-ups, or by a pass over all cells when the box holds more cells than the map does (a
+/// long piece or a large distance spans a box of millions of cells, mostly empty).
+pub(super) fn for_cells_in<'a, T>(
+    cells: &'a HashMap<Cell, T, FxBuildHasher>,
+    (first, last): (Cell, Cell),
+    mut f: impl FnMut(&'a T),
+) {
+    let boxed = (0..3)
+        .map(|i| (last[i] as i64 - first[i] as i64 + 1).max(0) as u64)
+        .fold(1u64, u64::saturating_mul);
+    if boxed > cells.len() as u64 {
+        let inside = |c: &Cell| (0..3).all(|i| first[i] <= c[i] && c[i] <= last[i]);
+        cells
+            .iter()
+            .filter(|(c, _)| inside(c))
+            .for_each(|(_, v)| f(v));
+        return;
+    }
+    for x in first[0]..=last[0] {
+        for y in first[1]..=last[1] {
+            for z in first[2]..=last[2] {
+                if let Some(v) = cells.get(&[x, y, z]) {
+                    f(v);
+                }
+            }
+        }
+    }
+}
+
+/// The cells, at edge `edge`, of every point within `grow` of the box `lo..=hi`.
+pub(super) fn cells_around((lo, hi): ([f64; 3], [f64; 3]), grow: f64, edge: f64) -> (Cell, Cell) {
+    (
+        std::array::from_fn(|i| ((lo[i] - grow) / edge).floor() as i32),
+        std::array::from_fn(|i| ((hi[i] + grow) / edge).floor() as i32),
+    )
+}
+
 /// The instants whose [`seconds`] is `s`: all times before the epoch share 0, and all after
 /// 2106 the last value.
 pub(super) fn instants_of_second(s: u32) -> (Micros, Micros) {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use rustc_hash::FxBuildHasher;
 
-use super::grid::{cell_at, seconds, Cell};
+use super::grid::{cell_at, cells_around, for_cells_in, seconds, Cell};
 use super::Row;
 use crate::geo::to_cartesian;
 use crate::time::Micros;
@@ -140,7 +140,7 @@ impl LongHops {
     /// pass within `reach` of the box `lo..=hi` (Earth-centred metres).
     pub(super) fn near(
         &self,
-        (lo, hi): ([f64; 3], [f64; 3]),
+        bounds: ([f64; 3], [f64; 3]),
         reach: f64,
         (from, to): (u32, u32),
         out: &mut Vec<Hop>,
@@ -149,33 +149,11 @@ impl LongHops {
             if cells.is_empty() {
                 continue;
             }
-            let grow = reach + edge * 0.5 + 0.01;
-            let first: Cell = std::array::from_fn(|i| ((lo[i] - grow) / edge).floor() as i32);
-            let last: Cell = std::array::from_fn(|i| ((hi[i] + grow) / edge).floor() as i32);
-            let mut take = |list: &Vec<Hop>| {
+            let boxed = cells_around(bounds, reach + edge * 0.5 + 0.01, edge);
+            for_cells_in(cells, boxed, |list: &Vec<Hop>| {
                 let a = list.partition_point(|h| h.second < from);
                 out.extend(list[a..].iter().take_while(|h| h.second <= to));
-            };
-            let boxed = (0..3)
-                .map(|i| (last[i] - first[i] + 1) as usize)
-                .product::<usize>();
-            if boxed > cells.len() {
-                let inside = |c: &Cell| (0..3).all(|i| first[i] <= c[i] && c[i] <= last[i]);
-                cells
-                    .iter()
-                    .filter(|(c, _)| inside(c))
-                    .for_each(|(_, l)| take(l));
-            } else {
-                for x in first[0]..=last[0] {
-                    for y in first[1]..=last[1] {
-                        for z in first[2]..=last[2] {
-                            if let Some(list) = cells.get(&[x, y, z]) {
-                                take(list);
-                            }
-                        }
-                    }
-                }
-            }
+            });
         }
     }
 

@@ -14,7 +14,7 @@
 //! Times bound the search too: a piece is never longer than `max_interpolation`, a presence
 //! reaches `ping_tolerance` either side of its ping.
 
-use super::grid::{instants_of_second, seconds, Cell};
+use super::grid::{cells_around, for_cells_in, instants_of_second, seconds};
 use super::long::{Hop, SHORT_HOP_M};
 use super::ContactIndex;
 use crate::contact::Contact;
@@ -24,6 +24,10 @@ use crate::track::{TrackFix, TrackQuery};
 
 /// Margin on every grown box, far above the rounding of the positions.
 const MARGIN_M: f64 = 0.01;
+
+/// The largest box (per axis, metres) and number of asked pieces searched as one run.
+const RUN_EXTENT_M: f64 = 5.5;
+const RUN_PIECES: usize = 16;
 
 impl ContactIndex {
     /// The contacts of `q.person_id` over tracks: equal to [`crate::track::contacts_oracle`]
@@ -37,35 +41,42 @@ impl ContactIndex {
         let around = q.max_interpolation_us.max(q.ping_tolerance_us);
         let mut hops = Vec::new();
         let mut starts: Vec<(u32, usize)> = Vec::new();
-        // (person, index in their track of a piece's first ping, asked piece) to pair.
+        // (person, index in their track of a piece's first ping, run of asked pieces) to pair.
         let mut wanted: Vec<(u32, usize, u32)> = Vec::new();
-        for (n, piece) in own.iter().enumerate() {
-            let bounds = bounds(piece);
-            starts.clear();
-            self.short_candidates(
-                me,
-                bounds,
-                chord,
-                (piece.start, piece.end),
-                around,
-                &mut starts,
+        let runs = runs(&own);
+        for (n, run) in runs.iter().enumerate() {
+            let pieces = &own[run.clone()];
+            let bounds = pieces.iter().map(bounds).reduce(union).unwrap_or_default();
+            let span = (
+                pieces.iter().map(|p| p.start).min().unwrap_or_default(),
+                pieces.iter().map(|p| p.end).max().unwrap_or_default(),
             );
+            starts.clear();
+            self.short_candidates(me, bounds, chord, span, around, &mut starts);
             hops.clear();
             let hop_seconds = (
-                seconds(piece.start.saturating_sub(q.max_interpolation_us)),
-                seconds(piece.end),
+                seconds(span.0.saturating_sub(q.max_interpolation_us)),
+                seconds(span.1),
             );
             self.hops.near(bounds, chord, hop_seconds, &mut hops);
             self.hop_candidates(me, &hops, &mut starts);
             wanted.extend(starts.iter().map(|&(person, i)| (person, i, n as u32)));
         }
-        // Each candidate piece is cut once, however many asked pieces it may meet.
+        // Each candidate piece is cut once, however many asked pieces it may meet, and paired
+        // with the pieces of its runs that share some time with it.
         wanted.sort_unstable();
         wanted.dedup();
         let mut pairs: Vec<(&Piece, Piece)> = Vec::new();
         for same in wanted.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
             if let Some(theirs) = self.piece_of(same[0].0, same[0].1, q) {
-                pairs.extend(same.iter().map(|w| (&own[w.2 as usize], theirs)));
+                for w in same {
+                    pairs.extend(
+                        own[runs[w.2 as usize].clone()]
+                            .iter()
+                            .filter(|p| p.start <= theirs.end && theirs.start <= p.end)
+                            .map(|p| (p, theirs)),
+                    );
+                }
             }
         }
         contacts_from_pairs(q, pairs.iter().map(|(a, b)| (*a, b)))
@@ -104,7 +115,7 @@ impl ContactIndex {
     fn short_candidates(
         &self,
         me: u32,
-        (lo, hi): ([f64; 3], [f64; 3]),
+        bounds: ([f64; 3], [f64; 3]),
         chord: f64,
         (start, end): (Micros, Micros),
         around: Micros,
@@ -112,35 +123,26 @@ impl ContactIndex {
     ) {
         let grow = chord + SHORT_HOP_M * 0.5;
         let (level, _) = self.level_for_reach(grow);
-        let edge = level.edge;
-        let first: Cell = std::array::from_fn(|i| ((lo[i] - grow) / edge).floor() as i32);
-        let last: Cell = std::array::from_fn(|i| ((hi[i] + grow) / edge).floor() as i32);
         let (from, to) = (
             start.saturating_sub(around),
             end.saturating_add(around).saturating_add(1),
         );
-        for x in first[0]..=last[0] {
-            for y in first[1]..=last[1] {
-                for z in first[2]..=last[2] {
-                    let Some(list) = level.cells.get(&[x, y, z]) else {
-                        continue;
-                    };
-                    for &s in list.range(from, to, &self.rows) {
-                        let row = &self.rows[s as usize];
-                        if row.person == me {
-                            continue;
-                        }
-                        let track = &self.tracks[row.person as usize];
-                        let key = (row.t, row.id);
-                        let at = track.partition_point(|&o| self.key(o) < key);
-                        if at > 0 {
-                            out.push((row.person, at - 1));
-                        }
-                        out.push((row.person, at));
-                    }
+        let boxed = cells_around(bounds, grow, level.edge);
+        for_cells_in(&level.cells, boxed, |list| {
+            for &s in list.range(from, to, &self.rows) {
+                let row = &self.rows[s as usize];
+                if row.person == me {
+                    continue;
                 }
+                let track = &self.tracks[row.person as usize];
+                let key = (row.t, row.id);
+                let at = track.partition_point(|&o| self.key(o) < key);
+                if at > 0 {
+                    out.push((row.person, at - 1));
+                }
+                out.push((row.person, at));
             }
-        }
+        });
     }
 
     /// The track positions of the pieces that may run along long hops: every ping of the hop's
@@ -163,6 +165,37 @@ impl ContactIndex {
         let fixes: Vec<TrackFix> = track[from..to].iter().map(|&s| self.fix(s)).collect();
         piece_at(self.person_ids[person as usize], &fixes, i - from, q)
     }
+}
+
+/// Consecutive asked pieces searched together: those whose paths fit in a box of
+/// [`RUN_EXTENT_M`] (a person standing, or walking slowly), at most [`RUN_PIECES`] of them, so
+/// that the cells around them are looked up once for all.
+fn runs(own: &[Piece]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while from < own.len() {
+        let mut to = from + 1;
+        let mut b = bounds(&own[from]);
+        while to < own.len() && to - from < RUN_PIECES {
+            let grown = union(b, bounds(&own[to]));
+            if (0..3).any(|i| grown.1[i] - grown.0[i] > RUN_EXTENT_M) {
+                break;
+            }
+            b = grown;
+            to += 1;
+        }
+        out.push(from..to);
+        from = to;
+    }
+    out
+}
+
+/// The box around two boxes.
+fn union(a: ([f64; 3], [f64; 3]), b: ([f64; 3], [f64; 3])) -> ([f64; 3], [f64; 3]) {
+    (
+        std::array::from_fn(|i| a.0[i].min(b.0[i])),
+        std::array::from_fn(|i| a.1[i].max(b.1[i])),
+    )
 }
 
 /// The box around a piece's whole path (the fixes it runs between).
