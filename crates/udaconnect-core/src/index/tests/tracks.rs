@@ -156,3 +156,42 @@ fn a_ping_between_two_far_apart_splits_their_long_hop() {
         bits(&contacts_oracle(&points, &q))
     );
 }
+
+/// The index with its long hops stays within 72 bytes per ping on a conference where every
+/// attendee walks between booths (hops up to 108 m between 90 s pings, most of them long).
+#[test]
+fn memory_per_ping_stays_within_72_bytes() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (persons, pings) = (1000i64, 200i64);
+    let mut points = Vec::with_capacity((persons * pings) as usize);
+    for person in 0..persons {
+        let (mut east, mut north) = (next() * 100.0, next() * 60.0);
+        let phase = (next() * 90.0 * S as f64) as i64;
+        for k in 0..pings {
+            if next() < 0.8 {
+                // A walk towards another booth, at most 1.2 m/s for the interval.
+                east = (east + (next() - 0.5) * 150.0).clamp(0.0, 100.0);
+                north = (north + (next() - 0.5) * 150.0).clamp(0.0, 60.0);
+            }
+            let (lat, lon) = offset((37.55, -122.29), east, north);
+            points.push(Point {
+                id: person * pings + k + 1,
+                person_id: person,
+                lat,
+                lon,
+                t: phase + k * 90 * S,
+            });
+        }
+    }
+    let mut index = ContactIndex::bulk(points.iter().copied(), points.len(), workers());
+    index.shrink_to_fit();
+    let per_ping = index.heap_bytes() as f64 / points.len() as f64;
+    assert!(per_ping <= 72.0, "{per_ping} bytes per ping");
+    eprintln!("{per_ping:.1} bytes per ping");
+}
