@@ -94,19 +94,6 @@ impl TrackQuery {
             join_gap_us: defaults::JOIN_GAP_S * S,
         }
     }
-
-    /// The pings that decide the pieces in the window: a piece or presence reaches at most
-    /// `max(max_interpolation, ping_tolerance)` from its pings, and whether a ping stands alone
-    /// hangs on its neighbours up to `max_interpolation` further. Pieces cut from every
-    /// person's pings in this window are exactly those cut from all their pings.
-    pub fn pings_window(&self) -> Window {
-        let around =
-            self.max_interpolation_us.max(self.ping_tolerance_us) + self.max_interpolation_us;
-        Window {
-            start: self.window.start.saturating_sub(around),
-            end: self.window.end.saturating_add(around + 1),
-        }
-    }
 }
 
 /// The definition pair by pair: every piece of the asked person against every piece of
