@@ -67,7 +67,7 @@ export const knownPerson = (id) => people.get(id);
 
 export const getSummary = (id) => getJson(`/api/persons/${encodeURIComponent(id)}/summary`);
 
-/** Contacts of a person; `params`: start, end, distance, max_time_gap, min_duration. */
+/** Contacts of a person over tracks; `params`: start, end, distance, max_interpolation, min_duration. */
 export const getContacts = (id, params) =>
   getJson(`/api/persons/${encodeURIComponent(id)}/contacts?${new URLSearchParams(params)}`);
 

@@ -4,14 +4,15 @@
 
 import { ApiError, getContacts, getSummary, getVenue, knownPerson, loadPeople } from './api.js';
 import {
-  formatDate, formatDuration, formatLatLon, formatNumber, formatShortTime, formatTime, fromLocalDate, h,
+  formatDate, formatDuration, formatLatLon, formatNumber, formatPeriodEnd, formatShortTime, formatTime, fromLocalDate, h,
   personName, timeElement, toLocalDate, zoneName,
 } from './format.js';
 import { MapView, areaAt, s, sceneFor } from './map.js';
 
 const $ = (id) => document.getElementById(id);
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
-const DEFAULTS = { distance: '5', gap: '60', min: '0' };
+// Every meeting is listed by default (min. 0 s); the server's own default is 120 s.
+const DEFAULTS = { distance: '5', interp: '300', min: '0' };
 const ROWS_SHOWN = 50; // encounters listed per person; the rest are counted
 
 export class Attendees {
@@ -186,7 +187,7 @@ export class Attendees {
           start: fromLocalDate(params.start).toISOString(),
           end: fromLocalDate(params.end, 1).toISOString(), // the "to" date is included whole
           distance: params.distance,
-          max_time_gap: params.gap,
+          max_interpolation: params.interp,
           min_duration: params.min,
         }),
         getVenue().catch(() => null), // a plan is a nicety: draw without one
@@ -206,7 +207,7 @@ export class Attendees {
     const last = summary.last_seen ? toLocalDate(summary.last_seen) : first;
     const number = (k) => (query?.get(k) && Number.isFinite(Number(query.get(k))) ? query.get(k) : DEFAULTS[k]);
     const date = (k, fallback) => (DATE.test(query?.get(k) ?? '') ? query.get(k) : fallback);
-    return { start: date('start', first), end: date('end', last), distance: number('distance'), gap: number('gap'), min: number('min') };
+    return { start: date('start', first), end: date('end', last), distance: number('distance'), interp: number('interp'), min: number('min') };
   }
 
   // An error replaces the attendee when it could not be read, else it stands above the form, so
@@ -252,7 +253,7 @@ export class Attendees {
       return;
     }
     const params = new URLSearchParams();
-    for (const k of ['start', 'end', 'distance', 'gap', 'min']) params.set(k, els[k].value);
+    for (const k of ['start', 'end', 'distance', 'interp', 'min']) params.set(k, els[k].value);
     this.#go(this.current.id, params);
   }
 
@@ -280,7 +281,7 @@ export class Attendees {
       this.result = null;
       $('results').hidden = true;
       this.status.textContent = `No meetings in range: ${name} met nobody ${range} within ${params.distance} m `
-        + `(time gap ${params.gap} s, at least ${params.min} s together). Try a wider window or a larger distance.`;
+        + `(tracks joined across gaps up to ${params.interp} s, at least ${params.min} s together). Try a wider window or a larger distance.`;
       return;
     }
     const encounters = contacts.reduce((n, c) => n + c.encounter_count, 0);
@@ -306,7 +307,8 @@ export class Attendees {
       const key = `${i}-${j}`;
       return h('tr', {},
         h('td', {}, h('button', { type: 'button', class: 'encounter', 'data-key': key, 'aria-pressed': 'false' },
-          timeElement(e.start, formatShortTime(e.start)))),
+          timeElement(e.start, formatShortTime(e.start)),
+          ...(e.end !== e.start ? [' – ', timeElement(e.end, formatPeriodEnd(e.start, e.end))] : []))),
         h('td', { text: formatDuration(e.duration_seconds) }),
         h('td', { text: this.#where(e, scene) }));
     });

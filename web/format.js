@@ -15,6 +15,11 @@ export const personName = (p) => `${p.first_name} ${p.last_name}`.trim() || `Per
 export const formatTime = (iso) => timeFormat.format(new Date(iso));
 /** Without the zone's name, for columns whose heading names it (see zoneName). */
 export const formatShortTime = (iso) => shortFormat.format(new Date(iso));
+const clockFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+/** The end of a period as the page shows it after its start: the time of day alone when the
+ * period ends on the day it starts. */
+export const formatPeriodEnd = (startIso, endIso) => (toLocalDate(startIso) === toLocalDate(endIso)
+  ? clockFormat.format(new Date(endIso)) : formatShortTime(endIso));
 /** The short name of the browser's time zone, such as "UTC" or "CEST", now. */
 export const zoneName = () => timeFormat.formatToParts(new Date()).find((p) => p.type === 'timeZoneName')?.value ?? '';
 export const formatNumber = (n) => numberFormat.format(n);

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
+use udaconnect_core::track::defaults;
 use udaconnect_core::validate::{
-    connection_params, contact_params, paging_params, path_id, MAX_CONTACT_GAP_S, MAX_DISTANCE_M,
-    MAX_TIME_GAP_S,
+    connection_params, contact_params, paging_params, path_id, MAX_DISTANCE_M, MAX_TIME_GAP_S,
 };
 use udaconnect_core::{Error, ErrorCode};
 use udaconnect_fuzz::{check_messages, query_map};
@@ -41,13 +41,29 @@ fuzz_target!(|data: &[u8]| {
         Ok(p) => {
             assert!(p.window.start <= p.window.end, "{p:?}");
             check_distance(&params, p.distance_m);
-            assert!((0..=seconds_us(MAX_CONTACT_GAP_S)).contains(&p.max_time_gap_us));
+            assert!(!params.contains_key("max_time_gap"), "{p:?}");
             assert!((0..=seconds_us(MAX_TIME_GAP_S)).contains(&p.min_duration_us));
+            for (us, limit_s) in [
+                (p.max_interpolation_us, defaults::MAX_INTERPOLATION_LIMIT_S),
+                (p.ping_tolerance_us, defaults::PING_TOLERANCE_LIMIT_S),
+                (p.join_gap_us, defaults::JOIN_GAP_LIMIT_S),
+            ] {
+                assert!((0..=seconds_us(limit_s as f64)).contains(&us), "{p:?}");
+            }
         }
         Err(e) => check_error(
             &e,
             n,
-            &["start", "end", "distance", "max_time_gap", "min_duration"],
+            &[
+                "start",
+                "end",
+                "distance",
+                "max_time_gap",
+                "min_duration",
+                "max_interpolation",
+                "ping_tolerance",
+                "join_gap",
+            ],
         ),
     }
 

@@ -2,12 +2,13 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, screenshot, seriousViolations, startServer } from './harness.mjs';
+import { launchBrowser, openPage, postPing, screenshot, seriousViolations, startServer, waitFor } from './harness.mjs';
 
-// Person 1's meetings in the seed data (data/seed/locations.csv), whole span, 5 m, 60 s, 0 s:
-// at 2020-07-07T10:37:06Z at (37.55363, -122.290883) persons 5 (twice: locations 57 and 66), 6
+// Person 1's meetings in the seed data (data/seed/locations.csv) over tracks, whole span, 5 m,
+// 0 s: at 2020-07-07T10:37:06Z at (37.55363, -122.290883) persons 5 (locations 57 and 66), 6
 // (34), 8 (67) and 9 (65) stood where Pam stood (36-41); at 2020-08-15T10:37:06Z person 5 (31)
-// stood 0.26 m from her (32). Her other pings (29, 33) met nobody.
+// stood 0.26 m from her (32). The seed's pings come in bursts at one instant, so each of these
+// meetings lasts an instant. Her other pings (29, 33) met nobody.
 const PAM_MET = [
   { id: '5', name: 'Taco Fargo', encounters: '2', first: '2020-07-07T10:37:06Z', last: '2020-08-15T10:37:06Z' },
   { id: '6', name: 'Frank Shader', encounters: '1', first: '2020-07-07T10:37:06Z', last: '2020-07-07T10:37:06Z' },
@@ -109,11 +110,11 @@ test("choosing Pam shows her meetings from the seed data, and a meeting on the m
   const { page, errors } = await openPage(browser.context);
   await openPam(page);
 
-  // The default window is the whole span of her pings; min. duration 0 as seed meetings are instants.
+  // The default window is the whole span of her pings; min. duration 0, so meetings of an instant show.
   assert.equal(await page.getByLabel('From').inputValue(), '2020-07-07');
   assert.equal(await page.getByLabel('To (included)').inputValue(), '2020-08-19');
   assert.equal(await page.getByLabel('Within (metres)').inputValue(), '5');
-  assert.equal(await page.getByLabel('Max time gap (seconds)').inputValue(), '60');
+  assert.equal(await page.getByLabel('Join pings up to (seconds apart)').inputValue(), '300');
   assert.equal(await page.getByLabel('Min. time together (seconds)').inputValue(), '0');
   assert.equal(await page.locator('#meetings-status').textContent(),
     'Pam Trexler met 4 people between 7 Jul 2020 and 19 Aug 2020: 5 encounters in all.');
@@ -167,9 +168,9 @@ test('a window with no meetings says so, and the form keeps it in the URL', asyn
   await page.locator('#meetings-status', { hasText: 'No meetings in range' }).waitFor({ timeout: 5000 });
   assert.equal(await page.locator('#meetings-status').textContent(),
     'No meetings in range: Pam Trexler met nobody between 16 Aug 2020 and 19 Aug 2020 within 5 m '
-    + '(time gap 60 s, at least 0 s together). Try a wider window or a larger distance.');
+    + '(tracks joined across gaps up to 300 s, at least 0 s together). Try a wider window or a larger distance.');
   assert.equal(await page.locator('#results').isVisible(), false);
-  assert.equal(new URL(page.url()).hash, '#/attendees/1?start=2020-08-16&end=2020-08-19&distance=5&gap=60&min=0');
+  assert.equal(new URL(page.url()).hash, '#/attendees/1?start=2020-08-16&end=2020-08-19&distance=5&interp=300&min=0');
   await screenshot(page, 'attendee-no-meetings');
 
   // The end date is included whole: ending on 15 August finds that day's meeting with Taco.
@@ -194,6 +195,44 @@ test('a window with no meetings says so, and the form keeps it in the URL', asyn
   await page.getByRole('button', { name: 'Whole span, defaults' }).click();
   await page.locator('#meetings-status', { hasText: 'met 4 people' }).waitFor({ timeout: 5000 });
   assert.equal(await page.locator('#form-error').isVisible(), false);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a meeting over tracks shows its period, how long it lasted, and where', async () => {
+  // Two new attendees stand 1 m apart from 10:00 to 10:20, phones pinging every 60 s and every
+  // 300 s: their tracks meet for the whole 20 minutes, whichever phone pinged when.
+  const person = async (first) => (await (await fetch(`${server.url}/api/persons`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ first_name: first, last_name: 'Booth', company_name: 'Tracks Ltd' }),
+  })).json()).id;
+  const [a, b] = [await person('Ann'), await person('Ben')];
+  const at = (minute) => new Date(Date.UTC(2021, 2, 1, 10, minute)).toISOString();
+  const ids = [];
+  for (let m = 0; m <= 20; m += 1) ids.push(await postPing(server.url, { person_id: a, latitude: 10.5, longitude: 20.5, creation_time: at(m) }));
+  for (let m = 0; m <= 20; m += 5) ids.push(await postPing(server.url, { person_id: b, latitude: 10.500009, longitude: 20.5, creation_time: at(m) }));
+  for (const id of ids) {
+    await waitFor(async () => (await fetch(`${server.url}/api/locations/${id}`)).status === 200, 10000, `location ${id}`);
+  }
+
+  const { page, errors } = await openPage(browser.context);
+  await page.goto(`${server.url}/#/attendees/${a}`);
+  await page.locator('#meetings-status', { hasText: 'met 1 person' }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('#meetings-status').textContent(),
+    'Ann Booth met 1 person on 1 Mar 2021: 1 encounter in all.');
+  const meeting = page.locator(`#contacts > li[data-person="${b}"] button.encounter`);
+  assert.equal(await meeting.textContent(), '1 Mar 2021, 10:00:00 – 10:20:00');
+  assert.deepEqual(await meeting.locator('time').evaluateAll((ts) => ts.map((t) => t.dateTime)),
+    ['2021-03-01T10:00:00Z', '2021-03-01T10:20:00Z']);
+  const row = page.locator(`#contacts > li[data-person="${b}"] table.encounters tbody tr`);
+  assert.equal(await row.locator('td').nth(1).textContent(), '20 min');
+  assert.equal(await page.locator('.spot').count(), 1);
+  await meeting.click();
+  assert.match(await page.locator('#meetings-selected').textContent(),
+    /^Highlighted: Ben Booth, 1 Mar 2021, 10:00:00 UTC to 1 Mar 2021, 10:20:00 UTC \(20 min\), at 10\.5000\d, 20\.50000\.$/);
+  await screenshot(page, 'attendee-meeting-over-tracks');
+  assert.deepEqual(await seriousViolations(page), []);
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -10,8 +10,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use udaconnect_core::contact::{ConnectionQuery, ContactQuery};
+use udaconnect_core::contact::{ConnectionQuery, Contact, Point};
 use udaconnect_core::time::{Micros, Window};
+use udaconnect_core::track::TrackQuery;
 use udaconnect_server::{Application, GrpcListen, ServeSettings};
 use udaconnect_sim::{Conference, Rng, SimConfig};
 
@@ -172,15 +173,22 @@ pub fn connection_query(person_id: i64, window: Window, gap_us: Option<i64>) -> 
     }
 }
 
-/// The contacts summary both benchmarks time: 5 m, contacts of 120 s at least.
-pub fn contacts_query(person_id: i64, window: Window, gap_us: i64) -> ContactQuery {
-    ContactQuery {
-        person_id,
-        window,
-        distance_m: 5.0,
-        max_time_gap_us: gap_us,
-        min_duration_us: 120_000_000,
-    }
+/// The contacts over tracks both benchmarks time: every parameter at its default (5 m,
+/// contacts of 120 s at least, interpolation across 300 s).
+pub fn contacts_query(person_id: i64, window: Window) -> TrackQuery {
+    TrackQuery::new(person_id, window)
+}
+
+/// The oracle's contacts over tracks, from the pings that decide them: the benchmark's check
+/// and baseline.
+pub fn contacts_oracle(all: &[Point], q: &TrackQuery) -> Vec<Contact> {
+    let within = udaconnect_core::track::track_read_window(q);
+    let pings: Vec<Point> = all
+        .iter()
+        .filter(|p| within.start <= p.t && p.t < within.end)
+        .copied()
+        .collect();
+    udaconnect_core::track::contacts_oracle(&pings, q)
 }
 
 /// `udaconnect serve` in this process, on `data_dir`: on a port of its own, without demo data

@@ -205,7 +205,7 @@ fn bench_reports_every_figure_on_a_small_conference() {
         "| single-ping POST /api/locations",
         "| connection, distance 5 m, max_time_gap 60 s | 1 day |",
         "| connection, distance 5 m, max_time_gap 60 s | 3 days |",
-        "| contacts summary, 5 m, gap 120 s, min 120 s | 3 days |",
+        "| contacts over tracks, 5 m, min 120 s | 3 days |",
         "| answer locations per second of server time |",
         "| resident memory of `udaconnect serve` after start",
         "| the same less `udaconnect serve` with nothing stored",

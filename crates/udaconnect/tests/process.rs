@@ -671,8 +671,10 @@ async fn import_reports_bad_rows_resumes_and_repairs_axes() {
         .json()
         .await
         .unwrap();
+    // Two isolated pings 30 s apart, each present 30 s either side: together in between.
     assert_eq!(r[0]["person"]["id"], 5);
-    assert_eq!(r[0]["encounters"][0]["start"], "2024-01-01T10:00:30Z");
+    assert_eq!(r[0]["encounters"][0]["start"], "2024-01-01T10:00:00Z");
+    assert_eq!(r[0]["encounters"][0]["end"], "2024-01-01T10:00:30Z");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,11 +78,11 @@ pub async fn run(
                 ("connections", |r: Box<dyn Rows>| all_rows(r.as_ref())),
             )
             .await?;
-        let cq = |p: i64| contacts_query(p, window, 60_000_000);
+        let cq = |p: i64| contacts_query(p, window);
         timing
             .row(
                 report,
-                ("contacts summary, 5 m, gap 60 s, min 120 s", label),
+                ("contacts over tracks, 5 m, min 120 s", label),
                 async |p| Ok(engine.contacts(cq(p)).await?),
                 async |p| Ok(scan.contacts(cq(p)).await?),
                 ("contacts", |c| c),

@@ -12,7 +12,8 @@ use udaconnect_server::query::engine::SharedIndex;
 use udaconnect_sim::Conference;
 
 use crate::common::{
-    connection_query, contacts_query, days_from, ms, p50_p99, percentile, ConferenceArgs, DAY_US,
+    connection_query, contacts_oracle, contacts_query, days_from, ms, p50_p99, percentile,
+    ConferenceArgs, DAY_US,
 };
 use crate::load;
 
@@ -85,29 +86,18 @@ pub async fn run(
                 },
             )
             .await?;
-        // Contacts. With a gap of 60 s, two pings of one person (64-96 s apart) are never in
-        // one encounter, so no contact lasts the minimum and answers are empty: that times the
-        // search and the episodes alone. A gap of 120 s joins consecutive pings, and answers
-        // hold the persons really met.
-        for gap_s in [60i64, 120] {
-            let cq = |p: i64| contacts_query(p, window, gap_s * 1_000_000);
-            let scan = |own: &[Point], p: i64| {
-                let c = cq(p);
-                let gap = Some(c.max_time_gap_us);
-                let matched = contact::connections(own, &all, &connection_query(p, window, gap));
-                contact::summarise(matched, &c)
-            };
-            stage
-                .row(
-                    report,
-                    (&format!("contacts summary, 5 m, gap {gap_s} s, min 120 s"), label),
-                    |p| read().contacts(&cq(p)).len(),
-                    |p| format!("{base}/api/persons/{p}/contacts?start={start_date}&end={end_date}&distance=5&max_time_gap={gap_s}&min_duration=120"),
-                    scan,
-                    |p| read().contacts(&cq(p)),
-                )
-                .await?;
-        }
+        // Contacts over tracks, every parameter at its default.
+        let cq = |p: i64| contacts_query(p, window);
+        stage
+            .row(
+                report,
+                ("contacts over tracks, 5 m, min 120 s", label),
+                |p| read().track_contacts(&cq(p)).len(),
+                |p| format!("{base}/api/persons/{p}/contacts?start={start_date}&end={end_date}"),
+                |_, p| contacts_oracle(&all, &cq(p)),
+                |p| read().track_contacts(&cq(p)),
+            )
+            .await?;
     }
     original_semantics(start, &people, checked, &all, index, report)
 }

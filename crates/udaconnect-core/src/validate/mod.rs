@@ -39,7 +39,7 @@ pub use future::{future_violations, too_far_ahead, DEFAULT_FUTURE_SKEW};
 pub use grpc::{legacy_ping, timestamp_time, v1_batch, v1_ping, V1Ping};
 pub use query::{
     connection_params, contact_params, paging_params, path_id, window_params, ConnectionParams,
-    ContactParams, DEFAULT_CONTACT_GAP_S, DEFAULT_MIN_DURATION_S, MAX_CONTACT_GAP_S,
+    ContactParams, DEFAULT_MIN_DURATION_S,
 };
 
 pub(crate) use body::PlainPing;

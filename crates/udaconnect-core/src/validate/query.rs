@@ -7,6 +7,7 @@ use crate::domain::{Distance, TimeGap, MAX_TIME_GAP_S};
 use crate::error::{quoted, Error, FieldViolation, Findings, Result};
 use crate::model::{PersonId, MAX_ID};
 use crate::time::{Bound, Window};
+use crate::track::{defaults as track_defaults, TrackQuery};
 
 /// Parses an id taken from a URL path segment.
 pub fn path_id(raw: &str, field: &str) -> Result<i64> {
@@ -144,19 +145,33 @@ fn read_all<T>(
     }
 }
 
-/// Defaults of the contacts query.
-pub const DEFAULT_CONTACT_GAP_S: f64 = 60.0;
-pub const DEFAULT_MIN_DURATION_S: f64 = 120.0;
-/// Largest gap a contacts query may use: co-presence an hour apart is not co-presence.
-pub const MAX_CONTACT_GAP_S: f64 = 3600.0;
+/// Default of the contacts query's `min_duration`.
+pub const DEFAULT_MIN_DURATION_S: f64 = track_defaults::MIN_DURATION_S as f64;
 
-/// A validated contacts query, minus the person.
+/// A validated contacts query over tracks, minus the person.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ContactParams {
     pub window: Window,
     pub distance_m: f64,
-    pub max_time_gap_us: i64,
     pub min_duration_us: i64,
+    pub max_interpolation_us: i64,
+    pub ping_tolerance_us: i64,
+    pub join_gap_us: i64,
+}
+
+impl ContactParams {
+    /// The query for `person_id`.
+    pub fn query(&self, person_id: PersonId) -> TrackQuery {
+        TrackQuery {
+            person_id,
+            window: self.window,
+            distance_m: self.distance_m,
+            min_duration_us: self.min_duration_us,
+            max_interpolation_us: self.max_interpolation_us,
+            ping_tolerance_us: self.ping_tolerance_us,
+            join_gap_us: self.join_gap_us,
+        }
+    }
 }
 
 fn bounded_seconds(
@@ -188,32 +203,51 @@ fn distance_param(params: &HashMap<String, String>, f: &mut Findings) -> f64 {
 }
 
 /// Validates the query string of `GET /api/persons/{id}/contacts`: `start`/`end` (dates or
-/// RFC 3339; both optional, absent means unbounded), `distance`, `max_time_gap`,
-/// `min_duration`.
+/// RFC 3339; both optional, absent means unbounded), `distance`, `min_duration`,
+/// `max_interpolation`, `ping_tolerance`, `join_gap`. `max_time_gap`, the parameter of
+/// contacts from coincident pings, is refused with the names of those that replace it.
 pub fn contact_params(params: &HashMap<String, String>) -> Result<ContactParams> {
     let mut violations = Vec::new();
     let window = window_params(params, "start", "end", false, &mut violations);
     let mut f = Findings::default();
     let distance_m = distance_param(params, &mut f);
-    let max_time_gap_us = bounded_seconds(
-        params,
-        "max_time_gap",
-        DEFAULT_CONTACT_GAP_S,
-        MAX_CONTACT_GAP_S,
-        &mut f,
-    );
-    let min_duration_us = bounded_seconds(
-        params,
+    if params.contains_key("max_time_gap") {
+        f.unreadable(
+            "max_time_gap",
+            "is not a contacts parameter: contacts follow tracks, tuned by max_interpolation, \
+             ping_tolerance and join_gap (seconds)",
+        );
+    }
+    let mut seconds = |field, default: i64, max: i64| {
+        bounded_seconds(params, field, default as f64, max as f64, &mut f)
+    };
+    let min_duration_us = seconds(
         "min_duration",
-        DEFAULT_MIN_DURATION_S,
-        MAX_TIME_GAP_S,
-        &mut f,
+        track_defaults::MIN_DURATION_S,
+        MAX_TIME_GAP_S as i64,
+    );
+    let max_interpolation_us = seconds(
+        "max_interpolation",
+        track_defaults::MAX_INTERPOLATION_S,
+        track_defaults::MAX_INTERPOLATION_LIMIT_S,
+    );
+    let ping_tolerance_us = seconds(
+        "ping_tolerance",
+        track_defaults::PING_TOLERANCE_S,
+        track_defaults::PING_TOLERANCE_LIMIT_S,
+    );
+    let join_gap_us = seconds(
+        "join_gap",
+        track_defaults::JOIN_GAP_S,
+        track_defaults::JOIN_GAP_LIMIT_S,
     );
     read_all(window, violations, f, |window| ContactParams {
         window,
         distance_m,
-        max_time_gap_us,
         min_duration_us,
+        max_interpolation_us,
+        ping_tolerance_us,
+        join_gap_us,
     })
 }
 
@@ -311,20 +345,42 @@ mod tests {
         let p = contact_params(&q(&[])).unwrap();
         assert_eq!(p.window, Window::all());
         assert_eq!(
-            (p.distance_m, p.max_time_gap_us, p.min_duration_us),
-            (5.0, 60_000_000, 120_000_000)
+            (
+                p.distance_m,
+                p.min_duration_us,
+                p.max_interpolation_us,
+                p.ping_tolerance_us,
+                p.join_gap_us
+            ),
+            (5.0, 120_000_000, 300_000_000, 30_000_000, 120_000_000)
         );
+        assert_eq!(p.query(7), {
+            let mut t = TrackQuery::new(7, Window::all());
+            t.distance_m = 5.0;
+            t
+        });
         let p = contact_params(&q(&[
             ("start", "2020-07-07"),
             ("end", "2020-07-07T12:00:00Z"),
+            ("max_interpolation", "90"),
+            ("ping_tolerance", "0"),
+            ("join_gap", "3600"),
         ]))
         .unwrap();
         assert_eq!(p.window.end - p.window.start, 12 * 3_600_000_000);
+        assert_eq!(
+            (p.max_interpolation_us, p.ping_tolerance_us, p.join_gap_us),
+            (90_000_000, 0, 3_600_000_000)
+        );
         let p = contact_params(&q(&[("end", "2020-07-07")])).unwrap();
         assert_eq!(p.window.start, i64::MIN);
         for (field, bad) in [
-            ("max_time_gap", "3601"),
-            ("max_time_gap", "-1"),
+            ("max_time_gap", "60"),
+            ("max_interpolation", "3601"),
+            ("max_interpolation", "-1"),
+            ("ping_tolerance", "301"),
+            ("join_gap", "nan"),
+            ("join_gap", "3601"),
             ("min_duration", "x"),
             ("distance", "0"),
             ("start", "2020-99-01"),

@@ -4,10 +4,11 @@
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use udaconnect_core::contact::{ConnectionQuery, Contact, ContactQuery, Point};
+use udaconnect_core::contact::{ConnectionQuery, Contact, Point};
 use udaconnect_core::index::ContactIndex;
 use udaconnect_core::model::PersonId;
 use udaconnect_core::time::Window;
+use udaconnect_core::track::TrackQuery;
 use udaconnect_core::Result;
 
 pub type SharedIndex = Arc<RwLock<ContactIndex>>;
@@ -57,7 +58,8 @@ pub struct Span {
 pub trait ContactEngine: Send + Sync + 'static {
     /// The connection query's matching locations, by time then id.
     async fn connections(&self, q: ConnectionQuery) -> Result<Box<dyn Rows>>;
-    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>>;
+    /// The contacts over tracks (see [`udaconnect_core::track`]), equal to the oracle's.
+    async fn contacts(&self, q: TrackQuery) -> Result<Vec<Contact>>;
     /// The time span of a person's pings in `window`, if any.
     async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>>;
 }

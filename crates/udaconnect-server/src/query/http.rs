@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::contact::{ConnectionQuery, ContactQuery};
+use udaconnect_core::contact::ConnectionQuery;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::time::{format_utc, from_micros, Window};
+use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
 
 use crate::http::problem::{ApiResult, Problem};
@@ -69,7 +70,7 @@ impl ConnectionApi {
     }
 
     /// The contacts query as the JSON array of [`ContactRow`]s.
-    pub async fn contacts(&self, q: ContactQuery) -> Result<Vec<u8>> {
+    pub async fn contacts(&self, q: TrackQuery) -> Result<Vec<u8>> {
         self.ensure_person(q.person_id).await?;
         let contacts = self.engine.contacts(q).await?;
         let ids: Vec<PersonId> = contacts.iter().map(|c| c.person_id).collect();
@@ -142,10 +143,10 @@ pub struct EncounterRow {
     pub end: String,
     #[schema(example = 600.0)]
     pub duration_seconds: f64,
-    /// Centre of the other person's pings in this encounter.
+    /// Where they met: the time-weighted centre of the meeting positions.
     pub latitude: f64,
     pub longitude: f64,
-    /// The other person's pings in this encounter.
+    /// The other person's pings that bound the pieces of their track in this encounter.
     pub pings: u32,
 }
 
@@ -197,27 +198,39 @@ impl EncounterRow {
     }
 }
 
-/// Whom a person met, and for how long: one row per other person.
+/// Whom a person met, and for how long: one row per other person, from their tracks.
 ///
 /// Semantics, with window `[start, end)` (`start`/`end` are dates or RFC 3339 timestamps; a
 /// date as `end` includes that whole day; either may be left out for an open window):
-/// 1. The pings counted are those `GET /api/persons/{id}/connection` returns for the same window,
-///    `distance` and `max_time_gap`: every ping of another person within `distance` metres and
-///    `max_time_gap` seconds of one of this person's pings.
-/// 2. One person's pings, in time order, form one encounter while each follows the previous by at
-///    most `max_time_gap`; an encounter lasts from its first to its last ping (a single ping lasts
-///    0 s), and its place is the centre of its pings.
-/// 3. Time together is the sum of the encounters' durations. Persons with less than
-///    `min_duration` seconds together are left out; the rest are ordered by time together, longest
-///    first, then by person id.
+/// 1. **Track.** A person's pings in time order (pings just outside the window still shape the
+///    track inside it). Between two consecutive pings at most `max_interpolation` seconds apart
+///    the position moves at constant speed along the straight line between them; a longer gap
+///    is a hole, where no position is assumed. A ping with no neighbour that close counts as
+///    present at its place for `ping_tolerance` seconds on each side of its time.
+/// 2. **Together.** Two persons are together at an instant when both tracks exist then and
+///    their positions are within `distance` metres (great-circle, sphere of radius
+///    6,371,008.8 m; exactly `distance` counts).
+/// 3. **Encounter.** A period of togetherness; periods less than `join_gap` seconds apart form
+///    one encounter. It lasts from its start to its end; its place is the time-weighted centre
+///    of the meeting positions; `pings` counts the other person's pings that bound the pieces
+///    of their track in it.
+/// 4. **Contact.** Time together is the sum of the encounters' durations. Persons with less
+///    than `min_duration` seconds together are left out; the rest are ordered by time
+///    together, longest first, then by person id.
+///
+/// Phones pinging at other intervals or phases along the same walk change each encounter's
+/// ends by at most one interval. `max_time_gap` (contacts from coincident pings) is refused
+/// with 400: use `max_interpolation`, `ping_tolerance` and `join_gap`.
 #[utoipa::path(get, path = "/api/persons/{id}/contacts", tag = "connections",
     params(
         ("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Person id"),
         ("start" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window start, years 1970 to 9999: a date (its first instant) or RFC 3339; default: unbounded"),
         ("end" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window end, years 1970 to 9999, not before start: a date (included whole) or RFC 3339 (exclusive); default: unbounded"),
         ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
-        ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds, 0 to 3600 (default 60)"),
         ("min_duration" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds of time together at least, 0 to 31,622,400 (default 120)"),
+        ("max_interpolation" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds: consecutive pings at most this far apart are joined by a straight walk; a longer gap is a hole. 0 to 3600 (default 300)"),
+        ("ping_tolerance" = Option<f64>, Query, minimum = 0, maximum = 300, description = "Seconds an isolated ping counts as present on each side of its time, 0 to 300 (default 30)"),
+        ("join_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds: periods together less than this apart form one encounter, 0 to 3600 (default 120)"),
     ),
     responses(
         (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
@@ -233,13 +246,7 @@ pub async fn find_contacts(
 ) -> ApiResult<Response> {
     let p = validate::contact_params(&params)?;
     let started = Instant::now();
-    let query = api.contacts(ContactQuery {
-        person_id,
-        window: p.window,
-        distance_m: p.distance_m,
-        max_time_gap_us: p.max_time_gap_us,
-        min_duration_us: p.min_duration_us,
-    });
+    let query = api.contacts(p.query(person_id));
     let json = match api.limiter.run(query).await {
         Ok(json) => json?,
         Err(refused) => return Ok(refused.into_response()),

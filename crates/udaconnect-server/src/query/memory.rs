@@ -5,11 +5,12 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use udaconnect_core::cancel::{Cancel, Cancelled};
-use udaconnect_core::contact::{ConnectionQuery, Contact, ContactQuery, Point};
+use udaconnect_core::contact::{ConnectionQuery, Contact, Point};
 use udaconnect_core::index::{BulkBuilder, ContactIndex, PreparedPage, SlotPin};
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::time::Window;
+use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{Error, Result};
 
 use crate::query::engine::{ContactEngine, Rows, SharedIndex, Span};
@@ -213,11 +214,12 @@ impl ContactEngine for MemoryEngine {
         }))
     }
 
-    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>> {
+    async fn contacts(&self, q: TrackQuery) -> Result<Vec<Contact>> {
         let index = self.index.clone();
         until_dropped(move |cancel| {
             let index = index.read().unwrap_or_else(|e| e.into_inner());
-            index.contacts_until(&q, cancel)
+            cancel.check()?;
+            Ok(index.track_contacts(&q))
         })
         .await
     }

@@ -1,12 +1,17 @@
 //! The engines without an index, reading the store on every query: [`StoreEngine`] (one
 //! set-based statement on PostGIS per query) and [`ScanEngine`] (the whole window, the
-//! benchmark's baseline).
+//! benchmark's baseline). Both answer contacts over tracks with [`track_contacts`]: the pings
+//! that decide the pieces, read from the store, then the core's exact computation.
 
 use async_trait::async_trait;
-use udaconnect_core::contact::{self, ConnectionQuery, Contact, ContactQuery, Point};
+use std::sync::Arc;
+
+use udaconnect_core::contact::{self, ConnectionQuery, Contact, Point};
+use udaconnect_core::index::{ContactIndex, Threads};
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::{DynLocationStore, NearQuery};
 use udaconnect_core::time::Window;
+use udaconnect_core::track::{track_read_window, TrackQuery};
 use udaconnect_core::Result;
 
 use crate::query::engine::{ContactEngine, Rows, Span};
@@ -40,14 +45,8 @@ impl ContactEngine for ScanEngine {
         Ok(Box::new(contact::connections(&own, &all, &q)))
     }
 
-    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>> {
-        let all = self.points(q.window, None).await?;
-        let own: Vec<Point> = all
-            .iter()
-            .filter(|p| p.person_id == q.person_id)
-            .copied()
-            .collect();
-        Ok(contact::contacts(&own, &all, &q))
+    async fn contacts(&self, q: TrackQuery) -> Result<Vec<Contact>> {
+        track_contacts(&self.store, &q).await
     }
 
     async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {
@@ -104,11 +103,8 @@ impl ContactEngine for StoreEngine {
         Ok(Box::new(contact::connections(&own, &candidates, &q)))
     }
 
-    async fn contacts(&self, q: ContactQuery) -> Result<Vec<Contact>> {
-        let (own, candidates) = self
-            .near(q.person_id, q.window, q.distance_m, Some(q.max_time_gap_us))
-            .await?;
-        Ok(contact::contacts(&own, &candidates, &q))
+    async fn contacts(&self, q: TrackQuery) -> Result<Vec<Contact>> {
+        track_contacts(&self.store, &q).await
     }
 
     async fn span(&self, person_id: PersonId, window: Window) -> Result<Option<Span>> {
@@ -118,4 +114,25 @@ impl ContactEngine for StoreEngine {
         .span(person_id, window)
         .await
     }
+}
+
+/// Contacts over tracks from the store: every ping in the query's [`track_read_window`]
+/// (complete tracks there, so every piece is cut as over all pings), indexed for this query,
+/// then the index's exact answer, with no bound on how long a piece may be.
+/// [`LocationStore::near_tracks`](udaconnect_core::ports::LocationStore::near_tracks) with
+/// [`udaconnect_core::track::contacts_from_near`] is the narrower read for a bounded reach.
+pub async fn track_contacts(store: &DynLocationStore, q: &TrackQuery) -> Result<Vec<Contact>> {
+    let points: Vec<Point> = store
+        .in_window(track_read_window(q), None)
+        .await?
+        .iter()
+        .map(Point::from)
+        .collect();
+    let q = *q;
+    tokio::task::spawn_blocking(move || {
+        let n = points.len();
+        ContactIndex::bulk(points, n, Arc::new(Threads::new(1))).track_contacts(&q)
+    })
+    .await
+    .map_err(|e| udaconnect_core::Error::Internal(e.to_string()))
 }

@@ -1,6 +1,6 @@
 //! The HTTP and gRPC API suite: one body per behaviour of the public contract (persons,
-//! locations, connections, problem answers, operations, gRPC ingest), played against every
-//! engine a client can meet. A new engine is one [`api_suite!`] line.
+//! locations, connections, contacts, problem answers, operations, gRPC ingest), played against
+//! every engine a client can meet. A new engine is one [`api_suite!`] line.
 //!
 //! An engine is started once per test (a stack of processes takes seconds to start) and every
 //! body runs against it in turn; each body makes persons and pings of its own, or reads the
@@ -9,6 +9,7 @@
 //! its parts.
 
 mod connections;
+mod contacts;
 mod edge;
 mod engines;
 mod grpc;
