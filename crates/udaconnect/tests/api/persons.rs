@@ -225,14 +225,24 @@ pub async fn bad_lookups_are_problems(api: Api) {
     )
     .await;
     // The lookup takes POST alone, and says so to any other method.
-    for method in [reqwest::Method::GET, reqwest::Method::OPTIONS] {
-        let r = api
-            .client
-            .request(method.clone(), api.url("/api/persons/lookup"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(header(&r, "allow"), "POST", "{method}");
-        assert_problem(r, 405, &[]).await;
+    let r = api
+        .client
+        .get(api.url("/api/persons/lookup"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "allow"), "POST");
+    assert_problem(r, 405, &[]).await;
+    // OPTIONS is a CORS preflight, answered at the edge; where it names methods for this path,
+    // it names POST alone.
+    let r = api
+        .client
+        .request(reqwest::Method::OPTIONS, api.url("/api/persons/lookup"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    if let Some(allow) = r.headers().get("allow") {
+        assert_eq!(allow, "POST");
     }
 }
