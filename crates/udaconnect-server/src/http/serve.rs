@@ -172,6 +172,57 @@ impl http_body::Body for Tracked {
     }
 }
 
+/// Implements `AsyncWrite` (and with `read`, `AsyncRead`) for a connection wrapper by handing
+/// every call to its `tcp` field: the wrappers watch or count a connection, never its bytes.
+macro_rules! through_tcp {
+    (read $wrapper:ty) => {
+        impl tokio::io::AsyncRead for $wrapper {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+            }
+        }
+        through_tcp!($wrapper);
+    };
+    ($wrapper:ty) => {
+        impl tokio::io::AsyncWrite for $wrapper {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<std::io::Result<usize>> {
+                Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+                Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> Poll<std::io::Result<usize>> {
+                Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.tcp.is_write_vectored()
+            }
+        }
+    };
+}
+
 /// The client's socket, noting when the first byte of a request head arrives: from then the
 /// head has `header_timeout` to arrive whole.
 struct Watched {
@@ -202,40 +253,34 @@ impl tokio::io::AsyncRead for Watched {
     }
 }
 
-impl tokio::io::AsyncWrite for Watched {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-}
+through_tcp!(Watched);
 
 fn stopped(mut stop: watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         let _ = stop.wait_for(|s| *s).await;
     })
+}
+
+/// The next client of `listener`; `None` once `stop` turns true.
+async fn next_client(
+    listener: &TcpListener,
+    stop: &mut watch::Receiver<bool>,
+    name: &str,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return None,
+        };
+        match accepted {
+            Ok(client) => return Some(client),
+            Err(e) => {
+                // Out of files or memory for a moment: wait instead of spinning.
+                tracing::warn!(error = %e, listener = name, "failed to accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Serves `router` on `listener` under `rules` until `stop` turns true, then drains.
@@ -257,20 +302,10 @@ pub async fn serve_http(
         .clone();
     let mut tasks = JoinSet::new();
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => break,
+        let Some((tcp, peer)) = next_client(&listener, &mut stop, "http").await else {
+            break;
         };
         while tasks.try_join_next().is_some() {}
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of files or memory for a moment: wait instead of spinning.
-                tracing::warn!(error = %e, "failed to accept a connection");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
         if registry.len() >= rules.cap {
             if registry.evict_idle() {
                 closed(&metrics, "evicted");
@@ -444,45 +479,7 @@ impl tonic::transport::server::Connected for GrpcConn {
     }
 }
 
-impl tokio::io::AsyncRead for GrpcConn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for GrpcConn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-}
+through_tcp!(read GrpcConn);
 
 /// gRPC's clients: at most `cap` at once (beyond it the accept waits, so the kernel's backlog
 /// holds the rest), and a client that sends nothing within `idle_timeout` of connecting is
@@ -509,17 +506,8 @@ pub fn grpc_incoming(
                 },
                 _ = stop.wait_for(|s| *s) => return,
             };
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "failed to accept a gRPC connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            let Some((tcp, peer)) = next_client(&listener, &mut stop, "grpc").await else {
+                return;
             };
             let _ = tcp.set_nodelay(true);
             open.inc();
