@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use udaconnect_core::model::{Location, LocationId, PersonId};
 use udaconnect_core::ports::{LocationStore, Near, NearQuery, NearTracks};
@@ -28,6 +29,12 @@ pub struct PostgresLocationStore {
 impl PostgresLocationStore {
     pub fn new(pg: &Postgres) -> Self {
         PostgresLocationStore { pg: pg.clone() }
+    }
+
+    /// `SELECT` the locations of `filter` (the query after `FROM location`) with `params`.
+    async fn select(&self, filter: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Location>> {
+        let sql = format!("SELECT {COLUMNS} FROM location {filter}");
+        locations(&self.pg.query(&sql, params).await?)
     }
 }
 
@@ -226,45 +233,28 @@ impl LocationStore for PostgresLocationStore {
     }
 
     async fn get(&self, id: LocationId) -> Result<Option<Location>> {
-        let rows = self
-            .pg
-            .query(
-                &format!("SELECT {COLUMNS} FROM location WHERE id = $1"),
-                &[&id],
-            )
-            .await?;
-        Ok(locations(&rows)?.pop())
+        Ok(self.select("WHERE id = $1", &[&id]).await?.pop())
     }
 
     async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>> {
         let (start, end) = (window_bound(window.start), window_bound(window.end));
-        let rows = match person {
+        match person {
             Some(p) => {
-                self.pg
-                    .query(
-                        &format!(
-                            "SELECT {COLUMNS} FROM location
-                             WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
-                             ORDER BY creation_time, id"
-                        ),
-                        &[&p, &start, &end],
-                    )
-                    .await?
+                self.select(
+                    "WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
+                     ORDER BY creation_time, id",
+                    &[&p, &start, &end],
+                )
+                .await
             }
             None => {
-                self.pg
-                    .query(
-                        &format!(
-                            "SELECT {COLUMNS} FROM location
-                             WHERE creation_time >= $1 AND creation_time < $2
-                             ORDER BY creation_time, id"
-                        ),
-                        &[&start, &end],
-                    )
-                    .await?
+                self.select(
+                    "WHERE creation_time >= $1 AND creation_time < $2 ORDER BY creation_time, id",
+                    &[&start, &end],
+                )
+                .await
             }
-        };
-        locations(&rows)
+        }
     }
 
     async fn scan(
@@ -274,16 +264,11 @@ impl LocationStore for PostgresLocationStore {
         limit: usize,
     ) -> Result<Vec<Location>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self
-            .pg
-            .query(
-                &format!(
-                    "SELECT {COLUMNS} FROM location WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
-                ),
-                &[&after, &until, &limit],
-            )
-            .await?;
-        locations(&rows)
+        self.select(
+            "WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3",
+            &[&after, &until, &limit],
+        )
+        .await
     }
 
     async fn id_range(&self) -> Result<Option<(LocationId, LocationId)>> {

@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use udaconnect_core::model::{NewPerson, Person, PersonId};
 use udaconnect_core::ports::PersonStore;
@@ -43,6 +44,12 @@ fn persons(rows: &[Row]) -> Result<Vec<Person>> {
 }
 
 impl PostgresPersonStore {
+    /// `SELECT` the persons of `filter` (the query after `FROM person`) with `params`.
+    async fn select(&self, filter: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Person>> {
+        let sql = format!("SELECT {COLUMNS} FROM person {filter}");
+        persons(&self.pg.query(&sql, params).await?)
+    }
+
     async fn try_create(&self, p: &NewPerson) -> Result<PersonId, DbError> {
         let client = self.pg.client().await?;
         let statement = client
@@ -122,41 +129,21 @@ impl PersonStore for PostgresPersonStore {
     }
 
     async fn get(&self, id: PersonId) -> Result<Option<Person>> {
-        let rows = self
-            .pg
-            .query(
-                &format!("SELECT {COLUMNS} FROM person WHERE id = $1"),
-                &[&id],
-            )
-            .await?;
-        Ok(persons(&rows)?.pop())
+        Ok(self.select("WHERE id = $1", &[&id]).await?.pop())
     }
 
     async fn get_many(&self, ids: &[PersonId]) -> Result<Vec<Person>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = self
-            .pg
-            .query(
-                &format!("SELECT {COLUMNS} FROM person WHERE id = ANY($1) ORDER BY id"),
-                &[&ids],
-            )
-            .await?;
-        persons(&rows)
+        self.select("WHERE id = ANY($1) ORDER BY id", &[&ids]).await
     }
 
     async fn list(&self, after: Option<PersonId>, limit: usize) -> Result<Vec<Person>> {
         let after = after.unwrap_or(i64::MIN);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self
-            .pg
-            .query(
-                &format!("SELECT {COLUMNS} FROM person WHERE id > $1 ORDER BY id LIMIT $2"),
-                &[&after, &limit],
-            )
-            .await?;
-        persons(&rows)
+        self.select("WHERE id > $1 ORDER BY id LIMIT $2", &[&after, &limit])
+            .await
     }
 
     async fn ping(&self) -> Result<()> {

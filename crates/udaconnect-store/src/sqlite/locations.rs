@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Row};
 use udaconnect_core::model::{Location, LocationId, PersonId};
 use udaconnect_core::ports::LocationStore;
 use udaconnect_core::record::DERIVED_ID_BASE;
@@ -74,31 +74,19 @@ impl LocationStore for SqliteLocationStore {
                 )
             })
             .collect();
+        let sql = format!(
+            "INSERT INTO location ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING"
+        );
         self.db
-            .write(move |c| {
-                let tx = c.transaction()?;
-                {
-                    let mut stmt = tx.prepare_cached(&format!(
-                        "INSERT INTO location ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (id) DO NOTHING"
-                    ))?;
-                    for r in &rows {
-                        stmt.execute(params![r.0, r.1, r.2, r.3, r.4])?;
-                    }
-                }
-                tx.commit()
+            .execute_each(sql, rows, |stmt, r| {
+                stmt.execute(params![r.0, r.1, r.2, r.3, r.4])
             })
             .await
     }
 
     async fn get(&self, id: LocationId) -> Result<Option<Location>> {
-        self.db
-            .read(move |c| {
-                c.prepare_cached(&format!("SELECT {COLUMNS} FROM location WHERE id = ?1"))?
-                    .query_row([id], location)
-                    .optional()
-            })
-            .await
+        let sql = format!("SELECT {COLUMNS} FROM location WHERE id = ?1");
+        self.db.row_by_id(sql, id, location).await
     }
 
     async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>> {

@@ -11,7 +11,7 @@ mod persons;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, Row};
 use udaconnect_core::{Error, Result};
 
 pub use locations::SqliteLocationStore;
@@ -154,6 +154,39 @@ impl Db {
         })
         .await
         .map_err(|e| Error::Internal(format!("sqlite store: {e}")))?
+    }
+
+    /// Runs `sql` once per item of `items`, bound by `bind`, in one transaction.
+    pub(crate) async fn execute_each<T, F>(&self, sql: String, items: Vec<T>, bind: F) -> Result<()>
+    where
+        T: Send + 'static,
+        F: Fn(&mut CachedStatement<'_>, &T) -> rusqlite::Result<usize> + Send + 'static,
+    {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(&sql)?;
+                for item in &items {
+                    bind(&mut stmt, item)?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// The row `sql` selects for the id `?1`, read by `row`; `None` when there is none.
+    pub(crate) async fn row_by_id<T>(
+        &self,
+        sql: String,
+        id: i64,
+        row: fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>>
+    where
+        T: Send + 'static,
+    {
+        self.read(move |c| c.prepare_cached(&sql)?.query_row([id], row).optional())
+            .await
     }
 
     pub(crate) async fn ping(&self) -> Result<()> {

@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Row};
 use udaconnect_core::model::{NewPerson, Person, PersonId};
 use udaconnect_core::ports::PersonStore;
 use udaconnect_core::Result;
@@ -56,33 +56,20 @@ impl PersonStore for SqlitePersonStore {
     }
 
     async fn import(&self, persons: Vec<Person>) -> Result<()> {
+        let sql = "INSERT INTO person (id, first_name, last_name, company_name)
+                   VALUES (?1, ?2, ?3, ?4)
+                   ON CONFLICT (id) DO UPDATE SET first_name = excluded.first_name,
+                     last_name = excluded.last_name, company_name = excluded.company_name";
         self.db
-            .write(move |c| {
-                let tx = c.transaction()?;
-                {
-                    let mut stmt = tx.prepare_cached(
-                        "INSERT INTO person (id, first_name, last_name, company_name)
-                         VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (id) DO UPDATE SET first_name = excluded.first_name,
-                           last_name = excluded.last_name, company_name = excluded.company_name",
-                    )?;
-                    for p in &persons {
-                        stmt.execute(params![p.id, p.first_name, p.last_name, p.company_name])?;
-                    }
-                }
-                tx.commit()
+            .execute_each(sql.to_string(), persons, |stmt, p| {
+                stmt.execute(params![p.id, p.first_name, p.last_name, p.company_name])
             })
             .await
     }
 
     async fn get(&self, id: PersonId) -> Result<Option<Person>> {
-        self.db
-            .read(move |c| {
-                c.prepare_cached(&format!("SELECT {COLUMNS} FROM person WHERE id = ?1"))?
-                    .query_row([id], person)
-                    .optional()
-            })
-            .await
+        let sql = format!("SELECT {COLUMNS} FROM person WHERE id = ?1");
+        self.db.row_by_id(sql, id, person).await
     }
 
     async fn get_many(&self, ids: &[PersonId]) -> Result<Vec<Person>> {
