@@ -134,14 +134,12 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         );
         report_rejects("locations", &report.rejected, &mut rejects)?;
         // Store what is now in the log, as the running consumer would.
-        let consumer = LocationConsumer {
-            log: stack.log.clone(),
-            store: stack.locations.clone(),
+        let consumer = LocationConsumer::new(
+            stack.log.clone(),
+            stack.locations.clone(),
             persons,
-            metrics: Arc::new(Metrics::new()),
-            on_stored: None,
-            health: None,
-        };
+            Arc::new(Metrics::new()),
+        );
         let stored = consumer
             .catch_up()
             .await

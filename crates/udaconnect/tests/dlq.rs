@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::watch;
-use udaconnect_core::model::{Location, NewPerson, Person};
+use udaconnect_core::model::{Location, Person};
 use udaconnect_core::ports::DynLog;
 use udaconnect_core::record::{self, LogRecord, LOCATION_TOPIC};
 use udaconnect_server::consume::consumer::LocationConsumer;
@@ -22,6 +22,7 @@ use udaconnect_server::metrics::Metrics;
 use udaconnect_server::persons::LocalPersons;
 use udaconnect_server::wiring::embedded::EmbeddedStack;
 use udaconnect_testkit::eventually;
+use udaconnect_testkit::store_suite::new_person;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -45,24 +46,15 @@ fn stored_count(metrics: &Metrics) -> u64 {
 /// The whole round trip on `log`, with the stores of `stack`.
 async fn dead_letters_round_trip(log: DynLog, stack: &EmbeddedStack) {
     let persons = stack.persons.clone();
-    let known = persons
-        .create(NewPerson {
-            first_name: "A".into(),
-            last_name: "B".into(),
-            company_name: "C".into(),
-        })
-        .await
-        .unwrap();
+    let known = persons.create(new_person("A")).await.unwrap();
     let metrics = Arc::new(Metrics::new());
     let (stop, shutdown) = watch::channel(false);
-    let consumer = LocationConsumer {
-        log: log.clone(),
-        store: stack.locations.clone(),
-        persons: Arc::new(LocalPersons::new(persons.clone())),
-        metrics: metrics.clone(),
-        on_stored: None,
-        health: None,
-    };
+    let consumer = LocationConsumer::new(
+        log.clone(),
+        stack.locations.clone(),
+        Arc::new(LocalPersons::new(persons.clone())),
+        metrics.clone(),
+    );
     let running = tokio::spawn(consumer.run(shutdown.clone()));
     let depth = tokio::spawn(dlq::watch_depth(
         log.clone(),

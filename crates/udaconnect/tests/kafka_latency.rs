@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::watch;
-use udaconnect_core::model::{Location, NewPerson};
+use udaconnect_core::model::Location;
 use udaconnect_core::ports::DynLog;
 use udaconnect_core::record::{self, LOCATION_TOPIC};
 use udaconnect_log::{KafkaLog, KafkaOptions};
@@ -20,6 +20,7 @@ use udaconnect_server::persons::LocalPersons;
 use udaconnect_server::wiring::embedded::EmbeddedStack;
 use udaconnect_testkit::eventually;
 use udaconnect_testkit::kafka::Broker;
+use udaconnect_testkit::store_suite::new_person;
 
 /// Pings timed, one at a time, about 30 a second: light load.
 const PINGS: i64 = 200;
@@ -30,27 +31,20 @@ async fn a_ping_is_queryable_within_milliseconds_under_light_load() {
     let broker = Broker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let stack = EmbeddedStack::open(dir.path()).unwrap();
-    let person = stack
-        .persons
-        .create(NewPerson {
-            first_name: "A".into(),
-            last_name: "B".into(),
-            company_name: "C".into(),
-        })
-        .await
-        .unwrap();
+    let person = stack.persons.create(new_person("A")).await.unwrap();
     let log: DynLog =
         Arc::new(KafkaLog::connect(&broker.brokers(), KafkaOptions::default()).unwrap());
     let metrics = Arc::new(Metrics::new());
     let health = ConsumerHealth::new(metrics.clone());
     let (stop, shutdown) = watch::channel(false);
     let consumer = LocationConsumer {
-        log: log.clone(),
-        store: stack.locations.clone(),
-        persons: Arc::new(LocalPersons::new(stack.persons.clone())),
-        metrics: metrics.clone(),
-        on_stored: None,
         health: Some(health.clone()),
+        ..LocationConsumer::new(
+            log.clone(),
+            stack.locations.clone(),
+            Arc::new(LocalPersons::new(stack.persons.clone())),
+            metrics.clone(),
+        )
     };
     let running = tokio::spawn(consumer.run(shutdown));
     let store = stack.locations.clone();

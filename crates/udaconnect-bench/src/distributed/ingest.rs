@@ -114,12 +114,13 @@ pub async fn consume(
     };
     let directory: DynPersonDirectory = Arc::new(LocalPersons::new(persons));
     let consumer = LocationConsumer {
-        log: log.clone(),
-        store: store.clone(),
-        persons: directory,
-        metrics: Arc::new(Metrics::new()),
         on_stored: Some(on_stored),
-        health: None,
+        ..LocationConsumer::new(
+            log.clone(),
+            store.clone(),
+            directory,
+            Arc::new(Metrics::new()),
+        )
     };
     let bar = progress::bar(expected, "consume");
     let ticker = {

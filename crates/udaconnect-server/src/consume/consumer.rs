@@ -40,6 +40,23 @@ pub struct LocationConsumer {
 }
 
 impl LocationConsumer {
+    /// A consumer that tells no one of what it stores and reports to no health check.
+    pub fn new(
+        log: DynLog,
+        store: DynLocationStore,
+        persons: DynPersonDirectory,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        LocationConsumer {
+            log,
+            store,
+            persons,
+            metrics,
+            on_stored: None,
+            health: None,
+        }
+    }
+
     fn reader(until: Until, wait: Duration) -> Reader {
         Reader {
             group: CONSUMER_GROUP.to_string(),
@@ -195,35 +212,27 @@ mod tests {
             .unwrap();
         let store: DynLocationStore =
             Arc::new(SqliteLocationStore::open(dir.path().join("locations.sqlite3")).unwrap());
-        let consumer = LocationConsumer {
-            log: log.clone(),
-            store: store.clone(),
-            persons: Arc::new(LocalPersons::new(persons)),
-            metrics: Arc::new(Metrics::new()),
-            on_stored: None,
-            health: None,
-        };
+        let consumer = LocationConsumer::new(
+            log.clone(),
+            store.clone(),
+            Arc::new(LocalPersons::new(persons)),
+            Arc::new(Metrics::new()),
+        );
         let (stop, shutdown) = watch::channel(false);
         let running = tokio::spawn(consumer.run(shutdown));
 
-        log.append(
-            LOCATION_TOPIC,
-            (1..=300).map(|i| ping(i, person.id)).collect(),
-        )
-        .await
-        .unwrap();
-        wait_until("stored", async || store.count().await.unwrap() == 300).await;
+        let append_and_wait = async |ids: std::ops::RangeInclusive<i64>| {
+            let stored = *ids.end() as u64;
+            let pings = ids.map(|i| ping(i, person.id)).collect();
+            log.append(LOCATION_TOPIC, pings).await.unwrap();
+            wait_until("stored", async || store.count().await.unwrap() == stored).await;
+        };
+        append_and_wait(1..=300).await;
         // Stored, then committed while no more records come.
         wait_until("committed", async || uncommitted(&log).await == 0).await;
 
         // Records stored just before a stop are committed by the stop.
-        log.append(
-            LOCATION_TOPIC,
-            (301..=310).map(|i| ping(i, person.id)).collect(),
-        )
-        .await
-        .unwrap();
-        wait_until("stored", async || store.count().await.unwrap() == 310).await;
+        append_and_wait(301..=310).await;
         stop.send(true).unwrap();
         running.await.unwrap();
         assert_eq!(uncommitted(&log).await, 0);
