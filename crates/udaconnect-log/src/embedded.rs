@@ -202,6 +202,15 @@ fn segment_bases(dir: &Path) -> std::io::Result<Vec<u64>> {
     Ok(bases)
 }
 
+/// The segment files of a topic's directory, oldest first: for tools and tests that look at
+/// the files themselves.
+pub fn segment_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(segment_bases(dir)?
+        .into_iter()
+        .map(|base| segment_path(dir, base))
+        .collect())
+}
+
 impl EmbeddedLog {
     /// Opens (creating if needed) the log in `root`, and every topic in it: a topic whose
     /// acknowledged records are damaged fails the open with [`OpenError::Corrupt`].

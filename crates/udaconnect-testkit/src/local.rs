@@ -41,6 +41,19 @@ pub fn unique(what: &str) -> String {
     )
 }
 
+/// Flips the bits of the byte at `at` of the file at `path`: damage a checksum catches.
+pub fn flip_byte(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open the file to damage");
+    let mut b = [0u8];
+    file.read_exact_at(&mut b, at).expect("read the byte");
+    file.write_all_at(&[!b[0]], at).expect("write the byte");
+}
+
 /// Shows the logs of the code under test when `UDACONNECT_TEST_LOG` asks for them (a filter
 /// such as `debug` or `udaconnect_log=trace`); silent otherwise. Safe to call from every test.
 pub fn init_tracing() {

@@ -34,13 +34,16 @@ async fn write_log(root: &Path, n: u64, chunk: u64, options: EmbeddedLogOptions)
     }
 }
 
+/// [`write_log`] with segments small enough that there are several; its segment files.
+async fn write_segmented_log(root: &Path, n: u64, chunk: u64) -> Vec<PathBuf> {
+    write_log(root, n, chunk, small_segments()).await;
+    let segs = segment_files(root);
+    assert!(segs.len() > 2, "several segments");
+    segs
+}
+
 fn segment_files(root: &Path) -> Vec<PathBuf> {
-    let dir = root.join(TOPIC);
-    segment_bases(&dir)
-        .unwrap()
-        .into_iter()
-        .map(|b| segment_path(&dir, b))
-        .collect()
+    super::segment_files(&root.join(TOPIC)).unwrap()
 }
 
 /// A frame of a segment: where it starts, its length, its offset.
@@ -64,15 +67,7 @@ fn frames(path: &Path) -> Vec<At> {
 
 /// Flips one byte in the middle of a frame's body: its checksum no longer matches.
 fn flip(path: &Path, at: At) {
-    let byte = (at.byte + at.len / 2) as u64;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    file.read_exact_at(&mut b, byte).unwrap();
-    file.write_all_at(&[b[0] ^ 0x55], byte).unwrap();
+    udaconnect_testkit::local::flip_byte(path, (at.byte + at.len / 2) as u64);
 }
 
 /// Offsets a new consumer reads from the start, each checked against what was written.
@@ -196,9 +191,7 @@ async fn a_byte_flipped_mid_segment_refuses_the_open_and_repair_keeps_every_othe
 async fn a_bad_first_record_refuses_the_open_instead_of_emptying_the_segment() {
     let data = tempfile::tempdir().unwrap();
     let root = data.path().join("log");
-    write_log(&root, 200, 20, small_segments()).await;
-    let segs = segment_files(&root);
-    assert!(segs.len() > 2, "several segments");
+    let segs = write_segmented_log(&root, 200, 20).await;
     let active = segs.last().unwrap();
     let first = frames(active)[0];
     let records = frames(active).len() as u64;
@@ -262,9 +255,7 @@ async fn a_torn_tail_is_still_cut() {
 async fn damage_in_a_sealed_segment_stops_consumers_or_the_open_and_repair_keeps_the_rest() {
     let data = tempfile::tempdir().unwrap();
     let root = data.path().join("log");
-    write_log(&root, 300, 10, small_segments()).await;
-    let segs = segment_files(&root);
-    assert!(segs.len() > 4, "several segments");
+    let segs = write_segmented_log(&root, 300, 10).await;
 
     // Inside a sealed segment: opening checks only the ends of sealed segments, so it opens;
     // a consumer stops at the damaged record, every poll, and skips nothing.
@@ -326,8 +317,7 @@ async fn damage_in_a_sealed_segment_stops_consumers_or_the_open_and_repair_keeps
 #[tokio::test]
 async fn sealed_segments_cut_short_or_emptied_refuse_the_open() {
     let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), 120, 10, small_segments()).await;
-    let segs = segment_files(dir.path());
+    let segs = write_segmented_log(dir.path(), 120, 10).await;
     let original = fs::read(&segs[0]).unwrap();
 
     fs::write(&segs[0], &original[..original.len() - 9]).unwrap();
@@ -351,8 +341,7 @@ async fn sealed_segments_cut_short_or_emptied_refuse_the_open() {
 #[tokio::test]
 async fn consumers_step_over_the_gaps_a_repair_left() {
     let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), 200, 10, small_segments()).await;
-    let segs = segment_files(dir.path());
+    let segs = write_segmented_log(dir.path(), 200, 10).await;
     // The last record of one segment, the first two of the next, one inside the active one.
     let mut lost = Vec::new();
     let tail = *frames(&segs[1]).last().unwrap();
@@ -489,8 +478,8 @@ async fn repair_is_refused_while_the_log_is_open_and_twice_is_harmless() {
 #[tokio::test]
 async fn check_reports_progress_over_every_byte() {
     let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), 200, 10, small_segments()).await;
-    let total: u64 = segment_files(dir.path())
+    let total: u64 = write_segmented_log(dir.path(), 200, 10)
+        .await
         .iter()
         .map(|p| fs::metadata(p).unwrap().len())
         .sum();

@@ -67,19 +67,20 @@ async fn append_consume_commit_resume_across_segments() {
     assert_eq!(values(&drain(&mut latest).await), [300]);
 }
 
-/// A topic's segment files, oldest first.
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut segs: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segs.sort();
-    segs
+    super::segment_files(dir).unwrap()
 }
 
 fn last_segment(dir: &Path) -> PathBuf {
     segments(dir).pop().unwrap()
+}
+
+/// Appends records `0..n` to topic `t` of a log in `dir` and closes it; its last segment.
+async fn closed_log(dir: &Path, n: u64) -> PathBuf {
+    let log = EmbeddedLog::open(dir, Default::default()).unwrap();
+    log.append("t", (0..n).map(rec).collect()).await.unwrap();
+    drop(log);
+    last_segment(&dir.join("t"))
 }
 
 /// Bytes that the frames of records `0..n` take, as written from offset 0.
@@ -142,12 +143,8 @@ async fn a_consumer_that_read_up_to_the_zeros_sees_the_records_written_over_them
 #[tokio::test]
 async fn torn_tail_is_cut_and_the_prefix_kept() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
-        log.append("t", (0..10).map(rec).collect()).await.unwrap();
-    }
+    let seg = closed_log(dir.path(), 10).await;
     // A crash in the middle of the next write: half a frame after the last record.
-    let seg = last_segment(&dir.path().join("t"));
     let mut half = Vec::new();
     frame::encode(&mut half, 10, &rec(10));
     half.truncate(half.len() / 2);
@@ -173,11 +170,7 @@ async fn torn_tail_is_cut_and_the_prefix_kept() {
 #[tokio::test]
 async fn corrupt_last_record_is_dropped_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let log = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
-        log.append("t", (0..5).map(rec).collect()).await.unwrap();
-    }
-    let seg = last_segment(&dir.path().join("t"));
+    let seg = closed_log(dir.path(), 5).await;
     let mut bytes = fs::read(&seg).unwrap();
     let end = frames_len(5) as usize;
     bytes[end - 3] ^= 0xff;

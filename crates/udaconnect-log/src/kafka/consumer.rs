@@ -202,6 +202,11 @@ struct KafkaConsumer {
 }
 
 impl KafkaConsumer {
+    /// What the group's callbacks keep up to date; `None` once closed.
+    fn group(&self) -> Option<&GroupContext> {
+        self.consumer.as_ref().map(|c| c.context().as_ref())
+    }
+
     fn consumer(&self) -> Result<Arc<GroupConsumer>> {
         match &self.consumer {
             Some(c) if !self.broken => Ok(c.clone()),
@@ -364,23 +369,11 @@ impl LogConsumer for KafkaConsumer {
     }
 
     fn lag(&self) -> Option<u64> {
-        let lag = self
-            .consumer
-            .as_ref()?
-            .context()
-            .lag
-            .load(Ordering::Relaxed);
-        u64::try_from(lag).ok()
+        u64::try_from(self.group()?.lag.load(Ordering::Relaxed)).ok()
     }
 
     fn assigned(&self) -> Option<usize> {
-        let held = self
-            .consumer
-            .as_ref()?
-            .context()
-            .assigned
-            .load(Ordering::Relaxed);
-        usize::try_from(held).ok()
+        usize::try_from(self.group()?.assigned.load(Ordering::Relaxed)).ok()
     }
 }
 
