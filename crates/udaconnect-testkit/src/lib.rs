@@ -5,6 +5,7 @@
 //! - [`local`]: the machine the tests run on: the repository, free loopback ports, names no
 //!   other test uses (databases, topics, groups), the code's logs when asked for.
 //! - [`wait`]: [`eventually`], for what becomes true in its own time.
+//! - [`http`]: a running server, over HTTP: ready, a ping stored.
 //! - [`listen`]: where a `udaconnect` process listens, from its `--listen-file`.
 //! - [`process`]: `udaconnect serve` or one role as a process of its own, and the distributed
 //!   stack (every role its own process on one broker and database).
@@ -36,6 +37,7 @@
 //! [`Log`]: udaconnect_core::ports::Log
 
 pub mod cable;
+pub mod http;
 pub mod kafka;
 pub mod listen;
 pub mod local;

@@ -11,6 +11,23 @@ use serde_json::Value;
 use crate::listen::wait_for_listen_file;
 use crate::local::{artifacts, unique};
 
+/// Asserts that `bin <command...> --help` names each of `names`, and returns the help.
+pub fn assert_help_names(bin: &Path, command: &[&str], names: &[&str]) -> String {
+    let out = Command::new(bin)
+        .args(command)
+        .arg("--help")
+        .output()
+        .expect("the binary runs");
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    for name in names {
+        assert!(
+            help.contains(name),
+            "{command:?} --help lacks {name}:\n{help}"
+        );
+    }
+    help
+}
+
 /// One `udaconnect <role>` process. A restart takes the same ports again, so its clients keep
 /// their addresses.
 pub struct RoleProc {

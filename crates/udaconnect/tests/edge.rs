@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use udaconnect_testkit::http;
 use udaconnect_testkit::listen::wait_for_listen_file;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
@@ -54,21 +54,7 @@ impl Server {
             addr: listening.http,
             client: reqwest::Client::new(),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = server
-                .client
-                .get(format!("{}/ready", server.base))
-                .send()
-                .await
-            {
-                if r.status() == 200 {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "server never ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        http::wait_ready(&server.client, &server.base, Duration::from_secs(20)).await;
         server
     }
 
@@ -125,24 +111,21 @@ async fn idle_sockets_past_the_file_limit_and_sigterm_with_an_event_stream() {
     .unwrap();
     assert_eq!(r.status(), 202);
     let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.get(&format!("/api/locations/{id}")).await.status() != 200 {
-        assert!(Instant::now() < deadline, "location {id} never stored");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let timeout = Duration::from_secs(10);
+    http::stored_location(&server.client, &server.base, id, timeout).await;
     let person = server.get("/api/persons/5").await;
     assert_eq!(person.status(), 200);
     drop(idle);
 
     // A browser watching the venue live.
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(b"GET /api/live/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    let mut stream = http::send_raw(
+        server.addr,
+        b"GET /api/live/stream HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await;
+    assert!(http::read_some(&mut stream)
         .await
-        .unwrap();
-    let mut buf = [0u8; 1024];
-    let n = stream.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        .starts_with("HTTP/1.1 200"));
 
     let started = Instant::now();
     let status = Command::new("kill")

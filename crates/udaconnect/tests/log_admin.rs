@@ -1,9 +1,8 @@
 //! A damaged embedded log as an operator meets it: `serve` refuses to start and says where,
 //! `log check` reports it, `log repair` backs up and repairs it.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use udaconnect_core::ports::Log;
 use udaconnect_core::record::LogRecord;
 use udaconnect_log::frame::{self, Decoded};
 use udaconnect_log::EmbeddedLog;
+use udaconnect_testkit::process::assert_help_names;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
@@ -50,14 +50,7 @@ fn frame_start(segment: &Path, i: usize) -> usize {
 }
 
 fn flip(segment: &Path, byte: usize) {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(segment)
-        .unwrap();
-    let mut b = [0u8];
-    file.read_exact_at(&mut b, byte as u64).unwrap();
-    file.write_all_at(&[b[0] ^ 0xa5], byte as u64).unwrap();
+    udaconnect_testkit::local::flip_byte(segment, byte as u64);
 }
 
 /// Runs the binary with `stdin` as its input, failing the test if it does not end in 30 s.
@@ -190,24 +183,19 @@ async fn repair_is_refused_while_the_log_is_open() {
 
 #[test]
 fn help_says_what_the_log_commands_do() {
-    let help = |args: &[&str]| text(&Command::new(BIN).args(args).output().unwrap().stdout);
-    let top = help(&["log", "--help"]);
-    assert!(top.contains("check") && top.contains("repair"), "{top}");
-    let check = help(&["log", "check", "--help"]);
-    for s in [
+    let bin = Path::new(BIN);
+    assert_help_names(bin, &["log"], &["check", "repair"]);
+    let check = [
         "--data-dir",
         "UDACONNECT_DATA_DIR",
         "--json",
         "Exits 1 on corruption",
-    ] {
-        assert!(check.contains(s), "log check --help lacks {s}:\n{check}");
-    }
-    let repair = help(&["log", "repair", "--help"]);
-    for s in [
+    ];
+    assert_help_names(bin, &["log", "check"], &check);
+    let repair = [
         "--yes",
         "--topic",
         "DIR/log/backup/<topic>/<segment>.<unix-time>",
-    ] {
-        assert!(repair.contains(s), "log repair --help lacks {s}:\n{repair}");
-    }
+    ];
+    assert_help_names(bin, &["log", "repair"], &repair);
 }

@@ -5,12 +5,14 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use udaconnect_testkit::http;
 use udaconnect_testkit::listen::wait_for_listen_file;
+use udaconnect_testkit::process::assert_help_names;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
@@ -83,16 +85,7 @@ impl Server {
     }
 
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = self.client.get(format!("{}/ready", self.base)).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "server never ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        http::wait_ready(&self.client, &self.base, Duration::from_secs(20)).await
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
@@ -103,16 +96,12 @@ impl Server {
             .unwrap()
     }
 
+    async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
     async fn location(&self, id: i64, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let r = self.get(&format!("/api/locations/{id}")).await;
-            if r.status() == 200 {
-                return r.json().await.unwrap();
-            }
-            assert!(Instant::now() < deadline, "location {id} not stored");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        http::stored_location(&self.client, &self.base, id, timeout).await
     }
 
     /// The pings the consumer reports stored in its metrics.
@@ -168,13 +157,7 @@ fn now_nanos() -> u128 {
 }
 
 fn segments(data_dir: &Path) -> Vec<PathBuf> {
-    let mut segs: Vec<PathBuf> = fs::read_dir(data_dir.join("log/location"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segs.sort();
-    segs
+    udaconnect_log::embedded::segment_files(&data_dir.join("log/location")).unwrap()
 }
 
 /// A ping unique to (client, n), so a stored copy can be traced to its request.
@@ -358,12 +341,7 @@ async fn replay_rebuilds_the_store_to_the_same_answers() {
     ] {
         let _ = fs::remove_file(data.join(f));
     }
-    let out = Command::new(BIN)
-        .arg("replay")
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = replay(&data);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "replay failed: {stderr}");
     assert!(
@@ -374,8 +352,17 @@ async fn replay_rebuilds_the_store_to_the_same_answers() {
     // Restarted without --demo: everything is back, and the demo data is not loaded twice.
     let server = Server::start(&data, true).await;
     assert_eq!(answers(&server).await, before);
-    let persons: Value = server.get("/api/persons").await.json().await.unwrap();
+    let persons = server.get_json("/api/persons").await;
     assert_eq!(persons.as_array().unwrap().len(), 5);
+}
+
+fn replay(data_dir: &Path) -> Output {
+    Command::new(BIN)
+        .arg("replay")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -383,12 +370,7 @@ async fn replay_refuses_a_data_dir_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let _server = Server::start(&data, false).await;
-    let out = Command::new(BIN)
-        .arg("replay")
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = replay(&data);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("held by another process"));
 }
@@ -434,34 +416,31 @@ async fn serve_asks_for_huge_pages_where_the_kernel_waits_to_be_asked_and_keeps_
 
 #[test]
 fn help_documents_every_flag_and_its_environment_variable() {
-    let top = Command::new(BIN).arg("--help").output().unwrap();
-    let top = String::from_utf8(top.stdout).unwrap();
-    for s in [
-        "serve",
-        "replay",
-        "bench",
-        "bench-distributed",
-        "--log-format",
-        "UDACONNECT_LOG_FORMAT",
-    ] {
-        assert!(top.contains(s), "--help lacks {s}:\n{top}");
-    }
-    let serve = Command::new(BIN)
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
-    let serve = String::from_utf8(serve.stdout).unwrap();
-    for s in [
-        "--listen",
-        "UDACONNECT_LISTEN",
-        "127.0.0.1:30000",
-        "--data-dir",
-        "UDACONNECT_DATA_DIR",
-        "--demo",
-        "UDACONNECT_DEMO",
-    ] {
-        assert!(serve.contains(s), "serve --help lacks {s}:\n{serve}");
-    }
+    assert_help_names(
+        BIN.as_ref(),
+        &[],
+        &[
+            "serve",
+            "replay",
+            "bench",
+            "bench-distributed",
+            "--log-format",
+            "UDACONNECT_LOG_FORMAT",
+        ],
+    );
+    assert_help_names(
+        BIN.as_ref(),
+        &["serve"],
+        &[
+            "--listen",
+            "UDACONNECT_LISTEN",
+            "127.0.0.1:30000",
+            "--data-dir",
+            "UDACONNECT_DATA_DIR",
+            "--demo",
+            "UDACONNECT_DEMO",
+        ],
+    );
     let bad = Command::new(BIN)
         .args(["serve", "--listen", "not-an-address"])
         .output()
@@ -594,27 +573,24 @@ async fn import_reports_bad_rows_resumes_and_repairs_axes() {
         assert!(stderr.contains(expected), "{expected} in {stderr}");
     }
     assert_eq!(fs::read_to_string(&rejects).unwrap().lines().count(), 5);
+    let import_locations = |csv: &Path| {
+        run_ok(&[
+            "import",
+            "--data-dir",
+            data_s,
+            "--locations",
+            csv.to_str().unwrap(),
+        ])
+    };
     // Run again: nothing is imported twice.
-    let again = run_ok(&[
-        "import",
-        "--data-dir",
-        data_s,
-        "--locations",
-        locations.to_str().unwrap(),
-    ]);
+    let again = import_locations(&locations);
     assert!(
         again.contains("resumed after line 7") && again.contains("locations: 0 rows"),
         "{again}"
     );
     // The original database's raw axes: rows near Albuquerque stored (lat, lon) as (x, y).
     let raw_axes = udaconnect_testkit::repo_root().join("data/seed/locations_raw_axes.csv");
-    let raw = run_ok(&[
-        "import",
-        "--data-dir",
-        data_s,
-        "--locations",
-        raw_axes.to_str().unwrap(),
-    ]);
+    let raw = import_locations(&raw_axes);
     assert!(
         raw.contains("39 imported, 0 rejected, 22 with swapped axes repaired"),
         "{raw}"
@@ -652,12 +628,9 @@ async fn import_reports_bad_rows_resumes_and_repairs_axes() {
 
     // The imported seed answers as the demo does, and the two imported pings met.
     let server = Server::start(&data, false).await;
-    let r: Value = server
-        .get("/api/persons/1/connection?start_date=2020-01-01&end_date=2020-12-31")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let r = server
+        .get_json("/api/persons/1/connection?start_date=2020-01-01&end_date=2020-12-31")
+        .await;
     let ids: Vec<i64> = r
         .as_array()
         .unwrap()
@@ -665,12 +638,9 @@ async fn import_reports_bad_rows_resumes_and_repairs_axes() {
         .map(|c| c["location"]["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [34, 57, 65, 66, 67, 30, 31, 68]);
-    let r: Value = server
-        .get("/api/persons/1/contacts?start=2024-01-01&end=2024-01-01&min_duration=0")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let r = server
+        .get_json("/api/persons/1/contacts?start=2024-01-01&end=2024-01-01&min_duration=0")
+        .await;
     // Two isolated pings 30 s apart, each present 30 s either side: together in between.
     assert_eq!(r[0]["person"]["id"], 5);
     assert_eq!(r[0]["encounters"][0]["start"], "2024-01-01T10:00:00Z");
@@ -707,7 +677,7 @@ async fn simulate_streams_to_a_running_server() {
         .parse()
         .unwrap();
     assert!(sent > 1000, "{stderr}");
-    let persons: Value = server.get("/api/persons").await.json().await.unwrap();
+    let persons = server.get_json("/api/persons").await;
     assert_eq!(persons.as_array().unwrap().len(), 20);
     server.wait_stored(sent).await;
 }

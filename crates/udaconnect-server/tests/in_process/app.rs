@@ -1,12 +1,13 @@
 //! `serve` in-process on port 0 with its edge (connections, request checks) set as a test
 //! asks, and a client for it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Response};
 use serde_json::Value;
 use udaconnect_server::http::edge::EdgeSettings;
 use udaconnect_server::{Application, ServeSettings};
+use udaconnect_testkit::http;
 
 /// A running server on a fresh data directory, and a client for it.
 pub struct TestApp {
@@ -21,11 +22,13 @@ pub struct TestApp {
 
 /// Starts `serve` in-process on port 0, with the demo data when `demo` is set.
 pub async fn spawn_app(demo: bool) -> TestApp {
-    spawn_app_with(demo, EdgeSettings::default()).await
+    spawn_app_with(demo, |_| {}).await
 }
 
-/// [`spawn_app`] with its edge set as `edge` says.
-pub async fn spawn_app_with(demo: bool, edge: EdgeSettings) -> TestApp {
+/// [`spawn_app`] with its edge's defaults changed by `set`.
+pub async fn spawn_app_with(demo: bool, set: impl FnOnce(&mut EdgeSettings)) -> TestApp {
+    let mut edge = EdgeSettings::default();
+    set(&mut edge);
     let data_dir = tempfile::tempdir().expect("temp dir");
     let app = Application::build(ServeSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -84,27 +87,6 @@ impl TestApp {
 
     /// Waits until the consumer has stored location `id`, and returns it.
     pub async fn stored_location(&self, id: i64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = self.get(&format!("/api/locations/{id}")).await;
-            if r.status() == StatusCode::OK {
-                return r.json().await.unwrap();
-            }
-            assert!(Instant::now() < deadline, "location {id} never stored");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-/// Waits until `base`'s `/ready` answers 200.
-pub async fn wait_ready(client: &Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready = client.get(format!("{base}/ready")).send().await;
-        if ready.map(|r| r.status()).ok() == Some(StatusCode::OK) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{base} never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        http::stored_location(&self.client, &self.address, id, Duration::from_secs(10)).await
     }
 }

@@ -11,7 +11,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use udaconnect_server::http::edge::EdgeSettings;
 use udaconnect_server::ingest::grpc::proto;
 use udaconnect_server::roles::Role;
 use udaconnect_server::wiring::context::Upstreams;
@@ -53,8 +52,10 @@ pub async fn raw(addr: SocketAddr, head: String, body: Vec<Vec<u8>>) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn get_with_host(path: &str, host: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+/// The answer to `GET path` naming `host`, as text.
+async fn get_naming(addr: SocketAddr, path: &str, host: &str) -> String {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    raw(addr, head, Vec::new()).await
 }
 
 fn status_of(answer: &str) -> u16 {
@@ -141,7 +142,7 @@ async fn a_foreign_host_is_refused() {
         format!("rebind.evil.example:{}", addr.port()),
         "localhost.evil.example".to_string(),
     ] {
-        let answer = raw(addr, get_with_host("/api/persons", &host), Vec::new()).await;
+        let answer = get_naming(addr, "/api/persons", &host).await;
         assert_eq!(status_of(&answer), 421, "{host}: {answer}");
         let p = problem_of(&answer);
         assert_eq!(p["type"], "urn:udaconnect:problem:misdirected");
@@ -155,32 +156,18 @@ async fn a_foreign_host_is_refused() {
         format!("127.0.0.1:{}", addr.port()),
         "LOCALHOST".to_string(),
     ] {
-        let answer = raw(addr, get_with_host("/api/persons", &host), Vec::new()).await;
+        let answer = get_naming(addr, "/api/persons", &host).await;
         assert_eq!(status_of(&answer), 200, "{host}: {answer}");
     }
     // Named hosts are added to the defaults.
-    let named = spawn_app_with(
-        false,
-        EdgeSettings {
-            allowed_hosts: vec!["connect.example.org".into()],
-            ..EdgeSettings::default()
-        },
-    )
+    let named = spawn_app_with(false, |e| {
+        e.allowed_hosts = vec!["connect.example.org".into()]
+    })
     .await;
     let addr = named.socket();
-    let ok = raw(
-        addr,
-        get_with_host("/health", "connect.example.org"),
-        Vec::new(),
-    )
-    .await;
+    let ok = get_naming(addr, "/health", "connect.example.org").await;
     assert_eq!(status_of(&ok), 200, "{ok}");
-    let refused = raw(
-        addr,
-        get_with_host("/health", "other.example.org"),
-        Vec::new(),
-    )
-    .await;
+    let refused = get_naming(addr, "/health", "other.example.org").await;
     assert_eq!(status_of(&refused), 421, "{refused}");
 }
 
@@ -264,27 +251,13 @@ fn at(offset: TimeDelta) -> String {
     (Utc::now() + offset).to_rfc3339()
 }
 
+/// A single ping and the gRPC services meet the same rule in the API suite
+/// (`edge::pings_too_far_ahead_are_refused`); here, a batch, the words, and the setting.
 #[tokio::test]
-async fn pings_timed_beyond_the_skew_are_refused_on_every_transport() {
+async fn pings_timed_beyond_the_skew_are_refused_in_batches_and_by_setting() {
     let app = spawn_app(true).await;
     let ping =
         |t: String| json!({"person_id": 5, "latitude": 1, "longitude": 2, "creation_time": t});
-    let r = app
-        .post_json("/api/locations", &ping(at(TimeDelta::days(2))))
-        .await;
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let p: Value = r.json().await.unwrap();
-    assert_eq!(p["errors"][0]["field"], "creation_time", "{p}");
-    assert!(p["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("ahead of the server's clock"));
-    // A phone a few hours ahead (a time zone taken for UTC) is still taken.
-    let r = app
-        .post_json("/api/locations", &ping(at(TimeDelta::hours(3))))
-        .await;
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-
     let batch = json!([
         ping(at(TimeDelta::hours(-1))),
         ping(at(TimeDelta::days(30)))
@@ -293,41 +266,13 @@ async fn pings_timed_beyond_the_skew_are_refused_on_every_transport() {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["errors"][0]["field"], "[1].creation_time", "{p}");
-
-    // gRPC: the same rule, the same words.
-    let mut client =
-        proto::v1::location_ingest_client::LocationIngestClient::connect(app.grpc.clone())
-            .await
-            .unwrap();
-    let ahead = Utc::now() + TimeDelta::days(2);
-    let status = client
-        .create(proto::v1::Ping {
-            person_id: 5,
-            latitude: 1.0,
-            longitude: 2.0,
-            creation_time: Some(prost_types::Timestamp {
-                seconds: ahead.timestamp(),
-                nanos: 0,
-            }),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    assert!(
-        status.message().contains("creation_time"),
-        "{}",
-        status.message()
-    );
+    assert!(p["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ahead of the server's clock"));
 
     // The skew is a setting.
-    let strict = spawn_app_with(
-        true,
-        EdgeSettings {
-            future_skew: TimeDelta::minutes(1),
-            ..EdgeSettings::default()
-        },
-    )
-    .await;
+    let strict = spawn_app_with(true, |e| e.future_skew = TimeDelta::minutes(1)).await;
     let r = strict
         .post_json("/api/locations", &ping(at(TimeDelta::minutes(5))))
         .await;
@@ -340,14 +285,7 @@ async fn pings_timed_beyond_the_skew_are_refused_on_every_transport() {
 
 #[tokio::test]
 async fn one_client_beyond_its_ingest_rate_gets_429() {
-    let app = spawn_app_with(
-        true,
-        EdgeSettings {
-            ingest_rate: 5,
-            ..EdgeSettings::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with(true, |e| e.ingest_rate = 5).await;
     let ping = json!({"person_id": 5, "latitude": 1, "longitude": 2});
     let mut accepted = 0;
     let mut limited = None;
@@ -429,7 +367,7 @@ async fn a_role_apart_has_the_same_checks() {
     let addr = app.local_addr();
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
-    crate::app::wait_ready(&client, &base).await;
+    udaconnect_testkit::http::wait_ready(&client, &base, Duration::from_secs(10)).await;
     let r = client
         .post(format!("{base}/api/persons"))
         .header("content-type", "text/plain")
@@ -439,12 +377,7 @@ async fn a_role_apart_has_the_same_checks() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-    let answer = raw(
-        addr,
-        get_with_host("/api/persons", "rebind.evil.example"),
-        Vec::new(),
-    )
-    .await;
+    let answer = get_naming(addr, "/api/persons", "rebind.evil.example").await;
     assert_eq!(status_of(&answer), 421, "{answer}");
     app.stop().await.unwrap();
 }

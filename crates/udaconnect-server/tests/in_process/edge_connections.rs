@@ -8,9 +8,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use udaconnect_server::http::edge::EdgeSettings;
 
-use crate::app::spawn_app_with;
+use udaconnect_testkit::http::{read_some, send_raw};
+
+use crate::app::{spawn_app, spawn_app_with};
 
 /// Reads until the server closes the connection, or `within` passes (`None`: still open).
 /// What was read is returned with the time it took.
@@ -45,14 +46,7 @@ fn metric(metrics: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_beyond_the_cap_leave_the_server_answering() {
     // 40 in all: 30 for HTTP, 10 for gRPC.
-    let app = spawn_app_with(
-        true,
-        EdgeSettings {
-            max_connections: Some(40),
-            ..EdgeSettings::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with(true, |e| e.max_connections = Some(40)).await;
     let mut idle = Vec::new();
     for _ in 0..120 {
         idle.push(TcpStream::connect(app.socket()).await.unwrap());
@@ -100,20 +94,13 @@ async fn idle_sockets_beyond_the_cap_leave_the_server_answering() {
 
 #[tokio::test]
 async fn slow_and_silent_clients_are_closed() {
-    let app = spawn_app_with(
-        false,
-        EdgeSettings {
-            header_timeout: Duration::from_millis(500),
-            idle_timeout: Duration::from_secs(1),
-            ..EdgeSettings::default()
-        },
-    )
+    let app = spawn_app_with(false, |e| {
+        e.header_timeout = Duration::from_millis(500);
+        e.idle_timeout = Duration::from_secs(1);
+    })
     .await;
     // Slowloris: a header line every 100 ms, never the blank line that ends the head.
-    let mut slow = TcpStream::connect(app.socket()).await.unwrap();
-    slow.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
-        .await
-        .unwrap();
+    let mut slow = send_raw(app.socket(), b"GET /health HTTP/1.1\r\nHost: localhost\r\n").await;
     let started = Instant::now();
     let mut cut = false;
     while started.elapsed() < Duration::from_secs(5) {
@@ -152,21 +139,13 @@ async fn slow_and_silent_clients_are_closed() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let app = spawn_app_with(
-        false,
-        EdgeSettings {
-            idle_timeout: Duration::from_millis(500),
-            ..EdgeSettings::default()
-        },
+    let app = spawn_app_with(false, |e| e.idle_timeout = Duration::from_millis(500)).await;
+    let mut s = send_raw(
+        app.socket(),
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n",
     )
     .await;
-    let mut s = TcpStream::connect(app.socket()).await.unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 1024];
-    let n = s.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert!(read_some(&mut s).await.starts_with("HTTP/1.1 200"));
     // Kept alive for the next request, then closed once idle for the timeout.
     let (_, after) = closed_within(&mut s, Duration::from_secs(5))
         .await
@@ -179,15 +158,13 @@ async fn an_idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn a_stop_ends_event_streams_at_once() {
-    let app = spawn_app_with(true, EdgeSettings::default()).await;
-    let mut stream = TcpStream::connect(app.socket()).await.unwrap();
-    stream
-        .write_all(b"GET /api/live/stream HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    let n = stream.read(&mut buf).await.unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    let app = spawn_app(true).await;
+    let mut stream = send_raw(
+        app.socket(),
+        b"GET /api/live/stream HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await;
+    let head = read_some(&mut stream).await.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("text/event-stream"), "{head}");
     // The stream is open and stays so while the server runs.
@@ -213,23 +190,14 @@ async fn a_stop_ends_event_streams_at_once() {
 
 #[tokio::test]
 async fn a_stop_cuts_off_what_is_left_at_its_deadline() {
-    let app = spawn_app_with(
-        true,
-        EdgeSettings {
-            shutdown_timeout: Duration::from_millis(500),
-            ..EdgeSettings::default()
-        },
+    let app = spawn_app_with(true, |e| e.shutdown_timeout = Duration::from_millis(500)).await;
+    // A request whose body never comes whole: its handler waits for it.
+    let mut stuck = send_raw(
+        app.socket(),
+        b"POST /api/locations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"person_id\"",
     )
     .await;
-    // A request whose body never comes whole: its handler waits for it.
-    let mut stuck = TcpStream::connect(app.socket()).await.unwrap();
-    stuck
-        .write_all(
-            b"POST /api/locations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-              Content-Length: 100\r\n\r\n{\"person_id\"",
-        )
-        .await
-        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), app.stop())

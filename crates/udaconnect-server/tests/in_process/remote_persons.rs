@@ -46,15 +46,9 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
     })
     .await
     .unwrap();
-    let ready = format!("http://{}/ready", app.local_addr());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while reqwest::get(&ready).await.map(|r| r.status()).ok() != Some(reqwest::StatusCode::OK) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "person-api never ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let base = format!("http://{}", app.local_addr());
+    let timeout = std::time::Duration::from_secs(10);
+    udaconnect_testkit::http::wait_ready(&reqwest::Client::new(), &base, timeout).await;
     app
 }
 

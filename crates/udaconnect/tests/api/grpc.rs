@@ -13,6 +13,47 @@ use proto::original::LocationMessage;
 use proto::v1::location_ingest_client::LocationIngestClient;
 use proto::v1::{BatchResult, Ping, PingBatch};
 
+/// The names of the services reflection `$version` (`v1` or `v1alpha`, alike but for their
+/// types) lists over `$channel`.
+macro_rules! listed_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = ServerReflectionClient::new($channel)
+            .server_reflection_info(futures_util::stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let answer = answers.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+            panic!("no service list over {}", stringify!($version));
+        };
+        list.service
+            .into_iter()
+            .map(|s| s.name)
+            .collect::<Vec<String>>()
+    }};
+}
+
+/// The location stored just before a new HTTP ping (the original Create answers no id; the
+/// next ping takes the next id of the same block), once stored.
+async fn stored_before_next_ping(api: &Api) -> Value {
+    let ping = serde_json::json!({"person_id": 5, "latitude": 1, "longitude": 1});
+    let next: Value = api
+        .post_json("/api/locations", &ping)
+        .await
+        .json()
+        .await
+        .unwrap();
+    api.stored_location(next["id"].as_i64().unwrap() - 1).await
+}
+
 /// Streams `batches` to the v1 bulk ingest and collects every answer.
 async fn ingest_all(
     client: &mut LocationIngestClient<tonic::transport::Channel>,
@@ -48,14 +89,7 @@ pub async fn original_create_keeps_its_wire_contract(api: Api) {
 
     // Stored with the float widened exactly, as the original's Python did. The original answer
     // carries no id: the next HTTP ping takes the next id of the same block.
-    let r = api
-        .post_json(
-            "/api/locations",
-            &serde_json::json!({"person_id": 5, "latitude": 1, "longitude": 1}),
-        )
-        .await;
-    let next: Value = r.json().await.unwrap();
-    let l = api.stored_location(next["id"].as_i64().unwrap() - 1).await;
+    let l = stored_before_next_ping(&api).await;
     assert_eq!(l["person_id"], 5);
     assert_eq!(l["latitude"].as_f64(), Some(f64::from(37.553_63_f32)));
     assert_eq!(l["longitude"].as_f64(), Some(f64::from(-122.290_883_f32)));
@@ -126,14 +160,7 @@ pub async fn original_create_repairs_swapped_axes(api: Api) {
         let echoed = client.create(swapped).await.unwrap().into_inner();
         assert_eq!(echoed, swapped, "the answer is the message as it came");
     }
-    let r = api
-        .post_json(
-            "/api/locations",
-            &serde_json::json!({"person_id": 5, "latitude": 1, "longitude": 1}),
-        )
-        .await;
-    let next: Value = r.json().await.unwrap();
-    let l = api.stored_location(next["id"].as_i64().unwrap() - 1).await;
+    let l = stored_before_next_ping(&api).await;
     assert_eq!(l["latitude"].as_f64(), Some(f64::from(37.553_63_f32)));
     assert_eq!(l["longitude"].as_f64(), Some(f64::from(-122.290_883_f32)));
     assert_eq!(repaired().await, before + 2.0);
@@ -248,51 +275,14 @@ pub async fn health_and_reflection_are_served(api: Api) {
         );
     }
 
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let channel_for_alpha = channel.clone();
-    let mut reflection = ServerReflectionClient::new(channel);
-    let mut answers = reflection
-        .server_reflection_info(futures_util::stream::iter([ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        }]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
-        panic!("no service list");
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    let names = listed_services!(v1, channel.clone());
     assert!(names.contains(&"LocationService".to_string()), "{names:?}");
     assert!(
         names.contains(&"udaconnect.location.v1.LocationIngest".to_string()),
         "{names:?}"
     );
-
     // Older clients (grpcurl before 1.8) know only the v1alpha service.
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as Alpha;
-    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
-    let mut alpha = Alpha::new(channel_for_alpha);
-    let mut answers = alpha
-        .server_reflection_info(futures_util::stream::iter([
-            tonic_reflection::pb::v1alpha::ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(AlphaRequest::ListServices(String::new())),
-            },
-        ]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().unwrap();
-    let Some(AlphaResponse::ListServicesResponse(list)) = answer.message_response else {
-        panic!("no service list over v1alpha");
-    };
-    let alpha_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    let alpha_names = listed_services!(v1alpha, channel);
     assert!(
         alpha_names.contains(&"LocationService".to_string()),
         "{alpha_names:?}"

@@ -193,15 +193,8 @@ impl Api {
 
     /// Waits until the consumer has stored location `id`, and returns it.
     pub async fn stored_location(&self, id: i64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let r = self.get(&format!("/api/locations/{id}")).await;
-            if r.status() == StatusCode::OK {
-                return r.json().await.unwrap();
-            }
-            assert!(Instant::now() < deadline, "location {id} never stored");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let timeout = Duration::from_secs(20);
+        udaconnect_testkit::http::stored_location(&self.client, &self.base, id, timeout).await
     }
 
     /// Posts a ping, asserts 202, and returns the answer.

@@ -14,12 +14,19 @@ use crate::harness::{
     produce_original, spawn_ready, spawn_ready_with_env, started, stored, Db, BIN,
 };
 
+/// Two persons created through `base`, by first name: their ids.
+async fn two_persons(base: &str, first: &str, second: &str) -> (i64, i64) {
+    (
+        create_person(base, first).await,
+        create_person(base, second).await,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
     let (broker, db, stack) = started().await;
     let web = stack.web.base();
-    let a = create_person(&web, "Ann").await;
-    let b = create_person(&web, "Ben").await;
+    let (a, b) = two_persons(&web, "Ann", "Ben").await;
     let mut batch = Vec::new();
     for i in 0..200 {
         let t = format!("2024-05-01T10:{:02}:{:02}Z", i / 60, i % 60);
@@ -262,8 +269,7 @@ async fn roles_read_the_original_db_variables() {
 async fn original_producers_records_are_stored_and_poison_dead_lettered() {
     let (broker, db, stack) = started().await;
     let web = stack.web.base();
-    let a = create_person(&web, "Ada").await;
-    let b = create_person(&web, "Bo").await;
+    let (a, b) = two_persons(&web, "Ada", "Bo").await;
     let brokers = broker.brokers();
     produce_original(
         &brokers,

@@ -1,0 +1,51 @@
+//! A running server over HTTP: waiting until it is ready or a ping is stored, and raw bytes
+//! for what a well-behaved client would never send.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::eventually;
+
+/// Waits until `base`'s `/ready` answers 200; panics after `timeout`.
+pub async fn wait_ready(client: &Client, base: &str, timeout: Duration) {
+    let url = format!("{base}/ready");
+    eventually(&format!("{base} to be ready"), timeout, || async {
+        let status = client.get(&url).send().await.map(|r| r.status()).ok();
+        (status == Some(StatusCode::OK)).then_some(())
+    })
+    .await
+}
+
+/// Waits until the consumer behind `base` has stored location `id`, and returns it.
+pub async fn stored_location(client: &Client, base: &str, id: i64, timeout: Duration) -> Value {
+    let url = format!("{base}/api/locations/{id}");
+    eventually(&format!("location {id} to be stored"), timeout, || async {
+        let r = client.get(&url).send().await.ok()?;
+        if r.status() != StatusCode::OK {
+            return None;
+        }
+        r.json().await.ok()
+    })
+    .await
+}
+
+/// A connection to `addr` that has sent `bytes` (a request, or part of one) and is left open.
+pub async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the server");
+    stream.write_all(bytes).await.expect("send to the server");
+    stream
+}
+
+/// What one read of `stream` brings (the head of an answer, at least its first bytes), as text.
+pub async fn read_some(stream: &mut TcpStream) -> String {
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buf).await.expect("read from the server");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
