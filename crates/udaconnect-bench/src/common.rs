@@ -229,6 +229,17 @@ pub async fn create_persons(
     Ok(())
 }
 
+/// POSTs `body` to `url` as `content_type`.
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    content_type: &str,
+    body: String,
+) -> reqwest::Result<reqwest::Response> {
+    let request = client.post(url).header("content-type", content_type);
+    request.body(body).send().await
+}
+
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;

@@ -261,9 +261,11 @@ mod tests {
         Ok(None)
     }
 
-    /// `raw` read in pieces of each of `steps` gives `answer`, ending where `raw` ends; its
-    /// first `incomplete` bytes are not an answer yet.
-    fn assert_read_whole(raw: &[u8], steps: &[usize], answer: Answer, incomplete: usize) {
+    /// `raw` read in pieces of each of `steps` gives the answer `(status, body_bytes)`, ending
+    /// where `raw` ends; its first `incomplete` bytes are not an answer yet.
+    fn assert_read_whole(raw: &[u8], steps: &[usize], answer: (u16, usize), incomplete: usize) {
+        let (status, body_bytes) = answer;
+        let answer = Answer { status, body_bytes };
         for &step in steps {
             let (a, end) = read_in_steps(raw, step).unwrap().unwrap();
             assert_eq!(a, answer, "in pieces of {step}");
@@ -275,22 +277,14 @@ mod tests {
     #[test]
     fn content_length_answers_end_at_their_length() {
         let raw = b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\nContent-Length: 5\r\n\r\n{\"a\":";
-        let answer = Answer {
-            status: 201,
-            body_bytes: 5,
-        };
-        assert_read_whole(raw, &[1, 3, raw.len()], answer, raw.len() - 1);
+        assert_read_whole(raw, &[1, 3, raw.len()], (201, 5), raw.len() - 1);
     }
 
     #[test]
     fn chunked_answers_are_counted_without_their_framing() {
         let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\n[1,\r\na;x=1\r\n2,3,4,5,6]\r\n0\r\n\r\n";
-        let answer = Answer {
-            status: 200,
-            body_bytes: 13,
-        };
         // Without the final empty line the answer is not complete.
-        assert_read_whole(raw, &[1, 2, 7, raw.len()], answer, raw.len() - 2);
+        assert_read_whole(raw, &[1, 2, 7, raw.len()], (200, 13), raw.len() - 2);
     }
 
     #[test]

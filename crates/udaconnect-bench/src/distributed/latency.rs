@@ -19,7 +19,7 @@ use udaconnect_sim::Rng;
 use super::broker::BrokerHandle;
 use super::postgres::BenchDb;
 use super::ratio;
-use crate::common::{create_persons, ms, p50_p99_max, serve_in_process};
+use crate::common::{create_persons, ms, p50_p99_max, post, serve_in_process};
 
 /// How often the latency watchers look for newly stored pings.
 pub const WATCH_EVERY: Duration = Duration::from_millis(2);
@@ -244,12 +244,7 @@ async fn run_load(
                 }
                 let sent = Instant::now();
                 let answer = async {
-                    let r = client
-                        .post(url.as_str())
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await?;
+                    let r = post(&client, url.as_str(), "application/json", body).await?;
                     let status = r.status();
                     let v: serde_json::Value = r.json().await?;
                     anyhow::Ok((status, v["id"].as_i64()))

@@ -25,7 +25,7 @@ use udaconnect_core::time::{format_utc, from_micros};
 use udaconnect_log::EmbeddedLog;
 use udaconnect_sim::Conference;
 
-use crate::common::{create_persons, machine, serve_in_process, ConferenceArgs, InFlight};
+use crate::common::{create_persons, machine, post, serve_in_process, ConferenceArgs, InFlight};
 use crate::load;
 
 #[derive(Args, Debug)]
@@ -125,12 +125,7 @@ async fn run_stages(
         sent += n;
         let (client, url, bar) = (client.clone(), url.clone(), bar.clone());
         let batch = async move {
-            let r = client
-                .post(url.as_str())
-                .header("content-type", "application/x-ndjson")
-                .body(body)
-                .send()
-                .await?;
+            let r = post(&client, url.as_str(), "application/x-ndjson", body).await?;
             bar.inc(n);
             if r.status() != 202 {
                 bail!("batch refused: {}", r.status());
