@@ -1,8 +1,8 @@
 // The attendees view in a real Chromium against a real `udaconnect serve --demo`.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, postPing, screenshot, seriousViolations, startServer, waitFor } from './harness.mjs';
+import { test } from 'node:test';
+import { openPage, postPing, screenshot, seriousViolations, startedServerAndBrowser, waitFor } from './harness.mjs';
 
 // Person 1's meetings in the seed data (data/seed/locations.csv) over tracks, whole span, 5 m,
 // 0 s: at 2020-07-07T10:37:06Z at (37.55363, -122.290883) persons 5 (locations 57 and 66), 6
@@ -17,24 +17,13 @@ const PAM_MET = [
 ];
 const SEED = { 1: 'Pam Trexler', 5: 'Taco Fargo', 6: 'Frank Shader', 8: 'Paul Badman', 9: 'Otto Spring' };
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const started = startedServerAndBrowser();
 
 async function allPersons() {
   const persons = [];
   let cursor = null;
   do {
-    const response = await fetch(`${server.url}/api/persons?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+    const response = await fetch(`${started.server.url}/api/persons?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
     persons.push(...await response.json());
     cursor = response.headers.get('x-next-cursor');
   } while (cursor);
@@ -44,14 +33,14 @@ async function allPersons() {
 const visibleNames = (page) => page.locator('#people li:not([hidden]) .name').allTextContents();
 
 async function openPam(page) {
-  await page.goto(`${server.url}/`);
+  await page.goto(`${started.server.url}/`);
   await page.locator('#people a[data-id="1"]').click();
   await page.locator('#meetings-status', { hasText: 'met 4 people' }).waitFor({ timeout: 5000 });
 }
 
 test('the list loads every attendee, the seed ones by name', async () => {
-  const { page, errors } = await openPage(browser.context);
-  await page.goto(`${server.url}/`);
+  const { page, errors } = await openPage(started.browser.context);
+  await page.goto(`${started.server.url}/`);
   const persons = await allPersons();
   await page.locator('#list-status', { hasText: `${persons.length} attendees.` }).waitFor({ timeout: 5000 });
   assert.equal(await page.locator('#people a').count(), persons.length);
@@ -65,8 +54,8 @@ test('the list loads every attendee, the seed ones by name', async () => {
 });
 
 test('search filters the list, and the keyboard picks from it', async () => {
-  const { page, errors } = await openPage(browser.context);
-  await page.goto(`${server.url}/`);
+  const { page, errors } = await openPage(started.browser.context);
+  await page.goto(`${started.server.url}/`);
   await page.locator('#list-status', { hasText: 'attendees.' }).waitFor();
   const total = await page.locator('#people a').count();
 
@@ -107,7 +96,7 @@ test('search filters the list, and the keyboard picks from it', async () => {
 });
 
 test("choosing Pam shows her meetings from the seed data, and a meeting on the map", async () => {
-  const { page, errors } = await openPage(browser.context);
+  const { page, errors } = await openPage(started.browser.context);
   await openPam(page);
 
   // The default window is the whole span of her pings; min. duration 0, so meetings of an instant show.
@@ -161,7 +150,7 @@ test("choosing Pam shows her meetings from the seed data, and a meeting on the m
 });
 
 test('a window with no meetings says so, and the form keeps it in the URL', async () => {
-  const { page, errors } = await openPage(browser.context);
+  const { page, errors } = await openPage(started.browser.context);
   await openPam(page);
   await page.getByLabel('From').fill('2020-08-16');
   await page.getByLabel('To (included)').fill('2020-08-19');
@@ -203,7 +192,7 @@ test('a window with no meetings says so, and the form keeps it in the URL', asyn
 test('a meeting over tracks shows its period, how long it lasted, and where', async () => {
   // Two new attendees stand 1 m apart from 10:00 to 10:20, phones pinging every 60 s and every
   // 300 s: their tracks meet for the whole 20 minutes, whichever phone pinged when.
-  const person = async (first) => (await (await fetch(`${server.url}/api/persons`, {
+  const person = async (first) => (await (await fetch(`${started.server.url}/api/persons`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ first_name: first, last_name: 'Booth', company_name: 'Tracks Ltd' }),
@@ -211,14 +200,14 @@ test('a meeting over tracks shows its period, how long it lasted, and where', as
   const [a, b] = [await person('Ann'), await person('Ben')];
   const at = (minute) => new Date(Date.UTC(2021, 2, 1, 10, minute)).toISOString();
   const ids = [];
-  for (let m = 0; m <= 20; m += 1) ids.push(await postPing(server.url, { person_id: a, latitude: 10.5, longitude: 20.5, creation_time: at(m) }));
-  for (let m = 0; m <= 20; m += 5) ids.push(await postPing(server.url, { person_id: b, latitude: 10.500009, longitude: 20.5, creation_time: at(m) }));
+  for (let m = 0; m <= 20; m += 1) ids.push(await postPing(started.server.url, { person_id: a, latitude: 10.5, longitude: 20.5, creation_time: at(m) }));
+  for (let m = 0; m <= 20; m += 5) ids.push(await postPing(started.server.url, { person_id: b, latitude: 10.500009, longitude: 20.5, creation_time: at(m) }));
   for (const id of ids) {
-    await waitFor(async () => (await fetch(`${server.url}/api/locations/${id}`)).status === 200, 10000, `location ${id}`);
+    await waitFor(async () => (await fetch(`${started.server.url}/api/locations/${id}`)).status === 200, 10000, `location ${id}`);
   }
 
-  const { page, errors } = await openPage(browser.context);
-  await page.goto(`${server.url}/#/attendees/${a}`);
+  const { page, errors } = await openPage(started.browser.context);
+  await page.goto(`${started.server.url}/#/attendees/${a}`);
   await page.locator('#meetings-status', { hasText: 'met 1 person' }).waitFor({ timeout: 5000 });
   assert.equal(await page.locator('#meetings-status').textContent(),
     'Ann Booth met 1 person on 1 Mar 2021: 1 encounter in all.');
@@ -239,8 +228,8 @@ test('a meeting over tracks shows its period, how long it lasted, and where', as
 });
 
 test("an unknown attendee and a refused request show the server's explanation", async () => {
-  const { page, errors } = await openPage(browser.context, { expected: [/\/api\/persons\/999999\/summary$/, /\/api\/persons\/1\/contacts\?/] });
-  await page.goto(`${server.url}/#/attendees/999999`);
+  const { page, errors } = await openPage(started.browser.context, { expected: [/\/api\/persons\/999999\/summary$/, /\/api\/persons\/1\/contacts\?/] });
+  await page.goto(`${started.server.url}/#/attendees/999999`);
   const alert = page.locator('#detail-error');
   await alert.waitFor({ timeout: 5000 });
   assert.equal(await alert.getAttribute('role'), 'alert');
@@ -252,7 +241,7 @@ test("an unknown attendee and a refused request show the server's explanation", 
 
   // A distance the server refuses (typed into the URL, past the form's checks): its detail shows,
   // above the form so the value can be changed.
-  await page.goto(`${server.url}/#/attendees/1?distance=5000`);
+  await page.goto(`${started.server.url}/#/attendees/1?distance=5000`);
   await alert.locator('.error-text', { hasText: 'distance' }).waitFor({ timeout: 5000 });
   assert.equal(await alert.locator('.error-title').textContent(), 'Could not load the meetings.');
   assert.match(await alert.locator('.error-text').textContent(), /distance: 5000 is outside \(0, 1000\] metres/);
@@ -263,7 +252,7 @@ test("an unknown attendee and a refused request show the server's explanation", 
 });
 
 test('on a phone-sized screen the attendee view fits the width', async () => {
-  const { page, errors } = await openPage(browser.context, { viewport: { width: 390, height: 844 } });
+  const { page, errors } = await openPage(started.browser.context, { viewport: { width: 390, height: 844 } });
   await openPam(page);
   await page.locator('#contacts > li[data-person="5"] button.encounter').first().click();
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no sideways scrolling');

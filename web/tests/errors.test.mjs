@@ -1,31 +1,20 @@
 // What the page says when the server goes away under it: a real server, killed mid-session.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, screenshot, seriousViolations, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { openPage, screenshot, seriousViolations, startedServerAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const started = startedServerAndBrowser();
 
 test('when the server goes down, both views say so and offer to try again', async () => {
   // Every request after the kill fails to connect; Chromium logs each one as an error.
-  const { page, errors } = await openPage(browser.context, { expected: [/\/api\//] });
-  await page.goto(`${server.url}/#/live`);
+  const { page, errors } = await openPage(started.browser.context, { expected: [/\/api\//] });
+  await page.goto(`${started.server.url}/#/live`);
   await page.locator('#live-status', { hasText: 'Live' }).waitFor({ timeout: 5000 });
   await page.locator('#live-figure .marker').first().waitFor({ timeout: 5000 });
   await page.locator('#people a[data-id="1"]').waitFor({ state: 'attached', timeout: 5000 });
 
-  await server.stop();
+  await started.server.stop();
 
   // The live stream drops: the status and an alert tell it, while the browser reconnects.
   const liveAlert = page.locator('#live-error');

@@ -2,26 +2,18 @@
 // keeps pinging while the tests run.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, postPing, screenshot, seriousViolations, startServer, waitFor } from './harness.mjs';
+import { before, test } from 'node:test';
+import { openPage, postPing, screenshot, seriousViolations, startedServerAndBrowser, waitFor } from './harness.mjs';
 
 const EARTH_RADIUS_M = 6371008.8;
 
-let server;
-let browser;
+const started = startedServerAndBrowser();
 let venue;
 
 before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-  const response = await fetch(`${server.url}/api/venue`);
+  const response = await fetch(`${started.server.url}/api/venue`);
   assert.equal(response.status, 200, 'serve --demo has a venue plan');
   venue = await response.json();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
 });
 
 /** The latitude and longitude of a point x metres east, y north of the venue's corner. */
@@ -34,8 +26,8 @@ function onPlan(x, y) {
 }
 
 async function openLive(viewport) {
-  const opened = await openPage(browser.context, { viewport });
-  await opened.page.goto(`${server.url}/#/live`);
+  const opened = await openPage(started.browser.context, { viewport });
+  await opened.page.goto(`${started.server.url}/#/live`);
   await opened.page.locator('#live-status', { hasText: 'Live' }).waitFor({ timeout: 5000 });
   await opened.page.locator('#live-figure .marker').first().waitFor({ timeout: 5000 });
   return opened;
@@ -49,7 +41,7 @@ test('the live map draws the venue plan and everyone’s last ping', async () =>
   assert.match(await page.locator('#live-figure svg[role="img"]').getAttribute('aria-label'), /^Live map of /);
 
   // One marker per person with pings, for everyone the server lists (more may have come since).
-  const positions = await (await fetch(`${server.url}/api/live/positions`)).json();
+  const positions = await (await fetch(`${started.server.url}/api/live/positions`)).json();
   await waitFor(async () => await page.locator('#live-figure .marker').count() >= positions.length, 2000, 'a marker per person');
   // The seed attendees' last pings (2020, far from the plan) are listed as off the plan.
   assert.equal(await page.locator('#live-figure .marker[data-person="1"]').getAttribute('data-location'), '33');
@@ -76,7 +68,7 @@ test('a ping posted through the API appears on the live map within a second, pus
   assert.equal(await marker.getAttribute('data-location'), '33');
 
   // Pam walks in: a ping at the middle of the plan, stamped now by the server.
-  const id = await postPing(server.url, { person_id: 1, ...onPlan(venue.width_m / 2, venue.depth_m / 2) });
+  const id = await postPing(started.server.url, { person_id: 1, ...onPlan(venue.width_m / 2, venue.depth_m / 2) });
   const posted = Date.now();
   await page.waitForFunction((want) => document.querySelector('#live-figure .marker[data-person="1"]')?.dataset.location === want,
     String(id), { timeout: 1000, polling: 'raf' });
@@ -102,14 +94,14 @@ test('meetings at the venue are drawn on its plan, with the room they were in', 
   assert.ok(room, 'the demo venue has a Room 1');
   const at = onPlan(room.x + room.width / 2, room.y + room.depth / 2);
   const now = new Date().toISOString();
-  for (const person of [1, 9]) await postPing(server.url, { person_id: person, ...at, creation_time: now });
+  for (const person of [1, 9]) await postPing(started.server.url, { person_id: person, ...at, creation_time: now });
   await waitFor(async () => {
-    const contacts = await (await fetch(`${server.url}/api/persons/1/contacts?min_duration=0`)).json();
+    const contacts = await (await fetch(`${started.server.url}/api/persons/1/contacts?min_duration=0`)).json();
     return contacts.find((c) => c.person.id === 9)?.encounter_count === 2;
   }, 2000, 'the new meeting to be stored');
 
-  const { page, errors } = await openPage(browser.context);
-  await page.goto(`${server.url}/#/attendees/1`);
+  const { page, errors } = await openPage(started.browser.context);
+  await page.goto(`${started.server.url}/#/attendees/1`);
   const otto = page.locator('#contacts > li[data-person="9"]');
   await otto.waitFor({ timeout: 5000 });
   assert.equal(await otto.locator('.encounter-count').textContent(), '2');
@@ -140,7 +132,7 @@ test('the ingest rate chart and the heat layer follow the simulated conference',
 
   // The simulated attendees pinged in the last 10 minutes: heat cells lie on the plan.
   await page.locator('#live-figure .heat-cell').first().waitFor({ timeout: 5000 });
-  const heat = await (await fetch(`${server.url}/api/live/heat?minutes=10`)).json();
+  const heat = await (await fetch(`${started.server.url}/api/live/heat?minutes=10`)).json();
   assert.ok(heat.cells.length > 0);
   await page.getByLabel('Heat of recent pings').uncheck();
   assert.equal(await page.locator('#live-figure .heat-cell').count(), 0);

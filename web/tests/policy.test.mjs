@@ -2,25 +2,14 @@
 // script or style, and the page and the API docs still work under it, with no violation logged.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { openPage, startedServerAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const started = startedServerAndBrowser();
 
 test('the page and the docs carry the policy and work under it', async () => {
   for (const path of ['/', '/docs']) {
-    const response = await fetch(`${server.url}${path}`);
+    const response = await fetch(`${started.server.url}${path}`);
     const policy = response.headers.get('content-security-policy') ?? '';
     assert.match(policy, /script-src 'self'/, path);
     assert.match(policy, /frame-ancestors 'none'/, path);
@@ -30,17 +19,17 @@ test('the page and the docs carry the policy and work under it', async () => {
   }
 
   // The docs page names no icon: Chromium asks for /favicon.ico, which is 404.
-  const { page, errors } = await openPage(browser.context, { expected: [/\/favicon\.ico$/] });
+  const { page, errors } = await openPage(started.browser.context, { expected: [/\/favicon\.ico$/] });
   const violations = [];
   page.on('console', (msg) => {
     if (/Content Security Policy/i.test(msg.text())) violations.push(msg.text());
   });
-  await page.goto(`${server.url}/#/live`);
+  await page.goto(`${started.server.url}/#/live`);
   await page.locator('#live-status', { hasText: 'Live' }).waitFor({ timeout: 5000 });
   await page.locator('#people a[data-id="1"]').waitFor({ state: 'attached', timeout: 5000 });
 
   // The docs page builds its list of operations from /openapi.json with its own script.
-  await page.goto(`${server.url}/docs`);
+  await page.goto(`${started.server.url}/docs`);
   await page.locator('#ops details').first().waitFor({ timeout: 5000 });
   const lead = await page.locator('#lead').textContent();
   assert.match(lead, /Who met whom/);
