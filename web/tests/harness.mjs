@@ -73,10 +73,14 @@ export async function waitFor(check, ms, what) {
  */
 export function startedServerAndBrowser() {
   const started = {};
-  before(async () => {
+  // A file's own `before` hooks may await this, whatever order the runner gives the hooks.
+  started.ready = (async () => {
+    await new Promise((resolve) => before(resolve));
     started.server = await startServer();
     started.browser = await launchBrowser();
-  });
+    return started;
+  })();
+  before(() => started.ready);
   after(async () => {
     await started.browser?.close();
     await started.server?.stop();

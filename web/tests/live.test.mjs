@@ -11,6 +11,7 @@ const started = startedServerAndBrowser();
 let venue;
 
 before(async () => {
+  await started.ready;
   const response = await fetch(`${started.server.url}/api/venue`);
   assert.equal(response.status, 200, 'serve --demo has a venue plan');
   venue = await response.json();

@@ -41,10 +41,16 @@ mod tests {
     fn this_process_uses_cpu_and_memory() {
         let pid = std::process::id();
         let before = cpu_time(pid);
+        // Spin until 100 ms of CPU time show; on a loaded machine that takes longer than 100 ms
+        // of wall time, so only a reading that never moves fails.
         let started = std::time::Instant::now();
         let mut x = 0u64;
-        while started.elapsed() < Duration::from_millis(200) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        while cpu_time(pid) < before + Duration::from_millis(100)
+            && started.elapsed() < Duration::from_secs(30)
+        {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
         }
         assert!(cpu_time(pid) >= before + Duration::from_millis(100));
         let (rss, peak) = rss_bytes(pid);

@@ -360,7 +360,7 @@ async fn a_role_apart_has_the_same_checks() {
         web_dir: None,
         cors_origins: Vec::new(),
         engine: Default::default(),
-        edge: EdgeSettings::default(),
+        edge: udaconnect_server::http::edge::EdgeSettings::default(),
     })
     .await
     .unwrap();
