@@ -509,6 +509,10 @@ impl Writer {
                     self.size += buf.len() as u64;
                     self.next = next;
                     self.durable.send_replace(next);
+                    // Before the answers: once an append is answered the segment files are
+                    // settled, so a log closed right after (and the directory opened again,
+                    // maybe by another process) never sees a segment appear behind it.
+                    self.roll_if_full();
                     for (req, first) in batch.into_iter().zip(firsts) {
                         let _ = req.reply.send((Ok(first), req.records));
                     }
@@ -525,10 +529,15 @@ impl Writer {
                     }
                 }
             }
-            if self.size >= self.segment_bytes {
-                if let Err(e) = self.roll() {
-                    tracing::error!(error = %e, "log segment roll failed; continuing in the current segment");
-                }
+        }
+    }
+
+    /// Closes the active segment and starts the next once it holds `segment_bytes`; a failed
+    /// roll is tried again after the next append.
+    fn roll_if_full(&mut self) {
+        if self.size >= self.segment_bytes {
+            if let Err(e) = self.roll() {
+                tracing::error!(error = %e, "log segment roll failed; continuing in the current segment");
             }
         }
     }

@@ -341,7 +341,9 @@ async fn sealed_segments_cut_short_or_emptied_refuse_the_open() {
 #[tokio::test]
 async fn consumers_step_over_the_gaps_a_repair_left() {
     let dir = tempfile::tempdir().unwrap();
-    let segs = write_segmented_log(dir.path(), 200, 10).await;
+    // The 200th record fills a segment: five more so that the active one holds records.
+    let written = 205;
+    let segs = write_segmented_log(dir.path(), written, 10).await;
     // The last record of one segment, the first two of the next, one inside the active one.
     let mut lost = Vec::new();
     let tail = *frames(&segs[1]).last().unwrap();
@@ -386,7 +388,7 @@ async fn consumers_step_over_the_gaps_a_repair_left() {
     );
 
     let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
-    let want = all_but(200, &lost);
+    let want = all_but(written, &lost);
     assert_eq!(read_all(&log).await, want);
     // Polls of every size, each starting where the last one ended.
     for max in 1..6 {

@@ -128,6 +128,32 @@ async fn small_appends_use_preallocated_space_and_a_closed_segment_ends_at_its_r
     assert_eq!(values(&drain(&mut c).await), (0..200).collect::<Vec<_>>());
 }
 
+/// An append that fills its segment is answered once the next segment exists: a log closed
+/// right after, and its directory opened again, finds the files as they stay.
+#[tokio::test]
+async fn an_append_that_fills_a_segment_is_answered_after_the_roll() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = dir.path().join("t");
+    let full = (0..).find(|n| frames_len(*n) >= 4096).unwrap();
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    for i in 0..full {
+        log.append("t", vec![rec(i)]).await.unwrap();
+    }
+    let seen = segments(&topic);
+    drop(log);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1], segment_path(&topic, full));
+    let log = EmbeddedLog::open(dir.path(), EmbeddedLogOptions::default()).unwrap();
+    log.append("t", vec![rec(full)]).await.unwrap();
+    assert_eq!(
+        segments(&topic),
+        seen,
+        "no segment appears after the answer"
+    );
+    let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
+    assert_eq!(values(&drain(&mut c).await), (0..=full).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn a_consumer_that_read_up_to_the_zeros_sees_the_records_written_over_them() {
     let dir = tempfile::tempdir().unwrap();
