@@ -68,7 +68,9 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Counts work items and looks at a [`Cancel`] every [`CHECK_EVERY`] of them.
+/// Counts work items and looks at a [`Cancel`] at the first of them, then every
+/// [`CHECK_EVERY`]: a piece of work that starts after its query was abandoned (one of many
+/// queued on the workers) stops at once instead of after a stretch of work for nobody.
 #[derive(Debug)]
 pub struct Ticker<'a> {
     cancel: &'a Cancel,
@@ -77,7 +79,10 @@ pub struct Ticker<'a> {
 
 impl<'a> Ticker<'a> {
     pub fn new(cancel: &'a Cancel) -> Self {
-        Ticker { cancel, done: 0 }
+        Ticker {
+            cancel,
+            done: CHECK_EVERY,
+        }
     }
 
     /// Records `items` more done; `Err(Cancelled)` when the flag is found raised.
@@ -108,11 +113,15 @@ mod tests {
     }
 
     #[test]
-    fn a_ticker_looks_every_so_many_items() {
+    fn a_ticker_looks_at_once_then_every_so_many_items() {
+        let cancel = Cancel::new();
+        cancel.cancel();
+        assert_eq!(Ticker::new(&cancel).tick(1), Err(Cancelled));
         let cancel = Cancel::new();
         let mut ticker = Ticker::new(&cancel);
+        assert_eq!(ticker.tick(1), Ok(()));
         cancel.cancel();
-        // Not looked at before CHECK_EVERY items, then at once.
+        // Not looked at again before CHECK_EVERY items, then at once.
         assert_eq!(ticker.tick(CHECK_EVERY - 1), Ok(()));
         assert_eq!(ticker.tick(1), Err(Cancelled));
     }

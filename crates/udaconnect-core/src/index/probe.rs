@@ -462,22 +462,22 @@ impl ContactIndex {
             let mut out = Vec::new();
             let mut ticker = Ticker::new(cancel);
             for &(s, g) in part {
-                if ticker.tick(1).is_err() {
-                    break;
-                }
                 let r = &self.rows[s as usize];
                 if Some(r.person) == me {
                     continue;
                 }
                 let near = &groups[bounds[g as usize]..bounds[g as usize + 1]];
                 let from = near.partition_point(|o| o.lat < r.lat - band);
-                let hit = near[from..]
-                    .iter()
-                    .take_while(|o| o.lat <= r.lat + band)
-                    .any(|o| {
-                        gap.is_none_or(|g| o.t.abs_diff(r.t) <= g)
-                            && within_fast((o.lat, o.lon, o.cos), r.lat, r.lon, q.distance_m)
-                    });
+                let to = from + near[from..].partition_point(|o| o.lat <= r.lat + band);
+                // Counted by the pings it may be compared with: a candidate in a crowd's
+                // latitude band costs as many comparisons as the crowd has pings.
+                if ticker.tick(1 + to - from).is_err() {
+                    break;
+                }
+                let hit = near[from..to].iter().any(|o| {
+                    gap.is_none_or(|g| o.t.abs_diff(r.t) <= g)
+                        && within_fast((o.lat, o.lon, o.cos), r.lat, r.lon, q.distance_m)
+                });
                 if hit {
                     out.push(s);
                 }
