@@ -1,4 +1,5 @@
-//! What every request meets before a handler: its Host must be one this server answers to
+//! What every request meets before a handler: its target may be at most [`MAX_URI`] long,
+//! its Host must be one this server answers to
 //! (DNS rebinding), a JSON write must say it is JSON (a browser sends `text/plain` from any
 //! origin without asking first, so a body read as JSON whatever its type lets any page write
 //! here), and one client may send only so many pings a second. Every answer carries the
@@ -47,8 +48,27 @@ const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'sel
 /// Longest part of a client's value repeated in an answer.
 const ECHO: usize = 64;
 
-/// Checks a request's Host, the type of a JSON write and the ingest rate, in that order.
+/// Longest request target (path and query) answered; a longer one gets 414. Query values are
+/// short (dates, a distance, an id): 8 KiB is ample, and keeps a handler from parsing and
+/// echoing megabytes.
+pub const MAX_URI: usize = 8 << 10;
+
+/// Checks a request's target length, Host, the type of a JSON write and the ingest rate, in
+/// that order.
 pub async fn check(guards: Arc<Guards>, request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > MAX_URI {
+        guards.refused("uri_too_long");
+        return Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "urn:udaconnect:problem:uri-too-long",
+            format!("the request target is {target} bytes long; at most {MAX_URI} are answered"),
+        )
+        .into_response();
+    }
     let host = request.uri().authority().map(|a| a.as_str()).or_else(|| {
         request
             .headers()
