@@ -24,7 +24,7 @@ use crate::query::live;
             carries X-Correlation-ID (taken from the request when sent, also as correlationId). \
             Any operation answers 421 to a Host header the server is not configured for \
             (--allowed-hosts), and a method a path does not take 405 with Allow. Bodies \
-            are at most 16 MiB (413). Ids are integers from 1 to 2^53-1. Pings timed more \
+            are at most 16 MiB (413), request targets (path and query) 8 KiB (414). Ids are integers from 1 to 2^53-1. Pings timed more \
             than --max-future-skew (default 1 day) ahead of the server's clock are refused \
             with 422.",
         license(name = "Apache-2.0"),
@@ -81,7 +81,8 @@ use crate::query::live;
 )]
 pub struct ApiDoc;
 
-/// Adds what every operation may answer, whatever its route: 421 for a foreign Host, and on
+/// Adds what every operation may answer, whatever its route: 414 for a target over
+/// [`MAX_URI`](crate::http::guard::MAX_URI), 421 for a foreign Host, and on
 /// the API 503 (starting, or a store, the log or another role not answering) with Retry-After.
 struct EveryOperation;
 
@@ -90,6 +91,12 @@ impl Modify for EveryOperation {
         for (path, item) in api.paths.paths.iter_mut() {
             let on_api = path.starts_with("/api/");
             for op in operations(item) {
+                add_problem(
+                    op,
+                    "414",
+                    "The request target (path and query) is over 8 KiB",
+                    false,
+                );
                 add_problem(
                     op,
                     "421",

@@ -100,6 +100,7 @@ async fn every_operation_states_its_edge_answers_and_links() {
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let responses = &op["responses"];
+            assert!(responses["414"].is_object(), "{method} {path}: no 414");
             assert!(responses["421"].is_object(), "{method} {path}: no 421");
             if path.starts_with("/api/") {
                 let unavailable = &responses["503"];
