@@ -10,6 +10,7 @@ use super::grid::{cell_of, seconds, Cell, CellList, FINE_EDGE_M};
 use super::long::LongHops;
 use super::parallel::{DynWorkers, Workers};
 use super::{reserve_gently, ContactIndex, Row};
+use crate::cancel::{Cancel, Cancelled, Ticker};
 use crate::contact::Point;
 use crate::time::Micros;
 
@@ -47,11 +48,28 @@ pub(super) fn sort_in_buckets<T: Copy + Default + Ord>(
     buckets: usize,
     bucket_of: impl Fn(&T) -> usize,
 ) {
+    let sorted = sort_in_buckets_until(items, buckets, bucket_of, &Cancel::new());
+    debug_assert!(sorted.is_ok());
+}
+
+/// [`sort_in_buckets`], stopped between buckets once `cancel` is raised (`items` then in no
+/// particular order): a query's sort of a hundred thousand candidates is milliseconds of work
+/// that an abandoned query must not finish.
+pub(super) fn sort_in_buckets_until<T: Copy + Default + Ord>(
+    items: &mut Vec<T>,
+    buckets: usize,
+    bucket_of: impl Fn(&T) -> usize,
+    cancel: &Cancel,
+) -> Result<(), Cancelled> {
+    cancel.check()?;
     let (mut out, starts) = group_by_bucket(items.iter().copied(), buckets, bucket_of);
+    let mut ticker = Ticker::new(cancel);
     for w in starts.windows(2) {
+        ticker.tick(w[1] - w[0])?;
         out[w[0]..w[1]].sort_unstable();
     }
     *items = out;
+    Ok(())
 }
 
 /// Locations with their cells worked out, for [`BulkBuilder::push_page`]: the trigonometry of

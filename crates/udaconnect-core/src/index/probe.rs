@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rustc_hash::FxBuildHasher;
 
-use super::build::{group_by_bucket, sort_in_buckets};
+use super::build::{group_by_bucket, sort_in_buckets, sort_in_buckets_until};
 use super::grid::{cell_at, cell_of, reach_m, seconds, Cell, CellList, Faces, Level};
 use super::parallel::{split_over, PARALLEL_FROM};
 use super::{ContactIndex, Row};
@@ -17,11 +17,21 @@ use crate::time::Micros;
 /// Slots per block in [`by_slot_block`]: 4,096 rows are 160 KiB, within a core's L2 cache.
 const SLOT_BLOCK_BITS: u32 = 12;
 
-/// Tagged slots in slot order, by block of neighbouring slots first.
-fn by_slot_block(mut tagged: Vec<(u32, u32)>, rows: usize) -> Vec<(u32, u32)> {
+/// Tagged slots in slot order, by block of neighbouring slots first; stopped once `cancel` is
+/// raised.
+fn by_slot_block(
+    mut tagged: Vec<(u32, u32)>,
+    rows: usize,
+    cancel: &Cancel,
+) -> Result<Vec<(u32, u32)>, Cancelled> {
     let blocks = (rows >> SLOT_BLOCK_BITS) + 1;
-    sort_in_buckets(&mut tagged, blocks, |t| (t.0 >> SLOT_BLOCK_BITS) as usize);
-    tagged
+    sort_in_buckets_until(
+        &mut tagged,
+        blocks,
+        |t| (t.0 >> SLOT_BLOCK_BITS) as usize,
+        cancel,
+    )?;
+    Ok(tagged)
 }
 
 /// Sorts (time, id, slot) keys, by buckets of equal time span first. Answers of compacted rows
@@ -457,7 +467,9 @@ impl ContactIndex {
             bounds.push(groups.len());
             tagged.extend(entries.iter().map(|&s| (s, group)));
         }
-        let tagged = by_slot_block(tagged, self.rows.len());
+        let Ok(tagged) = by_slot_block(tagged, self.rows.len(), cancel) else {
+            return Vec::new();
+        };
         let check = |part: &[(u32, u32)]| {
             let mut out = Vec::new();
             let mut ticker = Ticker::new(cancel);
