@@ -21,9 +21,23 @@ pub(super) fn group_by_bucket<T: Copy + Default>(
     buckets: usize,
     bucket_of: impl Fn(&T) -> usize,
 ) -> (Vec<T>, Vec<usize>) {
+    let grouped = group_by_bucket_until(items, buckets, bucket_of, &Cancel::new());
+    grouped.unwrap_or_default()
+}
+
+/// [`group_by_bucket`], stopped within [`CHECK_EVERY`](crate::cancel::CHECK_EVERY) items of
+/// `cancel` being raised.
+fn group_by_bucket_until<T: Copy + Default>(
+    items: impl Iterator<Item = T> + Clone,
+    buckets: usize,
+    bucket_of: impl Fn(&T) -> usize,
+    cancel: &Cancel,
+) -> Result<(Vec<T>, Vec<usize>), Cancelled> {
+    let mut ticker = Ticker::new(cancel);
     let mut starts = vec![0usize; buckets + 1];
     let mut n = 0;
     for item in items.clone() {
+        ticker.tick(1)?;
         starts[bucket_of(&item) + 1] += 1;
         n += 1;
     }
@@ -33,11 +47,12 @@ pub(super) fn group_by_bucket<T: Copy + Default>(
     let mut next = starts.clone();
     let mut out = vec![T::default(); n];
     for item in items {
+        ticker.tick(1)?;
         let at = &mut next[bucket_of(&item)];
         out[*at] = item;
         *at += 1;
     }
-    (out, starts)
+    Ok((out, starts))
 }
 
 /// Sorts items that `bucket_of` orders coarsely (a bucket's items all come before the next
@@ -61,8 +76,8 @@ pub(super) fn sort_in_buckets_until<T: Copy + Default + Ord>(
     bucket_of: impl Fn(&T) -> usize,
     cancel: &Cancel,
 ) -> Result<(), Cancelled> {
-    cancel.check()?;
-    let (mut out, starts) = group_by_bucket(items.iter().copied(), buckets, bucket_of);
+    let (mut out, starts) =
+        group_by_bucket_until(items.iter().copied(), buckets, bucket_of, cancel)?;
     let mut ticker = Ticker::new(cancel);
     for w in starts.windows(2) {
         ticker.tick(w[1] - w[0])?;
