@@ -198,7 +198,7 @@ async fn differential_embedded_and_distributed_answer_alike() {
             "connection?start_date=2024-06-01&end_date=2024-06-02&distance=5",
             "connection?start_date=2024-06-01T10:30:00&end_date=2024-06-01T11:00:00&distance=3&max_time_gap=60",
             "contacts?start=2024-06-01&end=2024-06-02&distance=5&min_duration=0",
-            "contacts?start=2024-06-01&end=2024-06-02&distance=8&max_time_gap=120&min_duration=60",
+            "contacts?start=2024-06-01&end=2024-06-02&distance=8&max_interpolation=120&join_gap=60&min_duration=60",
         ] {
             let mut got = Vec::new();
             for (base, map) in [(&dist, &dist_ids), (&emb, &emb_ids), (&mem, &dist_ids)] {
