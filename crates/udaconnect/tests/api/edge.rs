@@ -29,6 +29,32 @@ pub async fn json_writes_need_a_json_type(api: Api) {
     assert_eq!(person_count(&api).await, before, "nothing was created");
 }
 
+/// A method a path does not take is 405 naming the ones it does, whatever the body's type.
+pub async fn unknown_methods_are_405_before_any_type_check(api: Api) {
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/api/venue", "GET,HEAD"),
+        (reqwest::Method::POST, "/api/venue", "GET,HEAD"),
+        (reqwest::Method::PATCH, "/api/persons", "GET,HEAD,POST"),
+        (reqwest::Method::PUT, "/api/locations", "POST"),
+    ] {
+        let r = api
+            .client
+            .request(method.clone(), api.url(path))
+            .header("content-type", "text/plain")
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+    }
+}
+
 async fn person_count(api: &Api) -> usize {
     let all: Vec<Value> = api
         .get("/api/persons?limit=10000")

@@ -88,6 +88,7 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
         grpc::v1_pings_meet_the_shared_rules_field_by_field,
         grpc::grpc_and_http_pings_meet_in_connections,
         edge::json_writes_need_a_json_type,
+        edge::unknown_methods_are_405_before_any_type_check,
         edge::foreign_hosts_are_refused_at_every_role,
         edge::pings_too_far_ahead_are_refused,
     ]
