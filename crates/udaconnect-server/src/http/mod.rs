@@ -234,16 +234,33 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     .into_response()
 }
 
-/// Query-string parameters as text, for the domain to validate.
+/// Query-string parameters as text, for the domain to validate. A parameter given twice, or
+/// given with no value, is refused: which one was meant cannot be told.
 pub struct Params(pub HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
-            .map(|q| Params(q.0))
-            .map_err(|e| ApiError(Error::bad_request("query", e.body_text())))
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|e| ApiError(Error::bad_request("query", e.body_text())))?;
+        let mut params = HashMap::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let field = udaconnect_core::error::quoted(&name).to_string();
+            if value.trim().is_empty() {
+                return Err(ApiError(Error::bad_request(
+                    "query",
+                    format!("{field} is given without a value; leave it out for its default"),
+                )));
+            }
+            if params.insert(name, value).is_some() {
+                return Err(ApiError(Error::bad_request(
+                    "query",
+                    format!("{field} is given more than once"),
+                )));
+            }
+        }
+        Ok(Params(params))
     }
 }
 

@@ -144,6 +144,18 @@ pub async fn invalid_paging(api: Api) {
     assert_problem(api.get("/api/persons?limit=ten").await, 400, &["limit"]).await;
     assert_problem(api.get("/api/persons?limit=100000").await, 400, &["limit"]).await;
     assert_problem(api.get("/api/persons?cursor=abc").await, 400, &["cursor"]).await;
+    // A parameter with no value, or given twice: which was meant cannot be told.
+    for q in [
+        "/api/persons?limit=",
+        "/api/persons?limit=1&limit=2",
+        "/api/persons/1/contacts?start=",
+    ] {
+        let body = assert_problem(api.get(q).await, 400, &["query"]).await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("limit") || q.contains("start"),
+            "{q}"
+        );
+    }
     // A cursor is an id: 2^53-1 at most, as the OpenAPI says.
     let r = api.get("/api/persons?cursor=9007199254740991").await;
     assert_eq!(r.status(), StatusCode::OK);
