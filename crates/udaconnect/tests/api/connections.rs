@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use udaconnect_core::contact::{connections_oracle, ConnectionQuery, Point};
-use udaconnect_core::time::{parse_timestamp, to_micros, Window};
+use udaconnect_core::contact::{connections_oracle, ConnectionQuery};
+use udaconnect_core::time::{parse_timestamp, Window};
 
 use crate::suite::{assert_problem, ids, Api};
 
@@ -243,14 +243,7 @@ pub async fn random_data_matches_the_oracle(api: Api) {
             (next() * 60.0) as u32,
             (next() * 60.0) as u32
         );
-        let loc = api.ping(person, lat, lon, &time).await;
-        points.push(Point {
-            id: loc["id"].as_i64().unwrap(),
-            person_id: person,
-            lat: loc["latitude"].as_f64().unwrap(),
-            lon: loc["longitude"].as_f64().unwrap(),
-            t: to_micros(parse_timestamp(loc["creation_time"].as_str().unwrap()).unwrap()),
-        });
+        points.push(api.ping_point(person, lat, lon, &time).await);
     }
     for p in &points {
         api.stored_location(p.id).await;

@@ -73,14 +73,7 @@ async fn walk(
         let (east, north) = walk(t);
         let (lat, lon) = scene.at(east, north);
         let time = format_utc(from_micros(scene.t0 + (t * S as f64).round() as i64));
-        let loc = api.ping(person, lat, lon, &time).await;
-        points.push(Point {
-            id: loc["id"].as_i64().unwrap(),
-            person_id: person,
-            lat: loc["latitude"].as_f64().unwrap(),
-            lon: loc["longitude"].as_f64().unwrap(),
-            t: to_micros(parse_timestamp(loc["creation_time"].as_str().unwrap()).unwrap()),
-        });
+        points.push(api.ping_point(person, lat, lon, &time).await);
     }
     for p in &points {
         api.stored_location(p.id).await;

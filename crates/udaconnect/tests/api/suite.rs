@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
+use udaconnect_core::contact::Point;
+use udaconnect_core::time::{parse_timestamp, to_micros};
 use udaconnect_server::roles::Role;
 
 /// A running engine, as clients reach it.
@@ -209,6 +211,18 @@ impl Api {
             .await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         r.json().await.unwrap()
+    }
+
+    /// Posts a ping, asserts 202, and returns it as the server took it, for an oracle.
+    pub async fn ping_point(&self, person_id: i64, lat: f64, lon: f64, time: &str) -> Point {
+        let loc = self.ping(person_id, lat, lon, time).await;
+        Point {
+            id: loc["id"].as_i64().unwrap(),
+            person_id,
+            lat: loc["latitude"].as_f64().unwrap(),
+            lon: loc["longitude"].as_f64().unwrap(),
+            t: to_micros(parse_timestamp(loc["creation_time"].as_str().unwrap()).unwrap()),
+        }
     }
 
     pub async fn create_person(&self, first: &str) -> Value {
