@@ -29,6 +29,8 @@ pub enum ErrorCode {
     /// The request is readable but a value breaks a rule (range, unknown reference).
     InvalidInput,
     NotFound,
+    /// The request clashes with what is stored (an address another account has).
+    Conflict,
     /// A dependency (log, store) cannot take the request now; retrying later is safe.
     Unavailable,
     Internal,
@@ -42,6 +44,8 @@ pub enum Error {
     Invalid(Vec<FieldViolation>),
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("{0} unavailable")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -62,6 +66,7 @@ impl Error {
             Error::BadRequest(_) => ErrorCode::BadRequest,
             Error::Invalid(_) => ErrorCode::InvalidInput,
             Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::Conflict(_) => ErrorCode::Conflict,
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
         }

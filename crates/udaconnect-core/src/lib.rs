@@ -19,10 +19,13 @@
 //!   keyless JSON.
 //! - [`venue`]: venue plans in local metres.
 //! - [`ports`]: the traits that storage and log adapters implement.
+//! - [`auth`]: accounts, roles, tokens, and [`auth::authorize`], the one decision on who may do
+//!   what.
 //! - [`cancel`]: the flag a caller raises to stop a long query, and the loops' look at it.
 //! - [`clock`]: the wall clock as a port, and the one adapter that reads the machine's.
 //! - [`error`]: the one error type, each variant mapped to a stable code.
 
+pub mod auth;
 pub mod cancel;
 pub mod clock;
 pub mod contact;

@@ -39,6 +39,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
         ErrorCode::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -49,6 +50,7 @@ fn kind_of(code: ErrorCode) -> &'static str {
         ErrorCode::BadRequest => "urn:udaconnect:problem:bad-request",
         ErrorCode::InvalidInput => "urn:udaconnect:problem:invalid-input",
         ErrorCode::NotFound => "urn:udaconnect:problem:not-found",
+        ErrorCode::Conflict => "urn:udaconnect:problem:conflict",
         ErrorCode::Unavailable => "urn:udaconnect:problem:unavailable",
         ErrorCode::Internal => "about:blank",
     }

@@ -77,6 +77,7 @@ pub fn status(e: &Error) -> Status {
     let message = e.to_string();
     match code {
         ErrorCode::NotFound => Status::not_found(message),
+        ErrorCode::Conflict => Status::already_exists(message),
         _ => Status::invalid_argument(message),
     }
 }

@@ -1,0 +1,114 @@
+use super::account::AccountId;
+use super::role::Role;
+use crate::model::PersonId;
+
+/// Declares [`Action`] and [`Action::ALL`] from one list, so a new action is in the table test
+/// as soon as it exists.
+macro_rules! actions {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Every operation the API offers, over HTTP and gRPC, and the account operations of
+        /// sign-in and self-service.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$name),*];
+        }
+    };
+}
+
+actions! {
+    /// `GET /health`.
+    Health,
+    /// `GET /ready`.
+    Ready,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /openapi.json` and the docs page: what the API is, no data.
+    ApiDocs,
+    /// The web page and its assets: the sign-in page must load before anyone signs in.
+    WebPage,
+    /// `POST /api/persons`.
+    CreatePerson,
+    /// Persons (and their e-mail addresses) from a CSV file.
+    ImportPersons,
+    /// `GET /api/persons`: the attendee directory.
+    ListPersons,
+    /// `GET /api/persons/{id}`.
+    GetPerson,
+    /// `POST /api/persons/lookup`: many persons by id.
+    LookupPersons,
+    /// `POST /api/locations`.
+    PostLocation,
+    /// `POST /api/locations/batch`.
+    PostLocationBatch,
+    /// `GET /api/locations/{id}`; the resource is the location's person.
+    GetLocation,
+    /// `GET /api/persons/{id}/connection`.
+    GetConnection,
+    /// `GET /api/persons/{id}/contacts`.
+    GetContacts,
+    /// `GET /api/persons/{id}/summary`.
+    GetSummary,
+    /// `GET /api/live/stream`: every attendee's position as it comes.
+    LiveStream,
+    /// `GET /api/live/positions`.
+    LivePositions,
+    /// `GET /api/live/heat`.
+    LiveHeat,
+    /// `GET /api/venue`: the plan, no person in it.
+    GetVenue,
+    /// gRPC `/LocationService/Create`, the original producers' call.
+    GrpcLegacyCreate,
+    /// gRPC `udaconnect.location.v1.LocationService/Create`.
+    GrpcCreate,
+    /// gRPC `udaconnect.location.v1.LocationService/Ingest`, batches on a stream.
+    GrpcIngest,
+    /// gRPC health.
+    GrpcHealth,
+    /// gRPC reflection: the services' descriptions, no data.
+    GrpcReflection,
+    /// `POST /api/auth/login`: ask for a sign-in link by e-mail.
+    RequestSignIn,
+    /// Follow a sign-in link: the page with a button, and its POST that signs in.
+    ConfirmSignIn,
+    /// End the current session.
+    SignOut,
+    /// `GET /api/me`: the caller's person and role.
+    GetMe,
+    /// The caller's tokens (no secret).
+    ListTokens,
+    /// A new token; the resource is a [`Resource::Grant`].
+    CreateToken,
+    RevokeToken,
+    ListSessions,
+    RevokeSession,
+    /// Change the primary address (verified by a link to the new one).
+    ChangeEmail,
+    AddSecondaryEmail,
+    /// Delete the account; at least every session and token goes at once.
+    DeleteAccount,
+    /// Every account and its role.
+    ListAccounts,
+    /// A new account, sent a sign-in link; the resource is [`Resource::NewAccount`].
+    InviteAccount,
+    /// Change an account's role; the resource is a [`Resource::Grant`].
+    ChangeRole,
+}
+
+/// What an action acts on, as far as the decision needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// Nothing in particular: a list, the venue, the service itself.
+    Service,
+    /// One person's data (their person, pings, meetings, contacts).
+    Person(PersonId),
+    /// One account (its tokens, sessions, addresses).
+    Account(AccountId),
+    /// A credential or a role given to an account.
+    Grant { account: AccountId, role: Role },
+    /// An account about to be created in this role.
+    NewAccount(Role),
+}

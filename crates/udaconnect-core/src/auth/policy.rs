@@ -1,0 +1,202 @@
+use super::action::{Action, Resource};
+use super::role::{Principal, Role, Scope};
+
+/// Why [`authorize`] said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// Nobody signed in, and the action needs someone (HTTP 401, gRPC UNAUTHENTICATED).
+    #[error("sign-in required")]
+    SignInRequired,
+    /// The principal may not do this (HTTP 403, gRPC PERMISSION_DENIED).
+    #[error("not allowed for this account")]
+    Forbidden,
+}
+
+/// Who may perform an action; what the resource must be, where it matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any account but a device.
+    Member,
+    /// Organizers and admins.
+    Staff,
+    Admin,
+    /// An attendee for their own person; organizers and admins for anyone.
+    OwnPersonOrStaff,
+    /// An attendee for their own person; admins for anyone. Trails and meetings are not the
+    /// organizers': they get the directory and aggregates.
+    OwnPersonOrAdmin,
+    /// An attendee or a device for their own person; admins for anyone.
+    OwnPings,
+    /// The account itself (not through a device token); admins for any account.
+    OwnAccount,
+    /// A credential for the account itself, no more than the principal holds; admins any.
+    OwnGrant,
+    /// Admins any role; organizers attendees.
+    Invite,
+}
+
+fn rule(action: Action) -> Rule {
+    match action {
+        Action::Health
+        | Action::Ready
+        | Action::ApiDocs
+        | Action::WebPage
+        | Action::GrpcHealth
+        | Action::GrpcReflection
+        | Action::RequestSignIn
+        | Action::ConfirmSignIn => Rule::Public,
+        Action::SignOut | Action::GetMe | Action::GetVenue => Rule::Member,
+        Action::Metrics
+        | Action::CreatePerson
+        | Action::ImportPersons
+        | Action::ListPersons
+        | Action::LookupPersons
+        | Action::LiveStream
+        | Action::LivePositions
+        | Action::LiveHeat => Rule::Staff,
+        Action::ListAccounts | Action::ChangeRole => Rule::Admin,
+        // A summary is the directory's view of one attendee: pings counted, first and last
+        // seen; no place, no other person.
+        Action::GetPerson | Action::GetSummary => Rule::OwnPersonOrStaff,
+        Action::GetLocation | Action::GetConnection | Action::GetContacts => Rule::OwnPersonOrAdmin,
+        Action::PostLocation
+        | Action::PostLocationBatch
+        | Action::GrpcLegacyCreate
+        | Action::GrpcCreate
+        | Action::GrpcIngest => Rule::OwnPings,
+        Action::ListTokens
+        | Action::RevokeToken
+        | Action::ListSessions
+        | Action::RevokeSession
+        | Action::ChangeEmail
+        | Action::AddSecondaryEmail
+        | Action::DeleteAccount => Rule::OwnAccount,
+        Action::CreateToken => Rule::OwnGrant,
+        Action::InviteAccount => Rule::Invite,
+    }
+}
+
+impl Action {
+    /// The scope a credential needs for this action; `None` where none is asked (public
+    /// actions, signing out).
+    pub fn scope(self) -> Option<Scope> {
+        match self {
+            Action::Health
+            | Action::Ready
+            | Action::ApiDocs
+            | Action::WebPage
+            | Action::GrpcHealth
+            | Action::GrpcReflection
+            | Action::RequestSignIn
+            | Action::ConfirmSignIn
+            | Action::SignOut => None,
+            Action::Metrics
+            | Action::ListPersons
+            | Action::GetPerson
+            | Action::LookupPersons
+            | Action::GetLocation
+            | Action::GetConnection
+            | Action::GetContacts
+            | Action::GetSummary
+            | Action::LiveStream
+            | Action::LivePositions
+            | Action::LiveHeat
+            | Action::GetVenue
+            | Action::GetMe
+            | Action::ListTokens
+            | Action::ListSessions
+            | Action::ListAccounts => Some(Scope::Read),
+            Action::PostLocation
+            | Action::PostLocationBatch
+            | Action::GrpcLegacyCreate
+            | Action::GrpcCreate
+            | Action::GrpcIngest => Some(Scope::Ingest),
+            Action::CreatePerson
+            | Action::ImportPersons
+            | Action::CreateToken
+            | Action::RevokeToken
+            | Action::RevokeSession
+            | Action::ChangeEmail
+            | Action::AddSecondaryEmail
+            | Action::DeleteAccount
+            | Action::InviteAccount
+            | Action::ChangeRole => Some(Scope::Manage),
+        }
+    }
+
+    /// Whether anyone may do this without signing in.
+    pub fn is_public(self) -> bool {
+        rule(self) == Rule::Public
+    }
+}
+
+/// Whether `principal` (`None`: nobody signed in) may perform `action` on `resource`. The one
+/// decision point: every route asks it, and nothing else decides.
+///
+/// A resource of another kind than the action's rule expects (a person where an account is
+/// meant) is refused to all but those allowed on every resource: a mistake in a route fails
+/// closed.
+pub fn authorize(
+    principal: Option<&Principal>,
+    action: Action,
+    resource: Resource,
+) -> Result<(), Denied> {
+    let rule = rule(action);
+    if rule == Rule::Public {
+        return Ok(());
+    }
+    let p = principal.ok_or(Denied::SignInRequired)?;
+    let scoped = action.scope().is_none_or(|s| p.scopes.contains(s))
+        && action.scope().is_none_or(|s| p.role.scopes().contains(s));
+    if scoped && allowed(rule, p, resource) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden)
+    }
+}
+
+fn allowed(rule: Rule, p: &Principal, resource: Resource) -> bool {
+    let own_person = matches!(resource, Resource::Person(id) if p.person == Some(id));
+    let own_account = match resource {
+        Resource::Account(id) | Resource::Grant { account: id, .. } => id == p.account,
+        Resource::Service | Resource::Person(_) | Resource::NewAccount(_) => false,
+    };
+    let own_grant = |holder: Role| match resource {
+        Resource::Grant { account, role } => account == p.account && holder.may_issue(role),
+        Resource::Service
+        | Resource::Person(_)
+        | Resource::Account(_)
+        | Resource::NewAccount(_) => false,
+    };
+    match p.role {
+        Role::Admin => true,
+        Role::Organizer => match rule {
+            Rule::Public | Rule::Member | Rule::Staff | Rule::OwnPersonOrStaff => true,
+            Rule::Admin | Rule::OwnPersonOrAdmin | Rule::OwnPings => false,
+            Rule::OwnAccount => own_account,
+            Rule::OwnGrant => own_grant(Role::Organizer),
+            Rule::Invite => resource == Resource::NewAccount(Role::Attendee),
+        },
+        Role::Attendee => match rule {
+            Rule::Public | Rule::Member => true,
+            Rule::Staff | Rule::Admin | Rule::Invite => false,
+            Rule::OwnPersonOrStaff | Rule::OwnPersonOrAdmin | Rule::OwnPings => own_person,
+            Rule::OwnAccount => own_account,
+            Rule::OwnGrant => own_grant(Role::Attendee),
+        },
+        Role::Device => match rule {
+            Rule::Public => true,
+            Rule::OwnPings => own_person,
+            Rule::Member
+            | Rule::Staff
+            | Rule::Admin
+            | Rule::OwnPersonOrStaff
+            | Rule::OwnPersonOrAdmin
+            | Rule::OwnAccount
+            | Rule::OwnGrant
+            | Rule::Invite => false,
+        },
+    }
+}
