@@ -8,7 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
+use crate::auth::{
+    Account, AccountId, Email, Issued, NewAccount, NewToken, Principal, Revoked, Role, SignInLink,
+    TokenId, TokenInfo, TokenSecret,
+};
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
 use crate::time::Window;
@@ -130,6 +135,80 @@ pub struct NearTracks {
     pub neighbours: Vec<Location>,
 }
 
+/// Accounts and their credentials: API and device tokens, browser sessions, sign-in links.
+///
+/// Secrets are made here (each `create_*` returns its secret once) and never kept: a store
+/// holds only [`TokenSecret::hash`]. Times are handed in, so expiry is the caller's clock
+/// and tests decide what time it is.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Stores a new account. [`crate::Error::Conflict`] when its e-mail address (in any case)
+    /// or its person already has an account.
+    async fn create_account(&self, account: NewAccount, now: DateTime<Utc>) -> Result<Account>;
+    async fn account(&self, id: AccountId) -> Result<Option<Account>>;
+    /// The account whose primary address is `email`, whatever its case.
+    async fn account_by_email(&self, email: &Email) -> Result<Option<Account>>;
+    async fn account_by_person(&self, person: PersonId) -> Result<Option<Account>>;
+    /// The oldest account in `role` with neither person nor address: the one the command
+    /// line creates to hold staff tokens before anyone has signed in.
+    async fn bootstrap_account(&self, role: Role) -> Result<Option<Account>>;
+    /// Up to `limit` accounts with ids above `after`, in id order.
+    async fn accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>>;
+    /// Accounts in the admin role.
+    async fn count_admins(&self) -> Result<u64>;
+
+    /// Stores a new token; the caller has checked it with [`Account::check_grant`].
+    async fn create_token(&self, token: NewToken, now: DateTime<Utc>) -> Result<Issued<TokenInfo>>;
+    /// Who `secret` (an API or device token) signs in, if it names a token neither revoked
+    /// nor expired at `now`. Records the use (to the minute).
+    async fn verify_token(
+        &self,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>>;
+    async fn token(&self, id: TokenId) -> Result<Option<TokenInfo>>;
+    /// The account's tokens, revoked and expired ones included, oldest first.
+    async fn tokens(&self, account: AccountId) -> Result<Vec<TokenInfo>>;
+    /// Revokes one token; `false` when there is no such token or it was revoked already.
+    async fn revoke_token(&self, id: TokenId, now: DateTime<Utc>) -> Result<bool>;
+    /// Revokes every token and session of the account in one transaction.
+    async fn revoke_all(&self, account: AccountId, now: DateTime<Utc>) -> Result<Revoked>;
+
+    /// A new browser session for the account, valid until `expires`; returns its id, the
+    /// cookie's value.
+    async fn create_session(
+        &self,
+        account: AccountId,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSecret>;
+    /// Who the session `secret` signs in, if it is neither revoked nor expired at `now`:
+    /// the account in its own role, every scope.
+    async fn verify_session(
+        &self,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>>;
+    /// Ends a session (signing out); `false` when there was none to end.
+    async fn revoke_session(&self, secret: &TokenSecret, now: DateTime<Utc>) -> Result<bool>;
+
+    /// A sign-in link's token for `link.email`, whether or not an account has that address.
+    async fn create_sign_in_link(
+        &self,
+        link: SignInLink,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSecret>;
+    /// Uses up the link `secret` at `now`: its address, once; `None` for a link unknown,
+    /// expired or used before. Atomic: of two racing calls, one gets the address.
+    async fn consume_sign_in_link(
+        &self,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Email>>;
+
+    async fn ping(&self) -> Result<()>;
+}
+
 /// Hands out blocks of ids so ingest nodes assign unique ids without a round trip per ping
 /// (hi/lo). State lives outside the stores a replay rebuilds, so a rebuild never reissues ids.
 #[async_trait]
@@ -196,6 +275,7 @@ pub trait LogConsumer: Send {
 pub type DynPersonStore = Arc<dyn PersonStore>;
 pub type DynLocationStore = Arc<dyn LocationStore>;
 pub type DynIdLeaser = Arc<dyn IdLeaser>;
+pub type DynAccountStore = Arc<dyn AccountStore>;
 pub type DynLog = Arc<dyn Log>;
 
 /// How long a consumer that cannot tell its lag must hear nothing before [`read_to_end`] takes

@@ -1,14 +1,17 @@
 //! Store adapters for the storage ports of [`udaconnect_core::ports`].
 //!
 //! # Layout
-//! - [`sqlite`]: the embedded stores, one SQLite file per owning role (persons, locations), so
-//!   no role reaches into another's tables.
+//! - [`sqlite`]: the embedded stores, one SQLite file per owning role (persons, locations,
+//!   accounts), so no role reaches into another's tables.
 //! - [`ids`]: the embedded id leaser, a small file beside the stores that a replay never
 //!   touches.
 //! - `postgres` (feature `postgres`, on by default): the distributed stores and id leaser, on
 //!   one PostgreSQL/PostGIS database shared by every role process; its schema comes from
 //!   `migrations/postgres`.
+//! - `accounts.rs`: what the two account stores share (scopes as stored, when a token's use
+//!   is recorded, unique clashes).
 
+mod accounts;
 pub mod ids;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -17,9 +20,10 @@ pub mod sqlite;
 pub use ids::FileIdLeaser;
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresOptions, PostgresPersonStore,
+    Postgres, PostgresAccountStore, PostgresIdLeaser, PostgresLocationStore, PostgresOptions,
+    PostgresPersonStore,
 };
-pub use sqlite::{SqliteLocationStore, SqlitePersonStore};
+pub use sqlite::{SqliteAccountStore, SqliteLocationStore, SqlitePersonStore};
 
 /// The lowest and highest location ids, in both stores' SQL. Two subqueries: a database reads
 /// `min` or `max` off the primary key's edge when it is the query's one aggregate; the two in

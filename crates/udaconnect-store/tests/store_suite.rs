@@ -7,9 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tempfile::TempDir;
 use udaconnect_core::ports::DynIdLeaser;
-use udaconnect_store::{FileIdLeaser, SqliteLocationStore, SqlitePersonStore};
+use udaconnect_store::{FileIdLeaser, SqliteAccountStore, SqliteLocationStore, SqlitePersonStore};
 #[cfg(feature = "postgres")]
-use udaconnect_store::{Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresPersonStore};
+use udaconnect_store::{
+    Postgres, PostgresAccountStore, PostgresIdLeaser, PostgresLocationStore, PostgresPersonStore,
+};
 #[cfg(feature = "postgres")]
 use udaconnect_testkit::postgres::TestDb;
 use udaconnect_testkit::store_suite::{StoreEngine, Stores};
@@ -29,6 +31,9 @@ impl StoreEngine for Sqlite {
             persons: Arc::new(SqlitePersonStore::open(dir.path().join("persons.sqlite3")).unwrap()),
             locations: Arc::new(
                 SqliteLocationStore::open(dir.path().join("locations.sqlite3")).unwrap(),
+            ),
+            accounts: Arc::new(
+                SqliteAccountStore::open(dir.path().join("accounts.sqlite3")).unwrap(),
             ),
             engine: Sqlite(dir),
         }
@@ -57,6 +62,7 @@ impl StoreEngine for Pg {
         Stores {
             persons: Arc::new(PostgresPersonStore::new(&pg)),
             locations: Arc::new(PostgresLocationStore::new(&pg)),
+            accounts: Arc::new(PostgresAccountStore::new(&pg)),
             engine: Pg(db),
         }
     }

@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_location_indexes"),
     migration!(5, "0005_id_lease"),
     migration!(6, "0006_location_defaults"),
+    migration!(7, "0007_accounts"),
 ];
 
 /// The advisory lock key that serialises migrations ("udaconne" in ASCII). Advisory locks are

@@ -1,6 +1,6 @@
 //! Distributed stores on PostgreSQL with PostGIS.
 //!
-//! One database holds the persons, the locations and the id leases. [`Postgres`] is a pool of
+//! One database holds the persons, the locations, the id leases and the accounts. [`Postgres`] is a pool of
 //! connections to it; each store holds a clone (an `Arc` inside), so several roles in one process
 //! share the connections. [`Postgres::connect`] brings the schema up to date first (see
 //! [`migrate`]), an original UdaConnect database included.
@@ -10,6 +10,7 @@
 //! roles answer with 503 and retry; everything else is [`Error::Internal`]. The pool drops
 //! connections the server closed, so the first call after the server is back succeeds.
 
+mod accounts;
 mod ids;
 mod locations;
 pub mod migrate;
@@ -32,6 +33,7 @@ use tokio_postgres::{NoTls, Row};
 use udaconnect_core::time::Micros;
 use udaconnect_core::{Error, Result};
 
+pub use accounts::PostgresAccountStore;
 pub use ids::PostgresIdLeaser;
 pub use locations::PostgresLocationStore;
 pub use persons::PostgresPersonStore;

@@ -5,6 +5,7 @@
 //! its log offset right after a write returns: the write must survive a power cut, not only a
 //! process crash. Calls run on tokio's blocking pool; SQLite has no async interface.
 
+mod accounts;
 mod locations;
 mod persons;
 
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, Row};
 use udaconnect_core::{Error, Result};
 
+pub use accounts::SqliteAccountStore;
 pub use locations::SqliteLocationStore;
 pub use persons::SqlitePersonStore;
 

@@ -10,10 +10,14 @@
 //! which generates module `sqlite` with one `#[tokio::test]` per body listed in the macro. The
 //! calling crate needs `tokio` (with `macros` and `rt-multi-thread`) among its dependencies.
 //!
+//! The account bodies hand the store its "now" ([`t0`] and later), so expiry is tested
+//! without waiting.
+//!
 //! Each body holds the engine to a model worked out in the test (what the stored rows must
 //! be, the contact oracle's answer), not to another engine. Behaviour only one engine has
 //! (PostgreSQL's migrations, ids above an original database's rows) is tested beside it.
 
+mod accounts;
 mod ids;
 mod locations;
 mod near;
@@ -25,9 +29,16 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use udaconnect_core::contact::{connections, ConnectionQuery, Point};
 use udaconnect_core::model::{Location, Person};
-use udaconnect_core::ports::{DynIdLeaser, DynLocationStore, DynPersonStore, Near};
+use udaconnect_core::ports::{
+    DynAccountStore, DynIdLeaser, DynLocationStore, DynPersonStore, Near,
+};
 use udaconnect_core::time::{from_micros, to_micros};
 
+pub use accounts::{
+    accounts_are_created_and_found, new_account, new_token,
+    revoking_everything_ends_every_token_and_session, sessions_verify_until_revoked_or_expired,
+    sign_in_links_are_used_once, t0, tokens_verify_until_revoked_or_expired,
+};
 pub use ids::{
     id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
 };
@@ -64,6 +75,7 @@ pub struct Stores<E> {
     pub persons: DynPersonStore,
     /// Locations; persons they name are imported first (a database may check references).
     pub locations: DynLocationStore,
+    pub accounts: DynAccountStore,
     /// Last, so the stores close before it goes.
     pub engine: E,
 }
@@ -75,6 +87,10 @@ impl<E: StoreEngine> Stores<E> {
 
     pub fn locations(&self) -> DynLocationStore {
         self.locations.clone()
+    }
+
+    pub fn accounts(&self) -> DynAccountStore {
+        self.accounts.clone()
     }
 
     pub async fn leaser(&self, name: &str) -> DynIdLeaser {
@@ -107,6 +123,11 @@ macro_rules! store_suite {
                 id_leases_never_repeat,
                 id_leases_are_unique_across_concurrent_leasers_and_restarts,
                 ping_answers,
+                accounts_are_created_and_found,
+                tokens_verify_until_revoked_or_expired,
+                sessions_verify_until_revoked_or_expired,
+                revoking_everything_ends_every_token_and_session,
+                sign_in_links_are_used_once,
             ]
         );
     };
