@@ -66,6 +66,9 @@ pub enum Command {
     Dlq(crate::dlq::DlqArgs),
     /// Generate a realistic conference (seeded): write it to files or stream it to a server.
     Simulate(crate::simulate::SimulateArgs),
+    /// Accounts and tokens: create a token (the way in before anyone can sign in), list and
+    /// revoke them; offline, also while `serve` runs.
+    Admin(crate::admin::AdminArgs),
     /// Import persons and locations CSV into a data directory (run while `serve` is stopped).
     Import(crate::import::ImportArgs),
     /// Measure ingest, queries, memory and start-up on a simulated conference (runs
@@ -283,6 +286,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(args) => crate::dlq::run(args).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Import(args) => crate::import::run(args).await,
+        Command::Admin(args) => crate::admin::run(args).await,
         Command::Bench(args) => crate::bench_entry::run("bench", &cli.global, args),
         Command::BenchDistributed(args) => {
             crate::bench_entry::run("bench-distributed", &cli.global, args)

@@ -1,5 +1,6 @@
 //! `udaconnect`: parses the command line, sets up logging, and starts what was asked for.
 
+mod admin;
 mod bench_entry;
 mod cli;
 mod dlq;

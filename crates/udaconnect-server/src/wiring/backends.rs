@@ -20,9 +20,11 @@ use anyhow::Context;
 use percent_encoding::percent_decode_str;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
-use udaconnect_core::ports::{DynIdLeaser, DynLocationStore, DynLog, DynPersonStore};
+use udaconnect_core::ports::{
+    DynAccountStore, DynIdLeaser, DynLocationStore, DynLog, DynPersonStore,
+};
 use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
-use udaconnect_store::{FileIdLeaser, SqliteLocationStore, SqlitePersonStore};
+use udaconnect_store::{FileIdLeaser, SqliteAccountStore, SqliteLocationStore, SqlitePersonStore};
 use url::Url;
 
 /// Where the stores are.
@@ -347,7 +349,7 @@ pub const LOCATION_STORE_FILE: &str = "locations.sqlite3";
 pub fn open_embedded_stores(dir: &std::path::Path) -> anyhow::Result<Stores> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("failed to create data directory {}", dir.display()))?;
-    let persons = SqlitePersonStore::open(dir.join("persons.sqlite3"))
+    let persons = SqlitePersonStore::open(dir.join(PERSON_STORE_FILE))
         .context("failed to open the person store")?;
     let locations = SqliteLocationStore::open(dir.join(LOCATION_STORE_FILE))
         .context("failed to open the location store")?;
@@ -358,6 +360,61 @@ pub fn open_embedded_stores(dir: &std::path::Path) -> anyhow::Result<Stores> {
         locations: Arc::new(locations),
         ids: Arc::new(ids),
     })
+}
+
+/// The account store's file in an embedded data directory: a file of its own, deleting by
+/// overwriting (see `migrations/sqlite/accounts.sql`).
+pub const ACCOUNT_STORE_FILE: &str = "accounts.sqlite3";
+
+/// The person store's file in an embedded data directory.
+pub const PERSON_STORE_FILE: &str = "persons.sqlite3";
+
+/// What an administrative command on accounts opens: the account store, and the persons to
+/// check the persons it names against.
+#[derive(Clone)]
+pub struct AccountStores {
+    pub accounts: DynAccountStore,
+    /// `None` in a data directory that has no person store yet (so no person).
+    pub persons: Option<DynPersonStore>,
+}
+
+/// Opens the account store at `url`, once: for a command, which fails rather than waits. On
+/// a data directory it works beside a running `serve` (SQLite in WAL mode, busy timeouts).
+pub async fn open_account_stores(url: &StoreUrl) -> anyhow::Result<AccountStores> {
+    match url {
+        StoreUrl::Embedded(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("failed to create data directory {}", dir.display()))?;
+            let accounts = SqliteAccountStore::open(dir.join(ACCOUNT_STORE_FILE))
+                .context("failed to open the account store")?;
+            let persons_file = dir.join(PERSON_STORE_FILE);
+            let persons: Option<DynPersonStore> = if persons_file.exists() {
+                Some(Arc::new(
+                    SqlitePersonStore::open(persons_file)
+                        .context("failed to open the person store")?,
+                ))
+            } else {
+                None
+            };
+            Ok(AccountStores {
+                accounts: Arc::new(accounts),
+                persons,
+            })
+        }
+        #[cfg(feature = "postgres")]
+        StoreUrl::Postgres(conn) => {
+            use udaconnect_store::{Postgres, PostgresAccountStore, PostgresPersonStore};
+            let pg = Postgres::connect(conn.expose())
+                .await
+                .with_context(|| format!("failed to open the store {conn}"))?;
+            Ok(AccountStores {
+                accounts: Arc::new(PostgresAccountStore::new(&pg)),
+                persons: Some(Arc::new(PostgresPersonStore::new(&pg))),
+            })
+        }
+        #[cfg(not(feature = "postgres"))]
+        StoreUrl::Postgres(_) => anyhow::bail!(not_compiled_in("postgres", "postgres")),
+    }
 }
 
 #[cfg(feature = "postgres")]

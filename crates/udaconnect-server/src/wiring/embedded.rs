@@ -3,6 +3,7 @@
 //! ```text
 //! <data-dir>/persons.sqlite3     person-api's store
 //! <data-dir>/locations.sqlite3   the location store (written by location-consumer)
+//! <data-dir>/accounts.sqlite3    accounts, tokens, sessions and sign-in links (hashes only)
 //! <data-dir>/log/                the durable log (topics `location`, `location.dlq`)
 //! <data-dir>/ids/                id leases for location-api
 //! ```
