@@ -18,7 +18,7 @@ use udaconnect_server::wiring::backends::open_stores;
 use udaconnect_server::wiring::backends::{open_account_stores, open_embedded_stores, StoreUrl};
 #[cfg(feature = "postgres")]
 use udaconnect_testkit::postgres::TestDb;
-use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::process::{assert_help_names, RoleProc};
 use udaconnect_testkit::store_suite::persons;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
@@ -54,8 +54,16 @@ fn create_token(args: &[&str]) -> TokenSecret {
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8(out.stdout.clone()).unwrap();
     let last = stdout.lines().last().unwrap_or_default();
-    TokenSecret::parse(last)
-        .unwrap_or_else(|| panic!("the last line is not a token alone: {}", text(&out)))
+    let token = TokenSecret::parse(last)
+        .unwrap_or_else(|| panic!("the last line is not a token alone: {}", text(&out)));
+    // Shown once, on that line: not in any other line, nor in the log (stderr).
+    assert_eq!(stdout.matches(&last[3..]).count(), 1, "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(&last[3..]),
+        "{}",
+        text(&out)
+    );
+    token
 }
 
 /// Runs `admin <args>` expecting a refusal that says `why`.
@@ -112,6 +120,30 @@ fn only_hashes_under(dir: &Path, tokens: &[&TokenSecret]) {
             "a token's hash is not in {dir:?}"
         );
     }
+}
+
+#[test]
+fn help_names_the_commands_and_their_flags() {
+    assert_help_names(
+        BIN.as_ref(),
+        &["admin"],
+        &["create-token", "list-tokens", "revoke-token"],
+    );
+    assert_help_names(
+        BIN.as_ref(),
+        &["admin", "create-token"],
+        &[
+            "--role",
+            "--person",
+            "--name",
+            "--scopes",
+            "--expires-in",
+            "--data-dir",
+            "UDACONNECT_DATA_DIR",
+            "--store",
+            "UDACONNECT_STORE",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
