@@ -157,6 +157,42 @@ fn every_action_has_a_row() {
     assert!(missing.is_empty(), "actions without a row: {missing:?}");
 }
 
+/// Every resource of every kind the table uses, and some it does not.
+fn resources() -> Vec<Resource> {
+    let mut all = vec![ANY, A, B, A_ACC, Resource::Account(B_ACCOUNT)];
+    for role in Role::ALL {
+        all.push(Resource::NewAccount(role));
+        for account in [A_ACCOUNT, B_ACCOUNT, ORGANIZER_ACCOUNT, ADMIN_ACCOUNT] {
+            all.push(Resource::Grant { account, role });
+        }
+    }
+    all
+}
+
+#[test]
+fn admins_may_all_nobody_only_the_public_devices_only_their_own_pings() {
+    let admin = principal(ADMIN_ACCOUNT, None, Role::Admin);
+    let device = principal(A_ACCOUNT, Some(A_PERSON), Role::Device);
+    for action in Action::ALL {
+        for resource in resources() {
+            assert_eq!(authorize(Some(&admin), *action, resource), Ok(()));
+            let anonymous = authorize(None, *action, resource);
+            if action.is_public() {
+                assert_eq!(anonymous, Ok(()), "{action:?}");
+                assert_eq!(authorize(Some(&device), *action, resource), Ok(()));
+            } else {
+                assert_eq!(anonymous, Err(Denied::SignInRequired), "{action:?}");
+                let posts_own_pings = action.scope() == Some(Scope::Ingest) && resource == A;
+                assert_eq!(
+                    authorize(Some(&device), *action, resource).is_ok(),
+                    posts_own_pings,
+                    "device {action:?} {resource:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn public_actions_need_no_scope_and_the_rest_need_one() {
     for action in Action::ALL {

@@ -2,7 +2,8 @@
 -- its kind. Times are microseconds since the Unix epoch, UTC.
 --
 -- secure_delete: deleted rows are overwritten with zeros rather than left in free pages, so
--- an erased account is gone from the file. foreign_keys: an account's credentials go with it.
+-- an erased account is gone from the file (older copies of its pages stay in the write-ahead
+-- log until a checkpoint overwrites them). foreign_keys: an account's credentials go with it.
 -- Both are per connection; this script runs on the one writer.
 PRAGMA secure_delete = ON;
 PRAGMA foreign_keys = ON;
