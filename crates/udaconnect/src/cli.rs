@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udaconnect::telemetry::GlobalArgs;
 use udaconnect_core::ports::DynLog;
-use udaconnect_server::consume::replay as rebuild;
+use udaconnect_server::consume::replay::{self as rebuild, ReplayMode};
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::roles::connection_api::EngineKind;
 use udaconnect_server::roles::Role;
@@ -429,12 +429,14 @@ async fn replay_onto(
         bar.set_position(done);
         bar.set_message(format!("{left} to go"));
     };
-    let report = if partial {
-        rebuild::replay_over(log, locations, &persons, progress).await
+    let mode = if partial {
+        ReplayMode::Partial
     } else {
-        rebuild::replay(log, locations, &persons, progress).await
-    }
-    .context("replay failed")?;
+        ReplayMode::Rebuild
+    };
+    let report = rebuild::replay(log, locations, &persons, mode, progress)
+        .await
+        .context("replay failed")?;
     bar.finish_and_clear();
     let stored = locations.count().await?;
     tracing::info!(
