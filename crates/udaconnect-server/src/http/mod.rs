@@ -3,8 +3,8 @@
 //! the domain validates.
 //!
 //! - [`edge`], [`serve`], [`guard`]: the settings of the process's edge; the connection
-//!   layer (caps, timeouts, the stop's deadline); the request checks (Host, JSON writes'
-//!   type, ingest rate) and security headers.
+//!   layer (caps, timeouts, the stop's deadline); the request checks (Host, ingest rate, and
+//!   the body's type on the routes that take JSON) and security headers.
 //! - [`problem`]: errors as RFC 9457 problem answers.
 //! - [`ops`], [`openapi`]: /health, /ready, /metrics, the OpenAPI description and docs page.
 //! - [`gateway`]: web's proxy routing `/api` to the role that owns each path.
@@ -282,7 +282,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 }
 
 /// A JSON body as an untyped value; the domain checks each field. Its content type was
-/// checked before (see [`guard`]).
+/// checked before, by the route (see [`guard::post_json`]).
 pub struct JsonBody(pub serde_json::Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {

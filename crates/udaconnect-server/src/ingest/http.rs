@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::model::Location;
@@ -12,6 +12,7 @@ use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::validate::BatchCheck;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::http::guard::post_json;
 use crate::http::openapi::{
     fix_time_schema, id_schema, latitude_schema, longitude_schema, BodyProblems, IngestBusy,
 };
@@ -26,8 +27,8 @@ pub struct LocationApi {
 
 pub fn routes(api: Arc<LocationApi>) -> Router {
     Router::new()
-        .route("/api/locations", post(create_location))
-        .route("/api/locations/batch", post(create_locations))
+        .route("/api/locations", post_json(create_location))
+        .route("/api/locations/batch", post_json(create_locations))
         .route("/api/locations/{id}", get(get_location))
         .with_state(api)
 }

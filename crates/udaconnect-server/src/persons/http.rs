@@ -5,13 +5,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::http::guard::post_json;
 use crate::http::openapi::{
     lookup_ids_schema, text_schema, BodyProblems, NoSuchPerson, PersonPath,
 };
@@ -33,9 +34,12 @@ pub struct PersonApi {
 
 pub fn routes(api: Arc<PersonApi>) -> Router {
     Router::new()
-        .route("/api/persons", get(list_persons).post(create_person))
+        .route(
+            "/api/persons",
+            get(list_persons).merge(post_json(create_person)),
+        )
         .route("/api/persons/{id}", get(get_person))
-        .route("/api/persons/lookup", post(lookup_persons))
+        .route("/api/persons/lookup", post_json(lookup_persons))
         .with_state(api)
 }
 
