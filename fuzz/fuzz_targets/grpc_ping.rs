@@ -12,13 +12,12 @@ use chrono::{DateTime, SecondsFormat};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use serde_json::{json, Value};
-use udaconnect_core::model::{NewLocation, MAX_ID};
 use udaconnect_core::record::{self, LogRecord, Position};
 use udaconnect_core::validate::{self, V1Ping};
 use udaconnect_core::Error;
 use udaconnect_fuzz::proto::original::LocationMessage;
 use udaconnect_fuzz::proto::v1::{Ping, PingBatch};
-use udaconnect_fuzz::{acknowledge, check_messages, now};
+use udaconnect_fuzz::{acknowledge, check_messages, check_ping, check_ping_error, now};
 
 const PING_FIELDS: [&str; 4] = ["person_id", "latitude", "longitude", "creation_time"];
 
@@ -188,28 +187,9 @@ fn json_of(p: &Ping) -> Option<Value> {
     Some(body)
 }
 
-fn check_ping(ping: &NewLocation) {
-    assert!((1..=MAX_ID).contains(&ping.person_id()));
-    assert!((-90.0..=90.0).contains(&ping.latitude()));
-    assert!((-180.0..=180.0).contains(&ping.longitude()));
-    if let Some(t) = ping.creation_time() {
-        assert!((1970..=9999).contains(&chrono::Datelike::year(&t)));
-        assert_eq!(
-            t.timestamp_subsec_nanos() % 1000,
-            0,
-            "{t:?} not cut to microseconds"
-        );
-    }
-}
-
 /// A refused ping names only a ping's fields, each once.
 fn check_error(e: &Error, input_len: usize) {
-    check_messages(e, input_len);
-    let fields: Vec<&str> = e.violations().iter().map(|v| v.field.as_str()).collect();
-    for (i, f) in fields.iter().enumerate() {
-        assert!(PING_FIELDS.contains(f), "unknown field {f}");
-        assert!(!fields[..i].contains(f), "{f} named twice");
-    }
+    check_ping_error(e, input_len, &PING_FIELDS);
 }
 
 /// The item and field a batch violation names: `[3].latitude` is (3, "latitude").

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     // invalid UTF-8 threefold.
     let n: usize = params.iter().map(|(k, v)| k.len() + v.len()).sum();
 
-    match connection_params(&params) {
+    match connection_params(&params, 1) {
         Ok(p) => {
             // Equal times (not dates) make an empty window: allowed, and it answers nothing.
             assert!(p.window.start <= p.window.end, "{p:?}");
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         ),
     }
 
-    match contact_params(&params) {
+    match contact_params(&params, 1) {
         Ok(p) => {
             assert!(p.window.start <= p.window.end, "{p:?}");
             check_distance(&params, p.distance_m);

@@ -8,13 +8,13 @@
 //! - `corpus/<target>/`: seed inputs (real pings, the original producers' shapes, frames the
 //!   encoder wrote); `dict/`: tokens that help the mutator through JSON and query strings.
 //! - This file: the NDJSON split and query string reading of the HTTP handlers, the bound on
-//!   error messages, what ingest appends for an acknowledged ping, and the gRPC messages
-//!   (generated from `proto/` by `build.rs`).
+//!   error messages, what an accepted or a refused ping holds, what ingest appends for an
+//!   acknowledged ping, and the gRPC messages (generated from `proto/` by `build.rs`).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use udaconnect_core::model::{Location, NewLocation};
+use udaconnect_core::model::{Location, NewLocation, MAX_ID};
 use udaconnect_core::record::{self, Position};
 use udaconnect_core::validate::{too_far_ahead, DEFAULT_FUTURE_SKEW};
 use udaconnect_core::Error;
@@ -117,6 +117,32 @@ fn percent_decode(raw: &[u8]) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An accepted ping holds what the rules allow: a person id, coordinates in range, and a time
+/// in the years 1970 to 9999 cut to microseconds.
+pub fn check_ping(ping: &NewLocation) {
+    assert!((1..=MAX_ID).contains(&ping.person_id()));
+    assert!((-90.0..=90.0).contains(&ping.latitude()));
+    assert!((-180.0..=180.0).contains(&ping.longitude()));
+    if let Some(t) = ping.creation_time() {
+        assert!((1970..=9999).contains(&chrono::Datelike::year(&t)));
+        assert_eq!(
+            t.timestamp_subsec_nanos() % 1000,
+            0,
+            "{t:?} not cut to microseconds"
+        );
+    }
+}
+
+/// A refused ping is held to [`check_messages`] and names only `fields`, each once.
+pub fn check_ping_error(e: &Error, input_len: usize, fields: &[&str]) {
+    check_messages(e, input_len);
+    let named: Vec<&str> = e.violations().iter().map(|v| v.field.as_str()).collect();
+    for (i, f) in named.iter().enumerate() {
+        assert!(fields.contains(f), "unknown field {f}");
+        assert!(!named[..i].contains(f), "{f} named twice");
+    }
 }
 
 /// Every violation of `e` is named and described, and no message is longer than the input it

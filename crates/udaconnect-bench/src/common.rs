@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use udaconnect_core::contact::{ConnectionQuery, Contact, Point};
 use udaconnect_core::time::{Micros, Window};
 use udaconnect_core::track::TrackQuery;
-use udaconnect_server::{Application, GrpcListen, ServeSettings};
+use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
 use udaconnect_sim::{Conference, Rng, SimConfig};
 
 pub const DAY_US: i64 = 86_400_000_000;
@@ -195,15 +195,11 @@ pub fn contacts_oracle(all: &[Point], q: &TrackQuery) -> Vec<Contact> {
 /// or gRPC.
 pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> {
     Application::build(ServeSettings {
-        listen: "127.0.0.1:0".parse()?,
+        http: HttpSettings::on("127.0.0.1:0".parse()?),
         data_dir,
         demo: false,
         demo_attendees: 0,
-        web_dir: None,
-        cors_origins: Vec::new(),
         grpc: GrpcListen::Off,
-        listen_file: None,
-        edge: Default::default(),
         log_retention: Default::default(),
     })
     .await

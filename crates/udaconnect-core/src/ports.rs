@@ -244,12 +244,7 @@ pub trait Log: Send + Sync + 'static {
     async fn append(&self, topic: &str, records: Vec<LogRecord>) -> Result<()>;
     /// Joins consumer group `group` on `topic`, resuming at its committed position, or at
     /// `start` if the group has none.
-    async fn consumer(
-        &self,
-        topic: &str,
-        group: &str,
-        start: StartFrom,
-    ) -> Result<Box<dyn LogConsumer>>;
+    async fn consumer(&self, topic: &str, group: &str, start: StartFrom) -> Result<DynLogConsumer>;
     /// Succeeds when appends can be made.
     async fn ping(&self) -> Result<()>;
 }
@@ -277,6 +272,8 @@ pub type DynLocationStore = Arc<dyn LocationStore>;
 pub type DynIdLeaser = Arc<dyn IdLeaser>;
 pub type DynAccountStore = Arc<dyn AccountStore>;
 pub type DynLog = Arc<dyn Log>;
+/// A consumer, owned by the one task that reads with it.
+pub type DynLogConsumer = Box<dyn LogConsumer>;
 
 /// How long a consumer that cannot tell its lag must hear nothing before [`read_to_end`] takes
 /// its log as read.

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
-use udaconnect_core::ports::{Log, LogConsumer, StartFrom};
+use udaconnect_core::ports::{DynLogConsumer, Log, StartFrom};
 use udaconnect_core::record::LogRecord;
 use udaconnect_core::{Error, Result};
 
@@ -291,7 +291,7 @@ impl EmbeddedLog {
 
     /// A reader of `topic` from `offset` (clamped to what the topic holds) that belongs to no
     /// group: for scans at start that must leave every group's position alone.
-    pub fn reader_at(&self, topic: &str, offset: u64) -> Result<Box<dyn LogConsumer>> {
+    pub fn reader_at(&self, topic: &str, offset: u64) -> Result<DynLogConsumer> {
         let topic = self.topic(topic)?;
         let next = offset.clamp(topic.earliest(), *topic.durable_end.borrow());
         // Never committed: the path only has to differ from every group's.
@@ -623,12 +623,7 @@ impl Log for EmbeddedLog {
         appended.map(|_| ())
     }
 
-    async fn consumer(
-        &self,
-        topic: &str,
-        group: &str,
-        start: StartFrom,
-    ) -> Result<Box<dyn LogConsumer>> {
+    async fn consumer(&self, topic: &str, group: &str, start: StartFrom) -> Result<DynLogConsumer> {
         let topic = self.topic(topic)?;
         let offset_path = topic.offset_path(group);
         let committed = read_committed(&offset_path)?;

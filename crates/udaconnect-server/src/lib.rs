@@ -37,4 +37,4 @@ pub mod query;
 pub mod roles;
 pub mod wiring;
 
-pub use wiring::process::{Application, GrpcListen, RoleSettings, ServeSettings};
+pub use wiring::process::{Application, GrpcListen, HttpSettings, RoleSettings, ServeSettings};

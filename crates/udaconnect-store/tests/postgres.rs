@@ -20,7 +20,9 @@ use udaconnect_store::{
 };
 use udaconnect_testkit::postgres::{admin, TestDb};
 use udaconnect_testkit::seed;
-use udaconnect_testkit::store_suite::{answer, by_id, loc, new_person, persons, point, points};
+use udaconnect_testkit::store_suite::{
+    answer, by_id, conference_locations, load_timed, loc, new_person, persons, point, points,
+};
 
 async fn connect(db: &TestDb) -> Postgres {
     Postgres::connect(&db.url)
@@ -553,13 +555,8 @@ async fn calls_recover_once_the_server_closed_their_connections() {
 #[tokio::test]
 #[ignore]
 async fn near_plan() {
-    use udaconnect_sim::{Conference, SimConfig};
-    let pings: u64 = std::env::var("UDACONNECT_NEAR_PLAN_PINGS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let mut config = SimConfig::default();
-    config.ping_interval_s = config.interval_for_total(pings);
+    use udaconnect_sim::Conference;
+    let config = udaconnect_testkit::local::measured_conference("UDACONNECT_NEAR_PLAN_PINGS");
     let conference = Conference::plan(&config);
     let db = TestDb::new().await;
     let pg = connect(&db).await;
@@ -568,23 +565,8 @@ async fn near_plan() {
         .await
         .unwrap();
     let store = PostgresLocationStore::new(&pg);
-    let started = Instant::now();
-    let mut all = Vec::new();
-    let mut batch = Vec::new();
-    for (i, p) in conference.pings().enumerate() {
-        batch.push(loc(i as i64 + 1, p.person_id, p.latitude, p.longitude, p.t));
-        if batch.len() == 10_000 {
-            store.upsert(&batch).await.unwrap();
-            all.append(&mut batch);
-        }
-    }
-    store.upsert(&batch).await.unwrap();
-    all.append(&mut batch);
-    println!(
-        "loaded {} pings in {:.1} s",
-        all.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let all = conference_locations(&conference);
+    load_timed(&store, &all, 10_000).await;
     let c = db.client().await;
     c.batch_execute("VACUUM ANALYZE location").await.unwrap();
     let everyone = points(&all);

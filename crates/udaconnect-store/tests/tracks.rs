@@ -16,17 +16,15 @@ use udaconnect_store::{
     Postgres, PostgresLocationStore, PostgresPersonStore, SqliteLocationStore, SqlitePersonStore,
 };
 use udaconnect_testkit::postgres::TestDb;
-use udaconnect_testkit::store_suite::{contacts_via_store, loc, longest_piece_m};
+use udaconnect_testkit::store_suite::{
+    conference_locations, contacts_via_store, load_timed, longest_piece_m,
+};
 
 const HOUR: i64 = 3_600_000_000;
 
 fn conference_pings(config: &SimConfig) -> (Conference, Vec<Location>) {
     let conference = Conference::plan(config);
-    let pings = conference
-        .pings()
-        .enumerate()
-        .map(|(i, p)| loc(i as i64 + 1, p.person_id, p.latitude, p.longitude, p.t))
-        .collect();
+    let pings = conference_locations(&conference);
     (conference, pings)
 }
 
@@ -106,24 +104,11 @@ async fn postgis_and_sqlite_paths_give_the_oracles_contacts() {
 #[tokio::test]
 #[ignore]
 async fn near_tracks_plan() {
-    let total: u64 = std::env::var("UDACONNECT_TRACKS_PLAN_PINGS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let mut config = SimConfig::default();
-    config.ping_interval_s = config.interval_for_total(total);
+    let config = udaconnect_testkit::local::measured_conference("UDACONNECT_TRACKS_PLAN_PINGS");
     let (conference, pings) = conference_pings(&config);
     let db = TestDb::new().await;
     let store = postgres_store(&db, &conference).await;
-    let started = Instant::now();
-    for batch in pings.chunks(20_000) {
-        store.upsert(batch).await.unwrap();
-    }
-    println!(
-        "loaded {} pings in {:.1} s",
-        pings.len(),
-        started.elapsed().as_secs_f64()
-    );
+    load_timed(&store, &pings, 20_000).await;
     let c = db.client().await;
     c.batch_execute("VACUUM ANALYZE location").await.unwrap();
     let day_one = Window {

@@ -17,6 +17,18 @@ pub fn artifacts(what: &str) -> PathBuf {
     dir
 }
 
+/// The simulated conference of a measurement run by hand: as many pings as the environment
+/// variable `pings_var` asks for, 200,000 without it.
+pub fn measured_conference(pings_var: &str) -> udaconnect_sim::SimConfig {
+    let pings: u64 = std::env::var(pings_var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let mut config = udaconnect_sim::SimConfig::default();
+    config.ping_interval_s = config.interval_for_total(pings);
+    config
+}
+
 /// A loopback port nothing listens on: bound, then released for whoever uses it next.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

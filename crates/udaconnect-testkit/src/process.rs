@@ -2,14 +2,62 @@
 //! in a file, listening on port 0 and reporting where in its `--listen-file`.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::listen::wait_for_listen_file;
 use crate::local::{artifacts, unique};
+
+/// Runs `bin <args> --data-dir <data>` with `stdin` as its input until it exits, failing the
+/// test if it is still running after `patience`.
+pub fn run_to_end(
+    bin: &Path,
+    args: &[&str],
+    data: &Path,
+    stdin: &str,
+    patience: Duration,
+) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    let deadline = Instant::now() + patience;
+    while child.try_wait().expect("the child's status").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("udaconnect {args:?} did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("the child's output")
+}
+
+/// Deletes the embedded location store (its SQLite file, WAL and shared memory) from the data
+/// directory `data`, as a lost or deleted store would leave it.
+pub fn remove_location_store(data: &Path) {
+    for file in [
+        "locations.sqlite3",
+        "locations.sqlite3-wal",
+        "locations.sqlite3-shm",
+    ] {
+        let _ = fs::remove_file(data.join(file));
+    }
+}
 
 /// Asserts that `bin <command...> --help` names each of `names`, and returns the help.
 pub fn assert_help_names(bin: &Path, command: &[&str], names: &[&str]) -> String {

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udaconnect::telemetry::GlobalArgs;
 use udaconnect_core::ports::DynLog;
-use udaconnect_server::consume::replay as rebuild;
+use udaconnect_server::consume::replay::{self as rebuild, ReplayMode};
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::roles::connection_api::EngineKind;
 use udaconnect_server::roles::Role;
@@ -20,7 +20,7 @@ use udaconnect_server::wiring::backends::{
 use udaconnect_server::wiring::context::Upstreams;
 use udaconnect_server::wiring::embedded::EmbeddedStack;
 use udaconnect_server::wiring::retention::LogRetention;
-use udaconnect_server::{Application, GrpcListen, RoleSettings, ServeSettings};
+use udaconnect_server::{Application, GrpcListen, HttpSettings, RoleSettings, ServeSettings};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -278,7 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .upstreams
                 .with(Role::LocationApi, args.location_api)
                 .with(Role::ConnectionApi, args.connection_api);
-            settings.web_dir = args.web_dir;
+            settings.http.web_dir = args.web_dir;
             run_role(settings).await
         }
         Command::Replay(args) => replay(args).await,
@@ -296,15 +296,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = Application::build(ServeSettings {
-        listen: args.listen,
+        http: HttpSettings {
+            listen: args.listen,
+            listen_file: args.listen_file.listen_file,
+            web_dir: args.web_dir,
+            cors_origins: args.cors_origins,
+            edge: args.edge.settings(),
+        },
         data_dir: args.data.data_dir,
         demo: args.demo,
         demo_attendees: args.demo_attendees,
-        web_dir: args.web_dir,
-        cors_origins: args.cors_origins,
         grpc: grpc_listen(args.grpc_listen.as_deref())?,
-        listen_file: args.listen_file.listen_file,
-        edge: args.edge.settings(),
         log_retention: args.log_retention,
     })
     .await?;
@@ -340,19 +342,21 @@ fn role_settings(
     let upstreams = Upstreams::default();
     Ok(RoleSettings {
         role,
-        listen: args.listen.unwrap_or_else(|| role.default_listen()),
+        http: HttpSettings {
+            listen: args.listen.unwrap_or_else(|| role.default_listen()),
+            listen_file: args.listen_file.listen_file,
+            web_dir: None,
+            cors_origins: args.cors_origins,
+            edge: args.edge.settings(),
+        },
         grpc_listen: None,
-        listen_file: args.listen_file.listen_file,
         store: store_url(args.store)?,
         log: log_url(args.log)?,
         upstreams: match person_api {
             Some(p) => upstreams.with(Role::PersonApi, p.person_api),
             None => upstreams,
         },
-        web_dir: None,
-        cors_origins: args.cors_origins,
         engine: EngineKind::default(),
-        edge: args.edge.settings(),
     })
 }
 
@@ -433,12 +437,14 @@ async fn replay_onto(
         bar.set_position(done);
         bar.set_message(format!("{left} to go"));
     };
-    let report = if partial {
-        rebuild::replay_over(log, locations, &persons, progress).await
+    let mode = if partial {
+        ReplayMode::Partial
     } else {
-        rebuild::replay(log, locations, &persons, progress).await
-    }
-    .context("replay failed")?;
+        ReplayMode::Rebuild
+    };
+    let report = rebuild::replay(log, locations, &persons, mode, progress)
+        .await
+        .context("replay failed")?;
     bar.finish_and_clear();
     let stored = locations.count().await?;
     tracing::info!(

@@ -2,17 +2,16 @@
 //! `log check` reports it, `log repair` backs up and repairs it.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use serde_json::Value;
 use udaconnect_core::ports::Log;
 use udaconnect_core::record::LogRecord;
 use udaconnect_log::frame::{self, Decoded};
 use udaconnect_log::EmbeddedLog;
-use udaconnect_testkit::process::assert_help_names;
+use udaconnect_testkit::process::{assert_help_names, run_to_end};
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
@@ -55,30 +54,7 @@ fn flip(segment: &Path, byte: usize) {
 
 /// Runs the binary with `stdin` as its input, failing the test if it does not end in 30 s.
 fn run(args: &[&str], dir: &Path, stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("udaconnect {args:?} did not end");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    run_to_end(Path::new(BIN), args, dir, stdin, Duration::from_secs(30))
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use udaconnect_testkit::http;
 use udaconnect_testkit::listen::wait_for_listen_file;
-use udaconnect_testkit::process::assert_help_names;
+use udaconnect_testkit::process::{assert_help_names, remove_location_store};
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
@@ -334,13 +334,7 @@ async fn replay_rebuilds_the_store_to_the_same_answers() {
     );
     server.terminate();
 
-    for f in [
-        "locations.sqlite3",
-        "locations.sqlite3-wal",
-        "locations.sqlite3-shm",
-    ] {
-        let _ = fs::remove_file(data.join(f));
-    }
+    remove_location_store(&data);
     let out = replay(&data);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "replay failed: {stderr}");

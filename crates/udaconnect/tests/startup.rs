@@ -7,15 +7,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use udaconnect_core::ports::Log;
 use udaconnect_core::record::LogRecord;
 use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
 use udaconnect_testkit::eventually;
-use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::process::{remove_location_store, run_to_end, RoleProc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -85,6 +85,20 @@ async fn stored(server: &RoleProc, id: i64) -> Option<Value> {
     (r.status() == 200).then_some(r.json().await.unwrap())
 }
 
+/// `serve` on `data` (with `extra` flags) holding one person's first `count` pings, all
+/// stored: the server, the person and the acknowledged pings.
+async fn serve_with_stored(
+    data: &Path,
+    extra: &[&str],
+    count: usize,
+) -> (RoleProc, i64, Vec<(i64, Value)>) {
+    let server = serve(data, extra).await;
+    let who = person(&server).await;
+    let acked = ingest(&server, who, 0, count).await;
+    all_stored(&server, &acked).await;
+    (server, who, acked)
+}
+
 /// Every acknowledged ping is stored as it was sent (not another ping under its id).
 async fn all_stored(server: &RoleProc, acked: &[(i64, Value)]) {
     for (id, body) in acked {
@@ -106,10 +120,7 @@ fn max_id(acked: &[(i64, Value)]) -> i64 {
 async fn a_rolled_back_id_file_never_hands_out_an_id_again() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = serve(&data, &[]).await;
-    let who = person(&server).await;
-    let mut acked = ingest(&server, who, 0, 30).await;
-    all_stored(&server, &acked).await;
+    let (mut server, who, mut acked) = serve_with_stored(&data, &[], 30).await;
     // Some more that the consumer may not have stored yet when the process dies.
     acked.extend(ingest(&server, who, 30, 30).await);
     server.kill_9();
@@ -133,10 +144,7 @@ async fn a_rolled_back_id_file_never_hands_out_an_id_again() {
 async fn a_garbage_offset_file_is_moved_aside_and_the_consumer_stores_again() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = serve(&data, &[]).await;
-    let who = person(&server).await;
-    let mut acked = ingest(&server, who, 0, 20).await;
-    all_stored(&server, &acked).await;
+    let (mut server, who, mut acked) = serve_with_stored(&data, &[], 20).await;
     // The consumer commits once the log has gone quiet, a moment after it stored.
     let offset = data.join("log/location/groups/location-consumer.offset");
     eventually("the consumer committed", PATIENCE, || async {
@@ -166,19 +174,10 @@ async fn a_garbage_offset_file_is_moved_aside_and_the_consumer_stores_again() {
 async fn a_deleted_location_store_is_rebuilt_from_the_log_before_ready() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = serve(&data, &[]).await;
-    let who = person(&server).await;
-    let acked = ingest(&server, who, 0, 50).await;
-    all_stored(&server, &acked).await;
+    let (mut server, _, acked) = serve_with_stored(&data, &[], 50).await;
     server.kill_9();
 
-    for file in [
-        "locations.sqlite3",
-        "locations.sqlite3-wal",
-        "locations.sqlite3-shm",
-    ] {
-        let _ = fs::remove_file(data.join(file));
-    }
+    remove_location_store(&data);
     let server = serve(&data, &[]).await;
     // Ready means rebuilt: every location answers at once.
     for (id, body) in &acked {
@@ -197,27 +196,11 @@ async fn a_deleted_location_store_is_rebuilt_from_the_log_before_ready() {
 /// Runs `udaconnect <args> --data-dir DATA` until it exits (it must, within 30 s): its status
 /// and its log.
 fn run_until_exit(args: &[&str], data: &Path) -> (std::process::ExitStatus, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-            return (status, err);
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("udaconnect {args:?} did not end");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let out = run_to_end(Path::new(BIN), args, data, "", PATIENCE);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn segments(data: &Path) -> Vec<PathBuf> {
@@ -257,10 +240,7 @@ async fn stored_segments_are_deleted_and_the_store_is_then_the_only_copy() {
     }
     let before = segments(&data);
     assert!(before.len() > 2, "{before:?}");
-    let mut server = serve(&data, &["--log-retention", "stored"]).await;
-    let who = person(&server).await;
-    let acked = ingest(&server, who, 0, 20).await;
-    all_stored(&server, &acked).await;
+    let (mut server, _, acked) = serve_with_stored(&data, &["--log-retention", "stored"], 20).await;
     eventually("stored segments deleted", PATIENCE, || async {
         (segments(&data).len() == 1).then_some(())
     })
@@ -272,13 +252,7 @@ async fn stored_segments_are_deleted_and_the_store_is_then_the_only_copy() {
     assert!(!status.success());
     assert!(err.contains("--partial"), "{err}");
 
-    for file in [
-        "locations.sqlite3",
-        "locations.sqlite3-wal",
-        "locations.sqlite3-shm",
-    ] {
-        let _ = fs::remove_file(data.join(file));
-    }
+    remove_location_store(&data);
     let (status, err) = run_until_exit(
         &["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "off"],
         &data,

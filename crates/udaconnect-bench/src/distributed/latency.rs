@@ -13,7 +13,7 @@ use udaconnect_server::query::engine::SharedIndex;
 use udaconnect_server::roles::Role;
 use udaconnect_server::wiring::backends::{LogUrl, StoreUrl};
 use udaconnect_server::wiring::context::Upstreams;
-use udaconnect_server::{Application, RoleSettings};
+use udaconnect_server::{Application, HttpSettings, RoleSettings};
 use udaconnect_sim::Rng;
 
 use super::broker::BrokerHandle;
@@ -349,16 +349,12 @@ pub async fn distributed(
     let http = reqwest::Client::new();
     let settings = |role, config, upstreams| RoleSettings {
         role,
-        listen: "127.0.0.1:0".parse().expect("a socket address"),
+        http: HttpSettings::on("127.0.0.1:0".parse().expect("a socket address")),
         grpc_listen: None,
         store: db.url.parse::<StoreUrl>().expect("the database URL parses"),
         log: LogUrl::kafka(broker.brokers(), config),
-        listen_file: None,
         upstreams,
-        web_dir: None,
-        cors_origins: Vec::new(),
         engine: Default::default(),
-        edge: Default::default(),
     };
     let persons =
         Application::build_role(settings(Role::PersonApi, Vec::new(), Upstreams::default()))

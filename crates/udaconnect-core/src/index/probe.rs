@@ -243,13 +243,7 @@ impl ContactIndex {
     }
 
     pub(super) fn probe_runs(&self, own: &[u32], asked: Asked<'_>, gap: i64) -> Vec<u32> {
-        let Asked {
-            me,
-            q,
-            level,
-            k,
-            cancel,
-        } = asked;
+        let (me, q, level) = (asked.me, asked.q, asked.level);
         let band = latitude_band(q.distance_m);
         let g = gap.unsigned_abs();
         // The asked person's pings copied out once: each is compared with many candidates.
@@ -275,7 +269,7 @@ impl ContactIndex {
         // home: a person stays among a few cells (a booth, a seat, GPS noise across a cell's
         // edge), so run after run asks for the same neighbours, and an array look-up replaces
         // the map's hashing and probing.
-        let around_len = (2 * k as usize + 1).pow(3);
+        let around_len = (2 * asked.k as usize + 1).pow(3);
         let mut recent: Vec<(Cell, Vec<u32>)> = Vec::with_capacity(RECENT_HOMES);
         let mut replace_next = 0;
         let mut i = 0;
@@ -303,7 +297,7 @@ impl ContactIndex {
                 }
             };
             let numbers = &mut recent[home].1;
-            for (at, c) in Self::around(cell, k).enumerate() {
+            for (at, c) in Self::around(cell, asked.k).enumerate() {
                 if faces.reach(cell, c, edge) > reach {
                     continue;
                 }
@@ -355,7 +349,7 @@ impl ContactIndex {
         CellList::first_seconds_at(&asks, &mut firsts);
         let mut out = Vec::new();
         let mut batch = Gathered::default();
-        let mut ticker = Ticker::new(cancel);
+        let mut ticker = Ticker::new(asked.cancel);
         for (v, &first_second) in visits.iter().zip(&firsts) {
             let (list, runs) = (v.list, v.runs);
             // The first cluster starts at `first_from`, found above; the cursor is a lower bound
@@ -406,13 +400,7 @@ impl ContactIndex {
     }
 
     fn sweep_cells(&self, own: &[u32], asked: Asked<'_>) -> Vec<u32> {
-        let Asked {
-            me,
-            q,
-            level,
-            k,
-            cancel,
-        } = asked;
+        let (me, q, level) = (asked.me, asked.q, asked.level);
         let band = latitude_band(q.distance_m);
         let gap = q.max_time_gap_us.map(i64::unsigned_abs);
         // The asked person's pings by cell: each is copied into the groups of up to 27 cells,
@@ -432,7 +420,7 @@ impl ContactIndex {
         let mut candidates: Vec<(Cell, u32)> = home_cells
             .iter()
             .enumerate()
-            .flat_map(|(h, home)| Self::around(*home, k).map(move |c| (c, h as u32)))
+            .flat_map(|(h, home)| Self::around(*home, asked.k).map(move |c| (c, h as u32)))
             .collect();
         candidates.sort_unstable();
         // For each candidate cell, the asked person's pings that can be near it, copied out
@@ -443,7 +431,7 @@ impl ContactIndex {
         let mut groups: Vec<Own> = Vec::new();
         let mut bounds: Vec<usize> = vec![0];
         let mut tagged: Vec<(u32, u32)> = Vec::new();
-        let mut ticker = Ticker::new(cancel);
+        let mut ticker = Ticker::new(asked.cancel);
         for around in candidates.chunk_by(|a, b| a.0 == b.0) {
             if ticker.tick(1).is_err() {
                 return Vec::new();
@@ -467,12 +455,12 @@ impl ContactIndex {
             bounds.push(groups.len());
             tagged.extend(entries.iter().map(|&s| (s, group)));
         }
-        let Ok(tagged) = by_slot_block(tagged, self.rows.len(), cancel) else {
+        let Ok(tagged) = by_slot_block(tagged, self.rows.len(), asked.cancel) else {
             return Vec::new();
         };
         let check = |part: &[(u32, u32)]| {
             let mut out = Vec::new();
-            let mut ticker = Ticker::new(cancel);
+            let mut ticker = Ticker::new(asked.cancel);
             for &(s, g) in part {
                 let r = &self.rows[s as usize];
                 if Some(r.person) == me {

@@ -38,8 +38,8 @@ pub use csv_rows::{LocationRow, LocationRows, PersonRows, Row};
 pub use future::{future_violations, too_far_ahead, DEFAULT_FUTURE_SKEW};
 pub use grpc::{legacy_ping, timestamp_time, v1_batch, v1_ping, V1Ping};
 pub use query::{
-    connection_params, contact_params, paging_params, path_id, window_params, ConnectionParams,
-    ContactParams, DEFAULT_MIN_DURATION_S,
+    connection_params, contact_params, paging_params, path_id, window_params, QueryParams,
+    DEFAULT_MIN_DURATION_S,
 };
 
 pub(crate) use body::PlainPing;

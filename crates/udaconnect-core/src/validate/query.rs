@@ -3,11 +3,15 @@
 
 use std::collections::HashMap;
 
+use crate::contact::ConnectionQuery;
 use crate::domain::{Distance, TimeGap, MAX_TIME_GAP_S};
 use crate::error::{quoted, Error, FieldViolation, Findings, Result};
 use crate::model::{PersonId, MAX_ID};
 use crate::time::{Bound, Window};
 use crate::track::{defaults as track_defaults, TrackQuery};
+
+/// A request's query string, parameter by parameter.
+pub type QueryParams = HashMap<String, String>;
 
 /// Parses an id taken from a URL path segment.
 pub fn path_id(raw: &str, field: &str) -> Result<i64> {
@@ -15,17 +19,8 @@ pub fn path_id(raw: &str, field: &str) -> Result<i64> {
         .map_err(|_| Error::bad_request(field, format!("{} is not an integer id", quoted(raw))))
 }
 
-/// A validated connection query, minus the person (a path parameter).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ConnectionParams {
-    pub window: Window,
-    pub distance_m: f64,
-    /// In microseconds; `None` means no time condition (the original semantics).
-    pub max_time_gap_us: Option<i64>,
-}
-
 fn parse_bound(
-    params: &HashMap<String, String>,
+    params: &QueryParams,
     field: &str,
     required: bool,
     f: &mut Findings,
@@ -51,11 +46,7 @@ fn parse_bound(
     }
 }
 
-fn parse_number_param(
-    params: &HashMap<String, String>,
-    field: &str,
-    f: &mut Findings,
-) -> Option<f64> {
+fn parse_number_param(params: &QueryParams, field: &str, f: &mut Findings) -> Option<f64> {
     let raw = params.get(field)?.trim();
     match raw.parse::<f64>() {
         Ok(v) if v.is_finite() => Some(v),
@@ -69,7 +60,7 @@ fn parse_number_param(
 /// The window of a query from its `start_date`/`end_date` (or `start`/`end`) parameters; both
 /// dates are inclusive.
 pub fn window_params(
-    params: &HashMap<String, String>,
+    params: &QueryParams,
     start_field: &str,
     end_field: &str,
     required: bool,
@@ -110,8 +101,9 @@ pub fn window_params(
     window
 }
 
-/// Validates the query string of `GET /api/persons/{id}/connection`.
-pub fn connection_params(params: &HashMap<String, String>) -> Result<ConnectionParams> {
+/// Validates the query string of `GET /api/persons/{id}/connection`: the query of
+/// `person_id`, the path's person.
+pub fn connection_params(params: &QueryParams, person_id: PersonId) -> Result<ConnectionQuery> {
     let mut violations = Vec::new();
     let window = window_params(params, "start_date", "end_date", true, &mut violations);
     let mut f = Findings::default();
@@ -123,7 +115,8 @@ pub fn connection_params(params: &HashMap<String, String>) -> Result<ConnectionP
                 .ok()
         })
         .map(TimeGap::micros);
-    read_all(window, violations, f, |window| ConnectionParams {
+    read_all(window, violations, f, |window| ConnectionQuery {
+        person_id,
         window,
         distance_m,
         max_time_gap_us,
@@ -148,34 +141,8 @@ fn read_all<T>(
 /// Default of the contacts query's `min_duration`.
 pub const DEFAULT_MIN_DURATION_S: f64 = track_defaults::MIN_DURATION_S as f64;
 
-/// A validated contacts query over tracks, minus the person.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ContactParams {
-    pub window: Window,
-    pub distance_m: f64,
-    pub min_duration_us: i64,
-    pub max_interpolation_us: i64,
-    pub ping_tolerance_us: i64,
-    pub join_gap_us: i64,
-}
-
-impl ContactParams {
-    /// The query for `person_id`.
-    pub fn query(&self, person_id: PersonId) -> TrackQuery {
-        TrackQuery {
-            person_id,
-            window: self.window,
-            distance_m: self.distance_m,
-            min_duration_us: self.min_duration_us,
-            max_interpolation_us: self.max_interpolation_us,
-            ping_tolerance_us: self.ping_tolerance_us,
-            join_gap_us: self.join_gap_us,
-        }
-    }
-}
-
 fn bounded_seconds(
-    params: &HashMap<String, String>,
+    params: &QueryParams,
     field: &str,
     default: f64,
     max: f64,
@@ -191,7 +158,7 @@ fn bounded_seconds(
         .map_or(0, TimeGap::micros)
 }
 
-fn distance_param(params: &HashMap<String, String>, f: &mut Findings) -> f64 {
+fn distance_param(params: &QueryParams, f: &mut Findings) -> f64 {
     parse_number_param(params, "distance", f)
         .and_then(|d| {
             Distance::parse(d)
@@ -205,8 +172,9 @@ fn distance_param(params: &HashMap<String, String>, f: &mut Findings) -> f64 {
 /// Validates the query string of `GET /api/persons/{id}/contacts`: `start`/`end` (dates or
 /// RFC 3339; both optional, absent means unbounded), `distance`, `min_duration`,
 /// `max_interpolation`, `ping_tolerance`, `join_gap`. `max_time_gap`, the parameter of
-/// contacts from coincident pings, is refused with the names of those that replace it.
-pub fn contact_params(params: &HashMap<String, String>) -> Result<ContactParams> {
+/// contacts from coincident pings, is refused with the names of those that replace it. The
+/// query is of `person_id`, the path's person.
+pub fn contact_params(params: &QueryParams, person_id: PersonId) -> Result<TrackQuery> {
     let mut violations = Vec::new();
     let window = window_params(params, "start", "end", false, &mut violations);
     let mut f = Findings::default();
@@ -241,7 +209,8 @@ pub fn contact_params(params: &HashMap<String, String>) -> Result<ContactParams>
         track_defaults::JOIN_GAP_S,
         track_defaults::JOIN_GAP_LIMIT_S,
     );
-    read_all(window, violations, f, |window| ContactParams {
+    read_all(window, violations, f, |window| TrackQuery {
+        person_id,
         window,
         distance_m,
         min_duration_us,
@@ -254,7 +223,7 @@ pub fn contact_params(params: &HashMap<String, String>) -> Result<ContactParams>
 /// Validates paging parameters: `limit` (1 to `max`, default `default`) and `cursor` (the last
 /// id of the previous page: 0 to [`MAX_ID`]).
 pub fn paging_params(
-    params: &HashMap<String, String>,
+    params: &QueryParams,
     default: usize,
     max: usize,
 ) -> Result<(Option<PersonId>, usize)> {
@@ -297,7 +266,7 @@ mod tests {
     use super::*;
     use crate::validate::fields;
 
-    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn q(pairs: &[(&str, &str)]) -> QueryParams {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -306,11 +275,12 @@ mod tests {
 
     #[test]
     fn connection_params_rules() {
-        let p = connection_params(&q(&[
-            ("start_date", "2020-01-01"),
-            ("end_date", "2020-01-01"),
-        ]))
+        let p = connection_params(
+            &q(&[("start_date", "2020-01-01"), ("end_date", "2020-01-01")]),
+            7,
+        )
         .unwrap();
+        assert_eq!(p.person_id, 7);
         assert_eq!(p.distance_m, 5.0);
         assert_eq!(p.window.end - p.window.start, 86_400_000_000);
         for (field, bad) in [
@@ -322,27 +292,31 @@ mod tests {
             ("max_time_gap", "-1"),
             ("max_time_gap", "1e300"),
         ] {
-            let e = connection_params(&q(&[
-                ("start_date", "2020-01-01"),
-                ("end_date", "2020-01-02"),
-                (field, bad),
-            ]))
+            let e = connection_params(
+                &q(&[
+                    ("start_date", "2020-01-01"),
+                    ("end_date", "2020-01-02"),
+                    (field, bad),
+                ]),
+                7,
+            )
             .unwrap_err();
             assert_eq!(fields(&e), [field], "{field}={bad}");
         }
-        let e = connection_params(&q(&[
-            ("start_date", "2020-01-02"),
-            ("end_date", "2020-01-01"),
-        ]))
+        let e = connection_params(
+            &q(&[("start_date", "2020-01-02"), ("end_date", "2020-01-01")]),
+            7,
+        )
         .unwrap_err();
         assert_eq!(fields(&e), ["end_date"]);
-        let e = connection_params(&q(&[("end_date", "2020-31-01")])).unwrap_err();
+        let e = connection_params(&q(&[("end_date", "2020-31-01")]), 7).unwrap_err();
         assert_eq!(fields(&e), ["start_date", "end_date"]);
     }
 
     #[test]
     fn contact_params_rules() {
-        let p = contact_params(&q(&[])).unwrap();
+        let p = contact_params(&q(&[]), 7).unwrap();
+        assert_eq!(p.person_id, 7);
         assert_eq!(p.window, Window::all());
         assert_eq!(
             (
@@ -354,25 +328,24 @@ mod tests {
             ),
             (5.0, 120_000_000, 300_000_000, 30_000_000, 120_000_000)
         );
-        assert_eq!(p.query(7), {
-            let mut t = TrackQuery::new(7, Window::all());
-            t.distance_m = 5.0;
-            t
-        });
-        let p = contact_params(&q(&[
-            ("start", "2020-07-07"),
-            ("end", "2020-07-07T12:00:00Z"),
-            ("max_interpolation", "90"),
-            ("ping_tolerance", "0"),
-            ("join_gap", "3600"),
-        ]))
+        assert_eq!(p, TrackQuery::new(7, Window::all()));
+        let p = contact_params(
+            &q(&[
+                ("start", "2020-07-07"),
+                ("end", "2020-07-07T12:00:00Z"),
+                ("max_interpolation", "90"),
+                ("ping_tolerance", "0"),
+                ("join_gap", "3600"),
+            ]),
+            7,
+        )
         .unwrap();
         assert_eq!(p.window.end - p.window.start, 12 * 3_600_000_000);
         assert_eq!(
             (p.max_interpolation_us, p.ping_tolerance_us, p.join_gap_us),
             (90_000_000, 0, 3_600_000_000)
         );
-        let p = contact_params(&q(&[("end", "2020-07-07")])).unwrap();
+        let p = contact_params(&q(&[("end", "2020-07-07")]), 7).unwrap();
         assert_eq!(p.window.start, i64::MIN);
         for (field, bad) in [
             ("max_time_gap", "60"),
@@ -385,7 +358,7 @@ mod tests {
             ("distance", "0"),
             ("start", "2020-99-01"),
         ] {
-            let e = contact_params(&q(&[(field, bad)])).unwrap_err();
+            let e = contact_params(&q(&[(field, bad)]), 7).unwrap_err();
             assert_eq!(fields(&e), [field], "{field}={bad}");
         }
     }

@@ -20,7 +20,7 @@ fn small_segments() -> EmbeddedLogOptions {
     }
 }
 
-async fn drain(c: &mut Box<dyn LogConsumer>) -> Vec<Consumed> {
+async fn drain(c: &mut DynLogConsumer) -> Vec<Consumed> {
     let mut all = Vec::new();
     loop {
         let batch = c.poll(100, Duration::from_millis(20)).await.unwrap();
@@ -28,6 +28,15 @@ async fn drain(c: &mut Box<dyn LogConsumer>) -> Vec<Consumed> {
             return all;
         }
         all.extend(batch);
+    }
+}
+
+/// Records 0 to 299 to topic `t`, ten an append: several segments of [`small_segments`].
+async fn append_300_in_tens(log: &EmbeddedLog) {
+    for chunk in 0..30 {
+        log.append("t", (chunk * 10..chunk * 10 + 10).map(rec).collect())
+            .await
+            .unwrap();
     }
 }
 
@@ -40,11 +49,7 @@ async fn append_consume_commit_resume_across_segments() {
     let dir = tempfile::tempdir().unwrap();
     {
         let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
-        for chunk in 0..30 {
-            log.append("t", (chunk * 10..chunk * 10 + 10).map(rec).collect())
-                .await
-                .unwrap();
-        }
+        append_300_in_tens(&log).await;
         let mut c = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();
         let first = c.poll(120, Duration::ZERO).await.unwrap();
         assert_eq!(values(&first), (0..120).collect::<Vec<_>>());
@@ -315,11 +320,7 @@ async fn a_reader_at_an_offset_belongs_to_no_group() {
 async fn segments_below_a_position_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
-    for chunk in 0..30 {
-        log.append("t", (chunk * 10..chunk * 10 + 10).map(rec).collect())
-            .await
-            .unwrap();
-    }
+    append_300_in_tens(&log).await;
     let bases = segment_bases(&dir.path().join("t")).unwrap();
     assert!(bases.len() > 3, "{bases:?}");
     let mut behind = log.consumer("t", "g", StartFrom::Earliest).await.unwrap();

@@ -9,7 +9,7 @@ pub(super) fn subscribe(
     topic: &str,
     group: &str,
     start: StartFrom,
-) -> Result<Box<dyn LogConsumer>> {
+) -> Result<DynLogConsumer> {
     let mut config = base_config(brokers, options);
     config
         .set("group.id", group)

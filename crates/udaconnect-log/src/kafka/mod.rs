@@ -37,7 +37,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
-use udaconnect_core::ports::{retry_delay, Consumed, Log, LogConsumer, StartFrom};
+use udaconnect_core::ports::{retry_delay, Consumed, DynLogConsumer, Log, LogConsumer, StartFrom};
 use udaconnect_core::record::{LogRecord, Position, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 use udaconnect_core::{Error, Result};
 
@@ -522,12 +522,7 @@ impl Log for KafkaLog {
         Err(unavailable(format!("append to {topic}: {e}")))
     }
 
-    async fn consumer(
-        &self,
-        topic: &str,
-        group: &str,
-        start: StartFrom,
-    ) -> Result<Box<dyn LogConsumer>> {
+    async fn consumer(&self, topic: &str, group: &str, start: StartFrom) -> Result<DynLogConsumer> {
         self.topics.ensure(topic).await?;
         consumer::subscribe(&self.brokers, &self.options, topic, group, start)
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::watch;
-use udaconnect_core::ports::{read_to_end, DynLocationStore, DynLog, LogConsumer, StartFrom};
+use udaconnect_core::ports::{read_to_end, DynLocationStore, DynLog, DynLogConsumer, StartFrom};
 use udaconnect_core::record::{
     self, LogRecord, Position, DLQ_REASON_HEADER, LOCATION_DLQ_TOPIC, LOCATION_TOPIC,
 };
@@ -157,7 +157,7 @@ pub fn dead_letter_headers(
 
 /// A reader of the whole dead-letter topic under a group of its own that never commits, so
 /// it neither moves nor is moved by any other reader.
-async fn reader(log: &DynLog) -> Result<Box<dyn LogConsumer>> {
+async fn reader(log: &DynLog) -> Result<DynLogConsumer> {
     let group = format!("udaconnect-dlq-{}", uuid::Uuid::new_v4());
     log.consumer(LOCATION_DLQ_TOPIC, &group, StartFrom::Earliest)
         .await

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use udaconnect_core::ports::{read_to_end, retry_delay, Consumed, DynLog, LogConsumer, StartFrom};
+use udaconnect_core::ports::{
+    read_to_end, retry_delay, Consumed, DynLog, DynLogConsumer, StartFrom,
+};
 use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_core::Result;
 
@@ -194,7 +196,7 @@ async fn handle(
 /// Commits the position after everything polled so far, retrying; false when the shutdown
 /// came first.
 async fn commit(
-    consumer: &mut Box<dyn LogConsumer>,
+    consumer: &mut DynLogConsumer,
     one_shot: bool,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<bool> {

@@ -24,25 +24,28 @@ pub struct ReplayReport {
     pub rejected: u64,
 }
 
-/// Rebuilds `store` from `log`. `progress(done, still_to_read)` is called after each poll.
+/// What a replay does with what the store holds already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayMode {
+    /// Clears it first: the store becomes what the log holds.
+    Rebuild,
+    /// Clears nothing, storing every record the log holds over it: for a log whose older
+    /// segments were deleted once stored, where the store is the only copy of them.
+    Partial,
+}
+
+/// Stores every record of `log` in `store`, after clearing it or not as `mode` says.
+/// `progress(done, still_to_read)` is called after each poll.
 pub async fn replay(
     log: &DynLog,
     store: &DynLocationStore,
     persons: &DynPersonDirectory,
+    mode: ReplayMode,
     progress: impl FnMut(u64, u64) + Send,
 ) -> Result<ReplayReport> {
-    store.clear().await?;
-    replay_over(log, store, persons, progress).await
-}
-
-/// Stores every record the log holds over what `store` holds already, clearing nothing: for a
-/// log whose older segments were deleted once stored, where the store is the only copy of them.
-pub async fn replay_over(
-    log: &DynLog,
-    store: &DynLocationStore,
-    persons: &DynPersonDirectory,
-    progress: impl FnMut(u64, u64) + Send,
-) -> Result<ReplayReport> {
+    if mode == ReplayMode::Rebuild {
+        store.clear().await?;
+    }
     let reader = Reader {
         group: format!("replay-{}", std::process::id()),
         start: StartFrom::Earliest,

@@ -1,9 +1,10 @@
 //! What every request meets before a handler: its target may be at most [`MAX_URI`] long,
-//! its Host must be one this server answers to
-//! (DNS rebinding), a JSON write must say it is JSON (a browser sends `text/plain` from any
-//! origin without asking first, so a body read as JSON whatever its type lets any page write
-//! here), and one client may send only so many pings a second. Every answer carries the
-//! security headers; pages get a content security policy without inline script.
+//! its Host must be one this server answers to (DNS rebinding), and one client may send only
+//! so many pings a second. A route that takes a JSON body declares it ([`post_json`]), and a
+//! body of another type is refused there (a browser sends `text/plain` from any origin without
+//! asking first, so a body read as JSON whatever its type lets any page write here). Every
+//! answer carries the security headers; pages get a content security policy without inline
+//! script.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,9 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
+use axum::handler::Handler;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
 
 use crate::http::edge::AllowedHosts;
 use crate::http::problem::Problem;
@@ -53,19 +56,9 @@ const ECHO: usize = 64;
 /// echoing megabytes.
 pub const MAX_URI: usize = 8 << 10;
 
-/// The routes that take a body, all by POST. Their body's type is checked before anything
-/// reads it (a cross-origin `text/plain` POST needs no preflight); any other write is for the
-/// router to answer, 405 or 404.
-const BODY_ROUTES: [&str; 4] = [
-    "/api/persons",
-    "/api/persons/lookup",
-    "/api/locations",
-    "/api/locations/batch",
-];
-
-/// Checks a request's target length, Host, the type of a JSON write and the ingest rate, in
-/// that order.
-pub async fn check(guards: Arc<Guards>, request: Request, next: Next) -> Response {
+/// Checks a request's target length, Host and the ingest rate, in that order, and hands the
+/// request checks on to the route ([`json_body`] counts its refusals with them).
+pub async fn check(guards: Arc<Guards>, mut request: Request, next: Next) -> Response {
     let target = request
         .uri()
         .path_and_query()
@@ -100,28 +93,11 @@ pub async fn check(guards: Arc<Guards>, request: Request, next: Next) -> Respons
             .into_response();
         }
     }
-    let path = request.uri().path();
     let writes = matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH
     );
-    let takes_body = request.method() == Method::POST && BODY_ROUTES.contains(&path);
-    if takes_body && !is_json(request.headers().get(header::CONTENT_TYPE)) {
-        guards.refused("content_type");
-        let mut r = Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "urn:udaconnect:problem:unsupported-media-type",
-            "the body must be sent with Content-Type application/json (a batch may be \
-             application/x-ndjson)",
-        )
-        .into_response();
-        r.headers_mut().insert(
-            HeaderName::from_static("accept-post"),
-            HeaderValue::from_static("application/json, application/x-ndjson"),
-        );
-        return r;
-    }
-    if let (Some(limiter), true) = (&guards.ingest, writes && is_ingest(path)) {
+    if let (Some(limiter), true) = (&guards.ingest, writes && is_ingest(request.uri().path())) {
         if let Some(ClientAddr(addr)) = request.extensions().get::<ClientAddr>().copied() {
             if let Err(wait) = limiter.take(addr.ip()) {
                 guards.refused("rate");
@@ -129,7 +105,42 @@ pub async fn check(guards: Arc<Guards>, request: Request, next: Next) -> Respons
             }
         }
     }
+    request.extensions_mut().insert(guards);
     next.run(request).await
+}
+
+/// A POST route that takes a JSON body (or NDJSON): the route's one declaration of its body
+/// type. A body of another type is refused with 415 before anything reads it; the path's
+/// other methods are the router's to answer (405 with Allow).
+pub fn post_json<H, T, S>(handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    post(handler).route_layer(axum::middleware::from_fn(json_body))
+}
+
+/// Refuses a body that does not say it is JSON, before it is read.
+async fn json_body(request: Request, next: Next) -> Response {
+    if is_json(request.headers().get(header::CONTENT_TYPE)) {
+        return next.run(request).await;
+    }
+    if let Some(guards) = request.extensions().get::<Arc<Guards>>() {
+        guards.refused("content_type");
+    }
+    let mut r = Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "urn:udaconnect:problem:unsupported-media-type",
+        "the body must be sent with Content-Type application/json (a batch may be \
+         application/x-ndjson)",
+    )
+    .into_response();
+    r.headers_mut().insert(
+        HeaderName::from_static("accept-post"),
+        HeaderValue::from_static("application/json, application/x-ndjson"),
+    );
+    r
 }
 
 impl Guards {

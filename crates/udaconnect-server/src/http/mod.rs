@@ -3,8 +3,8 @@
 //! the domain validates.
 //!
 //! - [`edge`], [`serve`], [`guard`]: the settings of the process's edge; the connection
-//!   layer (caps, timeouts, the stop's deadline); the request checks (Host, JSON writes'
-//!   type, ingest rate) and security headers.
+//!   layer (caps, timeouts, the stop's deadline); the request checks (Host, ingest rate, and
+//!   the body's type on the routes that take JSON) and security headers.
 //! - [`problem`]: errors as RFC 9457 problem answers.
 //! - [`ops`], [`openapi`]: /health, /ready, /metrics, the OpenAPI description and docs page.
 //! - [`gateway`]: web's proxy routing `/api` to the role that owns each path.
@@ -21,7 +21,6 @@ pub mod serve;
 pub mod upstream;
 pub mod web;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,7 +31,8 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
-use udaconnect_core::{validate, Error};
+use udaconnect_core::validate::{self, QueryParams};
+use udaconnect_core::Error;
 
 use crate::http::problem::{ApiError, Problem};
 use crate::metrics::Metrics;
@@ -236,7 +236,7 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Query-string parameters as text, for the domain to validate. A parameter given twice, or
 /// given with no value, is refused: which one was meant cannot be told.
-pub struct Params(pub HashMap<String, String>);
+pub struct Params(pub QueryParams);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
@@ -244,7 +244,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
             .map_err(|e| ApiError(Error::bad_request("query", e.body_text())))?;
-        let mut params = HashMap::with_capacity(pairs.len());
+        let mut params = QueryParams::with_capacity(pairs.len());
         for (name, value) in pairs {
             let field = udaconnect_core::error::quoted(&name).to_string();
             if value.trim().is_empty() {
@@ -282,7 +282,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 }
 
 /// A JSON body as an untyped value; the domain checks each field. Its content type was
-/// checked before (see [`guard`]).
+/// checked before, by the route (see [`guard::post_json`]).
 pub struct JsonBody(pub serde_json::Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {

@@ -10,6 +10,7 @@ use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::ops;
+use crate::http::problem::{Problem, PROBLEM_JSON};
 use crate::ingest::http as location_api;
 use crate::persons::http as person_api;
 use crate::query::http as connection_api;
@@ -80,6 +81,66 @@ use crate::query::live;
     modifiers(&EveryOperation),
 )]
 pub struct ApiDoc;
+
+/// The person id in a path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct PersonPath {
+    /// Person id
+    #[param(minimum = 1, maximum = 9007199254740991_i64)]
+    id: i64,
+}
+
+// Answers several operations share, each described once. The variants are never built: they
+// only carry the descriptions into the document.
+
+/// The person a path names does not exist.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 404,
+    description = "No such person",
+    content_type = PROBLEM_JSON
+)]
+#[allow(dead_code)]
+pub struct NoSuchPerson(Problem);
+
+/// What an operation that takes a body answers before reading it.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyProblems {
+    #[response(
+        status = 413,
+        description = "The body is larger than 16 MiB (declared or sent in chunks)",
+        content_type = PROBLEM_JSON
+    )]
+    TooLarge(Problem),
+    #[response(
+        status = 415,
+        description = "Content-Type is not application/json (or application/x-ndjson for a batch)",
+        content_type = PROBLEM_JSON
+    )]
+    NotJson(Problem),
+}
+
+/// Ingest refused for now: this client is over its rate, or the log is not taking pings.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum IngestBusy {
+    #[response(status = 429, description = "This client address sent more ingest requests than --ingest-rate-limit allows; retry after Retry-After seconds", content_type = PROBLEM_JSON,
+        headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    RateLimited(Problem),
+    #[response(status = 503, description = "The log cannot take it now; retry", content_type = PROBLEM_JSON,
+        headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    LogBusy(Problem),
+}
+
+/// A query refused or stopped by the query limits.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 503, description = "Every query place is taken and the queue is full (--query-concurrency, --query-queue), or the query was not answered within --query-deadline (default 15 s) and was stopped; retry after Retry-After seconds", content_type = PROBLEM_JSON,
+    headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))]
+#[allow(dead_code)]
+pub struct QueryBusy(Problem);
 
 /// Adds what every operation may answer, whatever its route: 414 for a target over
 /// [`MAX_URI`](crate::http::guard::MAX_URI), 421 for a foreign Host, and on

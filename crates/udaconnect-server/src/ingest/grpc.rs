@@ -3,6 +3,7 @@
 //! through the same [`Ingest`] as HTTP: same validation, same ids, same durability.
 //! Reflection and the standard health service run beside them.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,22 +120,27 @@ fn values(p: &Ping) -> validate::V1Ping {
 }
 
 impl GrpcIngest {
-    /// Takes a call's token for the client, or refuses it as HTTP would (429 there).
-    fn admit<T>(&self, request: &Request<T>, method: &str) -> Result<(), Status> {
-        let (Some(limit), Some(addr)) = (&self.limit, request.remote_addr()) else {
-            return Ok(());
-        };
-        limit.take(addr.ip()).map_err(|wait| {
-            self.count(method, tonic::Code::ResourceExhausted);
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            let mut s = Status::resource_exhausted(format!(
-                "too many ingest requests from this address; retry in {secs} s"
-            ));
-            if let Ok(v) = secs.to_string().parse() {
-                s.metadata_mut().insert("retry-after", v);
-            }
-            s
-        })
+    /// Takes a call's token for the client, or refuses it as HTTP would (429 there): the
+    /// admitted call's context and message.
+    fn admit<T>(&self, request: Request<T>, method: &str) -> Result<(RequestContext, T), Status> {
+        if let (Some(limit), Some(addr)) = (&self.limit, request.remote_addr()) {
+            limit
+                .take(addr.ip())
+                .map_err(|wait| self.too_many(method, wait))?;
+        }
+        Ok((context(&request, method), request.into_inner()))
+    }
+
+    fn too_many(&self, method: &str, wait: Duration) -> Status {
+        self.count(method, tonic::Code::ResourceExhausted);
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut s = Status::resource_exhausted(format!(
+            "too many ingest requests from this address; retry in {secs} s"
+        ));
+        if let Ok(v) = secs.to_string().parse() {
+            s.metadata_mut().insert("retry-after", v);
+        }
+        s
     }
 
     fn count(&self, method: &str, code: tonic::Code) {
@@ -147,7 +153,18 @@ impl GrpcIngest {
             .inc();
     }
 
-    fn answer<T>(&self, method: &str, r: Result<T, Error>) -> Result<T, Status> {
+    /// Runs an admitted call's `work` within its context: its answer, counted, and logged
+    /// when refused.
+    async fn answer<T>(
+        &self,
+        ctx: RequestContext,
+        method: &str,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Status> {
+        within_request(ctx, async { self.answered(method, work.await) }).await
+    }
+
+    fn answered<T>(&self, method: &str, r: Result<T, Error>) -> Result<T, Status> {
         let r = r.map_err(|e| status(&e));
         self.count(
             method,
@@ -208,25 +225,19 @@ impl LocationService for GrpcIngest {
         request: Request<LocationMessage>,
     ) -> Result<Response<LocationMessage>, Status> {
         const METHOD: &str = "/LocationService/Create";
-        self.admit(&request, METHOD)?;
-        let ctx = context(&request, METHOD);
-        let m = request.into_inner();
-        let r = within_request(ctx, async {
-            let r = async {
-                // The original sample client sends the axes swapped, and the original server
-                // took them: put right, by the rule the import of original data applies.
-                let (ping, repaired) = validate::legacy_ping(m.person_id, m.latitude, m.longitude)?;
-                if repaired {
-                    self.metrics.axes_repaired("grpc", 1);
-                }
-                self.ingest.accept(vec![ping], false).await
+        let (ctx, m) = self.admit(request, METHOD)?;
+        let accepted = async {
+            // The original sample client sends the axes swapped, and the original server took
+            // them: put right, by the rule the import of original data applies.
+            let (ping, repaired) = validate::legacy_ping(m.person_id, m.latitude, m.longitude)?;
+            if repaired {
+                self.metrics.axes_repaired("grpc", 1);
             }
-            .await;
-            self.answer(METHOD, r)
-        })
-        .await;
+            self.ingest.accept(vec![ping], false).await
+        };
+        self.answer(ctx, METHOD, accepted).await?;
         // The original answers with the message it took; so does this, once it is durable.
-        r.map(|_| Response::new(m))
+        Ok(Response::new(m))
     }
 }
 
@@ -239,19 +250,15 @@ impl LocationIngest for GrpcIngest {
         request: Request<Ping>,
     ) -> Result<Response<proto::v1::Location>, Status> {
         const METHOD: &str = "/udaconnect.location.v1.LocationIngest/Create";
-        self.admit(&request, METHOD)?;
-        let ctx = context(&request, METHOD);
-        let p = request.into_inner();
-        let r = within_request(ctx, async {
-            let r = async {
-                let ping = validate::v1_ping(values(&p))?;
-                self.ingest.accept(vec![ping], false).await
-            }
-            .await;
-            self.answer(METHOD, r)
-        })
-        .await;
-        r.map(|stored| Response::new(stored.first().map(to_proto).unwrap_or_default()))
+        let (ctx, p) = self.admit(request, METHOD)?;
+        let accepted = async {
+            let ping = validate::v1_ping(values(&p))?;
+            self.ingest.accept(vec![ping], false).await
+        };
+        let stored = self.answer(ctx, METHOD, accepted).await?;
+        Ok(Response::new(
+            stored.first().map(to_proto).unwrap_or_default(),
+        ))
     }
 
     type IngestStream = ResultStream;
@@ -260,9 +267,8 @@ impl LocationIngest for GrpcIngest {
         &self,
         request: Request<Streaming<PingBatch>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
-        self.admit(&request, "/udaconnect.location.v1.LocationIngest/Ingest")?;
-        let ctx = context(&request, "/udaconnect.location.v1.LocationIngest/Ingest");
-        let mut inbound = request.into_inner();
+        let (ctx, mut inbound) =
+            self.admit(request, "/udaconnect.location.v1.LocationIngest/Ingest")?;
         let (tx, mut rx) = mpsc::channel::<Result<BatchResult, Status>>(STREAM_BUFFER);
         let this = self.clone();
         tokio::spawn(within_request(ctx, async move {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::model::Location;
@@ -12,7 +12,10 @@ use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::validate::BatchCheck;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::http::openapi::{fix_time_schema, id_schema, latitude_schema, longitude_schema};
+use crate::http::guard::post_json;
+use crate::http::openapi::{
+    fix_time_schema, id_schema, latitude_schema, longitude_schema, BodyProblems, IngestBusy,
+};
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{parse_json, BodyBytes, PathId};
 use crate::ingest::Ingest;
@@ -24,8 +27,8 @@ pub struct LocationApi {
 
 pub fn routes(api: Arc<LocationApi>) -> Router {
     Router::new()
-        .route("/api/locations", post(create_location))
-        .route("/api/locations/batch", post(create_locations))
+        .route("/api/locations", post_json(create_location))
+        .route("/api/locations/batch", post_json(create_locations))
         .route("/api/locations/{id}", get(get_location))
         .with_state(api)
 }
@@ -71,12 +74,8 @@ impl utoipa::ToSchema for LocationBatch {}
             links(("GetLocation" = (operation_id = "get_location", parameters(("id" = "$response.body#/id")))))),
         (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Out of range, no such person, or timed more than --max-future-skew ahead", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "This client address sent more ingest requests than --ingest-rate-limit allows; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        BodyProblems,
+        IngestBusy,
     ))]
 pub async fn create_location(
     State(api): State<Arc<LocationApi>>,
@@ -174,12 +173,8 @@ impl<'de> serde::de::Visitor<'de> for EachItem<'_> {
             links(("GetFirstLocation" = (operation_id = "get_location", parameters(("id" = "$response.body#/ids/0")))))),
         (status = 400, description = "An item is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An item is out of range, names no person, or is timed more than --max-future-skew ahead", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "This client address sent more ingest requests than --ingest-rate-limit allows; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        BodyProblems,
+        IngestBusy,
     ))]
 pub async fn create_locations(
     State(api): State<Arc<LocationApi>>,

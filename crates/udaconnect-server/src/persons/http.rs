@@ -5,14 +5,17 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::http::openapi::{lookup_ids_schema, text_schema};
+use crate::http::guard::post_json;
+use crate::http::openapi::{
+    lookup_ids_schema, text_schema, BodyProblems, NoSuchPerson, PersonPath,
+};
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{JsonBody, Params, PathId};
 use crate::metrics::Metrics;
@@ -31,9 +34,12 @@ pub struct PersonApi {
 
 pub fn routes(api: Arc<PersonApi>) -> Router {
     Router::new()
-        .route("/api/persons", get(list_persons).post(create_person))
+        .route(
+            "/api/persons",
+            get(list_persons).merge(post_json(create_person)),
+        )
         .route("/api/persons/{id}", get(get_person))
-        .route("/api/persons/lookup", post(lookup_persons))
+        .route("/api/persons/lookup", post_json(lookup_persons))
         .with_state(api)
 }
 
@@ -65,8 +71,7 @@ pub struct NewPersonBody {
             )),
         (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing, blank, longer than 256 characters or holds NUL", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
     ))]
 pub async fn create_person(
     State(api): State<Arc<PersonApi>>,
@@ -126,11 +131,11 @@ pub async fn list_persons(
 
 /// Get one person.
 #[utoipa::path(get, path = "/api/persons/{id}", tag = "persons",
-    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Person id")),
+    params(PersonPath),
     responses(
         (status = 200, description = "The person", body = Person),
         (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
+        NoSuchPerson,
     ))]
 pub async fn get_person(
     State(api): State<Arc<PersonApi>>,
@@ -158,8 +163,7 @@ pub struct LookupBody {
         (status = 200, description = "The persons that exist, in id order", body = [Person]),
         (status = 400, description = "Malformed JSON, or an id that is not an integer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No ids field, or more than 10,000 ids", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 16 MiB (declared or sent in chunks)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json (or application/x-ndjson for a batch)", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
     ))]
 pub async fn lookup_persons(
     State(api): State<Arc<PersonApi>>,

@@ -1,6 +1,7 @@
 //! connection-api: whom did a person meet, where and when.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::http::openapi::{NoSuchPerson, PersonPath, QueryBusy};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{Params, PathId};
 use crate::metrics::Metrics;
@@ -69,6 +71,20 @@ impl ConnectionApi {
         Ok(ConnectionBody::new(rows, persons))
     }
 
+    /// Runs a query within the query limits and answers its JSON body; a query the limits
+    /// refuse or stop is answered by them.
+    async fn answer(&self, query: impl Future<Output = Result<Body>>) -> ApiResult<Response> {
+        let started = Instant::now();
+        let body = match self.limiter.run(query).await {
+            Ok(body) => body?,
+            Err(refused) => return Ok(refused.into_response()),
+        };
+        self.metrics
+            .connection_query_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    }
+
     /// The contacts query as the JSON array of [`ContactRow`]s.
     pub async fn contacts(&self, q: TrackQuery) -> Result<Vec<u8>> {
         self.ensure_person(q.person_id).await?;
@@ -93,7 +109,7 @@ impl ConnectionApi {
 /// larger answer is refused with 422: ask for a narrower window.
 #[utoipa::path(get, path = "/api/persons/{id}/connection", tag = "connections",
     params(
-        ("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Person id"),
+        PersonPath,
         ("start_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "First day, YYYY-MM-DD (inclusive), years 1970 to 9999; an RFC 3339 timestamp is taken as the exact start"),
         ("end_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Last day, YYYY-MM-DD (inclusive), years 1970 to 9999; not before start_date; an RFC 3339 timestamp is taken as the exact (exclusive) end"),
         ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
@@ -102,36 +118,18 @@ impl ConnectionApi {
     responses(
         (status = 200, description = "Connections, by time then location id", body = [udaconnect_core::model::Connection]),
         (status = 400, description = "A parameter is missing or invalid, or end_date is before start_date", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
+        NoSuchPerson,
         (status = 422, description = "The answer would hold more locations than --max-connection-rows allows (default 250,000); narrow the window or the distance", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Every query place is taken and the queue is full (--query-concurrency, --query-queue), or the query was not answered within --query-deadline (default 15 s) and was stopped; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        QueryBusy,
     ))]
 pub async fn find_connections(
     State(api): State<Arc<ConnectionApi>>,
     Params(params): Params,
     PathId(person_id): PathId,
 ) -> ApiResult<Response> {
-    let p = validate::connection_params(&params)?;
-    let started = Instant::now();
-    let query = api.connections(ConnectionQuery {
-        person_id,
-        window: p.window,
-        distance_m: p.distance_m,
-        max_time_gap_us: p.max_time_gap_us,
-    });
-    let body = match api.limiter.run(query).await {
-        Ok(body) => body?,
-        Err(refused) => return Ok(refused.into_response()),
-    };
-    api.metrics
-        .connection_query_duration
-        .observe(started.elapsed().as_secs_f64());
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::new(body),
-    )
-        .into_response())
+    let q = validate::connection_params(&params, person_id)?;
+    api.answer(async { Ok(Body::new(api.connections(q).await?)) })
+        .await
 }
 
 /// One co-presence episode.
@@ -223,7 +221,7 @@ impl EncounterRow {
 /// with 400: use `max_interpolation`, `ping_tolerance` and `join_gap`.
 #[utoipa::path(get, path = "/api/persons/{id}/contacts", tag = "connections",
     params(
-        ("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Person id"),
+        PersonPath,
         ("start" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window start, years 1970 to 9999: a date (its first instant) or RFC 3339; default: unbounded"),
         ("end" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window end, years 1970 to 9999, not before start: a date (included whole) or RFC 3339 (exclusive); default: unbounded"),
         ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
@@ -235,26 +233,17 @@ impl EncounterRow {
     responses(
         (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
         (status = 400, description = "A parameter is invalid, or end is before start", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Every query place is taken and the queue is full (--query-concurrency, --query-queue), or the query was not answered within --query-deadline (default 15 s) and was stopped; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        NoSuchPerson,
+        QueryBusy,
     ))]
 pub async fn find_contacts(
     State(api): State<Arc<ConnectionApi>>,
     Params(params): Params,
     PathId(person_id): PathId,
 ) -> ApiResult<Response> {
-    let p = validate::contact_params(&params)?;
-    let started = Instant::now();
-    let query = api.contacts(p.query(person_id));
-    let json = match api.limiter.run(query).await {
-        Ok(json) => json?,
-        Err(refused) => return Ok(refused.into_response()),
-    };
-    api.metrics
-        .connection_query_duration
-        .observe(started.elapsed().as_secs_f64());
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+    let q = validate::contact_params(&params, person_id)?;
+    api.answer(async { Ok(Body::from(api.contacts(q).await?)) })
+        .await
 }
 
 /// What is known of a person's pings.
@@ -270,11 +259,11 @@ pub struct PersonSummary {
 
 /// A person and the time span of their stored pings (the default window of the web page).
 #[utoipa::path(get, path = "/api/persons/{id}/summary", tag = "connections",
-    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Person id")),
+    params(PersonPath),
     responses(
         (status = 200, description = "Summary", body = PersonSummary),
         (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such person", body = Problem, content_type = "application/problem+json"),
+        NoSuchPerson,
     ))]
 pub async fn summary(
     State(api): State<Arc<ConnectionApi>>,

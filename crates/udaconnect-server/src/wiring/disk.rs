@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use udaconnect_core::{Error, Result};
 
 use crate::metrics::Metrics;
+use crate::wiring::shutdown::every;
 
 /// How often free space is measured.
 const EVERY: Duration = Duration::from_secs(1);
@@ -86,14 +87,7 @@ impl DiskGuard {
     }
 
     /// Measures every second until `stop` turns true.
-    pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(EVERY) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            let guard = self.clone();
-            let _ = tokio::task::spawn_blocking(move || guard.measure()).await;
-        }
+    pub async fn watch(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        every(EVERY, stop, move || self.measure(), |_| {}).await;
     }
 }

@@ -9,7 +9,8 @@
 //! - [`disk`]: free space on the data directory's file system, and ingest refused when short.
 //! - [`retention`]: `serve`'s log retention (`--log-retention`).
 //! - [`startup`]: the checks `serve` makes on its data directory before the roles start.
-//! - [`listen_file`], [`shutdown`]: the bound addresses for scripts; the stop signal.
+//! - [`listen_file`], [`shutdown`]: the bound addresses for scripts; the stop signal, and
+//!   the periodic work that runs until it.
 
 pub mod backends;
 pub mod context;

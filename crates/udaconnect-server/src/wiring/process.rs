@@ -45,23 +45,14 @@ use crate::wiring::startup;
 /// What `serve` needs to know.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
-    /// Where HTTP is served; port 0 picks a free port (tests).
-    pub listen: SocketAddr,
+    pub http: HttpSettings,
     pub data_dir: PathBuf,
     /// Load the original demo data on first start.
     pub demo: bool,
     /// With `demo`: attendees of the live simulated conference (0: none).
     pub demo_attendees: u32,
-    /// Serve the web page from this directory instead of the copy built in.
-    pub web_dir: Option<PathBuf>,
-    /// Origins, besides pages on this machine, whose pages may call the API.
-    pub cors_origins: Vec<String>,
     /// Where location-api's gRPC services listen.
     pub grpc: GrpcListen,
-    /// Where to write the bound addresses (see [`listen_file`]).
-    pub listen_file: Option<PathBuf>,
-    /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
-    pub edge: EdgeSettings,
     /// How long the log keeps records already stored.
     pub log_retention: LogRetention,
 }
@@ -70,22 +61,44 @@ pub struct ServeSettings {
 #[derive(Debug, Clone)]
 pub struct RoleSettings {
     pub role: Role,
-    /// HTTP: the role's API (if any), /health, /ready, /metrics. Port 0 picks a free port.
-    pub listen: SocketAddr,
+    pub http: HttpSettings,
     /// location-api's gRPC services.
     pub grpc_listen: Option<SocketAddr>,
-    /// Where to write the bound addresses (see [`listen_file`]).
-    pub listen_file: Option<PathBuf>,
     pub store: StoreUrl,
     pub log: LogUrl,
     /// Where the roles this one calls answer.
     pub upstreams: Upstreams,
-    pub web_dir: Option<PathBuf>,
-    pub cors_origins: Vec<String>,
     /// connection-api: what answers queries.
     pub engine: EngineKind,
+}
+
+/// How a process serves HTTP, whichever roles it runs.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Where HTTP is served (the roles' API, /health, /ready, /metrics); port 0 picks a free
+    /// port (tests).
+    pub listen: SocketAddr,
+    /// Where to write the bound addresses (see [`listen_file`]).
+    pub listen_file: Option<PathBuf>,
+    /// Serve the web page from this directory instead of the copy built in.
+    pub web_dir: Option<PathBuf>,
+    /// Origins, besides pages on this machine, whose pages may call the API.
+    pub cors_origins: Vec<String>,
     /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
     pub edge: EdgeSettings,
+}
+
+impl HttpSettings {
+    /// HTTP on `listen`, every other setting at its default.
+    pub fn on(listen: SocketAddr) -> Self {
+        HttpSettings {
+            listen,
+            listen_file: None,
+            web_dir: None,
+            cors_origins: Vec::new(),
+            edge: EdgeSettings::default(),
+        }
+    }
 }
 
 /// Where `serve` offers gRPC.
@@ -158,13 +171,13 @@ impl Application {
             label: "serve",
             roles: Role::ALL.to_vec(),
             mode: Mode::Together,
-            listen: settings.listen,
+            listen: settings.http.listen,
             grpc: settings.grpc,
-            listen_file: settings.listen_file,
-            cors_origins: settings.cors_origins,
+            listen_file: settings.http.listen_file,
+            cors_origins: settings.http.cors_origins,
             options: Options {
-                web_dir: settings.web_dir,
-                edge: settings.edge,
+                web_dir: settings.http.web_dir,
+                edge: settings.http.edge,
                 log_retention: settings.log_retention,
                 ..Options::default()
             },
@@ -195,15 +208,15 @@ impl Application {
             label: role.name(),
             roles: vec![role],
             mode: Mode::Apart,
-            listen: settings.listen,
+            listen: settings.http.listen,
             grpc: settings.grpc_listen.map_or(GrpcListen::Off, GrpcListen::At),
-            listen_file: settings.listen_file,
-            cors_origins: settings.cors_origins,
+            listen_file: settings.http.listen_file,
+            cors_origins: settings.http.cors_origins,
             options: Options {
-                web_dir: settings.web_dir,
+                web_dir: settings.http.web_dir,
                 engine: settings.engine,
                 upstreams: settings.upstreams,
-                edge: settings.edge,
+                edge: settings.http.edge,
                 log_retention: LogRetention::Keep,
             },
             backends: Backends::Urls(Box::new(ByUrl {
@@ -211,7 +224,7 @@ impl Application {
                 log: settings.log,
                 stores: None,
                 opened_log: None,
-                member_id: static_member_id(role.name(), settings.listen.port(), |k| {
+                member_id: static_member_id(role.name(), settings.http.listen.port(), |k| {
                     std::env::var(k).ok()
                 }),
             })),

@@ -15,6 +15,7 @@ use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_log::EmbeddedLog;
 
 use crate::consume::consumer::CONSUMER_GROUP;
+use crate::wiring::shutdown::every;
 
 /// How often stored segments are looked for.
 const EVERY: Duration = Duration::from_secs(10);
@@ -38,28 +39,21 @@ impl FromStr for LogRetention {
 }
 
 /// Deletes the stored segments of `location` every few seconds until `stop` turns true.
-pub async fn run(log: Arc<EmbeddedLog>, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
-            _ = stop.wait_for(|s| *s) => return,
+pub async fn run(log: Arc<EmbeddedLog>, stop: watch::Receiver<bool>) {
+    let pass = move || -> udaconnect_core::Result<(u64, u64)> {
+        let Some(stored) = log.committed(LOCATION_TOPIC, CONSUMER_GROUP)? else {
+            return Ok((0, 0));
+        };
+        let freed = log.delete_segments_below(LOCATION_TOPIC, stored)?;
+        Ok((freed, log.earliest_offset(LOCATION_TOPIC)?))
+    };
+    every(EVERY, stop, pass, |outcome| match outcome {
+        Ok(Ok((0, _))) => {}
+        Ok(Ok((freed, earliest))) => {
+            tracing::info!(freed_bytes = freed, earliest, "stored log segments deleted")
         }
-        let log = log.clone();
-        let pass = tokio::task::spawn_blocking(move || -> udaconnect_core::Result<(u64, u64)> {
-            let Some(stored) = log.committed(LOCATION_TOPIC, CONSUMER_GROUP)? else {
-                return Ok((0, 0));
-            };
-            let freed = log.delete_segments_below(LOCATION_TOPIC, stored)?;
-            Ok((freed, log.earliest_offset(LOCATION_TOPIC)?))
-        })
-        .await;
-        match pass {
-            Ok(Ok((0, _))) => {}
-            Ok(Ok((freed, earliest))) => {
-                tracing::info!(freed_bytes = freed, earliest, "stored log segments deleted")
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "deleting stored log segments failed"),
-            Err(e) => tracing::warn!(error = %e, "deleting stored log segments failed"),
-        }
-    }
+        Ok(Err(e)) => tracing::warn!(error = %e, "deleting stored log segments failed"),
+        Err(e) => tracing::warn!(error = %e, "deleting stored log segments failed"),
+    })
+    .await;
 }

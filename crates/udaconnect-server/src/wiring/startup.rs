@@ -20,7 +20,7 @@ use udaconnect_core::record::{self, DERIVED_ID_BASE, LOCATION_DLQ_TOPIC, LOCATIO
 use udaconnect_log::EmbeddedLog;
 
 use crate::consume::consumer::CONSUMER_GROUP;
-use crate::consume::replay::replay;
+use crate::consume::replay::{replay, ReplayMode};
 use crate::persons::{DynPersonDirectory, LocalPersons};
 use crate::wiring::backends::LOCATION_STORE_FILE;
 use crate::wiring::embedded::EmbeddedStack;
@@ -70,12 +70,19 @@ async fn rebuild_location_store(stack: &EmbeddedStack) -> anyhow::Result<()> {
     let persons: DynPersonDirectory = Arc::new(LocalPersons::new(stack.persons.clone()));
     let started = Instant::now();
     let mut last = Instant::now();
-    let report = replay(&stack.log, &stack.locations, &persons, |done, left| {
-        if last.elapsed() >= PROGRESS_EVERY {
-            last = Instant::now();
-            tracing::info!(done, left, "rebuilding the location store");
-        }
-    })
+    let rebuild = ReplayMode::Rebuild;
+    let report = replay(
+        &stack.log,
+        &stack.locations,
+        &persons,
+        rebuild,
+        |done, left| {
+            if last.elapsed() >= PROGRESS_EVERY {
+                last = Instant::now();
+                tracing::info!(done, left, "rebuilding the location store");
+            }
+        },
+    )
     .await
     .context("rebuilding the missing location store from the log failed")?;
     stack.mark_location_store_incomplete(false)?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Client, Response};
 use serde_json::Value;
 use udaconnect_server::http::edge::EdgeSettings;
-use udaconnect_server::{Application, ServeSettings};
+use udaconnect_server::{Application, HttpSettings, ServeSettings};
 use udaconnect_testkit::http;
 
 /// A running server on a fresh data directory, and a client for it.
@@ -31,15 +31,14 @@ pub async fn spawn_app_with(demo: bool, set: impl FnOnce(&mut EdgeSettings)) -> 
     set(&mut edge);
     let data_dir = tempfile::tempdir().expect("temp dir");
     let app = Application::build(ServeSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        http: HttpSettings {
+            edge,
+            ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
+        },
         data_dir: data_dir.path().to_path_buf(),
         demo,
         demo_attendees: 0,
-        web_dir: None,
-        cors_origins: Vec::new(),
         grpc: udaconnect_server::GrpcListen::At("127.0.0.1:0".parse().unwrap()),
-        listen_file: None,
-        edge,
         log_retention: Default::default(),
     })
     .await

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use udaconnect_server::ingest::grpc::proto;
 use udaconnect_server::roles::Role;
 use udaconnect_server::wiring::context::Upstreams;
-use udaconnect_server::{Application, RoleSettings};
+use udaconnect_server::{Application, HttpSettings, RoleSettings};
 
 use crate::app::{spawn_app, spawn_app_with};
 
@@ -351,16 +351,12 @@ async fn a_role_apart_has_the_same_checks() {
     let dir = tempfile::tempdir().unwrap();
     let app = Application::build_role(RoleSettings {
         role: Role::PersonApi,
-        listen: "127.0.0.1:0".parse().unwrap(),
+        http: HttpSettings::on("127.0.0.1:0".parse().unwrap()),
         grpc_listen: None,
-        listen_file: None,
         store: dir.path().display().to_string().parse().unwrap(),
         log: dir.path().display().to_string().parse().unwrap(),
         upstreams: Upstreams::default(),
-        web_dir: None,
-        cors_origins: Vec::new(),
         engine: Default::default(),
-        edge: udaconnect_server::http::edge::EdgeSettings::default(),
     })
     .await
     .unwrap();

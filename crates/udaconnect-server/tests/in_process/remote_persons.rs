@@ -10,7 +10,7 @@ use udaconnect_server::http::upstream::Upstream;
 use udaconnect_server::persons::{PersonApiClient, PersonDirectory, RemotePersons};
 use udaconnect_server::roles::Role;
 use udaconnect_server::wiring::context::Upstreams;
-use udaconnect_server::{Application, RoleSettings};
+use udaconnect_server::{Application, HttpSettings, RoleSettings};
 use udaconnect_store::SqlitePersonStore;
 
 fn person(id: i64) -> Person {
@@ -33,16 +33,12 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
     drop(store);
     let app = Application::build_role(RoleSettings {
         role: Role::PersonApi,
-        listen: "127.0.0.1:0".parse().unwrap(),
+        http: HttpSettings::on("127.0.0.1:0".parse().unwrap()),
         grpc_listen: None,
-        listen_file: None,
         store: dir.display().to_string().parse().unwrap(),
         log: dir.display().to_string().parse().unwrap(),
         upstreams: Upstreams::default(),
-        web_dir: None,
-        cors_origins: Vec::new(),
         engine: Default::default(),
-        edge: Default::default(),
     })
     .await
     .unwrap();

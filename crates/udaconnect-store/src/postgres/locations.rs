@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 use udaconnect_core::model::{Location, LocationId, PersonId};
 use udaconnect_core::ports::{LocationStore, Near, NearQuery, NearTracks};
@@ -49,6 +49,15 @@ pub(super) fn location_at(row: &Row, first: usize) -> Result<Location, tokio_pos
     })
 }
 
+/// The locations of rows that start with a tag (which part of a statement each came from),
+/// the location's columns following.
+pub(super) fn tagged_locations<'a, T: FromSql<'a>>(
+    rows: &'a [Row],
+) -> impl Iterator<Item = Result<(T, Location), tokio_postgres::Error>> + 'a {
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, location_at(row, 1)?)))
+}
+
 fn locations(rows: &[Row]) -> Result<Vec<Location>> {
     rows.iter()
         .map(|r| location_at(r, 0))
@@ -78,6 +87,14 @@ const MAX_SEARCH_M: f64 = 21_000_000.0;
 /// `creation_time ± gap` stays in PostgreSQL's range for every time since 1970.
 pub(super) const MAX_GAP_US: u64 = 200 * 365 * 24 * 3600 * 1_000_000;
 
+/// The asked person's pings in the window (`$1`, `$2`, `$3`), read once by
+/// `location_person_time_idx`: the `own` part of the statements that search around them.
+pub(super) const OWN: &str = "own AS MATERIALIZED (
+             SELECT id, person_id, coordinate, creation_time
+             FROM location
+             WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
+         )";
+
 /// The asked person's locations in the window and, in the same statement, the other persons'
 /// locations in the window within the search radius (and the gap) of one of them.
 ///
@@ -96,11 +113,7 @@ pub fn near_sql(with_gap: bool) -> String {
         ""
     };
     format!(
-        "WITH own AS MATERIALIZED (
-             SELECT id, person_id, coordinate, creation_time
-             FROM location
-             WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
-         ),
+        "WITH {OWN},
          candidate AS (
              SELECT l.id, l.person_id, l.coordinate, l.creation_time
              FROM own o
@@ -179,9 +192,8 @@ impl PostgresLocationStore {
         };
         client.finished();
         let mut near = Near::default();
-        for row in &rows {
-            let is_own: bool = row.try_get(0)?;
-            let l = location_at(row, 1)?;
+        for tagged in tagged_locations(&rows) {
+            let (is_own, l): (bool, _) = tagged?;
             if is_own {
                 near.own.push(l);
             } else {

@@ -4,7 +4,9 @@
 use udaconnect_core::ports::NearTracks;
 use udaconnect_core::track::{track_read_window, TrackQuery};
 
-use super::locations::{location_at, search_radius_m, PostgresLocationStore, COLUMNS, MAX_GAP_US};
+use super::locations::{
+    search_radius_m, tagged_locations, PostgresLocationStore, COLUMNS, MAX_GAP_US, OWN,
+};
 use super::{window_bound, DbError};
 
 /// The statement behind `near_tracks`: public so benchmarks can explain the very statement the
@@ -24,11 +26,7 @@ use super::{window_bound, DbError};
 ///   `max_interpolation`, by `location_person_time_idx`, so their pieces can be cut.
 pub fn near_tracks_sql() -> String {
     format!(
-        "WITH own AS MATERIALIZED (
-             SELECT id, person_id, coordinate, creation_time
-             FROM location
-             WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
-         ),
+        "WITH {OWN},
          linked AS (
              SELECT coordinate, creation_time,
                     lead(coordinate) OVER w AS next_coordinate,
@@ -137,9 +135,8 @@ impl PostgresLocationStore {
             .await?;
         client.finished();
         let mut near = NearTracks::default();
-        for row in &rows {
-            let kind: i32 = row.try_get(0)?;
-            let l = location_at(row, 1)?;
+        for tagged in tagged_locations(&rows) {
+            let (kind, l): (i32, _) = tagged?;
             match kind {
                 0 => near.own.push(l),
                 1 => near.candidates.push(l),

@@ -22,7 +22,7 @@ mod consumers;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use udaconnect_core::ports::{Consumed, DynLog, Log, LogConsumer, StartFrom};
+use udaconnect_core::ports::{Consumed, DynLog, DynLogConsumer, Log, LogConsumer, StartFrom};
 use udaconnect_core::record::LogRecord;
 
 pub use appends::{
@@ -78,12 +78,12 @@ pub async fn member<L: Log + ?Sized>(
     topic: &str,
     group: &str,
     start: StartFrom,
-) -> Box<dyn LogConsumer> {
+) -> DynLogConsumer {
     log.consumer(topic, group, start).await.expect("consumer")
 }
 
 /// The one member of a new group, reading `topic` from its oldest record.
-pub async fn reader<L: Log + ?Sized>(log: &L, topic: &str) -> Box<dyn LogConsumer> {
+pub async fn reader<L: Log + ?Sized>(log: &L, topic: &str) -> DynLogConsumer {
     member(log, topic, &crate::unique("group"), StartFrom::Earliest).await
 }
 

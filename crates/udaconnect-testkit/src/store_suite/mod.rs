@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use udaconnect_core::contact::{connections, ConnectionQuery, Point};
 use udaconnect_core::model::{Location, Person};
 use udaconnect_core::ports::{
-    DynAccountStore, DynIdLeaser, DynLocationStore, DynPersonStore, Near,
+    DynAccountStore, DynIdLeaser, DynLocationStore, DynPersonStore, LocationStore, Near,
 };
 use udaconnect_core::time::{from_micros, to_micros};
 
@@ -142,6 +142,29 @@ pub fn loc(id: i64, person_id: i64, latitude: f64, longitude: f64, t: i64) -> Lo
         longitude,
         creation_time: from_micros(t),
     }
+}
+
+/// A simulated conference's pings as locations, ids from 1.
+pub fn conference_locations(conference: &udaconnect_sim::Conference) -> Vec<Location> {
+    conference
+        .pings()
+        .enumerate()
+        .map(|(i, p)| loc(i as i64 + 1, p.person_id, p.latitude, p.longitude, p.t))
+        .collect()
+}
+
+/// Stores `pings` `batch` at a time, and says how long that took (for measurements run by
+/// hand).
+pub async fn load_timed(store: &dyn LocationStore, pings: &[Location], batch: usize) {
+    let started = std::time::Instant::now();
+    for chunk in pings.chunks(batch) {
+        store.upsert(chunk).await.unwrap();
+    }
+    println!(
+        "loaded {} pings in {:.1} s",
+        pings.len(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Persons with these ids and names made of them.

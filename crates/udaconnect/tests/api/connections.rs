@@ -3,7 +3,7 @@ use serde_json::{json, Value};
 use udaconnect_core::contact::{connections_oracle, ConnectionQuery};
 use udaconnect_core::time::{parse_timestamp, Window};
 
-use crate::suite::{assert_problem, ids, Api};
+use crate::suite::{assert_problem, fraction, ids, Api};
 
 const YEAR_2020: &str = "start_date=2020-01-01&end_date=2020-12-31";
 
@@ -216,14 +216,9 @@ pub async fn random_data_matches_the_oracle(api: Api) {
                 .unwrap(),
         );
     }
-    // A small deterministic generator keeps the test reproducible without a dependency.
+    // A fixed seed keeps the test reproducible.
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut next = move || fraction(&mut seed);
     let mut points = Vec::new();
     for _ in 0..400 {
         let person = persons[(next() * 6.0) as usize];

@@ -6,9 +6,10 @@ use serde_json::Value;
 use udaconnect_core::contact::Point;
 use udaconnect_core::geo::EARTH_RADIUS_M;
 use udaconnect_core::time::{format_utc, from_micros, parse_timestamp, to_micros, Micros, Window};
+use udaconnect_core::track::defaults::MIN_DURATION_S;
 use udaconnect_core::track::{contacts_oracle, TrackQuery};
 
-use crate::suite::{assert_problem, Api};
+use crate::suite::{assert_problem, fraction, Api};
 
 const S: i64 = 1_000_000;
 
@@ -37,6 +38,19 @@ impl Scene {
     fn day(&self) -> String {
         let day = &format_utc(from_micros(self.t0))[..10];
         format!("start={day}&end={day}")
+    }
+
+    /// What [`Self::day`] asks, for the oracle: `person`'s contacts over the scene's day, of
+    /// `min_duration_s` together at least.
+    fn day_query(&self, person: i64, min_duration_s: i64) -> TrackQuery {
+        let day = Window {
+            start: self.t0 - 9 * 3600 * S,
+            end: self.t0 + 15 * 3600 * S,
+        };
+        TrackQuery {
+            min_duration_us: min_duration_s * S,
+            ..TrackQuery::new(person, day)
+        }
     }
 }
 
@@ -88,14 +102,6 @@ fn seed() -> u64 {
         .unwrap()
         .subsec_nanos() as u64
         | 1
-}
-
-/// A fraction in [0, 1) from a seed, moving the seed on.
-fn fraction(seed: &mut u64) -> f64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    (*seed >> 11) as f64 / (1u64 << 53) as f64
 }
 
 async fn contacts(api: &Api, person: i64, query: &str) -> Value {
@@ -159,6 +165,32 @@ fn booth(side: f64, (from_s, to_s): (f64, f64)) -> impl Fn(f64) -> (f64, f64) {
     }
 }
 
+/// `a` with a phone at 90 s (silent during `silent`) and `b` with one at 300 s, phases drawn
+/// from `seed`, pinging for 80 minutes, 1 m apart at the booth during `together`: `a`'s phone
+/// and both persons' pings.
+async fn at_the_booth(
+    api: &Api,
+    scene: &Scene,
+    (a, b): (i64, i64),
+    together: (f64, f64),
+    silent: Option<(f64, f64)>,
+    seed: &mut u64,
+) -> (Phone, Vec<Point>) {
+    let fast = Phone {
+        every_s: 90.0,
+        phase_s: 90.0 * fraction(seed),
+        silent,
+    };
+    let slow = Phone {
+        every_s: 300.0,
+        phase_s: 300.0 * fraction(seed),
+        silent: None,
+    };
+    let mut points = walk(api, scene, a, &fast, (0.0, 4800.0), booth(-1.0, together)).await;
+    points.extend(walk(api, scene, b, &slow, (0.0, 4800.0), booth(1.0, together)).await);
+    (fast, points)
+}
+
 /// Two attendees stand together 20 minutes, phones at 90 s and 300 s with random phases: one
 /// encounter of 20 minutes, give or take one interval of the sparser phone at each end.
 pub async fn standing_together_is_one_encounter_whatever_the_phones(api: Api) {
@@ -169,18 +201,7 @@ pub async fn standing_together_is_one_encounter_whatever_the_phones(api: Api) {
         api.create_person("Bo").await["id"].as_i64().unwrap(),
     );
     let together = (1800.0, 3000.0);
-    let fast = Phone {
-        every_s: 90.0,
-        phase_s: 90.0 * fraction(&mut s),
-        silent: None,
-    };
-    let slow = Phone {
-        every_s: 300.0,
-        phase_s: 300.0 * fraction(&mut s),
-        silent: None,
-    };
-    let mut points = walk(&api, &scene, a, &fast, (0.0, 4800.0), booth(-1.0, together)).await;
-    points.extend(walk(&api, &scene, b, &slow, (0.0, 4800.0), booth(1.0, together)).await);
+    let (_, points) = at_the_booth(&api, &scene, (a, b), together, None, &mut s).await;
     let answer = contacts(&api, a, &scene.day()).await;
     let met = encounters_with(&answer, b, &scene);
     assert_eq!(met.len(), 1, "seed {s}: {answer}");
@@ -189,11 +210,7 @@ pub async fn standing_together_is_one_encounter_whatever_the_phones(api: Api) {
         (start - together.0).abs() <= 300.0 && (end - together.1).abs() <= 300.0,
         "seed {s}: {met:?}"
     );
-    let day = Window {
-        start: scene.t0 - 9 * 3600 * S,
-        end: scene.t0 + 15 * 3600 * S,
-    };
-    assert_oracle(&answer, &points, &TrackQuery::new(a, day));
+    assert_oracle(&answer, &points, &scene.day_query(a, MIN_DURATION_S));
     // Asked from the other side, the same encounter.
     let answer = contacts(&api, b, &scene.day()).await;
     assert_eq!(encounters_with(&answer, a, &scene), met, "seed {s}");
@@ -209,20 +226,8 @@ pub async fn a_silent_phone_splits_the_encounter(api: Api) {
         api.create_person("Cy").await["id"].as_i64().unwrap(),
         api.create_person("Di").await["id"].as_i64().unwrap(),
     );
-    let together = (1800.0, 3600.0);
-    let silent = (2400.0, 3000.0);
-    let fast = Phone {
-        every_s: 90.0,
-        phase_s: 90.0 * fraction(&mut s),
-        silent: Some(silent),
-    };
-    let slow = Phone {
-        every_s: 300.0,
-        phase_s: 300.0 * fraction(&mut s),
-        silent: None,
-    };
-    let mut points = walk(&api, &scene, a, &fast, (0.0, 4800.0), booth(-1.0, together)).await;
-    points.extend(walk(&api, &scene, b, &slow, (0.0, 4800.0), booth(1.0, together)).await);
+    let (together, silent) = ((1800.0, 3600.0), (2400.0, 3000.0));
+    let (fast, points) = at_the_booth(&api, &scene, (a, b), together, Some(silent), &mut s).await;
     let answer = contacts(&api, a, &format!("{}&min_duration=0", scene.day())).await;
     let met = encounters_with(&answer, b, &scene);
     assert_eq!(met.len(), 2, "seed {s}: {answer}");
@@ -233,15 +238,7 @@ pub async fn a_silent_phone_splits_the_encounter(api: Api) {
         (met[0].1 - last_before).abs() < 1e-3 && (met[1].0 - first_after).abs() < 1e-3,
         "seed {s}: {met:?}, pings at {last_before} and {first_after}"
     );
-    let mut q = TrackQuery::new(
-        a,
-        Window {
-            start: scene.t0 - 9 * 3600 * S,
-            end: scene.t0 + 15 * 3600 * S,
-        },
-    );
-    q.min_duration_us = 0;
-    assert_oracle(&answer, &points, &q);
+    assert_oracle(&answer, &points, &scene.day_query(a, 0));
 }
 
 /// Walking past someone in the aisle at 1.2 m/s, 1 m away: an encounter of seconds, left
@@ -281,15 +278,7 @@ pub async fn walking_past_is_under_min_duration(api: Api) {
         (met[0].0 - (300.0 - half)).abs() < 0.01 && (met[0].1 - (300.0 + half)).abs() < 0.01,
         "{met:?}"
     );
-    let mut q = TrackQuery::new(
-        a,
-        Window {
-            start: scene.t0 - 9 * 3600 * S,
-            end: scene.t0 + 15 * 3600 * S,
-        },
-    );
-    q.min_duration_us = 0;
-    assert_oracle(&answer, &points, &q);
+    assert_oracle(&answer, &points, &scene.day_query(a, 0));
 }
 
 /// Bad contacts parameters are problems naming the parameter; max_time_gap, which contacts

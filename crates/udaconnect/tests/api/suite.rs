@@ -163,6 +163,11 @@ impl Api {
         sent(self.client.get(self.url(path))).await
     }
 
+    /// A request with `method` and no body.
+    pub async fn send(&self, method: reqwest::Method, path: &str) -> Response {
+        sent(self.client.request(method, self.url(path))).await
+    }
+
     /// GET with one request header set.
     pub async fn get_with(&self, path: &str, header: &str, value: &str) -> Response {
         sent(self.client.get(self.url(path)).header(header, value)).await
@@ -307,4 +312,13 @@ pub fn ids(v: &Value) -> Vec<i64> {
         .iter()
         .map(|c| c["location"]["id"].as_i64().unwrap())
         .collect()
+}
+
+/// A fraction in [0, 1) from a seed, moving the seed on: a small deterministic generator, so
+/// a body's random data is reproducible from its seed.
+pub fn fraction(seed: &mut u64) -> f64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    (*seed >> 11) as f64 / (1u64 << 53) as f64
 }
