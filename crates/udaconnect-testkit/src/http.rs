@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -19,6 +19,18 @@ pub async fn wait_ready(client: &Client, base: &str, timeout: Duration) {
         (status == Some(StatusCode::OK)).then_some(())
     })
     .await
+}
+
+/// Creates a person with this first name over `base`'s API, and returns its id.
+pub async fn create_person(client: &Client, base: &str, first_name: &str) -> i64 {
+    let r = client
+        .post(format!("{base}/api/persons"))
+        .json(&json!({"first_name": first_name, "last_name": "Tester", "company_name": "Acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
 }
 
 /// Waits until the consumer behind `base` has stored location `id`, and returns it.

@@ -17,6 +17,7 @@ use udaconnect_core::ports::DynAccountStore;
 use udaconnect_server::wiring::backends::open_stores;
 use udaconnect_server::wiring::backends::{open_account_stores, open_embedded_stores, StoreUrl};
 #[cfg(feature = "postgres")]
+use udaconnect_testkit::http::create_person;
 use udaconnect_testkit::postgres::TestDb;
 use udaconnect_testkit::process::{assert_help_names, RoleProc};
 use udaconnect_testkit::store_suite::persons;
@@ -322,14 +323,7 @@ async fn tokens_are_created_while_serve_runs_on_the_data_directory() {
     )
     .await;
     server.wait_ready(PATIENCE).await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/persons", server.base()))
-        .json(&json!({"first_name": "Ada", "last_name": "Byron", "company_name": "Engines"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    let person = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let person = create_person(&reqwest::Client::new(), &server.base(), "Ada").await;
 
     let admin_token = create_token(&["--role", "admin", "--data-dir", d]);
     let device = create_token(&[

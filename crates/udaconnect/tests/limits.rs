@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use udaconnect_testkit::http::create_person;
 use udaconnect_testkit::process::RoleProc;
 use udaconnect_testkit::procfs::{cpu_time, rss_bytes};
 
@@ -47,17 +48,6 @@ fn at(metres: f64, bearing: f64) -> (f64, f64) {
 fn time(seconds_into_day: i64) -> String {
     let t = chrono::DateTime::from_timestamp(DAY_START_S + seconds_into_day, 0).unwrap();
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-async fn create_person(client: &reqwest::Client, base: &str, name: &str) -> i64 {
-    let r = client
-        .post(format!("{base}/api/persons"))
-        .json(&json!({"first_name": name, "last_name": "L", "company_name": "C"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
 }
 
 async fn post_ndjson(client: &reqwest::Client, base: &str, lines: &[String]) -> reqwest::Response {

@@ -15,6 +15,7 @@ use udaconnect_core::ports::Log;
 use udaconnect_core::record::LogRecord;
 use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
 use udaconnect_testkit::eventually;
+use udaconnect_testkit::http::create_person;
 use udaconnect_testkit::process::{remove_location_store, run_to_end, RoleProc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
@@ -35,14 +36,7 @@ async fn serve(data: &Path, extra: &[&str]) -> RoleProc {
 
 /// A person to ping for.
 async fn person(server: &RoleProc) -> i64 {
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/persons", server.base()))
-        .json(&json!({"first_name": "Ada", "last_name": "Byron", "company_name": "Engines"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    create_person(&reqwest::Client::new(), &server.base(), "Ada").await
 }
 
 fn ping(person_id: i64, n: usize) -> Value {

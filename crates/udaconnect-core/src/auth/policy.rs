@@ -37,7 +37,11 @@ enum Rule {
     Invite,
 }
 
-fn rule(action: Action) -> Rule {
+/// Who may perform each action, and the scope a credential needs for it (`None`: none is
+/// asked: public actions, signing out). Each action stands here once, so its two answers are
+/// read and changed together.
+fn policy(action: Action) -> (Rule, Option<Scope>) {
+    use Scope::{Ingest, Manage, Read};
     match action {
         Action::Health
         | Action::Ready
@@ -46,35 +50,37 @@ fn rule(action: Action) -> Rule {
         | Action::GrpcHealth
         | Action::GrpcReflection
         | Action::RequestSignIn
-        | Action::ConfirmSignIn => Rule::Public,
-        Action::SignOut | Action::GetMe | Action::GetVenue => Rule::Member,
+        | Action::ConfirmSignIn => (Rule::Public, None),
+        Action::SignOut => (Rule::Member, None),
+        Action::GetMe | Action::GetVenue => (Rule::Member, Some(Read)),
         Action::Metrics
-        | Action::CreatePerson
-        | Action::ImportPersons
         | Action::ListPersons
         | Action::LookupPersons
         | Action::LiveStream
         | Action::LivePositions
-        | Action::LiveHeat => Rule::Staff,
-        Action::ListAccounts | Action::ChangeRole => Rule::Admin,
+        | Action::LiveHeat => (Rule::Staff, Some(Read)),
+        Action::CreatePerson | Action::ImportPersons => (Rule::Staff, Some(Manage)),
+        Action::ListAccounts => (Rule::Admin, Some(Read)),
+        Action::ChangeRole => (Rule::Admin, Some(Manage)),
         // A summary is the directory's view of one attendee: pings counted, first and last
         // seen; no place, no other person.
-        Action::GetPerson | Action::GetSummary => Rule::OwnPersonOrStaff,
-        Action::GetLocation | Action::GetConnection | Action::GetContacts => Rule::OwnPersonOrAdmin,
+        Action::GetPerson | Action::GetSummary => (Rule::OwnPersonOrStaff, Some(Read)),
+        Action::GetLocation | Action::GetConnection | Action::GetContacts => {
+            (Rule::OwnPersonOrAdmin, Some(Read))
+        }
         Action::PostLocation
         | Action::PostLocationBatch
         | Action::GrpcLegacyCreate
         | Action::GrpcCreate
-        | Action::GrpcIngest => Rule::OwnPings,
-        Action::ListTokens
-        | Action::RevokeToken
-        | Action::ListSessions
+        | Action::GrpcIngest => (Rule::OwnPings, Some(Ingest)),
+        Action::ListTokens | Action::ListSessions => (Rule::OwnAccount, Some(Read)),
+        Action::RevokeToken
         | Action::RevokeSession
         | Action::ChangeEmail
         | Action::AddSecondaryEmail
-        | Action::DeleteAccount => Rule::OwnAccount,
-        Action::CreateToken => Rule::OwnGrant,
-        Action::InviteAccount => Rule::Invite,
+        | Action::DeleteAccount => (Rule::OwnAccount, Some(Manage)),
+        Action::CreateToken => (Rule::OwnGrant, Some(Manage)),
+        Action::InviteAccount => (Rule::Invite, Some(Manage)),
     }
 }
 
@@ -82,53 +88,12 @@ impl Action {
     /// The scope a credential needs for this action; `None` where none is asked (public
     /// actions, signing out).
     pub fn scope(self) -> Option<Scope> {
-        match self {
-            Action::Health
-            | Action::Ready
-            | Action::ApiDocs
-            | Action::WebPage
-            | Action::GrpcHealth
-            | Action::GrpcReflection
-            | Action::RequestSignIn
-            | Action::ConfirmSignIn
-            | Action::SignOut => None,
-            Action::Metrics
-            | Action::ListPersons
-            | Action::GetPerson
-            | Action::LookupPersons
-            | Action::GetLocation
-            | Action::GetConnection
-            | Action::GetContacts
-            | Action::GetSummary
-            | Action::LiveStream
-            | Action::LivePositions
-            | Action::LiveHeat
-            | Action::GetVenue
-            | Action::GetMe
-            | Action::ListTokens
-            | Action::ListSessions
-            | Action::ListAccounts => Some(Scope::Read),
-            Action::PostLocation
-            | Action::PostLocationBatch
-            | Action::GrpcLegacyCreate
-            | Action::GrpcCreate
-            | Action::GrpcIngest => Some(Scope::Ingest),
-            Action::CreatePerson
-            | Action::ImportPersons
-            | Action::CreateToken
-            | Action::RevokeToken
-            | Action::RevokeSession
-            | Action::ChangeEmail
-            | Action::AddSecondaryEmail
-            | Action::DeleteAccount
-            | Action::InviteAccount
-            | Action::ChangeRole => Some(Scope::Manage),
-        }
+        policy(self).1
     }
 
     /// Whether anyone may do this without signing in.
     pub fn is_public(self) -> bool {
-        rule(self) == Rule::Public
+        policy(self).0 == Rule::Public
     }
 }
 
@@ -143,13 +108,12 @@ pub fn authorize(
     action: Action,
     resource: Resource,
 ) -> Result<(), Denied> {
-    let rule = rule(action);
+    let (rule, scope) = policy(action);
     if rule == Rule::Public {
         return Ok(());
     }
     let p = principal.ok_or(Denied::SignInRequired)?;
-    let scoped = action.scope().is_none_or(|s| p.scopes.contains(s))
-        && action.scope().is_none_or(|s| p.role.scopes().contains(s));
+    let scoped = scope.is_none_or(|s| p.scopes.contains(s) && p.role.scopes().contains(s));
     if scoped && allowed(rule, p, resource) {
         Ok(())
     } else {

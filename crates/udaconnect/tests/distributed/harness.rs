@@ -82,14 +82,7 @@ pub fn http() -> reqwest::Client {
 }
 
 pub async fn create_person(base: &str, first: &str) -> i64 {
-    let r = http()
-        .post(format!("{base}/api/persons"))
-        .json(&json!({"first_name": first, "last_name": "Tester", "company_name": "Acme"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    udaconnect_testkit::http::create_person(&http(), base, first).await
 }
 
 pub async fn post_ping(base: &str, body: &Value) -> reqwest::Response {
