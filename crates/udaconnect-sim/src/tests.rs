@@ -1,5 +1,5 @@
-//! The phones and groups: intervals per phone, phases, groups that stand together, and the
-//! same pings for the same seed.
+//! The conference's plan (venue, schedule), the phones and groups (intervals per phone,
+//! phases, groups that stand together), and the same pings for the same seed.
 
 use std::collections::BTreeMap;
 
@@ -7,13 +7,13 @@ use udaconnect_core::contact::Point;
 use udaconnect_core::time::Window;
 use udaconnect_core::track::{contacts_oracle, TrackQuery};
 
-use crate::{Conference, SimConfig, SimPing, HOUR, US};
+use crate::{Conference, SimConfig, SimPing, DAY, HOUR, US};
 
-fn config() -> SimConfig {
+fn config(attendees: u32, days: u32) -> SimConfig {
     SimConfig {
         seed: 7,
-        attendees: 80,
-        days: 1,
+        attendees,
+        days,
         ..Default::default()
     }
 }
@@ -33,7 +33,7 @@ fn median(mut v: Vec<i64>) -> i64 {
 
 #[test]
 fn each_phone_keeps_its_own_interval_between_15_s_and_5_min() {
-    let cfg = config();
+    let cfg = config(80, 1);
     let c = Conference::plan(&cfg);
     let pings: Vec<SimPing> = c.pings().collect();
     let mut intervals = Vec::new();
@@ -78,7 +78,7 @@ fn phones_with_one_interval_tick_at_their_own_phases() {
         max_interval_s: 90.001,
         ping_interval_s: 90.0005,
         gps_noise_m: 0.0,
-        ..config()
+        ..config(80, 1)
     };
     let pings: Vec<SimPing> = Conference::plan(&cfg).pings().collect();
     let mut phases: Vec<i64> = by_person(&pings)
@@ -92,7 +92,7 @@ fn phones_with_one_interval_tick_at_their_own_phases() {
 
 #[test]
 fn groups_stand_together_and_meet_on_their_tracks() {
-    let cfg = config();
+    let cfg = config(80, 1);
     let c = Conference::plan(&cfg);
     let pings: Vec<SimPing> = c.pings().collect();
     let points: Vec<Point> = pings
@@ -142,14 +142,56 @@ fn groups_stand_together_and_meet_on_their_tracks() {
 
 #[test]
 fn the_seed_decides_everything() {
-    let a: Vec<SimPing> = Conference::plan(&config()).pings().collect();
-    let b: Vec<SimPing> = Conference::plan(&config()).pings().collect();
+    let c = Conference::plan(&config(80, 1));
+    let a: Vec<SimPing> = c.pings().collect();
+    let b: Vec<SimPing> = Conference::plan(&config(80, 1)).pings().collect();
     assert_eq!(a, b);
+    assert_eq!(c.persons(), Conference::plan(&config(80, 1)).persons());
     let other: Vec<SimPing> = Conference::plan(&SimConfig {
         seed: 8,
-        ..config()
+        ..config(80, 1)
     })
     .pings()
     .collect();
     assert_ne!(a, other);
+}
+
+#[test]
+fn pings_are_ordered_inside_the_venue_and_on_schedule() {
+    let cfg = SimConfig {
+        ping_interval_s: 60.0,
+        ..config(60, 2)
+    };
+    let c = Conference::plan(&cfg);
+    let pings: Vec<SimPing> = c.pings().collect();
+    // Roughly one ping a minute for 7.5 hours a day, per attendee and day.
+    let expected = 60.0 * 2.0 * 7.5 * 60.0;
+    assert!(
+        (pings.len() as f64) > expected * 0.6 && (pings.len() as f64) < expected * 1.4,
+        "{}",
+        pings.len()
+    );
+    assert!(pings.windows(2).all(|w| w[0].t <= w[1].t));
+    for p in &pings {
+        let (x, y) = c.venue.to_local(p.latitude, p.longitude);
+        assert!(
+            x > -15.0 && y > -15.0 && x < c.venue.width_m + 15.0 && y < c.venue.depth_m + 15.0,
+            "{x} {y}"
+        );
+        let hour = ((p.t - cfg.start).rem_euclid(DAY)) as f64 / HOUR as f64;
+        assert!((8.4..18.5).contains(&hour), "{hour}");
+    }
+    let persons: std::collections::HashSet<i64> = pings.iter().map(|p| p.person_id).collect();
+    assert_eq!(persons.len(), 60);
+}
+
+#[test]
+fn venue_grows_with_the_crowd() {
+    let big = SimConfig {
+        attendees: 10_000,
+        ..Default::default()
+    };
+    assert!((big.venue_side_m() - 300.0 * 10f64.sqrt()).abs() < 1e-9);
+    let c = Conference::plan(&big);
+    assert!(c.booths.len() > 1000 && c.rooms.len() > 10);
 }

@@ -8,8 +8,8 @@
 //! - `postgres` (feature `postgres`, on by default): the distributed stores and id leaser, on
 //!   one PostgreSQL/PostGIS database shared by every role process; its schema comes from
 //!   `migrations/postgres`.
-//! - `accounts.rs`: what the two account stores share (scopes as stored, when a token's use
-//!   is recorded, unique clashes).
+//! - `accounts.rs`: what the two account stores share (their statements, scopes as stored,
+//!   when a token's use is recorded, unique clashes, what a new account is once stored).
 
 mod accounts;
 pub mod ids;
@@ -33,6 +33,11 @@ pub(crate) const LOCATION_ID_RANGE: &str =
 
 /// The highest leased id stored (derived ids of the original producers' records excluded).
 pub(crate) const MAX_LEASED_ID: &str = "SELECT max(id) FROM location WHERE id < $1";
+
+/// A page size as SQL's `LIMIT`: one beyond what it can say means no limit.
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
 
 /// A coordinate as every store writes and reads it: `-0.0` becomes `0.0`, anything else is
 /// kept. SQLite writes an integral REAL as an integer and so drops zero's sign, PostgreSQL

@@ -13,12 +13,12 @@ use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::{Error, Result};
 
 use super::{pg_error, DbError, Postgres};
-use crate::accounts::{conflict, scopes_of, LAST_USED_STEP};
-
-const ACCOUNT_COLUMNS: &str =
-    "id, person_id, email, email_verified, secondary_email, role, created_at";
-const TOKEN_COLUMNS: &str = "id, account_id, name, role, scopes, person_id, created_at, \
-                             expires_at, revoked_at, last_used_at";
+use crate::accounts::{
+    conflict, scopes_of, select_accounts, select_tokens, stored_account, stored_token,
+    CONSUME_SIGN_IN_LINK, COUNT_ADMINS, INSERT_ACCOUNT, INSERT_SESSION, INSERT_SIGN_IN_LINK,
+    INSERT_TOKEN, LAST_USED_STEP, TOUCH_TOKEN, VERIFY_SESSION, VERIFY_TOKEN,
+};
+use crate::sql_limit;
 
 /// Accounts and credentials in tables `account`, `account_token`, `account_session` and
 /// `sign_in_link`.
@@ -114,13 +114,47 @@ impl PostgresAccountStore {
         filter: &str,
         param: &(dyn ToSql + Sync),
     ) -> Result<Option<Account>> {
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account {filter}");
         self.pg
-            .query(&sql, &[param])
+            .query(&select_accounts(filter), &[param])
             .await?
             .first()
             .map(account)
             .transpose()
+    }
+
+    /// A new secret of `kind`, stored by `insert` as its hash, `owner`, now and `expires`.
+    async fn issue_secret(
+        &self,
+        kind: TokenKind,
+        insert: &str,
+        owner: &(dyn ToSql + Sync),
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSecret> {
+        let secret = TokenSecret::generate()?;
+        self.write(
+            insert,
+            &[
+                &hash(&secret, kind),
+                owner,
+                &truncate_to_micros(now),
+                &truncate_to_micros(expires),
+            ],
+        )
+        .await?;
+        Ok(secret)
+    }
+
+    /// Runs `update` (`SET revoked_at = $2 WHERE <key> = $1 AND revoked_at IS NULL
+    /// RETURNING ...`): whether it revoked anything.
+    async fn revoke(
+        &self,
+        update: &str,
+        key: &(dyn ToSql + Sync),
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let rows = self.write(update, &[key, &truncate_to_micros(now)]).await?;
+        Ok(!rows.is_empty())
     }
 }
 
@@ -133,11 +167,7 @@ impl AccountStore for PostgresAccountStore {
         let secondary = new.secondary_email.as_ref().map(Email::as_str);
         let rows = self
             .write(
-                "INSERT INTO account
-                   (person_id, email, email_key, email_verified, secondary_email, role,
-                    created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 RETURNING id",
+                INSERT_ACCOUNT,
                 &[
                     &new.person,
                     &email,
@@ -154,15 +184,7 @@ impl AccountStore for PostgresAccountStore {
             .map(|r| read(r.try_get(0)))
             .transpose()?
             .ok_or_else(|| corrupt("insert", "no id returned"))?;
-        Ok(Account {
-            id,
-            person: new.person,
-            email: new.email,
-            email_verified: new.email_verified,
-            secondary_email: new.secondary_email,
-            role: new.role,
-            created,
-        })
+        Ok(stored_account(new, id, created))
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<Account>> {
@@ -187,12 +209,9 @@ impl AccountStore for PostgresAccountStore {
     }
 
     async fn accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>> {
-        let sql =
-            format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE id > $1 ORDER BY id LIMIT $2");
-        let after = after.unwrap_or(i64::MIN);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = select_accounts("WHERE id > $1 ORDER BY id LIMIT $2");
         self.pg
-            .query(&sql, &[&after, &limit])
+            .query(&sql, &[&after.unwrap_or(i64::MIN), &sql_limit(limit)])
             .await?
             .iter()
             .map(account)
@@ -200,10 +219,7 @@ impl AccountStore for PostgresAccountStore {
     }
 
     async fn count_admins(&self) -> Result<u64> {
-        let rows = self
-            .pg
-            .query("SELECT count(*) FROM account WHERE role = 'admin'", &[])
-            .await?;
+        let rows = self.pg.query(COUNT_ADMINS, &[]).await?;
         let n: i64 = rows
             .first()
             .map(|r| read(r.try_get(0)))
@@ -215,13 +231,9 @@ impl AccountStore for PostgresAccountStore {
     async fn create_token(&self, new: NewToken, now: DateTime<Utc>) -> Result<Issued<TokenInfo>> {
         let secret = TokenSecret::generate()?;
         let created = truncate_to_micros(now);
-        let expires = new.expires.map(truncate_to_micros);
         let rows = self
             .write(
-                "INSERT INTO account_token
-                   (account_id, hash, name, role, scopes, person_id, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 RETURNING id",
+                INSERT_TOKEN,
                 &[
                     &new.account,
                     &hash(&secret, TokenKind::Api),
@@ -230,7 +242,7 @@ impl AccountStore for PostgresAccountStore {
                     &new.scopes.to_string(),
                     &new.person,
                     &created,
-                    &expires,
+                    &new.expires.map(truncate_to_micros),
                 ],
             )
             .await?;
@@ -240,18 +252,7 @@ impl AccountStore for PostgresAccountStore {
             .transpose()?
             .ok_or_else(|| corrupt("insert", "no id returned"))?;
         Ok(Issued {
-            item: TokenInfo {
-                id,
-                account: new.account,
-                name: new.name,
-                role: new.role,
-                scopes: new.scopes,
-                person: new.person,
-                created,
-                expires,
-                revoked: None,
-                last_used: None,
-            },
+            item: stored_token(new, id, created),
             secret,
         })
     }
@@ -264,14 +265,7 @@ impl AccountStore for PostgresAccountStore {
         let now = truncate_to_micros(now);
         let rows = self
             .pg
-            .query(
-                "SELECT t.id, t.account_id, COALESCE(t.person_id, a.person_id), t.role,
-                        t.scopes, t.last_used_at
-                 FROM account_token t JOIN account a ON a.id = t.account_id
-                 WHERE t.hash = $1 AND t.revoked_at IS NULL
-                   AND (t.expires_at IS NULL OR t.expires_at > $2)",
-                &[&hash(secret, TokenKind::Api), &now],
-            )
+            .query(VERIFY_TOKEN, &[&hash(secret, TokenKind::Api), &now])
             .await?;
         let Some(row) = rows.first() else {
             return Ok(None);
@@ -283,12 +277,7 @@ impl AccountStore for PostgresAccountStore {
         let last_used: Option<DateTime<Utc>> = read(row.try_get(5))?;
         if last_used.is_none_or(|t| now - t >= LAST_USED_STEP) {
             // Idempotent: a retry writes the same time.
-            self.pg
-                .query(
-                    "UPDATE account_token SET last_used_at = $2 WHERE id = $1",
-                    &[&id, &now],
-                )
-                .await?;
+            self.pg.query(TOUCH_TOKEN, &[&id, &now]).await?;
         }
         Ok(Some(Principal {
             account: read(row.try_get(1))?,
@@ -299,9 +288,8 @@ impl AccountStore for PostgresAccountStore {
     }
 
     async fn token(&self, id: TokenId) -> Result<Option<TokenInfo>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM account_token WHERE id = $1");
         self.pg
-            .query(&sql, &[&id])
+            .query(&select_tokens("WHERE id = $1"), &[&id])
             .await?
             .first()
             .map(token)
@@ -309,8 +297,7 @@ impl AccountStore for PostgresAccountStore {
     }
 
     async fn tokens(&self, account: AccountId) -> Result<Vec<TokenInfo>> {
-        let sql =
-            format!("SELECT {TOKEN_COLUMNS} FROM account_token WHERE account_id = $1 ORDER BY id");
+        let sql = select_tokens("WHERE account_id = $1 ORDER BY id");
         self.pg
             .query(&sql, &[&account])
             .await?
@@ -320,15 +307,14 @@ impl AccountStore for PostgresAccountStore {
     }
 
     async fn revoke_token(&self, id: TokenId, now: DateTime<Utc>) -> Result<bool> {
-        let rows = self
-            .write(
-                "UPDATE account_token SET revoked_at = $2
-                 WHERE id = $1 AND revoked_at IS NULL
-                 RETURNING id",
-                &[&id, &truncate_to_micros(now)],
-            )
-            .await?;
-        Ok(!rows.is_empty())
+        self.revoke(
+            "UPDATE account_token SET revoked_at = $2
+             WHERE id = $1 AND revoked_at IS NULL
+             RETURNING id",
+            &id,
+            now,
+        )
+        .await
     }
 
     async fn revoke_all(&self, account: AccountId, now: DateTime<Utc>) -> Result<Revoked> {
@@ -363,19 +349,8 @@ impl AccountStore for PostgresAccountStore {
         expires: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<TokenSecret> {
-        let secret = TokenSecret::generate()?;
-        self.write(
-            "INSERT INTO account_session (hash, account_id, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
-            &[
-                &hash(&secret, TokenKind::Session),
-                &account,
-                &truncate_to_micros(now),
-                &truncate_to_micros(expires),
-            ],
-        )
-        .await?;
-        Ok(secret)
+        self.issue_secret(TokenKind::Session, INSERT_SESSION, &account, expires, now)
+            .await
     }
 
     async fn verify_session(
@@ -386,9 +361,7 @@ impl AccountStore for PostgresAccountStore {
         let rows = self
             .pg
             .query(
-                "SELECT a.id, a.person_id, a.role
-                 FROM account_session s JOIN account a ON a.id = s.account_id
-                 WHERE s.hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+                VERIFY_SESSION,
                 &[&hash(secret, TokenKind::Session), &truncate_to_micros(now)],
             )
             .await?;
@@ -405,15 +378,14 @@ impl AccountStore for PostgresAccountStore {
     }
 
     async fn revoke_session(&self, secret: &TokenSecret, now: DateTime<Utc>) -> Result<bool> {
-        let rows = self
-            .write(
-                "UPDATE account_session SET revoked_at = $2
-                 WHERE hash = $1 AND revoked_at IS NULL
-                 RETURNING 1",
-                &[&hash(secret, TokenKind::Session), &truncate_to_micros(now)],
-            )
-            .await?;
-        Ok(!rows.is_empty())
+        self.revoke(
+            "UPDATE account_session SET revoked_at = $2
+             WHERE hash = $1 AND revoked_at IS NULL
+             RETURNING 1",
+            &hash(secret, TokenKind::Session),
+            now,
+        )
+        .await
     }
 
     async fn create_sign_in_link(
@@ -421,19 +393,14 @@ impl AccountStore for PostgresAccountStore {
         link: SignInLink,
         now: DateTime<Utc>,
     ) -> Result<TokenSecret> {
-        let secret = TokenSecret::generate()?;
-        self.write(
-            "INSERT INTO sign_in_link (hash, email, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
-            &[
-                &hash(&secret, TokenKind::SignInLink),
-                &link.email.as_str(),
-                &truncate_to_micros(now),
-                &truncate_to_micros(link.expires),
-            ],
+        self.issue_secret(
+            TokenKind::SignInLink,
+            INSERT_SIGN_IN_LINK,
+            &link.email.as_str(),
+            link.expires,
+            now,
         )
-        .await?;
-        Ok(secret)
+        .await
     }
 
     async fn consume_sign_in_link(
@@ -444,9 +411,7 @@ impl AccountStore for PostgresAccountStore {
         // One statement: the row lock orders two racing uses, and the second finds it used.
         let rows = self
             .write(
-                "UPDATE sign_in_link SET used_at = $2
-                 WHERE hash = $1 AND used_at IS NULL AND expires_at > $2
-                 RETURNING email",
+                CONSUME_SIGN_IN_LINK,
                 &[
                     &hash(secret, TokenKind::SignInLink),
                     &truncate_to_micros(now),

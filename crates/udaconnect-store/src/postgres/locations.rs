@@ -275,7 +275,7 @@ impl LocationStore for PostgresLocationStore {
         until: LocationId,
         limit: usize,
     ) -> Result<Vec<Location>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = crate::sql_limit(limit);
         self.select(
             "WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3",
             &[&after, &until, &limit],

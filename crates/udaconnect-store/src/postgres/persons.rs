@@ -141,7 +141,7 @@ impl PersonStore for PostgresPersonStore {
 
     async fn list(&self, after: Option<PersonId>, limit: usize) -> Result<Vec<Person>> {
         let after = after.unwrap_or(i64::MIN);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = crate::sql_limit(limit);
         self.select("WHERE id > $1 ORDER BY id LIMIT $2", &[&after, &limit])
             .await
     }

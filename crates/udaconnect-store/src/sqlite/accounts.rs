@@ -2,7 +2,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::types::Type;
+use rusqlite::types::{Type, Value};
 use rusqlite::{params, OptionalExtension, Row};
 use udaconnect_core::auth::{
     Account, AccountId, Email, Issued, NewAccount, NewToken, Principal, Revoked, Role, SignInLink,
@@ -10,17 +10,18 @@ use udaconnect_core::auth::{
 };
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::AccountStore;
-use udaconnect_core::time::{from_micros, to_micros, truncate_to_micros};
+use udaconnect_core::time::{from_micros, to_micros};
 use udaconnect_core::Result;
 
 use super::Db;
-use crate::accounts::{conflict, scopes_of, LAST_USED_STEP};
+use crate::accounts::{
+    conflict, scopes_of, select_accounts, select_tokens, stored_account, stored_token,
+    CONSUME_SIGN_IN_LINK, COUNT_ADMINS, INSERT_ACCOUNT, INSERT_SESSION, INSERT_SIGN_IN_LINK,
+    INSERT_TOKEN, LAST_USED_STEP, TOUCH_TOKEN, VERIFY_SESSION, VERIFY_TOKEN,
+};
+use crate::sql_limit;
 
 const SCHEMA: &str = include_str!("../../migrations/sqlite/accounts.sql");
-const ACCOUNT_COLUMNS: &str =
-    "id, person_id, email, email_verified, secondary_email, role, created_at";
-const TOKEN_COLUMNS: &str = "id, account_id, name, role, scopes, person_id, created_at, \
-                             expires_at, revoked_at, last_used_at";
 
 /// Accounts and credentials in their own SQLite file, which deletes by overwriting (see the
 /// schema).
@@ -99,19 +100,51 @@ fn hash(secret: &TokenSecret, kind: TokenKind) -> Vec<u8> {
     secret.hash(kind).as_bytes().to_vec()
 }
 
+/// A shared statement (see `crate::accounts`) in SQLite's numbered placeholders: `$n` as `?n`.
+fn sqlite(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
 impl SqliteAccountStore {
-    async fn account_where(
-        &self,
-        filter: &'static str,
-        param: rusqlite::types::Value,
-    ) -> Result<Option<Account>> {
+    async fn account_where(&self, filter: &'static str, param: Value) -> Result<Option<Account>> {
         self.db
             .read(move |c| {
-                c.prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM account {filter}"))?
+                c.prepare_cached(&select_accounts(filter))?
                     .query_row([param], account)
                     .optional()
             })
             .await
+    }
+
+    /// A new secret of `kind`, stored by `insert` as its hash, `owner`, now and `expires`.
+    async fn issue_secret(
+        &self,
+        kind: TokenKind,
+        insert: &'static str,
+        owner: Value,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSecret> {
+        let secret = TokenSecret::generate()?;
+        let hash = hash(&secret, kind);
+        let (created, expires) = (to_micros(now), to_micros(expires));
+        self.db
+            .write(move |c| {
+                c.prepare_cached(&sqlite(insert))?
+                    .execute(params![hash, owner, created, expires])
+            })
+            .await?;
+        Ok(secret)
+    }
+
+    /// Runs `update` (`SET revoked_at = ?2 WHERE <key> = ?1 AND revoked_at IS NULL`): whether
+    /// it revoked anything.
+    async fn revoke(&self, update: &'static str, key: Value, now: DateTime<Utc>) -> Result<bool> {
+        let at = to_micros(now);
+        self.db
+            .write(move |c| c.execute(update, params![key, at]))
+            .await
+            .map(|n| n > 0)
     }
 }
 
@@ -122,11 +155,7 @@ impl AccountStore for SqliteAccountStore {
         self.db
             .write(move |c| {
                 let result = c.query_row(
-                    "INSERT INTO account
-                       (person_id, email, email_key, email_verified, secondary_email, role,
-                        created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     RETURNING id",
+                    &sqlite(INSERT_ACCOUNT),
                     params![
                         new.person,
                         new.email.as_ref().map(Email::as_str),
@@ -139,15 +168,7 @@ impl AccountStore for SqliteAccountStore {
                     |r| r.get::<_, AccountId>(0),
                 );
                 match result {
-                    Ok(id) => Ok(Ok(Account {
-                        id,
-                        person: new.person,
-                        email: new.email,
-                        email_verified: new.email_verified,
-                        secondary_email: new.secondary_email,
-                        role: new.role,
-                        created: from_micros(created),
-                    })),
+                    Ok(id) => Ok(Ok(stored_account(new, id, from_micros(created)))),
                     Err(e) => match unique_violation(&e) {
                         Some(which) => Ok(Err(conflict(which))),
                         None => Err(e),
@@ -180,14 +201,14 @@ impl AccountStore for SqliteAccountStore {
     }
 
     async fn accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .read(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM account WHERE id > ?1 ORDER BY id LIMIT ?2"
-                ))?
-                .query_map(params![after.unwrap_or(i64::MIN), limit], account)?
-                .collect()
+                c.prepare_cached(&select_accounts("WHERE id > ?1 ORDER BY id LIMIT ?2"))?
+                    .query_map(
+                        params![after.unwrap_or(i64::MIN), sql_limit(limit)],
+                        account,
+                    )?
+                    .collect()
             })
             .await
     }
@@ -195,13 +216,7 @@ impl AccountStore for SqliteAccountStore {
     async fn count_admins(&self) -> Result<u64> {
         let n: i64 = self
             .db
-            .read(|c| {
-                c.query_row(
-                    "SELECT count(*) FROM account WHERE role = 'admin'",
-                    [],
-                    |r| r.get(0),
-                )
-            })
+            .read(|c| c.query_row(COUNT_ADMINS, [], |r| r.get(0)))
             .await?;
         Ok(n.max(0) as u64)
     }
@@ -210,16 +225,11 @@ impl AccountStore for SqliteAccountStore {
         let secret = TokenSecret::generate()?;
         let hash = hash(&secret, TokenKind::Api);
         let created = to_micros(now);
-        // As stored: whole microseconds.
-        let expires = new.expires.map(truncate_to_micros);
         let info = self
             .db
             .write(move |c| {
                 let id = c.query_row(
-                    "INSERT INTO account_token
-                       (account_id, hash, name, role, scopes, person_id, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     RETURNING id",
+                    &sqlite(INSERT_TOKEN),
                     params![
                         new.account,
                         hash,
@@ -228,22 +238,11 @@ impl AccountStore for SqliteAccountStore {
                         new.scopes.to_string(),
                         new.person,
                         created,
-                        expires.map(to_micros)
+                        new.expires.map(to_micros)
                     ],
                     |r| r.get::<_, TokenId>(0),
                 )?;
-                Ok(TokenInfo {
-                    id,
-                    account: new.account,
-                    name: new.name,
-                    role: new.role,
-                    scopes: new.scopes,
-                    person: new.person,
-                    created: from_micros(created),
-                    expires,
-                    revoked: None,
-                    last_used: None,
-                })
+                Ok(stored_token(new, id, from_micros(created)))
             })
             .await?;
         Ok(Issued { item: info, secret })
@@ -259,28 +258,23 @@ impl AccountStore for SqliteAccountStore {
         let found = self
             .db
             .read(move |c| {
-                c.prepare_cached(
-                    "SELECT t.id, t.account_id, COALESCE(t.person_id, a.person_id), t.role,
-                            t.scopes, t.last_used_at
-                     FROM account_token t JOIN account a ON a.id = t.account_id
-                     WHERE t.hash = ?1 AND t.revoked_at IS NULL
-                       AND (t.expires_at IS NULL OR t.expires_at > ?2)",
-                )?
-                .query_row(params![hash, at], |r| {
-                    let role = role_at(r, 3)?;
-                    let scopes = scopes_of(&r.get::<_, String>(4)?).map_err(|e| corrupt(4, e))?;
-                    Ok((
-                        r.get::<_, TokenId>(0)?,
-                        Principal {
-                            account: r.get(1)?,
-                            person: r.get(2)?,
-                            role,
-                            scopes: scopes.and(role.scopes()),
-                        },
-                        r.get::<_, Option<i64>>(5)?,
-                    ))
-                })
-                .optional()
+                c.prepare_cached(&sqlite(VERIFY_TOKEN))?
+                    .query_row(params![hash, at], |r| {
+                        let role = role_at(r, 3)?;
+                        let scopes =
+                            scopes_of(&r.get::<_, String>(4)?).map_err(|e| corrupt(4, e))?;
+                        Ok((
+                            r.get::<_, TokenId>(0)?,
+                            Principal {
+                                account: r.get(1)?,
+                                person: r.get(2)?,
+                                role,
+                                scopes: scopes.and(role.scopes()),
+                            },
+                            r.get::<_, Option<i64>>(5)?,
+                        ))
+                    })
+                    .optional()
             })
             .await?;
         let Some((id, principal, last_used)) = found else {
@@ -289,7 +283,7 @@ impl AccountStore for SqliteAccountStore {
         if last_used.is_none_or(|t| at - t >= LAST_USED_STEP.num_microseconds().unwrap_or(0)) {
             self.db
                 .write(move |c| {
-                    c.prepare_cached("UPDATE account_token SET last_used_at = ?2 WHERE id = ?1")?
+                    c.prepare_cached(&sqlite(TOUCH_TOKEN))?
                         .execute(params![id, at])
                 })
                 .await?;
@@ -299,37 +293,27 @@ impl AccountStore for SqliteAccountStore {
 
     async fn token(&self, id: TokenId) -> Result<Option<TokenInfo>> {
         self.db
-            .row_by_id(
-                format!("SELECT {TOKEN_COLUMNS} FROM account_token WHERE id = ?1"),
-                id,
-                token,
-            )
+            .row_by_id(select_tokens("WHERE id = ?1"), id, token)
             .await
     }
 
     async fn tokens(&self, account: AccountId) -> Result<Vec<TokenInfo>> {
         self.db
             .read(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {TOKEN_COLUMNS} FROM account_token WHERE account_id = ?1 ORDER BY id"
-                ))?
-                .query_map([account], token)?
-                .collect()
+                c.prepare_cached(&select_tokens("WHERE account_id = ?1 ORDER BY id"))?
+                    .query_map([account], token)?
+                    .collect()
             })
             .await
     }
 
     async fn revoke_token(&self, id: TokenId, now: DateTime<Utc>) -> Result<bool> {
-        let at = to_micros(now);
-        self.db
-            .write(move |c| {
-                c.execute(
-                    "UPDATE account_token SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                    params![id, at],
-                )
-            })
-            .await
-            .map(|n| n > 0)
+        self.revoke(
+            "UPDATE account_token SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            id.into(),
+            now,
+        )
+        .await
     }
 
     async fn revoke_all(&self, account: AccountId, now: DateTime<Utc>) -> Result<Revoked> {
@@ -362,19 +346,14 @@ impl AccountStore for SqliteAccountStore {
         expires: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<TokenSecret> {
-        let secret = TokenSecret::generate()?;
-        let hash = hash(&secret, TokenKind::Session);
-        let (created, expires) = (to_micros(now), to_micros(expires));
-        self.db
-            .write(move |c| {
-                c.execute(
-                    "INSERT INTO account_session (hash, account_id, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![hash, account, created, expires],
-                )
-            })
-            .await?;
-        Ok(secret)
+        self.issue_secret(
+            TokenKind::Session,
+            INSERT_SESSION,
+            account.into(),
+            expires,
+            now,
+        )
+        .await
     }
 
     async fn verify_session(
@@ -386,38 +365,28 @@ impl AccountStore for SqliteAccountStore {
         let at = to_micros(now);
         self.db
             .read(move |c| {
-                c.prepare_cached(
-                    "SELECT a.id, a.person_id, a.role
-                     FROM account_session s JOIN account a ON a.id = s.account_id
-                     WHERE s.hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2",
-                )?
-                .query_row(params![hash, at], |r| {
-                    let role = role_at(r, 2)?;
-                    Ok(Principal {
-                        account: r.get(0)?,
-                        person: r.get(1)?,
-                        role,
-                        scopes: role.scopes(),
+                c.prepare_cached(&sqlite(VERIFY_SESSION))?
+                    .query_row(params![hash, at], |r| {
+                        let role = role_at(r, 2)?;
+                        Ok(Principal {
+                            account: r.get(0)?,
+                            person: r.get(1)?,
+                            role,
+                            scopes: role.scopes(),
+                        })
                     })
-                })
-                .optional()
+                    .optional()
             })
             .await
     }
 
     async fn revoke_session(&self, secret: &TokenSecret, now: DateTime<Utc>) -> Result<bool> {
-        let hash = hash(secret, TokenKind::Session);
-        let at = to_micros(now);
-        self.db
-            .write(move |c| {
-                c.execute(
-                    "UPDATE account_session SET revoked_at = ?2
-                     WHERE hash = ?1 AND revoked_at IS NULL",
-                    params![hash, at],
-                )
-            })
-            .await
-            .map(|n| n > 0)
+        self.revoke(
+            "UPDATE account_session SET revoked_at = ?2 WHERE hash = ?1 AND revoked_at IS NULL",
+            hash(secret, TokenKind::Session).into(),
+            now,
+        )
+        .await
     }
 
     async fn create_sign_in_link(
@@ -425,19 +394,14 @@ impl AccountStore for SqliteAccountStore {
         link: SignInLink,
         now: DateTime<Utc>,
     ) -> Result<TokenSecret> {
-        let secret = TokenSecret::generate()?;
-        let hash = hash(&secret, TokenKind::SignInLink);
-        let (created, expires) = (to_micros(now), to_micros(link.expires));
-        self.db
-            .write(move |c| {
-                c.execute(
-                    "INSERT INTO sign_in_link (hash, email, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![hash, link.email.as_str(), created, expires],
-                )
-            })
-            .await?;
-        Ok(secret)
+        self.issue_secret(
+            TokenKind::SignInLink,
+            INSERT_SIGN_IN_LINK,
+            link.email.as_str().to_string().into(),
+            link.expires,
+            now,
+        )
+        .await
     }
 
     async fn consume_sign_in_link(
@@ -450,13 +414,9 @@ impl AccountStore for SqliteAccountStore {
         // One statement on the one writer: the check and the use cannot be split by another.
         self.db
             .write(move |c| {
-                c.query_row(
-                    "UPDATE sign_in_link SET used_at = ?2
-                     WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2
-                     RETURNING email",
-                    params![hash, at],
-                    |r| email_at(r, 0),
-                )
+                c.query_row(&sqlite(CONSUME_SIGN_IN_LINK), params![hash, at], |r| {
+                    email_at(r, 0)
+                })
                 .optional()
                 .map(Option::flatten)
             })

@@ -125,7 +125,7 @@ impl LocationStore for SqliteLocationStore {
         // Sized up front: a large page grown by doubling leaves its smaller copies free in the
         // reading thread's heap.
         let capacity = limit.min(1 << 20);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = crate::sql_limit(limit);
         self.db
             .read_through(move |c| {
                 c.prepare(&format!(

@@ -47,6 +47,15 @@ async fn create(store: &DynAccountStore, new: NewAccount) -> Account {
         .expect("create account")
 }
 
+/// An attendee's account for `person`, at `address`.
+async fn attendee(store: &DynAccountStore, person: i64, address: &str) -> Account {
+    create(
+        store,
+        new_account(Role::Attendee, Some(person), Some(address)),
+    )
+    .await
+}
+
 /// Accounts are found by id, by address whatever its case and by person; an address or a
 /// person has one account; bootstrap accounts and admins are found.
 pub async fn accounts_are_created_and_found<E: StoreEngine>() {
@@ -149,11 +158,7 @@ pub async fn accounts_are_created_and_found<E: StoreEngine>() {
 pub async fn tokens_verify_until_revoked_or_expired<E: StoreEngine>() {
     let stores = E::open().await;
     let store = stores.accounts();
-    let ana = create(
-        &store,
-        new_account(Role::Attendee, Some(10), Some("ana@example.org")),
-    )
-    .await;
+    let ana = attendee(&store, 10, "ana@example.org").await;
     let admin = create(&store, new_account(Role::Admin, None, None)).await;
 
     let api = store
@@ -345,16 +350,8 @@ pub async fn sessions_verify_until_revoked_or_expired<E: StoreEngine>() {
 pub async fn revoking_everything_ends_every_token_and_session<E: StoreEngine>() {
     let stores = E::open().await;
     let store = stores.accounts();
-    let ana = create(
-        &store,
-        new_account(Role::Attendee, Some(10), Some("ana@example.org")),
-    )
-    .await;
-    let ben = create(
-        &store,
-        new_account(Role::Attendee, Some(20), Some("ben@example.org")),
-    )
-    .await;
+    let ana = attendee(&store, 10, "ana@example.org").await;
+    let ben = attendee(&store, 20, "ben@example.org").await;
     let until = t0() + TimeDelta::days(1);
     let mut ana_tokens = Vec::new();
     let mut ana_sessions = Vec::new();

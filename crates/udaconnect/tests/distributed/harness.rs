@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use udaconnect_core::ports::{Log, StartFrom};
 use udaconnect_log::{KafkaLog, KafkaOptions};
 use udaconnect_testkit::postgres::TestDb;
