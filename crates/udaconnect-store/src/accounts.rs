@@ -1,15 +1,75 @@
-//! What both account stores share: the statements they run, how scopes are written, how often
-//! a token's use is recorded, which clash a unique index reports, and what a new account or
-//! token is once stored.
+//! The account store, written once over the two engines: [`Accounts`] holds the rules
+//! (secrets issued and hashed, a token's use recorded once a minute, what a new account or
+//! token is once stored), an [`AccountDb`] runs the statements on SQLite or PostgreSQL.
 //!
 //! The two schemas (`migrations/postgres/0007_accounts.sql`, `migrations/sqlite/accounts.sql`)
 //! name tables and columns alike, so each statement is written once, in PostgreSQL's `$n`
-//! placeholders; the SQLite store reads them as `?n`.
+//! placeholders; the SQLite engine reads them as `?n`.
 
+use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use udaconnect_core::auth::{Account, AccountId, NewAccount, NewToken, Scopes, TokenId, TokenInfo};
+use udaconnect_core::auth::{
+    Account, AccountId, Email, Issued, NewAccount, NewToken, Principal, Revoked, Role, Scopes,
+    SignInLink, TokenId, TokenInfo, TokenKind, TokenSecret,
+};
+use udaconnect_core::model::PersonId;
+use udaconnect_core::ports::AccountStore;
 use udaconnect_core::time::truncate_to_micros;
-use udaconnect_core::Error;
+use udaconnect_core::{Error, Result};
+
+use crate::sql_limit;
+
+/// A value bound to an account statement; each engine binds it as its column type (times:
+/// whole microseconds either way).
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    MaybeInt(Option<i64>),
+    Text(String),
+    MaybeText(Option<String>),
+    Flag(bool),
+    Bytes(Vec<u8>),
+    Time(DateTime<Utc>),
+    MaybeTime(Option<DateTime<Utc>>),
+}
+
+/// A live token as [`VERIFY_TOKEN`] reads it.
+pub struct LiveToken {
+    pub id: TokenId,
+    /// In the token's own scopes, not yet narrowed by its role's.
+    pub principal: Principal,
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+/// What an engine does for [`Accounts`]: runs a statement of this module with its arguments,
+/// and reads the rows it answers. Writes run once: an answer lost on the way may hide a write
+/// that happened, and a retry would insert twice or report a revocation as none.
+#[async_trait]
+pub trait AccountDb: Send + Sync + 'static {
+    /// An `INSERT ... RETURNING id`; a unique index's refusal is the [`conflict`] it means.
+    async fn insert(&self, sql: &'static str, args: Vec<Arg>) -> Result<i64>;
+    /// A statement that answers no rows: how many it changed.
+    async fn execute(&self, sql: &'static str, args: Vec<Arg>) -> Result<u64>;
+    /// A count, as `COUNT_ADMINS`.
+    async fn count(&self, sql: &'static str) -> Result<i64>;
+    /// Rows of [`ACCOUNT_COLUMNS`].
+    async fn accounts(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Account>>;
+    /// Rows of [`TOKEN_COLUMNS`].
+    async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>>;
+    /// The row of [`VERIFY_TOKEN`].
+    async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>>;
+    /// The row of [`VERIFY_SESSION`], the account in its own role.
+    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Principal>>;
+    /// [`CONSUME_SIGN_IN_LINK`]'s address.
+    async fn consume_link(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Email>>;
+    /// Revokes every token and session of `account` together.
+    async fn revoke_all(&self, account: AccountId, now: DateTime<Utc>) -> Result<Revoked>;
+    async fn ping(&self) -> Result<()>;
+}
+
+/// An account store on the engine `D`.
+#[derive(Debug, Clone)]
+pub struct Accounts<D>(pub(crate) D);
 
 /// A token's last use is written again only once this much time has passed since the one
 /// recorded: a token in steady use costs a read per request, not a write.
@@ -38,6 +98,10 @@ pub(crate) const VERIFY_TOKEN: &str =
      FROM account_token t JOIN account a ON a.id = t.account_id
      WHERE t.hash = $1 AND t.revoked_at IS NULL
        AND (t.expires_at IS NULL OR t.expires_at > $2)";
+pub(crate) const REVOKE_TOKEN: &str =
+    "UPDATE account_token SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+pub(crate) const REVOKE_SESSION: &str =
+    "UPDATE account_session SET revoked_at = $2 WHERE hash = $1 AND revoked_at IS NULL";
 pub(crate) const TOUCH_TOKEN: &str = "UPDATE account_token SET last_used_at = $2 WHERE id = $1";
 pub(crate) const INSERT_SESSION: &str =
     "INSERT INTO account_session (hash, account_id, created_at, expires_at)
@@ -67,6 +131,201 @@ pub(crate) fn select_tokens(filter: &str) -> String {
 /// Scopes as stored: their names joined by commas.
 pub(crate) fn scopes_of(stored: &str) -> Result<Scopes, String> {
     stored.parse()
+}
+
+fn hash(secret: &TokenSecret, kind: TokenKind) -> Vec<u8> {
+    secret.hash(kind).as_bytes().to_vec()
+}
+
+impl<D: AccountDb> Accounts<D> {
+    async fn account_where(&self, filter: &str, arg: Arg) -> Result<Option<Account>> {
+        let mut found = self.0.accounts(select_accounts(filter), vec![arg]).await?;
+        Ok(found.pop())
+    }
+
+    /// A new secret of `kind`, stored by `insert` as its hash, `owner`, now and `expires`.
+    async fn issue_secret(
+        &self,
+        kind: TokenKind,
+        insert: &'static str,
+        owner: Arg,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSecret> {
+        let secret = TokenSecret::generate()?;
+        let args = vec![
+            Arg::Bytes(hash(&secret, kind)),
+            owner,
+            Arg::Time(now),
+            Arg::Time(expires),
+        ];
+        self.0.execute(insert, args).await?;
+        Ok(secret)
+    }
+}
+
+#[async_trait]
+impl<D: AccountDb> AccountStore for Accounts<D> {
+    async fn create_account(&self, new: NewAccount, now: DateTime<Utc>) -> Result<Account> {
+        let created = truncate_to_micros(now);
+        let args = vec![
+            Arg::MaybeInt(new.person),
+            Arg::MaybeText(new.email.as_ref().map(|e| e.as_str().to_string())),
+            Arg::MaybeText(new.email.as_ref().map(Email::key)),
+            Arg::Flag(new.email_verified),
+            Arg::MaybeText(new.secondary_email.as_ref().map(|e| e.as_str().to_string())),
+            Arg::Text(new.role.as_str().to_string()),
+            Arg::Time(created),
+        ];
+        let id = self.0.insert(INSERT_ACCOUNT, args).await?;
+        Ok(stored_account(new, id, created))
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<Account>> {
+        self.account_where("WHERE id = $1", Arg::Int(id)).await
+    }
+
+    async fn account_by_email(&self, email: &Email) -> Result<Option<Account>> {
+        let key = Arg::Text(email.key());
+        self.account_where("WHERE email_key = $1", key).await
+    }
+
+    async fn account_by_person(&self, person: PersonId) -> Result<Option<Account>> {
+        self.account_where("WHERE person_id = $1", Arg::Int(person))
+            .await
+    }
+
+    async fn bootstrap_account(&self, role: Role) -> Result<Option<Account>> {
+        self.account_where(
+            "WHERE role = $1 AND person_id IS NULL AND email_key IS NULL ORDER BY id LIMIT 1",
+            Arg::Text(role.as_str().to_string()),
+        )
+        .await
+    }
+
+    async fn accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>> {
+        let page = vec![
+            Arg::Int(after.unwrap_or(i64::MIN)),
+            Arg::Int(sql_limit(limit)),
+        ];
+        let sql = select_accounts("WHERE id > $1 ORDER BY id LIMIT $2");
+        self.0.accounts(sql, page).await
+    }
+
+    async fn count_admins(&self) -> Result<u64> {
+        Ok(self.0.count(COUNT_ADMINS).await?.max(0) as u64)
+    }
+
+    async fn create_token(&self, new: NewToken, now: DateTime<Utc>) -> Result<Issued<TokenInfo>> {
+        let secret = TokenSecret::generate()?;
+        let created = truncate_to_micros(now);
+        let args = vec![
+            Arg::Int(new.account),
+            Arg::Bytes(hash(&secret, TokenKind::Api)),
+            Arg::Text(new.name.clone()),
+            Arg::Text(new.role.as_str().to_string()),
+            Arg::Text(new.scopes.to_string()),
+            Arg::MaybeInt(new.person),
+            Arg::Time(created),
+            Arg::MaybeTime(new.expires),
+        ];
+        let id = self.0.insert(INSERT_TOKEN, args).await?;
+        Ok(Issued {
+            item: stored_token(new, id, created),
+            secret,
+        })
+    }
+
+    async fn verify_token(
+        &self,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>> {
+        let now = truncate_to_micros(now);
+        let Some(live) = self.0.live_token(hash(secret, TokenKind::Api), now).await? else {
+            return Ok(None);
+        };
+        if live.last_used.is_none_or(|t| now - t >= LAST_USED_STEP) {
+            let args = vec![Arg::Int(live.id), Arg::Time(now)];
+            self.0.execute(TOUCH_TOKEN, args).await?;
+        }
+        let p = live.principal;
+        Ok(Some(Principal {
+            scopes: p.scopes.and(p.role.scopes()),
+            ..p
+        }))
+    }
+
+    async fn token(&self, id: TokenId) -> Result<Option<TokenInfo>> {
+        let sql = select_tokens("WHERE id = $1");
+        Ok(self.0.tokens(sql, vec![Arg::Int(id)]).await?.pop())
+    }
+
+    async fn tokens(&self, account: AccountId) -> Result<Vec<TokenInfo>> {
+        let sql = select_tokens("WHERE account_id = $1 ORDER BY id");
+        self.0.tokens(sql, vec![Arg::Int(account)]).await
+    }
+
+    async fn revoke_token(&self, id: TokenId, now: DateTime<Utc>) -> Result<bool> {
+        let args = vec![Arg::Int(id), Arg::Time(truncate_to_micros(now))];
+        Ok(self.0.execute(REVOKE_TOKEN, args).await? > 0)
+    }
+
+    async fn revoke_all(&self, account: AccountId, now: DateTime<Utc>) -> Result<Revoked> {
+        self.0.revoke_all(account, truncate_to_micros(now)).await
+    }
+
+    async fn create_session(
+        &self,
+        account: AccountId,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSecret> {
+        let owner = Arg::Int(account);
+        self.issue_secret(TokenKind::Session, INSERT_SESSION, owner, expires, now)
+            .await
+    }
+
+    async fn verify_session(
+        &self,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>> {
+        let hash = hash(secret, TokenKind::Session);
+        self.0.live_session(hash, truncate_to_micros(now)).await
+    }
+
+    async fn revoke_session(&self, secret: &TokenSecret, now: DateTime<Utc>) -> Result<bool> {
+        let args = vec![
+            Arg::Bytes(hash(secret, TokenKind::Session)),
+            Arg::Time(truncate_to_micros(now)),
+        ];
+        Ok(self.0.execute(REVOKE_SESSION, args).await? > 0)
+    }
+
+    async fn create_sign_in_link(
+        &self,
+        link: SignInLink,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSecret> {
+        let owner = Arg::Text(link.email.as_str().to_string());
+        let kind = TokenKind::SignInLink;
+        self.issue_secret(kind, INSERT_SIGN_IN_LINK, owner, link.expires, now)
+            .await
+    }
+
+    async fn consume_sign_in_link(
+        &self,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Email>> {
+        let hash = hash(secret, TokenKind::SignInLink);
+        self.0.consume_link(hash, truncate_to_micros(now)).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.0.ping().await
+    }
 }
 
 /// The account `new` is once stored as `id` at `created`.
