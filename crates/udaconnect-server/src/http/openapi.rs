@@ -6,8 +6,8 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{
     KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
 };
-use utoipa::openapi::{Content, Ref, ResponseBuilder};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::http::ops;
 use crate::http::problem::{Problem, PROBLEM_JSON};
@@ -133,6 +133,18 @@ pub enum IngestBusy {
     #[response(status = 503, description = "The log cannot take it now; retry", content_type = PROBLEM_JSON,
         headers(("Retry-After" = u32, description = "Seconds to wait")))]
     LogBusy(Problem),
+}
+
+/// What an ingest operation may answer besides its own checks: the body's problems
+/// ([`BodyProblems`]) and the ingest's refusals ([`IngestBusy`]).
+pub struct IngestProblems;
+
+impl IntoResponses for IngestProblems {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+        let mut responses = BodyProblems::responses();
+        responses.extend(IngestBusy::responses());
+        responses
+    }
 }
 
 /// A query refused or stopped by the query limits.

@@ -14,7 +14,7 @@ use udaconnect_core::{validate, Error, Result};
 
 use crate::http::guard::post_json;
 use crate::http::openapi::{
-    fix_time_schema, id_schema, latitude_schema, longitude_schema, BodyProblems, IngestBusy,
+    fix_time_schema, id_schema, latitude_schema, longitude_schema, IngestProblems,
 };
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{parse_json, BodyBytes, PathId};
@@ -74,8 +74,7 @@ impl utoipa::ToSchema for LocationBatch {}
             links(("GetLocation" = (operation_id = "get_location", parameters(("id" = "$response.body#/id")))))),
         (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Out of range, no such person, or timed more than --max-future-skew ahead", body = Problem, content_type = "application/problem+json"),
-        BodyProblems,
-        IngestBusy,
+        IngestProblems,
     ))]
 pub async fn create_location(
     State(api): State<Arc<LocationApi>>,
@@ -173,8 +172,7 @@ impl<'de> serde::de::Visitor<'de> for EachItem<'_> {
             links(("GetFirstLocation" = (operation_id = "get_location", parameters(("id" = "$response.body#/ids/0")))))),
         (status = 400, description = "An item is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An item is out of range, names no person, or is timed more than --max-future-skew ahead", body = Problem, content_type = "application/problem+json"),
-        BodyProblems,
-        IngestBusy,
+        IngestProblems,
     ))]
 pub async fn create_locations(
     State(api): State<Arc<LocationApi>>,
