@@ -73,20 +73,20 @@ pub struct Accounts<D>(pub(crate) D);
 
 /// A token's last use is written again only once this much time has passed since the one
 /// recorded: a token in steady use costs a read per request, not a write.
-pub(crate) const LAST_USED_STEP: TimeDelta = TimeDelta::minutes(1);
+const LAST_USED_STEP: TimeDelta = TimeDelta::minutes(1);
 
 /// Read by both stores' row readers in this order.
-pub(crate) const ACCOUNT_COLUMNS: &str =
+const ACCOUNT_COLUMNS: &str =
     "id, person_id, email, email_verified, secondary_email, role, created_at";
-pub(crate) const TOKEN_COLUMNS: &str = "id, account_id, name, role, scopes, person_id, \
+const TOKEN_COLUMNS: &str = "id, account_id, name, role, scopes, person_id, \
                                         created_at, expires_at, revoked_at, last_used_at";
 
-pub(crate) const INSERT_ACCOUNT: &str = "INSERT INTO account
+const INSERT_ACCOUNT: &str = "INSERT INTO account
        (person_id, email, email_key, email_verified, secondary_email, role, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
      RETURNING id";
-pub(crate) const COUNT_ADMINS: &str = "SELECT count(*) FROM account WHERE role = 'admin'";
-pub(crate) const INSERT_TOKEN: &str = "INSERT INTO account_token
+const COUNT_ADMINS: &str = "SELECT count(*) FROM account WHERE role = 'admin'";
+const INSERT_TOKEN: &str = "INSERT INTO account_token
        (account_id, hash, name, role, scopes, person_id, created_at, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      RETURNING id";
@@ -98,19 +98,19 @@ pub(crate) const VERIFY_TOKEN: &str =
      FROM account_token t JOIN account a ON a.id = t.account_id
      WHERE t.hash = $1 AND t.revoked_at IS NULL
        AND (t.expires_at IS NULL OR t.expires_at > $2)";
-pub(crate) const REVOKE_TOKEN: &str =
+const REVOKE_TOKEN: &str =
     "UPDATE account_token SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
-pub(crate) const REVOKE_SESSION: &str =
+const REVOKE_SESSION: &str =
     "UPDATE account_session SET revoked_at = $2 WHERE hash = $1 AND revoked_at IS NULL";
-pub(crate) const TOUCH_TOKEN: &str = "UPDATE account_token SET last_used_at = $2 WHERE id = $1";
-pub(crate) const INSERT_SESSION: &str =
+const TOUCH_TOKEN: &str = "UPDATE account_token SET last_used_at = $2 WHERE id = $1";
+const INSERT_SESSION: &str =
     "INSERT INTO account_session (hash, account_id, created_at, expires_at)
      VALUES ($1, $2, $3, $4)";
 /// The account the live session with hash `$1` signs in at `$2`: id, person and role.
 pub(crate) const VERIFY_SESSION: &str = "SELECT a.id, a.person_id, a.role
      FROM account_session s JOIN account a ON a.id = s.account_id
      WHERE s.hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2";
-pub(crate) const INSERT_SIGN_IN_LINK: &str =
+const INSERT_SIGN_IN_LINK: &str =
     "INSERT INTO sign_in_link (hash, email, created_at, expires_at) VALUES ($1, $2, $3, $4)";
 /// Uses up the link with hash `$1` at `$2` in one statement, so of two racing uses one finds
 /// it used.
@@ -119,12 +119,12 @@ pub(crate) const CONSUME_SIGN_IN_LINK: &str = "UPDATE sign_in_link SET used_at =
      RETURNING email";
 
 /// Accounts matching `filter` (a `WHERE` clause, and maybe an order and a limit).
-pub(crate) fn select_accounts(filter: &str) -> String {
+fn select_accounts(filter: &str) -> String {
     format!("SELECT {ACCOUNT_COLUMNS} FROM account {filter}")
 }
 
 /// Tokens matching `filter` (a `WHERE` clause, and maybe an order).
-pub(crate) fn select_tokens(filter: &str) -> String {
+fn select_tokens(filter: &str) -> String {
     format!("SELECT {TOKEN_COLUMNS} FROM account_token {filter}")
 }
 
@@ -329,7 +329,7 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
 }
 
 /// The account `new` is once stored as `id` at `created`.
-pub(crate) fn stored_account(new: NewAccount, id: AccountId, created: DateTime<Utc>) -> Account {
+fn stored_account(new: NewAccount, id: AccountId, created: DateTime<Utc>) -> Account {
     Account {
         id,
         person: new.person,
@@ -343,7 +343,7 @@ pub(crate) fn stored_account(new: NewAccount, id: AccountId, created: DateTime<U
 
 /// The token `new` is once stored as `id` at `created`, its expiry as stored (whole
 /// microseconds).
-pub(crate) fn stored_token(new: NewToken, id: TokenId, created: DateTime<Utc>) -> TokenInfo {
+fn stored_token(new: NewToken, id: TokenId, created: DateTime<Utc>) -> TokenInfo {
     TokenInfo {
         id,
         account: new.account,
