@@ -140,6 +140,59 @@ fn heavy_query(base: &str, person: i64) -> String {
     format!("{base}/api/persons/{person}/connection?start_date={DAY}&end_date={DAY}&distance=1000")
 }
 
+fn heavy_contacts(base: &str, person: i64) -> String {
+    format!("{base}/api/persons/{person}/contacts?start={DAY}&end={DAY}&distance=1000")
+}
+
+/// Sends a hundred copies of a heavy query abandoned by their client after 50 ms, and checks
+/// that the process `pid` then stays still: the abandoned work stopped within milliseconds,
+/// and its memory is bounded.
+async fn abandon_hundred(pid: u32, url: impl Fn() -> String) {
+    let (rss_before, _) = rss_bytes(pid);
+    let cpu_before = cpu_time(pid);
+    let abandoning = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let queries: Vec<_> = (0..100)
+        .map(|_| {
+            let (client, url) = (abandoning.clone(), url());
+            tokio::spawn(async move { client.get(url).send().await })
+        })
+        .collect();
+    for q in queries {
+        let sent = q.await.unwrap();
+        assert!(
+            sent.is_err_and(|e| e.is_timeout()),
+            "a query answered within 50 ms"
+        );
+    }
+    drop(abandoning);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cpu_stopped = cpu_time(pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_after = cpu_time(pid);
+    let (rss_after, _) = rss_bytes(pid);
+    eprintln!(
+        "100 abandoned queries: {:?} of CPU while they ran, {:?} in the second after; RSS {} -> {} MiB",
+        cpu_stopped - cpu_before,
+        cpu_after - cpu_stopped,
+        rss_before >> 20,
+        rss_after >> 20
+    );
+    assert!(
+        cpu_after - cpu_stopped <= Duration::from_millis(150),
+        "the abandoned queries went on: {:?} of CPU in a second",
+        cpu_after - cpu_stopped
+    );
+    assert!(
+        rss_after < rss_before + (256 << 20),
+        "RSS grew from {} to {} MiB",
+        rss_before >> 20,
+        rss_after >> 20
+    );
+}
+
 /// A problem+json answer with this status: its body.
 async fn problem(r: reqwest::Response, status: u16) -> Value {
     assert_eq!(r.status(), status);
@@ -152,8 +205,9 @@ async fn problem(r: reqwest::Response, status: u16) -> Value {
     body
 }
 
-/// A hundred heavy queries abandoned by their clients after 50 ms stop within milliseconds:
-/// the process's CPU time stays still afterwards, and its memory is bounded. Then, with one
+/// A hundred heavy queries abandoned by their clients after 50 ms stop within milliseconds,
+/// connection queries and then contacts over tracks: the process's CPU time stays still
+/// afterwards, and its memory is bounded. Then, with one
 /// place and one in the queue, a third heavy query is refused at once with 503 and
 /// Retry-After, and queries past their deadline are stopped and answered 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -198,49 +252,18 @@ async fn heavy_queries_stop_when_abandoned_and_are_bounded() {
     eprintln!("one heavy query: {one_query:?}");
 
     let pid = server.pid().unwrap();
-    let (rss_before, _) = rss_bytes(pid);
-    let cpu_before = cpu_time(pid);
-    let abandoning = reqwest::Client::builder()
-        .timeout(Duration::from_millis(50))
-        .build()
+    abandon_hundred(pid, || heavy_query(&base, asked)).await;
+    // Contacts over tracks: the ring's long hops pass within 1,000 m of the asked person, a
+    // hundred thousand pieces to cut and pair.
+    let contacts = client
+        .get(heavy_contacts(&base, asked))
+        .send()
+        .await
         .unwrap();
-    let queries: Vec<_> = (0..100)
-        .map(|_| {
-            let (client, url) = (abandoning.clone(), heavy_query(&base, asked));
-            tokio::spawn(async move { client.get(url).send().await })
-        })
-        .collect();
-    for q in queries {
-        let sent = q.await.unwrap();
-        assert!(
-            sent.is_err_and(|e| e.is_timeout()),
-            "a query answered within 50 ms"
-        );
-    }
-    drop(abandoning);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let cpu_stopped = cpu_time(pid);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let cpu_after = cpu_time(pid);
-    let (rss_after, _) = rss_bytes(pid);
-    eprintln!(
-        "100 abandoned queries: {:?} of CPU while they ran, {:?} in the second after; RSS {} -> {} MiB",
-        cpu_stopped - cpu_before,
-        cpu_after - cpu_stopped,
-        rss_before >> 20,
-        rss_after >> 20
-    );
-    assert!(
-        cpu_after - cpu_stopped <= Duration::from_millis(150),
-        "the abandoned queries went on: {:?} of CPU in a second",
-        cpu_after - cpu_stopped
-    );
-    assert!(
-        rss_after < rss_before + (256 << 20),
-        "RSS grew from {} to {} MiB",
-        rss_before >> 20,
-        rss_after >> 20
-    );
+    assert_eq!(contacts.status(), 200);
+    let met: Vec<Value> = contacts.json().await.unwrap();
+    assert!(met.len() > RING_PERSONS / 2, "{} met", met.len());
+    abandon_hundred(pid, || heavy_contacts(&base, asked)).await;
     assert_eq!(
         client
             .get(format!("{base}/health"))

@@ -17,6 +17,7 @@
 use super::grid::{cells_around, for_cells_in, instants_of_second, seconds};
 use super::long::{Hop, SHORT_HOP_M};
 use super::ContactIndex;
+use crate::cancel::{Cancel, Cancelled, Ticker};
 use crate::contact::Contact;
 use crate::time::Micros;
 use crate::track::{contacts_from_pairs, piece_at, pieces_of, reach_chord_m, Piece};
@@ -33,9 +34,21 @@ impl ContactIndex {
     /// The contacts of `q.person_id` over tracks: equal to [`crate::track::contacts_oracle`]
     /// over every location in the index.
     pub fn track_contacts(&self, q: &TrackQuery) -> Vec<Contact> {
+        self.track_contacts_until(q, &Cancel::new())
+            .unwrap_or_default()
+    }
+
+    /// [`Self::track_contacts`], stopped within a few thousand candidates or pairs of `cancel`
+    /// being raised.
+    pub fn track_contacts_until(
+        &self,
+        q: &TrackQuery,
+        cancel: &Cancel,
+    ) -> Result<Vec<Contact>, Cancelled> {
         let Some(&me) = self.person_numbers.get(&q.person_id) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
+        let mut ticker = Ticker::new(cancel);
         let own = self.own_pieces(me, q);
         let chord = reach_chord_m(q.distance_m) + MARGIN_M;
         let around = q.max_interpolation_us.max(q.ping_tolerance_us);
@@ -61,6 +74,7 @@ impl ContactIndex {
             self.hops.near(bounds, chord, hop_seconds, &mut hops);
             self.hop_candidates(me, &hops, &mut starts);
             wanted.extend(starts.iter().map(|&(person, i)| (person, i, n as u32)));
+            ticker.tick(1 + starts.len() + hops.len())?;
         }
         // Each candidate piece is cut once, however many asked pieces it may meet, and paired
         // with the pieces of its runs that share some time with it.
@@ -68,6 +82,7 @@ impl ContactIndex {
         wanted.dedup();
         let mut pairs: Vec<(&Piece, Piece)> = Vec::new();
         for same in wanted.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            ticker.tick(same.len())?;
             if let Some(theirs) = self.piece_of(same[0].0, same[0].1, q) {
                 for w in same {
                     pairs.extend(
@@ -79,7 +94,15 @@ impl ContactIndex {
                 }
             }
         }
-        contacts_from_pairs(q, pairs.iter().map(|(a, b)| (*a, b)))
+        // The exact computation is the longest step of a crowded query: it stops too, and a
+        // stopped one is no answer.
+        let pairs = pairs
+            .iter()
+            .take_while(|_| ticker.tick(1).is_ok())
+            .map(|(a, b)| (*a, b));
+        let answer = contacts_from_pairs(q, pairs);
+        cancel.check()?;
+        Ok(answer)
     }
 
     /// The asked person's pieces in the window: their pings within the reach of a piece or a
