@@ -20,6 +20,7 @@
 //! pings. Each is then paired with the asked pieces that share some time with it and whose box
 //! grown by the reach meets its own: a cheap test that keeps most pairs from the exact one.
 
+use super::build::sort_in_buckets_until;
 use super::grid::{cells_around, for_cells_in, instants_of_second, seconds};
 use super::long::{Hop, SHORT_HOP_M};
 use super::ContactIndex;
@@ -54,6 +55,7 @@ impl ContactIndex {
         let Some(&me) = self.person_numbers.get(&q.person_id) else {
             return Ok(Vec::new());
         };
+        cancel.check()?;
         let mut ticker = Ticker::new(cancel);
         let own = self.own_pieces(me, q);
         let chord = reach_chord_m(q.distance_m) + MARGIN_M;
@@ -70,7 +72,7 @@ impl ContactIndex {
                 pieces.iter().map(|p| p.end).max().unwrap_or_default(),
             );
             let before = wanted.len();
-            self.short_candidates(me, bounds, chord, span, around, &mut wanted);
+            self.short_candidates(me, bounds, chord, span, around, &mut wanted, &mut ticker)?;
             hops.clear();
             let hop_seconds = (
                 seconds(span.0.saturating_sub(q.max_interpolation_us)),
@@ -83,7 +85,13 @@ impl ContactIndex {
         // Each candidate piece is cut once, however many runs found it: sorted, they come
         // person by person in track order, so a stretch of consecutive pieces is read and
         // turned into Earth-centred fixes once.
-        wanted.sort_unstable();
+        // By person first, in one counting pass, then each person's few in cache.
+        sort_in_buckets_until(
+            &mut wanted,
+            self.person_ids.len(),
+            |w| (w >> 32) as usize,
+            cancel,
+        )?;
         wanted.dedup();
         let near = OwnByTime::new(&own, chord);
         let mut pairs: Vec<(&Piece, Piece)> = Vec::new();
@@ -160,7 +168,8 @@ impl ContactIndex {
         (start, end): (Micros, Micros),
         around: Micros,
         out: &mut Vec<u64>,
-    ) {
+        ticker: &mut Ticker<'_>,
+    ) -> Result<(), Cancelled> {
         let grow = chord + SHORT_HOP_M * 0.5;
         let (level, _) = self.level_for_reach(grow);
         let (from, to) = (
@@ -168,8 +177,17 @@ impl ContactIndex {
             end.saturating_add(around).saturating_add(1),
         );
         let boxed = cells_around(bounds, grow, level.edge);
+        let mut stopped = false;
         for_cells_in(&level.cells, boxed, |list| {
-            for &s in list.range(from, to, &self.rows) {
+            if stopped {
+                return;
+            }
+            let range = list.range(from, to, &self.rows);
+            if ticker.tick(1 + range.len()).is_err() {
+                stopped = true;
+                return;
+            }
+            for &s in range {
                 let row = &self.rows[s as usize];
                 if row.person == me {
                     continue;
@@ -180,6 +198,10 @@ impl ContactIndex {
                 out.push(wanted(row.person, row.at as usize));
             }
         });
+        if stopped {
+            return Err(Cancelled);
+        }
+        Ok(())
     }
 
     /// The pieces that may run along long hops: every ping of the hop's person in the hop's
