@@ -72,7 +72,11 @@ impl ContactIndex {
                 pieces.iter().map(|p| p.end).max().unwrap_or_default(),
             );
             let before = wanted.len();
-            self.short_candidates(me, bounds, chord, span, around, &mut wanted, &mut ticker)?;
+            let times = (
+                span.0.saturating_sub(around),
+                span.1.saturating_add(around).saturating_add(1),
+            );
+            self.short_candidates(me, bounds, chord, times, &mut wanted, &mut ticker)?;
             hops.clear();
             let hop_seconds = (
                 seconds(span.0.saturating_sub(q.max_interpolation_us)),
@@ -157,25 +161,21 @@ impl ContactIndex {
         })
     }
 
-    /// Other persons' pings near a piece's box (grown by `chord` and half a short hop) within
-    /// `around` of its span, as the pieces that end at them: `wanted` (person and position in
-    /// their track) of the piece before each and the piece from it.
+    /// Other persons' pings near a piece's box (grown by `chord` and half a short hop) with
+    /// times in `from..to` (its span and the reach of a piece around it), as the pieces that
+    /// end at them: `wanted` (person and position in their track) of the piece before each and
+    /// the piece from it.
     fn short_candidates(
         &self,
         me: u32,
         bounds: ([f64; 3], [f64; 3]),
         chord: f64,
-        (start, end): (Micros, Micros),
-        around: Micros,
+        (from, to): (Micros, Micros),
         out: &mut Vec<u64>,
         ticker: &mut Ticker<'_>,
     ) -> Result<(), Cancelled> {
         let grow = chord + SHORT_HOP_M * 0.5;
         let (level, _) = self.level_for_reach(grow);
-        let (from, to) = (
-            start.saturating_sub(around),
-            end.saturating_add(around).saturating_add(1),
-        );
         let boxed = cells_around(bounds, grow, level.edge);
         let mut stopped = false;
         for_cells_in(&level.cells, boxed, |list| {
