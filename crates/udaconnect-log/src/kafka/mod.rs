@@ -153,6 +153,9 @@ fn log_event(level: RDKafkaLogLevel, facility: &str, message: &str) {
     }
 }
 
+// Scans only assign partitions, so a consumer of theirs needs no rebalance callbacks.
+impl ConsumerContext for TracingContext {}
+
 type ProducerClient = FutureProducer<TracingContext>;
 
 /// A [`Log`] on a Kafka cluster.
@@ -525,6 +528,31 @@ impl Log for KafkaLog {
     async fn consumer(&self, topic: &str, group: &str, start: StartFrom) -> Result<DynLogConsumer> {
         self.topics.ensure(topic).await?;
         consumer::subscribe(&self.brokers, &self.options, topic, group, start)
+    }
+
+    async fn scan(
+        &self,
+        topic: &str,
+        group: Option<&str>,
+        limit: u64,
+        visit: &mut (dyn for<'b> FnMut(&'b [Consumed]) + Send),
+    ) -> Result<u64> {
+        self.topics.ensure(topic).await?;
+        let (out, mut batches) = tokio::sync::mpsc::channel(4);
+        let (brokers, options) = (self.brokers.clone(), self.options.clone());
+        let (topic, group) = (topic.to_string(), group.map(str::to_string));
+        let reading = tokio::task::spawn_blocking(move || {
+            consumer::scan(&brokers, &options, &topic, group.as_deref(), limit, &out)
+        });
+        let mut read = 0;
+        while let Some(batch) = batches.recv().await {
+            read += batch.len() as u64;
+            visit(&batch);
+        }
+        reading
+            .await
+            .map_err(|e| Error::Internal(format!("kafka log scan: {e}")))??;
+        Ok(read)
     }
 
     async fn ping(&self) -> Result<()> {
