@@ -22,7 +22,8 @@ pub(super) fn subscribe(
                 StartFrom::Latest => "latest",
             },
         )
-        .set("session.timeout.ms", millis(options.session_timeout))
+        .set("session.timeout.ms", millis(session_timeout(options)))
+        .set("heartbeat.interval.ms", millis(options.heartbeat_interval))
         .set("fetch.wait.max.ms", millis(options.fetch_wait))
         .set("statistics.interval.ms", STATS_INTERVAL_MS);
     if let Some(id) = &options.group_instance_id {
@@ -51,6 +52,15 @@ pub(super) fn subscribe(
         buffered: VecDeque::new(),
         broken: false,
     }))
+}
+
+/// How long the group waits for this member when it falls silent.
+fn session_timeout(options: &KafkaOptions) -> Duration {
+    if options.group_instance_id.is_some() {
+        options.static_session_timeout
+    } else {
+        options.session_timeout
+    }
 }
 
 /// What a consumer's next commit covers, and which reads a revocation made stale.
