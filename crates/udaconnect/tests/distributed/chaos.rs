@@ -224,6 +224,8 @@ async fn chaos_loses_and_duplicates_no_acknowledged_ping() {
     let (mut broker_away, mut postgres_crashed) = (false, false);
     let mut stops: HashMap<(String, Stop), u32> = HashMap::new();
     let mut slow_terms = Vec::new();
+    // The longest a stop and restart took, by role: a SIGTERM near the grace shows here first.
+    let mut longest_stop: BTreeMap<String, Duration> = BTreeMap::new();
     while started.elapsed() < run_for {
         tokio::time::sleep(Duration::from_millis(2000 + rng.below(2000) as u64)).await;
         let elapsed = started.elapsed();
@@ -247,8 +249,13 @@ async fn chaos_loses_and_duplicates_no_acknowledged_ping() {
             Stop::Term
         };
         *stops.entry((victim.role.clone(), how)).or_default() += 1;
-        if !victim.restart_after(how, GRACE).await {
-            slow_terms.push(victim.role.clone());
+        let (stopping, stopped_log) = (Instant::now(), victim.log.clone());
+        let clean = victim.restart_after(how, GRACE).await;
+        let took = stopping.elapsed();
+        let longest = longest_stop.entry(victim.role.clone()).or_default();
+        *longest = (*longest).max(took);
+        if !clean {
+            slow_terms.push(format!("{} ({})", victim.role, stopped_log.display()));
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -306,7 +313,7 @@ async fn chaos_loses_and_duplicates_no_acknowledged_ping() {
     stops.sort_by(|a, b| a.0 .0.cmp(&b.0 .0));
     println!(
         "chaos: seed {seed}, {:.0} s, stops {stops:?}, broker away {BROKER_AWAY:?}, \
-         PostgreSQL crashed and down {POSTGRES_DOWN:?}\n\
+         PostgreSQL crashed and down {POSTGRES_DOWN:?}, longest stop and restart {longest_stop:?}\n\
          chaos: acknowledged {}, lost {}, duplicated {duplicated}, longest ingest outage \
          {:.1} s, refused by status {:?}",
         started.elapsed().as_secs_f64(),
