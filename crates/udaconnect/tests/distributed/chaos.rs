@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use udaconnect_core::ports::{Log, StartFrom};
+use udaconnect_core::record::{self, DLQ_REASON_HEADER, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
+use udaconnect_log::{KafkaLog, KafkaOptions};
 use udaconnect_sim::Rng;
 use udaconnect_testkit::pg_cluster::PgCluster;
 use udaconnect_testkit::process::{RoleProc, Stop};
@@ -124,18 +127,54 @@ fn load(
 
 /// Whether `role`'s `/ready` answers 200 by `deadline`; otherwise the reason it last gave.
 async fn ready_by(role: &RoleProc, deadline: Instant) -> Result<(), String> {
-    let mut why = String::new();
     loop {
-        match reqwest::get(format!("{}/ready", role.base())).await {
+        let why = match reqwest::get(format!("{}/ready", role.base())).await {
             Ok(r) if r.status() == 200 => return Ok(()),
-            Ok(r) => why = r.text().await.unwrap_or_default(),
-            Err(e) => why = e.to_string(),
-        }
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
         if Instant::now() >= deadline {
             return Err(why);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Where each of `ids` is on the broker's `location` and `location.dlq` topics (partition,
+/// offset, and a dead letter's reason), to tell a ping never appended from one appended and
+/// not stored, or dead-lettered.
+async fn whereabouts(brokers: &str, ids: &[i64]) -> BTreeMap<i64, Vec<String>> {
+    let mut found: BTreeMap<i64, Vec<String>> = ids.iter().map(|&id| (id, Vec::new())).collect();
+    let log = KafkaLog::connect(brokers, KafkaOptions::default()).expect("kafka log");
+    for topic in [LOCATION_TOPIC, LOCATION_DLQ_TOPIC] {
+        let Ok(mut reader) = log
+            .consumer(topic, &unique("chaos-audit"), StartFrom::Earliest)
+            .await
+        else {
+            continue;
+        };
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < Duration::from_secs(5) {
+            let batch = reader
+                .poll(10_000, Duration::from_millis(500))
+                .await
+                .unwrap_or_default();
+            if !batch.is_empty() {
+                quiet_since = Instant::now();
+            }
+            for c in batch {
+                let Ok(decoded) = record::decode_legacy(&c.record, c.position) else {
+                    continue;
+                };
+                if let Some(places) = found.get_mut(&decoded.location.id) {
+                    let reason = c.record.header_str(DLQ_REASON_HEADER).unwrap_or("");
+                    let (partition, offset) = (c.position.partition, c.position.offset);
+                    places.push(format!("{topic} {partition}@{offset} {reason}"));
+                }
+            }
+        }
+    }
+    found
 }
 
 /// The longest time no ping was acknowledged, between the first and the last.
@@ -324,12 +363,15 @@ async fn chaos_loses_and_duplicates_no_acknowledged_ping() {
     );
     assert!(broker_away && postgres_crashed, "the run was too short");
     assert!(seen.acked.len() > 1000, "too little ingest to say anything");
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged pings lost (seed {seed}), first ids: {:?}; roles not ready: {never_ready:?}",
-        lost.len(),
-        &lost[..lost.len().min(20)]
-    );
+    if !lost.is_empty() {
+        let first = &lost[..lost.len().min(20)];
+        panic!(
+            "{} acknowledged pings lost (seed {seed}); the first on the broker (none: never \
+             appended): {:?}; roles not ready: {never_ready:?}",
+            lost.len(),
+            whereabouts(&broker.brokers(), first).await
+        );
+    }
     assert_eq!(duplicated, 0, "pings stored twice (seed {seed})");
     assert!(
         !seen.refused.contains_key(&500),
