@@ -27,7 +27,8 @@ pub(super) fn subscribe(
                 StartFrom::Latest => "latest",
             },
         )
-        .set("session.timeout.ms", millis(options.session_timeout))
+        .set("session.timeout.ms", millis(session_timeout(options)))
+        .set("heartbeat.interval.ms", millis(options.heartbeat_interval))
         .set("fetch.wait.max.ms", millis(options.fetch_wait))
         .set("statistics.interval.ms", STATS_INTERVAL_MS);
     if let Some(id) = &options.group_instance_id {
@@ -56,6 +57,20 @@ pub(super) fn subscribe(
         buffered: VecDeque::new(),
         broken: false,
     }))
+}
+
+/// How long the group waits for this member when it falls silent. A member is static when it
+/// has a name, given either way.
+fn session_timeout(options: &KafkaOptions) -> Duration {
+    let named_in_config = options
+        .client_config
+        .iter()
+        .any(|(key, _)| key == "group.instance.id");
+    if options.group_instance_id.is_some() || named_in_config {
+        options.static_session_timeout
+    } else {
+        options.session_timeout
+    }
 }
 
 /// What a consumer's next commit covers, and which reads a revocation made stale.
@@ -511,6 +526,26 @@ impl Drop for KafkaConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_static_member_named_either_way_gets_the_longer_session() {
+        let dynamic = KafkaOptions::default();
+        assert_eq!(session_timeout(&dynamic), dynamic.session_timeout);
+        let named = KafkaOptions {
+            group_instance_id: Some("consumer-0".into()),
+            ..KafkaOptions::default()
+        };
+        assert_eq!(session_timeout(&named), named.static_session_timeout);
+        let named_in_url = KafkaOptions {
+            client_config: vec![("group.instance.id".into(), "consumer-0".into())],
+            ..KafkaOptions::default()
+        };
+        assert_eq!(
+            session_timeout(&named_in_url),
+            named_in_url.static_session_timeout
+        );
+        assert_ne!(dynamic.session_timeout, dynamic.static_session_timeout);
+    }
 
     fn fetched(positions: &Positions, partition: i32, offset: i64) -> Fetched {
         let record = Consumed {

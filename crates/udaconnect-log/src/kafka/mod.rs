@@ -62,6 +62,15 @@ pub struct KafkaOptions {
     pub replication_factor: i32,
     /// How long the group waits for a silent consumer before giving its partitions to others.
     pub session_timeout: Duration,
+    /// The same for a static member ([`KafkaOptions::group_instance_id`]): long enough that a
+    /// replica restarted, or out of the broker's reach for a while, comes back to its place
+    /// without a rebalance. A group that drops an absent member it would have taken back gains
+    /// nothing, and on some brokers (tansu 0.6) dropping the group's leader that way leaves the
+    /// group without one for good.
+    pub static_session_timeout: Duration,
+    /// How often a consumer tells its group it is alive, and so how soon it hears of a
+    /// rebalance.
+    pub heartbeat_interval: Duration,
     /// The longest a fetch waits at the broker for records (`fetch.wait.max.ms`). A ping is
     /// queryable this much sooner at worst; librdkafka's 500 ms put p99 ingest-to-stored near
     /// half a second. Shorter means more (empty) fetch requests while the topic is idle.
@@ -89,6 +98,8 @@ impl std::fmt::Debug for KafkaOptions {
             .field("topic_partitions", &self.topic_partitions)
             .field("replication_factor", &self.replication_factor)
             .field("session_timeout", &self.session_timeout)
+            .field("static_session_timeout", &self.static_session_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
             .field("fetch_wait", &self.fetch_wait)
             .field("group_instance_id", &self.group_instance_id)
             .field("create_topics", &self.create_topics)
@@ -106,6 +117,8 @@ impl Default for KafkaOptions {
             topic_partitions: 3,
             replication_factor: -1,
             session_timeout: Duration::from_secs(10),
+            static_session_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(1),
             fetch_wait: Duration::from_millis(5),
             group_instance_id: None,
             create_topics: vec![LOCATION_TOPIC.into(), LOCATION_DLQ_TOPIC.into()],
