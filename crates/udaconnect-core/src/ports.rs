@@ -247,6 +247,18 @@ pub trait Log: Send + Sync + 'static {
     async fn consumer(&self, topic: &str, group: &str, start: StartFrom) -> Result<DynLogConsumer>;
     /// Succeeds when appends can be made.
     async fn ping(&self) -> Result<()>;
+    /// Reads `topic` from `group`'s committed position (from the oldest record kept where the
+    /// group has committed nothing, or with no group) to its end (at least the end it had when
+    /// the call started), handing every batch to `visit`, and returns how many records it read.
+    /// Joins no group and commits nothing: for checks at start. Fails when more than `limit`
+    /// records are there, before reading any where the log can tell.
+    async fn scan(
+        &self,
+        topic: &str,
+        group: Option<&str>,
+        limit: u64,
+        visit: &mut (dyn for<'b> FnMut(&'b [Consumed]) + Send),
+    ) -> Result<u64>;
 }
 
 /// One member of a consumer group.

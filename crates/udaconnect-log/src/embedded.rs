@@ -29,14 +29,16 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
-use udaconnect_core::ports::{DynLogConsumer, Log, StartFrom};
+use udaconnect_core::ports::{Consumed, DynLogConsumer, Log, StartFrom};
 use udaconnect_core::record::LogRecord;
 use udaconnect_core::{Error, Result};
 
 use crate::frame;
+use crate::{scan_limit, SCAN_BATCH};
 
 pub mod check;
 mod consumer;
@@ -635,6 +637,42 @@ impl Log for EmbeddedLog {
             (None, StartFrom::Latest) => end,
         };
         Ok(Box::new(EmbeddedConsumer::new(topic, offset_path, next)))
+    }
+
+    async fn scan(
+        &self,
+        topic: &str,
+        group: Option<&str>,
+        limit: u64,
+        visit: &mut (dyn for<'b> FnMut(&'b [Consumed]) + Send),
+    ) -> Result<u64> {
+        let t = self.topic(topic)?;
+        let (earliest, end) = (t.earliest(), *t.durable_end.borrow());
+        let committed = match group {
+            Some(group) => read_committed(&t.offset_path(group))?,
+            None => None,
+        };
+        let from = committed.unwrap_or(earliest).clamp(earliest, end);
+        let total = end - from;
+        if total > limit {
+            return Err(scan_limit(topic, total, limit));
+        }
+        let mut reader = self.reader_at(topic, from)?;
+        let mut read = 0;
+        while read < total {
+            let batch = reader.poll(SCAN_BATCH, Duration::from_secs(1)).await?;
+            if batch.is_empty() {
+                // Everything below `end` was durable at the start: only damage stops a read.
+                return Err(Error::Internal(format!(
+                    "embedded log: {topic} does not read past offset {}",
+                    from + read
+                )));
+            }
+            let batch = &batch[..batch.len().min((total - read) as usize)];
+            read += batch.len() as u64;
+            visit(batch);
+        }
+        Ok(read)
     }
 
     async fn ping(&self) -> Result<()> {

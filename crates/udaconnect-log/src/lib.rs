@@ -16,3 +16,13 @@ pub mod kafka;
 pub use embedded::{EmbeddedLog, EmbeddedLogOptions};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaLog, KafkaOptions};
+
+/// Records read per poll by [`Log::scan`](udaconnect_core::ports::Log::scan).
+const SCAN_BATCH: usize = 16_384;
+
+/// Why a scan refuses to read: more records than its caller allows.
+fn scan_limit(topic: &str, total: u64, limit: u64) -> udaconnect_core::Error {
+    udaconnect_core::Error::Unavailable(format!(
+        "scan of {topic}: {total} records to read, more than the {limit} allowed"
+    ))
+}

@@ -15,7 +15,9 @@ use udaconnect_core::ErrorCode;
 use udaconnect_log::{KafkaLog, KafkaOptions};
 use udaconnect_testkit::kafka::{client_debug, shared_broker, Broker};
 use udaconnect_testkit::local::init_tracing;
-use udaconnect_testkit::log_suite::{collect, member, reader, record, value, PATIENCE};
+use udaconnect_testkit::log_suite::{
+    collect, drain, member, reader, record, records, value, PATIENCE,
+};
 use udaconnect_testkit::{eventually, free_port, repo_root, unique};
 
 fn options() -> KafkaOptions {
@@ -298,7 +300,7 @@ async fn a_restarted_static_member_takes_its_partitions_back_at_once() {
             &shared_broker(),
             KafkaOptions {
                 group_instance_id: Some(id.to_string()),
-                session_timeout,
+                static_session_timeout: session_timeout,
                 ..options()
             },
         )
@@ -373,5 +375,91 @@ async fn a_member_tells_how_many_partitions_it_holds() {
     assert!(
         matches!(held, (Some(1), Some(0)) | (Some(0), Some(1))),
         "one member holds the one partition: {held:?}"
+    );
+}
+
+/// A static member back under its name after an absence longer than a dynamic member's session
+/// (a slow restart, a broker out of reach for a while) takes its place again: the group keeps
+/// the place while it is away, so both members hold partitions again and what was appended
+/// meanwhile is read. A group that drops the absent member while it is its leader can be left
+/// without one (tansu 0.6 then never completes a rebalance, and no member holds anything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_back_after_a_long_absence_takes_its_place_again() {
+    let topic = unique("absent");
+    let group = unique("group");
+    let (name_a, name_b) = (unique("member-a"), unique("member-b"));
+    let as_member = |id: &str| {
+        KafkaLog::connect(
+            &shared_broker(),
+            KafkaOptions {
+                group_instance_id: Some(id.to_string()),
+                ..options()
+            },
+        )
+        .expect("kafka log")
+    };
+    let log_a = as_member(&name_a);
+    log_a
+        .append(&topic, records("before", 30, 1_000))
+        .await
+        .expect("append");
+    // The first member to join leads the group.
+    let mut a = member(&log_a, &topic, &group, StartFrom::Earliest).await;
+    assert_eq!(collect(a.as_mut(), 30, PATIENCE).await.len(), 30);
+    a.commit().await.expect("commit");
+    let log_b = as_member(&name_b);
+    let mut b = member(&log_b, &topic, &group, StartFrom::Earliest).await;
+    let shared = |a: Option<usize>, b: Option<usize>| matches!((a, b), (Some(x), Some(y)) if x > 0 && y > 0 && x + y == 3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !shared(a.assigned(), b.assigned()) && Instant::now() < deadline {
+        a.poll(100, Duration::from_millis(200)).await.expect("poll");
+        a.commit().await.expect("commit");
+        b.poll(100, Duration::from_millis(200)).await.expect("poll");
+        b.commit().await.expect("commit");
+    }
+    assert!(
+        shared(a.assigned(), b.assigned()),
+        "two members share the partitions: {:?}",
+        (a.assigned(), b.assigned())
+    );
+
+    // The leader goes without a word, and stays away longer than a dynamic member's session
+    // while the other member keeps reading.
+    drop(a);
+    drop(log_a);
+    let away = KafkaOptions::default().session_timeout + Duration::from_secs(5);
+    let mut read: HashSet<String> = HashSet::new();
+    read.extend(drain(b.as_mut(), away).await.iter().map(value));
+    b.commit().await.expect("commit");
+
+    let log_a = as_member(&name_a);
+    log_a
+        .append(&topic, records("after", 30, 2_000))
+        .await
+        .expect("append");
+    let mut a = member(&log_a, &topic, &group, StartFrom::Earliest).await;
+    let after = |read: &HashSet<String>| read.iter().filter(|v| v.starts_with("after-")).count();
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while (after(&read) < 30 || !shared(a.assigned(), b.assigned())) && Instant::now() < deadline {
+        for m in [&mut a, &mut b] {
+            read.extend(
+                m.poll(100, Duration::from_millis(200))
+                    .await
+                    .expect("poll")
+                    .iter()
+                    .map(value),
+            );
+            m.commit().await.expect("commit");
+        }
+    }
+    assert!(
+        shared(a.assigned(), b.assigned()),
+        "both members hold partitions again: {:?}",
+        (a.assigned(), b.assigned())
+    );
+    assert_eq!(
+        after(&read),
+        30,
+        "every record appended while it was away is read"
     );
 }

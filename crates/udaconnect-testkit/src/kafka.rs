@@ -205,9 +205,14 @@ impl Broker {
     }
 
     /// The URL a consumer uses: static group membership, so a consumer restarted after SIGKILL
-    /// takes its predecessor's partitions at once instead of after a session timeout.
+    /// takes its predecessor's partitions at once instead of after a session timeout. With
+    /// librdkafka's debug contexts when `UDACONNECT_TEST_KAFKA_DEBUG` names them ([`client_debug`]).
     pub fn consumer_url(&self, instance: &str) -> String {
-        format!("{}?group.instance.id={instance}", self.url())
+        let mut url = format!("{}?group.instance.id={instance}", self.url());
+        for (key, value) in client_debug() {
+            url.push_str(&format!("&{key}={value}"));
+        }
+        url
     }
 
     /// Kills the broker (SIGKILL): its clients see it vanish.

@@ -27,7 +27,7 @@ impl PgCluster {
         if as_postgres {
             run(Command::new("chown").arg("postgres:").arg(&dir));
         }
-        let cluster = PgCluster {
+        let mut cluster = PgCluster {
             dir,
             bin: bin_dir(),
             port: free_port(),
@@ -47,8 +47,16 @@ impl PgCluster {
             ]))
         })
         .await;
-        cluster.pg_ctl_start().await;
-        cluster
+        // The port was free when picked, but another process may take it first: then another.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match cluster.pg_ctl_start().await {
+                Ok(()) => return cluster,
+                Err(e) => failures.push(e),
+            }
+            cluster.port = free_port();
+        }
+        panic!("PostgreSQL did not start: {failures:#?}");
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/<database>`.
@@ -75,7 +83,9 @@ impl PgCluster {
     pub async fn crash_and_restart(&self, down: Duration) {
         self.pg_ctl_stop("immediate").await;
         tokio::time::sleep(down).await;
-        self.pg_ctl_start().await;
+        if let Err(e) = self.pg_ctl_start().await {
+            panic!("PostgreSQL did not start again: {e}");
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -98,7 +108,8 @@ impl PgCluster {
         }
     }
 
-    async fn pg_ctl_start(&self) {
+    /// Starts the server and waits until it answers; an error carries its log.
+    async fn pg_ctl_start(&self) -> Result<(), String> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
             self.port,
@@ -113,14 +124,16 @@ impl PgCluster {
             .args(["-w", "-t", "60", "-o", &options, "start"]);
         let log = self.log();
         blocking(move || {
-            if !start.output().is_ok_and(|o| o.status.success()) {
-                panic!(
-                    "PostgreSQL did not start; its log:\n{}",
+            if start.output().is_ok_and(|o| o.status.success()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "its log:\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                ))
             }
         })
-        .await;
+        .await
     }
 
     async fn pg_ctl_stop(&self, mode: &str) {

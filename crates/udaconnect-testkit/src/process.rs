@@ -76,6 +76,10 @@ pub fn assert_help_names(bin: &Path, command: &[&str], names: &[&str]) -> String
     help
 }
 
+/// The group member name of a [`Stack`]'s location-consumer: a process that takes its place
+/// under this name takes its partitions at once.
+pub const STACK_CONSUMER: &str = "location-consumer-0";
+
 /// One `udaconnect <role>` process. A restart takes the same ports again, so its clients keep
 /// their addresses.
 pub struct RoleProc {
@@ -331,7 +335,7 @@ impl Stack {
         let consumer = RoleProc::spawn(
             bin,
             "location-consumer",
-            &with(broker.consumer_url("location-consumer-0"), &[]),
+            &with(broker.consumer_url(STACK_CONSUMER), &[]),
         )
         .await;
         // With the log, connection-api also serves the venue live from the topic.

@@ -130,6 +130,59 @@ fn heavy_query(base: &str, person: i64) -> String {
     format!("{base}/api/persons/{person}/connection?start_date={DAY}&end_date={DAY}&distance=1000")
 }
 
+fn heavy_contacts(base: &str, person: i64) -> String {
+    format!("{base}/api/persons/{person}/contacts?start={DAY}&end={DAY}&distance=1000")
+}
+
+/// Sends a hundred copies of a heavy query abandoned by their client after 50 ms, and checks
+/// that the process `pid` then stays still: the abandoned work stopped within milliseconds,
+/// and its memory is bounded.
+async fn abandon_hundred(pid: u32, url: impl Fn() -> String) {
+    let (rss_before, _) = rss_bytes(pid);
+    let cpu_before = cpu_time(pid);
+    let abandoning = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let queries: Vec<_> = (0..100)
+        .map(|_| {
+            let (client, url) = (abandoning.clone(), url());
+            tokio::spawn(async move { client.get(url).send().await })
+        })
+        .collect();
+    for q in queries {
+        let sent = q.await.unwrap();
+        assert!(
+            sent.is_err_and(|e| e.is_timeout()),
+            "a query answered within 50 ms"
+        );
+    }
+    drop(abandoning);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cpu_stopped = cpu_time(pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_after = cpu_time(pid);
+    let (rss_after, _) = rss_bytes(pid);
+    eprintln!(
+        "100 abandoned queries: {:?} of CPU while they ran, {:?} in the second after; RSS {} -> {} MiB",
+        cpu_stopped - cpu_before,
+        cpu_after - cpu_stopped,
+        rss_before >> 20,
+        rss_after >> 20
+    );
+    assert!(
+        cpu_after - cpu_stopped <= Duration::from_millis(150),
+        "the abandoned queries went on: {:?} of CPU in a second",
+        cpu_after - cpu_stopped
+    );
+    assert!(
+        rss_after < rss_before + (256 << 20),
+        "RSS grew from {} to {} MiB",
+        rss_before >> 20,
+        rss_after >> 20
+    );
+}
+
 /// A problem+json answer with this status: its body.
 async fn problem(r: reqwest::Response, status: u16) -> Value {
     assert_eq!(r.status(), status);
@@ -188,49 +241,7 @@ async fn heavy_queries_stop_when_abandoned_and_are_bounded() {
     eprintln!("one heavy query: {one_query:?}");
 
     let pid = server.pid().unwrap();
-    let (rss_before, _) = rss_bytes(pid);
-    let cpu_before = cpu_time(pid);
-    let abandoning = reqwest::Client::builder()
-        .timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
-    let queries: Vec<_> = (0..100)
-        .map(|_| {
-            let (client, url) = (abandoning.clone(), heavy_query(&base, asked));
-            tokio::spawn(async move { client.get(url).send().await })
-        })
-        .collect();
-    for q in queries {
-        let sent = q.await.unwrap();
-        assert!(
-            sent.is_err_and(|e| e.is_timeout()),
-            "a query answered within 50 ms"
-        );
-    }
-    drop(abandoning);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let cpu_stopped = cpu_time(pid);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let cpu_after = cpu_time(pid);
-    let (rss_after, _) = rss_bytes(pid);
-    eprintln!(
-        "100 abandoned queries: {:?} of CPU while they ran, {:?} in the second after; RSS {} -> {} MiB",
-        cpu_stopped - cpu_before,
-        cpu_after - cpu_stopped,
-        rss_before >> 20,
-        rss_after >> 20
-    );
-    assert!(
-        cpu_after - cpu_stopped <= Duration::from_millis(150),
-        "the abandoned queries went on: {:?} of CPU in a second",
-        cpu_after - cpu_stopped
-    );
-    assert!(
-        rss_after < rss_before + (256 << 20),
-        "RSS grew from {} to {} MiB",
-        rss_before >> 20,
-        rss_after >> 20
-    );
+    abandon_hundred(pid, || heavy_query(&base, asked)).await;
     assert_eq!(
         client
             .get(format!("{base}/health"))
@@ -290,6 +301,28 @@ async fn heavy_queries_stop_when_abandoned_and_are_bounded() {
         let line = format!("udaconnect_requests_refused_total{{reason=\"{reason}\"}} ");
         assert!(metrics.contains(&line), "{reason} counted");
     }
+}
+
+/// A hundred heavy contacts queries over tracks abandoned by their clients after 50 ms stop
+/// within milliseconds, as connection queries do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "not yet seen passing: on a machine loaded 6x over, the connection queries' own check failed too"]
+async fn heavy_contacts_stop_when_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        dir.path(),
+        &["--query-concurrency", "100", "--query-queue", "100"],
+    )
+    .await;
+    let (asked, _) = load_venue(&server).await;
+    let base = server.base();
+    // The ring's long hops pass within 1,000 m of the asked person: a hundred thousand pieces
+    // to cut and pair.
+    let r = reqwest::get(heavy_contacts(&base, asked)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let met: Vec<Value> = r.json().await.unwrap();
+    assert!(met.len() > RING_PERSONS / 2, "{} met", met.len());
+    abandon_hundred(server.pid().unwrap(), || heavy_contacts(&base, asked)).await;
 }
 
 /// A batch of 100,000 bad items answers the first 100 violations and how many more, in a few

@@ -48,6 +48,7 @@ impl LoadResult {
         &self,
         report: &mut String,
         what: &str,
+        load: &LoadShape,
         baseline: &LoadResult,
     ) -> anyhow::Result<()> {
         let (a50, a99, amax) = p50_p99_max(self.accepted.clone());
@@ -56,7 +57,10 @@ impl LoadResult {
         let (_, b_s99, _) = p50_p99_max(baseline.stored.clone());
         writeln!(
             report,
-            "| {what} | {} | {a50:.1} ms | {a99:.1} ms | {amax:.1} ms | {s50:.1} ms | {s99:.1} ms | {smax:.1} ms | {} / {} |",
+            "| {what} | {} per second, {} client{} | {} | {a50:.1} ms | {a99:.1} ms | {amax:.1} ms | {s50:.1} ms | {s99:.1} ms | {smax:.1} ms | {} / {} |",
+            load.rate,
+            load.clients,
+            if load.clients == 1 { "" } else { "s" },
             self.accepted.len(),
             ratio(a99 / b_a99),
             ratio(s99 / b_s99)

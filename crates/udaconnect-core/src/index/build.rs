@@ -347,6 +347,9 @@ impl BulkBuilder {
         index.rows = rows;
         index.tracks = tracks;
         index.track_ends = index.track_end_keys();
+        for person in 0..index.tracks.len() as u32 {
+            index.number_track(person, 0);
+        }
         index.hops = LongHops::of_tracks(&index.rows, &index.tracks);
         index.fine.cells = HashMap::with_capacity_and_hasher(rank.len(), FxBuildHasher);
         for (r, &c) in rank.iter().enumerate() {

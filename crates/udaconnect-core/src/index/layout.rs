@@ -109,6 +109,9 @@ impl ContactIndex {
             track.insert(at, slot);
             at
         };
+        // The pings after a late one each move one place down their track.
+        self.number_track(number, at);
+        let rows = &self.rows;
         let xyz = to_cartesian(p.lat, p.lon);
         let fine = self
             .fine

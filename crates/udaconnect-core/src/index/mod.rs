@@ -1,7 +1,8 @@
 //! The in-memory spatio-temporal index the embedded mode answers contact queries from.
 //!
-//! Locations are kept as rows (time, latitude, longitude, id, person: 40 bytes each, one cache
-//! line or less); a location's position in the rows is its *slot*. Two structures point at
+//! Locations are kept as rows (time, latitude, longitude, id, person, position in the person's
+//! track: 40 bytes each, one cache line or less); a location's position in the rows is its
+//! *slot*. Two structures point at
 //! slots, each list ordered by (time, id):
 //! - per person, their track, so a person's pings in a window are one binary search away;
 //! - per grid cell (5.5 m edges in Earth-centred coordinates: just over the default distance),
@@ -75,7 +76,13 @@ struct Row {
     id: i64,
     /// Dense person number (see [`ContactIndex::person_ids`]).
     person: u32,
+    /// Position in the person's track: a ping found in a cell names its pieces without a
+    /// search of the track. Held in what would be the row's padding.
+    at: u32,
 }
+
+// The track position fills what was padding: rows stay 40 bytes.
+const _: () = assert!(std::mem::size_of::<Row>() == 40);
 
 impl Row {
     /// `p` as a row of the person numbered `person`.
@@ -86,6 +93,7 @@ impl Row {
             lon: p.lon,
             id: p.id,
             person,
+            at: 0,
         }
     }
 
@@ -96,6 +104,7 @@ impl Row {
         lon: 0.0,
         id: 0,
         person: 0,
+        at: 0,
     };
 }
 
@@ -199,6 +208,15 @@ impl ContactIndex {
     fn key(&self, slot: u32) -> (Micros, i64) {
         let r = &self.rows[slot as usize];
         (r.t, r.id)
+    }
+
+    /// Writes each row's position in its track, from `from` on, after the track of `person`
+    /// was built or a ping was put in its middle.
+    fn number_track(&mut self, person: u32, from: usize) {
+        let track = &self.tracks[person as usize];
+        for (i, &s) in track.iter().enumerate().skip(from) {
+            self.rows[s as usize].at = i as u32;
+        }
     }
 
     /// Releases spare capacity after a bulk load.

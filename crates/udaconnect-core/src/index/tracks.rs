@@ -13,10 +13,18 @@
 //!
 //! Times bound the search too: a piece is never longer than `max_interpolation`, a presence
 //! reaches `ping_tolerance` either side of its ping.
+//!
+//! A ping found in a cell names its pieces by its position in its track, kept in its row, so
+//! no track is searched. The candidate pieces are sorted once for the whole query: each is cut
+//! once however many asked pieces found it, and consecutive ones share the work of their common
+//! pings. Each is then paired with the asked pieces that share some time with it and whose box
+//! grown by the reach meets its own: a cheap test that keeps most pairs from the exact one.
 
+use super::build::sort_in_buckets_until;
 use super::grid::{cells_around, for_cells_in, instants_of_second, seconds};
 use super::long::{Hop, SHORT_HOP_M};
 use super::ContactIndex;
+use crate::cancel::{Cancel, Cancelled, Ticker};
 use crate::contact::Contact;
 use crate::time::Micros;
 use crate::track::{contacts_from_pairs, piece_at, pieces_of, reach_chord_m, Piece};
@@ -33,53 +41,97 @@ impl ContactIndex {
     /// The contacts of `q.person_id` over tracks: equal to [`crate::track::contacts_oracle`]
     /// over every location in the index.
     pub fn track_contacts(&self, q: &TrackQuery) -> Vec<Contact> {
+        self.track_contacts_until(q, &Cancel::new())
+            .unwrap_or_default()
+    }
+
+    /// [`Self::track_contacts`], stopped within a few thousand candidates or pairs of `cancel`
+    /// being raised.
+    pub fn track_contacts_until(
+        &self,
+        q: &TrackQuery,
+        cancel: &Cancel,
+    ) -> Result<Vec<Contact>, Cancelled> {
         let Some(&me) = self.person_numbers.get(&q.person_id) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
+        cancel.check()?;
+        let mut ticker = Ticker::new(cancel);
         let own = self.own_pieces(me, q);
         let chord = reach_chord_m(q.distance_m) + MARGIN_M;
         let around = q.max_interpolation_us.max(q.ping_tolerance_us);
         let mut hops = Vec::new();
-        let mut starts: Vec<(u32, usize)> = Vec::new();
-        // (person, index in their track of a piece's first ping, run of asked pieces) to pair.
-        let mut wanted: Vec<(u32, usize, u32)> = Vec::new();
-        let runs = runs(&own);
-        for (n, run) in runs.iter().enumerate() {
-            let pieces = &own[run.clone()];
+        // The other persons' pieces that may meet one of the asked person's, each named by its
+        // person and the position in their track of its first ping (see `wanted`).
+        let mut wanted: Vec<u64> = Vec::new();
+        for run in runs(&own) {
+            let pieces = &own[run];
             let bounds = pieces.iter().map(bounds).reduce(union).unwrap_or_default();
             let span = (
                 pieces.iter().map(|p| p.start).min().unwrap_or_default(),
                 pieces.iter().map(|p| p.end).max().unwrap_or_default(),
             );
-            starts.clear();
-            self.short_candidates(me, bounds, chord, span, around, &mut starts);
+            let before = wanted.len();
+            let times = (
+                span.0.saturating_sub(around),
+                span.1.saturating_add(around).saturating_add(1),
+            );
+            self.short_candidates(me, bounds, chord, times, &mut wanted, &mut ticker)?;
             hops.clear();
             let hop_seconds = (
                 seconds(span.0.saturating_sub(q.max_interpolation_us)),
                 seconds(span.1),
             );
             self.hops.near(bounds, chord, hop_seconds, &mut hops);
-            self.hop_candidates(me, &hops, &mut starts);
-            wanted.extend(starts.iter().map(|&(person, i)| (person, i, n as u32)));
+            self.hop_candidates(me, &hops, &mut wanted);
+            ticker.tick(1 + wanted.len() - before + hops.len())?;
         }
-        // Each candidate piece is cut once, however many asked pieces it may meet, and paired
-        // with the pieces of its runs that share some time with it.
-        wanted.sort_unstable();
+        // Each candidate piece is cut once, however many runs found it: sorted, they come
+        // person by person in track order, so a stretch of consecutive pieces is read and
+        // turned into Earth-centred fixes once.
+        // By person first, in one counting pass, then each person's few in cache.
+        sort_in_buckets_until(
+            &mut wanted,
+            self.person_ids.len(),
+            |w| (w >> 32) as usize,
+            cancel,
+        )?;
         wanted.dedup();
+        let near = OwnByTime::new(&own, chord);
         let mut pairs: Vec<(&Piece, Piece)> = Vec::new();
-        for same in wanted.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-            if let Some(theirs) = self.piece_of(same[0].0, same[0].1, q) {
-                for w in same {
-                    pairs.extend(
-                        own[runs[w.2 as usize].clone()]
-                            .iter()
-                            .filter(|p| p.start <= theirs.end && theirs.start <= p.end)
-                            .map(|p| (p, theirs)),
-                    );
+        let mut fixes: Vec<TrackFix> = Vec::new();
+        for stretch in wanted.chunk_by(|a, b| b - a == 1 && a >> 32 == b >> 32) {
+            ticker.tick(stretch.len())?;
+            let person = (stretch[0] >> 32) as u32;
+            let track = &self.tracks[person as usize];
+            let (first, last) = (
+                (stretch[0] as u32) as usize,
+                (stretch[stretch.len() - 1] as u32) as usize,
+            );
+            // The pings a piece's cut depends on: one before the first and one after the last.
+            let from = first.saturating_sub(1);
+            fixes.clear();
+            fixes.extend(
+                track[from..(last + 2).min(track.len())]
+                    .iter()
+                    .map(|&s| self.fix(s)),
+            );
+            let person_id = self.person_ids[person as usize];
+            for i in first..=last {
+                if let Some(theirs) = piece_at(person_id, &fixes, i - from, q) {
+                    near.pair(theirs, &mut pairs);
                 }
             }
         }
-        contacts_from_pairs(q, pairs.iter().map(|(a, b)| (*a, b)))
+        // The exact computation is the longest step of a crowded query: it stops too, and a
+        // stopped one is no answer.
+        let pairs = pairs
+            .iter()
+            .take_while(|_| ticker.tick(1).is_ok())
+            .map(|(a, b)| (*a, b));
+        let answer = contacts_from_pairs(q, pairs);
+        cancel.check()?;
+        Ok(answer)
     }
 
     /// The asked person's pieces in the window: their pings within the reach of a piece or a
@@ -109,61 +161,122 @@ impl ContactIndex {
         })
     }
 
-    /// Other persons' pings near a piece's box (grown by `chord` and half a short hop) within
-    /// `around` of its span, as the track positions of the pieces that end at them: `(person,
-    /// index in their track)` of the piece before each and the piece from it.
+    /// Other persons' pings near a piece's box (grown by `chord` and half a short hop) with
+    /// times in `from..to` (its span and the reach of a piece around it), as the pieces that
+    /// end at them: `wanted` (person and position in their track) of the piece before each and
+    /// the piece from it.
     fn short_candidates(
         &self,
         me: u32,
         bounds: ([f64; 3], [f64; 3]),
         chord: f64,
-        (start, end): (Micros, Micros),
-        around: Micros,
-        out: &mut Vec<(u32, usize)>,
-    ) {
+        (from, to): (Micros, Micros),
+        out: &mut Vec<u64>,
+        ticker: &mut Ticker<'_>,
+    ) -> Result<(), Cancelled> {
         let grow = chord + SHORT_HOP_M * 0.5;
         let (level, _) = self.level_for_reach(grow);
-        let (from, to) = (
-            start.saturating_sub(around),
-            end.saturating_add(around).saturating_add(1),
-        );
         let boxed = cells_around(bounds, grow, level.edge);
+        let mut stopped = false;
         for_cells_in(&level.cells, boxed, |list| {
-            for &s in list.range(from, to, &self.rows) {
+            if stopped {
+                return;
+            }
+            let range = list.range(from, to, &self.rows);
+            if ticker.tick(1 + range.len()).is_err() {
+                stopped = true;
+                return;
+            }
+            for &s in range {
                 let row = &self.rows[s as usize];
                 if row.person == me {
                     continue;
                 }
-                let track = &self.tracks[row.person as usize];
-                let key = (row.t, row.id);
-                let at = track.partition_point(|&o| self.key(o) < key);
-                if at > 0 {
-                    out.push((row.person, at - 1));
+                if row.at > 0 {
+                    out.push(wanted(row.person, row.at as usize - 1));
                 }
-                out.push((row.person, at));
+                out.push(wanted(row.person, row.at as usize));
             }
         });
+        if stopped {
+            return Err(Cancelled);
+        }
+        Ok(())
     }
 
-    /// The track positions of the pieces that may run along long hops: every ping of the hop's
-    /// person in the hop's second starts one.
-    fn hop_candidates(&self, me: u32, hops: &[Hop], out: &mut Vec<(u32, usize)>) {
+    /// The pieces that may run along long hops: every ping of the hop's person in the hop's
+    /// second starts one.
+    fn hop_candidates(&self, me: u32, hops: &[Hop], out: &mut Vec<u64>) {
         for hop in hops.iter().filter(|h| h.person != me) {
             let track = &self.tracks[hop.person as usize];
             let (from, to) = instants_of_second(hop.second);
             let a = track.partition_point(|&s| self.rows[s as usize].t < from);
             let b = a + track[a..].partition_point(|&s| self.rows[s as usize].t < to);
-            out.extend((a..b).map(|i| (hop.person, i)));
+            out.extend((a..b).map(|i| wanted(hop.person, i)));
+        }
+    }
+}
+
+/// A candidate piece as the query collects them: its person's number and the position in
+/// their track of its first ping, in one integer that sorts by both.
+fn wanted(person: u32, at: usize) -> u64 {
+    (person as u64) << 32 | at as u64
+}
+
+/// The asked person's pieces by start time, each with its path's box grown by the reach: a
+/// candidate piece is paired only with those that share some time with it and whose grown box
+/// meets its own (a piece never leaves the box of its fixes, so a piece outside the grown box
+/// is never within reach).
+struct OwnByTime<'a> {
+    own: &'a [Piece],
+    /// (start, position in `own`), by start.
+    starts: Vec<(Micros, u32)>,
+    grown: Vec<([f64; 3], [f64; 3])>,
+    /// The longest own piece, so only pieces starting that much before a time can cover it.
+    longest: Micros,
+}
+
+impl<'a> OwnByTime<'a> {
+    fn new(own: &'a [Piece], chord: f64) -> Self {
+        let mut starts: Vec<(Micros, u32)> = own
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.start, i as u32))
+            .collect();
+        starts.sort_unstable();
+        let grown = own
+            .iter()
+            .map(|p| {
+                let (lo, hi) = bounds(p);
+                (lo.map(|c| c - chord), hi.map(|c| c + chord))
+            })
+            .collect();
+        let longest = own.iter().map(|p| p.end - p.start).max().unwrap_or(0);
+        OwnByTime {
+            own,
+            starts,
+            grown,
+            longest,
         }
     }
 
-    /// The piece that starts at the `i`th ping of `person`'s track, if any.
-    fn piece_of(&self, person: u32, i: usize, q: &TrackQuery) -> Option<Piece> {
-        let track = &self.tracks[person as usize];
-        let from = i.saturating_sub(1);
-        let to = (i + 2).min(track.len());
-        let fixes: Vec<TrackFix> = track[from..to].iter().map(|&s| self.fix(s)).collect();
-        piece_at(self.person_ids[person as usize], &fixes, i - from, q)
+    /// Appends to `out` `theirs` with each own piece it may meet.
+    fn pair(&self, theirs: Piece, out: &mut Vec<(&'a Piece, Piece)>) {
+        let (lo, hi) = bounds(&theirs);
+        let from = self
+            .starts
+            .partition_point(|s| s.0 < theirs.start.saturating_sub(self.longest));
+        for &(start, i) in &self.starts[from..] {
+            if start > theirs.end {
+                break;
+            }
+            let p = &self.own[i as usize];
+            let (glo, ghi) = &self.grown[i as usize];
+            let apart = (0..3).any(|a| lo[a] > ghi[a] || hi[a] < glo[a]);
+            if p.end >= theirs.start && !apart {
+                out.push((p, theirs));
+            }
+        }
     }
 }
 

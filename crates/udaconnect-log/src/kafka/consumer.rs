@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// The group a scan names when it asks no group's position: it never joins or commits.
+const SCAN_GROUP: &str = "udaconnect-scan";
+/// How long a scan may read nothing before it gives up (at least the delivery timeout).
+const SCAN_STALL: Duration = Duration::from_secs(30);
+
 /// Joins `group` on `topic` as a new member (commits by hand, offsets stored only when committed).
 pub(super) fn subscribe(
     brokers: &str,
@@ -22,7 +27,8 @@ pub(super) fn subscribe(
                 StartFrom::Latest => "latest",
             },
         )
-        .set("session.timeout.ms", millis(options.session_timeout))
+        .set("session.timeout.ms", millis(session_timeout(options)))
+        .set("heartbeat.interval.ms", millis(options.heartbeat_interval))
         .set("fetch.wait.max.ms", millis(options.fetch_wait))
         .set("statistics.interval.ms", STATS_INTERVAL_MS);
     if let Some(id) = &options.group_instance_id {
@@ -51,6 +57,20 @@ pub(super) fn subscribe(
         buffered: VecDeque::new(),
         broken: false,
     }))
+}
+
+/// How long the group waits for this member when it falls silent. A member is static when it
+/// has a name, given either way.
+fn session_timeout(options: &KafkaOptions) -> Duration {
+    let named_in_config = options
+        .client_config
+        .iter()
+        .any(|(key, _)| key == "group.instance.id");
+    if options.group_instance_id.is_some() || named_in_config {
+        options.static_session_timeout
+    } else {
+        options.session_timeout
+    }
 }
 
 /// What a consumer's next commit covers, and which reads a revocation made stale.
@@ -284,6 +304,122 @@ fn read_batch(consumer: &GroupConsumer, max: usize, wait: Duration) -> Result<Ve
     Ok(out)
 }
 
+/// Reads `topic` from `group`'s committed offsets (or the low watermarks) to its end, sending
+/// batches to `out`: [`Log::scan`] off the async workers. A consumer that is only assigned
+/// partitions never joins its group, so the group's members and commits are untouched.
+///
+/// A partition's end is where librdkafka reports it (`enable.partition.eof`), after every
+/// record of the last fetched batch: the high watermarks only size the read beforehand, as a
+/// broker may report a stale one (tansu 0.6 gives the last batch's first offset plus one).
+pub(super) fn scan(
+    brokers: &str,
+    options: &KafkaOptions,
+    topic: &str,
+    group: Option<&str>,
+    limit: u64,
+    out: &tokio::sync::mpsc::Sender<Vec<Consumed>>,
+) -> Result<()> {
+    let timeout = options.delivery_timeout;
+    let mut config = base_config(brokers, options);
+    config
+        .set("group.id", group.unwrap_or(SCAN_GROUP))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // A commit past the end (a broker that came back empty): from the oldest record.
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer<TracingContext> = config
+        .create_with_context(TracingContext)
+        .map_err(|e| Error::Internal(format!("kafka log: create consumer: {e}")))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| unavailable(format!("scan of {topic}: metadata: {e}")))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Ok(());
+    }
+    let mut committed = HashMap::new();
+    if group.is_some() {
+        let mut asked = TopicPartitionList::with_capacity(partitions.len());
+        for p in &partitions {
+            asked.add_partition(topic, *p);
+        }
+        let answer = consumer
+            .committed_offsets(asked, timeout)
+            .map_err(|e| unavailable(format!("scan of {topic}: committed offsets: {e}")))?;
+        for p in answer.elements() {
+            if let Offset::Offset(at) = p.offset() {
+                committed.insert(p.partition(), at);
+            }
+        }
+    }
+    let mut start = TopicPartitionList::with_capacity(partitions.len());
+    let mut expected = 0u64;
+    for p in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, *p, timeout)
+            .map_err(|e| unavailable(format!("scan of {topic}: watermarks of {p}: {e}")))?;
+        let from = committed.get(p).copied().unwrap_or(low).max(low);
+        expected += (high - from).max(0) as u64;
+        start
+            .add_partition_offset(topic, *p, Offset::Offset(from))
+            .map_err(|e| Error::Internal(format!("kafka log: {e}")))?;
+    }
+    if expected > limit {
+        return Err(crate::scan_limit(topic, expected, limit));
+    }
+    consumer
+        .assign(&start)
+        .map_err(|e| unavailable(format!("scan of {topic}: assign: {e}")))?;
+    let mut unfinished: HashSet<i32> = partitions.into_iter().collect();
+    let stall = timeout.max(SCAN_STALL);
+    let mut progressed = Instant::now();
+    let (mut batch, mut read) = (Vec::new(), 0u64);
+    let send = |batch: Vec<Consumed>| {
+        out.blocking_send(batch)
+            .map_err(|_| Error::Internal(format!("scan of {topic}: abandoned")))
+    };
+    while !unfinished.is_empty() {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                progressed = Instant::now();
+                batch.push(consumed(&message));
+                read += 1;
+                if read > limit {
+                    return Err(crate::scan_limit(topic, read, limit));
+                }
+                if batch.len() >= crate::SCAN_BATCH {
+                    send(std::mem::take(&mut batch))?;
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                progressed = Instant::now();
+                unfinished.remove(&p);
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, topic, "kafka scan error; retrying");
+            }
+            None => {}
+        }
+        if progressed.elapsed() > stall {
+            return Err(unavailable(format!(
+                "scan of {topic}: nothing read for {} s with {} partitions unfinished",
+                stall.as_secs(),
+                unfinished.len()
+            )));
+        }
+    }
+    if !batch.is_empty() {
+        send(batch)?;
+    }
+    Ok(())
+}
+
 fn consumed(message: &BorrowedMessage<'_>) -> Consumed {
     let mut headers = Vec::new();
     if let Some(h) = message.headers() {
@@ -390,6 +526,26 @@ impl Drop for KafkaConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_static_member_named_either_way_gets_the_longer_session() {
+        let dynamic = KafkaOptions::default();
+        assert_eq!(session_timeout(&dynamic), dynamic.session_timeout);
+        let named = KafkaOptions {
+            group_instance_id: Some("consumer-0".into()),
+            ..KafkaOptions::default()
+        };
+        assert_eq!(session_timeout(&named), named.static_session_timeout);
+        let named_in_url = KafkaOptions {
+            client_config: vec![("group.instance.id".into(), "consumer-0".into())],
+            ..KafkaOptions::default()
+        };
+        assert_eq!(
+            session_timeout(&named_in_url),
+            named_in_url.static_session_timeout
+        );
+        assert_ne!(dynamic.session_timeout, dynamic.static_session_timeout);
+    }
 
     fn fetched(positions: &Positions, partition: i32, offset: i64) -> Fetched {
         let record = Consumed {

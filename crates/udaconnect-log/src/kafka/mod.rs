@@ -62,6 +62,15 @@ pub struct KafkaOptions {
     pub replication_factor: i32,
     /// How long the group waits for a silent consumer before giving its partitions to others.
     pub session_timeout: Duration,
+    /// The same for a static member ([`KafkaOptions::group_instance_id`]): long enough that a
+    /// replica restarted, or out of the broker's reach for a while, comes back to its place
+    /// without a rebalance. A group that drops an absent member it would have taken back gains
+    /// nothing, and on some brokers (tansu 0.6) dropping the group's leader that way leaves the
+    /// group without one for good.
+    pub static_session_timeout: Duration,
+    /// How often a consumer tells its group it is alive, and so how soon it hears of a
+    /// rebalance.
+    pub heartbeat_interval: Duration,
     /// The longest a fetch waits at the broker for records (`fetch.wait.max.ms`). A ping is
     /// queryable this much sooner at worst; librdkafka's 500 ms put p99 ingest-to-stored near
     /// half a second. Shorter means more (empty) fetch requests while the topic is idle.
@@ -89,6 +98,8 @@ impl std::fmt::Debug for KafkaOptions {
             .field("topic_partitions", &self.topic_partitions)
             .field("replication_factor", &self.replication_factor)
             .field("session_timeout", &self.session_timeout)
+            .field("static_session_timeout", &self.static_session_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
             .field("fetch_wait", &self.fetch_wait)
             .field("group_instance_id", &self.group_instance_id)
             .field("create_topics", &self.create_topics)
@@ -106,6 +117,8 @@ impl Default for KafkaOptions {
             topic_partitions: 3,
             replication_factor: -1,
             session_timeout: Duration::from_secs(10),
+            static_session_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(1),
             fetch_wait: Duration::from_millis(5),
             group_instance_id: None,
             create_topics: vec![LOCATION_TOPIC.into(), LOCATION_DLQ_TOPIC.into()],
@@ -152,6 +165,9 @@ fn log_event(level: RDKafkaLogLevel, facility: &str, message: &str) {
         RDKafkaLogLevel::Debug => tracing::debug!(facility, "{message}"),
     }
 }
+
+// Scans only assign partitions, so a consumer of theirs needs no rebalance callbacks.
+impl ConsumerContext for TracingContext {}
 
 type ProducerClient = FutureProducer<TracingContext>;
 
@@ -525,6 +541,31 @@ impl Log for KafkaLog {
     async fn consumer(&self, topic: &str, group: &str, start: StartFrom) -> Result<DynLogConsumer> {
         self.topics.ensure(topic).await?;
         consumer::subscribe(&self.brokers, &self.options, topic, group, start)
+    }
+
+    async fn scan(
+        &self,
+        topic: &str,
+        group: Option<&str>,
+        limit: u64,
+        visit: &mut (dyn for<'b> FnMut(&'b [Consumed]) + Send),
+    ) -> Result<u64> {
+        self.topics.ensure(topic).await?;
+        let (out, mut batches) = tokio::sync::mpsc::channel(4);
+        let (brokers, options) = (self.brokers.clone(), self.options.clone());
+        let (topic, group) = (topic.to_string(), group.map(str::to_string));
+        let reading = tokio::task::spawn_blocking(move || {
+            consumer::scan(&brokers, &options, &topic, group.as_deref(), limit, &out)
+        });
+        let mut read = 0;
+        while let Some(batch) = batches.recv().await {
+            read += batch.len() as u64;
+            visit(&batch);
+        }
+        reading
+            .await
+            .map_err(|e| Error::Internal(format!("kafka log scan: {e}")))??;
+        Ok(read)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 
-/// How long a member may hold no partitions before it is not ready: a rebalance, or a static
-/// member's predecessor timing out of the group (the session timeout, 10 s), takes less.
+/// How long a member may hold no partitions before it is not ready: a rebalance takes seconds,
+/// and a static member restarted under its name takes its partitions back at once.
 pub const NO_PARTITIONS_GRACE: Duration = Duration::from_secs(30);
 /// How long records may wait with none stored before the consumer is stalled: far beyond a
 /// batch's time, short enough that pings do not wait unseen for minutes.

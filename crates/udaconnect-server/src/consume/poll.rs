@@ -14,11 +14,15 @@ use udaconnect_core::ports::{
 use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_core::Result;
 
-/// A poll that returns fewer records than this waits [`LINGER`] for more before handling
+/// Under load, a poll that returns fewer records than this waits for more before handling
 /// them (with [`Reader::linger`]): a few milliseconds more before a ping is stored, for far
-/// fewer store commits under load.
+/// fewer store commits. Load shows as records already waiting when the poll is made (it
+/// answers within [`WAITING_WITHIN`]); the wait lasts twice as long as handling the last
+/// batch took, so handling keeps at most a third of the reader's time, up to [`LINGER_MAX`].
+/// Under light load every poll waits for its records, and a ping is handled as it comes.
 const LINGER_BELOW: usize = 2048;
-const LINGER: Duration = Duration::from_millis(20);
+const WAITING_WITHIN: Duration = Duration::from_millis(1);
+const LINGER_MAX: Duration = Duration::from_millis(20);
 /// Pause after a failed poll: the log is away, and asking at once would only spin.
 const POLL_RETRY: Duration = Duration::from_millis(500);
 
@@ -32,7 +36,7 @@ pub struct Reader {
     pub batch: usize,
     /// How long a poll waits for records.
     pub wait: Duration,
-    /// Wait a moment (20 ms) for more when a poll brings few records.
+    /// Wait a moment for more when a poll brings few records under load (see [`LINGER_MAX`]).
     pub linger: bool,
     pub commit: Commit,
     pub until: Until,
@@ -104,11 +108,14 @@ pub async fn read(
     let mut uncommitted = false;
     let mut idle_since = Instant::now();
     let mut caught_up = false;
+    let mut handling = Duration::ZERO;
     loop {
+        let asked = Instant::now();
         let polled = tokio::select! {
             b = consumer.poll(reader.batch, reader.wait) => b,
             _ = shutdown.wait_for(|s| *s) => break,
         };
+        let were_waiting = asked.elapsed() < WAITING_WITHIN;
         // Whether to commit now: once in a while under load, at once when the log is quiet.
         let due = match polled {
             Ok(batch) if batch.is_empty() => {
@@ -125,10 +132,12 @@ pub async fn read(
             }
             Ok(mut batch) => {
                 idle_since = Instant::now();
-                if reader.linger && batch.len() < LINGER_BELOW {
+                let linger = (handling * 2).min(LINGER_MAX);
+                if reader.linger && were_waiting && batch.len() < LINGER_BELOW && !linger.is_zero()
+                {
                     // A stream of single pings comes a few records per poll, and every store
                     // commit costs an fsync: wait a moment for more.
-                    tokio::time::sleep(LINGER).await;
+                    tokio::time::sleep(linger).await;
                     if let Ok(more) = consumer
                         .poll(reader.batch - batch.len(), Duration::ZERO)
                         .await
@@ -136,7 +145,10 @@ pub async fn read(
                         batch.extend(more);
                     }
                 }
-                if !handle(batches, &batch, one_shot, &shutdown).await? {
+                let started = Instant::now();
+                let handled = handle(batches, &batch, one_shot, &shutdown).await?;
+                handling = started.elapsed();
+                if !handled {
                     // Not handled, so the position must not be committed past it: what was
                     // handled since the last commit is read again at start, harmlessly.
                     tracing::info!(group, "stopped reading the log");

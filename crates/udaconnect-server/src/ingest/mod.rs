@@ -6,8 +6,10 @@
 //! - [`grpc`]: the original `/LocationService/Create` and the v1 `LocationIngest`.
 //! - [`import`]: persons and locations from CSV files.
 //! - [`seed`], [`demo`]: the original demo data, and the demo's live simulated conference.
+//! - [`floor`]: ids above every id in the log, where the store and the log are apart.
 
 pub mod demo;
+pub mod floor;
 pub mod grpc;
 pub mod http;
 pub mod import;

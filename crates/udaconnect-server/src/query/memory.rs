@@ -183,7 +183,7 @@ async fn read_pages(
 /// Runs `work` on a blocking thread, cancelled (its flag raised) if the caller's future is
 /// dropped first: a client gone or a deadline passed stops the work within a few thousand
 /// candidates instead of letting it run to the end for nobody.
-async fn until_dropped<T: Send + 'static>(
+pub(crate) async fn until_dropped<T: Send + 'static>(
     work: impl FnOnce(&Cancel) -> std::result::Result<T, Cancelled> + Send + 'static,
 ) -> Result<T> {
     let cancel = Cancel::new();
@@ -218,8 +218,7 @@ impl ContactEngine for MemoryEngine {
         let index = self.index.clone();
         until_dropped(move |cancel| {
             let index = index.read().unwrap_or_else(|e| e.into_inner());
-            cancel.check()?;
-            Ok(index.track_contacts(&q))
+            index.track_contacts_until(&q, cancel)
         })
         .await
     }

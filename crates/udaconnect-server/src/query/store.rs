@@ -15,6 +15,7 @@ use udaconnect_core::track::{track_read_window, TrackQuery};
 use udaconnect_core::Result;
 
 use crate::query::engine::{ContactEngine, Rows, Span};
+use crate::query::memory::until_dropped;
 
 /// The engine without an index: reads the window from the store on every query. The
 /// benchmark's baseline, and the shape of the original service.
@@ -129,10 +130,9 @@ pub async fn track_contacts(store: &DynLocationStore, q: &TrackQuery) -> Result<
         .map(Point::from)
         .collect();
     let q = *q;
-    tokio::task::spawn_blocking(move || {
+    until_dropped(move |cancel| {
         let n = points.len();
-        ContactIndex::bulk(points, n, Arc::new(Threads::new(1))).track_contacts(&q)
+        ContactIndex::bulk(points, n, Arc::new(Threads::new(1))).track_contacts_until(&q, cancel)
     })
     .await
-    .map_err(|e| udaconnect_core::Error::Internal(e.to_string()))
 }

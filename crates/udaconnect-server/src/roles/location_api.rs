@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use udaconnect_core::clock::SystemClock;
 
+use crate::ingest::floor::LogFloor;
 use crate::ingest::grpc::GrpcIngest;
 use crate::ingest::http::{routes, LocationApi};
 use crate::ingest::{IdAllocator, Ingest};
@@ -16,16 +17,26 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     let Some((stores, persons, log)) = ctx.stores_persons_log(ROLE).await? else {
         return Ok(None);
     };
+    let mut ids = stores.ids.clone();
     if ctx.mode == Mode::Apart {
-        // A database restored from a backup may have a lease below ids it stores (`serve`
-        // checks its data directory before any role starts).
+        // A database restored from a backup may have a lease below ids it stores, or below
+        // ids only the log holds yet (`serve` checks its data directory before any role
+        // starts).
         if let Some(max) = stores.locations.max_leased_id().await? {
             stores.ids.reserve_through(max).await?;
         }
+        let floor = Arc::new(LogFloor::new(stores.ids.clone(), log.clone()));
+        // Read now, so the first ping need not wait for it; a failure (the broker not up
+        // yet) is tried again by the first lease.
+        tokio::spawn({
+            let floor = floor.clone();
+            async move { floor.raise().await }
+        });
+        ids = floor;
     }
     let ingest = Arc::new(Ingest {
         persons,
-        ids: IdAllocator::new(stores.ids.clone()),
+        ids: IdAllocator::new(ids),
         log: log.clone(),
         metrics: ctx.metrics.clone(),
         clock: Arc::new(SystemClock),

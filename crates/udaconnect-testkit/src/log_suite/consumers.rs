@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use udaconnect_core::ports::StartFrom;
+use udaconnect_core::ports::{Consumed, StartFrom};
 
 use super::{
     append_one_by_one, collect, drain, member, reader, record, records, sorted_values, value,
@@ -156,4 +156,58 @@ pub async fn a_consumer_waits_for_new_records<E: LogEngine>() {
         ["late"],
         "one poll waits for the record"
     );
+}
+
+/// A scan reads from a group's commit (or from the start) to the end the topic had when it
+/// began, moves no group, and refuses without reading when there is more than its limit.
+pub async fn a_scan_reads_past_the_commit_and_moves_nothing<E: LogEngine>() {
+    let engine = E::open().await;
+    let log = engine.log();
+    let topic = unique("scan");
+    let group = unique("group");
+    // One key, so one partition; the commit at the start of the last append's batch.
+    let all: Vec<_> = (0..12)
+        .map(|i| record(Some("k"), &format!("r-{i:02}"), 1_000 + i))
+        .collect();
+    append_one_by_one(&log, &topic, all[..5].to_vec()).await;
+    log.append(&topic, all[5..].to_vec()).await.expect("append");
+
+    let mut a = member(&*log, &topic, &group, StartFrom::Earliest).await;
+    let committed = collect(a.as_mut(), 5, PATIENCE).await;
+    assert_eq!(committed.len(), 5);
+    a.commit().await.expect("commit");
+    let rest = collect(a.as_mut(), 7, PATIENCE).await;
+    assert_eq!(rest.len(), 7);
+    drop(a);
+
+    let scan = async |group: Option<&str>, limit: u64| {
+        let mut seen = Vec::new();
+        let read = log
+            .scan(&topic, group, limit, &mut |batch: &[Consumed]| {
+                seen.extend_from_slice(batch)
+            })
+            .await;
+        read.map(|n| {
+            assert_eq!(n as usize, seen.len(), "the count of what was handed over");
+            seen
+        })
+    };
+    let past = scan(Some(&group), 100).await.expect("scan past the commit");
+    assert_eq!(
+        sorted_values(&past),
+        sorted_values(&rest),
+        "everything after the commit, and nothing before it"
+    );
+    let everything = scan(None, 100).await.expect("scan from the start");
+    assert_eq!(everything.len(), 12);
+    let never = scan(Some(&unique("group")), 100).await.expect("scan");
+    assert_eq!(never.len(), 12, "a group without a commit: from the start");
+    let refused = scan(Some(&group), 6).await;
+    assert!(refused.is_err(), "7 records read with a limit of 6");
+
+    // The group still resumes after its commit.
+    let mut b = member(&*log, &topic, &group, StartFrom::Earliest).await;
+    let mut again = collect(b.as_mut(), 7, PATIENCE).await;
+    again.extend(drain(b.as_mut(), Duration::from_secs(2)).await);
+    assert_eq!(sorted_values(&again), sorted_values(&rest));
 }

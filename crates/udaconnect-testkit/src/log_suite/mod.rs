@@ -31,7 +31,8 @@ pub use appends::{
 };
 pub use consumers::{
     a_consumer_waits_for_new_records, a_group_starting_at_latest_skips_what_was_there,
-    a_new_consumer_of_the_group_resumes_after_the_commit, lag_counts_records_not_yet_returned,
+    a_new_consumer_of_the_group_resumes_after_the_commit,
+    a_scan_reads_past_the_commit_and_moves_nothing, lag_counts_records_not_yet_returned,
     records_not_committed_are_delivered_again,
 };
 
@@ -63,6 +64,7 @@ macro_rules! log_suite {
                 a_group_starting_at_latest_skips_what_was_there,
                 lag_counts_records_not_yet_returned,
                 a_consumer_waits_for_new_records,
+                a_scan_reads_past_the_commit_and_moves_nothing,
                 ping_answers,
             ]
         );

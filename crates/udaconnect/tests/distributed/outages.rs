@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use udaconnect_server::ingest::grpc::proto;
 use udaconnect_testkit::cable::Cable;
+use udaconnect_testkit::process::STACK_CONSUMER;
 
 use crate::harness::{
     admin_url, create_person, dead_letter_reasons, eventually, http, not_ready, post_acked,
@@ -257,7 +258,8 @@ async fn database_down_consumer_retries_and_loses_nothing() {
     let person = create_person(&stack.person_api.base(), "Max").await;
 
     // A second consumer group member would share partitions; instead, the stack's consumer is
-    // replaced by one that reaches the database through the cable.
+    // replaced by one that reaches the database through the cable, under the same member name
+    // so that it takes the partitions at once.
     let mut consumer = stack.consumer;
     consumer.kill_9();
     let admin_port: u16 = admin_url()
@@ -274,7 +276,7 @@ async fn database_down_consumer_retries_and_loses_nothing() {
             "--store",
             &via_cable,
             "--log",
-            &broker.url(),
+            &broker.consumer_url(STACK_CONSUMER),
             "--person-api",
             &stack.person_api.base(),
         ],

@@ -3,6 +3,7 @@
 use super::*;
 use crate::cancel::{Cancel, Cancelled};
 use crate::contact::ContactQuery;
+use crate::track::TrackQuery;
 
 /// Three persons pinging every 10 s for a few hours at one booth: every query finds every
 /// other person's ping, thousands of candidates.
@@ -51,4 +52,20 @@ fn a_raised_flag_stops_both_searches_and_contacts() {
     let raised = Cancel::new();
     raised.cancel();
     assert!(index.contacts_until(&q, &raised).is_err());
+}
+
+#[test]
+fn a_raised_flag_stops_contacts_over_tracks() {
+    let index = crowded();
+    let mut q = TrackQuery::new(1, Window::all());
+    q.distance_m = 50.0;
+    let open = index.track_contacts_until(&q, &Cancel::new()).unwrap();
+    assert_eq!(
+        open.iter().map(|c| c.person_id).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert_eq!(open, index.track_contacts(&q));
+    let raised = Cancel::new();
+    raised.cancel();
+    assert_eq!(index.track_contacts_until(&q, &raised), Err(Cancelled));
 }

@@ -11,7 +11,7 @@ proptest! {
         let rows: Vec<Row> = times
             .iter()
             .enumerate()
-            .map(|(i, &t)| Row { t: t * S / 3, lat: 0.0, lon: 0.0, id: i as i64, person: 0 })
+            .map(|(i, &t)| Row { t: t * S / 3, lat: 0.0, lon: 0.0, id: i as i64, person: 0, at: 0 })
             .collect();
         let mut list = CellList::default();
         for (slot, r) in rows.iter().enumerate() {

@@ -63,6 +63,16 @@ fn jumped(points: Vec<Point>, jump: f64) -> Vec<Point> {
         .collect()
 }
 
+/// Whether every row holds its position in its person's track.
+fn positions_hold(index: &ContactIndex) -> bool {
+    index.tracks.iter().all(|track| {
+        track
+            .iter()
+            .enumerate()
+            .all(|(i, &s)| index.rows[s as usize].at == i as u32)
+    })
+}
+
 /// The index's answer, by each way of building it, checked equal to the oracle's.
 fn check_all_ways(points: &[Point], q: &TrackQuery, seed: u64) -> Result<(), TestCaseError> {
     let expected = bits(&contacts_oracle(points, q));
@@ -75,15 +85,19 @@ fn check_all_ways(points: &[Point], q: &TrackQuery, seed: u64) -> Result<(), Tes
         );
     }
     let mut live = build(&shuffled);
+    prop_assert!(positions_hold(&live), "live");
     prop_assert_eq!(bits(&live.track_contacts(q)), expected.clone(), "live");
     live.compact();
+    prop_assert!(positions_hold(&live), "compacted");
     prop_assert_eq!(bits(&live.track_contacts(q)), expected.clone(), "compacted");
     // In bulk with the first half, then the rest live.
     let half = shuffled.len() / 2;
     let mut bulk = ContactIndex::bulk(shuffled[..half].iter().copied(), half, workers());
+    prop_assert!(positions_hold(&bulk), "bulk");
     for p in &shuffled[half..] {
         bulk.insert(p);
     }
+    prop_assert!(positions_hold(&bulk), "bulk then live");
     prop_assert_eq!(bits(&bulk.track_contacts(q)), expected, "bulk then live");
     Ok(())
 }
