@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::json;
+use serde_json::{json, Value};
 use udaconnect_core::model::Location;
 use udaconnect_core::ports::Log;
 use udaconnect_core::record::{self, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
@@ -13,18 +13,20 @@ use udaconnect_log::{KafkaLog, KafkaOptions};
 
 use crate::harness::{create_person, eventually, post_acked, started, stored};
 
+/// `who`'s ping `n`: a second after ping `n - 1`, a little further north.
+fn ping(who: i64, n: u32) -> Value {
+    json!({"person_id": who, "latitude": 1.0 + f64::from(n) * 1e-3, "longitude": 2.0,
+           "creation_time": format!("2024-05-01T10:00:{n:02}Z")})
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lease_behind_the_stored_ids_is_raised_at_start() {
     let (_broker, db, mut stack) = started().await;
     let web = stack.web.base();
     let who = create_person(&web, "Ida").await;
-    let ping = |n: u32| {
-        json!({"person_id": who, "latitude": 1.0 + f64::from(n) * 1e-3, "longitude": 2.0,
-               "creation_time": format!("2024-05-01T10:00:{n:02}Z")})
-    };
     let mut acked = Vec::new();
     for n in 0..10 {
-        acked.push((post_acked(&web, &ping(n)).await, ping(n)));
+        acked.push((post_acked(&web, &ping(who, n)).await, ping(who, n)));
     }
     for (id, _) in &acked {
         eventually("stored", Duration::from_secs(30), || stored(&web, *id)).await;
@@ -39,9 +41,9 @@ async fn a_lease_behind_the_stored_ids_is_raised_at_start() {
     stack.location_api.wait_ready(Duration::from_secs(60)).await;
     let highest = acked.iter().map(|(id, _)| *id).max().unwrap();
     for n in 10..15 {
-        let id = post_acked(&web, &ping(n)).await;
+        let id = post_acked(&web, &ping(who, n)).await;
         assert!(id > highest, "new id {id} not above the stored {highest}");
-        acked.push((id, ping(n)));
+        acked.push((id, ping(who, n)));
     }
     for (id, body) in &acked {
         let got = eventually("stored", Duration::from_secs(30), || stored(&web, *id)).await;
@@ -54,11 +56,7 @@ async fn a_lease_behind_ids_only_the_topics_hold_is_raised_at_start() {
     let (broker, db, mut stack) = started().await;
     let web = stack.web.base();
     let who = create_person(&web, "Ida").await;
-    let ping = |n: u32| {
-        json!({"person_id": who, "latitude": 1.0 + f64::from(n) * 1e-3, "longitude": 2.0,
-               "creation_time": format!("2024-05-01T10:00:{n:02}Z")})
-    };
-    let first = post_acked(&web, &ping(0)).await;
+    let first = post_acked(&web, &ping(who, 0)).await;
     eventually("stored", Duration::from_secs(30), || stored(&web, first)).await;
     let log = KafkaLog::connect(&broker.brokers(), KafkaOptions::default()).unwrap();
     let location = |id: i64| Location {
@@ -84,7 +82,7 @@ async fn a_lease_behind_ids_only_the_topics_hold_is_raised_at_start() {
         .collect();
     log.append(LOCATION_TOPIC, records).await.unwrap();
     restart_api(&mut stack).await;
-    let second = post_acked(&web, &ping(1)).await;
+    let second = post_acked(&web, &ping(who, 1)).await;
     assert!(
         second > 2_000_004,
         "new id {second} not above the waiting pings'"
@@ -102,7 +100,7 @@ async fn a_lease_behind_ids_only_the_topics_hold_is_raised_at_start() {
         );
     }
     let got = eventually("stored", Duration::from_secs(30), || stored(&web, second)).await;
-    assert_eq!(got["latitude"], ping(1)["latitude"]);
+    assert_eq!(got["latitude"], ping(who, 1)["latitude"]);
 
     // A dead letter's id, which a re-drive would store, above everything stored; and the
     // database's lease rolled back.
@@ -119,7 +117,7 @@ async fn a_lease_behind_ids_only_the_topics_hold_is_raised_at_start() {
         .await
         .unwrap();
     restart_api(&mut stack).await;
-    let third = post_acked(&web, &ping(2)).await;
+    let third = post_acked(&web, &ping(who, 2)).await;
     assert!(
         third > dead,
         "new id {third} not above the dead letter's {dead}"
