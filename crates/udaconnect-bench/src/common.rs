@@ -204,6 +204,7 @@ pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> 
         grpc: GrpcListen::Off,
         listen_file: None,
         edge: Default::default(),
+        mail: Default::default(),
         log_retention: Default::default(),
     })
     .await

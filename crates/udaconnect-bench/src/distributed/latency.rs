@@ -359,6 +359,7 @@ pub async fn distributed(
         cors_origins: Vec::new(),
         engine: Default::default(),
         edge: Default::default(),
+        mail: Default::default(),
     };
     let persons =
         Application::build_role(settings(Role::PersonApi, Vec::new(), Upstreams::default()))

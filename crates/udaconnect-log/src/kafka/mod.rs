@@ -38,6 +38,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 use udaconnect_core::ports::{retry_delay, Consumed, Log, LogConsumer, StartFrom};
+use udaconnect_core::mail::{NOTIFICATION_DLQ_TOPIC, NOTIFICATION_TOPIC};
 use udaconnect_core::record::{LogRecord, Position, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 use udaconnect_core::{Error, Result};
 
@@ -108,7 +109,12 @@ impl Default for KafkaOptions {
             session_timeout: Duration::from_secs(10),
             fetch_wait: Duration::from_millis(5),
             group_instance_id: None,
-            create_topics: vec![LOCATION_TOPIC.into(), LOCATION_DLQ_TOPIC.into()],
+            create_topics: vec![
+                LOCATION_TOPIC.into(),
+                LOCATION_DLQ_TOPIC.into(),
+                NOTIFICATION_TOPIC.into(),
+                NOTIFICATION_DLQ_TOPIC.into(),
+            ],
             client_config: Vec::new(),
         }
     }

@@ -44,6 +44,7 @@ pub async fn replay_over(
     progress: impl FnMut(u64, u64) + Send,
 ) -> Result<ReplayReport> {
     let reader = Reader {
+        topic: udaconnect_core::record::LOCATION_TOPIC,
         group: format!("replay-{}", std::process::id()),
         start: StartFrom::Earliest,
         batch: 16_384,

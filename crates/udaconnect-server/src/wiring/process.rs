@@ -64,6 +64,8 @@ pub struct ServeSettings {
     pub edge: EdgeSettings,
     /// How long the log keeps records already stored.
     pub log_retention: LogRetention,
+    /// The mailer: SMTP, or `.eml` files under the data directory.
+    pub mail: crate::mail::MailSettings,
 }
 
 /// What one role process needs to know.
@@ -86,6 +88,8 @@ pub struct RoleSettings {
     pub engine: EngineKind,
     /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
     pub edge: EdgeSettings,
+    /// mailer: SMTP, or `.eml` files under its data directory.
+    pub mail: crate::mail::MailSettings,
 }
 
 /// Where `serve` offers gRPC.
@@ -166,6 +170,7 @@ impl Application {
                 web_dir: settings.web_dir,
                 edge: settings.edge,
                 log_retention: settings.log_retention,
+                mail: settings.mail,
                 ..Options::default()
             },
             backends: Backends::Embedded(Box::new(stack)),
@@ -205,6 +210,7 @@ impl Application {
                 upstreams: settings.upstreams,
                 edge: settings.edge,
                 log_retention: LogRetention::Keep,
+                mail: settings.mail,
             },
             backends: Backends::Urls(Box::new(ByUrl {
                 store: settings.store,

@@ -41,6 +41,7 @@ pub async fn spawn_app_with(demo: bool, set: impl FnOnce(&mut EdgeSettings)) -> 
         listen_file: None,
         edge,
         log_retention: Default::default(),
+        mail: Default::default(),
     })
     .await
     .expect("server starts");

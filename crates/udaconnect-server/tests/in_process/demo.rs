@@ -17,6 +17,7 @@ async fn demo_conference_moves_live() {
         grpc: udaconnect_server::GrpcListen::Off,
         listen_file: None,
         edge: Default::default(),
+        mail: Default::default(),
         log_retention: Default::default(),
     })
     .await

@@ -361,6 +361,7 @@ async fn a_role_apart_has_the_same_checks() {
         cors_origins: Vec::new(),
         engine: Default::default(),
         edge: udaconnect_server::http::edge::EdgeSettings::default(),
+        mail: Default::default(),
     })
     .await
     .unwrap();

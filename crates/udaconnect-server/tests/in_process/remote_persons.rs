@@ -43,6 +43,7 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
         cors_origins: Vec::new(),
         engine: Default::default(),
         edge: Default::default(),
+        mail: Default::default(),
     })
     .await
     .unwrap();
