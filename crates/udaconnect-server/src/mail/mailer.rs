@@ -14,10 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use udaconnect_core::mail::{
-    DynMailSender, DynSentMail, MailRequest, SendOutcome, NOTIFICATION_DLQ_TOPIC,
-    NOTIFICATION_TOPIC,
-};
+use udaconnect_core::mail::{DynMailSender, DynSentMail, MailRequest, SendOutcome};
 use udaconnect_core::ports::{retry_delay, Consumed, DynLog, StartFrom};
 use udaconnect_core::{Error, Result};
 
@@ -29,12 +26,12 @@ use crate::metrics::Metrics;
 /// The mailer's consumer group.
 pub const MAILER_GROUP: &str = "mailer";
 
-/// How the mailer reads: a few requests a poll (each may wait on a slow server), committing
-/// after every batch.
-pub fn reader() -> Reader {
+/// How the mailer reads `topic` (`notification`) as `group` (`mailer`): a few requests a
+/// poll (each may wait on a slow server), committing after every batch.
+pub fn reader(topic: &'static str, group: &str) -> Reader {
     Reader {
-        topic: NOTIFICATION_TOPIC,
-        group: MAILER_GROUP.into(),
+        topic,
+        group: group.into(),
         start: StartFrom::Earliest,
         batch: 16,
         wait: Duration::from_millis(500),
@@ -93,6 +90,8 @@ impl SmtpHealth {
 /// The mailer, as the poll loop's [`Batches`].
 pub struct Mailer {
     pub log: DynLog,
+    /// Where requests it gives up on go (`notification.dlq`).
+    pub dead_letters: &'static str,
     pub sender: DynMailSender,
     pub sent: DynSentMail,
     pub settings: MailSettings,
@@ -190,7 +189,7 @@ impl Mailer {
         record
             .headers
             .extend(dead_letter_headers(reason, c.position, chrono::Utc::now()));
-        self.log.append(NOTIFICATION_DLQ_TOPIC, vec![record]).await?;
+        self.log.append(self.dead_letters, vec![record]).await?;
         self.metrics.mail_dlq.inc();
         Ok(())
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use udaconnect_core::mail::DynMailSender;
+use udaconnect_core::mail::{DynMailSender, NOTIFICATION_DLQ_TOPIC, NOTIFICATION_TOPIC};
 
 use crate::consume::poll;
 use crate::http::ops;
@@ -53,6 +53,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     };
     let mut worker = Mailer {
         log: log.clone(),
+        dead_letters: NOTIFICATION_DLQ_TOPIC,
         sender,
         sent,
         settings,
@@ -62,7 +63,12 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     };
     let stop = ctx.stop.clone();
     role.tasks.push(tokio::spawn(async move {
-        poll::read(&log, &mailer::reader(), &mut worker, stop).await?;
+        poll::read(
+            &log,
+            &mailer::reader(NOTIFICATION_TOPIC, mailer::MAILER_GROUP),
+            &mut worker,
+            stop,
+        ).await?;
         Ok(())
     }));
     Ok(Some(role))
