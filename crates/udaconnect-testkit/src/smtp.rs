@@ -58,6 +58,8 @@ struct State {
     refuse: Option<(u16, String)>,
     /// Ends of DATA answered, accepted or not.
     attempts: usize,
+    /// How long the server thinks before answering the end of a message.
+    delay: std::time::Duration,
 }
 
 /// A running test SMTP server; it stops when dropped.
@@ -105,6 +107,12 @@ impl SmtpServer {
             Reply::Accept => None,
             Reply::Refuse(code, text) => Some((code, text)),
         };
+    }
+
+    /// Thinks `delay` before answering the end of each message; a client that goes away
+    /// meanwhile has sent nothing (as with a server that commits a message when it answers).
+    pub fn delay(&self, delay: std::time::Duration) {
+        self.state.lock().expect("state").delay = delay;
     }
 
     /// What the server accepted so far.
@@ -174,6 +182,15 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                     }
                     data.push_str(l.strip_prefix('.').filter(|_| l.starts_with("..")).unwrap_or(l));
                     data.push_str("\r\n");
+                }
+                let delay = state.lock().expect("state").delay;
+                if !delay.is_zero() {
+                    line.clear();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        // The client went away before the answer: nothing was sent.
+                        _ = lines.read_line(&mut line) => return Ok(()),
+                    }
                 }
                 let reply = {
                     let mut s = state.lock().expect("state");

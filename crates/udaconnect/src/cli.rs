@@ -145,6 +145,11 @@ pub struct MailArgs {
     /// it, mail is written as .eml files under the data directory (DIR/mail/).
     #[arg(long, env = "UDACONNECT_SMTP")]
     pub smtp: Option<String>,
+    /// Without --smtp: the directory the .eml files are written to (default: DIR/mail/ of the
+    /// data directory; needed when the store and the log are not directories). Unused with
+    /// --smtp.
+    #[arg(long, env = "UDACONNECT_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
     /// The From of every mail: `addr@example.org` or `Name <addr@example.org>`.
     #[arg(long, env = "UDACONNECT_MAIL_FROM", default_value = "UdaConnect <noreply@localhost>")]
     pub mail_from: String,
@@ -160,7 +165,8 @@ pub struct MailArgs {
 
 impl MailArgs {
     pub fn settings(&self) -> anyhow::Result<MailSettings> {
-        let smtp = match &self.smtp {
+        // An empty value (a variable set but blank, as compose passes it) is no server.
+        let smtp = match self.smtp.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(s) => Some(
                 s.parse::<SmtpUrl>()
                     .map_err(|e| anyhow::anyhow!("--smtp: {e}"))?,
@@ -169,6 +175,7 @@ impl MailArgs {
         };
         Ok(MailSettings {
             smtp,
+            dir: self.mail_dir.clone(),
             from: self.mail_from.clone(),
             max_attempts: self.mail_attempts,
             retry_delay: std::time::Duration::from_millis(self.mail_retry_ms),

@@ -25,8 +25,10 @@ pub use smtp::SmtpUrl;
 /// How the mailer sends.
 #[derive(Debug, Clone)]
 pub struct MailSettings {
-    /// The SMTP server; `None`: write `.eml` files under the data directory instead.
+    /// The SMTP server; `None`: write `.eml` files instead, into [`MailSettings::dir`].
     pub smtp: Option<SmtpUrl>,
+    /// Without SMTP: where the `.eml` files go (`None`: `mail/` in the data directory).
+    pub dir: Option<std::path::PathBuf>,
     /// The `From` of every mail.
     pub from: String,
     /// Sends tried for one mail before it is dead-lettered, while the server answers "not
@@ -45,6 +47,7 @@ impl Default for MailSettings {
     fn default() -> Self {
         MailSettings {
             smtp: None,
+            dir: None,
             from: "UdaConnect <noreply@localhost>".into(),
             max_attempts: 8,
             retry_delay: Duration::from_secs(2),

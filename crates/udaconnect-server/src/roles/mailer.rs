@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use udaconnect_core::mail::{DynMailSender, NOTIFICATION_DLQ_TOPIC, NOTIFICATION_TOPIC};
 
 use crate::consume::poll;
@@ -40,13 +39,14 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
             (sender, Some(health))
         }
         None => {
-            let dir = ctx
-                .local_dir()
-                .context(
-                    "the mailer has no --smtp and no data directory to write mail files to: \
-                     give --smtp URL, or --store or --log as a directory",
-                )?
-                .join("mail");
+            let dir = match (&settings.dir, ctx.local_dir()) {
+                (Some(dir), _) => dir.clone(),
+                (None, Some(data)) => data.join("mail"),
+                (None, None) => anyhow::bail!(
+                    "the mailer has no --smtp and nowhere to write mail files: give --smtp URL, \
+                     or --mail-dir DIR"
+                ),
+            };
             tracing::info!(dir = %dir.display(), "no --smtp: mail is written as .eml files");
             (Arc::new(FileSender::new(dir, &settings.from)?) as DynMailSender, None)
         }
