@@ -81,9 +81,7 @@ impl MailRequest {
         kind: MailKind,
     ) -> Result<MailRequest> {
         let mut violations = Vec::new();
-        if key.is_empty()
-            || key.len() > MAX_KEY_BYTES
-            || !key.bytes().all(|b| b.is_ascii_graphic())
+        if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic())
         {
             violations.push(crate::FieldViolation::new(
                 "key",
@@ -177,7 +175,11 @@ impl MailRequest {
     pub fn decode(record: &LogRecord) -> std::result::Result<MailRequest, String> {
         let wire: Wire = serde_json::from_slice(&record.value)
             .map_err(|e| format!("not a mail request: {e}"))?;
-        if record.key.as_deref().is_some_and(|k| k != wire.key.as_bytes()) {
+        if record
+            .key
+            .as_deref()
+            .is_some_and(|k| k != wire.key.as_bytes())
+        {
             return Err("record key differs from the request's key".into());
         }
         MailRequest::new(
@@ -259,7 +261,10 @@ mod tests {
         ] {
             match request(key, to, subject) {
                 Err(Error::Invalid(v)) => {
-                    assert!(v.iter().any(|v| v.field == field), "{key:?} {to:?} {subject:?}: {v:?}")
+                    assert!(
+                        v.iter().any(|v| v.field == field),
+                        "{key:?} {to:?} {subject:?}: {v:?}"
+                    )
                 }
                 other => panic!("{key:?} {to:?} {subject:?} accepted: {other:?}"),
             }
@@ -306,14 +311,26 @@ mod tests {
             value: b"{".to_vec(),
             ..LogRecord::default()
         };
-        assert!(MailRequest::decode(&garbage).unwrap_err().starts_with("not a mail request"));
+        assert!(MailRequest::decode(&garbage)
+            .unwrap_err()
+            .starts_with("not a mail request"));
     }
 
     #[test]
     fn debug_shows_no_address_or_body() {
-        let m = MailRequest::new("k", "a@example.org", "S", "secret-link", None, MailKind::SignIn)
-            .unwrap();
+        let m = MailRequest::new(
+            "k",
+            "a@example.org",
+            "S",
+            "secret-link",
+            None,
+            MailKind::SignIn,
+        )
+        .unwrap();
         let d = format!("{m:?}");
-        assert!(!d.contains("a@example.org") && !d.contains("secret-link"), "{d}");
+        assert!(
+            !d.contains("a@example.org") && !d.contains("secret-link"),
+            "{d}"
+        );
     }
 }

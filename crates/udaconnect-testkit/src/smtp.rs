@@ -62,7 +62,7 @@ struct State {
     delay: std::time::Duration,
 }
 
-/// A running test SMTP server; it stops when dropped.
+/// A running test SMTP server; it stops when dropped, open connections and all.
 pub struct SmtpServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
@@ -82,11 +82,14 @@ impl SmtpServer {
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
         let task = tokio::spawn(async move {
+            // Sessions end with the server: dropping the set aborts them.
+            let mut sessions = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let state = shared.clone();
-                tokio::spawn(async move {
+                sessions.spawn(async move {
                     let _ = session(stream, state).await;
                 });
+                while sessions.try_join_next().is_some() {}
             }
         });
         SmtpServer { addr, state, task }
@@ -180,7 +183,11 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                     if l == "." {
                         break;
                     }
-                    data.push_str(l.strip_prefix('.').filter(|_| l.starts_with("..")).unwrap_or(l));
+                    data.push_str(
+                        l.strip_prefix('.')
+                            .filter(|_| l.starts_with(".."))
+                            .unwrap_or(l),
+                    );
                     data.push_str("\r\n");
                 }
                 let delay = state.lock().expect("state").delay;

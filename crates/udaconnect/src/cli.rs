@@ -151,7 +151,11 @@ pub struct MailArgs {
     #[arg(long, env = "UDACONNECT_MAIL_DIR")]
     pub mail_dir: Option<PathBuf>,
     /// The From of every mail: `addr@example.org` or `Name <addr@example.org>`.
-    #[arg(long, env = "UDACONNECT_MAIL_FROM", default_value = "UdaConnect <noreply@localhost>")]
+    #[arg(
+        long,
+        env = "UDACONNECT_MAIL_FROM",
+        default_value = "UdaConnect <noreply@localhost>"
+    )]
     pub mail_from: String,
     /// Tries for one mail while the SMTP server says "not now" or cannot be reached, before
     /// it is dead-lettered to notification.dlq.

@@ -37,8 +37,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
-use udaconnect_core::ports::{retry_delay, Consumed, Log, LogConsumer, StartFrom};
 use udaconnect_core::mail::{NOTIFICATION_DLQ_TOPIC, NOTIFICATION_TOPIC};
+use udaconnect_core::ports::{retry_delay, Consumed, Log, LogConsumer, StartFrom};
 use udaconnect_core::record::{LogRecord, Position, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 use udaconnect_core::{Error, Result};
 

@@ -33,9 +33,16 @@ impl FileSender {
         let safe: String = key
             .chars()
             .take(80)
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        self.dir.join(format!("{safe}-{:016x}.eml", fnv1a(key.as_bytes())))
+        self.dir
+            .join(format!("{safe}-{:016x}.eml", fnv1a(key.as_bytes())))
     }
 }
 

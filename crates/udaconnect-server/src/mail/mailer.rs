@@ -112,7 +112,9 @@ impl Mailer {
             Ok(m) => m,
             Err(reason) => {
                 self.failed("invalid");
-                return self.dead_letter(c, &format!("invalid request: {reason}")).await;
+                return self
+                    .dead_letter(c, &format!("invalid request: {reason}"))
+                    .await;
             }
         };
         if self.sent.was_sent(mail.key()).await? {
@@ -129,7 +131,12 @@ impl Mailer {
                         h.answered();
                     }
                     self.metrics.mail_sent.inc();
-                    tracing::info!(key = mail.key(), kind = mail.kind().as_str(), attempt, "mail sent");
+                    tracing::info!(
+                        key = mail.key(),
+                        kind = mail.kind().as_str(),
+                        attempt,
+                        "mail sent"
+                    );
                     return self.record_sent(&mail).await;
                 }
                 SendOutcome::Permanent(reason) => {

@@ -46,7 +46,11 @@ pub struct SmtpUrl {
 impl fmt::Display for SmtpUrl {
     /// Without the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls == TlsMode::Wrapper { "smtps" } else { "smtp" };
+        let scheme = if self.tls == TlsMode::Wrapper {
+            "smtps"
+        } else {
+            "smtp"
+        };
         write!(f, "{scheme}://")?;
         if let Some(u) = &self.user {
             write!(f, "{u}@")?;
@@ -83,7 +87,11 @@ impl std::str::FromStr for SmtpUrl {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let mut tls = if wrapper { TlsMode::Wrapper } else { TlsMode::Required };
+        let mut tls = if wrapper {
+            TlsMode::Wrapper
+        } else {
+            TlsMode::Required
+        };
         for (k, v) in url.query_pairs() {
             match (k.as_ref(), v.as_ref(), wrapper) {
                 ("tls", "required" | "starttls", false) => tls = TlsMode::Required,
@@ -106,7 +114,11 @@ impl std::str::FromStr for SmtpUrl {
             "" => None,
             u => Some(decode(u)?),
         };
-        let password = url.password().map(decode).transpose()?.map(SecretString::from);
+        let password = url
+            .password()
+            .map(decode)
+            .transpose()?
+            .map(SecretString::from);
         Ok(SmtpUrl {
             host,
             port: url.port().unwrap_or(if wrapper { 465 } else { 587 }),
@@ -214,8 +226,13 @@ mod tests {
 
     #[test]
     fn urls_say_where_and_how() {
-        let u: SmtpUrl = "smtp://mailer:p%40ss@mail.example.org:2525".parse().unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.tls), ("mail.example.org", 2525, TlsMode::Required));
+        let u: SmtpUrl = "smtp://mailer:p%40ss@mail.example.org:2525"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls),
+            ("mail.example.org", 2525, TlsMode::Required)
+        );
         assert_eq!(u.user.as_deref(), Some("mailer"));
         assert_eq!(u.password.as_ref().unwrap().expose_secret(), "p@ss");
         assert_eq!(u.to_string(), "smtp://mailer@mail.example.org:2525");
@@ -226,7 +243,13 @@ mod tests {
         assert_eq!((u.port, u.tls), (1025, TlsMode::Off));
         let u: SmtpUrl = "smtp://h?tls=opportunistic".parse().unwrap();
         assert_eq!((u.port, u.tls), (587, TlsMode::Opportunistic));
-        for bad in ["http://h", "smtp://h?tls=maybe", "smtps://h?tls=none", "smtp://h?x=1", "nope"] {
+        for bad in [
+            "http://h",
+            "smtp://h?tls=maybe",
+            "smtps://h?tls=none",
+            "smtp://h?x=1",
+            "nope",
+        ] {
             assert!(bad.parse::<SmtpUrl>().is_err(), "{bad}");
         }
     }

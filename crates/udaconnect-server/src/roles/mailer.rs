@@ -48,7 +48,10 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
                 ),
             };
             tracing::info!(dir = %dir.display(), "no --smtp: mail is written as .eml files");
-            (Arc::new(FileSender::new(dir, &settings.from)?) as DynMailSender, None)
+            (
+                Arc::new(FileSender::new(dir, &settings.from)?) as DynMailSender,
+                None,
+            )
         }
     };
     let mut worker = Mailer {
@@ -68,7 +71,8 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
             &mailer::reader(NOTIFICATION_TOPIC, mailer::MAILER_GROUP),
             &mut worker,
             stop,
-        ).await?;
+        )
+        .await?;
         Ok(())
     }));
     Ok(Some(role))

@@ -140,8 +140,11 @@ fn spawn(b: &Backends, sender: DynMailSender, settings: MailSettings, commit: Co
 
 fn smtp(server: &SmtpServer) -> DynMailSender {
     Arc::new(
-        SmtpSender::new(&server.url().parse().expect("url"), "UdaConnect <noreply@test.invalid>")
-            .expect("sender"),
+        SmtpSender::new(
+            &server.url().parse().expect("url"),
+            "UdaConnect <noreply@test.invalid>",
+        )
+        .expect("sender"),
     )
 }
 
@@ -163,7 +166,10 @@ async fn enqueue(b: &Backends, mails: &[MailRequest]) {
 }
 
 /// Waits until the server holds `n` messages, then a moment more to see no extra comes.
-async fn received_exactly(server: &SmtpServer, n: usize) -> Vec<udaconnect_testkit::smtp::Received> {
+async fn received_exactly(
+    server: &SmtpServer,
+    n: usize,
+) -> Vec<udaconnect_testkit::smtp::Received> {
     eventually(&format!("{n} mails received"), PATIENCE, || async {
         (server.received().len() >= n).then_some(())
     })
@@ -186,28 +192,56 @@ fn metric(m: &Metrics, line_start: &str) -> f64 {
 async fn a_mail_enqueued_is_received_once(mode: Mode) {
     let b = open(mode).await;
     let server = SmtpServer::start().await;
-    let running = spawn(&b, smtp(&server), settings(3), Commit::Every(Duration::ZERO));
+    let running = spawn(
+        &b,
+        smtp(&server),
+        settings(3),
+        Commit::Every(Duration::ZERO),
+    );
     // The same key twice (a caller that retried its append) and another key.
     let first = sign_in("sign-in-1", "ada@example.org");
-    enqueue(&b, &[first.clone(), first.clone(), sign_in("welcome-2", "bob@example.org")]).await;
+    enqueue(
+        &b,
+        &[
+            first.clone(),
+            first.clone(),
+            sign_in("welcome-2", "bob@example.org"),
+        ],
+    )
+    .await;
     let got = received_exactly(&server, 2).await;
     let to: Vec<&str> = got.iter().map(|r| r.to[0].as_str()).collect();
-    assert!(to.contains(&"ada@example.org") && to.contains(&"bob@example.org"), "{to:?}");
+    assert!(
+        to.contains(&"ada@example.org") && to.contains(&"bob@example.org"),
+        "{to:?}"
+    );
     let ada = got.iter().find(|r| r.to[0] == "ada@example.org").unwrap();
     assert_eq!(ada.from, "noreply@test.invalid");
-    assert_eq!(ada.header("Subject").as_deref(), Some("Sign in (sign-in-1)"));
-    assert!(ada.data.contains("https://connect.test.invalid/sign-in#sign-in-1"), "{}", ada.data);
+    assert_eq!(
+        ada.header("Subject").as_deref(),
+        Some("Sign in (sign-in-1)")
+    );
+    assert!(
+        ada.data
+            .contains("https://connect.test.invalid/sign-in#sign-in-1"),
+        "{}",
+        ada.data
+    );
     assert_eq!(metric(&running.metrics, "udaconnect_mail_sent_total"), 2.0);
-    assert_eq!(metric(&running.metrics, "udaconnect_mail_duplicates_skipped_total"), 1.0);
+    assert_eq!(
+        metric(&running.metrics, "udaconnect_mail_duplicates_skipped_total"),
+        1.0
+    );
     running.stop().await;
 }
 
 async fn smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost(mode: Mode) {
     let b = open(mode).await;
     // A port with nothing listening on it yet.
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", udaconnect_testkit::local::free_port())
-        .parse()
-        .expect("address");
+    let addr: std::net::SocketAddr =
+        format!("127.0.0.1:{}", udaconnect_testkit::local::free_port())
+            .parse()
+            .expect("address");
     let sender: DynMailSender = Arc::new(
         SmtpSender::new(
             &format!("smtp://{addr}?tls=none").parse().expect("url"),
@@ -221,7 +255,10 @@ async fn smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost(mode: Mode) 
         .collect();
     enqueue(&b, &mails).await;
     eventually("tries against a server that is down", PATIENCE, || async {
-        (metric(&running.metrics, "udaconnect_mail_failed_total{reason=\"transient\"}") >= 2.0)
+        (metric(
+            &running.metrics,
+            "udaconnect_mail_failed_total{reason=\"transient\"}",
+        ) >= 2.0)
             .then_some(())
     })
     .await;
@@ -229,7 +266,12 @@ async fn smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost(mode: Mode) 
     let got = received_exactly(&server, 5).await;
     let mut to: Vec<String> = got.iter().map(|r| r.to[0].clone()).collect();
     to.sort();
-    assert_eq!(to, (0..5).map(|i| format!("p{i}@example.org")).collect::<Vec<_>>());
+    assert_eq!(
+        to,
+        (0..5)
+            .map(|i| format!("p{i}@example.org"))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(metric(&running.metrics, "udaconnect_mail_dlq_total"), 0.0);
     running.stop().await;
 }
@@ -243,8 +285,16 @@ async fn dead_letters(b: &Backends, n: usize) -> Vec<udaconnect_core::ports::Con
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + PATIENCE;
     while got.len() < n {
-        assert!(std::time::Instant::now() < deadline, "{n} dead letters: {got:?}");
-        got.extend(reader.poll(100, Duration::from_millis(200)).await.expect("poll"));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} dead letters: {got:?}"
+        );
+        got.extend(
+            reader
+                .poll(100, Duration::from_millis(200))
+                .await
+                .expect("poll"),
+        );
     }
     got
 }
@@ -256,29 +306,57 @@ fn reason_of(dead: &[udaconnect_core::ports::Consumed], key: &str) -> String {
         .iter()
         .find(|d| d.record.key.as_deref() == Some(key.as_bytes()))
         .unwrap_or_else(|| panic!("no dead letter keyed {key}: {dead:?}"));
-    d.record.header_str(DLQ_REASON_HEADER).expect("reason").to_string()
+    d.record
+        .header_str(DLQ_REASON_HEADER)
+        .expect("reason")
+        .to_string()
 }
 
 async fn a_permanent_refusal_is_dead_lettered_with_its_reason(mode: Mode) {
     let b = open(mode).await;
     let server = SmtpServer::start().await;
     server.reply(Reply::Refuse(550, "5.1.1 no such mailbox".into()));
-    let running = spawn(&b, smtp(&server), settings(5), Commit::Every(Duration::ZERO));
+    let running = spawn(
+        &b,
+        smtp(&server),
+        settings(5),
+        Commit::Every(Duration::ZERO),
+    );
     enqueue(&b, &[sign_in("refused-1", "gone@example.org")]).await;
     let dead = dead_letters(&b, 1).await;
-    let reason = dead[0].record.header_str(DLQ_REASON_HEADER).expect("reason");
-    assert!(reason.contains("550") && reason.contains("no such mailbox"), "{reason}");
-    assert_eq!(MailRequest::decode(&dead[0].record).expect("request kept").key(), "refused-1");
+    let reason = dead[0]
+        .record
+        .header_str(DLQ_REASON_HEADER)
+        .expect("reason");
+    assert!(
+        reason.contains("550") && reason.contains("no such mailbox"),
+        "{reason}"
+    );
+    assert_eq!(
+        MailRequest::decode(&dead[0].record)
+            .expect("request kept")
+            .key(),
+        "refused-1"
+    );
     // Refused for good: tried once, not five times.
     assert_eq!(server.attempts(), 1);
     assert_eq!(metric(&running.metrics, "udaconnect_mail_dlq_total"), 1.0);
-    assert_eq!(metric(&running.metrics, "udaconnect_mail_failed_total{reason=\"permanent\"}"), 1.0);
+    assert_eq!(
+        metric(
+            &running.metrics,
+            "udaconnect_mail_failed_total{reason=\"permanent\"}"
+        ),
+        1.0
+    );
     // A 4xx to the last attempt: dead-lettered after them, with the count in the reason.
     server.reply(Reply::Refuse(451, "4.3.0 try later".into()));
     enqueue(&b, &[sign_in("later-1", "busy@example.org")]).await;
     let dead = dead_letters(&b, 2).await;
     let reason = reason_of(&dead, "later-1");
-    assert!(reason.starts_with("not sent after 5 attempts") && reason.contains("451"), "{reason}");
+    assert!(
+        reason.starts_with("not sent after 5 attempts") && reason.contains("451"),
+        "{reason}"
+    );
     assert_eq!(server.attempts(), 6);
     // An unreadable request goes at once, with why.
     b.log
@@ -291,7 +369,10 @@ async fn a_permanent_refusal_is_dead_lettered_with_its_reason(mode: Mode) {
         .expect("append");
     let dead = dead_letters(&b, 3).await;
     let reason = reason_of(&dead, "x");
-    assert!(reason.starts_with("invalid request") && reason.contains("subject"), "{reason}");
+    assert!(
+        reason.starts_with("invalid request") && reason.contains("subject"),
+        "{reason}"
+    );
     assert!(server.received().is_empty());
     running.stop().await;
 }
@@ -301,18 +382,37 @@ async fn a_restart_after_a_send_does_not_send_the_key_again(mode: Mode) {
     let server = SmtpServer::start().await;
     // A mailer that dies after sending but before committing its position: it never commits.
     let crashed = spawn(&b, smtp(&server), settings(3), Commit::Never);
-    enqueue(&b, &[sign_in("once-1", "ada@example.org"), sign_in("once-2", "bob@example.org")]).await;
+    enqueue(
+        &b,
+        &[
+            sign_in("once-1", "ada@example.org"),
+            sign_in("once-2", "bob@example.org"),
+        ],
+    )
+    .await;
     received_exactly(&server, 2).await;
     crashed.task.abort();
     // The next start reads both requests again, and sends neither.
-    let restarted = spawn(&b, smtp(&server), settings(3), Commit::Every(Duration::ZERO));
+    let restarted = spawn(
+        &b,
+        smtp(&server),
+        settings(3),
+        Commit::Every(Duration::ZERO),
+    );
     eventually("the requests read again", PATIENCE, || async {
-        (metric(&restarted.metrics, "udaconnect_mail_duplicates_skipped_total") >= 2.0).then_some(())
+        (metric(
+            &restarted.metrics,
+            "udaconnect_mail_duplicates_skipped_total",
+        ) >= 2.0)
+            .then_some(())
     })
     .await;
     enqueue(&b, &[sign_in("once-3", "cy@example.org")]).await;
     received_exactly(&server, 3).await;
-    assert_eq!(metric(&restarted.metrics, "udaconnect_mail_sent_total"), 1.0);
+    assert_eq!(
+        metric(&restarted.metrics, "udaconnect_mail_sent_total"),
+        1.0
+    );
     restarted.stop().await;
 }
 
@@ -320,7 +420,12 @@ async fn without_smtp_mail_is_written_as_files(mode: Mode) {
     let b = open(mode).await;
     let dir = b._dir.path().join("mail");
     let files = Arc::new(FileSender::new(dir.clone(), "noreply@test.invalid").expect("files"));
-    let running = spawn(&b, files.clone(), settings(3), Commit::Every(Duration::ZERO));
+    let running = spawn(
+        &b,
+        files.clone(),
+        settings(3),
+        Commit::Every(Duration::ZERO),
+    );
     let mail = MailRequest::new(
         "welcome:7/../x",
         "ada@example.org",
@@ -336,7 +441,11 @@ async fn without_smtp_mail_is_written_as_files(mode: Mode) {
         std::fs::read_to_string(&path).ok()
     })
     .await;
-    assert_eq!(path.parent(), Some(dir.as_path()), "the key cannot leave the directory");
+    assert_eq!(
+        path.parent(),
+        Some(dir.as_path()),
+        "the key cannot leave the directory"
+    );
     assert!(text.contains("Subject: Welcome to UdaConnect"), "{text}");
     assert!(text.contains("To: ada@example.org"), "{text}");
     assert!(text.contains("https://connect.test.invalid/s#t"), "{text}");
@@ -348,6 +457,35 @@ async fn without_smtp_mail_is_written_as_files(mode: Mode) {
     let eml = std::fs::read_dir(&dir).expect("dir").count();
     assert_eq!(eml, 1);
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_fails_once_smtp_stays_unreachable_past_the_grace() {
+    let server = SmtpServer::start().await;
+    let addr = server.addr();
+    let sender = smtp(&server);
+    let health = mailer::SmtpHealth::new(Duration::from_millis(500));
+    health
+        .check(&sender)
+        .await
+        .expect("ready while the server answers");
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    health
+        .check(&sender)
+        .await
+        .expect("still ready within the grace");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let e = health
+        .check(&sender)
+        .await
+        .expect_err("not ready past the grace");
+    assert!(e.to_string().contains("smtp server unreachable"), "{e}");
+    let _back = SmtpServer::start_at(addr).await;
+    health
+        .check(&sender)
+        .await
+        .expect("ready again once it answers");
 }
 
 macro_rules! both_modes {
