@@ -135,3 +135,23 @@ async fn distributed_a_mailer_killed_mid_send_sends_each_mail_once() {
     args.extend(slow_server_args(&server));
     killed_mid_send(args, &server).await;
 }
+
+#[test]
+fn mailer_and_serve_name_their_mail_flags() {
+    let bin = std::path::Path::new(BIN);
+    udaconnect_testkit::process::assert_help_names(
+        bin,
+        &["mailer"],
+        &[
+            "--smtp",
+            "--mail-from",
+            "--mail-attempts",
+            "--mail-retry-ms",
+            "--mail-dir",
+            "--store",
+            "--log",
+            "--listen",
+        ],
+    );
+    udaconnect_testkit::process::assert_help_names(bin, &["serve"], &["--smtp", "--mail-from"]);
+}
