@@ -102,9 +102,13 @@ async fn embedded_a_mailer_killed_mid_send_sends_each_mail_once() {
             udaconnect_log::EmbeddedLog::open(dir.path().join("log"), Default::default())
                 .expect("log"),
         );
-        log.append(NOTIFICATION_TOPIC, requests())
-            .await
-            .expect("append");
+        // As a role asks for mail.
+        for r in requests() {
+            let mail = MailRequest::decode(&r).expect("request");
+            udaconnect_server::mail::enqueue(&log, &mail)
+                .await
+                .expect("enqueue");
+        }
     }
     let server = SmtpServer::start().await;
     let data = dir.path().display().to_string();
