@@ -160,9 +160,23 @@ fn sign_in(key: &str, to: &str) -> MailRequest {
     .expect("request")
 }
 
+/// Appends `mails` as a role would, retrying while the log is unavailable (a shared broker
+/// slow to create a new topic), as a role's caller retries a 503.
 async fn enqueue(b: &Backends, mails: &[MailRequest]) {
-    let records = mails.iter().map(|m| m.encode(1_700_000_000_000)).collect();
-    b.log.append(b.requests, records).await.expect("append");
+    let records: Vec<_> = mails.iter().map(|m| m.encode(1_700_000_000_000)).collect();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        match b.log.append(b.requests, records.clone()).await {
+            Ok(()) => return,
+            Err(udaconnect_core::Error::Unavailable(why))
+                if std::time::Instant::now() < deadline =>
+            {
+                eprintln!("append unavailable ({why}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("append: {e}"),
+        }
+    }
 }
 
 /// Waits until the server holds `n` messages, then a moment more to see no extra comes.
