@@ -48,7 +48,7 @@ WORKDIR /data
 ENV UDACONNECT_LOG_FORMAT=json
 
 # 30000 web page and all-in-one API (serve, web), 30002 person-api, 30003 connection-api,
-# 8080 location-api and location-consumer HTTP, 5005 location-api gRPC.
+# 8080 location-api, location-consumer and mailer HTTP, 5005 location-api gRPC.
 EXPOSE 30000 30002 30003 8080 5005
 
 ENTRYPOINT ["udaconnect"]

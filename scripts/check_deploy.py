@@ -43,6 +43,7 @@ ROLES = {
     "location-api": 8080,
     "location-consumer": 8080,
     "connection-api": 30003,
+    "mailer": 8080,
     "web": 30000,
 }
 # The original's NodePorts (contract: deployment names), and the role behind each.

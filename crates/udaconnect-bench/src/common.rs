@@ -200,6 +200,7 @@ pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> 
         demo: false,
         demo_attendees: 0,
         grpc: GrpcListen::Off,
+        mail: Default::default(),
         log_retention: Default::default(),
     })
     .await

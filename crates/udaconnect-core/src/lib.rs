@@ -17,6 +17,8 @@
 //! - [`index`]: the in-memory spatio-temporal index that answers them at conference scale.
 //! - [`record`]: the format of location records on the log, including the original producers'
 //!   keyless JSON.
+//! - [`mail`]: mail requests on the `notification` topic, and the ports the mailer sends
+//!   through and records what it sent in.
 //! - [`venue`]: venue plans in local metres.
 //! - [`ports`]: the traits that storage and log adapters implement.
 //! - [`auth`]: accounts, roles, tokens, and [`auth::authorize`], the one decision on who may do
@@ -33,6 +35,7 @@ pub mod domain;
 pub mod error;
 pub mod geo;
 pub mod index;
+pub mod mail;
 pub mod model;
 pub mod ports;
 pub mod record;

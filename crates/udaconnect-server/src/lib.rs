@@ -1,5 +1,5 @@
-//! The UdaConnect roles (person-api, location-api, location-consumer, connection-api, web) and
-//! the process that runs them: all of them (`serve`), or one (a role subcommand).
+//! The UdaConnect roles (person-api, location-api, location-consumer, connection-api, mailer,
+//! web) and the process that runs them: all of them (`serve`), or one (a role subcommand).
 //!
 //! # Layout
 //! The folders follow a ping.
@@ -20,6 +20,8 @@
 //! - [`http`]: what every HTTP role shares: the connection layer (caps, timeouts, the
 //!   stop's deadline), request checks and security headers, correlation ids, problems,
 //!   layers, `/health` `/ready` `/metrics`, OpenAPI, the gateway, the web page.
+//! - [`mail`]: mail requests onto the `notification` topic ([`mail::enqueue`]), and how the
+//!   mailer sends them (SMTP, or `.eml` files without a server).
 //! - [`metrics`]: every metric, defined once (ingest, consume, query and HTTP update them).
 //!
 //! A ping: `ingest::http` reads it, `ingest::Ingest` checks its person through `persons`,
@@ -31,6 +33,7 @@ pub mod consume;
 pub mod feed;
 pub mod http;
 pub mod ingest;
+pub mod mail;
 pub mod metrics;
 pub mod persons;
 pub mod query;

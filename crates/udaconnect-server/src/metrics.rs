@@ -37,6 +37,10 @@ pub struct Metrics {
     pub requests_refused: Family<Labels, Counter>,
     pub open_files_limit: Gauge,
     pub disk_free: Gauge,
+    pub mail_sent: Counter,
+    pub mail_failed: Family<Labels, Counter>,
+    pub mail_dlq: Counter,
+    pub mail_duplicates: Counter,
 }
 
 impl Default for Metrics {
@@ -138,6 +142,27 @@ impl Metrics {
                 "disk_free_bytes",
                 "Bytes free to the process on the file system of its data directory",
                 Gauge::default(),
+            ),
+            mail_sent: add.metric(
+                "mail_sent",
+                "Mails the SMTP server accepted (or written as files without one)",
+                Counter::default(),
+            ),
+            mail_failed: add.metric(
+                "mail_failed",
+                "Failed tries to send a mail, by reason (transient: tried again unless it was \
+                 the last attempt; permanent: refused; invalid: an unreadable request)",
+                Family::default(),
+            ),
+            mail_dlq: add.metric(
+                "mail_dlq",
+                "Mail requests dead-lettered to notification.dlq",
+                Counter::default(),
+            ),
+            mail_duplicates: add.metric(
+                "mail_duplicates_skipped",
+                "Mail requests read again whose key was already sent: not sent twice",
+                Counter::default(),
             ),
             registry,
         }

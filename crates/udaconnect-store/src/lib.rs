@@ -21,9 +21,9 @@ pub use ids::FileIdLeaser;
 #[cfg(feature = "postgres")]
 pub use postgres::{
     Postgres, PostgresAccountStore, PostgresIdLeaser, PostgresLocationStore, PostgresOptions,
-    PostgresPersonStore,
+    PostgresPersonStore, PostgresSentMail,
 };
-pub use sqlite::{SqliteAccountStore, SqliteLocationStore, SqlitePersonStore};
+pub use sqlite::{SqliteAccountStore, SqliteLocationStore, SqlitePersonStore, SqliteSentMail};
 
 /// The lowest and highest location ids, in both stores' SQL. Two subqueries: a database reads
 /// `min` or `max` off the primary key's edge when it is the query's one aggregate; the two in

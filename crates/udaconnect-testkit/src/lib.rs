@@ -15,6 +15,7 @@
 //! - [`postgres`]: a fresh PostgreSQL/PostGIS database per test, dropped with its guard.
 //! - [`pg_cluster`]: a private PostgreSQL server, for a test that crashes and restarts it.
 //! - [`cable`]: a TCP forwarder a test cuts and mends, to take a server away from its clients.
+//! - [`smtp`]: a real SMTP server over TCP that keeps what it accepts and refuses on demand.
 //! - [`seed`]: the demo data in `data/seed`, as domain types.
 //! - [`store_suite`](mod@store_suite): the conformance suite of the store ports ([`PersonStore`],
 //!   [`LocationStore`], [`IdLeaser`]); [`store_suite!`] runs it against one engine.
@@ -47,6 +48,7 @@ pub mod postgres;
 pub mod process;
 pub mod procfs;
 pub mod seed;
+pub mod smtp;
 pub mod store_suite;
 pub mod wait;
 

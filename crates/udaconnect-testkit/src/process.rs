@@ -285,6 +285,9 @@ pub struct Stack {
     pub grpc_port: u16,
     pub consumer: RoleProc,
     pub connection_api: RoleProc,
+    pub mailer: RoleProc,
+    /// The SMTP server the mailer sends to.
+    pub smtp: crate::smtp::SmtpServer,
     pub web: RoleProc,
 }
 
@@ -340,6 +343,20 @@ impl Stack {
         .await;
         // With the log, connection-api also serves the venue live from the topic.
         let connection_api = RoleProc::spawn(bin, "connection-api", &with(broker.url(), &[])).await;
+        let smtp = crate::smtp::SmtpServer::start().await;
+        let mailer = RoleProc::spawn(
+            bin,
+            "mailer",
+            &[
+                "--store".to_string(),
+                store.to_string(),
+                "--log".to_string(),
+                broker.consumer_url("mailer-0"),
+                "--smtp".to_string(),
+                smtp.url(),
+            ],
+        )
+        .await;
         let web = RoleProc::spawn(
             bin,
             "web",
@@ -353,7 +370,7 @@ impl Stack {
             ],
         )
         .await;
-        for p in [&location_api, &consumer, &connection_api, &web] {
+        for p in [&location_api, &consumer, &connection_api, &mailer, &web] {
             p.wait_ready(ready).await;
         }
         Stack {
@@ -362,17 +379,20 @@ impl Stack {
             location_api,
             consumer,
             connection_api,
+            mailer,
+            smtp,
             web,
         }
     }
 
     /// Every role's process.
-    pub fn roles(&self) -> [&RoleProc; 5] {
+    pub fn roles(&self) -> [&RoleProc; 6] {
         [
             &self.person_api,
             &self.location_api,
             &self.consumer,
             &self.connection_api,
+            &self.mailer,
             &self.web,
         ]
     }

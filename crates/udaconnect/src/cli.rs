@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udaconnect::telemetry::GlobalArgs;
 use udaconnect_core::ports::DynLog;
 use udaconnect_server::consume::replay::{self as rebuild, ReplayMode};
+use udaconnect_server::mail::{MailSettings, SmtpUrl};
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::roles::connection_api::EngineKind;
 use udaconnect_server::roles::Role;
@@ -54,6 +55,10 @@ pub enum Command {
     /// connection-api alone: who met whom, from the store or an in-memory index following the
     /// log (default listen 127.0.0.1:30003).
     ConnectionApi(ConnectionApiArgs),
+    /// mailer alone: sends the mail requests of the notification topic over SMTP (--smtp), or
+    /// writes them as .eml files under the data directory; serves only /health, /ready and
+    /// /metrics (default listen 127.0.0.1:30006).
+    Mailer(MailerArgs),
     /// web alone: the web page, and the one entry point that routes /api to the other roles
     /// (default listen 127.0.0.1:30000).
     Web(WebArgs),
@@ -128,6 +133,67 @@ pub struct ServeArgs {
     /// the only copy of older pings: back it up).
     #[arg(long, env = "UDACONNECT_LOG_RETENTION", default_value = "keep")]
     pub log_retention: LogRetention,
+    #[command(flatten)]
+    pub mail: MailArgs,
+}
+
+/// How the mailer sends.
+#[derive(Args, Debug)]
+pub struct MailArgs {
+    /// The SMTP server: `smtp://[user:password@]host[:port][?tls=required|opportunistic|none]`
+    /// (STARTTLS, required by default; port 587), or `smtps://...` (TLS; port 465). Without
+    /// it, mail is written as .eml files under the data directory (DIR/mail/).
+    #[arg(long, env = "UDACONNECT_SMTP")]
+    pub smtp: Option<String>,
+    /// Without --smtp: the directory the .eml files are written to (default: DIR/mail/ of the
+    /// data directory; needed when the store and the log are not directories). Unused with
+    /// --smtp.
+    #[arg(long, env = "UDACONNECT_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
+    /// The From of every mail: `addr@example.org` or `Name <addr@example.org>`.
+    #[arg(
+        long,
+        env = "UDACONNECT_MAIL_FROM",
+        default_value = "UdaConnect <noreply@localhost>"
+    )]
+    pub mail_from: String,
+    /// Tries for one mail while the SMTP server says "not now" or cannot be reached, before
+    /// it is dead-lettered to notification.dlq.
+    #[arg(long, env = "UDACONNECT_MAIL_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub mail_attempts: u32,
+    /// The pause after the first failed try, in milliseconds; it doubles after each, up to
+    /// 5 minutes.
+    #[arg(long, env = "UDACONNECT_MAIL_RETRY_MS", default_value_t = 2000)]
+    pub mail_retry_ms: u64,
+}
+
+impl MailArgs {
+    pub fn settings(&self) -> anyhow::Result<MailSettings> {
+        // An empty value (a variable set but blank, as compose passes it) is no server.
+        let smtp = match self.smtp.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(s) => Some(
+                s.parse::<SmtpUrl>()
+                    .map_err(|e| anyhow::anyhow!("--smtp: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(MailSettings {
+            smtp,
+            dir: self.mail_dir.clone(),
+            from: self.mail_from.clone(),
+            max_attempts: self.mail_attempts,
+            retry_delay: std::time::Duration::from_millis(self.mail_retry_ms),
+            ..MailSettings::default()
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct MailerArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    #[command(flatten)]
+    pub mail: MailArgs,
 }
 
 #[derive(Args, Debug)]
@@ -272,6 +338,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             run_role(settings).await
         }
+        Command::Mailer(args) => {
+            let mut settings = role_settings(Role::Mailer, args.role, None)?;
+            settings.mail = args.mail.settings()?;
+            run_role(settings).await
+        }
         Command::Web(args) => {
             let mut settings = role_settings(Role::Web, args.role, Some(args.person_api))?;
             settings.upstreams = settings
@@ -308,6 +379,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         demo_attendees: args.demo_attendees,
         grpc: grpc_listen(args.grpc_listen.as_deref())?,
         log_retention: args.log_retention,
+        mail: args.mail.settings()?,
     })
     .await?;
     app.run_until_stopped().await
@@ -357,6 +429,7 @@ fn role_settings(
             None => upstreams,
         },
         engine: EngineKind::default(),
+        mail: MailSettings::default(),
     })
 }
 

@@ -359,6 +359,7 @@ pub async fn distributed(
         log: LogUrl::kafka(broker.brokers(), config),
         upstreams,
         engine: Default::default(),
+        mail: Default::default(),
     };
     let persons =
         Application::build_role(settings(Role::PersonApi, Vec::new(), Upstreams::default()))

@@ -37,6 +37,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
+use udaconnect_core::mail::{NOTIFICATION_DLQ_TOPIC, NOTIFICATION_TOPIC};
 use udaconnect_core::ports::{retry_delay, Consumed, DynLogConsumer, Log, LogConsumer, StartFrom};
 use udaconnect_core::record::{LogRecord, Position, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 use udaconnect_core::{Error, Result};
@@ -121,7 +122,12 @@ impl Default for KafkaOptions {
             heartbeat_interval: Duration::from_secs(1),
             fetch_wait: Duration::from_millis(5),
             group_instance_id: None,
-            create_topics: vec![LOCATION_TOPIC.into(), LOCATION_DLQ_TOPIC.into()],
+            create_topics: vec![
+                LOCATION_TOPIC.into(),
+                LOCATION_DLQ_TOPIC.into(),
+                NOTIFICATION_TOPIC.into(),
+                NOTIFICATION_DLQ_TOPIC.into(),
+            ],
             client_config: Vec::new(),
         }
     }

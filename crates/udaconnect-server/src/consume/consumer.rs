@@ -59,6 +59,7 @@ impl LocationConsumer {
 
     fn reader(until: Until, wait: Duration) -> Reader {
         Reader {
+            topic: udaconnect_core::record::LOCATION_TOPIC,
             group: CONSUMER_GROUP.to_string(),
             start: StartFrom::Earliest,
             batch: BATCH,

@@ -26,6 +26,7 @@ pub async fn follow(
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let reader = Reader {
+        topic: udaconnect_core::record::LOCATION_TOPIC,
         group: format!("connection-api-{}", uuid::Uuid::new_v4()),
         start,
         batch: 8192,

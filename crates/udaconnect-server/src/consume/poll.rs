@@ -1,5 +1,6 @@
-//! The one loop that reads the `location` log, whoever reads it: location-consumer (store,
-//! dead-letter, commit), `import`'s catch-up, replay, and connection-api following the topic.
+//! The one loop that reads a topic of the log, whoever reads it: location-consumer (store,
+//! dead-letter, commit), `import`'s catch-up, replay, connection-api following the topic, and
+//! the mailer on `notification`.
 //! What differs between them is what a batch is for ([`Batches`]) and a few settings
 //! ([`Reader`]); joining the group, polling, lingering, retrying, committing and stopping are
 //! written once, here.
@@ -11,7 +12,6 @@ use tokio::sync::watch;
 use udaconnect_core::ports::{
     read_to_end, retry_delay, Consumed, DynLog, DynLogConsumer, StartFrom,
 };
-use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_core::Result;
 
 /// Under load, a poll that returns fewer records than this waits for more before handling
@@ -29,6 +29,8 @@ const POLL_RETRY: Duration = Duration::from_millis(500);
 /// How a reader reads.
 #[derive(Debug, Clone)]
 pub struct Reader {
+    /// The topic it reads (`location`, or the mailer's `notification`).
+    pub topic: &'static str,
     /// Its consumer group: where a commit is kept, and which partitions it is given.
     pub group: String,
     pub start: StartFrom,
@@ -78,7 +80,7 @@ pub trait Batches: Send {
     fn caught_up(&mut self) {}
 }
 
-/// Reads the `location` topic as `reader` says, handing every batch to `batches`, until
+/// Reads `reader.topic` as `reader` says, handing every batch to `batches`, until
 /// `shutdown` turns true or (with [`Until::CaughtUp`]) the end of the log.
 pub async fn read(
     log: &DynLog,
@@ -90,7 +92,7 @@ pub async fn read(
     let group = reader.group.as_str();
     let mut attempt = 0;
     let mut consumer = loop {
-        match log.consumer(LOCATION_TOPIC, group, reader.start).await {
+        match log.consumer(reader.topic, group, reader.start).await {
             Ok(c) => break c,
             Err(e) if one_shot => return Err(e),
             Err(e) => {

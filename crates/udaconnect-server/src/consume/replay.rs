@@ -47,6 +47,7 @@ pub async fn replay(
         store.clear().await?;
     }
     let reader = Reader {
+        topic: udaconnect_core::record::LOCATION_TOPIC,
         group: format!("replay-{}", std::process::id()),
         start: StartFrom::Earliest,
         batch: 16_384,

@@ -11,6 +11,7 @@
 pub mod connection_api;
 pub mod location_api;
 pub mod location_consumer;
+pub mod mailer;
 pub mod person_api;
 pub mod web;
 
@@ -33,6 +34,7 @@ pub enum Role {
     LocationApi,
     LocationConsumer,
     ConnectionApi,
+    Mailer,
     Web,
 }
 
@@ -73,6 +75,8 @@ pub enum Readiness {
     Upstream(Role),
     /// The data directory's file system has room (see [`DiskGuard`](crate::wiring::disk)).
     Disk,
+    /// The mailer's SMTP server answers, or answered lately (only with `--smtp`).
+    Smtp,
 }
 
 impl Readiness {
@@ -85,17 +89,19 @@ impl Readiness {
             Readiness::Consumer => "consumer",
             Readiness::Upstream(role) => role.spec().check_name,
             Readiness::Disk => "disk",
+            Readiness::Smtp => "smtp",
         }
     }
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::PersonApi,
         Role::LocationApi,
         Role::LocationConsumer,
         Role::ConnectionApi,
+        Role::Mailer,
         Role::Web,
     ];
 
@@ -147,6 +153,15 @@ impl Role {
                     "venue/**",
                 ],
                 readiness: &[Readiness::LocationStore, Readiness::ContactIndex],
+            },
+            Role::Mailer => &RoleSpec {
+                name: "mailer",
+                check_name: "mailer",
+                depends_on: &[],
+                feeds: &[],
+                default_port: 30006,
+                paths: &[],
+                readiness: &[Readiness::Log, Readiness::Smtp],
             },
             Role::Web => &RoleSpec {
                 name: "web",
@@ -272,6 +287,7 @@ pub async fn start(role: Role, ctx: &mut Context) -> anyhow::Result<Option<Runni
         Role::LocationApi => location_api::start(ctx).await,
         Role::LocationConsumer => location_consumer::start(ctx).await,
         Role::ConnectionApi => connection_api::start(ctx).await,
+        Role::Mailer => mailer::start(ctx).await,
         Role::Web => web::start(ctx).await,
     }
 }
@@ -348,6 +364,7 @@ mod tests {
                 (Role::LocationApi, 30004),
                 (Role::LocationConsumer, 30005),
                 (Role::ConnectionApi, 30003),
+                (Role::Mailer, 30006),
                 (Role::Web, 30000),
             ]
         );

@@ -417,15 +417,58 @@ pub async fn open_account_stores(url: &StoreUrl) -> anyhow::Result<AccountStores
     }
 }
 
+/// The mailer's file of sent keys in an embedded data directory.
+pub const MAIL_STORE_FILE: &str = "mail.sqlite3";
+
+/// Opens the mailer's record of sent keys, waiting for a database that does not answer yet.
+/// `Ok(None)` when `shutdown` turned true first.
+pub async fn open_sent_mail(
+    url: &StoreUrl,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<udaconnect_core::mail::DynSentMail>> {
+    match url {
+        StoreUrl::Embedded(dir) => {
+            let sent = udaconnect_store::SqliteSentMail::open(dir.join(MAIL_STORE_FILE))
+                .context("failed to open the sent-mail record")?;
+            Ok(Some(Arc::new(sent)))
+        }
+        #[cfg(feature = "postgres")]
+        StoreUrl::Postgres(conn) => Ok(connect_postgres(conn, shutdown)
+            .await?
+            .map(|pg| Arc::new(udaconnect_store::PostgresSentMail::new(&pg)) as _)),
+        #[cfg(not(feature = "postgres"))]
+        StoreUrl::Postgres(_) => {
+            let _ = shutdown;
+            anyhow::bail!(not_compiled_in("postgres", "postgres"))
+        }
+    }
+}
+
 #[cfg(feature = "postgres")]
 async fn open_postgres(
     url: &PostgresUrl,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Stores>> {
-    use udaconnect_core::ports::retry_delay;
-    use udaconnect_store::{
-        Postgres, PostgresIdLeaser, PostgresLocationStore, PostgresPersonStore,
+    use udaconnect_store::{PostgresIdLeaser, PostgresLocationStore, PostgresPersonStore};
+    let Some(pg) = connect_postgres(url, shutdown).await? else {
+        return Ok(None);
     };
+    Ok(Some(Stores {
+        persons: Arc::new(PostgresPersonStore::new(&pg)),
+        locations: Arc::new(PostgresLocationStore::new(&pg)),
+        ids: Arc::new(PostgresIdLeaser::new(&pg, "location")),
+    }))
+}
+
+/// Connects (and migrates), retrying until the database answers; `None` when `shutdown`
+/// turned true first.
+#[cfg(feature = "postgres")]
+async fn connect_postgres(
+    url: &PostgresUrl,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<udaconnect_store::Postgres>> {
+    use udaconnect_core::ports::retry_delay;
+    use udaconnect_store::Postgres;
     let mut attempt = 0;
     let pg = loop {
         match Postgres::connect(url.expose()).await {
@@ -441,11 +484,7 @@ async fn open_postgres(
             }
         }
     };
-    Ok(Some(Stores {
-        persons: Arc::new(PostgresPersonStore::new(&pg)),
-        locations: Arc::new(PostgresLocationStore::new(&pg)),
-        ids: Arc::new(PostgresIdLeaser::new(&pg, "location")),
-    }))
+    Ok(Some(pg))
 }
 
 /// Opens the log. Kafka clients connect lazily, so a broker that is down makes appends fail

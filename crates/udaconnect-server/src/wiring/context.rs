@@ -78,6 +78,8 @@ pub struct Options {
     pub edge: EdgeSettings,
     /// `serve`: how long the embedded log keeps records already stored.
     pub log_retention: LogRetention,
+    /// mailer: where and how mail is sent.
+    pub mail: crate::mail::MailSettings,
 }
 
 /// The stores and log of a process.
@@ -168,6 +170,24 @@ impl Context {
                 Ok(opened)
             }
         }
+    }
+
+    /// The mailer's record of sent keys: `mail.sqlite3` in a data directory, the `mail_sent`
+    /// table on PostgreSQL (waited for). `None` when the role is asked to stop first.
+    pub async fn sent_mail(
+        &mut self,
+        role: Role,
+    ) -> anyhow::Result<Option<udaconnect_core::mail::DynSentMail>> {
+        let url = match &self.backends {
+            Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
+            Backends::Urls(by_url) => by_url.store.clone(),
+        };
+        let mut stop = self.stop.clone();
+        let opened = crate::wiring::backends::open_sent_mail(&url, &mut stop).await?;
+        if opened.is_some() {
+            tracing::info!(role = %role, store = %url, "sent-mail record open");
+        }
+        Ok(opened)
     }
 
     /// The directory this process writes its own files to, if any: `serve`'s data directory,

@@ -55,6 +55,8 @@ pub struct ServeSettings {
     pub grpc: GrpcListen,
     /// How long the log keeps records already stored.
     pub log_retention: LogRetention,
+    /// The mailer: SMTP, or `.eml` files under the data directory.
+    pub mail: crate::mail::MailSettings,
 }
 
 /// What one role process needs to know.
@@ -70,6 +72,8 @@ pub struct RoleSettings {
     pub upstreams: Upstreams,
     /// connection-api: what answers queries.
     pub engine: EngineKind,
+    /// mailer: SMTP, or `.eml` files under its data directory.
+    pub mail: crate::mail::MailSettings,
 }
 
 /// How a process serves HTTP, whichever roles it runs.
@@ -179,6 +183,7 @@ impl Application {
                 web_dir: settings.http.web_dir,
                 edge: settings.http.edge,
                 log_retention: settings.log_retention,
+                mail: settings.mail,
                 ..Options::default()
             },
             backends: Backends::Embedded(Box::new(stack)),
@@ -218,6 +223,7 @@ impl Application {
                 upstreams: settings.upstreams,
                 edge: settings.http.edge,
                 log_retention: LogRetention::Keep,
+                mail: settings.mail,
             },
             backends: Backends::Urls(Box::new(ByUrl {
                 store: settings.store,

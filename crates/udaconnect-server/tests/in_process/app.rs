@@ -40,6 +40,7 @@ pub async fn spawn_app_with(demo: bool, set: impl FnOnce(&mut EdgeSettings)) -> 
         demo_attendees: 0,
         grpc: udaconnect_server::GrpcListen::At("127.0.0.1:0".parse().unwrap()),
         log_retention: Default::default(),
+        mail: Default::default(),
     })
     .await
     .expect("server starts");

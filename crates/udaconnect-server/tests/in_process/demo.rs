@@ -13,6 +13,7 @@ async fn demo_conference_moves_live() {
         demo: true,
         demo_attendees: 40,
         grpc: udaconnect_server::GrpcListen::Off,
+        mail: Default::default(),
         log_retention: Default::default(),
     })
     .await

@@ -357,6 +357,7 @@ async fn a_role_apart_has_the_same_checks() {
         log: dir.path().display().to_string().parse().unwrap(),
         upstreams: Upstreams::default(),
         engine: Default::default(),
+        mail: Default::default(),
     })
     .await
     .unwrap();

@@ -7,4 +7,5 @@ mod contract;
 mod demo;
 mod edge;
 mod edge_connections;
+mod mail;
 mod remote_persons;

@@ -39,6 +39,7 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
         log: dir.display().to_string().parse().unwrap(),
         upstreams: Upstreams::default(),
         engine: Default::default(),
+        mail: Default::default(),
     })
     .await
     .unwrap();

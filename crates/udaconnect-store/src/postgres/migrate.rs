@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_id_lease"),
     migration!(6, "0006_location_defaults"),
     migration!(7, "0007_accounts"),
+    migration!(8, "0008_mail_sent"),
 ];
 
 /// The advisory lock key that serialises migrations ("udaconne" in ASCII). Advisory locks are

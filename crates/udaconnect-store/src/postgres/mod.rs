@@ -13,6 +13,7 @@
 mod accounts;
 mod ids;
 mod locations;
+mod mail;
 pub mod migrate;
 mod persons;
 mod tracks;
@@ -36,6 +37,7 @@ use udaconnect_core::{Error, Result};
 pub use accounts::PostgresAccountStore;
 pub use ids::PostgresIdLeaser;
 pub use locations::PostgresLocationStore;
+pub use mail::PostgresSentMail;
 pub use persons::PostgresPersonStore;
 
 /// How the pool behaves; [`Default`] suits a role process.

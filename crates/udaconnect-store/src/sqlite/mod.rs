@@ -7,6 +7,7 @@
 
 mod accounts;
 mod locations;
+mod mail;
 mod persons;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use udaconnect_core::{Error, Result};
 
 pub use accounts::SqliteAccountStore;
 pub use locations::SqliteLocationStore;
+pub use mail::SqliteSentMail;
 pub use persons::SqlitePersonStore;
 
 /// Readers kept open for reuse; more may be opened under load and are then dropped.

@@ -116,6 +116,7 @@ mod distributed {
                 Role::LocationApi => &s.location_api,
                 Role::LocationConsumer => &s.consumer,
                 Role::ConnectionApi => &s.connection_api,
+                Role::Mailer => &s.mailer,
                 Role::Web => &s.web,
             };
             Api {

@@ -1,0 +1,533 @@
+//! The mailer against a real SMTP server over TCP (the test kit's), in both modes: the
+//! embedded log with the sent keys in SQLite, and Kafka (the shared broker) with them in
+//! PostgreSQL. Each test reads topics and a group of its own, so they share the broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use udaconnect_core::mail::{DynMailSender, DynSentMail, MailKind, MailRequest};
+use udaconnect_core::ports::{DynLog, StartFrom};
+use udaconnect_core::record::DLQ_REASON_HEADER;
+use udaconnect_server::consume::poll::{self, Commit};
+use udaconnect_server::mail::files::FileSender;
+use udaconnect_server::mail::mailer::{self, Mailer};
+use udaconnect_server::mail::smtp::SmtpSender;
+use udaconnect_server::mail::MailSettings;
+use udaconnect_server::metrics::Metrics;
+use udaconnect_testkit::smtp::{Reply, SmtpServer};
+use udaconnect_testkit::{eventually, unique};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// One mode's log and sent-mail record, and what keeps them.
+struct Backends {
+    log: DynLog,
+    sent: DynSentMail,
+    requests: &'static str,
+    dead_letters: &'static str,
+    group: String,
+    _dir: tempfile::TempDir,
+    _db: Option<udaconnect_testkit::postgres::TestDb>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// The embedded log, sent keys in SQLite.
+    Embedded,
+    /// Kafka, sent keys in PostgreSQL.
+    Distributed,
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+async fn open(mode: Mode) -> Backends {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (log, sent, db): (DynLog, DynSentMail, _) = match mode {
+        Mode::Embedded => (
+            Arc::new(
+                udaconnect_log::EmbeddedLog::open(dir.path().join("log"), Default::default())
+                    .expect("embedded log"),
+            ),
+            Arc::new(
+                udaconnect_store::SqliteSentMail::open(dir.path().join("mail.sqlite3"))
+                    .expect("sent mail"),
+            ),
+            None,
+        ),
+        #[cfg(not(all(feature = "kafka", feature = "postgres")))]
+        Mode::Distributed => unreachable!("built without kafka and postgres"),
+        #[cfg(all(feature = "kafka", feature = "postgres"))]
+        Mode::Distributed => {
+            let db = udaconnect_testkit::postgres::TestDb::new().await;
+            let pg = udaconnect_store::Postgres::connect(&db.url)
+                .await
+                .expect("postgres");
+            let log = udaconnect_log::KafkaLog::connect(
+                &udaconnect_testkit::kafka::shared_broker(),
+                udaconnect_log::KafkaOptions {
+                    client_config: udaconnect_testkit::kafka::client_debug(),
+                    ..Default::default()
+                },
+            )
+            .expect("kafka log");
+            (
+                Arc::new(log),
+                Arc::new(udaconnect_store::PostgresSentMail::new(&pg)),
+                Some(db),
+            )
+        }
+    };
+    Backends {
+        log,
+        sent,
+        requests: leak(unique("notification")),
+        dead_letters: leak(unique("notification.dlq")),
+        group: unique("mailer"),
+        _dir: dir,
+        _db: db,
+    }
+}
+
+fn settings(max_attempts: u32) -> MailSettings {
+    MailSettings {
+        max_attempts,
+        retry_delay: Duration::from_millis(200),
+        ..MailSettings::default()
+    }
+}
+
+/// A running mailer: its stop signal and task.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<udaconnect_core::Result<()>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.expect("mailer task").expect("mailer");
+    }
+}
+
+fn spawn(b: &Backends, sender: DynMailSender, settings: MailSettings, commit: Commit) -> Running {
+    let (stop, stop_rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::new());
+    let mut worker = Mailer {
+        log: b.log.clone(),
+        dead_letters: b.dead_letters,
+        sender,
+        sent: b.sent.clone(),
+        settings,
+        metrics: metrics.clone(),
+        health: None,
+        stop: stop_rx.clone(),
+    };
+    let mut reader = mailer::reader(b.requests, &b.group);
+    reader.commit = commit;
+    let log = b.log.clone();
+    let task = tokio::spawn(async move { poll::read(&log, &reader, &mut worker, stop_rx).await });
+    Running {
+        stop,
+        task,
+        metrics,
+    }
+}
+
+fn smtp(server: &SmtpServer) -> DynMailSender {
+    Arc::new(
+        SmtpSender::new(
+            &server.url().parse().expect("url"),
+            "UdaConnect <noreply@test.invalid>",
+        )
+        .expect("sender"),
+    )
+}
+
+fn sign_in(key: &str, to: &str) -> MailRequest {
+    MailRequest::new(
+        key,
+        to,
+        &format!("Sign in ({key})"),
+        &format!("Follow https://connect.test.invalid/sign-in#{key}\n"),
+        None,
+        MailKind::SignIn,
+    )
+    .expect("request")
+}
+
+/// Appends `mails` as a role would, retrying while the log is unavailable (a shared broker
+/// slow to create a new topic), as a role's caller retries a 503.
+async fn enqueue(b: &Backends, mails: &[MailRequest]) {
+    let records: Vec<_> = mails.iter().map(|m| m.encode(1_700_000_000_000)).collect();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        match b.log.append(b.requests, records.clone()).await {
+            Ok(()) => return,
+            Err(udaconnect_core::Error::Unavailable(why))
+                if std::time::Instant::now() < deadline =>
+            {
+                eprintln!("append unavailable ({why}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("append: {e}"),
+        }
+    }
+}
+
+/// Waits until the server holds `n` messages, then a moment more to see no extra comes.
+async fn received_exactly(
+    server: &SmtpServer,
+    n: usize,
+) -> Vec<udaconnect_testkit::smtp::Received> {
+    eventually(&format!("{n} mails received"), PATIENCE, || async {
+        (server.received().len() >= n).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let got = server.received();
+    assert_eq!(got.len(), n, "mails received: {got:#?}");
+    got
+}
+
+fn metric(m: &Metrics, line_start: &str) -> f64 {
+    m.render()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn a_mail_enqueued_is_received_once(mode: Mode) {
+    let b = open(mode).await;
+    let server = SmtpServer::start().await;
+    let running = spawn(
+        &b,
+        smtp(&server),
+        settings(3),
+        Commit::Every(Duration::ZERO),
+    );
+    // The same key twice (a caller that retried its append) and another key.
+    let first = sign_in("sign-in-1", "ada@example.org");
+    enqueue(
+        &b,
+        &[
+            first.clone(),
+            first.clone(),
+            sign_in("welcome-2", "bob@example.org"),
+        ],
+    )
+    .await;
+    let got = received_exactly(&server, 2).await;
+    let to: Vec<&str> = got.iter().map(|r| r.to[0].as_str()).collect();
+    assert!(
+        to.contains(&"ada@example.org") && to.contains(&"bob@example.org"),
+        "{to:?}"
+    );
+    let ada = got.iter().find(|r| r.to[0] == "ada@example.org").unwrap();
+    assert_eq!(ada.from, "noreply@test.invalid");
+    assert_eq!(
+        ada.header("Subject").as_deref(),
+        Some("Sign in (sign-in-1)")
+    );
+    assert!(
+        ada.data
+            .contains("https://connect.test.invalid/sign-in#sign-in-1"),
+        "{}",
+        ada.data
+    );
+    assert_eq!(metric(&running.metrics, "udaconnect_mail_sent_total"), 2.0);
+    assert_eq!(
+        metric(&running.metrics, "udaconnect_mail_duplicates_skipped_total"),
+        1.0
+    );
+    running.stop().await;
+}
+
+async fn smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost(mode: Mode) {
+    let b = open(mode).await;
+    // A port with nothing listening on it yet.
+    let addr: std::net::SocketAddr =
+        format!("127.0.0.1:{}", udaconnect_testkit::local::free_port())
+            .parse()
+            .expect("address");
+    let sender: DynMailSender = Arc::new(
+        SmtpSender::new(
+            &format!("smtp://{addr}?tls=none").parse().expect("url"),
+            "noreply@test.invalid",
+        )
+        .expect("sender"),
+    );
+    let running = spawn(&b, sender, settings(30), Commit::Every(Duration::ZERO));
+    let mails: Vec<MailRequest> = (0..5)
+        .map(|i| sign_in(&format!("down-{i}"), &format!("p{i}@example.org")))
+        .collect();
+    enqueue(&b, &mails).await;
+    eventually("tries against a server that is down", PATIENCE, || async {
+        (metric(
+            &running.metrics,
+            "udaconnect_mail_failed_total{reason=\"transient\"}",
+        ) >= 2.0)
+            .then_some(())
+    })
+    .await;
+    let server = SmtpServer::start_at(addr).await;
+    let got = received_exactly(&server, 5).await;
+    let mut to: Vec<String> = got.iter().map(|r| r.to[0].clone()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        (0..5)
+            .map(|i| format!("p{i}@example.org"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(metric(&running.metrics, "udaconnect_mail_dlq_total"), 0.0);
+    running.stop().await;
+}
+
+async fn dead_letters(b: &Backends, n: usize) -> Vec<udaconnect_core::ports::Consumed> {
+    let mut reader = b
+        .log
+        .consumer(b.dead_letters, &unique("dlq-reader"), StartFrom::Earliest)
+        .await
+        .expect("dlq reader");
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while got.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} dead letters: {got:?}"
+        );
+        got.extend(
+            reader
+                .poll(100, Duration::from_millis(200))
+                .await
+                .expect("poll"),
+        );
+    }
+    got
+}
+
+/// The reason of the dead letter keyed `key` (dead letters of several partitions come in no
+/// order between partitions).
+fn reason_of(dead: &[udaconnect_core::ports::Consumed], key: &str) -> String {
+    let d = dead
+        .iter()
+        .find(|d| d.record.key.as_deref() == Some(key.as_bytes()))
+        .unwrap_or_else(|| panic!("no dead letter keyed {key}: {dead:?}"));
+    d.record
+        .header_str(DLQ_REASON_HEADER)
+        .expect("reason")
+        .to_string()
+}
+
+async fn a_permanent_refusal_is_dead_lettered_with_its_reason(mode: Mode) {
+    let b = open(mode).await;
+    let server = SmtpServer::start().await;
+    server.reply(Reply::Refuse(550, "5.1.1 no such mailbox".into()));
+    let running = spawn(
+        &b,
+        smtp(&server),
+        settings(5),
+        Commit::Every(Duration::ZERO),
+    );
+    enqueue(&b, &[sign_in("refused-1", "gone@example.org")]).await;
+    let dead = dead_letters(&b, 1).await;
+    let reason = dead[0]
+        .record
+        .header_str(DLQ_REASON_HEADER)
+        .expect("reason");
+    assert!(
+        reason.contains("550") && reason.contains("no such mailbox"),
+        "{reason}"
+    );
+    assert_eq!(
+        MailRequest::decode(&dead[0].record)
+            .expect("request kept")
+            .key(),
+        "refused-1"
+    );
+    // Refused for good: tried once, not five times.
+    assert_eq!(server.attempts(), 1);
+    assert_eq!(metric(&running.metrics, "udaconnect_mail_dlq_total"), 1.0);
+    assert_eq!(
+        metric(
+            &running.metrics,
+            "udaconnect_mail_failed_total{reason=\"permanent\"}"
+        ),
+        1.0
+    );
+    // A 4xx to the last attempt: dead-lettered after them, with the count in the reason.
+    server.reply(Reply::Refuse(451, "4.3.0 try later".into()));
+    enqueue(&b, &[sign_in("later-1", "busy@example.org")]).await;
+    let dead = dead_letters(&b, 2).await;
+    let reason = reason_of(&dead, "later-1");
+    assert!(
+        reason.starts_with("not sent after 5 attempts") && reason.contains("451"),
+        "{reason}"
+    );
+    assert_eq!(server.attempts(), 6);
+    // An unreadable request goes at once, with why.
+    b.log
+        .append(b.requests, vec![udaconnect_core::record::LogRecord {
+            key: Some(b"x".to_vec()),
+            value: br#"{"key":"x","to":"a@example.org","subject":"a\r\nBcc: b@evil.test","text":"t","kind":"welcome"}"#.to_vec(),
+            ..Default::default()
+        }])
+        .await
+        .expect("append");
+    let dead = dead_letters(&b, 3).await;
+    let reason = reason_of(&dead, "x");
+    assert!(
+        reason.starts_with("invalid request") && reason.contains("subject"),
+        "{reason}"
+    );
+    assert!(server.received().is_empty());
+    running.stop().await;
+}
+
+async fn a_restart_after_a_send_does_not_send_the_key_again(mode: Mode) {
+    let b = open(mode).await;
+    let server = SmtpServer::start().await;
+    // A mailer that dies after sending but before committing its position: it never commits.
+    let crashed = spawn(&b, smtp(&server), settings(3), Commit::Never);
+    enqueue(
+        &b,
+        &[
+            sign_in("once-1", "ada@example.org"),
+            sign_in("once-2", "bob@example.org"),
+        ],
+    )
+    .await;
+    received_exactly(&server, 2).await;
+    crashed.task.abort();
+    // The next start reads both requests again, and sends neither.
+    let restarted = spawn(
+        &b,
+        smtp(&server),
+        settings(3),
+        Commit::Every(Duration::ZERO),
+    );
+    eventually("the requests read again", PATIENCE, || async {
+        (metric(
+            &restarted.metrics,
+            "udaconnect_mail_duplicates_skipped_total",
+        ) >= 2.0)
+            .then_some(())
+    })
+    .await;
+    enqueue(&b, &[sign_in("once-3", "cy@example.org")]).await;
+    received_exactly(&server, 3).await;
+    assert_eq!(
+        metric(&restarted.metrics, "udaconnect_mail_sent_total"),
+        1.0
+    );
+    restarted.stop().await;
+}
+
+async fn without_smtp_mail_is_written_as_files(mode: Mode) {
+    let b = open(mode).await;
+    let dir = b._dir.path().join("mail");
+    let files = Arc::new(FileSender::new(dir.clone(), "noreply@test.invalid").expect("files"));
+    let running = spawn(
+        &b,
+        files.clone(),
+        settings(3),
+        Commit::Every(Duration::ZERO),
+    );
+    let mail = MailRequest::new(
+        "welcome:7/../x",
+        "ada@example.org",
+        "Welcome to UdaConnect",
+        "Sign in: https://connect.test.invalid/s#t\n",
+        Some("<p>Sign in</p>"),
+        MailKind::Welcome,
+    )
+    .expect("request");
+    enqueue(&b, &[mail.clone(), mail.clone()]).await;
+    let path = files.path_of(mail.key());
+    let text = eventually("the .eml file", PATIENCE, || async {
+        std::fs::read_to_string(&path).ok()
+    })
+    .await;
+    assert_eq!(
+        path.parent(),
+        Some(dir.as_path()),
+        "the key cannot leave the directory"
+    );
+    assert!(text.contains("Subject: Welcome to UdaConnect"), "{text}");
+    assert!(text.contains("To: ada@example.org"), "{text}");
+    assert!(text.contains("https://connect.test.invalid/s#t"), "{text}");
+    assert!(text.contains("multipart/alternative"), "{text}");
+    eventually("the duplicate skipped", PATIENCE, || async {
+        (metric(&running.metrics, "udaconnect_mail_duplicates_skipped_total") >= 1.0).then_some(())
+    })
+    .await;
+    let eml = std::fs::read_dir(&dir).expect("dir").count();
+    assert_eq!(eml, 1);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_fails_once_smtp_stays_unreachable_past_the_grace() {
+    let server = SmtpServer::start().await;
+    let addr = server.addr();
+    let sender = smtp(&server);
+    let health = mailer::SmtpHealth::new(Duration::from_millis(500));
+    health
+        .check(&sender)
+        .await
+        .expect("ready while the server answers");
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    health
+        .check(&sender)
+        .await
+        .expect("still ready within the grace");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let e = health
+        .check(&sender)
+        .await
+        .expect_err("not ready past the grace");
+    assert!(e.to_string().contains("smtp server unreachable"), "{e}");
+    let _back = SmtpServer::start_at(addr).await;
+    health
+        .check(&sender)
+        .await
+        .expect("ready again once it answers");
+}
+
+macro_rules! both_modes {
+    ($($body:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $body() {
+                    super::$body(super::Mode::Embedded).await;
+                }
+            )*
+        }
+        #[cfg(all(feature = "kafka", feature = "postgres"))]
+        mod distributed {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $body() {
+                    super::$body(super::Mode::Distributed).await;
+                }
+            )*
+        }
+    };
+}
+
+both_modes!(
+    a_mail_enqueued_is_received_once,
+    smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost,
+    a_permanent_refusal_is_dead_lettered_with_its_reason,
+    a_restart_after_a_send_does_not_send_the_key_again,
+    without_smtp_mail_is_written_as_files,
+);

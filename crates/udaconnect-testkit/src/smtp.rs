@@ -1,0 +1,233 @@
+//! A real SMTP server over TCP for tests: it speaks enough of RFC 5321 for a real client
+//! (lettre) to send through it (EHLO, MAIL, RCPT, DATA with dot-stuffing, RSET, NOOP, QUIT),
+//! keeps what it accepted, and answers the end of DATA as the test says: accept, or a 4xx or
+//! 5xx reply. It can be started on a port chosen before (a server that comes up late).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// How the server answers the end of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Accept,
+    /// This code (4xx or 5xx) and text instead of 250.
+    Refuse(u16, String),
+}
+
+/// A message the server accepted.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The message as sent (headers and body), dot-stuffing undone, lines ending CRLF.
+    pub data: String,
+}
+
+impl Received {
+    /// The value of header `name` (unfolded), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next()?;
+        let mut value: Option<String> = None;
+        for line in head.split("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                if let Some(v) = value.as_mut() {
+                    v.push_str(line.trim_start());
+                }
+                continue;
+            }
+            if value.is_some() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                if n.eq_ignore_ascii_case(name) {
+                    value = Some(v.trim().to_string());
+                }
+            }
+        }
+        value
+    }
+}
+
+#[derive(Default)]
+struct State {
+    received: Vec<Received>,
+    refuse: Option<(u16, String)>,
+    /// Ends of DATA answered, accepted or not.
+    attempts: usize,
+    /// How long the server thinks before answering the end of a message.
+    delay: std::time::Duration,
+}
+
+/// A running test SMTP server; it stops when dropped, open connections and all.
+pub struct SmtpServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl SmtpServer {
+    /// On a free port of 127.0.0.1.
+    pub async fn start() -> SmtpServer {
+        Self::start_at("127.0.0.1:0".parse().expect("address")).await
+    }
+
+    /// On `addr` (a port found free before, for a server that comes up late).
+    pub async fn start_at(addr: SocketAddr) -> SmtpServer {
+        let listener = TcpListener::bind(addr).await.expect("bind the SMTP server");
+        let addr = listener.local_addr().expect("local address");
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            // Sessions end with the server: dropping the set aborts them.
+            let mut sessions = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                sessions.spawn(async move {
+                    let _ = session(stream, state).await;
+                });
+                while sessions.try_join_next().is_some() {}
+            }
+        });
+        SmtpServer { addr, state, task }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL the mailer takes (`--smtp`): plain SMTP, no TLS.
+    pub fn url(&self) -> String {
+        format!("smtp://{}?tls=none", self.addr)
+    }
+
+    /// Answers the end of every message from now on with `reply`.
+    pub fn reply(&self, reply: Reply) {
+        self.state.lock().expect("state").refuse = match reply {
+            Reply::Accept => None,
+            Reply::Refuse(code, text) => Some((code, text)),
+        };
+    }
+
+    /// Thinks `delay` before answering the end of each message; a client that goes away
+    /// meanwhile has sent nothing (as with a server that commits a message when it answers).
+    pub fn delay(&self, delay: std::time::Duration) {
+        self.state.lock().expect("state").delay = delay;
+    }
+
+    /// What the server accepted so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().expect("state").received.clone()
+    }
+
+    /// Messages offered so far (ends of DATA), accepted or refused.
+    pub fn attempts(&self) -> usize {
+        self.state.lock().expect("state").attempts
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn address_of(arg: &str) -> String {
+    let a = arg.split_once(':').map(|(_, a)| a).unwrap_or(arg).trim();
+    let a = a.split_whitespace().next().unwrap_or("");
+    a.trim_start_matches('<').trim_end_matches('>').to_string()
+}
+
+async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 test.invalid ESMTP\r\n").await?;
+    let mut from = String::new();
+    let mut to = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end().to_string();
+        let verb = command
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let answer: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-test.invalid\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "HELO" => b"250 test.invalid\r\n",
+            "MAIL" => {
+                from = address_of(&command);
+                to.clear();
+                b"250 2.1.0 ok\r\n"
+            }
+            "RCPT" => {
+                to.push(address_of(&command));
+                b"250 2.1.5 ok\r\n"
+            }
+            "DATA" => {
+                write.write_all(b"354 go ahead\r\n").await?;
+                let mut data = String::new();
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    let l = line.trim_end_matches(['\r', '\n']);
+                    if l == "." {
+                        break;
+                    }
+                    data.push_str(
+                        l.strip_prefix('.')
+                            .filter(|_| l.starts_with(".."))
+                            .unwrap_or(l),
+                    );
+                    data.push_str("\r\n");
+                }
+                let delay = state.lock().expect("state").delay;
+                if !delay.is_zero() {
+                    line.clear();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        // The client went away before the answer: nothing was sent.
+                        _ = lines.read_line(&mut line) => return Ok(()),
+                    }
+                }
+                let reply = {
+                    let mut s = state.lock().expect("state");
+                    s.attempts += 1;
+                    match s.refuse.clone() {
+                        None => {
+                            s.received.push(Received {
+                                from: from.clone(),
+                                to: std::mem::take(&mut to),
+                                data,
+                            });
+                            "250 2.0.0 queued\r\n".to_string()
+                        }
+                        Some((code, text)) => format!("{code} {text}\r\n"),
+                    }
+                };
+                write.write_all(reply.as_bytes()).await?;
+                continue;
+            }
+            "RSET" => {
+                to.clear();
+                b"250 ok\r\n"
+            }
+            "NOOP" => b"250 ok\r\n",
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 5.5.2 not implemented\r\n",
+        };
+        write.write_all(answer).await?;
+    }
+}
