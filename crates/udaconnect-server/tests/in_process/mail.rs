@@ -16,6 +16,7 @@ use udaconnect_server::mail::mailer::{self, Mailer};
 use udaconnect_server::mail::smtp::SmtpSender;
 use udaconnect_server::mail::MailSettings;
 use udaconnect_server::metrics::Metrics;
+use udaconnect_testkit::log_suite::collect;
 use udaconnect_testkit::smtp::{Reply, SmtpServer};
 use udaconnect_testkit::{eventually, unique};
 
@@ -296,20 +297,8 @@ async fn dead_letters(b: &Backends, n: usize) -> Vec<udaconnect_core::ports::Con
         .consumer(b.dead_letters, &unique("dlq-reader"), StartFrom::Earliest)
         .await
         .expect("dlq reader");
-    let mut got = Vec::new();
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while got.len() < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{n} dead letters: {got:?}"
-        );
-        got.extend(
-            reader
-                .poll(100, Duration::from_millis(200))
-                .await
-                .expect("poll"),
-        );
-    }
+    let got = collect(reader.as_mut(), n, PATIENCE).await;
+    assert_eq!(got.len(), n, "{n} dead letters: {got:?}");
     got
 }
 
