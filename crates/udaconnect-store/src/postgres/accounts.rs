@@ -78,6 +78,31 @@ fn token(row: &Row) -> Result<TokenInfo> {
     })
 }
 
+fn live_token(row: &Row) -> Result<LiveToken> {
+    let scopes = read(row.try_get::<_, String>(4))?;
+    Ok(LiveToken {
+        id: read(row.try_get(0))?,
+        principal: Principal {
+            account: read(row.try_get(1))?,
+            person: read(row.try_get(2))?,
+            role: role_of(row, 3)?,
+            scopes: scopes_of(&scopes).map_err(|e| corrupt("scopes", e))?,
+        },
+        last_used: read(row.try_get(5))?,
+    })
+}
+
+/// The account a session signs in, in its own role.
+fn session(row: &Row) -> Result<Principal> {
+    let role = role_of(row, 2)?;
+    Ok(Principal {
+        account: read(row.try_get(0))?,
+        person: read(row.try_get(1))?,
+        role,
+        scopes: role.scopes(),
+    })
+}
+
 type Param = Box<dyn ToSql + Sync + Send>;
 
 fn params(args: Vec<Arg>) -> Vec<Param> {
@@ -121,6 +146,18 @@ impl PostgresAccounts {
             }
             other => other.map_err(DbError::into_error),
         }
+    }
+
+    /// The row `sql` answers for a live credential with this hash at `now`.
+    async fn credential<T>(
+        &self,
+        sql: &str,
+        hash: Vec<u8>,
+        now: DateTime<Utc>,
+        row: fn(&Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let rows = self.pg.query(sql, &[&hash, &now]).await?;
+        rows.first().map(row).transpose()
     }
 
     async fn read(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>> {
@@ -167,35 +204,11 @@ impl AccountDb for PostgresAccounts {
     }
 
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>> {
-        let rows = self.pg.query(VERIFY_TOKEN, &[&hash, &now]).await?;
-        let Some(row) = rows.first() else {
-            return Ok(None);
-        };
-        let scopes = read(row.try_get::<_, String>(4))?;
-        Ok(Some(LiveToken {
-            id: read(row.try_get(0))?,
-            principal: Principal {
-                account: read(row.try_get(1))?,
-                person: read(row.try_get(2))?,
-                role: role_of(row, 3)?,
-                scopes: scopes_of(&scopes).map_err(|e| corrupt("scopes", e))?,
-            },
-            last_used: read(row.try_get(5))?,
-        }))
+        self.credential(VERIFY_TOKEN, hash, now, live_token).await
     }
 
     async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Principal>> {
-        let rows = self.pg.query(VERIFY_SESSION, &[&hash, &now]).await?;
-        let Some(row) = rows.first() else {
-            return Ok(None);
-        };
-        let role = role_of(row, 2)?;
-        Ok(Some(Principal {
-            account: read(row.try_get(0))?,
-            person: read(row.try_get(1))?,
-            role,
-            scopes: role.scopes(),
-        }))
+        self.credential(VERIFY_SESSION, hash, now, session).await
     }
 
     async fn consume_link(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Email>> {
