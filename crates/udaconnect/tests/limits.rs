@@ -306,7 +306,6 @@ async fn heavy_queries_stop_when_abandoned_and_are_bounded() {
 /// A hundred heavy contacts queries over tracks abandoned by their clients after 50 ms stop
 /// within milliseconds, as connection queries do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "passes alone on an idle machine; not yet proven steady beside the rest of the suite on 2 cores"]
 async fn heavy_contacts_stop_when_abandoned() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(
