@@ -140,6 +140,8 @@ export class Attendees {
       const known = knownPerson(Number(id));
       $('person').hidden = false;
       $('person-name').textContent = known ? personName(known) : `Attendee ${id}`;
+      // Focus follows the heading as soon as it shows, not only once the summary is read.
+      if (focus) $('person-name').focus();
       $('person-company').textContent = known?.company_name ?? '';
       $('person-seen').textContent = '';
       $('results').hidden = true;
