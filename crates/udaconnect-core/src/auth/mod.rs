@@ -33,3 +33,7 @@ pub use action::{Action, Resource};
 pub use policy::{authorize, Denied};
 pub use role::{Principal, Role, Scope, Scopes};
 pub use token::{TokenHash, TokenKind, TokenSecret, TOKEN_PREFIX};
+
+/// The browser session's cookie: the session's [`TokenSecret`], HttpOnly, never readable by
+/// the page's script.
+pub const SESSION_COOKIE: &str = "uc_session";
