@@ -3,7 +3,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{params, Row};
 use udaconnect_core::model::{Location, LocationId, PersonId};
-use udaconnect_core::ports::LocationStore;
+use udaconnect_core::ports::{LocationScan, LocationStore};
 use udaconnect_core::record::DERIVED_ID_BASE;
 use udaconnect_core::time::{from_micros, to_micros, Window};
 use udaconnect_core::Result;
@@ -116,22 +116,17 @@ impl LocationStore for SqliteLocationStore {
         read_ahead(self.db.path());
     }
 
-    async fn scan(
-        &self,
-        after: LocationId,
-        until: LocationId,
-        limit: usize,
-    ) -> Result<Vec<Location>> {
+    async fn scan(&self, range: LocationScan) -> Result<Vec<Location>> {
         // Sized up front: a large page grown by doubling leaves its smaller copies free in the
         // reading thread's heap.
-        let capacity = limit.min(1 << 20);
-        let limit = crate::sql_limit(limit);
+        let capacity = range.limit.min(1 << 20);
+        let limit = crate::sql_limit(range.limit);
         self.db
             .read_through(move |c| {
                 c.prepare(&format!(
                     "SELECT {COLUMNS} FROM location WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
                 ))?
-                .query_map(params![after, until, limit], location)?
+                .query_map(params![range.after, range.until, limit], location)?
                 .try_fold(Vec::with_capacity(capacity), |mut page, l| {
                     page.push(l?);
                     Ok(page)

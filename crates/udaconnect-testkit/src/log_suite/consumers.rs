@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use udaconnect_core::ports::{Consumed, StartFrom};
+use udaconnect_core::ports::{Consumed, LogScan, StartFrom};
 
 use super::{
     append_one_by_one, collect, drain, member, reader, record, records, sorted_values, value,
@@ -183,8 +183,11 @@ pub async fn a_scan_reads_past_the_commit_and_moves_nothing<E: LogEngine>() {
     let scan = async |group: Option<&str>, limit: u64| {
         let mut seen = Vec::new();
         let read = log
-            .scan(&topic, group, limit, &mut |batch: &[Consumed]| {
-                seen.extend_from_slice(batch)
+            .scan(LogScan {
+                topic: &topic,
+                group,
+                limit,
+                visit: &mut |batch: &[Consumed]| seen.extend_from_slice(batch),
             })
             .await;
         read.map(|n| {
