@@ -8,25 +8,16 @@ use udaconnect_core::record::DERIVED_ID_BASE;
 use udaconnect_core::time::{from_micros, to_micros, Window};
 use udaconnect_core::Result;
 
-use super::Db;
 use crate::stored_coordinate;
 
 const SCHEMA: &str = include_str!("../../migrations/sqlite/locations.sql");
 const COLUMNS: &str = "id, person_id, latitude, longitude, creation_time";
 
-/// Locations in their own SQLite file.
-#[derive(Clone)]
-pub struct SqliteLocationStore {
-    db: Db,
-}
-
-impl SqliteLocationStore {
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(SqliteLocationStore {
-            db: Db::open(path, SCHEMA)?,
-        })
-    }
-}
+sqlite_store!(
+    /// Locations in their own SQLite file.
+    SqliteLocationStore,
+    SCHEMA
+);
 
 /// Asks the kernel to read the whole file into its cache, in the background. Read page by page
 /// from a cold disk, a full scan's B-tree pages arrive one small read at a time (the table's
