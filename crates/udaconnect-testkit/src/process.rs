@@ -154,6 +154,9 @@ impl RoleProc {
             .env_remove("UDACONNECT_LOG")
             .env_remove("UDACONNECT_PERSON_API")
             .env_remove("DB_HOST")
+            // The original open contract, which most tests exercise; a test of access control
+            // says `--auth on` (or sets UDACONNECT_AUTH in its env).
+            .env("UDACONNECT_AUTH", "off")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

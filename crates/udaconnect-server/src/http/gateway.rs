@@ -10,6 +10,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::access::upstream;
 use crate::http::problem::Problem;
 use crate::http::upstream::Upstream;
 use crate::http::{correlation_id, CORRELATION_HEADER};
@@ -102,7 +103,7 @@ async fn proxy(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
 /// Every `/api` path, passed on.
 pub fn routes(gw: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/api", axum::routing::any(proxy))
-        .route("/api/{*rest}", axum::routing::any(proxy))
+        .route("/api", upstream(axum::routing::any(proxy)))
+        .route("/api/{*rest}", upstream(axum::routing::any(proxy)))
         .with_state(gw)
 }

@@ -7,11 +7,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
+use udaconnect_core::auth::{Action, Resource};
 use udaconnect_core::model::Location;
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::validate::BatchCheck;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::access::{rule, Caller, On};
 use crate::http::guard::post_json;
 use crate::http::openapi::{
     fix_time_schema, id_schema, latitude_schema, longitude_schema, IngestProblems,
@@ -27,9 +29,26 @@ pub struct LocationApi {
 
 pub fn routes(api: Arc<LocationApi>) -> Router {
     Router::new()
-        .route("/api/locations", post_json(create_location))
-        .route("/api/locations/batch", post_json(create_locations))
-        .route("/api/locations/{id}", get(get_location))
+        .route(
+            "/api/locations",
+            rule(
+                Action::PostLocation,
+                On::Handler,
+                post_json(create_location),
+            ),
+        )
+        .route(
+            "/api/locations/batch",
+            rule(
+                Action::PostLocationBatch,
+                On::Handler,
+                post_json(create_locations),
+            ),
+        )
+        .route(
+            "/api/locations/{id}",
+            rule(Action::GetLocation, On::Handler, get(get_location)),
+        )
         .with_state(api)
 }
 
@@ -78,6 +97,7 @@ impl utoipa::ToSchema for LocationBatch {}
     ))]
 pub async fn create_location(
     State(api): State<Arc<LocationApi>>,
+    caller: Caller,
     BodyBytes(body): BodyBytes,
 ) -> ApiResult<(StatusCode, Json<Location>)> {
     // Most pings are plain and valid; the general reading names what is wrong with the rest.
@@ -85,7 +105,10 @@ pub async fn create_location(
         Some(ping) => ping,
         None => validate::new_location(&parse_json(&body)?)?,
     };
-    let mut stored = api.ingest.accept(vec![ping], false).await?;
+    let mut stored = api
+        .ingest
+        .accept(&caller, Action::PostLocation, vec![ping], false)
+        .await?;
     let location = stored
         .pop()
         .ok_or_else(|| Error::Internal("empty ingest answer".into()))?;
@@ -176,6 +199,7 @@ impl<'de> serde::de::Visitor<'de> for EachItem<'_> {
     ))]
 pub async fn create_locations(
     State(api): State<Arc<LocationApi>>,
+    caller: Caller,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<BatchAccepted>)> {
@@ -190,7 +214,10 @@ pub async fn create_locations(
     let check = tokio::task::spawn_blocking(move || check_batch(ndjson, &body))
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-    let stored = api.ingest.accept_batch(check).await?;
+    let stored = api
+        .ingest
+        .accept_batch(&caller, Action::PostLocationBatch, check)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(BatchAccepted {
@@ -210,7 +237,12 @@ pub async fn create_locations(
     ))]
 pub async fn get_location(
     State(api): State<Arc<LocationApi>>,
+    caller: Caller,
     PathId(id): PathId,
 ) -> ApiResult<Json<Location>> {
-    found("location", id, api.store.get(id).await?)
+    let location = api.store.get(id).await?;
+    if let Some(l) = &location {
+        caller.may(Action::GetLocation, Resource::Person(l.person_id))?;
+    }
+    found("location", id, location)
 }
