@@ -187,7 +187,8 @@ pub fn upstream<S>(route: MethodRouter<S>) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    route.route_layer(axum::middleware::map_response(
+    // `layer`, not `route_layer`: the gateway's route is `any`, which has no method routes.
+    route.layer(axum::middleware::map_response(
         |mut response: Response| async move {
             response.extensions_mut().insert(Ruled);
             response
