@@ -191,9 +191,13 @@ fn same_origin(headers: &HeaderMap) -> bool {
     if fetch_site == Some("same-origin") {
         return true;
     }
+    // Behind the web gateway, the host the page was served from is the forwarded one.
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST));
     let (Some(origin), Some(host)) = (
         headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+        host.and_then(|v| v.to_str().ok()),
     ) else {
         return false;
     };
@@ -203,27 +207,31 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin_host.is_some_and(|h| h.eq_ignore_ascii_case(host))
 }
 
-/// The layer every HTTP router sits in: finds the [`Caller`] (401 for a credential that
-/// signs no one in), refuses cross-site writes made with the session cookie (403), and
-/// refuses to let an answer out of a route that declared no rule (see [`super::rule`]).
-pub async fn authenticate(auth: Arc<Authenticator>, mut request: Request, next: Next) -> Response {
-    let (caller, via) = match auth.caller(request.headers()).await {
-        Ok(found) => found,
-        Err(e) => return ApiError(e).into_response(),
-    };
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if via == Some(Via::Cookie) && !safe && !same_origin(request.headers()) {
-        return ApiError(Error::Forbidden(
+/// Who sent a request with `headers`: 401 for a credential that signs no one in, 403 for a write made with
+/// the session cookie from another site.
+pub async fn identify(
+    auth: &Authenticator,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Caller> {
+    let (caller, via) = auth.caller(headers).await?;
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if via == Some(Via::Cookie) && !safe && !same_origin(headers) {
+        return Err(Error::Forbidden(
             "a request signed in by the session cookie must come from this site's page \
              (Origin or Sec-Fetch-Site)"
                 .into(),
-        ))
-        .into_response();
+        ));
     }
-    request.extensions_mut().insert(caller);
+    Ok(caller)
+}
+
+/// The layer every HTTP router sits in: hands the routes' rules the process's
+/// [`Authenticator`] (a rule finds the caller when its action needs one, so the gateway's
+/// routes, decided behind it, look up nothing), and refuses to let an answer out of a route
+/// that declared no rule (see [`super::rule`]).
+pub async fn authenticate(auth: Arc<Authenticator>, mut request: Request, next: Next) -> Response {
+    request.extensions_mut().insert(auth);
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -14,6 +14,7 @@ pub mod authenticate;
 pub mod me;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, Request};
 use axum::http::request::Parts;
@@ -197,12 +198,19 @@ where
 }
 
 async fn decide(action: Action, on: On, request: Request, next: Next) -> Response {
-    let caller = request
-        .extensions()
-        .get::<Caller>()
-        .copied()
-        .unwrap_or(Caller::Nobody);
+    let auth = request.extensions().get::<Arc<Authenticator>>().cloned();
     let (mut parts, body) = request.into_parts();
+    let caller = match auth {
+        // Public: whoever asks, nothing to look up.
+        Some(_) if action.is_public() => Caller::Nobody,
+        Some(auth) => match authenticate::identify(&auth, &parts.method, &parts.headers).await {
+            Ok(caller) => caller,
+            Err(e) => return ruled(ApiError(e).into_response()),
+        },
+        // Outside the layer: nobody (fail closed).
+        None => Caller::Nobody,
+    };
+    parts.extensions.insert(caller);
     let resource = match on {
         On::Service => Ok(Resource::Service),
         On::MyPerson | On::Handler => Ok(caller.own()),
@@ -223,10 +231,13 @@ async fn decide(action: Action, on: On, request: Request, next: Next) -> Respons
         Err(e) => caller.may(action, caller.own()).and(Err(e)),
         Ok(resource) => caller.may(action, resource),
     };
-    let mut response = match decided {
+    ruled(match decided {
         Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(e) => ApiError(e).into_response(),
-    };
+    })
+}
+
+fn ruled(mut response: Response) -> Response {
     response.extensions_mut().insert(Ruled);
     response
 }

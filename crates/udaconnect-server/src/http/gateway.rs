@@ -62,7 +62,12 @@ impl Gateway {
         for h in HOP_BY_HOP {
             headers.remove(h);
         }
-        headers.remove(header::HOST);
+        // The role behind answers to its own name; the page's host goes on for the check
+        // that a cookie-signed write comes from the page (a browser sends this header only
+        // from a page allowed to, after asking: CORS does not allow it).
+        if let Some(host) = headers.remove(header::HOST) {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
         // The upstream logs the same id as this gateway, whether the client sent one or not.
         if let Some(id) = correlation_id().and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(CORRELATION_HEADER, id);
