@@ -110,7 +110,7 @@ def before_call(context, case, **kwargs):
         _ordered(case.query, "start", "end")
     elif path in ("/api/me/connection",):
         _ordered(case.query, "start_date", "end_date")
-    elif path in ("/api/me/contacts",):
+    elif path in ("/api/me/contacts", "/api/me/locations"):
         _ordered(case.query, "start", "end")
     elif path == "/api/me/tokens" and isinstance(case.body, dict):
         # The run's admin has no person: a token it may hold is an admin's or organizer's.

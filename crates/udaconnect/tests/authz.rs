@@ -294,6 +294,11 @@ fn call(method: &str, path: &str, location: i64) -> Call {
                 (format!("/api/persons/{A}/connection?{window}"), None, of_a)
             }
             ("get", "/api/me/connection") => (format!("{path}?{window}"), None, own_person),
+            ("get", "/api/me/locations") => (
+                format!("{path}?start=2020-01-01&end=2030-12-31"),
+                None,
+                own_person,
+            ),
             ("get", p) if p.contains("{id}") && p.starts_with("/api/persons/") => {
                 (p.replace("{id}", &A.to_string()), None, of_a)
             }
@@ -401,6 +406,24 @@ async fn matrix(served: Served) {
         wrong.join("\n")
     );
     assert!(cells >= 24 * 6, "{cells} cells");
+
+    // A's own pings are A's to read, under /api/me; B's list does not hold them.
+    let mine = |who: &'static str| {
+        let r = served.request(
+            served.asker(who),
+            Method::GET,
+            "/api/me/locations?start=2000-01-01&end=2100-12-31",
+        );
+        async move { r.send().await.unwrap().json::<Vec<Value>>().await.unwrap() }
+    };
+    let ids = |pings: Vec<Value>| {
+        pings
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(ids(mine("attendee A").await).contains(&location));
+    assert!(!ids(mine("attendee B").await).contains(&location));
 
     // The cells that matter most, named: B asks for A's meetings, A's device posts for B.
     let b = served.asker("attendee B");

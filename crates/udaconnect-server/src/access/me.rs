@@ -109,6 +109,8 @@ pub struct TokenView {
     pub role: String,
     #[schema(example = "ingest")]
     pub scopes: String,
+    /// The person it acts for (attendee and device tokens); absent for staff tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub person_id: Option<i64>,
     #[schema(example = "2026-12-05T10:00:00Z")]
     pub created: String,
@@ -165,7 +167,7 @@ pub struct NewTokenBody {
     #[schema(example = "ingest")]
     scopes: Option<String>,
     /// Days until it expires, 1 to 3650 (default: never).
-    #[schema(example = 365)]
+    #[schema(example = 365, minimum = 1, maximum = 3650)]
     expires_in_days: Option<i64>,
 }
 
@@ -228,8 +230,11 @@ pub async fn create_my_token(
     };
     let expires_in = match body.get("expires_in_days") {
         None | Some(serde_json::Value::Null) => None,
-        Some(v) => match v.as_i64() {
-            Some(d) if (1..=MAX_DAYS).contains(&d) => Some(chrono::TimeDelta::days(d)),
+        // A whole number, whether written 30 or 30.0.
+        Some(v) => match v.as_f64().filter(|d| d.fract() == 0.0) {
+            Some(d) if (1.0..=MAX_DAYS as f64).contains(&d) => {
+                Some(chrono::TimeDelta::days(d as i64))
+            }
             Some(_) => {
                 return Err(
                     Error::invalid("expires_in_days", format!("must be 1 to {MAX_DAYS}")).into(),

@@ -23,6 +23,11 @@ use crate::query::live;
     info(
         title = "UdaConnect",
         description = "Who met whom at a conference, from attendees' location pings. \
+            Every operation but /health, /ready and the description itself needs a token \
+            (Authorization: Bearer uc_..., bearerAuth) or a signed-in session (the uc_session \
+            cookie, cookieAuth; a write by cookie must come from this site's page): 401 \
+            without one, 403 when the caller's role may not (an attendee reaches their own \
+            data, under /api/me too; organizers the directory and the venue; admins all). \
             Errors are RFC 9457 problem+json bodies naming the invalid fields. Every answer \
             carries X-Correlation-ID (taken from the request when sent, also as correlationId). \
             Any operation answers 421 to a Host header the server is not configured for \
@@ -57,6 +62,7 @@ use crate::query::live;
         connection_api::my_connections,
         connection_api::my_contacts,
         connection_api::my_summary,
+        location_api::my_locations,
     ),
     components(schemas(
         udaconnect_core::model::Person,
@@ -231,6 +237,7 @@ pub const OPERATIONS: &[(&str, &str, Action)] = &[
     ("get", "/api/me/connection", Action::GetConnection),
     ("get", "/api/me/contacts", Action::GetContacts),
     ("get", "/api/me/summary", Action::GetSummary),
+    ("get", "/api/me/locations", Action::GetLocation),
 ];
 
 /// The action of the operation `method` (lowercase) `path`, as [`OPERATIONS`] lists it.

@@ -123,7 +123,7 @@ impl Role {
                 depends_on: &[Role::PersonApi],
                 feeds: &[],
                 default_port: 30004,
-                paths: &["locations/**"],
+                paths: &["locations/**", "me/locations/**"],
                 readiness: &[Readiness::LocationStore, Readiness::Log],
             },
             Role::LocationConsumer => &RoleSpec {
@@ -351,6 +351,7 @@ mod tests {
             ("/api/me/contacts", Some(ConnectionApi)),
             ("/api/me/connection", Some(ConnectionApi)),
             ("/api/me/summary", Some(ConnectionApi)),
+            ("/api/me/locations", Some(LocationApi)),
             ("/api/me/other", None),
             ("/api/other", None),
             ("/api/", None),
