@@ -198,7 +198,8 @@ fn text_field<'a>(body: &'a serde_json::Value, name: &str) -> Result<Option<&'a 
         (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A role above the caller's, or a device token", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A bad name, role, scope or expiry, or 100 live tokens already", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account holds 100 live tokens already: revoke one first", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad name, role, scope or expiry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_my_token(
     State(api): State<Arc<MeApi>>,
@@ -263,10 +264,9 @@ pub async fn create_my_token(
         .filter(|t| t.revoked.is_none() && t.expires.is_none_or(|e| e > now))
         .count();
     if live >= MAX_TOKENS {
-        return Err(Error::invalid(
-            "name",
-            format!("this account holds {MAX_TOKENS} live tokens already; revoke one first"),
-        )
+        return Err(Error::Conflict(format!(
+            "this account holds {MAX_TOKENS} live tokens already; revoke one first"
+        ))
         .into());
     }
     let token = NewToken {
