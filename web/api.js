@@ -10,10 +10,12 @@ export class ApiError extends Error {
   }
 }
 
-async function request(path) {
+async function request(path, { method = 'GET', body } = {}) {
   let response;
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
   try {
-    response = await fetch(path, { headers: { accept: 'application/json' } });
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
     throw new ApiError('Cannot reach the UdaConnect server. Check that it is running, then try again.');
   }
@@ -27,7 +29,9 @@ async function request(path) {
     const detail = problem?.detail || problem?.title || `The server answered ${response.status} ${response.statusText}.`;
     throw new ApiError(detail, response.status, problem);
   }
-  return { data: await response.json(), headers: response.headers };
+  // 202 and 204 may come with no body.
+  const text = await response.text();
+  return { data: text ? JSON.parse(text) : null, headers: response.headers };
 }
 
 const getJson = async (path) => (await request(path)).data;
@@ -65,11 +69,25 @@ export function loadPeople(refresh = false) {
 /** A person already loaded by loadPeople, or undefined. */
 export const knownPerson = (id) => people.get(id);
 
-export const getSummary = (id) => getJson(`/api/persons/${encodeURIComponent(id)}/summary`);
+// `ME` stands for the caller's own person: an attendee reads only their own data, under /api/me.
+export const ME = 'me';
+const personPath = (id) => (id === ME ? '/api/me' : `/api/persons/${encodeURIComponent(id)}`);
+
+export const getSummary = (id) => getJson(`${personPath(id)}/summary`);
 
 /** Contacts of a person over tracks; `params`: start, end, distance, max_interpolation, min_duration. */
-export const getContacts = (id, params) =>
-  getJson(`/api/persons/${encodeURIComponent(id)}/contacts?${new URLSearchParams(params)}`);
+export const getContacts = (id, params) => getJson(`${personPath(id)}/contacts?${new URLSearchParams(params)}`);
+
+/** Who is signing in: the account's role, person and e-mail. 401 when nobody is. */
+export const getMe = () => getJson('/api/me');
+/** Asks for a sign-in link by e-mail; the server answers the same whether or not the address has an account. */
+export const requestSignIn = (email) => request('/api/auth/login', { method: 'POST', body: { email } });
+export const signOut = () => request('/api/auth/logout', { method: 'POST' });
+
+export const listTokens = () => getJson('/api/me/tokens');
+/** A new token for the caller's account; its secret is in `token`, answered this once. */
+export const createToken = (fields) => request('/api/me/tokens', { method: 'POST', body: fields }).then((r) => r.data);
+export const revokeToken = (id) => request(`/api/me/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
 
 export const getPositions = () => getJson('/api/live/positions');
 export const getHeat = (minutes) => getJson(`/api/live/heat?minutes=${encodeURIComponent(minutes)}`);

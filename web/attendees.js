@@ -2,7 +2,7 @@
 // and a map of where. The window and parameters live in the URL (#/attendees/ID?start=...), so a
 // view can be bookmarked and the browser's back button works.
 
-import { ApiError, getContacts, getSummary, getVenue, knownPerson, loadPeople } from './api.js';
+import { ApiError, ME, getContacts, getSummary, getVenue, knownPerson, loadPeople } from './api.js';
 import {
   formatDate, formatDuration, formatLatLon, formatNumber, formatPeriodEnd, formatShortTime, formatTime, fromLocalDate, h,
   personName, timeElement, toLocalDate, zoneName,
@@ -16,7 +16,9 @@ const DEFAULTS = { distance: '5', interp: '300', min: '0' };
 const ROWS_SHOWN = 50; // encounters listed per person; the rest are counted
 
 export class Attendees {
-  constructor() {
+  /** `self`: the caller's own meetings only (an attendee), with no directory to pick from. */
+  constructor({ self = false } = {}) {
+    this.self = self;
     this.search = $('search');
     this.list = $('people');
     this.listStatus = $('list-status');
@@ -42,7 +44,15 @@ export class Attendees {
       const button = e.target.closest('button.encounter');
       if (button) this.#select(button.dataset.key === this.selected ? null : button.dataset.key);
     });
-    this.loadList();
+    if (self) {
+      const title = $('attendees-title');
+      title.textContent = 'My meetings';
+      $('attendees-view').querySelector('.detail').prepend(title);
+      $('people-panel').remove();
+      $('attendees-view').classList.add('self');
+    } else {
+      this.loadList();
+    }
   }
 
   async loadList() {
@@ -110,6 +120,7 @@ export class Attendees {
   }
 
   #markCurrent() {
+    if (this.self) return;
     for (const a of this.list.querySelectorAll('a')) {
       if (a.dataset.id === this.shownId) a.setAttribute('aria-current', 'true');
       else a.removeAttribute('aria-current');
@@ -129,7 +140,7 @@ export class Attendees {
       $('person').hidden = true;
       return;
     }
-    if (!/^[1-9]\d{0,15}$/.test(id)) {
+    if (id !== ME && !/^[1-9]\d{0,15}$/.test(id)) {
       this.#fail(seq, new ApiError(`There is no attendee “${id}”.`, 404));
       return;
     }
@@ -139,7 +150,7 @@ export class Attendees {
     if (!summary) {
       const known = knownPerson(Number(id));
       $('person').hidden = false;
-      $('person-name').textContent = known ? personName(known) : `Attendee ${id}`;
+      $('person-name').textContent = known ? personName(known) : id === ME ? 'You' : `Attendee ${id}`;
       // Focus follows the heading as soon as it shows, not only once the summary is read.
       if (focus) $('person-name').focus();
       $('person-company').textContent = known?.company_name ?? '';
@@ -217,10 +228,14 @@ export class Attendees {
   #fail(seq, error, retry, keepPerson = false) {
     if (seq !== this.seq) return;
     const box = $('detail-error');
-    box.querySelector('.error-title').textContent = keepPerson ? 'Could not load the meetings.' : 'Could not load this attendee.';
-    box.querySelector('.error-text').textContent = error.message;
+    const refused = error.status === 403;
+    box.querySelector('.error-title').textContent = refused ? (keepPerson ? 'Their meetings are private.' : 'This attendee is private.')
+      : keepPerson ? 'Could not load the meetings.' : 'Could not load this attendee.';
+    // A refusal is the policy, not a failure: say who may see them, and offer no retry.
+    box.querySelector('.error-text').textContent = refused
+      ? `Whom an attendee met is shown to that attendee and to administrators only. (${error.message})` : error.message;
     const button = box.querySelector('.retry');
-    button.hidden = !retry || error.status === 404;
+    button.hidden = !retry || error.status === 404 || refused;
     button.onclick = retry ?? null;
     box.hidden = false;
     $('person').hidden = !keepPerson;

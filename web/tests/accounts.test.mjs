@@ -1,0 +1,151 @@
+// The page with accounts (`serve --demo` with auth on, the default): signed out it shows only
+// the sign-in view; an attendee sees their own meetings and nothing of the directory; an
+// organizer keeps the directory and is told plainly what is private; the account view creates,
+// lists and revokes tokens. A browser here is signed in by a token an operator made with
+// `udaconnect admin create-token`, sent as the page's Authorization header.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { openPage, screenshot, seriousViolations, startedServerAndBrowser } from './harness.mjs';
+
+const started = startedServerAndBrowser({ auth: 'on' });
+
+/** A page whose every request carries `token`, recording the API paths it asks for. */
+async function signedInPage(token, options) {
+  const opened = await openPage(started.browser.context, options);
+  if (token) await opened.page.setExtraHTTPHeaders({ authorization: `Bearer ${token}` });
+  opened.asked = [];
+  opened.page.on('request', (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.startsWith('/api/')) opened.asked.push(`${r.method()} ${url.pathname}`);
+  });
+  return opened;
+}
+
+test('signed out, the page shows the sign-in view and nothing else', async () => {
+  const { page, errors, asked } = await signedInPage(null, { expected: [/\/api\/venue$/] });
+  await page.goto(`${started.server.url}/#/attendees/1`);
+  await page.locator('#signin-view').waitFor({ timeout: 5000 });
+  assert.equal(await page.title(), 'Sign in · UdaConnect');
+  for (const id of ['#attendees-view', '#live-view', '#account-view', '#who']) assert.equal(await page.locator(id).isVisible(), false, id);
+  assert.equal(await page.locator('nav a[data-view="live"]').isVisible(), false);
+  // Nothing but who is asking was requested.
+  assert.deepEqual(asked.filter((a) => !/ \/api\/(me|venue)$/.test(a)), []);
+
+  // An address the form refuses is said next to the field, for a screen reader too.
+  await page.getByRole('button', { name: 'Send me a link' }).click();
+  const error = page.locator('#signin-error');
+  await error.waitFor({ timeout: 5000 });
+  assert.equal(await error.getAttribute('role'), 'alert');
+  assert.equal(await page.locator('#signin-email').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.locator('#signin-email').getAttribute('aria-describedby'), 'signin-error');
+  assert.deepEqual(await seriousViolations(page), []);
+  await screenshot(page, 'signin');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the sign-in form asks for a link and answers the same for any address', async (t) => {
+  const probe = await fetch(`${started.server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  if (probe.status === 404) {
+    t.skip('this server has no POST /api/auth/login');
+    return;
+  }
+  const { page, errors, asked } = await signedInPage(null, { expected: [/\/api\/venue$/] });
+  await page.goto(`${started.server.url}/`);
+  await page.getByLabel('E-mail address').fill('nobody@example.org');
+  await page.getByRole('button', { name: 'Send me a link' }).click();
+  await page.locator('#signin-status', { hasText: 'If the address has an account, a link to sign in is on its way' }).waitFor({ timeout: 5000 });
+  assert.ok(asked.includes('POST /api/auth/login'), asked.join(', '));
+  assert.equal(await page.locator('#signin-error').isVisible(), false);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('an attendee sees their own meetings, with no directory and no one else asked for', async () => {
+  const token = await started.server.createToken(['--role', 'attendee', '--person', '1']);
+  const { page, errors, asked } = await signedInPage(token);
+  await page.goto(`${started.server.url}/`);
+  await page.locator('#meetings-status', { hasText: 'Pam Trexler met 4 people' }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('#who-text').textContent(), 'Pam Trexler · attendee');
+  assert.equal(await page.locator('#attendees-title').textContent(), 'My meetings');
+  assert.equal(await page.locator('#people, #search').count(), 0, 'no person picker');
+  assert.equal(await page.locator('nav a[data-view="live"]').isVisible(), false);
+  assert.deepEqual(await page.locator('#contacts .contact h4').allTextContents(), ['Taco Fargo', 'Frank Shader', 'Paul Badman', 'Otto Spring']);
+  assert.deepEqual(await seriousViolations(page), []);
+  await screenshot(page, 'attendee-meetings');
+
+  // Another attendee's address, or the live view, still shows only her own meetings.
+  await page.goto(`${started.server.url}/#/attendees/5`);
+  await page.locator('#meetings-status', { hasText: 'Pam Trexler met 4 people' }).waitFor({ timeout: 5000 });
+  await page.goto(`${started.server.url}/#/live`);
+  await page.locator('#meetings-status', { hasText: 'Pam Trexler met 4 people' }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('#live-view').isVisible(), false);
+  const others = asked.filter((a) => !/^GET \/api\/(me|me\/summary|me\/contacts|venue)$/.test(a));
+  assert.deepEqual(others, [], 'only her own data was asked for');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('an organizer keeps the directory and is told plainly that meetings are private', async () => {
+  const token = await started.server.createToken(['--role', 'organizer']);
+  const { page, errors } = await signedInPage(token, { expected: [/\/api\/persons\/1\/contacts/] });
+  await page.goto(`${started.server.url}/`);
+  await page.locator('#people a[data-id="1"]').click();
+  const box = page.locator('#detail-error');
+  await box.locator('.error-title', { hasText: 'Their meetings are private.' }).waitFor({ timeout: 5000 });
+  assert.match(await box.locator('.error-text').textContent(), /to that attendee and to administrators only/);
+  assert.equal(await box.locator('.retry').isVisible(), false, 'a refusal offers no retry');
+  // Her summary (the directory's view of her) is the organizer's to see.
+  assert.match(await page.locator('#person-seen').textContent(), /pings, from/);
+  assert.match(await page.locator('#who-text').textContent(), / · organizer$/);
+  assert.deepEqual(await seriousViolations(page), []);
+
+  await page.locator('nav a[data-view="live"]').click();
+  await page.locator('#live-status', { hasText: 'Live' }).waitFor({ timeout: 5000 });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the account view creates a token, shows its secret once, and revokes it', async () => {
+  const token = await started.server.createToken(['--role', 'attendee', '--person', '6', '--name', 'laptop']);
+  const { page, errors } = await signedInPage(token);
+  await page.goto(`${started.server.url}/#/account`);
+  await page.locator('#tokens-body tr', { hasText: 'laptop' }).waitFor({ timeout: 5000 });
+  assert.deepEqual(await page.locator('#token-role option').allTextContents(), ['device', 'attendee']);
+
+  await page.getByLabel('Name').fill('badge');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const secret = page.locator('#token-secret-value');
+  await secret.waitFor({ timeout: 5000 });
+  const badge = await secret.textContent();
+  assert.match(badge, /^uc_/);
+  await page.locator('#tokens-body tr', { hasText: 'badge' }).waitFor({ timeout: 5000 });
+  // The new device token posts pings for her person: it is real.
+  const ping = (t) => fetch(`${started.server.url}/api/locations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${t}` },
+    body: JSON.stringify({ person_id: 6, latitude: 37.55, longitude: -122.29, creation_time: new Date().toISOString() }),
+  });
+  assert.equal((await ping(badge)).status, 202);
+  assert.deepEqual(await seriousViolations(page), []);
+  await screenshot(page, 'account');
+
+  // Leaving the view forgets the secret.
+  await page.goto(`${started.server.url}/#/attendees`);
+  await page.goto(`${started.server.url}/#/account`);
+  assert.equal(await page.locator('#token-secret').isVisible(), false);
+
+  await page.getByRole('button', { name: 'Revoke badge' }).click();
+  await page.locator('#tokens-status', { hasText: 'Revoked badge.' }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('#tokens-body tr', { hasText: 'badge' }).count(), 0);
+  assert.equal((await ping(badge)).status, 401, 'the revoked token signs no one in');
+  const listed = await (await fetch(`${started.server.url}/api/me/tokens`, { headers: { authorization: `Bearer ${token}` } })).json();
+  assert.ok(listed.find((t) => t.name === 'badge').revoked, 'the server holds it revoked');
+  // A reload lists what the server holds: the laptop token, not the revoked one.
+  await page.reload();
+  await page.locator('#tokens-body tr', { hasText: 'laptop' }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('#tokens-body tr', { hasText: 'badge' }).count(), 0);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
