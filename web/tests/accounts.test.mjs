@@ -73,7 +73,7 @@ test('an attendee sees their own meetings, with no directory and no one else ask
   assert.equal(await page.locator('nav a[data-view="live"]').isVisible(), false);
   assert.deepEqual(await page.locator('#contacts .contact h4').allTextContents(), ['Taco Fargo', 'Frank Shader', 'Paul Badman', 'Otto Spring']);
   assert.deepEqual(await seriousViolations(page), []);
-  await screenshot(page, 'attendee-meetings');
+  await screenshot(page, 'my-meetings');
 
   // Another attendee's address, or the live view, still shows only her own meetings.
   await page.goto(`${started.server.url}/#/attendees/5`);
@@ -129,7 +129,7 @@ test('the account view creates a token, shows its secret once, and revokes it', 
   });
   assert.equal((await ping(badge)).status, 202);
   assert.deepEqual(await seriousViolations(page), []);
-  await screenshot(page, 'account');
+  await screenshot(page, 'account-tokens');
 
   // Leaving the view forgets the secret.
   await page.goto(`${started.server.url}/#/attendees`);
