@@ -1,12 +1,15 @@
 // The page with accounts (`serve --demo` with auth on, the default): signed out it shows only
 // the sign-in view; an attendee sees their own meetings and nothing of the directory; an
 // organizer keeps the directory and is told plainly what is private; the account view creates,
-// lists and revokes tokens. A browser here is signed in by a token an operator made with
-// `udaconnect admin create-token`, sent as the page's Authorization header.
+// lists and revokes tokens. A browser is signed in either by the link the server mails (the
+// demo attendee's), or by a token an operator made with `udaconnect admin create-token`, sent as
+// the page's Authorization header.
 
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { openPage, screenshot, seriousViolations, startedServerAndBrowser } from './harness.mjs';
+import { openPage, screenshot, seriousViolations, startedServerAndBrowser, waitFor } from './harness.mjs';
 
 const started = startedServerAndBrowser({ auth: 'on' });
 
@@ -146,6 +149,52 @@ test('the account view creates a token, shows its secret once, and revokes it', 
   await page.reload();
   await page.locator('#tokens-body tr', { hasText: 'laptop' }).waitFor({ timeout: 5000 });
   assert.equal(await page.locator('#tokens-body tr', { hasText: 'badge' }).count(), 0);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+/** The sign-in link in the newest mail to `to` the server wrote into its data directory's mail/. */
+async function linkMailedTo(to) {
+  const dir = join(started.server.dataDir, 'mail');
+  return waitFor(() => {
+    const mails = (existsSync(dir) ? readdirSync(dir) : []).filter((f) => f.endsWith('.eml'))
+      .map((f) => join(dir, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+    for (const file of mails) {
+      // Quoted-printable or not: join soft line breaks and decode escapes before looking.
+      const text = readFileSync(file, 'utf8').replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, x) => String.fromCharCode(parseInt(x, 16)));
+      if (!text.toLowerCase().includes(to)) continue;
+      const link = text.match(/\/auth\/confirm\?token=[A-Za-z0-9_-]+/);
+      if (link) return link[0];
+    }
+    return null;
+  }, 10000, `a sign-in mail to ${to}`);
+}
+
+test('the demo attendee signs in by the mailed link, sees her meetings, and signs out', async (t) => {
+  const probe = await fetch(`${started.server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  if (probe.status === 404) {
+    t.skip('this server has no POST /api/auth/login');
+    return;
+  }
+  const { page, errors } = await signedInPage(null, { expected: [/\/api\/venue$/] });
+  await page.goto(`${started.server.url}/`);
+  await page.getByLabel('E-mail address').fill('attendee@demo.udaconnect.test');
+  await page.getByRole('button', { name: 'Send me a link' }).click();
+  await page.locator('#signin-status', { hasText: 'If the address has an account' }).waitFor({ timeout: 5000 });
+  const link = await linkMailedTo('attendee@demo.udaconnect.test');
+
+  // The link opens a page with a button; pressing it sets the session cookie and comes back.
+  await page.goto(`${started.server.url}${link}`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#meetings-status', { hasText: 'met 4 people' }).waitFor({ timeout: 10000 });
+  assert.match(await page.locator('#who-text').textContent(), / · attendee$/);
+  assert.equal(await page.locator('#people').count(), 0, 'no person picker');
+  const cookies = await started.browser.context.cookies(started.server.url);
+  assert.equal(cookies.find((c) => c.name === 'uc_session')?.httpOnly, true);
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.locator('#signin-view').waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('#who').isVisible(), false);
   assert.deepEqual(errors, []);
   await page.close();
 });
