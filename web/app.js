@@ -105,6 +105,8 @@ $('sign-out').addEventListener('click', async () => {
   } catch {
     // Signed out or not, the page forgets who it was: a reload asks the server again.
   }
+  // Start afresh at the top, asking none of the signed-in views' data on the way.
+  window.removeEventListener('hashchange', route);
   location.replace(`${location.pathname}#/`);
   location.reload();
 });
