@@ -12,6 +12,7 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 use crate::http::ops;
 use crate::http::problem::{Problem, PROBLEM_JSON};
 use crate::ingest::http as location_api;
+use crate::ingest::trackers;
 use crate::persons::http as person_api;
 use crate::query::http as connection_api;
 use crate::query::live;
@@ -48,6 +49,11 @@ use crate::query::live;
         ops::health,
         ops::ready,
         ops::metrics,
+        trackers::devices::create_device,
+        trackers::devices::list_devices,
+        trackers::devices::revoke_device,
+        trackers::owntracks::publish,
+        trackers::osmand::report,
     ),
     components(schemas(
         udaconnect_core::model::Person,
@@ -70,6 +76,11 @@ use crate::query::live;
         udaconnect_core::venue::Area,
         udaconnect_core::venue::AreaKind,
         udaconnect_core::venue::LatLon,
+        trackers::devices::Device,
+        trackers::devices::RegisteredDevice,
+        trackers::devices::OwnTracksSettings,
+        trackers::devices::TraccarSettings,
+        trackers::devices::NewDeviceBody,
     )),
     tags(
         (name = "persons", description = "Attendees"),
@@ -77,6 +88,8 @@ use crate::query::live;
         (name = "connections", description = "Who was near whom"),
         (name = "live", description = "The venue live: positions as they arrive"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "devices", description = "Phones registered to post pings through tracker apps"),
+        (name = "trackers", description = "Pings from tracker apps: OwnTracks (HTTP) and the OsmAnd protocol (Traccar Client, OsmAnd)"),
     ),
     modifiers(&EveryOperation),
 )]

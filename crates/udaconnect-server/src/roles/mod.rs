@@ -123,7 +123,7 @@ impl Role {
                 depends_on: &[Role::PersonApi],
                 feeds: &[],
                 default_port: 30004,
-                paths: &["locations/**"],
+                paths: &["locations/**", "me/devices/**", "osmand"],
                 readiness: &[Readiness::LocationStore, Readiness::Log],
             },
             Role::LocationConsumer => &RoleSpec {
@@ -194,8 +194,12 @@ impl Role {
         format!("http://{}", self.default_listen())
     }
 
-    /// The role that answers an `/api` path, by the table's path patterns.
+    /// The role that answers an `/api` path, by the table's path patterns (and OwnTracks'
+    /// `/pub`, at the path the OwnTracks Recorder has, location-api's).
     pub fn owner_of(path: &str) -> Option<Role> {
+        if path == "/pub" {
+            return Some(Role::LocationApi);
+        }
         let rest = path.strip_prefix("/api/")?;
         let segments: Vec<&str> = rest.split('/').collect();
         Role::ALL
@@ -258,6 +262,8 @@ pub struct RunningRole {
     pub tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     /// Its gRPC services, which the process serves on its gRPC listener.
     pub grpc: Option<GrpcIngest>,
+    /// What it answers on the OsmAnd listener (`--osmand-listen`), if anything.
+    pub osmand: Option<Router>,
 }
 
 impl RunningRole {
@@ -267,6 +273,7 @@ impl RunningRole {
             checks: Vec::new(),
             tasks: Vec::new(),
             grpc: None,
+            osmand: None,
         }
     }
 }
@@ -339,6 +346,12 @@ mod tests {
             ("/api/locations", Some(LocationApi)),
             ("/api/locations/batch", Some(LocationApi)),
             ("/api/locations/7", Some(LocationApi)),
+            ("/api/me/devices", Some(LocationApi)),
+            ("/api/me/devices/3", Some(LocationApi)),
+            ("/api/osmand", Some(LocationApi)),
+            ("/api/osmand/x", None),
+            ("/pub", Some(LocationApi)),
+            ("/pub/x", None),
             ("/api/live/stream", Some(ConnectionApi)),
             ("/api/live", Some(ConnectionApi)),
             ("/api/venue", Some(ConnectionApi)),

@@ -1,0 +1,194 @@
+//! Pings from tracker apps, and the devices that send them: the same ingest use case as
+//! `POST /api/locations` (persons checked, ids given, acknowledged once durable in the log),
+//! reached through the apps' own protocols and credentials.
+//!
+//! - [`devices`]: `POST`/`GET /api/me/devices`, `DELETE /api/me/devices/{id}`: register a
+//!   phone (a device token, an OsmAnd id and an OwnTracks topic, shown once), list, revoke.
+//! - [`owntracks`]: `POST /pub`, OwnTracks' HTTP mode (Basic authentication, the device
+//!   token as password).
+//! - [`osmand`]: `/api/osmand` and the OsmAnd listener (`--osmand-listen`, port 5055):
+//!   Traccar Client and OsmAnd, the device named by its OsmAnd id.
+
+pub mod devices;
+pub mod osmand;
+pub mod owntracks;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::Router;
+use udaconnect_core::auth::{
+    authorize, Action, Denied, Principal, Resource, Role, Scope, Scopes, TokenSecret,
+};
+use udaconnect_core::clock::DynClock;
+use udaconnect_core::ports::DynAccountStore;
+use udaconnect_core::tracker::{DeviceInfo, SpeedUnit, TrackerFix};
+
+use crate::http::guard::post_json;
+use crate::http::problem::Problem;
+use crate::ingest::Ingest;
+
+/// What the tracker routes share.
+pub struct Trackers {
+    pub ingest: Arc<Ingest>,
+    /// Devices and their credentials.
+    pub accounts: DynAccountStore,
+    pub clock: DynClock,
+    /// The unit of `speed` in OsmAnd query and form fields (`--osmand-speed-unit`).
+    pub speed_unit: SpeedUnit,
+}
+
+/// The routes on the HTTP port.
+pub fn routes(trackers: Arc<Trackers>) -> Router {
+    Router::new()
+        .route(
+            "/api/me/devices",
+            post_json(devices::create_device).get(devices::list_devices),
+        )
+        .route("/api/me/devices/{id}", delete(devices::revoke_device))
+        .route("/pub", axum::routing::post(owntracks::publish))
+        .route("/api/osmand", get(osmand::report).post(osmand::report))
+        .with_state(trackers)
+}
+
+/// The OsmAnd listener's routes: the report route alone. The listener takes a report at any
+/// path (the apps post to the server's root) by reading every path as this one.
+pub fn osmand_listener_routes(trackers: Arc<Trackers>) -> Router {
+    Router::new()
+        .route("/api/osmand", get(osmand::report).post(osmand::report))
+        .with_state(trackers)
+}
+
+/// The principal a device is on the protocols where it shows no token (OsmAnd): its own
+/// person's device, for ingest only.
+fn device_principal(device: &DeviceInfo) -> Principal {
+    Principal {
+        account: device.account,
+        person: Some(device.person),
+        role: Role::Device,
+        scopes: Scopes::only(Scope::Ingest),
+    }
+}
+
+/// 401 naming the scheme the client should use (`Basic` for OwnTracks, `Bearer` for the
+/// API).
+fn unauthorized(scheme: &'static str, detail: &str) -> Response {
+    let mut r = Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "urn:udaconnect:problem:unauthorized",
+        detail,
+    )
+    .into_response();
+    let challenge = match scheme {
+        "Basic" => "Basic realm=\"udaconnect\", charset=\"UTF-8\"",
+        _ => "Bearer realm=\"udaconnect\"",
+    };
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    r
+}
+
+fn forbidden(detail: &str) -> Response {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "urn:udaconnect:problem:forbidden",
+        detail,
+    )
+    .into_response()
+}
+
+/// [`authorize`]'s answer as a response when it says no.
+fn decide(
+    principal: Option<&Principal>,
+    action: Action,
+    resource: Resource,
+    scheme: &'static str,
+) -> Result<(), Box<Response>> {
+    authorize(principal, action, resource).map_err(|d| {
+        Box::new(match d {
+            Denied::SignInRequired => unauthorized(scheme, "sign-in required"),
+            Denied::Forbidden => forbidden("not allowed for this account"),
+        })
+    })
+}
+
+/// The secret of `Authorization: Bearer uc_...`, if the request has one of that form.
+fn bearer(headers: &HeaderMap) -> Option<TokenSecret> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    TokenSecret::parse(token.trim())
+}
+
+/// Who made an API request: the principal the authentication layer found (the request's
+/// extensions), else the request's bearer token checked here.
+async fn caller(
+    trackers: &Trackers,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, Box<Response>> {
+    if let Some(p) = extensions.get::<Principal>() {
+        return Ok(Some(*p));
+    }
+    if let Some(p) = extensions.get::<Option<Principal>>() {
+        return Ok(*p);
+    }
+    let Some(secret) = bearer(headers) else {
+        return if headers.contains_key(header::AUTHORIZATION) {
+            Err(Box::new(unauthorized(
+                "Bearer",
+                "the credential is not a token",
+            )))
+        } else {
+            Ok(None)
+        };
+    };
+    match trackers
+        .accounts
+        .verify_token(&secret, trackers.clock.now())
+        .await
+    {
+        Ok(Some(p)) => Ok(Some(p)),
+        Ok(None) => Err(Box::new(unauthorized(
+            "Bearer",
+            "the token is unknown, expired or revoked",
+        ))),
+        Err(e) => Err(Box::new(crate::http::problem::ApiError(e).into_response())),
+    }
+}
+
+/// Records where a device's ping came from; a failure costs only the list's freshness.
+async fn seen(
+    trackers: &Trackers,
+    device: &DeviceInfo,
+    fix_app: udaconnect_core::tracker::App,
+    battery: Option<f64>,
+) {
+    let now = trackers.clock.now();
+    if let Err(e) = trackers
+        .accounts
+        .device_seen(device, fix_app, battery, now)
+        .await
+    {
+        tracing::warn!(device_id = device.id, error = %e, "device use not recorded");
+    }
+}
+
+/// The pings `fixes` are for `person`, in order.
+fn pings(
+    fixes: &[TrackerFix],
+    person: i64,
+) -> udaconnect_core::Result<Vec<udaconnect_core::model::NewLocation>> {
+    fixes.iter().map(|f| f.ping(person)).collect()
+}
+
+/// `200` with an empty body, as Traccar's server answers a report it took.
+fn ok_empty() -> Response {
+    StatusCode::OK.into_response()
+}
