@@ -156,6 +156,7 @@ fn name_field(body: &Value) -> Result<String> {
         (status = 400, description = "Malformed JSON or wrong types", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not this caller's person", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        crate::http::openapi::BodyProblems,
         (status = 409, description = "The account holds 20 devices already", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad name, or the person has no account", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     ))]

@@ -71,8 +71,7 @@ fn read_report(
         (status = 200, description = "Taken: durable in the log (empty body)"),
         (status = 400, description = "Unreadable fields, or no device has this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Out of range, or timed too far ahead", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over the ingest rate", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The log cannot take it now; retry", body = Problem, content_type = "application/problem+json"),
+        crate::http::openapi::IngestBusy,
     ))]
 pub async fn report(
     State(trackers): State<Arc<Trackers>>,

@@ -56,8 +56,7 @@ fn named_device(headers: &HeaderMap, topic: Option<&str>) -> Option<(i64, i64)> 
         (status = 401, description = "No token as the Basic password, or one unknown, expired or revoked", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The message names another person's device", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Out of range, or timed too far ahead", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over the ingest rate", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The log cannot take it now; retry", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        crate::http::openapi::IngestBusy,
     ))]
 pub async fn publish(
     State(trackers): State<Arc<Trackers>>,
