@@ -18,7 +18,7 @@ use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
 use crate::time::Window;
 use crate::track::{track_read_window, TrackQuery};
-use crate::tracker::{App, DeviceId, DeviceInfo, IssuedDevice, NewDevice};
+use crate::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, Seen};
 use crate::Result;
 
 /// Persons, owned by person-api.
@@ -220,15 +220,9 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Revokes a device and its token; `false` when there is no such device or it was
     /// revoked already.
     async fn revoke_device(&self, id: DeviceId, now: DateTime<Utc>) -> Result<bool>;
-    /// Records that `device` sent a ping through `app` (its battery then, if it said): kept
-    /// to the minute, so a device in steady use costs no write per ping.
-    async fn device_seen(
-        &self,
-        device: &DeviceInfo,
-        app: App,
-        battery_pct: Option<f64>,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
+    /// Records that `device` sent a ping (its app, and its battery if it said): kept to the
+    /// minute, so a device in steady use costs no write per ping.
+    async fn device_seen(&self, device: &DeviceInfo, seen: Seen) -> Result<()>;
 
     async fn ping(&self) -> Result<()>;
 }

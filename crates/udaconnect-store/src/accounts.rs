@@ -15,7 +15,7 @@ use udaconnect_core::auth::{
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::AccountStore;
 use udaconnect_core::time::truncate_to_micros;
-use udaconnect_core::tracker::{App, DeviceId, DeviceInfo, IssuedDevice, NewDevice};
+use udaconnect_core::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, Seen};
 use udaconnect_core::{Error, Result};
 
 use crate::sql_limit;
@@ -350,14 +350,8 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         self.revoke_one_device(id, now).await
     }
 
-    async fn device_seen(
-        &self,
-        device: &DeviceInfo,
-        app: App,
-        battery_pct: Option<f64>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.record_device_seen(device, app, battery_pct, now).await
+    async fn device_seen(&self, device: &DeviceInfo, seen: Seen) -> Result<()> {
+        self.record_device_seen(device, seen).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use udaconnect_core::auth::{NewToken, Role, Scope, Scopes, TokenKind, TokenSecret};
 use udaconnect_core::ports::AccountStore;
 use udaconnect_core::time::truncate_to_micros;
-use udaconnect_core::tracker::{App, DeviceId, DeviceInfo, IssuedDevice, NewDevice, OsmAndId};
+use udaconnect_core::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, OsmAndId, Seen};
 use udaconnect_core::Result;
 
 use crate::accounts::{AccountDb, Accounts, Arg, LAST_USED_STEP};
@@ -130,15 +130,10 @@ impl<D: AccountDb> Accounts<D> {
             > 0)
     }
 
-    pub(crate) async fn record_device_seen(
-        &self,
-        device: &DeviceInfo,
-        app: App,
-        battery_pct: Option<f64>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let now = truncate_to_micros(now);
-        let battery = battery_pct
+    pub(crate) async fn record_device_seen(&self, device: &DeviceInfo, seen: Seen) -> Result<()> {
+        let (app, now) = (seen.app, truncate_to_micros(seen.at));
+        let battery = seen
+            .battery_pct
             .filter(|b| (0.0..=100.0).contains(b))
             .map(|b| b.round() as i64);
         let stale = device.last_seen.is_none_or(|t| now - t >= LAST_USED_STEP);

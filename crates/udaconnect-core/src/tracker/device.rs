@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::App;
-use crate::auth::{AccountId, TokenHash, TokenId, TokenSecret};
+use crate::auth::{random_bytes, AccountId, TokenHash, TokenId, TokenSecret};
 use crate::model::PersonId;
 use crate::{Error, Result};
 
@@ -30,9 +30,7 @@ pub struct OsmAndId(String);
 impl OsmAndId {
     /// A new id from the operating system's random source.
     pub fn generate() -> Result<OsmAndId> {
-        let mut bytes = [0u8; OSMAND_ID_BYTES];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| Error::Internal(format!("random source failed: {e}")))?;
+        let bytes: [u8; OSMAND_ID_BYTES] = random_bytes()?;
         Ok(OsmAndId(bytes.iter().map(|b| format!("{b:02x}")).collect()))
     }
 
@@ -160,6 +158,14 @@ impl DeviceInfo {
     pub fn mqtt_topic(&self) -> String {
         mqtt_topic(self.person, &self.name, self.id)
     }
+}
+
+/// A ping a device sent, as its list shows it: when, through which app, its battery then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seen {
+    pub app: App,
+    pub battery_pct: Option<f64>,
+    pub at: DateTime<Utc>,
 }
 
 /// A device just registered, with its two secrets, which exist only here: shown once.

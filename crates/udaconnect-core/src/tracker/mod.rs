@@ -28,7 +28,7 @@ mod read;
 mod tests;
 
 pub use device::{
-    mqtt_topic, topic_device, DeviceId, DeviceInfo, IssuedDevice, NewDevice, OsmAndId,
+    mqtt_topic, topic_device, DeviceId, DeviceInfo, IssuedDevice, NewDevice, OsmAndId, Seen,
     MAX_DEVICE_NAME_CHARS, OSMAND_ID_CHARS,
 };
 pub use osmand::{osmand_fields, traccar_json, OsmAndReport, SpeedUnit, MAX_TRACCAR_LOCATIONS};

@@ -6,13 +6,14 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::owntracks::required;
 use super::read::{
-    extra, json_type, osmand_time, text_number, within, ALTITUDE_M, MAX_ACCURACY_M, MAX_SPEED_MPS,
+    extra, json_body, json_type, number_field, osmand_time, read, text_number, within, ALTITUDE_M,
+    MAX_ACCURACY_M, MAX_SPEED_MPS,
 };
 use super::{App, Extras, TrackerFix};
-use crate::domain::{Latitude, Longitude};
-use crate::error::{Error, Findings, Result};
+use crate::domain::{required, Latitude, Longitude, Read};
+use crate::error::{Findings, Result};
+use crate::validate::as_object;
 
 /// Longest device id read: OsmAnd ids UdaConnect hands out are far shorter, and an id is
 /// looked up by its hash, so a longer one names no device.
@@ -90,23 +91,24 @@ pub fn osmand_fields<'a>(
     };
     let mut f = Findings::default();
     let device = device_id(get("id").or_else(|| get("deviceid")), "id", &mut f);
-    let number = |f: &mut Findings, field: &str| {
-        get(field).and_then(|s| text_number(s).map_err(|m| f.unreadable(field, m)).ok())
+    let number = |f: &mut Findings, field: &str| match get(field) {
+        Some(s) => read(text_number(s), field, f),
+        None => Read::Missing,
     };
     let (lat, lon, lat_field, lon_field) = match (get("lat"), get("lon"), get("location")) {
-        (None, None, Some(both)) => match both.split_once(',') {
-            Some((a, b)) => match (text_number(a), text_number(b)) {
-                (Ok(lat), Ok(lon)) => (Some(lat), Some(lon), "location", "location"),
-                (Err(m), _) | (_, Err(m)) => {
+        (None, None, Some(both)) => {
+            let pair = both
+                .split_once(',')
+                .ok_or_else(|| "must be 'latitude,longitude'".to_string())
+                .and_then(|(a, b)| Ok((text_number(a)?, text_number(b)?)));
+            match pair {
+                Ok((lat, lon)) => (Read::Value(lat), Read::Value(lon), "location", "location"),
+                Err(m) => {
                     f.unreadable("location", m);
-                    (None, None, "location", "location")
+                    (Read::Unreadable, Read::Unreadable, "location", "location")
                 }
-            },
-            None => {
-                f.unreadable("location", "must be 'latitude,longitude'");
-                (None, None, "location", "location")
             }
-        },
+        }
         _ => (number(&mut f, "lat"), number(&mut f, "lon"), "lat", "lon"),
     };
     let no_position = get("lat").is_none() && get("lon").is_none() && get("location").is_none();
@@ -158,17 +160,8 @@ pub fn osmand_fields<'a>(
 /// (m/s), `coords.heading` (degrees), `coords.altitude` (metres) and `battery.level` (0 to
 /// 1); `is_moving`, `odometer`, `event`, `activity` and `extras` are read past.
 pub fn traccar_json(body: &[u8]) -> Result<OsmAndReport> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Error::bad_request("body", format!("malformed JSON: {e}")))?;
-    let Value::Object(obj) = &value else {
-        return Err(Error::bad_request(
-            "body",
-            format!(
-                "must be a JSON object (a Traccar Client report), not {}",
-                json_type(&value)
-            ),
-        ));
-    };
+    let value = json_body(body)?;
+    let obj = as_object(&value, "a Traccar Client report")?;
     let mut f = Findings::default();
     let device = match obj.get("device_id") {
         Some(Value::String(s)) => device_id(Some(s), "device_id", &mut f),
@@ -234,8 +227,8 @@ fn traccar_location(item: &Value, at: &str, f: &mut Findings) -> Option<(Tracker
     };
     let lat_field = format!("{at}.coords.latitude");
     let lon_field = format!("{at}.coords.longitude");
-    let lat = super::read::number_field(coords, "latitude", &lat_field, f);
-    let lon = super::read::number_field(coords, "longitude", &lon_field, f);
+    let lat = number_field(coords, "latitude", &lat_field, f);
+    let lon = number_field(coords, "longitude", &lon_field, f);
     let latitude = required(f, &lat_field, lat, Latitude::parse);
     let longitude = required(f, &lon_field, lon, Longitude::parse);
     let time_field = format!("{at}.timestamp");

@@ -8,12 +8,13 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::read::{
-    epoch_seconds, extra, json_type, number_field, within, ALTITUDE_M, MAX_ACCURACY_M,
+    epoch_seconds, extra, json_body, number_field, value, within, ALTITUDE_M, MAX_ACCURACY_M,
     MAX_SPEED_MPS,
 };
 use super::{App, Extras, TrackerFix};
-use crate::domain::{Latitude, Longitude};
-use crate::error::{Error, Findings, Result};
+use crate::domain::{required, Latitude, Longitude};
+use crate::error::{Findings, Result};
+use crate::validate::as_object;
 
 /// Longest `tid` or `topic` kept; longer ones are not OwnTracks'.
 const MAX_LABEL_CHARS: usize = 256;
@@ -34,7 +35,7 @@ pub enum OwnTracks {
 }
 
 /// Reads one OwnTracks message. An empty body is [`OwnTracks::Ignored`]; a body that is not a
-/// JSON object is [`Error::BadRequest`]; a location whose place or time breaks the rules every
+/// JSON object is [`crate::Error::BadRequest`]; a location whose place or time breaks the rules every
 /// ping follows is refused, each violation under the app's field name (`lat`, `lon`, `tst`).
 ///
 /// Fields of a location, as the OwnTracks booklet defines them: `lat`, `lon` (degrees,
@@ -48,17 +49,8 @@ pub fn owntracks_message(body: &[u8]) -> Result<OwnTracks> {
             kind: String::new(),
         });
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Error::bad_request("body", format!("malformed JSON: {e}")))?;
-    let Value::Object(obj) = &value else {
-        return Err(Error::bad_request(
-            "body",
-            format!(
-                "must be a JSON object (an OwnTracks message), not {}",
-                json_type(&value)
-            ),
-        ));
-    };
+    let value = json_body(body)?;
+    let obj = as_object(&value, "an OwnTracks message")?;
     let kind = match obj.get("_type") {
         Some(Value::String(kind)) => kind.as_str(),
         _ => "",
@@ -75,7 +67,7 @@ fn location(obj: &Map<String, Value>) -> Result<OwnTracks> {
     let mut f = Findings::default();
     let lat = number_field(obj, "lat", "lat", &mut f);
     let lon = number_field(obj, "lon", "lon", &mut f);
-    let tst = number_field(obj, "tst", "tst", &mut f);
+    let tst = value(number_field(obj, "tst", "tst", &mut f));
     let latitude = required(&mut f, "lat", lat, Latitude::parse);
     let longitude = required(&mut f, "lon", lon, Longitude::parse);
     let time = tst.and_then(|s| f.check("tst", s, epoch_seconds));
@@ -112,25 +104,6 @@ fn label(v: Option<&Value>) -> Option<String> {
             Some(s.clone())
         }
         _ => None,
-    }
-}
-
-/// A required number checked by its rule; a missing one recorded as such.
-pub(super) fn required<U>(
-    f: &mut Findings,
-    field: &str,
-    value: Option<f64>,
-    rule: impl FnOnce(f64) -> std::result::Result<U, String>,
-) -> Option<U> {
-    match value {
-        Some(v) => f.check(field, v, rule),
-        None => {
-            // Unreadable values were recorded by their reader: only a missing one is new.
-            if !f.unreadable.iter().any(|v| v.field == field) {
-                f.invalid(field, "is required");
-            }
-            None
-        }
     }
 }
 

@@ -2,20 +2,15 @@
 
 use serde_json::Value;
 
-use crate::domain::FixTime;
-use crate::error::{quoted, Findings};
+use crate::domain::{FixTime, Read};
+use crate::error::{quoted, Error, Findings, Result};
 use crate::time::outside_years;
+pub(super) use crate::validate::json_type;
 
-/// The JSON type of a value, as messages name it.
-pub(super) fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+/// A body read as JSON, a failure named as every JSON body's is.
+pub(super) fn json_body(body: &[u8]) -> Result<Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request("body", format!("malformed JSON: {e}")))
 }
 
 /// A number written as text (a query field, or a JSON string): what the rule then checks.
@@ -34,17 +29,36 @@ pub(super) fn json_number(v: &Value) -> Result<f64, String> {
     }
 }
 
-/// A field of `obj` read as a number: `None` when absent or null (or unreadable, which is
-/// then recorded).
+/// A field of `obj` read as a number under `field`, absent or null being missing; a value
+/// that is no number is recorded as unreadable.
 pub(super) fn number_field(
     obj: &serde_json::Map<String, Value>,
     key: &str,
     field: &str,
     f: &mut Findings,
-) -> Option<f64> {
+) -> Read<f64> {
     match obj.get(key) {
-        None | Some(Value::Null) => None,
-        Some(v) => json_number(v).map_err(|m| f.unreadable(field, m)).ok(),
+        None | Some(Value::Null) => Read::Missing,
+        Some(v) => read(json_number(v), field, f),
+    }
+}
+
+/// A value as read: the value, or its failure recorded as unreadable under `field`.
+pub(super) fn read(value: Result<f64, String>, field: &str, f: &mut Findings) -> Read<f64> {
+    match value {
+        Ok(v) => Read::Value(v),
+        Err(m) => {
+            f.unreadable(field, m);
+            Read::Unreadable
+        }
+    }
+}
+
+/// What was read, if it was.
+pub(super) fn value<T>(read: Read<T>) -> Option<T> {
+    match read {
+        Read::Value(v) => Some(v),
+        Read::Missing | Read::Unreadable => None,
     }
 }
 

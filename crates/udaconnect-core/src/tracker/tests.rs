@@ -146,27 +146,31 @@ fn osmand_takes_deviceid_location_heading_and_every_time_format() {
             r.fixes[0].time().map(|t| t.timestamp_millis()),
         )
     };
-    assert_eq!(
-        at("deviceid=x&location=1.5,2.5&timestamp=1700000000123"),
-        (1.5, 2.5, Some(1_700_000_000_123))
-    );
-    assert_eq!(
-        at("id=x&lat=1&lon=2&timestamp=1700000000.5"),
-        (1.0, 2.0, Some(1_700_000_000_500))
-    );
-    assert_eq!(
-        at("id=x&lat=1&lon=2&timestamp=2023-11-14T22:13:20Z"),
-        (1.0, 2.0, Some(1_700_000_000_000))
-    );
-    assert_eq!(
-        at("id=x&lat=1&lon=2&timestamp=2023-11-14 22:13:20"),
-        (1.0, 2.0, Some(1_700_000_000_000))
-    );
-    assert_eq!(at("id=x&lat=1&lon=2"), (1.0, 2.0, None));
+    for (q, want) in [
+        (
+            "deviceid=x&location=1.5,2.5&timestamp=1700000000123",
+            (1.5, 2.5, Some(1_700_000_000_123)),
+        ),
+        (
+            "id=x&lat=1&lon=2&timestamp=1700000000.5",
+            (1.0, 2.0, Some(1_700_000_000_500)),
+        ),
+        (
+            "id=x&lat=1&lon=2&timestamp=2023-11-14T22:13:20Z",
+            (1.0, 2.0, Some(1_700_000_000_000)),
+        ),
+        (
+            "id=x&lat=1&lon=2&timestamp=2023-11-14 22:13:20",
+            (1.0, 2.0, Some(1_700_000_000_000)),
+        ),
+        ("id=x&lat=1&lon=2", (1.0, 2.0, None)),
+        // The first of a field sent twice counts.
+        ("id=x&lat=1&lat=5&lon=2", (1.0, 2.0, None)),
+    ] {
+        assert_eq!(at(q), want, "{q}");
+    }
     let r = osmand_fields(query("id=x&lat=1&lon=2&heading=45"), SpeedUnit::Knots).unwrap();
     assert_eq!(r.fixes[0].extras.heading_deg, Some(45.0));
-    // The first of a field sent twice counts.
-    assert_eq!(at("id=x&lat=1&lat=5&lon=2"), (1.0, 2.0, None));
 }
 
 #[test]

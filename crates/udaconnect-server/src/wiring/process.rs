@@ -264,8 +264,8 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let (grpc_listener, osmand_listener) = if plan.roles.contains(&Role::LocationApi) {
             (
-                bind_grpc(plan.grpc).await?,
-                bind_extra("OsmAnd", plan.osmand).await?,
+                bind_extra("gRPC", "--grpc-listen", plan.grpc).await?,
+                bind_extra("OsmAnd", "--osmand-listen", plan.osmand).await?,
             )
         } else {
             (None, None)
@@ -433,14 +433,15 @@ fn osmand_front(label: &'static str, installed: Arc<OnceLock<Router>>) -> Router
         ))
 }
 
-/// Binds a listener besides HTTP (`what` names it in errors) as `at` says.
-async fn bind_extra(what: &str, at: GrpcListen) -> anyhow::Result<Option<TcpListener>> {
+/// Binds a listener besides HTTP as `at` says: `what` names it, `flag` is the option that
+/// moves it.
+async fn bind_extra(what: &str, flag: &str, at: GrpcListen) -> anyhow::Result<Option<TcpListener>> {
     Ok(match at {
         GrpcListen::Off => None,
         GrpcListen::Default(addr) => match TcpListener::bind(addr).await {
             Ok(l) => Some(l),
             Err(e) => {
-                tracing::warn!(address = %addr, error = %e, "{what} listener off: its port is taken");
+                tracing::warn!(address = %addr, error = %e, "{what} port taken; {what} is off ({flag} picks another)");
                 None
             }
         },
@@ -448,25 +449,6 @@ async fn bind_extra(what: &str, at: GrpcListen) -> anyhow::Result<Option<TcpList
             TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("failed to listen for {what} on {addr}"))?,
-        ),
-    })
-}
-
-/// Binds gRPC as `grpc` says.
-async fn bind_grpc(grpc: GrpcListen) -> anyhow::Result<Option<TcpListener>> {
-    Ok(match grpc {
-        GrpcListen::Off => None,
-        GrpcListen::Default(addr) => match TcpListener::bind(addr).await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!(address = %addr, error = %e, "gRPC port taken; gRPC is off (--grpc-listen picks another)");
-                None
-            }
-        },
-        GrpcListen::At(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("failed to listen for gRPC on {addr}"))?,
         ),
     })
 }

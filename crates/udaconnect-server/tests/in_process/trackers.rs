@@ -10,8 +10,7 @@ use serde_json::{json, Value};
 use udaconnect_core::auth::{NewAccount, NewToken, Role, Scopes, TokenSecret};
 use udaconnect_core::ports::AccountStore;
 use udaconnect_store::SqliteAccountStore;
-use udaconnect_testkit::http::create_person;
-use udaconnect_testkit::wait::eventually;
+use udaconnect_testkit::http::{self, create_person};
 
 use crate::app::{spawn_app_with, TestApp};
 
@@ -86,29 +85,6 @@ async fn owntracks(app: &TestApp, auth: Option<&str>, body: &str) -> reqwest::Re
     r.send().await.unwrap()
 }
 
-/// Waits until person `asked`'s connection answer (on 2023-11-14, within 50 m) holds a
-/// location of `other` at this place, and returns it.
-async fn met(app: &TestApp, asked: i64, other: i64, lat: f64, lon: f64) -> Value {
-    let path = format!(
-        "/api/persons/{asked}/connection?start_date=2023-11-14&end_date=2023-11-14&distance=50"
-    );
-    eventually(
-        "the ping in the connection answer",
-        Duration::from_secs(10),
-        || async {
-            let answer: Value = app.get(&path).await.json().await.ok()?;
-            answer.as_array()?.iter().find_map(|c| {
-                let l = &c["location"];
-                (l["person_id"] == other
-                    && l["latitude"].as_f64() == Some(lat)
-                    && l["longitude"].as_f64() == Some(lon))
-                .then(|| l.clone())
-            })
-        },
-    )
-    .await
-}
-
 /// A ping of `person` by `POST /api/locations` at this place and time.
 async fn plain_ping(app: &TestApp, person: i64, lat: f64, lon: f64, time: &str) {
     let r = app
@@ -126,6 +102,18 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
     let ana = create_person(&app.client, &app.address, "Ana").await;
     let ben = create_person(&app.client, &app.address, "Ben").await;
     let ana_token = attendee_token(&app, ana).await;
+    // Waits until Ben's connection answer (on 2023-11-14, within 50 m) holds Ana here.
+    let met = |lat: f64, lon: f64| {
+        let day = "start_date=2023-11-14&end_date=2023-11-14&distance=50";
+        let timeout = Duration::from_secs(10);
+        http::met(
+            &app.client,
+            &app.address,
+            (ben, day),
+            (ana, lat, lon),
+            timeout,
+        )
+    };
     let ben_token = attendee_token(&app, ben).await;
 
     // Bad input, and no credential.
@@ -181,7 +169,7 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
     assert_eq!(r.text().await.unwrap(), "[]");
-    let stored = met(&app, ben, ana, 52.5, 13.4).await;
+    let stored = met(52.5, 13.4).await;
     assert_eq!(stored["creation_time"], "2023-11-14T22:13:20Z");
 
     // Other messages, an empty body, and the Recorder's headers: taken, nothing stored.
@@ -254,7 +242,7 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.text().await.unwrap(), "");
-    met(&app, ben, ana, 48.1, 11.5).await;
+    met(48.1, 11.5).await;
     // As a form, on the OsmAnd listener's root, as Traccar Client sends it.
     plain_ping(&app, ben, 40.4, -3.7, "2023-11-14T22:13:22Z").await;
     let listener = app.osmand.clone().expect("OsmAnd listener on");
@@ -269,7 +257,7 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    met(&app, ben, ana, 40.4, -3.7).await;
+    met(40.4, -3.7).await;
     // Traccar Client's JSON body, as Traccar documents it.
     plain_ping(&app, ben, 35.6, 139.7, "2023-11-14T22:13:23Z").await;
     let r = app
@@ -288,7 +276,7 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    met(&app, ben, ana, 35.6, 139.7).await;
+    met(35.6, 139.7).await;
 
     // Unknown or missing ids, as Traccar refuses them: 400.
     for query in [

@@ -7,31 +7,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use udaconnect_testkit::wait::eventually;
+use udaconnect_testkit::http;
 
 use crate::suite::Api;
 
 const DAY: &str = "start_date=2023-11-15&end_date=2023-11-15&distance=20";
-
-/// Waits until `asked`'s connection answer holds a location of `other` at this place.
-async fn met(api: &Api, asked: i64, other: i64, lat: f64, lon: f64) {
-    let path = format!("/api/persons/{asked}/connection?{DAY}");
-    eventually(
-        "the tracker's ping in the connection answer",
-        Duration::from_secs(20),
-        || async {
-            let answer: Value = api.get(&path).await.json().await.ok()?;
-            answer.as_array()?.iter().find(|c| {
-                let l = &c["location"];
-                l["person_id"] == other
-                    && l["latitude"].as_f64() == Some(lat)
-                    && l["longitude"].as_f64() == Some(lon)
-            })?;
-            Some(())
-        },
-    )
-    .await;
-}
 
 pub async fn phones_post_through_owntracks_and_the_osmand_protocol(api: Api) {
     let tara = api.create_person("Tara").await["id"].as_i64().unwrap();
@@ -49,6 +29,17 @@ pub async fn phones_post_through_owntracks_and_the_osmand_protocol(api: Api) {
     let phone: Value = r.json().await.unwrap();
     let device_token = phone["token"].as_str().unwrap().to_string();
     let osmand_id = phone["osmand_id"].as_str().unwrap().to_string();
+    // Waits until Ugo's connection answer holds a location of Tara at this place.
+    let met = |lat: f64, lon: f64| {
+        let timeout = Duration::from_secs(20);
+        http::met(
+            &api.client,
+            &api.base,
+            (ugo, DAY),
+            (tara, lat, lon),
+            timeout,
+        )
+    };
 
     // OwnTracks, as the booklet writes a location.
     api.ping(ugo, -41.2865, 174.7762, "2023-11-15T09:00:00Z")
@@ -68,7 +59,7 @@ pub async fn phones_post_through_owntracks_and_the_osmand_protocol(api: Api) {
     let r = pub_(location, device_token.clone()).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.text().await.unwrap(), "[]");
-    met(&api, ugo, tara, -41.2865, 174.7762).await;
+    met(-41.2865, 174.7762).await;
     let r = pub_(
         r#"{"_type":"transition","event":"leave","tst":1700038800}"#,
         device_token.clone(),
@@ -87,7 +78,7 @@ pub async fn phones_post_through_owntracks_and_the_osmand_protocol(api: Api) {
         ))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    met(&api, ugo, tara, -41.2901, 174.7801).await;
+    met(-41.2901, 174.7801).await;
     api.ping(ugo, -41.2950, 174.7850, "2023-11-15T09:10:00Z")
         .await;
     let r = api
@@ -102,7 +93,7 @@ pub async fn phones_post_through_owntracks_and_the_osmand_protocol(api: Api) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    met(&api, ugo, tara, -41.295, 174.785).await;
+    met(-41.295, 174.785).await;
     let r = api
         .get("/api/osmand?id=ffffffffffffffffffffffffffffffff&lat=1&lon=2")
         .await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
@@ -14,8 +14,7 @@ use udaconnect_core::time::format_utc;
 use udaconnect_core::tracker::{DeviceInfo, NewDevice};
 use udaconnect_core::{Error, Result};
 
-use super::{caller, decide, Trackers};
-use crate::http::problem::ApiError;
+use super::{decide, Answer, Caller, Trackers};
 use crate::http::{parse_json, BodyBytes, PathId};
 
 /// Most devices an account holds at once: each is a credential to keep track of, and a row
@@ -162,73 +161,55 @@ fn name_field(body: &Value) -> Result<String> {
     ))]
 pub async fn create_device(
     State(trackers): State<Arc<Trackers>>,
-    extensions: axum::http::Extensions,
+    Caller(principal): Caller,
     headers: HeaderMap,
     BodyBytes(body): BodyBytes,
-) -> Response {
-    let principal = match caller(&trackers, &extensions, &headers).await {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
+) -> Answer {
     let Some(p) = principal else {
-        return super::unauthorized("Bearer", "sign-in required");
+        return Err(super::unauthorized("Bearer", "sign-in required").into());
     };
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    let (name, person) = match (name_field(&body), person_field(&body)) {
-        (Ok(n), Ok(p)) => (n, p),
-        (Err(e), _) | (_, Err(e)) => return ApiError(e).into_response(),
-    };
+    let body = parse_json(&body)?;
+    let (name, person) = (name_field(&body)?, person_field(&body)?);
     let Some(person) = person.or(p.person) else {
-        return ApiError(Error::invalid(
-            "person_id",
-            "is required: this account has no person",
-        ))
-        .into_response();
+        let why = "is required: this account has no person";
+        return Err(Error::invalid("person_id", why).into());
     };
-    if let Err(r) = decide(
+    decide(
         Some(&p),
         Action::CreateDevice,
         Resource::Person(person),
         "Bearer",
-    ) {
-        return *r;
-    }
-    match register(&trackers, &name, person).await {
-        Ok(issued) => {
-            let base = base_url(&headers);
-            let device = Device::from(&issued.device);
-            let (_, device_id) = device
-                .mqtt_topic
-                .rsplit_once('/')
-                .map(|(u, d)| (u.to_string(), d.to_string()))
-                .unwrap_or_default();
-            let answer = RegisteredDevice {
-                owntracks: OwnTracksSettings {
-                    url: format!("{base}/pub"),
-                    username: format!("p{person}"),
-                    password: issued.token.expose().to_string(),
-                    device_id,
-                },
-                traccar: TraccarSettings {
-                    url: format!("{base}/api/osmand"),
-                    device_id: issued.osmand_id.expose().to_string(),
-                },
-                token: issued.token.expose().to_string(),
-                osmand_id: issued.osmand_id.expose().to_string(),
-                device,
-            };
-            tracing::info!(
-                device_id = answer.device.id,
-                person_id = person,
-                "device registered"
-            );
-            (StatusCode::CREATED, Json(answer)).into_response()
-        }
-        Err(e) => ApiError(e).into_response(),
-    }
+    )?;
+    let issued = register(&trackers, &name, person).await?;
+    let base = base_url(&headers);
+    let device = Device::from(&issued.device);
+    let device_id = device
+        .mqtt_topic
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let answer = RegisteredDevice {
+        owntracks: OwnTracksSettings {
+            url: format!("{base}/pub"),
+            username: format!("p{person}"),
+            password: issued.token.expose().to_string(),
+            device_id,
+        },
+        traccar: TraccarSettings {
+            url: format!("{base}/api/osmand"),
+            device_id: issued.osmand_id.expose().to_string(),
+        },
+        token: issued.token.expose().to_string(),
+        osmand_id: issued.osmand_id.expose().to_string(),
+        device,
+    };
+    tracing::info!(
+        device_id = answer.device.id,
+        person_id = person,
+        "device registered"
+    );
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn register(
@@ -266,26 +247,17 @@ async fn register(
     ))]
 pub async fn list_devices(
     State(trackers): State<Arc<Trackers>>,
-    extensions: axum::http::Extensions,
-    headers: HeaderMap,
-) -> Response {
-    let principal = match caller(&trackers, &extensions, &headers).await {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
+    Caller(principal): Caller,
+) -> Answer {
     let account = principal.map(|p| p.account).unwrap_or_default();
-    if let Err(r) = decide(
+    decide(
         principal.as_ref(),
         Action::ListDevices,
         Resource::Account(account),
         "Bearer",
-    ) {
-        return *r;
-    }
-    match trackers.accounts.devices(account).await {
-        Ok(devices) => Json(devices.iter().map(Device::from).collect::<Vec<_>>()).into_response(),
-        Err(e) => ApiError(e).into_response(),
-    }
+    )?;
+    let devices = trackers.accounts.devices(account).await?;
+    Ok(Json(devices.iter().map(Device::from).collect::<Vec<_>>()).into_response())
 }
 
 /// Revoke a device: its token and OsmAnd id stop working at once.
@@ -300,38 +272,25 @@ pub async fn list_devices(
     ))]
 pub async fn revoke_device(
     State(trackers): State<Arc<Trackers>>,
-    extensions: axum::http::Extensions,
-    headers: HeaderMap,
+    Caller(principal): Caller,
     PathId(id): PathId,
-) -> Response {
-    let principal = match caller(&trackers, &extensions, &headers).await {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let device = match trackers.accounts.device(id).await {
-        Ok(d) => d,
-        Err(e) => return ApiError(e).into_response(),
-    };
+) -> Answer {
+    let device = trackers.accounts.device(id).await?;
     let Some(device) = device.filter(|d| d.revoked.is_none()) else {
         if principal.is_none() {
-            return super::unauthorized("Bearer", "sign-in required");
+            return Err(super::unauthorized("Bearer", "sign-in required").into());
         }
-        return ApiError(Error::not_found("device", id)).into_response();
+        return Err(Error::not_found("device", id).into());
     };
     let resource = Resource::Account(device.account);
-    if let Err(r) = decide(principal.as_ref(), Action::RevokeDevice, resource, "Bearer") {
-        return *r;
-    }
-    match trackers
+    decide(principal.as_ref(), Action::RevokeDevice, resource, "Bearer")?;
+    if !trackers
         .accounts
         .revoke_device(id, trackers.clock.now())
-        .await
+        .await?
     {
-        Ok(true) => {
-            tracing::info!(device_id = id, "device revoked");
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Ok(false) => ApiError(Error::not_found("device", id)).into_response(),
-        Err(e) => ApiError(e).into_response(),
+        return Err(Error::not_found("device", id).into());
     }
+    tracing::info!(device_id = id, "device revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

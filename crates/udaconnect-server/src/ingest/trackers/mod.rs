@@ -24,10 +24,10 @@ use udaconnect_core::auth::{
 };
 use udaconnect_core::clock::DynClock;
 use udaconnect_core::ports::DynAccountStore;
-use udaconnect_core::tracker::{DeviceInfo, SpeedUnit, TrackerFix};
+use udaconnect_core::tracker::{App, DeviceInfo, Seen, SpeedUnit, TrackerFix};
 
 use crate::http::guard::post_json;
-use crate::http::problem::Problem;
+use crate::http::problem::{ApiError, Problem};
 use crate::ingest::Ingest;
 
 /// What the tracker routes share.
@@ -101,18 +101,49 @@ fn forbidden(detail: &str) -> Response {
     .into_response()
 }
 
-/// [`authorize`]'s answer as a response when it says no.
+/// A request refused, as its answer: what the tracker handlers return early with `?`.
+pub struct Refused(Box<Response>);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+impl From<Response> for Refused {
+    fn from(r: Response) -> Refused {
+        Refused(Box::new(r))
+    }
+}
+
+impl From<udaconnect_core::Error> for Refused {
+    fn from(e: udaconnect_core::Error) -> Refused {
+        ApiError(e).into_response().into()
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        e.into_response().into()
+    }
+}
+
+/// What a tracker handler answers: its answer, or why not.
+type Answer = Result<Response, Refused>;
+
+/// [`authorize`]'s answer, refused as 401 (with a `scheme` challenge) or 403 when it says no.
 fn decide(
     principal: Option<&Principal>,
     action: Action,
     resource: Resource,
     scheme: &'static str,
-) -> Result<(), Box<Response>> {
+) -> Result<(), Refused> {
     authorize(principal, action, resource).map_err(|d| {
-        Box::new(match d {
+        match d {
             Denied::SignInRequired => unauthorized(scheme, "sign-in required"),
             Denied::Forbidden => forbidden("not allowed for this account"),
-        })
+        }
+        .into()
     })
 }
 
@@ -132,7 +163,7 @@ async fn caller(
     trackers: &Trackers,
     extensions: &axum::http::Extensions,
     headers: &HeaderMap,
-) -> Result<Option<Principal>, Box<Response>> {
+) -> Result<Option<Principal>, Refused> {
     if let Some(p) = extensions.get::<Principal>() {
         return Ok(Some(*p));
     }
@@ -140,42 +171,46 @@ async fn caller(
         return Ok(*p);
     }
     let Some(secret) = bearer(headers) else {
-        return if headers.contains_key(header::AUTHORIZATION) {
-            Err(Box::new(unauthorized(
-                "Bearer",
-                "the credential is not a token",
-            )))
-        } else {
-            Ok(None)
-        };
+        if headers.contains_key(header::AUTHORIZATION) {
+            return Err(unauthorized("Bearer", "the credential is not a token").into());
+        }
+        return Ok(None);
     };
     match trackers
         .accounts
         .verify_token(&secret, trackers.clock.now())
-        .await
+        .await?
     {
-        Ok(Some(p)) => Ok(Some(p)),
-        Ok(None) => Err(Box::new(unauthorized(
-            "Bearer",
-            "the token is unknown, expired or revoked",
-        ))),
-        Err(e) => Err(Box::new(crate::http::problem::ApiError(e).into_response())),
+        Some(p) => Ok(Some(p)),
+        None => Err(unauthorized("Bearer", "the token is unknown, expired or revoked").into()),
+    }
+}
+
+/// Who made an API request, as [`caller`] finds them: an extractor.
+pub struct Caller(pub Option<Principal>);
+
+impl axum::extract::FromRequestParts<Arc<Trackers>> for Caller {
+    type Rejection = Refused;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        trackers: &Arc<Trackers>,
+    ) -> Result<Caller, Refused> {
+        caller(trackers, &parts.extensions, &parts.headers)
+            .await
+            .map(Caller)
     }
 }
 
 /// Records where a device's ping came from; a failure costs only the list's freshness.
-async fn seen(
-    trackers: &Trackers,
-    device: &DeviceInfo,
-    fix_app: udaconnect_core::tracker::App,
-    battery: Option<f64>,
-) {
-    let now = trackers.clock.now();
-    if let Err(e) = trackers
-        .accounts
-        .device_seen(device, fix_app, battery, now)
-        .await
-    {
+async fn seen(trackers: &Trackers, device: &DeviceInfo, app: App, battery_pct: Option<f64>) {
+    let at = trackers.clock.now();
+    let seen = Seen {
+        app,
+        battery_pct,
+        at,
+    };
+    if let Err(e) = trackers.accounts.device_seen(device, seen).await {
         tracing::warn!(device_id = device.id, error = %e, "device use not recorded");
     }
 }

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use udaconnect_core::auth::{Action, Resource};
 use udaconnect_core::tracker::{osmand_fields, traccar_json, App, OsmAndReport};
 use udaconnect_core::Error;
 
-use super::{decide, device_principal, ok_empty, pings, seen, Trackers};
-use crate::http::problem::{ApiError, Problem};
+use super::{decide, device_principal, ok_empty, pings, seen, Answer, Trackers};
+use crate::http::problem::Problem;
 
 /// How the body says it is written.
 fn media(headers: &HeaderMap) -> String {
@@ -79,47 +79,34 @@ pub async fn report(
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
-) -> Response {
+) -> Answer {
     if method != Method::GET && method != Method::POST {
-        return Problem::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "about:blank",
-            "reports are sent with GET or POST",
-        )
-        .into_response();
+        let why = "reports are sent with GET or POST";
+        return Err(
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "about:blank", why)
+                .into_response()
+                .into(),
+        );
     }
-    let report = match read_report(&trackers, &headers, &uri, &body) {
-        Ok(r) => r,
-        Err(e) => return ApiError(e).into_response(),
-    };
-    let device = match trackers.accounts.device_by_osmand_id(&report.device).await {
-        Ok(Some(d)) => d,
-        Ok(None) => {
-            // Traccar's answer to a device it does not know.
-            return ApiError(Error::bad_request(
-                "id",
-                "no registered device has this id: register the phone and use its OsmAnd id",
-            ))
-            .into_response();
-        }
-        Err(e) => return ApiError(e).into_response(),
+    let report = read_report(&trackers, &headers, &uri, &body)?;
+    let Some(device) = trackers
+        .accounts
+        .device_by_osmand_id(&report.device)
+        .await?
+    else {
+        // Traccar's answer to a device it does not know.
+        let why = "no registered device has this id: register the phone and use its OsmAnd id";
+        return Err(Error::bad_request("id", why).into());
     };
     let principal = device_principal(&device);
     let resource = Resource::Person(device.person);
-    if let Err(r) = decide(Some(&principal), Action::PostOsmAnd, resource, "Bearer") {
-        return *r;
-    }
+    decide(Some(&principal), Action::PostOsmAnd, resource, "Bearer")?;
     let app = report.fixes.first().map_or(App::OsmAnd, |f| f.app);
     if !report.fixes.is_empty() {
-        let batch = report.fixes.len() > 1;
-        let accepted = match pings(&report.fixes, device.person) {
-            Ok(pings) => trackers.ingest.accept(pings, batch).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = accepted {
-            return ApiError(e).into_response();
-        }
+        let pings = pings(&report.fixes, device.person)?;
+        let batch = pings.len() > 1;
+        trackers.ingest.accept(pings, batch).await?;
     }
     seen(&trackers, &device, app, report.battery_pct).await;
-    ok_empty()
+    Ok(ok_empty())
 }

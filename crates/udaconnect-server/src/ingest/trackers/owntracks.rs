@@ -17,8 +17,7 @@ use udaconnect_core::tracker::{
     basic_credentials, owntracks_message, topic_device, App, OwnTracks,
 };
 
-use super::{decide, forbidden, pings, seen, unauthorized, Trackers};
-use crate::http::problem::ApiError;
+use super::{decide, forbidden, pings, seen, unauthorized, Answer, Refused, Trackers};
 use crate::http::BodyBytes;
 
 /// The password of `Authorization: Basic`, if it is a token's form.
@@ -62,63 +61,39 @@ pub async fn publish(
     State(trackers): State<Arc<Trackers>>,
     headers: HeaderMap,
     BodyBytes(body): BodyBytes,
-) -> Response {
+) -> Answer {
     let Some(secret) = basic_password(&headers) else {
-        return unauthorized("Basic", "the password must be a device token");
+        return Err(unauthorized("Basic", "the password must be a device token").into());
     };
-    let principal = match trackers
-        .accounts
-        .verify_token(&secret, trackers.clock.now())
-        .await
-    {
-        Ok(Some(p)) => p,
-        Ok(None) => return unauthorized("Basic", "the token is unknown, expired or revoked"),
-        Err(e) => return ApiError(e).into_response(),
+    let now = trackers.clock.now();
+    let Some(principal) = trackers.accounts.verify_token(&secret, now).await? else {
+        let why = "the token is unknown, expired or revoked";
+        return Err(unauthorized("Basic", why).into());
     };
-    let message = match owntracks_message(&body) {
-        Ok(m) => m,
-        Err(e) => return ApiError(e).into_response(),
+    let OwnTracks::Location { fix, topic, .. } = owntracks_message(&body)? else {
+        return Ok(answer());
     };
-    let OwnTracks::Location { fix, topic, .. } = message else {
-        return answer();
-    };
-    let person = match whose(&principal, named_device(&headers, topic.as_deref())) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    if let Err(r) = decide(
-        Some(&principal),
-        Action::PostOwnTracks,
-        Resource::Person(person),
-        "Basic",
-    ) {
-        return *r;
-    }
-    let accepted = match pings(std::slice::from_ref(&fix), person) {
-        Ok(pings) => trackers.ingest.accept(pings, false).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = accepted {
-        return ApiError(e).into_response();
-    }
+    let person = whose(&principal, named_device(&headers, topic.as_deref()))?;
+    let resource = Resource::Person(person);
+    decide(Some(&principal), Action::PostOwnTracks, resource, "Basic")?;
+    let pings = pings(std::slice::from_ref(&fix), person)?;
+    trackers.ingest.accept(pings, false).await?;
     if let Ok(Some(device)) = trackers.accounts.device_by_token(&secret).await {
         seen(&trackers, &device, App::OwnTracks, fix.extras.battery_pct).await;
     }
-    answer()
+    Ok(answer())
 }
 
 /// Whose ping a message is: the token's person; one naming another person's device is
 /// refused.
-fn whose(principal: &Principal, named: Option<(i64, i64)>) -> Result<i64, Box<Response>> {
+fn whose(principal: &Principal, named: Option<(i64, i64)>) -> Result<i64, Refused> {
     match (principal.person, named) {
-        (Some(own), Some((person, _))) if person != own => Err(Box::new(forbidden(
-            "the message names another person's device",
-        ))),
+        (Some(own), Some((person, _))) if person != own => {
+            Err(forbidden("the message names another person's device").into())
+        }
         (Some(own), _) => Ok(own),
         (None, Some((person, _))) => Ok(person),
-        (None, None) => Err(Box::new(forbidden(
-            "this token acts for no person: use a device token",
-        ))),
+        (None, None) => Err(forbidden("this token acts for no person: use a device token").into()),
     }
 }
 
