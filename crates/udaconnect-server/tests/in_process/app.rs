@@ -31,13 +31,28 @@ pub async fn spawn_app(demo: bool) -> TestApp {
 pub async fn spawn_app_with(demo: bool, set: impl FnOnce(&mut EdgeSettings)) -> TestApp {
     let mut edge = EdgeSettings::default();
     set(&mut edge);
+    // The original open contract these tests exercise.
+    let http = HttpSettings {
+        edge,
+        ..HttpSettings::open("127.0.0.1:0".parse().unwrap())
+    };
+    spawn_app_on(demo, http).await
+}
+
+/// `serve` as it starts by default, every request authenticated (`--auth on`), with an
+/// OsmAnd listener on port 0.
+pub async fn spawn_signed_app() -> TestApp {
+    let http = HttpSettings {
+        osmand_listen: udaconnect_server::GrpcListen::At("127.0.0.1:0".parse().unwrap()),
+        ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
+    };
+    spawn_app_on(false, http).await
+}
+
+async fn spawn_app_on(demo: bool, http: HttpSettings) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let app = Application::build(ServeSettings {
-        http: HttpSettings {
-            edge,
-            osmand_listen: udaconnect_server::GrpcListen::At("127.0.0.1:0".parse().unwrap()),
-            ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
-        },
+        http,
         data_dir: data_dir.path().to_path_buf(),
         demo,
         demo_attendees: 0,

@@ -5,27 +5,27 @@
 
 use std::time::Duration;
 
-use reqwest::{header, StatusCode};
+use reqwest::{header, Client, StatusCode};
 use serde_json::{json, Value};
 use udaconnect_core::auth::{NewAccount, NewToken, Role, Scopes, TokenSecret};
 use udaconnect_core::ports::AccountStore;
 use udaconnect_store::SqliteAccountStore;
 use udaconnect_testkit::http::{self, create_person};
 
-use crate::app::{spawn_app_with, TestApp};
+use crate::app::{spawn_signed_app, TestApp};
 
-/// An attendee's own API token (made as `admin create-token` does).
-async fn attendee_token(app: &TestApp, person: i64) -> TokenSecret {
+/// A token in `role` for `person` (made as `admin create-token` does).
+async fn token(app: &TestApp, role: Role, person: Option<i64>) -> TokenSecret {
     let store = SqliteAccountStore::open(app.data_dir().join("accounts.sqlite3")).unwrap();
     let now = chrono::Utc::now();
     let account = store
         .create_account(
             NewAccount {
-                person: Some(person),
+                person,
                 email: None,
                 email_verified: false,
                 secondary_email: None,
-                role: Role::Attendee,
+                role,
             },
             now,
         )
@@ -34,9 +34,9 @@ async fn attendee_token(app: &TestApp, person: i64) -> TokenSecret {
     let token = NewToken {
         account: account.id,
         name: "laptop".into(),
-        role: Role::Attendee,
+        role,
         scopes: Scopes::ALL,
-        person: Some(person),
+        person,
         expires: None,
     };
     store.create_token(token, now).await.unwrap().secret
@@ -85,36 +85,38 @@ async fn owntracks(app: &TestApp, auth: Option<&str>, body: &str) -> reqwest::Re
     r.send().await.unwrap()
 }
 
-/// A ping of `person` by `POST /api/locations` at this place and time.
-async fn plain_ping(app: &TestApp, person: i64, lat: f64, lon: f64, time: &str) {
-    let r = app
-        .post_json(
-            "/api/locations",
+/// A ping of `person` by `POST /api/locations` at this place and time, by `staff`.
+async fn plain_ping(app: &TestApp, staff: &Client, person: i64, lat: f64, lon: f64, time: &str) {
+    let r = staff
+        .post(app.url("/api/locations"))
+        .json(
             &json!({"person_id": person, "latitude": lat, "longitude": lon, "creation_time": time}),
         )
-        .await;
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
 async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
-    let app = spawn_app_with(false, |_| {}).await;
-    let ana = create_person(&app.client, &app.address, "Ana").await;
-    let ben = create_person(&app.client, &app.address, "Ben").await;
-    let ana_token = attendee_token(&app, ana).await;
+    let app = spawn_signed_app().await;
+    // An admin makes the persons and Ben's pings, and reads Ben's connections.
+    let admin = token(&app, Role::Admin, None).await;
+    let mut bearer = header::HeaderMap::new();
+    let value = format!("Bearer {}", admin.expose());
+    bearer.insert(header::AUTHORIZATION, value.parse().unwrap());
+    let staff = Client::builder().default_headers(bearer).build().unwrap();
+    let ana = create_person(&staff, &app.address, "Ana").await;
+    let ben = create_person(&staff, &app.address, "Ben").await;
+    let ana_token = token(&app, Role::Attendee, Some(ana)).await;
     // Waits until Ben's connection answer (on 2023-11-14, within 50 m) holds Ana here.
     let met = |lat: f64, lon: f64| {
         let day = "start_date=2023-11-14&end_date=2023-11-14&distance=50";
         let timeout = Duration::from_secs(10);
-        http::met(
-            &app.client,
-            &app.address,
-            (ben, day),
-            (ana, lat, lon),
-            timeout,
-        )
+        http::met(&staff, &app.address, (ben, day), (ana, lat, lon), timeout)
     };
-    let ben_token = attendee_token(&app, ben).await;
+    let ben_token = token(&app, Role::Attendee, Some(ben)).await;
 
     // Bad input, and no credential.
     for (body, status) in [
@@ -159,7 +161,7 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
     assert_eq!(phone["traccar"]["device_id"], osmand_id.as_str());
 
     // OwnTracks, as the booklet writes a location, with fields UdaConnect does not know.
-    plain_ping(&app, ben, 52.5, 13.4, "2023-11-14T22:13:20Z").await;
+    plain_ping(&app, &staff, ben, 52.5, 13.4, "2023-11-14T22:13:20Z").await;
     let location = r#"{"_type":"location","acc":8,"alt":40,"batt":77,"bs":1,"cog":90,
         "conn":"w","created_at":1700000001,"lat":52.5,"lon":13.4,"m":1,"t":"u","tid":"ap",
         "tst":1700000000,"vac":2,"vel":4,"SSID":"venue","BSSID":"aa:bb","inregions":["hall"],
@@ -234,7 +236,7 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
     assert_eq!(problem["errors"][0]["field"], "lat");
 
     // The OsmAnd protocol in the query, speed in knots.
-    plain_ping(&app, ben, 48.1, 11.5, "2023-11-14T22:13:21Z").await;
+    plain_ping(&app, &staff, ben, 48.1, 11.5, "2023-11-14T22:13:21Z").await;
     let r = app
         .get(&format!(
             "/api/osmand?id={osmand_id}&timestamp=1700000001&lat=48.1&lon=11.5&speed=3&bearing=10&altitude=500&accuracy=6&hdop=0.9&batt=64"
@@ -244,7 +246,7 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
     assert_eq!(r.text().await.unwrap(), "");
     met(48.1, 11.5).await;
     // As a form, on the OsmAnd listener's root, as Traccar Client sends it.
-    plain_ping(&app, ben, 40.4, -3.7, "2023-11-14T22:13:22Z").await;
+    plain_ping(&app, &staff, ben, 40.4, -3.7, "2023-11-14T22:13:22Z").await;
     let listener = app.osmand.clone().expect("OsmAnd listener on");
     let r = app
         .client
@@ -259,7 +261,7 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
     assert_eq!(r.status(), StatusCode::OK);
     met(40.4, -3.7).await;
     // Traccar Client's JSON body, as Traccar documents it.
-    plain_ping(&app, ben, 35.6, 139.7, "2023-11-14T22:13:23Z").await;
+    plain_ping(&app, &staff, ben, 35.6, 139.7, "2023-11-14T22:13:23Z").await;
     let r = app
         .client
         .post(format!("{listener}/"))

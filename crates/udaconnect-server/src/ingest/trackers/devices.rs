@@ -14,7 +14,8 @@ use udaconnect_core::time::format_utc;
 use udaconnect_core::tracker::{DeviceInfo, NewDevice};
 use udaconnect_core::{Error, Result};
 
-use super::{decide, Answer, Caller, Trackers};
+use super::{Answer, Trackers};
+use crate::access::Caller;
 use crate::http::{parse_json, BodyBytes, PathId};
 
 /// Most devices an account holds at once: each is a credential to keep track of, and a row
@@ -161,25 +162,18 @@ fn name_field(body: &Value) -> Result<String> {
     ))]
 pub async fn create_device(
     State(trackers): State<Arc<Trackers>>,
-    Caller(principal): Caller,
+    caller: Caller,
     headers: HeaderMap,
     BodyBytes(body): BodyBytes,
 ) -> Answer {
-    let Some(p) = principal else {
-        return Err(super::unauthorized("Bearer", "sign-in required").into());
-    };
     let body = parse_json(&body)?;
     let (name, person) = (name_field(&body)?, person_field(&body)?);
-    let Some(person) = person.or(p.person) else {
+    let own = caller.principal().and_then(|p| p.person);
+    let Some(person) = person.or(own) else {
         let why = "is required: this account has no person";
         return Err(Error::invalid("person_id", why).into());
     };
-    decide(
-        Some(&p),
-        Action::CreateDevice,
-        Resource::Person(person),
-        "Bearer",
-    )?;
+    caller.may(Action::CreateDevice, Resource::Person(person))?;
     let issued = register(&trackers, &name, person).await?;
     let base = base_url(&headers);
     let device = Device::from(&issued.device);
@@ -245,18 +239,12 @@ async fn register(
         (status = 401, description = "No valid credential", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "A device token", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_devices(
-    State(trackers): State<Arc<Trackers>>,
-    Caller(principal): Caller,
-) -> Answer {
-    let account = principal.map(|p| p.account).unwrap_or_default();
-    decide(
-        principal.as_ref(),
-        Action::ListDevices,
-        Resource::Account(account),
-        "Bearer",
-    )?;
-    let devices = trackers.accounts.devices(account).await?;
+pub async fn list_devices(State(trackers): State<Arc<Trackers>>, caller: Caller) -> Answer {
+    let Some(p) = caller.principal() else {
+        let why = "a device list is an account's: sign in";
+        return Err(Error::Unauthenticated(why.into()).into());
+    };
+    let devices = trackers.accounts.devices(p.account).await?;
     Ok(Json(devices.iter().map(Device::from).collect::<Vec<_>>()).into_response())
 }
 
@@ -272,18 +260,14 @@ pub async fn list_devices(
     ))]
 pub async fn revoke_device(
     State(trackers): State<Arc<Trackers>>,
-    Caller(principal): Caller,
+    caller: Caller,
     PathId(id): PathId,
 ) -> Answer {
     let device = trackers.accounts.device(id).await?;
     let Some(device) = device.filter(|d| d.revoked.is_none()) else {
-        if principal.is_none() {
-            return Err(super::unauthorized("Bearer", "sign-in required").into());
-        }
         return Err(Error::not_found("device", id).into());
     };
-    let resource = Resource::Account(device.account);
-    decide(principal.as_ref(), Action::RevokeDevice, resource, "Bearer")?;
+    caller.may(Action::RevokeDevice, Resource::Account(device.account))?;
     if !trackers
         .accounts
         .revoke_device(id, trackers.clock.now())

@@ -15,17 +15,16 @@ pub mod owntracks;
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::Router;
-use udaconnect_core::auth::{
-    authorize, Action, Denied, Principal, Resource, Role, Scope, Scopes, TokenSecret,
-};
+use udaconnect_core::auth::{Action, Principal, Role, Scope, Scopes};
 use udaconnect_core::clock::DynClock;
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::tracker::{App, DeviceInfo, Seen, SpeedUnit, TrackerFix};
 
+use crate::access::{own_credential, rule, On};
 use crate::http::guard::post_json;
 use crate::http::problem::{ApiError, Problem};
 use crate::ingest::Ingest;
@@ -40,24 +39,38 @@ pub struct Trackers {
     pub speed_unit: SpeedUnit,
 }
 
-/// The routes on the HTTP port.
+/// The routes on the HTTP port. Phones are registered under the caller's rules; OwnTracks
+/// and the OsmAnd protocol carry their own credential, checked by their handlers.
 pub fn routes(trackers: Arc<Trackers>) -> Router {
+    let register = rule(
+        Action::CreateDevice,
+        On::Handler,
+        post_json(devices::create_device),
+    );
+    let list = rule(
+        Action::ListDevices,
+        On::MyAccount,
+        get(devices::list_devices),
+    );
+    let revoke = rule(
+        Action::RevokeDevice,
+        On::MyAccount,
+        delete(devices::revoke_device),
+    );
     Router::new()
-        .route(
-            "/api/me/devices",
-            post_json(devices::create_device).get(devices::list_devices),
-        )
-        .route("/api/me/devices/{id}", delete(devices::revoke_device))
-        .route("/pub", axum::routing::post(owntracks::publish))
-        .route("/api/osmand", get(osmand::report).post(osmand::report))
-        .with_state(trackers)
+        .route("/api/me/devices", register.merge(list))
+        .route("/api/me/devices/{id}", revoke)
+        .route("/pub", own_credential(post(owntracks::publish)))
+        .with_state(trackers.clone())
+        .merge(osmand_listener_routes(trackers))
 }
 
-/// The OsmAnd listener's routes: the report route alone. The listener takes a report at any
-/// path (the apps post to the server's root) by reading every path as this one.
+/// The report route alone: the OsmAnd listener's router (which reads every path as this
+/// one, as the apps post to the server's root) and a part of the HTTP port's.
 pub fn osmand_listener_routes(trackers: Arc<Trackers>) -> Router {
+    let report = get(osmand::report).post(osmand::report);
     Router::new()
-        .route("/api/osmand", get(osmand::report).post(osmand::report))
+        .route("/api/osmand", own_credential(report))
         .with_state(trackers)
 }
 
@@ -130,77 +143,6 @@ impl From<ApiError> for Refused {
 
 /// What a tracker handler answers: its answer, or why not.
 type Answer = Result<Response, Refused>;
-
-/// [`authorize`]'s answer, refused as 401 (with a `scheme` challenge) or 403 when it says no.
-fn decide(
-    principal: Option<&Principal>,
-    action: Action,
-    resource: Resource,
-    scheme: &'static str,
-) -> Result<(), Refused> {
-    authorize(principal, action, resource).map_err(|d| {
-        match d {
-            Denied::SignInRequired => unauthorized(scheme, "sign-in required"),
-            Denied::Forbidden => forbidden("not allowed for this account"),
-        }
-        .into()
-    })
-}
-
-/// The secret of `Authorization: Bearer uc_...`, if the request has one of that form.
-fn bearer(headers: &HeaderMap) -> Option<TokenSecret> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    TokenSecret::parse(token.trim())
-}
-
-/// Who made an API request: the principal the authentication layer found (the request's
-/// extensions), else the request's bearer token checked here.
-async fn caller(
-    trackers: &Trackers,
-    extensions: &axum::http::Extensions,
-    headers: &HeaderMap,
-) -> Result<Option<Principal>, Refused> {
-    if let Some(p) = extensions.get::<Principal>() {
-        return Ok(Some(*p));
-    }
-    if let Some(p) = extensions.get::<Option<Principal>>() {
-        return Ok(*p);
-    }
-    let Some(secret) = bearer(headers) else {
-        if headers.contains_key(header::AUTHORIZATION) {
-            return Err(unauthorized("Bearer", "the credential is not a token").into());
-        }
-        return Ok(None);
-    };
-    match trackers
-        .accounts
-        .verify_token(&secret, trackers.clock.now())
-        .await?
-    {
-        Some(p) => Ok(Some(p)),
-        None => Err(unauthorized("Bearer", "the token is unknown, expired or revoked").into()),
-    }
-}
-
-/// Who made an API request, as [`caller`] finds them: an extractor.
-pub struct Caller(pub Option<Principal>);
-
-impl axum::extract::FromRequestParts<Arc<Trackers>> for Caller {
-    type Rejection = Refused;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        trackers: &Arc<Trackers>,
-    ) -> Result<Caller, Refused> {
-        caller(trackers, &parts.extensions, &parts.headers)
-            .await
-            .map(Caller)
-    }
-}
 
 /// Records where a device's ping came from; a failure costs only the list's freshness.
 async fn seen(trackers: &Trackers, device: &DeviceInfo, app: App, battery_pct: Option<f64>) {

@@ -11,11 +11,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use udaconnect_core::auth::{Action, Resource};
+use udaconnect_core::auth::Action;
 use udaconnect_core::tracker::{osmand_fields, traccar_json, App, OsmAndReport};
 use udaconnect_core::Error;
 
-use super::{decide, device_principal, ok_empty, pings, seen, Answer, Trackers};
+use super::{device_principal, ok_empty, pings, seen, Answer, Trackers};
+use crate::access::Caller;
 use crate::http::problem::Problem;
 
 /// How the body says it is written.
@@ -98,14 +99,15 @@ pub async fn report(
         let why = "no registered device has this id: register the phone and use its OsmAnd id";
         return Err(Error::bad_request("id", why).into());
     };
-    let principal = device_principal(&device);
-    let resource = Resource::Person(device.person);
-    decide(Some(&principal), Action::PostOsmAnd, resource, "Bearer")?;
+    let caller = Caller::Signed(device_principal(&device));
     let app = report.fixes.first().map_or(App::OsmAnd, |f| f.app);
     if !report.fixes.is_empty() {
         let pings = pings(&report.fixes, device.person)?;
         let batch = pings.len() > 1;
-        trackers.ingest.accept(pings, batch).await?;
+        trackers
+            .ingest
+            .accept(&caller, Action::PostOsmAnd, pings, batch)
+            .await?;
     }
     seen(&trackers, &device, app, report.battery_pct).await;
     Ok(ok_empty())

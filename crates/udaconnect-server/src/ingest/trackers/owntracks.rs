@@ -12,12 +12,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use udaconnect_core::auth::{Action, Principal, Resource, TokenSecret};
+use udaconnect_core::auth::{Action, Principal, TokenSecret};
 use udaconnect_core::tracker::{
     basic_credentials, owntracks_message, topic_device, App, OwnTracks,
 };
 
-use super::{decide, forbidden, pings, seen, unauthorized, Answer, Refused, Trackers};
+use super::{forbidden, pings, seen, unauthorized, Answer, Refused, Trackers};
+use crate::access::Caller;
 use crate::http::BodyBytes;
 
 /// The password of `Authorization: Basic`, if it is a token's form.
@@ -74,10 +75,12 @@ pub async fn publish(
         return Ok(answer());
     };
     let person = whose(&principal, named_device(&headers, topic.as_deref()))?;
-    let resource = Resource::Person(person);
-    decide(Some(&principal), Action::PostOwnTracks, resource, "Basic")?;
     let pings = pings(std::slice::from_ref(&fix), person)?;
-    trackers.ingest.accept(pings, false).await?;
+    let caller = Caller::Signed(principal);
+    trackers
+        .ingest
+        .accept(&caller, Action::PostOwnTracks, pings, false)
+        .await?;
     if let Ok(Some(device)) = trackers.accounts.device_by_token(&secret).await {
         seen(&trackers, &device, App::OwnTracks, fix.extras.battery_pct).await;
     }
