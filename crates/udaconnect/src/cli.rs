@@ -127,6 +127,8 @@ pub struct ServeArgs {
     #[arg(long, env = "UDACONNECT_GRPC_LISTEN")]
     pub grpc_listen: Option<String>,
     #[command(flatten)]
+    pub osmand: OsmAndListenArg,
+    #[command(flatten)]
     pub listen_file: ListenFileArg,
     #[command(flatten)]
     pub edge: crate::edge::EdgeArgs,
@@ -300,6 +302,18 @@ pub struct LocationApiArgs {
     /// reflection).
     #[arg(long, env = "UDACONNECT_GRPC_LISTEN", default_value = "127.0.0.1:5005")]
     pub grpc_listen: SocketAddr,
+    #[command(flatten)]
+    pub osmand: OsmAndListenArg,
+}
+
+#[derive(Args, Debug)]
+pub struct OsmAndListenArg {
+    /// Address where Traccar Client and OsmAnd reports are taken at any path (the OsmAnd
+    /// protocol; the same as /api/osmand on the HTTP port), or `off`. Default: the HTTP listen
+    /// address's IP on port 5055, the apps' usual port, when that port is free: loopback
+    /// unless --listen is opened to the network.
+    #[arg(long, env = "UDACONNECT_OSMAND_LISTEN")]
+    pub osmand_listen: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -363,6 +377,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::LocationApi(args) => {
             let mut settings = role_settings(Role::LocationApi, args.role, Some(args.person_api))?;
             settings.grpc_listen = Some(args.grpc_listen);
+            settings.http.osmand_listen =
+                osmand_listen(args.osmand.osmand_listen.as_deref(), settings.http.listen)?;
             run_role(settings).await
         }
         Command::LocationConsumer(args) => {
@@ -417,6 +433,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             web_dir: args.web_dir,
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
+            osmand_listen: osmand_listen(args.osmand.osmand_listen.as_deref(), args.listen)?,
             auth: args.access.auth,
             metrics_listen: args.access.metrics_listen,
         },
@@ -466,6 +483,7 @@ fn role_settings(
             web_dir: None,
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
+            osmand_listen: GrpcListen::Off,
             auth: args.access.auth,
             metrics_listen: args.access.metrics_listen,
         },
@@ -499,6 +517,19 @@ fn grpc_listen(flag: Option<&str>) -> anyhow::Result<GrpcListen> {
         Some(a) => GrpcListen::At(
             a.parse()
                 .with_context(|| format!("--grpc-listen: '{a}' is not an address (or off)"))?,
+        ),
+    })
+}
+
+/// Where the OsmAnd listener goes: the flag's address, `off`, or by default port 5055 on the
+/// HTTP listener's IP (when free).
+fn osmand_listen(flag: Option<&str>, http: SocketAddr) -> anyhow::Result<GrpcListen> {
+    Ok(match flag.map(str::trim) {
+        None => GrpcListen::Default(SocketAddr::new(http.ip(), 5055)),
+        Some("off" | "none" | "") => GrpcListen::Off,
+        Some(a) => GrpcListen::At(
+            a.parse()
+                .with_context(|| format!("--osmand-listen: '{a}' is not an address (or off)"))?,
         ),
     })
 }

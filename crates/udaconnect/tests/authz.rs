@@ -317,6 +317,13 @@ fn call(method: &str, path: &str, location: i64) -> Call {
                     None => Resource::Service,
                 },
             ),
+            ("get", "/api/me/devices") => (path.into(), None, own_account),
+            ("delete", "/api/me/devices/{id}") => {
+                ("/api/me/devices/999999".into(), None, own_account)
+            }
+            ("post", "/api/me/devices") => {
+                (path.into(), Some(json!({"name": "matrix"})), own_person)
+            }
             ("get", p) if p.starts_with("/api/me") => (p.into(), None, own_person),
             (_, p) => (p.into(), None, service),
         };

@@ -197,6 +197,20 @@ where
     ))
 }
 
+/// `route` that authenticates by its protocol's own credential (OwnTracks' Basic password,
+/// the OsmAnd protocol's device id) and asks [`authorize`] itself, with the person it finds.
+pub fn own_credential<S>(route: MethodRouter<S>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    route.layer(axum::middleware::map_response(
+        |mut response: Response| async move {
+            response.extensions_mut().insert(Ruled);
+            response
+        },
+    ))
+}
+
 async fn decide(action: Action, on: On, request: Request, next: Next) -> Response {
     let auth = request.extensions().get::<Arc<Authenticator>>().cloned();
     let (mut parts, body) = request.into_parts();

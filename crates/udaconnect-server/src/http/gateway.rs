@@ -105,9 +105,10 @@ async fn proxy(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     }
 }
 
-/// Every `/api` path, passed on.
+/// Every `/api` path, passed on, and OwnTracks' `/pub`.
 pub fn routes(gw: Arc<Gateway>) -> Router {
     Router::new()
+        .route("/pub", upstream(axum::routing::any(proxy)))
         .route("/api", upstream(axum::routing::any(proxy)))
         .route("/api/{*rest}", upstream(axum::routing::any(proxy)))
         .with_state(gw)

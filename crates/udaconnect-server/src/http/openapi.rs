@@ -14,6 +14,7 @@ use crate::access::me;
 use crate::http::ops;
 use crate::http::problem::{Problem, PROBLEM_JSON};
 use crate::ingest::http as location_api;
+use crate::ingest::trackers;
 use crate::persons::http as person_api;
 use crate::query::http as connection_api;
 use crate::query::live;
@@ -63,6 +64,9 @@ use crate::query::live;
         connection_api::my_contacts,
         connection_api::my_summary,
         location_api::my_locations,
+        trackers::devices::create_device,
+        trackers::devices::list_devices,
+        trackers::devices::revoke_device,
     ),
     components(schemas(
         udaconnect_core::model::Person,
@@ -89,6 +93,11 @@ use crate::query::live;
         me::TokenView,
         me::NewTokenBody,
         me::CreatedToken,
+        trackers::devices::Device,
+        trackers::devices::RegisteredDevice,
+        trackers::devices::OwnTracksSettings,
+        trackers::devices::TraccarSettings,
+        trackers::devices::NewDeviceBody,
     )),
     tags(
         (name = "persons", description = "Attendees"),
@@ -97,6 +106,7 @@ use crate::query::live;
         (name = "live", description = "The venue live: positions as they arrive"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "me", description = "The caller: their person, meetings and tokens"),
+        (name = "devices", description = "Phones registered to post pings through tracker apps (OwnTracks at POST /pub, Traccar Client and OsmAnd at /api/osmand: see docs/trackers.md)"),
     ),
     modifiers(&EveryOperation, &Security),
 )]
@@ -238,6 +248,9 @@ pub const OPERATIONS: &[(&str, &str, Action)] = &[
     ("get", "/api/me/contacts", Action::GetContacts),
     ("get", "/api/me/summary", Action::GetSummary),
     ("get", "/api/me/locations", Action::GetLocation),
+    ("post", "/api/me/devices", Action::CreateDevice),
+    ("get", "/api/me/devices", Action::ListDevices),
+    ("delete", "/api/me/devices/{id}", Action::RevokeDevice),
 ];
 
 /// The action of the operation `method` (lowercase) `path`, as [`OPERATIONS`] lists it.

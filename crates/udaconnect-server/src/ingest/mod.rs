@@ -7,6 +7,7 @@
 //! - [`import`]: persons and locations from CSV files.
 //! - [`seed`], [`demo`]: the original demo data, and the demo's live simulated conference.
 //! - [`floor`]: ids above every id in the log, where the store and the log are apart.
+//! - [`trackers`]: tracker apps (OwnTracks, Traccar Client, OsmAnd) and their devices.
 
 pub mod demo;
 pub mod floor;
@@ -14,6 +15,7 @@ pub mod grpc;
 pub mod http;
 pub mod import;
 pub mod seed;
+pub mod trackers;
 
 use std::sync::Arc;
 use std::time::Instant;

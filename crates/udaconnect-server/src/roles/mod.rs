@@ -123,7 +123,7 @@ impl Role {
                 depends_on: &[Role::PersonApi],
                 feeds: &[],
                 default_port: 30004,
-                paths: &["locations/**", "me/locations/**"],
+                paths: &["locations/**", "me/locations/**", "me/devices/**", "osmand"],
                 readiness: &[Readiness::LocationStore, Readiness::Log],
             },
             Role::LocationConsumer => &RoleSpec {
@@ -197,8 +197,12 @@ impl Role {
         format!("http://{}", self.default_listen())
     }
 
-    /// The role that answers an `/api` path, by the table's path patterns.
+    /// The role that answers an `/api` path, by the table's path patterns (and OwnTracks'
+    /// `/pub`, at the path the OwnTracks Recorder has, location-api's).
     pub fn owner_of(path: &str) -> Option<Role> {
+        if path == "/pub" {
+            return Some(Role::LocationApi);
+        }
         let rest = path.strip_prefix("/api/")?;
         let segments: Vec<&str> = rest.split('/').collect();
         Role::ALL
@@ -261,6 +265,8 @@ pub struct RunningRole {
     pub tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     /// Its gRPC services, which the process serves on its gRPC listener.
     pub grpc: Option<GrpcIngest>,
+    /// What it answers on the OsmAnd listener (`--osmand-listen`), if anything.
+    pub osmand: Option<Router>,
 }
 
 impl RunningRole {
@@ -270,6 +276,7 @@ impl RunningRole {
             checks: Vec::new(),
             tasks: Vec::new(),
             grpc: None,
+            osmand: None,
         }
     }
 }
@@ -342,6 +349,9 @@ mod tests {
             ("/api/locations", Some(LocationApi)),
             ("/api/locations/batch", Some(LocationApi)),
             ("/api/locations/7", Some(LocationApi)),
+            ("/api/me/devices/3", Some(LocationApi)),
+            ("/api/osmand", Some(LocationApi)),
+            ("/pub", Some(LocationApi)),
             ("/api/live/stream", Some(ConnectionApi)),
             ("/api/live", Some(ConnectionApi)),
             ("/api/venue", Some(ConnectionApi)),

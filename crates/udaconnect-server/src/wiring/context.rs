@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use udaconnect_core::ports::DynLog;
+use udaconnect_core::ports::{DynAccountStore, DynLog};
 use udaconnect_core::record::LOCATION_TOPIC;
 
 use crate::access::Authenticator;
@@ -134,6 +134,8 @@ pub struct Context {
     pub(crate) called: Vec<Role>,
     /// Free space where this process writes locally (`None` when it writes nowhere local).
     pub(crate) disk: Option<Arc<DiskGuard>>,
+    /// The account store, opened by the first role that asks.
+    pub(crate) accounts: Option<DynAccountStore>,
 }
 
 impl Context {
@@ -159,6 +161,24 @@ impl Context {
                 Ok(Some(opened))
             }
         }
+    }
+
+    /// The account store (accounts, tokens, devices), opened on first use: the data
+    /// directory's `accounts.sqlite3`, or the PostgreSQL store.
+    pub async fn account_store(&mut self, role: Role) -> anyhow::Result<DynAccountStore> {
+        if let Some(a) = &self.accounts {
+            return Ok(a.clone());
+        }
+        let url = match &self.backends {
+            Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
+            Backends::Urls(by_url) => by_url.store.clone(),
+        };
+        let opened = crate::wiring::backends::open_account_stores(&url)
+            .await?
+            .accounts;
+        tracing::info!(role = %role, store = %url, "account store open");
+        self.accounts = Some(opened.clone());
+        Ok(opened)
     }
 
     /// The log, opened on first use.

@@ -94,6 +94,9 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
     pub edge: EdgeSettings,
+    /// Where location-api also takes OsmAnd protocol reports (Traccar Client, OsmAnd) at any
+    /// path, as the apps expect on port 5055.
+    pub osmand_listen: GrpcListen,
     /// Whether requests must say who is asking (on by default; off only on loopback).
     pub auth: AuthMode,
     /// Where `/metrics` is also served without a token, for scrapers (default: nowhere).
@@ -101,7 +104,7 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// HTTP on `listen`, every other setting at its default.
+    /// HTTP on `listen`, every other setting at its default (no OsmAnd listener).
     pub fn on(listen: SocketAddr) -> Self {
         HttpSettings {
             listen,
@@ -110,6 +113,7 @@ impl HttpSettings {
             cors_origins: Vec::new(),
             edge: EdgeSettings::default(),
             auth: AuthMode::On,
+            osmand_listen: GrpcListen::Off,
             metrics_listen: None,
         }
     }
@@ -124,7 +128,7 @@ impl HttpSettings {
     }
 }
 
-/// Where `serve` offers gRPC.
+/// Where `serve` offers gRPC (and location-api its OsmAnd listener).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrpcListen {
     Off,
@@ -147,6 +151,7 @@ enum Startup {
 pub struct Application {
     local_addr: SocketAddr,
     grpc_addr: Option<SocketAddr>,
+    osmand_addr: Option<SocketAddr>,
     /// Where `/metrics` is served open (`--metrics-listen`), and its server.
     metrics_addr: Option<SocketAddr>,
     scrape: Option<JoinHandle<anyhow::Result<()>>>,
@@ -159,6 +164,8 @@ pub struct Application {
     stop_roles: watch::Sender<bool>,
     startup: watch::Receiver<Startup>,
     http: JoinHandle<anyhow::Result<()>>,
+    /// The OsmAnd listener's server, stopped with the HTTP one.
+    osmand_server: Option<JoinHandle<anyhow::Result<()>>>,
     roles: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -169,6 +176,7 @@ struct Plan {
     mode: Mode,
     listen: SocketAddr,
     grpc: GrpcListen,
+    osmand: GrpcListen,
     listen_file: Option<PathBuf>,
     cors_origins: Vec<String>,
     auth: AuthMode,
@@ -201,6 +209,7 @@ impl Application {
             mode: Mode::Together,
             listen: settings.http.listen,
             grpc: settings.grpc,
+            osmand: settings.http.osmand_listen,
             listen_file: settings.http.listen_file,
             cors_origins: settings.http.cors_origins,
             auth: settings.http.auth,
@@ -244,6 +253,7 @@ impl Application {
             mode: Mode::Apart,
             listen: settings.http.listen,
             grpc: settings.grpc_listen.map_or(GrpcListen::Off, GrpcListen::At),
+            osmand: settings.http.osmand_listen,
             listen_file: settings.http.listen_file,
             cors_origins: settings.http.cors_origins,
             auth: settings.http.auth,
@@ -293,12 +303,19 @@ impl Application {
             .await
             .with_context(|| format!("failed to listen on {}", plan.listen))?;
         let local_addr = listener.local_addr()?;
-        let grpc_listener = if plan.roles.contains(&Role::LocationApi) {
-            bind_grpc(plan.grpc).await?
+        let (grpc_listener, osmand_listener) = if plan.roles.contains(&Role::LocationApi) {
+            (
+                bind_extra("gRPC", "--grpc-listen", plan.grpc).await?,
+                bind_extra("OsmAnd", "--osmand-listen", plan.osmand).await?,
+            )
         } else {
-            None
+            (None, None)
         };
         let grpc_addr = grpc_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let osmand_addr = osmand_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         if let Some(path) = &plan.listen_file {
             listen_file::write(
                 path,
@@ -348,18 +365,29 @@ impl Application {
         let (stop_roles, stop_rx) = watch::channel(false);
         let (startup_tx, startup) = watch::channel(Startup::Starting);
         let installed: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+        let rules = ConnectionRules {
+            cap: caps.http,
+            header_timeout: edge.header_timeout,
+            idle_timeout: edge.idle_timeout,
+            shutdown_timeout: edge.shutdown_timeout,
+        };
         let http = tokio::spawn(serve_http(
             listener,
             front(plan.label, installed.clone()),
-            ConnectionRules {
-                cap: caps.http,
-                header_timeout: edge.header_timeout,
-                idle_timeout: edge.idle_timeout,
-                shutdown_timeout: edge.shutdown_timeout,
-            },
+            rules,
             metrics.clone(),
             accept_rx.clone(),
         ));
+        let osmand_installed: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+        let osmand_server = osmand_listener.map(|l| {
+            tokio::spawn(serve_http(
+                l,
+                osmand_front(plan.label, osmand_installed.clone()),
+                rules,
+                metrics.clone(),
+                accept_rx.clone(),
+            ))
+        });
         let index = new_index();
         let roles = tokio::spawn(run_roles(
             plan,
@@ -369,6 +397,7 @@ impl Application {
                 grpc: grpc_listener,
                 grpc_cap: caps.grpc,
                 guards,
+                osmand: osmand_installed,
             },
             installed,
             startup_tx,
@@ -378,6 +407,8 @@ impl Application {
         Ok(Application {
             local_addr,
             grpc_addr,
+            osmand_addr,
+            osmand_server,
             metrics_addr,
             scrape,
             index,
@@ -396,6 +427,11 @@ impl Application {
     /// Where gRPC is served, when it is.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         self.grpc_addr
+    }
+
+    /// Where OsmAnd protocol reports are taken at any path, when they are.
+    pub fn osmand_addr(&self) -> Option<SocketAddr> {
+        self.osmand_addr
     }
 
     /// Where `/metrics` is served without a token, when `--metrics-listen` asks.
@@ -430,6 +466,9 @@ impl Application {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.accept.send(true);
         let http = self.http.await.context("server task failed");
+        if let Some(osmand) = self.osmand_server {
+            log_ending(osmand.await);
+        }
         if let Some(scrape) = self.scrape {
             scrape.await.context("metrics server task failed")??;
         }
@@ -458,21 +497,48 @@ async fn sign_in_hint(data_dir: &std::path::Path) {
     }
 }
 
-/// Binds gRPC as `grpc` says.
-async fn bind_grpc(grpc: GrpcListen) -> anyhow::Result<Option<TcpListener>> {
-    Ok(match grpc {
+/// The OsmAnd listener's front: every path is a report (the apps post to the server's root),
+/// so each request is taken as one to `/api/osmand`, the path the ingest checks know.
+fn osmand_front(label: &'static str, installed: Arc<OnceLock<Router>>) -> Router {
+    Router::new()
+        .fallback(move |mut request: Request| {
+            let installed = installed.clone();
+            async move {
+                let query = request
+                    .uri()
+                    .query()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
+                if let Ok(uri) = format!("/api/osmand{query}").parse() {
+                    *request.uri_mut() = uri;
+                }
+                match installed.get() {
+                    Some(router) => router.clone().oneshot(request).await.into_response(),
+                    None => starting(label, request).await,
+                }
+            }
+        })
+        .layer(axum::middleware::map_response(
+            crate::http::guard::security_headers,
+        ))
+}
+
+/// Binds a listener besides HTTP as `at` says: `what` names it, `flag` is the option that
+/// moves it.
+async fn bind_extra(what: &str, flag: &str, at: GrpcListen) -> anyhow::Result<Option<TcpListener>> {
+    Ok(match at {
         GrpcListen::Off => None,
         GrpcListen::Default(addr) => match TcpListener::bind(addr).await {
             Ok(l) => Some(l),
             Err(e) => {
-                tracing::warn!(address = %addr, error = %e, "gRPC port taken; gRPC is off (--grpc-listen picks another)");
+                tracing::warn!(address = %addr, error = %e, "{what} port taken; {what} is off ({flag} picks another)");
                 None
             }
         },
         GrpcListen::At(addr) => Some(
             TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("failed to listen for gRPC on {addr}"))?,
+                .with_context(|| format!("failed to listen for {what} on {addr}"))?,
         ),
     })
 }
@@ -502,6 +568,8 @@ struct Listeners {
     grpc_cap: usize,
     /// The request checks of the HTTP router, and the ingest limit gRPC shares.
     guards: Arc<Guards>,
+    /// Where the OsmAnd listener's router goes once location-api has started.
+    osmand: Arc<OnceLock<Router>>,
 }
 
 /// A started role and how to stop it.
@@ -551,6 +619,7 @@ async fn run_roles(
         upstreams: Default::default(),
         called: Vec::new(),
         disk: None,
+        accounts: None,
     };
     ctx.disk = ctx.local_dir().map(|dir| {
         let edge = &ctx.options.edge;
@@ -569,6 +638,7 @@ async fn run_roles(
         let mut router = Router::new();
         let mut checks = Vec::new();
         let mut grpc = None;
+        let mut osmand: Option<Router> = None;
         for role in start_order(&plan.roles) {
             let (role_stop, role_stop_rx) = watch::channel(false);
             ctx.stop = role_stop_rx;
@@ -598,6 +668,7 @@ async fn run_roles(
             }
             router = router.merge(running.router);
             grpc = grpc.or(running.grpc);
+            osmand = osmand.or(running.osmand);
             started.push(Started {
                 role,
                 stop: role_stop,
@@ -638,6 +709,11 @@ async fn run_roles(
             checks: dedup_checks(checks),
             roles: started.iter().map(|s| s.role.name()).collect(),
         });
+        if let Some(osmand) = osmand {
+            let osmand =
+                http::with_common_layers(osmand, &metrics, &[], guards.clone(), auth.clone());
+            let _ = listeners.osmand.set(osmand);
+        }
         let router = http::with_common_layers(
             router.merge(ops::routes(ops)),
             &metrics,

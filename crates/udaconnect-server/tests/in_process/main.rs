@@ -10,3 +10,4 @@ mod edge;
 mod edge_connections;
 mod mail;
 mod remote_persons;
+mod trackers;

@@ -18,6 +18,7 @@
 //! (PostgreSQL's migrations, ids above an original database's rows) is tested beside it.
 
 mod accounts;
+mod devices;
 mod ids;
 mod locations;
 mod near;
@@ -39,6 +40,7 @@ pub use accounts::{
     revoking_everything_ends_every_token_and_session, sessions_verify_until_revoked_or_expired,
     sign_in_links_are_used_once, t0, tokens_verify_until_revoked_or_expired,
 };
+pub use devices::devices_are_registered_found_seen_and_revoked;
 pub use ids::{
     id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
 };
@@ -128,6 +130,7 @@ macro_rules! store_suite {
                 sessions_verify_until_revoked_or_expired,
                 revoking_everything_ends_every_token_and_session,
                 sign_in_links_are_used_once,
+                devices_are_registered_found_seen_and_revoked,
             ]
         );
     };
