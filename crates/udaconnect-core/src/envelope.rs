@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 
 use crate::model::{Location, PersonId, MAX_ID};
+use crate::ports::KeyState;
 use crate::record::{self, Decoded, LogRecord, Position};
 use crate::{Error, Result};
 
@@ -260,6 +261,38 @@ pub fn decode_sealed(
         ));
     }
     Ok(decoded)
+}
+
+/// What a reader of the log makes of a record, sealed or not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Read {
+    /// A ping to store and index.
+    Location(Decoded),
+    /// Sealed by a key since destroyed: its person was erased. Skipped and counted, never
+    /// dead-lettered, since it is not an error and its bytes are of no use to anyone.
+    Shredded,
+}
+
+/// Every reader's way through a record of `topic`: a plaintext record is decoded as it is; a
+/// sealed one is opened with its person's key as `key_of` finds it (the reader looks the
+/// batch's keys up beforehand). `Err` is a dead-letter reason: a bad envelope, a ping that does
+/// not decode, or a key that never existed (a record from another deployment, say).
+pub fn read(
+    record: &LogRecord,
+    pos: Position,
+    topic: &str,
+    key_of: impl FnOnce(PersonId) -> KeyState,
+) -> Result<Read, String> {
+    match sealing(record)? {
+        Sealing::Plain => record::decode_legacy(record, pos).map(Read::Location),
+        Sealing::Sealed { person_id, version } => match key_of(person_id) {
+            KeyState::Live(key) => decode_sealed(record, pos, topic, &key).map(Read::Location),
+            KeyState::Destroyed => Ok(Read::Shredded),
+            KeyState::Absent => Err(format!(
+                "envelope: person {person_id} has no key version {version}"
+            )),
+        },
+    }
 }
 
 #[cfg(test)]

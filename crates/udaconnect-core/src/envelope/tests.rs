@@ -220,3 +220,41 @@ proptest! {
         prop_assert!(decode_sealed(&rec, POS, LOCATION_TOPIC, &key).is_err());
     }
 }
+
+#[test]
+fn a_reader_decodes_plaintext_opens_sealed_and_skips_shredded() {
+    let key = PersonKey::generate(5, 1).unwrap();
+    let live = |_: PersonId| KeyState::Live(key.clone());
+    let plain = record::encode(&location(5), None, written());
+    let expected = Read::Location(record::decode_legacy(&plain, POS).unwrap());
+    assert_eq!(
+        read(&plain, POS, LOCATION_TOPIC, live),
+        Ok(expected.clone())
+    );
+    // A plaintext record needs no key, even of an erased person: it cannot be shredded.
+    assert_eq!(
+        read(&plain, POS, LOCATION_TOPIC, |_| KeyState::Destroyed),
+        Ok(expected.clone())
+    );
+
+    let rec = sealed(&key);
+    let mut asked = None;
+    let found = read(&rec, POS, LOCATION_TOPIC, |p| {
+        asked = Some(p);
+        KeyState::Live(key.clone())
+    });
+    assert_eq!((found, asked), (Ok(expected), Some(5)));
+    assert_eq!(
+        read(&rec, POS, LOCATION_TOPIC, |_| KeyState::Destroyed),
+        Ok(Read::Shredded)
+    );
+    assert_eq!(
+        read(&rec, POS, LOCATION_TOPIC, |_| KeyState::Absent),
+        Err("envelope: person 5 has no key version 1".into())
+    );
+    let other = PersonKey::generate(5, 1).unwrap();
+    assert!(read(&rec, POS, LOCATION_TOPIC, |_| KeyState::Live(other)).is_err());
+    let mut bad = rec.clone();
+    bad.value[NONCE_LEN] ^= 1;
+    assert!(read(&bad, POS, LOCATION_TOPIC, live).is_err());
+}
