@@ -164,3 +164,29 @@ pub fn check_messages(e: &Error, input_len: usize) {
         );
     }
 }
+
+/// A tracker app's extras hold only values that make sense: each finite and within its
+/// bounds.
+pub fn check_extras(extras: &udaconnect_core::tracker::Extras) {
+    let within = |x: Option<f64>, lo: f64, hi: f64| x.is_none_or(|x| (lo..=hi).contains(&x));
+    assert!(within(extras.accuracy_m, 0.0, f64::MAX));
+    assert!(within(extras.altitude_m, -1e6, 1e6));
+    assert!(within(extras.speed_mps, 0.0, f64::MAX));
+    assert!(within(extras.heading_deg, 0.0, 360.0));
+    assert!(within(extras.battery_pct, 0.0, 100.0));
+}
+
+/// A query string's pairs in order, as the OsmAnd handler reads them (`%XX` and `+`
+/// decoded, repeated keys kept).
+pub fn query_pairs(raw: &[u8]) -> Vec<(String, String)> {
+    raw.split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = match pair.iter().position(|b| *b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &[][..]),
+            };
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}

@@ -14,6 +14,8 @@
 //!   their brute-force oracles.
 //! - [`track`]: meetings from tracks: pings interpolated into pieces, when two pieces are
 //!   within a distance, encounters and contacts from that, and their brute-force oracle.
+//! - [`tracker`]: pings as tracker apps send them (OwnTracks, the OsmAnd protocol, Traccar
+//!   Client), and what names a registered device to them.
 //! - [`index`]: the in-memory spatio-temporal index that answers them at conference scale.
 //! - [`record`]: the format of location records on the log, including the original producers'
 //!   keyless JSON.
@@ -44,6 +46,7 @@ pub mod ports;
 pub mod record;
 pub mod time;
 pub mod track;
+pub mod tracker;
 pub mod validate;
 pub mod venue;
 

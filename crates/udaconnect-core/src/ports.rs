@@ -19,6 +19,7 @@ use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
 use crate::time::Window;
 use crate::track::{track_read_window, TrackQuery};
+use crate::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, Seen};
 use crate::Result;
 
 /// Persons, owned by person-api.
@@ -201,6 +202,23 @@ pub trait AccountStore: Send + Sync + 'static {
         secret: &TokenSecret,
         now: DateTime<Utc>,
     ) -> Result<Option<Email>>;
+
+    /// Registers a tracker device: a device token for its person (role device, scope
+    /// ingest) and a random OsmAnd id, both returned once and stored only as hashes.
+    async fn create_device(&self, device: NewDevice, now: DateTime<Utc>) -> Result<IssuedDevice>;
+    async fn device(&self, id: DeviceId) -> Result<Option<DeviceInfo>>;
+    /// The account's devices not revoked, oldest first.
+    async fn devices(&self, account: AccountId) -> Result<Vec<DeviceInfo>>;
+    /// The live device (neither it nor its token revoked) whose OsmAnd id is `sent`.
+    async fn device_by_osmand_id(&self, sent: &str) -> Result<Option<DeviceInfo>>;
+    /// The live device whose device token is `secret` (not recording a use of the token).
+    async fn device_by_token(&self, secret: &TokenSecret) -> Result<Option<DeviceInfo>>;
+    /// Revokes a device and its token; `false` when there is no such device or it was
+    /// revoked already.
+    async fn revoke_device(&self, id: DeviceId, now: DateTime<Utc>) -> Result<bool>;
+    /// Records that `device` sent a ping (its app, and its battery if it said): kept to the
+    /// minute, so a device in steady use costs no write per ping.
+    async fn device_seen(&self, device: &DeviceInfo, seen: Seen) -> Result<()>;
 
     async fn ping(&self) -> Result<()>;
 }

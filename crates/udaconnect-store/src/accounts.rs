@@ -15,6 +15,7 @@ use udaconnect_core::auth::{
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::AccountStore;
 use udaconnect_core::time::truncate_to_micros;
+use udaconnect_core::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, Seen};
 use udaconnect_core::{Error, Result};
 
 use crate::sql_limit;
@@ -56,6 +57,8 @@ pub trait AccountDb: Send + Sync + 'static {
     async fn accounts(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Account>>;
     /// Rows of [`TOKEN_COLUMNS`].
     async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>>;
+    /// Rows of the device columns (`crate::devices`).
+    async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>>;
     /// The row of [`VERIFY_TOKEN`].
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>>;
     /// The row of [`VERIFY_SESSION`], the account in its own role.
@@ -73,7 +76,7 @@ pub struct Accounts<D>(pub(crate) D);
 
 /// A token's last use is written again only once this much time has passed since the one
 /// recorded: a token in steady use costs a read per request, not a write.
-const LAST_USED_STEP: TimeDelta = TimeDelta::minutes(1);
+pub(crate) const LAST_USED_STEP: TimeDelta = TimeDelta::minutes(1);
 
 /// Read by both stores' row readers in this order.
 const ACCOUNT_COLUMNS: &str =
@@ -321,6 +324,34 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
     ) -> Result<Option<Email>> {
         let hash = hash(secret, TokenKind::SignInLink);
         self.0.consume_link(hash, truncate_to_micros(now)).await
+    }
+
+    async fn create_device(&self, device: NewDevice, now: DateTime<Utc>) -> Result<IssuedDevice> {
+        self.insert_device(device, now).await
+    }
+
+    async fn device(&self, id: DeviceId) -> Result<Option<DeviceInfo>> {
+        self.find_device(id).await
+    }
+
+    async fn devices(&self, account: AccountId) -> Result<Vec<DeviceInfo>> {
+        self.account_devices(account).await
+    }
+
+    async fn device_by_osmand_id(&self, sent: &str) -> Result<Option<DeviceInfo>> {
+        self.live_device_by_osmand_id(sent).await
+    }
+
+    async fn device_by_token(&self, secret: &TokenSecret) -> Result<Option<DeviceInfo>> {
+        self.live_device_by_token(secret).await
+    }
+
+    async fn revoke_device(&self, id: DeviceId, now: DateTime<Utc>) -> Result<bool> {
+        self.revoke_one_device(id, now).await
+    }
+
+    async fn device_seen(&self, device: &DeviceInfo, seen: Seen) -> Result<()> {
+        self.record_device_seen(device, seen).await
     }
 
     async fn ping(&self) -> Result<()> {

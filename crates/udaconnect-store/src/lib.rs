@@ -11,8 +11,10 @@
 //!   `migrations/postgres`.
 //! - `accounts.rs`: what the two account stores share (their statements, scopes as stored,
 //!   when a token's use is recorded, unique clashes, what a new account is once stored).
+//! - `devices.rs`: tracker devices in the account stores, beside their device tokens.
 
 mod accounts;
+mod devices;
 pub mod ids;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -46,6 +46,32 @@ pub async fn stored_location(client: &Client, base: &str, id: i64, timeout: Dura
     .await
 }
 
+/// Waits until `asked`'s connection answer over `base` (`query`: its window and distance)
+/// holds a location of `other` at exactly this place, and returns that location.
+pub async fn met(
+    client: &Client,
+    base: &str,
+    (asked, query): (i64, &str),
+    (other, lat, lon): (i64, f64, f64),
+    timeout: Duration,
+) -> Value {
+    let url = format!("{base}/api/persons/{asked}/connection?{query}");
+    eventually(
+        &format!("person {other} at {lat},{lon} in {asked}'s connection answer"),
+        timeout,
+        || async {
+            let answer: Value = client.get(&url).send().await.ok()?.json().await.ok()?;
+            answer.as_array()?.iter().find_map(|c| {
+                let l = &c["location"];
+                let here =
+                    l["latitude"].as_f64() == Some(lat) && l["longitude"].as_f64() == Some(lon);
+                (l["person_id"] == other && here).then(|| l.clone())
+            })
+        },
+    )
+    .await
+}
+
 /// A connection to `addr` that has sent `bytes` (a request, or part of one) and is left open.
 pub async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
     let mut stream = TcpStream::connect(addr)

@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udaconnect::telemetry::GlobalArgs;
+use udaconnect_core::auth::TokenSecret;
 use udaconnect_core::ports::DynLog;
+use udaconnect_server::access::AuthMode;
 use udaconnect_server::consume::replay::{self as rebuild, ReplayMode};
 use udaconnect_server::mail::{MailSettings, SmtpUrl};
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
@@ -125,6 +127,8 @@ pub struct ServeArgs {
     #[arg(long, env = "UDACONNECT_GRPC_LISTEN")]
     pub grpc_listen: Option<String>,
     #[command(flatten)]
+    pub osmand: OsmAndListenArg,
+    #[command(flatten)]
     pub listen_file: ListenFileArg,
     #[command(flatten)]
     pub edge: crate::edge::EdgeArgs,
@@ -135,6 +139,44 @@ pub struct ServeArgs {
     pub log_retention: LogRetention,
     #[command(flatten)]
     pub mail: MailArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Who may ask what.
+#[derive(Args, Debug)]
+pub struct AccessArgs {
+    /// `on`: every route but /health, /ready, the page and the docs needs a token
+    /// (`Authorization: Bearer uc_...`, gRPC metadata `authorization`) or a signed-in session,
+    /// and each role may do what the policy allows. `off`: the original open contract, for
+    /// its old clients; refused unless every listen address is loopback.
+    #[arg(long, env = "UDACONNECT_AUTH", default_value = "on")]
+    pub auth: AuthMode,
+    /// Also serve /metrics without a token on this address, for Prometheus scrapers (off by
+    /// default: /metrics on the main address needs an organizer's or admin's token).
+    #[arg(long, env = "UDACONNECT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// What a role apart presents when it asks person-api for itself.
+#[derive(Args, Debug)]
+pub struct ServiceTokenArg {
+    /// An organizer's token (`udaconnect admin create-token --role organizer`) this role
+    /// presents to person-api when it looks persons up; needed when person-api runs with
+    /// --auth on. Best given by the environment (a Secret), not on the command line.
+    #[arg(long, env = "UDACONNECT_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+}
+
+impl ServiceTokenArg {
+    fn token(&self) -> anyhow::Result<Option<TokenSecret>> {
+        match self.service_token.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(t) => TokenSecret::parse(t)
+                .map(Some)
+                .context("--service-token: not a UdaConnect token (uc_...)"),
+        }
+    }
 }
 
 /// How the mailer sends.
@@ -228,6 +270,8 @@ pub struct RoleArgs {
     pub listen_file: ListenFileArg,
     #[command(flatten)]
     pub edge: crate::edge::EdgeArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// Where person-api answers, for a role that asks it about persons.
@@ -236,6 +280,8 @@ pub struct PersonApiArg {
     /// Base URL of person-api (persons are looked up there, not in its tables).
     #[arg(long, env = "UDACONNECT_PERSON_API", default_value_t = Role::PersonApi.default_url())]
     pub person_api: String,
+    #[command(flatten)]
+    pub service: ServiceTokenArg,
 }
 
 #[derive(Args, Debug)]
@@ -256,6 +302,18 @@ pub struct LocationApiArgs {
     /// reflection).
     #[arg(long, env = "UDACONNECT_GRPC_LISTEN", default_value = "127.0.0.1:5005")]
     pub grpc_listen: SocketAddr,
+    #[command(flatten)]
+    pub osmand: OsmAndListenArg,
+}
+
+#[derive(Args, Debug)]
+pub struct OsmAndListenArg {
+    /// Address where Traccar Client and OsmAnd reports are taken at any path (the OsmAnd
+    /// protocol; the same as /api/osmand on the HTTP port), or `off`. Default: the HTTP listen
+    /// address's IP on port 5055, the apps' usual port, when that port is free: loopback
+    /// unless --listen is opened to the network.
+    #[arg(long, env = "UDACONNECT_OSMAND_LISTEN")]
+    pub osmand_listen: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -319,6 +377,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::LocationApi(args) => {
             let mut settings = role_settings(Role::LocationApi, args.role, Some(args.person_api))?;
             settings.grpc_listen = Some(args.grpc_listen);
+            settings.http.osmand_listen =
+                osmand_listen(args.osmand.osmand_listen.as_deref(), settings.http.listen)?;
             run_role(settings).await
         }
         Command::LocationConsumer(args) => {
@@ -373,6 +433,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             web_dir: args.web_dir,
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
+            osmand_listen: osmand_listen(args.osmand.osmand_listen.as_deref(), args.listen)?,
+            auth: args.access.auth,
+            metrics_listen: args.access.metrics_listen,
         },
         data_dir: args.data.data_dir,
         demo: args.demo,
@@ -420,16 +483,23 @@ fn role_settings(
             web_dir: None,
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
+            osmand_listen: GrpcListen::Off,
+            auth: args.access.auth,
+            metrics_listen: args.access.metrics_listen,
         },
         grpc_listen: None,
         store: store_url(args.store)?,
         log: log_url(args.log)?,
-        upstreams: match person_api {
-            Some(p) => upstreams.with(Role::PersonApi, p.person_api),
+        upstreams: match &person_api {
+            Some(p) => upstreams.with(Role::PersonApi, p.person_api.clone()),
             None => upstreams,
         },
         engine: EngineKind::default(),
         mail: MailSettings::default(),
+        service_token: match &person_api {
+            Some(p) => p.service.token()?,
+            None => None,
+        },
     })
 }
 
@@ -447,6 +517,19 @@ fn grpc_listen(flag: Option<&str>) -> anyhow::Result<GrpcListen> {
         Some(a) => GrpcListen::At(
             a.parse()
                 .with_context(|| format!("--grpc-listen: '{a}' is not an address (or off)"))?,
+        ),
+    })
+}
+
+/// Where the OsmAnd listener goes: the flag's address, `off`, or by default port 5055 on the
+/// HTTP listener's IP (when free).
+fn osmand_listen(flag: Option<&str>, http: SocketAddr) -> anyhow::Result<GrpcListen> {
+    Ok(match flag.map(str::trim) {
+        None => GrpcListen::Default(SocketAddr::new(http.ip(), 5055)),
+        Some("off" | "none" | "") => GrpcListen::Off,
+        Some(a) => GrpcListen::At(
+            a.parse()
+                .with_context(|| format!("--osmand-listen: '{a}' is not an address (or off)"))?,
         ),
     })
 }

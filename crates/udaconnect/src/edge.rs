@@ -65,6 +65,12 @@ pub struct EdgeArgs {
         default_value_t = DEFAULT_MAX_CONNECTION_ROWS as u64,
         value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connection_rows: u64,
+    /// The unit of `speed` in OsmAnd query and form fields: `knots` (the OsmAnd protocol, and
+    /// Traccar Client), `mps` or `kmh` (some apps and versions). Traccar Client's JSON body
+    /// is always metres per second.
+    #[arg(long, env = "UDACONNECT_OSMAND_SPEED_UNIT", default_value = "knots",
+        value_parser = udaconnect_core::tracker::SpeedUnit::parse)]
+    pub osmand_speed_unit: udaconnect_core::tracker::SpeedUnit,
 }
 
 impl EdgeArgs {
@@ -89,6 +95,7 @@ impl EdgeArgs {
                 max_connection_rows: usize::try_from(self.max_connection_rows)
                     .unwrap_or(usize::MAX),
             },
+            osmand_speed_unit: self.osmand_speed_unit,
         }
     }
 }

@@ -96,6 +96,17 @@ actions! {
     InviteAccount,
     /// Change an account's role; the resource is a [`Resource::Grant`].
     ChangeRole,
+    /// `GET /api/me/devices`: an account's tracker devices (no secret).
+    ListDevices,
+    /// `POST /api/me/devices`: register a tracker device; the resource is its person.
+    CreateDevice,
+    /// `DELETE /api/me/devices/{id}`; the resource is the device's account.
+    RevokeDevice,
+    /// `POST /pub`: an OwnTracks message; the resource is the ping's person.
+    PostOwnTracks,
+    /// `/api/osmand` and the OsmAnd listener: a Traccar Client or OsmAnd report; the resource
+    /// is the ping's person.
+    PostOsmAnd,
 }
 
 /// What an action acts on, as far as the decision needs it.

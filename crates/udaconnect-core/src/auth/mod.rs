@@ -32,6 +32,7 @@ pub use account::{
 pub use action::{Action, Resource};
 pub use policy::{authorize, Denied};
 pub use role::{Principal, Role, Scope, Scopes};
+pub(crate) use token::random_bytes;
 pub use token::{TokenHash, TokenKind, TokenSecret, TOKEN_PREFIX};
 
 /// The browser session's cookie: the session's [`TokenSecret`], HttpOnly, never readable by

@@ -72,9 +72,16 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::PostLocationBatch
         | Action::GrpcLegacyCreate
         | Action::GrpcCreate
-        | Action::GrpcIngest => (Rule::OwnPings, Some(Ingest)),
-        Action::ListTokens | Action::ListSessions => (Rule::OwnAccount, Some(Read)),
-        Action::RevokeToken
+        | Action::GrpcIngest
+        | Action::PostOwnTracks
+        | Action::PostOsmAnd => (Rule::OwnPings, Some(Ingest)),
+        Action::ListTokens | Action::ListSessions | Action::ListDevices => {
+            (Rule::OwnAccount, Some(Read))
+        }
+        // A device is a credential for a person's pings: the person's own, or an admin's.
+        Action::CreateDevice => (Rule::OwnPersonOrAdmin, Some(Manage)),
+        Action::RevokeDevice
+        | Action::RevokeToken
         | Action::RevokeSession
         | Action::ChangeEmail
         | Action::AddSecondaryEmail

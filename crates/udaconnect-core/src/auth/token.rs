@@ -46,10 +46,7 @@ pub struct TokenSecret(String);
 impl TokenSecret {
     /// A new secret from the operating system's random source.
     pub fn generate() -> Result<TokenSecret> {
-        let mut bytes = [0u8; SECRET_BYTES];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| Error::Internal(format!("random source failed: {e}")))?;
-        Ok(TokenSecret::from_bytes(bytes))
+        Ok(TokenSecret::from_bytes(random_bytes()?))
     }
 
     /// The secret made of these bytes (tests, and [`TokenSecret::generate`]).
@@ -82,6 +79,14 @@ impl TokenSecret {
         hasher.update(self.0.as_bytes());
         TokenHash(hasher.finalize().into())
     }
+}
+
+/// `N` bytes from the operating system's random source.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Internal(format!("random source failed: {e}")))?;
+    Ok(bytes)
 }
 
 impl fmt::Debug for TokenSecret {

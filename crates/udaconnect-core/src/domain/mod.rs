@@ -24,5 +24,5 @@ pub use values::{
     MAX_DISTANCE_M, MAX_TIME_GAP_S,
 };
 
-pub(crate) use ping::{ping_parts, Read};
+pub(crate) use ping::{ping_parts, required, Read};
 pub(crate) use values::not_an_id;

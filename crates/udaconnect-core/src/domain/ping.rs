@@ -95,7 +95,7 @@ pub(crate) fn ping_parts(
     Some((person_id?, latitude?, longitude?))
 }
 
-fn required<T, U>(
+pub(crate) fn required<T, U>(
     f: &mut Findings,
     field: &str,
     value: Read<T>,

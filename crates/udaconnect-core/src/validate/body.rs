@@ -12,7 +12,7 @@ use crate::model::NewPerson;
 /// Longest accepted name or company, in characters.
 pub const MAX_TEXT_CHARS: usize = 256;
 
-fn json_type(v: &Value) -> &'static str {
+pub(crate) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -23,7 +23,7 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn as_object<'a>(body: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
+pub(crate) fn as_object<'a>(body: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
     body.as_object().ok_or_else(|| {
         Error::bad_request(
             "body",

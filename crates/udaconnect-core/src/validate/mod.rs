@@ -42,7 +42,7 @@ pub use query::{
     DEFAULT_MIN_DURATION_S,
 };
 
-pub(crate) use body::PlainPing;
+pub(crate) use body::{as_object, json_type, PlainPing};
 
 /// The fields an error names, in order.
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct EdgeSettings {
     pub disk_min_free: u64,
     /// connection-api's bounds on heavy queries.
     pub query: QueryLimits,
+    /// The unit of `speed` in OsmAnd query and form fields (knots, as the protocol says).
+    pub osmand_speed_unit: udaconnect_core::tracker::SpeedUnit,
 }
 
 impl Default for EdgeSettings {
@@ -53,6 +55,7 @@ impl Default for EdgeSettings {
             disk_low_space: crate::wiring::disk::DEFAULT_LOW_SPACE,
             disk_min_free: crate::wiring::disk::DEFAULT_MIN_FREE,
             query: QueryLimits::default(),
+            osmand_speed_unit: udaconnect_core::tracker::SpeedUnit::Knots,
         }
     }
 }

@@ -93,10 +93,11 @@ pub async fn check(guards: Arc<Guards>, mut request: Request, next: Next) -> Res
             .into_response();
         }
     }
+    // The OsmAnd protocol also reports with GET.
     let writes = matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH
-    );
+    ) || request.uri().path() == "/api/osmand";
     if let (Some(limiter), true) = (&guards.ingest, writes && is_ingest(request.uri().path())) {
         if let Some(ClientAddr(addr)) = request.extensions().get::<ClientAddr>().copied() {
             if let Err(wait) = limiter.take(addr.ip()) {
@@ -154,7 +155,10 @@ impl Guards {
 
 /// The paths that take pings.
 fn is_ingest(path: &str) -> bool {
-    path == "/api/locations" || path.starts_with("/api/locations/")
+    path == "/api/locations"
+        || path.starts_with("/api/locations/")
+        || path == "/pub"
+        || path == "/api/osmand"
 }
 
 fn is_json(content_type: Option<&HeaderValue>) -> bool {

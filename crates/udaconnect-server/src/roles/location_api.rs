@@ -1,5 +1,6 @@
-//! location-api: accepts pings over HTTP and gRPC, gives each an id, and acknowledges once the
-//! log has it durably; reads single stored locations back.
+//! location-api: accepts pings over HTTP and gRPC (and from tracker apps: OwnTracks, Traccar
+//! Client, OsmAnd, with their devices), gives each an id, and acknowledges once the log has it
+//! durably; reads single stored locations back.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use udaconnect_core::clock::SystemClock;
 use crate::ingest::floor::LogFloor;
 use crate::ingest::grpc::GrpcIngest;
 use crate::ingest::http::{routes, LocationApi};
+use crate::ingest::trackers::{self, Trackers};
 use crate::ingest::{IdAllocator, Ingest};
 use crate::roles::{location_store_and_log, Role, RunningRole};
 use crate::wiring::context::{Context, Mode};
@@ -44,15 +46,25 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         disk: ctx.disk.clone(),
     });
     ctx.ingest = Some(ingest.clone());
-    let mut role = RunningRole::new(routes(Arc::new(LocationApi {
+    let trackers = Arc::new(Trackers {
+        ingest: ingest.clone(),
+        accounts: ctx.account_store(ROLE).await?,
+        clock: Arc::new(SystemClock),
+        speed_unit: ctx.options.edge.osmand_speed_unit,
+    });
+    let router = routes(Arc::new(LocationApi {
         ingest: ingest.clone(),
         store: stores.locations.clone(),
-    })));
+    }))
+    .merge(trackers::routes(trackers.clone()));
+    let mut role = RunningRole::new(router);
+    role.osmand = Some(trackers::osmand_listener_routes(trackers));
     role.checks = location_store_and_log(&stores, &log);
     role.grpc = Some(GrpcIngest {
         ingest,
         metrics: ctx.metrics.clone(),
         limit: ctx.ingest_limit.clone(),
+        auth: ctx.auth.clone(),
     });
     Ok(Some(role))
 }

@@ -114,7 +114,7 @@ impl Role {
                 depends_on: &[],
                 feeds: &[],
                 default_port: 30002,
-                paths: &["persons/**"],
+                paths: &["persons/**", "me", "me/tokens/**"],
                 readiness: &[Readiness::PersonStore],
             },
             Role::LocationApi => &RoleSpec {
@@ -123,7 +123,7 @@ impl Role {
                 depends_on: &[Role::PersonApi],
                 feeds: &[],
                 default_port: 30004,
-                paths: &["locations/**"],
+                paths: &["locations/**", "me/locations/**", "me/devices/**", "osmand"],
                 readiness: &[Readiness::LocationStore, Readiness::Log],
             },
             Role::LocationConsumer => &RoleSpec {
@@ -149,6 +149,9 @@ impl Role {
                     "persons/*/connection/**",
                     "persons/*/contacts/**",
                     "persons/*/summary/**",
+                    "me/connection/**",
+                    "me/contacts/**",
+                    "me/summary/**",
                     "live/**",
                     "venue/**",
                 ],
@@ -194,8 +197,12 @@ impl Role {
         format!("http://{}", self.default_listen())
     }
 
-    /// The role that answers an `/api` path, by the table's path patterns.
+    /// The role that answers an `/api` path, by the table's path patterns (and OwnTracks'
+    /// `/pub`, at the path the OwnTracks Recorder has, location-api's).
     pub fn owner_of(path: &str) -> Option<Role> {
+        if path == "/pub" {
+            return Some(Role::LocationApi);
+        }
         let rest = path.strip_prefix("/api/")?;
         let segments: Vec<&str> = rest.split('/').collect();
         Role::ALL
@@ -258,6 +265,8 @@ pub struct RunningRole {
     pub tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     /// Its gRPC services, which the process serves on its gRPC listener.
     pub grpc: Option<GrpcIngest>,
+    /// What it answers on the OsmAnd listener (`--osmand-listen`), if anything.
+    pub osmand: Option<Router>,
 }
 
 impl RunningRole {
@@ -267,6 +276,7 @@ impl RunningRole {
             checks: Vec::new(),
             tasks: Vec::new(),
             grpc: None,
+            osmand: None,
         }
     }
 }
@@ -339,9 +349,20 @@ mod tests {
             ("/api/locations", Some(LocationApi)),
             ("/api/locations/batch", Some(LocationApi)),
             ("/api/locations/7", Some(LocationApi)),
+            ("/api/me/devices/3", Some(LocationApi)),
+            ("/api/osmand", Some(LocationApi)),
+            ("/pub", Some(LocationApi)),
             ("/api/live/stream", Some(ConnectionApi)),
             ("/api/live", Some(ConnectionApi)),
             ("/api/venue", Some(ConnectionApi)),
+            ("/api/me", Some(PersonApi)),
+            ("/api/me/tokens", Some(PersonApi)),
+            ("/api/me/tokens/3", Some(PersonApi)),
+            ("/api/me/contacts", Some(ConnectionApi)),
+            ("/api/me/connection", Some(ConnectionApi)),
+            ("/api/me/summary", Some(ConnectionApi)),
+            ("/api/me/locations", Some(LocationApi)),
+            ("/api/me/other", None),
             ("/api/other", None),
             ("/api/", None),
             ("/api", None),

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use udaconnect_core::ports::DynLog;
+use udaconnect_core::ports::{DynAccountStore, DynLog};
 use udaconnect_core::record::LOCATION_TOPIC;
 
+use crate::access::Authenticator;
 use crate::feed::{self, OnStored};
 use crate::http::edge::EdgeSettings;
 use crate::http::guard::RateLimiter;
@@ -80,6 +81,8 @@ pub struct Options {
     pub log_retention: LogRetention,
     /// mailer: where and how mail is sent.
     pub mail: crate::mail::MailSettings,
+    /// The token a role apart presents when it asks another for itself (person lookups).
+    pub service_token: Option<udaconnect_core::auth::TokenSecret>,
 }
 
 /// The stores and log of a process.
@@ -104,6 +107,8 @@ pub(crate) struct ByUrl {
 
 pub struct Context {
     pub mode: Mode,
+    /// Who is asking, for every role of the process (and `--auth`).
+    pub auth: Arc<Authenticator>,
     pub options: Options,
     pub metrics: Arc<Metrics>,
     /// The role being started: its stop signal. The process stops roles one at a time, in
@@ -129,6 +134,8 @@ pub struct Context {
     pub(crate) called: Vec<Role>,
     /// Free space where this process writes locally (`None` when it writes nowhere local).
     pub(crate) disk: Option<Arc<DiskGuard>>,
+    /// The account store, opened by the first role that asks.
+    pub(crate) accounts: Option<DynAccountStore>,
 }
 
 impl Context {
@@ -154,6 +161,24 @@ impl Context {
                 Ok(Some(opened))
             }
         }
+    }
+
+    /// The account store (accounts, tokens, devices), opened on first use: the data
+    /// directory's `accounts.sqlite3`, or the PostgreSQL store.
+    pub async fn account_store(&mut self, role: Role) -> anyhow::Result<DynAccountStore> {
+        if let Some(a) = &self.accounts {
+            return Ok(a.clone());
+        }
+        let url = match &self.backends {
+            Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
+            Backends::Urls(by_url) => by_url.store.clone(),
+        };
+        let opened = crate::wiring::backends::open_account_stores(&url)
+            .await?
+            .accounts;
+        tracing::info!(role = %role, store = %url, "account store open");
+        self.accounts = Some(opened.clone());
+        Ok(opened)
     }
 
     /// The log, opened on first use.
@@ -248,7 +273,10 @@ impl Context {
         if let Some(u) = self.upstreams.get(&role) {
             return Ok(u.clone());
         }
-        let u = Arc::new(Upstream::new(role, self.options.upstreams.url(role)?)?);
+        let u = Arc::new(
+            Upstream::new(role, self.options.upstreams.url(role)?)?
+                .with_credential(self.options.service_token.as_ref()),
+        );
         self.upstreams.insert(role, u.clone());
         Ok(u)
     }

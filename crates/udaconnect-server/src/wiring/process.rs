@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+use crate::access::{check_open_listeners, AuthMode, Authenticator};
 use crate::http;
 use crate::http::edge::{self, EdgeSettings};
 use crate::http::guard::{Guards, RateLimiter};
@@ -33,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::query::engine::SharedIndex;
 use crate::roles::connection_api::{new_index, EngineKind};
 use crate::roles::{self, start_order, Readiness, Role};
-use crate::wiring::backends::{static_member_id, LogUrl, StoreUrl};
+use crate::wiring::backends::{open_account_stores, static_member_id, LogUrl, StoreUrl};
 use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options, Upstreams};
 use crate::wiring::disk::DiskGuard;
 use crate::wiring::embedded::EmbeddedStack;
@@ -74,6 +75,9 @@ pub struct RoleSettings {
     pub engine: EngineKind,
     /// mailer: SMTP, or `.eml` files under its data directory.
     pub mail: crate::mail::MailSettings,
+    /// What the role presents to person-api when it looks persons up (an organizer's token),
+    /// needed there when person-api runs with `--auth on`.
+    pub service_token: Option<udaconnect_core::auth::TokenSecret>,
 }
 
 /// How a process serves HTTP, whichever roles it runs.
@@ -90,10 +94,17 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
     pub edge: EdgeSettings,
+    /// Where location-api also takes OsmAnd protocol reports (Traccar Client, OsmAnd) at any
+    /// path, as the apps expect on port 5055.
+    pub osmand_listen: GrpcListen,
+    /// Whether requests must say who is asking (on by default; off only on loopback).
+    pub auth: AuthMode,
+    /// Where `/metrics` is also served without a token, for scrapers (default: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl HttpSettings {
-    /// HTTP on `listen`, every other setting at its default.
+    /// HTTP on `listen`, every other setting at its default (no OsmAnd listener).
     pub fn on(listen: SocketAddr) -> Self {
         HttpSettings {
             listen,
@@ -101,11 +112,23 @@ impl HttpSettings {
             web_dir: None,
             cors_origins: Vec::new(),
             edge: EdgeSettings::default(),
+            auth: AuthMode::On,
+            osmand_listen: GrpcListen::Off,
+            metrics_listen: None,
+        }
+    }
+
+    /// [`HttpSettings::on`] with the original open contract (`--auth off`): for tests of that
+    /// contract and benchmarks, on loopback addresses.
+    pub fn open(listen: SocketAddr) -> Self {
+        HttpSettings {
+            auth: AuthMode::Off,
+            ..HttpSettings::on(listen)
         }
     }
 }
 
-/// Where `serve` offers gRPC.
+/// Where `serve` offers gRPC (and location-api its OsmAnd listener).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrpcListen {
     Off,
@@ -128,6 +151,10 @@ enum Startup {
 pub struct Application {
     local_addr: SocketAddr,
     grpc_addr: Option<SocketAddr>,
+    osmand_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served open (`--metrics-listen`), and its server.
+    metrics_addr: Option<SocketAddr>,
+    scrape: Option<JoinHandle<anyhow::Result<()>>>,
     /// The contact index connection-api answers from in this process (benchmarks time it
     /// directly); empty where no role keeps one.
     index: SharedIndex,
@@ -137,6 +164,8 @@ pub struct Application {
     stop_roles: watch::Sender<bool>,
     startup: watch::Receiver<Startup>,
     http: JoinHandle<anyhow::Result<()>>,
+    /// The OsmAnd listener's server, stopped with the HTTP one.
+    osmand_server: Option<JoinHandle<anyhow::Result<()>>>,
     roles: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -147,8 +176,11 @@ struct Plan {
     mode: Mode,
     listen: SocketAddr,
     grpc: GrpcListen,
+    osmand: GrpcListen,
     listen_file: Option<PathBuf>,
     cors_origins: Vec<String>,
+    auth: AuthMode,
+    metrics_listen: Option<SocketAddr>,
     options: Options,
     backends: Backends,
     /// `serve --demo`: the live simulated conference's attendees (0: none).
@@ -177,8 +209,11 @@ impl Application {
             mode: Mode::Together,
             listen: settings.http.listen,
             grpc: settings.grpc,
+            osmand: settings.http.osmand_listen,
             listen_file: settings.http.listen_file,
             cors_origins: settings.http.cors_origins,
+            auth: settings.http.auth,
+            metrics_listen: settings.http.metrics_listen,
             options: Options {
                 web_dir: settings.http.web_dir,
                 edge: settings.http.edge,
@@ -202,6 +237,9 @@ impl Application {
             anyhow::bail!(why);
         }
         tracing::info!(address = %app.local_addr, data_dir = %settings.data_dir.display(), "udaconnect is serving");
+        if settings.http.auth == AuthMode::On {
+            sign_in_hint(&settings.data_dir).await;
+        }
         Ok(app)
     }
 
@@ -215,8 +253,11 @@ impl Application {
             mode: Mode::Apart,
             listen: settings.http.listen,
             grpc: settings.grpc_listen.map_or(GrpcListen::Off, GrpcListen::At),
+            osmand: settings.http.osmand_listen,
             listen_file: settings.http.listen_file,
             cors_origins: settings.http.cors_origins,
+            auth: settings.http.auth,
+            metrics_listen: settings.http.metrics_listen,
             options: Options {
                 web_dir: settings.http.web_dir,
                 engine: settings.engine,
@@ -224,6 +265,7 @@ impl Application {
                 edge: settings.http.edge,
                 log_retention: LogRetention::Keep,
                 mail: settings.mail,
+                service_token: settings.service_token,
             },
             backends: Backends::Urls(Box::new(ByUrl {
                 store: settings.store,
@@ -247,17 +289,33 @@ impl Application {
     }
 
     async fn start(plan: Plan) -> anyhow::Result<Application> {
+        let mut addresses = vec![plan.listen];
+        if plan.roles.contains(&Role::LocationApi) {
+            match plan.grpc {
+                GrpcListen::Default(a) | GrpcListen::At(a) => addresses.push(a),
+                GrpcListen::Off => {}
+            }
+        }
+        addresses.extend(plan.metrics_listen);
+        check_open_listeners(plan.auth, &addresses)?;
         let files = edge::raise_open_files_limit();
         let listener = TcpListener::bind(plan.listen)
             .await
             .with_context(|| format!("failed to listen on {}", plan.listen))?;
         let local_addr = listener.local_addr()?;
-        let grpc_listener = if plan.roles.contains(&Role::LocationApi) {
-            bind_grpc(plan.grpc).await?
+        let (grpc_listener, osmand_listener) = if plan.roles.contains(&Role::LocationApi) {
+            (
+                bind_extra("gRPC", "--grpc-listen", plan.grpc).await?,
+                bind_extra("OsmAnd", "--osmand-listen", plan.osmand).await?,
+            )
         } else {
-            None
+            (None, None)
         };
         let grpc_addr = grpc_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let osmand_addr = osmand_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         if let Some(path) = &plan.listen_file {
             listen_file::write(
                 path,
@@ -282,21 +340,54 @@ impl Application {
             metrics: metrics.clone(),
         });
         let (accept, accept_rx) = watch::channel(false);
+        let (metrics_addr, scrape) = match plan.metrics_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("failed to listen for metrics on {addr}"))?;
+                let bound = l.local_addr()?;
+                let served = tokio::spawn(serve_http(
+                    l,
+                    ops::scrape_routes(metrics.clone()),
+                    ConnectionRules {
+                        cap: 64,
+                        header_timeout: edge.header_timeout,
+                        idle_timeout: edge.idle_timeout,
+                        shutdown_timeout: edge.shutdown_timeout,
+                    },
+                    metrics.clone(),
+                    accept_rx.clone(),
+                ));
+                (Some(bound), Some(served))
+            }
+            None => (None, None),
+        };
         let (stop_roles, stop_rx) = watch::channel(false);
         let (startup_tx, startup) = watch::channel(Startup::Starting);
         let installed: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+        let rules = ConnectionRules {
+            cap: caps.http,
+            header_timeout: edge.header_timeout,
+            idle_timeout: edge.idle_timeout,
+            shutdown_timeout: edge.shutdown_timeout,
+        };
         let http = tokio::spawn(serve_http(
             listener,
             front(plan.label, installed.clone()),
-            ConnectionRules {
-                cap: caps.http,
-                header_timeout: edge.header_timeout,
-                idle_timeout: edge.idle_timeout,
-                shutdown_timeout: edge.shutdown_timeout,
-            },
+            rules,
             metrics.clone(),
             accept_rx.clone(),
         ));
+        let osmand_installed: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+        let osmand_server = osmand_listener.map(|l| {
+            tokio::spawn(serve_http(
+                l,
+                osmand_front(plan.label, osmand_installed.clone()),
+                rules,
+                metrics.clone(),
+                accept_rx.clone(),
+            ))
+        });
         let index = new_index();
         let roles = tokio::spawn(run_roles(
             plan,
@@ -306,6 +397,7 @@ impl Application {
                 grpc: grpc_listener,
                 grpc_cap: caps.grpc,
                 guards,
+                osmand: osmand_installed,
             },
             installed,
             startup_tx,
@@ -315,6 +407,10 @@ impl Application {
         Ok(Application {
             local_addr,
             grpc_addr,
+            osmand_addr,
+            osmand_server,
+            metrics_addr,
+            scrape,
             index,
             accept,
             stop_roles,
@@ -331,6 +427,16 @@ impl Application {
     /// Where gRPC is served, when it is.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         self.grpc_addr
+    }
+
+    /// Where OsmAnd protocol reports are taken at any path, when they are.
+    pub fn osmand_addr(&self) -> Option<SocketAddr> {
+        self.osmand_addr
+    }
+
+    /// Where `/metrics` is served without a token, when `--metrics-listen` asks.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn contact_index(&self) -> SharedIndex {
@@ -360,6 +466,12 @@ impl Application {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.accept.send(true);
         let http = self.http.await.context("server task failed");
+        if let Some(osmand) = self.osmand_server {
+            log_ending(osmand.await);
+        }
+        if let Some(scrape) = self.scrape {
+            scrape.await.context("metrics server task failed")??;
+        }
         let _ = self.stop_roles.send(true);
         let roles = self.roles.await.context("role task failed");
         http??;
@@ -368,21 +480,65 @@ impl Application {
     }
 }
 
-/// Binds gRPC as `grpc` says.
-async fn bind_grpc(grpc: GrpcListen) -> anyhow::Result<Option<TcpListener>> {
-    Ok(match grpc {
+/// Says how to get in while the data directory has no admin yet: the command line makes the
+/// first token.
+async fn sign_in_hint(data_dir: &std::path::Path) {
+    let admins = match open_account_stores(&StoreUrl::Embedded(data_dir.to_path_buf())).await {
+        Ok(stores) => stores.accounts.count_admins().await.ok(),
+        Err(_) => None,
+    };
+    if admins == Some(0) {
+        tracing::info!(
+            "no admin yet; to sign in, make a token: udaconnect admin create-token --role admin \
+             --data-dir {} (it prints the token on its last line; send it as Authorization: \
+             Bearer TOKEN)",
+            data_dir.display()
+        );
+    }
+}
+
+/// The OsmAnd listener's front: every path is a report (the apps post to the server's root),
+/// so each request is taken as one to `/api/osmand`, the path the ingest checks know.
+fn osmand_front(label: &'static str, installed: Arc<OnceLock<Router>>) -> Router {
+    Router::new()
+        .fallback(move |mut request: Request| {
+            let installed = installed.clone();
+            async move {
+                let query = request
+                    .uri()
+                    .query()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
+                if let Ok(uri) = format!("/api/osmand{query}").parse() {
+                    *request.uri_mut() = uri;
+                }
+                match installed.get() {
+                    Some(router) => router.clone().oneshot(request).await.into_response(),
+                    None => starting(label, request).await,
+                }
+            }
+        })
+        .layer(axum::middleware::map_response(
+            crate::http::guard::security_headers,
+        ))
+}
+
+/// Binds a listener besides HTTP as `at` says: `what` names it, `flag` is the option that
+/// moves it.
+async fn bind_extra(what: &str, flag: &str, at: GrpcListen) -> anyhow::Result<Option<TcpListener>> {
+    Ok(match at {
         GrpcListen::Off => None,
         GrpcListen::Default(addr) => match TcpListener::bind(addr).await {
             Ok(l) => Some(l),
             Err(e) => {
-                tracing::warn!(address = %addr, error = %e, "gRPC port taken; gRPC is off (--grpc-listen picks another)");
+                tracing::warn!(address = %addr, error = %e, "{what} port taken; {what} is off ({flag} picks another)");
                 None
             }
         },
         GrpcListen::At(addr) => Some(
             TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("failed to listen for gRPC on {addr}"))?,
+                .with_context(|| format!("failed to listen for {what} on {addr}"))?,
         ),
     })
 }
@@ -412,6 +568,8 @@ struct Listeners {
     grpc_cap: usize,
     /// The request checks of the HTTP router, and the ingest limit gRPC shares.
     guards: Arc<Guards>,
+    /// Where the OsmAnd listener's router goes once location-api has started.
+    osmand: Arc<OnceLock<Router>>,
 }
 
 /// A started role and how to stop it.
@@ -438,7 +596,15 @@ async fn run_roles(
         Backends::Embedded(stack) => Some(stack.data_dir.clone()),
         Backends::Urls(_) => None,
     };
+    let auth = Arc::new(Authenticator::new(
+        plan.auth,
+        Some(match &plan.backends {
+            Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
+            Backends::Urls(by_url) => by_url.store.clone(),
+        }),
+    ));
     let mut ctx = Context {
+        auth: auth.clone(),
         mode: plan.mode,
         options: plan.options,
         metrics: metrics.clone(),
@@ -453,6 +619,7 @@ async fn run_roles(
         upstreams: Default::default(),
         called: Vec::new(),
         disk: None,
+        accounts: None,
     };
     ctx.disk = ctx.local_dir().map(|dir| {
         let edge = &ctx.options.edge;
@@ -471,6 +638,7 @@ async fn run_roles(
         let mut router = Router::new();
         let mut checks = Vec::new();
         let mut grpc = None;
+        let mut osmand: Option<Router> = None;
         for role in start_order(&plan.roles) {
             let (role_stop, role_stop_rx) = watch::channel(false);
             ctx.stop = role_stop_rx;
@@ -500,6 +668,7 @@ async fn run_roles(
             }
             router = router.merge(running.router);
             grpc = grpc.or(running.grpc);
+            osmand = osmand.or(running.osmand);
             started.push(Started {
                 role,
                 stop: role_stop,
@@ -540,11 +709,17 @@ async fn run_roles(
             checks: dedup_checks(checks),
             roles: started.iter().map(|s| s.role.name()).collect(),
         });
+        if let Some(osmand) = osmand {
+            let osmand =
+                http::with_common_layers(osmand, &metrics, &[], guards.clone(), auth.clone());
+            let _ = listeners.osmand.set(osmand);
+        }
         let router = http::with_common_layers(
             router.merge(ops::routes(ops)),
             &metrics,
             &plan.cors_origins,
             guards,
+            auth,
         );
         let _ = installed.set(router);
         Ok(true)

@@ -14,6 +14,8 @@ pub struct TestApp {
     pub address: String,
     /// `http://host:port` of the gRPC services.
     pub grpc: String,
+    /// `http://host:port` of the OsmAnd listener.
+    pub osmand: Option<String>,
     pub client: Client,
     /// Kept so the server runs, and its data directory exists, for the test's length.
     app: Option<Application>,
@@ -29,12 +31,28 @@ pub async fn spawn_app(demo: bool) -> TestApp {
 pub async fn spawn_app_with(demo: bool, set: impl FnOnce(&mut EdgeSettings)) -> TestApp {
     let mut edge = EdgeSettings::default();
     set(&mut edge);
+    // The original open contract these tests exercise.
+    let http = HttpSettings {
+        edge,
+        ..HttpSettings::open("127.0.0.1:0".parse().unwrap())
+    };
+    spawn_app_on(demo, http).await
+}
+
+/// `serve` as it starts by default, every request authenticated (`--auth on`), with an
+/// OsmAnd listener on port 0.
+pub async fn spawn_signed_app() -> TestApp {
+    let http = HttpSettings {
+        osmand_listen: udaconnect_server::GrpcListen::At("127.0.0.1:0".parse().unwrap()),
+        ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
+    };
+    spawn_app_on(false, http).await
+}
+
+async fn spawn_app_on(demo: bool, http: HttpSettings) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let app = Application::build(ServeSettings {
-        http: HttpSettings {
-            edge,
-            ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
-        },
+        http,
         data_dir: data_dir.path().to_path_buf(),
         demo,
         demo_attendees: 0,
@@ -47,6 +65,7 @@ pub async fn spawn_app_with(demo: bool, set: impl FnOnce(&mut EdgeSettings)) -> 
     TestApp {
         address: format!("http://{}", app.local_addr()),
         grpc: format!("http://{}", app.grpc_addr().expect("gRPC is on")),
+        osmand: app.osmand_addr().map(|a| format!("http://{a}")),
         client: Client::new(),
         app: Some(app),
         _data_dir: data_dir,
@@ -57,6 +76,11 @@ impl TestApp {
     /// Stops the server as SIGTERM does.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.app.take().expect("running").stop().await
+    }
+
+    /// The data directory it serves.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
     }
 
     /// `host:port` of the HTTP listener.

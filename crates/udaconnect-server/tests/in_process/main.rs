@@ -2,6 +2,7 @@
 //! HTTP and gRPC contract itself is played against every engine by the `udaconnect` crate's
 //! `api` suite.
 
+mod access;
 mod app;
 mod contract;
 mod demo;
@@ -9,3 +10,4 @@ mod edge;
 mod edge_connections;
 mod mail;
 mod remote_persons;
+mod trackers;

@@ -53,3 +53,23 @@ CREATE TABLE IF NOT EXISTS sign_in_link (
     expires_at INTEGER NOT NULL,
     used_at    INTEGER
 ) WITHOUT ROWID;
+
+-- Tracker devices (OwnTracks, Traccar Client, OsmAnd): each beside its device token. The
+-- OsmAnd id, the device's only credential on that protocol, is kept as a SHA-256 hash like
+-- every secret.
+CREATE TABLE IF NOT EXISTS device (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id   INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    person_id    INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    token_id     INTEGER NOT NULL REFERENCES account_token (id) ON DELETE CASCADE,
+    osmand_hash  BLOB NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL,
+    revoked_at   INTEGER,
+    -- Kept to the minute, with the app and battery level (percent) of that ping.
+    last_seen_at INTEGER,
+    last_app     TEXT,
+    battery_pct  INTEGER CHECK (battery_pct BETWEEN 0 AND 100)
+);
+CREATE INDEX IF NOT EXISTS device_account ON device (account_id);
+CREATE INDEX IF NOT EXISTS device_token ON device (token_id);

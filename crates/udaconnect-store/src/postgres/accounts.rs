@@ -5,6 +5,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use udaconnect_core::auth::{Account, AccountId, Email, Principal, Revoked, Role, TokenInfo};
 use udaconnect_core::time::truncate_to_micros;
+use udaconnect_core::tracker::{App, DeviceInfo};
 use udaconnect_core::{Error, Result};
 
 use super::{pg_error, DbError, Postgres};
@@ -75,6 +76,24 @@ fn token(row: &Row) -> Result<TokenInfo> {
         expires: read(row.try_get(7))?,
         revoked: read(row.try_get(8))?,
         last_used: read(row.try_get(9))?,
+    })
+}
+
+fn device(row: &Row) -> Result<DeviceInfo> {
+    let app = read(row.try_get::<_, Option<String>>(8))?
+        .map(|a| App::parse(&a).ok_or_else(|| corrupt("app", format!("unknown app '{a}'"))))
+        .transpose()?;
+    Ok(DeviceInfo {
+        id: read(row.try_get(0))?,
+        account: read(row.try_get(1))?,
+        person: read(row.try_get(2))?,
+        name: read(row.try_get(3))?,
+        token: read(row.try_get(4))?,
+        created: read(row.try_get(5))?,
+        revoked: read(row.try_get(6))?,
+        last_seen: read(row.try_get(7))?,
+        app,
+        battery_pct: read(row.try_get(9))?,
     })
 }
 
@@ -201,6 +220,10 @@ impl AccountDb for PostgresAccounts {
 
     async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>> {
         self.read(&sql, args).await?.iter().map(token).collect()
+    }
+
+    async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>> {
+        self.read(&sql, args).await?.iter().map(device).collect()
     }
 
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>> {

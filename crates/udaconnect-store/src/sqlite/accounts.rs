@@ -6,6 +6,7 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use udaconnect_core::auth::{Account, AccountId, Email, Principal, Revoked, Role, TokenInfo};
 use udaconnect_core::time::{from_micros, to_micros};
+use udaconnect_core::tracker::{App, DeviceInfo};
 use udaconnect_core::Result;
 
 use super::Db;
@@ -77,6 +78,25 @@ fn token(row: &Row<'_>) -> rusqlite::Result<TokenInfo> {
         expires: time_at(row, 7)?,
         revoked: time_at(row, 8)?,
         last_used: time_at(row, 9)?,
+    })
+}
+
+fn device(row: &Row<'_>) -> rusqlite::Result<DeviceInfo> {
+    let app = row
+        .get::<_, Option<String>>(8)?
+        .map(|a| App::parse(&a).ok_or_else(|| corrupt(8, format!("unknown app '{a}'"))))
+        .transpose()?;
+    Ok(DeviceInfo {
+        id: row.get(0)?,
+        account: row.get(1)?,
+        person: row.get(2)?,
+        name: row.get(3)?,
+        token: row.get(4)?,
+        created: from_micros(row.get(5)?),
+        revoked: time_at(row, 6)?,
+        last_seen: time_at(row, 7)?,
+        app,
+        battery_pct: row.get(9)?,
     })
 }
 
@@ -212,6 +232,10 @@ impl AccountDb for SqliteAccounts {
 
     async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>> {
         self.rows(sql, args, token).await
+    }
+
+    async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>> {
+        self.rows(sql, args, device).await
     }
 
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>> {

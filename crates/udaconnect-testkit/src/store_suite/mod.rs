@@ -18,6 +18,7 @@
 //! (PostgreSQL's migrations, ids above an original database's rows) is tested beside it.
 
 mod accounts;
+mod devices;
 mod ids;
 mod keys;
 mod locations;
@@ -41,6 +42,7 @@ pub use accounts::{
     revoking_everything_ends_every_token_and_session, sessions_verify_until_revoked_or_expired,
     sign_in_links_are_used_once, t0, tokens_verify_until_revoked_or_expired,
 };
+pub use devices::devices_are_registered_found_seen_and_revoked;
 pub use ids::{
     id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
 };
@@ -138,6 +140,7 @@ macro_rules! store_suite {
                 sessions_verify_until_revoked_or_expired,
                 revoking_everything_ends_every_token_and_session,
                 sign_in_links_are_used_once,
+                devices_are_registered_found_seen_and_revoked,
                 person_keys_are_made_once_under_a_race,
                 destroyed_person_keys_are_final,
             ]

@@ -9,7 +9,7 @@ use udaconnect_testkit::process::RoleProc;
 
 use crate::suite::{Api, Engine};
 
-const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
+pub const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -56,6 +56,10 @@ impl Engine for Serve {
                 .iter()
                 .map(|&r| (r, self.process.base(), self.process.log.clone()))
                 .collect(),
+            accounts: vec![
+                "--data-dir".into(),
+                self._data_dir.path().display().to_string(),
+            ],
         }
     }
 }
@@ -127,6 +131,7 @@ mod distributed {
                     .iter()
                     .map(|&r| (r, process(r).base(), process(r).log.clone()))
                     .collect(),
+                accounts: vec!["--store".into(), self._db.url.clone()],
             }
         }
     }

@@ -17,6 +17,7 @@ mod locations;
 mod operations;
 mod persons;
 mod suite;
+mod trackers;
 
 /// A test named `$engine` that plays every body against `$type` (an [`suite::Engine`]).
 macro_rules! api_suite {

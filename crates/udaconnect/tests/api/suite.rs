@@ -30,6 +30,8 @@ pub struct Api {
     pub client: Client,
     /// Each role's process: its base URL and its log file.
     pub roles: Vec<(Role, String, PathBuf)>,
+    /// Where `udaconnect admin` finds the engine's accounts: `--data-dir DIR` or `--store URL`.
+    pub accounts: Vec<String>,
 }
 
 type BoxedBody = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -93,6 +95,7 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
         edge::unknown_methods_are_405_before_any_type_check,
         edge::foreign_hosts_are_refused_at_every_role,
         edge::pings_too_far_ahead_are_refused,
+        trackers::phones_post_through_owntracks_and_the_osmand_protocol,
     ]
 }
 
@@ -229,6 +232,30 @@ impl Api {
             lon: loc["longitude"].as_f64().unwrap(),
             t: to_micros(parse_timestamp(loc["creation_time"].as_str().unwrap()).unwrap()),
         }
+    }
+
+    /// A new token of `role` for `person`, made as an operator makes one
+    /// (`udaconnect admin create-token`, which prints it alone on its last line).
+    pub async fn admin_token(&self, role: &str, person: i64) -> String {
+        let mut args = vec!["admin".to_string(), "create-token".into(), "--role".into()];
+        args.extend([role.to_string(), "--person".into(), person.to_string()]);
+        args.extend(self.accounts.iter().cloned());
+        let run = args.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(crate::engines::BIN)
+                .args(&run)
+                .output()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout.lines().last().unwrap_or_default().trim().to_string()
     }
 
     pub async fn create_person(&self, first: &str) -> Value {
