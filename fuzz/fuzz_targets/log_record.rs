@@ -1,5 +1,7 @@
 //! `record::decode`: what the consumer makes of any record on the log, UdaConnect's own and the
-//! original producers' keyless JSON alike (whose swapped axes it puts right).
+//! original producers' keyless JSON alike (whose swapped axes it puts right); and
+//! `envelope::decode_sealed`: any bytes claiming an envelope are refused, never a panic, and
+//! what is stored reads back the same sealed.
 //!
 //! Input: 8 bytes of record timestamp (ms, little-endian), 2 of partition, 6 of offset, then
 //! the record's value (shorter inputs are padded with zeros).
@@ -8,7 +10,10 @@
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use udaconnect_core::model::{Location, MAX_ID};
-use udaconnect_core::record::{self, derived_id, LogRecord, Position, CORRELATION_HEADER};
+use udaconnect_core::envelope::{self, PersonKey, KEY_VERSION_HEADER};
+use udaconnect_core::record::{
+    self, derived_id, LogRecord, Position, CORRELATION_HEADER, LOCATION_TOPIC,
+};
 use udaconnect_core::validate;
 
 const META_LEN: usize = 16;
@@ -51,6 +56,15 @@ fuzz_target!(|data: &[u8]| {
         ..bare.clone()
     };
     let keyed = record::decode(&dressed, pos);
+
+    // Bytes that claim an envelope open under no key: random bytes never authenticate.
+    let key = PersonKey::new(7, 1, [7; envelope::KEY_LEN]);
+    let claimed = LogRecord {
+        key: Some(b"7".to_vec()),
+        headers: vec![(KEY_VERSION_HEADER.into(), meta[..2].to_vec())],
+        ..bare.clone()
+    };
+    assert!(envelope::decode_sealed(&claimed, pos, LOCATION_TOPIC, &key).is_err());
 
     // What was read: the value, with its axes swapped back when the rule says so.
     let original: Option<Value> = serde_json::from_slice(value).ok();
@@ -97,6 +111,13 @@ fuzz_target!(|data: &[u8]| {
                 offset: pos.offset + 1,
             };
             assert_eq!(record::decode(&again, other).as_ref(), Ok(location));
+            // And the same sealed with its person's key.
+            let key = PersonKey::new(location.person_id, 1, [7; envelope::KEY_LEN]);
+            let sealed =
+                envelope::seal_location(location, Some("c"), written, LOCATION_TOPIC, &key)
+                    .expect("seal");
+            let opened = envelope::decode_sealed(&sealed, other, LOCATION_TOPIC, &key);
+            assert_eq!(opened.map(|d| d.location).as_ref(), Ok(location));
         }
         Err(reason) => {
             assert!(!reason.is_empty());

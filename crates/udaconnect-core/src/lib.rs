@@ -19,6 +19,8 @@
 //! - [`index`]: the in-memory spatio-temporal index that answers them at conference scale.
 //! - [`record`]: the format of location records on the log, including the original producers'
 //!   keyless JSON.
+//! - [`envelope`]: per-person encryption of location records on the log, so destroying a
+//!   person's key erases their pings from every copy of it (crypto-shredding).
 //! - [`mail`]: mail requests on the `notification` topic, and the ports the mailer sends
 //!   through and records what it sent in.
 //! - [`venue`]: venue plans in local metres.
@@ -34,6 +36,7 @@ pub mod cancel;
 pub mod clock;
 pub mod contact;
 pub mod domain;
+pub mod envelope;
 pub mod error;
 pub mod geo;
 pub mod index;

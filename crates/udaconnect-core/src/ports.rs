@@ -14,6 +14,7 @@ use crate::auth::{
     Account, AccountId, Email, Issued, NewAccount, NewToken, Principal, Revoked, Role, SignInLink,
     TokenId, TokenInfo, TokenSecret,
 };
+use crate::envelope::PersonKey;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
 use crate::time::Window;
@@ -255,6 +256,33 @@ pub trait IdLeaser: Send + Sync + 'static {
     async fn reserve_through(&self, id: i64) -> Result<()>;
 }
 
+/// Each person's key for their records on the log (see [`crate::envelope`]), kept apart from
+/// every other store so that destroying a key overwrites it.
+///
+/// A destroyed key leaves a tombstone: the person is never keyed again, so a ping that arrives
+/// for an erased person is refused rather than sealed under a fresh key.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// The person's key, made (version 1) if they have none; callers racing on one person all
+    /// get the same key. `None` once the key is destroyed.
+    async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>>;
+    /// The person's key as it stands, making none.
+    async fn get(&self, person_id: PersonId) -> Result<KeyState>;
+    /// Destroys the person's key for good, and leaves the tombstone even when they had none.
+    /// Returns whether a live key was destroyed; destroying again changes nothing.
+    async fn destroy(&self, person_id: PersonId) -> Result<bool>;
+}
+
+/// A person's key in a [`KeyStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    /// Never made: the person has no sealed records.
+    Absent,
+    Live(PersonKey),
+    /// Destroyed: the person's sealed records can never be read again.
+    Destroyed,
+}
+
 /// Where a new consumer group starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartFrom {
@@ -322,6 +350,7 @@ pub type DynPersonStore = Arc<dyn PersonStore>;
 pub type DynLocationStore = Arc<dyn LocationStore>;
 pub type DynIdLeaser = Arc<dyn IdLeaser>;
 pub type DynAccountStore = Arc<dyn AccountStore>;
+pub type DynKeyStore = Arc<dyn KeyStore>;
 pub type DynLog = Arc<dyn Log>;
 /// A consumer, owned by the one task that reads with it.
 pub type DynLogConsumer = Box<dyn LogConsumer>;

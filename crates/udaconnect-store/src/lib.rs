@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`sqlite`]: the embedded stores, one SQLite file per owning role (persons, locations,
-//!   accounts), so no role reaches into another's tables.
+//!   accounts), so no role reaches into another's tables; persons' log keys in a file of
+//!   their own, written with `secure_delete`, so that destroying a key overwrites it.
 //! - [`ids`]: the embedded id leaser, a small file beside the stores that a replay never
 //!   touches.
 //! - `postgres` (feature `postgres`, on by default): the distributed stores and id leaser, on
@@ -22,10 +23,12 @@ pub mod sqlite;
 pub use ids::FileIdLeaser;
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    Postgres, PostgresAccountStore, PostgresIdLeaser, PostgresLocationStore, PostgresOptions,
-    PostgresPersonStore, PostgresSentMail,
+    Postgres, PostgresAccountStore, PostgresIdLeaser, PostgresKeyStore, PostgresLocationStore,
+    PostgresOptions, PostgresPersonStore, PostgresSentMail,
 };
-pub use sqlite::{SqliteAccountStore, SqliteLocationStore, SqlitePersonStore, SqliteSentMail};
+pub use sqlite::{
+    SqliteAccountStore, SqliteKeyStore, SqliteLocationStore, SqlitePersonStore, SqliteSentMail,
+};
 
 /// The lowest and highest location ids, in both stores' SQL. Two subqueries: a database reads
 /// `min` or `max` off the primary key's edge when it is the query's one aggregate; the two in

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_accounts"),
     migration!(8, "0008_mail_sent"),
     migration!(9, "0009_devices"),
+    migration!(10, "0010_person_key"),
 ];
 
 /// The advisory lock key that serialises migrations ("udaconne" in ASCII). Advisory locks are

@@ -12,6 +12,7 @@
 
 mod accounts;
 mod ids;
+mod keys;
 mod locations;
 mod mail;
 pub mod migrate;
@@ -36,6 +37,7 @@ use udaconnect_core::{Error, Result};
 
 pub use accounts::PostgresAccountStore;
 pub use ids::PostgresIdLeaser;
+pub use keys::PostgresKeyStore;
 pub use locations::PostgresLocationStore;
 pub use mail::PostgresSentMail;
 pub use persons::PostgresPersonStore;

@@ -26,6 +26,7 @@ macro_rules! sqlite_store {
 }
 
 mod accounts;
+mod keys;
 mod locations;
 mod mail;
 mod persons;
@@ -37,6 +38,7 @@ use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, Row};
 use udaconnect_core::{Error, Result};
 
 pub use accounts::SqliteAccountStore;
+pub use keys::SqliteKeyStore;
 pub use locations::SqliteLocationStore;
 pub use mail::SqliteSentMail;
 pub use persons::SqlitePersonStore;

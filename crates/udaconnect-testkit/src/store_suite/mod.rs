@@ -20,6 +20,7 @@
 mod accounts;
 mod devices;
 mod ids;
+mod keys;
 mod locations;
 mod near;
 mod persons;
@@ -31,7 +32,8 @@ use async_trait::async_trait;
 use udaconnect_core::contact::{connections, ConnectionQuery, Point};
 use udaconnect_core::model::{Location, Person};
 use udaconnect_core::ports::{
-    DynAccountStore, DynIdLeaser, DynLocationStore, DynPersonStore, LocationStore, Near,
+    DynAccountStore, DynIdLeaser, DynKeyStore, DynLocationStore, DynPersonStore, LocationStore,
+    Near,
 };
 use udaconnect_core::time::{from_micros, to_micros};
 
@@ -44,6 +46,7 @@ pub use devices::devices_are_registered_found_seen_and_revoked;
 pub use ids::{
     id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
 };
+pub use keys::{destroyed_person_keys_are_final, person_keys_are_made_once_under_a_race};
 pub use locations::{
     clear_removes_every_location, coordinates_and_times_round_trip_bit_for_bit,
     in_window_orders_by_time_then_id_within_the_window, large_batches_are_stored_at_once,
@@ -70,6 +73,9 @@ pub trait StoreEngine: Send + Sync + Sized + 'static {
     /// The id leaser named `name` as a starting process opens it: a new handle on the state
     /// the earlier handles left.
     async fn leaser(&self, name: &str) -> DynIdLeaser;
+    /// The key store as a starting process opens it: a new handle on the state the earlier
+    /// handles left.
+    async fn keys(&self) -> DynKeyStore;
 }
 
 /// The stores an engine opened, closed (their files or database removed) when dropped.
@@ -97,6 +103,10 @@ impl<E: StoreEngine> Stores<E> {
 
     pub async fn leaser(&self, name: &str) -> DynIdLeaser {
         self.engine.leaser(name).await
+    }
+
+    pub async fn keys(&self) -> DynKeyStore {
+        self.engine.keys().await
     }
 }
 
@@ -131,6 +141,8 @@ macro_rules! store_suite {
                 revoking_everything_ends_every_token_and_session,
                 sign_in_links_are_used_once,
                 devices_are_registered_found_seen_and_revoked,
+                person_keys_are_made_once_under_a_race,
+                destroyed_person_keys_are_final,
             ]
         );
     };

@@ -1,0 +1,117 @@
+use async_trait::async_trait;
+use tokio_postgres::Row;
+use udaconnect_core::envelope::PersonKey;
+use udaconnect_core::model::PersonId;
+use udaconnect_core::ports::{KeyState, KeyStore};
+use udaconnect_core::{Error, Result};
+
+use super::{DbError, Postgres};
+
+/// Persons' keys in table `person_key`, shared by every role process on the database.
+///
+/// Destroying a key sets its secret to NULL and vacuums the table, so the old row version is
+/// pruned from the table's pages; what PostgreSQL's write-ahead log and backups hold of it
+/// lasts as long as they are kept (see docs/privacy.md).
+#[derive(Debug, Clone)]
+pub struct PostgresKeyStore {
+    pg: Postgres,
+}
+
+impl PostgresKeyStore {
+    pub fn new(pg: &Postgres) -> Self {
+        PostgresKeyStore { pg: pg.clone() }
+    }
+
+    async fn read(&self, person_id: PersonId) -> Result<KeyState> {
+        let rows = self
+            .pg
+            .query(
+                "SELECT version, secret FROM person_key WHERE person_id = $1",
+                &[&person_id],
+            )
+            .await?;
+        state(person_id, rows.first())
+    }
+
+    async fn vacuum(&self) -> Result<(), DbError> {
+        let client = self.pg.client().await?;
+        client.batch_execute("VACUUM person_key").await?;
+        Ok(())
+    }
+}
+
+fn state(person_id: PersonId, row: Option<&Row>) -> Result<KeyState> {
+    let Some(row) = row else {
+        return Ok(KeyState::Absent);
+    };
+    let corrupt = |e: tokio_postgres::Error| Error::Internal(format!("person_key: {e}"));
+    let version: i32 = row.try_get(0).map_err(corrupt)?;
+    let secret: Option<Vec<u8>> = row.try_get(1).map_err(corrupt)?;
+    Ok(match secret {
+        None => KeyState::Destroyed,
+        Some(secret) => KeyState::Live(PersonKey::from_stored(
+            person_id,
+            i64::from(version),
+            &secret,
+        )?),
+    })
+}
+
+#[async_trait]
+impl KeyStore for PostgresKeyStore {
+    async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>> {
+        if let KeyState::Absent = self.read(person_id).await? {
+            let fresh = PersonKey::generate(person_id, 1)?;
+            let version = i32::try_from(fresh.version()).unwrap_or(i32::MAX);
+            let secret = &fresh.secret()[..];
+            // Racing creators: the first insert wins and every caller reads it back below.
+            self.pg
+                .query(
+                    "INSERT INTO person_key (person_id, version, secret) VALUES ($1, $2, $3)
+                     ON CONFLICT (person_id) DO NOTHING",
+                    &[&person_id, &version, &secret],
+                )
+                .await?;
+        }
+        match self.read(person_id).await? {
+            KeyState::Live(key) => Ok(Some(key)),
+            KeyState::Destroyed => Ok(None),
+            KeyState::Absent => Err(Error::Internal(format!(
+                "key of person {person_id} missing after it was made"
+            ))),
+        }
+    }
+
+    async fn get(&self, person_id: PersonId) -> Result<KeyState> {
+        self.read(person_id).await
+    }
+
+    async fn destroy(&self, person_id: PersonId) -> Result<bool> {
+        // One statement, so a retry after a lost answer finds the tombstone and changes
+        // nothing more.
+        let rows = self
+            .pg
+            .query(
+                "WITH destroyed AS (
+                     UPDATE person_key SET secret = NULL, destroyed_at = now()
+                     WHERE person_id = $1 AND secret IS NOT NULL
+                     RETURNING person_id),
+                 tombstone AS (
+                     INSERT INTO person_key (person_id, version, secret, destroyed_at)
+                     SELECT $1, 0, NULL, now()
+                     WHERE NOT EXISTS (SELECT 1 FROM person_key WHERE person_id = $1)
+                     ON CONFLICT (person_id) DO NOTHING)
+                 SELECT count(*) FROM destroyed",
+                &[&person_id],
+            )
+            .await?;
+        let destroyed = rows
+            .first()
+            .and_then(|r| r.try_get::<_, i64>(0).ok())
+            .unwrap_or(0)
+            > 0;
+        // Prune the old row version that still holds the secret in the table's pages.
+        self.pg.retrying(|| self.vacuum()).await?;
+        Ok(destroyed)
+    }
+}

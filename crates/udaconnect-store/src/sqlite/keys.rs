@@ -1,0 +1,107 @@
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use udaconnect_core::envelope::PersonKey;
+use udaconnect_core::model::PersonId;
+use udaconnect_core::ports::{KeyState, KeyStore};
+use udaconnect_core::{Error, Result};
+
+const SCHEMA: &str = include_str!("../../migrations/sqlite/keys.sql");
+
+sqlite_store!(
+    /// Persons' keys in a SQLite file of their own (`keys.sqlite3`), so that destroying one
+    /// overwrites it: `secure_delete` zeroes the freed bytes, and the write-ahead log that
+    /// still holds earlier pages is checkpointed and truncated right after.
+    SqliteKeyStore,
+    SCHEMA
+);
+
+/// A row as stored: its version and secret, the secret `None` once destroyed.
+type Row = (i64, Option<Vec<u8>>);
+
+fn read_row(c: &Connection, person_id: PersonId) -> rusqlite::Result<Option<Row>> {
+    c.prepare_cached("SELECT version, secret FROM person_key WHERE person_id = ?1")?
+        .query_row([person_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+fn state(person_id: PersonId, row: Option<Row>) -> Result<KeyState> {
+    Ok(match row {
+        None => KeyState::Absent,
+        Some((_, None)) => KeyState::Destroyed,
+        Some((version, Some(secret))) => {
+            KeyState::Live(PersonKey::from_stored(person_id, version, &secret)?)
+        }
+    })
+}
+
+#[async_trait]
+impl KeyStore for SqliteKeyStore {
+    async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>> {
+        let found = self.get(person_id).await?;
+        let row = match found {
+            KeyState::Live(key) => return Ok(Some(key)),
+            KeyState::Destroyed => return Ok(None),
+            KeyState::Absent => {
+                let fresh = PersonKey::generate(person_id, 1)?;
+                self.db
+                    .write(move |c| {
+                        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        // Another handle on the file may have made it since the read: the
+                        // first one made is everyone's.
+                        tx.execute(
+                            "INSERT INTO person_key (person_id, version, secret)
+                             VALUES (?1, ?2, ?3) ON CONFLICT (person_id) DO NOTHING",
+                            params![person_id, fresh.version(), &fresh.secret()[..]],
+                        )?;
+                        let row = read_row(&tx, person_id)?;
+                        tx.commit()?;
+                        Ok(row)
+                    })
+                    .await?
+            }
+        };
+        match state(person_id, row)? {
+            KeyState::Live(key) => Ok(Some(key)),
+            KeyState::Destroyed => Ok(None),
+            KeyState::Absent => Err(Error::Internal(format!(
+                "key of person {person_id} missing after it was made"
+            ))),
+        }
+    }
+
+    async fn get(&self, person_id: PersonId) -> Result<KeyState> {
+        let row = self.db.read(move |c| read_row(c, person_id)).await?;
+        state(person_id, row)
+    }
+
+    async fn destroy(&self, person_id: PersonId) -> Result<bool> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let (destroyed, busy) = self
+            .db
+            .write(move |c| {
+                let destroyed = c.execute(
+                    "UPDATE person_key SET secret = NULL, destroyed_at = ?2
+                     WHERE person_id = ?1 AND secret IS NOT NULL",
+                    params![person_id, now_ms],
+                )? > 0;
+                c.execute(
+                    "INSERT INTO person_key (person_id, version, secret, destroyed_at)
+                     VALUES (?1, 0, NULL, ?2) ON CONFLICT (person_id) DO NOTHING",
+                    params![person_id, now_ms],
+                )?;
+                // The log keeps the page that held the secret until a checkpoint copies the
+                // zeroed page over it; truncating it then removes the old page from disk.
+                let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+                Ok((destroyed, busy != 0))
+            })
+            .await?;
+        if busy {
+            // The key is gone from the table; its old bytes may linger in the write-ahead log
+            // while a reader holds it. Calling again finishes the job.
+            return Err(Error::Unavailable(format!(
+                "key store (a reader held the write-ahead log; destroy of person {person_id} is incomplete)"
+            )));
+        }
+        Ok(destroyed)
+    }
+}
