@@ -311,8 +311,18 @@ impl Stack {
         Fut: std::future::Future<Output = ()>,
     {
         let ready = Duration::from_secs(60);
-        let person_api =
-            RoleProc::spawn(bin, "person-api", &["--store".into(), store.into()]).await;
+        // person-api appends sign-in and welcome mails to the log.
+        let person_api = RoleProc::spawn(
+            bin,
+            "person-api",
+            &[
+                "--store".into(),
+                store.into(),
+                "--log".into(),
+                broker.producer_url(),
+            ],
+        )
+        .await;
         // person-api runs the migrations first; the others would wait on its advisory lock.
         person_api.wait_ready(ready).await;
         seed().await;

@@ -15,6 +15,7 @@ use udaconnect_server::mail::{MailSettings, SmtpUrl};
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::roles::connection_api::EngineKind;
 use udaconnect_server::roles::Role;
+use udaconnect_server::signin::SignInSettings;
 use udaconnect_server::wiring::backends::{
     open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl, Stores,
 };
@@ -135,6 +136,38 @@ pub struct ServeArgs {
     pub log_retention: LogRetention,
     #[command(flatten)]
     pub mail: MailArgs,
+    #[command(flatten)]
+    pub signin: SignInArgs,
+}
+
+/// Sign-in by e-mail link.
+#[derive(Args, Debug)]
+pub struct SignInArgs {
+    /// The address people open UdaConnect at (`https://connect.example.org`): sign-in links
+    /// point there. Default: the address --listen binds (localhost for 0.0.0.0). Set it
+    /// behind a proxy and in distributed mode (on person-api: the web role's address).
+    #[arg(long, env = "UDACONNECT_PUBLIC_URL", value_parser = udaconnect_server::signin::parse_public_url)]
+    pub public_url: Option<String>,
+    /// Let anyone sign up: an address without an account that asks for a sign-in link gets
+    /// an attendee account and a new person. Off by default: organizers add attendees.
+    #[arg(long, env = "UDACONNECT_SELF_REGISTRATION")]
+    pub self_registration: bool,
+    /// A proxy in front is trusted to say the client's address (X-Forwarded-For, for the
+    /// sign-in limits per client) and that it spoke HTTPS (X-Forwarded-Proto: https, which
+    /// marks the session cookie Secure). Only when every request passes that proxy.
+    #[arg(long, env = "UDACONNECT_TRUST_PROXY")]
+    pub trust_proxy: bool,
+}
+
+impl SignInArgs {
+    pub fn settings(&self) -> SignInSettings {
+        SignInSettings {
+            public_url: self.public_url.clone(),
+            self_registration: self.self_registration,
+            trust_proxy: self.trust_proxy,
+            ..SignInSettings::default()
+        }
+    }
 }
 
 /// How the mailer sends.
@@ -228,6 +261,9 @@ pub struct RoleArgs {
     pub listen_file: ListenFileArg,
     #[command(flatten)]
     pub edge: crate::edge::EdgeArgs,
+    /// person-api's sign-in (the other roles ignore these).
+    #[command(flatten)]
+    pub signin: SignInArgs,
 }
 
 /// Where person-api answers, for a role that asks it about persons.
@@ -373,6 +409,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             web_dir: args.web_dir,
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
+            signin: args.signin.settings(),
         },
         data_dir: args.data.data_dir,
         demo: args.demo,
@@ -382,6 +419,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mail: args.mail.settings()?,
     })
     .await?;
+    if !app.demo_links().is_empty() {
+        println!("Sign in to the demo (each link works once, for 15 minutes):");
+        for (role, link) in app.demo_links() {
+            println!("  as the demo {role}: {link}");
+        }
+    }
     app.run_until_stopped().await
 }
 
@@ -420,6 +463,7 @@ fn role_settings(
             web_dir: None,
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
+            signin: args.signin.settings(),
         },
         grpc_listen: None,
         store: store_url(args.store)?,

@@ -15,6 +15,7 @@ use crate::ingest::http as location_api;
 use crate::persons::http as person_api;
 use crate::query::http as connection_api;
 use crate::query::live;
+use crate::signin::http as signin;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +46,10 @@ use crate::query::live;
         live::positions,
         live::heat,
         live::venue,
+        signin::login,
+        signin::confirm_page,
+        signin::confirm,
+        signin::logout,
         ops::health,
         ops::ready,
         ops::metrics,
@@ -57,6 +62,9 @@ use crate::query::live;
         crate::http::problem::Problem,
         person_api::NewPersonBody,
         person_api::LookupBody,
+        signin::LoginBody,
+        signin::LoginAccepted,
+        signin::ConfirmForm,
         location_api::NewLocationBody,
         location_api::BatchAccepted,
         ops::Readiness,
@@ -76,6 +84,7 @@ use crate::query::live;
         (name = "locations", description = "Location pings"),
         (name = "connections", description = "Who was near whom"),
         (name = "live", description = "The venue live: positions as they arrive"),
+        (name = "sign-in", description = "Sign-in by e-mail link, browser sessions"),
         (name = "operations", description = "Health, readiness, metrics"),
     ),
     modifiers(&EveryOperation),

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
+use udaconnect_core::auth::{authorize, Action, Email, Principal, Resource, Role};
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
@@ -19,6 +20,7 @@ use crate::http::openapi::{
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{JsonBody, Params, PathId};
 use crate::metrics::Metrics;
+use crate::signin::http::{self as signin_http, SignInApi};
 
 /// Page size when a client asks for none: large enough that the original's clients, which
 /// knew no paging, still see every person of a mid-sized event.
@@ -30,6 +32,8 @@ pub const MAX_LOOKUP_IDS: usize = 10_000;
 pub struct PersonApi {
     pub store: DynPersonStore,
     pub metrics: Arc<Metrics>,
+    /// Accounts of persons created with an address, and their welcome mails.
+    pub signin: Arc<SignInApi>,
 }
 
 pub fn routes(api: Arc<PersonApi>) -> Router {
@@ -53,6 +57,10 @@ pub struct NewPersonBody {
     last_name: String,
     #[schema(schema_with = text_schema, example = "Analytical Engines")]
     company_name: String,
+    /// Optional (organizers and admins): the person gets an attendee account with this
+    /// address and a welcome mail with a sign-in link. Never shown in person answers.
+    #[schema(example = "ada@example.org", max_length = 254)]
+    email: Option<String>,
 }
 
 /// Create a person.
@@ -70,23 +78,57 @@ pub struct NewPersonBody {
                 ("LookUpPerson" = (operation_id = "lookup_persons", request_body = json!({"ids": ["$response.body#/id"]}))),
             )),
         (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, blank, longer than 256 characters or holds NUL", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, blank, longer than 256 characters or holds NUL; or email is not an address", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email already belongs to an account", body = Problem, content_type = "application/problem+json"),
         BodyProblems,
     ))]
 pub async fn create_person(
     State(api): State<Arc<PersonApi>>,
+    extensions: Extensions,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let new = validate::new_person(&body)?;
+    let email = optional_email(&body)?;
+    if let Some(email) = &email {
+        if let Some(principal) = extensions.get::<Option<Principal>>() {
+            let invite = Resource::NewAccount(Role::Attendee);
+            if let Err(denied) = authorize(principal.as_ref(), Action::InviteAccount, invite) {
+                return Ok(signin_http::denied(denied));
+            }
+        }
+        // Checked before the person exists, so a taken address creates nothing; the account's
+        // unique address still decides a race.
+        if api.signin.accounts.account_by_email(email).await?.is_some() {
+            return Err(Error::Conflict("this email already belongs to an account".into()).into());
+        }
+    }
     let person = api.store.create(new).await?;
     api.metrics.persons_created.inc();
     tracing::info!(person_id = person.id, "person created");
+    if let Some(email) = &email {
+        let account = api.signin.create_attendee(person.id, email).await?;
+        api.signin.welcome(&account).await?;
+        tracing::info!(
+            person_id = person.id,
+            account_id = account.id,
+            "attendee account created; welcome mail queued"
+        );
+    }
     let location = HeaderValue::from_str(&format!("/api/persons/{}", person.id)).ok();
     let mut resp = (StatusCode::CREATED, Json(person)).into_response();
     if let Some(l) = location {
         resp.headers_mut().insert(header::LOCATION, l);
     }
     Ok(resp)
+}
+
+/// The optional `email` of a new person.
+fn optional_email(body: &Value) -> Result<Option<Email>> {
+    match body.get("email") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Email::parse(s).map(Some),
+        Some(_) => Err(Error::bad_request("email", "must be a string")),
+    }
 }
 
 /// List persons in id order, a page at a time.

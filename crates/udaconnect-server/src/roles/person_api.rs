@@ -1,4 +1,5 @@
-//! person-api: persons, over the person store it owns.
+//! person-api: persons, over the person store it owns; and sign-in, over the account store
+//! (accounts belong to persons), its mails on the log.
 
 use std::sync::Arc;
 
@@ -6,21 +7,37 @@ use crate::http::ops;
 use crate::persons::http::{routes, PersonApi};
 use crate::persons::{DynPersonDirectory, LocalPersons};
 use crate::roles::{Readiness, Role, RunningRole};
+use crate::signin::http::{self as signin_http, SignInApi};
 use crate::wiring::context::Context;
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
-    let Some(stores) = ctx.stores(Role::PersonApi).await? else {
+    const ROLE: Role = Role::PersonApi;
+    let Some(stores) = ctx.stores(ROLE).await? else {
         return Ok(None);
     };
     // The roles started after it in this process call it directly.
     let directory: DynPersonDirectory = Arc::new(LocalPersons::new(stores.persons.clone()));
     ctx.persons = Some(directory);
+    let accounts = ctx.accounts(ROLE).await?;
+    let log = ctx.log(ROLE)?;
+    let settings = ctx.options.signin.clone();
+    let public_url = settings.public_url.clone().unwrap_or_default();
+    let (signin, worker) = SignInApi::start(
+        accounts,
+        stores.persons.clone(),
+        log,
+        settings,
+        public_url,
+        ctx.stop.clone(),
+    );
     let api = Arc::new(PersonApi {
         store: stores.persons.clone(),
         metrics: ctx.metrics.clone(),
+        signin: signin.clone(),
     });
-    let mut role = RunningRole::new(routes(api));
+    let mut role = RunningRole::new(routes(api).merge(signin_http::routes(signin)));
     role.checks
         .push((Readiness::PersonStore, ops::ping_check(&stores.persons)));
+    role.tasks.push(worker);
     Ok(Some(role))
 }

@@ -80,6 +80,9 @@ pub struct Options {
     pub log_retention: LogRetention,
     /// mailer: where and how mail is sent.
     pub mail: crate::mail::MailSettings,
+    /// person-api: sign-in links, sessions, self-registration; the mailer: the clock of the
+    /// links it makes.
+    pub signin: crate::signin::SignInSettings,
 }
 
 /// The stores and log of a process.
@@ -129,6 +132,8 @@ pub struct Context {
     pub(crate) called: Vec<Role>,
     /// Free space where this process writes locally (`None` when it writes nowhere local).
     pub(crate) disk: Option<Arc<DiskGuard>>,
+    /// The account store, once opened.
+    pub(crate) accounts: Option<udaconnect_core::ports::DynAccountStore>,
 }
 
 impl Context {
@@ -154,6 +159,27 @@ impl Context {
                 Ok(Some(opened))
             }
         }
+    }
+
+    /// The account store (accounts, sessions, sign-in links), opened on first use: the data
+    /// directory's `accounts.sqlite3`, or the store's database.
+    pub async fn accounts(
+        &mut self,
+        role: Role,
+    ) -> anyhow::Result<udaconnect_core::ports::DynAccountStore> {
+        if let Some(a) = &self.accounts {
+            return Ok(a.clone());
+        }
+        let url = match &self.backends {
+            Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
+            Backends::Urls(by_url) => by_url.store.clone(),
+        };
+        let opened = crate::wiring::backends::open_account_stores(&url)
+            .await?
+            .accounts;
+        tracing::info!(role = %role, store = %url, "account store open");
+        self.accounts = Some(opened.clone());
+        Ok(opened)
     }
 
     /// The log, opened on first use.

@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::query::engine::SharedIndex;
 use crate::roles::connection_api::{new_index, EngineKind};
 use crate::roles::{self, start_order, Readiness, Role};
+use crate::signin::SignInSettings;
 use crate::wiring::backends::{static_member_id, LogUrl, StoreUrl};
 use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options, Upstreams};
 use crate::wiring::disk::DiskGuard;
@@ -90,6 +91,8 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
     pub edge: EdgeSettings,
+    /// Sign-in: the public URL of links, self-registration, the proxy in front.
+    pub signin: SignInSettings,
 }
 
 impl HttpSettings {
@@ -101,6 +104,7 @@ impl HttpSettings {
             web_dir: None,
             cors_origins: Vec::new(),
             edge: EdgeSettings::default(),
+            signin: SignInSettings::default(),
         }
     }
 }
@@ -138,6 +142,8 @@ pub struct Application {
     startup: watch::Receiver<Startup>,
     http: JoinHandle<anyhow::Result<()>>,
     roles: JoinHandle<anyhow::Result<()>>,
+    /// `serve --demo`: sign-in links for the demo's organizer and attendee.
+    demo_links: Vec<(udaconnect_core::auth::Role, String)>,
 }
 
 /// The process to build, whichever command asked for it.
@@ -160,6 +166,7 @@ impl Application {
     /// binds, and starts every role; returns once they serve.
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Application> {
         let stack = EmbeddedStack::open(&settings.data_dir)?;
+        let signin = settings.http.signin.clone();
         for r in stack.embedded_log.recoveries() {
             if r.truncated_bytes > 0 {
                 tracing::warn!(topic = %r.topic, truncated_bytes = r.truncated_bytes, "log recovered after a crash");
@@ -184,6 +191,7 @@ impl Application {
                 edge: settings.http.edge,
                 log_retention: settings.log_retention,
                 mail: settings.mail,
+                signin: settings.http.signin,
                 ..Options::default()
             },
             backends: Backends::Embedded(Box::new(stack)),
@@ -202,6 +210,11 @@ impl Application {
             anyhow::bail!(why);
         }
         tracing::info!(address = %app.local_addr, data_dir = %settings.data_dir.display(), "udaconnect is serving");
+        let public_url = signin.public_url_or(app.local_addr);
+        match greet(&settings.data_dir, settings.demo, &public_url, &signin).await {
+            Ok(links) => app.demo_links = links,
+            Err(e) => tracing::warn!(error = %e, "cannot make the demo's sign-in links"),
+        }
         Ok(app)
     }
 
@@ -224,6 +237,7 @@ impl Application {
                 edge: settings.http.edge,
                 log_retention: LogRetention::Keep,
                 mail: settings.mail,
+                signin: settings.http.signin,
             },
             backends: Backends::Urls(Box::new(ByUrl {
                 store: settings.store,
@@ -246,12 +260,15 @@ impl Application {
         Ok(app)
     }
 
-    async fn start(plan: Plan) -> anyhow::Result<Application> {
+    async fn start(mut plan: Plan) -> anyhow::Result<Application> {
         let files = edge::raise_open_files_limit();
         let listener = TcpListener::bind(plan.listen)
             .await
             .with_context(|| format!("failed to listen on {}", plan.listen))?;
         let local_addr = listener.local_addr()?;
+        // Links point here unless --public-url says otherwise (port 0 is known only now).
+        let signin = &mut plan.options.signin;
+        signin.public_url = Some(signin.public_url_or(local_addr));
         let grpc_listener = if plan.roles.contains(&Role::LocationApi) {
             bind_grpc(plan.grpc).await?
         } else {
@@ -321,11 +338,18 @@ impl Application {
             startup,
             http,
             roles,
+            demo_links: Vec::new(),
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `serve --demo`: a sign-in link for the demo's organizer and one for its attendee, each
+    /// working once, for 15 minutes from the start.
+    pub fn demo_links(&self) -> &[(udaconnect_core::auth::Role, String)] {
+        &self.demo_links
     }
 
     /// Where gRPC is served, when it is.
@@ -366,6 +390,31 @@ impl Application {
         roles??;
         Ok(())
     }
+}
+
+/// What `serve` says once it serves: how to make the first admin when there is none; with
+/// `--demo`, sign-in links for the demo's organizer and attendee (the command prints them on
+/// stdout; never in the log).
+async fn greet(
+    data_dir: &std::path::Path,
+    demo: bool,
+    public_url: &str,
+    signin: &SignInSettings,
+) -> anyhow::Result<Vec<(udaconnect_core::auth::Role, String)>> {
+    let accounts =
+        crate::wiring::backends::open_account_stores(&StoreUrl::Embedded(data_dir.to_path_buf()))
+            .await?
+            .accounts;
+    if accounts.count_admins().await? == 0 {
+        let hint = crate::signin::no_admin_hint(data_dir);
+        tracing::info!("{hint}");
+    }
+    if !demo {
+        return Ok(Vec::new());
+    }
+    let first = seed::persons()?.first().map(|p| p.id).unwrap_or(1);
+    let now = signin.clock.now();
+    Ok(crate::signin::demo_links(&accounts, first, public_url, now).await?)
 }
 
 /// Binds gRPC as `grpc` says.
@@ -453,6 +502,7 @@ async fn run_roles(
         upstreams: Default::default(),
         called: Vec::new(),
         disk: None,
+        accounts: None,
     };
     ctx.disk = ctx.local_dir().map(|dir| {
         let edge = &ctx.options.edge;

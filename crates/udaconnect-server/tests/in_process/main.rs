@@ -9,3 +9,4 @@ mod edge;
 mod edge_connections;
 mod mail;
 mod remote_persons;
+mod signin;

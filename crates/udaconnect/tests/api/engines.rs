@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use udaconnect_server::roles::Role;
 use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::smtp::SmtpServer;
 
 use crate::suite::{Api, Engine};
 
@@ -18,15 +19,18 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// `udaconnect serve --demo` on a fresh data directory: every role in one process.
+/// `udaconnect serve --demo` on a fresh data directory: every role in one process, its mail
+/// sent to a test SMTP server.
 pub struct Serve {
     process: RoleProc,
-    _data_dir: tempfile::TempDir,
+    smtp: SmtpServer,
+    data_dir: tempfile::TempDir,
 }
 
 impl Engine for Serve {
     async fn start() -> Serve {
         let data_dir = tempfile::tempdir().unwrap();
+        let smtp = SmtpServer::start().await;
         let args: Vec<String> = [
             "--demo",
             "--demo-attendees",
@@ -38,12 +42,14 @@ impl Engine for Serve {
         .iter()
         .map(|a| a.to_string())
         .chain([data_dir.path().display().to_string()])
+        .chain(["--smtp".to_string(), smtp.url()])
         .collect();
         let process = RoleProc::spawn(Path::new(BIN), "serve", &args).await;
         process.wait_ready(Duration::from_secs(60)).await;
         Serve {
             process,
-            _data_dir: data_dir,
+            smtp,
+            data_dir,
         }
     }
 
@@ -56,6 +62,8 @@ impl Engine for Serve {
                 .iter()
                 .map(|&r| (r, self.process.base(), self.process.log.clone()))
                 .collect(),
+            inbox: self.smtp.inbox(),
+            data_dir: Some(self.data_dir.path().to_path_buf()),
         }
     }
 }
@@ -127,6 +135,8 @@ mod distributed {
                     .iter()
                     .map(|&r| (r, process(r).base(), process(r).log.clone()))
                     .collect(),
+                inbox: s.smtp.inbox(),
+                data_dir: None,
             }
         }
     }

@@ -16,6 +16,7 @@ mod grpc;
 mod locations;
 mod operations;
 mod persons;
+mod signin;
 mod suite;
 
 /// A test named `$engine` that plays every body against `$type` (an [`suite::Engine`]).

@@ -30,6 +30,10 @@ pub struct Api {
     pub client: Client,
     /// Each role's process: its base URL and its log file.
     pub roles: Vec<(Role, String, PathBuf)>,
+    /// The mail the engine's mailer sent, to a real SMTP server over TCP.
+    pub inbox: udaconnect_testkit::smtp::Inbox,
+    /// The engine's data directory, where it has one (`serve`).
+    pub data_dir: Option<PathBuf>,
 }
 
 type BoxedBody = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -93,6 +97,12 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
         edge::unknown_methods_are_405_before_any_type_check,
         edge::foreign_hosts_are_refused_at_every_role,
         edge::pings_too_far_ahead_are_refused,
+        signin::a_link_by_mail_signs_in_once_and_sign_out_ends_the_session,
+        signin::unknown_addresses_get_the_same_answer_and_no_mail,
+        signin::an_address_is_limited_to_five_links_in_15_minutes,
+        signin::bad_sign_in_requests_are_problems,
+        signin::persons_created_with_an_address_are_welcomed,
+        signin::no_link_token_or_session_id_is_written_anywhere,
     ]
 }
 
