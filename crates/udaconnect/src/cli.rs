@@ -455,6 +455,12 @@ fn role_settings(
     person_api: Option<PersonApiArg>,
 ) -> anyhow::Result<RoleSettings> {
     let upstreams = Upstreams::default();
+    // person-api queues sign-in mails on the log only when given one: an older deployment
+    // without --log keeps working, without sign-in mails (it says so at start).
+    let signin = SignInSettings {
+        mails: role != Role::PersonApi || args.log.is_some(),
+        ..args.signin.settings()
+    };
     Ok(RoleSettings {
         role,
         http: HttpSettings {
@@ -463,7 +469,7 @@ fn role_settings(
             web_dir: None,
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
-            signin: args.signin.settings(),
+            signin,
         },
         grpc_listen: None,
         store: store_url(args.store)?,

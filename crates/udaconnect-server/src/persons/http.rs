@@ -98,6 +98,7 @@ pub async fn create_person(
         }
         // Checked before the person exists, so a taken address creates nothing; the account's
         // unique address still decides a race.
+        api.signin.mail_log()?;
         if api.signin.accounts.account_by_email(email).await?.is_some() {
             return Err(Error::Conflict("this email already belongs to an account".into()).into());
         }

@@ -19,8 +19,15 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     let directory: DynPersonDirectory = Arc::new(LocalPersons::new(stores.persons.clone()));
     ctx.persons = Some(directory);
     let accounts = ctx.accounts(ROLE).await?;
-    let log = ctx.log(ROLE)?;
     let settings = ctx.options.signin.clone();
+    let log = if settings.mails {
+        Some(ctx.log(ROLE)?)
+    } else {
+        tracing::warn!(
+            "no --log: sign-in and welcome mails are off (persons with an email are refused)"
+        );
+        None
+    };
     let public_url = settings.public_url.clone().unwrap_or_default();
     let (signin, worker) = SignInApi::start(
         accounts,

@@ -40,7 +40,9 @@ pub struct SignInApi {
     pub accounts: DynAccountStore,
     /// For self-registration: the new account's person.
     pub persons: DynPersonStore,
-    pub log: DynLog,
+    /// Where mail requests go; `None` when this process sends no mail (see
+    /// [`SignInSettings::mails`]).
+    pub log: Option<DynLog>,
     pub settings: SignInSettings,
     /// Where links point (the public URL, or the listen address).
     pub public_url: String,
@@ -55,7 +57,7 @@ impl SignInApi {
     pub fn start(
         accounts: DynAccountStore,
         persons: DynPersonStore,
-        log: DynLog,
+        log: Option<DynLog>,
         settings: SignInSettings,
         public_url: String,
         mut stop: watch::Receiver<bool>,
@@ -92,12 +94,15 @@ impl SignInApi {
 
     /// A link for the account with `email`, or, with self-registration, for a new attendee.
     async fn handle_request(&self, email: &Email) -> Result<()> {
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
         let account = match self.accounts.account_by_email(email).await? {
             Some(a) => a,
             None if self.settings.self_registration => self.register(email).await?,
             None => return Ok(()),
         };
-        send_link(&self.log, &account, MailKind::SignIn, &self.public_url).await
+        send_link(log, &account, MailKind::SignIn, &self.public_url).await
     }
 
     /// A new attendee: a person named after the address, and their account.
@@ -132,9 +137,22 @@ impl SignInApi {
             .await
     }
 
+    /// The log mail requests go on; unavailable where this process sends no mail.
+    pub fn mail_log(&self) -> Result<&DynLog> {
+        self.log.as_ref().ok_or_else(|| {
+            Error::Unavailable("sign-in mails are off here: person-api needs --log".into())
+        })
+    }
+
     /// Queues the welcome mail of a new account.
     pub async fn welcome(&self, account: &Account) -> Result<()> {
-        send_link(&self.log, account, MailKind::Welcome, &self.public_url).await
+        send_link(
+            self.mail_log()?,
+            account,
+            MailKind::Welcome,
+            &self.public_url,
+        )
+        .await
     }
 
     /// The client a request is counted against: the connection's peer, or behind a trusted

@@ -50,6 +50,9 @@ pub struct SignInSettings {
     /// Whether `X-Forwarded-Proto: https` from the client (a proxy in front) marks the
     /// session cookie `Secure`; off, a client could not be trusted to say so.
     pub trust_proxy: bool,
+    /// Whether this process queues sign-in and welcome mails on its log: person-api run
+    /// apart without `--log` does not (sign-in answers as ever, and no mail goes out).
+    pub mails: bool,
     /// Now, for link and session expiry: the machine's clock, or a test's.
     pub clock: DynClock,
 }
@@ -60,6 +63,7 @@ impl Default for SignInSettings {
             public_url: None,
             self_registration: false,
             trust_proxy: false,
+            mails: true,
             clock: Arc::new(SystemClock),
         }
     }
@@ -71,6 +75,7 @@ impl fmt::Debug for SignInSettings {
             .field("public_url", &self.public_url)
             .field("self_registration", &self.self_registration)
             .field("trust_proxy", &self.trust_proxy)
+            .field("mails", &self.mails)
             .finish_non_exhaustive()
     }
 }
