@@ -334,6 +334,43 @@ pub fn text_schema() -> Schema {
         .into()
 }
 
+/// An e-mail address as [`udaconnect_core::auth::Email::parse`] takes one: one `@`, something
+/// on each side, no white space, control characters, `<`, `>`, comma or semicolon, a domain
+/// that neither starts nor ends with a dot; at most 254 characters.
+pub fn email_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(3))
+        .max_length(Some(254))
+        .pattern(Some(EMAIL_PATTERN))
+        .into()
+}
+
+/// [`email_schema`], or null for none (an optional address).
+pub fn optional_email_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .min_length(Some(3))
+        .max_length(Some(254))
+        .pattern(Some(EMAIL_PATTERN))
+        .into()
+}
+
+const EMAIL_PATTERN: &str = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000<>,;@]+@[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000<>,;@.]([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000<>,;@]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000<>,;@.])?$";
+
+/// A credential as a client presents it: `uc_` and 43 characters of base64url, the last one
+/// of the 16 that end 32 bytes.
+pub fn token_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^uc_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"))
+        .examples(["uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
+        .into()
+}
+
 /// At least one character that is neither white space (as Unicode defines it) nor NUL, and
 /// no NUL anywhere.
 const TEXT_PATTERN: &str = r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$";

@@ -15,7 +15,7 @@ use udaconnect_core::{validate, Error, Result};
 
 use crate::http::guard::post_json;
 use crate::http::openapi::{
-    lookup_ids_schema, text_schema, BodyProblems, NoSuchPerson, PersonPath,
+    lookup_ids_schema, optional_email_schema, text_schema, BodyProblems, NoSuchPerson, PersonPath,
 };
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{JsonBody, Params, PathId};
@@ -59,7 +59,7 @@ pub struct NewPersonBody {
     company_name: String,
     /// Optional (organizers and admins): the person gets an attendee account with this
     /// address and a welcome mail with a sign-in link. Never shown in person answers.
-    #[schema(example = "ada@example.org", max_length = 254)]
+    #[schema(schema_with = optional_email_schema, required = false)]
     email: Option<String>,
 }
 

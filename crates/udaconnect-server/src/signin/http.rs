@@ -23,7 +23,7 @@ use udaconnect_core::{Error, Result};
 
 use super::{page, send_link, SignInSettings, WindowLimiter, CONFIRM_PATH, SESSION_TTL};
 use crate::http::guard::{post_json, ClientAddr};
-use crate::http::openapi::BodyProblems;
+use crate::http::openapi::{email_schema, token_schema, BodyProblems};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{BodyBytes, JsonBody};
 
@@ -219,7 +219,7 @@ pub struct LoginAccepted {
 #[allow(dead_code)]
 pub struct LoginBody {
     /// The address to send a sign-in link to (at most 254 characters).
-    #[schema(example = "ada@example.org")]
+    #[schema(schema_with = email_schema)]
     email: String,
 }
 
@@ -309,8 +309,8 @@ fn rate_limited(wait: Duration, what: &str) -> Response {
 #[into_params(parameter_in = Query)]
 pub struct ConfirmQuery {
     /// The token of the sign-in link (`uc_` and 43 characters).
-    #[param(example = "uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]
-    token: Option<String>,
+    #[param(schema_with = token_schema)]
+    token: String,
 }
 
 /// The page a sign-in link opens.
@@ -326,11 +326,7 @@ pub struct ConfirmQuery {
 pub async fn confirm_page(
     query: Result<Query<ConfirmQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    match query
-        .ok()
-        .and_then(|Query(q)| q.token)
-        .and_then(|t| TokenSecret::parse(&t))
-    {
+    match query.ok().and_then(|Query(q)| TokenSecret::parse(&q.token)) {
         Some(token) => page::confirm(&token),
         None => page::refused(
             StatusCode::BAD_REQUEST,
@@ -344,6 +340,7 @@ pub async fn confirm_page(
 #[allow(dead_code)]
 pub struct ConfirmForm {
     /// The token of the sign-in link.
+    #[schema(schema_with = token_schema)]
     token: String,
 }
 
