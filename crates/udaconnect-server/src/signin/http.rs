@@ -305,11 +305,8 @@ fn rate_limited(wait: Duration, what: &str) -> Response {
 }
 
 /// The query of `GET /auth/confirm`.
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(serde::Deserialize)]
 pub struct ConfirmQuery {
-    /// The token of the sign-in link (`uc_` and 43 characters).
-    #[param(schema_with = token_schema)]
     token: String,
 }
 
@@ -318,7 +315,10 @@ pub struct ConfirmQuery {
 /// Shows a button that signs in (a POST); opening the page uses nothing up, so a mail scanner
 /// that fetches the link leaves it working. HTML, no script.
 #[utoipa::path(get, path = "/auth/confirm", tag = "sign-in",
-    params(ConfirmQuery),
+    params(
+        ("token" = String, Query, description = "The token of the sign-in link (`uc_` and 43 characters)",
+            pattern = r"^uc_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$", example = "uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ),
     responses(
         (status = 200, description = "The page with the sign-in button", body = String, content_type = "text/html"),
         (status = 400, description = "No token, or not a token of a link", body = String, content_type = "text/html"),
