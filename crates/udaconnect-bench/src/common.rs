@@ -247,7 +247,7 @@ pub fn contacts_oracle(all: &[Point], q: &TrackQuery) -> Vec<Contact> {
 /// or gRPC.
 pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> {
     Application::build(ServeSettings {
-        http: HttpSettings::on("127.0.0.1:0".parse()?),
+        http: HttpSettings::open("127.0.0.1:0".parse()?),
         data_dir,
         demo: false,
         demo_attendees: 0,

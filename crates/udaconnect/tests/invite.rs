@@ -169,6 +169,8 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         Path::new(BIN),
         "serve",
         &[
+            "--auth".into(),
+            "on".into(),
             "--data-dir".into(),
             d.into(),
             "--grpc-listen".into(),
@@ -192,6 +194,18 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         .to_str()
         .unwrap()
         .starts_with("uc_session=uc_"));
+    // The session is the invited organizer's.
+    let session = r.headers()["set-cookie"].to_str().unwrap();
+    let me: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/me", serve.base()))
+        .header("cookie", session.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "organizer", "{me}");
     // serve said how to make the first admin, and logged no link of ours.
     let log = std::fs::read_to_string(&serve.log).unwrap();
     assert!(log.contains("admin create-token --role admin"), "{log}");

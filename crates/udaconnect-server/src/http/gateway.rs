@@ -10,6 +10,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::access::upstream;
 use crate::http::guard::ClientAddr;
 use crate::http::problem::Problem;
 use crate::http::upstream::Upstream;
@@ -62,7 +63,12 @@ impl Gateway {
         for h in HOP_BY_HOP {
             headers.remove(h);
         }
-        headers.remove(header::HOST);
+        // The role behind answers to its own name; the page's host goes on for the check
+        // that a cookie-signed write comes from the page (a browser sends this header only
+        // from a page allowed to, after asking: CORS does not allow it).
+        if let Some(host) = headers.remove(header::HOST) {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
         // The client, for the limits of the role behind (sign-in counts requests per client;
         // that role trusts this header only with --trust-proxy).
         if let Some(ClientAddr(peer)) = request.extensions().get::<ClientAddr>().copied() {
@@ -125,8 +131,11 @@ async fn confirm(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
 /// Every `/api` path, and the sign-in link's page, passed on.
 pub fn routes(gw: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/api", axum::routing::any(proxy))
-        .route("/api/{*rest}", axum::routing::any(proxy))
-        .route(crate::signin::CONFIRM_PATH, axum::routing::any(confirm))
+        .route("/api", upstream(axum::routing::any(proxy)))
+        .route("/api/{*rest}", upstream(axum::routing::any(proxy)))
+        .route(
+            crate::signin::CONFIRM_PATH,
+            upstream(axum::routing::any(confirm)),
+        )
         .with_state(gw)
 }

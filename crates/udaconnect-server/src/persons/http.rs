@@ -3,16 +3,17 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, Extensions, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
-use udaconnect_core::auth::{authorize, Action, Email, Principal, Resource, Role};
+use udaconnect_core::auth::{Action, Email, Resource, Role};
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::access::{rule, Caller, On};
 use crate::http::guard::post_json;
 use crate::http::openapi::{
     lookup_ids_schema, optional_email_schema, text_schema, BodyProblems, NoSuchPerson, PersonPath,
@@ -20,7 +21,7 @@ use crate::http::openapi::{
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{JsonBody, Params, PathId};
 use crate::metrics::Metrics;
-use crate::signin::http::{self as signin_http, SignInApi};
+use crate::signin::http::SignInApi;
 
 /// Page size when a client asks for none: large enough that the original's clients, which
 /// knew no paging, still see every person of a mid-sized event.
@@ -40,10 +41,24 @@ pub fn routes(api: Arc<PersonApi>) -> Router {
     Router::new()
         .route(
             "/api/persons",
-            get(list_persons).merge(post_json(create_person)),
+            rule(Action::ListPersons, On::Service, get(list_persons)).merge(rule(
+                Action::CreatePerson,
+                On::Service,
+                post_json(create_person),
+            )),
         )
-        .route("/api/persons/{id}", get(get_person))
-        .route("/api/persons/lookup", post_json(lookup_persons))
+        .route(
+            "/api/persons/{id}",
+            rule(Action::GetPerson, On::PathPerson, get(get_person)),
+        )
+        .route(
+            "/api/persons/lookup",
+            rule(
+                Action::LookupPersons,
+                On::Service,
+                post_json(lookup_persons),
+            ),
+        )
         .with_state(api)
 }
 
@@ -84,18 +99,14 @@ pub struct NewPersonBody {
     ))]
 pub async fn create_person(
     State(api): State<Arc<PersonApi>>,
-    extensions: Extensions,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let new = validate::new_person(&body)?;
     let email = optional_email(&body)?;
     if let Some(email) = &email {
-        if let Some(principal) = extensions.get::<Option<Principal>>() {
-            let invite = Resource::NewAccount(Role::Attendee);
-            if let Err(denied) = authorize(principal.as_ref(), Action::InviteAccount, invite) {
-                return Ok(signin_http::denied(denied));
-            }
-        }
+        // An address makes an account and mails it a link: an invitation, asked for apart.
+        caller.may(Action::InviteAccount, Resource::NewAccount(Role::Attendee))?;
         // Checked before the person exists, so a taken address creates nothing; the account's
         // unique address still decides a race.
         api.signin.mail_log()?;

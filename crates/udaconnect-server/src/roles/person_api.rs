@@ -1,8 +1,9 @@
-//! person-api: persons, over the person store it owns; and sign-in, over the account store
-//! (accounts belong to persons), its mails on the log.
+//! person-api: persons, over the person store it owns; sign-in, over the account store
+//! (accounts belong to persons), its mails on the log; `/api/me` and the caller's tokens.
 
 use std::sync::Arc;
 
+use crate::access::me::{self, MeApi};
 use crate::http::ops;
 use crate::persons::http::{routes, PersonApi};
 use crate::persons::{DynPersonDirectory, LocalPersons};
@@ -35,6 +36,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         log,
         settings,
         public_url,
+        ctx.auth.clone(),
         ctx.stop.clone(),
     );
     let api = Arc::new(PersonApi {
@@ -42,7 +44,15 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         metrics: ctx.metrics.clone(),
         signin: signin.clone(),
     });
-    let mut role = RunningRole::new(routes(api).merge(signin_http::routes(signin)));
+    let me = Arc::new(MeApi {
+        auth: ctx.auth.clone(),
+        persons: stores.persons.clone(),
+    });
+    let mut role = RunningRole::new(
+        routes(api)
+            .merge(me::routes(me))
+            .merge(signin_http::routes(signin)),
+    );
     role.checks
         .push((Readiness::PersonStore, ops::ping_check(&stores.persons)));
     role.tasks.push(worker);

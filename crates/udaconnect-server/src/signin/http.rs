@@ -13,8 +13,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use udaconnect_core::auth::{
-    authorize, Account, Action, Denied, Email, NewAccount, Principal, Resource, Role, TokenSecret,
-    SESSION_COOKIE,
+    Account, Action, Email, NewAccount, Role, TokenSecret, SESSION_COOKIE,
 };
 use udaconnect_core::mail::MailKind;
 use udaconnect_core::model::NewPerson;
@@ -22,6 +21,7 @@ use udaconnect_core::ports::{DynAccountStore, DynLog, DynPersonStore};
 use udaconnect_core::{Error, Result};
 
 use super::{page, send_link, SignInSettings, WindowLimiter, CONFIRM_PATH, SESSION_TTL};
+use crate::access::{rule, Authenticator, Caller, On};
 use crate::http::guard::{post_json, ClientAddr};
 use crate::http::openapi::{email_schema, token_schema, BodyProblems};
 use crate::http::problem::{ApiResult, Problem};
@@ -46,6 +46,8 @@ pub struct SignInApi {
     pub settings: SignInSettings,
     /// Where links point (the public URL, or the listen address).
     pub public_url: String,
+    /// Forgets a signed-out session at once, rather than when its cached lookup expires.
+    auth: Arc<Authenticator>,
     per_address: WindowLimiter,
     per_client: WindowLimiter,
     /// Addresses asked for, handled off the answer's path (see [`login`]).
@@ -60,6 +62,7 @@ impl SignInApi {
         log: Option<DynLog>,
         settings: SignInSettings,
         public_url: String,
+        auth: Arc<Authenticator>,
         mut stop: watch::Receiver<bool>,
     ) -> (Arc<SignInApi>, JoinHandle<anyhow::Result<()>>) {
         let (work, mut queue) = mpsc::channel(QUEUE);
@@ -69,6 +72,7 @@ impl SignInApi {
             log,
             settings,
             public_url,
+            auth,
             per_address: WindowLimiter::new(PER_ADDRESS, LIMIT_WINDOW),
             per_client: WindowLimiter::new(PER_CLIENT, LIMIT_WINDOW),
             work,
@@ -181,29 +185,24 @@ impl SignInApi {
     }
 }
 
-/// A refusal of [`authorize`] as an answer: 401 to nobody, 403 to someone.
-pub fn denied(denied: Denied) -> Response {
-    match denied {
-        Denied::SignInRequired => Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "urn:udaconnect:problem:unauthenticated",
-            "sign in first",
-        )
-        .into_response(),
-        Denied::Forbidden => Problem::new(
-            StatusCode::FORBIDDEN,
-            "urn:udaconnect:problem:forbidden",
-            "not allowed for this account",
-        )
-        .into_response(),
-    }
-}
-
 pub fn routes(api: Arc<SignInApi>) -> Router {
     Router::new()
-        .route("/api/auth/login", post_json(login))
-        .route("/api/auth/logout", post(logout))
-        .route(CONFIRM_PATH, get(confirm_page).post(confirm))
+        .route(
+            "/api/auth/login",
+            rule(Action::RequestSignIn, On::Service, post_json(login)),
+        )
+        .route(
+            "/api/auth/logout",
+            rule(Action::SignOut, On::Service, post(logout)),
+        )
+        .route(
+            CONFIRM_PATH,
+            rule(Action::ConfirmSignIn, On::Service, get(confirm_page)).merge(rule(
+                Action::ConfirmSignIn,
+                On::Service,
+                post(confirm),
+            )),
+        )
         .with_state(api)
 }
 
@@ -452,26 +451,39 @@ fn session_cookie(headers: &HeaderMap) -> Option<TokenSecret> {
 
 /// Sign out.
 ///
-/// Ends the session of the `uc_session` cookie and clears the cookie.
+/// Ends the session of the `uc_session` cookie and clears the cookie. A caller signed in by a
+/// token alone has no session to end: 204, the token keeps working.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "sign-in",
     responses(
         (status = 204, description = "Signed out; the cookie is cleared",
             headers(("Set-Cookie" = String, description = "uc_session=; Max-Age=0"))),
         (status = 401, description = "No session to end (none sent, expired or ended before)", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn logout(State(api): State<Arc<SignInApi>>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn logout(
+    State(api): State<Arc<SignInApi>>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let now = api.settings.clock.now();
     let session = session_cookie(&headers);
-    let principal: Option<Principal> = match &session {
-        Some(s) => api.accounts.verify_session(s, now).await?,
-        None => None,
+    let account = match (caller, &session) {
+        (Caller::Signed(p), _) => p.account,
+        // --auth off: the cookie alone says whose session ends.
+        (Caller::Open | Caller::Nobody, Some(s)) => api
+            .accounts
+            .verify_session(s, now)
+            .await?
+            .map(|p| p.account)
+            .ok_or_else(|| Error::Unauthenticated("the session has ended; sign in again".into()))?,
+        (Caller::Open | Caller::Nobody, None) => {
+            return Err(Error::Unauthenticated("no session to end: sign in first".into()).into())
+        }
     };
-    if let Err(d) = authorize(principal.as_ref(), Action::SignOut, Resource::Service) {
-        return Ok(denied(d));
-    }
     if let Some(s) = &session {
         api.accounts.revoke_session(s, now).await?;
     }
+    // This process's cache would otherwise believe the ended session for a few seconds more.
+    api.auth.forget_account(account);
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,

@@ -253,15 +253,6 @@ pub async fn demo_links(
     Ok(links)
 }
 
-/// The line that says how to make the first admin, when there is none.
-pub fn no_admin_hint(data_dir: &std::path::Path) -> String {
-    format!(
-        "no admin account yet: create one with `udaconnect admin create-token --role admin \
-         --data-dir {}`",
-        data_dir.display()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+use crate::access::{check_open_listeners, AuthMode, Authenticator};
 use crate::http;
 use crate::http::edge::{self, EdgeSettings};
 use crate::http::guard::{Guards, RateLimiter};
@@ -34,7 +35,7 @@ use crate::query::engine::SharedIndex;
 use crate::roles::connection_api::{new_index, EngineKind};
 use crate::roles::{self, start_order, Readiness, Role};
 use crate::signin::SignInSettings;
-use crate::wiring::backends::{static_member_id, LogUrl, StoreUrl};
+use crate::wiring::backends::{open_account_stores, static_member_id, LogUrl, StoreUrl};
 use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options, Upstreams};
 use crate::wiring::disk::DiskGuard;
 use crate::wiring::embedded::EmbeddedStack;
@@ -75,6 +76,9 @@ pub struct RoleSettings {
     pub engine: EngineKind,
     /// mailer: SMTP, or `.eml` files under its data directory.
     pub mail: crate::mail::MailSettings,
+    /// What the role presents to person-api when it looks persons up (an organizer's token),
+    /// needed there when person-api runs with `--auth on`.
+    pub service_token: Option<udaconnect_core::auth::TokenSecret>,
 }
 
 /// How a process serves HTTP, whichever roles it runs.
@@ -93,6 +97,10 @@ pub struct HttpSettings {
     pub edge: EdgeSettings,
     /// Sign-in: the public URL of links, self-registration, the proxy in front.
     pub signin: SignInSettings,
+    /// Whether requests must say who is asking (on by default; off only on loopback).
+    pub auth: AuthMode,
+    /// Where `/metrics` is also served without a token, for scrapers (default: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl HttpSettings {
@@ -105,6 +113,17 @@ impl HttpSettings {
             cors_origins: Vec::new(),
             edge: EdgeSettings::default(),
             signin: SignInSettings::default(),
+            auth: AuthMode::On,
+            metrics_listen: None,
+        }
+    }
+
+    /// [`HttpSettings::on`] with the original open contract (`--auth off`): for tests of that
+    /// contract and benchmarks, on loopback addresses.
+    pub fn open(listen: SocketAddr) -> Self {
+        HttpSettings {
+            auth: AuthMode::Off,
+            ..HttpSettings::on(listen)
         }
     }
 }
@@ -132,6 +151,9 @@ enum Startup {
 pub struct Application {
     local_addr: SocketAddr,
     grpc_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served open (`--metrics-listen`), and its server.
+    metrics_addr: Option<SocketAddr>,
+    scrape: Option<JoinHandle<anyhow::Result<()>>>,
     /// The contact index connection-api answers from in this process (benchmarks time it
     /// directly); empty where no role keeps one.
     index: SharedIndex,
@@ -155,6 +177,8 @@ struct Plan {
     grpc: GrpcListen,
     listen_file: Option<PathBuf>,
     cors_origins: Vec<String>,
+    auth: AuthMode,
+    metrics_listen: Option<SocketAddr>,
     options: Options,
     backends: Backends,
     /// `serve --demo`: the live simulated conference's attendees (0: none).
@@ -186,6 +210,8 @@ impl Application {
             grpc: settings.grpc,
             listen_file: settings.http.listen_file,
             cors_origins: settings.http.cors_origins,
+            auth: settings.http.auth,
+            metrics_listen: settings.http.metrics_listen,
             options: Options {
                 web_dir: settings.http.web_dir,
                 edge: settings.http.edge,
@@ -210,10 +236,15 @@ impl Application {
             anyhow::bail!(why);
         }
         tracing::info!(address = %app.local_addr, data_dir = %settings.data_dir.display(), "udaconnect is serving");
-        let public_url = signin.public_url_or(app.local_addr);
-        match greet(&settings.data_dir, settings.demo, &public_url, &signin).await {
-            Ok(links) => app.demo_links = links,
-            Err(e) => tracing::warn!(error = %e, "cannot make the demo's sign-in links"),
+        if settings.http.auth == AuthMode::On {
+            sign_in_hint(&settings.data_dir).await;
+        }
+        if settings.demo {
+            let public_url = signin.public_url_or(app.local_addr);
+            match demo_links(&settings.data_dir, &public_url, &signin).await {
+                Ok(links) => app.demo_links = links,
+                Err(e) => tracing::warn!(error = %e, "cannot make the demo's sign-in links"),
+            }
         }
         Ok(app)
     }
@@ -230,6 +261,8 @@ impl Application {
             grpc: settings.grpc_listen.map_or(GrpcListen::Off, GrpcListen::At),
             listen_file: settings.http.listen_file,
             cors_origins: settings.http.cors_origins,
+            auth: settings.http.auth,
+            metrics_listen: settings.http.metrics_listen,
             options: Options {
                 web_dir: settings.http.web_dir,
                 engine: settings.engine,
@@ -238,6 +271,7 @@ impl Application {
                 log_retention: LogRetention::Keep,
                 mail: settings.mail,
                 signin: settings.http.signin,
+                service_token: settings.service_token,
             },
             backends: Backends::Urls(Box::new(ByUrl {
                 store: settings.store,
@@ -261,6 +295,15 @@ impl Application {
     }
 
     async fn start(mut plan: Plan) -> anyhow::Result<Application> {
+        let mut addresses = vec![plan.listen];
+        if plan.roles.contains(&Role::LocationApi) {
+            match plan.grpc {
+                GrpcListen::Default(a) | GrpcListen::At(a) => addresses.push(a),
+                GrpcListen::Off => {}
+            }
+        }
+        addresses.extend(plan.metrics_listen);
+        check_open_listeners(plan.auth, &addresses)?;
         let files = edge::raise_open_files_limit();
         let listener = TcpListener::bind(plan.listen)
             .await
@@ -299,6 +342,28 @@ impl Application {
             metrics: metrics.clone(),
         });
         let (accept, accept_rx) = watch::channel(false);
+        let (metrics_addr, scrape) = match plan.metrics_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("failed to listen for metrics on {addr}"))?;
+                let bound = l.local_addr()?;
+                let served = tokio::spawn(serve_http(
+                    l,
+                    ops::scrape_routes(metrics.clone()),
+                    ConnectionRules {
+                        cap: 64,
+                        header_timeout: edge.header_timeout,
+                        idle_timeout: edge.idle_timeout,
+                        shutdown_timeout: edge.shutdown_timeout,
+                    },
+                    metrics.clone(),
+                    accept_rx.clone(),
+                ));
+                (Some(bound), Some(served))
+            }
+            None => (None, None),
+        };
         let (stop_roles, stop_rx) = watch::channel(false);
         let (startup_tx, startup) = watch::channel(Startup::Starting);
         let installed: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
@@ -332,6 +397,8 @@ impl Application {
         Ok(Application {
             local_addr,
             grpc_addr,
+            metrics_addr,
+            scrape,
             index,
             accept,
             stop_roles,
@@ -355,6 +422,11 @@ impl Application {
     /// Where gRPC is served, when it is.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         self.grpc_addr
+    }
+
+    /// Where `/metrics` is served without a token, when `--metrics-listen` asks.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn contact_index(&self) -> SharedIndex {
@@ -384,6 +456,9 @@ impl Application {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.accept.send(true);
         let http = self.http.await.context("server task failed");
+        if let Some(scrape) = self.scrape {
+            scrape.await.context("metrics server task failed")??;
+        }
         let _ = self.stop_roles.send(true);
         let roles = self.roles.await.context("role task failed");
         http??;
@@ -392,29 +467,36 @@ impl Application {
     }
 }
 
-/// What `serve` says once it serves: how to make the first admin when there is none; with
-/// `--demo`, sign-in links for the demo's organizer and attendee (the command prints them on
-/// stdout; never in the log).
-async fn greet(
+/// With `--demo`, sign-in links for the demo's organizer and attendee (the command prints
+/// them on stdout; never in the log).
+async fn demo_links(
     data_dir: &std::path::Path,
-    demo: bool,
     public_url: &str,
     signin: &SignInSettings,
 ) -> anyhow::Result<Vec<(udaconnect_core::auth::Role, String)>> {
-    let accounts =
-        crate::wiring::backends::open_account_stores(&StoreUrl::Embedded(data_dir.to_path_buf()))
-            .await?
-            .accounts;
-    if accounts.count_admins().await? == 0 {
-        let hint = crate::signin::no_admin_hint(data_dir);
-        tracing::info!("{hint}");
-    }
-    if !demo {
-        return Ok(Vec::new());
-    }
+    let accounts = open_account_stores(&StoreUrl::Embedded(data_dir.to_path_buf()))
+        .await?
+        .accounts;
     let first = seed::persons()?.first().map(|p| p.id).unwrap_or(1);
     let now = signin.clock.now();
     Ok(crate::signin::demo_links(&accounts, first, public_url, now).await?)
+}
+
+/// Says how to get in while the data directory has no admin yet: the command line makes the
+/// first token.
+async fn sign_in_hint(data_dir: &std::path::Path) {
+    let admins = match open_account_stores(&StoreUrl::Embedded(data_dir.to_path_buf())).await {
+        Ok(stores) => stores.accounts.count_admins().await.ok(),
+        Err(_) => None,
+    };
+    if admins == Some(0) {
+        tracing::info!(
+            "no admin yet; to sign in, make a token: udaconnect admin create-token --role admin \
+             --data-dir {} (it prints the token on its last line; send it as Authorization: \
+             Bearer TOKEN)",
+            data_dir.display()
+        );
+    }
 }
 
 /// Binds gRPC as `grpc` says.
@@ -487,7 +569,18 @@ async fn run_roles(
         Backends::Embedded(stack) => Some(stack.data_dir.clone()),
         Backends::Urls(_) => None,
     };
+    let auth = Arc::new(
+        Authenticator::new(
+            plan.auth,
+            Some(match &plan.backends {
+                Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
+                Backends::Urls(by_url) => by_url.store.clone(),
+            }),
+        )
+        .with_clock(plan.options.signin.clock.clone()),
+    );
     let mut ctx = Context {
+        auth: auth.clone(),
         mode: plan.mode,
         options: plan.options,
         metrics: metrics.clone(),
@@ -595,6 +688,7 @@ async fn run_roles(
             &metrics,
             &plan.cors_origins,
             guards,
+            auth,
         );
         let _ = installed.set(router);
         Ok(true)

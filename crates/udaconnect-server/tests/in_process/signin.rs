@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use serde_json::{json, Value};
+use udaconnect_core::auth::{NewAccount, NewToken, Role, Scopes};
 use udaconnect_core::clock::ManualClock;
 use udaconnect_server::mail::MailSettings;
 use udaconnect_server::signin::SignInSettings;
+use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
 use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
 use udaconnect_testkit::smtp::SmtpServer;
 
@@ -19,6 +21,8 @@ struct App {
     base: String,
     smtp: SmtpServer,
     clock: Arc<ManualClock>,
+    /// An organizer's token: auth is on, as it is by default.
+    staff: String,
     _dir: tempfile::TempDir,
 }
 
@@ -48,13 +52,52 @@ async fn start(self_registration: bool, demo: bool) -> App {
     })
     .await
     .unwrap();
+    let staff = organizer_token(dir.path()).await;
     App {
+        staff,
         base: format!("http://{}", app.local_addr()),
         app,
         smtp,
         clock,
         _dir: dir,
     }
+}
+
+/// A token of a new organizer account in the data directory's account store.
+async fn organizer_token(data_dir: &std::path::Path) -> String {
+    let accounts = open_account_stores(&StoreUrl::Embedded(data_dir.to_path_buf()))
+        .await
+        .unwrap()
+        .accounts;
+    let now = chrono::Utc::now();
+    let account = accounts
+        .create_account(
+            NewAccount {
+                person: None,
+                email: None,
+                email_verified: false,
+                secondary_email: None,
+                role: Role::Organizer,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let issued = accounts
+        .create_token(
+            NewToken {
+                account: account.id,
+                name: "test".into(),
+                role: Role::Organizer,
+                scopes: Scopes::ALL,
+                person: None,
+                expires: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    issued.secret.expose().to_string()
 }
 
 fn browser() -> reqwest::Client {
@@ -65,9 +108,11 @@ fn browser() -> reqwest::Client {
 }
 
 impl App {
+    /// POST as the organizer.
     async fn post(&self, path: &str, body: Value) -> reqwest::Response {
         browser()
             .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.staff)
             .json(&body)
             .send()
             .await
@@ -82,6 +127,20 @@ impl App {
             .send()
             .await
             .unwrap()
+    }
+
+    /// How many persons there are, as the organizer sees them.
+    async fn persons(&self) -> usize {
+        browser()
+            .get(format!("{}/api/persons", self.base))
+            .bearer_auth(&self.staff)
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+            .len()
     }
 
     async fn logout(&self, cookie: &str) -> reqwest::StatusCode {
@@ -189,25 +248,13 @@ async fn a_client_is_limited_to_twenty_sign_in_requests_in_15_minutes() {
 #[tokio::test]
 async fn self_registration_makes_an_attendee_with_a_person() {
     let app = start(true, false).await;
-    let persons = |app: &App| {
-        let url = format!("{}/api/persons", app.base);
-        async move {
-            reqwest::get(url)
-                .await
-                .unwrap()
-                .json::<Vec<Value>>()
-                .await
-                .unwrap()
-                .len()
-        }
-    };
-    assert_eq!(persons(&app).await, 0);
+    assert_eq!(app.persons().await, 0);
     let r = app
         .post("/api/auth/login", json!({"email": "new.comer@example.org"}))
         .await;
     assert_eq!(r.status(), 202);
     let token = app.token("new.comer@example.org", 1).await;
-    assert_eq!(persons(&app).await, 1);
+    assert_eq!(app.persons().await, 1);
     assert_eq!(app.confirm(&token).await.status(), 303);
     app.app.stop().await.unwrap();
 }
@@ -221,13 +268,7 @@ async fn without_self_registration_an_unknown_address_gets_nothing() {
     assert_eq!(r.status(), 202);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(app.smtp.received().is_empty());
-    let persons: Vec<Value> = reqwest::get(format!("{}/api/persons", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(persons.is_empty());
+    assert_eq!(app.persons().await, 0);
     app.app.stop().await.unwrap();
 }
 

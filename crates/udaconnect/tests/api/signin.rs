@@ -82,6 +82,15 @@ async fn logout(api: &Api, cookie: Option<&str>) -> reqwest::Response {
     r.send().await.unwrap()
 }
 
+/// `GET /api/me` as a browser sends it, with the session cookie if any.
+async fn me(api: &Api, cookie: Option<&str>) -> reqwest::Response {
+    let mut r = browser().get(api.url("/api/me"));
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r.send().await.unwrap()
+}
+
 /// Signs in with `token`; the `uc_session=...` pair of the cookie set.
 async fn signed_in(api: &Api, token: &str) -> String {
     let r = confirm(api, token).await;
@@ -101,7 +110,7 @@ async fn signed_in(api: &Api, token: &str) -> String {
 
 pub async fn a_link_by_mail_signs_in_once_and_sign_out_ends_the_session(api: Api) {
     let email = address("ada");
-    person_with_email(&api, &email).await;
+    let person = person_with_email(&api, &email).await;
     nth_mail(&api, &email, 1).await;
     let r = ask_for_link(&api, &email).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
@@ -127,12 +136,21 @@ pub async fn a_link_by_mail_signs_in_once_and_sign_out_ends_the_session(api: Api
     assert_eq!(again.status(), StatusCode::GONE);
     assert!(again.text().await.unwrap().contains("does not work"));
 
+    // The cookie alone says who is asking: the person made with this address, an attendee.
+    let answer = me(&api, Some(&session)).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let who: Value = answer.json().await.unwrap();
+    assert_eq!(who["role"], "attendee");
+    assert_eq!(who["person"], person);
+    assert_eq!(who["email"], email.as_str());
+
     // The session is the server's: signing out ends it, and the cookie no longer works.
     let out = logout(&api, Some(&session)).await;
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
     assert!(header(&out, "set-cookie").contains("Max-Age=0"));
     assert_problem(logout(&api, Some(&session)).await, 401, &[]).await;
     assert_problem(logout(&api, None).await, 401, &[]).await;
+    assert_problem(me(&api, Some(&session)).await, 401, &[]).await;
 }
 
 pub async fn unknown_addresses_get_the_same_answer_and_no_mail(api: Api) {

@@ -12,11 +12,21 @@ use udaconnect_core::contact::Point;
 use udaconnect_core::time::{parse_timestamp, to_micros};
 use udaconnect_server::roles::Role;
 
+/// Whether the engine asks who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `--auth off`: the original open contract most bodies test.
+    Off,
+    /// `--auth on`: the suite's client calls as an admin (a token made by `admin
+    /// create-token`); a body signs in or out with clients of its own.
+    On,
+}
+
 /// A running engine, as clients reach it.
 pub trait Engine: Sized {
     /// Starts the engine with the original demo data (persons 1, 5, 6, 8, 9 and locations 29
     /// to 68) and no live simulated attendees, and waits until it is ready.
-    fn start() -> impl Future<Output = Self>;
+    fn start(auth: Auth) -> impl Future<Output = Self>;
     fn api(&self) -> Api;
 }
 
@@ -97,6 +107,12 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
         edge::unknown_methods_are_405_before_any_type_check,
         edge::foreign_hosts_are_refused_at_every_role,
         edge::pings_too_far_ahead_are_refused,
+    ]
+}
+
+/// The bodies of sign-in, played against an engine with `--auth on` (they test it).
+pub fn signin_bodies() -> Vec<(&'static str, Body)> {
+    bodies![
         signin::a_link_by_mail_signs_in_once_and_sign_out_ends_the_session,
         signin::unknown_addresses_get_the_same_answer_and_no_mail,
         signin::an_address_is_limited_to_five_links_in_15_minutes,
@@ -106,20 +122,20 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
     ]
 }
 
-/// Starts `E` once and plays every body against it, one after the other (metrics are compared
+/// Starts `E` once and plays each of `bodies` against it, one after the other (metrics are compared
 /// before and after a body); then fails naming every body that failed. `UDACONNECT_API_SUITE`
 /// (comma-separated parts of names) runs only the bodies it names.
-pub async fn run<E: Engine>(engine: &str) {
+pub async fn run<E: Engine>(engine: &str, auth: Auth, bodies: Vec<(&'static str, Body)>) {
     udaconnect_testkit::local::init_tracing();
     let only: Vec<String> = std::env::var("UDACONNECT_API_SUITE")
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
         .unwrap_or_default();
     let started = Instant::now();
-    let running = E::start().await;
+    let running = E::start(auth).await;
     eprintln!("{engine}: started in {:?}", started.elapsed());
     let api = running.api();
     let mut failed = Vec::new();
-    for (name, body) in bodies() {
+    for (name, body) in bodies {
         if !only.is_empty() && !only.iter().any(|o| name.contains(o.as_str())) {
             continue;
         }
