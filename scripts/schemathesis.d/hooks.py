@@ -123,3 +123,20 @@ def before_call(context, case, **kwargs):
         name = case.body.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 100 or not name.isprintable():
             case.body["name"] = "schemathesis"
+
+
+def _optional_email_called_required(case):
+    # schemathesis 4.32's coverage phase offers a person without `email` as a case "missing
+    # required property: email", although the description lists email as optional (it is not
+    # in `required`); such a person is valid and is created.
+    data = getattr(getattr(case.meta, "phase", None), "data", None)
+    return (
+        case.operation.method.upper() == "POST"
+        and case.operation.path == "/api/persons"
+        and getattr(data, "description", "") == "Missing required property: email"
+    )
+
+
+@schemathesis.hook
+def filter_case(context, case):
+    return not _optional_email_called_required(case)

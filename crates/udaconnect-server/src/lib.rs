@@ -24,6 +24,8 @@
 //!   layers, `/health` `/ready` `/metrics`, OpenAPI, the gateway, the web page.
 //! - [`mail`]: mail requests onto the `notification` topic ([`mail::enqueue`]), and how the
 //!   mailer sends them (SMTP, or `.eml` files without a server).
+//! - [`signin`]: sign-in by e-mail link (ask, follow, confirm), browser sessions, sign-out,
+//!   and the mailer's sender that puts each link's token into its mail.
 //! - [`metrics`]: every metric, defined once (ingest, consume, query and HTTP update them).
 //!
 //! A ping: `ingest::http` reads it, `ingest::Ingest` checks its person through `persons`,
@@ -41,6 +43,7 @@ pub mod metrics;
 pub mod persons;
 pub mod query;
 pub mod roles;
+pub mod signin;
 pub mod wiring;
 
 pub use wiring::process::{Application, GrpcListen, HttpSettings, RoleSettings, ServeSettings};

@@ -333,7 +333,17 @@ impl Stack {
         let spawn = |role: &'static str, args: Vec<String>| async move {
             RoleProc::spawn_with_env(bin, role, &args, env).await
         };
-        let person_api = spawn("person-api", vec!["--store".into(), store.into()]).await;
+        // person-api appends sign-in and welcome mails to the log.
+        let person_api = spawn(
+            "person-api",
+            vec![
+                "--store".into(),
+                store.into(),
+                "--log".into(),
+                broker.producer_url(),
+            ],
+        )
+        .await;
         // person-api runs the migrations first; the others would wait on its advisory lock.
         person_api.wait_ready(ready).await;
         seed().await;

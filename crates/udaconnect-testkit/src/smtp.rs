@@ -120,12 +120,101 @@ impl SmtpServer {
 
     /// What the server accepted so far.
     pub fn received(&self) -> Vec<Received> {
-        self.state.lock().expect("state").received.clone()
+        self.inbox().received()
+    }
+
+    /// A handle on what the server accepts, to hand to code that does not own the server.
+    pub fn inbox(&self) -> Inbox {
+        Inbox(self.state.clone())
     }
 
     /// Messages offered so far (ends of DATA), accepted or refused.
     pub fn attempts(&self) -> usize {
         self.state.lock().expect("state").attempts
+    }
+}
+
+/// What a [`SmtpServer`] accepted, readable while it runs.
+#[derive(Clone)]
+pub struct Inbox(Arc<Mutex<State>>);
+
+impl Inbox {
+    pub fn received(&self) -> Vec<Received> {
+        self.0.lock().expect("state").received.clone()
+    }
+
+    /// The messages to `address` (in any case), in the order they came.
+    pub fn to(&self, address: &str) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.to.iter().any(|t| t.eq_ignore_ascii_case(address)))
+            .collect()
+    }
+
+    /// Waits up to `patience` until `address` has received `n` messages; they, or `None`.
+    pub async fn wait_for(
+        &self,
+        address: &str,
+        n: usize,
+        patience: std::time::Duration,
+    ) -> Option<Vec<Received>> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let got = self.to(address);
+            if got.len() >= n {
+                return Some(got);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Received {
+    /// The body as text: quoted-printable (what a client uses for lines over 76 characters)
+    /// decoded.
+    pub fn body_text(&self) -> String {
+        let body = self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let qp = self
+            .header("Content-Transfer-Encoding")
+            .is_some_and(|e| e.eq_ignore_ascii_case("quoted-printable"));
+        if !qp {
+            return body.to_string();
+        }
+        let joined = body.replace("=\r\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'=', Some(b)) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The token of the first sign-in link in the message (`uc_` and 43 characters).
+    pub fn sign_in_token(&self) -> Option<String> {
+        let text = self.body_text();
+        let at = text.find("/auth/confirm?token=")? + "/auth/confirm?token=".len();
+        let token: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        (token.len() == 46).then_some(token)
     }
 }
 

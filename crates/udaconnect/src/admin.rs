@@ -27,6 +27,9 @@ pub enum AdminCommand {
     ListTokens(ListTokensArgs),
     /// Revoke a token by its id (see list-tokens); it stops working at once.
     RevokeToken(RevokeTokenArgs),
+    /// Create an account for an address and mail it a sign-in link (over --smtp, or as an
+    /// .eml file in the data directory's mail/).
+    Invite(crate::invite::InviteArgs),
 }
 
 /// Where the accounts are.
@@ -41,7 +44,7 @@ pub struct AccountStoreArgs {
 }
 
 impl AccountStoreArgs {
-    async fn open(&self) -> anyhow::Result<AccountStores> {
+    pub async fn open(&self) -> anyhow::Result<AccountStores> {
         let url = match &self.store {
             Some(s) => s
                 .parse()
@@ -125,6 +128,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::CreateToken(args) => create_token(args).await,
         AdminCommand::ListTokens(args) => list_tokens(args).await,
         AdminCommand::RevokeToken(args) => revoke_token(args).await,
+        AdminCommand::Invite(args) => crate::invite::invite(args).await,
     }
 }
 

@@ -17,6 +17,7 @@ use udaconnect_server::mail::{MailSettings, SmtpUrl};
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::roles::connection_api::EngineKind;
 use udaconnect_server::roles::Role;
+use udaconnect_server::signin::SignInSettings;
 use udaconnect_server::wiring::backends::{
     open_log, open_stores, store_url_from_db_env, LogUrl, StoreUrl, Stores,
 };
@@ -140,7 +141,39 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub mail: MailArgs,
     #[command(flatten)]
+    pub signin: SignInArgs,
+    #[command(flatten)]
     pub access: AccessArgs,
+}
+
+/// Sign-in by e-mail link.
+#[derive(Args, Debug)]
+pub struct SignInArgs {
+    /// The address people open UdaConnect at (`https://connect.example.org`): sign-in links
+    /// point there. Default: the address --listen binds (localhost for 0.0.0.0). Set it
+    /// behind a proxy and in distributed mode (on person-api: the web role's address).
+    #[arg(long, env = "UDACONNECT_PUBLIC_URL", value_parser = udaconnect_server::signin::parse_public_url)]
+    pub public_url: Option<String>,
+    /// Let anyone sign up: an address without an account that asks for a sign-in link gets
+    /// an attendee account and a new person. Off by default: organizers add attendees.
+    #[arg(long, env = "UDACONNECT_SELF_REGISTRATION")]
+    pub self_registration: bool,
+    /// A proxy in front is trusted to say the client's address (X-Forwarded-For, for the
+    /// sign-in limits per client) and that it spoke HTTPS (X-Forwarded-Proto: https, which
+    /// marks the session cookie Secure). Only when every request passes that proxy.
+    #[arg(long, env = "UDACONNECT_TRUST_PROXY")]
+    pub trust_proxy: bool,
+}
+
+impl SignInArgs {
+    pub fn settings(&self) -> SignInSettings {
+        SignInSettings {
+            public_url: self.public_url.clone(),
+            self_registration: self.self_registration,
+            trust_proxy: self.trust_proxy,
+            ..SignInSettings::default()
+        }
+    }
 }
 
 /// Who may ask what.
@@ -270,6 +303,9 @@ pub struct RoleArgs {
     pub listen_file: ListenFileArg,
     #[command(flatten)]
     pub edge: crate::edge::EdgeArgs,
+    /// person-api's sign-in (the other roles ignore these).
+    #[command(flatten)]
+    pub signin: SignInArgs,
     #[command(flatten)]
     pub access: AccessArgs,
 }
@@ -434,6 +470,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
             osmand_listen: osmand_listen(args.osmand.osmand_listen.as_deref(), args.listen)?,
+            signin: args.signin.settings(),
             auth: args.access.auth,
             metrics_listen: args.access.metrics_listen,
         },
@@ -445,6 +482,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mail: args.mail.settings()?,
     })
     .await?;
+    if !app.demo_links().is_empty() {
+        println!("Sign in to the demo (each link works once, for 15 minutes):");
+        for (role, link) in app.demo_links() {
+            println!("  as the demo {role}: {link}");
+        }
+    }
     app.run_until_stopped().await
 }
 
@@ -475,6 +518,12 @@ fn role_settings(
     person_api: Option<PersonApiArg>,
 ) -> anyhow::Result<RoleSettings> {
     let upstreams = Upstreams::default();
+    // person-api queues sign-in mails on the log only when given one: an older deployment
+    // without --log keeps working, without sign-in mails (it says so at start).
+    let signin = SignInSettings {
+        mails: role != Role::PersonApi || args.log.is_some(),
+        ..args.signin.settings()
+    };
     Ok(RoleSettings {
         role,
         http: HttpSettings {
@@ -484,6 +533,7 @@ fn role_settings(
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
             osmand_listen: GrpcListen::Off,
+            signin,
             auth: args.access.auth,
             metrics_listen: args.access.metrics_listen,
         },

@@ -8,9 +8,12 @@ use anyhow::{bail, Context};
 use clap::Args;
 use udaconnect::progress;
 use udaconnect_server::consume::consumer::LocationConsumer;
-use udaconnect_server::ingest::import::{import_persons, LocationImport, Rejected};
+use udaconnect_server::ingest::import::{
+    import_persons, welcome_imported, LocationImport, Rejected,
+};
 use udaconnect_server::metrics::Metrics;
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
+use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
 use udaconnect_server::wiring::embedded::EmbeddedStack;
 
 use crate::cli::DataDirArg;
@@ -19,7 +22,9 @@ use crate::cli::DataDirArg;
 pub struct ImportArgs {
     #[command(flatten)]
     pub data: DataDirArg,
-    /// Persons CSV: id,first_name,last_name,company_name (ids are kept).
+    /// Persons CSV: id,first_name,last_name,company_name (ids are kept), and optionally email:
+    /// each person with an address gets an attendee account and a welcome mail with a sign-in
+    /// link (sent by the mailer when `serve` runs on the directory).
     #[arg(long, env = "UDACONNECT_IMPORT_PERSONS")]
     pub persons: Option<PathBuf>,
     /// Locations CSV: id,person_id,latitude,longitude,creation_time, or the original
@@ -36,6 +41,9 @@ pub struct ImportArgs {
     /// them (e.g. `1d`, `2h`).
     #[arg(long, env = "UDACONNECT_MAX_FUTURE_SKEW", default_value = "1d", value_parser = crate::edge::duration)]
     pub max_future_skew: std::time::Duration,
+    /// Where welcome mails' sign-in links point: the address people open UdaConnect at.
+    #[arg(long, env = "UDACONNECT_PUBLIC_URL", default_value = "http://127.0.0.1:30000", value_parser = udaconnect_server::signin::parse_public_url)]
+    pub public_url: String,
 }
 
 fn report_rejects(
@@ -87,6 +95,20 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             report.rejected.len()
         );
         report_rejects("persons", &report.rejected, &mut rejects)?;
+        if !report.emails.is_empty() {
+            let accounts = open_account_stores(&StoreUrl::Embedded(stack.data_dir.clone()))
+                .await?
+                .accounts;
+            let (welcomed, refused) =
+                welcome_imported(&report.emails, &accounts, &stack.log, &args.public_url)
+                    .await
+                    .context("failed to create the imported persons' accounts")?;
+            eprintln!(
+                "accounts: {welcomed} created with a welcome mail queued, {} refused",
+                refused.len()
+            );
+            report_rejects("persons", &refused, &mut rejects)?;
+        }
     }
     if let Some(path) = &args.locations {
         let persons: DynPersonDirectory = Arc::new(LocalPersons::new(stack.persons.clone()));

@@ -6,6 +6,7 @@ mod cli;
 mod dlq;
 mod edge;
 mod import;
+mod invite;
 mod log_admin;
 mod simulate;
 

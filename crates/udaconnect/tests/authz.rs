@@ -25,6 +25,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Demo persons: attendee A and attendee B.
 const A: i64 = 5;
 const B: i64 = 6;
+/// A sign-in link's token of the right form that was never issued.
+const NEVER_SENT: &str = "uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// `udaconnect admin create-token <args>`: the token on its last line.
 fn create_token(args: &[&str]) -> TokenSecret {
@@ -325,6 +327,13 @@ fn call(method: &str, path: &str, location: i64) -> Call {
                 (path.into(), Some(json!({"name": "matrix"})), own_person)
             }
             ("get", p) if p.starts_with("/api/me") => (p.into(), None, own_person),
+            ("post", "/api/auth/login") => (
+                path.into(),
+                Some(json!({"email": "nobody@example.org"})),
+                service,
+            ),
+            // A well-formed link no one was sent: the page shows, its POST is 410.
+            ("get", "/auth/confirm") => (format!("{path}?token={NEVER_SENT}"), None, service),
             (_, p) => (p.into(), None, service),
         };
     Call {
@@ -393,7 +402,11 @@ async fn matrix(served: Served) {
                     }
                     Err(Denied::Forbidden) => status == StatusCode::FORBIDDEN,
                 };
-                if status.is_client_error() {
+                if status.is_client_error() && c.path.starts_with("/auth/") {
+                    // The sign-in link's page is read by people: its refusals are pages.
+                    let kind = answer.headers()[reqwest::header::CONTENT_TYPE].clone();
+                    assert!(kind.to_str().unwrap().starts_with("text/html"), "{kind:?}");
+                } else if status.is_client_error() {
                     problem(answer).await;
                 }
                 if !ok {

@@ -144,6 +144,8 @@ pub struct PersonRows<R> {
     table: Table<R>,
     /// id, first_name, last_name, company_name.
     cols: [Option<usize>; 4],
+    /// The optional `email` column: the person's attendee account.
+    email: Option<usize>,
 }
 
 const PERSON_COLUMNS: [&str; 4] = ["id", "first_name", "last_name", "company_name"];
@@ -156,7 +158,15 @@ impl<R: Read> PersonRows<R> {
         if let Some((name, _)) = PERSON_COLUMNS.iter().zip(&cols).find(|(_, c)| c.is_none()) {
             return Err(format!("no column {name}"));
         }
-        Ok(PersonRows { table, cols })
+        let email = table.column("email");
+        Ok(PersonRows { table, cols, email })
+    }
+
+    /// The address in the current row's `email` column, checked: `None` when the file has no
+    /// such column or the cell is blank.
+    pub fn email(&self) -> Option<crate::Result<crate::auth::Email>> {
+        let cell = self.table.get(self.email).trim();
+        (self.email.is_some() && !cell.is_empty()).then(|| crate::auth::Email::parse(cell))
     }
 
     /// The next row, `None` at the end; an error when the rest is not CSV.

@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::OnceCell;
 use udaconnect_core::auth::{AccountId, Principal, TokenKind, TokenSecret, SESSION_COOKIE};
+use udaconnect_core::clock::{DynClock, SystemClock};
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::{Error, Result};
 
@@ -41,6 +42,8 @@ pub struct Authenticator {
     url: Option<StoreUrl>,
     store: OnceCell<DynAccountStore>,
     cache: Mutex<HashMap<CacheKey, (Principal, Instant)>>,
+    /// What "now" is for a credential's expiry: the clock sessions are made by.
+    clock: DynClock,
 }
 
 /// A credential in the cache: its kind and hash, never the secret.
@@ -53,6 +56,7 @@ impl Authenticator {
             url,
             store: OnceCell::new(),
             cache: Mutex::new(HashMap::new()),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -63,7 +67,13 @@ impl Authenticator {
             url: None,
             store: OnceCell::new_with(Some(store)),
             cache: Mutex::new(HashMap::new()),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// This authenticator, judging expiry by `clock` (the one sign-in makes sessions by).
+    pub fn with_clock(self, clock: DynClock) -> Authenticator {
+        Authenticator { clock, ..self }
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -98,7 +108,7 @@ impl Authenticator {
             }
         }
         let store = self.store().await?;
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let found = match kind {
             TokenKind::Session => store.verify_session(secret, now).await?,
             TokenKind::Api | TokenKind::SignInLink => store.verify_token(secret, now).await?,

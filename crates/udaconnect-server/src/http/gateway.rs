@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use crate::access::upstream;
+use crate::http::guard::ClientAddr;
 use crate::http::problem::Problem;
 use crate::http::upstream::Upstream;
 use crate::http::{correlation_id, CORRELATION_HEADER};
@@ -68,6 +69,19 @@ impl Gateway {
         if let Some(host) = headers.remove(header::HOST) {
             headers.insert(HeaderName::from_static("x-forwarded-host"), host);
         }
+        // The client, for the limits of the role behind (sign-in counts requests per client;
+        // that role trusts this header only with --trust-proxy).
+        if let Some(ClientAddr(peer)) = request.extensions().get::<ClientAddr>().copied() {
+            let headers = request.headers_mut();
+            let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(before) => format!("{before}, {}", peer.ip()),
+                None => peer.ip().to_string(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&forwarded) {
+                headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+            }
+        }
+        let headers = request.headers_mut();
         // The upstream logs the same id as this gateway, whether the client sent one or not.
         if let Some(id) = correlation_id().and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(CORRELATION_HEADER, id);
@@ -105,11 +119,24 @@ async fn proxy(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     }
 }
 
-/// Every `/api` path, passed on, and OwnTracks' `/pub`.
+/// The page a sign-in link opens, and its POST: person-api's, outside `/api` because the link
+/// is read by people.
+async fn confirm(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
+    match gw.upstreams.get(&Role::PersonApi) {
+        Some(upstream) => gw.forward(upstream, request).await,
+        None => crate::http::not_found(request).await,
+    }
+}
+
+/// Every `/api` path, OwnTracks' `/pub`, and the sign-in link's page, passed on.
 pub fn routes(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/pub", upstream(axum::routing::any(proxy)))
         .route("/api", upstream(axum::routing::any(proxy)))
         .route("/api/{*rest}", upstream(axum::routing::any(proxy)))
+        .route(
+            crate::signin::CONFIRM_PATH,
+            upstream(axum::routing::any(confirm)),
+        )
         .with_state(gw)
 }

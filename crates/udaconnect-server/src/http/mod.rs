@@ -190,16 +190,20 @@ pub async fn observe(metrics: Arc<Metrics>, request: Request, next: Next) -> Res
 }
 
 /// Turns axum's bare rejections (wrong method, oversized body) into problem answers, so every
-/// error a client sees has the same shape.
+/// error a client sees has the same shape. HTML pages are answers made for people (a sign-in
+/// link that does not work) and pass as they are.
 pub async fn problems_for_bare_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
     let status = response.status();
-    let is_problem = response
+    let is_answer = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_answer {
         return response;
     }
     let detail = match status {

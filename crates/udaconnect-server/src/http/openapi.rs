@@ -18,6 +18,7 @@ use crate::ingest::trackers;
 use crate::persons::http as person_api;
 use crate::query::http as connection_api;
 use crate::query::live;
+use crate::signin::http as signin;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,6 +54,10 @@ use crate::query::live;
         live::positions,
         live::heat,
         live::venue,
+        signin::login,
+        signin::confirm_page,
+        signin::confirm,
+        signin::logout,
         ops::health,
         ops::ready,
         ops::metrics,
@@ -76,6 +81,9 @@ use crate::query::live;
         crate::http::problem::Problem,
         person_api::NewPersonBody,
         person_api::LookupBody,
+        signin::LoginBody,
+        signin::LoginAccepted,
+        signin::ConfirmForm,
         location_api::NewLocationBody,
         location_api::BatchAccepted,
         ops::Readiness,
@@ -104,6 +112,7 @@ use crate::query::live;
         (name = "locations", description = "Location pings"),
         (name = "connections", description = "Who was near whom"),
         (name = "live", description = "The venue live: positions as they arrive"),
+        (name = "sign-in", description = "Sign-in by e-mail link, browser sessions"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "me", description = "The caller: their person, meetings and tokens"),
         (name = "devices", description = "Phones registered to post pings through tracker apps (OwnTracks at POST /pub, Traccar Client and OsmAnd at /api/osmand: see docs/trackers.md)"),
@@ -251,6 +260,10 @@ pub const OPERATIONS: &[(&str, &str, Action)] = &[
     ("post", "/api/me/devices", Action::CreateDevice),
     ("get", "/api/me/devices", Action::ListDevices),
     ("delete", "/api/me/devices/{id}", Action::RevokeDevice),
+    ("post", "/api/auth/login", Action::RequestSignIn),
+    ("get", "/auth/confirm", Action::ConfirmSignIn),
+    ("post", "/auth/confirm", Action::ConfirmSignIn),
+    ("post", "/api/auth/logout", Action::SignOut),
 ];
 
 /// The action of the operation `method` (lowercase) `path`, as [`OPERATIONS`] lists it.
@@ -455,6 +468,43 @@ pub fn text_schema() -> Schema {
         .description(Some(
             "1 to 256 characters, at least one of them not white space, none of them NUL",
         ))
+        .into()
+}
+
+/// An e-mail address as [`udaconnect_core::auth::Email::parse`] takes one: one `@`, something
+/// on each side, no white space, control characters, `<`, `>`, comma or semicolon, a domain
+/// that neither starts nor ends with a dot; at most 254 characters.
+pub fn email_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(3))
+        .max_length(Some(254))
+        .pattern(Some(EMAIL_PATTERN))
+        .into()
+}
+
+/// [`email_schema`], or null for none (an optional address).
+pub fn optional_email_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .min_length(Some(3))
+        .max_length(Some(254))
+        .pattern(Some(EMAIL_PATTERN))
+        .into()
+}
+
+const EMAIL_PATTERN: &str = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000<>,;@]+@[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000<>,;@.]([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000<>,;@]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000<>,;@.])?$";
+
+/// A credential as a client presents it: `uc_` and 43 characters of base64url, the last one
+/// of the 16 that end 32 bytes.
+pub fn token_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^uc_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"))
+        .examples(["uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
         .into()
 }
 

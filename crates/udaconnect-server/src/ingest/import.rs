@@ -7,6 +7,9 @@
 //! be a position is rejected. An empty `id` gets a new id; a given id is kept (importing the same
 //! rows twice stores them once). Every rejected row is reported with its line number and reason.
 //!
+//! Persons CSV may have an `email` column: each person with an address gets an attendee account
+//! and a welcome mail with a sign-in link, queued on the log for the mailer.
+//!
 //! Resumable: after each batch is durable in the log, the last line handled is recorded under
 //! the data directory; running the same import again continues after it.
 
@@ -14,15 +17,18 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+use udaconnect_core::auth::{Email, NewAccount, Role};
 use udaconnect_core::clock::{Clock, SystemClock};
-use udaconnect_core::model::{Location, NewLocation};
-use udaconnect_core::ports::{DynIdLeaser, DynLog, DynPersonStore};
+use udaconnect_core::mail::MailKind;
+use udaconnect_core::model::{Location, NewLocation, PersonId};
+use udaconnect_core::ports::{DynAccountStore, DynIdLeaser, DynLog, DynPersonStore};
 use udaconnect_core::record::{self, LOCATION_TOPIC};
 use udaconnect_core::validate::{self, LocationRows, PersonRows};
 use udaconnect_core::{Error, Result};
 
 use crate::ingest::IdAllocator;
 use crate::persons::DynPersonDirectory;
+use crate::signin::send_link;
 
 /// A row that was not imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +46,9 @@ pub struct ImportReport {
     pub repaired_axes: u64,
     /// Lines skipped because an earlier run of the same import handled them.
     pub resumed_after_line: u64,
+    /// Persons imported with an address (the `email` column), with their line: each gets an
+    /// attendee account and a welcome mail ([`welcome_imported`]).
+    pub emails: Vec<(u64, PersonId, Email)>,
 }
 
 /// A file that cannot be imported: named, with the reason.
@@ -53,14 +62,23 @@ fn open(path: &Path) -> Result<BufReader<File>> {
         .map_err(|e| file_err(path, e))
 }
 
-/// Imports persons (`id,first_name,last_name,company_name`), keeping their ids.
+/// Imports persons (`id,first_name,last_name,company_name`, optionally `email`), keeping
+/// their ids. A row whose address is not one is rejected whole.
 pub async fn import_persons(path: &Path, store: &DynPersonStore) -> Result<ImportReport> {
     let mut rows = PersonRows::new(open(path)?).map_err(|e| file_err(path, e))?;
     let mut report = ImportReport::default();
     let mut persons = Vec::new();
     while let Some(row) = rows.next_row().map_err(|e| file_err(path, e))? {
         report.rows += 1;
-        match row.read {
+        let read = row.read.and_then(|p| match rows.email() {
+            Some(Err(e)) => Err(e.to_string()),
+            Some(Ok(email)) => {
+                report.emails.push((row.line, p.id, email));
+                Ok(p)
+            }
+            None => Ok(p),
+        });
+        match read {
             Ok(p) => persons.push(p),
             Err(reason) => report.rejected.push(Rejected {
                 line: row.line,
@@ -71,6 +89,54 @@ pub async fn import_persons(path: &Path, store: &DynPersonStore) -> Result<Impor
     report.accepted = persons.len() as u64;
     store.import(persons).await?;
     Ok(report)
+}
+
+/// Gives each person imported with an address an attendee account and queues its welcome
+/// mail (links to `public_url`); a person whose account exists already is left as it is. An
+/// address another account holds is reported on its line.
+pub async fn welcome_imported(
+    emails: &[(u64, PersonId, Email)],
+    accounts: &DynAccountStore,
+    log: &DynLog,
+    public_url: &str,
+) -> Result<(u64, Vec<Rejected>)> {
+    let mut welcomed = 0;
+    let mut refused = Vec::new();
+    for (line, person, email) in emails {
+        match accounts.account_by_email(email).await? {
+            Some(a) if a.person == Some(*person) => continue,
+            Some(_) => {
+                refused.push(Rejected {
+                    line: *line,
+                    reason: "email: another account has this address; the person has no account"
+                        .into(),
+                });
+                continue;
+            }
+            None => {}
+        }
+        let new = NewAccount {
+            person: Some(*person),
+            email: Some(email.clone()),
+            email_verified: false,
+            secondary_email: None,
+            role: Role::Attendee,
+        };
+        let account = match accounts.create_account(new, chrono::Utc::now()).await {
+            Ok(a) => a,
+            Err(Error::Conflict(why)) => {
+                refused.push(Rejected {
+                    line: *line,
+                    reason: format!("email: {why}; the person has no account"),
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        send_link(log, &account, MailKind::Welcome, public_url).await?;
+        welcomed += 1;
+    }
+    Ok((welcomed, refused))
 }
 
 /// Where the locations import keeps its place.

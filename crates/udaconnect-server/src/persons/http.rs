@@ -8,19 +8,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
-use udaconnect_core::auth::Action;
+use udaconnect_core::auth::{Action, Email, Resource, Role};
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{rule, On};
+use crate::access::{rule, Caller, On};
 use crate::http::guard::post_json;
 use crate::http::openapi::{
-    lookup_ids_schema, text_schema, BodyProblems, NoSuchPerson, PersonPath,
+    lookup_ids_schema, optional_email_schema, text_schema, BodyProblems, NoSuchPerson, PersonPath,
 };
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{JsonBody, Params, PathId};
 use crate::metrics::Metrics;
+use crate::signin::http::SignInApi;
 
 /// Page size when a client asks for none: large enough that the original's clients, which
 /// knew no paging, still see every person of a mid-sized event.
@@ -32,6 +33,8 @@ pub const MAX_LOOKUP_IDS: usize = 10_000;
 pub struct PersonApi {
     pub store: DynPersonStore,
     pub metrics: Arc<Metrics>,
+    /// Accounts of persons created with an address, and their welcome mails.
+    pub signin: Arc<SignInApi>,
 }
 
 pub fn routes(api: Arc<PersonApi>) -> Router {
@@ -69,6 +72,10 @@ pub struct NewPersonBody {
     last_name: String,
     #[schema(schema_with = text_schema, example = "Analytical Engines")]
     company_name: String,
+    /// Optional (organizers and admins): the person gets an attendee account with this
+    /// address and a welcome mail with a sign-in link. Never shown in person answers.
+    #[schema(schema_with = optional_email_schema, required = false)]
+    email: Option<String>,
 }
 
 /// Create a person.
@@ -86,23 +93,54 @@ pub struct NewPersonBody {
                 ("LookUpPerson" = (operation_id = "lookup_persons", request_body = json!({"ids": ["$response.body#/id"]}))),
             )),
         (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, blank, longer than 256 characters or holds NUL", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, blank, longer than 256 characters or holds NUL; or email is not an address", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email already belongs to an account", body = Problem, content_type = "application/problem+json"),
         BodyProblems,
     ))]
 pub async fn create_person(
     State(api): State<Arc<PersonApi>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let new = validate::new_person(&body)?;
+    let email = optional_email(&body)?;
+    if let Some(email) = &email {
+        // An address makes an account and mails it a link: an invitation, asked for apart.
+        caller.may(Action::InviteAccount, Resource::NewAccount(Role::Attendee))?;
+        // Checked before the person exists, so a taken address creates nothing; the account's
+        // unique address still decides a race.
+        api.signin.mail_log()?;
+        if api.signin.accounts.account_by_email(email).await?.is_some() {
+            return Err(Error::Conflict("this email already belongs to an account".into()).into());
+        }
+    }
     let person = api.store.create(new).await?;
     api.metrics.persons_created.inc();
     tracing::info!(person_id = person.id, "person created");
+    if let Some(email) = &email {
+        let account = api.signin.create_attendee(person.id, email).await?;
+        api.signin.welcome(&account).await?;
+        tracing::info!(
+            person_id = person.id,
+            account_id = account.id,
+            "attendee account created; welcome mail queued"
+        );
+    }
     let location = HeaderValue::from_str(&format!("/api/persons/{}", person.id)).ok();
     let mut resp = (StatusCode::CREATED, Json(person)).into_response();
     if let Some(l) = location {
         resp.headers_mut().insert(header::LOCATION, l);
     }
     Ok(resp)
+}
+
+/// The optional `email` of a new person.
+fn optional_email(body: &Value) -> Result<Option<Email>> {
+    match body.get("email") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Email::parse(s).map(Some),
+        Some(_) => Err(Error::bad_request("email", "must be a string")),
+    }
 }
 
 /// List persons in id order, a page at a time.

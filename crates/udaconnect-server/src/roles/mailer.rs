@@ -1,6 +1,7 @@
 //! mailer: reads mail requests from `notification` and sends them over SMTP (or writes them
 //! as `.eml` files under the data directory when no SMTP server is given), dead-lettering to
-//! `notification.dlq` what cannot be sent; serves only /health, /ready and /metrics.
+//! `notification.dlq` what cannot be sent; serves only /health, /ready and /metrics. It makes
+//! the token of each sign-in link it sends, so it opens the account store too.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::mail::files::FileSender;
 use crate::mail::mailer::{self, Mailer, SmtpHealth};
 use crate::mail::smtp::SmtpSender;
 use crate::roles::{Readiness, Role, RunningRole};
+use crate::signin::LinkingSender;
 use crate::wiring::context::Context;
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
@@ -54,6 +56,14 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
             )
         }
     };
+    // Each sign-in and welcome mail gets its link's token here, at the last moment: the log
+    // carries none (see `signin`).
+    let sender: DynMailSender = Arc::new(LinkingSender {
+        inner: sender,
+        accounts: ctx.account_store(ROLE).await?,
+        clock: ctx.options.signin.clock.clone(),
+        log_links: settings.smtp.is_none(),
+    });
     let mut worker = Mailer {
         log: log.clone(),
         dead_letters: NOTIFICATION_DLQ_TOPIC,

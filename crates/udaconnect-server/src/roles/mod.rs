@@ -114,7 +114,7 @@ impl Role {
                 depends_on: &[],
                 feeds: &[],
                 default_port: 30002,
-                paths: &["persons/**", "me", "me/tokens/**"],
+                paths: &["persons/**", "me", "me/tokens/**", "auth/**"],
                 readiness: &[Readiness::PersonStore],
             },
             Role::LocationApi => &RoleSpec {
@@ -343,6 +343,8 @@ mod tests {
             ("/api/persons/5", Some(PersonApi)),
             ("/api/persons/lookup", Some(PersonApi)),
             ("/api/persons/5/other", Some(PersonApi)),
+            ("/api/auth/login", Some(PersonApi)),
+            ("/api/auth/logout", Some(PersonApi)),
             ("/api/persons/5/connection", Some(ConnectionApi)),
             ("/api/persons/5/contacts", Some(ConnectionApi)),
             ("/api/persons/5/summary", Some(ConnectionApi)),

@@ -1,4 +1,5 @@
-//! person-api: persons, over the person store it owns; `/api/me` and the caller's tokens.
+//! person-api: persons, over the person store it owns; sign-in, over the account store
+//! (accounts belong to persons), its mails on the log; `/api/me` and the caller's tokens.
 
 use std::sync::Arc;
 
@@ -7,25 +8,53 @@ use crate::http::ops;
 use crate::persons::http::{routes, PersonApi};
 use crate::persons::{DynPersonDirectory, LocalPersons};
 use crate::roles::{Readiness, Role, RunningRole};
+use crate::signin::http::{self as signin_http, SignInApi};
 use crate::wiring::context::Context;
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
-    let Some(stores) = ctx.stores(Role::PersonApi).await? else {
+    const ROLE: Role = Role::PersonApi;
+    let Some(stores) = ctx.stores(ROLE).await? else {
         return Ok(None);
     };
     // The roles started after it in this process call it directly.
     let directory: DynPersonDirectory = Arc::new(LocalPersons::new(stores.persons.clone()));
     ctx.persons = Some(directory);
+    let accounts = ctx.account_store(ROLE).await?;
+    let settings = ctx.options.signin.clone();
+    let log = if settings.mails {
+        Some(ctx.log(ROLE)?)
+    } else {
+        tracing::warn!(
+            "no --log: sign-in and welcome mails are off (persons with an email are refused)"
+        );
+        None
+    };
+    let public_url = settings.public_url.clone().unwrap_or_default();
+    let (signin, worker) = SignInApi::start(
+        accounts,
+        stores.persons.clone(),
+        log,
+        settings,
+        public_url,
+        ctx.auth.clone(),
+        ctx.stop.clone(),
+    );
     let api = Arc::new(PersonApi {
         store: stores.persons.clone(),
         metrics: ctx.metrics.clone(),
+        signin: signin.clone(),
     });
     let me = Arc::new(MeApi {
         auth: ctx.auth.clone(),
         persons: stores.persons.clone(),
     });
-    let mut role = RunningRole::new(routes(api).merge(me::routes(me)));
+    let mut role = RunningRole::new(
+        routes(api)
+            .merge(me::routes(me))
+            .merge(signin_http::routes(signin)),
+    );
     role.checks
         .push((Readiness::PersonStore, ops::ping_check(&stores.persons)));
+    role.tasks.push(worker);
     Ok(Some(role))
 }

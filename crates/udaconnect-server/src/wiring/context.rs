@@ -81,6 +81,9 @@ pub struct Options {
     pub log_retention: LogRetention,
     /// mailer: where and how mail is sent.
     pub mail: crate::mail::MailSettings,
+    /// person-api: sign-in links, sessions, self-registration; the mailer: the clock of the
+    /// links it makes.
+    pub signin: crate::signin::SignInSettings,
     /// The token a role apart presents when it asks another for itself (person lookups).
     pub service_token: Option<udaconnect_core::auth::TokenSecret>,
 }

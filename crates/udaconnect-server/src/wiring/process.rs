@@ -34,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::query::engine::SharedIndex;
 use crate::roles::connection_api::{new_index, EngineKind};
 use crate::roles::{self, start_order, Readiness, Role};
+use crate::signin::SignInSettings;
 use crate::wiring::backends::{open_account_stores, static_member_id, LogUrl, StoreUrl};
 use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options, Upstreams};
 use crate::wiring::disk::DiskGuard;
@@ -97,6 +98,8 @@ pub struct HttpSettings {
     /// Where location-api also takes OsmAnd protocol reports (Traccar Client, OsmAnd) at any
     /// path, as the apps expect on port 5055.
     pub osmand_listen: GrpcListen,
+    /// Sign-in: the public URL of links, self-registration, the proxy in front.
+    pub signin: SignInSettings,
     /// Whether requests must say who is asking (on by default; off only on loopback).
     pub auth: AuthMode,
     /// Where `/metrics` is also served without a token, for scrapers (default: nowhere).
@@ -112,6 +115,7 @@ impl HttpSettings {
             web_dir: None,
             cors_origins: Vec::new(),
             edge: EdgeSettings::default(),
+            signin: SignInSettings::default(),
             auth: AuthMode::On,
             osmand_listen: GrpcListen::Off,
             metrics_listen: None,
@@ -167,6 +171,8 @@ pub struct Application {
     /// The OsmAnd listener's server, stopped with the HTTP one.
     osmand_server: Option<JoinHandle<anyhow::Result<()>>>,
     roles: JoinHandle<anyhow::Result<()>>,
+    /// `serve --demo`: sign-in links for the demo's organizer and attendee.
+    demo_links: Vec<(udaconnect_core::auth::Role, String)>,
 }
 
 /// The process to build, whichever command asked for it.
@@ -192,6 +198,7 @@ impl Application {
     /// binds, and starts every role; returns once they serve.
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Application> {
         let stack = EmbeddedStack::open(&settings.data_dir)?;
+        let signin = settings.http.signin.clone();
         for r in stack.embedded_log.recoveries() {
             if r.truncated_bytes > 0 {
                 tracing::warn!(topic = %r.topic, truncated_bytes = r.truncated_bytes, "log recovered after a crash");
@@ -219,6 +226,7 @@ impl Application {
                 edge: settings.http.edge,
                 log_retention: settings.log_retention,
                 mail: settings.mail,
+                signin: settings.http.signin,
                 ..Options::default()
             },
             backends: Backends::Embedded(Box::new(stack)),
@@ -239,6 +247,13 @@ impl Application {
         tracing::info!(address = %app.local_addr, data_dir = %settings.data_dir.display(), "udaconnect is serving");
         if settings.http.auth == AuthMode::On {
             sign_in_hint(&settings.data_dir).await;
+        }
+        if settings.demo {
+            let public_url = signin.public_url_or(app.local_addr);
+            match demo_links(&settings.data_dir, &public_url, &signin).await {
+                Ok(links) => app.demo_links = links,
+                Err(e) => tracing::warn!(error = %e, "cannot make the demo's sign-in links"),
+            }
         }
         Ok(app)
     }
@@ -265,6 +280,7 @@ impl Application {
                 edge: settings.http.edge,
                 log_retention: LogRetention::Keep,
                 mail: settings.mail,
+                signin: settings.http.signin,
                 service_token: settings.service_token,
             },
             backends: Backends::Urls(Box::new(ByUrl {
@@ -288,7 +304,7 @@ impl Application {
         Ok(app)
     }
 
-    async fn start(plan: Plan) -> anyhow::Result<Application> {
+    async fn start(mut plan: Plan) -> anyhow::Result<Application> {
         let mut addresses = vec![plan.listen];
         if plan.roles.contains(&Role::LocationApi) {
             match plan.grpc {
@@ -303,6 +319,9 @@ impl Application {
             .await
             .with_context(|| format!("failed to listen on {}", plan.listen))?;
         let local_addr = listener.local_addr()?;
+        // Links point here unless --public-url says otherwise (port 0 is known only now).
+        let signin = &mut plan.options.signin;
+        signin.public_url = Some(signin.public_url_or(local_addr));
         let (grpc_listener, osmand_listener) = if plan.roles.contains(&Role::LocationApi) {
             (
                 bind_extra("gRPC", "--grpc-listen", plan.grpc).await?,
@@ -417,11 +436,18 @@ impl Application {
             startup,
             http,
             roles,
+            demo_links: Vec::new(),
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `serve --demo`: a sign-in link for the demo's organizer and one for its attendee, each
+    /// working once, for 15 minutes from the start.
+    pub fn demo_links(&self) -> &[(udaconnect_core::auth::Role, String)] {
+        &self.demo_links
     }
 
     /// Where gRPC is served, when it is.
@@ -478,6 +504,21 @@ impl Application {
         roles??;
         Ok(())
     }
+}
+
+/// With `--demo`, sign-in links for the demo's organizer and attendee (the command prints
+/// them on stdout; never in the log).
+async fn demo_links(
+    data_dir: &std::path::Path,
+    public_url: &str,
+    signin: &SignInSettings,
+) -> anyhow::Result<Vec<(udaconnect_core::auth::Role, String)>> {
+    let accounts = open_account_stores(&StoreUrl::Embedded(data_dir.to_path_buf()))
+        .await?
+        .accounts;
+    let first = seed::persons()?.first().map(|p| p.id).unwrap_or(1);
+    let now = signin.clock.now();
+    Ok(crate::signin::demo_links(&accounts, first, public_url, now).await?)
 }
 
 /// Says how to get in while the data directory has no admin yet: the command line makes the
@@ -596,13 +637,16 @@ async fn run_roles(
         Backends::Embedded(stack) => Some(stack.data_dir.clone()),
         Backends::Urls(_) => None,
     };
-    let auth = Arc::new(Authenticator::new(
-        plan.auth,
-        Some(match &plan.backends {
-            Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
-            Backends::Urls(by_url) => by_url.store.clone(),
-        }),
-    ));
+    let auth = Arc::new(
+        Authenticator::new(
+            plan.auth,
+            Some(match &plan.backends {
+                Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
+                Backends::Urls(by_url) => by_url.store.clone(),
+            }),
+        )
+        .with_clock(plan.options.signin.clock.clone()),
+    );
     let mut ctx = Context {
         auth: auth.clone(),
         mode: plan.mode,

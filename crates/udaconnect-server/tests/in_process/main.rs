@@ -11,3 +11,4 @@ mod edge_connections;
 mod mail;
 mod remote_persons;
 mod trackers;
+mod signin;

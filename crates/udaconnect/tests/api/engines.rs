@@ -6,27 +6,74 @@ use std::time::Duration;
 
 use udaconnect_server::roles::Role;
 use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::smtp::SmtpServer;
 
-use crate::suite::{Api, Engine};
+use crate::suite::{Api, Auth, Engine};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
-fn client() -> reqwest::Client {
+/// The suite's client; with a token, every request it sends carries it.
+fn client(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        let mut value: reqwest::header::HeaderValue = format!("Bearer {t}").parse().unwrap();
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .default_headers(headers)
         .build()
         .unwrap()
 }
 
-/// `udaconnect serve --demo` on a fresh data directory: every role in one process.
+fn on_off(auth: Auth) -> &'static str {
+    match auth {
+        Auth::Off => "off",
+        Auth::On => "on",
+    }
+}
+
+/// `udaconnect admin create-token --role ROLE <where>`: the token on its last line.
+fn create_token(role: &str, place: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "admin",
+            "create-token",
+            "--role",
+            role,
+            "--name",
+            "api-suite",
+        ])
+        .args(place)
+        .env_remove("UDACONNECT_STORE")
+        .env_remove("UDACONNECT_DATA_DIR")
+        .env_remove("DB_HOST")
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// `udaconnect serve --demo` on a fresh data directory: every role in one process, its mail
+/// sent to a test SMTP server.
 pub struct Serve {
     process: RoleProc,
-    _data_dir: tempfile::TempDir,
+    /// The admin's token the suite's client sends, with `--auth on`.
+    token: Option<String>,
+    smtp: SmtpServer,
+    data_dir: tempfile::TempDir,
 }
 
 impl Engine for Serve {
-    async fn start() -> Serve {
+    async fn start(auth: Auth) -> Serve {
         let data_dir = tempfile::tempdir().unwrap();
+        let smtp = SmtpServer::start().await;
         let args: Vec<String> = [
             "--demo",
             "--demo-attendees",
@@ -38,12 +85,18 @@ impl Engine for Serve {
         .iter()
         .map(|a| a.to_string())
         .chain([data_dir.path().display().to_string()])
+        .chain(["--smtp".to_string(), smtp.url()])
+        .chain(["--auth".to_string(), on_off(auth).to_string()])
         .collect();
         let process = RoleProc::spawn(Path::new(BIN), "serve", &args).await;
         process.wait_ready(Duration::from_secs(60)).await;
+        let dir = data_dir.path().display().to_string();
+        let token = (auth == Auth::On).then(|| create_token("admin", &["--data-dir", &dir]));
         Serve {
             process,
-            _data_dir: data_dir,
+            token,
+            smtp,
+            data_dir,
         }
     }
 
@@ -51,15 +104,17 @@ impl Engine for Serve {
         Api {
             base: self.process.base(),
             grpc: self.process.grpc(),
-            client: client(),
+            client: client(self.token.as_deref()),
             roles: Role::ALL
                 .iter()
                 .map(|&r| (r, self.process.base(), self.process.log.clone()))
                 .collect(),
             accounts: vec![
                 "--data-dir".into(),
-                self._data_dir.path().display().to_string(),
+                self.data_dir.path().display().to_string(),
             ],
+            inbox: self.smtp.inbox(),
+            data_dir: Some(self.data_dir.path().to_path_buf()),
         }
     }
 }
@@ -84,14 +139,28 @@ mod distributed {
         _broker: Broker,
         _db: TestDb,
         _seed_dir: tempfile::TempDir,
+        /// The admin's token the suite's client sends, with `--auth on`.
+        token: Option<String>,
     }
 
     impl Engine for Distributed {
-        async fn start() -> Distributed {
+        async fn start(auth: Auth) -> Distributed {
             let broker = Broker::start().await;
             let db = TestDb::new().await;
             let seed_dir = tempfile::tempdir().unwrap();
-            let stack = Stack::start_seeded(Path::new(BIN), &db.url, &broker, || async {
+            // With auth on, the roles look persons up with an organizer's service token.
+            let (token, service) = match auth {
+                Auth::Off => (None, String::new()),
+                Auth::On => (
+                    Some(create_token("admin", &["--store", &db.url])),
+                    create_token("organizer", &["--store", &db.url]),
+                ),
+            };
+            let env = [
+                ("UDACONNECT_AUTH", on_off(auth)),
+                ("UDACONNECT_SERVICE_TOKEN", service.as_str()),
+            ];
+            let seed = || async {
                 let (_keep, mut never) = tokio::sync::watch::channel(false);
                 let stores = open_stores(&db.url.parse::<StoreUrl>().unwrap(), &mut never)
                     .await
@@ -103,13 +172,15 @@ mod distributed {
                         .await
                         .unwrap()
                 );
-            })
-            .await;
+            };
+            let stack =
+                Stack::start_seeded_with_env(Path::new(BIN), &db.url, &broker, &env, seed).await;
             Distributed {
                 stack,
                 _broker: broker,
                 _db: db,
                 _seed_dir: seed_dir,
+                token,
             }
         }
 
@@ -126,12 +197,14 @@ mod distributed {
             Api {
                 base: s.web.base(),
                 grpc: s.location_api.grpc(),
-                client: client(),
+                client: client(self.token.as_deref()),
                 roles: Role::ALL
                     .iter()
                     .map(|&r| (r, process(r).base(), process(r).log.clone()))
                     .collect(),
                 accounts: vec!["--store".into(), self._db.url.clone()],
+                inbox: s.smtp.inbox(),
+                data_dir: None,
             }
         }
     }

@@ -16,15 +16,29 @@ mod grpc;
 mod locations;
 mod operations;
 mod persons;
+mod signin;
 mod suite;
 mod trackers;
 
-/// A test named `$engine` that plays every body against `$type` (an [`suite::Engine`]).
+/// Tests in a module named `$engine` that play the bodies against `$type` (an
+/// [`suite::Engine`]): `open`, every body of the original contract with `--auth off`;
+/// `signin`, the sign-in bodies with `--auth on`.
 macro_rules! api_suite {
     ($engine:ident, $type:ty) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $engine() {
-            suite::run::<$type>(stringify!($engine)).await;
+        mod $engine {
+            use super::{engines, suite};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn open() {
+                let name = concat!(stringify!($engine), "::open");
+                suite::run::<$type>(name, suite::Auth::Off, suite::bodies()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn signin() {
+                let name = concat!(stringify!($engine), "::signin");
+                suite::run::<$type>(name, suite::Auth::On, suite::signin_bodies()).await;
+            }
         }
     };
 }

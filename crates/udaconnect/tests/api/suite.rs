@@ -12,11 +12,21 @@ use udaconnect_core::contact::Point;
 use udaconnect_core::time::{parse_timestamp, to_micros};
 use udaconnect_server::roles::Role;
 
+/// Whether the engine asks who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `--auth off`: the original open contract most bodies test.
+    Off,
+    /// `--auth on`: the suite's client calls as an admin (a token made by `admin
+    /// create-token`); a body signs in or out with clients of its own.
+    On,
+}
+
 /// A running engine, as clients reach it.
 pub trait Engine: Sized {
     /// Starts the engine with the original demo data (persons 1, 5, 6, 8, 9 and locations 29
     /// to 68) and no live simulated attendees, and waits until it is ready.
-    fn start() -> impl Future<Output = Self>;
+    fn start(auth: Auth) -> impl Future<Output = Self>;
     fn api(&self) -> Api;
 }
 
@@ -32,6 +42,10 @@ pub struct Api {
     pub roles: Vec<(Role, String, PathBuf)>,
     /// Where `udaconnect admin` finds the engine's accounts: `--data-dir DIR` or `--store URL`.
     pub accounts: Vec<String>,
+    /// The mail the engine's mailer sent, to a real SMTP server over TCP.
+    pub inbox: udaconnect_testkit::smtp::Inbox,
+    /// The engine's data directory, where it has one (`serve`).
+    pub data_dir: Option<PathBuf>,
 }
 
 type BoxedBody = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -99,20 +113,32 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
     ]
 }
 
-/// Starts `E` once and plays every body against it, one after the other (metrics are compared
+/// The bodies of sign-in, played against an engine with `--auth on` (they test it).
+pub fn signin_bodies() -> Vec<(&'static str, Body)> {
+    bodies![
+        signin::a_link_by_mail_signs_in_once_and_sign_out_ends_the_session,
+        signin::unknown_addresses_get_the_same_answer_and_no_mail,
+        signin::an_address_is_limited_to_five_links_in_15_minutes,
+        signin::bad_sign_in_requests_are_problems,
+        signin::persons_created_with_an_address_are_welcomed,
+        signin::no_link_token_or_session_id_is_written_anywhere,
+    ]
+}
+
+/// Starts `E` once and plays each of `bodies` against it, one after the other (metrics are compared
 /// before and after a body); then fails naming every body that failed. `UDACONNECT_API_SUITE`
 /// (comma-separated parts of names) runs only the bodies it names.
-pub async fn run<E: Engine>(engine: &str) {
+pub async fn run<E: Engine>(engine: &str, auth: Auth, bodies: Vec<(&'static str, Body)>) {
     udaconnect_testkit::local::init_tracing();
     let only: Vec<String> = std::env::var("UDACONNECT_API_SUITE")
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
         .unwrap_or_default();
     let started = Instant::now();
-    let running = E::start().await;
+    let running = E::start(auth).await;
     eprintln!("{engine}: started in {:?}", started.elapsed());
     let api = running.api();
     let mut failed = Vec::new();
-    for (name, body) in bodies() {
+    for (name, body) in bodies {
         if !only.is_empty() && !only.iter().any(|o| name.contains(o.as_str())) {
             continue;
         }

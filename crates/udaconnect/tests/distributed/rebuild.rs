@@ -260,6 +260,23 @@ async fn roles_read_the_original_db_variables() {
         .await
         .unwrap();
     assert_eq!(rows[0].get::<_, String>(0), "Env");
+    // Without --log, person-api sends no sign-in mail: a person with an address is refused
+    // (nothing created), and sign-in answers as ever.
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/api/persons", person_api.base()))
+        .json(&json!({"first_name": "E", "last_name": "M", "company_name": "C", "email": "e@example.org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let r = client
+        .post(format!("{}/api/auth/login", person_api.base()))
+        .json(&json!({"email": "e@example.org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
 }
 
 /// The original producers' keyless JSON, and poison records, on the topic itself: valid

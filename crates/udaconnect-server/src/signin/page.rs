@@ -1,0 +1,99 @@
+//! The pages a sign-in link leads to: plain HTML, a form and no script, so the page policy
+//! (no inline script) holds and the page works with script off.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use udaconnect_core::auth::TokenSecret;
+
+use super::CONFIRM_PATH;
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"referrer\" content=\"no-referrer\">\n\
+         <title>{title} · UdaConnect</title>\n\
+         <link rel=\"stylesheet\" href=\"/assets/style.css\">\n</head>\n<body>\n\
+         <main class=\"signin\">\n<h1>{title}</h1>\n{body}\n</main>\n</body>\n</html>\n",
+        title = escape(title),
+    );
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // A page with a link's token is never kept by a cache.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The page a link opens: one button that posts the token. Opening it uses nothing up, so a
+/// mail scanner that fetches links leaves them working.
+pub fn confirm(token: &TokenSecret) -> Response {
+    page(
+        StatusCode::OK,
+        "Sign in",
+        &format!(
+            "<p>Press the button to sign in to UdaConnect in this browser.</p>\n\
+             <form method=\"post\" action=\"{CONFIRM_PATH}\">\n\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\n\
+             <button type=\"submit\">Sign in</button>\n</form>",
+            escape(token.expose())
+        ),
+    )
+}
+
+/// A link that is not a link of ours (400), or one used, expired or unknown (410).
+pub fn refused(status: StatusCode, why: &str) -> Response {
+    page(
+        status,
+        "This sign-in link does not work",
+        &format!(
+            "<p>{}</p>\n<p>Ask for a new link on the <a href=\"/\">sign-in page</a>: each \
+             link works once, for 15 minutes.</p>",
+            escape(why)
+        ),
+    )
+}
+
+/// The service cannot check the link now (503).
+pub fn unavailable() -> Response {
+    let mut r = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in is unavailable",
+        "<p>UdaConnect cannot sign you in right now. Your link still works: try again in a \
+         moment.</p>",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
