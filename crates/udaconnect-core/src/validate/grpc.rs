@@ -86,7 +86,10 @@ mod tests {
         for n in [104, 999_999_999] {
             let shown = shown(253_402_300_799, n).unwrap();
             let text = format!("9999-12-31T23:59:59.{n:09}Z");
-            assert_eq!(Ok(shown), FixTime::parse(&text).map(|t| format_utc(t.get())));
+            assert_eq!(
+                Ok(shown),
+                FixTime::parse(&text).map(|t| format_utc(t.get()))
+            );
         }
         for (s, n) in [(-1, 0), (253_402_300_800, 0), (1, -1), (1, 1_000_000_000)] {
             assert!(shown(s, n).is_err(), "{s} s {n} ns");
