@@ -20,8 +20,9 @@ const require = createRequire(import.meta.url);
 export async function startServer() {
   const dataDir = mkdtempSync(join(tmpdir(), 'udaconnect-web-'));
   const listenFile = join(dataDir, 'listen.json');
-  const child = spawn(BINARY, ['--log-format', 'json', 'serve', '--demo', '--listen', '127.0.0.1:0',
-    '--listen-file', listenFile, '--data-dir', join(dataDir, 'data')], {
+  // The views as the original open contract serves them (`--auth off`, loopback only).
+  const child = spawn(BINARY, ['--log-format', 'json', 'serve', '--demo', '--auth', 'off',
+    '--listen', '127.0.0.1:0', '--listen-file', listenFile, '--data-dir', join(dataDir, 'data')], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const log = [];

@@ -179,6 +179,58 @@ pub fn contacts_query(person_id: i64, window: Window) -> TrackQuery {
     TrackQuery::new(person_id, window)
 }
 
+/// The query kinds both benchmarks' tables time, a row each per window.
+#[derive(Debug, Clone, Copy)]
+pub enum Timed {
+    /// Connections with a time condition: 5 m, max_time_gap 60 s.
+    Connection,
+    /// Contacts over tracks, every parameter at its default ([`contacts_query`]).
+    Contacts,
+}
+
+impl Timed {
+    pub const ALL: [Timed; 2] = [Timed::Connection, Timed::Contacts];
+
+    /// The row's name in the tables.
+    pub fn title(self) -> &'static str {
+        match self {
+            Timed::Connection => "connection, distance 5 m, max_time_gap 60 s",
+            Timed::Contacts => "contacts over tracks, 5 m, min 120 s",
+        }
+    }
+
+    /// What the answers are called in a report of two that disagree.
+    pub fn answers(self) -> &'static str {
+        match self {
+            Timed::Connection => "connections",
+            Timed::Contacts => "contacts",
+        }
+    }
+
+    /// The connection query of the [`Timed::Connection`] rows.
+    pub fn connection_query(person_id: i64, window: Window) -> ConnectionQuery {
+        connection_query(person_id, window, Some(60_000_000))
+    }
+}
+
+/// An answer of either kind, in the form two ways of answering are compared in.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    /// A connection answer's locations.
+    Points(Vec<Point>),
+    Contacts(Vec<Contact>),
+}
+
+impl Answer {
+    /// Rows in the answer.
+    pub fn rows(&self) -> usize {
+        match self {
+            Answer::Points(points) => points.len(),
+            Answer::Contacts(contacts) => contacts.len(),
+        }
+    }
+}
+
 /// The oracle's contacts over tracks, from the pings that decide them: the benchmark's check
 /// and baseline.
 pub fn contacts_oracle(all: &[Point], q: &TrackQuery) -> Vec<Contact> {
@@ -195,7 +247,7 @@ pub fn contacts_oracle(all: &[Point], q: &TrackQuery) -> Vec<Contact> {
 /// or gRPC.
 pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> {
     Application::build(ServeSettings {
-        http: HttpSettings::on("127.0.0.1:0".parse()?),
+        http: HttpSettings::open("127.0.0.1:0".parse()?),
         data_dir,
         demo: false,
         demo_attendees: 0,

@@ -31,6 +31,10 @@ pub enum ErrorCode {
     NotFound,
     /// The request clashes with what is stored (an address another account has).
     Conflict,
+    /// No one is signed in, or the credential is unknown, expired or revoked.
+    Unauthenticated,
+    /// The caller is known and may not do this.
+    Forbidden,
     /// A dependency (log, store) cannot take the request now; retrying later is safe.
     Unavailable,
     Internal,
@@ -46,6 +50,10 @@ pub enum Error {
     NotFound { what: &'static str, id: String },
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} unavailable")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -67,6 +75,8 @@ impl Error {
             Error::Invalid(_) => ErrorCode::InvalidInput,
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
+            Error::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
         }
@@ -97,6 +107,15 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::auth::Denied> for Error {
+    fn from(d: crate::auth::Denied) -> Self {
+        match d {
+            crate::auth::Denied::SignInRequired => Error::Unauthenticated(d.to_string()),
+            crate::auth::Denied::Forbidden => Error::Forbidden(d.to_string()),
+        }
+    }
+}
 
 /// Most characters of a client's bad value a message repeats: enough to recognise it, never a
 /// whole body echoed back.

@@ -45,14 +45,9 @@ pub trait LocationStore: Send + Sync + 'static {
     async fn get(&self, id: LocationId) -> Result<Option<Location>>;
     /// Locations with time in `window`, of one person or of everyone, in (time, id) order.
     async fn in_window(&self, window: Window, person: Option<PersonId>) -> Result<Vec<Location>>;
-    /// Up to `limit` locations with ids above `after` and at most `until`, in id order: for
-    /// building indexes, from several ranges at once.
-    async fn scan(
-        &self,
-        after: LocationId,
-        until: LocationId,
-        limit: usize,
-    ) -> Result<Vec<Location>>;
+    /// Up to `range.limit` locations with ids above `range.after` and at most `range.until`,
+    /// in id order: for building indexes, from several ranges at once.
+    async fn scan(&self, range: LocationScan) -> Result<Vec<Location>>;
     /// The lowest and highest stored ids, if any location is stored.
     async fn id_range(&self) -> Result<Option<(LocationId, LocationId)>>;
     /// The highest stored id below [`DERIVED_ID_BASE`](crate::record::DERIVED_ID_BASE): the
@@ -209,6 +204,28 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
 }
 
+/// Which locations [`LocationStore::scan`] reads: ids in `(after, until]`, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocationScan {
+    pub after: LocationId,
+    pub until: LocationId,
+    pub limit: usize,
+}
+
+impl LocationScan {
+    /// Every stored location.
+    pub const ALL: LocationScan = LocationScan::after(LocationId::MIN);
+
+    /// Every stored location with an id above `after`.
+    pub const fn after(after: LocationId) -> LocationScan {
+        LocationScan {
+            after,
+            until: LocationId::MAX,
+            limit: usize::MAX,
+        }
+    }
+}
+
 /// Hands out blocks of ids so ingest nodes assign unique ids without a round trip per ping
 /// (hi/lo). State lives outside the stores a replay rebuilds, so a rebuild never reissues ids.
 #[async_trait]
@@ -247,18 +264,22 @@ pub trait Log: Send + Sync + 'static {
     async fn consumer(&self, topic: &str, group: &str, start: StartFrom) -> Result<DynLogConsumer>;
     /// Succeeds when appends can be made.
     async fn ping(&self) -> Result<()>;
-    /// Reads `topic` from `group`'s committed position (from the oldest record kept where the
-    /// group has committed nothing, or with no group) to its end (at least the end it had when
-    /// the call started), handing every batch to `visit`, and returns how many records it read.
-    /// Joins no group and commits nothing: for checks at start. Fails when more than `limit`
-    /// records are there, before reading any where the log can tell.
-    async fn scan(
-        &self,
-        topic: &str,
-        group: Option<&str>,
-        limit: u64,
-        visit: &mut (dyn for<'b> FnMut(&'b [Consumed]) + Send),
-    ) -> Result<u64>;
+    /// Reads `scan.topic` from `scan.group`'s committed position (from the oldest record kept
+    /// where the group has committed nothing, or with no group) to its end (at least the end it
+    /// had when the call started), handing every batch to `scan.visit`, and returns how many
+    /// records it read. Joins no group and commits nothing: for checks at start. Fails when
+    /// more than `scan.limit` records are there, before reading any where the log can tell.
+    async fn scan(&self, scan: LogScan<'_>) -> Result<u64>;
+}
+
+/// What [`Log::scan`] reads, and what it hands each batch to.
+pub struct LogScan<'a> {
+    pub topic: &'a str,
+    /// Read from this group's committed position; `None`: from the oldest record kept.
+    pub group: Option<&'a str>,
+    /// The most records the scan may find; more is an error.
+    pub limit: u64,
+    pub visit: &'a mut (dyn for<'b> FnMut(&'b [Consumed]) + Send),
 }
 
 /// One member of a consumer group.

@@ -35,15 +35,14 @@ pub fn format_utc(t: DateTime<Utc>) -> String {
 
 /// `t` if it lies in the years accepted anywhere, 1970 to 9999 (they keep every timestamp
 /// representable in microseconds and in every store's native type), else why not, naming the
-/// time as `shown`. The last second of 9999 is in, to its last nanosecond: a time is checked
-/// before or after it is cut to the microsecond, and either way gets the same answer.
+/// time as `shown`.
 pub(crate) fn in_supported_years(
     t: DateTime<Utc>,
     shown: impl std::fmt::Display,
 ) -> Result<DateTime<Utc>, String> {
     let min = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
-    let end = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap();
-    if (min..end).contains(&t) {
+    let max = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+    if (min..=max).contains(&t) {
         Ok(t)
     } else {
         Err(outside_years(shown))

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
-use udaconnect_core::ports::{Consumed, DynLogConsumer, Log, StartFrom};
+use udaconnect_core::ports::{DynLogConsumer, Log, LogScan, StartFrom};
 use udaconnect_core::record::LogRecord;
 use udaconnect_core::{Error, Result};
 
@@ -682,13 +682,13 @@ impl Log for EmbeddedLog {
         Ok(Box::new(EmbeddedConsumer::new(topic, offset_path, next)))
     }
 
-    async fn scan(
-        &self,
-        topic: &str,
-        group: Option<&str>,
-        limit: u64,
-        visit: &mut (dyn for<'b> FnMut(&'b [Consumed]) + Send),
-    ) -> Result<u64> {
+    async fn scan(&self, scan: LogScan<'_>) -> Result<u64> {
+        let LogScan {
+            topic,
+            group,
+            limit,
+            visit,
+        } = scan;
         let t = self.topic(topic)?;
         let (earliest, end) = (t.earliest(), *t.durable_end.borrow());
         let committed = match group {

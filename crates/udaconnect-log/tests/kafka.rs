@@ -398,13 +398,18 @@ async fn a_static_member_back_after_a_long_absence_takes_its_place_again() {
         )
         .expect("kafka log")
     };
-    let log_a = as_member(&name_a);
-    log_a
-        .append(&topic, records("before", 30, 1_000))
-        .await
-        .expect("append");
+    // Member a appends 30 records named `prefix`, then joins the group.
+    let a_joins_after_appending = async |prefix: &str, first_ms: i64| {
+        let log_a = as_member(&name_a);
+        log_a
+            .append(&topic, records(prefix, 30, first_ms))
+            .await
+            .expect("append");
+        let a = member(&log_a, &topic, &group, StartFrom::Earliest).await;
+        (log_a, a)
+    };
     // The first member to join leads the group.
-    let mut a = member(&log_a, &topic, &group, StartFrom::Earliest).await;
+    let (log_a, mut a) = a_joins_after_appending("before", 1_000).await;
     assert_eq!(collect(a.as_mut(), 30, PATIENCE).await.len(), 30);
     a.commit().await.expect("commit");
     let log_b = as_member(&name_b);
@@ -432,12 +437,7 @@ async fn a_static_member_back_after_a_long_absence_takes_its_place_again() {
     read.extend(drain(b.as_mut(), away).await.iter().map(value));
     b.commit().await.expect("commit");
 
-    let log_a = as_member(&name_a);
-    log_a
-        .append(&topic, records("after", 30, 2_000))
-        .await
-        .expect("append");
-    let mut a = member(&log_a, &topic, &group, StartFrom::Earliest).await;
+    let (_log_a, mut a) = a_joins_after_appending("after", 2_000).await;
     let after = |read: &HashSet<String>| read.iter().filter(|v| v.starts_with("after-")).count();
     let deadline = Instant::now() + Duration::from_secs(45);
     while (after(&read) < 30 || !shared(a.assigned(), b.assigned())) && Instant::now() < deadline {

@@ -17,6 +17,8 @@
 //!   connection-api's handlers, the venue live.
 //! - [`persons`]: the person directory (in-process or over HTTP, one cache) and person-api's
 //!   handlers.
+//! - [`access`]: who is asking (the authentication layer, tokens and session cookies) and the
+//!   rule each route declares; `/api/me`.
 //! - [`http`]: what every HTTP role shares: the connection layer (caps, timeouts, the
 //!   stop's deadline), request checks and security headers, correlation ids, problems,
 //!   layers, `/health` `/ready` `/metrics`, OpenAPI, the gateway, the web page.
@@ -29,6 +31,7 @@
 //! loop and stores it, and `feed` hands the batch to `query`'s index and live view; a query
 //! comes in at `query::http` and is answered by a `query` engine.
 
+pub mod access;
 pub mod consume;
 pub mod feed;
 pub mod http;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::types::FromSqlOwned;
 use udaconnect_core::contact::{connections, ConnectionQuery, Point};
-use udaconnect_core::ports::{IdLeaser, LocationStore, NearQuery, PersonStore};
+use udaconnect_core::ports::{IdLeaser, LocationScan, LocationStore, NearQuery, PersonStore};
 use udaconnect_core::record::DERIVED_ID_BASE;
 use udaconnect_core::time::{from_micros, parse_timestamp, to_micros, Window};
 use udaconnect_core::{Error, ErrorCode};
@@ -232,7 +232,7 @@ async fn an_original_database_is_repaired_in_place() {
         -122.25,
         to_micros(parse_timestamp("2020-07-07T10:00:00Z").unwrap()),
     ));
-    let stored = store.scan(i64::MIN, i64::MAX, usize::MAX).await.unwrap();
+    let stored = store.scan(LocationScan::ALL).await.unwrap();
     assert_eq!(by_id(&stored), by_id(&expected));
     assert!(stored.iter().all(|l| l.latitude.abs() <= 90.0));
     // At least one seed row really was swapped, or this test proves nothing.
@@ -409,7 +409,7 @@ async fn a_negative_zero_is_stored_and_read_as_zero() {
         loc(2, 1, 0.0, 0.0, 2),
         loc(3, 1, 0.0, 0.0, t),
     ];
-    let back = store.scan(0, i64::MAX, usize::MAX).await.unwrap();
+    let back = store.scan(LocationScan::after(0)).await.unwrap();
     assert_eq!(by_id(&back), by_id(&zeros));
     let one = store.get(3).await.unwrap().unwrap();
     assert_eq!(one.latitude.to_bits(), 0.0f64.to_bits());

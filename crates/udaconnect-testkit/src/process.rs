@@ -154,6 +154,9 @@ impl RoleProc {
             .env_remove("UDACONNECT_LOG")
             .env_remove("UDACONNECT_PERSON_API")
             .env_remove("DB_HOST")
+            // The original open contract, which most tests exercise; a test of access control
+            // says `--auth on` (or sets UDACONNECT_AUTH in its env).
+            .env("UDACONNECT_AUTH", "off")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -310,9 +313,27 @@ impl Stack {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
+        Stack::start_seeded_with_env(bin, store, broker, &[], seed).await
+    }
+
+    /// As [`Stack::start_seeded`], every role with these environment variables set (say
+    /// `UDACONNECT_AUTH=on` and the roles' `UDACONNECT_SERVICE_TOKEN`).
+    pub async fn start_seeded_with_env<F, Fut>(
+        bin: &Path,
+        store: &str,
+        broker: &crate::kafka::Broker,
+        env: &[(&str, &str)],
+        seed: F,
+    ) -> Stack
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let ready = Duration::from_secs(60);
-        let person_api =
-            RoleProc::spawn(bin, "person-api", &["--store".into(), store.into()]).await;
+        let spawn = |role: &'static str, args: Vec<String>| async move {
+            RoleProc::spawn_with_env(bin, role, &args, env).await
+        };
+        let person_api = spawn("person-api", vec!["--store".into(), store.into()]).await;
         // person-api runs the migrations first; the others would wait on its advisory lock.
         person_api.wait_ready(ready).await;
         seed().await;
@@ -329,25 +350,22 @@ impl Stack {
             args.extend(extra.iter().map(|a| a.to_string()));
             args
         };
-        let location_api = RoleProc::spawn(
-            bin,
+        let location_api = spawn(
             "location-api",
-            &with(broker.producer_url(), &["--grpc-listen", "127.0.0.1:0"]),
+            with(broker.producer_url(), &["--grpc-listen", "127.0.0.1:0"]),
         )
         .await;
-        let consumer = RoleProc::spawn(
-            bin,
+        let consumer = spawn(
             "location-consumer",
-            &with(broker.consumer_url(STACK_CONSUMER), &[]),
+            with(broker.consumer_url(STACK_CONSUMER), &[]),
         )
         .await;
         // With the log, connection-api also serves the venue live from the topic.
-        let connection_api = RoleProc::spawn(bin, "connection-api", &with(broker.url(), &[])).await;
+        let connection_api = spawn("connection-api", with(broker.url(), &[])).await;
         let smtp = crate::smtp::SmtpServer::start().await;
-        let mailer = RoleProc::spawn(
-            bin,
+        let mailer = spawn(
             "mailer",
-            &[
+            vec![
                 "--store".to_string(),
                 store.to_string(),
                 "--log".to_string(),
@@ -357,10 +375,12 @@ impl Stack {
             ],
         )
         .await;
-        let web = RoleProc::spawn(
-            bin,
+        let web = spawn(
             "web",
-            &[
+            vec![
+                // Its own /metrics checks tokens there; /api is checked by the roles behind.
+                "--store".to_string(),
+                store.to_string(),
                 "--person-api".to_string(),
                 person_api.base(),
                 "--location-api".to_string(),

@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udaconnect::telemetry::GlobalArgs;
+use udaconnect_core::auth::TokenSecret;
 use udaconnect_core::ports::DynLog;
+use udaconnect_server::access::AuthMode;
 use udaconnect_server::consume::replay::{self as rebuild, ReplayMode};
 use udaconnect_server::mail::{MailSettings, SmtpUrl};
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
@@ -135,6 +137,44 @@ pub struct ServeArgs {
     pub log_retention: LogRetention,
     #[command(flatten)]
     pub mail: MailArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Who may ask what.
+#[derive(Args, Debug)]
+pub struct AccessArgs {
+    /// `on`: every route but /health, /ready, the page and the docs needs a token
+    /// (`Authorization: Bearer uc_...`, gRPC metadata `authorization`) or a signed-in session,
+    /// and each role may do what the policy allows. `off`: the original open contract, for
+    /// its old clients; refused unless every listen address is loopback.
+    #[arg(long, env = "UDACONNECT_AUTH", default_value = "on")]
+    pub auth: AuthMode,
+    /// Also serve /metrics without a token on this address, for Prometheus scrapers (off by
+    /// default: /metrics on the main address needs an organizer's or admin's token).
+    #[arg(long, env = "UDACONNECT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// What a role apart presents when it asks person-api for itself.
+#[derive(Args, Debug)]
+pub struct ServiceTokenArg {
+    /// An organizer's token (`udaconnect admin create-token --role organizer`) this role
+    /// presents to person-api when it looks persons up; needed when person-api runs with
+    /// --auth on. Best given by the environment (a Secret), not on the command line.
+    #[arg(long, env = "UDACONNECT_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+}
+
+impl ServiceTokenArg {
+    fn token(&self) -> anyhow::Result<Option<TokenSecret>> {
+        match self.service_token.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(t) => TokenSecret::parse(t)
+                .map(Some)
+                .context("--service-token: not a UdaConnect token (uc_...)"),
+        }
+    }
 }
 
 /// How the mailer sends.
@@ -228,6 +268,8 @@ pub struct RoleArgs {
     pub listen_file: ListenFileArg,
     #[command(flatten)]
     pub edge: crate::edge::EdgeArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// Where person-api answers, for a role that asks it about persons.
@@ -236,6 +278,8 @@ pub struct PersonApiArg {
     /// Base URL of person-api (persons are looked up there, not in its tables).
     #[arg(long, env = "UDACONNECT_PERSON_API", default_value_t = Role::PersonApi.default_url())]
     pub person_api: String,
+    #[command(flatten)]
+    pub service: ServiceTokenArg,
 }
 
 #[derive(Args, Debug)]
@@ -373,6 +417,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             web_dir: args.web_dir,
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
+            auth: args.access.auth,
+            metrics_listen: args.access.metrics_listen,
         },
         data_dir: args.data.data_dir,
         demo: args.demo,
@@ -420,16 +466,22 @@ fn role_settings(
             web_dir: None,
             cors_origins: args.cors_origins,
             edge: args.edge.settings(),
+            auth: args.access.auth,
+            metrics_listen: args.access.metrics_listen,
         },
         grpc_listen: None,
         store: store_url(args.store)?,
         log: log_url(args.log)?,
-        upstreams: match person_api {
-            Some(p) => upstreams.with(Role::PersonApi, p.person_api),
+        upstreams: match &person_api {
+            Some(p) => upstreams.with(Role::PersonApi, p.person_api.clone()),
             None => upstreams,
         },
         engine: EngineKind::default(),
         mail: MailSettings::default(),
+        service_token: match &person_api {
+            Some(p) => p.service.token()?,
+            None => None,
+        },
     })
 }
 

@@ -353,13 +353,14 @@ pub async fn distributed(
     let http = reqwest::Client::new();
     let settings = |role, config, upstreams| RoleSettings {
         role,
-        http: HttpSettings::on("127.0.0.1:0".parse().expect("a socket address")),
+        http: HttpSettings::open("127.0.0.1:0".parse().expect("a socket address")),
         grpc_listen: None,
         store: db.url.parse::<StoreUrl>().expect("the database URL parses"),
         log: LogUrl::kafka(broker.brokers(), config),
         upstreams,
         engine: Default::default(),
         mail: Default::default(),
+        service_token: None,
     };
     let persons =
         Application::build_role(settings(Role::PersonApi, Vec::new(), Upstreams::default()))

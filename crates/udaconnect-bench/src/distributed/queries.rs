@@ -3,12 +3,12 @@
 //! predicate), whose every answer must be equal; and the plan of the `near` statement.
 
 use std::fmt::Write as _;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use udaconnect::progress;
-use udaconnect_core::contact::Point;
+use udaconnect_core::contact::{Contact, Point};
 use udaconnect_core::ports::DynLocationStore;
-use udaconnect_core::time::from_micros;
+use udaconnect_core::time::{from_micros, Window};
 use udaconnect_server::query::engine::{ContactEngine, Rows};
 use udaconnect_server::query::store::{ScanEngine, StoreEngine};
 use udaconnect_sim::Conference;
@@ -16,7 +16,7 @@ use udaconnect_store::postgres::near_sql;
 
 use super::ratio;
 use crate::common::{
-    connection_query, contacts_query, days_from, ms, p50_p99, ConferenceArgs, DAY_US,
+    connection_query, contacts_query, days_from, ms, p50_p99, Answer, ConferenceArgs, Timed, DAY_US,
 };
 
 fn all_rows(rows: &dyn Rows) -> Vec<Point> {
@@ -68,48 +68,32 @@ pub async fn run(
     };
     for (label, days) in windows {
         let window = days_from(start, days);
-        let q = |p: i64| connection_query(p, window, Some(60_000_000));
-        timing
-            .row(
-                report,
-                ("connection, distance 5 m, max_time_gap 60 s", label),
-                async |p| Ok(engine.connections(q(p)).await?),
-                async |p| Ok(scan.connections(q(p)).await?),
-                ("connections", |r: Box<dyn Rows>| all_rows(r.as_ref())),
-            )
-            .await?;
-        let cq = |p: i64| contacts_query(p, window);
-        timing
-            .row(
-                report,
-                ("contacts over tracks, 5 m, min 120 s", label),
-                async |p| Ok(engine.contacts(cq(p)).await?),
-                async |p| Ok(scan.contacts(cq(p)).await?),
-                ("contacts", |c| c),
-            )
-            .await?;
+        for kind in Timed::ALL {
+            timing
+                .row(
+                    report,
+                    (kind.title(), label),
+                    async |p| ask(&engine, kind, window, p).await,
+                    async |p| ask(&scan, kind, window, p).await,
+                    (kind.answers(), Raw::comparable),
+                )
+                .await?;
+        }
     }
 
     // The original semantics: no time condition, first day.
     let window = days_from(start, 1);
     let q = |p: i64| connection_query(p, window, None);
-    let (mut rows, mut secs, mut sizes, mut fast) = (0usize, 0.0, Vec::new(), Vec::new());
-    let (mut base_rows, mut base_secs, mut slow) = (0usize, 0.0, Vec::new());
+    let (mut fast, mut slow, mut sizes) = (Tally::default(), Tally::default(), Vec::new());
     for &p in checked {
         let t = Instant::now();
         let indexed = engine.connections(q(p)).await?;
-        let d = t.elapsed();
-        secs += d.as_secs_f64();
-        fast.push(ms(d));
-        rows += indexed.len();
+        fast.add(t.elapsed(), indexed.len());
         sizes.push(indexed.len() as f64);
         tick();
         let t = Instant::now();
         let scanned = scan.connections(q(p)).await?;
-        let d = t.elapsed();
-        base_secs += d.as_secs_f64();
-        slow.push(ms(d));
-        base_rows += scanned.len();
+        slow.add(t.elapsed(), scanned.len());
         if all_rows(scanned.as_ref()) != all_rows(indexed.as_ref()) {
             return Err(disagree("connections", p, "original semantics"));
         }
@@ -118,9 +102,9 @@ pub async fn run(
     bar.finish_and_clear();
     let largest = sizes.iter().copied().fold(0.0, f64::max);
     let (size_p50, _) = p50_p99(sizes);
-    let (f50, f99) = p50_p99(fast);
-    let (s50, s99) = p50_p99(slow);
-    let (rate, base_rate) = (rows as f64 / secs, base_rows as f64 / base_secs);
+    let (rate, base_rate) = (fast.rate(), slow.rate());
+    let (f50, f99) = p50_p99(fast.times);
+    let (s50, s99) = p50_p99(slow.times);
     writeln!(
         report,
         "\n### The original semantics (no time condition), 1-day window, {} attendees\n\n\
@@ -146,6 +130,60 @@ pub async fn run(
         )?;
     }
     Ok(())
+}
+
+/// Rows answered and time taken by a run of queries.
+#[derive(Default)]
+struct Tally {
+    rows: usize,
+    secs: f64,
+    /// Each query's, in ms.
+    times: Vec<f64>,
+}
+
+impl Tally {
+    fn add(&mut self, took: Duration, rows: usize) {
+        self.rows += rows;
+        self.secs += took.as_secs_f64();
+        self.times.push(ms(took));
+    }
+
+    /// Rows answered per second of query time.
+    fn rate(&self) -> f64 {
+        self.rows as f64 / self.secs
+    }
+}
+
+/// An engine's answer as it gives it: what is timed.
+enum Raw {
+    Rows(Box<dyn Rows>),
+    Contacts(Vec<Contact>),
+}
+
+impl Raw {
+    fn comparable(self) -> Answer {
+        match self {
+            Raw::Rows(rows) => Answer::Points(all_rows(rows.as_ref())),
+            Raw::Contacts(contacts) => Answer::Contacts(contacts),
+        }
+    }
+}
+
+/// `engine`'s answer to the query of `kind` about person `p` in `window`.
+async fn ask(
+    engine: &dyn ContactEngine,
+    kind: Timed,
+    window: Window,
+    p: i64,
+) -> anyhow::Result<Raw> {
+    Ok(match kind {
+        Timed::Connection => Raw::Rows(
+            engine
+                .connections(Timed::connection_query(p, window))
+                .await?,
+        ),
+        Timed::Contacts => Raw::Contacts(engine.contacts(contacts_query(p, window)).await?),
+    })
 }
 
 fn disagree(what: &str, person: i64, label: &str) -> anyhow::Error {

@@ -12,8 +12,8 @@ use udaconnect_server::query::engine::SharedIndex;
 use udaconnect_sim::Conference;
 
 use crate::common::{
-    connection_query, contacts_oracle, contacts_query, days_from, ms, p50_p99, percentile,
-    ConferenceArgs, DAY_US,
+    connection_query, contacts_oracle, contacts_query, days_from, ms, p50_p99, percentile, Answer,
+    ConferenceArgs, Timed, DAY_US,
 };
 use crate::load;
 
@@ -71,33 +71,42 @@ pub async fn run(
         let window = days_from(start, days);
         let date = |d: i64| format_utc(from_micros(start + d * DAY_US))[..10].to_string();
         let (start_date, end_date) = (date(0), date(days - 1));
-        // Connection with a time condition.
-        let q = |p: i64| connection_query(p, window, Some(60_000_000));
-        stage
-            .row(
-                report,
-                ("connection, distance 5 m, max_time_gap 60 s", label),
-                |p| read().connections(&q(p)).len(),
-                |p| format!("{base}/api/persons/{p}/connection?start_date={start_date}&end_date={end_date}&distance=5&max_time_gap=60"),
-                |own, p| contact::connections(own, &all, &q(p)),
-                |p| {
-                    let i = read();
-                    i.connections(&q(p)).iter().map(|&s| i.point(s)).collect()
-                },
-            )
-            .await?;
-        // Contacts over tracks, every parameter at its default.
+        let q = |p: i64| Timed::connection_query(p, window);
         let cq = |p: i64| contacts_query(p, window);
-        stage
-            .row(
-                report,
-                ("contacts over tracks, 5 m, min 120 s", label),
-                |p| read().track_contacts(&cq(p)).len(),
-                |p| format!("{base}/api/persons/{p}/contacts?start={start_date}&end={end_date}"),
-                |_, p| contacts_oracle(&all, &cq(p)),
-                |p| read().track_contacts(&cq(p)),
-            )
-            .await?;
+        let url = |kind: Timed, p: i64| match kind {
+            Timed::Connection => format!(
+                "{base}/api/persons/{p}/connection?start_date={start_date}&end_date={end_date}\
+                 &distance=5&max_time_gap=60"
+            ),
+            Timed::Contacts => {
+                format!("{base}/api/persons/{p}/contacts?start={start_date}&end={end_date}")
+            }
+        };
+        for kind in Timed::ALL {
+            stage
+                .row(
+                    report,
+                    (kind.title(), label),
+                    |p| match kind {
+                        Timed::Connection => read().connections(&q(p)).len(),
+                        Timed::Contacts => read().track_contacts(&cq(p)).len(),
+                    },
+                    |p| url(kind, p),
+                    |own, p| match kind {
+                        Timed::Connection => Answer::Points(contact::connections(own, &all, &q(p))),
+                        Timed::Contacts => Answer::Contacts(contacts_oracle(&all, &cq(p))),
+                    },
+                    |p| match kind {
+                        Timed::Connection => {
+                            let i = read();
+                            let found = i.connections(&q(p));
+                            Answer::Points(found.iter().map(|&s| i.point(s)).collect())
+                        }
+                        Timed::Contacts => Answer::Contacts(read().track_contacts(&cq(p))),
+                    },
+                )
+                .await?;
+        }
     }
     original_semantics(start, &people, checked, &all, index, report)
 }
@@ -160,14 +169,14 @@ impl Stage<'_> {
     /// One row: the query in the server's index (`server` answers its row count), over HTTP
     /// (`url`), and by the linear scan (`scan`), each of whose answers must be the index's
     /// (`indexed`).
-    async fn row<T: PartialEq>(
+    async fn row(
         &self,
         report: &mut String,
         (what, window): (&str, &str),
         server: impl FnMut(i64) -> usize,
         url: impl Fn(i64) -> String,
-        scan: impl Fn(&[Point], i64) -> Vec<T>,
-        indexed: impl Fn(i64) -> Vec<T>,
+        scan: impl Fn(&[Point], i64) -> Answer,
+        indexed: impl Fn(i64) -> Answer,
     ) -> anyhow::Result<()> {
         let server = time_each(self.people, server);
         let http = http_each(self.scratch, self.people, url).await?;
@@ -199,11 +208,11 @@ pub fn time_each(people: &[i64], mut f: impl FnMut(i64) -> usize) -> Latencies {
 }
 
 /// The linear scan, checked against the index's answer as it goes.
-fn baseline_each<T: PartialEq>(
+fn baseline_each(
     people: &[i64],
     all: &[Point],
-    scan: impl Fn(&[Point], i64) -> Vec<T>,
-    indexed: impl Fn(i64) -> Vec<T>,
+    scan: impl Fn(&[Point], i64) -> Answer,
+    indexed: impl Fn(i64) -> Answer,
 ) -> anyhow::Result<Latencies> {
     let mut out = Latencies::default();
     for &p in people {
@@ -211,7 +220,7 @@ fn baseline_each<T: PartialEq>(
         let t = Instant::now();
         let scanned = scan(&own, p);
         out.0.push(ms(t.elapsed()));
-        out.1.push(scanned.len() as f64);
+        out.1.push(scanned.rows() as f64);
         if indexed(p) != scanned {
             bail!("index and scan disagree for person {p}");
         }

@@ -38,7 +38,9 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 use udaconnect_core::mail::{NOTIFICATION_DLQ_TOPIC, NOTIFICATION_TOPIC};
-use udaconnect_core::ports::{retry_delay, Consumed, DynLogConsumer, Log, LogConsumer, StartFrom};
+use udaconnect_core::ports::{
+    retry_delay, Consumed, DynLogConsumer, Log, LogConsumer, LogScan, StartFrom,
+};
 use udaconnect_core::record::{LogRecord, Position, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 use udaconnect_core::{Error, Result};
 
@@ -549,24 +551,19 @@ impl Log for KafkaLog {
         consumer::subscribe(&self.brokers, &self.options, topic, group, start)
     }
 
-    async fn scan(
-        &self,
-        topic: &str,
-        group: Option<&str>,
-        limit: u64,
-        visit: &mut (dyn for<'b> FnMut(&'b [Consumed]) + Send),
-    ) -> Result<u64> {
-        self.topics.ensure(topic).await?;
+    async fn scan(&self, scan: LogScan<'_>) -> Result<u64> {
+        self.topics.ensure(scan.topic).await?;
         let (out, mut batches) = tokio::sync::mpsc::channel(4);
         let (brokers, options) = (self.brokers.clone(), self.options.clone());
-        let (topic, group) = (topic.to_string(), group.map(str::to_string));
+        let (topic, group) = (scan.topic.to_string(), scan.group.map(str::to_string));
+        let limit = scan.limit;
         let reading = tokio::task::spawn_blocking(move || {
             consumer::scan(&brokers, &options, &topic, group.as_deref(), limit, &out)
         });
         let mut read = 0;
         while let Some(batch) = batches.recv().await {
             read += batch.len() as u64;
-            visit(&batch);
+            (scan.visit)(&batch);
         }
         reading
             .await

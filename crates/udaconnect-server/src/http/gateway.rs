@@ -10,6 +10,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::access::upstream;
 use crate::http::problem::Problem;
 use crate::http::upstream::Upstream;
 use crate::http::{correlation_id, CORRELATION_HEADER};
@@ -61,7 +62,12 @@ impl Gateway {
         for h in HOP_BY_HOP {
             headers.remove(h);
         }
-        headers.remove(header::HOST);
+        // The role behind answers to its own name; the page's host goes on for the check
+        // that a cookie-signed write comes from the page (a browser sends this header only
+        // from a page allowed to, after asking: CORS does not allow it).
+        if let Some(host) = headers.remove(header::HOST) {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
         // The upstream logs the same id as this gateway, whether the client sent one or not.
         if let Some(id) = correlation_id().and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(CORRELATION_HEADER, id);
@@ -102,7 +108,7 @@ async fn proxy(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
 /// Every `/api` path, passed on.
 pub fn routes(gw: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/api", axum::routing::any(proxy))
-        .route("/api/{*rest}", axum::routing::any(proxy))
+        .route("/api", upstream(axum::routing::any(proxy)))
+        .route("/api/{*rest}", upstream(axum::routing::any(proxy)))
         .with_state(gw)
 }

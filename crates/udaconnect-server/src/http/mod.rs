@@ -108,13 +108,15 @@ pub fn usable_correlation_id(raw: &str) -> Option<String> {
 const BODY_LIMIT: usize = 16 << 20;
 
 /// The layers every HTTP router sits in, whatever roles it serves: unknown paths and bare
-/// rejections as problems, panics caught, a body limit, the request checks ([`guard`]),
-/// CORS, correlation ids, request metrics and logs, security headers.
+/// rejections as problems, panics caught, who is asking ([`crate::access`]), a body limit,
+/// the request checks ([`guard`]), CORS, correlation ids, request metrics and logs, security
+/// headers.
 pub fn with_common_layers(
     router: axum::Router,
     metrics: &Arc<Metrics>,
     cors_origins: &[String],
     guards: Arc<guard::Guards>,
+    auth: Arc<crate::access::Authenticator>,
 ) -> axum::Router {
     let metrics = metrics.clone();
     router
@@ -123,6 +125,9 @@ pub fn with_common_layers(
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::access::authenticate::authenticate(auth.clone(), req, next)
+        }))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(move |req, next| {
             guard::check(guards.clone(), req, next)
@@ -356,8 +361,9 @@ pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             };
             allowed.iter().any(|a| a == origin) || is_loopback_origin(origin)
         }))
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([
+            header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::ACCEPT,
             CORRELATION_HEADER,
@@ -365,6 +371,7 @@ pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         ])
         .expose_headers([
             CORRELATION_HEADER,
+            header::WWW_AUTHENTICATE,
             header::LOCATION,
             header::LINK,
             HeaderName::from_static("x-next-cursor"),

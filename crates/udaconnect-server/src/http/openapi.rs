@@ -1,5 +1,6 @@
 //! The OpenAPI description, generated from the handlers and types.
 
+use udaconnect_core::auth::Action;
 use udaconnect_core::model::MAX_ID;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
@@ -9,6 +10,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
+use crate::access::me;
 use crate::http::ops;
 use crate::http::problem::{Problem, PROBLEM_JSON};
 use crate::ingest::http as location_api;
@@ -21,6 +23,11 @@ use crate::query::live;
     info(
         title = "UdaConnect",
         description = "Who met whom at a conference, from attendees' location pings. \
+            Every operation but /health, /ready and the description itself needs a token \
+            (Authorization: Bearer uc_..., bearerAuth) or a signed-in session (the uc_session \
+            cookie, cookieAuth; a write by cookie must come from this site's page): 401 \
+            without one, 403 when the caller's role may not (an attendee reaches their own \
+            data, under /api/me too; organizers the directory and the venue; admins all). \
             Errors are RFC 9457 problem+json bodies naming the invalid fields. Every answer \
             carries X-Correlation-ID (taken from the request when sent, also as correlationId). \
             Any operation answers 421 to a Host header the server is not configured for \
@@ -48,6 +55,14 @@ use crate::query::live;
         ops::health,
         ops::ready,
         ops::metrics,
+        me::me,
+        me::my_tokens,
+        me::create_my_token,
+        me::revoke_my_token,
+        connection_api::my_connections,
+        connection_api::my_contacts,
+        connection_api::my_summary,
+        location_api::my_locations,
     ),
     components(schemas(
         udaconnect_core::model::Person,
@@ -70,6 +85,10 @@ use crate::query::live;
         udaconnect_core::venue::Area,
         udaconnect_core::venue::AreaKind,
         udaconnect_core::venue::LatLon,
+        me::Me,
+        me::TokenView,
+        me::NewTokenBody,
+        me::CreatedToken,
     )),
     tags(
         (name = "persons", description = "Attendees"),
@@ -77,8 +96,9 @@ use crate::query::live;
         (name = "connections", description = "Who was near whom"),
         (name = "live", description = "The venue live: positions as they arrive"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "me", description = "The caller: their person, meetings and tokens"),
     ),
-    modifiers(&EveryOperation),
+    modifiers(&EveryOperation, &Security),
 )]
 pub struct ApiDoc;
 
@@ -185,6 +205,106 @@ impl Modify for EveryOperation {
                         true,
                     );
                 }
+            }
+        }
+    }
+}
+
+/// Each operation of the document and the [`Action`] its route declares: what the security
+/// each operation states is derived from, and what the authorization matrix test expects.
+pub const OPERATIONS: &[(&str, &str, Action)] = &[
+    ("post", "/api/persons", Action::CreatePerson),
+    ("get", "/api/persons", Action::ListPersons),
+    ("get", "/api/persons/{id}", Action::GetPerson),
+    ("post", "/api/persons/lookup", Action::LookupPersons),
+    ("post", "/api/locations", Action::PostLocation),
+    ("post", "/api/locations/batch", Action::PostLocationBatch),
+    ("get", "/api/locations/{id}", Action::GetLocation),
+    ("get", "/api/persons/{id}/connection", Action::GetConnection),
+    ("get", "/api/persons/{id}/contacts", Action::GetContacts),
+    ("get", "/api/persons/{id}/summary", Action::GetSummary),
+    ("get", "/api/live/stream", Action::LiveStream),
+    ("get", "/api/live/positions", Action::LivePositions),
+    ("get", "/api/live/heat", Action::LiveHeat),
+    ("get", "/api/venue", Action::GetVenue),
+    ("get", "/health", Action::Health),
+    ("get", "/ready", Action::Ready),
+    ("get", "/metrics", Action::Metrics),
+    ("get", "/api/me", Action::GetMe),
+    ("get", "/api/me/tokens", Action::ListTokens),
+    ("post", "/api/me/tokens", Action::CreateToken),
+    ("delete", "/api/me/tokens/{id}", Action::RevokeToken),
+    ("get", "/api/me/connection", Action::GetConnection),
+    ("get", "/api/me/contacts", Action::GetContacts),
+    ("get", "/api/me/summary", Action::GetSummary),
+    ("get", "/api/me/locations", Action::GetLocation),
+];
+
+/// The action of the operation `method` (lowercase) `path`, as [`OPERATIONS`] lists it.
+pub fn action_of(method: &str, path: &str) -> Option<Action> {
+    OPERATIONS
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, a)| *a)
+}
+
+/// The two ways to say who is asking (`bearerAuth`: API and device tokens; `cookieAuth`: the
+/// browser session), and each operation's security from its action: none for public ones,
+/// either scheme for the rest, which may then answer 401 and 403.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+        };
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "cookieAuth",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                udaconnect_core::auth::SESSION_COOKIE,
+            ))),
+        );
+        for (path, item) in api.paths.paths.iter_mut() {
+            for (method, op) in [
+                ("get", &mut item.get),
+                ("post", &mut item.post),
+                ("put", &mut item.put),
+                ("patch", &mut item.patch),
+                ("delete", &mut item.delete),
+            ] {
+                let Some(op) = op.as_mut() else { continue };
+                // An operation missing from the table states no security: the unit test
+                // below and the matrix test refuse it.
+                let Some(action) = action_of(method, path) else {
+                    continue;
+                };
+                if action.is_public() {
+                    op.security = Some(Vec::new());
+                    continue;
+                }
+                op.security = Some(vec![
+                    SecurityRequirement::new("bearerAuth", Vec::<String>::new()),
+                    SecurityRequirement::new("cookieAuth", Vec::<String>::new()),
+                ]);
+                add_problem(
+                    op,
+                    "401",
+                    "No credential, or one that is unknown, expired or revoked \
+                     (WWW-Authenticate: Bearer)",
+                    false,
+                );
+                add_problem(
+                    op,
+                    "403",
+                    "The caller's role or token may not do this, for this person; or a write \
+                     signed in by the session cookie from another site",
+                    false,
+                );
             }
         }
     }
@@ -378,4 +498,32 @@ pub fn lookup_ids_schema() -> Schema {
         )
         .max_items(Some(crate::persons::http::MAX_LOOKUP_IDS))
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every operation of the document has its action in [`OPERATIONS`], and every row there
+    /// is an operation of the document: a new route without a rule fails here.
+    #[test]
+    fn every_operation_has_an_action() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+        let mut seen = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                let action = action_of(method, path)
+                    .unwrap_or_else(|| panic!("{method} {path} has no action in OPERATIONS"));
+                let security = op["security"].as_array().expect("security stated");
+                assert_eq!(security.is_empty(), action.is_public(), "{method} {path}");
+                seen.push((method.clone(), path.clone()));
+            }
+        }
+        for (m, p, _) in OPERATIONS {
+            assert!(
+                seen.contains(&(m.to_string(), p.to_string())),
+                "{m} {p} is not in the document"
+            );
+        }
+    }
 }

@@ -10,9 +10,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use udaconnect_core::auth::Action;
 use udaconnect_core::ports::{LocationStore, Log, PersonStore};
 use udaconnect_core::Result;
 
+use crate::access::{rule, On};
 use crate::http::problem::Problem;
 use crate::metrics::Metrics;
 
@@ -92,13 +94,22 @@ pub struct Ops {
 
 pub fn routes(ops: Arc<Ops>) -> Router {
     Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .route("/docs", get(docs))
-        .route("/docs.js", get(docs_script))
-        .route("/docs.css", get(docs_style))
+        .route("/health", rule(Action::Health, On::Service, get(health)))
+        .route("/ready", rule(Action::Ready, On::Service, get(ready)))
+        .route("/metrics", rule(Action::Metrics, On::Service, get(metrics)))
+        .route(
+            "/openapi.json",
+            rule(Action::ApiDocs, On::Service, get(openapi)),
+        )
+        .route("/docs", rule(Action::ApiDocs, On::Service, get(docs)))
+        .route(
+            "/docs.js",
+            rule(Action::ApiDocs, On::Service, get(docs_script)),
+        )
+        .route(
+            "/docs.css",
+            rule(Action::ApiDocs, On::Service, get(docs_style)),
+        )
         .with_state(ops)
 }
 
@@ -157,18 +168,40 @@ pub async fn ready(State(ops): State<Arc<Ops>>) -> Response {
     }
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics, for organizers and admins; scrapers read them without a token on
+/// `--metrics-listen`, an address of their own.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+    render_metrics(&ops.metrics)
+}
+
+fn render_metrics(metrics: &Metrics) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        ops.metrics.render(),
+        metrics.render(),
     )
         .into_response()
+}
+
+/// What `--metrics-listen` serves: `/metrics` alone, open to whoever reaches that address
+/// (a scraper inside the cluster), and problems for the rest.
+pub fn scrape_routes(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move { render_metrics(&metrics) }
+            }),
+        )
+        .fallback(crate::http::not_found)
+        .layer(axum::middleware::map_response(
+            crate::http::guard::security_headers,
+        ))
 }
 
 pub async fn openapi() -> Response {

@@ -40,6 +40,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -51,6 +53,8 @@ fn kind_of(code: ErrorCode) -> &'static str {
         ErrorCode::InvalidInput => "urn:udaconnect:problem:invalid-input",
         ErrorCode::NotFound => "urn:udaconnect:problem:not-found",
         ErrorCode::Conflict => "urn:udaconnect:problem:conflict",
+        ErrorCode::Unauthenticated => "urn:udaconnect:problem:unauthenticated",
+        ErrorCode::Forbidden => "urn:udaconnect:problem:forbidden",
         ErrorCode::Unavailable => "urn:udaconnect:problem:unavailable",
         ErrorCode::Internal => "about:blank",
     }
@@ -81,6 +85,12 @@ impl IntoResponse for Problem {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"udaconnect\""),
+            );
         }
         resp
     }

@@ -19,6 +19,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Upstream {
     pub role: Role,
+    /// What this process presents when it calls the role for itself (never on a client's
+    /// request it forwards): `Bearer` and the service token, marked sensitive.
+    credential: Option<axum::http::HeaderValue>,
     base: Uri,
     client: Client<HttpConnector, Body>,
 }
@@ -39,7 +42,28 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Ok(Upstream { role, base, client })
+        Ok(Upstream {
+            role,
+            base,
+            client,
+            credential: None,
+        })
+    }
+
+    /// This client, presenting `token` on the calls the process makes for itself.
+    pub fn with_credential(mut self, token: Option<&udaconnect_core::auth::TokenSecret>) -> Self {
+        self.credential = token.and_then(|t| {
+            let mut v =
+                axum::http::HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
+        self
+    }
+
+    /// The `Authorization` value of the process's own calls, if it has a service token.
+    pub fn credential(&self) -> Option<&axum::http::HeaderValue> {
+        self.credential.as_ref()
     }
 
     /// The URI of `path_and_query` at this role.

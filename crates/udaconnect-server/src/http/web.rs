@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use udaconnect_core::auth::Action;
+
+use crate::access::{rule, On};
 use crate::http::problem::Problem;
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
@@ -21,8 +24,11 @@ pub struct Web {
 
 pub fn routes(web: Arc<Web>) -> Router {
     Router::new()
-        .route("/", get(index))
-        .route("/assets/{*path}", get(asset))
+        .route("/", rule(Action::WebPage, On::Service, get(index)))
+        .route(
+            "/assets/{*path}",
+            rule(Action::WebPage, On::Service, get(asset)),
+        )
         .with_state(web)
 }
 

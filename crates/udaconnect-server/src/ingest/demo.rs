@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use udaconnect_core::auth::Action;
 use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::domain::FixTime;
 use udaconnect_core::model::{NewLocation, NewPerson};
@@ -17,6 +18,7 @@ use udaconnect_core::venue::{LatLon, Venue};
 use udaconnect_core::{Error, Result};
 use udaconnect_sim::{Conference, SimConfig};
 
+use crate::access::Caller;
 use crate::ingest::Ingest;
 
 const MARKER: &str = "demo-conference.json";
@@ -115,7 +117,15 @@ impl LiveConference {
             let wait = p.t - to_micros(SystemClock.now());
             if wait > 0 {
                 if !pending.is_empty() {
-                    if let Err(e) = ingest.accept(std::mem::take(&mut pending), true).await {
+                    if let Err(e) = ingest
+                        .accept(
+                            &Caller::Open,
+                            Action::PostLocationBatch,
+                            std::mem::take(&mut pending),
+                            true,
+                        )
+                        .await
+                    {
                         tracing::warn!(error = %e, "demo pings not accepted");
                     }
                 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
-use udaconnect_core::ports::{Consumed, DynIdLeaser, DynLog, IdLeaser, Log};
+use udaconnect_core::ports::{Consumed, DynIdLeaser, DynLog, IdLeaser, Log, LogScan};
 use udaconnect_core::record::{self, DERIVED_ID_BASE, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 use udaconnect_core::{Error, Result};
 
@@ -111,28 +111,28 @@ async fn max_id_in(log: &DynLog, topic: &str, group: Option<&str>) -> Result<(i6
     let mut max = 0;
     let mut read = 0u64;
     let mut reported = Instant::now();
-    // Named in full: `Iterator::scan` would be found first on the `Arc`.
-    let records = Log::scan(
-        log.as_ref(),
-        topic,
-        group,
-        SCAN_LIMIT,
-        &mut |batch: &[Consumed]| {
-            for c in batch {
-                if let Ok(d) = record::decode_legacy(&c.record, c.position) {
-                    // Derived ids (keyless records) come from positions, never from a lease.
-                    if d.location.id < DERIVED_ID_BASE {
-                        max = max.max(d.location.id);
-                    }
+    let mut visit = |batch: &[Consumed]| {
+        for c in batch {
+            if let Ok(d) = record::decode_legacy(&c.record, c.position) {
+                // Derived ids (keyless records) come from positions, never from a lease.
+                if d.location.id < DERIVED_ID_BASE {
+                    max = max.max(d.location.id);
                 }
             }
-            read += batch.len() as u64;
-            if reported.elapsed() >= PROGRESS_EVERY {
-                reported = Instant::now();
-                tracing::info!(topic, read, "reading the log for location ids in use");
-            }
-        },
-    )
-    .await?;
+        }
+        read += batch.len() as u64;
+        if reported.elapsed() >= PROGRESS_EVERY {
+            reported = Instant::now();
+            tracing::info!(topic, read, "reading the log for location ids in use");
+        }
+    };
+    let scan = LogScan {
+        topic,
+        group,
+        limit: SCAN_LIMIT,
+        visit: &mut visit,
+    };
+    // Named in full: `Iterator::scan` would be found first on the `Arc`.
+    let records = Log::scan(log.as_ref(), scan).await?;
     Ok((max, records))
 }

@@ -12,10 +12,12 @@ use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
+use udaconnect_core::auth::Action;
 use udaconnect_core::model::Location;
 use udaconnect_core::validate;
 use udaconnect_core::{Error, ErrorCode};
 
+use crate::access::{Authenticator, Caller};
 use crate::http::guard::RateLimiter;
 use crate::http::serve::GrpcConn;
 use crate::http::{
@@ -55,6 +57,8 @@ pub struct GrpcIngest {
     pub metrics: Arc<Metrics>,
     /// Calls per client address, shared with HTTP ingest; `None`: unlimited.
     pub limit: Option<Arc<RateLimiter>>,
+    /// Who is asking, from the metadata `authorization` (as HTTP's header).
+    pub auth: Arc<Authenticator>,
 }
 
 /// A domain error as a gRPC status; the message names every bad field. What failed inside
@@ -79,6 +83,8 @@ pub fn status(e: &Error) -> Status {
     match code {
         ErrorCode::NotFound => Status::not_found(message),
         ErrorCode::Conflict => Status::already_exists(message),
+        ErrorCode::Unauthenticated => Status::unauthenticated(message),
+        ErrorCode::Forbidden => Status::permission_denied(message),
         _ => Status::invalid_argument(message),
     }
 }
@@ -120,15 +126,35 @@ fn values(p: &Ping) -> validate::V1Ping {
 }
 
 impl GrpcIngest {
-    /// Takes a call's token for the client, or refuses it as HTTP would (429 there): the
-    /// admitted call's context and message.
-    fn admit<T>(&self, request: Request<T>, method: &str) -> Result<(RequestContext, T), Status> {
+    /// Takes a call's token for the client, or refuses it as HTTP would (429 there); finds
+    /// who is asking and whether they may call `action` at all (each ping is checked again
+    /// for its person): the admitted call's context, caller and message.
+    async fn admit<T>(
+        &self,
+        request: Request<T>,
+        method: &str,
+        action: Action,
+    ) -> Result<(RequestContext, Caller, T), Status> {
         if let (Some(limit), Some(addr)) = (&self.limit, request.remote_addr()) {
             limit
                 .take(addr.ip())
                 .map_err(|wait| self.too_many(method, wait))?;
         }
-        Ok((context(&request, method), request.into_inner()))
+        let ctx = context(&request, method);
+        let mut headers = axum::http::HeaderMap::new();
+        if let Some(v) = request.metadata().get("authorization") {
+            if let Ok(v) = axum::http::HeaderValue::from_bytes(v.as_bytes()) {
+                headers.insert(axum::http::header::AUTHORIZATION, v);
+            }
+        }
+        let decided = async {
+            let (caller, _) = self.auth.caller(&headers).await?;
+            caller.may(action, caller.own())?;
+            Ok(caller)
+        };
+        let caller =
+            within_request(ctx.clone(), async { self.answered(method, decided.await) }).await?;
+        Ok((ctx, caller, request.into_inner()))
     }
 
     fn too_many(&self, method: &str, wait: Duration) -> Status {
@@ -177,9 +203,13 @@ impl GrpcIngest {
     }
 
     /// One batch of a stream: its result, or the status that ends the stream.
-    async fn ingest_batch(&self, batch: PingBatch) -> Result<BatchResult, Status> {
+    async fn ingest_batch(&self, caller: &Caller, batch: PingBatch) -> Result<BatchResult, Status> {
         let check = validate::v1_batch(batch.pings.iter().map(values));
-        match self.ingest.accept_batch(check).await {
+        match self
+            .ingest
+            .accept_batch(caller, Action::GrpcIngest, check)
+            .await
+        {
             Ok(stored) => {
                 self.count(
                     "/udaconnect.location.v1.LocationIngest/Ingest",
@@ -225,7 +255,9 @@ impl LocationService for GrpcIngest {
         request: Request<LocationMessage>,
     ) -> Result<Response<LocationMessage>, Status> {
         const METHOD: &str = "/LocationService/Create";
-        let (ctx, m) = self.admit(request, METHOD)?;
+        let (ctx, caller, m) = self
+            .admit(request, METHOD, Action::GrpcLegacyCreate)
+            .await?;
         let accepted = async {
             // The original sample client sends the axes swapped, and the original server took
             // them: put right, by the rule the import of original data applies.
@@ -233,7 +265,9 @@ impl LocationService for GrpcIngest {
             if repaired {
                 self.metrics.axes_repaired("grpc", 1);
             }
-            self.ingest.accept(vec![ping], false).await
+            self.ingest
+                .accept(&caller, Action::GrpcLegacyCreate, vec![ping], false)
+                .await
         };
         self.answer(ctx, METHOD, accepted).await?;
         // The original answers with the message it took; so does this, once it is durable.
@@ -250,10 +284,12 @@ impl LocationIngest for GrpcIngest {
         request: Request<Ping>,
     ) -> Result<Response<proto::v1::Location>, Status> {
         const METHOD: &str = "/udaconnect.location.v1.LocationIngest/Create";
-        let (ctx, p) = self.admit(request, METHOD)?;
+        let (ctx, caller, p) = self.admit(request, METHOD, Action::GrpcCreate).await?;
         let accepted = async {
             let ping = validate::v1_ping(values(&p))?;
-            self.ingest.accept(vec![ping], false).await
+            self.ingest
+                .accept(&caller, Action::GrpcCreate, vec![ping], false)
+                .await
         };
         let stored = self.answer(ctx, METHOD, accepted).await?;
         Ok(Response::new(
@@ -267,8 +303,13 @@ impl LocationIngest for GrpcIngest {
         &self,
         request: Request<Streaming<PingBatch>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
-        let (ctx, mut inbound) =
-            self.admit(request, "/udaconnect.location.v1.LocationIngest/Ingest")?;
+        let (ctx, caller, mut inbound) = self
+            .admit(
+                request,
+                "/udaconnect.location.v1.LocationIngest/Ingest",
+                Action::GrpcIngest,
+            )
+            .await?;
         let (tx, mut rx) = mpsc::channel::<Result<BatchResult, Status>>(STREAM_BUFFER);
         let this = self.clone();
         tokio::spawn(within_request(ctx, async move {
@@ -281,7 +322,7 @@ impl LocationIngest for GrpcIngest {
                         break;
                     }
                 };
-                let result = this.ingest_batch(batch).await;
+                let result = this.ingest_batch(&caller, batch).await;
                 let end = result.is_err();
                 if tx.send(result).await.is_err() || end {
                     break;

@@ -7,17 +7,19 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
+use udaconnect_core::auth::{Action, Resource};
 use udaconnect_core::model::Location;
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::validate::BatchCheck;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::access::{rule, Caller, MyPerson, On};
 use crate::http::guard::post_json;
 use crate::http::openapi::{
     fix_time_schema, id_schema, latitude_schema, longitude_schema, IngestProblems,
 };
 use crate::http::problem::{found, ApiResult, Problem};
-use crate::http::{parse_json, BodyBytes, PathId};
+use crate::http::{parse_json, BodyBytes, Params, PathId};
 use crate::ingest::Ingest;
 
 pub struct LocationApi {
@@ -27,9 +29,30 @@ pub struct LocationApi {
 
 pub fn routes(api: Arc<LocationApi>) -> Router {
     Router::new()
-        .route("/api/locations", post_json(create_location))
-        .route("/api/locations/batch", post_json(create_locations))
-        .route("/api/locations/{id}", get(get_location))
+        .route(
+            "/api/locations",
+            rule(
+                Action::PostLocation,
+                On::Handler,
+                post_json(create_location),
+            ),
+        )
+        .route(
+            "/api/locations/batch",
+            rule(
+                Action::PostLocationBatch,
+                On::Handler,
+                post_json(create_locations),
+            ),
+        )
+        .route(
+            "/api/locations/{id}",
+            rule(Action::GetLocation, On::Handler, get(get_location)),
+        )
+        .route(
+            "/api/me/locations",
+            rule(Action::GetLocation, On::MyPerson, get(my_locations)),
+        )
         .with_state(api)
 }
 
@@ -78,6 +101,7 @@ impl utoipa::ToSchema for LocationBatch {}
     ))]
 pub async fn create_location(
     State(api): State<Arc<LocationApi>>,
+    caller: Caller,
     BodyBytes(body): BodyBytes,
 ) -> ApiResult<(StatusCode, Json<Location>)> {
     // Most pings are plain and valid; the general reading names what is wrong with the rest.
@@ -85,7 +109,10 @@ pub async fn create_location(
         Some(ping) => ping,
         None => validate::new_location(&parse_json(&body)?)?,
     };
-    let mut stored = api.ingest.accept(vec![ping], false).await?;
+    let mut stored = api
+        .ingest
+        .accept(&caller, Action::PostLocation, vec![ping], false)
+        .await?;
     let location = stored
         .pop()
         .ok_or_else(|| Error::Internal("empty ingest answer".into()))?;
@@ -176,6 +203,7 @@ impl<'de> serde::de::Visitor<'de> for EachItem<'_> {
     ))]
 pub async fn create_locations(
     State(api): State<Arc<LocationApi>>,
+    caller: Caller,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<BatchAccepted>)> {
@@ -190,7 +218,10 @@ pub async fn create_locations(
     let check = tokio::task::spawn_blocking(move || check_batch(ndjson, &body))
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-    let stored = api.ingest.accept_batch(check).await?;
+    let stored = api
+        .ingest
+        .accept_batch(&caller, Action::PostLocationBatch, check)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(BatchAccepted {
@@ -210,7 +241,51 @@ pub async fn create_locations(
     ))]
 pub async fn get_location(
     State(api): State<Arc<LocationApi>>,
+    caller: Caller,
     PathId(id): PathId,
 ) -> ApiResult<Json<Location>> {
-    found("location", id, api.store.get(id).await?)
+    let location = api.store.get(id).await?;
+    if let Some(l) = &location {
+        caller.may(Action::GetLocation, Resource::Person(l.person_id))?;
+    }
+    found("location", id, location)
+}
+
+/// Most pings one `GET /api/me/locations` answers.
+pub const MAX_MY_PINGS: usize = 100_000;
+
+/// The caller's own stored pings in a window, in (time, id) order.
+#[utoipa::path(get, path = "/api/me/locations", tag = "me",
+    params(
+        ("start" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window start, years 1970 to 9999: a date (its first instant) or RFC 3339"),
+        ("end" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window end, not before start: a date (included whole) or RFC 3339 (exclusive)"),
+    ),
+    responses(
+        (status = 200, description = "The caller's pings, by time then id", body = [Location]),
+        (status = 400, description = "start or end is missing or invalid, or end is before start", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token, or a role that keeps no trail (organizer)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller's account has no person", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More than 100,000 pings in the window; narrow it", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn my_locations(
+    State(api): State<Arc<LocationApi>>,
+    Params(params): Params,
+    MyPerson(person): MyPerson,
+) -> ApiResult<Json<Vec<Location>>> {
+    let mut violations = Vec::new();
+    let window = validate::window_params(&params, "start", "end", true, &mut violations);
+    let window = match window {
+        Some(w) if violations.is_empty() => w,
+        _ => return Err(Error::BadRequest(violations).into()),
+    };
+    let pings = api.store.in_window(window, Some(person)).await?;
+    if pings.len() > MAX_MY_PINGS {
+        return Err(Error::invalid(
+            "end",
+            format!("the window holds more than {MAX_MY_PINGS} pings; narrow it"),
+        )
+        .into());
+    }
+    Ok(Json(pings))
 }

@@ -20,12 +20,14 @@ use std::time::Instant;
 
 use chrono::TimeDelta;
 use tokio::sync::Mutex;
+use udaconnect_core::auth::{Action, Resource};
 use udaconnect_core::clock::DynClock;
 use udaconnect_core::model::{Location, NewLocation};
 use udaconnect_core::ports::{DynIdLeaser, DynLog};
 use udaconnect_core::record::{self, LOCATION_TOPIC};
 use udaconnect_core::{validate, Error, Result};
 
+use crate::access::Caller;
 use crate::http::correlation_id;
 use crate::metrics::Metrics;
 use crate::persons::DynPersonDirectory;
@@ -79,9 +81,16 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Validates references, assigns ids and appends to the log; returns once durable. With
+    /// Checks that `caller` may post each ping (`action` names the transport's operation),
+    /// validates references, assigns ids and appends to the log; returns once durable. With
     /// `indexed`, violations name items by index (`[3].person_id`), as batches do.
-    pub async fn accept(&self, pings: Vec<NewLocation>, indexed: bool) -> Result<Vec<Location>> {
+    pub async fn accept(
+        &self,
+        caller: &Caller,
+        action: Action,
+        pings: Vec<NewLocation>,
+        indexed: bool,
+    ) -> Result<Vec<Location>> {
         let now = self.clock.now();
         let field = |i: usize| {
             if indexed {
@@ -90,6 +99,12 @@ impl Ingest {
                 "person_id".to_string()
             }
         };
+        may_post(
+            caller,
+            action,
+            pings.iter().map(|p| p.person_id()).enumerate(),
+            field,
+        )?;
         let person_ids: Vec<i64> = pings.iter().map(|p| p.person_id()).collect();
         let missing = self.persons.missing(&person_ids).await?;
         let mut violations: Vec<udaconnect_core::FieldViolation> = pings
@@ -147,7 +162,20 @@ impl Ingest {
 impl Ingest {
     /// Accepts a validated batch all or nothing: unknown persons are reported with the other
     /// violations, so one answer lists them all.
-    pub async fn accept_batch(&self, mut check: validate::BatchCheck) -> Result<Vec<Location>> {
+    pub async fn accept_batch(
+        &self,
+        caller: &Caller,
+        action: Action,
+        mut check: validate::BatchCheck,
+    ) -> Result<Vec<Location>> {
+        // Before anything is said of the persons: whether they exist is not for a caller who
+        // may not post for them.
+        may_post(
+            caller,
+            action,
+            check.valid.iter().map(|(i, l)| (*i, l.person_id())),
+            |i| format!("[{i}].person_id"),
+        )?;
         let ids: Vec<i64> = check.valid.iter().map(|(_, l)| l.person_id()).collect();
         let missing = self.persons.missing(&ids).await?;
         if !missing.is_empty() {
@@ -170,6 +198,31 @@ impl Ingest {
         for (i, message) in ahead {
             check.invalid_item(i, "creation_time", message);
         }
-        self.accept(check.finish()?, true).await
+        self.accept(caller, action, check.finish()?, true).await
     }
+}
+
+/// Whether `caller` may post a ping for each person (a device only for its own): the first
+/// refused item, by its field, when not.
+fn may_post(
+    caller: &Caller,
+    action: Action,
+    persons: impl Iterator<Item = (usize, i64)>,
+    field: impl Fn(usize) -> String,
+) -> Result<()> {
+    if *caller == Caller::Open {
+        return Ok(());
+    }
+    for (i, person) in persons {
+        caller
+            .may(action, Resource::Person(person))
+            .map_err(|e| match e {
+                Error::Forbidden(_) => Error::Forbidden(format!(
+                    "{}: this credential may not post pings for person {person}",
+                    field(i)
+                )),
+                e => e,
+            })?;
+    }
+    Ok(())
 }

@@ -8,10 +8,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
+use udaconnect_core::auth::Action;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::access::{rule, On};
 use crate::http::guard::post_json;
 use crate::http::openapi::{
     lookup_ids_schema, text_schema, BodyProblems, NoSuchPerson, PersonPath,
@@ -36,10 +38,24 @@ pub fn routes(api: Arc<PersonApi>) -> Router {
     Router::new()
         .route(
             "/api/persons",
-            get(list_persons).merge(post_json(create_person)),
+            rule(Action::ListPersons, On::Service, get(list_persons)).merge(rule(
+                Action::CreatePerson,
+                On::Service,
+                post_json(create_person),
+            )),
         )
-        .route("/api/persons/{id}", get(get_person))
-        .route("/api/persons/lookup", post_json(lookup_persons))
+        .route(
+            "/api/persons/{id}",
+            rule(Action::GetPerson, On::PathPerson, get(get_person)),
+        )
+        .route(
+            "/api/persons/lookup",
+            rule(
+                Action::LookupPersons,
+                On::Service,
+                post_json(lookup_persons),
+            ),
+        )
         .with_state(api)
 }
 

@@ -45,6 +45,11 @@ impl PersonApiClient {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
+        if let Some(credential) = self.person_api.credential() {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, credential.clone());
+        }
         let answer = async {
             let response = self
                 .person_api
@@ -65,6 +70,10 @@ impl PersonApiClient {
                 .map_err(|e| Error::Internal(format!("person-api's lookup answer: {e}"))),
             // Starting, or its store is away: it answers again soon.
             s if s.is_server_error() => Err(unavailable(format!("answered {s}"))),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(unavailable(format!(
+                "answered {status} to this role's lookup: give it an organizer's token \
+                 (--service-token)"
+            ))),
             s => Err(Error::Internal(format!(
                 "person-api answered {s} to a lookup: {}",
                 String::from_utf8_lossy(&bytes)

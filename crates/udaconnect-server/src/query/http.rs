@@ -12,12 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use udaconnect_core::auth::Action;
 use udaconnect_core::contact::ConnectionQuery;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
 
+use crate::access::{rule, MyPerson, On};
 use crate::http::openapi::{NoSuchPerson, PersonPath, QueryBusy};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{Params, PathId};
@@ -36,9 +38,30 @@ pub struct ConnectionApi {
 
 pub fn routes(api: Arc<ConnectionApi>) -> Router {
     Router::new()
-        .route("/api/persons/{id}/connection", get(find_connections))
-        .route("/api/persons/{id}/contacts", get(find_contacts))
-        .route("/api/persons/{id}/summary", get(summary))
+        .route(
+            "/api/persons/{id}/connection",
+            rule(Action::GetConnection, On::PathPerson, get(find_connections)),
+        )
+        .route(
+            "/api/persons/{id}/contacts",
+            rule(Action::GetContacts, On::PathPerson, get(find_contacts)),
+        )
+        .route(
+            "/api/persons/{id}/summary",
+            rule(Action::GetSummary, On::PathPerson, get(summary)),
+        )
+        .route(
+            "/api/me/connection",
+            rule(Action::GetConnection, On::MyPerson, get(my_connections)),
+        )
+        .route(
+            "/api/me/contacts",
+            rule(Action::GetContacts, On::MyPerson, get(my_contacts)),
+        )
+        .route(
+            "/api/me/summary",
+            rule(Action::GetSummary, On::MyPerson, get(my_summary)),
+        )
         .with_state(api)
 }
 
@@ -282,6 +305,74 @@ pub async fn summary(
         first_seen: span.map(|s| format_utc(from_micros(s.first))),
         last_seen: span.map(|s| format_utc(from_micros(s.last))),
     }))
+}
+
+/// The caller's own connections: `GET /api/persons/{id}/connection` for the caller's person.
+#[utoipa::path(get, path = "/api/me/connection", tag = "me",
+    params(
+        ("start_date" = String, Query, format = Date, description = "First day, YYYY-MM-DD (inclusive), as for /api/persons/{id}/connection"),
+        ("end_date" = String, Query, format = Date, description = "Last day, YYYY-MM-DD (inclusive)"),
+        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most"),
+    ),
+    responses(
+        (status = 200, description = "Connections, by time then location id", body = [udaconnect_core::model::Connection]),
+        (status = 400, description = "A parameter is missing or invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller's account has no person", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The answer would be too large; narrow the window", body = Problem, content_type = "application/problem+json"),
+        QueryBusy,
+    ))]
+pub async fn my_connections(
+    api: State<Arc<ConnectionApi>>,
+    params: Params,
+    MyPerson(id): MyPerson,
+) -> ApiResult<Response> {
+    find_connections(api, params, PathId(id)).await
+}
+
+/// The caller's own contacts: `GET /api/persons/{id}/contacts` for the caller's person, with
+/// the same parameters and answer.
+#[utoipa::path(get, path = "/api/me/contacts", tag = "me",
+    params(
+        ("start" = Option<String>, Query, format = Date, description = "Window start: a date or RFC 3339, as for /api/persons/{id}/contacts"),
+        ("end" = Option<String>, Query, format = Date, description = "Window end: a date (included whole) or RFC 3339"),
+        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres (default 5)"),
+        ("min_duration" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds of time together at least (default 120)"),
+        ("max_interpolation" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds (default 300)"),
+        ("ping_tolerance" = Option<f64>, Query, minimum = 0, maximum = 300, description = "Seconds (default 30)"),
+        ("join_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds (default 120)"),
+    ),
+    responses(
+        (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
+        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller's account has no person", body = Problem, content_type = "application/problem+json"),
+        QueryBusy,
+    ))]
+pub async fn my_contacts(
+    api: State<Arc<ConnectionApi>>,
+    params: Params,
+    MyPerson(id): MyPerson,
+) -> ApiResult<Response> {
+    find_contacts(api, params, PathId(id)).await
+}
+
+/// The caller's own summary: `GET /api/persons/{id}/summary` for the caller's person.
+#[utoipa::path(get, path = "/api/me/summary", tag = "me",
+    responses(
+        (status = 200, description = "Summary", body = PersonSummary),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller's account has no person", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn my_summary(
+    api: State<Arc<ConnectionApi>>,
+    MyPerson(id): MyPerson,
+) -> ApiResult<Json<PersonSummary>> {
+    summary(api, PathId(id)).await
 }
 
 #[cfg(test)]

@@ -16,12 +16,14 @@ use axum::{Json, Router};
 use futures_util::Stream;
 use serde::Serialize;
 use tokio::sync::broadcast;
+use udaconnect_core::auth::Action;
 use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::Location;
 use udaconnect_core::time::{format_utc, to_micros};
 use udaconnect_core::venue::Venue;
 use udaconnect_core::Error;
 
+use crate::access::{rule, On};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::Params;
 use crate::metrics::Metrics;
@@ -68,10 +70,22 @@ impl Live {
 
 pub fn routes(live: Arc<Live>) -> Router {
     Router::new()
-        .route("/api/live/stream", get(stream))
-        .route("/api/live/positions", get(positions))
-        .route("/api/live/heat", get(heat))
-        .route("/api/venue", get(venue))
+        .route(
+            "/api/live/stream",
+            rule(Action::LiveStream, On::Service, get(stream)),
+        )
+        .route(
+            "/api/live/positions",
+            rule(Action::LivePositions, On::Service, get(positions)),
+        )
+        .route(
+            "/api/live/heat",
+            rule(Action::LiveHeat, On::Service, get(heat)),
+        )
+        .route(
+            "/api/venue",
+            rule(Action::GetVenue, On::Service, get(venue)),
+        )
         .with_state(live)
 }
 

@@ -8,7 +8,7 @@ use udaconnect_core::cancel::{Cancel, Cancelled};
 use udaconnect_core::contact::{ConnectionQuery, Contact, Point};
 use udaconnect_core::index::{BulkBuilder, ContactIndex, PreparedPage, SlotPin};
 use udaconnect_core::model::PersonId;
-use udaconnect_core::ports::DynLocationStore;
+use udaconnect_core::ports::{DynLocationStore, LocationScan};
 use udaconnect_core::time::Window;
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{Error, Result};
@@ -156,7 +156,15 @@ async fn read_pages(
 ) {
     let fetch = |after: i64| {
         let store = store.clone();
-        tokio::spawn(async move { store.scan(after, until, page_size).await })
+        tokio::spawn(async move {
+            store
+                .scan(LocationScan {
+                    after,
+                    until,
+                    limit: page_size,
+                })
+                .await
+        })
     };
     let mut next = fetch(after);
     loop {

@@ -53,6 +53,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         ingest,
         metrics: ctx.metrics.clone(),
         limit: ctx.ingest_limit.clone(),
+        auth: ctx.auth.clone(),
     });
     Ok(Some(role))
 }

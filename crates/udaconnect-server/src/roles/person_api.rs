@@ -1,7 +1,8 @@
-//! person-api: persons, over the person store it owns.
+//! person-api: persons, over the person store it owns; `/api/me` and the caller's tokens.
 
 use std::sync::Arc;
 
+use crate::access::me::{self, MeApi};
 use crate::http::ops;
 use crate::persons::http::{routes, PersonApi};
 use crate::persons::{DynPersonDirectory, LocalPersons};
@@ -19,7 +20,11 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         store: stores.persons.clone(),
         metrics: ctx.metrics.clone(),
     });
-    let mut role = RunningRole::new(routes(api));
+    let me = Arc::new(MeApi {
+        auth: ctx.auth.clone(),
+        persons: stores.persons.clone(),
+    });
+    let mut role = RunningRole::new(routes(api).merge(me::routes(me)));
     role.checks
         .push((Readiness::PersonStore, ops::ping_check(&stores.persons)));
     Ok(Some(role))

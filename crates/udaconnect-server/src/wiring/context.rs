@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use udaconnect_core::ports::DynLog;
 use udaconnect_core::record::LOCATION_TOPIC;
 
+use crate::access::Authenticator;
 use crate::feed::{self, OnStored};
 use crate::http::edge::EdgeSettings;
 use crate::http::guard::RateLimiter;
@@ -80,6 +81,8 @@ pub struct Options {
     pub log_retention: LogRetention,
     /// mailer: where and how mail is sent.
     pub mail: crate::mail::MailSettings,
+    /// The token a role apart presents when it asks another for itself (person lookups).
+    pub service_token: Option<udaconnect_core::auth::TokenSecret>,
 }
 
 /// The stores and log of a process.
@@ -104,6 +107,8 @@ pub(crate) struct ByUrl {
 
 pub struct Context {
     pub mode: Mode,
+    /// Who is asking, for every role of the process (and `--auth`).
+    pub auth: Arc<Authenticator>,
     pub options: Options,
     pub metrics: Arc<Metrics>,
     /// The role being started: its stop signal. The process stops roles one at a time, in
@@ -248,7 +253,10 @@ impl Context {
         if let Some(u) = self.upstreams.get(&role) {
             return Ok(u.clone());
         }
-        let u = Arc::new(Upstream::new(role, self.options.upstreams.url(role)?)?);
+        let u = Arc::new(
+            Upstream::new(role, self.options.upstreams.url(role)?)?
+                .with_credential(self.options.service_token.as_ref()),
+        );
         self.upstreams.insert(role, u.clone());
         Ok(u)
     }

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+use crate::access::{check_open_listeners, AuthMode, Authenticator};
 use crate::http;
 use crate::http::edge::{self, EdgeSettings};
 use crate::http::guard::{Guards, RateLimiter};
@@ -33,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::query::engine::SharedIndex;
 use crate::roles::connection_api::{new_index, EngineKind};
 use crate::roles::{self, start_order, Readiness, Role};
-use crate::wiring::backends::{static_member_id, LogUrl, StoreUrl};
+use crate::wiring::backends::{open_account_stores, static_member_id, LogUrl, StoreUrl};
 use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options, Upstreams};
 use crate::wiring::disk::DiskGuard;
 use crate::wiring::embedded::EmbeddedStack;
@@ -74,6 +75,9 @@ pub struct RoleSettings {
     pub engine: EngineKind,
     /// mailer: SMTP, or `.eml` files under its data directory.
     pub mail: crate::mail::MailSettings,
+    /// What the role presents to person-api when it looks persons up (an organizer's token),
+    /// needed there when person-api runs with `--auth on`.
+    pub service_token: Option<udaconnect_core::auth::TokenSecret>,
 }
 
 /// How a process serves HTTP, whichever roles it runs.
@@ -90,6 +94,10 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Connections, request checks, ingest's rate and time rules, the stop's deadline.
     pub edge: EdgeSettings,
+    /// Whether requests must say who is asking (on by default; off only on loopback).
+    pub auth: AuthMode,
+    /// Where `/metrics` is also served without a token, for scrapers (default: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl HttpSettings {
@@ -101,6 +109,17 @@ impl HttpSettings {
             web_dir: None,
             cors_origins: Vec::new(),
             edge: EdgeSettings::default(),
+            auth: AuthMode::On,
+            metrics_listen: None,
+        }
+    }
+
+    /// [`HttpSettings::on`] with the original open contract (`--auth off`): for tests of that
+    /// contract and benchmarks, on loopback addresses.
+    pub fn open(listen: SocketAddr) -> Self {
+        HttpSettings {
+            auth: AuthMode::Off,
+            ..HttpSettings::on(listen)
         }
     }
 }
@@ -128,6 +147,9 @@ enum Startup {
 pub struct Application {
     local_addr: SocketAddr,
     grpc_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served open (`--metrics-listen`), and its server.
+    metrics_addr: Option<SocketAddr>,
+    scrape: Option<JoinHandle<anyhow::Result<()>>>,
     /// The contact index connection-api answers from in this process (benchmarks time it
     /// directly); empty where no role keeps one.
     index: SharedIndex,
@@ -149,6 +171,8 @@ struct Plan {
     grpc: GrpcListen,
     listen_file: Option<PathBuf>,
     cors_origins: Vec<String>,
+    auth: AuthMode,
+    metrics_listen: Option<SocketAddr>,
     options: Options,
     backends: Backends,
     /// `serve --demo`: the live simulated conference's attendees (0: none).
@@ -179,6 +203,8 @@ impl Application {
             grpc: settings.grpc,
             listen_file: settings.http.listen_file,
             cors_origins: settings.http.cors_origins,
+            auth: settings.http.auth,
+            metrics_listen: settings.http.metrics_listen,
             options: Options {
                 web_dir: settings.http.web_dir,
                 edge: settings.http.edge,
@@ -202,6 +228,9 @@ impl Application {
             anyhow::bail!(why);
         }
         tracing::info!(address = %app.local_addr, data_dir = %settings.data_dir.display(), "udaconnect is serving");
+        if settings.http.auth == AuthMode::On {
+            sign_in_hint(&settings.data_dir).await;
+        }
         Ok(app)
     }
 
@@ -217,6 +246,8 @@ impl Application {
             grpc: settings.grpc_listen.map_or(GrpcListen::Off, GrpcListen::At),
             listen_file: settings.http.listen_file,
             cors_origins: settings.http.cors_origins,
+            auth: settings.http.auth,
+            metrics_listen: settings.http.metrics_listen,
             options: Options {
                 web_dir: settings.http.web_dir,
                 engine: settings.engine,
@@ -224,6 +255,7 @@ impl Application {
                 edge: settings.http.edge,
                 log_retention: LogRetention::Keep,
                 mail: settings.mail,
+                service_token: settings.service_token,
             },
             backends: Backends::Urls(Box::new(ByUrl {
                 store: settings.store,
@@ -247,6 +279,15 @@ impl Application {
     }
 
     async fn start(plan: Plan) -> anyhow::Result<Application> {
+        let mut addresses = vec![plan.listen];
+        if plan.roles.contains(&Role::LocationApi) {
+            match plan.grpc {
+                GrpcListen::Default(a) | GrpcListen::At(a) => addresses.push(a),
+                GrpcListen::Off => {}
+            }
+        }
+        addresses.extend(plan.metrics_listen);
+        check_open_listeners(plan.auth, &addresses)?;
         let files = edge::raise_open_files_limit();
         let listener = TcpListener::bind(plan.listen)
             .await
@@ -282,6 +323,28 @@ impl Application {
             metrics: metrics.clone(),
         });
         let (accept, accept_rx) = watch::channel(false);
+        let (metrics_addr, scrape) = match plan.metrics_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("failed to listen for metrics on {addr}"))?;
+                let bound = l.local_addr()?;
+                let served = tokio::spawn(serve_http(
+                    l,
+                    ops::scrape_routes(metrics.clone()),
+                    ConnectionRules {
+                        cap: 64,
+                        header_timeout: edge.header_timeout,
+                        idle_timeout: edge.idle_timeout,
+                        shutdown_timeout: edge.shutdown_timeout,
+                    },
+                    metrics.clone(),
+                    accept_rx.clone(),
+                ));
+                (Some(bound), Some(served))
+            }
+            None => (None, None),
+        };
         let (stop_roles, stop_rx) = watch::channel(false);
         let (startup_tx, startup) = watch::channel(Startup::Starting);
         let installed: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
@@ -315,6 +378,8 @@ impl Application {
         Ok(Application {
             local_addr,
             grpc_addr,
+            metrics_addr,
+            scrape,
             index,
             accept,
             stop_roles,
@@ -331,6 +396,11 @@ impl Application {
     /// Where gRPC is served, when it is.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         self.grpc_addr
+    }
+
+    /// Where `/metrics` is served without a token, when `--metrics-listen` asks.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn contact_index(&self) -> SharedIndex {
@@ -360,11 +430,31 @@ impl Application {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.accept.send(true);
         let http = self.http.await.context("server task failed");
+        if let Some(scrape) = self.scrape {
+            scrape.await.context("metrics server task failed")??;
+        }
         let _ = self.stop_roles.send(true);
         let roles = self.roles.await.context("role task failed");
         http??;
         roles??;
         Ok(())
+    }
+}
+
+/// Says how to get in while the data directory has no admin yet: the command line makes the
+/// first token.
+async fn sign_in_hint(data_dir: &std::path::Path) {
+    let admins = match open_account_stores(&StoreUrl::Embedded(data_dir.to_path_buf())).await {
+        Ok(stores) => stores.accounts.count_admins().await.ok(),
+        Err(_) => None,
+    };
+    if admins == Some(0) {
+        tracing::info!(
+            "no admin yet; to sign in, make a token: udaconnect admin create-token --role admin \
+             --data-dir {} (it prints the token on its last line; send it as Authorization: \
+             Bearer TOKEN)",
+            data_dir.display()
+        );
     }
 }
 
@@ -438,7 +528,15 @@ async fn run_roles(
         Backends::Embedded(stack) => Some(stack.data_dir.clone()),
         Backends::Urls(_) => None,
     };
+    let auth = Arc::new(Authenticator::new(
+        plan.auth,
+        Some(match &plan.backends {
+            Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
+            Backends::Urls(by_url) => by_url.store.clone(),
+        }),
+    ));
     let mut ctx = Context {
+        auth: auth.clone(),
         mode: plan.mode,
         options: plan.options,
         metrics: metrics.clone(),
@@ -545,6 +643,7 @@ async fn run_roles(
             &metrics,
             &plan.cors_origins,
             guards,
+            auth,
         );
         let _ = installed.set(router);
         Ok(true)

@@ -33,7 +33,8 @@ pub async fn spawn_app_with(demo: bool, set: impl FnOnce(&mut EdgeSettings)) -> 
     let app = Application::build(ServeSettings {
         http: HttpSettings {
             edge,
-            ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
+            // The original open contract these tests exercise.
+            ..HttpSettings::open("127.0.0.1:0".parse().unwrap())
         },
         data_dir: data_dir.path().to_path_buf(),
         demo,

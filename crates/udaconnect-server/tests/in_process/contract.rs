@@ -17,6 +17,11 @@ fn required_value(name: &str) -> &'static str {
 fn bounded_gets(spec: &Value) -> Vec<(String, Vec<Value>)> {
     let mut found = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
+        // The caller's own (`/api/me/...`) take the same parameters as the person's routes
+        // tried here, and need a signed-in caller, which this open server has not.
+        if path.starts_with("/api/me") {
+            continue;
+        }
         let Some(params) = item["get"]["parameters"].as_array() else {
             continue;
         };

@@ -8,7 +8,7 @@ use serde_json::Value;
 async fn demo_conference_moves_live() {
     let data_dir = tempfile::tempdir().unwrap();
     let app = udaconnect_server::Application::build(udaconnect_server::ServeSettings {
-        http: udaconnect_server::HttpSettings::on("127.0.0.1:0".parse().unwrap()),
+        http: udaconnect_server::HttpSettings::open("127.0.0.1:0".parse().unwrap()),
         data_dir: data_dir.path().to_path_buf(),
         demo: true,
         demo_attendees: 40,

@@ -351,13 +351,14 @@ async fn a_role_apart_has_the_same_checks() {
     let dir = tempfile::tempdir().unwrap();
     let app = Application::build_role(RoleSettings {
         role: Role::PersonApi,
-        http: HttpSettings::on("127.0.0.1:0".parse().unwrap()),
+        http: HttpSettings::open("127.0.0.1:0".parse().unwrap()),
         grpc_listen: None,
         store: dir.path().display().to_string().parse().unwrap(),
         log: dir.path().display().to_string().parse().unwrap(),
         upstreams: Upstreams::default(),
         engine: Default::default(),
         mail: Default::default(),
+        service_token: None,
     })
     .await
     .unwrap();

@@ -195,6 +195,12 @@ async fn received_exactly(
     got
 }
 
+const SENT: &str = "udaconnect_mail_sent_total";
+const SKIPPED: &str = "udaconnect_mail_duplicates_skipped_total";
+const DEAD_LETTERED: &str = "udaconnect_mail_dlq_total";
+const FAILED_TRANSIENT: &str = "udaconnect_mail_failed_total{reason=\"transient\"}";
+const FAILED_PERMANENT: &str = "udaconnect_mail_failed_total{reason=\"permanent\"}";
+
 fn metric(m: &Metrics, line_start: &str) -> f64 {
     m.render()
         .lines()
@@ -242,11 +248,8 @@ async fn a_mail_enqueued_is_received_once(mode: Mode) {
         "{}",
         ada.data
     );
-    assert_eq!(metric(&running.metrics, "udaconnect_mail_sent_total"), 2.0);
-    assert_eq!(
-        metric(&running.metrics, "udaconnect_mail_duplicates_skipped_total"),
-        1.0
-    );
+    assert_eq!(metric(&running.metrics, SENT), 2.0);
+    assert_eq!(metric(&running.metrics, SKIPPED), 1.0);
     running.stop().await;
 }
 
@@ -270,11 +273,7 @@ async fn smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost(mode: Mode) 
         .collect();
     enqueue(&b, &mails).await;
     eventually("tries against a server that is down", PATIENCE, || async {
-        (metric(
-            &running.metrics,
-            "udaconnect_mail_failed_total{reason=\"transient\"}",
-        ) >= 2.0)
-            .then_some(())
+        (metric(&running.metrics, FAILED_TRANSIENT) >= 2.0).then_some(())
     })
     .await;
     let server = SmtpServer::start_at(addr).await;
@@ -287,7 +286,7 @@ async fn smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost(mode: Mode) 
             .map(|i| format!("p{i}@example.org"))
             .collect::<Vec<_>>()
     );
-    assert_eq!(metric(&running.metrics, "udaconnect_mail_dlq_total"), 0.0);
+    assert_eq!(metric(&running.metrics, DEAD_LETTERED), 0.0);
     running.stop().await;
 }
 
@@ -343,14 +342,8 @@ async fn a_permanent_refusal_is_dead_lettered_with_its_reason(mode: Mode) {
     );
     // Refused for good: tried once, not five times.
     assert_eq!(server.attempts(), 1);
-    assert_eq!(metric(&running.metrics, "udaconnect_mail_dlq_total"), 1.0);
-    assert_eq!(
-        metric(
-            &running.metrics,
-            "udaconnect_mail_failed_total{reason=\"permanent\"}"
-        ),
-        1.0
-    );
+    assert_eq!(metric(&running.metrics, DEAD_LETTERED), 1.0);
+    assert_eq!(metric(&running.metrics, FAILED_PERMANENT), 1.0);
     // A 4xx to the last attempt: dead-lettered after them, with the count in the reason.
     server.reply(Reply::Refuse(451, "4.3.0 try later".into()));
     enqueue(&b, &[sign_in("later-1", "busy@example.org")]).await;
@@ -403,19 +396,12 @@ async fn a_restart_after_a_send_does_not_send_the_key_again(mode: Mode) {
         Commit::Every(Duration::ZERO),
     );
     eventually("the requests read again", PATIENCE, || async {
-        (metric(
-            &restarted.metrics,
-            "udaconnect_mail_duplicates_skipped_total",
-        ) >= 2.0)
-            .then_some(())
+        (metric(&restarted.metrics, SKIPPED) >= 2.0).then_some(())
     })
     .await;
     enqueue(&b, &[sign_in("once-3", "cy@example.org")]).await;
     received_exactly(&server, 3).await;
-    assert_eq!(
-        metric(&restarted.metrics, "udaconnect_mail_sent_total"),
-        1.0
-    );
+    assert_eq!(metric(&restarted.metrics, SENT), 1.0);
     restarted.stop().await;
 }
 
@@ -454,7 +440,7 @@ async fn without_smtp_mail_is_written_as_files(mode: Mode) {
     assert!(text.contains("https://connect.test.invalid/s#t"), "{text}");
     assert!(text.contains("multipart/alternative"), "{text}");
     eventually("the duplicate skipped", PATIENCE, || async {
-        (metric(&running.metrics, "udaconnect_mail_duplicates_skipped_total") >= 1.0).then_some(())
+        (metric(&running.metrics, SKIPPED) >= 1.0).then_some(())
     })
     .await;
     let eml = std::fs::read_dir(&dir).expect("dir").count();

@@ -2,6 +2,7 @@
 //! HTTP and gRPC contract itself is played against every engine by the `udaconnect` crate's
 //! `api` suite.
 
+mod access;
 mod app;
 mod contract;
 mod demo;

@@ -33,13 +33,14 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
     drop(store);
     let app = Application::build_role(RoleSettings {
         role: Role::PersonApi,
-        http: HttpSettings::on("127.0.0.1:0".parse().unwrap()),
+        http: HttpSettings::open("127.0.0.1:0".parse().unwrap()),
         grpc_listen: None,
         store: dir.display().to_string().parse().unwrap(),
         log: dir.display().to_string().parse().unwrap(),
         upstreams: Upstreams::default(),
         engine: Default::default(),
         mail: Default::default(),
+        service_token: None,
     })
     .await
     .unwrap();

@@ -3,7 +3,7 @@ use chrono::NaiveDateTime;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 use udaconnect_core::model::{Location, LocationId, PersonId};
-use udaconnect_core::ports::{LocationStore, Near, NearQuery, NearTracks};
+use udaconnect_core::ports::{LocationScan, LocationStore, Near, NearQuery, NearTracks};
 use udaconnect_core::record::DERIVED_ID_BASE;
 use udaconnect_core::time::{to_micros, Window};
 use udaconnect_core::track::TrackQuery;
@@ -269,16 +269,11 @@ impl LocationStore for PostgresLocationStore {
         }
     }
 
-    async fn scan(
-        &self,
-        after: LocationId,
-        until: LocationId,
-        limit: usize,
-    ) -> Result<Vec<Location>> {
-        let limit = crate::sql_limit(limit);
+    async fn scan(&self, range: LocationScan) -> Result<Vec<Location>> {
+        let limit = crate::sql_limit(range.limit);
         self.select(
             "WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3",
-            &[&after, &until, &limit],
+            &[&range.after, &range.until, &limit],
         )
         .await
     }

@@ -3,30 +3,21 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{params, Row};
 use udaconnect_core::model::{Location, LocationId, PersonId};
-use udaconnect_core::ports::LocationStore;
+use udaconnect_core::ports::{LocationScan, LocationStore};
 use udaconnect_core::record::DERIVED_ID_BASE;
 use udaconnect_core::time::{from_micros, to_micros, Window};
 use udaconnect_core::Result;
 
-use super::Db;
 use crate::stored_coordinate;
 
 const SCHEMA: &str = include_str!("../../migrations/sqlite/locations.sql");
 const COLUMNS: &str = "id, person_id, latitude, longitude, creation_time";
 
-/// Locations in their own SQLite file.
-#[derive(Clone)]
-pub struct SqliteLocationStore {
-    db: Db,
-}
-
-impl SqliteLocationStore {
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(SqliteLocationStore {
-            db: Db::open(path, SCHEMA)?,
-        })
-    }
-}
+sqlite_store!(
+    /// Locations in their own SQLite file.
+    SqliteLocationStore,
+    SCHEMA
+);
 
 /// Asks the kernel to read the whole file into its cache, in the background. Read page by page
 /// from a cold disk, a full scan's B-tree pages arrive one small read at a time (the table's
@@ -116,22 +107,17 @@ impl LocationStore for SqliteLocationStore {
         read_ahead(self.db.path());
     }
 
-    async fn scan(
-        &self,
-        after: LocationId,
-        until: LocationId,
-        limit: usize,
-    ) -> Result<Vec<Location>> {
+    async fn scan(&self, range: LocationScan) -> Result<Vec<Location>> {
         // Sized up front: a large page grown by doubling leaves its smaller copies free in the
         // reading thread's heap.
-        let capacity = limit.min(1 << 20);
-        let limit = crate::sql_limit(limit);
+        let capacity = range.limit.min(1 << 20);
+        let limit = crate::sql_limit(range.limit);
         self.db
             .read_through(move |c| {
                 c.prepare(&format!(
                     "SELECT {COLUMNS} FROM location WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
                 ))?
-                .query_map(params![after, until, limit], location)?
+                .query_map(params![range.after, range.until, limit], location)?
                 .try_fold(Vec::with_capacity(capacity), |mut page, l| {
                     page.push(l?);
                     Ok(page)

@@ -1,27 +1,15 @@
-use std::path::Path;
-
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 use udaconnect_core::mail::SentMail;
 use udaconnect_core::Result;
 
-use super::Db;
-
 const SCHEMA: &str = include_str!("../../migrations/sqlite/mail.sql");
 
-/// The mailer's sent keys in their own SQLite file.
-#[derive(Clone)]
-pub struct SqliteSentMail {
-    db: Db,
-}
-
-impl SqliteSentMail {
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(SqliteSentMail {
-            db: Db::open(path, SCHEMA)?,
-        })
-    }
-}
+sqlite_store!(
+    /// The mailer's sent keys in their own SQLite file.
+    SqliteSentMail,
+    SCHEMA
+);
 
 #[async_trait]
 impl SentMail for SqliteSentMail {

@@ -5,6 +5,26 @@
 //! its log offset right after a write returns: the write must survive a power cut, not only a
 //! process crash. Calls run on tokio's blocking pool; SQLite has no async interface.
 
+/// Declares a store kept in a SQLite file of its own: the struct, and `open`, which creates the
+/// file where it is missing and applies `$schema` (every statement `IF NOT EXISTS`).
+macro_rules! sqlite_store {
+    ($(#[$doc:meta])* $name:ident, $schema:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            db: super::Db,
+        }
+
+        impl $name {
+            pub fn open(path: impl AsRef<std::path::Path>) -> udaconnect_core::Result<Self> {
+                Ok($name {
+                    db: super::Db::open(path, $schema)?,
+                })
+            }
+        }
+    };
+}
+
 mod accounts;
 mod locations;
 mod mail;

@@ -1,29 +1,17 @@
-use std::path::Path;
-
 use async_trait::async_trait;
 use rusqlite::{params, Row};
 use udaconnect_core::model::{NewPerson, Person, PersonId};
 use udaconnect_core::ports::PersonStore;
 use udaconnect_core::Result;
 
-use super::Db;
-
 const SCHEMA: &str = include_str!("../../migrations/sqlite/persons.sql");
 const COLUMNS: &str = "id, first_name, last_name, company_name";
 
-/// Persons in their own SQLite file.
-#[derive(Clone)]
-pub struct SqlitePersonStore {
-    db: Db,
-}
-
-impl SqlitePersonStore {
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(SqlitePersonStore {
-            db: Db::open(path, SCHEMA)?,
-        })
-    }
-}
+sqlite_store!(
+    /// Persons in their own SQLite file.
+    SqlitePersonStore,
+    SCHEMA
+);
 
 fn person(row: &Row<'_>) -> rusqlite::Result<Person> {
     Ok(Person {

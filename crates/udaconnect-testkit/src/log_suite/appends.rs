@@ -3,15 +3,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use udaconnect_core::ports::Consumed;
 use udaconnect_core::record::LogRecord;
 
-use super::{collect, drain, reader, record, sorted_values, value, LogEngine, PATIENCE};
-use crate::unique;
+use super::{
+    collect, drain, open_with_topic, reader, record, sorted_values, value, LogEngine, PATIENCE,
+};
 
 /// What was appended comes back whole (key, value, headers, time), each record once, in
 /// append order per key, across appends; keys spread over the partitions there are.
 pub async fn appended_records_come_back_in_order_per_key_with_everything_intact<E: LogEngine>() {
-    let engine = E::open().await;
-    let log = engine.log();
-    let topic = unique("order");
+    let (_engine, log, topic) = open_with_topic::<E>("order").await;
     let base_ts = 1_594_117_026_000i64;
     let mut sent = Vec::new();
     for i in 0..30 {
@@ -81,9 +80,7 @@ pub async fn appended_records_come_back_in_order_per_key_with_everything_intact<
 
 /// Appends from many tasks at once are each stored once: none lost, none twice.
 pub async fn concurrent_appends_are_each_stored_once<E: LogEngine>() {
-    let engine = E::open().await;
-    let log = engine.log();
-    let topic = unique("concurrent");
+    let (_engine, log, topic) = open_with_topic::<E>("concurrent").await;
     let tasks: Vec<_> = (0..64u64)
         .map(|t| {
             let log = log.clone();

@@ -1,18 +1,16 @@
 use std::time::{Duration, Instant};
 
-use udaconnect_core::ports::{Consumed, StartFrom};
+use udaconnect_core::ports::{Consumed, Log, LogScan, StartFrom};
 
 use super::{
-    append_one_by_one, collect, drain, member, reader, record, records, sorted_values, value,
-    LogEngine, PATIENCE,
+    append_one_by_one, collect, drain, member, open_with_topic, reader, record, records,
+    sorted_values, value, LogEngine, PATIENCE,
 };
 use crate::unique;
 
 /// A group resumes after its commit: a new member gets exactly what came after it.
 pub async fn a_new_consumer_of_the_group_resumes_after_the_commit<E: LogEngine>() {
-    let engine = E::open().await;
-    let log = engine.log();
-    let topic = unique("resume");
+    let (_engine, log, topic) = open_with_topic::<E>("resume").await;
     let group = unique("group");
     log.append(&topic, records("first", 10, 1_000))
         .await
@@ -40,19 +38,11 @@ pub async fn a_new_consumer_of_the_group_resumes_after_the_commit<E: LogEngine>(
 /// What a member read but did not commit (its writes had not finished) goes to the next
 /// member of the group; what it committed does not.
 pub async fn records_not_committed_are_delivered_again<E: LogEngine>() {
-    let engine = E::open().await;
-    let log = engine.log();
-    let topic = unique("redeliver");
+    let (_engine, log, topic) = open_with_topic::<E>("redeliver").await;
     let group = unique("group");
     append_one_by_one(&log, &topic, records("r", 12, 1_000)).await;
 
-    let mut a = member(&*log, &topic, &group, StartFrom::Earliest).await;
-    let committed = collect(a.as_mut(), 1, PATIENCE).await;
-    assert_eq!(committed.len(), 1);
-    a.commit().await.expect("commit");
-    let rest = collect(a.as_mut(), 11, PATIENCE).await;
-    assert_eq!(rest.len(), 11);
-    drop(a);
+    let rest = commit_then_read(&*log, &topic, &group, 1, 11).await;
 
     let mut b = member(&*log, &topic, &group, StartFrom::Earliest).await;
     let mut again = collect(b.as_mut(), 11, PATIENCE).await;
@@ -66,9 +56,7 @@ pub async fn records_not_committed_are_delivered_again<E: LogEngine>() {
 
 /// A new group starting at the latest record reads only what is appended after it joined.
 pub async fn a_group_starting_at_latest_skips_what_was_there<E: LogEngine>() {
-    let engine = E::open().await;
-    let log = engine.log();
-    let topic = unique("latest");
+    let (_engine, log, topic) = open_with_topic::<E>("latest").await;
     log.append(&topic, records("old", 6, 1_000))
         .await
         .expect("append");
@@ -103,9 +91,7 @@ pub async fn a_group_starting_at_latest_skips_what_was_there<E: LogEngine>() {
 
 /// Once a consumer has returned every record, its lag says nothing is left.
 pub async fn lag_counts_records_not_yet_returned<E: LogEngine>() {
-    let engine = E::open().await;
-    let log = engine.log();
-    let topic = unique("lag");
+    let (_engine, log, topic) = open_with_topic::<E>("lag").await;
     let mut consumer = reader(&*log, &topic).await;
     log.append(&topic, records("l", 20, 1_000))
         .await
@@ -129,9 +115,7 @@ pub async fn lag_counts_records_not_yet_returned<E: LogEngine>() {
 
 /// A poll with nothing to read waits for its time, and returns as soon as a record comes.
 pub async fn a_consumer_waits_for_new_records<E: LogEngine>() {
-    let engine = E::open().await;
-    let log = engine.log();
-    let topic = unique("wait");
+    let (_engine, log, topic) = open_with_topic::<E>("wait").await;
     let mut consumer = reader(&*log, &topic).await;
     let started = Instant::now();
     let nothing = consumer
@@ -161,9 +145,7 @@ pub async fn a_consumer_waits_for_new_records<E: LogEngine>() {
 /// A scan reads from a group's commit (or from the start) to the end the topic had when it
 /// began, moves no group, and refuses without reading when there is more than its limit.
 pub async fn a_scan_reads_past_the_commit_and_moves_nothing<E: LogEngine>() {
-    let engine = E::open().await;
-    let log = engine.log();
-    let topic = unique("scan");
+    let (_engine, log, topic) = open_with_topic::<E>("scan").await;
     let group = unique("group");
     // One key, so one partition; the commit at the start of the last append's batch.
     let all: Vec<_> = (0..12)
@@ -172,19 +154,16 @@ pub async fn a_scan_reads_past_the_commit_and_moves_nothing<E: LogEngine>() {
     append_one_by_one(&log, &topic, all[..5].to_vec()).await;
     log.append(&topic, all[5..].to_vec()).await.expect("append");
 
-    let mut a = member(&*log, &topic, &group, StartFrom::Earliest).await;
-    let committed = collect(a.as_mut(), 5, PATIENCE).await;
-    assert_eq!(committed.len(), 5);
-    a.commit().await.expect("commit");
-    let rest = collect(a.as_mut(), 7, PATIENCE).await;
-    assert_eq!(rest.len(), 7);
-    drop(a);
+    let rest = commit_then_read(&*log, &topic, &group, 5, 7).await;
 
     let scan = async |group: Option<&str>, limit: u64| {
         let mut seen = Vec::new();
         let read = log
-            .scan(&topic, group, limit, &mut |batch: &[Consumed]| {
-                seen.extend_from_slice(batch)
+            .scan(LogScan {
+                topic: &topic,
+                group,
+                limit,
+                visit: &mut |batch: &[Consumed]| seen.extend_from_slice(batch),
             })
             .await;
         read.map(|n| {
@@ -210,4 +189,24 @@ pub async fn a_scan_reads_past_the_commit_and_moves_nothing<E: LogEngine>() {
     let mut again = collect(b.as_mut(), 7, PATIENCE).await;
     again.extend(drain(b.as_mut(), Duration::from_secs(2)).await);
     assert_eq!(sorted_values(&again), sorted_values(&rest));
+}
+
+/// A member of `group` reads `committed` records and commits, then reads `uncommitted` more
+/// and leaves without committing them; returns those.
+async fn commit_then_read(
+    log: &dyn Log,
+    topic: &str,
+    group: &str,
+    committed: usize,
+    uncommitted: usize,
+) -> Vec<Consumed> {
+    let mut a = member(log, topic, group, StartFrom::Earliest).await;
+    assert_eq!(
+        collect(a.as_mut(), committed, PATIENCE).await.len(),
+        committed
+    );
+    a.commit().await.expect("commit");
+    let rest = collect(a.as_mut(), uncommitted, PATIENCE).await;
+    assert_eq!(rest.len(), uncommitted);
+    rest
 }

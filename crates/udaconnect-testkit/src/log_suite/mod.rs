@@ -71,6 +71,14 @@ macro_rules! log_suite {
     };
 }
 
+/// Opens the engine with a topic no other body uses, named after `topic`: the engine (kept
+/// while the body runs, as it may own what its log lives in), its log and the topic.
+pub async fn open_with_topic<E: LogEngine>(topic: &str) -> (E, DynLog, String) {
+    let engine = E::open().await;
+    let log = engine.log();
+    (engine, log, crate::unique(topic))
+}
+
 /// How long a read waits for records that must come (a Kafka group forms in seconds).
 pub const PATIENCE: Duration = Duration::from_secs(40);
 

@@ -1,7 +1,7 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use udaconnect_core::auth::{
-    Account, Email, NewAccount, NewToken, Principal, Revoked, Role, Scope, Scopes, SignInLink,
-    TokenSecret,
+    Account, Email, Issued, NewAccount, NewToken, Principal, Revoked, Role, Scope, Scopes,
+    SignInLink, TokenInfo, TokenSecret,
 };
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::ErrorCode;
@@ -45,6 +45,11 @@ async fn create(store: &DynAccountStore, new: NewAccount) -> Account {
         .create_account(new, t0())
         .await
         .expect("create account")
+}
+
+/// A token issued at [`t0`].
+async fn issue(store: &DynAccountStore, token: NewToken) -> Issued<TokenInfo> {
+    store.create_token(token, t0()).await.expect("create token")
 }
 
 /// An attendee's account for `person`, at `address`.
@@ -161,36 +166,30 @@ pub async fn tokens_verify_until_revoked_or_expired<E: StoreEngine>() {
     let ana = attendee(&store, 10, "ana@example.org").await;
     let admin = create(&store, new_account(Role::Admin, None, None)).await;
 
-    let api = store
-        .create_token(
-            NewToken {
-                expires: Some(t0() + TimeDelta::hours(1)),
-                ..new_token(&ana, "laptop")
-            },
-            t0(),
-        )
-        .await
-        .unwrap();
-    let device = store
-        .create_token(
-            NewToken {
-                role: Role::Device,
-                ..new_token(&ana, "phone")
-            },
-            t0(),
-        )
-        .await
-        .unwrap();
-    let read_only = store
-        .create_token(
-            NewToken {
-                scopes: Scopes::only(Scope::Read),
-                ..new_token(&admin, "dashboard")
-            },
-            t0(),
-        )
-        .await
-        .unwrap();
+    let api = issue(
+        &store,
+        NewToken {
+            expires: Some(t0() + TimeDelta::hours(1)),
+            ..new_token(&ana, "laptop")
+        },
+    )
+    .await;
+    let device = issue(
+        &store,
+        NewToken {
+            role: Role::Device,
+            ..new_token(&ana, "phone")
+        },
+    )
+    .await;
+    let read_only = issue(
+        &store,
+        NewToken {
+            scopes: Scopes::only(Scope::Read),
+            ..new_token(&admin, "dashboard")
+        },
+    )
+    .await;
     assert_ne!(api.secret, device.secret);
     assert!(TokenSecret::parse(api.secret.expose()).is_some());
     assert_eq!(api.item.expires, Some(t0() + TimeDelta::hours(1)));
@@ -356,12 +355,7 @@ pub async fn revoking_everything_ends_every_token_and_session<E: StoreEngine>() 
     let mut ana_tokens = Vec::new();
     let mut ana_sessions = Vec::new();
     for name in ["laptop", "phone"] {
-        ana_tokens.push(
-            store
-                .create_token(new_token(&ana, name), t0())
-                .await
-                .unwrap(),
-        );
+        ana_tokens.push(issue(&store, new_token(&ana, name)).await);
         ana_sessions.push(store.create_session(ana.id, until, t0()).await.unwrap());
     }
     // One revoked before: not counted again.
@@ -369,10 +363,7 @@ pub async fn revoking_everything_ends_every_token_and_session<E: StoreEngine>() 
         .revoke_token(ana_tokens[1].item.id, t0())
         .await
         .unwrap();
-    let ben_token = store
-        .create_token(new_token(&ben, "laptop"), t0())
-        .await
-        .unwrap();
+    let ben_token = issue(&store, new_token(&ben, "laptop")).await;
     let ben_session = store.create_session(ben.id, until, t0()).await.unwrap();
 
     let at = t0() + TimeDelta::minutes(5);
@@ -415,15 +406,16 @@ pub async fn revoking_everything_ends_every_token_and_session<E: StoreEngine>() 
 pub async fn sign_in_links_are_used_once<E: StoreEngine>() {
     let stores = E::open().await;
     let store = stores.accounts();
-    let link = |address: &str| SignInLink {
-        email: email(address),
-        expires: t0() + TimeDelta::minutes(15),
+    // A link to `address`, made at t0 and valid for 15 minutes.
+    let link_to = async |address: &str| {
+        let link = SignInLink {
+            email: email(address),
+            expires: t0() + TimeDelta::minutes(15),
+        };
+        store.create_sign_in_link(link, t0()).await.unwrap()
     };
     // An address with no account gets a link all the same (the answer never tells).
-    let secret = store
-        .create_sign_in_link(link("Ana@Example.org"), t0())
-        .await
-        .unwrap();
+    let secret = link_to("Ana@Example.org").await;
     let at = t0() + TimeDelta::minutes(1);
     assert_eq!(
         store.consume_sign_in_link(&secret, at).await.unwrap(),
@@ -431,10 +423,7 @@ pub async fn sign_in_links_are_used_once<E: StoreEngine>() {
     );
     assert_eq!(store.consume_sign_in_link(&secret, at).await.unwrap(), None);
 
-    let late = store
-        .create_sign_in_link(link("ben@example.org"), t0())
-        .await
-        .unwrap();
+    let late = link_to("ben@example.org").await;
     let expired = t0() + TimeDelta::minutes(15);
     assert_eq!(
         store.consume_sign_in_link(&late, expired).await.unwrap(),
@@ -456,10 +445,7 @@ pub async fn sign_in_links_are_used_once<E: StoreEngine>() {
         None
     );
     // A link's token is neither a token nor a session.
-    let fresh = store
-        .create_sign_in_link(link("cy@example.org"), t0())
-        .await
-        .unwrap();
+    let fresh = link_to("cy@example.org").await;
     assert_eq!(store.verify_token(&fresh, at).await.unwrap(), None);
     assert_eq!(store.verify_session(&fresh, at).await.unwrap(), None);
 

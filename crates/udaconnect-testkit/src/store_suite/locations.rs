@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use udaconnect_core::model::Location;
+use udaconnect_core::ports::LocationScan;
 use udaconnect_core::time::{parse_timestamp, to_micros, Window};
 use udaconnect_sim::Rng;
 
@@ -48,7 +49,7 @@ pub async fn upserts_are_idempotent<E: StoreEngine>() {
     for missing in [-1, 1001] {
         assert_eq!(store.get(missing).await.unwrap(), None);
     }
-    let all = store.scan(i64::MIN, i64::MAX, usize::MAX).await.unwrap();
+    let all = store.scan(LocationScan::ALL).await.unwrap();
     assert_eq!(by_id(&all), by_id(&want));
 }
 
@@ -134,7 +135,14 @@ pub async fn scan_and_id_range_follow_the_ids<E: StoreEngine>() {
             .map(|(_, l)| l.clone())
             .collect();
         assert_eq!(
-            store.scan(after, until, limit).await.unwrap(),
+            store
+                .scan(LocationScan {
+                    after,
+                    until,
+                    limit
+                })
+                .await
+                .unwrap(),
             want,
             "scan({after}, {until}, {limit})"
         );
@@ -154,7 +162,7 @@ pub async fn large_batches_are_stored_at_once<E: StoreEngine>() {
         .collect();
     store.upsert(&many).await.unwrap();
     assert_eq!(store.count().await.unwrap(), 45_000);
-    let back = store.scan(i64::MIN, i64::MAX, usize::MAX).await.unwrap();
+    let back = store.scan(LocationScan::ALL).await.unwrap();
     assert_eq!(by_id(&back), by_id(&many));
 }
 
@@ -225,7 +233,7 @@ pub async fn coordinates_and_times_round_trip_bit_for_bit<E: StoreEngine>() {
         ));
     }
     store.upsert(&ls).await.unwrap();
-    let back = store.scan(0, i64::MAX, usize::MAX).await.unwrap();
+    let back = store.scan(LocationScan::after(0)).await.unwrap();
     assert_eq!(by_id(&back), by_id(&ls));
     for l in &ls {
         let one = store.get(l.id).await.unwrap().unwrap();
@@ -247,7 +255,7 @@ pub async fn coordinates_and_times_round_trip_bit_for_bit<E: StoreEngine>() {
         loc(501, 1, 0.0, 0.0, 2),
         loc(502, 1, 0.0, 12.5, 3),
     ];
-    let back = store.scan(499, i64::MAX, usize::MAX).await.unwrap();
+    let back = store.scan(LocationScan::after(499)).await.unwrap();
     assert_eq!(by_id(&back), by_id(&want));
     let mut window = store.in_window(Window::all(), Some(1)).await.unwrap();
     window.retain(|l| l.id >= 500);

@@ -205,17 +205,18 @@ impl Api {
         udaconnect_testkit::http::stored_location(&self.client, &self.base, id, timeout).await
     }
 
-    /// Posts a ping, asserts 202, and returns the answer.
-    pub async fn ping(&self, person_id: i64, lat: f64, lon: f64, time: &str) -> Value {
-        let r = self
-            .post_json(
-                "/api/locations",
-                &serde_json::json!({"person_id": person_id, "latitude": lat, "longitude": lon,
-                    "creation_time": time}),
-            )
-            .await;
+    /// POSTs `body` as JSON, asserts 202, and returns the answer.
+    pub async fn post_accepted(&self, path: &str, body: &Value) -> Value {
+        let r = self.post_json(path, body).await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         r.json().await.unwrap()
+    }
+
+    /// Posts a ping, asserts 202, and returns the answer.
+    pub async fn ping(&self, person_id: i64, lat: f64, lon: f64, time: &str) -> Value {
+        let body = serde_json::json!({"person_id": person_id, "latitude": lat, "longitude": lon,
+            "creation_time": time});
+        self.post_accepted("/api/locations", &body).await
     }
 
     /// Posts a ping, asserts 202, and returns it as the server took it, for an oracle.

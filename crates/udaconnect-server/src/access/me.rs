@@ -1,0 +1,320 @@
+//! `/api/me`: who the caller is, and the caller's own tokens (the same tokens the command
+//! line makes; device tokens for one's own person, the secret shown once).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Serialize;
+use udaconnect_core::auth::{Action, NewToken, Principal, Resource, Role, Scopes, TokenInfo};
+use udaconnect_core::model::Person;
+use udaconnect_core::ports::DynPersonStore;
+use udaconnect_core::{Error, Result};
+
+use super::{rule, Authenticator, Caller, On};
+use crate::http::guard::post_json;
+use crate::http::problem::{ApiResult, Problem};
+use crate::http::{JsonBody, PathId};
+
+/// Live tokens one account may hold: each is a credential to keep track of.
+pub const MAX_TOKENS: usize = 100;
+/// Longest token name, in characters.
+const MAX_NAME: usize = 100;
+/// Longest life of a token made here, in days.
+const MAX_DAYS: i64 = 3650;
+
+pub struct MeApi {
+    pub auth: Arc<Authenticator>,
+    pub persons: DynPersonStore,
+}
+
+pub fn routes(api: Arc<MeApi>) -> Router {
+    Router::new()
+        .route("/api/me", rule(Action::GetMe, On::MyPerson, get(me)))
+        .route(
+            "/api/me/tokens",
+            rule(Action::ListTokens, On::MyAccount, get(my_tokens)).merge(rule(
+                Action::CreateToken,
+                On::MyGrant,
+                post_json(create_my_token),
+            )),
+        )
+        .route(
+            "/api/me/tokens/{id}",
+            rule(Action::RevokeToken, On::MyAccount, delete(revoke_my_token)),
+        )
+        .with_state(api)
+}
+
+/// The caller's principal; `--auth off` has no caller to describe.
+fn signed(caller: &Caller) -> Result<Principal> {
+    caller
+        .principal()
+        .copied()
+        .ok_or_else(|| Error::Unauthenticated("sign in (or send a token) to have a 'me'".into()))
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    #[schema(example = 12)]
+    pub account: i64,
+    /// admin, organizer, attendee or device: the credential's role.
+    #[schema(example = "attendee")]
+    pub role: String,
+    /// What the credential may be used for.
+    #[schema(example = "read,ingest,manage")]
+    pub scopes: String,
+    /// The caller's person; null for staff accounts without one.
+    pub person: Option<Person>,
+    /// The account's own address: shown to no one else.
+    #[schema(example = "ada@example.org")]
+    pub email: Option<String>,
+}
+
+/// Who is asking: the caller's account, role and person.
+#[utoipa::path(get, path = "/api/me", tag = "me",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token (it only posts pings)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn me(State(api): State<Arc<MeApi>>, caller: Caller) -> ApiResult<Json<Me>> {
+    let p = signed(&caller)?;
+    let account = api.auth.store().await?.account(p.account).await?;
+    let person = match p.person {
+        Some(id) => api.persons.get(id).await?,
+        None => None,
+    };
+    Ok(Json(Me {
+        account: p.account,
+        role: p.role.to_string(),
+        scopes: p.scopes.to_string(),
+        person,
+        email: account.and_then(|a| a.email).map(|e| e.to_string()),
+    }))
+}
+
+/// A token as its holder sees it in lists: never its secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    #[schema(example = 3)]
+    pub id: i64,
+    #[schema(example = "phone")]
+    pub name: String,
+    #[schema(example = "device")]
+    pub role: String,
+    #[schema(example = "ingest")]
+    pub scopes: String,
+    /// The person it acts for (attendee and device tokens); absent for staff tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<i64>,
+    #[schema(example = "2026-12-05T10:00:00Z")]
+    pub created: String,
+    pub expires: Option<String>,
+    pub revoked: Option<String>,
+    /// To the minute.
+    pub last_used: Option<String>,
+}
+
+impl From<&TokenInfo> for TokenView {
+    fn from(t: &TokenInfo) -> Self {
+        use udaconnect_core::time::format_utc as time;
+        TokenView {
+            id: t.id,
+            name: t.name.clone(),
+            role: t.role.to_string(),
+            scopes: t.scopes.to_string(),
+            person_id: t.person,
+            created: time(t.created),
+            expires: t.expires.map(time),
+            revoked: t.revoked.map(time),
+            last_used: t.last_used.map(time),
+        }
+    }
+}
+
+/// The caller's tokens, revoked and expired ones included, oldest first; never a secret.
+#[utoipa::path(get, path = "/api/me/tokens", tag = "me",
+    responses(
+        (status = 200, description = "The account's tokens", body = [TokenView]),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn my_tokens(
+    State(api): State<Arc<MeApi>>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TokenView>>> {
+    let p = signed(&caller)?;
+    let tokens = api.auth.store().await?.tokens(p.account).await?;
+    Ok(Json(tokens.iter().map(TokenView::from).collect()))
+}
+
+/// Body of `POST /api/me/tokens`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct NewTokenBody {
+    /// What the holder calls it, 1 to 100 characters.
+    #[schema(example = "phone")]
+    name: String,
+    /// The token's role, no higher than the account's (default `device`).
+    #[schema(example = "device")]
+    role: Option<String>,
+    /// Comma-separated scopes within the role's (`read`, `ingest`, `manage`; default all).
+    #[schema(example = "ingest")]
+    scopes: Option<String>,
+    /// Days until it expires, 1 to 3650 (default: never).
+    #[schema(example = 365, minimum = 1, maximum = 3650)]
+    expires_in_days: Option<i64>,
+}
+
+/// A new token, with its secret: shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    /// The secret, `uc_...`: send it as `Authorization: Bearer <token>`. Never shown again.
+    #[schema(example = "uc_Q2hhbmdlIG1lOiB0aGlzIGlzIGFuIGV4YW1wbGUgdG9rZW4")]
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenView,
+}
+
+fn text_field<'a>(body: &'a serde_json::Value, name: &str) -> Result<Option<&'a str>> {
+    match body.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::bad_request(name, "must be a string")),
+    }
+}
+
+/// Create a token for the caller's own account (a device token for the caller's phone).
+#[utoipa::path(post, path = "/api/me/tokens", tag = "me",
+    request_body = NewTokenBody,
+    responses(
+        (status = 201, description = "Created; the secret is in `token`, shown this once", body = CreatedToken),
+        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A role above the caller's, or a device token", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account holds 100 live tokens already: revoke one first", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad name, role, scope or expiry", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_my_token(
+    State(api): State<Arc<MeApi>>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let p = signed(&caller)?;
+    if !body.is_object() {
+        return Err(Error::bad_request("body", "must be a JSON object").into());
+    }
+    let name = text_field(&body, "name")?
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "name",
+            format!("must be 1 to {MAX_NAME} printable characters"),
+        )
+        .into());
+    }
+    let role: Role = match text_field(&body, "role")? {
+        Some(r) => r.parse().map_err(|e: String| Error::invalid("role", e))?,
+        None => Role::Device,
+    };
+    let scopes: Scopes = match text_field(&body, "scopes")? {
+        Some(s) => s.parse().map_err(|e: String| Error::invalid("scopes", e))?,
+        None => Scopes::ALL,
+    };
+    let expires_in = match body.get("expires_in_days") {
+        None | Some(serde_json::Value::Null) => None,
+        // A whole number, whether written 30 or 30.0.
+        Some(v) => match v.as_f64().filter(|d| d.fract() == 0.0) {
+            Some(d) if (1.0..=MAX_DAYS as f64).contains(&d) => {
+                Some(chrono::TimeDelta::days(d as i64))
+            }
+            Some(_) => {
+                return Err(
+                    Error::invalid("expires_in_days", format!("must be 1 to {MAX_DAYS}")).into(),
+                )
+            }
+            None => return Err(Error::bad_request("expires_in_days", "must be an integer").into()),
+        },
+    };
+    caller.may(
+        Action::CreateToken,
+        Resource::Grant {
+            account: p.account,
+            role,
+        },
+    )?;
+    let store = api.auth.store().await?;
+    let account = store
+        .account(p.account)
+        .await?
+        .ok_or_else(|| Error::Unauthenticated("the account no longer exists".into()))?;
+    let now = chrono::Utc::now();
+    let live = store
+        .tokens(p.account)
+        .await?
+        .iter()
+        .filter(|t| t.revoked.is_none() && t.expires.is_none_or(|e| e > now))
+        .count();
+    if live >= MAX_TOKENS {
+        return Err(Error::Conflict(format!(
+            "this account holds {MAX_TOKENS} live tokens already; revoke one first"
+        ))
+        .into());
+    }
+    let token = NewToken {
+        account: p.account,
+        name,
+        role,
+        // Never more than the credential creating it may do.
+        scopes: scopes.and(role.scopes()).and(p.scopes),
+        person: if role.needs_person() {
+            account.person
+        } else {
+            None
+        },
+        expires: expires_in.and_then(|d| now.checked_add_signed(d)),
+    };
+    account.check_grant(&token)?;
+    let issued = store.create_token(token, now).await?;
+    tracing::info!(account = p.account, token_id = issued.item.id, role = %role, "token created");
+    let created = CreatedToken {
+        token: issued.secret.expose().to_string(),
+        info: TokenView::from(&issued.item),
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+/// Revoke one of the caller's tokens; it stops working at once in this process, and within
+/// seconds everywhere.
+#[utoipa::path(delete, path = "/api/me/tokens/{id}", tag = "me",
+    params(("id" = i64, Path, minimum = 1, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live token of the caller's with this id", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke_my_token(
+    State(api): State<Arc<MeApi>>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
+    let p = signed(&caller)?;
+    let store = api.auth.store().await?;
+    let mine = store.token(id).await?.filter(|t| t.account == p.account);
+    if mine.is_none() || !store.revoke_token(id, chrono::Utc::now()).await? {
+        return Err(Error::not_found("token", id).into());
+    }
+    api.auth.forget_account(p.account);
+    tracing::info!(account = p.account, token_id = id, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,251 @@
+//! Who is asking, and whether they may: the authentication layer every HTTP role sits in
+//! (and gRPC's equivalent), and the rule each route declares where it is declared.
+//!
+//! A request's credential (`Authorization: Bearer uc_...`, or the session cookie) becomes a
+//! [`Caller`] once, in [`authenticate`]; each route states its [`Action`] and where its
+//! resource is ([`rule`]), and the one decision point, [`authorize`], answers. A route that
+//! answers without having declared a rule is turned into an error by the layer, so the
+//! authorization matrix test finds it.
+//!
+//! - [`authenticate`]: the credential read, looked up (with a short cache), and CSRF.
+//! - [`me`]: `/api/me` and the caller's own tokens.
+
+pub mod authenticate;
+pub mod me;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use udaconnect_core::auth::{authorize, Action, Principal, Resource};
+use udaconnect_core::{validate, Error, Result};
+
+use crate::http::problem::ApiError;
+
+pub use authenticate::Authenticator;
+
+/// Whether requests must say who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// Every route but the public ones needs a credential (the default, in both modes).
+    #[default]
+    On,
+    /// The original open contract, for its old clients; only on loopback addresses.
+    Off,
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<AuthMode, String> {
+        match s.trim() {
+            "on" => Ok(AuthMode::On),
+            "off" => Ok(AuthMode::Off),
+            other => Err(format!("unknown auth mode '{other}': use on or off")),
+        }
+    }
+}
+
+/// Refuses `--auth off` unless every address the process listens on is loopback: an open
+/// trail of everyone's whereabouts must not be reachable from the network.
+pub fn check_open_listeners(mode: AuthMode, listeners: &[SocketAddr]) -> anyhow::Result<()> {
+    if mode == AuthMode::On {
+        return Ok(());
+    }
+    if let Some(open) = listeners.iter().find(|a| !a.ip().is_loopback()) {
+        anyhow::bail!(
+            "--auth off serves every attendee's data to anyone who can connect, so it is only \
+             allowed on loopback addresses; {open} is not one (listen on 127.0.0.1, or leave \
+             --auth on)"
+        );
+    }
+    tracing::warn!(
+        "authentication is off (--auth off): anyone who can reach this machine's loopback \
+         addresses reads and writes every attendee's data"
+    );
+    Ok(())
+}
+
+/// Who is asking, as [`authenticate`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// No one is asked: `--auth off`, or the product itself (the demo conference).
+    Open,
+    /// No credential came with the request.
+    Nobody,
+    Signed(Principal),
+}
+
+impl Caller {
+    /// Whether the caller may perform `action` on `resource` (always, when [`Caller::Open`]).
+    pub fn may(&self, action: Action, resource: Resource) -> Result<()> {
+        match self {
+            Caller::Open => Ok(()),
+            Caller::Nobody => Ok(authorize(None, action, resource)?),
+            Caller::Signed(p) => Ok(authorize(Some(p), action, resource)?),
+        }
+    }
+
+    pub fn principal(&self) -> Option<&Principal> {
+        match self {
+            Caller::Signed(p) => Some(p),
+            Caller::Open | Caller::Nobody => None,
+        }
+    }
+
+    /// The resource standing for "what is the caller's own" before a handler knows the real
+    /// one: their person, or (with none) the service.
+    pub fn own(&self) -> Resource {
+        match self.principal().and_then(|p| p.person) {
+            Some(person) => Resource::Person(person),
+            None => Resource::Service,
+        }
+    }
+}
+
+/// Handlers read the caller the layer found; without the layer, nobody (fail closed).
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .copied()
+            .unwrap_or(Caller::Nobody))
+    }
+}
+
+/// The caller's own person, for `/api/me/...` handlers: 401 without a caller, 404 for an
+/// account that has no person.
+pub struct MyPerson(pub udaconnect_core::model::PersonId);
+
+impl<S: Send + Sync> FromRequestParts<S> for MyPerson {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let Ok(caller) = Caller::from_request_parts(parts, state).await;
+        let p = caller.principal().ok_or_else(|| {
+            ApiError(Error::Unauthenticated(
+                "sign in (or send a token) to have a 'me'".into(),
+            ))
+        })?;
+        p.person.map(MyPerson).ok_or_else(|| {
+            ApiError(Error::NotFound {
+                what: "person of account",
+                id: p.account.to_string(),
+            })
+        })
+    }
+}
+
+/// Where a route's resource is, for its rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    /// Nothing in particular: a list, the venue, the service itself.
+    Service,
+    /// The person named by the path's `{id}`.
+    PathPerson,
+    /// The caller's own person (`/api/me/...`).
+    MyPerson,
+    /// The caller's own account (their tokens).
+    MyAccount,
+    /// A credential for the caller's own account in the caller's own role: the least a new
+    /// token can be; the handler asks again for the role asked for.
+    MyGrant,
+    /// Known only to the handler (a location's person, each ping of a body): the rule refuses here whoever could not do this even to what is their
+    /// own, and the handler asks again with the real resource.
+    Handler,
+}
+
+/// Marks an answer as given under a declared rule (see [`authenticate`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Ruled;
+
+/// `route` with its access rule: `action` on the resource `on` names, decided before the
+/// handler runs. Every route of every role is declared through this.
+pub fn rule<S>(action: Action, on: On, route: MethodRouter<S>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    route.route_layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| decide(action, on, req, next),
+    ))
+}
+
+/// `route` (the gateway's) answered by a role behind it, which authenticates the request and
+/// decides by its own rule.
+pub fn upstream<S>(route: MethodRouter<S>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    // `layer`, not `route_layer`: the gateway's route is `any`, which has no method routes.
+    route.layer(axum::middleware::map_response(
+        |mut response: Response| async move {
+            response.extensions_mut().insert(Ruled);
+            response
+        },
+    ))
+}
+
+async fn decide(action: Action, on: On, request: Request, next: Next) -> Response {
+    let auth = request.extensions().get::<Arc<Authenticator>>().cloned();
+    let (mut parts, body) = request.into_parts();
+    let caller = match auth {
+        // Public: whoever asks, nothing to look up.
+        Some(_) if action.is_public() => Caller::Nobody,
+        Some(auth) => match authenticate::identify(&auth, &parts.method, &parts.headers).await {
+            Ok(caller) => caller,
+            Err(e) => return ruled(ApiError(e).into_response()),
+        },
+        // Outside the layer: nobody (fail closed).
+        None => Caller::Nobody,
+    };
+    parts.extensions.insert(caller);
+    let resource = match on {
+        On::Service => Ok(Resource::Service),
+        On::MyPerson | On::Handler => Ok(caller.own()),
+        On::MyAccount => Ok(caller
+            .principal()
+            .map_or(Resource::Service, |p| Resource::Account(p.account))),
+        On::MyGrant => Ok(caller
+            .principal()
+            .map_or(Resource::Service, |p| Resource::Grant {
+                account: p.account,
+                role: p.role,
+            })),
+        On::PathPerson => path_person(&mut parts).await,
+    };
+    let decided = match resource {
+        // A path that names no person: whoever may not even ask about their own hears that
+        // first, the rest what is wrong with the path.
+        Err(e) => caller.may(action, caller.own()).and(Err(e)),
+        Ok(resource) => caller.may(action, resource),
+    };
+    ruled(match decided {
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        Err(e) => ApiError(e).into_response(),
+    })
+}
+
+fn ruled(mut response: Response) -> Response {
+    response.extensions_mut().insert(Ruled);
+    response
+}
+
+/// The `{id}` of the path as a person.
+async fn path_person(parts: &mut Parts) -> Result<Resource> {
+    let Path(raw) = Path::<String>::from_request_parts(parts, &())
+        .await
+        .map_err(|e| Error::bad_request("id", e.body_text()))?;
+    validate::path_id(&raw, "id").map(Resource::Person)
+}

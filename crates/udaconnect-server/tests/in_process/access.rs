@@ -1,0 +1,120 @@
+//! Who may ask, in-process: with auth on (the default of [`HttpSettings::on`]) `/metrics` is
+//! for staff on the API's address and open on `--metrics-listen`'s; the demo conference (the
+//! product's own pings) goes on with auth on.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use udaconnect_core::auth::{NewToken, Role, Scopes};
+use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
+use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
+
+#[tokio::test]
+async fn metrics_are_for_staff_or_on_their_own_address() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = Application::build(ServeSettings {
+        http: HttpSettings {
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
+        },
+        data_dir: data_dir.path().to_path_buf(),
+        demo: true,
+        demo_attendees: 10,
+        grpc: GrpcListen::Off,
+        mail: Default::default(),
+        log_retention: Default::default(),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let client = reqwest::Client::new();
+    let status = |url: String, token: Option<String>| {
+        let mut r = client.get(url);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        status(format!("{base}/metrics"), None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let scrape = format!("http://{}", app.metrics_addr().unwrap());
+    let open = client
+        .get(format!("{scrape}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    assert!(open.text().await.unwrap().contains("udaconnect_"));
+    // Nothing else is served there.
+    assert_eq!(
+        status(format!("{scrape}/api/persons"), None).await,
+        StatusCode::NOT_FOUND
+    );
+
+    let accounts = open_account_stores(&StoreUrl::Embedded(data_dir.path().to_path_buf()))
+        .await
+        .unwrap()
+        .accounts;
+    let now = chrono::Utc::now();
+    let token = |role: Role| {
+        let accounts = accounts.clone();
+        async move {
+            let account = accounts
+                .create_account(
+                    udaconnect_core::auth::NewAccount {
+                        person: None,
+                        email: None,
+                        email_verified: false,
+                        secondary_email: None,
+                        role,
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+            let issued = accounts
+                .create_token(
+                    NewToken {
+                        account: account.id,
+                        name: "test".into(),
+                        role,
+                        scopes: Scopes::ALL,
+                        person: None,
+                        expires: None,
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+            issued.secret.expose().to_string()
+        }
+    };
+    let organizer = token(Role::Organizer).await;
+    assert_eq!(
+        status(format!("{base}/metrics"), Some(organizer.clone())).await,
+        StatusCode::OK
+    );
+
+    // The demo's attendees ping with auth on: the product's own pings need no token.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let positions: Value = client
+            .get(format!("{base}/api/live/positions"))
+            .bearer_auth(&organizer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if positions.as_array().is_some_and(|p| p.len() >= 5) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live attendee: {positions}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await.unwrap();
+}
