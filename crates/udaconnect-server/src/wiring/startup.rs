@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use udaconnect_core::ports::{Consumed, DynLog};
+use udaconnect_core::ports::{Consumed, DynLog, LogScan};
 use udaconnect_core::record::{self, DERIVED_ID_BASE, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 
 use crate::consume::consumer::{CONSUMER_BATCH, CONSUMER_GROUP};
@@ -138,12 +138,17 @@ fn id_of(c: &Consumed) -> Option<i64> {
 /// them without a group): 0 when none.
 async fn max_id_in(log: &DynLog, topic: &str, group: Option<&str>) -> anyhow::Result<i64> {
     let mut max = 0;
-    log.scan(topic, group, u64::MAX, &mut |batch: &[Consumed]| {
-        for id in batch.iter().filter_map(id_of) {
-            if id < DERIVED_ID_BASE {
-                max = max.max(id);
+    log.scan(LogScan {
+        topic,
+        group,
+        limit: u64::MAX,
+        visit: &mut |batch: &[Consumed]| {
+            for id in batch.iter().filter_map(id_of) {
+                if id < DERIVED_ID_BASE {
+                    max = max.max(id);
+                }
             }
-        }
+        },
     })
     .await
     .with_context(|| format!("failed to read the ids in {topic}"))?;
@@ -186,11 +191,11 @@ async fn applied_end(stack: &EmbeddedStack) -> anyhow::Result<u64> {
     let mut dead = HashSet::new();
     stack
         .log
-        .scan(
-            LOCATION_DLQ_TOPIC,
-            None,
-            u64::MAX,
-            &mut |batch: &[Consumed]| {
+        .scan(LogScan {
+            topic: LOCATION_DLQ_TOPIC,
+            group: None,
+            limit: u64::MAX,
+            visit: &mut |batch: &[Consumed]| {
                 dead.extend(batch.iter().filter_map(|c| {
                     c.record
                         .header_str(SOURCE_OFFSET_HEADER)?
@@ -198,7 +203,7 @@ async fn applied_end(stack: &EmbeddedStack) -> anyhow::Result<u64> {
                         .ok()
                 }));
             },
-        )
+        })
         .await?;
     let last_dead = dead.iter().copied().max();
     let top = stack.locations.max_leased_id().await?;
@@ -210,11 +215,11 @@ async fn applied_end(stack: &EmbeddedStack) -> anyhow::Result<u64> {
     let mut top_seen = false;
     stack
         .log
-        .scan(
-            LOCATION_TOPIC,
-            None,
-            u64::MAX,
-            &mut |batch: &[Consumed]| {
+        .scan(LogScan {
+            topic: LOCATION_TOPIC,
+            group: None,
+            limit: u64::MAX,
+            visit: &mut |batch: &[Consumed]| {
                 for c in batch {
                     let offset = c.position.offset as u64;
                     let id = id_of(c);
@@ -229,7 +234,7 @@ async fn applied_end(stack: &EmbeddedStack) -> anyhow::Result<u64> {
                     }
                 }
             },
-        )
+        })
         .await?;
     let Some(window) = window else {
         return Ok(stack.embedded_log.earliest_offset(LOCATION_TOPIC)?);
