@@ -291,6 +291,37 @@ impl EmbeddedLog {
         Ok(self.topic(topic)?.offset_path(group))
     }
 
+    /// Whether group `group` has an offset file on `topic` that does not hold a number, left
+    /// where it is: start-up looks before any reader moves it aside, to recover the position
+    /// from elsewhere ([`Self::recover_committed`]).
+    pub fn committed_unreadable(&self, topic: &str, group: &str) -> Result<bool> {
+        match fs::read(self.topic(topic)?.offset_path(group)) {
+            Ok(raw) => Ok(parse_committed(&raw).is_none()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("read committed offset", e)),
+        }
+    }
+
+    /// Commits `offset` for group `group` on `topic` from outside the group, moving an
+    /// unreadable offset file aside first as `<group>.offset.bad`: the path it was moved to,
+    /// if it was.
+    pub fn recover_committed(
+        &self,
+        topic: &str,
+        group: &str,
+        offset: u64,
+    ) -> Result<Option<PathBuf>> {
+        let path = self.topic(topic)?.offset_path(group);
+        let aside = path.with_extension("offset.bad");
+        let moved = match fs::rename(&path, &aside) {
+            Ok(()) => Some(aside),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("move a bad offset file aside", e)),
+        };
+        write_committed(&path, offset).map_err(|e| io_err("commit offset", e))?;
+        Ok(moved)
+    }
+
     /// A reader of `topic` from `offset` (clamped to what the topic holds) that belongs to no
     /// group: for scans at start that must leave every group's position alone.
     pub fn reader_at(&self, topic: &str, offset: u64) -> Result<DynLogConsumer> {
@@ -444,10 +475,7 @@ fn read_committed(path: &Path) -> Result<Option<u64>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err("read committed offset", e)),
     };
-    if let Some(offset) = std::str::from_utf8(&raw)
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-    {
+    if let Some(offset) = parse_committed(&raw) {
         return Ok(Some(offset));
     }
     let aside = path.with_extension("offset.bad");
@@ -458,6 +486,21 @@ fn read_committed(path: &Path) -> Result<Option<u64>> {
         "committed offset unreadable: moved aside; the group reads again from its start"
     );
     Ok(None)
+}
+
+fn parse_committed(raw: &[u8]) -> Option<u64> {
+    std::str::from_utf8(raw).ok()?.trim().parse().ok()
+}
+
+/// Replaces the offset file at `path` with `offset`, atomically: write a copy, sync it, rename
+/// it over the file, sync the directory.
+fn write_committed(path: &Path, offset: u64) -> std::io::Result<()> {
+    let tmp = path.with_extension("offset.tmp");
+    let mut f = File::create(&tmp)?;
+    std::io::Write::write_all(&mut f, offset.to_string().as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// The one thread that writes a topic.

@@ -11,6 +11,11 @@
 //! 3. Queries ([`queries`]): connection-api's engine on PostGIS; against a scan of the whole
 //!    window.
 //!
+//! `--latency-only` runs the light-load part of 2 alone, in seconds: the figure for the target
+//! `p99 <= 50 ms` from ping to stored, with the consumer's default fetch settings and with a
+//! shorter fetch wait, next to the machine's load average (other work on the machine shows in
+//! the tail).
+//!
 //! The benchmark's own database and broker are in [`postgres`] and [`broker`].
 
 mod broker;
@@ -41,9 +46,8 @@ use crate::common::{machine, ConferenceArgs};
 
 /// Persons the latency stage's pings name (the embedded baseline creates as many).
 const LATENCY_PERSONS: u32 = 100;
-/// Single pings per second, from one client, in the latency stage's light-load runs: the
-/// load the target `p99 <= 50 ms` is for.
-const LIGHT_RATE: u32 = 30;
+/// The fetch wait the light-load runs compare with the consumer's default.
+const SHORT_FETCH_WAIT_MS: &str = "2";
 
 #[derive(Args, Debug)]
 pub struct BenchDistributedArgs {
@@ -75,6 +79,14 @@ pub struct BenchDistributedArgs {
     /// Concurrent clients sharing the latency stage's load.
     #[arg(long, env = "UDACONNECT_BENCH_LATENCY_CLIENTS", default_value_t = 16)]
     pub latency_clients: usize,
+    /// Single pings per second from one client in the latency stage's light-load runs: the
+    /// load the target `p99 <= 50 ms` is for.
+    #[arg(long, env = "UDACONNECT_BENCH_LIGHT_RATE", default_value_t = 50)]
+    pub light_rate: u32,
+    /// Only the light-load latency runs (no ingest, no queries): the consumer's default fetch
+    /// settings, then `fetch.wait.max.ms=2`, then the embedded mode at the same load.
+    #[arg(long, env = "UDACONNECT_BENCH_LATENCY_ONLY")]
+    pub latency_only: bool,
     /// Keep the benchmark's database afterwards (its URL is printed).
     #[arg(long, env = "UDACONNECT_BENCH_KEEP")]
     pub keep: bool,
@@ -122,6 +134,17 @@ async fn run_stages(
         .await
         .context("failed to open the benchmark's database")?;
     let admin = db.client().await?;
+
+    // The conference's persons.
+    let person_store = Arc::new(PostgresPersonStore::new(&pg));
+    person_store.import(conference.persons()).await?;
+    let store: DynLocationStore = Arc::new(PostgresLocationStore::new(&pg));
+    let database = postgres::describe(&admin).await?;
+    if args.latency_only {
+        let kafka = KafkaLog::connect(&broker.brokers(), KafkaOptions::default())?;
+        ingest::create_topics(&kafka, &[LOCATION_TOPIC, LOCATION_DLQ_TOPIC]).await?;
+        return light_latency(args, conference, broker, db, &database, report).await;
+    }
     writeln!(
         report,
         "## Distributed mode, {}\n\n\
@@ -130,17 +153,12 @@ async fn run_stages(
          Command: `udaconnect bench-distributed --locations {} --queries {} --baseline-queries {}`.\n",
         args.conference.title(conference),
         machine(),
-        postgres::describe(&admin).await?,
+        database,
         broker.describe(),
         locations_asked,
         args.conference.queries,
         args.conference.baseline_queries
     )?;
-
-    // The conference's persons.
-    let person_store = Arc::new(PostgresPersonStore::new(&pg));
-    person_store.import(conference.persons()).await?;
-    let store: DynLocationStore = Arc::new(PostgresLocationStore::new(&pg));
 
     // Every ping as the ingest path would assign it: ids 1, 2, ... in time order.
     let bar = progress::bar(locations_asked, "simulate");
@@ -217,7 +235,7 @@ async fn run_stages(
         origin: (config.origin.latitude, config.origin.longitude),
     };
     let light = LoadShape {
-        rate: LIGHT_RATE,
+        rate: args.light_rate.max(1),
         clients: 1,
         ..load
     };
@@ -256,5 +274,82 @@ async fn run_stages(
     .await?;
     drop(store);
     pg.close();
+    Ok(())
+}
+
+/// The machine's load average over 1, 5 and 15 minutes, as `/proc/loadavg` gives it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `--latency-only`: single pings from one client at `--light-rate`, until stored, on the
+/// distributed roles with the consumer's default fetch settings and with a shorter fetch
+/// wait, and on the embedded mode; the load average before and after.
+async fn light_latency(
+    args: &BenchDistributedArgs,
+    conference: &Conference,
+    broker: &BrokerHandle,
+    db: &BenchDb,
+    database: &str,
+    report: &mut String,
+) -> anyhow::Result<()> {
+    let config = &conference.config;
+    let light = LoadShape {
+        rate: args.light_rate.max(1),
+        seconds: args.latency_seconds.max(1),
+        warmup: Duration::from_secs(1),
+        clients: 1,
+        persons: LATENCY_PERSONS.min(config.attendees),
+        origin: (config.origin.latitude, config.origin.longitude),
+    };
+    let load_before = load_average();
+    let default = latency::distributed(db, broker, &light, Vec::new()).await?;
+    let short_wait = vec![(
+        "fetch.wait.max.ms".to_string(),
+        SHORT_FETCH_WAIT_MS.to_string(),
+    )];
+    let short = latency::distributed(db, broker, &light, short_wait).await?;
+    let embedded = latency::embedded(&light).await?;
+    let load_after = load_average();
+    writeln!(
+        report,
+        "## Distributed mode: latency under light load\n\n\
+         Machine: {}. {database}; broker: {}. Everything on this machine. Load average (1, 5, \
+         15 min): {load_before} before, {load_after} after.\n\n\
+         Command: `udaconnect bench-distributed --latency-only --light-rate {} --latency-seconds {}`.\n\n\
+         Single pings from one client for {} s (after 1 s of warm-up). *202* is the answer to \
+         `POST /api/locations`; *stored* is from sending the request until a query on the \
+         location store sees the ping (polled every {} ms). Ratios: p99 against the embedded \
+         mode's p99.\n\n\
+         | mode | load | pings | 202 p50 | 202 p99 | 202 max | stored p50 | stored p99 | stored max | ratio 202 / stored |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        machine(),
+        broker.describe(),
+        light.rate,
+        light.seconds,
+        light.seconds,
+        latency::WATCH_EVERY.as_millis()
+    )?;
+    default.row(
+        report,
+        "distributed, the consumer's default fetch settings",
+        &light,
+        &embedded,
+    )?;
+    short.row(
+        report,
+        &format!("distributed, consumer `fetch.wait.max.ms={SHORT_FETCH_WAIT_MS}`"),
+        &light,
+        &embedded,
+    )?;
+    embedded.row(
+        report,
+        "baseline: embedded `udaconnect serve`",
+        &light,
+        &embedded,
+    )?;
+    writeln!(report)?;
     Ok(())
 }

@@ -5,8 +5,8 @@
 //! It reads a frame only while a record it has not returned yet is due below the durable end,
 //! so it never reads bytes the writer may still be writing.
 
-use std::fs::{self, File};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use udaconnect_core::ports::{Consumed, LogConsumer};
 use udaconnect_core::record::{LogRecord, Position};
 use udaconnect_core::{Error, Result};
 
-use super::{io_err, segment_path, sync_dir, CorruptSegment, Damage, Topic};
+use super::{io_err, segment_path, write_committed, CorruptSegment, Damage, Topic};
 use crate::frame::{self, Decoded, HEADER_LEN, MAX_BODY_LEN, MIN_BODY_LEN};
 
 /// A consumer of one topic of the embedded log.
@@ -306,17 +306,10 @@ impl LogConsumer for EmbeddedConsumer {
     async fn commit(&mut self) -> Result<()> {
         let path = self.offset_path.clone();
         let next = self.next;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let tmp = path.with_extension("offset.tmp");
-            let mut f = File::create(&tmp)?;
-            f.write_all(next.to_string().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            sync_dir(path.parent().unwrap_or(Path::new(".")))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("embedded log commit: {e}")))?
-        .map_err(|e| io_err("commit offset", e))
+        tokio::task::spawn_blocking(move || write_committed(&path, next))
+            .await
+            .map_err(|e| Error::Internal(format!("embedded log commit: {e}")))?
+            .map_err(|e| io_err("commit offset", e))
     }
 
     fn lag(&self) -> Option<u64> {

@@ -21,7 +21,7 @@ use crate::persons::DynPersonDirectory;
 
 pub const CONSUMER_GROUP: &str = "location-consumer";
 /// Records taken per poll: large batches amortise the store's fsync.
-const BATCH: usize = 8192;
+pub const CONSUMER_BATCH: usize = 8192;
 
 /// The consumer position is committed at most this often while records keep coming, and as
 /// soon as the log goes quiet. Each commit costs two fsyncs; the writes it covers are durable
@@ -62,7 +62,7 @@ impl LocationConsumer {
             topic: udaconnect_core::record::LOCATION_TOPIC,
             group: CONSUMER_GROUP.to_string(),
             start: StartFrom::Earliest,
-            batch: BATCH,
+            batch: CONSUMER_BATCH,
             wait,
             linger: true,
             commit: Commit::Every(COMMIT_EVERY),
