@@ -2,6 +2,7 @@
 //!
 //! - [`process`]: [`Application`](process::Application), the one wiring of `serve` and of a
 //!   role process: bind, report the addresses, start the roles in order, stop them in reverse.
+//! - [`settings`]: what a process is told to do (`serve`'s, a role's, and how it serves HTTP).
 //! - [`context`]: what a role's start is given (stores, log, person directory, the roles
 //!   started before it in the same process).
 //! - [`backends`]: where the stores and the log are (URLs), and opening them.
@@ -19,5 +20,6 @@ pub mod embedded;
 pub mod listen_file;
 pub mod process;
 pub mod retention;
+pub mod settings;
 pub mod shutdown;
 pub mod startup;

@@ -10,5 +10,5 @@ mod edge;
 mod edge_connections;
 mod mail;
 mod remote_persons;
-mod trackers;
 mod signin;
+mod trackers;
