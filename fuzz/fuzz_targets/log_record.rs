@@ -9,8 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use udaconnect_core::model::{Location, MAX_ID};
 use udaconnect_core::envelope::{self, PersonKey, KEY_VERSION_HEADER};
+use udaconnect_core::model::{Location, MAX_ID};
 use udaconnect_core::record::{
     self, derived_id, LogRecord, Position, CORRELATION_HEADER, LOCATION_TOPIC,
 };
