@@ -35,7 +35,7 @@ use crate::query::engine::SharedIndex;
 use crate::roles::connection_api::new_index;
 use crate::roles::{self, start_order, Readiness, Role};
 use crate::signin::SignInSettings;
-use crate::wiring::backends::{open_account_stores, static_member_id, LogUrl, StoreUrl};
+use crate::wiring::backends::{open_account_stores, static_member_id, StoreUrl};
 use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options};
 use crate::wiring::disk::DiskGuard;
 use crate::wiring::embedded::EmbeddedStack;
