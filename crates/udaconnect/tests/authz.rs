@@ -304,8 +304,8 @@ fn call(method: &str, path: &str, location: i64) -> Call {
             ("get", p) if p.contains("{id}") && p.starts_with("/api/persons/") => {
                 (p.replace("{id}", &A.to_string()), None, of_a)
             }
-            // Without `confirm=true`: the matrix's askers keep their accounts.
-            ("delete", "/api/me") => (path.into(), None, own_account),
+            // `confirm` not `true`: the matrix's askers keep their accounts.
+            ("delete", "/api/me") => ("/api/me?confirm=no".into(), None, own_account),
             ("get", "/api/me/tokens") => (path.into(), None, own_account),
             ("delete", "/api/me/tokens/{id}") => {
                 ("/api/me/tokens/999999".into(), None, own_account)
@@ -729,8 +729,8 @@ async fn cookie_writes_need_this_sites_origin(served: &Served) {
     assert_eq!(same_site.status(), StatusCode::ACCEPTED);
 }
 
-/// `DELETE /api/me` asks for `confirm=true`; then the account is gone from the store and
-/// its tokens sign no one in.
+/// `DELETE /api/me` with a `confirm` other than `true` deletes nothing; bare, the account is
+/// gone from the store and its tokens sign no one in.
 async fn accounts_deleted_by_their_holder(served: &Served) {
     use udaconnect_core::auth::{NewAccount, NewToken, Scopes};
     let accounts = open_account_stores(&served.store).await.unwrap().accounts;
@@ -756,7 +756,11 @@ async fn accounts_deleted_by_their_holder(served: &Served) {
         token: Some(accounts.create_token(token, now).await.unwrap().secret),
         principal: None,
     };
-    for unconfirmed in ["/api/me", "/api/me?confirm=false", "/api/me?confirm=1"] {
+    for unconfirmed in [
+        "/api/me?confirm=false",
+        "/api/me?confirm=1",
+        "/api/me?confirm=",
+    ] {
         let r = served
             .request(&leaving, Method::DELETE, unconfirmed)
             .send()
@@ -772,7 +776,7 @@ async fn accounts_deleted_by_their_holder(served: &Served) {
     }
     assert!(accounts.account(account.id).await.unwrap().is_some());
     let deleted = served
-        .request(&leaving, Method::DELETE, "/api/me?confirm=true")
+        .request(&leaving, Method::DELETE, "/api/me")
         .send()
         .await
         .unwrap();

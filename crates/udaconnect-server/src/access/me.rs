@@ -328,16 +328,17 @@ pub async fn revoke_my_token(
 
 /// Delete the caller's account: every session and token of it ends at once, then the account
 /// goes with its devices. The person and their pings are not erased yet: erasing them from
-/// every store and the log is a later step (docs/privacy.md). Irreversible, so it asks for
-/// `?confirm=true`.
+/// every store and the log is a later step (docs/privacy.md). Irreversible: a `confirm` other
+/// than `true` deletes nothing, so a client can ask for the refusal it shows before the real
+/// call.
 #[utoipa::path(delete, path = "/api/me", tag = "me",
-    params(("confirm" = bool, Query, description = "Must be `true`: the account cannot be restored")),
+    params(("confirm" = Option<bool>, Query, description = "Absent or `true` deletes; any other value deletes nothing (422): the account cannot be restored")),
     responses(
         (status = 204, description = "Deleted; every session and token of the account is revoked"),
         (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The last admin account: make another admin first", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`confirm=true` is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`confirm` is given and is not `true`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_me(
     State(api): State<Arc<MeApi>>,
@@ -345,7 +346,7 @@ pub async fn delete_me(
     RawQuery(query): RawQuery,
 ) -> ApiResult<StatusCode> {
     let p = signed(&caller)?;
-    if query.as_deref() != Some("confirm=true") {
+    if !matches!(query.as_deref(), None | Some("") | Some("confirm=true")) {
         return Err(Error::invalid(
             "confirm",
             "must be true: deleting the account cannot be undone",
