@@ -170,6 +170,8 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn revoke_token(&self, id: TokenId, now: DateTime<Utc>) -> Result<bool>;
     /// Revokes every token and session of the account in one transaction.
     async fn revoke_all(&self, account: AccountId, now: DateTime<Utc>) -> Result<Revoked>;
+    /// Deletes the account with its tokens, sessions and devices; `false` when there is none.
+    async fn delete_account(&self, id: AccountId) -> Result<bool>;
 
     /// A new browser session for the account, valid until `expires`; returns its id, the
     /// cookie's value.

@@ -88,6 +88,8 @@ const INSERT_ACCOUNT: &str = "INSERT INTO account
        (person_id, email, email_key, email_verified, secondary_email, role, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
      RETURNING id";
+/// Its tokens, sessions and devices go with it (`ON DELETE CASCADE`).
+const DELETE_ACCOUNT: &str = "DELETE FROM account WHERE id = $1";
 const COUNT_ADMINS: &str = "SELECT count(*) FROM account WHERE role = 'admin'";
 const INSERT_TOKEN: &str = "INSERT INTO account_token
        (account_id, hash, name, role, scopes, person_id, created_at, expires_at)
@@ -276,6 +278,10 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
 
     async fn revoke_all(&self, account: AccountId, now: DateTime<Utc>) -> Result<Revoked> {
         self.0.revoke_all(account, truncate_to_micros(now)).await
+    }
+
+    async fn delete_account(&self, id: AccountId) -> Result<bool> {
+        Ok(self.0.execute(DELETE_ACCOUNT, vec![Arg::Int(id)]).await? > 0)
     }
 
     async fn create_session(

@@ -304,6 +304,8 @@ fn call(method: &str, path: &str, location: i64) -> Call {
             ("get", p) if p.contains("{id}") && p.starts_with("/api/persons/") => {
                 (p.replace("{id}", &A.to_string()), None, of_a)
             }
+            // `confirm` not `true`: the matrix's askers keep their accounts.
+            ("delete", "/api/me") => ("/api/me?confirm=no".into(), None, own_account),
             ("get", "/api/me/tokens") => (path.into(), None, own_account),
             ("delete", "/api/me/tokens/{id}") => {
                 ("/api/me/tokens/999999".into(), None, own_account)
@@ -487,6 +489,7 @@ async fn matrix(served: Served) {
     unknown_tokens_are_401(&served).await;
     tokens_made_and_revoked_by_their_holder(&served).await;
     cookie_writes_need_this_sites_origin(&served).await;
+    accounts_deleted_by_their_holder(&served).await;
     no_secret_is_in_the_log(&served);
 }
 
@@ -724,6 +727,79 @@ async fn cookie_writes_need_this_sites_origin(served: &Served) {
         .await
         .unwrap();
     assert_eq!(same_site.status(), StatusCode::ACCEPTED);
+}
+
+/// `DELETE /api/me` with a `confirm` other than `true` deletes nothing; bare, the account is
+/// gone from the store and its tokens sign no one in.
+async fn accounts_deleted_by_their_holder(served: &Served) {
+    use udaconnect_core::auth::{NewAccount, NewToken, Scopes};
+    let accounts = open_account_stores(&served.store).await.unwrap().accounts;
+    let now = chrono::Utc::now();
+    let new = NewAccount {
+        person: Some(4242),
+        email: None,
+        email_verified: false,
+        secondary_email: None,
+        role: Role::Attendee,
+    };
+    let account = accounts.create_account(new, now).await.unwrap();
+    let token = NewToken {
+        account: account.id,
+        name: "leaving".into(),
+        role: Role::Attendee,
+        scopes: Scopes::ALL,
+        person: Some(4242),
+        expires: None,
+    };
+    let leaving = Asker {
+        name: "leaving",
+        token: Some(accounts.create_token(token, now).await.unwrap().secret),
+        principal: None,
+    };
+    for unconfirmed in [
+        "/api/me?confirm=false",
+        "/api/me?confirm=1",
+        "/api/me?confirm=",
+    ] {
+        let r = served
+            .request(&leaving, Method::DELETE, unconfirmed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{unconfirmed}"
+        );
+        let p = problem(r).await;
+        assert!(p["detail"].as_str().unwrap().contains("confirm"), "{p}");
+    }
+    assert!(accounts.account(account.id).await.unwrap().is_some());
+    let deleted = served
+        .request(&leaving, Method::DELETE, "/api/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(accounts.account(account.id).await.unwrap(), None);
+    assert!(accounts.tokens(account.id).await.unwrap().is_empty());
+    let started = std::time::Instant::now();
+    loop {
+        let after = served
+            .request(&leaving, Method::GET, "/api/me")
+            .send()
+            .await
+            .unwrap();
+        if after.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            !served.revokes_at_once && started.elapsed() < Duration::from_secs(7),
+            "a deleted account's token still signs in: {}",
+            after.status()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// No token's text is in any line the server logged.

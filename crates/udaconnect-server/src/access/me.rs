@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -33,7 +33,14 @@ pub struct MeApi {
 
 pub fn routes(api: Arc<MeApi>) -> Router {
     Router::new()
-        .route("/api/me", rule(Action::GetMe, On::MyPerson, get(me)))
+        .route(
+            "/api/me",
+            rule(Action::GetMe, On::MyPerson, get(me)).merge(rule(
+                Action::DeleteAccount,
+                On::MyAccount,
+                delete(delete_me),
+            )),
+        )
         .route(
             "/api/me/tokens",
             rule(Action::ListTokens, On::MyAccount, get(my_tokens)).merge(rule(
@@ -316,5 +323,56 @@ pub async fn revoke_my_token(
     }
     api.auth.forget_account(p.account);
     tracing::info!(account = p.account, token_id = id, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete the caller's account: every session and token of it ends at once, then the account
+/// goes with its devices. The person and their pings are not erased yet: erasing them from
+/// every store and the log is a later step (docs/privacy.md). Irreversible: a `confirm` other
+/// than `true` deletes nothing, so a client can ask for the refusal it shows before the real
+/// call.
+#[utoipa::path(delete, path = "/api/me", tag = "me",
+    params(("confirm" = Option<bool>, Query, description = "Absent or `true` deletes; any other value deletes nothing (422): the account cannot be restored")),
+    responses(
+        (status = 204, description = "Deleted; every session and token of the account is revoked"),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last admin account: make another admin first", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`confirm` is given and is not `true`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_me(
+    State(api): State<Arc<MeApi>>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<StatusCode> {
+    let p = signed(&caller)?;
+    if !matches!(query.as_deref(), None | Some("") | Some("confirm=true")) {
+        return Err(Error::invalid(
+            "confirm",
+            "must be true: deleting the account cannot be undone",
+        )
+        .into());
+    }
+    let store = api.auth.store().await?;
+    let account = store
+        .account(p.account)
+        .await?
+        .ok_or_else(|| Error::Unauthenticated("the account no longer exists".into()))?;
+    if account.role == Role::Admin && store.count_admins().await? <= 1 {
+        return Err(Error::Conflict(
+            "this is the last admin account; make another admin before deleting it".into(),
+        )
+        .into());
+    }
+    // Credentials first: should the delete fail, none of them still signs anyone in.
+    let revoked = store.revoke_all(p.account, chrono::Utc::now()).await?;
+    store.delete_account(p.account).await?;
+    api.auth.forget_account(p.account);
+    tracing::info!(
+        account = p.account,
+        tokens = revoked.tokens,
+        sessions = revoked.sessions,
+        "account deleted by its holder"
+    );
     Ok(StatusCode::NO_CONTENT)
 }

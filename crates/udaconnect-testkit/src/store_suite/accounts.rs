@@ -400,6 +400,18 @@ pub async fn revoking_everything_ends_every_token_and_session<E: StoreEngine>() 
         .unwrap()
         .iter()
         .all(|t| t.revoked.is_some()));
+
+    // Deleting the account takes its tokens with it; the other account stays whole.
+    assert!(store.delete_account(ana.id).await.unwrap());
+    assert_eq!(store.account(ana.id).await.unwrap(), None);
+    assert!(store.tokens(ana.id).await.unwrap().is_empty());
+    assert!(!store.delete_account(ana.id).await.unwrap());
+    assert!(store.account(ben.id).await.unwrap().is_some());
+    assert!(store
+        .verify_token(&ben_token.secret, at)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// A sign-in link gives its address once, before it expires; of racing uses, one wins.
