@@ -9,7 +9,6 @@
 //! gRPC; revocation, CSRF and the logs are checked. `--auth off`: `tests/auth_off.rs`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
@@ -18,7 +17,7 @@ use udaconnect_core::auth::{authorize, Denied, Principal, Resource, Role, TokenS
 use udaconnect_server::http::openapi::action_of;
 use udaconnect_server::ingest::grpc::proto;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
-use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -30,21 +29,8 @@ const NEVER_SENT: &str = "uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// `udaconnect admin create-token <args>`: the token on its last line.
 fn create_token(args: &[&str]) -> TokenSecret {
-    let out = Command::new(BIN)
-        .args(["admin", "create-token"])
-        .args(args)
-        .env_remove("UDACONNECT_STORE")
-        .env_remove("UDACONNECT_DATA_DIR")
-        .env_remove("DB_HOST")
-        .output()
-        .expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    TokenSecret::parse(stdout.lines().last().unwrap_or_default()).expect("a token alone")
+    let out = run_admin(Path::new(BIN), &[&["create-token"][..], args].concat());
+    TokenSecret::parse(&printed_token(&out)).expect("a token alone")
 }
 
 /// Who asks: a name for messages, the credential, and the principal the policy decides for.
@@ -695,35 +681,22 @@ async fn cookie_writes_need_this_sites_origin(served: &Served) {
     assert_eq!(read.status(), StatusCode::OK);
     let me: Value = read.json().await.unwrap();
     assert_eq!(me["person"]["id"], A, "{me}");
-    let cross_site = served
-        .client
-        .post(format!("{base}/api/locations"))
-        .header("cookie", &cookie)
-        .header("origin", "https://evil.example")
-        .json(&ping)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
-    let no_origin = served
-        .client
-        .post(format!("{base}/api/locations"))
-        .header("cookie", &cookie)
-        .json(&ping)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_origin.status(), StatusCode::FORBIDDEN);
-    let same_site = served
-        .client
-        .post(format!("{base}/api/locations"))
-        .header("cookie", &cookie)
-        .header("origin", &base)
-        .json(&ping)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(same_site.status(), StatusCode::ACCEPTED);
+    // From another site, or from nowhere said, refused; from this site's page, taken.
+    for (origin, expected) in [
+        (Some("https://evil.example"), StatusCode::FORBIDDEN),
+        (None, StatusCode::FORBIDDEN),
+        (Some(base.as_str()), StatusCode::ACCEPTED),
+    ] {
+        let mut post = served
+            .client
+            .post(format!("{base}/api/locations"))
+            .header("cookie", &cookie);
+        if let Some(origin) = origin {
+            post = post.header("origin", origin);
+        }
+        let answer = post.json(&ping).send().await.unwrap();
+        assert_eq!(answer.status(), expected, "origin {origin:?}");
+    }
 }
 
 /// No token's text is in any line the server logged.

@@ -8,30 +8,13 @@ use std::time::Duration;
 
 use udaconnect_core::auth::{Email, Role};
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
-use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::process::{output_text, run_admin, RoleProc};
 use udaconnect_testkit::smtp::{Received, SmtpServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
 fn admin(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("admin")
-        .args(args)
-        .env_remove("UDACONNECT_STORE")
-        .env_remove("UDACONNECT_DATA_DIR")
-        .env_remove("UDACONNECT_SMTP")
-        .env_remove("DB_HOST")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    run_admin(Path::new(BIN), args)
 }
 
 /// Every file under `dir`, with its bytes.
@@ -66,7 +49,7 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         "--public-url",
         "http://127.0.0.1:30000",
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("invited Ada@Example.org as organizer"));
 
     let accounts = open_account_stores(&StoreUrl::Embedded(dir.path().to_path_buf()))
@@ -112,7 +95,7 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         "--data-dir",
         d,
     ]);
-    assert!(again.status.success(), "{}", text(&again));
+    assert!(again.status.success(), "{}", output_text(&again));
     for (args, why) in [
         (
             vec![
@@ -160,8 +143,12 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         ),
     ] {
         let out = admin(&args);
-        assert!(!out.status.success(), "{}", text(&out));
-        assert!(text(&out).contains(why), "{why:?} not said: {}", text(&out));
+        assert!(!out.status.success(), "{}", output_text(&out));
+        assert!(
+            output_text(&out).contains(why),
+            "{why:?} not said: {}",
+            output_text(&out)
+        );
     }
 
     // The link signs in on a server started on that directory.
@@ -235,7 +222,7 @@ async fn invite_over_smtp_sends_the_mail() {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let mails = smtp.received();
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].to, ["grace@example.org"]);
@@ -262,7 +249,7 @@ async fn import_with_addresses_welcomes_each_person_once_serve_runs() {
         .env_remove("UDACONNECT_DATA_DIR")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("4 rows, 3 imported, 1 rejected"), "{err}");
     assert!(
@@ -278,7 +265,7 @@ async fn import_with_addresses_welcomes_each_person_once_serve_runs() {
         .arg(&csv)
         .output()
         .unwrap();
-    assert!(again.status.success(), "{}", text(&again));
+    assert!(again.status.success(), "{}", output_text(&again));
     assert!(String::from_utf8_lossy(&again.stderr).contains("accounts: 0 created"));
 
     // The mails were queued on the log: serve's mailer sends them.

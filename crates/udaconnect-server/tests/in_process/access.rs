@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use udaconnect_core::auth::{NewToken, Role, Scopes};
+use udaconnect_core::auth::Role;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
 use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
+use udaconnect_testkit::accounts::issue_token;
 
 #[tokio::test]
 async fn metrics_are_for_staff_or_on_their_own_address() {
@@ -58,41 +59,10 @@ async fn metrics_are_for_staff_or_on_their_own_address() {
         .await
         .unwrap()
         .accounts;
-    let now = chrono::Utc::now();
-    let token = |role: Role| {
-        let accounts = accounts.clone();
-        async move {
-            let account = accounts
-                .create_account(
-                    udaconnect_core::auth::NewAccount {
-                        person: None,
-                        email: None,
-                        email_verified: false,
-                        secondary_email: None,
-                        role,
-                    },
-                    now,
-                )
-                .await
-                .unwrap();
-            let issued = accounts
-                .create_token(
-                    NewToken {
-                        account: account.id,
-                        name: "test".into(),
-                        role,
-                        scopes: Scopes::ALL,
-                        person: None,
-                        expires: None,
-                    },
-                    now,
-                )
-                .await
-                .unwrap();
-            issued.secret.expose().to_string()
-        }
-    };
-    let organizer = token(Role::Organizer).await;
+    let organizer = issue_token(accounts.as_ref(), Role::Organizer, None, "test")
+        .await
+        .expose()
+        .to_string();
     assert_eq!(
         status(format!("{base}/metrics"), Some(organizer.clone())).await,
         StatusCode::OK
