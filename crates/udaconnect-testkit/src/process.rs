@@ -133,6 +133,24 @@ impl RoleProc {
         RoleProc::spawn_with_env(bin, role, args, &[]).await
     }
 
+    /// `bin serve --data-dir <data> <args>`, with gRPC off unless `args` says where, once it
+    /// is ready (failing the test if it is not within `patience`).
+    pub async fn serve_ready(
+        bin: &Path,
+        data: &Path,
+        args: &[&str],
+        patience: Duration,
+    ) -> RoleProc {
+        let mut all = vec!["--data-dir".to_string(), data.display().to_string()];
+        if !args.contains(&"--grpc-listen") {
+            all.extend(["--grpc-listen".to_string(), "off".to_string()]);
+        }
+        all.extend(args.iter().map(|a| a.to_string()));
+        let server = RoleProc::spawn(bin, "serve", &all).await;
+        server.wait_ready(patience).await;
+        server
+    }
+
     /// As [`RoleProc::spawn`], with these environment variables set.
     pub async fn spawn_with_env(
         bin: &Path,

@@ -308,18 +308,7 @@ async fn tokens_are_created_while_serve_runs_on_the_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
-    let server = RoleProc::spawn(
-        Path::new(BIN),
-        "serve",
-        &[
-            "--data-dir".into(),
-            d.into(),
-            "--grpc-listen".into(),
-            "off".into(),
-        ],
-    )
-    .await;
-    server.wait_ready(PATIENCE).await;
+    let server = RoleProc::serve_ready(Path::new(BIN), Path::new(d), &[], PATIENCE).await;
     let person = create_person(&reqwest::Client::new(), &server.base(), "Ada").await;
 
     let admin_token = create_token(&["--role", "admin", "--data-dir", d]);

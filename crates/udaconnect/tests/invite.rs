@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use udaconnect_core::auth::{Email, Role};
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
+use udaconnect_testkit::http::json_answer;
 use udaconnect_testkit::process::{output_text, run_admin, RoleProc};
 use udaconnect_testkit::smtp::{Received, SmtpServer};
 
@@ -152,20 +153,13 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
     }
 
     // The link signs in on a server started on that directory.
-    let serve = RoleProc::spawn(
+    let serve = RoleProc::serve_ready(
         Path::new(BIN),
-        "serve",
-        &[
-            "--auth".into(),
-            "on".into(),
-            "--data-dir".into(),
-            d.into(),
-            "--grpc-listen".into(),
-            "off".into(),
-        ],
+        Path::new(d),
+        &["--auth", "on"],
+        Duration::from_secs(60),
     )
     .await;
-    serve.wait_ready(Duration::from_secs(60)).await;
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -183,15 +177,12 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         .starts_with("uc_session=uc_"));
     // The session is the invited organizer's.
     let session = r.headers()["set-cookie"].to_str().unwrap();
-    let me: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/me", serve.base()))
-        .header("cookie", session.split(';').next().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = json_answer(
+        reqwest::Client::new()
+            .get(format!("{}/api/me", serve.base()))
+            .header("cookie", session.split(';').next().unwrap()),
+    )
+    .await;
     assert_eq!(me["role"], "organizer", "{me}");
     // serve said how to make the first admin, and logged no link of ours.
     let log = std::fs::read_to_string(&serve.log).unwrap();
@@ -268,22 +259,15 @@ async fn import_with_addresses_welcomes_each_person_once_serve_runs() {
     assert!(again.status.success(), "{}", output_text(&again));
     assert!(String::from_utf8_lossy(&again.stderr).contains("accounts: 0 created"));
 
-    // The mails were queued on the log: serve's mailer sends them.
+    // The mails were queued on the log: serve's mailer sends them (while it runs).
     let smtp = SmtpServer::start().await;
-    let serve = RoleProc::spawn(
+    let _serve = RoleProc::serve_ready(
         Path::new(BIN),
-        "serve",
-        &[
-            "--data-dir".into(),
-            d.clone(),
-            "--grpc-listen".into(),
-            "off".into(),
-            "--smtp".into(),
-            smtp.url(),
-        ],
+        Path::new(&d),
+        &["--smtp", &smtp.url()],
+        Duration::from_secs(60),
     )
     .await;
-    serve.wait_ready(Duration::from_secs(60)).await;
     let inbox = smtp.inbox();
     for address in ["ada@example.org", "alan@example.org"] {
         let mails = inbox

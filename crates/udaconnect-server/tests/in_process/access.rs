@@ -10,6 +10,7 @@ use udaconnect_core::auth::Role;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
 use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
 use udaconnect_testkit::accounts::issue_token;
+use udaconnect_testkit::http::json_answer;
 
 #[tokio::test]
 async fn metrics_are_for_staff_or_on_their_own_address() {
@@ -71,15 +72,12 @@ async fn metrics_are_for_staff_or_on_their_own_address() {
     // The demo's attendees ping with auth on: the product's own pings need no token.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let positions: Value = client
-            .get(format!("{base}/api/live/positions"))
-            .bearer_auth(&organizer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let positions: Value = json_answer(
+            client
+                .get(format!("{base}/api/live/positions"))
+                .bearer_auth(&organizer),
+        )
+        .await;
         if positions.as_array().is_some_and(|p| p.len() >= 5) {
             break;
         }
