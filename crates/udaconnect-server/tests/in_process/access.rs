@@ -8,27 +8,22 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use udaconnect_core::auth::Role;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
-use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
+use udaconnect_server::{Application, HttpSettings};
 use udaconnect_testkit::accounts::issue_token;
 use udaconnect_testkit::http::json_answer;
+
+use crate::app::demo_settings;
 
 #[tokio::test]
 async fn metrics_are_for_staff_or_on_their_own_address() {
     let data_dir = tempfile::tempdir().unwrap();
-    let app = Application::build(ServeSettings {
-        http: HttpSettings {
-            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
-        },
-        data_dir: data_dir.path().to_path_buf(),
-        demo: true,
-        demo_attendees: 10,
-        grpc: GrpcListen::Off,
-        mail: Default::default(),
-        log_retention: Default::default(),
-    })
-    .await
-    .unwrap();
+    let http = HttpSettings {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
+    };
+    let app = Application::build(demo_settings(data_dir.path(), http, 10))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.local_addr());
     let client = reqwest::Client::new();
     let status = |url: String, token: Option<String>| {
