@@ -1,15 +1,21 @@
-//! A running server over HTTP: waiting until it is ready or a ping is stored, and raw bytes
+//! A running server over HTTP: a request's JSON answer, waiting until it is ready or a ping is stored, and raw bytes
 //! for what a well-behaved client would never send.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::eventually;
+
+/// The JSON body of the answer to `request`, whatever its status.
+pub async fn json_answer(request: RequestBuilder) -> Value {
+    let answer = request.send().await.expect("the request is answered");
+    answer.json().await.expect("a JSON body")
+}
 
 /// Waits until `base`'s `/ready` answers 200; panics after `timeout`.
 pub async fn wait_ready(client: &Client, base: &str, timeout: Duration) {

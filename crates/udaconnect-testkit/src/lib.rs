@@ -2,6 +2,7 @@
 //! of a port, run against every engine. Used only as a dev-dependency.
 //!
 //! # Layout
+//! - [`accounts`]: accounts and tokens made straight in an account store.
 //! - [`local`]: the machine the tests run on: the repository, free loopback ports, names no
 //!   other test uses (databases, topics, groups), the code's logs when asked for.
 //! - [`wait`]: [`eventually`], for what becomes true in its own time.
@@ -37,6 +38,7 @@
 //! [`IdLeaser`]: udaconnect_core::ports::IdLeaser
 //! [`Log`]: udaconnect_core::ports::Log
 
+pub mod accounts;
 pub mod cable;
 pub mod http;
 pub mod kafka;

@@ -12,6 +12,37 @@ use serde_json::Value;
 use crate::listen::wait_for_listen_file;
 use crate::local::{artifacts, unique};
 
+/// `bin admin <args>`, with none of the environment's store or mail settings: the test alone
+/// says where the accounts are.
+pub fn run_admin(bin: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .arg("admin")
+        .args(args)
+        .env_remove("UDACONNECT_STORE")
+        .env_remove("UDACONNECT_DATA_DIR")
+        .env_remove("UDACONNECT_SMTP")
+        .env_remove("DB_HOST")
+        .output()
+        .expect("the binary runs")
+}
+
+/// A finished process's status and both outputs, for an assertion's message.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The last line `admin create-token` printed, which holds the token, once it succeeded.
+pub fn printed_token(out: &Output) -> String {
+    assert!(out.status.success(), "{}", output_text(out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout.lines().last().unwrap_or_default().to_string()
+}
+
 /// Runs `bin <args> --data-dir <data>` with `stdin` as its input until it exits, failing the
 /// test if it is still running after `patience`.
 pub fn run_to_end(
@@ -100,6 +131,24 @@ impl RoleProc {
     /// Starts `bin <role> --listen 127.0.0.1:0 <args>` and waits for its addresses.
     pub async fn spawn(bin: &Path, role: &str, args: &[String]) -> RoleProc {
         RoleProc::spawn_with_env(bin, role, args, &[]).await
+    }
+
+    /// `bin serve --data-dir <data> <args>`, with gRPC off unless `args` says where, once it
+    /// is ready (failing the test if it is not within `patience`).
+    pub async fn serve_ready(
+        bin: &Path,
+        data: &Path,
+        args: &[&str],
+        patience: Duration,
+    ) -> RoleProc {
+        let mut all = vec!["--data-dir".to_string(), data.display().to_string()];
+        if !args.contains(&"--grpc-listen") {
+            all.extend(["--grpc-listen".to_string(), "off".to_string()]);
+        }
+        all.extend(args.iter().map(|a| a.to_string()));
+        let server = RoleProc::spawn(bin, "serve", &all).await;
+        server.wait_ready(patience).await;
+        server
     }
 
     /// As [`RoleProc::spawn`], with these environment variables set.

@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -19,31 +19,15 @@ use udaconnect_server::wiring::backends::{open_account_stores, open_embedded_sto
 #[cfg(feature = "postgres")]
 use udaconnect_testkit::http::create_person;
 use udaconnect_testkit::postgres::TestDb;
-use udaconnect_testkit::process::{assert_help_names, RoleProc};
+use udaconnect_testkit::process::{assert_help_names, output_text, run_admin, RoleProc};
 use udaconnect_testkit::store_suite::persons;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// `udaconnect admin <args>`, with none of the environment's store settings.
+/// `udaconnect admin <args>`, with none of the environment's store or mail settings.
 fn admin(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("admin")
-        .args(args)
-        .env_remove("UDACONNECT_STORE")
-        .env_remove("UDACONNECT_DATA_DIR")
-        .env_remove("DB_HOST")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    run_admin(Path::new(BIN), args)
 }
 
 /// Runs `admin create-token <args>` and returns the token: the last line of its output,
@@ -52,17 +36,22 @@ fn create_token(args: &[&str]) -> TokenSecret {
     let mut all = vec!["create-token"];
     all.extend_from_slice(args);
     let out = admin(&all);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let stdout = String::from_utf8(out.stdout.clone()).unwrap();
     let last = stdout.lines().last().unwrap_or_default();
     let token = TokenSecret::parse(last)
-        .unwrap_or_else(|| panic!("the last line is not a token alone: {}", text(&out)));
+        .unwrap_or_else(|| panic!("the last line is not a token alone: {}", output_text(&out)));
     // Shown once, on that line: not in any other line, nor in the log (stderr).
-    assert_eq!(stdout.matches(&last[3..]).count(), 1, "{}", text(&out));
+    assert_eq!(
+        stdout.matches(&last[3..]).count(),
+        1,
+        "{}",
+        output_text(&out)
+    );
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains(&last[3..]),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     token
 }
@@ -70,15 +59,19 @@ fn create_token(args: &[&str]) -> TokenSecret {
 /// Runs `admin <args>` expecting a refusal that says `why`.
 fn refused(args: &[&str], why: &str) {
     let out = admin(args);
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(why), "{why:?} not said: {}", text(&out));
+    assert!(!out.status.success(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains(why),
+        "{why:?} not said: {}",
+        output_text(&out)
+    );
 }
 
 fn list_tokens(store: &[&str]) -> Vec<Value> {
     let mut args = vec!["list-tokens", "--format", "json"];
     args.extend_from_slice(store);
     let out = admin(&args);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -273,14 +266,18 @@ async fn tokens_are_created_listed_and_revoked_on_a_data_directory() {
 
     let id = phone["id"].as_i64().unwrap().to_string();
     let out = admin(&["revoke-token", &id, "--data-dir", d]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(verify(&accounts, &device).await, None, "revoked at once");
     assert!(
         verify(&accounts, &attendee).await.is_some(),
         "only that one"
     );
     let out = admin(&["revoke-token", &id, "--data-dir", d]);
-    assert!(text(&out).contains("revoked already"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("revoked already"),
+        "{}",
+        output_text(&out)
+    );
     refused(&["revoke-token", "999", "--data-dir", d], "no token 999");
     let listed = list_tokens(&["--data-dir", d]);
     let phone = listed.iter().find(|t| t["name"] == "phone").unwrap();
@@ -289,7 +286,7 @@ async fn tokens_are_created_listed_and_revoked_on_a_data_directory() {
     assert!(
         String::from_utf8_lossy(&table.stdout).contains("revoked"),
         "{}",
-        text(&table)
+        output_text(&table)
     );
 
     drop(accounts);
@@ -311,18 +308,7 @@ async fn tokens_are_created_while_serve_runs_on_the_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
-    let server = RoleProc::spawn(
-        Path::new(BIN),
-        "serve",
-        &[
-            "--data-dir".into(),
-            d.into(),
-            "--grpc-listen".into(),
-            "off".into(),
-        ],
-    )
-    .await;
-    server.wait_ready(PATIENCE).await;
+    let server = RoleProc::serve_ready(Path::new(BIN), Path::new(d), &[], PATIENCE).await;
     let person = create_person(&reqwest::Client::new(), &server.base(), "Ada").await;
 
     let admin_token = create_token(&["--role", "admin", "--data-dir", d]);
@@ -389,7 +375,7 @@ async fn tokens_are_created_and_revoked_on_postgresql() {
         .as_i64()
         .unwrap();
     let out = admin(&["revoke-token", &id.to_string(), "--store", &db.url]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(verify(&accounts, &device).await, None);
 
     // Every row of every account table, as text, holds neither token; the hashes are there.

@@ -56,20 +56,8 @@ fn auth_off_is_refused_off_loopback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_off_on_loopback_is_open_with_a_warning() {
     let data = tempfile::tempdir().unwrap();
-    let server = RoleProc::spawn(
-        Path::new(BIN),
-        "serve",
-        &[
-            "--auth".into(),
-            "off".into(),
-            "--data-dir".into(),
-            data.path().to_str().unwrap().into(),
-            "--grpc-listen".into(),
-            "off".into(),
-        ],
-    )
-    .await;
-    server.wait_ready(PATIENCE).await;
+    let server =
+        RoleProc::serve_ready(Path::new(BIN), data.path(), &["--auth", "off"], PATIENCE).await;
     let r = reqwest::get(format!("{}/api/persons", server.base()))
         .await
         .unwrap();

@@ -9,7 +9,6 @@
 //! gRPC; revocation, CSRF and the logs are checked. `--auth off`: `tests/auth_off.rs`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
@@ -18,7 +17,8 @@ use udaconnect_core::auth::{authorize, Denied, Principal, Resource, Role, TokenS
 use udaconnect_server::http::openapi::action_of;
 use udaconnect_server::ingest::grpc::proto;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
-use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::http::json_answer;
+use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -30,21 +30,8 @@ const NEVER_SENT: &str = "uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// `udaconnect admin create-token <args>`: the token on its last line.
 fn create_token(args: &[&str]) -> TokenSecret {
-    let out = Command::new(BIN)
-        .args(["admin", "create-token"])
-        .args(args)
-        .env_remove("UDACONNECT_STORE")
-        .env_remove("UDACONNECT_DATA_DIR")
-        .env_remove("DB_HOST")
-        .output()
-        .expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    TokenSecret::parse(stdout.lines().last().unwrap_or_default()).expect("a token alone")
+    let out = run_admin(Path::new(BIN), &[&["create-token"][..], args].concat());
+    TokenSecret::parse(&printed_token(&out)).expect("a token alone")
 }
 
 /// Who asks: a name for messages, the credential, and the principal the policy decides for.
@@ -88,23 +75,21 @@ impl Served {
     async fn serve() -> Served {
         let data = tempfile::tempdir().unwrap();
         let d = data.path().to_str().unwrap().to_string();
-        let server = RoleProc::spawn(
+        let server = RoleProc::serve_ready(
             Path::new(BIN),
-            "serve",
+            data.path(),
             &[
-                "--auth".into(),
-                "on".into(),
-                "--demo".into(),
-                "--demo-attendees".into(),
-                "0".into(),
-                "--data-dir".into(),
-                d.clone(),
-                "--grpc-listen".into(),
-                "127.0.0.1:0".into(),
+                "--auth",
+                "on",
+                "--demo",
+                "--demo-attendees",
+                "0",
+                "--grpc-listen",
+                "127.0.0.1:0",
             ],
+            PATIENCE,
         )
         .await;
-        server.wait_ready(PATIENCE).await;
         Served {
             base: server.base(),
             grpc: server.grpc(),
@@ -181,15 +166,11 @@ impl Served {
     /// An id of a stored location of A's, posted by the admin.
     async fn location_of_a(&self) -> i64 {
         let admin = self.asker("admin");
-        let posted: Value = self
-            .request(admin, Method::POST, "/api/locations")
-            .json(&json!({"person_id": A, "latitude": 1, "longitude": 1}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let posted: Value = json_answer(
+            self.request(admin, Method::POST, "/api/locations")
+                .json(&json!({"person_id": A, "latitude": 1, "longitude": 1})),
+        )
+        .await;
         let id = posted["id"].as_i64().expect("an id");
         for _ in 0..200 {
             let r = self
@@ -208,44 +189,33 @@ impl Served {
 
 /// One asker of each kind, their tokens made by `admin create-token <store>`.
 fn askers(store: &[&str]) -> Vec<Asker> {
-    let token = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend_from_slice(store);
-        Some(create_token(&all))
+    let anonymous = Asker {
+        name: "anonymous",
+        token: None,
+        principal: None,
     };
-    let (a, b) = (A.to_string(), B.to_string());
-    vec![
-        Asker {
-            name: "anonymous",
-            token: None,
-            principal: None,
-        },
-        Asker {
-            name: "attendee A",
-            token: token(&["--role", "attendee", "--person", &a]),
-            principal: principal(Role::Attendee, Some(A)),
-        },
-        Asker {
-            name: "attendee B",
-            token: token(&["--role", "attendee", "--person", &b]),
-            principal: principal(Role::Attendee, Some(B)),
-        },
-        Asker {
-            name: "A's device",
-            token: token(&["--role", "device", "--person", &a]),
-            principal: principal(Role::Device, Some(A)),
-        },
-        Asker {
-            name: "organizer",
-            token: token(&["--role", "organizer"]),
-            principal: principal(Role::Organizer, None),
-        },
-        Asker {
-            name: "admin",
-            token: token(&["--role", "admin"]),
-            principal: principal(Role::Admin, None),
-        },
+    let signed = [
+        ("attendee A", Role::Attendee, Some(A)),
+        ("attendee B", Role::Attendee, Some(B)),
+        ("A's device", Role::Device, Some(A)),
+        ("organizer", Role::Organizer, None),
+        ("admin", Role::Admin, None),
     ]
+    .map(|(name, role, person)| {
+        let role_name = role.to_string();
+        let person_text = person.map(|p| p.to_string());
+        let mut args = vec!["--role", &role_name];
+        if let Some(p) = &person_text {
+            args.extend(["--person", p]);
+        }
+        args.extend_from_slice(store);
+        Asker {
+            name,
+            token: Some(create_token(&args)),
+            principal: principal(role, person),
+        }
+    });
+    std::iter::once(anonymous).chain(signed).collect()
 }
 
 /// What an operation is asked with, and the resource the policy decides on.
@@ -365,15 +335,7 @@ async fn every_operation_answers_every_asker_as_the_policy_says_distributed() {
 /// The matrix and the named cells, revocation, CSRF and the logs against one product.
 async fn matrix(served: Served) {
     let location = served.location_of_a().await;
-    let doc: Value = served
-        .client
-        .get(format!("{}/openapi.json", served.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = json_answer(served.client.get(format!("{}/openapi.json", served.base))).await;
     let mut cells = 0;
     let mut wrong = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -591,15 +553,12 @@ async fn unknown_tokens_are_401(served: &Served) {
 /// secret, and stops working the moment A revokes it.
 async fn tokens_made_and_revoked_by_their_holder(served: &Served) {
     let a = served.asker("attendee A");
-    let made: Value = served
-        .request(a, Method::POST, "/api/me/tokens")
-        .json(&json!({"name": "phone"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made: Value = json_answer(
+        served
+            .request(a, Method::POST, "/api/me/tokens")
+            .json(&json!({"name": "phone"})),
+    )
+    .await;
     assert_eq!(made["role"], "device", "{made}");
     assert_eq!(made["person_id"], A, "{made}");
     let secret = made["token"].as_str().unwrap().to_string();
@@ -698,35 +657,22 @@ async fn cookie_writes_need_this_sites_origin(served: &Served) {
     assert_eq!(read.status(), StatusCode::OK);
     let me: Value = read.json().await.unwrap();
     assert_eq!(me["person"]["id"], A, "{me}");
-    let cross_site = served
-        .client
-        .post(format!("{base}/api/locations"))
-        .header("cookie", &cookie)
-        .header("origin", "https://evil.example")
-        .json(&ping)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
-    let no_origin = served
-        .client
-        .post(format!("{base}/api/locations"))
-        .header("cookie", &cookie)
-        .json(&ping)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_origin.status(), StatusCode::FORBIDDEN);
-    let same_site = served
-        .client
-        .post(format!("{base}/api/locations"))
-        .header("cookie", &cookie)
-        .header("origin", &base)
-        .json(&ping)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(same_site.status(), StatusCode::ACCEPTED);
+    // From another site, or from nowhere said, refused; from this site's page, taken.
+    for (origin, expected) in [
+        (Some("https://evil.example"), StatusCode::FORBIDDEN),
+        (None, StatusCode::FORBIDDEN),
+        (Some(base.as_str()), StatusCode::ACCEPTED),
+    ] {
+        let mut post = served
+            .client
+            .post(format!("{base}/api/locations"))
+            .header("cookie", &cookie);
+        if let Some(origin) = origin {
+            post = post.header("origin", origin);
+        }
+        let answer = post.json(&ping).send().await.unwrap();
+        assert_eq!(answer.status(), expected, "origin {origin:?}");
+    }
 }
 
 /// `DELETE /api/me` with a `confirm` other than `true` deletes nothing; bare, the account is

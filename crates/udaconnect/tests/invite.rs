@@ -8,30 +8,14 @@ use std::time::Duration;
 
 use udaconnect_core::auth::{Email, Role};
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
-use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::http::json_answer;
+use udaconnect_testkit::process::{output_text, run_admin, RoleProc};
 use udaconnect_testkit::smtp::{Received, SmtpServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
 fn admin(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("admin")
-        .args(args)
-        .env_remove("UDACONNECT_STORE")
-        .env_remove("UDACONNECT_DATA_DIR")
-        .env_remove("UDACONNECT_SMTP")
-        .env_remove("DB_HOST")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    run_admin(Path::new(BIN), args)
 }
 
 /// Every file under `dir`, with its bytes.
@@ -66,7 +50,7 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         "--public-url",
         "http://127.0.0.1:30000",
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("invited Ada@Example.org as organizer"));
 
     let accounts = open_account_stores(&StoreUrl::Embedded(dir.path().to_path_buf()))
@@ -112,7 +96,7 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         "--data-dir",
         d,
     ]);
-    assert!(again.status.success(), "{}", text(&again));
+    assert!(again.status.success(), "{}", output_text(&again));
     for (args, why) in [
         (
             vec![
@@ -160,25 +144,22 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         ),
     ] {
         let out = admin(&args);
-        assert!(!out.status.success(), "{}", text(&out));
-        assert!(text(&out).contains(why), "{why:?} not said: {}", text(&out));
+        assert!(!out.status.success(), "{}", output_text(&out));
+        assert!(
+            output_text(&out).contains(why),
+            "{why:?} not said: {}",
+            output_text(&out)
+        );
     }
 
     // The link signs in on a server started on that directory.
-    let serve = RoleProc::spawn(
+    let serve = RoleProc::serve_ready(
         Path::new(BIN),
-        "serve",
-        &[
-            "--auth".into(),
-            "on".into(),
-            "--data-dir".into(),
-            d.into(),
-            "--grpc-listen".into(),
-            "off".into(),
-        ],
+        Path::new(d),
+        &["--auth", "on"],
+        Duration::from_secs(60),
     )
     .await;
-    serve.wait_ready(Duration::from_secs(60)).await;
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -196,15 +177,12 @@ async fn invite_offline_writes_a_mail_whose_link_signs_in() {
         .starts_with("uc_session=uc_"));
     // The session is the invited organizer's.
     let session = r.headers()["set-cookie"].to_str().unwrap();
-    let me: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/me", serve.base()))
-        .header("cookie", session.split(';').next().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = json_answer(
+        reqwest::Client::new()
+            .get(format!("{}/api/me", serve.base()))
+            .header("cookie", session.split(';').next().unwrap()),
+    )
+    .await;
     assert_eq!(me["role"], "organizer", "{me}");
     // serve said how to make the first admin, and logged no link of ours.
     let log = std::fs::read_to_string(&serve.log).unwrap();
@@ -235,7 +213,7 @@ async fn invite_over_smtp_sends_the_mail() {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let mails = smtp.received();
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].to, ["grace@example.org"]);
@@ -262,7 +240,7 @@ async fn import_with_addresses_welcomes_each_person_once_serve_runs() {
         .env_remove("UDACONNECT_DATA_DIR")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("4 rows, 3 imported, 1 rejected"), "{err}");
     assert!(
@@ -278,25 +256,18 @@ async fn import_with_addresses_welcomes_each_person_once_serve_runs() {
         .arg(&csv)
         .output()
         .unwrap();
-    assert!(again.status.success(), "{}", text(&again));
+    assert!(again.status.success(), "{}", output_text(&again));
     assert!(String::from_utf8_lossy(&again.stderr).contains("accounts: 0 created"));
 
-    // The mails were queued on the log: serve's mailer sends them.
+    // The mails were queued on the log: serve's mailer sends them (while it runs).
     let smtp = SmtpServer::start().await;
-    let serve = RoleProc::spawn(
+    let _serve = RoleProc::serve_ready(
         Path::new(BIN),
-        "serve",
-        &[
-            "--data-dir".into(),
-            d.clone(),
-            "--grpc-listen".into(),
-            "off".into(),
-            "--smtp".into(),
-            smtp.url(),
-        ],
+        Path::new(&d),
+        &["--smtp", &smtp.url()],
+        Duration::from_secs(60),
     )
     .await;
-    serve.wait_ready(Duration::from_secs(60)).await;
     let inbox = smtp.inbox();
     for address in ["ada@example.org", "alan@example.org"] {
         let mails = inbox

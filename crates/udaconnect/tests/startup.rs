@@ -135,18 +135,29 @@ async fn a_rolled_back_id_file_never_hands_out_an_id_again() {
     all_stored(&server, &fresh).await;
 }
 
-/// The pings the consumer reports stored since the process started, by its metrics.
-async fn stored_since_start(server: &RoleProc) -> u64 {
+/// The value `server` reports for the metric `series` (its name and labels), if any.
+async fn metric(server: &RoleProc, series: &str) -> Option<String> {
     let metrics = reqwest::get(format!("{}/metrics", server.base()))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("udaconnect_consumer_records_total{outcome=\"stored\"} "))
-        .map_or(0, |n| n.parse().unwrap())
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')
+            .map(str::to_string)
+    })
+}
+
+/// The pings the consumer reports stored since the process started, by its metrics.
+async fn stored_since_start(server: &RoleProc) -> u64 {
+    metric(
+        server,
+        "udaconnect_consumer_records_total{outcome=\"stored\"}",
+    )
+    .await
+    .map_or(0, |n| n.parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,15 +402,8 @@ async fn a_full_disk_answers_503_fails_ready_and_recovers_losing_nothing() {
         let detail = ready["detail"].as_str().unwrap();
         assert!(detail.contains("disk"), "{ready}");
         assert_unavailable(post(&server, &ping(who, 20)).await).await;
-        let metrics = reqwest::get(format!("{}/metrics", server.base()))
+        let free: u64 = metric(&server, "udaconnect_disk_free_bytes")
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let free: u64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("udaconnect_disk_free_bytes "))
             .expect("the free-space metric")
             .trim()
             .parse()

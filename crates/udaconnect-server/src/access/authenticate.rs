@@ -183,7 +183,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<TokenSecret>> {
 }
 
 /// The value of the cookie `name`, from every `Cookie` header.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

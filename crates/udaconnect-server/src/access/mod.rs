@@ -189,17 +189,20 @@ where
     S: Clone + Send + Sync + 'static,
 {
     // `layer`, not `route_layer`: the gateway's route is `any`, which has no method routes.
-    route.layer(axum::middleware::map_response(
-        |mut response: Response| async move {
-            response.extensions_mut().insert(Ruled);
-            response
-        },
-    ))
+    ruled_elsewhere(route)
 }
 
 /// `route` that authenticates by its protocol's own credential (OwnTracks' Basic password,
 /// the OsmAnd protocol's device id) and asks [`authorize`] itself, with the person it finds.
 pub fn own_credential<S>(route: MethodRouter<S>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    ruled_elsewhere(route)
+}
+
+/// `route` with its answers marked as ruled on, for a rule that is not a [`rule`] layer.
+fn ruled_elsewhere<S>(route: MethodRouter<S>) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {

@@ -21,6 +21,7 @@ use udaconnect_core::ports::{DynAccountStore, DynLog, DynPersonStore};
 use udaconnect_core::{Error, Result};
 
 use super::{page, send_link, SignInSettings, WindowLimiter, CONFIRM_PATH, SESSION_TTL};
+use crate::access::authenticate::cookie;
 use crate::access::{rule, Authenticator, Caller, On};
 use crate::http::guard::{post_json, ClientAddr};
 use crate::http::openapi::{email_schema, token_schema, BodyProblems};
@@ -439,14 +440,7 @@ fn secure_request(settings: &SignInSettings, headers: &HeaderMap) -> bool {
 
 /// The session id in the request's cookies, if any.
 fn session_cookie(headers: &HeaderMap) -> Option<TokenSecret> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .and_then(|(_, value)| TokenSecret::parse(value.trim()))
+    cookie(headers, SESSION_COOKIE).and_then(TokenSecret::parse)
 }
 
 /// Sign out.

@@ -6,27 +6,24 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use udaconnect_core::auth::{NewToken, Role, Scopes};
+use udaconnect_core::auth::Role;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
-use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
+use udaconnect_server::{Application, HttpSettings};
+use udaconnect_testkit::accounts::issue_token;
+use udaconnect_testkit::http::json_answer;
+
+use crate::app::demo_settings;
 
 #[tokio::test]
 async fn metrics_are_for_staff_or_on_their_own_address() {
     let data_dir = tempfile::tempdir().unwrap();
-    let app = Application::build(ServeSettings {
-        http: HttpSettings {
-            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
-        },
-        data_dir: data_dir.path().to_path_buf(),
-        demo: true,
-        demo_attendees: 10,
-        grpc: GrpcListen::Off,
-        mail: Default::default(),
-        log_retention: Default::default(),
-    })
-    .await
-    .unwrap();
+    let http = HttpSettings {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..HttpSettings::on("127.0.0.1:0".parse().unwrap())
+    };
+    let app = Application::build(demo_settings(data_dir.path(), http, 10))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.local_addr());
     let client = reqwest::Client::new();
     let status = |url: String, token: Option<String>| {
@@ -58,41 +55,10 @@ async fn metrics_are_for_staff_or_on_their_own_address() {
         .await
         .unwrap()
         .accounts;
-    let now = chrono::Utc::now();
-    let token = |role: Role| {
-        let accounts = accounts.clone();
-        async move {
-            let account = accounts
-                .create_account(
-                    udaconnect_core::auth::NewAccount {
-                        person: None,
-                        email: None,
-                        email_verified: false,
-                        secondary_email: None,
-                        role,
-                    },
-                    now,
-                )
-                .await
-                .unwrap();
-            let issued = accounts
-                .create_token(
-                    NewToken {
-                        account: account.id,
-                        name: "test".into(),
-                        role,
-                        scopes: Scopes::ALL,
-                        person: None,
-                        expires: None,
-                    },
-                    now,
-                )
-                .await
-                .unwrap();
-            issued.secret.expose().to_string()
-        }
-    };
-    let organizer = token(Role::Organizer).await;
+    let organizer = issue_token(accounts.as_ref(), Role::Organizer, None, "test")
+        .await
+        .expose()
+        .to_string();
     assert_eq!(
         status(format!("{base}/metrics"), Some(organizer.clone())).await,
         StatusCode::OK
@@ -101,15 +67,12 @@ async fn metrics_are_for_staff_or_on_their_own_address() {
     // The demo's attendees ping with auth on: the product's own pings need no token.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let positions: Value = client
-            .get(format!("{base}/api/live/positions"))
-            .bearer_auth(&organizer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let positions: Value = json_answer(
+            client
+                .get(format!("{base}/api/live/positions"))
+                .bearer_auth(&organizer),
+        )
+        .await;
         if positions.as_array().is_some_and(|p| p.len() >= 5) {
             break;
         }

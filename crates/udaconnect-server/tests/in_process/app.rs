@@ -1,13 +1,27 @@
 //! `serve` in-process on port 0 with its edge (connections, request checks) set as a test
 //! asks, and a client for it.
 
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::{Client, Response};
 use serde_json::Value;
 use udaconnect_server::http::edge::EdgeSettings;
-use udaconnect_server::{Application, HttpSettings, ServeSettings};
+use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
 use udaconnect_testkit::http;
+
+/// `serve --demo` on `data_dir` with `attendees` simulated attendees and gRPC off.
+pub fn demo_settings(data_dir: &Path, http: HttpSettings, attendees: u32) -> ServeSettings {
+    ServeSettings {
+        http,
+        data_dir: data_dir.to_path_buf(),
+        demo: true,
+        demo_attendees: attendees,
+        grpc: GrpcListen::Off,
+        mail: Default::default(),
+        log_retention: Default::default(),
+    }
+}
 
 /// A running server on a fresh data directory, and a client for it.
 pub struct TestApp {
@@ -56,7 +70,7 @@ async fn spawn_app_on(demo: bool, http: HttpSettings) -> TestApp {
         data_dir: data_dir.path().to_path_buf(),
         demo,
         demo_attendees: 0,
-        grpc: udaconnect_server::GrpcListen::At("127.0.0.1:0".parse().unwrap()),
+        grpc: GrpcListen::At("127.0.0.1:0".parse().unwrap()),
         log_retention: Default::default(),
         mail: Default::default(),
     })

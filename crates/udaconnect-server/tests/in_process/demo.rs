@@ -2,22 +2,18 @@
 //! the embedded demo), in-process.
 
 use serde_json::Value;
+use udaconnect_server::{Application, HttpSettings};
+
+use crate::app::demo_settings;
 
 /// The attendees ping every 5 s: the venue, the persons and their live positions show them.
 #[tokio::test]
 async fn demo_conference_moves_live() {
     let data_dir = tempfile::tempdir().unwrap();
-    let app = udaconnect_server::Application::build(udaconnect_server::ServeSettings {
-        http: udaconnect_server::HttpSettings::open("127.0.0.1:0".parse().unwrap()),
-        data_dir: data_dir.path().to_path_buf(),
-        demo: true,
-        demo_attendees: 40,
-        grpc: udaconnect_server::GrpcListen::Off,
-        mail: Default::default(),
-        log_retention: Default::default(),
-    })
-    .await
-    .unwrap();
+    let http = HttpSettings::open("127.0.0.1:0".parse().unwrap());
+    let app = Application::build(demo_settings(data_dir.path(), http, 40))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.local_addr());
     let client = reqwest::Client::new();
     let get = |path: &'static str| {

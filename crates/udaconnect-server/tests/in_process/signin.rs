@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use serde_json::{json, Value};
-use udaconnect_core::auth::{NewAccount, NewToken, Role, Scopes};
+use udaconnect_core::auth::Role;
 use udaconnect_core::clock::ManualClock;
 use udaconnect_server::mail::MailSettings;
 use udaconnect_server::signin::SignInSettings;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
 use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
+use udaconnect_testkit::accounts::issue_token;
 use udaconnect_testkit::smtp::SmtpServer;
 
 struct App {
@@ -69,35 +70,10 @@ async fn organizer_token(data_dir: &std::path::Path) -> String {
         .await
         .unwrap()
         .accounts;
-    let now = chrono::Utc::now();
-    let account = accounts
-        .create_account(
-            NewAccount {
-                person: None,
-                email: None,
-                email_verified: false,
-                secondary_email: None,
-                role: Role::Organizer,
-            },
-            now,
-        )
+    issue_token(accounts.as_ref(), Role::Organizer, None, "test")
         .await
-        .unwrap();
-    let issued = accounts
-        .create_token(
-            NewToken {
-                account: account.id,
-                name: "test".into(),
-                role: Role::Organizer,
-                scopes: Scopes::ALL,
-                person: None,
-                expires: None,
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    issued.secret.expose().to_string()
+        .expose()
+        .to_string()
 }
 
 fn browser() -> reqwest::Client {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use reqwest::{header, Client, StatusCode};
 use serde_json::{json, Value};
-use udaconnect_core::auth::{NewAccount, NewToken, Role, Scopes, TokenSecret};
-use udaconnect_core::ports::AccountStore;
+use udaconnect_core::auth::{Role, TokenSecret};
 use udaconnect_store::SqliteAccountStore;
+use udaconnect_testkit::accounts::issue_token;
 use udaconnect_testkit::http::{self, create_person};
 
 use crate::app::{spawn_signed_app, TestApp};
@@ -17,29 +17,7 @@ use crate::app::{spawn_signed_app, TestApp};
 /// A token in `role` for `person` (made as `admin create-token` does).
 async fn token(app: &TestApp, role: Role, person: Option<i64>) -> TokenSecret {
     let store = SqliteAccountStore::open(app.data_dir().join("accounts.sqlite3")).unwrap();
-    let now = chrono::Utc::now();
-    let account = store
-        .create_account(
-            NewAccount {
-                person,
-                email: None,
-                email_verified: false,
-                secondary_email: None,
-                role,
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    let token = NewToken {
-        account: account.id,
-        name: "laptop".into(),
-        role,
-        scopes: Scopes::ALL,
-        person,
-        expires: None,
-    };
-    store.create_token(token, now).await.unwrap().secret
+    issue_token(&store, role, person, "laptop").await
 }
 
 async fn register(app: &TestApp, token: &TokenSecret, body: Value) -> reqwest::Response {

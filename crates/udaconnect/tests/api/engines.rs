@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use udaconnect_server::roles::Role;
-use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 use udaconnect_testkit::smtp::SmtpServer;
 
 use crate::suite::{Api, Auth, Engine};
@@ -36,28 +36,9 @@ fn on_off(auth: Auth) -> &'static str {
 
 /// `udaconnect admin create-token --role ROLE <where>`: the token on its last line.
 fn create_token(role: &str, place: &[&str]) -> String {
-    let out = std::process::Command::new(BIN)
-        .args([
-            "admin",
-            "create-token",
-            "--role",
-            role,
-            "--name",
-            "api-suite",
-        ])
-        .args(place)
-        .env_remove("UDACONNECT_STORE")
-        .env_remove("UDACONNECT_DATA_DIR")
-        .env_remove("DB_HOST")
-        .output()
-        .expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout.lines().last().unwrap_or_default().trim().to_string()
+    let what = ["create-token", "--role", role, "--name", "api-suite"];
+    let out = run_admin(Path::new(BIN), &[&what[..], place].concat());
+    printed_token(&out).trim().to_string()
 }
 
 /// `udaconnect serve --demo` on a fresh data directory: every role in one process, its mail
