@@ -112,6 +112,17 @@ def before_call(context, case, **kwargs):
         _ordered(case.query, "start_date", "end_date")
     elif path in ("/api/me/contacts", "/api/me/locations"):
         _ordered(case.query, "start", "end")
+    elif path == "/api/me" and case.operation.method.upper() == "DELETE":
+        # A `confirm` other than true deletes nothing by design (422); the run's admin is the
+        # last admin, so the real call is refused with 409 and the run keeps its account.
+        case.query = {"confirm": "true"}
+    elif path == "/api/me/devices" and isinstance(case.body, dict):
+        # An admin registers a phone for a person with an account (the demo attendee), named
+        # as a list can show it: not blank, at most 64 characters, no control characters.
+        case.body["person_id"] = 1
+        name = case.body.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 64 or not name.isprintable():
+            case.body["name"] = "Pixel"
     elif path == "/api/me/tokens" and isinstance(case.body, dict):
         # The run's admin has no person: a token it may hold is an admin's or organizer's.
         if case.body.get("role") not in ("admin", "organizer"):
@@ -137,6 +148,18 @@ def _optional_email_called_required(case):
     )
 
 
+def _device_id_not_an_integer(case):
+    # The stateful phase links a device's MQTT topic part ("name-4") into the integer path
+    # parameter of its revocation; the schema says integer, and the server answers 400.
+    if case.operation.path != "/api/me/devices/{id}":
+        return False
+    try:
+        int(str((case.path_parameters or {}).get("id")))
+        return False
+    except ValueError:
+        return True
+
+
 @schemathesis.hook
 def filter_case(context, case):
-    return not _optional_email_called_required(case)
+    return not (_optional_email_called_required(case) or _device_id_not_an_integer(case))
