@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use libfuzzer_sys::fuzz_target;
 use udaconnect_core::tracker::{osmand_fields, SpeedUnit};
-use udaconnect_fuzz::{acknowledge, check_extras, check_messages, check_ping, query_pairs};
+use udaconnect_fuzz::{check_messages, check_report, query_pairs};
 
 const FIELDS: [&str; 5] = ["id", "lat", "lon", "location", "timestamp"];
 
@@ -22,16 +22,7 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())));
         match osmand_fields(fields, unit) {
-            Ok(report) => {
-                assert!(!report.device.trim().is_empty());
-                assert!(report.fixes.len() <= 1);
-                for fix in &report.fixes {
-                    let ping = fix.ping(1).expect("a fix is a valid ping");
-                    check_ping(&ping);
-                    check_extras(&fix.extras);
-                    acknowledge(&ping, 1);
-                }
-            }
+            Ok(report) => check_report(&report, 1),
             Err(e) => {
                 check_messages(&e, data.len());
                 for v in e.violations() {

@@ -5,20 +5,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use udaconnect_core::tracker::{traccar_json, MAX_TRACCAR_LOCATIONS};
-use udaconnect_fuzz::{acknowledge, check_extras, check_messages, check_ping};
+use udaconnect_fuzz::{check_messages, check_report};
 
 fuzz_target!(|data: &[u8]| {
     match traccar_json(data) {
-        Ok(report) => {
-            assert!(!report.device.trim().is_empty());
-            assert!(report.fixes.len() <= MAX_TRACCAR_LOCATIONS);
-            for fix in &report.fixes {
-                let ping = fix.ping(1).expect("a fix is a valid ping");
-                check_ping(&ping);
-                check_extras(&fix.extras);
-                acknowledge(&ping, 1);
-            }
-        }
+        Ok(report) => check_report(&report, MAX_TRACCAR_LOCATIONS),
         Err(e) => {
             check_messages(&e, data.len());
             for v in e.violations() {

@@ -176,6 +176,19 @@ pub fn check_extras(extras: &udaconnect_core::tracker::Extras) {
     assert!(within(extras.battery_pct, 0.0, 100.0));
 }
 
+/// An OsmAnd or Traccar Client report names its device and holds at most `max_fixes` fixes,
+/// each a ping every transport would take, with sensible extras, stored as acknowledged.
+pub fn check_report(report: &udaconnect_core::tracker::OsmAndReport, max_fixes: usize) {
+    assert!(!report.device.trim().is_empty());
+    assert!(report.fixes.len() <= max_fixes);
+    for fix in &report.fixes {
+        let ping = fix.ping(1).expect("a fix is a valid ping");
+        check_ping(&ping);
+        check_extras(&fix.extras);
+        acknowledge(&ping, 1);
+    }
+}
+
 /// A query string's pairs in order, as the OsmAnd handler reads them (`%XX` and `+`
 /// decoded, repeated keys kept).
 pub fn query_pairs(raw: &[u8]) -> Vec<(String, String)> {
