@@ -80,16 +80,8 @@ pub fn ndjson_items(body: &[u8]) -> Vec<Result<serde_json::Value, String>> {
 /// A query string read into the map the HTTP handlers pass to the validators:
 /// `&`-separated `key=value` pairs, `%XX` and `+` decoded, the last of a repeated key kept.
 pub fn query_map(raw: &[u8]) -> HashMap<String, String> {
-    raw.split(|b| *b == b'&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = match pair.iter().position(|b| *b == b'=') {
-                Some(at) => (&pair[..at], &pair[at + 1..]),
-                None => (pair, &[][..]),
-            };
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
+    // Collected in order, a repeated key's last value stays.
+    query_pairs(raw).into_iter().collect()
 }
 
 fn percent_decode(raw: &[u8]) -> String {
