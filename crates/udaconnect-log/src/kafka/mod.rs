@@ -402,12 +402,15 @@ fn is_transient(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// Drops `value` on a thread of its own. Closing a consumer waits on the group coordinator with
+/// no bound of librdkafka's, and a runtime waits for its blocking tasks when it shuts down: a
+/// detached thread keeps a coordinator that never answers from holding a process's exit.
 fn drop_off_runtime<T: Send + 'static>(value: T) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn_blocking(move || drop(value));
-        }
-        Err(_) => drop(value),
+    let dropping = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || drop(value));
+    if let Err(e) = dropping {
+        tracing::warn!(error = %e, "no thread to close a kafka client on");
     }
 }
 
