@@ -24,7 +24,7 @@ use super::{page, send_link, SignInSettings, WindowLimiter, CONFIRM_PATH, SESSIO
 use crate::access::authenticate::cookie;
 use crate::access::{rule, Authenticator, Caller, On};
 use crate::http::guard::{post_json, too_many, ClientAddr};
-use crate::http::openapi::{email_schema, token_schema, BodyProblems};
+use crate::http::openapi::{email_schema, token_schema, BodyProblems, MalformedJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{BodyBytes, JsonBody};
 
@@ -232,7 +232,7 @@ pub struct LoginBody {
     request_body = LoginBody,
     responses(
         (status = 202, description = "Accepted; a link is mailed if the address has an account", body = LoginAccepted),
-        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
+        MalformedJson,
         (status = 422, description = "No email, or not an address", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over 5 requests for this address or 20 from this client in 15 minutes", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
