@@ -14,29 +14,11 @@ const PATIENCE: Duration = Duration::from_secs(30);
 #[test]
 fn auth_off_is_refused_off_loopback() {
     let data = tempfile::tempdir().unwrap();
-    for args in [
+    // After `serve --auth off`, listen addresses of which one is off loopback.
+    for listens in [
+        &["--listen", "0.0.0.0:0", "--grpc-listen", "off"][..],
+        &["--listen", "127.0.0.1:0", "--grpc-listen", "0.0.0.0:0"],
         &[
-            "serve",
-            "--auth",
-            "off",
-            "--listen",
-            "0.0.0.0:0",
-            "--grpc-listen",
-            "off",
-        ][..],
-        &[
-            "serve",
-            "--auth",
-            "off",
-            "--listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "0.0.0.0:0",
-        ],
-        &[
-            "serve",
-            "--auth",
-            "off",
             "--listen",
             "127.0.0.1:0",
             "--grpc-listen",
@@ -45,6 +27,7 @@ fn auth_off_is_refused_off_loopback() {
             "0.0.0.0:0",
         ],
     ] {
+        let args = &[&["serve", "--auth", "off"][..], listens].concat()[..];
         let out = run_to_end(Path::new(BIN), args, data.path(), "", PATIENCE);
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);

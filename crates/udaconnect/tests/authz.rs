@@ -20,6 +20,10 @@ use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
 use udaconnect_testkit::http::json_answer;
 use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
+#[cfg(all(feature = "kafka", feature = "postgres"))]
+#[path = "shared/demo.rs"]
+mod demo;
+
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Demo persons: attendee A and attendee B.
@@ -106,8 +110,6 @@ impl Served {
     /// the roles look persons up at person-api with an organizer's service token.
     #[cfg(all(feature = "kafka", feature = "postgres"))]
     async fn distributed() -> Served {
-        use udaconnect_server::ingest::seed;
-        use udaconnect_server::wiring::backends::{open_log, open_stores, LogUrl};
         use udaconnect_testkit::kafka::Broker;
         use udaconnect_testkit::postgres::TestDb;
         use udaconnect_testkit::process::Stack;
@@ -124,19 +126,7 @@ impl Served {
                 ("UDACONNECT_AUTH", "on"),
                 ("UDACONNECT_SERVICE_TOKEN", service.expose()),
             ],
-            || async {
-                let (_keep, mut never) = tokio::sync::watch::channel(false);
-                let stores = open_stores(&db.url.parse::<StoreUrl>().unwrap(), &mut never)
-                    .await
-                    .unwrap()
-                    .unwrap();
-                let log = open_log(&broker.producer_url().parse::<LogUrl>().unwrap()).unwrap();
-                assert!(
-                    seed::load_once(seed_dir.path(), &stores.persons, &log, &stores.ids)
-                        .await
-                        .unwrap()
-                );
-            },
+            || demo::load(&db.url, &broker, seed_dir.path()),
         )
         .await;
         Served {
@@ -607,24 +597,12 @@ async fn tokens_made_and_revoked_by_their_holder(served: &Served) {
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     // At once in the process that revoked it (serve); in another (location-api apart, which
     // revocation through person-api does not reach) once its five-second cache lapses.
-    let started = std::time::Instant::now();
-    loop {
-        let after = served
+    until_refused(served, "a revoked token still posts", || {
+        served
             .request(&phone, Method::POST, "/api/locations")
             .json(&ping)
-            .send()
-            .await
-            .unwrap();
-        if after.status() == StatusCode::UNAUTHORIZED {
-            break;
-        }
-        assert!(
-            !served.revokes_at_once && started.elapsed() < Duration::from_secs(7),
-            "a revoked token still posts: {}",
-            after.status()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
     // An attendee may not make a token above their role.
     let above = served
         .request(a, Method::POST, "/api/me/tokens")
@@ -729,19 +707,25 @@ async fn accounts_deleted_by_their_holder(served: &Served) {
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_eq!(accounts.account(account.id).await.unwrap(), None);
     assert!(accounts.tokens(account.id).await.unwrap().is_empty());
+    until_refused(served, "a deleted account's token still signs in", || {
+        served.request(&leaving, Method::GET, "/api/me")
+    })
+    .await;
+}
+
+/// Sends `request` until it is refused as unauthenticated: at once in the process that
+/// ended the credential (serve); in another (a role apart, which the end does not reach)
+/// once its five-second credential cache lapses. `still` says what a later answer means.
+async fn until_refused(served: &Served, still: &str, request: impl Fn() -> RequestBuilder) {
     let started = std::time::Instant::now();
     loop {
-        let after = served
-            .request(&leaving, Method::GET, "/api/me")
-            .send()
-            .await
-            .unwrap();
+        let after = request().send().await.unwrap();
         if after.status() == StatusCode::UNAUTHORIZED {
-            break;
+            return;
         }
         assert!(
             !served.revokes_at_once && started.elapsed() < Duration::from_secs(7),
-            "a deleted account's token still signs in: {}",
+            "{still}: {}",
             after.status()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -109,7 +109,13 @@ pub async fn run(args: BenchDistributedArgs) -> anyhow::Result<()> {
     };
     let db = BenchDb::create(&args.store).await?;
     let mut report = String::new();
-    let result = run_stages(&args, &conference, &broker, &db, &mut report).await;
+    let stages = Stages {
+        args: &args,
+        conference: &conference,
+        broker: &broker,
+        db: &db,
+    };
+    let result = run_stages(&stages, &mut report).await;
     if args.keep {
         eprintln!("kept the benchmark's database: {}", redacted(&db.url));
     } else if let Err(e) = db.drop_database().await {
@@ -120,13 +126,22 @@ pub async fn run(args: BenchDistributedArgs) -> anyhow::Result<()> {
     args.conference.publish(&report)
 }
 
-async fn run_stages(
-    args: &BenchDistributedArgs,
-    conference: &Conference,
-    broker: &BrokerHandle,
-    db: &BenchDb,
-    report: &mut String,
-) -> anyhow::Result<()> {
+/// What every stage of a run works with.
+#[derive(Clone, Copy)]
+struct Stages<'a> {
+    args: &'a BenchDistributedArgs,
+    conference: &'a Conference,
+    broker: &'a BrokerHandle,
+    db: &'a BenchDb,
+}
+
+async fn run_stages(stages: &Stages<'_>, report: &mut String) -> anyhow::Result<()> {
+    let Stages {
+        args,
+        conference,
+        broker,
+        db,
+    } = *stages;
     let config = &conference.config;
     let locations_asked = args.conference.locations;
     // Connecting runs the migrations: the schema, PostGIS included.
@@ -143,7 +158,7 @@ async fn run_stages(
     if args.latency_only {
         let kafka = KafkaLog::connect(&broker.brokers(), KafkaOptions::default())?;
         ingest::create_topics(&kafka, &[LOCATION_TOPIC, LOCATION_DLQ_TOPIC]).await?;
-        return light_latency(args, conference, broker, db, &database, report).await;
+        return light_latency(stages, &database, report).await;
     }
     writeln!(
         report,
@@ -288,14 +303,12 @@ fn load_average() -> String {
 /// distributed roles with the consumer's default fetch settings and with a shorter fetch
 /// wait, and on the embedded mode; the load average before and after.
 async fn light_latency(
-    args: &BenchDistributedArgs,
-    conference: &Conference,
-    broker: &BrokerHandle,
-    db: &BenchDb,
+    stages: &Stages<'_>,
     database: &str,
     report: &mut String,
 ) -> anyhow::Result<()> {
-    let config = &conference.config;
+    let (args, broker, db) = (stages.args, stages.broker, stages.db);
+    let config = &stages.conference.config;
     let light = LoadShape {
         rate: args.light_rate.max(1),
         seconds: args.latency_seconds.max(1),

@@ -16,6 +16,7 @@ use udaconnect_core::{Error, Result};
 
 use super::{rule, Authenticator, Caller, On};
 use crate::http::guard::post_json;
+use crate::http::openapi::{BadId, DeviceToken, MalformedJson, Unauthenticated};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{JsonBody, PathId};
 
@@ -86,7 +87,7 @@ pub struct Me {
 #[utoipa::path(get, path = "/api/me", tag = "me",
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
         (status = 403, description = "A device token (it only posts pings)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn me(State(api): State<Arc<MeApi>>, caller: Caller) -> ApiResult<Json<Me>> {
@@ -148,8 +149,8 @@ impl From<&TokenInfo> for TokenView {
 #[utoipa::path(get, path = "/api/me/tokens", tag = "me",
     responses(
         (status = 200, description = "The account's tokens", body = [TokenView]),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
+        DeviceToken,
     ))]
 pub async fn my_tokens(
     State(api): State<Arc<MeApi>>,
@@ -201,8 +202,8 @@ fn text_field<'a>(body: &'a serde_json::Value, name: &str) -> Result<Option<&'a 
     request_body = NewTokenBody,
     responses(
         (status = 201, description = "Created; the secret is in `token`, shown this once", body = CreatedToken),
-        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        MalformedJson,
+        Unauthenticated,
         (status = 403, description = "A role above the caller's, or a device token", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The account holds 100 live tokens already: revoke one first", body = Problem, content_type = "application/problem+json"),
@@ -305,9 +306,9 @@ pub async fn create_my_token(
     params(("id" = i64, Path, minimum = 1, description = "Token id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
+        BadId,
+        Unauthenticated,
+        DeviceToken,
         (status = 404, description = "No live token of the caller's with this id", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_my_token(
@@ -335,7 +336,7 @@ pub async fn revoke_my_token(
     params(("confirm" = Option<bool>, Query, description = "Absent or `true` deletes; any other value deletes nothing (422): the account cannot be restored")),
     responses(
         (status = 204, description = "Deleted; every session and token of the account is revoked"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
         (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The last admin account: make another admin first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`confirm` is given and is not `true`", body = Problem, content_type = "application/problem+json"),

@@ -102,7 +102,7 @@ pub async fn check(guards: Arc<Guards>, mut request: Request, next: Next) -> Res
         if let Some(ClientAddr(addr)) = request.extensions().get::<ClientAddr>().copied() {
             if let Err(wait) = limiter.take(addr.ip()) {
                 guards.refused("rate");
-                return too_many(wait);
+                return too_many(wait, "ingest requests from this address");
             }
         }
     }
@@ -180,13 +180,14 @@ fn prefix(s: &str) -> String {
     }
 }
 
-/// 429 with the seconds to wait.
-pub fn too_many(wait: Duration) -> Response {
+/// 429 with the whole seconds to wait (at least one) in the detail and in Retry-After; `what`
+/// names the requests counted and whose they are ("ingest requests from this address").
+pub fn too_many(wait: Duration, what: &str) -> Response {
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     let mut r = Problem::new(
         StatusCode::TOO_MANY_REQUESTS,
         "urn:udaconnect:problem:rate-limited",
-        format!("too many ingest requests from this address; retry in {secs} s"),
+        format!("too many {what}; retry in {secs} s"),
     )
     .into_response();
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

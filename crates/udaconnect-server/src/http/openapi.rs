@@ -145,6 +145,49 @@ pub struct PersonPath {
 #[allow(dead_code)]
 pub struct NoSuchPerson(Problem);
 
+/// No credential, or one that signs no one in: what every operation for a signed-in caller
+/// may answer.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 401,
+    description = "No credential, or one that signs no one in",
+    content_type = PROBLEM_JSON
+)]
+#[allow(dead_code)]
+pub struct Unauthenticated(Problem);
+
+/// A device token asked for what only its holder may do (a device only posts pings).
+#[derive(utoipa::IntoResponses)]
+#[response(status = 403, description = "A device token", content_type = PROBLEM_JSON)]
+#[allow(dead_code)]
+pub struct DeviceToken(Problem);
+
+/// A `/api/me/...` operation about the caller's person, from an account that has none.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 404,
+    description = "The caller's account has no person",
+    content_type = PROBLEM_JSON
+)]
+#[allow(dead_code)]
+pub struct NoPersonOfMine(Problem);
+
+/// The `{id}` of a path is not an integer.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 400, description = "The id is not an integer", content_type = PROBLEM_JSON)]
+#[allow(dead_code)]
+pub struct BadId(Problem);
+
+/// A JSON body that does not parse, or holds a field of the wrong type.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 400,
+    description = "Malformed JSON or wrong types",
+    content_type = PROBLEM_JSON
+)]
+#[allow(dead_code)]
+pub struct MalformedJson(Problem);
+
 /// What an operation that takes a body answers before reading it.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
@@ -183,6 +226,20 @@ impl IntoResponses for IngestProblems {
     fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
         let mut responses = BodyProblems::responses();
         responses.extend(IngestBusy::responses());
+        responses
+    }
+}
+
+/// What a `/api/me/...` operation about the caller's person may answer besides its own
+/// checks: no one signed in ([`Unauthenticated`]), a device token ([`DeviceToken`]), an
+/// account with no person ([`NoPersonOfMine`]).
+pub struct MyPersonProblems;
+
+impl IntoResponses for MyPersonProblems {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+        let mut responses = Unauthenticated::responses();
+        responses.extend(DeviceToken::responses());
+        responses.extend(NoPersonOfMine::responses());
         responses
     }
 }

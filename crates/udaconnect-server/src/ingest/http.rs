@@ -16,7 +16,8 @@ use udaconnect_core::{validate, Error, Result};
 use crate::access::{rule, Caller, MyPerson, On};
 use crate::http::guard::post_json;
 use crate::http::openapi::{
-    fix_time_schema, id_schema, latitude_schema, longitude_schema, IngestProblems,
+    fix_time_schema, id_schema, latitude_schema, longitude_schema, BadId, IngestProblems,
+    MalformedJson, NoPersonOfMine, Unauthenticated,
 };
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{parse_json, BodyBytes, Params, PathId};
@@ -95,7 +96,7 @@ impl utoipa::ToSchema for LocationBatch {}
     responses(
         (status = 202, description = "Durable in the log", body = Location,
             links(("GetLocation" = (operation_id = "get_location", parameters(("id" = "$response.body#/id")))))),
-        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
+        MalformedJson,
         (status = 422, description = "Out of range, no such person, or timed more than --max-future-skew ahead", body = Problem, content_type = "application/problem+json"),
         IngestProblems,
     ))]
@@ -236,7 +237,7 @@ pub async fn create_locations(
     params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Location id")),
     responses(
         (status = 200, description = "The location", body = Location),
-        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        BadId,
         (status = 404, description = "Unknown, or not stored yet", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_location(
@@ -263,9 +264,9 @@ pub const MAX_MY_PINGS: usize = 100_000;
     responses(
         (status = 200, description = "The caller's pings, by time then id", body = [Location]),
         (status = 400, description = "start or end is missing or invalid, or end is before start", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
         (status = 403, description = "A device token, or a role that keeps no trail (organizer)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller's account has no person", body = Problem, content_type = "application/problem+json"),
+        NoPersonOfMine,
         (status = 422, description = "More than 100,000 pings in the window; narrow it", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn my_locations(

@@ -16,7 +16,8 @@ use udaconnect_core::{validate, Error, Result};
 use crate::access::{rule, Caller, On};
 use crate::http::guard::post_json;
 use crate::http::openapi::{
-    lookup_ids_schema, optional_email_schema, text_schema, BodyProblems, NoSuchPerson, PersonPath,
+    lookup_ids_schema, optional_email_schema, text_schema, BadId, BodyProblems, MalformedJson,
+    NoSuchPerson, PersonPath,
 };
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{JsonBody, Params, PathId};
@@ -92,7 +93,7 @@ pub struct NewPersonBody {
                 ("PingAsPerson" = (operation_id = "create_location", request_body = json!({"person_id": "$response.body#/id", "latitude": 37.55363, "longitude": -122.290883}))),
                 ("LookUpPerson" = (operation_id = "lookup_persons", request_body = json!({"ids": ["$response.body#/id"]}))),
             )),
-        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
+        MalformedJson,
         (status = 422, description = "A field is missing, blank, longer than 256 characters or holds NUL; or email is not an address", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The email already belongs to an account", body = Problem, content_type = "application/problem+json"),
         BodyProblems,
@@ -188,7 +189,7 @@ pub async fn list_persons(
     params(PersonPath),
     responses(
         (status = 200, description = "The person", body = Person),
-        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        BadId,
         NoSuchPerson,
     ))]
 pub async fn get_person(

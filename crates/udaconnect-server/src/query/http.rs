@@ -20,7 +20,7 @@ use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
 
 use crate::access::{rule, MyPerson, On};
-use crate::http::openapi::{NoSuchPerson, PersonPath, QueryBusy};
+use crate::http::openapi::{BadId, MyPersonProblems, NoSuchPerson, PersonPath, QueryBusy};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{Params, PathId};
 use crate::metrics::Metrics;
@@ -285,7 +285,7 @@ pub struct PersonSummary {
     params(PersonPath),
     responses(
         (status = 200, description = "Summary", body = PersonSummary),
-        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        BadId,
         NoSuchPerson,
     ))]
 pub async fn summary(
@@ -318,9 +318,7 @@ pub async fn summary(
     responses(
         (status = 200, description = "Connections, by time then location id", body = [udaconnect_core::model::Connection]),
         (status = 400, description = "A parameter is missing or invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller's account has no person", body = Problem, content_type = "application/problem+json"),
+        MyPersonProblems,
         (status = 422, description = "The answer would be too large; narrow the window", body = Problem, content_type = "application/problem+json"),
         QueryBusy,
     ))]
@@ -347,9 +345,7 @@ pub async fn my_connections(
     responses(
         (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
         (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller's account has no person", body = Problem, content_type = "application/problem+json"),
+        MyPersonProblems,
         QueryBusy,
     ))]
 pub async fn my_contacts(
@@ -364,9 +360,7 @@ pub async fn my_contacts(
 #[utoipa::path(get, path = "/api/me/summary", tag = "me",
     responses(
         (status = 200, description = "Summary", body = PersonSummary),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller's account has no person", body = Problem, content_type = "application/problem+json"),
+        MyPersonProblems,
     ))]
 pub async fn my_summary(
     api: State<Arc<ConnectionApi>>,

@@ -23,8 +23,8 @@ use udaconnect_core::{Error, Result};
 use super::{page, send_link, SignInSettings, WindowLimiter, CONFIRM_PATH, SESSION_TTL};
 use crate::access::authenticate::cookie;
 use crate::access::{rule, Authenticator, Caller, On};
-use crate::http::guard::{post_json, ClientAddr};
-use crate::http::openapi::{email_schema, token_schema, BodyProblems};
+use crate::http::guard::{post_json, too_many, ClientAddr};
+use crate::http::openapi::{email_schema, token_schema, BodyProblems, MalformedJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{BodyBytes, JsonBody};
 
@@ -232,7 +232,7 @@ pub struct LoginBody {
     request_body = LoginBody,
     responses(
         (status = 202, description = "Accepted; a link is mailed if the address has an account", body = LoginAccepted),
-        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
+        MalformedJson,
         (status = 422, description = "No email, or not an address", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over 5 requests for this address or 20 from this client in 15 minutes", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
@@ -254,10 +254,10 @@ pub async fn login(State(api): State<Arc<SignInApi>>, request: Request) -> Respo
     };
     let now = Instant::now();
     if let Err(wait) = api.per_client.take(&client, now) {
-        return rate_limited(wait, "from this client");
+        return too_many(wait, "sign-in requests from this client");
     }
     if let Err(wait) = api.per_address.take(&email.key(), now) {
-        return rate_limited(wait, "for this address");
+        return too_many(wait, "sign-in requests for this address");
     }
     if api.work.try_send(email).is_err() {
         let mut r = Problem::new(
@@ -287,21 +287,6 @@ fn login_email(body: &serde_json::Value) -> Result<Email> {
         Some(Some(serde_json::Value::String(s))) => Email::parse(s),
         Some(Some(_)) => Err(Error::bad_request("email", "must be a string")),
     }
-}
-
-/// 429 with the seconds until the oldest counted request leaves the window.
-fn rate_limited(wait: Duration, what: &str) -> Response {
-    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-    let mut r = Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "urn:udaconnect:problem:rate-limited",
-        format!("too many sign-in requests {what}; retry in {secs} s"),
-    )
-    .into_response();
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
 }
 
 /// The query of `GET /auth/confirm`.

@@ -96,6 +96,39 @@ struct Plan {
     demo_attendees: Option<u32>,
 }
 
+impl Plan {
+    /// `roles` served as `http` says, with no gRPC listener, no demo and every other option
+    /// at its default; the HTTP settings the roles read themselves go to their options.
+    fn new(
+        label: &'static str,
+        roles: Vec<Role>,
+        mode: Mode,
+        http: HttpSettings,
+        backends: Backends,
+    ) -> Plan {
+        Plan {
+            label,
+            roles,
+            mode,
+            listen: http.listen,
+            grpc: GrpcListen::Off,
+            osmand: http.osmand_listen,
+            listen_file: http.listen_file,
+            cors_origins: http.cors_origins,
+            auth: http.auth,
+            metrics_listen: http.metrics_listen,
+            options: Options {
+                web_dir: http.web_dir,
+                edge: http.edge,
+                signin: http.signin,
+                ..Options::default()
+            },
+            backends,
+            demo_attendees: None,
+        }
+    }
+}
+
 impl Application {
     /// `udaconnect serve`: opens the data directory, loads the demo data once when asked,
     /// binds, and starts every role; returns once they serve.
@@ -113,28 +146,18 @@ impl Application {
                 .await
                 .context("failed to load the demo data")?;
         }
-        let plan = Plan {
-            label: "serve",
-            roles: Role::ALL.to_vec(),
-            mode: Mode::Together,
-            listen: settings.http.listen,
-            grpc: settings.grpc,
-            osmand: settings.http.osmand_listen,
-            listen_file: settings.http.listen_file,
-            cors_origins: settings.http.cors_origins,
-            auth: settings.http.auth,
-            metrics_listen: settings.http.metrics_listen,
-            options: Options {
-                web_dir: settings.http.web_dir,
-                edge: settings.http.edge,
-                log_retention: settings.log_retention,
-                mail: settings.mail,
-                signin: settings.http.signin,
-                ..Options::default()
-            },
-            backends: Backends::Embedded(Box::new(stack)),
-            demo_attendees: settings.demo.then_some(settings.demo_attendees),
-        };
+        let auth = settings.http.auth;
+        let mut plan = Plan::new(
+            "serve",
+            Role::ALL.to_vec(),
+            Mode::Together,
+            settings.http,
+            Backends::Embedded(Box::new(stack)),
+        );
+        plan.grpc = settings.grpc;
+        plan.options.log_retention = settings.log_retention;
+        plan.options.mail = settings.mail;
+        plan.demo_attendees = settings.demo.then_some(settings.demo_attendees);
         let mut app = Application::start(plan).await?;
         let failed = match app.startup.wait_for(|s| *s != Startup::Starting).await {
             Ok(s) => match &*s {
@@ -148,7 +171,7 @@ impl Application {
             anyhow::bail!(why);
         }
         tracing::info!(address = %app.local_addr, data_dir = %settings.data_dir.display(), "udaconnect is serving");
-        if settings.http.auth == AuthMode::On {
+        if auth == AuthMode::On {
             sign_in_hint(&settings.data_dir).await;
         }
         if settings.demo {
@@ -165,38 +188,27 @@ impl Application {
     /// its store and log in the background.
     pub async fn build_role(settings: RoleSettings) -> anyhow::Result<Application> {
         let role = settings.role;
-        let plan = Plan {
-            label: role.name(),
-            roles: vec![role],
-            mode: Mode::Apart,
-            listen: settings.http.listen,
-            grpc: settings.grpc_listen.map_or(GrpcListen::Off, GrpcListen::At),
-            osmand: settings.http.osmand_listen,
-            listen_file: settings.http.listen_file,
-            cors_origins: settings.http.cors_origins,
-            auth: settings.http.auth,
-            metrics_listen: settings.http.metrics_listen,
-            options: Options {
-                web_dir: settings.http.web_dir,
-                engine: settings.engine,
-                upstreams: settings.upstreams,
-                edge: settings.http.edge,
-                log_retention: LogRetention::Keep,
-                mail: settings.mail,
-                signin: settings.http.signin,
-                service_token: settings.service_token,
-            },
-            backends: Backends::Urls(Box::new(ByUrl {
-                store: settings.store,
-                log: settings.log,
-                stores: None,
-                opened_log: None,
-                member_id: static_member_id(role.name(), settings.http.listen.port(), |k| {
-                    std::env::var(k).ok()
-                }),
-            })),
-            demo_attendees: None,
-        };
+        let backends = Backends::Urls(Box::new(ByUrl {
+            store: settings.store,
+            log: settings.log,
+            stores: None,
+            opened_log: None,
+            member_id: static_member_id(role.name(), settings.http.listen.port(), |k| {
+                std::env::var(k).ok()
+            }),
+        }));
+        let mut plan = Plan::new(
+            role.name(),
+            vec![role],
+            Mode::Apart,
+            settings.http,
+            backends,
+        );
+        plan.grpc = settings.grpc_listen.map_or(GrpcListen::Off, GrpcListen::At);
+        plan.options.engine = settings.engine;
+        plan.options.upstreams = settings.upstreams;
+        plan.options.mail = settings.mail;
+        plan.options.service_token = settings.service_token;
         let app = Application::start(plan).await?;
         tracing::info!(
             role = %role,

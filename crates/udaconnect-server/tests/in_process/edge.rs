@@ -12,11 +12,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use udaconnect_server::ingest::grpc::proto;
-use udaconnect_server::roles::Role;
-use udaconnect_server::wiring::context::Upstreams;
-use udaconnect_server::{Application, HttpSettings, RoleSettings};
 
 use crate::app::{spawn_app, spawn_app_with};
+use crate::remote_persons::person_api_apart;
 
 /// Sends `head` and then `body` (written while the answer is read, so an early answer is not
 /// lost to a reset), and returns the answer's bytes as text.
@@ -349,23 +347,10 @@ async fn one_client_beyond_its_ingest_rate_gets_429() {
 #[tokio::test]
 async fn a_role_apart_has_the_same_checks() {
     let dir = tempfile::tempdir().unwrap();
-    let app = Application::build_role(RoleSettings {
-        role: Role::PersonApi,
-        http: HttpSettings::open("127.0.0.1:0".parse().unwrap()),
-        grpc_listen: None,
-        store: dir.path().display().to_string().parse().unwrap(),
-        log: dir.path().display().to_string().parse().unwrap(),
-        upstreams: Upstreams::default(),
-        engine: Default::default(),
-        mail: Default::default(),
-        service_token: None,
-    })
-    .await
-    .unwrap();
+    let app = person_api_apart(dir.path()).await;
     let addr = app.local_addr();
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
-    udaconnect_testkit::http::wait_ready(&client, &base, Duration::from_secs(10)).await;
     let r = client
         .post(format!("{base}/api/persons"))
         .header("content-type", "text/plain")

@@ -31,6 +31,12 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
         .await
         .unwrap();
     drop(store);
+    person_api_apart(dir).await
+}
+
+/// person-api in a process of its own as a role apart would be, on the embedded store and
+/// log in `dir`, with authentication off; returned once it is ready.
+pub async fn person_api_apart(dir: &std::path::Path) -> Application {
     let app = Application::build_role(RoleSettings {
         role: Role::PersonApi,
         http: HttpSettings::open("127.0.0.1:0".parse().unwrap()),

@@ -106,8 +106,7 @@ pub use distributed::Distributed;
 #[cfg(all(feature = "kafka", feature = "postgres"))]
 mod distributed {
     use super::*;
-    use udaconnect_server::ingest::seed;
-    use udaconnect_server::wiring::backends::{open_log, open_stores, LogUrl, StoreUrl};
+    use crate::demo;
     use udaconnect_testkit::kafka::Broker;
     use udaconnect_testkit::postgres::TestDb;
     use udaconnect_testkit::process::Stack;
@@ -141,19 +140,7 @@ mod distributed {
                 ("UDACONNECT_AUTH", on_off(auth)),
                 ("UDACONNECT_SERVICE_TOKEN", service.as_str()),
             ];
-            let seed = || async {
-                let (_keep, mut never) = tokio::sync::watch::channel(false);
-                let stores = open_stores(&db.url.parse::<StoreUrl>().unwrap(), &mut never)
-                    .await
-                    .unwrap()
-                    .unwrap();
-                let log = open_log(&broker.producer_url().parse::<LogUrl>().unwrap()).unwrap();
-                assert!(
-                    seed::load_once(seed_dir.path(), &stores.persons, &log, &stores.ids)
-                        .await
-                        .unwrap()
-                );
-            };
+            let seed = || demo::load(&db.url, &broker, seed_dir.path());
             let stack =
                 Stack::start_seeded_with_env(Path::new(BIN), &db.url, &broker, &env, seed).await;
             Distributed {

@@ -10,6 +10,9 @@
 
 mod connections;
 mod contacts;
+#[cfg(all(feature = "kafka", feature = "postgres"))]
+#[path = "../shared/demo.rs"]
+mod demo;
 mod edge;
 mod engines;
 mod grpc;

@@ -10,7 +10,7 @@ use crate::suite::{assert_problem, header, Api};
 pub async fn health_ready_metrics_openapi_docs(api: Api) {
     let h = api.get("/health").await;
     assert_eq!(h.status(), StatusCode::OK);
-    let r: Value = api.get("/ready").await.json().await.unwrap();
+    let r = api.get_json("/ready").await;
     assert_eq!(r["status"], "ready");
     // The log is checked where pings are appended to it.
     let r: Value = api
@@ -38,9 +38,9 @@ pub async fn health_ready_metrics_openapi_docs(api: Api) {
     }
     // The consumer holds its partitions (or the embedded log, which has none to share) and
     // keeps up.
-    let r: Value = consumer.get("/ready").await.json().await.unwrap();
+    let r = consumer.get_json("/ready").await;
     assert_eq!(r["checks"]["consumer"], "ok", "{r}");
-    let spec: Value = api.get("/openapi.json").await.json().await.unwrap();
+    let spec = api.get_json("/openapi.json").await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/api/persons",

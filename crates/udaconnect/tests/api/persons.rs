@@ -1,7 +1,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::suite::{assert_problem, assert_raw_problems, header, Api};
+use crate::suite::{
+    assert_json_problems, assert_malformed_bodies, assert_problem, assert_raw_problems, header, Api,
+};
 
 pub async fn create_get_and_list_with_paging(api: Api) {
     let before = api.person_ids().await;
@@ -30,12 +32,7 @@ pub async fn create_get_and_list_with_paging(api: Api) {
         created,
         json!({"id": id, "first_name": "Ada", "last_name": "Lovelace", "company_name": "Engines"})
     );
-    let got: serde_json::Value = api
-        .get(&format!("/api/persons/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let got = api.get_json(&format!("/api/persons/{id}")).await;
     assert_eq!(got, created);
 
     let all_ids = api.person_ids().await;
@@ -66,7 +63,7 @@ pub async fn create_get_and_list_with_paging(api: Api) {
 }
 
 pub async fn seed_person_has_its_original_fields(api: Api) {
-    let p: serde_json::Value = api.get("/api/persons/1").await.json().await.unwrap();
+    let p = api.get_json("/api/persons/1").await;
     assert_eq!(
         p,
         json!({"id": 1, "first_name": "Pam", "last_name": "Trexler", "company_name": "Hampton, Hampton and McQuill"})
@@ -87,41 +84,34 @@ pub async fn unknown_and_malformed_ids(api: Api) {
 
 pub async fn invalid_person_bodies(api: Api) {
     let before = api.person_ids().await;
-    for (body, status, fields) in [
-        (
-            json!({"first_name": "A"}),
-            422,
-            &["last_name", "company_name"][..],
-        ),
-        (
-            json!({"first_name": "", "last_name": "  ", "company_name": "C"}),
-            422,
-            &["first_name", "last_name"],
-        ),
-        (
-            json!({"first_name": 1, "last_name": ["x"], "company_name": "C"}),
-            400,
-            &["first_name", "last_name"],
-        ),
-        (
-            json!({"first_name": "A\u{0}", "last_name": "B", "company_name": "C"}),
-            422,
-            &["first_name"],
-        ),
-    ] {
-        let r = api.post_json("/api/persons", &body).await;
-        assert_problem(r, status, fields).await;
-    }
-    assert_raw_problems(
+    assert_json_problems(
         &api,
         "/api/persons",
         &[
-            ("{\"first_name\": ", 400, &["body"]),
-            ("", 400, &["body"]),
-            ("[1,2]", 400, &["body"]),
+            (
+                json!({"first_name": "A"}),
+                422,
+                &["last_name", "company_name"][..],
+            ),
+            (
+                json!({"first_name": "", "last_name": "  ", "company_name": "C"}),
+                422,
+                &["first_name", "last_name"],
+            ),
+            (
+                json!({"first_name": 1, "last_name": ["x"], "company_name": "C"}),
+                400,
+                &["first_name", "last_name"],
+            ),
+            (
+                json!({"first_name": "A\u{0}", "last_name": "B", "company_name": "C"}),
+                422,
+                &["first_name"],
+            ),
         ],
     )
     .await;
+    assert_malformed_bodies(&api, "/api/persons", "{\"first_name\": ").await;
     // Nothing was created by any of them.
     assert_eq!(api.person_ids().await, before);
 }
@@ -176,7 +166,7 @@ pub async fn lookup_answers_the_persons_that_exist_in_id_order(api: Api) {
         .await;
     let five: serde_json::Value = r.json().await.unwrap();
     assert_eq!(five[0]["id"], 5, "{five}");
-    let one: serde_json::Value = api.get("/api/persons/5").await.json().await.unwrap();
+    let one = api.get_json("/api/persons/5").await;
     assert_eq!(found[1], one);
     let none: serde_json::Value = api
         .post_json("/api/persons/lookup", &json!({"ids": []}))
@@ -192,7 +182,7 @@ pub async fn lookup_answers_the_persons_that_exist_in_id_order(api: Api) {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     // Every person there is (the demo's and those other bodies made, all below 10,000).
-    let all: serde_json::Value = api.get("/api/persons").await.json().await.unwrap();
+    let all = api.get_json("/api/persons").await;
     assert!(all.as_array().unwrap().len() >= 5);
     assert!(api.person_ids().await.iter().all(|&id| id <= 10_000));
     assert_eq!(r.json::<serde_json::Value>().await.unwrap(), all);

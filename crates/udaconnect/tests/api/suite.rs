@@ -192,6 +192,11 @@ impl Api {
         sent(self.client.get(self.url(path))).await
     }
 
+    /// GET, and the answer's body as JSON, whatever its status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
     /// A request with `method` and no body.
     pub async fn send(&self, method: reqwest::Method, path: &str) -> Response {
         sent(self.client.request(method, self.url(path))).await
@@ -297,7 +302,7 @@ impl Api {
 
     /// Every person, in id order.
     pub async fn person_ids(&self) -> Vec<i64> {
-        let all: Value = self.get("/api/persons").await.json().await.unwrap();
+        let all = self.get_json("/api/persons").await;
         all.as_array()
             .unwrap()
             .iter()
@@ -357,6 +362,24 @@ pub async fn assert_raw_problems(api: &Api, path: &str, cases: &[(&'static str, 
     for (body, status, fields) in cases {
         assert_problem(api.post_raw(path, body).await, *status, fields).await;
     }
+}
+
+/// Posts each JSON body to `path` and asserts its problem: `(body, status, fields)`.
+pub async fn assert_json_problems(api: &Api, path: &str, cases: &[(Value, u16, &[&str])]) {
+    for (body, status, fields) in cases {
+        assert_problem(api.post_json(path, body).await, *status, fields).await;
+    }
+}
+
+/// Asserts that `path` refuses, naming the body, what is not a JSON object at all: a body
+/// cut short after `start` (its first field, say `{"email": `), an empty one and an array.
+pub async fn assert_malformed_bodies(api: &Api, path: &str, start: &'static str) {
+    let cases: [(&str, u16, &[&str]); 3] = [
+        (start, 400, &["body"]),
+        ("", 400, &["body"]),
+        ("[1,2]", 400, &["body"]),
+    ];
+    assert_raw_problems(api, path, &cases).await;
 }
 
 /// The location ids of a connection answer.

@@ -153,7 +153,7 @@ fn name_field(body: &Value) -> Result<String> {
     request_body = NewDeviceBody,
     responses(
         (status = 201, description = "Registered; the secrets are in this answer only", body = RegisteredDevice),
-        (status = 400, description = "Malformed JSON or wrong types", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        crate::http::openapi::MalformedJson,
         (status = 401, description = "No valid credential", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not this caller's person", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         crate::http::openapi::BodyProblems,
@@ -237,7 +237,7 @@ async fn register(
     responses(
         (status = 200, description = "The caller's devices, oldest first", body = Vec<Device>),
         (status = 401, description = "No valid credential", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        crate::http::openapi::DeviceToken,
     ))]
 pub async fn list_devices(State(trackers): State<Arc<Trackers>>, caller: Caller) -> Answer {
     let Some(p) = caller.principal() else {
@@ -253,7 +253,7 @@ pub async fn list_devices(State(trackers): State<Arc<Trackers>>, caller: Caller)
     params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "Device id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "The id is not an integer", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        crate::http::openapi::BadId,
         (status = 401, description = "No valid credential", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another account's device", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such device, or revoked already", body = crate::http::problem::Problem, content_type = "application/problem+json"),
