@@ -1,9 +1,11 @@
 //! What only the Kafka log does, against a real broker: members of a group sharing
 //! partitions, a full send queue, no broker, a broker that comes back, the original producer's
-//! keyless records. Tests use the shared broker (`scripts/kafka start`, or
-//! `UDACONNECT_TEST_KAFKA`) with topics and groups of their own, except the restart test and the
-//! static-membership tests, which run a private one ([`Broker`]): a coordinator that has served
-//! every other test's groups all run long can be slow to complete a static member's rejoin. What every log engine does is the conformance suite's
+//! keyless records, offsets without a record to read (holes). Tests use the shared broker
+//! (`scripts/kafka start`, or `UDACONNECT_TEST_KAFKA`) with topics and groups of their own,
+//! except the restart test and the static-membership tests, which run a private one
+//! ([`Broker`]): a coordinator that has served every other test's groups all run long can be
+//! slow to complete a static member's rejoin. What every log engine does is the conformance
+//! suite's
 //! (`tests/log_suite.rs`).
 
 use std::collections::{HashMap, HashSet};
@@ -464,5 +466,160 @@ async fn a_static_member_back_after_a_long_absence_takes_its_place_again() {
         after(&read),
         30,
         "every record appended while it was away is read"
+    );
+}
+
+/// Producers appending at once to one partition while a member reads at its head, committing
+/// as it goes: it reads every record. tansu 0.6 gives a produce its offset before the record
+/// can be read, so a fetch in between answers with the records after it; a member that took
+/// those would fetch on past the one being stored and commit past it, never to read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_at_the_head_reads_every_record_of_producers_appending_at_once() {
+    const PRODUCERS: usize = 6;
+    const APPENDING: Duration = Duration::from_secs(5);
+    let options = KafkaOptions {
+        topic_partitions: 1,
+        // One record per batch: tansu fetches from the start of a stored batch only.
+        client_config: [
+            client_debug(),
+            vec![("batch.num.messages".into(), "1".into())],
+        ]
+        .concat(),
+        ..options()
+    };
+    let topic = unique("heads");
+    let group = unique("group");
+    let log = KafkaLog::connect(&shared_broker(), options.clone()).expect("kafka log");
+    append_until_ok(&log, &topic, PATIENCE).await;
+    let mut consumer = member(&log, &topic, &group, StartFrom::Earliest).await;
+    // Each producer its own client, so their appends reach the broker at the same time.
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let log = KafkaLog::connect(&shared_broker(), options.clone()).expect("kafka log");
+            let topic = topic.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let mut sent = 0usize;
+                while started.elapsed() < APPENDING {
+                    let r = record(None, &format!("p{p}-{sent}"), 1_000);
+                    log.append(&topic, vec![r]).await.expect("append");
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+
+    let mut seen: HashSet<String> = HashSet::new();
+    let reading = async {
+        loop {
+            let got = consumer
+                .poll(1000, Duration::from_millis(20))
+                .await
+                .expect("poll");
+            consumer.commit().await.expect("commit");
+            seen.extend(got.iter().map(value));
+            if producers.iter().all(|p| p.is_finished()) {
+                return;
+            }
+        }
+    };
+    reading.await;
+    let mut sent = 0;
+    for p in producers {
+        sent += p.await.unwrap();
+    }
+    // And `append_until_ok`'s record, the same each time it is tried.
+    let expected = sent + 1;
+    let deadline = Instant::now() + PATIENCE;
+    while seen.len() < expected && Instant::now() < deadline {
+        let got = consumer
+            .poll(1000, Duration::from_millis(200))
+            .await
+            .expect("poll");
+        consumer.commit().await.expect("commit");
+        seen.extend(got.iter().map(value));
+    }
+    // A newcomer to the group starts from the commit: nothing is left behind it either.
+    drop(consumer);
+    let all = {
+        let mut everything = reader(&log, &topic).await;
+        collect(everything.as_mut(), expected, PATIENCE).await
+    };
+    let in_log: HashSet<String> = all.iter().map(value).collect();
+    let mut never_read: Vec<&String> = in_log.difference(&seen).collect();
+    never_read.sort();
+    assert_eq!(
+        in_log.len(),
+        expected,
+        "every record appended is in the log"
+    );
+    assert!(
+        never_read.is_empty(),
+        "{} of {expected} records in the log never read by the group: {:?}",
+        never_read.len(),
+        &never_read[..never_read.len().min(10)]
+    );
+}
+
+/// tansu 0.6 answers a fetch from an offset inside a stored batch with the batches after it
+/// (see [`Broker::producer_url`]), so a member resuming from a commit inside a batch finds a
+/// hole where the rest of that batch is, as it finds one at an offset whose record is still
+/// being stored. It does not read past the hole at once: it fetches again from it, and reads
+/// on only once the hole has stayed for a while, so that a hole that never fills does not stop
+/// the partition for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_reads_past_a_hole_only_after_fetching_from_it_again_for_a_while() {
+    let mut options = KafkaOptions {
+        topic_partitions: 1,
+        linger: Duration::from_millis(100),
+        ..options()
+    };
+    options
+        .client_config
+        .push(("batch.num.messages".into(), "1000".into()));
+    let log = KafkaLog::connect(&shared_broker(), options).expect("kafka log");
+    let topic = unique("holes");
+    let group = unique("group");
+    append_until_ok(&log, &topic, PATIENCE).await;
+    // One batch of five, then a record after it.
+    let batch = (0..5)
+        .map(|i| record(None, &format!("b{i}"), 1_000))
+        .collect();
+    log.append(&topic, batch).await.expect("append");
+    log.append(&topic, vec![record(None, "after", 1_000)])
+        .await
+        .expect("append");
+    // A commit inside the batch.
+    let mut first = member(&log, &topic, &group, StartFrom::Earliest).await;
+    let got = collect(first.as_mut(), 2, PATIENCE).await;
+    assert_eq!(got.iter().map(value).collect::<Vec<_>>(), ["{}", "b0"]);
+    first.commit().await.expect("commit");
+    drop(first);
+
+    let mut second = member(&log, &topic, &group, StartFrom::Earliest).await;
+    let deadline = Instant::now() + PATIENCE;
+    let mut assigned_at = None;
+    let mut got = Vec::new();
+    while got.is_empty() && Instant::now() < deadline {
+        got = second
+            .poll(10, Duration::from_millis(100))
+            .await
+            .expect("poll");
+        if assigned_at.is_none() && second.assigned() == Some(1) {
+            assigned_at = Some(Instant::now());
+        }
+    }
+    let waited = assigned_at.expect("the partition assigned").elapsed();
+    assert!(
+        waited >= Duration::from_secs(2),
+        "read past the hole {waited:?} after the assignment, without fetching from it again"
+    );
+    // Once, though every fetch from the hole brought it again.
+    assert_eq!(
+        got.iter().map(value).collect::<Vec<_>>(),
+        ["after"],
+        "the broker answers from after the batch: {:?}",
+        got.iter().map(|c| c.position).collect::<Vec<_>>()
     );
 }

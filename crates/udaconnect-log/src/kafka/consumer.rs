@@ -1,11 +1,17 @@
 //! Kafka consumer groups: a member that polls in batches, commits by hand, and tells its lag.
 
+use super::gaps::{Admit, InOrder};
 use super::*;
 
 /// The group a scan names when it asks no group's position: it never joins or commits.
 const SCAN_GROUP: &str = "udaconnect-scan";
 /// How long a scan may read nothing before it gives up (at least the delivery timeout).
 const SCAN_STALL: Duration = Duration::from_secs(30);
+/// How long asking the broker where a partition's reading starts, or moving it back to a hole,
+/// may take before the read goes on without.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A pause before a partition with a hole is fetched again: its record is being stored.
+const REFETCH_PAUSE: Duration = Duration::from_millis(5);
 
 /// Joins `group` on `topic` as a new member (commits by hand, offsets stored only when committed).
 pub(super) fn subscribe(
@@ -40,6 +46,7 @@ pub(super) fn subscribe(
     }
     let context = GroupContext {
         topic: topic.to_string(),
+        start,
         positions: Mutex::new(Positions::default()),
         lag: AtomicI64::new(-1),
         assigned: AtomicI64::new(0),
@@ -84,6 +91,8 @@ struct Positions {
     epochs: HashMap<i32, u64>,
     /// Bumped when the whole assignment is dropped.
     all_epoch: u64,
+    /// Per partition, the offset the next record read must have (see [`super::gaps`]).
+    order: InOrder,
 }
 
 impl Positions {
@@ -120,6 +129,8 @@ impl Positions {
 /// keeps the lag from librdkafka's statistics.
 struct GroupContext {
     topic: String,
+    /// Where a group without a commit starts reading.
+    start: StartFrom,
     positions: Mutex<Positions>,
     /// Records behind the high watermarks of the assigned partitions; -1 when unknown.
     lag: AtomicI64,
@@ -270,15 +281,16 @@ fn read_batch(consumer: &GroupConsumer, max: usize, wait: Duration) -> Result<Ve
         match consumer.poll(timeout) {
             Some(Ok(message)) => {
                 let consumed = consumed(&message);
+                drop(message);
+                let Position { partition, offset } = consumed.position;
                 // Rebalance callbacks run inside `poll`, before it returns a message: the
                 // epoch now is the one this record was read in.
-                let epoch = consumer
-                    .context()
-                    .positions()
-                    .epoch(consumed.position.partition);
-                out.push((epoch, consumed));
-                if out.len() >= max {
-                    break;
+                let epoch = consumer.context().positions().epoch(partition);
+                if in_order(consumer, partition, offset, epoch) {
+                    out.push((epoch, consumed));
+                    if out.len() >= max {
+                        break;
+                    }
                 }
             }
             // Records already read go out first; the error comes back on the next poll.
@@ -302,6 +314,63 @@ fn read_batch(consumer: &GroupConsumer, max: usize, wait: Duration) -> Result<Ve
         }
     }
     Ok(out)
+}
+
+/// Whether the record at `offset` of `partition` follows every offset read before it since the
+/// member started reading the partition; when not, the partition is fetched again from the
+/// hole before it (see [`super::gaps`]).
+fn in_order(consumer: &GroupConsumer, partition: i32, offset: i64, epoch: u64) -> bool {
+    let context = consumer.context();
+    loop {
+        let admit = context
+            .positions()
+            .order
+            .admit(partition, offset, epoch, Instant::now());
+        match admit {
+            Admit::Take => return true,
+            Admit::Again => return false,
+            Admit::Start => {
+                let start = start_of(consumer, partition);
+                context.positions().order.start(partition, epoch, start);
+            }
+            Admit::Refetch(hole) => {
+                let moved =
+                    consumer.seek(&context.topic, partition, Offset::Offset(hole), ASK_TIMEOUT);
+                if let Err(e) = &moved {
+                    tracing::warn!(error = %e, partition, offset = hole, topic = %context.topic, "kafka consumer cannot fetch again from a hole; trying again");
+                }
+                context
+                    .positions()
+                    .order
+                    .refetched(partition, moved.is_ok());
+                std::thread::sleep(REFETCH_PAUSE);
+                return false;
+            }
+        }
+    }
+}
+
+/// Where this member's reading of `partition` started: the group's commit, else (for a group
+/// reading from the earliest record) the low watermark; `None` when the broker does not say.
+fn start_of(consumer: &GroupConsumer, partition: i32) -> Option<i64> {
+    let topic = consumer.context().topic.as_str();
+    let mut asked = TopicPartitionList::with_capacity(1);
+    asked.add_partition(topic, partition);
+    let committed = match consumer.committed_offsets(asked, ASK_TIMEOUT) {
+        Ok(answer) => answer.find_partition(topic, partition).map(|p| p.offset()),
+        Err(e) => {
+            tracing::warn!(error = %e, partition, topic, "kafka consumer cannot learn where its reading started");
+            return None;
+        }
+    };
+    match committed {
+        Some(Offset::Offset(at)) => Some(at),
+        _ if consumer.context().start == StartFrom::Earliest => consumer
+            .fetch_watermarks(topic, partition, ASK_TIMEOUT)
+            .ok()
+            .map(|(low, _)| low),
+        _ => None,
+    }
 }
 
 /// Reads `topic` from `group`'s committed offsets (or the low watermarks) to its end, sending

@@ -18,7 +18,9 @@
 //! [`LogConsumer::poll`] handed out, and [`LogConsumer::commit`] commits exactly those, so a commit
 //! never covers a record the caller has not seen. When a rebalance takes partitions away, their
 //! remembered offsets are dropped: the new owner starts from the last commit and redelivers what
-//! was not committed, which the stores absorb because their writes are idempotent.
+//! was not committed, which the stores absorb because their writes are idempotent. A record is
+//! handed out only once every offset before it has been read (`gaps`): a broker that shows an
+//! offset before its record can be read is fetched from again, never read past.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -45,6 +47,7 @@ use udaconnect_core::record::{LogRecord, Position, LOCATION_DLQ_TOPIC, LOCATION_
 use udaconnect_core::{Error, Result};
 
 mod consumer;
+mod gaps;
 
 /// How the Kafka clients behave. `Default` suits a production cluster; every field can be set
 /// from configuration.
