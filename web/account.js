@@ -1,7 +1,7 @@
 // Signing in and the account: the sign-in form (a link by e-mail, no password), and the
 // caller's tokens: create (the secret shown this once), list, revoke.
 
-import { createToken, listTokens, requestSignIn, revokeToken } from './api.js';
+import { createToken, getDemoLinks, listTokens, requestSignIn, revokeToken } from './api.js';
 import { formatTime, h } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -12,6 +12,25 @@ export class SignIn {
   constructor() {
     this.form = $('signin-form');
     this.form.addEventListener('submit', (e) => this.#submit(e));
+  }
+
+  /** Offers the demo's accounts when the server is a demo opened on its own machine. */
+  async offerDemo() {
+    let answer;
+    try {
+      answer = await getDemoLinks();
+    } catch {
+      return; // not a demo, or not this machine: the e-mail form is the way in
+    }
+    const names = { organizer: 'the demo organizer', attendee: 'the demo attendee' };
+    const items = answer.links.map((link) => {
+      // The link's own path, on the origin this page was opened at, so the session cookie is this origin's.
+      const url = new URL(link.url);
+      return h('li', {}, h('a', { href: `${url.pathname}${url.search}` }, `Sign in as ${names[link.role] ?? link.role}`),
+        ` (${link.email})`);
+    });
+    $('signin-demo-links').replaceChildren(...items);
+    $('signin-demo').hidden = false;
   }
 
   async #submit(e) {

@@ -82,6 +82,8 @@ export const getContacts = (id, params) => getJson(`${personPath(id)}/contacts?$
 export const getMe = () => getJson('/api/me');
 /** Asks for a sign-in link by e-mail; the server answers the same whether or not the address has an account. */
 export const requestSignIn = (email) => request('/api/auth/login', { method: 'POST', body: { email } });
+/** The demo's sign-in links (`serve --demo`, on the server's own machine); 404 elsewhere. */
+export const getDemoLinks = () => getJson('/api/auth/demo');
 export const signOut = () => request('/api/auth/logout', { method: 'POST' });
 
 export const listTokens = () => getJson('/api/me/tokens');

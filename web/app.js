@@ -119,6 +119,7 @@ async function start() {
     who = null;
     $('signin-status').textContent = error.message;
   }
+  if (who === null) signIn.offerDemo();
   showWho();
   // The directory loads at once for staff, so names are at hand in every view.
   if (who !== null) attendees = new Attendees({ self: who.mode === 'attendee' });

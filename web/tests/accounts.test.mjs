@@ -32,8 +32,8 @@ test('signed out, the page shows the sign-in view and nothing else', async () =>
   assert.equal(await page.title(), 'Sign in · UdaConnect');
   for (const id of ['#attendees-view', '#live-view', '#account-view', '#who']) assert.equal(await page.locator(id).isVisible(), false, id);
   assert.equal(await page.locator('nav a[data-view="live"]').isVisible(), false);
-  // Nothing but who is asking was requested.
-  assert.deepEqual(asked.filter((a) => !/ \/api\/(me|venue)$/.test(a)), []);
+  // Nothing but who is asking (and, on a demo, its ways in) was requested.
+  assert.deepEqual(asked.filter((a) => !/ \/api\/(me|venue|auth\/demo)$/.test(a)), []);
 
   // An address the form refuses is said next to the field, for a screen reader too.
   await page.getByRole('button', { name: 'Send me a link' }).click();
@@ -206,6 +206,25 @@ test('the demo attendee signs in by the mailed link, sees her meetings, and sign
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.locator('#signin-view').waitFor({ timeout: 5000 });
   assert.equal(await page.locator('#who').isVisible(), false);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('on the demo\'s own machine the sign-in view offers its accounts, and one click signs in', async () => {
+  // The link's page names no icon: Chromium asks for /favicon.ico, which is 404.
+  const { page, errors } = await signedInPage(null, { expected: [/\/api\/venue$/, /\/favicon\.ico$/] });
+  await page.goto(`${started.server.url}/`);
+  const organizer = page.getByRole('link', { name: 'Sign in as the demo organizer' });
+  await organizer.waitFor({ timeout: 5000 });
+  assert.equal(await page.getByRole('link', { name: 'Sign in as the demo attendee' }).count(), 1);
+  assert.deepEqual(await seriousViolations(page), []);
+  await screenshot(page, 'signin-demo');
+  await organizer.click();
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#who-text', { hasText: / · organizer$/ }).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('nav a[data-view="live"]').isVisible(), true);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.locator('#signin-view').waitFor({ timeout: 5000 });
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -74,6 +74,9 @@ actions! {
     RequestSignIn,
     /// Follow a sign-in link: the page with a button, and its POST that signs in.
     ConfirmSignIn,
+    /// `GET /api/auth/demo`: fresh sign-in links for the demo's accounts, with `--demo` and
+    /// to a browser on the server's own machine only.
+    DemoSignIn,
     /// End the current session.
     SignOut,
     /// `GET /api/me`: the caller's person and role.

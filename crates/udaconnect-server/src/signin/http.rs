@@ -193,6 +193,10 @@ pub fn routes(api: Arc<SignInApi>) -> Router {
             rule(Action::RequestSignIn, On::Service, post_json(login)),
         )
         .route(
+            "/api/auth/demo",
+            rule(Action::DemoSignIn, On::Service, get(demo)),
+        )
+        .route(
             "/api/auth/logout",
             rule(Action::SignOut, On::Service, post(logout)),
         )
@@ -274,6 +278,86 @@ pub async fn login(State(api): State<Arc<SignInApi>>, request: Request) -> Respo
         status: "if this address has an account, a sign-in link is on its way".into(),
     };
     (StatusCode::ACCEPTED, Json(accepted)).into_response()
+}
+
+/// One demo account's way in.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DemoLink {
+    /// `organizer` or `attendee`.
+    #[schema(example = "attendee")]
+    role: &'static str,
+    #[schema(example = "attendee@demo.udaconnect.test")]
+    email: &'static str,
+    /// The sign-in link: single use, valid 15 minutes.
+    #[schema(example = "http://localhost:30000/auth/confirm?token=...")]
+    url: String,
+}
+
+/// The answer of `GET /api/auth/demo`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DemoLinks {
+    links: Vec<DemoLink>,
+}
+
+/// Sign-in links for the demo's organizer and attendee.
+///
+/// Only from `serve --demo`, and only to a browser on the server's own machine (a loopback
+/// connection that no proxy forwarded): elsewhere a demo is entered by the links its command
+/// printed, or by e-mail. Each call makes fresh links (single use, 15 minutes) and counts
+/// against the client's 20 sign-in requests in 15 minutes.
+#[utoipa::path(get, path = "/api/auth/demo", tag = "sign-in",
+    responses(
+        (status = 200, description = "The demo's links", body = DemoLinks),
+        (status = 404, description = "Not a demo, or not asked from the server's machine", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over 20 sign-in requests from this client in 15 minutes", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    ))]
+pub async fn demo(State(api): State<Arc<SignInApi>>, request: Request) -> Response {
+    let Some(attendee) = api.settings.demo_attendee else {
+        return not_offered("this server is not a demo (serve --demo)");
+    };
+    let peer = request
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|ClientAddr(a)| a.ip());
+    // A proxy on this machine makes every client look local: what it forwarded is not.
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| request.headers().contains_key(*h));
+    if forwarded || !peer.is_some_and(|ip| ip.is_loopback()) {
+        return not_offered("demo sign-in links are offered only on the server's own machine");
+    }
+    let client = api.client(request.headers(), peer);
+    if let Err(wait) = api.per_client.take(&client, Instant::now()) {
+        return too_many(wait, "sign-in requests from this client");
+    }
+    let now = api.settings.clock.now();
+    match super::demo_links(&api.accounts, attendee, &api.public_url, now).await {
+        Ok(made) => {
+            let links = made
+                .into_iter()
+                .map(|(role, url)| DemoLink {
+                    role: role.as_str(),
+                    email: match role {
+                        Role::Organizer => super::DEMO_ORGANIZER,
+                        _ => super::DEMO_ATTENDEE,
+                    },
+                    url,
+                })
+                .collect();
+            Json(DemoLinks { links }).into_response()
+        }
+        Err(e) => crate::http::problem::ApiError(e).into_response(),
+    }
+}
+
+fn not_offered(detail: &str) -> Response {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "urn:udaconnect:problem:not-found",
+        detail,
+    )
+    .into_response()
 }
 
 /// The address of a sign-in request's body.

@@ -55,6 +55,9 @@ pub struct SignInSettings {
     pub mails: bool,
     /// Now, for link and session expiry: the machine's clock, or a test's.
     pub clock: DynClock,
+    /// With `--demo`, the person of the demo's attendee: the sign-in page then offers links
+    /// for the demo's accounts to a browser on this machine. `None`: no such links.
+    pub demo_attendee: Option<i64>,
 }
 
 impl Default for SignInSettings {
@@ -65,6 +68,7 @@ impl Default for SignInSettings {
             trust_proxy: false,
             mails: true,
             clock: Arc::new(SystemClock),
+            demo_attendee: None,
         }
     }
 }
@@ -76,6 +80,7 @@ impl fmt::Debug for SignInSettings {
             .field("self_registration", &self.self_registration)
             .field("trust_proxy", &self.trust_proxy)
             .field("mails", &self.mails)
+            .field("demo_attendee", &self.demo_attendee)
             .finish_non_exhaustive()
     }
 }

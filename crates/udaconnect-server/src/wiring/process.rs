@@ -132,8 +132,12 @@ impl Plan {
 impl Application {
     /// `udaconnect serve`: opens the data directory, loads the demo data once when asked,
     /// binds, and starts every role; returns once they serve.
-    pub async fn build(settings: ServeSettings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: ServeSettings) -> anyhow::Result<Application> {
         let stack = EmbeddedStack::open(&settings.data_dir)?;
+        if settings.demo {
+            let first = seed::persons()?.first().map(|p| p.id).unwrap_or(1);
+            settings.http.signin.demo_attendee = Some(first);
+        }
         let signin = settings.http.signin.clone();
         for r in stack.embedded_log.recoveries() {
             if r.truncated_bytes > 0 {
@@ -431,7 +435,7 @@ async fn demo_links(
     let accounts = open_account_stores(&StoreUrl::Embedded(data_dir.to_path_buf()))
         .await?
         .accounts;
-    let first = seed::persons()?.first().map(|p| p.id).unwrap_or(1);
+    let first = signin.demo_attendee.unwrap_or(1);
     let now = signin.clock.now();
     Ok(crate::signin::demo_links(&accounts, first, public_url, now).await?)
 }

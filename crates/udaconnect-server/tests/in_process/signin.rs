@@ -265,3 +265,68 @@ async fn the_demo_offers_links_for_an_organizer_and_an_attendee() {
     }
     app.app.stop().await.unwrap();
 }
+
+/// The sign-in page's demo buttons: fresh links from `GET /api/auth/demo`, to this machine
+/// only; a link signs in as the demo's attendee, who is the demo data's first person.
+#[tokio::test]
+async fn the_demo_page_offers_fresh_links_to_this_machine_only() {
+    let app = start(false, true).await;
+    let demo = format!("{}/api/auth/demo", app.base);
+    let answer: Value = browser()
+        .get(&demo)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let links = answer["links"].as_array().unwrap();
+    let roles: Vec<&str> = links.iter().map(|l| l["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["organizer", "attendee"]);
+    assert_eq!(links[1]["email"], "attendee@demo.udaconnect.test");
+    let url = links[1]["url"].as_str().unwrap();
+    let token = url.rsplit_once("token=").unwrap().1;
+    let signed_in = app.confirm(token).await;
+    assert_eq!(signed_in.status(), 303);
+    let me: Value = browser()
+        .get(format!("{}/api/me", app.base))
+        .header("cookie", cookie_of(&signed_in))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "attendee", "{me}");
+    assert_eq!(me["person"]["id"], 1, "{me}");
+    // Used once: the same link does not sign in again.
+    assert_ne!(app.confirm(token).await.status(), 303);
+
+    // What a proxy on this machine forwarded comes from elsewhere.
+    let forwarded = browser()
+        .get(&demo)
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status(), 404);
+    assert_eq!(
+        forwarded.headers()["content-type"],
+        "application/problem+json"
+    );
+    app.app.stop().await.unwrap();
+
+    let plain = start(false, false).await;
+    let off = browser()
+        .get(format!("{}/api/auth/demo", plain.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), 404);
+    let body: Value = off.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("--demo"),
+        "{body}"
+    );
+    plain.app.stop().await.unwrap();
+}
