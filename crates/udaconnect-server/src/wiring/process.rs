@@ -115,7 +115,11 @@ impl Application {
         }
         let plan = Plan {
             label: "serve",
-            roles: Role::ALL.to_vec(),
+            // tracker-mqtt only with a broker to read.
+            roles: Role::ALL
+                .into_iter()
+                .filter(|r| *r != Role::TrackerMqtt || settings.mqtt.is_some())
+                .collect(),
             mode: Mode::Together,
             listen: settings.http.listen,
             grpc: settings.grpc,
@@ -129,6 +133,7 @@ impl Application {
                 edge: settings.http.edge,
                 log_retention: settings.log_retention,
                 mail: settings.mail,
+                mqtt: settings.mqtt,
                 signin: settings.http.signin,
                 ..Options::default()
             },
@@ -183,6 +188,7 @@ impl Application {
                 edge: settings.http.edge,
                 log_retention: LogRetention::Keep,
                 mail: settings.mail,
+                mqtt: settings.mqtt,
                 signin: settings.http.signin,
                 service_token: settings.service_token,
             },

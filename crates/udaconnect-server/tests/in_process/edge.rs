@@ -358,6 +358,7 @@ async fn a_role_apart_has_the_same_checks() {
         upstreams: Upstreams::default(),
         engine: Default::default(),
         mail: Default::default(),
+        mqtt: None,
         service_token: None,
     })
     .await

@@ -40,6 +40,7 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
         upstreams: Upstreams::default(),
         engine: Default::default(),
         mail: Default::default(),
+        mqtt: None,
         service_token: None,
     })
     .await
