@@ -61,6 +61,38 @@ async fn wait_stored(client: &reqwest::Client, base: &str, attendee: &str, want:
     }
 }
 
+/// A person with an attendee token, and a phone registered for them: the token and the phone's
+/// topic.
+async fn phone(client: &reqwest::Client, base: &str, data: &Path) -> (String, String) {
+    let admin = token(data, &["--role", "admin"]);
+    let person: Value = client
+        .post(format!("{base}/api/persons"))
+        .bearer_auth(&admin)
+        .json(&json!({"first_name": "Mira", "last_name": "Q", "company_name": "Acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let person = person["id"].as_i64().unwrap();
+    let attendee = token(
+        data,
+        &["--role", "attendee", "--person", &person.to_string()],
+    );
+    let r = client
+        .post(format!("{base}/api/me/devices"))
+        .bearer_auth(&attendee)
+        .json(&json!({"name": udaconnect_testkit::unique("mira"), "person_id": person}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let phone: Value = r.json().await.unwrap();
+    let topic = phone["mqtt_topic"].as_str().unwrap().to_string();
+    (attendee, topic)
+}
+
 fn location(tst: i64) -> String {
     json!({"_type": "location", "lat": 52.52, "lon": 13.405, "tst": tst, "acc": 5,
            "tid": "xy"})
@@ -83,32 +115,7 @@ async fn messages_published_while_down_are_stored_once_it_is_back_none_twice() {
         RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60)).await;
     let base = server.base();
     let client = reqwest::Client::new();
-    let admin = token(data.path(), &["--role", "admin"]);
-    let person: Value = client
-        .post(format!("{base}/api/persons"))
-        .bearer_auth(&admin)
-        .json(&json!({"first_name": "Mira", "last_name": "Q", "company_name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let person = person["id"].as_i64().unwrap();
-    let attendee = token(
-        data.path(),
-        &["--role", "attendee", "--person", &person.to_string()],
-    );
-    let r = client
-        .post(format!("{base}/api/me/devices"))
-        .bearer_auth(&attendee)
-        .json(&json!({"name": udaconnect_testkit::unique("mira"), "person_id": person}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let phone: Value = r.json().await.unwrap();
-    let topic = phone["mqtt_topic"].as_str().unwrap().to_string();
+    let (attendee, topic) = phone(&client, &base, data.path()).await;
 
     // 2023-11-15T10:00:00Z, then one a minute.
     let first = 1_700_042_400;
@@ -155,4 +162,68 @@ fn the_role_and_its_flags_are_documented() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--mqtt"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_loses_no_message_the_broker_took() {
+    let data = tempfile::tempdir().unwrap();
+    let session = Session::new();
+    let args = [
+        "--auth",
+        "on",
+        "--mqtt",
+        mqtt::BROKER,
+        "--mqtt-client-id",
+        &session.client_id,
+    ];
+    let mut server =
+        RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60)).await;
+    let base = server.base();
+    let client = reqwest::Client::new();
+    let (attendee, topic) = phone(&client, &base, data.path()).await;
+
+    let first = 1_700_042_400;
+    let times: Vec<i64> = (0..400).map(|i| first + 10 * i).collect();
+    let burst = {
+        let (topic, times) = (topic.clone(), times.clone());
+        tokio::spawn(async move {
+            for chunk in times.chunks(20) {
+                let payloads: Vec<String> = chunk.iter().map(|t| location(*t)).collect();
+                mqtt::publish(&topic, &payloads).await;
+                // A phone's pace, so the kill lands inside the burst.
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
+    // Killed once some are stored and the burst goes on.
+    loop {
+        if stored_times(&client, &base, &attendee).await.len() >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.restart().await;
+    server.wait_ready(Duration::from_secs(60)).await;
+    burst.await.unwrap();
+    // Each fix time at least once: a message taken but not acknowledged before the kill comes
+    // again, and is stored again until pings are one per (device, fix time).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: std::collections::BTreeSet<i64> = stored_times(&client, &base, &attendee)
+            .await
+            .into_iter()
+            .collect();
+        if got.len() == times.len() {
+            assert!(got.iter().eq(times.iter()));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} stored",
+            got.len(),
+            times.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.kill_9();
 }
