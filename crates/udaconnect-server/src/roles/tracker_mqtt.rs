@@ -12,7 +12,7 @@ use crate::http::ops;
 use crate::ingest::trackers::mqtt::{self, Connected};
 use crate::ingest::trackers::Trackers;
 use crate::roles::{location_api, location_store_and_log, Readiness, Role, RunningRole};
-use crate::wiring::context::Context;
+use crate::wiring::context::{Context, Mode};
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     const ROLE: Role = Role::TrackerMqtt;
@@ -34,20 +34,24 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     role.checks = location_store_and_log(&stores, &log);
     let connected = Connected::default();
     let up = connected.clone();
-    role.checks.push((
-        Readiness::MqttBroker,
-        ops::check(move || {
-            let up = up.is_up();
-            async move {
-                match up {
-                    true => Ok(()),
-                    false => Err(udaconnect_core::Error::Unavailable(
-                        "the MQTT broker".to_string(),
-                    )),
+    // Apart only: in `serve` a broker away would take the whole API out of rotation; there the
+    // log says when the connection is lost.
+    if ctx.mode == Mode::Apart {
+        role.checks.push((
+            Readiness::MqttBroker,
+            ops::check(move || {
+                let up = up.is_up();
+                async move {
+                    match up {
+                        true => Ok(()),
+                        false => Err(udaconnect_core::Error::Unavailable(
+                            "the MQTT broker".to_string(),
+                        )),
+                    }
                 }
-            }
-        }),
-    ));
+            }),
+        ));
+    }
     tracing::info!(broker = %settings.broker, client_id = %settings.client_id, "reading OwnTracks topics");
     role.tasks.push(tokio::spawn(mqtt::run(
         trackers,

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use udaconnect_testkit::mqtt;
-use udaconnect_testkit::process::{printed_token, run_admin};
+use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
-use crate::harness::{create_person, http, started, Db, BIN};
+use crate::harness::{create_person, eventually, http, not_ready, started, Db, BIN};
 
 /// The fix times (seconds since 1970) stored for `person`, in order.
 async fn stored_times(db: &Db, person: i64) -> Vec<i64> {
@@ -91,4 +91,44 @@ async fn what_phones_publish_while_tracker_mqtt_is_down_is_stored_once_it_is_bac
     // Nothing comes a second time.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(stored_times(&db, person).await, all);
+}
+
+/// Without its broker, tracker-mqtt apart is alive but not ready, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tracker_mqtt_apart_is_not_ready_without_its_broker() {
+    let (broker, db, stack) = started().await;
+    let nowhere = format!("mqtt://127.0.0.1:{}", udaconnect_testkit::free_port());
+    let session = mqtt::Session::new();
+    let args: Vec<String> = [
+        "--store",
+        &db.url,
+        "--log",
+        &broker.producer_url(),
+        "--person-api",
+        &stack.person_api.base(),
+        "--mqtt",
+        &nowhere,
+        "--mqtt-client-id",
+        &session.client_id,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let role = RoleProc::spawn(Path::new(BIN), "tracker-mqtt", &args).await;
+    let detail = eventually(
+        "tracker-mqtt to say its broker is away",
+        Duration::from_secs(30),
+        || async {
+            let detail = not_ready(&role).await?;
+            detail.to_string().contains("mqtt_broker").then_some(detail)
+        },
+    )
+    .await;
+    assert_eq!(detail["status"], 503);
+    let health = http()
+        .get(format!("{}/health", role.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }

@@ -41,6 +41,9 @@ pub const DEFAULT_CLIENT_ID: &str = "udaconnect-tracker-mqtt";
 /// most its in-flight window of unacknowledged QoS 1 messages (Mosquitto: 20), far below it.
 const QUEUED: usize = 1024;
 
+/// Most messages taken at once.
+const TAKEN_TOGETHER: usize = 256;
+
 /// Requests (acknowledgements) waiting for the connection: as many as can be queued, so the
 /// worker never waits on a connection that waits on it.
 const REQUESTS: usize = QUEUED + 16;
@@ -322,7 +325,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Takes the queued messages one at a time, in order, and acknowledges each once taken.
+/// Takes what is queued together (each message its own ingest, so one device's refusal or a
+/// slow append holds up no other) and acknowledges each once taken.
 async fn work(
     trackers: Arc<Trackers>,
     client: AsyncClient,
@@ -330,31 +334,52 @@ async fn work(
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
 ) {
-    while let Some(publish) = queued.recv().await {
-        let mut backoff = Duration::from_millis(100);
-        let outcome = loop {
-            match take(&trackers, &publish.topic, &publish.payload).await {
-                Ok(outcome) => break outcome,
-                Err(e) => {
-                    metrics.mqtt_messages.get_or_create(&label("retried")).inc();
-                    tracing::warn!(topic = %publish.topic, error = %e, "message not taken now; trying again");
-                    if *stop.borrow() {
-                        return;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
+    let mut batch = Vec::with_capacity(TAKEN_TOGETHER);
+    while queued.recv_many(&mut batch, TAKEN_TOGETHER).await > 0 {
+        let taken = batch
+            .iter()
+            .map(|publish| take_until_done(&trackers, publish, &metrics, &stop));
+        let outcomes = futures_util::future::join_all(taken).await;
+        for (publish, outcome) in batch.drain(..).zip(outcomes) {
+            // Stopped first: the broker sends it again in the next session.
+            let Some(outcome) = outcome else {
+                return;
+            };
+            if let Outcome::Refused(why) = &outcome {
+                tracing::warn!(topic = %publish.topic, reason = %why, "MQTT message refused and acknowledged");
             }
-        };
-        if let Outcome::Refused(why) = &outcome {
-            tracing::warn!(topic = %publish.topic, reason = %why, "MQTT message refused and acknowledged");
+            metrics
+                .mqtt_messages
+                .get_or_create(&label(outcome.label()))
+                .inc();
+            if let Err(e) = client.ack(&publish).await {
+                tracing::warn!(error = %e, "acknowledgement not sent; the broker sends the message again");
+            }
         }
-        metrics
-            .mqtt_messages
-            .get_or_create(&label(outcome.label()))
-            .inc();
-        if let Err(e) = client.ack(&publish).await {
-            tracing::warn!(error = %e, "acknowledgement not sent; the broker sends the message again");
+    }
+}
+
+/// What became of `publish`, tried again while the log or a store cannot take it; `None` when
+/// the role stops first.
+async fn take_until_done(
+    trackers: &Trackers,
+    publish: &Publish,
+    metrics: &Metrics,
+    stop: &watch::Receiver<bool>,
+) -> Option<Outcome> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match take(trackers, &publish.topic, &publish.payload).await {
+            Ok(outcome) => return Some(outcome),
+            Err(e) => {
+                metrics.mqtt_messages.get_or_create(&label("retried")).inc();
+                tracing::warn!(topic = %publish.topic, error = %e, "message not taken now; trying again");
+                if *stop.borrow() {
+                    return None;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
         }
     }
 }
