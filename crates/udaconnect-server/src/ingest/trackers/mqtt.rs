@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode,
+};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{mpsc, watch};
 use udaconnect_core::auth::Action;
@@ -292,14 +294,25 @@ pub async fn run(
                 // A kept session keeps its subscriptions; subscribing again would have the
                 // broker send every retained message (each device's last) once more.
                 if !ack.session_present {
-                    let filters = SUBSCRIPTIONS
+                    let filters: Vec<SubscribeFilter> = SUBSCRIPTIONS
                         .iter()
-                        .map(|t| SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce));
-                    client.try_subscribe_many(filters)?;
+                        .map(|t| SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce))
+                        .collect();
+                    // Queued from a task of its own: this loop is what empties the queue.
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = client.subscribe_many(filters).await {
+                            tracing::error!(error = %e, "cannot subscribe to the OwnTracks topics");
+                        }
+                    });
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                tracing::info!(codes = ?ack.return_codes, "subscribed to the OwnTracks topics");
+                if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
+                    tracing::error!(codes = ?ack.return_codes, "the broker refused a subscription to the OwnTracks topics: may this user read owntracks/# (its ACL)?");
+                } else {
+                    tracing::info!(codes = ?ack.return_codes, "subscribed to the OwnTracks topics");
+                }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 if queue.send(publish).await.is_err() {
