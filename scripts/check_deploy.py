@@ -45,6 +45,7 @@ ROLES = {
     "connection-api": 30003,
     "mailer": 8080,
     "web": 30000,
+    "tracker-mqtt": 8080,
 }
 # The original's NodePorts (contract: deployment names), and the role behind each.
 NODE_PORTS = {30000: "web", 30001: "web", 30002: "person-api", 30003: "connection-api",

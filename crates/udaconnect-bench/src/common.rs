@@ -253,6 +253,7 @@ pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> 
         demo_attendees: 0,
         grpc: GrpcListen::Off,
         mail: Default::default(),
+        mqtt: None,
         log_retention: Default::default(),
     })
     .await

@@ -41,6 +41,7 @@ pub struct Metrics {
     pub mail_failed: Family<Labels, Counter>,
     pub mail_dlq: Counter,
     pub mail_duplicates: Counter,
+    pub mqtt_messages: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -163,6 +164,13 @@ impl Metrics {
                 "mail_duplicates_skipped",
                 "Mail requests read again whose key was already sent: not sent twice",
                 Counter::default(),
+            ),
+            mqtt_messages: add.metric(
+                "mqtt_messages",
+                "OwnTracks MQTT messages, by outcome (stored; ignored: no ping in it; refused: \
+                 never to be taken, acknowledged; retried: the log or a store could not take it \
+                 yet)",
+                Family::default(),
             ),
             registry,
         }

@@ -16,6 +16,8 @@
 //! - [`postgres`]: a fresh PostgreSQL/PostGIS database per test, dropped with its guard.
 //! - [`pg_cluster`]: a private PostgreSQL server, for a test that crashes and restarts it.
 //! - [`cable`]: a TCP forwarder a test cuts and mends, to take a server away from its clients.
+//! - [`mqtt`]: OwnTracks phones publishing to the local Mosquitto, and the broker sessions
+//!   of subscribers under test, cleared once they stop.
 //! - [`smtp`]: a real SMTP server over TCP that keeps what it accepts and refuses on demand.
 //! - [`seed`]: the demo data in `data/seed`, as domain types.
 //! - [`store_suite`](mod@store_suite): the conformance suite of the store ports ([`PersonStore`],
@@ -45,6 +47,7 @@ pub mod kafka;
 pub mod listen;
 pub mod local;
 pub mod log_suite;
+pub mod mqtt;
 pub mod pg_cluster;
 pub mod postgres;
 pub mod process;

@@ -341,6 +341,11 @@ pub struct Stack {
     /// The SMTP server the mailer sends to.
     pub smtp: crate::smtp::SmtpServer,
     pub web: RoleProc,
+    /// OwnTracks in MQTT mode, on the local Mosquitto.
+    pub tracker_mqtt: RoleProc,
+    /// tracker-mqtt's session at the broker, cleared once it has stopped (fields drop in
+    /// order).
+    pub mqtt_session: crate::mqtt::Session,
 }
 
 impl Stack {
@@ -449,7 +454,28 @@ impl Stack {
             ],
         )
         .await;
-        for p in [&location_api, &consumer, &connection_api, &mailer, &web] {
+        let mqtt_session = crate::mqtt::Session::new();
+        let tracker_mqtt = spawn(
+            "tracker-mqtt",
+            with(
+                broker.producer_url(),
+                &[
+                    "--mqtt",
+                    crate::mqtt::BROKER,
+                    "--mqtt-client-id",
+                    &mqtt_session.client_id,
+                ],
+            ),
+        )
+        .await;
+        for p in [
+            &location_api,
+            &consumer,
+            &connection_api,
+            &mailer,
+            &web,
+            &tracker_mqtt,
+        ] {
             p.wait_ready(ready).await;
         }
         Stack {
@@ -461,11 +487,13 @@ impl Stack {
             mailer,
             smtp,
             web,
+            tracker_mqtt,
+            mqtt_session,
         }
     }
 
     /// Every role's process.
-    pub fn roles(&self) -> [&RoleProc; 6] {
+    pub fn roles(&self) -> [&RoleProc; 7] {
         [
             &self.person_api,
             &self.location_api,
@@ -473,6 +501,7 @@ impl Stack {
             &self.connection_api,
             &self.mailer,
             &self.web,
+            &self.tracker_mqtt,
         ]
     }
 }

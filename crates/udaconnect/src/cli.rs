@@ -13,6 +13,7 @@ use udaconnect_core::auth::TokenSecret;
 use udaconnect_core::ports::DynLog;
 use udaconnect_server::access::AuthMode;
 use udaconnect_server::consume::replay::{self as rebuild, ReplayMode};
+use udaconnect_server::ingest::trackers::mqtt;
 use udaconnect_server::mail::{MailSettings, SmtpUrl};
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_server::roles::connection_api::EngineKind;
@@ -65,6 +66,10 @@ pub enum Command {
     /// web alone: the web page, and the one entry point that routes /api to the other roles
     /// (default listen 127.0.0.1:30000).
     Web(WebArgs),
+    /// tracker-mqtt alone: takes OwnTracks messages from an MQTT broker (--mqtt) and
+    /// acknowledges each once durable in the log; serves only /health, /ready and /metrics
+    /// (default listen 127.0.0.1:30007).
+    TrackerMqtt(TrackerMqttArgs),
     /// Rebuild the location store from the log (run while `serve` is stopped).
     Replay(ReplayArgs),
     /// Find damage in the embedded log, or repair it keeping a backup (repair with `serve` stopped).
@@ -144,6 +149,48 @@ pub struct ServeArgs {
     pub signin: SignInArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
+}
+
+/// OwnTracks in MQTT mode (tracker-mqtt).
+#[derive(Args, Debug)]
+pub struct MqttArgs {
+    /// The MQTT broker OwnTracks phones publish to: `mqtt://[user:password@]host[:port]`
+    /// (port 1883). `serve` runs tracker-mqtt only when it is given.
+    #[arg(long, env = "UDACONNECT_MQTT", hide_env_values = true)]
+    pub mqtt: Option<String>,
+    /// The client id of UdaConnect's session at the broker: kept across restarts, so what
+    /// phones publish while UdaConnect is down waits there. One per deployment.
+    #[arg(long, env = "UDACONNECT_MQTT_CLIENT_ID", default_value = mqtt::DEFAULT_CLIENT_ID)]
+    pub mqtt_client_id: String,
+}
+
+impl MqttArgs {
+    pub fn settings(&self) -> anyhow::Result<Option<mqtt::MqttSettings>> {
+        let Some(url) = self.mqtt.as_deref().filter(|s| !s.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let broker = url.parse().map_err(|e| anyhow::anyhow!("--mqtt: {e}"))?;
+        let client_id = self.mqtt_client_id.trim();
+        if client_id.is_empty() || client_id.contains(['+', '#']) {
+            anyhow::bail!("--mqtt-client-id: give a name without + or #");
+        }
+        Ok(Some(mqtt::MqttSettings {
+            broker,
+            client_id: client_id.to_string(),
+        }))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrackerMqttArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    #[command(flatten)]
+    pub person_api: PersonApiArg,
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
 }
 
 /// Sign-in by e-mail link.
@@ -448,6 +495,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             settings.http.web_dir = args.web_dir;
             run_role(settings).await
         }
+        Command::TrackerMqtt(args) => {
+            let mut settings = role_settings(Role::TrackerMqtt, args.role, Some(args.person_api))?;
+            settings.mqtt = Some(
+                args.mqtt
+                    .settings()?
+                    .context("tracker-mqtt needs --mqtt URL")?,
+            );
+            run_role(settings).await
+        }
         Command::Replay(args) => replay(args).await,
         Command::Log(args) => crate::log_admin::run(args).await,
         Command::Dlq(args) => crate::dlq::run(args).await,
@@ -480,6 +536,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         grpc: grpc_listen(args.grpc_listen.as_deref())?,
         log_retention: args.log_retention,
         mail: args.mail.settings()?,
+        mqtt: args.mqtt.settings()?,
     })
     .await?;
     if !app.demo_links().is_empty() {
@@ -546,6 +603,7 @@ fn role_settings(
         },
         engine: EngineKind::default(),
         mail: MailSettings::default(),
+        mqtt: None,
         service_token: match &person_api {
             Some(p) => p.service.token()?,
             None => None,

@@ -360,6 +360,7 @@ pub async fn distributed(
         upstreams,
         engine: Default::default(),
         mail: Default::default(),
+        mqtt: None,
         service_token: None,
     };
     let persons =

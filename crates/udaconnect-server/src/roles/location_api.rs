@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use udaconnect_core::clock::SystemClock;
+use udaconnect_core::ports::DynLog;
 
 use crate::ingest::floor::LogFloor;
 use crate::ingest::grpc::GrpcIngest;
@@ -12,13 +13,50 @@ use crate::ingest::http::{routes, LocationApi};
 use crate::ingest::trackers::{self, Trackers};
 use crate::ingest::{IdAllocator, Ingest};
 use crate::roles::{location_store_and_log, Role, RunningRole};
+use crate::wiring::backends::Stores;
 use crate::wiring::context::{Context, Mode};
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     const ROLE: Role = Role::LocationApi;
-    let Some((stores, persons, log)) = ctx.stores_persons_log(ROLE).await? else {
+    let Some((stores, log, ingest)) = ingest(ctx, ROLE).await? else {
         return Ok(None);
     };
+    let trackers = Arc::new(Trackers {
+        ingest: ingest.clone(),
+        accounts: ctx.account_store(ROLE).await?,
+        clock: Arc::new(SystemClock),
+        speed_unit: ctx.options.edge.osmand_speed_unit,
+    });
+    let router = routes(Arc::new(LocationApi {
+        ingest: ingest.clone(),
+        store: stores.locations.clone(),
+    }))
+    .merge(trackers::routes(trackers.clone()));
+    let mut role = RunningRole::new(router);
+    role.osmand = Some(trackers::osmand_listener_routes(trackers));
+    role.checks = location_store_and_log(&stores, &log);
+    role.grpc = Some(GrpcIngest {
+        ingest,
+        metrics: ctx.metrics.clone(),
+        limit: ctx.ingest_limit.clone(),
+        auth: ctx.auth.clone(),
+    });
+    Ok(Some(role))
+}
+
+/// The ingest use case of the process, and the stores and log it writes to: location-api's
+/// when it was started here before `role`, else a new one (location-api itself, or
+/// tracker-mqtt apart). `None` when the role is asked to stop before its store opens.
+pub(crate) async fn ingest(
+    ctx: &mut Context,
+    role: Role,
+) -> anyhow::Result<Option<(Stores, DynLog, Arc<Ingest>)>> {
+    let Some((stores, persons, log)) = ctx.stores_persons_log(role).await? else {
+        return Ok(None);
+    };
+    if let Some(ingest) = &ctx.ingest {
+        return Ok(Some((stores, log, ingest.clone())));
+    }
     let mut ids = stores.ids.clone();
     if ctx.mode == Mode::Apart {
         // A database restored from a backup may have a lease below ids it stores, or below
@@ -46,25 +84,5 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         disk: ctx.disk.clone(),
     });
     ctx.ingest = Some(ingest.clone());
-    let trackers = Arc::new(Trackers {
-        ingest: ingest.clone(),
-        accounts: ctx.account_store(ROLE).await?,
-        clock: Arc::new(SystemClock),
-        speed_unit: ctx.options.edge.osmand_speed_unit,
-    });
-    let router = routes(Arc::new(LocationApi {
-        ingest: ingest.clone(),
-        store: stores.locations.clone(),
-    }))
-    .merge(trackers::routes(trackers.clone()));
-    let mut role = RunningRole::new(router);
-    role.osmand = Some(trackers::osmand_listener_routes(trackers));
-    role.checks = location_store_and_log(&stores, &log);
-    role.grpc = Some(GrpcIngest {
-        ingest,
-        metrics: ctx.metrics.clone(),
-        limit: ctx.ingest_limit.clone(),
-        auth: ctx.auth.clone(),
-    });
-    Ok(Some(role))
+    Ok(Some((stores, log, ingest)))
 }

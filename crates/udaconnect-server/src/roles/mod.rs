@@ -13,6 +13,7 @@ pub mod location_api;
 pub mod location_consumer;
 pub mod mailer;
 pub mod person_api;
+pub mod tracker_mqtt;
 pub mod web;
 
 use std::fmt;
@@ -36,6 +37,7 @@ pub enum Role {
     ConnectionApi,
     Mailer,
     Web,
+    TrackerMqtt,
 }
 
 /// What the table says about a role.
@@ -77,6 +79,8 @@ pub enum Readiness {
     Disk,
     /// The mailer's SMTP server answers, or answered lately (only with `--smtp`).
     Smtp,
+    /// tracker-mqtt is connected to its MQTT broker.
+    MqttBroker,
 }
 
 impl Readiness {
@@ -90,19 +94,21 @@ impl Readiness {
             Readiness::Upstream(role) => role.spec().check_name,
             Readiness::Disk => "disk",
             Readiness::Smtp => "smtp",
+            Readiness::MqttBroker => "mqtt_broker",
         }
     }
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::PersonApi,
         Role::LocationApi,
         Role::LocationConsumer,
         Role::ConnectionApi,
         Role::Mailer,
         Role::Web,
+        Role::TrackerMqtt,
     ];
 
     /// The table.
@@ -174,6 +180,21 @@ impl Role {
                 default_port: 30000,
                 paths: &[],
                 readiness: &[],
+            },
+            // In `serve` only with `--mqtt`; it shares location-api's ingest when both run in
+            // one process, and comes last in `ALL` so location-api starts first.
+            Role::TrackerMqtt => &RoleSpec {
+                name: "tracker-mqtt",
+                check_name: "tracker_mqtt",
+                depends_on: &[Role::PersonApi],
+                feeds: &[],
+                default_port: 30007,
+                paths: &[],
+                readiness: &[
+                    Readiness::LocationStore,
+                    Readiness::Log,
+                    Readiness::MqttBroker,
+                ],
             },
         }
     }
@@ -299,6 +320,7 @@ pub async fn start(role: Role, ctx: &mut Context) -> anyhow::Result<Option<Runni
         Role::ConnectionApi => connection_api::start(ctx).await,
         Role::Mailer => mailer::start(ctx).await,
         Role::Web => web::start(ctx).await,
+        Role::TrackerMqtt => tracker_mqtt::start(ctx).await,
     }
 }
 
@@ -389,6 +411,7 @@ mod tests {
                 (Role::ConnectionApi, 30003),
                 (Role::Mailer, 30006),
                 (Role::Web, 30000),
+                (Role::TrackerMqtt, 30007),
             ]
         );
     }

@@ -81,6 +81,8 @@ pub struct Options {
     pub log_retention: LogRetention,
     /// mailer: where and how mail is sent.
     pub mail: crate::mail::MailSettings,
+    /// tracker-mqtt: its broker.
+    pub mqtt: Option<crate::ingest::trackers::mqtt::MqttSettings>,
     /// person-api: sign-in links, sessions, self-registration; the mailer: the clock of the
     /// links it makes.
     pub signin: crate::signin::SignInSettings,

@@ -153,7 +153,11 @@ impl Application {
         let auth = settings.http.auth;
         let mut plan = Plan::new(
             "serve",
-            Role::ALL.to_vec(),
+            // tracker-mqtt only with a broker to read.
+            Role::ALL
+                .into_iter()
+                .filter(|r| *r != Role::TrackerMqtt || settings.mqtt.is_some())
+                .collect(),
             Mode::Together,
             settings.http,
             Backends::Embedded(Box::new(stack)),
@@ -161,6 +165,7 @@ impl Application {
         plan.grpc = settings.grpc;
         plan.options.log_retention = settings.log_retention;
         plan.options.mail = settings.mail;
+        plan.options.mqtt = settings.mqtt;
         plan.demo_attendees = settings.demo.then_some(settings.demo_attendees);
         let mut app = Application::start(plan).await?;
         let failed = match app.startup.wait_for(|s| *s != Startup::Starting).await {
@@ -212,6 +217,7 @@ impl Application {
         plan.options.engine = settings.engine;
         plan.options.upstreams = settings.upstreams;
         plan.options.mail = settings.mail;
+        plan.options.mqtt = settings.mqtt;
         plan.options.service_token = settings.service_token;
         let app = Application::start(plan).await?;
         tracing::info!(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::access::AuthMode;
 use crate::http::edge::EdgeSettings;
+use crate::ingest::trackers::mqtt::MqttSettings;
 use crate::roles::connection_api::EngineKind;
 use crate::roles::Role;
 use crate::signin::SignInSettings;
@@ -28,6 +29,8 @@ pub struct ServeSettings {
     pub log_retention: LogRetention,
     /// The mailer: SMTP, or `.eml` files under the data directory.
     pub mail: crate::mail::MailSettings,
+    /// tracker-mqtt's broker: the role runs only when one is given.
+    pub mqtt: Option<MqttSettings>,
 }
 
 /// What one role process needs to know.
@@ -45,6 +48,8 @@ pub struct RoleSettings {
     pub engine: EngineKind,
     /// mailer: SMTP, or `.eml` files under its data directory.
     pub mail: crate::mail::MailSettings,
+    /// tracker-mqtt: its broker (required there, unused by the other roles).
+    pub mqtt: Option<MqttSettings>,
     /// What the role presents to person-api when it looks persons up (an organizer's token),
     /// needed there when person-api runs with `--auth on`.
     pub service_token: Option<udaconnect_core::auth::TokenSecret>,

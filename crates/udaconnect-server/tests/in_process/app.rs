@@ -19,6 +19,7 @@ pub fn demo_settings(data_dir: &Path, http: HttpSettings, attendees: u32) -> Ser
         demo_attendees: attendees,
         grpc: GrpcListen::Off,
         mail: Default::default(),
+        mqtt: None,
         log_retention: Default::default(),
     }
 }
@@ -73,6 +74,7 @@ async fn spawn_app_on(demo: bool, http: HttpSettings) -> TestApp {
         grpc: GrpcListen::At("127.0.0.1:0".parse().unwrap()),
         log_retention: Default::default(),
         mail: Default::default(),
+        mqtt: None,
     })
     .await
     .expect("server starts");

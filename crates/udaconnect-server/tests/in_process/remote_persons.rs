@@ -46,6 +46,7 @@ pub async fn person_api_apart(dir: &std::path::Path) -> Application {
         upstreams: Upstreams::default(),
         engine: Default::default(),
         mail: Default::default(),
+        mqtt: None,
         service_token: None,
     })
     .await

@@ -50,6 +50,7 @@ async fn start(self_registration: bool, demo: bool) -> App {
             retry_delay: Duration::from_millis(100),
             ..MailSettings::default()
         },
+        mqtt: None,
     })
     .await
     .unwrap();

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use udaconnect_server::roles::Role;
+use udaconnect_testkit::mqtt;
 use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 use udaconnect_testkit::smtp::SmtpServer;
 
@@ -45,6 +46,8 @@ fn create_token(role: &str, place: &[&str]) -> String {
 /// sent to a test SMTP server.
 pub struct Serve {
     process: RoleProc,
+    /// Its tracker-mqtt's session at the broker, cleared once it has stopped.
+    _mqtt_session: mqtt::Session,
     /// The admin's token the suite's client sends, with `--auth on`.
     token: Option<String>,
     smtp: SmtpServer,
@@ -55,6 +58,7 @@ impl Engine for Serve {
     async fn start(auth: Auth) -> Serve {
         let data_dir = tempfile::tempdir().unwrap();
         let smtp = SmtpServer::start().await;
+        let mqtt_session = mqtt::Session::new();
         let args: Vec<String> = [
             "--demo",
             "--demo-attendees",
@@ -68,6 +72,12 @@ impl Engine for Serve {
         .chain([data_dir.path().display().to_string()])
         .chain(["--smtp".to_string(), smtp.url()])
         .chain(["--auth".to_string(), on_off(auth).to_string()])
+        .chain([
+            "--mqtt".to_string(),
+            mqtt::BROKER.to_string(),
+            "--mqtt-client-id".to_string(),
+            mqtt_session.client_id.clone(),
+        ])
         .collect();
         let process = RoleProc::spawn(Path::new(BIN), "serve", &args).await;
         process.wait_ready(Duration::from_secs(60)).await;
@@ -75,6 +85,7 @@ impl Engine for Serve {
         let token = (auth == Auth::On).then(|| create_token("admin", &["--data-dir", &dir]));
         Serve {
             process,
+            _mqtt_session: mqtt_session,
             token,
             smtp,
             data_dir,
@@ -161,6 +172,7 @@ mod distributed {
                 Role::ConnectionApi => &s.connection_api,
                 Role::Mailer => &s.mailer,
                 Role::Web => &s.web,
+                Role::TrackerMqtt => &s.tracker_mqtt,
             };
             Api {
                 base: s.web.base(),

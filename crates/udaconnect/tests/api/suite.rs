@@ -110,6 +110,7 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
         edge::foreign_hosts_are_refused_at_every_role,
         edge::pings_too_far_ahead_are_refused,
         trackers::phones_post_through_owntracks_and_the_osmand_protocol,
+        trackers::owntracks_over_mqtt_is_stored_and_unknown_topics_refused,
     ]
 }
 

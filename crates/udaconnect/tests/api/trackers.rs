@@ -1,13 +1,15 @@
 //! Tracker apps, with payloads written from the apps' documented formats: a phone registered
 //! by its attendee, its pings through OwnTracks (`POST /pub`) and the OsmAnd protocol
 //! (`/api/osmand`: query fields, and Traccar Client's JSON) found in the connection answer;
-//! wrong credentials and unknown ids refused; other messages taken and ignored.
+//! wrong credentials and unknown ids refused; other messages taken and ignored. OwnTracks in
+//! MQTT mode through the real Mosquitto, read by tracker-mqtt.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use udaconnect_testkit::http;
+use udaconnect_server::roles::Role;
+use udaconnect_testkit::{http, mqtt};
 
 use crate::suite::Api;
 
@@ -99,4 +101,91 @@ pub async fn phones_post_through_owntracks_and_the_osmand_protocol(api: Api) {
         .get("/api/osmand?id=ffffffffffffffffffffffffffffffff&lat=1&lon=2")
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+/// OwnTracks in MQTT mode, through the real Mosquitto: a location published on the device's
+/// topic reaches the connection answer; one on a topic no device has is refused (counted by
+/// tracker-mqtt, never stored) and holds up nothing behind it.
+pub async fn owntracks_over_mqtt_is_stored_and_unknown_topics_refused(api: Api) {
+    let vera = api.create_person("Vera").await["id"].as_i64().unwrap();
+    let walt = api.create_person("Walt").await["id"].as_i64().unwrap();
+    let token = api.admin_token("attendee", vera).await;
+    // A name of its own: every engine on this machine reads the same broker, and a topic
+    // names its device's person, id and name.
+    let name = udaconnect_testkit::unique("vera");
+    let r = api
+        .client
+        .post(api.url("/api/me/devices"))
+        .bearer_auth(&token)
+        .json(&json!({"name": name, "person_id": vera}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let phone: Value = r.json().await.unwrap();
+    let topic = phone["mqtt_topic"].as_str().unwrap().to_string();
+    assert!(topic.starts_with(&format!("owntracks/p{vera}/")), "{topic}");
+    let refused_before = refused(&api).await;
+    let location = |lat: f64, lon: f64, tst: i64| {
+        json!({"_type": "location", "lat": lat, "lon": lon, "tst": tst, "acc": 8,
+               "batt": 71, "tid": "vr", "conn": "w"})
+        .to_string()
+    };
+    api.ping(walt, -33.8688, 151.2093, "2023-11-15T10:00:00Z")
+        .await;
+    api.ping(walt, -33.8700, 151.2100, "2023-11-15T10:05:00Z")
+        .await;
+    let met = |lat: f64, lon: f64| {
+        let timeout = Duration::from_secs(20);
+        http::met(
+            &api.client,
+            &api.base,
+            (walt, DAY),
+            (vera, lat, lon),
+            timeout,
+        )
+    };
+    mqtt::publish(&topic, &[location(-33.8688, 151.2093, 1700042400)]).await;
+    met(-33.8688, 151.2093).await;
+
+    // The same person and device id under another name: not the device's topic.
+    let (user, _) = topic.rsplit_once('/').unwrap();
+    let id = topic.rsplit('-').next().unwrap();
+    let forged = format!("{user}/guessed-{id}");
+    mqtt::publish(&forged, &[location(-33.8694, 151.2096, 1700042500)]).await;
+    // A transition on the event subtopic, and a message that is not JSON: taken, no ping.
+    mqtt::publish(
+        &format!("{topic}/event"),
+        &[r#"{"_type":"transition","event":"enter","tst":1700042550}"#.to_string()],
+    )
+    .await;
+    mqtt::publish(&topic, &["not json".to_string()]).await;
+    mqtt::publish(&topic, &[location(-33.8700, 151.2100, 1700042700)]).await;
+    met(-33.8700, 151.2100).await;
+    let answer: Value = api
+        .get(&format!("/api/persons/{walt}/connection?{DAY}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let forged_here = answer.as_array().unwrap().iter().any(|c| {
+        c["location"]["person_id"] == vera && c["location"]["latitude"].as_f64() == Some(-33.8694)
+    });
+    assert!(!forged_here, "a forged topic's location was stored");
+    assert!(refused(&api).await >= refused_before + 2);
+}
+
+/// How many MQTT messages tracker-mqtt refused, from its metrics.
+async fn refused(api: &Api) -> u64 {
+    let text = api
+        .at(Role::TrackerMqtt)
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("udaconnect_mqtt_messages_total{outcome=\"refused\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -8,8 +8,11 @@
 //!   token as password).
 //! - [`osmand`]: `/api/osmand` and the OsmAnd listener (`--osmand-listen`, port 5055):
 //!   Traccar Client and OsmAnd, the device named by its OsmAnd id.
+//! - [`mqtt`]: OwnTracks' MQTT mode, for tracker-mqtt: the messages a broker delivers on the
+//!   devices' topics, acknowledged once durable.
 
 pub mod devices;
+pub mod mqtt;
 pub mod osmand;
 pub mod owntracks;
 

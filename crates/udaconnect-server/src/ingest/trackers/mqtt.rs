@@ -1,0 +1,452 @@
+//! OwnTracks in MQTT mode: the phone publishes its messages to a broker (Mosquitto), on its
+//! device's topic `owntracks/USER/DEVICE` (and transitions on `.../event`); tracker-mqtt
+//! subscribes to both with QoS 1 and takes each message as `POST /pub` takes one.
+//!
+//! A message is acknowledged to the broker (PUBACK) only once its ping is durable in the log,
+//! so a crash loses nothing acknowledged: the broker delivers again what was not. The session
+//! is persistent (a stable client id, no clean session), so what phones publish while
+//! UdaConnect is down waits in the broker and arrives once it is back. Delivery is at least
+//! once: a message taken but not acknowledged before a crash comes again.
+//!
+//! A message that can never be taken (a topic no live device has, a payload that is not an
+//! OwnTracks message, a place out of range) is logged with its reason, counted, and
+//! acknowledged: it would come back forever otherwise and hold up every message behind it.
+//! One that cannot be taken *now* (the log or a store down) is tried again until it is.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{mpsc, watch};
+use udaconnect_core::auth::Action;
+use udaconnect_core::tracker::{owntracks_message, topic_device, App, DeviceInfo, OwnTracks};
+use udaconnect_core::ErrorCode;
+
+use super::{device_principal, pings, seen, Trackers};
+use crate::access::Caller;
+use crate::metrics::Metrics;
+
+/// What tracker-mqtt subscribes to: the OwnTracks app's topics for every user and device.
+pub const SUBSCRIPTIONS: [&str; 2] = ["owntracks/+/+", "owntracks/+/+/event"];
+
+/// The client id when none is given: stable, so the broker keeps this subscriber's session
+/// (and what arrives for it) across restarts.
+pub const DEFAULT_CLIENT_ID: &str = "udaconnect-tracker-mqtt";
+
+/// Messages handed from the connection to the worker and not yet taken. The broker sends at
+/// most its in-flight window of unacknowledged QoS 1 messages (Mosquitto: 20), far below it.
+const QUEUED: usize = 1024;
+
+/// Most messages taken at once.
+const TAKEN_TOGETHER: usize = 256;
+
+/// Requests (acknowledgements) waiting for the connection: as many as can be queued, so the
+/// worker never waits on a connection that waits on it.
+const REQUESTS: usize = QUEUED + 16;
+
+/// Longest pause between tries of a message the log or a store refused for now, and between
+/// reconnections.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Where the broker is: `mqtt://[user:password@]host[:port]` (port 1883 by default).
+#[derive(Clone)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<SecretString>,
+}
+
+impl FromStr for BrokerUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = url::Url::parse(s.trim()).map_err(|e| format!("'{s}' is not a URL: {e}"))?;
+        match url.scheme() {
+            "mqtt" | "tcp" => {}
+            "mqtts" | "ssl" => {
+                return Err(
+                    "TLS to the broker is not built in: use mqtt:// to a broker on a \
+                            private network, or a TLS proxy beside UdaConnect"
+                        .to_string(),
+                )
+            }
+            other => return Err(format!("scheme '{other}' is not mqtt://")),
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("'{s}' names no host"))?;
+        let decode = |v: &str| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .map(|v| v.into_owned())
+                .map_err(|_| "the user or password is not UTF-8".to_string())
+        };
+        let user = match url.username() {
+            "" => None,
+            u => Some(decode(u)?),
+        };
+        let password = url
+            .password()
+            .map(decode)
+            .transpose()?
+            .map(SecretString::from);
+        Ok(BrokerUrl {
+            host: host.trim_matches(['[', ']']).to_string(),
+            port: url.port().unwrap_or(1883),
+            user,
+            password,
+        })
+    }
+}
+
+/// Shown without the password.
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.user {
+            Some(user) => write!(f, "mqtt://{user}@{}:{}", self.host, self.port),
+            None => write!(f, "mqtt://{}:{}", self.host, self.port),
+        }
+    }
+}
+
+impl fmt::Debug for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// How tracker-mqtt reaches its broker (`--mqtt`, `--mqtt-client-id`).
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    pub broker: BrokerUrl,
+    /// The session's name at the broker: one per deployment, kept across restarts.
+    pub client_id: String,
+}
+
+/// The device topic a message's topic is on (`owntracks/USER/DEVICE`), and whether it came
+/// on its `/event` subtopic; `None` for any other topic.
+pub fn device_topic(topic: &str) -> Option<(&str, bool)> {
+    let levels: Vec<&str> = topic.split('/').collect();
+    let event = match levels.as_slice() {
+        ["owntracks", user, device] if !user.is_empty() && !device.is_empty() => false,
+        ["owntracks", user, device, "event"] if !user.is_empty() && !device.is_empty() => true,
+        _ => return None,
+    };
+    let end = levels[..3].iter().map(|l| l.len()).sum::<usize>() + 2;
+    Some((&topic[..end], event))
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Its ping is durable in the log.
+    Stored,
+    /// A message that makes no ping (a transition, a last will, an unknown `_type`).
+    Ignored,
+    /// Never to be taken, and why.
+    Refused(String),
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Stored => "stored",
+            Outcome::Ignored => "ignored",
+            Outcome::Refused(_) => "refused",
+        }
+    }
+}
+
+/// Whether an error is for now (tried again) rather than for good.
+fn for_now(e: &udaconnect_core::Error) -> bool {
+    matches!(e.code(), ErrorCode::Unavailable | ErrorCode::Internal)
+}
+
+/// Takes one message published on `topic`. `Err` is an error for now: the message is to be
+/// tried again, not acknowledged.
+pub async fn take(
+    trackers: &Trackers,
+    topic: &str,
+    payload: &[u8],
+) -> udaconnect_core::Result<Outcome> {
+    let unknown = || Outcome::Refused("no live device has this topic".to_string());
+    let Some((device_topic, _)) = device_topic(topic) else {
+        return Ok(Outcome::Refused(
+            "not an OwnTracks device topic".to_string(),
+        ));
+    };
+    let Some((person, id)) = topic_device(device_topic) else {
+        return Ok(unknown());
+    };
+    let Some(device) = live_device(trackers, id).await? else {
+        return Ok(unknown());
+    };
+    // The whole topic, name included: ids alone are easy to guess.
+    if device.person != person || device.mqtt_topic() != device_topic {
+        return Ok(unknown());
+    }
+    let fix = match owntracks_message(payload) {
+        Ok(OwnTracks::Location { fix, .. }) => fix,
+        Ok(OwnTracks::Ignored { .. }) => return Ok(Outcome::Ignored),
+        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+    };
+    let refused = |e: udaconnect_core::Error| {
+        if for_now(&e) {
+            Err(e)
+        } else {
+            Ok(Outcome::Refused(e.to_string()))
+        }
+    };
+    let pings = match pings(std::slice::from_ref(&fix), device.person) {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let caller = Caller::Signed(device_principal(&device));
+    if let Err(e) = trackers
+        .ingest
+        .accept(&caller, Action::PostOwnTracks, pings, false)
+        .await
+    {
+        return refused(e);
+    }
+    seen(trackers, &device, App::OwnTracks, fix.extras.battery_pct).await;
+    Ok(Outcome::Stored)
+}
+
+/// Device `id`, unless it is revoked.
+async fn live_device(trackers: &Trackers, id: i64) -> udaconnect_core::Result<Option<DeviceInfo>> {
+    Ok(trackers
+        .accounts
+        .device(id)
+        .await?
+        .filter(|d| d.revoked.is_none()))
+}
+
+/// Whether the connection to the broker is up, for `/ready`.
+#[derive(Clone, Default)]
+pub struct Connected(Arc<AtomicBool>);
+
+impl Connected {
+    pub fn is_up(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, up: bool) {
+        self.0.store(up, Ordering::Relaxed);
+    }
+}
+
+/// Reads the broker until `stop`: subscribes when the broker holds no session for this
+/// client, hands each message to a worker that takes it and only then acknowledges it.
+pub async fn run(
+    trackers: Arc<Trackers>,
+    settings: MqttSettings,
+    metrics: Arc<Metrics>,
+    connected: Connected,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut options = MqttOptions::new(
+        settings.client_id.clone(),
+        settings.broker.host.clone(),
+        settings.broker.port,
+    );
+    options
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(30));
+    if let Some(user) = &settings.broker.user {
+        let password = settings
+            .broker
+            .password
+            .as_ref()
+            .map(|p| p.expose_secret().to_string())
+            .unwrap_or_default();
+        options.set_credentials(user.clone(), password);
+    }
+    let (client, mut events) = AsyncClient::new(options, REQUESTS);
+    let (queue, queued) = mpsc::channel::<Publish>(QUEUED);
+    let worker = tokio::spawn(work(
+        trackers,
+        client.clone(),
+        queued,
+        metrics,
+        stop.clone(),
+    ));
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let event = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            event = events.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                connected.set(true);
+                backoff = Duration::from_millis(100);
+                tracing::info!(broker = %settings.broker, session_present = ack.session_present, "connected to the MQTT broker");
+                // A kept session keeps its subscriptions; subscribing again would have the
+                // broker send every retained message (each device's last) once more.
+                if !ack.session_present {
+                    let filters: Vec<SubscribeFilter> = SUBSCRIPTIONS
+                        .iter()
+                        .map(|t| SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce))
+                        .collect();
+                    // Queued from a task of its own: this loop is what empties the queue.
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = client.subscribe_many(filters).await {
+                            tracing::error!(error = %e, "cannot subscribe to the OwnTracks topics");
+                        }
+                    });
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
+                    tracing::error!(codes = ?ack.return_codes, "the broker refused a subscription to the OwnTracks topics: may this user read owntracks/# (its ACL)?");
+                } else {
+                    tracing::info!(codes = ?ack.return_codes, "subscribed to the OwnTracks topics");
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if queue.send(publish).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                connected.set(false);
+                tracing::warn!(broker = %settings.broker, error = %e, "MQTT connection lost; reconnecting");
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    connected.set(false);
+    drop(queue);
+    // What the worker has not acknowledged comes again in the next session.
+    worker.abort();
+    Ok(())
+}
+
+/// Takes what is queued together (each message its own ingest, so one device's refusal or a
+/// slow append holds up no other) and acknowledges each once taken.
+async fn work(
+    trackers: Arc<Trackers>,
+    client: AsyncClient,
+    mut queued: mpsc::Receiver<Publish>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut batch = Vec::with_capacity(TAKEN_TOGETHER);
+    while queued.recv_many(&mut batch, TAKEN_TOGETHER).await > 0 {
+        let taken = batch
+            .iter()
+            .map(|publish| take_until_done(&trackers, publish, &metrics, &stop));
+        let outcomes = futures_util::future::join_all(taken).await;
+        for (publish, outcome) in batch.drain(..).zip(outcomes) {
+            // Stopped first: the broker sends it again in the next session.
+            let Some(outcome) = outcome else {
+                return;
+            };
+            if let Outcome::Refused(why) = &outcome {
+                tracing::warn!(topic = %publish.topic, reason = %why, "MQTT message refused and acknowledged");
+            }
+            metrics
+                .mqtt_messages
+                .get_or_create(&label(outcome.label()))
+                .inc();
+            if let Err(e) = client.ack(&publish).await {
+                tracing::warn!(error = %e, "acknowledgement not sent; the broker sends the message again");
+            }
+        }
+    }
+}
+
+/// What became of `publish`, tried again while the log or a store cannot take it; `None` when
+/// the role stops first.
+async fn take_until_done(
+    trackers: &Trackers,
+    publish: &Publish,
+    metrics: &Metrics,
+    stop: &watch::Receiver<bool>,
+) -> Option<Outcome> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match take(trackers, &publish.topic, &publish.payload).await {
+            Ok(outcome) => return Some(outcome),
+            Err(e) => {
+                metrics.mqtt_messages.get_or_create(&label("retried")).inc();
+                tracing::warn!(topic = %publish.topic, error = %e, "message not taken now; trying again");
+                if *stop.borrow() {
+                    return None;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+fn label(outcome: &'static str) -> Vec<(&'static str, String)> {
+    vec![("outcome", outcome.to_string())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_topics_are_the_subscriptions_levels() {
+        for (topic, read) in [
+            (
+                "owntracks/p1/phone-2",
+                Some(("owntracks/p1/phone-2", false)),
+            ),
+            (
+                "owntracks/p1/phone-2/event",
+                Some(("owntracks/p1/phone-2", true)),
+            ),
+            (
+                "owntracks/alice/iphone",
+                Some(("owntracks/alice/iphone", false)),
+            ),
+            ("owntracks/p1/phone-2/cmd", None),
+            ("owntracks/p1/phone-2/event/x", None),
+            ("owntracks/p1", None),
+            ("owntracks//phone-2", None),
+            ("owntracks/p1/", None),
+            ("other/p1/phone-2", None),
+            ("", None),
+        ] {
+            assert_eq!(device_topic(topic), read, "{topic}");
+        }
+    }
+
+    #[test]
+    fn broker_urls_read_host_port_and_credentials() {
+        let url: BrokerUrl = "mqtt://bridge:s%40cret@broker.example:8883"
+            .parse()
+            .unwrap();
+        assert_eq!(url.host, "broker.example");
+        assert_eq!(url.port, 8883);
+        assert_eq!(url.user.as_deref(), Some("bridge"));
+        assert_eq!(url.password.as_ref().unwrap().expose_secret(), "s@cret");
+        assert_eq!(url.to_string(), "mqtt://bridge@broker.example:8883");
+        let plain: BrokerUrl = "mqtt://127.0.0.1".parse().unwrap();
+        assert_eq!((plain.host.as_str(), plain.port), ("127.0.0.1", 1883));
+        assert!(plain.user.is_none() && plain.password.is_none());
+        for bad in ["mqtts://broker", "http://broker", "broker:1883", "mqtt://"] {
+            assert!(bad.parse::<BrokerUrl>().is_err(), "{bad}");
+        }
+    }
+}

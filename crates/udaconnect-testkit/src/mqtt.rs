@@ -1,0 +1,95 @@
+//! OwnTracks phones in MQTT mode, for tests: QoS 1 publishes to the local Mosquitto
+//! (`scripts/setup` starts it), each returned only once the broker acknowledged it, and the
+//! persistent sessions tests leave behind cleared.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+use crate::local::unique;
+
+/// The broker every test uses.
+pub const BROKER: &str = "mqtt://127.0.0.1:1883";
+
+fn options(client_id: &str, clean: bool) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", 1883);
+    options
+        .set_clean_session(clean)
+        .set_keep_alive(Duration::from_secs(10));
+    options
+}
+
+/// Publishes each of `payloads` to `topic` with QoS 1, as a phone does, and returns once the
+/// broker acknowledged them all (it holds them for its subscribers from then on).
+pub async fn publish(topic: &str, payloads: &[String]) {
+    let (client, mut events) =
+        AsyncClient::new(options(&unique("phone"), true), payloads.len() + 8);
+    for p in payloads {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, p.clone().into_bytes())
+            .await
+            .expect("the publish is queued");
+    }
+    let mut acked = 0;
+    let all = async {
+        while acked < payloads.len() {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => panic!("the test's MQTT connection failed: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), all)
+        .await
+        .expect("the broker acknowledges every message");
+    let _ = client.try_disconnect();
+}
+
+/// A client id for a subscriber under test; the broker's session under it (and any message
+/// queued there) is dropped with this value, once the subscriber has stopped.
+pub struct Session {
+    pub client_id: String,
+}
+
+impl Session {
+    pub fn new() -> Session {
+        Session {
+            client_id: unique("udaconnect_test"),
+        }
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let id = self.client_id.clone();
+        // A connection with a clean session ends the kept one. On its own thread: a drop may
+        // run inside a test's runtime, where another cannot be blocked on.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let (client, mut events) = AsyncClient::new(options(&id, true), 4);
+                let connected = async {
+                    while let Ok(event) = events.poll().await {
+                        if let Event::Incoming(Packet::ConnAck(_)) = event {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), connected).await;
+                let _ = client.try_disconnect();
+                let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+            });
+        })
+        .join();
+    }
+}

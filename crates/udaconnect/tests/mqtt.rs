@@ -1,0 +1,229 @@
+//! OwnTracks in MQTT mode as a deployment runs it: `serve --mqtt` on the real Mosquitto, its
+//! session kept at the broker while it is down.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use udaconnect_testkit::mqtt::{self, Session};
+use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
+
+const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
+
+/// `admin create-token` on the data directory `data`: the token.
+fn token(data: &Path, args: &[&str]) -> String {
+    let dir = data.display().to_string();
+    let all = [&["create-token", "--data-dir", &dir][..], args].concat();
+    printed_token(&run_admin(Path::new(BIN), &all))
+        .trim()
+        .to_string()
+}
+
+/// The fix times of `person`'s stored pings on 2023-11-15, asked with their attendee token.
+async fn stored_times(client: &reqwest::Client, base: &str, attendee: &str) -> Vec<i64> {
+    let r = client
+        .get(format!(
+            "{base}/api/me/locations?start=2023-11-15&end=2023-11-15"
+        ))
+        .bearer_auth(attendee)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pings: Vec<Value> = r.json().await.unwrap();
+    pings
+        .iter()
+        .map(|p| {
+            let at = p["creation_time"].as_str().unwrap();
+            chrono::DateTime::parse_from_rfc3339(at)
+                .unwrap_or_else(|e| panic!("{at}: {e}"))
+                .timestamp()
+        })
+        .collect()
+}
+
+/// Waits until `person`'s stored fix times are `want` (in any order), failing after 30 s.
+async fn wait_stored(client: &reqwest::Client, base: &str, attendee: &str, want: &[i64]) {
+    let mut want = want.to_vec();
+    want.sort_unstable();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut got = stored_times(client, base, attendee).await;
+        got.sort_unstable();
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && got.len() <= want.len(),
+            "stored {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A person with an attendee token, and a phone registered for them: the token and the phone's
+/// topic.
+async fn phone(client: &reqwest::Client, base: &str, data: &Path) -> (String, String) {
+    let admin = token(data, &["--role", "admin"]);
+    let person: Value = client
+        .post(format!("{base}/api/persons"))
+        .bearer_auth(&admin)
+        .json(&json!({"first_name": "Mira", "last_name": "Q", "company_name": "Acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let person = person["id"].as_i64().unwrap();
+    let attendee = token(
+        data,
+        &["--role", "attendee", "--person", &person.to_string()],
+    );
+    let r = client
+        .post(format!("{base}/api/me/devices"))
+        .bearer_auth(&attendee)
+        .json(&json!({"name": udaconnect_testkit::unique("mira"), "person_id": person}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let phone: Value = r.json().await.unwrap();
+    let topic = phone["mqtt_topic"].as_str().unwrap().to_string();
+    (attendee, topic)
+}
+
+fn location(tst: i64) -> String {
+    json!({"_type": "location", "lat": 52.52, "lon": 13.405, "tst": tst, "acc": 5,
+           "tid": "xy"})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_published_while_down_are_stored_once_it_is_back_none_twice() {
+    let data = tempfile::tempdir().unwrap();
+    let session = Session::new();
+    let args = [
+        "--auth",
+        "on",
+        "--mqtt",
+        mqtt::BROKER,
+        "--mqtt-client-id",
+        &session.client_id,
+    ];
+    let mut server =
+        RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60)).await;
+    let base = server.base();
+    let client = reqwest::Client::new();
+    let (attendee, topic) = phone(&client, &base, data.path()).await;
+
+    // 2023-11-15T10:00:00Z, then one a minute.
+    let first = 1_700_042_400;
+    mqtt::publish(&topic, &[location(first)]).await;
+    wait_stored(&client, &base, &attendee, &[first]).await;
+
+    assert!(server.terminate(Duration::from_secs(30)).await);
+    // Taken by the broker for UdaConnect's kept session while no one reads it.
+    let later: Vec<i64> = (1..=20).map(|i| first + 60 * i).collect();
+    let payloads: Vec<String> = later.iter().map(|t| location(*t)).collect();
+    mqtt::publish(&topic, &payloads).await;
+    // A topic no device has, among them: refused, and the rest still taken.
+    mqtt::publish("owntracks/p999999/nobody-1", &[location(first + 30)]).await;
+
+    server.restart().await;
+    server.wait_ready(Duration::from_secs(60)).await;
+    let all: Vec<i64> = std::iter::once(first).chain(later).collect();
+    wait_stored(&client, &base, &attendee, &all).await;
+    // Nothing comes a second time.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut got = stored_times(&client, &base, &attendee).await;
+    got.sort_unstable();
+    assert_eq!(got, all);
+    server.kill_9();
+}
+
+#[test]
+fn the_role_and_its_flags_are_documented() {
+    let help = udaconnect_testkit::process::assert_help_names(
+        Path::new(BIN),
+        &["tracker-mqtt"],
+        &[
+            "--mqtt",
+            "UDACONNECT_MQTT",
+            "--mqtt-client-id",
+            "UDACONNECT_MQTT_CLIENT_ID",
+            "--person-api",
+        ],
+    );
+    assert!(help.contains(mqtt::BROKER.split("://").next().unwrap()));
+    let out = std::process::Command::new(BIN)
+        .args(["tracker-mqtt", "--mqtt", "mqtts://broker:8883"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mqtt"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_loses_no_message_the_broker_took() {
+    let data = tempfile::tempdir().unwrap();
+    let session = Session::new();
+    let args = [
+        "--auth",
+        "on",
+        "--mqtt",
+        mqtt::BROKER,
+        "--mqtt-client-id",
+        &session.client_id,
+    ];
+    let mut server =
+        RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60)).await;
+    let base = server.base();
+    let client = reqwest::Client::new();
+    let (attendee, topic) = phone(&client, &base, data.path()).await;
+
+    let first = 1_700_042_400;
+    let times: Vec<i64> = (0..400).map(|i| first + 10 * i).collect();
+    let burst = {
+        let (topic, times) = (topic.clone(), times.clone());
+        tokio::spawn(async move {
+            for chunk in times.chunks(20) {
+                let payloads: Vec<String> = chunk.iter().map(|t| location(*t)).collect();
+                mqtt::publish(&topic, &payloads).await;
+                // A phone's pace, so the kill lands inside the burst.
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
+    // Killed once some are stored and the burst goes on.
+    loop {
+        if stored_times(&client, &base, &attendee).await.len() >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.restart().await;
+    server.wait_ready(Duration::from_secs(60)).await;
+    burst.await.unwrap();
+    // Each fix time at least once: a message taken but not acknowledged before the kill comes
+    // again, and is stored again until pings are one per (device, fix time).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: std::collections::BTreeSet<i64> = stored_times(&client, &base, &attendee)
+            .await
+            .into_iter()
+            .collect();
+        if got.len() == times.len() {
+            assert!(got.iter().eq(times.iter()));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} stored",
+            got.len(),
+            times.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.kill_9();
+}
