@@ -361,6 +361,7 @@ pub async fn distributed(
         engine: Default::default(),
         mail: Default::default(),
         service_token: None,
+        gateway_key: None,
     };
     let persons =
         Application::build_role(settings(Role::PersonApi, Vec::new(), Upstreams::default()))

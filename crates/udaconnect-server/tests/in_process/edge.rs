@@ -359,6 +359,7 @@ async fn a_role_apart_has_the_same_checks() {
         engine: Default::default(),
         mail: Default::default(),
         service_token: None,
+        gateway_key: None,
     })
     .await
     .unwrap();

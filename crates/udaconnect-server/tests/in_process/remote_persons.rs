@@ -41,6 +41,7 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
         engine: Default::default(),
         mail: Default::default(),
         service_token: None,
+        gateway_key: None,
     })
     .await
     .unwrap();

@@ -5,6 +5,7 @@
 //! played against this stack and `serve` alike.
 
 mod chaos;
+mod gateway;
 mod harness;
 mod outages;
 mod rebuild;
