@@ -329,14 +329,15 @@ fn believe(key: &GatewayKey, value: &HeaderValue, method: &Method, path: &str) -
 }
 
 /// The web gateway's assertion for a request it passes on: who its credential signs in, or
-/// why it signs no one in (the role behind says so only where its route needs a caller).
-/// `None` where this process signs nothing (no key, `--auth off`, not the gateway).
+/// why it signs no one in (the role behind says so only where its route needs a caller);
+/// with the principal asserted, if any. `None` where this process signs nothing (no key,
+/// `--auth off`, not the gateway).
 pub async fn assertion_for(
     auth: &Authenticator,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
-) -> Result<Option<HeaderValue>> {
+) -> Result<Option<(HeaderValue, Option<Principal>)>> {
     let (AuthMode::On, GatewayTrust::Signs(key)) = (auth.mode, &auth.gateway) else {
         return Ok(None);
     };
@@ -353,7 +354,11 @@ pub async fn assertion_for(
         },
         Err(e) => return Err(e),
     };
-    Ok(Some(sign(key, &who, method, path)?))
+    let principal = match &who {
+        Asserted::Signed(p) => Some(*p),
+        Asserted::Nobody | Asserted::Refused { .. } => None,
+    };
+    Ok(Some((sign(key, &who, method, path)?, principal)))
 }
 
 /// `who` asserted for `method` `path`, as a header value.

@@ -99,13 +99,19 @@ impl Gateway {
             request.headers(),
         )
         .await;
-        match assertion {
-            Ok(Some(value)) => {
+        let asserted = match assertion {
+            Ok(Some((value, principal))) => {
                 request.headers_mut().insert(ASSERTION_HEADER, value);
+                principal
             }
-            Ok(None) => {}
+            Ok(None) => None,
             Err(e) => return ApiError(e).into_response(),
-        }
+        };
+        // A write person-api accepted may have ended the caller's credentials (sign-out, a
+        // token revoked, the account deleted): what this gateway remembers of them goes, so
+        // an ended session is refused here at once, not seconds later. Pings go elsewhere, so
+        // this costs a lookup only after the rare account change.
+        let may_revoke = upstream.role == Role::PersonApi && !request.method().is_safe();
         let headers = request.headers_mut();
         // The upstream logs the same id as this gateway, whether the client sent one or not.
         if let Some(id) = correlation_id().and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -115,6 +121,9 @@ impl Gateway {
             Ok(mut response) => {
                 for h in HOP_BY_HOP {
                     response.headers_mut().remove(h);
+                }
+                if let (true, Some(p)) = (may_revoke && response.status().is_success(), asserted) {
+                    self.auth.forget_account(p.account);
                 }
                 response
             }
