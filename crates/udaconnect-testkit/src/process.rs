@@ -453,7 +453,7 @@ impl Stack {
         let web = spawn(
             "web",
             vec![
-                // Its own /metrics checks tokens there; /api is checked by the roles behind.
+                // It looks each request's token up in the store and vouches for it to the roles behind.
                 "--store".to_string(),
                 store.to_string(),
                 "--person-api".to_string(),
