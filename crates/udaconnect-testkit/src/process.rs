@@ -203,6 +203,8 @@ impl RoleProc {
             .env_remove("UDACONNECT_LOG")
             .env_remove("UDACONNECT_PERSON_API")
             .env_remove("DB_HOST")
+            .env_remove("UDACONNECT_GATEWAY_KEY")
+            .env_remove("UDACONNECT_GATEWAY_KEY_FILE")
             // The original open contract, which most tests exercise; a test of access control
             // says `--auth on` (or sets UDACONNECT_AUTH in its env).
             .env("UDACONNECT_AUTH", "off")
@@ -346,6 +348,9 @@ pub struct Stack {
     /// tracker-mqtt's session at the broker, cleared once it has stopped (fields drop in
     /// order).
     pub mqtt_session: crate::mqtt::Session,
+    /// The key every role of the stack shares for the gateway's assertions
+    /// (`UDACONNECT_GATEWAY_KEY`): web signs with it, the roles behind believe only it.
+    pub gateway_key: String,
 }
 
 impl Stack {
@@ -384,6 +389,17 @@ impl Stack {
         Fut: std::future::Future<Output = ()>,
     {
         let ready = Duration::from_secs(60);
+        // A key of the stack's own, as a deployment's Secret holds one: requests reach the
+        // roles through web, as they do in production.
+        let gateway_key = udaconnect_core::auth::TokenSecret::generate()
+            .expect("random bytes")
+            .expose()
+            .to_string();
+        let env: Vec<(&str, &str)> = [("UDACONNECT_GATEWAY_KEY", gateway_key.as_str())]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect();
+        let env = env.as_slice();
         let spawn = |role: &'static str, args: Vec<String>| async move {
             RoleProc::spawn_with_env(bin, role, &args, env).await
         };
@@ -442,7 +458,7 @@ impl Stack {
         let web = spawn(
             "web",
             vec![
-                // Its own /metrics checks tokens there; /api is checked by the roles behind.
+                // It looks each request's token up in the store and vouches for it to the roles behind.
                 "--store".to_string(),
                 store.to_string(),
                 "--person-api".to_string(),
@@ -489,6 +505,7 @@ impl Stack {
             web,
             tracker_mqtt,
             mqtt_session,
+            gateway_key,
         }
     }
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udaconnect::telemetry::GlobalArgs;
-use udaconnect_core::auth::TokenSecret;
+use udaconnect_core::auth::{GatewayKey, TokenSecret};
 use udaconnect_core::ports::DynLog;
 use udaconnect_server::access::AuthMode;
 use udaconnect_server::consume::replay::{self as rebuild, ReplayMode};
@@ -355,6 +355,45 @@ pub struct RoleArgs {
     pub signin: SignInArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub gateway: GatewayKeyArgs,
+}
+
+/// The key of the web gateway's signed word on who is asking.
+#[derive(Args, Debug)]
+pub struct GatewayKeyArgs {
+    /// A file holding the key (at least 32 random bytes, e.g. from `openssl rand -base64 48`)
+    /// shared by every role: web signs with it who each request's credential signs in, and
+    /// the roles behind it believe that and refuse a request without it. Without a key, with
+    /// --auth on, a role that takes API requests listens only on loopback.
+    #[arg(long, env = "UDACONNECT_GATEWAY_KEY_FILE")]
+    pub gateway_key_file: Option<PathBuf>,
+    /// The key itself, instead of --gateway-key-file: best given by the environment (a
+    /// Secret), not on the command line.
+    #[arg(long, env = "UDACONNECT_GATEWAY_KEY", hide_env_values = true)]
+    pub gateway_key: Option<String>,
+}
+
+impl GatewayKeyArgs {
+    fn key(&self) -> anyhow::Result<Option<GatewayKey>> {
+        let text = match (&self.gateway_key_file, self.gateway_key.as_deref()) {
+            (Some(_), Some(k)) if !k.trim().is_empty() => {
+                anyhow::bail!("give the gateway key once: --gateway-key-file or --gateway-key")
+            }
+            (Some(path), _) => std::fs::read_to_string(path).with_context(|| {
+                format!("failed to read the gateway key from {}", path.display())
+            })?,
+            (None, Some(k)) => k.to_string(),
+            (None, None) => return Ok(None),
+        };
+        // A Secret committed empty says "no key yet", as no variable at all does.
+        match text.trim() {
+            "" => Ok(None),
+            key => GatewayKey::new(key.as_bytes())
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("--gateway-key-file: {e}")),
+        }
+    }
 }
 
 /// Where person-api answers, for a role that asks it about persons.
@@ -608,6 +647,7 @@ fn role_settings(
             Some(p) => p.service.token()?,
             None => None,
         },
+        gateway_key: args.gateway.key()?,
     })
 }
 

@@ -362,6 +362,7 @@ pub async fn distributed(
         mail: Default::default(),
         mqtt: None,
         service_token: None,
+        gateway_key: None,
     };
     let persons =
         Application::build_role(settings(Role::PersonApi, Vec::new(), Upstreams::default()))

@@ -15,9 +15,11 @@
 //! - `policy.rs`: [`authorize`] and why it says no ([`Denied`]).
 //! - `token.rs`: the secret, its hash and its kinds.
 //! - `account.rs`: accounts, e-mail addresses, tokens and sessions as the stores keep them.
+//! - `assertion.rs`: the gateway's signed word for who asks, checked by the roles behind it.
 
 mod account;
 mod action;
+mod assertion;
 mod policy;
 mod role;
 mod token;
@@ -30,6 +32,7 @@ pub use account::{
     TokenInfo,
 };
 pub use action::{Action, Resource};
+pub use assertion::{Asserted, Assertion, GatewayKey, ASSERTION_LIFETIME_SECS, MIN_KEY_BYTES};
 pub use policy::{authorize, Denied};
 pub use role::{Principal, Role, Scope, Scopes};
 pub(crate) use token::random_bytes;

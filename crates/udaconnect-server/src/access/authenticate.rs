@@ -2,18 +2,26 @@
 //! device tokens) or the session cookie, through the account store, whose lookups record the
 //! last use. Answers are kept a few seconds so a phone posting a ping a second costs one
 //! lookup per few seconds; a revocation through this process drops them at once.
+//!
+//! In distributed mode the web role is the gateway: it looks the credential up here and
+//! passes the outcome on in a signed [`Assertion`] ([`assertion_for`]); the roles behind it
+//! believe that instead of looking up again, and refuse a request without one
+//! ([`caller_of`]), so a role's port reached directly is no way around the gateway.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::OnceCell;
-use udaconnect_core::auth::{AccountId, Principal, TokenKind, TokenSecret, SESSION_COOKIE};
-use udaconnect_core::clock::{DynClock, SystemClock};
+use udaconnect_core::auth::{
+    AccountId, Action, Asserted, Assertion, GatewayKey, Principal, TokenKind, TokenSecret,
+    SESSION_COOKIE,
+};
+use udaconnect_core::clock::{Clock, DynClock, SystemClock};
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::{Error, Result};
 
@@ -25,6 +33,33 @@ use crate::wiring::backends::{open_account_stores, StoreUrl};
 const CACHE_FOR: Duration = Duration::from_secs(5);
 /// Most credentials remembered; past it the expired ones go, then all.
 const CACHE_ENTRIES: usize = 10_000;
+
+/// The header the gateway's [`Assertion`] travels in, from the web role to the role behind.
+pub const ASSERTION_HEADER: HeaderName = HeaderName::from_static("x-udaconnect-assertion");
+
+/// How a process stands to the gateway's assertions (they matter only with `--auth on`).
+#[derive(Debug, Clone, Default)]
+pub enum GatewayTrust {
+    /// No gateway: `serve`, or a role apart without a key (on loopback only); credentials are
+    /// looked up where they arrive.
+    #[default]
+    Alone,
+    /// The web role apart: looks credentials up and signs what it found for the role behind.
+    Signs(GatewayKey),
+    /// A role behind the gateway: believes a valid assertion and requires one; signs its own
+    /// calls to another role with the same key.
+    Behind(GatewayKey),
+}
+
+impl GatewayTrust {
+    /// The shared key, where there is one.
+    pub fn key(&self) -> Option<&GatewayKey> {
+        match self {
+            GatewayTrust::Alone => None,
+            GatewayTrust::Signs(k) | GatewayTrust::Behind(k) => Some(k),
+        }
+    }
+}
 
 /// Where a credential came from: a cookie is sent by the browser on its own, so a request
 /// authenticated by one must show it comes from our own page (CSRF).
@@ -44,6 +79,8 @@ pub struct Authenticator {
     cache: Mutex<HashMap<CacheKey, (Principal, Instant)>>,
     /// What "now" is for a credential's expiry: the clock sessions are made by.
     clock: DynClock,
+    /// Whether this process signs or believes the gateway's assertions.
+    gateway: GatewayTrust,
 }
 
 /// A credential in the cache: its kind and hash, never the secret.
@@ -57,6 +94,7 @@ impl Authenticator {
             store: OnceCell::new(),
             cache: Mutex::new(HashMap::new()),
             clock: Arc::new(SystemClock),
+            gateway: GatewayTrust::Alone,
         }
     }
 
@@ -68,6 +106,7 @@ impl Authenticator {
             store: OnceCell::new_with(Some(store)),
             cache: Mutex::new(HashMap::new()),
             clock: Arc::new(SystemClock),
+            gateway: GatewayTrust::Alone,
         }
     }
 
@@ -76,8 +115,22 @@ impl Authenticator {
         Authenticator { clock, ..self }
     }
 
+    /// This authenticator, standing to the gateway's assertions as `gateway` says.
+    pub fn with_gateway(self, gateway: GatewayTrust) -> Authenticator {
+        Authenticator { gateway, ..self }
+    }
+
     pub fn mode(&self) -> AuthMode {
         self.mode
+    }
+
+    /// The key assertions are signed with, when this process signs or checks them with
+    /// `--auth on`.
+    pub fn gateway_key(&self) -> Option<&GatewayKey> {
+        match self.mode {
+            AuthMode::On => self.gateway.key(),
+            AuthMode::Off => None,
+        }
     }
 
     /// The account store, opened on first use.
@@ -234,6 +287,92 @@ pub async fn identify(
         ));
     }
     Ok(caller)
+}
+
+/// Who sent a request to a route ruled by `action` with `method` on `path` (with its query):
+/// behind the gateway, who its assertion says (a request without one is refused, but for
+/// `/metrics`, which scrapers ask each role for with a token of their own); elsewhere, by
+/// the request's credential ([`identify`]).
+pub async fn caller_of(
+    auth: &Authenticator,
+    action: Action,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Caller> {
+    if let (AuthMode::On, GatewayTrust::Behind(key)) = (auth.mode, &auth.gateway) {
+        match headers.get(ASSERTION_HEADER) {
+            Some(value) => return believe(key, value, method, path),
+            None if action == Action::Metrics => {}
+            None => {
+                return Err(Error::Unauthenticated(
+                    "this role answers only requests passed on by the web role (the gateway); \
+                     send the request there"
+                        .into(),
+                ))
+            }
+        }
+    }
+    identify(auth, method, headers).await
+}
+
+/// What a gateway's assertion `value` says about the request `method` `path`.
+fn believe(key: &GatewayKey, value: &HeaderValue, method: &Method, path: &str) -> Result<Caller> {
+    // The machine's clock, not a test's: the gateway signed by its own machine's.
+    let now = SystemClock.now().timestamp();
+    let value = value.to_str().unwrap_or_default();
+    match Assertion::verify(key, value, method.as_str(), path, now)? {
+        Asserted::Nobody => Ok(Caller::Nobody),
+        Asserted::Signed(p) => Ok(Caller::Signed(p)),
+        Asserted::Refused { forbidden, why } => Err(Asserted::refusal(forbidden, why)),
+    }
+}
+
+/// The web gateway's assertion for a request it passes on: who its credential signs in, or
+/// why it signs no one in (the role behind says so only where its route needs a caller);
+/// with the principal asserted, if any. `None` where this process signs nothing (no key,
+/// `--auth off`, not the gateway).
+pub async fn assertion_for(
+    auth: &Authenticator,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Option<(HeaderValue, Option<Principal>)>> {
+    let (AuthMode::On, GatewayTrust::Signs(key)) = (auth.mode, &auth.gateway) else {
+        return Ok(None);
+    };
+    let who = match identify(auth, method, headers).await {
+        Ok(Caller::Signed(p)) => Asserted::Signed(p),
+        Ok(Caller::Nobody | Caller::Open) => Asserted::Nobody,
+        Err(Error::Unauthenticated(why)) => Asserted::Refused {
+            forbidden: false,
+            why,
+        },
+        Err(Error::Forbidden(why)) => Asserted::Refused {
+            forbidden: true,
+            why,
+        },
+        Err(e) => return Err(e),
+    };
+    let principal = match &who {
+        Asserted::Signed(p) => Some(*p),
+        Asserted::Nobody | Asserted::Refused { .. } => None,
+    };
+    Ok(Some((sign(key, &who, method, path)?, principal)))
+}
+
+/// `who` asserted for `method` `path`, as a header value.
+pub(crate) fn sign(
+    key: &GatewayKey,
+    who: &Asserted,
+    method: &Method,
+    path: &str,
+) -> Result<HeaderValue> {
+    let now = SystemClock.now().timestamp();
+    let mut value = HeaderValue::try_from(Assertion::sign(key, who, method.as_str(), path, now))
+        .map_err(|e| Error::Internal(format!("assertion header: {e}")))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// The layer every HTTP router sits in: hands the routes' rules the process's

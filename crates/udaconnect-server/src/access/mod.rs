@@ -26,7 +26,7 @@ use udaconnect_core::{validate, Error, Result};
 
 use crate::http::problem::ApiError;
 
-pub use authenticate::Authenticator;
+pub use authenticate::{Authenticator, GatewayTrust};
 
 /// Whether requests must say who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +65,38 @@ pub fn check_open_listeners(mode: AuthMode, listeners: &[SocketAddr]) -> anyhow:
     tracing::warn!(
         "authentication is off (--auth off): anyone who can reach this machine's loopback \
          addresses reads and writes every attendee's data"
+    );
+    Ok(())
+}
+
+/// Refuses, with `--auth on`, a role apart that takes API requests (web, and the roles
+/// behind it) on an address other than loopback without the gateway's key: without one the
+/// gateway cannot vouch for a caller, and a role's port would be a second way in beside it.
+/// On loopback the roles look credentials up themselves, as before the gateway signed.
+pub fn check_gateway_key(
+    roles: &[crate::roles::Role],
+    mode: AuthMode,
+    gateway: &GatewayTrust,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
+    use crate::roles::Role;
+    let takes_api = roles
+        .iter()
+        .any(|r| *r == Role::Web || !r.spec().paths.is_empty());
+    if mode == AuthMode::Off || gateway.key().is_some() || !takes_api {
+        return Ok(());
+    }
+    if !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "{listen} is not a loopback address, and without the gateway's key this role \
+             cannot tell requests passed on by the web role from any other: give every role \
+             the same key (--gateway-key-file, or UDACONNECT_GATEWAY_KEY from a Secret; \
+             docs/deployment.md), or listen on 127.0.0.1"
+        );
+    }
+    tracing::warn!(
+        "no gateway key (--gateway-key-file): credentials are looked up by each role, \
+         allowed only because this role listens on loopback"
     );
     Ok(())
 }
@@ -220,7 +252,15 @@ async fn decide(action: Action, on: On, request: Request, next: Next) -> Respons
     let caller = match auth {
         // Public: whoever asks, nothing to look up.
         Some(_) if action.is_public() => Caller::Nobody,
-        Some(auth) => match authenticate::identify(&auth, &parts.method, &parts.headers).await {
+        Some(auth) => match authenticate::caller_of(
+            &auth,
+            action,
+            &parts.method,
+            parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+            &parts.headers,
+        )
+        .await
+        {
             Ok(caller) => caller,
             Err(e) => return ruled(ApiError(e).into_response()),
         },

@@ -1,6 +1,10 @@
 //! web: the one entry point of a distributed deployment. Serves the web page and passes every
 //! `/api` request to the role that owns it (by the role table's paths), streaming bodies both
 //! ways (large connection answers and the live event stream are never buffered here).
+//!
+//! With `--auth on` and a gateway key, the request's credential is looked up here, once, and
+//! what it signs in goes on in a signed assertion the role behind believes (see
+//! [`crate::access::authenticate`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,15 +14,18 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::access::upstream;
+use crate::access::authenticate::{assertion_for, ASSERTION_HEADER};
+use crate::access::{upstream, Authenticator};
 use crate::http::guard::ClientAddr;
-use crate::http::problem::Problem;
+use crate::http::problem::{ApiError, Problem};
 use crate::http::upstream::Upstream;
 use crate::http::{correlation_id, CORRELATION_HEADER};
 use crate::roles::Role;
 
 pub struct Gateway {
     upstreams: BTreeMap<Role, Arc<Upstream>>,
+    /// Who is asking, found here and asserted to the role behind.
+    auth: Arc<Authenticator>,
 }
 
 /// Headers that describe one connection, not the message: never forwarded (RFC 9110 7.6.1).
@@ -34,20 +41,20 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 impl Gateway {
-    /// Routes to each of `upstreams`.
-    pub fn new(upstreams: Vec<Arc<Upstream>>) -> Gateway {
+    /// Routes to each of `upstreams`, asserting callers as `auth` finds them.
+    pub fn new(upstreams: Vec<Arc<Upstream>>, auth: Arc<Authenticator>) -> Gateway {
         Gateway {
             upstreams: upstreams.into_iter().map(|u| (u.role, u)).collect(),
+            auth,
         }
     }
 
     async fn forward(&self, upstream: &Upstream, mut request: Request) -> Response {
-        let path = request
+        let path_and_query = request
             .uri()
             .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let uri = match upstream.uri(path) {
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+        let uri = match upstream.uri(&path_and_query) {
             Ok(u) => u,
             Err(e) => {
                 return Problem::new(
@@ -82,6 +89,30 @@ impl Gateway {
             }
         }
         let headers = request.headers_mut();
+        // Only this gateway asserts: whatever a client says in the header is dropped.
+        headers.remove(ASSERTION_HEADER);
+        // After the host moved to X-Forwarded-Host: the CSRF check reads the page's host there.
+        let assertion = assertion_for(
+            &self.auth,
+            request.method(),
+            path_and_query.as_str(),
+            request.headers(),
+        )
+        .await;
+        let asserted = match assertion {
+            Ok(Some((value, principal))) => {
+                request.headers_mut().insert(ASSERTION_HEADER, value);
+                principal
+            }
+            Ok(None) => None,
+            Err(e) => return ApiError(e).into_response(),
+        };
+        // A write person-api accepted may have ended the caller's credentials (sign-out, a
+        // token revoked, the account deleted): what this gateway remembers of them goes, so
+        // an ended session is refused here at once, not seconds later. Pings go elsewhere, so
+        // this costs a lookup only after the rare account change.
+        let may_revoke = upstream.role == Role::PersonApi && !request.method().is_safe();
+        let headers = request.headers_mut();
         // The upstream logs the same id as this gateway, whether the client sent one or not.
         if let Some(id) = correlation_id().and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(CORRELATION_HEADER, id);
@@ -90,6 +121,9 @@ impl Gateway {
             Ok(mut response) => {
                 for h in HOP_BY_HOP {
                     response.headers_mut().remove(h);
+                }
+                if let (true, Some(p)) = (may_revoke && response.status().is_success(), asserted) {
+                    self.auth.forget_account(p.account);
                 }
                 response
             }

@@ -1,17 +1,21 @@
 //! Another role, reached over HTTP: the gateway's routes and the remote person directory go
 //! through one of these, and `/ready` asks its `/ready`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::Uri;
+use axum::http::{header, HeaderValue, Uri};
 use axum::response::Response;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use udaconnect_core::auth::{Asserted, TokenKind, TokenSecret};
 use udaconnect_core::{Error, Result};
 
+use crate::access::authenticate::{sign, ASSERTION_HEADER};
+use crate::access::Authenticator;
 use crate::roles::Role;
 
 /// How long a readiness question may take.
@@ -20,10 +24,18 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Upstream {
     pub role: Role,
     /// What this process presents when it calls the role for itself (never on a client's
-    /// request it forwards): `Bearer` and the service token, marked sensitive.
-    credential: Option<axum::http::HeaderValue>,
+    /// request it forwards).
+    own: Option<OwnCredential>,
     base: Uri,
     client: Client<HttpConnector, Body>,
+}
+
+/// A process's own credential for its calls to another role.
+struct OwnCredential {
+    token: TokenSecret,
+    /// `Bearer` and the token, marked sensitive.
+    bearer: HeaderValue,
+    auth: Arc<Authenticator>,
 }
 
 impl Upstream {
@@ -46,24 +58,47 @@ impl Upstream {
             role,
             base,
             client,
-            credential: None,
+            own: None,
         })
     }
 
-    /// This client, presenting `token` on the calls the process makes for itself.
-    pub fn with_credential(mut self, token: Option<&udaconnect_core::auth::TokenSecret>) -> Self {
-        self.credential = token.and_then(|t| {
-            let mut v =
-                axum::http::HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
-            v.set_sensitive(true);
-            Some(v)
+    /// This client, presenting `token` on the calls the process makes for itself; `auth`
+    /// finds who the token signs in, to assert it where the role behind requires the
+    /// gateway's assertion.
+    pub fn with_credential(
+        mut self,
+        token: Option<&TokenSecret>,
+        auth: Arc<Authenticator>,
+    ) -> Self {
+        self.own = token.and_then(|t| {
+            let mut bearer = HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
+            bearer.set_sensitive(true);
+            Some(OwnCredential {
+                token: t.clone(),
+                bearer,
+                auth,
+            })
         });
         self
     }
 
-    /// The `Authorization` value of the process's own calls, if it has a service token.
-    pub fn credential(&self) -> Option<&axum::http::HeaderValue> {
-        self.credential.as_ref()
+    /// Puts this process's own credential on `request` (its URI made by [`Self::uri`]): the
+    /// service token, and with a gateway key the assertion of who the token signs in, as the
+    /// gateway would make it (roles behind it believe nothing else). Nothing without a token.
+    pub async fn present_own(&self, request: &mut Request) -> Result<()> {
+        let Some(own) = &self.own else {
+            return Ok(());
+        };
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, own.bearer.clone());
+        if let Some(key) = own.auth.gateway_key() {
+            let principal = own.auth.verify(&own.token, TokenKind::Api).await?;
+            let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+            let value = sign(key, &Asserted::Signed(principal), request.method(), path)?;
+            request.headers_mut().insert(ASSERTION_HEADER, value);
+        }
+        Ok(())
     }
 
     /// The URI of `path_and_query` at this role.

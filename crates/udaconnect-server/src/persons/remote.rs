@@ -45,11 +45,10 @@ impl PersonApiClient {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
-        if let Some(credential) = self.person_api.credential() {
-            request
-                .headers_mut()
-                .insert(header::AUTHORIZATION, credential.clone());
-        }
+        self.person_api
+            .present_own(&mut request)
+            .await
+            .map_err(|e| unavailable(format!("this role's own credential: {e}")))?;
         let answer = async {
             let response = self
                 .person_api
@@ -72,7 +71,8 @@ impl PersonApiClient {
             s if s.is_server_error() => Err(unavailable(format!("answered {s}"))),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(unavailable(format!(
                 "answered {status} to this role's lookup: give it an organizer's token \
-                 (--service-token)"
+                 (--service-token) and, where person-api is behind the gateway, the \
+                 gateway's key (--gateway-key-file)"
             ))),
             s => Err(Error::Internal(format!(
                 "person-api answered {s} to a lookup: {}",

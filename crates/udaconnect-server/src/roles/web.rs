@@ -23,7 +23,10 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
                 .map(|role| ctx.upstream(*role))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Router::new()
-                .merge(gateway::routes(Arc::new(Gateway::new(upstreams))))
+                .merge(gateway::routes(Arc::new(Gateway::new(
+                    upstreams,
+                    ctx.auth.clone(),
+                ))))
                 .merge(page)
         }
     };

@@ -280,7 +280,7 @@ impl Context {
         }
         let u = Arc::new(
             Upstream::new(role, self.options.upstreams.url(role)?)?
-                .with_credential(self.options.service_token.as_ref()),
+                .with_credential(self.options.service_token.as_ref(), self.auth.clone()),
         );
         self.upstreams.insert(role, u.clone());
         Ok(u)

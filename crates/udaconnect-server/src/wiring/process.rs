@@ -22,7 +22,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::access::{check_open_listeners, AuthMode, Authenticator};
+use crate::access::{
+    check_gateway_key, check_open_listeners, AuthMode, Authenticator, GatewayTrust,
+};
 use crate::http;
 use crate::http::edge;
 use crate::http::guard::{Guards, RateLimiter};
@@ -89,6 +91,8 @@ struct Plan {
     listen_file: Option<PathBuf>,
     cors_origins: Vec<String>,
     auth: AuthMode,
+    /// Whether the process signs or believes the web gateway's assertions (roles apart).
+    gateway: GatewayTrust,
     metrics_listen: Option<SocketAddr>,
     options: Options,
     backends: Backends,
@@ -116,6 +120,7 @@ impl Plan {
             listen_file: http.listen_file,
             cors_origins: http.cors_origins,
             auth: http.auth,
+            gateway: GatewayTrust::Alone,
             metrics_listen: http.metrics_listen,
             options: Options {
                 web_dir: http.web_dir,
@@ -219,6 +224,11 @@ impl Application {
         plan.options.mail = settings.mail;
         plan.options.mqtt = settings.mqtt;
         plan.options.service_token = settings.service_token;
+        plan.gateway = match settings.gateway_key {
+            Some(key) if role == Role::Web => GatewayTrust::Signs(key),
+            Some(key) => GatewayTrust::Behind(key),
+            None => GatewayTrust::Alone,
+        };
         let app = Application::start(plan).await?;
         tracing::info!(
             role = %role,
@@ -239,6 +249,9 @@ impl Application {
         }
         addresses.extend(plan.metrics_listen);
         check_open_listeners(plan.auth, &addresses)?;
+        if plan.mode == Mode::Apart {
+            check_gateway_key(&plan.roles, plan.auth, &plan.gateway, plan.listen)?;
+        }
         let files = edge::raise_open_files_limit();
         let listener = TcpListener::bind(plan.listen)
             .await
@@ -570,7 +583,8 @@ async fn run_roles(
                 Backends::Urls(by_url) => by_url.store.clone(),
             }),
         )
-        .with_clock(plan.options.signin.clock.clone()),
+        .with_clock(plan.options.signin.clock.clone())
+        .with_gateway(plan.gateway.clone()),
     );
     let mut ctx = Context {
         auth: auth.clone(),

@@ -53,6 +53,10 @@ pub struct RoleSettings {
     /// What the role presents to person-api when it looks persons up (an organizer's token),
     /// needed there when person-api runs with `--auth on`.
     pub service_token: Option<udaconnect_core::auth::TokenSecret>,
+    /// The key of the web gateway's assertions: web signs with it, the roles behind it
+    /// believe only what it signs. Without one, with `--auth on`, a role that answers API
+    /// requests listens only on loopback.
+    pub gateway_key: Option<udaconnect_core::auth::GatewayKey>,
 }
 
 /// How a process serves HTTP, whichever roles it runs.

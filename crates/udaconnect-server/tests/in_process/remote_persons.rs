@@ -48,6 +48,7 @@ pub async fn person_api_apart(dir: &std::path::Path) -> Application {
         mail: Default::default(),
         mqtt: None,
         service_token: None,
+        gateway_key: None,
     })
     .await
     .unwrap();

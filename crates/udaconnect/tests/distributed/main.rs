@@ -6,6 +6,7 @@
 //! played against this stack and `serve` alike.
 
 mod chaos;
+mod gateway;
 mod harness;
 mod mqtt;
 mod outages;
