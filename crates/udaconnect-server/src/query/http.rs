@@ -1,6 +1,6 @@
 //! connection-api: whom did a person meet, where and when.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,14 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::auth::Action;
+use udaconnect_core::auth::{Action, Role};
 use udaconnect_core::contact::ConnectionQuery;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{rule, MyPerson, On};
+use crate::access::{rule, Authenticator, Caller, MyPerson, On};
 use crate::http::openapi::{BadId, MyPersonProblems, NoSuchPerson, PersonPath, QueryBusy};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{Params, PathId};
@@ -34,6 +34,20 @@ pub struct ConnectionApi {
     pub persons: DynPersonDirectory,
     pub metrics: Arc<Metrics>,
     pub limiter: QueryLimiter,
+    /// The account store's answer to who lets the people they met see their name.
+    pub auth: Arc<Authenticator>,
+}
+
+/// A contact's person where the reader may not see who it is: `"person":null,"anonymous":true`
+/// once [`write_contacts`] writes it after `"person":`. The rest of the row (when, where, how
+/// long) stays: that the reader was there is theirs to know.
+const SOMEONE: &[u8] = b"null,\"anonymous\":true";
+
+/// Whether the caller reads others' names in a contacts answer only where those others allow
+/// it: an attendee does, about their own meetings. Admins (who may read anyone's) keep the
+/// whole answer, as does the open contract of `--auth off`.
+fn names_need_consent(caller: &Caller) -> bool {
+    caller.principal().is_some_and(|p| p.role != Role::Admin)
 }
 
 pub fn routes(api: Arc<ConnectionApi>) -> Router {
@@ -108,13 +122,29 @@ impl ConnectionApi {
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     }
 
-    /// The contacts query as the JSON array of [`ContactRow`]s.
-    pub async fn contacts(&self, q: TrackQuery) -> Result<Vec<u8>> {
+    /// The contacts query as the JSON array of [`ContactRow`]s; with `consent`, those who
+    /// have not let the people they met see them appear as someone.
+    pub async fn contacts(&self, q: TrackQuery, consent: bool) -> Result<Vec<u8>> {
         self.ensure_person(q.person_id).await?;
         let contacts = self.engine.contacts(q).await?;
         let ids: Vec<PersonId> = contacts.iter().map(|c| c.person_id).collect();
-        let persons: HashMap<PersonId, Bytes> =
+        let mut persons: HashMap<PersonId, Bytes> =
             self.persons.json_many(&ids).await?.into_iter().collect();
+        if consent && !persons.is_empty() {
+            let visible: HashSet<PersonId> = self
+                .auth
+                .store()
+                .await?
+                .visible_persons(&ids)
+                .await?
+                .into_iter()
+                .collect();
+            for (id, json) in persons.iter_mut() {
+                if !visible.contains(id) {
+                    *json = Bytes::from_static(SOMEONE);
+                }
+            }
+        }
         Ok(write_contacts(&contacts, &persons))
     }
 }
@@ -172,9 +202,18 @@ pub struct EncounterRow {
 }
 
 /// Everything one other person and the asked person shared.
+///
+/// An attendee reading their own contacts sees the name and company only of those who allow
+/// it (`PUT /api/me/visibility`); the others are someone: `person` null and `anonymous`
+/// true, the time, place and length of the meetings kept. Admins see every person.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactRow {
-    pub person: Person,
+    /// Null for someone who has not let the people they met see who they are.
+    pub person: Option<Person>,
+    /// Present, and true, only where `person` is null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(null))]
+    pub anonymous: Option<bool>,
     #[schema(example = "2020-07-07T10:37:06Z")]
     pub first_met: String,
     #[schema(example = "2020-07-08T15:02:00Z")]
@@ -195,7 +234,8 @@ fn seconds(us: i64) -> f64 {
 impl ContactRow {
     fn new(person: Person, c: udaconnect_core::contact::Contact) -> Self {
         ContactRow {
-            person,
+            person: Some(person),
+            anonymous: None,
             first_met: format_utc(from_micros(c.first)),
             last_met: format_utc(from_micros(c.last)),
             duration_seconds: seconds(c.total_us),
@@ -261,11 +301,13 @@ impl EncounterRow {
     ))]
 pub async fn find_contacts(
     State(api): State<Arc<ConnectionApi>>,
+    caller: Caller,
     Params(params): Params,
     PathId(person_id): PathId,
 ) -> ApiResult<Response> {
     let q = validate::contact_params(&params, person_id)?;
-    api.answer(async { Ok(Body::from(api.contacts(q).await?)) })
+    let consent = names_need_consent(&caller);
+    api.answer(async { Ok(Body::from(api.contacts(q, consent).await?)) })
         .await
 }
 
@@ -331,7 +373,9 @@ pub async fn my_connections(
 }
 
 /// The caller's own contacts: `GET /api/persons/{id}/contacts` for the caller's person, with
-/// the same parameters and answer.
+/// the same parameters and answer. Only people who allow it are named (`PUT
+/// /api/me/visibility`); the others appear as someone, with `person` null and `anonymous`
+/// true: the time, place and length of the meetings, no id, name or company.
 #[utoipa::path(get, path = "/api/me/contacts", tag = "me",
     params(
         ("start" = Option<String>, Query, format = Date, description = "Window start: a date or RFC 3339, as for /api/persons/{id}/contacts"),
@@ -343,17 +387,18 @@ pub async fn my_connections(
         ("join_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds (default 120)"),
     ),
     responses(
-        (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
+        (status = 200, description = "Contacts, longest time together first; those who have not let the people they met see them (PUT /api/me/visibility) as someone: person null, anonymous true", body = [ContactRow]),
         (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
         MyPersonProblems,
         QueryBusy,
     ))]
 pub async fn my_contacts(
     api: State<Arc<ConnectionApi>>,
+    caller: Caller,
     params: Params,
     MyPerson(id): MyPerson,
 ) -> ApiResult<Response> {
-    find_contacts(api, params, PathId(id)).await
+    find_contacts(api, caller, params, PathId(id)).await
 }
 
 /// The caller's own summary: `GET /api/persons/{id}/summary` for the caller's person.
