@@ -212,7 +212,7 @@ pub struct ContactRow {
     pub person: Option<Person>,
     /// Present, and true, only where `person` is null.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = json!(null))]
+    #[schema(example = true)]
     pub anonymous: Option<bool>,
     #[schema(example = "2020-07-07T10:37:06Z")]
     pub first_met: String,
@@ -479,5 +479,35 @@ mod tests {
             serde_json::to_string(&want).unwrap()
         );
         assert_eq!(write_contacts(&[], &jsons), b"[]");
+
+        // Someone: every third person hidden, written as the schema's anonymous row.
+        let hidden = |id: PersonId| id % 3 == 0;
+        let jsons: HashMap<PersonId, Bytes> = jsons
+            .into_iter()
+            .map(|(id, json)| match hidden(id) {
+                true => (id, Bytes::from_static(SOMEONE)),
+                false => (id, json),
+            })
+            .collect();
+        let want: Vec<ContactRow> = want
+            .into_iter()
+            .map(
+                |row| match row.person.as_ref().is_some_and(|p| hidden(p.id)) {
+                    true => ContactRow {
+                        person: None,
+                        anonymous: Some(true),
+                        ..row
+                    },
+                    false => row,
+                },
+            )
+            .collect();
+        let got = String::from_utf8(write_contacts(&contacts, &jsons)).unwrap();
+        assert_eq!(got, serde_json::to_string(&want).unwrap());
+        assert_eq!(
+            got.matches(r#""person":null,"anonymous":true,"first_met""#)
+                .count(),
+            13
+        );
     }
 }
