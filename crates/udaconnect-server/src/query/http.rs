@@ -89,7 +89,10 @@ impl ConnectionApi {
     }
 
     /// The connection query, as the contract defines it, as a streamed JSON body.
-    pub async fn connections(&self, q: ConnectionQuery) -> Result<ConnectionBody> {
+    /// With `consent`, only the pings of people who let those they met see them: a ping names
+    /// its person and says where they were, so the others' are left out (their meetings are
+    /// in the contacts answer, as someone's).
+    pub async fn connections(&self, q: ConnectionQuery, consent: bool) -> Result<ConnectionBody> {
         self.ensure_person(q.person_id).await?;
         let rows = self.engine.connections(q).await?;
         let most = self.limiter.limits().max_connection_rows;
@@ -104,8 +107,20 @@ impl ConnectionApi {
                 ),
             ));
         }
-        let persons = self.persons.json_many(&rows.person_ids()).await?;
+        let ids = rows.person_ids();
+        let mut persons = self.persons.json_many(&ids).await?;
+        if consent && !persons.is_empty() {
+            let visible = self.visible_among(&ids).await?;
+            // A row whose person is not among `persons` is not written.
+            persons.retain(|(id, _)| visible.contains(id));
+        }
         Ok(ConnectionBody::new(rows, persons))
+    }
+
+    /// Those of `ids` who let the people they met see them.
+    async fn visible_among(&self, ids: &[PersonId]) -> Result<HashSet<PersonId>> {
+        let store = self.auth.store().await?;
+        Ok(store.visible_persons(ids).await?.into_iter().collect())
     }
 
     /// Runs a query within the query limits and answers its JSON body; a query the limits
@@ -131,14 +146,7 @@ impl ConnectionApi {
         let mut persons: HashMap<PersonId, Bytes> =
             self.persons.json_many(&ids).await?.into_iter().collect();
         if consent && !persons.is_empty() {
-            let visible: HashSet<PersonId> = self
-                .auth
-                .store()
-                .await?
-                .visible_persons(&ids)
-                .await?
-                .into_iter()
-                .collect();
+            let visible = self.visible_among(&ids).await?;
             for (id, json) in persons.iter_mut() {
                 if !visible.contains(id) {
                     *json = Bytes::from_static(SOMEONE);
@@ -177,11 +185,13 @@ impl ConnectionApi {
     ))]
 pub async fn find_connections(
     State(api): State<Arc<ConnectionApi>>,
+    caller: Caller,
     Params(params): Params,
     PathId(person_id): PathId,
 ) -> ApiResult<Response> {
     let q = validate::connection_params(&params, person_id)?;
-    api.answer(async { Ok(Body::new(api.connections(q).await?)) })
+    let consent = names_need_consent(&caller);
+    api.answer(async { Ok(Body::new(api.connections(q, consent).await?)) })
         .await
 }
 
@@ -349,7 +359,9 @@ pub async fn summary(
     }))
 }
 
-/// The caller's own connections: `GET /api/persons/{id}/connection` for the caller's person.
+/// The caller's own connections: `GET /api/persons/{id}/connection` for the caller's person,
+/// holding only the pings of people who let those they met see them (`PUT
+/// /api/me/visibility`).
 #[utoipa::path(get, path = "/api/me/connection", tag = "me",
     params(
         ("start_date" = String, Query, format = Date, description = "First day, YYYY-MM-DD (inclusive), as for /api/persons/{id}/connection"),
@@ -358,7 +370,7 @@ pub async fn summary(
         ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most"),
     ),
     responses(
-        (status = 200, description = "Connections, by time then location id", body = [udaconnect_core::model::Connection]),
+        (status = 200, description = "Connections, by time then location id: the pings of people who let those they met see them", body = [udaconnect_core::model::Connection]),
         (status = 400, description = "A parameter is missing or invalid", body = Problem, content_type = "application/problem+json"),
         MyPersonProblems,
         (status = 422, description = "The answer would be too large; narrow the window", body = Problem, content_type = "application/problem+json"),
@@ -366,10 +378,11 @@ pub async fn summary(
     ))]
 pub async fn my_connections(
     api: State<Arc<ConnectionApi>>,
+    caller: Caller,
     params: Params,
     MyPerson(id): MyPerson,
 ) -> ApiResult<Response> {
-    find_connections(api, params, PathId(id)).await
+    find_connections(api, caller, params, PathId(id)).await
 }
 
 /// The caller's own contacts: `GET /api/persons/{id}/contacts` for the caller's person, with

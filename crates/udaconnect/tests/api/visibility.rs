@@ -51,7 +51,8 @@ fn row(answer: &[Value], person: Option<i64>) -> &Value {
 
 /// Ada stands 1 m from Bo and from a third attendee for 30 minutes. Until Bo allows it, Ada's
 /// contacts show both as someone: no id, name or company, the meeting's times, place and length
-/// kept. Once Bo allows it Ada sees Bo's name, and when Bo takes it back, no longer. The
+/// kept, and their pings are not in her connection answer. Once Bo allows it Ada sees Bo's name
+/// and pings, and when Bo takes it back, no longer. The
 /// answer is the same under `/api/persons/{id}/contacts` for Ada herself; an admin sees every
 /// name, and no `anonymous` field.
 pub async fn contacts_name_only_those_who_allow_it(api: Api) {
@@ -106,6 +107,9 @@ pub async fn contacts_name_only_those_who_allow_it(api: Api) {
     assert!(
         !text.contains(&format!("\"id\":{bo}")) && !text.contains(&format!("\"id\":{third_id}"))
     );
+    // Nor do their pings show in Ada's connection answer: a ping names its person.
+    let near = "/api/me/connection?start_date=2021-07-01&end_date=2021-07-01";
+    assert_eq!(contacts(&api, &ada_token, near).await, Vec::<Value>::new());
 
     // Bo allows it: Ada sees Bo, the third attendee stays someone.
     choose(&api, &bo_token, true).await;
@@ -120,6 +124,11 @@ pub async fn contacts_name_only_those_who_allow_it(api: Api) {
         assert!(named.get("anonymous").is_none(), "{named}");
         assert_eq!(row(&answer, None)["anonymous"], true);
     }
+    let pings = contacts(&api, &ada_token, near).await;
+    assert_eq!(pings.len(), 31, "Bo's pings only");
+    assert!(pings
+        .iter()
+        .all(|c| c["person"]["id"] == bo && c["location"]["person_id"] == bo));
     // Bo sees Ada as someone: Bo's consent is not Ada's.
     let bos = contacts(&api, &bo_token, mine).await;
     assert!(bos.iter().all(|c| c["person"].is_null()), "{bos:?}");
@@ -130,6 +139,12 @@ pub async fn contacts_name_only_those_who_allow_it(api: Api) {
     let admin: Vec<Value> = admin.json().await.unwrap();
     assert_eq!(row(&admin, Some(third_id))["person"], third);
     assert!(admin.iter().all(|c| c.get("anonymous").is_none()));
+    let everyone = api
+        .get(&format!(
+            "/api/persons/{ada}/connection?start_date=2021-07-01&end_date=2021-07-01"
+        ))
+        .await;
+    assert_eq!(everyone.json::<Vec<Value>>().await.unwrap().len(), 62);
 
     // Bo takes it back: someone again, at once.
     choose(&api, &bo_token, false).await;
