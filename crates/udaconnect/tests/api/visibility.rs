@@ -52,13 +52,13 @@ fn row(answer: &[Value], person: Option<i64>) -> &Value {
 /// Ada stands 1 m from Bo and from a third attendee for 30 minutes. Until Bo allows it, Ada's
 /// contacts show both as someone: no id, name or company, the meeting's times, place and length
 /// kept, and their pings are not in her connection answer. Once Bo allows it Ada sees Bo's name
-/// and pings, and when Bo takes it back, no longer. The
-/// answer is the same under `/api/persons/{id}/contacts` for Ada herself; an admin sees every
-/// name, and no `anonymous` field.
+/// and pings, and when Bo takes it back, no longer. The answer is the same under
+/// `/api/persons/{id}/contacts` for Ada herself; an admin sees every name, and no `anonymous`
+/// field.
 pub async fn contacts_name_only_those_who_allow_it(api: Api) {
-    let first = |p: &Value| p["id"].as_i64().unwrap();
-    let ada = first(&api.create_person("Ada").await);
-    let bo = first(&api.create_person("Bo").await);
+    let id = |p: &Value| p["id"].as_i64().unwrap();
+    let ada = id(&api.create_person("Ada").await);
+    let bo = id(&api.create_person("Bo").await);
     let third = api
         .post_json(
             "/api/persons",
@@ -68,7 +68,7 @@ pub async fn contacts_name_only_those_who_allow_it(api: Api) {
         .json::<Value>()
         .await
         .unwrap();
-    let third_id = first(&third);
+    let third_id = id(&third);
     let ada_token = api.admin_token("attendee", ada).await;
     let bo_token = api.admin_token("attendee", bo).await;
     let third_token = api.admin_token("attendee", third_id).await;
