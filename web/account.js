@@ -1,7 +1,7 @@
 // Signing in and the account: the sign-in form (a link by e-mail, no password), and the
 // caller's tokens: create (the secret shown this once), list, revoke.
 
-import { createToken, getDemoLinks, listTokens, requestSignIn, revokeToken } from './api.js';
+import { createToken, getDemoLinks, getVisibility, listTokens, requestSignIn, revokeToken, setVisibility } from './api.js';
 import { formatTime, h } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -77,6 +77,7 @@ export class Account {
       if (button) this.#revoke(button);
     });
     $('token-copy').addEventListener('click', () => this.#copy());
+    $('visibility-toggle').addEventListener('change', (e) => this.#choose(e.target));
   }
 
   /** Shows the account of `me` (the answer of GET /api/me). */
@@ -89,7 +90,39 @@ export class Account {
     const offered = me.person ? roles : roles.filter((r) => r !== 'device');
     const select = $('token-role');
     if (select.options.length !== offered.length) select.replaceChildren(...offered.map((r) => h('option', { value: r, text: r })));
+    // Only a person can be met: staff accounts without one have nothing to show or hide.
+    $('visibility-panel').hidden = !me.person;
+    if (me.person) this.#loadVisibility();
     this.load();
+  }
+
+  async #loadVisibility() {
+    const toggle = $('visibility-toggle');
+    const status = $('visibility-status');
+    toggle.disabled = true;
+    try {
+      toggle.checked = (await getVisibility()).visible;
+      toggle.disabled = false;
+      status.textContent = '';
+    } catch (error) {
+      status.textContent = `Could not load your choice: ${error.message}`;
+    }
+  }
+
+  async #choose(toggle) {
+    const status = $('visibility-status');
+    const wanted = toggle.checked;
+    toggle.disabled = true;
+    try {
+      const { visible } = await setVisibility(wanted);
+      toggle.checked = visible;
+      status.textContent = visible ? 'People you met now see your name and company.' : 'People you met now see you as "Someone".';
+    } catch (error) {
+      toggle.checked = !wanted;
+      status.textContent = `Could not save your choice: ${error.message}`;
+    } finally {
+      toggle.disabled = false;
+    }
   }
 
   hide() {

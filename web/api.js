@@ -89,6 +89,9 @@ export const signOut = () => request('/api/auth/logout', { method: 'POST' });
 export const listTokens = () => getJson('/api/me/tokens');
 /** A new token for the caller's account; its secret is in `token`, answered this once. */
 export const createToken = (fields) => request('/api/me/tokens', { method: 'POST', body: fields }).then((r) => r.data);
+/** Whether the people the caller met may see the caller's name: `{ visible }`. */
+export const getVisibility = () => getJson('/api/me/visibility');
+export const setVisibility = (visible) => request('/api/me/visibility', { method: 'PUT', body: { visible } }).then((r) => r.data);
 export const revokeToken = (id) => request(`/api/me/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
 
 export const getPositions = () => getJson('/api/live/positions');

@@ -319,7 +319,7 @@ export class Attendees {
   }
 
   #contactItem(c, i, scene) {
-    const name = personName(c.person);
+    const name = contactName(c);
     const rows = c.encounters.slice(0, ROWS_SHOWN).map((e, j) => {
       const key = `${i}-${j}`;
       return h('tr', {},
@@ -330,8 +330,9 @@ export class Attendees {
         h('td', { text: this.#where(e, scene) }));
     });
     const more = c.encounters.length - ROWS_SHOWN;
-    return h('li', { class: 'contact', 'data-person': c.person.id },
-      h('div', { class: 'contact-head' }, h('h4', { text: name }), h('span', { class: 'company', text: c.person.company_name })),
+    return h('li', { class: c.anonymous ? 'contact anonymous' : 'contact', 'data-person': c.person?.id ?? '' },
+      h('div', { class: 'contact-head' }, h('h4', { text: name }),
+        h('span', { class: 'company', text: c.person ? c.person.company_name : 'has not chosen to show their name' })),
       h('dl', { class: 'facts' },
         h('div', {}, h('dt', { text: 'Encounters' }), h('dd', { class: 'encounter-count', text: formatNumber(c.encounter_count) })),
         h('div', {}, h('dt', { text: 'Time together' }), h('dd', { text: formatDuration(c.duration_seconds) })),
@@ -370,7 +371,7 @@ export class Attendees {
     } else {
       const { contact, encounter: e } = this.#encounter(key);
       const when = e.end !== e.start ? `${formatTime(e.start)} to ${formatTime(e.end)}` : formatTime(e.start);
-      $('meetings-selected').textContent = `Highlighted: ${personName(contact.person)}, ${when} (${formatDuration(e.duration_seconds)}), at ${this.#where(e, this.result.scene)}.`;
+      $('meetings-selected').textContent = `Highlighted: ${contactName(contact)}, ${when} (${formatDuration(e.duration_seconds)}), at ${this.#where(e, this.result.scene)}.`;
     }
     this.#drawMeetings();
   }
@@ -401,7 +402,7 @@ export class Attendees {
     if (this.selected) {
       const { contact, encounter: e } = this.#encounter(this.selected);
       const p = this.map.project(e.latitude, e.longitude);
-      const text = `${personName(contact.person)} · ${formatTime(e.start)}`;
+      const text = `${contactName(contact)} · ${formatTime(e.start)}`;
       const label = s('text', { class: 'highlight-text', y: -22, 'text-anchor': 'middle' }, text);
       const g = s('g', { class: 'highlight', 'data-key': this.selected, transform: `translate(${p.x} ${p.y})` },
         s('circle', { class: 'highlight-ring', r: 16 }), label);
@@ -416,5 +417,8 @@ export class Attendees {
     }
   }
 }
+
+// Someone who has not let the people they met see them comes without a person: the meeting only.
+const contactName = (c) => (c.person ? personName(c.person) : 'Someone');
 
 const spotKey = (e) => `${e.latitude.toFixed(6)},${e.longitude.toFixed(6)}`;

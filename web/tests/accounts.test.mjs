@@ -25,6 +25,16 @@ async function signedInPage(token, options) {
   return opened;
 }
 
+/** `PUT /api/me/visibility` as the holder of `token`. */
+async function chooseVisibility(token, visible) {
+  const r = await fetch(`${started.server.url}/api/me/visibility`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ visible }),
+  });
+  assert.equal(r.status, 200);
+}
+
 test('signed out, the page shows the sign-in view and nothing else', async () => {
   const { page, errors, asked } = await signedInPage(null, { expected: [/\/api\/venue$/] });
   await page.goto(`${started.server.url}/#/attendees/1`);
@@ -74,7 +84,15 @@ test('an attendee sees their own meetings, with no directory and no one else ask
   assert.equal(await page.locator('#attendees-title').textContent(), 'My meetings');
   assert.equal(await page.locator('#people, #search').count(), 0, 'no person picker');
   assert.equal(await page.locator('nav a[data-view="live"]').isVisible(), false);
-  assert.deepEqual(await page.locator('#contacts .contact h4').allTextContents(), ['Taco Fargo', 'Frank Shader', 'Paul Badman', 'Otto Spring']);
+  // No one she met has let the people they met see them: each is someone, the meeting kept.
+  const names = () => page.locator('#contacts .contact h4').allTextContents();
+  assert.deepEqual(await names(), ['Someone', 'Someone', 'Someone', 'Someone']);
+  assert.equal(await page.locator('#contacts .contact.anonymous .encounter-count').count(), 4);
+  // Two of them allow it: she sees their names, the others stay someone.
+  for (const person of ['8', '9']) await chooseVisibility(await started.server.createToken(['--role', 'attendee', '--person', person]), true);
+  await page.reload();
+  await page.locator('#contacts .contact h4', { hasText: 'Paul Badman' }).waitFor({ timeout: 5000 });
+  assert.deepEqual(await names(), ['Someone', 'Someone', 'Paul Badman', 'Otto Spring']);
   assert.deepEqual(await seriousViolations(page), []);
   await screenshot(page, 'my-meetings');
 
@@ -117,7 +135,7 @@ test('the account view creates a token, shows its secret once, and revokes it', 
   await page.locator('#tokens-body tr', { hasText: 'laptop' }).waitFor({ timeout: 5000 });
   assert.deepEqual(await page.locator('#token-role option').allTextContents(), ['device', 'attendee']);
 
-  await page.getByLabel('Name').fill('badge');
+  await page.getByLabel('Name', { exact: true }).fill('badge');
   await page.getByRole('button', { name: 'Create token' }).click();
   const secret = page.locator('#token-secret-value');
   await secret.waitFor({ timeout: 5000 });
@@ -149,6 +167,51 @@ test('the account view creates a token, shows its secret once, and revokes it', 
   await page.reload();
   await page.locator('#tokens-body tr', { hasText: 'laptop' }).waitFor({ timeout: 5000 });
   assert.equal(await page.locator('#tokens-body tr', { hasText: 'badge' }).count(), 0);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the account view lets an attendee choose whether the people she met see her name', async () => {
+  const pam = await started.server.createToken(['--role', 'attendee', '--person', '1']);
+  const taco = await started.server.createToken(['--role', 'attendee', '--person', '5']);
+  const { page, errors } = await signedInPage(pam);
+  await page.goto(`${started.server.url}/#/account`);
+  const toggle = page.getByLabel('People I met may see my name');
+  await toggle.waitFor({ timeout: 5000 });
+  await waitFor(async () => !(await toggle.isDisabled()), 5000, 'the choice loaded');
+  assert.equal(await toggle.isChecked(), false, 'no by default');
+
+  // Taco met her: she is someone in his list until she allows it.
+  const tacosNames = async () => {
+    const r = await fetch(`${started.server.url}/api/me/contacts?min_duration=0`, { headers: { authorization: `Bearer ${taco}` } });
+    assert.equal(r.status, 200);
+    return (await r.json()).map((c) => (c.person ? `${c.person.first_name} ${c.person.last_name}` : 'Someone'));
+  };
+  const before = await tacosNames();
+  assert.ok(before.includes('Someone') && !before.includes('Pam Trexler'), before.join(', '));
+  await toggle.check();
+  await page.locator('#visibility-status', { hasText: 'People you met now see your name and company.' }).waitFor({ timeout: 5000 });
+  assert.ok((await tacosNames()).includes('Pam Trexler'));
+  assert.deepEqual(await seriousViolations(page), []);
+  await screenshot(page, 'account-visibility');
+
+  // The choice is the server's: a reload shows it; taking it back hides her again.
+  await page.reload();
+  await waitFor(async () => !(await toggle.isDisabled()) && (await toggle.isChecked()), 5000, 'the stored choice shown');
+  await toggle.uncheck();
+  await page.locator('#visibility-status', { hasText: 'People you met now see you as "Someone".' }).waitFor({ timeout: 5000 });
+  assert.ok(!(await tacosNames()).includes('Pam Trexler'));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a staff account without a person has no visibility to choose', async () => {
+  const token = await started.server.createToken(['--role', 'organizer']);
+  const { page, errors } = await signedInPage(token);
+  await page.goto(`${started.server.url}/#/account`);
+  await page.locator('#tokens-status').waitFor({ timeout: 5000 });
+  await page.locator('#account-who', { hasText: 'organizer' }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('#visibility-panel').isVisible(), false);
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -195,7 +258,7 @@ test('the demo attendee signs in by the mailed link, sees her meetings, and sign
 
   // Writes signed in by the cookie come from this page (its Origin): creating and revoking work.
   await page.locator('nav a[data-view="account"]').click();
-  await page.getByLabel('Name').fill('phone');
+  await page.getByLabel('Name', { exact: true }).fill('phone');
   await page.getByRole('button', { name: 'Create token' }).click();
   await page.locator('#token-secret-value', { hasText: /^uc_/ }).waitFor({ timeout: 5000 });
   await page.getByRole('button', { name: 'Revoke phone' }).click();

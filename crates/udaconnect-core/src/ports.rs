@@ -222,6 +222,19 @@ pub trait AccountStore: Send + Sync + 'static {
     /// minute, so a device in steady use costs no write per ping.
     async fn device_seen(&self, device: &DeviceInfo, seen: Seen) -> Result<()>;
 
+    /// Whether the people the account's person met may see their name and company; `false`
+    /// until the account says otherwise.
+    async fn visible(&self, account: AccountId) -> Result<bool>;
+    /// Records the account's choice; `false` when there is no such account.
+    async fn set_visible(
+        &self,
+        account: AccountId,
+        visible: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Those of `persons` whose account lets the people they met see them, in no order.
+    async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>>;
+
     async fn ping(&self) -> Result<()>;
 }
 

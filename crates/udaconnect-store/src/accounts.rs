@@ -124,7 +124,7 @@ pub(crate) const CONSUME_SIGN_IN_LINK: &str = "UPDATE sign_in_link SET used_at =
      RETURNING email";
 
 /// Accounts matching `filter` (a `WHERE` clause, and maybe an order and a limit).
-fn select_accounts(filter: &str) -> String {
+pub(crate) fn select_accounts(filter: &str) -> String {
     format!("SELECT {ACCOUNT_COLUMNS} FROM account {filter}")
 }
 
@@ -358,6 +358,23 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
 
     async fn device_seen(&self, device: &DeviceInfo, seen: Seen) -> Result<()> {
         self.record_device_seen(device, seen).await
+    }
+
+    async fn visible(&self, account: AccountId) -> Result<bool> {
+        self.account_visible(account).await
+    }
+
+    async fn set_visible(
+        &self,
+        account: AccountId,
+        visible: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.record_visible(account, visible, now).await
+    }
+
+    async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>> {
+        self.persons_visible(persons).await
     }
 
     async fn ping(&self) -> Result<()> {

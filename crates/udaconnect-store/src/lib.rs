@@ -12,6 +12,7 @@
 //! - `accounts.rs`: what the two account stores share (their statements, scopes as stored,
 //!   when a token's use is recorded, unique clashes, what a new account is once stored).
 //! - `devices.rs`: tracker devices in the account stores, beside their device tokens.
+//! - `visibility.rs`: whether the people a person met may see their name.
 
 mod accounts;
 mod devices;
@@ -19,6 +20,7 @@ pub mod ids;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
+mod visibility;
 
 pub use ids::FileIdLeaser;
 #[cfg(feature = "postgres")]

@@ -282,6 +282,11 @@ fn call(method: &str, path: &str, location: i64) -> Call {
                 },
             ),
             ("get", "/api/me/devices") => (path.into(), None, own_account),
+            ("get", "/api/me/visibility") => (path.into(), None, own_account),
+            // The askers' choice stays no: the matrix asks, it does not change their consent.
+            ("put", "/api/me/visibility") => {
+                (path.into(), Some(json!({"visible": false})), own_account)
+            }
             ("delete", "/api/me/devices/{id}") => {
                 ("/api/me/devices/999999".into(), None, own_account)
             }

@@ -105,6 +105,10 @@ actions! {
     CreateDevice,
     /// `DELETE /api/me/devices/{id}`; the resource is the device's account.
     RevokeDevice,
+    /// `GET /api/me/visibility`: whether the people the caller met may see who they are.
+    GetVisibility,
+    /// `PUT /api/me/visibility`: the caller's choice of it.
+    SetVisibility,
     /// `POST /pub`: an OwnTracks message; the resource is the ping's person.
     PostOwnTracks,
     /// `/api/osmand` and the OsmAnd listener: a Traccar Client or OsmAnd report; the resource

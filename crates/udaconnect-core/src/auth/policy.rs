@@ -76,7 +76,8 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::GrpcIngest
         | Action::PostOwnTracks
         | Action::PostOsmAnd => (Rule::OwnPings, Some(Ingest)),
-        Action::ListTokens | Action::ListSessions | Action::ListDevices => {
+        // Consent is the account holder's own, whatever their role; never a device's.
+        Action::ListTokens | Action::ListSessions | Action::ListDevices | Action::GetVisibility => {
             (Rule::OwnAccount, Some(Read))
         }
         // A device is a credential for a person's pings: the person's own, or an admin's.
@@ -86,7 +87,8 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::RevokeSession
         | Action::ChangeEmail
         | Action::AddSecondaryEmail
-        | Action::DeleteAccount => (Rule::OwnAccount, Some(Manage)),
+        | Action::DeleteAccount
+        | Action::SetVisibility => (Rule::OwnAccount, Some(Manage)),
         Action::CreateToken => (Rule::OwnGrant, Some(Manage)),
         Action::InviteAccount => (Rule::Invite, Some(Manage)),
     }

@@ -9,9 +9,11 @@
 //!
 //! - [`authenticate`]: the credential read, looked up (with a short cache), and CSRF.
 //! - [`me`]: `/api/me` and the caller's own tokens.
+//! - [`visibility`]: whether the people the caller met may see who the caller is.
 
 pub mod authenticate;
 pub mod me;
+pub mod visibility;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

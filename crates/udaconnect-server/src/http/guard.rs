@@ -16,7 +16,7 @@ use axum::handler::Handler;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, MethodRouter};
+use axum::routing::{post, put, MethodRouter};
 
 use crate::http::edge::AllowedHosts;
 use crate::http::problem::Problem;
@@ -120,6 +120,16 @@ where
     S: Clone + Send + Sync + 'static,
 {
     post(handler).route_layer(axum::middleware::from_fn(json_body))
+}
+
+/// A PUT route that takes a JSON body, declared as [`post_json`] declares a POST one.
+pub fn put_json<H, T, S>(handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    put(handler).route_layer(axum::middleware::from_fn(json_body))
 }
 
 /// Refuses a body that does not say it is JSON, before it is read.

@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use crate::access::me;
+use crate::access::{me, visibility};
 use crate::http::ops;
 use crate::http::problem::{Problem, PROBLEM_JSON};
 use crate::ingest::http as location_api;
@@ -74,6 +74,8 @@ use crate::signin::http as signin;
         trackers::devices::create_device,
         trackers::devices::list_devices,
         trackers::devices::revoke_device,
+        visibility::my_visibility,
+        visibility::set_my_visibility,
     ),
     components(schemas(
         udaconnect_core::model::Person,
@@ -110,6 +112,8 @@ use crate::signin::http as signin;
         trackers::devices::OwnTracksSettings,
         trackers::devices::TraccarSettings,
         trackers::devices::NewDeviceBody,
+        visibility::Visibility,
+        visibility::VisibilityBody,
     )),
     tags(
         (name = "persons", description = "Attendees"),
@@ -322,6 +326,8 @@ pub const OPERATIONS: &[(&str, &str, Action)] = &[
     ("post", "/api/me/devices", Action::CreateDevice),
     ("get", "/api/me/devices", Action::ListDevices),
     ("delete", "/api/me/devices/{id}", Action::RevokeDevice),
+    ("get", "/api/me/visibility", Action::GetVisibility),
+    ("put", "/api/me/visibility", Action::SetVisibility),
     ("post", "/api/auth/login", Action::RequestSignIn),
     ("get", "/api/auth/demo", Action::DemoSignIn),
     ("get", "/auth/confirm", Action::ConfirmSignIn),

@@ -1,6 +1,6 @@
 //! connection-api: whom did a person meet, where and when.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,14 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::auth::Action;
+use udaconnect_core::auth::{Action, Role};
 use udaconnect_core::contact::ConnectionQuery;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{rule, MyPerson, On};
+use crate::access::{rule, Authenticator, Caller, MyPerson, On};
 use crate::http::openapi::{BadId, MyPersonProblems, NoSuchPerson, PersonPath, QueryBusy};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{Params, PathId};
@@ -34,6 +34,20 @@ pub struct ConnectionApi {
     pub persons: DynPersonDirectory,
     pub metrics: Arc<Metrics>,
     pub limiter: QueryLimiter,
+    /// The account store's answer to who lets the people they met see their name.
+    pub auth: Arc<Authenticator>,
+}
+
+/// A contact's person where the reader may not see who it is: `"person":null,"anonymous":true`
+/// once [`write_contacts`] writes it after `"person":`. The rest of the row (when, where, how
+/// long) stays: that the reader was there is theirs to know.
+const SOMEONE: &[u8] = b"null,\"anonymous\":true";
+
+/// Whether the caller reads others' names in a contacts answer only where those others allow
+/// it: an attendee does, about their own meetings. Admins (who may read anyone's) keep the
+/// whole answer, as does the open contract of `--auth off`.
+fn names_need_consent(caller: &Caller) -> bool {
+    caller.principal().is_some_and(|p| p.role != Role::Admin)
 }
 
 pub fn routes(api: Arc<ConnectionApi>) -> Router {
@@ -75,7 +89,10 @@ impl ConnectionApi {
     }
 
     /// The connection query, as the contract defines it, as a streamed JSON body.
-    pub async fn connections(&self, q: ConnectionQuery) -> Result<ConnectionBody> {
+    /// With `consent`, only the pings of people who let those they met see them: a ping names
+    /// its person and says where they were, so the others' are left out (their meetings are
+    /// in the contacts answer, as someone's).
+    pub async fn connections(&self, q: ConnectionQuery, consent: bool) -> Result<ConnectionBody> {
         self.ensure_person(q.person_id).await?;
         let rows = self.engine.connections(q).await?;
         let most = self.limiter.limits().max_connection_rows;
@@ -90,8 +107,20 @@ impl ConnectionApi {
                 ),
             ));
         }
-        let persons = self.persons.json_many(&rows.person_ids()).await?;
+        let ids = rows.person_ids();
+        let mut persons = self.persons.json_many(&ids).await?;
+        if consent && !persons.is_empty() {
+            let visible = self.visible_among(&ids).await?;
+            // A row whose person is not among `persons` is not written.
+            persons.retain(|(id, _)| visible.contains(id));
+        }
         Ok(ConnectionBody::new(rows, persons))
+    }
+
+    /// Those of `ids` who let the people they met see them.
+    async fn visible_among(&self, ids: &[PersonId]) -> Result<HashSet<PersonId>> {
+        let store = self.auth.store().await?;
+        Ok(store.visible_persons(ids).await?.into_iter().collect())
     }
 
     /// Runs a query within the query limits and answers its JSON body; a query the limits
@@ -108,13 +137,22 @@ impl ConnectionApi {
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     }
 
-    /// The contacts query as the JSON array of [`ContactRow`]s.
-    pub async fn contacts(&self, q: TrackQuery) -> Result<Vec<u8>> {
+    /// The contacts query as the JSON array of [`ContactRow`]s; with `consent`, those who
+    /// have not let the people they met see them appear as someone.
+    pub async fn contacts(&self, q: TrackQuery, consent: bool) -> Result<Vec<u8>> {
         self.ensure_person(q.person_id).await?;
         let contacts = self.engine.contacts(q).await?;
         let ids: Vec<PersonId> = contacts.iter().map(|c| c.person_id).collect();
-        let persons: HashMap<PersonId, Bytes> =
+        let mut persons: HashMap<PersonId, Bytes> =
             self.persons.json_many(&ids).await?.into_iter().collect();
+        if consent && !persons.is_empty() {
+            let visible = self.visible_among(&ids).await?;
+            for (id, json) in persons.iter_mut() {
+                if !visible.contains(id) {
+                    *json = Bytes::from_static(SOMEONE);
+                }
+            }
+        }
         Ok(write_contacts(&contacts, &persons))
     }
 }
@@ -147,11 +185,13 @@ impl ConnectionApi {
     ))]
 pub async fn find_connections(
     State(api): State<Arc<ConnectionApi>>,
+    caller: Caller,
     Params(params): Params,
     PathId(person_id): PathId,
 ) -> ApiResult<Response> {
     let q = validate::connection_params(&params, person_id)?;
-    api.answer(async { Ok(Body::new(api.connections(q).await?)) })
+    let consent = names_need_consent(&caller);
+    api.answer(async { Ok(Body::new(api.connections(q, consent).await?)) })
         .await
 }
 
@@ -172,9 +212,18 @@ pub struct EncounterRow {
 }
 
 /// Everything one other person and the asked person shared.
+///
+/// An attendee reading their own contacts sees the name and company only of those who allow
+/// it (`PUT /api/me/visibility`); the others are someone: `person` null and `anonymous`
+/// true, the time, place and length of the meetings kept. Admins see every person.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactRow {
-    pub person: Person,
+    /// Null for someone who has not let the people they met see who they are.
+    pub person: Option<Person>,
+    /// Present, and true, only where `person` is null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = true)]
+    pub anonymous: Option<bool>,
     #[schema(example = "2020-07-07T10:37:06Z")]
     pub first_met: String,
     #[schema(example = "2020-07-08T15:02:00Z")]
@@ -195,7 +244,8 @@ fn seconds(us: i64) -> f64 {
 impl ContactRow {
     fn new(person: Person, c: udaconnect_core::contact::Contact) -> Self {
         ContactRow {
-            person,
+            person: Some(person),
+            anonymous: None,
             first_met: format_utc(from_micros(c.first)),
             last_met: format_utc(from_micros(c.last)),
             duration_seconds: seconds(c.total_us),
@@ -261,11 +311,13 @@ impl EncounterRow {
     ))]
 pub async fn find_contacts(
     State(api): State<Arc<ConnectionApi>>,
+    caller: Caller,
     Params(params): Params,
     PathId(person_id): PathId,
 ) -> ApiResult<Response> {
     let q = validate::contact_params(&params, person_id)?;
-    api.answer(async { Ok(Body::from(api.contacts(q).await?)) })
+    let consent = names_need_consent(&caller);
+    api.answer(async { Ok(Body::from(api.contacts(q, consent).await?)) })
         .await
 }
 
@@ -307,7 +359,9 @@ pub async fn summary(
     }))
 }
 
-/// The caller's own connections: `GET /api/persons/{id}/connection` for the caller's person.
+/// The caller's own connections: `GET /api/persons/{id}/connection` for the caller's person,
+/// holding only the pings of people who let those they met see them (`PUT
+/// /api/me/visibility`).
 #[utoipa::path(get, path = "/api/me/connection", tag = "me",
     params(
         ("start_date" = String, Query, format = Date, description = "First day, YYYY-MM-DD (inclusive), as for /api/persons/{id}/connection"),
@@ -316,7 +370,7 @@ pub async fn summary(
         ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most"),
     ),
     responses(
-        (status = 200, description = "Connections, by time then location id", body = [udaconnect_core::model::Connection]),
+        (status = 200, description = "Connections, by time then location id: the pings of people who let those they met see them", body = [udaconnect_core::model::Connection]),
         (status = 400, description = "A parameter is missing or invalid", body = Problem, content_type = "application/problem+json"),
         MyPersonProblems,
         (status = 422, description = "The answer would be too large; narrow the window", body = Problem, content_type = "application/problem+json"),
@@ -324,14 +378,17 @@ pub async fn summary(
     ))]
 pub async fn my_connections(
     api: State<Arc<ConnectionApi>>,
+    caller: Caller,
     params: Params,
     MyPerson(id): MyPerson,
 ) -> ApiResult<Response> {
-    find_connections(api, params, PathId(id)).await
+    find_connections(api, caller, params, PathId(id)).await
 }
 
 /// The caller's own contacts: `GET /api/persons/{id}/contacts` for the caller's person, with
-/// the same parameters and answer.
+/// the same parameters and answer. Only people who allow it are named (`PUT
+/// /api/me/visibility`); the others appear as someone, with `person` null and `anonymous`
+/// true: the time, place and length of the meetings, no id, name or company.
 #[utoipa::path(get, path = "/api/me/contacts", tag = "me",
     params(
         ("start" = Option<String>, Query, format = Date, description = "Window start: a date or RFC 3339, as for /api/persons/{id}/contacts"),
@@ -343,17 +400,18 @@ pub async fn my_connections(
         ("join_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds (default 120)"),
     ),
     responses(
-        (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
+        (status = 200, description = "Contacts, longest time together first; those who have not let the people they met see them (PUT /api/me/visibility) as someone: person null, anonymous true", body = [ContactRow]),
         (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
         MyPersonProblems,
         QueryBusy,
     ))]
 pub async fn my_contacts(
     api: State<Arc<ConnectionApi>>,
+    caller: Caller,
     params: Params,
     MyPerson(id): MyPerson,
 ) -> ApiResult<Response> {
-    find_contacts(api, params, PathId(id)).await
+    find_contacts(api, caller, params, PathId(id)).await
 }
 
 /// The caller's own summary: `GET /api/persons/{id}/summary` for the caller's person.
@@ -434,5 +492,35 @@ mod tests {
             serde_json::to_string(&want).unwrap()
         );
         assert_eq!(write_contacts(&[], &jsons), b"[]");
+
+        // Someone: every third person hidden, written as the schema's anonymous row.
+        let hidden = |id: PersonId| id % 3 == 0;
+        let jsons: HashMap<PersonId, Bytes> = jsons
+            .into_iter()
+            .map(|(id, json)| match hidden(id) {
+                true => (id, Bytes::from_static(SOMEONE)),
+                false => (id, json),
+            })
+            .collect();
+        let want: Vec<ContactRow> = want
+            .into_iter()
+            .map(
+                |row| match row.person.as_ref().is_some_and(|p| hidden(p.id)) {
+                    true => ContactRow {
+                        person: None,
+                        anonymous: Some(true),
+                        ..row
+                    },
+                    false => row,
+                },
+            )
+            .collect();
+        let got = String::from_utf8(write_contacts(&contacts, &jsons)).unwrap();
+        assert_eq!(got, serde_json::to_string(&want).unwrap());
+        assert_eq!(
+            got.matches(r#""person":null,"anonymous":true,"first_met""#)
+                .count(),
+            13
+        );
     }
 }

@@ -142,6 +142,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         persons,
         metrics: ctx.metrics.clone(),
         limiter: QueryLimiter::new(ctx.options.edge.query.clone(), ctx.metrics.clone()),
+        auth: ctx.auth.clone(),
     }));
     if live_view {
         role.router = role.router.merge(live::routes(live));

@@ -120,7 +120,13 @@ impl Role {
                 depends_on: &[],
                 feeds: &[],
                 default_port: 30002,
-                paths: &["persons/**", "me", "me/tokens/**", "auth/**"],
+                paths: &[
+                    "persons/**",
+                    "me",
+                    "me/tokens/**",
+                    "me/visibility/**",
+                    "auth/**",
+                ],
                 readiness: &[Readiness::PersonStore],
             },
             Role::LocationApi => &RoleSpec {
@@ -382,6 +388,7 @@ mod tests {
             ("/api/me", Some(PersonApi)),
             ("/api/me/tokens", Some(PersonApi)),
             ("/api/me/tokens/3", Some(PersonApi)),
+            ("/api/me/visibility", Some(PersonApi)),
             ("/api/me/contacts", Some(ConnectionApi)),
             ("/api/me/connection", Some(ConnectionApi)),
             ("/api/me/summary", Some(ConnectionApi)),

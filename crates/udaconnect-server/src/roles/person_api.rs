@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::access::me::{self, MeApi};
+use crate::access::visibility;
 use crate::http::ops;
 use crate::persons::http::{routes, PersonApi};
 use crate::persons::{DynPersonDirectory, LocalPersons};
@@ -51,6 +52,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     let mut role = RunningRole::new(
         routes(api)
             .merge(me::routes(me))
+            .merge(visibility::routes(ctx.auth.clone()))
             .merge(signin_http::routes(signin)),
     );
     role.checks

@@ -15,7 +15,11 @@ use crate::accounts::{
     VERIFY_TOKEN,
 };
 
-const SCHEMA: &str = include_str!("../../migrations/sqlite/accounts.sql");
+/// The accounts, then what hangs on them.
+const SCHEMA: &str = concat!(
+    include_str!("../../migrations/sqlite/accounts.sql"),
+    include_str!("../../migrations/sqlite/visibility.sql"),
+);
 
 /// Accounts and credentials in their own SQLite file, which deletes by overwriting (see the
 /// schema).

@@ -25,6 +25,7 @@ mod locations;
 mod near;
 mod persons;
 mod tracks;
+mod visibility;
 
 use std::collections::BTreeMap;
 
@@ -58,6 +59,7 @@ pub use persons::{
     creates_racing_an_import_never_collide, new_person, persons_are_imported_created_and_listed,
 };
 pub use tracks::{contacts_via_store, longest_piece_m, near_tracks_gives_the_oracles_contacts};
+pub use visibility::visibility_is_off_until_chosen_and_goes_with_the_account;
 
 /// One store engine: how the suite opens fresh stores of it, and what keeps them (a
 /// directory, a database) until they are dropped.
@@ -143,6 +145,7 @@ macro_rules! store_suite {
                 devices_are_registered_found_seen_and_revoked,
                 person_keys_are_made_once_under_a_race,
                 destroyed_person_keys_are_final,
+                visibility_is_off_until_chosen_and_goes_with_the_account,
             ]
         );
     };

@@ -22,6 +22,7 @@ mod persons;
 mod signin;
 mod suite;
 mod trackers;
+mod visibility;
 
 /// Tests in a module named `$engine` that play the bodies against `$type` (an
 /// [`suite::Engine`]): `open`, every body of the original contract with `--auth off`;

@@ -123,6 +123,8 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         signin::bad_sign_in_requests_are_problems,
         signin::persons_created_with_an_address_are_welcomed,
         signin::no_link_token_or_session_id_is_written_anywhere,
+        visibility::contacts_name_only_those_who_allow_it,
+        visibility::bad_visibility_requests_are_problems,
     ]
 }
 

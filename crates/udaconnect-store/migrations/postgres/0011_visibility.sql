@@ -1,0 +1,7 @@
+-- Whether the people an account's person met may see their name and company. No row, or
+-- `visible` false, is no: consent is asked for, never assumed. It goes with the account.
+CREATE TABLE IF NOT EXISTS account_visibility (
+    account_id BIGINT PRIMARY KEY REFERENCES account (id) ON DELETE CASCADE,
+    visible    BOOLEAN NOT NULL,
+    changed_at TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,84 @@
+use std::collections::BTreeSet;
+
+use chrono::TimeDelta;
+use udaconnect_core::auth::Role;
+
+use super::accounts::{new_account, t0};
+use super::StoreEngine;
+
+/// No account is visible until it says so; the latest choice holds; only persons whose
+/// account said yes are named among those asked about, however many are asked at once; a
+/// choice for no account is refused, and a deleted account's choice goes with it.
+pub async fn visibility_is_off_until_chosen_and_goes_with_the_account<E: StoreEngine>() {
+    let stores = E::open().await;
+    let store = stores.accounts();
+    let mut accounts = Vec::new();
+    for person in 1..=1200 {
+        let new = new_account(Role::Attendee, Some(person), None);
+        accounts.push(store.create_account(new, t0()).await.unwrap());
+    }
+    let staff = store
+        .create_account(new_account(Role::Organizer, None, None), t0())
+        .await
+        .unwrap();
+    let all: Vec<i64> = (1..=1300).collect();
+    assert!(!store.visible(accounts[0].id).await.unwrap());
+    assert!(store.visible_persons(&all).await.unwrap().is_empty());
+
+    // Persons 3, 600 and 1100 say yes (in different chunks of a large question); 4 says yes,
+    // then no; 5 says no.
+    let later = t0() + TimeDelta::minutes(1);
+    for (person, visible) in [(3, true), (600, true), (1100, true), (4, true), (5, false)] {
+        let account = accounts[person - 1].id;
+        assert!(store.set_visible(account, visible, t0()).await.unwrap());
+    }
+    assert!(store
+        .set_visible(accounts[3].id, false, later)
+        .await
+        .unwrap());
+    assert!(store
+        .set_visible(accounts[2].id, true, later)
+        .await
+        .unwrap());
+    assert!(store.set_visible(staff.id, true, t0()).await.unwrap());
+    assert!(store.visible(accounts[2].id).await.unwrap());
+    assert!(!store.visible(accounts[3].id).await.unwrap());
+    assert!(!store.visible(accounts[4].id).await.unwrap());
+    assert!(store.visible(staff.id).await.unwrap());
+    let seen: BTreeSet<i64> = store
+        .visible_persons(&all)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(seen, BTreeSet::from([3, 600, 1100]));
+    let few: BTreeSet<i64> = store
+        .visible_persons(&[600, 4, 9999])
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(few, BTreeSet::from([600]));
+    assert!(store.visible_persons(&[]).await.unwrap().is_empty());
+
+    assert!(!store.set_visible(i64::MAX, true, t0()).await.unwrap());
+    assert!(store.delete_account(accounts[599].id).await.unwrap());
+    assert!(!store.visible(accounts[599].id).await.unwrap());
+    assert!(!store
+        .set_visible(accounts[599].id, true, t0())
+        .await
+        .unwrap());
+    // A new account for the same person starts from no.
+    let again = store
+        .create_account(new_account(Role::Attendee, Some(600), None), t0())
+        .await
+        .unwrap();
+    assert!(!store.visible(again.id).await.unwrap());
+    let seen: BTreeSet<i64> = store
+        .visible_persons(&all)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(seen, BTreeSet::from([3, 1100]));
+}
