@@ -298,6 +298,21 @@ fn call(method: &str, path: &str, location: i64) -> Call {
             ("post", "/api/me/devices") => {
                 (path.into(), Some(json!({"name": "matrix"})), own_person)
             }
+            ("get", "/api/me/sessions") => (path.into(), None, own_account),
+            ("delete", "/api/me/sessions/{id}") => {
+                ("/api/me/sessions/999999".into(), None, own_account)
+            }
+            ("post", "/api/me/email") | ("put", "/api/me/secondary-email") => (
+                path.into(),
+                Some(json!({"email": "matrix@example.org"})),
+                own_account,
+            ),
+            ("delete", "/api/me/secondary-email") => (path.into(), None, own_account),
+            ("put", "/api/accounts/{id}/role") => (
+                "/api/accounts/999999/role".into(),
+                Some(json!({"role": "organizer"})),
+                service,
+            ),
             ("get", p) if p.starts_with("/api/me") => (p.into(), None, own_person),
             ("post", "/api/auth/login") => (
                 path.into(),
@@ -305,7 +320,9 @@ fn call(method: &str, path: &str, location: i64) -> Call {
                 service,
             ),
             // A well-formed link no one was sent: the page shows, its POST is 410.
-            ("get", "/auth/confirm") => (format!("{path}?token={NEVER_SENT}"), None, service),
+            ("get", "/auth/confirm") | ("get", "/auth/verify-email") => {
+                (format!("{path}?token={NEVER_SENT}"), None, service)
+            }
             (_, p) => (p.into(), None, service),
         };
     Call {

@@ -50,7 +50,8 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::GrpcHealth
         | Action::GrpcReflection
         | Action::RequestSignIn
-        | Action::ConfirmSignIn => (Rule::Public, None),
+        | Action::ConfirmSignIn
+        | Action::ConfirmEmail => (Rule::Public, None),
         Action::SignOut => (Rule::Member, None),
         Action::GetMe | Action::GetVenue => (Rule::Member, Some(Read)),
         Action::Metrics

@@ -91,6 +91,7 @@ const TABLE: &[(Action, Resource, &str)] = &[
     (Action::GrpcReflection, ANY, "YYYYYY"),
     (Action::RequestSignIn, ANY, "YYYYYY"),
     (Action::ConfirmSignIn, ANY, "YYYYYY"),
+    (Action::ConfirmEmail, ANY, "YYYYYY"),
     (Action::SignOut, ANY, "SYYNYY"),
     (Action::GetMe, ANY, "SYYNYY"),
     (Action::ListTokens, A_ACC, "SYNNNY"),

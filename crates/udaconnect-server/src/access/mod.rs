@@ -9,9 +9,13 @@
 //!
 //! - [`authenticate`]: the credential read, looked up (with a short cache), and CSRF.
 //! - [`me`]: `/api/me` and the caller's own tokens.
+//! - [`sessions`]: the caller's browser sessions, listed and ended.
+//! - [`accounts`]: every account and its role, for admins.
 
+pub mod accounts;
 pub mod authenticate;
 pub mod me;
+pub mod sessions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -122,6 +122,16 @@ where
     post(handler).route_layer(axum::middleware::from_fn(json_body))
 }
 
+/// A PUT route that takes a JSON body, refused as [`post_json`] refuses one of another type.
+pub fn put_json<H, T, S>(handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    axum::routing::put(handler).route_layer(axum::middleware::from_fn(json_body))
+}
+
 /// Refuses a body that does not say it is JSON, before it is read.
 async fn json_body(request: Request, next: Next) -> Response {
     if is_json(request.headers().get(header::CONTENT_TYPE)) {

@@ -122,6 +122,11 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         signin::bad_sign_in_requests_are_problems,
         signin::persons_created_with_an_address_are_welcomed,
         signin::no_link_token_or_session_id_is_written_anywhere,
+        account::a_new_address_is_the_accounts_once_its_link_is_followed,
+        account::a_secondary_address_is_verified_then_removed,
+        account::sessions_are_listed_and_one_ended_from_another,
+        account::admins_list_accounts_and_change_roles,
+        account::bad_address_requests_are_problems,
     ]
 }
 
