@@ -1,8 +1,10 @@
 // Signing in and the account: the sign-in form (a link by e-mail, no password), and the
-// caller's tokens: create (the secret shown this once), list, revoke.
+// caller's tokens: create (the secret shown this once), list, revoke; with the addresses,
+// sessions and (for admins) accounts of settings.js.
 
 import { createToken, listTokens, requestSignIn, revokeToken } from './api.js';
 import { formatTime, h } from './format.js';
+import { Accounts, Addresses, Sessions } from './settings.js';
 
 const $ = (id) => document.getElementById(id);
 // The roles a token may have, lowest first; a token's role is never above its account's.
@@ -58,6 +60,9 @@ export class Account {
       if (button) this.#revoke(button);
     });
     $('token-copy').addEventListener('click', () => this.#copy());
+    this.addresses = new Addresses();
+    this.sessions = new Sessions();
+    this.accounts = new Accounts();
   }
 
   /** Shows the account of `me` (the answer of GET /api/me). */
@@ -71,6 +76,9 @@ export class Account {
     const select = $('token-role');
     if (select.options.length !== offered.length) select.replaceChildren(...offered.map((r) => h('option', { value: r, text: r })));
     this.load();
+    this.addresses.show(me);
+    this.sessions.load();
+    this.accounts.show(me);
   }
 
   hide() {
