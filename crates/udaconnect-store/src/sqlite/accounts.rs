@@ -358,3 +358,79 @@ impl AccountDb for SqliteAccounts {
         self.db.ping().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone};
+    use udaconnect_core::auth::{NewAccount, TokenKind, TokenSecret};
+    use udaconnect_core::ports::AccountStore;
+
+    use super::*;
+
+    /// A file made before the sessions had numbers (only `SCHEMA`, a session in it) opens with
+    /// the step applied once: the session keeps working, is numbered, and new ones follow it.
+    #[tokio::test]
+    async fn a_file_of_the_earlier_schema_is_brought_up_to_date_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.sqlite3");
+        let t0 = Utc.with_ymd_and_hms(2026, 5, 4, 9, 30, 0).unwrap();
+        let old = TokenSecret::from_bytes([7; 32]);
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute(
+                "INSERT INTO account (role, created_at) VALUES ('organizer', ?1)",
+                [to_micros(t0)],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO account_session (hash, account_id, created_at, expires_at)
+                 VALUES (?1, 1, ?2, ?3)",
+                params![
+                    old.hash(TokenKind::Session).as_bytes().to_vec(),
+                    to_micros(t0),
+                    to_micros(t0 + TimeDelta::days(1))
+                ],
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            let store = SqliteAccountStore::open(&path).unwrap();
+            assert!(store.verify_session(&old, t0).await.unwrap().is_some());
+        }
+        let store = SqliteAccountStore::open(&path).unwrap();
+        let new = store
+            .create_session(1, t0 + TimeDelta::days(1), t0)
+            .await
+            .unwrap();
+        let listed = store.sessions(1, Some(&new), t0).await.unwrap();
+        let ids: Vec<(i64, bool)> = listed.iter().map(|s| (s.id, s.current)).collect();
+        assert_eq!(ids, vec![(1, false), (2, true)]);
+        let applied: i64 = store
+            .0
+            .db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM udaconnect_migrations", [], |r| {
+                    r.get(0)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(applied, 1);
+        // An account made now is stored as ever.
+        let made = store
+            .create_account(
+                NewAccount {
+                    person: None,
+                    email: None,
+                    email_verified: false,
+                    secondary_email: None,
+                    role: Role::Admin,
+                },
+                t0,
+            )
+            .await
+            .unwrap();
+        assert_eq!(made.id, 2);
+    }
+}
