@@ -18,8 +18,9 @@ const INSERT_CHANGE: &str = "INSERT INTO email_change
 /// A change not yet applied gets the (new) token of the mail that carries its link.
 const ISSUE_LINK: &str = "UPDATE email_change SET hash = $3, expires_at = $4
      WHERE mail_key = $1 AND email = $2 AND used_at IS NULL";
-/// Uses up the link with hash `$1` at `$2`: its account, address, key and slot. Run by the
-/// engines in one transaction with [`APPLY_PRIMARY`] or [`APPLY_SECONDARY`].
+/// Uses up the link with hash `$1` at `$2`: its account, address, key and slot. SQLite runs
+/// it in one transaction with [`APPLY_PRIMARY`] or [`APPLY_SECONDARY`]; PostgreSQL in one
+/// statement with the change.
 pub(crate) const USE_LINK: &str = "UPDATE email_change SET used_at = $2
      WHERE hash = $1 AND used_at IS NULL AND expires_at > $2
      RETURNING account_id, email, email_key, slot";
