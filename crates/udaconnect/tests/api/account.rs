@@ -4,6 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use udaconnect_server::roles::Role;
 
 use crate::signin::{address, browser, nth_mail, person_with_email, signed_in};
 use crate::suite::{assert_problem, assert_raw_problems, header, Api};
@@ -88,6 +89,13 @@ pub async fn a_new_address_is_the_accounts_once_its_link_is_followed(api: Api) {
     assert_eq!(done.status(), StatusCode::OK);
     assert!(done.text().await.unwrap().contains("Address confirmed"));
     assert_eq!(verify(&api, &token).await.status(), StatusCode::GONE);
+    // The mail is the link's one copy: no log line holds it.
+    for role in Role::ALL {
+        assert!(
+            !api.log_of(role).contains(&token),
+            "the link in {role}'s log"
+        );
+    }
     assert_eq!(me(&api, &session).await["email"], new.to_uppercase());
 
     // The new address signs in; the old one has no account any more.
