@@ -1,8 +1,10 @@
 // Signing in and the account: the sign-in form (a link by e-mail, no password), and the
-// caller's tokens: create (the secret shown this once), list, revoke.
+// caller's tokens: create (the secret shown this once), list, revoke; with the addresses,
+// sessions and (for admins) accounts of settings.js.
 
 import { createToken, getDemoLinks, getVisibility, listTokens, requestSignIn, revokeToken, setVisibility } from './api.js';
 import { formatTime, h } from './format.js';
+import { Accounts, Addresses, Sessions } from './settings.js';
 
 const $ = (id) => document.getElementById(id);
 // The roles a token may have, lowest first; a token's role is never above its account's.
@@ -78,6 +80,9 @@ export class Account {
     });
     $('token-copy').addEventListener('click', () => this.#copy());
     $('visibility-toggle').addEventListener('change', (e) => this.#choose(e.target));
+    this.addresses = new Addresses();
+    this.sessions = new Sessions();
+    this.accounts = new Accounts();
   }
 
   /** Shows the account of `me` (the answer of GET /api/me). */
@@ -94,6 +99,9 @@ export class Account {
     $('visibility-panel').hidden = !me.person;
     if (me.person) this.#loadVisibility();
     this.load();
+    this.addresses.show(me);
+    this.sessions.load();
+    this.accounts.show(me);
   }
 
   async #loadVisibility() {

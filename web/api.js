@@ -94,6 +94,29 @@ export const getVisibility = () => getJson('/api/me/visibility');
 export const setVisibility = (visible) => request('/api/me/visibility', { method: 'PUT', body: { visible } }).then((r) => r.data);
 export const revokeToken = (id) => request(`/api/me/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
 
+/** Asks for a link to `email` that makes it the account's address (`secondary`: its second one). */
+export const changeEmail = (email, secondary = false) => request(secondary ? '/api/me/secondary-email' : '/api/me/email',
+  { method: secondary ? 'PUT' : 'POST', body: { email } });
+export const removeSecondaryEmail = () => request('/api/me/secondary-email', { method: 'DELETE' });
+/** The caller's live browser sessions; the one asking has `current`. */
+export const listSessions = () => getJson('/api/me/sessions');
+export const revokeSession = (id) => request(`/api/me/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
+
+/** Every account (admins), following the pages' X-Next-Cursor. */
+export async function listAccounts() {
+  const accounts = [];
+  let cursor = null;
+  do {
+    const query = cursor === null ? '' : `?cursor=${encodeURIComponent(cursor)}`;
+    const { data, headers } = await request(`/api/accounts${query}`);
+    accounts.push(...data);
+    cursor = headers.get('x-next-cursor');
+  } while (cursor);
+  return accounts;
+}
+export const changeRole = (id, role) => request(`/api/accounts/${encodeURIComponent(id)}/role`, { method: 'PUT', body: { role } })
+  .then((r) => r.data);
+
 export const getPositions = () => getJson('/api/live/positions');
 export const getHeat = (minutes) => getJson(`/api/live/heat?minutes=${encodeURIComponent(minutes)}`);
 

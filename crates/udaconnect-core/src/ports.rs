@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::auth::{
-    Account, AccountId, Email, Issued, NewAccount, NewToken, Principal, Revoked, Role, SignInLink,
-    TokenId, TokenInfo, TokenSecret,
+    Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
+    Revoked, Role, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenSecret,
 };
 use crate::envelope::PersonKey;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
@@ -180,7 +180,28 @@ pub trait AccountStore: Send + Sync + 'static {
         account: AccountId,
         expires: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<TokenSecret>;
+    ) -> Result<TokenSecret> {
+        let session = NewSession::new(account, None, expires);
+        self.start_session(session, now).await
+    }
+    /// A new browser session, with what it keeps to be told apart in lists; returns its id,
+    /// the cookie's value.
+    async fn start_session(&self, session: NewSession, now: DateTime<Utc>) -> Result<TokenSecret>;
+    /// The account's live sessions (neither revoked nor expired at `now`), oldest first;
+    /// `current`, the session asking, is marked.
+    async fn sessions(
+        &self,
+        account: AccountId,
+        current: Option<&TokenSecret>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>>;
+    /// Ends the account's session `id`; `false` when the account has no such live session.
+    async fn revoke_session_id(
+        &self,
+        account: AccountId,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Who the session `secret` signs in, if it is neither revoked nor expired at `now`:
     /// the account in its own role, every scope.
     async fn verify_session(
@@ -204,6 +225,38 @@ pub trait AccountStore: Send + Sync + 'static {
         secret: &TokenSecret,
         now: DateTime<Utc>,
     ) -> Result<Option<Email>>;
+
+    /// Records an address `change.account` asked for, until its link is followed or expires.
+    async fn request_email_change(&self, change: EmailChange, now: DateTime<Utc>) -> Result<()>;
+    /// The token of the link that verifies the change recorded under `key` for the address
+    /// `to`, valid until `expires`; `None` when no such change waits. A new token replaces
+    /// the change's earlier one (a retried mail).
+    async fn issue_email_link(
+        &self,
+        key: &str,
+        to: &Email,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenSecret>>;
+    /// Uses up the link `secret` and gives its account the address, verified: the account as
+    /// it is now; `None` for a link unknown, expired or used before. Atomic: of two racing
+    /// calls, one applies it. [`crate::Error::Conflict`] (and the link still works) when
+    /// another account has the address as its primary one.
+    async fn confirm_email_change(
+        &self,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>>;
+    /// Removes the account's secondary address; `false` when it had none.
+    async fn remove_secondary_email(&self, account: AccountId) -> Result<bool>;
+    /// Puts the account in `role` and revokes its tokens above that role: the account as it
+    /// is now, `None` when there is none.
+    async fn set_role(
+        &self,
+        account: AccountId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>>;
 
     /// Registers a tracker device: a device token for its person (role device, scope
     /// ingest) and a random OsmAnd id, both returned once and stored only as hashes.

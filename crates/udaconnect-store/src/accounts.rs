@@ -9,8 +9,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use udaconnect_core::auth::{
-    Account, AccountId, Email, Issued, NewAccount, NewToken, Principal, Revoked, Role, Scopes,
-    SignInLink, TokenId, TokenInfo, TokenKind, TokenSecret,
+    Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
+    Revoked, Role, Scopes, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenKind,
+    TokenSecret,
 };
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::AccountStore;
@@ -18,6 +19,7 @@ use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, Seen};
 use udaconnect_core::{Error, Result};
 
+use crate::sessions::LiveSession;
 use crate::sql_limit;
 
 /// A value bound to an account statement; each engine binds it as its column type (times:
@@ -30,6 +32,7 @@ pub enum Arg {
     MaybeText(Option<String>),
     Flag(bool),
     Bytes(Vec<u8>),
+    MaybeBytes(Option<Vec<u8>>),
     Time(DateTime<Utc>),
     MaybeTime(Option<DateTime<Utc>>),
 }
@@ -62,7 +65,17 @@ pub trait AccountDb: Send + Sync + 'static {
     /// The row of [`VERIFY_TOKEN`].
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>>;
     /// The row of [`VERIFY_SESSION`], the account in its own role.
-    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Principal>>;
+    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveSession>>;
+    /// Rows of `crate::sessions::LIVE_SESSIONS`.
+    async fn sessions(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<SessionInfo>>;
+    /// Runs `crate::addresses::USE_LINK` and then the change it returns, in one transaction:
+    /// the account changed, `None` when the link does not work. A refusal by the unique key
+    /// (the address is another account's) is a [`conflict`], and leaves the link unused.
+    async fn apply_email_change(
+        &self,
+        hash: Vec<u8>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccountId>>;
     /// [`CONSUME_SIGN_IN_LINK`]'s address.
     async fn consume_link(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Email>>;
     /// Revokes every token and session of `account` together.
@@ -105,14 +118,13 @@ pub(crate) const VERIFY_TOKEN: &str =
        AND (t.expires_at IS NULL OR t.expires_at > $2)";
 const REVOKE_TOKEN: &str =
     "UPDATE account_token SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+const SET_ROLE: &str = "UPDATE account SET role = $2 WHERE id = $1";
 const REVOKE_SESSION: &str =
     "UPDATE account_session SET revoked_at = $2 WHERE hash = $1 AND revoked_at IS NULL";
 const TOUCH_TOKEN: &str = "UPDATE account_token SET last_used_at = $2 WHERE id = $1";
-const INSERT_SESSION: &str =
-    "INSERT INTO account_session (hash, account_id, created_at, expires_at)
-     VALUES ($1, $2, $3, $4)";
-/// The account the live session with hash `$1` signs in at `$2`: id, person and role.
-pub(crate) const VERIFY_SESSION: &str = "SELECT a.id, a.person_id, a.role
+/// The account the live session with hash `$1` signs in at `$2`: id, person and role; and
+/// the session's last use.
+pub(crate) const VERIFY_SESSION: &str = "SELECT a.id, a.person_id, a.role, s.last_used_at
      FROM account_session s JOIN account a ON a.id = s.account_id
      WHERE s.hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2";
 const INSERT_SIGN_IN_LINK: &str =
@@ -284,15 +296,8 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         Ok(self.0.execute(DELETE_ACCOUNT, vec![Arg::Int(id)]).await? > 0)
     }
 
-    async fn create_session(
-        &self,
-        account: AccountId,
-        expires: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<TokenSecret> {
-        let owner = Arg::Int(account);
-        self.issue_secret(TokenKind::Session, INSERT_SESSION, owner, expires, now)
-            .await
+    async fn start_session(&self, session: NewSession, now: DateTime<Utc>) -> Result<TokenSecret> {
+        self.insert_session(session, now).await
     }
 
     async fn verify_session(
@@ -300,8 +305,25 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         secret: &TokenSecret,
         now: DateTime<Utc>,
     ) -> Result<Option<Principal>> {
-        let hash = hash(secret, TokenKind::Session);
-        self.0.live_session(hash, truncate_to_micros(now)).await
+        self.check_session(secret, now).await
+    }
+
+    async fn sessions(
+        &self,
+        account: AccountId,
+        current: Option<&TokenSecret>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>> {
+        self.live_sessions(account, current, now).await
+    }
+
+    async fn revoke_session_id(
+        &self,
+        account: AccountId,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.end_session(account, id, now).await
     }
 
     async fn revoke_session(&self, secret: &TokenSecret, now: DateTime<Utc>) -> Result<bool> {
@@ -330,6 +352,52 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
     ) -> Result<Option<Email>> {
         let hash = hash(secret, TokenKind::SignInLink);
         self.0.consume_link(hash, truncate_to_micros(now)).await
+    }
+
+    async fn request_email_change(&self, change: EmailChange, now: DateTime<Utc>) -> Result<()> {
+        self.record_email_change(change, now).await
+    }
+
+    async fn issue_email_link(
+        &self,
+        key: &str,
+        to: &Email,
+        expires: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<TokenSecret>> {
+        self.email_link(key, to, expires).await
+    }
+
+    async fn confirm_email_change(
+        &self,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>> {
+        self.apply_email_change(secret, now).await
+    }
+
+    async fn remove_secondary_email(&self, account: AccountId) -> Result<bool> {
+        self.clear_secondary(account).await
+    }
+
+    async fn set_role(
+        &self,
+        account: AccountId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>> {
+        let args = vec![Arg::Int(account), Arg::Text(role.as_str().to_string())];
+        if self.0.execute(SET_ROLE, args).await? == 0 {
+            return Ok(None);
+        }
+        // A token is never above its account's role (`Account::check_grant`): those that now
+        // are stop working.
+        for token in self.tokens(account).await? {
+            if token.revoked.is_none() && !role.may_issue(token.role) {
+                self.revoke_token(token.id, now).await?;
+            }
+        }
+        self.account(account).await
     }
 
     async fn create_device(&self, device: NewDevice, now: DateTime<Utc>) -> Result<IssuedDevice> {

@@ -208,8 +208,19 @@ impl Received {
 
     /// The token of the first sign-in link in the message (`uc_` and 43 characters).
     pub fn sign_in_token(&self) -> Option<String> {
+        self.link_token("/auth/confirm")
+    }
+
+    /// The token of the first address verification link in the message.
+    pub fn verify_token(&self) -> Option<String> {
+        self.link_token("/auth/verify-email")
+    }
+
+    /// The token of the first link to `path` in the message.
+    fn link_token(&self, path: &str) -> Option<String> {
         let text = self.body_text();
-        let at = text.find("/auth/confirm?token=")? + "/auth/confirm?token=".len();
+        let opening = format!("{path}?token=");
+        let at = text.find(&opening)? + opening.len();
         let token: String = text[at..]
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')

@@ -266,9 +266,11 @@ fn call(method: &str, path: &str, location: i64) -> Call {
             }
             // `confirm` not `true`: the matrix's askers keep their accounts.
             ("delete", "/api/me") => ("/api/me?confirm=no".into(), None, own_account),
-            ("get", "/api/me/tokens") => (path.into(), None, own_account),
-            ("delete", "/api/me/tokens/{id}") => {
-                ("/api/me/tokens/999999".into(), None, own_account)
+            ("get", "/api/me/tokens" | "/api/me/devices" | "/api/me/sessions")
+            | ("delete", "/api/me/secondary-email") => (path.into(), None, own_account),
+            // An id no one has: nothing of the caller's is ended.
+            ("delete", p) if p.starts_with("/api/me/") => {
+                (p.replace("{id}", "999999"), None, own_account)
             }
             ("post", "/api/me/tokens") => (
                 path.into(),
@@ -281,18 +283,24 @@ fn call(method: &str, path: &str, location: i64) -> Call {
                     None => Resource::Service,
                 },
             ),
-            ("get", "/api/me/devices") => (path.into(), None, own_account),
             ("get", "/api/me/visibility") => (path.into(), None, own_account),
             // The askers' choice stays no: the matrix asks, it does not change their consent.
             ("put", "/api/me/visibility") => {
                 (path.into(), Some(json!({"visible": false})), own_account)
             }
-            ("delete", "/api/me/devices/{id}") => {
-                ("/api/me/devices/999999".into(), None, own_account)
-            }
             ("post", "/api/me/devices") => {
                 (path.into(), Some(json!({"name": "matrix"})), own_person)
             }
+            ("post", "/api/me/email") | ("put", "/api/me/secondary-email") => (
+                path.into(),
+                Some(json!({"email": "matrix@example.org"})),
+                own_account,
+            ),
+            ("put", "/api/accounts/{id}/role") => (
+                "/api/accounts/999999/role".into(),
+                Some(json!({"role": "organizer"})),
+                service,
+            ),
             ("get", p) if p.starts_with("/api/me") => (p.into(), None, own_person),
             ("post", "/api/auth/login") => (
                 path.into(),
@@ -300,7 +308,9 @@ fn call(method: &str, path: &str, location: i64) -> Call {
                 service,
             ),
             // A well-formed link no one was sent: the page shows, its POST is 410.
-            ("get", "/auth/confirm") => (format!("{path}?token={NEVER_SENT}"), None, service),
+            ("get", "/auth/confirm") | ("get", "/auth/verify-email") => {
+                (format!("{path}?token={NEVER_SENT}"), None, service)
+            }
             (_, p) => (p.into(), None, service),
         };
     Call {

@@ -191,3 +191,73 @@ pub struct SignInLink {
     pub email: Email,
     pub expires: DateTime<Utc>,
 }
+
+pub type SessionId = i64;
+
+/// Longest user agent kept with a session, in characters: enough to tell a browser and its
+/// system apart, not a place to store what a client chooses to send.
+pub const MAX_USER_AGENT_CHARS: usize = 200;
+
+/// A browser session to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub account: AccountId,
+    /// The browser's `User-Agent`, cut to [`MAX_USER_AGENT_CHARS`] printable characters, so
+    /// its holder tells their sessions apart.
+    pub user_agent: Option<String>,
+    pub expires: DateTime<Utc>,
+}
+
+impl NewSession {
+    /// A session of `account` until `expires`, keeping what `user_agent` says in printable
+    /// characters (none if nothing printable is left).
+    pub fn new(account: AccountId, user_agent: Option<&str>, expires: DateTime<Utc>) -> Self {
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect::<String>()
+                    .trim()
+                    .to_string()
+            })
+            .filter(|ua| !ua.is_empty());
+        NewSession {
+            account,
+            user_agent,
+            expires,
+        }
+    }
+}
+
+/// A live browser session as its holder sees it in lists: never its id's secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub created: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+    /// Kept to the minute, as for tokens.
+    pub last_used: Option<DateTime<Utc>>,
+    pub user_agent: Option<String>,
+    /// Whether this is the session the list was asked with.
+    pub current: bool,
+}
+
+/// Which address of an account a verification link sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddressSlot {
+    /// The address the account signs in with: unique across accounts.
+    Primary,
+    Secondary,
+}
+
+/// An address an account asked to have, waiting for the link mailed to it to be followed.
+/// Named by its mail's key: the mailer makes the link's token only for a change the API
+/// recorded, so a request written on the log by anyone else makes no link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChange {
+    pub key: String,
+    pub account: AccountId,
+    pub email: Email,
+    pub slot: AddressSlot,
+}

@@ -77,6 +77,10 @@ actions! {
     /// `GET /api/auth/demo`: fresh sign-in links for the demo's accounts, with `--demo` and
     /// to a browser on the server's own machine only.
     DemoSignIn,
+    /// Follow an address's verification link: the page with a button, and its POST that
+    /// makes the address the account's. The link's token is the credential: it may be opened
+    /// in a browser signed in as no one (the mail read on a phone).
+    ConfirmEmail,
     /// End the current session.
     SignOut,
     /// `GET /api/me`: the caller's person and role.
@@ -86,18 +90,21 @@ actions! {
     /// A new token; the resource is a [`Resource::Grant`].
     CreateToken,
     RevokeToken,
+    /// `GET /api/me/sessions`: the caller's live browser sessions.
     ListSessions,
+    /// `DELETE /api/me/sessions/{id}`; the resource is the caller's account.
     RevokeSession,
-    /// Change the primary address (verified by a link to the new one).
+    /// `POST /api/me/email`: change the primary address (verified by a link to the new one).
     ChangeEmail,
+    /// `PUT` and `DELETE /api/me/secondary-email` (added once verified by a link).
     AddSecondaryEmail,
     /// Delete the account; at least every session and token goes at once.
     DeleteAccount,
-    /// Every account and its role.
+    /// `GET /api/accounts`: every account and its role.
     ListAccounts,
     /// A new account, sent a sign-in link; the resource is [`Resource::NewAccount`].
     InviteAccount,
-    /// Change an account's role; the resource is a [`Resource::Grant`].
+    /// `PUT /api/accounts/{id}/role`; the resource is a [`Resource::Grant`].
     ChangeRole,
     /// `GET /api/me/devices`: an account's tracker devices (no secret).
     ListDevices,

@@ -28,8 +28,8 @@ mod token;
 mod tests;
 
 pub use account::{
-    Account, AccountId, Email, Issued, NewAccount, NewToken, Revoked, SignInLink, TokenId,
-    TokenInfo,
+    Account, AccountId, AddressSlot, Email, EmailChange, Issued, NewAccount, NewSession, NewToken,
+    Revoked, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, MAX_USER_AGENT_CHARS,
 };
 pub use action::{Action, Resource};
 pub use assertion::{Asserted, Assertion, GatewayKey, ASSERTION_LIFETIME_SECS, MIN_KEY_BYTES};

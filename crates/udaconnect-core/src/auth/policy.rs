@@ -52,6 +52,7 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::RequestSignIn
         | Action::ConfirmSignIn
         | Action::DemoSignIn => (Rule::Public, None),
+        Action::ConfirmEmail => (Rule::Public, None),
         Action::SignOut => (Rule::Member, None),
         Action::GetMe | Action::GetVenue => (Rule::Member, Some(Read)),
         Action::Metrics

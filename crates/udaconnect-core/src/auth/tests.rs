@@ -92,6 +92,7 @@ const TABLE: &[(Action, Resource, &str)] = &[
     (Action::RequestSignIn, ANY, "YYYYYY"),
     (Action::ConfirmSignIn, ANY, "YYYYYY"),
     (Action::DemoSignIn, ANY, "YYYYYY"),
+    (Action::ConfirmEmail, ANY, "YYYYYY"),
     (Action::SignOut, ANY, "SYYNYY"),
     (Action::GetMe, ANY, "SYYNYY"),
     (Action::ListTokens, A_ACC, "SYNNNY"),

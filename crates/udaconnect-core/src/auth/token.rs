@@ -25,6 +25,8 @@ pub enum TokenKind {
     Session,
     /// The token in a sign-in link sent by e-mail.
     SignInLink,
+    /// The token in a link that verifies a new address of an account.
+    EmailLink,
 }
 
 impl TokenKind {
@@ -33,6 +35,7 @@ impl TokenKind {
             TokenKind::Api => b"udaconnect api token\0",
             TokenKind::Session => b"udaconnect session\0",
             TokenKind::SignInLink => b"udaconnect sign-in link\0",
+            TokenKind::EmailLink => b"udaconnect e-mail link\0",
         }
     }
 }

@@ -164,12 +164,14 @@ impl Authenticator {
         let now = self.clock.now();
         let found = match kind {
             TokenKind::Session => store.verify_session(secret, now).await?,
-            TokenKind::Api | TokenKind::SignInLink => store.verify_token(secret, now).await?,
+            TokenKind::Api | TokenKind::SignInLink | TokenKind::EmailLink => {
+                store.verify_token(secret, now).await?
+            }
         };
         let p = found.ok_or_else(|| {
             Error::Unauthenticated(match kind {
                 TokenKind::Session => "the session has ended; sign in again".to_string(),
-                TokenKind::Api | TokenKind::SignInLink => {
+                TokenKind::Api | TokenKind::SignInLink | TokenKind::EmailLink => {
                     "the token is unknown, expired or revoked".to_string()
                 }
             })

@@ -81,6 +81,9 @@ pub struct Me {
     /// The account's own address: shown to no one else.
     #[schema(example = "ada@example.org")]
     pub email: Option<String>,
+    /// The account's secondary address, once verified: shown to no one else.
+    #[schema(example = "ada@home.example.org")]
+    pub secondary_email: Option<String>,
 }
 
 /// Who is asking: the caller's account, role and person.
@@ -102,7 +105,14 @@ pub async fn me(State(api): State<Arc<MeApi>>, caller: Caller) -> ApiResult<Json
         role: p.role.to_string(),
         scopes: p.scopes.to_string(),
         person,
-        email: account.and_then(|a| a.email).map(|e| e.to_string()),
+        email: account
+            .as_ref()
+            .and_then(|a| a.email.as_ref())
+            .map(ToString::to_string),
+        secondary_email: account
+            .as_ref()
+            .and_then(|a| a.secondary_email.as_ref())
+            .map(ToString::to_string),
     }))
 }
 

@@ -10,9 +10,13 @@
 //! - [`authenticate`]: the credential read, looked up (with a short cache), and CSRF.
 //! - [`me`]: `/api/me` and the caller's own tokens.
 //! - [`visibility`]: whether the people the caller met may see who the caller is.
+//! - [`sessions`]: the caller's browser sessions, listed and ended.
+//! - [`accounts`]: every account and its role, for admins.
 
+pub mod accounts;
 pub mod authenticate;
 pub mod me;
+pub mod sessions;
 pub mod visibility;
 
 use std::net::SocketAddr;

@@ -153,8 +153,8 @@ async fn proxy(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     }
 }
 
-/// The page a sign-in link opens, and its POST: person-api's, outside `/api` because the link
-/// is read by people.
+/// The pages a sign-in or verification link opens, and their POSTs: person-api's, outside
+/// `/api` because the links are read by people.
 async fn confirm(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     match gw.upstreams.get(&Role::PersonApi) {
         Some(upstream) => gw.forward(upstream, request).await,
@@ -162,7 +162,7 @@ async fn confirm(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     }
 }
 
-/// Every `/api` path, OwnTracks' `/pub`, and the sign-in link's page, passed on.
+/// Every `/api` path, OwnTracks' `/pub`, and the pages links open, passed on.
 pub fn routes(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/pub", upstream(axum::routing::any(proxy)))
@@ -170,6 +170,10 @@ pub fn routes(gw: Arc<Gateway>) -> Router {
         .route("/api/{*rest}", upstream(axum::routing::any(proxy)))
         .route(
             crate::signin::CONFIRM_PATH,
+            upstream(axum::routing::any(confirm)),
+        )
+        .route(
+            crate::signin::VERIFY_PATH,
             upstream(axum::routing::any(confirm)),
         )
         .with_state(gw)

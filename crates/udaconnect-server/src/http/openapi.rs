@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use crate::access::{me, visibility};
+use crate::access::{accounts, me, sessions, visibility};
 use crate::http::ops;
 use crate::http::problem::{Problem, PROBLEM_JSON};
 use crate::ingest::http as location_api;
@@ -18,6 +18,7 @@ use crate::ingest::trackers;
 use crate::persons::http as person_api;
 use crate::query::http as connection_api;
 use crate::query::live;
+use crate::signin::email;
 use crate::signin::http as signin;
 
 #[derive(OpenApi)]
@@ -76,6 +77,15 @@ use crate::signin::http as signin;
         trackers::devices::revoke_device,
         visibility::my_visibility,
         visibility::set_my_visibility,
+        sessions::my_sessions,
+        sessions::revoke_my_session,
+        email::change_email,
+        email::set_secondary_email,
+        email::remove_secondary_email,
+        email::verify_page,
+        email::verify,
+        accounts::list_accounts,
+        accounts::change_role,
     ),
     components(schemas(
         udaconnect_core::model::Person,
@@ -105,6 +115,11 @@ use crate::signin::http as signin;
         udaconnect_core::venue::LatLon,
         me::Me,
         me::TokenView,
+        sessions::SessionView,
+        email::AddressBody,
+        email::VerificationSent,
+        accounts::AccountView,
+        accounts::RoleBody,
         me::NewTokenBody,
         me::CreatedToken,
         trackers::devices::Device,
@@ -122,7 +137,8 @@ use crate::signin::http as signin;
         (name = "live", description = "The venue live: positions as they arrive"),
         (name = "sign-in", description = "Sign-in by e-mail link, browser sessions"),
         (name = "operations", description = "Health, readiness, metrics"),
-        (name = "me", description = "The caller: their person, meetings and tokens"),
+        (name = "me", description = "The caller: their person, meetings, tokens, sessions and addresses"),
+        (name = "accounts", description = "Every account and its role, for admins"),
         (name = "devices", description = "Phones registered to post pings through tracker apps (OwnTracks at POST /pub, Traccar Client and OsmAnd at /api/osmand: see docs/trackers.md)"),
     ),
     modifiers(&EveryOperation, &Security),
@@ -333,6 +349,19 @@ pub const OPERATIONS: &[(&str, &str, Action)] = &[
     ("get", "/auth/confirm", Action::ConfirmSignIn),
     ("post", "/auth/confirm", Action::ConfirmSignIn),
     ("post", "/api/auth/logout", Action::SignOut),
+    ("get", "/api/me/sessions", Action::ListSessions),
+    ("delete", "/api/me/sessions/{id}", Action::RevokeSession),
+    ("post", "/api/me/email", Action::ChangeEmail),
+    ("put", "/api/me/secondary-email", Action::AddSecondaryEmail),
+    (
+        "delete",
+        "/api/me/secondary-email",
+        Action::AddSecondaryEmail,
+    ),
+    ("get", "/auth/verify-email", Action::ConfirmEmail),
+    ("post", "/auth/verify-email", Action::ConfirmEmail),
+    ("get", "/api/accounts", Action::ListAccounts),
+    ("put", "/api/accounts/{id}/role", Action::ChangeRole),
 ];
 
 /// The action of the operation `method` (lowercase) `path`, as [`OPERATIONS`] lists it.

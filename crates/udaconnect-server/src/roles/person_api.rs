@@ -1,14 +1,16 @@
 //! person-api: persons, over the person store it owns; sign-in, over the account store
-//! (accounts belong to persons), its mails on the log; `/api/me` and the caller's tokens.
+//! (accounts belong to persons), its mails on the log; `/api/me`, the caller's tokens,
+//! sessions and addresses; the admins' list of accounts.
 
 use std::sync::Arc;
 
 use crate::access::me::{self, MeApi};
-use crate::access::visibility;
+use crate::access::{accounts, sessions, visibility};
 use crate::http::ops;
 use crate::persons::http::{routes, PersonApi};
 use crate::persons::{DynPersonDirectory, LocalPersons};
 use crate::roles::{Readiness, Role, RunningRole};
+use crate::signin::email::{self, AddressApi};
 use crate::signin::http::{self as signin_http, SignInApi};
 use crate::wiring::context::Context;
 
@@ -51,8 +53,11 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     });
     let mut role = RunningRole::new(
         routes(api)
-            .merge(me::routes(me))
             .merge(visibility::routes(ctx.auth.clone()))
+            .merge(me::routes(me.clone()))
+            .merge(sessions::routes(me.clone()))
+            .merge(accounts::routes(me))
+            .merge(email::routes(AddressApi::new(signin.clone())))
             .merge(signin_http::routes(signin)),
     );
     role.checks

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use udaconnect_core::auth::{
-    Account, Action, Email, NewAccount, Role, TokenSecret, SESSION_COOKIE,
+    Account, Action, Email, NewAccount, NewSession, Role, TokenSecret, SESSION_COOKIE,
 };
 use udaconnect_core::mail::MailKind;
 use udaconnect_core::model::NewPerson;
@@ -376,7 +376,7 @@ fn login_email(body: &serde_json::Value) -> Result<Email> {
 /// The query of `GET /auth/confirm`.
 #[derive(serde::Deserialize)]
 pub struct ConfirmQuery {
-    token: String,
+    pub(crate) token: String,
 }
 
 /// The page a sign-in link opens.
@@ -453,7 +453,10 @@ pub async fn confirm(State(api): State<Arc<SignInApi>>, request: Request) -> Res
             "This address is not a sign-in link: copy the whole link from the mail.",
         );
     };
-    match sign_in(&api, &token).await {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    match sign_in(&api, &token, user_agent).await {
         Ok(Some(session)) => {
             let secure = secure_request(&api.settings, &headers);
             let cookie = format!(
@@ -483,7 +486,11 @@ pub async fn confirm(State(api): State<Arc<SignInApi>>, request: Request) -> Res
 
 /// Uses up the link and opens a session for its address's account; `None` when the link does
 /// not work or its address has no account.
-async fn sign_in(api: &SignInApi, token: &TokenSecret) -> Result<Option<TokenSecret>> {
+async fn sign_in(
+    api: &SignInApi,
+    token: &TokenSecret,
+    user_agent: Option<&str>,
+) -> Result<Option<TokenSecret>> {
     let now = api.settings.clock.now();
     let Some(email) = api.accounts.consume_sign_in_link(token, now).await? else {
         return Ok(None);
@@ -491,16 +498,14 @@ async fn sign_in(api: &SignInApi, token: &TokenSecret) -> Result<Option<TokenSec
     let Some(account) = api.accounts.account_by_email(&email).await? else {
         return Ok(None);
     };
-    let session = api
-        .accounts
-        .create_session(account.id, now + SESSION_TTL, now)
-        .await?;
+    let session = NewSession::new(account.id, user_agent, now + SESSION_TTL);
+    let session = api.accounts.start_session(session, now).await?;
     tracing::info!(account_id = account.id, role = %account.role, "signed in");
     Ok(Some(session))
 }
 
 /// Whether the request came over HTTPS: said by a trusted proxy, or the URL's scheme.
-fn secure_request(settings: &SignInSettings, headers: &HeaderMap) -> bool {
+pub(super) fn secure_request(settings: &SignInSettings, headers: &HeaderMap) -> bool {
     settings.trust_proxy
         && headers
             .get("x-forwarded-proto")
@@ -508,7 +513,7 @@ fn secure_request(settings: &SignInSettings, headers: &HeaderMap) -> bool {
 }
 
 /// The session id in the request's cookies, if any.
-fn session_cookie(headers: &HeaderMap) -> Option<TokenSecret> {
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<TokenSecret> {
     cookie(headers, SESSION_COOKIE).and_then(TokenSecret::parse)
 }
 

@@ -9,9 +9,12 @@
 //! so a newcomer can sign in.
 //!
 //! - [`http`]: `POST /api/auth/login`, `GET`/`POST /auth/confirm`, `POST /api/auth/logout`.
+//! - [`email`]: an account's addresses changed by a link mailed to the new one
+//!   (`/api/me/email`, `/api/me/secondary-email`, `GET`/`POST /auth/verify-email`).
 //! - `limit`: requests counted per address and per client over a window.
 //! - `page`: the confirm page and its answers, HTML without script.
 
+pub mod email;
 pub mod http;
 mod limit;
 mod page;
@@ -38,6 +41,8 @@ pub const SESSION_TTL: Duration = Duration::days(14);
 pub const TOKEN_PLACEHOLDER: &str = "{{sign_in_token}}";
 /// The path a link opens.
 pub const CONFIRM_PATH: &str = "/auth/confirm";
+/// The path an address's verification link opens.
+pub const VERIFY_PATH: &str = "/auth/verify-email";
 
 /// What sign-in needs to know besides its stores.
 #[derive(Clone)]
@@ -187,9 +192,29 @@ impl MailSender for LinkingSender {
         if !mail.text().contains(TOKEN_PLACEHOLDER) {
             return self.inner.send(mail).await;
         }
-        let secret = match new_link(&self.accounts, mail.to(), self.clock.now()).await {
-            Ok(s) => s,
-            Err(e) => return SendOutcome::Transient(format!("cannot make a sign-in link: {e}")),
+        let now = self.clock.now();
+        let secret = if mail.kind() == MailKind::VerifyEmail {
+            // Only for a change the API recorded under this mail's key, to this address.
+            match self
+                .accounts
+                .issue_email_link(mail.key(), mail.to(), now + LINK_TTL, now)
+                .await
+            {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    return SendOutcome::Permanent("no address change waits for this mail".into())
+                }
+                Err(e) => {
+                    return SendOutcome::Transient(format!("cannot make a verification link: {e}"))
+                }
+            }
+        } else {
+            match new_link(&self.accounts, mail.to(), now).await {
+                Ok(s) => s,
+                Err(e) => {
+                    return SendOutcome::Transient(format!("cannot make a sign-in link: {e}"))
+                }
+            }
         };
         let fill = |s: &str| s.replace(TOKEN_PLACEHOLDER, secret.expose());
         let filled = match MailRequest::new(
@@ -208,7 +233,7 @@ impl MailSender for LinkingSender {
             let link = filled
                 .text()
                 .lines()
-                .find(|l| l.contains(CONFIRM_PATH))
+                .find(|l| l.contains(CONFIRM_PATH) || l.contains(VERIFY_PATH))
                 .unwrap_or_default()
                 .to_string();
             tracing::info!(key = mail.key(), to = %mail.to(), %link, "sign-in link (no --smtp, so it is logged)");

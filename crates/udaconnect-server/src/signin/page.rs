@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use udaconnect_core::auth::TokenSecret;
 
-use super::CONFIRM_PATH;
+use super::{CONFIRM_PATH, VERIFY_PATH};
 
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -66,6 +66,46 @@ pub fn refused(status: StatusCode, why: &str) -> Response {
         "This sign-in link does not work",
         &format!(
             "<p>{}</p>\n<p>Ask for a new link on the <a href=\"/\">sign-in page</a>: each \
+             link works once, for 15 minutes.</p>",
+            escape(why)
+        ),
+    )
+}
+
+/// The page an address's verification link opens: one button that posts the token, so a
+/// mail scanner that fetches the link leaves it working.
+pub fn verify(token: &TokenSecret) -> Response {
+    page(
+        StatusCode::OK,
+        "Confirm this address",
+        &format!(
+            "<p>Press the button to use this address with your UdaConnect account.</p>\n\
+             <form method=\"post\" action=\"{VERIFY_PATH}\">\n\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\n\
+             <button type=\"submit\">Confirm address</button>\n</form>",
+            escape(token.expose())
+        ),
+    )
+}
+
+/// The address is the account's now.
+pub fn verified() -> Response {
+    page(
+        StatusCode::OK,
+        "Address confirmed",
+        "<p>Your UdaConnect account uses this address now.</p>\n\
+         <p><a href=\"/\">Back to UdaConnect</a></p>",
+    )
+}
+
+/// A verification link that does not work: not ours (400), used or expired (410), or an
+/// address another account has (409).
+pub fn verify_refused(status: StatusCode, why: &str) -> Response {
+    page(
+        status,
+        "This address was not confirmed",
+        &format!(
+            "<p>{}</p>\n<p>Ask for a new link on your <a href=\"/\">account page</a>: each \
              link works once, for 15 minutes.</p>",
             escape(why)
         ),

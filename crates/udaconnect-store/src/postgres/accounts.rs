@@ -3,7 +3,9 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
-use udaconnect_core::auth::{Account, AccountId, Email, Principal, Revoked, Role, TokenInfo};
+use udaconnect_core::auth::{
+    Account, AccountId, Email, Principal, Revoked, Role, SessionInfo, TokenInfo,
+};
 use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::tracker::{App, DeviceInfo};
 use udaconnect_core::{Error, Result};
@@ -13,6 +15,8 @@ use crate::accounts::{
     conflict, scopes_of, AccountDb, Accounts, Arg, LiveToken, CONSUME_SIGN_IN_LINK, VERIFY_SESSION,
     VERIFY_TOKEN,
 };
+use crate::addresses::USE_LINK;
+use crate::sessions::LiveSession;
 
 /// Accounts and credentials in tables `account`, `account_token`, `account_session` and
 /// `sign_in_link`.
@@ -111,14 +115,28 @@ fn live_token(row: &Row) -> Result<LiveToken> {
     })
 }
 
-/// The account a session signs in, in its own role.
-fn session(row: &Row) -> Result<Principal> {
+/// The account a session signs in, in its own role, and the session's last use.
+fn session(row: &Row) -> Result<LiveSession> {
     let role = role_of(row, 2)?;
-    Ok(Principal {
-        account: read(row.try_get(0))?,
-        person: read(row.try_get(1))?,
-        role,
-        scopes: role.scopes(),
+    Ok(LiveSession {
+        principal: Principal {
+            account: read(row.try_get(0))?,
+            person: read(row.try_get(1))?,
+            role,
+            scopes: role.scopes(),
+        },
+        last_used: read(row.try_get(3))?,
+    })
+}
+
+fn session_info(row: &Row) -> Result<SessionInfo> {
+    Ok(SessionInfo {
+        id: read(row.try_get(0))?,
+        created: read(row.try_get(1))?,
+        expires: read(row.try_get(2))?,
+        last_used: read(row.try_get(3))?,
+        user_agent: read(row.try_get(4))?,
+        current: read(row.try_get(5))?,
     })
 }
 
@@ -134,6 +152,7 @@ fn params(args: Vec<Arg>) -> Vec<Param> {
                 Arg::MaybeText(s) => Box::new(s),
                 Arg::Flag(b) => Box::new(b),
                 Arg::Bytes(b) => Box::new(b),
+                Arg::MaybeBytes(b) => Box::new(b),
                 Arg::Time(t) => Box::new(truncate_to_micros(t)),
                 Arg::MaybeTime(t) => Box::new(t.map(truncate_to_micros)),
             }
@@ -230,8 +249,41 @@ impl AccountDb for PostgresAccounts {
         self.credential(VERIFY_TOKEN, hash, now, live_token).await
     }
 
-    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Principal>> {
+    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveSession>> {
         self.credential(VERIFY_SESSION, hash, now, session).await
+    }
+
+    async fn sessions(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<SessionInfo>> {
+        self.read(sql, args)
+            .await?
+            .iter()
+            .map(session_info)
+            .collect()
+    }
+
+    async fn apply_email_change(
+        &self,
+        hash: Vec<u8>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccountId>> {
+        // One statement, so the link's use and the change commit together; should the unique
+        // key refuse the address, neither happens and the link still works.
+        let sql = format!(
+            "WITH used AS ({USE_LINK})
+             UPDATE account SET
+                 email = CASE WHEN used.slot = 'primary' THEN used.email ELSE account.email END,
+                 email_key = CASE WHEN used.slot = 'primary' THEN used.email_key
+                                  ELSE account.email_key END,
+                 email_verified = account.email_verified OR used.slot = 'primary',
+                 secondary_email = CASE WHEN used.slot = 'secondary' THEN used.email
+                                        ELSE account.secondary_email END
+             FROM used WHERE account.id = used.account_id
+             RETURNING account.id"
+        );
+        let rows = self
+            .write(&sql, vec![Arg::Bytes(hash), Arg::Time(now)])
+            .await?;
+        rows.first().map(|r| read(r.try_get(0))).transpose()
     }
 
     async fn consume_link(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Email>> {

@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_devices"),
     migration!(10, "0010_person_key"),
     migration!(11, "0011_visibility"),
+    migration!(12, "0012_account_changes"),
 ];
 
 /// The advisory lock key that serialises migrations ("udaconne" in ASCII). Advisory locks are

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
-use udaconnect_core::auth::{Account, AccountId, Email, Principal, Revoked, Role, TokenInfo};
+use udaconnect_core::auth::{
+    Account, AccountId, Email, Principal, Revoked, Role, SessionInfo, TokenInfo,
+};
 use udaconnect_core::time::{from_micros, to_micros};
 use udaconnect_core::tracker::{App, DeviceInfo};
 use udaconnect_core::Result;
@@ -14,12 +16,19 @@ use crate::accounts::{
     conflict, scopes_of, AccountDb, Accounts, Arg, LiveToken, CONSUME_SIGN_IN_LINK, VERIFY_SESSION,
     VERIFY_TOKEN,
 };
+use crate::addresses::{APPLY_PRIMARY, APPLY_SECONDARY, USE_LINK};
+use crate::sessions::LiveSession;
 
 /// The accounts, then what hangs on them.
 const SCHEMA: &str = concat!(
     include_str!("../../migrations/sqlite/accounts.sql"),
     include_str!("../../migrations/sqlite/visibility.sql"),
 );
+/// What came after `SCHEMA`, applied once each (numbered as PostgreSQL's migrations).
+const STEPS: &[(i64, &str)] = &[(
+    12,
+    include_str!("../../migrations/sqlite/0012_account_changes.sql"),
+)];
 
 /// Accounts and credentials in their own SQLite file, which deletes by overwriting (see the
 /// schema).
@@ -33,9 +42,9 @@ pub struct SqliteAccounts {
 
 impl SqliteAccountStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(Accounts(SqliteAccounts {
-            db: Db::open(path, SCHEMA)?,
-        }))
+        let db = Db::open(path, SCHEMA)?;
+        db.migrate(STEPS)?;
+        Ok(Accounts(SqliteAccounts { db }))
     }
 }
 
@@ -117,14 +126,28 @@ fn live_token(r: &Row<'_>) -> rusqlite::Result<LiveToken> {
     })
 }
 
-/// The account a session signs in, in its own role.
-fn session(r: &Row<'_>) -> rusqlite::Result<Principal> {
+/// The account a session signs in, in its own role, and the session's last use.
+fn session(r: &Row<'_>) -> rusqlite::Result<LiveSession> {
     let role = role_at(r, 2)?;
-    Ok(Principal {
-        account: r.get(0)?,
-        person: r.get(1)?,
-        role,
-        scopes: role.scopes(),
+    Ok(LiveSession {
+        principal: Principal {
+            account: r.get(0)?,
+            person: r.get(1)?,
+            role,
+            scopes: role.scopes(),
+        },
+        last_used: time_at(r, 3)?,
+    })
+}
+
+fn session_info(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
+    Ok(SessionInfo {
+        id: r.get(0)?,
+        created: from_micros(r.get(1)?),
+        expires: from_micros(r.get(2)?),
+        last_used: time_at(r, 3)?,
+        user_agent: r.get(4)?,
+        current: r.get(5)?,
     })
 }
 
@@ -155,6 +178,7 @@ fn values(args: Vec<Arg>) -> Vec<Value> {
             Arg::MaybeText(s) => s.map_or(Value::Null, Value::Text),
             Arg::Flag(b) => Value::Integer(b.into()),
             Arg::Bytes(b) => Value::Blob(b),
+            Arg::MaybeBytes(b) => b.map_or(Value::Null, Value::Blob),
             Arg::Time(t) => time(t),
             Arg::MaybeTime(t) => t.map_or(Value::Null, time),
         })
@@ -246,8 +270,54 @@ impl AccountDb for SqliteAccounts {
         self.credential(VERIFY_TOKEN, hash, now, live_token).await
     }
 
-    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Principal>> {
+    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveSession>> {
         self.credential(VERIFY_SESSION, hash, now, session).await
+    }
+
+    async fn sessions(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<SessionInfo>> {
+        self.rows(sql.to_string(), args, session_info).await
+    }
+
+    async fn apply_email_change(
+        &self,
+        hash: Vec<u8>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccountId>> {
+        let at = to_micros(now);
+        self.db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let used = tx
+                    .query_row(&sqlite(USE_LINK), params![hash, at], |r| {
+                        Ok((
+                            r.get::<_, AccountId>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    })
+                    .optional()?;
+                let Some((account, email, key, slot)) = used else {
+                    return Ok(Ok(None));
+                };
+                let applied = if slot == "primary" {
+                    tx.execute(&sqlite(APPLY_PRIMARY), params![account, email, key])
+                } else {
+                    tx.execute(&sqlite(APPLY_SECONDARY), params![account, email])
+                };
+                match applied {
+                    // Dropping the transaction rolls the link's use back with it.
+                    Err(e) => match unique_violation(&e) {
+                        Some(which) => Ok(Err(conflict(which))),
+                        None => Err(e),
+                    },
+                    Ok(_) => {
+                        tx.commit()?;
+                        Ok(Ok(Some(account)))
+                    }
+                }
+            })
+            .await?
     }
 
     async fn consume_link(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Email>> {
@@ -290,5 +360,81 @@ impl AccountDb for SqliteAccounts {
 
     async fn ping(&self) -> Result<()> {
         self.db.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone};
+    use udaconnect_core::auth::{NewAccount, TokenKind, TokenSecret};
+    use udaconnect_core::ports::AccountStore;
+
+    use super::*;
+
+    /// A file made before the sessions had numbers (only `SCHEMA`, a session in it) opens with
+    /// the step applied once: the session keeps working, is numbered, and new ones follow it.
+    #[tokio::test]
+    async fn a_file_of_the_earlier_schema_is_brought_up_to_date_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.sqlite3");
+        let t0 = Utc.with_ymd_and_hms(2026, 5, 4, 9, 30, 0).unwrap();
+        let old = TokenSecret::from_bytes([7; 32]);
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute(
+                "INSERT INTO account (role, created_at) VALUES ('organizer', ?1)",
+                [to_micros(t0)],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO account_session (hash, account_id, created_at, expires_at)
+                 VALUES (?1, 1, ?2, ?3)",
+                params![
+                    old.hash(TokenKind::Session).as_bytes().to_vec(),
+                    to_micros(t0),
+                    to_micros(t0 + TimeDelta::days(1))
+                ],
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            let store = SqliteAccountStore::open(&path).unwrap();
+            assert!(store.verify_session(&old, t0).await.unwrap().is_some());
+        }
+        let store = SqliteAccountStore::open(&path).unwrap();
+        let new = store
+            .create_session(1, t0 + TimeDelta::days(1), t0)
+            .await
+            .unwrap();
+        let listed = store.sessions(1, Some(&new), t0).await.unwrap();
+        let ids: Vec<(i64, bool)> = listed.iter().map(|s| (s.id, s.current)).collect();
+        assert_eq!(ids, vec![(1, false), (2, true)]);
+        let applied: i64 = store
+            .0
+            .db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM udaconnect_migrations", [], |r| {
+                    r.get(0)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(applied, 1);
+        // An account made now is stored as ever.
+        let made = store
+            .create_account(
+                NewAccount {
+                    person: None,
+                    email: None,
+                    email_verified: false,
+                    secondary_email: None,
+                    role: Role::Admin,
+                },
+                t0,
+            )
+            .await
+            .unwrap();
+        assert_eq!(made.id, 2);
     }
 }

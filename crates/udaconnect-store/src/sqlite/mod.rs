@@ -110,6 +110,47 @@ impl Db {
         })))
     }
 
+    /// Applies each of `steps` (a version and its SQL) this file has not recorded yet, each in
+    /// one transaction with its record: for changes `IF NOT EXISTS` cannot say, such as a
+    /// column added to a table the schema made.
+    pub(crate) fn migrate(&self, steps: &[(i64, &str)]) -> Result<()> {
+        let mut conn = self
+            .0
+            .writer
+            .lock()
+            .map_err(|_| Error::Internal("sqlite store: writer poisoned".into()))?;
+        let apply = |conn: &mut Connection| -> rusqlite::Result<()> {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS udaconnect_migrations (
+                     version    INTEGER PRIMARY KEY,
+                     applied_at INTEGER NOT NULL
+                 )",
+            )?;
+            for (version, sql) in steps {
+                let tx = conn.transaction()?;
+                let done = tx
+                    .query_row(
+                        "SELECT 1 FROM udaconnect_migrations WHERE version = ?1",
+                        [version],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some();
+                if !done {
+                    tx.execute_batch(sql)?;
+                    tx.execute(
+                        "INSERT INTO udaconnect_migrations (version, applied_at)
+                         VALUES (?1, unixepoch())",
+                        [version],
+                    )?;
+                }
+                tx.commit()?;
+            }
+            Ok(())
+        };
+        apply(&mut conn).map_err(sql_err)
+    }
+
     fn open_reader(path: &Path, cache_kib: i64) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
             path,

@@ -17,6 +17,7 @@
 //! be, the contact oracle's answer), not to another engine. Behaviour only one engine has
 //! (PostgreSQL's migrations, ids above an original database's rows) is tested beside it.
 
+mod account_changes;
 mod accounts;
 mod devices;
 mod ids;
@@ -38,6 +39,10 @@ use udaconnect_core::ports::{
 };
 use udaconnect_core::time::{from_micros, to_micros};
 
+pub use account_changes::{
+    address_changes_apply_once_by_link, role_changes_revoke_tokens_above_the_role,
+    sessions_are_listed_and_ended_by_number,
+};
 pub use accounts::{
     accounts_are_created_and_found, new_account, new_token,
     revoking_everything_ends_every_token_and_session, sessions_verify_until_revoked_or_expired,
@@ -142,6 +147,9 @@ macro_rules! store_suite {
                 sessions_verify_until_revoked_or_expired,
                 revoking_everything_ends_every_token_and_session,
                 sign_in_links_are_used_once,
+                sessions_are_listed_and_ended_by_number,
+                address_changes_apply_once_by_link,
+                role_changes_revoke_tokens_above_the_role,
                 devices_are_registered_found_seen_and_revoked,
                 person_keys_are_made_once_under_a_race,
                 destroyed_person_keys_are_final,

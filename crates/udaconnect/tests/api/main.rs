@@ -8,6 +8,7 @@
 //! `UDACONNECT_API_SUITE=persons::,grpc::v1` runs only the bodies whose names contain one of
 //! its parts.
 
+mod account;
 mod connections;
 mod contacts;
 #[cfg(all(feature = "kafka", feature = "postgres"))]

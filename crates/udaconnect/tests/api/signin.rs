@@ -17,12 +17,12 @@ use crate::suite::{assert_json_problems, assert_malformed_bodies, assert_problem
 
 const MAIL_PATIENCE: Duration = Duration::from_secs(60);
 
-fn address(what: &str) -> String {
+pub(crate) fn address(what: &str) -> String {
     format!("{}@example.org", unique(what).to_lowercase())
 }
 
 /// A client that does not follow redirects, to see the confirm's 303 and its cookie.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -31,7 +31,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// Creates a person with `email` (an attendee account and a welcome mail); returns the person.
-async fn person_with_email(api: &Api, email: &str) -> Value {
+pub(crate) async fn person_with_email(api: &Api, email: &str) -> Value {
     let r = api
         .post_json(
             "/api/persons",
@@ -43,7 +43,7 @@ async fn person_with_email(api: &Api, email: &str) -> Value {
 }
 
 /// Waits for the `n`th mail to `email` and returns it.
-async fn nth_mail(api: &Api, email: &str, n: usize) -> Received {
+pub(crate) async fn nth_mail(api: &Api, email: &str, n: usize) -> Received {
     let got = api
         .inbox
         .wait_for(email, n, MAIL_PATIENCE)
@@ -57,7 +57,7 @@ async fn nth_mail(api: &Api, email: &str, n: usize) -> Received {
     got[n - 1].clone()
 }
 
-async fn ask_for_link(api: &Api, email: &str) -> reqwest::Response {
+pub(crate) async fn ask_for_link(api: &Api, email: &str) -> reqwest::Response {
     api.post_json("/api/auth/login", &json!({ "email": email }))
         .await
 }
@@ -83,7 +83,7 @@ async fn logout(api: &Api, cookie: Option<&str>) -> reqwest::Response {
 }
 
 /// `GET /api/me` as a browser sends it, with the session cookie if any.
-async fn me(api: &Api, cookie: Option<&str>) -> reqwest::Response {
+pub(crate) async fn me(api: &Api, cookie: Option<&str>) -> reqwest::Response {
     let mut r = browser().get(api.url("/api/me"));
     if let Some(c) = cookie {
         r = r.header("cookie", c);
@@ -92,7 +92,7 @@ async fn me(api: &Api, cookie: Option<&str>) -> reqwest::Response {
 }
 
 /// Signs in with `token`; the `uc_session=...` pair of the cookie set.
-async fn signed_in(api: &Api, token: &str) -> String {
+pub(crate) async fn signed_in(api: &Api, token: &str) -> String {
     let r = confirm(api, token).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(header(&r, "location"), "/");

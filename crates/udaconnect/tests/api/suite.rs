@@ -125,6 +125,11 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         signin::no_link_token_or_session_id_is_written_anywhere,
         visibility::contacts_name_only_those_who_allow_it,
         visibility::bad_visibility_requests_are_problems,
+        account::a_new_address_is_the_accounts_once_its_link_is_followed,
+        account::a_secondary_address_is_verified_then_removed,
+        account::sessions_are_listed_and_one_ended_from_another,
+        account::admins_list_accounts_and_change_roles,
+        account::bad_address_requests_are_problems,
     ]
 }
 

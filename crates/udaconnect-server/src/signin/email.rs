@@ -1,0 +1,338 @@
+//! An account's addresses: a new primary or secondary address is the account's only once a
+//! link mailed to it is followed, the way sign-in links are (made by the mailer, stored as a
+//! hash, 15 minutes, once, a page with a button before the POST that uses it).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use udaconnect_core::auth::{Action, AddressSlot, Email, EmailChange, Principal, TokenSecret};
+use udaconnect_core::mail::{MailKind, MailRequest};
+use udaconnect_core::{Error, Result};
+
+use super::http::{ConfirmQuery, SignInApi};
+use super::{mail_key, page, WindowLimiter, TOKEN_PLACEHOLDER, VERIFY_PATH};
+use crate::access::{rule, Caller, On};
+use crate::http::guard::{post_json, put_json};
+use crate::http::openapi::{email_schema, BodyProblems};
+use crate::http::problem::{ApiResult, Problem};
+use crate::http::{BodyBytes, JsonBody};
+
+/// Verification links one account may ask for within [`LIMIT_WINDOW`]: each is a mail to an
+/// address of the caller's choosing.
+pub const PER_ACCOUNT: usize = 5;
+pub const LIMIT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The address routes, over sign-in's stores and mail log.
+pub struct AddressApi {
+    pub signin: Arc<SignInApi>,
+    per_account: WindowLimiter,
+}
+
+impl AddressApi {
+    pub fn new(signin: Arc<SignInApi>) -> Arc<AddressApi> {
+        Arc::new(AddressApi {
+            signin,
+            per_account: WindowLimiter::new(PER_ACCOUNT, LIMIT_WINDOW),
+        })
+    }
+}
+
+pub fn routes(api: Arc<AddressApi>) -> Router {
+    Router::new()
+        .route(
+            "/api/me/email",
+            rule(Action::ChangeEmail, On::MyAccount, post_json(change_email)),
+        )
+        .route(
+            "/api/me/secondary-email",
+            rule(
+                Action::AddSecondaryEmail,
+                On::MyAccount,
+                put_json(set_secondary_email),
+            )
+            .merge(rule(
+                Action::AddSecondaryEmail,
+                On::MyAccount,
+                delete(remove_secondary_email),
+            )),
+        )
+        .route(
+            VERIFY_PATH,
+            rule(Action::ConfirmEmail, On::Service, get(verify_page)).merge(rule(
+                Action::ConfirmEmail,
+                On::Service,
+                post(verify),
+            )),
+        )
+        .with_state(api)
+}
+
+/// Body of `POST /api/me/email` and `PUT /api/me/secondary-email`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AddressBody {
+    /// The address to verify (at most 254 characters).
+    #[schema(schema_with = email_schema)]
+    email: String,
+}
+
+/// The answer to an accepted address change.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VerificationSent {
+    #[schema(example = "a link to confirm the address is on its way to it")]
+    status: String,
+}
+
+fn signed(caller: &Caller) -> Result<Principal> {
+    caller
+        .principal()
+        .copied()
+        .ok_or_else(|| Error::Unauthenticated("sign in to change your addresses".into()))
+}
+
+/// The address of the body.
+fn body_email(body: &serde_json::Value) -> Result<Email> {
+    match body.as_object().map(|o| o.get("email")) {
+        None => Err(Error::bad_request(
+            "body",
+            r#"must be a JSON object ({"email": ...})"#,
+        )),
+        Some(None | Some(serde_json::Value::Null)) => Err(Error::invalid("email", "is required")),
+        Some(Some(serde_json::Value::String(s))) => Email::parse(s),
+        Some(Some(_)) => Err(Error::bad_request("email", "must be a string")),
+    }
+}
+
+/// Records the change and queues the mail whose link applies it.
+async fn request(
+    api: &AddressApi,
+    caller: &Caller,
+    body: &serde_json::Value,
+    slot: AddressSlot,
+) -> ApiResult<Response> {
+    let p = signed(caller)?;
+    let email = body_email(body)?;
+    let store = &api.signin.accounts;
+    let account = store
+        .account(p.account)
+        .await?
+        .ok_or_else(|| Error::Unauthenticated("the account no longer exists".into()))?;
+    let current = match slot {
+        AddressSlot::Primary => account.email.as_ref(),
+        AddressSlot::Secondary => account.secondary_email.as_ref(),
+    };
+    if current.is_some_and(|c| c.key() == email.key()) {
+        return Err(Error::invalid("email", "is the account's address already").into());
+    }
+    let log = api.signin.mail_log()?;
+    if let Err(wait) = api.per_account.take(&p.account.to_string(), Instant::now()) {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut r = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "urn:udaconnect:problem:rate-limited",
+            format!("too many address changes for this account; retry in {secs} s"),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(r);
+    }
+    let key = mail_key(MailKind::VerifyEmail)?;
+    let now = api.signin.settings.clock.now();
+    let change = EmailChange {
+        key: key.clone(),
+        account: p.account,
+        email: email.clone(),
+        slot,
+    };
+    store.request_email_change(change, now).await?;
+    let link = format!(
+        "{}{VERIFY_PATH}?token={TOKEN_PLACEHOLDER}",
+        api.signin.public_url
+    );
+    let text = format!(
+        "Someone (we hope you) asked to use this address with an UdaConnect account. Confirm \
+         it with this link:\n\n{link}\n\nThe link works once, for 15 minutes. If you did not \
+         ask for it, ignore this mail: nothing changes.\n"
+    );
+    let mail = MailRequest::new(
+        &key,
+        email.as_str(),
+        "Confirm your address for UdaConnect",
+        &text,
+        None,
+        MailKind::VerifyEmail,
+    )?;
+    crate::mail::enqueue(log, &mail).await?;
+    tracing::info!(account = p.account, slot = ?slot, "address change asked for");
+    let sent = VerificationSent {
+        status: "a link to confirm the address is on its way to it".into(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(sent)).into_response())
+}
+
+/// Change the caller's primary address.
+///
+/// Mails a link to the new address; the account keeps its address until the link is
+/// followed (and confirmed on the page it opens). Whether another account has the address is
+/// told only then (409), not to whoever asks here. At most 5 per account in 15 minutes.
+#[utoipa::path(post, path = "/api/me/email", tag = "me",
+    request_body = AddressBody,
+    responses(
+        (status = 202, description = "A link is on its way to the new address", body = VerificationSent),
+        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No email, not an address, or the account's address already", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over 5 address changes for this account in 15 minutes", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        BodyProblems,
+    ))]
+pub async fn change_email(
+    State(api): State<Arc<AddressApi>>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    request(&api, &caller, &body, AddressSlot::Primary).await
+}
+
+/// Set the caller's secondary address.
+///
+/// Mails a link to the address; it becomes the account's secondary address once the link is
+/// followed. At most 5 address changes per account in 15 minutes.
+#[utoipa::path(put, path = "/api/me/secondary-email", tag = "me",
+    request_body = AddressBody,
+    responses(
+        (status = 202, description = "A link is on its way to the address", body = VerificationSent),
+        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No email, not an address, or the account's secondary address already", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over 5 address changes for this account in 15 minutes", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        BodyProblems,
+    ))]
+pub async fn set_secondary_email(
+    State(api): State<Arc<AddressApi>>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    request(&api, &caller, &body, AddressSlot::Secondary).await
+}
+
+/// Remove the caller's secondary address.
+#[utoipa::path(delete, path = "/api/me/secondary-email", tag = "me",
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The account has no secondary address", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn remove_secondary_email(
+    State(api): State<Arc<AddressApi>>,
+    caller: Caller,
+) -> ApiResult<StatusCode> {
+    let p = signed(&caller)?;
+    if !api
+        .signin
+        .accounts
+        .remove_secondary_email(p.account)
+        .await?
+    {
+        return Err(Error::NotFound {
+            what: "secondary address of account",
+            id: p.account.to_string(),
+        }
+        .into());
+    }
+    tracing::info!(account = p.account, "secondary address removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The page an address's verification link opens.
+///
+/// Shows a button that confirms the address (a POST); opening the page uses nothing up.
+#[utoipa::path(get, path = "/auth/verify-email", tag = "me",
+    params(
+        ("token" = String, Query, description = "The token of the verification link (`uc_` and 43 characters)",
+            pattern = r"^uc_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$", example = "uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ),
+    responses(
+        (status = 200, description = "The page with the confirm button", body = String, content_type = "text/html"),
+        (status = 400, description = "No token, or not a token of a link", body = String, content_type = "text/html"),
+    ))]
+pub async fn verify_page(
+    query: std::result::Result<Query<ConfirmQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query.ok().and_then(|Query(q)| TokenSecret::parse(&q.token)) {
+        Some(token) => page::verify(&token),
+        None => page::verify_refused(StatusCode::BAD_REQUEST, NOT_A_LINK),
+    }
+}
+
+const NOT_A_LINK: &str =
+    "This address is not a verification link: copy the whole link from the mail.";
+
+/// Confirm an address with a link's token.
+///
+/// Uses up the link and gives the account the address, verified. A link used before, expired
+/// or unknown: 410; an address another account signs in with: 409, and the link still works.
+#[utoipa::path(post, path = "/auth/verify-email", tag = "me",
+    request_body(content = crate::signin::http::ConfirmForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The address is the account's", body = String, content_type = "text/html"),
+        (status = 400, description = "No token, or not a token of a link", body = String, content_type = "text/html"),
+        (status = 403, description = "Sent from another site's page", body = String, content_type = "text/html"),
+        (status = 409, description = "Another account has this address", body = String, content_type = "text/html"),
+        (status = 410, description = "The link was used before, has expired, or is unknown", body = String, content_type = "text/html"),
+        (status = 503, description = "The account store does not answer; the link still works", body = String, content_type = "text/html"),
+    ))]
+pub async fn verify(State(api): State<Arc<AddressApi>>, request: Request) -> Response {
+    if request
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return page::verify_refused(
+            StatusCode::FORBIDDEN,
+            "This confirmation was sent from another site. Open the link from your mail instead.",
+        );
+    }
+    let body = match <BodyBytes as FromRequest<()>>::from_request(request, &()).await {
+        Ok(BodyBytes(b)) => b,
+        Err(refused) => return refused,
+    };
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "token")
+        .and_then(|(_, v)| TokenSecret::parse(&v));
+    let Some(token) = token else {
+        return page::verify_refused(StatusCode::BAD_REQUEST, NOT_A_LINK);
+    };
+    let now = api.signin.settings.clock.now();
+    match api.signin.accounts.confirm_email_change(&token, now).await {
+        Ok(Some(account)) => {
+            // Sessions and tokens carry the account's role and person, not its address:
+            // nothing cached needs forgetting.
+            tracing::info!(account = account.id, "address confirmed");
+            page::verified()
+        }
+        Ok(None) => page::verify_refused(
+            StatusCode::GONE,
+            "This link was used before, has expired, or is not known.",
+        ),
+        Err(Error::Conflict(_)) => page::verify_refused(
+            StatusCode::CONFLICT,
+            "Another UdaConnect account signs in with this address, so yours cannot use it.",
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "address not confirmed: store unavailable");
+            page::unavailable()
+        }
+    }
+}

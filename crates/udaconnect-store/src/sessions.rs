@@ -1,0 +1,104 @@
+//! Browser sessions in the account store, written once over the two engines as the rest of
+//! [`Accounts`]: listed and ended by their number, the secret that is their cookie never
+//! stored (only its hash), their last use kept to the minute.
+
+use chrono::{DateTime, Utc};
+use udaconnect_core::auth::{
+    AccountId, NewSession, Principal, SessionId, SessionInfo, TokenKind, TokenSecret,
+};
+use udaconnect_core::time::truncate_to_micros;
+use udaconnect_core::Result;
+
+use crate::accounts::{AccountDb, Accounts, Arg, LAST_USED_STEP};
+
+/// The id is the engine's: an identity column on PostgreSQL, a trigger on SQLite (whose
+/// table has no rowid to number it).
+const INSERT_SESSION: &str =
+    "INSERT INTO account_session (hash, account_id, created_at, expires_at, user_agent)
+     VALUES ($1, $2, $3, $4, $5)";
+/// Read by both engines' row readers in this order; `$3` is the hash of the session asking
+/// (or null), which the list marks.
+pub(crate) const LIVE_SESSIONS: &str = "SELECT id, created_at, expires_at, last_used_at,
+            user_agent, COALESCE(hash = $3, FALSE)
+     FROM account_session
+     WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > $2
+     ORDER BY id";
+const REVOKE_SESSION_ID: &str = "UPDATE account_session SET revoked_at = $3
+     WHERE account_id = $1 AND id = $2 AND revoked_at IS NULL AND expires_at > $3";
+const TOUCH_SESSION: &str = "UPDATE account_session SET last_used_at = $2 WHERE hash = $1";
+
+/// A live session as the engines read it for [`AccountDb::live_session`].
+pub struct LiveSession {
+    /// The account in its own role.
+    pub principal: Principal,
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+fn session_hash(secret: &TokenSecret) -> Vec<u8> {
+    secret.hash(TokenKind::Session).as_bytes().to_vec()
+}
+
+impl<D: AccountDb> Accounts<D> {
+    pub(crate) async fn insert_session(
+        &self,
+        session: NewSession,
+        now: DateTime<Utc>,
+    ) -> Result<TokenSecret> {
+        let secret = TokenSecret::generate()?;
+        let args = vec![
+            Arg::Bytes(session_hash(&secret)),
+            Arg::Int(session.account),
+            Arg::Time(truncate_to_micros(now)),
+            Arg::Time(session.expires),
+            Arg::MaybeText(session.user_agent),
+        ];
+        self.0.execute(INSERT_SESSION, args).await?;
+        Ok(secret)
+    }
+
+    /// Who the session signs in; its use recorded once a minute at most.
+    pub(crate) async fn check_session(
+        &self,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>> {
+        let now = truncate_to_micros(now);
+        let hash = session_hash(secret);
+        let Some(live) = self.0.live_session(hash.clone(), now).await? else {
+            return Ok(None);
+        };
+        if live.last_used.is_none_or(|t| now - t >= LAST_USED_STEP) {
+            let args = vec![Arg::Bytes(hash), Arg::Time(now)];
+            self.0.execute(TOUCH_SESSION, args).await?;
+        }
+        Ok(Some(live.principal))
+    }
+
+    pub(crate) async fn live_sessions(
+        &self,
+        account: AccountId,
+        current: Option<&TokenSecret>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>> {
+        let args = vec![
+            Arg::Int(account),
+            Arg::Time(truncate_to_micros(now)),
+            Arg::MaybeBytes(current.map(session_hash)),
+        ];
+        self.0.sessions(LIVE_SESSIONS, args).await
+    }
+
+    pub(crate) async fn end_session(
+        &self,
+        account: AccountId,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let args = vec![
+            Arg::Int(account),
+            Arg::Int(id),
+            Arg::Time(truncate_to_micros(now)),
+        ];
+        Ok(self.0.execute(REVOKE_SESSION_ID, args).await? > 0)
+    }
+}
