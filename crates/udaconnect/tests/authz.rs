@@ -131,8 +131,9 @@ impl Served {
                     .unwrap()
                     .unwrap();
                 let log = open_log(&broker.producer_url().parse::<LogUrl>().unwrap()).unwrap();
+                let keys = &stores.keys;
                 assert!(
-                    seed::load_once(seed_dir.path(), &stores.persons, &log, &stores.ids)
+                    seed::load_once(seed_dir.path(), &stores.persons, &log, &stores.ids, keys)
                         .await
                         .unwrap()
                 );
@@ -274,6 +275,10 @@ fn call(method: &str, path: &str, location: i64) -> Call {
             ("get", p) if p.contains("{id}") && p.starts_with("/api/persons/") => {
                 (p.replace("{id}", &A.to_string()), None, of_a)
             }
+            // A person never created: an admin's erasure is 404, and nobody is erased.
+            ("delete", "/api/persons/{id}") => ("/api/persons/987654321".into(), None, |_| {
+                Resource::Person(987_654_321)
+            }),
             // `confirm` not `true`: the matrix's askers keep their accounts.
             ("delete", "/api/me") => ("/api/me?confirm=no".into(), None, own_account),
             ("get", "/api/me/tokens") => (path.into(), None, own_account),

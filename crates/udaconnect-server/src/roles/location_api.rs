@@ -27,7 +27,11 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         if let Some(max) = stores.locations.max_leased_id().await? {
             stores.ids.reserve_through(max).await?;
         }
-        let floor = Arc::new(LogFloor::new(stores.ids.clone(), log.clone()));
+        let floor = Arc::new(LogFloor::new(
+            stores.ids.clone(),
+            log.clone(),
+            stores.keys.clone(),
+        ));
         // Read now, so the first ping need not wait for it; a failure (the broker not up
         // yet) is tried again by the first lease.
         tokio::spawn({
@@ -40,6 +44,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         persons,
         ids: IdAllocator::new(ids),
         log: log.clone(),
+        keys: stores.keys.clone(),
         metrics: ctx.metrics.clone(),
         clock: Arc::new(SystemClock),
         future_skew: ctx.options.edge.future_skew,

@@ -148,11 +148,15 @@ mod distributed {
                     .unwrap()
                     .unwrap();
                 let log = open_log(&broker.producer_url().parse::<LogUrl>().unwrap()).unwrap();
-                assert!(
-                    seed::load_once(seed_dir.path(), &stores.persons, &log, &stores.ids)
-                        .await
-                        .unwrap()
-                );
+                assert!(seed::load_once(
+                    seed_dir.path(),
+                    &stores.persons,
+                    &log,
+                    &stores.ids,
+                    &stores.keys
+                )
+                .await
+                .unwrap());
             };
             let stack =
                 Stack::start_seeded_with_env(Path::new(BIN), &db.url, &broker, &env, seed).await;
