@@ -271,6 +271,8 @@ pub enum Read {
     /// Sealed by a key since destroyed: its person was erased. Skipped and counted, never
     /// dead-lettered, since it is not an error and its bytes are of no use to anyone.
     Shredded,
+    /// The person was erased ([`record::erasure`]): drop their pings from what the reader keeps.
+    Erased(PersonId),
 }
 
 /// Every reader's way through a record of `topic`: a plaintext record is decoded as it is; a
@@ -283,6 +285,9 @@ pub fn read(
     topic: &str,
     key_of: impl FnOnce(PersonId) -> KeyState,
 ) -> Result<Read, String> {
+    if let Some(person_id) = record::erased_person(record) {
+        return Ok(Read::Erased(person_id));
+    }
     match sealing(record)? {
         Sealing::Plain => record::decode_legacy(record, pos).map(Read::Location),
         Sealing::Sealed { person_id, version } => match key_of(person_id) {

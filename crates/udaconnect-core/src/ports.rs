@@ -34,6 +34,9 @@ pub trait PersonStore: Send + Sync + 'static {
     async fn get_many(&self, ids: &[PersonId]) -> Result<Vec<Person>>;
     /// Up to `limit` persons with ids above `after`, in id order.
     async fn list(&self, after: Option<PersonId>, limit: usize) -> Result<Vec<Person>>;
+    /// Deletes the person (erasure), overwriting what the store can; `false` when there is
+    /// none. Their id is never given to anyone else.
+    async fn delete(&self, id: PersonId) -> Result<bool>;
     /// Succeeds when the store answers queries.
     async fn ping(&self) -> Result<()>;
 }
@@ -102,6 +105,9 @@ pub trait LocationStore: Send + Sync + 'static {
     }
     /// Removes every location (before a replay rebuilds them).
     async fn clear(&self) -> Result<()>;
+    /// Removes every location of `person` (erasure), overwriting what the store can; returns
+    /// how many it removed.
+    async fn delete_person(&self, person: PersonId) -> Result<u64>;
     async fn count(&self) -> Result<u64>;
     async fn ping(&self) -> Result<()>;
 }

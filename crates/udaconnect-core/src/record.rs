@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::domain::{not_an_id, FixTime, LocationId};
-use crate::model::{Location, NewLocation};
+use crate::model::{Location, NewLocation, PersonId};
 use crate::validate::{self, PlainPing};
 
 /// Header carrying the correlation id of the request that produced a record.
@@ -22,6 +22,9 @@ pub const DLQ_REASON_HEADER: &str = "dlq_reason";
 pub const LOCATION_TOPIC: &str = "location";
 /// Where records that cannot be stored go, with their original bytes.
 pub const LOCATION_DLQ_TOPIC: &str = "location.dlq";
+/// Header of the record that says a person was erased: every reader of the topic drops the
+/// person's pings from what it keeps (store, index) when it meets it.
+pub const ERASED_HEADER: &str = "erased_person";
 
 /// Ids from this value up are derived from log positions; ids leased to ingest nodes stay below.
 pub const DERIVED_ID_BASE: i64 = 1 << 52;
@@ -81,6 +84,28 @@ pub fn encode(
             .unwrap_or_default(),
         timestamp_ms: written.timestamp_millis(),
     }
+}
+
+/// The record that tells every reader of the `location` topic that `person_id` was erased.
+/// Keyed by the person, so on a partitioned log it follows the person's pings in order; its
+/// value is empty, so nothing of the person but their id is on it.
+pub fn erasure(person_id: PersonId, written: DateTime<Utc>) -> LogRecord {
+    LogRecord {
+        key: Some(person_id.to_string().into_bytes()),
+        value: Vec::new(),
+        headers: vec![(ERASED_HEADER.to_string(), b"1".to_vec())],
+        timestamp_ms: written.timestamp_millis(),
+    }
+}
+
+/// The person an erasure record ([`erasure`]) names; `None` for any other record.
+pub fn erased_person(record: &LogRecord) -> Option<PersonId> {
+    record.header(ERASED_HEADER)?;
+    std::str::from_utf8(record.key.as_deref()?)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|id| (1..=crate::model::MAX_ID).contains(id))
 }
 
 /// Reads a location record of either format. `Err` carries the reason the record goes to the

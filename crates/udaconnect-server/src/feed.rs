@@ -4,11 +4,26 @@
 
 use std::sync::Arc;
 
-use udaconnect_core::model::Location;
+use udaconnect_core::model::{Location, PersonId};
 use udaconnect_core::{Error, Result};
 
 /// Called with every stored batch, after it is durable (the contact index follows the store).
 pub type OnStored = Arc<dyn Fn(&[Location]) + Send + Sync>;
+
+/// Called with each person whose erasure the log tells of: the read side drops what it keeps
+/// of them (their pings in the contact index).
+pub type OnErased = Arc<dyn Fn(PersonId) + Send + Sync>;
+
+/// Hands each of `persons` to `on_erased`, off the runtime's threads: dropping a person
+/// rebuilds the contact index.
+pub async fn hand_over_erased(on_erased: &Option<OnErased>, persons: Vec<PersonId>) -> Result<()> {
+    let Some(f) = on_erased.clone().filter(|_| !persons.is_empty()) else {
+        return Ok(());
+    };
+    tokio::task::spawn_blocking(move || persons.into_iter().for_each(|p| f(p)))
+        .await
+        .map_err(|e| Error::Internal(format!("the erasure hook failed: {e}")))
+}
 
 /// Several receivers as one.
 pub fn all(receivers: Vec<OnStored>) -> Option<OnStored> {

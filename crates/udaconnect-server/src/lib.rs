@@ -13,6 +13,7 @@
 //! - [`consume`]: reading the log with one poll loop: location-consumer, replay, import's
 //!   catch-up, and connection-api following the topic.
 //! - [`feed`]: stored batches handed from the write side to the read side in one process.
+//! - [`keys`]: persons' keys, sealing what ingest writes and opening what readers read.
 //! - [`query`]: contact engines (in-memory index, PostGIS, scan), answers written as JSON,
 //!   connection-api's handlers, the venue live.
 //! - [`persons`]: the person directory (in-process or over HTTP, one cache) and person-api's
@@ -38,6 +39,7 @@ pub mod consume;
 pub mod feed;
 pub mod http;
 pub mod ingest;
+pub mod keys;
 pub mod mail;
 pub mod metrics;
 pub mod persons;

@@ -73,7 +73,7 @@ impl Metrics {
             ),
             consumer_records: add.metric(
                 "consumer_records",
-                "Log records the location consumer handled, by outcome (stored, dlq)",
+                "Log records the location consumer handled, by outcome (stored, dlq, shredded: sealed by a destroyed key)",
                 Family::default(),
             ),
             consumer_lag: add.metric(

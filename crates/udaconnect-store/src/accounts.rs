@@ -80,6 +80,11 @@ pub trait AccountDb: Send + Sync + 'static {
     async fn consume_link(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<Email>>;
     /// Revokes every token and session of `account` together.
     async fn revoke_all(&self, account: AccountId, now: DateTime<Utc>) -> Result<Revoked>;
+    /// After an account is deleted: removes what the engine keeps of the deleted rows
+    /// besides the table (SQLite's write-ahead log). By default nothing.
+    async fn forget_deleted(&self) -> Result<()> {
+        Ok(())
+    }
     async fn ping(&self) -> Result<()>;
 }
 
@@ -293,7 +298,9 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
     }
 
     async fn delete_account(&self, id: AccountId) -> Result<bool> {
-        Ok(self.0.execute(DELETE_ACCOUNT, vec![Arg::Int(id)]).await? > 0)
+        let deleted = self.0.execute(DELETE_ACCOUNT, vec![Arg::Int(id)]).await? > 0;
+        self.0.forget_deleted().await?;
+        Ok(deleted)
     }
 
     async fn start_session(&self, session: NewSession, now: DateTime<Utc>) -> Result<TokenSecret> {

@@ -30,6 +30,9 @@ pub enum AdminCommand {
     /// Create an account for an address and mail it a sign-in link (over --smtp, or as an
     /// .eml file in the data directory's mail/).
     Invite(crate::invite::InviteArgs),
+    /// Erase a person: destroy the key their pings on the log are sealed with, delete their
+    /// account, pings and person. Cannot be undone; erasing again changes nothing.
+    Erase(crate::erase::EraseArgs),
 }
 
 /// Where the accounts are.
@@ -129,6 +132,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::ListTokens(args) => list_tokens(args).await,
         AdminCommand::RevokeToken(args) => revoke_token(args).await,
         AdminCommand::Invite(args) => crate::invite::invite(args).await,
+        AdminCommand::Erase(args) => crate::erase::erase(args).await,
     }
 }
 

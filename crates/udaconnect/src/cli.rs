@@ -711,6 +711,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         persons: stack.persons.clone(),
         locations: stack.locations.clone(),
         ids: stack.ids.clone(),
+        keys: stack.keys.clone(),
     };
     replay_onto(&stack.log, &stores, Some(total), args.partial).await?;
     stack.mark_location_store_incomplete(false)
@@ -725,7 +726,10 @@ async fn replay_onto(
     partial: bool,
 ) -> anyhow::Result<()> {
     let Stores {
-        persons, locations, ..
+        persons,
+        locations,
+        keys,
+        ..
     } = stores;
     let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
     let template = if total.is_some() {
@@ -746,7 +750,7 @@ async fn replay_onto(
     } else {
         ReplayMode::Rebuild
     };
-    let report = rebuild::replay(log, locations, &persons, mode, progress)
+    let report = rebuild::replay(log, locations, &persons, keys, mode, progress)
         .await
         .context("replay failed")?;
     bar.finish_and_clear();
@@ -755,12 +759,13 @@ async fn replay_onto(
         records = report.records,
         stored = report.stored,
         rejected = report.rejected,
+        shredded = report.shredded,
         locations_in_store = stored,
         "replay finished"
     );
     eprintln!(
-        "replayed {} records: {} locations stored, {} rejected",
-        report.records, report.stored, report.rejected
+        "replayed {} records: {} locations stored, {} rejected, {} of erased persons skipped",
+        report.records, report.stored, report.rejected, report.shredded
     );
     Ok(())
 }

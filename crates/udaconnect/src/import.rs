@@ -127,6 +127,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             log: &stack.log,
             ids: &stack.ids,
             persons: &persons,
+            keys: &stack.keys,
             state_dir: stack.data_dir.join("import-state"),
             batch: args.batch.max(1),
             future_skew: chrono::TimeDelta::from_std(args.max_future_skew)
@@ -160,6 +161,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             stack.log.clone(),
             stack.locations.clone(),
             persons,
+            stack.keys.clone(),
             Arc::new(Metrics::new()),
         );
         let stored = consumer

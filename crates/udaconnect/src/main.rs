@@ -5,6 +5,7 @@ mod bench_entry;
 mod cli;
 mod dlq;
 mod edge;
+mod erase;
 mod import;
 mod invite;
 mod log_admin;

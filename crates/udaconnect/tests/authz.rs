@@ -264,6 +264,10 @@ fn call(method: &str, path: &str, location: i64) -> Call {
             ("get", p) if p.contains("{id}") && p.starts_with("/api/persons/") => {
                 (p.replace("{id}", &A.to_string()), None, of_a)
             }
+            // A person never created: an admin's erasure is 404, and nobody is erased.
+            ("delete", "/api/persons/{id}") => ("/api/persons/987654321".into(), None, |_| {
+                Resource::Person(987_654_321)
+            }),
             // `confirm` not `true`: the matrix's askers keep their accounts.
             ("delete", "/api/me") => ("/api/me?confirm=no".into(), None, own_account),
             ("get", "/api/me/tokens" | "/api/me/devices" | "/api/me/sessions")

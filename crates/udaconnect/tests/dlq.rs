@@ -53,12 +53,14 @@ async fn dead_letters_round_trip(log: DynLog, stack: &EmbeddedStack) {
         log.clone(),
         stack.locations.clone(),
         Arc::new(LocalPersons::new(persons.clone())),
+        stack.keys.clone(),
         metrics.clone(),
     );
     let running = tokio::spawn(consumer.run(shutdown.clone()));
     let depth = tokio::spawn(dlq::watch_depth(
         log.clone(),
         stack.locations.clone(),
+        stack.keys.clone(),
         metrics.clone(),
         shutdown,
     ));

@@ -43,6 +43,7 @@ async fn a_ping_is_queryable_within_milliseconds_under_light_load() {
             log.clone(),
             stack.locations.clone(),
             Arc::new(LocalPersons::new(stack.persons.clone())),
+            stack.keys.clone(),
             metrics.clone(),
         )
     };

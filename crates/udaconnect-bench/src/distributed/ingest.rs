@@ -103,6 +103,7 @@ pub async fn consume(
     log: &DynLog,
     store: &DynLocationStore,
     persons: Arc<PostgresPersonStore>,
+    keys: Arc<udaconnect_server::keys::Keyring>,
     expected: u64,
 ) -> anyhow::Result<f64> {
     let stored = Arc::new(AtomicU64::new(0));
@@ -119,6 +120,7 @@ pub async fn consume(
             log.clone(),
             store.clone(),
             directory,
+            keys,
             Arc::new(Metrics::new()),
         )
     };

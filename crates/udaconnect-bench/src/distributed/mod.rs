@@ -205,7 +205,10 @@ async fn run_stages(stages: &Stages<'_>, report: &mut String) -> anyhow::Result<
     let single_rate = ingest::single_append_rate(&broker.brokers()).await?;
 
     // 1. Consume: the location consumer, from the first record to the last stored.
-    let consume_s = ingest::consume(&log, &store, person_store.clone(), n as u64).await?;
+    let keys = Arc::new(udaconnect_server::keys::Keyring::new(Arc::new(
+        udaconnect_store::PostgresKeyStore::new(&pg),
+    )));
+    let consume_s = ingest::consume(&log, &store, person_store.clone(), keys, n as u64).await?;
     let stored: i64 = admin
         .query_one("SELECT count(*) FROM location", &[])
         .await?

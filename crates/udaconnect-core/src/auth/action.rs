@@ -40,6 +40,8 @@ actions! {
     GetPerson,
     /// `POST /api/persons/lookup`: many persons by id.
     LookupPersons,
+    /// `DELETE /api/persons/{id}`: erase a person, their pings and their account.
+    ErasePerson,
     /// `POST /api/locations`.
     PostLocation,
     /// `POST /api/locations/batch`.

@@ -63,7 +63,7 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::LiveHeat => (Rule::Staff, Some(Read)),
         Action::CreatePerson | Action::ImportPersons => (Rule::Staff, Some(Manage)),
         Action::ListAccounts => (Rule::Admin, Some(Read)),
-        Action::ChangeRole => (Rule::Admin, Some(Manage)),
+        Action::ChangeRole | Action::ErasePerson => (Rule::Admin, Some(Manage)),
         // A summary is the directory's view of one attendee: pings counted, first and last
         // seen; no place, no other person.
         Action::GetPerson | Action::GetSummary => (Rule::OwnPersonOrStaff, Some(Read)),

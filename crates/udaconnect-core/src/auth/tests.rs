@@ -65,6 +65,9 @@ const TABLE: &[(Action, Resource, &str)] = &[
     (Action::GetPerson, A, "SYNNYY"),
     (Action::GetPerson, B, "SNYNYY"),
     (Action::LookupPersons, ANY, "SNNNYY"),
+    // Erasing even one's own person is `DELETE /api/me`'s, which asks for a confirmation.
+    (Action::ErasePerson, A, "SNNNNY"),
+    (Action::ErasePerson, B, "SNNNNY"),
     (Action::PostLocation, A, "SYNYNY"),
     // A's device posting for B, and A posting for B.
     (Action::PostLocation, B, "SNYNNY"),

@@ -189,6 +189,28 @@ fn sort_tracks(workers: &dyn Workers, tracks: &mut [Vec<u32>], in_order: &[bool]
     );
 }
 
+impl ContactIndex {
+    /// This index without `person_id`'s pings, for erasing the person; `None` when it holds
+    /// none. Built anew in bulk from the other rows, which costs what loading them at start
+    /// does: erasures are rare, and removing rows in place would renumber slots all the same.
+    /// Answers pinned to this index read nothing from the new one (see
+    /// [`ContactIndex::pin_current`]).
+    pub fn without_person(&self, person_id: i64) -> Option<ContactIndex> {
+        let &number = self.person_numbers.get(&person_id)?;
+        let keep = self.rows.len() - self.tracks[number as usize].len();
+        let mut builder = BulkBuilder::with_capacity(keep, self.workers.clone());
+        for (slot, row) in self.rows.iter().enumerate() {
+            if row.person != number {
+                builder.push(&self.point(slot as u32));
+            }
+        }
+        let mut index = builder.finish();
+        index.generation = self.generation + 1;
+        index.fresh_from = index.generation;
+        Some(index)
+    }
+}
+
 /// Loads an index in bulk: rows are appended as they come, then tracks and cells are laid out
 /// by counting sort, each list written front to back instead of appending to tens of thousands
 /// of lists in turn (a cache miss each).

@@ -263,7 +263,14 @@ impl ContactIndex {
         }
     }
 
-    /// The location in `slot` of the layout `pin` was taken on.
+    /// Whether slots taken under `pin` can be read here: not once the index was rebuilt
+    /// without a person since (an erasure), which renumbers every slot.
+    pub fn pin_current(&self, pin: &SlotPin) -> bool {
+        pin.generation >= self.fresh_from
+    }
+
+    /// The location in `slot` of the layout `pin` was taken on (a pin that is
+    /// [`Self::pin_current`]).
     pub fn point_pinned(&self, pin: &SlotPin, slot: u32) -> Point {
         let mut slot = slot;
         for m in self.moves.iter().filter(|m| m.from >= pin.generation) {

@@ -128,6 +128,9 @@ pub struct ContactIndex {
     generation: u64,
     /// Held by every [`SlotPin`] of the current generation.
     pins: Arc<()>,
+    /// Pins of generations before this one are of the index this one was rebuilt from
+    /// without a person ([`ContactIndex::without_person`]): their slots name nothing here.
+    fresh_from: u64,
     /// How slots moved in each compaction some [`SlotPin`] still needs, oldest first.
     moves: VecDeque<Move>,
     /// The threads long queries are split over, handed in by the owner.
@@ -160,6 +163,7 @@ impl ContactIndex {
             compacted: 0,
             generation: 0,
             pins: Arc::default(),
+            fresh_from: 0,
             moves: VecDeque::new(),
             workers,
         }

@@ -19,6 +19,9 @@ use crate::http::guard::post_json;
 use crate::http::openapi::{BadId, DeviceToken, MalformedJson, Unauthenticated};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{JsonBody, PathId};
+use crate::persons::erase::Eraser;
+use crate::persons::http::erase_and_forget;
+use crate::persons::DynPersonDirectory;
 
 /// Live tokens one account may hold: each is a credential to keep track of.
 pub const MAX_TOKENS: usize = 100;
@@ -30,6 +33,9 @@ const MAX_DAYS: i64 = 3650;
 pub struct MeApi {
     pub auth: Arc<Authenticator>,
     pub persons: DynPersonStore,
+    /// Erases the caller's person with their account.
+    pub eraser: Arc<Eraser>,
+    pub directory: DynPersonDirectory,
 }
 
 pub fn routes(api: Arc<MeApi>) -> Router {
@@ -338,14 +344,14 @@ pub async fn revoke_my_token(
 }
 
 /// Delete the caller's account: every session and token of it ends at once, then the account
-/// goes with its devices. The person and their pings are not erased yet: erasing them from
-/// every store and the log is a later step (docs/privacy.md). Irreversible: a `confirm` other
-/// than `true` deletes nothing, so a client can ask for the refusal it shows before the real
-/// call.
+/// goes with its devices, and the caller's person is erased: their pings in every store and
+/// the contact index, and the key their pings on the log are sealed with (docs/privacy.md).
+/// Irreversible: a `confirm` other than `true` deletes nothing, so a client can ask for the
+/// refusal it shows before the real call.
 #[utoipa::path(delete, path = "/api/me", tag = "me",
     params(("confirm" = Option<bool>, Query, description = "Absent or `true` deletes; any other value deletes nothing (422): the account cannot be restored")),
     responses(
-        (status = 204, description = "Deleted; every session and token of the account is revoked"),
+        (status = 204, description = "Deleted; every session and token of the account is revoked, and the caller's person is erased"),
         Unauthenticated,
         (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The last admin account: make another admin first", body = Problem, content_type = "application/problem+json"),
@@ -377,10 +383,15 @@ pub async fn delete_me(
     }
     // Credentials first: should the delete fail, none of them still signs anyone in.
     let revoked = store.revoke_all(p.account, chrono::Utc::now()).await?;
+    if let Some(person) = account.person {
+        // The account goes with the person.
+        erase_and_forget(&api.eraser, &api.directory, &api.auth, person).await?;
+    }
     store.delete_account(p.account).await?;
     api.auth.forget_account(p.account);
     tracing::info!(
         account = p.account,
+        person_id = account.person,
         tokens = revoked.tokens,
         sessions = revoked.sessions,
         "account deleted by its holder"

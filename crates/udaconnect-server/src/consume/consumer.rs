@@ -15,7 +15,8 @@ use udaconnect_core::Result;
 use crate::consume::health::ConsumerHealth;
 use crate::consume::poll::{self, Batches, Commit, Reader, Until};
 use crate::consume::sort_batch;
-use crate::feed::{hand_over, OnStored};
+use crate::feed::{hand_over, hand_over_erased, OnErased, OnStored};
+use crate::keys::Keyring;
 use crate::metrics::Metrics;
 use crate::persons::DynPersonDirectory;
 
@@ -32,9 +33,14 @@ pub struct LocationConsumer {
     pub log: DynLog,
     pub store: DynLocationStore,
     pub persons: DynPersonDirectory,
+    /// Opens sealed records.
+    pub keys: Arc<Keyring>,
     pub metrics: Arc<Metrics>,
     /// Handed every batch once it is stored (in one process: the contact index, the live view).
     pub on_stored: Option<OnStored>,
+    /// Handed every person the log says was erased, once their pings are deleted from the
+    /// store (in one process: the contact index).
+    pub on_erased: Option<OnErased>,
     /// Told after every poll and stored batch, for `/ready` (see [`ConsumerHealth`]).
     pub health: Option<Arc<ConsumerHealth>>,
 }
@@ -45,14 +51,17 @@ impl LocationConsumer {
         log: DynLog,
         store: DynLocationStore,
         persons: DynPersonDirectory,
+        keys: Arc<Keyring>,
         metrics: Arc<Metrics>,
     ) -> Self {
         LocationConsumer {
             log,
             store,
             persons,
+            keys,
             metrics,
             on_stored: None,
+            on_erased: None,
             health: None,
         }
     }
@@ -109,7 +118,7 @@ impl Batches for StoreWriter {
     async fn handle(&mut self, batch: &[Consumed]) -> Result<()> {
         let c = &self.consumer;
         let started = Instant::now();
-        let sorted = sort_batch(batch, &c.persons).await?;
+        let sorted = sort_batch(batch, &c.persons, &c.keys).await?;
         for r in &sorted.rejected {
             tracing::warn!(
                 partition = r.header_str("dlq_source_partition").unwrap_or(""),
@@ -119,6 +128,12 @@ impl Batches for StoreWriter {
             );
         }
         c.store.upsert(&sorted.locations).await?;
+        for &person in &sorted.erased {
+            // Deleted by the erasure already; pings this consumer stored since (it was
+            // behind) go now.
+            c.store.delete_person(person).await?;
+        }
+        hand_over_erased(&c.on_erased, sorted.erased).await?;
         let (stored, dlq) = (sorted.locations.len(), sorted.rejected.len());
         c.metrics.axes_repaired("log", sorted.axes_repaired);
         if let Some(on_stored) = &c.on_stored {
@@ -133,6 +148,9 @@ impl Batches for StoreWriter {
         outcomes
             .get_or_create(&vec![("outcome", "dlq".to_string())])
             .inc_by(dlq as u64);
+        outcomes
+            .get_or_create(&vec![("outcome", "shredded".to_string())])
+            .inc_by(sorted.shredded);
         c.metrics
             .consumer_batch_duration
             .observe(started.elapsed().as_secs_f64());
@@ -213,10 +231,12 @@ mod tests {
             .unwrap();
         let store: DynLocationStore =
             Arc::new(SqliteLocationStore::open(dir.path().join("locations.sqlite3")).unwrap());
+        let keys = udaconnect_store::SqliteKeyStore::open(dir.path().join("keys.sqlite3")).unwrap();
         let consumer = LocationConsumer::new(
             log.clone(),
             store.clone(),
             Arc::new(LocalPersons::new(persons)),
+            Arc::new(Keyring::new(Arc::new(keys))),
             Arc::new(Metrics::new()),
         );
         let (stop, shutdown) = watch::channel(false);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::watch;
+use udaconnect_core::envelope::Read;
 use udaconnect_core::ports::{read_to_end, DynLocationStore, DynLog, DynLogConsumer, StartFrom};
 use udaconnect_core::record::{
     self, LogRecord, Position, DLQ_REASON_HEADER, LOCATION_DLQ_TOPIC, LOCATION_TOPIC,
@@ -20,6 +21,7 @@ use udaconnect_core::record::{
 use udaconnect_core::time::{format_utc, parse_timestamp};
 use udaconnect_core::Result;
 
+use crate::keys::{Keyring, ReadingKeys};
 use crate::metrics::Metrics;
 
 /// Header: the partition of `location` a dead-lettered record was read from.
@@ -76,10 +78,19 @@ impl DeadLetter {
     }
 
     /// The location id the record is stored under once it can be: `None` when it cannot be
-    /// read as a ping at all.
+    /// read as a ping at all (a sealed one among them: see [`Self::location_id_with`]).
     pub fn location_id(&self) -> Option<i64> {
+        self.location_id_with(&ReadingKeys::default())
+    }
+
+    /// [`Self::location_id`], opening a sealed record with `keys`: `None` also when its person
+    /// was erased.
+    pub fn location_id_with(&self, keys: &ReadingKeys) -> Option<i64> {
         let at = self.source.unwrap_or(self.position);
-        record::decode(&self.record, at).ok().map(|l| l.id)
+        match keys.read(&self.record, at, LOCATION_TOPIC) {
+            Ok(Read::Location(d)) => Some(d.location.id),
+            _ => None,
+        }
     }
 
     /// One JSON object: for `dlq list --format json`.
@@ -250,6 +261,7 @@ pub async fn redrive(log: &DynLog, filter: &Filter) -> Result<Redriven> {
 pub async fn watch_depth(
     log: DynLog,
     store: DynLocationStore,
+    keys: Arc<Keyring>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -277,8 +289,10 @@ pub async fn watch_depth(
         };
         match polled {
             Ok(batch) => {
+                // Without the key store's answer, a sealed letter counts as unreadable.
+                let known = keys.for_reading(&batch).await.unwrap_or_default();
                 for c in batch {
-                    match DeadLetter::read(c.position, c.record).location_id() {
+                    match DeadLetter::read(c.position, c.record).location_id_with(&known) {
                         Some(id) => {
                             waiting.insert(id);
                         }

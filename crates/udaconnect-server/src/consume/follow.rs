@@ -11,17 +11,27 @@ use udaconnect_core::Result;
 
 use crate::consume::poll::{self, Batches, Commit, Reader, Until};
 use crate::consume::sort_batch;
-use crate::feed::{hand_over, OnStored};
+use crate::feed::{hand_over, hand_over_erased, OnErased, OnStored};
+use crate::keys::Keyring;
 use crate::persons::DynPersonDirectory;
 
-/// Hands every batch of the topic that the consumer would store (decodable pings of known
-/// persons) to `on_read`, from `start`, until `shutdown`. `caught_up` is called once, when the
-/// end of the log is first reached.
+/// What [`follow`] reads with and hands on.
+pub struct Following {
+    pub persons: DynPersonDirectory,
+    /// Opens sealed records.
+    pub keys: std::sync::Arc<Keyring>,
+    /// Every batch the consumer would store (decodable pings of known persons).
+    pub on_read: OnStored,
+    /// Every person whose erasure the log tells of.
+    pub on_erased: OnErased,
+}
+
+/// Hands what `following` asks for, from `start`, until `shutdown`. `caught_up` is called
+/// once, when the end of the log is first reached.
 pub async fn follow(
     log: DynLog,
     start: StartFrom,
-    persons: DynPersonDirectory,
-    on_read: OnStored,
+    following: Following,
     caught_up: impl FnOnce() + Send,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -36,24 +46,24 @@ pub async fn follow(
         until: Until::Stopped,
     };
     let mut follower = Follower {
-        persons,
-        on_read,
+        following,
         caught_up: Some(caught_up),
     };
     poll::read(&log, &reader, &mut follower, shutdown).await
 }
 
 struct Follower<F> {
-    persons: DynPersonDirectory,
-    on_read: OnStored,
+    following: Following,
     caught_up: Option<F>,
 }
 
 #[async_trait]
 impl<F: FnOnce() + Send> Batches for Follower<F> {
     async fn handle(&mut self, batch: &[Consumed]) -> Result<()> {
-        let sorted = sort_batch(batch, &self.persons).await?;
-        hand_over(&self.on_read, sorted.locations).await
+        let f = &self.following;
+        let sorted = sort_batch(batch, &f.persons, &f.keys).await?;
+        hand_over(&f.on_read, sorted.locations).await?;
+        hand_over_erased(&Some(f.on_erased.clone()), sorted.erased).await
     }
 
     fn caught_up(&mut self) {

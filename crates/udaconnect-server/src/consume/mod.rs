@@ -16,11 +16,13 @@ pub mod health;
 pub mod poll;
 pub mod replay;
 
-use udaconnect_core::model::Location;
+use udaconnect_core::envelope::Read;
+use udaconnect_core::model::{Location, PersonId};
 use udaconnect_core::ports::Consumed;
-use udaconnect_core::record::{self, LogRecord};
+use udaconnect_core::record::{LogRecord, LOCATION_TOPIC};
 use udaconnect_core::Result;
 
+use crate::keys::Keyring;
 use crate::persons::DynPersonDirectory;
 
 /// What one batch of records comes to.
@@ -30,21 +32,43 @@ pub struct Sorted {
     pub axes_repaired: u64,
     /// Records that cannot be stored, with the reason header added.
     pub rejected: Vec<LogRecord>,
+    /// Sealed records whose key is destroyed: their persons were erased. Skipped, counted.
+    pub shredded: u64,
+    /// Persons whose erasure the batch tells of: what a reader keeps of them goes. None of
+    /// their pings are among `locations`.
+    pub erased: Vec<PersonId>,
 }
 
-/// Decodes a batch and checks its persons exist.
-pub async fn sort_batch(batch: &[Consumed], persons: &DynPersonDirectory) -> Result<Sorted> {
+/// Decodes a batch (opening sealed records with their persons' keys) and checks its persons
+/// exist.
+pub async fn sort_batch(
+    batch: &[Consumed],
+    persons: &DynPersonDirectory,
+    keys: &Keyring,
+) -> Result<Sorted> {
+    let known = keys.for_reading(batch).await?;
     let mut decoded = Vec::with_capacity(batch.len());
     let mut rejected = Vec::new();
     let mut axes_repaired = 0;
+    let mut shredded = 0;
+    let mut erased = Vec::new();
     for c in batch {
-        match record::decode_legacy(&c.record, c.position) {
-            Ok(d) => {
+        match known.read(&c.record, c.position, LOCATION_TOPIC) {
+            Ok(Read::Location(d)) => {
                 axes_repaired += u64::from(d.axes_repaired);
                 decoded.push((d.location, c));
             }
+            Ok(Read::Shredded) => shredded += 1,
+            Ok(Read::Erased(person)) => erased.push(person),
             Err(reason) => rejected.push(dead_letter(c, &reason)),
         }
+    }
+    // Pings before the erasure in the batch: a plaintext one (an original producer's) would
+    // otherwise be stored after the person's pings were deleted.
+    decoded.retain(|(l, _)| !erased.contains(&l.person_id));
+    for &person in &erased {
+        // This process's directory may still hold the person from before.
+        persons.forget(person);
     }
     let ids: Vec<i64> = decoded.iter().map(|(l, _)| l.person_id).collect();
     let missing = persons.missing(&ids).await?;
@@ -63,6 +87,8 @@ pub async fn sort_batch(batch: &[Consumed], persons: &DynPersonDirectory) -> Res
         locations,
         axes_repaired,
         rejected,
+        shredded,
+        erased,
     })
 }
 

@@ -15,6 +15,7 @@ use udaconnect_core::Result;
 
 use crate::consume::poll::{self, Batches, Commit, Reader, Until};
 use crate::consume::sort_batch;
+use crate::keys::Keyring;
 use crate::persons::DynPersonDirectory;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct ReplayReport {
     pub records: u64,
     pub stored: u64,
     pub rejected: u64,
+    /// Sealed records whose persons were erased (their keys destroyed): skipped.
+    pub shredded: u64,
 }
 
 /// What a replay does with what the store holds already.
@@ -34,12 +37,14 @@ pub enum ReplayMode {
     Partial,
 }
 
-/// Stores every record of `log` in `store`, after clearing it or not as `mode` says.
-/// `progress(done, still_to_read)` is called after each poll.
+/// Stores every record of `log` in `store`, after clearing it or not as `mode` says, opening
+/// sealed records with `keys` (an erased person's stay unread). `progress(done,
+/// still_to_read)` is called after each poll.
 pub async fn replay(
     log: &DynLog,
     store: &DynLocationStore,
     persons: &DynPersonDirectory,
+    keys: &Keyring,
     mode: ReplayMode,
     progress: impl FnMut(u64, u64) + Send,
 ) -> Result<ReplayReport> {
@@ -59,6 +64,7 @@ pub async fn replay(
     let mut rebuild = Rebuild {
         store,
         persons,
+        keys,
         report: ReplayReport::default(),
         progress,
     };
@@ -70,6 +76,7 @@ pub async fn replay(
 struct Rebuild<'a, P> {
     store: &'a DynLocationStore,
     persons: &'a DynPersonDirectory,
+    keys: &'a Keyring,
     report: ReplayReport,
     progress: P,
 }
@@ -77,8 +84,14 @@ struct Rebuild<'a, P> {
 #[async_trait]
 impl<P: FnMut(u64, u64) + Send> Batches for Rebuild<'_, P> {
     async fn handle(&mut self, batch: &[Consumed]) -> Result<()> {
-        let sorted = sort_batch(batch, self.persons).await?;
+        let sorted = sort_batch(batch, self.persons, self.keys).await?;
         self.store.upsert(&sorted.locations).await?;
+        for &person in &sorted.erased {
+            // An original producer's plaintext pings of the person, replayed before the
+            // erasure record, go again.
+            self.store.delete_person(person).await?;
+        }
+        self.report.shredded += sorted.shredded;
         self.report.records += batch.len() as u64;
         self.report.stored += sorted.locations.len() as u64;
         self.report.rejected += sorted.rejected.len() as u64;

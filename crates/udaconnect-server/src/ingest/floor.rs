@@ -11,12 +11,16 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use std::sync::Arc;
 use tokio::sync::OnceCell;
-use udaconnect_core::ports::{Consumed, DynIdLeaser, DynLog, IdLeaser, Log, LogScan};
-use udaconnect_core::record::{self, DERIVED_ID_BASE, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
+
+use udaconnect_core::envelope::Read;
+use udaconnect_core::ports::{Consumed, DynIdLeaser, DynLog, IdLeaser};
+use udaconnect_core::record::{DERIVED_ID_BASE, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 use udaconnect_core::{Error, Result};
 
 use crate::consume::consumer::CONSUMER_GROUP;
+use crate::keys::Keyring;
 
 /// The most records one topic's scan reads; beyond it the scan refuses and is tried again
 /// later, as location-consumer stores and commits what waits. A few seconds of reading.
@@ -31,16 +35,19 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 pub struct LogFloor {
     leaser: DynIdLeaser,
     log: DynLog,
+    /// Opens sealed records, whose ids are inside the envelope.
+    keys: Arc<Keyring>,
     raised: OnceCell<()>,
     /// The last failed scan: when, and why.
     failed: Mutex<Option<(Instant, String)>>,
 }
 
 impl LogFloor {
-    pub fn new(leaser: DynIdLeaser, log: DynLog) -> LogFloor {
+    pub fn new(leaser: DynIdLeaser, log: DynLog, keys: Arc<Keyring>) -> LogFloor {
         LogFloor {
             leaser,
             log,
+            keys,
             raised: OnceCell::new(),
             failed: Mutex::new(None),
         }
@@ -60,7 +67,7 @@ impl LogFloor {
         let raised = self
             .raised
             .get_or_try_init(|| async {
-                let max = max_id_in_log(&self.log).await?;
+                let max = max_id_in_log(&self.log, &self.keys).await?;
                 if max > 0 {
                     self.leaser.reserve_through(max).await?;
                 }
@@ -92,10 +99,11 @@ impl IdLeaser for LogFloor {
 
 /// The highest leased location id in the log where the store may not have it: past
 /// location-consumer's committed position, and in the dead-letter topic (0 when none).
-pub async fn max_id_in_log(log: &DynLog) -> Result<i64> {
+/// A shredded record's id is unknown, and need not be avoided: nothing of it is stored again.
+pub async fn max_id_in_log(log: &DynLog, keys: &Keyring) -> Result<i64> {
     let started = Instant::now();
-    let unstored = max_id_in(log, LOCATION_TOPIC, Some(CONSUMER_GROUP)).await?;
-    let dead = max_id_in(log, LOCATION_DLQ_TOPIC, None).await?;
+    let unstored = max_id_in(log, keys, LOCATION_TOPIC, Some(CONSUMER_GROUP)).await?;
+    let dead = max_id_in(log, keys, LOCATION_DLQ_TOPIC, None).await?;
     tracing::info!(
         unstored = unstored.1,
         dead_letters = dead.1,
@@ -107,32 +115,28 @@ pub async fn max_id_in_log(log: &DynLog) -> Result<i64> {
 }
 
 /// The highest leased id in `topic` from `group`'s position on, and the records read.
-async fn max_id_in(log: &DynLog, topic: &str, group: Option<&str>) -> Result<(i64, u64)> {
+pub(crate) async fn max_id_in(
+    log: &DynLog,
+    keys: &Keyring,
+    topic: &str,
+    group: Option<&str>,
+) -> Result<(i64, u64)> {
     let mut max = 0;
     let mut read = 0u64;
     let mut reported = Instant::now();
-    let mut visit = |batch: &[Consumed]| {
-        for c in batch {
-            if let Ok(d) = record::decode_legacy(&c.record, c.position) {
-                // Derived ids (keyless records) come from positions, never from a lease.
-                if d.location.id < DERIVED_ID_BASE {
-                    max = max.max(d.location.id);
-                }
+    let mut visit = |_: &Consumed, r: std::result::Result<Read, String>| {
+        if let Ok(Read::Location(d)) = r {
+            // Derived ids (keyless records) come from positions, never from a lease.
+            if d.location.id < DERIVED_ID_BASE {
+                max = max.max(d.location.id);
             }
         }
-        read += batch.len() as u64;
-        if reported.elapsed() >= PROGRESS_EVERY {
+        read += 1;
+        if read.is_multiple_of(65_536) && reported.elapsed() >= PROGRESS_EVERY {
             reported = Instant::now();
             tracing::info!(topic, read, "reading the log for location ids in use");
         }
     };
-    let scan = LogScan {
-        topic,
-        group,
-        limit: SCAN_LIMIT,
-        visit: &mut visit,
-    };
-    // Named in full: `Iterator::scan` would be found first on the `Arc`.
-    let records = Log::scan(log.as_ref(), scan).await?;
+    let records = keys.scan(log, topic, group, SCAN_LIMIT, &mut visit).await?;
     Ok((max, records))
 }

@@ -22,11 +22,12 @@ use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::mail::MailKind;
 use udaconnect_core::model::{Location, NewLocation, PersonId};
 use udaconnect_core::ports::{DynAccountStore, DynIdLeaser, DynLog, DynPersonStore};
-use udaconnect_core::record::{self, LOCATION_TOPIC};
+use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_core::validate::{self, LocationRows, PersonRows};
 use udaconnect_core::{Error, Result};
 
 use crate::ingest::IdAllocator;
+use crate::keys::Keyring;
 use crate::persons::DynPersonDirectory;
 use crate::signin::send_link;
 
@@ -144,6 +145,8 @@ pub struct LocationImport<'a> {
     pub log: &'a DynLog,
     pub ids: &'a DynIdLeaser,
     pub persons: &'a DynPersonDirectory,
+    /// Seals each record with its person's key, as ingest does.
+    pub keys: &'a Keyring,
     /// Directory of the resume checkpoints.
     pub state_dir: PathBuf,
     pub batch: usize,
@@ -234,7 +237,14 @@ impl LocationImport<'_> {
     ) -> Result<u64> {
         let parsed = std::mem::take(pending);
         let person_ids: Vec<i64> = parsed.iter().map(|(_, _, l)| l.person_id()).collect();
-        let missing = self.persons.missing(&person_ids).await?;
+        let mut missing = self.persons.missing(&person_ids).await?;
+        let known: Vec<i64> = person_ids
+            .iter()
+            .filter(|p| !missing.contains(p))
+            .copied()
+            .collect();
+        let keys = self.keys.for_sealing(&known).await?;
+        missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
         let now = SystemClock.now();
         let (known, unknown): (Vec<_>, Vec<_>) = parsed
             .into_iter()
@@ -272,7 +282,7 @@ impl LocationImport<'_> {
                     next += 1;
                     next - 1
                 });
-                record::encode(
+                keys.seal(
                     &Location {
                         id,
                         person_id: l.person_id(),
@@ -282,9 +292,10 @@ impl LocationImport<'_> {
                     },
                     None,
                     now,
+                    LOCATION_TOPIC,
                 )
             })
-            .collect();
+            .collect::<Result<_>>()?;
         self.log.append(LOCATION_TOPIC, records).await?;
         Ok(known.len() as u64)
     }

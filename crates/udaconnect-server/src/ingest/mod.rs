@@ -1,6 +1,6 @@
 //! The ingest use case, the same for every transport (HTTP, gRPC, CSV import, the demo): check
-//! that the persons exist, give each ping an id from a leased block, append to the log, and
-//! return once the log has it durably.
+//! that the persons exist, give each ping an id from a leased block, seal it with its person's
+//! key ([`crate::keys`]), append to the log, and return once the log has it durably.
 //!
 //! - [`http`]: `POST /api/locations`, `POST /api/locations/batch`, `GET /api/locations/{id}`.
 //! - [`grpc`]: the original `/LocationService/Create` and the v1 `LocationIngest`.
@@ -26,11 +26,12 @@ use udaconnect_core::auth::{Action, Resource};
 use udaconnect_core::clock::DynClock;
 use udaconnect_core::model::{Location, NewLocation};
 use udaconnect_core::ports::{DynIdLeaser, DynLog};
-use udaconnect_core::record::{self, LOCATION_TOPIC};
+use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_core::{validate, Error, Result};
 
 use crate::access::Caller;
 use crate::http::correlation_id;
+use crate::keys::Keyring;
 use crate::metrics::Metrics;
 use crate::persons::DynPersonDirectory;
 use crate::wiring::disk::DiskGuard;
@@ -73,6 +74,8 @@ pub struct Ingest {
     pub persons: DynPersonDirectory,
     pub ids: IdAllocator,
     pub log: DynLog,
+    /// Seals each record with its person's key.
+    pub keys: Arc<Keyring>,
     pub metrics: Arc<Metrics>,
     /// Tells the time of ingest, and how far ahead of it a fix may be.
     pub clock: DynClock,
@@ -108,7 +111,15 @@ impl Ingest {
             field,
         )?;
         let person_ids: Vec<i64> = pings.iter().map(|p| p.person_id()).collect();
-        let missing = self.persons.missing(&person_ids).await?;
+        let mut missing = self.persons.missing(&person_ids).await?;
+        let known: Vec<i64> = person_ids
+            .iter()
+            .filter(|p| !missing.contains(p))
+            .copied()
+            .collect();
+        let keys = self.keys.for_sealing(&known).await?;
+        // An erased person whose row a cache still shows: as unknown as one never created.
+        missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
         let mut violations: Vec<udaconnect_core::FieldViolation> = pings
             .iter()
             .enumerate()
@@ -147,8 +158,8 @@ impl Ingest {
             .collect();
         let records = locations
             .iter()
-            .map(|l| record::encode(l, correlation.as_deref(), now))
-            .collect();
+            .map(|l| keys.seal(l, correlation.as_deref(), now, LOCATION_TOPIC))
+            .collect::<Result<_>>()?;
         let started = Instant::now();
         self.log.append(LOCATION_TOPIC, records).await?;
         self.metrics

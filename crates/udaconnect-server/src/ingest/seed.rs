@@ -9,9 +9,11 @@ use serde::Deserialize;
 use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::{Location, Person};
 use udaconnect_core::ports::{DynIdLeaser, DynLog, DynPersonStore};
-use udaconnect_core::record::{self, LOCATION_TOPIC};
+use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_core::time::parse_timestamp;
 use udaconnect_core::{Error, Result};
+
+use crate::keys::Keyring;
 
 const PERSONS_CSV: &str = include_str!("../../../../data/seed/persons.csv");
 const LOCATIONS_CSV: &str = include_str!("../../../../data/seed/locations.csv");
@@ -57,6 +59,7 @@ pub async fn load_once(
     persons_store: &DynPersonStore,
     log: &DynLog,
     ids: &DynIdLeaser,
+    keys: &Keyring,
 ) -> Result<bool> {
     let marker = data_dir.join(MARKER);
     if marker.exists() {
@@ -69,10 +72,14 @@ pub async fn load_once(
         ids.reserve_through(max).await?;
     }
     let now = SystemClock.now();
+    let persons: Vec<i64> = locations.iter().map(|l| l.person_id).collect();
+    let keys = keys.for_sealing(&persons).await?;
+    // A person of the demo data erased before a crash half-way keeps no ping.
     let records = locations
         .iter()
-        .map(|l| record::encode(l, None, now))
-        .collect();
+        .filter(|l| !keys.erased(l.person_id))
+        .map(|l| keys.seal(l, None, now, LOCATION_TOPIC))
+        .collect::<Result<_>>()?;
     log.append(LOCATION_TOPIC, records).await?;
     std::fs::write(&marker, b"the original UdaConnect demo data is loaded\n")
         .map_err(|e| Error::Internal(format!("write {}: {e}", marker.display())))?;

@@ -1,6 +1,6 @@
 //! The person directory over any source of persons, remembering what it has read: persons are
-//! never removed or changed while serving, and ingest and queries ask about the same few
-//! thousand attendees all day. In `serve` the source is person-api's store; apart, person-api
+//! never changed while serving (only erased, which the erasure tells the directory of its own
+//! process), and ingest and queries ask about the same few thousand attendees all day. In `serve` the source is person-api's store; apart, person-api
 //! over HTTP, where the cache also spares a round trip per ping.
 
 use std::collections::{HashMap, HashSet};
@@ -94,6 +94,17 @@ impl<S: PersonSource> CachedPersons<S> {
 
 #[async_trait]
 impl<S: PersonSource> PersonDirectory for CachedPersons<S> {
+    fn forget(&self, id: PersonId) {
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.read
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
     async fn missing(&self, ids: &[PersonId]) -> Result<Vec<PersonId>> {
         let mut unknown: Vec<PersonId> = {
             let known = self.known.read().unwrap_or_else(|e| e.into_inner());

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::auth::{Action, Email, Resource, Role};
@@ -13,7 +13,7 @@ use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{rule, Caller, On};
+use crate::access::{rule, Authenticator, Caller, On};
 use crate::http::guard::post_json;
 use crate::http::openapi::{
     lookup_ids_schema, optional_email_schema, text_schema, BadId, BodyProblems, MalformedJson,
@@ -22,6 +22,8 @@ use crate::http::openapi::{
 use crate::http::problem::{found, ApiResult, Problem};
 use crate::http::{JsonBody, Params, PathId};
 use crate::metrics::Metrics;
+use crate::persons::erase::{Erased, Eraser};
+use crate::persons::DynPersonDirectory;
 use crate::signin::http::SignInApi;
 
 /// Page size when a client asks for none: large enough that the original's clients, which
@@ -36,6 +38,10 @@ pub struct PersonApi {
     pub metrics: Arc<Metrics>,
     /// Accounts of persons created with an address, and their welcome mails.
     pub signin: Arc<SignInApi>,
+    pub eraser: Arc<Eraser>,
+    /// This process's person directory and credential cache, told of an erasure.
+    pub directory: DynPersonDirectory,
+    pub auth: Arc<Authenticator>,
 }
 
 pub fn routes(api: Arc<PersonApi>) -> Router {
@@ -50,7 +56,11 @@ pub fn routes(api: Arc<PersonApi>) -> Router {
         )
         .route(
             "/api/persons/{id}",
-            rule(Action::GetPerson, On::PathPerson, get(get_person)),
+            rule(Action::GetPerson, On::PathPerson, get(get_person)).merge(rule(
+                Action::ErasePerson,
+                On::PathPerson,
+                delete(erase_person),
+            )),
         )
         .route(
             "/api/persons/lookup",
@@ -197,6 +207,43 @@ pub async fn get_person(
     PathId(id): PathId,
 ) -> ApiResult<Json<Person>> {
     found("person", id, api.store.get(id).await?)
+}
+
+/// Erase a person (admins).
+///
+/// Destroys the key their pings on the log are sealed with, deletes their account (sessions,
+/// tokens, devices), their pings in the location store and the contact index, and the person.
+/// Cannot be undone. Erasing an erased person again answers 204 and changes nothing.
+#[utoipa::path(delete, path = "/api/persons/{id}", tag = "persons",
+    params(PersonPath),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The person holds the last admin account: make another admin first", body = Problem, content_type = "application/problem+json"),
+        NoSuchPerson,
+    ))]
+pub async fn erase_person(
+    State(api): State<Arc<PersonApi>>,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
+    api.eraser.check_known(id).await?;
+    erase_and_forget(&api.eraser, &api.directory, &api.auth, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Erases `person`, then forgets them in this process's caches.
+pub(crate) async fn erase_and_forget(
+    eraser: &Eraser,
+    directory: &DynPersonDirectory,
+    auth: &Authenticator,
+    person: PersonId,
+) -> Result<Erased> {
+    let erased = eraser.erase(person).await?;
+    directory.forget(person);
+    if let Some(account) = erased.account {
+        auth.forget_account(account);
+    }
+    Ok(erased)
 }
 
 /// Body of `POST /api/persons/lookup`.

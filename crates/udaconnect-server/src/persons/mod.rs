@@ -5,8 +5,10 @@
 //! - [`cache`]: the directory over any source of persons, with its cache.
 //! - [`remote`]: person-api reached over HTTP (`POST /api/persons/lookup`).
 //! - [`http`]: person-api's HTTP handlers.
+//! - [`erase`]: erasing a person from every store, the contact index and the log.
 
 pub mod cache;
+pub mod erase;
 pub mod http;
 pub mod remote;
 
@@ -27,6 +29,8 @@ pub trait PersonDirectory: Send + Sync + 'static {
     async fn missing(&self, ids: &[PersonId]) -> Result<Vec<PersonId>>;
     /// The persons among `ids` that exist, in id order.
     async fn get_many(&self, ids: &[PersonId]) -> Result<Vec<Person>>;
+    /// Forgets what it remembers of the person: they were erased.
+    fn forget(&self, id: PersonId);
     /// [`Self::get_many`], each person as the JSON that answers carry.
     async fn json_many(&self, ids: &[PersonId]) -> Result<Vec<(PersonId, Bytes)>> {
         Ok(self

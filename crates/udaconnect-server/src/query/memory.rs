@@ -31,6 +31,11 @@ impl Rows for IndexRows {
     }
     fn read(&self, from: usize, to: usize, out: &mut Vec<Point>) {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        if !index.pin_current(&self.pin) {
+            // The index was rebuilt without an erased person since the answer began: its
+            // slots name nothing now, and the answer ends short.
+            return;
+        }
         out.extend(
             self.slots[from..to]
                 .iter()

@@ -11,8 +11,8 @@ use udaconnect_core::model::Location;
 use udaconnect_core::ports::StartFrom;
 use udaconnect_core::{index, Error};
 
-use crate::consume::follow::follow;
-use crate::feed::OnStored;
+use crate::consume::follow::{follow, Following};
+use crate::feed::{OnErased, OnStored};
 use crate::http::ops;
 use crate::query::engine::DynContactEngine;
 use crate::query::http::{routes, ConnectionApi};
@@ -53,6 +53,11 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
             live.publish(batch);
         })
     };
+    // An erased person's pings leave the index (the live view reads the index too).
+    let drop_from_index: OnErased = {
+        let index = ctx.index.clone();
+        Arc::new(move |person| drop_person(&index, person))
+    };
     let mut role = RunningRole::new(axum::Router::new());
     role.checks
         .push((Readiness::LocationStore, ops::ping_check(&stores.locations)));
@@ -79,6 +84,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
             // after the build read the store; a batch stored during the build may come twice,
             // which the index takes as once.
             ctx.receive_stored(to_index_and_live);
+            ctx.receive_erased(drop_from_index);
             (memory_engine, true)
         }
         Mode::Apart => {
@@ -107,11 +113,16 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
                     );
                     caught_up_tx.send_replace(true);
                 };
+                let following = Following {
+                    persons: persons.clone(),
+                    keys: stores.keys.clone(),
+                    on_read: to_index_and_live,
+                    on_erased: drop_from_index,
+                };
                 let follower = follow(
                     ctx.log(ROLE)?,
                     start,
-                    persons.clone(),
-                    to_index_and_live,
+                    following,
                     read_to_end,
                     ctx.stop.clone(),
                 );
@@ -148,6 +159,26 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         role.router = role.router.merge(live::routes(live));
     }
     Ok(Some(role))
+}
+
+/// Rebuilds `index` without `person`'s pings, if it holds any. Under the write lock, so no
+/// batch fed meanwhile is lost: queries and feeding wait for the rebuild (about what loading
+/// the index at start takes), which erasures, being rare, can afford.
+fn drop_person(
+    index: &crate::query::engine::SharedIndex,
+    person: udaconnect_core::model::PersonId,
+) {
+    let started = Instant::now();
+    let mut current = index.write().unwrap_or_else(|e| e.into_inner());
+    let Some(without) = current.without_person(person) else {
+        return;
+    };
+    *current = without;
+    tracing::info!(
+        locations = current.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "erased person dropped from the contact index"
+    );
 }
 
 /// An empty index for a process to share among its roles.

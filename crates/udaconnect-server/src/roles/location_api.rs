@@ -65,7 +65,11 @@ pub(crate) async fn ingest(
         if let Some(max) = stores.locations.max_leased_id().await? {
             stores.ids.reserve_through(max).await?;
         }
-        let floor = Arc::new(LogFloor::new(stores.ids.clone(), log.clone()));
+        let floor = Arc::new(LogFloor::new(
+            stores.ids.clone(),
+            log.clone(),
+            stores.keys.clone(),
+        ));
         // Read now, so the first ping need not wait for it; a failure (the broker not up
         // yet) is tried again by the first lease.
         tokio::spawn({
@@ -78,6 +82,7 @@ pub(crate) async fn ingest(
         persons,
         ids: IdAllocator::new(ids),
         log: log.clone(),
+        keys: stores.keys.clone(),
         metrics: ctx.metrics.clone(),
         clock: Arc::new(SystemClock),
         future_skew: ctx.options.edge.future_skew,

@@ -20,8 +20,10 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         log: log.clone(),
         store: stores.locations.clone(),
         persons,
+        keys: stores.keys.clone(),
         metrics: ctx.metrics.clone(),
         on_stored: ctx.stored_receivers(),
+        on_erased: ctx.erased_receivers(),
         health: Some(health.clone()),
     };
     let stop = ctx.stop.clone();
@@ -41,6 +43,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     let depth = dlq::watch_depth(
         log.clone(),
         stores.locations.clone(),
+        stores.keys.clone(),
         ctx.metrics.clone(),
         ctx.stop.clone(),
     );

@@ -1,12 +1,13 @@
-//! person-api: persons, over the person store it owns; sign-in, over the account store
-//! (accounts belong to persons), its mails on the log; `/api/me`, the caller's tokens,
-//! sessions and addresses; the admins' list of accounts.
+//! person-api: persons, over the person store it owns, and their erasure; sign-in, over the
+//! account store (accounts belong to persons), its mails on the log; `/api/me`, the caller's
+//! tokens, sessions and addresses; the admins' list of accounts.
 
 use std::sync::Arc;
 
 use crate::access::me::{self, MeApi};
 use crate::access::{accounts, sessions, visibility};
 use crate::http::ops;
+use crate::persons::erase::Eraser;
 use crate::persons::http::{routes, PersonApi};
 use crate::persons::{DynPersonDirectory, LocalPersons};
 use crate::roles::{Readiness, Role, RunningRole};
@@ -21,7 +22,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     };
     // The roles started after it in this process call it directly.
     let directory: DynPersonDirectory = Arc::new(LocalPersons::new(stores.persons.clone()));
-    ctx.persons = Some(directory);
+    ctx.persons = Some(directory.clone());
     let accounts = ctx.account_store(ROLE).await?;
     let settings = ctx.options.signin.clone();
     let log = if settings.mails {
@@ -33,6 +34,13 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         None
     };
     let public_url = settings.public_url.clone().unwrap_or_default();
+    let eraser = Arc::new(Eraser {
+        persons: stores.persons.clone(),
+        locations: stores.locations.clone(),
+        accounts: accounts.clone(),
+        keys: stores.keys.clone(),
+        log: log.clone(),
+    });
     let (signin, worker) = SignInApi::start(
         accounts,
         stores.persons.clone(),
@@ -46,10 +54,15 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         store: stores.persons.clone(),
         metrics: ctx.metrics.clone(),
         signin: signin.clone(),
+        eraser: eraser.clone(),
+        directory: directory.clone(),
+        auth: ctx.auth.clone(),
     });
     let me = Arc::new(MeApi {
         auth: ctx.auth.clone(),
         persons: stores.persons.clone(),
+        eraser,
+        directory,
     });
     let mut role = RunningRole::new(
         routes(api)

@@ -24,8 +24,12 @@ use udaconnect_core::ports::{
     DynAccountStore, DynIdLeaser, DynLocationStore, DynLog, DynPersonStore,
 };
 use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
-use udaconnect_store::{FileIdLeaser, SqliteAccountStore, SqliteLocationStore, SqlitePersonStore};
+use udaconnect_store::{
+    FileIdLeaser, SqliteAccountStore, SqliteKeyStore, SqliteLocationStore, SqlitePersonStore,
+};
 use url::Url;
+
+use crate::keys::Keyring;
 
 /// Where the stores are.
 #[derive(Debug, Clone)]
@@ -322,6 +326,8 @@ pub struct Stores {
     pub persons: DynPersonStore,
     pub locations: DynLocationStore,
     pub ids: DynIdLeaser,
+    /// Persons' keys for the log, one cache per process.
+    pub keys: Arc<Keyring>,
 }
 
 /// Opens the stores, waiting for a database that does not answer yet. `Ok(None)` when
@@ -342,6 +348,10 @@ pub async fn open_stores(
     }
 }
 
+/// The key store's file in an embedded data directory: a file of its own, deleting by
+/// overwriting (see `migrations/sqlite/keys.sql`).
+pub const KEY_STORE_FILE: &str = "keys.sqlite3";
+
 /// The location store's file in an embedded data directory.
 pub const LOCATION_STORE_FILE: &str = "locations.sqlite3";
 
@@ -355,10 +365,13 @@ pub fn open_embedded_stores(dir: &std::path::Path) -> anyhow::Result<Stores> {
         .context("failed to open the location store")?;
     let ids =
         FileIdLeaser::new(dir.join("ids"), "location").context("failed to open the id leaser")?;
+    let keys =
+        SqliteKeyStore::open(dir.join(KEY_STORE_FILE)).context("failed to open the key store")?;
     Ok(Stores {
         persons: Arc::new(persons),
         locations: Arc::new(locations),
         ids: Arc::new(ids),
+        keys: Arc::new(Keyring::new(Arc::new(keys))),
     })
 }
 
@@ -449,7 +462,9 @@ async fn open_postgres(
     url: &PostgresUrl,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Stores>> {
-    use udaconnect_store::{PostgresIdLeaser, PostgresLocationStore, PostgresPersonStore};
+    use udaconnect_store::{
+        PostgresIdLeaser, PostgresKeyStore, PostgresLocationStore, PostgresPersonStore,
+    };
     let Some(pg) = connect_postgres(url, shutdown).await? else {
         return Ok(None);
     };
@@ -457,6 +472,7 @@ async fn open_postgres(
         persons: Arc::new(PostgresPersonStore::new(&pg)),
         locations: Arc::new(PostgresLocationStore::new(&pg)),
         ids: Arc::new(PostgresIdLeaser::new(&pg, "location")),
+        keys: Arc::new(Keyring::new(Arc::new(PostgresKeyStore::new(&pg)))),
     }))
 }
 

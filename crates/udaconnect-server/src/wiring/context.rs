@@ -13,7 +13,7 @@ use udaconnect_core::ports::{DynAccountStore, DynLog};
 use udaconnect_core::record::LOCATION_TOPIC;
 
 use crate::access::Authenticator;
-use crate::feed::{self, OnStored};
+use crate::feed::{self, OnErased, OnStored};
 use crate::http::edge::EdgeSettings;
 use crate::http::guard::RateLimiter;
 use crate::http::upstream::Upstream;
@@ -127,6 +127,8 @@ pub struct Context {
     pub(crate) persons: Option<DynPersonDirectory>,
     /// Receivers of every stored batch in this process (connection-api's index and live view).
     pub(crate) stored_receivers: Vec<OnStored>,
+    /// Receivers of every erasure the consumer in this process reads (connection-api's index).
+    pub(crate) erased_receivers: Vec<OnErased>,
     /// location-api's ingest, for the demo conference.
     pub(crate) ingest: Option<Arc<Ingest>>,
     /// connection-api's live view, for the demo conference's venue.
@@ -152,6 +154,7 @@ impl Context {
                 persons: stack.persons.clone(),
                 locations: stack.locations.clone(),
                 ids: stack.ids.clone(),
+                keys: stack.keys.clone(),
             })),
             Backends::Urls(by_url) => {
                 if let Some(s) = &by_url.stores {
@@ -303,5 +306,17 @@ impl Context {
     /// Everything that receives stored batches in this process, as one.
     pub fn stored_receivers(&self) -> Option<OnStored> {
         feed::all(self.stored_receivers.clone())
+    }
+
+    /// `f` receives every erasure read in this process from now on.
+    pub fn receive_erased(&mut self, f: OnErased) {
+        self.erased_receivers.push(f);
+    }
+
+    /// Everything that receives erasures in this process, as one.
+    pub fn erased_receivers(&self) -> Option<OnErased> {
+        let receivers = self.erased_receivers.clone();
+        (!receivers.is_empty())
+            .then(|| Arc::new(move |person| receivers.iter().for_each(|r| r(person))) as OnErased)
     }
 }

@@ -4,6 +4,7 @@
 //! <data-dir>/persons.sqlite3     person-api's store
 //! <data-dir>/locations.sqlite3   the location store (written by location-consumer)
 //! <data-dir>/accounts.sqlite3    accounts, tokens, sessions and sign-in links (hashes only)
+//! <data-dir>/keys.sqlite3        each person's key for their records on the log
 //! <data-dir>/log/                the durable log (topics `location`, `location.dlq`)
 //! <data-dir>/ids/                id leases for location-api
 //! ```
@@ -15,6 +16,7 @@ use anyhow::Context;
 use udaconnect_core::ports::{DynIdLeaser, DynLocationStore, DynLog, DynPersonStore};
 use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
 
+use crate::keys::Keyring;
 use crate::wiring::backends::{open_embedded_stores, Stores, LOCATION_STORE_FILE};
 
 pub struct EmbeddedStack {
@@ -24,6 +26,7 @@ pub struct EmbeddedStack {
     pub log: DynLog,
     pub embedded_log: Arc<EmbeddedLog>,
     pub ids: DynIdLeaser,
+    pub keys: Arc<Keyring>,
     /// The location store's file did not exist before this open, or its rebuild never
     /// finished: start-up rebuilds it from the log (see [`startup`](crate::wiring::startup)).
     pub location_store_missing: bool,
@@ -49,6 +52,7 @@ impl EmbeddedStack {
             persons,
             locations,
             ids,
+            keys,
         } = open_embedded_stores(data_dir)?;
         Ok(EmbeddedStack {
             data_dir: data_dir.to_path_buf(),
@@ -57,6 +61,7 @@ impl EmbeddedStack {
             log: embedded_log.clone(),
             embedded_log,
             ids,
+            keys,
             location_store_missing,
         })
     }

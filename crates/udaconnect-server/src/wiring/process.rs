@@ -151,9 +151,15 @@ impl Application {
         }
         startup::check(&stack).await?;
         if settings.demo {
-            seed::load_once(&stack.data_dir, &stack.persons, &stack.log, &stack.ids)
-                .await
-                .context("failed to load the demo data")?;
+            seed::load_once(
+                &stack.data_dir,
+                &stack.persons,
+                &stack.log,
+                &stack.ids,
+                &stack.keys,
+            )
+            .await
+            .context("failed to load the demo data")?;
         }
         let auth = settings.http.auth;
         let mut plan = Plan::new(
@@ -596,6 +602,7 @@ async fn run_roles(
         backends: plan.backends,
         persons: None,
         stored_receivers: Vec::new(),
+        erased_receivers: Vec::new(),
         ingest: None,
         live: None,
         ingest_limit: guards.ingest.clone(),

@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use udaconnect_core::ports::{Consumed, DynLog, LogScan};
-use udaconnect_core::record::{self, DERIVED_ID_BASE, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
+use udaconnect_core::envelope::Read;
+use udaconnect_core::ports::{Consumed, LogScan};
+use udaconnect_core::record::{LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 
 use crate::consume::consumer::{CONSUMER_BATCH, CONSUMER_GROUP};
 use crate::consume::dlq::SOURCE_OFFSET_HEADER;
@@ -83,6 +84,7 @@ async fn rebuild_location_store(stack: &EmbeddedStack) -> anyhow::Result<()> {
         &stack.log,
         &stack.locations,
         &persons,
+        &stack.keys,
         rebuild,
         |done, left| {
             if last.elapsed() >= PROGRESS_EVERY {
@@ -108,8 +110,8 @@ async fn rebuild_location_store(stack: &EmbeddedStack) -> anyhow::Result<()> {
 async fn raise_id_floor(stack: &EmbeddedStack) -> anyhow::Result<()> {
     let stored = stack.locations.max_leased_id().await?.unwrap_or(0);
     // Below the committed position every record is stored or dead-lettered.
-    let unstored = max_id_in(&stack.log, LOCATION_TOPIC, Some(CONSUMER_GROUP)).await?;
-    let dead = max_id_in(&stack.log, LOCATION_DLQ_TOPIC, None).await?;
+    let unstored = max_id_in(stack, LOCATION_TOPIC, Some(CONSUMER_GROUP)).await?;
+    let dead = max_id_in(stack, LOCATION_DLQ_TOPIC, None).await?;
     let floor = stored.max(unstored).max(dead);
     if floor > 0 {
         stack
@@ -128,30 +130,19 @@ async fn raise_id_floor(stack: &EmbeddedStack) -> anyhow::Result<()> {
 }
 
 /// The id a record carries, when it reads as a location.
-fn id_of(c: &Consumed) -> Option<i64> {
-    record::decode_legacy(&c.record, c.position)
-        .ok()
-        .map(|d| d.location.id)
+fn id_of(read: Result<Read, String>) -> Option<i64> {
+    match read {
+        Ok(Read::Location(d)) => Some(d.location.id),
+        _ => None,
+    }
 }
 
 /// The highest leased id among `topic`'s records from `group`'s committed position on (all of
 /// them without a group): 0 when none.
-async fn max_id_in(log: &DynLog, topic: &str, group: Option<&str>) -> anyhow::Result<i64> {
-    let mut max = 0;
-    log.scan(LogScan {
-        topic,
-        group,
-        limit: u64::MAX,
-        visit: &mut |batch: &[Consumed]| {
-            for id in batch.iter().filter_map(id_of) {
-                if id < DERIVED_ID_BASE {
-                    max = max.max(id);
-                }
-            }
-        },
-    })
-    .await
-    .with_context(|| format!("failed to read the ids in {topic}"))?;
+async fn max_id_in(stack: &EmbeddedStack, topic: &str, group: Option<&str>) -> anyhow::Result<i64> {
+    let (max, _) = crate::ingest::floor::max_id_in(&stack.log, &stack.keys, topic, group)
+        .await
+        .with_context(|| format!("failed to read the ids in {topic}"))?;
     Ok(max)
 }
 
@@ -213,28 +204,22 @@ async fn applied_end(stack: &EmbeddedStack) -> anyhow::Result<u64> {
     let mut recent: VecDeque<(u64, Option<i64>)> = VecDeque::with_capacity(CONSUMER_BATCH);
     let mut window = None;
     let mut top_seen = false;
+    let mut visit = |c: &Consumed, read: Result<Read, String>| {
+        let offset = c.position.offset as u64;
+        let id = id_of(read);
+        if recent.len() == CONSUMER_BATCH {
+            recent.pop_front();
+        }
+        recent.push_back((offset, id));
+        let holds_top = !top_seen && top.is_some() && id == top;
+        top_seen |= holds_top;
+        if holds_top || Some(offset) == last_dead {
+            window = Some(recent.clone());
+        }
+    };
     stack
-        .log
-        .scan(LogScan {
-            topic: LOCATION_TOPIC,
-            group: None,
-            limit: u64::MAX,
-            visit: &mut |batch: &[Consumed]| {
-                for c in batch {
-                    let offset = c.position.offset as u64;
-                    let id = id_of(c);
-                    if recent.len() == CONSUMER_BATCH {
-                        recent.pop_front();
-                    }
-                    recent.push_back((offset, id));
-                    let holds_top = !top_seen && top.is_some() && id == top;
-                    top_seen |= holds_top;
-                    if holds_top || Some(offset) == last_dead {
-                        window = Some(recent.clone());
-                    }
-                }
-            },
-        })
+        .keys
+        .scan(&stack.log, LOCATION_TOPIC, None, u64::MAX, &mut visit)
         .await?;
     let Some(window) = window else {
         return Ok(stack.embedded_log.earliest_offset(LOCATION_TOPIC)?);
@@ -255,7 +240,7 @@ async fn applied_end(stack: &EmbeddedStack) -> anyhow::Result<u64> {
 mod tests {
     use udaconnect_core::clock::{Clock, SystemClock};
     use udaconnect_core::model::Location;
-    use udaconnect_core::record::{LogRecord, Position};
+    use udaconnect_core::record::{self, LogRecord, Position};
 
     use super::*;
     use crate::consume::dlq::dead_letter_headers;
@@ -299,14 +284,14 @@ mod tests {
         let mut stack = EmbeddedStack::open(dir.path()).unwrap();
         // Created by this open, but what follows fills it as a consumer would have.
         stack.location_store_missing = false;
-        stack
-            .log
-            .append(
-                LOCATION_TOPIC,
-                (0..records).map(|o| ping(100 + o as i64)).collect(),
-            )
-            .await
+        // Sealed, as ingest writes them: the ids are read inside the envelopes.
+        let keys = stack.keys.for_sealing(&[1]).await.unwrap();
+        let now = SystemClock.now();
+        let sealed = (0..records)
+            .map(|o| keys.seal(&location(100 + o as i64), None, now, LOCATION_TOPIC))
+            .collect::<udaconnect_core::Result<_>>()
             .unwrap();
+        stack.log.append(LOCATION_TOPIC, sealed).await.unwrap();
         let locations: Vec<Location> = stored
             .into_iter()
             .map(|o| location(100 + o as i64))

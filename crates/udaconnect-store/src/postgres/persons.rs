@@ -139,6 +139,20 @@ impl PersonStore for PostgresPersonStore {
         self.select("WHERE id = ANY($1) ORDER BY id", &[&ids]).await
     }
 
+    async fn delete(&self, id: PersonId) -> Result<bool> {
+        let rows = self
+            .pg
+            .query(
+                // The location table refers to the person: pings stored since the caller
+                // deleted them (a consumer behind) go in the same statement.
+                "WITH pings AS (DELETE FROM location WHERE person_id = $1)
+                 DELETE FROM person WHERE id = $1 RETURNING id",
+                &[&id],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
     async fn list(&self, after: Option<PersonId>, limit: usize) -> Result<Vec<Person>> {
         let after = after.unwrap_or(i64::MIN);
         let limit = crate::sql_limit(limit);

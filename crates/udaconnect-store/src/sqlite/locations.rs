@@ -152,6 +152,12 @@ impl LocationStore for SqliteLocationStore {
             .await
     }
 
+    async fn delete_person(&self, person: PersonId) -> Result<u64> {
+        self.db
+            .erase("DELETE FROM location WHERE person_id = ?1", person)
+            .await
+    }
+
     async fn count(&self) -> Result<u64> {
         self.db
             .read(|c| c.query_row("SELECT count(*) FROM location", [], |r| r.get::<_, i64>(0)))

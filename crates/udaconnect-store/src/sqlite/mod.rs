@@ -199,6 +199,52 @@ impl Db {
     }
 
     /// Runs `f` on a reader connection.
+    /// Checkpoints the write-ahead log into the file and truncates it, so no earlier version
+    /// of a page stays on disk there. [`Error::Unavailable`] when a reader held it.
+    pub(crate) async fn checkpoint(&self) -> Result<()> {
+        let busy = self
+            .write(|c| {
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .await?;
+        if busy != 0 {
+            return Err(Error::Unavailable(format!(
+                "sqlite store {} (a reader held the write-ahead log; its old pages stay until \
+                 the next checkpoint)",
+                self.path().display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` (a delete taking one id) for an erasure, with the freed bytes overwritten
+    /// (`secure_delete`, for this statement only: other writes need not pay for it), then
+    /// checkpoints and truncates the write-ahead log, which still holds the pages as they were.
+    /// Returns the rows deleted.
+    pub(crate) async fn erase(&self, sql: &'static str, id: i64) -> Result<u64> {
+        let (deleted, busy) = self
+            .write(move |c| {
+                c.pragma_update(None, "secure_delete", true)?;
+                let deleted = c.execute(sql, [id]);
+                c.pragma_update(None, "secure_delete", false)?;
+                let deleted = deleted? as u64;
+                let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+                Ok((deleted, busy != 0))
+            })
+            .await?;
+        if busy {
+            // Deleted, but a reader held the write-ahead log: its old pages stay until a later
+            // checkpoint. Erasing again (idempotent) finishes the job.
+            return Err(Error::Unavailable(format!(
+                "sqlite store {} (a reader held the write-ahead log; the erasure is incomplete)",
+                self.path().display()
+            )));
+        }
+        Ok(deleted)
+    }
+
     pub(crate) async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,

@@ -96,6 +96,13 @@ impl PersonStore for SqlitePersonStore {
             .await
     }
 
+    async fn delete(&self, id: PersonId) -> Result<bool> {
+        self.db
+            .erase("DELETE FROM person WHERE id = ?1", id)
+            .await
+            .map(|n| n > 0)
+    }
+
     async fn ping(&self) -> Result<()> {
         self.db.ping().await
     }

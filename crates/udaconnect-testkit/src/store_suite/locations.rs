@@ -273,3 +273,29 @@ pub async fn ping_answers<E: StoreEngine>() {
     stores.persons().ping().await.unwrap();
     stores.locations().ping().await.unwrap();
 }
+
+/// Erasing a person removes their pings and then the person, leaving every other person's
+/// pings as they were; erasing again changes nothing.
+pub async fn erasing_a_person_removes_them_and_their_pings<E: StoreEngine>() {
+    let (stores, mut stored) = seeded::<E>().await;
+    let (locations, persons) = (stores.locations(), stores.persons());
+    let erased = 1;
+    let theirs = stored.values().filter(|l| l.person_id == erased).count() as u64;
+    assert!(theirs > 0, "the seed gives person {erased} pings");
+    assert_eq!(locations.delete_person(erased).await.unwrap(), theirs);
+    assert!(persons.delete(erased).await.unwrap());
+    stored.retain(|_, l| l.person_id != erased);
+    let left = locations.in_window(Window::all(), None).await.unwrap();
+    assert_eq!(left, {
+        let mut l: Vec<Location> = stored.values().cloned().collect();
+        l.sort_by_key(|l| (l.creation_time, l.id));
+        l
+    });
+    assert_eq!(persons.get(erased).await.unwrap(), None);
+    assert!(
+        persons.get(5).await.unwrap().is_some(),
+        "another person stays"
+    );
+    assert_eq!(locations.delete_person(erased).await.unwrap(), 0);
+    assert!(!persons.delete(erased).await.unwrap());
+}

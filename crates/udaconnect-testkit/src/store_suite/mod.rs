@@ -55,6 +55,7 @@ pub use ids::{
 pub use keys::{destroyed_person_keys_are_final, person_keys_are_made_once_under_a_race};
 pub use locations::{
     clear_removes_every_location, coordinates_and_times_round_trip_bit_for_bit,
+    erasing_a_person_removes_them_and_their_pings,
     in_window_orders_by_time_then_id_within_the_window, large_batches_are_stored_at_once,
     max_leased_id_ignores_derived_ids, ping_answers, scan_and_id_range_follow_the_ids,
     upserts_are_idempotent,
@@ -134,6 +135,7 @@ macro_rules! store_suite {
                 scan_and_id_range_follow_the_ids,
                 large_batches_are_stored_at_once,
                 clear_removes_every_location,
+                erasing_a_person_removes_them_and_their_pings,
                 max_leased_id_ignores_derived_ids,
                 coordinates_and_times_round_trip_bit_for_bit,
                 near_gives_the_answers_of_the_whole_window,

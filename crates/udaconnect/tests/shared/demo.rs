@@ -20,7 +20,9 @@ pub async fn load(store: &str, broker: &Broker, dir: &Path) {
         .unwrap()
         .unwrap();
     let log = open_log(&broker.producer_url().parse::<LogUrl>().unwrap()).unwrap();
-    assert!(seed::load_once(dir, &stores.persons, &log, &stores.ids)
-        .await
-        .unwrap());
+    assert!(
+        seed::load_once(dir, &stores.persons, &log, &stores.ids, &stores.keys)
+            .await
+            .unwrap()
+    );
 }

@@ -93,3 +93,32 @@ fn feeding_compacts_when_due_and_answers_stay_exact() {
     assert!(!want.is_empty());
     assert_eq!(got, want);
 }
+
+proptest! {
+    /// An index rebuilt without a person answers as one that never held them, and pins on
+    /// the old one are no longer read.
+    #[test]
+    fn an_index_without_a_person_answers_as_if_they_never_came(
+        pts in arb_points(),
+        erased in 1..7i64,
+        person in 1..7i64,
+        distance in prop_oneof![Just(5.0), 0.5..60.0f64],
+    ) {
+        let mut index = ContactIndex::new(workers());
+        for p in &pts {
+            index.insert(p);
+        }
+        let pin = index.pin();
+        let Some(without) = index.without_person(erased) else {
+            prop_assert!(pts.iter().all(|p| p.person_id != erased));
+            return Ok(());
+        };
+        let kept: Vec<Point> = pts.iter().filter(|p| p.person_id != erased).copied().collect();
+        prop_assert_eq!(without.len(), kept.len());
+        prop_assert!(!without.pin_current(&pin));
+        prop_assert!(without.pin_current(&without.pin()));
+        prop_assert!(without.track(erased, Window::all()).is_empty());
+        let q = ConnectionQuery { person_id: person, window: Window::all(), distance_m: distance, max_time_gap_us: None };
+        prop_assert_eq!(answer(&without, &q), connections_oracle(&kept, &q));
+    }
+}

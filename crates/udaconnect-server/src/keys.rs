@@ -1,0 +1,235 @@
+//! Persons' keys as the roles use them ([`udaconnect_core::envelope`]): ingest seals every ping
+//! it writes to the `location` topic with its person's key, and every reader of the topic
+//! opens what it reads with them. Erasing a person destroys their key, so every copy of their
+//! records (replays, backups, Kafka's retention) becomes unreadable at once.
+//!
+//! One [`Keyring`] per process, over the key store, with a cache: a key is looked up once per
+//! person and not once per ping.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use udaconnect_core::envelope::{self, PersonKey, Read, Sealing};
+use udaconnect_core::model::{Location, PersonId};
+use udaconnect_core::ports::{Consumed, DynKeyStore, DynLog, KeyState, Log, LogScan};
+use udaconnect_core::record::{LogRecord, Position};
+use udaconnect_core::{Error, Result};
+
+/// How long a live key read from the store is used before it is read again. A key destroyed
+/// by another process (an erasure through another person-api) is seen here after at most
+/// this long; meanwhile the person's row is gone, so ingest refuses their pings and the
+/// consumer stores none of them.
+const LIVE_FOR: Duration = Duration::from_secs(10);
+
+/// The process's view of the key store.
+pub struct Keyring {
+    store: DynKeyStore,
+    /// Live keys as last read, and when.
+    live: Mutex<HashMap<PersonId, (PersonKey, Instant)>>,
+    /// Destroyed keys: a destroyed key is never live again, so this never goes stale.
+    destroyed: Mutex<HashSet<PersonId>>,
+}
+
+impl Keyring {
+    pub fn new(store: DynKeyStore) -> Self {
+        Keyring {
+            store,
+            live: Mutex::default(),
+            destroyed: Mutex::default(),
+        }
+    }
+
+    fn cached(&self, person: PersonId) -> Option<KeyState> {
+        if lock(&self.destroyed).contains(&person) {
+            return Some(KeyState::Destroyed);
+        }
+        let live = lock(&self.live);
+        let (key, read) = live.get(&person)?;
+        (read.elapsed() < LIVE_FOR).then(|| KeyState::Live(key.clone()))
+    }
+
+    fn remember(&self, person: PersonId, state: &KeyState) {
+        match state {
+            KeyState::Live(key) => {
+                lock(&self.live).insert(person, (key.clone(), Instant::now()));
+            }
+            KeyState::Destroyed => {
+                lock(&self.live).remove(&person);
+                lock(&self.destroyed).insert(person);
+            }
+            // A key may be made later: nothing to keep.
+            KeyState::Absent => {}
+        }
+    }
+
+    /// The keys ingest seals `persons`' pings with, made for those who have none.
+    pub async fn for_sealing(&self, persons: &[PersonId]) -> Result<SealingKeys> {
+        let mut keys = HashMap::new();
+        for &person in persons {
+            if keys.contains_key(&person) {
+                continue;
+            }
+            let key = match self.cached(person) {
+                Some(KeyState::Live(key)) => Some(key),
+                Some(_) => None,
+                None => {
+                    let made = self.store.get_or_create(person).await?;
+                    let state = made.clone().map_or(KeyState::Destroyed, KeyState::Live);
+                    self.remember(person, &state);
+                    made
+                }
+            };
+            keys.insert(person, key);
+        }
+        Ok(SealingKeys(keys))
+    }
+
+    /// The state of the key of every person with a sealed record among `records`, read once
+    /// per batch.
+    pub async fn for_reading(&self, batch: &[Consumed]) -> Result<ReadingKeys> {
+        let mut sealed = HashSet::new();
+        for c in batch {
+            if let Ok(Sealing::Sealed { person_id, .. }) = envelope::sealing(&c.record) {
+                sealed.insert(person_id);
+            }
+        }
+        self.states(sealed).await
+    }
+
+    async fn states(&self, persons: HashSet<PersonId>) -> Result<ReadingKeys> {
+        let mut keys = HashMap::with_capacity(persons.len());
+        for person in persons {
+            let state = match self.cached(person) {
+                Some(state) => state,
+                None => {
+                    let state = self.store.get(person).await?;
+                    self.remember(person, &state);
+                    state
+                }
+            };
+            keys.insert(person, state);
+        }
+        Ok(ReadingKeys(keys))
+    }
+
+    /// The person's key as the store has it now.
+    pub async fn state(&self, person: PersonId) -> Result<KeyState> {
+        let state = self.store.get(person).await?;
+        self.remember(person, &state);
+        Ok(state)
+    }
+
+    /// Destroys the person's key for good (erasure); `true` when a live key was destroyed.
+    pub async fn destroy(&self, person: PersonId) -> Result<bool> {
+        let destroyed = self.store.destroy(person).await?;
+        self.remember(person, &KeyState::Destroyed);
+        Ok(destroyed)
+    }
+
+    /// Reads `topic` as [`Log::scan`] does, handing each record to `visit` as
+    /// [`ReadingKeys::read`] reads it: for the checks at start, whose visits cannot wait for
+    /// the key store. Where sealed records are there, the log is read twice: once for the
+    /// persons whose keys are needed, once to visit. Returns the records visited.
+    pub async fn scan(
+        &self,
+        log: &DynLog,
+        topic: &str,
+        group: Option<&str>,
+        limit: u64,
+        visit: &mut (dyn FnMut(&Consumed, Result<Read, String>) + Send),
+    ) -> Result<u64> {
+        let mut sealed = HashSet::new();
+        let mut persons = |batch: &[Consumed]| {
+            sealed.extend(
+                batch
+                    .iter()
+                    .filter_map(|c| match envelope::sealing(&c.record) {
+                        Ok(Sealing::Sealed { person_id, .. }) => Some(person_id),
+                        _ => None,
+                    }),
+            );
+        };
+        // Named in full: `Iterator::scan` would be found first on the `Arc`.
+        Log::scan(
+            log.as_ref(),
+            LogScan {
+                topic,
+                group,
+                limit,
+                visit: &mut persons,
+            },
+        )
+        .await?;
+        let keys = self.states(sealed).await?;
+        let mut each = |batch: &[Consumed]| {
+            for c in batch {
+                visit(c, keys.read(&c.record, c.position, topic));
+            }
+        };
+        Log::scan(
+            log.as_ref(),
+            LogScan {
+                topic,
+                group,
+                limit,
+                visit: &mut each,
+            },
+        )
+        .await
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The keys one batch of pings is sealed with.
+pub struct SealingKeys(HashMap<PersonId, Option<PersonKey>>);
+
+impl SealingKeys {
+    /// Whether the person's key is destroyed: they were erased, and no ping of theirs may be
+    /// written again.
+    pub fn erased(&self, person: PersonId) -> bool {
+        matches!(self.0.get(&person), Some(None))
+    }
+
+    /// The record for `location`, sealed with its person's key for `topic`.
+    pub fn seal(
+        &self,
+        location: &Location,
+        correlation_id: Option<&str>,
+        written: DateTime<Utc>,
+        topic: &str,
+    ) -> Result<LogRecord> {
+        match self.0.get(&location.person_id) {
+            Some(Some(key)) => {
+                envelope::seal_location(location, correlation_id, written, topic, key)
+            }
+            Some(None) => Err(Error::Invalid(vec![udaconnect_core::FieldViolation::new(
+                "person_id",
+                format!("no person with id {}", location.person_id),
+            )])),
+            None => Err(Error::Internal(format!(
+                "no key looked up for person {}",
+                location.person_id
+            ))),
+        }
+    }
+}
+
+/// The keys of one batch's sealed records. The default holds none: sealed records read as
+/// of unknown keys.
+#[derive(Default)]
+pub struct ReadingKeys(HashMap<PersonId, KeyState>);
+
+impl ReadingKeys {
+    /// What the record at `pos` of `topic` is: a ping, a shredded record, an erasure; `Err`
+    /// is a dead-letter reason.
+    pub fn read(&self, record: &LogRecord, pos: Position, topic: &str) -> Result<Read, String> {
+        envelope::read(record, pos, topic, |person| {
+            self.0.get(&person).cloned().unwrap_or(KeyState::Absent)
+        })
+    }
+}
