@@ -44,7 +44,7 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
     let before: Value = get_json(&web, &query).await;
     assert_eq!(before.as_array().unwrap().len(), 200);
 
-    // A new, empty database: persons copied, locations rebuilt from the log alone.
+    // A new, empty database: persons and their keys copied, locations rebuilt from the log.
     let fresh = Db::create().await;
     let copy = spawn_ready("person-api", &["--store", &fresh.url]).await;
     for p in [a, b] {
@@ -59,6 +59,32 @@ async fn replay_rebuilds_an_empty_database_to_the_same_answers() {
                     &person["first_name"].as_str().unwrap(),
                     &person["last_name"].as_str().unwrap(),
                     &person["company_name"].as_str().unwrap(),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    // The keys the records are sealed with are not on the log: restored with the persons.
+    let keys = db
+        .client()
+        .await
+        .query(
+            "SELECT person_id, version, secret FROM person_key WHERE person_id = ANY($1)",
+            &[&vec![a, b]],
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 2, "each person's pings are sealed with a key");
+    for k in keys {
+        fresh
+            .client()
+            .await
+            .execute(
+                "INSERT INTO person_key (person_id, version, secret) VALUES ($1, $2, $3)",
+                &[
+                    &k.get::<_, i64>(0),
+                    &k.get::<_, i32>(1),
+                    &k.get::<_, Option<Vec<u8>>>(2),
                 ],
             )
             .await
