@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
-use udaconnect_core::auth::{authorize, Denied, Principal, Resource, Role, TokenSecret};
+use udaconnect_core::auth::{authorize, Denied, Principal, Role, TokenSecret};
 use udaconnect_server::http::openapi::action_of;
 use udaconnect_server::ingest::grpc::proto;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
 use udaconnect_testkit::http::json_answer;
 use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
+#[path = "authz/calls.rs"]
 mod calls;
 #[cfg(all(feature = "kafka", feature = "postgres"))]
 #[path = "shared/demo.rs"]

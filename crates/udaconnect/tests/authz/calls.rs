@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use udaconnect_core::auth::{Resource, Role};
 
-use super::{Asker, A};
+use super::{Asker, A, NEVER_SENT};
 
 /// What an operation is asked with, and the resource the policy decides on.
 pub struct Call {
