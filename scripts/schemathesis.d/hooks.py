@@ -94,8 +94,18 @@ def _ordered(query, start, end):
             query[start], query[end] = query[end], query[start]
 
 
+# Calls whose effect would take away what the rest of the run stands on, aimed at an id no one
+# has (404), whatever the case's mode (a negative case's other mistakes may be ignored by the
+# server): erasing a person (for good: the persons the other operations are fed with stay),
+# and changing an account's role (which revokes its tokens above the new role: the run's own
+# token, once another admin exists). The API suite covers both on real ids.
+NO_ONE = {("DELETE", "/api/persons/{id}"), ("PUT", "/api/accounts/{id}/role")}
+
+
 @schemathesis.hook
 def before_call(context, case, **kwargs):
+    if (case.operation.method.upper(), case.operation.path) in NO_ONE:
+        case.path_parameters = {"id": 987654321}
     if not _positive(case):
         return
     path = case.operation.path
@@ -148,6 +158,15 @@ def _optional_email_called_required(case):
     )
 
 
+def _integral_decimal_id(case):
+    # JSON Schema counts 1.0 as an integer, so schemathesis may write an integer path id as
+    # "1.0"; a path segment is text, and the server takes ids written as integers only (400).
+    return any(
+        isinstance(v, (str, float)) and "." in str(v) and str(v).replace(".", "", 1).lstrip("-").isdigit()
+        for v in (case.path_parameters or {}).values()
+    )
+
+
 def _device_id_not_an_integer(case):
     # The stateful phase links a device's MQTT topic part ("name-4") into the integer path
     # parameter of its revocation; the schema says integer, and the server answers 400.
@@ -162,4 +181,8 @@ def _device_id_not_an_integer(case):
 
 @schemathesis.hook
 def filter_case(context, case):
-    return not (_optional_email_called_required(case) or _device_id_not_an_integer(case))
+    return not (
+        _optional_email_called_required(case)
+        or _device_id_not_an_integer(case)
+        or _integral_decimal_id(case)
+    )

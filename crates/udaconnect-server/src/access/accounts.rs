@@ -109,7 +109,7 @@ pub async fn list_accounts(
 #[allow(dead_code)]
 pub struct RoleBody {
     /// admin, organizer, attendee or device.
-    #[schema(example = "organizer")]
+    #[schema(schema_with = crate::http::openapi::role_schema, example = "organizer")]
     role: String,
 }
 

@@ -583,6 +583,14 @@ pub fn email_schema() -> Schema {
         .into()
 }
 
+/// An account's role, by name.
+pub fn role_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(udaconnect_core::auth::Role::ALL.map(|r| r.as_str())))
+        .into()
+}
+
 /// [`email_schema`], or null for none (an optional address).
 pub fn optional_email_schema() -> Schema {
     ObjectBuilder::new()
