@@ -27,6 +27,7 @@
 //!   mailer sends them (SMTP, or `.eml` files without a server).
 //! - [`signin`]: sign-in by e-mail link (ask, follow, confirm), browser sessions, sign-out,
 //!   and the mailer's sender that puts each link's token into its mail.
+//! - [`credentials`]: the user and password of a service URL (SMTP, MQTT).
 //! - [`metrics`]: every metric, defined once (ingest, consume, query and HTTP update them).
 //!
 //! A ping: `ingest::http` reads it, `ingest::Ingest` checks its person through `persons`,
@@ -36,6 +37,7 @@
 
 pub mod access;
 pub mod consume;
+pub mod credentials;
 pub mod feed;
 pub mod http;
 pub mod ingest;

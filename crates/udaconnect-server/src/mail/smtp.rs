@@ -104,21 +104,7 @@ impl std::str::FromStr for SmtpUrl {
                 (other, _, _) => return Err(format!("unknown parameter {other}")),
             }
         }
-        let decode = |t: &str| {
-            percent_encoding::percent_decode_str(t)
-                .decode_utf8()
-                .map(|c| c.into_owned())
-                .map_err(|_| "user or password is not UTF-8".to_string())
-        };
-        let user = match url.username() {
-            "" => None,
-            u => Some(decode(u)?),
-        };
-        let password = url
-            .password()
-            .map(decode)
-            .transpose()?
-            .map(SecretString::from);
+        let (user, password) = crate::credentials::url_credentials(&url)?;
         Ok(SmtpUrl {
             host,
             port: url.port().unwrap_or(if wrapper { 465 } else { 587 }),

@@ -83,21 +83,7 @@ impl FromStr for BrokerUrl {
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| format!("'{s}' names no host"))?;
-        let decode = |v: &str| {
-            percent_encoding::percent_decode_str(v)
-                .decode_utf8()
-                .map(|v| v.into_owned())
-                .map_err(|_| "the user or password is not UTF-8".to_string())
-        };
-        let user = match url.username() {
-            "" => None,
-            u => Some(decode(u)?),
-        };
-        let password = url
-            .password()
-            .map(decode)
-            .transpose()?
-            .map(SecretString::from);
+        let (user, password) = crate::credentials::url_credentials(&url)?;
         Ok(BrokerUrl {
             host: host.trim_matches(['[', ']']).to_string(),
             port: url.port().unwrap_or(1883),
