@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -21,7 +21,7 @@ use crate::access::{rule, Caller, On};
 use crate::http::guard::{post_json, put_json};
 use crate::http::openapi::{email_schema, BodyProblems};
 use crate::http::problem::{ApiResult, Problem};
-use crate::http::{BodyBytes, JsonBody};
+use crate::http::JsonBody;
 
 /// Verification links one account may ask for within [`LIMIT_WINDOW`]: each is a mail to an
 /// address of the caller's choosing.
@@ -294,25 +294,16 @@ const NOT_A_LINK: &str =
         (status = 503, description = "The account store does not answer; the link still works", body = String, content_type = "text/html"),
     ))]
 pub async fn verify(State(api): State<Arc<AddressApi>>, request: Request) -> Response {
-    if request
-        .headers()
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    let token = match page::posted_token(
+        request,
+        page::verify_refused,
+        "This confirmation was sent from another site. Open the link from your mail instead.",
+        NOT_A_LINK,
+    )
+    .await
     {
-        return page::verify_refused(
-            StatusCode::FORBIDDEN,
-            "This confirmation was sent from another site. Open the link from your mail instead.",
-        );
-    }
-    let body = match <BodyBytes as FromRequest<()>>::from_request(request, &()).await {
-        Ok(BodyBytes(b)) => b,
+        Ok(t) => t,
         Err(refused) => return refused,
-    };
-    let token = url::form_urlencoded::parse(&body)
-        .find(|(k, _)| k == "token")
-        .and_then(|(_, v)| TokenSecret::parse(&v));
-    let Some(token) = token else {
-        return page::verify_refused(StatusCode::BAD_REQUEST, NOT_A_LINK);
     };
     let now = api.signin.settings.clock.now();
     match api.signin.accounts.confirm_email_change(&token, now).await {

@@ -26,7 +26,7 @@ use crate::access::{rule, Authenticator, Caller, On};
 use crate::http::guard::{post_json, too_many, ClientAddr};
 use crate::http::openapi::{email_schema, token_schema, BodyProblems, MalformedJson};
 use crate::http::problem::{ApiResult, Problem};
-use crate::http::{BodyBytes, JsonBody};
+use crate::http::JsonBody;
 
 /// Links asked for one address within [`LIMIT_WINDOW`].
 pub const PER_ADDRESS: usize = 5;
@@ -430,28 +430,16 @@ pub struct ConfirmForm {
     ))]
 pub async fn confirm(State(api): State<Arc<SignInApi>>, request: Request) -> Response {
     let headers = request.headers().clone();
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    let token = match page::posted_token(
+        request,
+        page::refused,
+        "This sign-in was sent from another site. Open the link from your mail instead.",
+        "This address is not a sign-in link: copy the whole link from the mail.",
+    )
+    .await
     {
-        // Another site's form would sign this browser in to an account of the sender's choice.
-        return page::refused(
-            StatusCode::FORBIDDEN,
-            "This sign-in was sent from another site. Open the link from your mail instead.",
-        );
-    }
-    let body = match <BodyBytes as FromRequest<()>>::from_request(request, &()).await {
-        Ok(BodyBytes(b)) => b,
+        Ok(t) => t,
         Err(refused) => return refused,
-    };
-    let token = url::form_urlencoded::parse(&body)
-        .find(|(k, _)| k == "token")
-        .and_then(|(_, v)| TokenSecret::parse(&v));
-    let Some(token) = token else {
-        return page::refused(
-            StatusCode::BAD_REQUEST,
-            "This address is not a sign-in link: copy the whole link from the mail.",
-        );
     };
     let user_agent = headers
         .get(header::USER_AGENT)

@@ -1,9 +1,12 @@
 //! The pages a sign-in link leads to: plain HTML, a form and no script, so the page policy
 //! (no inline script) holds and the page works with script off.
 
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use udaconnect_core::auth::TokenSecret;
+
+use crate::http::BodyBytes;
 
 use super::{CONFIRM_PATH, VERIFY_PATH};
 
@@ -123,6 +126,32 @@ pub fn unavailable() -> Response {
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     r
+}
+
+/// The token a link's page posts back (its form's `token` field), from this site's page only:
+/// another site's form would use the link in this browser for an account of the sender's
+/// choice. A refusal is the page `refuse` writes, saying `cross_site` or `not_a_link`.
+pub async fn posted_token(
+    request: Request,
+    refuse: fn(StatusCode, &str) -> Response,
+    cross_site: &str,
+    not_a_link: &str,
+) -> Result<TokenSecret, Response> {
+    if request
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return Err(refuse(StatusCode::FORBIDDEN, cross_site));
+    }
+    let body = match <BodyBytes as FromRequest<()>>::from_request(request, &()).await {
+        Ok(BodyBytes(b)) => b,
+        Err(refused) => return Err(refused),
+    };
+    url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "token")
+        .and_then(|(_, v)| TokenSecret::parse(&v))
+        .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, not_a_link))
 }
 
 #[cfg(test)]
