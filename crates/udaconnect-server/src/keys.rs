@@ -151,33 +151,31 @@ impl Keyring {
                     }),
             );
         };
-        // Named in full: `Iterator::scan` would be found first on the `Arc`.
-        Log::scan(
-            log.as_ref(),
-            LogScan {
+        // One reading of the log, handing its batches to `visit`; named in full:
+        // `Iterator::scan` would be found first on the `Arc`.
+        async fn read(
+            log: &DynLog,
+            topic: &str,
+            group: Option<&str>,
+            limit: u64,
+            visit: &mut (dyn FnMut(&[Consumed]) + Send),
+        ) -> Result<u64> {
+            let scan = LogScan {
                 topic,
                 group,
                 limit,
-                visit: &mut persons,
-            },
-        )
-        .await?;
+                visit,
+            };
+            Log::scan(log.as_ref(), scan).await
+        }
+        read(log, topic, group, limit, &mut persons).await?;
         let keys = self.states(sealed).await?;
         let mut each = |batch: &[Consumed]| {
             for c in batch {
                 visit(c, keys.read(&c.record, c.position, topic));
             }
         };
-        Log::scan(
-            log.as_ref(),
-            LogScan {
-                topic,
-                group,
-                limit,
-                visit: &mut each,
-            },
-        )
-        .await
+        read(log, topic, group, limit, &mut each).await
     }
 }
 
