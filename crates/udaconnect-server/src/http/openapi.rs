@@ -7,8 +7,8 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{
     KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
 };
-use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::openapi::{Content, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
 use crate::access::{accounts, me, sessions, visibility};
 use crate::http::ops;
@@ -156,6 +156,16 @@ pub struct PersonPath {
     id: i64,
 }
 
+/// The `cursor` of a paged list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageCursor {
+    /// The cursor of the page to read, from X-Next-Cursor: the last id of the previous page
+    #[param(minimum = 0, maximum = 9007199254740991_i64)]
+    cursor: Option<i64>,
+}
+
 // Answers several operations share, each described once. The variants are never built: they
 // only carry the descriptions into the document.
 
@@ -212,6 +222,45 @@ pub struct BadId(Problem);
 #[allow(dead_code)]
 pub struct MalformedJson(Problem);
 
+/// A body that does not say it is JSON, for an operation that answers nothing else of
+/// [`BodyProblems`].
+#[derive(utoipa::IntoResponses)]
+#[response(status = 415, description = "The body is not JSON", content_type = PROBLEM_JSON)]
+#[allow(dead_code)]
+pub struct NotJson(Problem);
+
+/// A device token, or a token without the manage scope, asked to change the caller's account.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 403,
+    description = "A device token, or a token without the manage scope",
+    content_type = PROBLEM_JSON
+)]
+#[allow(dead_code)]
+pub struct NoManageScope(Problem);
+
+/// An admins' operation asked by someone else.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 403, description = "Not an admin", content_type = PROBLEM_JSON)]
+#[allow(dead_code)]
+pub struct NotAdmin(Problem);
+
+/// The last admin account would lose its role.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 409,
+    description = "The last admin account: make another admin first",
+    content_type = PROBLEM_JSON
+)]
+#[allow(dead_code)]
+pub struct LastAdmin(Problem);
+
+/// A paged list's `limit` or `cursor` is not one.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 400, description = "Bad limit or cursor", content_type = PROBLEM_JSON)]
+#[allow(dead_code)]
+pub struct BadPage(Problem);
+
 /// What an operation that takes a body answers before reading it.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
@@ -242,31 +291,39 @@ pub enum IngestBusy {
     LogBusy(Problem),
 }
 
-/// What an ingest operation may answer besides its own checks: the body's problems
-/// ([`BodyProblems`]) and the ingest's refusals ([`IngestBusy`]).
-pub struct IngestProblems;
+/// A set of answers several operations share: `response_set!(Name = A, B, ...)` declares
+/// `Name`, whose responses are those of every part (each an [`IntoResponses`]).
+macro_rules! response_set {
+    ($(#[$doc:meta])* $name:ident = $($part:ty),+ $(,)?) => {
+        $(#[$doc])*
+        pub struct $name;
 
-impl IntoResponses for IngestProblems {
-    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
-        let mut responses = BodyProblems::responses();
-        responses.extend(IngestBusy::responses());
-        responses
-    }
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::Response>,
+            > {
+                let mut responses = std::collections::BTreeMap::new();
+                $(responses.extend(<$part as utoipa::IntoResponses>::responses());)+
+                responses
+            }
+        }
+    };
 }
+pub(crate) use response_set;
 
-/// What a `/api/me/...` operation about the caller's person may answer besides its own
-/// checks: no one signed in ([`Unauthenticated`]), a device token ([`DeviceToken`]), an
-/// account with no person ([`NoPersonOfMine`]).
-pub struct MyPersonProblems;
+response_set!(
+    /// What an ingest operation may answer besides its own checks: the body's problems
+    /// ([`BodyProblems`]) and the ingest's refusals ([`IngestBusy`]).
+    IngestProblems = BodyProblems, IngestBusy
+);
 
-impl IntoResponses for MyPersonProblems {
-    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
-        let mut responses = Unauthenticated::responses();
-        responses.extend(DeviceToken::responses());
-        responses.extend(NoPersonOfMine::responses());
-        responses
-    }
-}
+response_set!(
+    /// What a `/api/me/...` operation about the caller's person may answer besides its own
+    /// checks: no one signed in ([`Unauthenticated`]), a device token ([`DeviceToken`]), an
+    /// account with no person ([`NoPersonOfMine`]).
+    MyPersonProblems = Unauthenticated, DeviceToken, NoPersonOfMine
+);
 
 /// A query refused or stopped by the query limits.
 #[derive(utoipa::IntoResponses)]

@@ -12,14 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::auth::{Action, Role};
+use udaconnect_core::auth::Role;
 use udaconnect_core::contact::ConnectionQuery;
 use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{rule, Authenticator, Caller, MyPerson, On};
+use crate::access::{ruled, Authenticator, Caller, MyPerson};
 use crate::http::openapi::{BadId, MyPersonProblems, NoSuchPerson, PersonPath, QueryBusy};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{Params, PathId};
@@ -51,32 +51,15 @@ fn names_need_consent(caller: &Caller) -> bool {
 }
 
 pub fn routes(api: Arc<ConnectionApi>) -> Router {
-    Router::new()
-        .route(
-            "/api/persons/{id}/connection",
-            rule(Action::GetConnection, On::PathPerson, get(find_connections)),
-        )
-        .route(
-            "/api/persons/{id}/contacts",
-            rule(Action::GetContacts, On::PathPerson, get(find_contacts)),
-        )
-        .route(
-            "/api/persons/{id}/summary",
-            rule(Action::GetSummary, On::PathPerson, get(summary)),
-        )
-        .route(
-            "/api/me/connection",
-            rule(Action::GetConnection, On::MyPerson, get(my_connections)),
-        )
-        .route(
-            "/api/me/contacts",
-            rule(Action::GetContacts, On::MyPerson, get(my_contacts)),
-        )
-        .route(
-            "/api/me/summary",
-            rule(Action::GetSummary, On::MyPerson, get(my_summary)),
-        )
-        .with_state(api)
+    ruled![
+        "/api/persons/{id}/connection" => GetConnection on PathPerson: get(find_connections),
+        "/api/persons/{id}/contacts" => GetContacts on PathPerson: get(find_contacts),
+        "/api/persons/{id}/summary" => GetSummary on PathPerson: get(summary),
+        "/api/me/connection" => GetConnection on MyPerson: get(my_connections),
+        "/api/me/contacts" => GetContacts on MyPerson: get(my_contacts),
+        "/api/me/summary" => GetSummary on MyPerson: get(my_summary),
+    ]
+    .with_state(api)
 }
 
 impl ConnectionApi {
@@ -157,6 +140,16 @@ impl ConnectionApi {
     }
 }
 
+/// The `distance` of a connections or contacts query.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct Distance {
+    /// Metres, 0 < distance <= 1000 (default 5)
+    #[param(exclusive_minimum = 0, maximum = 1000)]
+    distance: Option<f64>,
+}
+
 /// Whom a person met: other persons' locations near theirs.
 ///
 /// Window `W = [start_date 00:00Z, end_date + 1 day 00:00Z)`: both dates inclusive, UTC (an RFC
@@ -173,7 +166,7 @@ impl ConnectionApi {
         PersonPath,
         ("start_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "First day, YYYY-MM-DD (inclusive), years 1970 to 9999; an RFC 3339 timestamp is taken as the exact start"),
         ("end_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Last day, YYYY-MM-DD (inclusive), years 1970 to 9999; not before start_date; an RFC 3339 timestamp is taken as the exact (exclusive) end"),
-        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        Distance,
         ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most: 0 to 31,622,400 (366 days); default: no condition"),
     ),
     responses(
@@ -297,7 +290,7 @@ impl EncounterRow {
         PersonPath,
         ("start" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window start, years 1970 to 9999: a date (its first instant) or RFC 3339; default: unbounded"),
         ("end" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window end, years 1970 to 9999, not before start: a date (included whole) or RFC 3339 (exclusive); default: unbounded"),
-        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        Distance,
         ("min_duration" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds of time together at least, 0 to 31,622,400 (default 120)"),
         ("max_interpolation" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds: consecutive pings at most this far apart are joined by a straight walk; a longer gap is a hole. 0 to 3600 (default 300)"),
         ("ping_tolerance" = Option<f64>, Query, minimum = 0, maximum = 300, description = "Seconds an isolated ping counts as present on each side of its time, 0 to 300 (default 30)"),
@@ -366,7 +359,7 @@ pub async fn summary(
     params(
         ("start_date" = String, Query, format = Date, description = "First day, YYYY-MM-DD (inclusive), as for /api/persons/{id}/connection"),
         ("end_date" = String, Query, format = Date, description = "Last day, YYYY-MM-DD (inclusive)"),
-        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        Distance,
         ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most"),
     ),
     responses(
