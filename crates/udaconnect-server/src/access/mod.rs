@@ -3,7 +3,7 @@
 //!
 //! A request's credential (`Authorization: Bearer uc_...`, or the session cookie) becomes a
 //! [`Caller`] once, in [`authenticate`]; each route states its [`Action`] and where its
-//! resource is ([`rule`]; a role lists its routes so in one table, [`ruled!`]), and the one
+//! resource is ([`rule`]; a role lists its routes so in one table, `ruled!`), and the one
 //! decision point, [`authorize`], answers. A route that answers without having declared a
 //! rule is turned into an error by the layer, so the authorization matrix test finds it.
 //!
@@ -273,7 +273,7 @@ macro_rules! ruled {
 }
 pub(crate) use ruled;
 
-/// The router of [`ruled!`]'s lines: each `(path, action, on, route)` through [`rule`].
+/// The router of `ruled!`'s lines: each `(path, action, on, route)` through [`rule`].
 pub fn rule_all<S>(
     routes: impl IntoIterator<Item = (&'static str, Action, On, MethodRouter<S>)>,
 ) -> Router<S>
