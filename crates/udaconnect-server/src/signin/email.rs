@@ -88,7 +88,8 @@ struct TooManyChanges(Problem);
 
 response_set!(
     /// What asking for an address may answer besides its own checks.
-    AddressChangeProblems = MalformedJson, Unauthenticated, NoManageScope, TooManyChanges, BodyProblems
+    AddressChangeProblems =
+        MalformedJson, Unauthenticated, NoManageScope, TooManyChanges, BodyProblems
 );
 
 /// What these handlers answer a caller who is no one (`--auth off`).
