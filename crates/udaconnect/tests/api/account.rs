@@ -67,13 +67,7 @@ pub async fn a_new_address_is_the_accounts_once_its_link_is_followed(api: Api) {
     let token = mail.verify_token().expect("a verification link");
     assert!(mail.sign_in_token().is_none());
     // A sign-in link's page does not take it, nor does sign-in.
-    let wrong = browser()
-        .post(api.url("/auth/confirm"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}"))
-        .send()
-        .await
-        .unwrap();
+    let wrong = follow_link(&api, "/auth/confirm", &token).await;
     assert_eq!(wrong.status(), StatusCode::GONE);
 
     for _ in 0..2 {
