@@ -219,6 +219,10 @@ impl Api {
         sent(self.client.post(self.url(path)).json(body)).await
     }
 
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        sent(self.client.put(self.url(path)).json(body)).await
+    }
+
     pub async fn post_raw(&self, path: &str, body: &'static str) -> Response {
         self.post_as(path, "application/json", body).await
     }
