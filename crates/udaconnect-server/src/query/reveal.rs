@@ -231,21 +231,24 @@ pub struct HideBody {
     dispute: Option<bool>,
 }
 
-/// The `dispute` of an optional JSON body.
-fn dispute_of(headers: &HeaderMap, body: &[u8]) -> std::result::Result<bool, Response> {
+/// The `dispute` of an optional JSON body; or the refusal of the body (boxed: a response is
+/// large, and the common path is Ok).
+fn dispute_of(headers: &HeaderMap, body: &[u8]) -> std::result::Result<bool, Box<Response>> {
     if body.is_empty() {
         return Ok(false);
     }
     if !is_json(headers.get(header::CONTENT_TYPE)) {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "urn:udaconnect:problem:unsupported-media-type",
-            "the body must be sent with Content-Type application/json",
-        )
-        .into_response());
+        return Err(Box::new(
+            Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "urn:udaconnect:problem:unsupported-media-type",
+                "the body must be sent with Content-Type application/json",
+            )
+            .into_response(),
+        ));
     }
-    let value = parse_json(body).map_err(IntoResponse::into_response)?;
-    let invalid = |e: Error| crate::http::problem::ApiError(e).into_response();
+    let value = parse_json(body).map_err(|e| Box::new(e.into_response()))?;
+    let invalid = |e: Error| Box::new(crate::http::problem::ApiError(e).into_response());
     let Some(object) = value.as_object() else {
         return Err(invalid(Error::bad_request("body", "must be a JSON object")));
     };
@@ -279,7 +282,7 @@ pub async fn hide_contact(
 ) -> ApiResult<Response> {
     let dispute = match dispute_of(&headers, &body) {
         Ok(d) => d,
-        Err(refused) => return Ok(refused),
+        Err(refused) => return Ok(*refused),
     };
     let (other, mut sight) = match api.contact_of(me, &params, &raw).await? {
         Ok(found) => found,
