@@ -202,17 +202,17 @@ export class Attendees {
     $('person').setAttribute('aria-busy', 'true');
     let contacts;
     let venue;
-    const query = {
+    const windowParams = {
       start: fromLocalDate(params.start).toISOString(),
       end: fromLocalDate(params.end, 1).toISOString(), // the "to" date is included whole
       distance: params.distance,
       max_interpolation: params.interp,
       min_duration: params.min,
     };
-    this.query = query;
+    this.query = windowParams; // the window a contact's reveal, hiding and evidence are asked in
     try {
       [contacts, venue] = await Promise.all([
-        getContacts(id, query),
+        getContacts(id, windowParams),
         getVenue().catch(() => null), // a plan is a nicety: draw without one
       ]);
     } catch (error) {
