@@ -202,6 +202,17 @@ pub async fn both_must_ask_to_see_each_others_address(api: Api) {
     assert_problem(r, 404, &[]).await;
     let as_list = ok(&api, ta, Method::GET, "/api/me/reveals").await;
     assert_eq!(as_list["asked"], json!([]));
+    assert_eq!(
+        as_list["asking_me"].as_array().unwrap().len(),
+        1,
+        "B's stands"
+    );
+
+    // Erasing B takes B's request with B.
+    let r = api.send(Method::DELETE, &format!("/api/persons/{b}")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let as_list = ok(&api, ta, Method::GET, "/api/me/reveals").await;
+    assert_eq!(as_list, json!({"asked": [], "asking_me": [], "hidden": []}));
 }
 
 /// A hides B (disputing the meeting): B leaves A's contacts and A's list shows it hidden; A
