@@ -371,7 +371,7 @@ export class Attendees {
       h('button', { type: 'button', 'data-action': asked ? 'withdraw' : 'reveal', 'data-ref': ref,
         text: asked ? 'Withdraw' : 'Ask to exchange e-mails', 'aria-label': `${asked ? 'Withdraw the request to' : 'Ask to exchange e-mails with'} ${name}` }),
       h('button', { type: 'button', 'data-action': 'hide', 'data-ref': ref, text: 'Hide', 'aria-label': `Hide ${name}` }),
-      h('button', { type: 'button', 'data-action': 'evidence', 'data-ref': ref, text: 'Why this match?', 'aria-label': `Why ${name} is a match` }),
+      h('button', { type: 'button', 'data-action': 'evidence', 'data-ref': ref, text: 'Why this match?', 'aria-label': `Why this match? (${name})` }),
       h('div', { class: 'evidence', 'data-for': ref, hidden: true }));
   }
 
