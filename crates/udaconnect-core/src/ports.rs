@@ -14,6 +14,7 @@ use crate::auth::{
     Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
     Revoked, Role, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenSecret,
 };
+use crate::consent::ContactChoices;
 use crate::envelope::PersonKey;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
@@ -293,6 +294,33 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Those of `persons` whose account lets the people they met see them, in no order.
     async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>>;
+
+    /// Records that `person` asks `other` to exchange e-mail addresses; `false` when it was
+    /// asked before (the first time is kept).
+    async fn ask_reveal(
+        &self,
+        person: PersonId,
+        other: PersonId,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Withdraws that request; `false` when there was none.
+    async fn withdraw_reveal(&self, person: PersonId, other: PersonId) -> Result<bool>;
+    /// Records that `person` hid `other` from their contacts (`dispute`: the meeting is
+    /// disputed); hiding again updates `dispute` and keeps the first time.
+    async fn hide_contact(
+        &self,
+        person: PersonId,
+        other: PersonId,
+        dispute: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Shows `other` again; `false` when they were not hidden.
+    async fn unhide_contact(&self, person: PersonId, other: PersonId) -> Result<bool>;
+    /// Every reveal request and hidden contact `person` is on either side of.
+    async fn contact_choices(&self, person: PersonId) -> Result<ContactChoices>;
+    /// Removes every reveal request and hidden contact `person` is on either side of (their
+    /// erasure): how many rows went.
+    async fn forget_contact_choices(&self, person: PersonId) -> Result<u64>;
 
     async fn ping(&self) -> Result<()>;
 }

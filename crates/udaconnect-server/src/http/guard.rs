@@ -158,7 +158,7 @@ fn is_ingest(path: &str) -> bool {
         || path == "/api/osmand"
 }
 
-fn is_json(content_type: Option<&HeaderValue>) -> bool {
+pub(crate) fn is_json(content_type: Option<&HeaderValue>) -> bool {
     let Some(media) = content_type
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())

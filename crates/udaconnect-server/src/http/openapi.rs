@@ -18,6 +18,7 @@ use crate::ingest::trackers;
 use crate::persons::http as person_api;
 use crate::query::http as connection_api;
 use crate::query::live;
+use crate::query::{evidence, reveal};
 use crate::signin::email;
 use crate::signin::http as signin;
 
@@ -78,6 +79,12 @@ use crate::signin::http as signin;
         trackers::devices::revoke_device,
         visibility::my_visibility,
         visibility::set_my_visibility,
+        reveal::my_reveals,
+        reveal::ask_reveal,
+        reveal::withdraw_reveal,
+        reveal::hide_contact,
+        reveal::unhide_contact,
+        evidence::evidence,
         sessions::my_sessions,
         sessions::revoke_my_session,
         email::change_email,
@@ -130,6 +137,12 @@ use crate::signin::http as signin;
         trackers::devices::NewDeviceBody,
         visibility::Visibility,
         visibility::VisibilityBody,
+        reveal::ContactState,
+        reveal::ContactEntry,
+        reveal::Reveals,
+        reveal::HideBody,
+        evidence::Evidence,
+        evidence::MatchedPing,
     )),
     tags(
         (name = "persons", description = "Attendees"),
@@ -403,6 +416,32 @@ pub const OPERATIONS: &[(&str, &str, Action)] = &[
     ("delete", "/api/me/devices/{id}", Action::RevokeDevice),
     ("get", "/api/me/visibility", Action::GetVisibility),
     ("put", "/api/me/visibility", Action::SetVisibility),
+    ("get", "/api/me/reveals", Action::ListReveals),
+    (
+        "post",
+        "/api/me/contacts/{person_id}/reveal",
+        Action::AskReveal,
+    ),
+    (
+        "delete",
+        "/api/me/contacts/{person_id}/reveal",
+        Action::WithdrawReveal,
+    ),
+    (
+        "post",
+        "/api/me/contacts/{person_id}/hide",
+        Action::HideContact,
+    ),
+    (
+        "delete",
+        "/api/me/contacts/{person_id}/hide",
+        Action::UnhideContact,
+    ),
+    (
+        "get",
+        "/api/me/contacts/{person_id}/evidence",
+        Action::GetEvidence,
+    ),
     ("post", "/api/auth/login", Action::RequestSignIn),
     ("get", "/api/auth/demo", Action::DemoSignIn),
     ("get", "/auth/confirm", Action::ConfirmSignIn),

@@ -19,6 +19,7 @@
 
 mod account_changes;
 mod accounts;
+mod choices;
 mod devices;
 mod ids;
 mod keys;
@@ -48,6 +49,7 @@ pub use accounts::{
     revoking_everything_ends_every_token_and_session, sessions_verify_until_revoked_or_expired,
     sign_in_links_are_used_once, t0, tokens_verify_until_revoked_or_expired,
 };
+pub use choices::reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten;
 pub use devices::devices_are_registered_found_seen_and_revoked;
 pub use ids::{
     id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
@@ -156,6 +158,7 @@ macro_rules! store_suite {
                 person_keys_are_made_once_under_a_race,
                 destroyed_person_keys_are_final,
                 visibility_is_off_until_chosen_and_goes_with_the_account,
+                reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten,
             ]
         );
     };
