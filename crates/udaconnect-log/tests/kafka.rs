@@ -643,8 +643,8 @@ async fn topic_retention_is_set_or_the_refusal_said() {
     match &set[0].outcome {
         Ok(()) => {
             // Accepted: the broker reports it back, if it reports settings at all.
-            if let Some(ms) = reported {
-                assert_eq!(ms, keep.as_millis().to_string(), "{topic}");
+            if let Some(ms) = &reported {
+                assert_eq!(ms, &keep.as_millis().to_string(), "{topic}");
             }
         }
         Err(why) => {

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use udaconnect_core::clock::ManualClock;
 use udaconnect_core::model::Location;
+use udaconnect_core::ports::Log;
 use udaconnect_core::record::{self, LOCATION_TOPIC};
 use udaconnect_core::time::parse_timestamp;
 use udaconnect_log::embedded::segment_files;
