@@ -316,7 +316,10 @@ pub async fn retention_removes_pings_before_the_cut_in_batches<E: StoreEngine>()
         "the seed has pings on both sides of the cut"
     );
     let at_cut = loc(2000, 5, 1.0, 2.0, cut);
-    locations.upsert(&[at_cut.clone()]).await.unwrap();
+    locations
+        .upsert(std::slice::from_ref(&at_cut))
+        .await
+        .unwrap();
     stored.insert(at_cut.id, at_cut);
 
     let mut removed = Vec::new();
