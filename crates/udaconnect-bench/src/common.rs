@@ -255,6 +255,7 @@ pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> 
         mail: Default::default(),
         mqtt: None,
         log_retention: Default::default(),
+        retention: Default::default(),
     })
     .await
 }

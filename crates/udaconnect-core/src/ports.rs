@@ -18,7 +18,7 @@ use crate::consent::ContactChoices;
 use crate::envelope::PersonKey;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
-use crate::time::Window;
+use crate::time::{Micros, Window};
 use crate::track::{track_read_window, TrackQuery};
 use crate::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, Seen};
 use crate::Result;
@@ -109,6 +109,11 @@ pub trait LocationStore: Send + Sync + 'static {
     /// Removes every location of `person` (erasure), overwriting what the store can; returns
     /// how many it removed.
     async fn delete_person(&self, person: PersonId) -> Result<u64>;
+    /// Removes up to `limit` of the oldest locations with time before `cut` (retention),
+    /// overwriting what the store can; returns how many it removed. A caller removing many
+    /// calls it again until it returns less than `limit`, so no one statement holds the
+    /// store's writes up for long.
+    async fn delete_before(&self, cut: Micros, limit: usize) -> Result<u64>;
     async fn count(&self) -> Result<u64>;
     async fn ping(&self) -> Result<()>;
 }

@@ -361,6 +361,7 @@ pub async fn distributed(
         engine: Default::default(),
         mail: Default::default(),
         mqtt: None,
+        retention: Default::default(),
         service_token: None,
         gateway_key: None,
     };

@@ -22,6 +22,7 @@ use crate::query::live::{self, Live};
 use crate::query::memory::MemoryEngine;
 use crate::query::store::StoreEngine;
 use crate::query::workers::RayonWorkers;
+use crate::retention::Retention;
 use crate::roles::{Readiness, Role, RunningRole};
 use crate::wiring::backends::LogUrl;
 use crate::wiring::context::{Context, Mode};
@@ -130,6 +131,17 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
                 role.tasks
                     .push(tokio::spawn(async move { Ok(follower.await?) }));
                 if engine == EngineKind::Memory {
+                    // The index following the topic drops old pings as the store does.
+                    if let Some(mut job) =
+                        Retention::new(&ctx.options.retention, ctx.metrics.clone())
+                    {
+                        job.index = Some(ctx.index.clone());
+                        let (every, stop) = (ctx.options.retention.every, ctx.stop.clone());
+                        role.tasks.push(tokio::spawn(async move {
+                            job.run(every, stop).await;
+                            Ok(())
+                        }));
+                    }
                     role.checks.push((
                         Readiness::ContactIndex,
                         ops::check(move || {

@@ -46,6 +46,7 @@ async fn start(self_registration: bool, demo: bool) -> App {
         demo_attendees: 0,
         grpc: GrpcListen::Off,
         log_retention: Default::default(),
+        retention: Default::default(),
         mail: MailSettings {
             smtp: Some(smtp.url().parse().unwrap()),
             retry_delay: Duration::from_millis(100),

@@ -59,7 +59,8 @@ pub use locations::{
     clear_removes_every_location, coordinates_and_times_round_trip_bit_for_bit,
     erasing_a_person_removes_them_and_their_pings,
     in_window_orders_by_time_then_id_within_the_window, large_batches_are_stored_at_once,
-    max_leased_id_ignores_derived_ids, ping_answers, scan_and_id_range_follow_the_ids,
+    max_leased_id_ignores_derived_ids, ping_answers,
+    retention_removes_pings_before_the_cut_in_batches, scan_and_id_range_follow_the_ids,
     upserts_are_idempotent,
 };
 pub use near::{near_gives_the_answers_of_the_whole_window, near_on_the_seed_data};
@@ -138,6 +139,7 @@ macro_rules! store_suite {
                 large_batches_are_stored_at_once,
                 clear_removes_every_location,
                 erasing_a_person_removes_them_and_their_pings,
+                retention_removes_pings_before_the_cut_in_batches,
                 max_leased_id_ignores_derived_ids,
                 coordinates_and_times_round_trip_bit_for_bit,
                 near_gives_the_answers_of_the_whole_window,
