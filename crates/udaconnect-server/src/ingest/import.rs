@@ -243,7 +243,7 @@ impl LocationImport<'_> {
             .filter(|p| !missing.contains(p))
             .copied()
             .collect();
-        let keys = self.keys.for_sealing(&known).await?;
+        let keys = self.keys.for_sealing(LOCATION_TOPIC, &known).await?;
         missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
         let now = SystemClock.now();
         let (known, unknown): (Vec<_>, Vec<_>) = parsed
@@ -292,7 +292,6 @@ impl LocationImport<'_> {
                     },
                     None,
                     now,
-                    LOCATION_TOPIC,
                 )
             })
             .collect::<Result<_>>()?;

@@ -117,7 +117,7 @@ impl Ingest {
             .filter(|p| !missing.contains(p))
             .copied()
             .collect();
-        let keys = self.keys.for_sealing(&known).await?;
+        let keys = self.keys.for_sealing(LOCATION_TOPIC, &known).await?;
         // An erased person whose row a cache still shows: as unknown as one never created.
         missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
         let mut violations: Vec<udaconnect_core::FieldViolation> = pings
@@ -158,7 +158,7 @@ impl Ingest {
             .collect();
         let records = locations
             .iter()
-            .map(|l| keys.seal(l, correlation.as_deref(), now, LOCATION_TOPIC))
+            .map(|l| keys.seal(l, correlation.as_deref(), now))
             .collect::<Result<_>>()?;
         let started = Instant::now();
         self.log.append(LOCATION_TOPIC, records).await?;
