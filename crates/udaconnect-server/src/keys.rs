@@ -128,7 +128,7 @@ impl Keyring {
         let mut keys = HashMap::with_capacity(states.len());
         for (person, state) in states {
             let held = match state {
-                KeyState::Live(key) => HeldKey::Live(TopicKey::new(key, topic)),
+                KeyState::Live(key) => HeldKey::Live(Box::new(TopicKey::new(key, topic))),
                 KeyState::Destroyed => HeldKey::Destroyed,
                 KeyState::Absent => HeldKey::Absent,
             };
@@ -245,7 +245,8 @@ impl SealingKeys {
 /// A person's key as [`ReadingKeys`] hold it: a live one made ready for their topic.
 enum HeldKey {
     Absent,
-    Live(TopicKey),
+    // Boxed: a key made ready holds its cipher's expanded key.
+    Live(Box<TopicKey>),
     Destroyed,
 }
 
