@@ -373,8 +373,18 @@ pub trait KeyStore: Send + Sync + 'static {
     /// The person's key, made (version 1) if they have none; callers racing on one person all
     /// get the same key. `None` once the key is destroyed.
     async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>>;
+    /// [`KeyStore::get_or_create`] for each of `persons`, in one transaction or round trip for
+    /// all: a batch of pings from a thousand persons new to the log makes their keys at once,
+    /// not with a commit each. Each person once in the answer, in no particular order.
+    async fn get_or_create_many(
+        &self,
+        persons: &[PersonId],
+    ) -> Result<Vec<(PersonId, Option<PersonKey>)>>;
     /// The person's key as it stands, making none.
     async fn get(&self, person_id: PersonId) -> Result<KeyState>;
+    /// [`KeyStore::get`] for each of `persons`, in one read for all. Each person once in the
+    /// answer, in no particular order.
+    async fn get_many(&self, persons: &[PersonId]) -> Result<Vec<(PersonId, KeyState)>>;
     /// Destroys the person's key for good, and leaves the tombstone even when they had none.
     /// Returns whether a live key was destroyed; destroying again changes nothing.
     async fn destroy(&self, person_id: PersonId) -> Result<bool>;

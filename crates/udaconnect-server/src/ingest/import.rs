@@ -285,7 +285,6 @@ impl LocationImport<'_> {
                     },
                     None,
                     now,
-                    LOCATION_TOPIC,
                 )
             })
             .collect::<Result<_>>()?;

@@ -83,7 +83,8 @@ pub(crate) async fn unknown_persons(
         .filter(|p| !missing.contains(p))
         .copied()
         .collect();
-    let keys = keyring.for_sealing(&known).await?;
+    let keys = keyring.for_sealing(LOCATION_TOPIC, &known).await?;
+    // An erased person whose row a cache still shows: as unknown as one never created.
     missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
     Ok((missing, keys))
 }
@@ -169,7 +170,7 @@ impl Ingest {
             .collect();
         let records = locations
             .iter()
-            .map(|l| keys.seal(l, correlation.as_deref(), now, LOCATION_TOPIC))
+            .map(|l| keys.seal(l, correlation.as_deref(), now))
             .collect::<Result<_>>()?;
         let started = Instant::now();
         self.log.append(LOCATION_TOPIC, records).await?;

@@ -54,7 +54,10 @@ pub use devices::devices_are_registered_found_seen_and_revoked;
 pub use ids::{
     id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
 };
-pub use keys::{destroyed_person_keys_are_final, person_keys_are_made_once_under_a_race};
+pub use keys::{
+    destroyed_person_keys_are_final, person_keys_are_made_and_read_many_at_once,
+    person_keys_are_made_once_under_a_race,
+};
 pub use locations::{
     clear_removes_every_location, coordinates_and_times_round_trip_bit_for_bit,
     erasing_a_person_removes_them_and_their_pings,
@@ -159,6 +162,7 @@ macro_rules! store_suite {
                 devices_are_registered_found_seen_and_revoked,
                 person_keys_are_made_once_under_a_race,
                 destroyed_person_keys_are_final,
+                person_keys_are_made_and_read_many_at_once,
                 visibility_is_off_until_chosen_and_goes_with_the_account,
                 reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten,
             ]
