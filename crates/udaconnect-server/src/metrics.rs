@@ -42,6 +42,7 @@ pub struct Metrics {
     pub mail_dlq: Counter,
     pub mail_duplicates: Counter,
     pub mqtt_messages: Family<Labels, Counter>,
+    pub retention_removed: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -170,6 +171,12 @@ impl Metrics {
                 "OwnTracks MQTT messages, by outcome (stored; ignored: no ping in it; refused: \
                  never to be taken, acknowledged; retried: the log or a store could not take it \
                  yet)",
+                Family::default(),
+            ),
+            retention_removed: add.metric(
+                "retention_removed",
+                "Pings removed by retention (--retention), by where from (store, index, log: \
+                 records of deleted segments)",
                 Family::default(),
             ),
             registry,
