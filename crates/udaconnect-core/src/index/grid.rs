@@ -84,22 +84,6 @@ pub(super) fn cells_around((lo, hi): ([f64; 3], [f64; 3]), grow: f64, edge: f64)
     )
 }
 
-/// The instants whose [`seconds`] is `s`: all times before the epoch share 0, and all after
-/// 2106 the last value.
-pub(super) fn instants_of_second(s: u32) -> (Micros, Micros) {
-    let from = if s == 0 {
-        Micros::MIN
-    } else {
-        s as Micros * 1_000_000
-    };
-    let to = if s == u32::MAX {
-        Micros::MAX
-    } else {
-        (s as Micros + 1) * 1_000_000
-    };
-    (from, to)
-}
-
 /// Searches at a time in [`lockstep_partition_points`].
 const LOCKSTEP: usize = 16;
 

@@ -135,16 +135,16 @@ impl ContactIndex {
         let track = &self.tracks[person as usize];
         let fix = |i: usize| fix_of(&self.rows[track[i] as usize]);
         let new = fix(at);
-        let before = at.checked_sub(1).map(fix);
+        let before = at.checked_sub(1).map(|i| (fix(i), track[i]));
         let after = (at + 1 < track.len()).then(|| fix(at + 1));
-        if let (Some(b), Some(a)) = (before, after) {
-            self.hops.remove(b, a, person);
+        if let (Some((b, slot)), Some(a)) = (before, after) {
+            self.hops.remove(b, a, slot);
         }
-        if let Some(b) = before {
-            self.hops.add(b, new, person);
+        if let Some((b, slot)) = before {
+            self.hops.add(b, new, slot);
         }
         if let Some(a) = after {
-            self.hops.add(new, a, person);
+            self.hops.add(new, a, track[at]);
         }
     }
 
@@ -235,6 +235,8 @@ impl ContactIndex {
         self.compacted = layout.len;
         let mut to_next = layout.to_next;
         to_next.extend(layout.len as u32..(layout.len + later.len()) as u32);
+        // Hops noted since the layout was computed name old slots too: all move at once.
+        self.hops.renumber(&to_next);
         self.moves.push_back(Move {
             from: self.generation,
             pins: std::mem::take(&mut self.pins),

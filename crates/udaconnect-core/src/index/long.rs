@@ -5,10 +5,14 @@
 //! half that of one of its pings, so looking that much further around finds it. A longer piece
 //! (someone walking between sparse pings, or a jump) may pass far from both of its pings, so
 //! each such hop is kept apart, at the cell of its midpoint in a grid at least as coarse as the
-//! hop is long: every point of the hop lies within half a cell edge of that midpoint.
+//! hop is long: every point of the hop lies within half a cell edge of that midpoint. Edges grow
+//! by doubling, so the cells a query looks at around a hop are never more than twice as wide as
+//! the hop needs.
 //!
-//! An entry is 8 bytes (the second of the hop's first ping and its person), so the memory stays
-//! small even when most hops are long; the query reads the person's track to find the pieces.
+//! An entry is 8 bytes (the second of the hop's first ping and that ping's slot), so the memory
+//! stays small even when most hops are long. The slot names the piece without a search: its
+//! row holds the person and the position in their track. A compaction renumbers slots, and
+//! [`LongHops::renumber`] follows it.
 
 use std::collections::HashMap;
 
@@ -23,28 +27,32 @@ use crate::track::defaults::MAX_INTERPOLATION_LIMIT_S;
 /// Hops up to this chord length are found through their pings in the grid.
 pub(super) const SHORT_HOP_M: f64 = 11.0;
 
+/// Number of grids long hops are kept in.
+const HOP_LEVELS: usize = 22;
+
 /// Cell edges of the grids long hops are kept in, each hop in the first that is at least as
-/// long; the last is longer than the Earth's diameter.
-const HOP_EDGES_M: [f64; 8] = [
-    16.0,
-    128.0,
-    1024.0,
-    8192.0,
-    65536.0,
-    524_288.0,
-    4_194_304.0,
-    33_554_432.0,
-];
+/// long: 16 m, doubling up to 2^25 m, longer than the Earth's diameter. With 8-fold steps
+/// (measured before), walkers' hops of 20-60 m sat in 128 m cells, and a query looked at most
+/// of a venue's hops around each of its runs.
+const HOP_EDGES_M: [f64; HOP_LEVELS] = {
+    let mut edges = [16.0; HOP_LEVELS];
+    let mut i = 1;
+    while i < HOP_LEVELS {
+        edges[i] = edges[i - 1] * 2.0;
+        i += 1;
+    }
+    edges
+};
 
 /// Consecutive pings further apart in time never make a piece, whatever the query.
 const HOP_SPAN_LIMIT: Micros = MAX_INTERPOLATION_LIMIT_S * 1_000_000;
 
-/// A long hop as kept: the second of its first ping and its person's number. The query turns
-/// it back into pieces by reading that person's pings of that second.
+/// A long hop as kept: the second of its first ping (for the query's time bounds) and that
+/// ping's slot (the piece: see the module's description).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Hop {
-    pub(super) second: u32,
-    pub(super) person: u32,
+struct Hop {
+    second: u32,
+    slot: u32,
 }
 
 /// The long hops, by grid.
@@ -77,12 +85,12 @@ fn place(a: (Micros, [f64; 3]), b: (Micros, [f64; 3])) -> Option<(usize, Cell)> 
 }
 
 impl LongHops {
-    /// Notes the hop from `a` to `b` of `person`, when it is long.
-    pub(super) fn add(&mut self, a: (Micros, [f64; 3]), b: (Micros, [f64; 3]), person: u32) {
+    /// Notes the hop from `a` (in `slot`) to `b`, when it is long.
+    pub(super) fn add(&mut self, a: (Micros, [f64; 3]), b: (Micros, [f64; 3]), slot: u32) {
         if let Some((level, cell)) = place(a, b) {
             let hop = Hop {
                 second: seconds(a.0),
-                person,
+                slot,
             };
             let list = self.levels[level].entry(cell).or_default();
             let at = list.partition_point(|h| *h < hop);
@@ -90,13 +98,12 @@ impl LongHops {
         }
     }
 
-    /// Forgets the hop from `a` to `b` of `person` (a ping arrived between them). Entries are
-    /// counted, not sets: two hops with the same entry each hold one.
-    pub(super) fn remove(&mut self, a: (Micros, [f64; 3]), b: (Micros, [f64; 3]), person: u32) {
+    /// Forgets the hop from `a` (in `slot`) to `b` (a ping arrived between them).
+    pub(super) fn remove(&mut self, a: (Micros, [f64; 3]), b: (Micros, [f64; 3]), slot: u32) {
         if let Some((level, cell)) = place(a, b) {
             let hop = Hop {
                 second: seconds(a.0),
-                person,
+                slot,
             };
             if let Some(list) = self.levels[level].get_mut(&cell) {
                 let at = list.partition_point(|h| *h < hop);
@@ -119,7 +126,7 @@ impl LongHops {
                 continue;
             };
             for next in fixes {
-                hops.add(last.0, next.0, rows[last.1 as usize].person);
+                hops.add(last.0, next.0, last.1);
                 last = next;
             }
         }
@@ -136,14 +143,26 @@ impl LongHops {
         }
     }
 
-    /// Appends to `out` every hop whose first ping falls in seconds `from..=to` and that may
-    /// pass within `reach` of the box `lo..=hi` (Earth-centred metres).
+    /// Slots move in a compaction: slot `s` becomes `to_next[s]`.
+    pub(super) fn renumber(&mut self, to_next: &[u32]) {
+        for level in &mut self.levels {
+            for list in level.values_mut() {
+                for hop in list.iter_mut() {
+                    hop.slot = to_next[hop.slot as usize];
+                }
+                list.sort_unstable();
+            }
+        }
+    }
+
+    /// Appends to `out` the first ping's slot of every hop whose first ping falls in seconds
+    /// `from..=to` and that may pass within `reach` of the box `lo..=hi` (Earth-centred metres).
     pub(super) fn near(
         &self,
         bounds: ([f64; 3], [f64; 3]),
         reach: f64,
         (from, to): (u32, u32),
-        out: &mut Vec<Hop>,
+        out: &mut Vec<u32>,
     ) {
         for (cells, &edge) in self.levels.iter().zip(&HOP_EDGES_M) {
             if cells.is_empty() {
@@ -152,7 +171,12 @@ impl LongHops {
             let boxed = cells_around(bounds, reach + edge * 0.5 + 0.01, edge);
             for_cells_in(cells, boxed, |list: &Vec<Hop>| {
                 let a = list.partition_point(|h| h.second < from);
-                out.extend(list[a..].iter().take_while(|h| h.second <= to));
+                out.extend(
+                    list[a..]
+                        .iter()
+                        .take_while(|h| h.second <= to)
+                        .map(|h| h.slot),
+                );
             });
         }
     }

@@ -21,8 +21,8 @@
 //! grown by the reach meets its own: a cheap test that keeps most pairs from the exact one.
 
 use super::build::sort_in_buckets_until;
-use super::grid::{cells_around, for_cells_in, instants_of_second, seconds};
-use super::long::{Hop, SHORT_HOP_M};
+use super::grid::{cells_around, for_cells_in, seconds};
+use super::long::SHORT_HOP_M;
 use super::ContactIndex;
 use crate::cancel::{Cancel, Cancelled, Ticker};
 use crate::contact::Contact;
@@ -77,15 +77,19 @@ impl ContactIndex {
                 span.1.saturating_add(around).saturating_add(1),
             );
             self.short_candidates(me, bounds, chord, times, &mut wanted, &mut ticker)?;
-            hops.clear();
+            let hops_before = hops.len();
             let hop_seconds = (
                 seconds(span.0.saturating_sub(q.max_interpolation_us)),
                 seconds(span.1),
             );
             self.hops.near(bounds, chord, hop_seconds, &mut hops);
-            self.hop_candidates(me, &hops, &mut wanted);
-            ticker.tick(1 + wanted.len() - before + hops.len())?;
+            ticker.tick(1 + wanted.len() - before + hops.len() - hops_before)?;
         }
+        // Neighbouring runs find mostly the same hops: each is read once.
+        hops.sort_unstable();
+        hops.dedup();
+        ticker.tick(hops.len())?;
+        self.hop_candidates(me, &hops, &mut wanted);
         // Each candidate piece is cut once, however many runs found it: sorted, they come
         // person by person in track order, so a stretch of consecutive pieces is read and
         // turned into Earth-centred fixes once.
@@ -204,15 +208,14 @@ impl ContactIndex {
         Ok(())
     }
 
-    /// The pieces that may run along long hops: every ping of the hop's person in the hop's
-    /// second starts one.
-    fn hop_candidates(&self, me: u32, hops: &[Hop], out: &mut Vec<u64>) {
-        for hop in hops.iter().filter(|h| h.person != me) {
-            let track = &self.tracks[hop.person as usize];
-            let (from, to) = instants_of_second(hop.second);
-            let a = track.partition_point(|&s| self.rows[s as usize].t < from);
-            let b = a + track[a..].partition_point(|&s| self.rows[s as usize].t < to);
-            out.extend((a..b).map(|i| wanted(hop.person, i)));
+    /// The pieces that run along long hops, from the slots of their first pings (in slot
+    /// order, so the rows are read front to back).
+    fn hop_candidates(&self, me: u32, hops: &[u32], out: &mut Vec<u64>) {
+        for &s in hops {
+            let row = &self.rows[s as usize];
+            if row.person != me {
+                out.push(wanted(row.person, row.at as usize));
+            }
         }
     }
 }

@@ -50,13 +50,22 @@ proptest! {
 #[test]
 fn feeding_compacts_when_due_and_answers_stay_exact() {
     let mut rng = crate::seeded_rng(7);
+    // Person 3 stands near the middle; the others jump about a 60 m square.
     let pts: Vec<Point> = (0..(COMPACT_AFTER as i64 * 3))
-        .map(|i| Point {
-            id: i + 1,
-            person_id: 1 + (i % 40),
-            lat: 37.55 + deg(rng.random_range(0.0..60.0)),
-            lon: -122.29 + deg(rng.random_range(0.0..60.0)),
-            t: i * S / 4,
+        .map(|i| {
+            let person_id = 1 + (i % 40);
+            let spread = if person_id == 3 {
+                29.0..31.0
+            } else {
+                0.0..60.0
+            };
+            Point {
+                id: i + 1,
+                person_id,
+                lat: 37.55 + deg(rng.random_range(spread.clone())),
+                lon: -122.29 + deg(rng.random_range(spread)),
+                t: i * S / 4,
+            }
         })
         .collect();
     let shared = RwLock::new(ContactIndex::new(workers()));
@@ -92,6 +101,20 @@ fn feeding_compacts_when_due_and_answers_stay_exact() {
     let want = connections_oracle(&pts, &q);
     assert!(!want.is_empty());
     assert_eq!(got, want);
+    // The others' pings are 10 s and up to 85 m apart: most of their pieces that pass person 3
+    // are long hops with both ends far away, found through slots that compactions renumbered.
+    let mut tq = crate::track::TrackQuery::new(
+        3,
+        Window {
+            start: 1000 * S,
+            end: 2500 * S,
+        },
+    );
+    tq.min_duration_us = 0;
+    let want = crate::track::contacts_oracle(&pts, &tq);
+    assert!(!want.is_empty());
+    let bits = crate::track::tests::bits;
+    assert_eq!(bits(&index.track_contacts(&tq)), bits(&want));
 }
 
 proptest! {
