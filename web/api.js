@@ -78,6 +78,19 @@ export const getSummary = (id) => getJson(`${personPath(id)}/summary`);
 /** Contacts of a person over tracks; `params`: start, end, distance, max_interpolation, min_duration. */
 export const getContacts = (id, params) => getJson(`${personPath(id)}/contacts?${new URLSearchParams(params)}`);
 
+// A contact of the caller's: by person id where their contacts name them, else by its handle.
+const contactPath = (ref, what, params) => `/api/me/contacts/${encodeURIComponent(ref)}/${what}?${new URLSearchParams(params)}`;
+/** Ask a contact to exchange e-mail addresses (`on`), or withdraw; `params`: the contacts window. */
+export const setReveal = (ref, on, params) => request(contactPath(ref, 'reveal', params), { method: on ? 'POST' : 'DELETE' })
+  .then((r) => r.data);
+/** Hide a contact (`dispute`: "I did not meet this person"), or show it again (`on` false). */
+export const setHidden = (ref, on, params, dispute = false) => request(contactPath(ref, 'hide', params),
+  on ? { method: 'POST', body: { dispute } } : { method: 'DELETE' }).then((r) => r.data);
+/** The caller's pings that made a contact: `{ distance_m, pings, more }`. */
+export const getEvidence = (ref, params) => getJson(contactPath(ref, 'evidence', params));
+/** Requests made by and to the caller, and the contacts the caller hid. */
+export const getReveals = () => getJson('/api/me/reveals');
+
 /** Who is signing in: the account's role, person and e-mail. 401 when nobody is. */
 export const getMe = () => getJson('/api/me');
 /** Asks for a sign-in link by e-mail; the server answers the same whether or not the address has an account. */

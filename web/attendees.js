@@ -2,7 +2,9 @@
 // and a map of where. The window and parameters live in the URL (#/attendees/ID?start=...), so a
 // view can be bookmarked and the browser's back button works.
 
-import { ApiError, ME, getContacts, getSummary, getVenue, knownPerson, loadPeople } from './api.js';
+import {
+  ApiError, ME, getContacts, getEvidence, getReveals, getSummary, getVenue, knownPerson, loadPeople, setHidden, setReveal,
+} from './api.js';
 import {
   formatDate, formatDuration, formatLatLon, formatNumber, formatPeriodEnd, formatShortTime, formatTime, fromLocalDate, h,
   personName, timeElement, toLocalDate, zoneName,
@@ -43,6 +45,12 @@ export class Attendees {
     $('contacts').addEventListener('click', (e) => {
       const button = e.target.closest('button.encounter');
       if (button) this.#select(button.dataset.key === this.selected ? null : button.dataset.key);
+      const action = e.target.closest('button[data-action]');
+      if (action) this.#act(action);
+    });
+    $('requests').addEventListener('click', (e) => {
+      const action = e.target.closest('button[data-action]');
+      if (action) this.#act(action);
     });
     if (self) {
       const title = $('attendees-title');
@@ -194,15 +202,17 @@ export class Attendees {
     $('person').setAttribute('aria-busy', 'true');
     let contacts;
     let venue;
+    const windowParams = {
+      start: fromLocalDate(params.start).toISOString(),
+      end: fromLocalDate(params.end, 1).toISOString(), // the "to" date is included whole
+      distance: params.distance,
+      max_interpolation: params.interp,
+      min_duration: params.min,
+    };
+    this.query = windowParams; // the window a contact's reveal, hiding and evidence are asked in
     try {
       [contacts, venue] = await Promise.all([
-        getContacts(id, {
-          start: fromLocalDate(params.start).toISOString(),
-          end: fromLocalDate(params.end, 1).toISOString(), // the "to" date is included whole
-          distance: params.distance,
-          max_interpolation: params.interp,
-          min_duration: params.min,
-        }),
+        getContacts(id, windowParams),
         getVenue().catch(() => null), // a plan is a nicety: draw without one
       ]);
     } catch (error) {
@@ -212,6 +222,7 @@ export class Attendees {
       if (seq === this.seq) $('person').removeAttribute('aria-busy');
     }
     if (seq !== this.seq) return;
+    await this.#showRequests();
     this.#showContacts(summary, contacts, params, venue);
   }
 
@@ -333,6 +344,8 @@ export class Attendees {
     return h('li', { class: c.anonymous ? 'contact anonymous' : 'contact', 'data-person': c.person?.id ?? '' },
       h('div', { class: 'contact-head' }, h('h4', { text: name }),
         h('span', { class: 'company', text: c.person ? c.person.company_name : 'has not chosen to show their name' })),
+      c.email ? h('p', { class: 'contact-email' }, 'E-mail: ', h('a', { href: `mailto:${c.email}`, text: c.email })) : null,
+      this.self ? this.#contactActions(c, name) : null,
       h('dl', { class: 'facts' },
         h('div', {}, h('dt', { text: 'Encounters' }), h('dd', { class: 'encounter-count', text: formatNumber(c.encounter_count) })),
         h('div', {}, h('dt', { text: 'Time together' }), h('dd', { text: formatDuration(c.duration_seconds) })),
@@ -347,6 +360,73 @@ export class Attendees {
             h('th', { scope: 'col', text: 'Where' }))),
           h('tbody', {}, rows))),
       more > 0 ? h('p', { class: 'muted', text: `… and ${formatNumber(more)} more: narrow the window to list them.` }) : null);
+  }
+
+  // What the caller may do about one of their contacts; a contact is named in the path by its
+  // id where the caller sees who it is, else by the handle the answer gave.
+  #contactActions(c, name) {
+    const ref = c.person?.id ?? c.handle;
+    const asked = this.asked?.has(String(ref));
+    return h('div', { class: 'contact-actions' },
+      h('button', { type: 'button', 'data-action': asked ? 'withdraw' : 'reveal', 'data-ref': ref,
+        text: asked ? 'Withdraw' : 'Ask to exchange e-mails', 'aria-label': `${asked ? 'Withdraw the request to' : 'Ask to exchange e-mails with'} ${name}` }),
+      h('button', { type: 'button', 'data-action': 'hide', 'data-ref': ref, text: 'Hide', 'aria-label': `Hide ${name}` }),
+      h('button', { type: 'button', 'data-action': 'evidence', 'data-ref': ref, text: 'Why this match?', 'aria-label': `Why this match? (${name})` }),
+      h('div', { class: 'evidence', 'data-for': ref, hidden: true }));
+  }
+
+  async #act(button) {
+    const ref = button.dataset.ref;
+    const status = $('reveal-status');
+    try {
+      if (button.dataset.action === 'evidence') {
+        const box = $('contacts').querySelector(`.evidence[data-for="${CSS.escape(ref)}"]`);
+        const ev = await getEvidence(ref, this.query);
+        box.replaceChildren(h('p', { text: `${ev.pings.length}${ev.more ? '+' : ''} of your pings were within ${ev.distance_m} m:` }),
+          h('ul', {}, ev.pings.slice(0, 20).map((p) => h('li', {}, timeElement(p.time),
+            ` ${formatLatLon(p.latitude, p.longitude)}: ${p.distance_m.toFixed(1)} m apart, ${p.time_gap_seconds} s from their nearest ping`))));
+        box.hidden = false;
+        return;
+      }
+      if (button.dataset.action === 'hide') await setHidden(ref, true, this.query);
+      else if (button.dataset.action === 'unhide') await setHidden(ref, false, this.query);
+      else await setReveal(ref, button.dataset.action === 'reveal', this.query);
+      status.textContent = { reveal: 'Asked. You see their e-mail once they ask too.', withdraw: 'Withdrawn.',
+        hide: 'Hidden.', unhide: 'Shown again.' }[button.dataset.action];
+      this.show(this.current.id, new URLSearchParams(location.hash.split('?')[1] ?? ''));
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  }
+
+  // The requests to exchange e-mails made to the caller, to answer, and the contacts they hid.
+  async #showRequests() {
+    const list = $('requests');
+    if (!this.self) {
+      list.hidden = true;
+      return;
+    }
+    let reveals;
+    try {
+      reveals = await getReveals();
+    } catch (error) {
+      $('reveal-status').textContent = error.message;
+      return;
+    }
+    this.asked = new Set(reveals.asked.map((r) => String(r.person?.id ?? r.handle)));
+    for (const r of reveals.asked) this.asked.add(r.handle);
+    const who = (r) => (r.person ? personName(r.person) : 'Someone you met');
+    list.replaceChildren(
+      h('h3', { text: 'Requests to exchange e-mails' }),
+      reveals.asking_me.length ? h('ul', {}, reveals.asking_me.map((r) => h('li', { class: 'request' },
+        `${who(r)} asks to exchange e-mails. `,
+        this.asked.has(r.handle) ? h('span', { text: 'You asked too.' })
+          : h('button', { type: 'button', 'data-action': 'reveal', 'data-ref': r.handle, text: 'Ask to exchange e-mails' }))))
+        : h('p', { class: 'muted', text: 'No one asks you at the moment.' }),
+      reveals.hidden.length ? h('ul', {}, reveals.hidden.map((r) => h('li', { class: 'hidden-contact' },
+        `${who(r)} is hidden${r.dispute ? ' (disputed)' : ''}. `,
+        h('button', { type: 'button', 'data-action': 'unhide', 'data-ref': r.handle, text: 'Show again' })))) : null);
+    list.hidden = false;
   }
 
   #where(e, scene) {

@@ -2,7 +2,7 @@
 //! queries they time, the machine they ran on, and how times are summarised.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use udaconnect_core::contact::{ConnectionQuery, Contact, Point};
 use udaconnect_core::time::{Micros, Window};
 use udaconnect_core::track::TrackQuery;
+use udaconnect_server::access::AuthMode;
 use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
 use udaconnect_sim::{Conference, Rng, SimConfig};
 
@@ -244,10 +245,15 @@ pub fn contacts_oracle(all: &[Point], q: &TrackQuery) -> Vec<Contact> {
 }
 
 /// `udaconnect serve` in this process, on `data_dir`: on a port of its own, without demo data
-/// or gRPC.
-pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> {
+/// or gRPC, with `auth` (`--auth`).
+pub async fn serve_in_process(data_dir: PathBuf, auth: AuthMode) -> anyhow::Result<Application> {
+    let listen = "127.0.0.1:0".parse()?;
+    let http = match auth {
+        AuthMode::On => HttpSettings::on(listen),
+        AuthMode::Off => HttpSettings::open(listen),
+    };
     Application::build(ServeSettings {
-        http: HttpSettings::open("127.0.0.1:0".parse()?),
+        http,
         data_dir,
         demo: false,
         demo_attendees: 0,
@@ -255,8 +261,47 @@ pub async fn serve_in_process(data_dir: PathBuf) -> anyhow::Result<Application> 
         mail: Default::default(),
         mqtt: None,
         log_retention: Default::default(),
+        retention: Default::default(),
     })
     .await
+}
+
+/// An admin's token for the server on `data_dir`, made by the product's own
+/// `udaconnect admin create-token` (it prints the token alone on its last line).
+pub fn admin_token(product: &Path, data_dir: &Path) -> anyhow::Result<String> {
+    let out = std::process::Command::new(product)
+        .args([
+            "--log-level",
+            "warn",
+            "admin",
+            "create-token",
+            "--role",
+            "admin",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("failed to run {}", product.display()))?;
+    let stdout = String::from_utf8(out.stdout)?;
+    match stdout.lines().last() {
+        Some(token) if out.status.success() && token.starts_with("uc_") => Ok(token.to_string()),
+        _ => bail!("admin create-token failed ({})", out.status),
+    }
+}
+
+/// An HTTP client for the benchmark's own requests, sending `token` with each if given.
+pub fn http_client(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .default_headers(headers)
+        .build()?)
 }
 
 /// Creates persons through the API, one request each, in order: a fresh store numbers them

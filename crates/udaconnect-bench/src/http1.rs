@@ -21,6 +21,8 @@ pub struct Answer {
 pub struct Connection {
     stream: TcpStream,
     host: String,
+    /// The `Authorization` header line sent with every request, if any.
+    credential: Option<String>,
     request: Vec<u8>,
     answer: Vec<u8>,
 }
@@ -50,9 +52,16 @@ impl Connection {
         Ok(Self {
             stream,
             host: host.to_string(),
+            credential: None,
             request: Vec::with_capacity(512),
             answer: Vec::with_capacity(64 * 1024),
         })
+    }
+
+    /// Sends `token` as a bearer token with every request, if given.
+    pub fn with_token(mut self, token: Option<&str>) -> Self {
+        self.credential = token.map(|t| format!("\r\nAuthorization: Bearer {t}"));
+        self
     }
 
     pub async fn get(&mut self, path: &str) -> Result<Answer> {
@@ -72,11 +81,14 @@ impl Connection {
         self.exchange().await
     }
 
-    /// The request line and the `Host` header, without their line's end.
+    /// The request line, the `Host` header and the credential, without their line's end.
     fn start_request(&mut self, method: &str, path: &str) {
         self.request.clear();
         for part in [method, " ", path, " HTTP/1.1\r\nHost: ", &self.host] {
             self.request.extend_from_slice(part.as_bytes());
+        }
+        if let Some(credential) = &self.credential {
+            self.request.extend_from_slice(credential.as_bytes());
         }
     }
 

@@ -35,9 +35,29 @@ pub struct LoadArgs {
     pub urls_file: Option<PathBuf>,
 }
 
-/// Runs the load process; the rate of acknowledged requests, and their number.
-pub async fn load(url: &str, persons: u32, seconds: u64) -> anyhow::Result<(f64, u64)> {
+/// The variable that hands the load and query clients the token they send: only to the
+/// processes this one starts, and never on a command line that `ps` shows.
+const TOKEN_VAR: &str = "UDACONNECT_BENCH_LOAD_TOKEN";
+
+/// This program as a client process, sending `token` if given.
+fn client_process(token: Option<&str>) -> anyhow::Result<Command> {
     let mut process = Command::new(std::env::current_exe()?);
+    process.env_remove(TOKEN_VAR);
+    if let Some(token) = token {
+        process.env(TOKEN_VAR, token);
+    }
+    Ok(process)
+}
+
+/// Runs the load process, which sends `token` if given; the rate of acknowledged requests,
+/// and their number.
+pub async fn load(
+    url: &str,
+    persons: u32,
+    seconds: u64,
+    token: Option<&str>,
+) -> anyhow::Result<(f64, u64)> {
+    let mut process = client_process(token)?;
     process
         .args([
             "bench-load",
@@ -65,13 +85,17 @@ pub async fn load(url: &str, persons: u32, seconds: u64) -> anyhow::Result<(f64,
 /// Each URL's answer time (ms) and size (bytes), asked one after another by a separate client
 /// process (as a real client is): in this process, the client's tasks would share the server's
 /// runtime threads and queue behind its work. The list is written to `scratch`.
-pub async fn ask_each(scratch: &Path, urls: &[String]) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+pub async fn ask_each(
+    scratch: &Path,
+    urls: &[String],
+    token: Option<&str>,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let Some(first) = urls.first() else {
         return Ok((Vec::new(), Vec::new()));
     };
     let list = scratch.join("bench-urls.txt");
     std::fs::write(&list, urls.join("\n"))?;
-    let mut client = Command::new(std::env::current_exe()?);
+    let mut client = client_process(token)?;
     client
         .args(["bench-load", "--url", first, "--urls-file"])
         .arg(&list)
@@ -103,7 +127,7 @@ const WARM_UP: Duration = Duration::from_millis(300);
 
 /// The query client's side of [`ask_each`]: every URL on one connection to the first URL's
 /// host.
-async fn get_each(urls_file: &Path) -> anyhow::Result<serde_json::Value> {
+async fn get_each(urls_file: &Path, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
     let urls = std::fs::read_to_string(urls_file)?;
     let paths = urls
         .lines()
@@ -113,7 +137,7 @@ async fn get_each(urls_file: &Path) -> anyhow::Result<serde_json::Value> {
     let Some((host, _)) = paths.first() else {
         return Ok(serde_json::json!({"ms": [], "bytes": []}));
     };
-    let mut connection = http1::Connection::open(host).await?;
+    let mut connection = http1::Connection::open(host).await?.with_token(token);
     // Untimed requests first, for WARM_UP: a new client process runs slow for its first tenth
     // of a second or so (the first 22 of 200 3-day answers took 5.5-6.6 ms on average against
     // 3.6-4.5 ms for the rest; after a warm-up, on the same connection or a new one, they did
@@ -140,6 +164,7 @@ async fn get_each(urls_file: &Path) -> anyhow::Result<serde_json::Value> {
 
 /// The load process: `connections` clients in a loop for `seconds`; prints JSON counts.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let token = std::env::var(TOKEN_VAR).ok();
     if let Some(urls) = args.urls_file {
         // One request at a time on one connection: one thread does it all. On the
         // multi-threaded runtime, the connection's task and the request's could sit on two
@@ -148,7 +173,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(get_each(&urls))
+                .block_on(get_each(&urls, token.as_deref()))
         })
         .await??;
         println!("{answers}");
@@ -160,6 +185,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..args.connections {
         let (host, path, persons) = (host.clone(), path.clone(), args.persons);
+        let token = token.clone();
         tasks.spawn(async move {
             let mut rng = Rng::new(c as u64 + 1);
             let (mut ok, mut errors) = (0u64, 0u64);
@@ -169,7 +195,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 let c = match connection.as_mut() {
                     Some(c) => c,
                     None => match http1::Connection::open(&host).await {
-                        Ok(c) => connection.insert(c),
+                        Ok(c) => connection.insert(c.with_token(token.as_deref())),
                         Err(_) => {
                             errors += 1;
                             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -70,9 +70,15 @@ struct Demo {
 
 impl Demo {
     async fn start(data_dir: &Path) -> Demo {
+        Demo::start_with(data_dir, &[]).await
+    }
+
+    async fn start_with(data_dir: &Path, more: &[&str]) -> Demo {
         let mut args: Vec<String> = ["--demo", "--demo-attendees", "0", "--grpc-listen", "off"]
-            .map(String::from)
-            .to_vec();
+            .iter()
+            .chain(more)
+            .map(|s| s.to_string())
+            .collect();
         args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
         let process = RoleProc::spawn(&product_binary(), "serve", &args).await;
         process.wait_ready(Duration::from_secs(60)).await;
@@ -172,6 +178,85 @@ async fn bench_clients_read_whole_answers_and_count_only_acknowledged_pings() {
     drop(server.process);
 }
 
+/// With `--auth on` (the benchmark's default) the load and query clients send the token they
+/// are handed, and only to the server that asks for it: without it they are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_clients_send_the_token_they_are_handed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Demo::start_with(&data, &["--auth", "on"]).await;
+    let out = Command::new(product_binary())
+        .args([
+            "--log-level",
+            "warn",
+            "admin",
+            "create-token",
+            "--role",
+            "admin",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token = udaconnect_testkit::process::printed_token(&out);
+    assert!(token.starts_with("uc_"), "{token}");
+    let file = dir.path().join("urls.txt");
+    let url = format!(
+        "{}/api/persons/1/connection?start_date=2020-01-01&end_date=2020-12-31&distance=5",
+        server.base
+    );
+    fs::write(&file, &url).unwrap();
+    let ask = |token: Option<&str>| {
+        let mut c = Command::new(BENCH);
+        c.args([
+            "bench-load",
+            "--url",
+            &url,
+            "--urls-file",
+            file.to_str().unwrap(),
+        ]);
+        if let Some(t) = token {
+            c.env("UDACONNECT_BENCH_LOAD_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let refused = ask(None);
+    assert!(
+        refused["error"].as_str().unwrap().contains("401"),
+        "{refused}"
+    );
+    let answered = ask(Some(&token));
+    assert_eq!(answered["ms"].as_array().unwrap().len(), 1, "{answered}");
+
+    let post = |token: Option<&str>| {
+        let mut c = Command::new(BENCH);
+        c.args([
+            "bench-load",
+            "--url",
+            &format!("{}/api/locations", server.base),
+        ]);
+        c.args(["--persons", "1", "--connections", "2", "--seconds", "1"]);
+        if let Some(t) = token {
+            c.env("UDACONNECT_BENCH_LOAD_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let refused = post(None);
+    assert_eq!(refused["requests"], 0, "{refused}");
+    assert!(refused["errors"].as_u64().unwrap() > 0, "{refused}");
+    let accepted = post(Some(&token));
+    assert_eq!(accepted["errors"], 0, "{accepted}");
+    assert!(accepted["requests"].as_u64().unwrap() > 10, "{accepted}");
+    // The token is on no line the clients or the server printed.
+    let log = fs::read_to_string(&server.process.log).unwrap();
+    assert!(!log.contains(&token));
+    drop(server.process);
+}
+
 /// The benchmark command end to end on a small conference: every figure is reported, and the
 /// run fails if an index answer differs from the linear scan's (the benchmark checks each).
 #[test]
@@ -199,6 +284,8 @@ fn bench_reports_every_figure_on_a_small_conference() {
         out.to_str().unwrap(),
     ]);
     let report = fs::read_to_string(&out).unwrap();
+    // By default the server asks who is asking, as `serve` does, and every client answers.
+    assert!(report.contains("--auth on`"), "{report}");
     for row in [
         "| bulk ingest over HTTP",
         "| ingested, stored in SQLite and indexed",
@@ -244,25 +331,27 @@ fn the_product_runs_the_benchmarks_through_its_thin_entries() {
     for (command, documented) in [
         (
             "bench",
-            [
+            &[
                 "--locations",
                 "UDACONNECT_BENCH_LOCATIONS",
                 "--load-seconds",
                 "UDACONNECT_BENCH_LOAD_SECONDS",
                 "--index-only",
                 "UDACONNECT_BENCH_INDEX_ONLY",
-            ],
+                "--auth",
+                "UDACONNECT_BENCH_AUTH",
+            ][..],
         ),
         (
             "bench-distributed",
-            [
+            &[
                 "--brokers",
                 "UDACONNECT_BENCH_BROKERS",
                 "--latency-rate",
                 "UDACONNECT_BENCH_LATENCY_RATE",
                 "--keep",
                 "UDACONNECT_BENCH_KEEP",
-            ],
+            ][..],
         ),
     ] {
         let through = Command::new(&product)

@@ -12,13 +12,17 @@
 //! Records without that header are plaintext: the original producers' keyless JSON and
 //! records written before envelopes. They cannot be shredded.
 //!
-//! Nonces are 96 random bits from the operating system, drawn per record. A counter would need
-//! every ingest node to agree on the next value per person; random nonces need nothing, and
-//! since a key seals only its own person's pings the birthday bound is far away: at one ping a
-//! second for ten years (3.2·10^8 records) the chance that two nonces under one key collide is
-//! below 10^-12 (n²/2^97).
+//! Nonces (96 bits) are counted up from a random start the process draws once (see [`nonce`]):
+//! no system call per record, and nothing for ingest nodes to agree on. A process never repeats
+//! one; two processes repeat one only if their runs of nonces overlap, which is less likely
+//! than a repeat among as many nonces each drawn at random.
+//!
+//! Ingest seals with a [`TopicKey`]: a person's key with its cipher and associated data worked
+//! out once per batch, not once per record.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
@@ -138,41 +142,127 @@ fn associated_data(topic: &str, person_id: PersonId, version: u32) -> Vec<u8> {
     format!("{AAD_DOMAIN}\0{topic}\0{person_id}\0{version}").into_bytes()
 }
 
+/// The next nonce of this process: a random start drawn once, plus a count in its low 64 bits.
+///
+/// Within a process the count never wraps (2^64 records), so no nonce repeats. Across
+/// processes (restarts, ingest nodes) a repeat needs two runs of nonces to overlap: for N
+/// processes sealing n records each, about N²·n/2^96, where as many random nonces repeat
+/// with about (N·n)²/2^97. Drawing 12 random bytes per record cost a system call each.
+fn nonce() -> Result<[u8; NONCE_LEN]> {
+    static START: OnceLock<[u8; NONCE_LEN]> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let start = match START.get() {
+        Some(start) => start,
+        None => {
+            let mut drawn = [0u8; NONCE_LEN];
+            getrandom::fill(&mut drawn)
+                .map_err(|e| Error::Internal(format!("random source failed: {e}")))?;
+            // Two threads may both draw: one start wins, and both count from it.
+            START.get_or_init(|| drawn)
+        }
+    };
+    let count = COUNT.fetch_add(1, Ordering::Relaxed);
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&start[NONCE_LEN - 8..]);
+    let mut nonce = *start;
+    nonce[NONCE_LEN - 8..]
+        .copy_from_slice(&u64::from_be_bytes(low).wrapping_add(count).to_be_bytes());
+    Ok(nonce)
+}
+
+/// A person's key made ready for the records of one topic: the cipher's key and the
+/// associated data, worked out once and used for every record of a batch. `Debug` never
+/// shows the secret.
+#[derive(Clone)]
+pub struct TopicKey {
+    key: PersonKey,
+    cipher: LessSafeKey,
+    aad: Vec<u8>,
+    version: Vec<u8>,
+}
+
+impl TopicKey {
+    pub fn new(key: PersonKey, topic: &str) -> TopicKey {
+        TopicKey {
+            cipher: key.cipher(),
+            aad: associated_data(topic, key.person_id, key.version),
+            version: key.version.to_string().into_bytes(),
+            key,
+        }
+    }
+
+    pub fn key(&self) -> &PersonKey {
+        &self.key
+    }
+
+    /// Seals `value` in place: its first [`NONCE_LEN`] bytes are room for the nonce, the rest
+    /// is the plaintext; the tag is appended.
+    fn seal_value(&self, value: &mut Vec<u8>) -> Result<()> {
+        let nonce = nonce()?;
+        value[..NONCE_LEN].copy_from_slice(&nonce);
+        let tag = self
+            .cipher
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&self.aad),
+                &mut value[NONCE_LEN..],
+            )
+            .map_err(|_| Error::Internal("envelope: payload too large to seal".into()))?;
+        value.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    fn mark(&self, record: &mut LogRecord) {
+        record
+            .headers
+            .push((KEY_VERSION_HEADER.into(), self.version.clone()));
+    }
+}
+
+impl fmt::Debug for TopicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TopicKey").field(&self.key).finish()
+    }
+}
+
+/// Whether `record` is keyed by `person_id` written in decimal, as ingest keys records
+/// (written on the stack: this is asked once per record).
+fn keyed_by(record: &LogRecord, person_id: PersonId) -> bool {
+    use std::io::Write;
+    let mut text = [0u8; 20];
+    let mut rest = &mut text[..];
+    // 20 bytes hold any i64 in decimal, sign included.
+    if write!(rest, "{person_id}").is_err() {
+        return false;
+    }
+    let len = 20 - rest.len();
+    record.key.as_deref() == Some(&text[..len])
+}
+
 /// `record` (a person's, keyed by their id, in the clear) with its value sealed by `key` for
 /// `topic`. A record of another person, or one already sealed, is a caller's bug.
-pub fn seal(mut record: LogRecord, topic: &str, key: &PersonKey) -> Result<LogRecord> {
+pub fn seal(record: LogRecord, topic: &str, key: &PersonKey) -> Result<LogRecord> {
+    seal_with(record, &TopicKey::new(key.clone(), topic))
+}
+
+/// [`seal`] with a key made ready for the topic.
+pub fn seal_with(mut record: LogRecord, key: &TopicKey) -> Result<LogRecord> {
     match sealing(&record) {
         Ok(Sealing::Plain) => {}
         _ => return Err(Error::Internal("envelope: record is sealed already".into())),
     }
-    let own = key.person_id.to_string();
-    if record.key.as_deref() != Some(own.as_bytes()) {
+    let person_id = key.key.person_id;
+    if !keyed_by(&record, person_id) {
         return Err(Error::Internal(format!(
-            "envelope: record is not keyed by person {}",
-            key.person_id
+            "envelope: record is not keyed by person {person_id}"
         )));
     }
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| Error::Internal(format!("random source failed: {e}")))?;
-    let aad = associated_data(topic, key.person_id, key.version);
     let mut value = Vec::with_capacity(NONCE_LEN + record.value.len() + TAG_LEN);
-    value.extend_from_slice(&nonce);
+    value.resize(NONCE_LEN, 0);
     value.extend_from_slice(&record.value);
-    let tag = key
-        .cipher()
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut value[NONCE_LEN..],
-        )
-        .map_err(|_| Error::Internal("envelope: payload too large to seal".into()))?;
-    value.extend_from_slice(tag.as_ref());
+    key.seal_value(&mut value)?;
     record.value = value;
-    record.headers.push((
-        KEY_VERSION_HEADER.into(),
-        key.version.to_string().into_bytes(),
-    ));
+    key.mark(&mut record);
     Ok(record)
 }
 
@@ -180,20 +270,26 @@ pub fn seal(mut record: LogRecord, topic: &str, key: &PersonKey) -> Result<LogRe
 /// `Err` says why it does not open: sealed by another key or for another topic, cut short or
 /// altered. Total: never panics, whatever the bytes.
 pub fn open(record: &LogRecord, topic: &str, key: &PersonKey) -> Result<LogRecord, String> {
+    open_with(record, &TopicKey::new(key.clone(), topic))
+}
+
+/// [`open`] with a key made ready for the topic.
+pub fn open_with(record: &LogRecord, key: &TopicKey) -> Result<LogRecord, String> {
     let (person_id, version) = match sealing(record)? {
         Sealing::Plain => return Err("envelope: record is not sealed".into()),
         Sealing::Sealed { person_id, version } => (person_id, version),
     };
-    if person_id != key.person_id {
+    let own = &key.key;
+    if person_id != own.person_id {
         return Err(format!(
             "envelope: sealed for person {person_id}, not {}",
-            key.person_id
+            own.person_id
         ));
     }
-    if version != key.version {
+    if version != own.version {
         return Err(format!(
             "envelope: sealed by key version {version}, not {}",
-            key.version
+            own.version
         ));
     }
     if record.value.len() < NONCE_LEN + TAG_LEN {
@@ -207,12 +303,8 @@ pub fn open(record: &LogRecord, topic: &str, key: &PersonKey) -> Result<LogRecor
         .map_err(|_| "envelope: nonce of the wrong length".to_string())?;
     let mut plain = sealed.to_vec();
     let opened = key
-        .cipher()
-        .open_in_place(
-            nonce,
-            Aad::from(associated_data(topic, person_id, version)),
-            &mut plain,
-        )
+        .cipher
+        .open_in_place(nonce, Aad::from(&key.aad), &mut plain)
         .map_err(|_| "envelope: does not authenticate under its person's key".to_string())?
         .len();
     plain.truncate(opened);
@@ -237,11 +329,35 @@ pub fn seal_location(
     topic: &str,
     key: &PersonKey,
 ) -> Result<LogRecord> {
-    seal(
-        record::encode(location, correlation_id, written),
-        topic,
-        key,
+    seal_location_with(
+        location,
+        correlation_id,
+        written,
+        &TopicKey::new(key.clone(), topic),
     )
+}
+
+/// [`seal_location`] with a key made ready for the topic: ingest's way, the ping's JSON
+/// written straight behind the room for its nonce and sealed where it lies.
+pub fn seal_location_with(
+    location: &Location,
+    correlation_id: Option<&str>,
+    written: DateTime<Utc>,
+    key: &TopicKey,
+) -> Result<LogRecord> {
+    if location.person_id != key.key.person_id {
+        return Err(Error::Internal(format!(
+            "envelope: ping of person {} to seal with person {}'s key",
+            location.person_id, key.key.person_id
+        )));
+    }
+    // Room for the nonce, a ping's JSON (about 130 bytes) and the tag.
+    let mut value = Vec::with_capacity(NONCE_LEN + 160 + TAG_LEN);
+    value.resize(NONCE_LEN, 0);
+    let mut record = record::encode_after(location, correlation_id, written, value);
+    key.seal_value(&mut record.value)?;
+    key.mark(&mut record);
+    Ok(record)
 }
 
 /// A sealed location record of `topic` read with `key`: opened, then decoded as a plaintext
@@ -252,12 +368,22 @@ pub fn decode_sealed(
     topic: &str,
     key: &PersonKey,
 ) -> Result<Decoded, String> {
-    let opened = open(record, topic, key)?;
+    decode_sealed_with(record, pos, &TopicKey::new(key.clone(), topic))
+}
+
+/// [`decode_sealed`] with a key made ready for the topic.
+pub fn decode_sealed_with(
+    record: &LogRecord,
+    pos: Position,
+    key: &TopicKey,
+) -> Result<Decoded, String> {
+    let opened = open_with(record, key)?;
     let decoded = record::decode_legacy(&opened, pos)?;
-    if decoded.location.person_id != key.person_id {
+    let person_id = key.key.person_id;
+    if decoded.location.person_id != person_id {
         return Err(format!(
-            "envelope: ping of person {} sealed by person {}'s key",
-            decoded.location.person_id, key.person_id
+            "envelope: ping of person {} sealed by person {person_id}'s key",
+            decoded.location.person_id
         ));
     }
     Ok(decoded)
@@ -285,15 +411,39 @@ pub fn read(
     topic: &str,
     key_of: impl FnOnce(PersonId) -> KeyState,
 ) -> Result<Read, String> {
+    let mut ready = None;
+    let slot = &mut ready;
+    read_held(record, pos, move |person| match key_of(person) {
+        KeyState::Live(key) => Held::Live(slot.insert(TopicKey::new(key, topic))),
+        KeyState::Destroyed => Held::Destroyed,
+        KeyState::Absent => Held::Absent,
+    })
+}
+
+/// A person's key as a reader holds it for one topic: [`KeyState`] with a live key made
+/// ready once for every record of the person it reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Held<'a> {
+    Absent,
+    Live(&'a TopicKey),
+    Destroyed,
+}
+
+/// [`read`] with keys the reader made ready for the topic.
+pub fn read_held<'a>(
+    record: &LogRecord,
+    pos: Position,
+    key_of: impl FnOnce(PersonId) -> Held<'a>,
+) -> Result<Read, String> {
     if let Some(person_id) = record::erased_person(record) {
         return Ok(Read::Erased(person_id));
     }
     match sealing(record)? {
         Sealing::Plain => record::decode_legacy(record, pos).map(Read::Location),
         Sealing::Sealed { person_id, version } => match key_of(person_id) {
-            KeyState::Live(key) => decode_sealed(record, pos, topic, &key).map(Read::Location),
-            KeyState::Destroyed => Ok(Read::Shredded),
-            KeyState::Absent => Err(format!(
+            Held::Live(key) => decode_sealed_with(record, pos, key).map(Read::Location),
+            Held::Destroyed => Ok(Read::Shredded),
+            Held::Absent => Err(format!(
                 "envelope: person {person_id} has no key version {version}"
             )),
         },

@@ -27,6 +27,7 @@
 //! - [`ports`]: the traits that storage and log adapters implement.
 //! - [`auth`]: accounts, roles, tokens, and [`auth::authorize`], the one decision on who may do
 //!   what.
+//! - [`consent`]: mutual reveal, hidden contacts, and the handles of contacts not named.
 //! - [`cancel`]: the flag a caller raises to stop a long query, and the loops' look at it.
 //! - [`clock`]: the wall clock as a port, and the one adapter that reads the machine's.
 //! - [`error`]: the one error type, each variant mapped to a stable code.
@@ -34,6 +35,7 @@
 pub mod auth;
 pub mod cancel;
 pub mod clock;
+pub mod consent;
 pub mod contact;
 pub mod domain;
 pub mod envelope;

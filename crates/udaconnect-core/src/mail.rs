@@ -33,6 +33,8 @@ pub enum MailKind {
     Welcome,
     VerifyEmail,
     Reminder,
+    /// Someone the recipient met asks to exchange e-mail addresses.
+    Reveal,
 }
 
 impl MailKind {
@@ -42,6 +44,7 @@ impl MailKind {
             MailKind::Welcome => "welcome",
             MailKind::VerifyEmail => "verify_email",
             MailKind::Reminder => "reminder",
+            MailKind::Reveal => "reveal",
         }
     }
 }

@@ -14,10 +14,11 @@ use crate::auth::{
     Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
     Revoked, Role, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenSecret,
 };
+use crate::consent::ContactChoices;
 use crate::envelope::PersonKey;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
-use crate::time::Window;
+use crate::time::{Micros, Window};
 use crate::track::{track_read_window, TrackQuery};
 use crate::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, Seen};
 use crate::Result;
@@ -108,6 +109,11 @@ pub trait LocationStore: Send + Sync + 'static {
     /// Removes every location of `person` (erasure), overwriting what the store can; returns
     /// how many it removed.
     async fn delete_person(&self, person: PersonId) -> Result<u64>;
+    /// Removes up to `limit` of the oldest locations with time before `cut` (retention),
+    /// overwriting what the store can; returns how many it removed. A caller removing many
+    /// calls it again until it returns less than `limit`, so no one statement holds the
+    /// store's writes up for long.
+    async fn delete_before(&self, cut: Micros, limit: usize) -> Result<u64>;
     async fn count(&self) -> Result<u64>;
     async fn ping(&self) -> Result<()>;
 }
@@ -294,6 +300,33 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Those of `persons` whose account lets the people they met see them, in no order.
     async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>>;
 
+    /// Records that `person` asks `other` to exchange e-mail addresses; `false` when it was
+    /// asked before (the first time is kept).
+    async fn ask_reveal(
+        &self,
+        person: PersonId,
+        other: PersonId,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Withdraws that request; `false` when there was none.
+    async fn withdraw_reveal(&self, person: PersonId, other: PersonId) -> Result<bool>;
+    /// Records that `person` hid `other` from their contacts (`dispute`: the meeting is
+    /// disputed); hiding again updates `dispute` and keeps the first time.
+    async fn hide_contact(
+        &self,
+        person: PersonId,
+        other: PersonId,
+        dispute: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Shows `other` again; `false` when they were not hidden.
+    async fn unhide_contact(&self, person: PersonId, other: PersonId) -> Result<bool>;
+    /// Every reveal request and hidden contact `person` is on either side of.
+    async fn contact_choices(&self, person: PersonId) -> Result<ContactChoices>;
+    /// Removes every reveal request and hidden contact `person` is on either side of (their
+    /// erasure): how many rows went.
+    async fn forget_contact_choices(&self, person: PersonId) -> Result<u64>;
+
     async fn ping(&self) -> Result<()>;
 }
 
@@ -340,8 +373,18 @@ pub trait KeyStore: Send + Sync + 'static {
     /// The person's key, made (version 1) if they have none; callers racing on one person all
     /// get the same key. `None` once the key is destroyed.
     async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>>;
+    /// [`KeyStore::get_or_create`] for each of `persons`, in one transaction or round trip for
+    /// all: a batch of pings from a thousand persons new to the log makes their keys at once,
+    /// not with a commit each. Each person once in the answer, in no particular order.
+    async fn get_or_create_many(
+        &self,
+        persons: &[PersonId],
+    ) -> Result<Vec<(PersonId, Option<PersonKey>)>>;
     /// The person's key as it stands, making none.
     async fn get(&self, person_id: PersonId) -> Result<KeyState>;
+    /// [`KeyStore::get`] for each of `persons`, in one read for all. Each person once in the
+    /// answer, in no particular order.
+    async fn get_many(&self, persons: &[PersonId]) -> Result<Vec<(PersonId, KeyState)>>;
     /// Destroys the person's key for good, and leaves the tombstone even when they had none.
     /// Returns whether a live key was destroyed; destroying again changes nothing.
     async fn destroy(&self, person_id: PersonId) -> Result<bool>;

@@ -98,7 +98,21 @@ pub fn encode(
     correlation_id: Option<&str>,
     written: DateTime<Utc>,
 ) -> LogRecord {
-    let value = serde_json::to_vec(location).unwrap_or_default();
+    encode_after(location, correlation_id, written, Vec::new())
+}
+
+/// [`encode`], the JSON written after the bytes already in `value`: a sealed record's value
+/// starts with its nonce, and this saves copying the JSON behind it.
+pub(crate) fn encode_after(
+    location: &Location,
+    correlation_id: Option<&str>,
+    written: DateTime<Utc>,
+    mut value: Vec<u8>,
+) -> LogRecord {
+    let before = value.len();
+    if serde_json::to_writer(&mut value, location).is_err() {
+        value.truncate(before);
+    }
     LogRecord {
         key: Some(location.person_id.to_string().into_bytes()),
         value,

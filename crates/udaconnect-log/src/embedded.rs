@@ -42,10 +42,12 @@ use crate::{scan_limit, SCAN_BATCH};
 
 pub mod check;
 mod consumer;
+mod retention;
 
 use consumer::EmbeddedConsumer;
 
 pub use check::{CorruptSegment, Damage};
+pub use retention::Deleted;
 
 const SEGMENT_SUFFIX: &str = ".seg";
 /// Where `log repair` keeps a copy of each segment it changes: `<root>/backup/<topic>/`. Not a

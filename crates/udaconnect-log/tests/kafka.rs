@@ -623,3 +623,37 @@ async fn a_member_reads_past_a_hole_only_after_fetching_from_it_again_for_a_whil
         got.iter().map(|c| c.position).collect::<Vec<_>>()
     );
 }
+
+/// `--retention` on Kafka: `retention.ms` of a topic is set through the admin API, and the
+/// topic's other settings of its own are kept. A broker that refuses says so in the
+/// topic's outcome rather than failing the call; tansu's answer is recorded here as the
+/// test finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_retention_is_set_or_the_refusal_said() {
+    let log = connect();
+    let topic = unique("retention");
+    let keep = Duration::from_secs(30 * 86_400);
+    let set = log
+        .set_retention(&[&topic], keep)
+        .await
+        .expect("a broker answers");
+    assert_eq!(set.len(), 1);
+    assert_eq!(set[0].topic, topic);
+    let reported = log.retention_ms(&topic).await.expect("a broker answers");
+    match &set[0].outcome {
+        Ok(()) => {
+            // Accepted: the broker reports it back, if it reports settings at all.
+            if let Some(ms) = &reported {
+                assert_eq!(ms, &keep.as_millis().to_string(), "{topic}");
+            }
+        }
+        Err(why) => {
+            assert!(!why.is_empty());
+            eprintln!("the broker refused retention.ms on {topic}: {why}");
+        }
+    }
+    eprintln!(
+        "retention of {topic}: {:?}, reported {reported:?}",
+        set[0].outcome
+    );
+}

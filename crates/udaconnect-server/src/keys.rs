@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use udaconnect_core::envelope::{self, PersonKey, Read, Sealing};
+use udaconnect_core::envelope::{self, Held, PersonKey, Read, Sealing, TopicKey};
 use udaconnect_core::model::{Location, PersonId};
 use udaconnect_core::ports::{Consumed, DynKeyStore, DynLog, KeyState, Log, LogScan};
 use udaconnect_core::record::{LogRecord, Position};
@@ -64,54 +64,80 @@ impl Keyring {
         }
     }
 
-    /// The keys ingest seals `persons`' pings with, made for those who have none.
-    pub async fn for_sealing(&self, persons: &[PersonId]) -> Result<SealingKeys> {
+    /// The keys ingest seals `persons`' pings for `topic` with, made for those who have none.
+    /// Each is looked up once per batch and made ready for the topic once, however many pings
+    /// of the person the batch holds.
+    pub async fn for_sealing(&self, topic: &str, persons: &[PersonId]) -> Result<SealingKeys> {
         let mut keys = HashMap::new();
+        let mut unknown = Vec::new();
         for &person in persons {
             if keys.contains_key(&person) {
                 continue;
             }
-            let key = match self.cached(person) {
-                Some(KeyState::Live(key)) => Some(key),
-                Some(_) => None,
-                None => {
-                    let made = self.store.get_or_create(person).await?;
-                    let state = made.clone().map_or(KeyState::Destroyed, KeyState::Live);
-                    self.remember(person, &state);
-                    made
+            match self.cached(person) {
+                Some(KeyState::Live(key)) => {
+                    keys.insert(person, Some(TopicKey::new(key, topic)));
                 }
-            };
-            keys.insert(person, key);
+                Some(_) => {
+                    keys.insert(person, None);
+                }
+                None => {
+                    // Held back once: the store is asked once for all of them.
+                    keys.insert(person, None);
+                    unknown.push(person);
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            for (person, made) in self.store.get_or_create_many(&unknown).await? {
+                let state = made.clone().map_or(KeyState::Destroyed, KeyState::Live);
+                self.remember(person, &state);
+                keys.insert(person, made.map(|key| TopicKey::new(key, topic)));
+            }
         }
         Ok(SealingKeys(keys))
     }
 
-    /// The state of the key of every person with a sealed record among `records`, read once
-    /// per batch.
-    pub async fn for_reading(&self, batch: &[Consumed]) -> Result<ReadingKeys> {
+    /// The state of the key of every person with a sealed record among `batch` (of `topic`),
+    /// read once per batch, live keys made ready for the topic once.
+    pub async fn for_reading(&self, topic: &str, batch: &[Consumed]) -> Result<ReadingKeys> {
         let mut sealed = HashSet::new();
         for c in batch {
             if let Ok(Sealing::Sealed { person_id, .. }) = envelope::sealing(&c.record) {
                 sealed.insert(person_id);
             }
         }
-        self.states(sealed).await
+        self.states(topic, sealed).await
     }
 
-    async fn states(&self, persons: HashSet<PersonId>) -> Result<ReadingKeys> {
-        let mut keys = HashMap::with_capacity(persons.len());
+    async fn states(&self, topic: &str, persons: HashSet<PersonId>) -> Result<ReadingKeys> {
+        let mut states = Vec::with_capacity(persons.len());
+        let mut unknown = Vec::new();
         for person in persons {
-            let state = match self.cached(person) {
-                Some(state) => state,
-                None => {
-                    let state = self.store.get(person).await?;
-                    self.remember(person, &state);
-                    state
-                }
-            };
-            keys.insert(person, state);
+            match self.cached(person) {
+                Some(state) => states.push((person, state)),
+                None => unknown.push(person),
+            }
         }
-        Ok(ReadingKeys(keys))
+        if !unknown.is_empty() {
+            for (person, state) in self.store.get_many(&unknown).await? {
+                self.remember(person, &state);
+                states.push((person, state));
+            }
+        }
+        let mut keys = HashMap::with_capacity(states.len());
+        for (person, state) in states {
+            let held = match state {
+                KeyState::Live(key) => HeldKey::Live(Box::new(TopicKey::new(key, topic))),
+                KeyState::Destroyed => HeldKey::Destroyed,
+                KeyState::Absent => HeldKey::Absent,
+            };
+            keys.insert(person, held);
+        }
+        Ok(ReadingKeys {
+            topic: topic.to_string(),
+            keys,
+        })
     }
 
     /// The person's key as the store has it now.
@@ -151,33 +177,31 @@ impl Keyring {
                     }),
             );
         };
-        // Named in full: `Iterator::scan` would be found first on the `Arc`.
-        Log::scan(
-            log.as_ref(),
-            LogScan {
+        // One reading of the log, handing its batches to `visit`; named in full:
+        // `Iterator::scan` would be found first on the `Arc`.
+        async fn read(
+            log: &DynLog,
+            topic: &str,
+            group: Option<&str>,
+            limit: u64,
+            visit: &mut (dyn FnMut(&[Consumed]) + Send),
+        ) -> Result<u64> {
+            let scan = LogScan {
                 topic,
                 group,
                 limit,
-                visit: &mut persons,
-            },
-        )
-        .await?;
-        let keys = self.states(sealed).await?;
+                visit,
+            };
+            Log::scan(log.as_ref(), scan).await
+        }
+        read(log, topic, group, limit, &mut persons).await?;
+        let keys = self.states(topic, sealed).await?;
         let mut each = |batch: &[Consumed]| {
             for c in batch {
                 visit(c, keys.read(&c.record, c.position, topic));
             }
         };
-        Log::scan(
-            log.as_ref(),
-            LogScan {
-                topic,
-                group,
-                limit,
-                visit: &mut each,
-            },
-        )
-        .await
+        read(log, topic, group, limit, &mut each).await
     }
 }
 
@@ -185,8 +209,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The keys one batch of pings is sealed with.
-pub struct SealingKeys(HashMap<PersonId, Option<PersonKey>>);
+/// The keys one batch of pings is sealed with, for one topic.
+pub struct SealingKeys(HashMap<PersonId, Option<TopicKey>>);
 
 impl SealingKeys {
     /// Whether the person's key is destroyed: they were erased, and no ping of theirs may be
@@ -195,18 +219,15 @@ impl SealingKeys {
         matches!(self.0.get(&person), Some(None))
     }
 
-    /// The record for `location`, sealed with its person's key for `topic`.
+    /// The record for `location`, sealed with its person's key for the keys' topic.
     pub fn seal(
         &self,
         location: &Location,
         correlation_id: Option<&str>,
         written: DateTime<Utc>,
-        topic: &str,
     ) -> Result<LogRecord> {
         match self.0.get(&location.person_id) {
-            Some(Some(key)) => {
-                envelope::seal_location(location, correlation_id, written, topic, key)
-            }
+            Some(Some(key)) => envelope::seal_location_with(location, correlation_id, written, key),
             Some(None) => Err(Error::Invalid(vec![udaconnect_core::FieldViolation::new(
                 "person_id",
                 format!("no person with id {}", location.person_id),
@@ -219,17 +240,39 @@ impl SealingKeys {
     }
 }
 
-/// The keys of one batch's sealed records. The default holds none: sealed records read as
-/// of unknown keys.
+/// A person's key as [`ReadingKeys`] hold it: a live one made ready for their topic.
+enum HeldKey {
+    Absent,
+    // Boxed: a key made ready holds its cipher's expanded key.
+    Live(Box<TopicKey>),
+    Destroyed,
+}
+
+/// The keys of one batch's sealed records, of one topic. The default holds none: sealed
+/// records read as of unknown keys.
 #[derive(Default)]
-pub struct ReadingKeys(HashMap<PersonId, KeyState>);
+pub struct ReadingKeys {
+    topic: String,
+    keys: HashMap<PersonId, HeldKey>,
+}
 
 impl ReadingKeys {
     /// What the record at `pos` of `topic` is: a ping, a shredded record, an erasure; `Err`
     /// is a dead-letter reason.
     pub fn read(&self, record: &LogRecord, pos: Position, topic: &str) -> Result<Read, String> {
-        envelope::read(record, pos, topic, |person| {
-            self.0.get(&person).cloned().unwrap_or(KeyState::Absent)
+        let held = |person| match self.keys.get(&person) {
+            None | Some(HeldKey::Absent) => Held::Absent,
+            Some(HeldKey::Live(key)) => Held::Live(key),
+            Some(HeldKey::Destroyed) => Held::Destroyed,
+        };
+        if topic == self.topic {
+            return envelope::read_held(record, pos, held);
+        }
+        // Made ready for another topic: the key itself, for this one.
+        envelope::read(record, pos, topic, |person| match held(person) {
+            Held::Absent => KeyState::Absent,
+            Held::Live(key) => KeyState::Live(key.key().clone()),
+            Held::Destroyed => KeyState::Destroyed,
         })
     }
 }

@@ -29,6 +29,8 @@
 //!   and the mailer's sender that puts each link's token into its mail.
 //! - [`credentials`]: the user and password of a service URL (SMTP, MQTT).
 //! - [`metrics`]: every metric, defined once (ingest, consume, query and HTTP update them).
+//! - [`retention`]: `--retention`'s job, removing old pings from the store, the index and the
+//!   embedded log, and the Kafka topics' `retention.ms`.
 //!
 //! A ping: `ingest::http` reads it, `ingest::Ingest` checks its person through `persons`,
 //! gives it an id and appends it to the log; `consume::consumer` reads it in `consume::poll`'s
@@ -46,6 +48,7 @@ pub mod mail;
 pub mod metrics;
 pub mod persons;
 pub mod query;
+pub mod retention;
 pub mod roles;
 pub mod signin;
 pub mod wiring;

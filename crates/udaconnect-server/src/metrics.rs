@@ -43,6 +43,7 @@ pub struct Metrics {
     pub mail_duplicates: Counter,
     pub mqtt_messages: Family<Labels, Counter>,
     pub tracker_limited: Counter,
+    pub retention_removed: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -178,6 +179,12 @@ impl Metrics {
                 "Tracker messages over their device's rate (--device-rate-limit): 429 over \
                  HTTP, dropped over MQTT",
                 Counter::default(),
+            ),
+            retention_removed: add.metric(
+                "retention_removed",
+                "Pings removed by retention (--retention), by where from (store, index, log: \
+                 records of deleted segments)",
+                Family::default(),
             ),
             registry,
         }

@@ -13,6 +13,7 @@ use udaconnect_core::auth::{
     Revoked, Role, Scopes, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenKind,
     TokenSecret,
 };
+use udaconnect_core::consent::ContactChoices;
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::AccountStore;
 use udaconnect_core::time::truncate_to_micros;
@@ -62,6 +63,12 @@ pub trait AccountDb: Send + Sync + 'static {
     async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>>;
     /// Rows of the device columns (`crate::devices`).
     async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>>;
+    /// Rows of `crate::choices`' statements: two persons, a flag, a time.
+    async fn choices(
+        &self,
+        sql: &'static str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<crate::choices::ChoiceRow>>;
     /// The row of [`VERIFY_TOKEN`].
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>>;
     /// The row of [`VERIFY_SESSION`], the account in its own role.
@@ -450,6 +457,41 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
 
     async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>> {
         self.persons_visible(persons).await
+    }
+
+    async fn ask_reveal(
+        &self,
+        person: PersonId,
+        other: PersonId,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.record_reveal(person, other, now).await
+    }
+
+    async fn withdraw_reveal(&self, person: PersonId, other: PersonId) -> Result<bool> {
+        self.remove_reveal(person, other).await
+    }
+
+    async fn hide_contact(
+        &self,
+        person: PersonId,
+        other: PersonId,
+        dispute: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.record_hidden(person, other, dispute, now).await
+    }
+
+    async fn unhide_contact(&self, person: PersonId, other: PersonId) -> Result<bool> {
+        self.remove_hidden(person, other).await
+    }
+
+    async fn contact_choices(&self, person: PersonId) -> Result<ContactChoices> {
+        self.choices_of(person).await
+    }
+
+    async fn forget_contact_choices(&self, person: PersonId) -> Result<u64> {
+        self.forget_choices(person).await
     }
 
     async fn ping(&self) -> Result<()> {

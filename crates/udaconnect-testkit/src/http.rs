@@ -1,5 +1,5 @@
-//! A running server over HTTP: a request's JSON answer, waiting until it is ready or a ping is stored, and raw bytes
-//! for what a well-behaved client would never send.
+//! A running server over HTTP: a request's JSON answer, waiting until it is ready or a ping is
+//! stored, a phone registered, and raw bytes for what a well-behaved client would never send.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,6 +37,25 @@ pub async fn create_person(client: &Client, base: &str, first_name: &str) -> i64
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
     r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+/// Registers a phone named `name` for `person` over `base`'s API with `token` (an attendee's),
+/// and returns the device as the answer describes it: its token, OsmAnd id and MQTT topic.
+pub async fn register_device(
+    client: &Client,
+    base: &str,
+    token: &str,
+    (person, name): (i64, &str),
+) -> Value {
+    let r = client
+        .post(format!("{base}/api/me/devices"))
+        .bearer_auth(token)
+        .json(&json!({"name": name, "person_id": person}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    r.json().await.unwrap()
 }
 
 /// Waits until the consumer behind `base` has stored location `id`, and returns it.

@@ -52,26 +52,38 @@ pub fn run_to_end(
     stdin: &str,
     patience: Duration,
 ) -> Output {
-    let mut child = Command::new(bin)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .stdin(Stdio::piped())
+    let mut command = Command::new(bin);
+    command.args(args).arg("--data-dir").arg(data);
+    output_within(&mut command, Some(stdin), patience)
+}
+
+/// Runs `command` with `stdin` as its input (none if `None`) until it exits, and returns its
+/// status and outputs; fails the test if it is still running after `patience`.
+pub fn output_within(command: &mut Command, stdin: Option<&str>, patience: Duration) -> Output {
+    let input = if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let mut child = command
+        .stdin(input)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(stdin.as_bytes())
-        .expect("stdin written");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(text.as_bytes())
+            .expect("stdin written");
+    }
     let deadline = Instant::now() + patience;
     while child.try_wait().expect("the child's status").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("udaconnect {args:?} did not end");
+            panic!("{command:?} did not end");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

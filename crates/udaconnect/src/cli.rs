@@ -27,6 +27,8 @@ use udaconnect_server::wiring::embedded::EmbeddedStack;
 use udaconnect_server::wiring::retention::LogRetention;
 use udaconnect_server::{Application, GrpcListen, HttpSettings, RoleSettings, ServeSettings};
 
+use crate::retention::RetentionArgs;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "udaconnect",
@@ -146,6 +148,8 @@ pub struct ServeArgs {
     /// the only copy of older pings: back it up).
     #[arg(long, env = "UDACONNECT_LOG_RETENTION", default_value = "keep")]
     pub log_retention: LogRetention,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     #[command(flatten)]
     pub mail: MailArgs,
     #[command(flatten)]
@@ -415,6 +419,8 @@ pub struct LocationConsumerArgs {
     pub role: RoleArgs,
     #[command(flatten)]
     pub person_api: PersonApiArg,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 #[derive(Args, Debug)]
@@ -453,6 +459,9 @@ pub struct ConnectionApiArgs {
     /// topic that keeps every record, and memory for about 55 bytes per location).
     #[arg(long, env = "UDACONNECT_ENGINE", value_enum, default_value_t = EngineArg::Store)]
     pub engine: EngineArg,
+    /// With `--engine memory`: the index drops pings older than this as the store does.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -507,12 +516,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             run_role(settings).await
         }
         Command::LocationConsumer(args) => {
-            run_role(role_settings(
-                Role::LocationConsumer,
-                args.role,
-                Some(args.person_api),
-            )?)
-            .await
+            let mut settings =
+                role_settings(Role::LocationConsumer, args.role, Some(args.person_api))?;
+            settings.retention = args.retention.settings();
+            run_role(settings).await
         }
         Command::ConnectionApi(args) => {
             let mut settings =
@@ -521,6 +528,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 EngineArg::Store => EngineKind::Store,
                 EngineArg::Memory => EngineKind::Memory,
             };
+            settings.retention = args.retention.settings();
             run_role(settings).await
         }
         Command::Mailer(args) => {
@@ -578,6 +586,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         demo_attendees: args.demo_attendees,
         grpc: grpc_listen(args.grpc_listen.as_deref())?,
         log_retention: args.log_retention,
+        retention: args.retention.settings(),
         mail: args.mail.settings()?,
         mqtt: args.mqtt.settings()?,
     })
@@ -647,6 +656,7 @@ fn role_settings(
         engine: EngineKind::default(),
         mail: MailSettings::default(),
         mqtt: None,
+        retention: Default::default(),
         service_token: match &person_api {
             Some(p) => p.service.token()?,
             None => None,

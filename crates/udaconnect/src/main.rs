@@ -9,6 +9,7 @@ mod erase;
 mod import;
 mod invite;
 mod log_admin;
+mod retention;
 mod simulate;
 
 use clap::Parser;

@@ -65,6 +65,11 @@ impl Server {
             .unwrap()
     }
 
+    /// `GET path` as the admin.
+    async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.call(&self.admin, reqwest::Method::GET, path).await
+    }
+
     async fn create_person(&self, first: &str, last: &str, company: &str) -> i64 {
         let r = self
             .client
@@ -107,11 +112,7 @@ impl Server {
     /// The persons in `asked`'s connection answer.
     async fn met_by(&self, asked: i64) -> Vec<i64> {
         let r = self
-            .call(
-                &self.admin,
-                reqwest::Method::GET,
-                &format!("/api/persons/{asked}/connection?{WINDOW}"),
-            )
+            .admin_get(&format!("/api/persons/{asked}/connection?{WINDOW}"))
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let answer: Value = r.json().await.unwrap();
@@ -263,18 +264,10 @@ async fn an_erased_person_is_unreadable_in_every_file_and_stays_erased_after_rep
     assert_eq!(r.status(), StatusCode::NO_CONTENT, "{:?}", r.text().await);
     let r = server.call(&token, reqwest::Method::GET, "/api/me").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the token is gone");
-    let r = server
-        .call(&server.admin, reqwest::Method::GET, &path)
-        .await;
+    let r = server.admin_get(&path).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     for id in &theirs {
-        let r = server
-            .call(
-                &server.admin,
-                reqwest::Method::GET,
-                &format!("/api/locations/{id}"),
-            )
-            .await;
+        let r = server.admin_get(&format!("/api/locations/{id}")).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "location {id}");
     }
     // The contact index learns of it from the log.
@@ -354,19 +347,11 @@ async fn an_erased_person_is_unreadable_in_every_file_and_stays_erased_after_rep
 
     let server = Server::start(&data, Some(server.admin)).await;
     eventually("the one who stays to be served", PATIENCE, || async {
-        let r = server
-            .call(
-                &server.admin,
-                reqwest::Method::GET,
-                &format!("/api/persons/{stays}"),
-            )
-            .await;
+        let r = server.admin_get(&format!("/api/persons/{stays}")).await;
         (r.status() == StatusCode::OK).then_some(())
     })
     .await;
     assert_eq!(server.met_by(stays).await, Vec::<i64>::new());
-    let r = server
-        .call(&server.admin, reqwest::Method::GET, &path)
-        .await;
+    let r = server.admin_get(&path).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

@@ -3,34 +3,24 @@
 //! to sign with, or given twice, stops the start with the reason. What the key does once
 //! given is the distributed suite's (`tests/distributed/gateway.rs`).
 
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use udaconnect_testkit::process::output_within;
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
 
 /// `udaconnect <args>` with these environment variables (and no gateway key but theirs), run
 /// until it exits; fails the test if it is still running after a while.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(args)
         .env_remove("UDACONNECT_GATEWAY_KEY")
         .env_remove("UDACONNECT_GATEWAY_KEY_FILE")
         .env("UDACONNECT_AUTH", "on")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("the child's status").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("udaconnect {args:?} did not end");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("the child's output")
+        .envs(env.iter().copied());
+    output_within(&mut command, None, Duration::from_secs(30))
 }
 
 fn refused_saying(args: &[&str], env: &[(&str, &str)], reason: &str) {

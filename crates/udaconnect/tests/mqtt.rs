@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use udaconnect_testkit::http::{json_answer, register_device};
 use udaconnect_testkit::mqtt::{self, Session};
 use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
@@ -19,83 +20,152 @@ fn token(data: &Path, args: &[&str]) -> String {
         .to_string()
 }
 
-/// The fix times of `person`'s stored pings on 2023-11-15, asked with their attendee token.
-async fn stored_times(client: &reqwest::Client, base: &str, attendee: &str) -> Vec<i64> {
-    let r = client
-        .get(format!(
-            "{base}/api/me/locations?start=2023-11-15&end=2023-11-15"
-        ))
-        .bearer_auth(attendee)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let pings: Vec<Value> = r.json().await.unwrap();
-    pings
-        .iter()
-        .map(|p| {
-            let at = p["creation_time"].as_str().unwrap();
-            chrono::DateTime::parse_from_rfc3339(at)
-                .unwrap_or_else(|e| panic!("{at}: {e}"))
-                .timestamp()
-        })
-        .collect()
+/// `serve --auth on --mqtt` on the real Mosquitto, ready, on a data directory and a broker
+/// session of its own, with a phone registered for a person of its own.
+struct Served {
+    server: RoleProc,
+    base: String,
+    client: reqwest::Client,
+    /// The person's attendee token, which reads their stored pings.
+    attendee: String,
+    /// The phone's topic.
+    topic: String,
+    /// The phone as registered (its device token, topic, ...).
+    phone: Value,
+    admin: String,
+    // Dropped after the server stops: the kept session, then the data directory.
+    _session: Session,
+    data: tempfile::TempDir,
 }
 
-/// Waits until `person`'s stored fix times are `want` (in any order), failing after 30 s.
-async fn wait_stored(client: &reqwest::Client, base: &str, attendee: &str, want: &[i64]) {
-    let mut want = want.to_vec();
-    want.sort_unstable();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut got = stored_times(client, base, attendee).await;
-        got.sort_unstable();
-        if got == want {
-            return;
+impl Served {
+    async fn start() -> Served {
+        Served::start_with(&[]).await
+    }
+
+    /// Started with `extra` flags.
+    async fn start_with(extra: &[&str]) -> Served {
+        let data = tempfile::tempdir().unwrap();
+        let session = Session::new();
+        let args = [
+            &[
+                "--auth",
+                "on",
+                "--mqtt",
+                mqtt::BROKER,
+                "--mqtt-client-id",
+                &session.client_id,
+            ][..],
+            extra,
+        ]
+        .concat();
+        let server =
+            RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60))
+                .await;
+        let base = server.base();
+        let client = reqwest::Client::new();
+        let admin = token(data.path(), &["--role", "admin"]);
+        let (attendee, phone) = add_phone(&client, &base, &admin, data.path()).await;
+        let topic = phone["mqtt_topic"].as_str().unwrap().to_string();
+        Served {
+            server,
+            base,
+            client,
+            attendee,
+            topic,
+            phone,
+            admin,
+            _session: session,
+            data,
         }
-        assert!(
-            std::time::Instant::now() < deadline && got.len() <= want.len(),
-            "stored {got:?}, want {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    /// Another person with a phone: their attendee token and the phone as registered.
+    async fn another_phone(&self) -> (String, Value) {
+        add_phone(&self.client, &self.base, &self.admin, self.data.path()).await
+    }
+
+    /// The fix times of the person's stored pings on 2023-11-15, asked with their attendee
+    /// token.
+    async fn stored_times(&self) -> Vec<i64> {
+        self.stored_times_of(&self.attendee).await
+    }
+
+    /// The fix times of `attendee`'s stored pings on 2023-11-15.
+    async fn stored_times_of(&self, attendee: &str) -> Vec<i64> {
+        let r = self
+            .client
+            .get(format!(
+                "{}/api/me/locations?start=2023-11-15&end=2023-11-15",
+                self.base
+            ))
+            .bearer_auth(attendee)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let pings: Vec<Value> = r.json().await.unwrap();
+        pings
+            .iter()
+            .map(|p| {
+                let at = p["creation_time"].as_str().unwrap();
+                chrono::DateTime::parse_from_rfc3339(at)
+                    .unwrap_or_else(|e| panic!("{at}: {e}"))
+                    .timestamp()
+            })
+            .collect()
+    }
+
+    /// Waits until the person's stored fix times are `want` (in any order), failing after
+    /// 30 s.
+    async fn wait_stored(&self, want: &[i64]) {
+        self.wait_stored_of(&self.attendee, want).await
+    }
+
+    /// Waits until `attendee`'s stored fix times are `want` (in any order), failing after
+    /// 30 s.
+    async fn wait_stored_of(&self, attendee: &str, want: &[i64]) {
+        let mut want = want.to_vec();
+        want.sort_unstable();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut got = self.stored_times_of(attendee).await;
+            got.sort_unstable();
+            if got == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline && got.len() <= want.len(),
+                "stored {got:?}, want {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
-/// A person with an attendee token, and a phone registered for them: the token and the phone's
-/// topic.
-async fn phone(client: &reqwest::Client, base: &str, data: &Path) -> (String, String) {
-    let (attendee, phone) = register(client, base, data).await;
-    (attendee, phone["mqtt_topic"].as_str().unwrap().to_string())
-}
-
-/// A person with an attendee token, and a phone registered for them: the token and the
-/// phone as registered (its device token, topic, ...).
-async fn register(client: &reqwest::Client, base: &str, data: &Path) -> (String, Value) {
-    let admin = token(data, &["--role", "admin"]);
-    let person: Value = client
-        .post(format!("{base}/api/persons"))
-        .bearer_auth(&admin)
-        .json(&json!({"first_name": "Mira", "last_name": "Q", "company_name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+/// A person made by `admin`, with an attendee token and a phone registered for them: the
+/// token and the phone as registered.
+async fn add_phone(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    data: &Path,
+) -> (String, Value) {
+    let person = json_answer(
+        client
+            .post(format!("{base}/api/persons"))
+            .bearer_auth(admin)
+            .json(&json!({"first_name": "Mira", "last_name": "Q", "company_name": "Acme"})),
+    )
+    .await;
     let person = person["id"].as_i64().unwrap();
     let attendee = token(
         data,
         &["--role", "attendee", "--person", &person.to_string()],
     );
-    let r = client
-        .post(format!("{base}/api/me/devices"))
-        .bearer_auth(&attendee)
-        .json(&json!({"name": udaconnect_testkit::unique("mira"), "person_id": person}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    (attendee, r.json().await.unwrap())
+    let name = udaconnect_testkit::unique("mira");
+    let phone = register_device(client, base, &attendee, (person, &name)).await;
+    (attendee, phone)
 }
 
 fn location(tst: i64) -> String {
@@ -106,28 +176,14 @@ fn location(tst: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_published_while_down_are_stored_once_it_is_back_none_twice() {
-    let data = tempfile::tempdir().unwrap();
-    let session = Session::new();
-    let args = [
-        "--auth",
-        "on",
-        "--mqtt",
-        mqtt::BROKER,
-        "--mqtt-client-id",
-        &session.client_id,
-    ];
-    let mut server =
-        RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60)).await;
-    let base = server.base();
-    let client = reqwest::Client::new();
-    let (attendee, topic) = phone(&client, &base, data.path()).await;
+    let mut s = Served::start().await;
 
     // 2023-11-15T10:00:00Z, then one a minute.
     let first = 1_700_042_400;
-    mqtt::publish(&topic, &[location(first)]).await;
-    wait_stored(&client, &base, &attendee, &[first]).await;
+    mqtt::publish(&s.topic, &[location(first)]).await;
+    s.wait_stored(&[first]).await;
 
-    assert!(server.terminate(Duration::from_secs(30)).await);
+    assert!(s.server.terminate(Duration::from_secs(30)).await);
     // Taken by the broker for UdaConnect's kept session while no one reads it.
     let later: Vec<i64> = (1..=20).map(|i| first + 60 * i).collect();
     let mut payloads: Vec<String> = later.iter().map(|t| location(*t)).collect();
@@ -135,20 +191,20 @@ async fn messages_published_while_down_are_stored_once_it_is_back_none_twice() {
     // a phone sends again what it thinks was lost: one ping per device and fix time.
     payloads.push(location(first));
     payloads.push(location(later[3]));
-    mqtt::publish(&topic, &payloads).await;
+    mqtt::publish(&s.topic, &payloads).await;
     // A topic no device has, among them: refused, and the rest still taken.
     mqtt::publish("owntracks/p999999/nobody-1", &[location(first + 30)]).await;
 
-    server.restart().await;
-    server.wait_ready(Duration::from_secs(60)).await;
+    s.server.restart().await;
+    s.server.wait_ready(Duration::from_secs(60)).await;
     let all: Vec<i64> = std::iter::once(first).chain(later).collect();
-    wait_stored(&client, &base, &attendee, &all).await;
+    s.wait_stored(&all).await;
     // Nothing comes a second time.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut got = stored_times(&client, &base, &attendee).await;
+    let mut got = s.stored_times().await;
     got.sort_unstable();
     assert_eq!(got, all);
-    server.kill_9();
+    s.server.kill_9();
 }
 
 #[test]
@@ -175,26 +231,12 @@ fn the_role_and_its_flags_are_documented() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_burst_loses_no_message_the_broker_took() {
-    let data = tempfile::tempdir().unwrap();
-    let session = Session::new();
-    let args = [
-        "--auth",
-        "on",
-        "--mqtt",
-        mqtt::BROKER,
-        "--mqtt-client-id",
-        &session.client_id,
-    ];
-    let mut server =
-        RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60)).await;
-    let base = server.base();
-    let client = reqwest::Client::new();
-    let (attendee, topic) = phone(&client, &base, data.path()).await;
+    let mut s = Served::start().await;
 
     let first = 1_700_042_400;
     let times: Vec<i64> = (0..400).map(|i| first + 10 * i).collect();
     let burst = {
-        let (topic, times) = (topic.clone(), times.clone());
+        let (topic, times) = (s.topic.clone(), times.clone());
         tokio::spawn(async move {
             for chunk in times.chunks(20) {
                 let payloads: Vec<String> = chunk.iter().map(|t| location(*t)).collect();
@@ -206,19 +248,19 @@ async fn kill_9_during_a_burst_loses_no_message_the_broker_took() {
     };
     // Killed once some are stored and the burst goes on.
     loop {
-        if stored_times(&client, &base, &attendee).await.len() >= 40 {
+        if s.stored_times().await.len() >= 40 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    server.restart().await;
-    server.wait_ready(Duration::from_secs(60)).await;
+    s.server.restart().await;
+    s.server.wait_ready(Duration::from_secs(60)).await;
     burst.await.unwrap();
     // Each fix time once: a message taken but not acknowledged before the kill comes again,
     // and is the same ping (one per device and fix time).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let mut got = stored_times(&client, &base, &attendee).await;
+        let mut got = s.stored_times().await;
         got.sort_unstable();
         if got.len() >= times.len() {
             assert_eq!(got, times);
@@ -232,14 +274,15 @@ async fn kill_9_during_a_burst_loses_no_message_the_broker_took() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    server.kill_9();
+    s.server.kill_9();
 }
 
 /// `name`'s value on `/metrics` (0 when absent).
-async fn metric(client: &reqwest::Client, base: &str, admin: &str, name: &str) -> u64 {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .bearer_auth(admin)
+async fn metric(s: &Served, name: &str) -> u64 {
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth(&s.admin)
         .send()
         .await
         .unwrap()
@@ -254,30 +297,13 @@ async fn metric(client: &reqwest::Client, base: &str, admin: &str, name: &str) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_phone_is_held_to_its_rate_and_others_are_not() {
-    let data = tempfile::tempdir().unwrap();
-    let session = Session::new();
-    let args = [
-        "--auth",
-        "on",
-        "--mqtt",
-        mqtt::BROKER,
-        "--mqtt-client-id",
-        &session.client_id,
-        "--device-rate-limit",
-        "1",
-        "--device-burst",
-        "3",
-    ];
-    let mut server =
-        RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60)).await;
-    let base = server.base();
-    let client = reqwest::Client::new();
-    let admin = token(data.path(), &["--role", "admin"]);
-    let (flooder, flooding) = register(&client, &base, data.path()).await;
-    let (calm, other) = register(&client, &base, data.path()).await;
+    let mut s = Served::start_with(&["--device-rate-limit", "1", "--device-burst", "3"]).await;
+    let flooding = s.phone.clone();
+    let (calm, other) = s.another_phone().await;
     let post = |phone: &Value, tst: i64| {
-        let request = client
-            .post(format!("{base}/pub"))
+        let request = s
+            .client
+            .post(format!("{}/pub", s.base))
             .basic_auth("me", phone["token"].as_str())
             .header("Content-Type", "application/json")
             .body(location(tst));
@@ -303,26 +329,25 @@ async fn a_flooding_phone_is_held_to_its_rate_and_others_are_not() {
     }
     assert!((3..=5).contains(&taken.len()), "{taken:?}");
     assert_eq!(post(&other, first).await.status(), 200);
-    wait_stored(&client, &base, &flooder, &taken).await;
-    wait_stored(&client, &base, &calm, &[first]).await;
+    s.wait_stored(&taken).await;
+    s.wait_stored_of(&calm, &[first]).await;
     let name = "udaconnect_tracker_messages_limited_total";
-    assert_eq!(metric(&client, &base, &admin, name).await, limited);
+    assert_eq!(metric(&s, name).await, limited);
 
     // Over MQTT: taken up to the rate, the rest acknowledged and dropped, counted; the other
     // phone's message among them is stored.
     let later: Vec<i64> = (0..20).map(|i| first + 1000 + i).collect();
     let payloads: Vec<String> = later.iter().map(|t| location(*t)).collect();
-    let topic = flooding["mqtt_topic"].as_str().unwrap();
-    mqtt::publish(topic, &payloads).await;
+    mqtt::publish(&s.topic, &payloads).await;
     let calm_topic = other["mqtt_topic"].as_str().unwrap();
     mqtt::publish(calm_topic, &[location(first + 1000)]).await;
-    wait_stored(&client, &base, &calm, &[first, first + 1000]).await;
+    s.wait_stored_of(&calm, &[first, first + 1000]).await;
     let stored_label = "udaconnect_mqtt_messages_total{outcome=\"stored\"}";
     let limited_label = "udaconnect_mqtt_messages_total{outcome=\"limited\"}";
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let (stored, dropped) = loop {
-        let stored = metric(&client, &base, &admin, stored_label).await;
-        let dropped = metric(&client, &base, &admin, limited_label).await;
+        let stored = metric(&s, stored_label).await;
+        let dropped = metric(&s, limited_label).await;
         if stored + dropped >= 21 {
             break (stored, dropped);
         }
@@ -331,11 +356,8 @@ async fn a_flooding_phone_is_held_to_its_rate_and_others_are_not() {
     };
     assert!(dropped >= 10, "{dropped} of 20 dropped");
     assert_eq!(stored + dropped, 21);
-    assert_eq!(
-        metric(&client, &base, &admin, name).await,
-        limited + dropped
-    );
-    let flooded = stored_times(&client, &base, &flooder).await;
+    assert_eq!(metric(&s, name).await, limited + dropped);
+    let flooded = s.stored_times().await;
     assert_eq!(flooded.len() as u64, taken.len() as u64 + stored - 1);
-    server.kill_9();
+    s.server.kill_9();
 }

@@ -16,7 +16,7 @@ use udaconnect_core::ports::Log;
 use udaconnect_core::record::LogRecord;
 use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
 use udaconnect_testkit::eventually;
-use udaconnect_testkit::http::create_person;
+use udaconnect_testkit::http::{create_person, json_answer};
 use udaconnect_testkit::process::{remove_location_store, run_to_end, RoleProc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_udaconnect");
@@ -393,12 +393,8 @@ async fn a_full_disk_answers_503_fails_ready_and_recovers_losing_nothing() {
             (ready_status(&server).await == 503).then_some(())
         })
         .await;
-        let ready: Value = reqwest::get(format!("{}/ready", server.base()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready =
+            json_answer(reqwest::Client::new().get(format!("{}/ready", server.base()))).await;
         let detail = ready["detail"].as_str().unwrap();
         assert!(detail.contains("disk"), "{ready}");
         assert_unavailable(post(&server, &ping(who, 20)).await).await;

@@ -16,6 +16,7 @@ use udaconnect_core::time::from_micros;
 use udaconnect_log::{KafkaLog, KafkaOptions};
 use udaconnect_server::consume::consumer::LocationConsumer;
 use udaconnect_server::feed::OnStored;
+use udaconnect_server::keys::Keyring;
 use udaconnect_server::metrics::Metrics;
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
 use udaconnect_store::PostgresPersonStore;
@@ -41,13 +42,20 @@ pub async fn create_topics(log: &KafkaLog, topics: &[&str]) -> anyhow::Result<()
     }
 }
 
-pub async fn produce(log: &DynLog, locations: &[Location]) -> anyhow::Result<f64> {
+/// Produces `locations` as location-api does: each sealed with its person's key (made on a
+/// person's first ping, as ingest makes it), so the rate includes sealing.
+pub async fn produce(log: &DynLog, keys: &Keyring, locations: &[Location]) -> anyhow::Result<f64> {
     let bar = progress::bar(locations.len() as u64, "produce");
     let mut in_flight = InFlight::new(PRODUCE_IN_FLIGHT);
     let started = Instant::now();
     for chunk in locations.chunks(PRODUCE_CHUNK) {
         let now = SystemClock.now();
-        let records: Vec<_> = chunk.iter().map(|l| record::encode(l, None, now)).collect();
+        let persons: Vec<i64> = chunk.iter().map(|l| l.person_id).collect();
+        let sealing = keys.for_sealing(LOCATION_TOPIC, &persons).await?;
+        let records = chunk
+            .iter()
+            .map(|l| sealing.seal(l, None, now))
+            .collect::<udaconnect_core::Result<Vec<_>>>()?;
         let (log, bar, len) = (log.clone(), bar.clone(), chunk.len() as u64);
         let append = async move {
             log.append(LOCATION_TOPIC, records).await?;
@@ -103,7 +111,7 @@ pub async fn consume(
     log: &DynLog,
     store: &DynLocationStore,
     persons: Arc<PostgresPersonStore>,
-    keys: Arc<udaconnect_server::keys::Keyring>,
+    keys: Arc<Keyring>,
     expected: u64,
 ) -> anyhow::Result<f64> {
     let stored = Arc::new(AtomicU64::new(0));

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use udaconnect::progress;
+use udaconnect_server::access::AuthMode;
 use udaconnect_server::query::engine::SharedIndex;
 use udaconnect_server::roles::Role;
 use udaconnect_server::wiring::backends::{LogUrl, StoreUrl};
@@ -361,6 +362,7 @@ pub async fn distributed(
         engine: Default::default(),
         mail: Default::default(),
         mqtt: None,
+        retention: Default::default(),
         service_token: None,
         gateway_key: None,
     };
@@ -404,7 +406,7 @@ pub async fn embedded(load: &LoadShape) -> anyhow::Result<LoadResult> {
         bail!("{} exists: remove it first", dir.display());
     }
     let result = async {
-        let app = serve_in_process(dir.join("data")).await?;
+        let app = serve_in_process(dir.join("data"), AuthMode::Off).await?;
         let base = format!("http://{}", app.local_addr());
         let http = reqwest::Client::new();
         wait_ready(&http, &base).await?;

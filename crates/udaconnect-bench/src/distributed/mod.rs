@@ -201,13 +201,17 @@ async fn run_stages(stages: &Stages<'_>, report: &mut String) -> anyhow::Result<
     let log: DynLog = kafka.clone();
 
     // 1. Produce: appends of PRODUCE_CHUNK records, a few in flight; each returns once durable.
-    let produce_rate = ingest::produce(&log, &locations).await?;
+    // Sealed as location-api seals them, with keys from the key store.
+    let key_store = || -> udaconnect_core::ports::DynKeyStore {
+        Arc::new(udaconnect_store::PostgresKeyStore::new(&pg))
+    };
+    let sealing_keys = udaconnect_server::keys::Keyring::new(key_store());
+    let produce_rate = ingest::produce(&log, &sealing_keys, &locations).await?;
     let single_rate = ingest::single_append_rate(&broker.brokers()).await?;
 
-    // 1. Consume: the location consumer, from the first record to the last stored.
-    let keys = Arc::new(udaconnect_server::keys::Keyring::new(Arc::new(
-        udaconnect_store::PostgresKeyStore::new(&pg),
-    )));
+    // 1. Consume: the location consumer, from the first record to the last stored, with a
+    // keyring of its own, as the location-consumer role has.
+    let keys = Arc::new(udaconnect_server::keys::Keyring::new(key_store()));
     let consume_s = ingest::consume(&log, &store, person_store.clone(), keys, n as u64).await?;
     let stored: i64 = admin
         .query_one("SELECT count(*) FROM location", &[])
@@ -224,7 +228,7 @@ async fn run_stages(stages: &Stages<'_>, report: &mut String) -> anyhow::Result<
     )?;
     writeln!(
         report,
-        "| produce to `location`: `KafkaLog::append` of {} records, {} in flight, acks=all (idempotent producer) | {produce_rate:.0} records/s | one record per append, each awaited (acks=all, linger 0): {single_rate:.0} records/s | {} |",
+        "| produce to `location`: each ping sealed with its person's key, `KafkaLog::append` of {} records, {} in flight, acks=all (idempotent producer) | {produce_rate:.0} records/s | one record per append, each awaited (acks=all, linger 0): {single_rate:.0} records/s | {} |",
         ingest::PRODUCE_CHUNK,
         ingest::PRODUCE_IN_FLIGHT,
         ratio(produce_rate / single_rate)

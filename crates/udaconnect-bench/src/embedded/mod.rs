@@ -23,9 +23,13 @@ use udaconnect_core::ports::Log;
 use udaconnect_core::record::LogRecord;
 use udaconnect_core::time::{format_utc, from_micros};
 use udaconnect_log::EmbeddedLog;
+use udaconnect_server::access::AuthMode;
 use udaconnect_sim::Conference;
 
-use crate::common::{create_persons, machine, post, serve_in_process, ConferenceArgs, InFlight};
+use crate::common::{
+    admin_token, create_persons, http_client, machine, post, serve_in_process, ConferenceArgs,
+    InFlight,
+};
 use crate::load;
 
 #[derive(Args, Debug)]
@@ -43,6 +47,10 @@ pub struct BenchArgs {
     /// (for working on the index).
     #[arg(long, env = "UDACONNECT_BENCH_INDEX_ONLY")]
     pub index_only: bool,
+    /// `on`: the server asks who is asking, as `serve` does by default, and the benchmark's
+    /// requests carry an admin's token; `off`: the original open contract (`serve --auth off`).
+    #[arg(long, env = "UDACONNECT_BENCH_AUTH", default_value = "on")]
+    pub auth: AuthMode,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -61,12 +69,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     writeln!(
         report,
         "## {}\n\n\
-         Machine: {}. Command: `udaconnect bench --locations {} --queries {} --baseline-queries {}`.\n",
+         Machine: {}. Command: `udaconnect bench --locations {} --queries {} --baseline-queries {} --auth {}`.\n",
         args.conference.title(&conference),
         machine(),
         args.conference.locations,
         args.conference.queries,
-        args.conference.baseline_queries
+        args.conference.baseline_queries,
+        match args.auth {
+            AuthMode::On => "on",
+            AuthMode::Off => "off",
+        }
     )?;
     let result = if args.index_only {
         index_only::run(&args.conference, &conference, &mut report)
@@ -88,11 +100,14 @@ async fn run_stages(
     scratch: &Path,
     report: &mut String,
 ) -> anyhow::Result<()> {
-    let app = serve_in_process(scratch.join("data")).await?;
+    let app = serve_in_process(scratch.join("data"), args.auth).await?;
     let base = format!("http://{}", app.local_addr());
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
+    let token = match args.auth {
+        AuthMode::On => Some(admin_token(product, &scratch.join("data"))?),
+        AuthMode::Off => None,
+    };
+    let token = token.as_deref();
+    let client = http_client(token)?;
 
     // Persons: the fresh store numbers them 1..=attendees in order.
     eprintln!("creating {} persons", conference.config.attendees);
@@ -163,9 +178,11 @@ async fn run_stages(
         &format!("{base}/api/locations"),
         conference.config.attendees,
         args.load_seconds,
+        token,
     )
     .await?;
-    let (health, _) = load::load(&format!("{base}/health"), 0, args.load_seconds).await?;
+    // /health is open either way: the HTTP stack's ceiling, with the same request size.
+    let (health, _) = load::load(&format!("{base}/health"), 0, args.load_seconds, token).await?;
     // The queries wait for the consumer to store the single pings: its catching up is not
     // theirs to pay.
     settled(&index, sent + posted).await?;
@@ -175,7 +192,15 @@ async fn run_stages(
         post / health
     )?;
 
-    queries::run(&args.conference, conference, &index, &base, scratch, report).await?;
+    queries::run(
+        &args.conference,
+        conference,
+        &index,
+        (&base, token),
+        scratch,
+        report,
+    )
+    .await?;
 
     // Memory and start-up: the product binary on the data just built. The store holds the
     // single pings of the POST test too, a fifth more than the bulk ingest's at 1M.

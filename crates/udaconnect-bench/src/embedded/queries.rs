@@ -37,7 +37,7 @@ pub async fn run(
     args: &ConferenceArgs,
     conference: &Conference,
     index: &SharedIndex,
-    base: &str,
+    (base, token): (&str, Option<&str>),
     scratch: &Path,
     report: &mut String,
 ) -> anyhow::Result<()> {
@@ -63,6 +63,7 @@ pub async fn run(
         checked,
         all: &all,
         scratch,
+        token,
     };
     for (label, days) in [
         ("1 day", 1),
@@ -163,6 +164,8 @@ struct Stage<'a> {
     checked: &'a [i64],
     all: &'a [Point],
     scratch: &'a Path,
+    /// Sent with each request over HTTP, if the server asks who is asking.
+    token: Option<&'a str>,
 }
 
 impl Stage<'_> {
@@ -179,7 +182,7 @@ impl Stage<'_> {
         indexed: impl Fn(i64) -> Answer,
     ) -> anyhow::Result<()> {
         let server = time_each(self.people, server);
-        let http = http_each(self.scratch, self.people, url).await?;
+        let http = http_each(self.scratch, self.people, url, self.token).await?;
         let baseline = baseline_each(self.checked, self.all, scan, indexed)?;
         let (rows, bytes) = (server.median_size(), http.median_size());
         let (s50, s99) = server.summary();
@@ -233,8 +236,9 @@ async fn http_each(
     scratch: &Path,
     people: &[i64],
     url: impl Fn(i64) -> String,
+    token: Option<&str>,
 ) -> anyhow::Result<Latencies> {
     let urls: Vec<String> = people.iter().map(|&p| url(p)).collect();
-    let (times, sizes) = load::ask_each(scratch, &urls).await?;
+    let (times, sizes) = load::ask_each(scratch, &urls, token).await?;
     Ok(Latencies(times, sizes))
 }

@@ -118,6 +118,21 @@ actions! {
     GetVisibility,
     /// `PUT /api/me/visibility`: the caller's choice of it.
     SetVisibility,
+    /// `GET /api/me/reveals`: the requests to exchange e-mail addresses made by and to the
+    /// caller, and the contacts the caller hid.
+    ListReveals,
+    /// `POST /api/me/contacts/{person_id}/reveal`: ask someone the caller met to exchange
+    /// e-mail addresses.
+    AskReveal,
+    /// `DELETE /api/me/contacts/{person_id}/reveal`: withdraw that request.
+    WithdrawReveal,
+    /// `POST /api/me/contacts/{person_id}/hide`: take a contact off the caller's list (and
+    /// dispute the meeting).
+    HideContact,
+    /// `DELETE /api/me/contacts/{person_id}/hide`: show it again.
+    UnhideContact,
+    /// `GET /api/me/contacts/{person_id}/evidence`: the caller's pings that made a contact.
+    GetEvidence,
     /// `POST /pub`: an OwnTracks message; the resource is the ping's person.
     PostOwnTracks,
     /// `/api/osmand` and the OsmAnd listener: a Traccar Client or OsmAnd report; the resource

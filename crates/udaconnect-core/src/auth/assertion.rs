@@ -49,6 +49,18 @@ impl GatewayKey {
         }
         Ok(GatewayKey(hmac::Key::new(hmac::HMAC_SHA256, secret)))
     }
+
+    /// 32 bytes for another use of the shared secret, named by `label`: every role holding
+    /// the key derives the same, and no assertion's tag is one of them.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let tag = hmac::sign(
+            &self.0,
+            &[b"udaconnect derived key\0", label.as_bytes()].concat(),
+        );
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
 }
 
 /// What the tag is made over: the request the assertion is for, and what it says.

@@ -67,9 +67,16 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         // A summary is the directory's view of one attendee: pings counted, first and last
         // seen; no place, no other person.
         Action::GetPerson | Action::GetSummary => (Rule::OwnPersonOrStaff, Some(Read)),
-        Action::GetLocation | Action::GetConnection | Action::GetContacts => {
-            (Rule::OwnPersonOrAdmin, Some(Read))
-        }
+        Action::GetLocation
+        | Action::GetConnection
+        | Action::GetContacts
+        | Action::ListReveals
+        | Action::GetEvidence => (Rule::OwnPersonOrAdmin, Some(Read)),
+        // A person's own meetings: what they ask of, or hide from, the people they met.
+        Action::AskReveal
+        | Action::WithdrawReveal
+        | Action::HideContact
+        | Action::UnhideContact => (Rule::OwnPersonOrAdmin, Some(Manage)),
         Action::PostLocation
         | Action::PostLocationBatch
         | Action::GrpcLegacyCreate

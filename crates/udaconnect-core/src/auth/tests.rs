@@ -122,6 +122,17 @@ const TABLE: &[(Action, Resource, &str)] = &[
     (Action::GetVisibility, A_ACC, "SYNNNY"),
     (Action::SetVisibility, A_ACC, "SYNNNY"),
     (Action::SetVisibility, Resource::Account(ORGANIZER_ACCOUNT), "SNNNYY"),
+    // A contact's reveal, hiding and evidence are the attendee's own, never a device's nor
+    // an organizer's.
+    (Action::ListReveals, A, "SYNNNY"),
+    (Action::AskReveal, A, "SYNNNY"),
+    (Action::AskReveal, B, "SNYNNY"),
+    (Action::WithdrawReveal, A, "SYNNNY"),
+    (Action::HideContact, A, "SYNNNY"),
+    (Action::HideContact, B, "SNYNNY"),
+    (Action::UnhideContact, A, "SYNNNY"),
+    (Action::GetEvidence, A, "SYNNNY"),
+    (Action::GetEvidence, B, "SNYNNY"),
     (Action::CreateDevice, A, "SYNNNY"),
     (Action::CreateDevice, B, "SNYNNY"),
     (Action::RevokeDevice, A_ACC, "SYNNNY"),

@@ -190,6 +190,59 @@ fn a_ping_sealed_under_another_persons_key_is_refused() {
 }
 
 #[test]
+fn a_keyed_record_must_name_its_person_exactly() {
+    let key = PersonKey::generate(9, 1).unwrap();
+    for other in [&b"09"[..], b"+9", b" 9", b"9 ", b"-9", b"99"] {
+        let mut rec = record::encode(&location(9), None, written());
+        rec.key = Some(other.to_vec());
+        assert!(seal(rec, LOCATION_TOPIC, &key).is_err(), "{other:?}");
+    }
+    let big = PersonKey::generate(i64::MAX, 1).unwrap();
+    let rec = record::encode(&location(i64::MAX), None, written());
+    assert!(seal(rec, LOCATION_TOPIC, &big).is_ok());
+}
+
+#[test]
+fn a_topic_key_seals_only_its_persons_pings_and_opens_what_it_sealed() {
+    let key = TopicKey::new(PersonKey::generate(9, 2).unwrap(), LOCATION_TOPIC);
+    assert!(seal_location_with(&location(8), None, written(), &key).is_err());
+    let rec = seal_location_with(&location(9), Some("abc"), written(), &key).unwrap();
+    assert_eq!(rec.header_str(KEY_VERSION_HEADER), Some("2"));
+    let opened = open(&rec, LOCATION_TOPIC, key.key()).unwrap();
+    assert_eq!(opened, record::encode(&location(9), Some("abc"), written()));
+    // Made ready for one topic, it seals for that one only.
+    assert!(open(&rec, "elsewhere", key.key()).is_err());
+    let shown = format!("{key:?}");
+    assert!(shown.contains("redacted"), "{shown}");
+}
+
+/// Nonces are counted up from one random start per process: none repeats, whichever thread
+/// draws it, and the count stays in the low 64 bits.
+#[test]
+fn nonces_never_repeat_across_threads() {
+    let drawn: Vec<[u8; NONCE_LEN]> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| (0..20_000).map(|_| nonce().unwrap()).collect::<Vec<_>>()))
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    });
+    let distinct: std::collections::HashSet<_> = drawn.iter().collect();
+    assert_eq!(distinct.len(), drawn.len());
+    // One start per process, counted up within its low 64 bits: the high 32 are the same in
+    // every nonce.
+    assert!(drawn.iter().all(|n| n[..4] == drawn[0][..4]));
+    // And sealed records carry them: two seals of one ping differ in their first 12 bytes.
+    let key = PersonKey::generate(5, 1).unwrap();
+    assert_ne!(
+        sealed(&key).value[..NONCE_LEN],
+        sealed(&key).value[..NONCE_LEN]
+    );
+}
+
+#[test]
 fn debug_never_shows_the_secret() {
     let key = PersonKey::new(9, 3, [0xab; KEY_LEN]);
     let shown = format!("{key:?}");

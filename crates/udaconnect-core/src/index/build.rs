@@ -204,10 +204,32 @@ impl ContactIndex {
                 builder.push(&self.point(slot as u32));
             }
         }
+        Some(self.renewed(builder))
+    }
+
+    /// This index without the pings with time before `cut` (retention); `None` when it
+    /// holds none. Built anew in bulk from the rows kept, as [`Self::without_person`] is,
+    /// and for the same reasons: a retention pass runs a few times a day at most.
+    pub fn without_before(&self, cut: Micros) -> Option<ContactIndex> {
+        let keep = self.rows.iter().filter(|r| r.t >= cut).count();
+        if keep == self.rows.len() {
+            return None;
+        }
+        let mut builder = BulkBuilder::with_capacity(keep, self.workers.clone());
+        for (slot, row) in self.rows.iter().enumerate() {
+            if row.t >= cut {
+                builder.push(&self.point(slot as u32));
+            }
+        }
+        Some(self.renewed(builder))
+    }
+
+    /// The index `builder` built in place of this one: pins on this one read nothing from it.
+    fn renewed(&self, builder: BulkBuilder) -> ContactIndex {
         let mut index = builder.finish();
         index.generation = self.generation + 1;
         index.fresh_from = index.generation;
-        Some(index)
+        index
     }
 }
 

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use udaconnect_core::record::LogRecord;
 use udaconnect_core::{Error, Result};
 
 use super::{
@@ -405,30 +406,46 @@ pub(crate) fn verify_sealed(
     Ok(scan_segment(path, base, Some(next_base))?.corruption())
 }
 
-/// Whether an intact frame with an offset in `offsets` ends exactly at `len`, searched back
-/// from the end: in the last 64 KiB, then as far back as the largest frame reaches.
+/// Whether an intact frame with an offset in `offsets` ends exactly at `len`.
 fn last_frame_ends_the_file(
     file: &File,
     len: u64,
     offsets: &std::ops::Range<u64>,
 ) -> std::io::Result<bool> {
+    Ok(last_record(file, len, offsets)?.is_some())
+}
+
+/// The record of the intact frame with an offset in `offsets` that ends exactly at `len`,
+/// searched back from the end: in the last 64 KiB, then as far back as the largest frame
+/// reaches. `None` when there is none.
+pub(crate) fn last_record(
+    file: &File,
+    len: u64,
+    offsets: &std::ops::Range<u64>,
+) -> std::io::Result<Option<LogRecord>> {
     for window in [64 << 10, (HEADER_LEN + MAX_BODY_LEN) as u64] {
         let window = window.min(len);
         let mut tail = vec![0u8; window as usize];
         file.read_exact_at(&mut tail, len - window)?;
         let last_start = tail.len().saturating_sub(HEADER_LEN + MIN_BODY_LEN);
-        let found = (0..=last_start).rev().any(|at| {
-            matches!(frame::peek(&tail[at..]), Some((n, o)) if n == tail.len() - at && offsets.contains(&o))
-                && matches!(frame::decode(&tail[at..]), Decoded::Record { .. })
+        let found = (0..=last_start).rev().find_map(|at| {
+            if !matches!(frame::peek(&tail[at..]), Some((n, o)) if n == tail.len() - at && offsets.contains(&o))
+            {
+                return None;
+            }
+            match frame::decode(&tail[at..]) {
+                Decoded::Record { record, .. } => Some(record),
+                _ => None,
+            }
         });
-        if found {
-            return Ok(true);
+        if found.is_some() {
+            return Ok(found);
         }
         if window == len {
             break;
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// What `log check` found in one topic, segment by segment, oldest first.

@@ -48,6 +48,9 @@ use udaconnect_core::{Error, Result};
 
 mod consumer;
 mod gaps;
+mod retention;
+
+pub use retention::RetentionSet;
 
 /// How the Kafka clients behave. `Default` suits a production cluster; every field can be set
 /// from configuration.

@@ -5,18 +5,20 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Serialize;
 use udaconnect_core::auth::{Account, Action, Resource, Role};
 use udaconnect_core::{validate, Error};
 
 use super::me::MeApi;
-use super::{rule, Caller, On};
-use crate::http::guard::put_json;
-use crate::http::openapi::BodyProblems;
+use super::{ruled, Caller};
+use crate::http::guard::json;
+use crate::http::openapi::{
+    BadPage, BodyProblems, LastAdmin, NotAdmin, PageCursor, Unauthenticated,
+};
 use crate::http::problem::{ApiResult, Problem};
-use crate::http::{JsonBody, Params, PathId};
+use crate::http::{next_cursor, JsonBody, Params, PathId};
 
 /// Accounts in a page when `limit` is not given.
 const DEFAULT_PAGE: usize = 100;
@@ -24,16 +26,11 @@ const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
 pub fn routes(api: Arc<MeApi>) -> Router {
-    Router::new()
-        .route(
-            "/api/accounts",
-            rule(Action::ListAccounts, On::Service, get(list_accounts)),
-        )
-        .route(
-            "/api/accounts/{id}/role",
-            rule(Action::ChangeRole, On::Service, put_json(change_role)),
-        )
-        .with_state(api)
+    ruled![
+        "/api/accounts" => ListAccounts on Service: get(list_accounts),
+        "/api/accounts/{id}/role" => ChangeRole on Service: json(put(change_role)),
+    ]
+    .with_state(api)
 }
 
 /// An account as admins see it.
@@ -74,14 +71,14 @@ impl From<&Account> for AccountView {
 #[utoipa::path(get, path = "/api/accounts", tag = "accounts",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, 1 to 1000 (default 100)"),
-        ("cursor" = Option<i64>, Query, minimum = 0, maximum = 9007199254740991_i64, description = "The cursor of the page to read, from X-Next-Cursor: the last id of the previous page"),
+        PageCursor,
     ),
     responses(
         (status = 200, description = "A page of accounts", body = [AccountView],
             headers(("X-Next-Cursor" = i64, description = "The cursor of the next page, when more may follow"))),
-        (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        BadPage,
+        Unauthenticated,
+        NotAdmin,
     ))]
 pub async fn list_accounts(
     State(api): State<Arc<MeApi>>,
@@ -89,9 +86,7 @@ pub async fn list_accounts(
 ) -> ApiResult<Response> {
     let (after, limit) = validate::paging_params(&params, DEFAULT_PAGE, MAX_PAGE)?;
     let page = api.auth.store().await?.accounts(after, limit).await?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|a| a.id))
-        .flatten();
+    let next = next_cursor(&page, limit, |a| a.id);
     let views: Vec<AccountView> = page.iter().map(AccountView::from).collect();
     let mut resp = Json(views).into_response();
     if let Some(cursor) = next {
@@ -124,10 +119,10 @@ pub struct RoleBody {
     responses(
         (status = 200, description = "The account in its new role", body = AccountView),
         (status = 400, description = "Malformed JSON, wrong types, or an id that is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
+        NotAdmin,
         (status = 404, description = "No account with this id", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The last admin account: make another admin first", body = Problem, content_type = "application/problem+json"),
+        LastAdmin,
         (status = 422, description = "No role, an unknown one, or one that needs a person the account has not", body = Problem, content_type = "application/problem+json"),
         BodyProblems,
     ))]

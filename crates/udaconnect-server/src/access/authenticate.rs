@@ -37,6 +37,16 @@ const CACHE_ENTRIES: usize = 10_000;
 /// The header the gateway's [`Assertion`] travels in, from the web role to the role behind.
 pub const ASSERTION_HEADER: HeaderName = HeaderName::from_static("x-udaconnect-assertion");
 
+/// The header a role behind the gateway answers with the accounts whose credentials its
+/// request ended or changed (an admin's role change, an erasure), so the gateway drops what
+/// it remembers of them at once; the gateway removes it before the answer leaves.
+pub const FORGOTTEN_HEADER: HeaderName = HeaderName::from_static("x-udaconnect-forgotten");
+
+tokio::task_local! {
+    /// The accounts forgotten while a request behind the gateway is answered.
+    static FORGOTTEN: Arc<Mutex<Vec<AccountId>>>;
+}
+
 /// How a process stands to the gateway's assertions (they matter only with `--auth on`).
 #[derive(Debug, Clone, Default)]
 pub enum GatewayTrust {
@@ -197,6 +207,8 @@ impl Authenticator {
     pub fn forget_account(&self, account: AccountId) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|_, (p, _)| p.account != account);
+        // Behind the gateway, the gateway's cache must hear of it too (see FORGOTTEN_HEADER).
+        let _ = FORGOTTEN.try_with(|f| f.lock().unwrap_or_else(|e| e.into_inner()).push(account));
     }
 
     /// Who is asking, by the request's headers; where the credential came from.
@@ -382,12 +394,23 @@ pub(crate) fn sign(
 /// routes, decided behind it, look up nothing), and refuses to let an answer out of a route
 /// that declared no rule (see [`super::rule`]).
 pub async fn authenticate(auth: Arc<Authenticator>, mut request: Request, next: Next) -> Response {
+    let behind = matches!(auth.gateway, GatewayTrust::Behind(_));
     request.extensions_mut().insert(auth);
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string());
-    let response = next.run(request).await;
+    let response = if behind {
+        let forgotten = Arc::new(Mutex::new(Vec::new()));
+        let mut response = FORGOTTEN.scope(forgotten.clone(), next.run(request)).await;
+        let forgotten = forgotten.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = forgotten_value(&forgotten) {
+            response.headers_mut().insert(FORGOTTEN_HEADER, value);
+        }
+        response
+    } else {
+        next.run(request).await
+    };
     let answered = response.status().as_u16() < 400;
     if answered && route.is_some() && response.extensions().get::<Ruled>().is_none() {
         // A route without a rule is a mistake in the code, found by the matrix test: it
@@ -400,4 +423,31 @@ pub async fn authenticate(auth: Arc<Authenticator>, mut request: Request, next: 
         .into_response();
     }
     response
+}
+
+/// `accounts` as a [`FORGOTTEN_HEADER`] value (`3,7`), or none when there are none.
+fn forgotten_value(accounts: &[AccountId]) -> Option<HeaderValue> {
+    let mut ids: Vec<AccountId> = accounts.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let text = ids
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    (!ids.is_empty())
+        .then(|| HeaderValue::try_from(text).ok())
+        .flatten()
+}
+
+/// The accounts a role behind the gateway named in its answer's [`FORGOTTEN_HEADER`]; what
+/// does not parse is ignored (the header comes from our own roles).
+pub fn forgotten_in(headers: &HeaderMap) -> Vec<AccountId> {
+    headers
+        .get_all(FORGOTTEN_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|id| id.trim().parse().ok())
+        .collect()
 }

@@ -6,17 +6,19 @@ use std::sync::Arc;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::auth::{Action, NewToken, Principal, Resource, Role, Scopes, TokenInfo};
+use udaconnect_core::auth::{Action, NewToken, Resource, Role, Scopes, TokenInfo};
 use udaconnect_core::model::Person;
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{Error, Result};
 
-use super::{rule, Authenticator, Caller, On};
-use crate::http::guard::post_json;
-use crate::http::openapi::{BadId, DeviceToken, MalformedJson, Unauthenticated};
+use super::{ruled, Authenticator, Caller, Own, OwnApi, NO_ME};
+use crate::http::guard::json;
+use crate::http::openapi::{
+    BadId, DeviceToken, LastAdmin, MalformedJson, NoManageScope, NotJson, Unauthenticated,
+};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{JsonBody, PathId};
 use crate::persons::erase::Eraser;
@@ -38,37 +40,19 @@ pub struct MeApi {
     pub directory: DynPersonDirectory,
 }
 
-pub fn routes(api: Arc<MeApi>) -> Router {
-    Router::new()
-        .route(
-            "/api/me",
-            rule(Action::GetMe, On::MyPerson, get(me)).merge(rule(
-                Action::DeleteAccount,
-                On::MyAccount,
-                delete(delete_me),
-            )),
-        )
-        .route(
-            "/api/me/tokens",
-            rule(Action::ListTokens, On::MyAccount, get(my_tokens)).merge(rule(
-                Action::CreateToken,
-                On::MyGrant,
-                post_json(create_my_token),
-            )),
-        )
-        .route(
-            "/api/me/tokens/{id}",
-            rule(Action::RevokeToken, On::MyAccount, delete(revoke_my_token)),
-        )
-        .with_state(api)
+impl OwnApi for MeApi {
+    const NO_ONE: &'static str = NO_ME;
 }
 
-/// The caller's principal; `--auth off` has no caller to describe.
-fn signed(caller: &Caller) -> Result<Principal> {
-    caller
-        .principal()
-        .copied()
-        .ok_or_else(|| Error::Unauthenticated("sign in (or send a token) to have a 'me'".into()))
+pub fn routes(api: Arc<MeApi>) -> Router {
+    ruled![
+        "/api/me" => GetMe on MyPerson: get(me),
+        "/api/me" => DeleteAccount on MyAccount: delete(delete_me),
+        "/api/me/tokens" => ListTokens on MyAccount: get(my_tokens),
+        "/api/me/tokens" => CreateToken on MyGrant: json(post(create_my_token)),
+        "/api/me/tokens/{id}" => RevokeToken on MyAccount: delete(revoke_my_token),
+    ]
+    .with_state(api)
 }
 
 /// Who the caller is.
@@ -99,8 +83,7 @@ pub struct Me {
         Unauthenticated,
         (status = 403, description = "A device token (it only posts pings)", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn me(State(api): State<Arc<MeApi>>, caller: Caller) -> ApiResult<Json<Me>> {
-    let p = signed(&caller)?;
+pub async fn me(Own(api, p): Own<MeApi>) -> ApiResult<Json<Me>> {
     let account = api.auth.store().await?.account(p.account).await?;
     let person = match p.person {
         Some(id) => api.persons.get(id).await?,
@@ -168,11 +151,7 @@ impl From<&TokenInfo> for TokenView {
         Unauthenticated,
         DeviceToken,
     ))]
-pub async fn my_tokens(
-    State(api): State<Arc<MeApi>>,
-    caller: Caller,
-) -> ApiResult<Json<Vec<TokenView>>> {
-    let p = signed(&caller)?;
+pub async fn my_tokens(Own(api, p): Own<MeApi>) -> ApiResult<Json<Vec<TokenView>>> {
     let tokens = api.auth.store().await?.tokens(p.account).await?;
     Ok(Json(tokens.iter().map(TokenView::from).collect()))
 }
@@ -221,7 +200,7 @@ fn text_field<'a>(body: &'a serde_json::Value, name: &str) -> Result<Option<&'a 
         MalformedJson,
         Unauthenticated,
         (status = 403, description = "A role above the caller's, or a device token", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        NotJson,
         (status = 409, description = "The account holds 100 live tokens already: revoke one first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad name, role, scope or expiry", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -230,7 +209,7 @@ pub async fn create_my_token(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let p = signed(&caller)?;
+    let p = caller.signed(NO_ME)?;
     if !body.is_object() {
         return Err(Error::bad_request("body", "must be a JSON object").into());
     }
@@ -327,12 +306,7 @@ pub async fn create_my_token(
         DeviceToken,
         (status = 404, description = "No live token of the caller's with this id", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn revoke_my_token(
-    State(api): State<Arc<MeApi>>,
-    caller: Caller,
-    PathId(id): PathId,
-) -> ApiResult<StatusCode> {
-    let p = signed(&caller)?;
+pub async fn revoke_my_token(PathId(id): PathId, Own(api, p): Own<MeApi>) -> ApiResult<StatusCode> {
     let store = api.auth.store().await?;
     let mine = store.token(id).await?.filter(|t| t.account == p.account);
     if mine.is_none() || !store.revoke_token(id, chrono::Utc::now()).await? {
@@ -353,16 +327,14 @@ pub async fn revoke_my_token(
     responses(
         (status = 204, description = "Deleted; every session and token of the account is revoked, and the caller's person is erased"),
         Unauthenticated,
-        (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The last admin account: make another admin first", body = Problem, content_type = "application/problem+json"),
+        NoManageScope,
+        LastAdmin,
         (status = 422, description = "`confirm` is given and is not `true`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_me(
-    State(api): State<Arc<MeApi>>,
-    caller: Caller,
+    Own(api, p): Own<MeApi>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<StatusCode> {
-    let p = signed(&caller)?;
     if !matches!(query.as_deref(), None | Some("") | Some("confirm=true")) {
         return Err(Error::invalid(
             "confirm",

@@ -3,9 +3,9 @@
 //!
 //! A request's credential (`Authorization: Bearer uc_...`, or the session cookie) becomes a
 //! [`Caller`] once, in [`authenticate`]; each route states its [`Action`] and where its
-//! resource is ([`rule`]), and the one decision point, [`authorize`], answers. A route that
-//! answers without having declared a rule is turned into an error by the layer, so the
-//! authorization matrix test finds it.
+//! resource is ([`rule`]; a role lists its routes so in one table, `ruled!`), and the one
+//! decision point, [`authorize`], answers. A route that answers without having declared a
+//! rule is turned into an error by the layer, so the authorization matrix test finds it.
 //!
 //! - [`authenticate`]: the credential read, looked up (with a short cache), and CSRF.
 //! - [`me`]: `/api/me` and the caller's own tokens.
@@ -27,6 +27,7 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
+use axum::Router;
 use udaconnect_core::auth::{authorize, Action, Principal, Resource};
 use udaconnect_core::{validate, Error, Result};
 
@@ -127,6 +128,14 @@ impl Caller {
         }
     }
 
+    /// The caller's principal, for a handler about the caller's own account: the rule found
+    /// them signed in, but `--auth off` has no caller (401, saying `why`).
+    pub fn signed(&self, why: &str) -> Result<Principal> {
+        self.principal()
+            .copied()
+            .ok_or_else(|| Error::Unauthenticated(why.into()))
+    }
+
     pub fn principal(&self) -> Option<&Principal> {
         match self {
             Caller::Signed(p) => Some(p),
@@ -160,6 +169,31 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// An API whose handlers are about the caller's own account, and what they answer a caller
+/// who is no one (`--auth off`).
+pub trait OwnApi: Send + Sync + 'static {
+    const NO_ONE: &'static str;
+}
+
+/// The API and the caller's principal, for a handler about the caller's own account: the
+/// preamble such handlers share (see [`Caller::signed`]).
+pub struct Own<T>(pub Arc<T>, pub Principal);
+
+impl<T: OwnApi> FromRequestParts<Arc<T>> for Own<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        api: &Arc<T>,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let Ok(caller) = Caller::from_request_parts(parts, api).await;
+        Ok(Own(api.clone(), caller.signed(T::NO_ONE)?))
+    }
+}
+
+/// What a `/api/me/...` handler answers a caller who is no one (`--auth off`).
+pub const NO_ME: &str = "sign in (or send a token) to have a 'me'";
+
 /// The caller's own person, for `/api/me/...` handlers: 401 without a caller, 404 for an
 /// account that has no person.
 pub struct MyPerson(pub udaconnect_core::model::PersonId);
@@ -172,11 +206,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MyPerson {
         state: &S,
     ) -> std::result::Result<Self, Self::Rejection> {
         let Ok(caller) = Caller::from_request_parts(parts, state).await;
-        let p = caller.principal().ok_or_else(|| {
-            ApiError(Error::Unauthenticated(
-                "sign in (or send a token) to have a 'me'".into(),
-            ))
-        })?;
+        let p = caller.signed(NO_ME)?;
         p.person.map(MyPerson).ok_or_else(|| {
             ApiError(Error::NotFound {
                 what: "person of account",
@@ -218,6 +248,43 @@ where
     route.route_layer(axum::middleware::from_fn(
         move |req: Request, next: Next| decide(action, on, req, next),
     ))
+}
+
+/// A role's routes, each declared on one line with its rule, as [`rule`] takes it:
+///
+/// ```ignore
+/// ruled![
+///     "/api/me" => GetMe on MyPerson: get(me),
+///     "/api/me" => DeleteAccount on MyAccount: delete(delete_me),
+/// ]
+/// ```
+///
+/// `path => action on resource: method router`, the action an [`Action`] and the resource an
+/// [`On`]; a path that takes several methods has one line per method.
+macro_rules! ruled {
+    ($($path:expr => $action:ident on $on:ident: $route:expr),+ $(,)?) => {
+        $crate::access::rule_all([$((
+            $path,
+            udaconnect_core::auth::Action::$action,
+            $crate::access::On::$on,
+            $route,
+        )),+])
+    };
+}
+pub(crate) use ruled;
+
+/// The router of `ruled!`'s lines: each `(path, action, on, route)` through [`rule`].
+pub fn rule_all<S>(
+    routes: impl IntoIterator<Item = (&'static str, Action, On, MethodRouter<S>)>,
+) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes
+        .into_iter()
+        .fold(Router::new(), |router, (path, action, on, route)| {
+            router.route(path, rule(action, on, route))
+        })
 }
 
 /// `route` (the gateway's) answered by a role behind it, which authenticates the request and
@@ -268,7 +335,7 @@ async fn decide(action: Action, on: On, request: Request, next: Next) -> Respons
         .await
         {
             Ok(caller) => caller,
-            Err(e) => return ruled(ApiError(e).into_response()),
+            Err(e) => return marked(ApiError(e).into_response()),
         },
         // Outside the layer: nobody (fail closed).
         None => Caller::Nobody,
@@ -294,13 +361,13 @@ async fn decide(action: Action, on: On, request: Request, next: Next) -> Respons
         Err(e) => caller.may(action, caller.own()).and(Err(e)),
         Ok(resource) => caller.may(action, resource),
     };
-    ruled(match decided {
+    marked(match decided {
         Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(e) => ApiError(e).into_response(),
     })
 }
 
-fn ruled(mut response: Response) -> Response {
+fn marked(mut response: Response) -> Response {
     response.extensions_mut().insert(Ruled);
     response
 }

@@ -8,38 +8,26 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::auth::{Action, SessionInfo};
-use udaconnect_core::{Error, Result};
+use udaconnect_core::auth::SessionInfo;
+use udaconnect_core::Error;
 
 use super::me::MeApi;
-use super::{rule, Caller, On};
+use super::{ruled, Caller};
+use crate::http::openapi::{BadId, DeviceToken, NoManageScope, Unauthenticated};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::PathId;
 use crate::signin::http::session_cookie;
 
 pub fn routes(api: Arc<MeApi>) -> Router {
-    Router::new()
-        .route(
-            "/api/me/sessions",
-            rule(Action::ListSessions, On::MyAccount, get(my_sessions)),
-        )
-        .route(
-            "/api/me/sessions/{id}",
-            rule(
-                Action::RevokeSession,
-                On::MyAccount,
-                delete(revoke_my_session),
-            ),
-        )
-        .with_state(api)
+    ruled![
+        "/api/me/sessions" => ListSessions on MyAccount: get(my_sessions),
+        "/api/me/sessions/{id}" => RevokeSession on MyAccount: delete(revoke_my_session),
+    ]
+    .with_state(api)
 }
 
-fn signed(caller: &Caller) -> Result<udaconnect_core::auth::Principal> {
-    caller
-        .principal()
-        .copied()
-        .ok_or_else(|| Error::Unauthenticated("sign in (or send a token) to have sessions".into()))
-}
+/// What these handlers answer a caller who is no one (`--auth off`).
+const NO_SESSIONS: &str = "sign in (or send a token) to have sessions";
 
 /// A session as its holder sees it: never its secret.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -77,15 +65,15 @@ impl From<&SessionInfo> for SessionView {
 #[utoipa::path(get, path = "/api/me/sessions", tag = "me",
     responses(
         (status = 200, description = "The account's live sessions", body = [SessionView]),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
+        DeviceToken,
     ))]
 pub async fn my_sessions(
     State(api): State<Arc<MeApi>>,
     caller: Caller,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<SessionView>>> {
-    let p = signed(&caller)?;
+    let p = caller.signed(NO_SESSIONS)?;
     let current = session_cookie(&headers);
     let now = chrono::Utc::now();
     let sessions = api
@@ -102,9 +90,9 @@ pub async fn my_sessions(
     params(("id" = i64, Path, minimum = 1, description = "Session id")),
     responses(
         (status = 204, description = "Ended"),
-        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
+        BadId,
+        Unauthenticated,
+        NoManageScope,
         (status = 404, description = "No live session of the caller's with this id", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_my_session(
@@ -112,7 +100,7 @@ pub async fn revoke_my_session(
     caller: Caller,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    let p = signed(&caller)?;
+    let p = caller.signed(NO_SESSIONS)?;
     let store = api.auth.store().await?;
     if !store
         .revoke_session_id(p.account, id, chrono::Utc::now())

@@ -4,29 +4,23 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::auth::Action;
 use udaconnect_core::Error;
 
-use super::{rule, Authenticator, Caller, MyPerson, On};
-use crate::http::guard::put_json;
-use crate::http::openapi::{MalformedJson, MyPersonProblems};
+use super::{ruled, Authenticator, Caller, MyPerson, NO_ME};
+use crate::http::guard::json;
+use crate::http::openapi::{MalformedJson, MyPersonProblems, NotJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::JsonBody;
 
 pub fn routes(auth: Arc<Authenticator>) -> Router {
-    Router::new()
-        .route(
-            "/api/me/visibility",
-            rule(Action::GetVisibility, On::MyAccount, get(my_visibility)).merge(rule(
-                Action::SetVisibility,
-                On::MyAccount,
-                put_json(set_my_visibility),
-            )),
-        )
-        .with_state(auth)
+    ruled![
+        "/api/me/visibility" => GetVisibility on MyAccount: get(my_visibility),
+        "/api/me/visibility" => SetVisibility on MyAccount: json(put(set_my_visibility)),
+    ]
+    .with_state(auth)
 }
 
 /// Whether the people the caller met see who the caller is.
@@ -35,14 +29,6 @@ pub struct Visibility {
     /// `true`: the people the caller met see the caller's name and company in their contacts;
     /// `false` (the default): they see "someone", with the time and place of the meeting only.
     pub visible: bool,
-}
-
-/// The caller's account, which the rule found signed in.
-fn account(caller: &Caller) -> ApiResult<i64> {
-    Ok(caller
-        .principal()
-        .ok_or_else(|| Error::Unauthenticated("sign in (or send a token) to have a 'me'".into()))?
-        .account)
 }
 
 /// Whether the people the caller met may see the caller's name and company.
@@ -56,7 +42,11 @@ pub async fn my_visibility(
     caller: Caller,
     MyPerson(_): MyPerson,
 ) -> ApiResult<Json<Visibility>> {
-    let visible = auth.store().await?.visible(account(&caller)?).await?;
+    let visible = auth
+        .store()
+        .await?
+        .visible(caller.signed(NO_ME)?.account)
+        .await?;
     Ok(Json(Visibility { visible }))
 }
 
@@ -76,7 +66,7 @@ pub struct VisibilityBody {
         (status = 200, description = "The choice, as stored", body = Visibility),
         MalformedJson,
         MyPersonProblems,
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "`visible` is missing or not true or false", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_my_visibility(
@@ -85,7 +75,7 @@ pub async fn set_my_visibility(
     MyPerson(_): MyPerson,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Visibility>> {
-    let account = account(&caller)?;
+    let account = caller.signed(NO_ME)?.account;
     if !body.is_object() {
         return Err(Error::bad_request("body", "must be a JSON object").into());
     }

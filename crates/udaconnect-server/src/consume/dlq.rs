@@ -290,7 +290,10 @@ pub async fn watch_depth(
         match polled {
             Ok(batch) => {
                 // Without the key store's answer, a sealed letter counts as unreadable.
-                let known = keys.for_reading(&batch).await.unwrap_or_default();
+                let known = keys
+                    .for_reading(LOCATION_TOPIC, &batch)
+                    .await
+                    .unwrap_or_default();
                 for c in batch {
                     match DeadLetter::read(c.position, c.record).location_id_with(&known) {
                         Some(id) => {

@@ -46,7 +46,7 @@ pub async fn sort_batch(
     persons: &DynPersonDirectory,
     keys: &Keyring,
 ) -> Result<Sorted> {
-    let known = keys.for_reading(batch).await?;
+    let known = keys.for_reading(LOCATION_TOPIC, batch).await?;
     let mut decoded = Vec::with_capacity(batch.len());
     let mut rejected = Vec::new();
     let mut axes_repaired = 0;

@@ -14,7 +14,9 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::access::authenticate::{assertion_for, ASSERTION_HEADER};
+use crate::access::authenticate::{
+    assertion_for, forgotten_in, ASSERTION_HEADER, FORGOTTEN_HEADER,
+};
 use crate::access::{upstream, Authenticator};
 use crate::http::guard::ClientAddr;
 use crate::http::problem::{ApiError, Problem};
@@ -125,6 +127,12 @@ impl Gateway {
                 if let (true, Some(p)) = (may_revoke && response.status().is_success(), asserted) {
                     self.auth.forget_account(p.account);
                 }
+                // Accounts other than the caller's whose credentials the role ended or
+                // changed (an admin's role change or erasure): forgotten here too, at once.
+                for account in forgotten_in(response.headers()) {
+                    self.auth.forget_account(account);
+                }
+                response.headers_mut().remove(FORGOTTEN_HEADER);
                 response
             }
             Err(e) => {

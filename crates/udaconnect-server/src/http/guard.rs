@@ -1,6 +1,6 @@
 //! What every request meets before a handler: its target may be at most [`MAX_URI`] long,
 //! its Host must be one this server answers to (DNS rebinding), and one client may send only
-//! so many pings a second. A route that takes a JSON body declares it ([`post_json`]), and a
+//! so many pings a second. A route that takes a JSON body declares it ([`json`]), and a
 //! body of another type is refused there (a browser sends `text/plain` from any origin without
 //! asking first, so a body read as JSON whatever its type lets any page write here). Every
 //! answer carries the security headers; pages get a content security policy without inline
@@ -12,11 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
-use axum::handler::Handler;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put, MethodRouter};
+use axum::routing::MethodRouter;
 
 use crate::http::edge::AllowedHosts;
 use crate::http::problem::Problem;
@@ -110,26 +109,14 @@ pub async fn check(guards: Arc<Guards>, mut request: Request, next: Next) -> Res
     next.run(request).await
 }
 
-/// A POST route that takes a JSON body (or NDJSON): the route's one declaration of its body
-/// type. A body of another type is refused with 415 before anything reads it; the path's
-/// other methods are the router's to answer (405 with Allow).
-pub fn post_json<H, T, S>(handler: H) -> MethodRouter<S>
+/// A route that takes a JSON body (or NDJSON), `json(post(handler))`: the route's one
+/// declaration of its body type. A body of another type is refused with 415 before anything
+/// reads it; the path's other methods are the router's to answer (405 with Allow).
+pub fn json<S>(route: MethodRouter<S>) -> MethodRouter<S>
 where
-    H: Handler<T, S>,
-    T: 'static,
     S: Clone + Send + Sync + 'static,
 {
-    post(handler).route_layer(axum::middleware::from_fn(json_body))
-}
-
-/// A PUT route that takes a JSON body, declared as [`post_json`] declares a POST one.
-pub fn put_json<H, T, S>(handler: H) -> MethodRouter<S>
-where
-    H: Handler<T, S>,
-    T: 'static,
-    S: Clone + Send + Sync + 'static,
-{
-    put(handler).route_layer(axum::middleware::from_fn(json_body))
+    route.route_layer(axum::middleware::from_fn(json_body))
 }
 
 /// Refuses a body that does not say it is JSON, before it is read.
@@ -171,7 +158,7 @@ fn is_ingest(path: &str) -> bool {
         || path == "/api/osmand"
 }
 
-fn is_json(content_type: Option<&HeaderValue>) -> bool {
+pub(crate) fn is_json(content_type: Option<&HeaderValue>) -> bool {
     let Some(media) = content_type
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())

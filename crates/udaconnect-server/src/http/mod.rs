@@ -273,6 +273,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+/// The cursor of the page after `page`, when it is full (`limit` rows) and more may follow:
+/// its last row's id.
+pub fn next_cursor<T>(page: &[T], limit: usize, id: impl Fn(&T) -> i64) -> Option<i64> {
+    (page.len() == limit).then(|| page.last().map(id)).flatten()
+}
+
 /// The `{id}` of a route's path as an integer; anything else is refused with a problem naming
 /// `id`.
 pub struct PathId(pub i64);
@@ -291,7 +297,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 }
 
 /// A JSON body as an untyped value; the domain checks each field. Its content type was
-/// checked before, by the route (see [`guard::post_json`]).
+/// checked before, by the route (see [`guard::json`]).
 pub struct JsonBody(pub serde_json::Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {

@@ -7,8 +7,8 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{
     KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
 };
-use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::openapi::{Content, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
 use crate::access::{accounts, me, sessions, visibility};
 use crate::http::ops;
@@ -18,6 +18,7 @@ use crate::ingest::trackers;
 use crate::persons::http as person_api;
 use crate::query::http as connection_api;
 use crate::query::live;
+use crate::query::{evidence, reveal};
 use crate::signin::email;
 use crate::signin::http as signin;
 
@@ -78,6 +79,12 @@ use crate::signin::http as signin;
         trackers::devices::revoke_device,
         visibility::my_visibility,
         visibility::set_my_visibility,
+        reveal::my_reveals,
+        reveal::ask_reveal,
+        reveal::withdraw_reveal,
+        reveal::hide_contact,
+        reveal::unhide_contact,
+        evidence::evidence,
         sessions::my_sessions,
         sessions::revoke_my_session,
         email::change_email,
@@ -130,6 +137,12 @@ use crate::signin::http as signin;
         trackers::devices::NewDeviceBody,
         visibility::Visibility,
         visibility::VisibilityBody,
+        reveal::ContactState,
+        reveal::ContactEntry,
+        reveal::Reveals,
+        reveal::HideBody,
+        evidence::Evidence,
+        evidence::MatchedPing,
     )),
     tags(
         (name = "persons", description = "Attendees"),
@@ -154,6 +167,16 @@ pub struct PersonPath {
     /// Person id
     #[param(minimum = 1, maximum = 9007199254740991_i64)]
     id: i64,
+}
+
+/// The `cursor` of a paged list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageCursor {
+    /// The cursor of the page to read, from X-Next-Cursor: the last id of the previous page
+    #[param(minimum = 0, maximum = 9007199254740991_i64)]
+    cursor: Option<i64>,
 }
 
 // Answers several operations share, each described once. The variants are never built: they
@@ -212,6 +235,45 @@ pub struct BadId(Problem);
 #[allow(dead_code)]
 pub struct MalformedJson(Problem);
 
+/// A body that does not say it is JSON, for an operation that answers nothing else of
+/// [`BodyProblems`].
+#[derive(utoipa::IntoResponses)]
+#[response(status = 415, description = "The body is not JSON", content_type = PROBLEM_JSON)]
+#[allow(dead_code)]
+pub struct NotJson(Problem);
+
+/// A device token, or a token without the manage scope, asked to change the caller's account.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 403,
+    description = "A device token, or a token without the manage scope",
+    content_type = PROBLEM_JSON
+)]
+#[allow(dead_code)]
+pub struct NoManageScope(Problem);
+
+/// An admins' operation asked by someone else.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 403, description = "Not an admin", content_type = PROBLEM_JSON)]
+#[allow(dead_code)]
+pub struct NotAdmin(Problem);
+
+/// The last admin account would lose its role.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 409,
+    description = "The last admin account: make another admin first",
+    content_type = PROBLEM_JSON
+)]
+#[allow(dead_code)]
+pub struct LastAdmin(Problem);
+
+/// A paged list's `limit` or `cursor` is not one.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 400, description = "Bad limit or cursor", content_type = PROBLEM_JSON)]
+#[allow(dead_code)]
+pub struct BadPage(Problem);
+
 /// What an operation that takes a body answers before reading it.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
@@ -242,31 +304,39 @@ pub enum IngestBusy {
     LogBusy(Problem),
 }
 
-/// What an ingest operation may answer besides its own checks: the body's problems
-/// ([`BodyProblems`]) and the ingest's refusals ([`IngestBusy`]).
-pub struct IngestProblems;
+/// A set of answers several operations share: `response_set!(Name = A, B, ...)` declares
+/// `Name`, whose responses are those of every part (each an [`IntoResponses`]).
+macro_rules! response_set {
+    ($(#[$doc:meta])* $name:ident = $($part:ty),+ $(,)?) => {
+        $(#[$doc])*
+        pub struct $name;
 
-impl IntoResponses for IngestProblems {
-    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
-        let mut responses = BodyProblems::responses();
-        responses.extend(IngestBusy::responses());
-        responses
-    }
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::Response>,
+            > {
+                let mut responses = std::collections::BTreeMap::new();
+                $(responses.extend(<$part as utoipa::IntoResponses>::responses());)+
+                responses
+            }
+        }
+    };
 }
+pub(crate) use response_set;
 
-/// What a `/api/me/...` operation about the caller's person may answer besides its own
-/// checks: no one signed in ([`Unauthenticated`]), a device token ([`DeviceToken`]), an
-/// account with no person ([`NoPersonOfMine`]).
-pub struct MyPersonProblems;
+response_set!(
+    /// What an ingest operation may answer besides its own checks: the body's problems
+    /// ([`BodyProblems`]) and the ingest's refusals ([`IngestBusy`]).
+    IngestProblems = BodyProblems, IngestBusy
+);
 
-impl IntoResponses for MyPersonProblems {
-    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
-        let mut responses = Unauthenticated::responses();
-        responses.extend(DeviceToken::responses());
-        responses.extend(NoPersonOfMine::responses());
-        responses
-    }
-}
+response_set!(
+    /// What a `/api/me/...` operation about the caller's person may answer besides its own
+    /// checks: no one signed in ([`Unauthenticated`]), a device token ([`DeviceToken`]), an
+    /// account with no person ([`NoPersonOfMine`]).
+    MyPersonProblems = Unauthenticated, DeviceToken, NoPersonOfMine
+);
 
 /// A query refused or stopped by the query limits.
 #[derive(utoipa::IntoResponses)]
@@ -346,6 +416,32 @@ pub const OPERATIONS: &[(&str, &str, Action)] = &[
     ("delete", "/api/me/devices/{id}", Action::RevokeDevice),
     ("get", "/api/me/visibility", Action::GetVisibility),
     ("put", "/api/me/visibility", Action::SetVisibility),
+    ("get", "/api/me/reveals", Action::ListReveals),
+    (
+        "post",
+        "/api/me/contacts/{person_id}/reveal",
+        Action::AskReveal,
+    ),
+    (
+        "delete",
+        "/api/me/contacts/{person_id}/reveal",
+        Action::WithdrawReveal,
+    ),
+    (
+        "post",
+        "/api/me/contacts/{person_id}/hide",
+        Action::HideContact,
+    ),
+    (
+        "delete",
+        "/api/me/contacts/{person_id}/hide",
+        Action::UnhideContact,
+    ),
+    (
+        "get",
+        "/api/me/contacts/{person_id}/evidence",
+        Action::GetEvidence,
+    ),
     ("post", "/api/auth/login", Action::RequestSignIn),
     ("get", "/api/auth/demo", Action::DemoSignIn),
     ("get", "/auth/confirm", Action::ConfirmSignIn),

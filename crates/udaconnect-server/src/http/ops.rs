@@ -10,11 +10,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::auth::Action;
 use udaconnect_core::ports::{LocationStore, Log, PersonStore};
 use udaconnect_core::Result;
 
-use crate::access::{rule, On};
+use crate::access::ruled;
 use crate::http::problem::Problem;
 use crate::metrics::Metrics;
 
@@ -93,24 +92,16 @@ pub struct Ops {
 }
 
 pub fn routes(ops: Arc<Ops>) -> Router {
-    Router::new()
-        .route("/health", rule(Action::Health, On::Service, get(health)))
-        .route("/ready", rule(Action::Ready, On::Service, get(ready)))
-        .route("/metrics", rule(Action::Metrics, On::Service, get(metrics)))
-        .route(
-            "/openapi.json",
-            rule(Action::ApiDocs, On::Service, get(openapi)),
-        )
-        .route("/docs", rule(Action::ApiDocs, On::Service, get(docs)))
-        .route(
-            "/docs.js",
-            rule(Action::ApiDocs, On::Service, get(docs_script)),
-        )
-        .route(
-            "/docs.css",
-            rule(Action::ApiDocs, On::Service, get(docs_style)),
-        )
-        .with_state(ops)
+    ruled![
+        "/health" => Health on Service: get(health),
+        "/ready" => Ready on Service: get(ready),
+        "/metrics" => Metrics on Service: get(metrics),
+        "/openapi.json" => ApiDocs on Service: get(openapi),
+        "/docs" => ApiDocs on Service: get(docs),
+        "/docs.js" => ApiDocs on Service: get(docs_script),
+        "/docs.css" => ApiDocs on Service: get(docs_style),
+    ]
+    .with_state(ops)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

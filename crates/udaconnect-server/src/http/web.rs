@@ -10,9 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use udaconnect_core::auth::Action;
-
-use crate::access::{rule, On};
+use crate::access::ruled;
 use crate::http::problem::Problem;
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
@@ -23,13 +21,11 @@ pub struct Web {
 }
 
 pub fn routes(web: Arc<Web>) -> Router {
-    Router::new()
-        .route("/", rule(Action::WebPage, On::Service, get(index)))
-        .route(
-            "/assets/{*path}",
-            rule(Action::WebPage, On::Service, get(asset)),
-        )
-        .with_state(web)
+    ruled![
+        "/" => WebPage on Service: get(index),
+        "/assets/{*path}" => WebPage on Service: get(asset),
+    ]
+    .with_state(web)
 }
 
 fn content_type(path: &str) -> &'static str {

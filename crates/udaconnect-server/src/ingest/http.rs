@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::auth::{Action, Resource};
@@ -13,8 +13,8 @@ use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::validate::BatchCheck;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{rule, Caller, MyPerson, On};
-use crate::http::guard::post_json;
+use crate::access::{ruled, Caller, MyPerson};
+use crate::http::guard::json;
 use crate::http::openapi::{
     fix_time_schema, id_schema, latitude_schema, longitude_schema, BadId, IngestProblems,
     MalformedJson, NoPersonOfMine, Unauthenticated,
@@ -29,32 +29,13 @@ pub struct LocationApi {
 }
 
 pub fn routes(api: Arc<LocationApi>) -> Router {
-    Router::new()
-        .route(
-            "/api/locations",
-            rule(
-                Action::PostLocation,
-                On::Handler,
-                post_json(create_location),
-            ),
-        )
-        .route(
-            "/api/locations/batch",
-            rule(
-                Action::PostLocationBatch,
-                On::Handler,
-                post_json(create_locations),
-            ),
-        )
-        .route(
-            "/api/locations/{id}",
-            rule(Action::GetLocation, On::Handler, get(get_location)),
-        )
-        .route(
-            "/api/me/locations",
-            rule(Action::GetLocation, On::MyPerson, get(my_locations)),
-        )
-        .with_state(api)
+    ruled![
+        "/api/locations" => PostLocation on Handler: json(post(create_location)),
+        "/api/locations/batch" => PostLocationBatch on Handler: json(post(create_locations)),
+        "/api/locations/{id}" => GetLocation on Handler: get(get_location),
+        "/api/me/locations" => GetLocation on MyPerson: get(my_locations),
+    ]
+    .with_state(api)
 }
 
 /// Body of `POST /api/locations`.

@@ -26,7 +26,7 @@ use udaconnect_core::record::LOCATION_TOPIC;
 use udaconnect_core::validate::{self, LocationRows, PersonRows};
 use udaconnect_core::{Error, Result};
 
-use crate::ingest::IdAllocator;
+use crate::ingest::{unknown_persons, IdAllocator};
 use crate::keys::Keyring;
 use crate::persons::DynPersonDirectory;
 use crate::signin::send_link;
@@ -237,14 +237,7 @@ impl LocationImport<'_> {
     ) -> Result<u64> {
         let parsed = std::mem::take(pending);
         let person_ids: Vec<i64> = parsed.iter().map(|(_, _, l)| l.person_id()).collect();
-        let mut missing = self.persons.missing(&person_ids).await?;
-        let known: Vec<i64> = person_ids
-            .iter()
-            .filter(|p| !missing.contains(p))
-            .copied()
-            .collect();
-        let keys = self.keys.for_sealing(&known).await?;
-        missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
+        let (missing, keys) = unknown_persons(self.persons, self.keys, &person_ids).await?;
         let now = SystemClock.now();
         let (known, unknown): (Vec<_>, Vec<_>) = parsed
             .into_iter()
@@ -292,7 +285,6 @@ impl LocationImport<'_> {
                     },
                     None,
                     now,
-                    LOCATION_TOPIC,
                 )
             })
             .collect::<Result<_>>()?;

@@ -70,6 +70,26 @@ impl IdAllocator {
     }
 }
 
+/// The persons among `person_ids` no ping may name (no person has the id, or one erased
+/// whose row a cache still shows: as unknown as one never created), and the keys that seal
+/// the pings of the rest.
+pub(crate) async fn unknown_persons(
+    persons: &DynPersonDirectory,
+    keyring: &Keyring,
+    person_ids: &[i64],
+) -> Result<(Vec<i64>, SealingKeys)> {
+    let mut missing = persons.missing(person_ids).await?;
+    let known: Vec<i64> = person_ids
+        .iter()
+        .filter(|p| !missing.contains(p))
+        .copied()
+        .collect();
+    let keys = keyring.for_sealing(LOCATION_TOPIC, &known).await?;
+    // An erased person whose row a cache still shows: as unknown as one never created.
+    missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
+    Ok((missing, keys))
+}
+
 /// The ingest path shared by every transport (HTTP now; gRPC and bulk calls use it too).
 pub struct Ingest {
     pub persons: DynPersonDirectory,
@@ -139,15 +159,7 @@ impl Ingest {
             field,
         )?;
         let person_ids: Vec<i64> = pings.iter().map(|p| p.person_id()).collect();
-        let mut missing = self.persons.missing(&person_ids).await?;
-        let known: Vec<i64> = person_ids
-            .iter()
-            .filter(|p| !missing.contains(p))
-            .copied()
-            .collect();
-        let keys = self.keys.for_sealing(&known).await?;
-        // An erased person whose row a cache still shows: as unknown as one never created.
-        missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
+        let (missing, keys) = unknown_persons(&self.persons, &self.keys, &person_ids).await?;
         let mut violations: Vec<udaconnect_core::FieldViolation> = pings
             .iter()
             .enumerate()
@@ -282,7 +294,7 @@ impl Ingest {
         }
         let records = locations
             .iter()
-            .map(|l| keys.seal(l, correlation.as_deref(), now, LOCATION_TOPIC))
+            .map(|l| keys.seal(l, correlation.as_deref(), now))
             .collect::<Result<_>>()?;
         let started = Instant::now();
         self.log.append(LOCATION_TOPIC, records).await?;

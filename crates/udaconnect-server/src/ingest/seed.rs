@@ -73,12 +73,12 @@ pub async fn load_once(
     }
     let now = SystemClock.now();
     let persons: Vec<i64> = locations.iter().map(|l| l.person_id).collect();
-    let keys = keys.for_sealing(&persons).await?;
+    let keys = keys.for_sealing(LOCATION_TOPIC, &persons).await?;
     // A person of the demo data erased before a crash half-way keeps no ping.
     let records = locations
         .iter()
         .filter(|l| !keys.erased(l.person_id))
-        .map(|l| keys.seal(l, None, now, LOCATION_TOPIC))
+        .map(|l| keys.seal(l, None, now))
         .collect::<Result<_>>()?;
     log.append(LOCATION_TOPIC, records).await?;
     std::fs::write(&marker, b"the original UdaConnect demo data is loaded\n")

@@ -3,7 +3,8 @@
 //!
 //! The key goes first: from then on every copy of their sealed records on the log (replays,
 //! backups, Kafka's retention) is unreadable, and ingest refuses their pings. Then the account
-//! with its sessions, tokens and devices, the pings in the location store, and the person row
+//! with its sessions, tokens and devices, the reveal requests and hidden contacts on either
+//! side of them, the pings in the location store, and the person row
 //! (PostgreSQL's location table refers to it). Last, an erasure record on the `location` topic
 //! tells every reader of the log (a consumer behind, a connection-api following the topic) to
 //! drop what it keeps of the person: the contact index learns of it that way. Each step is
@@ -80,6 +81,8 @@ impl Eraser {
             self.accounts.delete_account(a.id).await?;
             erased.account = Some(a.id);
         }
+        // Their requests to exchange addresses and hidden contacts, made by them or about them.
+        self.accounts.forget_contact_choices(person).await?;
         erased.locations = self.locations.delete_person(person).await?;
         erased.person = self.persons.delete(person).await?;
         if let Some(log) = &self.log {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::auth::{Action, Email, Resource, Role};
@@ -13,14 +13,14 @@ use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{rule, Authenticator, Caller, On};
-use crate::http::guard::post_json;
+use crate::access::{ruled, Authenticator, Caller};
+use crate::http::guard::json;
 use crate::http::openapi::{
-    lookup_ids_schema, optional_email_schema, text_schema, BadId, BodyProblems, MalformedJson,
-    NoSuchPerson, PersonPath,
+    lookup_ids_schema, optional_email_schema, text_schema, BadId, BadPage, BodyProblems,
+    MalformedJson, NoSuchPerson, PageCursor, PersonPath,
 };
 use crate::http::problem::{found, ApiResult, Problem};
-use crate::http::{JsonBody, Params, PathId};
+use crate::http::{next_cursor, JsonBody, Params, PathId};
 use crate::metrics::Metrics;
 use crate::persons::erase::{Erased, Eraser};
 use crate::persons::DynPersonDirectory;
@@ -45,32 +45,14 @@ pub struct PersonApi {
 }
 
 pub fn routes(api: Arc<PersonApi>) -> Router {
-    Router::new()
-        .route(
-            "/api/persons",
-            rule(Action::ListPersons, On::Service, get(list_persons)).merge(rule(
-                Action::CreatePerson,
-                On::Service,
-                post_json(create_person),
-            )),
-        )
-        .route(
-            "/api/persons/{id}",
-            rule(Action::GetPerson, On::PathPerson, get(get_person)).merge(rule(
-                Action::ErasePerson,
-                On::PathPerson,
-                delete(erase_person),
-            )),
-        )
-        .route(
-            "/api/persons/lookup",
-            rule(
-                Action::LookupPersons,
-                On::Service,
-                post_json(lookup_persons),
-            ),
-        )
-        .with_state(api)
+    ruled![
+        "/api/persons" => ListPersons on Service: get(list_persons),
+        "/api/persons" => CreatePerson on Service: json(post(create_person)),
+        "/api/persons/{id}" => GetPerson on PathPerson: get(get_person),
+        "/api/persons/{id}" => ErasePerson on PathPerson: delete(erase_person),
+        "/api/persons/lookup" => LookupPersons on Service: json(post(lookup_persons)),
+    ]
+    .with_state(api)
 }
 
 /// Body of `POST /api/persons`.
@@ -161,7 +143,7 @@ fn optional_email(body: &Value) -> Result<Option<Email>> {
 #[utoipa::path(get, path = "/api/persons", tag = "persons",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "Page size, 1 to 10000 (default 1000)"),
-        ("cursor" = Option<i64>, Query, minimum = 0, maximum = 9007199254740991_i64, description = "The cursor of the page to read, from X-Next-Cursor: the last id of the previous page"),
+        PageCursor,
     ),
     responses(
         (status = 200, description = "A page of persons", body = [Person],
@@ -169,7 +151,7 @@ fn optional_email(body: &Value) -> Result<Option<Email>> {
                 ("Link" = String, description = "`<...>; rel=\"next\"` when more may follow"),
                 ("X-Next-Cursor" = i64, description = "The cursor of the next page, when more may follow"),
             )),
-        (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        BadPage,
     ))]
 pub async fn list_persons(
     State(api): State<Arc<PersonApi>>,
@@ -177,9 +159,7 @@ pub async fn list_persons(
 ) -> ApiResult<Response> {
     let (after, limit) = validate::paging_params(&params, DEFAULT_PAGE, MAX_PAGE)?;
     let page = api.store.list(after, limit).await?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|p| p.id))
-        .flatten();
+    let next = next_cursor(&page, limit, |p| p.id);
     let mut resp = Json(page).into_response();
     if let Some(cursor) = next {
         let link = format!("</api/persons?limit={limit}&cursor={cursor}>; rel=\"next\"");
@@ -218,7 +198,7 @@ pub async fn get_person(
     params(PersonPath),
     responses(
         (status = 204, description = "Erased"),
-        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        BadId,
         (status = 409, description = "The person holds the last admin account: make another admin first", body = Problem, content_type = "application/problem+json"),
         NoSuchPerson,
     ))]

@@ -1,6 +1,6 @@
 //! connection-api: whom did a person meet, where and when.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,14 +12,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::auth::{Action, Role};
+use udaconnect_core::auth::Role;
+use udaconnect_core::consent::HandleKey;
 use udaconnect_core::contact::ConnectionQuery;
 use udaconnect_core::model::{Person, PersonId};
+use udaconnect_core::ports::{DynLocationStore, DynLog};
 use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{rule, Authenticator, Caller, MyPerson, On};
+use crate::access::{ruled, Authenticator, Caller, MyPerson};
 use crate::http::openapi::{BadId, MyPersonProblems, NoSuchPerson, PersonPath, QueryBusy};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::{Params, PathId};
@@ -34,14 +36,23 @@ pub struct ConnectionApi {
     pub persons: DynPersonDirectory,
     pub metrics: Arc<Metrics>,
     pub limiter: QueryLimiter,
-    /// The account store's answer to who lets the people they met see their name.
+    /// The account store's answer to who lets the people they met see their name, and to
+    /// what attendees decided about their contacts.
     pub auth: Arc<Authenticator>,
+    /// The pings a contact's evidence is read from.
+    pub locations: DynLocationStore,
+    /// Where requests to exchange e-mail addresses are mailed from (`None`: not mailed).
+    pub log: Option<DynLog>,
+    /// Makes the handles that name contacts a reader may not see named.
+    pub handles: HandleKey,
+    /// The page's address, for the links in mails.
+    pub public_url: String,
 }
 
 /// A contact's person where the reader may not see who it is: `"person":null,"anonymous":true`
 /// once [`write_contacts`] writes it after `"person":`. The rest of the row (when, where, how
 /// long) stays: that the reader was there is theirs to know.
-const SOMEONE: &[u8] = b"null,\"anonymous\":true";
+pub(crate) const SOMEONE: &[u8] = b"null,\"anonymous\":true";
 
 /// Whether the caller reads others' names in a contacts answer only where those others allow
 /// it: an attendee does, about their own meetings. Admins (who may read anyone's) keep the
@@ -51,36 +62,20 @@ fn names_need_consent(caller: &Caller) -> bool {
 }
 
 pub fn routes(api: Arc<ConnectionApi>) -> Router {
-    Router::new()
-        .route(
-            "/api/persons/{id}/connection",
-            rule(Action::GetConnection, On::PathPerson, get(find_connections)),
-        )
-        .route(
-            "/api/persons/{id}/contacts",
-            rule(Action::GetContacts, On::PathPerson, get(find_contacts)),
-        )
-        .route(
-            "/api/persons/{id}/summary",
-            rule(Action::GetSummary, On::PathPerson, get(summary)),
-        )
-        .route(
-            "/api/me/connection",
-            rule(Action::GetConnection, On::MyPerson, get(my_connections)),
-        )
-        .route(
-            "/api/me/contacts",
-            rule(Action::GetContacts, On::MyPerson, get(my_contacts)),
-        )
-        .route(
-            "/api/me/summary",
-            rule(Action::GetSummary, On::MyPerson, get(my_summary)),
-        )
-        .with_state(api)
+    ruled![
+        "/api/persons/{id}/connection" => GetConnection on PathPerson: get(find_connections),
+        "/api/persons/{id}/contacts" => GetContacts on PathPerson: get(find_contacts),
+        "/api/persons/{id}/summary" => GetSummary on PathPerson: get(summary),
+        "/api/me/connection" => GetConnection on MyPerson: get(my_connections),
+        "/api/me/contacts" => GetContacts on MyPerson: get(my_contacts),
+        "/api/me/summary" => GetSummary on MyPerson: get(my_summary),
+    ]
+    .merge(crate::query::reveal::routes())
+    .with_state(api)
 }
 
 impl ConnectionApi {
-    async fn ensure_person(&self, id: PersonId) -> Result<()> {
+    pub(crate) async fn ensure_person(&self, id: PersonId) -> Result<()> {
         if self.persons.missing(&[id]).await?.is_empty() {
             Ok(())
         } else {
@@ -110,17 +105,11 @@ impl ConnectionApi {
         let ids = rows.person_ids();
         let mut persons = self.persons.json_many(&ids).await?;
         if consent && !persons.is_empty() {
-            let visible = self.visible_among(&ids).await?;
+            let sight = self.sight(q.person_id, &ids).await?;
             // A row whose person is not among `persons` is not written.
-            persons.retain(|(id, _)| visible.contains(id));
+            persons.retain(|(id, _)| sight.named(*id));
         }
         Ok(ConnectionBody::new(rows, persons))
-    }
-
-    /// Those of `ids` who let the people they met see them.
-    async fn visible_among(&self, ids: &[PersonId]) -> Result<HashSet<PersonId>> {
-        let store = self.auth.store().await?;
-        Ok(store.visible_persons(ids).await?.into_iter().collect())
     }
 
     /// Runs a query within the query limits and answers its JSON body; a query the limits
@@ -137,24 +126,32 @@ impl ConnectionApi {
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     }
 
-    /// The contacts query as the JSON array of [`ContactRow`]s; with `consent`, those who
-    /// have not let the people they met see them appear as someone.
+    /// The contacts query as the JSON array of [`ContactRow`]s; with `consent`, as the
+    /// reader may see it (see [`crate::query::consent`]): those who have not let the people
+    /// they met see them appear as someone, contacts the reader hid are left out.
     pub async fn contacts(&self, q: TrackQuery, consent: bool) -> Result<Vec<u8>> {
         self.ensure_person(q.person_id).await?;
-        let contacts = self.engine.contacts(q).await?;
+        let mut contacts = self.engine.contacts(q).await?;
         let ids: Vec<PersonId> = contacts.iter().map(|c| c.person_id).collect();
         let mut persons: HashMap<PersonId, Bytes> =
             self.persons.json_many(&ids).await?.into_iter().collect();
         if consent && !persons.is_empty() {
-            let visible = self.visible_among(&ids).await?;
-            for (id, json) in persons.iter_mut() {
-                if !visible.contains(id) {
-                    *json = Bytes::from_static(SOMEONE);
-                }
-            }
+            let sight = self.sight(q.person_id, &ids).await?;
+            self.apply_sight(&sight, &mut contacts, &mut persons)
+                .await?;
         }
         Ok(write_contacts(&contacts, &persons))
     }
+}
+
+/// The `distance` of a connections or contacts query.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct Distance {
+    /// Metres, 0 < distance <= 1000 (default 5)
+    #[param(exclusive_minimum = 0, maximum = 1000)]
+    distance: Option<f64>,
 }
 
 /// Whom a person met: other persons' locations near theirs.
@@ -173,7 +170,7 @@ impl ConnectionApi {
         PersonPath,
         ("start_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "First day, YYYY-MM-DD (inclusive), years 1970 to 9999; an RFC 3339 timestamp is taken as the exact start"),
         ("end_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Last day, YYYY-MM-DD (inclusive), years 1970 to 9999; not before start_date; an RFC 3339 timestamp is taken as the exact (exclusive) end"),
-        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        Distance,
         ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most: 0 to 31,622,400 (366 days); default: no condition"),
     ),
     responses(
@@ -224,6 +221,17 @@ pub struct ContactRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = true)]
     pub anonymous: Option<bool>,
+    /// Where `person` is null: how the reader names this contact in
+    /// `/api/me/contacts/{person_id}/...` (the same for one reader and person, another for
+    /// another reader; it cannot be turned back into an id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "c_3q2-7wZkR0mYx1vT8bN4Aa")]
+    pub handle: Option<String>,
+    /// The contact's e-mail address, present only once both asked to exchange them
+    /// (`POST /api/me/contacts/{person_id}/reveal`) and neither withdrew or hid the other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ada@example.org")]
+    pub email: Option<String>,
     #[schema(example = "2020-07-07T10:37:06Z")]
     pub first_met: String,
     #[schema(example = "2020-07-08T15:02:00Z")]
@@ -246,6 +254,8 @@ impl ContactRow {
         ContactRow {
             person: Some(person),
             anonymous: None,
+            handle: None,
+            email: None,
             first_met: format_utc(from_micros(c.first)),
             last_met: format_utc(from_micros(c.last)),
             duration_seconds: seconds(c.total_us),
@@ -297,7 +307,7 @@ impl EncounterRow {
         PersonPath,
         ("start" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window start, years 1970 to 9999: a date (its first instant) or RFC 3339; default: unbounded"),
         ("end" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window end, years 1970 to 9999, not before start: a date (included whole) or RFC 3339 (exclusive); default: unbounded"),
-        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        Distance,
         ("min_duration" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds of time together at least, 0 to 31,622,400 (default 120)"),
         ("max_interpolation" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds: consecutive pings at most this far apart are joined by a straight walk; a longer gap is a hole. 0 to 3600 (default 300)"),
         ("ping_tolerance" = Option<f64>, Query, minimum = 0, maximum = 300, description = "Seconds an isolated ping counts as present on each side of its time, 0 to 300 (default 30)"),
@@ -366,7 +376,7 @@ pub async fn summary(
     params(
         ("start_date" = String, Query, format = Date, description = "First day, YYYY-MM-DD (inclusive), as for /api/persons/{id}/connection"),
         ("end_date" = String, Query, format = Date, description = "Last day, YYYY-MM-DD (inclusive)"),
-        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres, 0 < distance <= 1000 (default 5)"),
+        Distance,
         ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most"),
     ),
     responses(

@@ -16,14 +16,13 @@ use axum::{Json, Router};
 use futures_util::Stream;
 use serde::Serialize;
 use tokio::sync::broadcast;
-use udaconnect_core::auth::Action;
 use udaconnect_core::clock::{Clock, SystemClock};
 use udaconnect_core::model::Location;
 use udaconnect_core::time::{format_utc, to_micros};
 use udaconnect_core::venue::Venue;
 use udaconnect_core::Error;
 
-use crate::access::{rule, On};
+use crate::access::ruled;
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::Params;
 use crate::metrics::Metrics;
@@ -69,24 +68,13 @@ impl Live {
 }
 
 pub fn routes(live: Arc<Live>) -> Router {
-    Router::new()
-        .route(
-            "/api/live/stream",
-            rule(Action::LiveStream, On::Service, get(stream)),
-        )
-        .route(
-            "/api/live/positions",
-            rule(Action::LivePositions, On::Service, get(positions)),
-        )
-        .route(
-            "/api/live/heat",
-            rule(Action::LiveHeat, On::Service, get(heat)),
-        )
-        .route(
-            "/api/venue",
-            rule(Action::GetVenue, On::Service, get(venue)),
-        )
-        .with_state(live)
+    ruled![
+        "/api/live/stream" => LiveStream on Service: get(stream),
+        "/api/live/positions" => LivePositions on Service: get(positions),
+        "/api/live/heat" => LiveHeat on Service: get(heat),
+        "/api/venue" => GetVenue on Service: get(venue),
+    ]
+    .with_state(live)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -4,15 +4,21 @@
 //! - [`memory`]: the in-memory index engine; [`store`]: the engines that read the store.
 //! - [`answer`]: answers written as JSON directly (streamed connection answers, contacts).
 //! - [`http`]: connection-api's HTTP handlers (connection, contacts, summary).
+//! - [`consent`]: what an attendee may see of the people they met (names, handles, e-mails).
+//! - [`reveal`]: asking to exchange e-mail addresses, hiding a contact, and their list.
+//! - [`evidence`]: why a contact is one: the reader's pings that matched.
 //! - [`limits`]: how many heavy queries run and wait, their deadline, the answer size.
 //! - [`live`]: the venue live (server-sent events, positions, heat) and the venue plan.
 //! - [`workers`]: the threads (rayon's pool) the index splits its work over.
 
 pub mod answer;
+pub mod consent;
 pub mod engine;
+pub mod evidence;
 pub mod http;
 pub mod limits;
 pub mod live;
 pub mod memory;
+pub mod reveal;
 pub mod store;
 pub mod workers;

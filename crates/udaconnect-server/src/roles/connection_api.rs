@@ -5,6 +5,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use udaconnect_core::consent::HandleKey;
 use udaconnect_core::contact::Point;
 use udaconnect_core::index::ContactIndex;
 use udaconnect_core::model::Location;
@@ -21,6 +22,7 @@ use crate::query::live::{self, Live};
 use crate::query::memory::MemoryEngine;
 use crate::query::store::StoreEngine;
 use crate::query::workers::RayonWorkers;
+use crate::retention::Retention;
 use crate::roles::{Readiness, Role, RunningRole};
 use crate::wiring::backends::LogUrl;
 use crate::wiring::context::{Context, Mode};
@@ -129,6 +131,17 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
                 role.tasks
                     .push(tokio::spawn(async move { Ok(follower.await?) }));
                 if engine == EngineKind::Memory {
+                    // The index following the topic drops old pings as the store does.
+                    if let Some(mut job) =
+                        Retention::new(&ctx.options.retention, ctx.metrics.clone())
+                    {
+                        job.index = Some(ctx.index.clone());
+                        let (every, stop) = (ctx.options.retention.every, ctx.stop.clone());
+                        role.tasks.push(tokio::spawn(async move {
+                            job.run(every, stop).await;
+                            Ok(())
+                        }));
+                    }
                     role.checks.push((
                         Readiness::ContactIndex,
                         ops::check(move || {
@@ -148,12 +161,32 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
             }
         }
     };
+    // Requests to exchange e-mail addresses are mailed through the log: the process's own in
+    // `serve`, Kafka apart (an embedded log belongs to the one process that writes it).
+    let log = match ctx.mode {
+        Mode::Together => Some(ctx.log(ROLE)?),
+        Mode::Apart if matches!(ctx.log_url(), Some(LogUrl::Kafka(_))) => Some(ctx.log(ROLE)?),
+        Mode::Apart => {
+            tracing::warn!("no Kafka log: requests to exchange e-mail addresses are not mailed");
+            None
+        }
+    };
+    // Every connection-api of a deployment makes the same handles from the shared key; a
+    // process without one makes its own, good while it runs.
+    let handles = match ctx.auth.gateway_key() {
+        Some(key) => HandleKey::new(&key.derive("contact handles"))?,
+        None => HandleKey::random()?,
+    };
     role.router = routes(Arc::new(ConnectionApi {
         engine,
         persons,
         metrics: ctx.metrics.clone(),
         limiter: QueryLimiter::new(ctx.options.edge.query.clone(), ctx.metrics.clone()),
         auth: ctx.auth.clone(),
+        locations: stores.locations.clone(),
+        log,
+        handles,
+        public_url: ctx.options.signin.public_url.clone().unwrap_or_default(),
     }));
     if live_view {
         role.router = role.router.merge(live::routes(live));

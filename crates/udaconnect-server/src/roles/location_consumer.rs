@@ -7,8 +7,9 @@ use crate::consume::consumer::LocationConsumer;
 use crate::consume::dlq;
 use crate::consume::health::ConsumerHealth;
 use crate::http::ops;
+use crate::retention::Retention;
 use crate::roles::{location_store_and_log, Readiness, Role, RunningRole};
-use crate::wiring::context::Context;
+use crate::wiring::context::{Context, Mode};
 
 pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     const ROLE: Role = Role::LocationConsumer;
@@ -51,5 +52,30 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         depth.await;
         Ok(())
     }));
+    // Apart, this role removes old pings from the store it writes, and has the broker
+    // delete old records; in `serve` the process's one job does both.
+    let retention = &ctx.options.retention;
+    if let (Mode::Apart, Some(mut job), Some(keep)) = (
+        ctx.mode,
+        Retention::new(retention, ctx.metrics.clone()),
+        retention.keep,
+    ) {
+        job.store = Some(stores.locations.clone());
+        let (every, stop) = (retention.every, ctx.stop.clone());
+        role.tasks.push(tokio::spawn(async move {
+            job.run(every, stop).await;
+            Ok(())
+        }));
+        #[cfg(feature = "kafka")]
+        if let Some(crate::wiring::backends::LogUrl::Kafka(url)) = ctx.log_url() {
+            let set = crate::retention::set_kafka_retention(url.clone(), keep, ctx.stop.clone());
+            role.tasks.push(tokio::spawn(async move {
+                set.await;
+                Ok(())
+            }));
+        }
+        #[cfg(not(feature = "kafka"))]
+        let _ = keep;
+    }
     Ok(Some(role))
 }

@@ -5,22 +5,25 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::auth::{Action, AddressSlot, Email, EmailChange, Principal, TokenSecret};
+use udaconnect_core::auth::{AddressSlot, EmailChange};
 use udaconnect_core::mail::{MailKind, MailRequest};
-use udaconnect_core::{Error, Result};
+use udaconnect_core::Error;
 
-use super::http::{ConfirmQuery, SignInApi};
-use super::{mail_key, page, WindowLimiter, TOKEN_PLACEHOLDER, VERIFY_PATH};
-use crate::access::{rule, Caller, On};
-use crate::http::guard::{post_json, put_json};
-use crate::http::openapi::{email_schema, BodyProblems};
-use crate::http::problem::{ApiResult, Problem};
+use super::http::{body_email, SignInApi};
+use super::page::{self, link_page, LinkRefusals, VERIFY};
+use super::{mail_key, WindowLimiter, TOKEN_PLACEHOLDER, VERIFY_PATH};
+use crate::access::{ruled, Caller, Own, OwnApi};
+use crate::http::guard::json;
+use crate::http::openapi::{
+    email_schema, response_set, BodyProblems, MalformedJson, NoManageScope, Unauthenticated,
+};
+use crate::http::problem::{ApiResult, Problem, PROBLEM_JSON};
 use crate::http::JsonBody;
 
 /// Verification links one account may ask for within [`LIMIT_WINDOW`]: each is a mail to an
@@ -34,6 +37,10 @@ pub struct AddressApi {
     per_account: WindowLimiter,
 }
 
+impl OwnApi for AddressApi {
+    const NO_ONE: &'static str = NO_ADDRESSES;
+}
+
 impl AddressApi {
     pub fn new(signin: Arc<SignInApi>) -> Arc<AddressApi> {
         Arc::new(AddressApi {
@@ -44,34 +51,17 @@ impl AddressApi {
 }
 
 pub fn routes(api: Arc<AddressApi>) -> Router {
-    Router::new()
-        .route(
-            "/api/me/email",
-            rule(Action::ChangeEmail, On::MyAccount, post_json(change_email)),
-        )
-        .route(
-            "/api/me/secondary-email",
-            rule(
-                Action::AddSecondaryEmail,
-                On::MyAccount,
-                put_json(set_secondary_email),
-            )
-            .merge(rule(
-                Action::AddSecondaryEmail,
-                On::MyAccount,
-                delete(remove_secondary_email),
-            )),
-        )
-        .route(
-            VERIFY_PATH,
-            rule(Action::ConfirmEmail, On::Service, get(verify_page)).merge(rule(
-                Action::ConfirmEmail,
-                On::Service,
-                post(verify),
-            )),
-        )
-        .with_state(api)
+    ruled![
+        "/api/me/email" => ChangeEmail on MyAccount: json(post(change_email)),
+        SECONDARY => AddSecondaryEmail on MyAccount: json(put(set_secondary_email)),
+        SECONDARY => AddSecondaryEmail on MyAccount: delete(remove_secondary_email),
+        VERIFY_PATH => ConfirmEmail on Service: get(verify_page),
+        VERIFY_PATH => ConfirmEmail on Service: post(verify),
+    ]
+    .with_state(api)
 }
+
+const SECONDARY: &str = "/api/me/secondary-email";
 
 /// Body of `POST /api/me/email` and `PUT /api/me/secondary-email`.
 #[derive(utoipa::ToSchema)]
@@ -89,25 +79,21 @@ pub struct VerificationSent {
     status: String,
 }
 
-fn signed(caller: &Caller) -> Result<Principal> {
-    caller
-        .principal()
-        .copied()
-        .ok_or_else(|| Error::Unauthenticated("sign in to change your addresses".into()))
-}
+/// More address changes for this account than [`PER_ACCOUNT`] within [`LIMIT_WINDOW`].
+#[derive(utoipa::IntoResponses)]
+#[response(status = 429, description = "Over 5 address changes for this account in 15 minutes", content_type = PROBLEM_JSON,
+    headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))]
+#[allow(dead_code)]
+struct TooManyChanges(Problem);
 
-/// The address of the body.
-fn body_email(body: &serde_json::Value) -> Result<Email> {
-    match body.as_object().map(|o| o.get("email")) {
-        None => Err(Error::bad_request(
-            "body",
-            r#"must be a JSON object ({"email": ...})"#,
-        )),
-        Some(None | Some(serde_json::Value::Null)) => Err(Error::invalid("email", "is required")),
-        Some(Some(serde_json::Value::String(s))) => Email::parse(s),
-        Some(Some(_)) => Err(Error::bad_request("email", "must be a string")),
-    }
-}
+response_set!(
+    /// What asking for an address may answer besides its own checks.
+    AddressChangeProblems =
+        MalformedJson, Unauthenticated, NoManageScope, TooManyChanges, BodyProblems
+);
+
+/// What these handlers answer a caller who is no one (`--auth off`).
+const NO_ADDRESSES: &str = "sign in to change your addresses";
 
 /// Records the change and queues the mail whose link applies it.
 async fn request(
@@ -116,7 +102,7 @@ async fn request(
     body: &serde_json::Value,
     slot: AddressSlot,
 ) -> ApiResult<Response> {
-    let p = signed(caller)?;
+    let p = caller.signed(NO_ADDRESSES)?;
     let email = body_email(body)?;
     let store = &api.signin.accounts;
     let account = store
@@ -177,68 +163,58 @@ async fn request(
     Ok((StatusCode::ACCEPTED, Json(sent)).into_response())
 }
 
-/// Change the caller's primary address.
-///
-/// Mails a link to the new address; the account keeps its address until the link is
-/// followed (and confirmed on the page it opens). Whether another account has the address is
-/// told only then (409), not to whoever asks here. At most 5 per account in 15 minutes.
-#[utoipa::path(post, path = "/api/me/email", tag = "me",
-    request_body = AddressBody,
-    responses(
-        (status = 202, description = "A link is on its way to the new address", body = VerificationSent),
-        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No email, not an address, or the account's address already", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over 5 address changes for this account in 15 minutes", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
-        BodyProblems,
-    ))]
-pub async fn change_email(
-    State(api): State<Arc<AddressApi>>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Response> {
-    request(&api, &caller, &body, AddressSlot::Primary).await
+/// An operation that asks for an address: the two differ only in the slot they fill and
+/// what their answers say.
+macro_rules! ask_for_address {
+    ($(#[$doc:meta])* $method:ident $path:literal, $name:ident, $slot:ident, $sent:literal, $already:literal) => {
+        $(#[$doc])*
+        #[utoipa::path($method, path = $path, tag = "me",
+            request_body = AddressBody,
+            responses(
+                (status = 202, description = $sent, body = VerificationSent),
+                (status = 422, description = $already, body = Problem, content_type = "application/problem+json"),
+                AddressChangeProblems,
+            ))]
+        pub async fn $name(
+            State(api): State<Arc<AddressApi>>,
+            caller: Caller,
+            JsonBody(body): JsonBody,
+        ) -> ApiResult<Response> {
+            request(&api, &caller, &body, AddressSlot::$slot).await
+        }
+    };
 }
 
-/// Set the caller's secondary address.
-///
-/// Mails a link to the address; it becomes the account's secondary address once the link is
-/// followed. At most 5 address changes per account in 15 minutes.
-#[utoipa::path(put, path = "/api/me/secondary-email", tag = "me",
-    request_body = AddressBody,
-    responses(
-        (status = 202, description = "A link is on its way to the address", body = VerificationSent),
-        (status = 400, description = "Malformed JSON or wrong types", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No email, not an address, or the account's secondary address already", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over 5 address changes for this account in 15 minutes", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
-        BodyProblems,
-    ))]
-pub async fn set_secondary_email(
-    State(api): State<Arc<AddressApi>>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Response> {
-    request(&api, &caller, &body, AddressSlot::Secondary).await
-}
+ask_for_address!(
+    /// Change the caller's primary address.
+    ///
+    /// Mails a link to the new address; the account keeps its address until the link is
+    /// followed (and confirmed on the page it opens). Whether another account has the address is
+    /// told only then (409), not to whoever asks here. At most 5 per account in 15 minutes.
+    post "/api/me/email", change_email, Primary,
+    "A link is on its way to the new address",
+    "No email, not an address, or the account's address already"
+);
+
+ask_for_address!(
+    /// Set the caller's secondary address.
+    ///
+    /// Mails a link to the address; it becomes the account's secondary address once the link is
+    /// followed. At most 5 address changes per account in 15 minutes.
+    put "/api/me/secondary-email", set_secondary_email, Secondary,
+    "A link is on its way to the address",
+    "No email, not an address, or the account's secondary address already"
+);
 
 /// Remove the caller's secondary address.
 #[utoipa::path(delete, path = "/api/me/secondary-email", tag = "me",
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "No credential, or one that signs no one in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A device token, or a token without the manage scope", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
+        NoManageScope,
         (status = 404, description = "The account has no secondary address", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn remove_secondary_email(
-    State(api): State<Arc<AddressApi>>,
-    caller: Caller,
-) -> ApiResult<StatusCode> {
-    let p = signed(&caller)?;
+pub async fn remove_secondary_email(Own(api, p): Own<AddressApi>) -> ApiResult<StatusCode> {
     if !api
         .signin
         .accounts
@@ -255,29 +231,14 @@ pub async fn remove_secondary_email(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The page an address's verification link opens.
-///
-/// Shows a button that confirms the address (a POST); opening the page uses nothing up.
-#[utoipa::path(get, path = "/auth/verify-email", tag = "me",
-    params(
-        ("token" = String, Query, description = "The token of the verification link (`uc_` and 43 characters)",
-            pattern = r"^uc_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$", example = "uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-    ),
-    responses(
-        (status = 200, description = "The page with the confirm button", body = String, content_type = "text/html"),
-        (status = 400, description = "No token, or not a token of a link", body = String, content_type = "text/html"),
-    ))]
-pub async fn verify_page(
-    query: std::result::Result<Query<ConfirmQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    match query.ok().and_then(|Query(q)| TokenSecret::parse(&q.token)) {
-        Some(token) => page::verify(&token),
-        None => page::verify_refused(StatusCode::BAD_REQUEST, NOT_A_LINK),
-    }
-}
-
-const NOT_A_LINK: &str =
-    "This address is not a verification link: copy the whole link from the mail.";
+link_page!(
+    /// The page an address's verification link opens.
+    ///
+    /// Shows a button that confirms the address (a POST); opening the page uses nothing up.
+    verify_page, "/auth/verify-email", "me", VERIFY,
+    "The token of the verification link (`uc_` and 43 characters)",
+    "The page with the confirm button"
+);
 
 /// Confirm an address with a link's token.
 ///
@@ -287,21 +248,11 @@ const NOT_A_LINK: &str =
     request_body(content = crate::signin::http::ConfirmForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The address is the account's", body = String, content_type = "text/html"),
-        (status = 400, description = "No token, or not a token of a link", body = String, content_type = "text/html"),
-        (status = 403, description = "Sent from another site's page", body = String, content_type = "text/html"),
         (status = 409, description = "Another account has this address", body = String, content_type = "text/html"),
-        (status = 410, description = "The link was used before, has expired, or is unknown", body = String, content_type = "text/html"),
-        (status = 503, description = "The account store does not answer; the link still works", body = String, content_type = "text/html"),
+        LinkRefusals,
     ))]
 pub async fn verify(State(api): State<Arc<AddressApi>>, request: Request) -> Response {
-    let token = match page::posted_token(
-        request,
-        page::verify_refused,
-        "This confirmation was sent from another site. Open the link from your mail instead.",
-        NOT_A_LINK,
-    )
-    .await
-    {
+    let token = match VERIFY.posted(request).await {
         Ok(t) => t,
         Err(refused) => return refused,
     };
@@ -313,11 +264,11 @@ pub async fn verify(State(api): State<Arc<AddressApi>>, request: Request) -> Res
             tracing::info!(account = account.id, "address confirmed");
             page::verified()
         }
-        Ok(None) => page::verify_refused(
+        Ok(None) => VERIFY.refuse(
             StatusCode::GONE,
             "This link was used before, has expired, or is not known.",
         ),
-        Err(Error::Conflict(_)) => page::verify_refused(
+        Err(Error::Conflict(_)) => VERIFY.refuse(
             StatusCode::CONFLICT,
             "Another UdaConnect account signs in with this address, so yours cannot use it.",
         ),

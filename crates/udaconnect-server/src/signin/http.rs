@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,17 +13,18 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use udaconnect_core::auth::{
-    Account, Action, Email, NewAccount, NewSession, Role, TokenSecret, SESSION_COOKIE,
+    Account, Email, NewAccount, NewSession, Role, TokenSecret, SESSION_COOKIE,
 };
 use udaconnect_core::mail::MailKind;
 use udaconnect_core::model::NewPerson;
 use udaconnect_core::ports::{DynAccountStore, DynLog, DynPersonStore};
 use udaconnect_core::{Error, Result};
 
-use super::{page, send_link, SignInSettings, WindowLimiter, CONFIRM_PATH, SESSION_TTL};
+use super::page::{self, link_page, LinkRefusals, SIGN_IN};
+use super::{send_link, SignInSettings, WindowLimiter, CONFIRM_PATH, SESSION_TTL};
 use crate::access::authenticate::cookie;
-use crate::access::{rule, Authenticator, Caller, On};
-use crate::http::guard::{post_json, too_many, ClientAddr};
+use crate::access::{ruled, Authenticator, Caller};
+use crate::http::guard::{json, too_many, ClientAddr};
 use crate::http::openapi::{email_schema, token_schema, BodyProblems, MalformedJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::JsonBody;
@@ -187,28 +188,14 @@ impl SignInApi {
 }
 
 pub fn routes(api: Arc<SignInApi>) -> Router {
-    Router::new()
-        .route(
-            "/api/auth/login",
-            rule(Action::RequestSignIn, On::Service, post_json(login)),
-        )
-        .route(
-            "/api/auth/demo",
-            rule(Action::DemoSignIn, On::Service, get(demo)),
-        )
-        .route(
-            "/api/auth/logout",
-            rule(Action::SignOut, On::Service, post(logout)),
-        )
-        .route(
-            CONFIRM_PATH,
-            rule(Action::ConfirmSignIn, On::Service, get(confirm_page)).merge(rule(
-                Action::ConfirmSignIn,
-                On::Service,
-                post(confirm),
-            )),
-        )
-        .with_state(api)
+    ruled![
+        "/api/auth/login" => RequestSignIn on Service: json(post(login)),
+        "/api/auth/demo" => DemoSignIn on Service: get(demo),
+        "/api/auth/logout" => SignOut on Service: post(logout),
+        CONFIRM_PATH => ConfirmSignIn on Service: get(confirm_page),
+        CONFIRM_PATH => ConfirmSignIn on Service: post(confirm),
+    ]
+    .with_state(api)
 }
 
 /// The answer to every accepted sign-in request.
@@ -252,7 +239,7 @@ pub async fn login(State(api): State<Arc<SignInApi>>, request: Request) -> Respo
         Ok(JsonBody(b)) => b,
         Err(refused) => return refused,
     };
-    let email = match login_email(&body) {
+    let email = match body_email(&body) {
         Ok(e) => e,
         Err(e) => return crate::http::problem::ApiError(e).into_response(),
     };
@@ -360,8 +347,8 @@ fn not_offered(detail: &str) -> Response {
     .into_response()
 }
 
-/// The address of a sign-in request's body.
-fn login_email(body: &serde_json::Value) -> Result<Email> {
+/// The address of a body (`{"email": ...}`): a sign-in request's, or an address change's.
+pub(super) fn body_email(body: &serde_json::Value) -> Result<Email> {
     match body.as_object().map(|o| o.get("email")) {
         None => Err(Error::bad_request(
             "body",
@@ -379,30 +366,15 @@ pub struct ConfirmQuery {
     pub(crate) token: String,
 }
 
-/// The page a sign-in link opens.
-///
-/// Shows a button that signs in (a POST); opening the page uses nothing up, so a mail scanner
-/// that fetches the link leaves it working. HTML, no script.
-#[utoipa::path(get, path = "/auth/confirm", tag = "sign-in",
-    params(
-        ("token" = String, Query, description = "The token of the sign-in link (`uc_` and 43 characters)",
-            pattern = r"^uc_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$", example = "uc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-    ),
-    responses(
-        (status = 200, description = "The page with the sign-in button", body = String, content_type = "text/html"),
-        (status = 400, description = "No token, or not a token of a link", body = String, content_type = "text/html"),
-    ))]
-pub async fn confirm_page(
-    query: Result<Query<ConfirmQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    match query.ok().and_then(|Query(q)| TokenSecret::parse(&q.token)) {
-        Some(token) => page::confirm(&token),
-        None => page::refused(
-            StatusCode::BAD_REQUEST,
-            "This address is not a sign-in link: copy the whole link from the mail.",
-        ),
-    }
-}
+link_page!(
+    /// The page a sign-in link opens.
+    ///
+    /// Shows a button that signs in (a POST); opening the page uses nothing up, so a mail scanner
+    /// that fetches the link leaves it working. HTML, no script.
+    confirm_page, "/auth/confirm", "sign-in", SIGN_IN,
+    "The token of the sign-in link (`uc_` and 43 characters)",
+    "The page with the sign-in button"
+);
 
 /// Body of `POST /auth/confirm` (a form).
 #[derive(utoipa::ToSchema)]
@@ -423,21 +395,11 @@ pub struct ConfirmForm {
     responses(
         (status = 303, description = "Signed in: the session cookie is set; to /",
             headers(("Set-Cookie" = String, description = "uc_session=...; HttpOnly; SameSite=Lax; Path=/"))),
-        (status = 400, description = "No token, or not a token of a link", body = String, content_type = "text/html"),
-        (status = 403, description = "Sent from another site's page", body = String, content_type = "text/html"),
-        (status = 410, description = "The link was used before, has expired, or is unknown", body = String, content_type = "text/html"),
-        (status = 503, description = "The account store does not answer; the link still works", body = String, content_type = "text/html"),
+        LinkRefusals,
     ))]
 pub async fn confirm(State(api): State<Arc<SignInApi>>, request: Request) -> Response {
     let headers = request.headers().clone();
-    let token = match page::posted_token(
-        request,
-        page::refused,
-        "This sign-in was sent from another site. Open the link from your mail instead.",
-        "This address is not a sign-in link: copy the whole link from the mail.",
-    )
-    .await
-    {
+    let token = match SIGN_IN.posted(request).await {
         Ok(t) => t,
         Err(refused) => return refused,
     };
@@ -461,7 +423,7 @@ pub async fn confirm(State(api): State<Arc<SignInApi>>, request: Request) -> Res
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        Ok(None) => page::refused(
+        Ok(None) => SIGN_IN.refuse(
             StatusCode::GONE,
             "This sign-in link was used before, has expired, or is not known.",
         ),

@@ -79,6 +79,8 @@ pub struct Options {
     pub edge: EdgeSettings,
     /// `serve`: how long the embedded log keeps records already stored.
     pub log_retention: LogRetention,
+    /// How long pings are kept anywhere (`--retention`), and the job's clock.
+    pub retention: crate::retention::RetentionSettings,
     /// mailer: where and how mail is sent.
     pub mail: crate::mail::MailSettings,
     /// tracker-mqtt: its broker.

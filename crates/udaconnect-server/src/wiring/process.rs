@@ -175,6 +175,7 @@ impl Application {
         );
         plan.grpc = settings.grpc;
         plan.options.log_retention = settings.log_retention;
+        plan.options.retention = settings.retention;
         plan.options.mail = settings.mail;
         plan.options.mqtt = settings.mqtt;
         plan.demo_attendees = settings.demo.then_some(settings.demo_attendees);
@@ -230,6 +231,7 @@ impl Application {
         plan.options.mail = settings.mail;
         plan.options.mqtt = settings.mqtt;
         plan.options.service_token = settings.service_token;
+        plan.options.retention = settings.retention;
         plan.gateway = match settings.gateway_key {
             Some(key) if role == Role::Web => GatewayTrust::Signs(key),
             Some(key) => GatewayTrust::Behind(key),
@@ -670,6 +672,17 @@ async fn run_roles(
         {
             let log = stack.embedded_log.clone();
             servers.push(tokio::spawn(retention::run(log, accept.clone()).map(Ok)));
+        }
+        // `serve`: one job over the store, the index and the log (roles apart run their own).
+        if let (Some(mut job), Backends::Embedded(stack)) = (
+            crate::retention::Retention::new(&ctx.options.retention, metrics.clone()),
+            &ctx.backends,
+        ) {
+            job.store = Some(stack.locations.clone());
+            job.index = Some(ctx.index.clone());
+            job.log = Some(stack.embedded_log.clone());
+            let every = ctx.options.retention.every;
+            servers.push(tokio::spawn(job.run(every, accept.clone()).map(Ok)));
         }
         if let Some(disk) = ctx.disk.clone() {
             servers.push(tokio::spawn(disk.clone().watch(accept.clone()).map(Ok)));

@@ -5,6 +5,10 @@
 //! (its committed position is past the segment): the log then holds only the newest records,
 //! and the store is the only copy of the older ones (back it up; `replay` refuses to clear it,
 //! `replay --partial` stores what the log holds over it). `location.dlq` is always kept.
+//!
+//! Retention by age (`--retention`, [`crate::retention`]) deletes segments too, those whose
+//! records are all older than its cut, and never past the same committed position: with
+//! `keep` the log then holds what `--retention` allows, with `stored` the least of the two.
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::access::AuthMode;
 use crate::http::edge::EdgeSettings;
 use crate::ingest::trackers::mqtt::MqttSettings;
+use crate::retention::RetentionSettings;
 use crate::roles::connection_api::EngineKind;
 use crate::roles::Role;
 use crate::signin::SignInSettings;
@@ -27,6 +28,8 @@ pub struct ServeSettings {
     pub grpc: GrpcListen,
     /// How long the log keeps records already stored.
     pub log_retention: LogRetention,
+    /// How long pings are kept (`--retention`; default: for ever).
+    pub retention: RetentionSettings,
     /// The mailer: SMTP, or `.eml` files under the data directory.
     pub mail: crate::mail::MailSettings,
     /// tracker-mqtt's broker: the role runs only when one is given.
@@ -50,6 +53,8 @@ pub struct RoleSettings {
     pub mail: crate::mail::MailSettings,
     /// tracker-mqtt: its broker (required there, unused by the other roles).
     pub mqtt: Option<MqttSettings>,
+    /// location-consumer, connection-api's index: how long pings are kept.
+    pub retention: RetentionSettings,
     /// What the role presents to person-api when it looks persons up (an organizer's token),
     /// needed there when person-api runs with `--auth on`.
     pub service_token: Option<udaconnect_core::auth::TokenSecret>,

@@ -285,10 +285,10 @@ mod tests {
         // Created by this open, but what follows fills it as a consumer would have.
         stack.location_store_missing = false;
         // Sealed, as ingest writes them: the ids are read inside the envelopes.
-        let keys = stack.keys.for_sealing(&[1]).await.unwrap();
+        let keys = stack.keys.for_sealing(LOCATION_TOPIC, &[1]).await.unwrap();
         let now = SystemClock.now();
         let sealed = (0..records)
-            .map(|o| keys.seal(&location(100 + o as i64), None, now, LOCATION_TOPIC))
+            .map(|o| keys.seal(&location(100 + o as i64), None, now))
             .collect::<udaconnect_core::Result<_>>()
             .unwrap();
         stack.log.append(LOCATION_TOPIC, sealed).await.unwrap();

@@ -21,6 +21,7 @@ pub fn demo_settings(data_dir: &Path, http: HttpSettings, attendees: u32) -> Ser
         mail: Default::default(),
         mqtt: None,
         log_retention: Default::default(),
+        retention: Default::default(),
     }
 }
 
@@ -73,6 +74,7 @@ async fn spawn_app_on(demo: bool, http: HttpSettings) -> TestApp {
         demo_attendees: 0,
         grpc: GrpcListen::At("127.0.0.1:0".parse().unwrap()),
         log_retention: Default::default(),
+        retention: Default::default(),
         mail: Default::default(),
         mqtt: None,
     })

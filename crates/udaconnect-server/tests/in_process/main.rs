@@ -10,5 +10,6 @@ mod edge;
 mod edge_connections;
 mod mail;
 mod remote_persons;
+mod retention;
 mod signin;
 mod trackers;

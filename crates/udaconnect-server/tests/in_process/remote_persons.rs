@@ -47,6 +47,7 @@ pub async fn person_api_apart(dir: &std::path::Path) -> Application {
         engine: Default::default(),
         mail: Default::default(),
         mqtt: None,
+        retention: Default::default(),
         service_token: None,
         gateway_key: None,
     })

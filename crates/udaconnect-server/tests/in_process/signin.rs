@@ -15,6 +15,7 @@ use udaconnect_server::signin::SignInSettings;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
 use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
 use udaconnect_testkit::accounts::issue_token;
+use udaconnect_testkit::http::json_answer;
 use udaconnect_testkit::smtp::SmtpServer;
 
 struct App {
@@ -45,6 +46,7 @@ async fn start(self_registration: bool, demo: bool) -> App {
         demo_attendees: 0,
         grpc: GrpcListen::Off,
         log_retention: Default::default(),
+        retention: Default::default(),
         mail: MailSettings {
             smtp: Some(smtp.url().parse().unwrap()),
             retry_delay: Duration::from_millis(100),
@@ -273,14 +275,7 @@ async fn the_demo_offers_links_for_an_organizer_and_an_attendee() {
 async fn the_demo_page_offers_fresh_links_to_this_machine_only() {
     let app = start(false, true).await;
     let demo = format!("{}/api/auth/demo", app.base);
-    let answer: Value = browser()
-        .get(&demo)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = json_answer(browser().get(&demo)).await;
     let links = answer["links"].as_array().unwrap();
     let roles: Vec<&str> = links.iter().map(|l| l["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["organizer", "attendee"]);
@@ -289,15 +284,12 @@ async fn the_demo_page_offers_fresh_links_to_this_machine_only() {
     let token = url.rsplit_once("token=").unwrap().1;
     let signed_in = app.confirm(token).await;
     assert_eq!(signed_in.status(), 303);
-    let me: Value = browser()
-        .get(format!("{}/api/me", app.base))
-        .header("cookie", cookie_of(&signed_in))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = json_answer(
+        browser()
+            .get(format!("{}/api/me", app.base))
+            .header("cookie", cookie_of(&signed_in)),
+    )
+    .await;
     assert_eq!(me["role"], "attendee", "{me}");
     assert_eq!(me["person"]["id"], 1, "{me}");
     // Used once: the same link does not sign in again.

@@ -16,6 +16,7 @@ use crate::accounts::{
     VERIFY_TOKEN,
 };
 use crate::addresses::USE_LINK;
+use crate::choices::ChoiceRow;
 use crate::sessions::LiveSession;
 
 /// Accounts and credentials in tables `account`, `account_token`, `account_session` and
@@ -243,6 +244,21 @@ impl AccountDb for PostgresAccounts {
 
     async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>> {
         self.read(&sql, args).await?.iter().map(device).collect()
+    }
+
+    async fn choices(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<ChoiceRow>> {
+        self.read(sql, args)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    read(r.try_get(0))?,
+                    read(r.try_get(1))?,
+                    read(r.try_get(2))?,
+                    read(r.try_get(3))?,
+                ))
+            })
+            .collect()
     }
 
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>> {

@@ -60,30 +60,84 @@ fn state(person_id: PersonId, row: Option<&Row>) -> Result<KeyState> {
 #[async_trait]
 impl KeyStore for PostgresKeyStore {
     async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>> {
-        if let KeyState::Absent = self.read(person_id).await? {
-            let fresh = PersonKey::generate(person_id, 1)?;
-            let version = i32::try_from(fresh.version()).unwrap_or(i32::MAX);
-            let secret = &fresh.secret()[..];
-            // Racing creators: the first insert wins and every caller reads it back below.
-            self.pg
-                .query(
-                    "INSERT INTO person_key (person_id, version, secret) VALUES ($1, $2, $3)
-                     ON CONFLICT (person_id) DO NOTHING",
-                    &[&person_id, &version, &secret],
-                )
-                .await?;
+        let made = self.get_or_create_many(&[person_id]).await?;
+        Ok(made.into_iter().next().and_then(|(_, key)| key))
+    }
+
+    async fn get_or_create_many(
+        &self,
+        persons: &[PersonId],
+    ) -> Result<Vec<(PersonId, Option<PersonKey>)>> {
+        let mut keys = Vec::with_capacity(persons.len());
+        let mut fresh = Vec::new();
+        for (person_id, found) in self.get_many(persons).await? {
+            match found {
+                KeyState::Live(key) => keys.push((person_id, Some(key))),
+                KeyState::Destroyed => keys.push((person_id, None)),
+                KeyState::Absent => fresh.push(PersonKey::generate(person_id, 1)?),
+            }
         }
-        match self.read(person_id).await? {
-            KeyState::Live(key) => Ok(Some(key)),
-            KeyState::Destroyed => Ok(None),
-            KeyState::Absent => Err(Error::Internal(format!(
-                "key of person {person_id} missing after it was made"
-            ))),
+        if fresh.is_empty() {
+            return Ok(keys);
         }
+        let ids: Vec<PersonId> = fresh.iter().map(PersonKey::person_id).collect();
+        let versions: Vec<i32> = fresh
+            .iter()
+            .map(|k| i32::try_from(k.version()).unwrap_or(i32::MAX))
+            .collect();
+        let secrets: Vec<&[u8]> = fresh.iter().map(|k| &k.secret()[..]).collect();
+        // One statement for all; racing creators: the first insert wins and every caller
+        // reads it back below.
+        self.pg
+            .query(
+                "INSERT INTO person_key (person_id, version, secret)
+                 SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bytea[])
+                 ON CONFLICT (person_id) DO NOTHING",
+                &[&ids, &versions, &secrets],
+            )
+            .await?;
+        for (person_id, found) in self.get_many(&ids).await? {
+            keys.push((
+                person_id,
+                match found {
+                    KeyState::Live(key) => Some(key),
+                    KeyState::Destroyed => None,
+                    KeyState::Absent => {
+                        return Err(Error::Internal(format!(
+                            "key of person {person_id} missing after it was made"
+                        )))
+                    }
+                },
+            ));
+        }
+        Ok(keys)
     }
 
     async fn get(&self, person_id: PersonId) -> Result<KeyState> {
         self.read(person_id).await
+    }
+
+    async fn get_many(&self, persons: &[PersonId]) -> Result<Vec<(PersonId, KeyState)>> {
+        let rows = self
+            .pg
+            .query(
+                "SELECT version, secret, person_id FROM person_key WHERE person_id = ANY($1)",
+                &[&persons],
+            )
+            .await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let person_id: PersonId = row
+                .try_get(2)
+                .map_err(|e| Error::Internal(format!("person_key: {e}")))?;
+            found.insert(person_id, state(person_id, Some(row))?);
+        }
+        let mut asked = std::collections::HashSet::with_capacity(persons.len());
+        Ok(persons
+            .iter()
+            .filter(|p| asked.insert(**p))
+            .map(|&p| (p, found.remove(&p).unwrap_or(KeyState::Absent)))
+            .collect())
     }
 
     async fn destroy(&self, person_id: PersonId) -> Result<bool> {

@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 use udaconnect_core::model::{Location, LocationId, PersonId};
 use udaconnect_core::ports::{LocationScan, LocationStore, Near, NearQuery, NearTracks};
 use udaconnect_core::record::FIX_ID_BASE;
-use udaconnect_core::time::{to_micros, Window};
+use udaconnect_core::time::{to_micros, Micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::Result;
 
@@ -56,6 +56,17 @@ pub(super) fn tagged_locations<'a, T: FromSql<'a>>(
 ) -> impl Iterator<Item = Result<(T, Location), tokio_postgres::Error>> + 'a {
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, location_at(row, 1)?)))
+}
+
+/// The count a `SELECT count(*)` answered: its one row's first column (none: 0).
+fn count_of(rows: &[Row]) -> Result<u64> {
+    let n: i64 = rows
+        .first()
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(|e| pg_error(&e))?
+        .unwrap_or(0);
+    Ok(n.max(0) as u64)
 }
 
 fn locations(rows: &[Row]) -> Result<Vec<Location>> {
@@ -322,6 +333,28 @@ impl LocationStore for PostgresLocationStore {
                 &[&person],
             )
             .await?;
+        count_of(&rows)
+    }
+
+    async fn delete_before(&self, cut: Micros, limit: usize) -> Result<u64> {
+        // Ids first, oldest first, through the time index: each statement locks at most
+        // `limit` rows, and ingest's inserts never wait on it.
+        let (cut, limit) = (window_bound(cut), crate::sql_limit(limit));
+        let rows = self
+            .pg
+            .query(
+                "WITH gone AS (
+                     DELETE FROM location WHERE id IN (SELECT id FROM location
+                         WHERE creation_time < $1 ORDER BY creation_time LIMIT $2)
+                     RETURNING 1),
+                 rejected AS (
+                     DELETE FROM location_rejected WHERE id IN (SELECT id FROM location_rejected
+                         WHERE creation_time < $1 LIMIT $2)
+                     RETURNING 1)
+                 SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM rejected)",
+                &[&cut, &limit],
+            )
+            .await?;
         let n: i64 = rows
             .first()
             .map(|r| r.try_get(0))
@@ -333,13 +366,7 @@ impl LocationStore for PostgresLocationStore {
 
     async fn count(&self) -> Result<u64> {
         let rows = self.pg.query("SELECT count(*) FROM location", &[]).await?;
-        let n: i64 = rows
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(|e| pg_error(&e))?
-            .unwrap_or(0);
-        Ok(n.max(0) as u64)
+        count_of(&rows)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_person_key"),
     migration!(11, "0011_visibility"),
     migration!(12, "0012_account_changes"),
+    migration!(13, "0013_contact_choices"),
 ];
 
 /// The advisory lock key that serialises migrations ("udaconne" in ASCII). Advisory locks are

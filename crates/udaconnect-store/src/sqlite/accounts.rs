@@ -17,6 +17,7 @@ use crate::accounts::{
     VERIFY_TOKEN,
 };
 use crate::addresses::{APPLY_PRIMARY, APPLY_SECONDARY, USE_LINK};
+use crate::choices::ChoiceRow;
 use crate::sessions::LiveSession;
 
 /// The accounts, then what hangs on them.
@@ -25,10 +26,16 @@ const SCHEMA: &str = concat!(
     include_str!("../../migrations/sqlite/visibility.sql"),
 );
 /// What came after `SCHEMA`, applied once each (numbered as PostgreSQL's migrations).
-const STEPS: &[(i64, &str)] = &[(
-    12,
-    include_str!("../../migrations/sqlite/0012_account_changes.sql"),
-)];
+const STEPS: &[(i64, &str)] = &[
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_account_changes.sql"),
+    ),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_contact_choices.sql"),
+    ),
+];
 
 /// Accounts and credentials in their own SQLite file, which deletes by overwriting (see the
 /// schema).
@@ -270,6 +277,13 @@ impl AccountDb for SqliteAccounts {
 
     async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>> {
         self.rows(sql, args, device).await
+    }
+
+    async fn choices(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<ChoiceRow>> {
+        self.rows(sql.to_string(), args, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, from_micros(r.get(3)?)))
+        })
+        .await
     }
 
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>> {

@@ -34,44 +34,98 @@ fn state(person_id: PersonId, row: Option<Row>) -> Result<KeyState> {
     })
 }
 
+/// A key just made, as read back: live, or `None` when another process destroyed it first.
+fn made(person_id: PersonId, row: Option<Row>) -> Result<Option<PersonKey>> {
+    match state(person_id, row)? {
+        KeyState::Live(key) => Ok(Some(key)),
+        KeyState::Destroyed => Ok(None),
+        KeyState::Absent => Err(Error::Internal(format!(
+            "key of person {person_id} missing after it was made"
+        ))),
+    }
+}
+
+/// Each person once, in the order first asked.
+fn distinct(persons: &[PersonId]) -> Vec<PersonId> {
+    let mut seen = std::collections::HashSet::with_capacity(persons.len());
+    persons
+        .iter()
+        .copied()
+        .filter(|p| seen.insert(*p))
+        .collect()
+}
+
 #[async_trait]
 impl KeyStore for SqliteKeyStore {
     async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>> {
-        let found = self.get(person_id).await?;
-        let row = match found {
-            KeyState::Live(key) => return Ok(Some(key)),
-            KeyState::Destroyed => return Ok(None),
-            KeyState::Absent => {
-                let fresh = PersonKey::generate(person_id, 1)?;
-                self.db
-                    .write(move |c| {
-                        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        // Another handle on the file may have made it since the read: the
-                        // first one made is everyone's.
-                        tx.execute(
-                            "INSERT INTO person_key (person_id, version, secret)
-                             VALUES (?1, ?2, ?3) ON CONFLICT (person_id) DO NOTHING",
-                            params![person_id, fresh.version(), &fresh.secret()[..]],
-                        )?;
-                        let row = read_row(&tx, person_id)?;
-                        tx.commit()?;
-                        Ok(row)
-                    })
-                    .await?
+        let made = self.get_or_create_many(&[person_id]).await?;
+        Ok(made.into_iter().next().and_then(|(_, key)| key))
+    }
+
+    async fn get_or_create_many(
+        &self,
+        persons: &[PersonId],
+    ) -> Result<Vec<(PersonId, Option<PersonKey>)>> {
+        let mut keys = Vec::with_capacity(persons.len());
+        let mut fresh = Vec::new();
+        for (person_id, found) in self.get_many(persons).await? {
+            match found {
+                KeyState::Live(key) => keys.push((person_id, Some(key))),
+                KeyState::Destroyed => keys.push((person_id, None)),
+                KeyState::Absent => fresh.push(PersonKey::generate(person_id, 1)?),
             }
-        };
-        match state(person_id, row)? {
-            KeyState::Live(key) => Ok(Some(key)),
-            KeyState::Destroyed => Ok(None),
-            KeyState::Absent => Err(Error::Internal(format!(
-                "key of person {person_id} missing after it was made"
-            ))),
         }
+        if fresh.is_empty() {
+            return Ok(keys);
+        }
+        let rows = self
+            .db
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut rows = Vec::with_capacity(fresh.len());
+                for key in &fresh {
+                    // Another handle on the file may have made it since the read: the first
+                    // one made is everyone's.
+                    tx.prepare_cached(
+                        "INSERT INTO person_key (person_id, version, secret)
+                         VALUES (?1, ?2, ?3) ON CONFLICT (person_id) DO NOTHING",
+                    )?
+                    .execute(params![
+                        key.person_id(),
+                        key.version(),
+                        &key.secret()[..]
+                    ])?;
+                    rows.push((key.person_id(), read_row(&tx, key.person_id())?));
+                }
+                tx.commit()?;
+                Ok(rows)
+            })
+            .await?;
+        for (person_id, row) in rows {
+            keys.push((person_id, made(person_id, row)?));
+        }
+        Ok(keys)
     }
 
     async fn get(&self, person_id: PersonId) -> Result<KeyState> {
         let row = self.db.read(move |c| read_row(c, person_id)).await?;
         state(person_id, row)
+    }
+
+    async fn get_many(&self, persons: &[PersonId]) -> Result<Vec<(PersonId, KeyState)>> {
+        let persons = distinct(persons);
+        let rows = self
+            .db
+            .read(move |c| {
+                persons
+                    .into_iter()
+                    .map(|p| Ok((p, read_row(c, p)?)))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(p, row)| Ok((p, state(p, row)?)))
+            .collect()
     }
 
     async fn destroy(&self, person_id: PersonId) -> Result<bool> {

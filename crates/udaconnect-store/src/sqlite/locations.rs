@@ -5,7 +5,7 @@ use rusqlite::{params, Row};
 use udaconnect_core::model::{Location, LocationId, PersonId};
 use udaconnect_core::ports::{LocationScan, LocationStore};
 use udaconnect_core::record::FIX_ID_BASE;
-use udaconnect_core::time::{from_micros, to_micros, Window};
+use udaconnect_core::time::{from_micros, to_micros, Micros, Window};
 use udaconnect_core::Result;
 
 use crate::stored_coordinate;
@@ -155,6 +155,23 @@ impl LocationStore for SqliteLocationStore {
     async fn delete_person(&self, person: PersonId) -> Result<u64> {
         self.db
             .erase("DELETE FROM location WHERE person_id = ?1", person)
+            .await
+    }
+
+    async fn delete_before(&self, cut: Micros, limit: usize) -> Result<u64> {
+        let limit = crate::sql_limit(limit);
+        self.db
+            .write(move |c| {
+                // Removed pings leave no readable bytes in the file's free pages.
+                c.pragma_update(None, "secure_delete", true)?;
+                let deleted = c.execute(
+                    "DELETE FROM location WHERE id IN (SELECT id FROM location
+                     WHERE creation_time < ?1 ORDER BY creation_time LIMIT ?2)",
+                    params![cut, limit],
+                );
+                c.pragma_update(None, "secure_delete", false)?;
+                Ok(deleted? as u64)
+            })
             .await
     }
 

@@ -1,17 +1,33 @@
 //! What an account changes of itself (its sessions, its addresses) and what an admin changes
 //! of it (its role), on every engine.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use udaconnect_core::auth::{
     AddressSlot, Email, EmailChange, NewSession, Role, SessionInfo, TokenSecret,
 };
+use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::ErrorCode;
 
-use super::accounts::{new_account, new_token, t0};
+use super::accounts::{attendee, create, new_account, new_token, t0};
 use super::StoreEngine;
 
 fn email(address: &str) -> Email {
     Email::parse(address).unwrap()
+}
+
+/// Records `change` at [`t0`] and issues its link, valid until `until`.
+async fn change_link(
+    store: &DynAccountStore,
+    change: EmailChange,
+    until: DateTime<Utc>,
+) -> TokenSecret {
+    let (key, address) = (change.key.clone(), change.email.clone());
+    store.request_email_change(change, t0()).await.unwrap();
+    store
+        .issue_email_link(&key, &address, until, t0())
+        .await
+        .unwrap()
+        .expect("a link to the recorded change")
 }
 
 /// Sessions are listed (live ones, oldest first, the asking one marked) and ended by their
@@ -19,20 +35,8 @@ fn email(address: &str) -> Email {
 pub async fn sessions_are_listed_and_ended_by_number<E: StoreEngine>() {
     let stores = E::open().await;
     let store = stores.accounts();
-    let ana = store
-        .create_account(
-            new_account(Role::Attendee, Some(10), Some("ana@example.org")),
-            t0(),
-        )
-        .await
-        .unwrap();
-    let ben = store
-        .create_account(
-            new_account(Role::Attendee, Some(20), Some("ben@example.org")),
-            t0(),
-        )
-        .await
-        .unwrap();
+    let ana = attendee(&store, 10, "ana@example.org").await;
+    let ben = attendee(&store, 20, "ben@example.org").await;
     let until = t0() + TimeDelta::days(1);
     let long_agent = format!("Firefox\u{7}/{}", "9".repeat(300));
     let laptop = store
@@ -149,20 +153,8 @@ pub async fn sessions_are_listed_and_ended_by_number<E: StoreEngine>() {
 pub async fn address_changes_apply_once_by_link<E: StoreEngine>() {
     let stores = E::open().await;
     let store = stores.accounts();
-    let ana = store
-        .create_account(
-            new_account(Role::Attendee, Some(10), Some("ana@example.org")),
-            t0(),
-        )
-        .await
-        .unwrap();
-    let ben = store
-        .create_account(
-            new_account(Role::Attendee, Some(20), Some("ben@example.org")),
-            t0(),
-        )
-        .await
-        .unwrap();
+    let ana = attendee(&store, 10, "ana@example.org").await;
+    let ben = attendee(&store, 20, "ben@example.org").await;
     let change = |key: &str, account: i64, address: &str, slot| EmailChange {
         key: key.into(),
         account,
@@ -255,23 +247,17 @@ pub async fn address_changes_apply_once_by_link<E: StoreEngine>() {
         .is_none());
 
     // Ben asks for Ana's address (in another case): refused when followed, link kept.
-    store
-        .request_email_change(
-            change(
-                "verify_email:b",
-                ben.id,
-                "ANA@new.example.org",
-                AddressSlot::Primary,
-            ),
-            t0(),
-        )
-        .await
-        .unwrap();
-    let taken = store
-        .issue_email_link("verify_email:b", &email("ANA@new.example.org"), until, t0())
-        .await
-        .unwrap()
-        .unwrap();
+    let taken = change_link(
+        &store,
+        change(
+            "verify_email:b",
+            ben.id,
+            "ANA@new.example.org",
+            AddressSlot::Primary,
+        ),
+        until,
+    )
+    .await;
     let refused = store.confirm_email_change(&taken, at).await.unwrap_err();
     assert_eq!(refused.code(), ErrorCode::Conflict, "{refused}");
     assert_eq!(
@@ -279,28 +265,17 @@ pub async fn address_changes_apply_once_by_link<E: StoreEngine>() {
         Some(email("ben@example.org"))
     );
     // Once Ana moves on, Ben's link (still unused) works.
-    let ana_moves = store
-        .request_email_change(
-            change(
-                "verify_email:c",
-                ana.id,
-                "ana@third.example.org",
-                AddressSlot::Primary,
-            ),
-            t0(),
-        )
-        .await;
-    ana_moves.unwrap();
-    let third = store
-        .issue_email_link(
+    let third = change_link(
+        &store,
+        change(
             "verify_email:c",
-            &email("ana@third.example.org"),
-            until,
-            t0(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+            ana.id,
+            "ana@third.example.org",
+            AddressSlot::Primary,
+        ),
+        until,
+    )
+    .await;
     store
         .confirm_email_change(&third, at)
         .await
@@ -314,28 +289,17 @@ pub async fn address_changes_apply_once_by_link<E: StoreEngine>() {
     assert_eq!(ben_now.email, Some(email("ANA@new.example.org")));
 
     // A secondary address: set by its link, primary untouched, then removed.
-    store
-        .request_email_change(
-            change(
-                "verify_email:d",
-                ben.id,
-                "ben@home.example.org",
-                AddressSlot::Secondary,
-            ),
-            t0(),
-        )
-        .await
-        .unwrap();
-    let second = store
-        .issue_email_link(
+    let second = change_link(
+        &store,
+        change(
             "verify_email:d",
-            &email("ben@home.example.org"),
-            until,
-            t0(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+            ben.id,
+            "ben@home.example.org",
+            AddressSlot::Secondary,
+        ),
+        until,
+    )
+    .await;
     let with_second = store
         .confirm_email_change(&second, at)
         .await
@@ -377,13 +341,11 @@ pub async fn address_changes_apply_once_by_link<E: StoreEngine>() {
 pub async fn role_changes_revoke_tokens_above_the_role<E: StoreEngine>() {
     let stores = E::open().await;
     let store = stores.accounts();
-    let cy = store
-        .create_account(
-            new_account(Role::Admin, Some(30), Some("cy@example.org")),
-            t0(),
-        )
-        .await
-        .unwrap();
+    let cy = create(
+        &store,
+        new_account(Role::Admin, Some(30), Some("cy@example.org")),
+    )
+    .await;
     let admin_token = store
         .create_token(new_token(&cy, "admin"), t0())
         .await

@@ -40,7 +40,7 @@ pub fn new_token(account: &Account, name: &str) -> NewToken {
     }
 }
 
-async fn create(store: &DynAccountStore, new: NewAccount) -> Account {
+pub(super) async fn create(store: &DynAccountStore, new: NewAccount) -> Account {
     store
         .create_account(new, t0())
         .await
@@ -53,7 +53,7 @@ async fn issue(store: &DynAccountStore, token: NewToken) -> Issued<TokenInfo> {
 }
 
 /// An attendee's account for `person`, at `address`.
-async fn attendee(store: &DynAccountStore, person: i64, address: &str) -> Account {
+pub(super) async fn attendee(store: &DynAccountStore, person: i64, address: &str) -> Account {
     create(
         store,
         new_account(Role::Attendee, Some(person), Some(address)),

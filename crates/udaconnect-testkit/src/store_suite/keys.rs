@@ -75,3 +75,52 @@ pub async fn destroyed_person_keys_are_final<E: StoreEngine>() {
     assert_eq!(keys.get_or_create(9).await.unwrap(), None);
     assert_eq!(keys.get(10).await.unwrap(), KeyState::Absent);
 }
+
+/// Keys asked for many persons at once are the keys asked one by one: made for those who
+/// have none (once, however often a person is named), read back alike, a destroyed one never
+/// made again, and a person never keyed read as absent.
+pub async fn person_keys_are_made_and_read_many_at_once<E: StoreEngine>() {
+    let stores = E::open().await;
+    let keys = stores.keys().await;
+    let single = keys.get_or_create(1).await.unwrap().expect("a live key");
+    assert!(!keys.destroy(2).await.unwrap(), "person 2 never had a key");
+
+    let mut made = keys.get_or_create_many(&[1, 2, 3, 4, 3]).await.unwrap();
+    made.sort_by_key(|(p, _)| *p);
+    let persons: Vec<i64> = made.iter().map(|(p, _)| *p).collect();
+    assert_eq!(persons, [1, 2, 3, 4], "each person once");
+    assert_eq!(made[0].1, Some(single));
+    assert_eq!(made[1].1, None, "a destroyed key is never made again");
+    for (person, key) in &made[2..] {
+        let key = key.clone().expect("a live key");
+        assert_eq!((key.person_id(), key.version()), (*person, 1));
+        // Made once: one by one, and on another handle, they read back the same.
+        assert_eq!(
+            keys.get_or_create(*person).await.unwrap(),
+            Some(key.clone())
+        );
+        assert_eq!(
+            stores.keys().await.get(*person).await.unwrap(),
+            KeyState::Live(key)
+        );
+    }
+    assert_ne!(made[2].1, made[3].1);
+
+    let mut read = stores
+        .keys()
+        .await
+        .get_many(&[4, 5, 2, 1, 1])
+        .await
+        .unwrap();
+    read.sort_by_key(|(p, _)| *p);
+    let expected = [
+        (1, KeyState::Live(made[0].1.clone().unwrap())),
+        (2, KeyState::Destroyed),
+        (4, KeyState::Live(made[3].1.clone().unwrap())),
+        (5, KeyState::Absent),
+    ];
+    assert_eq!(read, expected);
+    // Asking for none asks nothing.
+    assert!(keys.get_or_create_many(&[]).await.unwrap().is_empty());
+    assert!(keys.get_many(&[]).await.unwrap().is_empty());
+}

@@ -302,3 +302,51 @@ pub async fn erasing_a_person_removes_them_and_their_pings<E: StoreEngine>() {
     assert_eq!(locations.delete_person(erased).await.unwrap(), 0);
     assert!(!persons.delete(erased).await.unwrap());
 }
+
+/// Retention removes the oldest pings before the cut, at most `limit` a call, until none
+/// is left; a ping at the cut and every later one stay, as they were.
+pub async fn retention_removes_pings_before_the_cut_in_batches<E: StoreEngine>() {
+    let (stores, mut stored) = seeded::<E>().await;
+    let locations = stores.locations();
+    let cut = to_micros(parse_timestamp("2020-08-15T10:37:06Z").unwrap());
+    let old = stored
+        .values()
+        .filter(|l| to_micros(l.creation_time) < cut)
+        .count() as u64;
+    let kept = stored.len() as u64 - old;
+    assert!(
+        old > 4 && kept > 0,
+        "the seed has pings on both sides of the cut"
+    );
+    let at_cut = loc(2000, 5, 1.0, 2.0, cut);
+    locations
+        .upsert(std::slice::from_ref(&at_cut))
+        .await
+        .unwrap();
+    stored.insert(at_cut.id, at_cut);
+
+    let mut removed = Vec::new();
+    loop {
+        let n = locations.delete_before(cut, 3).await.unwrap();
+        assert!(n <= 3, "{n} removed at once, at most 3 asked");
+        removed.push(n);
+        if n < 3 {
+            break;
+        }
+    }
+    assert_eq!(removed.iter().sum::<u64>(), old, "{removed:?}");
+    stored.retain(|_, l| to_micros(l.creation_time) >= cut);
+    let left = locations.in_window(Window::all(), None).await.unwrap();
+    assert_eq!(
+        by_id(&left),
+        by_id(&stored.values().cloned().collect::<Vec<_>>())
+    );
+    assert_eq!(locations.count().await.unwrap(), kept + 1);
+    assert_eq!(locations.delete_before(cut, 1000).await.unwrap(), 0);
+    assert_eq!(locations.delete_before(i64::MIN, 1000).await.unwrap(), 0);
+    assert_eq!(
+        locations.delete_before(i64::MAX, 1000).await.unwrap(),
+        kept + 1
+    );
+    assert_eq!(locations.count().await.unwrap(), 0);
+}

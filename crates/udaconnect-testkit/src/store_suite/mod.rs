@@ -19,6 +19,7 @@
 
 mod account_changes;
 mod accounts;
+mod choices;
 mod devices;
 mod ids;
 mod keys;
@@ -48,16 +49,21 @@ pub use accounts::{
     revoking_everything_ends_every_token_and_session, sessions_verify_until_revoked_or_expired,
     sign_in_links_are_used_once, t0, tokens_verify_until_revoked_or_expired,
 };
+pub use choices::reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten;
 pub use devices::devices_are_registered_found_seen_and_revoked;
 pub use ids::{
     id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
 };
-pub use keys::{destroyed_person_keys_are_final, person_keys_are_made_once_under_a_race};
+pub use keys::{
+    destroyed_person_keys_are_final, person_keys_are_made_and_read_many_at_once,
+    person_keys_are_made_once_under_a_race,
+};
 pub use locations::{
     clear_removes_every_location, coordinates_and_times_round_trip_bit_for_bit,
     erasing_a_person_removes_them_and_their_pings,
     in_window_orders_by_time_then_id_within_the_window, large_batches_are_stored_at_once,
-    max_leased_id_ignores_derived_ids, ping_answers, scan_and_id_range_follow_the_ids,
+    max_leased_id_ignores_derived_ids, ping_answers,
+    retention_removes_pings_before_the_cut_in_batches, scan_and_id_range_follow_the_ids,
     upserts_are_idempotent,
 };
 pub use near::{near_gives_the_answers_of_the_whole_window, near_on_the_seed_data};
@@ -136,6 +142,7 @@ macro_rules! store_suite {
                 large_batches_are_stored_at_once,
                 clear_removes_every_location,
                 erasing_a_person_removes_them_and_their_pings,
+                retention_removes_pings_before_the_cut_in_batches,
                 max_leased_id_ignores_derived_ids,
                 coordinates_and_times_round_trip_bit_for_bit,
                 near_gives_the_answers_of_the_whole_window,
@@ -155,7 +162,9 @@ macro_rules! store_suite {
                 devices_are_registered_found_seen_and_revoked,
                 person_keys_are_made_once_under_a_race,
                 destroyed_person_keys_are_final,
+                person_keys_are_made_and_read_many_at_once,
                 visibility_is_off_until_chosen_and_goes_with_the_account,
+                reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten,
             ]
         );
     };

@@ -2,9 +2,16 @@ use std::collections::BTreeSet;
 
 use chrono::TimeDelta;
 use udaconnect_core::auth::Role;
+use udaconnect_core::ports::DynAccountStore;
 
 use super::accounts::{new_account, t0};
 use super::StoreEngine;
+
+/// Those of `persons` the store says are visible.
+async fn visible_among(store: &DynAccountStore, persons: &[i64]) -> BTreeSet<i64> {
+    let visible = store.visible_persons(persons).await.unwrap();
+    visible.into_iter().collect()
+}
 
 /// No account is visible until it says so; the latest choice holds; only persons whose
 /// account said yes are named among those asked about, however many are asked at once; a
@@ -45,19 +52,9 @@ pub async fn visibility_is_off_until_chosen_and_goes_with_the_account<E: StoreEn
     assert!(!store.visible(accounts[3].id).await.unwrap());
     assert!(!store.visible(accounts[4].id).await.unwrap());
     assert!(store.visible(staff.id).await.unwrap());
-    let seen: BTreeSet<i64> = store
-        .visible_persons(&all)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let seen = visible_among(&store, &all).await;
     assert_eq!(seen, BTreeSet::from([3, 600, 1100]));
-    let few: BTreeSet<i64> = store
-        .visible_persons(&[600, 4, 9999])
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let few = visible_among(&store, &[600, 4, 9999]).await;
     assert_eq!(few, BTreeSet::from([600]));
     assert!(store.visible_persons(&[]).await.unwrap().is_empty());
 
@@ -74,11 +71,6 @@ pub async fn visibility_is_off_until_chosen_and_goes_with_the_account<E: StoreEn
         .await
         .unwrap();
     assert!(!store.visible(again.id).await.unwrap());
-    let seen: BTreeSet<i64> = store
-        .visible_persons(&all)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let seen = visible_among(&store, &all).await;
     assert_eq!(seen, BTreeSet::from([3, 1100]));
 }

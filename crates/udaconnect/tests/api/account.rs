@@ -6,8 +6,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use udaconnect_server::roles::Role;
 
-use crate::signin::{address, browser, nth_mail, person_with_email, signed_in};
+use crate::signin::{
+    address, assert_not_links, browser, follow_link, nth_mail, person_with_email, signed_in,
+};
 use crate::suite::{assert_problem, assert_raw_problems, header, Api};
+
+/// An account's secondary address.
+const SECONDARY: &str = "/api/me/secondary-email";
 
 /// A new attendee with an address, signed in by their welcome link: the session's cookie
 /// pair.
@@ -42,13 +47,7 @@ async fn me(api: &Api, cookie: &str) -> Value {
 }
 
 async fn verify(api: &Api, token: &str) -> reqwest::Response {
-    browser()
-        .post(api.url("/auth/verify-email"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}"))
-        .send()
-        .await
-        .unwrap()
+    follow_link(api, "/auth/verify-email", token).await
 }
 
 pub async fn a_new_address_is_the_accounts_once_its_link_is_followed(api: Api) {
@@ -68,13 +67,7 @@ pub async fn a_new_address_is_the_accounts_once_its_link_is_followed(api: Api) {
     let token = mail.verify_token().expect("a verification link");
     assert!(mail.sign_in_token().is_none());
     // A sign-in link's page does not take it, nor does sign-in.
-    let wrong = browser()
-        .post(api.url("/auth/confirm"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}"))
-        .send()
-        .await
-        .unwrap();
+    let wrong = follow_link(&api, "/auth/confirm", &token).await;
     assert_eq!(wrong.status(), StatusCode::GONE);
 
     for _ in 0..2 {
@@ -125,14 +118,7 @@ pub async fn a_secondary_address_is_verified_then_removed(api: Api) {
     let second = address("second");
     let session = attendee_session(&api, &primary).await;
     let body = json!({ "email": second });
-    let r = as_browser(
-        &api,
-        &session,
-        Method::PUT,
-        "/api/me/secondary-email",
-        Some(&body),
-    )
-    .await;
+    let r = as_browser(&api, &session, Method::PUT, SECONDARY, Some(&body)).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(me(&api, &session).await["secondary_email"], Value::Null);
     let token = nth_mail(&api, &second, 1).await.verify_token().unwrap();
@@ -141,34 +127,13 @@ pub async fn a_secondary_address_is_verified_then_removed(api: Api) {
     assert_eq!(who["secondary_email"], second.as_str());
     assert_eq!(who["email"], primary.as_str());
     // The same address again is no change.
-    let r = as_browser(
-        &api,
-        &session,
-        Method::PUT,
-        "/api/me/secondary-email",
-        Some(&body),
-    )
-    .await;
+    let r = as_browser(&api, &session, Method::PUT, SECONDARY, Some(&body)).await;
     assert_problem(r, 422, &["email"]).await;
 
-    let gone = as_browser(
-        &api,
-        &session,
-        Method::DELETE,
-        "/api/me/secondary-email",
-        None,
-    )
-    .await;
+    let gone = as_browser(&api, &session, Method::DELETE, SECONDARY, None).await;
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
     assert_eq!(me(&api, &session).await["secondary_email"], Value::Null);
-    let again = as_browser(
-        &api,
-        &session,
-        Method::DELETE,
-        "/api/me/secondary-email",
-        None,
-    )
-    .await;
+    let again = as_browser(&api, &session, Method::DELETE, SECONDARY, None).await;
     assert_problem(again, 404, &[]).await;
 }
 
@@ -268,12 +233,8 @@ pub async fn admins_list_accounts_and_change_roles(api: Api) {
     let first: Vec<Value> = page.json().await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0]["id"], cursor);
-    let all: Vec<Value> = api
-        .get("/api/accounts?limit=1000")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all = api.get_json("/api/accounts?limit=1000").await;
+    let all = all.as_array().expect("a list of accounts");
     let row = all.iter().find(|a| a["id"] == account).expect("listed");
     assert_eq!(row["email"], email.as_str());
     assert_eq!(row["role"], "attendee");
@@ -297,13 +258,7 @@ pub async fn admins_list_accounts_and_change_roles(api: Api) {
     .await;
     assert_eq!(made.status(), StatusCode::CREATED);
 
-    let r = api
-        .client
-        .put(api.url(&path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = api.put_json(&path, &body).await;
     assert_eq!(r.status(), StatusCode::OK);
     let changed: Value = r.json().await.unwrap();
     assert_eq!(changed["role"], "organizer");
@@ -319,24 +274,14 @@ pub async fn admins_list_accounts_and_change_roles(api: Api) {
         (json!({"role": "king"}), 422, &["role"]),
         (json!([1]), 400, &["body"]),
     ] {
-        let r = api
-            .client
-            .put(api.url(&path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = api.put_json(&path, &body).await;
         assert_problem(r, status, fields).await;
     }
-    let put = |path: String| {
-        let r = api
-            .client
-            .put(api.url(&path))
-            .json(&json!({"role": "admin"}));
-        async move { r.send().await.unwrap() }
-    };
-    assert_problem(put("/api/accounts/999999/role".into()).await, 404, &[]).await;
-    assert_problem(put("/api/accounts/abc/role".into()).await, 400, &["id"]).await;
+    let admin = json!({"role": "admin"});
+    let r = api.put_json("/api/accounts/999999/role", &admin).await;
+    assert_problem(r, 404, &[]).await;
+    let r = api.put_json("/api/accounts/abc/role", &admin).await;
+    assert_problem(r, 400, &["id"]).await;
     let r = api
         .client
         .put(api.url(&path))
@@ -357,8 +302,8 @@ pub async fn admins_list_accounts_and_change_roles(api: Api) {
 
 pub async fn bad_address_requests_are_problems(api: Api) {
     let session = attendee_session(&api, &address("careful")).await;
-    for path in ["/api/me/email", "/api/me/secondary-email"] {
-        let method = if path.ends_with("secondary-email") {
+    for path in ["/api/me/email", SECONDARY] {
+        let method = if path == SECONDARY {
             Method::PUT
         } else {
             Method::POST
@@ -401,15 +346,6 @@ pub async fn bad_address_requests_are_problems(api: Api) {
     assert!((1..=900).contains(&wait), "Retry-After {wait}");
     assert_problem(r, 429, &[]).await;
     // Links that are not links: a page that says so.
-    for path in ["/auth/verify-email", "/auth/verify-email?token=uc_short"] {
-        let r = api.get(path).await;
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
-        assert!(header(&r, "content-type").starts_with("text/html"));
-    }
-    assert_eq!(
-        verify(&api, "uc_short").await.status(),
-        StatusCode::BAD_REQUEST
-    );
-    let never_issued = format!("uc_{}", "A".repeat(43));
-    assert_eq!(verify(&api, &never_issued).await.status(), StatusCode::GONE);
+    let gets = ["/auth/verify-email", "/auth/verify-email?token=uc_short"];
+    assert_not_links(&api, "/auth/verify-email", &gets).await;
 }

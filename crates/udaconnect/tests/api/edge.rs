@@ -56,13 +56,8 @@ pub async fn unknown_methods_are_405_before_any_type_check(api: Api) {
 }
 
 async fn person_count(api: &Api) -> usize {
-    let all: Vec<Value> = api
-        .get("/api/persons?limit=10000")
-        .await
-        .json()
-        .await
-        .unwrap();
-    all.len()
+    let all = api.get_json("/api/persons?limit=10000").await;
+    all.as_array().expect("a list of persons").len()
 }
 
 /// Each role's process, and the entry point, answer 421 to a foreign Host and carry nosniff.

@@ -20,6 +20,7 @@ mod grpc;
 mod locations;
 mod operations;
 mod persons;
+mod reveal;
 mod signin;
 mod suite;
 mod trackers;

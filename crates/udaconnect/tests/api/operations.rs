@@ -13,13 +13,7 @@ pub async fn health_ready_metrics_openapi_docs(api: Api) {
     let r = api.get_json("/ready").await;
     assert_eq!(r["status"], "ready");
     // The log is checked where pings are appended to it.
-    let r: Value = api
-        .at(Role::LocationApi)
-        .get("/ready")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let r = api.at(Role::LocationApi).get_json("/ready").await;
     assert_eq!(r["status"], "ready");
     assert_eq!(r["checks"]["log"], "ok");
     let m = api.get("/metrics").await;

@@ -63,13 +63,35 @@ pub(crate) async fn ask_for_link(api: &Api, email: &str) -> reqwest::Response {
 }
 
 async fn confirm(api: &Api, token: &str) -> reqwest::Response {
+    follow_link(api, "/auth/confirm", token).await
+}
+
+/// A mailed link's `token` posted to its `page` (`/auth/confirm`, `/auth/verify-email`), as
+/// the page's form does.
+pub async fn follow_link(api: &Api, page: &str, token: &str) -> reqwest::Response {
     browser()
-        .post(api.url("/auth/confirm"))
+        .post(api.url(page))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("token={token}"))
         .send()
         .await
         .unwrap()
+}
+
+/// Links to `page` that are not links: each of `gets` (the page with no token or a short one)
+/// answers a page that says so, a short token posted too, and one never issued is gone;
+/// never a 500.
+pub async fn assert_not_links(api: &Api, page: &str, gets: &[&str]) {
+    for path in gets {
+        let r = api.get(path).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert!(header(&r, "content-type").starts_with("text/html"));
+    }
+    let short = follow_link(api, page, "uc_short").await;
+    assert_eq!(short.status(), StatusCode::BAD_REQUEST, "{page}");
+    let never_issued = format!("uc_{}", "A".repeat(43));
+    let gone = follow_link(api, page, &never_issued).await;
+    assert_eq!(gone.status(), StatusCode::GONE, "{page}");
 }
 
 async fn logout(api: &Api, cookie: Option<&str>) -> reqwest::Response {
@@ -212,24 +234,12 @@ pub async fn bad_sign_in_requests_are_problems(api: Api) {
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     // Links that are not links: a page that says so, never a 500.
-    for path in [
+    let gets = [
         "/auth/confirm",
         "/auth/confirm?token=",
         "/auth/confirm?token=uc_short",
-    ] {
-        let r = api.get(path).await;
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
-        assert!(header(&r, "content-type").starts_with("text/html"));
-    }
-    assert_eq!(
-        confirm(&api, "uc_short").await.status(),
-        StatusCode::BAD_REQUEST
-    );
-    let never_issued = format!("uc_{}", "A".repeat(43));
-    assert_eq!(
-        confirm(&api, &never_issued).await.status(),
-        StatusCode::GONE
-    );
+    ];
+    assert_not_links(&api, "/auth/confirm", &gets).await;
 }
 
 pub async fn persons_created_with_an_address_are_welcomed(api: Api) {

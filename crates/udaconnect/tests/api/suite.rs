@@ -126,6 +126,9 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         signin::no_link_token_or_session_id_is_written_anywhere,
         visibility::contacts_name_only_those_who_allow_it,
         visibility::bad_visibility_requests_are_problems,
+        reveal::both_must_ask_to_see_each_others_address,
+        reveal::a_hidden_contact_leaves_the_list_and_is_never_revealed,
+        reveal::evidence_holds_my_coordinates_only,
         account::a_new_address_is_the_accounts_once_its_link_is_followed,
         account::a_secondary_address_is_verified_then_removed,
         account::sessions_are_listed_and_one_ended_from_another,
@@ -218,6 +221,10 @@ impl Api {
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         sent(self.client.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        sent(self.client.put(self.url(path)).json(body)).await
     }
 
     pub async fn post_raw(&self, path: &str, body: &'static str) -> Response {

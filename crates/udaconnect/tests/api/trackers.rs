@@ -15,34 +15,35 @@ use crate::suite::Api;
 
 const DAY: &str = "start_date=2023-11-15&end_date=2023-11-15&distance=20";
 
+/// `person`'s phone named `name`, registered with `token`.
+async fn register(api: &Api, token: &str, person: i64, name: &str) -> Value {
+    http::register_device(&api.client, &api.base, token, (person, name)).await
+}
+
+/// Waits until `asked`'s connection answer on [`DAY`] holds a location of `other` at `lat`,
+/// `lon`.
+async fn met_on_the_day(api: &Api, asked: i64, (other, lat, lon): (i64, f64, f64)) -> Value {
+    let timeout = Duration::from_secs(20);
+    http::met(
+        &api.client,
+        &api.base,
+        (asked, DAY),
+        (other, lat, lon),
+        timeout,
+    )
+    .await
+}
+
 pub async fn phones_post_through_owntracks_and_the_osmand_protocol(api: Api) {
     let tara = api.create_person("Tara").await["id"].as_i64().unwrap();
     let ugo = api.create_person("Ugo").await["id"].as_i64().unwrap();
     let token = api.admin_token("attendee", tara).await;
-    let r = api
-        .client
-        .post(api.url("/api/me/devices"))
-        .bearer_auth(&token)
-        // Named, as the suite runs with `--auth off` too, where no token says who asks.
-        .json(&json!({"name": "Tara's phone", "person_id": tara}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let phone: Value = r.json().await.unwrap();
+    // Named, as the suite runs with `--auth off` too, where no token says who asks.
+    let phone = register(&api, &token, tara, "Tara's phone").await;
     let device_token = phone["token"].as_str().unwrap().to_string();
     let osmand_id = phone["osmand_id"].as_str().unwrap().to_string();
     // Waits until Ugo's connection answer holds a location of Tara at this place.
-    let met = |lat: f64, lon: f64| {
-        let timeout = Duration::from_secs(20);
-        http::met(
-            &api.client,
-            &api.base,
-            (ugo, DAY),
-            (tara, lat, lon),
-            timeout,
-        )
-    };
+    let met = |lat: f64, lon: f64| met_on_the_day(&api, ugo, (tara, lat, lon));
 
     // OwnTracks, as the booklet writes a location.
     api.ping(ugo, -41.2865, 174.7762, "2023-11-15T09:00:00Z")
@@ -113,16 +114,7 @@ pub async fn owntracks_over_mqtt_is_stored_and_unknown_topics_refused(api: Api) 
     // A name of its own: every engine on this machine reads the same broker, and a topic
     // names its device's person, id and name.
     let name = udaconnect_testkit::unique("vera");
-    let r = api
-        .client
-        .post(api.url("/api/me/devices"))
-        .bearer_auth(&token)
-        .json(&json!({"name": name, "person_id": vera}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let phone: Value = r.json().await.unwrap();
+    let phone = register(&api, &token, vera, &name).await;
     let topic = phone["mqtt_topic"].as_str().unwrap().to_string();
     assert!(topic.starts_with(&format!("owntracks/p{vera}/")), "{topic}");
     let refused_before = refused(&api).await;
@@ -135,16 +127,7 @@ pub async fn owntracks_over_mqtt_is_stored_and_unknown_topics_refused(api: Api) 
         .await;
     api.ping(walt, -33.8700, 151.2100, "2023-11-15T10:05:00Z")
         .await;
-    let met = |lat: f64, lon: f64| {
-        let timeout = Duration::from_secs(20);
-        http::met(
-            &api.client,
-            &api.base,
-            (walt, DAY),
-            (vera, lat, lon),
-            timeout,
-        )
-    };
+    let met = |lat: f64, lon: f64| met_on_the_day(&api, walt, (vera, lat, lon));
     mqtt::publish(&topic, &[location(-33.8688, 151.2093, 1700042400)]).await;
     met(-33.8688, 151.2093).await;
 

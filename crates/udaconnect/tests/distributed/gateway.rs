@@ -209,3 +209,63 @@ async fn roles_answer_through_the_gateway_and_refuse_what_it_did_not_sign() {
         assert_eq!(get(&client, base, "/metrics", None).await.0, StatusCode::OK);
     }
 }
+
+/// The account id in `admin create-token`'s report ("... for account 7 ...").
+fn account_of(out: &std::process::Output) -> i64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let after = text
+        .split(" for account ")
+        .nth(1)
+        .expect("the account named");
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("an account id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admins_role_change_ends_the_accounts_tokens_at_the_gateway_at_once() {
+    let broker = Broker::start().await;
+    let db = Db::create().await;
+    let stack = stack_with_auth(&broker, &db).await;
+    let admin = client_of(&token("admin", &db.url));
+    let web = stack.web.base();
+
+    let who = create_person(&admin, &web, "Staff").await;
+    let out = run_admin(
+        Path::new(BIN),
+        &[
+            "create-token",
+            "--role",
+            "organizer",
+            "--person",
+            &who.to_string(),
+            "--store",
+            &db.url,
+        ],
+    );
+    let organizer = client_of(&TokenSecret::parse(&printed_token(&out)).unwrap());
+    let account = account_of(&out);
+    // The gateway now remembers the organizer's credential for a few seconds.
+    assert_eq!(
+        get(&organizer, &web, "/api/persons", None).await.0,
+        StatusCode::OK
+    );
+
+    let changed = admin
+        .put(format!("{web}/api/accounts/{account}/role"))
+        .json(&json!({"role": "attendee"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert!(
+        changed.headers().get("x-udaconnect-forgotten").is_none(),
+        "the gateway keeps its roles' bookkeeping to itself"
+    );
+
+    // The organizer token went with the role: refused at once, not when the cache expires.
+    let (status, detail) = get(&organizer, &web, "/api/persons", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{detail}");
+}

@@ -11,4 +11,5 @@ mod harness;
 mod mqtt;
 mod outages;
 mod rebuild;
+mod retention;
 mod startup;

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
+use udaconnect_testkit::http::register_device;
 use udaconnect_testkit::mqtt;
 use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
@@ -64,15 +65,9 @@ async fn what_phones_publish_while_tracker_mqtt_is_down_is_stored_once_it_is_bac
         ],
     );
     let attendee = printed_token(&made).trim().to_string();
-    let r = http()
-        .post(format!("{}/api/me/devices", stack.location_api.base()))
-        .bearer_auth(&attendee)
-        .json(&json!({"name": udaconnect_testkit::unique("oda"), "person_id": person}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let phone: Value = r.json().await.unwrap();
+    let name = udaconnect_testkit::unique("oda");
+    let location_api = stack.location_api.base();
+    let phone = register_device(&http(), &location_api, &attendee, (person, &name)).await;
     let topic = phone["mqtt_topic"].as_str().unwrap().to_string();
 
     // 2023-11-15T10:00:00Z, then one a minute.

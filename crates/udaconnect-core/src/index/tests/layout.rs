@@ -122,3 +122,36 @@ proptest! {
         prop_assert_eq!(answer(&without, &q), connections_oracle(&kept, &q));
     }
 }
+
+proptest! {
+    /// An index without the pings before a cut (retention) answers as the oracle does on the
+    /// pings kept, for any person, distance and gap, and pins on the old one are no longer
+    /// read. Live-fed and compacted indexes alike.
+    #[test]
+    fn an_index_without_old_pings_answers_as_the_oracle_on_the_rest(
+        pts in arb_points(),
+        cut10 in 0..62i64,
+        compacted in any::<bool>(),
+        person in 1..7i64,
+        distance in prop_oneof![Just(5.0), 0.5..60.0f64],
+        gap in prop_oneof![Just(None), (0..400i64).prop_map(Some)],
+    ) {
+        let cut = cut10 * 20 * S;
+        let mut index = build(&pts);
+        if compacted {
+            index.compact();
+        }
+        let pin = index.pin();
+        let kept: Vec<Point> = pts.iter().filter(|p| p.t >= cut).copied().collect();
+        let Some(without) = index.without_before(cut) else {
+            prop_assert_eq!(kept.len(), pts.len());
+            return Ok(());
+        };
+        prop_assert_eq!(without.len(), kept.len());
+        prop_assert!(!without.pin_current(&pin));
+        prop_assert!(without.since(0).iter().all(|&s| without.point(s).t >= cut));
+        prop_assert!(without.without_before(cut).is_none());
+        let q = ConnectionQuery { person_id: person, window: Window::all(), distance_m: distance, max_time_gap_us: gap.map(|g| g * S) };
+        prop_assert_eq!(answer(&without, &q), connections_oracle(&kept, &q));
+    }
+}

@@ -209,3 +209,21 @@ fn memory_per_ping_stays_within_72_bytes() {
     assert!(per_ping <= 72.0, "{per_ping} bytes per ping");
     eprintln!("{per_ping:.1} bytes per ping");
 }
+
+proptest! {
+    /// Contacts over tracks from an index without the pings before a cut equal the oracle's
+    /// over the pings kept: a track's first piece starts at its first kept ping.
+    #[test]
+    fn track_contacts_without_old_pings_equal_the_oracle_on_the_rest(
+        pts in arb_points(),
+        cut in -100..8000i64,
+        q in arb_query(),
+    ) {
+        let index = build(&pts);
+        let cut = cut * S;
+        let kept: Vec<Point> = pts.iter().filter(|p| p.t >= cut).copied().collect();
+        let without = index.without_before(cut).unwrap_or(index);
+        prop_assert_eq!(without.len(), kept.len());
+        prop_assert_eq!(bits(&without.track_contacts(&q)), bits(&contacts_oracle(&kept, &q)));
+    }
+}

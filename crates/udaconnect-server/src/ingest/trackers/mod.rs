@@ -24,14 +24,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use udaconnect_core::auth::{Action, Principal, Role, Scope, Scopes};
+use udaconnect_core::auth::{Principal, Role, Scope, Scopes};
 use udaconnect_core::clock::DynClock;
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::tracker::{App, DeviceId, DeviceInfo, Seen, SpeedUnit, TrackerFix};
 
-use crate::access::{own_credential, rule, On};
+use crate::access::{own_credential, ruled};
 use crate::http::edge::EdgeSettings;
-use crate::http::guard::{post_json, too_many, RateLimiter};
+use crate::http::guard::{json, too_many, RateLimiter};
 use crate::http::problem::{ApiError, Problem};
 use crate::ingest::Ingest;
 
@@ -87,27 +87,15 @@ impl Trackers {
 /// The routes on the HTTP port. Phones are registered under the caller's rules; OwnTracks
 /// and the OsmAnd protocol carry their own credential, checked by their handlers.
 pub fn routes(trackers: Arc<Trackers>) -> Router {
-    let register = rule(
-        Action::CreateDevice,
-        On::Handler,
-        post_json(devices::create_device),
-    );
-    let list = rule(
-        Action::ListDevices,
-        On::MyAccount,
-        get(devices::list_devices),
-    );
-    let revoke = rule(
-        Action::RevokeDevice,
-        On::MyAccount,
-        delete(devices::revoke_device),
-    );
-    Router::new()
-        .route("/api/me/devices", register.merge(list))
-        .route("/api/me/devices/{id}", revoke)
-        .route("/pub", own_credential(post(owntracks::publish)))
-        .with_state(trackers.clone())
-        .merge(osmand_listener_routes(trackers))
+    let mine = "/api/me/devices";
+    ruled![
+        mine => CreateDevice on Handler: json(post(devices::create_device)),
+        mine => ListDevices on MyAccount: get(devices::list_devices),
+        "/api/me/devices/{id}" => RevokeDevice on MyAccount: delete(devices::revoke_device),
+    ]
+    .route("/pub", own_credential(post(owntracks::publish)))
+    .with_state(trackers.clone())
+    .merge(osmand_listener_routes(trackers))
 }
 
 /// The report route alone: the OsmAnd listener's router (which reads every path as this

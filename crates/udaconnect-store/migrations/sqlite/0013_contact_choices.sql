@@ -1,0 +1,21 @@
+-- Applied once to an accounts file, recorded in `udaconnect_migrations` as on PostgreSQL.
+-- What attendees decided about the people they met, by person (the other side may have no
+-- account). Erasing a person removes every row they are on, either side.
+-- A request to exchange e-mail addresses: both must ask before either sees the other's.
+CREATE TABLE IF NOT EXISTS reveal_request (
+    person_id INTEGER NOT NULL,
+    other_id  INTEGER NOT NULL,
+    asked_at  INTEGER NOT NULL,
+    PRIMARY KEY (person_id, other_id)
+);
+CREATE INDEX IF NOT EXISTS reveal_request_other ON reveal_request (other_id);
+-- A contact taken off a person's list (`dispute`: "I did not meet this person"); the person
+-- is never revealed to the other while it stands.
+CREATE TABLE IF NOT EXISTS contact_hidden (
+    person_id INTEGER NOT NULL,
+    other_id  INTEGER NOT NULL,
+    dispute   INTEGER NOT NULL,
+    hidden_at INTEGER NOT NULL,
+    PRIMARY KEY (person_id, other_id)
+);
+CREATE INDEX IF NOT EXISTS contact_hidden_other ON contact_hidden (other_id);
