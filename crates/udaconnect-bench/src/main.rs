@@ -10,6 +10,8 @@
 //!   PostgreSQL/PostGIS: ingest, end-to-end latency, queries.
 //! - [`load`]: the load and query clients, run as separate processes (`bench-load`), and
 //!   [`http1`], the bare HTTP/1.1 client they speak.
+//! - [`mqtt`]: `bench-mqtt`, OwnTracks over MQTT to durable through Mosquitto, and the
+//!   single-ping rates of the tracker protocols over HTTP.
 //! - [`common`]: what both benchmarks share: the conference, the attendees asked, the queries,
 //!   the machine line, percentiles.
 //!
@@ -20,6 +22,7 @@ mod distributed;
 mod embedded;
 mod http1;
 mod load;
+mod mqtt;
 
 use clap::{Parser, Subcommand};
 use udaconnect::telemetry::{self, GlobalArgs};
@@ -43,6 +46,9 @@ enum Command {
     Bench(embedded::BenchArgs),
     /// Measure the distributed mode (Kafka -> PostGIS consumer, end-to-end ingest latency, PostGIS queries)
     BenchDistributed(distributed::BenchDistributedArgs),
+    /// Measure OwnTracks over MQTT to durable (QoS 1 messages through Mosquitto), and the
+    /// single-ping rate of each tracker protocol over HTTP
+    BenchMqtt(mqtt::BenchMqttArgs),
     /// The benchmark's load generator (run by `bench` as a separate process).
     #[command(hide = true)]
     BenchLoad(load::LoadArgs),
@@ -59,6 +65,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Bench(args) => embedded::run(args).await,
             Command::BenchDistributed(args) => distributed::run(args).await,
+            Command::BenchMqtt(args) => mqtt::run(args).await,
             Command::BenchLoad(args) => load::run(args).await,
         }
     };

@@ -56,7 +56,7 @@ pub trait LocationStore: Send + Sync + 'static {
     async fn scan(&self, range: LocationScan) -> Result<Vec<Location>>;
     /// The lowest and highest stored ids, if any location is stored.
     async fn id_range(&self) -> Result<Option<(LocationId, LocationId)>>;
-    /// The highest stored id below [`DERIVED_ID_BASE`](crate::record::DERIVED_ID_BASE): the
+    /// The highest stored id below [`FIX_ID_BASE`](crate::record::FIX_ID_BASE): the
     /// highest id ever leased that reached the store, which new leases must stay above.
     async fn max_leased_id(&self) -> Result<Option<LocationId>>;
     /// Says that [`Self::scan`] is about to read every location, so a store may start fetching

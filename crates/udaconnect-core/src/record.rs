@@ -26,10 +26,33 @@ pub const LOCATION_DLQ_TOPIC: &str = "location.dlq";
 /// person's pings from what it keeps (store, index) when it meets it.
 pub const ERASED_HEADER: &str = "erased_person";
 
-/// Ids from this value up are derived from log positions; ids leased to ingest nodes stay below.
+/// Ids from this value up are derived from log positions.
 pub const DERIVED_ID_BASE: i64 = 1 << 52;
 const OFFSET_BITS: u32 = 40;
 const PARTITION_BITS: u32 = 12;
+
+/// Ids from this value up to [`DERIVED_ID_BASE`] are derived from a tracker device and a fix
+/// time ([`fix_id`]); ids leased to ingest nodes (and ids in imported files) stay below.
+pub const FIX_ID_BASE: i64 = 1 << 51;
+/// The first second [`fix_id`] numbers: 2020-01-01T00:00:00Z.
+const FIX_EPOCH_S: i64 = 1_577_836_800;
+/// Seconds from [`FIX_EPOCH_S`]: to 2088.
+const FIX_SECOND_BITS: u32 = 31;
+/// Device ids below 2^20 (about a million phones registered).
+const FIX_DEVICE_BITS: u32 = 20;
+
+/// The id of device `device`'s fix at `time`, to the second: the same for every copy of a
+/// ping a phone sends again, a broker delivers again or a log replays, so the stores' upserts
+/// by id and the index's idempotent insert keep one. `None` outside what the bits hold (a
+/// fix before 2020 or after 2088, a device id from 2^20 up): such a ping gets a leased id.
+pub fn fix_id(device: i64, time: DateTime<Utc>) -> Option<i64> {
+    let second = time.timestamp().checked_sub(FIX_EPOCH_S)?;
+    let in_range = |v: i64, bits: u32| (0..1i64 << bits).contains(&v);
+    if !in_range(second, FIX_SECOND_BITS) || !in_range(device, FIX_DEVICE_BITS) {
+        return None;
+    }
+    Some(FIX_ID_BASE | (device << FIX_SECOND_BITS) | second)
+}
 
 /// One record on a log: what every log adapter stores and returns.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -464,5 +487,27 @@ mod tests {
             ),
             Ok(9)
         );
+    }
+
+    #[test]
+    fn fix_ids_are_one_per_device_and_second_between_the_ranges() {
+        use chrono::TimeZone;
+        let t = Utc.with_ymd_and_hms(2026, 5, 4, 10, 0, 0).unwrap();
+        let id = fix_id(7, t).unwrap();
+        assert!((FIX_ID_BASE..DERIVED_ID_BASE).contains(&id));
+        // A copy within the same second is the same ping; the next second or device is not.
+        let later = t + chrono::TimeDelta::milliseconds(999);
+        assert_eq!(fix_id(7, later), Some(id));
+        assert_ne!(fix_id(7, t + chrono::TimeDelta::seconds(1)), Some(id));
+        assert_ne!(fix_id(8, t), Some(id));
+        // The ends of what the bits hold, and beyond.
+        let first = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(fix_id(0, first), Some(FIX_ID_BASE));
+        assert_eq!(fix_id(0, first - chrono::TimeDelta::seconds(1)), None);
+        let last = first + chrono::TimeDelta::seconds((1 << 31) - 1);
+        assert_eq!(fix_id((1 << 20) - 1, last), Some(DERIVED_ID_BASE - 1));
+        assert_eq!(fix_id(0, last + chrono::TimeDelta::seconds(1)), None);
+        assert_eq!(fix_id(1 << 20, t), None);
+        assert_eq!(fix_id(-1, t), None);
     }
 }

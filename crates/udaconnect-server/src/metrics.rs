@@ -42,6 +42,7 @@ pub struct Metrics {
     pub mail_dlq: Counter,
     pub mail_duplicates: Counter,
     pub mqtt_messages: Family<Labels, Counter>,
+    pub tracker_limited: Counter,
     pub retention_removed: Family<Labels, Counter>,
 }
 
@@ -169,9 +170,15 @@ impl Metrics {
             mqtt_messages: add.metric(
                 "mqtt_messages",
                 "OwnTracks MQTT messages, by outcome (stored; ignored: no ping in it; refused: \
-                 never to be taken, acknowledged; retried: the log or a store could not take it \
-                 yet)",
+                 never to be taken, acknowledged; limited: over its device's rate, acknowledged \
+                 and dropped; retried: the log or a store could not take it yet)",
                 Family::default(),
+            ),
+            tracker_limited: add.metric(
+                "tracker_messages_limited",
+                "Tracker messages over their device's rate (--device-rate-limit): 429 over \
+                 HTTP, dropped over MQTT",
+                Counter::default(),
             ),
             retention_removed: add.metric(
                 "retention_removed",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 use udaconnect_core::ports::IdLeaser;
-use udaconnect_core::record::DERIVED_ID_BASE;
+use udaconnect_core::record::FIX_ID_BASE;
 use udaconnect_core::{Error, Result};
 
 pub struct FileIdLeaser {
@@ -67,7 +67,7 @@ impl FileIdLeaser {
             .map_err(|e| Error::Internal(e.to_string()))??,
         };
         let next = to(current).max(current);
-        if next >= DERIVED_ID_BASE {
+        if next >= FIX_ID_BASE {
             return Err(Error::Internal("id space exhausted".into()));
         }
         if next != current {

@@ -92,6 +92,9 @@ pub enum Command {
     /// Measure the distributed mode (Kafka -> PostGIS consumer, end-to-end ingest latency,
     /// PostGIS queries; runs udaconnect-bench).
     BenchDistributed(crate::bench_entry::Forward),
+    /// Measure OwnTracks over MQTT to durable through Mosquitto, and the tracker protocols'
+    /// single-ping rates (runs udaconnect-bench).
+    BenchMqtt(crate::bench_entry::Forward),
 }
 
 impl Command {
@@ -561,6 +564,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchDistributed(args) => {
             crate::bench_entry::run("bench-distributed", &cli.global, args)
         }
+        Command::BenchMqtt(args) => crate::bench_entry::run("bench-mqtt", &cli.global, args),
     }
 }
 

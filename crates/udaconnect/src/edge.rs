@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use clap::Args;
-use udaconnect_server::http::edge::{EdgeSettings, DEFAULT_INGEST_RATE};
+use udaconnect_server::http::edge::{
+    EdgeSettings, DEFAULT_DEVICE_BURST, DEFAULT_DEVICE_RATE, DEFAULT_INGEST_RATE,
+};
 use udaconnect_server::query::limits::{
     default_query_concurrency, QueryLimits, DEFAULT_MAX_CONNECTION_ROWS, DEFAULT_QUERY_QUEUE,
 };
@@ -71,6 +73,16 @@ pub struct EdgeArgs {
     #[arg(long, env = "UDACONNECT_OSMAND_SPEED_UNIT", default_value = "knots",
         value_parser = udaconnect_core::tracker::SpeedUnit::parse)]
     pub osmand_speed_unit: udaconnect_core::tracker::SpeedUnit,
+    /// Tracker messages (OwnTracks over HTTP or MQTT, OsmAnd protocol) one registered device
+    /// may send per second; beyond its burst, 429 with Retry-After over HTTP, and over MQTT
+    /// the message is acknowledged and dropped (counted as `limited`). 0: no limit.
+    #[arg(long, env = "UDACONNECT_DEVICE_RATE_LIMIT", default_value_t = DEFAULT_DEVICE_RATE)]
+    pub device_rate_limit: u32,
+    /// Messages a device may send at once above its rate (a phone back online sending what
+    /// it kept).
+    #[arg(long, env = "UDACONNECT_DEVICE_BURST", default_value_t = DEFAULT_DEVICE_BURST,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub device_burst: u32,
 }
 
 impl EdgeArgs {
@@ -96,6 +108,8 @@ impl EdgeArgs {
                     .unwrap_or(usize::MAX),
             },
             osmand_speed_unit: self.osmand_speed_unit,
+            device_rate: self.device_rate_limit,
+            device_burst: self.device_burst,
         }
     }
 }

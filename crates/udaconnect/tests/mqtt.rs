@@ -1,5 +1,5 @@
 //! OwnTracks in MQTT mode as a deployment runs it: `serve --mqtt` on the real Mosquitto, its
-//! session kept at the broker while it is down.
+//! session kept at the broker while it is down; and each device's rate, over HTTP and MQTT.
 
 use std::path::Path;
 use std::time::Duration;
@@ -30,43 +30,42 @@ struct Served {
     attendee: String,
     /// The phone's topic.
     topic: String,
+    /// The phone as registered (its device token, topic, ...).
+    phone: Value,
+    admin: String,
     // Dropped after the server stops: the kept session, then the data directory.
     _session: Session,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Served {
     async fn start() -> Served {
+        Served::start_with(&[]).await
+    }
+
+    /// Started with `extra` flags.
+    async fn start_with(extra: &[&str]) -> Served {
         let data = tempfile::tempdir().unwrap();
         let session = Session::new();
         let args = [
-            "--auth",
-            "on",
-            "--mqtt",
-            mqtt::BROKER,
-            "--mqtt-client-id",
-            &session.client_id,
-        ];
+            &[
+                "--auth",
+                "on",
+                "--mqtt",
+                mqtt::BROKER,
+                "--mqtt-client-id",
+                &session.client_id,
+            ][..],
+            extra,
+        ]
+        .concat();
         let server =
             RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60))
                 .await;
         let base = server.base();
         let client = reqwest::Client::new();
         let admin = token(data.path(), &["--role", "admin"]);
-        let person = json_answer(
-            client
-                .post(format!("{base}/api/persons"))
-                .bearer_auth(&admin)
-                .json(&json!({"first_name": "Mira", "last_name": "Q", "company_name": "Acme"})),
-        )
-        .await;
-        let person = person["id"].as_i64().unwrap();
-        let attendee = token(
-            data.path(),
-            &["--role", "attendee", "--person", &person.to_string()],
-        );
-        let name = udaconnect_testkit::unique("mira");
-        let phone = register_device(&client, &base, &attendee, (person, &name)).await;
+        let (attendee, phone) = add_phone(&client, &base, &admin, data.path()).await;
         let topic = phone["mqtt_topic"].as_str().unwrap().to_string();
         Served {
             server,
@@ -74,21 +73,33 @@ impl Served {
             client,
             attendee,
             topic,
+            phone,
+            admin,
             _session: session,
-            _data: data,
+            data,
         }
+    }
+
+    /// Another person with a phone: their attendee token and the phone as registered.
+    async fn another_phone(&self) -> (String, Value) {
+        add_phone(&self.client, &self.base, &self.admin, self.data.path()).await
     }
 
     /// The fix times of the person's stored pings on 2023-11-15, asked with their attendee
     /// token.
     async fn stored_times(&self) -> Vec<i64> {
+        self.stored_times_of(&self.attendee).await
+    }
+
+    /// The fix times of `attendee`'s stored pings on 2023-11-15.
+    async fn stored_times_of(&self, attendee: &str) -> Vec<i64> {
         let r = self
             .client
             .get(format!(
                 "{}/api/me/locations?start=2023-11-15&end=2023-11-15",
                 self.base
             ))
-            .bearer_auth(&self.attendee)
+            .bearer_auth(attendee)
             .send()
             .await
             .unwrap();
@@ -108,11 +119,17 @@ impl Served {
     /// Waits until the person's stored fix times are `want` (in any order), failing after
     /// 30 s.
     async fn wait_stored(&self, want: &[i64]) {
+        self.wait_stored_of(&self.attendee, want).await
+    }
+
+    /// Waits until `attendee`'s stored fix times are `want` (in any order), failing after
+    /// 30 s.
+    async fn wait_stored_of(&self, attendee: &str, want: &[i64]) {
         let mut want = want.to_vec();
         want.sort_unstable();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let mut got = self.stored_times().await;
+            let mut got = self.stored_times_of(attendee).await;
             got.sort_unstable();
             if got == want {
                 return;
@@ -124,6 +141,31 @@ impl Served {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// A person made by `admin`, with an attendee token and a phone registered for them: the
+/// token and the phone as registered.
+async fn add_phone(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    data: &Path,
+) -> (String, Value) {
+    let person = json_answer(
+        client
+            .post(format!("{base}/api/persons"))
+            .bearer_auth(admin)
+            .json(&json!({"first_name": "Mira", "last_name": "Q", "company_name": "Acme"})),
+    )
+    .await;
+    let person = person["id"].as_i64().unwrap();
+    let attendee = token(
+        data,
+        &["--role", "attendee", "--person", &person.to_string()],
+    );
+    let name = udaconnect_testkit::unique("mira");
+    let phone = register_device(client, base, &attendee, (person, &name)).await;
+    (attendee, phone)
 }
 
 fn location(tst: i64) -> String {
@@ -144,7 +186,11 @@ async fn messages_published_while_down_are_stored_once_it_is_back_none_twice() {
     assert!(s.server.terminate(Duration::from_secs(30)).await);
     // Taken by the broker for UdaConnect's kept session while no one reads it.
     let later: Vec<i64> = (1..=20).map(|i| first + 60 * i).collect();
-    let payloads: Vec<String> = later.iter().map(|t| location(*t)).collect();
+    let mut payloads: Vec<String> = later.iter().map(|t| location(*t)).collect();
+    // Copies, as a broker delivers a message again whose acknowledgement it did not get, and
+    // a phone sends again what it thinks was lost: one ping per device and fix time.
+    payloads.push(location(first));
+    payloads.push(location(later[3]));
     mqtt::publish(&s.topic, &payloads).await;
     // A topic no device has, among them: refused, and the rest still taken.
     mqtt::publish("owntracks/p999999/nobody-1", &[location(first + 30)]).await;
@@ -210,13 +256,14 @@ async fn kill_9_during_a_burst_loses_no_message_the_broker_took() {
     s.server.restart().await;
     s.server.wait_ready(Duration::from_secs(60)).await;
     burst.await.unwrap();
-    // Each fix time at least once: a message taken but not acknowledged before the kill comes
-    // again, and is stored again until pings are one per (device, fix time).
+    // Each fix time once: a message taken but not acknowledged before the kill comes again,
+    // and is the same ping (one per device and fix time).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let got: std::collections::BTreeSet<i64> = s.stored_times().await.into_iter().collect();
-        if got.len() == times.len() {
-            assert!(got.iter().eq(times.iter()));
+        let mut got = s.stored_times().await;
+        got.sort_unstable();
+        if got.len() >= times.len() {
+            assert_eq!(got, times);
             break;
         }
         assert!(
@@ -227,5 +274,90 @@ async fn kill_9_during_a_burst_loses_no_message_the_broker_took() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    s.server.kill_9();
+}
+
+/// `name`'s value on `/metrics` (0 when absent).
+async fn metric(s: &Served, name: &str) -> u64 {
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_phone_is_held_to_its_rate_and_others_are_not() {
+    let mut s = Served::start_with(&["--device-rate-limit", "1", "--device-burst", "3"]).await;
+    let flooding = s.phone.clone();
+    let (calm, other) = s.another_phone().await;
+    let post = |phone: &Value, tst: i64| {
+        let request = s
+            .client
+            .post(format!("{}/pub", s.base))
+            .basic_auth("me", phone["token"].as_str())
+            .header("Content-Type", "application/json")
+            .body(location(tst));
+        async move { request.send().await.unwrap() }
+    };
+
+    // OwnTracks over HTTP: its burst, then 429 with Retry-After; another phone meanwhile is
+    // taken.
+    let first = 1_700_042_400;
+    let mut taken = Vec::new();
+    let mut limited = 0;
+    for i in 0..10 {
+        let r = post(&flooding, first + i).await;
+        match r.status().as_u16() {
+            200 => taken.push(first + i),
+            429 => {
+                let wait = r.headers()["retry-after"].to_str().unwrap();
+                assert!(wait.parse::<u64>().unwrap() >= 1, "{wait}");
+                limited += 1;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!((3..=5).contains(&taken.len()), "{taken:?}");
+    assert_eq!(post(&other, first).await.status(), 200);
+    s.wait_stored(&taken).await;
+    s.wait_stored_of(&calm, &[first]).await;
+    let name = "udaconnect_tracker_messages_limited_total";
+    assert_eq!(metric(&s, name).await, limited);
+
+    // Over MQTT: taken up to the rate, the rest acknowledged and dropped, counted; the other
+    // phone's message among them is stored.
+    let later: Vec<i64> = (0..20).map(|i| first + 1000 + i).collect();
+    let payloads: Vec<String> = later.iter().map(|t| location(*t)).collect();
+    mqtt::publish(&s.topic, &payloads).await;
+    let calm_topic = other["mqtt_topic"].as_str().unwrap();
+    mqtt::publish(calm_topic, &[location(first + 1000)]).await;
+    s.wait_stored_of(&calm, &[first, first + 1000]).await;
+    let stored_label = "udaconnect_mqtt_messages_total{outcome=\"stored\"}";
+    let limited_label = "udaconnect_mqtt_messages_total{outcome=\"limited\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (stored, dropped) = loop {
+        let stored = metric(&s, stored_label).await;
+        let dropped = metric(&s, limited_label).await;
+        if stored + dropped >= 21 {
+            break (stored, dropped);
+        }
+        assert!(std::time::Instant::now() < deadline, "{stored} + {dropped}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(dropped >= 10, "{dropped} of 20 dropped");
+    assert_eq!(stored + dropped, 21);
+    assert_eq!(metric(&s, name).await, limited + dropped);
+    let flooded = s.stored_times().await;
+    assert_eq!(flooded.len() as u64, taken.len() as u64 + stored - 1);
     s.server.kill_9();
 }

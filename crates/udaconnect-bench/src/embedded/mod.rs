@@ -7,7 +7,7 @@
 //! [`index_only`] measures the contact index alone.
 
 mod index_only;
-mod memory;
+pub(crate) mod memory;
 mod queries;
 
 use std::fmt::Write as _;

@@ -16,7 +16,7 @@ use csv::{Reader, ReaderBuilder, StringRecord};
 use super::{path_id, text_location, text_person};
 use crate::geo::axes_swapped;
 use crate::model::{NewLocation, Person, MAX_ID};
-use crate::record::DERIVED_ID_BASE;
+use crate::record::FIX_ID_BASE;
 
 /// A row read, or why not, with the line it started on (1 is the header).
 #[derive(Debug, Clone, PartialEq)]
@@ -255,7 +255,7 @@ impl<R: Read> LocationRows<R> {
         let id = match get(self.id) {
             "" => None,
             raw => match raw.parse::<i64>() {
-                Ok(id) if (1..DERIVED_ID_BASE).contains(&id) => Some(id),
+                Ok(id) if (1..FIX_ID_BASE).contains(&id) => Some(id),
                 _ => return Err(format!("id: '{raw}' is not an id")),
             },
         };

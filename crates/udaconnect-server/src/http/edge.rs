@@ -40,6 +40,12 @@ pub struct EdgeSettings {
     pub query: QueryLimits,
     /// The unit of `speed` in OsmAnd query and form fields (knots, as the protocol says).
     pub osmand_speed_unit: udaconnect_core::tracker::SpeedUnit,
+    /// Tracker messages (OwnTracks, OsmAnd protocol, MQTT) one device may send per second;
+    /// 0: no limit.
+    pub device_rate: u32,
+    /// Messages a device may send at once beyond its rate (a phone sending what it kept
+    /// while offline).
+    pub device_burst: u32,
 }
 
 impl Default for EdgeSettings {
@@ -56,9 +62,19 @@ impl Default for EdgeSettings {
             disk_min_free: crate::wiring::disk::DEFAULT_MIN_FREE,
             query: QueryLimits::default(),
             osmand_speed_unit: udaconnect_core::tracker::SpeedUnit::Knots,
+            device_rate: DEFAULT_DEVICE_RATE,
+            device_burst: DEFAULT_DEVICE_BURST,
         }
     }
 }
+
+/// Ten times what a phone sends when it reports every second, its fastest setting: a phone
+/// only floods when something is wrong with it.
+pub const DEFAULT_DEVICE_RATE: u32 = 10;
+
+/// A phone back online sends what it kept, one message after another: ten minutes' worth at
+/// one a second pass at once, the rest at the rate (the apps send again what was refused).
+pub const DEFAULT_DEVICE_BURST: u32 = 600;
 
 /// Above what one client reaches in the benchmark (about 45,000 single-ping posts a second
 /// from 64 connections on two cores), so bulk loads are never throttled by default; an

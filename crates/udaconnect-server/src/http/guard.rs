@@ -219,10 +219,13 @@ pub async fn security_headers(mut response: Response) -> Response {
 }
 
 /// Token buckets per client address: `rate` a second, up to one second's worth saved.
-/// IPv6 clients are counted per /64, the block one subscriber usually holds.
-pub struct RateLimiter {
+/// IPv6 clients are counted per /64, the block one subscriber usually holds. Keyed by
+/// something else (a tracker device), the same buckets with a burst of their own.
+pub struct RateLimiter<K = IpAddr> {
     rate: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    /// Most tokens saved.
+    burst: f64,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 struct Bucket {
@@ -233,12 +236,9 @@ struct Bucket {
 /// Clients remembered before the quiet ones are forgotten.
 const MAX_CLIENTS: usize = 100_000;
 
-impl RateLimiter {
+impl RateLimiter<IpAddr> {
     pub fn new(per_second: u32) -> Self {
-        RateLimiter {
-            rate: f64::from(per_second.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        Self::with_burst(per_second, per_second)
     }
 
     /// Takes one request's token for `ip`, or says how long until one is there.
@@ -247,27 +247,46 @@ impl RateLimiter {
     }
 
     fn take_at(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        let key = client_key(ip);
+        self.take_key_at(client_key(ip), now)
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> RateLimiter<K> {
+    /// `per_second` tokens a second (at least one), at most `burst` saved (at least one).
+    pub fn with_burst(per_second: u32, burst: u32) -> Self {
+        RateLimiter {
+            rate: f64::from(per_second.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `key`, or says how long until one is there.
+    pub fn take_key(&self, key: K) -> Result<(), Duration> {
+        self.take_key_at(key, Instant::now())
+    }
+
+    fn take_key_at(&self, key: K, now: Instant) -> Result<(), Duration> {
+        let (rate, burst) = (self.rate, self.burst);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&key) {
-            // A full bucket is a client quiet for a second or more: nothing to remember.
-            let rate = self.rate;
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < rate);
+            // A full bucket is a client quiet long enough: nothing to remember.
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
             if buckets.len() >= MAX_CLIENTS {
                 buckets.clear();
             }
         }
         let b = buckets.entry(key).or_insert(Bucket {
-            tokens: self.rate,
+            tokens: burst,
             at: now,
         });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.rate).min(self.rate);
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.rate))
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
         }
     }
 }
@@ -303,6 +322,21 @@ mod tests {
         let later = t0 + Duration::from_millis(100);
         assert!(limiter.take_at(a, later).is_ok());
         assert!(limiter.take_at(a, later).is_err());
+    }
+
+    #[test]
+    fn a_device_gets_its_burst_then_its_rate() {
+        let limiter = RateLimiter::<i64>::with_burst(2, 5);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(limiter.take_key_at(1, t0).is_ok());
+        }
+        let wait = limiter.take_key_at(1, t0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        assert!(limiter.take_key_at(2, t0).is_ok());
+        let later = t0 + Duration::from_millis(500);
+        assert!(limiter.take_key_at(1, later).is_ok());
+        assert!(limiter.take_key_at(1, later).is_err());
     }
 
     #[test]

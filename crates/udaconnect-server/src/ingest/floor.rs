@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use udaconnect_core::envelope::Read;
 use udaconnect_core::ports::{Consumed, DynIdLeaser, DynLog, IdLeaser};
-use udaconnect_core::record::{DERIVED_ID_BASE, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
+use udaconnect_core::record::{FIX_ID_BASE, LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
 use udaconnect_core::{Error, Result};
 
 use crate::consume::consumer::CONSUMER_GROUP;
@@ -126,8 +126,8 @@ pub(crate) async fn max_id_in(
     let mut reported = Instant::now();
     let mut visit = |_: &Consumed, r: std::result::Result<Read, String>| {
         if let Ok(Read::Location(d)) = r {
-            // Derived ids (keyless records) come from positions, never from a lease.
-            if d.location.id < DERIVED_ID_BASE {
+            // Fix ids (trackers) and derived ids (keyless records) are never leased.
+            if d.location.id < FIX_ID_BASE {
                 max = max.max(d.location.id);
             }
         }

@@ -20,13 +20,14 @@ pub mod trackers;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use tokio::sync::Mutex;
 use udaconnect_core::auth::{Action, Resource};
 use udaconnect_core::clock::DynClock;
 use udaconnect_core::model::{Location, NewLocation};
 use udaconnect_core::ports::{DynIdLeaser, DynLog};
-use udaconnect_core::record::LOCATION_TOPIC;
+use udaconnect_core::record::{self, LOCATION_TOPIC};
+use udaconnect_core::tracker::DeviceId;
 use udaconnect_core::{validate, Error, Result};
 
 use crate::access::Caller;
@@ -116,6 +117,33 @@ impl Ingest {
         pings: Vec<NewLocation>,
         indexed: bool,
     ) -> Result<Vec<Location>> {
+        self.accept_from(caller, action, pings, indexed, None).await
+    }
+
+    /// [`Self::accept`] for pings of tracker device `device` (if the credential is one): a ping
+    /// with a fix time gets the id of that device and second ([`record::fix_id`]), its time
+    /// cut to the second, so a copy sent again is stored once; copies within one call are
+    /// appended once. Without a device, as [`Self::accept`].
+    pub async fn accept_from_device(
+        &self,
+        caller: &Caller,
+        action: Action,
+        pings: Vec<NewLocation>,
+        indexed: bool,
+        device: Option<DeviceId>,
+    ) -> Result<Vec<Location>> {
+        self.accept_from(caller, action, pings, indexed, device)
+            .await
+    }
+
+    async fn accept_from(
+        &self,
+        caller: &Caller,
+        action: Action,
+        pings: Vec<NewLocation>,
+        indexed: bool,
+        device: Option<DeviceId>,
+    ) -> Result<Vec<Location>> {
         let now = self.clock.now();
         let field = |i: usize| {
             if indexed {
@@ -152,22 +180,118 @@ impl Ingest {
         if !violations.is_empty() {
             return Err(Error::Invalid(violations));
         }
+        let devices = vec![device; pings.len()];
+        self.append(pings, &devices, &keys, now).await
+    }
+
+    /// Pings of tracker devices (MQTT messages taken together), each checked on its own (its
+    /// caller, its person, its time) and all appended to the log at once: a ping refused is
+    /// its own answer, the others still go. `Err`: nothing was appended (the log or a store,
+    /// for now).
+    pub async fn accept_devices(
+        &self,
+        action: Action,
+        items: Vec<DevicePing>,
+    ) -> Result<Vec<Result<()>>> {
+        let now = self.clock.now();
+        let mut person_ids: Vec<i64> = items.iter().map(|i| i.ping.person_id()).collect();
+        person_ids.sort_unstable();
+        person_ids.dedup();
+        let mut missing = self.persons.missing(&person_ids).await?;
+        let known: Vec<i64> = person_ids
+            .iter()
+            .filter(|p| !missing.contains(p))
+            .copied()
+            .collect();
+        let keys = self.keys.for_sealing(&known).await?;
+        missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
+        let mut answers = Vec::with_capacity(items.len());
+        let (mut pings, mut devices) = (Vec::new(), Vec::new());
+        for item in items {
+            let person = item.ping.person_id();
+            let checked = may_post(&item.caller, action, [(0, person)].into_iter(), |_| {
+                "person_id".to_string()
+            })
+            .and_then(|()| match missing.contains(&person) {
+                true => Err(Error::invalid(
+                    "person_id",
+                    format!("no person with id {person}"),
+                )),
+                false => Ok(()),
+            })
+            .and_then(|()| {
+                let ahead = validate::future_violations(
+                    std::slice::from_ref(&item.ping),
+                    now,
+                    self.future_skew,
+                    false,
+                );
+                match ahead.is_empty() {
+                    true => Ok(()),
+                    false => Err(Error::Invalid(ahead)),
+                }
+            });
+            if checked.is_ok() {
+                pings.push(item.ping);
+                devices.push(Some(item.device));
+            }
+            answers.push(checked);
+        }
+        if !pings.is_empty() {
+            self.append(pings, &devices, &keys, now).await?;
+        }
+        Ok(answers)
+    }
+
+    /// Gives `pings` their ids (of their device and second where `devices` names one, else
+    /// leased), seals them and appends them in one call; returns once durable. A fix a device
+    /// sent twice among them is appended once, the first copy, as across calls.
+    async fn append(
+        &self,
+        pings: Vec<NewLocation>,
+        devices: &[Option<DeviceId>],
+        keys: &SealingKeys,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Location>> {
         if let Some(disk) = &self.disk {
             disk.check()?;
         }
-        let first = self.ids.allocate(pings.len() as u64).await?;
-        let correlation = correlation_id();
-        let locations: Vec<Location> = pings
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| Location {
-                id: first + i as i64,
-                person_id: p.person_id(),
-                latitude: p.latitude(),
-                longitude: p.longitude(),
-                creation_time: p.creation_time().unwrap_or(now),
+        let fixed: Vec<Option<(i64, DateTime<Utc>)>> = pings
+            .iter()
+            .zip(devices)
+            .map(|(p, device)| {
+                let (device, time) = ((*device)?, p.creation_time()?);
+                let second = time.with_nanosecond(0).unwrap_or(time);
+                Some((record::fix_id(device, second)?, second))
             })
             .collect();
+        let leased = fixed.iter().filter(|f| f.is_none()).count() as u64;
+        let mut next = match leased {
+            0 => 0,
+            n => self.ids.allocate(n).await?,
+        };
+        let correlation = correlation_id();
+        let mut locations: Vec<Location> = pings
+            .into_iter()
+            .zip(fixed)
+            .map(|(p, fixed)| {
+                let (id, time) = fixed.unwrap_or_else(|| {
+                    next += 1;
+                    (next - 1, p.creation_time().unwrap_or(now))
+                });
+                Location {
+                    id,
+                    person_id: p.person_id(),
+                    latitude: p.latitude(),
+                    longitude: p.longitude(),
+                    creation_time: time,
+                }
+            })
+            .collect();
+        if leased < locations.len() as u64 {
+            let mut ids = std::collections::HashSet::with_capacity(locations.len());
+            locations.retain(|l| ids.insert(l.id));
+        }
         let records = locations
             .iter()
             .map(|l| keys.seal(l, correlation.as_deref(), now))
@@ -182,6 +306,13 @@ impl Ingest {
             .inc_by(locations.len() as u64);
         Ok(locations)
     }
+}
+
+/// One tracker device's ping, as [`Ingest::accept_devices`] takes it.
+pub struct DevicePing {
+    pub caller: Caller,
+    pub ping: NewLocation,
+    pub device: DeviceId,
 }
 
 impl Ingest {

@@ -21,12 +21,12 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     let Some((stores, log, ingest)) = ingest(ctx, ROLE).await? else {
         return Ok(None);
     };
-    let trackers = Arc::new(Trackers {
-        ingest: ingest.clone(),
-        accounts: ctx.account_store(ROLE).await?,
-        clock: Arc::new(SystemClock),
-        speed_unit: ctx.options.edge.osmand_speed_unit,
-    });
+    let trackers = Arc::new(Trackers::new(
+        ingest.clone(),
+        ctx.account_store(ROLE).await?,
+        Arc::new(SystemClock),
+        &ctx.options.edge,
+    ));
     let router = routes(Arc::new(LocationApi {
         ingest: ingest.clone(),
         store: stores.locations.clone(),

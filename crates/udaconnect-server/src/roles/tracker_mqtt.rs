@@ -24,12 +24,12 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     let Some((stores, log, ingest)) = location_api::ingest(ctx, ROLE).await? else {
         return Ok(None);
     };
-    let trackers = Arc::new(Trackers {
+    let trackers = Arc::new(Trackers::new(
         ingest,
-        accounts: ctx.account_store(ROLE).await?,
-        clock: Arc::new(SystemClock),
-        speed_unit: ctx.options.edge.osmand_speed_unit,
-    });
+        ctx.account_store(ROLE).await?,
+        Arc::new(SystemClock),
+        &ctx.options.edge,
+    ));
     let mut role = RunningRole::new(axum::Router::new());
     role.checks = location_store_and_log(&stores, &log);
     let connected = Connected::default();

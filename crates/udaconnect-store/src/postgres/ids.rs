@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use udaconnect_core::ports::IdLeaser;
-use udaconnect_core::record::DERIVED_ID_BASE;
+use udaconnect_core::record::FIX_ID_BASE;
 use udaconnect_core::{Error, Result};
 
 use super::{DbError, Postgres};
@@ -13,7 +13,8 @@ use super::{DbError, Postgres};
 /// Each lease is one `UPDATE ... RETURNING` on the name's row: PostgreSQL's row lock orders
 /// concurrent leases, and the row is durable when the call returns, so no id is handed out
 /// twice, across processes and restarts alike. Ids at and above
-/// [`DERIVED_ID_BASE`] are never leased: they belong to records of the original producers.
+/// [`FIX_ID_BASE`] are never leased: they belong to tracker fixes and to records of the
+/// original producers.
 #[derive(Debug, Clone)]
 pub struct PostgresIdLeaser {
     pg: Postgres,
@@ -34,7 +35,7 @@ impl PostgresIdLeaser {
 
     /// Creates the name's row if it is missing, starting above every id already stored in
     /// `location` or `location_rejected` (an original database's rows included) below
-    /// [`DERIVED_ID_BASE`].
+    /// [`FIX_ID_BASE`].
     async fn ensure_row(&self) -> Result<(), DbError> {
         if self.ready.load(Ordering::Acquire) {
             return Ok(());
@@ -48,7 +49,7 @@ impl PostgresIdLeaser {
                      (SELECT max(id) FROM location_rejected WHERE id < $2),
                      0) + 1
                  ON CONFLICT (name) DO NOTHING",
-                &[&&*self.name, &DERIVED_ID_BASE],
+                &[&&*self.name, &FIX_ID_BASE],
             )
             .await?;
         self.ready.store(true, Ordering::Release);
@@ -66,7 +67,7 @@ impl PostgresIdLeaser {
             )
             .await?;
         let rows = client
-            .query(&statement, &[&&*self.name, &size, &DERIVED_ID_BASE])
+            .query(&statement, &[&&*self.name, &size, &FIX_ID_BASE])
             .await?;
         match rows.first() {
             Some(row) => Ok(row.try_get(0)?),
@@ -97,7 +98,7 @@ impl IdLeaser for PostgresIdLeaser {
 
     async fn reserve_through(&self, id: i64) -> Result<()> {
         let next = id.saturating_add(1);
-        if next >= DERIVED_ID_BASE {
+        if next >= FIX_ID_BASE {
             return Err(Error::Internal("id space exhausted".into()));
         }
         self.pg.retrying(|| self.try_reserve_through(next)).await

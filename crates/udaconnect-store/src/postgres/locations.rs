@@ -4,7 +4,7 @@ use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 use udaconnect_core::model::{Location, LocationId, PersonId};
 use udaconnect_core::ports::{LocationScan, LocationStore, Near, NearQuery, NearTracks};
-use udaconnect_core::record::DERIVED_ID_BASE;
+use udaconnect_core::record::FIX_ID_BASE;
 use udaconnect_core::time::{to_micros, Micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::Result;
@@ -304,10 +304,7 @@ impl LocationStore for PostgresLocationStore {
     }
 
     async fn max_leased_id(&self) -> Result<Option<LocationId>> {
-        let rows = self
-            .pg
-            .query(crate::MAX_LEASED_ID, &[&DERIVED_ID_BASE])
-            .await?;
+        let rows = self.pg.query(crate::MAX_LEASED_ID, &[&FIX_ID_BASE]).await?;
         match rows.first() {
             Some(row) => row.try_get(0).map_err(|e| pg_error(&e)),
             None => Ok(None),

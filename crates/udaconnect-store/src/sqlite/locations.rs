@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Row};
 use udaconnect_core::model::{Location, LocationId, PersonId};
 use udaconnect_core::ports::{LocationScan, LocationStore};
-use udaconnect_core::record::DERIVED_ID_BASE;
+use udaconnect_core::record::FIX_ID_BASE;
 use udaconnect_core::time::{from_micros, to_micros, Micros, Window};
 use udaconnect_core::Result;
 
@@ -139,7 +139,7 @@ impl LocationStore for SqliteLocationStore {
     async fn max_leased_id(&self) -> Result<Option<LocationId>> {
         self.db
             .read(|c| {
-                c.query_row(crate::MAX_LEASED_ID, [DERIVED_ID_BASE], |r| {
+                c.query_row(crate::MAX_LEASED_ID, [FIX_ID_BASE], |r| {
                     r.get::<_, Option<i64>>(0)
                 })
             })

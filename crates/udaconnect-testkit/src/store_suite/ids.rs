@@ -1,4 +1,4 @@
-use udaconnect_core::record::DERIVED_ID_BASE;
+use udaconnect_core::record::FIX_ID_BASE;
 use udaconnect_sim::Rng;
 
 use super::StoreEngine;
@@ -19,7 +19,7 @@ pub async fn id_leases_never_repeat<E: StoreEngine>() {
 
 /// Blocks leased at once (by every process, where processes share the state) never overlap;
 /// zero means one; a restart continues above every block; each name counts apart; the ids
-/// from [`DERIVED_ID_BASE`] up (original producers' records) are never leased.
+/// from [`FIX_ID_BASE`] up (tracker fixes, original producers' records) are never leased.
 pub async fn id_leases_are_unique_across_concurrent_leasers_and_restarts<E: StoreEngine>() {
     let stores = E::open().await;
     let first = stores.leaser("location").await;
@@ -67,14 +67,11 @@ pub async fn id_leases_are_unique_across_concurrent_leasers_and_restarts<E: Stor
     assert_eq!(other.lease(1).await.unwrap(), 1);
     assert_eq!(other.lease(1).await.unwrap(), 2);
 
-    // The derived id space is never leased.
-    assert!(leasers[0].reserve_through(DERIVED_ID_BASE).await.is_err());
-    leasers[0]
-        .reserve_through(DERIVED_ID_BASE - 10)
-        .await
-        .unwrap();
+    // The fix and derived id spaces are never leased.
+    assert!(leasers[0].reserve_through(FIX_ID_BASE).await.is_err());
+    leasers[0].reserve_through(FIX_ID_BASE - 10).await.unwrap();
     assert!(leasers[0].lease(100).await.is_err());
     assert!(leasers[1].lease(9).await.is_err());
-    assert_eq!(leasers[1].lease(8).await.unwrap(), DERIVED_ID_BASE - 9);
+    assert_eq!(leasers[1].lease(8).await.unwrap(), FIX_ID_BASE - 9);
     assert!(leasers[1].lease(1).await.is_err());
 }

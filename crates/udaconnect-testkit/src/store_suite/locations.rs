@@ -185,14 +185,17 @@ pub async fn clear_removes_every_location<E: StoreEngine>() {
     assert_eq!(store.count().await.unwrap(), 1);
 }
 
-/// The highest leased id stored, whatever derived ids (the original producers' records, at
-/// and above `DERIVED_ID_BASE`) lie above it: new leases start above it.
+/// The highest leased id stored, whatever fix ids (tracker pings, from `FIX_ID_BASE`) and
+/// derived ids (the original producers' records, from `DERIVED_ID_BASE`) lie above it: new
+/// leases start above it.
 pub async fn max_leased_id_ignores_derived_ids<E: StoreEngine>() {
     let stores = open_with_persons::<E>([1]).await;
     let store = stores.locations();
     assert_eq!(store.max_leased_id().await.unwrap(), None);
     let derived = udaconnect_core::record::DERIVED_ID_BASE + 7;
-    store.upsert(&[loc(derived, 1, 1.0, 2.0, 3)]).await.unwrap();
+    let fix = udaconnect_core::record::FIX_ID_BASE + 7;
+    let above = [loc(derived, 1, 1.0, 2.0, 3), loc(fix, 1, 1.0, 2.0, 3)];
+    store.upsert(&above).await.unwrap();
     assert_eq!(store.max_leased_id().await.unwrap(), None);
     store
         .upsert(&[loc(41, 1, 1.0, 2.0, 3), loc(9, 1, 1.0, 2.0, 4)])

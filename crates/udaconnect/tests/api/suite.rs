@@ -111,6 +111,7 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
         edge::pings_too_far_ahead_are_refused,
         trackers::phones_post_through_owntracks_and_the_osmand_protocol,
         trackers::owntracks_over_mqtt_is_stored_and_unknown_topics_refused,
+        trackers::copies_of_a_phones_ping_are_one_ping,
     ]
 }
 

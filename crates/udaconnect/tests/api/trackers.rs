@@ -172,3 +172,119 @@ async fn refused(api: &Api) -> u64 {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// A phone sends a ping again after a timeout, and Traccar Client's copy may differ below the
+/// second: the same (device, fix time) is one ping, in the store (read by its id, the device's
+/// and the second's), the index or PostGIS, and the connection answer.
+pub async fn copies_of_a_phones_ping_are_one_ping(api: Api) {
+    let ana = api.create_person("Ana").await["id"].as_i64().unwrap();
+    let bo = api.create_person("Bo").await["id"].as_i64().unwrap();
+    let token = api.admin_token("attendee", ana).await;
+    let r = api
+        .client
+        .post(api.url("/api/me/devices"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Ana's phone", "person_id": ana}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let phone: Value = r.json().await.unwrap();
+    let device = phone["id"].as_i64().unwrap();
+    let device_token = phone["token"].as_str().unwrap().to_string();
+    let osmand_id = phone["osmand_id"].as_str().unwrap().to_string();
+    const DAY17: &str = "start_date=2023-11-17&end_date=2023-11-17&distance=20";
+    // Bo is at each place Ana's phone reports, at its time.
+    let places = [
+        (35.6581, 139.7017, "2023-11-17T09:00:00Z"),
+        (35.6590, 139.7030, "2023-11-17T09:05:00Z"),
+        (35.6600, 139.7040, "2023-11-17T09:10:00Z"),
+        (35.6700, 139.7100, "2023-11-17T09:15:00Z"),
+    ];
+    for (lat, lon, at) in places {
+        api.ping(bo, lat, lon, at).await;
+    }
+    let pub_ = |body: String| {
+        let request = api
+            .client
+            .post(api.url("/pub"))
+            .basic_auth("ana", Some(device_token.clone()))
+            .header("Content-Type", "application/json")
+            .body(body);
+        async move { request.send().await.unwrap() }
+    };
+    let owntracks = |lat: f64, lon: f64, tst: i64| {
+        json!({"_type": "location", "lat": lat, "lon": lon, "tst": tst, "acc": 5, "tid": "an"})
+            .to_string()
+    };
+    // OwnTracks, twice (the app sends again when the answer came too late).
+    for _ in 0..2 {
+        let r = pub_(owntracks(35.6581, 139.7017, 1_700_211_600)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // The OsmAnd protocol, in seconds and then in milliseconds.
+    for timestamp in ["1700211900", "1700211900000"] {
+        let r = api
+            .get(&format!(
+                "/api/osmand?id={osmand_id}&timestamp={timestamp}&lat=35.659&lon=139.703"
+            ))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // Traccar Client's JSON, two copies in one second (its milliseconds differ).
+    for at in ["2023-11-17T09:10:00.250Z", "2023-11-17T09:10:00.700Z"] {
+        let r = api
+            .client
+            .post(api.url("/api/osmand"))
+            .json(
+                &json!({"device_id": osmand_id, "location": {"timestamp": at,
+                "coords": {"latitude": 35.66, "longitude": 139.704, "accuracy": 6}}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // Last, and once: when it is in the answer, every copy before it has been read (one
+    // person's pings keep their order on the log).
+    let r = pub_(owntracks(35.67, 139.71, 1_700_212_500)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let timeout = Duration::from_secs(20);
+    http::met(
+        &api.client,
+        &api.base,
+        (bo, DAY17),
+        (ana, 35.67, 139.71),
+        timeout,
+    )
+    .await;
+
+    let answer: Value = api
+        .get(&format!("/api/persons/{bo}/connection?{DAY17}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut found: Vec<(i64, String)> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["location"])
+        .filter(|l| l["person_id"] == ana)
+        .map(|l| (l["id"].as_i64().unwrap(), l["creation_time"].to_string()))
+        .collect();
+    found.sort();
+    let want: Vec<(i64, String)> = places
+        .iter()
+        .map(|(_, _, at)| {
+            let t = chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc();
+            let id = udaconnect_core::record::fix_id(device, t).unwrap();
+            (id, format!("\"{}\"", at))
+        })
+        .collect();
+    assert_eq!(found, want, "Ana's pings in Bo's connection answer");
+    for (id, _) in &want {
+        let stored = api.stored_location(*id).await;
+        assert_eq!(stored["person_id"], ana);
+    }
+}

@@ -17,18 +17,21 @@ pub mod osmand;
 pub mod owntracks;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use chrono::{DateTime, Utc};
 use udaconnect_core::auth::{Principal, Role, Scope, Scopes};
 use udaconnect_core::clock::DynClock;
 use udaconnect_core::ports::DynAccountStore;
-use udaconnect_core::tracker::{App, DeviceInfo, Seen, SpeedUnit, TrackerFix};
+use udaconnect_core::tracker::{App, DeviceId, DeviceInfo, Seen, SpeedUnit, TrackerFix};
 
 use crate::access::{own_credential, ruled};
-use crate::http::guard::json;
+use crate::http::edge::EdgeSettings;
+use crate::http::guard::{json, too_many, RateLimiter};
 use crate::http::problem::{ApiError, Problem};
 use crate::ingest::Ingest;
 
@@ -40,6 +43,45 @@ pub struct Trackers {
     pub clock: DynClock,
     /// The unit of `speed` in OsmAnd query and form fields (`--osmand-speed-unit`).
     pub speed_unit: SpeedUnit,
+    /// Messages per device (`--device-rate-limit`, `--device-burst`); `None`: unlimited.
+    pub device_limit: Option<RateLimiter<DeviceId>>,
+}
+
+impl Trackers {
+    /// What tracker routes and tracker-mqtt share, with the edge's device limit.
+    pub fn new(
+        ingest: Arc<Ingest>,
+        accounts: DynAccountStore,
+        clock: DynClock,
+        edge: &EdgeSettings,
+    ) -> Trackers {
+        let device_limit = (edge.device_rate > 0)
+            .then(|| RateLimiter::with_burst(edge.device_rate, edge.device_burst));
+        Trackers {
+            ingest,
+            accounts,
+            clock,
+            speed_unit: edge.osmand_speed_unit,
+            device_limit,
+        }
+    }
+
+    /// Takes one message's token for `device`, or says how long until one is there. A
+    /// device's flood waits on its own bucket only: others are not held back.
+    pub fn admit(&self, device: DeviceId) -> Result<(), Duration> {
+        match &self.device_limit {
+            Some(limit) => limit.take_key(device),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::admit`] over HTTP: 429 with Retry-After, counted.
+    fn admit_http(&self, device: DeviceId) -> Result<(), Refused> {
+        self.admit(device).map_err(|wait| {
+            self.ingest.metrics.tracker_limited.inc();
+            Refused::from(too_many(wait, "messages from this device"))
+        })
+    }
 }
 
 /// The routes on the HTTP port. Phones are registered under the caller's rules; OwnTracks
@@ -135,16 +177,26 @@ impl From<ApiError> for Refused {
 /// What a tracker handler answers: its answer, or why not.
 type Answer = Result<Response, Refused>;
 
-/// Records where a device's ping came from; a failure costs only the list's freshness.
-async fn seen(trackers: &Trackers, device: &DeviceInfo, app: App, battery_pct: Option<f64>) {
+/// Records where a device's ping came from; a failure costs only the list's freshness. The
+/// time recorded, if it was.
+async fn seen(
+    trackers: &Trackers,
+    device: &DeviceInfo,
+    app: App,
+    battery_pct: Option<f64>,
+) -> Option<DateTime<Utc>> {
     let at = trackers.clock.now();
     let seen = Seen {
         app,
         battery_pct,
         at,
     };
-    if let Err(e) = trackers.accounts.device_seen(device, seen).await {
-        tracing::warn!(device_id = device.id, error = %e, "device use not recorded");
+    match trackers.accounts.device_seen(device, seen).await {
+        Ok(()) => Some(at),
+        Err(e) => {
+            tracing::warn!(device_id = device.id, error = %e, "device use not recorded");
+            None
+        }
     }
 }
 

@@ -11,13 +11,16 @@
 //! A message that can never be taken (a topic no live device has, a payload that is not an
 //! OwnTracks message, a place out of range) is logged with its reason, counted, and
 //! acknowledged: it would come back forever otherwise and hold up every message behind it.
-//! One that cannot be taken *now* (the log or a store down) is tried again until it is.
+//! One that cannot be taken *now* (the log or a store down) is tried again until it is. One
+//! over its device's rate (`--device-rate-limit`) is acknowledged and dropped, counted as
+//! `limited`: a flooding phone holds up no other.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rumqttc::{
     AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode,
@@ -25,11 +28,15 @@ use rumqttc::{
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{mpsc, watch};
 use udaconnect_core::auth::Action;
-use udaconnect_core::tracker::{owntracks_message, topic_device, App, DeviceInfo, OwnTracks};
+use udaconnect_core::model::NewLocation;
+use udaconnect_core::tracker::{
+    owntracks_message, topic_device, App, DeviceId, DeviceInfo, OwnTracks, Seen,
+};
 use udaconnect_core::ErrorCode;
 
-use super::{device_principal, pings, seen, Trackers};
+use super::{device_principal, seen, Trackers};
 use crate::access::Caller;
+use crate::ingest::DevicePing;
 use crate::metrics::Metrics;
 
 /// What tracker-mqtt subscribes to: the OwnTracks app's topics for every user and device.
@@ -139,6 +146,9 @@ pub enum Outcome {
     Ignored,
     /// Never to be taken, and why.
     Refused(String),
+    /// Over its device's rate: acknowledged and dropped, as a broker cannot be told to send
+    /// it later, and holding it would hold up the messages behind it.
+    Limited,
 }
 
 impl Outcome {
@@ -147,6 +157,7 @@ impl Outcome {
             Outcome::Stored => "stored",
             Outcome::Ignored => "ignored",
             Outcome::Refused(_) => "refused",
+            Outcome::Limited => "limited",
         }
     }
 }
@@ -156,64 +167,231 @@ fn for_now(e: &udaconnect_core::Error) -> bool {
     matches!(e.code(), ErrorCode::Unavailable | ErrorCode::Internal)
 }
 
-/// Takes one message published on `topic`. `Err` is an error for now: the message is to be
-/// tried again, not acknowledged.
-pub async fn take(
+/// How long a device read from the account store is taken as it was: a revocation reaches
+/// tracker-mqtt within this, as a token's reaches the HTTP roles.
+const DEVICE_TTL: Duration = Duration::from_secs(5);
+
+/// Devices read by id, kept [`DEVICE_TTL`]: a busy broker delivers thousands of messages a
+/// second, and a store read for each would cost more than the rest of their way to the log.
+#[derive(Default)]
+pub struct DeviceCache(Mutex<HashMap<DeviceId, (Instant, Option<DeviceInfo>)>>);
+
+/// Devices kept at most; past it the cache starts over (a flood of made-up topics).
+const DEVICES_KEPT: usize = 100_000;
+
+impl DeviceCache {
+    fn get(&self, id: DeviceId) -> Option<Option<DeviceInfo>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&id)
+            .filter(|(at, _)| at.elapsed() < DEVICE_TTL)
+            .map(|(_, d)| d.clone())
+    }
+
+    fn put(&self, id: DeviceId, device: Option<DeviceInfo>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= DEVICES_KEPT {
+            map.clear();
+        }
+        map.insert(id, (Instant::now(), device));
+    }
+
+    /// Notes what the store now says of a device seen, keeping its time in the cache.
+    fn seen(&self, id: DeviceId, seen: &Seen) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, Some(d))) = map.get_mut(&id) {
+            d.app = Some(seen.app);
+            d.last_seen = Some(seen.at);
+            if let Some(b) = seen.battery_pct.filter(|b| (0.0..=100.0).contains(b)) {
+                d.battery_pct = Some(b.round() as i64);
+            }
+        }
+    }
+}
+
+/// A message read up to its ping: what became of it already, or the ping to append.
+enum Prepared {
+    Done(Outcome),
+    Ping {
+        device: DeviceInfo,
+        ping: NewLocation,
+        battery_pct: Option<f64>,
+    },
+}
+
+/// Reads one message published on `topic`: its device, its rate and its ping. `Err` is an
+/// error for now.
+async fn prepare(
     trackers: &Trackers,
+    devices: &DeviceCache,
     topic: &str,
     payload: &[u8],
-) -> udaconnect_core::Result<Outcome> {
-    let unknown = || Outcome::Refused("no live device has this topic".to_string());
+) -> udaconnect_core::Result<Prepared> {
+    let done = |o: Outcome| Ok(Prepared::Done(o));
+    let unknown = || {
+        done(Outcome::Refused(
+            "no live device has this topic".to_string(),
+        ))
+    };
     let Some((device_topic, _)) = device_topic(topic) else {
-        return Ok(Outcome::Refused(
+        return done(Outcome::Refused(
             "not an OwnTracks device topic".to_string(),
         ));
     };
     let Some((person, id)) = topic_device(device_topic) else {
-        return Ok(unknown());
+        return unknown();
     };
-    let Some(device) = live_device(trackers, id).await? else {
-        return Ok(unknown());
+    let Some(device) = live_device(trackers, devices, id).await? else {
+        return unknown();
     };
     // The whole topic, name included: ids alone are easy to guess.
     if device.person != person || device.mqtt_topic() != device_topic {
-        return Ok(unknown());
+        return unknown();
+    }
+    if trackers.admit(device.id).is_err() {
+        trackers.ingest.metrics.tracker_limited.inc();
+        return done(Outcome::Limited);
     }
     let fix = match owntracks_message(payload) {
         Ok(OwnTracks::Location { fix, .. }) => fix,
-        Ok(OwnTracks::Ignored { .. }) => return Ok(Outcome::Ignored),
-        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+        Ok(OwnTracks::Ignored { .. }) => return done(Outcome::Ignored),
+        Err(e) => return done(Outcome::Refused(e.to_string())),
     };
-    let refused = |e: udaconnect_core::Error| {
-        if for_now(&e) {
-            Err(e)
-        } else {
-            Ok(Outcome::Refused(e.to_string()))
-        }
-    };
-    let pings = match pings(std::slice::from_ref(&fix), device.person) {
-        Ok(p) => p,
-        Err(e) => return refused(e),
+    match fix.ping(device.person) {
+        Ok(ping) => Ok(Prepared::Ping {
+            device,
+            ping,
+            battery_pct: fix.extras.battery_pct,
+        }),
+        Err(e) => refused(e).map(Prepared::Done),
+    }
+}
+
+/// An ingest error as an outcome: for good, or (`Err`) for now.
+fn refused(e: udaconnect_core::Error) -> udaconnect_core::Result<Outcome> {
+    if for_now(&e) {
+        Err(e)
+    } else {
+        Ok(Outcome::Refused(e.to_string()))
+    }
+}
+
+/// Takes one message published on `topic`. `Err` is an error for now: the message is to be
+/// tried again, not acknowledged.
+pub async fn take(
+    trackers: &Trackers,
+    devices: &DeviceCache,
+    topic: &str,
+    payload: &[u8],
+) -> udaconnect_core::Result<Outcome> {
+    let (device, ping, battery_pct) = match prepare(trackers, devices, topic, payload).await? {
+        Prepared::Done(outcome) => return Ok(outcome),
+        Prepared::Ping {
+            device,
+            ping,
+            battery_pct,
+        } => (device, ping, battery_pct),
     };
     let caller = Caller::Signed(device_principal(&device));
-    if let Err(e) = trackers
-        .ingest
-        .accept(&caller, Action::PostOwnTracks, pings, false)
+    let action = Action::PostOwnTracks;
+    let id = Some(device.id);
+    if let Err(e) = (trackers.ingest)
+        .accept_from_device(&caller, action, vec![ping], false, id)
         .await
     {
         return refused(e);
     }
-    seen(trackers, &device, App::OwnTracks, fix.extras.battery_pct).await;
+    note_seen(trackers, devices, &device, battery_pct).await;
     Ok(Outcome::Stored)
 }
 
+/// Records the device's use, and keeps the cache's copy as the store now has it.
+async fn note_seen(
+    trackers: &Trackers,
+    devices: &DeviceCache,
+    device: &DeviceInfo,
+    battery_pct: Option<f64>,
+) {
+    let app = App::OwnTracks;
+    if let Some(at) = seen(trackers, device, app, battery_pct).await {
+        let seen = Seen {
+            app,
+            battery_pct,
+            at,
+        };
+        devices.seen(device.id, &seen);
+    }
+}
+
+/// Takes `batch` together: every message read, their pings appended to the log in one call.
+/// A message whose own ping is refused gets that answer; one that meets an error for now is
+/// left `None`, to be taken alone.
+async fn take_together(
+    trackers: &Trackers,
+    devices: &DeviceCache,
+    batch: &[Publish],
+) -> Vec<Option<Outcome>> {
+    let read = batch
+        .iter()
+        .map(|p| prepare(trackers, devices, &p.topic, &p.payload));
+    let read = futures_util::future::join_all(read).await;
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+    let (mut items, mut taken) = (Vec::new(), Vec::new());
+    for (i, prepared) in read.into_iter().enumerate() {
+        match prepared {
+            Ok(Prepared::Done(outcome)) => outcomes[i] = Some(outcome),
+            Ok(Prepared::Ping {
+                device,
+                ping,
+                battery_pct,
+            }) => {
+                items.push(DevicePing {
+                    caller: Caller::Signed(device_principal(&device)),
+                    ping,
+                    device: device.id,
+                });
+                taken.push((i, device, battery_pct));
+            }
+            Err(_) => {}
+        }
+    }
+    if items.is_empty() {
+        return outcomes;
+    }
+    let Ok(answers) = (trackers.ingest)
+        .accept_devices(Action::PostOwnTracks, items)
+        .await
+    else {
+        // Nothing appended: each is taken alone, and tried again until it is.
+        return outcomes;
+    };
+    for ((i, device, battery_pct), answer) in taken.into_iter().zip(answers) {
+        outcomes[i] = match answer {
+            Ok(()) => {
+                note_seen(trackers, devices, &device, battery_pct).await;
+                Some(Outcome::Stored)
+            }
+            Err(e) => refused(e).ok(),
+        };
+    }
+    outcomes
+}
+
 /// Device `id`, unless it is revoked.
-async fn live_device(trackers: &Trackers, id: i64) -> udaconnect_core::Result<Option<DeviceInfo>> {
-    Ok(trackers
+async fn live_device(
+    trackers: &Trackers,
+    devices: &DeviceCache,
+    id: i64,
+) -> udaconnect_core::Result<Option<DeviceInfo>> {
+    if let Some(known) = devices.get(id) {
+        return Ok(known);
+    }
+    let device = trackers
         .accounts
         .device(id)
         .await?
-        .filter(|d| d.revoked.is_none()))
+        .filter(|d| d.revoked.is_none());
+    devices.put(id, device.clone());
+    Ok(device)
 }
 
 /// Whether the connection to the broker is up, for `/ready`.
@@ -324,8 +502,10 @@ pub async fn run(
     Ok(())
 }
 
-/// Takes what is queued together (each message its own ingest, so one device's refusal or a
-/// slow append holds up no other) and acknowledges each once taken.
+/// Takes what is queued together (read one by one, appended to the log in one call, see
+/// [`take_together`]) and acknowledges each once taken, in the order they came. A message the
+/// batch could not take (the log or a store for now) is taken alone and tried again until it
+/// is, so one device's refusal or a slow store holds up no other.
 async fn work(
     trackers: Arc<Trackers>,
     client: AsyncClient,
@@ -334,11 +514,16 @@ async fn work(
     stop: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(TAKEN_TOGETHER);
+    let devices = DeviceCache::default();
     while queued.recv_many(&mut batch, TAKEN_TOGETHER).await > 0 {
-        let taken = batch
-            .iter()
-            .map(|publish| take_until_done(&trackers, publish, &metrics, &stop));
-        let outcomes = futures_util::future::join_all(taken).await;
+        let together = take_together(&trackers, &devices, &batch).await;
+        let alone = batch.iter().zip(&together).map(|(publish, outcome)| async {
+            match outcome {
+                Some(outcome) => Some(outcome.clone()),
+                None => take_until_done(&trackers, &devices, publish, &metrics, &stop).await,
+            }
+        });
+        let outcomes = futures_util::future::join_all(alone).await;
         for (publish, outcome) in batch.drain(..).zip(outcomes) {
             // Stopped first: the broker sends it again in the next session.
             let Some(outcome) = outcome else {
@@ -362,13 +547,14 @@ async fn work(
 /// the role stops first.
 async fn take_until_done(
     trackers: &Trackers,
+    devices: &DeviceCache,
     publish: &Publish,
     metrics: &Metrics,
     stop: &watch::Receiver<bool>,
 ) -> Option<Outcome> {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match take(trackers, &publish.topic, &publish.payload).await {
+        match take(trackers, devices, &publish.topic, &publish.payload).await {
             Ok(outcome) => return Some(outcome),
             Err(e) => {
                 metrics.mqtt_messages.get_or_create(&label("retried")).inc();

@@ -72,6 +72,7 @@ fn read_report(
         (status = 200, description = "Taken: durable in the log (empty body)"),
         (status = 400, description = "Unreadable fields, or no device has this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Out of range, or timed too far ahead", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the device's rate (`--device-rate-limit`); Retry-After says when to send again", body = Problem, content_type = "application/problem+json"),
         crate::http::openapi::IngestBusy,
     ))]
 pub async fn report(
@@ -99,6 +100,7 @@ pub async fn report(
         let why = "no registered device has this id: register the phone and use its OsmAnd id";
         return Err(Error::bad_request("id", why).into());
     };
+    trackers.admit_http(device.id)?;
     let caller = Caller::Signed(device_principal(&device));
     let app = report.fixes.first().map_or(App::OsmAnd, |f| f.app);
     if !report.fixes.is_empty() {
@@ -106,7 +108,7 @@ pub async fn report(
         let batch = pings.len() > 1;
         trackers
             .ingest
-            .accept(&caller, Action::PostOsmAnd, pings, batch)
+            .accept_from_device(&caller, Action::PostOsmAnd, pings, batch, Some(device.id))
             .await?;
     }
     seen(&trackers, &device, app, report.battery_pct).await;

@@ -55,6 +55,7 @@ fn named_device(headers: &HeaderMap, topic: Option<&str>) -> Option<(i64, i64)> 
         (status = 400, description = "Not a JSON object, or unreadable fields", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No token as the Basic password, or one unknown, expired or revoked", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The message names another person's device", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the device's rate (`--device-rate-limit`); Retry-After says when to send again", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Out of range, or timed too far ahead", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         crate::http::openapi::IngestBusy,
     ))]
@@ -71,17 +72,24 @@ pub async fn publish(
         let why = "the token is unknown, expired or revoked";
         return Err(unauthorized("Basic", why).into());
     };
+    // A device token's messages count against its device's rate, and its pings are one per
+    // device and second; an attendee's own token has no device (its address's rate holds).
+    let device = trackers.accounts.device_by_token(&secret).await?;
+    if let Some(d) = &device {
+        trackers.admit_http(d.id)?;
+    }
     let OwnTracks::Location { fix, topic, .. } = owntracks_message(&body)? else {
         return Ok(answer());
     };
     let person = whose(&principal, named_device(&headers, topic.as_deref()))?;
     let pings = pings(std::slice::from_ref(&fix), person)?;
     let caller = Caller::Signed(principal);
+    let id = device.as_ref().map(|d| d.id);
     trackers
         .ingest
-        .accept(&caller, Action::PostOwnTracks, pings, false)
+        .accept_from_device(&caller, Action::PostOwnTracks, pings, false, id)
         .await?;
-    if let Ok(Some(device)) = trackers.accounts.device_by_token(&secret).await {
+    if let Some(device) = device {
         seen(&trackers, &device, App::OwnTracks, fix.extras.battery_pct).await;
     }
     Ok(answer())

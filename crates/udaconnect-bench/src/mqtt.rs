@@ -1,0 +1,528 @@
+//! `bench-mqtt`: OwnTracks over MQTT to durable. Starts a Mosquitto of its own (its window of
+//! unacknowledged QoS 1 messages per subscriber widened, as docs/deployment.md advises) and
+//! `udaconnect serve --mqtt` on a scratch directory, registers phones, publishes N QoS 1
+//! location messages from them over a few connections, and times until tracker-mqtt has
+//! stored every one (durable in the log; each is acknowledged to the broker right after).
+//! With `--http-seconds`, also the single-ping rates of OwnTracks' HTTP mode, the OsmAnd
+//! protocol and `POST /api/locations`, measured the same way in the same run.
+
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+
+use crate::common::machine;
+
+#[derive(Args, Debug)]
+pub struct BenchMqttArgs {
+    /// QoS 1 messages published in the timed run.
+    #[arg(
+        long,
+        env = "UDACONNECT_BENCH_MQTT_MESSAGES",
+        default_value_t = 200_000
+    )]
+    pub messages: u64,
+    /// Phones they come from, each a person with a registered device.
+    #[arg(long, env = "UDACONNECT_BENCH_MQTT_DEVICES", default_value_t = 200)]
+    pub devices: u64,
+    /// Publishing connections to the broker.
+    #[arg(long, env = "UDACONNECT_BENCH_MQTT_PUBLISHERS", default_value_t = 4)]
+    pub publishers: u64,
+    /// A broker already running (`mqtt://host:port`) instead of a Mosquitto of the
+    /// benchmark's own.
+    #[arg(long, env = "UDACONNECT_BENCH_MQTT_BROKER")]
+    pub broker: Option<String>,
+    /// The own Mosquitto's `max_inflight_messages`: QoS 1 messages sent to one subscriber
+    /// and not yet acknowledged (Mosquitto's default is 20).
+    #[arg(long, env = "UDACONNECT_BENCH_MQTT_INFLIGHT", default_value_t = 1000)]
+    pub inflight: u32,
+    /// Seconds of single-ping load per HTTP protocol (OwnTracks, OsmAnd, `POST
+    /// /api/locations`); 0: none.
+    #[arg(long, env = "UDACONNECT_BENCH_MQTT_HTTP_SECONDS", default_value_t = 0)]
+    pub http_seconds: u64,
+    /// Requests in flight in the HTTP load.
+    #[arg(long, env = "UDACONNECT_BENCH_MQTT_HTTP_CLIENTS", default_value_t = 64)]
+    pub http_clients: u64,
+    /// Scratch directory (default: a new one under the system temp dir, removed afterwards).
+    #[arg(long, env = "UDACONNECT_BENCH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Also write the report to this file.
+    #[arg(long, env = "UDACONNECT_BENCH_OUT")]
+    pub out: Option<PathBuf>,
+}
+
+/// 2023-11-15T10:00:00Z: the first fix time; each device's fixes follow a second apart.
+const FIRST_FIX: i64 = 1_700_042_400;
+
+/// A child process stopped (SIGKILL) when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub async fn run(args: BenchMqttArgs) -> anyhow::Result<()> {
+    if args.devices == 0 || args.publishers == 0 {
+        bail!("--devices and --publishers must be at least 1");
+    }
+    let scratch = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("udaconnect-bench-mqtt-{}", std::process::id())),
+    };
+    if scratch.exists() {
+        bail!(
+            "{} exists: give an empty or new --data-dir",
+            scratch.display()
+        );
+    }
+    std::fs::create_dir_all(&scratch)?;
+    let result = run_in(&args, &scratch).await;
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    let report = result?;
+    println!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report)
+            .with_context(|| format!("failed to write {}", out.display()))?;
+    }
+    Ok(())
+}
+
+async fn run_in(args: &BenchMqttArgs, scratch: &Path) -> anyhow::Result<String> {
+    let (_broker, broker_url) = match &args.broker {
+        Some(url) => (None, url.clone()),
+        None => {
+            let (child, url) = mosquitto(scratch, args.inflight)?;
+            (Some(child), url)
+        }
+    };
+    let product = crate::embedded::memory::product_binary()?;
+    let data = scratch.join("data");
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client_id = format!("udaconnect-bench-{}", std::process::id());
+    let _server = Killed(
+        Command::new(&product)
+            .args(["serve", "--data-dir"])
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--auth", "off"])
+            .args(["--mqtt", &broker_url, "--mqtt-client-id", &client_id])
+            // Every device floods on purpose: no rate to hold them to.
+            .args(["--device-rate-limit", "0", "--ingest-rate-limit", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start udaconnect serve")?,
+    );
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    wait_ready(&http, &base).await?;
+
+    eprintln!("registering {} phones", args.devices);
+    let phones = register(&http, &base, &product, &data, args.devices).await?;
+    // One message per phone first: the subscription is live and every device looked up once.
+    let warm: Vec<(String, String)> = phones
+        .iter()
+        .map(|p| (p.topic.clone(), location(FIRST_FIX - 1)))
+        .collect();
+    publish_all(&broker_url, vec![warm]).await?;
+    wait_stored(&http, &base, phones.len() as u64, Duration::from_secs(60)).await?;
+
+    eprintln!("publishing {} QoS 1 messages", args.messages);
+    let mut shares: Vec<Vec<(String, String)>> = vec![Vec::new(); args.publishers as usize];
+    for i in 0..args.messages {
+        let phone = &phones[(i % args.devices) as usize];
+        let tst = FIRST_FIX + (i / args.devices) as i64;
+        shares[(i % args.publishers) as usize].push((phone.topic.clone(), location(tst)));
+    }
+    let before = stored(&http, &base).await?;
+    let started = Instant::now();
+    let publishing = tokio::spawn(publish_all_timed(broker_url.clone(), shares, started));
+    let want = before + args.messages;
+    let stored_in = loop {
+        let now = stored(&http, &base).await?;
+        if now >= want {
+            break started.elapsed();
+        }
+        let refused = metric(
+            &http,
+            &base,
+            "udaconnect_mqtt_messages_total{outcome=\"refused\"}",
+        )
+        .await?;
+        if refused > 0 {
+            bail!("tracker-mqtt refused {refused} messages: see its log");
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "{} of {} stored after 10 minutes",
+                now - before,
+                args.messages
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let published_in = publishing.await??;
+    let rate = args.messages as f64 / stored_in.as_secs_f64();
+
+    let mut report = String::new();
+    writeln!(
+        report,
+        "## OwnTracks over MQTT to durable\n\n\
+         Machine: {}. Command: `udaconnect bench-mqtt --messages {} --devices {} --publishers {}{}`.\n",
+        machine(),
+        args.messages,
+        args.devices,
+        args.publishers,
+        match &args.broker {
+            Some(_) => " --broker URL".to_string(),
+            None => format!(" --inflight {}", args.inflight),
+        }
+    )?;
+    writeln!(report, "| measure | value |\n| --- | --- |")?;
+    writeln!(
+        report,
+        "| QoS 1 messages published and acknowledged by the broker | {} in {:.2} s ({:.0}/s) |",
+        args.messages,
+        published_in.as_secs_f64(),
+        args.messages as f64 / published_in.as_secs_f64()
+    )?;
+    writeln!(
+        report,
+        "| stored durable by tracker-mqtt (then acknowledged) | all in {:.2} s: **{:.0} messages/s** |",
+        stored_in.as_secs_f64(),
+        rate
+    )?;
+    if args.http_seconds > 0 {
+        http_rates(args, &http, &base, &phones, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// A free TCP port on loopback (free when asked; taken by whoever binds it next).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts Mosquitto on a free port with `inflight` unacknowledged QoS 1 messages per
+/// subscriber, no limit on its queue, and no persistence (nothing here outlives the run).
+fn mosquitto(scratch: &Path, inflight: u32) -> anyhow::Result<(Killed, String)> {
+    let bin = udaconnect::programs::find("mosquitto", udaconnect::programs::path_dirs())
+        .or_else(|| Some(PathBuf::from("/usr/sbin/mosquitto")).filter(|p| p.is_file()))
+        .context("mosquitto is not installed (scripts/mosquitto installs it), or give --broker")?;
+    let port = free_port()?;
+    let conf = scratch.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_inflight_messages {inflight}\nmax_queued_messages 0\n"
+        ),
+    )?;
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start mosquitto")?;
+    let child = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("mosquitto does not listen on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((child, format!("mqtt://127.0.0.1:{port}")))
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/ready")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("udaconnect serve is not ready after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A registered phone: its topic and credentials.
+#[derive(Clone)]
+struct Phone {
+    person: i64,
+    topic: String,
+    token: String,
+    osmand_id: String,
+}
+
+/// `n` persons, each with an account (`admin create-token`) and a registered phone.
+async fn register(
+    http: &reqwest::Client,
+    base: &str,
+    product: &Path,
+    data: &Path,
+    n: u64,
+) -> anyhow::Result<Vec<Phone>> {
+    let mut phones = Vec::new();
+    for i in 0..n {
+        let person: Value = http
+            .post(format!("{base}/api/persons"))
+            .json(&json!({"first_name": format!("Phone{i}"), "last_name": "Bench", "company_name": "Bench"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let person = person["id"].as_i64().context("no person id")?;
+        let out = Command::new(product)
+            .args(["admin", "create-token", "--role", "attendee", "--person"])
+            .arg(person.to_string())
+            .arg("--data-dir")
+            .arg(data)
+            .output()?;
+        if !out.status.success() {
+            bail!("create-token: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let r = http
+            .post(format!("{base}/api/me/devices"))
+            .json(&json!({"name": format!("bench-{i}"), "person_id": person}))
+            .send()
+            .await?;
+        if r.status() != 201 {
+            bail!("registering a phone: {} {}", r.status(), r.text().await?);
+        }
+        let phone: Value = r.json().await?;
+        let text = |k: &str| phone[k].as_str().unwrap_or_default().to_string();
+        phones.push(Phone {
+            person,
+            topic: text("mqtt_topic"),
+            token: text("token"),
+            osmand_id: text("osmand_id"),
+        });
+    }
+    Ok(phones)
+}
+
+/// An OwnTracks location at `tst`.
+fn location(tst: i64) -> String {
+    format!(r#"{{"_type":"location","lat":52.52,"lon":13.405,"tst":{tst},"acc":5,"tid":"bn"}}"#)
+}
+
+/// Publishes each share over a connection of its own; returns once the broker acknowledged
+/// every message.
+async fn publish_all(broker: &str, shares: Vec<Vec<(String, String)>>) -> anyhow::Result<()> {
+    publish_all_timed(broker.to_string(), shares, Instant::now()).await?;
+    Ok(())
+}
+
+/// [`publish_all`], returning the time from `started` until the last acknowledgement.
+async fn publish_all_timed(
+    broker: String,
+    shares: Vec<Vec<(String, String)>>,
+    started: Instant,
+) -> anyhow::Result<Duration> {
+    let url = url::Url::parse(&broker)?;
+    let host = url.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = url.port().unwrap_or(1883);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, share) in shares.into_iter().enumerate() {
+        let host = host.clone();
+        tasks.spawn(async move {
+            let id = format!("bench-publisher-{}-{i}", std::process::id());
+            let mut options = MqttOptions::new(id, host, port);
+            options
+                .set_clean_session(true)
+                .set_inflight(1000)
+                .set_keep_alive(Duration::from_secs(30));
+            let (client, mut events) = AsyncClient::new(options, 1024);
+            let n = share.len();
+            let sender = tokio::spawn(async move {
+                for (topic, payload) in share {
+                    client
+                        .publish(topic, QoS::AtLeastOnce, false, payload)
+                        .await?;
+                }
+                anyhow::Ok(client)
+            });
+            let mut acked = 0;
+            while acked < n {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                    Ok(_) => {}
+                    Err(e) => bail!("publisher {i}: {e}"),
+                }
+            }
+            let client = sender.await??;
+            let _ = client.try_disconnect();
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(started.elapsed())
+}
+
+/// MQTT messages tracker-mqtt has stored.
+async fn stored(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+    metric(
+        http,
+        base,
+        "udaconnect_mqtt_messages_total{outcome=\"stored\"}",
+    )
+    .await
+}
+
+/// A counter on `/metrics` (0 when absent).
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<u64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map_or(0, |v| v as u64))
+}
+
+async fn wait_stored(
+    http: &reqwest::Client,
+    base: &str,
+    want: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = stored(http, base).await?;
+        if now >= want {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{now} of {want} MQTT messages stored after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One HTTP protocol's single pings.
+#[derive(Clone, Copy)]
+enum Protocol {
+    Locations,
+    OwnTracks,
+    OsmAnd,
+}
+
+impl Protocol {
+    fn title(self) -> &'static str {
+        match self {
+            Protocol::Locations => "`POST /api/locations` (JSON, the baseline)",
+            Protocol::OwnTracks => "OwnTracks HTTP (`POST /pub`, Basic with a device token)",
+            Protocol::OsmAnd => "OsmAnd protocol (`GET /api/osmand?id=...`)",
+        }
+    }
+}
+
+/// The single-ping rate of each protocol, `--http-seconds` each, `--http-clients` requests
+/// in flight, every request a new fix of one of the phones.
+async fn http_rates(
+    args: &BenchMqttArgs,
+    http: &reqwest::Client,
+    base: &str,
+    phones: &[Phone],
+    report: &mut String,
+) -> anyhow::Result<()> {
+    writeln!(
+        report,
+        "\nSingle pings over HTTP, {} requests in flight, {} s each, in this run:\n\n\
+         | protocol | pings/s | vs `POST /api/locations` |\n| --- | --- | --- |",
+        args.http_clients, args.http_seconds
+    )?;
+    let phones: Arc<Vec<Phone>> = Arc::new(phones.to_vec());
+    // Each protocol's fixes in seconds of their own, so none is a copy of another's.
+    let mut baseline = 0.0;
+    for (k, protocol) in [Protocol::Locations, Protocol::OwnTracks, Protocol::OsmAnd]
+        .into_iter()
+        .enumerate()
+    {
+        let next = Arc::new(AtomicU64::new(0));
+        let first = FIRST_FIX + 10_000_000 * (k as i64 + 1);
+        let until = Instant::now() + Duration::from_secs(args.http_seconds);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..args.http_clients {
+            let (http, base, phones, next) =
+                (http.clone(), base.to_string(), phones.clone(), next.clone());
+            tasks.spawn(async move {
+                let mut ok = 0u64;
+                while Instant::now() < until {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let phone = &phones[(i % phones.len() as u64) as usize];
+                    let tst = first + (i / phones.len() as u64) as i64;
+                    let request = match protocol {
+                        Protocol::Locations => {
+                            http.post(format!("{base}/api/locations")).json(&json!({
+                            "person_id": phone.person, "latitude": 52.52, "longitude": 13.405,
+                            "creation_time": udaconnect_core::time::format_utc(chrono_at(tst))}))
+                        }
+                        Protocol::OwnTracks => http
+                            .post(format!("{base}/pub"))
+                            .basic_auth("bench", Some(&phone.token))
+                            .header("content-type", "application/json")
+                            .body(location(tst)),
+                        Protocol::OsmAnd => http.get(format!(
+                            "{base}/api/osmand?id={}&lat=52.52&lon=13.405&timestamp={tst}",
+                            phone.osmand_id
+                        )),
+                    };
+                    let r = request.send().await?;
+                    if !r.status().is_success() {
+                        bail!("{}: {}", r.status(), r.text().await?);
+                    }
+                    ok += 1;
+                }
+                anyhow::Ok(ok)
+            });
+        }
+        let started = Instant::now();
+        let mut ok = 0;
+        while let Some(done) = tasks.join_next().await {
+            ok += done??;
+        }
+        let rate = ok as f64 / started.elapsed().as_secs_f64();
+        if k == 0 {
+            baseline = rate;
+        }
+        writeln!(
+            report,
+            "| {} | {:.0} | {:.0} % |",
+            protocol.title(),
+            rate,
+            100.0 * rate / baseline
+        )?;
+    }
+    Ok(())
+}
+
+fn chrono_at(tst: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(tst, 0).unwrap_or_default()
+}
