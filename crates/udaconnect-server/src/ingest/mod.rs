@@ -203,7 +203,7 @@ impl Ingest {
             .filter(|p| !missing.contains(p))
             .copied()
             .collect();
-        let keys = self.keys.for_sealing(&known).await?;
+        let keys = self.keys.for_sealing(LOCATION_TOPIC, &known).await?;
         missing.extend(person_ids.iter().filter(|p| keys.erased(**p)));
         let mut answers = Vec::with_capacity(items.len());
         let (mut pings, mut devices) = (Vec::new(), Vec::new());
