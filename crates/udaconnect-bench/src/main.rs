@@ -102,9 +102,19 @@ mod tests {
                 checked += 1;
             }
         }
-        // bench: 11 flags, bench-distributed: 16, and the two global flags in each.
-        assert_eq!(checked, 11 + 16 + 2 * 2, "flags checked");
+        // bench: 11 flags, bench-distributed: 16, bench-mqtt: 9, and the two global flags in
+        // each.
+        assert_eq!(checked, 11 + 16 + 9 + 2 * 3, "flags checked");
         let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
-        assert_eq!(names, ["bench", "bench-distributed", "bench-load", "help"]);
+        assert_eq!(
+            names,
+            [
+                "bench",
+                "bench-distributed",
+                "bench-mqtt",
+                "bench-load",
+                "help"
+            ]
+        );
     }
 }

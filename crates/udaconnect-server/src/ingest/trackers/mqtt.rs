@@ -452,7 +452,10 @@ pub async fn run(
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                connected.set(true);
+                // Ready once messages reach us: at once with a kept session (it holds the
+                // subscriptions), else only at the SubAck, as the broker drops what is
+                // published to a topic before anyone subscribes to it.
+                connected.set(ack.session_present);
                 backoff = Duration::from_millis(100);
                 tracing::info!(broker = %settings.broker, session_present = ack.session_present, "connected to the MQTT broker");
                 // A kept session keeps its subscriptions; subscribing again would have the
@@ -476,6 +479,7 @@ pub async fn run(
                     tracing::error!(codes = ?ack.return_codes, "the broker refused a subscription to the OwnTracks topics: may this user read owntracks/# (its ACL)?");
                 } else {
                     tracing::info!(codes = ?ack.return_codes, "subscribed to the OwnTracks topics");
+                    connected.set(true);
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
