@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 use udaconnect_core::geo::axes_swapped;
 use udaconnect_core::model::MAX_ID;
-use udaconnect_core::record::DERIVED_ID_BASE;
+use udaconnect_core::record::FIX_ID_BASE;
 use udaconnect_core::validate::{self, LocationRows, PersonRows, Row};
 use udaconnect_fuzz::{acknowledge, MESSAGE_SLACK};
 
@@ -145,7 +145,7 @@ fn check_locations(data: &[u8], table: &Table) {
         let want_id = match id {
             "" => None,
             raw => match raw.parse::<i64>() {
-                Ok(id) if (1..DERIVED_ID_BASE).contains(&id) => Some(id),
+                Ok(id) if (1..FIX_ID_BASE).contains(&id) => Some(id),
                 _ => {
                     assert_eq!(row.read, Err(format!("id: '{raw}' is not an id")));
                     continue;
