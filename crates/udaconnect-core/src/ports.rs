@@ -372,7 +372,10 @@ pub trait IdLeaser: Send + Sync + 'static {
 pub trait KeyStore: Send + Sync + 'static {
     /// The person's key, made (version 1) if they have none; callers racing on one person all
     /// get the same key. `None` once the key is destroyed.
-    async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>>;
+    async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>> {
+        let made = self.get_or_create_many(&[person_id]).await?;
+        Ok(made.into_iter().next().and_then(|(_, key)| key))
+    }
     /// [`KeyStore::get_or_create`] for each of `persons`, in one transaction or round trip for
     /// all: a batch of pings from a thousand persons new to the log makes their keys at once,
     /// not with a commit each. Each person once in the answer, in no particular order.
@@ -398,6 +401,27 @@ pub enum KeyState {
     Live(PersonKey),
     /// Destroyed: the person's sealed records can never be read again.
     Destroyed,
+}
+
+/// Persons' keys as [`KeyStore::get_many`] found them, sorted for
+/// [`KeyStore::get_or_create_many`].
+pub type FoundKeys = Vec<(PersonId, Option<PersonKey>)>;
+
+impl KeyState {
+    /// Splits what [`KeyStore::get_many`] found into the keys that stand (`None` where
+    /// destroyed) and a fresh key (version 1) for each person who has none, still to be made.
+    pub fn split_found(found: Vec<(PersonId, KeyState)>) -> Result<(FoundKeys, Vec<PersonKey>)> {
+        let mut keys = Vec::with_capacity(found.len());
+        let mut fresh = Vec::new();
+        for (person_id, state) in found {
+            match state {
+                KeyState::Live(key) => keys.push((person_id, Some(key))),
+                KeyState::Destroyed => keys.push((person_id, None)),
+                KeyState::Absent => fresh.push(PersonKey::generate(person_id, 1)?),
+            }
+        }
+        Ok((keys, fresh))
+    }
 }
 
 /// Where a new consumer group starts reading.

@@ -117,7 +117,8 @@ impl Ingest {
         pings: Vec<NewLocation>,
         indexed: bool,
     ) -> Result<Vec<Location>> {
-        self.accept_from(caller, action, pings, indexed, None).await
+        self.accept_from_device(caller, action, pings, indexed, None)
+            .await
     }
 
     /// [`Self::accept`] for pings of tracker device `device` (if the credential is one): a ping
@@ -125,18 +126,6 @@ impl Ingest {
     /// cut to the second, so a copy sent again is stored once; copies within one call are
     /// appended once. Without a device, as [`Self::accept`].
     pub async fn accept_from_device(
-        &self,
-        caller: &Caller,
-        action: Action,
-        pings: Vec<NewLocation>,
-        indexed: bool,
-        device: Option<DeviceId>,
-    ) -> Result<Vec<Location>> {
-        self.accept_from(caller, action, pings, indexed, device)
-            .await
-    }
-
-    async fn accept_from(
         &self,
         caller: &Caller,
         action: Action,

@@ -57,24 +57,11 @@ fn distinct(persons: &[PersonId]) -> Vec<PersonId> {
 
 #[async_trait]
 impl KeyStore for SqliteKeyStore {
-    async fn get_or_create(&self, person_id: PersonId) -> Result<Option<PersonKey>> {
-        let made = self.get_or_create_many(&[person_id]).await?;
-        Ok(made.into_iter().next().and_then(|(_, key)| key))
-    }
-
     async fn get_or_create_many(
         &self,
         persons: &[PersonId],
     ) -> Result<Vec<(PersonId, Option<PersonKey>)>> {
-        let mut keys = Vec::with_capacity(persons.len());
-        let mut fresh = Vec::new();
-        for (person_id, found) in self.get_many(persons).await? {
-            match found {
-                KeyState::Live(key) => keys.push((person_id, Some(key))),
-                KeyState::Destroyed => keys.push((person_id, None)),
-                KeyState::Absent => fresh.push(PersonKey::generate(person_id, 1)?),
-            }
-        }
+        let (mut keys, fresh) = KeyState::split_found(self.get_many(persons).await?)?;
         if fresh.is_empty() {
             return Ok(keys);
         }
