@@ -134,6 +134,7 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         account::sessions_are_listed_and_one_ended_from_another,
         account::admins_list_accounts_and_change_roles,
         account::bad_address_requests_are_problems,
+        trackers::the_pages_pings_are_one_per_fix_second,
     ]
 }
 

@@ -288,3 +288,147 @@ pub async fn copies_of_a_phones_ping_are_one_ping(api: Api) {
         assert_eq!(stored["person_id"], ana);
     }
 }
+
+/// The page's "Share my location": an attendee's own pings by `POST /api/me/locations`, each
+/// with its fix time; sent again, late and out of order, each is one ping, under the account's
+/// browser device. Bad bodies are problems, another person's ping is 403.
+pub async fn the_pages_pings_are_one_per_fix_second(api: Api) {
+    let lea = api.create_person("Lea").await["id"].as_i64().unwrap();
+    let max = api.create_person("Max").await["id"].as_i64().unwrap();
+    let token = api.admin_token("attendee", lea).await;
+    let post = |body: Value| {
+        let request = api
+            .client
+            .post(api.url("/api/me/locations"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let ping =
+        |lat: f64, at: &str| json!({"latitude": lat, "longitude": 151.2153, "creation_time": at});
+
+    let many: Vec<Value> = (0..101)
+        .map(|_| ping(-33.8568, "2023-11-18T09:00:00Z"))
+        .collect();
+    for (body, status) in [
+        (
+            json!({"latitude": 1, "longitude": 2}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!([]), StatusCode::UNPROCESSABLE_ENTITY),
+        (Value::Array(many), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!([{"latitude": 1, "longitude": 2}]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!([ping(91.0, "2023-11-18T09:00:00Z")]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!([1]), StatusCode::BAD_REQUEST),
+        (
+            json!([{"person_id": max, "latitude": 1, "longitude": 2, "creation_time": "2023-11-18T09:00:00Z"}]),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let r = post(body.clone()).await;
+        assert_eq!(r.status(), status, "{body}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    let anonymous = reqwest::Client::new()
+        .post(api.url("/api/me/locations"))
+        .json(&json!([ping(-33.8568, "2023-11-18T09:00:00Z")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // Two fixes, a copy of the first within its second, in one body.
+    let r = post(json!([
+        ping(-33.8568, "2023-11-18T09:00:00.100Z"),
+        ping(-33.8570, "2023-11-18T09:00:30Z"),
+        ping(-33.8568, "2023-11-18T09:00:00.900Z"),
+    ]))
+    .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["accepted"], 2, "{first}");
+    // Sent again (its answer lost), then a fix from before them that waited offline, then the
+    // last, whose arrival says every one before it was read.
+    for body in [
+        json!([
+            ping(-33.8568, "2023-11-18T09:00:00Z"),
+            ping(-33.8570, "2023-11-18T09:00:30Z")
+        ]),
+        json!([ping(-33.8566, "2023-11-18T08:59:30Z")]),
+        json!([ping(-33.8572, "2023-11-18T09:01:00Z")]),
+    ] {
+        let r = post(body).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let mine = || async {
+        let r = api
+            .client
+            .get(api.url("/api/me/locations?start=2023-11-18&end=2023-11-18"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Vec<Value>>().await.unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let stored = loop {
+        let stored = mine().await;
+        if stored
+            .iter()
+            .any(|l| l["creation_time"] == "2023-11-18T09:01:00Z")
+        {
+            break stored;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the last ping never stored: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let times: Vec<&str> = stored
+        .iter()
+        .map(|l| l["creation_time"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2023-11-18T08:59:30Z",
+            "2023-11-18T09:00:00Z",
+            "2023-11-18T09:00:30Z",
+            "2023-11-18T09:01:00Z"
+        ],
+        "one ping per fix second, in time order"
+    );
+    assert!(stored.iter().all(|l| l["person_id"] == lea));
+
+    // The browser's device is listed with the account's phones.
+    let devices: Vec<Value> = api
+        .client
+        .get(api.url("/api/me/devices"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let browser: Vec<&Value> = devices.iter().filter(|d| d["app"] == "browser").collect();
+    assert_eq!(browser.len(), 1, "{devices:?}");
+    assert_eq!(browser[0]["name"], "Browser (Share my location)");
+    let device = browser[0]["id"].as_i64().unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2023-11-18T09:00:00Z")
+        .unwrap()
+        .to_utc();
+    let id = udaconnect_core::record::fix_id(device, at).unwrap();
+    assert!(
+        stored.iter().any(|l| l["id"] == id),
+        "ids of the browser device and second"
+    );
+}

@@ -35,7 +35,7 @@ pub struct Device {
     pub created: String,
     /// When a ping last came from it (to the minute), if ever.
     pub last_seen: Option<String>,
-    /// The app of that ping: `owntracks`, `osmand` or `traccar-client`.
+    /// The app of that ping: `owntracks`, `osmand`, `traccar-client` or `browser`.
     pub app: Option<String>,
     /// Battery level in percent, as the app last said.
     pub battery: Option<i64>,
@@ -206,7 +206,7 @@ pub async fn create_device(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-async fn register(
+pub(super) async fn register(
     trackers: &Trackers,
     name: &str,
     person: i64,
