@@ -130,6 +130,9 @@ export async function listAccounts() {
 export const changeRole = (id, role) => request(`/api/accounts/${encodeURIComponent(id)}/role`, { method: 'PUT', body: { role } })
   .then((r) => r.data);
 
+/** The caller's own pings, each with its fix time (1 to 100): `{ accepted, ids }`. */
+export const postMyLocations = (pings) => request('/api/me/locations', { method: 'POST', body: pings }).then((r) => r.data);
+
 export const getPositions = () => getJson('/api/live/positions');
 export const getHeat = (minutes) => getJson(`/api/live/heat?minutes=${encodeURIComponent(minutes)}`);
 
