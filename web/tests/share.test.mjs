@@ -163,6 +163,11 @@ test('pings made offline are sent once back online, each stored exactly once', a
   assert.equal(moved.length, PLACES.length + 1, JSON.stringify(moved));
   for (const s of stored) assert.equal(moved.filter((a) => a.id === s.id).length, 1, `ping ${s.id} once`);
 
+  // No fix to be had (CDP's override without a position): said, and sharing stays on.
+  await cdp.send('Emulation.setGeolocationOverride', {});
+  await page.locator('#share-error', { hasText: 'Your position is unavailable right now' }).waitFor({ timeout: 10000 });
+  assert.equal(await toggle.isChecked(), true);
+
   // Off: nothing more is sent; signing out forgets the switch.
   await toggle.uncheck();
   assert.equal(await text(page, 'share-since'), 'not sharing');
