@@ -122,15 +122,22 @@ fn my_pings(body: Value, person: i64) -> Result<Vec<udaconnect_core::model::NewL
     check.finish()
 }
 
-/// The account's browser device, registered on its first ping. One request at a time asks,
-/// so two first pings at once make one device (within this process).
+/// The account's browser device, registered on its first ping. Registrations take turns, so
+/// two first pings at once make one device (within this process); finding it takes none.
 async fn browser_device(trackers: &Trackers, account: i64, person: i64) -> Result<DeviceInfo> {
-    let _one = trackers.browser_registration.lock().await;
-    let devices = trackers.accounts.devices(account).await?;
-    let found = devices
-        .into_iter()
-        .find(|d| d.person == person && d.name == BROWSER_DEVICE);
-    match found {
+    let find = || async {
+        let devices = trackers.accounts.devices(account).await?;
+        Ok::<_, Error>(
+            devices
+                .into_iter()
+                .find(|d| d.person == person && d.name == BROWSER_DEVICE),
+        )
+    };
+    if let Some(device) = find().await? {
+        return Ok(device);
+    }
+    let _turn = trackers.browser_registration.lock().await;
+    match find().await? {
         Some(device) => Ok(device),
         None => Ok(devices::register(trackers, BROWSER_DEVICE, person)
             .await?
