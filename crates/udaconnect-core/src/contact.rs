@@ -23,6 +23,45 @@ pub struct Point {
     pub lat: f64,
     pub lon: f64,
     pub t: Micros,
+    pub acc: Acc,
+}
+
+/// A ping's horizontal accuracy as the contact engine compares it: whole metres rounded up,
+/// so that `accuracy > max` for a whole-metre `max_accuracy` reads the same on the code as on
+/// the metres. Ten bits, so the index keeps it beside a row's id (ids are below 2^53).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Acc(u16);
+
+impl Acc {
+    /// Not said: such a ping counts whatever the `max_accuracy`.
+    pub const UNKNOWN: Acc = Acc(0);
+    /// Codes are `1 + min(ceil(metres), CAP)`: a larger accuracy is worse than any
+    /// `max_accuracy` a query may ask (see [`crate::track::defaults::MAX_ACCURACY_LIMIT_M`]).
+    const CAP: u16 = 1022;
+    pub const BITS: u32 = 10;
+
+    pub fn of(accuracy_m: Option<f64>) -> Acc {
+        match accuracy_m {
+            Some(m) if m.is_finite() && m >= 0.0 => {
+                Acc(1 + m.ceil().min(f64::from(Self::CAP)) as u16)
+            }
+            _ => Acc::UNKNOWN,
+        }
+    }
+
+    /// Whether a ping this accurate is worse than `max_m` metres.
+    pub fn worse_than(self, max_m: u32) -> bool {
+        self.0 != 0 && u32::from(self.0 - 1) > max_m
+    }
+
+    pub fn code(self) -> u16 {
+        self.0
+    }
+
+    /// The accuracy of [`Self::code`] `code` (its low [`Self::BITS`] bits).
+    pub fn from_code(code: u16) -> Acc {
+        Acc(code & ((1 << Self::BITS) - 1))
+    }
 }
 
 impl From<&Location> for Point {
@@ -33,6 +72,7 @@ impl From<&Location> for Point {
             lat: l.latitude,
             lon: l.longitude,
             t: to_micros(l.creation_time),
+            acc: Acc::of(l.accuracy_m),
         }
     }
 }
@@ -45,6 +85,7 @@ impl From<&Point> for Location {
             latitude: p.lat,
             longitude: p.lon,
             creation_time: from_micros(p.t),
+            accuracy_m: None,
         }
     }
 }
@@ -353,6 +394,25 @@ pub(crate) const TEST_CENTRES: [(f64, f64); 5] = [
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn accuracy_codes_compare_as_the_metres_do_for_whole_metre_limits() {
+        assert!(!Acc::of(None).worse_than(0));
+        assert!(!Acc::of(Some(f64::NAN)).worse_than(0));
+        assert!(!Acc::of(Some(50.0)).worse_than(50));
+        assert!(Acc::of(Some(50.01)).worse_than(50));
+        assert!(!Acc::of(Some(0.0)).worse_than(0));
+        assert!(Acc::of(Some(0.5)).worse_than(0));
+        assert!(Acc::of(Some(1.0e7)).worse_than(1000));
+        assert!(!Acc::of(Some(1000.0)).worse_than(1000));
+        for m in [0.0, 0.3, 7.0, 49.9, 200.0, 1021.5, 5000.0] {
+            let a = Acc::of(Some(m));
+            assert_eq!(Acc::from_code(a.code()), a);
+            for max in [0, 1, 7, 49, 50, 200, 1000] {
+                assert_eq!(a.worse_than(max), m > f64::from(max), "{m} against {max}");
+            }
+        }
+    }
+
     use super::*;
     use crate::geo::EARTH_RADIUS_M;
     use proptest::prelude::*;
@@ -382,6 +442,7 @@ mod tests {
             lat,
             lon,
             t: t_s * S,
+            acc: Default::default(),
         }
     }
 

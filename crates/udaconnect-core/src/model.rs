@@ -55,6 +55,10 @@ pub struct Location {
     #[serde(with = "utc_rfc3339")]
     #[schema(value_type = String, format = DateTime, example = "2020-08-18T10:37:06Z")]
     pub creation_time: DateTime<Utc>,
+    /// Horizontal accuracy (radius) in metres where the phone said it (tracker apps do). Kept
+    /// on the log and in the stores; the contract's location JSON stays as it was, without it.
+    #[serde(skip)]
+    pub accuracy_m: Option<f64>,
 }
 
 /// One answer row of the connection query: another person and one of their locations.

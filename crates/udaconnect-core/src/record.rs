@@ -1,6 +1,7 @@
 //! Location records on the log, in the formats the `location` topic carries.
 //!
-//! UdaConnect writes JSON `{"id","person_id","latitude","longitude","creation_time"}` with the
+//! UdaConnect writes JSON `{"id","person_id","latitude","longitude","creation_time"}` (and
+//! `"accuracy_m"` when the phone said it: readers that predate it read past it) with the
 //! person id as key (one person's pings stay ordered) and the correlation id in a header. The
 //! original producers wrote `{"person_id","latitude","longitude"}` with no key and no time: such
 //! a record takes the record's timestamp as its time and an id derived from its position on the
@@ -110,7 +111,7 @@ pub(crate) fn encode_after(
     mut value: Vec<u8>,
 ) -> LogRecord {
     let before = value.len();
-    if serde_json::to_writer(&mut value, location).is_err() {
+    if serde_json::to_writer(&mut value, &Written::of(location)).is_err() {
         value.truncate(before);
     }
     LogRecord {
@@ -120,6 +121,24 @@ pub(crate) fn encode_after(
             .map(|c| vec![(CORRELATION_HEADER.to_string(), c.as_bytes().to_vec())])
             .unwrap_or_default(),
         timestamp_ms: written.timestamp_millis(),
+    }
+}
+
+/// A location as its record's JSON: the contract's fields, and the accuracy when known.
+#[derive(serde::Serialize)]
+struct Written<'a> {
+    #[serde(flatten)]
+    location: &'a Location,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy_m: Option<f64>,
+}
+
+impl<'a> Written<'a> {
+    fn of(location: &'a Location) -> Self {
+        Written {
+            location,
+            accuracy_m: location.accuracy_m,
+        }
     }
 }
 
@@ -180,6 +199,11 @@ pub fn decode_legacy(record: &LogRecord, pos: Position) -> Result<Decoded, Strin
         }
         None => read_general(&record.value, legacy.then_some(&mut axes_repaired))?,
     };
+    // Only UdaConnect's own records carry an accuracy; an odd one costs the accuracy only.
+    let accuracy_m = plain
+        .as_ref()
+        .filter(|_| !legacy)
+        .and_then(|p| ping.with_accuracy(p.accuracy_m).accuracy_m());
     let creation_time = match ping.creation_time() {
         Some(t) => t,
         None if record.timestamp_ms >= 0 => {
@@ -196,6 +220,7 @@ pub fn decode_legacy(record: &LogRecord, pos: Position) -> Result<Decoded, Strin
             latitude: ping.latitude(),
             longitude: ping.longitude(),
             creation_time,
+            accuracy_m,
         },
         axes_repaired,
     })
@@ -257,6 +282,7 @@ mod tests {
             latitude: 37.55363,
             longitude: -122.290883,
             creation_time: parse_timestamp("2020-07-07T10:37:06.5Z").unwrap(),
+            accuracy_m: None,
         };
         let clock = ManualClock::new(parse_timestamp("2020-07-07T10:40:00.0125Z").unwrap());
         let rec = encode(&loc, Some("abc"), clock.now());
@@ -268,6 +294,50 @@ mod tests {
             offset: 7,
         };
         assert_eq!(decode(&rec, pos).unwrap(), loc);
+    }
+
+    #[test]
+    fn accuracy_rides_on_own_records_only_and_old_records_read_without_it() {
+        let at = parse_timestamp("2024-05-01T09:00:00Z").unwrap();
+        let loc = Location {
+            id: 43,
+            person_id: 5,
+            latitude: 48.1,
+            longitude: 11.5,
+            creation_time: at,
+            accuracy_m: Some(200.5),
+        };
+        let pos = Position {
+            partition: 0,
+            offset: 8,
+        };
+        let rec = encode(&loc, None, at);
+        let json: Value = serde_json::from_slice(&rec.value).unwrap();
+        assert_eq!(json["accuracy_m"], 200.5);
+        assert_eq!(decode(&rec, pos).unwrap(), loc);
+        // Without an accuracy the record is the contract's JSON, byte for byte as before.
+        let plain = encode(&Location { accuracy_m: None, ..loc.clone() }, None, at);
+        assert_eq!(
+            std::str::from_utf8(&plain.value).unwrap(),
+            r#"{"id":43,"person_id":5,"latitude":48.1,"longitude":11.5,"creation_time":"2024-05-01T09:00:00Z"}"#
+        );
+        assert_eq!(decode(&plain, pos).unwrap().accuracy_m, None);
+        // An odd accuracy costs the accuracy, not the ping; a keyless (original) record's is
+        // not read.
+        for (value, key) in [
+            (r#"{"id":43,"person_id":5,"latitude":48.1,"longitude":11.5,"accuracy_m":-3}"#, true),
+            (r#"{"id":43,"person_id":5,"latitude":48.1,"longitude":11.5,"accuracy_m":1e300}"#, true),
+            (r#"{"person_id":5,"latitude":48.1,"longitude":11.5,"accuracy_m":4}"#, false),
+        ] {
+            let rec = LogRecord {
+                key: key.then(|| b"5".to_vec()),
+                value: value.as_bytes().to_vec(),
+                headers: Vec::new(),
+                timestamp_ms: at.timestamp_millis(),
+            };
+            let got = decode(&rec, pos).unwrap();
+            assert_eq!((got.person_id, got.accuracy_m), (5, None), "{value}");
+        }
     }
 
     #[test]
@@ -288,6 +358,7 @@ mod tests {
                 latitude: v / 2.0,
                 longitude: v,
                 creation_time: parse_timestamp("2020-07-07T10:37:06Z").unwrap(),
+                accuracy_m: None,
             };
             let pos = Position {
                 partition: 0,

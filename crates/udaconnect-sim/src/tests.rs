@@ -104,6 +104,7 @@ fn groups_stand_together_and_meet_on_their_tracks() {
             lat: p.latitude,
             lon: p.longitude,
             t: p.t,
+            acc: Default::default(),
         })
         .collect();
     // Ten to two: talks, the expo and lunch.

@@ -30,6 +30,7 @@ fn pings(first: i64, n: usize, t0: i64) -> Vec<Location> {
             latitude: 48.85 + (i % 97) as f64 * 1e-5,
             longitude: 2.35 + (i % 89) as f64 * 1e-5,
             creation_time: from_micros(t0 + (i / PERSONS) * S),
+            accuracy_m: None,
         })
         .collect()
 }

@@ -61,6 +61,7 @@ pub fn locations() -> Vec<Location> {
                 latitude,
                 longitude,
                 creation_time,
+                accuracy_m: None,
             },
         )
         .collect()

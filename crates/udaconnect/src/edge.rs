@@ -67,6 +67,13 @@ pub struct EdgeArgs {
         default_value_t = DEFAULT_MAX_CONNECTION_ROWS as u64,
         value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connection_rows: u64,
+    /// Metres: pings less accurate than this (as their phone said) do not count as meetings
+    /// in contacts queries that give no `max_accuracy`. Pings without an accuracy count.
+    #[arg(long, env = "UDACONNECT_MAX_ACCURACY",
+        default_value_t = udaconnect_core::track::defaults::MAX_ACCURACY_M,
+        value_parser = clap::value_parser!(u32)
+            .range(0..=i64::from(udaconnect_core::track::defaults::MAX_ACCURACY_LIMIT_M)))]
+    pub max_accuracy: u32,
     /// The unit of `speed` in OsmAnd query and form fields: `knots` (the OsmAnd protocol, and
     /// Traccar Client), `mps` or `kmh` (some apps and versions). Traccar Client's JSON body
     /// is always metres per second.
@@ -106,6 +113,7 @@ impl EdgeArgs {
                 queue: self.query_queue,
                 max_connection_rows: usize::try_from(self.max_connection_rows)
                     .unwrap_or(usize::MAX),
+                max_accuracy_m: self.max_accuracy,
             },
             osmand_speed_unit: self.osmand_speed_unit,
             device_rate: self.device_rate_limit,

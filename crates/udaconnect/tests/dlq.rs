@@ -74,6 +74,7 @@ async fn dead_letters_round_trip(log: DynLog, stack: &EmbeddedStack) {
                 latitude: 35.0585136,
                 longitude: -106.5719566,
                 creation_time: now,
+                accuracy_m: None,
             },
             None,
             now,

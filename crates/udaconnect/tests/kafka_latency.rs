@@ -58,6 +58,7 @@ async fn a_ping_is_queryable_within_milliseconds_under_light_load() {
                 latitude: 37.55,
                 longitude: -122.29,
                 creation_time: now,
+                accuracy_m: None,
             },
             None,
             now,

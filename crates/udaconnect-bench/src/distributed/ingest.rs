@@ -90,6 +90,7 @@ pub async fn single_append_rate(brokers: &str) -> anyhow::Result<f64> {
             latitude: 37.553,
             longitude: -122.2925,
             creation_time: from_micros(1_717_200_000_000_000),
+            accuracy_m: None,
         },
         None,
         SystemClock.now(),

@@ -185,6 +185,7 @@ async fn run_stages(stages: &Stages<'_>, report: &mut String) -> anyhow::Result<
             latitude: p.latitude,
             longitude: p.longitude,
             creation_time: from_micros(p.t),
+            accuracy_m: None,
         });
         if i % 10_000 == 0 {
             bar.set_position(i as u64);

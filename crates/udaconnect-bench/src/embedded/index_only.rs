@@ -33,6 +33,7 @@ pub fn run(
             lat: p.latitude,
             lon: p.longitude,
             t: p.t,
+            acc: Default::default(),
         });
         if batch.len() == 10_000 {
             udaconnect_core::index::feed(&shared, batch.drain(..));

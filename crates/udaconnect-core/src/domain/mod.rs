@@ -18,7 +18,7 @@ mod tests;
 mod values;
 
 pub use fix::FixTime;
-pub use ping::NewLocation;
+pub use ping::{NewLocation, MAX_ACCURACY_M};
 pub use values::{
     Distance, Latitude, LocationId, Longitude, PersonId, TimeGap, DEFAULT_DISTANCE_M,
     MAX_DISTANCE_M, MAX_TIME_GAP_S,

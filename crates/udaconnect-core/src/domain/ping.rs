@@ -14,6 +14,8 @@ pub struct NewLocation {
     longitude: Longitude,
     /// `None`: the time of ingest.
     creation_time: Option<FixTime>,
+    /// Horizontal accuracy in metres, where a tracker app said it (see [`Self::with_accuracy`]).
+    accuracy_m: Option<f64>,
 }
 
 impl NewLocation {
@@ -28,6 +30,7 @@ impl NewLocation {
             latitude,
             longitude,
             creation_time,
+            accuracy_m: None,
         }
     }
 
@@ -67,11 +70,26 @@ impl NewLocation {
         self.creation_time.map(FixTime::get)
     }
 
+    /// Horizontal accuracy in metres, where known.
+    pub fn accuracy_m(&self) -> Option<f64> {
+        self.accuracy_m
+    }
+
+    /// The ping with the accuracy its app said; a value that is no radius (negative, not
+    /// finite, beyond [`MAX_ACCURACY_M`]) is dropped, as tracker readers drop odd extras.
+    pub fn with_accuracy(mut self, accuracy_m: Option<f64>) -> Self {
+        self.accuracy_m = accuracy_m.filter(|a| (0.0..=MAX_ACCURACY_M).contains(a));
+        self
+    }
+
     /// Gives the ping the time a transport carries beside its other fields.
     pub fn set_creation_time(&mut self, t: Option<FixTime>) {
         self.creation_time = t;
     }
 }
+
+/// The largest accuracy a ping keeps, in metres: beyond, a phone's radius says nothing.
+pub const MAX_ACCURACY_M: f64 = 1.0e7;
 
 /// A field as a reader found it: its value, absent, or unreadable (already reported).
 #[derive(Debug, Clone, Copy)]

@@ -16,6 +16,7 @@ fn location(person_id: PersonId) -> Location {
         latitude: 37.553_631,
         longitude: -122.290_883,
         creation_time: parse_timestamp("2020-07-07T10:37:06.5Z").unwrap(),
+        accuracy_m: None,
     }
 }
 

@@ -142,13 +142,13 @@ fn gather_cells(old_rows: &[Row], rows: &mut [Row], order: &mut [u32], cell_star
     for w in cell_starts.windows(2) {
         let (from, to) = (w[0] - base, w[1] - base);
         let part = &rows[from..to];
-        if !part.is_sorted_by_key(|r| (r.t, r.id)) {
+        if !part.is_sorted_by_key(|r| (r.t, r.id())) {
             let mut pairs: Vec<(Row, u32)> = part
                 .iter()
                 .copied()
                 .zip(order[from..to].iter().copied())
                 .collect();
-            pairs.sort_unstable_by_key(|(r, _)| (r.t, r.id));
+            pairs.sort_unstable_by_key(|(r, _)| (r.t, r.id()));
             for (i, (r, s)) in pairs.into_iter().enumerate() {
                 rows[from + i] = r;
                 order[from + i] = s;
@@ -170,7 +170,7 @@ fn sort_tracks(workers: &dyn Workers, tracks: &mut [Vec<u32>], in_order: &[bool]
             keyed.clear();
             keyed.extend(track.iter().map(|&s| {
                 let r = &rows[s as usize];
-                (r.t, r.id, s)
+                (r.t, r.id(), s)
             }));
             keyed.sort_by_key(|&(t, id, _)| (t, id));
             for (slot, &(_, _, s)) in track.iter_mut().zip(&keyed) {

@@ -141,7 +141,7 @@ impl CellList {
     }
 
     pub(super) fn insert(&mut self, slot: u32, key: (Micros, i64), rows: &[Row]) {
-        let k = |s: u32| (rows[s as usize].t, rows[s as usize].id);
+        let k = |s: u32| (rows[s as usize].t, rows[s as usize].id());
         let second = seconds(key.0);
         // A later second than the last entry's is the common case and needs no row read.
         let in_order = match (self.slots.last(), self.seconds.last()) {

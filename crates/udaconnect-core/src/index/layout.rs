@@ -105,7 +105,7 @@ impl ContactIndex {
             *end = key;
             track.len() - 1
         } else {
-            let at = track.partition_point(|&s| (rows[s as usize].t, rows[s as usize].id) < key);
+            let at = track.partition_point(|&s| (rows[s as usize].t, rows[s as usize].id()) < key);
             track.insert(at, slot);
             at
         };

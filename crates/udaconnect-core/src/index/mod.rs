@@ -61,7 +61,7 @@ pub use build::{BulkBuilder, PreparedPage};
 pub use layout::{feed, SlotPin};
 pub use parallel::{DynWorkers, Threads, Workers};
 
-use crate::contact::Point;
+use crate::contact::{Acc, Point};
 use crate::time::{Micros, Window};
 use grid::{CellList, Level, FINE_EDGE_M};
 use layout::Move;
@@ -73,7 +73,9 @@ struct Row {
     t: Micros,
     lat: f64,
     lon: f64,
-    id: i64,
+    /// The location id, and its accuracy's code ([`Acc`]) above bit 53, where ids never
+    /// reach: the accuracy costs the row no byte. Read through [`Row::id`], [`Row::acc`].
+    id_acc: i64,
     /// Dense person number (see [`ContactIndex::person_ids`]).
     person: u32,
     /// Position in the person's track: a ping found in a cell names its pieces without a
@@ -84,6 +86,9 @@ struct Row {
 // The track position fills what was padding: rows stay 40 bytes.
 const _: () = assert!(std::mem::size_of::<Row>() == 40);
 
+const ACC_SHIFT: u32 = 53;
+const _: () = assert!(crate::model::MAX_ID < 1 << ACC_SHIFT && ACC_SHIFT + Acc::BITS <= 63);
+
 impl Row {
     /// `p` as a row of the person numbered `person`.
     fn of(p: &Point, person: u32) -> Row {
@@ -91,10 +96,18 @@ impl Row {
             t: p.t,
             lat: p.lat,
             lon: p.lon,
-            id: p.id,
+            id_acc: (p.id & ((1 << ACC_SHIFT) - 1)) | (i64::from(p.acc.code()) << ACC_SHIFT),
             person,
             at: 0,
         }
+    }
+
+    fn id(&self) -> i64 {
+        self.id_acc & ((1 << ACC_SHIFT) - 1)
+    }
+
+    fn acc(&self) -> Acc {
+        Acc::from_code((self.id_acc >> ACC_SHIFT) as u16)
     }
 
     /// A placeholder, for arrays filled afterwards.
@@ -102,7 +115,7 @@ impl Row {
         t: 0,
         lat: 0.0,
         lon: 0.0,
-        id: 0,
+        id_acc: 0,
         person: 0,
         at: 0,
     };
@@ -188,11 +201,12 @@ impl ContactIndex {
     pub fn point(&self, slot: u32) -> Point {
         let r = &self.rows[slot as usize];
         Point {
-            id: r.id,
+            id: r.id(),
             person_id: self.person_ids[r.person as usize],
             lat: r.lat,
             lon: r.lon,
             t: r.t,
+            acc: r.acc(),
         }
     }
 
@@ -211,7 +225,7 @@ impl ContactIndex {
 
     fn key(&self, slot: u32) -> (Micros, i64) {
         let r = &self.rows[slot as usize];
-        (r.t, r.id)
+        (r.t, r.id())
     }
 
     /// Writes each row's position in its track, from `from` on, after the track of `person`

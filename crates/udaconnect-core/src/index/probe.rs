@@ -211,7 +211,7 @@ impl ContactIndex {
             .map(|&s| {
                 let r = &self.rows[s as usize];
                 seen[r.person as usize] = true;
-                (r.t, r.id, s)
+                (r.t, r.id(), s)
             })
             .collect();
         if !keyed.is_sorted() {

@@ -157,11 +157,12 @@ impl ContactIndex {
     fn fix(&self, slot: u32) -> TrackFix {
         let r = &self.rows[slot as usize];
         TrackFix::of(&crate::contact::Point {
-            id: r.id,
+            id: r.id(),
             person_id: 0,
             lat: r.lat,
             lon: r.lon,
             t: r.t,
+            acc: r.acc(),
         })
     }
 

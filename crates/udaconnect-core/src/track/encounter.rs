@@ -45,6 +45,7 @@ pub fn contacts_from_pairs<'a>(
     let mut found: Vec<Contribution> = pairs
         .into_iter()
         .filter(|(own, other)| own.person_id == q.person_id && other.person_id != q.person_id)
+        .filter(|(own, other)| own.counts(q.max_accuracy_m) && other.counts(q.max_accuracy_m))
         .filter_map(|(own, other)| {
             together(own, other, chord).map(|when| Contribution {
                 other: other.person_id,

@@ -16,6 +16,9 @@
 //!   haversine rule the connection query uses). No special case at the antimeridian or the
 //!   poles. For two pieces the together instants form one closed interval, found in closed form
 //!   ([`together`]).
+//! - **Accuracy.** With `max_accuracy`, a piece with a fix whose accuracy is worse (larger
+//!   than that many metres) is never together with anyone; the track keeps its shape around it.
+//!   A fix without an accuracy counts.
 //! - **Encounter.** The together periods with one other person (the union over pairs of
 //!   pieces), where periods less than `join_gap` apart (default 120 s) merge. It lasts from its
 //!   start to its end; its place is the time-weighted spherical mean of the midpoint between the
@@ -63,6 +66,10 @@ pub mod defaults {
     pub const PING_TOLERANCE_LIMIT_S: i64 = 300;
     pub const JOIN_GAP_S: i64 = 120;
     pub const JOIN_GAP_LIMIT_S: i64 = 3600;
+    /// The server's `--max-accuracy` default, in metres.
+    pub const MAX_ACCURACY_M: u32 = 50;
+    /// The largest `max_accuracy` a query may ask (see [`crate::contact::Acc`]).
+    pub const MAX_ACCURACY_LIMIT_M: u32 = 1000;
 }
 
 /// A contacts query over tracks, validated; durations in microseconds.
@@ -79,6 +86,8 @@ pub struct TrackQuery {
     pub ping_tolerance_us: i64,
     /// Together periods closer than this in time form one encounter.
     pub join_gap_us: i64,
+    /// Pieces with a fix less accurate than this many metres do not count; `None`: all count.
+    pub max_accuracy_m: Option<u32>,
 }
 
 impl TrackQuery {
@@ -92,6 +101,7 @@ impl TrackQuery {
             max_interpolation_us: defaults::MAX_INTERPOLATION_S * S,
             ping_tolerance_us: defaults::PING_TOLERANCE_S * S,
             join_gap_us: defaults::JOIN_GAP_S * S,
+            max_accuracy_m: None,
         }
     }
 }

@@ -98,6 +98,7 @@ mod tests {
             latitude: 10.0 + north_m / m_per_degree,
             longitude: 20.0 + east_m / (m_per_degree * 10f64.to_radians().cos()),
             creation_time: from_micros(t_s * S),
+            accuracy_m: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! A person's track cut into pieces: what the pair function and every engine read.
 
-use crate::contact::Point;
+use crate::contact::{Acc, Point};
 use crate::geo::to_cartesian;
 use crate::time::Micros;
 
@@ -12,6 +12,7 @@ pub struct TrackFix {
     pub id: i64,
     pub t: Micros,
     pub xyz: [f64; 3],
+    pub acc: Acc,
 }
 
 impl TrackFix {
@@ -20,6 +21,7 @@ impl TrackFix {
             id: p.id,
             t: p.t,
             xyz: to_cartesian(p.lat, p.lon),
+            acc: p.acc,
         }
     }
 }
@@ -53,6 +55,13 @@ pub type PieceKey = (i64, i64, i64);
 impl Piece {
     pub fn key(&self) -> PieceKey {
         (self.person_id, self.from.id, self.to.id)
+    }
+
+    /// Whether the piece may count toward a meeting under `max_accuracy_m`: a piece with a
+    /// fix worse than it says nothing reliable of where the person was in between (the track
+    /// keeps its shape: its neighbours are not joined across the bad fix).
+    pub fn counts(&self, max_accuracy_m: Option<u32>) -> bool {
+        max_accuracy_m.is_none_or(|m| !self.from.acc.worse_than(m) && !self.to.acc.worse_than(m))
     }
 
     /// Whether the position moves with time (a linear piece of non-zero length).

@@ -122,8 +122,10 @@ impl TrackerFix {
         self.time.map(FixTime::get)
     }
 
-    /// The ping this fix is for `person` (the device's), checked as any ping's person is.
+    /// The ping this fix is for `person` (the device's), checked as any ping's person is,
+    /// with the fix's accuracy.
     pub fn ping(&self, person: PersonId) -> Result<NewLocation> {
         NewLocation::parse(person, self.latitude(), self.longitude(), self.time)
+            .map(|p| p.with_accuracy(self.extras.accuracy_m))
     }
 }

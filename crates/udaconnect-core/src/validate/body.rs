@@ -222,6 +222,9 @@ pub(crate) struct PlainPing<'a> {
     longitude: f64,
     #[serde(default, borrow)]
     creation_time: Option<Cow<'a, str>>,
+    /// Kept on log records only (see [`crate::record`]); the API's JSON takes no accuracy.
+    #[serde(default)]
+    pub(crate) accuracy_m: Option<f64>,
 }
 
 impl<'a> PlainPing<'a> {

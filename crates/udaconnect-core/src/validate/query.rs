@@ -171,7 +171,7 @@ fn distance_param(params: &QueryParams, f: &mut Findings) -> f64 {
 
 /// Validates the query string of `GET /api/persons/{id}/contacts`: `start`/`end` (dates or
 /// RFC 3339; both optional, absent means unbounded), `distance`, `min_duration`,
-/// `max_interpolation`, `ping_tolerance`, `join_gap`. `max_time_gap`, the parameter of
+/// `max_interpolation`, `ping_tolerance`, `join_gap`, `max_accuracy`. `max_time_gap`, the parameter of
 /// contacts from coincident pings, is refused with the names of those that replace it. The
 /// query is of `person_id`, the path's person.
 pub fn contact_params(params: &QueryParams, person_id: PersonId) -> Result<TrackQuery> {
@@ -209,6 +209,7 @@ pub fn contact_params(params: &QueryParams, person_id: PersonId) -> Result<Track
         track_defaults::JOIN_GAP_S,
         track_defaults::JOIN_GAP_LIMIT_S,
     );
+    let max_accuracy_m = max_accuracy_param(params, &mut f);
     read_all(window, violations, f, |window| TrackQuery {
         person_id,
         window,
@@ -217,7 +218,25 @@ pub fn contact_params(params: &QueryParams, person_id: PersonId) -> Result<Track
         max_interpolation_us,
         ping_tolerance_us,
         join_gap_us,
+        max_accuracy_m,
     })
+}
+
+/// `max_accuracy`: whole metres, 0 to [`track_defaults::MAX_ACCURACY_LIMIT_M`]; `None` when
+/// absent (the server's default then applies).
+fn max_accuracy_param(params: &QueryParams, f: &mut Findings) -> Option<u32> {
+    let raw = params.get("max_accuracy")?.trim();
+    let limit = track_defaults::MAX_ACCURACY_LIMIT_M;
+    match raw.parse::<u32>() {
+        Ok(m) if m <= limit => Some(m),
+        _ => {
+            f.unreadable(
+                "max_accuracy",
+                format!("{} is not a whole number of metres from 0 to {limit}", quoted(raw)),
+            );
+            None
+        }
+    }
 }
 
 /// Validates paging parameters: `limit` (1 to `max`, default `default`) and `cursor` (the last
@@ -336,10 +355,12 @@ mod tests {
                 ("max_interpolation", "90"),
                 ("ping_tolerance", "0"),
                 ("join_gap", "3600"),
+                ("max_accuracy", "500"),
             ]),
             7,
         )
         .unwrap();
+        assert_eq!(p.max_accuracy_m, Some(500));
         assert_eq!(p.window.end - p.window.start, 12 * 3_600_000_000);
         assert_eq!(
             (p.max_interpolation_us, p.ping_tolerance_us, p.join_gap_us),
@@ -354,6 +375,10 @@ mod tests {
             ("ping_tolerance", "301"),
             ("join_gap", "nan"),
             ("join_gap", "3601"),
+            ("max_accuracy", "1001"),
+            ("max_accuracy", "-1"),
+            ("max_accuracy", "2.5"),
+            ("max_accuracy", ""),
             ("min_duration", "x"),
             ("distance", "0"),
             ("start", "2020-99-01"),

@@ -191,6 +191,7 @@ mod tests {
                 latitude: 37.55,
                 longitude: -122.29,
                 creation_time: SystemClock.now(),
+                accuracy_m: None,
             },
             None,
             SystemClock.now(),

@@ -282,6 +282,7 @@ impl LocationImport<'_> {
                         latitude: l.latitude(),
                         longitude: l.longitude(),
                         creation_time: l.creation_time().unwrap_or(now),
+                        accuracy_m: None,
                     },
                     None,
                     now,

@@ -274,6 +274,7 @@ impl Ingest {
                     latitude: p.latitude(),
                     longitude: p.longitude(),
                     creation_time: time,
+                    accuracy_m: p.accuracy_m(),
                 }
             })
             .collect();

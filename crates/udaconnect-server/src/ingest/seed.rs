@@ -46,6 +46,7 @@ pub fn locations() -> Result<Vec<Location>> {
             latitude: row.latitude,
             longitude: row.longitude,
             creation_time: parse_timestamp(&row.creation_time).map_err(Error::Internal)?,
+            accuracy_m: None,
         });
     }
     Ok(out)

@@ -376,6 +376,7 @@ mod tests {
                 lat: 37.5 + i as f64 * 1e-7,
                 lon: -122.25,
                 t: 1_594_117_026_123_456 + i,
+                acc: Default::default(),
             })
             .collect();
         let want: Vec<udaconnect_core::model::Connection> = points

@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use udaconnect_core::consent::ContactRef;
-use udaconnect_core::contact::Contact;
+use udaconnect_core::contact::{Acc, Contact};
 use udaconnect_core::geo::haversine_m;
 use udaconnect_core::model::Location;
 use udaconnect_core::time::{format_utc, from_micros, to_micros, Micros, Window};
 use udaconnect_core::track::TrackQuery;
-use udaconnect_core::{validate, Result};
+use udaconnect_core::Result;
 
 use crate::access::MyPerson;
 use crate::http::openapi::{MyPersonProblems, QueryBusy};
@@ -41,9 +41,11 @@ pub struct MatchedPing {
     pub distance_m: f64,
     /// Seconds between this ping and the other person's ping nearest in time.
     pub time_gap_seconds: f64,
-    /// The ping's accuracy in metres where the phone said it; pings are stored without it
-    /// today, so null.
+    /// The ping's accuracy in metres where the phone said it; null where it did not (the
+    /// original JSON has no accuracy).
     pub accuracy_m: Option<f64>,
+    /// The accuracy of the other person's ping nearest in time, where their phone said it.
+    pub other_accuracy_m: Option<f64>,
 }
 
 /// The evidence of one contact.
@@ -84,10 +86,14 @@ impl ConnectionApi {
         let mut more = false;
         for l in &mine {
             let t = to_micros(l.creation_time);
-            if !during(t) {
+            // A ping too inaccurate to count did not make the contact.
+            let bad = q
+                .max_accuracy_m
+                .is_some_and(|m| Acc::of(l.accuracy_m).worse_than(m));
+            if !during(t) || bad {
                 continue;
             }
-            let Some((distance_m, gap_us)) = nearest(&theirs, l, q) else {
+            let Some((distance_m, gap_us, other_accuracy_m)) = nearest(&theirs, l, q) else {
                 continue;
             };
             if distance_m > q.distance_m {
@@ -104,7 +110,8 @@ impl ConnectionApi {
                 longitude: l.longitude,
                 distance_m,
                 time_gap_seconds: gap_us as f64 / 1e6,
-                accuracy_m: None,
+                accuracy_m: l.accuracy_m,
+                other_accuracy_m,
             });
         }
         Ok(Evidence {
@@ -118,8 +125,9 @@ impl ConnectionApi {
 /// The distance from `mine` to the other person at its time, and the time gap to their
 /// nearest ping: their position walked in a straight line between the pings around it when
 /// those are at most `max_interpolation` apart, else their nearest ping if within
-/// `ping_tolerance` (as the contacts query counts presence). `None` when they were not there.
-fn nearest(theirs: &[Location], mine: &Location, q: &TrackQuery) -> Option<(f64, i64)> {
+/// `ping_tolerance` (as the contacts query counts presence), and the accuracy of that nearest
+/// ping. `None` when they were not there.
+fn nearest(theirs: &[Location], mine: &Location, q: &TrackQuery) -> Option<(f64, i64, Option<f64>)> {
     let t = to_micros(mine.creation_time);
     let after = theirs.partition_point(|l| to_micros(l.creation_time) < t);
     let before = after.checked_sub(1).map(|i| &theirs[i]);
@@ -140,11 +148,14 @@ fn nearest(theirs: &[Location], mine: &Location, q: &TrackQuery) -> Option<(f64,
             };
             let lat = a.latitude + (b.latitude - a.latitude) * f;
             let lon = a.longitude + (b.longitude - a.longitude) * f;
-            return Some((distance(lat, lon), gap(closest)));
+            return Some((distance(lat, lon), gap(closest), closest.accuracy_m));
         }
     }
     (gap(closest) <= q.ping_tolerance_us)
-        .then(|| (distance(closest.latitude, closest.longitude), gap(closest)))
+        .then(|| {
+            let d = distance(closest.latitude, closest.longitude);
+            (d, gap(closest), closest.accuracy_m)
+        })
 }
 
 /// Why a contact is one: the caller's pings during the meetings that were within the
@@ -166,7 +177,7 @@ pub async fn evidence(
     Params(params): Params,
 ) -> ApiResult<Response> {
     let target = ContactRef::parse(&raw)?;
-    let q = validate::contact_params(&params, me)?;
+    let q = api.contact_params(&params, me)?;
     let work = async {
         let (contact, _) = api.find_contact(q, &target, &raw).await?;
         api.evidence_of(&q, &contact).await
@@ -189,6 +200,7 @@ mod tests {
             latitude: 51.5,
             longitude: lon,
             creation_time: Utc.timestamp_opt(1_600_000_000 + second, 0).unwrap(),
+            accuracy_m: None,
         }
     }
 
@@ -197,7 +209,7 @@ mod tests {
         let q = TrackQuery::new(1, Window::all());
         let theirs = vec![at(2, 10, 0, 0.0), at(2, 11, 60, 0.001)];
         // Halfway in time, halfway along: 0.0005 degrees east of 0 at 51.5 N is about 35 m.
-        let (d, gap) = nearest(&theirs, &at(1, 1, 30, 0.0005), &q).unwrap();
+        let (d, gap, _) = nearest(&theirs, &at(1, 1, 30, 0.0005), &q).unwrap();
         assert!(d < 0.01, "{d}");
         assert_eq!(gap, 30_000_000);
         // Past their last ping: only within the tolerance.

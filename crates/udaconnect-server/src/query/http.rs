@@ -75,6 +75,18 @@ pub fn routes(api: Arc<ConnectionApi>) -> Router {
 }
 
 impl ConnectionApi {
+    /// [`validate::contact_params`], with the server's `max_accuracy` where none is asked.
+    pub(crate) fn contact_params(
+        &self,
+        params: &validate::QueryParams,
+        person_id: i64,
+    ) -> Result<TrackQuery> {
+        let mut q = validate::contact_params(params, person_id)?;
+        q.max_accuracy_m
+            .get_or_insert(self.limiter.limits().max_accuracy_m);
+        Ok(q)
+    }
+
     pub(crate) async fn ensure_person(&self, id: PersonId) -> Result<()> {
         if self.persons.missing(&[id]).await?.is_empty() {
             Ok(())
@@ -152,6 +164,18 @@ struct Distance {
     /// Metres, 0 < distance <= 1000 (default 5)
     #[param(exclusive_minimum = 0, maximum = 1000)]
     distance: Option<f64>,
+}
+
+/// The `max_accuracy` of a contacts query.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct MaxAccuracy {
+    /// Whole metres, 0 to 1000: pings whose phone said they were less accurate than this do
+    /// not count as meetings (the track's pieces touching them are left out); pings without
+    /// an accuracy count. Default: the server's `--max-accuracy`, 50.
+    #[param(minimum = 0, maximum = 1000)]
+    max_accuracy: Option<u32>,
 }
 
 /// Whom a person met: other persons' locations near theirs.
@@ -312,6 +336,7 @@ impl EncounterRow {
         ("max_interpolation" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds: consecutive pings at most this far apart are joined by a straight walk; a longer gap is a hole. 0 to 3600 (default 300)"),
         ("ping_tolerance" = Option<f64>, Query, minimum = 0, maximum = 300, description = "Seconds an isolated ping counts as present on each side of its time, 0 to 300 (default 30)"),
         ("join_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds: periods together less than this apart form one encounter, 0 to 3600 (default 120)"),
+        MaxAccuracy,
     ),
     responses(
         (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
@@ -325,7 +350,7 @@ pub async fn find_contacts(
     Params(params): Params,
     PathId(person_id): PathId,
 ) -> ApiResult<Response> {
-    let q = validate::contact_params(&params, person_id)?;
+    let q = api.contact_params(&params, person_id)?;
     let consent = names_need_consent(&caller);
     api.answer(async { Ok(Body::from(api.contacts(q, consent).await?)) })
         .await
@@ -408,6 +433,7 @@ pub async fn my_connections(
         ("max_interpolation" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds (default 300)"),
         ("ping_tolerance" = Option<f64>, Query, minimum = 0, maximum = 300, description = "Seconds (default 30)"),
         ("join_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds (default 120)"),
+        MaxAccuracy,
     ),
     responses(
         (status = 200, description = "Contacts, longest time together first; those who have not let the people they met see them (PUT /api/me/visibility) as someone: person null, anonymous true", body = [ContactRow]),

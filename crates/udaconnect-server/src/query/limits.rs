@@ -24,6 +24,8 @@ pub struct QueryLimits {
     pub queue: usize,
     /// Most locations in one connection answer; a larger one is refused (422).
     pub max_connection_rows: usize,
+    /// The contacts query's `max_accuracy` (metres) where the request gives none.
+    pub max_accuracy_m: u32,
 }
 
 pub const DEFAULT_QUERY_DEADLINE: Duration = Duration::from_secs(15);
@@ -44,6 +46,7 @@ impl Default for QueryLimits {
             concurrency: default_query_concurrency(),
             queue: DEFAULT_QUERY_QUEUE,
             max_connection_rows: DEFAULT_MAX_CONNECTION_ROWS,
+            max_accuracy_m: udaconnect_core::track::defaults::MAX_ACCURACY_M,
         }
     }
 }
@@ -167,6 +170,7 @@ mod tests {
                 concurrency,
                 queue,
                 max_connection_rows: 10,
+                max_accuracy_m: udaconnect_core::track::defaults::MAX_ACCURACY_M,
             },
             Arc::new(Metrics::new()),
         ))

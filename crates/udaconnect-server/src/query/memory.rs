@@ -301,6 +301,7 @@ mod tests {
                     latitude: 35.0 + rng.unit() * 0.0002,
                     longitude: 139.0 + rng.unit() * 0.0002,
                     creation_time: from_micros(1_600_000_000_000_000 + (rng.unit() * 3.6e9) as i64),
+                    accuracy_m: None,
                 }
             })
             .collect();

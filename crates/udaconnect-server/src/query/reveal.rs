@@ -93,7 +93,7 @@ impl ConnectionApi {
         raw: &str,
     ) -> ApiResult<std::result::Result<(PersonId, Sight), Response>> {
         let target = ContactRef::parse(raw)?;
-        let q = validate::contact_params(params, me)?;
+        let q = self.contact_params(params, me)?;
         match self.limiter.run(self.find_contact(q, &target, raw)).await {
             Ok(found) => {
                 let (contact, sight) = found?;
@@ -427,7 +427,7 @@ pub struct ContactWindow {
     /// Window end: a date (included whole) or RFC 3339 (exclusive); default: unbounded.
     end: Option<String>,
     /// Metres (default 5), as for /api/me/contacts; also `min_duration`,
-    /// `max_interpolation`, `ping_tolerance` and `join_gap`.
+    /// `max_interpolation`, `ping_tolerance`, `join_gap` and `max_accuracy`.
     distance: Option<f64>,
 }
 

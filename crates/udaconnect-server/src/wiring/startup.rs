@@ -252,6 +252,7 @@ mod tests {
             latitude: 37.55,
             longitude: -122.29,
             creation_time: SystemClock.now(),
+            accuracy_m: None,
         }
     }
 

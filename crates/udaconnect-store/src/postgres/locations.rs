@@ -14,7 +14,8 @@ use crate::stored_coordinate;
 
 /// The columns every read returns, in the order [`location_at`] reads them.
 pub(super) const COLUMNS: &str =
-    "id, person_id, ST_Y(coordinate) AS latitude, ST_X(coordinate) AS longitude, creation_time";
+    "id, person_id, ST_Y(coordinate) AS latitude, ST_X(coordinate) AS longitude, creation_time, \
+     accuracy_m";
 
 /// Rows per INSERT: bounds the size of one message; a larger batch is several statements in
 /// one transaction.
@@ -46,6 +47,7 @@ pub(super) fn location_at(row: &Row, first: usize) -> Result<Location, tokio_pos
         latitude: stored_coordinate(row.try_get(first + 2)?),
         longitude: stored_coordinate(row.try_get(first + 3)?),
         creation_time: from_timestamp(row.try_get::<_, NaiveDateTime>(first + 4)?),
+        accuracy_m: row.try_get(first + 5)?,
     })
 }
 
@@ -101,7 +103,7 @@ pub(super) const MAX_GAP_US: u64 = 200 * 365 * 24 * 3600 * 1_000_000;
 /// The asked person's pings in the window (`$1`, `$2`, `$3`), read once by
 /// `location_person_time_idx`: the `own` part of the statements that search around them.
 pub(super) const OWN: &str = "own AS MATERIALIZED (
-             SELECT id, person_id, coordinate, creation_time
+             SELECT id, person_id, coordinate, creation_time, accuracy_m
              FROM location
              WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
          )";
@@ -126,7 +128,7 @@ pub fn near_sql(with_gap: bool) -> String {
     format!(
         "WITH {OWN},
          candidate AS (
-             SELECT l.id, l.person_id, l.coordinate, l.creation_time
+             SELECT l.id, l.person_id, l.coordinate, l.creation_time, l.accuracy_m
              FROM own o
              JOIN location l
                ON ST_DWithin(l.coordinate::geography, o.coordinate::geography, $4, false)
@@ -151,10 +153,11 @@ impl PostgresLocationStore {
         let tx = client.transaction().await?;
         let statement = tx
             .prepare_cached(
-                "INSERT INTO location (id, person_id, coordinate, creation_time)
-                 SELECT id, person_id, ST_SetSRID(ST_MakePoint(longitude, latitude), 4326), t
+                "INSERT INTO location (id, person_id, coordinate, creation_time, accuracy_m)
+                 SELECT id, person_id, ST_SetSRID(ST_MakePoint(longitude, latitude), 4326), t, acc
                  FROM UNNEST($1::bigint[], $2::bigint[], $3::float8[], $4::float8[],
-                             $5::timestamp[]) AS r (id, person_id, latitude, longitude, t)
+                             $5::timestamp[], $6::float8[])
+                      AS r (id, person_id, latitude, longitude, t, acc)
                  WHERE EXISTS (SELECT 1 FROM person p WHERE p.id = r.person_id)
                  ON CONFLICT (id) DO NOTHING",
             )
@@ -170,6 +173,7 @@ impl PostgresLocationStore {
                     &&rows.latitudes[start..end],
                     &&rows.longitudes[start..end],
                     &&rows.times[start..end],
+                    &&rows.accuracies[start..end],
                 ],
             )
             .await?;
@@ -226,6 +230,7 @@ struct UpsertRows {
     latitudes: Vec<f64>,
     longitudes: Vec<f64>,
     times: Vec<NaiveDateTime>,
+    accuracies: Vec<Option<f64>>,
 }
 
 impl UpsertRows {
@@ -236,6 +241,7 @@ impl UpsertRows {
             latitudes: Vec::with_capacity(locations.len()),
             longitudes: Vec::with_capacity(locations.len()),
             times: Vec::with_capacity(locations.len()),
+            accuracies: Vec::with_capacity(locations.len()),
         };
         for l in locations {
             rows.ids.push(l.id);
@@ -243,6 +249,7 @@ impl UpsertRows {
             rows.latitudes.push(stored_coordinate(l.latitude));
             rows.longitudes.push(stored_coordinate(l.longitude));
             rows.times.push(to_timestamp(to_micros(l.creation_time))?);
+            rows.accuracies.push(l.accuracy_m);
         }
         Ok(rows)
     }

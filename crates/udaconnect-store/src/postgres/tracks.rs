@@ -53,7 +53,7 @@ pub fn near_tracks_sql() -> String {
              ) s
          ),
          candidate AS MATERIALIZED (
-             SELECT l.id, l.person_id, l.coordinate, l.creation_time
+             SELECT l.id, l.person_id, l.coordinate, l.creation_time, l.accuracy_m
              FROM piece p
              JOIN location l
                ON ST_DWithin(l.coordinate::geography, p.path, p.radius, false)
@@ -62,10 +62,10 @@ pub fn near_tracks_sql() -> String {
              GROUP BY l.id
          ),
          neighbour AS (
-             SELECT n.id, n.person_id, n.coordinate, n.creation_time
+             SELECT n.id, n.person_id, n.coordinate, n.creation_time, n.accuracy_m
              FROM candidate c
              CROSS JOIN LATERAL (
-                 (SELECT id, person_id, coordinate, creation_time
+                 (SELECT id, person_id, coordinate, creation_time, accuracy_m
                   FROM location b
                   WHERE b.person_id = c.person_id
                     AND b.creation_time <= c.creation_time
@@ -74,7 +74,7 @@ pub fn near_tracks_sql() -> String {
                   ORDER BY b.creation_time DESC, b.id DESC
                   LIMIT 1)
                  UNION ALL
-                 (SELECT id, person_id, coordinate, creation_time
+                 (SELECT id, person_id, coordinate, creation_time, accuracy_m
                   FROM location a
                   WHERE a.person_id = c.person_id
                     AND a.creation_time >= c.creation_time

@@ -11,13 +11,26 @@ use udaconnect_core::Result;
 use crate::stored_coordinate;
 
 const SCHEMA: &str = include_str!("../../migrations/sqlite/locations.sql");
-const COLUMNS: &str = "id, person_id, latitude, longitude, creation_time";
+/// What came after `SCHEMA`, applied once each (numbered as PostgreSQL's migrations).
+const STEPS: &[(i64, &str)] = &[(
+    14,
+    include_str!("../../migrations/sqlite/0014_location_accuracy.sql"),
+)];
+const COLUMNS: &str = "id, person_id, latitude, longitude, creation_time, accuracy_m";
 
-sqlite_store!(
-    /// Locations in their own SQLite file.
-    SqliteLocationStore,
-    SCHEMA
-);
+/// Locations in their own SQLite file.
+#[derive(Clone)]
+pub struct SqliteLocationStore {
+    db: super::Db,
+}
+
+impl SqliteLocationStore {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let db = super::Db::open(path, SCHEMA)?;
+        db.migrate(STEPS)?;
+        Ok(SqliteLocationStore { db })
+    }
+}
 
 /// Asks the kernel to read the whole file into its cache, in the background. Read page by page
 /// from a cold disk, a full scan's B-tree pages arrive one small read at a time (the table's
@@ -44,6 +57,7 @@ fn location(row: &Row<'_>) -> rusqlite::Result<Location> {
         latitude: row.get(2)?,
         longitude: row.get(3)?,
         creation_time: from_micros(row.get(4)?),
+        accuracy_m: row.get(5)?,
     })
 }
 
@@ -53,7 +67,7 @@ impl LocationStore for SqliteLocationStore {
         if locations.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(i64, i64, f64, f64, i64)> = locations
+        let rows: Vec<(i64, i64, f64, f64, i64, Option<f64>)> = locations
             .iter()
             .map(|l| {
                 (
@@ -62,15 +76,16 @@ impl LocationStore for SqliteLocationStore {
                     stored_coordinate(l.latitude),
                     stored_coordinate(l.longitude),
                     to_micros(l.creation_time),
+                    l.accuracy_m,
                 )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO location ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO location ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING"
         );
         self.db
             .execute_each(sql, rows, |stmt, r| {
-                stmt.execute(params![r.0, r.1, r.2, r.3, r.4])
+                stmt.execute(params![r.0, r.1, r.2, r.3, r.4, r.5])
             })
             .await
     }

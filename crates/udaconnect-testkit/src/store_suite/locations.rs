@@ -350,3 +350,28 @@ pub async fn retention_removes_pings_before_the_cut_in_batches<E: StoreEngine>()
     );
     assert_eq!(locations.count().await.unwrap(), 0);
 }
+
+/// A ping's accuracy, where its phone said it, is read back as written by every read; pings
+/// without one (the original JSON's) read back without.
+pub async fn accuracy_is_kept_where_known<E: StoreEngine>() {
+    let stores = open_with_persons::<E>(SEED_PERSONS).await;
+    let store = stores.locations();
+    let with = |id, acc| Location {
+        accuracy_m: acc,
+        ..loc(id, 1, 10.0, 20.0 + id as f64 * 1e-5, id * 1_000_000)
+    };
+    let pings = vec![
+        with(1, Some(200.5)),
+        with(2, Some(3.7)),
+        with(3, None),
+        with(4, Some(0.0)),
+    ];
+    store.upsert(&pings).await.unwrap();
+    for l in &pings {
+        assert_eq!(store.get(l.id).await.unwrap().as_ref(), Some(l));
+    }
+    let window = Window { start: 0, end: 10_000_000 };
+    assert_eq!(store.in_window(window, Some(1)).await.unwrap(), pings);
+    assert_eq!(store.in_window(window, None).await.unwrap(), pings);
+    assert_eq!(store.scan(LocationScan::ALL).await.unwrap(), pings);
+}

@@ -279,6 +279,7 @@ impl Api {
             lat: loc["latitude"].as_f64().unwrap(),
             lon: loc["longitude"].as_f64().unwrap(),
             t: to_micros(parse_timestamp(loc["creation_time"].as_str().unwrap()).unwrap()),
+            acc: Default::default(),
         }
     }
 

@@ -65,6 +65,7 @@ async fn a_lease_behind_ids_only_the_topics_hold_is_raised_at_start() {
         latitude: 10.0 + id as f64 * 1e-9,
         longitude: 20.0,
         creation_time: Utc::now(),
+        accuracy_m: None,
     };
     let restart_api = async |stack: &mut udaconnect_testkit::process::Stack| {
         stack.location_api.kill_9();

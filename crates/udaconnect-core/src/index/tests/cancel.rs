@@ -15,6 +15,7 @@ fn crowded() -> ContactIndex {
             lat: 37.5 + deg((i % 7) as f64),
             lon: -122.25,
             t: (i / 3) * 10 * S,
+            acc: Default::default(),
         })
         .collect();
     build(&points)

@@ -11,11 +11,11 @@ proptest! {
         let rows: Vec<Row> = times
             .iter()
             .enumerate()
-            .map(|(i, &t)| Row { t: t * S / 3, lat: 0.0, lon: 0.0, id: i as i64, person: 0, at: 0 })
+            .map(|(i, &t)| Row { t: t * S / 3, lat: 0.0, lon: 0.0, id_acc: i as i64, person: 0, at: 0 })
             .collect();
         let mut list = CellList::default();
         for (slot, r) in rows.iter().enumerate() {
-            list.insert(slot as u32, (r.t, r.id), &rows);
+            list.insert(slot as u32, (r.t, r.id()), &rows);
         }
         let rebuilt = CellList::new(list.slots.clone(), list.seconds.clone());
         prop_assert_eq!(&list.sparse, &rebuilt.sparse);

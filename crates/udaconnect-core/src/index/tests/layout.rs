@@ -65,6 +65,7 @@ fn feeding_compacts_when_due_and_answers_stay_exact() {
                 lat: 37.55 + deg(rng.random_range(spread.clone())),
                 lon: -122.29 + deg(rng.random_range(spread)),
                 t: i * S / 4,
+                acc: Default::default(),
             }
         })
         .collect();

@@ -43,6 +43,7 @@ fn arb_points() -> impl Strategy<Value = Vec<Point>> {
                     lat,
                     lon,
                     t: t10 * 20 * S,
+                    acc: Default::default(),
                 }
             })
             .collect()

@@ -18,6 +18,7 @@ fn a_track_split_over_cores_counts_each_ping_once() {
                 lat: 37.55 + north,
                 lon: -122.29,
                 t: (10 * i + 5 * (person - 1)) * S,
+                acc: Default::default(),
             })
         })
         .collect();
@@ -127,6 +128,7 @@ fn crowded_cells_checked_in_batches_equal_the_oracle() {
                 lat: 37.55 + deg(rng.random_range(0.0..6.0)) + if away { 0.01 } else { 0.0 },
                 lon: -122.29 + deg(rng.random_range(0.0..6.0)),
                 t: i * 10 * S + person * 1000,
+                acc: Default::default(),
             });
         }
     }
@@ -153,6 +155,7 @@ fn long_tracks_split_over_cores_equal_the_oracle() {
             lat: 37.55 + deg(rng.random_range(0.0..40.0)),
             lon: -122.29 + deg(rng.random_range(0.0..40.0)),
             t: (i / 5) * 7 * S,
+            acc: Default::default(),
         })
         .collect();
     let index = build(&pts);
@@ -180,6 +183,7 @@ fn track_is_a_window_of_one_person() {
             lat: 1.0,
             lon: 1.0,
             t: i * S,
+            acc: Default::default(),
         })
         .collect();
     let index = build(&pts);

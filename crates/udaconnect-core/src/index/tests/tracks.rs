@@ -2,7 +2,7 @@
 //! fed live in any order, loaded in bulk, and laid out again.
 
 use super::*;
-use crate::track::tests::oracle::{arb_points, arb_query};
+use crate::track::tests::oracle::{arb_accuracy, arb_points, arb_query};
 use crate::track::tests::{bits, offset};
 use crate::track::{contacts_oracle, TrackQuery};
 
@@ -18,7 +18,7 @@ fn arb_walks() -> impl Strategy<Value = Vec<Point>> {
         1 => (-400.0..400.0f64, -400.0..400.0f64).prop_map(|(e, n)| (e, n, true)),
     ];
     let centre = prop::sample::select(&TEST_CENTRES[..]);
-    (centre, prop::collection::vec((1..=4i64, gap, step), 0..80))
+    (centre, prop::collection::vec((1..=4i64, gap, step, arb_accuracy()), 0..80))
         .prop_flat_map(|(centre, raw)| {
             let ids: Vec<i64> = (1..=raw.len() as i64).collect();
             (Just(centre), Just(raw), Just(ids).prop_shuffle())
@@ -28,7 +28,7 @@ fn arb_walks() -> impl Strategy<Value = Vec<Point>> {
             let mut at = [(0.0f64, 0.0f64); 5];
             raw.into_iter()
                 .zip(ids)
-                .map(|((person, gap, (e, n, jump)), id)| {
+                .map(|((person, gap, (e, n, jump), acc), id)| {
                     let k = person as usize;
                     clock[k] += gap;
                     at[k] = if jump {
@@ -43,6 +43,7 @@ fn arb_walks() -> impl Strategy<Value = Vec<Point>> {
                         lat,
                         lon,
                         t: clock[k] * S,
+                        acc,
                     }
                 })
                 .collect()
@@ -133,6 +134,7 @@ fn a_ping_between_two_far_apart_splits_their_long_hop() {
         lat,
         lon: 10.0,
         t: t_s * S,
+        acc: Default::default(),
     };
     // Person 1 jumps 1.1 km north in 200 s and passes person 0 standing half-way; a late
     // ping of person 1 far east in the middle then takes that pass away.
@@ -160,6 +162,7 @@ fn a_ping_between_two_far_apart_splits_their_long_hop() {
         lat: 50.005,
         lon: 10.5,
         t: 100 * S,
+        acc: Default::default(),
     };
     points.push(late);
     let mut index = index;
@@ -200,6 +203,7 @@ fn memory_per_ping_stays_within_72_bytes() {
                 lat,
                 lon,
                 t: phase + k * 90 * S,
+                acc: Default::default(),
             });
         }
     }

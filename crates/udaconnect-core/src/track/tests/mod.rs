@@ -77,6 +77,7 @@ impl Phone {
                 lat,
                 lon,
                 t,
+                acc: Default::default(),
             });
         }
         out

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::contact::TEST_CENTRES;
+use crate::contact::{Acc, TEST_CENTRES};
 
 /// Up to five persons' pings around one centre (a city, the antimeridian, a pole): gaps of zero
 /// (equal times), within the interpolation limit and beyond it (holes, isolated pings), offsets
@@ -12,7 +12,7 @@ pub(crate) fn arb_points() -> impl Strategy<Value = Vec<Point>> {
         (-4..=4i32, -4..=4i32).prop_map(|(e, n)| (e as f64 * 2.5, n as f64 * 2.5)),
         (-12.0..12.0f64, -12.0..12.0f64),
     ];
-    let ping = (1..=5i64, gap, place);
+    let ping = (1..=5i64, gap, place, arb_accuracy());
     let centre = prop::sample::select(&TEST_CENTRES[..]);
     (centre, prop::collection::vec(ping, 0..60))
         .prop_flat_map(|(centre, raw)| {
@@ -23,7 +23,7 @@ pub(crate) fn arb_points() -> impl Strategy<Value = Vec<Point>> {
             let mut clock = [0i64; 6];
             raw.into_iter()
                 .zip(ids)
-                .map(|((person, gap, (e, n)), id)| {
+                .map(|((person, gap, (e, n), acc), id)| {
                     clock[person as usize] += gap;
                     let (lat, lon) = offset(centre, e, n);
                     Point {
@@ -32,10 +32,23 @@ pub(crate) fn arb_points() -> impl Strategy<Value = Vec<Point>> {
                         lat,
                         lon,
                         t: clock[person as usize] * S,
+                        acc,
                     }
                 })
                 .collect()
         })
+}
+
+/// Mostly none or good, sometimes poor, exactly at whole metres (the thresholds) or beyond
+/// what a code holds.
+pub(crate) fn arb_accuracy() -> impl Strategy<Value = Acc> {
+    prop_oneof![
+        3 => Just(None),
+        3 => (0.0..60.0f64).prop_map(Some),
+        1 => (0..120u32).prop_map(|m| Some(f64::from(m))),
+        1 => (60.0..5000.0f64).prop_map(Some),
+    ]
+    .prop_map(Acc::of)
 }
 
 pub(crate) fn arb_query() -> impl Strategy<Value = TrackQuery> {
@@ -48,9 +61,10 @@ pub(crate) fn arb_query() -> impl Strategy<Value = TrackQuery> {
         prop_oneof![Just(300i64), 0..900i64],
         prop_oneof![Just(30i64), 0..120i64],
         prop_oneof![Just(120i64), 0..600i64],
+        prop_oneof![Just(None), Just(Some(50u32)), (0..=1000u32).prop_map(Some)],
     )
         .prop_map(
-            |(person, start, len, d, min, interp, tol, join)| TrackQuery {
+            |(person, start, len, d, min, interp, tol, join, max_acc)| TrackQuery {
                 person_id: person,
                 window: Window {
                     start: start * S,
@@ -61,6 +75,7 @@ pub(crate) fn arb_query() -> impl Strategy<Value = TrackQuery> {
                 max_interpolation_us: interp * S,
                 ping_tolerance_us: tol * S,
                 join_gap_us: join * S,
+                max_accuracy_m: max_acc,
             },
         )
 }
@@ -123,6 +138,23 @@ proptest! {
             prop_assert!((std::cmp::Reverse(w[0].total_us), w[0].person_id) < (std::cmp::Reverse(w[1].total_us), w[1].person_id));
         }
     }
+
+    /// Leaving out inaccurate pieces only takes time together away, and a filter no fix is
+    /// worse than changes nothing.
+    #[test]
+    fn max_accuracy_only_takes_meetings_away(pts in arb_points(), q in arb_query()) {
+        let all = contacts_oracle(&pts, &TrackQuery { max_accuracy_m: None, ..q });
+        let kept = contacts_oracle(&pts, &q);
+        for c in &kept {
+            let whole = all.iter().find(|a| a.person_id == c.person_id);
+            prop_assert!(whole.is_some_and(|a| a.total_us >= c.total_us));
+        }
+        let lax = TrackQuery { max_accuracy_m: Some(crate::track::defaults::MAX_ACCURACY_LIMIT_M), ..q };
+        let none_worse = pts.iter().all(|p| !p.acc.worse_than(crate::track::defaults::MAX_ACCURACY_LIMIT_M));
+        if none_worse {
+            prop_assert_eq!(bits(&contacts_oracle(&pts, &lax)), bits(&all));
+        }
+    }
 }
 
 #[test]
@@ -135,6 +167,7 @@ fn holes_presences_and_window_edges() {
             lat,
             lon,
             t: t_s * S,
+            acc: Default::default(),
         }
     };
     let pts = [

@@ -11,6 +11,7 @@ fn fix(id: i64, centre: (f64, f64), east_m: f64, north_m: f64, t_us: i64) -> Tra
         id,
         t: t_us,
         xyz: to_cartesian(lat, lon),
+        acc: Default::default(),
     }
 }
 
@@ -160,11 +161,13 @@ fn exactly_at_the_threshold_counts() {
             id: 1,
             t: 0,
             xyz: to_cartesian(lat, lon),
+            acc: Default::default(),
         };
         let b = |id: i64, scale: f64| TrackFix {
             id,
             t: 0,
             xyz: to_cartesian(lat - north * scale, lon),
+            acc: Default::default(),
         };
         let own = piece(1, a, a, -30 * S, 30 * S);
         let at = piece(2, b(2, 1.0), b(2, 1.0), 0, 60 * S);
