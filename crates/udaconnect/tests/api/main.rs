@@ -9,6 +9,7 @@
 //! its parts.
 
 mod account;
+mod accuracy;
 mod connections;
 mod contacts;
 #[cfg(all(feature = "kafka", feature = "postgres"))]
