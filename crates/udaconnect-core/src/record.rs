@@ -316,7 +316,14 @@ mod tests {
         assert_eq!(json["accuracy_m"], 200.5);
         assert_eq!(decode(&rec, pos).unwrap(), loc);
         // Without an accuracy the record is the contract's JSON, byte for byte as before.
-        let plain = encode(&Location { accuracy_m: None, ..loc.clone() }, None, at);
+        let plain = encode(
+            &Location {
+                accuracy_m: None,
+                ..loc.clone()
+            },
+            None,
+            at,
+        );
         assert_eq!(
             std::str::from_utf8(&plain.value).unwrap(),
             r#"{"id":43,"person_id":5,"latitude":48.1,"longitude":11.5,"creation_time":"2024-05-01T09:00:00Z"}"#
@@ -325,9 +332,18 @@ mod tests {
         // An odd accuracy costs the accuracy, not the ping; a keyless (original) record's is
         // not read.
         for (value, key) in [
-            (r#"{"id":43,"person_id":5,"latitude":48.1,"longitude":11.5,"accuracy_m":-3}"#, true),
-            (r#"{"id":43,"person_id":5,"latitude":48.1,"longitude":11.5,"accuracy_m":1e300}"#, true),
-            (r#"{"person_id":5,"latitude":48.1,"longitude":11.5,"accuracy_m":4}"#, false),
+            (
+                r#"{"id":43,"person_id":5,"latitude":48.1,"longitude":11.5,"accuracy_m":-3}"#,
+                true,
+            ),
+            (
+                r#"{"id":43,"person_id":5,"latitude":48.1,"longitude":11.5,"accuracy_m":1e300}"#,
+                true,
+            ),
+            (
+                r#"{"person_id":5,"latitude":48.1,"longitude":11.5,"accuracy_m":4}"#,
+                false,
+            ),
         ] {
             let rec = LogRecord {
                 key: key.then(|| b"5".to_vec()),

@@ -232,7 +232,10 @@ fn max_accuracy_param(params: &QueryParams, f: &mut Findings) -> Option<u32> {
         _ => {
             f.unreadable(
                 "max_accuracy",
-                format!("{} is not a whole number of metres from 0 to {limit}", quoted(raw)),
+                format!(
+                    "{} is not a whole number of metres from 0 to {limit}",
+                    quoted(raw)
+                ),
             );
             None
         }

@@ -127,7 +127,11 @@ impl ConnectionApi {
 /// those are at most `max_interpolation` apart, else their nearest ping if within
 /// `ping_tolerance` (as the contacts query counts presence), and the accuracy of that nearest
 /// ping. `None` when they were not there.
-fn nearest(theirs: &[Location], mine: &Location, q: &TrackQuery) -> Option<(f64, i64, Option<f64>)> {
+fn nearest(
+    theirs: &[Location],
+    mine: &Location,
+    q: &TrackQuery,
+) -> Option<(f64, i64, Option<f64>)> {
     let t = to_micros(mine.creation_time);
     let after = theirs.partition_point(|l| to_micros(l.creation_time) < t);
     let before = after.checked_sub(1).map(|i| &theirs[i]);
@@ -151,11 +155,10 @@ fn nearest(theirs: &[Location], mine: &Location, q: &TrackQuery) -> Option<(f64,
             return Some((distance(lat, lon), gap(closest), closest.accuracy_m));
         }
     }
-    (gap(closest) <= q.ping_tolerance_us)
-        .then(|| {
-            let d = distance(closest.latitude, closest.longitude);
-            (d, gap(closest), closest.accuracy_m)
-        })
+    (gap(closest) <= q.ping_tolerance_us).then(|| {
+        let d = distance(closest.latitude, closest.longitude);
+        (d, gap(closest), closest.accuracy_m)
+    })
 }
 
 /// Why a contact is one: the caller's pings during the meetings that were within the

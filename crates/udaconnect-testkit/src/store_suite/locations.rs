@@ -370,7 +370,10 @@ pub async fn accuracy_is_kept_where_known<E: StoreEngine>() {
     for l in &pings {
         assert_eq!(store.get(l.id).await.unwrap().as_ref(), Some(l));
     }
-    let window = Window { start: 0, end: 10_000_000 };
+    let window = Window {
+        start: 0,
+        end: 10_000_000,
+    };
     assert_eq!(store.in_window(window, Some(1)).await.unwrap(), pings);
     assert_eq!(store.in_window(window, None).await.unwrap(), pings);
     assert_eq!(store.scan(LocationScan::ALL).await.unwrap(), pings);

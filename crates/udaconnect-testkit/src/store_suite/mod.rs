@@ -59,10 +59,10 @@ pub use keys::{
     person_keys_are_made_once_under_a_race,
 };
 pub use locations::{
-    clear_removes_every_location, coordinates_and_times_round_trip_bit_for_bit,
-    erasing_a_person_removes_them_and_their_pings,
+    accuracy_is_kept_where_known, clear_removes_every_location,
+    coordinates_and_times_round_trip_bit_for_bit, erasing_a_person_removes_them_and_their_pings,
     in_window_orders_by_time_then_id_within_the_window, large_batches_are_stored_at_once,
-    accuracy_is_kept_where_known, max_leased_id_ignores_derived_ids, ping_answers,
+    max_leased_id_ignores_derived_ids, ping_answers,
     retention_removes_pings_before_the_cut_in_batches, scan_and_id_range_follow_the_ids,
     upserts_are_idempotent,
 };

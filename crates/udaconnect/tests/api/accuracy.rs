@@ -63,7 +63,10 @@ pub async fn inaccurate_pings_meet_only_under_a_laxer_max_accuracy(api: Api) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let met = loop {
         let found = contacts(&api, ta, lax).await;
-        if found.first().is_some_and(|c| c["duration_seconds"].as_f64() == Some(1200.0)) {
+        if found
+            .first()
+            .is_some_and(|c| c["duration_seconds"].as_f64() == Some(1200.0))
+        {
             break found;
         }
         assert!(Instant::now() < deadline, "no 20-minute meeting: {found:?}");
@@ -73,13 +76,24 @@ pub async fn inaccurate_pings_meet_only_under_a_laxer_max_accuracy(api: Api) {
     assert_eq!(contacts(&api, tb, lax).await.len(), 1);
     // By default (50 m), and at 199 m, A's pings count for nothing, on either side.
     for extra in ["", "&max_accuracy=199"] {
-        assert_eq!(contacts(&api, ta, extra).await, Vec::<Value>::new(), "{extra}");
-        assert_eq!(contacts(&api, tb, extra).await, Vec::<Value>::new(), "{extra}");
+        assert_eq!(
+            contacts(&api, ta, extra).await,
+            Vec::<Value>::new(),
+            "{extra}"
+        );
+        assert_eq!(
+            contacts(&api, tb, extra).await,
+            Vec::<Value>::new(),
+            "{extra}"
+        );
     }
     assert_eq!(contacts(&api, ta, "&max_accuracy=200").await.len(), 1);
 
     // The evidence, each side's: my accuracy and the other's nearest ping's.
-    for (token, mine, theirs) in [(ta, json!(200.0), Value::Null), (tb, Value::Null, json!(200.0))] {
+    for (token, mine, theirs) in [
+        (ta, json!(200.0), Value::Null),
+        (tb, Value::Null, json!(200.0)),
+    ] {
         let handle = contacts(&api, token, lax).await[0]["handle"]
             .as_str()
             .unwrap()
@@ -91,7 +105,11 @@ pub async fn inaccurate_pings_meet_only_under_a_laxer_max_accuracy(api: Api) {
         let pings = evidence["pings"].as_array().unwrap();
         assert_eq!(pings.len(), 21, "{evidence}");
         for p in pings {
-            assert_eq!((&p["accuracy_m"], &p["other_accuracy_m"]), (&mine, &theirs), "{p}");
+            assert_eq!(
+                (&p["accuracy_m"], &p["other_accuracy_m"]),
+                (&mine, &theirs),
+                "{p}"
+            );
         }
         // Under the default the meeting is not one: no evidence.
         let path = format!("/api/me/contacts/{handle}/evidence?{WINDOW}");
@@ -99,7 +117,12 @@ pub async fn inaccurate_pings_meet_only_under_a_laxer_max_accuracy(api: Api) {
     }
     // A bad max_accuracy is the caller's error.
     for bad in ["-1", "1001", "2.5", "x"] {
-        let r = call(&api, ta, &format!("/api/me/contacts?{WINDOW}&max_accuracy={bad}")).await;
+        let r = call(
+            &api,
+            ta,
+            &format!("/api/me/contacts?{WINDOW}&max_accuracy={bad}"),
+        )
+        .await;
         assert_problem(r, 400, &["max_accuracy"]).await;
     }
 }

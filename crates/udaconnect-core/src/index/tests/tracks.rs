@@ -18,7 +18,10 @@ fn arb_walks() -> impl Strategy<Value = Vec<Point>> {
         1 => (-400.0..400.0f64, -400.0..400.0f64).prop_map(|(e, n)| (e, n, true)),
     ];
     let centre = prop::sample::select(&TEST_CENTRES[..]);
-    (centre, prop::collection::vec((1..=4i64, gap, step, arb_accuracy()), 0..80))
+    (
+        centre,
+        prop::collection::vec((1..=4i64, gap, step, arb_accuracy()), 0..80),
+    )
         .prop_flat_map(|(centre, raw)| {
             let ids: Vec<i64> = (1..=raw.len() as i64).collect();
             (Just(centre), Just(raw), Just(ids).prop_shuffle())
@@ -203,7 +206,8 @@ fn memory_per_ping_stays_within_72_bytes() {
                 lat,
                 lon,
                 t: phase + k * 90 * S,
-                acc: Default::default(),
+                // Every ping says its accuracy: it rides in the row's id, at no byte.
+                acc: crate::contact::Acc::of(Some(next() * 100.0)),
             });
         }
     }
