@@ -15,7 +15,8 @@ const S: i64 = 1_000_000;
 
 /// Six persons wandering a 40 m square, now standing, now crossing it at up to 3 m/s (pieces
 /// up to the square's diagonal long), phones on their own intervals with repeated times, holes of several minutes and lone
-/// pings; ids start at `1 + seed * 10_000`.
+/// pings; half the pings say their accuracy, some of them poor; ids start at
+/// `1 + seed * 10_000`.
 fn random_tracks(seed: u64) -> Vec<Location> {
     let mut rng = Rng::new(seed ^ 0x7ac5);
     let centres = [
@@ -34,7 +35,15 @@ fn random_tracks(seed: u64) -> Vec<Location> {
         let mut t = t0 + (rng.range(0.0, 120.0) * S as f64) as i64;
         for _ in 0..60 {
             let (lat, lon) = offset(centre.0, centre.1, y, x);
-            out.push(loc(id, person, lat, lon, t));
+            let accuracy_m = match rng.below(4) {
+                0 => Some(rng.range(0.0, 300.0)),
+                1 => Some(rng.range(0.0, 20.0)),
+                _ => None,
+            };
+            out.push(Location {
+                accuracy_m,
+                ..loc(id, person, lat, lon, t)
+            });
             id += 1;
             let dt_s = match rng.below(12) {
                 0 => 0.0,
@@ -103,11 +112,11 @@ pub async fn contacts_via_store(
 /// `near_tracks` may narrow the pings down, but the core's exact computation on what it reads
 /// answers as the oracle over every stored ping: random tracks at the antimeridian, near a pole
 /// and elsewhere, with holes, lone pings, repeated times, windows cutting pieces and other
-/// parameters, pings stored in any order.
+/// parameters, inaccurate pings left out by `max_accuracy`, pings stored in any order.
 pub async fn near_tracks_gives_the_oracles_contacts<E: StoreEngine>() {
     let stores = open_with_persons::<E>(1..=6).await;
     let store = stores.locations();
-    let (mut checked, mut met) = (0, 0);
+    let (mut checked, mut met, mut filtered) = (0, 0, 0);
     for seed in 0..6u64 {
         let mut pings = random_tracks(seed);
         store.clear().await.unwrap();
@@ -137,6 +146,7 @@ pub async fn near_tracks_gives_the_oracles_contacts<E: StoreEngine>() {
             for person_id in [1, 3, 6, 99] {
                 let mut q = TrackQuery::new(person_id, window);
                 q.min_duration_us = [0, 120 * S][(seed % 2) as usize];
+                q.max_accuracy_m = [None, Some(50), Some(10), Some(0)][(seed % 4) as usize];
                 if seed % 3 == 2 {
                     q.distance_m = 2.0;
                     q.max_interpolation_us = 60 * S;
@@ -148,8 +158,17 @@ pub async fn near_tracks_gives_the_oracles_contacts<E: StoreEngine>() {
                 assert_eq!(got, contacts_oracle(&all, &q), "seed {seed}, {q:?}");
                 checked += 1;
                 met += usize::from(!got.is_empty());
+                let unfiltered = TrackQuery {
+                    max_accuracy_m: None,
+                    ..q
+                };
+                filtered += usize::from(got != contacts_oracle(&all, &unfiltered));
             }
         }
     }
     assert!(met > checked / 3, "{met} of {checked} answers not empty");
+    assert!(
+        filtered > checked / 10,
+        "max_accuracy changed {filtered} of {checked}"
+    );
 }
