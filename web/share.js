@@ -155,7 +155,8 @@ export class Share {
 
   #fix(position) {
     this.#error('');
-    const fix = { latitude: position.coords.latitude, longitude: position.coords.longitude, at: position.timestamp };
+    const { latitude, longitude, accuracy } = position.coords;
+    const fix = { latitude, longitude, accuracy, at: position.timestamp };
     this.lastFix = fix;
     const last = this.lastQueued;
     if (!last || metres(last, fix) >= MIN_MOVE_M || fix.at - last.at >= INTERVAL_S * 1000) this.#queue(fix);
@@ -177,6 +178,7 @@ export class Share {
     this.lastQueued = fix;
     await this.queue.add({
       person: this.person, latitude: fix.latitude, longitude: fix.longitude, creation_time: new Date(fix.at).toISOString(),
+      accuracy: Number.isFinite(fix.accuracy) ? fix.accuracy : null,
     });
     await this.#show();
     this.flush();
@@ -200,7 +202,9 @@ export class Share {
         return;
       }
       try {
-        await postMyLocations(pings.map(({ latitude, longitude, creation_time }) => ({ latitude, longitude, creation_time })));
+        // The accuracy (metres) only where the browser gave one: pings queued before had none.
+        await postMyLocations(pings.map(({ latitude, longitude, creation_time, accuracy }) => (
+          accuracy == null ? { latitude, longitude, creation_time } : { latitude, longitude, creation_time, accuracy })));
       } catch (error) {
         if (error.status === 401) {
           this.stop();

@@ -115,6 +115,19 @@ pub async fn inaccurate_pings_meet_only_under_a_laxer_max_accuracy(api: Api) {
         let path = format!("/api/me/contacts/{handle}/evidence?{WINDOW}");
         assert_problem(call(&api, token, &path).await, 404, &[]).await;
     }
+    // The document states the parameter, its bounds and its default on both contacts routes.
+    let spec = api.get_json("/openapi.json").await;
+    for path in ["/api/persons/{id}/contacts", "/api/me/contacts"] {
+        let params = spec["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let p = params
+            .iter()
+            .find(|p| p["name"] == "max_accuracy")
+            .unwrap_or_else(|| panic!("{path}: no max_accuracy"));
+        assert_eq!(p["in"], "query");
+        assert_eq!(p["required"], false);
+        assert_eq!((&p["schema"]["minimum"], &p["schema"]["maximum"]), (&json!(0), &json!(1000)));
+        assert!(p["description"].as_str().unwrap().contains("50"), "{p}");
+    }
     // A bad max_accuracy is the caller's error.
     for bad in ["-1", "1001", "2.5", "x"] {
         let r = call(

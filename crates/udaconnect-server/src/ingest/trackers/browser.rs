@@ -43,6 +43,10 @@ pub struct MyPing {
     /// The fix time, required: a ping sent again with the same second is one ping.
     #[schema(value_type = String, format = DateTime, example = "2026-05-04T09:30:00.250Z")]
     creation_time: String,
+    /// The fix's accuracy in metres (the Geolocation API's `coords.accuracy`), kept with the
+    /// ping; a value that is no radius is dropped, the ping kept (as tracker apps' extras).
+    #[schema(example = 12.5)]
+    accuracy: Option<f64>,
 }
 
 /// Post the caller's own pings.
@@ -110,7 +114,8 @@ fn my_pings(body: Value, person: i64) -> Result<Vec<udaconnect_core::model::NewL
         if let Value::Object(fields) = &mut item {
             fields.entry("person_id").or_insert(person.into());
         }
-        let ping = validate::new_location(&item)?;
+        let accuracy_m = item.get("accuracy").and_then(Value::as_f64);
+        let ping = validate::new_location(&item)?.with_accuracy(accuracy_m);
         match ping.creation_time() {
             Some(_) => Ok(ping),
             None => Err(Error::invalid(
@@ -142,5 +147,26 @@ async fn browser_device(trackers: &Trackers, account: i64, person: i64) -> Resul
         None => Ok(devices::register(trackers, BROWSER_DEVICE, person)
             .await?
             .device),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_browsers_accuracy_is_kept_and_an_odd_one_dropped() {
+        let ping = |accuracy: Value| {
+            json!({"latitude": 1.0, "longitude": 2.0,
+                   "creation_time": "2026-05-04T09:30:00Z", "accuracy": accuracy})
+        };
+        let body = json!([ping(json!(12.5)), ping(json!(-1)), ping(json!("far")), ping(Value::Null)]);
+        let got: Vec<Option<f64>> = my_pings(body, 7)
+            .unwrap()
+            .iter()
+            .map(|p| p.accuracy_m())
+            .collect();
+        assert_eq!(got, [Some(12.5), None, None, None]);
     }
 }
