@@ -427,8 +427,12 @@ pub struct ContactWindow {
     /// Window end: a date (included whole) or RFC 3339 (exclusive); default: unbounded.
     end: Option<String>,
     /// Metres (default 5), as for /api/me/contacts; also `min_duration`,
-    /// `max_interpolation`, `ping_tolerance`, `join_gap` and `max_accuracy`.
+    /// `max_interpolation`, `ping_tolerance` and `join_gap`.
     distance: Option<f64>,
+    /// Whole metres, 0 to 1000, as for /api/me/contacts: pings less accurate do not count
+    /// (default: the server's `--max-accuracy`, 50).
+    #[param(minimum = 0, maximum = 1000)]
+    max_accuracy: Option<u32>,
 }
 
 /// What naming a contact may be answered.

@@ -125,7 +125,10 @@ pub async fn inaccurate_pings_meet_only_under_a_laxer_max_accuracy(api: Api) {
             .unwrap_or_else(|| panic!("{path}: no max_accuracy"));
         assert_eq!(p["in"], "query");
         assert_eq!(p["required"], false);
-        assert_eq!((&p["schema"]["minimum"], &p["schema"]["maximum"]), (&json!(0), &json!(1000)));
+        assert_eq!(
+            (&p["schema"]["minimum"], &p["schema"]["maximum"]),
+            (&json!(0), &json!(1000))
+        );
         assert!(p["description"].as_str().unwrap().contains("50"), "{p}");
     }
     // A bad max_accuracy is the caller's error.

@@ -161,7 +161,12 @@ mod tests {
             json!({"latitude": 1.0, "longitude": 2.0,
                    "creation_time": "2026-05-04T09:30:00Z", "accuracy": accuracy})
         };
-        let body = json!([ping(json!(12.5)), ping(json!(-1)), ping(json!("far")), ping(Value::Null)]);
+        let body = json!([
+            ping(json!(12.5)),
+            ping(json!(-1)),
+            ping(json!("far")),
+            ping(Value::Null)
+        ]);
         let got: Vec<Option<f64>> = my_pings(body, 7)
             .unwrap()
             .iter()
