@@ -53,6 +53,19 @@ fn a_sealed_record_opens_to_what_was_written() {
 }
 
 #[test]
+fn a_sealed_record_keeps_the_accuracy_inside() {
+    let key = PersonKey::generate(5, 1).unwrap();
+    let loc = Location {
+        accuracy_m: Some(231.5),
+        ..location(5)
+    };
+    let rec = seal_location(&loc, None, written(), LOCATION_TOPIC, &key).unwrap();
+    assert!(!rec.value.windows(8).any(|w| w == b"accuracy"));
+    let decoded = decode_sealed(&rec, POS, LOCATION_TOPIC, &key).unwrap();
+    assert_eq!(decoded.location, loc);
+}
+
+#[test]
 fn nothing_of_the_ping_is_readable_in_a_sealed_record() {
     let key = PersonKey::generate(5, 1).unwrap();
     let rec = sealed(&key);

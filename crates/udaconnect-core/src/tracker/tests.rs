@@ -52,6 +52,7 @@ fn an_owntracks_location_as_the_booklet_writes_it() {
     let ping = fix.ping(7).unwrap();
     assert_eq!(ping.person_id(), 7);
     assert_eq!(ping.creation_time(), fix.time());
+    assert_eq!(ping.accuracy_m(), Some(12.0), "kept with the ping");
 }
 
 #[test]
