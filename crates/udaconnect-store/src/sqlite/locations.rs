@@ -219,4 +219,37 @@ mod tests {
         let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
         assert!(parts >= vec![3, 50, 2], "sqlite {version}");
     }
+
+    /// A file of the schema before accuracies gets the column once; its pings read back
+    /// without one, and new pings keep theirs.
+    #[tokio::test]
+    async fn a_file_made_before_accuracies_is_brought_up_to_date_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locations.sqlite3");
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute(
+                "INSERT INTO location (id, person_id, latitude, longitude, creation_time)
+                 VALUES (1, 5, 10.0, 20.0, 7)",
+                [],
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            let store = SqliteLocationStore::open(&path).unwrap();
+            assert_eq!(store.get(1).await.unwrap().unwrap().accuracy_m, None);
+        }
+        let store = SqliteLocationStore::open(&path).unwrap();
+        let new = Location {
+            id: 2,
+            person_id: 5,
+            latitude: 10.0,
+            longitude: 20.0,
+            creation_time: from_micros(8),
+            accuracy_m: Some(64.0),
+        };
+        store.upsert(std::slice::from_ref(&new)).await.unwrap();
+        assert_eq!(store.get(2).await.unwrap(), Some(new));
+    }
 }
