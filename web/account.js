@@ -4,7 +4,7 @@
 
 import { createToken, getDemoLinks, getVisibility, listTokens, requestSignIn, revokeToken, setVisibility } from './api.js';
 import { formatTime, h } from './format.js';
-import { Accounts, Addresses, Sessions } from './settings.js';
+import { Accounts, Addresses, MyData, Sessions } from './settings.js';
 
 const $ = (id) => document.getElementById(id);
 // The roles a token may have, lowest first; a token's role is never above its account's.
@@ -83,6 +83,7 @@ export class Account {
     this.addresses = new Addresses();
     this.sessions = new Sessions();
     this.accounts = new Accounts();
+    this.data = new MyData();
   }
 
   /** Shows the account of `me` (the answer of GET /api/me). */
@@ -102,6 +103,7 @@ export class Account {
     this.addresses.show(me);
     this.sessions.load();
     this.accounts.show(me);
+    this.data.show();
   }
 
   async #loadVisibility() {

@@ -113,6 +113,10 @@ export const changeEmail = (email, secondary = false) => request(secondary ? '/a
 export const removeSecondaryEmail = () => request('/api/me/secondary-email', { method: 'DELETE' });
 /** The caller's live browser sessions; the one asking has `current`. */
 export const listSessions = () => getJson('/api/me/sessions');
+/** Everything held about the caller, as one JSON file the browser saves (streamed by the server). */
+export const EXPORT_PATH = '/api/me/export';
+/** Deletes the caller's account and erases their person: cannot be undone. */
+export const deleteMe = () => request('/api/me?confirm=true', { method: 'DELETE' });
 export const revokeSession = (id) => request(`/api/me/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
 
 /** Every account (admins), following the pages' X-Next-Cursor. */

@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::audit::AuditEntry;
 use crate::auth::{
     Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
     Revoked, Role, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenSecret,
@@ -114,6 +115,15 @@ pub trait LocationStore: Send + Sync + 'static {
     /// calls it again until it returns less than `limit`, so no one statement holds the
     /// store's writes up for long.
     async fn delete_before(&self, cut: Micros, limit: usize) -> Result<u64>;
+    /// `person`'s locations in time order (then by id), those after `after` (a location's
+    /// time and id) only, at most `limit`: one page of a person's whole trail, for their
+    /// export, so no caller holds all of it at once.
+    async fn person_page(
+        &self,
+        person: PersonId,
+        after: Option<(Micros, LocationId)>,
+        limit: usize,
+    ) -> Result<Vec<Location>>;
     async fn count(&self) -> Result<u64>;
     async fn ping(&self) -> Result<()>;
 }
@@ -326,6 +336,13 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Removes every reveal request and hidden contact `person` is on either side of (their
     /// erasure): how many rows went.
     async fn forget_contact_choices(&self, person: PersonId) -> Result<u64>;
+
+    /// Records reads of persons' data by others (see [`crate::audit`]).
+    async fn record_reads(&self, reads: &[AuditEntry]) -> Result<()>;
+    /// The reads of `person`'s data, newest first, at most `limit`.
+    async fn reads_of(&self, person: PersonId, limit: usize) -> Result<Vec<AuditEntry>>;
+    /// Removes every read of `person`'s data (their erasure): how many rows went.
+    async fn forget_reads(&self, person: PersonId) -> Result<u64>;
 
     async fn ping(&self) -> Result<()>;
 }

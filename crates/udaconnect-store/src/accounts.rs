@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
+use udaconnect_core::audit::AuditEntry;
 use udaconnect_core::auth::{
     Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
     Revoked, Role, Scopes, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenKind,
@@ -69,6 +70,9 @@ pub trait AccountDb: Send + Sync + 'static {
         sql: &'static str,
         args: Vec<Arg>,
     ) -> Result<Vec<crate::choices::ChoiceRow>>;
+    /// Rows of `crate::audit`'s read: a person, the reader's account, role and action, a time.
+    async fn audit(&self, sql: &'static str, args: Vec<Arg>)
+        -> Result<Vec<crate::audit::AuditRow>>;
     /// The row of [`VERIFY_TOKEN`].
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>>;
     /// The row of [`VERIFY_SESSION`], the account in its own role.
@@ -492,6 +496,18 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
 
     async fn forget_contact_choices(&self, person: PersonId) -> Result<u64> {
         self.forget_choices(person).await
+    }
+
+    async fn record_reads(&self, reads: &[AuditEntry]) -> Result<()> {
+        self.record_audit(reads).await
+    }
+
+    async fn reads_of(&self, person: PersonId, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.audit_of(person, limit).await
+    }
+
+    async fn forget_reads(&self, person: PersonId) -> Result<u64> {
+        self.forget_audit(person).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -85,9 +85,11 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::PostOwnTracks
         | Action::PostOsmAnd => (Rule::OwnPings, Some(Ingest)),
         // Consent is the account holder's own, whatever their role; never a device's.
-        Action::ListTokens | Action::ListSessions | Action::ListDevices | Action::GetVisibility => {
-            (Rule::OwnAccount, Some(Read))
-        }
+        Action::ListTokens
+        | Action::ListSessions
+        | Action::ListDevices
+        | Action::GetVisibility
+        | Action::ExportMe => (Rule::OwnAccount, Some(Read)),
         // A device is a credential for a person's pings: the person's own, or an admin's.
         Action::CreateDevice => (Rule::OwnPersonOrAdmin, Some(Manage)),
         Action::RevokeDevice

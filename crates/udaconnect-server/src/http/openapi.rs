@@ -18,7 +18,7 @@ use crate::ingest::trackers;
 use crate::persons::http as person_api;
 use crate::query::http as connection_api;
 use crate::query::live;
-use crate::query::{evidence, reveal};
+use crate::query::{evidence, export, reveal};
 use crate::signin::email;
 use crate::signin::http as signin;
 
@@ -85,6 +85,7 @@ use crate::signin::http as signin;
         reveal::hide_contact,
         reveal::unhide_contact,
         evidence::evidence,
+        export::export,
         sessions::my_sessions,
         sessions::revoke_my_session,
         email::change_email,
@@ -417,6 +418,7 @@ pub const OPERATIONS: &[(&str, &str, Action)] = &[
     ("get", "/api/me/visibility", Action::GetVisibility),
     ("put", "/api/me/visibility", Action::SetVisibility),
     ("get", "/api/me/reveals", Action::ListReveals),
+    ("get", "/api/me/export", Action::ExportMe),
     (
         "post",
         "/api/me/contacts/{person_id}/reveal",

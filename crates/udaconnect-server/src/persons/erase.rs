@@ -83,6 +83,8 @@ impl Eraser {
         }
         // Their requests to exchange addresses and hidden contacts, made by them or about them.
         self.accounts.forget_contact_choices(person).await?;
+        // Who read their data: kept for them to see, gone with them.
+        self.accounts.forget_reads(person).await?;
         erased.locations = self.locations.delete_person(person).await?;
         erased.person = self.persons.delete(person).await?;
         if let Some(log) = &self.log {

@@ -187,6 +187,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         log,
         handles,
         public_url: ctx.options.signin.public_url.clone().unwrap_or_default(),
+        exports: Default::default(),
     }));
     if live_view {
         role.router = role.router.merge(live::routes(live));

@@ -168,6 +168,7 @@ impl Role {
                     "me/connection/**",
                     "me/contacts/**",
                     "me/reveals/**",
+                    "me/export",
                     "me/summary/**",
                     "live/**",
                     "venue/**",

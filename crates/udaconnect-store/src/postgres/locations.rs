@@ -336,6 +336,22 @@ impl LocationStore for PostgresLocationStore {
         count_of(&rows)
     }
 
+    async fn person_page(
+        &self,
+        person: PersonId,
+        after: Option<(Micros, LocationId)>,
+        limit: usize,
+    ) -> Result<Vec<Location>> {
+        let (time, id) = after.unwrap_or((Micros::MIN, LocationId::MIN));
+        // Through the (person, time) index, each page from where the last stopped.
+        self.select(
+            "WHERE person_id = $1 AND (creation_time, id) > ($2, $3)
+             ORDER BY creation_time, id LIMIT $4",
+            &[&person, &window_bound(time), &id, &crate::sql_limit(limit)],
+        )
+        .await
+    }
+
     async fn delete_before(&self, cut: Micros, limit: usize) -> Result<u64> {
         // Ids first, oldest first, through the time index: each statement locks at most
         // `limit` rows, and ingest's inserts never wait on it.

@@ -21,6 +21,7 @@ mod account_changes;
 mod accounts;
 mod choices;
 mod devices;
+mod export;
 mod ids;
 mod keys;
 mod locations;
@@ -51,6 +52,10 @@ pub use accounts::{
 };
 pub use choices::reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten;
 pub use devices::devices_are_registered_found_seen_and_revoked;
+pub use export::{
+    a_persons_pings_are_read_in_pages_in_time_order,
+    reads_are_audited_per_person_newest_first_and_forgotten,
+};
 pub use ids::{
     id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
 };
@@ -165,6 +170,8 @@ macro_rules! store_suite {
                 person_keys_are_made_and_read_many_at_once,
                 visibility_is_off_until_chosen_and_goes_with_the_account,
                 reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten,
+                reads_are_audited_per_person_newest_first_and_forgotten,
+                a_persons_pings_are_read_in_pages_in_time_order,
             ]
         );
     };

@@ -16,6 +16,7 @@ mod contacts;
 mod demo;
 mod edge;
 mod engines;
+mod export;
 mod grpc;
 mod locations;
 mod operations;

@@ -129,6 +129,8 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         reveal::both_must_ask_to_see_each_others_address,
         reveal::a_hidden_contact_leaves_the_list_and_is_never_revealed,
         reveal::evidence_holds_my_coordinates_only,
+        export::my_export_holds_my_data_and_who_read_it,
+        export::bad_export_requests_are_problems,
         account::a_new_address_is_the_accounts_once_its_link_is_followed,
         account::a_secondary_address_is_verified_then_removed,
         account::sessions_are_listed_and_one_ended_from_another,
