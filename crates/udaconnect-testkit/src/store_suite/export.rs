@@ -27,7 +27,10 @@ pub async fn reads_are_audited_per_person_newest_first_and_forgotten<E: StoreEng
         .record_reads(&[first.clone(), other.clone()])
         .await
         .unwrap();
-    store.record_reads(&[second.clone()]).await.unwrap();
+    store
+        .record_reads(std::slice::from_ref(&second))
+        .await
+        .unwrap();
     store.record_reads(&[]).await.unwrap();
 
     assert_eq!(
