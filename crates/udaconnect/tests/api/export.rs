@@ -155,7 +155,8 @@ pub async fn my_export_holds_my_data_and_who_read_it(api: Api) {
     );
 }
 
-/// Without a credential 401, with a device's 403, with a parameter 400: problems, no data.
+/// Without a credential 401, with a device's 403, with a parameter 400; past 10 exports in an
+/// hour 429 with Retry-After: problems, no data.
 pub async fn bad_export_requests_are_problems(api: Api) {
     let a = person_with_email(&api, &address("export-bad")).await["id"]
         .as_i64()
@@ -179,4 +180,14 @@ pub async fn bad_export_requests_are_problems(api: Api) {
     ] {
         assert_problem(get(&api, token, path).await, status, fields).await;
     }
+    for _ in 0..10 {
+        let r = get(&api, &attendee, "/api/me/export").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let doc: Value = r.json().await.unwrap();
+        assert_eq!(doc["person"]["id"], json!(a));
+    }
+    let refused = get(&api, &attendee, "/api/me/export").await;
+    let wait: u64 = header(&refused, "retry-after").parse().unwrap();
+    assert!((1..=3600).contains(&wait), "{wait}");
+    assert_problem(refused, 429, &[]).await;
 }
