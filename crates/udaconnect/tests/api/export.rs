@@ -55,10 +55,11 @@ async fn get(api: &Api, token: &str, path: &str) -> reqwest::Response {
 }
 
 /// A and B stand 2 m apart for 20 minutes (A with many more pings, in one batch); B is not
-/// visible. An admin reads A's contacts; A reads their own. A's export: the account, the
-/// person, every ping of A's in (time, id) order and none of B's, B as someone in the
-/// contacts, the admin's read in the audit and none of A's own. B's export: B's pings only,
-/// no read of B's contacts.
+/// visible. An admin reads A's contacts, an organizer A's summary (and is refused A's
+/// contacts); A reads their own. A's export: the account, the person, every ping of A's in
+/// (time, id) order and none of B's, B as someone in the contacts, the admin's and the
+/// organizer's reads in the audit, not the refused one, none of A's own. B's export: B's
+/// pings only, no read of B's contacts.
 pub async fn my_export_holds_my_data_and_who_read_it(api: Api) {
     let (a_mail, b_mail) = (address("export-a"), address("export-b"));
     let a = person_with_email(&api, &a_mail).await["id"]
@@ -101,6 +102,13 @@ pub async fn my_export_holds_my_data_and_who_read_it(api: Api) {
     }
     let by_admin = api.get(&format!("/api/persons/{a}/contacts")).await;
     assert_eq!(by_admin.status(), StatusCode::OK);
+    // An organizer reads A's summary (their contacts are not the organizers' to read).
+    let organizer = api.create_person("Org").await["id"].as_i64().unwrap();
+    let to = api.admin_token("organizer", organizer).await;
+    let summary = get(&api, &to, &format!("/api/persons/{a}/summary")).await;
+    assert_eq!(summary.status(), StatusCode::OK);
+    let refused = get(&api, &to, &format!("/api/persons/{a}/contacts")).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 
     let doc = export_with(&api, &ta, MY_PINGS as u64).await;
     assert_eq!(doc["account"]["email"], json!(a_mail));
@@ -142,6 +150,16 @@ pub async fn my_export_holds_my_data_and_who_read_it(api: Api) {
             .any(|r| r["action"] == "GetContacts" && r["reader_role"] == "admin"),
         "{reads:?}"
     );
+    assert!(
+        reads
+            .iter()
+            .any(|r| r["action"] == "GetSummary" && r["reader_role"] == "organizer"),
+        "{reads:?}"
+    );
+    // A refused read is no read: the organizer's contacts request is not there.
+    assert!(!reads
+        .iter()
+        .any(|r| r["action"] == "GetContacts" && r["reader_role"] == "organizer"));
     assert!(reads.iter().all(|r| r["reader_account"] != json!(account)));
     assert!(reads.iter().all(|r| r["reader_role"] != "attendee"));
 
