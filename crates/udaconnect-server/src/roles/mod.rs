@@ -404,6 +404,7 @@ mod tests {
             ("/api/me/contacts", Some(ConnectionApi)),
             ("/api/me/contacts/c_x/reveal", Some(ConnectionApi)),
             ("/api/me/reveals", Some(ConnectionApi)),
+            ("/api/me/export", Some(ConnectionApi)),
             ("/api/me/connection", Some(ConnectionApi)),
             ("/api/me/summary", Some(ConnectionApi)),
             ("/api/me/locations", Some(LocationApi)),
