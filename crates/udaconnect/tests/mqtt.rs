@@ -64,7 +64,10 @@ impl Served {
                 .await;
         // `/ready` of `serve` does not wait for the broker, which drops what is published
         // before the subscription is in place.
-        wait_logged(&server, |l| l["message"] == "subscribed to the OwnTracks topics").await;
+        wait_logged(&server, |l| {
+            l["message"] == "subscribed to the OwnTracks topics"
+        })
+        .await;
         let base = server.base();
         let client = reqwest::Client::new();
         let admin = token(data.path(), &["--role", "admin"]);
