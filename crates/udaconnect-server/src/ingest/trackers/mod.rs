@@ -14,6 +14,7 @@
 pub mod devices;
 pub mod mqtt;
 pub mod osmand;
+pub mod otrc;
 pub mod owntracks;
 
 use std::sync::Arc;
