@@ -120,10 +120,12 @@ pub struct NewDeviceBody {
     person_id: Option<i64>,
 }
 
-/// The base URL the client reached: its `Host`, and `https` when a proxy says so.
+/// The base URL the client reached: its `Host` (behind the web gateway, the one it forwards),
+/// and `https` when a proxy says so.
 fn base_url(headers: &HeaderMap) -> String {
     let host = headers
-        .get(header::HOST)
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let https = headers
