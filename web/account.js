@@ -4,6 +4,7 @@
 
 import { createToken, getDemoLinks, getVisibility, listTokens, requestSignIn, revokeToken, setVisibility } from './api.js';
 import { formatTime, h } from './format.js';
+import { Phones } from './phones.js';
 import { Accounts, Addresses, Sessions } from './settings.js';
 
 const $ = (id) => document.getElementById(id);
@@ -83,6 +84,7 @@ export class Account {
     this.addresses = new Addresses();
     this.sessions = new Sessions();
     this.accounts = new Accounts();
+    this.phones = new Phones();
   }
 
   /** Shows the account of `me` (the answer of GET /api/me). */
@@ -102,6 +104,7 @@ export class Account {
     this.addresses.show(me);
     this.sessions.load();
     this.accounts.show(me);
+    this.phones.show(me);
   }
 
   async #loadVisibility() {
@@ -137,6 +140,7 @@ export class Account {
     // The secret is not kept on the page once the view is left.
     $('token-secret').hidden = true;
     $('token-secret-value').textContent = '';
+    this.phones.hide();
   }
 
   async load() {

@@ -105,6 +105,8 @@ export const createToken = (fields) => request('/api/me/tokens', { method: 'POST
 /** Whether the people the caller met may see the caller's name: `{ visible }`. */
 export const getVisibility = () => getJson('/api/me/visibility');
 export const setVisibility = (visible) => request('/api/me/visibility', { method: 'PUT', body: { visible } }).then((r) => r.data);
+/** Registers a phone named `name`: its settings for each app, secrets included, this once. */
+export const addDevice = (name) => request('/api/me/devices', { method: 'POST', body: { name } }).then((r) => r.data);
 export const revokeToken = (id) => request(`/api/me/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
 
 /** Asks for a link to `email` that makes it the account's address (`secondary`: its second one). */

@@ -112,6 +112,7 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
         trackers::phones_post_through_owntracks_and_the_osmand_protocol,
         trackers::owntracks_over_mqtt_is_stored_and_unknown_topics_refused,
         trackers::copies_of_a_phones_ping_are_one_ping,
+        trackers::owntracks_configuration_is_a_document_a_url_and_a_qr_code,
     ]
 }
 
