@@ -4,17 +4,32 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use reqwest::{Client, RequestBuilder, StatusCode};
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::eventually;
 
+/// The answer to `request`, whatever its status.
+pub async fn sent(request: RequestBuilder) -> Response {
+    request.send().await.expect("the request is answered")
+}
+
 /// The JSON body of the answer to `request`, whatever its status.
 pub async fn json_answer(request: RequestBuilder) -> Value {
-    let answer = request.send().await.expect("the request is answered");
-    answer.json().await.expect("a JSON body")
+    json_answer_as(request).await
+}
+
+/// [`json_answer`] read as a `T` (a list, a typed record).
+pub async fn json_answer_as<T: DeserializeOwned>(request: RequestBuilder) -> T {
+    sent(request).await.json().await.expect("a JSON body")
+}
+
+/// The body of the answer to `request` as text, whatever its status.
+pub async fn text_answer(request: RequestBuilder) -> String {
+    sent(request).await.text().await.expect("a text body")
 }
 
 /// Waits until `base`'s `/ready` answers 200; panics after `timeout`.

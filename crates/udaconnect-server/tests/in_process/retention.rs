@@ -17,6 +17,7 @@ use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
 use udaconnect_server::retention::RetentionSettings;
 use udaconnect_server::{Application, HttpSettings};
 use udaconnect_testkit::eventually;
+use udaconnect_testkit::http::json_answer_as;
 
 use crate::app::demo_settings;
 
@@ -156,14 +157,7 @@ async fn the_job_removes_old_pings_from_the_store_the_index_and_the_log() {
                 "{base}/api/persons/5/connection?start_date={from}&end_date={}&distance=5",
                 today + TimeDelta::days(1)
             );
-            client
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Vec<Value>>()
-                .await
-                .unwrap()
+            json_answer_as::<Vec<Value>>(client.get(url)).await
         }
     };
     let met = connection(
@@ -193,14 +187,8 @@ async fn the_job_removes_old_pings_from_the_store_the_index_and_the_log() {
             .then_some(())
     })
     .await;
-    let positions: Vec<Value> = client
-        .get(format!("{base}/api/live/positions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let positions: Vec<Value> =
+        json_answer_as(client.get(format!("{base}/api/live/positions"))).await;
     assert!(
         positions.is_empty(),
         "the live view reads the index: {positions:?}"

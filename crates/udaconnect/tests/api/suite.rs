@@ -11,6 +11,7 @@ use serde_json::Value;
 use udaconnect_core::contact::Point;
 use udaconnect_core::time::{parse_timestamp, to_micros};
 use udaconnect_server::roles::Role;
+use udaconnect_testkit::http::{json_answer, sent};
 
 /// Whether the engine asks who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +207,7 @@ impl Api {
 
     /// GET, and the answer's body as JSON, whatever its status.
     pub async fn get_json(&self, path: &str) -> Value {
-        self.get(path).await.json().await.unwrap()
+        json_answer(self.client.get(self.url(path))).await
     }
 
     /// A request with `method` and no body.
@@ -337,10 +338,6 @@ impl Api {
             .parse()
             .unwrap()
     }
-}
-
-async fn sent(request: reqwest::RequestBuilder) -> Response {
-    request.send().await.expect("request sent")
 }
 
 /// A header's value as text.
