@@ -14,7 +14,7 @@ use crate::auth::{
     Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
     Revoked, Role, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenSecret,
 };
-use crate::consent::ContactChoices;
+use crate::consent::{Choice, ContactChoices};
 use crate::envelope::PersonKey;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
@@ -310,15 +310,10 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Withdraws that request; `false` when there was none.
     async fn withdraw_reveal(&self, person: PersonId, other: PersonId) -> Result<bool>;
-    /// Records that `person` hid `other` from their contacts (`dispute`: the meeting is
-    /// disputed); hiding again updates `dispute` and keeps the first time.
-    async fn hide_contact(
-        &self,
-        person: PersonId,
-        other: PersonId,
-        dispute: bool,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
+    /// Records that `person` hid `hidden.other` from their contacts at `hidden.at` (with
+    /// `hidden.dispute`: the meeting is disputed); hiding again updates `dispute` and keeps
+    /// the first time.
+    async fn hide_contact(&self, person: PersonId, hidden: Choice) -> Result<()>;
     /// Shows `other` again; `false` when they were not hidden.
     async fn unhide_contact(&self, person: PersonId, other: PersonId) -> Result<bool>;
     /// Every reveal request and hidden contact `person` is on either side of.

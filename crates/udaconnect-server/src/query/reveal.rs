@@ -184,19 +184,15 @@ impl ConnectionApi {
                 choices.asked.retain(|c| c.other != other);
             }
             Decision::Hide { dispute } => {
-                let now = chrono::Utc::now();
-                self.auth
-                    .store()
-                    .await?
-                    .hide_contact(me, other, dispute, now)
-                    .await?;
+                let hidden = Choice {
+                    other,
+                    at: chrono::Utc::now(),
+                    dispute,
+                };
+                self.auth.store().await?.hide_contact(me, hidden).await?;
                 tracing::info!(person_id = me, dispute, "contact hidden");
                 choices.hidden.retain(|c| c.other != other);
-                choices.hidden.push(Choice {
-                    other,
-                    at: now,
-                    dispute,
-                });
+                choices.hidden.push(hidden);
             }
             Decision::Unhide => {
                 self.auth.store().await?.unhide_contact(me, other).await?;
