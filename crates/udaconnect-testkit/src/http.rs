@@ -1,5 +1,6 @@
-//! A running server over HTTP: a request's JSON answer, waiting until it is ready or a ping is
-//! stored, a phone registered, and raw bytes for what a well-behaved client would never send.
+//! A running server over HTTP: a request's answer (sent, as JSON or as text), waiting until it is
+//! ready or a ping is stored, a phone registered, and raw bytes for what a well-behaved client
+//! would never send.
 
 use std::net::SocketAddr;
 use std::time::Duration;
