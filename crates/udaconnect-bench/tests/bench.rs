@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use udaconnect_testkit::http::{sample, STORED};
 use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_udaconnect-bench");
@@ -97,9 +98,7 @@ impl Demo {
     /// Pings stored, as the consumer counts them in `/metrics`.
     async fn stored(&self) -> u64 {
         let text = self.get("/metrics").await.text().await.unwrap();
-        let counter = "udaconnect_consumer_records_total{outcome=\"stored\"} ";
-        let line = text.lines().find_map(|l| l.strip_prefix(counter));
-        line.map_or(0, |n| n.parse().unwrap())
+        sample(&text, STORED).unwrap_or(0)
     }
 
     /// Waits until exactly `expected` pings are stored.

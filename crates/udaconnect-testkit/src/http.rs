@@ -3,6 +3,7 @@
 //! would never send.
 
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
@@ -31,6 +32,29 @@ pub async fn json_answer_as<T: DeserializeOwned>(request: RequestBuilder) -> T {
 /// The body of the answer to `request` as text, whatever its status.
 pub async fn text_answer(request: RequestBuilder) -> String {
     sent(request).await.text().await.expect("a text body")
+}
+
+/// `base`'s `/metrics`, as Prometheus text.
+pub async fn metrics(client: &Client, base: &str) -> String {
+    text_answer(client.get(format!("{base}/metrics"))).await
+}
+
+/// The series of the pings the consumer stored, as `/metrics` names it.
+pub const STORED: &str = "udaconnect_consumer_records_total{outcome=\"stored\"}";
+
+/// The value of `series` (a metric's name and labels, as `/metrics` writes them) in the
+/// Prometheus text `metrics`; `None` where it is not there (a counter not counted yet). A value
+/// that is not a `T` fails the test.
+pub fn sample<T: FromStr>(metrics: &str, series: &str) -> Option<T> {
+    let value = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))?
+        .trim();
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{series} is {value}")),
+    )
 }
 
 /// Waits until `base`'s `/ready` answers 200; panics after `timeout`.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use udaconnect_core::contact::Point;
 use udaconnect_core::time::{parse_timestamp, to_micros};
 use udaconnect_server::roles::Role;
-use udaconnect_testkit::http::{json_answer, sent};
+use udaconnect_testkit::http::{json_answer, sample, sent};
 
 /// Whether the engine asks who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,13 +330,7 @@ impl Api {
     /// An unlabelled counter or gauge of this process's `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self.get("/metrics").await.text().await.unwrap();
-        let prefix = format!("{name} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-            .trim()
-            .parse()
-            .unwrap()
+        sample(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"))
     }
 }
 
