@@ -14,7 +14,7 @@ use crate::auth::{
     Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
     Revoked, Role, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenSecret,
 };
-use crate::consent::ContactChoices;
+use crate::consent::{Choice, ContactChoices};
 use crate::envelope::PersonKey;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
@@ -310,15 +310,10 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Withdraws that request; `false` when there was none.
     async fn withdraw_reveal(&self, person: PersonId, other: PersonId) -> Result<bool>;
-    /// Records that `person` hid `other` from their contacts (`dispute`: the meeting is
-    /// disputed); hiding again updates `dispute` and keeps the first time.
-    async fn hide_contact(
-        &self,
-        person: PersonId,
-        other: PersonId,
-        dispute: bool,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
+    /// Records that `person` hid `hidden.other` from their contacts at `hidden.at` (with
+    /// `hidden.dispute`: the meeting is disputed); hiding again updates `dispute` and keeps
+    /// the first time.
+    async fn hide_contact(&self, person: PersonId, hidden: Choice) -> Result<()>;
     /// Shows `other` again; `false` when they were not hidden.
     async fn unhide_contact(&self, person: PersonId, other: PersonId) -> Result<bool>;
     /// Every reveal request and hidden contact `person` is on either side of.
@@ -379,10 +374,20 @@ pub trait KeyStore: Send + Sync + 'static {
     /// [`KeyStore::get_or_create`] for each of `persons`, in one transaction or round trip for
     /// all: a batch of pings from a thousand persons new to the log makes their keys at once,
     /// not with a commit each. Each person once in the answer, in no particular order.
-    async fn get_or_create_many(
-        &self,
-        persons: &[PersonId],
-    ) -> Result<Vec<(PersonId, Option<PersonKey>)>>;
+    async fn get_or_create_many(&self, persons: &[PersonId]) -> Result<FoundKeys> {
+        let (mut keys, fresh) = KeyState::split_found(self.get_many(persons).await?)?;
+        if fresh.is_empty() {
+            return Ok(keys);
+        }
+        for (person_id, state) in self.insert_missing(fresh).await? {
+            keys.push((person_id, state.made(person_id)?));
+        }
+        Ok(keys)
+    }
+    /// Stores `fresh` keys of persons who had none, in one transaction or round trip for all,
+    /// and reads each person's key back: a key another caller made first is kept and is the
+    /// one read.
+    async fn insert_missing(&self, fresh: Vec<PersonKey>) -> Result<Vec<(PersonId, KeyState)>>;
     /// The person's key as it stands, making none.
     async fn get(&self, person_id: PersonId) -> Result<KeyState>;
     /// [`KeyStore::get`] for each of `persons`, in one read for all. Each person once in the
@@ -421,6 +426,17 @@ impl KeyState {
             }
         }
         Ok((keys, fresh))
+    }
+
+    /// A key just made, as read back: live, or `None` when it was destroyed in between.
+    pub fn made(self, person_id: PersonId) -> Result<Option<PersonKey>> {
+        match self {
+            KeyState::Live(key) => Ok(Some(key)),
+            KeyState::Destroyed => Ok(None),
+            KeyState::Absent => Err(crate::Error::Internal(format!(
+                "key of person {person_id} missing after it was made"
+            ))),
+        }
     }
 }
 

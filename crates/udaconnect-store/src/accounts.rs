@@ -13,7 +13,7 @@ use udaconnect_core::auth::{
     Revoked, Role, Scopes, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenKind,
     TokenSecret,
 };
-use udaconnect_core::consent::ContactChoices;
+use udaconnect_core::consent::{Choice, ContactChoices};
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::AccountStore;
 use udaconnect_core::time::truncate_to_micros;
@@ -472,14 +472,8 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         self.remove_reveal(person, other).await
     }
 
-    async fn hide_contact(
-        &self,
-        person: PersonId,
-        other: PersonId,
-        dispute: bool,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.record_hidden(person, other, dispute, now).await
+    async fn hide_contact(&self, person: PersonId, hidden: Choice) -> Result<()> {
+        self.record_hidden(person, hidden).await
     }
 
     async fn unhide_contact(&self, person: PersonId, other: PersonId) -> Result<bool> {

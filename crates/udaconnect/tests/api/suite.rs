@@ -11,6 +11,7 @@ use serde_json::Value;
 use udaconnect_core::contact::Point;
 use udaconnect_core::time::{parse_timestamp, to_micros};
 use udaconnect_server::roles::Role;
+use udaconnect_testkit::http::{json_answer, sample, sent};
 
 /// Whether the engine asks who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +209,7 @@ impl Api {
 
     /// GET, and the answer's body as JSON, whatever its status.
     pub async fn get_json(&self, path: &str) -> Value {
-        self.get(path).await.json().await.unwrap()
+        json_answer(self.client.get(self.url(path))).await
     }
 
     /// A request with `method` and no body.
@@ -331,18 +332,8 @@ impl Api {
     /// An unlabelled counter or gauge of this process's `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self.get("/metrics").await.text().await.unwrap();
-        let prefix = format!("{name} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-            .trim()
-            .parse()
-            .unwrap()
+        sample(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"))
     }
-}
-
-async fn sent(request: reqwest::RequestBuilder) -> Response {
-    request.send().await.expect("request sent")
 }
 
 /// A header's value as text.

@@ -145,12 +145,9 @@ pub async fn owntracks_over_mqtt_is_stored_and_unknown_topics_refused(api: Api) 
     mqtt::publish(&topic, &["not json".to_string()]).await;
     mqtt::publish(&topic, &[location(-33.8700, 151.2100, 1700042700)]).await;
     met(-33.8700, 151.2100).await;
-    let answer: Value = api
-        .get(&format!("/api/persons/{walt}/connection?{DAY}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let answer = api
+        .get_json(&format!("/api/persons/{walt}/connection?{DAY}"))
+        .await;
     let forged_here = answer.as_array().unwrap().iter().any(|c| {
         c["location"]["person_id"] == vera && c["location"]["latitude"].as_f64() == Some(-33.8694)
     });
@@ -352,12 +349,9 @@ pub async fn copies_of_a_phones_ping_are_one_ping(api: Api) {
     )
     .await;
 
-    let answer: Value = api
-        .get(&format!("/api/persons/{bo}/connection?{DAY17}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let answer = api
+        .get_json(&format!("/api/persons/{bo}/connection?{DAY17}"))
+        .await;
     let mut found: Vec<(i64, String)> = answer
         .as_array()
         .unwrap()
