@@ -314,13 +314,13 @@ pub async fn heat(State(live): State<Arc<Live>>, Params(params): Params) -> ApiR
 }
 
 /// How many distinct persons were in each room and booth of the venue plan in the last
-/// `minutes` (default 10): only areas with k at least (smaller counts are left out).
+/// `minutes` (default 10): only areas with k at least (smaller counts are left out). No area
+/// without a plan (`serve --demo`'s, or `--venue`).
 #[utoipa::path(get, path = "/api/live/zones", tag = "live",
     params(("minutes" = Option<f64>, Query, minimum = 0, maximum = 1440, description = "How far back, 0 to 1440 (default 10)")),
     responses(
         (status = 200, description = "Distinct persons per area, k at least", body = Zones),
         (status = 400, description = "Bad minutes", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No venue is known (no simulated conference runs)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn zones(
     State(live): State<Arc<Live>>,
@@ -328,8 +328,10 @@ pub async fn zones(
 ) -> ApiResult<Json<Zones>> {
     let since = window(&params)?;
     let venue = live.venue.read().ok().and_then(|v| v.clone());
-    let venue = venue.ok_or_else(|| Error::not_found("venue", "plan"))?;
-    let zones = crowd::zones(&venue, live.pings_since(since), live.k);
+    let zones = match venue {
+        Some(venue) => crowd::zones(&venue, live.pings_since(since), live.k),
+        None => Vec::new(),
+    };
     Ok(Json(Zones {
         since: format_utc(since),
         k: live.k as u32,

@@ -286,7 +286,7 @@ pub async fn live_views_are_staffs_and_bad_windows_are_problems(api: Api) {
     }
     let organizer = staff_token(&api, "organizer").await;
     for path in ["/api/live/heat", "/api/live/zones"] {
-        for minutes in ["-1", "abc", "1441", "NaN", ""] {
+        for minutes in ["-1", "abc", "1441", "NaN"] {
             let r = signed(&api, &organizer, Method::GET, &format!("{path}?minutes={minutes}"))
                 .send()
                 .await
