@@ -11,10 +11,10 @@ use udaconnect_core::venue::Venue;
 use udaconnect_server::http::edge::{
     EdgeSettings, DEFAULT_DEVICE_BURST, DEFAULT_DEVICE_RATE, DEFAULT_INGEST_RATE,
 };
-use udaconnect_server::query::live::{LiveSettings, DEFAULT_K_ANONYMITY};
 use udaconnect_server::query::limits::{
     default_query_concurrency, QueryLimits, DEFAULT_MAX_CONNECTION_ROWS, DEFAULT_QUERY_QUEUE,
 };
+use udaconnect_server::query::live::{LiveSettings, DEFAULT_K_ANONYMITY};
 
 #[derive(Args, Debug, Clone)]
 pub struct EdgeArgs {

@@ -284,7 +284,9 @@ mod tests {
     fn dots_are_anonymous_unlinkable_and_only_among_k() {
         let v = venue();
         // Four in the booth, five on the open floor, one named in the booth.
-        let mut latest: Vec<Point> = (1..=4).map(|p| at(&v, p, 11.0 + p as f64 * 0.5, 12.0, p)).collect();
+        let mut latest: Vec<Point> = (1..=4)
+            .map(|p| at(&v, p, 11.0 + p as f64 * 0.5, 12.0, p))
+            .collect();
         latest.extend((5..=9).map(|p| at(&v, p, 30.0 + p as f64, 60.0, p)));
         latest.push(at(&v, 42, 12.0, 13.0, 7));
         let named = HashMap::from([(42, "Pam Trexler".to_string())]);

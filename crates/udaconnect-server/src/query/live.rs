@@ -62,6 +62,9 @@ impl Default for LiveSettings {
     }
 }
 
+/// Attendees shown by name on the live map, with their names.
+type Named = Arc<HashMap<PersonId, String>>;
+
 pub struct Live {
     /// Counts stored batches: a browser sends a new map when it moves.
     stored: watch::Sender<u64>,
@@ -75,7 +78,7 @@ pub struct Live {
     /// The names of those.
     persons: DynPersonDirectory,
     /// Those shown by name, and when the store was asked.
-    named: tokio::sync::Mutex<Option<(Instant, Arc<HashMap<PersonId, String>>)>>,
+    named: tokio::sync::Mutex<Option<(Instant, Named)>>,
 }
 
 impl Live {
@@ -114,7 +117,7 @@ impl Live {
 
     /// The attendees who chose to be shown by name, with their names. When the store cannot
     /// say, nobody is: the map falls back to anonymous dots, never to names.
-    async fn named(&self) -> Arc<HashMap<PersonId, String>> {
+    async fn named(&self) -> Named {
         let mut cached = self.named.lock().await;
         if let Some((at, named)) = cached.as_ref() {
             if at.elapsed() < NAMED_FOR {
@@ -284,7 +287,10 @@ fn window(params: &HashMap<String, String>) -> Result<chrono::DateTime<chrono::U
 
 impl Live {
     /// Every ping since `since`.
-    fn pings_since(&self, since: chrono::DateTime<chrono::Utc>) -> Vec<udaconnect_core::contact::Point> {
+    fn pings_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<udaconnect_core::contact::Point> {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
         index
             .since(to_micros(since))

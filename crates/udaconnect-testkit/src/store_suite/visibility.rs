@@ -114,7 +114,10 @@ pub async fn live_map_is_anonymous_until_chosen_and_goes_with_the_account<E: Sto
     assert!(store.on_live_map(accounts[1].id).await.unwrap());
     assert!(!store.on_live_map(accounts[2].id).await.unwrap());
     assert!(store.on_live_map(staff.id).await.unwrap());
-    assert!(!store.visible(accounts[1].id).await.unwrap(), "apart choices");
+    assert!(
+        !store.visible(accounts[1].id).await.unwrap(),
+        "apart choices"
+    );
     let shown: BTreeSet<i64> = store
         .persons_on_live_map()
         .await

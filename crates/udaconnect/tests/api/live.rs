@@ -66,7 +66,10 @@ fn on_plan(dots: &Value) -> Vec<Value> {
         .unwrap()
         .iter()
         .filter(|d| {
-            let (lat, lon) = (d["latitude"].as_f64().unwrap(), d["longitude"].as_f64().unwrap());
+            let (lat, lon) = (
+                d["latitude"].as_f64().unwrap(),
+                d["longitude"].as_f64().unwrap(),
+            );
             (south..south + 0.001).contains(&lat) && (west..west + 0.001).contains(&lon)
         })
         .cloned()
@@ -109,11 +112,13 @@ fn assert_anonymous(dot: &Value) {
 
 /// Asserts the dots come in the order of their positions, whoever they are.
 fn assert_by_position(dots: &[Value]) {
-    let at = |d: &Value| (d["latitude"].as_f64().unwrap(), d["longitude"].as_f64().unwrap());
-    assert!(
-        dots.windows(2).all(|w| at(&w[0]) <= at(&w[1])),
-        "{dots:?}"
-    );
+    let at = |d: &Value| {
+        (
+            d["latitude"].as_f64().unwrap(),
+            d["longitude"].as_f64().unwrap(),
+        )
+    };
+    assert!(dots.windows(2).all(|w| at(&w[0]) <= at(&w[1])), "{dots:?}");
 }
 
 /// Posts a ping of `person` at `x`, `y` of the plan, now (a hair apart for each person, as
@@ -158,7 +163,12 @@ pub async fn organizer_views_single_no_one_out(api: Api) {
     let answer_ids = api
         .post_accepted("/api/locations/batch", &Value::Array(batch))
         .await;
-    let last = answer_ids["ids"].as_array().unwrap().last().unwrap().as_i64();
+    let last = answer_ids["ids"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_i64();
     api.stored_location(last.unwrap()).await;
     // Five others on the open floor, after the rest is stored: once their five dots show,
     // the live view has read what came before.
@@ -172,17 +182,34 @@ pub async fn organizer_views_single_no_one_out(api: Api) {
     .await;
     for d in &dots {
         assert_anonymous(d);
-        let (x, y) = plan.to_local(d["latitude"].as_f64().unwrap(), d["longitude"].as_f64().unwrap());
-        assert!((x - floor.0).abs() < 2.0 && (y - floor.1).abs() < 2.0, "{d}");
+        let (x, y) = plan.to_local(
+            d["latitude"].as_f64().unwrap(),
+            d["longitude"].as_f64().unwrap(),
+        );
+        assert!(
+            (x - floor.0).abs() < 2.0 && (y - floor.1).abs() < 2.0,
+            "{d}"
+        );
     }
     assert_by_position(&dots);
     let heat = answer(&api, &organizer, "/api/live/heat?minutes=10").await;
     assert_eq!(heat["k"], 5);
-    assert!(heat["cells"].as_array().unwrap().iter().all(|c| c["count"].as_i64().unwrap() >= 5));
+    assert!(heat["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["count"].as_i64().unwrap() >= 5));
     assert_eq!(heat_at(&heat, booth_pings[0]), None, "four people: no heat");
-    assert_eq!(heat_at(&heat, (lat, lon)), None, "one person's 1,000 pings: no heat");
+    assert_eq!(
+        heat_at(&heat, (lat, lon)),
+        None,
+        "one person's 1,000 pings: no heat"
+    );
     let zones = answer(&api, &organizer, "/api/live/zones?minutes=10").await;
-    assert_eq!((zone(&zones, "Booth K"), zone(&zones, "Room K")), (None, None));
+    assert_eq!(
+        (zone(&zones, "Booth K"), zone(&zones, "Room K")),
+        (None, None)
+    );
     assert_eq!(zone(&zones, "Floor"), Some(5));
 
     // The fifth walks into the booth: five people, counted and shown.
@@ -201,8 +228,12 @@ pub async fn organizer_views_single_no_one_out(api: Api) {
     assert_eq!(zone(&zones, "Booth K"), Some(5));
     assert_eq!(zone(&zones, "Room K"), None, "one person in the window");
     assert_eq!(zones["zones"][0]["kind"], "hall");
-    let text = serde_json::to_string(&answer(&api, &organizer, "/api/live/positions").await).unwrap();
-    assert!(!text.contains("Kanon") && !text.contains("person_id"), "{text}");
+    let text =
+        serde_json::to_string(&answer(&api, &organizer, "/api/live/positions").await).unwrap();
+    assert!(
+        !text.contains("Kanon") && !text.contains("person_id"),
+        "{text}"
+    );
 
     // The first in the booth chooses to be named: named on the map, at the ping's own place;
     // the four others left are fewer than five anonymous people, so left out.
@@ -217,14 +248,18 @@ pub async fn organizer_views_single_no_one_out(api: Api) {
     assert_eq!(chosen, json!({"visible": false, "on_live_map": true}));
     let dots = eventually("the named attendee", WAIT, || async {
         let dots = on_plan(&answer(&api, &organizer, "/api/live/positions").await);
-        dots.iter().any(|d| d["person_id"] == people[0]).then_some(dots)
+        dots.iter()
+            .any(|d| d["person_id"] == people[0])
+            .then_some(dots)
     })
     .await;
     assert_eq!(dots.len(), 6, "{dots:?}");
     let named = dots.iter().find(|d| d["person_id"] == people[0]).unwrap();
     assert_eq!(named["name"], "Kanon1 Tester");
     assert_eq!(named["latitude"].as_f64().unwrap(), booth_pings[0].0);
-    dots.iter().filter(|d| d["person_id"] != people[0]).for_each(assert_anonymous);
+    dots.iter()
+        .filter(|d| d["person_id"] != people[0])
+        .for_each(assert_anonymous);
     let zones = answer(&api, &organizer, "/api/live/zones?minutes=10").await;
     assert_eq!(zone(&zones, "Booth K"), Some(5), "counts count everyone");
 
@@ -252,10 +287,16 @@ pub async fn organizer_views_single_no_one_out(api: Api) {
     .expect("a map of dots streamed");
     let streamed = on_plan(&streamed);
     assert_eq!(streamed.len(), 6, "{streamed:?}");
-    let named: Vec<&Value> = streamed.iter().filter(|d| d.get("person_id").is_some()).collect();
+    let named: Vec<&Value> = streamed
+        .iter()
+        .filter(|d| d.get("person_id").is_some())
+        .collect();
     assert_eq!(named.len(), 1);
     assert_eq!(named[0]["name"], "Kanon1 Tester");
-    streamed.iter().filter(|d| d.get("person_id").is_none()).for_each(assert_anonymous);
+    streamed
+        .iter()
+        .filter(|d| d.get("person_id").is_none())
+        .for_each(assert_anonymous);
     drop(stream);
 
     // Taken back: an anonymous dot again, and the booth's five are shown as five.
@@ -278,19 +319,36 @@ pub async fn organizer_views_single_no_one_out(api: Api) {
 pub async fn live_views_are_staffs_and_bad_windows_are_problems(api: Api) {
     let person = api.create_person("Kanonvi").await["id"].as_i64().unwrap();
     let attendee = api.admin_token("attendee", person).await;
-    for path in ["/api/live/positions", "/api/live/heat", "/api/live/zones", "/api/live/stream"] {
-        let r = signed(&api, &attendee, Method::GET, path).send().await.unwrap();
+    for path in [
+        "/api/live/positions",
+        "/api/live/heat",
+        "/api/live/zones",
+        "/api/live/stream",
+    ] {
+        let r = signed(&api, &attendee, Method::GET, path)
+            .send()
+            .await
+            .unwrap();
         assert_problem(r, 403, &[]).await;
-        let r = reqwest::Client::new().get(api.url(path)).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .get(api.url(path))
+            .send()
+            .await
+            .unwrap();
         assert_problem(r, 401, &[]).await;
     }
     let organizer = staff_token(&api, "organizer").await;
     for path in ["/api/live/heat", "/api/live/zones"] {
         for minutes in ["-1", "abc", "1441", "NaN"] {
-            let r = signed(&api, &organizer, Method::GET, &format!("{path}?minutes={minutes}"))
-                .send()
-                .await
-                .unwrap();
+            let r = signed(
+                &api,
+                &organizer,
+                Method::GET,
+                &format!("{path}?minutes={minutes}"),
+            )
+            .send()
+            .await
+            .unwrap();
             assert_problem(r, 400, &["minutes"]).await;
         }
     }

@@ -153,7 +153,9 @@ pub async fn a_ping_shows_in_the_live_view(api: Api) {
             && (p["longitude"].as_f64().unwrap() - lon).abs() < 1e-4
     };
     for i in 0..5 {
-        let person = api.create_person(&format!("Dot{i}")).await["id"].as_i64().unwrap();
+        let person = api.create_person(&format!("Dot{i}")).await["id"]
+            .as_i64()
+            .unwrap();
         api.ping_now(person, lat + i as f64 * 1e-6, lon).await;
     }
     let dots = eventually(
@@ -161,7 +163,12 @@ pub async fn a_ping_shows_in_the_live_view(api: Api) {
         Duration::from_secs(20),
         || async {
             let positions: Value = api.get("/api/live/positions").await.json().await.ok()?;
-            let dots: Vec<Value> = positions.as_array()?.iter().filter(|p| near(p)).cloned().collect();
+            let dots: Vec<Value> = positions
+                .as_array()?
+                .iter()
+                .filter(|p| near(p))
+                .cloned()
+                .collect();
             (dots.len() == 5).then_some(dots)
         },
     )
