@@ -108,7 +108,7 @@ impl Live {
         }
     }
 
-    /// The plan of the venue the locations belong to, when one is known (the demo's).
+    /// The plan of the venue the locations belong to (the demo's, over `--venue`'s).
     pub fn set_venue(&self, venue: Venue) {
         if let Ok(mut v) = self.venue.write() {
             *v = Some(venue);
