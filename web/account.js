@@ -80,7 +80,8 @@ export class Account {
       if (button) this.#revoke(button);
     });
     $('token-copy').addEventListener('click', () => this.#copy());
-    $('visibility-toggle').addEventListener('change', (e) => this.#choose(e.target));
+    $('visibility-toggle').addEventListener('change', (e) => this.#choose(e.target, 'visible'));
+    $('live-map-toggle').addEventListener('change', (e) => this.#choose(e.target, 'on_live_map'));
     this.addresses = new Addresses();
     this.sessions = new Sessions();
     this.accounts = new Accounts();
@@ -108,26 +109,29 @@ export class Account {
   }
 
   async #loadVisibility() {
-    const toggle = $('visibility-toggle');
+    const toggles = [$('visibility-toggle'), $('live-map-toggle')];
     const status = $('visibility-status');
-    toggle.disabled = true;
+    for (const t of toggles) t.disabled = true;
     try {
-      toggle.checked = (await getVisibility()).visible;
-      toggle.disabled = false;
+      const choice = await getVisibility();
+      [toggles[0].checked, toggles[1].checked] = [choice.visible, choice.on_live_map];
+      for (const t of toggles) t.disabled = false;
       status.textContent = '';
     } catch (error) {
       status.textContent = `Could not load your choice: ${error.message}`;
     }
   }
 
-  async #choose(toggle) {
+  async #choose(toggle, field) {
     const status = $('visibility-status');
     const wanted = toggle.checked;
     toggle.disabled = true;
     try {
-      const { visible } = await setVisibility(wanted);
-      toggle.checked = visible;
-      status.textContent = visible ? 'People you met now see your name and company.' : 'People you met now see you as "Someone".';
+      const shown = (await setVisibility({ [field]: wanted }))[field];
+      toggle.checked = shown;
+      status.textContent = field === 'visible'
+        ? (shown ? 'People you met now see your name and company.' : 'People you met now see you as "Someone".')
+        : (shown ? 'Organizers now see your name on the live map.' : 'Organizers now see you as an anonymous dot on the live map.');
     } catch (error) {
       toggle.checked = !wanted;
       status.textContent = `Could not save your choice: ${error.message}`;

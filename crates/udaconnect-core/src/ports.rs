@@ -299,6 +299,19 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Those of `persons` whose account lets the people they met see them, in no order.
     async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>>;
+    /// Whether the account's person is shown by name on the organizers' live map; `false`
+    /// (an anonymous dot) until the account says otherwise.
+    async fn on_live_map(&self, account: AccountId) -> Result<bool>;
+    /// Records the account's choice; `false` when there is no such account.
+    async fn set_on_live_map(
+        &self,
+        account: AccountId,
+        shown: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Every person whose account chose to be shown by name on the live map, in no order
+    /// (one per such account: few beside the attendees of a venue).
+    async fn persons_on_live_map(&self) -> Result<Vec<PersonId>>;
 
     /// Records that `person` asks `other` to exchange e-mail addresses; `false` when it was
     /// asked before (the first time is kept).

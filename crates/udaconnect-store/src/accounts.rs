@@ -459,6 +459,23 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         self.persons_visible(persons).await
     }
 
+    async fn on_live_map(&self, account: AccountId) -> Result<bool> {
+        self.account_on_live_map(account).await
+    }
+
+    async fn set_on_live_map(
+        &self,
+        account: AccountId,
+        shown: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.record_on_live_map(account, shown, now).await
+    }
+
+    async fn persons_on_live_map(&self) -> Result<Vec<PersonId>> {
+        self.persons_shown_on_live_map().await
+    }
+
     async fn ask_reveal(
         &self,
         person: PersonId,

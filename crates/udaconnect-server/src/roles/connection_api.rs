@@ -45,7 +45,13 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         return Ok(None);
     };
     let persons = ctx.persons(ROLE)?;
-    let live = Arc::new(Live::new(ctx.index.clone(), ctx.metrics.clone()));
+    let live = Arc::new(Live::new(
+        ctx.index.clone(),
+        ctx.metrics.clone(),
+        ctx.auth.clone(),
+        persons.clone(),
+        &ctx.options.edge.live,
+    ));
     ctx.live = Some(live.clone());
     // Every batch this role learns of goes to its index and to the browsers watching live.
     let to_index_and_live: OnStored = {

@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_visibility"),
     migration!(12, "0012_account_changes"),
     migration!(13, "0013_contact_choices"),
+    migration!(14, "0014_live_map"),
 ];
 
 /// The advisory lock key that serialises migrations ("udaconne" in ASCII). Advisory locks are

@@ -35,6 +35,10 @@ const STEPS: &[(i64, &str)] = &[
         13,
         include_str!("../../migrations/sqlite/0013_contact_choices.sql"),
     ),
+    (
+        14,
+        include_str!("../../migrations/sqlite/0014_live_map.sql"),
+    ),
 ];
 
 /// Accounts and credentials in their own SQLite file, which deletes by overwriting (see the

@@ -17,6 +17,7 @@ mod demo;
 mod edge;
 mod engines;
 mod grpc;
+mod live;
 mod locations;
 mod operations;
 mod persons;

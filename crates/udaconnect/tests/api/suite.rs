@@ -128,6 +128,8 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         signin::no_link_token_or_session_id_is_written_anywhere,
         visibility::contacts_name_only_those_who_allow_it,
         visibility::bad_visibility_requests_are_problems,
+        live::organizer_views_single_no_one_out,
+        live::live_views_are_staffs_and_bad_windows_are_problems,
         reveal::both_must_ask_to_see_each_others_address,
         reveal::a_hidden_contact_leaves_the_list_and_is_never_revealed,
         reveal::evidence_holds_my_coordinates_only,
