@@ -129,8 +129,9 @@ impl ConnectionApi {
             &text,
             None,
             MailKind::Reveal,
-        )?;
-        crate::mail::enqueue(log, &mail).await
+        )?
+        .for_person(Some(other));
+        log.enqueue(&mail).await
     }
 }
 
