@@ -150,3 +150,37 @@ impl MailSender for FileSender {
             .map_err(|e| Error::Unavailable(format!("deleting mail files: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use udaconnect_core::mail::MailKind;
+
+    fn mail(key: &str, person: Option<PersonId>) -> MailRequest {
+        MailRequest::new(key, "a@example.org", "Hi", "x", None, MailKind::SignIn)
+            .unwrap()
+            .for_person(person)
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_person_deletes_their_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileSender::new(dir.path().to_path_buf(), "noreply@test.invalid").unwrap();
+        let mails = [
+            mail("sign_in:a", Some(1)),
+            mail("sign_in:b", Some(1)),
+            mail("sign_in:c", Some(12)),
+            // A key that looks like a person's file name still names no person.
+            mail("p1.sign_in", None),
+            mail("p1-x", None),
+        ];
+        for m in &mails {
+            assert_eq!(files.send(m).await, SendOutcome::Sent);
+        }
+        assert_eq!(files.forget(1).await.unwrap(), 2);
+        for (m, kept) in mails.iter().zip([false, false, true, true, true]) {
+            assert_eq!(files.path_for(m).exists(), kept, "{m:?}");
+        }
+        assert_eq!(files.forget(1).await.unwrap(), 0, "nothing left of them");
+    }
+}
