@@ -83,6 +83,45 @@ fn found(haystack: &[u8], needles: &[(String, Vec<u8>)]) -> Vec<String> {
         .collect()
 }
 
+/// The columns of the dump's rows that name `person` (`table.column`): every `person_id` and
+/// `other_id`, and the person table's `id`. The key store's tombstone is left out: it is the
+/// id alone, which names no one once the person row is gone.
+fn rows_naming(dump: &[u8], person: i64) -> Vec<String> {
+    let text = String::from_utf8_lossy(dump);
+    let mut hits = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix("COPY public.") else {
+            continue;
+        };
+        let (table, columns) = rest.split_once(" (").expect("COPY table (columns)");
+        let columns: Vec<&str> = columns
+            .split_once(')')
+            .expect("columns")
+            .0
+            .split(", ")
+            .collect();
+        let naming: Vec<usize> = (0..columns.len())
+            .filter(|&i| {
+                matches!(columns[i], "person_id" | "other_id")
+                    || (table == "person" && columns[i] == "id")
+            })
+            .collect();
+        for row in lines.by_ref().take_while(|l| *l != "\\.") {
+            if table == "person_key" {
+                continue;
+            }
+            let values: Vec<&str> = row.split('\t').collect();
+            for &i in &naming {
+                if values.get(i) == Some(&person.to_string().as_str()) {
+                    hits.push(format!("{table}.{}", columns[i]));
+                }
+            }
+        }
+    }
+    hits
+}
+
 fn pg_dump(db: &Db) -> Vec<u8> {
     let out = std::process::Command::new("pg_dump")
         .args(["--no-owner", "--dbname", &db.url])
@@ -264,16 +303,20 @@ async fn an_erased_person_is_unreadable_in_postgres_and_every_kafka_record() {
         company.clone(),
         email.clone(),
         format!("\"person_id\":{erased},"),
-        format!("\t{erased}\t"),
     ];
     let mut all_texts = texts.clone();
     // Their pings' ids as a ping's JSON writes them (a row of the dump names the person, above).
     all_texts.extend(theirs.iter().map(|id| format!("\"id\":{id},")));
     let traces = needles(&all_texts, &[ERASED_AT.0, ERASED_AT.1]);
     // Before: the search finds them in the database (its rows are in the clear).
-    let before = found(&pg_dump(&db), &traces);
+    let dump = pg_dump(&db);
+    let before = found(&dump, &traces);
     for t in [&first, &email] {
         assert!(before.contains(t), "{t} in the dump before: {before:?}");
+    }
+    let named = rows_naming(&dump, erased);
+    for row in ["person.id", "location.person_id", "account.person_id"] {
+        assert!(named.iter().any(|n| n == row), "{row} before: {named:?}");
     }
 
     let r = call(&web, &token, Method::DELETE, "/api/me?confirm=true", None).await;
@@ -286,6 +329,11 @@ async fn an_erased_person_is_unreadable_in_postgres_and_every_kafka_record() {
 
     let check = |when: &str, dump: Vec<u8>, records: &[(String, LogRecord)]| {
         assert_eq!(found(&dump, &traces), Vec::<String>::new(), "dump {when}");
+        assert_eq!(
+            rows_naming(&dump, erased),
+            Vec::<String>::new(),
+            "rows {when}"
+        );
         let control = found(
             &dump,
             &needles(std::slice::from_ref(&stella), &[STAYS_AT.0]),
