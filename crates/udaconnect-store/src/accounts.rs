@@ -115,6 +115,11 @@ const INSERT_ACCOUNT: &str = "INSERT INTO account
      RETURNING id";
 /// Its tokens, sessions and devices go with it (`ON DELETE CASCADE`).
 const DELETE_ACCOUNT: &str = "DELETE FROM account WHERE id = $1";
+/// The sign-in links mailed to the account's addresses: keyed by address, not by account,
+/// they would keep it after the account is gone.
+const DELETE_ACCOUNT_LINKS: &str = "DELETE FROM sign_in_link WHERE EXISTS (
+       SELECT 1 FROM account a WHERE a.id = $1
+         AND lower(sign_in_link.email) IN (lower(a.email), lower(a.secondary_email)))";
 const COUNT_ADMINS: &str = "SELECT count(*) FROM account WHERE role = 'admin'";
 const INSERT_TOKEN: &str = "INSERT INTO account_token
        (account_id, hash, name, role, scopes, person_id, created_at, expires_at)
@@ -305,6 +310,9 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
     }
 
     async fn delete_account(&self, id: AccountId) -> Result<bool> {
+        self.0
+            .execute(DELETE_ACCOUNT_LINKS, vec![Arg::Int(id)])
+            .await?;
         let deleted = self.0.execute(DELETE_ACCOUNT, vec![Arg::Int(id)]).await? > 0;
         self.0.forget_deleted().await?;
         Ok(deleted)

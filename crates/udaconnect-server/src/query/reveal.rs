@@ -228,8 +228,9 @@ impl ConnectionApi {
             &text,
             None,
             MailKind::Reveal,
-        )?;
-        crate::mail::enqueue(log, &mail).await
+        )?
+        .for_person(Some(other));
+        log.enqueue(&mail).await
     }
 }
 

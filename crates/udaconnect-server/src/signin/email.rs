@@ -145,8 +145,9 @@ async fn request(
         &text,
         None,
         MailKind::VerifyEmail,
-    )?;
-    crate::mail::enqueue(log, &mail).await?;
+    )?
+    .for_person(account.person);
+    log.enqueue(&mail).await?;
     tracing::info!(account = p.account, slot = ?slot, "address change asked for");
     let sent = VerificationSent {
         status: "a link to confirm the address is on its way to it".into(),
