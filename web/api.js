@@ -102,9 +102,12 @@ export const signOut = () => request('/api/auth/logout', { method: 'POST' });
 export const listTokens = () => getJson('/api/me/tokens');
 /** A new token for the caller's account; its secret is in `token`, answered this once. */
 export const createToken = (fields) => request('/api/me/tokens', { method: 'POST', body: fields }).then((r) => r.data);
-/** Whether the people the caller met may see the caller's name: `{ visible }`. */
+/** Whether the people the caller met, and organizers on the live map, see the caller's name: `{ visible, on_live_map }`. */
 export const getVisibility = () => getJson('/api/me/visibility');
-export const setVisibility = (visible) => request('/api/me/visibility', { method: 'PUT', body: { visible } }).then((r) => r.data);
+/** Sets either choice (`{ visible }` or `{ on_live_map }`); answers both as stored. */
+export const setVisibility = (choice) => request('/api/me/visibility', { method: 'PUT', body: choice }).then((r) => r.data);
+/** Registers a phone named `name`: its settings for each app, secrets included, this once. */
+export const addDevice = (name) => request('/api/me/devices', { method: 'POST', body: { name } }).then((r) => r.data);
 export const revokeToken = (id) => request(`/api/me/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
 
 /** Asks for a link to `email` that makes it the account's address (`secondary`: its second one). */
@@ -134,8 +137,12 @@ export async function listAccounts() {
 export const changeRole = (id, role) => request(`/api/accounts/${encodeURIComponent(id)}/role`, { method: 'PUT', body: { role } })
   .then((r) => r.data);
 
+/** The caller's own pings, each with its fix time (1 to 100): `{ accepted, ids }`. */
+export const postMyLocations = (pings) => request('/api/me/locations', { method: 'POST', body: pings }).then((r) => r.data);
+
 export const getPositions = () => getJson('/api/live/positions');
 export const getHeat = (minutes) => getJson(`/api/live/heat?minutes=${encodeURIComponent(minutes)}`);
+export const getZones = (minutes) => getJson(`/api/live/zones?minutes=${encodeURIComponent(minutes)}`);
 
 let venue;
 /** The venue plan, or null when the server knows none (404). Asked once per page load. */

@@ -8,6 +8,7 @@ import { ME, getMe, getVenue, signOut } from './api.js';
 import { Attendees } from './attendees.js';
 import { personName } from './format.js';
 import { Live } from './live.js';
+import { Share } from './share.js';
 
 const $ = (id) => document.getElementById(id);
 const views = {
@@ -18,6 +19,7 @@ let attendees = null;
 let live = null;
 let account = null;
 let shown = null;
+let share = null;
 const signIn = new SignIn();
 
 // 401 from /api/me means either nobody is signed in, or the server runs the open contract
@@ -100,6 +102,8 @@ function route() {
 }
 
 $('sign-out').addEventListener('click', async () => {
+  // Sharing stops; what it queued is sent while the session still holds.
+  await share?.signOut().catch(() => {});
   try {
     await signOut();
   } catch {
@@ -123,6 +127,9 @@ async function start() {
   showWho();
   // The directory loads at once for staff, so names are at hand in every view.
   if (who !== null) attendees = new Attendees({ self: who.mode === 'attendee' });
+  // Sharing is an attendee's, for their own person.
+  const person = who?.mode === 'attendee' ? who.me.person?.id : undefined;
+  if (person !== undefined) share = new Share(person);
   window.addEventListener('hashchange', route);
   route();
 }

@@ -60,6 +60,8 @@ actions! {
     LivePositions,
     /// `GET /api/live/heat`.
     LiveHeat,
+    /// `GET /api/live/zones`: people per room and booth.
+    LiveZones,
     /// `GET /api/venue`: the plan, no person in it.
     GetVenue,
     /// gRPC `/LocationService/Create`, the original producers' call.

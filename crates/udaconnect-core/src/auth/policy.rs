@@ -60,7 +60,8 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::LookupPersons
         | Action::LiveStream
         | Action::LivePositions
-        | Action::LiveHeat => (Rule::Staff, Some(Read)),
+        | Action::LiveHeat
+        | Action::LiveZones => (Rule::Staff, Some(Read)),
         Action::CreatePerson | Action::ImportPersons => (Rule::Staff, Some(Manage)),
         Action::ListAccounts => (Rule::Admin, Some(Read)),
         Action::ChangeRole | Action::ErasePerson => (Rule::Admin, Some(Manage)),

@@ -83,6 +83,7 @@ const TABLE: &[(Action, Resource, &str)] = &[
     (Action::LiveStream, ANY, "SNNNYY"),
     (Action::LivePositions, ANY, "SNNNYY"),
     (Action::LiveHeat, ANY, "SNNNYY"),
+    (Action::LiveZones, ANY, "SNNNYY"),
     (Action::GetVenue, ANY, "SYYNYY"),
     (Action::GrpcLegacyCreate, A, "SYNYNY"),
     (Action::GrpcLegacyCreate, B, "SNYNNY"),

@@ -48,16 +48,24 @@ pub enum App {
     OsmAnd,
     /// Traccar Client 9 and later: its JSON body.
     TraccarClient,
+    /// The web page's "Share my location" (a browser's Geolocation API).
+    Browser,
 }
 
 impl App {
-    pub const ALL: [App; 3] = [App::OwnTracks, App::OsmAnd, App::TraccarClient];
+    pub const ALL: [App; 4] = [
+        App::OwnTracks,
+        App::OsmAnd,
+        App::TraccarClient,
+        App::Browser,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             App::OwnTracks => "owntracks",
             App::OsmAnd => "osmand",
             App::TraccarClient => "traccar-client",
+            App::Browser => "browser",
         }
     }
 

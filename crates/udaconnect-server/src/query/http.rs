@@ -16,7 +16,7 @@ use udaconnect_core::auth::Role;
 use udaconnect_core::consent::HandleKey;
 use udaconnect_core::contact::ConnectionQuery;
 use udaconnect_core::model::{Person, PersonId};
-use udaconnect_core::ports::{DynLocationStore, DynLog};
+use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
@@ -42,7 +42,7 @@ pub struct ConnectionApi {
     /// The pings a contact's evidence is read from.
     pub locations: DynLocationStore,
     /// Where requests to exchange e-mail addresses are mailed from (`None`: not mailed).
-    pub log: Option<DynLog>,
+    pub log: Option<crate::mail::MailLog>,
     /// Makes the handles that name contacts a reader may not see named.
     pub handles: HandleKey,
     /// The page's address, for the links in mails.

@@ -9,11 +9,13 @@
 //! - [`evidence`]: why a contact is one: the reader's pings that matched.
 //! - [`export`]: everything held about the caller, streamed as one JSON document.
 //! - [`limits`]: how many heavy queries run and wait, their deadline, the answer size.
-//! - [`live`]: the venue live (server-sent events, positions, heat) and the venue plan.
+//! - [`live`]: the venue live (server-sent events, dots, heat, people per room) and the plan.
+//! - [`crowd`]: what organizers see of the crowd: counts and dots among k people at least.
 //! - [`workers`]: the threads (rayon's pool) the index splits its work over.
 
 pub mod answer;
 pub mod consent;
+pub mod crowd;
 pub mod engine;
 pub mod evidence;
 pub mod export;

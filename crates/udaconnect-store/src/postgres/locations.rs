@@ -58,7 +58,8 @@ pub(super) fn tagged_locations<'a, T: FromSql<'a>>(
         .map(|row| Ok((row.try_get(0)?, location_at(row, 1)?)))
 }
 
-/// The count a `SELECT count(*)` answered: its one row's first column (none: 0).
+/// The count a `SELECT count(*)` (or a sum of them) answered: its one row's first column
+/// (none: 0).
 fn count_of(rows: &[Row]) -> Result<u64> {
     let n: i64 = rows
         .first()
@@ -371,13 +372,7 @@ impl LocationStore for PostgresLocationStore {
                 &[&cut, &limit],
             )
             .await?;
-        let n: i64 = rows
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(|e| pg_error(&e))?
-            .unwrap_or(0);
-        Ok(n.max(0) as u64)
+        count_of(&rows)
     }
 
     async fn count(&self) -> Result<u64> {

@@ -38,7 +38,11 @@ const STEPS: &[(i64, &str)] = &[
     ),
     (
         14,
-        include_str!("../../migrations/sqlite/0014_data_read.sql"),
+        include_str!("../../migrations/sqlite/0014_live_map.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/sqlite/0015_data_read.sql"),
     ),
 ];
 

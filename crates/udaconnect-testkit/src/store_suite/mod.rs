@@ -76,7 +76,10 @@ pub use persons::{
     creates_racing_an_import_never_collide, new_person, persons_are_imported_created_and_listed,
 };
 pub use tracks::{contacts_via_store, longest_piece_m, near_tracks_gives_the_oracles_contacts};
-pub use visibility::visibility_is_off_until_chosen_and_goes_with_the_account;
+pub use visibility::{
+    live_map_is_anonymous_until_chosen_and_goes_with_the_account,
+    visibility_is_off_until_chosen_and_goes_with_the_account,
+};
 
 /// One store engine: how the suite opens fresh stores of it, and what keeps them (a
 /// directory, a database) until they are dropped.
@@ -169,6 +172,7 @@ macro_rules! store_suite {
                 destroyed_person_keys_are_final,
                 person_keys_are_made_and_read_many_at_once,
                 visibility_is_off_until_chosen_and_goes_with_the_account,
+                live_map_is_anonymous_until_chosen_and_goes_with_the_account,
                 reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten,
                 reads_are_audited_per_person_newest_first_and_forgotten,
                 a_persons_pings_are_read_in_pages_in_time_order,

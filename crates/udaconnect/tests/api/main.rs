@@ -18,6 +18,7 @@ mod edge;
 mod engines;
 mod export;
 mod grpc;
+mod live;
 mod locations;
 mod operations;
 mod persons;

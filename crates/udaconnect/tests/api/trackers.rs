@@ -145,17 +145,107 @@ pub async fn owntracks_over_mqtt_is_stored_and_unknown_topics_refused(api: Api) 
     mqtt::publish(&topic, &["not json".to_string()]).await;
     mqtt::publish(&topic, &[location(-33.8700, 151.2100, 1700042700)]).await;
     met(-33.8700, 151.2100).await;
-    let answer: Value = api
-        .get(&format!("/api/persons/{walt}/connection?{DAY}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let answer = api
+        .get_json(&format!("/api/persons/{walt}/connection?{DAY}"))
+        .await;
     let forged_here = answer.as_array().unwrap().iter().any(|c| {
         c["location"]["person_id"] == vera && c["location"]["latitude"].as_f64() == Some(-33.8694)
     });
     assert!(!forged_here, "a forged topic's location was stored");
     assert!(refused(&api).await >= refused_before + 2);
+}
+
+/// "Add a phone" answers OwnTracks' importable configuration: an `.otrc` document that holds
+/// the URL, user, device and password the app needs (and that work), the `owntracks:///config`
+/// URL carrying it, and that URL as a QR code a decoder reads back.
+pub async fn owntracks_configuration_is_a_document_a_url_and_a_qr_code(api: Api) {
+    let cleo = api.create_person("Cleo").await["id"].as_i64().unwrap();
+    let token = api.admin_token("attendee", cleo).await;
+    let phone = register(&api, &token, cleo, "Cleo's Pixel").await;
+    let owntracks = &phone["owntracks"];
+    let otrc = &owntracks["otrc"];
+    let device_id = phone["mqtt_topic"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    assert_eq!(
+        *otrc,
+        json!({"_type": "configuration", "mode": 3, "url": api.url("/pub"), "auth": true,
+               "username": format!("p{cleo}"), "password": phone["token"], "deviceId": device_id,
+               "tid": "CL"})
+    );
+    // What the app would do with it: post a location to its URL as its user.
+    let location = r#"{"_type":"location","lat":48.8566,"lon":2.3522,"tst":1700042400,"tid":"CL"}"#;
+    let r = api
+        .client
+        .post(otrc["url"].as_str().unwrap())
+        .basic_auth(
+            otrc["username"].as_str().unwrap(),
+            otrc["password"].as_str(),
+        )
+        .header("Content-Type", "application/json")
+        .body(location)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // The URL carries the document; the QR code carries the URL.
+    let config_url = owntracks["config_url"].as_str().unwrap();
+    let url = reqwest::Url::parse(config_url).unwrap();
+    assert_eq!((url.scheme(), url.path()), ("owntracks", "/config"));
+    let inline = url.query_pairs().find(|(k, _)| k == "inline").unwrap().1;
+    assert!(
+        !config_url.contains('+'),
+        "a + in a query reads as a space: {config_url}"
+    );
+    use base64::Engine as _;
+    let document = base64::engine::general_purpose::STANDARD
+        .decode(inline.as_bytes())
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&document).unwrap(), *otrc);
+    let svg = owntracks["qr_svg"].as_str().unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+    assert_eq!(read_qr(svg), config_url);
+}
+
+/// The text of a QR code drawn as the server draws it (one unit per module, the dark runs in
+/// one path as `M{x} {y}h{w}v{h}H{x}V{y}`), read by a QR decoder from the pixels drawn.
+fn read_qr(svg: &str) -> String {
+    const SCALE: usize = 4;
+    let between = |start: &str| {
+        let from = svg
+            .find(start)
+            .unwrap_or_else(|| panic!("no {start} in {svg}"))
+            + start.len();
+        &svg[from..from + svg[from..].find('"').unwrap()]
+    };
+    let size: usize = between(" width=\"").parse().unwrap();
+    let mut dark = vec![false; size * size];
+    for run in between(" d=\"").split('M').filter(|r| !r.is_empty()) {
+        let n: Vec<usize> = run
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let (x, y, w, h) = (n[0], n[1], n[2], n[3]);
+        for row in y..y + h {
+            dark[row * size + x..row * size + x + w].fill(true);
+        }
+    }
+    let pixels = size * SCALE;
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(pixels, pixels, |x, y| {
+        if dark[(y / SCALE) * size + x / SCALE] {
+            0
+        } else {
+            255
+        }
+    });
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the picture");
+    grids[0].decode().expect("a readable QR code").1
 }
 
 /// How many MQTT messages tracker-mqtt refused, from its metrics.
@@ -259,12 +349,9 @@ pub async fn copies_of_a_phones_ping_are_one_ping(api: Api) {
     )
     .await;
 
-    let answer: Value = api
-        .get(&format!("/api/persons/{bo}/connection?{DAY17}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let answer = api
+        .get_json(&format!("/api/persons/{bo}/connection?{DAY17}"))
+        .await;
     let mut found: Vec<(i64, String)> = answer
         .as_array()
         .unwrap()
@@ -287,4 +374,148 @@ pub async fn copies_of_a_phones_ping_are_one_ping(api: Api) {
         let stored = api.stored_location(*id).await;
         assert_eq!(stored["person_id"], ana);
     }
+}
+
+/// The page's "Share my location": an attendee's own pings by `POST /api/me/locations`, each
+/// with its fix time; sent again, late and out of order, each is one ping, under the account's
+/// browser device. Bad bodies are problems, another person's ping is 403.
+pub async fn the_pages_pings_are_one_per_fix_second(api: Api) {
+    let lea = api.create_person("Lea").await["id"].as_i64().unwrap();
+    let max = api.create_person("Max").await["id"].as_i64().unwrap();
+    let token = api.admin_token("attendee", lea).await;
+    let post = |body: Value| {
+        let request = api
+            .client
+            .post(api.url("/api/me/locations"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let ping =
+        |lat: f64, at: &str| json!({"latitude": lat, "longitude": 151.2153, "creation_time": at});
+
+    let many: Vec<Value> = (0..101)
+        .map(|_| ping(-33.8568, "2023-11-18T09:00:00Z"))
+        .collect();
+    for (body, status) in [
+        (
+            json!({"latitude": 1, "longitude": 2}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!([]), StatusCode::UNPROCESSABLE_ENTITY),
+        (Value::Array(many), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!([{"latitude": 1, "longitude": 2}]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!([ping(91.0, "2023-11-18T09:00:00Z")]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!([1]), StatusCode::BAD_REQUEST),
+        (
+            json!([{"person_id": max, "latitude": 1, "longitude": 2, "creation_time": "2023-11-18T09:00:00Z"}]),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let r = post(body.clone()).await;
+        assert_eq!(r.status(), status, "{body}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    let anonymous = reqwest::Client::new()
+        .post(api.url("/api/me/locations"))
+        .json(&json!([ping(-33.8568, "2023-11-18T09:00:00Z")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // Two fixes, a copy of the first within its second, in one body.
+    let r = post(json!([
+        ping(-33.8568, "2023-11-18T09:00:00.100Z"),
+        ping(-33.8570, "2023-11-18T09:00:30Z"),
+        ping(-33.8568, "2023-11-18T09:00:00.900Z"),
+    ]))
+    .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["accepted"], 2, "{first}");
+    // Sent again (its answer lost), then a fix from before them that waited offline, then the
+    // last, whose arrival says every one before it was read.
+    for body in [
+        json!([
+            ping(-33.8568, "2023-11-18T09:00:00Z"),
+            ping(-33.8570, "2023-11-18T09:00:30Z")
+        ]),
+        json!([ping(-33.8566, "2023-11-18T08:59:30Z")]),
+        json!([ping(-33.8572, "2023-11-18T09:01:00Z")]),
+    ] {
+        let r = post(body).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let mine = || async {
+        let r = api
+            .client
+            .get(api.url("/api/me/locations?start=2023-11-18&end=2023-11-18"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Vec<Value>>().await.unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let stored = loop {
+        let stored = mine().await;
+        if stored
+            .iter()
+            .any(|l| l["creation_time"] == "2023-11-18T09:01:00Z")
+        {
+            break stored;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the last ping never stored: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let times: Vec<&str> = stored
+        .iter()
+        .map(|l| l["creation_time"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2023-11-18T08:59:30Z",
+            "2023-11-18T09:00:00Z",
+            "2023-11-18T09:00:30Z",
+            "2023-11-18T09:01:00Z"
+        ],
+        "one ping per fix second, in time order"
+    );
+    assert!(stored.iter().all(|l| l["person_id"] == lea));
+
+    // The browser's device is listed with the account's phones.
+    let devices: Vec<Value> = api
+        .client
+        .get(api.url("/api/me/devices"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let browser: Vec<&Value> = devices.iter().filter(|d| d["app"] == "browser").collect();
+    assert_eq!(browser.len(), 1, "{devices:?}");
+    assert_eq!(browser[0]["name"], "Browser (Share my location)");
+    let device = browser[0]["id"].as_i64().unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2023-11-18T09:00:00Z")
+        .unwrap()
+        .to_utc();
+    let id = udaconnect_core::record::fix_id(device, at).unwrap();
+    assert!(
+        stored.iter().any(|l| l["id"] == id),
+        "ids of the browser device and second"
+    );
 }

@@ -2,6 +2,8 @@
 //! `POST /api/locations` (persons checked, ids given, acknowledged once durable in the log),
 //! reached through the apps' own protocols and credentials.
 //!
+//! - [`browser`]: `POST /api/me/locations`, the page's "Share my location": the caller's own
+//!   pings, one per fix time under the account's browser device.
 //! - [`devices`]: `POST`/`GET /api/me/devices`, `DELETE /api/me/devices/{id}`: register a
 //!   phone (a device token, an OsmAnd id and an OwnTracks topic, shown once), list, revoke.
 //! - [`owntracks`]: `POST /pub`, OwnTracks' HTTP mode (Basic authentication, the device
@@ -11,9 +13,11 @@
 //! - [`mqtt`]: OwnTracks' MQTT mode, for tracker-mqtt: the messages a broker delivers on the
 //!   devices' topics, acknowledged once durable.
 
+pub mod browser;
 pub mod devices;
 pub mod mqtt;
 pub mod osmand;
+pub mod otrc;
 pub mod owntracks;
 
 use std::sync::Arc;
@@ -45,6 +49,8 @@ pub struct Trackers {
     pub speed_unit: SpeedUnit,
     /// Messages per device (`--device-rate-limit`, `--device-burst`); `None`: unlimited.
     pub device_limit: Option<RateLimiter<DeviceId>>,
+    /// Held while an account's browser device is looked up or registered.
+    pub browser_registration: tokio::sync::Mutex<()>,
 }
 
 impl Trackers {
@@ -63,6 +69,7 @@ impl Trackers {
             clock,
             speed_unit: edge.osmand_speed_unit,
             device_limit,
+            browser_registration: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -92,6 +99,7 @@ pub fn routes(trackers: Arc<Trackers>) -> Router {
         mine => CreateDevice on Handler: json(post(devices::create_device)),
         mine => ListDevices on MyAccount: get(devices::list_devices),
         "/api/me/devices/{id}" => RevokeDevice on MyAccount: delete(devices::revoke_device),
+        "/api/me/locations" => PostLocationBatch on MyPerson: json(post(browser::post_my_locations)),
     ]
     .route("/pub", own_credential(post(owntracks::publish)))
     .with_state(trackers.clone())
