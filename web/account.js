@@ -4,7 +4,8 @@
 
 import { createToken, getDemoLinks, getVisibility, listTokens, requestSignIn, revokeToken, setVisibility } from './api.js';
 import { formatTime, h } from './format.js';
-import { Accounts, Addresses, Sessions } from './settings.js';
+import { Phones } from './phones.js';
+import { Accounts, Addresses, MyData, Sessions } from './settings.js';
 
 const $ = (id) => document.getElementById(id);
 // The roles a token may have, lowest first; a token's role is never above its account's.
@@ -79,10 +80,13 @@ export class Account {
       if (button) this.#revoke(button);
     });
     $('token-copy').addEventListener('click', () => this.#copy());
-    $('visibility-toggle').addEventListener('change', (e) => this.#choose(e.target));
+    $('visibility-toggle').addEventListener('change', (e) => this.#choose(e.target, 'visible'));
+    $('live-map-toggle').addEventListener('change', (e) => this.#choose(e.target, 'on_live_map'));
     this.addresses = new Addresses();
     this.sessions = new Sessions();
     this.accounts = new Accounts();
+    this.data = new MyData();
+    this.phones = new Phones();
   }
 
   /** Shows the account of `me` (the answer of GET /api/me). */
@@ -102,29 +106,34 @@ export class Account {
     this.addresses.show(me);
     this.sessions.load();
     this.accounts.show(me);
+    this.data.show();
+    this.phones.show(me);
   }
 
   async #loadVisibility() {
-    const toggle = $('visibility-toggle');
+    const toggles = [$('visibility-toggle'), $('live-map-toggle')];
     const status = $('visibility-status');
-    toggle.disabled = true;
+    for (const t of toggles) t.disabled = true;
     try {
-      toggle.checked = (await getVisibility()).visible;
-      toggle.disabled = false;
+      const choice = await getVisibility();
+      [toggles[0].checked, toggles[1].checked] = [choice.visible, choice.on_live_map];
+      for (const t of toggles) t.disabled = false;
       status.textContent = '';
     } catch (error) {
       status.textContent = `Could not load your choice: ${error.message}`;
     }
   }
 
-  async #choose(toggle) {
+  async #choose(toggle, field) {
     const status = $('visibility-status');
     const wanted = toggle.checked;
     toggle.disabled = true;
     try {
-      const { visible } = await setVisibility(wanted);
-      toggle.checked = visible;
-      status.textContent = visible ? 'People you met now see your name and company.' : 'People you met now see you as "Someone".';
+      const shown = (await setVisibility({ [field]: wanted }))[field];
+      toggle.checked = shown;
+      status.textContent = field === 'visible'
+        ? (shown ? 'People you met now see your name and company.' : 'People you met now see you as "Someone".')
+        : (shown ? 'Organizers now see your name on the live map.' : 'Organizers now see you as an anonymous dot on the live map.');
     } catch (error) {
       toggle.checked = !wanted;
       status.textContent = `Could not save your choice: ${error.message}`;
@@ -137,6 +146,7 @@ export class Account {
     // The secret is not kept on the page once the view is left.
     $('token-secret').hidden = true;
     $('token-secret-value').textContent = '';
+    this.phones.hide();
   }
 
   async load() {

@@ -102,9 +102,12 @@ export const signOut = () => request('/api/auth/logout', { method: 'POST' });
 export const listTokens = () => getJson('/api/me/tokens');
 /** A new token for the caller's account; its secret is in `token`, answered this once. */
 export const createToken = (fields) => request('/api/me/tokens', { method: 'POST', body: fields }).then((r) => r.data);
-/** Whether the people the caller met may see the caller's name: `{ visible }`. */
+/** Whether the people the caller met, and organizers on the live map, see the caller's name: `{ visible, on_live_map }`. */
 export const getVisibility = () => getJson('/api/me/visibility');
-export const setVisibility = (visible) => request('/api/me/visibility', { method: 'PUT', body: { visible } }).then((r) => r.data);
+/** Sets either choice (`{ visible }` or `{ on_live_map }`); answers both as stored. */
+export const setVisibility = (choice) => request('/api/me/visibility', { method: 'PUT', body: choice }).then((r) => r.data);
+/** Registers a phone named `name`: its settings for each app, secrets included, this once. */
+export const addDevice = (name) => request('/api/me/devices', { method: 'POST', body: { name } }).then((r) => r.data);
 export const revokeToken = (id) => request(`/api/me/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
 
 /** Asks for a link to `email` that makes it the account's address (`secondary`: its second one). */
@@ -113,6 +116,10 @@ export const changeEmail = (email, secondary = false) => request(secondary ? '/a
 export const removeSecondaryEmail = () => request('/api/me/secondary-email', { method: 'DELETE' });
 /** The caller's live browser sessions; the one asking has `current`. */
 export const listSessions = () => getJson('/api/me/sessions');
+/** Everything held about the caller, as one JSON file the browser saves (streamed by the server). */
+export const EXPORT_PATH = '/api/me/export';
+/** Deletes the caller's account and erases their person: cannot be undone. */
+export const deleteMe = () => request('/api/me?confirm=true', { method: 'DELETE' });
 export const revokeSession = (id) => request(`/api/me/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
 
 /** Every account (admins), following the pages' X-Next-Cursor. */
@@ -135,6 +142,7 @@ export const postMyLocations = (pings) => request('/api/me/locations', { method:
 
 export const getPositions = () => getJson('/api/live/positions');
 export const getHeat = (minutes) => getJson(`/api/live/heat?minutes=${encodeURIComponent(minutes)}`);
+export const getZones = (minutes) => getJson(`/api/live/zones?minutes=${encodeURIComponent(minutes)}`);
 
 let venue;
 /** The venue plan, or null when the server knows none (404). Asked once per page load. */

@@ -423,9 +423,9 @@ export class Attendees {
         this.asked.has(r.handle) ? h('span', { text: 'You asked too.' })
           : h('button', { type: 'button', 'data-action': 'reveal', 'data-ref': r.handle, text: 'Ask to exchange e-mails' }))))
         : h('p', { class: 'muted', text: 'No one asks you at the moment.' }),
-      reveals.hidden.length ? h('ul', {}, reveals.hidden.map((r) => h('li', { class: 'hidden-contact' },
+      ...(reveals.hidden.length ? [h('ul', {}, reveals.hidden.map((r) => h('li', { class: 'hidden-contact' },
         `${who(r)} is hidden${r.dispute ? ' (disputed)' : ''}. `,
-        h('button', { type: 'button', 'data-action': 'unhide', 'data-ref': r.handle, text: 'Show again' })))) : null);
+        h('button', { type: 'button', 'data-action': 'unhide', 'data-ref': r.handle, text: 'Show again' }))))] : []));
     list.hidden = false;
   }
 

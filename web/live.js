@@ -1,8 +1,10 @@
-// The venue live: everyone's last ping on the plan, moved as the server pushes stored pings
-// (server-sent events), a heat layer of recent pings and the ingest rate.
+// The venue live: everyone's last ping on the plan as dots, redrawn whole each time the server
+// pushes a new map (server-sent events), a heat layer, people per room and the ingest rate.
+// Dots are anonymous (no id: each map replaces the last) unless the attendee chose to be named;
+// the server leaves out counts and anonymous dots of fewer than k people.
 
-import { getHeat, getPositions, getVenue, knownPerson, liveStream, loadPeople } from './api.js';
-import { formatLatLon, formatNumber, formatTime, h, personName } from './format.js';
+import { getHeat, getPositions, getVenue, getZones, liveStream } from './api.js';
+import { formatLatLon, formatNumber, formatTime, h } from './format.js';
 import { MapView, areaAt, s, sameScene, sceneFor } from './map.js';
 
 const $ = (id) => document.getElementById(id);
@@ -10,12 +12,10 @@ const RATE_SAMPLES = 60; // seconds of ingest rate in the chart
 const LABEL_LIMIT = 15; // name labels on the map only while they do not crowd it
 const HEAT_MIN_INTERVAL = 3000; // ms between heat refreshes while pings flow
 const HEAT_MAX_INTERVAL = 30000; // ms: refresh anyway, so old pings fade out
-const NAMES_INTERVAL = 10000; // ms between reloads of the attendee list for unknown ids
 
 export class Live {
   constructor() {
-    this.positions = new Map(); // person id -> latest location (by ping time)
-    this.markers = new Map(); // person id -> SVG group
+    this.dots = []; // the server's latest map: { latitude, longitude, time, person_id?, name? }
     this.rates = [];
     this.venue = undefined; // undefined: not asked yet; null: the server has none
     this.map = new MapView($('live-figure'), 'Live map of attendees');
@@ -34,7 +34,7 @@ export class Live {
     this.status('Connecting…');
     // Subscribe before reading the snapshot, so no ping falls between the two.
     const stream = this.stream = liveStream();
-    stream.addEventListener('positions', (e) => this.#merge(JSON.parse(e.data)));
+    stream.addEventListener('dots', (e) => this.#replace(JSON.parse(e.data)));
     stream.addEventListener('rate', (e) => this.#rate(JSON.parse(e.data)));
     stream.addEventListener('open', () => {
       this.#setError(null);
@@ -74,80 +74,57 @@ export class Live {
 
   async #loadSnapshot() {
     try {
-      const [venue, positions] = await Promise.all([getVenue(), getPositions()]);
+      const [venue, dots] = await Promise.all([getVenue(), getPositions()]);
       this.venue = venue;
-      this.#merge(positions);
+      this.#replace(dots);
       this.#refreshHeat();
-      loadPeople().then(() => this.#render(), () => {}); // names only; the map works without them
     } catch (error) {
       this.#setError(error.message);
     }
   }
 
-  #merge(locations) {
-    for (const l of locations) {
-      const old = this.positions.get(l.person_id);
-      if (!old || Date.parse(l.creation_time) >= Date.parse(old.creation_time)) this.positions.set(l.person_id, l);
-    }
-    // Many batches can arrive between two frames: draw once per frame.
+  #replace(dots) {
+    this.dots = dots;
+    // Maps can arrive faster than frames: draw the newest once per frame.
     if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = null; this.#render(); });
   }
 
   #render() {
-    const all = [...this.positions.values()];
+    const all = this.dots;
     $('live-empty').hidden = all.length > 0;
     const scene = sceneFor(this.venue ?? null, all); // null: nothing to draw yet
     if (scene && !sameScene(scene, this.map.scene)) this.map.setScene(scene); // places the markers
     else this.#placeMarkers();
     const name = this.map.scene?.venue?.name;
-    this.map.setLabel(name ? `Live map of ${name}: ${all.length} attendees. The table below lists their positions.`
-      : `Live map of ${all.length} attendees. The table below lists their positions.`);
+    this.map.setLabel(name ? `Live map of ${name}: ${all.length} attendees shown. The table below lists their positions.`
+      : `Live map of ${all.length} attendees shown. The table below lists their positions.`);
     this.#renderTable();
   }
 
-  #name(id) {
-    const p = knownPerson(id);
-    if (p) return personName(p);
-    // Someone who registered after the list was read: read it again, now and then.
-    if (!this.namesAt || Date.now() - this.namesAt > NAMES_INTERVAL) {
-      this.namesAt = Date.now();
-      loadPeople(true).then(() => this.#render(), () => {});
-    }
-    return `Person ${id}`;
-  }
-
-  #recent(l) {
-    return Date.now() - Date.parse(l.creation_time) <= Number(this.minutes.value) * 60000;
+  #recent(d) {
+    return Date.now() - Date.parse(d.time) <= Number(this.minutes.value) * 60000;
   }
 
   #placeMarkers() {
     if (!this.map.transform || !this.map.scene) return;
-    const labels = this.positions.size <= LABEL_LIMIT;
+    const named = this.dots.filter((d) => d.person_id !== undefined);
+    const labels = named.length <= LABEL_LIMIT;
     const r = this.map.size.width < 500 ? 5 : 7; // smaller dots on a phone, where the crowd is denser
     let off = 0;
-    for (const [id, l] of this.positions) {
-      let g = this.markers.get(id);
-      if (!g) {
-        g = s('g', { class: 'marker', 'data-person': id }, s('circle', { class: 'marker-dot', r: 7 }), s('title'));
-        this.map.layers.marks.append(g);
-        this.markers.set(id, g);
-        // Animate moves, not the first appearance.
-        requestAnimationFrame(() => requestAnimationFrame(() => g.classList.add('placed')));
-      }
-      const p = this.map.project(l.latitude, l.longitude);
+    // Every map is drawn anew: an anonymous dot has no key to follow it from one map to the next.
+    const marks = this.dots.map((d) => {
+      const p = this.map.project(d.latitude, d.longitude);
       if (!this.map.visible(p)) off += 1;
+      const who = d.name ?? 'Someone';
+      const g = s('g', { class: `marker ${d.name ? 'named' : 'anonymous'}`, 'data-time': d.time },
+        s('circle', { class: `marker-dot ${this.#recent(d) ? 'fresh' : 'stale'}`, r }),
+        s('title', {}, `${who}, ${formatTime(d.time)}`));
+      if (d.person_id !== undefined) g.dataset.person = d.person_id;
       g.style.transform = `translate(${p.x.toFixed(1)}px, ${p.y.toFixed(1)}px)`;
-      g.dataset.location = l.id;
-      g.dataset.time = l.creation_time;
-      g.firstChild.setAttribute('class', `marker-dot ${this.#recent(l) ? 'fresh' : 'stale'}`);
-      g.firstChild.setAttribute('r', r);
-      const name = this.#name(id);
-      g.querySelector('title').textContent = `${name}, ${formatTime(l.creation_time)}`;
-      let label = g.querySelector('text');
-      if (labels && !label) g.append(label = s('text', { x: 10, y: 4 }));
-      if (!labels) label?.remove();
-      else label.textContent = name;
-    }
+      if (d.name && labels) g.append(s('text', { x: 10, y: 4 }, d.name));
+      return g;
+    });
+    this.map.layers.marks.replaceChildren(...marks);
     const scene = this.map.scene;
     let note = scene.venue ? `Plan of ${scene.venue.name}, north up.` : 'No venue plan: the view is fitted to the positions, north up.';
     if (off) note += ` ${off} ${off === 1 ? 'attendee is' : 'attendees are'} off the plan (see the table).`;
@@ -157,6 +134,7 @@ export class Live {
   async #refreshHeat() {
     this.heatAt = Date.now();
     this.heatTotal = this.total;
+    this.#refreshZones();
     if (!this.heatOn.checked) {
       this.heat = null;
       this.#drawHeat();
@@ -188,6 +166,27 @@ export class Live {
     }
   }
 
+  async #refreshZones() {
+    const minutes = this.minutes.value;
+    let zones = null;
+    try {
+      zones = this.venue ? await getZones(minutes) : null;
+    } catch {
+      return; // the stream's status already tells when the server is away
+    }
+    const note = $('zones-note');
+    const list = $('zones-list');
+    if (!zones) {
+      note.textContent = 'No venue plan: no rooms to count people in.';
+      list.replaceChildren();
+      return;
+    }
+    const span = minutes === '1' ? 'minute' : minutes === '60' ? 'hour' : minutes === '1440' ? 'day' : `${minutes} minutes`;
+    note.textContent = `Distinct people in the last ${span}; rooms with fewer than ${zones.k} are left out.`;
+    list.replaceChildren(...zones.zones.map((z) => h('li', { 'data-zone': z.name },
+      h('span', { text: z.name }), ' ', h('strong', { text: formatNumber(z.count) }))));
+  }
+
   #rate(r) {
     this.total = r.total;
     this.rates.push(r.pings_per_second);
@@ -212,9 +211,9 @@ export class Live {
   }
 
   #renderTable() {
-    $('positions-count').textContent = formatNumber(this.positions.size);
+    $('positions-count').textContent = formatNumber(this.dots.length);
     if (!$('positions-details').open) return;
-    // At most once a second: a busy venue sends many batches.
+    // At most once a second: a busy venue sends many maps.
     if (this.tableTimer) {
       this.tableDirty = true;
       return;
@@ -225,17 +224,21 @@ export class Live {
       this.tableDirty = false;
     }, 1000);
     const scene = this.map.scene;
-    const rows = [...this.positions.values()].sort((a, b) => a.person_id - b.person_id).map((l) => {
-      let where = formatLatLon(l.latitude, l.longitude);
+    // Named first, then the anonymous in the server's order (by position: it says nothing of who).
+    const dots = [...this.dots].sort((a, b) => (a.name === undefined) - (b.name === undefined));
+    const rows = dots.map((d) => {
+      let where = formatLatLon(d.latitude, d.longitude);
       if (scene?.venue) {
-        const { x, y } = scene.toLocal(l.latitude, l.longitude);
+        const { x, y } = scene.toLocal(d.latitude, d.longitude);
         const area = areaAt(scene.venue, x, y);
         where = area ? `${area.name} (${Math.round(x)} m E, ${Math.round(y)} m N)` : `${where} (off the plan)`;
       }
-      return h('tr', { 'data-person': l.person_id },
-        h('th', { scope: 'row', text: this.#name(l.person_id) }),
-        h('td', {}, h('time', { datetime: l.creation_time, text: formatTime(l.creation_time) })),
+      const row = h('tr', {},
+        h('th', { scope: 'row', text: d.name ?? 'Someone' }),
+        h('td', {}, h('time', { datetime: d.time, text: formatTime(d.time) })),
         h('td', { text: where }));
+      if (d.person_id !== undefined) row.dataset.person = d.person_id;
+      return row;
     });
     $('positions-body').replaceChildren(...rows);
   }

@@ -1,8 +1,11 @@
 // The account's own settings beside its tokens: its addresses (a new one is the account's once
-// the link mailed to it is followed) and its browser sessions (each can be ended from here);
-// for admins, every account and its role.
+// the link mailed to it is followed), its browser sessions (each can be ended from here), its
+// data (downloaded whole, or deleted with the account after a confirmation); for admins,
+// every account and its role.
 
-import { changeEmail, changeRole, listAccounts, listSessions, removeSecondaryEmail, revokeSession } from './api.js';
+import {
+  EXPORT_PATH, changeEmail, changeRole, deleteMe, listAccounts, listSessions, removeSecondaryEmail, revokeSession,
+} from './api.js';
 import { formatTime, h } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -174,6 +177,62 @@ export class Accounts {
     } catch (error) {
       say('accounts-status', `Could not change the role of ${name}: ${error.message}`);
     } finally {
+      button.disabled = false;
+    }
+  }
+}
+
+/** What the confirmation asks to be typed before the account is deleted. */
+const DELETE_WORD = 'delete';
+
+export class MyData {
+  constructor() {
+    // A plain link: the browser streams the file to disk, however many pings it holds.
+    $('export-link').setAttribute('href', EXPORT_PATH);
+    $('delete-start').addEventListener('click', () => this.#ask());
+    $('delete-cancel').addEventListener('click', () => this.#cancel());
+    $('delete-form').addEventListener('submit', (e) => this.#delete(e));
+  }
+
+  show() {
+    this.#cancel();
+  }
+
+  #ask() {
+    $('delete-form').hidden = false;
+    $('delete-start').hidden = true;
+    $('delete-confirm').focus();
+  }
+
+  #cancel() {
+    $('delete-form').hidden = true;
+    $('delete-start').hidden = false;
+    $('delete-confirm').value = '';
+    $('delete-error').hidden = true;
+    $('delete-confirm').removeAttribute('aria-invalid');
+  }
+
+  async #delete(e) {
+    e.preventDefault();
+    const input = $('delete-confirm');
+    const error = $('delete-error');
+    if (input.value.trim().toLowerCase() !== DELETE_WORD) {
+      error.textContent = `Type ${DELETE_WORD} to confirm: nothing was deleted.`;
+      error.hidden = false;
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+      return;
+    }
+    const button = $('delete-submit');
+    button.disabled = true;
+    try {
+      await deleteMe();
+      // Signed out everywhere: start afresh at the sign-in view.
+      location.replace(`${location.pathname}#/`);
+      location.reload();
+    } catch (err) {
+      error.textContent = `Could not delete the account: ${err.message}`;
+      error.hidden = false;
       button.disabled = false;
     }
   }

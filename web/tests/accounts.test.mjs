@@ -171,6 +171,52 @@ test('the account view creates a token, shows its secret once, and revokes it', 
   await page.close();
 });
 
+test('the account view adds a phone and shows its OwnTracks QR code and configuration file once', async () => {
+  const token = await started.server.createToken(['--role', 'attendee', '--person', '8']);
+  const { page, errors } = await signedInPage(token);
+  await page.goto(`${started.server.url}/#/account`);
+  await page.getByLabel('Phone name').fill('Ana Pixel');
+  await page.getByRole('button', { name: 'Add phone' }).click();
+  await page.locator('#phone-added').waitFor({ timeout: 5000 });
+
+  // The QR code is the server's SVG, shown as an image that loaded.
+  const qr = page.getByRole('img', { name: 'QR code that configures OwnTracks' });
+  assert.match(await qr.getAttribute('src'), /^data:image\/svg\+xml;base64,/);
+  const svg = Buffer.from((await qr.getAttribute('src')).split(',')[1], 'base64').toString();
+  assert.match(svg, /^<\?xml[^>]*\?><svg [^>]*viewBox="0 0 (\d+) \1"/);
+  assert.ok(await qr.evaluate((img) => img.complete && img.naturalWidth > 20), 'the QR image is drawn');
+
+  // The download is OwnTracks' configuration, and its password posts for this phone.
+  const link = page.getByRole('link', { name: /^Download .*\.otrc$/ });
+  const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+  assert.match(download.suggestedFilename(), /^ana-pixel-\d+\.otrc$/);
+  const otrc = JSON.parse(readFileSync(await download.path(), 'utf8'));
+  assert.equal(otrc._type, 'configuration');
+  assert.equal(otrc.mode, 3);
+  assert.equal(otrc.url, `${started.server.url}/pub`);
+  assert.equal(otrc.username, 'p8');
+  assert.equal(otrc.tid, 'AN');
+  assert.equal(`${otrc.deviceId}.otrc`, download.suggestedFilename());
+  assert.equal(await page.locator('#phone-owntracks dd').nth(3).textContent(), otrc.password);
+  const post = (password) => fetch(otrc.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Basic ${btoa(`${otrc.username}:${password}`)}` },
+    body: JSON.stringify({ _type: 'location', lat: 37.55, lon: -122.29, tst: Math.floor(Date.now() / 1000), tid: 'AN' }),
+  });
+  assert.equal((await post(otrc.password)).status, 200);
+  assert.equal((await post('uc_not-a-token')).status, 401);
+  assert.deepEqual(await seriousViolations(page), []);
+  await screenshot(page, 'account-phone');
+
+  // Leaving the view forgets it all.
+  await page.goto(`${started.server.url}/#/attendees`);
+  await page.goto(`${started.server.url}/#/account`);
+  assert.equal(await page.locator('#phone-added').isVisible(), false);
+  assert.equal(await page.locator('#phone-owntracks dd').count(), 0);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('the account view lets an attendee choose whether the people she met see her name', async () => {
   const pam = await started.server.createToken(['--role', 'attendee', '--person', '1']);
   const taco = await started.server.createToken(['--role', 'attendee', '--person', '5']);

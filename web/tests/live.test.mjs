@@ -1,5 +1,6 @@
 // The venue live in a real Chromium against `udaconnect serve --demo`, whose simulated conference
-// keeps pinging while the tests run.
+// keeps pinging while the tests run. Under the open contract (`--auth off`) no attendee can
+// choose to be named: every dot is anonymous, and shown only among five people at least.
 
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -30,61 +31,80 @@ async function openLive(viewport) {
   const opened = await openPage(started.browser.context, { viewport });
   await opened.page.goto(`${started.server.url}/#/live`);
   await opened.page.locator('#live-status', { hasText: 'Live' }).waitFor({ timeout: 5000 });
-  await opened.page.locator('#live-figure .marker').first().waitFor({ timeout: 5000 });
+  await opened.page.locator('#live-figure .marker').first().waitFor({ timeout: 10000 });
   return opened;
 }
 
-test('the live map draws the venue plan and everyone’s last ping', async () => {
+/** The dots the page draws within `px` pixels of the plan's centre. */
+async function dotsAtCentre(page, px = 3) {
+  return page.evaluate((px) => {
+    const plan = document.querySelector('#live-figure .venue-outline').getBoundingClientRect();
+    const [cx, cy] = [plan.x + plan.width / 2, plan.y + plan.height / 2];
+    return [...document.querySelectorAll('#live-figure .marker circle')].filter((c) => {
+      const r = c.getBoundingClientRect();
+      return Math.abs(r.x + r.width / 2 - cx) < px && Math.abs(r.y + r.height / 2 - cy) < px;
+    }).length;
+  }, px);
+}
+
+test('the live map draws the venue plan and anonymous dots, never a name or an id', async () => {
   const { page, errors } = await openLive();
   assert.equal(await page.locator('#live-figure .venue-outline').count(), 1);
   assert.equal(await page.locator('#live-figure .area').count(), venue.areas.length);
   assert.match(await page.locator('#live-frame').textContent(), new RegExp(`^Plan of ${venue.name.replace(/[()]/g, '\\$&')}, north up\\.`));
-  assert.match(await page.locator('#live-figure svg[role="img"]').getAttribute('aria-label'), /^Live map of /);
+  assert.match(await page.locator('#live-figure svg[role="img"]').getAttribute('aria-label'), /^Live map of .+ attendees shown\./);
 
-  // One marker per person with pings, for everyone the server lists (more may have come since).
-  const positions = await (await fetch(`${started.server.url}/api/live/positions`)).json();
-  await waitFor(async () => await page.locator('#live-figure .marker').count() >= positions.length, 2000, 'a marker per person');
-  // The seed attendees' last pings (2020, far from the plan) are listed as off the plan.
-  assert.equal(await page.locator('#live-figure .marker[data-person="1"]').getAttribute('data-location'), '33');
-  assert.match(await page.locator('#live-frame').textContent(), /attendees are off the plan/);
+  // The server's dots carry no id nor name, and neither do the page's markers.
+  const dots = await (await fetch(`${started.server.url}/api/live/positions`)).json();
+  assert.ok(dots.every((d) => Object.keys(d).join() === 'latitude,longitude,time'), JSON.stringify(dots[0]));
+  const markers = page.locator('#live-figure .marker');
+  assert.equal(await page.locator('#live-figure .marker[data-person]').count(), 0);
+  assert.ok((await markers.evaluateAll((gs) => gs.map((g) => g.querySelector('title').textContent)))
+    .every((t) => /^Someone, /.test(t)));
+  assert.equal(await page.locator('#live-figure .marker text').count(), 0, 'no name labels');
 
-  // The text alternative lists the same people (arrivals join both within a second).
+  // The text alternative lists the same dots, as someone.
   await page.locator('#positions-details summary').click();
   const rows = page.locator('#positions-body tr');
-  await waitFor(async () => await rows.count() >= positions.length, 2000, 'a row per person');
-  const listed = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.person));
-  const drawn = new Set(await page.locator('#live-figure .marker').evaluateAll((gs) => gs.map((g) => g.dataset.person)));
-  assert.ok(listed.every((id) => drawn.has(id)), 'every listed person has a marker');
-  assert.match(await page.locator('#positions-body tr[data-person="1"]').textContent(), /^Pam Trexler19 Aug 2020, 10:37:06 UTC37\.55345, -122\.29052 \(off the plan\)$/);
+  await waitFor(async () => await rows.count() > 0, 2000, 'rows');
+  assert.ok((await rows.locator('th').allTextContents()).every((t) => t === 'Someone'));
+  assert.equal(await page.locator('#positions-body tr[data-person]').count(), 0);
+  // People per room: the plan's areas with five people at least, the rule said.
+  await page.locator('#zones-list li').first().waitFor({ timeout: 5000 });
+  assert.match(await page.locator('#zones-note').textContent(), /fewer than 5 are left out\.$/);
+  const zones = await (await fetch(`${started.server.url}/api/live/zones?minutes=10`)).json();
+  assert.ok(zones.zones.every((z) => z.count >= 5), JSON.stringify(zones));
   assert.deepEqual(await seriousViolations(page), []);
   assert.deepEqual(errors, []);
   await page.close();
 });
 
-test('a ping posted through the API appears on the live map within a second, pushed by the server', async () => {
+test('five pings posted through the API appear on the live map within a second, pushed by the server', async () => {
   const { page, errors } = await openLive();
   const positionReads = [];
   page.on('request', (r) => { if (r.url().includes('/api/live/positions')) positionReads.push(r.url()); });
-  const marker = page.locator('#live-figure .marker[data-person="1"]');
-  assert.equal(await marker.getAttribute('data-location'), '33');
+  const before = await dotsAtCentre(page);
 
-  // Pam walks in: a ping at the middle of the plan, stamped now by the server.
-  const id = await postPing(started.server.url, { person_id: 1, ...onPlan(venue.width_m / 2, venue.depth_m / 2) });
+  // Five seed attendees walk in together: pings at the middle of the plan, stamped now.
+  const centre = onPlan(venue.width_m / 2, venue.depth_m / 2);
+  for (const person of [1, 5, 6, 8, 9]) await postPing(started.server.url, { person_id: person, ...centre });
   const posted = Date.now();
-  await page.waitForFunction((want) => document.querySelector('#live-figure .marker[data-person="1"]')?.dataset.location === want,
-    String(id), { timeout: 1000, polling: 'raf' });
+  await page.waitForFunction((want) => {
+    const plan = document.querySelector('#live-figure .venue-outline').getBoundingClientRect();
+    const [cx, cy] = [plan.x + plan.width / 2, plan.y + plan.height / 2];
+    return [...document.querySelectorAll('#live-figure .marker circle')].filter((c) => {
+      const r = c.getBoundingClientRect();
+      return Math.abs(r.x + r.width / 2 - cx) < 3 && Math.abs(r.y + r.height / 2 - cy) < 3;
+    }).length >= want;
+  }, before + 5, { timeout: 1000, polling: 'raf' });
   const elapsed = Date.now() - posted;
   assert.ok(elapsed < 1000, `${elapsed} ms`);
-  assert.deepEqual(positionReads, [], 'the page did not ask for positions: the stream brought the ping');
+  assert.deepEqual(positionReads, [], 'the page did not ask for positions: the stream brought the map');
 
-  // The marker now stands inside the plan, near its centre, drawn as a recent ping.
-  const dot = await marker.locator('circle').boundingBox();
-  const plan = await page.locator('#live-figure .venue-outline').boundingBox();
-  const [cx, cy] = [dot.x + dot.width / 2, dot.y + dot.height / 2];
-  assert.ok(Math.abs(cx - (plan.x + plan.width / 2)) < 3 && Math.abs(cy - (plan.y + plan.height / 2)) < 3,
-    `marker at ${cx},${cy}, plan ${JSON.stringify(plan)}`);
-  assert.equal(await marker.locator('circle').getAttribute('class'), 'marker-dot fresh');
-  assert.match(await marker.locator('title').textContent(), /^Pam Trexler, /);
+  // Drawn as recent pings, anonymous.
+  const fresh = await page.locator('#live-figure .marker.anonymous circle.fresh').count();
+  assert.ok(fresh >= 5, `${fresh} fresh dots`);
+  assert.equal(await page.locator('#live-figure .marker[data-person]').count(), 0);
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -266,6 +266,23 @@ pub async fn serve_in_process(data_dir: PathBuf, auth: AuthMode) -> anyhow::Resu
     .await
 }
 
+/// Where a benchmark writes: `--data-dir` if given, else `name-PID` in the system's temporary
+/// directory (for the caller to remove afterwards); refused if it exists, so no earlier run's
+/// data is measured again.
+pub fn scratch_dir(data_dir: Option<&Path>, name: &str) -> anyhow::Result<PathBuf> {
+    let scratch = match data_dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::temp_dir().join(format!("{name}-{}", std::process::id())),
+    };
+    if scratch.exists() {
+        bail!(
+            "{} exists: give an empty or new --data-dir",
+            scratch.display()
+        );
+    }
+    Ok(scratch)
+}
+
 /// An admin's token for the server on `data_dir`, made by the product's own
 /// `udaconnect admin create-token` (it prints the token alone on its last line).
 pub fn admin_token(product: &Path, data_dir: &Path) -> anyhow::Result<String> {

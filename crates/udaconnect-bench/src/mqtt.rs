@@ -19,7 +19,7 @@ use clap::Args;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
-use crate::common::machine;
+use crate::common::{machine, scratch_dir};
 
 #[derive(Args, Debug)]
 pub struct BenchMqttArgs {
@@ -76,16 +76,7 @@ pub async fn run(args: BenchMqttArgs) -> anyhow::Result<()> {
     if args.devices == 0 || args.publishers == 0 {
         bail!("--devices and --publishers must be at least 1");
     }
-    let scratch = match &args.data_dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("udaconnect-bench-mqtt-{}", std::process::id())),
-    };
-    if scratch.exists() {
-        bail!(
-            "{} exists: give an empty or new --data-dir",
-            scratch.display()
-        );
-    }
+    let scratch = scratch_dir(args.data_dir.as_deref(), "udaconnect-bench-mqtt")?;
     std::fs::create_dir_all(&scratch)?;
     let result = run_in(&args, &scratch).await;
     if args.data_dir.is_none() {

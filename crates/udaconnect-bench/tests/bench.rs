@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use udaconnect_testkit::process::RoleProc;
+use udaconnect_testkit::http::{sample, STORED};
+use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_udaconnect-bench");
 
@@ -97,9 +98,7 @@ impl Demo {
     /// Pings stored, as the consumer counts them in `/metrics`.
     async fn stored(&self) -> u64 {
         let text = self.get("/metrics").await.text().await.unwrap();
-        let counter = "udaconnect_consumer_records_total{outcome=\"stored\"} ";
-        let line = text.lines().find_map(|l| l.strip_prefix(counter));
-        line.map_or(0, |n| n.parse().unwrap())
+        sample(&text, STORED).unwrap_or(0)
     }
 
     /// Waits until exactly `expected` pings are stored.
@@ -185,20 +184,12 @@ async fn bench_clients_send_the_token_they_are_handed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Demo::start_with(&data, &["--auth", "on"]).await;
-    let out = Command::new(product_binary())
-        .args([
-            "--log-level",
-            "warn",
-            "admin",
-            "create-token",
-            "--role",
-            "admin",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    let token = udaconnect_testkit::process::printed_token(&out);
+    let data_dir = data.to_str().unwrap();
+    let made = run_admin(
+        &product_binary(),
+        &["create-token", "--role", "admin", "--data-dir", data_dir],
+    );
+    let token = printed_token(&made);
     assert!(token.starts_with("uc_"), "{token}");
     let file = dir.path().join("urls.txt");
     let url = format!(
@@ -206,15 +197,10 @@ async fn bench_clients_send_the_token_they_are_handed() {
         server.base
     );
     fs::write(&file, &url).unwrap();
-    let ask = |token: Option<&str>| {
+    // The load client's JSON report of a run with `args`, handed `token` if any.
+    let load = |args: &[&str], token: Option<&str>| {
         let mut c = Command::new(BENCH);
-        c.args([
-            "bench-load",
-            "--url",
-            &url,
-            "--urls-file",
-            file.to_str().unwrap(),
-        ]);
+        c.arg("bench-load").args(args);
         if let Some(t) = token {
             c.env("UDACONNECT_BENCH_LOAD_TOKEN", t);
         }
@@ -222,33 +208,30 @@ async fn bench_clients_send_the_token_they_are_handed() {
         assert!(out.status.success(), "{out:?}");
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
-    let refused = ask(None);
+    let ask = ["--url", &url, "--urls-file", file.to_str().unwrap()];
+    let refused = load(&ask, None);
     assert!(
         refused["error"].as_str().unwrap().contains("401"),
         "{refused}"
     );
-    let answered = ask(Some(&token));
+    let answered = load(&ask, Some(&token));
     assert_eq!(answered["ms"].as_array().unwrap().len(), 1, "{answered}");
 
-    let post = |token: Option<&str>| {
-        let mut c = Command::new(BENCH);
-        c.args([
-            "bench-load",
-            "--url",
-            &format!("{}/api/locations", server.base),
-        ]);
-        c.args(["--persons", "1", "--connections", "2", "--seconds", "1"]);
-        if let Some(t) = token {
-            c.env("UDACONNECT_BENCH_LOAD_TOKEN", t);
-        }
-        let out = c.output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
-    let refused = post(None);
+    let locations = format!("{}/api/locations", server.base);
+    let post = [
+        "--url",
+        &locations,
+        "--persons",
+        "1",
+        "--connections",
+        "2",
+        "--seconds",
+        "1",
+    ];
+    let refused = load(&post, None);
     assert_eq!(refused["requests"], 0, "{refused}");
     assert!(refused["errors"].as_u64().unwrap() > 0, "{refused}");
-    let accepted = post(Some(&token));
+    let accepted = load(&post, Some(&token));
     assert_eq!(accepted["errors"], 0, "{accepted}");
     assert!(accepted["requests"].as_u64().unwrap() > 10, "{accepted}");
     // The token is on no line the clients or the server printed.

@@ -27,11 +27,13 @@
 //! - [`ports`]: the traits that storage and log adapters implement.
 //! - [`auth`]: accounts, roles, tokens, and [`auth::authorize`], the one decision on who may do
 //!   what.
+//! - [`audit`]: the reads of one person's data by others, which that person sees.
 //! - [`consent`]: mutual reveal, hidden contacts, and the handles of contacts not named.
 //! - [`cancel`]: the flag a caller raises to stop a long query, and the loops' look at it.
 //! - [`clock`]: the wall clock as a port, and the one adapter that reads the machine's.
 //! - [`error`]: the one error type, each variant mapped to a stable code.
 
+pub mod audit;
 pub mod auth;
 pub mod cancel;
 pub mod clock;

@@ -5,11 +5,19 @@
 //! and no header value (address, subject) holds a CR or LF, so a caller's text can never add a
 //! header or a recipient. The record read back from the log is checked again: the log is an
 //! input like any other.
+//!
+//! A mail to a person's address is sealed on the topic with that person's key (see
+//! [`crate::envelope`]), keyed by the person's id: erasing the person destroys the key, so the
+//! request (address, text) becomes unreadable in every copy of the topic and of
+//! `notification.dlq`, and the erasure record, keyed alike, reaches the mailer on the same
+//! partition after every mail sealed before it. A mail with no person (an account without
+//! one) stays in the clear, keyed by its idempotency key.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Email;
+use crate::model::PersonId;
 use crate::record::LogRecord;
 use crate::{Error, Result};
 
@@ -58,6 +66,8 @@ pub struct MailRequest {
     text: String,
     html: Option<String>,
     kind: MailKind,
+    /// The person whose address this is: their key seals the request on the log.
+    person: Option<PersonId>,
 }
 
 /// The request as it is written on the log.
@@ -130,6 +140,7 @@ impl MailRequest {
                 text: text.to_string(),
                 html: html.map(str::to_string),
                 kind,
+                person: None,
             }),
             _ => Err(Error::Invalid(violations)),
         }
@@ -153,9 +164,22 @@ impl MailRequest {
     pub fn kind(&self) -> MailKind {
         self.kind
     }
+    /// The person whose address the mail goes to, when it is a person's.
+    pub fn person(&self) -> Option<PersonId> {
+        self.person
+    }
 
-    /// The record on `notification`: the JSON request, keyed by its idempotency key (so one
-    /// key stays on one partition, in order), written at `timestamp_ms`.
+    /// The same mail, to the address of `person` (`None`: of no person): sealed with their
+    /// key on the log, and gone with them when they are erased.
+    pub fn for_person(mut self, person: Option<PersonId>) -> MailRequest {
+        self.person = person;
+        self
+    }
+
+    /// The record on `notification`, in the clear: the JSON request, keyed by its person's id
+    /// when it has one (the record to seal with their key: one person's mails and erasure stay
+    /// on one partition, in order), otherwise by its idempotency key; written at
+    /// `timestamp_ms`.
     pub fn encode(&self, timestamp_ms: i64) -> LogRecord {
         let wire = Wire {
             key: self.key.clone(),
@@ -165,23 +189,41 @@ impl MailRequest {
             html: self.html.clone(),
             kind: self.kind,
         };
+        let key = match self.person {
+            Some(person) => person.to_string().into_bytes(),
+            None => self.key.as_bytes().to_vec(),
+        };
         LogRecord {
-            key: Some(self.key.as_bytes().to_vec()),
+            key: Some(key),
             value: serde_json::to_vec(&wire).unwrap_or_default(),
             headers: Vec::new(),
             timestamp_ms,
         }
     }
 
-    /// A request read back from the log, checked as when it was made; the reason when it
-    /// cannot be sent.
+    /// A request read back from the log in the clear, checked as when it was made; the reason
+    /// when it cannot be sent.
     pub fn decode(record: &LogRecord) -> std::result::Result<MailRequest, String> {
+        MailRequest::decode_of(record, None)
+    }
+
+    /// A request read back from the log: `person`'s when it was sealed with their key
+    /// (`record` then opened), in the clear otherwise. The record's key must be what
+    /// [`MailRequest::encode`] wrote.
+    pub fn decode_of(
+        record: &LogRecord,
+        person: Option<PersonId>,
+    ) -> std::result::Result<MailRequest, String> {
         let wire: Wire = serde_json::from_slice(&record.value)
             .map_err(|e| format!("not a mail request: {e}"))?;
+        let expected = match person {
+            Some(person) => person.to_string(),
+            None => wire.key.clone(),
+        };
         if record
             .key
             .as_deref()
-            .is_some_and(|k| k != wire.key.as_bytes())
+            .is_some_and(|k| k != expected.as_bytes())
         {
             return Err("record key differs from the request's key".into());
         }
@@ -193,6 +235,7 @@ impl MailRequest {
             wire.html.as_deref(),
             wire.kind,
         )
+        .map(|m| m.for_person(person))
         .map_err(|e| e.to_string())
     }
 }
@@ -225,6 +268,12 @@ pub trait MailSender: Send + Sync + 'static {
     async fn send(&self, mail: &MailRequest) -> SendOutcome;
     /// Succeeds when a send could get through now.
     async fn ping(&self) -> Result<()>;
+    /// Deletes what this sender kept of the mails it sent to `person` (erased); the number of
+    /// mails deleted. Mail handed to an SMTP server is out of reach: nothing to do.
+    async fn forget(&self, person: PersonId) -> Result<u64> {
+        let _ = person;
+        Ok(0)
+    }
 }
 
 /// The keys of the mails sent, so a mail redelivered after a restart is not sent again.
@@ -298,6 +347,20 @@ mod tests {
         assert_eq!(back, m);
         assert_eq!(back.to().as_str(), "Ada@Example.org");
         assert_eq!(back.kind().as_str(), "sign_in");
+    }
+
+    #[test]
+    fn a_persons_mail_is_keyed_by_their_id() {
+        let m = request("sign-in:1", "a@example.org", "Hi")
+            .unwrap()
+            .for_person(Some(42));
+        let r = m.encode(0);
+        assert_eq!(r.key.as_deref(), Some(&b"42"[..]));
+        let back = MailRequest::decode_of(&r, Some(42)).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.person(), Some(42));
+        assert!(MailRequest::decode_of(&r, Some(43)).is_err(), "another's");
+        assert!(MailRequest::decode(&r).is_err(), "read as in the clear");
     }
 
     #[test]

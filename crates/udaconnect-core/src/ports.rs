@@ -10,11 +10,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::audit::AuditEntry;
 use crate::auth::{
     Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
     Revoked, Role, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenSecret,
 };
-use crate::consent::ContactChoices;
+use crate::consent::{Choice, ContactChoices};
 use crate::envelope::PersonKey;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
@@ -114,6 +115,15 @@ pub trait LocationStore: Send + Sync + 'static {
     /// calls it again until it returns less than `limit`, so no one statement holds the
     /// store's writes up for long.
     async fn delete_before(&self, cut: Micros, limit: usize) -> Result<u64>;
+    /// `person`'s locations in time order (then by id), those after `after` (a location's
+    /// time and id) only, at most `limit`: one page of a person's whole trail, for their
+    /// export, so no caller holds all of it at once.
+    async fn person_page(
+        &self,
+        person: PersonId,
+        after: Option<(Micros, LocationId)>,
+        limit: usize,
+    ) -> Result<Vec<Location>>;
     async fn count(&self) -> Result<u64>;
     async fn ping(&self) -> Result<()>;
 }
@@ -299,6 +309,19 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Those of `persons` whose account lets the people they met see them, in no order.
     async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>>;
+    /// Whether the account's person is shown by name on the organizers' live map; `false`
+    /// (an anonymous dot) until the account says otherwise.
+    async fn on_live_map(&self, account: AccountId) -> Result<bool>;
+    /// Records the account's choice; `false` when there is no such account.
+    async fn set_on_live_map(
+        &self,
+        account: AccountId,
+        shown: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Every person whose account chose to be shown by name on the live map, in no order
+    /// (one per such account: few beside the attendees of a venue).
+    async fn persons_on_live_map(&self) -> Result<Vec<PersonId>>;
 
     /// Records that `person` asks `other` to exchange e-mail addresses; `false` when it was
     /// asked before (the first time is kept).
@@ -310,15 +333,10 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Withdraws that request; `false` when there was none.
     async fn withdraw_reveal(&self, person: PersonId, other: PersonId) -> Result<bool>;
-    /// Records that `person` hid `other` from their contacts (`dispute`: the meeting is
-    /// disputed); hiding again updates `dispute` and keeps the first time.
-    async fn hide_contact(
-        &self,
-        person: PersonId,
-        other: PersonId,
-        dispute: bool,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
+    /// Records that `person` hid `hidden.other` from their contacts at `hidden.at` (with
+    /// `hidden.dispute`: the meeting is disputed); hiding again updates `dispute` and keeps
+    /// the first time.
+    async fn hide_contact(&self, person: PersonId, hidden: Choice) -> Result<()>;
     /// Shows `other` again; `false` when they were not hidden.
     async fn unhide_contact(&self, person: PersonId, other: PersonId) -> Result<bool>;
     /// Every reveal request and hidden contact `person` is on either side of.
@@ -326,6 +344,13 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Removes every reveal request and hidden contact `person` is on either side of (their
     /// erasure): how many rows went.
     async fn forget_contact_choices(&self, person: PersonId) -> Result<u64>;
+
+    /// Records reads of persons' data by others (see [`crate::audit`]).
+    async fn record_reads(&self, reads: &[AuditEntry]) -> Result<()>;
+    /// The reads of `person`'s data, newest first, at most `limit`.
+    async fn reads_of(&self, person: PersonId, limit: usize) -> Result<Vec<AuditEntry>>;
+    /// Removes every read of `person`'s data (their erasure): how many rows went.
+    async fn forget_reads(&self, person: PersonId) -> Result<u64>;
 
     async fn ping(&self) -> Result<()>;
 }
@@ -379,10 +404,20 @@ pub trait KeyStore: Send + Sync + 'static {
     /// [`KeyStore::get_or_create`] for each of `persons`, in one transaction or round trip for
     /// all: a batch of pings from a thousand persons new to the log makes their keys at once,
     /// not with a commit each. Each person once in the answer, in no particular order.
-    async fn get_or_create_many(
-        &self,
-        persons: &[PersonId],
-    ) -> Result<Vec<(PersonId, Option<PersonKey>)>>;
+    async fn get_or_create_many(&self, persons: &[PersonId]) -> Result<FoundKeys> {
+        let (mut keys, fresh) = KeyState::split_found(self.get_many(persons).await?)?;
+        if fresh.is_empty() {
+            return Ok(keys);
+        }
+        for (person_id, state) in self.insert_missing(fresh).await? {
+            keys.push((person_id, state.made(person_id)?));
+        }
+        Ok(keys)
+    }
+    /// Stores `fresh` keys of persons who had none, in one transaction or round trip for all,
+    /// and reads each person's key back: a key another caller made first is kept and is the
+    /// one read.
+    async fn insert_missing(&self, fresh: Vec<PersonKey>) -> Result<Vec<(PersonId, KeyState)>>;
     /// The person's key as it stands, making none.
     async fn get(&self, person_id: PersonId) -> Result<KeyState>;
     /// [`KeyStore::get`] for each of `persons`, in one read for all. Each person once in the
@@ -421,6 +456,17 @@ impl KeyState {
             }
         }
         Ok((keys, fresh))
+    }
+
+    /// A key just made, as read back: live, or `None` when it was destroyed in between.
+    pub fn made(self, person_id: PersonId) -> Result<Option<PersonKey>> {
+        match self {
+            KeyState::Live(key) => Ok(Some(key)),
+            KeyState::Destroyed => Ok(None),
+            KeyState::Absent => Err(crate::Error::Internal(format!(
+                "key of person {person_id} missing after it was made"
+            ))),
+        }
     }
 }
 

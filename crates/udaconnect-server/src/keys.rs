@@ -140,6 +140,22 @@ impl Keyring {
         })
     }
 
+    /// `record` (keyed by `person`'s id, in the clear) sealed with their key for `topic`, a
+    /// key made for them if they have none; `None` when their key is destroyed: they were
+    /// erased, and nothing of theirs may be written again.
+    pub async fn seal_record(
+        &self,
+        topic: &str,
+        person: PersonId,
+        record: LogRecord,
+    ) -> Result<Option<LogRecord>> {
+        let keys = self.for_sealing(topic, &[person]).await?;
+        match keys.0.get(&person) {
+            Some(Some(key)) => envelope::seal_with(record, key).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The person's key as the store has it now.
     pub async fn state(&self, person: PersonId) -> Result<KeyState> {
         let state = self.store.get(person).await?;
@@ -240,6 +256,17 @@ impl SealingKeys {
     }
 }
 
+/// A record of any topic as [`ReadingKeys::open`] finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opened {
+    /// Written in the clear.
+    Clear(LogRecord),
+    /// Sealed with the person's key, here opened (without its key version header).
+    Sealed(PersonId, LogRecord),
+    /// Sealed with the person's key, since destroyed: they were erased.
+    Shredded(PersonId),
+}
+
 /// A person's key as [`ReadingKeys`] hold it: a live one made ready for their topic.
 enum HeldKey {
     Absent,
@@ -257,6 +284,24 @@ pub struct ReadingKeys {
 }
 
 impl ReadingKeys {
+    /// `record` of the keys' topic, opened when sealed; `Err` is a dead-letter reason (a bad
+    /// envelope, a key that never existed). For records other than pings (mail requests).
+    pub fn open(&self, record: &LogRecord) -> Result<Opened, String> {
+        let (person, version) = match envelope::sealing(record)? {
+            Sealing::Plain => return Ok(Opened::Clear(record.clone())),
+            Sealing::Sealed { person_id, version } => (person_id, version),
+        };
+        match self.keys.get(&person) {
+            Some(HeldKey::Live(key)) => {
+                envelope::open_with(record, key).map(|r| Opened::Sealed(person, r))
+            }
+            Some(HeldKey::Destroyed) => Ok(Opened::Shredded(person)),
+            None | Some(HeldKey::Absent) => Err(format!(
+                "envelope: person {person} has no key version {version}"
+            )),
+        }
+    }
+
     /// What the record at `pos` of `topic` is: a ping, a shredded record, an erasure; `Err`
     /// is a dead-letter reason.
     pub fn read(&self, record: &LogRecord, pos: Position, topic: &str) -> Result<Read, String> {

@@ -15,7 +15,7 @@
 //! - [`feed`]: stored batches handed from the write side to the read side in one process.
 //! - [`keys`]: persons' keys, sealing what ingest writes and opening what readers read.
 //! - [`query`]: contact engines (in-memory index, PostGIS, scan), answers written as JSON,
-//!   connection-api's handlers, the venue live.
+//!   connection-api's handlers, the venue live (what organizers may see of it in `crowd`).
 //! - [`persons`]: the person directory (in-process or over HTTP, one cache) and person-api's
 //!   handlers.
 //! - [`access`]: who is asking (the authentication layer, tokens and session cookies) and the

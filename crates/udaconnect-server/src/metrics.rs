@@ -41,6 +41,8 @@ pub struct Metrics {
     pub mail_failed: Family<Labels, Counter>,
     pub mail_dlq: Counter,
     pub mail_duplicates: Counter,
+    pub mail_shredded: Counter,
+    pub mail_forgotten: Counter,
     pub mqtt_messages: Family<Labels, Counter>,
     pub tracker_limited: Counter,
     pub retention_removed: Family<Labels, Counter>,
@@ -165,6 +167,17 @@ impl Metrics {
             mail_duplicates: add.metric(
                 "mail_duplicates_skipped",
                 "Mail requests read again whose key was already sent: not sent twice",
+                Counter::default(),
+            ),
+            mail_shredded: add.metric(
+                "mail_shredded",
+                "Mail requests sealed with a key since destroyed (their person was erased): \
+                 skipped, not sent",
+                Counter::default(),
+            ),
+            mail_forgotten: add.metric(
+                "mail_forgotten",
+                "Mails written as files to persons since erased, deleted at their erasure",
                 Counter::default(),
             ),
             mqtt_messages: add.metric(

@@ -8,12 +8,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
+use udaconnect_core::audit::AuditEntry;
 use udaconnect_core::auth::{
     Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
     Revoked, Role, Scopes, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenKind,
     TokenSecret,
 };
-use udaconnect_core::consent::ContactChoices;
+use udaconnect_core::consent::{Choice, ContactChoices};
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::AccountStore;
 use udaconnect_core::time::truncate_to_micros;
@@ -69,6 +70,9 @@ pub trait AccountDb: Send + Sync + 'static {
         sql: &'static str,
         args: Vec<Arg>,
     ) -> Result<Vec<crate::choices::ChoiceRow>>;
+    /// Rows of `crate::audit`'s read: a person, the reader's account, role and action, a time.
+    async fn audit(&self, sql: &'static str, args: Vec<Arg>)
+        -> Result<Vec<crate::audit::AuditRow>>;
     /// The row of [`VERIFY_TOKEN`].
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>>;
     /// The row of [`VERIFY_SESSION`], the account in its own role.
@@ -115,6 +119,11 @@ const INSERT_ACCOUNT: &str = "INSERT INTO account
      RETURNING id";
 /// Its tokens, sessions and devices go with it (`ON DELETE CASCADE`).
 const DELETE_ACCOUNT: &str = "DELETE FROM account WHERE id = $1";
+/// The sign-in links mailed to the account's addresses: keyed by address, not by account,
+/// they would keep it after the account is gone.
+const DELETE_ACCOUNT_LINKS: &str = "DELETE FROM sign_in_link WHERE EXISTS (
+       SELECT 1 FROM account a WHERE a.id = $1
+         AND lower(sign_in_link.email) IN (lower(a.email), lower(a.secondary_email)))";
 const COUNT_ADMINS: &str = "SELECT count(*) FROM account WHERE role = 'admin'";
 const INSERT_TOKEN: &str = "INSERT INTO account_token
        (account_id, hash, name, role, scopes, person_id, created_at, expires_at)
@@ -305,6 +314,9 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
     }
 
     async fn delete_account(&self, id: AccountId) -> Result<bool> {
+        self.0
+            .execute(DELETE_ACCOUNT_LINKS, vec![Arg::Int(id)])
+            .await?;
         let deleted = self.0.execute(DELETE_ACCOUNT, vec![Arg::Int(id)]).await? > 0;
         self.0.forget_deleted().await?;
         Ok(deleted)
@@ -459,6 +471,23 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         self.persons_visible(persons).await
     }
 
+    async fn on_live_map(&self, account: AccountId) -> Result<bool> {
+        self.account_on_live_map(account).await
+    }
+
+    async fn set_on_live_map(
+        &self,
+        account: AccountId,
+        shown: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.record_on_live_map(account, shown, now).await
+    }
+
+    async fn persons_on_live_map(&self) -> Result<Vec<PersonId>> {
+        self.persons_shown_on_live_map().await
+    }
+
     async fn ask_reveal(
         &self,
         person: PersonId,
@@ -472,14 +501,8 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         self.remove_reveal(person, other).await
     }
 
-    async fn hide_contact(
-        &self,
-        person: PersonId,
-        other: PersonId,
-        dispute: bool,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.record_hidden(person, other, dispute, now).await
+    async fn hide_contact(&self, person: PersonId, hidden: Choice) -> Result<()> {
+        self.record_hidden(person, hidden).await
     }
 
     async fn unhide_contact(&self, person: PersonId, other: PersonId) -> Result<bool> {
@@ -492,6 +515,18 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
 
     async fn forget_contact_choices(&self, person: PersonId) -> Result<u64> {
         self.forget_choices(person).await
+    }
+
+    async fn record_reads(&self, reads: &[AuditEntry]) -> Result<()> {
+        self.record_audit(reads).await
+    }
+
+    async fn reads_of(&self, person: PersonId, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.audit_of(person, limit).await
+    }
+
+    async fn forget_reads(&self, person: PersonId) -> Result<u64> {
+        self.forget_audit(person).await
     }
 
     async fn ping(&self) -> Result<()> {

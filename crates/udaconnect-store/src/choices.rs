@@ -50,18 +50,12 @@ impl<D: AccountDb> Accounts<D> {
         Ok(self.0.execute(WITHDRAW, args).await? > 0)
     }
 
-    pub(crate) async fn record_hidden(
-        &self,
-        person: PersonId,
-        other: PersonId,
-        dispute: bool,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    pub(crate) async fn record_hidden(&self, person: PersonId, hidden: Choice) -> Result<()> {
         let args = vec![
             Arg::Int(person),
-            Arg::Int(other),
-            Arg::Flag(dispute),
-            Arg::Time(truncate_to_micros(now)),
+            Arg::Int(hidden.other),
+            Arg::Flag(hidden.dispute),
+            Arg::Time(truncate_to_micros(hidden.at)),
         ];
         self.0.execute(HIDE, args).await?;
         Ok(())

@@ -13,12 +13,14 @@
 //!   when a token's use is recorded, unique clashes, what a new account is once stored).
 //! - `devices.rs`: tracker devices in the account stores, beside their device tokens.
 //! - `visibility.rs`: whether the people a person met may see their name.
+//! - `audit.rs`: the reads of one person's data by other accounts.
 //! - `choices.rs`: requests to exchange e-mail addresses and hidden contacts.
 //! - `sessions.rs`: browser sessions listed and ended by number, their last use.
 //! - `addresses.rs`: an account's addresses changed by a link mailed to the new one.
 
 mod accounts;
 mod addresses;
+mod audit;
 mod choices;
 mod devices;
 pub mod ids;

@@ -1,20 +1,60 @@
-//! A running server over HTTP: a request's JSON answer, waiting until it is ready or a ping is
-//! stored, a phone registered, and raw bytes for what a well-behaved client would never send.
+//! A running server over HTTP: a request's answer (sent, as JSON or as text), waiting until it is
+//! ready or a ping is stored, a phone registered, and raw bytes for what a well-behaved client
+//! would never send.
 
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
-use reqwest::{Client, RequestBuilder, StatusCode};
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::eventually;
 
+/// The answer to `request`, whatever its status.
+pub async fn sent(request: RequestBuilder) -> Response {
+    request.send().await.expect("the request is answered")
+}
+
 /// The JSON body of the answer to `request`, whatever its status.
 pub async fn json_answer(request: RequestBuilder) -> Value {
-    let answer = request.send().await.expect("the request is answered");
-    answer.json().await.expect("a JSON body")
+    json_answer_as(request).await
+}
+
+/// [`json_answer`] read as a `T` (a list, a typed record).
+pub async fn json_answer_as<T: DeserializeOwned>(request: RequestBuilder) -> T {
+    sent(request).await.json().await.expect("a JSON body")
+}
+
+/// The body of the answer to `request` as text, whatever its status.
+pub async fn text_answer(request: RequestBuilder) -> String {
+    sent(request).await.text().await.expect("a text body")
+}
+
+/// `base`'s `/metrics`, as Prometheus text.
+pub async fn metrics(client: &Client, base: &str) -> String {
+    text_answer(client.get(format!("{base}/metrics"))).await
+}
+
+/// The series of the pings the consumer stored, as `/metrics` names it.
+pub const STORED: &str = "udaconnect_consumer_records_total{outcome=\"stored\"}";
+
+/// The value of `series` (a metric's name and labels, as `/metrics` writes them) in the
+/// Prometheus text `metrics`; `None` where it is not there (a counter not counted yet). A value
+/// that is not a `T` fails the test.
+pub fn sample<T: FromStr>(metrics: &str, series: &str) -> Option<T> {
+    let value = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))?
+        .trim();
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{series} is {value}")),
+    )
 }
 
 /// Waits until `base`'s `/ready` answers 200; panics after `timeout`.

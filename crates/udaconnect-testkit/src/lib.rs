@@ -6,7 +6,8 @@
 //! - [`local`]: the machine the tests run on: the repository, free loopback ports, names no
 //!   other test uses (databases, topics, groups), the code's logs when asked for.
 //! - [`wait`]: [`eventually`], for what becomes true in its own time.
-//! - [`http`]: a running server, over HTTP: ready, a ping stored, a phone registered.
+//! - [`http`]: a running server, over HTTP: a request's answer as JSON or text, ready, a ping
+//!   stored, a phone registered.
 //! - [`listen`]: where a `udaconnect` process listens, from its `--listen-file`.
 //! - [`process`]: `udaconnect serve` or one role as a process of its own, and the distributed
 //!   stack (every role its own process on one broker and database); a command run to its end

@@ -13,6 +13,7 @@ use udaconnect_core::auth::{GatewayKey, TokenSecret};
 use udaconnect_core::ports::DynLog;
 use udaconnect_server::access::AuthMode;
 use udaconnect_server::consume::replay::{self as rebuild, ReplayMode};
+use udaconnect_server::http::edge::EdgeSettings;
 use udaconnect_server::ingest::trackers::mqtt;
 use udaconnect_server::mail::{MailSettings, SmtpUrl};
 use udaconnect_server::persons::{DynPersonDirectory, LocalPersons};
@@ -158,6 +159,8 @@ pub struct ServeArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub mqtt: MqttArgs,
+    #[command(flatten)]
+    pub live: crate::edge::LiveArgs,
 }
 
 /// OwnTracks in MQTT mode (tracker-mqtt).
@@ -462,6 +465,8 @@ pub struct ConnectionApiArgs {
     /// With `--engine memory`: the index drops pings older than this as the store does.
     #[command(flatten)]
     pub retention: RetentionArgs,
+    #[command(flatten)]
+    pub live: crate::edge::LiveArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -529,6 +534,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 EngineArg::Memory => EngineKind::Memory,
             };
             settings.retention = args.retention.settings();
+            settings.http.edge.live = args.live.settings()?;
             run_role(settings).await
         }
         Command::Mailer(args) => {
@@ -575,7 +581,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             listen_file: args.listen_file.listen_file,
             web_dir: args.web_dir,
             cors_origins: args.cors_origins,
-            edge: args.edge.settings(),
+            edge: EdgeSettings {
+                live: args.live.settings()?,
+                ..args.edge.settings()
+            },
             osmand_listen: osmand_listen(args.osmand.osmand_listen.as_deref(), args.listen)?,
             signin: args.signin.settings(),
             auth: args.access.auth,

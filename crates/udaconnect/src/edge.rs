@@ -1,15 +1,20 @@
 //! The flags of a server's edge (connections, request checks, ingest's rate and time rules,
-//! the bounds on queries), the same for `serve` and every role.
+//! the bounds on queries), the same for `serve` and every role; and what organizers may see
+//! of the venue live (`serve`, connection-api).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
+use udaconnect_core::venue::Venue;
 use udaconnect_server::http::edge::{
     EdgeSettings, DEFAULT_DEVICE_BURST, DEFAULT_DEVICE_RATE, DEFAULT_INGEST_RATE,
 };
 use udaconnect_server::query::limits::{
     default_query_concurrency, QueryLimits, DEFAULT_MAX_CONNECTION_ROWS, DEFAULT_QUERY_QUEUE,
 };
+use udaconnect_server::query::live::{LiveSettings, DEFAULT_K_ANONYMITY};
 
 #[derive(Args, Debug, Clone)]
 pub struct EdgeArgs {
@@ -92,6 +97,40 @@ pub struct EdgeArgs {
     pub device_burst: u32,
 }
 
+/// What organizers may see of the venue live (serve, connection-api).
+#[derive(Args, Debug)]
+pub struct LiveArgs {
+    /// Heat cells and room or booth counts are shown only when at least this many distinct
+    /// people were there in the window, and an anonymous dot only among at least this many
+    /// in its place; smaller counts are left out. 2 at least.
+    #[arg(long, env = "UDACONNECT_K_ANONYMITY", default_value_t = DEFAULT_K_ANONYMITY,
+        value_parser = clap::value_parser!(u32).range(2..))]
+    pub k_anonymity: u32,
+    /// The venue's plan, a JSON file shaped as `GET /api/venue` answers (name, origin,
+    /// width_m, depth_m, areas): the live view counts people per room and booth on it.
+    #[arg(long, env = "UDACONNECT_VENUE")]
+    pub venue: Option<PathBuf>,
+}
+
+impl LiveArgs {
+    pub fn settings(&self) -> anyhow::Result<LiveSettings> {
+        let venue = match &self.venue {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("failed to read --venue {}", path.display()))?;
+                let venue: Venue = serde_json::from_str(&text)
+                    .with_context(|| format!("--venue {}: not a venue plan", path.display()))?;
+                Some(venue)
+            }
+        };
+        Ok(LiveSettings {
+            k_anonymity: self.k_anonymity,
+            venue,
+        })
+    }
+}
+
 impl EdgeArgs {
     pub fn settings(&self) -> EdgeSettings {
         EdgeSettings {
@@ -115,6 +154,8 @@ impl EdgeArgs {
                     .unwrap_or(usize::MAX),
                 max_accuracy_m: self.max_accuracy,
             },
+            // serve's and connection-api's own flags (`LiveArgs`) set it.
+            live: Default::default(),
             osmand_speed_unit: self.osmand_speed_unit,
             device_rate: self.device_rate_limit,
             device_burst: self.device_burst,

@@ -99,8 +99,12 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             let accounts = open_account_stores(&StoreUrl::Embedded(stack.data_dir.clone()))
                 .await?
                 .accounts;
+            let mail_log = udaconnect_server::mail::MailLog {
+                log: stack.log.clone(),
+                keys: stack.keys.clone(),
+            };
             let (welcomed, refused) =
-                welcome_imported(&report.emails, &accounts, &stack.log, &args.public_url)
+                welcome_imported(&report.emails, &accounts, &mail_log, &args.public_url)
                     .await
                     .context("failed to create the imported persons' accounts")?;
             eprintln!(

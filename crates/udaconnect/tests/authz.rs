@@ -17,7 +17,7 @@ use udaconnect_core::auth::{authorize, Denied, Principal, Role, TokenSecret};
 use udaconnect_server::http::openapi::action_of;
 use udaconnect_server::ingest::grpc::proto;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
-use udaconnect_testkit::http::json_answer;
+use udaconnect_testkit::http::{json_answer, sent, text_answer};
 use udaconnect_testkit::process::{printed_token, run_admin, RoleProc};
 
 #[path = "authz/calls.rs"]
@@ -472,14 +472,7 @@ async fn tokens_made_and_revoked_by_their_holder(served: &Served) {
         .await
         .unwrap();
     assert_eq!(posted.status(), StatusCode::ACCEPTED);
-    let listed = served
-        .request(a, Method::GET, "/api/me/tokens")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = text_answer(served.request(a, Method::GET, "/api/me/tokens")).await;
     assert!(
         listed.contains("\"phone\"") && !listed.contains(&secret[3..]),
         "{listed}"
@@ -681,12 +674,7 @@ async fn auth_is_on_by_default_and_metrics_need_staff() {
     }
     let served = Served::serve().await;
     let base = served.base.clone();
-    let anonymous = served
-        .client
-        .get(format!("{base}/api/persons"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = sent(served.client.get(format!("{base}/api/persons"))).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     for (who, status) in [
         ("anonymous", StatusCode::UNAUTHORIZED),

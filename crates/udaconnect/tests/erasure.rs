@@ -1,8 +1,9 @@
 //! Erasing a person in `serve`, end to end: after a realistic ingest (two attendees who met,
-//! one with an account and an address), `DELETE /api/me` erases one of them; then no file of
-//! the data directory holds anything readable of them (name, company, address, coordinates,
-//! a payload naming their id), queries no longer show them, and neither a replay of the log
-//! nor a restart brings them back. The admin route `DELETE /api/persons/{id}` answers its
+//! one with an account and an address, mailed a sign-in link and a request to exchange
+//! addresses), `DELETE /api/me` erases one of them; then no file of the data directory (the
+//! stores, the log's topics with `notification`, the mail files) holds anything readable of
+//! them (name, company, address, coordinates, a payload naming their id), queries no longer
+//! show them, and neither a replay of the log nor a restart brings them back. The admin route `DELETE /api/persons/{id}` answers its
 //! refusals and erases idempotently. Each a real `udaconnect serve` process.
 
 use std::path::{Path, PathBuf};
@@ -174,6 +175,17 @@ impl Traces {
     }
 }
 
+/// The mail files under `dir` to `address`.
+fn mails_to(dir: &Path, address: &str) -> Vec<PathBuf> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    all_files(dir)
+        .into_iter()
+        .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains(&format!("To: {address}"))))
+        .collect()
+}
+
 fn all_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -257,6 +269,39 @@ async fn an_erased_person_is_unreadable_in_every_file_and_stays_erased_after_rep
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "no such person to erase");
 
+    // Mail to the erased person: a sign-in link they ask for, and the request of the one who
+    // stays to exchange addresses (by the handle of their only contact, not named to them).
+    let r = server
+        .client
+        .post(server.url("/api/auth/login"))
+        .json(&json!({ "email": email }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let r = server
+        .call(&stays_token, reqwest::Method::GET, "/api/me/contacts")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let contacts: Value = r.json().await.unwrap();
+    let handle = contacts[0]["handle"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a handle: {contacts}"))
+        .to_string();
+    let r = server
+        .call(
+            &stays_token,
+            reqwest::Method::POST,
+            &format!("/api/me/contacts/{handle}/reveal"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
+    let mail_dir = data.join("mail");
+    eventually("the two mails to them written", PATIENCE, || async {
+        (mails_to(&mail_dir, &email).len() == 2).then_some(())
+    })
+    .await;
+
     // The attendee deletes their account, which erases them.
     let r = server
         .call(&token, delete.clone(), "/api/me?confirm=true")
@@ -276,6 +321,11 @@ async fn an_erased_person_is_unreadable_in_every_file_and_stays_erased_after_rep
         PATIENCE,
         || async { (!server.met_by(stays).await.contains(&erased)).then_some(()) },
     )
+    .await;
+    // The mailer learns of it from the log, and deletes the files of their mails.
+    eventually("their mail files deleted", PATIENCE, || async {
+        mails_to(&mail_dir, &email).is_empty().then_some(())
+    })
     .await;
     let r = server.call(&server.admin, delete.clone(), &path).await;
     assert_eq!(

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use udaconnect_testkit::http::create_person;
+use udaconnect_testkit::http::{create_person, metrics, sample, STORED};
 use udaconnect_testkit::process::RoleProc;
 use udaconnect_testkit::procfs::{cpu_time, rss_bytes};
 
@@ -113,11 +113,7 @@ async fn load_venue(server: &RoleProc) -> (i64, i64) {
 async fn wait_stored(client: &reqwest::Client, base: &str, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let metrics = metrics_text(client, base).await;
-        let stored: u64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("udaconnect_consumer_records_total{outcome=\"stored\"} "))
-            .map_or(0, |v| v.parse().unwrap());
+        let stored: u64 = sample(&metrics(client, base).await, STORED).unwrap_or(0);
         if stored >= n {
             return;
         }
@@ -296,7 +292,7 @@ async fn heavy_queries_stop_when_abandoned_and_are_bounded() {
         );
         assert!(took >= deadline && took < deadline * 3, "{took:?}");
     }
-    let metrics = metrics_text(&client, &base).await;
+    let metrics = metrics(&client, &base).await;
     for reason in ["query_busy", "query_deadline"] {
         let line = format!("udaconnect_requests_refused_total{{reason=\"{reason}\"}} ");
         assert!(metrics.contains(&line), "{reason} counted");
@@ -410,10 +406,4 @@ async fn bad_input_is_answered_briefly() {
     let body = problem(r, 414).await;
     assert_eq!(body["type"], "urn:udaconnect:problem:uri-too-long");
     assert!(body.to_string().len() < 2048);
-}
-
-/// The server's `/metrics` text.
-async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
-    let r = client.get(format!("{base}/metrics")).send().await.unwrap();
-    r.text().await.unwrap()
 }

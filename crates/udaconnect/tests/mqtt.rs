@@ -62,6 +62,12 @@ impl Served {
         let server =
             RoleProc::serve_ready(Path::new(BIN), data.path(), &args, Duration::from_secs(60))
                 .await;
+        // `/ready` of `serve` does not wait for the broker, which drops what is published
+        // before the subscription is in place.
+        wait_logged(&server, |l| {
+            l["message"] == "subscribed to the OwnTracks topics"
+        })
+        .await;
         let base = server.base();
         let client = reqwest::Client::new();
         let admin = token(data.path(), &["--role", "admin"]);
@@ -140,6 +146,15 @@ impl Served {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// Waits until `server` logged a line that `is` holds for, failing after 60 s.
+async fn wait_logged(server: &RoleProc, is: impl Fn(&Value) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !server.log_lines().iter().any(&is) {
+        assert!(std::time::Instant::now() < deadline, "never logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -359,5 +374,29 @@ async fn a_flooding_phone_is_held_to_its_rate_and_others_are_not() {
     assert_eq!(metric(&s, name).await, limited + dropped);
     let flooded = s.stored_times().await;
     assert_eq!(flooded.len() as u64, taken.len() as u64 + stored - 1);
+    s.server.kill_9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_is_taken_at_once_though_its_id_came_on_a_topic_before_it_was_registered() {
+    let mut s = Served::start().await;
+
+    // The next device's id on a topic before that device exists, as another deployment's
+    // phone on a shared broker, or a guess: refused.
+    let next = s.phone["id"].as_i64().unwrap() + 1;
+    let early = format!("owntracks/p999999/early-{next}");
+    let first = 1_700_042_400;
+    mqtt::publish(&early, &[location(first)]).await;
+    wait_logged(&s.server, |l| {
+        l["topic"] == early.as_str() && l["message"] == "MQTT message refused and acknowledged"
+    })
+    .await;
+
+    // Registered then, and publishing at once: taken, as any phone.
+    let (attendee, phone) = s.another_phone().await;
+    assert_eq!(phone["id"].as_i64(), Some(next));
+    let topic = phone["mqtt_topic"].as_str().unwrap();
+    mqtt::publish(topic, &[location(first)]).await;
+    s.wait_stored_of(&attendee, &[first]).await;
     s.server.kill_9();
 }

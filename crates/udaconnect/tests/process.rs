@@ -109,10 +109,7 @@ impl Server {
     /// The pings the consumer reports stored in its metrics.
     async fn stored(&self) -> u64 {
         let metrics = self.get("/metrics").await.text().await.unwrap();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("udaconnect_consumer_records_total{outcome=\"stored\"} "))
-            .map_or(0, |n| n.parse().unwrap())
+        http::sample(&metrics, http::STORED).unwrap_or(0)
     }
 
     /// Waits until the consumer has stored exactly `sent` pings, by its metrics.

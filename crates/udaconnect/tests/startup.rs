@@ -435,3 +435,36 @@ async fn a_full_disk_answers_503_fails_ready_and_recovers_losing_nothing() {
     all_stored(&server, &acked).await;
     server.kill_9();
 }
+
+/// What organizers see stands among at least two people: a smaller `--k-anonymity` (flag or
+/// environment) is refused at start, as is a venue plan that cannot be read; connection-api
+/// takes the same flags.
+#[test]
+fn k_below_two_and_unreadable_venues_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for k in ["1", "0"] {
+        let (status, err) = run_until_exit(&["serve", "--k-anonymity", k], &data);
+        assert!(!status.success(), "{k}");
+        assert!(err.contains("--k-anonymity"), "{k}: {err}");
+    }
+    let from_env = udaconnect_testkit::process::output_within(
+        Command::new(BIN)
+            .arg("connection-api")
+            .env("UDACONNECT_K_ANONYMITY", "1"),
+        None,
+        PATIENCE,
+    );
+    assert!(!from_env.status.success());
+    let err = String::from_utf8_lossy(&from_env.stderr);
+    assert!(err.contains("--k-anonymity"), "{err}");
+    let missing = dir.path().join("no-such-plan.json");
+    let (status, err) = run_until_exit(&["serve", "--venue", missing.to_str().unwrap()], &data);
+    assert!(!status.success());
+    assert!(err.contains("--venue"), "{err}");
+    let bad = dir.path().join("plan.json");
+    fs::write(&bad, r#"{"name": "hall"}"#).unwrap();
+    let (status, err) = run_until_exit(&["serve", "--venue", bad.to_str().unwrap()], &data);
+    assert!(!status.success());
+    assert!(err.contains("not a venue plan"), "{err}");
+}

@@ -353,18 +353,13 @@ pub async fn distributed(
 ) -> anyhow::Result<LoadResult> {
     let http = reqwest::Client::new();
     let settings = |role, config, upstreams| RoleSettings {
-        role,
-        http: HttpSettings::open("127.0.0.1:0".parse().expect("a socket address")),
-        grpc_listen: None,
-        store: db.url.parse::<StoreUrl>().expect("the database URL parses"),
-        log: LogUrl::kafka(broker.brokers(), config),
         upstreams,
-        engine: Default::default(),
-        mail: Default::default(),
-        mqtt: None,
-        retention: Default::default(),
-        service_token: None,
-        gateway_key: None,
+        ..RoleSettings::new(
+            role,
+            HttpSettings::open("127.0.0.1:0".parse().expect("a socket address")),
+            db.url.parse::<StoreUrl>().expect("the database URL parses"),
+            LogUrl::kafka(broker.brokers(), config),
+        )
     };
     let persons =
         Application::build_role(settings(Role::PersonApi, Vec::new(), Upstreams::default()))

@@ -27,8 +27,8 @@ use udaconnect_server::access::AuthMode;
 use udaconnect_sim::Conference;
 
 use crate::common::{
-    admin_token, create_persons, http_client, machine, post, serve_in_process, ConferenceArgs,
-    InFlight,
+    admin_token, create_persons, http_client, machine, post, scratch_dir, serve_in_process,
+    ConferenceArgs, InFlight,
 };
 use crate::load;
 
@@ -55,16 +55,7 @@ pub struct BenchArgs {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let conference = args.conference.plan();
-    let scratch = match &args.data_dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("udaconnect-bench-{}", std::process::id())),
-    };
-    if scratch.exists() {
-        bail!(
-            "{} exists: give an empty or new --data-dir",
-            scratch.display()
-        );
-    }
+    let scratch = scratch_dir(args.data_dir.as_deref(), "udaconnect-bench")?;
     let mut report = String::new();
     writeln!(
         report,

@@ -60,6 +60,8 @@ actions! {
     LivePositions,
     /// `GET /api/live/heat`.
     LiveHeat,
+    /// `GET /api/live/zones`: people per room and booth.
+    LiveZones,
     /// `GET /api/venue`: the plan, no person in it.
     GetVenue,
     /// gRPC `/LocationService/Create`, the original producers' call.
@@ -133,6 +135,8 @@ actions! {
     UnhideContact,
     /// `GET /api/me/contacts/{person_id}/evidence`: the caller's pings that made a contact.
     GetEvidence,
+    /// `GET /api/me/export`: everything held about the caller's account and person.
+    ExportMe,
     /// `POST /pub`: an OwnTracks message; the resource is the ping's person.
     PostOwnTracks,
     /// `/api/osmand` and the OsmAnd listener: a Traccar Client or OsmAnd report; the resource

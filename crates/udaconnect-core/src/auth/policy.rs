@@ -60,7 +60,8 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::LookupPersons
         | Action::LiveStream
         | Action::LivePositions
-        | Action::LiveHeat => (Rule::Staff, Some(Read)),
+        | Action::LiveHeat
+        | Action::LiveZones => (Rule::Staff, Some(Read)),
         Action::CreatePerson | Action::ImportPersons => (Rule::Staff, Some(Manage)),
         Action::ListAccounts => (Rule::Admin, Some(Read)),
         Action::ChangeRole | Action::ErasePerson => (Rule::Admin, Some(Manage)),
@@ -85,9 +86,11 @@ fn policy(action: Action) -> (Rule, Option<Scope>) {
         | Action::PostOwnTracks
         | Action::PostOsmAnd => (Rule::OwnPings, Some(Ingest)),
         // Consent is the account holder's own, whatever their role; never a device's.
-        Action::ListTokens | Action::ListSessions | Action::ListDevices | Action::GetVisibility => {
-            (Rule::OwnAccount, Some(Read))
-        }
+        Action::ListTokens
+        | Action::ListSessions
+        | Action::ListDevices
+        | Action::GetVisibility
+        | Action::ExportMe => (Rule::OwnAccount, Some(Read)),
         // A device is a credential for a person's pings: the person's own, or an admin's.
         Action::CreateDevice => (Rule::OwnPersonOrAdmin, Some(Manage)),
         Action::RevokeDevice

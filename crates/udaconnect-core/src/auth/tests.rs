@@ -83,6 +83,7 @@ const TABLE: &[(Action, Resource, &str)] = &[
     (Action::LiveStream, ANY, "SNNNYY"),
     (Action::LivePositions, ANY, "SNNNYY"),
     (Action::LiveHeat, ANY, "SNNNYY"),
+    (Action::LiveZones, ANY, "SNNNYY"),
     (Action::GetVenue, ANY, "SYYNYY"),
     (Action::GrpcLegacyCreate, A, "SYNYNY"),
     (Action::GrpcLegacyCreate, B, "SNYNNY"),
@@ -122,6 +123,9 @@ const TABLE: &[(Action, Resource, &str)] = &[
     (Action::GetVisibility, A_ACC, "SYNNNY"),
     (Action::SetVisibility, A_ACC, "SYNNNY"),
     (Action::SetVisibility, Resource::Account(ORGANIZER_ACCOUNT), "SNNNYY"),
+    // Everything held about an account is its holder's (and an admin's, as every account).
+    (Action::ExportMe, A_ACC, "SYNNNY"),
+    (Action::ExportMe, Resource::Account(ORGANIZER_ACCOUNT), "SNNNYY"),
     // A contact's reveal, hiding and evidence are the attendee's own, never a device's nor
     // an organizer's.
     (Action::ListReveals, A, "SYNNNY"),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminOptions, AlterConfig, ConfigSource, ResourceSpecifier};
+use rdkafka::producer::Producer as _;
 use udaconnect_core::Result;
 
 use super::{unavailable, KafkaLog};
@@ -98,5 +99,27 @@ impl KafkaLog {
             Some(Ok(resource)) => resource.get("retention.ms").and_then(|e| e.value.clone()),
             _ => None,
         })
+    }
+
+    /// Every topic the broker holds, its internal ones (`__consumer_offsets`) left out: for
+    /// an operator (or a test) that must look at all of them.
+    pub async fn topics(&self) -> Result<Vec<String>> {
+        let producer = self.producer();
+        let timeout = self.topics.timeout;
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|m| {
+                    m.topics()
+                        .iter()
+                        .map(|t| t.name().to_string())
+                        .filter(|name| !name.starts_with("__"))
+                        .collect()
+                })
+                .map_err(|e| unavailable(format!("no broker answered: {e}")))
+        })
+        .await
+        .map_err(|e| udaconnect_core::Error::Internal(format!("kafka topics: {e}")))?
     }
 }

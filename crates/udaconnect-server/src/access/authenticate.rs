@@ -17,11 +17,13 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::OnceCell;
+use udaconnect_core::audit::AuditEntry;
 use udaconnect_core::auth::{
     AccountId, Action, Asserted, Assertion, GatewayKey, Principal, TokenKind, TokenSecret,
     SESSION_COOKIE,
 };
 use udaconnect_core::clock::{Clock, DynClock, SystemClock};
+use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::{Error, Result};
 
@@ -159,6 +161,26 @@ impl Authenticator {
                     })
             })
             .await
+    }
+
+    /// Records that `caller` read `person`'s data by `action`, when that is audited (an
+    /// organizer's or an admin's read of someone else: [`AuditEntry::of_read`]). Written
+    /// before the answer leaves, one row: a read that cannot be recorded is not answered, and
+    /// nothing recorded waits in memory to be lost. Staff reads of one person are rare beside
+    /// ingest and cost a query each, so the row's write is small beside them.
+    pub async fn audit_read(
+        &self,
+        caller: &Caller,
+        action: Action,
+        person: PersonId,
+    ) -> Result<()> {
+        let Some(principal) = caller.principal() else {
+            return Ok(());
+        };
+        match AuditEntry::of_read(principal, action, person, self.clock.now()) {
+            Some(entry) => self.store().await?.record_reads(&[entry]).await,
+            None => Ok(()),
+        }
     }
 
     /// Who presents `secret` of `kind`: a known, live credential's principal; an unknown,

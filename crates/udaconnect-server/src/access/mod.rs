@@ -321,6 +321,7 @@ where
 
 async fn decide(action: Action, on: On, request: Request, next: Next) -> Response {
     let auth = request.extensions().get::<Arc<Authenticator>>().cloned();
+    let auth_for_audit = auth.clone().filter(|_| on == On::PathPerson);
     let (mut parts, body) = request.into_parts();
     let caller = match auth {
         // Public: whoever asks, nothing to look up.
@@ -355,16 +356,39 @@ async fn decide(action: Action, on: On, request: Request, next: Next) -> Respons
             })),
         On::PathPerson => path_person(&mut parts).await,
     };
+    let person = match resource {
+        Ok(Resource::Person(person)) => Some(person),
+        _ => None,
+    };
     let decided = match resource {
         // A path that names no person: whoever may not even ask about their own hears that
         // first, the rest what is wrong with the path.
         Err(e) => caller.may(action, caller.own()).and(Err(e)),
         Ok(resource) => caller.may(action, resource),
     };
-    marked(match decided {
-        Ok(()) => next.run(Request::from_parts(parts, body)).await,
-        Err(e) => ApiError(e).into_response(),
-    })
+    if let Err(e) = decided {
+        return marked(ApiError(e).into_response());
+    }
+    let response = next.run(Request::from_parts(parts, body)).await;
+    // A person's data read by someone else is recorded once the answer is there to give.
+    if let (Some(auth), Some(person)) = (auth_for_audit, person) {
+        if response.status().is_success() && audited(action) {
+            if let Err(e) = auth.audit_read(&caller, action, person).await {
+                tracing::warn!(error = %e, "a read of a person's data was not recorded");
+                return marked(ApiError(e).into_response());
+            }
+        }
+    }
+    marked(response)
+}
+
+/// The reads of one person's data (named by the path) that are written to the audit log
+/// when someone else makes them (see [`Authenticator::audit_read`]).
+fn audited(action: Action) -> bool {
+    matches!(
+        action,
+        Action::GetPerson | Action::GetConnection | Action::GetContacts | Action::GetSummary
+    )
 }
 
 fn marked(mut response: Response) -> Response {

@@ -1,5 +1,6 @@
 //! `/api/me/visibility`: whether the people the caller met may see the caller's name and
-//! company in their contacts. No by default; the caller's own choice, kept with the account.
+//! company in their contacts, and whether organizers see the caller by name on the live map.
+//! No to both by default; the caller's own choices, kept with the account.
 
 use std::sync::Arc;
 
@@ -23,12 +24,16 @@ pub fn routes(auth: Arc<Authenticator>) -> Router {
     .with_state(auth)
 }
 
-/// Whether the people the caller met see who the caller is.
+/// Whether the people the caller met, and organizers watching the venue live, see who the
+/// caller is.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Visibility {
     /// `true`: the people the caller met see the caller's name and company in their contacts;
     /// `false` (the default): they see "someone", with the time and place of the meeting only.
     pub visible: bool,
+    /// `true`: organizers see the caller's name and person id on the live map; `false` (the
+    /// default): an anonymous dot, shown only among at least k people (see docs/privacy.md).
+    pub on_live_map: bool,
 }
 
 /// Whether the people the caller met may see the caller's name and company.
@@ -42,24 +47,29 @@ pub async fn my_visibility(
     caller: Caller,
     MyPerson(_): MyPerson,
 ) -> ApiResult<Json<Visibility>> {
-    let visible = auth
-        .store()
-        .await?
-        .visible(caller.signed(NO_ME)?.account)
-        .await?;
-    Ok(Json(Visibility { visible }))
+    let account = caller.signed(NO_ME)?.account;
+    let store = auth.store().await?;
+    let visible = store.visible(account).await?;
+    let on_live_map = store.on_live_map(account).await?;
+    Ok(Json(Visibility {
+        visible,
+        on_live_map,
+    }))
 }
 
-/// Body of `PUT /api/me/visibility`.
+/// Body of `PUT /api/me/visibility`: either choice or both; one left out stays as it was.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct VisibilityBody {
     /// Whether the people the caller met may see the caller's name and company.
-    visible: bool,
+    visible: Option<bool>,
+    /// Whether organizers see the caller by name on the live map.
+    on_live_map: Option<bool>,
 }
 
 /// Let the people the caller met see the caller's name and company in their contacts, or
-/// stop them: from the next answer they are given on, meetings past and future alike.
+/// stop them: from the next answer they are given on, meetings past and future alike. And
+/// let organizers see the caller by name on the live map, or not (within seconds).
 #[utoipa::path(put, path = "/api/me/visibility", tag = "me",
     request_body = VisibilityBody,
     responses(
@@ -67,7 +77,7 @@ pub struct VisibilityBody {
         MalformedJson,
         MyPersonProblems,
         NotJson,
-        (status = 422, description = "`visible` is missing or not true or false", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Neither `visible` nor `on_live_map` is given, or one is not true or false", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_my_visibility(
     State(auth): State<Arc<Authenticator>>,
@@ -79,18 +89,34 @@ pub async fn set_my_visibility(
     if !body.is_object() {
         return Err(Error::bad_request("body", "must be a JSON object").into());
     }
-    let visible = match body.get("visible") {
-        Some(serde_json::Value::Bool(b)) => *b,
-        _ => return Err(Error::invalid("visible", "must be true or false").into()),
+    let choice = |name: &str| match body.get(name) {
+        None => Ok(None),
+        Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(Error::invalid(name, "must be true or false")),
     };
-    if !auth
-        .store()
-        .await?
-        .set_visible(account, visible, chrono::Utc::now())
-        .await?
-    {
-        return Err(Error::Unauthenticated("the account no longer exists".into()).into());
+    let (visible, on_live_map) = (choice("visible")?, choice("on_live_map")?);
+    if visible.is_none() && on_live_map.is_none() {
+        return Err(Error::invalid("visible", "must be true or false").into());
     }
-    tracing::info!(account, visible, "visibility to met people chosen");
-    Ok(Json(Visibility { visible }))
+    let store = auth.store().await?;
+    let now = chrono::Utc::now();
+    let gone = || Error::Unauthenticated("the account no longer exists".into());
+    if let Some(visible) = visible {
+        if !store.set_visible(account, visible, now).await? {
+            return Err(gone().into());
+        }
+        tracing::info!(account, visible, "visibility to met people chosen");
+    }
+    if let Some(shown) = on_live_map {
+        if !store.set_on_live_map(account, shown, now).await? {
+            return Err(gone().into());
+        }
+        tracing::info!(account, shown, "visibility on the live map chosen");
+    }
+    let visible = store.visible(account).await?;
+    let on_live_map = store.on_live_map(account).await?;
+    Ok(Json(Visibility {
+        visible,
+        on_live_map,
+    }))
 }

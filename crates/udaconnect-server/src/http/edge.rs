@@ -38,6 +38,9 @@ pub struct EdgeSettings {
     pub disk_min_free: u64,
     /// connection-api's bounds on heavy queries.
     pub query: QueryLimits,
+    /// connection-api's venue live: the plan, and how many people every count and anonymous
+    /// dot organizers see stands among.
+    pub live: crate::query::live::LiveSettings,
     /// The unit of `speed` in OsmAnd query and form fields (knots, as the protocol says).
     pub osmand_speed_unit: udaconnect_core::tracker::SpeedUnit,
     /// Tracker messages (OwnTracks, OsmAnd protocol, MQTT) one device may send per second;
@@ -61,6 +64,7 @@ impl Default for EdgeSettings {
             disk_low_space: crate::wiring::disk::DEFAULT_LOW_SPACE,
             disk_min_free: crate::wiring::disk::DEFAULT_MIN_FREE,
             query: QueryLimits::default(),
+            live: Default::default(),
             osmand_speed_unit: udaconnect_core::tracker::SpeedUnit::Knots,
             device_rate: DEFAULT_DEVICE_RATE,
             device_burst: DEFAULT_DEVICE_BURST,

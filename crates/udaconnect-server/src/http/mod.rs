@@ -6,7 +6,8 @@
 //!   layer (caps, timeouts, the stop's deadline); the request checks (Host, ingest rate, and
 //!   the body's type on the routes that take JSON) and security headers.
 //! - [`problem`]: errors as RFC 9457 problem answers.
-//! - [`ops`], [`openapi`]: /health, /ready, /metrics, the OpenAPI description and docs page.
+//! - [`ops`], [`openapi`], [`responses`]: /health, /ready, /metrics, the OpenAPI description
+//!   (with the answers operations share) and docs page.
 //! - [`gateway`]: web's proxy routing `/api` to the role that owns each path.
 //! - [`upstream`]: another role reached over HTTP.
 //! - [`web`]: the web page and its assets.
@@ -17,6 +18,7 @@ pub mod guard;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod responses;
 pub mod serve;
 pub mod upstream;
 pub mod web;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::auth::{Action, Resource};
@@ -13,7 +14,7 @@ use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::validate::BatchCheck;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{ruled, Caller, MyPerson};
+use crate::access::{ruled, Authenticator, Caller, MyPerson};
 use crate::http::guard::json;
 use crate::http::openapi::{
     fix_time_schema, id_schema, latitude_schema, longitude_schema, BadId, IngestProblems,
@@ -224,11 +225,17 @@ pub async fn create_locations(
 pub async fn get_location(
     State(api): State<Arc<LocationApi>>,
     caller: Caller,
+    auth: Option<Extension<Arc<Authenticator>>>,
     PathId(id): PathId,
 ) -> ApiResult<Json<Location>> {
     let location = api.store.get(id).await?;
     if let Some(l) = &location {
         caller.may(Action::GetLocation, Resource::Person(l.person_id))?;
+        // Someone else's ping is a piece of their trail: audited as the path-person reads are.
+        if let Some(Extension(auth)) = auth {
+            auth.audit_read(&caller, Action::GetLocation, l.person_id)
+                .await?;
+        }
     }
     found("location", id, location)
 }

@@ -28,6 +28,7 @@ use udaconnect_core::{Error, Result};
 
 use crate::ingest::{unknown_persons, IdAllocator};
 use crate::keys::Keyring;
+use crate::mail::MailLog;
 use crate::persons::DynPersonDirectory;
 use crate::signin::send_link;
 
@@ -98,7 +99,7 @@ pub async fn import_persons(path: &Path, store: &DynPersonStore) -> Result<Impor
 pub async fn welcome_imported(
     emails: &[(u64, PersonId, Email)],
     accounts: &DynAccountStore,
-    log: &DynLog,
+    log: &MailLog,
     public_url: &str,
 ) -> Result<(u64, Vec<Rejected>)> {
     let mut welcomed = 0;

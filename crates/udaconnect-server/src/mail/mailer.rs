@@ -8,6 +8,11 @@
 //! committed only after the whole batch is sent, recorded or dead-lettered (the loop commits
 //! after every batch). So a request is never lost, and after a restart a mail is sent again
 //! only if the process died between the server's acceptance and the record's write.
+//!
+//! A person's request is sealed with their key (see [`crate::mail`]): it is opened with it,
+//! and skipped and counted once the key is destroyed; dead-lettered, it stays sealed. An
+//! erasure record on the topic (keyed by the person, so after every mail of theirs sealed
+//! before it) has the sender delete what it kept of the person's mails (`.eml` files).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,11 +20,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::watch;
 use udaconnect_core::mail::{DynMailSender, DynSentMail, MailRequest, SendOutcome};
+use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::{retry_delay, Consumed, DynLog, StartFrom};
+use udaconnect_core::record;
 use udaconnect_core::{Error, Result};
 
 use crate::consume::dlq::dead_letter_headers;
 use crate::consume::poll::{Batches, Commit, Reader, Until};
+use crate::keys::{Keyring, Opened, ReadingKeys};
 use crate::mail::MailSettings;
 use crate::metrics::Metrics;
 
@@ -90,6 +98,10 @@ impl SmtpHealth {
 /// The mailer, as the poll loop's [`Batches`].
 pub struct Mailer {
     pub log: DynLog,
+    /// The topic it reads (`notification`): sealed requests are bound to it.
+    pub requests: &'static str,
+    /// Persons' keys, to open their requests.
+    pub keys: Arc<Keyring>,
     /// Where requests it gives up on go (`notification.dlq`).
     pub dead_letters: &'static str,
     pub sender: DynMailSender,
@@ -107,10 +119,45 @@ fn stopping() -> Error {
 }
 
 impl Mailer {
-    async fn deliver(&mut self, c: &Consumed) -> Result<()> {
-        let mail = match MailRequest::decode(&c.record) {
-            Ok(m) => m,
-            Err(reason) => {
+    /// What the request in `c` is: `None` when there is nothing to send (a shredded
+    /// request).
+    fn request(
+        &self,
+        c: &Consumed,
+        keys: &ReadingKeys,
+    ) -> Option<std::result::Result<MailRequest, String>> {
+        Some(match keys.open(&c.record) {
+            Ok(Opened::Clear(r)) => MailRequest::decode(&r),
+            Ok(Opened::Sealed(person, r)) => MailRequest::decode_of(&r, Some(person)),
+            Ok(Opened::Shredded(person)) => {
+                self.metrics.mail_shredded.inc();
+                tracing::info!(person_id = person, "mail to an erased person; skipped");
+                return None;
+            }
+            Err(reason) => Err(reason),
+        })
+    }
+
+    /// `person` was erased: their key is read again (so a request sealed meanwhile by a
+    /// process that had not yet seen the key go is skipped too), and what the sender kept of
+    /// their mails is deleted.
+    async fn erased(&mut self, person: PersonId) -> Result<()> {
+        self.keys.state(person).await?;
+        let forgotten = self.sender.forget(person).await?;
+        self.metrics.mail_forgotten.inc_by(forgotten);
+        tracing::info!(
+            person_id = person,
+            forgotten,
+            "person erased; their mails forgotten"
+        );
+        Ok(())
+    }
+
+    async fn deliver(&mut self, c: &Consumed, keys: &ReadingKeys) -> Result<()> {
+        let mail = match self.request(c, keys) {
+            None => return Ok(()),
+            Some(Ok(m)) => m,
+            Some(Err(reason)) => {
                 self.failed("invalid");
                 return self
                     .dead_letter(c, &format!("invalid request: {reason}"))
@@ -205,8 +252,19 @@ impl Mailer {
 #[async_trait]
 impl Batches for Mailer {
     async fn handle(&mut self, batch: &[Consumed]) -> Result<()> {
-        for c in batch {
-            self.deliver(c).await?;
+        let mut keys = self.keys.for_reading(self.requests, batch).await?;
+        for (i, c) in batch.iter().enumerate() {
+            match record::erased_person(&c.record) {
+                Some(person) => {
+                    self.erased(person).await?;
+                    // The person's key as it is now, for the requests after the erasure.
+                    keys = self
+                        .keys
+                        .for_reading(self.requests, &batch[i + 1..])
+                        .await?;
+                }
+                None => self.deliver(c, &keys).await?,
+            }
         }
         Ok(())
     }

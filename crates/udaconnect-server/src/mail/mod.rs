@@ -14,11 +14,14 @@ pub mod files;
 pub mod mailer;
 pub mod smtp;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use udaconnect_core::mail::{MailRequest, NOTIFICATION_TOPIC};
 use udaconnect_core::ports::DynLog;
-use udaconnect_core::Result;
+use udaconnect_core::{Error, Result};
+
+use crate::keys::Keyring;
 
 pub use smtp::SmtpUrl;
 
@@ -66,11 +69,52 @@ impl MailSettings {
     }
 }
 
-/// Asks the mailer to send `mail`: appended to `notification`, durable when this returns.
-/// Appending the same request again is harmless: the mailer sends one mail per key.
+/// Asks the mailer to send `mail`, a mail to no person's address: appended to
+/// `notification` in the clear, durable when this returns. Appending the same request again
+/// is harmless: the mailer sends one mail per key. A person's mail goes through [`MailLog`].
 pub async fn enqueue(log: &DynLog, mail: &MailRequest) -> Result<()> {
+    if mail.person().is_some() {
+        return Err(Error::Internal(
+            "a person's mail is sealed with their key: queue it through MailLog".into(),
+        ));
+    }
     let record = mail.encode(chrono::Utc::now().timestamp_millis());
     log.append(NOTIFICATION_TOPIC, vec![record]).await
+}
+
+/// Where roles queue mail: the log, and the persons' keys that seal each person's mail on it.
+#[derive(Clone)]
+pub struct MailLog {
+    pub log: DynLog,
+    pub keys: Arc<Keyring>,
+}
+
+impl MailLog {
+    /// Asks the mailer to send `mail`, as [`enqueue`]; sealed with its person's key when it
+    /// has a person. A mail to an erased person (their key destroyed) is not queued.
+    pub async fn enqueue(&self, mail: &MailRequest) -> Result<()> {
+        self.enqueue_on(NOTIFICATION_TOPIC, mail).await
+    }
+
+    /// [`MailLog::enqueue`] onto `topic` (a test's own).
+    pub async fn enqueue_on(&self, topic: &str, mail: &MailRequest) -> Result<()> {
+        let record = mail.encode(chrono::Utc::now().timestamp_millis());
+        let record = match mail.person() {
+            None => record,
+            Some(person) => match self.keys.seal_record(topic, person, record).await? {
+                Some(sealed) => sealed,
+                None => {
+                    tracing::info!(
+                        person_id = person,
+                        kind = mail.kind().as_str(),
+                        "mail to an erased person; not queued"
+                    );
+                    return Ok(());
+                }
+            },
+        };
+        self.log.append(topic, vec![record]).await
+    }
 }
 
 #[cfg(test)]

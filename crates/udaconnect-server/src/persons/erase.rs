@@ -7,13 +7,15 @@
 //! side of them, the pings in the location store, and the person row
 //! (PostgreSQL's location table refers to it). Last, an erasure record on the `location` topic
 //! tells every reader of the log (a consumer behind, a connection-api following the topic) to
-//! drop what it keeps of the person: the contact index learns of it that way. Each step is
+//! drop what it keeps of the person: the contact index learns of it that way; the same record
+//! on `notification` has the mailer delete the person's mail files. Each step is
 //! idempotent, so erasing again finishes an erasure that failed half-way.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use udaconnect_core::auth::{AccountId, Role};
+use udaconnect_core::mail::NOTIFICATION_TOPIC;
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::{DynAccountStore, DynLocationStore, DynLog, DynPersonStore, KeyState};
 use udaconnect_core::record::{self, LOCATION_TOPIC};
@@ -83,11 +85,16 @@ impl Eraser {
         }
         // Their requests to exchange addresses and hidden contacts, made by them or about them.
         self.accounts.forget_contact_choices(person).await?;
+        // Who read their data: kept for them to see, gone with them.
+        self.accounts.forget_reads(person).await?;
         erased.locations = self.locations.delete_person(person).await?;
         erased.person = self.persons.delete(person).await?;
         if let Some(log) = &self.log {
-            log.append(LOCATION_TOPIC, vec![record::erasure(person, Utc::now())])
-                .await?;
+            let told = record::erasure(person, Utc::now());
+            log.append(LOCATION_TOPIC, vec![told.clone()]).await?;
+            // The mailer deletes the files of the person's mails; keyed by the person, it
+            // comes after every mail of theirs sealed before.
+            log.append(NOTIFICATION_TOPIC, vec![told]).await?;
         }
         tracing::info!(
             person_id = person,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -16,12 +16,10 @@ use udaconnect_core::time::{format_utc, from_micros, to_micros, Micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::Result;
 
-use crate::access::MyPerson;
 use crate::http::openapi::{MyPersonProblems, QueryBusy};
 use crate::http::problem::ApiResult;
-use crate::http::Params;
 use crate::query::http::ConnectionApi;
-use crate::query::reveal::{ContactPath, ContactProblems, ContactWindow};
+use crate::query::reveal::{ContactPath, ContactProblems, ContactWindow, NamedContact};
 
 /// Most pings one answer lists; `more` says there were others.
 pub const MOST_PINGS: usize = 2000;
@@ -175,9 +173,7 @@ fn nearest(
     ))]
 pub async fn evidence(
     State(api): State<Arc<ConnectionApi>>,
-    MyPerson(me): MyPerson,
-    Path(raw): Path<String>,
-    Params(params): Params,
+    NamedContact { me, raw, params }: NamedContact,
 ) -> ApiResult<Response> {
     let target = ContactRef::parse(&raw)?;
     let q = api.contact_params(&params, me)?;

@@ -16,7 +16,7 @@ use udaconnect_core::auth::Role;
 use udaconnect_core::consent::HandleKey;
 use udaconnect_core::contact::ConnectionQuery;
 use udaconnect_core::model::{Person, PersonId};
-use udaconnect_core::ports::{DynLocationStore, DynLog};
+use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::time::{format_utc, from_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
@@ -42,11 +42,13 @@ pub struct ConnectionApi {
     /// The pings a contact's evidence is read from.
     pub locations: DynLocationStore,
     /// Where requests to exchange e-mail addresses are mailed from (`None`: not mailed).
-    pub log: Option<DynLog>,
+    pub log: Option<crate::mail::MailLog>,
     /// Makes the handles that name contacts a reader may not see named.
     pub handles: HandleKey,
     /// The page's address, for the links in mails.
     pub public_url: String,
+    /// How many exports of the caller's data run (`GET /api/me/export`).
+    pub exports: crate::query::export::ExportLimits,
 }
 
 /// A contact's person where the reader may not see who it is: `"person":null,"anonymous":true`
@@ -57,7 +59,7 @@ pub(crate) const SOMEONE: &[u8] = b"null,\"anonymous\":true";
 /// Whether the caller reads others' names in a contacts answer only where those others allow
 /// it: an attendee does, about their own meetings. Admins (who may read anyone's) keep the
 /// whole answer, as does the open contract of `--auth off`.
-fn names_need_consent(caller: &Caller) -> bool {
+pub(crate) fn names_need_consent(caller: &Caller) -> bool {
     caller.principal().is_some_and(|p| p.role != Role::Admin)
 }
 
@@ -69,6 +71,7 @@ pub fn routes(api: Arc<ConnectionApi>) -> Router {
         "/api/me/connection" => GetConnection on MyPerson: get(my_connections),
         "/api/me/contacts" => GetContacts on MyPerson: get(my_contacts),
         "/api/me/summary" => GetSummary on MyPerson: get(my_summary),
+        "/api/me/export" => ExportMe on MyAccount: get(crate::query::export::export),
     ]
     .merge(crate::query::reveal::routes())
     .with_state(api)

@@ -1,13 +1,14 @@
-//! The venue live: where everyone is now, pushed to browsers as pings are stored.
+//! The venue live: where everyone is now, pushed to browsers as pings are stored, for
+//! organizers, in views that cannot single a person out (see [`crate::query::crowd`]).
 //!
-//! The consumer hands every stored batch to [`Live::publish`]; each `/api/live/stream` client
-//! receives them as server-sent events, with the ingest rate once a second. Snapshots (latest
-//! position of each person, recent density) come from the contact index.
+//! The consumer tells [`Live::publish`] of every stored batch; each `/api/live/stream` client
+//! then receives the whole map of dots anew (at most four times a second), and the ingest
+//! rate once a second. Snapshots (dots, heat, people per room) come from the contact index.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -15,55 +16,142 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::Stream;
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 use udaconnect_core::clock::{Clock, SystemClock};
-use udaconnect_core::model::Location;
+use udaconnect_core::model::PersonId;
 use udaconnect_core::time::{format_utc, to_micros};
 use udaconnect_core::venue::Venue;
 use udaconnect_core::Error;
 
-use crate::access::ruled;
+use crate::access::{ruled, Authenticator};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::Params;
 use crate::metrics::Metrics;
+use crate::persons::DynPersonDirectory;
+use crate::query::crowd::{self, HEAT_CELL_DEG};
+pub use crate::query::crowd::{Dot, HeatCell, ZoneCount};
 use crate::query::engine::SharedIndex;
 
-/// Batches kept for a slow browser before it skips ahead.
-const BACKLOG: usize = 256;
-/// Most minutes a heat map may cover.
+/// Most minutes a heat map or a room count may cover.
 const MAX_HEAT_MINUTES: f64 = 24.0 * 60.0;
-/// Heat-map cells are this many degrees of latitude and longitude (about 5 m of latitude).
-const HEAT_CELL_DEG: f64 = 0.000_045;
+/// Least time between two maps of dots sent to one browser while pings flow.
+const DOTS_EVERY: Duration = Duration::from_millis(250);
+/// How long the list of attendees shown by name is reused before the store is asked again:
+/// a choice to be shown, or no longer, takes effect within it.
+const NAMED_FOR: Duration = Duration::from_secs(2);
+
+/// Five people at least behind every count and anonymous dot an organizer sees: a common
+/// choice for published location statistics, and small enough for a booth.
+pub const DEFAULT_K_ANONYMITY: u32 = 5;
+
+/// What the venue live is told at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveSettings {
+    /// The fewest distinct people behind a count or an anonymous dot (2 at least).
+    pub k_anonymity: u32,
+    /// The venue's plan, for people per room and booth (`serve --demo` has its own).
+    pub venue: Option<Venue>,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings {
+            k_anonymity: DEFAULT_K_ANONYMITY,
+            venue: None,
+        }
+    }
+}
+
+/// Attendees shown by name on the live map, with their names.
+type Named = Arc<HashMap<PersonId, String>>;
 
 pub struct Live {
-    batches: broadcast::Sender<Arc<Vec<Location>>>,
+    /// Counts stored batches: a browser sends a new map when it moves.
+    stored: watch::Sender<u64>,
     index: SharedIndex,
     metrics: Arc<Metrics>,
     venue: RwLock<Option<Venue>>,
+    /// The fewest distinct people behind a count or an anonymous dot.
+    k: usize,
+    /// The account store: who chose to be shown by name.
+    auth: Arc<Authenticator>,
+    /// The names of those.
+    persons: DynPersonDirectory,
+    /// Those shown by name, and when the store was asked.
+    named: tokio::sync::Mutex<Option<(Instant, Named)>>,
 }
 
 impl Live {
-    pub fn new(index: SharedIndex, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        index: SharedIndex,
+        metrics: Arc<Metrics>,
+        auth: Arc<Authenticator>,
+        persons: DynPersonDirectory,
+        settings: &LiveSettings,
+    ) -> Self {
         Live {
-            batches: broadcast::channel(BACKLOG).0,
+            stored: watch::channel(0).0,
             index,
             metrics,
-            venue: RwLock::new(None),
+            venue: RwLock::new(settings.venue.clone()),
+            k: settings.k_anonymity.max(2) as usize,
+            auth,
+            persons,
+            named: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// Hands a stored batch to every connected browser; free when none is connected.
-    pub fn publish(&self, batch: &[Location]) {
-        if self.batches.receiver_count() > 0 && !batch.is_empty() {
-            let _ = self.batches.send(Arc::new(batch.to_vec()));
+    /// Tells every connected browser the map moved; free when none is connected.
+    pub fn publish(&self, batch: &[udaconnect_core::model::Location]) {
+        if !batch.is_empty() {
+            self.stored.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
-    /// The plan of the venue the locations belong to, when one is known (the demo's).
+    /// The plan of the venue the locations belong to (the demo's, over `--venue`'s).
     pub fn set_venue(&self, venue: Venue) {
         if let Ok(mut v) = self.venue.write() {
             *v = Some(venue);
         }
+    }
+
+    /// The attendees who chose to be shown by name, with their names. When the store cannot
+    /// say, nobody is: the map falls back to anonymous dots, never to names.
+    async fn named(&self) -> Named {
+        let mut cached = self.named.lock().await;
+        if let Some((at, named)) = cached.as_ref() {
+            if at.elapsed() < NAMED_FOR {
+                return named.clone();
+            }
+        }
+        let named = Arc::new(self.ask_named().await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "live map: who is shown by name is unknown, showing nobody");
+            HashMap::new()
+        }));
+        *cached = Some((Instant::now(), named.clone()));
+        named
+    }
+
+    async fn ask_named(&self) -> udaconnect_core::Result<HashMap<PersonId, String>> {
+        let ids = self.auth.store().await?.persons_on_live_map().await?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let persons = self.persons.get_many(&ids).await?;
+        Ok(persons
+            .into_iter()
+            .map(|p| (p.id, format!("{} {}", p.first_name, p.last_name)))
+            .collect())
+    }
+
+    /// Everyone's latest ping as organizers may see it.
+    async fn dots(&self) -> Vec<Dot> {
+        let named = self.named().await;
+        let venue = self.venue.read().ok().and_then(|v| v.clone());
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        let latest: Vec<_> = index.latest().iter().map(|&s| index.point(s)).collect();
+        drop(index);
+        crowd::dots(venue.as_ref(), &latest, &named, self.k)
     }
 }
 
@@ -72,6 +160,7 @@ pub fn routes(live: Arc<Live>) -> Router {
         "/api/live/stream" => LiveStream on Service: get(stream),
         "/api/live/positions" => LivePositions on Service: get(positions),
         "/api/live/heat" => LiveHeat on Service: get(heat),
+        "/api/live/zones" => LiveZones on Service: get(zones),
         "/api/venue" => GetVenue on Service: get(venue),
     ]
     .with_state(live)
@@ -86,63 +175,77 @@ pub struct Rate {
     pub total: u64,
 }
 
-/// Live events: `positions` (a JSON array of stored locations, as they are stored) and
-/// `rate` (`{"time","pings_per_second","total"}`, once a second).
+/// What a stream holds between two events.
+struct Watching {
+    live: Arc<Live>,
+    stored: watch::Receiver<u64>,
+    tick: tokio::time::Interval,
+    last_total: u64,
+    /// The map moved since the last one sent.
+    moved: bool,
+    last_sent: Option<Instant>,
+}
+
+/// Live events: `dots` (the whole map, as `GET /api/live/positions` answers: anonymous dots
+/// carry no id, so each map replaces the last), sent when pings were stored, at most four
+/// times a second; and `rate` (`{"time","pings_per_second","total"}`, once a second).
 #[utoipa::path(get, path = "/api/live/stream", tag = "live",
     responses((status = 200, description = "Server-sent events", content_type = "text/event-stream")))]
 pub async fn stream(
     State(live): State<Arc<Live>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = live.batches.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let last = live.metrics.locations_accepted.get();
-    let events = futures_util::stream::unfold(
-        (rx, tick, last, live),
-        |(mut rx, mut tick, last, live)| async move {
-            loop {
-                tokio::select! {
-                    batch = rx.recv() => match batch {
-                        Ok(batch) => {
-                            let event = Event::default().event("positions").json_data(&*batch).ok()?;
-                            return Some((Ok(event), (rx, tick, last, live)));
-                        }
-                        // A browser too slow for the flow skips ahead; the next batch resyncs it.
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    },
-                    _ = tick.tick() => {
-                        let total = live.metrics.locations_accepted.get();
-                        let rate = Rate { time: format_utc(SystemClock.now()), pings_per_second: total.saturating_sub(last), total };
-                        let event = Event::default().event("rate").json_data(&rate).ok()?;
-                        return Some((Ok(event), (rx, tick, total, live)));
-                    }
+    let watching = Watching {
+        stored: live.stored.subscribe(),
+        last_total: live.metrics.locations_accepted.get(),
+        live,
+        tick,
+        moved: false,
+        last_sent: None,
+    };
+    let events = futures_util::stream::unfold(watching, |mut w| async move {
+        loop {
+            let wait = match (w.moved, w.last_sent) {
+                (true, Some(at)) => DOTS_EVERY.saturating_sub(at.elapsed()),
+                (true, None) => Duration::ZERO,
+                (false, _) => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                changed = w.stored.changed(), if !w.moved => {
+                    changed.ok()?;
+                    w.moved = true;
+                }
+                _ = tokio::time::sleep(wait), if w.moved => {
+                    w.moved = false;
+                    w.last_sent = Some(Instant::now());
+                    w.stored.mark_unchanged();
+                    let dots = w.live.dots().await;
+                    let event = Event::default().event("dots").json_data(&dots).ok()?;
+                    return Some((Ok(event), w));
+                }
+                _ = w.tick.tick() => {
+                    let total = w.live.metrics.locations_accepted.get();
+                    let rate = Rate { time: format_utc(SystemClock.now()), pings_per_second: total.saturating_sub(w.last_total), total };
+                    w.last_total = total;
+                    let event = Event::default().event("rate").json_data(&rate).ok()?;
+                    return Some((Ok(event), w));
                 }
             }
-        },
-    );
+        }
+    });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
-/// The latest ping of every person (by ping time).
+/// Everyone's latest ping, as organizers may see it: a dot named only for an attendee who
+/// chose it (`PUT /api/me/visibility {"on_live_map": true}`); the others anonymous (no id,
+/// no name, to about a metre and the minute), and left out where fewer than k anonymous
+/// people are in their place (the smallest room or booth of the plan holding them, else a
+/// cell of about 50 m). Sorted by position, so the order says nothing of who is who.
 #[utoipa::path(get, path = "/api/live/positions", tag = "live",
-    responses((status = 200, description = "One location per person", body = [Location])))]
-pub async fn positions(State(live): State<Arc<Live>>) -> Json<Vec<Location>> {
-    let index = live.index.read().unwrap_or_else(|e| e.into_inner());
-    let mut out: Vec<Location> = index
-        .latest()
-        .iter()
-        .map(|&s| Location::from(&index.point(s)))
-        .collect();
-    out.sort_by_key(|l| l.person_id);
-    Json(out)
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct HeatCell {
-    pub latitude: f64,
-    pub longitude: f64,
-    pub count: u32,
+    responses((status = 200, description = "One dot per person shown", body = [Dot])))]
+pub async fn positions(State(live): State<Arc<Live>>) -> Json<Vec<Dot>> {
+    Json(live.dots().await)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -151,17 +254,24 @@ pub struct Heat {
     pub since: String,
     /// Cell size, in degrees of latitude and of longitude.
     pub cell_degrees: f64,
+    /// The fewest distinct persons a cell shown holds.
+    pub k: u32,
     pub cells: Vec<HeatCell>,
 }
 
-/// Where pings were in the last `minutes` (default 10): counts per small cell.
-#[utoipa::path(get, path = "/api/live/heat", tag = "live",
-    params(("minutes" = Option<f64>, Query, minimum = 0, maximum = 1440, description = "How far back, 0 to 1440 (default 10)")),
-    responses(
-        (status = 200, description = "Counts per cell", body = Heat),
-        (status = 400, description = "Bad minutes", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn heat(State(live): State<Arc<Live>>, Params(params): Params) -> ApiResult<Json<Heat>> {
+/// Distinct persons per room and booth of the venue plan.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Zones {
+    /// The earliest ping time counted.
+    pub since: String,
+    /// The fewest distinct persons an area shown holds.
+    pub k: u32,
+    /// The areas with k persons at least, in the plan's order; the others are left out.
+    pub zones: Vec<ZoneCount>,
+}
+
+/// The window of `minutes` (default 10) back from now.
+fn window(params: &HashMap<String, String>) -> Result<chrono::DateTime<chrono::Utc>, Error> {
     let minutes = match params.get("minutes").map(|m| m.trim().parse::<f64>()) {
         None => 10.0,
         Some(Ok(m)) if (0.0..=MAX_HEAT_MINUTES).contains(&m) => m,
@@ -169,34 +279,69 @@ pub async fn heat(State(live): State<Arc<Live>>, Params(params): Params) -> ApiR
             return Err(Error::bad_request(
                 "minutes",
                 format!("must be a number from 0 to {MAX_HEAT_MINUTES}"),
-            )
-            .into())
+            ))
         }
     };
-    let since = SystemClock.now() - chrono::Duration::milliseconds((minutes * 60_000.0) as i64);
-    let index = live.index.read().unwrap_or_else(|e| e.into_inner());
-    let mut cells: HashMap<(i64, i64), u32> = HashMap::new();
-    for s in index.since(to_micros(since)) {
-        let p = index.point(s);
-        let key = (
-            (p.lat / HEAT_CELL_DEG).floor() as i64,
-            (p.lon / HEAT_CELL_DEG).floor() as i64,
-        );
-        *cells.entry(key).or_default() += 1;
+    Ok(SystemClock.now() - chrono::Duration::milliseconds((minutes * 60_000.0) as i64))
+}
+
+impl Live {
+    /// Every ping since `since`.
+    fn pings_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<udaconnect_core::contact::Point> {
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        index
+            .since(to_micros(since))
+            .into_iter()
+            .map(|s| index.point(s))
+            .collect()
     }
-    let mut cells: Vec<HeatCell> = cells
-        .into_iter()
-        .map(|((a, b), count)| HeatCell {
-            latitude: (a as f64 + 0.5) * HEAT_CELL_DEG,
-            longitude: (b as f64 + 0.5) * HEAT_CELL_DEG,
-            count,
-        })
-        .collect();
-    cells.sort_by_key(|c| std::cmp::Reverse(c.count));
+}
+
+/// Where people were in the last `minutes` (default 10): distinct persons per small cell,
+/// only cells with k at least (smaller counts are left out, not rounded).
+#[utoipa::path(get, path = "/api/live/heat", tag = "live",
+    params(("minutes" = Option<f64>, Query, minimum = 0, maximum = 1440, description = "How far back, 0 to 1440 (default 10)")),
+    responses(
+        (status = 200, description = "Distinct persons per cell, k at least", body = Heat),
+        (status = 400, description = "Bad minutes", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn heat(State(live): State<Arc<Live>>, Params(params): Params) -> ApiResult<Json<Heat>> {
+    let since = window(&params)?;
+    let cells = crowd::heat(live.pings_since(since), live.k);
     Ok(Json(Heat {
         since: format_utc(since),
         cell_degrees: HEAT_CELL_DEG,
+        k: live.k as u32,
         cells,
+    }))
+}
+
+/// How many distinct persons were in each room and booth of the venue plan in the last
+/// `minutes` (default 10): only areas with k at least (smaller counts are left out). No area
+/// without a plan (`serve --demo`'s, or `--venue`).
+#[utoipa::path(get, path = "/api/live/zones", tag = "live",
+    params(("minutes" = Option<f64>, Query, minimum = 0, maximum = 1440, description = "How far back, 0 to 1440 (default 10)")),
+    responses(
+        (status = 200, description = "Distinct persons per area, k at least", body = Zones),
+        (status = 400, description = "Bad minutes", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn zones(
+    State(live): State<Arc<Live>>,
+    Params(params): Params,
+) -> ApiResult<Json<Zones>> {
+    let since = window(&params)?;
+    let venue = live.venue.read().ok().and_then(|v| v.clone());
+    let zones = match venue {
+        Some(venue) => crowd::zones(&venue, live.pings_since(since), live.k),
+        None => Vec::new(),
+    };
+    Ok(Json(Zones {
+        since: format_utc(since),
+        k: live.k as u32,
+        zones,
     }))
 }
 

@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -59,6 +60,43 @@ pub struct ContactState {
     pub dispute: bool,
 }
 
+/// The contact a `/api/me/contacts/{person_id}/...` request names: the caller's person, the
+/// path's id or handle, and the window's parameters, not looked for yet.
+pub struct NamedContact {
+    pub me: PersonId,
+    pub raw: String,
+    pub params: validate::QueryParams,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for NamedContact {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        // Who asks, then what they name: the refusals come in the order they always did.
+        let MyPerson(me) = MyPerson::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Params(params) = Params::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(NamedContact { me, raw, params })
+    }
+}
+
+/// What the caller decides about a contact.
+enum Decision {
+    AskReveal,
+    WithdrawReveal,
+    Hide { dispute: bool },
+    Unhide,
+}
+
 impl ConnectionApi {
     async fn state(&self, sight: &Sight, other: PersonId) -> Result<ContactState> {
         let c = &sight.choices;
@@ -103,6 +141,67 @@ impl ConnectionApi {
         }
     }
 
+    /// Finds the contact `named`, stores the caller's decision about them, and answers where
+    /// the caller then stands with them.
+    async fn decide(&self, named: NamedContact, decision: Decision) -> ApiResult<Response> {
+        let me = named.me;
+        let (other, mut sight) = match self.contact_of(me, &named.params, &named.raw).await? {
+            Ok(found) => found,
+            Err(refused) => return Ok(refused),
+        };
+        let choices = &mut sight.choices;
+        match decision {
+            Decision::AskReveal => {
+                if choices.has_hidden(other) {
+                    return Err(Error::Conflict(
+                        "you hid this contact: show it again first".into(),
+                    )
+                    .into());
+                }
+                let store = self.auth.store().await?;
+                let now = chrono::Utc::now();
+                if store.ask_reveal(me, other, now).await? {
+                    // Not mailed to someone who hid the caller: their choice was not to hear
+                    // of them.
+                    if !choices.is_hidden_by(other) {
+                        if let Err(e) = self.mail_request(me, other).await {
+                            // The request stands without its mail only if the mail was never
+                            // queued: undone, so that asking again mails.
+                            store.withdraw_reveal(me, other).await?;
+                            return Err(e.into());
+                        }
+                    }
+                    tracing::info!(person_id = me, "exchange of addresses asked");
+                    choices.asked.push(Choice {
+                        other,
+                        at: now,
+                        dispute: false,
+                    });
+                }
+            }
+            Decision::WithdrawReveal => {
+                self.auth.store().await?.withdraw_reveal(me, other).await?;
+                choices.asked.retain(|c| c.other != other);
+            }
+            Decision::Hide { dispute } => {
+                let hidden = Choice {
+                    other,
+                    at: chrono::Utc::now(),
+                    dispute,
+                };
+                self.auth.store().await?.hide_contact(me, hidden).await?;
+                tracing::info!(person_id = me, dispute, "contact hidden");
+                choices.hidden.retain(|c| c.other != other);
+                choices.hidden.push(hidden);
+            }
+            Decision::Unhide => {
+                self.auth.store().await?.unhide_contact(me, other).await?;
+                choices.hidden.retain(|c| c.other != other);
+            }
+        }
+        Ok(Json(self.state(&sight, other).await?).into_response())
+    }
+
     /// Mails `other` that someone they met asks to exchange addresses: once per pair, under
     /// a key the mailer sends once (asking, withdrawing and asking again mails no more).
     async fn mail_request(&self, me: PersonId, other: PersonId) -> Result<()> {
@@ -129,8 +228,9 @@ impl ConnectionApi {
             &text,
             None,
             MailKind::Reveal,
-        )?;
-        crate::mail::enqueue(log, &mail).await
+        )?
+        .for_person(Some(other));
+        log.enqueue(&mail).await
     }
 }
 
@@ -148,37 +248,9 @@ impl ConnectionApi {
     ))]
 pub async fn ask_reveal(
     State(api): State<Arc<ConnectionApi>>,
-    MyPerson(me): MyPerson,
-    Path(raw): Path<String>,
-    Params(params): Params,
+    named: NamedContact,
 ) -> ApiResult<Response> {
-    let (other, mut sight) = match api.contact_of(me, &params, &raw).await? {
-        Ok(found) => found,
-        Err(refused) => return Ok(refused),
-    };
-    if sight.choices.has_hidden(other) {
-        return Err(Error::Conflict("you hid this contact: show it again first".into()).into());
-    }
-    let store = api.auth.store().await?;
-    let now = chrono::Utc::now();
-    if store.ask_reveal(me, other, now).await? {
-        // Not mailed to someone who hid the caller: their choice was not to hear of them.
-        if !sight.choices.is_hidden_by(other) {
-            if let Err(e) = api.mail_request(me, other).await {
-                // The request stands without its mail only if the mail was never queued:
-                // undone, so that asking again mails.
-                store.withdraw_reveal(me, other).await?;
-                return Err(e.into());
-            }
-        }
-        tracing::info!(person_id = me, "exchange of addresses asked");
-        sight.choices.asked.push(Choice {
-            other,
-            at: now,
-            dispute: false,
-        });
-    }
-    Ok(Json(api.state(&sight, other).await?).into_response())
+    api.decide(named, Decision::AskReveal).await
 }
 
 /// Withdraw the caller's request: neither sees the other's address any more.
@@ -192,17 +264,9 @@ pub async fn ask_reveal(
     ))]
 pub async fn withdraw_reveal(
     State(api): State<Arc<ConnectionApi>>,
-    MyPerson(me): MyPerson,
-    Path(raw): Path<String>,
-    Params(params): Params,
+    named: NamedContact,
 ) -> ApiResult<Response> {
-    let (other, mut sight) = match api.contact_of(me, &params, &raw).await? {
-        Ok(found) => found,
-        Err(refused) => return Ok(refused),
-    };
-    api.auth.store().await?.withdraw_reveal(me, other).await?;
-    sight.choices.asked.retain(|c| c.other != other);
-    Ok(Json(api.state(&sight, other).await?).into_response())
+    api.decide(named, Decision::WithdrawReveal).await
 }
 
 /// Body of `POST /api/me/contacts/{person_id}/hide`, which may also come without one.
@@ -256,34 +320,14 @@ fn dispute_of(headers: &HeaderMap, body: &[u8]) -> std::result::Result<bool, Box
     ))]
 pub async fn hide_contact(
     State(api): State<Arc<ConnectionApi>>,
-    MyPerson(me): MyPerson,
-    Path(raw): Path<String>,
-    Params(params): Params,
+    named: NamedContact,
     headers: HeaderMap,
     BodyBytes(body): BodyBytes,
 ) -> ApiResult<Response> {
-    let dispute = match dispute_of(&headers, &body) {
-        Ok(d) => d,
-        Err(refused) => return Ok(*refused),
-    };
-    let (other, mut sight) = match api.contact_of(me, &params, &raw).await? {
-        Ok(found) => found,
-        Err(refused) => return Ok(refused),
-    };
-    let now = chrono::Utc::now();
-    api.auth
-        .store()
-        .await?
-        .hide_contact(me, other, dispute, now)
-        .await?;
-    tracing::info!(person_id = me, dispute, "contact hidden");
-    sight.choices.hidden.retain(|c| c.other != other);
-    sight.choices.hidden.push(Choice {
-        other,
-        at: now,
-        dispute,
-    });
-    Ok(Json(api.state(&sight, other).await?).into_response())
+    match dispute_of(&headers, &body) {
+        Ok(dispute) => api.decide(named, Decision::Hide { dispute }).await,
+        Err(refused) => Ok(*refused),
+    }
 }
 
 /// Show a hidden contact again.
@@ -297,17 +341,9 @@ pub async fn hide_contact(
     ))]
 pub async fn unhide_contact(
     State(api): State<Arc<ConnectionApi>>,
-    MyPerson(me): MyPerson,
-    Path(raw): Path<String>,
-    Params(params): Params,
+    named: NamedContact,
 ) -> ApiResult<Response> {
-    let (other, mut sight) = match api.contact_of(me, &params, &raw).await? {
-        Ok(found) => found,
-        Err(refused) => return Ok(refused),
-    };
-    api.auth.store().await?.unhide_contact(me, other).await?;
-    sight.choices.hidden.retain(|c| c.other != other);
-    Ok(Json(api.state(&sight, other).await?).into_response())
+    api.decide(named, Decision::Unhide).await
 }
 
 /// One entry of the caller's list: a contact, named where the caller may see who it is.

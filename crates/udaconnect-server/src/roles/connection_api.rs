@@ -15,6 +15,7 @@ use udaconnect_core::{index, Error};
 use crate::consume::follow::{follow, Following};
 use crate::feed::{OnErased, OnStored};
 use crate::http::ops;
+use crate::mail::MailLog;
 use crate::query::engine::DynContactEngine;
 use crate::query::http::{routes, ConnectionApi};
 use crate::query::limits::QueryLimiter;
@@ -45,7 +46,13 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         return Ok(None);
     };
     let persons = ctx.persons(ROLE)?;
-    let live = Arc::new(Live::new(ctx.index.clone(), ctx.metrics.clone()));
+    let live = Arc::new(Live::new(
+        ctx.index.clone(),
+        ctx.metrics.clone(),
+        ctx.auth.clone(),
+        persons.clone(),
+        &ctx.options.edge.live,
+    ));
     ctx.live = Some(live.clone());
     // Every batch this role learns of goes to its index and to the browsers watching live.
     let to_index_and_live: OnStored = {
@@ -184,9 +191,13 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         limiter: QueryLimiter::new(ctx.options.edge.query.clone(), ctx.metrics.clone()),
         auth: ctx.auth.clone(),
         locations: stores.locations.clone(),
-        log,
+        log: log.map(|log| MailLog {
+            log,
+            keys: stores.keys.clone(),
+        }),
         handles,
         public_url: ctx.options.signin.public_url.clone().unwrap_or_default(),
+        exports: Default::default(),
     }));
     if live_view {
         role.router = role.router.merge(live::routes(live));

@@ -1,7 +1,8 @@
 //! mailer: reads mail requests from `notification` and sends them over SMTP (or writes them
 //! as `.eml` files under the data directory when no SMTP server is given), dead-lettering to
 //! `notification.dlq` what cannot be sent; serves only /health, /ready and /metrics. It makes
-//! the token of each sign-in link it sends, so it opens the account store too.
+//! the token of each sign-in link it sends, so it opens the account store too, and opens the
+//! requests sealed with a person's key, so the key store.
 
 use std::sync::Arc;
 
@@ -20,6 +21,10 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     const ROLE: Role = Role::Mailer;
     let log = ctx.log(ROLE)?;
     let Some(sent) = ctx.sent_mail(ROLE).await? else {
+        return Ok(None);
+    };
+    // Persons' keys open the requests sealed for them.
+    let Some(stores) = ctx.stores(ROLE).await? else {
         return Ok(None);
     };
     let settings = ctx.options.mail.clone();
@@ -66,6 +71,8 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     });
     let mut worker = Mailer {
         log: log.clone(),
+        requests: NOTIFICATION_TOPIC,
+        keys: stores.keys,
         dead_letters: NOTIFICATION_DLQ_TOPIC,
         sender,
         sent,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::access::me::{self, MeApi};
 use crate::access::{accounts, sessions, visibility};
 use crate::http::ops;
+use crate::mail::MailLog;
 use crate::persons::erase::Eraser;
 use crate::persons::http::{routes, PersonApi};
 use crate::persons::{DynPersonDirectory, LocalPersons};
@@ -44,7 +45,10 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     let (signin, worker) = SignInApi::start(
         accounts,
         stores.persons.clone(),
-        log,
+        log.map(|log| MailLog {
+            log,
+            keys: stores.keys.clone(),
+        }),
         settings,
         public_url,
         ctx.auth.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -19,7 +19,7 @@ use super::http::{body_email, SignInApi};
 use super::page::{self, link_page, LinkRefusals, VERIFY};
 use super::{mail_key, WindowLimiter, TOKEN_PLACEHOLDER, VERIFY_PATH};
 use crate::access::{ruled, Caller, Own, OwnApi};
-use crate::http::guard::json;
+use crate::http::guard::{json, too_many};
 use crate::http::openapi::{
     email_schema, response_set, BodyProblems, MalformedJson, NoManageScope, Unauthenticated,
 };
@@ -118,16 +118,7 @@ async fn request(
     }
     let log = api.signin.mail_log()?;
     if let Err(wait) = api.per_account.take(&p.account.to_string(), Instant::now()) {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let mut r = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "urn:udaconnect:problem:rate-limited",
-            format!("too many address changes for this account; retry in {secs} s"),
-        )
-        .into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return Ok(r);
+        return Ok(too_many(wait, "address changes for this account"));
     }
     let key = mail_key(MailKind::VerifyEmail)?;
     let now = api.signin.settings.clock.now();
@@ -154,8 +145,9 @@ async fn request(
         &text,
         None,
         MailKind::VerifyEmail,
-    )?;
-    crate::mail::enqueue(log, &mail).await?;
+    )?
+    .for_person(account.person);
+    log.enqueue(&mail).await?;
     tracing::info!(account = p.account, slot = ?slot, "address change asked for");
     let sent = VerificationSent {
         status: "a link to confirm the address is on its way to it".into(),

@@ -17,7 +17,7 @@ use udaconnect_core::auth::{
 };
 use udaconnect_core::mail::MailKind;
 use udaconnect_core::model::NewPerson;
-use udaconnect_core::ports::{DynAccountStore, DynLog, DynPersonStore};
+use udaconnect_core::ports::{DynAccountStore, DynPersonStore};
 use udaconnect_core::{Error, Result};
 
 use super::page::{self, link_page, LinkRefusals, SIGN_IN};
@@ -28,6 +28,7 @@ use crate::http::guard::{json, too_many, ClientAddr};
 use crate::http::openapi::{email_schema, token_schema, BodyProblems, MalformedJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::JsonBody;
+use crate::mail::MailLog;
 
 /// Links asked for one address within [`LIMIT_WINDOW`].
 pub const PER_ADDRESS: usize = 5;
@@ -44,7 +45,7 @@ pub struct SignInApi {
     pub persons: DynPersonStore,
     /// Where mail requests go; `None` when this process sends no mail (see
     /// [`SignInSettings::mails`]).
-    pub log: Option<DynLog>,
+    pub log: Option<MailLog>,
     pub settings: SignInSettings,
     /// Where links point (the public URL, or the listen address).
     pub public_url: String,
@@ -61,7 +62,7 @@ impl SignInApi {
     pub fn start(
         accounts: DynAccountStore,
         persons: DynPersonStore,
-        log: Option<DynLog>,
+        log: Option<MailLog>,
         settings: SignInSettings,
         public_url: String,
         auth: Arc<Authenticator>,
@@ -144,7 +145,7 @@ impl SignInApi {
     }
 
     /// The log mail requests go on; unavailable where this process sends no mail.
-    pub fn mail_log(&self) -> Result<&DynLog> {
+    pub fn mail_log(&self) -> Result<&MailLog> {
         self.log.as_ref().ok_or_else(|| {
             Error::Unavailable("sign-in mails are off here: person-api needs --log".into())
         })

@@ -28,8 +28,10 @@ use chrono::{DateTime, Duration, Utc};
 use udaconnect_core::auth::{Account, Email, NewAccount, Role, SignInLink, TokenSecret};
 use udaconnect_core::clock::{DynClock, SystemClock};
 use udaconnect_core::mail::{DynMailSender, MailKind, MailRequest, MailSender, SendOutcome};
-use udaconnect_core::ports::{DynAccountStore, DynLog};
+use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::Result;
+
+use crate::mail::MailLog;
 
 pub use limit::WindowLimiter;
 
@@ -162,9 +164,10 @@ pub async fn new_link(
     accounts.create_sign_in_link(link, now).await
 }
 
-/// Queues a mail with a sign-in link for `account`'s address.
+/// Queues a mail with a sign-in link for `account`'s address, sealed with the key of the
+/// account's person.
 pub async fn send_link(
-    log: &DynLog,
+    log: &MailLog,
     account: &Account,
     kind: MailKind,
     public_url: &str,
@@ -172,8 +175,8 @@ pub async fn send_link(
     let Some(email) = &account.email else {
         return Ok(());
     };
-    let mail = link_mail(&mail_key(kind)?, email, kind, public_url)?;
-    crate::mail::enqueue(log, &mail).await
+    let mail = link_mail(&mail_key(kind)?, email, kind, public_url)?.for_person(account.person);
+    log.enqueue(&mail).await
 }
 
 /// A sender that puts a fresh link token into each mail that has [`TOKEN_PLACEHOLDER`], then
@@ -225,7 +228,7 @@ impl MailSender for LinkingSender {
             mail.html().map(fill).as_deref(),
             mail.kind(),
         ) {
-            Ok(m) => m,
+            Ok(m) => m.for_person(mail.person()),
             Err(e) => return SendOutcome::Permanent(format!("cannot put in the link: {e}")),
         };
         if self.log_links {
@@ -243,6 +246,10 @@ impl MailSender for LinkingSender {
 
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
+    }
+
+    async fn forget(&self, person: udaconnect_core::model::PersonId) -> Result<u64> {
+        self.inner.forget(person).await
     }
 }
 

@@ -64,6 +64,27 @@ pub struct RoleSettings {
     pub gateway_key: Option<udaconnect_core::auth::GatewayKey>,
 }
 
+impl RoleSettings {
+    /// `role` serving `http` on `store` and `log`, everything else at its default: no gRPC,
+    /// no upstreams, no token for person-api, no gateway key.
+    pub fn new(role: Role, http: HttpSettings, store: StoreUrl, log: LogUrl) -> Self {
+        RoleSettings {
+            role,
+            http,
+            grpc_listen: None,
+            store,
+            log,
+            upstreams: Upstreams::default(),
+            engine: EngineKind::default(),
+            mail: Default::default(),
+            mqtt: None,
+            retention: Default::default(),
+            service_token: None,
+            gateway_key: None,
+        }
+    }
+}
+
 /// How a process serves HTTP, whichever roles it runs.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {

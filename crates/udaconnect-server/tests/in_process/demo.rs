@@ -10,7 +10,8 @@ use crate::app::demo_settings;
 #[tokio::test]
 async fn demo_conference_moves_live() {
     let data_dir = tempfile::tempdir().unwrap();
-    let http = HttpSettings::open("127.0.0.1:0".parse().unwrap());
+    let mut http = HttpSettings::open("127.0.0.1:0".parse().unwrap());
+    http.edge.live.k_anonymity = 2;
     let app = Application::build(demo_settings(data_dir.path(), http, 40))
         .await
         .unwrap();
@@ -29,22 +30,23 @@ async fn demo_conference_moves_live() {
     // Seed persons and 40 attendees.
     let persons: Value = get("/api/persons").await;
     assert_eq!(persons.as_array().unwrap().len(), 45);
-    // Attendees ping every 5 s: within a few seconds their positions are stored and shown.
+    // Attendees ping every 5 s: within a few seconds their positions are stored and shown,
+    // as anonymous dots where two people at least stand together (k is 2 here).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let positions: Value = get("/api/live/positions").await;
-        let live = positions
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["person_id"].as_i64().unwrap() > 9)
-            .count();
-        if live >= 20 {
+        let dots = positions.as_array().unwrap();
+        assert!(
+            dots.iter().all(|d| d.get("person_id").is_none()),
+            "{positions}"
+        );
+        if dots.len() >= 2 {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "only {live} attendees seen live"
+            "only {} dots: {positions}",
+            dots.len()
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }

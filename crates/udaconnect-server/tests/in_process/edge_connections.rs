@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use udaconnect_testkit::http::{read_some, send_raw};
+use udaconnect_testkit::http::{read_some, sample, send_raw};
 
 use crate::app::{spawn_app, spawn_app_with};
 
@@ -36,11 +36,8 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<(Stri
     }
 }
 
-fn metric(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
+fn metric(metrics: &str, series: &str) -> f64 {
+    sample(metrics, series).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,13 +8,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use udaconnect_core::mail::{DynMailSender, DynSentMail, MailKind, MailRequest};
-use udaconnect_core::ports::{DynLog, StartFrom};
-use udaconnect_core::record::DLQ_REASON_HEADER;
+use udaconnect_core::ports::{DynKeyStore, DynLog, StartFrom};
+use udaconnect_core::record::{self, LogRecord, DLQ_REASON_HEADER};
 use udaconnect_server::consume::poll::{self, Commit};
+use udaconnect_server::keys::Keyring;
 use udaconnect_server::mail::files::FileSender;
 use udaconnect_server::mail::mailer::{self, Mailer};
 use udaconnect_server::mail::smtp::SmtpSender;
-use udaconnect_server::mail::MailSettings;
+use udaconnect_server::mail::{MailLog, MailSettings};
 use udaconnect_server::metrics::Metrics;
 use udaconnect_testkit::log_suite::collect;
 use udaconnect_testkit::smtp::{Reply, SmtpServer};
@@ -26,6 +27,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 struct Backends {
     log: DynLog,
     sent: DynSentMail,
+    keys: Arc<Keyring>,
     requests: &'static str,
     dead_letters: &'static str,
     group: String,
@@ -47,7 +49,7 @@ fn leak(s: String) -> &'static str {
 
 async fn open(mode: Mode) -> Backends {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (log, sent, db): (DynLog, DynSentMail, _) = match mode {
+    let (log, sent, keys, db): (DynLog, DynSentMail, DynKeyStore, _) = match mode {
         Mode::Embedded => (
             Arc::new(
                 udaconnect_log::EmbeddedLog::open(dir.path().join("log"), Default::default())
@@ -56,6 +58,10 @@ async fn open(mode: Mode) -> Backends {
             Arc::new(
                 udaconnect_store::SqliteSentMail::open(dir.path().join("mail.sqlite3"))
                     .expect("sent mail"),
+            ),
+            Arc::new(
+                udaconnect_store::SqliteKeyStore::open(dir.path().join("keys.sqlite3"))
+                    .expect("key store"),
             ),
             None,
         ),
@@ -78,6 +84,7 @@ async fn open(mode: Mode) -> Backends {
             (
                 Arc::new(log),
                 Arc::new(udaconnect_store::PostgresSentMail::new(&pg)),
+                Arc::new(udaconnect_store::PostgresKeyStore::new(&pg)),
                 Some(db),
             )
         }
@@ -85,6 +92,7 @@ async fn open(mode: Mode) -> Backends {
     Backends {
         log,
         sent,
+        keys: Arc::new(Keyring::new(keys)),
         requests: leak(unique("notification")),
         dead_letters: leak(unique("notification.dlq")),
         group: unique("mailer"),
@@ -120,6 +128,8 @@ fn spawn(b: &Backends, sender: DynMailSender, settings: MailSettings, commit: Co
     let metrics = Arc::new(Metrics::new());
     let mut worker = Mailer {
         log: b.log.clone(),
+        requests: b.requests,
+        keys: b.keys.clone(),
         dead_letters: b.dead_letters,
         sender,
         sent: b.sent.clone(),
@@ -448,6 +458,149 @@ async fn without_smtp_mail_is_written_as_files(mode: Mode) {
     running.stop().await;
 }
 
+/// Every record of the test's requests topic, read raw.
+async fn raw_requests(b: &Backends, n: usize) -> Vec<LogRecord> {
+    let mut reader = b
+        .log
+        .consumer(b.requests, &unique("raw-reader"), StartFrom::Earliest)
+        .await
+        .expect("raw reader");
+    let got = collect(reader.as_mut(), n, PATIENCE).await;
+    got.into_iter().map(|c| c.record).collect()
+}
+
+fn holds(record: &LogRecord, text: &str) -> bool {
+    let needle = text.as_bytes();
+    std::iter::once(&record.value)
+        .chain(record.key.iter())
+        .chain(record.headers.iter().map(|(_, v)| v))
+        .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+}
+
+async fn a_persons_mail_is_sealed_and_goes_with_them(mode: Mode) {
+    let b = open(mode).await;
+    let dir = b._dir.path().join("mail");
+    let files = Arc::new(FileSender::new(dir.clone(), "noreply@test.invalid").expect("files"));
+    let running = spawn(
+        &b,
+        files.clone(),
+        settings(3),
+        Commit::Every(Duration::ZERO),
+    );
+    let queue = MailLog {
+        log: b.log.clone(),
+        keys: b.keys.clone(),
+    };
+    let (gone, stays) = (4_242, 4_243);
+    let mail_to = |key: &str, to: &str, person| sign_in(key, to).for_person(Some(person));
+    let theirs = mail_to("sign-in-gone", "gone.person@example.org", gone);
+    let kept = mail_to("sign-in-stays", "stays.person@example.org", stays);
+    for m in [&theirs, &kept] {
+        // The first append may wait for a new topic of the shared broker, as in `enqueue`.
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            match queue.enqueue_on(b.requests, m).await {
+                Ok(()) => break,
+                Err(udaconnect_core::Error::Unavailable(why))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    eprintln!("append unavailable ({why}); retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("enqueue: {e}"),
+            }
+        }
+    }
+    // A request of theirs the mailer cannot read goes to the dead letters as it is: sealed.
+    let unreadable = LogRecord {
+        key: Some(gone.to_string().into_bytes()),
+        value: br#"{"to":"gone.person@example.org"}"#.to_vec(),
+        headers: Vec::new(),
+        timestamp_ms: 1_700_000_000_000,
+    };
+    let unreadable = b
+        .keys
+        .seal_record(b.requests, gone, unreadable)
+        .await
+        .expect("seal")
+        .expect("a live key");
+    b.log
+        .append(b.requests, vec![unreadable])
+        .await
+        .expect("append");
+    let (their_file, kept_file) = (files.path_for(&theirs), files.path_for(&kept));
+    for path in [&their_file, &kept_file] {
+        eventually("the .eml file", PATIENCE, || async {
+            std::fs::read_to_string(path).ok()
+        })
+        .await;
+    }
+    assert!(std::fs::read_to_string(&their_file)
+        .unwrap()
+        .contains("To: gone.person@example.org"));
+    let dead = dead_letters(&b, 1).await;
+    assert!(
+        reason_of(&dead, &gone.to_string()).starts_with("invalid request"),
+        "{dead:?}"
+    );
+    assert!(!holds(&dead[0].record, "gone.person@example.org"), "sealed");
+    for r in raw_requests(&b, 3).await {
+        assert!(
+            !holds(&r, "gone.person@example.org") && !holds(&r, "stays.person@example.org"),
+            "a person's mail is sealed on the topic: {r:?}"
+        );
+        assert!(r.header("key_version").is_some(), "{r:?}");
+    }
+
+    // A request sealed before the erasure and appended after it (a process that had not yet
+    // seen the key go), then the erasure as person-api tells it.
+    let late = b
+        .keys
+        .seal_record(
+            b.requests,
+            gone,
+            mail_to("sign-in-late", "gone.person@example.org", gone).encode(0),
+        )
+        .await
+        .expect("seal")
+        .expect("a live key");
+    assert!(b.keys.destroy(gone).await.expect("destroy"));
+    let erasure = record::erasure(gone, chrono::Utc::now());
+    b.log
+        .append(b.requests, vec![erasure, late])
+        .await
+        .expect("append");
+    eventually("their mail file deleted", PATIENCE, || async {
+        (!their_file.exists()).then_some(())
+    })
+    .await;
+    eventually("the late request skipped", PATIENCE, || async {
+        (metric(&running.metrics, "udaconnect_mail_shredded_total") >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metric(&running.metrics, "udaconnect_mail_forgotten_total"),
+        1.0
+    );
+    assert!(kept_file.exists(), "the other person's mail stays");
+    // Nothing of theirs is queued any more.
+    queue
+        .enqueue_on(
+            b.requests,
+            &mail_to("sign-in-after", "gone.person@example.org", gone),
+        )
+        .await
+        .expect("refused quietly");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(metric(&running.metrics, SENT), 2.0);
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_fails_once_smtp_stays_unreachable_past_the_grace() {
     let server = SmtpServer::start().await;
@@ -505,4 +658,5 @@ both_modes!(
     a_permanent_refusal_is_dead_lettered_with_its_reason,
     a_restart_after_a_send_does_not_send_the_key_again,
     without_smtp_mail_is_written_as_files,
+    a_persons_mail_is_sealed_and_goes_with_them,
 );

@@ -9,7 +9,6 @@ use udaconnect_core::ErrorCode;
 use udaconnect_server::http::upstream::Upstream;
 use udaconnect_server::persons::{PersonApiClient, PersonDirectory, RemotePersons};
 use udaconnect_server::roles::Role;
-use udaconnect_server::wiring::context::Upstreams;
 use udaconnect_server::{Application, HttpSettings, RoleSettings};
 use udaconnect_store::SqlitePersonStore;
 
@@ -37,20 +36,12 @@ async fn person_api(dir: &std::path::Path, ids: &[i64]) -> Application {
 /// person-api in a process of its own as a role apart would be, on the embedded store and
 /// log in `dir`, with authentication off; returned once it is ready.
 pub async fn person_api_apart(dir: &std::path::Path) -> Application {
-    let app = Application::build_role(RoleSettings {
-        role: Role::PersonApi,
-        http: HttpSettings::open("127.0.0.1:0".parse().unwrap()),
-        grpc_listen: None,
-        store: dir.display().to_string().parse().unwrap(),
-        log: dir.display().to_string().parse().unwrap(),
-        upstreams: Upstreams::default(),
-        engine: Default::default(),
-        mail: Default::default(),
-        mqtt: None,
-        retention: Default::default(),
-        service_token: None,
-        gateway_key: None,
-    })
+    let app = Application::build_role(RoleSettings::new(
+        Role::PersonApi,
+        HttpSettings::open("127.0.0.1:0".parse().unwrap()),
+        dir.display().to_string().parse().unwrap(),
+        dir.display().to_string().parse().unwrap(),
+    ))
     .await
     .unwrap();
     let base = format!("http://{}", app.local_addr());

@@ -17,6 +17,7 @@ use udaconnect_log::{EmbeddedLog, EmbeddedLogOptions};
 use udaconnect_server::retention::RetentionSettings;
 use udaconnect_server::{Application, HttpSettings};
 use udaconnect_testkit::eventually;
+use udaconnect_testkit::http::{json_answer_as, metrics, sample};
 
 use crate::app::demo_settings;
 
@@ -58,20 +59,6 @@ async fn status(client: &reqwest::Client, base: &str, path: &str) -> StatusCode 
         .await
         .unwrap()
         .status()
-}
-
-async fn metric(client: &reqwest::Client, base: &str, line: &str) -> Option<u64> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(line))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 #[tokio::test]
@@ -135,8 +122,8 @@ async fn the_job_removes_old_pings_from_the_store_the_index_and_the_log() {
     let removed = |from: &'static str| {
         let (client, base) = (client.clone(), base.clone());
         async move {
-            let line = format!("udaconnect_retention_removed_total{{from=\"{from}\"}} ");
-            metric(&client, &base, &line).await.unwrap_or(0)
+            let series = format!("udaconnect_retention_removed_total{{from=\"{from}\"}}");
+            sample::<u64>(&metrics(&client, &base).await, &series).unwrap_or(0)
         }
     };
     assert!(removed("store").await > 30, "the seed's and the log's");
@@ -157,14 +144,7 @@ async fn the_job_removes_old_pings_from_the_store_the_index_and_the_log() {
                 "{base}/api/persons/5/connection?start_date={from}&end_date={}&distance=5",
                 today + TimeDelta::days(1)
             );
-            client
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Vec<Value>>()
-                .await
-                .unwrap()
+            json_answer_as::<Vec<Value>>(client.get(url)).await
         }
     };
     let met = connection(
@@ -194,14 +174,8 @@ async fn the_job_removes_old_pings_from_the_store_the_index_and_the_log() {
             .then_some(())
     })
     .await;
-    let positions: Vec<Value> = client
-        .get(format!("{base}/api/live/positions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let positions: Vec<Value> =
+        json_answer_as(client.get(format!("{base}/api/live/positions"))).await;
     assert!(
         positions.is_empty(),
         "the live view reads the index: {positions:?}"

@@ -15,7 +15,7 @@ use udaconnect_server::signin::SignInSettings;
 use udaconnect_server::wiring::backends::{open_account_stores, StoreUrl};
 use udaconnect_server::{Application, GrpcListen, HttpSettings, ServeSettings};
 use udaconnect_testkit::accounts::issue_token;
-use udaconnect_testkit::http::json_answer;
+use udaconnect_testkit::http::{json_answer, json_answer_as};
 use udaconnect_testkit::smtp::SmtpServer;
 
 struct App {
@@ -110,16 +110,10 @@ impl App {
 
     /// How many persons there are, as the organizer sees them.
     async fn persons(&self) -> usize {
-        browser()
+        let persons = browser()
             .get(format!("{}/api/persons", self.base))
-            .bearer_auth(&self.staff)
-            .send()
-            .await
-            .unwrap()
-            .json::<Vec<Value>>()
-            .await
-            .unwrap()
-            .len()
+            .bearer_auth(&self.staff);
+        json_answer_as::<Vec<Value>>(persons).await.len()
     }
 
     async fn logout(&self, cookie: &str) -> reqwest::StatusCode {

@@ -16,6 +16,7 @@ use crate::accounts::{
     VERIFY_TOKEN,
 };
 use crate::addresses::USE_LINK;
+use crate::audit::AuditRow;
 use crate::choices::ChoiceRow;
 use crate::sessions::LiveSession;
 
@@ -256,6 +257,22 @@ impl AccountDb for PostgresAccounts {
                     read(r.try_get(1))?,
                     read(r.try_get(2))?,
                     read(r.try_get(3))?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditRow>> {
+        self.read(sql, args)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    read(r.try_get(0))?,
+                    read(r.try_get(1))?,
+                    read(r.try_get(2))?,
+                    read(r.try_get(3))?,
+                    read(r.try_get(4))?,
                 ))
             })
             .collect()

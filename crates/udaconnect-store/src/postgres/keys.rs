@@ -59,14 +59,7 @@ fn state(person_id: PersonId, row: Option<&Row>) -> Result<KeyState> {
 
 #[async_trait]
 impl KeyStore for PostgresKeyStore {
-    async fn get_or_create_many(
-        &self,
-        persons: &[PersonId],
-    ) -> Result<Vec<(PersonId, Option<PersonKey>)>> {
-        let (mut keys, fresh) = KeyState::split_found(self.get_many(persons).await?)?;
-        if fresh.is_empty() {
-            return Ok(keys);
-        }
+    async fn insert_missing(&self, fresh: Vec<PersonKey>) -> Result<Vec<(PersonId, KeyState)>> {
         let ids: Vec<PersonId> = fresh.iter().map(PersonKey::person_id).collect();
         let versions: Vec<i32> = fresh
             .iter()
@@ -74,7 +67,7 @@ impl KeyStore for PostgresKeyStore {
             .collect();
         let secrets: Vec<&[u8]> = fresh.iter().map(|k| &k.secret()[..]).collect();
         // One statement for all; racing creators: the first insert wins and every caller
-        // reads it back below.
+        // reads it back.
         self.pg
             .query(
                 "INSERT INTO person_key (person_id, version, secret)
@@ -83,21 +76,7 @@ impl KeyStore for PostgresKeyStore {
                 &[&ids, &versions, &secrets],
             )
             .await?;
-        for (person_id, found) in self.get_many(&ids).await? {
-            keys.push((
-                person_id,
-                match found {
-                    KeyState::Live(key) => Some(key),
-                    KeyState::Destroyed => None,
-                    KeyState::Absent => {
-                        return Err(Error::Internal(format!(
-                            "key of person {person_id} missing after it was made"
-                        )))
-                    }
-                },
-            ));
-        }
-        Ok(keys)
+        self.get_many(&ids).await
     }
 
     async fn get(&self, person_id: PersonId) -> Result<KeyState> {

@@ -60,7 +60,8 @@ pub(super) fn tagged_locations<'a, T: FromSql<'a>>(
         .map(|row| Ok((row.try_get(0)?, location_at(row, 1)?)))
 }
 
-/// The count a `SELECT count(*)` answered: its one row's first column (none: 0).
+/// The count a `SELECT count(*)` (or a sum of them) answered: its one row's first column
+/// (none: 0).
 fn count_of(rows: &[Row]) -> Result<u64> {
     let n: i64 = rows
         .first()
@@ -343,6 +344,22 @@ impl LocationStore for PostgresLocationStore {
         count_of(&rows)
     }
 
+    async fn person_page(
+        &self,
+        person: PersonId,
+        after: Option<(Micros, LocationId)>,
+        limit: usize,
+    ) -> Result<Vec<Location>> {
+        let (time, id) = after.unwrap_or((Micros::MIN, LocationId::MIN));
+        // Through the (person, time) index, each page from where the last stopped.
+        self.select(
+            "WHERE person_id = $1 AND (creation_time, id) > ($2, $3)
+             ORDER BY creation_time, id LIMIT $4",
+            &[&person, &window_bound(time), &id, &crate::sql_limit(limit)],
+        )
+        .await
+    }
+
     async fn delete_before(&self, cut: Micros, limit: usize) -> Result<u64> {
         // Ids first, oldest first, through the time index: each statement locks at most
         // `limit` rows, and ingest's inserts never wait on it.
@@ -362,13 +379,7 @@ impl LocationStore for PostgresLocationStore {
                 &[&cut, &limit],
             )
             .await?;
-        let n: i64 = rows
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(|e| pg_error(&e))?
-            .unwrap_or(0);
-        Ok(n.max(0) as u64)
+        count_of(&rows)
     }
 
     async fn count(&self) -> Result<u64> {

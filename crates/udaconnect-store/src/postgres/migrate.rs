@@ -45,7 +45,9 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_visibility"),
     migration!(12, "0012_account_changes"),
     migration!(13, "0013_contact_choices"),
-    migration!(14, "0014_location_accuracy"),
+    migration!(14, "0014_live_map"),
+    migration!(15, "0015_data_read"),
+    migration!(16, "0016_location_accuracy"),
 ];
 
 /// The advisory lock key that serialises migrations ("udaconne" in ASCII). Advisory locks are

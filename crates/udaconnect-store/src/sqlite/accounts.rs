@@ -17,6 +17,7 @@ use crate::accounts::{
     VERIFY_TOKEN,
 };
 use crate::addresses::{APPLY_PRIMARY, APPLY_SECONDARY, USE_LINK};
+use crate::audit::AuditRow;
 use crate::choices::ChoiceRow;
 use crate::sessions::LiveSession;
 
@@ -34,6 +35,14 @@ const STEPS: &[(i64, &str)] = &[
     (
         13,
         include_str!("../../migrations/sqlite/0013_contact_choices.sql"),
+    ),
+    (
+        14,
+        include_str!("../../migrations/sqlite/0014_live_map.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/sqlite/0015_data_read.sql"),
     ),
 ];
 
@@ -282,6 +291,19 @@ impl AccountDb for SqliteAccounts {
     async fn choices(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<ChoiceRow>> {
         self.rows(sql.to_string(), args, |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, from_micros(r.get(3)?)))
+        })
+        .await
+    }
+
+    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditRow>> {
+        self.rows(sql.to_string(), args, |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                from_micros(r.get(4)?),
+            ))
         })
         .await
     }

@@ -34,17 +34,6 @@ fn state(person_id: PersonId, row: Option<Row>) -> Result<KeyState> {
     })
 }
 
-/// A key just made, as read back: live, or `None` when another process destroyed it first.
-fn made(person_id: PersonId, row: Option<Row>) -> Result<Option<PersonKey>> {
-    match state(person_id, row)? {
-        KeyState::Live(key) => Ok(Some(key)),
-        KeyState::Destroyed => Ok(None),
-        KeyState::Absent => Err(Error::Internal(format!(
-            "key of person {person_id} missing after it was made"
-        ))),
-    }
-}
-
 /// Each person once, in the order first asked.
 fn distinct(persons: &[PersonId]) -> Vec<PersonId> {
     let mut seen = std::collections::HashSet::with_capacity(persons.len());
@@ -57,14 +46,7 @@ fn distinct(persons: &[PersonId]) -> Vec<PersonId> {
 
 #[async_trait]
 impl KeyStore for SqliteKeyStore {
-    async fn get_or_create_many(
-        &self,
-        persons: &[PersonId],
-    ) -> Result<Vec<(PersonId, Option<PersonKey>)>> {
-        let (mut keys, fresh) = KeyState::split_found(self.get_many(persons).await?)?;
-        if fresh.is_empty() {
-            return Ok(keys);
-        }
+    async fn insert_missing(&self, fresh: Vec<PersonKey>) -> Result<Vec<(PersonId, KeyState)>> {
         let rows = self
             .db
             .write(move |c| {
@@ -88,10 +70,9 @@ impl KeyStore for SqliteKeyStore {
                 Ok(rows)
             })
             .await?;
-        for (person_id, row) in rows {
-            keys.push((person_id, made(person_id, row)?));
-        }
-        Ok(keys)
+        rows.into_iter()
+            .map(|(person_id, row)| Ok((person_id, state(person_id, row)?)))
+            .collect()
     }
 
     async fn get(&self, person_id: PersonId) -> Result<KeyState> {

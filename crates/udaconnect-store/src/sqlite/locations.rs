@@ -190,6 +190,29 @@ impl LocationStore for SqliteLocationStore {
             .await
     }
 
+    async fn person_page(
+        &self,
+        person: PersonId,
+        after: Option<(Micros, LocationId)>,
+        limit: usize,
+    ) -> Result<Vec<Location>> {
+        let (time, id) = after.unwrap_or((Micros::MIN, LocationId::MIN));
+        let limit = crate::sql_limit(limit);
+        // No index leads by the person here (see the schema): each page reads on through the
+        // time index from where the last stopped, so a whole export reads the table once.
+        self.db
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM location
+                     WHERE person_id = ?1 AND (creation_time, id) > (?2, ?3)
+                     ORDER BY creation_time, id LIMIT ?4"
+                ))?
+                .query_map(params![person, time, id, limit], location)?
+                .collect()
+            })
+            .await
+    }
+
     async fn count(&self) -> Result<u64> {
         self.db
             .read(|c| c.query_row("SELECT count(*) FROM location", [], |r| r.get::<_, i64>(0)))

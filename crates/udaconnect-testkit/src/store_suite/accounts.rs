@@ -401,8 +401,26 @@ pub async fn revoking_everything_ends_every_token_and_session<E: StoreEngine>() 
         .iter()
         .all(|t| t.revoked.is_some()));
 
-    // Deleting the account takes its tokens with it; the other account stays whole.
+    // Deleting the account takes its tokens with it, and the sign-in links mailed to its
+    // address (they hold the address); the other account stays whole.
+    let link_to = async |address: &str| {
+        let link = SignInLink {
+            email: email(address),
+            expires: at + TimeDelta::minutes(15),
+        };
+        store.create_sign_in_link(link, at).await.unwrap()
+    };
+    let ana_link = link_to("Ana@example.org").await;
+    let ben_link = link_to("ben@example.org").await;
     assert!(store.delete_account(ana.id).await.unwrap());
+    assert_eq!(
+        store.consume_sign_in_link(&ana_link, at).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.consume_sign_in_link(&ben_link, at).await.unwrap(),
+        Some(email("ben@example.org"))
+    );
     assert_eq!(store.account(ana.id).await.unwrap(), None);
     assert!(store.tokens(ana.id).await.unwrap().is_empty());
     assert!(!store.delete_account(ana.id).await.unwrap());

@@ -28,9 +28,9 @@ pub async fn reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten
     assert_eq!(one.asking_me, vec![c(2, t1, false), c(3, t2, false)]);
     assert!(one.revealed(2) && !one.revealed(3));
 
-    store.hide_contact(3, 1, false, t0()).await.unwrap();
-    store.hide_contact(3, 1, true, t1).await.unwrap();
-    store.hide_contact(1, 4, false, t1).await.unwrap();
+    store.hide_contact(3, c(1, t0(), false)).await.unwrap();
+    store.hide_contact(3, c(1, t1, true)).await.unwrap();
+    store.hide_contact(1, c(4, t1, false)).await.unwrap();
     let one = store.contact_choices(1).await.unwrap();
     assert_eq!(one.hidden, vec![c(4, t1, false)]);
     assert_eq!(one.hidden_by, vec![3]);
@@ -50,7 +50,7 @@ pub async fn reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten
     assert!(store.contact_choices(1).await.unwrap().hidden.is_empty());
 
     // Forgetting person 1: their rows, both sides, go; 2 asking 3 stays.
-    store.hide_contact(1, 2, true, t1).await.unwrap();
+    store.hide_contact(1, c(2, t1, true)).await.unwrap();
     assert_eq!(store.forget_contact_choices(1).await.unwrap(), 4);
     for person in [1, 2, 3] {
         let choices = store.contact_choices(person).await.unwrap();

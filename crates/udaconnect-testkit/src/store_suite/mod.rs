@@ -21,6 +21,7 @@ mod account_changes;
 mod accounts;
 mod choices;
 mod devices;
+mod export;
 mod ids;
 mod keys;
 mod locations;
@@ -51,6 +52,10 @@ pub use accounts::{
 };
 pub use choices::reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten;
 pub use devices::devices_are_registered_found_seen_and_revoked;
+pub use export::{
+    a_persons_pings_are_read_in_pages_in_time_order,
+    reads_are_audited_per_person_newest_first_and_forgotten,
+};
 pub use ids::{
     id_leases_are_unique_across_concurrent_leasers_and_restarts, id_leases_never_repeat,
 };
@@ -71,7 +76,10 @@ pub use persons::{
     creates_racing_an_import_never_collide, new_person, persons_are_imported_created_and_listed,
 };
 pub use tracks::{contacts_via_store, longest_piece_m, near_tracks_gives_the_oracles_contacts};
-pub use visibility::visibility_is_off_until_chosen_and_goes_with_the_account;
+pub use visibility::{
+    live_map_is_anonymous_until_chosen_and_goes_with_the_account,
+    visibility_is_off_until_chosen_and_goes_with_the_account,
+};
 
 /// One store engine: how the suite opens fresh stores of it, and what keeps them (a
 /// directory, a database) until they are dropped.
@@ -165,7 +173,10 @@ macro_rules! store_suite {
                 destroyed_person_keys_are_final,
                 person_keys_are_made_and_read_many_at_once,
                 visibility_is_off_until_chosen_and_goes_with_the_account,
+                live_map_is_anonymous_until_chosen_and_goes_with_the_account,
                 reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten,
+                reads_are_audited_per_person_newest_first_and_forgotten,
+                a_persons_pings_are_read_in_pages_in_time_order,
             ]
         );
     };

@@ -74,3 +74,65 @@ pub async fn visibility_is_off_until_chosen_and_goes_with_the_account<E: StoreEn
     let seen = visible_among(&store, &all).await;
     assert_eq!(seen, BTreeSet::from([3, 1100]));
 }
+
+/// No account is on the live map by name until it says so, apart from its choice of
+/// visibility to the people it met; the latest choice holds; only persons of accounts that said
+/// yes are listed; a choice for no account is refused, and a deleted account's goes with it.
+pub async fn live_map_is_anonymous_until_chosen_and_goes_with_the_account<E: StoreEngine>() {
+    let stores = E::open().await;
+    let store = stores.accounts();
+    let mut accounts = Vec::new();
+    for person in 1..=5 {
+        let new = new_account(Role::Attendee, Some(person), None);
+        accounts.push(store.create_account(new, t0()).await.unwrap());
+    }
+    let staff = store
+        .create_account(new_account(Role::Organizer, None, None), t0())
+        .await
+        .unwrap();
+    assert!(!store.on_live_map(accounts[0].id).await.unwrap());
+    assert!(store.persons_on_live_map().await.unwrap().is_empty());
+
+    // Visible to the people one met is not shown on the live map.
+    assert!(store.set_visible(accounts[0].id, true, t0()).await.unwrap());
+    assert!(!store.on_live_map(accounts[0].id).await.unwrap());
+    assert!(store.persons_on_live_map().await.unwrap().is_empty());
+
+    // Persons 2 and 3 say yes, then 3 says no; 4 says yes; staff (no person) says yes.
+    let later = t0() + TimeDelta::minutes(1);
+    for i in [1, 2, 3] {
+        assert!(store
+            .set_on_live_map(accounts[i].id, true, t0())
+            .await
+            .unwrap());
+    }
+    assert!(store
+        .set_on_live_map(accounts[2].id, false, later)
+        .await
+        .unwrap());
+    assert!(store.set_on_live_map(staff.id, true, t0()).await.unwrap());
+    assert!(store.on_live_map(accounts[1].id).await.unwrap());
+    assert!(!store.on_live_map(accounts[2].id).await.unwrap());
+    assert!(store.on_live_map(staff.id).await.unwrap());
+    assert!(
+        !store.visible(accounts[1].id).await.unwrap(),
+        "apart choices"
+    );
+    let shown: BTreeSet<i64> = store
+        .persons_on_live_map()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(shown, BTreeSet::from([2, 4]));
+
+    assert!(!store.set_on_live_map(i64::MAX, true, t0()).await.unwrap());
+    assert!(store.delete_account(accounts[3].id).await.unwrap());
+    assert!(!store.on_live_map(accounts[3].id).await.unwrap());
+    assert!(!store
+        .set_on_live_map(accounts[3].id, true, t0())
+        .await
+        .unwrap());
+    let shown = store.persons_on_live_map().await.unwrap();
+    assert_eq!(shown, vec![2]);
+}

@@ -59,6 +59,8 @@ impl Engine for Serve {
         let data_dir = tempfile::tempdir().unwrap();
         let smtp = SmtpServer::start().await;
         let mqtt_session = mqtt::Session::new();
+        let venue = data_dir.path().join("venue.json");
+        std::fs::write(&venue, crate::live::VENUE).unwrap();
         let args: Vec<String> = [
             "--demo",
             "--demo-attendees",
@@ -72,6 +74,7 @@ impl Engine for Serve {
         .chain([data_dir.path().display().to_string()])
         .chain(["--smtp".to_string(), smtp.url()])
         .chain(["--auth".to_string(), on_off(auth).to_string()])
+        .chain(["--venue".to_string(), venue.display().to_string()])
         .chain([
             "--mqtt".to_string(),
             mqtt::BROKER.to_string(),
@@ -147,9 +150,14 @@ mod distributed {
                     create_token("organizer", &["--store", &db.url]),
                 ),
             };
+            // connection-api takes the plan from the environment; the other roles ignore it.
+            let venue = seed_dir.path().join("venue.json");
+            std::fs::write(&venue, crate::live::VENUE).unwrap();
+            let venue = venue.display().to_string();
             let env = [
                 ("UDACONNECT_AUTH", on_off(auth)),
                 ("UDACONNECT_SERVICE_TOKEN", service.as_str()),
+                ("UDACONNECT_VENUE", venue.as_str()),
             ];
             let seed = || demo::load(&db.url, &broker, seed_dir.path());
             let stack =

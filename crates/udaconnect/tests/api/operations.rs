@@ -144,21 +144,36 @@ pub async fn correlation_ids_reach_the_ingest_log(api: Api) {
     .await;
 }
 
-/// The venue live: a ping shows among the live positions.
+/// The venue live: pings show among the live positions, as anonymous dots once five people
+/// stand in their place, with no id and no person.
 pub async fn a_ping_shows_in_the_live_view(api: Api) {
-    let r = api.ping_now(5, 12.5, 34.25).await;
-    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    eventually(
-        "the live view to show the ping",
+    let (lat, lon) = (12.5, 34.25);
+    let near = |p: &Value| {
+        (p["latitude"].as_f64().unwrap() - lat).abs() < 1e-4
+            && (p["longitude"].as_f64().unwrap() - lon).abs() < 1e-4
+    };
+    for i in 0..5 {
+        let person = api.create_person(&format!("Dot{i}")).await["id"]
+            .as_i64()
+            .unwrap();
+        api.ping_now(person, lat + i as f64 * 1e-6, lon).await;
+    }
+    let dots = eventually(
+        "the live view to show the pings",
         Duration::from_secs(20),
         || async {
             let positions: Value = api.get("/api/live/positions").await.json().await.ok()?;
-            positions
+            let dots: Vec<Value> = positions
                 .as_array()?
                 .iter()
-                .any(|p| p["id"] == id)
-                .then_some(())
+                .filter(|p| near(p))
+                .cloned()
+                .collect();
+            (dots.len() == 5).then_some(dots)
         },
     )
     .await;
+    for d in dots {
+        assert!(d.get("id").is_none() && d.get("person_id").is_none(), "{d}");
+    }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use udaconnect_core::contact::Point;
 use udaconnect_core::time::{parse_timestamp, to_micros};
 use udaconnect_server::roles::Role;
+use udaconnect_testkit::http::{json_answer, sample, sent};
 
 /// Whether the engine asks who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,7 @@ pub fn bodies() -> Vec<(&'static str, Body)> {
         trackers::phones_post_through_owntracks_and_the_osmand_protocol,
         trackers::owntracks_over_mqtt_is_stored_and_unknown_topics_refused,
         trackers::copies_of_a_phones_ping_are_one_ping,
+        trackers::owntracks_configuration_is_a_document_a_url_and_a_qr_code,
     ]
 }
 
@@ -126,10 +128,14 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         signin::no_link_token_or_session_id_is_written_anywhere,
         visibility::contacts_name_only_those_who_allow_it,
         visibility::bad_visibility_requests_are_problems,
+        live::organizer_views_single_no_one_out,
+        live::live_views_are_staffs_and_bad_windows_are_problems,
         reveal::both_must_ask_to_see_each_others_address,
         reveal::a_hidden_contact_leaves_the_list_and_is_never_revealed,
         reveal::evidence_holds_my_coordinates_only,
         accuracy::inaccurate_pings_meet_only_under_a_laxer_max_accuracy,
+        export::my_export_holds_my_data_and_who_read_it,
+        export::bad_export_requests_are_problems,
         account::a_new_address_is_the_accounts_once_its_link_is_followed,
         account::a_secondary_address_is_verified_then_removed,
         account::sessions_are_listed_and_one_ended_from_another,
@@ -208,7 +214,7 @@ impl Api {
 
     /// GET, and the answer's body as JSON, whatever its status.
     pub async fn get_json(&self, path: &str) -> Value {
-        self.get(path).await.json().await.unwrap()
+        json_answer(self.client.get(self.url(path))).await
     }
 
     /// A request with `method` and no body.
@@ -332,18 +338,8 @@ impl Api {
     /// An unlabelled counter or gauge of this process's `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self.get("/metrics").await.text().await.unwrap();
-        let prefix = format!("{name} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-            .trim()
-            .parse()
-            .unwrap()
+        sample(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"))
     }
-}
-
-async fn sent(request: reqwest::RequestBuilder) -> Response {
-    request.send().await.expect("request sent")
 }
 
 /// A header's value as text.

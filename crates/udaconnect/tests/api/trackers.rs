@@ -145,17 +145,107 @@ pub async fn owntracks_over_mqtt_is_stored_and_unknown_topics_refused(api: Api) 
     mqtt::publish(&topic, &["not json".to_string()]).await;
     mqtt::publish(&topic, &[location(-33.8700, 151.2100, 1700042700)]).await;
     met(-33.8700, 151.2100).await;
-    let answer: Value = api
-        .get(&format!("/api/persons/{walt}/connection?{DAY}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let answer = api
+        .get_json(&format!("/api/persons/{walt}/connection?{DAY}"))
+        .await;
     let forged_here = answer.as_array().unwrap().iter().any(|c| {
         c["location"]["person_id"] == vera && c["location"]["latitude"].as_f64() == Some(-33.8694)
     });
     assert!(!forged_here, "a forged topic's location was stored");
     assert!(refused(&api).await >= refused_before + 2);
+}
+
+/// "Add a phone" answers OwnTracks' importable configuration: an `.otrc` document that holds
+/// the URL, user, device and password the app needs (and that work), the `owntracks:///config`
+/// URL carrying it, and that URL as a QR code a decoder reads back.
+pub async fn owntracks_configuration_is_a_document_a_url_and_a_qr_code(api: Api) {
+    let cleo = api.create_person("Cleo").await["id"].as_i64().unwrap();
+    let token = api.admin_token("attendee", cleo).await;
+    let phone = register(&api, &token, cleo, "Cleo's Pixel").await;
+    let owntracks = &phone["owntracks"];
+    let otrc = &owntracks["otrc"];
+    let device_id = phone["mqtt_topic"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    assert_eq!(
+        *otrc,
+        json!({"_type": "configuration", "mode": 3, "url": api.url("/pub"), "auth": true,
+               "username": format!("p{cleo}"), "password": phone["token"], "deviceId": device_id,
+               "tid": "CL"})
+    );
+    // What the app would do with it: post a location to its URL as its user.
+    let location = r#"{"_type":"location","lat":48.8566,"lon":2.3522,"tst":1700042400,"tid":"CL"}"#;
+    let r = api
+        .client
+        .post(otrc["url"].as_str().unwrap())
+        .basic_auth(
+            otrc["username"].as_str().unwrap(),
+            otrc["password"].as_str(),
+        )
+        .header("Content-Type", "application/json")
+        .body(location)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // The URL carries the document; the QR code carries the URL.
+    let config_url = owntracks["config_url"].as_str().unwrap();
+    let url = reqwest::Url::parse(config_url).unwrap();
+    assert_eq!((url.scheme(), url.path()), ("owntracks", "/config"));
+    let inline = url.query_pairs().find(|(k, _)| k == "inline").unwrap().1;
+    assert!(
+        !config_url.contains('+'),
+        "a + in a query reads as a space: {config_url}"
+    );
+    use base64::Engine as _;
+    let document = base64::engine::general_purpose::STANDARD
+        .decode(inline.as_bytes())
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&document).unwrap(), *otrc);
+    let svg = owntracks["qr_svg"].as_str().unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+    assert_eq!(read_qr(svg), config_url);
+}
+
+/// The text of a QR code drawn as the server draws it (one unit per module, the dark runs in
+/// one path as `M{x} {y}h{w}v{h}H{x}V{y}`), read by a QR decoder from the pixels drawn.
+fn read_qr(svg: &str) -> String {
+    const SCALE: usize = 4;
+    let between = |start: &str| {
+        let from = svg
+            .find(start)
+            .unwrap_or_else(|| panic!("no {start} in {svg}"))
+            + start.len();
+        &svg[from..from + svg[from..].find('"').unwrap()]
+    };
+    let size: usize = between(" width=\"").parse().unwrap();
+    let mut dark = vec![false; size * size];
+    for run in between(" d=\"").split('M').filter(|r| !r.is_empty()) {
+        let n: Vec<usize> = run
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let (x, y, w, h) = (n[0], n[1], n[2], n[3]);
+        for row in y..y + h {
+            dark[row * size + x..row * size + x + w].fill(true);
+        }
+    }
+    let pixels = size * SCALE;
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(pixels, pixels, |x, y| {
+        if dark[(y / SCALE) * size + x / SCALE] {
+            0
+        } else {
+            255
+        }
+    });
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the picture");
+    grids[0].decode().expect("a readable QR code").1
 }
 
 /// How many MQTT messages tracker-mqtt refused, from its metrics.
@@ -259,12 +349,9 @@ pub async fn copies_of_a_phones_ping_are_one_ping(api: Api) {
     )
     .await;
 
-    let answer: Value = api
-        .get(&format!("/api/persons/{bo}/connection?{DAY17}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let answer = api
+        .get_json(&format!("/api/persons/{bo}/connection?{DAY17}"))
+        .await;
     let mut found: Vec<(i64, String)> = answer
         .as_array()
         .unwrap()

@@ -26,7 +26,9 @@ async fn choose(api: &Api, token: &str, visible: bool) {
     let body = json!({ "visible": visible });
     let r = send(signed(api, token, Method::PUT, "/api/me/visibility").json(&body)).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.json::<Value>().await.unwrap(), body);
+    // The other choice, the live map's, stays as it was: no.
+    let stored = json!({ "visible": visible, "on_live_map": false });
+    assert_eq!(r.json::<Value>().await.unwrap(), stored);
 }
 
 /// The contacts answer `path` gives `token`'s holder, as rows.
@@ -87,7 +89,10 @@ pub async fn contacts_name_only_those_who_allow_it(api: Api) {
 
     // Nobody is visible until they say so.
     for token in [&ada_token, &bo_token, &third_token] {
-        assert_eq!(visibility(&api, token).await, json!({"visible": false}));
+        assert_eq!(
+            visibility(&api, token).await,
+            json!({"visible": false, "on_live_map": false})
+        );
     }
     let mine = "/api/me/contacts?start=2021-07-01&end=2021-07-01";
     let answer = contacts(&api, &ada_token, mine).await;
@@ -113,7 +118,10 @@ pub async fn contacts_name_only_those_who_allow_it(api: Api) {
 
     // Bo allows it: Ada sees Bo, the third attendee stays someone.
     choose(&api, &bo_token, true).await;
-    assert_eq!(visibility(&api, &bo_token).await, json!({"visible": true}));
+    assert_eq!(
+        visibility(&api, &bo_token).await,
+        json!({"visible": true, "on_live_map": false})
+    );
     let by_path = format!("/api/persons/{ada}/contacts?start=2021-07-01&end=2021-07-01");
     for path in [mine, by_path.as_str()] {
         let answer = contacts(&api, &ada_token, path).await;
@@ -170,6 +178,12 @@ pub async fn bad_visibility_requests_are_problems(api: Api) {
         (r#"{"visible": 1}"#, 422, &["visible"]),
         (r#"{"visible": null}"#, 422, &["visible"]),
         (r#"{}"#, 422, &["visible"]),
+        (r#"{"on_live_map": "yes"}"#, 422, &["on_live_map"]),
+        (
+            r#"{"visible": true, "on_live_map": 0}"#,
+            422,
+            &["on_live_map"],
+        ),
         (r#"{"visible": tr"#, 400, &["body"]),
         ("", 400, &["body"]),
         ("[true]", 400, &["body"]),
@@ -177,7 +191,10 @@ pub async fn bad_visibility_requests_are_problems(api: Api) {
         assert_problem(put(body, "application/json").await, status, fields).await;
     }
     assert_problem(put(r#"{"visible": true}"#, "text/plain").await, 415, &[]).await;
-    assert_eq!(visibility(&api, &token).await, json!({"visible": false}));
+    assert_eq!(
+        visibility(&api, &token).await,
+        json!({"visible": false, "on_live_map": false})
+    );
 
     let body = json!({"visible": true});
     for method in [Method::PUT, Method::GET] {
@@ -193,5 +210,8 @@ pub async fn bad_visibility_requests_are_problems(api: Api) {
     assert_problem(send(admin).await, 404, &[]).await;
     let r = send(signed(&api, &token, Method::POST, "/api/me/visibility").json(&body)).await;
     assert_problem(r, 405, &[]).await;
-    assert_eq!(visibility(&api, &token).await, json!({"visible": false}));
+    assert_eq!(
+        visibility(&api, &token).await,
+        json!({"visible": false, "on_live_map": false})
+    );
 }

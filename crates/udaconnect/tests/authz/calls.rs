@@ -73,7 +73,7 @@ pub fn call(method: &str, path: &str, location: i64) -> Call {
         }),
         // `confirm` not `true`: the matrix's askers keep their accounts.
         ("delete", "/api/me") => ("/api/me?confirm=no".into(), None, own_account),
-        ("get", "/api/me/tokens" | "/api/me/devices" | "/api/me/sessions")
+        ("get", "/api/me/tokens" | "/api/me/devices" | "/api/me/sessions" | "/api/me/export")
         | ("delete", "/api/me/secondary-email") => (path.into(), None, own_account),
         // An id no one has: nothing of the caller's is ended.
         ("delete", p) if p.starts_with("/api/me/") => {

@@ -6,6 +6,7 @@
 //! played against this stack and `serve` alike.
 
 mod chaos;
+mod erasure;
 mod gateway;
 mod harness;
 mod mqtt;

@@ -14,7 +14,7 @@ use udaconnect_core::time::format_utc;
 use udaconnect_core::tracker::{DeviceInfo, NewDevice};
 use udaconnect_core::{Error, Result};
 
-use super::{Answer, Trackers};
+use super::{otrc, Answer, Trackers};
 use crate::access::Caller;
 use crate::http::{parse_json, BodyBytes, PathId};
 
@@ -72,6 +72,16 @@ pub struct OwnTracksSettings {
     /// Identification → Device ID.
     #[schema(example = "pixel-3")]
     pub device_id: String,
+    /// These settings as OwnTracks' importable configuration (`_type: configuration`, HTTP
+    /// mode): the content of an `.otrc` file the app opens.
+    #[schema(value_type = Object)]
+    pub otrc: Value,
+    /// `owntracks:///config?inline=...`: the configuration in base64; opened on the phone, it
+    /// configures the app.
+    #[schema(example = "owntracks:///config?inline=eyJfdHlwZSI6ImNvbmZpZ3VyYXRpb24ifQ%3D%3D")]
+    pub config_url: String,
+    /// `config_url` as a QR code (an SVG document), for the app's scanner.
+    pub qr_svg: String,
 }
 
 /// Traccar Client's settings (and OsmAnd's online tracking URL).
@@ -110,10 +120,12 @@ pub struct NewDeviceBody {
     person_id: Option<i64>,
 }
 
-/// The base URL the client reached: its `Host`, and `https` when a proxy says so.
+/// The base URL the client reached: its `Host` (behind the web gateway, the one it forwards),
+/// and `https` when a proxy says so.
 fn base_url(headers: &HeaderMap) -> String {
     let host = headers
-        .get(header::HOST)
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let https = headers
@@ -183,12 +195,19 @@ pub async fn create_device(
         .next()
         .unwrap_or_default()
         .to_string();
+    let (url, username) = (format!("{base}/pub"), format!("p{person}"));
+    let password = issued.token.expose().to_string();
+    let otrc = otrc::configuration(&url, &username, &password, &device_id, &device.name);
+    let config_url = otrc::config_url(&otrc.to_string());
     let answer = RegisteredDevice {
         owntracks: OwnTracksSettings {
-            url: format!("{base}/pub"),
-            username: format!("p{person}"),
-            password: issued.token.expose().to_string(),
+            qr_svg: otrc::qr_svg(&config_url)?,
+            url,
+            username,
+            password,
             device_id,
+            otrc,
+            config_url,
         },
         traccar: TraccarSettings {
             url: format!("{base}/api/osmand"),

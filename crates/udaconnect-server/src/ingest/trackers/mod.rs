@@ -17,6 +17,7 @@ pub mod browser;
 pub mod devices;
 pub mod mqtt;
 pub mod osmand;
+pub mod otrc;
 pub mod owntracks;
 
 use std::sync::Arc;

@@ -173,10 +173,11 @@ const DEVICE_TTL: Duration = Duration::from_secs(5);
 
 /// Devices read by id, kept [`DEVICE_TTL`]: a busy broker delivers thousands of messages a
 /// second, and a store read for each would cost more than the rest of their way to the log.
+/// Ids no device has are not kept (each such message costs one read by id).
 #[derive(Default)]
 pub struct DeviceCache(Mutex<HashMap<DeviceId, (Instant, Option<DeviceInfo>)>>);
 
-/// Devices kept at most; past it the cache starts over (a flood of made-up topics).
+/// Devices kept at most; past it the cache starts over.
 const DEVICES_KEPT: usize = 100_000;
 
 impl DeviceCache {
@@ -385,13 +386,14 @@ async fn live_device(
     if let Some(known) = devices.get(id) {
         return Ok(known);
     }
-    let device = trackers
-        .accounts
-        .device(id)
-        .await?
-        .filter(|d| d.revoked.is_none());
-    devices.put(id, device.clone());
-    Ok(device)
+    // An id no device has yet is not kept: it may be a phone being registered now, which
+    // publishes at once; a device found is kept, and a revoked one is revoked for good.
+    let Some(device) = trackers.accounts.device(id).await? else {
+        return Ok(None);
+    };
+    let live = Some(device).filter(|d| d.revoked.is_none());
+    devices.put(id, live.clone());
+    Ok(live)
 }
 
 /// Whether the connection to the broker is up, for `/ready`.
