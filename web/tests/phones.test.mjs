@@ -129,7 +129,8 @@ test('the browser\'s own device is listed, and revoking it says that a page stil
   });
   assert.equal((await share()).status, 202);
 
-  const { page, errors } = await openPage(started.browser.context);
+  // The phone refused below is a failed load Chromium reports.
+  const { page, errors } = await openPage(started.browser.context, { expected: [/\/api\/me\/devices$/] });
   await page.setExtraHTTPHeaders({ authorization: `Bearer ${token}` });
   await page.goto(`${started.server.url}/#/account`);
   const name = 'Browser (Share my location)';
@@ -146,6 +147,12 @@ test('the browser\'s own device is listed, and revoking it says that a page stil
   assert.deepEqual(await seriousViolations(page), []);
   await page.getByRole('button', { name: `Yes, revoke ${name}` }).click();
   await page.locator('#phones-empty').waitFor({ timeout: 5000 });
+
+  // No phone may take its name.
+  await page.getByLabel('Phone name').fill(name);
+  await page.getByRole('button', { name: 'Add phone' }).click();
+  await page.locator('#phone-error', { hasText: "browser's own device" }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('#phones-body tr').count(), 0);
 
   // As said: the next shared ping registers it again.
   assert.equal((await share()).status, 202);
