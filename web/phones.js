@@ -20,6 +20,7 @@ export class Phones {
     this.form = $('phone-form');
     this.form.addEventListener('submit', (e) => this.#add(e));
     this.devices = new Map();
+    this.asking = null; // the id of the device whose revocation is being confirmed
     $('phones-body').addEventListener('click', (e) => {
       const button = e.target.closest('button[data-revoke]');
       if (button) this.#ask(Number(button.dataset.revoke));
