@@ -86,7 +86,7 @@ export class Account {
     this.sessions = new Sessions();
     this.accounts = new Accounts();
     this.data = new MyData();
-    this.phones = new Phones();
+    this.phones = new Phones(() => this.load());
   }
 
   /** Shows the account of `me` (the answer of GET /api/me). */
@@ -217,6 +217,8 @@ export class Account {
       $('tokens-status').textContent = `Revoked ${name}.`;
       row.remove();
       if (!$('tokens-body').children.length) $('tokens-table').hidden = true;
+      // A phone's token revoked ends the phone.
+      if (this.me?.person) this.phones.load();
     } catch (error) {
       button.disabled = false;
       $('tokens-status').textContent = `Could not revoke ${name}: ${error.message}`;

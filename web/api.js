@@ -108,6 +108,10 @@ export const getVisibility = () => getJson('/api/me/visibility');
 export const setVisibility = (choice) => request('/api/me/visibility', { method: 'PUT', body: choice }).then((r) => r.data);
 /** Registers a phone named `name`: its settings for each app, secrets included, this once. */
 export const addDevice = (name) => request('/api/me/devices', { method: 'POST', body: { name } }).then((r) => r.data);
+/** The caller's live phones, oldest first: name, created, last_seen, app, battery; never a secret. */
+export const listDevices = () => getJson('/api/me/devices');
+/** Revokes a phone: its token and OsmAnd id stop working at once. */
+export const revokeDevice = (id) => request(`/api/me/devices/${encodeURIComponent(id)}`, { method: 'DELETE' });
 export const revokeToken = (id) => request(`/api/me/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
 
 /** Asks for a link to `email` that makes it the account's address (`secondary`: its second one). */

@@ -518,4 +518,15 @@ pub async fn the_pages_pings_are_one_per_fix_second(api: Api) {
         stored.iter().any(|l| l["id"] == id),
         "ids of the browser device and second"
     );
+    // No phone may take its name: the page's pings would go to that phone.
+    let r = api
+        .client
+        .post(api.url("/api/me/devices"))
+        .bearer_auth(&token)
+        .json(&json!({"name": " Browser (Share my location) "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
 }

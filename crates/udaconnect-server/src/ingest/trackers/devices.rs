@@ -147,9 +147,17 @@ fn person_field(body: &Value) -> Result<Option<i64>> {
     }
 }
 
+/// A phone's name. The browser's device is found by its name, so no phone may take it: the
+/// page's pings would be stored under that phone.
 fn name_field(body: &Value) -> Result<String> {
     match body.get("name") {
         None | Some(Value::Null) => Err(Error::invalid("name", "is required")),
+        Some(Value::String(s)) if s.trim() == super::browser::BROWSER_DEVICE => {
+            Err(Error::invalid(
+                "name",
+                "is the browser's own device (Share my location): choose another",
+            ))
+        }
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(Error::bad_request("name", "must be a string")),
     }
