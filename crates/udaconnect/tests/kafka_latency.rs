@@ -98,7 +98,10 @@ async fn a_ping_is_queryable_within_milliseconds_under_light_load() {
     // librdkafka's default fetch wait (500 ms) puts the median near 250 ms and p99 near
     // 500 ms. The median is what tells the settings apart: on a shared 2-core machine a
     // build beside the test can stall a few pings for a second (p99), not half of them.
-    assert!(p50 <= Duration::from_millis(100), "p50 {p50:?} (p99 {p99:?})");
+    assert!(
+        p50 <= Duration::from_millis(100),
+        "p50 {p50:?} (p99 {p99:?})"
+    );
 
     // The only member holds every partition and keeps up: ready, and the metrics say so.
     health.check().expect("the consumer is ready");
