@@ -251,6 +251,7 @@ mod tests {
             lat,
             lon,
             t: 1_700_000_000_000_000 + t * 1_000_000,
+            acc: udaconnect_core::contact::Acc::UNKNOWN,
         }
     }
 
