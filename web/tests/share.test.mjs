@@ -156,10 +156,13 @@ test('pings made offline are sent once back online, each stored exactly once', a
   await moveTo(PLACES[0]); // a move sends the queue at once
   await page.locator('#share-queued', { hasText: /^0$/ }).waitFor({ timeout: 15000 });
   // The copies went in the same request as the move, before it.
+  // A machine under load may hand the page the new position late: wait for it generously,
+  // then check that it came once and the copies did not come again.
   const moved = await waitFor(async () => {
     const now = await storedAtPlaces(page);
-    return now.filter((s) => s.place === 0).length === 2 && now;
-  }, 10000, 'the move stored');
+    return now.filter((s) => s.place === 0).length >= 2 && now;
+  }, 30000, 'the move stored');
+  assert.equal(moved.filter((s) => s.place === 0).length, 2, JSON.stringify(moved));
   assert.equal(moved.length, PLACES.length + 1, JSON.stringify(moved));
   for (const s of stored) assert.equal(moved.filter((a) => a.id === s.id).length, 1, `ping ${s.id} once`);
 
