@@ -152,8 +152,12 @@ export class Account {
   async load() {
     const status = $('tokens-status');
     status.textContent = 'Loading tokens…';
+    // Loads overlap (the view opening, a revocation, a phone added): only the latest may draw,
+    // or an answer from before a revocation would list the revoked token again.
+    const load = (this.loads = (this.loads ?? 0) + 1);
     try {
       const tokens = (await listTokens()).filter((t) => !t.revoked);
+      if (load !== this.loads) return;
       $('tokens-body').replaceChildren(...tokens.map((t) => h('tr', { 'data-token': t.id },
         h('td', { text: t.name }),
         h('td', { text: t.role }),

@@ -104,9 +104,12 @@ export class Phones {
 
   /** Lists the account's live phones; the status line keeps what the last action said. */
   async load() {
+    // Only the latest of overlapping loads draws (see Account's tokens).
+    const load = (this.loads = (this.loads ?? 0) + 1);
     let devices;
     try {
       devices = await listDevices();
+      if (load !== this.loads) return;
     } catch (error) {
       $('phones-table').hidden = true;
       $('phones-status').textContent = `Could not load your phones: ${error.message}`;

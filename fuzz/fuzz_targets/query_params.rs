@@ -51,6 +51,11 @@ fuzz_target!(|data: &[u8]| {
             ] {
                 assert!((0..=seconds_us(limit_s as f64)).contains(&us), "{p:?}");
             }
+            assert!(
+                p.max_accuracy_m
+                    .is_none_or(|m| m <= defaults::MAX_ACCURACY_LIMIT_M),
+                "{p:?}"
+            );
         }
         Err(e) => check_error(
             &e,
@@ -64,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
                 "max_interpolation",
                 "ping_tolerance",
                 "join_gap",
+                "max_accuracy",
             ],
         ),
     }
