@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -18,7 +18,7 @@ use crate::http::openapi::{
     BadPage, BodyProblems, LastAdmin, NotAdmin, PageCursor, Unauthenticated,
 };
 use crate::http::problem::{ApiResult, Problem};
-use crate::http::{next_cursor, JsonBody, Params, PathId};
+use crate::http::{page_answer, JsonBody, Params, PathId};
 
 /// Accounts in a page when `limit` is not given.
 const DEFAULT_PAGE: usize = 100;
@@ -86,14 +86,8 @@ pub async fn list_accounts(
 ) -> ApiResult<Response> {
     let (after, limit) = validate::paging_params(&params, DEFAULT_PAGE, MAX_PAGE)?;
     let page = api.auth.store().await?.accounts(after, limit).await?;
-    let next = next_cursor(&page, limit, |a| a.id);
     let views: Vec<AccountView> = page.iter().map(AccountView::from).collect();
-    let mut resp = Json(views).into_response();
-    if let Some(cursor) = next {
-        if let Ok(c) = HeaderValue::from_str(&cursor.to_string()) {
-            resp.headers_mut().insert("x-next-cursor", c);
-        }
-    }
+    let mut resp = page_answer(views, limit, |a| a.id, None);
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)

@@ -14,7 +14,7 @@ use udaconnect_core::model::Person;
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{Error, Result};
 
-use super::{ruled, Authenticator, Caller, Own, OwnApi, NO_ME};
+use super::{own_account, ruled, Authenticator, Caller, Own, OwnApi, NO_ME};
 use crate::http::guard::json;
 use crate::http::openapi::{
     BadId, DeviceToken, LastAdmin, MalformedJson, NoManageScope, NotJson, Unauthenticated,
@@ -255,10 +255,7 @@ pub async fn create_my_token(
         },
     )?;
     let store = api.auth.store().await?;
-    let account = store
-        .account(p.account)
-        .await?
-        .ok_or_else(|| Error::Unauthenticated("the account no longer exists".into()))?;
+    let account = own_account(store, p.account).await?;
     let now = chrono::Utc::now();
     let live = store
         .tokens(p.account)
@@ -343,10 +340,7 @@ pub async fn delete_me(
         .into());
     }
     let store = api.auth.store().await?;
-    let account = store
-        .account(p.account)
-        .await?
-        .ok_or_else(|| Error::Unauthenticated("the account no longer exists".into()))?;
+    let account = own_account(store, p.account).await?;
     if account.role == Role::Admin && store.count_admins().await? <= 1 {
         return Err(Error::Conflict(
             "this is the last admin account; make another admin before deleting it".into(),

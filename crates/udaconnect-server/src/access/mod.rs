@@ -28,7 +28,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
-use udaconnect_core::auth::{authorize, Action, Principal, Resource};
+use udaconnect_core::auth::{authorize, Account, AccountId, Action, Principal, Resource};
+use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::{validate, Error, Result};
 
 use crate::http::problem::ApiError;
@@ -189,6 +190,17 @@ impl<T: OwnApi> FromRequestParts<Arc<T>> for Own<T> {
         let Ok(caller) = Caller::from_request_parts(parts, api).await;
         Ok(Own(api.clone(), caller.signed(T::NO_ONE)?))
     }
+}
+
+/// The caller's own account, as the store holds it now. One deleted since the credential was
+/// read (by its holder, elsewhere) is 401: the credential no longer signs anyone in.
+pub async fn own_account(store: &DynAccountStore, account: AccountId) -> Result<Account> {
+    store.account(account).await?.ok_or_else(account_gone)
+}
+
+/// The answer to a caller whose account was deleted while they asked.
+pub fn account_gone() -> Error {
+    Error::Unauthenticated("the account no longer exists".into())
 }
 
 /// What a `/api/me/...` handler answers a caller who is no one (`--auth off`).

@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Serialize;
-use udaconnect_core::Error;
+use udaconnect_core::auth::AccountId;
+use udaconnect_core::ports::DynAccountStore;
+use udaconnect_core::{Error, Result};
 
-use super::{ruled, Authenticator, Caller, MyPerson, NO_ME};
+use super::{account_gone, ruled, Authenticator, MyPerson, Own, OwnApi, NO_ME};
 use crate::http::guard::json;
 use crate::http::openapi::{MalformedJson, MyPersonProblems, NotJson};
 use crate::http::problem::{ApiResult, Problem};
@@ -43,18 +44,24 @@ pub struct Visibility {
         MyPersonProblems,
     ))]
 pub async fn my_visibility(
-    State(auth): State<Arc<Authenticator>>,
-    caller: Caller,
+    Own(auth, p): Own<Authenticator>,
     MyPerson(_): MyPerson,
 ) -> ApiResult<Json<Visibility>> {
-    let account = caller.signed(NO_ME)?.account;
-    let store = auth.store().await?;
-    let visible = store.visible(account).await?;
-    let on_live_map = store.on_live_map(account).await?;
-    Ok(Json(Visibility {
-        visible,
-        on_live_map,
-    }))
+    Ok(Json(Visibility::of(auth.store().await?, p.account).await?))
+}
+
+impl Visibility {
+    /// The account's choices as stored.
+    async fn of(store: &DynAccountStore, account: AccountId) -> Result<Visibility> {
+        Ok(Visibility {
+            visible: store.visible(account).await?,
+            on_live_map: store.on_live_map(account).await?,
+        })
+    }
+}
+
+impl OwnApi for Authenticator {
+    const NO_ONE: &'static str = NO_ME;
 }
 
 /// Body of `PUT /api/me/visibility`: either choice or both; one left out stays as it was.
@@ -80,12 +87,11 @@ pub struct VisibilityBody {
         (status = 422, description = "Neither `visible` nor `on_live_map` is given, or one is not true or false", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_my_visibility(
-    State(auth): State<Arc<Authenticator>>,
-    caller: Caller,
+    Own(auth, p): Own<Authenticator>,
     MyPerson(_): MyPerson,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Visibility>> {
-    let account = caller.signed(NO_ME)?.account;
+    let account = p.account;
     if !body.is_object() {
         return Err(Error::bad_request("body", "must be a JSON object").into());
     }
@@ -100,23 +106,17 @@ pub async fn set_my_visibility(
     }
     let store = auth.store().await?;
     let now = chrono::Utc::now();
-    let gone = || Error::Unauthenticated("the account no longer exists".into());
     if let Some(visible) = visible {
         if !store.set_visible(account, visible, now).await? {
-            return Err(gone().into());
+            return Err(account_gone().into());
         }
         tracing::info!(account, visible, "visibility to met people chosen");
     }
     if let Some(shown) = on_live_map {
         if !store.set_on_live_map(account, shown, now).await? {
-            return Err(gone().into());
+            return Err(account_gone().into());
         }
         tracing::info!(account, shown, "visibility on the live map chosen");
     }
-    let visible = store.visible(account).await?;
-    let on_live_map = store.on_live_map(account).await?;
-    Ok(Json(Visibility {
-        visible,
-        on_live_map,
-    }))
+    Ok(Json(Visibility::of(store, account).await?))
 }

@@ -119,6 +119,15 @@ where
     route.route_layer(axum::middleware::from_fn(json_body))
 }
 
+/// 415 for a body that does not say it is JSON; `detail` says what it must be.
+pub fn not_json(detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "urn:udaconnect:problem:unsupported-media-type",
+        detail,
+    )
+}
+
 /// Refuses a body that does not say it is JSON, before it is read.
 async fn json_body(request: Request, next: Next) -> Response {
     if is_json(request.headers().get(header::CONTENT_TYPE)) {
@@ -127,9 +136,7 @@ async fn json_body(request: Request, next: Next) -> Response {
     if let Some(guards) = request.extensions().get::<Arc<Guards>>() {
         guards.refused("content_type");
     }
-    let mut r = Problem::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "urn:udaconnect:problem:unsupported-media-type",
+    let mut r = not_json(
         "the body must be sent with Content-Type application/json (a batch may be \
          application/x-ndjson)",
     )

@@ -277,9 +277,36 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
 /// The cursor of the page after `page`, when it is full (`limit` rows) and more may follow:
 /// its last row's id.
-pub fn next_cursor<T>(page: &[T], limit: usize, id: impl Fn(&T) -> i64) -> Option<i64> {
+fn next_cursor<T>(page: &[T], limit: usize, id: impl Fn(&T) -> i64) -> Option<i64> {
     (page.len() == limit).then(|| page.last().map(id)).flatten()
 }
+
+/// A page of a paged list as its JSON answer: when it is full, the next page's cursor in
+/// `X-Next-Cursor`, and with `link` (the list's path) in a `Link` to that page too.
+pub fn page_answer<T: serde::Serialize>(
+    page: Vec<T>,
+    limit: usize,
+    id: impl Fn(&T) -> i64,
+    link: Option<&str>,
+) -> Response {
+    let next = next_cursor(&page, limit, id);
+    let mut answer = axum::Json(page).into_response();
+    let Some(cursor) = next else {
+        return answer;
+    };
+    let headers = answer.headers_mut();
+    if let Some(path) = link {
+        let next_page = format!("<{path}?limit={limit}&cursor={cursor}>; rel=\"next\"");
+        if let Ok(l) = HeaderValue::from_str(&next_page) {
+            headers.insert(header::LINK, l);
+        }
+    }
+    headers.insert(NEXT_CURSOR, HeaderValue::from(cursor));
+    answer
+}
+
+/// The header that carries the cursor of a paged list's next page.
+const NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
 
 /// The `{id}` of a route's path as an integer; anything else is refused with a problem naming
 /// `id`.
@@ -386,7 +413,7 @@ pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             header::WWW_AUTHENTICATE,
             header::LOCATION,
             header::LINK,
-            HeaderName::from_static("x-next-cursor"),
+            NEXT_CURSOR,
         ])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -164,9 +164,9 @@ pub struct ApiDoc;
 
 pub(crate) use super::responses::response_set;
 pub use super::responses::{
-    BadId, BadPage, BodyProblems, DeviceToken, IngestBusy, IngestProblems, LastAdmin,
-    MalformedJson, MyPersonProblems, NoManageScope, NoPersonOfMine, NoSuchPerson, NotAdmin,
-    NotJson, PageCursor, PersonPath, QueryBusy, Unauthenticated,
+    BadId, BadPage, BodyProblems, DeviceRateLimited, DeviceToken, IngestBusy, IngestProblems,
+    LastAdmin, MalformedJson, MyPersonProblems, NoManageScope, NoPersonOfMine, NoSuchPerson,
+    NotAdmin, NotJson, PageCursor, PersonPath, QueryBusy, Unauthenticated,
 };
 
 /// Adds what every operation may answer, whatever its route: 414 for a target over

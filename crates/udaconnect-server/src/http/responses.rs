@@ -119,6 +119,16 @@ pub struct LastAdmin(Problem);
 #[allow(dead_code)]
 pub struct BadPage(Problem);
 
+/// A tracker app's device sent more than its rate allows.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 429,
+    description = "Over the device's rate (`--device-rate-limit`); Retry-After says when to send again",
+    content_type = PROBLEM_JSON
+)]
+#[allow(dead_code)]
+pub struct DeviceRateLimited(Problem);
+
 /// What an operation that takes a body answers before reading it.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]

@@ -20,7 +20,7 @@ use crate::http::openapi::{
     MalformedJson, NoSuchPerson, PageCursor, PersonPath,
 };
 use crate::http::problem::{found, ApiResult, Problem};
-use crate::http::{next_cursor, JsonBody, Params, PathId};
+use crate::http::{page_answer, JsonBody, Params, PathId};
 use crate::metrics::Metrics;
 use crate::persons::erase::{Erased, Eraser};
 use crate::persons::DynPersonDirectory;
@@ -159,19 +159,7 @@ pub async fn list_persons(
 ) -> ApiResult<Response> {
     let (after, limit) = validate::paging_params(&params, DEFAULT_PAGE, MAX_PAGE)?;
     let page = api.store.list(after, limit).await?;
-    let next = next_cursor(&page, limit, |p| p.id);
-    let mut resp = Json(page).into_response();
-    if let Some(cursor) = next {
-        let link = format!("</api/persons?limit={limit}&cursor={cursor}>; rel=\"next\"");
-        if let (Ok(l), Ok(c)) = (
-            HeaderValue::from_str(&link),
-            HeaderValue::from_str(&cursor.to_string()),
-        ) {
-            resp.headers_mut().insert(header::LINK, l);
-            resp.headers_mut().insert("x-next-cursor", c);
-        }
-    }
-    Ok(resp)
+    Ok(page_answer(page, limit, |p| p.id, Some("/api/persons")))
 }
 
 /// Get one person.

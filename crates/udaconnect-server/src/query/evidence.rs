@@ -16,10 +16,9 @@ use udaconnect_core::time::{format_utc, from_micros, to_micros, Micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::Result;
 
-use crate::http::openapi::{MyPersonProblems, QueryBusy};
 use crate::http::problem::ApiResult;
 use crate::query::http::ConnectionApi;
-use crate::query::reveal::{ContactPath, ContactProblems, ContactWindow, NamedContact};
+use crate::query::reveal::{ContactPath, ContactWindow, NamedContact, NamedContactProblems};
 
 /// Most pings one answer lists; `more` says there were others.
 pub const MOST_PINGS: usize = 2000;
@@ -167,9 +166,7 @@ fn nearest(
     params(ContactPath, ContactWindow),
     responses(
         (status = 200, description = "The caller's matched pings", body = Evidence),
-        MyPersonProblems,
-        ContactProblems,
-        QueryBusy,
+        NamedContactProblems,
     ))]
 pub async fn evidence(
     State(api): State<Arc<ConnectionApi>>,

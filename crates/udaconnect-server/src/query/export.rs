@@ -89,23 +89,8 @@ pub struct DataRead {
     pub at: String,
 }
 
-/// Everything but the pings and the contacts, written first as it is.
-#[derive(Serialize)]
-struct Head {
-    exported_at: String,
-    account: ExportAccount,
-    person: Option<Person>,
-    tokens: Vec<TokenView>,
-    devices: Vec<Device>,
-    sessions: Vec<SessionView>,
-    reveals: Option<Reveals>,
-    reads_of_my_data: Vec<DataRead>,
-    reads_left_out: bool,
-}
-
 /// The export as one document (its parts are written in this order).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Export {
     #[schema(example = "2026-12-05T10:37:06Z")]
     exported_at: String,
@@ -127,9 +112,24 @@ pub struct Export {
     /// Whether older reads than those listed were left out.
     reads_left_out: bool,
     /// The caller's contacts over all time, as `GET /api/me/contacts` shows them.
-    contacts: Vec<ContactRow>,
+    #[serde(skip_serializing_if = "Streamed::written_after")]
+    #[schema(value_type = Vec<ContactRow>, required = true)]
+    contacts: Streamed,
     /// Every stored ping of the caller's, by time then id.
-    pings: Vec<Location>,
+    #[serde(skip_serializing_if = "Streamed::written_after")]
+    #[schema(value_type = Vec<Location>, required = true)]
+    pings: Streamed,
+}
+
+/// A part of the export that is not serialised with the rest but written after it, streamed:
+/// the rest is the document's head.
+#[derive(Serialize)]
+struct Streamed;
+
+impl Streamed {
+    fn written_after(&self) -> bool {
+        true
+    }
 }
 
 /// Everything held about the caller, as one JSON document to save (`Content-Disposition:
@@ -204,7 +204,7 @@ pub async fn export(
     };
     let current = session_cookie(&headers);
     let now = chrono::Utc::now();
-    let head = Head {
+    let head = Export {
         exported_at: format_utc(now),
         account: ExportAccount {
             id: account.id,
@@ -245,6 +245,8 @@ pub async fn export(
                 at: format_utc(r.at),
             })
             .collect(),
+        contacts: Streamed,
+        pings: Streamed,
     };
     let mut first = serde_json::to_vec(&head).map_err(|e| Error::Internal(e.to_string()))?;
     // The head's closing brace gives way to the parts that follow it.

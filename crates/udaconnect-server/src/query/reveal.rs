@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -24,8 +24,8 @@ use udaconnect_core::time::format_utc;
 use udaconnect_core::{validate, Error, Result};
 
 use crate::access::{ruled, MyPerson};
-use crate::http::guard::is_json;
-use crate::http::openapi::{MyPersonProblems, QueryBusy};
+use crate::http::guard::{is_json, not_json};
+use crate::http::openapi::{response_set, MyPersonProblems, QueryBusy};
 use crate::http::problem::{ApiResult, Problem, PROBLEM_JSON};
 use crate::http::{parse_json, BodyBytes, Params};
 use crate::query::consent::Sight;
@@ -240,11 +240,9 @@ impl ConnectionApi {
 #[utoipa::path(post, path = "/api/me/contacts/{person_id}/reveal", tag = "me",
     params(ContactPath, ContactWindow),
     responses(
-        (status = 200, description = "Where the caller stands with the contact", body = ContactState),
-        MyPersonProblems,
-        ContactProblems,
+        Standing,
+        NamedContactProblems,
         (status = 409, description = "The caller hid this contact: show it again first", body = Problem, content_type = "application/problem+json"),
-        QueryBusy,
     ))]
 pub async fn ask_reveal(
     State(api): State<Arc<ConnectionApi>>,
@@ -254,14 +252,13 @@ pub async fn ask_reveal(
 }
 
 /// Withdraw the caller's request: neither sees the other's address any more.
-#[utoipa::path(delete, path = "/api/me/contacts/{person_id}/reveal", tag = "me",
+#[utoipa::path(
+    delete,
+    path = "/api/me/contacts/{person_id}/reveal",
+    tag = "me",
     params(ContactPath, ContactWindow),
-    responses(
-        (status = 200, description = "Where the caller stands with the contact", body = ContactState),
-        MyPersonProblems,
-        ContactProblems,
-        QueryBusy,
-    ))]
+    responses(Standing, NamedContactProblems,)
+)]
 pub async fn withdraw_reveal(
     State(api): State<Arc<ConnectionApi>>,
     named: NamedContact,
@@ -285,12 +282,7 @@ fn dispute_of(headers: &HeaderMap, body: &[u8]) -> std::result::Result<bool, Box
     }
     if !is_json(headers.get(header::CONTENT_TYPE)) {
         return Err(Box::new(
-            Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "urn:udaconnect:problem:unsupported-media-type",
-                "the body must be sent with Content-Type application/json",
-            )
-            .into_response(),
+            not_json("the body must be sent with Content-Type application/json").into_response(),
         ));
     }
     let value = parse_json(body).map_err(|e| Box::new(e.into_response()))?;
@@ -312,11 +304,9 @@ fn dispute_of(headers: &HeaderMap, body: &[u8]) -> std::result::Result<bool, Box
     params(ContactPath, ContactWindow),
     request_body(content = Option<HideBody>, description = "Optional"),
     responses(
-        (status = 200, description = "Where the caller stands with the contact", body = ContactState),
-        MyPersonProblems,
-        ContactProblems,
+        Standing,
+        NamedContactProblems,
         (status = 415, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
-        QueryBusy,
     ))]
 pub async fn hide_contact(
     State(api): State<Arc<ConnectionApi>>,
@@ -331,14 +321,13 @@ pub async fn hide_contact(
 }
 
 /// Show a hidden contact again.
-#[utoipa::path(delete, path = "/api/me/contacts/{person_id}/hide", tag = "me",
+#[utoipa::path(
+    delete,
+    path = "/api/me/contacts/{person_id}/hide",
+    tag = "me",
     params(ContactPath, ContactWindow),
-    responses(
-        (status = 200, description = "Where the caller stands with the contact", body = ContactState),
-        MyPersonProblems,
-        ContactProblems,
-        QueryBusy,
-    ))]
+    responses(Standing, NamedContactProblems,)
+)]
 pub async fn unhide_contact(
     State(api): State<Arc<ConnectionApi>>,
     named: NamedContact,
@@ -470,6 +459,19 @@ pub struct ContactWindow {
     #[param(minimum = 0, maximum = 1000)]
     max_accuracy: Option<u32>,
 }
+
+/// Where the caller stands with a contact, the answer to each decision about them.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 200, description = "Where the caller stands with the contact")]
+#[allow(dead_code)]
+pub struct Standing(ContactState);
+
+response_set!(
+    /// What a `/api/me/contacts/{person_id}/...` operation may answer besides its own answer
+    /// and checks: the caller's person ([`MyPersonProblems`]), the contact named
+    /// ([`ContactProblems`], whose 404 stands for both), the query limits ([`QueryBusy`]).
+    NamedContactProblems = MyPersonProblems, ContactProblems, QueryBusy
+);
 
 /// What naming a contact may be answered.
 #[derive(utoipa::IntoResponses)]

@@ -105,10 +105,7 @@ async fn request(
     let p = caller.signed(NO_ADDRESSES)?;
     let email = body_email(body)?;
     let store = &api.signin.accounts;
-    let account = store
-        .account(p.account)
-        .await?
-        .ok_or_else(|| Error::Unauthenticated("the account no longer exists".into()))?;
+    let account = crate::access::own_account(store, p.account).await?;
     let current = match slot {
         AddressSlot::Primary => account.email.as_ref(),
         AddressSlot::Secondary => account.secondary_email.as_ref(),

@@ -66,7 +66,7 @@ pub struct MyPing {
         crate::http::openapi::NoPersonOfMine,
         (status = 409, description = "The account holds 20 devices already: its browser cannot be one more", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Empty, more than 100 pings, no fix time, out of range, or timed too far ahead", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over the device's rate (`--device-rate-limit`); Retry-After says when to send again", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        crate::http::openapi::DeviceRateLimited,
         crate::http::openapi::IngestProblems,
     ))]
 pub async fn post_my_locations(

@@ -72,7 +72,7 @@ fn read_report(
         (status = 200, description = "Taken: durable in the log (empty body)"),
         (status = 400, description = "Unreadable fields, or no device has this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Out of range, or timed too far ahead", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over the device's rate (`--device-rate-limit`); Retry-After says when to send again", body = Problem, content_type = "application/problem+json"),
+        crate::http::openapi::DeviceRateLimited,
         crate::http::openapi::IngestBusy,
     ))]
 pub async fn report(

@@ -55,7 +55,7 @@ fn named_device(headers: &HeaderMap, topic: Option<&str>) -> Option<(i64, i64)> 
         (status = 400, description = "Not a JSON object, or unreadable fields", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No token as the Basic password, or one unknown, expired or revoked", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The message names another person's device", body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over the device's rate (`--device-rate-limit`); Retry-After says when to send again", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        crate::http::openapi::DeviceRateLimited,
         (status = 422, description = "Out of range, or timed too far ahead", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         crate::http::openapi::IngestBusy,
     ))]
