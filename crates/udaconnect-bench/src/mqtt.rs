@@ -3,15 +3,16 @@
 //! `udaconnect serve --mqtt` on a scratch directory, registers phones, publishes N QoS 1
 //! location messages from them over a few connections, and times until tracker-mqtt has
 //! stored every one (durable in the log; each is acknowledged to the broker right after).
-//! With `--http-seconds`, also the single-ping rates of OwnTracks' HTTP mode, the OsmAnd
-//! protocol and `POST /api/locations`, measured the same way in the same run.
+//! With `--http-seconds`, also the single-ping rate of each tracker protocol over HTTP against
+//! `POST /api/locations`, in the same run ([`pings`]). The server runs as `serve` runs by
+//! default (`--auth on`): every protocol shows its credential, as phones do.
+
+mod pings;
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -19,7 +20,8 @@ use clap::Args;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
-use crate::common::{machine, scratch_dir};
+use crate::common::{admin_token, machine, scratch_dir};
+use crate::distributed::load_average;
 
 #[derive(Args, Debug)]
 pub struct BenchMqttArgs {
@@ -44,8 +46,8 @@ pub struct BenchMqttArgs {
     /// and not yet acknowledged (Mosquitto's default is 20).
     #[arg(long, env = "UDACONNECT_BENCH_MQTT_INFLIGHT", default_value_t = 1000)]
     pub inflight: u32,
-    /// Seconds of single-ping load per HTTP protocol (OwnTracks, OsmAnd, `POST
-    /// /api/locations`); 0: none.
+    /// Seconds of single-ping load per HTTP protocol (OwnTracks, OsmAnd and Traccar Client,
+    /// the share page, and `POST /api/locations` before and after them); 0: none.
     #[arg(long, env = "UDACONNECT_BENCH_MQTT_HTTP_SECONDS", default_value_t = 0)]
     pub http_seconds: u64,
     /// Requests in flight in the HTTP load.
@@ -61,6 +63,10 @@ pub struct BenchMqttArgs {
 
 /// 2023-11-15T10:00:00Z: the first fix time; each device's fixes follow a second apart.
 const FIRST_FIX: i64 = 1_700_042_400;
+
+/// How long the count of stored messages may stand still before the run is given up: the
+/// broker dropped messages (its `max_queued_messages`), or the bridge stopped.
+const STALLED: Duration = Duration::from_secs(30);
 
 /// A child process stopped (SIGKILL) when dropped.
 struct Killed(Child);
@@ -101,14 +107,15 @@ async fn run_in(args: &BenchMqttArgs, scratch: &Path) -> anyhow::Result<String> 
     };
     let product = crate::embedded::memory::product_binary()?;
     let data = scratch.join("data");
-    let port = free_port()?;
+    let (port, osmand_port) = (free_port()?, free_port()?);
     let base = format!("http://127.0.0.1:{port}");
     let client_id = format!("udaconnect-bench-{}", std::process::id());
     let _server = Killed(
         Command::new(&product)
             .args(["serve", "--data-dir"])
             .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--auth", "off"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--auth", "on"])
+            .args(["--osmand-listen", &format!("127.0.0.1:{osmand_port}")])
             .args(["--mqtt", &broker_url, "--mqtt-client-id", &client_id])
             // Every device floods on purpose: no rate to hold them to.
             .args(["--device-rate-limit", "0", "--ingest-rate-limit", "0"])
@@ -121,16 +128,22 @@ async fn run_in(args: &BenchMqttArgs, scratch: &Path) -> anyhow::Result<String> 
         .pool_max_idle_per_host(256)
         .build()?;
     wait_ready(&http, &base).await?;
+    let admin = admin_token(&product, &data)?;
+    let server = Server {
+        http: http.clone(),
+        base: base.clone(),
+        admin,
+    };
 
     eprintln!("registering {} phones", args.devices);
-    let phones = register(&http, &base, &product, &data, args.devices).await?;
+    let phones = register(&server, &product, &data, args.devices).await?;
     // One message per phone first: the subscription is live and every device looked up once.
     let warm: Vec<(String, String)> = phones
         .iter()
         .map(|p| (p.topic.clone(), location(FIRST_FIX - 1)))
         .collect();
     publish_all(&broker_url, vec![warm]).await?;
-    wait_stored(&http, &base, phones.len() as u64, Duration::from_secs(60)).await?;
+    wait_stored(&server, phones.len() as u64, Duration::from_secs(60)).await?;
 
     eprintln!("publishing {} QoS 1 messages", args.messages);
     let mut shares: Vec<Vec<(String, String)>> = vec![Vec::new(); args.publishers as usize];
@@ -139,27 +152,33 @@ async fn run_in(args: &BenchMqttArgs, scratch: &Path) -> anyhow::Result<String> 
         let tst = FIRST_FIX + (i / args.devices) as i64;
         shares[(i % args.publishers) as usize].push((phone.topic.clone(), location(tst)));
     }
-    let before = stored(&http, &base).await?;
+    let load_before = load_average();
+    let before = server.stored().await?;
     let started = Instant::now();
     let publishing = tokio::spawn(publish_all_timed(broker_url.clone(), shares, started));
     let want = before + args.messages;
+    let (mut last, mut moved) = (before, Instant::now());
     let stored_in = loop {
-        let now = stored(&http, &base).await?;
+        let now = server.stored().await?;
         if now >= want {
             break started.elapsed();
         }
-        let refused = metric(
-            &http,
-            &base,
-            "udaconnect_mqtt_messages_total{outcome=\"refused\"}",
-        )
-        .await?;
+        let refused = server
+            .metric("udaconnect_mqtt_messages_total{outcome=\"refused\"}")
+            .await?;
         if refused > 0 {
             bail!("tracker-mqtt refused {refused} messages: see its log");
         }
-        if started.elapsed() > Duration::from_secs(600) {
+        if now > last {
+            (last, moved) = (now, Instant::now());
+        } else if moved.elapsed() > STALLED {
+            let published = match publishing.is_finished() {
+                true => "all published and acknowledged by the broker",
+                false => "still publishing",
+            };
             bail!(
-                "{} of {} stored after 10 minutes",
+                "{} of {} stored, none for {STALLED:?} ({published}): did the broker drop \
+                 messages past its max_queued_messages (see its log), or the bridge stop?",
                 now - before,
                 args.messages
             );
@@ -173,7 +192,8 @@ async fn run_in(args: &BenchMqttArgs, scratch: &Path) -> anyhow::Result<String> 
     writeln!(
         report,
         "## OwnTracks over MQTT to durable\n\n\
-         Machine: {}. Command: `udaconnect bench-mqtt --messages {} --devices {} --publishers {}{}`.\n",
+         Machine: {}. Command: `udaconnect bench-mqtt --messages {} --devices {} --publishers {}{} \
+         --http-seconds {}`.\n",
         machine(),
         args.messages,
         args.devices,
@@ -181,7 +201,8 @@ async fn run_in(args: &BenchMqttArgs, scratch: &Path) -> anyhow::Result<String> 
         match &args.broker {
             Some(_) => " --broker URL".to_string(),
             None => format!(" --inflight {}", args.inflight),
-        }
+        },
+        args.http_seconds
     )?;
     writeln!(report, "| measure | value |\n| --- | --- |")?;
     writeln!(
@@ -198,8 +219,18 @@ async fn run_in(args: &BenchMqttArgs, scratch: &Path) -> anyhow::Result<String> 
         rate
     )?;
     if args.http_seconds > 0 {
-        http_rates(args, &http, &base, &phones, &mut report).await?;
+        let at = pings::Endpoints {
+            base,
+            osmand: format!("http://127.0.0.1:{osmand_port}"),
+        };
+        let (seconds, clients) = (args.http_seconds, args.http_clients);
+        pings::rates(&http, at, &phones, seconds, clients, &mut report).await?;
     }
+    writeln!(
+        report,
+        "\nLoad average (1, 5, 15 min) before the MQTT run: {load_before}; at the end: {}.",
+        load_average()
+    )?;
     Ok(report)
 }
 
@@ -256,27 +287,38 @@ async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     }
 }
 
-/// A registered phone: its topic and credentials.
+/// The server under test, asked as its admin.
+struct Server {
+    http: reqwest::Client,
+    base: String,
+    admin: String,
+}
+
+/// A registered phone: its person, the person's attendee token, and the phone's topic and
+/// credentials.
 #[derive(Clone)]
 struct Phone {
     person: i64,
+    attendee: String,
     topic: String,
     token: String,
     osmand_id: String,
 }
 
-/// `n` persons, each with an account (`admin create-token`) and a registered phone.
+/// `n` persons, each with an attendee token (`admin create-token`) and a phone they
+/// registered.
 async fn register(
-    http: &reqwest::Client,
-    base: &str,
+    server: &Server,
     product: &Path,
     data: &Path,
     n: u64,
 ) -> anyhow::Result<Vec<Phone>> {
+    let (http, base) = (&server.http, &server.base);
     let mut phones = Vec::new();
     for i in 0..n {
         let person: Value = http
             .post(format!("{base}/api/persons"))
+            .bearer_auth(&server.admin)
             .json(&json!({"first_name": format!("Phone{i}"), "last_name": "Bench", "company_name": "Bench"}))
             .send()
             .await?
@@ -284,17 +326,28 @@ async fn register(
             .await?;
         let person = person["id"].as_i64().context("no person id")?;
         let out = Command::new(product)
-            .args(["admin", "create-token", "--role", "attendee", "--person"])
+            .args([
+                "--log-level",
+                "warn",
+                "admin",
+                "create-token",
+                "--role",
+                "attendee",
+            ])
+            .arg("--person")
             .arg(person.to_string())
             .arg("--data-dir")
             .arg(data)
             .output()?;
-        if !out.status.success() {
-            bail!("create-token: {}", String::from_utf8_lossy(&out.stderr));
-        }
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let attendee = match printed.lines().last() {
+            Some(t) if out.status.success() && t.starts_with("uc_") => t.to_string(),
+            _ => bail!("create-token: {}", String::from_utf8_lossy(&out.stderr)),
+        };
         let r = http
             .post(format!("{base}/api/me/devices"))
-            .json(&json!({"name": format!("bench-{i}"), "person_id": person}))
+            .bearer_auth(&attendee)
+            .json(&json!({"name": format!("bench-{i}")}))
             .send()
             .await?;
         if r.status() != 201 {
@@ -304,6 +357,7 @@ async fn register(
         let text = |k: &str| phone[k].as_str().unwrap_or_default().to_string();
         phones.push(Phone {
             person,
+            attendee,
             topic: text("mqtt_topic"),
             token: text("token"),
             osmand_id: text("osmand_id"),
@@ -372,40 +426,37 @@ async fn publish_all_timed(
     Ok(started.elapsed())
 }
 
-/// MQTT messages tracker-mqtt has stored.
-async fn stored(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
-    metric(
-        http,
-        base,
-        "udaconnect_mqtt_messages_total{outcome=\"stored\"}",
-    )
-    .await
+impl Server {
+    /// MQTT messages tracker-mqtt has stored.
+    async fn stored(&self) -> anyhow::Result<u64> {
+        self.metric("udaconnect_mqtt_messages_total{outcome=\"stored\"}")
+            .await
+    }
+
+    /// A counter on `/metrics` (0 when absent).
+    async fn metric(&self, name: &str) -> anyhow::Result<u64> {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("/metrics: {}", r.status());
+        }
+        let text = r.text().await?;
+        Ok(text
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map_or(0, |v| v as u64))
+    }
 }
 
-/// A counter on `/metrics` (0 when absent).
-async fn metric(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<u64> {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map_or(0, |v| v as u64))
-}
-
-async fn wait_stored(
-    http: &reqwest::Client,
-    base: &str,
-    want: u64,
-    timeout: Duration,
-) -> anyhow::Result<()> {
+async fn wait_stored(server: &Server, want: u64, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let now = stored(http, base).await?;
+        let now = server.stored().await?;
         if now >= want {
             return Ok(());
         }
@@ -414,106 +465,4 @@ async fn wait_stored(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// One HTTP protocol's single pings.
-#[derive(Clone, Copy)]
-enum Protocol {
-    Locations,
-    OwnTracks,
-    OsmAnd,
-}
-
-impl Protocol {
-    fn title(self) -> &'static str {
-        match self {
-            Protocol::Locations => "`POST /api/locations` (JSON, the baseline)",
-            Protocol::OwnTracks => "OwnTracks HTTP (`POST /pub`, Basic with a device token)",
-            Protocol::OsmAnd => "OsmAnd protocol (`GET /api/osmand?id=...`)",
-        }
-    }
-}
-
-/// The single-ping rate of each protocol, `--http-seconds` each, `--http-clients` requests
-/// in flight, every request a new fix of one of the phones.
-async fn http_rates(
-    args: &BenchMqttArgs,
-    http: &reqwest::Client,
-    base: &str,
-    phones: &[Phone],
-    report: &mut String,
-) -> anyhow::Result<()> {
-    writeln!(
-        report,
-        "\nSingle pings over HTTP, {} requests in flight, {} s each, in this run:\n\n\
-         | protocol | pings/s | vs `POST /api/locations` |\n| --- | --- | --- |",
-        args.http_clients, args.http_seconds
-    )?;
-    let phones: Arc<Vec<Phone>> = Arc::new(phones.to_vec());
-    // Each protocol's fixes in seconds of their own, so none is a copy of another's.
-    let mut baseline = 0.0;
-    for (k, protocol) in [Protocol::Locations, Protocol::OwnTracks, Protocol::OsmAnd]
-        .into_iter()
-        .enumerate()
-    {
-        let next = Arc::new(AtomicU64::new(0));
-        let first = FIRST_FIX + 10_000_000 * (k as i64 + 1);
-        let until = Instant::now() + Duration::from_secs(args.http_seconds);
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..args.http_clients {
-            let (http, base, phones, next) =
-                (http.clone(), base.to_string(), phones.clone(), next.clone());
-            tasks.spawn(async move {
-                let mut ok = 0u64;
-                while Instant::now() < until {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let phone = &phones[(i % phones.len() as u64) as usize];
-                    let tst = first + (i / phones.len() as u64) as i64;
-                    let request = match protocol {
-                        Protocol::Locations => {
-                            http.post(format!("{base}/api/locations")).json(&json!({
-                            "person_id": phone.person, "latitude": 52.52, "longitude": 13.405,
-                            "creation_time": udaconnect_core::time::format_utc(chrono_at(tst))}))
-                        }
-                        Protocol::OwnTracks => http
-                            .post(format!("{base}/pub"))
-                            .basic_auth("bench", Some(&phone.token))
-                            .header("content-type", "application/json")
-                            .body(location(tst)),
-                        Protocol::OsmAnd => http.get(format!(
-                            "{base}/api/osmand?id={}&lat=52.52&lon=13.405&timestamp={tst}",
-                            phone.osmand_id
-                        )),
-                    };
-                    let r = request.send().await?;
-                    if !r.status().is_success() {
-                        bail!("{}: {}", r.status(), r.text().await?);
-                    }
-                    ok += 1;
-                }
-                anyhow::Ok(ok)
-            });
-        }
-        let started = Instant::now();
-        let mut ok = 0;
-        while let Some(done) = tasks.join_next().await {
-            ok += done??;
-        }
-        let rate = ok as f64 / started.elapsed().as_secs_f64();
-        if k == 0 {
-            baseline = rate;
-        }
-        writeln!(
-            report,
-            "| {} | {:.0} | {:.0} % |",
-            protocol.title(),
-            rate,
-            100.0 * rate / baseline
-        )?;
-    }
-    Ok(())
-}
-
-fn chrono_at(tst: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(tst, 0).unwrap_or_default()
 }

@@ -1,8 +1,11 @@
 //! OwnTracks phones in MQTT mode, for tests: QoS 1 publishes to the local Mosquitto
 //! (`scripts/setup` starts it), each returned only once the broker acknowledged it, and the
-//! persistent sessions tests leave behind cleared.
+//! persistent sessions tests leave behind cleared; and a Mosquitto of a test's own, for
+//! settings the shared one does not have.
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
@@ -12,7 +15,11 @@ use crate::local::unique;
 pub const BROKER: &str = "mqtt://127.0.0.1:1883";
 
 fn options(client_id: &str, clean: bool) -> MqttOptions {
-    let mut options = MqttOptions::new(client_id, "127.0.0.1", 1883);
+    options_at(client_id, clean, 1883)
+}
+
+fn options_at(client_id: &str, clean: bool, port: u16) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
     options
         .set_clean_session(clean)
         .set_keep_alive(Duration::from_secs(10));
@@ -22,8 +29,13 @@ fn options(client_id: &str, clean: bool) -> MqttOptions {
 /// Publishes each of `payloads` to `topic` with QoS 1, as a phone does, and returns once the
 /// broker acknowledged them all (it holds them for its subscribers from then on).
 pub async fn publish(topic: &str, payloads: &[String]) {
+    publish_at(1883, topic, payloads).await
+}
+
+/// [`publish`] to the broker on `port` of loopback.
+pub async fn publish_at(port: u16, topic: &str, payloads: &[String]) {
     let (client, mut events) =
-        AsyncClient::new(options(&unique("phone"), true), payloads.len() + 8);
+        AsyncClient::new(options_at(&unique("phone"), true, port), payloads.len() + 8);
     for p in payloads {
         client
             .publish(topic, QoS::AtLeastOnce, false, p.clone().into_bytes())
@@ -40,7 +52,7 @@ pub async fn publish(topic: &str, payloads: &[String]) {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), all)
+    tokio::time::timeout(Duration::from_secs(60), all)
         .await
         .expect("the broker acknowledges every message");
     let _ = client.try_disconnect();
@@ -91,5 +103,61 @@ impl Drop for Session {
             });
         })
         .join();
+    }
+}
+
+/// A Mosquitto of a test's own on a free port of loopback, with `settings` (lines of
+/// `mosquitto.conf`) and no persistence; stopped when dropped. For a broker set as a
+/// deployment sets it: the shared one on 1883 keeps Mosquitto's defaults.
+pub struct OwnBroker {
+    child: Child,
+    conf: PathBuf,
+    pub port: u16,
+}
+
+impl OwnBroker {
+    pub fn start(settings: &[&str]) -> OwnBroker {
+        let bin = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .expect("mosquitto is installed (scripts/mosquitto)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let conf = std::env::temp_dir().join(format!("{}.conf", unique("mosquitto")));
+        let text = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{}\n",
+            settings.join("\n")
+        );
+        std::fs::write(&conf, text).expect("the broker's configuration is written");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts");
+        let broker = OwnBroker { child, conf, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto listens on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        broker
+    }
+
+    /// Its URL, for `--mqtt`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.conf);
     }
 }

@@ -301,7 +301,7 @@ async fn run_stages(stages: &Stages<'_>, report: &mut String) -> anyhow::Result<
 }
 
 /// The machine's load average over 1, 5 and 15 minutes, as `/proc/loadavg` gives it.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())

@@ -46,16 +46,12 @@ pub const SUBSCRIPTIONS: [&str; 2] = ["owntracks/+/+", "owntracks/+/+/event"];
 /// (and what arrives for it) across restarts.
 pub const DEFAULT_CLIENT_ID: &str = "udaconnect-tracker-mqtt";
 
-/// Messages handed from the connection to the worker and not yet taken. The broker sends at
-/// most its in-flight window of unacknowledged QoS 1 messages (Mosquitto: 20), far below it.
-const QUEUED: usize = 1024;
-
 /// Most messages taken at once.
 const TAKEN_TOGETHER: usize = 256;
 
-/// Requests (acknowledgements) waiting for the connection: as many as can be queued, so the
-/// worker never waits on a connection that waits on it.
-const REQUESTS: usize = QUEUED + 16;
+/// Requests (acknowledgements) waiting for the connection. The worker may wait for room here:
+/// the connection's loop, which empties it, never waits for the worker (see [`run`]).
+const REQUESTS: usize = 4 * TAKEN_TOGETHER;
 
 /// Longest pause between tries of a message the log or a store refused for now, and between
 /// reconnections.
@@ -438,7 +434,13 @@ pub async fn run(
         options.set_credentials(user.clone(), password);
     }
     let (client, mut events) = AsyncClient::new(options, REQUESTS);
-    let (queue, queued) = mpsc::channel::<Publish>(QUEUED);
+    // Unbounded: this loop must never wait for the worker, whose acknowledgements only this
+    // loop sends. With a bounded queue, a burst past the queue and the requests together
+    // stalled both for good (the loop waiting for room in the queue, the worker for room for
+    // its acknowledgements). What waits here is what the broker sent and UdaConnect has not
+    // acknowledged: the broker's in-flight window bounds it, when it keeps to one (Mosquitto
+    // 2.0.11 was seen sending thousands past a window of 1000).
+    let (queue, queued) = mpsc::unbounded_channel::<Publish>();
     let worker = tokio::spawn(work(
         trackers,
         client.clone(),
@@ -485,7 +487,7 @@ pub async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                if queue.send(publish).await.is_err() {
+                if queue.send(publish).is_err() {
                     break;
                 }
             }
@@ -515,7 +517,7 @@ pub async fn run(
 async fn work(
     trackers: Arc<Trackers>,
     client: AsyncClient,
-    mut queued: mpsc::Receiver<Publish>,
+    mut queued: mpsc::UnboundedReceiver<Publish>,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
 ) {
