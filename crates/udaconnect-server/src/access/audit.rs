@@ -241,8 +241,9 @@ mod tests {
         assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
         assert_eq!(rows_in(&path), READS as i64);
         assert_eq!(store.reads_of(1, 100).await.unwrap().len(), READS);
-        // The group taken before the lock, then every read that queued behind it.
-        assert_eq!(writer.writes(), 2, "{} rows", writer.rows());
+        // The group taken before the lock (all 50 when they were sent before the writer
+        // woke), then every read that queued behind it.
+        assert!(writer.writes() <= 2, "{} writes", writer.writes());
 
         // A lone read is written at once; after close, what is queued is written and a
         // new read is refused, never answered unrecorded.
