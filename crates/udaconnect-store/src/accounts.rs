@@ -56,6 +56,9 @@ pub trait AccountDb: Send + Sync + 'static {
     async fn insert(&self, sql: &'static str, args: Vec<Arg>) -> Result<i64>;
     /// A statement that answers no rows: how many it changed.
     async fn execute(&self, sql: &'static str, args: Vec<Arg>) -> Result<u64>;
+    /// Runs `sql` once with each of `rows`' arguments, all in one transaction: every row is
+    /// written or none, at the cost of one commit.
+    async fn execute_all(&self, sql: &'static str, rows: Vec<Vec<Arg>>) -> Result<u64>;
     /// A count, as `COUNT_ADMINS`.
     async fn count(&self, sql: &'static str) -> Result<i64>;
     /// Rows of [`ACCOUNT_COLUMNS`].

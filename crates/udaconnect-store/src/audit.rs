@@ -21,17 +21,25 @@ pub(crate) const READS: &str =
 const FORGET: &str = "DELETE FROM data_read WHERE person_id = $1";
 
 impl<D: AccountDb> Accounts<D> {
+    /// Writes `reads` in one transaction: a caller grouping the reads waiting at once pays one
+    /// commit (one sync to disk) for all of them, and each is written or none is.
     pub(crate) async fn record_audit(&self, reads: &[AuditEntry]) -> Result<()> {
-        for read in reads {
-            let args = vec![
-                Arg::Int(read.person),
-                Arg::Int(read.reader),
-                Arg::Text(read.role.to_string()),
-                Arg::Text(read.action.clone()),
-                Arg::Time(truncate_to_micros(read.at)),
-            ];
-            self.0.execute(RECORD, args).await?;
+        if reads.is_empty() {
+            return Ok(());
         }
+        let rows = reads
+            .iter()
+            .map(|read| {
+                vec![
+                    Arg::Int(read.person),
+                    Arg::Int(read.reader),
+                    Arg::Text(read.role.to_string()),
+                    Arg::Text(read.action.clone()),
+                    Arg::Time(truncate_to_micros(read.at)),
+                ]
+            })
+            .collect();
+        self.0.execute_all(RECORD, rows).await?;
         Ok(())
     }
 

@@ -27,6 +27,7 @@ use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::{Error, Result};
 
+use super::audit::AuditWriter;
 use super::{AuthMode, Caller, Ruled};
 use crate::http::problem::ApiError;
 use crate::wiring::backends::{open_account_stores, StoreUrl};
@@ -88,6 +89,8 @@ pub struct Authenticator {
     /// its database answers, and a request without credential needs no store).
     url: Option<StoreUrl>,
     store: OnceCell<DynAccountStore>,
+    /// Writes the audit rows of staff reads, grouped; started with the first one.
+    audit: OnceCell<AuditWriter>,
     cache: Mutex<HashMap<CacheKey, (Principal, Instant)>>,
     /// What "now" is for a credential's expiry: the clock sessions are made by.
     clock: DynClock,
@@ -104,6 +107,7 @@ impl Authenticator {
             mode,
             url,
             store: OnceCell::new(),
+            audit: OnceCell::new(),
             cache: Mutex::new(HashMap::new()),
             clock: Arc::new(SystemClock),
             gateway: GatewayTrust::Alone,
@@ -116,6 +120,7 @@ impl Authenticator {
             mode,
             url: None,
             store: OnceCell::new_with(Some(store)),
+            audit: OnceCell::new(),
             cache: Mutex::new(HashMap::new()),
             clock: Arc::new(SystemClock),
             gateway: GatewayTrust::Alone,
@@ -164,10 +169,11 @@ impl Authenticator {
     }
 
     /// Records that `caller` read `person`'s data by `action`, when that is audited (an
-    /// organizer's or an admin's read of someone else: [`AuditEntry::of_read`]). Written
-    /// before the answer leaves, one row: a read that cannot be recorded is not answered, and
-    /// nothing recorded waits in memory to be lost. Staff reads of one person are rare beside
-    /// ingest and cost a query each, so the row's write is small beside them.
+    /// organizer's or an admin's read of someone else: [`AuditEntry::of_read`]). Returns once
+    /// the row is durable: a read that cannot be recorded is not answered, and nothing
+    /// recorded waits in memory to be lost. The rows of reads waiting at once are written in
+    /// one transaction ([`AuditWriter`]), so staff reading many persons at once pay one sync
+    /// to disk per group rather than one each.
     pub async fn audit_read(
         &self,
         caller: &Caller,
@@ -178,8 +184,23 @@ impl Authenticator {
             return Ok(());
         };
         match AuditEntry::of_read(principal, action, person, self.clock.now()) {
-            Some(entry) => self.store().await?.record_reads(&[entry]).await,
+            Some(entry) => self.audit_writer().await?.record(entry).await,
             None => Ok(()),
+        }
+    }
+
+    /// The audit writer, started on the first audited read.
+    async fn audit_writer(&self) -> Result<&AuditWriter> {
+        self.audit
+            .get_or_try_init(|| async { Ok(AuditWriter::start(self.store().await?.clone())) })
+            .await
+    }
+
+    /// Stops taking audit rows and waits until the queued ones are written: the last step of
+    /// a process's stop, after its requests drained.
+    pub async fn close(&self) {
+        if let Some(writer) = self.audit.get() {
+            writer.close().await;
         }
     }
 

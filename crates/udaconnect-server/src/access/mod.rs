@@ -8,12 +8,15 @@
 //! rule is turned into an error by the layer, so the authorization matrix test finds it.
 //!
 //! - [`authenticate`]: the credential read, looked up (with a short cache), and CSRF.
+//! - [`audit`]: the audit log's writer, which writes the rows of staff reads waiting at once
+//!   in one transaction.
 //! - [`me`]: `/api/me` and the caller's own tokens.
 //! - [`visibility`]: whether the people the caller met may see who the caller is.
 //! - [`sessions`]: the caller's browser sessions, listed and ended.
 //! - [`accounts`]: every account and its role, for admins.
 
 pub mod accounts;
+pub mod audit;
 pub mod authenticate;
 pub mod me;
 pub mod sessions;

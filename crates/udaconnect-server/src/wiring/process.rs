@@ -43,8 +43,7 @@ use crate::wiring::disk::DiskGuard;
 use crate::wiring::embedded::EmbeddedStack;
 use crate::wiring::listen_file::{self, Listening};
 use crate::wiring::retention::{self, LogRetention};
-use crate::wiring::shutdown::shutdown_signal;
-use crate::wiring::startup;
+use crate::wiring::{shutdown::shutdown_signal, startup};
 
 pub use crate::wiring::settings::{GrpcListen, HttpSettings, RoleSettings, ServeSettings};
 
@@ -567,7 +566,7 @@ struct Started {
 }
 
 /// Starts the plan's roles in order, installs their routes, serves until `stop`, then stops
-/// them in reverse order.
+/// them in reverse order, and the audit writer last (its rows queued are written).
 async fn run_roles(
     plan: Plan,
     index: SharedIndex,
@@ -755,6 +754,7 @@ async fn run_roles(
         }
         tracing::debug!(role = %s.role, "role stopped");
     }
+    ctx.auth.close().await;
     outcome.map(|_| ())
 }
 

@@ -226,6 +226,24 @@ impl AccountDb for PostgresAccounts {
         attempt.await.map_err(DbError::into_error)
     }
 
+    async fn execute_all(&self, sql: &'static str, rows: Vec<Vec<Arg>>) -> Result<u64> {
+        let rows: Vec<Vec<Param>> = rows.into_iter().map(params).collect();
+        let args: Vec<_> = rows.iter().map(|p| refs(p)).collect();
+        let attempt = async {
+            let mut client = self.pg.client().await?;
+            let tx = client.transaction().await?;
+            let statement = tx.prepare_cached(sql).await?;
+            // Sent together: the connection pipelines them, so a batch costs about one round
+            // trip and one commit.
+            let changed =
+                futures_util::future::try_join_all(args.iter().map(|a| tx.execute(&statement, a)))
+                    .await?;
+            tx.commit().await?;
+            Ok::<_, DbError>(changed.into_iter().sum())
+        };
+        attempt.await.map_err(DbError::into_error)
+    }
+
     async fn count(&self, sql: &'static str) -> Result<i64> {
         let rows = self.pg.query(sql, &[]).await?;
         Ok(rows

@@ -270,6 +270,25 @@ impl AccountDb for SqliteAccounts {
         Ok(changed as u64)
     }
 
+    async fn execute_all(&self, sql: &'static str, rows: Vec<Vec<Arg>>) -> Result<u64> {
+        let changed = self
+            .db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let mut changed = 0;
+                {
+                    let mut statement = tx.prepare_cached(&sqlite(sql))?;
+                    for args in rows {
+                        changed += statement.execute(params_from_iter(values(args)))?;
+                    }
+                }
+                tx.commit()?;
+                Ok(changed)
+            })
+            .await?;
+        Ok(changed as u64)
+    }
+
     async fn count(&self, sql: &'static str) -> Result<i64> {
         self.db
             .read(move |c| c.query_row(sql, [], |r| r.get(0)))

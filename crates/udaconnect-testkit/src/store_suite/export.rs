@@ -46,6 +46,33 @@ pub async fn reads_are_audited_per_person_newest_first_and_forgotten<E: StoreEng
     assert_eq!(store.forget_reads(1).await.unwrap(), 0);
 }
 
+/// Many reads in one call are written together, each its own row; calls at once (the
+/// server's audit writer, or several processes on one database) each leave all of theirs.
+pub async fn many_reads_are_recorded_at_once_each_its_row<E: StoreEngine>() {
+    let stores = E::open().await;
+    let store = stores.accounts();
+    let read = |reader, seconds| AuditEntry {
+        person: 1,
+        reader,
+        role: Role::Organizer,
+        action: "GetSummary".into(),
+        at: t0() + TimeDelta::seconds(seconds),
+    };
+    let group: Vec<AuditEntry> = (0..50).map(|i| read(10, i)).collect();
+    store.record_reads(&group).await.unwrap();
+    let calls = (0..50).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { store.record_reads(&[read(11, 100 + i)]).await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await.unwrap().unwrap();
+    }
+    let mut want: Vec<AuditEntry> = group;
+    want.extend((0..50).map(|i| read(11, 100 + i)));
+    want.reverse();
+    assert_eq!(store.reads_of(1, 1_000).await.unwrap(), want);
+}
+
 /// A person's pages hold their pings only, in time order then by id (ties of time included),
 /// each page starting after the last one's final ping, until an empty page.
 pub async fn a_persons_pings_are_read_in_pages_in_time_order<E: StoreEngine>() {

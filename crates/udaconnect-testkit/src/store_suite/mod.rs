@@ -53,7 +53,7 @@ pub use accounts::{
 pub use choices::reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten;
 pub use devices::devices_are_registered_found_seen_and_revoked;
 pub use export::{
-    a_persons_pings_are_read_in_pages_in_time_order,
+    a_persons_pings_are_read_in_pages_in_time_order, many_reads_are_recorded_at_once_each_its_row,
     reads_are_audited_per_person_newest_first_and_forgotten,
 };
 pub use ids::{
@@ -176,6 +176,7 @@ macro_rules! store_suite {
                 live_map_is_anonymous_until_chosen_and_goes_with_the_account,
                 reveal_requests_and_hidden_contacts_are_kept_per_pair_and_forgotten,
                 reads_are_audited_per_person_newest_first_and_forgotten,
+                many_reads_are_recorded_at_once_each_its_row,
                 a_persons_pings_are_read_in_pages_in_time_order,
             ]
         );

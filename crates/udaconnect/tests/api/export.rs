@@ -209,3 +209,127 @@ pub async fn bad_export_requests_are_problems(api: Api) {
     assert!((1..=3600).contains(&wait), "{wait}");
     assert_problem(refused, 429, &[]).await;
 }
+
+/// Reads of one person's data made at once by staff.
+const READS_AT_ONCE: usize = 50;
+
+/// Staff reading a person's data many times at once (the server writes the audit rows of
+/// reads waiting together in one transaction): each read is answered and leaves its own row.
+/// A read whose row the store refuses is refused (a problem, not the data), and nothing is
+/// recorded of it; once the store takes rows again, so does the next read.
+pub async fn staff_reads_at_once_each_leave_their_row(api: Api) {
+    let a_mail = address("audit-at-once");
+    let a = person_with_email(&api, &a_mail).await["id"]
+        .as_i64()
+        .unwrap();
+    let ta = api.admin_token("attendee", a).await;
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..READS_AT_ONCE {
+        let api = api.clone();
+        reads.spawn(async move { api.get(&format!("/api/persons/{a}/summary")).await });
+    }
+    while let Some(r) = reads.join_next().await {
+        assert_eq!(r.unwrap().status(), StatusCode::OK);
+    }
+    let doc = export_with(&api, &ta, 0).await;
+    let reads = doc["reads_of_my_data"].as_array().unwrap();
+    assert_eq!(reads.len(), READS_AT_ONCE, "{reads:?}");
+    assert!(reads
+        .iter()
+        .all(|r| r["action"] == "GetSummary" && r["reader_role"] == "admin"));
+
+    let b = api.create_person("Refused").await["id"].as_i64().unwrap();
+    let store = AuditStore::of(&api).await;
+    store.refuse_reads_of(b).await;
+    for path in [
+        format!("/api/persons/{b}/summary"),
+        format!("/api/persons/{b}"),
+    ] {
+        let r = api.get(&path).await;
+        let problem = assert_problem(r, 500, &[]).await;
+        assert!(problem.get("pings").is_none() && problem.get("first_name").is_none());
+    }
+    assert_eq!(store.rows_of(b).await, 0);
+    store.take_reads_again().await;
+    let r = api.get(&format!("/api/persons/{b}/summary")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(store.rows_of(b).await, 1);
+}
+
+/// The engine's audit table reached directly, to make it refuse the rows of one person's
+/// reads: SQLite in `serve`'s data directory, else the PostgreSQL database of `--store`.
+enum AuditStore {
+    Sqlite(std::path::PathBuf),
+    Postgres(tokio_postgres::Client),
+}
+
+impl AuditStore {
+    async fn of(api: &Api) -> AuditStore {
+        if let Some(dir) = &api.data_dir {
+            return AuditStore::Sqlite(dir.join("accounts.sqlite3"));
+        }
+        let url = api.accounts.last().expect("--store URL");
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        AuditStore::Postgres(client)
+    }
+
+    async fn run(&self, sql: &str) {
+        match self {
+            AuditStore::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            AuditStore::Postgres(client) => client.batch_execute(sql).await.unwrap(),
+        }
+    }
+
+    async fn refuse_reads_of(&self, person: i64) {
+        match self {
+            AuditStore::Sqlite(_) => {
+                self.run(&format!(
+                    "CREATE TRIGGER refuse_reads BEFORE INSERT ON data_read
+                     WHEN NEW.person_id = {person}
+                     BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                ))
+                .await
+            }
+            AuditStore::Postgres(_) => {
+                self.run(&format!(
+                    "CREATE FUNCTION refuse_read() RETURNS trigger LANGUAGE plpgsql AS
+                       $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+                     CREATE TRIGGER refuse_reads BEFORE INSERT ON data_read FOR EACH ROW
+                       WHEN (NEW.person_id = {person}) EXECUTE FUNCTION refuse_read()"
+                ))
+                .await
+            }
+        }
+    }
+
+    async fn take_reads_again(&self) {
+        match self {
+            AuditStore::Sqlite(_) => self.run("DROP TRIGGER refuse_reads").await,
+            AuditStore::Postgres(_) => {
+                self.run("DROP TRIGGER refuse_reads ON data_read; DROP FUNCTION refuse_read()")
+                    .await
+            }
+        }
+    }
+
+    async fn rows_of(&self, person: i64) -> i64 {
+        let sql = "SELECT count(*) FROM data_read WHERE person_id = ";
+        match self {
+            AuditStore::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(&format!("{sql}{person}"), [], |r| r.get(0))
+                .unwrap(),
+            AuditStore::Postgres(client) => client
+                .query_one(&format!("{sql}{person}"), &[])
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+}

@@ -136,6 +136,7 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         accuracy::inaccurate_pings_meet_only_under_a_laxer_max_accuracy,
         export::my_export_holds_my_data_and_who_read_it,
         export::bad_export_requests_are_problems,
+        export::staff_reads_at_once_each_leave_their_row,
         account::a_new_address_is_the_accounts_once_its_link_is_followed,
         account::a_secondary_address_is_verified_then_removed,
         account::sessions_are_listed_and_one_ended_from_another,
