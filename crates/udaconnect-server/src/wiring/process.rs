@@ -66,8 +66,6 @@ pub struct Application {
     demo_links: Vec<(udaconnect_core::auth::Role, String)>,
 }
 
-/// The process to build, whichever command asked for it.
-
 impl Application {
     /// `udaconnect serve`: opens the data directory, loads the demo data once when asked,
     /// binds, and starts every role; returns once they serve.
