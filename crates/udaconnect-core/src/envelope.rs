@@ -12,7 +12,7 @@
 //! Records without that header are plaintext: the original producers' keyless JSON and
 //! records written before envelopes. They cannot be shredded.
 //!
-//! Nonces (96 bits) are counted up from a random start the process draws once (see [`nonce`]):
+//! Nonces (96 bits) are counted up from a random start the process draws once (see `nonce`):
 //! no system call per record, and nothing for ingest nodes to agree on. A process never repeats
 //! one; two processes repeat one only if their runs of nonces overlap, which is less likely
 //! than a repeat among as many nonces each drawn at random.

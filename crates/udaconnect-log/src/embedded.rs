@@ -258,7 +258,7 @@ impl EmbeddedLog {
     }
 
     /// The position group `group` committed on `topic`, if any. An offset file that does not
-    /// read as one is moved aside (see [`read_committed`]).
+    /// read as one is moved aside (see `read_committed`).
     pub fn committed(&self, topic: &str, group: &str) -> Result<Option<u64>> {
         read_committed(&self.topic(topic)?.offset_path(group))
     }

@@ -9,7 +9,9 @@ mod erase;
 mod import;
 mod invite;
 mod log_admin;
+mod replay;
 mod retention;
+mod role_args;
 mod simulate;
 
 use clap::Parser;

@@ -18,7 +18,7 @@ use udaconnect_core::Result;
 /// them (with [`Reader::linger`]): a few milliseconds more before a ping is stored, for far
 /// fewer store commits. Load shows as records already waiting when the poll is made (it
 /// answers within [`WAITING_WITHIN`]); the wait lasts twice as long as handling the last
-/// batch took, so handling keeps at most a third of the reader's time, up to [`LINGER_MAX`].
+/// batch took, so handling keeps at most a third of the reader's time, up to `LINGER_MAX`.
 /// Under light load every poll waits for its records, and a ping is handled as it comes.
 const LINGER_BELOW: usize = 2048;
 const WAITING_WITHIN: Duration = Duration::from_millis(1);
@@ -38,7 +38,7 @@ pub struct Reader {
     pub batch: usize,
     /// How long a poll waits for records.
     pub wait: Duration,
-    /// Wait a moment for more when a poll brings few records under load (see [`LINGER_MAX`]).
+    /// Wait a moment for more when a poll brings few records under load (see `LINGER_MAX`).
     pub linger: bool,
     pub commit: Commit,
     pub until: Until,

@@ -130,7 +130,7 @@ pub struct ConnectionCaps {
 
 impl EdgeSettings {
     /// The caps under `files` (the open-files limit): the configured total, or what the limit
-    /// leaves after [`reserved_files`], never more than the limit allows. With gRPC, a quarter
+    /// leaves after `reserved_files`, never more than the limit allows. With gRPC, a quarter
     /// goes to it, so neither listener can take the other's room.
     pub fn connection_caps(&self, files: Option<u64>, grpc: bool) -> ConnectionCaps {
         let room = files.map(|f| f.saturating_sub(reserved_files(f)).max(2) as usize);

@@ -56,7 +56,7 @@ const ECHO: usize = 64;
 pub const MAX_URI: usize = 8 << 10;
 
 /// Checks a request's target length, Host and the ingest rate, in that order, and hands the
-/// request checks on to the route ([`json_body`] counts its refusals with them).
+/// request checks on to the route (`json_body` counts its refusals with them).
 pub async fn check(guards: Arc<Guards>, mut request: Request, next: Next) -> Response {
     let target = request
         .uri()

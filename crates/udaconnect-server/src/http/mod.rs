@@ -99,7 +99,7 @@ fn usable_id(v: &HeaderValue) -> Option<String> {
     usable_correlation_id(v.to_str().ok()?)
 }
 
-/// [`usable_id`] for ids that arrive by other transports (gRPC metadata).
+/// `usable_id` for ids that arrive by other transports (gRPC metadata).
 pub fn usable_correlation_id(raw: &str) -> Option<String> {
     let s = raw.trim();
     (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
@@ -362,7 +362,7 @@ impl<S: Send + Sync> FromRequest<S> for BodyBytes {
     }
 }
 
-/// 413 for a body over [`BODY_LIMIT`].
+/// 413 for a body over `BODY_LIMIT`.
 pub fn too_large() -> Response {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,

@@ -54,7 +54,7 @@ impl LogFloor {
     }
 
     /// Raises the next id above the log's ids, once; an error (the log away, too much to
-    /// read) is retried by the next call after [`RETRY_AFTER`].
+    /// read) is retried by the next call after `RETRY_AFTER`.
     pub async fn raise(&self) -> Result<()> {
         if self.raised.initialized() {
             return Ok(());

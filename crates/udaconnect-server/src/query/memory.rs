@@ -65,7 +65,7 @@ const PAGES_IN_FLIGHT: usize = 2;
 
 impl MemoryEngine {
     /// Builds the index from every stored location. `progress(done)` after each page. The
-    /// store is read in [`BUILD_READERS`] id ranges at once, each reading its next page while
+    /// store is read in `BUILD_READERS` id ranges at once, each reading its next page while
     /// its current one is prepared; the builder takes pages as they come. `expected`, when
     /// known (the log's length bounds the store's), sizes the index without counting the
     /// store, which costs a full scan of an index at tens of millions of rows.

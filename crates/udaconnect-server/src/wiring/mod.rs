@@ -2,6 +2,8 @@
 //!
 //! - [`process`]: [`Application`](process::Application), the one wiring of `serve` and of a
 //!   role process: bind, report the addresses, start the roles in order, stop them in reverse.
+//! - `plan`, `run`: what a process is to be, made from its settings; running its roles
+//!   (start in dependency order, install their routes and checks, stop in reverse).
 //! - [`settings`]: what a process is told to do (`serve`'s, a role's, and how it serves HTTP).
 //! - [`context`]: what a role's start is given (stores, log, person directory, the roles
 //!   started before it in the same process).
@@ -18,8 +20,10 @@ pub mod context;
 pub mod disk;
 pub mod embedded;
 pub mod listen_file;
+mod plan;
 pub mod process;
 pub mod retention;
+mod run;
 pub mod settings;
 pub mod shutdown;
 pub mod startup;

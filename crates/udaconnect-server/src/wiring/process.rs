@@ -9,51 +9,38 @@
 //! its database or broker may come up after it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use axum::extract::Request;
 use axum::response::IntoResponse;
 use axum::Router;
-use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::access::{
-    check_gateway_key, check_open_listeners, AuthMode, Authenticator, GatewayTrust,
-};
-use crate::http;
+use crate::access::{check_gateway_key, check_open_listeners, AuthMode};
 use crate::http::edge;
 use crate::http::guard::{Guards, RateLimiter};
-use crate::http::ops::{self, starting, Ops};
-use crate::http::serve::{self, serve_http, ConnectionRules};
-use crate::ingest::demo::LiveConference;
-use crate::ingest::{grpc, seed};
+use crate::http::ops::{self, starting};
+use crate::http::serve::{serve_http, ConnectionRules};
+use crate::ingest::seed;
 use crate::metrics::Metrics;
 use crate::query::engine::SharedIndex;
 use crate::roles::connection_api::new_index;
-use crate::roles::{self, start_order, Readiness, Role};
+use crate::roles::Role;
 use crate::signin::SignInSettings;
-use crate::wiring::backends::{open_account_stores, static_member_id, StoreUrl};
-use crate::wiring::context::{Backends, ByUrl, Context, Mode, Options};
-use crate::wiring::disk::DiskGuard;
+use crate::wiring::backends::{open_account_stores, StoreUrl};
+use crate::wiring::context::Mode;
 use crate::wiring::embedded::EmbeddedStack;
 use crate::wiring::listen_file::{self, Listening};
-use crate::wiring::retention::{self, LogRetention};
-use crate::wiring::{shutdown::shutdown_signal, startup};
+use crate::wiring::plan::Plan;
+use crate::wiring::run::{log_ending, run_roles, Listeners, Startup};
+use crate::wiring::shutdown::shutdown_signal;
+use crate::wiring::startup;
 
 pub use crate::wiring::settings::{GrpcListen, HttpSettings, RoleSettings, ServeSettings};
-
-/// Where the process's roles are in their start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Startup {
-    Starting,
-    Started,
-    Failed(String),
-}
 
 /// A running UdaConnect process.
 pub struct Application {
@@ -77,60 +64,6 @@ pub struct Application {
     roles: JoinHandle<anyhow::Result<()>>,
     /// `serve --demo`: sign-in links for the demo's organizer and attendee.
     demo_links: Vec<(udaconnect_core::auth::Role, String)>,
-}
-
-/// The process to build, whichever command asked for it.
-struct Plan {
-    label: &'static str,
-    roles: Vec<Role>,
-    mode: Mode,
-    listen: SocketAddr,
-    grpc: GrpcListen,
-    osmand: GrpcListen,
-    listen_file: Option<PathBuf>,
-    cors_origins: Vec<String>,
-    auth: AuthMode,
-    /// Whether the process signs or believes the web gateway's assertions (roles apart).
-    gateway: GatewayTrust,
-    metrics_listen: Option<SocketAddr>,
-    options: Options,
-    backends: Backends,
-    /// `serve --demo`: the live simulated conference's attendees (0: none).
-    demo_attendees: Option<u32>,
-}
-
-impl Plan {
-    /// `roles` served as `http` says, with no gRPC listener, no demo and every other option
-    /// at its default; the HTTP settings the roles read themselves go to their options.
-    fn new(
-        label: &'static str,
-        roles: Vec<Role>,
-        mode: Mode,
-        http: HttpSettings,
-        backends: Backends,
-    ) -> Plan {
-        Plan {
-            label,
-            roles,
-            mode,
-            listen: http.listen,
-            grpc: GrpcListen::Off,
-            osmand: http.osmand_listen,
-            listen_file: http.listen_file,
-            cors_origins: http.cors_origins,
-            auth: http.auth,
-            gateway: GatewayTrust::Alone,
-            metrics_listen: http.metrics_listen,
-            options: Options {
-                web_dir: http.web_dir,
-                edge: http.edge,
-                signin: http.signin,
-                ..Options::default()
-            },
-            backends,
-            demo_attendees: None,
-        }
-    }
 }
 
 impl Application {
@@ -161,24 +94,9 @@ impl Application {
             .context("failed to load the demo data")?;
         }
         let auth = settings.http.auth;
-        let mut plan = Plan::new(
-            "serve",
-            // tracker-mqtt only with a broker to read.
-            Role::ALL
-                .into_iter()
-                .filter(|r| *r != Role::TrackerMqtt || settings.mqtt.is_some())
-                .collect(),
-            Mode::Together,
-            settings.http,
-            Backends::Embedded(Box::new(stack)),
-        );
-        plan.grpc = settings.grpc;
-        plan.options.log_retention = settings.log_retention;
-        plan.options.retention = settings.retention;
-        plan.options.mail = settings.mail;
-        plan.options.mqtt = settings.mqtt;
-        plan.demo_attendees = settings.demo.then_some(settings.demo_attendees);
-        let mut app = Application::start(plan).await?;
+        let data_dir = settings.data_dir.clone();
+        let demo = settings.demo;
+        let mut app = Application::start(Plan::serve(settings, stack)).await?;
         let failed = match app.startup.wait_for(|s| *s != Startup::Starting).await {
             Ok(s) => match &*s {
                 Startup::Failed(why) => Some(why.clone()),
@@ -190,13 +108,13 @@ impl Application {
             app.stop().await.ok();
             anyhow::bail!(why);
         }
-        tracing::info!(address = %app.local_addr, data_dir = %settings.data_dir.display(), "udaconnect is serving");
+        tracing::info!(address = %app.local_addr, data_dir = %data_dir.display(), "udaconnect is serving");
         if auth == AuthMode::On {
-            sign_in_hint(&settings.data_dir).await;
+            sign_in_hint(&data_dir).await;
         }
-        if settings.demo {
+        if demo {
             let public_url = signin.public_url_or(app.local_addr);
-            match demo_links(&settings.data_dir, &public_url, &signin).await {
+            match demo_links(&data_dir, &public_url, &signin).await {
                 Ok(links) => app.demo_links = links,
                 Err(e) => tracing::warn!(error = %e, "cannot make the demo's sign-in links"),
             }
@@ -208,35 +126,7 @@ impl Application {
     /// its store and log in the background.
     pub async fn build_role(settings: RoleSettings) -> anyhow::Result<Application> {
         let role = settings.role;
-        let backends = Backends::Urls(Box::new(ByUrl {
-            store: settings.store,
-            log: settings.log,
-            stores: None,
-            opened_log: None,
-            member_id: static_member_id(role.name(), settings.http.listen.port(), |k| {
-                std::env::var(k).ok()
-            }),
-        }));
-        let mut plan = Plan::new(
-            role.name(),
-            vec![role],
-            Mode::Apart,
-            settings.http,
-            backends,
-        );
-        plan.grpc = settings.grpc_listen.map_or(GrpcListen::Off, GrpcListen::At);
-        plan.options.engine = settings.engine;
-        plan.options.upstreams = settings.upstreams;
-        plan.options.mail = settings.mail;
-        plan.options.mqtt = settings.mqtt;
-        plan.options.service_token = settings.service_token;
-        plan.options.retention = settings.retention;
-        plan.gateway = match settings.gateway_key {
-            Some(key) if role == Role::Web => GatewayTrust::Signs(key),
-            Some(key) => GatewayTrust::Behind(key),
-            None => GatewayTrust::Alone,
-        };
-        let app = Application::start(plan).await?;
+        let app = Application::start(Plan::role(settings)).await?;
         tracing::info!(
             role = %role,
             address = %app.local_addr,
@@ -545,256 +435,4 @@ fn front(label: &'static str, installed: Arc<OnceLock<Router>>) -> Router {
         .layer(axum::middleware::map_response(
             crate::http::guard::security_headers,
         ))
-}
-
-struct Listeners {
-    http: SocketAddr,
-    grpc: Option<TcpListener>,
-    /// gRPC connections held at most.
-    grpc_cap: usize,
-    /// The request checks of the HTTP router, and the ingest limit gRPC shares.
-    guards: Arc<Guards>,
-    /// Where the OsmAnd listener's router goes once location-api has started.
-    osmand: Arc<OnceLock<Router>>,
-}
-
-/// A started role and how to stop it.
-struct Started {
-    role: Role,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
-}
-
-/// Starts the plan's roles in order, installs their routes, serves until `stop`, then stops
-/// them in reverse order, and the audit writer last (its rows queued are written).
-async fn run_roles(
-    plan: Plan,
-    index: SharedIndex,
-    listeners: Listeners,
-    installed: Arc<OnceLock<Router>>,
-    startup: watch::Sender<Startup>,
-    accept: watch::Receiver<bool>,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let guards = listeners.guards.clone();
-    let metrics = guards.metrics.clone();
-    let data_dir = match &plan.backends {
-        Backends::Embedded(stack) => Some(stack.data_dir.clone()),
-        Backends::Urls(_) => None,
-    };
-    let auth = Arc::new(
-        Authenticator::new(
-            plan.auth,
-            Some(match &plan.backends {
-                Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
-                Backends::Urls(by_url) => by_url.store.clone(),
-            }),
-        )
-        .with_clock(plan.options.signin.clock.clone())
-        .with_gateway(plan.gateway.clone()),
-    );
-    let mut ctx = Context {
-        auth: auth.clone(),
-        mode: plan.mode,
-        options: plan.options,
-        metrics: metrics.clone(),
-        stop: stop.clone(),
-        index,
-        backends: plan.backends,
-        persons: None,
-        stored_receivers: Vec::new(),
-        erased_receivers: Vec::new(),
-        ingest: None,
-        live: None,
-        ingest_limit: guards.ingest.clone(),
-        upstreams: Default::default(),
-        called: Vec::new(),
-        disk: None,
-        accounts: None,
-    };
-    ctx.disk = ctx.local_dir().map(|dir| {
-        let edge = &ctx.options.edge;
-        DiskGuard::new(
-            &dir,
-            edge.disk_low_space,
-            edge.disk_min_free,
-            metrics.clone(),
-        )
-    });
-    let mut started: Vec<Started> = Vec::new();
-    // Servers that stop with the listeners: gRPC, the demo conference, the disk watch, the
-    // log retention.
-    let mut servers: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
-    let outcome: anyhow::Result<bool> = async {
-        let mut router = Router::new();
-        let mut checks = Vec::new();
-        let mut grpc = None;
-        let mut osmand: Option<Router> = None;
-        for role in start_order(&plan.roles) {
-            let (role_stop, role_stop_rx) = watch::channel(false);
-            ctx.stop = role_stop_rx;
-            ctx.called.clear();
-            let running = tokio::select! {
-                r = roles::start(role, &mut ctx) => r.with_context(|| format!("failed to start {role}"))?,
-                _ = stop.wait_for(|s| *s) => None,
-            };
-            let Some(running) = running else {
-                return Ok(false);
-            };
-            debug_assert!(running
-                .checks
-                .iter()
-                .all(|(r, _)| role.spec().readiness.contains(r)));
-            checks.extend(running.checks);
-            // The roles it reaches over the network are ready, or it is not.
-            for upstream in ctx.called.clone() {
-                let u = ctx.upstream(upstream)?;
-                checks.push((
-                    Readiness::Upstream(upstream),
-                    ops::check(move || {
-                        let u = u.clone();
-                        async move { u.ready().await }
-                    }),
-                ));
-            }
-            router = router.merge(running.router);
-            grpc = grpc.or(running.grpc);
-            osmand = osmand.or(running.osmand);
-            started.push(Started {
-                role,
-                stop: role_stop,
-                tasks: running.tasks,
-            });
-        }
-        if let (LogRetention::Stored, Backends::Embedded(stack)) =
-            (ctx.options.log_retention, &ctx.backends)
-        {
-            let log = stack.embedded_log.clone();
-            servers.push(tokio::spawn(retention::run(log, accept.clone()).map(Ok)));
-        }
-        // `serve`: one job over the store, the index and the log (roles apart run their own).
-        if let (Some(mut job), Backends::Embedded(stack)) = (
-            crate::retention::Retention::new(&ctx.options.retention, metrics.clone()),
-            &ctx.backends,
-        ) {
-            job.store = Some(stack.locations.clone());
-            job.index = Some(ctx.index.clone());
-            job.log = Some(stack.embedded_log.clone());
-            let every = ctx.options.retention.every;
-            servers.push(tokio::spawn(job.run(every, accept.clone()).map(Ok)));
-        }
-        if let Some(disk) = ctx.disk.clone() {
-            servers.push(tokio::spawn(disk.clone().watch(accept.clone()).map(Ok)));
-            checks.push((
-                Readiness::Disk,
-                ops::check(move || {
-                    let disk = disk.clone();
-                    async move { disk.check() }
-                }),
-            ));
-        }
-        if let (Some(listener), Some(service)) = (listeners.grpc, grpc) {
-            let incoming = serve::grpc_incoming(
-                listener,
-                listeners.grpc_cap,
-                ctx.options.edge.idle_timeout,
-                metrics.clone(),
-                accept.clone(),
-            );
-            servers.push(tokio::spawn(grpc::serve(incoming, service, accept.clone())));
-        }
-        if let (Some(attendees @ 1..), Some(dir)) = (plan.demo_attendees, &data_dir) {
-            servers.push(start_demo(&ctx, dir, attendees, accept.clone()).await?);
-        }
-        let ops = Arc::new(Ops {
-            metrics: metrics.clone(),
-            checks: dedup_checks(checks),
-            roles: started.iter().map(|s| s.role.name()).collect(),
-        });
-        if let Some(osmand) = osmand {
-            let osmand =
-                http::with_common_layers(osmand, &metrics, &[], guards.clone(), auth.clone());
-            let _ = listeners.osmand.set(osmand);
-        }
-        let router = http::with_common_layers(
-            router.merge(ops::routes(ops)),
-            &metrics,
-            &plan.cors_origins,
-            guards,
-            auth,
-        );
-        let _ = installed.set(router);
-        Ok(true)
-    }
-    .await;
-    match &outcome {
-        Ok(true) => {
-            match plan.mode {
-                Mode::Apart => {
-                    tracing::info!(role = plan.label, address = %listeners.http, "role is serving")
-                }
-                Mode::Together => {}
-            }
-            startup.send_replace(Startup::Started);
-            let _ = stop.wait_for(|s| *s).await;
-        }
-        Ok(false) => {}
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "udaconnect failed to start");
-            startup.send_replace(Startup::Failed(format!("{e:#}")));
-        }
-    }
-    for s in servers {
-        log_ending(s.await);
-    }
-    for s in started.into_iter().rev() {
-        let _ = s.stop.send(true);
-        for t in s.tasks {
-            log_ending(t.await);
-        }
-        tracing::debug!(role = %s.role, "role stopped");
-    }
-    ctx.auth.close().await;
-    outcome.map(|_| ())
-}
-
-/// Prepares the demo's live conference and runs it until the listeners stop.
-async fn start_demo(
-    ctx: &Context,
-    data_dir: &std::path::Path,
-    attendees: u32,
-    accept: watch::Receiver<bool>,
-) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
-    let (Backends::Embedded(stack), Some(ingest), Some(live)) =
-        (&ctx.backends, ctx.ingest.clone(), ctx.live.clone())
-    else {
-        anyhow::bail!("the demo conference needs every role in one process");
-    };
-    let conference = LiveConference::prepare(data_dir, &stack.persons, attendees)
-        .await
-        .context("failed to prepare the demo conference")?;
-    live.set_venue(conference.venue());
-    Ok(tokio::spawn(async move {
-        conference.run(ingest, accept).await;
-        Ok(())
-    }))
-}
-
-/// One check per name (roles in one process share their stores and log), the first kept.
-fn dedup_checks(checks: Vec<(Readiness, ops::Check)>) -> Vec<(&'static str, ops::Check)> {
-    let mut out: Vec<(&'static str, ops::Check)> = Vec::new();
-    for (r, check) in checks {
-        if !out.iter().any(|(name, _)| *name == r.name()) {
-            out.push((r.name(), check));
-        }
-    }
-    out
-}
-
-fn log_ending(ended: Result<anyhow::Result<()>, tokio::task::JoinError>) {
-    match ended {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "a role task ended with an error"),
-        Err(e) => tracing::warn!(error = %e, "a role task failed"),
-    }
 }

@@ -91,7 +91,7 @@ pub struct HttpSettings {
     /// Where HTTP is served (the roles' API, /health, /ready, /metrics); port 0 picks a free
     /// port (tests).
     pub listen: SocketAddr,
-    /// Where to write the bound addresses (see [`listen_file`]).
+    /// Where to write the bound addresses (see [`listen_file`](crate::wiring::listen_file)).
     pub listen_file: Option<PathBuf>,
     /// Serve the web page from this directory instead of the copy built in.
     pub web_dir: Option<PathBuf>,

@@ -7,7 +7,7 @@
 //!   refused, and keeps being refused until `udaconnect replay` has run;
 //! - location-consumer's committed offset, when its file does not hold a number (a torn copy,
 //!   a bad restore), is recovered from what the stores hold: the position after the last
-//!   record the location store or the dead-letter topic shows handled ([`applied_end`]), so
+//!   record the location store or the dead-letter topic shows handled (`applied_end`), so
 //!   the consumer neither replays the whole log nor skips a record;
 //! - the next location id is raised above every id in the store, in the log's records not yet
 //!   stored (from location-consumer's committed position on) and in the dead-letter topic, so
@@ -146,7 +146,7 @@ async fn max_id_in(stack: &EmbeddedStack, topic: &str, group: Option<&str>) -> a
     Ok(max)
 }
 
-/// Replaces an unreadable committed offset of location-consumer with [`applied_end`].
+/// Replaces an unreadable committed offset of location-consumer with `applied_end`.
 async fn recover_consumer_position(stack: &EmbeddedStack) -> anyhow::Result<()> {
     let log = &stack.embedded_log;
     if !log.committed_unreadable(LOCATION_TOPIC, CONSUMER_GROUP)? {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use udaconnect_core::clock::ManualClock;
@@ -90,7 +90,8 @@ async fn the_job_removes_old_pings_from_the_store_the_index_and_the_log() {
     let client = reqwest::Client::new();
 
     // Two persons met an hour ago: within the day kept.
-    let hour_ago = (Utc::now() - TimeDelta::hours(1)).to_rfc3339();
+    let met_at = Utc::now() - TimeDelta::hours(1);
+    let hour_ago = met_at.to_rfc3339();
     let mut fresh = Vec::new();
     for person in [5, 6] {
         let r = client
@@ -135,24 +136,20 @@ async fn the_job_removes_old_pings_from_the_store_the_index_and_the_log() {
         );
     }
 
-    // The index answers from what is kept: the meeting of an hour ago, nothing older.
-    let today = Utc::now().date_naive();
-    let connection = |from: chrono::NaiveDate| {
+    // The index answers from what is kept: the meeting of an hour ago, nothing older. Windows
+    // end an hour after the meeting, not at a calendar day, so a run across midnight UTC
+    // asks the same.
+    let connection = |from: DateTime<Utc>| {
         let (client, base) = (client.clone(), base.clone());
-        async move {
-            let url = format!(
-                "{base}/api/persons/5/connection?start_date={from}&end_date={}&distance=5",
-                today + TimeDelta::days(1)
-            );
-            json_answer_as::<Vec<Value>>(client.get(url)).await
-        }
+        let instant = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let url = format!(
+            "{base}/api/persons/5/connection?start_date={}&end_date={}&distance=5",
+            instant(from),
+            instant(met_at + TimeDelta::hours(1))
+        );
+        async move { json_answer_as::<Vec<Value>>(client.get(url)).await }
     };
-    let met = connection(
-        parse_timestamp("2019-01-01T00:00:00Z")
-            .unwrap()
-            .date_naive(),
-    )
-    .await;
+    let met = connection(parse_timestamp("2019-01-01T00:00:00Z").unwrap()).await;
     let ids: Vec<i64> = met
         .iter()
         .map(|c| c["location"]["id"].as_i64().unwrap())
@@ -168,7 +165,7 @@ async fn the_job_removes_old_pings_from_the_store_the_index_and_the_log() {
     })
     .await;
     eventually("the meeting gone from the index", WAIT, || async {
-        connection(today - TimeDelta::days(1))
+        connection(met_at - TimeDelta::hours(1))
             .await
             .is_empty()
             .then_some(())

@@ -167,7 +167,7 @@ fn for_now(e: &udaconnect_core::Error) -> bool {
 /// tracker-mqtt within this, as a token's reaches the HTTP roles.
 const DEVICE_TTL: Duration = Duration::from_secs(5);
 
-/// Devices read by id, kept [`DEVICE_TTL`]: a busy broker delivers thousands of messages a
+/// Devices read by id, kept `DEVICE_TTL`: a busy broker delivers thousands of messages a
 /// second, and a store read for each would cost more than the rest of their way to the log.
 /// Ids no device has are not kept (each such message costs one read by id).
 #[derive(Default)]
