@@ -384,15 +384,17 @@ async fn decide(action: Action, on: On, request: Request, next: Next) -> Respons
     if let Err(e) = decided {
         return marked(ApiError(e).into_response());
     }
-    let response = next.run(Request::from_parts(parts, body)).await;
-    // A person's data read by someone else is recorded once the answer is there to give.
-    if let (Some(auth), Some(person)) = (auth_for_audit, person) {
-        if response.status().is_success() && audited(action) {
-            if let Err(e) = auth.audit_read(&caller, action, person).await {
-                tracing::warn!(error = %e, "a read of a person's data was not recorded");
-                return marked(ApiError(e).into_response());
-            }
-        }
+    let answer = next.run(Request::from_parts(parts, body));
+    // A person's data read by someone else is recorded before the answer leaves. The row is
+    // written while the read runs, so its sync to disk hides behind the query instead of
+    // adding to it; a read that finds nothing (a 404, a 400) is recorded as asked.
+    let (Some(auth), Some(person)) = (auth_for_audit.filter(|_| audited(action)), person) else {
+        return marked(answer.await);
+    };
+    let (response, recorded) = tokio::join!(answer, auth.audit_read(&caller, action, person));
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "a read of a person's data was not recorded");
+        return marked(ApiError(e).into_response());
     }
     marked(response)
 }
