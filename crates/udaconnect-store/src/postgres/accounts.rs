@@ -51,17 +51,12 @@ impl Columns for Row {
         let Some(column) = self.columns().get(i) else {
             return Err(corrupt("column", format!("no column {i}")));
         };
-        let ty = column.type_();
-        let cell = if *ty == Type::INT8 {
-            read(self.try_get::<_, Option<i64>>(i))?.map(Cell::Int)
-        } else if *ty == Type::TEXT {
-            read(self.try_get::<_, Option<String>>(i))?.map(Cell::Text)
-        } else if *ty == Type::BOOL {
-            read(self.try_get::<_, Option<bool>>(i))?.map(Cell::Flag)
-        } else if *ty == Type::TIMESTAMPTZ {
-            read(self.try_get::<_, Option<DateTime<Utc>>>(i))?.map(Cell::Time)
-        } else {
-            return Err(corrupt("column", format!("column {i} is of type {ty}")));
+        let cell = match *column.type_() {
+            Type::INT8 => read(self.try_get::<_, Option<i64>>(i))?.map(Cell::Int),
+            Type::TEXT => read(self.try_get::<_, Option<String>>(i))?.map(Cell::Text),
+            Type::BOOL => read(self.try_get::<_, Option<bool>>(i))?.map(Cell::Flag),
+            Type::TIMESTAMPTZ => read(self.try_get::<_, Option<DateTime<Utc>>>(i))?.map(Cell::Time),
+            ref other => return Err(corrupt("column", format!("column {i} is of type {other}"))),
         };
         Ok(cell.unwrap_or(Cell::Null))
     }
