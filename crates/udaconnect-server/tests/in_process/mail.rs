@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use udaconnect_core::mail::{DynMailSender, DynSentMail, MailKind, MailRequest};
-use udaconnect_core::ports::{DynKeyStore, DynLog, StartFrom};
+use udaconnect_core::ports::{Consumed, DynKeyStore, DynLog, StartFrom};
 use udaconnect_core::record::{self, LogRecord, DLQ_REASON_HEADER};
 use udaconnect_server::consume::poll::{self, Commit};
 use udaconnect_server::keys::Keyring;
@@ -321,20 +321,26 @@ async fn smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost(mode: Mode) 
     running.stop().await;
 }
 
-async fn dead_letters(b: &Backends, n: usize) -> Vec<udaconnect_core::ports::Consumed> {
+/// Up to `n` records of `topic`, read from its start by a group of their own.
+async fn read_from_start(b: &Backends, topic: &str, n: usize) -> Vec<Consumed> {
+    let group = unique("test-reader");
     let mut reader = b
         .log
-        .consumer(b.dead_letters, &unique("dlq-reader"), StartFrom::Earliest)
+        .consumer(topic, &group, StartFrom::Earliest)
         .await
-        .expect("dlq reader");
-    let got = collect(reader.as_mut(), n, PATIENCE).await;
+        .expect("reader");
+    collect(reader.as_mut(), n, PATIENCE).await
+}
+
+async fn dead_letters(b: &Backends, n: usize) -> Vec<Consumed> {
+    let got = read_from_start(b, b.dead_letters, n).await;
     assert_eq!(got.len(), n, "{n} dead letters: {got:?}");
     got
 }
 
 /// The reason of the dead letter keyed `key` (dead letters of several partitions come in no
 /// order between partitions).
-fn reason_of(dead: &[udaconnect_core::ports::Consumed], key: &str) -> String {
+fn reason_of(dead: &[Consumed], key: &str) -> String {
     let d = dead
         .iter()
         .find(|d| d.record.key.as_deref() == Some(key.as_bytes()))
@@ -464,12 +470,7 @@ async fn without_smtp_mail_is_written_as_files(mode: Mode) {
 
 /// Every record of the test's requests topic, read raw.
 async fn raw_requests(b: &Backends, n: usize) -> Vec<LogRecord> {
-    let mut reader = b
-        .log
-        .consumer(b.requests, &unique("raw-reader"), StartFrom::Earliest)
-        .await
-        .expect("raw reader");
-    let got = collect(reader.as_mut(), n, PATIENCE).await;
+    let got = read_from_start(b, b.requests, n).await;
     got.into_iter().map(|c| c.record).collect()
 }
 
