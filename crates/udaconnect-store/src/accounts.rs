@@ -23,6 +23,7 @@ use udaconnect_core::{Error, Result};
 
 use crate::sessions::LiveSession;
 use crate::sql_limit;
+use crate::visibility::Shown;
 
 /// A value bound to an account statement; each engine binds it as its column type (times:
 /// whole microseconds either way).
@@ -73,9 +74,8 @@ pub trait AccountDb: Send + Sync + 'static {
         sql: &'static str,
         args: Vec<Arg>,
     ) -> Result<Vec<crate::choices::ChoiceRow>>;
-    /// Rows of `crate::audit`'s read: a person, the reader's account, role and action, a time.
-    async fn audit(&self, sql: &'static str, args: Vec<Arg>)
-        -> Result<Vec<crate::audit::AuditRow>>;
+    /// Rows of `crate::audit::READS`.
+    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditEntry>>;
     /// The row of [`VERIFY_TOKEN`].
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>>;
     /// The row of [`VERIFY_SESSION`], the account in its own role.
@@ -110,7 +110,7 @@ pub struct Accounts<D>(pub(crate) D);
 /// recorded: a token in steady use costs a read per request, not a write.
 pub(crate) const LAST_USED_STEP: TimeDelta = TimeDelta::minutes(1);
 
-/// Read by both stores' row readers in this order.
+/// Read by `crate::rows::account` and `crate::rows::token` in this order.
 const ACCOUNT_COLUMNS: &str =
     "id, person_id, email, email_verified, secondary_email, role, created_at";
 const TOKEN_COLUMNS: &str = "id, account_id, name, role, scopes, person_id, \
@@ -174,11 +174,17 @@ pub(crate) fn scopes_of(stored: &str) -> Result<Scopes, String> {
     stored.parse()
 }
 
-fn hash(secret: &TokenSecret, kind: TokenKind) -> Vec<u8> {
+/// A secret as stored: its hash for its kind.
+pub(crate) fn hash(secret: &TokenSecret, kind: TokenKind) -> Vec<u8> {
     secret.hash(kind).as_bytes().to_vec()
 }
 
 impl<D: AccountDb> Accounts<D> {
+    /// Runs a write: whether it changed a row.
+    pub(crate) async fn changed(&self, sql: &'static str, args: Vec<Arg>) -> Result<bool> {
+        Ok(self.0.execute(sql, args).await? > 0)
+    }
+
     async fn account_where(&self, filter: &str, arg: Arg) -> Result<Option<Account>> {
         let mut found = self.0.accounts(select_accounts(filter), vec![arg]).await?;
         Ok(found.pop())
@@ -308,8 +314,8 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
     }
 
     async fn revoke_token(&self, id: TokenId, now: DateTime<Utc>) -> Result<bool> {
-        let args = vec![Arg::Int(id), Arg::Time(truncate_to_micros(now))];
-        Ok(self.0.execute(REVOKE_TOKEN, args).await? > 0)
+        let args = vec![Arg::Int(id), Arg::Time(now)];
+        self.changed(REVOKE_TOKEN, args).await
     }
 
     async fn revoke_all(&self, account: AccountId, now: DateTime<Utc>) -> Result<Revoked> {
@@ -356,11 +362,8 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
     }
 
     async fn revoke_session(&self, secret: &TokenSecret, now: DateTime<Utc>) -> Result<bool> {
-        let args = vec![
-            Arg::Bytes(hash(secret, TokenKind::Session)),
-            Arg::Time(truncate_to_micros(now)),
-        ];
-        Ok(self.0.execute(REVOKE_SESSION, args).await? > 0)
+        let args = vec![Arg::Bytes(hash(secret, TokenKind::Session)), Arg::Time(now)];
+        self.changed(REVOKE_SESSION, args).await
     }
 
     async fn create_sign_in_link(
@@ -458,7 +461,7 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
     }
 
     async fn visible(&self, account: AccountId) -> Result<bool> {
-        self.account_visible(account).await
+        self.said_yes(account, Shown::ToContacts).await
     }
 
     async fn set_visible(
@@ -467,7 +470,8 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         visible: bool,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        self.record_visible(account, visible, now).await
+        self.record_shown(Shown::ToContacts, account, visible, now)
+            .await
     }
 
     async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>> {
@@ -475,7 +479,7 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
     }
 
     async fn on_live_map(&self, account: AccountId) -> Result<bool> {
-        self.account_on_live_map(account).await
+        self.said_yes(account, Shown::OnLiveMap).await
     }
 
     async fn set_on_live_map(
@@ -484,7 +488,8 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         shown: bool,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        self.record_on_live_map(account, shown, now).await
+        self.record_shown(Shown::OnLiveMap, account, shown, now)
+            .await
     }
 
     async fn persons_on_live_map(&self) -> Result<Vec<PersonId>> {

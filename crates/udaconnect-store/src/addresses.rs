@@ -10,7 +10,7 @@ use udaconnect_core::ports::AccountStore;
 use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::Result;
 
-use crate::accounts::{AccountDb, Accounts, Arg};
+use crate::accounts::{hash, AccountDb, Accounts, Arg};
 
 const INSERT_CHANGE: &str = "INSERT INTO email_change
        (mail_key, account_id, email, email_key, slot, created_at)
@@ -39,10 +39,6 @@ pub(crate) fn slot_name(slot: AddressSlot) -> &'static str {
     }
 }
 
-fn link_hash(secret: &TokenSecret) -> Vec<u8> {
-    secret.hash(TokenKind::EmailLink).as_bytes().to_vec()
-}
-
 impl<D: AccountDb> Accounts<D> {
     pub(crate) async fn record_email_change(
         &self,
@@ -55,7 +51,7 @@ impl<D: AccountDb> Accounts<D> {
             Arg::Text(change.email.as_str().to_string()),
             Arg::Text(change.email.key()),
             Arg::Text(slot_name(change.slot).to_string()),
-            Arg::Time(truncate_to_micros(now)),
+            Arg::Time(now),
         ];
         self.0.execute(INSERT_CHANGE, args).await?;
         Ok(())
@@ -71,10 +67,10 @@ impl<D: AccountDb> Accounts<D> {
         let args = vec![
             Arg::Text(key.to_string()),
             Arg::Text(to.as_str().to_string()),
-            Arg::Bytes(link_hash(&secret)),
-            Arg::Time(truncate_to_micros(expires)),
+            Arg::Bytes(hash(&secret, TokenKind::EmailLink)),
+            Arg::Time(expires),
         ];
-        Ok((self.0.execute(ISSUE_LINK, args).await? > 0).then_some(secret))
+        Ok(self.changed(ISSUE_LINK, args).await?.then_some(secret))
     }
 
     pub(crate) async fn apply_email_change(
@@ -83,17 +79,18 @@ impl<D: AccountDb> Accounts<D> {
         now: DateTime<Utc>,
     ) -> Result<Option<Account>> {
         let now = truncate_to_micros(now);
-        match self.0.apply_email_change(link_hash(secret), now).await? {
+        match self
+            .0
+            .apply_email_change(hash(secret, TokenKind::EmailLink), now)
+            .await?
+        {
             Some(id) => self.account(id).await,
             None => Ok(None),
         }
     }
 
     pub(crate) async fn clear_secondary(&self, account: AccountId) -> Result<bool> {
-        Ok(self
-            .0
-            .execute(REMOVE_SECONDARY, vec![Arg::Int(account)])
-            .await?
-            > 0)
+        self.changed(REMOVE_SECONDARY, vec![Arg::Int(account)])
+            .await
     }
 }

@@ -1,20 +1,17 @@
 //! The audit log in the account store: each read of a person's data by another account
 //! (`data_read`), kept until the person is erased, read back newest first for their export.
 
-use chrono::{DateTime, Utc};
 use udaconnect_core::audit::AuditEntry;
 use udaconnect_core::model::PersonId;
-use udaconnect_core::time::truncate_to_micros;
-use udaconnect_core::{Error, Result};
+use udaconnect_core::Result;
 
 use crate::accounts::{AccountDb, Accounts, Arg};
 
-/// A row of [`READS`]: the person, the reader's account and role, the action, when.
-pub(crate) type AuditRow = (PersonId, i64, String, String, DateTime<Utc>);
-
 const RECORD: &str = "INSERT INTO data_read (person_id, reader_id, reader_role, action, read_at)
      VALUES ($1, $2, $3, $4, $5)";
-/// Newest first; the id breaks ties between reads in one microsecond.
+/// The person, the reader's account and role, the action, when (read by
+/// `crate::rows::audit_entry`); newest first, the id breaking ties between reads in one
+/// microsecond.
 pub(crate) const READS: &str =
     "SELECT person_id, reader_id, reader_role, action, read_at FROM data_read
      WHERE person_id = $1 ORDER BY read_at DESC, id DESC LIMIT $2";
@@ -35,7 +32,7 @@ impl<D: AccountDb> Accounts<D> {
                     Arg::Int(read.reader),
                     Arg::Text(read.role.to_string()),
                     Arg::Text(read.action.clone()),
-                    Arg::Time(truncate_to_micros(read.at)),
+                    Arg::Time(read.at),
                 ]
             })
             .collect();
@@ -47,18 +44,7 @@ impl<D: AccountDb> Accounts<D> {
         let limit = crate::sql_limit(limit);
         self.0
             .audit(READS, vec![Arg::Int(person), Arg::Int(limit)])
-            .await?
-            .into_iter()
-            .map(|(person, reader, role, action, at)| {
-                Ok(AuditEntry {
-                    person,
-                    reader,
-                    role: role.parse().map_err(Error::Internal)?,
-                    action,
-                    at,
-                })
-            })
-            .collect()
+            .await
     }
 
     pub(crate) async fn forget_audit(&self, person: PersonId) -> Result<u64> {

@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 use udaconnect_core::consent::{Choice, ContactChoices};
 use udaconnect_core::model::PersonId;
-use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::Result;
 
 use crate::accounts::{AccountDb, Accounts, Arg};
@@ -37,17 +36,13 @@ impl<D: AccountDb> Accounts<D> {
         other: PersonId,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let args = vec![
-            Arg::Int(person),
-            Arg::Int(other),
-            Arg::Time(truncate_to_micros(now)),
-        ];
-        Ok(self.0.execute(ASK, args).await? > 0)
+        let args = vec![Arg::Int(person), Arg::Int(other), Arg::Time(now)];
+        self.changed(ASK, args).await
     }
 
     pub(crate) async fn remove_reveal(&self, person: PersonId, other: PersonId) -> Result<bool> {
         let args = vec![Arg::Int(person), Arg::Int(other)];
-        Ok(self.0.execute(WITHDRAW, args).await? > 0)
+        self.changed(WITHDRAW, args).await
     }
 
     pub(crate) async fn record_hidden(&self, person: PersonId, hidden: Choice) -> Result<()> {
@@ -55,7 +50,7 @@ impl<D: AccountDb> Accounts<D> {
             Arg::Int(person),
             Arg::Int(hidden.other),
             Arg::Flag(hidden.dispute),
-            Arg::Time(truncate_to_micros(hidden.at)),
+            Arg::Time(hidden.at),
         ];
         self.0.execute(HIDE, args).await?;
         Ok(())
@@ -63,7 +58,7 @@ impl<D: AccountDb> Accounts<D> {
 
     pub(crate) async fn remove_hidden(&self, person: PersonId, other: PersonId) -> Result<bool> {
         let args = vec![Arg::Int(person), Arg::Int(other)];
-        Ok(self.0.execute(UNHIDE, args).await? > 0)
+        self.changed(UNHIDE, args).await
     }
 
     pub(crate) async fn choices_of(&self, person: PersonId) -> Result<ContactChoices> {

@@ -9,9 +9,9 @@ use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, OsmAndId, Seen};
 use udaconnect_core::Result;
 
-use crate::accounts::{AccountDb, Accounts, Arg, LAST_USED_STEP};
+use crate::accounts::{hash, AccountDb, Accounts, Arg, LAST_USED_STEP};
 
-/// Read by both engines' row readers in this order.
+/// Read by `crate::rows::device` in this order.
 const DEVICE_COLUMNS: &str = "d.id, d.account_id, d.person_id, d.name, d.token_id, \
      d.created_at, d.revoked_at, d.last_seen_at, d.last_app, d.battery_pct";
 
@@ -113,7 +113,7 @@ impl<D: AccountDb> Accounts<D> {
         &self,
         secret: &TokenSecret,
     ) -> Result<Option<DeviceInfo>> {
-        let hash = secret.hash(TokenKind::Api).as_bytes().to_vec();
+        let hash = hash(secret, TokenKind::Api);
         let filter = format!("WHERE t.hash = $1 AND {LIVE}");
         self.device_where(&filter, vec![Arg::Bytes(hash)]).await
     }

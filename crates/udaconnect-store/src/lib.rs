@@ -13,6 +13,8 @@
 //!   when a token's use is recorded, unique clashes, what a new account is once stored).
 //! - `devices.rs`: tracker devices in the account stores, beside their device tokens.
 //! - `visibility.rs`: whether the people a person met may see their name.
+//! - `rows.rs`: the account stores' rows read once for both engines, each engine reading
+//!   its own column types.
 //! - `audit.rs`: the reads of one person's data by other accounts.
 //! - `choices.rs`: requests to exchange e-mail addresses and hidden contacts.
 //! - `sessions.rs`: browser sessions listed and ended by number, their last use.
@@ -26,6 +28,7 @@ mod devices;
 pub mod ids;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod rows;
 mod sessions;
 pub mod sqlite;
 mod visibility;

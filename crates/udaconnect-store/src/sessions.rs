@@ -9,14 +9,14 @@ use udaconnect_core::auth::{
 use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::Result;
 
-use crate::accounts::{AccountDb, Accounts, Arg, LAST_USED_STEP};
+use crate::accounts::{hash, AccountDb, Accounts, Arg, LAST_USED_STEP};
 
 /// The id is the engine's: an identity column on PostgreSQL, a trigger on SQLite (whose
 /// table has no rowid to number it).
 const INSERT_SESSION: &str =
     "INSERT INTO account_session (hash, account_id, created_at, expires_at, user_agent)
      VALUES ($1, $2, $3, $4, $5)";
-/// Read by both engines' row readers in this order; `$3` is the hash of the session asking
+/// Read by `crate::rows::session_info` in this order; `$3` is the hash of the session asking
 /// (or null), which the list marks.
 pub(crate) const LIVE_SESSIONS: &str = "SELECT id, created_at, expires_at, last_used_at,
             user_agent, COALESCE(hash = $3, FALSE)
@@ -34,10 +34,6 @@ pub struct LiveSession {
     pub last_used: Option<DateTime<Utc>>,
 }
 
-fn session_hash(secret: &TokenSecret) -> Vec<u8> {
-    secret.hash(TokenKind::Session).as_bytes().to_vec()
-}
-
 impl<D: AccountDb> Accounts<D> {
     pub(crate) async fn insert_session(
         &self,
@@ -46,9 +42,9 @@ impl<D: AccountDb> Accounts<D> {
     ) -> Result<TokenSecret> {
         let secret = TokenSecret::generate()?;
         let args = vec![
-            Arg::Bytes(session_hash(&secret)),
+            Arg::Bytes(hash(&secret, TokenKind::Session)),
             Arg::Int(session.account),
-            Arg::Time(truncate_to_micros(now)),
+            Arg::Time(now),
             Arg::Time(session.expires),
             Arg::MaybeText(session.user_agent),
         ];
@@ -63,7 +59,7 @@ impl<D: AccountDb> Accounts<D> {
         now: DateTime<Utc>,
     ) -> Result<Option<Principal>> {
         let now = truncate_to_micros(now);
-        let hash = session_hash(secret);
+        let hash = hash(secret, TokenKind::Session);
         let Some(live) = self.0.live_session(hash.clone(), now).await? else {
             return Ok(None);
         };
@@ -82,8 +78,8 @@ impl<D: AccountDb> Accounts<D> {
     ) -> Result<Vec<SessionInfo>> {
         let args = vec![
             Arg::Int(account),
-            Arg::Time(truncate_to_micros(now)),
-            Arg::MaybeBytes(current.map(session_hash)),
+            Arg::Time(now),
+            Arg::MaybeBytes(current.map(|s| hash(s, TokenKind::Session))),
         ];
         self.0.sessions(LIVE_SESSIONS, args).await
     }
@@ -94,11 +90,7 @@ impl<D: AccountDb> Accounts<D> {
         id: SessionId,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let args = vec![
-            Arg::Int(account),
-            Arg::Int(id),
-            Arg::Time(truncate_to_micros(now)),
-        ];
-        Ok(self.0.execute(REVOKE_SESSION_ID, args).await? > 0)
+        let args = vec![Arg::Int(account), Arg::Int(id), Arg::Time(now)];
+        self.changed(REVOKE_SESSION_ID, args).await
     }
 }

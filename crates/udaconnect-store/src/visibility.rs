@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 use udaconnect_core::auth::AccountId;
 use udaconnect_core::model::PersonId;
-use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::Result;
 
 use crate::accounts::{select_accounts, AccountDb, Accounts, Arg};
@@ -23,45 +22,61 @@ const SET_ON_LIVE_MAP: &str = "INSERT INTO account_live_map (account_id, shown, 
      ON CONFLICT (account_id) DO UPDATE
      SET shown = excluded.shown, changed_at = excluded.changed_at";
 
-/// Accounts that said yes to the live map.
-const ON_LIVE_MAP: &str = "id IN (SELECT account_id FROM account_live_map WHERE shown)";
-
-/// Accounts that said yes.
-const SAID_YES: &str = "id IN (SELECT account_id FROM account_visibility WHERE visible)";
-
 /// Persons asked about in one statement: well within both engines' bound on parameters.
 const PERSONS_PER_QUERY: usize = 500;
 
-impl<D: AccountDb> Accounts<D> {
-    pub(crate) async fn account_visible(&self, account: AccountId) -> Result<bool> {
-        let sql = select_accounts(&format!("WHERE id = $1 AND {SAID_YES}"));
-        Ok(!self
-            .0
-            .accounts(sql, vec![Arg::Int(account)])
-            .await?
-            .is_empty())
+/// Where an account may choose to be shown by name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shown {
+    /// To the people the person met.
+    ToContacts,
+    /// To organizers on the live map.
+    OnLiveMap,
+}
+
+impl Shown {
+    /// The accounts that said yes, as a condition on `account.id`.
+    fn said_yes(self) -> &'static str {
+        match self {
+            Shown::ToContacts => "id IN (SELECT account_id FROM account_visibility WHERE visible)",
+            Shown::OnLiveMap => "id IN (SELECT account_id FROM account_live_map WHERE shown)",
+        }
     }
 
-    pub(crate) async fn record_visible(
+    fn set(self) -> &'static str {
+        match self {
+            Shown::ToContacts => SET_VISIBLE,
+            Shown::OnLiveMap => SET_ON_LIVE_MAP,
+        }
+    }
+}
+
+impl<D: AccountDb> Accounts<D> {
+    pub(crate) async fn said_yes(&self, account: AccountId, shown: Shown) -> Result<bool> {
+        let sql = select_accounts(&format!("WHERE id = $1 AND {}", shown.said_yes()));
+        let found = self.0.accounts(sql, vec![Arg::Int(account)]).await?;
+        Ok(!found.is_empty())
+    }
+
+    /// Records `account`'s choice: whether there was an account to record it for.
+    pub(crate) async fn record_shown(
         &self,
+        shown: Shown,
         account: AccountId,
-        visible: bool,
+        yes: bool,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let args = vec![
-            Arg::Int(account),
-            Arg::Flag(visible),
-            Arg::Time(truncate_to_micros(now)),
-        ];
-        Ok(self.0.execute(SET_VISIBLE, args).await? > 0)
+        let args = vec![Arg::Int(account), Arg::Flag(yes), Arg::Time(now)];
+        self.changed(shown.set(), args).await
     }
 
     pub(crate) async fn persons_visible(&self, persons: &[PersonId]) -> Result<Vec<PersonId>> {
+        let said_yes = Shown::ToContacts.said_yes();
         let mut visible = Vec::new();
         for chunk in persons.chunks(PERSONS_PER_QUERY) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = select_accounts(&format!(
-                "WHERE person_id IN ({}) AND {SAID_YES}",
+                "WHERE person_id IN ({}) AND {said_yes}",
                 marks.join(", ")
             ));
             let args = chunk.iter().map(|&p| Arg::Int(p)).collect();
@@ -71,31 +86,9 @@ impl<D: AccountDb> Accounts<D> {
         Ok(visible)
     }
 
-    pub(crate) async fn account_on_live_map(&self, account: AccountId) -> Result<bool> {
-        let sql = select_accounts(&format!("WHERE id = $1 AND {ON_LIVE_MAP}"));
-        Ok(!self
-            .0
-            .accounts(sql, vec![Arg::Int(account)])
-            .await?
-            .is_empty())
-    }
-
-    pub(crate) async fn record_on_live_map(
-        &self,
-        account: AccountId,
-        shown: bool,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let args = vec![
-            Arg::Int(account),
-            Arg::Flag(shown),
-            Arg::Time(truncate_to_micros(now)),
-        ];
-        Ok(self.0.execute(SET_ON_LIVE_MAP, args).await? > 0)
-    }
-
     pub(crate) async fn persons_shown_on_live_map(&self) -> Result<Vec<PersonId>> {
-        let sql = select_accounts(&format!("WHERE person_id IS NOT NULL AND {ON_LIVE_MAP}"));
+        let said_yes = Shown::OnLiveMap.said_yes();
+        let sql = select_accounts(&format!("WHERE person_id IS NOT NULL AND {said_yes}"));
         let found = self.0.accounts(sql, Vec::new()).await?;
         Ok(found.into_iter().filter_map(|a| a.person).collect())
     }

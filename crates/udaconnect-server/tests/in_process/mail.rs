@@ -2,13 +2,15 @@
 //! embedded log with the sent keys in SQLite, and Kafka (the shared broker) with them in
 //! PostgreSQL. Each test reads topics and a group of its own, so they share the broker.
 
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use udaconnect_core::mail::{DynMailSender, DynSentMail, MailKind, MailRequest};
-use udaconnect_core::ports::{DynKeyStore, DynLog, StartFrom};
+use udaconnect_core::ports::{Consumed, DynKeyStore, DynLog, StartFrom};
 use udaconnect_core::record::{self, LogRecord, DLQ_REASON_HEADER};
 use udaconnect_server::consume::poll::{self, Commit};
 use udaconnect_server::keys::Keyring;
@@ -123,6 +125,25 @@ impl Running {
     }
 }
 
+/// A mailer committing its position after every request, giving up on a mail after
+/// `max_attempts`.
+fn start(b: &Backends, sender: DynMailSender, max_attempts: u32) -> Running {
+    spawn(
+        b,
+        sender,
+        settings(max_attempts),
+        Commit::Every(Duration::ZERO),
+    )
+}
+
+/// A mailer writing mail as files under the test's directory: the directory, the sender.
+fn start_files(b: &Backends) -> (PathBuf, Arc<FileSender>, Running) {
+    let dir = b._dir.path().join("mail");
+    let files = Arc::new(FileSender::new(dir.clone(), "noreply@test.invalid").expect("files"));
+    let running = start(b, files.clone(), 3);
+    (dir, files, running)
+}
+
 fn spawn(b: &Backends, sender: DynMailSender, settings: MailSettings, commit: Commit) -> Running {
     let (stop, stop_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::new());
@@ -171,13 +192,12 @@ fn sign_in(key: &str, to: &str) -> MailRequest {
     .expect("request")
 }
 
-/// Appends `mails` as a role would, retrying while the log is unavailable (a shared broker
+/// Runs `append` until it succeeds, retrying while the log is unavailable (a shared broker
 /// slow to create a new topic), as a role's caller retries a 503.
-async fn enqueue(b: &Backends, mails: &[MailRequest]) {
-    let records: Vec<_> = mails.iter().map(|m| m.encode(1_700_000_000_000)).collect();
+async fn appended<F: Future<Output = udaconnect_core::Result<()>>>(mut append: impl FnMut() -> F) {
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
-        match b.log.append(b.requests, records.clone()).await {
+        match append().await {
             Ok(()) => return,
             Err(udaconnect_core::Error::Unavailable(why))
                 if std::time::Instant::now() < deadline =>
@@ -188,6 +208,12 @@ async fn enqueue(b: &Backends, mails: &[MailRequest]) {
             Err(e) => panic!("append: {e}"),
         }
     }
+}
+
+/// Appends `mails` as a role would.
+async fn enqueue(b: &Backends, mails: &[MailRequest]) {
+    let records: Vec<_> = mails.iter().map(|m| m.encode(1_700_000_000_000)).collect();
+    appended(|| b.log.append(b.requests, records.clone())).await;
 }
 
 /// Waits until the server holds `n` messages, then a moment more to see no extra comes.
@@ -223,12 +249,7 @@ fn metric(m: &Metrics, line_start: &str) -> f64 {
 async fn a_mail_enqueued_is_received_once(mode: Mode) {
     let b = open(mode).await;
     let server = SmtpServer::start().await;
-    let running = spawn(
-        &b,
-        smtp(&server),
-        settings(3),
-        Commit::Every(Duration::ZERO),
-    );
+    let running = start(&b, smtp(&server), 3);
     // The same key twice (a caller that retried its append) and another key.
     let first = sign_in("sign-in-1", "ada@example.org");
     enqueue(
@@ -277,7 +298,7 @@ async fn smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost(mode: Mode) 
         )
         .expect("sender"),
     );
-    let running = spawn(&b, sender, settings(30), Commit::Every(Duration::ZERO));
+    let running = start(&b, sender, 30);
     let mails: Vec<MailRequest> = (0..5)
         .map(|i| sign_in(&format!("down-{i}"), &format!("p{i}@example.org")))
         .collect();
@@ -300,20 +321,26 @@ async fn smtp_down_is_retried_until_it_comes_up_and_nothing_is_lost(mode: Mode) 
     running.stop().await;
 }
 
-async fn dead_letters(b: &Backends, n: usize) -> Vec<udaconnect_core::ports::Consumed> {
+/// Up to `n` records of `topic`, read from its start by a group of their own.
+async fn read_from_start(b: &Backends, topic: &str, n: usize) -> Vec<Consumed> {
+    let group = unique("test-reader");
     let mut reader = b
         .log
-        .consumer(b.dead_letters, &unique("dlq-reader"), StartFrom::Earliest)
+        .consumer(topic, &group, StartFrom::Earliest)
         .await
-        .expect("dlq reader");
-    let got = collect(reader.as_mut(), n, PATIENCE).await;
+        .expect("reader");
+    collect(reader.as_mut(), n, PATIENCE).await
+}
+
+async fn dead_letters(b: &Backends, n: usize) -> Vec<Consumed> {
+    let got = read_from_start(b, b.dead_letters, n).await;
     assert_eq!(got.len(), n, "{n} dead letters: {got:?}");
     got
 }
 
 /// The reason of the dead letter keyed `key` (dead letters of several partitions come in no
 /// order between partitions).
-fn reason_of(dead: &[udaconnect_core::ports::Consumed], key: &str) -> String {
+fn reason_of(dead: &[Consumed], key: &str) -> String {
     let d = dead
         .iter()
         .find(|d| d.record.key.as_deref() == Some(key.as_bytes()))
@@ -328,12 +355,7 @@ async fn a_permanent_refusal_is_dead_lettered_with_its_reason(mode: Mode) {
     let b = open(mode).await;
     let server = SmtpServer::start().await;
     server.reply(Reply::Refuse(550, "5.1.1 no such mailbox".into()));
-    let running = spawn(
-        &b,
-        smtp(&server),
-        settings(5),
-        Commit::Every(Duration::ZERO),
-    );
+    let running = start(&b, smtp(&server), 5);
     enqueue(&b, &[sign_in("refused-1", "gone@example.org")]).await;
     let dead = dead_letters(&b, 1).await;
     let reason = dead[0]
@@ -399,12 +421,7 @@ async fn a_restart_after_a_send_does_not_send_the_key_again(mode: Mode) {
     received_exactly(&server, 2).await;
     crashed.task.abort();
     // The next start reads both requests again, and sends neither.
-    let restarted = spawn(
-        &b,
-        smtp(&server),
-        settings(3),
-        Commit::Every(Duration::ZERO),
-    );
+    let restarted = start(&b, smtp(&server), 3);
     eventually("the requests read again", PATIENCE, || async {
         (metric(&restarted.metrics, SKIPPED) >= 2.0).then_some(())
     })
@@ -417,14 +434,7 @@ async fn a_restart_after_a_send_does_not_send_the_key_again(mode: Mode) {
 
 async fn without_smtp_mail_is_written_as_files(mode: Mode) {
     let b = open(mode).await;
-    let dir = b._dir.path().join("mail");
-    let files = Arc::new(FileSender::new(dir.clone(), "noreply@test.invalid").expect("files"));
-    let running = spawn(
-        &b,
-        files.clone(),
-        settings(3),
-        Commit::Every(Duration::ZERO),
-    );
+    let (dir, files, running) = start_files(&b);
     let mail = MailRequest::new(
         "welcome:7/../x",
         "ada@example.org",
@@ -460,12 +470,7 @@ async fn without_smtp_mail_is_written_as_files(mode: Mode) {
 
 /// Every record of the test's requests topic, read raw.
 async fn raw_requests(b: &Backends, n: usize) -> Vec<LogRecord> {
-    let mut reader = b
-        .log
-        .consumer(b.requests, &unique("raw-reader"), StartFrom::Earliest)
-        .await
-        .expect("raw reader");
-    let got = collect(reader.as_mut(), n, PATIENCE).await;
+    let got = read_from_start(b, b.requests, n).await;
     got.into_iter().map(|c| c.record).collect()
 }
 
@@ -479,14 +484,7 @@ fn holds(record: &LogRecord, text: &str) -> bool {
 
 async fn a_persons_mail_is_sealed_and_goes_with_them(mode: Mode) {
     let b = open(mode).await;
-    let dir = b._dir.path().join("mail");
-    let files = Arc::new(FileSender::new(dir.clone(), "noreply@test.invalid").expect("files"));
-    let running = spawn(
-        &b,
-        files.clone(),
-        settings(3),
-        Commit::Every(Duration::ZERO),
-    );
+    let (dir, files, running) = start_files(&b);
     let queue = MailLog {
         log: b.log.clone(),
         keys: b.keys.clone(),
@@ -496,20 +494,7 @@ async fn a_persons_mail_is_sealed_and_goes_with_them(mode: Mode) {
     let theirs = mail_to("sign-in-gone", "gone.person@example.org", gone);
     let kept = mail_to("sign-in-stays", "stays.person@example.org", stays);
     for m in [&theirs, &kept] {
-        // The first append may wait for a new topic of the shared broker, as in `enqueue`.
-        let deadline = std::time::Instant::now() + PATIENCE;
-        loop {
-            match queue.enqueue_on(b.requests, m).await {
-                Ok(()) => break,
-                Err(udaconnect_core::Error::Unavailable(why))
-                    if std::time::Instant::now() < deadline =>
-                {
-                    eprintln!("append unavailable ({why}); retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => panic!("enqueue: {e}"),
-            }
-        }
+        appended(|| queue.enqueue_on(b.requests, m)).await;
     }
     // A request of theirs the mailer cannot read goes to the dead letters as it is: sealed.
     let unreadable = LogRecord {

@@ -1,23 +1,22 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
-use udaconnect_core::auth::{
-    Account, AccountId, Email, Principal, Revoked, Role, SessionInfo, TokenInfo,
-};
+use udaconnect_core::audit::AuditEntry;
+use udaconnect_core::auth::{Account, AccountId, Email, Revoked, SessionInfo, TokenInfo};
 use udaconnect_core::time::truncate_to_micros;
-use udaconnect_core::tracker::{App, DeviceInfo};
+use udaconnect_core::tracker::DeviceInfo;
 use udaconnect_core::{Error, Result};
 
 use super::{pg_error, DbError, Postgres};
 use crate::accounts::{
-    conflict, scopes_of, AccountDb, Accounts, Arg, LiveToken, CONSUME_SIGN_IN_LINK, VERIFY_SESSION,
+    conflict, AccountDb, Accounts, Arg, LiveToken, CONSUME_SIGN_IN_LINK, VERIFY_SESSION,
     VERIFY_TOKEN,
 };
 use crate::addresses::USE_LINK;
-use crate::audit::AuditRow;
 use crate::choices::ChoiceRow;
+use crate::rows::{self, Cell, Columns};
 use crate::sessions::LiveSession;
 
 /// Accounts and credentials in tables `account`, `account_token`, `account_session` and
@@ -45,101 +44,26 @@ fn read<T>(r: Result<T, tokio_postgres::Error>) -> Result<T> {
     r.map_err(|e| pg_error(&e))
 }
 
-fn role_of(row: &Row, i: usize) -> Result<Role> {
-    read(row.try_get::<_, String>(i))?
-        .parse()
-        .map_err(|e| corrupt("role", e))
-}
+impl Columns for Row {
+    type Error = Error;
 
-fn email_of(row: &Row, i: usize) -> Result<Option<Email>> {
-    read(row.try_get::<_, Option<String>>(i))?
-        .map(|e| Email::parse(&e))
-        .transpose()
-        .map_err(|e| corrupt("email", e))
-}
+    fn cell(&self, i: usize) -> Result<Cell> {
+        let Some(column) = self.columns().get(i) else {
+            return Err(corrupt("column", format!("no column {i}")));
+        };
+        let cell = match *column.type_() {
+            Type::INT8 => read(self.try_get::<_, Option<i64>>(i))?.map(Cell::Int),
+            Type::TEXT => read(self.try_get::<_, Option<String>>(i))?.map(Cell::Text),
+            Type::BOOL => read(self.try_get::<_, Option<bool>>(i))?.map(Cell::Flag),
+            Type::TIMESTAMPTZ => read(self.try_get::<_, Option<DateTime<Utc>>>(i))?.map(Cell::Time),
+            ref other => return Err(corrupt("column", format!("column {i} is of type {other}"))),
+        };
+        Ok(cell.unwrap_or(Cell::Null))
+    }
 
-fn account(row: &Row) -> Result<Account> {
-    Ok(Account {
-        id: read(row.try_get(0))?,
-        person: read(row.try_get(1))?,
-        email: email_of(row, 2)?,
-        email_verified: read(row.try_get(3))?,
-        secondary_email: email_of(row, 4)?,
-        role: role_of(row, 5)?,
-        created: read(row.try_get(6))?,
-    })
-}
-
-fn token(row: &Row) -> Result<TokenInfo> {
-    Ok(TokenInfo {
-        id: read(row.try_get(0))?,
-        account: read(row.try_get(1))?,
-        name: read(row.try_get(2))?,
-        role: role_of(row, 3)?,
-        scopes: scopes_of(&read(row.try_get::<_, String>(4))?).map_err(|e| corrupt("scopes", e))?,
-        person: read(row.try_get(5))?,
-        created: read(row.try_get(6))?,
-        expires: read(row.try_get(7))?,
-        revoked: read(row.try_get(8))?,
-        last_used: read(row.try_get(9))?,
-    })
-}
-
-fn device(row: &Row) -> Result<DeviceInfo> {
-    let app = read(row.try_get::<_, Option<String>>(8))?
-        .map(|a| App::parse(&a).ok_or_else(|| corrupt("app", format!("unknown app '{a}'"))))
-        .transpose()?;
-    Ok(DeviceInfo {
-        id: read(row.try_get(0))?,
-        account: read(row.try_get(1))?,
-        person: read(row.try_get(2))?,
-        name: read(row.try_get(3))?,
-        token: read(row.try_get(4))?,
-        created: read(row.try_get(5))?,
-        revoked: read(row.try_get(6))?,
-        last_seen: read(row.try_get(7))?,
-        app,
-        battery_pct: read(row.try_get(9))?,
-    })
-}
-
-fn live_token(row: &Row) -> Result<LiveToken> {
-    let scopes = read(row.try_get::<_, String>(4))?;
-    Ok(LiveToken {
-        id: read(row.try_get(0))?,
-        principal: Principal {
-            account: read(row.try_get(1))?,
-            person: read(row.try_get(2))?,
-            role: role_of(row, 3)?,
-            scopes: scopes_of(&scopes).map_err(|e| corrupt("scopes", e))?,
-        },
-        last_used: read(row.try_get(5))?,
-    })
-}
-
-/// The account a session signs in, in its own role, and the session's last use.
-fn session(row: &Row) -> Result<LiveSession> {
-    let role = role_of(row, 2)?;
-    Ok(LiveSession {
-        principal: Principal {
-            account: read(row.try_get(0))?,
-            person: read(row.try_get(1))?,
-            role,
-            scopes: role.scopes(),
-        },
-        last_used: read(row.try_get(3))?,
-    })
-}
-
-fn session_info(row: &Row) -> Result<SessionInfo> {
-    Ok(SessionInfo {
-        id: read(row.try_get(0))?,
-        created: read(row.try_get(1))?,
-        expires: read(row.try_get(2))?,
-        last_used: read(row.try_get(3))?,
-        user_agent: read(row.try_get(4))?,
-        current: read(row.try_get(5))?,
-    })
+    fn corrupt(&self, _: usize, what: &str, why: String) -> Error {
+        corrupt(what, why)
+    }
 }
 
 type Param = Box<dyn ToSql + Sync + Send>;
@@ -254,61 +178,60 @@ impl AccountDb for PostgresAccounts {
     }
 
     async fn accounts(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Account>> {
-        self.read(&sql, args).await?.iter().map(account).collect()
+        self.read(&sql, args)
+            .await?
+            .iter()
+            .map(rows::account)
+            .collect()
     }
 
     async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>> {
-        self.read(&sql, args).await?.iter().map(token).collect()
+        self.read(&sql, args)
+            .await?
+            .iter()
+            .map(rows::token)
+            .collect()
     }
 
     async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>> {
-        self.read(&sql, args).await?.iter().map(device).collect()
+        self.read(&sql, args)
+            .await?
+            .iter()
+            .map(rows::device)
+            .collect()
     }
 
     async fn choices(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<ChoiceRow>> {
         self.read(sql, args)
             .await?
             .iter()
-            .map(|r| {
-                Ok((
-                    read(r.try_get(0))?,
-                    read(r.try_get(1))?,
-                    read(r.try_get(2))?,
-                    read(r.try_get(3))?,
-                ))
-            })
+            .map(rows::choice)
             .collect()
     }
 
-    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditRow>> {
+    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditEntry>> {
         self.read(sql, args)
             .await?
             .iter()
-            .map(|r| {
-                Ok((
-                    read(r.try_get(0))?,
-                    read(r.try_get(1))?,
-                    read(r.try_get(2))?,
-                    read(r.try_get(3))?,
-                    read(r.try_get(4))?,
-                ))
-            })
+            .map(rows::audit_entry)
             .collect()
     }
 
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>> {
-        self.credential(VERIFY_TOKEN, hash, now, live_token).await
+        self.credential(VERIFY_TOKEN, hash, now, rows::live_token)
+            .await
     }
 
     async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveSession>> {
-        self.credential(VERIFY_SESSION, hash, now, session).await
+        self.credential(VERIFY_SESSION, hash, now, rows::live_session)
+            .await
     }
 
     async fn sessions(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<SessionInfo>> {
         self.read(sql, args)
             .await?
             .iter()
-            .map(session_info)
+            .map(rows::session_info)
             .collect()
     }
 
@@ -343,7 +266,7 @@ impl AccountDb for PostgresAccounts {
             .write(CONSUME_SIGN_IN_LINK, vec![Arg::Bytes(hash), Arg::Time(now)])
             .await?;
         rows.first()
-            .map(|r| email_of(r, 0))
+            .map(|r| rows::email(r, 0))
             .transpose()
             .map(Option::flatten)
     }

@@ -2,23 +2,22 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::types::{Type, Value};
+use rusqlite::types::{Type, Value, ValueRef};
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
-use udaconnect_core::auth::{
-    Account, AccountId, Email, Principal, Revoked, Role, SessionInfo, TokenInfo,
-};
-use udaconnect_core::time::{from_micros, to_micros};
-use udaconnect_core::tracker::{App, DeviceInfo};
+use udaconnect_core::audit::AuditEntry;
+use udaconnect_core::auth::{Account, AccountId, Email, Revoked, SessionInfo, TokenInfo};
+use udaconnect_core::time::to_micros;
+use udaconnect_core::tracker::DeviceInfo;
 use udaconnect_core::Result;
 
 use super::Db;
 use crate::accounts::{
-    conflict, scopes_of, AccountDb, Accounts, Arg, LiveToken, CONSUME_SIGN_IN_LINK, VERIFY_SESSION,
+    conflict, AccountDb, Accounts, Arg, LiveToken, CONSUME_SIGN_IN_LINK, VERIFY_SESSION,
     VERIFY_TOKEN,
 };
 use crate::addresses::{APPLY_PRIMARY, APPLY_SECONDARY, USE_LINK};
-use crate::audit::AuditRow;
 use crate::choices::ChoiceRow;
+use crate::rows::{self, Cell, Columns};
 use crate::sessions::LiveSession;
 
 /// The accounts, then what hangs on them.
@@ -69,102 +68,28 @@ fn corrupt(column: usize, why: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Text, why.into())
 }
 
-fn role_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Role> {
-    row.get::<_, String>(i)?.parse().map_err(|e| corrupt(i, e))
-}
+impl Columns for Row<'_> {
+    type Error = rusqlite::Error;
 
-fn email_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Email>> {
-    row.get::<_, Option<String>>(i)?
-        .map(|e| Email::parse(&e).map_err(|e| corrupt(i, e.to_string())))
-        .transpose()
-}
+    fn cell(&self, i: usize) -> rusqlite::Result<Cell> {
+        Ok(match self.get_ref(i)? {
+            ValueRef::Null => Cell::Null,
+            ValueRef::Integer(n) => Cell::Int(n),
+            ValueRef::Text(t) => {
+                Cell::Text(String::from_utf8(t.to_vec()).map_err(|e| corrupt(i, e.to_string()))?)
+            }
+            ValueRef::Real(_) | ValueRef::Blob(_) => {
+                return Err(corrupt(
+                    i,
+                    format!("column {i} is neither integer nor text"),
+                ))
+            }
+        })
+    }
 
-fn time_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    Ok(row.get::<_, Option<i64>>(i)?.map(from_micros))
-}
-
-fn account(row: &Row<'_>) -> rusqlite::Result<Account> {
-    Ok(Account {
-        id: row.get(0)?,
-        person: row.get(1)?,
-        email: email_at(row, 2)?,
-        email_verified: row.get(3)?,
-        secondary_email: email_at(row, 4)?,
-        role: role_at(row, 5)?,
-        created: from_micros(row.get(6)?),
-    })
-}
-
-fn token(row: &Row<'_>) -> rusqlite::Result<TokenInfo> {
-    Ok(TokenInfo {
-        id: row.get(0)?,
-        account: row.get(1)?,
-        name: row.get(2)?,
-        role: role_at(row, 3)?,
-        scopes: scopes_of(&row.get::<_, String>(4)?).map_err(|e| corrupt(4, e))?,
-        person: row.get(5)?,
-        created: from_micros(row.get(6)?),
-        expires: time_at(row, 7)?,
-        revoked: time_at(row, 8)?,
-        last_used: time_at(row, 9)?,
-    })
-}
-
-fn device(row: &Row<'_>) -> rusqlite::Result<DeviceInfo> {
-    let app = row
-        .get::<_, Option<String>>(8)?
-        .map(|a| App::parse(&a).ok_or_else(|| corrupt(8, format!("unknown app '{a}'"))))
-        .transpose()?;
-    Ok(DeviceInfo {
-        id: row.get(0)?,
-        account: row.get(1)?,
-        person: row.get(2)?,
-        name: row.get(3)?,
-        token: row.get(4)?,
-        created: from_micros(row.get(5)?),
-        revoked: time_at(row, 6)?,
-        last_seen: time_at(row, 7)?,
-        app,
-        battery_pct: row.get(9)?,
-    })
-}
-
-fn live_token(r: &Row<'_>) -> rusqlite::Result<LiveToken> {
-    Ok(LiveToken {
-        id: r.get(0)?,
-        principal: Principal {
-            account: r.get(1)?,
-            person: r.get(2)?,
-            role: role_at(r, 3)?,
-            scopes: scopes_of(&r.get::<_, String>(4)?).map_err(|e| corrupt(4, e))?,
-        },
-        last_used: time_at(r, 5)?,
-    })
-}
-
-/// The account a session signs in, in its own role, and the session's last use.
-fn session(r: &Row<'_>) -> rusqlite::Result<LiveSession> {
-    let role = role_at(r, 2)?;
-    Ok(LiveSession {
-        principal: Principal {
-            account: r.get(0)?,
-            person: r.get(1)?,
-            role,
-            scopes: role.scopes(),
-        },
-        last_used: time_at(r, 3)?,
-    })
-}
-
-fn session_info(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
-    Ok(SessionInfo {
-        id: r.get(0)?,
-        created: from_micros(r.get(1)?),
-        expires: from_micros(r.get(2)?),
-        last_used: time_at(r, 3)?,
-        user_agent: r.get(4)?,
-        current: r.get(5)?,
-    })
+    fn corrupt(&self, i: usize, _: &str, why: String) -> rusqlite::Error {
+        corrupt(i, why)
+    }
 }
 
 /// A unique index refused the write: which one, if it is one of ours.
@@ -296,47 +221,39 @@ impl AccountDb for SqliteAccounts {
     }
 
     async fn accounts(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Account>> {
-        self.rows(sql, args, account).await
+        self.rows(sql, args, |r| rows::account(r)).await
     }
 
     async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>> {
-        self.rows(sql, args, token).await
+        self.rows(sql, args, |r| rows::token(r)).await
     }
 
     async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>> {
-        self.rows(sql, args, device).await
+        self.rows(sql, args, |r| rows::device(r)).await
     }
 
     async fn choices(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<ChoiceRow>> {
-        self.rows(sql.to_string(), args, |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, from_micros(r.get(3)?)))
-        })
-        .await
+        self.rows(sql.to_string(), args, |r| rows::choice(r)).await
     }
 
-    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditRow>> {
-        self.rows(sql.to_string(), args, |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                from_micros(r.get(4)?),
-            ))
-        })
-        .await
+    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditEntry>> {
+        self.rows(sql.to_string(), args, |r| rows::audit_entry(r))
+            .await
     }
 
     async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>> {
-        self.credential(VERIFY_TOKEN, hash, now, live_token).await
+        self.credential(VERIFY_TOKEN, hash, now, |r| rows::live_token(r))
+            .await
     }
 
     async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveSession>> {
-        self.credential(VERIFY_SESSION, hash, now, session).await
+        self.credential(VERIFY_SESSION, hash, now, |r| rows::live_session(r))
+            .await
     }
 
     async fn sessions(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<SessionInfo>> {
-        self.rows(sql.to_string(), args, session_info).await
+        self.rows(sql.to_string(), args, |r| rows::session_info(r))
+            .await
     }
 
     async fn apply_email_change(
@@ -387,7 +304,7 @@ impl AccountDb for SqliteAccounts {
         self.db
             .write(move |c| {
                 c.query_row(&sqlite(CONSUME_SIGN_IN_LINK), params![hash, at], |r| {
-                    email_at(r, 0)
+                    rows::email(r, 0)
                 })
                 .optional()
                 .map(Option::flatten)
@@ -427,7 +344,7 @@ impl AccountDb for SqliteAccounts {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeDelta, TimeZone};
-    use udaconnect_core::auth::{NewAccount, TokenKind, TokenSecret};
+    use udaconnect_core::auth::{NewAccount, Role, TokenKind, TokenSecret};
     use udaconnect_core::ports::AccountStore;
 
     use super::*;

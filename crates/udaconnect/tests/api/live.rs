@@ -33,20 +33,19 @@ fn venue() -> Venue {
 
 /// A new token of a staff `role` (no person), made as an operator makes one.
 async fn staff_token(api: &Api, role: &str) -> String {
-    let mut args = vec!["admin".to_string(), "create-token".into(), "--role".into()];
-    args.extend([role.to_string(), "--name".into(), "live".into()]);
-    args.extend(api.accounts.iter().cloned());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(crate::engines::BIN)
-            .args(&args)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout.lines().last().unwrap_or_default().trim().to_string()
+    api.operator_token(role, &["--name", "live"]).await
+}
+
+/// The choice of `token`'s person to be on the live map by name, or not: the choices as
+/// answered.
+async fn choose_live_map(api: &Api, token: &str, on: bool) -> Value {
+    let r = signed(api, token, Method::PUT, "/api/me/visibility")
+        .json(&json!({ "on_live_map": on }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
 }
 
 fn signed(api: &Api, token: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -238,13 +237,7 @@ pub async fn organizer_views_single_no_one_out(api: Api) {
     // The first in the booth chooses to be named: named on the map, at the ping's own place;
     // the four others left are fewer than five anonymous people, so left out.
     let first = api.admin_token("attendee", people[0]).await;
-    let chosen = signed(&api, &first, Method::PUT, "/api/me/visibility")
-        .json(&json!({"on_live_map": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(chosen.status(), StatusCode::OK);
-    let chosen: Value = chosen.json().await.unwrap();
+    let chosen = choose_live_map(&api, &first, true).await;
     assert_eq!(chosen, json!({"visible": false, "on_live_map": true}));
     let dots = eventually("the named attendee", WAIT, || async {
         let dots = on_plan(&answer(&api, &organizer, "/api/live/positions").await);
@@ -300,12 +293,8 @@ pub async fn organizer_views_single_no_one_out(api: Api) {
     drop(stream);
 
     // Taken back: an anonymous dot again, and the booth's five are shown as five.
-    let r = signed(&api, &first, Method::PUT, "/api/me/visibility")
-        .json(&json!({"on_live_map": false}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let chosen = choose_live_map(&api, &first, false).await;
+    assert_eq!(chosen, json!({"visible": false, "on_live_map": false}));
     let dots = eventually("the attendee anonymous again", WAIT, || async {
         let dots = on_plan(&answer(&api, &organizer, "/api/live/positions").await);
         (dots.len() == 10).then_some(dots)

@@ -291,11 +291,18 @@ impl Api {
         }
     }
 
-    /// A new token of `role` for `person`, made as an operator makes one
-    /// (`udaconnect admin create-token`, which prints it alone on its last line).
+    /// A new token of `role` for `person`, made as an operator makes one.
     pub async fn admin_token(&self, role: &str, person: i64) -> String {
+        let person = person.to_string();
+        self.operator_token(role, &["--person", &person]).await
+    }
+
+    /// A new token of `role` with further `flags` (`--person`, `--name`), made as an operator
+    /// makes one (`udaconnect admin create-token`, which prints it alone on its last line).
+    pub async fn operator_token(&self, role: &str, flags: &[&str]) -> String {
         let mut args = vec!["admin".to_string(), "create-token".into(), "--role".into()];
-        args.extend([role.to_string(), "--person".into(), person.to_string()]);
+        args.push(role.to_string());
+        args.extend(flags.iter().map(|f| f.to_string()));
         args.extend(self.accounts.iter().cloned());
         let run = args.clone();
         let out = tokio::task::spawn_blocking(move || {

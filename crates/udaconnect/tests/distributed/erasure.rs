@@ -13,10 +13,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use udaconnect_core::ports::{Log, StartFrom};
 use udaconnect_core::record::LogRecord;
-use udaconnect_log::{KafkaLog, KafkaOptions};
 use udaconnect_testkit::process::{output_text, printed_token, run_admin, Stack};
 
-use crate::harness::{eventually, http, Broker, Db, BIN};
+use crate::harness::{eventually, http, onlooker, Broker, Db, BIN};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Where the erased attendee stood: a few metres from the one who stays, so they met.
@@ -132,17 +131,17 @@ fn pg_dump(db: &Db) -> Vec<u8> {
     out.stdout
 }
 
+/// The id of the person `body` creates through `web`.
+async fn created_person(web: &str, admin: &str, body: Value) -> i64 {
+    let r = call(web, admin, Method::POST, "/api/persons", Some(body)).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
 /// Every record of every topic on the broker, read raw from the start of every partition
 /// (one consumer of a group of its own holds them all), until none has come for a while.
 async fn every_record(broker: &Broker) -> Vec<(String, LogRecord)> {
-    let log = KafkaLog::connect(
-        &broker.brokers(),
-        KafkaOptions {
-            create_topics: Vec::new(),
-            ..KafkaOptions::default()
-        },
-    )
-    .unwrap();
+    let log = onlooker(broker);
     let topics = log.topics().await.expect("the broker lists its topics");
     for t in [
         "location",
@@ -215,27 +214,12 @@ async fn an_erased_person_is_unreadable_in_postgres_and_every_kafka_record() {
     );
     let email = format!("erasmus.{tag}@example.org");
     // Created with an address: an attendee account, and a welcome mail.
-    let r = call(
-        &web,
-        &admin,
-        Method::POST,
-        "/api/persons",
-        Some(json!({"first_name": first, "last_name": last, "company_name": company, "email": email})),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
-    let erased = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let erased =
+        json!({"first_name": first, "last_name": last, "company_name": company, "email": email});
+    let erased = created_person(&web, &admin, erased).await;
     let stella = format!("Stella{tag}");
-    let r = call(
-        &web,
-        &admin,
-        Method::POST,
-        "/api/persons",
-        Some(json!({"first_name": stella, "last_name": "Remain", "company_name": "Acme"})),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let stays = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let stays = json!({"first_name": stella, "last_name": "Remain", "company_name": "Acme"});
+    let stays = created_person(&web, &admin, stays).await;
     let token = create_token(&db, "attendee", Some(erased));
     let stays_token = create_token(&db, "attendee", Some(stays));
 

@@ -172,6 +172,15 @@ pub fn produce_original(brokers: &str, lines: &[&str], raw: bool) {
     );
 }
 
+/// A log client of `broker` that creates no topic of its own, to look at what the stack made.
+pub fn onlooker(broker: &Broker) -> KafkaLog {
+    let options = KafkaOptions {
+        create_topics: Vec::new(),
+        ..KafkaOptions::default()
+    };
+    KafkaLog::connect(&broker.brokers(), options).unwrap()
+}
+
 /// The dead-letter reasons on `brokers`' DLQ topic, read from its start for `wait` or until
 /// `want` have come.
 pub async fn dead_letter_reasons(brokers: &str, want: usize, wait: Duration) -> Vec<String> {

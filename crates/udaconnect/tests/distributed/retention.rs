@@ -8,10 +8,9 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use udaconnect_core::record::{LOCATION_DLQ_TOPIC, LOCATION_TOPIC};
-use udaconnect_log::{KafkaLog, KafkaOptions};
 use udaconnect_testkit::process::Stack;
 
-use crate::harness::{create_person, eventually, post_acked, stored, Broker, Db, BIN};
+use crate::harness::{create_person, eventually, onlooker, post_acked, stored, Broker, Db, BIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn old_pings_leave_postgres_and_the_topics_get_the_retention() {
@@ -44,14 +43,7 @@ async fn old_pings_leave_postgres_and_the_topics_get_the_retention() {
     assert!(db.location_ids().await.contains(&fresh));
     assert!(stored(&web, fresh).await.is_some());
 
-    let log = KafkaLog::connect(
-        &broker.brokers(),
-        KafkaOptions {
-            create_topics: Vec::new(),
-            ..KafkaOptions::default()
-        },
-    )
-    .unwrap();
+    let log = onlooker(&broker);
     // tansu 0.6 refuses topic configuration altogether (UnsupportedFeature): then the
     // stack must still have started and removed from PostgreSQL, as above. A broker that takes
     // it must report location-consumer's setting.
