@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{FixTime, Latitude, Longitude, PersonId};
-use crate::tracker::App;
 use crate::error::{Findings, Result};
+use crate::tracker::App;
 
 /// A validated ping before the ingest node has given it an id. Its parts can only be valid
 /// ones, so whoever holds one need not check it again.

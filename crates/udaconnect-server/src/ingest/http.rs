@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Extension;
-use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::auth::{Action, Resource};
@@ -278,6 +278,6 @@ pub async fn my_locations(
         )
         .into());
     }
-    let kept: Vec<KeptLocation> = pings.iter().map(KeptLocation::of).collect();
+    let kept: Vec<KeptLocation<'_>> = pings.iter().map(KeptLocation::of).collect();
     Ok(Json(kept).into_response())
 }

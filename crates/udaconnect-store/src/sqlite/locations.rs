@@ -298,7 +298,10 @@ mod tests {
         for _ in 0..2 {
             let store = SqliteLocationStore::open(&path).unwrap();
             let old = store.get(1).await.unwrap().unwrap();
-            assert_eq!((old.accuracy_m, old.telemetry), (None, Telemetry::default()));
+            assert_eq!(
+                (old.accuracy_m, old.telemetry),
+                (None, Telemetry::default())
+            );
         }
         let store = SqliteLocationStore::open(&path).unwrap();
         let new = Location {

@@ -2,9 +2,9 @@ use std::collections::BTreeMap;
 
 use udaconnect_core::model::{Location, Telemetry};
 use udaconnect_core::ports::{LocationScan, NearQuery};
+use udaconnect_core::time::{parse_timestamp, to_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::tracker::App;
-use udaconnect_core::time::{parse_timestamp, to_micros, Window};
 use udaconnect_sim::Rng;
 
 use super::{by_id, loc, open_with_persons, StoreEngine, Stores};
@@ -400,7 +400,10 @@ pub async fn telemetry_is_kept_where_known<E: StoreEngine>() {
         battery_pct: Some(81.0),
         app: Some(App::OwnTracks),
     };
-    let mut pings = vec![with(1, 1, Some(4.0), full), with(2, 1, None, Telemetry::default())];
+    let mut pings = vec![
+        with(1, 1, Some(4.0), full),
+        with(2, 1, None, Telemetry::default()),
+    ];
     for (i, app) in App::ALL.into_iter().enumerate() {
         let id = 3 + i as i64;
         let one = Telemetry {
@@ -456,7 +459,12 @@ pub async fn telemetry_is_kept_where_known<E: StoreEngine>() {
         .unwrap();
     let stored: BTreeMap<i64, &Location> = pings.iter().map(|l| (l.id, l)).collect();
     assert!(!tracks.candidates.is_empty());
-    for l in tracks.own.iter().chain(&tracks.candidates).chain(&tracks.neighbours) {
+    for l in tracks
+        .own
+        .iter()
+        .chain(&tracks.candidates)
+        .chain(&tracks.neighbours)
+    {
         assert_eq!(stored.get(&l.id), Some(&l), "read as stored");
     }
 }

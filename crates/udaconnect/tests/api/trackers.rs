@@ -646,7 +646,11 @@ pub async fn each_apps_extras_are_kept_with_its_pings(api: Api) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let export: Value = r.json().await.unwrap();
-    assert_eq!(extras_of(export["pings"].as_array().unwrap()), kept, "the export");
+    assert_eq!(
+        extras_of(export["pings"].as_array().unwrap()),
+        kept,
+        "the export"
+    );
     let one = api
         .get_json(&format!("/api/locations/{}", mine[0]["id"]))
         .await;
