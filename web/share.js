@@ -19,6 +19,17 @@ const QUEUE = 'pings';
 const ON_KEY = 'udaconnect-share-on';
 
 const $ = (id) => document.getElementById(id);
+// What a ping carries beside its place and time where the browser gave it: metres, metres,
+// metres per second, degrees (the Geolocation API's units, which the server keeps).
+const EXTRAS = ['accuracy', 'altitude', 'speed', 'heading'];
+
+/** A queued ping as sent: its extras only where known (pings queued before had none). */
+function sent(queued) {
+  const { latitude, longitude, creation_time } = queued;
+  const ping = { latitude, longitude, creation_time };
+  for (const key of EXTRAS) if (Number.isFinite(queued[key])) ping[key] = queued[key];
+  return ping;
+}
 
 /** Metres between two positions (haversine: exact enough at a venue's scale). */
 function metres(a, b) {
@@ -155,8 +166,9 @@ export class Share {
 
   #fix(position) {
     this.#error('');
-    const { latitude, longitude, accuracy } = position.coords;
-    const fix = { latitude, longitude, accuracy, at: position.timestamp };
+    const { latitude, longitude } = position.coords;
+    const fix = { latitude, longitude, at: position.timestamp };
+    for (const key of EXTRAS) fix[key] = position.coords[key];
     this.lastFix = fix;
     const last = this.lastQueued;
     if (!last || metres(last, fix) >= MIN_MOVE_M || fix.at - last.at >= INTERVAL_S * 1000) this.#queue(fix);
@@ -178,7 +190,7 @@ export class Share {
     this.lastQueued = fix;
     await this.queue.add({
       person: this.person, latitude: fix.latitude, longitude: fix.longitude, creation_time: new Date(fix.at).toISOString(),
-      accuracy: Number.isFinite(fix.accuracy) ? fix.accuracy : null,
+      ...Object.fromEntries(EXTRAS.map((key) => [key, Number.isFinite(fix[key]) ? fix[key] : null])),
     });
     await this.#show();
     this.flush();
@@ -202,9 +214,7 @@ export class Share {
         return;
       }
       try {
-        // The accuracy (metres) only where the browser gave one: pings queued before had none.
-        await postMyLocations(pings.map(({ latitude, longitude, creation_time, accuracy }) => (
-          accuracy == null ? { latitude, longitude, creation_time } : { latitude, longitude, creation_time, accuracy })));
+        await postMyLocations(pings.map(sent));
       } catch (error) {
         if (error.status === 401) {
           this.stop();

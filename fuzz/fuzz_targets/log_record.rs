@@ -10,7 +10,8 @@
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use udaconnect_core::envelope::{self, PersonKey, KEY_VERSION_HEADER};
-use udaconnect_core::model::{Location, MAX_ID};
+use udaconnect_core::domain::MAX_ACCURACY_M;
+use udaconnect_core::model::{Location, Telemetry, MAX_ID};
 use udaconnect_core::record::{
     self, derived_id, LogRecord, Position, CORRELATION_HEADER, LOCATION_TOPIC,
 };
@@ -72,7 +73,8 @@ fuzz_target!(|data: &[u8]| {
     if repaired {
         assert!(keyed.is_err(), "a keyed record repaired: {keyed:?}");
     } else if swapped.is_none() {
-        assert_eq!(keyed, decoded);
+        // The key adds only what UdaConnect's own records carry beside the contract's fields.
+        assert_eq!(keyed.clone().map(without_extras), decoded);
     } else {
         // The rule applied but the repaired ping is still refused (a field missing, say): the
         // keyed reading refuses the unrepaired one too, perhaps for another reason first.
@@ -83,6 +85,14 @@ fuzz_target!(|data: &[u8]| {
     }
     if decoded.is_ok() {
         assert_eq!(repaired, swapped.is_some());
+    }
+    // A keyless record's accuracy and telemetry are never read; an own record's only in bounds.
+    if let Ok(l) = &decoded {
+        assert_eq!(l, &without_extras(l.clone()));
+    }
+    if let Ok(l) = &keyed {
+        assert!(l.accuracy_m.is_none_or(|a| (0.0..=MAX_ACCURACY_M).contains(&a)));
+        assert_eq!(l.telemetry, l.telemetry.checked());
     }
     let json = swapped.or(original);
     match &decoded {
@@ -139,6 +149,15 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// The location with what the contract's fields leave out (accuracy, telemetry) unknown.
+fn without_extras(l: Location) -> Location {
+    Location {
+        accuracy_m: None,
+        telemetry: Telemetry::default(),
+        ..l
+    }
+}
 
 fn check_location(l: &Location) {
     assert!((1..=MAX_ID).contains(&l.id) && (1..=MAX_ID).contains(&l.person_id));

@@ -51,6 +51,7 @@ pub fn acknowledge(ping: &NewLocation, id: i64) -> Option<Location> {
         longitude: ping.longitude(),
         creation_time: ping.creation_time().unwrap_or_else(now),
         accuracy_m: ping.accuracy_m(),
+        telemetry: ping.telemetry(),
     };
     let appended = record::encode(&location, Some("c"), now());
     let pos = Position {

@@ -86,6 +86,7 @@ impl From<&Point> for Location {
             longitude: p.lon,
             creation_time: from_micros(p.t),
             accuracy_m: None,
+            telemetry: Default::default(),
         }
     }
 }

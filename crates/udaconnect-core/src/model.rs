@@ -16,8 +16,9 @@ pub const MAX_ID: i64 = (1 << 53) - 1;
 pub type PersonId = i64;
 pub type LocationId = i64;
 
-/// A validated ping, built from validated parts (see [`crate::domain`]).
-pub use crate::domain::NewLocation;
+/// A validated ping, built from validated parts (see [`crate::domain`]), and what a tracker
+/// app says beside it.
+pub use crate::domain::{NewLocation, Telemetry};
 
 /// An attendee.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -59,6 +60,33 @@ pub struct Location {
     /// on the log and in the stores; the contract's location JSON stays as it was, without it.
     #[serde(skip)]
     pub accuracy_m: Option<f64>,
+    /// Altitude, speed, heading, battery and app where a tracker app said them: kept as the
+    /// accuracy is, and as it is left out of the contract's location JSON.
+    #[serde(skip)]
+    pub telemetry: Telemetry,
+}
+
+/// A location with all that is kept of it: the contract's fields, then the accuracy and the
+/// telemetry, each only when known, so a location without them is the contract's JSON byte
+/// for byte. The log record's JSON, and a ping in the export.
+#[derive(Serialize)]
+pub struct KeptLocation<'a> {
+    #[serde(flatten)]
+    location: &'a Location,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy_m: Option<f64>,
+    #[serde(flatten)]
+    telemetry: &'a Telemetry,
+}
+
+impl<'a> KeptLocation<'a> {
+    pub fn of(location: &'a Location) -> Self {
+        KeptLocation {
+            location,
+            accuracy_m: location.accuracy_m,
+            telemetry: &location.telemetry,
+        }
+    }
 }
 
 /// One answer row of the connection query: another person and one of their locations.

@@ -1,7 +1,8 @@
 //! Location records on the log, in the formats the `location` topic carries.
 //!
 //! UdaConnect writes JSON `{"id","person_id","latitude","longitude","creation_time"}` (and
-//! `"accuracy_m"` when the phone said it: readers that predate it read past it) with the
+//! `"accuracy_m"`, `"altitude_m"`, `"speed_mps"`, `"heading_deg"`, `"battery_pct"` and `"app"`
+//! each when the phone said it: readers that predate them read past them) with the
 //! person id as key (one person's pings stay ordered) and the correlation id in a header. The
 //! original producers wrote `{"person_id","latitude","longitude"}` with no key and no time: such
 //! a record takes the record's timestamp as its time and an id derived from its position on the
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::domain::{not_an_id, FixTime, LocationId};
-use crate::model::{Location, NewLocation, PersonId};
+use crate::model::{KeptLocation, Location, NewLocation, PersonId};
 use crate::validate::{self, PlainPing};
 
 /// Header carrying the correlation id of the request that produced a record.
@@ -111,7 +112,7 @@ pub(crate) fn encode_after(
     mut value: Vec<u8>,
 ) -> LogRecord {
     let before = value.len();
-    if serde_json::to_writer(&mut value, &Written::of(location)).is_err() {
+    if serde_json::to_writer(&mut value, &KeptLocation::of(location)).is_err() {
         value.truncate(before);
     }
     LogRecord {
@@ -121,24 +122,6 @@ pub(crate) fn encode_after(
             .map(|c| vec![(CORRELATION_HEADER.to_string(), c.as_bytes().to_vec())])
             .unwrap_or_default(),
         timestamp_ms: written.timestamp_millis(),
-    }
-}
-
-/// A location as its record's JSON: the contract's fields, and the accuracy when known.
-#[derive(serde::Serialize)]
-struct Written<'a> {
-    #[serde(flatten)]
-    location: &'a Location,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    accuracy_m: Option<f64>,
-}
-
-impl<'a> Written<'a> {
-    fn of(location: &'a Location) -> Self {
-        Written {
-            location,
-            accuracy_m: location.accuracy_m,
-        }
     }
 }
 
@@ -199,11 +182,11 @@ pub fn decode_legacy(record: &LogRecord, pos: Position) -> Result<Decoded, Strin
         }
         None => read_general(&record.value, legacy.then_some(&mut axes_repaired))?,
     };
-    // Only UdaConnect's own records carry an accuracy; an odd one costs the accuracy only.
-    let accuracy_m = plain
-        .as_ref()
-        .filter(|_| !legacy)
-        .and_then(|p| ping.with_accuracy(p.accuracy_m).accuracy_m());
+    // Only UdaConnect's own records carry an accuracy and telemetry; an odd value costs that
+    // value only.
+    let own = plain.as_ref().filter(|_| !legacy);
+    let accuracy_m = own.and_then(|p| ping.with_accuracy(p.accuracy_m).accuracy_m());
+    let telemetry = own.map(PlainPing::telemetry).unwrap_or_default();
     let creation_time = match ping.creation_time() {
         Some(t) => t,
         None if record.timestamp_ms >= 0 => {
@@ -221,6 +204,7 @@ pub fn decode_legacy(record: &LogRecord, pos: Position) -> Result<Decoded, Strin
             longitude: ping.longitude(),
             creation_time,
             accuracy_m,
+            telemetry,
         },
         axes_repaired,
     })
@@ -283,6 +267,7 @@ mod tests {
             longitude: -122.290883,
             creation_time: parse_timestamp("2020-07-07T10:37:06.5Z").unwrap(),
             accuracy_m: None,
+            telemetry: Default::default(),
         };
         let clock = ManualClock::new(parse_timestamp("2020-07-07T10:40:00.0125Z").unwrap());
         let rec = encode(&loc, Some("abc"), clock.now());
@@ -306,6 +291,7 @@ mod tests {
             longitude: 11.5,
             creation_time: at,
             accuracy_m: Some(200.5),
+            telemetry: Default::default(),
         };
         let pos = Position {
             partition: 0,
@@ -357,6 +343,100 @@ mod tests {
     }
 
     #[test]
+    fn telemetry_rides_on_own_records_only_and_old_records_read_without_it() {
+        use crate::model::Telemetry;
+        use crate::tracker::App;
+        let at = parse_timestamp("2024-05-01T09:00:00Z").unwrap();
+        let loc = Location {
+            id: 44,
+            person_id: 5,
+            latitude: 48.1,
+            longitude: 11.5,
+            creation_time: at,
+            accuracy_m: Some(8.0),
+            telemetry: Telemetry {
+                altitude_m: Some(-12.25),
+                speed_mps: Some(30.0 / 3.6),
+                heading_deg: Some(359.9),
+                battery_pct: Some(81.0),
+                app: Some(App::OwnTracks),
+            },
+        };
+        let pos = Position {
+            partition: 0,
+            offset: 9,
+        };
+        let rec = encode(&loc, None, at);
+        assert_eq!(
+            std::str::from_utf8(&rec.value).unwrap(),
+            format!(
+                r#"{{"id":44,"person_id":5,"latitude":48.1,"longitude":11.5,"creation_time":"2024-05-01T09:00:00Z","accuracy_m":8.0,"altitude_m":-12.25,"speed_mps":{},"heading_deg":359.9,"battery_pct":81.0,"app":"owntracks"}}"#,
+                30.0 / 3.6
+            )
+        );
+        assert_eq!(decode(&rec, pos).unwrap(), loc);
+        // Each field alone is written alone, and read back alone.
+        for one in [
+            Telemetry {
+                altitude_m: Some(0.0),
+                ..Telemetry::default()
+            },
+            Telemetry {
+                app: Some(App::TraccarClient),
+                ..Telemetry::default()
+            },
+        ] {
+            let loc = Location {
+                accuracy_m: None,
+                telemetry: one,
+                ..loc.clone()
+            };
+            assert_eq!(decode(&encode(&loc, None, at), pos).unwrap(), loc);
+        }
+        // Without any, the record is the contract's JSON, byte for byte as before.
+        let plain = Location {
+            accuracy_m: None,
+            telemetry: Telemetry::default(),
+            ..loc.clone()
+        };
+        assert_eq!(
+            std::str::from_utf8(&encode(&plain, None, at).value).unwrap(),
+            r#"{"id":44,"person_id":5,"latitude":48.1,"longitude":11.5,"creation_time":"2024-05-01T09:00:00Z"}"#
+        );
+        // An odd value or an app this version does not know costs that field, not the ping or
+        // the other fields; a keyless (original) record's are not read.
+        for (value, key, want) in [
+            (
+                r#"{"id":44,"person_id":5,"latitude":48.1,"longitude":11.5,"altitude_m":1e6,"speed_mps":-1,"heading_deg":400,"battery_pct":101,"app":"pager"}"#,
+                true,
+                Telemetry::default(),
+            ),
+            (
+                r#"{"id":44,"person_id":5,"latitude":48.1,"longitude":11.5,"speed_mps":2.5,"app":"pager"}"#,
+                true,
+                Telemetry {
+                    speed_mps: Some(2.5),
+                    ..Telemetry::default()
+                },
+            ),
+            (
+                r#"{"person_id":5,"latitude":48.1,"longitude":11.5,"battery_pct":50,"app":"osmand"}"#,
+                false,
+                Telemetry::default(),
+            ),
+        ] {
+            let rec = LogRecord {
+                key: key.then(|| b"5".to_vec()),
+                value: value.as_bytes().to_vec(),
+                headers: Vec::new(),
+                timestamp_ms: at.timestamp_millis(),
+            };
+            let got = decode(&rec, pos).unwrap();
+            assert_eq!((got.person_id, got.telemetry), (5, want), "{value}");
+        }
+    }
+
+    #[test]
     fn coordinates_survive_the_log_to_the_bit() {
         // Widened 32-bit floats (the original gRPC contract) and long decimals are where a
         // parser that is not correctly rounded loses the last bit.
@@ -375,6 +455,7 @@ mod tests {
                 longitude: v,
                 creation_time: parse_timestamp("2020-07-07T10:37:06Z").unwrap(),
                 accuracy_m: None,
+                telemetry: Default::default(),
             };
             let pos = Position {
                 partition: 0,

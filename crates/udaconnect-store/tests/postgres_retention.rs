@@ -31,6 +31,7 @@ fn pings(first: i64, n: usize, t0: i64) -> Vec<Location> {
             longitude: 2.35 + (i % 89) as f64 * 1e-5,
             creation_time: from_micros(t0 + (i / PERSONS) * S),
             accuracy_m: None,
+            telemetry: Default::default(),
         })
         .collect()
 }

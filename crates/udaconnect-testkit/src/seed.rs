@@ -62,6 +62,7 @@ pub fn locations() -> Vec<Location> {
                 longitude,
                 creation_time,
                 accuracy_m: None,
+                telemetry: Default::default(),
             },
         )
         .collect()

@@ -75,6 +75,7 @@ async fn dead_letters_round_trip(log: DynLog, stack: &EmbeddedStack) {
                 longitude: -106.5719566,
                 creation_time: now,
                 accuracy_m: None,
+                telemetry: Default::default(),
             },
             None,
             now,

@@ -59,6 +59,7 @@ async fn a_ping_is_queryable_within_milliseconds_under_light_load() {
                 longitude: -122.29,
                 creation_time: now,
                 accuracy_m: None,
+                telemetry: Default::default(),
             },
             None,
             now,

@@ -91,6 +91,7 @@ pub async fn single_append_rate(brokers: &str) -> anyhow::Result<f64> {
             longitude: -122.2925,
             creation_time: from_micros(1_717_200_000_000_000),
             accuracy_m: None,
+            telemetry: Default::default(),
         },
         None,
         SystemClock.now(),

@@ -186,6 +186,7 @@ async fn run_stages(stages: &Stages<'_>, report: &mut String) -> anyhow::Result<
             longitude: p.longitude,
             creation_time: from_micros(p.t),
             accuracy_m: None,
+            telemetry: Default::default(),
         });
         if i % 10_000 == 0 {
             bar.set_position(i as u64);

@@ -7,7 +7,7 @@
 //!   [`TimeGap`], and the bounds of their rules.
 //! - `fix.rs`: [`FixTime`], when a ping was taken.
 //! - `ping.rs`: [`NewLocation`], a ping made of those, and the one place its fields meet
-//!   their rules.
+//!   their rules; [`Telemetry`], what a tracker app says beside them, and its bounds.
 //! - `tests.rs`: each `parse` against its range, and the direct constructor against the JSON
 //!   reading.
 
@@ -18,7 +18,7 @@ mod tests;
 mod values;
 
 pub use fix::FixTime;
-pub use ping::{NewLocation, MAX_ACCURACY_M};
+pub use ping::{NewLocation, Telemetry, ALTITUDE_M, MAX_ACCURACY_M, MAX_SPEED_MPS};
 pub use values::{
     Distance, Latitude, LocationId, Longitude, PersonId, TimeGap, DEFAULT_DISTANCE_M,
     MAX_DISTANCE_M, MAX_TIME_GAP_S,

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{FixTime, Latitude, Longitude, PersonId};
 use crate::error::{Findings, Result};
+use crate::tracker::App;
 
 /// A validated ping before the ingest node has given it an id. Its parts can only be valid
 /// ones, so whoever holds one need not check it again.
@@ -16,6 +17,8 @@ pub struct NewLocation {
     creation_time: Option<FixTime>,
     /// Horizontal accuracy in metres, where a tracker app said it (see [`Self::with_accuracy`]).
     accuracy_m: Option<f64>,
+    /// What else the app said (see [`Self::with_telemetry`]).
+    telemetry: Telemetry,
 }
 
 impl NewLocation {
@@ -31,6 +34,7 @@ impl NewLocation {
             longitude,
             creation_time,
             accuracy_m: None,
+            telemetry: Telemetry::default(),
         }
     }
 
@@ -82,6 +86,18 @@ impl NewLocation {
         self
     }
 
+    /// Altitude, speed, heading, battery and app, each where known.
+    pub fn telemetry(&self) -> Telemetry {
+        self.telemetry
+    }
+
+    /// The ping with what else its app said, each value outside its bounds dropped
+    /// ([`Telemetry::checked`]).
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry.checked();
+        self
+    }
+
     /// Gives the ping the time a transport carries beside its other fields.
     pub fn set_creation_time(&mut self, t: Option<FixTime>) {
         self.creation_time = t;
@@ -90,6 +106,54 @@ impl NewLocation {
 
 /// The largest accuracy a ping keeps, in metres: beyond, a phone's radius says nothing.
 pub const MAX_ACCURACY_M: f64 = 1.0e7;
+/// The altitudes a ping keeps, in metres: below the deepest trench to the edge of space.
+pub const ALTITUDE_M: (f64, f64) = (-12_000.0, 100_000.0);
+/// Ten times a jet's speed, in metres per second: anything above is a unit or sensor error.
+pub const MAX_SPEED_MPS: f64 = 3_000.0;
+
+/// What a tracker app said of a ping beside its place, time and accuracy, in SI units
+/// whatever unit the app used, each only where it said it. Kept on the log record and in the
+/// stores, and shown in the export; the contract's location JSON and the contact engine need
+/// none of it.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct Telemetry {
+    /// Above sea level, metres.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 512.0)]
+    pub altitude_m: Option<f64>,
+    /// Over ground, metres per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 1.4)]
+    pub speed_mps: Option<f64>,
+    /// Course over ground, degrees clockwise from north, 0 to 360.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 270.0)]
+    pub heading_deg: Option<f64>,
+    /// Battery level, percent, 0 to 100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 81.0)]
+    pub battery_pct: Option<f64>,
+    /// The app the ping came from: `owntracks` (HTTP or MQTT), `osmand`, `traccar-client` or
+    /// `browser`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "owntracks")]
+    pub app: Option<App>,
+}
+
+impl Telemetry {
+    /// Each value where it lies within its bounds (those the tracker readers hold the apps'
+    /// fields to); one outside, or not finite, is dropped: an odd field never costs the ping.
+    pub fn checked(self) -> Self {
+        let within = |x: Option<f64>, lo: f64, hi: f64| x.filter(|x| (lo..=hi).contains(x));
+        Telemetry {
+            altitude_m: within(self.altitude_m, ALTITUDE_M.0, ALTITUDE_M.1),
+            speed_mps: within(self.speed_mps, 0.0, MAX_SPEED_MPS),
+            heading_deg: within(self.heading_deg, 0.0, 360.0),
+            battery_pct: within(self.battery_pct, 0.0, 100.0),
+            app: self.app,
+        }
+    }
+}
 
 /// A field as a reader found it: its value, absent, or unreadable (already reported).
 #[derive(Debug, Clone, Copy)]

@@ -17,6 +17,7 @@ fn location(person_id: PersonId) -> Location {
         longitude: -122.290_883,
         creation_time: parse_timestamp("2020-07-07T10:37:06.5Z").unwrap(),
         accuracy_m: None,
+        telemetry: Default::default(),
     }
 }
 
@@ -53,14 +54,30 @@ fn a_sealed_record_opens_to_what_was_written() {
 }
 
 #[test]
-fn a_sealed_record_keeps_the_accuracy_inside() {
+fn a_sealed_record_keeps_the_accuracy_and_the_telemetry_inside() {
     let key = PersonKey::generate(5, 1).unwrap();
     let loc = Location {
         accuracy_m: Some(231.5),
+        telemetry: crate::model::Telemetry {
+            altitude_m: Some(512.0),
+            speed_mps: Some(1.5),
+            heading_deg: Some(90.0),
+            battery_pct: Some(42.0),
+            app: Some(crate::tracker::App::OsmAnd),
+        },
         ..location(5)
     };
     let rec = seal_location(&loc, None, written(), LOCATION_TOPIC, &key).unwrap();
-    assert!(!rec.value.windows(8).any(|w| w == b"accuracy"));
+    for needle in [
+        &b"accuracy"[..],
+        b"altitude",
+        b"speed",
+        b"heading",
+        b"battery",
+        b"osmand",
+    ] {
+        assert!(!rec.value.windows(needle.len()).any(|w| w == needle));
+    }
     let decoded = decode_sealed(&rec, POS, LOCATION_TOPIC, &key).unwrap();
     assert_eq!(decoded.location, loc);
 }

@@ -99,6 +99,7 @@ mod tests {
             longitude: 20.0 + east_m / (m_per_degree * 10f64.to_radians().cos()),
             creation_time: from_micros(t_s * S),
             accuracy_m: None,
+            telemetry: Default::default(),
         }
     }
 

@@ -36,7 +36,7 @@ pub use owntracks::{basic_credentials, owntracks_message, OwnTracks};
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{FixTime, Latitude, Longitude, NewLocation};
+use crate::domain::{FixTime, Latitude, Longitude, NewLocation, Telemetry};
 use crate::model::PersonId;
 use crate::Result;
 
@@ -75,6 +75,13 @@ impl App {
     }
 }
 
+/// As its name: the log record's and the export's `app`.
+impl serde::Serialize for App {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl std::fmt::Display for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -95,6 +102,19 @@ pub struct Extras {
     pub heading_deg: Option<f64>,
     /// Battery level, percent, 0 to 100.
     pub battery_pct: Option<f64>,
+}
+
+impl Extras {
+    /// What of these a ping keeps beside its accuracy, and the app that sent them.
+    pub fn telemetry(&self, app: App) -> Telemetry {
+        Telemetry {
+            altitude_m: self.altitude_m,
+            speed_mps: self.speed_mps,
+            heading_deg: self.heading_deg,
+            battery_pct: self.battery_pct,
+            app: Some(app),
+        }
+    }
 }
 
 /// A place and time read from a tracker app, valid by the rules every ping follows, and its
@@ -123,9 +143,11 @@ impl TrackerFix {
     }
 
     /// The ping this fix is for `person` (the device's), checked as any ping's person is,
-    /// with the fix's accuracy.
+    /// with the fix's extras and its app.
     pub fn ping(&self, person: PersonId) -> Result<NewLocation> {
-        NewLocation::parse(person, self.latitude(), self.longitude(), self.time)
-            .map(|p| p.with_accuracy(self.extras.accuracy_m))
+        NewLocation::parse(person, self.latitude(), self.longitude(), self.time).map(|p| {
+            p.with_accuracy(self.extras.accuracy_m)
+                .with_telemetry(self.extras.telemetry(self.app))
+        })
     }
 }

@@ -113,7 +113,4 @@ pub(super) fn within(x: Option<f64>, lo: f64, hi: f64) -> Option<f64> {
 }
 
 /// Sensible bounds of each extra: beyond them the app sent noise.
-pub(super) use crate::domain::MAX_ACCURACY_M;
-pub(super) const ALTITUDE_M: (f64, f64) = (-12_000.0, 100_000.0);
-/// Ten times a jet's speed: anything above is a unit or sensor error.
-pub(super) const MAX_SPEED_MPS: f64 = 3_000.0;
+pub(super) use crate::domain::{ALTITUDE_M, MAX_ACCURACY_M, MAX_SPEED_MPS};

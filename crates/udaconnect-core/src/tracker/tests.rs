@@ -53,6 +53,14 @@ fn an_owntracks_location_as_the_booklet_writes_it() {
     assert_eq!(ping.person_id(), 7);
     assert_eq!(ping.creation_time(), fix.time());
     assert_eq!(ping.accuracy_m(), Some(12.0), "kept with the ping");
+    let kept = Telemetry {
+        altitude_m: Some(48.0),
+        speed_mps: Some(10.0),
+        heading_deg: Some(270.0),
+        battery_pct: Some(81.0),
+        app: Some(App::OwnTracks),
+    };
+    assert_eq!(ping.telemetry(), kept, "kept with the ping, in m/s");
 }
 
 #[test]
@@ -130,6 +138,12 @@ fn osmand_query_fields_as_traccar_documents_them() {
     assert_eq!(fix.extras.heading_deg, Some(90.0));
     assert_eq!(fix.extras.altitude_m, Some(30.0));
     assert_eq!(fix.extras.accuracy_m, Some(5.0));
+    let kept = fix.ping(7).unwrap().telemetry();
+    assert_eq!(
+        (kept.speed_mps, kept.heading_deg, kept.battery_pct, kept.app),
+        (Some(knots), Some(90.0), Some(55.0), Some(App::OsmAnd)),
+        "kept with the ping, in m/s"
+    );
 
     let mps = osmand_fields(query(q), SpeedUnit::MetresPerSecond).unwrap();
     assert_eq!(mps.fixes[0].extras.speed_mps, Some(10.0));
@@ -229,6 +243,14 @@ fn a_traccar_client_body_as_traccar_documents_it() {
     assert_eq!(fix.extras.altitude_m, Some(35.0));
     assert_eq!(fix.extras.battery_pct, Some(42.0));
     assert_eq!(r.battery_pct, Some(42.0));
+    let kept = Telemetry {
+        altitude_m: Some(35.0),
+        speed_mps: Some(2.5),
+        heading_deg: Some(180.0),
+        battery_pct: Some(42.0),
+        app: Some(App::TraccarClient),
+    };
+    assert_eq!(fix.ping(7).unwrap().telemetry(), kept, "kept with the ping");
 }
 
 #[test]

@@ -5,9 +5,10 @@ use std::str::FromStr;
 
 use serde_json::{Map, Number, Value};
 
-use crate::domain::{ping_parts, FixTime, NewLocation, Read};
+use crate::domain::{ping_parts, FixTime, NewLocation, Read, Telemetry};
 use crate::error::{quoted, Error, Findings, Result};
 use crate::model::NewPerson;
+use crate::tracker::App;
 
 /// Longest accepted name or company, in characters.
 pub const MAX_TEXT_CHARS: usize = 256;
@@ -225,6 +226,18 @@ pub(crate) struct PlainPing<'a> {
     /// Kept on log records only (see [`crate::record`]); the API's JSON takes no accuracy.
     #[serde(default)]
     pub(crate) accuracy_m: Option<f64>,
+    // The telemetry, on log records only as the accuracy ([`crate::model::Telemetry`]).
+    #[serde(default)]
+    altitude_m: Option<f64>,
+    #[serde(default)]
+    speed_mps: Option<f64>,
+    #[serde(default)]
+    heading_deg: Option<f64>,
+    #[serde(default)]
+    battery_pct: Option<f64>,
+    /// Text, so an app this version does not know costs the app only.
+    #[serde(default, borrow)]
+    app: Option<Cow<'a, str>>,
 }
 
 impl<'a> PlainPing<'a> {
@@ -236,6 +249,18 @@ impl<'a> PlainPing<'a> {
             return None;
         }
         serde_json::from_str(std::str::from_utf8(body).ok()?).ok()
+    }
+
+    /// The telemetry a log record carries, each value within its bounds.
+    pub(crate) fn telemetry(&self) -> Telemetry {
+        Telemetry {
+            altitude_m: self.altitude_m,
+            speed_mps: self.speed_mps,
+            heading_deg: self.heading_deg,
+            battery_pct: self.battery_pct,
+            app: self.app.as_deref().and_then(App::parse),
+        }
+        .checked()
     }
 
     /// Puts the axes right when they came swapped (see [`crate::geo::axes_swapped`]); true

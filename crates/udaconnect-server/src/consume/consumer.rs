@@ -192,6 +192,7 @@ mod tests {
                 longitude: -122.29,
                 creation_time: SystemClock.now(),
                 accuracy_m: None,
+                telemetry: Default::default(),
             },
             None,
             SystemClock.now(),

@@ -100,6 +100,7 @@ use crate::signin::http as signin;
     components(schemas(
         udaconnect_core::model::Person,
         udaconnect_core::model::Location,
+        udaconnect_core::model::Telemetry,
         udaconnect_core::model::Connection,
         udaconnect_core::FieldViolation,
         crate::http::problem::Problem,
@@ -134,6 +135,7 @@ use crate::signin::http as signin;
         me::CreatedToken,
         trackers::devices::Device,
         trackers::browser::MyPing,
+        export::StoredPing,
         trackers::devices::RegisteredDevice,
         trackers::devices::OwnTracksSettings,
         trackers::devices::TraccarSettings,

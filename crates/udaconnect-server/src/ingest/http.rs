@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Extension;
 use axum::{Json, Router};
 use serde_json::Value;
 use udaconnect_core::auth::{Action, Resource};
-use udaconnect_core::model::Location;
+use udaconnect_core::model::{KeptLocation, Location};
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::validate::BatchCheck;
 use udaconnect_core::{validate, Error, Result};
@@ -243,14 +244,15 @@ pub async fn get_location(
 /// Most pings one `GET /api/me/locations` answers.
 pub const MAX_MY_PINGS: usize = 100_000;
 
-/// The caller's own stored pings in a window, in (time, id) order.
+/// The caller's own stored pings in a window, in (time, id) order, each with what its app
+/// said beside it (accuracy, altitude, speed, heading, battery, app) where known.
 #[utoipa::path(get, path = "/api/me/locations", tag = "me",
     params(
         ("start" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window start, years 1970 to 9999: a date (its first instant) or RFC 3339"),
         ("end" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window end, not before start: a date (included whole) or RFC 3339 (exclusive)"),
     ),
     responses(
-        (status = 200, description = "The caller's pings, by time then id", body = [Location]),
+        (status = 200, description = "The caller's pings, by time then id", body = [crate::query::export::StoredPing]),
         (status = 400, description = "start or end is missing or invalid, or end is before start", body = Problem, content_type = "application/problem+json"),
         Unauthenticated,
         (status = 403, description = "A device token, or a role that keeps no trail (organizer)", body = Problem, content_type = "application/problem+json"),
@@ -261,7 +263,7 @@ pub async fn my_locations(
     State(api): State<Arc<LocationApi>>,
     Params(params): Params,
     MyPerson(person): MyPerson,
-) -> ApiResult<Json<Vec<Location>>> {
+) -> ApiResult<Response> {
     let mut violations = Vec::new();
     let window = validate::window_params(&params, "start", "end", true, &mut violations);
     let window = match window {
@@ -276,5 +278,6 @@ pub async fn my_locations(
         )
         .into());
     }
-    Ok(Json(pings))
+    let kept: Vec<KeptLocation<'_>> = pings.iter().map(KeptLocation::of).collect();
+    Ok(Json(kept).into_response())
 }

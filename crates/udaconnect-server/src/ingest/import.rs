@@ -284,6 +284,7 @@ impl LocationImport<'_> {
                         longitude: l.longitude(),
                         creation_time: l.creation_time().unwrap_or(now),
                         accuracy_m: None,
+                        telemetry: Default::default(),
                     },
                     None,
                     now,

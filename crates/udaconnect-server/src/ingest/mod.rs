@@ -275,6 +275,7 @@ impl Ingest {
                     longitude: p.longitude(),
                     creation_time: time,
                     accuracy_m: p.accuracy_m(),
+                    telemetry: p.telemetry(),
                 }
             })
             .collect();

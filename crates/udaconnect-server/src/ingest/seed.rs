@@ -47,6 +47,7 @@ pub fn locations() -> Result<Vec<Location>> {
             longitude: row.longitude,
             creation_time: parse_timestamp(&row.creation_time).map_err(Error::Internal)?,
             accuracy_m: None,
+            telemetry: Default::default(),
         });
     }
     Ok(out)

@@ -197,6 +197,7 @@ mod tests {
             longitude: lon,
             creation_time: Utc.timestamp_opt(1_600_000_000 + second, 0).unwrap(),
             accuracy_m: None,
+            telemetry: Default::default(),
         }
     }
 

@@ -17,7 +17,7 @@ use futures_util::{stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use udaconnect_core::audit::MAX_AUDIT_ROWS;
-use udaconnect_core::model::{Location, Person, PersonId};
+use udaconnect_core::model::{KeptLocation, Location, Person, PersonId, Telemetry};
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::time::{format_utc, to_micros, Window};
 use udaconnect_core::track::TrackQuery;
@@ -117,7 +117,7 @@ pub struct Export {
     contacts: Streamed,
     /// Every stored ping of the caller's, by time then id.
     #[serde(skip_serializing_if = "Streamed::written_after")]
-    #[schema(value_type = Vec<Location>, required = true)]
+    #[schema(value_type = Vec<StoredPing>, required = true)]
     pings: Streamed,
 }
 
@@ -130,6 +130,22 @@ impl Streamed {
     fn written_after(&self) -> bool {
         true
     }
+}
+
+/// A stored ping as its own person reads it (the export, `GET /api/me/locations`): the
+/// location, and what its app said beside it, each only where known ([`KeptLocation`]
+/// writes it).
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct StoredPing {
+    #[serde(flatten)]
+    location: Location,
+    /// Horizontal accuracy (radius), metres.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 12.5)]
+    accuracy_m: Option<f64>,
+    #[serde(flatten)]
+    telemetry: Telemetry,
 }
 
 /// Everything held about the caller, as one JSON document to save (`Content-Disposition:
@@ -317,7 +333,8 @@ impl Pings {
                 if pings.written > 0 {
                     chunk.push(b',');
                 }
-                serde_json::to_writer(&mut chunk, l).map_err(|e| Error::Internal(e.to_string()))?;
+                serde_json::to_writer(&mut chunk, &KeptLocation::of(l))
+                    .map_err(|e| Error::Internal(e.to_string()))?;
                 pings.written += 1;
             }
             Ok(Some((Bytes::from(chunk), Some(pings))))

@@ -302,6 +302,7 @@ mod tests {
                     longitude: 139.0 + rng.unit() * 0.0002,
                     creation_time: from_micros(1_600_000_000_000_000 + (rng.unit() * 3.6e9) as i64),
                     accuracy_m: None,
+                    telemetry: Default::default(),
                 }
             })
             .collect();

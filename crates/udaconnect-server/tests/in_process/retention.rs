@@ -44,6 +44,7 @@ async fn old_pings_in_small_segments(data_dir: &std::path::Path) -> Vec<i64> {
             longitude: 139.0,
             creation_time: written,
             accuracy_m: None,
+            telemetry: Default::default(),
         };
         log.append(LOCATION_TOPIC, vec![record::encode(&ping, None, written)])
             .await

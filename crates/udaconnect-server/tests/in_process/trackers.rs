@@ -258,6 +258,79 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
     assert_eq!(r.status(), StatusCode::OK);
     met(35.6, 139.7).await;
 
+    // Each app's extras are kept with its ping, in SI units, and read back by Ana's own reads.
+    let kept = [
+        // OwnTracks: `vel` in km/h.
+        json!({"creation_time": "2023-11-14T22:13:20Z", "accuracy_m": 8.0, "altitude_m": 40.0,
+               "speed_mps": 4.0 / 3.6, "heading_deg": 90.0, "battery_pct": 77.0,
+               "app": "owntracks"}),
+        // The OsmAnd protocol's query: `speed` in knots (the server's default unit).
+        json!({"creation_time": "2023-11-14T22:13:21Z", "accuracy_m": 6.0, "altitude_m": 500.0,
+               "speed_mps": 3.0 * 1852.0 / 3600.0, "heading_deg": 10.0, "battery_pct": 64.0,
+               "app": "osmand"}),
+        json!({"creation_time": "2023-11-14T22:13:22Z", "battery_pct": 63.5, "app": "osmand"}),
+        // Traccar Client: m/s, and the battery's level out of 1.
+        json!({"creation_time": "2023-11-14T22:13:23Z", "accuracy_m": 5.0, "altitude_m": 40.0,
+               "speed_mps": 1.2, "heading_deg": 270.0, "battery_pct": 62.0,
+               "app": "traccar-client"}),
+    ];
+    let extras_of = |pings: &[Value]| -> Vec<Value> {
+        pings
+            .iter()
+            .map(|p| {
+                let mut p = p.as_object().unwrap().clone();
+                for contract in ["id", "person_id", "latitude", "longitude"] {
+                    p.remove(contract);
+                }
+                Value::Object(p)
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mine = loop {
+        let r = app
+            .client
+            .get(app.url("/api/me/locations?start=2023-11-14&end=2023-11-14"))
+            .bearer_auth(ana_token.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let mine: Vec<Value> = r.json().await.unwrap();
+        if mine.len() == kept.len() || std::time::Instant::now() > deadline {
+            break mine;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(extras_of(&mine), kept, "GET /api/me/locations");
+    let r = app
+        .client
+        .get(app.url("/api/me/export"))
+        .bearer_auth(ana_token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let export: Value = r.json().await.unwrap();
+    let exported = export["pings"].as_array().unwrap();
+    assert_eq!(extras_of(exported), kept, "the export");
+    // The contract's read of a ping stays as it was: none of them.
+    let one: Value = staff
+        .get(app.url(&format!("/api/locations/{}", mine[0]["id"])))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut fields: Vec<&String> = one.as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["creation_time", "id", "latitude", "longitude", "person_id"],
+        "{one}"
+    );
+
     // Unknown or missing ids, as Traccar refuses them: 400.
     for query in [
         "id=0123456789abcdef0123456789abcdef&lat=1&lon=2".to_string(),

@@ -2,11 +2,12 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
-use udaconnect_core::model::{Location, LocationId, PersonId};
+use udaconnect_core::model::{Location, LocationId, PersonId, Telemetry};
 use udaconnect_core::ports::{LocationScan, LocationStore, Near, NearQuery, NearTracks};
 use udaconnect_core::record::FIX_ID_BASE;
 use udaconnect_core::time::{to_micros, Micros, Window};
 use udaconnect_core::track::TrackQuery;
+use udaconnect_core::tracker::App;
 use udaconnect_core::Result;
 
 use super::{from_timestamp, pg_error, to_timestamp, window_bound, DbError, Postgres};
@@ -15,7 +16,7 @@ use crate::stored_coordinate;
 /// The columns every read returns, in the order [`location_at`] reads them.
 pub(super) const COLUMNS: &str =
     "id, person_id, ST_Y(coordinate) AS latitude, ST_X(coordinate) AS longitude, creation_time, \
-     accuracy_m";
+     accuracy_m, altitude_m, speed_mps, heading_deg, battery_pct, app";
 
 /// Rows per INSERT: bounds the size of one message; a larger batch is several statements in
 /// one transaction.
@@ -48,6 +49,15 @@ pub(super) fn location_at(row: &Row, first: usize) -> Result<Location, tokio_pos
         longitude: stored_coordinate(row.try_get(first + 3)?),
         creation_time: from_timestamp(row.try_get::<_, NaiveDateTime>(first + 4)?),
         accuracy_m: row.try_get(first + 5)?,
+        telemetry: Telemetry {
+            altitude_m: row.try_get(first + 6)?,
+            speed_mps: row.try_get(first + 7)?,
+            heading_deg: row.try_get(first + 8)?,
+            battery_pct: row.try_get(first + 9)?,
+            app: row
+                .try_get::<_, Option<&str>>(first + 10)?
+                .and_then(App::parse),
+        },
     })
 }
 
@@ -104,7 +114,8 @@ pub(super) const MAX_GAP_US: u64 = 200 * 365 * 24 * 3600 * 1_000_000;
 /// The asked person's pings in the window (`$1`, `$2`, `$3`), read once by
 /// `location_person_time_idx`: the `own` part of the statements that search around them.
 pub(super) const OWN: &str = "own AS MATERIALIZED (
-             SELECT id, person_id, coordinate, creation_time, accuracy_m
+             SELECT id, person_id, coordinate, creation_time, accuracy_m,
+                    altitude_m, speed_mps, heading_deg, battery_pct, app
              FROM location
              WHERE person_id = $1 AND creation_time >= $2 AND creation_time < $3
          )";
@@ -129,7 +140,8 @@ pub fn near_sql(with_gap: bool) -> String {
     format!(
         "WITH {OWN},
          candidate AS (
-             SELECT l.id, l.person_id, l.coordinate, l.creation_time, l.accuracy_m
+             SELECT l.id, l.person_id, l.coordinate, l.creation_time, l.accuracy_m,
+                    l.altitude_m, l.speed_mps, l.heading_deg, l.battery_pct, l.app
              FROM own o
              JOIN location l
                ON ST_DWithin(l.coordinate::geography, o.coordinate::geography, $4, false)
@@ -154,11 +166,15 @@ impl PostgresLocationStore {
         let tx = client.transaction().await?;
         let statement = tx
             .prepare_cached(
-                "INSERT INTO location (id, person_id, coordinate, creation_time, accuracy_m)
-                 SELECT id, person_id, ST_SetSRID(ST_MakePoint(longitude, latitude), 4326), t, acc
+                "INSERT INTO location (id, person_id, coordinate, creation_time, accuracy_m,
+                                       altitude_m, speed_mps, heading_deg, battery_pct, app)
+                 SELECT id, person_id, ST_SetSRID(ST_MakePoint(longitude, latitude), 4326), t, acc,
+                        alt, speed, heading, battery, app
                  FROM UNNEST($1::bigint[], $2::bigint[], $3::float8[], $4::float8[],
-                             $5::timestamp[], $6::float8[])
-                      AS r (id, person_id, latitude, longitude, t, acc)
+                             $5::timestamp[], $6::float8[], $7::float8[], $8::float8[],
+                             $9::float8[], $10::float8[], $11::text[])
+                      AS r (id, person_id, latitude, longitude, t, acc, alt, speed, heading,
+                            battery, app)
                  WHERE EXISTS (SELECT 1 FROM person p WHERE p.id = r.person_id)
                  ON CONFLICT (id) DO NOTHING",
             )
@@ -175,6 +191,11 @@ impl PostgresLocationStore {
                     &&rows.longitudes[start..end],
                     &&rows.times[start..end],
                     &&rows.accuracies[start..end],
+                    &&rows.altitudes[start..end],
+                    &&rows.speeds[start..end],
+                    &&rows.headings[start..end],
+                    &&rows.batteries[start..end],
+                    &&rows.apps[start..end],
                 ],
             )
             .await?;
@@ -232,6 +253,11 @@ struct UpsertRows {
     longitudes: Vec<f64>,
     times: Vec<NaiveDateTime>,
     accuracies: Vec<Option<f64>>,
+    altitudes: Vec<Option<f64>>,
+    speeds: Vec<Option<f64>>,
+    headings: Vec<Option<f64>>,
+    batteries: Vec<Option<f64>>,
+    apps: Vec<Option<&'static str>>,
 }
 
 impl UpsertRows {
@@ -243,6 +269,11 @@ impl UpsertRows {
             longitudes: Vec::with_capacity(locations.len()),
             times: Vec::with_capacity(locations.len()),
             accuracies: Vec::with_capacity(locations.len()),
+            altitudes: Vec::with_capacity(locations.len()),
+            speeds: Vec::with_capacity(locations.len()),
+            headings: Vec::with_capacity(locations.len()),
+            batteries: Vec::with_capacity(locations.len()),
+            apps: Vec::with_capacity(locations.len()),
         };
         for l in locations {
             rows.ids.push(l.id);
@@ -251,6 +282,12 @@ impl UpsertRows {
             rows.longitudes.push(stored_coordinate(l.longitude));
             rows.times.push(to_timestamp(to_micros(l.creation_time))?);
             rows.accuracies.push(l.accuracy_m);
+            let t = &l.telemetry;
+            rows.altitudes.push(t.altitude_m);
+            rows.speeds.push(t.speed_mps);
+            rows.headings.push(t.heading_deg);
+            rows.batteries.push(t.battery_pct);
+            rows.apps.push(t.app.map(App::as_str));
         }
         Ok(rows)
     }

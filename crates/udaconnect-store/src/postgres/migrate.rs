@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(14, "0014_live_map"),
     migration!(15, "0015_data_read"),
     migration!(16, "0016_location_accuracy"),
+    migration!(17, "0017_location_telemetry"),
 ];
 
 /// The advisory lock key that serialises migrations ("udaconne" in ASCII). Advisory locks are

@@ -53,7 +53,8 @@ pub fn near_tracks_sql() -> String {
              ) s
          ),
          candidate AS MATERIALIZED (
-             SELECT l.id, l.person_id, l.coordinate, l.creation_time, l.accuracy_m
+             SELECT l.id, l.person_id, l.coordinate, l.creation_time, l.accuracy_m,
+                    l.altitude_m, l.speed_mps, l.heading_deg, l.battery_pct, l.app
              FROM piece p
              JOIN location l
                ON ST_DWithin(l.coordinate::geography, p.path, p.radius, false)
@@ -62,10 +63,12 @@ pub fn near_tracks_sql() -> String {
              GROUP BY l.id
          ),
          neighbour AS (
-             SELECT n.id, n.person_id, n.coordinate, n.creation_time, n.accuracy_m
+             SELECT n.id, n.person_id, n.coordinate, n.creation_time, n.accuracy_m,
+                    n.altitude_m, n.speed_mps, n.heading_deg, n.battery_pct, n.app
              FROM candidate c
              CROSS JOIN LATERAL (
-                 (SELECT id, person_id, coordinate, creation_time, accuracy_m
+                 (SELECT id, person_id, coordinate, creation_time, accuracy_m,
+                         altitude_m, speed_mps, heading_deg, battery_pct, app
                   FROM location b
                   WHERE b.person_id = c.person_id
                     AND b.creation_time <= c.creation_time
@@ -74,7 +77,8 @@ pub fn near_tracks_sql() -> String {
                   ORDER BY b.creation_time DESC, b.id DESC
                   LIMIT 1)
                  UNION ALL
-                 (SELECT id, person_id, coordinate, creation_time, accuracy_m
+                 (SELECT id, person_id, coordinate, creation_time, accuracy_m,
+                         altitude_m, speed_mps, heading_deg, battery_pct, app
                   FROM location a
                   WHERE a.person_id = c.person_id
                     AND a.creation_time >= c.creation_time

@@ -2,21 +2,29 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use rusqlite::{params, Row};
-use udaconnect_core::model::{Location, LocationId, PersonId};
+use udaconnect_core::model::{Location, LocationId, PersonId, Telemetry};
 use udaconnect_core::ports::{LocationScan, LocationStore};
 use udaconnect_core::record::FIX_ID_BASE;
 use udaconnect_core::time::{from_micros, to_micros, Micros, Window};
+use udaconnect_core::tracker::App;
 use udaconnect_core::Result;
 
 use crate::stored_coordinate;
 
 const SCHEMA: &str = include_str!("../../migrations/sqlite/locations.sql");
 /// What came after `SCHEMA`, applied once each (numbered as PostgreSQL's migrations).
-const STEPS: &[(i64, &str)] = &[(
-    14,
-    include_str!("../../migrations/sqlite/0014_location_accuracy.sql"),
-)];
-const COLUMNS: &str = "id, person_id, latitude, longitude, creation_time, accuracy_m";
+const STEPS: &[(i64, &str)] = &[
+    (
+        14,
+        include_str!("../../migrations/sqlite/0014_location_accuracy.sql"),
+    ),
+    (
+        17,
+        include_str!("../../migrations/sqlite/0017_location_telemetry.sql"),
+    ),
+];
+const COLUMNS: &str = "id, person_id, latitude, longitude, creation_time, accuracy_m, \
+                       altitude_m, speed_mps, heading_deg, battery_pct, app";
 
 /// Locations in their own SQLite file.
 #[derive(Clone)]
@@ -58,6 +66,19 @@ fn location(row: &Row<'_>) -> rusqlite::Result<Location> {
         longitude: row.get(3)?,
         creation_time: from_micros(row.get(4)?),
         accuracy_m: row.get(5)?,
+        telemetry: Telemetry {
+            altitude_m: row.get(6)?,
+            speed_mps: row.get(7)?,
+            heading_deg: row.get(8)?,
+            battery_pct: row.get(9)?,
+            // Read in place (no string per row); anything but a known name is no app.
+            app: row
+                .get_ref(10)?
+                .as_str_or_null()
+                .ok()
+                .flatten()
+                .and_then(App::parse),
+        },
     })
 }
 
@@ -67,7 +88,7 @@ impl LocationStore for SqliteLocationStore {
         if locations.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(i64, i64, f64, f64, i64, Option<f64>)> = locations
+        let rows: Vec<(i64, i64, f64, f64, i64, Option<f64>, Telemetry)> = locations
             .iter()
             .map(|l| {
                 (
@@ -77,15 +98,30 @@ impl LocationStore for SqliteLocationStore {
                     stored_coordinate(l.longitude),
                     to_micros(l.creation_time),
                     l.accuracy_m,
+                    l.telemetry,
                 )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO location ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO location ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (id) DO NOTHING"
         );
         self.db
             .execute_each(sql, rows, |stmt, r| {
-                stmt.execute(params![r.0, r.1, r.2, r.3, r.4, r.5])
+                let t = &r.6;
+                stmt.execute(params![
+                    r.0,
+                    r.1,
+                    r.2,
+                    r.3,
+                    r.4,
+                    r.5,
+                    t.altitude_m,
+                    t.speed_mps,
+                    t.heading_deg,
+                    t.battery_pct,
+                    t.app.map(App::as_str),
+                ])
             })
             .await
     }
@@ -243,8 +279,8 @@ mod tests {
         assert!(parts >= vec![3, 50, 2], "sqlite {version}");
     }
 
-    /// A file of the schema before accuracies gets the column once; its pings read back
-    /// without one, and new pings keep theirs.
+    /// A file of the schema before accuracies and telemetry gets the columns once; its pings
+    /// read back without them, and new pings keep theirs.
     #[tokio::test]
     async fn a_file_made_before_accuracies_is_brought_up_to_date_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -261,7 +297,11 @@ mod tests {
         }
         for _ in 0..2 {
             let store = SqliteLocationStore::open(&path).unwrap();
-            assert_eq!(store.get(1).await.unwrap().unwrap().accuracy_m, None);
+            let old = store.get(1).await.unwrap().unwrap();
+            assert_eq!(
+                (old.accuracy_m, old.telemetry),
+                (None, Telemetry::default())
+            );
         }
         let store = SqliteLocationStore::open(&path).unwrap();
         let new = Location {
@@ -271,6 +311,13 @@ mod tests {
             longitude: 20.0,
             creation_time: from_micros(8),
             accuracy_m: Some(64.0),
+            telemetry: Telemetry {
+                altitude_m: Some(-3.5),
+                speed_mps: Some(1.25),
+                heading_deg: Some(359.5),
+                battery_pct: Some(7.0),
+                app: Some(App::TraccarClient),
+            },
         };
         store.upsert(std::slice::from_ref(&new)).await.unwrap();
         assert_eq!(store.get(2).await.unwrap(), Some(new));

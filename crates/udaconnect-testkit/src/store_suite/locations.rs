@@ -1,8 +1,10 @@
 use std::collections::BTreeMap;
 
-use udaconnect_core::model::Location;
-use udaconnect_core::ports::LocationScan;
+use udaconnect_core::model::{Location, Telemetry};
+use udaconnect_core::ports::{LocationScan, NearQuery};
 use udaconnect_core::time::{parse_timestamp, to_micros, Window};
+use udaconnect_core::track::TrackQuery;
+use udaconnect_core::tracker::App;
 use udaconnect_sim::Rng;
 
 use super::{by_id, loc, open_with_persons, StoreEngine, Stores};
@@ -358,6 +360,7 @@ pub async fn accuracy_is_kept_where_known<E: StoreEngine>() {
     let store = stores.locations();
     let with = |id, acc| Location {
         accuracy_m: acc,
+        telemetry: Default::default(),
         ..loc(id, 1, 10.0, 20.0 + id as f64 * 1e-5, id * 1_000_000)
     };
     let pings = vec![
@@ -377,4 +380,91 @@ pub async fn accuracy_is_kept_where_known<E: StoreEngine>() {
     assert_eq!(store.in_window(window, Some(1)).await.unwrap(), pings);
     assert_eq!(store.in_window(window, None).await.unwrap(), pings);
     assert_eq!(store.scan(LocationScan::ALL).await.unwrap(), pings);
+}
+
+/// A ping's telemetry (altitude, speed, heading, battery, app), each field where its app said
+/// it, is read back as written by every read, the contact engine's included; pings without
+/// any read back without.
+pub async fn telemetry_is_kept_where_known<E: StoreEngine>() {
+    let stores = open_with_persons::<E>(SEED_PERSONS).await;
+    let store = stores.locations();
+    let with = |id: i64, person: i64, accuracy_m, telemetry| Location {
+        accuracy_m,
+        telemetry,
+        ..loc(id, person, 10.0, 20.0 + id as f64 * 1e-5, id * 1_000_000)
+    };
+    let full = Telemetry {
+        altitude_m: Some(-12.5),
+        speed_mps: Some(36.0 / 3.6),
+        heading_deg: Some(359.75),
+        battery_pct: Some(81.0),
+        app: Some(App::OwnTracks),
+    };
+    let mut pings = vec![
+        with(1, 1, Some(4.0), full),
+        with(2, 1, None, Telemetry::default()),
+    ];
+    for (i, app) in App::ALL.into_iter().enumerate() {
+        let id = 3 + i as i64;
+        let one = Telemetry {
+            app: Some(app),
+            heading_deg: Some(0.0),
+            ..Telemetry::default()
+        };
+        pings.push(with(id, [1, 5][id as usize % 2], None, one));
+    }
+    pings.push(with(
+        9,
+        5,
+        Some(30.0),
+        Telemetry {
+            altitude_m: Some(0.0),
+            battery_pct: Some(100.0),
+            ..Telemetry::default()
+        },
+    ));
+    store.upsert(&pings).await.unwrap();
+    for l in &pings {
+        assert_eq!(store.get(l.id).await.unwrap().as_ref(), Some(l));
+    }
+    let window = Window {
+        start: 0,
+        end: 10_000_000,
+    };
+    let of = |person: i64| -> Vec<Location> {
+        pings
+            .iter()
+            .filter(|l| l.person_id == person)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(store.in_window(window, None).await.unwrap(), pings);
+    assert_eq!(store.scan(LocationScan::ALL).await.unwrap(), pings);
+    assert_eq!(store.in_window(window, Some(1)).await.unwrap(), of(1));
+    assert_eq!(store.person_page(5, None, 100).await.unwrap(), of(5));
+    let near = store
+        .near(NearQuery {
+            person_id: 1,
+            window,
+            distance_m: 1_000.0,
+            max_gap_us: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(near.own, of(1));
+    assert_eq!(near.candidates, of(5));
+    let tracks = store
+        .near_tracks(&TrackQuery::new(1, window), 1_000.0)
+        .await
+        .unwrap();
+    let stored: BTreeMap<i64, &Location> = pings.iter().map(|l| (l.id, l)).collect();
+    assert!(!tracks.candidates.is_empty());
+    for l in tracks
+        .own
+        .iter()
+        .chain(&tracks.candidates)
+        .chain(&tracks.neighbours)
+    {
+        assert_eq!(stored.get(&l.id), Some(&l), "read as stored");
+    }
 }

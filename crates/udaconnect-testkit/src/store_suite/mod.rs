@@ -69,7 +69,7 @@ pub use locations::{
     in_window_orders_by_time_then_id_within_the_window, large_batches_are_stored_at_once,
     max_leased_id_ignores_derived_ids, ping_answers,
     retention_removes_pings_before_the_cut_in_batches, scan_and_id_range_follow_the_ids,
-    upserts_are_idempotent,
+    telemetry_is_kept_where_known, upserts_are_idempotent,
 };
 pub use near::{near_gives_the_answers_of_the_whole_window, near_on_the_seed_data};
 pub use persons::{
@@ -154,6 +154,7 @@ macro_rules! store_suite {
                 max_leased_id_ignores_derived_ids,
                 coordinates_and_times_round_trip_bit_for_bit,
                 accuracy_is_kept_where_known,
+                telemetry_is_kept_where_known,
                 near_gives_the_answers_of_the_whole_window,
                 near_on_the_seed_data,
                 near_tracks_gives_the_oracles_contacts,
@@ -192,6 +193,7 @@ pub fn loc(id: i64, person_id: i64, latitude: f64, longitude: f64, t: i64) -> Lo
         longitude,
         creation_time: from_micros(t),
         accuracy_m: None,
+        telemetry: Default::default(),
     }
 }
 

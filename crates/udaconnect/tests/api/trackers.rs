@@ -530,3 +530,135 @@ pub async fn the_pages_pings_are_one_per_fix_second(api: Api) {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 }
+
+/// What each app says beside the place and time is kept with its ping, in SI units (OwnTracks
+/// over HTTP and over MQTT through the real Mosquitto, the OsmAnd protocol's query fields,
+/// Traccar Client's JSON, the page's "Share my location"), and read back by the attendee's own
+/// reads: `GET /api/me/locations` and the export. The contract's read of a ping shows none.
+pub async fn each_apps_extras_are_kept_with_its_pings(api: Api) {
+    let ida = api.create_person("Ida").await["id"].as_i64().unwrap();
+    let token = api.admin_token("attendee", ida).await;
+    let name = udaconnect_testkit::unique("ida");
+    let phone = register(&api, &token, ida, &name).await;
+    let device_token = phone["token"].as_str().unwrap().to_string();
+    let osmand_id = phone["osmand_id"].as_str().unwrap().to_string();
+    let topic = phone["mqtt_topic"].as_str().unwrap().to_string();
+    let ok = |r: reqwest::Response| {
+        assert!(r.status().is_success(), "{}", r.status());
+    };
+    // 2023-11-19T08:00:00Z, a ping a minute.
+    let t0 = 1_700_380_800;
+    let owntracks = |tst: i64| {
+        json!({"_type": "location", "lat": 59.3293, "lon": 18.0686, "tst": tst, "acc": 9,
+               "alt": 28, "vel": 18, "cog": 45, "batt": 93, "vac": 4, "tid": "id", "conn": "w"})
+    };
+    let r = api
+        .client
+        .post(api.url("/pub"))
+        .basic_auth("ida", Some(&device_token))
+        .json(&owntracks(t0))
+        .send()
+        .await
+        .unwrap();
+    ok(r);
+    mqtt::publish(&topic, &[owntracks(t0 + 60).to_string()]).await;
+    ok(api
+        .get(&format!(
+            "/api/osmand?id={osmand_id}&timestamp={}&lat=59.33&lon=18.07&speed=2&bearing=180\
+             &altitude=-2.5&accuracy=11&hdop=1&batt=92",
+            t0 + 120
+        ))
+        .await);
+    let traccar = json!({"device_id": osmand_id, "location": {
+        "timestamp": "2023-11-19T08:03:00.000Z", "is_moving": true, "odometer": 3,
+        "coords": {"latitude": 59.331, "longitude": 18.071, "accuracy": 4.5, "speed": 1.5,
+                   "heading": 359, "altitude": 30},
+        "battery": {"level": 0.91, "is_charging": false}, "activity": {"type": "walking"}}});
+    ok(api
+        .client
+        .post(api.url("/api/osmand"))
+        .json(&traccar)
+        .send()
+        .await
+        .unwrap());
+    ok(api
+        .client
+        .post(api.url("/api/me/locations"))
+        .bearer_auth(&token)
+        .json(&json!([{"latitude": 59.332, "longitude": 18.072,
+                       "creation_time": "2023-11-19T08:04:00Z", "accuracy": 14.5,
+                       "altitude": 31.25, "speed": 0.75, "heading": 12.5}]))
+        .send()
+        .await
+        .unwrap());
+    let kept = [
+        json!({"creation_time": "2023-11-19T08:00:00Z", "accuracy_m": 9.0, "altitude_m": 28.0,
+               "speed_mps": 18.0 / 3.6, "heading_deg": 45.0, "battery_pct": 93.0,
+               "app": "owntracks"}),
+        json!({"creation_time": "2023-11-19T08:01:00Z", "accuracy_m": 9.0, "altitude_m": 28.0,
+               "speed_mps": 18.0 / 3.6, "heading_deg": 45.0, "battery_pct": 93.0,
+               "app": "owntracks"}),
+        json!({"creation_time": "2023-11-19T08:02:00Z", "accuracy_m": 11.0, "altitude_m": -2.5,
+               "speed_mps": 2.0 * 1852.0 / 3600.0, "heading_deg": 180.0, "battery_pct": 92.0,
+               "app": "osmand"}),
+        json!({"creation_time": "2023-11-19T08:03:00Z", "accuracy_m": 4.5, "altitude_m": 30.0,
+               "speed_mps": 1.5, "heading_deg": 359.0, "battery_pct": 91.0,
+               "app": "traccar-client"}),
+        json!({"creation_time": "2023-11-19T08:04:00Z", "accuracy_m": 14.5, "altitude_m": 31.25,
+               "speed_mps": 0.75, "heading_deg": 12.5, "app": "browser"}),
+    ];
+    // Each ping's fields but the contract's four, which the other bodies check.
+    let extras_of = |pings: &[Value]| -> Vec<Value> {
+        pings
+            .iter()
+            .map(|p| {
+                let mut p = p.as_object().unwrap().clone();
+                for contract in ["id", "person_id", "latitude", "longitude"] {
+                    p.remove(contract);
+                }
+                Value::Object(p)
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mine = loop {
+        let r = api
+            .client
+            .get(api.url("/api/me/locations?start=2023-11-19&end=2023-11-19"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let mine: Vec<Value> = r.json().await.unwrap();
+        if mine.len() >= kept.len() || std::time::Instant::now() > deadline {
+            break mine;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(extras_of(&mine), kept, "GET /api/me/locations");
+    let r = api
+        .client
+        .get(api.url("/api/me/export"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let export: Value = r.json().await.unwrap();
+    assert_eq!(
+        extras_of(export["pings"].as_array().unwrap()),
+        kept,
+        "the export"
+    );
+    let one = api
+        .get_json(&format!("/api/locations/{}", mine[0]["id"]))
+        .await;
+    let mut fields: Vec<&String> = one.as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["creation_time", "id", "latitude", "longitude", "person_id"],
+        "{one}"
+    );
+}

@@ -66,6 +66,7 @@ async fn a_lease_behind_ids_only_the_topics_hold_is_raised_at_start() {
         longitude: 20.0,
         creation_time: Utc::now(),
         accuracy_m: None,
+        telemetry: Default::default(),
     };
     let restart_api = async |stack: &mut udaconnect_testkit::process::Stack| {
         stack.location_api.kill_9();

@@ -17,6 +17,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
 use udaconnect_core::auth::Action;
+use udaconnect_core::model::Telemetry;
 use udaconnect_core::tracker::{App, DeviceInfo};
 use udaconnect_core::validate::{self, BatchCheck};
 use udaconnect_core::{Error, Result};
@@ -47,6 +48,15 @@ pub struct MyPing {
     /// ping; a value that is no radius is dropped, the ping kept (as tracker apps' extras).
     #[schema(example = 12.5)]
     accuracy: Option<f64>,
+    /// Metres above sea level (`coords.altitude`), kept with the ping as the accuracy is.
+    #[schema(example = 512.0)]
+    altitude: Option<f64>,
+    /// Metres per second (`coords.speed`), kept with the ping as the accuracy is.
+    #[schema(example = 1.4)]
+    speed: Option<f64>,
+    /// Degrees clockwise from north (`coords.heading`), kept with the ping as the accuracy is.
+    #[schema(example = 270.0)]
+    heading: Option<f64>,
 }
 
 /// Post the caller's own pings.
@@ -114,8 +124,17 @@ fn my_pings(body: Value, person: i64) -> Result<Vec<udaconnect_core::model::NewL
         if let Value::Object(fields) = &mut item {
             fields.entry("person_id").or_insert(person.into());
         }
-        let accuracy_m = item.get("accuracy").and_then(Value::as_f64);
-        let ping = validate::new_location(&item)?.with_accuracy(accuracy_m);
+        let extra = |key: &str| item.get(key).and_then(Value::as_f64);
+        let telemetry = Telemetry {
+            altitude_m: extra("altitude"),
+            speed_mps: extra("speed"),
+            heading_deg: extra("heading"),
+            battery_pct: None,
+            app: Some(App::Browser),
+        };
+        let ping = validate::new_location(&item)?
+            .with_accuracy(extra("accuracy"))
+            .with_telemetry(telemetry);
         match ping.creation_time() {
             Some(_) => Ok(ping),
             None => Err(Error::invalid(
@@ -173,5 +192,34 @@ mod tests {
             .map(|p| p.accuracy_m())
             .collect();
         assert_eq!(got, [Some(12.5), None, None, None]);
+    }
+
+    /// The Geolocation API's altitude, speed and heading are kept in its units (metres, m/s,
+    /// degrees) with the browser as the app; one out of bounds or not a number is dropped.
+    #[test]
+    fn the_browsers_altitude_speed_and_heading_are_kept() {
+        let body = json!([
+            {"latitude": 1.0, "longitude": 2.0, "creation_time": "2026-05-04T09:30:00Z",
+             "altitude": 512.5, "speed": 1.4, "heading": 270},
+            {"latitude": 1.0, "longitude": 2.0, "creation_time": "2026-05-04T09:30:01Z",
+             "altitude": "high", "speed": -1, "heading": 361},
+            {"latitude": 1.0, "longitude": 2.0, "creation_time": "2026-05-04T09:30:02Z"}
+        ]);
+        let got: Vec<Telemetry> = my_pings(body, 7)
+            .unwrap()
+            .iter()
+            .map(|p| p.telemetry())
+            .collect();
+        let browser = Telemetry {
+            app: Some(App::Browser),
+            ..Telemetry::default()
+        };
+        let full = Telemetry {
+            altitude_m: Some(512.5),
+            speed_mps: Some(1.4),
+            heading_deg: Some(270.0),
+            ..browser
+        };
+        assert_eq!(got, [full, browser, browser]);
     }
 }

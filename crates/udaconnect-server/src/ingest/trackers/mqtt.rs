@@ -210,7 +210,8 @@ enum Prepared {
     Done(Outcome),
     Ping {
         device: DeviceInfo,
-        ping: NewLocation,
+        // Boxed: a ping with its extras would make every outcome this large.
+        ping: Box<NewLocation>,
         battery_pct: Option<f64>,
     },
 }
@@ -256,7 +257,7 @@ async fn prepare(
     match fix.ping(device.person) {
         Ok(ping) => Ok(Prepared::Ping {
             device,
-            ping,
+            ping: Box::new(ping),
             battery_pct: fix.extras.battery_pct,
         }),
         Err(e) => refused(e).map(Prepared::Done),
@@ -292,7 +293,7 @@ pub async fn take(
     let action = Action::PostOwnTracks;
     let id = Some(device.id);
     if let Err(e) = (trackers.ingest)
-        .accept_from_device(&caller, action, vec![ping], false, id)
+        .accept_from_device(&caller, action, vec![*ping], false, id)
         .await
     {
         return refused(e);
@@ -343,7 +344,7 @@ async fn take_together(
             }) => {
                 items.push(DevicePing {
                     caller: Caller::Signed(device_principal(&device)),
-                    ping,
+                    ping: *ping,
                     device: device.id,
                 });
                 taken.push((i, device, battery_pct));
