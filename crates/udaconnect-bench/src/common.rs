@@ -286,15 +286,31 @@ pub fn scratch_dir(data_dir: Option<&Path>, name: &str) -> anyhow::Result<PathBu
 /// An admin's token for the server on `data_dir`, made by the product's own
 /// `udaconnect admin create-token` (it prints the token alone on its last line).
 pub fn admin_token(product: &Path, data_dir: &Path) -> anyhow::Result<String> {
-    let out = std::process::Command::new(product)
-        .args([
-            "--log-level",
-            "warn",
-            "admin",
-            "create-token",
-            "--role",
-            "admin",
-        ])
+    create_token(product, data_dir, "admin", None)
+}
+
+/// A new token of `role` (for `person`, where the role has one) for the server on `data_dir`,
+/// made by the product's own `udaconnect admin create-token`, which prints it alone on its
+/// last line.
+pub fn create_token(
+    product: &Path,
+    data_dir: &Path,
+    role: &str,
+    person: Option<i64>,
+) -> anyhow::Result<String> {
+    let mut command = std::process::Command::new(product);
+    command.args([
+        "--log-level",
+        "warn",
+        "admin",
+        "create-token",
+        "--role",
+        role,
+    ]);
+    if let Some(person) = person {
+        command.arg("--person").arg(person.to_string());
+    }
+    let out = command
         .arg("--data-dir")
         .arg(data_dir)
         .stderr(std::process::Stdio::inherit())
@@ -303,7 +319,7 @@ pub fn admin_token(product: &Path, data_dir: &Path) -> anyhow::Result<String> {
     let stdout = String::from_utf8(out.stdout)?;
     match stdout.lines().last() {
         Some(token) if out.status.success() && token.starts_with("uc_") => Ok(token.to_string()),
-        _ => bail!("admin create-token failed ({})", out.status),
+        _ => bail!("admin create-token --role {role} failed ({})", out.status),
     }
 }
 

@@ -20,7 +20,7 @@ use clap::Args;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
-use crate::common::{admin_token, machine, scratch_dir};
+use crate::common::{admin_token, create_token, machine, scratch_dir};
 use crate::distributed::load_average;
 
 #[derive(Args, Debug)]
@@ -325,25 +325,7 @@ async fn register(
             .json()
             .await?;
         let person = person["id"].as_i64().context("no person id")?;
-        let out = Command::new(product)
-            .args([
-                "--log-level",
-                "warn",
-                "admin",
-                "create-token",
-                "--role",
-                "attendee",
-            ])
-            .arg("--person")
-            .arg(person.to_string())
-            .arg("--data-dir")
-            .arg(data)
-            .output()?;
-        let printed = String::from_utf8_lossy(&out.stdout);
-        let attendee = match printed.lines().last() {
-            Some(t) if out.status.success() && t.starts_with("uc_") => t.to_string(),
-            _ => bail!("create-token: {}", String::from_utf8_lossy(&out.stderr)),
-        };
+        let attendee = create_token(product, data, "attendee", Some(person))?;
         let r = http
             .post(format!("{base}/api/me/devices"))
             .bearer_auth(&attendee)
