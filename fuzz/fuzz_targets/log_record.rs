@@ -9,8 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use udaconnect_core::envelope::{self, PersonKey, KEY_VERSION_HEADER};
 use udaconnect_core::domain::MAX_ACCURACY_M;
+use udaconnect_core::envelope::{self, PersonKey, KEY_VERSION_HEADER};
 use udaconnect_core::model::{Location, Telemetry, MAX_ID};
 use udaconnect_core::record::{
     self, derived_id, LogRecord, Position, CORRELATION_HEADER, LOCATION_TOPIC,
@@ -91,7 +91,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(l, &without_extras(l.clone()));
     }
     if let Ok(l) = &keyed {
-        assert!(l.accuracy_m.is_none_or(|a| (0.0..=MAX_ACCURACY_M).contains(&a)));
+        assert!(l
+            .accuracy_m
+            .is_none_or(|a| (0.0..=MAX_ACCURACY_M).contains(&a)));
         assert_eq!(l.telemetry, l.telemetry.checked());
     }
     let json = swapped.or(original);
