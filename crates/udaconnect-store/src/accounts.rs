@@ -21,7 +21,7 @@ use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::tracker::{DeviceId, DeviceInfo, IssuedDevice, NewDevice, Seen};
 use udaconnect_core::{Error, Result};
 
-use crate::sessions::LiveSession;
+use crate::rows::FromRow;
 use crate::sql_limit;
 use crate::visibility::Shown;
 
@@ -40,10 +40,11 @@ pub enum Arg {
     MaybeTime(Option<DateTime<Utc>>),
 }
 
-/// A live token as [`VERIFY_TOKEN`] reads it.
-pub struct LiveToken {
-    pub id: TokenId,
-    /// In the token's own scopes, not yet narrowed by its role's.
+/// A live credential (an API token, a browser session) as [`VERIFY_TOKEN`] and
+/// [`VERIFY_SESSION`] read it.
+pub struct LiveCredential {
+    /// In the credential's own scopes (a session's are its role's), not yet narrowed by its
+    /// role's.
     pub principal: Principal,
     pub last_used: Option<DateTime<Utc>>,
 }
@@ -62,26 +63,10 @@ pub trait AccountDb: Send + Sync + 'static {
     async fn execute_all(&self, sql: &'static str, rows: Vec<Vec<Arg>>) -> Result<u64>;
     /// A count, as `COUNT_ADMINS`.
     async fn count(&self, sql: &'static str) -> Result<i64>;
-    /// Rows of [`ACCOUNT_COLUMNS`].
-    async fn accounts(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Account>>;
-    /// Rows of [`TOKEN_COLUMNS`].
-    async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>>;
-    /// Rows of the device columns (`crate::devices`).
-    async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>>;
-    /// Rows of `crate::choices`' statements: two persons, a flag, a time.
-    async fn choices(
-        &self,
-        sql: &'static str,
-        args: Vec<Arg>,
-    ) -> Result<Vec<crate::choices::ChoiceRow>>;
-    /// Rows of `crate::audit::READS`.
-    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditEntry>>;
-    /// The row of [`VERIFY_TOKEN`].
-    async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>>;
-    /// The row of [`VERIFY_SESSION`], the account in its own role.
-    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveSession>>;
-    /// Rows of `crate::sessions::LIVE_SESSIONS`.
-    async fn sessions(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<SessionInfo>>;
+    /// The rows `sql` answers, each read as `T` (see `crate::rows`): accounts of
+    /// [`ACCOUNT_COLUMNS`], tokens of [`TOKEN_COLUMNS`], devices, sessions, contact choices,
+    /// audit entries.
+    async fn rows<T: FromRow>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>>;
     /// Runs `crate::addresses::USE_LINK` and then the change it returns, in one transaction:
     /// the account changed, `None` when the link does not work. A refusal by the unique key
     /// (the address is another account's) is a [`conflict`], and leaves the link unused.
@@ -100,6 +85,15 @@ pub trait AccountDb: Send + Sync + 'static {
         Ok(())
     }
     async fn ping(&self) -> Result<()>;
+}
+
+/// A kind of credential: how its secret is hashed, the statement that reads it live (as
+/// [`LiveCredential`]) and the one that records its use, both taking the hash as `$1` and now
+/// as `$2`.
+pub(crate) struct Credential {
+    pub kind: TokenKind,
+    pub verify: &'static str,
+    pub touch: &'static str,
 }
 
 /// An account store on the engine `D`.
@@ -132,25 +126,25 @@ const INSERT_TOKEN: &str = "INSERT INTO account_token
        (account_id, hash, name, role, scopes, person_id, created_at, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      RETURNING id";
-/// The live token with hash `$1` at `$2`: its id, account, person (its own, else the
-/// account's), role, scopes and last use.
-pub(crate) const VERIFY_TOKEN: &str =
-    "SELECT t.id, t.account_id, COALESCE(t.person_id, a.person_id), t.role, t.scopes,
+/// The live token with hash `$1` at `$2`: its account, person (its own, else the account's),
+/// role, scopes and last use.
+const VERIFY_TOKEN: &str =
+    "SELECT t.account_id, COALESCE(t.person_id, a.person_id), t.role, t.scopes,
             t.last_used_at
      FROM account_token t JOIN account a ON a.id = t.account_id
      WHERE t.hash = $1 AND t.revoked_at IS NULL
        AND (t.expires_at IS NULL OR t.expires_at > $2)";
+const API_TOKEN: Credential = Credential {
+    kind: TokenKind::Api,
+    verify: VERIFY_TOKEN,
+    touch: TOUCH_TOKEN,
+};
 const REVOKE_TOKEN: &str =
     "UPDATE account_token SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 const SET_ROLE: &str = "UPDATE account SET role = $2 WHERE id = $1";
 const REVOKE_SESSION: &str =
     "UPDATE account_session SET revoked_at = $2 WHERE hash = $1 AND revoked_at IS NULL";
-const TOUCH_TOKEN: &str = "UPDATE account_token SET last_used_at = $2 WHERE id = $1";
-/// The account the live session with hash `$1` signs in at `$2`: id, person and role; and
-/// the session's last use.
-pub(crate) const VERIFY_SESSION: &str = "SELECT a.id, a.person_id, a.role, s.last_used_at
-     FROM account_session s JOIN account a ON a.id = s.account_id
-     WHERE s.hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2";
+const TOUCH_TOKEN: &str = "UPDATE account_token SET last_used_at = $2 WHERE hash = $1";
 const INSERT_SIGN_IN_LINK: &str =
     "INSERT INTO sign_in_link (hash, email, created_at, expires_at) VALUES ($1, $2, $3, $4)";
 /// Uses up the link with hash `$1` at `$2` in one statement, so of two racing uses one finds
@@ -186,8 +180,34 @@ impl<D: AccountDb> Accounts<D> {
     }
 
     async fn account_where(&self, filter: &str, arg: Arg) -> Result<Option<Account>> {
-        let mut found = self.0.accounts(select_accounts(filter), vec![arg]).await?;
+        let mut found = self.0.rows(&select_accounts(filter), vec![arg]).await?;
         Ok(found.pop())
+    }
+
+    /// Who the live credential `secret` signs in at `now`, in its scopes narrowed by its
+    /// role's; its use recorded once a minute at most.
+    pub(crate) async fn use_credential(
+        &self,
+        credential: Credential,
+        secret: &TokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>> {
+        let now = truncate_to_micros(now);
+        let args = vec![Arg::Bytes(hash(secret, credential.kind)), Arg::Time(now)];
+        let found = self
+            .0
+            .rows::<LiveCredential>(credential.verify, args.clone());
+        let Some(live) = found.await?.pop() else {
+            return Ok(None);
+        };
+        if live.last_used.is_none_or(|t| now - t >= LAST_USED_STEP) {
+            self.0.execute(credential.touch, args).await?;
+        }
+        let p = live.principal;
+        Ok(Some(Principal {
+            scopes: p.scopes.and(p.role.scopes()),
+            ..p
+        }))
     }
 
     /// A new secret of `kind`, stored by `insert` as its hash, `owner`, now and `expires`.
@@ -256,7 +276,7 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
             Arg::Int(sql_limit(limit)),
         ];
         let sql = select_accounts("WHERE id > $1 ORDER BY id LIMIT $2");
-        self.0.accounts(sql, page).await
+        self.0.rows(&sql, page).await
     }
 
     async fn count_admins(&self) -> Result<u64> {
@@ -288,29 +308,17 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         secret: &TokenSecret,
         now: DateTime<Utc>,
     ) -> Result<Option<Principal>> {
-        let now = truncate_to_micros(now);
-        let Some(live) = self.0.live_token(hash(secret, TokenKind::Api), now).await? else {
-            return Ok(None);
-        };
-        if live.last_used.is_none_or(|t| now - t >= LAST_USED_STEP) {
-            let args = vec![Arg::Int(live.id), Arg::Time(now)];
-            self.0.execute(TOUCH_TOKEN, args).await?;
-        }
-        let p = live.principal;
-        Ok(Some(Principal {
-            scopes: p.scopes.and(p.role.scopes()),
-            ..p
-        }))
+        self.use_credential(API_TOKEN, secret, now).await
     }
 
     async fn token(&self, id: TokenId) -> Result<Option<TokenInfo>> {
         let sql = select_tokens("WHERE id = $1");
-        Ok(self.0.tokens(sql, vec![Arg::Int(id)]).await?.pop())
+        Ok(self.0.rows(&sql, vec![Arg::Int(id)]).await?.pop())
     }
 
     async fn tokens(&self, account: AccountId) -> Result<Vec<TokenInfo>> {
         let sql = select_tokens("WHERE account_id = $1 ORDER BY id");
-        self.0.tokens(sql, vec![Arg::Int(account)]).await
+        self.0.rows(&sql, vec![Arg::Int(account)]).await
     }
 
     async fn revoke_token(&self, id: TokenId, now: DateTime<Utc>) -> Result<bool> {

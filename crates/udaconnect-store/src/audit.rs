@@ -43,7 +43,7 @@ impl<D: AccountDb> Accounts<D> {
     pub(crate) async fn audit_of(&self, person: PersonId, limit: usize) -> Result<Vec<AuditEntry>> {
         let limit = crate::sql_limit(limit);
         self.0
-            .audit(READS, vec![Arg::Int(person), Arg::Int(limit)])
+            .rows(READS, vec![Arg::Int(person), Arg::Int(limit)])
             .await
     }
 

@@ -63,7 +63,11 @@ impl<D: AccountDb> Accounts<D> {
 
     pub(crate) async fn choices_of(&self, person: PersonId) -> Result<ContactChoices> {
         let mut out = ContactChoices::default();
-        for (from, to, _, at) in self.0.choices(REVEALS, vec![Arg::Int(person)]).await? {
+        for (from, to, _, at) in self
+            .0
+            .rows::<ChoiceRow>(REVEALS, vec![Arg::Int(person)])
+            .await?
+        {
             let choice = |other| Choice {
                 other,
                 at,
@@ -77,7 +81,11 @@ impl<D: AccountDb> Accounts<D> {
                 out.asking_me.push(choice(from));
             }
         }
-        for (from, to, dispute, at) in self.0.choices(HIDDEN, vec![Arg::Int(person)]).await? {
+        for (from, to, dispute, at) in self
+            .0
+            .rows::<ChoiceRow>(HIDDEN, vec![Arg::Int(person)])
+            .await?
+        {
             if from == person {
                 out.hidden.push(Choice {
                     other: to,

@@ -40,7 +40,7 @@ const LIVE: &str = "d.revoked_at IS NULL AND t.revoked_at IS NULL";
 
 impl<D: AccountDb> Accounts<D> {
     async fn device_where(&self, filter: &str, args: Vec<Arg>) -> Result<Option<DeviceInfo>> {
-        Ok(self.0.devices(select_devices(filter), args).await?.pop())
+        Ok(self.0.rows(&select_devices(filter), args).await?.pop())
     }
 
     pub(crate) async fn insert_device(
@@ -100,7 +100,7 @@ impl<D: AccountDb> Accounts<D> {
 
     pub(crate) async fn account_devices(&self, account: i64) -> Result<Vec<DeviceInfo>> {
         let sql = select_devices(&format!("WHERE d.account_id = $1 AND {LIVE} ORDER BY d.id"));
-        self.0.devices(sql, vec![Arg::Int(account)]).await
+        self.0.rows(&sql, vec![Arg::Int(account)]).await
     }
 
     pub(crate) async fn live_device_by_osmand_id(&self, sent: &str) -> Result<Option<DeviceInfo>> {

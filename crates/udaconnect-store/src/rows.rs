@@ -8,14 +8,13 @@ use udaconnect_core::auth::{Account, Email, Principal, Role, Scopes, SessionInfo
 use udaconnect_core::time::from_micros;
 use udaconnect_core::tracker::{App, DeviceInfo};
 
-use crate::accounts::{scopes_of, LiveToken};
+use crate::accounts::{scopes_of, LiveCredential};
 use crate::choices::ChoiceRow;
-use crate::sessions::LiveSession;
 
 /// A column's value as an engine reads it, the counterpart of [`crate::accounts::Arg`]:
 /// each engine maps its own column types onto these (SQLite's times and flags are integers,
 /// PostgreSQL's `timestamptz` and `boolean`), and the readers take the Rust type they need.
-pub(crate) enum Cell {
+pub enum Cell {
     Null,
     Int(i64),
     Text(String),
@@ -25,12 +24,38 @@ pub(crate) enum Cell {
 
 /// A row an account statement answered, read by column index, its errors the engine's own,
 /// so that a bad column fails as the engine's other reads do.
-pub(crate) trait Columns {
+pub trait Columns {
     type Error;
     fn cell(&self, i: usize) -> Result<Cell, Self::Error>;
     /// Column `i`, which means `what`, holds what the schema forbids.
     fn corrupt(&self, i: usize, what: &str, why: String) -> Self::Error;
 }
+
+/// What a row of one of the shared statements reads as, whichever engine answered it.
+pub trait FromRow: Sized + Send + 'static {
+    fn from_row<R: Columns>(r: &R) -> Result<Self, R::Error>;
+}
+
+/// Each row type with the reader of its columns below.
+macro_rules! read_by {
+    ($($row:ty => $read:ident),+ $(,)?) => {$(
+        impl FromRow for $row {
+            fn from_row<R: Columns>(r: &R) -> Result<Self, R::Error> {
+                $read(r)
+            }
+        }
+    )+};
+}
+
+read_by!(
+    Account => account,
+    TokenInfo => token,
+    DeviceInfo => device,
+    LiveCredential => live_credential,
+    SessionInfo => session_info,
+    ChoiceRow => choice,
+    AuditEntry => audit_entry,
+);
 
 /// A Rust type a reader takes from a cell: `None` when the cell holds another kind.
 trait FromCell: Sized {
@@ -111,7 +136,7 @@ pub(crate) fn email<R: Columns>(r: &R, i: usize) -> Result<Option<Email>, R::Err
 }
 
 /// A row of `crate::accounts::ACCOUNT_COLUMNS`.
-pub(crate) fn account<R: Columns>(r: &R) -> Result<Account, R::Error> {
+fn account<R: Columns>(r: &R) -> Result<Account, R::Error> {
     Ok(Account {
         id: get(r, 0)?,
         person: get(r, 1)?,
@@ -124,7 +149,7 @@ pub(crate) fn account<R: Columns>(r: &R) -> Result<Account, R::Error> {
 }
 
 /// A row of `crate::accounts::TOKEN_COLUMNS`.
-pub(crate) fn token<R: Columns>(r: &R) -> Result<TokenInfo, R::Error> {
+fn token<R: Columns>(r: &R) -> Result<TokenInfo, R::Error> {
     Ok(TokenInfo {
         id: get(r, 0)?,
         account: get(r, 1)?,
@@ -140,7 +165,7 @@ pub(crate) fn token<R: Columns>(r: &R) -> Result<TokenInfo, R::Error> {
 }
 
 /// A row of `crate::devices::DEVICE_COLUMNS`.
-pub(crate) fn device<R: Columns>(r: &R) -> Result<DeviceInfo, R::Error> {
+fn device<R: Columns>(r: &R) -> Result<DeviceInfo, R::Error> {
     let app: Option<String> = get(r, 8)?;
     let app = app
         .map(|a| App::parse(&a).ok_or_else(|| r.corrupt(8, "app", format!("unknown app '{a}'"))))
@@ -159,37 +184,28 @@ pub(crate) fn device<R: Columns>(r: &R) -> Result<DeviceInfo, R::Error> {
     })
 }
 
-/// The row of `crate::accounts::VERIFY_TOKEN`.
-pub(crate) fn live_token<R: Columns>(r: &R) -> Result<LiveToken, R::Error> {
-    Ok(LiveToken {
-        id: get(r, 0)?,
-        principal: Principal {
-            account: get(r, 1)?,
-            person: get(r, 2)?,
-            role: role(r, 3)?,
-            scopes: scopes(r, 4)?,
-        },
-        last_used: get(r, 5)?,
-    })
-}
-
-/// The row of `crate::accounts::VERIFY_SESSION`: the account a session signs in, in its own
-/// role, and the session's last use.
-pub(crate) fn live_session<R: Columns>(r: &R) -> Result<LiveSession, R::Error> {
+/// The row of `crate::accounts::VERIFY_TOKEN` or `crate::sessions::VERIFY_SESSION`: a
+/// credential without scopes of its own (a session) has its role's.
+fn live_credential<R: Columns>(r: &R) -> Result<LiveCredential, R::Error> {
     let role = role(r, 2)?;
-    Ok(LiveSession {
+    let own: Option<String> = get(r, 3)?;
+    let scopes = match own {
+        Some(_) => scopes(r, 3)?,
+        None => role.scopes(),
+    };
+    Ok(LiveCredential {
         principal: Principal {
             account: get(r, 0)?,
             person: get(r, 1)?,
             role,
-            scopes: role.scopes(),
+            scopes,
         },
-        last_used: get(r, 3)?,
+        last_used: get(r, 4)?,
     })
 }
 
 /// A row of `crate::sessions::LIVE_SESSIONS`.
-pub(crate) fn session_info<R: Columns>(r: &R) -> Result<SessionInfo, R::Error> {
+fn session_info<R: Columns>(r: &R) -> Result<SessionInfo, R::Error> {
     Ok(SessionInfo {
         id: get(r, 0)?,
         created: get(r, 1)?,
@@ -201,12 +217,12 @@ pub(crate) fn session_info<R: Columns>(r: &R) -> Result<SessionInfo, R::Error> {
 }
 
 /// A row of `crate::choices`' reads.
-pub(crate) fn choice<R: Columns>(r: &R) -> Result<ChoiceRow, R::Error> {
+fn choice<R: Columns>(r: &R) -> Result<ChoiceRow, R::Error> {
     Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?, get(r, 3)?))
 }
 
 /// A row of `crate::audit::READS`.
-pub(crate) fn audit_entry<R: Columns>(r: &R) -> Result<AuditEntry, R::Error> {
+fn audit_entry<R: Columns>(r: &R) -> Result<AuditEntry, R::Error> {
     Ok(AuditEntry {
         person: get(r, 0)?,
         reader: get(r, 1)?,

@@ -6,10 +6,9 @@ use chrono::{DateTime, Utc};
 use udaconnect_core::auth::{
     AccountId, NewSession, Principal, SessionId, SessionInfo, TokenKind, TokenSecret,
 };
-use udaconnect_core::time::truncate_to_micros;
 use udaconnect_core::Result;
 
-use crate::accounts::{hash, AccountDb, Accounts, Arg, LAST_USED_STEP};
+use crate::accounts::{hash, AccountDb, Accounts, Arg, Credential};
 
 /// The id is the engine's: an identity column on PostgreSQL, a trigger on SQLite (whose
 /// table has no rowid to number it).
@@ -26,13 +25,17 @@ pub(crate) const LIVE_SESSIONS: &str = "SELECT id, created_at, expires_at, last_
 const REVOKE_SESSION_ID: &str = "UPDATE account_session SET revoked_at = $3
      WHERE account_id = $1 AND id = $2 AND revoked_at IS NULL AND expires_at > $3";
 const TOUCH_SESSION: &str = "UPDATE account_session SET last_used_at = $2 WHERE hash = $1";
-
-/// A live session as the engines read it for [`AccountDb::live_session`].
-pub struct LiveSession {
-    /// The account in its own role.
-    pub principal: Principal,
-    pub last_used: Option<DateTime<Utc>>,
-}
+/// The account the live session with hash `$1` signs in at `$2`: id, person and role, no
+/// scopes of its own (a session has its role's); and the session's last use.
+const VERIFY_SESSION: &str = "SELECT a.id, a.person_id, a.role, CAST(NULL AS TEXT),
+            s.last_used_at
+     FROM account_session s JOIN account a ON a.id = s.account_id
+     WHERE s.hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2";
+const SESSION: Credential = Credential {
+    kind: TokenKind::Session,
+    verify: VERIFY_SESSION,
+    touch: TOUCH_SESSION,
+};
 
 impl<D: AccountDb> Accounts<D> {
     pub(crate) async fn insert_session(
@@ -58,16 +61,7 @@ impl<D: AccountDb> Accounts<D> {
         secret: &TokenSecret,
         now: DateTime<Utc>,
     ) -> Result<Option<Principal>> {
-        let now = truncate_to_micros(now);
-        let hash = hash(secret, TokenKind::Session);
-        let Some(live) = self.0.live_session(hash.clone(), now).await? else {
-            return Ok(None);
-        };
-        if live.last_used.is_none_or(|t| now - t >= LAST_USED_STEP) {
-            let args = vec![Arg::Bytes(hash), Arg::Time(now)];
-            self.0.execute(TOUCH_SESSION, args).await?;
-        }
-        Ok(Some(live.principal))
+        self.use_credential(SESSION, secret, now).await
     }
 
     pub(crate) async fn live_sessions(
@@ -81,7 +75,7 @@ impl<D: AccountDb> Accounts<D> {
             Arg::Time(now),
             Arg::MaybeBytes(current.map(|s| hash(s, TokenKind::Session))),
         ];
-        self.0.sessions(LIVE_SESSIONS, args).await
+        self.0.rows(LIVE_SESSIONS, args).await
     }
 
     pub(crate) async fn end_session(

@@ -3,7 +3,7 @@
 //! row of `account_visibility` and of `account_live_map` beside the account, gone with it.
 
 use chrono::{DateTime, Utc};
-use udaconnect_core::auth::AccountId;
+use udaconnect_core::auth::{Account, AccountId};
 use udaconnect_core::model::PersonId;
 use udaconnect_core::Result;
 
@@ -54,7 +54,10 @@ impl Shown {
 impl<D: AccountDb> Accounts<D> {
     pub(crate) async fn said_yes(&self, account: AccountId, shown: Shown) -> Result<bool> {
         let sql = select_accounts(&format!("WHERE id = $1 AND {}", shown.said_yes()));
-        let found = self.0.accounts(sql, vec![Arg::Int(account)]).await?;
+        let found = self
+            .0
+            .rows::<Account>(&sql, vec![Arg::Int(account)])
+            .await?;
         Ok(!found.is_empty())
     }
 
@@ -80,7 +83,7 @@ impl<D: AccountDb> Accounts<D> {
                 marks.join(", ")
             ));
             let args = chunk.iter().map(|&p| Arg::Int(p)).collect();
-            let found = self.0.accounts(sql, args).await?;
+            let found = self.0.rows::<Account>(&sql, args).await?;
             visible.extend(found.into_iter().filter_map(|a| a.person));
         }
         Ok(visible)
@@ -89,7 +92,7 @@ impl<D: AccountDb> Accounts<D> {
     pub(crate) async fn persons_shown_on_live_map(&self) -> Result<Vec<PersonId>> {
         let said_yes = Shown::OnLiveMap.said_yes();
         let sql = select_accounts(&format!("WHERE person_id IS NOT NULL AND {said_yes}"));
-        let found = self.0.accounts(sql, Vec::new()).await?;
+        let found = self.0.rows::<Account>(&sql, Vec::new()).await?;
         Ok(found.into_iter().filter_map(|a| a.person).collect())
     }
 }

@@ -3,21 +3,14 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
-use udaconnect_core::audit::AuditEntry;
-use udaconnect_core::auth::{Account, AccountId, Email, Revoked, SessionInfo, TokenInfo};
+use udaconnect_core::auth::{AccountId, Email, Revoked};
 use udaconnect_core::time::truncate_to_micros;
-use udaconnect_core::tracker::DeviceInfo;
 use udaconnect_core::{Error, Result};
 
 use super::{pg_error, DbError, Postgres};
-use crate::accounts::{
-    conflict, AccountDb, Accounts, Arg, LiveToken, CONSUME_SIGN_IN_LINK, VERIFY_SESSION,
-    VERIFY_TOKEN,
-};
+use crate::accounts::{conflict, AccountDb, Accounts, Arg, CONSUME_SIGN_IN_LINK};
 use crate::addresses::USE_LINK;
-use crate::choices::ChoiceRow;
-use crate::rows::{self, Cell, Columns};
-use crate::sessions::LiveSession;
+use crate::rows::{self, Cell, Columns, FromRow};
 
 /// Accounts and credentials in tables `account`, `account_token`, `account_session` and
 /// `sign_in_link`.
@@ -111,23 +104,6 @@ impl PostgresAccounts {
             other => other.map_err(DbError::into_error),
         }
     }
-
-    /// The row `sql` answers for a live credential with this hash at `now`.
-    async fn credential<T>(
-        &self,
-        sql: &str,
-        hash: Vec<u8>,
-        now: DateTime<Utc>,
-        row: fn(&Row) -> Result<T>,
-    ) -> Result<Option<T>> {
-        let rows = self.pg.query(sql, &[&hash, &now]).await?;
-        rows.first().map(row).transpose()
-    }
-
-    async fn read(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>> {
-        let params = params(args);
-        self.pg.query(sql, &refs(&params)).await
-    }
 }
 
 #[async_trait]
@@ -177,62 +153,10 @@ impl AccountDb for PostgresAccounts {
             .unwrap_or(0))
     }
 
-    async fn accounts(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Account>> {
-        self.read(&sql, args)
-            .await?
-            .iter()
-            .map(rows::account)
-            .collect()
-    }
-
-    async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>> {
-        self.read(&sql, args)
-            .await?
-            .iter()
-            .map(rows::token)
-            .collect()
-    }
-
-    async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>> {
-        self.read(&sql, args)
-            .await?
-            .iter()
-            .map(rows::device)
-            .collect()
-    }
-
-    async fn choices(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<ChoiceRow>> {
-        self.read(sql, args)
-            .await?
-            .iter()
-            .map(rows::choice)
-            .collect()
-    }
-
-    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditEntry>> {
-        self.read(sql, args)
-            .await?
-            .iter()
-            .map(rows::audit_entry)
-            .collect()
-    }
-
-    async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>> {
-        self.credential(VERIFY_TOKEN, hash, now, rows::live_token)
-            .await
-    }
-
-    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveSession>> {
-        self.credential(VERIFY_SESSION, hash, now, rows::live_session)
-            .await
-    }
-
-    async fn sessions(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<SessionInfo>> {
-        self.read(sql, args)
-            .await?
-            .iter()
-            .map(rows::session_info)
-            .collect()
+    async fn rows<T: FromRow>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>> {
+        let params = params(args);
+        let rows = self.pg.query(sql, &refs(&params)).await?;
+        rows.iter().map(T::from_row).collect()
     }
 
     async fn apply_email_change(

@@ -4,21 +4,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::{Type, Value, ValueRef};
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
-use udaconnect_core::audit::AuditEntry;
-use udaconnect_core::auth::{Account, AccountId, Email, Revoked, SessionInfo, TokenInfo};
+use udaconnect_core::auth::{AccountId, Email, Revoked};
 use udaconnect_core::time::to_micros;
-use udaconnect_core::tracker::DeviceInfo;
 use udaconnect_core::Result;
 
 use super::Db;
-use crate::accounts::{
-    conflict, AccountDb, Accounts, Arg, LiveToken, CONSUME_SIGN_IN_LINK, VERIFY_SESSION,
-    VERIFY_TOKEN,
-};
+use crate::accounts::{conflict, AccountDb, Accounts, Arg, CONSUME_SIGN_IN_LINK};
 use crate::addresses::{APPLY_PRIMARY, APPLY_SECONDARY, USE_LINK};
-use crate::choices::ChoiceRow;
-use crate::rows::{self, Cell, Columns};
-use crate::sessions::LiveSession;
+use crate::rows::{self, Cell, Columns, FromRow};
 
 /// The accounts, then what hangs on them.
 const SCHEMA: &str = concat!(
@@ -126,41 +119,6 @@ fn values(args: Vec<Arg>) -> Vec<Value> {
         .collect()
 }
 
-impl SqliteAccounts {
-    /// The row `sql` answers for a live credential with this hash at `now`.
-    async fn credential<T: Send + 'static>(
-        &self,
-        sql: &'static str,
-        hash: Vec<u8>,
-        now: DateTime<Utc>,
-        row: fn(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Option<T>> {
-        let at = to_micros(now);
-        self.db
-            .read(move |c| {
-                c.prepare_cached(&sqlite(sql))?
-                    .query_row(params![hash, at], row)
-                    .optional()
-            })
-            .await
-    }
-
-    async fn rows<T: Send + 'static>(
-        &self,
-        sql: String,
-        args: Vec<Arg>,
-        row: fn(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>> {
-        self.db
-            .read(move |c| {
-                c.prepare_cached(&sqlite(&sql))?
-                    .query_map(params_from_iter(values(args)), row)?
-                    .collect()
-            })
-            .await
-    }
-}
-
 #[async_trait]
 impl AccountDb for SqliteAccounts {
     async fn forget_deleted(&self) -> Result<()> {
@@ -220,39 +178,14 @@ impl AccountDb for SqliteAccounts {
             .await
     }
 
-    async fn accounts(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Account>> {
-        self.rows(sql, args, |r| rows::account(r)).await
-    }
-
-    async fn tokens(&self, sql: String, args: Vec<Arg>) -> Result<Vec<TokenInfo>> {
-        self.rows(sql, args, |r| rows::token(r)).await
-    }
-
-    async fn devices(&self, sql: String, args: Vec<Arg>) -> Result<Vec<DeviceInfo>> {
-        self.rows(sql, args, |r| rows::device(r)).await
-    }
-
-    async fn choices(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<ChoiceRow>> {
-        self.rows(sql.to_string(), args, |r| rows::choice(r)).await
-    }
-
-    async fn audit(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<AuditEntry>> {
-        self.rows(sql.to_string(), args, |r| rows::audit_entry(r))
-            .await
-    }
-
-    async fn live_token(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveToken>> {
-        self.credential(VERIFY_TOKEN, hash, now, |r| rows::live_token(r))
-            .await
-    }
-
-    async fn live_session(&self, hash: Vec<u8>, now: DateTime<Utc>) -> Result<Option<LiveSession>> {
-        self.credential(VERIFY_SESSION, hash, now, |r| rows::live_session(r))
-            .await
-    }
-
-    async fn sessions(&self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<SessionInfo>> {
-        self.rows(sql.to_string(), args, |r| rows::session_info(r))
+    async fn rows<T: FromRow>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>> {
+        let sql = sqlite(sql);
+        self.db
+            .read(move |c| {
+                c.prepare_cached(&sql)?
+                    .query_map(params_from_iter(values(args)), |r| T::from_row(r))?
+                    .collect()
+            })
             .await
     }
 
