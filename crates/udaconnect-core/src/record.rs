@@ -258,6 +258,30 @@ mod tests {
     use crate::time::parse_timestamp;
     use proptest::prelude::RngExt;
 
+    /// Person 5's ping `id` at `at`, without accuracy or telemetry.
+    fn person_5_ping(id: i64, at: DateTime<Utc>) -> Location {
+        Location {
+            id,
+            person_id: 5,
+            latitude: 48.1,
+            longitude: 11.5,
+            creation_time: at,
+            accuracy_m: None,
+            telemetry: Default::default(),
+        }
+    }
+
+    /// `value` as a record of person 5 written at `at`: keyed as this version writes its own,
+    /// or keyless as the original producer wrote them.
+    fn person_5_record(value: &str, keyed: bool, at: DateTime<Utc>) -> LogRecord {
+        LogRecord {
+            key: keyed.then(|| b"5".to_vec()),
+            value: value.as_bytes().to_vec(),
+            headers: Vec::new(),
+            timestamp_ms: at.timestamp_millis(),
+        }
+    }
+
     #[test]
     fn round_trip_own_format() {
         let loc = Location {
@@ -285,13 +309,8 @@ mod tests {
     fn accuracy_rides_on_own_records_only_and_old_records_read_without_it() {
         let at = parse_timestamp("2024-05-01T09:00:00Z").unwrap();
         let loc = Location {
-            id: 43,
-            person_id: 5,
-            latitude: 48.1,
-            longitude: 11.5,
-            creation_time: at,
             accuracy_m: Some(200.5),
-            telemetry: Default::default(),
+            ..person_5_ping(43, at)
         };
         let pos = Position {
             partition: 0,
@@ -331,13 +350,7 @@ mod tests {
                 false,
             ),
         ] {
-            let rec = LogRecord {
-                key: key.then(|| b"5".to_vec()),
-                value: value.as_bytes().to_vec(),
-                headers: Vec::new(),
-                timestamp_ms: at.timestamp_millis(),
-            };
-            let got = decode(&rec, pos).unwrap();
+            let got = decode(&person_5_record(value, key, at), pos).unwrap();
             assert_eq!((got.person_id, got.accuracy_m), (5, None), "{value}");
         }
     }
@@ -348,11 +361,6 @@ mod tests {
         use crate::tracker::App;
         let at = parse_timestamp("2024-05-01T09:00:00Z").unwrap();
         let loc = Location {
-            id: 44,
-            person_id: 5,
-            latitude: 48.1,
-            longitude: 11.5,
-            creation_time: at,
             accuracy_m: Some(8.0),
             telemetry: Telemetry {
                 altitude_m: Some(-12.25),
@@ -361,6 +369,7 @@ mod tests {
                 battery_pct: Some(81.0),
                 app: Some(App::OwnTracks),
             },
+            ..person_5_ping(44, at)
         };
         let pos = Position {
             partition: 0,
@@ -425,13 +434,7 @@ mod tests {
                 Telemetry::default(),
             ),
         ] {
-            let rec = LogRecord {
-                key: key.then(|| b"5".to_vec()),
-                value: value.as_bytes().to_vec(),
-                headers: Vec::new(),
-                timestamp_ms: at.timestamp_millis(),
-            };
-            let got = decode(&rec, pos).unwrap();
+            let got = decode(&person_5_record(value, key, at), pos).unwrap();
             assert_eq!((got.person_id, got.telemetry), (5, want), "{value}");
         }
     }
