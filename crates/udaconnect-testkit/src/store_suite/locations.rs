@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use udaconnect_core::model::{Location, Telemetry};
-use udaconnect_core::ports::{LocationScan, NearQuery};
+use udaconnect_core::ports::{LocationScan, LocationStore, NearQuery};
 use udaconnect_core::time::{parse_timestamp, to_micros, Window};
 use udaconnect_core::track::TrackQuery;
 use udaconnect_core::tracker::App;
@@ -353,6 +353,23 @@ pub async fn retention_removes_pings_before_the_cut_in_batches<E: StoreEngine>()
     assert_eq!(locations.count().await.unwrap(), 0);
 }
 
+/// Stores `pings` (all of them in the first ten seconds, in (time, id) order) and reads them
+/// back as written: each by its id, and all of them through a window over everyone and through
+/// the scan. The window, for the reads a caller adds.
+async fn store_and_read_back(store: &dyn LocationStore, pings: &[Location]) -> Window {
+    store.upsert(pings).await.unwrap();
+    for l in pings {
+        assert_eq!(store.get(l.id).await.unwrap().as_ref(), Some(l));
+    }
+    let window = Window {
+        start: 0,
+        end: 10_000_000,
+    };
+    assert_eq!(store.in_window(window, None).await.unwrap(), pings);
+    assert_eq!(store.scan(LocationScan::ALL).await.unwrap(), pings);
+    window
+}
+
 /// A ping's accuracy, where its phone said it, is read back as written by every read; pings
 /// without one (the original JSON's) read back without.
 pub async fn accuracy_is_kept_where_known<E: StoreEngine>() {
@@ -369,17 +386,8 @@ pub async fn accuracy_is_kept_where_known<E: StoreEngine>() {
         with(3, None),
         with(4, Some(0.0)),
     ];
-    store.upsert(&pings).await.unwrap();
-    for l in &pings {
-        assert_eq!(store.get(l.id).await.unwrap().as_ref(), Some(l));
-    }
-    let window = Window {
-        start: 0,
-        end: 10_000_000,
-    };
+    let window = store_and_read_back(&*store, &pings).await;
     assert_eq!(store.in_window(window, Some(1)).await.unwrap(), pings);
-    assert_eq!(store.in_window(window, None).await.unwrap(), pings);
-    assert_eq!(store.scan(LocationScan::ALL).await.unwrap(), pings);
 }
 
 /// A ping's telemetry (altitude, speed, heading, battery, app), each field where its app said
@@ -423,14 +431,7 @@ pub async fn telemetry_is_kept_where_known<E: StoreEngine>() {
             ..Telemetry::default()
         },
     ));
-    store.upsert(&pings).await.unwrap();
-    for l in &pings {
-        assert_eq!(store.get(l.id).await.unwrap().as_ref(), Some(l));
-    }
-    let window = Window {
-        start: 0,
-        end: 10_000_000,
-    };
+    let window = store_and_read_back(&*store, &pings).await;
     let of = |person: i64| -> Vec<Location> {
         pings
             .iter()
@@ -438,8 +439,6 @@ pub async fn telemetry_is_kept_where_known<E: StoreEngine>() {
             .cloned()
             .collect()
     };
-    assert_eq!(store.in_window(window, None).await.unwrap(), pings);
-    assert_eq!(store.scan(LocationScan::ALL).await.unwrap(), pings);
     assert_eq!(store.in_window(window, Some(1)).await.unwrap(), of(1));
     assert_eq!(store.person_page(5, None, 100).await.unwrap(), of(5));
     let near = store
