@@ -5,15 +5,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use udaconnect_core::auth::{Account, Action, Resource, Role};
 use udaconnect_core::{validate, Error};
 
 use super::me::MeApi;
-use super::{ruled, Caller};
-use crate::http::guard::json;
+use super::Caller;
 use crate::http::openapi::{
     BadPage, BodyProblems, LastAdmin, NotAdmin, PageCursor, Unauthenticated,
 };
@@ -24,14 +22,6 @@ use crate::http::{page_answer, JsonBody, Params, PathId};
 const DEFAULT_PAGE: usize = 100;
 /// The largest page: an account row is small, but a page is one store read.
 const MAX_PAGE: usize = 1000;
-
-pub fn routes(api: Arc<MeApi>) -> Router {
-    ruled![
-        "/api/accounts" => ListAccounts on Service: get(list_accounts),
-        "/api/accounts/{id}/role" => ChangeRole on Service: json(put(change_role)),
-    ]
-    .with_state(api)
-}
 
 /// An account as admins see it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

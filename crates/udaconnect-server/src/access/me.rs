@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 use udaconnect_core::auth::{Action, NewToken, Resource, Role, Scopes, TokenInfo};
@@ -14,7 +14,9 @@ use udaconnect_core::model::Person;
 use udaconnect_core::ports::DynPersonStore;
 use udaconnect_core::{Error, Result};
 
-use super::{own_account, ruled, Authenticator, Caller, Own, OwnApi, NO_ME};
+use super::{
+    accounts, own_account, ruled, sessions, visibility, Authenticator, Caller, Own, OwnApi, NO_ME,
+};
 use crate::http::guard::json;
 use crate::http::openapi::{
     BadId, DeviceToken, LastAdmin, MalformedJson, NoManageScope, NotJson, Unauthenticated,
@@ -44,6 +46,8 @@ impl OwnApi for MeApi {
     const NO_ONE: &'static str = NO_ME;
 }
 
+/// The routes about accounts, in one table: the caller's own (`/api/me`, its tokens,
+/// [`visibility`], [`sessions`]) and, for admins, every one ([`accounts`]).
 pub fn routes(api: Arc<MeApi>) -> Router {
     ruled![
         "/api/me" => GetMe on MyPerson: get(me),
@@ -51,6 +55,12 @@ pub fn routes(api: Arc<MeApi>) -> Router {
         "/api/me/tokens" => ListTokens on MyAccount: get(my_tokens),
         "/api/me/tokens" => CreateToken on MyGrant: json(post(create_my_token)),
         "/api/me/tokens/{id}" => RevokeToken on MyAccount: delete(revoke_my_token),
+        "/api/me/visibility" => GetVisibility on MyAccount: get(visibility::my_visibility),
+        "/api/me/visibility" => SetVisibility on MyAccount: json(put(visibility::set_my_visibility)),
+        "/api/me/sessions" => ListSessions on MyAccount: get(sessions::my_sessions),
+        "/api/me/sessions/{id}" => RevokeSession on MyAccount: delete(sessions::revoke_my_session),
+        "/api/accounts" => ListAccounts on Service: get(accounts::list_accounts),
+        "/api/accounts/{id}/role" => ChangeRole on Service: json(put(accounts::change_role)),
     ]
     .with_state(api)
 }

@@ -5,26 +5,17 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use udaconnect_core::auth::SessionInfo;
 use udaconnect_core::Error;
 
 use super::me::MeApi;
-use super::{ruled, Caller};
+use super::Caller;
 use crate::http::openapi::{BadId, DeviceToken, NoManageScope, Unauthenticated};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::PathId;
 use crate::signin::http::session_cookie;
-
-pub fn routes(api: Arc<MeApi>) -> Router {
-    ruled![
-        "/api/me/sessions" => ListSessions on MyAccount: get(my_sessions),
-        "/api/me/sessions/{id}" => RevokeSession on MyAccount: delete(revoke_my_session),
-    ]
-    .with_state(api)
-}
 
 /// What these handlers answer a caller who is no one (`--auth off`).
 const NO_SESSIONS: &str = "sign in (or send a token) to have sessions";

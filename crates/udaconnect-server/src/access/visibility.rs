@@ -2,28 +2,17 @@
 //! company in their contacts, and whether organizers see the caller by name on the live map.
 //! No to both by default; the caller's own choices, kept with the account.
 
-use std::sync::Arc;
-
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use udaconnect_core::auth::AccountId;
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::{Error, Result};
 
-use super::{account_gone, ruled, Authenticator, MyPerson, Own, OwnApi, NO_ME};
-use crate::http::guard::json;
+use super::me::MeApi;
+use super::{account_gone, MyPerson, Own};
 use crate::http::openapi::{MalformedJson, MyPersonProblems, NotJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::http::JsonBody;
-
-pub fn routes(auth: Arc<Authenticator>) -> Router {
-    ruled![
-        "/api/me/visibility" => GetVisibility on MyAccount: get(my_visibility),
-        "/api/me/visibility" => SetVisibility on MyAccount: json(put(set_my_visibility)),
-    ]
-    .with_state(auth)
-}
 
 /// Whether the people the caller met, and organizers watching the venue live, see who the
 /// caller is.
@@ -44,10 +33,12 @@ pub struct Visibility {
         MyPersonProblems,
     ))]
 pub async fn my_visibility(
-    Own(auth, p): Own<Authenticator>,
+    Own(api, p): Own<MeApi>,
     MyPerson(_): MyPerson,
 ) -> ApiResult<Json<Visibility>> {
-    Ok(Json(Visibility::of(auth.store().await?, p.account).await?))
+    Ok(Json(
+        Visibility::of(api.auth.store().await?, p.account).await?,
+    ))
 }
 
 impl Visibility {
@@ -58,10 +49,6 @@ impl Visibility {
             on_live_map: store.on_live_map(account).await?,
         })
     }
-}
-
-impl OwnApi for Authenticator {
-    const NO_ONE: &'static str = NO_ME;
 }
 
 /// Body of `PUT /api/me/visibility`: either choice or both; one left out stays as it was.
@@ -87,7 +74,7 @@ pub struct VisibilityBody {
         (status = 422, description = "Neither `visible` nor `on_live_map` is given, or one is not true or false", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_my_visibility(
-    Own(auth, p): Own<Authenticator>,
+    Own(api, p): Own<MeApi>,
     MyPerson(_): MyPerson,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Visibility>> {
@@ -104,7 +91,7 @@ pub async fn set_my_visibility(
     if visible.is_none() && on_live_map.is_none() {
         return Err(Error::invalid("visible", "must be true or false").into());
     }
-    let store = auth.store().await?;
+    let store = api.auth.store().await?;
     let now = chrono::Utc::now();
     if let Some(visible) = visible {
         if !store.set_visible(account, visible, now).await? {

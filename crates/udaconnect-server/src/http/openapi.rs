@@ -164,7 +164,7 @@ use crate::signin::http as signin;
 )]
 pub struct ApiDoc;
 
-pub(crate) use super::responses::response_set;
+pub(crate) use super::responses::{problem_answers, response_set};
 pub use super::responses::{
     BadId, BadPage, BodyProblems, DeviceRateLimited, DeviceToken, IngestBusy, IngestProblems,
     LastAdmin, MalformedJson, MyPersonProblems, NoManageScope, NoPersonOfMine, NoSuchPerson,

@@ -24,110 +24,66 @@ pub struct PageCursor {
     cursor: Option<i64>,
 }
 
-// Answers several operations share, each described once. The variants are never built: they
-// only carry the descriptions into the document.
+/// Answers of one problem+json each, several operations share: `problem_answers! { /// doc
+/// Name = status, "description"; }` declares `Name`, an [`IntoResponses`](utoipa::IntoResponses)
+/// with that status and description (and `headers(...)` after them, where given). The types
+/// are never built: they only carry the descriptions into the document.
+macro_rules! problem_answers {
+    ($($(#[$doc:meta])* $vis:vis $name:ident = $status:tt, $description:tt $(, headers $headers:tt)?;)+) => {$(
+        $(#[$doc])*
+        #[derive(utoipa::IntoResponses)]
+        #[response(status = $status, description = $description, content_type = PROBLEM_JSON $(, headers $headers)?)]
+        #[allow(dead_code)]
+        $vis struct $name(Problem);
+    )+};
+}
+pub(crate) use problem_answers;
 
-/// The person a path names does not exist.
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 404,
-    description = "No such person",
-    content_type = PROBLEM_JSON
-)]
-#[allow(dead_code)]
-pub struct NoSuchPerson(Problem);
+problem_answers! {
+    /// The person a path names does not exist.
+    pub NoSuchPerson = 404, "No such person";
 
-/// No credential, or one that signs no one in: what every operation for a signed-in caller
-/// may answer.
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 401,
-    description = "No credential, or one that signs no one in",
-    content_type = PROBLEM_JSON
-)]
-#[allow(dead_code)]
-pub struct Unauthenticated(Problem);
+    /// No credential, or one that signs no one in: what every operation for a signed-in
+    /// caller may answer.
+    pub Unauthenticated = 401, "No credential, or one that signs no one in";
 
-/// A device token asked for what only its holder may do (a device only posts pings).
-#[derive(utoipa::IntoResponses)]
-#[response(status = 403, description = "A device token", content_type = PROBLEM_JSON)]
-#[allow(dead_code)]
-pub struct DeviceToken(Problem);
+    /// A device token asked for what only its holder may do (a device only posts pings).
+    pub DeviceToken = 403, "A device token";
 
-/// A `/api/me/...` operation about the caller's person, from an account that has none.
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 404,
-    description = "The caller's account has no person",
-    content_type = PROBLEM_JSON
-)]
-#[allow(dead_code)]
-pub struct NoPersonOfMine(Problem);
+    /// A `/api/me/...` operation about the caller's person, from an account that has none.
+    pub NoPersonOfMine = 404, "The caller's account has no person";
 
-/// The `{id}` of a path is not an integer.
-#[derive(utoipa::IntoResponses)]
-#[response(status = 400, description = "The id is not an integer", content_type = PROBLEM_JSON)]
-#[allow(dead_code)]
-pub struct BadId(Problem);
+    /// The `{id}` of a path is not an integer.
+    pub BadId = 400, "The id is not an integer";
 
-/// A JSON body that does not parse, or holds a field of the wrong type.
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 400,
-    description = "Malformed JSON or wrong types",
-    content_type = PROBLEM_JSON
-)]
-#[allow(dead_code)]
-pub struct MalformedJson(Problem);
+    /// A JSON body that does not parse, or holds a field of the wrong type.
+    pub MalformedJson = 400, "Malformed JSON or wrong types";
 
-/// A body that does not say it is JSON, for an operation that answers nothing else of
-/// [`BodyProblems`].
-#[derive(utoipa::IntoResponses)]
-#[response(status = 415, description = "The body is not JSON", content_type = PROBLEM_JSON)]
-#[allow(dead_code)]
-pub struct NotJson(Problem);
+    /// A body that does not say it is JSON, for an operation that answers nothing else of
+    /// [`BodyProblems`].
+    pub NotJson = 415, "The body is not JSON";
 
-/// A device token, or a token without the manage scope, asked to change the caller's account.
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 403,
-    description = "A device token, or a token without the manage scope",
-    content_type = PROBLEM_JSON
-)]
-#[allow(dead_code)]
-pub struct NoManageScope(Problem);
+    /// A device token, or a token without the manage scope, asked to change the caller's
+    /// account.
+    pub NoManageScope = 403, "A device token, or a token without the manage scope";
 
-/// An admins' operation asked by someone else.
-#[derive(utoipa::IntoResponses)]
-#[response(status = 403, description = "Not an admin", content_type = PROBLEM_JSON)]
-#[allow(dead_code)]
-pub struct NotAdmin(Problem);
+    /// An admins' operation asked by someone else.
+    pub NotAdmin = 403, "Not an admin";
 
-/// The last admin account would lose its role.
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 409,
-    description = "The last admin account: make another admin first",
-    content_type = PROBLEM_JSON
-)]
-#[allow(dead_code)]
-pub struct LastAdmin(Problem);
+    /// The last admin account would lose its role.
+    pub LastAdmin = 409, "The last admin account: make another admin first";
 
-/// A paged list's `limit` or `cursor` is not one.
-#[derive(utoipa::IntoResponses)]
-#[response(status = 400, description = "Bad limit or cursor", content_type = PROBLEM_JSON)]
-#[allow(dead_code)]
-pub struct BadPage(Problem);
+    /// A paged list's `limit` or `cursor` is not one.
+    pub BadPage = 400, "Bad limit or cursor";
 
-/// A tracker app's device sent more than its rate allows.
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 429,
-    description = "Over the device's rate (`--device-rate-limit`); Retry-After says when to send again",
-    content_type = PROBLEM_JSON
-)]
-#[allow(dead_code)]
-pub struct DeviceRateLimited(Problem);
+    /// A tracker app's device sent more than its rate allows.
+    pub DeviceRateLimited = 429,
+        "Over the device's rate (`--device-rate-limit`); Retry-After says when to send again";
+
+    /// A query refused or stopped by the query limits.
+    pub QueryBusy = 503, "Every query place is taken and the queue is full (--query-concurrency, --query-queue), or the query was not answered within --query-deadline (default 15 s) and was stopped; retry after Retry-After seconds",
+        headers(("Retry-After" = u32, description = "Seconds to wait before retrying"));
+}
 
 /// What an operation that takes a body answers before reading it.
 #[derive(utoipa::IntoResponses)]
@@ -192,10 +148,3 @@ response_set!(
     /// account with no person ([`NoPersonOfMine`]).
     MyPersonProblems = Unauthenticated, DeviceToken, NoPersonOfMine
 );
-
-/// A query refused or stopped by the query limits.
-#[derive(utoipa::IntoResponses)]
-#[response(status = 503, description = "Every query place is taken and the queue is full (--query-concurrency, --query-queue), or the query was not answered within --query-deadline (default 15 s) and was stopped; retry after Retry-After seconds", content_type = PROBLEM_JSON,
-    headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))]
-#[allow(dead_code)]
-pub struct QueryBusy(Problem);

@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use udaconnect_core::auth::Role;
@@ -30,6 +30,7 @@ use crate::persons::DynPersonDirectory;
 use crate::query::answer::{write_contacts, ConnectionBody};
 use crate::query::engine::DynContactEngine;
 use crate::query::limits::QueryLimiter;
+use crate::query::{evidence, export, reveal};
 
 pub struct ConnectionApi {
     pub engine: DynContactEngine,
@@ -63,6 +64,8 @@ pub(crate) fn names_need_consent(caller: &Caller) -> bool {
     caller.principal().is_some_and(|p| p.role != Role::Admin)
 }
 
+/// connection-api's routes, in one table: the queries, the caller's export, and a contact's
+/// decisions ([`reveal`]) and evidence.
 pub fn routes(api: Arc<ConnectionApi>) -> Router {
     ruled![
         "/api/persons/{id}/connection" => GetConnection on PathPerson: get(find_connections),
@@ -71,9 +74,14 @@ pub fn routes(api: Arc<ConnectionApi>) -> Router {
         "/api/me/connection" => GetConnection on MyPerson: get(my_connections),
         "/api/me/contacts" => GetContacts on MyPerson: get(my_contacts),
         "/api/me/summary" => GetSummary on MyPerson: get(my_summary),
-        "/api/me/export" => ExportMe on MyAccount: get(crate::query::export::export),
+        "/api/me/export" => ExportMe on MyAccount: get(export::export),
+        "/api/me/reveals" => ListReveals on MyPerson: get(reveal::my_reveals),
+        "/api/me/contacts/{person_id}/reveal" => AskReveal on MyPerson: post(reveal::ask_reveal),
+        "/api/me/contacts/{person_id}/reveal" => WithdrawReveal on MyPerson: delete(reveal::withdraw_reveal),
+        "/api/me/contacts/{person_id}/hide" => HideContact on MyPerson: post(reveal::hide_contact),
+        "/api/me/contacts/{person_id}/hide" => UnhideContact on MyPerson: delete(reveal::unhide_contact),
+        "/api/me/contacts/{person_id}/evidence" => GetEvidence on MyPerson: get(evidence::evidence),
     ]
-    .merge(crate::query::reveal::routes())
     .with_state(api)
 }
 

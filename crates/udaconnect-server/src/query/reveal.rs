@@ -14,8 +14,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use udaconnect_core::consent::{Choice, ContactRef};
 use udaconnect_core::mail::{MailKind, MailRequest};
@@ -23,25 +22,13 @@ use udaconnect_core::model::{Person, PersonId};
 use udaconnect_core::time::format_utc;
 use udaconnect_core::{validate, Error, Result};
 
-use crate::access::{ruled, MyPerson};
+use crate::access::MyPerson;
 use crate::http::guard::{is_json, not_json};
 use crate::http::openapi::{response_set, MyPersonProblems, QueryBusy};
 use crate::http::problem::{ApiResult, Problem, PROBLEM_JSON};
 use crate::http::{parse_json, BodyBytes, Params};
 use crate::query::consent::Sight;
-use crate::query::evidence::evidence;
 use crate::query::http::ConnectionApi;
-
-pub fn routes() -> Router<Arc<ConnectionApi>> {
-    ruled![
-        "/api/me/reveals" => ListReveals on MyPerson: get(my_reveals),
-        "/api/me/contacts/{person_id}/reveal" => AskReveal on MyPerson: post(ask_reveal),
-        "/api/me/contacts/{person_id}/reveal" => WithdrawReveal on MyPerson: delete(withdraw_reveal),
-        "/api/me/contacts/{person_id}/hide" => HideContact on MyPerson: post(hide_contact),
-        "/api/me/contacts/{person_id}/hide" => UnhideContact on MyPerson: delete(unhide_contact),
-        "/api/me/contacts/{person_id}/evidence" => GetEvidence on MyPerson: get(evidence),
-    ]
-}
 
 /// Where the caller stands with one contact.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use crate::access::me::{self, MeApi};
-use crate::access::{accounts, sessions, visibility};
 use crate::http::ops;
 use crate::mail::MailLog;
 use crate::persons::erase::Eraser;
@@ -70,10 +69,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     });
     let mut role = RunningRole::new(
         routes(api)
-            .merge(visibility::routes(ctx.auth.clone()))
-            .merge(me::routes(me.clone()))
-            .merge(sessions::routes(me.clone()))
-            .merge(accounts::routes(me))
+            .merge(me::routes(me))
             .merge(email::routes(AddressApi::new(signin.clone())))
             .merge(signin_http::routes(signin)),
     );

@@ -21,7 +21,8 @@ use super::{mail_key, WindowLimiter, TOKEN_PLACEHOLDER, VERIFY_PATH};
 use crate::access::{ruled, Caller, Own, OwnApi};
 use crate::http::guard::{json, too_many};
 use crate::http::openapi::{
-    email_schema, response_set, BodyProblems, MalformedJson, NoManageScope, Unauthenticated,
+    email_schema, problem_answers, response_set, BodyProblems, MalformedJson, NoManageScope,
+    Unauthenticated,
 };
 use crate::http::problem::{ApiResult, Problem, PROBLEM_JSON};
 use crate::http::JsonBody;
@@ -79,12 +80,11 @@ pub struct VerificationSent {
     status: String,
 }
 
-/// More address changes for this account than [`PER_ACCOUNT`] within [`LIMIT_WINDOW`].
-#[derive(utoipa::IntoResponses)]
-#[response(status = 429, description = "Over 5 address changes for this account in 15 minutes", content_type = PROBLEM_JSON,
-    headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))]
-#[allow(dead_code)]
-struct TooManyChanges(Problem);
+problem_answers! {
+    /// More address changes for this account than [`PER_ACCOUNT`] within [`LIMIT_WINDOW`].
+    TooManyChanges = 429, "Over 5 address changes for this account in 15 minutes",
+        headers(("Retry-After" = u32, description = "Seconds to wait before retrying"));
+}
 
 response_set!(
     /// What asking for an address may answer besides its own checks.
