@@ -1,5 +1,6 @@
 //! What UdaConnect's tests share: real parts to test against, and one test body per behaviour
-//! of a port, run against every engine. Used only as a dev-dependency.
+//! of a port, run against every engine. Used as a dev-dependency, and by the benchmarks for their
+//! own Mosquitto; never by the product.
 //!
 //! # Layout
 //! - [`accounts`]: accounts and tokens made straight in an account store.
