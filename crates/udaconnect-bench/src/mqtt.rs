@@ -19,6 +19,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
+use udaconnect_testkit::mqtt::OwnBroker;
 
 use crate::common::{admin_token, create_token, machine, scratch_dir};
 use crate::distributed::load_average;
@@ -101,8 +102,9 @@ async fn run_in(args: &BenchMqttArgs, scratch: &Path) -> anyhow::Result<String> 
     let (_broker, broker_url) = match &args.broker {
         Some(url) => (None, url.clone()),
         None => {
-            let (child, url) = mosquitto(scratch, args.inflight)?;
-            (Some(child), url)
+            let broker = mosquitto(args.inflight)?;
+            let url = broker.url();
+            (Some(broker), url)
         }
     };
     let product = crate::embedded::memory::product_binary()?;
@@ -241,35 +243,10 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Starts Mosquitto on a free port with `inflight` unacknowledged QoS 1 messages per
 /// subscriber, no limit on its queue, and no persistence (nothing here outlives the run).
-fn mosquitto(scratch: &Path, inflight: u32) -> anyhow::Result<(Killed, String)> {
-    let bin = udaconnect::programs::find("mosquitto", udaconnect::programs::path_dirs())
-        .or_else(|| Some(PathBuf::from("/usr/sbin/mosquitto")).filter(|p| p.is_file()))
-        .context("mosquitto is not installed (scripts/mosquitto installs it), or give --broker")?;
-    let port = free_port()?;
-    let conf = scratch.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-             max_inflight_messages {inflight}\nmax_queued_messages 0\n"
-        ),
-    )?;
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start mosquitto")?;
-    let child = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("mosquitto does not listen on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok((child, format!("mqtt://127.0.0.1:{port}")))
+fn mosquitto(inflight: u32) -> anyhow::Result<OwnBroker> {
+    let inflight = format!("max_inflight_messages {inflight}");
+    OwnBroker::try_start(&[&inflight, "max_queued_messages 0"])
+        .context("cannot start a Mosquitto of the benchmark's own (or give --broker)")
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {

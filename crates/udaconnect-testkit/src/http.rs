@@ -1,10 +1,10 @@
 //! A running server over HTTP: a request's answer (sent, as JSON or as text), waiting until it is
-//! ready or a ping is stored, a phone registered, and raw bytes for what a well-behaved client
-//! would never send.
+//! ready or a ping is stored, a phone registered, a person's own pings and what they keep, and
+//! raw bytes for what a well-behaved client would never send.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -135,6 +135,71 @@ pub async fn met(
         },
     )
     .await
+}
+
+/// The pings the holder of `token` reads as their own on `day` (`YYYY-MM-DD`), by
+/// `GET /api/me/locations`, which must answer 200.
+pub async fn my_locations(client: &Client, base: &str, token: &str, day: &str) -> Vec<Value> {
+    let url = format!("{base}/api/me/locations?start={day}&end={day}");
+    let r = sent(client.get(url).bearer_auth(token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.expect("a JSON list")
+}
+
+/// Asserts that the extras of the holder of `token`'s pings on `day` (each ping's fields but
+/// the contract's four: id, person, latitude, longitude) are `kept`, in order, in their own
+/// reads: `GET /api/me/locations` (asked again until it holds as many pings, for up to
+/// `timeout`) and `GET /api/me/export`; and that the contract's read of a ping,
+/// `GET /api/locations/{id}` asked by `staff`, shows none of them.
+pub async fn assert_extras_kept(
+    client: &Client,
+    base: &str,
+    token: &str,
+    staff: &Client,
+    day: &str,
+    kept: &[Value],
+    timeout: Duration,
+) {
+    let extras_of = |pings: &[Value]| -> Vec<Value> {
+        pings
+            .iter()
+            .map(|p| {
+                let mut p = p.as_object().unwrap().clone();
+                for contract in ["id", "person_id", "latitude", "longitude"] {
+                    p.remove(contract);
+                }
+                Value::Object(p)
+            })
+            .collect()
+    };
+    // Stored by a consumer in its own time: asked until all are there, then compared.
+    let deadline = Instant::now() + timeout;
+    let mine = loop {
+        let mine = my_locations(client, base, token, day).await;
+        if mine.len() >= kept.len() || Instant::now() > deadline {
+            break mine;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(extras_of(&mine), kept, "GET /api/me/locations");
+    let r = sent(
+        client
+            .get(format!("{base}/api/me/export"))
+            .bearer_auth(token),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let export: Value = r.json().await.expect("a JSON document");
+    let exported = export["pings"].as_array().expect("the export's pings");
+    assert_eq!(extras_of(exported), kept, "the export");
+    let one = json_answer(staff.get(format!("{base}/api/locations/{}", mine[0]["id"]))).await;
+    let mut fields: Vec<&String> = one.as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["creation_time", "id", "latitude", "longitude", "person_id"],
+        "{one}"
+    );
 }
 
 /// A connection to `addr` that has sent `bytes` (a request, or part of one) and is left open.

@@ -1,5 +1,6 @@
 //! What UdaConnect's tests share: real parts to test against, and one test body per behaviour
-//! of a port, run against every engine. Used only as a dev-dependency.
+//! of a port, run against every engine. Used as a dev-dependency, and by the benchmarks for their
+//! own Mosquitto; never by the product.
 //!
 //! # Layout
 //! - [`accounts`]: accounts and tokens made straight in an account store.
@@ -7,7 +8,7 @@
 //!   other test uses (databases, topics, groups), the code's logs when asked for.
 //! - [`wait`]: [`eventually`], for what becomes true in its own time.
 //! - [`http`]: a running server, over HTTP: a request's answer as JSON or text, ready, a ping
-//!   stored, a phone registered.
+//!   stored, a phone registered, a person's own pings and the extras they keep.
 //! - [`listen`]: where a `udaconnect` process listens, from its `--listen-file`.
 //! - [`process`]: `udaconnect serve` or one role as a process of its own, and the distributed
 //!   stack (every role its own process on one broker and database); a command run to its end

@@ -3,6 +3,7 @@
 //! persistent sessions tests leave behind cleared; and a Mosquitto of a test's own, for
 //! settings the shared one does not have.
 
+use std::io;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,8 +107,8 @@ impl Drop for Session {
     }
 }
 
-/// A Mosquitto of a test's own on a free port of loopback, with `settings` (lines of
-/// `mosquitto.conf`) and no persistence; stopped when dropped. For a broker set as a
+/// A Mosquitto of a test's own (or a benchmark's) on a free port of loopback, with `settings`
+/// (lines of `mosquitto.conf`) and no persistence; stopped when dropped. For a broker set as a
 /// deployment sets it: the shared one on 1883 keeps Mosquitto's defaults.
 pub struct OwnBroker {
     child: Child,
@@ -116,36 +117,57 @@ pub struct OwnBroker {
 }
 
 impl OwnBroker {
+    /// Starts it and waits until it listens; panics where it cannot.
     pub fn start(settings: &[&str]) -> OwnBroker {
-        let bin = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
-            .into_iter()
-            .map(PathBuf::from)
+        OwnBroker::try_start(settings).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`OwnBroker::start`], saying why where it cannot: `mosquitto` is on neither `PATH` nor
+    /// the `sbin` directories packages put it in, does not start, or does not listen within
+    /// 10 s.
+    pub fn try_start(settings: &[&str]) -> io::Result<OwnBroker> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let bin = std::env::split_paths(&path)
+            .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+            .map(|dir| dir.join("mosquitto"))
             .find(|p| p.is_file())
-            .expect("mosquitto is installed (scripts/mosquitto)");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "mosquitto is not installed (scripts/mosquitto installs it)",
+                )
+            })?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
             .port();
         let conf = std::env::temp_dir().join(format!("{}.conf", unique("mosquitto")));
         let text = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{}\n",
             settings.join("\n")
         );
-        std::fs::write(&conf, text).expect("the broker's configuration is written");
+        std::fs::write(&conf, text)?;
         let child = Command::new(bin)
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("mosquitto starts");
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&conf);
+                io::Error::new(e.kind(), format!("mosquitto does not start: {e}"))
+            })?;
         let broker = OwnBroker { child, conf, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto listens on {port}");
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("mosquitto does not listen on port {port}"),
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        broker
+        Ok(broker)
     }
 
     /// Its URL, for `--mqtt`.

@@ -3,6 +3,7 @@
 //! durable in the log.
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,15 +124,18 @@ pub async fn rates(
     clients: u64,
     report: &mut String,
 ) -> anyhow::Result<()> {
-    let at = Arc::new(at);
-    let phones: Arc<Vec<Phone>> = Arc::new(phones.to_vec());
+    let fleet = Fleet {
+        http: http.clone(),
+        at: Arc::new(at),
+        phones: Arc::new(phones.to_vec()),
+    };
     let mut measured = Vec::new();
     for (k, protocol) in RUNS.into_iter().enumerate() {
         eprintln!("single pings: {}", protocol.title());
         // Each run's fixes in days of their own, so none is a copy of another's (one ping per
         // device and second).
         let first = FIRST_FIX + 1_000_000 * (k as i64 + 1);
-        let rate = rate(http, &at, &phones, protocol, first, seconds, clients).await?;
+        let rate = rate(&fleet, protocol, first, seconds, clients).await?;
         measured.push((protocol, rate));
     }
     let baselines: Vec<f64> = measured
@@ -169,28 +173,42 @@ pub async fn rates(
     Ok(())
 }
 
+/// The registered phones and where they send: what each request of a run is made from, shared
+/// by the run's tasks.
+#[derive(Clone)]
+struct Fleet {
+    http: reqwest::Client,
+    at: Arc<Endpoints>,
+    phones: Arc<Vec<Phone>>,
+}
+
+impl Fleet {
+    /// Sends `phone`'s fix at `tst` by `protocol`; an answer other than a success fails the run.
+    fn ping(
+        &self,
+        protocol: Protocol,
+        phone: &Phone,
+        tst: i64,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        let request = protocol.request(&self.http, &self.at, phone, tst);
+        async move {
+            let r = request.send().await?;
+            if !r.status().is_success() {
+                bail!("{}: {} {}", protocol.title(), r.status(), r.text().await?);
+            }
+            Ok(())
+        }
+    }
+}
+
 /// One untimed request per phone, at `tst`: what a phone does once (the share page registers
 /// the account's browser device on its first ping, a connection to the OsmAnd listener is
 /// opened) is not in the rate.
-async fn warm_up(
-    http: &reqwest::Client,
-    at: &Arc<Endpoints>,
-    phones: &Arc<Vec<Phone>>,
-    protocol: Protocol,
-    tst: i64,
-    clients: u64,
-) -> anyhow::Result<()> {
-    for chunk in phones.chunks(clients.max(1) as usize) {
+async fn warm_up(fleet: &Fleet, protocol: Protocol, tst: i64, clients: u64) -> anyhow::Result<()> {
+    for chunk in fleet.phones.chunks(clients.max(1) as usize) {
         let mut tasks = tokio::task::JoinSet::new();
         for phone in chunk {
-            let request = protocol.request(http, at, phone, tst);
-            tasks.spawn(async move {
-                let r = request.send().await?;
-                if !r.status().is_success() {
-                    bail!("{}: {} {}", protocol.title(), r.status(), r.text().await?);
-                }
-                anyhow::Ok(())
-            });
+            tasks.spawn(fleet.ping(protocol, phone, tst));
         }
         while let Some(done) = tasks.join_next().await {
             done??;
@@ -202,30 +220,25 @@ async fn warm_up(
 /// Acknowledged pings per second of `protocol` over `seconds`, from `clients` loops each
 /// sending its next request once the last is answered.
 async fn rate(
-    http: &reqwest::Client,
-    at: &Arc<Endpoints>,
-    phones: &Arc<Vec<Phone>>,
+    fleet: &Fleet,
     protocol: Protocol,
     first: i64,
     seconds: u64,
     clients: u64,
 ) -> anyhow::Result<f64> {
-    warm_up(http, at, phones, protocol, first - 1, clients).await?;
+    warm_up(fleet, protocol, first - 1, clients).await?;
     let next = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let (http, at, phones, next) = (http.clone(), at.clone(), phones.clone(), next.clone());
+        let (fleet, next) = (fleet.clone(), next.clone());
         tasks.spawn(async move {
-            let mut ok = 0u64;
+            let (phones, mut ok) = (fleet.phones.len() as u64, 0u64);
             while Instant::now() < until {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let phone = &phones[(i % phones.len() as u64) as usize];
-                let tst = first + (i / phones.len() as u64) as i64;
-                let r = protocol.request(&http, &at, phone, tst).send().await?;
-                if !r.status().is_success() {
-                    bail!("{}: {} {}", protocol.title(), r.status(), r.text().await?);
-                }
+                let phone = &fleet.phones[(i % phones) as usize];
+                let tst = first + (i / phones) as i64;
+                fleet.ping(protocol, phone, tst).await?;
                 ok += 1;
             }
             anyhow::Ok(ok)

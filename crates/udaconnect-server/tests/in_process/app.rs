@@ -111,20 +111,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
+        http::sent(self.client.get(self.url(path))).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
+        http::sent(self.client.post(self.url(path)).json(body)).await
     }
 
     /// Waits until the consumer has stored location `id`, and returns it.

@@ -274,62 +274,17 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
                "speed_mps": 1.2, "heading_deg": 270.0, "battery_pct": 62.0,
                "app": "traccar-client"}),
     ];
-    let extras_of = |pings: &[Value]| -> Vec<Value> {
-        pings
-            .iter()
-            .map(|p| {
-                let mut p = p.as_object().unwrap().clone();
-                for contract in ["id", "person_id", "latitude", "longitude"] {
-                    p.remove(contract);
-                }
-                Value::Object(p)
-            })
-            .collect()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mine = loop {
-        let r = app
-            .client
-            .get(app.url("/api/me/locations?start=2023-11-14&end=2023-11-14"))
-            .bearer_auth(ana_token.expose())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let mine: Vec<Value> = r.json().await.unwrap();
-        if mine.len() == kept.len() || std::time::Instant::now() > deadline {
-            break mine;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(extras_of(&mine), kept, "GET /api/me/locations");
-    let r = app
-        .client
-        .get(app.url("/api/me/export"))
-        .bearer_auth(ana_token.expose())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let export: Value = r.json().await.unwrap();
-    let exported = export["pings"].as_array().unwrap();
-    assert_eq!(extras_of(exported), kept, "the export");
-    // The contract's read of a ping stays as it was: none of them.
-    let one: Value = staff
-        .get(app.url(&format!("/api/locations/{}", mine[0]["id"])))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut fields: Vec<&String> = one.as_object().unwrap().keys().collect();
-    fields.sort();
-    assert_eq!(
-        fields,
-        ["creation_time", "id", "latitude", "longitude", "person_id"],
-        "{one}"
-    );
+    // The contract's read of a ping stays as it was: it shows none of them.
+    http::assert_extras_kept(
+        &app.client,
+        &app.address,
+        ana_token.expose(),
+        &staff,
+        "2023-11-14",
+        &kept,
+        Duration::from_secs(10),
+    )
+    .await;
 
     // Unknown or missing ids, as Traccar refuses them: 400.
     for query in [

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use udaconnect_testkit::http;
 
 use crate::signin::{address, person_with_email};
 use crate::suite::{assert_problem, header, Api};
@@ -46,12 +47,7 @@ async fn export_with(api: &Api, token: &str, pings: u64) -> Value {
 }
 
 async fn get(api: &Api, token: &str, path: &str) -> reqwest::Response {
-    api.client
-        .get(api.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request sent")
+    http::sent(api.client.get(api.url(path)).bearer_auth(token)).await
 }
 
 /// A and B stand 2 m apart for 20 minutes (A with many more pings, in one batch); B is not

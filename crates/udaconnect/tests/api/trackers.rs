@@ -4,6 +4,7 @@
 //! wrong credentials and unknown ids refused; other messages taken and ignored. OwnTracks in
 //! MQTT mode through the real Mosquitto, read by tracker-mqtt.
 
+use std::future::Future;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -18,6 +19,22 @@ const DAY: &str = "start_date=2023-11-15&end_date=2023-11-15&distance=20";
 /// `person`'s phone named `name`, registered with `token`.
 async fn register(api: &Api, token: &str, person: i64, name: &str) -> Value {
     http::register_device(&api.client, &api.base, token, (person, name)).await
+}
+
+/// `body` posted to `url` as the OwnTracks app posts over HTTP: JSON, with Basic credentials.
+fn post_owntracks(
+    api: &Api,
+    url: &str,
+    (user, password): (&str, &str),
+    body: impl Into<reqwest::Body>,
+) -> impl Future<Output = reqwest::Response> {
+    let request = api
+        .client
+        .post(url)
+        .basic_auth(user, Some(password))
+        .header("Content-Type", "application/json")
+        .body(body);
+    http::sent(request)
 }
 
 /// Waits until `asked`'s connection answer on [`DAY`] holds a location of `other` at `lat`,
@@ -48,29 +65,23 @@ pub async fn phones_post_through_owntracks_and_the_osmand_protocol(api: Api) {
     // OwnTracks, as the booklet writes a location.
     api.ping(ugo, -41.2865, 174.7762, "2023-11-15T09:00:00Z")
         .await;
-    let pub_ = |body: &'static str, password: String| {
-        let request = api
-            .client
-            .post(api.url("/pub"))
-            .basic_auth("tara", Some(password))
-            .header("Content-Type", "application/json")
-            .body(body);
-        async move { request.send().await.unwrap() }
+    let pub_ = |body: &'static str, password: &str| {
+        post_owntracks(&api, &api.url("/pub"), ("tara", password), body)
     };
     let location = r#"{"_type":"location","acc":10,"alt":12,"batt":90,"bs":1,"conn":"m",
         "created_at":1700038801,"lat":-41.2865,"lon":174.7762,"t":"p","tid":"tr",
         "tst":1700038800,"vac":3,"vel":0}"#;
-    let r = pub_(location, device_token.clone()).await;
+    let r = pub_(location, &device_token).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.text().await.unwrap(), "[]");
     met(-41.2865, 174.7762).await;
     let r = pub_(
         r#"{"_type":"transition","event":"leave","tst":1700038800}"#,
-        device_token.clone(),
+        &device_token,
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = pub_(location, "not-a-token".into()).await;
+    let r = pub_(location, "not-a-token").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // The OsmAnd protocol's query fields, then Traccar Client's JSON.
@@ -178,18 +189,11 @@ pub async fn owntracks_configuration_is_a_document_a_url_and_a_qr_code(api: Api)
     );
     // What the app would do with it: post a location to its URL as its user.
     let location = r#"{"_type":"location","lat":48.8566,"lon":2.3522,"tst":1700042400,"tid":"CL"}"#;
-    let r = api
-        .client
-        .post(otrc["url"].as_str().unwrap())
-        .basic_auth(
-            otrc["username"].as_str().unwrap(),
-            otrc["password"].as_str(),
-        )
-        .header("Content-Type", "application/json")
-        .body(location)
-        .send()
-        .await
-        .unwrap();
+    let user = (
+        otrc["username"].as_str().unwrap(),
+        otrc["password"].as_str().unwrap(),
+    );
+    let r = post_owntracks(&api, otrc["url"].as_str().unwrap(), user, location).await;
     assert_eq!(r.status(), StatusCode::OK);
 
     // The URL carries the document; the QR code carries the URL.
@@ -294,15 +298,7 @@ pub async fn copies_of_a_phones_ping_are_one_ping(api: Api) {
     for (lat, lon, at) in places {
         api.ping(bo, lat, lon, at).await;
     }
-    let pub_ = |body: String| {
-        let request = api
-            .client
-            .post(api.url("/pub"))
-            .basic_auth("ana", Some(device_token.clone()))
-            .header("Content-Type", "application/json")
-            .body(body);
-        async move { request.send().await.unwrap() }
-    };
+    let pub_ = |body: String| post_owntracks(&api, &api.url("/pub"), ("ana", &device_token), body);
     let owntracks = |lat: f64, lon: f64, tst: i64| {
         json!({"_type": "location", "lat": lat, "lon": lon, "tst": tst, "acc": 5, "tid": "an"})
             .to_string()
@@ -453,17 +449,7 @@ pub async fn the_pages_pings_are_one_per_fix_second(api: Api) {
         let r = post(body).await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
     }
-    let mine = || async {
-        let r = api
-            .client
-            .get(api.url("/api/me/locations?start=2023-11-18&end=2023-11-18"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        r.json::<Vec<Value>>().await.unwrap()
-    };
+    let mine = || http::my_locations(&api.client, &api.base, &token, "2023-11-18");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let stored = loop {
         let stored = mine().await;
@@ -552,15 +538,8 @@ pub async fn each_apps_extras_are_kept_with_its_pings(api: Api) {
         json!({"_type": "location", "lat": 59.3293, "lon": 18.0686, "tst": tst, "acc": 9,
                "alt": 28, "vel": 18, "cog": 45, "batt": 93, "vac": 4, "tid": "id", "conn": "w"})
     };
-    let r = api
-        .client
-        .post(api.url("/pub"))
-        .basic_auth("ida", Some(&device_token))
-        .json(&owntracks(t0))
-        .send()
-        .await
-        .unwrap();
-    ok(r);
+    let user = ("ida", device_token.as_str());
+    ok(post_owntracks(&api, &api.url("/pub"), user, owntracks(t0).to_string()).await);
     mqtt::publish(&topic, &[owntracks(t0 + 60).to_string()]).await;
     ok(api
         .get(&format!(
@@ -607,58 +586,14 @@ pub async fn each_apps_extras_are_kept_with_its_pings(api: Api) {
         json!({"creation_time": "2023-11-19T08:04:00Z", "accuracy_m": 14.5, "altitude_m": 31.25,
                "speed_mps": 0.75, "heading_deg": 12.5, "app": "browser"}),
     ];
-    // Each ping's fields but the contract's four, which the other bodies check.
-    let extras_of = |pings: &[Value]| -> Vec<Value> {
-        pings
-            .iter()
-            .map(|p| {
-                let mut p = p.as_object().unwrap().clone();
-                for contract in ["id", "person_id", "latitude", "longitude"] {
-                    p.remove(contract);
-                }
-                Value::Object(p)
-            })
-            .collect()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mine = loop {
-        let r = api
-            .client
-            .get(api.url("/api/me/locations?start=2023-11-19&end=2023-11-19"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let mine: Vec<Value> = r.json().await.unwrap();
-        if mine.len() >= kept.len() || std::time::Instant::now() > deadline {
-            break mine;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(extras_of(&mine), kept, "GET /api/me/locations");
-    let r = api
-        .client
-        .get(api.url("/api/me/export"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let export: Value = r.json().await.unwrap();
-    assert_eq!(
-        extras_of(export["pings"].as_array().unwrap()),
-        kept,
-        "the export"
-    );
-    let one = api
-        .get_json(&format!("/api/locations/{}", mine[0]["id"]))
-        .await;
-    let mut fields: Vec<&String> = one.as_object().unwrap().keys().collect();
-    fields.sort();
-    assert_eq!(
-        fields,
-        ["creation_time", "id", "latitude", "longitude", "person_id"],
-        "{one}"
-    );
+    http::assert_extras_kept(
+        &api.client,
+        &api.base,
+        &token,
+        &api.client,
+        "2023-11-19",
+        &kept,
+        Duration::from_secs(30),
+    )
+    .await;
 }
