@@ -2,7 +2,7 @@
 //! and the rows of the reads waiting at the same moment are written together, in one
 //! transaction (a group commit).
 //!
-//! One task per process takes every row waiting in the queue (at most [`MOST_PER_WRITE`]),
+//! One task per process takes every row waiting in the queue (at most `MOST_PER_WRITE`),
 //! writes them with one `record_reads` (one commit: one sync to disk on SQLite, one WAL
 //! flush on PostgreSQL) and then tells each waiting read the outcome. A failure reaches every
 //! read of that batch, and each is refused, as a read whose own row failed would be. While
