@@ -279,10 +279,9 @@ impl Db {
                 None => Self::open_reader(&inner.path, READER_CACHE_KIB).map_err(sql_err)?,
             };
             let out = f(&conn).map_err(sql_err);
+            // Always kept: the permits allow no more connections than the pool holds.
             if let Ok(mut pool) = inner.readers.lock() {
-                if pool.len() < POOLED_READERS {
-                    pool.push(conn);
-                }
+                pool.push(conn);
             }
             out
         })
