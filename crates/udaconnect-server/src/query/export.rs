@@ -232,24 +232,9 @@ pub async fn export(
             visible: store.visible(account.id).await?,
         },
         person,
-        tokens: store
-            .tokens(account.id)
-            .await?
-            .iter()
-            .map(TokenView::from)
-            .collect(),
-        devices: store
-            .devices(account.id)
-            .await?
-            .iter()
-            .map(Device::from)
-            .collect(),
-        sessions: store
-            .sessions(account.id, current.as_ref(), now)
-            .await?
-            .iter()
-            .map(SessionView::from)
-            .collect(),
+        tokens: shown(&store.tokens(account.id).await?),
+        devices: shown(&store.devices(account.id).await?),
+        sessions: shown(&store.sessions(account.id, current.as_ref(), now).await?),
         reveals,
         reads_left_out: reads.len() >= MAX_AUDIT_ROWS,
         reads_of_my_data: reads
@@ -295,6 +280,11 @@ pub async fn export(
     }
     tracing::info!(account_id = account.id, "export started");
     Ok(response)
+}
+
+/// Each of `items` as the export shows it: its view, never a secret or a hash.
+fn shown<'a, T, V: From<&'a T>>(items: &'a [T]) -> Vec<V> {
+    items.iter().map(V::from).collect()
 }
 
 /// The pings part of an export: one page of the store per chunk, then the document's end.
