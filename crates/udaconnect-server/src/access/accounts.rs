@@ -8,15 +8,14 @@ use axum::response::Response;
 use axum::Json;
 use serde::Serialize;
 use udaconnect_core::auth::{Account, Action, Resource, Role};
-use udaconnect_core::{validate, Error};
+use udaconnect_core::Error;
 
 use super::me::MeApi;
 use super::Caller;
-use crate::http::openapi::{
-    BadPage, BodyProblems, LastAdmin, NotAdmin, PageCursor, Unauthenticated,
-};
+use crate::http::openapi::{BadPage, BodyProblems, LastAdmin, NotAdmin, Unauthenticated};
+use crate::http::paging::Paging;
 use crate::http::problem::{ApiResult, Problem};
-use crate::http::{page_answer, JsonBody, Params, PathId};
+use crate::http::{page_answer, JsonBody, PathId};
 
 /// Accounts in a page when `limit` is not given.
 const DEFAULT_PAGE: usize = 100;
@@ -59,10 +58,7 @@ impl From<&Account> for AccountView {
 ///
 /// When more may follow, the answer has `X-Next-Cursor` with the cursor of the next page.
 #[utoipa::path(get, path = "/api/accounts", tag = "accounts",
-    params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, 1 to 1000 (default 100)"),
-        PageCursor,
-    ),
+    params(Paging<DEFAULT_PAGE, MAX_PAGE>),
     responses(
         (status = 200, description = "A page of accounts", body = [AccountView],
             headers(("X-Next-Cursor" = i64, description = "The cursor of the next page, when more may follow"))),
@@ -72,9 +68,8 @@ impl From<&Account> for AccountView {
     ))]
 pub async fn list_accounts(
     State(api): State<Arc<MeApi>>,
-    Params(params): Params,
+    Paging { after, limit }: Paging<DEFAULT_PAGE, MAX_PAGE>,
 ) -> ApiResult<Response> {
-    let (after, limit) = validate::paging_params(&params, DEFAULT_PAGE, MAX_PAGE)?;
     let page = api.auth.store().await?.accounts(after, limit).await?;
     let views: Vec<AccountView> = page.iter().map(AccountView::from).collect();
     let mut resp = page_answer(views, limit, |a| a.id, None);

@@ -9,6 +9,7 @@
 //! - [`ops`], [`openapi`], [`responses`]: /health, /ready, /metrics, the OpenAPI description
 //!   (with the answers operations share) and docs page.
 //! - [`gateway`]: web's proxy routing `/api` to the role that owns each path.
+//! - [`paging`]: a paged list's `limit` and `cursor`, checked and described from its bounds.
 //! - [`upstream`]: another role reached over HTTP.
 //! - [`web`]: the web page and its assets.
 
@@ -17,6 +18,7 @@ pub mod gateway;
 pub mod guard;
 pub mod openapi;
 pub mod ops;
+pub mod paging;
 pub mod problem;
 pub mod responses;
 pub mod serve;

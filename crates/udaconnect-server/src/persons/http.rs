@@ -17,10 +17,11 @@ use crate::access::{ruled, Authenticator, Caller};
 use crate::http::guard::json;
 use crate::http::openapi::{
     lookup_ids_schema, optional_email_schema, text_schema, BadId, BadPage, BodyProblems,
-    MalformedJson, NoSuchPerson, PageCursor, PersonPath,
+    MalformedJson, NoSuchPerson, PersonPath,
 };
+use crate::http::paging::Paging;
 use crate::http::problem::{found, ApiResult, Problem};
-use crate::http::{page_answer, JsonBody, Params, PathId};
+use crate::http::{page_answer, JsonBody, PathId};
 use crate::metrics::Metrics;
 use crate::persons::erase::{Erased, Eraser};
 use crate::persons::DynPersonDirectory;
@@ -141,10 +142,7 @@ fn optional_email(body: &Value) -> Result<Option<Email>> {
 /// Without `limit` the first 1000 persons are returned. When more may follow, the answer has a
 /// `Link: <...>; rel="next"` header and `X-Next-Cursor` with the cursor of the next page.
 #[utoipa::path(get, path = "/api/persons", tag = "persons",
-    params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "Page size, 1 to 10000 (default 1000)"),
-        PageCursor,
-    ),
+    params(Paging<DEFAULT_PAGE, MAX_PAGE>),
     responses(
         (status = 200, description = "A page of persons", body = [Person],
             headers(
@@ -155,9 +153,8 @@ fn optional_email(body: &Value) -> Result<Option<Email>> {
     ))]
 pub async fn list_persons(
     State(api): State<Arc<PersonApi>>,
-    Params(params): Params,
+    Paging { after, limit }: Paging<DEFAULT_PAGE, MAX_PAGE>,
 ) -> ApiResult<Response> {
-    let (after, limit) = validate::paging_params(&params, DEFAULT_PAGE, MAX_PAGE)?;
     let page = api.store.list(after, limit).await?;
     Ok(page_answer(page, limit, |p| p.id, Some("/api/persons")))
 }
