@@ -22,8 +22,10 @@ use udaconnect_core::track::TrackQuery;
 use udaconnect_core::{validate, Error, Result};
 
 use crate::access::{ruled, Authenticator, Caller, MyPerson};
-use crate::http::openapi::{BadId, MyPersonProblems, NoSuchPerson, PersonPath, QueryBusy};
-use crate::http::problem::{ApiResult, Problem};
+use crate::http::openapi::{
+    problem_answers, BadId, MyPersonProblems, NoSuchPerson, PersonPath, QueryBusy,
+};
+use crate::http::problem::{ApiResult, Problem, PROBLEM_JSON};
 use crate::http::{Params, PathId};
 use crate::metrics::Metrics;
 use crate::persons::DynPersonDirectory;
@@ -167,26 +169,67 @@ impl ConnectionApi {
     }
 }
 
-/// The `distance` of a connections or contacts query.
+/// The parameters of a connection query: the person's and the caller's own.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-struct Distance {
+struct ConnectionParams {
+    /// First day, YYYY-MM-DD (inclusive), years 1970 to 9999; an RFC 3339 timestamp is taken as the exact start
+    #[param(format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-")]
+    start_date: String,
+    /// Last day, YYYY-MM-DD (inclusive), years 1970 to 9999; not before start_date; an RFC 3339 timestamp is taken as the exact (exclusive) end
+    #[param(format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-")]
+    end_date: String,
     /// Metres, 0 < distance <= 1000 (default 5)
     #[param(exclusive_minimum = 0, maximum = 1000)]
     distance: Option<f64>,
+    /// Seconds between the two pings, at most: 0 to 31,622,400 (366 days); default: no condition
+    #[param(minimum = 0, maximum = 31622400)]
+    max_time_gap: Option<f64>,
 }
 
-/// The `max_accuracy` of a contacts query.
+/// The parameters of a contacts query: the person's and the caller's own.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub(crate) struct MaxAccuracy {
+struct ContactParams {
+    /// Window start, years 1970 to 9999: a date (its first instant) or RFC 3339; default: unbounded
+    #[param(format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-")]
+    start: Option<String>,
+    /// Window end, years 1970 to 9999, not before start: a date (included whole) or RFC 3339 (exclusive); default: unbounded
+    #[param(format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-")]
+    end: Option<String>,
+    /// Metres, 0 < distance <= 1000 (default 5)
+    #[param(exclusive_minimum = 0, maximum = 1000)]
+    distance: Option<f64>,
+    /// Seconds of time together at least, 0 to 31,622,400 (default 120)
+    #[param(minimum = 0, maximum = 31622400)]
+    min_duration: Option<f64>,
+    /// Seconds: consecutive pings at most this far apart are joined by a straight walk; a longer gap is a hole. 0 to 3600 (default 300)
+    #[param(minimum = 0, maximum = 3600)]
+    max_interpolation: Option<f64>,
+    /// Seconds an isolated ping counts as present on each side of its time, 0 to 300 (default 30)
+    #[param(minimum = 0, maximum = 300)]
+    ping_tolerance: Option<f64>,
+    /// Seconds: periods together less than this apart form one encounter, 0 to 3600 (default 120)
+    #[param(minimum = 0, maximum = 3600)]
+    join_gap: Option<f64>,
     /// Whole metres, 0 to 1000: pings whose phone said they were less accurate than this do
     /// not count as meetings (the track's pieces touching them are left out); pings without
     /// an accuracy count. Default: the server's `--max-accuracy`, 50.
     #[param(minimum = 0, maximum = 1000)]
     max_accuracy: Option<u32>,
+}
+
+problem_answers! {
+    /// A connection query's parameters refused.
+    BadConnectionParams = 400, "A parameter is missing or invalid, or end_date is before start_date";
+
+    /// A connection answer over its bound.
+    TooManyConnectionRows = 422, "The answer would hold more locations than --max-connection-rows allows (default 250,000); narrow the window or the distance";
+
+    /// A contacts query's parameters refused.
+    BadContactParams = 400, "A parameter is invalid, or end is before start";
 }
 
 /// Whom a person met: other persons' locations near theirs.
@@ -203,16 +246,13 @@ pub(crate) struct MaxAccuracy {
 #[utoipa::path(get, path = "/api/persons/{id}/connection", tag = "connections",
     params(
         PersonPath,
-        ("start_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "First day, YYYY-MM-DD (inclusive), years 1970 to 9999; an RFC 3339 timestamp is taken as the exact start"),
-        ("end_date" = String, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Last day, YYYY-MM-DD (inclusive), years 1970 to 9999; not before start_date; an RFC 3339 timestamp is taken as the exact (exclusive) end"),
-        Distance,
-        ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most: 0 to 31,622,400 (366 days); default: no condition"),
+        ConnectionParams,
     ),
     responses(
         (status = 200, description = "Connections, by time then location id", body = [udaconnect_core::model::Connection]),
-        (status = 400, description = "A parameter is missing or invalid, or end_date is before start_date", body = Problem, content_type = "application/problem+json"),
+        BadConnectionParams,
         NoSuchPerson,
-        (status = 422, description = "The answer would hold more locations than --max-connection-rows allows (default 250,000); narrow the window or the distance", body = Problem, content_type = "application/problem+json"),
+        TooManyConnectionRows,
         QueryBusy,
     ))]
 pub async fn find_connections(
@@ -340,18 +380,11 @@ impl EncounterRow {
 #[utoipa::path(get, path = "/api/persons/{id}/contacts", tag = "connections",
     params(
         PersonPath,
-        ("start" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window start, years 1970 to 9999: a date (its first instant) or RFC 3339; default: unbounded"),
-        ("end" = Option<String>, Query, format = Date, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-", description = "Window end, years 1970 to 9999, not before start: a date (included whole) or RFC 3339 (exclusive); default: unbounded"),
-        Distance,
-        ("min_duration" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds of time together at least, 0 to 31,622,400 (default 120)"),
-        ("max_interpolation" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds: consecutive pings at most this far apart are joined by a straight walk; a longer gap is a hole. 0 to 3600 (default 300)"),
-        ("ping_tolerance" = Option<f64>, Query, minimum = 0, maximum = 300, description = "Seconds an isolated ping counts as present on each side of its time, 0 to 300 (default 30)"),
-        ("join_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds: periods together less than this apart form one encounter, 0 to 3600 (default 120)"),
-        MaxAccuracy,
+        ContactParams,
     ),
     responses(
         (status = 200, description = "Contacts, longest time together first", body = [ContactRow]),
-        (status = 400, description = "A parameter is invalid, or end is before start", body = Problem, content_type = "application/problem+json"),
+        BadContactParams,
         NoSuchPerson,
         QueryBusy,
     ))]
@@ -409,17 +442,12 @@ pub async fn summary(
 /// holding only the pings of people who let those they met see them (`PUT
 /// /api/me/visibility`).
 #[utoipa::path(get, path = "/api/me/connection", tag = "me",
-    params(
-        ("start_date" = String, Query, format = Date, description = "First day, YYYY-MM-DD (inclusive), as for /api/persons/{id}/connection"),
-        ("end_date" = String, Query, format = Date, description = "Last day, YYYY-MM-DD (inclusive)"),
-        Distance,
-        ("max_time_gap" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds between the two pings, at most"),
-    ),
+    params(ConnectionParams),
     responses(
         (status = 200, description = "Connections, by time then location id: the pings of people who let those they met see them", body = [udaconnect_core::model::Connection]),
-        (status = 400, description = "A parameter is missing or invalid", body = Problem, content_type = "application/problem+json"),
+        BadConnectionParams,
         MyPersonProblems,
-        (status = 422, description = "The answer would be too large; narrow the window", body = Problem, content_type = "application/problem+json"),
+        TooManyConnectionRows,
         QueryBusy,
     ))]
 pub async fn my_connections(
@@ -436,19 +464,10 @@ pub async fn my_connections(
 /// /api/me/visibility`); the others appear as someone, with `person` null and `anonymous`
 /// true: the time, place and length of the meetings, no id, name or company.
 #[utoipa::path(get, path = "/api/me/contacts", tag = "me",
-    params(
-        ("start" = Option<String>, Query, format = Date, description = "Window start: a date or RFC 3339, as for /api/persons/{id}/contacts"),
-        ("end" = Option<String>, Query, format = Date, description = "Window end: a date (included whole) or RFC 3339"),
-        ("distance" = Option<f64>, Query, exclusive_minimum = 0, maximum = 1000, description = "Metres (default 5)"),
-        ("min_duration" = Option<f64>, Query, minimum = 0, maximum = 31622400, description = "Seconds of time together at least (default 120)"),
-        ("max_interpolation" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds (default 300)"),
-        ("ping_tolerance" = Option<f64>, Query, minimum = 0, maximum = 300, description = "Seconds (default 30)"),
-        ("join_gap" = Option<f64>, Query, minimum = 0, maximum = 3600, description = "Seconds (default 120)"),
-        MaxAccuracy,
-    ),
+    params(ContactParams),
     responses(
         (status = 200, description = "Contacts, longest time together first; those who have not let the people they met see them (PUT /api/me/visibility) as someone: person null, anonymous true", body = [ContactRow]),
-        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        BadContactParams,
         MyPersonProblems,
         QueryBusy,
     ))]
