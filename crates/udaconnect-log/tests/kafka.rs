@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use udaconnect_core::ports::{Log, StartFrom};
+use udaconnect_core::ports::{Log, LogConsumer, StartFrom};
 use udaconnect_core::record::LogRecord;
 use udaconnect_core::ErrorCode;
 use udaconnect_log::{KafkaLog, KafkaOptions};
@@ -126,17 +126,7 @@ async fn appending_without_a_broker_fails_within_the_delivery_timeout() {
     let address = format!("127.0.0.1:{}", free_port());
     let log = KafkaLog::connect(&address, quick_options()).expect("connect works without broker");
 
-    let started = Instant::now();
-    let err = log
-        .append("location", vec![record(None, "{}", 1)])
-        .await
-        .expect_err("no broker, no append");
-    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "failed after {:?}",
-        started.elapsed()
-    );
+    append_fails_unavailable(&log, "location", 1, "no broker, no append").await;
 
     let started = Instant::now();
     let err = log.ping().await.expect_err("no broker answers");
@@ -237,6 +227,22 @@ async fn records_of_the_original_producer_come_without_key() {
     );
 }
 
+/// Appends one record at `timestamp_ms` while no broker answers: it fails as unavailable
+/// within `quick_options`' delivery timeout and a margin.
+async fn append_fails_unavailable(log: &KafkaLog, topic: &str, timestamp_ms: i64, why: &str) {
+    let started = Instant::now();
+    let err = log
+        .append(topic, vec![record(None, "{}", timestamp_ms)])
+        .await
+        .expect_err(why);
+    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "failed after {:?}",
+        started.elapsed()
+    );
+}
+
 /// Appends until one succeeds; each attempt fails within the delivery timeout while down.
 async fn append_until_ok(log: &KafkaLog, topic: &str, within: Duration) {
     eventually("appends to recover", within, || async move {
@@ -268,13 +274,7 @@ async fn appends_recover_by_themselves_when_the_broker_comes_back() {
     log.ping().await.expect("ping");
 
     broker.kill();
-    let started = Instant::now();
-    let err = log
-        .append(topic, vec![record(None, "{}", 2)])
-        .await
-        .expect_err("the broker is gone");
-    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(6));
+    append_fails_unavailable(&log, topic, 2, "the broker is gone").await;
 
     // A new broker in memory starts empty: the topic is created again on the way.
     broker.restart().await;
@@ -289,6 +289,16 @@ async fn appends_recover_by_themselves_when_the_broker_comes_back() {
     );
 }
 
+/// A log on the private `broker` whose consumers join their groups as the static member
+/// `instance`.
+fn static_member(broker: &Broker, instance: &str, options: KafkaOptions) -> KafkaLog {
+    let options = KafkaOptions {
+        group_instance_id: Some(instance.to_string()),
+        ..options
+    };
+    KafkaLog::connect(&broker.brokers(), options).expect("kafka log")
+}
+
 /// A member that dies without leaving its group (as a SIGKILL leaves it) is replaced at once
 /// by its successor under the same static name: the partitions come back within seconds, not
 /// after the session timeout, and records appended meanwhile are read.
@@ -300,15 +310,11 @@ async fn a_restarted_static_member_takes_its_partitions_back_at_once() {
     let instance = unique("member");
     let session_timeout = Duration::from_secs(45);
     let as_member = |id: &str| {
-        KafkaLog::connect(
-            &broker.brokers(),
-            KafkaOptions {
-                group_instance_id: Some(id.to_string()),
-                static_session_timeout: session_timeout,
-                ..options()
-            },
-        )
-        .expect("kafka log")
+        let options = KafkaOptions {
+            static_session_timeout: session_timeout,
+            ..options()
+        };
+        static_member(&broker, id, options)
     };
     let log = as_member(&instance);
     let first_records = (0..30)
@@ -393,16 +399,7 @@ async fn a_static_member_back_after_a_long_absence_takes_its_place_again() {
     let topic = unique("absent");
     let group = unique("group");
     let (name_a, name_b) = (unique("member-a"), unique("member-b"));
-    let as_member = |id: &str| {
-        KafkaLog::connect(
-            &broker.brokers(),
-            KafkaOptions {
-                group_instance_id: Some(id.to_string()),
-                ..options()
-            },
-        )
-        .expect("kafka log")
-    };
+    let as_member = |id: &str| static_member(&broker, id, options());
     // Member a appends 30 records named `prefix`, then joins the group.
     let a_joins_after_appending = async |prefix: &str, first_ms: i64| {
         let log_a = as_member(&name_a);
@@ -447,14 +444,7 @@ async fn a_static_member_back_after_a_long_absence_takes_its_place_again() {
     let deadline = Instant::now() + Duration::from_secs(45);
     while (after(&read) < 30 || !shared(a.assigned(), b.assigned())) && Instant::now() < deadline {
         for m in [&mut a, &mut b] {
-            read.extend(
-                m.poll(100, Duration::from_millis(200))
-                    .await
-                    .expect("poll")
-                    .iter()
-                    .map(value),
-            );
-            m.commit().await.expect("commit");
+            read.extend(poll_and_commit(m.as_mut(), 100, 200).await);
         }
     }
     assert!(
@@ -467,6 +457,17 @@ async fn a_static_member_back_after_a_long_absence_takes_its_place_again() {
         30,
         "every record appended while it was away is read"
     );
+}
+
+/// Polls `consumer` once (up to `max` records, waiting up to `wait_ms`) and commits: the
+/// values read.
+async fn poll_and_commit(consumer: &mut dyn LogConsumer, max: usize, wait_ms: u64) -> Vec<String> {
+    let got = consumer
+        .poll(max, Duration::from_millis(wait_ms))
+        .await
+        .expect("poll");
+    consumer.commit().await.expect("commit");
+    got.iter().map(value).collect()
 }
 
 /// Producers appending at once to one partition while a member reads at its head, committing
@@ -513,12 +514,7 @@ async fn a_member_at_the_head_reads_every_record_of_producers_appending_at_once(
     let mut seen: HashSet<String> = HashSet::new();
     let reading = async {
         loop {
-            let got = consumer
-                .poll(1000, Duration::from_millis(20))
-                .await
-                .expect("poll");
-            consumer.commit().await.expect("commit");
-            seen.extend(got.iter().map(value));
+            seen.extend(poll_and_commit(consumer.as_mut(), 1000, 20).await);
             if producers.iter().all(|p| p.is_finished()) {
                 return;
             }
@@ -533,12 +529,7 @@ async fn a_member_at_the_head_reads_every_record_of_producers_appending_at_once(
     let expected = sent + 1;
     let deadline = Instant::now() + PATIENCE;
     while seen.len() < expected && Instant::now() < deadline {
-        let got = consumer
-            .poll(1000, Duration::from_millis(200))
-            .await
-            .expect("poll");
-        consumer.commit().await.expect("commit");
-        seen.extend(got.iter().map(value));
+        seen.extend(poll_and_commit(consumer.as_mut(), 1000, 200).await);
     }
     // A newcomer to the group starts from the commit: nothing is left behind it either.
     drop(consumer);

@@ -26,14 +26,8 @@ impl Email {
     /// each side, no spaces or control characters, at most 254 characters. Surrounding blanks
     /// are dropped.
     pub fn parse(text: &str) -> Result<Email> {
-        let address = text.trim();
+        let address = crate::validate::trimmed_text(text, "email", MAX_EMAIL_CHARS)?;
         let bad = |why: &str| Err(Error::invalid("email", why));
-        if address.is_empty() {
-            return bad("must not be empty");
-        }
-        if address.chars().count() > MAX_EMAIL_CHARS {
-            return bad("must be at most 254 characters");
-        }
         if address
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))

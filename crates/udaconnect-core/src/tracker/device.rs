@@ -116,16 +116,12 @@ impl NewDevice {
     /// A device named `name`: not blank, at most [`MAX_DEVICE_NAME_CHARS`] characters, no
     /// control characters (it is shown in lists and becomes part of a topic).
     pub fn new(account: AccountId, person: PersonId, name: &str) -> Result<NewDevice> {
-        let name = name.trim();
-        let bad = |why: &str| Err(Error::invalid("name", why));
-        if name.is_empty() {
-            return bad("must not be empty");
-        }
-        if name.chars().count() > MAX_DEVICE_NAME_CHARS {
-            return bad("must be at most 64 characters");
-        }
+        let name = crate::validate::trimmed_text(name, "name", MAX_DEVICE_NAME_CHARS)?;
         if name.chars().any(char::is_control) {
-            return bad("must not contain control characters");
+            return Err(Error::invalid(
+                "name",
+                "must not contain control characters",
+            ));
         }
         Ok(NewDevice {
             account,

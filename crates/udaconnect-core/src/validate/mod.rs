@@ -44,8 +44,51 @@ pub use query::{
 
 pub(crate) use body::{as_object, json_type, PlainPing};
 
+/// `text` without its surrounding blanks, when that is neither empty nor longer than `max`
+/// characters; else the violation of `field`.
+pub(crate) fn trimmed_text<'a>(text: &'a str, field: &str, max: usize) -> crate::Result<&'a str> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(crate::Error::invalid(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(crate::Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(trimmed)
+}
+
 /// The fields an error names, in order.
 #[cfg(test)]
 fn fields(e: &crate::Error) -> Vec<&str> {
     e.violations().iter().map(|v| v.field.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trimmed_text;
+
+    #[test]
+    fn trimmed_text_is_neither_blank_nor_longer_than_its_bound() {
+        assert_eq!(trimmed_text(" phone\n", "name", 5).unwrap(), "phone");
+        assert_eq!(
+            trimmed_text("éééé", "name", 4).unwrap(),
+            "éééé",
+            "characters, not bytes"
+        );
+        for (text, message) in [
+            ("  ", "must not be empty"),
+            ("phone", "must be at most 4 characters"),
+        ] {
+            let err = trimmed_text(text, "name", 4).unwrap_err();
+            let violations = err.violations();
+            assert_eq!(violations.len(), 1, "{text:?}");
+            assert_eq!(
+                (violations[0].field.as_str(), violations[0].message.as_str()),
+                ("name", message)
+            );
+        }
+    }
 }
