@@ -394,7 +394,7 @@ impl BulkBuilder {
         for person in 0..index.tracks.len() as u32 {
             index.number_track(person, 0);
         }
-        index.hops = LongHops::of_tracks(&index.rows, &index.tracks);
+        index.hops = LongHops::of_tracks(&index.rows, &index.tracks, &*workers);
         index.fine.cells = HashMap::with_capacity_and_hasher(rank.len(), FxBuildHasher);
         for (r, &c) in rank.iter().enumerate() {
             let (a, b) = (starts[r] as u32, starts[r + 1] as u32);

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use rustc_hash::FxBuildHasher;
 
 use super::grid::{cell_at, cells_around, for_cells_in, seconds, Cell};
+use super::parallel::Workers;
 use super::Row;
 use crate::geo::to_cartesian;
 use crate::time::Micros;
@@ -84,14 +85,20 @@ fn place(a: (Micros, [f64; 3]), b: (Micros, [f64; 3])) -> Option<(usize, Cell)> 
     Some((level, cell_at(middle, HOP_EDGES_M[level])))
 }
 
+/// Where the hop from `a` (in `slot`) to `b` is kept, and its entry there.
+fn placed(a: (Micros, [f64; 3]), b: (Micros, [f64; 3]), slot: u32) -> Option<(usize, Cell, Hop)> {
+    let (level, cell) = place(a, b)?;
+    let hop = Hop {
+        second: seconds(a.0),
+        slot,
+    };
+    Some((level, cell, hop))
+}
+
 impl LongHops {
     /// Notes the hop from `a` (in `slot`) to `b`, when it is long.
     pub(super) fn add(&mut self, a: (Micros, [f64; 3]), b: (Micros, [f64; 3]), slot: u32) {
-        if let Some((level, cell)) = place(a, b) {
-            let hop = Hop {
-                second: seconds(a.0),
-                slot,
-            };
+        if let Some((level, cell, hop)) = placed(a, b, slot) {
             let list = self.levels[level].entry(cell).or_default();
             let at = list.partition_point(|h| *h < hop);
             list.insert(at, hop);
@@ -100,11 +107,7 @@ impl LongHops {
 
     /// Forgets the hop from `a` (in `slot`) to `b` (a ping arrived between them).
     pub(super) fn remove(&mut self, a: (Micros, [f64; 3]), b: (Micros, [f64; 3]), slot: u32) {
-        if let Some((level, cell)) = place(a, b) {
-            let hop = Hop {
-                second: seconds(a.0),
-                slot,
-            };
+        if let Some((level, cell, hop)) = placed(a, b, slot) {
             if let Some(list) = self.levels[level].get_mut(&cell) {
                 let at = list.partition_point(|h| *h < hop);
                 if list.get(at) == Some(&hop) {
@@ -117,21 +120,54 @@ impl LongHops {
         }
     }
 
-    /// Every hop of every track, after a bulk load.
-    pub(super) fn of_tracks(rows: &[Row], tracks: &[Vec<u32>]) -> Self {
-        let mut hops = LongHops::default();
+    /// Every hop of every track, after a bulk load: the tracks shared between the workers'
+    /// threads, each laying out its own share, then joined.
+    pub(super) fn of_tracks(rows: &[Row], tracks: &[Vec<u32>], workers: &dyn Workers) -> Self {
+        let part = tracks.len().div_ceil(workers.threads()).max(1);
+        let mut shares: Vec<LongHops> = tracks.chunks(part).map(|_| Self::default()).collect();
+        workers.run_all(
+            tracks
+                .chunks(part)
+                .zip(shares.iter_mut())
+                .map(|(some, share)| {
+                    Box::new(move || share.push_tracks(rows, some)) as Box<dyn FnOnce() + Send + '_>
+                })
+                .collect(),
+        );
+        let mut hops = shares.pop().unwrap_or_default();
+        for share in shares {
+            for (level, cells) in hops.levels.iter_mut().zip(share.levels) {
+                for (cell, list) in cells {
+                    level.entry(cell).or_default().extend(list);
+                }
+            }
+        }
+        // Tracks come person by person, so a cell's hops arrive out of order: sorted once at
+        // the end, where inserting each in place moved half a crowded cell's list every time
+        // (most of a 10M-ping start).
+        for level in &mut hops.levels {
+            for list in level.values_mut() {
+                list.sort_unstable();
+            }
+        }
+        hops.shrink_to_fit();
+        hops
+    }
+
+    /// Appends the long hops of `tracks`, unsorted.
+    fn push_tracks(&mut self, rows: &[Row], tracks: &[Vec<u32>]) {
         for track in tracks {
             let mut fixes = track.iter().map(|&s| (fix_of(&rows[s as usize]), s));
             let Some(mut last) = fixes.next() else {
                 continue;
             };
             for next in fixes {
-                hops.add(last.0, next.0, last.1);
+                if let Some((level, cell, hop)) = placed(last.0, next.0, last.1) {
+                    self.levels[level].entry(cell).or_default().push(hop);
+                }
                 last = next;
             }
         }
-        hops.shrink_to_fit();
-        hops
     }
 
     pub(super) fn shrink_to_fit(&mut self) {
@@ -188,5 +224,61 @@ impl LongHops {
                 l.capacity() * (12 + 24 + 8) + l.values().map(|v| v.capacity() * 8).sum::<usize>()
             })
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contact::{Acc, Point};
+    use crate::index::parallel::Threads;
+
+    /// Three walkers criss-crossing one small square, pings 5 to 60 s apart: their long hops
+    /// share cells and arrive there out of time order, person by person.
+    fn crowded_tracks() -> (Vec<Row>, Vec<Vec<u32>>) {
+        let (mut rows, mut tracks) = (Vec::new(), Vec::new());
+        for person in 0..3u32 {
+            let mut track = Vec::new();
+            for i in 0..200i64 {
+                let step = (i * 7 + person as i64 * 13) % 11;
+                let p = Point {
+                    id: rows.len() as i64 + 1,
+                    person_id: person as i64 + 1,
+                    lat: 40.0 + (step as f64) * 0.0002,
+                    lon: -3.0 + ((i % 3) as f64) * 0.0003,
+                    t: i * 5_000_000 * (1 + (step % 12)) + person as i64 * 1_000_000,
+                    acc: Acc::UNKNOWN,
+                };
+                track.push(rows.len() as u32);
+                rows.push(Row::of(&p, person));
+            }
+            track.sort_by_key(|&s| rows[s as usize].t);
+            tracks.push(track);
+        }
+        (rows, tracks)
+    }
+
+    #[test]
+    fn hops_laid_out_in_bulk_are_those_added_one_by_one() {
+        let (rows, tracks) = crowded_tracks();
+        let bulk = LongHops::of_tracks(&rows, &tracks, &Threads::new(4));
+        let mut one_by_one = LongHops::default();
+        for track in &tracks {
+            for pair in track.windows(2) {
+                let (a, b) = (
+                    fix_of(&rows[pair[0] as usize]),
+                    fix_of(&rows[pair[1] as usize]),
+                );
+                one_by_one.add(a, b, pair[0]);
+            }
+        }
+        let kept: usize = bulk
+            .levels
+            .iter()
+            .flat_map(|l| l.values())
+            .map(Vec::len)
+            .sum();
+        assert!(kept > 100, "the tracks have long hops to keep ({kept})");
+        assert_eq!(bulk.levels, one_by_one.levels);
     }
 }
