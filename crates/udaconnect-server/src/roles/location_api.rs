@@ -26,6 +26,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         ctx.account_store(ROLE).await?,
         Arc::new(SystemClock),
         &ctx.options.edge,
+        ctx.auth.clone(),
     ));
     let router = routes(Arc::new(LocationApi {
         ingest: ingest.clone(),

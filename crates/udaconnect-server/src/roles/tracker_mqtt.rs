@@ -29,6 +29,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
         ctx.account_store(ROLE).await?,
         Arc::new(SystemClock),
         &ctx.options.edge,
+        ctx.auth.clone(),
     ));
     let mut role = RunningRole::new(axum::Router::new());
     role.checks = location_store_and_log(&stores, &log);

@@ -330,6 +330,17 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // As a Bearer token it posts Ana's pings through the API (and is remembered there).
+    let post_as_phone = || {
+        let ping = json!({"person_id": ana, "latitude": 1.0, "longitude": 2.0,
+            "creation_time": "2023-11-14T12:00:00Z"});
+        let request = app.client.post(app.url("/api/locations"));
+        request.bearer_auth(&device_token).json(&ping).send()
+    };
+    assert_eq!(
+        post_as_phone().await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
 
     // Ben may not revoke Ana's device; Ana may, and then both credentials stop working.
     let revoke = |token: String| {
@@ -351,6 +362,11 @@ async fn a_phone_registered_posts_through_owntracks_and_the_osmand_protocol() {
     );
     assert_eq!(
         owntracks(&app, Some(&auth), location).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // At once, though the process had the token in its credential cache.
+    assert_eq!(
+        post_as_phone().await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
     let r = app

@@ -302,6 +302,8 @@ pub async fn revoke_device(
     {
         return Err(Error::not_found("device", id).into());
     }
+    // Its token may be in this process's cache from a Bearer request: it stops working at once.
+    trackers.auth.forget_account(device.account);
     tracing::info!(device_id = id, "device revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

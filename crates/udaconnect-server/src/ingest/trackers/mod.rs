@@ -33,7 +33,7 @@ use udaconnect_core::clock::DynClock;
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::tracker::{App, DeviceId, DeviceInfo, Seen, SpeedUnit, TrackerFix};
 
-use crate::access::{own_credential, ruled};
+use crate::access::{own_credential, ruled, Authenticator};
 use crate::http::edge::EdgeSettings;
 use crate::http::guard::{json, too_many, RateLimiter};
 use crate::http::problem::{ApiError, Problem};
@@ -51,6 +51,8 @@ pub struct Trackers {
     pub device_limit: Option<RateLimiter<DeviceId>>,
     /// Held while an account's browser device is looked up or registered.
     pub browser_registration: tokio::sync::Mutex<()>,
+    /// The process's credential cache, told of each device revoked here.
+    pub auth: Arc<Authenticator>,
 }
 
 impl Trackers {
@@ -60,6 +62,7 @@ impl Trackers {
         accounts: DynAccountStore,
         clock: DynClock,
         edge: &EdgeSettings,
+        auth: Arc<Authenticator>,
     ) -> Trackers {
         let device_limit = (edge.device_rate > 0)
             .then(|| RateLimiter::with_burst(edge.device_rate, edge.device_burst));
@@ -70,6 +73,7 @@ impl Trackers {
             speed_unit: edge.osmand_speed_unit,
             device_limit,
             browser_registration: tokio::sync::Mutex::new(()),
+            auth,
         }
     }
 
