@@ -144,6 +144,7 @@ pub fn signin_bodies() -> Vec<(&'static str, Body)> {
         account::bad_address_requests_are_problems,
         trackers::the_pages_pings_are_one_per_fix_second,
         trackers::each_apps_extras_are_kept_with_its_pings,
+        trackers::a_revoked_phone_stops_at_once,
     ]
 }
 

@@ -597,3 +597,30 @@ pub async fn each_apps_extras_are_kept_with_its_pings(api: Api) {
     )
     .await;
 }
+
+/// A phone revoked by its attendee stops at once: its token as a Bearer credential (which the
+/// serving processes keep for a few seconds once seen) and as OwnTracks' Basic password.
+pub async fn a_revoked_phone_stops_at_once(api: Api) {
+    let ivo = api.create_person("Ivo").await["id"].as_i64().unwrap();
+    let token = api.admin_token("attendee", ivo).await;
+    let phone = register(&api, &token, ivo, "Ivo's phone").await;
+    let device_token = phone["token"].as_str().unwrap().to_string();
+    let post_as_phone = || {
+        let ping = json!({"person_id": ivo, "latitude": -33.86, "longitude": 151.21,
+            "creation_time": "2023-11-15T10:00:00Z"});
+        let request = api.client.post(api.url("/api/locations"));
+        http::sent(request.bearer_auth(&device_token).json(&ping))
+    };
+    let location = r#"{"_type":"location","lat":-33.86,"lon":151.21,"tst":1700042400}"#;
+    let pub_ = || post_owntracks(&api, &api.url("/pub"), ("ivo", &device_token), location);
+    assert_eq!(post_as_phone().await.status(), StatusCode::ACCEPTED);
+    assert_eq!(pub_().await.status(), StatusCode::OK);
+
+    let revoke = api
+        .client
+        .delete(api.url(&format!("/api/me/devices/{}", phone["id"])))
+        .bearer_auth(&token);
+    assert_eq!(http::sent(revoke).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(post_as_phone().await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(pub_().await.status(), StatusCode::UNAUTHORIZED);
+}
