@@ -97,9 +97,9 @@ use crate::signin::http as signin;
         accounts::list_accounts,
         accounts::change_role,
     ),
-    // utoipa collects the schemas the paths' bodies name, and the schemas those name: listed
-    // here are only the ones no body names, the answer of a decision about a contact
-    // (`reveal::Standing`) and the live stream's `rate` event.
+    // utoipa collects the schemas the paths' bodies name, and the schemas those name. Listed
+    // here are the two it does not reach: `ContactState`, carried by the `reveal::Standing`
+    // answer (an `IntoResponses` type), and the live stream's `rate` event, which no body names.
     components(schemas(reveal::ContactState, live::Rate)),
     tags(
         (name = "persons", description = "Attendees"),
