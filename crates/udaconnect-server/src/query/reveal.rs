@@ -221,36 +221,34 @@ impl ConnectionApi {
     }
 }
 
-/// Ask a contact to exchange e-mail addresses. The contact is mailed once (and sees the
-/// request on their page); once both asked, each sees the other's address in their contacts.
-/// Asking again changes nothing.
-#[utoipa::path(post, path = "/api/me/contacts/{person_id}/reveal", tag = "me",
-    params(ContactPath, ContactWindow),
-    responses(
-        Standing,
-        NamedContactProblems,
-        (status = 409, description = "The caller hid this contact: show it again first", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn ask_reveal(
-    State(api): State<Arc<ConnectionApi>>,
-    named: NamedContact,
-) -> ApiResult<Response> {
-    api.decide(named, Decision::AskReveal).await
+/// A decision that takes no body: its handler and its OpenAPI entry, which states the answers
+/// every decision shares and the decision's own.
+macro_rules! decision {
+    ($(#[doc = $doc:tt])* $method:ident $path:tt => $name:ident($decision:expr) $(, $own:tt)*) => {
+        $(#[doc = $doc])*
+        #[utoipa::path($method, path = $path, tag = "me",
+            params(ContactPath, ContactWindow),
+            responses(Standing, NamedContactProblems, $($own,)*))]
+        pub async fn $name(
+            State(api): State<Arc<ConnectionApi>>,
+            named: NamedContact,
+        ) -> ApiResult<Response> {
+            api.decide(named, $decision).await
+        }
+    };
 }
 
-/// Withdraw the caller's request: neither sees the other's address any more.
-#[utoipa::path(
-    delete,
-    path = "/api/me/contacts/{person_id}/reveal",
-    tag = "me",
-    params(ContactPath, ContactWindow),
-    responses(Standing, NamedContactProblems,)
-)]
-pub async fn withdraw_reveal(
-    State(api): State<Arc<ConnectionApi>>,
-    named: NamedContact,
-) -> ApiResult<Response> {
-    api.decide(named, Decision::WithdrawReveal).await
+decision! {
+    /// Ask a contact to exchange e-mail addresses. The contact is mailed once (and sees the
+    /// request on their page); once both asked, each sees the other's address in their contacts.
+    /// Asking again changes nothing.
+    post "/api/me/contacts/{person_id}/reveal" => ask_reveal(Decision::AskReveal),
+    (status = 409, description = "The caller hid this contact: show it again first", body = Problem, content_type = "application/problem+json")
+}
+
+decision! {
+    /// Withdraw the caller's request: neither sees the other's address any more.
+    delete "/api/me/contacts/{person_id}/reveal" => withdraw_reveal(Decision::WithdrawReveal)
 }
 
 /// Body of `POST /api/me/contacts/{person_id}/hide`, which may also come without one.
@@ -307,19 +305,9 @@ pub async fn hide_contact(
     }
 }
 
-/// Show a hidden contact again.
-#[utoipa::path(
-    delete,
-    path = "/api/me/contacts/{person_id}/hide",
-    tag = "me",
-    params(ContactPath, ContactWindow),
-    responses(Standing, NamedContactProblems,)
-)]
-pub async fn unhide_contact(
-    State(api): State<Arc<ConnectionApi>>,
-    named: NamedContact,
-) -> ApiResult<Response> {
-    api.decide(named, Decision::Unhide).await
+decision! {
+    /// Show a hidden contact again.
+    delete "/api/me/contacts/{person_id}/hide" => unhide_contact(Decision::Unhide)
 }
 
 /// One entry of the caller's list: a contact, named where the caller may see who it is.
