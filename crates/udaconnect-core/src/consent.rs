@@ -15,6 +15,16 @@ use ring::hmac;
 use crate::model::PersonId;
 use crate::{Error, Result};
 
+/// Where an account may choose to be shown by name; `false` (not shown) until it says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// To the people the account's person met: their name and company in those people's
+    /// contacts.
+    ToContacts,
+    /// To organizers, on the live map (otherwise an anonymous dot).
+    OnLiveMap,
+}
+
 /// What starts every handle, so a path segment tells a handle from an id at once.
 pub const HANDLE_PREFIX: &str = "c_";
 

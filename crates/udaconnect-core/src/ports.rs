@@ -15,7 +15,7 @@ use crate::auth::{
     Account, AccountId, Email, EmailChange, Issued, NewAccount, NewSession, NewToken, Principal,
     Revoked, Role, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenSecret,
 };
-use crate::consent::{Choice, ContactChoices};
+use crate::consent::{Choice, ContactChoices, Shown};
 use crate::envelope::PersonKey;
 use crate::model::{Location, LocationId, NewPerson, Person, PersonId};
 use crate::record::{LogRecord, Position};
@@ -297,28 +297,19 @@ pub trait AccountStore: Send + Sync + 'static {
     /// minute, so a device in steady use costs no write per ping.
     async fn device_seen(&self, device: &DeviceInfo, seen: Seen) -> Result<()>;
 
-    /// Whether the people the account's person met may see their name and company; `false`
-    /// until the account says otherwise.
-    async fn visible(&self, account: AccountId) -> Result<bool>;
-    /// Records the account's choice; `false` when there is no such account.
-    async fn set_visible(
+    /// Whether the account chose to be shown by name as `shown` says; `false` until it says so.
+    async fn shown(&self, account: AccountId, shown: Shown) -> Result<bool>;
+    /// Records the account's choice of being shown by name as `shown` says; `false` when
+    /// there is no such account.
+    async fn set_shown(
         &self,
         account: AccountId,
-        visible: bool,
+        shown: Shown,
+        yes: bool,
         now: DateTime<Utc>,
     ) -> Result<bool>;
     /// Those of `persons` whose account lets the people they met see them, in no order.
     async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>>;
-    /// Whether the account's person is shown by name on the organizers' live map; `false`
-    /// (an anonymous dot) until the account says otherwise.
-    async fn on_live_map(&self, account: AccountId) -> Result<bool>;
-    /// Records the account's choice; `false` when there is no such account.
-    async fn set_on_live_map(
-        &self,
-        account: AccountId,
-        shown: bool,
-        now: DateTime<Utc>,
-    ) -> Result<bool>;
     /// Every person whose account chose to be shown by name on the live map, in no order
     /// (one per such account: few beside the attendees of a venue).
     async fn persons_on_live_map(&self) -> Result<Vec<PersonId>>;

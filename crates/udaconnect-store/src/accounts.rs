@@ -14,7 +14,7 @@ use udaconnect_core::auth::{
     Revoked, Role, Scopes, SessionId, SessionInfo, SignInLink, TokenId, TokenInfo, TokenKind,
     TokenSecret,
 };
-use udaconnect_core::consent::{Choice, ContactChoices};
+use udaconnect_core::consent::{Choice, ContactChoices, Shown};
 use udaconnect_core::model::PersonId;
 use udaconnect_core::ports::AccountStore;
 use udaconnect_core::time::truncate_to_micros;
@@ -23,7 +23,6 @@ use udaconnect_core::{Error, Result};
 
 use crate::rows::FromRow;
 use crate::sql_limit;
-use crate::visibility::Shown;
 
 /// A value bound to an account statement; each engine binds it as its column type (times:
 /// whole microseconds either way).
@@ -468,36 +467,22 @@ impl<D: AccountDb> AccountStore for Accounts<D> {
         self.record_device_seen(device, seen).await
     }
 
-    async fn visible(&self, account: AccountId) -> Result<bool> {
-        self.said_yes(account, Shown::ToContacts).await
+    async fn shown(&self, account: AccountId, shown: Shown) -> Result<bool> {
+        self.said_yes(account, shown).await
     }
 
-    async fn set_visible(
+    async fn set_shown(
         &self,
         account: AccountId,
-        visible: bool,
+        shown: Shown,
+        yes: bool,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        self.record_shown(Shown::ToContacts, account, visible, now)
-            .await
+        self.record_shown(shown, account, yes, now).await
     }
 
     async fn visible_persons(&self, persons: &[PersonId]) -> Result<Vec<PersonId>> {
         self.persons_visible(persons).await
-    }
-
-    async fn on_live_map(&self, account: AccountId) -> Result<bool> {
-        self.said_yes(account, Shown::OnLiveMap).await
-    }
-
-    async fn set_on_live_map(
-        &self,
-        account: AccountId,
-        shown: bool,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        self.record_shown(Shown::OnLiveMap, account, shown, now)
-            .await
     }
 
     async fn persons_on_live_map(&self) -> Result<Vec<PersonId>> {

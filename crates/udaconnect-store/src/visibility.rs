@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use udaconnect_core::auth::{Account, AccountId};
+use udaconnect_core::consent::Shown;
 use udaconnect_core::model::PersonId;
 use udaconnect_core::Result;
 
@@ -25,35 +26,25 @@ const SET_ON_LIVE_MAP: &str = "INSERT INTO account_live_map (account_id, shown, 
 /// Persons asked about in one statement: well within both engines' bound on parameters.
 const PERSONS_PER_QUERY: usize = 500;
 
-/// Where an account may choose to be shown by name.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Shown {
-    /// To the people the person met.
-    ToContacts,
-    /// To organizers on the live map.
-    OnLiveMap,
+/// The accounts that said yes to `shown`, as a condition on `account.id`.
+fn said_yes_to(shown: Shown) -> &'static str {
+    match shown {
+        Shown::ToContacts => "id IN (SELECT account_id FROM account_visibility WHERE visible)",
+        Shown::OnLiveMap => "id IN (SELECT account_id FROM account_live_map WHERE shown)",
+    }
 }
 
-impl Shown {
-    /// The accounts that said yes, as a condition on `account.id`.
-    fn said_yes(self) -> &'static str {
-        match self {
-            Shown::ToContacts => "id IN (SELECT account_id FROM account_visibility WHERE visible)",
-            Shown::OnLiveMap => "id IN (SELECT account_id FROM account_live_map WHERE shown)",
-        }
-    }
-
-    fn set(self) -> &'static str {
-        match self {
-            Shown::ToContacts => SET_VISIBLE,
-            Shown::OnLiveMap => SET_ON_LIVE_MAP,
-        }
+/// The statement recording a choice of `shown`.
+fn record(shown: Shown) -> &'static str {
+    match shown {
+        Shown::ToContacts => SET_VISIBLE,
+        Shown::OnLiveMap => SET_ON_LIVE_MAP,
     }
 }
 
 impl<D: AccountDb> Accounts<D> {
     pub(crate) async fn said_yes(&self, account: AccountId, shown: Shown) -> Result<bool> {
-        let sql = select_accounts(&format!("WHERE id = $1 AND {}", shown.said_yes()));
+        let sql = select_accounts(&format!("WHERE id = $1 AND {}", said_yes_to(shown)));
         let found = self
             .0
             .rows::<Account>(&sql, vec![Arg::Int(account)])
@@ -70,11 +61,11 @@ impl<D: AccountDb> Accounts<D> {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let args = vec![Arg::Int(account), Arg::Flag(yes), Arg::Time(now)];
-        self.changed(shown.set(), args).await
+        self.changed(record(shown), args).await
     }
 
     pub(crate) async fn persons_visible(&self, persons: &[PersonId]) -> Result<Vec<PersonId>> {
-        let said_yes = Shown::ToContacts.said_yes();
+        let said_yes = said_yes_to(Shown::ToContacts);
         let mut visible = Vec::new();
         for chunk in persons.chunks(PERSONS_PER_QUERY) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
@@ -90,7 +81,7 @@ impl<D: AccountDb> Accounts<D> {
     }
 
     pub(crate) async fn persons_shown_on_live_map(&self) -> Result<Vec<PersonId>> {
-        let said_yes = Shown::OnLiveMap.said_yes();
+        let said_yes = said_yes_to(Shown::OnLiveMap);
         let sql = select_accounts(&format!("WHERE person_id IS NOT NULL AND {said_yes}"));
         let found = self.0.rows::<Account>(&sql, Vec::new()).await?;
         Ok(found.into_iter().filter_map(|a| a.person).collect())

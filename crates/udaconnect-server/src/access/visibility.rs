@@ -5,6 +5,7 @@
 use axum::Json;
 use serde::Serialize;
 use udaconnect_core::auth::AccountId;
+use udaconnect_core::consent::Shown;
 use udaconnect_core::ports::DynAccountStore;
 use udaconnect_core::{Error, Result};
 
@@ -45,8 +46,8 @@ impl Visibility {
     /// The account's choices as stored.
     async fn of(store: &DynAccountStore, account: AccountId) -> Result<Visibility> {
         Ok(Visibility {
-            visible: store.visible(account).await?,
-            on_live_map: store.on_live_map(account).await?,
+            visible: store.shown(account, Shown::ToContacts).await?,
+            on_live_map: store.shown(account, Shown::OnLiveMap).await?,
         })
     }
 }
@@ -93,17 +94,16 @@ pub async fn set_my_visibility(
     }
     let store = api.auth.store().await?;
     let now = chrono::Utc::now();
-    if let Some(visible) = visible {
-        if !store.set_visible(account, visible, now).await? {
+    let chosen = [
+        (Shown::ToContacts, visible),
+        (Shown::OnLiveMap, on_live_map),
+    ];
+    for (shown, yes) in chosen {
+        let Some(yes) = yes else { continue };
+        if !store.set_shown(account, shown, yes, now).await? {
             return Err(account_gone().into());
         }
-        tracing::info!(account, visible, "visibility to met people chosen");
-    }
-    if let Some(shown) = on_live_map {
-        if !store.set_on_live_map(account, shown, now).await? {
-            return Err(account_gone().into());
-        }
-        tracing::info!(account, shown, "visibility on the live map chosen");
+        tracing::info!(account, ?shown, yes, "visibility chosen");
     }
     Ok(Json(Visibility::of(store, account).await?))
 }

@@ -17,6 +17,7 @@ use futures_util::{stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use udaconnect_core::audit::MAX_AUDIT_ROWS;
+use udaconnect_core::consent::Shown;
 use udaconnect_core::model::{KeptLocation, Location, Person, PersonId, Telemetry};
 use udaconnect_core::ports::DynLocationStore;
 use udaconnect_core::time::{format_utc, to_micros, Window};
@@ -229,7 +230,7 @@ pub async fn export(
             email_verified: account.email_verified,
             secondary_email: account.secondary_email.as_ref().map(ToString::to_string),
             created: format_utc(account.created),
-            visible: store.visible(account.id).await?,
+            visible: store.shown(account.id, Shown::ToContacts).await?,
         },
         person,
         tokens: shown(&store.tokens(account.id).await?),
