@@ -39,15 +39,7 @@ pub fn tansu() -> PathBuf {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
-    let path_dirs = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    cargo_home
-        .map(|home| home.join("bin"))
-        .into_iter()
-        .chain(path_dirs)
-        .map(|dir| dir.join("tansu"))
-        .find(|candidate| candidate.is_file())
+    crate::local::find_program("tansu", cargo_home.map(|home| home.join("bin")), &[])
         .expect("the Kafka-protocol broker `tansu` is not installed: run scripts/kafka install")
 }
 

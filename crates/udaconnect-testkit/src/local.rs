@@ -10,6 +10,22 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The program `name`: the first found in `first` (directories searched before `PATH`), then
+/// `PATH`, then `last` (directories a package puts programs in that `PATH` may lack).
+pub fn find_program(
+    name: &str,
+    first: impl IntoIterator<Item = PathBuf>,
+    last: &[&str],
+) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    first
+        .into_iter()
+        .chain(std::env::split_paths(&path))
+        .chain(last.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
 /// `target/test-artifacts/<what>`, created: where tests leave logs worth reading after a failure.
 pub fn artifacts(what: &str) -> PathBuf {
     let dir = repo_root().join("target/test-artifacts").join(what);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-use crate::local::unique;
+use crate::local::{find_program, unique};
 
 /// The broker every test uses.
 pub const BROKER: &str = "mqtt://127.0.0.1:1883";
@@ -126,12 +126,8 @@ impl OwnBroker {
     /// the `sbin` directories packages put it in, does not start, or does not listen within
     /// 10 s.
     pub fn try_start(settings: &[&str]) -> io::Result<OwnBroker> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let bin = std::env::split_paths(&path)
-            .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
-            .map(|dir| dir.join("mosquitto"))
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
+        let bin =
+            find_program("mosquitto", [], &["/usr/sbin", "/usr/local/sbin"]).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::NotFound,
                     "mosquitto is not installed (scripts/mosquitto installs it)",
