@@ -174,19 +174,20 @@ impl Context {
     }
 
     /// The account store (accounts, tokens, devices), opened on first use: the data
-    /// directory's `accounts.sqlite3`, or the PostgreSQL store.
+    /// directory's `accounts.sqlite3`, or the PostgreSQL store. It is the authenticator's, so
+    /// a process holds one (one set of SQLite connections, one PostgreSQL pool), not one for
+    /// its roles and another for its credentials.
     pub async fn account_store(&mut self, role: Role) -> anyhow::Result<DynAccountStore> {
         if let Some(a) = &self.accounts {
             return Ok(a.clone());
         }
-        let url = match &self.backends {
-            Backends::Embedded(stack) => StoreUrl::Embedded(stack.data_dir.clone()),
-            Backends::Urls(by_url) => by_url.store.clone(),
-        };
-        let opened = crate::wiring::backends::open_account_stores(&url)
-            .await?
-            .accounts;
-        tracing::info!(role = %role, store = %url, "account store open");
+        let opened = self
+            .auth
+            .store()
+            .await
+            .context("failed to open the account store")?
+            .clone();
+        tracing::info!(role = %role, "account store open");
         self.accounts = Some(opened.clone());
         Ok(opened)
     }
