@@ -157,13 +157,12 @@ impl Authenticator {
                 let url = self.url.as_ref().ok_or_else(|| {
                     Error::Unavailable("account store (this process has none)".into())
                 })?;
-                open_account_stores(url)
-                    .await
-                    .map(|s| s.accounts)
-                    .map_err(|e| {
-                        tracing::warn!(error = format!("{e:#}"), "account store did not open");
-                        Error::Unavailable("account store".into())
-                    })
+                let opened = open_account_stores(url).await.map_err(|e| {
+                    tracing::warn!(error = format!("{e:#}"), "account store did not open");
+                    Error::Unavailable("account store".into())
+                })?;
+                tracing::info!(store = %url, "account store open");
+                Ok(opened.accounts)
             })
             .await
     }

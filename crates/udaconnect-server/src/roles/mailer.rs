@@ -65,7 +65,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     // carries none (see `signin`).
     let sender: DynMailSender = Arc::new(LinkingSender {
         inner: sender,
-        accounts: ctx.account_store(ROLE).await?,
+        accounts: ctx.account_store().await?,
         clock: ctx.options.signin.clock.clone(),
         log_links: settings.smtp.is_none(),
     });

@@ -23,7 +23,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     // The roles started after it in this process call it directly.
     let directory: DynPersonDirectory = Arc::new(LocalPersons::new(stores.persons.clone()));
     ctx.persons = Some(directory.clone());
-    let accounts = ctx.account_store(ROLE).await?;
+    let accounts = ctx.account_store().await?;
     let settings = ctx.options.signin.clone();
     let log = if settings.mails {
         Some(ctx.log(ROLE)?)

@@ -26,7 +26,7 @@ pub async fn start(ctx: &mut Context) -> anyhow::Result<Option<RunningRole>> {
     };
     let trackers = Arc::new(Trackers::new(
         ingest,
-        ctx.account_store(ROLE).await?,
+        ctx.account_store().await?,
         Arc::new(SystemClock),
         &ctx.options.edge,
         ctx.auth.clone(),

@@ -143,8 +143,6 @@ pub struct Context {
     pub(crate) called: Vec<Role>,
     /// Free space where this process writes locally (`None` when it writes nowhere local).
     pub(crate) disk: Option<Arc<DiskGuard>>,
-    /// The account store, opened by the first role that asks.
-    pub(crate) accounts: Option<DynAccountStore>,
 }
 
 impl Context {
@@ -173,23 +171,12 @@ impl Context {
         }
     }
 
-    /// The account store (accounts, tokens, devices), opened on first use: the data
-    /// directory's `accounts.sqlite3`, or the PostgreSQL store. It is the authenticator's, so
-    /// a process holds one (one set of SQLite connections, one PostgreSQL pool), not one for
-    /// its roles and another for its credentials.
-    pub async fn account_store(&mut self, role: Role) -> anyhow::Result<DynAccountStore> {
-        if let Some(a) = &self.accounts {
-            return Ok(a.clone());
-        }
-        let opened = self
-            .auth
-            .store()
-            .await
-            .context("failed to open the account store")?
-            .clone();
-        tracing::info!(role = %role, "account store open");
-        self.accounts = Some(opened.clone());
-        Ok(opened)
+    /// The account store (accounts, tokens, devices): the authenticator's, opened on first
+    /// use, so a process holds one (one set of SQLite connections, one PostgreSQL pool), not
+    /// one for its roles and another for its credentials.
+    pub async fn account_store(&self) -> anyhow::Result<DynAccountStore> {
+        let store = self.auth.store().await;
+        Ok(store.context("failed to open the account store")?.clone())
     }
 
     /// The log, opened on first use.

@@ -101,7 +101,6 @@ pub(super) async fn run_roles(
         upstreams: Default::default(),
         called: Vec::new(),
         disk: None,
-        accounts: None,
     };
     ctx.disk = ctx.local_dir().map(|dir| {
         let edge = &ctx.options.edge;
